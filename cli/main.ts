@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// The one entry point: `nodemesh <command> …`. Each component owns its subcommands; this file only
+// dispatches, so a component's code is loaded only when its command runs.
+import { CliError, type Command } from './command';
+
+const commands: Record<string, () => Promise<Command>> = {
+  // one line per component: name: async () => (await import('../component/cli')).someCommand,
+};
+
+function usage(): string {
+  const names = Object.keys(commands).sort().join(', ');
+  return `usage: nodemesh <command> [options]\ncommands: ${names}\nrun 'nodemesh <command> --help' for a command's options`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 2;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`nodemesh: unknown command '${name}'\n${usage()}\n`);
+    return 2;
+  }
+  const command = await load();
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`nodemesh: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`nodemesh: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

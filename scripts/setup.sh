@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# One idempotent set-up step for both README commands: system packages, npm packages, generated
+# code, BPF objects, the native addon and the TypeScript. Every stage checks whether its inputs
+# changed since the last run and skips itself when they did not, so a second run is fast.
+#
+#   scripts/setup.sh              everything
+#   scripts/setup.sh --no-system  skip the system package check (build only)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+stamps="$root/.nm-stamps"
+mkdir -p "$stamps"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[setup] %s\033[0m\n' "$*" >&2; exit 1; }
+
+# hash_of PATHS... — a content hash of the given files and directories (sorted, stable).
+hash_of() {
+  find "$@" -type f \( ! -path '*/node_modules/*' \) -print0 2>/dev/null | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
+# fresh NAME HASH — true when stage NAME last ran with inputs HASH.
+fresh() { [ -f "$stamps/$1" ] && [ "$(cat "$stamps/$1")" = "$2" ]; }
+mark() { printf '%s' "$2" >"$stamps/$1"; }
+
+with_system=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-system) with_system=0 ;;
+    *) die "unknown option $arg (known: --no-system)" ;;
+  esac
+done
+
+# --- 1. system packages -------------------------------------------------------------------
+# command -> Debian package that provides it
+declare -A need_cmd=(
+  [clang]=clang [llc]=llvm [bpftool]=bpftool [ip]=iproute2 [cmake]=cmake [g++]=g++ [make]=make
+  [pkg-config]=pkg-config [nsenter]=util-linux [tcpdump]=tcpdump [iperf3]=iperf3
+)
+missing_system() {
+  local pkgs=()
+  for c in "${!need_cmd[@]}"; do command -v "$c" >/dev/null 2>&1 || pkgs+=("${need_cmd[$c]}"); done
+  pkg-config --exists libbpf 2>/dev/null || pkgs+=(libbpf-dev)
+  pkg-config --exists libelf 2>/dev/null || pkgs+=(libelf-dev)
+  pkg-config --exists zlib 2>/dev/null || pkgs+=(zlib1g-dev)
+  [ -e /usr/include/asm/types.h ] || [ -e "/usr/include/$(uname -m)-linux-gnu/asm/types.h" ] || pkgs+=(linux-libc-dev)
+  printf '%s\n' "${pkgs[@]}" | sort -u | grep -v '^$' || true
+}
+if [ "$with_system" = 1 ]; then
+  mapfile -t pkgs < <(missing_system)
+  if [ "${#pkgs[@]}" -gt 0 ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+      [ "$(id -u)" = 0 ] || die "missing system packages: ${pkgs[*]}. Run this as root (sudo) so it can apt-get install them."
+      say "installing system packages: ${pkgs[*]}"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >/dev/null
+      apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+    else
+      die "missing system packages (Debian names): ${pkgs[*]}.
+  This machine has no apt-get. Install the equivalents and run again, for example:
+    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3
+    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3"
+    fi
+  fi
+fi
+
+# --- 2. npm packages ------------------------------------------------------------------------
+lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)-$(node --version)"
+if [ ! -d node_modules ] || ! fresh npm "$lock_hash"; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  mark npm "$lock_hash"
+fi
+
+# --- 3. generated code (protos -> TypeScript) -----------------------------------------------
+if [ -x scripts/codegen.sh ] || [ -f scripts/codegen.sh ]; then
+  gen_hash="$(hash_of api/proto scripts/codegen.sh)-$lock_hash"
+  if [ ! -d api/gen ] || ! fresh codegen "$gen_hash"; then
+    say "generating code from protos"
+    bash scripts/codegen.sh
+    mark codegen "$gen_hash"
+  fi
+fi
+
+# --- 4. BPF objects -------------------------------------------------------------------------
+if [ -f bpf/Makefile ]; then
+  make -s -C bpf >/dev/null
+fi
+
+# --- 5. the native addon --------------------------------------------------------------------
+if [ -f native/CMakeLists.txt ]; then
+  native_hash="$(hash_of native/src native/CMakeLists.txt)-$lock_hash"
+  if [ ! -f native/build/Release/nodemesh_native.node ] || ! fresh native "$native_hash"; then
+    say "building the native addon (cmake-js, system libbpf)"
+    # nodedir: Node's headers come from the system, never from a download.
+    (cd native && npx --no-install cmake-js build --log-level error --directory . --out build \
+      --CDCMAKE_BUILD_TYPE=Release >/dev/null)
+    mark native "$native_hash"
+  fi
+fi
+
+# --- 6. TypeScript --------------------------------------------------------------------------
+npx --no-install tsc -p tsconfig.json
+chmod +x dist/cli/main.js 2>/dev/null || true
