@@ -1,0 +1,50 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = mkdtempSync(join(tmpdir(), 'nm-state-'));
+process.env.NODEMESH_LAB_STATE_ROOT = root;
+
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('lab state file', () => {
+  it('refuses bad lab names with a hint', async () => {
+    const { checkLabName } = await import('./state');
+    expect(checkLabName('lab2')).toBe('lab2');
+    expect(() => checkLabName('Lab')).toThrow(/a-z and 0-9/);
+    expect(() => checkLabName('toolongname')).toThrow(/1-8 characters/);
+    expect(() => checkLabName('a-b')).toThrow();
+  });
+
+  it('round-trips the topology and recorded processes; reports a missing lab', async () => {
+    const s = await import('./state');
+    expect(s.tryLoadLabState('nmu1')).toBeUndefined();
+    expect(() => s.loadLabState('nmu1')).toThrow(/lab up --lab nmu1/);
+    const topo: import('./state').LabTopology = {
+      version: 1,
+      lab: 'nmu1',
+      phase: 'creating',
+      createdAt: new Date().toISOString(),
+      cgroupMount: '/sys/fs/cgroup/unified',
+      cgroupRoot: '/sys/fs/cgroup/unified/nm-nmu1',
+      underlay: { netns: 'nm-nmu1-underlay', netnsPath: '/run/netns/nm-nmu1-underlay', bridge: 'nm-ul', cidr: '10.199.0.0/24' },
+      nodes: [],
+      pods: [],
+      control: { name: 'control', netns: 'nm-nmu1-control', netnsPath: '/run/netns/nm-nmu1-control', ip: '10.199.0.254', ifName: 'nm-ul', cgroup: '/x' },
+    };
+    s.writeLabTopology(topo);
+    expect(() => s.loadLabState('nmu1')).toThrow(/incomplete/);
+    s.writeLabTopology({ ...topo, phase: 'ready' });
+    s.recordLabProcess('nmu1', { name: 'echo', place: 'control', pid: 4242, startTime: '1', argv: ['x'], startedAt: new Date().toISOString() });
+    const st = s.loadLabState('nmu1');
+    expect(st.control.ip).toBe('10.199.0.254');
+    expect(st.processes.map((p) => p.pid)).toEqual([4242]);
+    expect(s.findPlace(st, 'control').kind).toBe('control');
+    expect(() => s.findPlace(st, 'nope')).toThrow(/known: control/);
+    s.forgetLabProcess('nmu1', 4242);
+    expect(s.loadLabState('nmu1').processes).toEqual([]);
+    s.removeLabStateDir('nmu1');
+    expect(s.tryLoadLabState('nmu1')).toBeUndefined();
+  });
+});
