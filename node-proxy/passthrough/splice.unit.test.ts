@@ -1,0 +1,101 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConnectionTable } from '../connections/table';
+import { splice } from './splice';
+
+// A proxy on loopback that splices every accepted connection to `target`, recording it in a table.
+function startProxy(target: AddressInfo, table: ConnectionTable, closed: Array<{ sent: number; received: number; error?: string }>): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (down) => {
+    const up = connect({ host: '127.0.0.1', port: target.port, allowHalfOpen: true });
+    const id = table.add({
+      direction: 'outbound',
+      workload: 'default/client',
+      source: { address: down.remoteAddress ?? '', port: down.remotePort ?? 0 },
+      originalDestination: { address: '127.0.0.1', port: target.port },
+      downstream: down,
+    });
+    splice(down, up, ({ error }) => {
+      const rec = table.close(id, error?.message);
+      closed.push({ sent: rec?.bytesSent ?? -1, received: rec?.bytesReceived ?? -1, error: rec?.error });
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// Upstream that answers each connection with sha256(everything received) once the client half-closes,
+// then a trailer, then closes its side.
+function startHashServer(): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    const h = createHash('sha256');
+    s.on('data', (d: Buffer) => h.update(d));
+    s.on('end', () => {
+      s.end(h.digest('hex') + '\n');
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function sendAndHash(port: number, payload: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c: Socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    c.on('data', (d: Buffer) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks).toString().trim()));
+    c.on('error', reject);
+    c.on('connect', () => c.end(payload));
+  });
+}
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+describe('splice', () => {
+  it.each([0, 1, 65_536, 4 * 1024 * 1024])('carries %i bytes intact, half-close delivers the reply, counts bytes', async (size) => {
+    const table = new ConnectionTable();
+    const closed: Array<{ sent: number; received: number; error?: string }> = [];
+    const upstream = await startHashServer();
+    const proxy = await startProxy(upstream.address() as AddressInfo, table, closed);
+    servers.push(upstream, proxy);
+    const payload = randomBytes(size);
+    const reply = await sendAndHash((proxy.address() as AddressInfo).port, payload);
+    expect(reply).toBe(createHash('sha256').update(payload).digest('hex'));
+    await expect.poll(() => closed.length).toBe(1);
+    expect(closed[0]).toEqual({ sent: size, received: 65, error: undefined });
+    expect(table.size).toBe(0);
+    expect(table.stats()).toMatchObject({ opened: 1, closed: 1, open: 0, bytesSent: size, bytesReceived: 65 });
+  });
+
+  it('keeps many concurrent connections apart', async () => {
+    const table = new ConnectionTable();
+    const closed: Array<{ sent: number; received: number }> = [];
+    const upstream = await startHashServer();
+    const proxy = await startProxy(upstream.address() as AddressInfo, table, closed);
+    servers.push(upstream, proxy);
+    const port = (proxy.address() as AddressInfo).port;
+    const payloads = Array.from({ length: 64 }, (_, i) => randomBytes(1000 + i * 997));
+    const replies = await Promise.all(payloads.map((p) => sendAndHash(port, p)));
+    replies.forEach((r, i) => expect(r).toBe(createHash('sha256').update(payloads[i]).digest('hex')));
+    await expect.poll(() => closed.length).toBe(64);
+  });
+
+  it('resets the client when the upstream resets', async () => {
+    const table = new ConnectionTable();
+    const closed: Array<{ sent: number; received: number; error?: string }> = [];
+    const upstream = createServer((s) => s.once('data', () => s.resetAndDestroy()));
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const proxy = await startProxy(upstream.address() as AddressInfo, table, closed);
+    servers.push(upstream, proxy);
+    const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
+      const c = connect({ host: '127.0.0.1', port: (proxy.address() as AddressInfo).port });
+      c.on('connect', () => c.write('hello'));
+      c.on('error', resolve);
+      c.on('end', () => resolve(Object.assign(new Error('clean end'), { code: 'END' })));
+    });
+    expect(err.code).toBe('ECONNRESET');
+    await expect.poll(() => closed.length).toBe(1);
+    expect(closed[0].error).toMatch(/ECONNRESET/);
+  });
+});
