@@ -1,0 +1,12 @@
+// The one place that loads @peculiar/x509: it needs a Reflect metadata polyfill before it loads
+// (its tsyringe dependency throws otherwise) and a WebCrypto provider (node:crypto's). Import the
+// library from here, never directly.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { webcrypto } from 'node:crypto';
+
+// The library's typings name the DOM's `Crypto`, which this project's lib settings do not declare.
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+export { x509 };
+export const subtle = webcrypto.subtle;
