@@ -12,8 +12,10 @@ export interface CaptureWorkload {
   readonly cgroupPath: string;
   /** The workload's own IP addresses (v4 and/or v6). */
   readonly addresses: readonly string[];
-  /** Destination ports never captured outbound and never steered inbound. */
-  readonly excludedPorts: readonly number[];
+  /** Destination ports whose outbound connections are not captured (e.g. a database the app reaches directly). */
+  readonly excludedOutboundPorts: readonly number[];
+  /** Local ports whose inbound connections are not steered to the node proxy. */
+  readonly excludedInboundPorts: readonly number[];
   /** Destination CIDRs never captured outbound ("10.0.0.0/8", "fd00::/64"). */
   readonly excludedCidrs: readonly string[];
 }

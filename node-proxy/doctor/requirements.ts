@@ -31,14 +31,15 @@ export const CAPTURE_REQUIREMENTS: readonly Requirement[] = [
   { id: 'attach.cgroup_sock_ops', kind: 'attach-type', what: 'BPF_CGROUP_SOCK_OPS', usedFor: 'sock_ops on the workload cgroup', minKernel: '4.13' },
   { id: 'attach.sk_lookup', kind: 'attach-type', what: 'BPF_SK_LOOKUP (netns link)', usedFor: 'sk_lookup on the workload netns', minKernel: '5.9' },
   { id: 'link.cgroup', kind: 'link', what: 'bpf_link for cgroup programs (BPF_LINK_CREATE)', usedFor: 'pinnable cgroup attachments that survive a restart', minKernel: '5.7' },
-  { id: 'helper.get_socket_cookie.sock_addr', kind: 'helper', what: 'bpf_get_socket_cookie in cgroup_sock_addr', usedFor: 'keying the original destination by socket', minKernel: '5.0' },
-  { id: 'helper.get_socket_cookie.sock_ops', kind: 'helper', what: 'bpf_get_socket_cookie in sock_ops', usedFor: 'joining the connect() record to the established socket', minKernel: '5.0' },
+  { id: 'helper.get_socket_cookie.sock_addr', kind: 'helper', what: 'bpf_get_socket_cookie in cgroup_sock_addr', usedFor: 'keying the original destination by socket', minKernel: '4.20' },
+  { id: 'helper.get_socket_cookie.sock_ops', kind: 'helper', what: 'bpf_get_socket_cookie in sock_ops', usedFor: 'joining the connect() record to the established socket', minKernel: '4.20' },
   { id: 'helper.get_netns_cookie.sock_addr', kind: 'helper', what: 'bpf_get_netns_cookie in cgroup_sock_addr', usedFor: 'telling workload netns apart', minKernel: '5.7' },
+  { id: 'helper.get_netns_cookie.sk_lookup', kind: 'helper', what: 'bpf_get_netns_cookie in sk_lookup', usedFor: 'finding the workload an inbound connection belongs to', minKernel: '5.9' },
   { id: 'helper.sk_assign.sk_lookup', kind: 'helper', what: 'bpf_sk_assign in sk_lookup', usedFor: 'handing inbound connections to 15006', minKernel: '5.9' },
   { id: 'map.hash', kind: 'map-type', what: 'BPF_MAP_TYPE_HASH', usedFor: 'enrolment and original-destination tables', minKernel: '3.19' },
   { id: 'map.lru_hash', kind: 'map-type', what: 'BPF_MAP_TYPE_LRU_HASH', usedFor: 'original destinations of short-lived connections', minKernel: '4.10' },
   { id: 'map.lpm_trie', kind: 'map-type', what: 'BPF_MAP_TYPE_LPM_TRIE', usedFor: 'excluded CIDRs', minKernel: '4.11' },
-  { id: 'map.sockmap', kind: 'map-type', what: 'BPF_MAP_TYPE_SOCKMAP', usedFor: 'the 15006 listener that sk_lookup assigns to', minKernel: '4.14' },
+  { id: 'map.sockhash', kind: 'map-type', what: 'BPF_MAP_TYPE_SOCKHASH', usedFor: 'the 15006 listeners that sk_lookup assigns to', minKernel: '4.18' },
 ];
 
 /** Compares dotted release numbers ("5.10" > "5.9"); ignores anything after the numbers. */
