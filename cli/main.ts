@@ -5,6 +5,7 @@ import { CliError, type Command } from './command';
 
 const commands: Record<string, () => Promise<Command>> = {
   // one line per component: name: async () => (await import('../component/cli')).someCommand,
+  lab: async () => (await import('../lab/cli.js')).labCommand,
 };
 
 function usage(): string {
