@@ -1,0 +1,14 @@
+// How the node proxy gets sockets inside a workload's network namespace: listeners for capture
+// (15001, 15006) and upstream connections that leave from the workload's netns. The node proxy
+// itself stays in its own netns and cgroup, so its sockets are never captured by the workload's
+// cgroup programs.
+import type { Server, Socket } from 'node:net';
+
+export interface NetnsSockets {
+  /** A listening server bound to host:port inside the netns at `netnsPath`. */
+  listen(netnsPath: string, host: string, port: number, onConnection: (socket: Socket) => void): Promise<Server>;
+  /** A connected TCP socket to host:port, made from inside the netns at `netnsPath`. */
+  connect(netnsPath: string, host: string, port: number): Promise<Socket>;
+  /** The file descriptor behind a listening server (to register it in a sockhash). */
+  serverFd(server: Server): number;
+}

@@ -1,0 +1,10 @@
+// Recovering where a captured outbound connection was going: connect4/connect6 recorded it and
+// sockops re-keyed it by what the node proxy sees on the accepted socket (netns cookie, client
+// address, client port). Lookup and removal go through this interface, so the connection handling
+// does not depend on the map's byte layout.
+import type { Endpoint } from '../connections/table';
+
+export interface OriginalDestinations {
+  /** Takes (looks up and removes) the original destination of the connection from `client`. */
+  take(netnsCookie: bigint, client: Endpoint): Endpoint | undefined;
+}
