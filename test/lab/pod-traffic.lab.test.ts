@@ -1,0 +1,105 @@
+// Pod-to-pod traffic in a 2 nodes x 2 pods lab: TCP echo (sizes 0 B .. 4 MiB, sha256 checked) and
+// HTTP (the server sees the client pod's own address), same node and across nodes; `lab exec`
+// runs inside the pod's netns and cgroup.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { privilegedDescribe } from '../support/privileged';
+import { labDown } from '../../lab/down';
+import { labUp } from '../../lab/up';
+import { runClient, reportPassed } from '../../lab/app/client';
+import { runInLab } from '../../lab/spawn';
+import { loadLabState, readLabProcesses, type LabTopology } from '../../lab/state';
+import { cli, dist, leftovers, startApp } from './support';
+
+const LAB = 'nmt1';
+
+privilegedDescribe('lab', 'pod-to-pod traffic in the netns lab', () => {
+  let lab: LabTopology;
+  let recorded: number[] = [];
+
+  beforeAll(async () => {
+    lab = (await labUp({ lab: LAB, nodes: 2, podsPerNode: 2 })).state;
+    await startApp(lab, 'pod1-2', ['echo', '--port', '9000'], 'echo-same-node');
+    await startApp(lab, 'pod2-1', ['echo', '--port', '9000'], 'echo-cross-node');
+    await startApp(lab, 'pod2-2', ['http', '--port', '8080', '--name', 'web', '--version', 'v7'], 'web');
+  });
+
+  afterAll(async () => {
+    recorded = readLabProcesses(LAB).map((p) => p.pid);
+    await labDown(LAB);
+    expect(await leftovers(LAB, recorded)).toEqual([]);
+  });
+
+  /** The sample client, run as a real process inside `from`. */
+  async function clientIn(from: string, args: string[]) {
+    const r = await runInLab(lab, from, [process.execPath, dist('lab/app/main.js'), 'client', ...args], 60_000);
+    const report = JSON.parse(r.stdout) as Awaited<ReturnType<typeof runClient>>;
+    return { code: r.code, report };
+  }
+
+  for (const [label, target] of [
+    ['same node', '10.200.1.3:9000'],
+    ['cross node', '10.200.2.2:9000'],
+  ] as const) {
+    it(`TCP echo ${label}: every size comes back byte for byte`, async () => {
+      for (const size of [0, 1, 65_537, 4 * 1024 * 1024]) {
+        const { code, report } = await clientIn('pod1-1', ['--target', target, '--connections', '6', '--concurrency', '3', '--size', String(size)]);
+        expect(report.errorSamples).toEqual([]);
+        expect(reportPassed(report)).toBe(true);
+        expect(code).toBe(0);
+        expect(report.bytesSent).toBe(size * 6);
+        expect(report.bytesReceived).toBe(size * 6);
+        expect(report.sha256Echoed).toBe(report.sha256Sent);
+        expect(report.latencyMs.count).toBe(6);
+      }
+    });
+  }
+
+  it('HTTP cross node: the server names itself and sees the client pod address', async () => {
+    const { code, report } = await clientIn('pod1-1', ['--mode', 'http', '--target', '10.200.2.3:8080', '--connections', '4', '--size', '300k', '--header', 'x-test=nmt1']);
+    expect(code).toBe(0);
+    expect(report.statusCodes).toEqual({ '200': 4 });
+    expect(report.sample).toMatchObject({ app: 'web', pod: 'pod2-2', node: 'node2', version: 'v7' });
+    expect(report.sample?.peer.address).toBe(lab.pods.find((p) => p.name === 'pod1-1')?.ip);
+    expect(report.sample?.local).toEqual({ address: '10.200.2.3', port: 8080 });
+    expect(report.sample?.request.headers['x-test']).toBe('nmt1');
+    expect(report.sample?.request.bodySha256).toBe(report.sha256Sent);
+  });
+
+  it('HTTP same node and from the control host: the peer is the caller address', async () => {
+    const same = await clientIn('pod2-1', ['--mode', 'http', '--target', '10.200.2.3:8080']);
+    expect(same.report.sample?.peer.address).toBe('10.200.2.2');
+    const ctl = await clientIn('control', ['--mode', 'http', '--target', '10.200.2.3:8080']);
+    expect(ctl.report.sample?.peer.address).toBe('10.199.0.254');
+  });
+
+  it('a pod cannot be reached on a port nobody listens on: the client reports the error and exits 1', async () => {
+    const { code, report } = await clientIn('pod1-1', ['--target', '10.200.2.3:9999', '--connections', '2']);
+    expect(code).toBe(1);
+    expect(report.errors).toBe(2);
+    expect(report.errorSamples.join()).toMatch(/ECONNREFUSED/);
+  });
+
+  it('lab exec runs inside the pod netns and cgroup, forwarding stdio and the exit code', async () => {
+    const r = await cli(['lab', 'exec', '--lab', LAB, 'pod2-1', '--', 'sh', '-c', 'cat /proc/self/cgroup; ip -o -4 addr show; echo to-stderr >&2; exit 3']);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^0::\/nm-nmt1\/pod2-1$/m);
+    expect(r.stdout).toMatch(/eth0\s+inet 10\.200\.2\.2\/24/);
+    expect(r.stdout).not.toMatch(/10\.200\.1\./);
+    expect(r.stderr).toContain('to-stderr');
+    const onNode = await runInLab(lab, 'node1', ['sh', '-c', 'cat /proc/self/cgroup; ip -o -4 addr show']);
+    expect(onNode.stdout).toMatch(/^0::\/nm-nmt1\/node1$/m);
+    expect(onNode.stdout).toMatch(/nm-ul\s+inet 10\.199\.0\.1\/24/);
+    expect(onNode.stdout).toMatch(/nm-pods\s+inet 10\.200\.1\.1\/24/);
+  });
+
+  it('lab status lists the running sample apps; a missing pod is named in the error', async () => {
+    const r = await cli(['lab', 'status', '--lab', LAB, '--json']);
+    expect(r.code).toBe(0);
+    const st = JSON.parse(r.stdout) as { processes: Array<{ name: string; place: string; alive: boolean }> };
+    expect(st.processes.filter((p) => p.alive).map((p) => `${p.name}@${p.place}`).sort()).toEqual(['echo-cross-node@pod2-1', 'echo-same-node@pod1-2', 'web@pod2-2']);
+    const bad = await cli(['lab', 'exec', '--lab', LAB, 'pod9-9', '--', 'true']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/no pod, node or control host named 'pod9-9'/);
+    expect(loadLabState(LAB).phase).toBe('ready');
+  });
+});
