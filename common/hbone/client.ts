@@ -1,0 +1,227 @@
+// The HBONE client: opens a tunnel (an HTTP/2 CONNECT stream over mutual TLS 1.3) to a
+// destination's port 15008 on behalf of a source workload, and hands back the stream once the
+// server answered 200. The server must prove the expected SPIFFE identity with a chain to the
+// trust bundle. Sessions are pooled per (source identity, destination, expected identity).
+import { X509Certificate } from 'node:crypto';
+import { connect as h2connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
+import { splitPem } from '../identity/pem';
+import { formatSpiffeId, toIdentity, type Identity } from '../identity/spiffe';
+import { clientVerification, spiffeIdOf, type TrustBundle } from '../identity/verify';
+import type { Logger } from '../log';
+import { formatAuthority, targetOf, type TunnelTarget } from './authority';
+import { TunnelConnectError, TunnelRefusedError } from './errors';
+import { requestHeaders, type TunnelHeaders } from './headers';
+import { SessionPool } from './pool';
+import { ALPN_H2, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
+
+/** A workload's certificate and key, as node:tls takes them. */
+export interface WorkloadCredentials {
+  /** PEM: the leaf certificate first, then any intermediates. */
+  readonly certChain: string;
+  /** PEM private key of the leaf. */
+  readonly key: string | Buffer;
+}
+
+export type ExpectedIdentity = Identity | string | readonly (Identity | string)[];
+
+export interface OpenOptions {
+  /** The source workload's certificate (presented to the server) and key. */
+  readonly source: WorkloadCredentials;
+  /** Roots the server's chain must lead to; also fixes the trust domain it must be in. */
+  readonly trustBundle: TrustBundle;
+  /** The HBONE listener, "ip:15008". */
+  readonly destination: string;
+  /** The identity (or any of the identities) the server must present. */
+  readonly expectedIdentity: ExpectedIdentity;
+  /** The CONNECT target, "endpointIP:targetPort". */
+  readonly authority: string;
+  readonly headers?: TunnelHeaders;
+  /** Give up if the tunnel is not up by then (connection + response), ms. */
+  readonly timeoutMs?: number;
+}
+
+export interface HboneClientOptions {
+  readonly windows?: WindowSettings;
+  readonly idleTimeoutMs?: number;
+  readonly maxStreamsPerConnection?: number;
+  readonly connectTimeoutMs?: number;
+  readonly openTimeoutMs?: number;
+  readonly logger?: Logger;
+}
+
+interface CredentialState {
+  readonly certChain: string;
+  readonly key: string | Buffer;
+  readonly bundle: TrustBundle;
+  readonly context: SecureContext;
+  readonly generation: number;
+}
+
+const ID_CACHE_LIMIT = 1024;
+
+export class HboneClient {
+  private readonly pool: SessionPool;
+  private readonly windows: WindowSettings;
+  private readonly credentials = new Map<string, CredentialState>();
+  private readonly sourceIds = new Map<string, string>();
+  private readonly openTimeoutMs: number;
+  private generation = 0;
+
+  constructor(private readonly options: HboneClientOptions = {}) {
+    this.windows = validateWindows(options.windows ?? DEFAULT_WINDOWS);
+    this.openTimeoutMs = options.openTimeoutMs ?? 15_000;
+    this.pool = new SessionPool({
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      maxStreamsPerConnection: options.maxStreamsPerConnection ?? Number.MAX_SAFE_INTEGER,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    });
+  }
+
+  /**
+   * Opens a tunnel and resolves with its stream (a Duplex: write to send to the destination
+   * workload, end() to half-close) once the server answered 200. Rejects with
+   * TunnelRefusedError (carrying the status) on any other answer, and with TunnelConnectError if
+   * no verified connection to the destination could be made.
+   */
+  async open(o: OpenOptions): Promise<ClientHttp2Stream> {
+    const target = targetOf(o.authority);
+    const destination = targetOf(o.destination);
+    const expected = normalizeExpected(o.expectedIdentity);
+    const sourceId = this.sourceIdOf(o.source.certChain);
+    const key = `${sourceId}|${formatAuthority(destination.host, destination.port)}|${expected.key}`;
+    const creds = this.credentialsFor(key, o);
+
+    let lease;
+    try {
+      lease = await this.pool.acquire(key, creds.generation, () => this.connect(destination, creds, expected.ids));
+    } catch (err) {
+      throw new TunnelConnectError(
+        `cannot open an HBONE connection from ${sourceId} to ${o.destination} (expecting ${expected.key}): ${err instanceof Error ? err.message : String(err)}`,
+        o.destination,
+        err,
+      );
+    }
+    let stream: ClientHttp2Stream;
+    try {
+      stream = lease.session.request(
+        { [h2.HTTP2_HEADER_METHOD]: h2.HTTP2_METHOD_CONNECT, [h2.HTTP2_HEADER_AUTHORITY]: formatAuthority(target.host, target.port), ...requestHeaders(o.headers) },
+        { endStream: false },
+      );
+    } catch (err) {
+      lease.release();
+      throw new TunnelConnectError(`cannot start an HBONE stream to ${o.destination}: ${err instanceof Error ? err.message : String(err)}`, o.destination, err);
+    }
+    stream.once('close', lease.release);
+    await this.awaitResponse(stream, o, o.timeoutMs ?? this.openTimeoutMs);
+    return stream;
+  }
+
+  /** Open HTTP/2 connections (all destinations). */
+  connectionCount(): number {
+    return this.pool.connectionCount();
+  }
+
+  poolSnapshot(): ReturnType<SessionPool['snapshot']> {
+    return this.pool.snapshot();
+  }
+
+  /** Sends GOAWAY on every connection and resolves when their streams have finished. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  destroy(): void {
+    this.pool.destroy();
+  }
+
+  private awaitResponse(stream: ClientHttp2Stream, o: OpenOptions, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        stream.off('response', onResponse);
+        stream.off('error', onError);
+        stream.off('close', onClose);
+        if (!err) return resolve();
+        if (!stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
+        reject(err);
+      };
+      const onResponse = (headers: Record<string, unknown>): void => {
+        const status = Number(headers[h2.HTTP2_HEADER_STATUS]);
+        if (status === 200) done();
+        else done(new TunnelRefusedError(status, o.destination, o.authority));
+      };
+      const onError = (err: Error): void => done(new TunnelConnectError(`the HBONE stream to ${o.authority} via ${o.destination} failed: ${err.message}`, o.destination, err));
+      const onClose = (): void =>
+        done(new TunnelConnectError(`the HBONE stream to ${o.authority} via ${o.destination} closed before a response (RST code ${stream.rstCode ?? 'none'})`, o.destination));
+      const timer = setTimeout(() => done(new TunnelConnectError(`no answer to CONNECT ${o.authority} via ${o.destination} within ${timeoutMs} ms`, o.destination)), timeoutMs);
+      stream.on('response', onResponse);
+      stream.on('error', onError);
+      stream.on('close', onClose);
+    });
+  }
+
+  private connect(dest: TunnelTarget, creds: CredentialState, expected: readonly Identity[]): ClientHttp2Session {
+    const verify = clientVerification(creds.bundle, expected);
+    const log = this.options.logger;
+    const session = h2connect(`https://${formatAuthority(dest.host, dest.port)}`, {
+      createConnection: () =>
+        tlsConnect({
+          host: dest.host,
+          port: dest.port,
+          secureContext: creds.context,
+          ALPNProtocols: [ALPN_H2],
+          rejectUnauthorized: verify.rejectUnauthorized,
+          checkServerIdentity: verify.checkServerIdentity,
+        }),
+      settings: { enablePush: false, initialWindowSize: this.windows.streamWindow, maxFrameSize: this.windows.maxFrameSize },
+      maxSessionMemory: maxSessionMemoryMiB(this.windows),
+    });
+    session.once('connect', () => {
+      session.setLocalWindowSize(this.windows.connectionWindow);
+      log?.debug({ destination: `${dest.host}:${dest.port}` }, 'HBONE connection up');
+    });
+    session.on('error', (err) => log?.debug({ destination: `${dest.host}:${dest.port}`, err: err.message }, 'HBONE connection error'));
+    return session;
+  }
+
+  private sourceIdOf(certChain: string): string {
+    let id = this.sourceIds.get(certChain);
+    if (id) return id;
+    const leafPem = splitPem(certChain)[0];
+    if (!leafPem) throw new Error('the source credentials have no certificate: certChain must hold the PEM leaf certificate first');
+    id = spiffeIdOf(new X509Certificate(leafPem));
+    if (this.sourceIds.size >= ID_CACHE_LIMIT) this.sourceIds.clear();
+    this.sourceIds.set(certChain, id);
+    return id;
+  }
+
+  /** The TLS context for a pool group; a new one (and a new generation) when the credentials changed. */
+  private credentialsFor(key: string, o: OpenOptions): CredentialState {
+    const cur = this.credentials.get(key);
+    if (cur && cur.certChain === o.source.certChain && cur.key === o.source.key && cur.bundle === o.trustBundle) return cur;
+    const next: CredentialState = {
+      certChain: o.source.certChain,
+      key: o.source.key,
+      bundle: o.trustBundle,
+      context: createSecureContext({
+        cert: o.source.certChain,
+        key: o.source.key,
+        ca: o.trustBundle.pem,
+        minVersion: TLS_VERSION,
+        maxVersion: TLS_VERSION,
+      }),
+      generation: ++this.generation,
+    };
+    this.credentials.set(key, next);
+    return next;
+  }
+}
+
+function normalizeExpected(e: ExpectedIdentity): { ids: Identity[]; key: string } {
+  if (typeof e === 'string') return { ids: [toIdentity(e)], key: e };
+  const list = Array.isArray(e) ? (e as readonly (Identity | string)[]) : [e as Identity];
+  if (list.length === 0) throw new Error('expectedIdentity is empty: name the SPIFFE identity the destination must present');
+  const ids = list.map(toIdentity);
+  return { ids, key: ids.map(formatSpiffeId).sort().join(',') };
+}

@@ -1,0 +1,322 @@
+// The HBONE server: accepts mutual TLS 1.3 (ALPN h2) connections whose client chain leads to the
+// trust bundle and names a SPIFFE identity of its trust domain, and for each CONNECT stream asks
+// a handler for a decision: deny (an HTTP status, 401/403) or allow with an upstream stream (the
+// node proxy's connection to the destination app), which it then splices to the tunnel stream.
+// Bad input is answered (405 for other methods, 400 for a malformed authority) or dropped, never
+// fatal. Credentials rotate at runtime without touching open connections.
+import { constants as h2, createSecureServer, type Http2SecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { Socket, type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Identity } from '../identity/spiffe';
+import { verifyTlsPeer, type TrustBundle } from '../identity/verify';
+import { createLogger, type Logger } from '../log';
+import { isTarget, parseAuthority, type TunnelTarget } from './authority';
+import { tunnelHeadersOf, type TunnelHeaders } from './headers';
+import { DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
+import { abortSide, splice, type SpliceResult } from './splice';
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** What the handler learns about one CONNECT stream. */
+export interface TunnelRequest {
+  readonly peerIdentity: Identity;
+  readonly peerSpiffeId: string;
+  /** The `:authority` as sent, "ip:port". */
+  readonly authority: string;
+  readonly target: TunnelTarget;
+  readonly headers: TunnelHeaders;
+  /** Where the HBONE connection arrived (this listener). */
+  readonly localAddress: Endpoint;
+  /** The peer node proxy's address. */
+  readonly remoteAddress: Endpoint;
+  /** Aborted when the client gives up on the stream before the decision is acted on. */
+  readonly signal: AbortSignal;
+}
+
+export type Decision =
+  | { readonly allow: false; readonly status: number; readonly reason: string }
+  | { readonly allow: true; readonly upstream: Duplex; readonly onClose?: (result: SpliceResult) => void };
+
+export type TunnelHandler = (request: TunnelRequest) => Promise<Decision>;
+
+export function deny(status: 401 | 403 | number, reason: string): Decision {
+  return { allow: false, status, reason };
+}
+
+export function allow(upstream: Duplex, onClose?: (result: SpliceResult) => void): Decision {
+  return { allow: true, upstream, onClose };
+}
+
+export interface ServerCredentials {
+  /** PEM: the server's leaf certificate first, then any intermediates. */
+  readonly certChain: string;
+  readonly key: string | Buffer;
+  /** Roots client chains must lead to; clients must be in its trust domain. */
+  readonly trustBundle: TrustBundle;
+}
+
+export interface HboneServerOptions {
+  readonly credentials: ServerCredentials;
+  readonly handler: TunnelHandler;
+  readonly maxConcurrentStreams?: number;
+  readonly windows?: WindowSettings;
+  readonly logger?: Logger;
+}
+
+export interface HboneServerStats {
+  connectionsAccepted: number;
+  /** Handshakes that failed (bad chain, wrong TLS version or ALPN, garbage). */
+  tlsErrors: number;
+  /** Connections whose verified chain named no acceptable identity. */
+  connectionsRejected: number;
+  connectionsActive: number;
+  streamsOpened: number;
+  streamsActive: number;
+  /** Streams answered with a status other than 200, by status. */
+  streamsRefused: Record<number, number>;
+  bytesToUpstream: number;
+  bytesToDownstream: number;
+}
+
+interface Peer {
+  readonly identity: Identity;
+  readonly spiffeId: string;
+}
+
+export type ListenOptions = { readonly host?: string; readonly port: number } | { readonly fd: number };
+
+export class HboneServer {
+  private readonly server: Http2SecureServer;
+  private readonly peers = new WeakMap<Http2Session, Peer>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly log: Logger;
+  private credentials: ServerCredentials;
+  private readonly counters: HboneServerStats = {
+    connectionsAccepted: 0,
+    tlsErrors: 0,
+    connectionsRejected: 0,
+    connectionsActive: 0,
+    streamsOpened: 0,
+    streamsActive: 0,
+    streamsRefused: {},
+    bytesToUpstream: 0,
+    bytesToDownstream: 0,
+  };
+
+  constructor(private readonly options: HboneServerOptions) {
+    this.credentials = options.credentials;
+    this.log = options.logger ?? createLogger('hbone-server');
+    const windows = validateWindows(options.windows ?? DEFAULT_WINDOWS);
+    this.server = createSecureServer({
+      ...tlsContextOptions(options.credentials),
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: false,
+      settings: {
+        maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+        initialWindowSize: windows.streamWindow,
+        maxFrameSize: windows.maxFrameSize,
+      },
+      maxSessionMemory: maxSessionMemoryMiB(windows),
+      unknownProtocolTimeout: 1000,
+    });
+    this.server.on('session', (session: ServerHttp2Session) => this.onSession(session, windows));
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      stream.on('error', (err) => this.log.debug({ err: err.message }, 'HBONE stream error'));
+      void this.onStream(stream, headers);
+    });
+    this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      this.counters.tlsErrors++;
+      this.log.info({ remote: socket.remoteAddress, err: err.message }, 'HBONE handshake failed');
+    });
+    this.server.on('sessionError', (err: Error) => this.log.debug({ err: err.message }, 'HBONE session error'));
+    this.server.on('unknownProtocol', (socket: TLSSocket) => {
+      this.counters.tlsErrors++;
+      this.log.info({ remote: socket.remoteAddress }, 'HBONE client did not negotiate ALPN h2; closing');
+      socket.destroy();
+    });
+  }
+
+  listen(options: ListenOptions): Promise<Endpoint> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(options, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (err) => this.log.error({ err: err.message }, 'HBONE listener error'));
+        resolve(this.address());
+      });
+    });
+  }
+
+  address(): Endpoint {
+    const a = this.server.address() as AddressInfo | null;
+    if (!a || typeof a === 'string') throw new Error('the HBONE server is not listening on an IP address');
+    return { address: a.address, port: a.port };
+  }
+
+  /** New credentials for new connections; connections already open keep theirs. */
+  rotate(credentials: ServerCredentials): void {
+    // requestCert/rejectUnauthorized are the server's own settings and stay as constructed.
+    this.server.setSecureContext(tlsContextOptions(credentials));
+    this.credentials = credentials;
+  }
+
+  stats(): Readonly<HboneServerStats> {
+    return { ...this.counters, streamsRefused: { ...this.counters.streamsRefused } };
+  }
+
+  /**
+   * Stops accepting, sends GOAWAY to every connection so open tunnels can finish, and destroys
+   * what is still open after `graceMs`.
+   */
+  close(graceMs = 5_000): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        for (const s of this.sessions) s.destroy();
+      }, graceMs);
+      timer.unref();
+      this.server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      for (const s of this.sessions) s.close();
+    });
+  }
+
+  private onSession(session: ServerHttp2Session, windows: WindowSettings): void {
+    session.on('error', (err) => this.log.debug({ err: err.message }, 'HBONE connection error'));
+    const socket = session.socket as TLSSocket;
+    let peer: Peer;
+    try {
+      const verified = verifyTlsPeer(socket, this.credentials.trustBundle, { role: 'client' });
+      peer = { identity: verified.identity, spiffeId: verified.spiffeId };
+    } catch (err) {
+      this.counters.connectionsRejected++;
+      this.log.warn({ remote: socket.remoteAddress, err: err instanceof Error ? err.message : String(err) }, 'HBONE client refused');
+      session.destroy(undefined, h2.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    this.peers.set(session, peer);
+    this.sessions.add(session);
+    this.counters.connectionsAccepted++;
+    this.counters.connectionsActive++;
+    session.once('close', () => {
+      this.sessions.delete(session);
+      this.counters.connectionsActive--;
+    });
+    const widen = (): void => session.setLocalWindowSize(windows.connectionWindow);
+    if (session.connecting) session.once('connect', widen);
+    else widen();
+  }
+
+  private refuse(stream: ServerHttp2Stream, status: number): void {
+    this.counters.streamsRefused[status] = (this.counters.streamsRefused[status] ?? 0) + 1;
+    if (stream.closed || stream.destroyed || stream.headersSent) return;
+    stream.respond({ [h2.HTTP2_HEADER_STATUS]: status }, { endStream: true });
+  }
+
+  private async onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    const session = stream.session;
+    const peer = session && this.peers.get(session);
+    if (!session || !peer) {
+      stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    const method = headers[h2.HTTP2_HEADER_METHOD];
+    if (method !== h2.HTTP2_METHOD_CONNECT) {
+      if (!stream.closed && !stream.headersSent) {
+        this.counters.streamsRefused[405] = (this.counters.streamsRefused[405] ?? 0) + 1;
+        stream.respond({ [h2.HTTP2_HEADER_STATUS]: 405, allow: 'CONNECT' }, { endStream: true });
+      }
+      return;
+    }
+    const rawAuthority = headers[h2.HTTP2_HEADER_AUTHORITY];
+    const authority = typeof rawAuthority === 'string' ? rawAuthority : '';
+    const target = parseAuthority(authority);
+    if (!isTarget(target)) {
+      this.log.info({ peer: peer.spiffeId, authority, problem: target.problem }, 'HBONE CONNECT with a malformed authority');
+      return this.refuse(stream, 400);
+    }
+    const socket = session.socket;
+    const controller = new AbortController();
+    const onEarlyClose = (): void => controller.abort();
+    stream.once('close', onEarlyClose);
+    const request: TunnelRequest = {
+      peerIdentity: peer.identity,
+      peerSpiffeId: peer.spiffeId,
+      authority,
+      target,
+      headers: tunnelHeadersOf(headers),
+      localAddress: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+      remoteAddress: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+      signal: controller.signal,
+    };
+
+    let decision: Decision;
+    try {
+      decision = await this.options.handler(request);
+    } catch (err) {
+      const status = isNetworkError(err) ? 503 : 500;
+      this.log.info({ peer: peer.spiffeId, authority, status, err: err instanceof Error ? err.message : String(err) }, 'HBONE tunnel not opened');
+      return this.refuse(stream, status);
+    }
+    if (!decision.allow) {
+      const status = decision.status >= 400 && decision.status <= 599 ? decision.status : 500;
+      this.log.info({ peer: peer.spiffeId, authority, status, reason: decision.reason }, 'HBONE tunnel denied');
+      return this.refuse(stream, status);
+    }
+    const upstream = decision.upstream;
+    if (upstream instanceof Socket && upstream.connecting) {
+      const err = await connected(upstream);
+      if (err) {
+        this.log.info({ peer: peer.spiffeId, authority, err: err.message }, 'HBONE upstream unreachable');
+        abortSide(upstream);
+        return this.refuse(stream, 503);
+      }
+    }
+    stream.off('close', onEarlyClose);
+    if (stream.closed || stream.destroyed) {
+      abortSide(upstream);
+      return;
+    }
+    stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 });
+    this.counters.streamsOpened++;
+    this.counters.streamsActive++;
+    splice(stream, upstream, (r) => {
+      this.counters.streamsActive--;
+      this.counters.bytesToUpstream += r.bytesToUpstream;
+      this.counters.bytesToDownstream += r.bytesToDownstream;
+      decision.onClose?.(r);
+    });
+  }
+}
+
+function tlsContextOptions(c: ServerCredentials): { cert: string; key: string | Buffer; ca: string; minVersion: 'TLSv1.3'; maxVersion: 'TLSv1.3' } {
+  return { cert: c.certChain, key: c.key, ca: c.trustBundle.pem, minVersion: TLS_VERSION, maxVersion: TLS_VERSION };
+}
+
+/** Errors from the network stack (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, …) mean the upstream is unavailable. */
+function isNetworkError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+}
+
+function connected(socket: Socket): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    const onConnect = (): void => {
+      socket.off('error', onError);
+      resolve(undefined);
+    };
+    const onError = (err: Error): void => {
+      socket.off('connect', onConnect);
+      resolve(err);
+    };
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+  });
+}

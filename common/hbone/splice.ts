@@ -1,0 +1,97 @@
+// Splicing a tunnel stream and the connection it stands for: bytes flow both ways with
+// backpressure (stream.pipe), a clean end of one direction half-closes the other side
+// (END_STREAM <-> FIN), and an abnormal end of either side resets the other (RST_STREAM
+// CONNECT_ERROR towards the tunnel peer, TCP RST towards a socket), as ztunnel does.
+// The data path adds one byte-counting listener per direction and nothing else per chunk.
+import { Socket } from 'node:net';
+import type { Http2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { RST_CONNECT_ERROR } from './settings';
+
+export interface SpliceResult {
+  /** Bytes read from the downstream side and written towards the upstream. */
+  readonly bytesToUpstream: number;
+  /** Bytes read from the upstream side and written towards the downstream. */
+  readonly bytesToDownstream: number;
+  /** The first error either side reported, or why the splice was cut short. */
+  readonly error?: Error;
+  /** True when both directions ended cleanly. */
+  readonly clean: boolean;
+  readonly durationMs: number;
+}
+
+function isHttp2Stream(d: Duplex): d is Http2Stream {
+  return typeof (d as Partial<Http2Stream>).close === 'function' && 'rstCode' in d && 'session' in d;
+}
+
+/** Ends `d` abnormally in the way its peer understands: RST_STREAM, TCP RST, or destroy. */
+export function abortSide(d: Duplex, err?: Error): void {
+  if (d.destroyed) return;
+  if (isHttp2Stream(d)) {
+    if (!d.closed) d.close(RST_CONNECT_ERROR);
+    return;
+  }
+  if (d instanceof Socket && !d.connecting) {
+    try {
+      d.resetAndDestroy();
+      return;
+    } catch {
+      // not a TCP handle (e.g. a Unix socket or a TLS wrapper): fall through to destroy
+    }
+  }
+  d.destroy(err);
+}
+
+/**
+ * Connects `downstream` and `upstream` both ways until both have closed, then calls `onDone`
+ * once. For TCP sockets use `allowHalfOpen: true`, otherwise a FIN from one side closes both
+ * directions early.
+ */
+export function splice(downstream: Duplex, upstream: Duplex, onDone?: (r: SpliceResult) => void): void {
+  const started = performance.now();
+  let toUp = 0;
+  let toDown = 0;
+  let firstError: Error | undefined;
+  let closed = 0;
+  let clean = true;
+
+  const onError = (err: Error): void => {
+    firstError ??= err;
+  };
+  const onClose = (self: Duplex, other: Duplex) => {
+    let seen = false;
+    return (): void => {
+      if (seen) return;
+      seen = true;
+      sideClosed(self, other);
+    };
+  };
+  const sideClosed = (self: Duplex, other: Duplex): void => {
+    closed++;
+    if (!(self.readableEnded && self.writableFinished)) {
+      clean = false;
+      if (!other.destroyed) abortSide(other, firstError);
+    }
+    if (closed === 2) {
+      onDone?.({ bytesToUpstream: toUp, bytesToDownstream: toDown, error: firstError, clean: clean && !firstError, durationMs: performance.now() - started });
+    }
+  };
+
+  downstream.on('error', onError);
+  upstream.on('error', onError);
+  downstream.on('data', (chunk: Buffer) => {
+    toUp += chunk.length;
+  });
+  upstream.on('data', (chunk: Buffer) => {
+    toDown += chunk.length;
+  });
+  const downClosed = onClose(downstream, upstream);
+  const upClosed = onClose(upstream, downstream);
+  downstream.once('close', downClosed);
+  upstream.once('close', upClosed);
+  downstream.pipe(upstream);
+  upstream.pipe(downstream);
+  // A side that had already closed before the splice began never emits 'close' again.
+  if (downstream.closed) process.nextTick(downClosed);
+  if (upstream.closed) process.nextTick(upClosed);
+}
