@@ -92,9 +92,21 @@ if [ -f native/CMakeLists.txt ]; then
   native_hash="$(hash_of native/src native/CMakeLists.txt)-$lock_hash"
   if [ ! -f native/build/Release/nodemesh_native.node ] || ! fresh native "$native_hash"; then
     say "building the native addon (cmake-js, system libbpf)"
-    # nodedir: Node's headers come from the system, never from a download.
-    (cd native && npx --no-install cmake-js build --log-level error --directory . --out build \
-      --CDCMAKE_BUILD_TYPE=Release >/dev/null)
+    # Node's headers come from the running Node's own installation (<prefix>/include/node),
+    # never from a download: cmake-js takes that directory from npm_config_nodedir.
+    node_prefix="$(dirname "$(dirname "$(node -p 'process.execPath')")")"
+    [ -f "$node_prefix/include/node/node_api.h" ] ||
+      die "Node's headers are missing ($node_prefix/include/node/node_api.h); install the Node.js headers (Debian: libnode-dev or nodejs from nodesource) and run again"
+    # A configure step that failed earlier leaves a cache without a build file: start clean then.
+    [ -f native/build/CMakeCache.txt ] && [ ! -f native/build/build.ninja ] && [ ! -f native/build/Makefile ] && rm -rf native/build
+    native_log="$(mktemp)"
+    if ! (cd native && npm_config_nodedir="$node_prefix" npx --no-install cmake-js build --log-level error --directory . \
+      --out build --CDCMAKE_BUILD_TYPE=Release) >"$native_log" 2>&1; then
+      grep -v '^npm warn' "$native_log" >&2 || true
+      rm -f "$native_log"
+      die "building the native addon failed (compiler output above)"
+    fi
+    rm -f "$native_log"
     mark native "$native_hash"
   fi
 fi

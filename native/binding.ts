@@ -1,0 +1,134 @@
+// Loads the compiled addon (native/build/Release/nodemesh_native.node) and turns its errors into
+// NativeError. Everything else in native/ goes through `binding` and `call`.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../common/paths';
+
+/** An error from the kernel or libbpf: what failed, on what, why (errno) and what to do. */
+export class NativeError extends Error {
+  override readonly name = 'NativeError';
+  constructor(
+    message: string,
+    /** positive errno, e.g. 1 for EPERM */
+    readonly errno: number,
+    /** symbolic errno, e.g. 'EPERM' */
+    readonly code: string,
+    /** the operation that failed, e.g. 'load BPF object' */
+    readonly op: string,
+    /** the object it was applied to: a path, a map name, an address */
+    readonly object: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RawProgramSpec {
+  name: string;
+  section: string;
+  type: string;
+  expectedAttachType: string;
+  fd: number;
+}
+export interface RawMapSpec {
+  name: string;
+  type: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  fd: number;
+  pinPath: string | null;
+}
+export interface RawMapInfo {
+  name: string;
+  id: number;
+  type: string;
+  keySize: number;
+  valueSize: number;
+  valueBufferSize: number;
+  maxEntries: number;
+  flags: number;
+}
+export interface RawNativeObject {
+  programs(): RawProgramSpec[];
+  maps(): RawMapSpec[];
+  close(): void;
+}
+export interface RawNativeMap {
+  info(): RawMapInfo;
+  lookup(key: Buffer): Buffer | undefined;
+  update(key: Buffer, value: Buffer, flags: number): void;
+  delete(key: Buffer): boolean;
+  nextKey(key: Buffer | undefined): Buffer | undefined;
+  fd(): number;
+  close(): void;
+}
+export interface RawSockOpts {
+  transparent?: boolean;
+  freebind?: boolean;
+  reuseAddress?: boolean;
+  reusePort?: boolean;
+  mark?: number;
+}
+export interface RawBinding {
+  NativeObject: new (path: string, pinRoot: string | undefined) => RawNativeObject;
+  NativeMap: new (fd: number, label: string) => RawNativeMap;
+  objGet(path: string): number;
+  objPin(fd: number, path: string): void;
+  closeFd(fd: number): void;
+  dupFd(fd: number): number;
+  progInfo(fd: number): { name: string; id: number; type: string; tag: string };
+  linkInfo(fd: number): { id: number; progId: number; type: number; attachType?: string; cgroupId?: bigint; netnsIno?: number };
+  linkCreate(progFd: number, target: string, attachType: string, label: string): number;
+  linkDetach(fd: number): void;
+  socketCookie(fd: number): bigint;
+  setMark(fd: number, mark: number): void;
+  listenInNetns(netns: string, host: string, port: number, backlog: number, opts: RawSockOpts): number;
+  connectInNetns(
+    netns: string,
+    host: string,
+    port: number,
+    localHost: string | undefined,
+    localPort: number | undefined,
+    timeoutMs: number,
+    opts: RawSockOpts,
+  ): Promise<number>;
+  netnsCookie(netns: string): bigint;
+  probeProgramType(name: string): boolean;
+  probeMapType(name: string): boolean;
+  probeHelper(progType: string, helperId: number): boolean;
+  libbpfVersion(): string;
+}
+
+export const addonPath: string = join(projectRoot, 'native', 'build', 'Release', 'nodemesh_native.node');
+
+let loaded: RawBinding | undefined;
+
+/** The addon, loaded on first use (so importing native/ never fails by itself). */
+export function binding(): RawBinding {
+  if (loaded) return loaded;
+  if (!existsSync(addonPath)) {
+    throw new Error(`the native addon is not built (${addonPath} is missing): run \`bash scripts/setup.sh\` in ${projectRoot}`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  loaded = require(addonPath) as RawBinding;
+  return loaded;
+}
+
+/** Converts an error thrown by the addon into a NativeError (others pass through). */
+export function toNativeError(err: unknown): unknown {
+  if (err instanceof Error && typeof (err as { errno?: unknown }).errno === 'number' && !(err instanceof NativeError)) {
+    const e = err as Error & { errno: number; code: string; op?: string; object?: string };
+    return new NativeError(e.message, e.errno, e.code, e.op ?? '', e.object ?? '');
+  }
+  return err;
+}
+
+/** Runs fn, rethrowing addon errors as NativeError. */
+export function call<T>(fn: (b: RawBinding) => T): T {
+  const b = binding();
+  try {
+    return fn(b);
+  } catch (err) {
+    throw toNativeError(err);
+  }
+}

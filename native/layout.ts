@@ -1,0 +1,264 @@
+// The capture maps' keys and values (bpf/include/maps.h), encoded to and decoded from Buffers.
+// `Structs` states every C struct's size and field offsets; native/layout.unit.test.ts checks it
+// against the BTF of the built object, and the codecs below use only these offsets.
+import { isIPv4, isIPv6 } from 'node:net';
+import { endianness } from 'node:os';
+
+const LE = endianness() === 'LE';
+
+export const Structs = {
+  nm_workload: { size: 8, fields: { flags: 0, outbound_port: 4, _pad: 6 } },
+  nm_port_key: { size: 16, fields: { netns_cookie: 0, port: 8, direction: 10, _pad: 11 } },
+  nm_cidr_key: { size: 28, fields: { prefixlen: 0, netns_cookie: 4, addr: 12 } },
+  nm_sockaddr: { size: 20, fields: { addr: 0, port: 16, family: 18 } },
+  nm_pending: { size: 32, fields: { dst: 0, _pad: 20, netns_cookie: 24 } },
+  nm_conn_key: { size: 32, fields: { netns_cookie: 0, addr: 8, port: 24, _pad: 26 } },
+  nm_ip_key: { size: 16, fields: { addr: 0 } },
+} as const;
+
+/** Each map: name, and the key / value sizes its definition in maps.h declares. */
+export const Maps = {
+  nm_workloads: { key: 8, value: Structs.nm_workload.size },
+  nm_excl_ports: { key: Structs.nm_port_key.size, value: 1 },
+  nm_excl_cidrs: { key: Structs.nm_cidr_key.size, value: 1 },
+  nm_pending: { key: 8, value: Structs.nm_pending.size },
+  nm_orig_dst: { key: Structs.nm_conn_key.size, value: Structs.nm_sockaddr.size },
+  nm_workload_ips: { key: Structs.nm_ip_key.size, value: 8 },
+  nm_inbound: { key: Structs.nm_ip_key.size, value: 8 },
+} as const;
+export type MapName = keyof typeof Maps;
+
+export const WorkloadFlags = { CAPTURE_OUT: 0x1, CAPTURE_IN: 0x2 } as const;
+export const Direction = { OUT: 1, IN: 2 } as const;
+export type Direction = (typeof Direction)[keyof typeof Direction];
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+// --- host-order integers (the kernel stores __u64 / __u32 / __u16 in the CPU's order) ---------
+
+function writeU64(b: Buffer, v: bigint, off: number): void {
+  if (LE) b.writeBigUInt64LE(v, off);
+  else b.writeBigUInt64BE(v, off);
+}
+function readU64(b: Buffer, off: number): bigint {
+  return LE ? b.readBigUInt64LE(off) : b.readBigUInt64BE(off);
+}
+function writeU32(b: Buffer, v: number, off: number): void {
+  if (LE) b.writeUInt32LE(v, off);
+  else b.writeUInt32BE(v, off);
+}
+function readU32(b: Buffer, off: number): number {
+  return LE ? b.readUInt32LE(off) : b.readUInt32BE(off);
+}
+function writeU16(b: Buffer, v: number, off: number): void {
+  if (LE) b.writeUInt16LE(v, off);
+  else b.writeUInt16BE(v, off);
+}
+function readU16(b: Buffer, off: number): number {
+  return LE ? b.readUInt16LE(off) : b.readUInt16BE(off);
+}
+
+/** A __u64 key or value (netns cookie). */
+export function encodeU64(v: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  writeU64(b, v, 0);
+  return b;
+}
+export function decodeU64(b: Buffer): bigint {
+  return readU64(b, 0);
+}
+
+/** The __u8 value (1) of the exclusion maps. */
+export const PRESENT: Buffer = Buffer.from([1]);
+
+// --- addresses: 16 bytes, IPv6 or IPv4-mapped ---------------------------------------------------
+
+function parseIPv4(s: string, out: Buffer, off: number): void {
+  const parts = s.split('.').map(Number);
+  for (let i = 0; i < 4; i++) out[off + i] = parts[i] ?? 0;
+}
+
+/** '10.0.0.1' → ::ffff:10.0.0.1, '::ffff:10.0.0.1' and 'fd00::1' as IPv6; 16 bytes. */
+export function encodeAddr(address: string): Buffer {
+  const out = Buffer.alloc(16);
+  const addr = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  if (isIPv4(addr)) {
+    out[10] = 0xff;
+    out[11] = 0xff;
+    parseIPv4(addr, out, 12);
+    return out;
+  }
+  if (!isIPv6(addr)) throw new TypeError(`not an IP address: '${address}'`);
+  let tail = addr;
+  let v4: string | undefined;
+  const lastColon = addr.lastIndexOf(':');
+  if (addr.includes('.')) {
+    v4 = addr.slice(lastColon + 1);
+    tail = addr.slice(0, lastColon + 1) + '0:0';
+  }
+  const [head, rest] = tail.includes('::') ? tail.split('::') : [tail, undefined];
+  const h = head ? head.split(':') : [];
+  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  if (v4) parseIPv4(v4, out, 12);
+  return out;
+}
+
+/** 16 bytes → '10.0.0.1' for IPv4-mapped, else the compressed IPv6 text. */
+export function decodeAddr(b: Buffer, off = 0): string {
+  const mapped = b.subarray(off, off + 10).every((x) => x === 0) && b[off + 10] === 0xff && b[off + 11] === 0xff;
+  if (mapped) return `${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(off + i * 2));
+  // longest run of zero groups (length >= 2) becomes '::'
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+// --- structs -------------------------------------------------------------------------------
+
+export interface Workload {
+  flags: number;
+  /** the node proxy's outbound listener port; 0 means 15001 */
+  outboundPort: number;
+}
+export function encodeWorkload(w: Workload): Buffer {
+  const s = Structs.nm_workload;
+  const b = Buffer.alloc(s.size);
+  writeU32(b, w.flags, s.fields.flags);
+  writeU16(b, w.outboundPort, s.fields.outbound_port);
+  return b;
+}
+export function decodeWorkload(b: Buffer): Workload {
+  const s = Structs.nm_workload;
+  return { flags: readU32(b, s.fields.flags), outboundPort: readU16(b, s.fields.outbound_port) };
+}
+
+export interface PortKey {
+  netnsCookie: bigint;
+  port: number;
+  direction: Direction;
+}
+export function encodePortKey(k: PortKey): Buffer {
+  const s = Structs.nm_port_key;
+  const b = Buffer.alloc(s.size);
+  writeU64(b, k.netnsCookie, s.fields.netns_cookie);
+  writeU16(b, k.port, s.fields.port);
+  b[s.fields.direction] = k.direction;
+  return b;
+}
+export function decodePortKey(b: Buffer): PortKey {
+  const s = Structs.nm_port_key;
+  return { netnsCookie: readU64(b, s.fields.netns_cookie), port: readU16(b, s.fields.port), direction: b[s.fields.direction] as Direction };
+}
+
+export interface CidrKey {
+  netnsCookie: bigint;
+  /** '10.96.0.0/16' or 'fd00::/8' */
+  cidr: string;
+}
+export function encodeCidrKey(k: CidrKey): Buffer {
+  const s = Structs.nm_cidr_key;
+  const [addr, lenText] = k.cidr.split('/');
+  if (!addr) throw new TypeError(`not a CIDR: '${k.cidr}'`);
+  const v4 = isIPv4(addr);
+  const max = v4 ? 32 : 128;
+  const len = lenText === undefined ? max : Number(lenText);
+  if (!Number.isInteger(len) || len < 0 || len > max) throw new TypeError(`CIDR '${k.cidr}': prefix length must be 0..${max}`);
+  const b = Buffer.alloc(s.size);
+  writeU32(b, 64 + (v4 ? 96 : 0) + len, s.fields.prefixlen);
+  writeU64(b, k.netnsCookie, s.fields.netns_cookie);
+  encodeAddr(addr).copy(b, s.fields.addr);
+  return b;
+}
+export function decodeCidrKey(b: Buffer): CidrKey {
+  const s = Structs.nm_cidr_key;
+  const bits = readU32(b, s.fields.prefixlen) - 64;
+  const addr = decodeAddr(b, s.fields.addr);
+  const len = isIPv4(addr) ? bits - 96 : bits;
+  return { netnsCookie: readU64(b, s.fields.netns_cookie), cidr: `${addr}/${len}` };
+}
+
+export interface SockAddr {
+  /** '10.96.0.12' (IPv4 and IPv4-mapped) or an IPv6 address */
+  address: string;
+  port: number;
+  /** the family the application's socket had: 4 or 6 */
+  family: 4 | 6;
+}
+export function encodeSockAddr(a: SockAddr): Buffer {
+  const s = Structs.nm_sockaddr;
+  const b = Buffer.alloc(s.size);
+  encodeAddr(a.address).copy(b, s.fields.addr);
+  b.writeUInt16BE(a.port, s.fields.port);
+  writeU16(b, a.family === 4 ? AF_INET : AF_INET6, s.fields.family);
+  return b;
+}
+export function decodeSockAddr(b: Buffer, off = 0): SockAddr {
+  const s = Structs.nm_sockaddr;
+  return {
+    address: decodeAddr(b, off + s.fields.addr),
+    port: b.readUInt16BE(off + s.fields.port),
+    family: readU16(b, off + s.fields.family) === AF_INET ? 4 : 6,
+  };
+}
+
+export interface Pending {
+  dst: SockAddr;
+  netnsCookie: bigint;
+}
+export function encodePending(p: Pending): Buffer {
+  const s = Structs.nm_pending;
+  const b = Buffer.alloc(s.size);
+  encodeSockAddr(p.dst).copy(b, s.fields.dst);
+  writeU64(b, p.netnsCookie, s.fields.netns_cookie);
+  return b;
+}
+export function decodePending(b: Buffer): Pending {
+  const s = Structs.nm_pending;
+  return { dst: decodeSockAddr(b, s.fields.dst), netnsCookie: readU64(b, s.fields.netns_cookie) };
+}
+
+export interface ConnKey {
+  netnsCookie: bigint;
+  /** the application's source address as the accepted socket shows it (remoteAddress) */
+  address: string;
+  /** the application's source port (remotePort) */
+  port: number;
+}
+export function encodeConnKey(k: ConnKey): Buffer {
+  const s = Structs.nm_conn_key;
+  const b = Buffer.alloc(s.size);
+  writeU64(b, k.netnsCookie, s.fields.netns_cookie);
+  encodeAddr(k.address).copy(b, s.fields.addr);
+  b.writeUInt16BE(k.port, s.fields.port);
+  return b;
+}
+export function decodeConnKey(b: Buffer): ConnKey {
+  const s = Structs.nm_conn_key;
+  return { netnsCookie: readU64(b, s.fields.netns_cookie), address: decodeAddr(b, s.fields.addr), port: b.readUInt16BE(s.fields.port) };
+}
+
+export function encodeIpKey(address: string): Buffer {
+  return encodeAddr(address);
+}
+export function decodeIpKey(b: Buffer): string {
+  return decodeAddr(b, Structs.nm_ip_key.fields.addr);
+}

@@ -1,0 +1,166 @@
+// Operations on BPF fds: pin / get from the bpffs, program and link info, bpf_link creation
+// (cgroup and netns attach points) and detach; socket options Node lacks.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "addon.h"
+#include "errors.h"
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+namespace nm {
+namespace {
+
+int FdArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "expected a file descriptor (number)");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+std::string PinHint(int err) {
+  if (err == EEXIST) return "something is already pinned there; unpin it first or open it with fromPin";
+  if (err == ENOENT) return "the parent directory does not exist or nothing is pinned there";
+  if (err == EPERM || err == EINVAL)
+    return "the path must be inside a bpffs mount (mount -t bpf bpf /sys/fs/bpf) and this needs root";
+  return "";
+}
+
+Napi::Value ObjGet(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>();
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) ThrowErrno(info.Env(), errno, "open pinned BPF object", path, PinHint(errno));
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value ObjPin(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  std::string path = info[1].As<Napi::String>();
+  if (bpf_obj_pin(fd, path.c_str())) ThrowErrno(info.Env(), errno, "pin BPF object at", path, PinHint(errno));
+  return info.Env().Undefined();
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  if (fd >= 0) close(fd);
+  return info.Env().Undefined();
+}
+
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (nfd < 0) ThrowErrno(info.Env(), errno, "dup", "fd " + std::to_string(fd));
+  return Napi::Number::New(info.Env(), nfd);
+}
+
+Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  bpf_prog_info pi;
+  std::memset(&pi, 0, sizeof pi);
+  uint32_t len = sizeof pi;
+  if (bpf_obj_get_info_by_fd(fd, &pi, &len))
+    ThrowErrno(env, errno, "get info of BPF program", "fd " + std::to_string(fd), "the fd or pin is not a BPF program");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", pi.name);
+  o.Set("id", pi.id);
+  o.Set("type", ProgTypeName(pi.type));
+  char tag[17];
+  for (int i = 0; i < 8; i++) snprintf(tag + 2 * i, 3, "%02x", pi.tag[i]);
+  o.Set("tag", std::string(tag, 16));
+  return o;
+}
+
+Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  bpf_link_info li;
+  std::memset(&li, 0, sizeof li);
+  uint32_t len = sizeof li;
+  if (bpf_obj_get_info_by_fd(fd, &li, &len))
+    ThrowErrno(env, errno, "get info of BPF link", "fd " + std::to_string(fd), "the fd or pin is not a BPF link");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", li.id);
+  o.Set("progId", li.prog_id);
+  o.Set("type", li.type);
+  if (li.type == BPF_LINK_TYPE_CGROUP) {
+    o.Set("cgroupId", Napi::BigInt::New(env, static_cast<uint64_t>(li.cgroup.cgroup_id)));
+    o.Set("attachType", AttachTypeName(li.cgroup.attach_type));
+  } else if (li.type == BPF_LINK_TYPE_NETNS) {
+    o.Set("netnsIno", li.netns.netns_ino);
+    o.Set("attachType", AttachTypeName(li.netns.attach_type));
+  }
+  return o;
+}
+
+// linkCreate(progFd, targetPath, attachType, label) -> link fd. The target is a cgroup v2
+// directory or a netns file (/proc/<pid>/ns/net, /run/netns/<name>).
+Napi::Value LinkCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int prog_fd = FdArg(info, 0);
+  std::string target = info[1].As<Napi::String>();
+  std::string attach = info[2].As<Napi::String>();
+  std::string label = info[3].As<Napi::String>();
+  int at = AttachTypeByName(attach);
+  if (at < 0) throw Napi::TypeError::New(env, "attach " + label + ": unknown attach type '" + attach + "'");
+  int tfd = open(target.c_str(), O_RDONLY | O_CLOEXEC);
+  if (tfd < 0) ThrowErrno(env, errno, "open attach target", target);
+  LibbpfLogReset();
+  int lfd = bpf_link_create(prog_fd, tfd, static_cast<bpf_attach_type>(at), nullptr);
+  int err = errno;
+  close(tfd);
+  if (lfd < 0) {
+    std::string hint;
+    if (err == EINVAL) hint = "the program type does not fit attach type " + attach + ", or the target is not a cgroup v2 directory / netns file";
+    if (err == EPERM) hint = "attaching needs root (CAP_NET_ADMIN, CAP_BPF)";
+    if (err == EBADF) hint = "the target is not a cgroup v2 directory or a netns file";
+    ThrowErrno(env, err, "attach " + label + " (" + attach + ") to", target, hint);
+  }
+  return Napi::Number::New(env, lfd);
+}
+
+Napi::Value LinkDetach(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  if (bpf_link_detach(fd)) ThrowErrno(info.Env(), errno, "detach BPF link", "fd " + std::to_string(fd));
+  return info.Env().Undefined();
+}
+
+Napi::Value SocketCookie(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
+    ThrowErrno(info.Env(), errno, "read SO_COOKIE of", "socket fd " + std::to_string(fd));
+  return Napi::BigInt::New(info.Env(), cookie);
+}
+
+Napi::Value SetMark(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  uint32_t mark = info[1].As<Napi::Number>().Uint32Value();
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark))
+    ThrowErrno(info.Env(), errno, "set SO_MARK on", "socket fd " + std::to_string(fd), errno == EPERM ? "needs CAP_NET_ADMIN" : "");
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitFd(Napi::Env env, Napi::Object exports) {
+  exports.Set("objGet", Napi::Function::New(env, ObjGet));
+  exports.Set("objPin", Napi::Function::New(env, ObjPin));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd));
+  exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
+  exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
+  exports.Set("linkCreate", Napi::Function::New(env, LinkCreate));
+  exports.Set("linkDetach", Napi::Function::New(env, LinkDetach));
+  exports.Set("socketCookie", Napi::Function::New(env, SocketCookie));
+  exports.Set("setMark", Napi::Function::New(env, SetMark));
+}
+
+}  // namespace nm
