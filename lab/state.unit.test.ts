@@ -1,27 +1,31 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import * as s from './state';
+import { checkLabName, type LabTopology } from './state';
 
-const root = mkdtempSync(join(tmpdir(), 'nm-state-'));
-process.env.NODEMESH_LAB_STATE_ROOT = root;
+// vi.hoisted runs before the imports above are evaluated: ./state then reads this temp dir as its root.
+const root = vi.hoisted(() => {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const dir = fs.mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'nm-state-'));
+  process.env.NODEMESH_LAB_STATE_ROOT = dir;
+  return dir as string;
+});
 
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('lab state file', () => {
-  it('refuses bad lab names with a hint', async () => {
-    const { checkLabName } = await import('./state');
+  it('refuses bad lab names with a hint', () => {
     expect(checkLabName('lab2')).toBe('lab2');
     expect(() => checkLabName('Lab')).toThrow(/a-z and 0-9/);
     expect(() => checkLabName('toolongname')).toThrow(/1-8 characters/);
     expect(() => checkLabName('a-b')).toThrow();
   });
 
-  it('round-trips the topology and recorded processes; reports a missing lab', async () => {
-    const s = await import('./state');
+  it('round-trips the topology and recorded processes; reports a missing lab', () => {
+    expect(s.LAB_STATE_ROOT).toBe(root);
     expect(s.tryLoadLabState('nmu1')).toBeUndefined();
     expect(() => s.loadLabState('nmu1')).toThrow(/lab up --lab nmu1/);
-    const topo: import('./state').LabTopology = {
+    const topo: LabTopology = {
       version: 1,
       lab: 'nmu1',
       phase: 'creating',
