@@ -3,7 +3,7 @@
 // CSR is well-formed, signed by its own key, and asks for exactly that identity and nothing else.
 import { X509Certificate } from 'node:crypto';
 import { toPem } from '../../common/identity/pem';
-import { formatSpiffeId, type Identity } from '../../common/identity/spiffe';
+import { formatSpiffeId, tryParseSpiffeId, type Identity } from '../../common/identity/spiffe';
 import { trustBundle, type TrustBundle } from '../../common/identity/verify';
 import { subtle, x509 } from '../../common/identity/x509';
 import { loadOperatorCa, loadOrCreateRoot, serialNumber, type CaMaterial, type OperatorCaFiles } from './material';
@@ -72,6 +72,31 @@ function sanNames(ext: InstanceType<typeof x509.Extension>): Array<{ type: strin
   return san.names.toJSON().map((n) => ({ type: n.type, value: n.value }));
 }
 
+function parseCsr(csrPem: string): InstanceType<typeof x509.Pkcs10CertificateRequest> {
+  try {
+    return new x509.Pkcs10CertificateRequest(csrPem);
+  } catch (err) {
+    throw new CaError('invalid-csr', `the CSR does not parse as PKCS#10 PEM: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The identity a CSR asks for (its one SPIFFE URI SAN), before anyone decides whether the caller
+ * may have it. Throws CaError('invalid-csr') when the CSR does not name exactly one workload ID.
+ */
+export function requestedIdentity(csrPem: string): Identity {
+  const csr = parseCsr(csrPem);
+  const sanExt = csr.extensions.find((e) => e.type === SAN_OID);
+  const names = sanExt ? sanNames(sanExt) : [];
+  const urls = names.filter((n) => n.type === 'url').map((n) => n.value);
+  if (urls.length !== 1) {
+    throw new CaError('invalid-csr', urls.length === 0 ? 'the CSR has no URI SAN: it must name the workload\'s SPIFFE ID' : `the CSR names ${urls.length} URI SANs (${urls.join(', ')}); it must name exactly one`);
+  }
+  const id = tryParseSpiffeId(urls[0] as string);
+  if (!id) throw new CaError('invalid-csr', `the CSR's URI SAN '${urls[0]}' is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
+  return id;
+}
+
 export class CertificateAuthority {
   readonly trustDomain: string;
   readonly defaultTtlSeconds: number;
@@ -126,12 +151,7 @@ export class CertificateAuthority {
       throw new CaError('invalid-ttl', `the requested TTL ${ttl}s is longer than this CA's maximum of ${this.maxTtlSeconds}s; ask for less (0 = the default ${this.defaultTtlSeconds}s)`);
     }
 
-    let csr: InstanceType<typeof x509.Pkcs10CertificateRequest>;
-    try {
-      csr = new x509.Pkcs10CertificateRequest(req.csrPem);
-    } catch (err) {
-      throw new CaError('invalid-csr', `the CSR does not parse as PKCS#10 PEM: ${(err as Error).message}`);
-    }
+    const csr = parseCsr(req.csrPem);
     let signatureOk = false;
     try {
       signatureOk = await csr.verify();
