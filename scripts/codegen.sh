@@ -33,7 +33,10 @@ deps="node_modules/@grpc/grpc-js-xds/deps"
 
 out="api/gen"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/nm-codegen.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
+# Generate next to the final place (same filesystem, a dot-directory tsc does not pick up) and swap
+# it in at the end, so a concurrent tsc never sees a half-written api/gen.
+stage="api/.gen-stage.$$"
+trap 'rm -rf "$tmp" "$stage" "api/.gen-old.$$"' EXIT
 
 # The validate.proto in grpc-js-xds predates StringRules.ignore_empty (field 26), which some Envoy
 # files (config/core/v3/protocol.proto among them) set. Build a patched copy that adds the field;
@@ -77,8 +80,8 @@ for d in "${envoy_dirs[@]}"; do
   while IFS= read -r f; do envoy+=("$d/$f"); done < <(cd "$deps/envoy-api/$d" && ls *.proto)
 done
 
-rm -rf "$out"
-mkdir -p "$out"
+rm -rf "$stage"
+mkdir -p "$stage"
 
 opts=(
   outputServices=grpc-js
@@ -96,7 +99,7 @@ opt_string="$(IFS=,; echo "${opts[*]}")"
 
 "$protoc" \
   --plugin=protoc-gen-ts_proto="$plugin" \
-  --ts_proto_out="$out" \
+  --ts_proto_out="$stage" \
   --ts_proto_opt="$opt_string" \
   -I "$tmp/patches" \
   -I api/proto \
@@ -106,6 +109,10 @@ opt_string="$(IFS=,; echo "${opts[*]}")"
   -I "$deps/protoc-gen-validate" \
   -I "$wkt" \
   "${own[@]}" "${envoy[@]}"
+
+[ -d "$out" ] && mv "$out" "api/.gen-old.$$"
+mv "$stage" "$out"
+rm -rf "api/.gen-old.$$"
 
 count="$(find "$out" -name '*.ts' | wc -l)"
 printf '\033[1m[codegen]\033[0m %s TypeScript files in %s (%s own protos, %s Envoy protos requested)\n' \
