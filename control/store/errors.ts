@@ -55,3 +55,13 @@ export class StoreUnavailableError extends StoreError {
     this.name = 'StoreUnavailableError';
   }
 }
+
+/** One or more resources of a write were refused; nothing was written. */
+export class InvalidBatchError extends StoreError {
+  readonly status = 400;
+  readonly reason = 'Invalid';
+  constructor(readonly errors: readonly import('../resources/validation').ValidationError[]) {
+    super(errors.map((e) => e.message).join('\n'));
+    this.name = 'InvalidBatchError';
+  }
+}
