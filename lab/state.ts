@@ -115,7 +115,13 @@ export function readLabTopology(lab: string): LabTopology | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  const parsed = stateSchema.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new LabStateError(`lab state ${labStatePath(lab)} is not JSON (${(err as Error).message}); run 'nodemesh lab down --lab ${lab}' and 'lab up' again`);
+  }
+  const parsed = stateSchema.safeParse(json);
   if (!parsed.success) {
     throw new LabStateError(
       `lab state ${labStatePath(lab)} is not valid (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}); run 'nodemesh lab down --lab ${lab}' and 'lab up' again`,

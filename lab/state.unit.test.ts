@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import * as s from './state';
 import { checkLabName, type LabTopology } from './state';
@@ -48,6 +48,10 @@ describe('lab state file', () => {
     expect(() => s.findPlace(st, 'nope')).toThrow(/known: control/);
     s.forgetLabProcess('nmu1', 4242);
     expect(s.loadLabState('nmu1').processes).toEqual([]);
+    writeFileSync(s.labStatePath('nmu1'), '{"version": 1, "lab": "nmu1"');
+    expect(() => s.readLabTopology('nmu1')).toThrow(/is not JSON .*lab down --lab nmu1/);
+    writeFileSync(s.labStatePath('nmu1'), '{"version": 1, "lab": "nmu1"}');
+    expect(() => s.readLabTopology('nmu1')).toThrow(/is not valid \(phase:/);
     s.removeLabStateDir('nmu1');
     expect(s.tryLoadLabState('nmu1')).toBeUndefined();
   });
