@@ -29,6 +29,7 @@ export function parseAuthority(authority: string): TunnelTarget | { readonly pro
   const family = isIP(host);
   if (family !== 4 && family !== 6) return { problem: `'${host}' in '${authority}' is not an IP address` };
   if (family === 6 && !authority.startsWith('[')) return { problem: `'${authority}': an IPv6 address must be written in brackets` };
+  if (family === 4 && authority.startsWith('[')) return { problem: `'${authority}': only IPv6 addresses are written in brackets` };
   if (!/^[0-9]{1,5}$/.test(portText)) return { problem: `'${portText}' in '${authority}' is not a port number` };
   const port = Number(portText);
   if (port < 1 || port > 65535) return { problem: `port ${port} in '${authority}' is outside 1..65535` };

@@ -1,0 +1,87 @@
+// The client pool: many streams share few connections, the server's stream limit is respected,
+// and connections come back after GOAWAY and go away when idle.
+import { randomBytes } from 'node:crypto';
+import type { ClientHttp2Stream } from 'node:http2';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HboneServer, allow } from '../../common/hbone/server';
+import { connectUpstream } from '../../common/hbone/upstream';
+import { quietLogger, roundTrip, sha256, startMesh, type Mesh } from './fixture';
+
+const meshes: Mesh[] = [];
+afterEach(async () => {
+  while (meshes.length) await meshes.pop()?.close();
+});
+
+describe('HBONE connection pool', () => {
+  it('carries 300 concurrent streams on 3 connections when the server allows 100 streams each', async () => {
+    const mesh = await startMesh({ server: { maxConcurrentStreams: 100 } });
+    meshes.push(mesh);
+    const N = 300;
+    const streams = await Promise.all(Array.from({ length: N }, () => mesh.client.open(mesh.openOptions())));
+    // All 300 are open at the same time here.
+    expect(mesh.server.stats().streamsActive).toBe(N);
+    expect(mesh.client.connectionCount()).toBe(3);
+    expect(mesh.server.stats().connectionsAccepted).toBe(3);
+    const perSession = new Map<unknown, number>();
+    for (const s of streams) perSession.set(s.session, (perSession.get(s.session) ?? 0) + 1);
+    expect([...perSession.values()].sort()).toEqual([100, 100, 100]);
+
+    const payloads = streams.map(() => randomBytes(16 * 1024));
+    const backs = await Promise.all(streams.map((s, i) => roundTrip(s, payloads[i] as Buffer)));
+    backs.forEach((b, i) => expect(sha256(b)).toBe(sha256(payloads[i] as Buffer)));
+  });
+
+  it('uses one connection for sequential streams and a separate one per expected identity / source', async () => {
+    const mesh = await startMesh();
+    meshes.push(mesh);
+    for (let i = 0; i < 20; i++) {
+      const s = await mesh.client.open(mesh.openOptions());
+      await roundTrip(s, Buffer.from(`n${i}`));
+    }
+    expect(mesh.client.connectionCount()).toBe(1);
+    const other = await mesh.ca.issue('ns-c', 'sa-other-client');
+    const s = await mesh.client.open(mesh.openOptions({ source: { certChain: other.certChain, key: other.key } }));
+    await roundTrip(s, Buffer.from('x'));
+    expect(mesh.client.connectionCount()).toBe(2);
+    expect(mesh.requests.at(-1)?.peerSpiffeId).toBe(other.spiffeId);
+  });
+
+  it('closes idle connections after the idle timeout', async () => {
+    const mesh = await startMesh({ client: { idleTimeoutMs: 150 } });
+    meshes.push(mesh);
+    await roundTrip(await mesh.client.open(mesh.openOptions()), Buffer.from('a'));
+    expect(mesh.client.connectionCount()).toBe(1);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(mesh.client.connectionCount()).toBe(0);
+    expect(mesh.server.stats().connectionsActive).toBe(0);
+    // and a new tunnel simply reconnects
+    expect((await roundTrip(await mesh.client.open(mesh.openOptions()), Buffer.from('b'))).toString()).toBe('b');
+  });
+
+  it('finishes open streams after GOAWAY and reconnects for new ones', async () => {
+    const mesh = await startMesh();
+    meshes.push(mesh);
+    const port = Number(mesh.destination.split(':')[1]);
+    const inFlight: ClientHttp2Stream = await mesh.client.open(mesh.openOptions());
+    inFlight.write('before ');
+    const closing = mesh.server.close(5_000); // GOAWAY to the client, stop listening
+    // A replacement server on the same port, as after a node proxy restart.
+    const replacement = new HboneServer({
+      credentials: { certChain: mesh.serverCreds.certChain, key: mesh.serverCreds.key, trustBundle: mesh.ca.bundle },
+      logger: quietLogger,
+      handler: async (r) => allow(await connectUpstream(r.target)),
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      await replacement.listen({ host: '127.0.0.1', port });
+      const fresh = await mesh.client.open(mesh.openOptions());
+      expect((await roundTrip(fresh, Buffer.from('after'))).toString()).toBe('after');
+      expect(replacement.stats().connectionsAccepted).toBe(1);
+      // The stream on the old connection still works to the end.
+      expect((await roundTrip(inFlight, Buffer.from('goaway'))).toString()).toBe('before goaway');
+      await closing;
+    } finally {
+      await replacement.close(100);
+    }
+  });
+});

@@ -1,0 +1,95 @@
+// Certificates rotate under traffic: open tunnels continue on their connections, new tunnels use
+// the new certificates, and no stream is dropped.
+import { randomBytes } from 'node:crypto';
+import type { ClientHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestReply, sha256, startMesh, type Mesh } from './fixture';
+
+/** Writes `chunks` chunks with a pause between them, ends, and resolves with the upstream's reply. */
+function trickle(stream: ClientHttp2Stream, chunks: Buffer[], pauseMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let reply = '';
+    stream.on('data', (c: Buffer) => (reply += c.toString()));
+    stream.once('end', () => resolve(reply));
+    stream.once('error', reject);
+    let i = 0;
+    const next = (): void => {
+      if (i === chunks.length) {
+        stream.end();
+        return;
+      }
+      stream.write(chunks[i++]);
+      setTimeout(next, pauseMs);
+    };
+    next();
+  });
+}
+
+// On Node 20 a second getPeerX509Certificate() on an HTTP/2 session's socket returned undefined,
+// so the serial is read once per session.
+const serials = new WeakMap<object, string>();
+function peerSerial(stream: ClientHttp2Stream): string {
+  const session = stream.session;
+  if (!session) return '';
+  let serial = serials.get(session);
+  if (serial === undefined) {
+    serial = ((session.socket as TLSSocket).getPeerX509Certificate()?.serialNumber ?? '').toLowerCase();
+    serials.set(session, serial);
+  }
+  return serial;
+}
+
+describe('HBONE certificate rotation', () => {
+  let mesh: Mesh;
+  beforeAll(async () => {
+    mesh = await startMesh({ upstream: digestReply });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+
+  it('drops no stream when both ends rotate their certificates mid-transfer', async () => {
+    const chunkSets = Array.from({ length: 20 }, () => Array.from({ length: 15 }, () => randomBytes(32 * 1024)));
+    const oldStreams = await Promise.all(chunkSets.map(() => mesh.client.open(mesh.openOptions())));
+    const oldReplies = oldStreams.map((s, i) => trickle(s, chunkSets[i] as Buffer[], 20));
+    await new Promise((r) => setTimeout(r, 100));
+
+    // Rotate the server, then the client (the node proxy renews at half-life).
+    const newServer = await mesh.ca.issue('ns-b', 'sa-server');
+    mesh.server.rotate({ certChain: newServer.certChain, key: newServer.key, trustBundle: mesh.ca.bundle });
+    const newClient = await mesh.ca.issue('ns-a', 'sa-client');
+    const rotated = mesh.openOptions({ source: { certChain: newClient.certChain, key: newClient.key } });
+    const newSets = Array.from({ length: 5 }, () => Array.from({ length: 5 }, () => randomBytes(32 * 1024)));
+    const newStreams = await Promise.all(newSets.map(() => mesh.client.open(rotated)));
+    const newReplies = newStreams.map((s, i) => trickle(s, newSets[i] as Buffer[], 20));
+
+    // Old streams stayed on the old connection (old server cert); new ones see the new cert.
+    for (const s of oldStreams) expect(peerSerial(s)).toBe(mesh.serverCreds.serialNumber);
+    for (const s of newStreams) expect(peerSerial(s)).toBe(newServer.serialNumber);
+
+    const expectDigest = (chunks: Buffer[]): string => {
+      const all = Buffer.concat(chunks);
+      return `${all.length} ${sha256(all)}`;
+    };
+    expect(await Promise.all(oldReplies)).toEqual(chunkSets.map(expectDigest));
+    expect(await Promise.all(newReplies)).toEqual(newSets.map(expectDigest));
+    expect(mesh.server.stats().streamsRefused).toEqual({});
+
+    // The old client connection drains and closes; only the new one remains.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(mesh.client.connectionCount()).toBe(1);
+    expect(mesh.requests.length).toBe(25);
+    expect(new Set(mesh.requests.map((r) => r.peerSpiffeId))).toEqual(new Set([newClient.spiffeId]));
+  });
+
+  it('still requires a client certificate after rotation', async () => {
+    const { connect } = await import('node:tls');
+    const [host, port] = mesh.destination.split(':');
+    const sock = connect({ host, port: Number(port), ca: mesh.ca.bundle.pem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+    sock.on('error', () => undefined);
+    sock.resume();
+    await new Promise((r) => sock.once('close', r));
+    expect(mesh.server.stats().tlsErrors).toBeGreaterThanOrEqual(1);
+  });
+});
