@@ -6,6 +6,8 @@ import { CliError, type Command } from './command';
 const commands: Record<string, () => Promise<Command>> = {
   // one line per component: name: async () => (await import('../component/cli')).someCommand,
   lab: async () => (await import('../lab/cli.js')).labCommand,
+  'node-proxy': async () => (await import('../node-proxy/cli.js')).nodeProxyCommand,
+  doctor: async () => (await import('../node-proxy/doctor/cli.js')).doctorCommand,
 };
 
 function usage(): string {

@@ -5,7 +5,8 @@
 //   /sys/fs/bpf/nodemesh/<node>/workloads/<ns>_<name>/<attach>   one bpf_link per attach point
 //   /run/nodemesh/node-proxy/<node>/enrolment.json  what was enrolled (netns cookie, inodes, settings)
 //
-// `_` cannot appear in a Kubernetes namespace or name, so `<ns>_<name>` is unambiguous.
+// `_` cannot appear in a Kubernetes namespace or name, so `<ns>_<name>` is unambiguous. The bpffs
+// refuses any name containing '.', so a '.' (allowed in Kubernetes names) is written as '+'.
 import { join } from 'node:path';
 
 export const BPFFS_ROOT = '/sys/fs/bpf';
@@ -26,7 +27,10 @@ export interface NodeLayout {
 
 const NODE_NAME_RE = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
-export function nodeLayout(node: string, pinRoot: string = join(PIN_BASE, node)): NodeLayout {
+/** A name as the bpffs accepts it ('.' is not allowed there). */
+export const pinName = (name: string): string => name.replace(/\./g, '+');
+
+export function nodeLayout(node: string, pinRoot: string = join(PIN_BASE, pinName(node))): NodeLayout {
   if (!NODE_NAME_RE.test(node)) {
     throw new Error(`node name '${node}' is not valid: use lower-case letters, digits, '-' and '.' (like a Kubernetes node name)`);
   }
@@ -36,13 +40,14 @@ export function nodeLayout(node: string, pinRoot: string = join(PIN_BASE, node))
 
 export function workloadPinDir(layout: NodeLayout, key: string): string {
   const [ns, name] = key.split('/');
-  return join(layout.workloadsDir, `${ns}_${name}`);
+  return join(layout.workloadsDir, pinName(`${ns}_${name}`));
 }
 
 /** `<ns>_<name>` back to `ns/name` (undefined for a name the node proxy would not have made). */
 export function keyFromPinDir(dirName: string): string | undefined {
-  const i = dirName.indexOf('_');
-  return i > 0 && i < dirName.length - 1 ? `${dirName.slice(0, i)}/${dirName.slice(i + 1)}` : undefined;
+  const name = dirName.replace(/\+/g, '.');
+  const i = name.indexOf('_');
+  return i > 0 && i < name.length - 1 ? `${name.slice(0, i)}/${name.slice(i + 1)}` : undefined;
 }
 
 export function linkPinPath(layout: NodeLayout, key: string, point: AttachPoint): string {

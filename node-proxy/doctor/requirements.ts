@@ -2,7 +2,7 @@
 // exists, so that `nodemesh doctor` and the node proxy's start-up check can name what is missing
 // and how new a kernel would provide it. The floor for the whole mesh is Linux 5.10.
 
-export type RequirementKind = 'program-type' | 'attach-type' | 'helper' | 'map-type' | 'link' | 'filesystem' | 'btf';
+export type RequirementKind = 'program-type' | 'attach-type' | 'helper' | 'map-type' | 'link' | 'socket-option' | 'filesystem' | 'btf';
 
 export interface Requirement {
   readonly id: string;
@@ -36,6 +36,7 @@ export const CAPTURE_REQUIREMENTS: readonly Requirement[] = [
   { id: 'helper.get_netns_cookie.sock_addr', kind: 'helper', what: 'bpf_get_netns_cookie in cgroup_sock_addr', usedFor: 'telling workload netns apart', minKernel: '5.7' },
   { id: 'helper.get_netns_cookie.sk_lookup', kind: 'helper', what: 'bpf_get_netns_cookie in sk_lookup', usedFor: 'finding the workload an inbound connection belongs to', minKernel: '5.9' },
   { id: 'helper.sk_assign.sk_lookup', kind: 'helper', what: 'bpf_sk_assign in sk_lookup', usedFor: 'handing inbound connections to 15006', minKernel: '5.9' },
+  { id: 'sockopt.so_netns_cookie', kind: 'socket-option', what: 'getsockopt SO_NETNS_COOKIE', usedFor: 'the node proxy learning the netns cookie the programs key workloads by', minKernel: '5.14' },
   { id: 'map.hash', kind: 'map-type', what: 'BPF_MAP_TYPE_HASH', usedFor: 'enrolment and original-destination tables', minKernel: '3.19' },
   { id: 'map.lru_hash', kind: 'map-type', what: 'BPF_MAP_TYPE_LRU_HASH', usedFor: 'original destinations of short-lived connections', minKernel: '4.10' },
   { id: 'map.lpm_trie', kind: 'map-type', what: 'BPF_MAP_TYPE_LPM_TRIE', usedFor: 'excluded CIDRs', minKernel: '4.11' },

@@ -1,0 +1,124 @@
+// The node proxy daemon: checks the kernel, loads the capture dataplane, enrols the workloads its
+// source names (and keeps following it), serves admin and readiness, and on SIGTERM closes its
+// listeners while capture stays pinned (connects then fail until it is back).
+import type { Logger } from '../common/log';
+import { startAdmin, type AdminServers } from './admin/server';
+import { BpfDataplane } from './capture/bpf-dataplane';
+import { Enroller } from './capture/enroller';
+import type { NodeLayout } from './capture/pins';
+import type { WorkloadSource } from './capture/workload';
+import { ConnectionTable } from './connections/table';
+import { ensureBpffs } from './doctor/mounts';
+import { probeKernel } from './doctor/probe';
+import { missingMessage } from './doctor/report';
+import { nativeSockets } from './proxy/native-sockets';
+
+export interface NodeProxyOptions {
+  node: string;
+  layout: NodeLayout;
+  source: WorkloadSource;
+  log: Logger;
+  adminPort?: number;
+  readyPort?: number;
+}
+
+export class KernelNotReadyError extends Error {
+  override name = 'KernelNotReadyError';
+}
+
+export class NodeProxy {
+  readonly table = new ConnectionTable();
+  private dataplane?: BpfDataplane;
+  private enroller?: Enroller;
+  private admin?: AdminServers;
+  private unwatch?: () => void;
+  private firstReconcileDone = false;
+  private lastError?: string;
+  private running: Promise<void> = Promise.resolve();
+  private pending = false;
+
+  constructor(private readonly opts: NodeProxyOptions) {}
+
+  /** Mounts the bpffs if needed and refuses with one message naming every missing kernel feature. */
+  static checkKernel(log: Logger): void {
+    if (ensureBpffs() === 'mounted') log.info('mounted the bpffs at /sys/fs/bpf');
+    const report = probeKernel();
+    if (!report.ok) throw new KernelNotReadyError(missingMessage(report));
+  }
+
+  private open(): Enroller {
+    if (this.enroller) return this.enroller;
+    this.dataplane = new BpfDataplane(this.opts.layout, this.opts.log);
+    this.enroller = new Enroller(
+      this.opts.layout,
+      this.dataplane,
+      nativeSockets,
+      { sockets: nativeSockets, originals: this.dataplane.originals, table: this.table, log: this.opts.log },
+      this.opts.log,
+    );
+    return this.enroller;
+  }
+
+  async start(): Promise<void> {
+    const enroller = this.open();
+    this.admin = await startAdmin(
+      {
+        workloads: () => enroller.status().map((w) => ({ ...w, openConnections: this.table.list(w.key).length })),
+        connections: (w) => this.table.list(w),
+        stats: () => ({ node: this.opts.node, source: this.opts.source.description, connections: this.table.stats() }),
+        notReadyReason: () => this.notReadyReason(),
+      },
+      { adminPort: this.opts.adminPort, readyPort: this.opts.readyPort },
+    );
+    this.unwatch = this.opts.source.watch(() => this.reconcileSoon());
+    await this.reconcileSoon();
+  }
+
+  private notReadyReason(): string | undefined {
+    if (!this.firstReconcileDone) return 'enrolment has not finished yet';
+    if (this.lastError) return this.lastError;
+    const missing = this.enroller?.notListening() ?? [];
+    return missing.length ? `no listeners for ${missing.join(', ')}` : undefined;
+  }
+
+  /** Runs one reconcile after the current one; calls while one is queued coalesce. */
+  reconcileSoon(): Promise<void> {
+    if (this.pending) return this.running;
+    this.pending = true;
+    this.running = this.running.then(async () => {
+      this.pending = false;
+      try {
+        const desired = await this.opts.source.list();
+        const res = await this.open().reconcile(desired);
+        const failed = res.actions.filter((a) => !a.ok && a.kind !== 'skip');
+        this.lastError = failed.length ? `enrolment failed for ${failed.map((f) => `${f.key} (${f.error})`).join(', ')}` : undefined;
+      } catch (err) {
+        this.lastError = `cannot read workloads from ${this.opts.source.description}: ${(err as Error).message}`;
+        this.opts.log.error({ err: (err as Error).message }, 'reconcile failed');
+      }
+      this.firstReconcileDone = true;
+    });
+    return this.running;
+  }
+
+  /** Stops serving; capture stays pinned. */
+  async stop(): Promise<void> {
+    this.unwatch?.();
+    await this.running;
+    await this.admin?.close();
+    await this.enroller?.stop();
+    this.dataplane?.close();
+  }
+
+  /** Unenrols every workload and removes every pin of this node. */
+  async teardown(): Promise<void> {
+    const enroller = this.open();
+    await enroller.teardown();
+    await enroller.stop();
+    this.dataplane?.close();
+  }
+
+  get adminPorts(): { admin?: number; ready?: number } {
+    return { admin: this.admin?.adminPort, ready: this.admin?.readyPort };
+  }
+}

@@ -1,0 +1,28 @@
+// NetnsSockets over the native addon: the socket is created inside the workload's netns by the
+// addon and handed to Node as an fd; from then on it is an ordinary net.Server / net.Socket.
+import { createServer, Socket, type Server } from 'node:net';
+import { connectInNetns, fdOf, listenInNetns } from '../../native/netns';
+import type { NetnsSockets } from './netns-sockets';
+
+export const nativeSockets: NetnsSockets = {
+  listen(netnsPath, host, port, onConnection) {
+    const fd = listenInNetns(netnsPath, { host, port });
+    const server = createServer({ allowHalfOpen: true }, onConnection);
+    return new Promise<Server>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        resolve(server);
+      });
+    });
+  },
+  async connect(netnsPath, host, port) {
+    const s = await connectInNetns(netnsPath, { host, port, timeoutMs: 10_000 });
+    // connectInNetns wraps the fd with Node's defaults; passthrough needs half-open sockets.
+    (s as Socket & { allowHalfOpen: boolean }).allowHalfOpen = true;
+    return s;
+  },
+  serverFd(server) {
+    return fdOf(server);
+  },
+};
