@@ -1,6 +1,7 @@
 // The sample client / load generator: N connections (C at a time) carrying `size` bytes to a TCP echo
 // server or an HTTP server, each checked end to end with sha256. Bounded in count and in time.
 import { createHash, randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { summarize, type LatencySummary } from './stats';
@@ -159,6 +160,8 @@ export async function runClient(opts: ClientOptions): Promise<ClientReport> {
   const payload = randomBytes(o.size);
   const sha256Sent = createHash('sha256').update(payload).digest('hex');
   const abort = new AbortController();
+  // every open connection listens for the run's deadline (HTTP: twice, request + our socket)
+  setMaxListeners(2 * o.concurrency + 10, abort.signal);
   const t0 = performance.now();
   const deadline = setTimeout(() => abort.abort(), o.totalTimeoutMs);
   const report: ClientReport = {
