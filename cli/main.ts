@@ -8,6 +8,7 @@ const commands: Record<string, () => Promise<Command>> = {
   lab: async () => (await import('../lab/cli.js')).labCommand,
   'node-proxy': async () => (await import('../node-proxy/cli.js')).nodeProxyCommand,
   doctor: async () => (await import('../node-proxy/doctor/cli.js')).doctorCommand,
+  ca: async () => (await import('../control/ca/cli.js')).caCommand,
 };
 
 function usage(): string {
