@@ -10,7 +10,9 @@ import type { CertificateSource, IssuedChain } from '../../common/identity/ca-cl
 import { createWorkloadCsr } from '../../common/identity/keys';
 import { CertificateManager, CertificateUnavailableError, backoffDelay, type WorkloadCertificate } from '../../common/identity/manager';
 import { identity } from '../../common/identity/spiffe';
+import { registerCertificateMetrics } from '../../common/identity/metrics';
 import { verifyPeerChain } from '../../common/identity/verify';
+import { Registry } from 'prom-client';
 import { CertificateAuthority, requestedIdentity } from '../../control/ca/authority';
 
 /** The real CA behind the CertificateSource interface, with a switch that simulates an outage. */
@@ -169,6 +171,19 @@ describe('CertificateManager', () => {
     } finally {
       m.close();
     }
+  });
+
+  it('exposes expiry, state and failures as Prometheus metrics', async () => {
+    const registry = new Registry();
+    registerCertificateMetrics(manager, registry);
+    const cert = await manager.ready(web);
+    source.down = true;
+    await expect(manager.get(identity('shop', 'db'))).rejects.toThrow();
+    const text = await registry.metrics();
+    expect(text).toContain(`nodemesh_workload_certificate_expiry_timestamp_seconds{spiffe_id="spiffe://cluster.local/ns/shop/sa/web"} ${cert.notAfter.getTime() / 1000}`);
+    expect(text).toMatch(/nodemesh_workload_certificates\{state="valid"\} 1/);
+    expect(text).toMatch(/nodemesh_workload_certificates\{state="pending"\} 1/);
+    expect(text).toMatch(/nodemesh_workload_certificate_request_failures_total 1/);
   });
 
   it('refuses identities of another trust domain', () => {
