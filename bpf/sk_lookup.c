@@ -5,9 +5,10 @@
  * port but HBONE (15008) or an excluded inbound port, is handed to the node proxy's inbound
  * listener (15006), which the node proxy put in nm_inbound under that address. The original
  * destination is then the accepted socket's local address. Connections from inside the netns
- * (they arrive on loopback: the app itself, or the node proxy connecting to the app) are left
- * alone. With no listener registered the connection is dropped, so plaintext never reaches the
- * app around the proxy.
+ * (from loopback or from one of the workload's own addresses: the app itself, or the node proxy
+ * connecting to the app from inside the netns) are left alone; so the node proxy must not spoof
+ * the client's address when it connects to the app. With no listener registered the connection
+ * is dropped, so plaintext never reaches the app around the proxy.
  *
  * sk_lookup programs cannot call bpf_get_netns_cookie, hence the address-keyed maps.
  */
@@ -40,6 +41,25 @@ int nm_sk_lookup(struct bpf_sk_lookup *ctx)
 	struct nm_workload *wl = bpf_map_lookup_elem(&nm_workloads, &cookie);
 	if (!wl || !(wl->flags & NM_WL_CAPTURE_IN))
 		return SK_PASS;
+	/* From inside the netns: the source is one of the workload's own addresses (the app
+	 * calling itself, or the node proxy connecting to the app from inside the netns). Such
+	 * packets are routed locally, but inet_iif reports the address's device, not loopback. */
+	struct nm_ip_key remote = {};
+	if (ctx->family == AF_INET) {
+		if (nm_is_loopback4(ctx->remote_ip4))
+			return SK_PASS;
+		nm_addr_from4(remote.addr, ctx->remote_ip4);
+	} else {
+		__u32 *a = (__u32 *)remote.addr;
+		a[0] = ctx->remote_ip6[0];
+		a[1] = ctx->remote_ip6[1];
+		a[2] = ctx->remote_ip6[2];
+		a[3] = ctx->remote_ip6[3];
+	}
+	__u64 *remote_netns = bpf_map_lookup_elem(&nm_workload_ips, &remote);
+	if (remote_netns && *remote_netns == cookie)
+		return SK_PASS;
+
 	__u16 port = (__u16)ctx->local_port;
 	if (port == NM_PORT_HBONE || nm_port_excluded(cookie, port, NM_DIR_IN))
 		return SK_PASS;
