@@ -1,0 +1,220 @@
+// The control plane's gRPC servers:
+//   15012  gRPC over TLS — ADS (delta now; state of the world when provided) and the CA's
+//          certificate service. The serving certificate comes from the control plane's own CA.
+//   15010  plaintext gRPC — ADS only, for proxyless gRPC clients whose xDS bootstrap accepts only
+//          insecure channel credentials. Loopback only unless explicitly opened up.
+// Both serve the same resources through one DeltaAdsServer; the certificate service is never on
+// the plaintext port (node tokens must not cross the network in the clear).
+import { isIP } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import type { Registry } from 'prom-client';
+import { createLogger, type Logger } from '../common/log';
+import { addCertificateService, servingCredentials, type CertificateServiceOptions } from './ca/service';
+import type { ConfigStore } from './store/store';
+import { SharedCache } from './xds/cache';
+import { DeltaAdsServer } from './xds/delta-server';
+import type { DeltaStateOptions } from './xds/delta-state';
+import { xdsMetrics } from './xds/metrics';
+import { adsImplementation, adsServiceDefinition, type SotwCall } from './xds/service';
+import { combineSources, type ResourceSource } from './xds/source';
+import { WORKLOAD_API_TYPE_URLS, WorkloadApiPublisher } from './workload/publisher';
+import type { TranslateOptions } from './workload/translate';
+
+export const XDS_TLS_PORT = 15012;
+export const XDS_PLAINTEXT_PORT = 15010;
+
+export interface Listen {
+  readonly host: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+}
+
+export interface ControlGrpcServerOptions {
+  readonly source: ResourceSource;
+  /** The TLS listener and its credentials (omit to serve no TLS port). */
+  readonly tls?: Listen & { readonly credentials: grpc.ServerCredentials };
+  /** The plaintext listener (omit to serve none). */
+  readonly plaintext?: Listen & {
+    /** Allow a non-loopback address: anyone who can reach it reads the mesh's configuration. */
+    readonly allowRemote?: boolean;
+  };
+  /** Mount more services on the TLS server (the certificate service). */
+  readonly tlsServices?: (server: grpc.Server) => void;
+  /** State-of-the-world ADS handler, when one exists. */
+  readonly sotw?: (call: SotwCall) => void;
+  readonly delta?: DeltaStateOptions;
+  readonly registry?: Registry;
+  readonly logger?: Logger;
+}
+
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  // Find dead clients (a node proxy on a node that vanished) within about a minute.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+  'grpc.max_receive_message_length': 16 * 1024 * 1024,
+};
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+function bind(server: grpc.Server, listen: Listen, credentials: grpc.ServerCredentials, what: string): Promise<number> {
+  const address = isIP(listen.host) === 6 ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, port) => {
+      if (err) reject(new Error(`cannot listen on ${address} for ${what}: ${err.message}. Is another control plane running, or is the port taken? Choose another port.`));
+      else resolve(port);
+    });
+  });
+}
+
+export class ControlGrpcServer {
+  readonly delta: DeltaAdsServer;
+  private readonly servers: grpc.Server[] = [];
+  private readonly logger: Logger;
+  private ports: { tls?: number; plaintext?: number } = {};
+
+  constructor(private readonly options: ControlGrpcServerOptions) {
+    this.logger = options.logger ?? createLogger('xds');
+    this.delta = new DeltaAdsServer(options.source, {
+      ...options.delta,
+      logger: this.logger,
+      metrics: xdsMetrics(options.registry),
+    });
+  }
+
+  /** Listen; resolves with the bound ports. */
+  async start(): Promise<{ tls?: number; plaintext?: number }> {
+    const { tls, plaintext } = this.options;
+    const ads = adsImplementation({ delta: this.delta.handle, sotw: this.options.sotw });
+    if (plaintext && !plaintext.allowRemote && !isLoopback(plaintext.host)) {
+      throw new Error(
+        `refusing plaintext xDS on ${plaintext.host}: port ${XDS_PLAINTEXT_PORT} is unauthenticated and unencrypted, so it listens on loopback only. ` +
+          'Use a loopback address, or enable remote plaintext xDS explicitly (--xds-plaintext-remote) if every client network is trusted.',
+      );
+    }
+    try {
+      if (tls) {
+        const server = new grpc.Server(SERVER_OPTIONS);
+        server.addService(adsServiceDefinition, ads);
+        this.options.tlsServices?.(server);
+        this.servers.push(server);
+        this.ports.tls = await bind(server, tls, tls.credentials, 'xDS over TLS');
+      }
+      if (plaintext) {
+        const server = new grpc.Server(SERVER_OPTIONS);
+        server.addService(adsServiceDefinition, ads);
+        this.servers.push(server);
+        this.ports.plaintext = await bind(server, plaintext, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
+      }
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.logger.info({ tlsPort: this.ports.tls, plaintextPort: this.ports.plaintext }, 'xDS gRPC listening');
+    return { ...this.ports };
+  }
+
+  /** End open streams (clients see UNAVAILABLE and reconnect) and stop listening. */
+  async stop(graceMs = 2000): Promise<void> {
+    this.delta.closeAll();
+    const servers = this.servers.splice(0);
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              server.forceShutdown();
+              resolve();
+            }, graceMs);
+            server.tryShutdown(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
+  }
+}
+
+// ---- the assembled control-plane gRPC side ---------------------------------------------------
+
+export interface ControlGrpcOptions {
+  readonly store: ConfigStore;
+  /** The CA's certificate service; its CA also issues the TLS serving certificate. */
+  readonly certificates?: CertificateServiceOptions;
+  /** Names and IPs node proxies dial (SANs of the serving certificate). */
+  readonly serverNames?: { dnsNames?: readonly string[]; ipAddresses?: readonly string[] };
+  readonly tls?: Listen;
+  readonly plaintext?: Listen & { readonly allowRemote?: boolean };
+  readonly translate?: TranslateOptions;
+  /** More resource sources (e.g. Envoy types for waypoints), served next to the workload API. */
+  readonly extraSources?: readonly ResourceSource[];
+  readonly sotw?: (call: SotwCall) => void;
+  readonly registry?: Registry;
+  readonly logger?: Logger;
+}
+
+/** The running gRPC side: the workload API cache, its publisher, and the servers. */
+export interface ControlGrpc {
+  readonly cache: SharedCache;
+  readonly publisher: WorkloadApiPublisher;
+  readonly server: ControlGrpcServer;
+  readonly ports: { tls?: number; plaintext?: number };
+  /** PEM roots a client needs to verify the TLS port (the CA's trust bundle). */
+  readonly trustBundlePem?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start translating the store into the workload API and serve it (and the certificate service)
+ * over gRPC. TLS needs `certificates` (the serving certificate comes from its CA).
+ */
+export async function startControlGrpc(options: ControlGrpcOptions): Promise<ControlGrpc> {
+  const logger = options.logger ?? createLogger('xds');
+  const cache = new SharedCache(WORKLOAD_API_TYPE_URLS);
+  const publisher = new WorkloadApiPublisher(options.store, cache, { logger, translate: options.translate });
+  publisher.start();
+
+  let tls: ControlGrpcServerOptions['tls'];
+  let trustBundlePem: string | undefined;
+  if (options.tls) {
+    const certificates = options.certificates;
+    if (!certificates) throw new Error('xDS over TLS needs the CA (certificates) for its serving certificate');
+    const serving = await certificates.ca.servingCertificate({ ...options.serverNames });
+    trustBundlePem = serving.trustBundlePem;
+    tls = { ...options.tls, credentials: servingCredentials(serving) };
+  }
+  const source = options.extraSources?.length ? combineSources([cache, ...options.extraSources]) : cache;
+  const server = new ControlGrpcServer({
+    source,
+    tls,
+    plaintext: options.plaintext,
+    tlsServices: options.certificates ? (s) => addCertificateService(s, options.certificates!) : undefined,
+    sotw: options.sotw,
+    registry: options.registry,
+    logger,
+  });
+  let ports: { tls?: number; plaintext?: number };
+  try {
+    ports = await server.start();
+  } catch (err) {
+    publisher.stop();
+    throw err;
+  }
+  return {
+    cache,
+    publisher,
+    server,
+    ports,
+    trustBundlePem,
+    stop: async () => {
+      publisher.stop();
+      await server.stop();
+    },
+  };
+}

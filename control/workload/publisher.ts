@@ -1,0 +1,134 @@
+// Keeps the xDS cache's workload API types in step with the config store: translate the current
+// snapshot, then re-translate whenever the store's watch reports a write (bursts coalesced into
+// one translation), and hand the cache the full set — the cache works out what changed.
+import { Address, Authorization } from '../../api/gen/nodemesh/workload/v1/workload';
+import type { Logger } from '../../common/log';
+import type { SharedCache } from '../xds/cache';
+import { typeUrlOf, xdsResource, type XdsResource } from '../xds/resource';
+import type { ConfigStore, Watch } from '../store/store';
+import { DEFAULT_TRANSLATE_OPTIONS, translateWorkloadApi, type TranslateOptions, type WorkloadApiState } from './translate';
+
+export const ADDRESS_TYPE_URL = typeUrlOf(Address.$type);
+export const AUTHORIZATION_TYPE_URL = typeUrlOf(Authorization.$type);
+export const WORKLOAD_API_TYPE_URLS: readonly string[] = [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL];
+
+export interface EncodedWorkloadApi {
+  readonly addresses: Map<string, XdsResource>;
+  readonly authorizations: Map<string, XdsResource>;
+}
+
+/**
+ * Encode translated messages as xDS resources. With `previous`, a resource whose bytes did not
+ * change is reused as is (no re-hash, and its encoded response record stays cached).
+ */
+export function encodeWorkloadApi(state: WorkloadApiState, previous?: EncodedWorkloadApi): EncodedWorkloadApi {
+  const encode = <M>(
+    typeUrl: string,
+    messages: ReadonlyMap<string, M>,
+    codec: { encode(m: M): { finish(): Uint8Array } },
+    before: ReadonlyMap<string, XdsResource> | undefined,
+  ): Map<string, XdsResource> => {
+    const out = new Map<string, XdsResource>();
+    for (const [name, message] of messages) {
+      const bytes = codec.encode(message).finish();
+      const old = before?.get(name);
+      out.set(name, old && Buffer.compare(old.value, bytes) === 0 ? old : xdsResource(typeUrl, name, bytes));
+    }
+    return out;
+  };
+  return {
+    addresses: encode(ADDRESS_TYPE_URL, state.addresses, Address, previous?.addresses),
+    authorizations: encode(AUTHORIZATION_TYPE_URL, state.authorizations, Authorization, previous?.authorizations),
+  };
+}
+
+export interface PublisherOptions {
+  readonly logger: Logger;
+  readonly translate?: TranslateOptions;
+}
+
+export interface TranslationReport {
+  readonly revision: number;
+  readonly millis: number;
+  readonly addresses: number;
+  readonly authorizations: number;
+  readonly warnings: readonly string[];
+}
+
+export class WorkloadApiPublisher {
+  private watch: Watch | undefined;
+  private scheduled = false;
+  private current: EncodedWorkloadApi | undefined;
+  private lastWarnings = new Set<string>();
+  private report: TranslationReport | undefined;
+
+  constructor(
+    private readonly store: ConfigStore,
+    private readonly cache: SharedCache,
+    private readonly options: PublisherOptions,
+  ) {}
+
+  /** Publish the current state and follow the store from here on. */
+  start(): void {
+    if (this.watch) return;
+    const revision = this.publish();
+    this.watch = this.store.watch(revision, () => this.schedule());
+  }
+
+  stop(): void {
+    this.watch?.close();
+    this.watch = undefined;
+  }
+
+  /** The last translation: when, how long, how much, and what was left out. */
+  get lastTranslation(): TranslationReport | undefined {
+    return this.report;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.watch) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.watch) return;
+      try {
+        this.publish();
+      } catch (err) {
+        this.options.logger.error({ err }, 'workload API translation failed; node proxies keep the previous state');
+      }
+    });
+  }
+
+  /** Translate the store's current snapshot into the cache; returns its revision. */
+  publish(): number {
+    const started = process.hrtime.bigint();
+    const snapshot = this.store.snapshot();
+    const state = translateWorkloadApi(snapshot, this.options.translate ?? DEFAULT_TRANSLATE_OPTIONS);
+    const encoded = encodeWorkloadApi(state, this.current);
+    this.current = encoded;
+    const version = String(snapshot.revision);
+    const a = this.cache.replace(ADDRESS_TYPE_URL, encoded.addresses, version);
+    const z = this.cache.replace(AUTHORIZATION_TYPE_URL, encoded.authorizations, version);
+    const millis = Number(process.hrtime.bigint() - started) / 1e6;
+    this.report = {
+      revision: snapshot.revision,
+      millis,
+      addresses: encoded.addresses.size,
+      authorizations: encoded.authorizations.size,
+      warnings: state.warnings,
+    };
+    const fresh = state.warnings.filter((w) => !this.lastWarnings.has(w));
+    this.lastWarnings = new Set(state.warnings);
+    for (const warning of fresh) this.options.logger.warn({ revision: snapshot.revision }, warning);
+    this.options.logger.debug(
+      {
+        revision: snapshot.revision,
+        millis: Math.round(millis * 10) / 10,
+        changed: a.changed.length + z.changed.length,
+        removed: a.removed.length + z.removed.length,
+      },
+      'workload API translated',
+    );
+    return snapshot.revision;
+  }
+}

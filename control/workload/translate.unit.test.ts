@@ -1,0 +1,213 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AuthorizationAction,
+  AuthorizationScope,
+  TunnelProtocol,
+  type Address,
+  type Service,
+  type Workload,
+} from '../../api/gen/nodemesh/workload/v1/workload';
+import { validateResource, type AnyResource } from '../resources';
+import { MemorySnapshot } from '../store/snapshot';
+import { ipText } from './addresses';
+import { translateWorkloadApi } from './translate';
+
+let rev = 0;
+function snapshot(...docs: unknown[]): MemorySnapshot {
+  return MemorySnapshot.of(++rev, docs.map((d) => validateResource(d)) as AnyResource[]);
+}
+
+const ns = (name: string, labels?: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+const wl = (name: string, ip: string, labels?: Record<string, string>, extra: Record<string, unknown> = {}, namespace = 'default') => ({
+  apiVersion: 'nodemesh.io/v1alpha1',
+  kind: 'Workload',
+  metadata: { name, namespace, labels },
+  spec: { node: 'node-1', addresses: [ip], serviceAccount: `sa-${name}`, ...extra },
+});
+const svc = (name: string, selector: Record<string, string>, ports: unknown[], extra: Record<string, unknown> = {}, labels?: Record<string, string>) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'default', labels },
+  spec: { clusterIP: '10.96.0.12', selector, ports, ...extra },
+});
+
+function workload(a: Address | undefined): Workload {
+  if (a?.type?.$case !== 'workload') throw new Error(`not a workload: ${JSON.stringify(a)}`);
+  return a.type.value;
+}
+function service(a: Address | undefined): Service {
+  if (a?.type?.$case !== 'service') throw new Error(`not a service: ${JSON.stringify(a)}`);
+  return a.type.value;
+}
+
+describe('translateWorkloadApi', () => {
+  it('translates a Workload with its identity, addresses, node and runtime paths', () => {
+    const s = snapshot(
+      ns('default'),
+      wl('web-1', '10.200.1.5', { app: 'web', version: 'v2' }, { netnsPath: '/var/run/netns/nm-web-1', cgroupPath: '/nodemesh/web-1' }),
+    );
+    const w = workload(translateWorkloadApi(s).addresses.get('Workload/default/web-1'));
+    expect(w).toMatchObject({
+      uid: 'Workload/default/web-1',
+      name: 'web-1',
+      namespace: 'default',
+      serviceAccount: 'sa-web-1',
+      node: 'node-1',
+      canonicalName: 'web',
+      canonicalRevision: 'v2',
+      trustDomain: 'cluster.local',
+      runtime: { netns: '/var/run/netns/nm-web-1', cgroup: '/nodemesh/web-1' },
+    });
+    expect(w.addresses.map(ipText)).toEqual(['10.200.1.5']);
+  });
+
+  it('enrols by dataplane-mode: the workload label wins over the namespace label', () => {
+    const s = snapshot(
+      ns('default', { 'nodemesh.io/dataplane-mode': 'ambient' }),
+      ns('plain'),
+      wl('inherits', '10.200.1.1'),
+      wl('opted-out', '10.200.1.2', { 'nodemesh.io/dataplane-mode': 'none' }),
+      wl('opted-in', '10.200.1.3', { 'nodemesh.io/dataplane-mode': 'ambient' }, {}, 'plain'),
+      wl('not-enrolled', '10.200.1.4', {}, {}, 'plain'),
+    );
+    const { addresses } = translateWorkloadApi(s);
+    const proto = (n: string) => workload(addresses.get(n)).tunnelProtocol;
+    expect(proto('Workload/default/inherits')).toBe(TunnelProtocol.TUNNEL_PROTOCOL_HBONE);
+    expect(proto('Workload/default/opted-out')).toBe(TunnelProtocol.TUNNEL_PROTOCOL_NONE);
+    expect(proto('Workload/plain/opted-in')).toBe(TunnelProtocol.TUNNEL_PROTOCOL_HBONE);
+    expect(proto('Workload/plain/not-enrolled')).toBe(TunnelProtocol.TUNNEL_PROTOCOL_NONE);
+  });
+
+  it('lists the Services that select a workload, resolving named target ports per workload', () => {
+    const s = snapshot(
+      ns('default'),
+      wl('web-1', '10.200.1.5', { app: 'web' }, { ports: [{ name: 'http', port: 8080 }] }),
+      wl('db-1', '10.200.1.6', { app: 'db' }),
+      svc('web', { app: 'web' }, [
+        { name: 'http', port: 80, targetPort: 'http' },
+        { name: 'admin', port: 9000, targetPort: 9001 },
+      ]),
+    );
+    const { addresses } = translateWorkloadApi(s);
+    const web = workload(addresses.get('Workload/default/web-1'));
+    expect(Object.keys(web.services)).toEqual(['default/web.default.svc.cluster.local']);
+    expect(web.services['default/web.default.svc.cluster.local']!.ports.map((p) => [p.servicePort, p.targetPort])).toEqual([
+      [80, 8080],
+      [9000, 9001],
+    ]);
+    expect(workload(addresses.get('Workload/default/db-1')).services).toEqual({});
+
+    const svcAddr = service(addresses.get('default/web.default.svc.cluster.local'));
+    expect(svcAddr.hostname).toBe('web.default.svc.cluster.local');
+    expect(svcAddr.addresses.map((a) => ipText(a.address))).toEqual(['10.96.0.12']);
+    expect(svcAddr.ports.map((p) => [p.servicePort, p.targetPort])).toEqual([
+      [80, 0],
+      [9000, 9001],
+    ]);
+  });
+
+  it('resolves use-waypoint to the Gateway workload address; the service label wins over the namespace', () => {
+    const gateway = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'wp', namespace: 'default', labels: { 'nodemesh.io/waypoint-for': 'all' } },
+      spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+    };
+    const s = snapshot(
+      ns('default', { 'nodemesh.io/use-waypoint': 'wp' }),
+      gateway,
+      wl('wp-1', '10.200.1.9', { 'gateway.networking.k8s.io/gateway-name': 'wp', 'nodemesh.io/use-waypoint': 'none' }),
+      wl('web-1', '10.200.1.5', { app: 'web' }),
+      svc('web', { app: 'web' }, [{ port: 80 }]),
+      svc('direct', { app: 'web' }, [{ port: 81 }], { clusterIP: '10.96.0.13' }, { 'nodemesh.io/use-waypoint': 'none' }),
+    );
+    const { addresses, warnings } = translateWorkloadApi(s);
+    expect(warnings).toEqual([]);
+    const wp = service(addresses.get('default/web.default.svc.cluster.local')).waypoint;
+    expect(wp?.hboneMtlsPort).toBe(15008);
+    expect(wp?.destination?.$case).toBe('address');
+    if (wp?.destination?.$case === 'address') expect(ipText(wp.destination.value.address)).toBe('10.200.1.9');
+    expect(workload(addresses.get('Workload/default/web-1')).waypoint).toBeDefined();
+    expect(workload(addresses.get('Workload/default/wp-1')).waypoint).toBeUndefined();
+    expect(service(addresses.get('default/direct.default.svc.cluster.local')).waypoint).toBeUndefined();
+  });
+
+  it('leaves out an unresolvable waypoint and says why', () => {
+    const s = snapshot(ns('default'), svc('web', { app: 'web' }, [{ port: 80 }], {}, { 'nodemesh.io/use-waypoint': 'missing' }));
+    const { addresses, warnings } = translateWorkloadApi(s);
+    expect(service(addresses.get('default/web.default.svc.cluster.local')).waypoint).toBeUndefined();
+    expect(warnings).toEqual(['Service default/web: waypoint default/missing left out: no Gateway default/missing']);
+  });
+
+  it('translates L4 authorization: scopes, principals, namespaces, ip blocks, ports', () => {
+    const policy = (name: string, namespace: string, spec: unknown) => ({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name, namespace },
+      spec,
+    });
+    const s = snapshot(
+      ns('default'),
+      ns('nodemesh-system'),
+      wl('web-1', '10.200.1.5', { app: 'web' }),
+      wl('db-1', '10.200.1.6', { app: 'db' }),
+      policy('mesh-deny', 'nodemesh-system', { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['192.0.2.0/24'] } }] }] }),
+      policy('ns-allow', 'default', { rules: [{ from: [{ source: { namespaces: ['default'] } }] }] }),
+      policy('web-allow', 'default', {
+        selector: { matchLabels: { app: 'web' } },
+        rules: [
+          {
+            from: [{ source: { principals: ['cluster.local/ns/default/sa/client', 'cluster.local/ns/test/*'], notNamespaces: ['evil'] } }],
+            to: [{ operation: { ports: ['8080'] } }],
+          },
+          // Needs L7: dropped from an ALLOW policy.
+          { to: [{ operation: { methods: ['GET'] } }] },
+        ],
+      }),
+      policy('web-deny-l7', 'default', {
+        selector: { matchLabels: { app: 'web' } },
+        action: 'DENY',
+        rules: [{ from: [{ source: { namespaces: ['other'] } }], to: [{ operation: { paths: ['/admin'] } }] }],
+      }),
+      policy('at-waypoint', 'default', { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], rules: [{}] }),
+    );
+    const { authorizations, addresses } = translateWorkloadApi(s);
+    expect([...authorizations.keys()].sort()).toEqual(['default/ns-allow', 'default/web-allow', 'default/web-deny-l7', 'nodemesh-system/mesh-deny']);
+    expect(authorizations.get('nodemesh-system/mesh-deny')).toMatchObject({
+      scope: AuthorizationScope.AUTHORIZATION_SCOPE_GLOBAL,
+      action: AuthorizationAction.AUTHORIZATION_ACTION_DENY,
+    });
+    expect(authorizations.get('default/ns-allow')!.scope).toBe(AuthorizationScope.AUTHORIZATION_SCOPE_NAMESPACE);
+
+    const allow = authorizations.get('default/web-allow')!;
+    expect(allow.scope).toBe(AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR);
+    expect(allow.rules).toHaveLength(1);
+    const [fromClause, toClause] = allow.rules[0]!.clauses;
+    expect(fromClause!.matches[0]!.principals.map((p) => p.matchType)).toEqual([
+      { $case: 'exact', value: 'cluster.local/ns/default/sa/client' },
+      { $case: 'prefix', value: 'cluster.local/ns/test/' },
+    ]);
+    expect(fromClause!.matches[0]!.notNamespaces.map((p) => p.matchType)).toEqual([{ $case: 'exact', value: 'evil' }]);
+    expect(toClause!.matches[0]!.destinationPorts).toEqual([8080]);
+
+    // DENY keeps the rule without its L7 part: it denies more, never less.
+    const deny = authorizations.get('default/web-deny-l7')!;
+    expect(deny.rules).toHaveLength(1);
+    expect(deny.rules[0]!.clauses.map((c) => c.matches.length)).toEqual([1, 1]);
+    expect(deny.rules[0]!.clauses[1]!.matches[0]!.destinationPorts).toEqual([]);
+
+    const mesh = authorizations.get('nodemesh-system/mesh-deny')!;
+    const cidr = mesh.rules[0]!.clauses[0]!.matches[0]!.sourceIps[0]!;
+    expect([ipText(cidr.address), cidr.length]).toEqual(['192.0.2.0', 24]);
+
+    expect(workload(addresses.get('Workload/default/web-1')).authorizationPolicies).toEqual(['default/web-allow', 'default/web-deny-l7']);
+    expect(workload(addresses.get('Workload/default/db-1')).authorizationPolicies).toEqual([]);
+  });
+
+  it('is deterministic: the same snapshot gives the same messages', () => {
+    const docs = [ns('default'), wl('a', '10.200.1.1', { app: 'x' }), svc('x', { app: 'x' }, [{ port: 80 }]), svc('y', { app: 'x' }, [{ port: 81 }], { clusterIP: '10.96.0.14' })];
+    const one = translateWorkloadApi(snapshot(...docs));
+    const two = translateWorkloadApi(snapshot(...[...docs].reverse()));
+    expect([...two.addresses.entries()]).toEqual([...one.addresses.entries()]);
+  });
+});
