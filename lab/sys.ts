@@ -22,9 +22,9 @@ export function run(cmd: string, args: string[], input?: string): Promise<string
 }
 
 /** Runs iproute2 commands in one process (`ip -batch -`), inside a netns when one is named. */
-export function ipBatch(netns: string | undefined, lines: string[]): Promise<string> {
+export function ipBatch(netns: string | undefined, lines: string[], force = false): Promise<string> {
   if (lines.length === 0) return Promise.resolve('');
-  const args = netns ? ['-n', netns, '-batch', '-'] : ['-batch', '-'];
+  const args = [...(netns ? ['-n', netns] : []), ...(force ? ['-force'] : []), '-batch', '-'];
   return run('ip', args, lines.join('\n') + '\n');
 }
 

@@ -67,7 +67,12 @@ export async function labUp(shapeIn: LabShape, progress: Progress = quiet): Prom
 
   try {
     say(`network namespaces (${netns.length})`);
-    await ipBatch(undefined, netns.map((n) => `netns add ${n}`));
+    // Tolerates a netns that appeared meanwhile (an `ip` orphaned by a killed earlier up may still
+    // finish its batch): a fresh `netns add` makes only empty namespaces, so existing is as good.
+    await ipBatch(undefined, netns.map((n) => `netns add ${n}`), true).catch(() => undefined);
+    const have = new Set(listNetns());
+    const missing = netns.filter((n) => !have.has(n));
+    if (missing.length) throw new Error(`could not create network namespace(s) ${missing.join(', ')} (see 'ip netns add ${missing[0]}')`);
 
     say(`underlay bridge ${topo.underlay.bridge} in ${topo.underlay.netns} (${topo.underlay.cidr})`);
     await ipBatch(topo.underlay.netns, underlayBatch(topo).lines);

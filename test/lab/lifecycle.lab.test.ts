@@ -11,7 +11,7 @@ import { labDown } from '../../lab/down';
 import { labUp } from '../../lab/up';
 import { planLab } from '../../lab/topology';
 import { runInLab } from '../../lab/spawn';
-import { writeLabTopology } from '../../lab/state';
+import { readLabTopology, writeLabTopology } from '../../lab/state';
 import { cgroup2Mount, ensureBpffs, isSameProcess, procStartTime, run, sleep } from '../../lab/sys';
 import { cli, dist, leftovers, repoRoot, startApp } from './support';
 
@@ -106,11 +106,21 @@ privilegedDescribe('lab', 'lab life cycle and clean-up', () => {
   it('an up killed midway (SIGKILL) is cleaned by the next up, which then works', async () => {
     await labDown('nmt3');
     const child = spawn(process.execPath, [dist('cli/main.js'), 'lab', 'up', '--lab', 'nmt3', '--nodes', '3', '--pods-per-node', '3'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await new Promise<void>((resolve) => child.stderr.once('data', () => resolve()));
+    // Killed once it reports step 3 of 6: namespaces and the underlay exist, nodes are half made.
+    await new Promise<void>((resolve) => {
+      let err = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+        if (err.includes('[3/6]')) resolve();
+      });
+      child.once('close', () => resolve());
+    });
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('close', resolve));
+    const killedAt = readLabTopology('nmt3');
+    expect(killedAt).toBeDefined();
     const again = await cli(['lab', 'up', '--lab', 'nmt3', '--nodes', '3', '--pods-per-node', '3']);
-    expect(again.stderr).toMatch(/cleaning stale objects|already up/);
+    expect(again.stderr).toMatch(killedAt?.phase === 'creating' ? /cleaning stale objects of lab 'nmt3'/ : /already up/);
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('pod3-3    node3  10.200.3.4');
     const status = await cli(['lab', 'status', '--lab', 'nmt3']);
