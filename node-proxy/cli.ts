@@ -94,6 +94,8 @@ export const nodeProxyCommand: Command = {
       process.once('SIGINT', onSignal);
     });
     await proxy.stop();
+    // Spliced connections still open would keep the process alive; they end with it.
+    setTimeout(() => process.exit(0), 100).unref();
     return 0;
   },
 };

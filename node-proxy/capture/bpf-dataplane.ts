@@ -11,9 +11,19 @@ import { netnsCookie } from '../../native/netns';
 import { BpfObject, unpin, type BpfProgram } from '../../native/object';
 import type { Endpoint } from '../connections/table';
 import type { OriginalDestinations } from '../proxy/original-destination';
-import { cidrKey, connKey, cookieKey, decodeSockaddr, ONE, portKey, workloadValue } from './codec';
+import {
+  Direction,
+  decodeSockAddr,
+  encodeCidrKey,
+  encodeConnKey,
+  encodeIpKey,
+  encodePortKey,
+  encodeU64,
+  encodeWorkload,
+  PRESENT,
+} from '../../native/layout';
 import type { Dataplane } from './dataplane';
-import type { CaptureEntries } from './entries';
+import type { CaptureEntries, CidrEntry, PortEntry } from './entries';
 import { ATTACH_POINTS, keyFromPinDir, linkPinPath, workloadPinDir, type AttachPoint, type NodeLayout } from './pins';
 import type { CaptureWorkload } from './workload';
 
@@ -26,11 +36,14 @@ const PROGRAM_OF: Record<AttachPoint, { program: string; attachType: string; tar
   sk_lookup: { program: 'nm_sk_lookup', attachType: 'sk_lookup', target: 'netns' },
 };
 
-export const MAP_NAMES = ['nm_workloads', 'nm_excl_ports', 'nm_excl_cidrs', 'nm_pending', 'nm_orig_dst', 'nm_inbound'] as const;
+export const MAP_NAMES = ['nm_workloads', 'nm_excl_ports', 'nm_excl_cidrs', 'nm_pending', 'nm_orig_dst', 'nm_workload_ips', 'nm_inbound'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 const sameBytes = (a: { port: number; direction: number }, b: { port: number; direction: number }): boolean =>
   a.port === b.port && a.direction === b.direction;
+const portKey = (cookie: bigint, p: PortEntry): Buffer =>
+  encodePortKey({ netnsCookie: cookie, port: p.port, direction: p.direction === Direction.IN ? Direction.IN : Direction.OUT });
+const cidrKey = (cookie: bigint, c: CidrEntry): Buffer => encodeCidrKey({ netnsCookie: cookie, cidr: c.text });
 
 export class BpfDataplane implements Dataplane {
   private readonly programs = new Map<AttachPoint, BpfProgram>();
@@ -52,11 +65,11 @@ export class BpfDataplane implements Dataplane {
     const origDst = this.map('nm_orig_dst');
     this.originals = {
       take: (cookie: bigint, client: Endpoint) => {
-        const key = connKey(cookie, client);
+        const key = encodeConnKey({ netnsCookie: cookie, address: client.address, port: client.port });
         const v = origDst.lookup(key);
         if (!v) return undefined;
         origDst.delete(key);
-        const d = decodeSockaddr(v);
+        const d = decodeSockAddr(v);
         return { address: d.address, port: d.port };
       },
     };
@@ -76,18 +89,29 @@ export class BpfDataplane implements Dataplane {
     const ports = this.map('nm_excl_ports');
     const cidrs = this.map('nm_excl_cidrs');
     // Exclusions first, the workload entry last: capture starts only with its exclusions in place.
-    for (const p of entries.ports) ports.update(portKey(cookie, p), ONE);
-    for (const c of entries.cidrs) cidrs.update(cidrKey(cookie, c), ONE);
+    const ips = this.map('nm_workload_ips');
+    for (const p of entries.ports) ports.update(portKey(cookie, p), PRESENT);
+    for (const c of entries.cidrs) cidrs.update(cidrKey(cookie, c), PRESENT);
+    for (const a of entries.addresses) ips.update(encodeIpKey(a), encodeU64(cookie));
     if (previous) {
       for (const p of previous.ports) if (!entries.ports.some((q) => sameBytes(p, q))) ports.delete(portKey(cookie, p));
       for (const c of previous.cidrs) if (!entries.cidrs.some((d) => d.text === c.text)) cidrs.delete(cidrKey(cookie, c));
+      for (const a of previous.addresses) {
+        if (!entries.addresses.includes(a)) {
+          ips.delete(encodeIpKey(a));
+          this.map('nm_inbound').delete(encodeIpKey(a));
+        }
+      }
     }
-    this.map('nm_workloads').update(cookieKey(cookie), workloadValue(entries.flags, entries.outboundPort));
+    this.map('nm_workloads').update(encodeU64(cookie), encodeWorkload({ flags: entries.flags, outboundPort: entries.outboundPort }));
   }
 
   deleteEntries(cookie: bigint, entries: CaptureEntries): void {
-    this.map('nm_workloads').delete(cookieKey(cookie));
-    this.map('nm_inbound').delete(cookieKey(cookie));
+    this.map('nm_workloads').delete(encodeU64(cookie));
+    for (const a of entries.addresses) {
+      this.map('nm_inbound').delete(encodeIpKey(a));
+      this.map('nm_workload_ips').delete(encodeIpKey(a));
+    }
     for (const p of entries.ports) this.map('nm_excl_ports').delete(portKey(cookie, p));
     for (const c of entries.cidrs) this.map('nm_excl_cidrs').delete(cidrKey(cookie, c));
   }
@@ -142,8 +166,8 @@ export class BpfDataplane implements Dataplane {
     }
   }
 
-  registerInbound(cookie: bigint, listenerFd: number): void {
-    this.map('nm_inbound').updateSocket(cookieKey(cookie), listenerFd);
+  registerInbound(addresses: readonly string[], listenerFd: number): void {
+    for (const a of addresses) this.map('nm_inbound').updateSocket(encodeIpKey(a), listenerFd);
   }
 
   removeNodePins(): void {

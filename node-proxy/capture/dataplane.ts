@@ -20,8 +20,8 @@ export interface Dataplane {
   detach(key: string): void;
   /** Keys (`ns/name`) that have link pins on this node. */
   pinnedWorkloads(): string[];
-  /** Registers the inbound (15006) listener of a workload for sk_lookup. */
-  registerInbound(cookie: bigint, listenerFd: number): void;
+  /** Registers the inbound (15006) listener of a workload for sk_lookup, under each of its addresses. */
+  registerInbound(addresses: readonly string[], listenerFd: number): void;
   /** Removes the node's maps' pins and directory (after every workload is unenrolled). */
   removeNodePins(): void;
   close(): void;

@@ -182,11 +182,15 @@ export class Enroller {
     const listeners = await this.openListeners(key, w, cookie);
     try {
       this.dataplane.writeEntries(cookie, entries);
-      this.dataplane.registerInbound(cookie, this.sockets.serverFd(listeners[listeners.length - 1]));
+      this.dataplane.registerInbound(entries.addresses, this.sockets.serverFd(listeners[listeners.length - 1]));
       this.dataplane.attach(key, w);
     } catch (err) {
-      this.dataplane.detach(key);
-      this.dataplane.deleteEntries(cookie, entries);
+      try {
+        this.dataplane.detach(key);
+        this.dataplane.deleteEntries(cookie, entries);
+      } catch (cleanupErr) {
+        this.log.warn({ workload: key, err: (cleanupErr as Error).message }, 'cleanup after a failed enrolment was incomplete');
+      }
       await Promise.all(listeners.map(closeServer));
       throw err;
     }
@@ -211,7 +215,9 @@ export class Enroller {
       const listeners = await this.openListeners(key, w, cookie);
       live = { record, cookie, listeners };
       this.live.set(key, live);
-      this.dataplane.registerInbound(cookie, this.sockets.serverFd(listeners[listeners.length - 1]));
+      const entries = captureEntries(w);
+      this.dataplane.writeEntries(cookie, entries); // idempotent: the pinned maps normally hold them already
+      this.dataplane.registerInbound(entries.addresses, this.sockets.serverFd(listeners[listeners.length - 1]));
       const added = this.dataplane.attach(key, w);
       this.log.info({ workload: key, reattached: added }, 'adopted pinned enrolment; listeners re-opened');
     }

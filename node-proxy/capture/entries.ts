@@ -26,6 +26,8 @@ export interface CidrEntry {
 }
 
 export interface CaptureEntries {
+  /** The workload's own addresses: sk_lookup finds the workload (and its 15006 listener) by them. */
+  readonly addresses: readonly string[];
   readonly flags: number;
   readonly outboundPort: number;
   readonly ports: readonly PortEntry[];
@@ -99,5 +101,7 @@ export function captureEntries(w: CaptureWorkload): CaptureEntries {
   for (const p of new Set(w.excludedOutboundPorts)) ports.push({ port: checkPort(p, 'excluded outbound port'), direction: DIR_OUT });
   for (const p of new Set(w.excludedInboundPorts)) ports.push({ port: checkPort(p, 'excluded inbound port'), direction: DIR_IN });
   const cidrs = [...new Set(w.excludedCidrs)].map(parseCidr);
-  return { flags: CAPTURE_OUT | CAPTURE_IN, outboundPort: OUTBOUND_PORT, ports, cidrs };
+  const addresses = [...new Set(w.addresses)];
+  for (const a of addresses) if (!isIPv4(a) && !isIPv6(a)) throw new CaptureConfigError(`workload address '${a}' is not an IP address`);
+  return { addresses, flags: CAPTURE_OUT | CAPTURE_IN, outboundPort: OUTBOUND_PORT, ports, cidrs };
 }

@@ -28,7 +28,6 @@ const HELPERS: Record<string, [string, HelperName]> = {
   'helper.get_socket_cookie.sock_addr': ['cgroup_sock_addr', 'get_socket_cookie'],
   'helper.get_socket_cookie.sock_ops': ['sock_ops', 'get_socket_cookie'],
   'helper.get_netns_cookie.sock_addr': ['cgroup_sock_addr', 'get_netns_cookie'],
-  'helper.get_netns_cookie.sk_lookup': ['sk_lookup', 'get_netns_cookie'],
   'helper.sk_assign.sk_lookup': ['sk_lookup', 'sk_assign'],
 };
 const ATTACH: Record<string, [program: string, attachType: string, target: 'cgroup' | 'netns']> = {

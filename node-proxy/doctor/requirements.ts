@@ -34,7 +34,6 @@ export const CAPTURE_REQUIREMENTS: readonly Requirement[] = [
   { id: 'helper.get_socket_cookie.sock_addr', kind: 'helper', what: 'bpf_get_socket_cookie in cgroup_sock_addr', usedFor: 'keying the original destination by socket', minKernel: '4.20' },
   { id: 'helper.get_socket_cookie.sock_ops', kind: 'helper', what: 'bpf_get_socket_cookie in sock_ops', usedFor: 'joining the connect() record to the established socket', minKernel: '4.20' },
   { id: 'helper.get_netns_cookie.sock_addr', kind: 'helper', what: 'bpf_get_netns_cookie in cgroup_sock_addr', usedFor: 'telling workload netns apart', minKernel: '5.7' },
-  { id: 'helper.get_netns_cookie.sk_lookup', kind: 'helper', what: 'bpf_get_netns_cookie in sk_lookup', usedFor: 'finding the workload an inbound connection belongs to', minKernel: '5.9' },
   { id: 'helper.sk_assign.sk_lookup', kind: 'helper', what: 'bpf_sk_assign in sk_lookup', usedFor: 'handing inbound connections to 15006', minKernel: '5.9' },
   { id: 'sockopt.so_netns_cookie', kind: 'socket-option', what: 'getsockopt SO_NETNS_COOKIE', usedFor: 'the node proxy learning the netns cookie the programs key workloads by', minKernel: '5.14' },
   { id: 'map.hash', kind: 'map-type', what: 'BPF_MAP_TYPE_HASH', usedFor: 'enrolment and original-destination tables', minKernel: '3.19' },
