@@ -231,6 +231,28 @@ describe('CertificateAuthority with an operator-supplied intermediate', () => {
     expect(verifyPeerChain([...issued.certChainPem], ca.trustBundle).identity).toEqual(alice);
   });
 
+  it('accepts an operator-supplied root (self-signed) and signs leaves directly under it', async () => {
+    const keys = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const root = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '03',
+      name: 'O=operator, CN=operator root',
+      notBefore: new Date(Date.now() - 3600_000),
+      notAfter: new Date(Date.now() + 365 * 86400_000),
+      keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    });
+    const rootPem = root.toString('pem') + '\n';
+    writeFileSync(join(dir, 'root.pem'), rootPem);
+    writeFileSync(join(dir, 'root-key.pem'), toPem('PRIVATE KEY', await subtle.exportKey('pkcs8', keys.privateKey)), { mode: 0o600 });
+    const ca = await CertificateAuthority.open({ trustDomain: TD, operator: { certChainFile: join(dir, 'root.pem'), keyFile: join(dir, 'root-key.pem') } });
+    expect(ca.trustBundlePem).toEqual([rootPem]);
+    const { csrPem } = await createWorkloadCsr(alice);
+    const issued = await ca.issue({ csrPem, identity: alice });
+    expect(issued.certChainPem).toHaveLength(1);
+    expect(verifyPeerChain([...issued.certChainPem], trustBundle(TD, rootPem)).identity).toEqual(alice);
+  });
+
   it('refuses a key that does not belong to the CA certificate', async () => {
     const a = await makeOfflineRootAndIntermediate();
     const b = await makeOfflineRootAndIntermediate();

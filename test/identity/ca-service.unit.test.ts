@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log';
 import { CaClient, CertificateRequestError } from '../../common/identity/ca-client';
 import { createWorkloadCsr } from '../../common/identity/keys';
+import { CertificateManager } from '../../common/identity/manager';
 import { formatSpiffeId, identity } from '../../common/identity/spiffe';
 import { trustBundle, verifyPeerChain } from '../../common/identity/verify';
 import { CertificateAuthority } from '../../control/ca/authority';
@@ -136,6 +137,20 @@ describe('certificate service over gRPC/TLS', () => {
     expect(long.message).toMatch(/longer than this CA's maximum/);
     const refusals = await registry.getSingleMetricAsString('nodemesh_ca_certificate_refusals_total');
     expect(refusals).toMatch(/reason="invalid_argument"} 2/);
+  });
+
+  it('a CertificateManager over the real gRPC client gets, caches and checks a certificate', async () => {
+    const manager = new CertificateManager({ source: client(node1Token), trustDomain: 'cluster.local' });
+    try {
+      const web = identity('shop', 'web');
+      const [a, b] = await Promise.all([manager.ready(web), manager.get(web)]);
+      expect(a).toBe(b);
+      expect(verifyPeerChain([a.certChainPem], ca.trustBundle, { expected: web }).spiffeId).toBe('spiffe://cluster.local/ns/shop/sa/web');
+      expect(a.notAfter.getTime() - a.notBefore.getTime()).toBe((24 * 3600 + 60) * 1000);
+      await expect(manager.get(identity('shop', 'db'))).rejects.toThrow(/PERMISSION_DENIED: node 'node-1' may not obtain a certificate/);
+    } finally {
+      manager.close();
+    }
   });
 
   it('the client refuses a control plane whose certificate is not from the mesh root', async () => {
