@@ -1,0 +1,294 @@
+// Benchmark (not a test): the HBONE tunnel against plain TCP on loopback, in the same run.
+//
+//   node dist/bench/hbone.js [--mib 256] [--rr 5000] [--cr 500] [--streams 4] [--sweep]
+//
+// The destination side (HBONE server + TCP sink/echo upstreams) runs in a child process, as the
+// destination node proxy would, so client and server do not share one event loop. Figures:
+//   bulk     one stream (and --streams parallel ones) sending --mib MiB to a sink; MB/s
+//   rr       request/response of 64 B on one open connection, --rr round trips; p50/p99 µs
+//   cr       a new connection (tunnel stream) per 64 B request/response, --cr times; p50/p99 µs
+// and the ratio HBONE/TCP for each. --sweep repeats bulk for several flow-control windows.
+import { fork, type ChildProcess } from 'node:child_process';
+import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { HboneClient } from '../common/hbone/client';
+import { HboneServer, allow } from '../common/hbone/server';
+import { DEFAULT_WINDOWS, type WindowSettings } from '../common/hbone/settings';
+import { createTestCa } from '../common/hbone/testing/pki';
+import { connectUpstream } from '../common/hbone/upstream';
+import { trustBundle } from '../common/identity/verify';
+import { createLogger } from '../common/log';
+
+interface ServerInit {
+  readonly kind: 'init';
+  readonly certChain: string;
+  readonly key: string;
+  readonly rootPem: string;
+  readonly trustDomain: string;
+  readonly windows: WindowSettings;
+}
+
+interface ServerReady {
+  readonly kind: 'ready';
+  readonly hbonePort: number;
+  readonly sinkPort: number;
+  readonly echoPort: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// destination side (child process)
+
+async function listenTcp(onSocket: (s: Socket) => void): Promise<number> {
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
+    s.on('error', () => undefined);
+    onSocket(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+async function destinationMain(): Promise<void> {
+  const init = await new Promise<ServerInit>((r) => process.once('message', (m) => r(m as ServerInit)));
+  // sink: count bytes until the client ends, then answer the count (8 bytes) and end
+  const sinkPort = await listenTcp((s) => {
+    let n = 0;
+    s.on('data', (c: Buffer) => {
+      n += c.length;
+    });
+    s.on('end', () => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(BigInt(n));
+      s.end(b);
+    });
+  });
+  const echoPort = await listenTcp((s) => s.pipe(s));
+  const server = new HboneServer({
+    credentials: { certChain: init.certChain, key: init.key, trustBundle: trustBundle(init.trustDomain, init.rootPem) },
+    windows: init.windows,
+    maxConcurrentStreams: 1000,
+    logger: createLogger('bench-hbone-server', 'warn'),
+    handler: async (r) => allow(await connectUpstream(r.target)),
+  });
+  const ep = await server.listen({ host: '127.0.0.1', port: 0 });
+  const ready: ServerReady = { kind: 'ready', hbonePort: ep.port, sinkPort, echoPort };
+  process.send?.(ready);
+  process.on('disconnect', () => process.exit(0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// source side
+
+type Opener = (port: number) => Promise<Duplex>;
+
+function tcpOpener(): Opener {
+  return (port) =>
+    new Promise((resolve, reject) => {
+      const s = tcpConnect({ host: '127.0.0.1', port, allowHalfOpen: true, noDelay: true }, () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
+}
+
+function readAll(d: Duplex): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    d.on('data', (c: Buffer) => parts.push(c));
+    d.once('end', () => resolve(Buffer.concat(parts)));
+    d.once('error', reject);
+  });
+}
+
+/** Sends `bytes` to the sink over one stream; resolves with the bytes the sink counted. */
+async function bulkOne(open: Opener, port: number, bytes: number, block: Buffer): Promise<number> {
+  const d = await open(port);
+  const reply = readAll(d);
+  let left = bytes;
+  await new Promise<void>((resolve, reject) => {
+    d.once('error', reject);
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, block.length);
+        left -= n;
+        if (!d.write(n === block.length ? block : block.subarray(0, n))) {
+          d.once('drain', pump);
+          return;
+        }
+      }
+      d.end();
+      resolve();
+    };
+    pump();
+  });
+  const count = Number((await reply).readBigUInt64BE(0));
+  if (count !== bytes) throw new Error(`the sink counted ${count} bytes, ${bytes} were sent`);
+  return count;
+}
+
+async function bulk(open: Opener, port: number, mib: number, streams: number): Promise<number> {
+  const block = Buffer.alloc(64 * 1024, 0x5a);
+  const per = Math.floor((mib * 1024 * 1024) / streams);
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: streams }, () => bulkOne(open, port, per, block)));
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  return (per * streams) / 1e6 / secs; // MB/s
+}
+
+function quantiles(samplesNs: number[]): { p50: number; p99: number } {
+  const s = samplesNs.slice().sort((a, b) => a - b);
+  const at = (q: number): number => (s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0) / 1000;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+/** Sequential 64 B request/response on one connection. */
+async function requestResponse(open: Opener, port: number, n: number): Promise<{ p50: number; p99: number }> {
+  const d = await open(port);
+  const msg = Buffer.alloc(64, 0x61);
+  const samples: number[] = [];
+  await new Promise<void>((resolve, reject) => {
+    let got = 0;
+    let t0 = process.hrtime.bigint();
+    d.once('error', reject);
+    d.on('data', (c: Buffer) => {
+      got += c.length;
+      if (got < msg.length) return;
+      got -= msg.length;
+      samples.push(Number(process.hrtime.bigint() - t0));
+      if (samples.length === n) {
+        d.end();
+        resolve();
+        return;
+      }
+      t0 = process.hrtime.bigint();
+      d.write(msg);
+    });
+    d.write(msg);
+  });
+  d.resume();
+  return quantiles(samples);
+}
+
+/** A new connection per 64 B request/response (connection setup included). */
+async function connectRequest(open: Opener, port: number, n: number): Promise<{ p50: number; p99: number }> {
+  const msg = Buffer.alloc(64, 0x62);
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    const d = await open(port);
+    const back = readAll(d);
+    d.end(msg);
+    const b = await back;
+    if (b.length !== msg.length) throw new Error(`echo returned ${b.length} bytes`);
+    samples.push(Number(process.hrtime.bigint() - t0));
+  }
+  return quantiles(samples);
+}
+
+async function startDestination(windows: WindowSettings, ca: Awaited<ReturnType<typeof createTestCa>>): Promise<{ child: ChildProcess; ready: ServerReady; serverId: string }> {
+  const creds = await ca.issue('bench', 'destination');
+  const child = fork(__filename, ['--destination'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const init: ServerInit = { kind: 'init', certChain: creds.certChain, key: creds.key, rootPem: ca.bundle.pem, trustDomain: ca.trustDomain, windows };
+  child.send(init);
+  const ready = await new Promise<ServerReady>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as ServerReady));
+    child.once('exit', (code) => reject(new Error(`the destination process exited with ${code}`)));
+  });
+  return { child, ready, serverId: creds.spiffeId };
+}
+
+export interface HboneBenchOptions {
+  readonly mib: number;
+  readonly rr: number;
+  readonly cr: number;
+  readonly streams: number;
+  readonly sweep: boolean;
+}
+
+export async function runHboneBench(o: HboneBenchOptions): Promise<void> {
+  const ca = await createTestCa('cluster.local');
+  const source = await ca.issue('bench', 'source');
+  const out = (line: string): void => {
+    process.stdout.write(line + '\n');
+  };
+
+  const hboneOpener = (client: HboneClient, serverId: string, hbonePort: number): Opener => (port) =>
+    client.open({
+      source: { certChain: source.certChain, key: source.key },
+      trustBundle: ca.bundle,
+      destination: `127.0.0.1:${hbonePort}`,
+      expectedIdentity: serverId,
+      authority: `127.0.0.1:${port}`,
+    });
+
+  const windowsList: WindowSettings[] = o.sweep
+    ? [
+        { streamWindow: 65535, connectionWindow: 65535, maxFrameSize: 16384 },
+        { streamWindow: 1 << 20, connectionWindow: 4 << 20, maxFrameSize: 16384 },
+        { streamWindow: 4 << 20, connectionWindow: 16 << 20, maxFrameSize: 16384 },
+        DEFAULT_WINDOWS,
+        { streamWindow: 16 << 20, connectionWindow: 64 << 20, maxFrameSize: 256 * 1024 },
+      ]
+    : [DEFAULT_WINDOWS];
+
+  out(`# HBONE vs plain TCP on loopback (node ${process.version}, ${o.mib} MiB bulk, ${o.rr} rr, ${o.cr} cr)`);
+  for (const windows of windowsList) {
+    const dest = await startDestination(windows, ca);
+    const client = new HboneClient({ windows });
+    try {
+      const tcp = tcpOpener();
+      const hbone = hboneOpener(client, dest.serverId, dest.ready.hbonePort);
+      const { sinkPort, echoPort } = dest.ready;
+      await bulk(hbone, sinkPort, 16, 1); // warm-up: connection, JIT
+      await bulk(tcp, sinkPort, 16, 1);
+      const label = `windows stream=${windows.streamWindow} conn=${windows.connectionWindow} frame=${windows.maxFrameSize}`;
+      out(`\n## ${label}`);
+      const tcp1 = await bulk(tcp, sinkPort, o.mib, 1);
+      const hb1 = await bulk(hbone, sinkPort, o.mib, 1);
+      out(`bulk 1 stream      TCP ${tcp1.toFixed(0)} MB/s   HBONE ${hb1.toFixed(0)} MB/s   HBONE/TCP ${(hb1 / tcp1).toFixed(2)}`);
+      if (o.sweep && windows !== DEFAULT_WINDOWS) continue;
+      const tcpN = await bulk(tcp, sinkPort, o.mib, o.streams);
+      const hbN = await bulk(hbone, sinkPort, o.mib, o.streams);
+      out(`bulk ${o.streams} streams     TCP ${tcpN.toFixed(0)} MB/s   HBONE ${hbN.toFixed(0)} MB/s   HBONE/TCP ${(hbN / tcpN).toFixed(2)}`);
+      const tcpRr = await requestResponse(tcp, echoPort, o.rr);
+      const hbRr = await requestResponse(hbone, echoPort, o.rr);
+      out(
+        `rr 64B (µs)        TCP p50 ${tcpRr.p50.toFixed(0)} p99 ${tcpRr.p99.toFixed(0)}   HBONE p50 ${hbRr.p50.toFixed(0)} p99 ${hbRr.p99.toFixed(0)}   ratio p50 ${(hbRr.p50 / tcpRr.p50).toFixed(2)} p99 ${(hbRr.p99 / tcpRr.p99).toFixed(2)}`,
+      );
+      const tcpCr = await connectRequest(tcp, echoPort, o.cr);
+      const hbCr = await connectRequest(hbone, echoPort, o.cr);
+      out(
+        `connect+rr (µs)    TCP p50 ${tcpCr.p50.toFixed(0)} p99 ${tcpCr.p99.toFixed(0)}   HBONE p50 ${hbCr.p50.toFixed(0)} p99 ${hbCr.p99.toFixed(0)}   ratio p50 ${(hbCr.p50 / tcpCr.p50).toFixed(2)} p99 ${(hbCr.p99 / tcpCr.p99).toFixed(2)}`,
+      );
+      out(`HBONE connections used by the pool: ${client.connectionCount()}`);
+    } finally {
+      client.destroy();
+      dest.child.kill('SIGTERM');
+    }
+  }
+}
+
+function argValue(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = Number(args[i + 1]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
+  return v;
+}
+
+if (require.main === module) {
+  const args = process.argv.slice(2);
+  const run = args.includes('--destination')
+    ? destinationMain()
+    : runHboneBench({
+        mib: argValue(args, '--mib', 256),
+        rr: argValue(args, '--rr', 5000),
+        cr: argValue(args, '--cr', 500),
+        streams: argValue(args, '--streams', 4),
+        sweep: args.includes('--sweep'),
+      });
+  run.catch((err: unknown) => {
+    process.stderr.write(`hbone bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}
