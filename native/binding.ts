@@ -81,6 +81,7 @@ export interface RawBinding {
   linkCreate(progFd: number, target: string, attachType: string, label: string): number;
   linkDetach(fd: number): void;
   socketCookie(fd: number): bigint;
+  socketNetnsCookie(fd: number): bigint;
   setMark(fd: number, mark: number): void;
   listenInNetns(netns: string, host: string, port: number, backlog: number, opts: RawSockOpts): number;
   connectInNetns(

@@ -13,6 +13,7 @@ export {
   netnsCookie,
   setMark,
   socketCookie,
+  socketNetnsCookie,
   type ConnectInNetnsOptions,
   type ListenInNetnsOptions,
 } from './netns';

@@ -76,6 +76,11 @@ export function socketCookie(fd: number): bigint {
   return call((b) => b.socketCookie(fd));
 }
 
+/** The cookie of the netns a socket lives in (SO_NETNS_COOKIE), comparable with netnsCookie(). */
+export function socketNetnsCookie(fd: number): bigint {
+  return call((b) => b.socketNetnsCookie(fd));
+}
+
 /** SO_MARK on a socket fd (needs CAP_NET_ADMIN). */
 export function setMark(fd: number, mark: number): void {
   call((b) => b.setMark(fd, mark));

@@ -12,6 +12,9 @@
 #include "addon.h"
 #include "errors.h"
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
 #endif
@@ -140,6 +143,15 @@ Napi::Value SocketCookie(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), cookie);
 }
 
+Napi::Value SocketNetnsCookie(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+    ThrowErrno(info.Env(), errno, "read SO_NETNS_COOKIE of", "socket fd " + std::to_string(fd), errno == ENOPROTOOPT ? "needs Linux >= 5.14" : "");
+  return Napi::BigInt::New(info.Env(), cookie);
+}
+
 Napi::Value SetMark(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   uint32_t mark = info[1].As<Napi::Number>().Uint32Value();
@@ -160,6 +172,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("linkCreate", Napi::Function::New(env, LinkCreate));
   exports.Set("linkDetach", Napi::Function::New(env, LinkDetach));
   exports.Set("socketCookie", Napi::Function::New(env, SocketCookie));
+  exports.Set("socketNetnsCookie", Napi::Function::New(env, SocketNetnsCookie));
   exports.Set("setMark", Napi::Function::New(env, SetMark));
 }
 
