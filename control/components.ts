@@ -1,0 +1,10 @@
+// The parts of the control plane process besides the config store and HTTP API, started in order
+// after them and stopped in reverse. Each component adds ONE line here (e.g. the xDS/CA gRPC
+// server on 15012); `nodemesh control` runs what this returns.
+import type { ControlPlaneComponent } from './control-plane';
+
+export async function defaultComponents(): Promise<ControlPlaneComponent[]> {
+  return [
+    // (await import('./xds/component')).createXdsComponent(),
+  ];
+}

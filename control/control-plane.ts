@@ -1,0 +1,151 @@
+// The control plane process: the config store (embedded file store under the data dir), the HTTP
+// config API on 15014, and any further components (the xDS and CA gRPC server) that share its
+// store, logger and metrics registry. start() brings everything up in order; stop() in reverse.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import { createLogger, type Logger } from '../common/log';
+import { ConfigApi } from './api/server';
+import { loadOrCreateToken, TOKEN_FILE } from './api/token';
+import { formatListen, parseListen, type ListenAddress } from './listen';
+import { createControlRegistry } from './metrics';
+import { FileStore } from './store/file-store';
+import type { ConfigStore } from './store/store';
+
+export const DEFAULT_DATA_DIR = '/var/lib/nodemesh';
+export const DEFAULT_API_LISTEN = '127.0.0.1:15014';
+
+/** Something that runs inside the control plane process (see components.ts). */
+export interface ControlPlaneComponent {
+  readonly name: string;
+  /** Called after the store and the HTTP API are up; `cp` gives store, dataDir, log, registry. */
+  start(cp: ControlPlane): Promise<void>;
+  stop(): Promise<void>;
+  /** Readiness contribution for /healthz/ready (default: ready once started). */
+  ready?(): boolean;
+}
+
+export interface ControlPlaneOptions {
+  /** Where the store, the API token and the CA keep their files (default /var/lib/nodemesh). */
+  dataDir?: string;
+  /** Config API listen address (default 127.0.0.1:15014; port 0 picks a free port). */
+  listen?: string;
+  /** Bearer token file (default <dataDir>/token, generated on first start with mode 0600). */
+  tokenFile?: string;
+  /** Service VIP range for Services without a clusterIP (default 10.96.0.0/16). */
+  serviceCIDR?: string;
+  logger?: Logger;
+  /** Use this store instead of opening the file store under dataDir. */
+  store?: ConfigStore;
+  components?: readonly ControlPlaneComponent[];
+}
+
+export class ControlPlane {
+  readonly dataDir: string;
+  readonly registry: Registry = createControlRegistry();
+  readonly log: Logger;
+  readonly tokenFile: string;
+  private storeRef?: ConfigStore;
+  private api?: ConfigApi;
+  private server?: Server;
+  private address?: ListenAddress;
+  private readonly components: ControlPlaneComponent[];
+  private readonly started: ControlPlaneComponent[] = [];
+  private running = false;
+
+  constructor(private readonly opts: ControlPlaneOptions = {}) {
+    this.dataDir = opts.dataDir ?? DEFAULT_DATA_DIR;
+    this.tokenFile = opts.tokenFile ?? join(this.dataDir, TOKEN_FILE);
+    this.log = opts.logger ?? createLogger('control');
+    this.components = [...(opts.components ?? [])];
+  }
+
+  /** Adds a component before start(). */
+  use(component: ControlPlaneComponent): this {
+    if (this.running) throw new Error(`cannot add component ${component.name}: the control plane is already running`);
+    this.components.push(component);
+    return this;
+  }
+
+  get store(): ConfigStore {
+    if (!this.storeRef) throw new Error('the control plane is not started');
+    return this.storeRef;
+  }
+
+  /** The address the config API listens on (with the real port when 0 was asked for). */
+  get apiAddress(): ListenAddress {
+    if (!this.address) throw new Error('the control plane is not started');
+    return this.address;
+  }
+
+  get apiURL(): string {
+    const a = this.apiAddress;
+    const host = a.host === '0.0.0.0' ? '127.0.0.1' : a.host === '::' ? '::1' : a.host;
+    return `http://${formatListen({ host, port: a.port })}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const listen = parseListen(this.opts.listen ?? DEFAULT_API_LISTEN);
+    try {
+      this.storeRef = this.opts.store ?? (await FileStore.open({ dataDir: this.dataDir, serviceCIDR: this.opts.serviceCIDR, logger: this.log }));
+      const { token, created } = loadOrCreateToken(this.tokenFile);
+      if (created) this.log.info({ tokenFile: this.tokenFile }, 'generated the config API token');
+      this.api = new ConfigApi({
+        store: this.storeRef,
+        token,
+        registry: this.registry,
+        log: this.log,
+        isReady: () => this.running && this.started.every((c) => c.ready?.() ?? true),
+      });
+      this.server = createServer(this.api.handle);
+      await new Promise<void>((resolve, reject) => {
+        const s = this.server as Server;
+        s.once('error', (err: NodeJS.ErrnoException) =>
+          reject(
+            err.code === 'EADDRINUSE'
+              ? new Error(`cannot listen on ${formatListen(listen)}: the address is in use (another control plane?); pick another with --listen`)
+              : new Error(`cannot listen on ${formatListen(listen)}: ${err.message}`),
+          ),
+        );
+        s.listen(listen.port, listen.host, () => resolve());
+      });
+      const bound = this.server.address() as AddressInfo;
+      this.address = { host: bound.address, port: bound.port };
+      this.log.info({ address: formatListen(this.address), dataDir: this.dataDir }, 'config API listening');
+      for (const c of this.components) {
+        await c.start(this);
+        this.started.push(c);
+        this.log.info({ component: c.name }, 'control plane component started');
+      }
+      this.running = true;
+      this.log.info({ revision: this.storeRef.revision }, 'control plane ready');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const c of this.started.splice(0).reverse()) {
+      try {
+        await c.stop();
+      } catch (err) {
+        this.log.error({ err, component: c.name }, 'control plane component failed to stop cleanly');
+      }
+    }
+    this.api?.closeStreams();
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    if (this.storeRef && !this.opts.store) await this.storeRef.close();
+    this.storeRef = undefined;
+  }
+}
