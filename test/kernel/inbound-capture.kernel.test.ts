@@ -13,6 +13,7 @@ import { expectReleased, Scratch, sh } from './support';
 
 const captureObject = join(bpfObjectDir, 'capture.o');
 const APP = '10.241.0.2';
+const APP6 = 'fd00:241::2';
 
 privilegedDescribe('kernel', 'inbound capture (sk_lookup)', () => {
   const scratch = new Scratch('nm-kin');
@@ -62,6 +63,8 @@ privilegedDescribe('kernel', 'inbound capture (sk_lookup)', () => {
       sh('ip', ['-n', o, 'link', 'add', 'nm-kvo', 'type', 'veth', 'peer', 'name', 'nm-kvi', 'netns', i]);
       sh('ip', ['-n', o, 'addr', 'add', '10.241.0.1/24', 'dev', 'nm-kvo']);
       sh('ip', ['-n', i, 'addr', 'add', `${APP}/24`, 'dev', 'nm-kvi']);
+      sh('ip', ['-n', o, 'addr', 'add', 'fd00:241::1/64', 'dev', 'nm-kvo', 'nodad']);
+      sh('ip', ['-n', i, 'addr', 'add', `${APP6}/64`, 'dev', 'nm-kvi', 'nodad']);
       sh('ip', ['-n', o, 'link', 'set', 'nm-kvo', 'up']);
       sh('ip', ['-n', i, 'link', 'set', 'nm-kvi', 'up']);
       cookie = netnsCookie(inside);
@@ -83,15 +86,20 @@ privilegedDescribe('kernel', 'inbound capture (sk_lookup)', () => {
 
       // the app
       serve(APP, 8080, () => 'app');
+      serve(APP6, 8080, () => 'app');
       serve(APP, 8081, () => 'app');
       serve(APP, 15008, () => 'hbone');
       // the node proxy's inbound listener: it reports the original destination (its local address)
       proxy = serve('0.0.0.0', 15006, (s) => `proxy ${s.localAddress}:${s.localPort} from ${s.remoteAddress}`);
+      // IPv6 needs an IPv6 listener; sk_assign ignores what it is bound to
+      const proxy6 = serve('::1', 15006, (s) => `proxy6 [${s.localAddress}]:${s.localPort} from ${s.remoteAddress}`);
       await new Promise((r) => setImmediate(r));
 
       workloads.update(layout.encodeU64(cookie), layout.encodeWorkload({ flags: layout.WorkloadFlags.CAPTURE_IN, outboundPort: 0 }));
       workloadIps.update(layout.encodeIpKey(APP), layout.encodeU64(cookie));
       inbound.updateSocket(layout.encodeIpKey(APP), fdOf(proxy));
+      workloadIps.update(layout.encodeIpKey(APP6), layout.encodeU64(cookie));
+      inbound.updateSocket(layout.encodeIpKey(APP6), fdOf(proxy6));
     } catch (err) {
       await teardown();
       throw err;
@@ -113,6 +121,8 @@ privilegedDescribe('kernel', 'inbound capture (sk_lookup)', () => {
     expect(await ask(outside, APP, 8080)).toBe(`proxy ${APP}:8080 from 10.241.0.1`);
     // any port, even one nothing listens on
     expect(await ask(outside, APP, 5555)).toBe(`proxy ${APP}:5555 from 10.241.0.1`);
+    expect(await ask(outside, APP6, 8080)).toBe(`proxy6 [${APP6}]:8080 from fd00:241::1`);
+    expect(await ask(inside, APP6, 8080)).toBe('app');
   });
 
   it('lets HBONE (15008), excluded inbound ports and connections from inside the netns reach the app', async () => {

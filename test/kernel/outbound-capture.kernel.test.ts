@@ -119,6 +119,9 @@ privilegedDescribe('kernel', 'outbound capture (cgroup/connect4, connect6, socko
   it('redirects IPv6 connects to [::1]:15001 with the original IPv6 destination', async () => {
     const r = await clientInCgroup(cg, ns, 'fd00:96::12', 443);
     expect(r).toMatchObject({ ok: true, reply: 'proxy fd00:96::12:443 family6' });
+    // an IPv6 socket connecting to an IPv4-mapped address goes to the IPv4 listener
+    const m = await clientInCgroup(cg, ns, '::ffff:10.96.0.13', 80);
+    expect(m).toMatchObject({ ok: true, reply: 'proxy 10.96.0.13:80 family6', localAddress: '::ffff:127.0.0.1' });
   });
 
   it('leaves loopback, mesh ports, excluded ports and excluded CIDRs alone', async () => {
