@@ -3,7 +3,11 @@
 import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
 import type { CertificateManager } from './manager';
 
+/** Registers the gauges and counter for `manager` on `registry` (once per registry). */
 export function registerCertificateMetrics(manager: CertificateManager, registry: Registry = defaultRegistry): void {
+  if (registry.getSingleMetric('nodemesh_workload_certificates')) {
+    throw new Error('workload certificate metrics are already registered on this registry (one CertificateManager per registry)');
+  }
   new Gauge({
     name: 'nodemesh_workload_certificate_expiry_timestamp_seconds',
     help: 'When the current workload certificate of an identity expires (Unix time); absent while none was issued',
