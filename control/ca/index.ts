@@ -17,3 +17,5 @@ export { addCertificateService, certificateServiceHandlers, servingCredentials }
 export type { CertificateServiceOptions } from './service';
 export { NodeTokens, nodeTokensFile } from './tokens';
 export type { NodeAuthenticator } from './tokens';
+export { openCertificateService } from './setup';
+export type { CertificateServiceSetup } from './setup';
