@@ -14,14 +14,10 @@
  */
 #include "include/common.h"
 
-#define NM_LOOPBACK_IFINDEX 1
-
 SEC("sk_lookup")
 int nm_sk_lookup(struct bpf_sk_lookup *ctx)
 {
 	if (ctx->protocol != IPPROTO_TCP)
-		return SK_PASS;
-	if (ctx->ingress_ifindex == NM_LOOPBACK_IFINDEX)
 		return SK_PASS;
 
 	struct nm_ip_key ip = {};
@@ -43,13 +39,17 @@ int nm_sk_lookup(struct bpf_sk_lookup *ctx)
 		return SK_PASS;
 	/* From inside the netns: the source is one of the workload's own addresses (the app
 	 * calling itself, or the node proxy connecting to the app from inside the netns). Such
-	 * packets are routed locally, but inet_iif reports the address's device, not loopback. */
+	 * packets are routed locally, but inet_iif reports the address's device, not loopback, and
+	 * ctx->ingress_ifindex needs Linux 5.17; the source address tells on every kernel. */
 	struct nm_ip_key remote = {};
 	if (ctx->family == AF_INET) {
 		if (nm_is_loopback4(ctx->remote_ip4))
 			return SK_PASS;
 		nm_addr_from4(remote.addr, ctx->remote_ip4);
 	} else {
+		if (ctx->remote_ip6[0] == 0 && ctx->remote_ip6[1] == 0 && ctx->remote_ip6[2] == 0 &&
+		    ctx->remote_ip6[3] == bpf_htonl(1))
+			return SK_PASS;
 		__u32 *a = (__u32 *)remote.addr;
 		a[0] = ctx->remote_ip6[0];
 		a[1] = ctx->remote_ip6[1];

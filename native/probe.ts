@@ -1,6 +1,6 @@
 // Kernel feature probes: which program types, map types and helpers capture needs, checked
 // against the running kernel, so `nodemesh doctor` and node proxy start-up can name every gap.
-import { call } from './binding';
+import { call, NativeError } from './binding';
 
 /** Helper ids from linux/bpf.h (enum bpf_func_id) that capture uses. */
 export const Helpers = {
@@ -51,5 +51,25 @@ export function probeCaptureFeatures(): Feature[] {
     ),
     f('helper get_socket_cookie in sock_ops', 're-keying original destinations', () => probeHelper('sock_ops', 'get_socket_cookie')),
     f('helper sk_assign in sk_lookup', 'steering to the inbound listener', () => probeHelper('sk_lookup', 'sk_assign')),
+    f('socket option SO_NETNS_COOKIE (Linux 5.14)', 'naming a workload by its netns cookie', () => {
+      try {
+        call((b) => b.netnsCookie('/proc/self/ns/net'));
+        return true;
+      } catch (err) {
+        if (err instanceof NativeError && err.code === 'ENOPROTOOPT') return false;
+        throw err;
+      }
+    }),
+    f('bpf_link for cgroups and netns (Linux 5.8)', 'attachments that can be pinned', () => probeLinks()),
   ];
+}
+
+/** bpf_link_create exists (it answers EBADF for bad fds rather than EINVAL for an unknown command). */
+function probeLinks(): boolean {
+  try {
+    call((b) => b.linkCreate(-1, '/proc/self/ns/net', 'sk_lookup', 'probe'));
+    return true;
+  } catch (err) {
+    return !(err instanceof NativeError && err.code === 'EINVAL');
+  }
 }
