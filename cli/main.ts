@@ -9,6 +9,11 @@ const commands: Record<string, () => Promise<Command>> = {
   'node-proxy': async () => (await import('../node-proxy/cli.js')).nodeProxyCommand,
   doctor: async () => (await import('../node-proxy/doctor/cli.js')).doctorCommand,
   ca: async () => (await import('../control/ca/cli.js')).caCommand,
+  control: async () => (await import('../control/cli.js')).controlCommand,
+  apply: async () => (await import('../control/cli.js')).applyCommand,
+  get: async () => (await import('../control/cli.js')).getCommand,
+  delete: async () => (await import('../control/cli.js')).deleteCommand,
+  namespace: async () => (await import('../control/cli.js')).namespaceCommand,
 };
 
 function usage(): string {

@@ -87,7 +87,7 @@ export class ApiClient {
   }
 
   /** Replaces one resource (conditional when it carries metadata.resourceVersion). */
-  put<T = AnyResource>(kind: KindInfo, resource: { metadata: { name: string; namespace?: string } }): Promise<T> {
+  put<T = AnyResource>(kind: KindInfo, resource: { metadata: { name: string; namespace?: string; [field: string]: unknown }; [field: string]: unknown }): Promise<T> {
     return this.call('PUT', itemPath(kind, resource.metadata.name, resource.metadata.namespace), JSON.stringify(resource), 'application/json');
   }
 

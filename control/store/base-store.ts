@@ -151,7 +151,10 @@ export abstract class BaseStore implements ConfigStore {
         const stored = {
           ...doc,
           metadata: {
-            ...doc.metadata,
+            name: doc.metadata.name,
+            ...(doc.metadata.namespace !== undefined ? { namespace: doc.metadata.namespace } : {}),
+            ...(doc.metadata.labels ? { labels: doc.metadata.labels } : {}),
+            ...(doc.metadata.annotations ? { annotations: doc.metadata.annotations } : {}),
             uid: existing?.metadata.uid ?? randomUUID(),
             resourceVersion: String(rev),
             generation: existing ? (existing.metadata.generation ?? 1) + (specChanged ? 1 : 0) : 1,

@@ -1,0 +1,64 @@
+// What a config CLI command needs from its surroundings: where to print, the environment, and how
+// to reach the control plane. The lab passes its own `createConnection` (it reaches a control
+// plane inside a network namespace); the defaults are the process's own.
+import type { ClientRequestArgs } from 'node:http';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CliError } from '../../cli/command';
+import { ApiClient } from '../api/client';
+import { readToken, TOKEN_FILE } from '../api/token';
+import { DEFAULT_DATA_DIR } from '../control-plane';
+
+export interface CliContext {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+  createConnection?: ClientRequestArgs['createConnection'];
+}
+
+export function processContext(): CliContext {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+}
+
+export const DEFAULT_SERVER = 'http://127.0.0.1:15014';
+
+/** Options every client command accepts. */
+export const connectionOptions = {
+  server: { type: 'string' },
+  'token-file': { type: 'string' },
+  'data-dir': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const CONNECTION_HELP = `connection:
+  --server URL        control plane config API (env NODEMESH_SERVER; default ${DEFAULT_SERVER})
+  --token-file FILE   bearer token file (env NODEMESH_TOKEN holds the token itself;
+                      default <data-dir>/${TOKEN_FILE})
+  --data-dir DIR      the control plane's data dir, to find its token (env NODEMESH_DATA_DIR;
+                      default ${DEFAULT_DATA_DIR})`;
+
+export function clientFrom(values: { server?: string; 'token-file'?: string; 'data-dir'?: string }, ctx: CliContext): ApiClient {
+  const server = values.server ?? ctx.env.NODEMESH_SERVER ?? DEFAULT_SERVER;
+  let token: string;
+  try {
+    if (values['token-file']) token = readToken(values['token-file']);
+    else if (ctx.env.NODEMESH_TOKEN) token = ctx.env.NODEMESH_TOKEN.trim();
+    else token = readToken(join(values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR, TOKEN_FILE));
+  } catch (err) {
+    throw new CliError((err as Error).message, 1);
+  }
+  try {
+    return new ApiClient({ server, token, createConnection: ctx.createConnection });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+/** util.parseArgs with usage errors turned into CliError (exit code 2) naming the command. */
+export function parse<T extends ParseArgsConfig['options']>(command: string, argv: string[], options: T, allowPositionals = true) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (err) {
+    throw new CliError(`${command}: ${(err as Error).message}; see 'nodemesh ${command} --help'`, 2);
+  }
+}

@@ -1,0 +1,63 @@
+// `nodemesh control`: runs the control plane until SIGINT/SIGTERM.
+import { CliError, type Command } from '../../cli/command';
+import { createLogger } from '../../common/log';
+import { defaultComponents } from '../components';
+import { ControlPlane, DEFAULT_API_LISTEN, DEFAULT_DATA_DIR } from '../control-plane';
+import { parse, processContext, type CliContext } from './context';
+
+const HELP = `usage: nodemesh control [--data-dir DIR] [--listen ADDR] [--token-file FILE] [--service-cidr CIDR]
+Runs the control plane: the config store, the config API (HTTP) and the xDS/CA server.
+  --data-dir DIR       store, API token and CA files (env NODEMESH_DATA_DIR; default ${DEFAULT_DATA_DIR})
+  --listen ADDR        config API address (default ${DEFAULT_API_LISTEN}; :15014 for every interface)
+  --token-file FILE    API bearer token (default <data-dir>/token, generated with mode 0600)
+  --service-cidr CIDR  range for Service clusterIPs that are not given (default 10.96.0.0/16)
+  --log-level LEVEL    trace, debug, info, warn, error (env NODEMESH_LOG_LEVEL; default info)`;
+
+export async function runControl(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { values } = parse(
+    'control',
+    argv,
+    {
+      'data-dir': { type: 'string' },
+      listen: { type: 'string' },
+      'token-file': { type: 'string' },
+      'service-cidr': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    false,
+  );
+  if (values.help) {
+    ctx.stdout.write(HELP + '\n');
+    return 0;
+  }
+  const log = createLogger('control', values['log-level'] ?? ctx.env.NODEMESH_LOG_LEVEL ?? 'info');
+  const cp = new ControlPlane({
+    dataDir: values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR,
+    listen: values.listen,
+    tokenFile: values['token-file'],
+    serviceCIDR: values['service-cidr'],
+    logger: log,
+    components: await defaultComponents(),
+  });
+  try {
+    await cp.start();
+  } catch (err) {
+    throw new CliError(`the control plane did not start: ${(err as Error).message}`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'stopping the control plane');
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await cp.stop();
+  log.info('control plane stopped');
+  return 0;
+}
+
+export const controlCommand: Command = { name: 'control', summary: 'run the control plane (config store, config API, xDS, CA)', run: (argv) => runControl(argv) };
