@@ -116,6 +116,11 @@ privilegedDescribe('kernel', 'outbound capture (cgroup/connect4, connect6, socko
     expect([...pending.keys()]).toEqual([]);
   });
 
+  it('redirects an app that bound its source address first; the proxy sees that source', async () => {
+    const r = await clientInCgroup(cg, ns, '10.96.0.12', 8080, 3000, '10.240.0.2');
+    expect(r).toMatchObject({ ok: true, reply: 'proxy 10.96.0.12:8080 family4', localAddress: '10.240.0.2' });
+  });
+
   it('redirects IPv6 connects to [::1]:15001 with the original IPv6 destination', async () => {
     const r = await clientInCgroup(cg, ns, 'fd00:96::12', 443);
     expect(r).toMatchObject({ ok: true, reply: 'proxy fd00:96::12:443 family6' });

@@ -114,12 +114,19 @@ export interface ClientResult {
  * exec'ing into the netns), connecting to host:port, sending `hello`, and reporting the first
  * line it reads back (or the error code).
  */
-export function clientInCgroup(cgroupDir: string, netnsPath: string, host: string, port: number, timeoutMs = 3000): Promise<ClientResult> {
+export function clientInCgroup(
+  cgroupDir: string,
+  netnsPath: string,
+  host: string,
+  port: number,
+  timeoutMs = 3000,
+  localAddress?: string,
+): Promise<ClientResult> {
   const script = `
 const net = require('net');
 const t0 = Date.now();
 const out = (r) => { process.stdout.write(JSON.stringify({ ...r, ms: Date.now() - t0 })); process.exit(0); };
-const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port} });
+const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port}${localAddress ? `, localAddress: ${JSON.stringify(localAddress)}` : ''} });
 s.setTimeout(${timeoutMs}, () => out({ ok: false, code: 'TIMEOUT' }));
 let buf = '';
 s.on('connect', () => s.write('hello\\n'));
