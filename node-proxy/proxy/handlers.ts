@@ -86,7 +86,17 @@ export function handleOutbound(deps: HandlerDeps, wl: CapturedWorkload, down: So
   void forward(deps, wl, 'outbound', down, source, dst);
 }
 
+/** Ports of the proxy itself: an inbound connection "for" one of them would be sent back to the proxy. */
+const PROXY_PORTS = new Set([15000, 15001, 15006, 15008, 15020, 15021]);
+
 export function handleInbound(deps: HandlerDeps, wl: CapturedWorkload, down: Socket): void {
   down.on('error', () => undefined);
-  void forward(deps, wl, 'inbound', down, peer(down), local(down));
+  const dst = local(down);
+  if (PROXY_PORTS.has(dst.port)) {
+    // Someone dialled podIP:15006 (or another proxy port) directly: forwarding it would loop.
+    deps.log.info({ workload: wl.key, src: peer(down), dst }, 'inbound connection to a proxy port; refusing it');
+    down.resetAndDestroy();
+    return;
+  }
+  void forward(deps, wl, 'inbound', down, peer(down), dst);
 }

@@ -189,6 +189,17 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
     await new Promise((r) => s2.once('close', r));
     const seen2 = await waitFor('excluded app record', async () => (appExcl!.seen.length > b2 ? appExcl!.seen[b2] : undefined));
     expect(seen2.remote).toBe(pod('pod2-1').ip);
+
+    // dialling the inbound listener itself is refused instead of looping back into the proxy
+    const s3 = await connectInNetns(pod('pod2-1').netnsPath, { host: pod('pod1-1').ip, port: 15006 });
+    const outcome = await new Promise<string>((resolve) => {
+      s3.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      s3.on('close', () => resolve('closed'));
+      s3.resume();
+      s3.write('hello');
+    });
+    expect(['ECONNRESET', 'closed']).toContain(outcome);
+    expect((await adminJson<{ connections: { open: number } }>(topo, 'node1', '/stats')).connections.open).toBe(0);
   });
 
   it('unenrolling restores the direct path; enrolling again captures again', async () => {
