@@ -1,6 +1,7 @@
 // The addon on the real kernel: load the capture object, list programs and maps, round-trip map
 // values (lookup / update / delete / iterate, LPM prefixes), pin / reuse / unpin, errors with errno.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, expect, it } from 'vitest';
 import { bpfObjectDir } from '../../common/paths';
@@ -176,6 +177,27 @@ privilegedDescribe('kernel', 'native addon: BPF objects and maps', () => {
       a.close();
       b.close();
     }
+  });
+
+  it('a program the verifier refuses fails to load with errno and the verifier log tail', () => {
+    scratch = new Scratch('nm-kobj');
+    const dir = mkdtempSync(join(tmpdir(), 'nm-kbad-'));
+    scratch.defer(() => rmSync(dir, { recursive: true, force: true }));
+    const src = join(dir, 'bad.c');
+    // reads past the end of the context: the verifier must refuse it
+    writeFileSync(
+      src,
+      '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n' +
+        'SEC("cgroup/connect4") int nm_bad(struct bpf_sock_addr *ctx) { return *(volatile __u32 *)((char *)ctx + 4096); }\n' +
+        'char LICENSE[] SEC("license") = "GPL";\n',
+    );
+    sh('clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '-c', src, '-o', join(dir, 'bad.o')]);
+    const err = catchError(() => BpfObject.open(join(dir, 'bad.o')));
+    expect(err).toBeInstanceOf(NativeError);
+    expect(['EACCES', 'EINVAL']).toContain((err as NativeError).code);
+    expect((err as NativeError).op).toBe('load BPF object');
+    expect((err as NativeError).message).toContain('libbpf log');
+    expect((err as NativeError).message).toMatch(/invalid bpf_context access|nm_bad/);
   });
 
   it('names errno, the operation and the object in errors', () => {
