@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "addon.h"
@@ -45,8 +47,10 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     if (rc) {
       int err = -rc;
       std::string hint;
-      if (err == EPERM || err == EACCES)
+      if ((err == EPERM || err == EACCES) && geteuid() != 0)
         hint = "loading BPF programs needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN); run as root";
+      else if (err == EACCES || err == EINVAL)
+        hint = "the kernel refused a program or map (the verifier's reasons are in the log)";
       if (!LibbpfLogTail(1).empty()) hint += (hint.empty() ? "" : "; ") + std::string("libbpf log: ") + LibbpfLogTail(3000);
       bpf_object__close(obj_);
       obj_ = nullptr;
