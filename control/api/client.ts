@@ -165,9 +165,10 @@ export class ApiClient {
       port: this.base.port || (this.base.protocol === 'https:' ? 443 : 80),
       path: basePath + path,
       headers,
-      agent: false,
     };
+    // Node uses createConnection only when no agent is given; otherwise a fresh agent per request.
     if (this.opts.createConnection) args.createConnection = this.opts.createConnection;
+    else args.agent = false;
     return (this.base.protocol === 'https:' ? https : http).request(args, onResponse);
   }
 
