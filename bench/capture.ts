@@ -117,6 +117,30 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const node1 = topo.nodes.find((n) => n.name === 'node1')!;
   const target = topo.pods.find((p) => p.name === 'pod2-1')!.ip;
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const c of children) if (c.pid) c.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      execFileSync(process.execPath, [cliEntry, 'lab', 'exec', '--lab', LAB, 'node1', '--', process.execPath, cliEntry, 'node-proxy', '--node', 'node1', '--lab', LAB, '--teardown'], {
+        stdio: 'ignore',
+        env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+      });
+    } finally {
+      await labDown(LAB);
+      rmSync(join('/run/nodemesh/node-proxy', `${LAB}-node1`), { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  // Interrupted (Ctrl-C, or stdout closed by `| head`): still remove the lab and the pins.
+  process.stdout.on('error', () => undefined);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
   try {
     children.push(spawnInLab(topo, 'pod2-1', [process.execPath, '-e', SERVER], { stdio: 'ignore' }));
     const logFd = openSync(join(dir, 'node-proxy.log'), 'w');
@@ -153,15 +177,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    for (const c of children) if (c.pid) c.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 200));
-    execFileSync(process.execPath, [cliEntry, 'lab', 'exec', '--lab', LAB, 'node1', '--', process.execPath, cliEntry, 'node-proxy', '--node', 'node1', '--lab', LAB, '--teardown'], {
-      stdio: 'ignore',
-      env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
-    });
-    await labDown(LAB);
-    rmSync(join('/run/nodemesh/node-proxy', `${LAB}-node1`), { recursive: true, force: true });
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
 }
 
