@@ -6,7 +6,7 @@ import type { Logger } from '../../common/log';
 import type { SharedCache } from '../xds/cache';
 import { typeUrlOf, xdsResource, type XdsResource } from '../xds/resource';
 import type { ConfigStore, Watch } from '../store/store';
-import { DEFAULT_TRANSLATE_OPTIONS, translateWorkloadApi, type TranslateOptions, type WorkloadApiState } from './translate';
+import { WorkloadApiTranslator, type TranslateOptions, type WorkloadApiState } from './translate';
 
 export const ADDRESS_TYPE_URL = typeUrlOf(Address.$type);
 export const AUTHORIZATION_TYPE_URL = typeUrlOf(Authorization.$type);
@@ -15,11 +15,14 @@ export const WORKLOAD_API_TYPE_URLS: readonly string[] = [ADDRESS_TYPE_URL, AUTH
 export interface EncodedWorkloadApi {
   readonly addresses: Map<string, XdsResource>;
   readonly authorizations: Map<string, XdsResource>;
+  /** The messages the resources were encoded from (to skip re-encoding the same objects). */
+  readonly messages: { readonly addresses: ReadonlyMap<string, Address>; readonly authorizations: ReadonlyMap<string, Authorization> };
 }
 
 /**
- * Encode translated messages as xDS resources. With `previous`, a resource whose bytes did not
- * change is reused as is (no re-hash, and its encoded response record stays cached).
+ * Encode translated messages as xDS resources. With `previous`, a message that is the very same
+ * object as last time is not encoded again, and a resource whose bytes did not change is reused
+ * as is (no re-hash, and its encoded response record stays cached).
  */
 export function encodeWorkloadApi(state: WorkloadApiState, previous?: EncodedWorkloadApi): EncodedWorkloadApi {
   const encode = <M>(
@@ -27,9 +30,15 @@ export function encodeWorkloadApi(state: WorkloadApiState, previous?: EncodedWor
     messages: ReadonlyMap<string, M>,
     codec: { encode(m: M): { finish(): Uint8Array } },
     before: ReadonlyMap<string, XdsResource> | undefined,
+    beforeMessages: ReadonlyMap<string, M> | undefined,
   ): Map<string, XdsResource> => {
     const out = new Map<string, XdsResource>();
     for (const [name, message] of messages) {
+      const same = beforeMessages?.get(name) === message ? before?.get(name) : undefined;
+      if (same) {
+        out.set(name, same);
+        continue;
+      }
       const bytes = codec.encode(message).finish();
       const old = before?.get(name);
       out.set(name, old && Buffer.compare(old.value, bytes) === 0 ? old : xdsResource(typeUrl, name, bytes));
@@ -37,8 +46,9 @@ export function encodeWorkloadApi(state: WorkloadApiState, previous?: EncodedWor
     return out;
   };
   return {
-    addresses: encode(ADDRESS_TYPE_URL, state.addresses, Address, previous?.addresses),
-    authorizations: encode(AUTHORIZATION_TYPE_URL, state.authorizations, Authorization, previous?.authorizations),
+    addresses: encode(ADDRESS_TYPE_URL, state.addresses, Address, previous?.addresses, previous?.messages.addresses),
+    authorizations: encode(AUTHORIZATION_TYPE_URL, state.authorizations, Authorization, previous?.authorizations, previous?.messages.authorizations),
+    messages: { addresses: state.addresses, authorizations: state.authorizations },
   };
 }
 
@@ -61,12 +71,15 @@ export class WorkloadApiPublisher {
   private current: EncodedWorkloadApi | undefined;
   private lastWarnings = new Set<string>();
   private report: TranslationReport | undefined;
+  private readonly translator: WorkloadApiTranslator;
 
   constructor(
     private readonly store: ConfigStore,
     private readonly cache: SharedCache,
     private readonly options: PublisherOptions,
-  ) {}
+  ) {
+    this.translator = new WorkloadApiTranslator(options.translate);
+  }
 
   /** Publish the current state and follow the store from here on. */
   start(): void {
@@ -103,7 +116,7 @@ export class WorkloadApiPublisher {
   publish(): number {
     const started = process.hrtime.bigint();
     const snapshot = this.store.snapshot();
-    const state = translateWorkloadApi(snapshot, this.options.translate ?? DEFAULT_TRANSLATE_OPTIONS);
+    const state = this.translator.translate(snapshot);
     const encoded = encodeWorkloadApi(state, this.current);
     this.current = encoded;
     const version = String(snapshot.revision);
@@ -126,6 +139,7 @@ export class WorkloadApiPublisher {
         millis: Math.round(millis * 10) / 10,
         changed: a.changed.length + z.changed.length,
         removed: a.removed.length + z.removed.length,
+        reusedWorkloads: this.translator.reused,
       },
       'workload API translated',
     );

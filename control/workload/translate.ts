@@ -98,6 +98,8 @@ class Translation {
   readonly warnings: string[] = [];
   private readonly namespaces = new Map<string, Namespace>();
   private readonly servicesByNs = new Map<string, ServiceResource[]>();
+  /** Services with a selector, by namespace and by one of their selector's label pairs. */
+  private readonly selectingServices = new Map<string, Map<string, ServiceResource[]>>();
   private readonly selectorPoliciesByNs = new Map<string, AuthorizationPolicy[]>();
   private readonly waypointCache = new Map<string, GatewayAddress | null>();
 
@@ -106,7 +108,15 @@ class Translation {
     private readonly options: TranslateOptions,
   ) {
     for (const ns of snapshot.list('Namespace')) this.namespaces.set(ns.metadata.name, ns);
-    for (const svc of snapshot.list('Service')) push(this.servicesByNs, svc.metadata.namespace ?? '', svc);
+    for (const svc of snapshot.list('Service')) {
+      const ns = svc.metadata.namespace ?? '';
+      push(this.servicesByNs, ns, svc);
+      const first = Object.entries(svc.spec.selector ?? {})[0];
+      if (!first) continue;
+      let byLabel = this.selectingServices.get(ns);
+      if (!byLabel) this.selectingServices.set(ns, (byLabel = new Map()));
+      push(byLabel, `${first[0]}=${first[1]}`, svc);
+    }
     for (const policy of snapshot.list('AuthorizationPolicy')) {
       if (policy.spec.selector) push(this.selectorPoliciesByNs, policy.metadata.namespace ?? '', policy);
     }
@@ -119,9 +129,14 @@ class Translation {
     const mode = labels[DATAPLANE_MODE_LABEL] ?? nsLabels[DATAPLANE_MODE_LABEL];
 
     const services: Record<string, { $type: 'nodemesh.workload.v1.PortList'; ports: Port[] }> = {};
-    const matched = (this.servicesByNs.get(ns) ?? []).filter(
-      (s) => s.spec.selector && Object.keys(s.spec.selector).length > 0 && matchesLabels(labels, s.spec.selector),
-    );
+    const matched: ServiceResource[] = [];
+    const byLabel = this.selectingServices.get(ns);
+    if (byLabel) {
+      for (const [k, v] of Object.entries(labels)) {
+        for (const s of byLabel.get(`${k}=${v}`) ?? []) if (matchesLabels(labels, s.spec.selector)) matched.push(s);
+      }
+      matched.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+    }
     for (const svc of matched) {
       const hostname = serviceHostname(ns, svc.metadata.name, this.options.domainSuffix);
       const ports: Port[] = [];
@@ -350,22 +365,74 @@ export function stringMatch(s: string): StringMatch {
 
 /** The whole workload API for one snapshot. */
 export function translateWorkloadApi(snapshot: Snapshot, options: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS): WorkloadApiState {
-  const t = new Translation(snapshot, options);
-  const addresses = new Map<string, Address>();
-  for (const w of snapshot.list('Workload')) {
-    const workload = t.workload(w);
-    addresses.set(workload.uid, Address.fromPartial({ type: { $case: 'workload', value: workload } }));
+  return new WorkloadApiTranslator(options).translate(snapshot);
+}
+
+/**
+ * Translation across successive snapshots. Store snapshots share unchanged (frozen) resource
+ * objects, so when nothing a Workload's translation depends on besides the Workload itself has
+ * changed — Namespaces, Services, Gateways, AuthorizationPolicies and waypoint instances are
+ * the same objects as last time — the previous messages of unchanged Workloads are reused as
+ * is (same object: the encoder then skips them too). Any other change translates everything.
+ */
+export class WorkloadApiTranslator {
+  private context: readonly object[] = [];
+  private workloads = new Map<WorkloadResource, Address>();
+  private services = new Map<ServiceResource, Address>();
+  private authorizations = new Map<string, Authorization>();
+  private warnings: string[] = [];
+  /** How many Workload messages the last translate() reused. */
+  reused = 0;
+
+  constructor(private readonly options: TranslateOptions = DEFAULT_TRANSLATE_OPTIONS) {}
+
+  translate(snapshot: Snapshot): WorkloadApiState {
+    const workloads = snapshot.list('Workload');
+    const context: object[] = [
+      ...snapshot.list('Namespace'),
+      ...snapshot.list('Service'),
+      ...snapshot.list('Gateway'),
+      ...snapshot.list('AuthorizationPolicy'),
+      ...workloads.filter((w) => w.metadata.labels?.[GATEWAY_NAME_LABEL] !== undefined),
+    ];
+    const same = context.length === this.context.length && context.every((x, i) => x === this.context[i]);
+    this.context = context;
+    const t = new Translation(snapshot, this.options);
+
+    const addresses = new Map<string, Address>();
+    const workloadMemo = new Map<WorkloadResource, Address>();
+    this.reused = 0;
+    for (const w of workloads) {
+      let address = same ? this.workloads.get(w) : undefined;
+      if (address) this.reused++;
+      else address = Address.fromPartial({ type: { $case: 'workload', value: t.workload(w) } });
+      workloadMemo.set(w, address);
+      const ns = w.metadata.namespace ?? '';
+      addresses.set(workloadUid(ns, w.metadata.name), address);
+    }
+    const serviceMemo = new Map<ServiceResource, Address>();
+    for (const s of snapshot.list('Service')) {
+      const address = (same && this.services.get(s)) || Address.fromPartial({ type: { $case: 'service', value: t.service(s) } });
+      serviceMemo.set(s, address);
+      const ns = s.metadata.namespace ?? '';
+      addresses.set(serviceResourceName(ns, serviceHostname(ns, s.metadata.name, this.options.domainSuffix)), address);
+    }
+    let authorizations = this.authorizations;
+    if (!same) {
+      authorizations = new Map();
+      for (const p of snapshot.list('AuthorizationPolicy')) {
+        const authz = t.authorization(p);
+        if (authz) authorizations.set(`${authz.namespace}/${authz.name}`, authz);
+      }
+    }
+    // Reused messages raise no new warnings; keep the ones they raised before.
+    const warnings = same ? [...new Set([...this.warnings, ...t.warnings])] : t.warnings;
+    this.workloads = workloadMemo;
+    this.services = serviceMemo;
+    this.authorizations = authorizations;
+    this.warnings = warnings;
+    return { addresses, authorizations: new Map(authorizations), warnings: [...warnings] };
   }
-  for (const s of snapshot.list('Service')) {
-    const service = t.service(s);
-    addresses.set(serviceResourceName(service.namespace, service.hostname), Address.fromPartial({ type: { $case: 'service', value: service } }));
-  }
-  const authorizations = new Map<string, Authorization>();
-  for (const p of snapshot.list('AuthorizationPolicy')) {
-    const authz = t.authorization(p);
-    if (authz) authorizations.set(`${authz.namespace}/${authz.name}`, authz);
-  }
-  return { addresses, authorizations, warnings: t.warnings };
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

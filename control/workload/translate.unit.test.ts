@@ -10,7 +10,7 @@ import {
 import { validateResource, type AnyResource } from '../resources';
 import { MemorySnapshot } from '../store/snapshot';
 import { ipText } from './addresses';
-import { translateWorkloadApi } from './translate';
+import { WorkloadApiTranslator, translateWorkloadApi } from './translate';
 
 let rev = 0;
 function snapshot(...docs: unknown[]): MemorySnapshot {
@@ -209,5 +209,32 @@ describe('translateWorkloadApi', () => {
     const one = translateWorkloadApi(snapshot(...docs));
     const two = translateWorkloadApi(snapshot(...[...docs].reverse()));
     expect([...two.addresses.entries()]).toEqual([...one.addresses.entries()]);
+  });
+
+  it('reuses unchanged workload messages across snapshots and re-translates when their context changes', () => {
+    const base = [ns('default'), wl('a', '10.200.1.1', { app: 'x' }), wl('b', '10.200.1.2', { app: 'x' }), svc('x', { app: 'x' }, [{ port: 80 }])];
+    const resources = base.map((d) => validateResource(d)) as AnyResource[];
+    const s1 = MemorySnapshot.of(1, resources);
+    const translator = new WorkloadApiTranslator();
+    const first = translator.translate(s1);
+
+    // Only workload b changes: a's message is the very same object, b's is new and correct.
+    const b2 = validateResource(wl('b', '10.200.1.22', { app: 'x' }));
+    const s2 = s1.withChanges(2, [b2], []);
+    const second = translator.translate(s2);
+    expect(translator.reused).toBe(1);
+    expect(second.addresses.get('Workload/default/a')).toBe(first.addresses.get('Workload/default/a'));
+    expect([...second.addresses.entries()]).toEqual([...translateWorkloadApi(s2).addresses.entries()]);
+
+    // A new Service selecting both changes their context: everything is translated again.
+    const y = validateResource(svc('y', { app: 'x' }, [{ port: 81 }], { clusterIP: '10.96.0.14' }));
+    const s3 = s2.withChanges(3, [y], []);
+    const third = translator.translate(s3);
+    expect(translator.reused).toBe(0);
+    expect(Object.keys(workload(third.addresses.get('Workload/default/a')).services)).toEqual([
+      'default/x.default.svc.cluster.local',
+      'default/y.default.svc.cluster.local',
+    ]);
+    expect([...third.addresses.entries()]).toEqual([...translateWorkloadApi(s3).addresses.entries()]);
   });
 });
