@@ -1,6 +1,6 @@
 // Benchmark (not a test): the HBONE tunnel against plain TCP on loopback, in the same run.
 //
-//   node dist/bench/hbone.js [--mib 256] [--rr 5000] [--cr 500] [--streams 4] [--sweep]
+//   node dist/bench/hbone.js [--mib 256] [--rr 5000] [--cr 500] [--streams 4] [--sweep] [--rtt-ms 2]
 //
 // The destination side (HBONE server + TCP sink/echo upstreams) runs in a child process, as the
 // destination node proxy would, so client and server do not share one event loop. Figures:
@@ -8,6 +8,9 @@
 //   rr       request/response of 64 B on one open connection, --rr round trips; p50/p99 µs
 //   cr       a new connection (tunnel stream) per 64 B request/response, --cr times; p50/p99 µs
 // and the ratio HBONE/TCP for each. --sweep repeats bulk for several flow-control windows.
+// --rtt-ms puts a delay line (a relay process that forwards every chunk after rtt/2 ms, each way,
+// without limiting the bytes in flight) between the source and the destination, for TCP and
+// HBONE alike, as a stand-in for the inter-node round trip (no netem on the build machine).
 import { fork, type ChildProcess } from 'node:child_process';
 import { connect as tcpConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -26,6 +29,17 @@ interface ServerInit {
   readonly rootPem: string;
   readonly trustDomain: string;
   readonly windows: WindowSettings;
+}
+
+interface RelayInit {
+  readonly kind: 'relay';
+  readonly oneWayMs: number;
+  readonly targets: readonly number[];
+}
+
+interface RelayReady {
+  readonly kind: 'relay-ready';
+  readonly ports: readonly number[];
 }
 
 interface ServerReady {
@@ -76,14 +90,66 @@ async function destinationMain(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// delay line (child process)
+
+/** Forwards `from` to `to`, every chunk (and the end) `delayMs` after it arrived. */
+function delayPipe(from: Socket, to: Socket, delayMs: number): void {
+  const queue: { at: number; chunk: Buffer | null }[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    const now = performance.now();
+    // Node timers fire in whole milliseconds: send what is due within the next one too, or a
+    // chunk that arrived just after another would wait a full extra tick.
+    while (queue.length > 0 && (queue[0]?.at ?? 0) <= now + 1) {
+      const e = queue.shift();
+      if (e?.chunk) to.write(e.chunk);
+      else to.end();
+    }
+    const head = queue[0];
+    if (head) timer = setTimeout(flush, Math.max(1, head.at - now));
+  };
+  const enqueue = (chunk: Buffer | null): void => {
+    queue.push({ at: performance.now() + delayMs, chunk });
+    timer ??= setTimeout(flush, delayMs);
+  };
+  from.on('data', (c: Buffer) => enqueue(c));
+  from.on('end', () => enqueue(null));
+  from.on('close', () => {
+    if (!from.readableEnded) to.destroy();
+  });
+}
+
+async function relayMain(): Promise<void> {
+  const init = await new Promise<RelayInit>((r) => process.once('message', (m) => r(m as RelayInit)));
+  const ports: number[] = [];
+  for (const target of init.targets) {
+    ports.push(
+      await listenTcp((down) => {
+        const up = tcpConnect({ host: '127.0.0.1', port: target, allowHalfOpen: true, noDelay: true });
+        up.on('error', () => down.destroy());
+        delayPipe(down, up, init.oneWayMs);
+        delayPipe(up, down, init.oneWayMs);
+      }),
+    );
+  }
+  const ready: RelayReady = { kind: 'relay-ready', ports };
+  process.send?.(ready);
+  process.on('disconnect', () => process.exit(0));
+}
+
+// ---------------------------------------------------------------------------------------------
 // source side
 
-type Opener = (port: number) => Promise<Duplex>;
+type Target = 'sink' | 'echo';
+/** Opens a connection to the sink or the echo upstream (directly for TCP, through a tunnel for HBONE). */
+type Opener = (target: Target) => Promise<Duplex>;
+type Ports = Readonly<Record<Target, number>>;
 
-function tcpOpener(): Opener {
-  return (port) =>
+function tcpOpener(ports: Ports): Opener {
+  return (target) =>
     new Promise((resolve, reject) => {
-      const s = tcpConnect({ host: '127.0.0.1', port, allowHalfOpen: true, noDelay: true }, () => {
+      const s = tcpConnect({ host: '127.0.0.1', port: ports[target], allowHalfOpen: true, noDelay: true }, () => {
         s.off('error', reject);
         resolve(s);
       });
@@ -101,8 +167,8 @@ function readAll(d: Duplex): Promise<Buffer> {
 }
 
 /** Sends `bytes` to the sink over one stream; resolves with the bytes the sink counted. */
-async function bulkOne(open: Opener, port: number, bytes: number, block: Buffer): Promise<number> {
-  const d = await open(port);
+async function bulkOne(open: Opener, bytes: number, block: Buffer): Promise<number> {
+  const d = await open('sink');
   const reply = readAll(d);
   let left = bytes;
   await new Promise<void>((resolve, reject) => {
@@ -126,11 +192,11 @@ async function bulkOne(open: Opener, port: number, bytes: number, block: Buffer)
   return count;
 }
 
-async function bulk(open: Opener, port: number, mib: number, streams: number): Promise<number> {
+async function bulk(open: Opener, mib: number, streams: number): Promise<number> {
   const block = Buffer.alloc(64 * 1024, 0x5a);
   const per = Math.floor((mib * 1024 * 1024) / streams);
   const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: streams }, () => bulkOne(open, port, per, block)));
+  await Promise.all(Array.from({ length: streams }, () => bulkOne(open, per, block)));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   return (per * streams) / 1e6 / secs; // MB/s
 }
@@ -142,8 +208,8 @@ function quantiles(samplesNs: number[]): { p50: number; p99: number } {
 }
 
 /** Sequential 64 B request/response on one connection. */
-async function requestResponse(open: Opener, port: number, n: number): Promise<{ p50: number; p99: number }> {
-  const d = await open(port);
+async function requestResponse(open: Opener, n: number): Promise<{ p50: number; p99: number }> {
+  const d = await open('echo');
   const msg = Buffer.alloc(64, 0x61);
   const samples: number[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -170,12 +236,12 @@ async function requestResponse(open: Opener, port: number, n: number): Promise<{
 }
 
 /** A new connection per 64 B request/response (connection setup included). */
-async function connectRequest(open: Opener, port: number, n: number): Promise<{ p50: number; p99: number }> {
+async function connectRequest(open: Opener, n: number): Promise<{ p50: number; p99: number }> {
   const msg = Buffer.alloc(64, 0x62);
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
-    const d = await open(port);
+    const d = await open('echo');
     const back = readAll(d);
     d.end(msg);
     const b = await back;
@@ -183,6 +249,17 @@ async function connectRequest(open: Opener, port: number, n: number): Promise<{ 
     samples.push(Number(process.hrtime.bigint() - t0));
   }
   return quantiles(samples);
+}
+
+async function startRelay(oneWayMs: number, targets: number[]): Promise<{ child: ChildProcess; ports: readonly number[] }> {
+  const child = fork(__filename, ['--relay'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const init: RelayInit = { kind: 'relay', oneWayMs, targets };
+  child.send(init);
+  const ready = await new Promise<RelayReady>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as RelayReady));
+    child.once('exit', (code) => reject(new Error(`the relay process exited with ${code}`)));
+  });
+  return { child, ports: ready.ports };
 }
 
 async function startDestination(windows: WindowSettings, ca: Awaited<ReturnType<typeof createTestCa>>): Promise<{ child: ChildProcess; ready: ServerReady; serverId: string }> {
@@ -203,6 +280,8 @@ export interface HboneBenchOptions {
   readonly cr: number;
   readonly streams: number;
   readonly sweep: boolean;
+  /** Round trip added by a delay line between source and destination, ms (0: none). */
+  readonly rttMs: number;
 }
 
 export async function runHboneBench(o: HboneBenchOptions): Promise<void> {
@@ -212,13 +291,14 @@ export async function runHboneBench(o: HboneBenchOptions): Promise<void> {
     process.stdout.write(line + '\n');
   };
 
-  const hboneOpener = (client: HboneClient, serverId: string, hbonePort: number): Opener => (port) =>
+  // The tunnel goes through the delay line; its far end connects to the upstreams directly.
+  const hboneOpener = (client: HboneClient, serverId: string, hbonePort: number, ports: Ports): Opener => (target) =>
     client.open({
       source: { certChain: source.certChain, key: source.key },
       trustBundle: ca.bundle,
       destination: `127.0.0.1:${hbonePort}`,
       expectedIdentity: serverId,
-      authority: `127.0.0.1:${port}`,
+      authority: `127.0.0.1:${ports[target]}`,
     });
 
   const windowsList: WindowSettings[] = o.sweep
@@ -231,32 +311,34 @@ export async function runHboneBench(o: HboneBenchOptions): Promise<void> {
       ]
     : [DEFAULT_WINDOWS];
 
-  out(`# HBONE vs plain TCP on loopback (node ${process.version}, ${o.mib} MiB bulk, ${o.rr} rr, ${o.cr} cr)`);
+  const path = o.rttMs > 0 ? `loopback + ${o.rttMs} ms RTT delay line` : 'loopback';
+  out(`# HBONE vs plain TCP on ${path} (node ${process.version}, ${o.mib} MiB bulk, ${o.rr} rr, ${o.cr} cr)`);
   for (const windows of windowsList) {
     const dest = await startDestination(windows, ca);
+    const relay = o.rttMs > 0 ? await startRelay(o.rttMs / 2, [dest.ready.hbonePort, dest.ready.sinkPort, dest.ready.echoPort]) : undefined;
     const client = new HboneClient({ windows });
     try {
-      const tcp = tcpOpener();
-      const hbone = hboneOpener(client, dest.serverId, dest.ready.hbonePort);
-      const { sinkPort, echoPort } = dest.ready;
-      await bulk(hbone, sinkPort, 16, 1); // warm-up: connection, JIT
-      await bulk(tcp, sinkPort, 16, 1);
+      const [hbonePort, sinkPort, echoPort] = (relay?.ports ?? [dest.ready.hbonePort, dest.ready.sinkPort, dest.ready.echoPort]) as [number, number, number];
+      const tcp = tcpOpener({ sink: sinkPort, echo: echoPort });
+      const hbone = hboneOpener(client, dest.serverId, hbonePort, { sink: dest.ready.sinkPort, echo: dest.ready.echoPort });
+      await bulk(hbone, 16, 1); // warm-up: connection, JIT
+      await bulk(tcp, 16, 1);
       const label = `windows stream=${windows.streamWindow} conn=${windows.connectionWindow} frame=${windows.maxFrameSize}`;
       out(`\n## ${label}`);
-      const tcp1 = await bulk(tcp, sinkPort, o.mib, 1);
-      const hb1 = await bulk(hbone, sinkPort, o.mib, 1);
+      const tcp1 = await bulk(tcp, o.mib, 1);
+      const hb1 = await bulk(hbone, o.mib, 1);
       out(`bulk 1 stream      TCP ${tcp1.toFixed(0)} MB/s   HBONE ${hb1.toFixed(0)} MB/s   HBONE/TCP ${(hb1 / tcp1).toFixed(2)}`);
       if (o.sweep && windows !== DEFAULT_WINDOWS) continue;
-      const tcpN = await bulk(tcp, sinkPort, o.mib, o.streams);
-      const hbN = await bulk(hbone, sinkPort, o.mib, o.streams);
+      const tcpN = await bulk(tcp, o.mib, o.streams);
+      const hbN = await bulk(hbone, o.mib, o.streams);
       out(`bulk ${o.streams} streams     TCP ${tcpN.toFixed(0)} MB/s   HBONE ${hbN.toFixed(0)} MB/s   HBONE/TCP ${(hbN / tcpN).toFixed(2)}`);
-      const tcpRr = await requestResponse(tcp, echoPort, o.rr);
-      const hbRr = await requestResponse(hbone, echoPort, o.rr);
+      const tcpRr = await requestResponse(tcp, o.rr);
+      const hbRr = await requestResponse(hbone, o.rr);
       out(
         `rr 64B (µs)        TCP p50 ${tcpRr.p50.toFixed(0)} p99 ${tcpRr.p99.toFixed(0)}   HBONE p50 ${hbRr.p50.toFixed(0)} p99 ${hbRr.p99.toFixed(0)}   ratio p50 ${(hbRr.p50 / tcpRr.p50).toFixed(2)} p99 ${(hbRr.p99 / tcpRr.p99).toFixed(2)}`,
       );
-      const tcpCr = await connectRequest(tcp, echoPort, o.cr);
-      const hbCr = await connectRequest(hbone, echoPort, o.cr);
+      const tcpCr = await connectRequest(tcp, o.cr);
+      const hbCr = await connectRequest(hbone, o.cr);
       out(
         `connect+rr (µs)    TCP p50 ${tcpCr.p50.toFixed(0)} p99 ${tcpCr.p99.toFixed(0)}   HBONE p50 ${hbCr.p50.toFixed(0)} p99 ${hbCr.p99.toFixed(0)}   ratio p50 ${(hbCr.p50 / tcpCr.p50).toFixed(2)} p99 ${(hbCr.p99 / tcpCr.p99).toFixed(2)}`,
       );
@@ -264,6 +346,7 @@ export async function runHboneBench(o: HboneBenchOptions): Promise<void> {
     } finally {
       client.destroy();
       dest.child.kill('SIGTERM');
+      relay?.child.kill('SIGTERM');
     }
   }
 }
@@ -280,12 +363,15 @@ if (require.main === module) {
   const args = process.argv.slice(2);
   const run = args.includes('--destination')
     ? destinationMain()
-    : runHboneBench({
+    : args.includes('--relay')
+      ? relayMain()
+      : runHboneBench({
         mib: argValue(args, '--mib', 256),
         rr: argValue(args, '--rr', 5000),
         cr: argValue(args, '--cr', 500),
         streams: argValue(args, '--streams', 4),
         sweep: args.includes('--sweep'),
+        rttMs: args.includes('--rtt-ms') ? argValue(args, '--rtt-ms', 2) : 0,
       });
   run.catch((err: unknown) => {
     process.stderr.write(`hbone bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

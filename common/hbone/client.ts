@@ -65,6 +65,7 @@ export class HboneClient {
   private readonly windows: WindowSettings;
   private readonly credentials = new Map<string, CredentialState>();
   private readonly sourceIds = new Map<string, string>();
+  private readonly expectedIds = new Map<string, { ids: Identity[]; key: string }>();
   private readonly openTimeoutMs: number;
   private generation = 0;
 
@@ -87,7 +88,7 @@ export class HboneClient {
   async open(o: OpenOptions): Promise<ClientHttp2Stream> {
     const target = targetOf(o.authority);
     const destination = targetOf(o.destination);
-    const expected = normalizeExpected(o.expectedIdentity);
+    const expected = this.expectedOf(o.expectedIdentity);
     const sourceId = this.sourceIdOf(o.source.certChain);
     const key = `${sourceId}|${formatAuthority(destination.host, destination.port)}|${expected.key}`;
     const creds = this.credentialsFor(key, o);
@@ -183,6 +184,18 @@ export class HboneClient {
     });
     session.on('error', (err) => log?.debug({ destination: `${dest.host}:${dest.port}`, err: err.message }, 'HBONE connection error'));
     return session;
+  }
+
+  /** Parsing a SPIFFE ID per tunnel showed in profiles; the common single-ID case is cached. */
+  private expectedOf(e: ExpectedIdentity): { ids: Identity[]; key: string } {
+    if (typeof e !== 'string') return normalizeExpected(e);
+    let r = this.expectedIds.get(e);
+    if (!r) {
+      r = normalizeExpected(e);
+      if (this.expectedIds.size >= ID_CACHE_LIMIT) this.expectedIds.clear();
+      this.expectedIds.set(e, r);
+    }
+    return r;
   }
 
   private sourceIdOf(certChain: string): string {

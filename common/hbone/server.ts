@@ -64,6 +64,8 @@ export interface HboneServerOptions {
   readonly handler: TunnelHandler;
   readonly maxConcurrentStreams?: number;
   readonly windows?: WindowSettings;
+  /** Drop a connection whose TLS handshake has not finished by then (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
   readonly logger?: Logger;
 }
 
@@ -116,6 +118,7 @@ export class HboneServer {
       requestCert: true,
       rejectUnauthorized: true,
       allowHTTP1: false,
+      handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
       settings: {
         maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
         initialWindowSize: windows.streamWindow,

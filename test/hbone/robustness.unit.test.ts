@@ -20,7 +20,7 @@ describe('HBONE server under bad input', () => {
   let port: number;
   let tlsBase: ConnectionOptions;
   beforeAll(async () => {
-    mesh = await startMesh();
+    mesh = await startMesh({ server: { handshakeTimeoutMs: 300 } });
     [host, port] = [mesh.destination.split(':')[0] as string, Number(mesh.destination.split(':')[1])];
     tlsBase = {
       host,
@@ -57,6 +57,15 @@ describe('HBONE server under bad input', () => {
     const sock = tcpConnect({ host, port });
     sock.on('connect', () => sock.write(randomBytes(4096)));
     await endOf(sock);
+  });
+
+  it('drops a connection that never starts the TLS handshake after the handshake timeout', async () => {
+    const sock = tcpConnect({ host, port });
+    const t0 = performance.now();
+    await endOf(sock);
+    const waited = performance.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(250);
+    expect(waited).toBeLessThan(3000);
   });
 
   it('refuses a TLS client without a certificate', async () => {
