@@ -1,0 +1,218 @@
+import { describe, expect, it } from 'vitest';
+import {
+  Address,
+  Authorization,
+  AuthorizationScope,
+  TunnelProtocol,
+  WorkloadStatus,
+  type Service,
+  type Workload,
+} from '../../api/gen/nodemesh/workload/v1/workload';
+import { ipBytes } from '../../control/workload/addresses';
+import { resolve, RoundRobin, type RouteDecision } from './resolve';
+import { WorkloadState, type LocalWorkloadEvent } from './workload-state';
+
+type WorkloadInit = Parameters<typeof Address.fromPartial>[0] extends infer A ? A : never;
+
+function workload(name: string, ip: string, init: Partial<Omit<Workload, '$type'>> = {}): Address {
+  return Address.fromPartial({
+    type: {
+      $case: 'workload',
+      value: {
+        uid: `Workload/default/${name}`,
+        name,
+        namespace: 'default',
+        addresses: [ipBytes(ip)],
+        serviceAccount: name,
+        node: 'node-1',
+        tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_HBONE,
+        status: WorkloadStatus.WORKLOAD_STATUS_HEALTHY,
+        ...init,
+      },
+    },
+  } as WorkloadInit);
+}
+
+const WEB = 'default/web.default.svc.cluster.local';
+const webPorts = (target = 8080) => ({ [WEB]: { ports: [{ servicePort: 80, targetPort: target }] } });
+
+function service(name: string, vip: string, init: Partial<Omit<Service, '$type'>> = {}): Address {
+  return Address.fromPartial({
+    type: {
+      $case: 'service',
+      value: {
+        name,
+        namespace: 'default',
+        hostname: `${name}.default.svc.cluster.local`,
+        addresses: [{ network: '', address: ipBytes(vip) }],
+        ports: [{ servicePort: 80, targetPort: 8080 }],
+        ...init,
+      },
+    },
+  } as WorkloadInit);
+}
+
+const nameOf = (a: Address): string =>
+  a.type?.$case === 'workload' ? a.type.value.uid : a.type?.$case === 'service' ? `${a.type.value.namespace}/${a.type.value.hostname}` : '';
+
+function put(state: WorkloadState, ...addresses: Address[]): void {
+  state.applyAddresses({ updated: addresses.map((value) => ({ name: nameOf(value), version: 'v', value })), removed: [] });
+}
+function remove(state: WorkloadState, ...names: string[]): void {
+  state.applyAddresses({ updated: [], removed: names.map((name) => ({ name, previous: Address.fromPartial({}) })) });
+}
+
+function mesh(): WorkloadState {
+  const state = new WorkloadState('node-1');
+  put(
+    state,
+    service('web', '10.96.0.12'),
+    workload('web-1', '10.200.1.5', { services: webPorts() }),
+    workload('web-2', '10.200.2.5', { services: webPorts(9090), node: 'node-2' }),
+    workload('client', '10.200.1.9'),
+  );
+  return state;
+}
+
+const endpointName = (d: RouteDecision) => (d.kind === 'service' ? d.endpoint?.name : d.kind);
+
+describe('WorkloadState indexes', () => {
+  it('finds workloads by uid and IP (IPv4-mapped folded), services by VIP and hostname', () => {
+    const s = mesh();
+    expect(s.workload('Workload/default/web-1')?.name).toBe('web-1');
+    expect(s.workloadByIp('10.200.1.5')?.name).toBe('web-1');
+    expect(s.workloadByIp('::ffff:10.200.1.5')?.name).toBe('web-1');
+    expect(s.workloadByIp('10.200.1.99')).toBeUndefined();
+    expect(s.serviceByVip('10.96.0.12')?.name).toBe('web');
+    expect(s.serviceByHostname('web.default.svc.cluster.local')?.name).toBe('web');
+    expect(s.stats()).toEqual({ workloads: 3, services: 1, authorizations: 0, localEnrolled: 2 });
+  });
+
+  it('lists healthy endpoints with each one’s target port, and drops removed or unhealthy ones', () => {
+    const s = mesh();
+    const web = s.serviceByVip('10.96.0.12')!;
+    expect(s.endpoints(web, 80).map((e) => [e.workload.name, e.targetPort])).toEqual([
+      ['web-1', 8080],
+      ['web-2', 9090],
+    ]);
+    put(s, workload('web-2', '10.200.2.5', { services: webPorts(9090), node: 'node-2', status: WorkloadStatus.WORKLOAD_STATUS_UNHEALTHY }));
+    expect(s.endpoints(web, 80).map((e) => e.workload.name)).toEqual(['web-1']);
+    remove(s, 'Workload/default/web-1');
+    expect(s.endpoints(web, 80)).toEqual([]);
+    expect(s.workloadByIp('10.200.1.5')).toBeUndefined();
+    // A workload whose address changes is found at the new address only.
+    put(s, workload('client', '10.200.1.10'));
+    expect(s.workloadByIp('10.200.1.9')).toBeUndefined();
+    expect(s.workloadByIp('10.200.1.10')?.name).toBe('client');
+  });
+
+  it('announces local enrolled workloads being added, updated and removed', () => {
+    const s = new WorkloadState('node-1');
+    const events: LocalWorkloadEvent[] = [];
+    s.onLocalWorkload((e) => events.push(e));
+    put(s, workload('a', '10.200.1.5'), workload('b', '10.200.2.5', { node: 'node-2' }), workload('c', '10.200.1.6', { tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_NONE }));
+    expect(events.map((e) => `${e.kind} ${e.workload.name}`)).toEqual(['added a']);
+    events.length = 0;
+    put(s, workload('a', '10.200.1.7'));
+    expect(events.map((e) => `${e.kind} ${e.workload.name}`)).toEqual(['updated a']);
+    expect(events[0]!.kind === 'updated' && [...events[0]!.previous.addresses[0]!]).toEqual([10, 200, 1, 5]);
+    events.length = 0;
+    // Opting out (dataplane-mode none -> plain TCP) unenrols; opting in enrols.
+    put(s, workload('a', '10.200.1.7', { tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_NONE }), workload('c', '10.200.1.6'));
+    expect(events.map((e) => `${e.kind} ${e.workload.name}`)).toEqual(['removed a', 'added c']);
+    events.length = 0;
+    remove(s, 'Workload/default/c', 'Workload/default/b');
+    expect(events.map((e) => `${e.kind} ${e.workload.name}`)).toEqual(['removed c']);
+    expect(s.localWorkloads()).toEqual([]);
+  });
+
+  it('selects authorizations by scope: global, namespace, and the ones a workload lists', () => {
+    const s = new WorkloadState('node-1');
+    const authz = (name: string, namespace: string, scope: AuthorizationScope) => {
+      const value = Authorization.fromPartial({ name, namespace, scope });
+      return { name: `${namespace}/${name}`, version: 'v', value };
+    };
+    s.applyAuthorizations({
+      updated: [
+        authz('mesh-wide', 'nodemesh-system', AuthorizationScope.AUTHORIZATION_SCOPE_GLOBAL),
+        authz('ns-default', 'default', AuthorizationScope.AUTHORIZATION_SCOPE_NAMESPACE),
+        authz('ns-other', 'other', AuthorizationScope.AUTHORIZATION_SCOPE_NAMESPACE),
+        authz('web-only', 'default', AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR),
+        authz('db-only', 'default', AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR),
+      ],
+      removed: [],
+    });
+    const names = (w: { namespace: string; authorizationPolicies: string[] }) => s.authorizationsFor(w).map((a) => a.name).sort();
+    expect(names({ namespace: 'default', authorizationPolicies: ['default/web-only'] })).toEqual(['mesh-wide', 'ns-default', 'web-only']);
+    expect(names({ namespace: 'other', authorizationPolicies: [] })).toEqual(['mesh-wide', 'ns-other']);
+    s.applyAuthorizations({ updated: [], removed: [{ name: 'nodemesh-system/mesh-wide', previous: Authorization.fromPartial({}) }] });
+    expect(names({ namespace: 'other', authorizationPolicies: [] })).toEqual(['ns-other']);
+  });
+});
+
+describe('resolve', () => {
+  it('sends a VIP to healthy endpoints in turn, each at its own target port, over HBONE', () => {
+    const s = mesh();
+    const rr = new RoundRobin();
+    const client = s.workloadByIp('10.200.1.9');
+    const picks = [1, 2, 3, 4].map(() => resolve(s, { ip: '10.96.0.12', port: 80 }, client, rr.pick));
+    expect(picks.map(endpointName)).toEqual(['web-1', 'web-2', 'web-1', 'web-2']);
+    expect(picks[0]).toMatchObject({ kind: 'service', address: '10.200.1.5', targetPort: 8080, protocol: 'hbone', servicePort: 80 });
+    expect(picks[1]).toMatchObject({ address: '10.200.2.5', targetPort: 9090 });
+  });
+
+  it('uses plain TCP to an endpoint that is not enrolled', () => {
+    const s = mesh();
+    put(s, workload('web-2', '10.200.2.5', { services: webPorts(9090), tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_NONE }));
+    remove(s, 'Workload/default/web-1');
+    expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, new RoundRobin().pick)).toMatchObject({ protocol: 'tcp', address: '10.200.2.5' });
+  });
+
+  it('refuses a VIP port the service does not have, and a service without healthy endpoints', () => {
+    const s = mesh();
+    const rr = new RoundRobin().pick;
+    expect(resolve(s, { ip: '10.96.0.12', port: 81 }, undefined, rr)).toMatchObject({ kind: 'unreachable', reason: 'service web.default.svc.cluster.local has no port 81 (its ports: 80)' });
+    remove(s, 'Workload/default/web-1', 'Workload/default/web-2');
+    expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, rr)).toMatchObject({ kind: 'unreachable', reason: expect.stringMatching(/no healthy endpoint for port 80/) });
+  });
+
+  it('goes straight to a workload addressed by its own IP, and passes through what is outside the mesh', () => {
+    const s = mesh();
+    const rr = new RoundRobin().pick;
+    expect(resolve(s, { ip: '10.200.2.5', port: 9090 }, undefined, rr)).toMatchObject({ kind: 'workload', address: '10.200.2.5', targetPort: 9090, protocol: 'hbone' });
+    expect(resolve(s, { ip: '93.184.216.34', port: 443 }, undefined, rr)).toEqual({ kind: 'passthrough' });
+    expect(resolve(s, { ip: 'not-an-ip', port: 1 }, undefined, rr)).toEqual({ kind: 'passthrough' });
+  });
+
+  it('sends service traffic through its waypoint, but not the waypoint’s own traffic', () => {
+    const s = mesh();
+    const rr = new RoundRobin().pick;
+    put(
+      s,
+      service('wp', '10.96.0.50', { ports: [{ servicePort: 15008, targetPort: 15008 }] }),
+      workload('wp-1', '10.200.1.50', { services: { 'default/wp.default.svc.cluster.local': { ports: [{ servicePort: 15008, targetPort: 15008 }] } } }),
+      service('web', '10.96.0.12', {
+        waypoint: { destination: { $case: 'hostname', value: { namespace: 'default', hostname: 'wp.default.svc.cluster.local' } }, hboneMtlsPort: 15008 },
+      }),
+    );
+    const viaWaypoint = resolve(s, { ip: '10.96.0.12', port: 80 }, s.workloadByIp('10.200.1.9'), rr);
+    expect(viaWaypoint).toMatchObject({ kind: 'service', protocol: 'hbone', targetPort: 80, waypoint: { address: '10.200.1.50', port: 15008, scope: 'service' } });
+    expect(viaWaypoint.kind === 'service' && viaWaypoint.endpoint).toBeUndefined();
+    const fromWaypoint = resolve(s, { ip: '10.96.0.12', port: 80 }, s.workloadByIp('10.200.1.50'), rr);
+    expect(fromWaypoint).toMatchObject({ kind: 'service', endpoint: { name: expect.stringMatching(/^web-/) } });
+    expect(fromWaypoint.kind === 'service' && fromWaypoint.waypoint).toBeUndefined();
+    // A waypoint with no instance: refused, not silently bypassed.
+    remove(s, 'Workload/default/wp-1');
+    expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, rr)).toMatchObject({ kind: 'unreachable', reason: expect.stringMatching(/waypoint wp.default.svc.cluster.local has no healthy instance/) });
+  });
+
+  it('sends workload traffic through a workload waypoint given by address', () => {
+    const s = mesh();
+    put(s, workload('db', '10.200.1.77', { waypoint: { destination: { $case: 'address', value: { network: '', address: ipBytes('10.200.1.60') } }, hboneMtlsPort: 15008 } }));
+    expect(resolve(s, { ip: '10.200.1.77', port: 5432 }, undefined, new RoundRobin().pick)).toMatchObject({
+      kind: 'workload',
+      targetPort: 5432,
+      waypoint: { address: '10.200.1.60', port: 15008, scope: 'workload' },
+    });
+  });
+});
