@@ -18,6 +18,19 @@ export interface AdmissionResult {
 export function checkReferences(post: Snapshot, changed: readonly AnyResource[]): AdmissionResult {
   const errors: ValidationError[] = [];
   const warnings: string[] = [];
+  // Built once per write (not per resource) so a batch of n Workloads costs O(n), not O(n²).
+  let owners: { addresses: Map<string, AnyResource[]>; clusterIPs: Map<string, AnyResource[]> } | undefined;
+  const index = () => {
+    if (!owners) {
+      owners = { addresses: new Map(), clusterIPs: new Map() };
+      const add = (m: Map<string, AnyResource[]>, k: string, r: AnyResource) => m.set(k, [...(m.get(k) ?? []), r]);
+      for (const w of post.list('Workload')) for (const a of w.spec.addresses) add(owners.addresses, a, w);
+      for (const s of post.list('Service')) if (s.spec.clusterIP && s.spec.clusterIP !== 'None') add(owners.clusterIPs, s.spec.clusterIP, s);
+    }
+    return owners;
+  };
+  const otherThan = (r: AnyResource, list: AnyResource[] | undefined) =>
+    list?.find((o) => o.metadata.name !== r.metadata.name || o.metadata.namespace !== r.metadata.namespace);
   for (const r of changed) {
     const issues: ValidationIssue[] = [];
     const who = describeKey(keyOf(r));
@@ -34,7 +47,7 @@ export function checkReferences(post: Snapshot, changed: readonly AnyResource[])
       case 'Service': {
         const ip = r.spec.clusterIP;
         if (ip && ip !== 'None') {
-          const other = post.list('Service').find((s) => (s.metadata.name !== r.metadata.name || s.metadata.namespace !== ns) && s.spec.clusterIP === ip);
+          const other = otherThan(r, index().clusterIPs.get(ip));
           if (other) issues.push({ path: 'spec.clusterIP', message: `${ip} is already the clusterIP of ${describeKey(keyOf(other))}` });
         }
         const selected = r.spec.selector ? post.list('Workload', { namespace: ns }).filter((w) => matchesLabels(w.metadata.labels, r.spec.selector)) : [];
@@ -52,7 +65,7 @@ export function checkReferences(post: Snapshot, changed: readonly AnyResource[])
       }
       case 'Workload': {
         for (const [i, addr] of r.spec.addresses.entries()) {
-          const other = post.list('Workload').find((w) => (w.metadata.name !== r.metadata.name || w.metadata.namespace !== ns) && w.spec.addresses.includes(addr));
+          const other = otherThan(r, index().addresses.get(addr));
           if (other) issues.push({ path: `spec.addresses[${i}]`, message: `${addr} is already an address of ${describeKey(keyOf(other))}` });
         }
         break;
