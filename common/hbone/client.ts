@@ -4,6 +4,7 @@
 // trust bundle. Sessions are pooled per (source identity, destination, expected identity).
 import { X509Certificate } from 'node:crypto';
 import { connect as h2connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { splitPem } from '../identity/pem';
 import { formatSpiffeId, toIdentity, type Identity } from '../identity/spiffe';
@@ -23,6 +24,12 @@ export interface WorkloadCredentials {
   readonly key: string | Buffer;
 }
 
+/**
+ * Makes the TCP connection under a new HBONE connection, e.g. from inside the source workload's
+ * network namespace (native `connectInNetns`). Resolves with a connected socket.
+ */
+export type Dialer = (host: string, port: number) => Promise<Socket>;
+
 export type ExpectedIdentity = Identity | string | readonly (Identity | string)[];
 
 export interface OpenOptions {
@@ -39,6 +46,14 @@ export interface OpenOptions {
   readonly headers?: TunnelHeaders;
   /** Give up if the tunnel is not up by then (connection + response), ms. */
   readonly timeoutMs?: number;
+  /**
+   * How to make the TCP connection when a new HBONE connection is needed (default: a plain
+   * connect from this process's netns). Connections made by different dialers must not be
+   * shared: give each its own `sourceAddress`.
+   */
+  readonly dial?: Dialer;
+  /** The source workload's address; part of the pool key (connections are per source pod). */
+  readonly sourceAddress?: string;
 }
 
 export interface HboneClientOptions {
@@ -90,12 +105,12 @@ export class HboneClient {
     const destination = targetOf(o.destination);
     const expected = this.expectedOf(o.expectedIdentity);
     const sourceId = this.sourceIdOf(o.source.certChain);
-    const key = `${sourceId}|${formatAuthority(destination.host, destination.port)}|${expected.key}`;
+    const key = `${sourceId}|${o.sourceAddress ?? ''}|${formatAuthority(destination.host, destination.port)}|${expected.key}`;
     const creds = this.credentialsFor(key, o);
 
     let lease;
     try {
-      lease = await this.pool.acquire(key, creds.generation, () => this.connect(destination, creds, expected.ids));
+      lease = await this.pool.acquire(key, creds.generation, () => this.connect(destination, creds, expected.ids, o.dial));
     } catch (err) {
       throw new TunnelConnectError(
         `cannot open an HBONE connection from ${sourceId} to ${o.destination} (expecting ${expected.key}): ${err instanceof Error ? err.message : String(err)}`,
@@ -162,12 +177,14 @@ export class HboneClient {
     });
   }
 
-  private connect(dest: TunnelTarget, creds: CredentialState, expected: readonly Identity[]): ClientHttp2Session {
+  private async connect(dest: TunnelTarget, creds: CredentialState, expected: readonly Identity[], dial: Dialer | undefined): Promise<ClientHttp2Session> {
     const verify = clientVerification(creds.bundle, expected);
     const log = this.options.logger;
+    const socket = dial ? await dial(dest.host, dest.port) : undefined;
     const session = h2connect(`https://${formatAuthority(dest.host, dest.port)}`, {
       createConnection: () =>
         tlsConnect({
+          socket,
           host: dest.host,
           port: dest.port,
           secureContext: creds.context,

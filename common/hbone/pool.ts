@@ -31,45 +31,52 @@ class PooledSession {
   limit: number;
   usable = true;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Set once dialled; only sessions past `ready` are leased. */
+  session: ClientHttp2Session | undefined;
   readonly ready: Promise<void>;
 
   constructor(
-    readonly session: ClientHttp2Session,
+    connect: () => Promise<ClientHttp2Session>,
     readonly generation: number,
     private readonly cap: number,
     connectTimeoutMs: number,
+    onSession: (session: ClientHttp2Session) => void,
   ) {
     this.limit = Math.min(cap, ASSUMED_LIMIT);
-    this.ready = new Promise<void>((resolve, reject) => {
-      let lastError: Error | undefined;
-      const timer = setTimeout(() => {
-        const err = new Error(`no HTTP/2 SETTINGS from the server within ${connectTimeoutMs} ms`);
-        session.destroy(err);
-        reject(err);
-      }, connectTimeoutMs);
-      const onError = (err: Error): void => {
-        lastError = err;
-      };
-      const onClose = (): void => {
-        clearTimeout(timer);
-        reject(lastError ?? new Error('the connection closed before the server sent its HTTP/2 SETTINGS'));
-      };
-      session.on('error', onError);
-      session.once('close', onClose);
-      session.once('remoteSettings', () => {
-        clearTimeout(timer);
-        session.off('close', onClose);
-        this.updateLimit();
-        resolve();
+    const started = Date.now();
+    this.ready = connect().then((session) => {
+      this.session = session;
+      onSession(session);
+      session.on('remoteSettings', () => this.updateLimit());
+      return new Promise<void>((resolve, reject) => {
+        let lastError: Error | undefined;
+        const left = Math.max(1, connectTimeoutMs - (Date.now() - started));
+        const timer = setTimeout(() => {
+          const err = new Error(`no HTTP/2 SETTINGS from the server within ${connectTimeoutMs} ms`);
+          session.destroy(err);
+          reject(err);
+        }, left);
+        const onClose = (): void => {
+          clearTimeout(timer);
+          reject(lastError ?? new Error('the connection closed before the server sent its HTTP/2 SETTINGS'));
+        };
+        session.on('error', (err) => {
+          lastError = err;
+        });
+        session.once('close', onClose);
+        session.once('remoteSettings', () => {
+          clearTimeout(timer);
+          session.off('close', onClose);
+          resolve();
+        });
       });
     });
     // Waiters see the rejection; this only keeps an unobserved one from crashing the process.
     this.ready.catch(() => undefined);
-    session.on('remoteSettings', () => this.updateLimit());
   }
 
   private updateLimit(): void {
-    const server = this.session.remoteSettings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
+    const server = this.session?.remoteSettings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
     this.limit = Math.max(1, Math.min(this.cap, server));
   }
 
@@ -88,16 +95,17 @@ export class SessionPool {
    * session with `connect` when none has room. Rejects with the connection error if the session
    * it waited for failed.
    */
-  async acquire(key: string, generation: number, connect: () => ClientHttp2Session): Promise<Lease> {
+  async acquire(key: string, generation: number, connect: () => Promise<ClientHttp2Session>): Promise<Lease> {
     for (let attempt = 1; ; attempt++) {
-      const pooled = this.pick(key, generation) ?? this.add(key, generation, connect());
+      const pooled = this.pick(key, generation) ?? this.add(key, generation, connect);
       pooled.waiting++;
       try {
         await pooled.ready;
       } finally {
         pooled.waiting--;
       }
-      if (pooled.usable && !pooled.session.destroyed && pooled.active < pooled.limit) return this.lease(pooled);
+      const session = pooled.session;
+      if (session && pooled.usable && !session.destroyed && pooled.active < pooled.limit) return this.lease(pooled, session);
       if (attempt >= MAX_ATTEMPTS) throw new Error(`no HTTP/2 connection with a free stream after ${attempt} attempts`);
     }
   }
@@ -122,15 +130,19 @@ export class SessionPool {
         (p) =>
           new Promise<void>((resolve) => {
             p.usable = false;
-            if (p.session.closed || p.session.destroyed) return resolve();
-            p.session.close(() => resolve());
+            const s = p.session;
+            if (!s || s.closed || s.destroyed) return resolve();
+            s.close(() => resolve());
           }),
       ),
     );
   }
 
   destroy(): void {
-    for (const p of [...this.groups.values()].flat()) p.session.destroy();
+    for (const p of [...this.groups.values()].flat()) {
+      p.usable = false;
+      p.session?.destroy();
+    }
   }
 
   private pick(key: string, generation: number): PooledSession | undefined {
@@ -144,18 +156,10 @@ export class SessionPool {
     return found;
   }
 
-  private add(key: string, generation: number, session: ClientHttp2Session): PooledSession {
-    const pooled = new PooledSession(session, generation, this.options.maxStreamsPerConnection, this.options.connectTimeoutMs);
+  private add(key: string, generation: number, connect: () => Promise<ClientHttp2Session>): PooledSession {
     let group = this.groups.get(key);
     if (!group) this.groups.set(key, (group = []));
-    group.push(pooled);
-    session.on('goaway', () => {
-      pooled.usable = false;
-    });
-    session.on('error', () => {
-      pooled.usable = false;
-    });
-    session.once('close', () => {
+    const remove = (pooled: PooledSession): void => {
       pooled.usable = false;
       if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
       const g = this.groups.get(key);
@@ -163,20 +167,34 @@ export class SessionPool {
       const i = g.indexOf(pooled);
       if (i >= 0) g.splice(i, 1);
       if (g.length === 0) this.groups.delete(key);
+    };
+    const pooled: PooledSession = new PooledSession(connect, generation, this.options.maxStreamsPerConnection, this.options.connectTimeoutMs, (session) => {
+      session.on('goaway', () => {
+        pooled.usable = false;
+      });
+      session.on('error', () => {
+        pooled.usable = false;
+      });
+      session.once('close', () => remove(pooled));
     });
+    // A dial that failed leaves no session whose 'close' would remove it.
+    pooled.ready.catch(() => {
+      if (!pooled.session) remove(pooled);
+    });
+    group.push(pooled);
     return pooled;
   }
 
-  private lease(p: PooledSession): Lease {
+  private lease(p: PooledSession, session: ClientHttp2Session): Lease {
     p.active++;
     if (p.idleTimer) {
       clearTimeout(p.idleTimer);
       p.idleTimer = undefined;
     }
-    if (p.active === 1) p.session.ref();
+    if (p.active === 1) session.ref();
     let released = false;
     return {
-      session: p.session,
+      session,
       release: () => {
         if (released) return;
         released = true;
@@ -187,17 +205,18 @@ export class SessionPool {
   }
 
   private idle(p: PooledSession): void {
-    if (p.session.destroyed) return;
-    p.session.unref();
+    const session = p.session;
+    if (!session || session.destroyed) return;
+    session.unref();
     if (!p.usable) {
-      p.session.close();
+      session.close();
       return;
     }
     p.idleTimer = setTimeout(() => {
       p.idleTimer = undefined;
       if (p.active === 0 && p.waiting === 0) {
         p.usable = false;
-        p.session.close();
+        session.close();
       }
     }, this.options.idleTimeoutMs);
     p.idleTimer.unref();
@@ -206,6 +225,6 @@ export class SessionPool {
   /** Takes a session made with outdated credentials out of service; it closes after its last stream. */
   private retire(p: PooledSession): void {
     p.usable = false;
-    if (p.active === 0 && p.waiting === 0 && !p.session.destroyed) p.session.close();
+    if (p.active === 0 && p.waiting === 0 && p.session && !p.session.destroyed) p.session.close();
   }
 }

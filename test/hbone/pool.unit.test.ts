@@ -2,7 +2,9 @@
 // and connections come back after GOAWAY and go away when idle.
 import { randomBytes } from 'node:crypto';
 import type { ClientHttp2Stream } from 'node:http2';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TunnelConnectError } from '../../common/hbone/errors';
 import { HboneServer, allow } from '../../common/hbone/server';
 import { connectUpstream } from '../../common/hbone/upstream';
 import { quietLogger, roundTrip, sha256, startMesh, type Mesh } from './fixture';
@@ -83,5 +85,29 @@ describe('HBONE connection pool', () => {
     } finally {
       await replacement.close(100);
     }
+  });
+
+  it('dials new connections with the caller\'s dialer, one pool per source address', async () => {
+    const mesh = await startMesh();
+    meshes.push(mesh);
+    const dialled: string[] = [];
+    const dial = (host: string, port: number): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        dialled.push(`${host}:${port}`);
+        const s = tcpConnect({ host, port }, () => resolve(s));
+        s.once('error', reject);
+      });
+    for (const sourceAddress of ['10.200.1.4', '10.200.1.4', '10.200.1.5']) {
+      const s = await mesh.client.open(mesh.openOptions({ dial, sourceAddress }));
+      expect((await roundTrip(s, Buffer.from(sourceAddress))).toString()).toBe(sourceAddress);
+    }
+    expect(dialled).toEqual([mesh.destination, mesh.destination]);
+    expect(mesh.client.connectionCount()).toBe(2);
+
+    const failing = (): Promise<Socket> => Promise.reject(Object.assign(new Error('connect ECONNREFUSED in netns'), { code: 'ECONNREFUSED' }));
+    const err = await mesh.client.open(mesh.openOptions({ dial: failing, sourceAddress: '10.200.1.6' })).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(TunnelConnectError);
+    expect((err as Error).message).toContain('ECONNREFUSED in netns');
+    expect(mesh.client.connectionCount()).toBe(2); // the failed dial left nothing in the pool
   });
 });
