@@ -149,7 +149,8 @@ export class ConfigApi {
           if (doc.kind !== route.kind.kind || doc.metadata?.name !== route.name || ns !== route.namespace) {
             throw new HttpError(400, 'BadRequest', `the body is not ${route.kind.kind} ${route.namespace ? `${route.namespace}/` : ''}${route.name} (the resource named by the path)`);
           }
-          const result = await this.write('apply', () => store.applyAll([docs[0]], { dryRun }));
+          const body = route.namespace !== undefined && doc.metadata?.namespace === undefined ? { ...doc, metadata: { ...doc.metadata, namespace: route.namespace } } : doc;
+          const result = await this.write('apply', () => store.applyAll([body], { dryRun }));
           json(res, 200, result.results[0].resource);
         }
         return;
