@@ -5,6 +5,6 @@ import type { ControlPlaneComponent } from './control-plane';
 
 export async function defaultComponents(): Promise<ControlPlaneComponent[]> {
   return [
-    // (await import('./xds/component')).createXdsComponent(),
+    (await import('./xds/component.js')).createXdsComponent(),
   ];
 }

@@ -10,6 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log';
 import { addCertificateService, servingCredentials, type CertificateServiceOptions } from './ca/service';
+import type { NodeAuthenticator } from './ca/tokens';
+import type { DeltaCall } from './xds/delta-server';
 import type { ConfigStore } from './store/store';
 import { SharedCache } from './xds/cache';
 import { DeltaAdsServer } from './xds/delta-server';
@@ -38,6 +40,11 @@ export interface ControlGrpcServerOptions {
     /** Allow a non-loopback address: anyone who can reach it reads the mesh's configuration. */
     readonly allowRemote?: boolean;
   };
+  /**
+   * Require a node credential (metadata `authorization: Bearer <node token>`) for ADS on the TLS
+   * port; streams without a valid one end with UNAUTHENTICATED. The plaintext port never checks.
+   */
+  readonly nodes?: NodeAuthenticator;
   /** Mount more services on the TLS server (the certificate service). */
   readonly tlsServices?: (server: grpc.Server) => void;
   /** State-of-the-world ADS handler, when one exists. */
@@ -91,6 +98,8 @@ export class ControlGrpcServer {
   async start(): Promise<{ tls?: number; plaintext?: number }> {
     const { tls, plaintext } = this.options;
     const ads = adsImplementation({ delta: this.delta.handle, sotw: this.options.sotw });
+    const nodes = this.options.nodes;
+    const tlsAds = nodes ? adsImplementation({ delta: (call) => this.authenticated(nodes, call), sotw: this.options.sotw }) : ads;
     if (plaintext && !plaintext.allowRemote && !isLoopback(plaintext.host)) {
       throw new Error(
         `refusing plaintext xDS on ${plaintext.host}: port ${XDS_PLAINTEXT_PORT} is unauthenticated and unencrypted, so it listens on loopback only. ` +
@@ -100,7 +109,7 @@ export class ControlGrpcServer {
     try {
       if (tls) {
         const server = new grpc.Server(SERVER_OPTIONS);
-        server.addService(adsServiceDefinition, ads);
+        server.addService(adsServiceDefinition, tlsAds);
         this.options.tlsServices?.(server);
         this.servers.push(server);
         this.ports.tls = await bind(server, tls, tls.credentials, 'xDS over TLS');
@@ -117,6 +126,24 @@ export class ControlGrpcServer {
     }
     this.logger.info({ tlsPort: this.ports.tls, plaintextPort: this.ports.plaintext }, 'xDS gRPC listening');
     return { ...this.ports };
+  }
+
+  private authenticated(nodes: NodeAuthenticator, call: DeltaCall): void {
+    const refuse = (details: string) => {
+      this.logger.warn({ peer: call.getPeer(), why: details }, 'xds stream refused');
+      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details });
+    };
+    const header = call.metadata.get('authorization')[0];
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(String(header ?? ''))?.[1];
+    if (!token) {
+      refuse("no node credential: send metadata 'authorization: Bearer <node token>' (issue one with 'nodemesh ca issue-node-token --node <name>')");
+      return;
+    }
+    // Requests that arrive meanwhile stay buffered in the stream until the handler reads them.
+    Promise.resolve(nodes.authenticate(token)).then(
+      (node) => (node ? this.delta.handle(call, node) : refuse('the node credential is not valid (unknown or revoked token)')),
+      (err: unknown) => refuse(`cannot check the node credential: ${String(err)}`),
+    );
   }
 
   /** End open streams (clients see UNAVAILABLE and reconnect) and stop listening. */
@@ -152,6 +179,8 @@ export interface ControlGrpcOptions {
   readonly tls?: Listen;
   readonly plaintext?: Listen & { readonly allowRemote?: boolean };
   readonly translate?: TranslateOptions;
+  /** Require node tokens for ADS on the TLS port (uses the certificate service's node tokens). */
+  readonly authenticateNodes?: boolean;
   /** More resource sources (e.g. Envoy types for waypoints), served next to the workload API. */
   readonly extraSources?: readonly ResourceSource[];
   readonly sotw?: (call: SotwCall) => void;
@@ -176,10 +205,7 @@ export interface ControlGrpc {
  */
 export async function startControlGrpc(options: ControlGrpcOptions): Promise<ControlGrpc> {
   const logger = options.logger ?? createLogger('xds');
-  const cache = new SharedCache(WORKLOAD_API_TYPE_URLS);
-  const publisher = new WorkloadApiPublisher(options.store, cache, { logger, translate: options.translate });
-  publisher.start();
-
+  if (options.authenticateNodes && !options.certificates) throw new Error('authenticateNodes needs the certificate service (certificates) for its node tokens');
   let tls: ControlGrpcServerOptions['tls'];
   let trustBundlePem: string | undefined;
   if (options.tls) {
@@ -189,17 +215,21 @@ export async function startControlGrpc(options: ControlGrpcOptions): Promise<Con
     trustBundlePem = serving.trustBundlePem;
     tls = { ...options.tls, credentials: servingCredentials(serving) };
   }
+  const cache = new SharedCache(WORKLOAD_API_TYPE_URLS);
+  const publisher = new WorkloadApiPublisher(options.store, cache, { logger, translate: options.translate });
   const source = options.extraSources?.length ? combineSources([cache, ...options.extraSources]) : cache;
   const server = new ControlGrpcServer({
     source,
     tls,
     plaintext: options.plaintext,
+    nodes: options.authenticateNodes ? options.certificates?.nodes : undefined,
     tlsServices: options.certificates ? (s) => addCertificateService(s, options.certificates!) : undefined,
     sotw: options.sotw,
     registry: options.registry,
     logger,
   });
   let ports: { tls?: number; plaintext?: number };
+  publisher.start();
   try {
     ports = await server.start();
   } catch (err) {

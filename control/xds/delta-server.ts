@@ -33,16 +33,19 @@ export class DeltaAdsServer {
     private readonly options: DeltaServerOptions,
   ) {}
 
-  /** The gRPC handler for DeltaAggregatedResources. */
-  readonly handle = (call: DeltaCall): void => {
+  /**
+   * The gRPC handler for DeltaAggregatedResources. `authenticatedNode`: who the caller's
+   * credential belongs to, when the server checked one.
+   */
+  readonly handle = (call: DeltaCall, authenticatedNode?: string): void => {
     const { logger, metrics } = this.options;
     const id = ++this.nextId;
     const peer = call.getPeer();
-    const state = new DeltaStreamState(this.source, peer, this.options);
+    const state = new DeltaStreamState(this.source, peer, this.options, authenticatedNode);
     let scheduled = false;
     let waitingForDrain = false;
     let closed = false;
-    const log = logger.child({ stream: id, peer });
+    const log = logger.child({ stream: id, peer, ...(authenticatedNode ? { node: authenticatedNode } : {}) });
 
     const flush = (): void => {
       scheduled = false;

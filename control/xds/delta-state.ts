@@ -99,6 +99,7 @@ export class DeltaStreamState {
     private readonly source: ResourceSource,
     private readonly peer: string,
     options: DeltaStateOptions = {},
+    private readonly authenticatedNode?: string,
   ) {
     this.maxFrameBytes = options.maxFrameBytes ?? 1 << 20;
     this.maxInFlight = options.maxInFlight ?? 256;
@@ -129,6 +130,7 @@ export class DeltaStreamState {
         cluster: node?.cluster ?? '',
         metadata: node?.metadata ?? {},
         peer: this.peer,
+        authenticatedNode: this.authenticatedNode,
       };
     }
     const typeUrl = request.typeUrl;

@@ -12,6 +12,8 @@ export interface ClientInfo {
   readonly metadata: Readonly<Record<string, unknown>>;
   /** The gRPC peer address (ip:port). */
   readonly peer: string;
+  /** The node the stream's credential belongs to, when the server authenticates nodes. */
+  readonly authenticatedNode?: string;
 }
 
 export interface ResourceChange {
