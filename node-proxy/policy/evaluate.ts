@@ -1,0 +1,158 @@
+// L4 authorization, Istio semantics (as ztunnel applies them):
+//   1. PeerAuthentication STRICT refuses a connection without a peer identity.
+//   2. A DENY policy that matches refuses the connection (DENY wins).
+//   3. If no ALLOW policy applies, the connection is allowed; if some do, one must match.
+// A policy matches when any rule matches; a rule when every clause matches (an empty rule matches
+// everything); a clause when any of its matches matches; a match when every non-empty field
+// matches — a positive list when the value is in it, a negative list when it is in none of it.
+// Without a peer identity, principal and namespace are absent: a positive list never matches, a
+// negative list always does (so DENY notPrincipals ["*"] refuses plaintext, as in Istio).
+// Rules that needed L7 attributes: on a destination without a waypoint an ALLOW rule cannot match
+// (nothing can check the request) and a DENY rule applies on its L4 part alone (fail closed).
+import type { CidrRange, Clause, Match, StringMatch } from '../../api/gen/nodemesh/workload/v1/workload';
+import { tryParseSpiffeId, SPIFFE_SCHEME } from '../../common/identity/spiffe';
+import { ipToBytes } from '../state/ip';
+import {
+  AuthorizationAction,
+  type PolicyAuthorization,
+  type PolicyConnection,
+  type PolicyContext,
+  type PolicyRule,
+  type Verdict,
+} from './model';
+
+/** The attributes of a connection that matches compare, computed once per evaluation. */
+interface Facts {
+  /** Identity without the scheme: "<trust-domain>/ns/<ns>/sa/<sa>", as Istio policies write it. */
+  readonly principal?: string;
+  readonly namespace?: string;
+  readonly sourceIp?: Buffer;
+  readonly destinationIp?: Buffer;
+  readonly port: number;
+}
+
+function factsOf(c: PolicyConnection): Facts {
+  let principal: string | undefined;
+  let namespace: string | undefined;
+  if (c.sourceIdentity) {
+    principal = c.sourceIdentity.startsWith(SPIFFE_SCHEME) ? c.sourceIdentity.slice(SPIFFE_SCHEME.length) : c.sourceIdentity;
+    namespace = tryParseSpiffeId(c.sourceIdentity.startsWith(SPIFFE_SCHEME) ? c.sourceIdentity : SPIFFE_SCHEME + c.sourceIdentity)?.namespace;
+  }
+  return { principal, namespace, sourceIp: ipToBytes(c.sourceIp), destinationIp: ipToBytes(c.destinationIp), port: c.destinationPort };
+}
+
+export function stringMatches(m: StringMatch, value: string | undefined): boolean {
+  if (value === undefined || value === '') return false;
+  switch (m.matchType?.$case) {
+    case 'exact':
+      return value === m.matchType.value;
+    case 'prefix':
+      return value.startsWith(m.matchType.value);
+    case 'suffix':
+      return value.endsWith(m.matchType.value);
+    case 'presence':
+      return true;
+    default:
+      return false;
+  }
+}
+
+export function cidrContains(c: CidrRange, ip: Buffer | undefined): boolean {
+  if (!ip || ip.length !== c.address.length) return false;
+  const bits = Math.min(c.length, ip.length * 8);
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (ip[i] !== c.address[i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (ip[whole]! & mask) === (c.address[whole]! & mask);
+}
+
+function positive<T, V>(list: readonly T[], value: V, test: (item: T, value: V) => boolean): boolean {
+  return list.length === 0 || list.some((item) => test(item, value));
+}
+function negative<T, V>(list: readonly T[], value: V, test: (item: T, value: V) => boolean): boolean {
+  return list.length === 0 || !list.some((item) => test(item, value));
+}
+
+export function matchMatches(m: Match, f: Facts): boolean {
+  return (
+    positive(m.principals, f.principal, stringMatches) &&
+    negative(m.notPrincipals, f.principal, stringMatches) &&
+    positive(m.namespaces, f.namespace, stringMatches) &&
+    negative(m.notNamespaces, f.namespace, stringMatches) &&
+    positive(m.sourceIps, f.sourceIp, cidrContains) &&
+    negative(m.notSourceIps, f.sourceIp, cidrContains) &&
+    positive(m.destinationIps, f.destinationIp, cidrContains) &&
+    negative(m.notDestinationIps, f.destinationIp, cidrContains) &&
+    positive(m.destinationPorts, f.port, (p, v) => p === v) &&
+    negative(m.notDestinationPorts, f.port, (p, v) => p === v)
+  );
+}
+
+function clauseMatches(c: Clause, f: Facts): boolean {
+  return c.matches.some((m) => matchMatches(m, f));
+}
+
+function ruleMatches(r: PolicyRule, f: Facts): boolean {
+  return r.clauses.every((c) => clauseMatches(c, f));
+}
+
+const nameOf = (p: PolicyAuthorization): string => `${p.namespace}/${p.name}`;
+const byName = (a: PolicyAuthorization, b: PolicyAuthorization): number => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0);
+
+export function evaluate(connection: PolicyConnection, context: PolicyContext): Verdict {
+  const facts = factsOf(connection);
+  const pa = context.peerAuthentication;
+
+  if (pa.mode === 'STRICT' && !facts.principal) {
+    return {
+      allowed: false,
+      policy: pa.policy,
+      reason:
+        `PeerAuthentication ${pa.policy ?? '(mesh default)'} requires mutual TLS (STRICT) for ${context.destination} port ${facts.port}, ` +
+        'and this connection is plaintext without a peer identity; send it from an enrolled workload or set the mode to PERMISSIVE',
+    };
+  }
+
+  const denies = context.authorizations.filter((p) => p.action === AuthorizationAction.AUTHORIZATION_ACTION_DENY).sort(byName);
+  for (const policy of denies) {
+    for (const [i, rule] of policy.rules.entries()) {
+      if (!ruleMatches(rule, facts)) continue;
+      const l7 = rule.l7Attributes ?? [];
+      const note =
+        l7.length > 0 && !context.hasWaypoint
+          ? `; the rule also names ${l7.join(', ')}, which only a waypoint can check, so it is enforced on its L4 part alone (fail closed)`
+          : '';
+      return { allowed: false, policy: nameOf(policy), reason: `denied by DENY policy ${nameOf(policy)} (rule ${i + 1})${note}` };
+    }
+  }
+
+  const allows = context.authorizations.filter((p) => p.action === AuthorizationAction.AUTHORIZATION_ACTION_ALLOW).sort(byName);
+  if (allows.length === 0) return { allowed: true, reason: `no ALLOW policy applies to ${context.destination}` };
+  const l7Only: Array<{ policy: string; text: string }> = [];
+  for (const policy of allows) {
+    for (const [i, rule] of policy.rules.entries()) {
+      const l7 = rule.l7Attributes ?? [];
+      if (l7.length > 0 && !context.hasWaypoint) {
+        if (ruleMatches(rule, facts)) l7Only.push({ policy: nameOf(policy), text: `${nameOf(policy)} rule ${i + 1} needs ${l7.join(', ')}` });
+        continue;
+      }
+      if (ruleMatches(rule, facts)) return { allowed: true, policy: nameOf(policy), reason: `allowed by ALLOW policy ${nameOf(policy)} (rule ${i + 1})` };
+    }
+  }
+  const names = allows.map(nameOf).join(', ');
+  if (l7Only.length > 0) {
+    return {
+      allowed: false,
+      policy: l7Only[0]!.policy,
+      reason:
+        `only rules with L7 attributes would allow this connection (${l7Only.map((x) => x.text).join('; ')}), and ${context.destination} has no waypoint to check them; ` +
+        'attach a waypoint (nodemesh.io/use-waypoint) or write the rule with L4 fields only',
+    };
+  }
+  return {
+    allowed: false,
+    reason: `no ALLOW policy matched (${context.destination} has ALLOW policies ${names}; a connection must match one of them)`,
+  };
+}
