@@ -1,0 +1,177 @@
+// The mesh as Envoy translation sees it, indexed once per store snapshot: Services with their
+// ports, host names and selected Workloads; the waypoints (Gateways of class nodemesh-waypoint)
+// and the Services that use each; the HTTPRoutes attached to each Service port.
+import {
+  USE_WAYPOINT_LABEL,
+  USE_WAYPOINT_NAMESPACE_LABEL,
+  WAYPOINT_FOR_LABEL,
+  WAYPOINT_GATEWAY_CLASS,
+  matchesLabels,
+  type Gateway,
+  type HTTPRoute,
+  type Service,
+  type ServicePort,
+  type Workload,
+} from '../resources';
+import type { Snapshot } from '../store/store';
+import { serviceHost } from './names';
+
+export interface EnvoyTranslateOptions {
+  /** Service host names are <name>.<namespace>.svc.<domainSuffix>. */
+  readonly domainSuffix: string;
+  /** Trust domain of SPIFFE IDs (RBAC principals). */
+  readonly trustDomain: string;
+  /** Policies in this namespace apply mesh-wide. */
+  readonly rootNamespace: string;
+  /** Files the waypoint's Envoy reads its HBONE certificate, key and trust bundle from. */
+  readonly certFiles: { readonly chain: string; readonly key: string; readonly roots: string };
+}
+
+export const DEFAULT_ENVOY_OPTIONS: EnvoyTranslateOptions = {
+  domainSuffix: 'cluster.local',
+  trustDomain: 'cluster.local',
+  rootNamespace: 'nodemesh-system',
+  certFiles: {
+    chain: '/var/run/nodemesh/certs/cert-chain.pem',
+    key: '/var/run/nodemesh/certs/key.pem',
+    roots: '/var/run/nodemesh/certs/root-cert.pem',
+  },
+};
+
+/** Annotation on a Workload: `healthy` (default), `unhealthy` or `draining`. */
+export const HEALTH_ANNOTATION = 'nodemesh.io/health';
+
+export interface ServiceInfo {
+  readonly service: Service;
+  readonly namespace: string;
+  readonly name: string;
+  readonly host: string;
+  /** The VIP, when the Service has one (not headless). */
+  readonly vip: string | undefined;
+  readonly workloads: readonly Workload[];
+  /** `ns/name` of the waypoint Gateway this Service uses, if any. */
+  readonly waypoint: string | undefined;
+}
+
+export interface WaypointInfo {
+  readonly gateway: Gateway;
+  readonly key: string;
+  /** Services whose traffic this waypoint handles, sorted by host. */
+  readonly services: ServiceInfo[];
+}
+
+/** Is this port carried as opaque TCP rather than HTTP (waypoint uses tcp_proxy)? */
+export function isTcpPort(p: ServicePort): boolean {
+  const proto = (p.appProtocol ?? '').toLowerCase();
+  if (proto) return ['tcp', 'tls', 'mysql', 'mongo', 'redis'].includes(proto);
+  const name = (p.name ?? '').toLowerCase();
+  return /^(tcp|tls|mysql|mongo|redis)(-|$)/.test(name);
+}
+
+/** Does this port carry HTTP/2 (gRPC, h2c)? The upstream cluster then speaks HTTP/2. */
+export function isHttp2Port(p: ServicePort): boolean {
+  const proto = (p.appProtocol ?? '').toLowerCase();
+  const name = (p.name ?? '').toLowerCase();
+  return ['grpc', 'http2', 'h2c', 'kubernetes.io/h2c', 'grpc-web'].includes(proto) || /^(grpc|http2|h2c)(-|$)/.test(name);
+}
+
+export class MeshIndex {
+  readonly services = new Map<string, ServiceInfo>();
+  readonly waypoints = new Map<string, WaypointInfo>();
+  readonly warnings: string[] = [];
+  private readonly routesByService = new Map<string, HTTPRoute[]>();
+
+  constructor(
+    readonly snapshot: Snapshot,
+    readonly options: EnvoyTranslateOptions,
+  ) {
+    const nsLabels = new Map(snapshot.list('Namespace').map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+    const workloadsByNs = new Map<string, Workload[]>();
+    for (const w of snapshot.list('Workload')) push(workloadsByNs, w.metadata.namespace ?? '', w);
+    for (const gw of snapshot.list('Gateway')) {
+      if (gw.spec.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) continue;
+      const key = `${gw.metadata.namespace ?? ''}/${gw.metadata.name}`;
+      this.waypoints.set(key, { gateway: gw, key, services: [] });
+    }
+    for (const svc of snapshot.list('Service')) {
+      const ns = svc.metadata.namespace ?? '';
+      const selector = svc.spec.selector;
+      const workloads = selector && Object.keys(selector).length > 0 ? (workloadsByNs.get(ns) ?? []).filter((w) => matchesLabels(w.metadata.labels, selector)) : [];
+      const waypoint = this.waypointOf(svc, nsLabels.get(ns) ?? {});
+      const info: ServiceInfo = {
+        service: svc,
+        namespace: ns,
+        name: svc.metadata.name,
+        host: serviceHost(ns, svc.metadata.name, options.domainSuffix),
+        vip: svc.spec.clusterIP && svc.spec.clusterIP !== 'None' ? svc.spec.clusterIP : undefined,
+        workloads,
+        waypoint,
+      };
+      this.services.set(`${ns}/${svc.metadata.name}`, info);
+      if (waypoint) this.waypoints.get(waypoint)?.services.push(info);
+    }
+    for (const w of this.waypoints.values()) w.services.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+    for (const route of snapshot.list('HTTPRoute')) {
+      const routeNs = route.metadata.namespace ?? '';
+      const seen = new Set<string>();
+      for (const parent of route.spec.parentRefs) {
+        const ns = parent.namespace ?? routeNs;
+        const key = `${ns}/${parent.name}`;
+        if (ns !== routeNs) {
+          this.warnings.push(
+            `HTTPRoute ${routeNs}/${route.metadata.name}: parentRef Service ${key} is in another namespace; consumer routes are not supported, the parentRef is ignored`,
+          );
+          continue;
+        }
+        if (!this.services.has(key)) {
+          this.warnings.push(`HTTPRoute ${routeNs}/${route.metadata.name}: parentRef Service ${key} does not exist`);
+          continue;
+        }
+        if (seen.has(key)) continue;
+        seen.add(key);
+        push(this.routesByService, key, route);
+      }
+    }
+  }
+
+  service(namespace: string, name: string): ServiceInfo | undefined {
+    return this.services.get(`${namespace}/${name}`);
+  }
+
+  /** HTTPRoutes attached to a Service port (parentRefs without a port attach to every port). */
+  routesFor(svc: ServiceInfo, port: number): HTTPRoute[] {
+    return (this.routesByService.get(`${svc.namespace}/${svc.name}`) ?? []).filter((r) =>
+      r.spec.parentRefs.some(
+        (p) => p.name === svc.name && (p.namespace ?? r.metadata.namespace) === svc.namespace && (p.port === undefined || p.port === port),
+      ),
+    );
+  }
+
+  /** The waypoint (`ns/name`) a Service uses: its own label wins over its Namespace's; "none" stops. */
+  private waypointOf(svc: Service, nsLabels: Readonly<Record<string, string>>): string | undefined {
+    const labels = svc.metadata.labels ?? {};
+    const own = labels[USE_WAYPOINT_LABEL];
+    const name = own ?? nsLabels[USE_WAYPOINT_LABEL];
+    if (!name || name === 'none') return undefined;
+    const ns = (own !== undefined ? labels : nsLabels)[USE_WAYPOINT_NAMESPACE_LABEL] ?? svc.metadata.namespace ?? '';
+    const key = `${ns}/${name}`;
+    const wp = this.waypoints.get(key);
+    const who = `Service ${svc.metadata.namespace ?? ''}/${svc.metadata.name}`;
+    if (!wp) {
+      this.warnings.push(`${who}: waypoint ${key} is not a Gateway of class ${WAYPOINT_GATEWAY_CLASS}; the Service gets no waypoint`);
+      return undefined;
+    }
+    const forWhat = wp.gateway.metadata.labels?.[WAYPOINT_FOR_LABEL] ?? 'service';
+    if (forWhat !== 'service' && forWhat !== 'all') {
+      this.warnings.push(`${who}: waypoint ${key} is for ${forWhat} traffic (${WAYPOINT_FOR_LABEL}), not service; the Service gets no waypoint`);
+      return undefined;
+    }
+    return key;
+  }
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}

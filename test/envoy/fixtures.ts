@@ -1,0 +1,82 @@
+// Resources for Envoy translation and xDS tests: a waypoint Gateway, Services that use it, their
+// Workloads, and builders for HTTPRoutes and AuthorizationPolicies.
+import { validateResource, type AnyResource } from '../../control/resources';
+import { MemorySnapshot } from '../../control/store/snapshot';
+
+let revision = 0;
+export function snapshotOf(docs: readonly unknown[]): MemorySnapshot {
+  return MemorySnapshot.of(++revision, docs.map((d) => validateResource(d)) as AnyResource[]);
+}
+
+export const namespace = (name: string, labels?: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+
+export const waypoint = (name = 'wp', ns = 'default') => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'Gateway',
+  metadata: { name, namespace: ns, labels: { 'nodemesh.io/waypoint-for': 'service' } },
+  spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }], addresses: [{ type: 'IPAddress', value: '10.200.1.50' }] },
+});
+
+export const service = (
+  name: string,
+  vip: string,
+  ports: unknown[],
+  opts: { labels?: Record<string, string>; annotations?: Record<string, string>; selector?: Record<string, string>; ns?: string } = {},
+) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: opts.ns ?? 'default', labels: opts.labels, annotations: opts.annotations },
+  spec: { clusterIP: vip, selector: opts.selector ?? { app: name }, ports },
+});
+
+export const workload = (
+  name: string,
+  ip: string,
+  labels: Record<string, string>,
+  opts: { node?: string; ports?: unknown[]; annotations?: Record<string, string>; ns?: string } = {},
+) => ({
+  apiVersion: 'nodemesh.io/v1alpha1',
+  kind: 'Workload',
+  metadata: { name, namespace: opts.ns ?? 'default', labels, annotations: opts.annotations },
+  spec: { node: opts.node ?? 'node-1', addresses: [ip], serviceAccount: name, ports: opts.ports },
+});
+
+export const httpRoute = (name: string, spec: Record<string, unknown>, annotations?: Record<string, string>, creationTimestamp?: string) => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  metadata: { name, namespace: 'default', annotations, creationTimestamp },
+  spec,
+});
+
+export const policy = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'security.nodemesh.io/v1alpha1',
+  kind: 'AuthorizationPolicy',
+  metadata: { name, namespace: 'default' },
+  spec,
+});
+
+/** web (HTTP 8080 + gRPC 9090 + TCP 5432) behind waypoint wp, with two more Services to route to. */
+export function baseMesh(): unknown[] {
+  return [
+    namespace('default'),
+    waypoint(),
+    service(
+      'web',
+      '10.96.0.10',
+      [
+        { name: 'http', port: 8080, targetPort: 'http-web' },
+        { name: 'grpc', port: 9090, appProtocol: 'grpc' },
+        { name: 'tcp-db', port: 5432 },
+      ],
+      { labels: { 'nodemesh.io/use-waypoint': 'wp' } },
+    ),
+    service('web-v2', '10.96.0.11', [{ name: 'http', port: 8080 }]),
+    service('mirror', '10.96.0.12', [{ name: 'http', port: 8080 }]),
+    workload('web-a', '10.200.1.10', { app: 'web' }, { node: 'node-1', ports: [{ name: 'http-web', port: 8000 }] }),
+    workload('web-b', '10.200.2.10', { app: 'web' }, { node: 'node-2', ports: [{ name: 'http-web', port: 8001 }], annotations: { 'nodemesh.io/health': 'draining' } }),
+    workload('web-c', '10.200.2.11', { app: 'web' }, { node: 'node-2' }),
+    workload('web-v2-a', '10.200.1.20', { app: 'web-v2' }),
+  ];
+}
+
+export const WEB_HTTP_ROUTE = 'web.default.svc.cluster.local:8080';
