@@ -1,0 +1,121 @@
+// Listener -> what the waypoint serves on a port: an HTTP connection manager (routes from RDS or
+// inline, then the HTTP filter chain rbac / fault / local_ratelimit / router) or a tcp_proxy to a
+// cluster. The port comes from a socket_address, or for Istio-style internal listeners from the
+// name `inbound-vip|<port>|<protocol>|<host>`. A filter the waypoint does not have is refused
+// (NACK) unless marked optional, as Envoy does.
+import type { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
+import type { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
+import { ConfigError, within } from './errors';
+import { compileFault, type FaultPolicy } from './fault';
+import { compileRbacFilter, type RbacEngine } from './rbac';
+import { compileRateLimit, type RateLimitPolicy } from './ratelimit';
+import { compileRouteConfiguration, FILTER, type RouteTable } from './routes';
+import { codecs, typeNameOf, unpackAs } from './typed';
+
+export const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
+export const TCP_PROXY_FILTER = 'envoy.filters.network.tcp_proxy';
+
+export type HttpFilterConfig =
+  | { readonly kind: 'rbac'; readonly name: string; readonly engine: RbacEngine | undefined; readonly shadow: RbacEngine | undefined }
+  | { readonly kind: 'fault'; readonly name: string; readonly policy: FaultPolicy }
+  | { readonly kind: 'ratelimit'; readonly name: string; readonly policy: RateLimitPolicy };
+
+export interface HttpListenerConfig {
+  readonly kind: 'http';
+  /** Routes from RDS by this name, or inline. */
+  readonly rdsName: string | undefined;
+  readonly inlineRoutes: RouteTable | undefined;
+  /** The filters before the router, in order. */
+  readonly filters: readonly HttpFilterConfig[];
+  readonly statPrefix: string;
+}
+
+export interface TcpListenerConfig {
+  readonly kind: 'tcp';
+  readonly cluster: string;
+  readonly statPrefix: string;
+}
+
+export interface CompiledListener {
+  readonly name: string;
+  /** IP the listener names (0.0.0.0 / :: for any), or undefined for internal listeners. */
+  readonly address: string | undefined;
+  readonly port: number;
+  readonly config: HttpListenerConfig | TcpListenerConfig;
+}
+
+export function compileListener(l: Listener): CompiledListener {
+  if (!l.name) throw new ConfigError('listener has no name');
+  let address: string | undefined;
+  let port: number;
+  const a = l.address?.address;
+  if (a?.$case === 'socketAddress') {
+    address = a.value.address;
+    port = a.value.portSpecifier?.$case === 'portValue' ? a.value.portSpecifier.value : 0;
+  } else {
+    const m = /^inbound-vip\|(\d+)\|/.exec(l.name);
+    if (!m) throw new ConfigError('listener needs a socket_address (or an internal listener named inbound-vip|<port>|…)');
+    port = Number(m[1]);
+  }
+  if (port <= 0 || port > 65535) throw new ConfigError(`listener port ${port} is not in 1..65535`);
+  const chains = [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])];
+  if (chains.length === 0) throw new ConfigError('listener has no filter_chains');
+  // The waypoint serves one filter chain per listener: the first (filter_chain_match is not evaluated).
+  const chain = chains[0]!;
+  const config = within('filter_chains[0]', () => {
+    const terminal = chain.filters.find((f) => f.name === HCM_FILTER || f.name === TCP_PROXY_FILTER || (f.configType?.$case === 'typedConfig' && [codecs.hcm.$type as string, codecs.tcpProxy.$type].includes(typeNameOf(f.configType.value))));
+    if (!terminal) throw new ConfigError(`no ${HCM_FILTER} or ${TCP_PROXY_FILTER} filter (found: ${chain.filters.map((f) => f.name).join(', ') || 'none'})`);
+    if (terminal.configType?.$case !== 'typedConfig') throw new ConfigError(`${terminal.name} needs typed_config (config_discovery is not supported)`);
+    const any = terminal.configType.value;
+    if (typeNameOf(any) === codecs.tcpProxy.$type) {
+      const tp = unpackAs(any, codecs.tcpProxy, terminal.name);
+      if (tp.clusterSpecifier?.$case !== 'cluster') throw new ConfigError('tcp_proxy needs cluster (weighted_clusters is not supported)');
+      return { kind: 'tcp' as const, cluster: tp.clusterSpecifier.value, statPrefix: tp.statPrefix };
+    }
+    return compileHcm(unpackAs(any, codecs.hcm, terminal.name));
+  });
+  return { name: l.name, address, port, config };
+}
+
+export function compileHcm(h: HttpConnectionManager): HttpListenerConfig {
+  let rdsName: string | undefined;
+  let inlineRoutes: RouteTable | undefined;
+  const rs = h.routeSpecifier;
+  if (rs?.$case === 'rds') {
+    if (!rs.value.routeConfigName) throw new ConfigError('rds has no route_config_name');
+    rdsName = rs.value.routeConfigName;
+  } else if (rs?.$case === 'routeConfig') {
+    inlineRoutes = within('route_config', () => compileRouteConfiguration(rs.value));
+  } else {
+    throw new ConfigError('http_connection_manager needs rds or route_config (scoped_routes is not supported)');
+  }
+  const filters: HttpFilterConfig[] = [];
+  let sawRouter = false;
+  h.httpFilters.forEach((f, i) =>
+    within(`http_filters[${i}] (${f.name})`, () => {
+      if (sawRouter) throw new ConfigError(`${FILTER.router} must be the last HTTP filter`);
+      if (f.disabled) return;
+      const any = f.configType?.$case === 'typedConfig' ? f.configType.value : undefined;
+      const type = any ? typeNameOf(any) : '';
+      if (f.name === FILTER.router || type === codecs.router.$type) {
+        sawRouter = true;
+      } else if (type === codecs.rbac.$type) {
+        const r = unpackAs(any, codecs.rbac, f.name);
+        filters.push({
+          kind: 'rbac',
+          name: f.name,
+          engine: within('rules', () => compileRbacFilter(r)),
+          shadow: r.shadowRules ? within('shadow_rules', () => compileRbacFilter({ ...r, rules: r.shadowRules, shadowRules: undefined })) : undefined,
+        });
+      } else if (type === codecs.fault.$type) {
+        filters.push({ kind: 'fault', name: f.name, policy: compileFault(unpackAs(any, codecs.fault, f.name)) });
+      } else if (type === codecs.localRateLimit.$type) {
+        filters.push({ kind: 'ratelimit', name: f.name, policy: compileRateLimit(unpackAs(any, codecs.localRateLimit, f.name)) });
+      } else if (!f.isOptional) {
+        throw new ConfigError(`the nodemesh waypoint has no HTTP filter ${f.name}${type ? ` (${type})` : ''}; supported: rbac, fault, local_ratelimit, router`);
+      }
+    }),
+  );
+  if (!sawRouter) throw new ConfigError(`http_filters must end with ${FILTER.router}`);
+  return { kind: 'http', rdsName, inlineRoutes, filters, statPrefix: h.statPrefix };
+}
