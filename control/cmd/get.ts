@@ -1,7 +1,7 @@
 // `nodemesh get KIND [NAME…] [-n NS | -A] [-l SELECTOR] [-o yaml|json|name]`: a table by default.
 import { stringify } from 'yaml';
 import { CliError, type Command } from '../../cli/command';
-import { ApiError } from '../api/client';
+import type { ApiClient } from '../api/client';
 import { kindNames, resolveKind, type AnyResource, type KindInfo } from '../resources/kinds';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from './context';
 import { formatTable } from './table';
@@ -12,6 +12,8 @@ Shows resources. KIND is one of: ${kindNames()} (singular and short names work t
   -A, --all-namespaces   every namespace
   -l, --selector         label selector, e.g. app=web,tier!=db
   -o, --output           yaml, json or name (default: a table)
+  -w, --watch            after the listing, print every change until interrupted
+                         (one line per change; with -o json, one JSON event per line)
 ${CONNECTION_HELP}`;
 
 export function kindOrExit(text: string | undefined): KindInfo {
@@ -28,6 +30,7 @@ export async function runGet(argv: string[], ctx: CliContext = processContext())
     'all-namespaces': { type: 'boolean', short: 'A' },
     selector: { type: 'string', short: 'l' },
     output: { type: 'string', short: 'o' },
+    watch: { type: 'boolean', short: 'w' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -43,12 +46,20 @@ export async function runGet(argv: string[], ctx: CliContext = processContext())
   const namespace = kind.namespaced ? (all ? undefined : (values.namespace ?? 'default')) : undefined;
   const client = clientFrom(values, ctx);
   let items: AnyResource[];
+  let revision: number | undefined;
   try {
-    items = names.length
-      ? await Promise.all(names.map((n) => client.get<AnyResource>(kind, n, namespace)))
-      : (await client.list<AnyResource>(kind, namespace, values.selector)).items;
+    if (names.length) items = await Promise.all(names.map((n) => client.get<AnyResource>(kind, n, namespace)));
+    else {
+      const list = await client.list<AnyResource>(kind, namespace, values.selector);
+      items = list.items;
+      revision = Number(list.metadata.resourceVersion);
+    }
   } catch (err) {
-    throw new CliError((err as Error).message, err instanceof ApiError && err.status === 404 ? 1 : 1);
+    throw new CliError((err as Error).message);
+  }
+  if (values.watch) {
+    if (names.length || values.selector) throw new CliError('get --watch: watches a whole kind (in -n NS or -A); give no names or selector', 2);
+    return watchChanges(client, kind, namespace, revision ?? 0, items, output === 'json', ctx);
   }
   const single = names.length === 1;
   switch (output) {
@@ -66,6 +77,29 @@ export async function runGet(argv: string[], ctx: CliContext = processContext())
         ctx.stderr.write(namespace ? `No resources found in ${namespace} namespace.\n` : 'No resources found.\n');
       } else ctx.stdout.write(formatTable(items, { withNamespace: kind.namespaced && all }));
   }
+  return 0;
+}
+
+/** Prints the listing, then one line per change after its revision, until SIGINT/SIGTERM. */
+async function watchChanges(client: ApiClient, kind: KindInfo, namespace: string | undefined, revision: number, items: AnyResource[], json: boolean, ctx: CliContext): Promise<number> {
+  const line = (type: string, r: AnyResource, rev: number): string =>
+    json ? JSON.stringify({ type, revision: rev, object: r }) : `${type.padEnd(9)} ${kind.singular}/${r.metadata.name}${r.metadata.namespace ? ` -n ${r.metadata.namespace}` : ''} (revision ${rev})`;
+  for (const r of items) ctx.stdout.write(line('EXISTING', r, Number(r.metadata.resourceVersion)) + '\n');
+  let stream;
+  try {
+    stream = await client.watch({ revision, kind: kind.kind, namespace }, (l) => {
+      if (l.object) ctx.stdout.write(line(l.type, l.object, l.revision) + '\n');
+    });
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  const s = stream;
+  const stop = () => s.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await s.done;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
   return 0;
 }
 

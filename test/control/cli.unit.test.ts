@@ -179,6 +179,41 @@ spec: {node: nm-node1, addresses: [10.200.1.10]}
     expect(noToken.stderr).toMatch(/cannot read the API token from \/nonexistent-nm-dir\/token/);
   });
 
+  it('get --watch prints the listing, then each change, and exits on SIGINT', async () => {
+    const child = spawn(process.execPath, [cliEntry, 'get', 'svc', '-n', 'shop', '--watch'], {
+      env: { ...process.env, NODEMESH_SERVER: serverURL, NODEMESH_DATA_DIR: dataDir, NODEMESH_TOKEN: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    const waitFor = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${re} in get --watch output within 10 s:\n${out}`)), 10_000);
+        const check = () => {
+          if (re.test(out)) {
+            clearTimeout(timer);
+            child.stdout.off('data', check);
+            resolve();
+          }
+        };
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          check();
+        });
+        check();
+      });
+    try {
+      await waitFor(/^EXISTING\s+service\/web -n shop \(revision \d+\)$/m);
+      await nm(['apply', '-n', 'shop', '-f', '-'], { stdin: '{"apiVersion":"v1","kind":"Service","metadata":{"name":"watched"},"spec":{"ports":[{"port":83}]}}' });
+      await nm(['delete', 'svc', 'watched', '-n', 'shop']);
+      await waitFor(/^DELETED\s+service\/watched -n shop/m);
+      expect(out).toMatch(/^ADDED\s+service\/watched -n shop \(revision \d+\)\nDELETED/m);
+    } finally {
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    }
+  });
+
   it('keeps everything across a clean restart and across SIGKILL', async () => {
     const before = (await nm(['get', 'wl', '-A', '-o', 'json'])).stdout;
     const token = readFileSync(join(dataDir, 'token'), 'utf8');
