@@ -38,7 +38,11 @@ function nm(args: string[], opts: { stdin?: string; env?: Record<string, string 
 /** Starts `nodemesh control` and resolves with its API URL once it logs that it listens. */
 function startControl(): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliEntry, 'control', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cliEntry, 'control', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+      // The xDS component's fixed ports (15012, 15010) would collide with anything else running.
+      env: { ...process.env, NODEMESH_XDS_LISTEN: '127.0.0.1:0', NODEMESH_XDS_PLAINTEXT_LISTEN: 'off' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let log = '';
     const timer = setTimeout(() => reject(new Error(`nodemesh control did not start within 10 s; its log:\n${log}`)), 10_000);
     child.stderr?.on('data', (c: Buffer) => {
