@@ -158,6 +158,10 @@ describe('workload API over delta ADS', () => {
     c.ack(fixed);
     const acks = await registry.getSingleMetric('nodemesh_xds_acks_total')!.get();
     expect(acks.values.find((v) => v.labels.type_url === ADDRESS_TYPE_URL)?.value).toBeGreaterThanOrEqual(1);
+    // Both pushes that carried a store change were timed from the change.
+    const latency = await registry.getSingleMetric('nodemesh_xds_push_latency_seconds')!.get();
+    const count = latency.values.find((v) => v.metricName === 'nodemesh_xds_push_latency_seconds_count' && v.labels.type_url === ADDRESS_TYPE_URL);
+    expect(count?.value).toBe(2);
   });
 
   it('on reconnect with initial_resource_versions resends only what changed and removes what is gone', async () => {
