@@ -173,7 +173,9 @@ export class ConfigApi {
 
   private watch(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const store = this.opts.store;
-    const revText = url.searchParams.get('revision') ?? url.searchParams.get('resourceVersion');
+    // An EventSource that reconnects sends the id of the last event it saw.
+    const lastEventId = req.headers['last-event-id'];
+    const revText = url.searchParams.get('revision') ?? url.searchParams.get('resourceVersion') ?? (typeof lastEventId === 'string' ? lastEventId : null);
     const from = revText === null || revText === '' ? store.revision : Number(revText);
     if (!Number.isInteger(from) || from < 0) throw new HttpError(400, 'BadRequest', `revision must be a non-negative integer, got "${revText}"`);
     const kindText = url.searchParams.get('kind');

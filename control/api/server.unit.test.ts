@@ -180,6 +180,11 @@ describe('config API', () => {
     const first = new TextDecoder().decode((await reader.read()).value);
     expect(first).toMatch(new RegExp(`^id: ${from + 1}\nevent: ADDED\ndata: \\{`));
     await reader.cancel();
+    // An SSE client reconnecting with Last-Event-ID resumes after that revision.
+    const resumed = await rawFetch('/v1/watch', { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', 'last-event-id': String(from + 1) } });
+    const r2 = (resumed.body as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await r2.read()).value)).toMatch(new RegExp(`^id: ${from + 2}\nevent: DELETED\n`));
+    await r2.cancel();
   });
 
   it('answers 410 Expired for a compacted revision, 400 for a malformed one', async () => {

@@ -120,10 +120,16 @@ export class FileStore extends BaseStore {
     }
     try {
       await rename(tmp, final);
-      await fsyncPath(this.dataDir);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw new StoreUnavailableError(`cannot replace the store file ${final}: ${(err as Error).message}; nothing was changed`);
+    }
+    try {
+      await fsyncPath(this.dataDir);
+    } catch (err) {
+      // The new file is in place (readers after a restart see it), so the write counts as
+      // committed; only its durability across a power loss is in doubt.
+      this.log?.error({ err, dataDir: this.dataDir }, 'could not fsync the data dir after a store write; the write may not survive a power loss');
     }
   }
 
