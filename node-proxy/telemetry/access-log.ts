@@ -1,0 +1,47 @@
+// One access-log line per connection (pino JSON), with the fields an operator greps for: who to
+// whom (address, workload, identity), bytes each way, how long, and why it failed or was denied.
+import type { Logger } from '../../common/log';
+import type { ConnectionPeer, ConnectionRecord, ResponseFlag } from './labels';
+
+export interface ConnectionOutcome {
+  /** Bytes from the client to the server. */
+  readonly requestBytes: number;
+  /** Bytes from the server back to the client. */
+  readonly responseBytes: number;
+  readonly durationMs: number;
+  readonly responseFlags: ResponseFlag;
+  /** What went wrong (connect failure, reset, …). */
+  readonly error?: string;
+  /** Why policy refused the connection, and which policy decided. */
+  readonly denyReason?: string;
+  readonly policy?: string;
+}
+
+const peer = (p: ConnectionPeer) => ({
+  addr: `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}`,
+  workload: p.workload ? `${p.workload.namespace}/${p.workload.name}` : undefined,
+  identity: p.identity,
+});
+
+/** The access-log fields of one connection (pure). */
+export function accessLogFields(record: ConnectionRecord, outcome: ConnectionOutcome): Record<string, unknown> {
+  return {
+    reporter: record.reporter,
+    src: peer(record.source),
+    dst: { ...peer(record.destination), service: record.service?.hostname },
+    protocol: record.mtls ? 'HBONE' : 'TCP',
+    bytes_sent: outcome.requestBytes,
+    bytes_recv: outcome.responseBytes,
+    duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
+    response_flags: outcome.responseFlags,
+    ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+    ...(outcome.denyReason !== undefined ? { deny_reason: outcome.denyReason, policy: outcome.policy } : {}),
+  };
+}
+
+export function logConnection(logger: Logger, record: ConnectionRecord, outcome: ConnectionOutcome): void {
+  const fields = accessLogFields(record, outcome);
+  if (outcome.responseFlags === 'DENY') logger.info(fields, 'connection denied');
+  else if (outcome.error !== undefined) logger.info(fields, 'connection failed');
+  else logger.info(fields, 'connection complete');
+}

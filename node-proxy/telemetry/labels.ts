@@ -1,0 +1,86 @@
+// Istio's standard TCP metric labels for one connection, so existing Grafana dashboards and Kiali
+// read nodemesh's node proxy as they read ztunnel. Pure: a connection record in, a label set out.
+// Unknown values are "unknown", as Istio writes them.
+import type { Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
+
+export const TCP_LABEL_NAMES = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'source_version',
+  'source_cluster',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_cluster',
+  'request_protocol',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+
+export type TcpLabelName = (typeof TCP_LABEL_NAMES)[number];
+export type TcpLabels = Record<TcpLabelName, string>;
+
+/** Istio's cluster name when none is configured. */
+export const DEFAULT_CLUSTER = 'Kubernetes';
+const UNKNOWN = 'unknown';
+
+/** How a connection ended, as the response_flags label says it (ztunnel's vocabulary). */
+export type ResponseFlag = '-' | 'DENY' | 'CONNECT';
+
+export interface ConnectionPeer {
+  /** The workload, when it is known to the mesh. */
+  readonly workload?: Pick<Workload, 'name' | 'namespace' | 'canonicalName' | 'canonicalRevision'>;
+  /** Its SPIFFE ID: verified from the certificate (inbound) or the one presented (outbound). */
+  readonly identity?: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** One connection as the node proxy saw it. */
+export interface ConnectionRecord {
+  /** source: this proxy sent the connection for its local client; destination: it received it for its local server. */
+  readonly reporter: 'source' | 'destination';
+  readonly source: ConnectionPeer;
+  readonly destination: ConnectionPeer;
+  /** The Service the client addressed, if it addressed one. */
+  readonly service?: Pick<Service, 'name' | 'namespace' | 'hostname'>;
+  /** Carried over the mutual TLS tunnel (HBONE) rather than plain TCP. */
+  readonly mtls: boolean;
+  readonly sourceCluster?: string;
+  readonly destinationCluster?: string;
+}
+
+export function tcpLabels(record: ConnectionRecord, responseFlags: ResponseFlag = '-'): TcpLabels {
+  const src = record.source;
+  const dst = record.destination;
+  return {
+    reporter: record.reporter,
+    source_workload: src.workload?.name || UNKNOWN,
+    source_workload_namespace: src.workload?.namespace || UNKNOWN,
+    source_principal: src.identity || UNKNOWN,
+    source_app: src.workload?.canonicalName || UNKNOWN,
+    source_version: src.workload?.canonicalRevision || UNKNOWN,
+    source_cluster: record.sourceCluster ?? (src.workload ? DEFAULT_CLUSTER : UNKNOWN),
+    destination_workload: dst.workload?.name || UNKNOWN,
+    destination_workload_namespace: dst.workload?.namespace || UNKNOWN,
+    destination_principal: dst.identity || UNKNOWN,
+    destination_app: dst.workload?.canonicalName || UNKNOWN,
+    destination_version: dst.workload?.canonicalRevision || UNKNOWN,
+    // Istio puts the host name here; with no Service, the address the client dialled.
+    destination_service: record.service?.hostname || dst.address || UNKNOWN,
+    destination_service_name: record.service?.name || UNKNOWN,
+    destination_service_namespace: record.service?.namespace || UNKNOWN,
+    destination_cluster: record.destinationCluster ?? (dst.workload ? DEFAULT_CLUSTER : UNKNOWN),
+    request_protocol: 'tcp',
+    response_flags: responseFlags,
+    connection_security_policy: record.mtls ? 'mutual_tls' : 'none',
+  };
+}

@@ -1,0 +1,176 @@
+// The node proxy's Prometheus metrics: Istio's standard TCP metrics (both reporters) and the
+// mesh's own health — xDS connection, policy denials, BPF map fill, workload state size.
+// Byte counters follow Istio: istio_tcp_received_bytes_total counts what the client sent
+// (request direction), istio_tcp_sent_bytes_total what went back to it (response direction).
+// Counting happens at open, at close, and when the proxy reports progress of a long connection —
+// never per chunk.
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { XdsClientStatus } from '../../common/xds/client';
+import { createLogger, type Logger } from '../../common/log';
+import { logConnection, type ConnectionOutcome } from './access-log';
+import { TCP_LABEL_NAMES, tcpLabels, type ConnectionRecord, type ResponseFlag, type TcpLabelName } from './labels';
+
+export interface BpfMapFill {
+  readonly map: string;
+  readonly entries: number;
+  readonly capacity: number;
+}
+
+export interface TelemetryOptions {
+  /** Defaults to a new registry (the node proxy serves it on 15020). */
+  readonly registry?: Registry;
+  /** Access log; defaults to a pino logger named "access". */
+  readonly accessLog?: Logger;
+  /** Read at scrape time: fill of the pinned BPF maps. */
+  readonly bpfMapFill?: () => readonly BpfMapFill[];
+}
+
+/** A connection being counted; report bytes as totals so far, then close once. */
+export interface ConnectionHandle {
+  /** Count the bytes moved since the last report (totals so far, each direction). */
+  progress(requestBytes: number, responseBytes: number): void;
+  /** Count the final totals and the close, and write the access-log line. Later calls do nothing. */
+  close(outcome: { requestBytes: number; responseBytes: number; error?: string; responseFlags?: ResponseFlag }): void;
+}
+
+export class NodeProxyTelemetry {
+  readonly registry: Registry;
+  private readonly accessLog: Logger;
+  private readonly opened: Counter<TcpLabelName>;
+  private readonly closed: Counter<TcpLabelName>;
+  private readonly sentBytes: Counter<TcpLabelName>;
+  private readonly receivedBytes: Counter<TcpLabelName>;
+  private readonly denials: Counter<'reporter' | 'policy'>;
+  private readonly xdsConnected: Gauge;
+  private readonly xdsSynced: Gauge;
+  private readonly xdsNacks: Gauge;
+  private readonly stateObjects: Gauge<'kind'>;
+
+  constructor(options: TelemetryOptions = {}) {
+    this.registry = options.registry ?? new Registry();
+    this.accessLog = options.accessLog ?? createLogger('access');
+    const registers = [this.registry];
+    const labelNames = [...TCP_LABEL_NAMES];
+    this.opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened', labelNames, registers });
+    this.closed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed', labelNames, registers });
+    this.sentBytes = new Counter({
+      name: 'istio_tcp_sent_bytes_total',
+      help: 'Bytes sent back to the client (response direction) on TCP connections',
+      labelNames,
+      registers,
+    });
+    this.receivedBytes = new Counter({
+      name: 'istio_tcp_received_bytes_total',
+      help: 'Bytes received from the client (request direction) on TCP connections',
+      labelNames,
+      registers,
+    });
+    this.denials = new Counter({
+      name: 'nodemesh_policy_denials_total',
+      help: 'Connections refused by L4 policy (AuthorizationPolicy or PeerAuthentication STRICT), by the policy that decided',
+      labelNames: ['reporter', 'policy'],
+      registers,
+    });
+    this.xdsConnected = new Gauge({ name: 'nodemesh_xds_connected', help: '1 while the xDS stream to the control plane is up', registers });
+    this.xdsSynced = new Gauge({ name: 'nodemesh_xds_synced', help: '1 once every workload API type has been received', registers });
+    this.xdsNacks = new Gauge({ name: 'nodemesh_xds_client_nacks', help: 'xDS responses this proxy rejected (NACK) since it started', registers });
+    this.stateObjects = new Gauge({
+      name: 'nodemesh_state_objects',
+      help: 'What the node proxy knows about the mesh: workloads, services, authorizations, local enrolled workloads',
+      labelNames: ['kind'],
+      registers,
+    });
+    const fill = options.bpfMapFill;
+    if (fill) {
+      new Gauge({
+        name: 'nodemesh_bpf_map_entries',
+        help: 'Entries in a pinned BPF map',
+        labelNames: ['map'],
+        registers,
+        collect() {
+          for (const m of fill()) this.set({ map: m.map }, m.entries);
+        },
+      });
+      new Gauge({
+        name: 'nodemesh_bpf_map_fill_ratio',
+        help: 'Entries in a pinned BPF map divided by its max_entries (1 = full: new enrolments or connections fail)',
+        labelNames: ['map'],
+        registers,
+        collect() {
+          for (const m of fill()) this.set({ map: m.map }, m.capacity > 0 ? m.entries / m.capacity : 0);
+        },
+      });
+    }
+  }
+
+  /** A connection was accepted (and allowed): count it open; returns the handle to close it. */
+  open(record: ConnectionRecord): ConnectionHandle {
+    const labels = tcpLabels(record);
+    const openedAt = process.hrtime.bigint();
+    this.opened.inc(labels);
+    let reportedRequest = 0;
+    let reportedResponse = 0;
+    let closed = false;
+    const count = (requestBytes: number, responseBytes: number): void => {
+      if (requestBytes > reportedRequest) this.receivedBytes.inc(labels, requestBytes - reportedRequest);
+      if (responseBytes > reportedResponse) this.sentBytes.inc(labels, responseBytes - reportedResponse);
+      reportedRequest = Math.max(reportedRequest, requestBytes);
+      reportedResponse = Math.max(reportedResponse, responseBytes);
+    };
+    return {
+      progress: (requestBytes, responseBytes) => {
+        if (!closed) count(requestBytes, responseBytes);
+      },
+      close: (outcome) => {
+        if (closed) return;
+        closed = true;
+        count(outcome.requestBytes, outcome.responseBytes);
+        const flags = outcome.responseFlags ?? (outcome.error !== undefined ? 'CONNECT' : '-');
+        // The close carries the flags the connection ended with.
+        this.closed.inc(flags === '-' ? labels : { ...labels, response_flags: flags });
+        const full: ConnectionOutcome = {
+          requestBytes: outcome.requestBytes,
+          responseBytes: outcome.responseBytes,
+          durationMs: Number(process.hrtime.bigint() - openedAt) / 1e6,
+          responseFlags: flags,
+          error: outcome.error,
+        };
+        logConnection(this.accessLog, record, full);
+      },
+    };
+  }
+
+  /**
+   * Policy refused a connection: it counts as opened and closed with response_flags DENY and no
+   * bytes, in nodemesh_policy_denials_total, and in the access log with the reason.
+   */
+  denied(record: ConnectionRecord, verdict: { policy?: string; reason: string }): void {
+    const labels = tcpLabels(record, 'DENY');
+    this.opened.inc(labels);
+    this.closed.inc(labels);
+    this.denials.inc({ reporter: record.reporter, policy: verdict.policy ?? 'none' });
+    logConnection(this.accessLog, record, {
+      requestBytes: 0,
+      responseBytes: 0,
+      durationMs: 0,
+      responseFlags: 'DENY',
+      denyReason: verdict.reason,
+      policy: verdict.policy,
+    });
+  }
+
+  /** Mirror an xDS client's status (call from its onStatus listener). */
+  xdsStatus(status: Pick<XdsClientStatus, 'connected' | 'synced' | 'nacks'>): void {
+    this.xdsConnected.set(status.connected ? 1 : 0);
+    this.xdsSynced.set(status.synced ? 1 : 0);
+    this.xdsNacks.set(status.nacks);
+  }
+
+  /** Mirror the workload state's size (call on its changes). */
+  stateStats(stats: { workloads: number; services: number; authorizations: number; localEnrolled: number }): void {
+    this.stateObjects.set({ kind: 'workloads' }, stats.workloads);
+    this.stateObjects.set({ kind: 'services' }, stats.services);
+    this.stateObjects.set({ kind: 'authorizations' }, stats.authorizations);
+    this.stateObjects.set({ kind: 'local_enrolled' }, stats.localEnrolled);
+  }
+}
