@@ -130,7 +130,11 @@ export class HboneServer {
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session, windows));
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       stream.on('error', (err) => this.log.debug({ err: err.message }, 'HBONE stream error'));
-      void this.onStream(stream, headers);
+      this.onStream(stream, headers).catch((err: unknown) => {
+        // A stream that vanished mid-decision (session destroyed under it) must not take the process down.
+        this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'HBONE stream handling failed');
+        if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      });
     });
     this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       this.counters.tlsErrors++;

@@ -24,11 +24,21 @@ function isHttp2Stream(d: Duplex): d is Http2Stream {
   return typeof (d as Partial<Http2Stream>).close === 'function' && 'rstCode' in d && 'session' in d;
 }
 
-/** Ends `d` abnormally in the way its peer understands: RST_STREAM, TCP RST, or destroy. */
+/**
+ * Ends `d` abnormally in the way its peer understands: RST_STREAM towards a tunnel peer, TCP RST
+ * towards a socket, destroy otherwise.
+ *
+ * node:http2's `close(code)` ends the writable side first, so the peer would see END_STREAM (a
+ * clean half-close) before the RST_STREAM. While the writable side is open the stream is
+ * therefore destroyed, which sends RST_STREAM(INTERNAL_ERROR) alone; once it has ended,
+ * RST_STREAM(CONNECT_ERROR) is sent as RFC 9113 §8.5 describes.
+ */
 export function abortSide(d: Duplex, err?: Error): void {
   if (d.destroyed) return;
   if (isHttp2Stream(d)) {
-    if (!d.closed) d.close(RST_CONNECT_ERROR);
+    if (d.closed) return;
+    if (d.writableEnded) d.close(RST_CONNECT_ERROR);
+    else d.destroy(err ?? new Error('the proxied connection was reset'));
     return;
   }
   if (d instanceof Socket && !d.connecting) {
@@ -89,6 +99,14 @@ export function splice(downstream: Duplex, upstream: Duplex, onDone?: (r: Splice
   const upClosed = onClose(upstream, downstream);
   downstream.once('close', downClosed);
   upstream.once('close', upClosed);
+  // A tunnel peer's RST_STREAM must reach the other side as a reset before the stream's local
+  // end-of-data (which node:http2 emits after 'aborted') could turn into a clean FIN.
+  const onAborted = (other: Duplex) => (): void => {
+    clean = false;
+    abortSide(other, firstError);
+  };
+  if (isHttp2Stream(downstream)) downstream.once('aborted', onAborted(upstream));
+  if (isHttp2Stream(upstream)) upstream.once('aborted', onAborted(downstream));
   downstream.pipe(upstream);
   upstream.pipe(downstream);
   // A side that had already closed before the splice began never emits 'close' again.

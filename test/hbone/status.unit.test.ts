@@ -1,5 +1,7 @@
 // What a client sees when the server does not open the tunnel, and resets both ways.
+import { constants as h2 } from 'node:http2';
 import { Socket } from 'node:net';
+import { abortSide, type SpliceResult } from '../../common/hbone/splice';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TunnelRefusedError } from '../../common/hbone/errors';
 import { deny } from '../../common/hbone/server';
@@ -24,6 +26,10 @@ describe('HBONE refusals and resets', () => {
   let closedPort: number;
   let resetPort: number;
   let closeResetter: () => Promise<void>;
+  let watchPort: number;
+  let closeWatcher: () => Promise<void>;
+  const appSaw: { error?: string; ended: boolean; bytes: number }[] = [];
+  const results: SpliceResult[] = [];
   beforeAll(async () => {
     // A port with nothing listening: bind one, note it, close it.
     const tmp = await tcpServer(() => undefined);
@@ -32,12 +38,26 @@ describe('HBONE refusals and resets', () => {
     const resetter = await tcpServer((s) => s.once('data', () => s.resetAndDestroy()));
     resetPort = resetter.port;
     closeResetter = resetter.close;
+    // An app that records how its connection ended.
+    const watcher = await tcpServer((s) => {
+      const seen = { error: undefined as string | undefined, ended: false, bytes: 0 };
+      appSaw.push(seen);
+      s.on('data', (c: Buffer) => (seen.bytes += c.length));
+      s.on('end', () => {
+        seen.ended = true;
+        s.end();
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => (seen.error = e.code));
+    });
+    watchPort = watcher.port;
+    closeWatcher = watcher.close;
     mesh = await startMesh({
       decide: async (r, connect) => {
         if (r.target.port === 1001) return deny(403, 'policy: not allowed');
         if (r.target.port === 1002) return deny(401, 'policy: needs identity');
         if (r.target.port === closedPort || r.target.port === resetPort) return allow(await connectUpstream(r.target));
         if (r.target.port === 1003) return allow(new Socket().connect({ host: '127.0.0.1', port: closedPort }));
+        if (r.target.port === watchPort) return allow(await connectUpstream(r.target), (res) => results.push(res));
         return connect();
       },
     });
@@ -45,6 +65,7 @@ describe('HBONE refusals and resets', () => {
   afterAll(async () => {
     await mesh?.close();
     await closeResetter?.();
+    await closeWatcher?.();
   });
 
   it('passes a policy denial to the client as 403', async () => {
@@ -74,8 +95,10 @@ describe('HBONE refusals and resets', () => {
       stream.resume();
       stream.write('trigger');
     });
-    expect(stream.rstCode).toBe(0x0a); // CONNECT_ERROR
-    expect(err?.message).toMatch(/NGHTTP2_CONNECT_ERROR/);
+    // RST_STREAM (INTERNAL_ERROR while the server's side was open, see abortSide), never a clean end
+    expect(stream.rstCode).toBe(h2.NGHTTP2_INTERNAL_ERROR);
+    expect(err?.message).toMatch(/NGHTTP2_INTERNAL_ERROR/);
+    expect(stream.readableEnded).toBe(false);
   });
 
   it('keeps the pooled connection usable after refusals', async () => {
@@ -88,5 +111,30 @@ describe('HBONE refusals and resets', () => {
     });
     expect(back).toBe('x');
     expect(mesh.client.connectionCount()).toBe(1);
+  });
+
+  it('resets the app connection when the client resets the tunnel, and reports the tunnel as unclean', async () => {
+    const stream = await mesh.client.open(mesh.openOptions({ authority: `127.0.0.1:${watchPort}` }));
+    stream.on('error', () => undefined);
+    stream.write(Buffer.alloc(1000));
+    await new Promise((r) => setTimeout(r, 50));
+    abortSide(stream); // as the node proxy does when the app's connection was reset
+    await new Promise((r) => setTimeout(r, 100));
+    expect(appSaw.at(-1)).toEqual({ error: 'ECONNRESET', ended: false, bytes: 1000 });
+    expect(results.at(-1)).toMatchObject({ bytesToUpstream: 1000, bytesToDownstream: 0, clean: false });
+  });
+
+  it('reports a clean tunnel with its byte counts', async () => {
+    const stream = await mesh.client.open(mesh.openOptions({ authority: `127.0.0.1:${watchPort}` }));
+    const before = results.length;
+    stream.resume();
+    await new Promise<void>((resolve) => {
+      stream.once('close', resolve);
+      stream.end(Buffer.alloc(777));
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(appSaw.at(-1)).toEqual({ error: undefined, ended: true, bytes: 777 });
+    expect(results.length).toBe(before + 1);
+    expect(results.at(-1)).toMatchObject({ bytesToUpstream: 777, bytesToDownstream: 0, clean: true, error: undefined });
   });
 });
