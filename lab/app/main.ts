@@ -8,8 +8,9 @@ import { boundAddress, startEchoServer, startHttpServer } from './servers';
 import { parseSize } from './stats';
 
 export const APP_USAGE = `usage: nodemesh lab app <kind> [options]   (or: node dist/lab/app/main.js <kind> …)
-  http   [--port 8080] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V]
-         answers every request with JSON: who it is and what it saw (peer, local address, headers, body sha256)
+  http   [--port 8080] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V] [--call URL]
+         answers every request with JSON: who it is and what it saw (peer, local address, headers, body sha256);
+         --call URL: for every request, GET URL first (own connection) and include the answer (502 if it fails)
   echo   [--port 9000] [--host 0.0.0.0]        TCP echo; half-closes after the peer does
   client --target HOST:PORT [--mode tcp|http] [--connections 1] [--concurrency 1] [--size 0]
          [--timeout-ms 60000] [--request-timeout-ms 10000] [--path /] [--header k=v]…
@@ -48,9 +49,11 @@ function untilSignal(close: () => void): Promise<number> {
 const ident = { name: { type: 'string' }, pod: { type: 'string' }, node: { type: 'string' }, version: { type: 'string' } } as const;
 
 async function http(argv: string[]): Promise<number> {
-  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, ...ident });
+  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, call: { type: 'string' }, ...ident });
   const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
-  const server = await startHttpServer(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0');
+  const call = str(v.call);
+  if (call !== undefined && !/^http:\/\/[^/]+/.test(call)) throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
+  const server = await startHttpServer(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call });
   process.stdout.write(JSON.stringify({ listening: boundAddress(server), kind: 'http', ...id }) + '\n');
   return untilSignal(() => server.close());
 }

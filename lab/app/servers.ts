@@ -1,6 +1,6 @@
 // The sample servers: an HTTP server that answers with who it is and what it saw, and a TCP echo.
 import { createHash } from 'node:crypto';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import type { AppIdentity } from './identity';
 
@@ -8,9 +8,64 @@ export interface HttpReply extends AppIdentity {
   request: { method: string; url: string; httpVersion: string; headers: Record<string, string | string[] | undefined>; bodyBytes: number; bodySha256: string };
   peer: { address: string; port: number };
   local: { address: string; port: number };
+  /** With `--call URL`: what the upstream answered to the call this request made. */
+  upstream?: UpstreamResult;
 }
 
-export function startHttpServer(id: AppIdentity, port: number, host: string): Promise<HttpServer> {
+/** One upstream call made on behalf of a request (`http --call URL`). */
+export interface UpstreamResult {
+  url: string;
+  status?: number;
+  /** The upstream's own identity, when it is the sample http server. */
+  app?: string;
+  pod?: string;
+  /** The address the upstream saw the call come from. */
+  peer?: string;
+  error?: string;
+  ms: number;
+}
+
+export interface HttpServerOptions {
+  /** Call this URL once per request (a new connection each time) and include the result; 502 when it fails. */
+  call?: string;
+  callTimeoutMs?: number;
+}
+
+/** One GET to `url` on a connection of its own; never rejects. */
+export function callUpstream(url: string, timeoutMs: number): Promise<UpstreamResult> {
+  const t0 = performance.now();
+  const ms = (): number => Math.round((performance.now() - t0) * 10) / 10;
+  return new Promise((resolve) => {
+    let req;
+    try {
+      req = httpRequest(url, { method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (e) => resolve({ url, status: res.statusCode, error: e.message, ms: ms() }));
+        res.on('end', () => {
+          const out: UpstreamResult = { url, status: res.statusCode, ms: ms() };
+          try {
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<HttpReply>;
+            out.app = body.app;
+            out.pod = body.pod;
+            if (body.peer) out.peer = `${body.peer.address}:${body.peer.port}`;
+          } catch {
+            // not the sample server: status only
+          }
+          resolve(out);
+        });
+      });
+    } catch (e) {
+      resolve({ url, error: (e as Error).message, ms: ms() });
+      return;
+    }
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (e) => resolve({ url, error: e.message, ms: ms() }));
+    req.end();
+  });
+}
+
+export function startHttpServer(id: AppIdentity, port: number, host: string, opts: HttpServerOptions = {}): Promise<HttpServer> {
   const server = createHttpServer((req, res) => {
     const hash = createHash('sha256');
     let bytes = 0;
@@ -25,9 +80,16 @@ export function startHttpServer(id: AppIdentity, port: number, host: string): Pr
         peer: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
         local: { address: req.socket.localAddress ?? '', port: req.socket.localPort ?? 0 },
       };
-      const body = JSON.stringify(reply);
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-app': id.app, 'x-pod': id.pod });
-      res.end(body);
+      const send = (status: number): void => {
+        const body = JSON.stringify(reply);
+        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-app': id.app, 'x-pod': id.pod });
+        res.end(body);
+      };
+      if (!opts.call) return send(200);
+      void callUpstream(opts.call, opts.callTimeoutMs ?? 5000).then((up) => {
+        reply.upstream = up;
+        send(up.error === undefined && up.status !== undefined && up.status < 500 ? 200 : 502);
+      });
     });
     req.on('error', () => res.destroy());
   });
