@@ -2,4 +2,5 @@
 export { WorkloadState, serviceKey, type LocalWorkloadEvent, type StateChange } from './workload-state';
 export { resolve, RoundRobin, DEFAULT_HBONE_PORT, type RouteDecision, type MeshView, type ServiceEndpoint, type WaypointTarget, type Destination, type EndpointPicker } from './resolve';
 export { AddressResource, AuthorizationResource, ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, addressProblem, authorizationProblem } from './resource-types';
+export { createMeshState, type MeshState, type MeshStateOptions } from './mesh-state';
 export { canonicalIp, ipFromBytes, ipToBytes } from './ip';

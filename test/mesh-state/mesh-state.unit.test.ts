@@ -1,0 +1,165 @@
+// The node proxy's view of the mesh end to end on loopback: resources written to the control
+// plane's store are translated, served over delta ADS on the TLS port (serving certificate from
+// the real CA), received by the node proxy's xDS client, indexed by WorkloadState, and used for the
+// routing decision and L4 policy — the path a connection's decisions take in the running proxy.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CertificateAuthority } from '../../control/ca/authority';
+import { placementFromSnapshot } from '../../control/ca/placement';
+import { NodeTokens } from '../../control/ca/tokens';
+import { startControlGrpc, type ControlGrpc } from '../../control/grpc';
+import { MemoryStore } from '../../control/store/base-store';
+import { connectionsNoLongerAllowed, evaluate, policyContext, type PolicyConnection } from '../../node-proxy/policy';
+import { createMeshState, resolve, RoundRobin, type LocalWorkloadEvent } from '../../node-proxy/state';
+import { NodeProxyTelemetry } from '../../node-proxy/telemetry';
+
+const silent = pino({ level: 'silent' });
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const ns = (name: string) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } });
+const workload = (namespace: string, name: string, ip: string, node: string, labels: Record<string, string>) => ({
+  apiVersion: 'nodemesh.io/v1alpha1',
+  kind: 'Workload',
+  metadata: { name, namespace, labels },
+  spec: { node, addresses: [ip], serviceAccount: labels.app ?? name },
+});
+const allowFrontendToDb = {
+  apiVersion: 'security.nodemesh.io/v1alpha1',
+  kind: 'AuthorizationPolicy',
+  metadata: { name: 'allow-frontend', namespace: 'backend' },
+  spec: { selector: { matchLabels: { app: 'db' } }, action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { ports: ['5432'] } }] }] },
+};
+const denyWeb = {
+  apiVersion: 'security.nodemesh.io/v1alpha1',
+  kind: 'AuthorizationPolicy',
+  metadata: { name: 'deny-web', namespace: 'backend' },
+  spec: { action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/frontend/sa/web'] } }] }] },
+};
+
+async function controlPlane() {
+  const dir = mkdtempSync(join(tmpdir(), 'nm-mesh-state-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new MemoryStore();
+  cleanups.push(() => store.close());
+  await store.applyAll([
+    ns('frontend'),
+    ns('backend'),
+    workload('frontend', 'web-1', '10.200.1.5', 'node-1', { app: 'web' }),
+    workload('backend', 'db-0', '10.200.2.7', 'node-2', { app: 'db', version: 'v2' }),
+    workload('backend', 'api-0', '10.200.2.8', 'node-2', { app: 'api' }),
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'db', namespace: 'backend' },
+      spec: { clusterIP: '10.96.0.20', selector: { app: 'db' }, ports: [{ port: 5432, targetPort: 5432 }] },
+    },
+    allowFrontendToDb,
+  ]);
+  const ca = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: dir });
+  const cp: ControlGrpc = await startControlGrpc({
+    store,
+    tls: { host: '127.0.0.1', port: 0 },
+    serverNames: { dnsNames: ['localhost'] },
+    certificates: {
+      ca,
+      nodes: NodeTokens.forDataDir(dir),
+      placement: placementFromSnapshot(() => store.snapshot(), 'cluster.local'),
+      registry: new Registry(),
+      logger: silent,
+    },
+    registry: new Registry(),
+    logger: silent,
+  });
+  cleanups.push(() => cp.stop());
+  return { store, cp, target: `localhost:${cp.ports.tls}` };
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('mesh state from the control plane over TLS', () => {
+  it('routes a VIP to its endpoint, authorizes by policy, and re-checks open connections when policy changes', async () => {
+    const { store, cp, target } = await controlPlane();
+    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-1', logger: silent });
+    cleanups.push(() => mesh.stop());
+    const local: LocalWorkloadEvent[] = [];
+    mesh.state.onLocalWorkload((e) => local.push(e));
+    const telemetry = new NodeProxyTelemetry({ accessLog: silent });
+    mesh.client.onStatus((s) => telemetry.xdsStatus(s));
+    mesh.start();
+    await mesh.client.whenSynced(10_000);
+
+    // Capture learns which workloads to enrol on node-1.
+    expect(local.map((e) => `${e.kind} ${e.workload.uid}`)).toEqual(['added Workload/frontend/web-1']);
+    expect(mesh.state.localWorkloads().map((w) => w.name)).toEqual(['web-1']);
+
+    // Outbound: web-1 dials the db VIP.
+    const web = mesh.state.workloadByIp('10.200.1.5')!;
+    const decision = resolve(mesh.state, { ip: '10.96.0.20', port: 5432 }, web, new RoundRobin().pick);
+    expect(decision).toMatchObject({ kind: 'service', address: '10.200.2.7', targetPort: 5432, protocol: 'hbone', endpoint: { name: 'db-0' } });
+    expect(resolve(mesh.state, { ip: '192.0.2.1', port: 80 }, web, new RoundRobin().pick)).toEqual({ kind: 'passthrough' });
+
+    // Inbound at db-0: the translated AuthorizationPolicy decides.
+    const db = mesh.state.workloadByIp('10.200.2.7')!;
+    const fromWeb: PolicyConnection = { sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5', destinationIp: '10.200.2.7', destinationPort: 5432 };
+    const fromApi: PolicyConnection = { ...fromWeb, sourceIdentity: 'spiffe://cluster.local/ns/backend/sa/api', sourceIp: '10.200.2.8' };
+    const ctx = () => policyContext(mesh.state, mesh.state.workload(db.uid)!, 5432);
+    expect(evaluate(fromWeb, ctx())).toMatchObject({ allowed: true, policy: 'backend/allow-frontend' });
+    expect(evaluate(fromApi, ctx())).toMatchObject({ allowed: false, reason: expect.stringMatching(/no ALLOW policy matched/) });
+    expect(evaluate({ ...fromWeb, destinationPort: 9999 }, policyContext(mesh.state, db, 9999)).allowed).toBe(false);
+    // The api workload has no policy selecting it: anything goes.
+    const api = mesh.state.workloadByIp('10.200.2.8')!;
+    expect(evaluate({ ...fromApi, destinationIp: '10.200.2.8' }, policyContext(mesh.state, api, 8080))).toMatchObject({ allowed: true });
+
+    // A namespace-wide DENY arrives: the open connection from web must be closed.
+    const open = [
+      { id: 1, destination: db.uid, connection: fromWeb },
+      { id: 2, destination: api.uid, connection: { ...fromApi, destinationIp: '10.200.2.8', destinationPort: 8080 } },
+    ];
+    let changed = 0;
+    mesh.state.onChange((c) => (changed += c.authorizations ? 1 : 0));
+    await store.apply(denyWeb);
+    await until('the DENY policy', () => changed > 0);
+    const closing = connectionsNoLongerAllowed(open, (uid, port) => {
+      const w = mesh.state.workload(uid);
+      return w && policyContext(mesh.state, w, port);
+    });
+    expect(closing).toEqual([{ id: 1, verdict: { allowed: false, policy: 'backend/deny-web', reason: 'denied by DENY policy backend/deny-web (rule 1)' } }]);
+
+    // web-1 goes away: capture hears it.
+    await store.delete({ kind: 'Workload', namespace: 'frontend', name: 'web-1' });
+    await until('web-1 removed', () => local.length === 2);
+    expect(local[1]).toMatchObject({ kind: 'removed', workload: { uid: 'Workload/frontend/web-1' } });
+
+    const metrics = await telemetry.registry.metrics();
+    expect(metrics).toContain('nodemesh_xds_connected 1');
+    expect(metrics).toContain('nodemesh_xds_synced 1');
+  });
+
+  it('is not ready, and says why, when it does not trust the control plane', async () => {
+    const { target } = await controlPlane();
+    const otherDir = mkdtempSync(join(tmpdir(), 'nm-mesh-state-other-'));
+    cleanups.push(() => rmSync(otherDir, { recursive: true, force: true }));
+    const other = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: otherDir });
+    const wrongBundle = (await other.servingCertificate({ dnsNames: ['localhost'] })).trustBundlePem;
+    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: wrongBundle }, nodeName: 'node-1', logger: silent, backoff: { initialMs: 50, maxMs: 100 } });
+    cleanups.push(() => mesh.stop());
+    mesh.start();
+    await until('a failed attempt', () => mesh.client.status().lastError !== undefined);
+    expect(mesh.client.status().connected).toBe(false);
+    expect(mesh.client.notReadyReason()).toMatch(/waiting for the first xDS response from localhost:\d+ .*UNAVAILABLE/);
+    expect(mesh.state.stats().workloads).toBe(0);
+  });
+});
