@@ -1,7 +1,8 @@
 // Delta ADS over gRPC: one DeltaStreamState per stream, fed by the stream's requests and by the
 // source's change notifications. Flushes are coalesced (one per event-loop turn) and paused while
-// the stream is not writable, so a slow client gets one up-to-date response when it catches up
-// rather than a queue of stale ones.
+// the stream's earlier responses are still waiting for the transport (HTTP/2 flow control: the
+// client is not reading), so a slow client gets one up-to-date response when it catches up rather
+// than a queue of stale ones.
 import { status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { DeltaDiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import type { Logger } from '../../common/log';
@@ -14,6 +15,11 @@ export type DeltaCall = ServerDuplexStream<DeltaDiscoveryRequest, DeltaFrame>;
 export interface DeltaServerOptions extends DeltaStateOptions {
   readonly logger: Logger;
   readonly metrics: XdsMetrics;
+  /**
+   * How many responses a stream may have waiting for the transport before further changes are
+   * held back (and coalesced) until they are sent. Default 2.
+   */
+  readonly maxQueuedResponses?: number;
 }
 
 /** A connected delta client, as the admin API shows it. */
@@ -43,13 +49,18 @@ export class DeltaAdsServer {
     const peer = call.getPeer();
     const state = new DeltaStreamState(this.source, peer, this.options, authenticatedNode);
     let scheduled = false;
-    let waitingForDrain = false;
+    let queued = 0; // responses handed to gRPC and not yet written to the transport
+    const maxQueued = this.options.maxQueuedResponses ?? 2;
     let closed = false;
     const log = logger.child({ stream: id, peer, ...(authenticatedNode ? { node: authenticatedNode } : {}) });
 
+    const written = (): void => {
+      queued--;
+      if (!closed && queued < maxQueued && state.pending) schedule();
+    };
     const flush = (): void => {
       scheduled = false;
-      if (closed || waitingForDrain) return;
+      if (closed || queued >= maxQueued) return;
       const now = process.hrtime.bigint();
       for (const frame of state.flush(now)) {
         const label = { type_url: frame.typeUrl };
@@ -61,13 +72,8 @@ export class DeltaAdsServer {
           { typeUrl: frame.typeUrl, nonce: frame.nonce, resources: frame.resources.length, removed: frame.removed.length },
           'xds push',
         );
-        if (!call.write(frame)) waitingForDrain = true;
-      }
-      if (waitingForDrain) {
-        call.once('drain', () => {
-          waitingForDrain = false;
-          if (state.pending) schedule();
-        });
+        queued++;
+        call.write(frame, written);
       }
     };
     const schedule = (): void => {

@@ -1,6 +1,7 @@
 // The workload API over delta ADS, end to end on loopback: a real config store, the real
 // translation and gRPC server, and real @grpc/grpc-js clients built from the generated stubs.
 import { mkdtempSync, rmSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -8,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import { Address, TunnelProtocol } from '../../api/gen/nodemesh/workload/v1/workload';
 import { CertificateAuthority } from '../../control/ca/authority';
 import { placementFromSnapshot } from '../../control/ca/placement';
@@ -220,6 +221,57 @@ describe('workload API over delta ADS', () => {
     expect(names([again])).toEqual(['Workload/default/web-1', 'Workload/default/web-2']);
     const decoded = Address.decode(again.resources.find((r) => r.name === 'Workload/default/web-1')!.resource!.value);
     expect(decoded.type?.$case === 'workload' && [...decoded.type.value.addresses[0]!]).toEqual([10, 200, 1, 50]);
+  });
+
+  it('gives a client that stopped reading one up-to-date response instead of a backlog', async () => {
+    const { store, address } = await setup();
+    // Enough state that the first response alone is larger than the HTTP/2 window.
+    await store.applyAll(Array.from({ length: 2000 }, (_, i) => workload(`bulk-${i}`, `10.201.${i >> 8}.${i & 255}`, { app: 'bulk' })));
+    // A raw HTTP/2 gRPC client, so that "not reading" really stops HTTP/2 flow control.
+    const session = http2.connect(`http://${address}`);
+    cleanups.push(() => void session.destroy());
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    const body = DeltaDiscoveryRequest.encode(DeltaDiscoveryRequest.fromPartial({ node: { id: 'slow' }, typeUrl: ADDRESS_TYPE_URL })).finish();
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(body.length, 1);
+    stream.write(Buffer.concat([prefix, body]));
+    stream.pause();
+    await new Promise((r) => setTimeout(r, 200));
+    const writes = 60;
+    for (let i = 0; i < writes; i++) {
+      await store.apply(workload('web-1', `10.200.2.${i + 1}`, { app: 'web' }));
+      await new Promise((r) => setImmediate(r));
+    }
+    // Now read everything that comes.
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.resume();
+    await new Promise((r) => setTimeout(r, 800));
+    const data = Buffer.concat(chunks);
+    const responses: DeltaDiscoveryResponse[] = [];
+    for (let at = 0; at + 5 <= data.length; ) {
+      const len = data.readUInt32BE(at + 1);
+      responses.push(DeltaDiscoveryResponse.decode(data.subarray(at + 5, at + 5 + len)));
+      at += 5 + len;
+    }
+    const versions = new Map<string, string>();
+    for (const r of responses) {
+      for (const res of r.resources) versions.set(res.name, res.version);
+      for (const name of r.removedResources) versions.delete(name);
+    }
+    // Every write changed web-1, but the client was not sent one response per write...
+    expect(responses.length).toBeGreaterThan(1);
+    expect(responses.length).toBeLessThan(10);
+    expect(versions.size).toBe(2003);
+    // ...and what it has is the newest state.
+    const web1 = responses.flatMap((r) => r.resources).filter((r) => r.name === 'Workload/default/web-1').at(-1)!;
+    const decoded = Address.decode(web1.resource!.value);
+    expect(decoded.type?.$case === 'workload' && [...decoded.type.value.addresses[0]!]).toEqual([10, 200, 2, writes]);
   });
 
   it('ends a request without a type URL with INVALID_ARGUMENT', async () => {
