@@ -141,13 +141,13 @@ export class NodeProxyTelemetry {
   }
 
   /**
-   * Policy refused a connection: it counts as opened and closed with response_flags DENY and no
-   * bytes, in nodemesh_policy_denials_total, and in the access log with the reason.
+   * Policy refused a connection: as ztunnel counts it, opened (response_flags "-") and closed with
+   * response_flags DENY, no bytes; also in nodemesh_policy_denials_total and in the access log
+   * with the reason.
    */
   denied(record: ConnectionRecord, verdict: { policy?: string; reason: string }): void {
-    const labels = tcpLabels(record, 'DENY');
-    this.opened.inc(labels);
-    this.closed.inc(labels);
+    this.opened.inc(tcpLabels(record));
+    this.closed.inc(tcpLabels(record, 'DENY'));
     this.denials.inc({ reporter: record.reporter, policy: verdict.policy ?? 'none' });
     logConnection(this.accessLog, record, {
       requestBytes: 0,

@@ -121,7 +121,7 @@ describe('node proxy telemetry', () => {
     expect(typeof log[0]!.duration_ms).toBe('number');
   });
 
-  it('a denied plaintext connection: DENY flags, unknown source, no bytes, a denial by policy, the reason in the log', async () => {
+  it('a denied plaintext connection: closed with DENY, unknown source, no bytes, a denial by policy, the reason in the log', async () => {
     const { logger, lines } = capture();
     const t = new NodeProxyTelemetry({ accessLog: logger });
     const plaintext: ConnectionRecord = {
@@ -144,10 +144,13 @@ describe('node proxy telemetry', () => {
       destination_workload: 'db-0',
       destination_service: '10.200.2.7',
       destination_service_name: 'unknown',
-      response_flags: 'DENY',
+      response_flags: '-',
       connection_security_policy: 'none',
     });
-    expect(samples(text, 'istio_tcp_connections_closed_total')[0]!.labels.response_flags).toBe('DENY');
+    // The close carries the DENY flag (ztunnel's accounting).
+    const closedDenied = samples(text, 'istio_tcp_connections_closed_total');
+    expect(closedDenied).toHaveLength(1);
+    expect(closedDenied[0]).toMatchObject({ labels: { ...opened[0]!.labels, response_flags: 'DENY' }, value: 2 });
     expect(samples(text, 'istio_tcp_received_bytes_total')).toEqual([]);
     expect(samples(text, 'nodemesh_policy_denials_total')).toEqual([{ labels: { reporter: 'destination', policy: 'backend/strict' }, value: 2 }]);
     expect(lines()[0]).toMatchObject({
