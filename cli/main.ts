@@ -9,6 +9,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'node-proxy': async () => (await import('../node-proxy/cli.js')).nodeProxyCommand,
   doctor: async () => (await import('../node-proxy/doctor/cli.js')).doctorCommand,
   ca: async () => (await import('../control/ca/cli.js')).caCommand,
+  xds: async () => (await import('../control/xds/cli.js')).xdsCommand,
   control: async () => (await import('../control/cli.js')).controlCommand,
   apply: async () => (await import('../control/cli.js')).applyCommand,
   get: async () => (await import('../control/cli.js')).getCommand,
