@@ -46,13 +46,13 @@ export class XdsComponent implements ControlPlaneComponent {
   async start(cp: ControlPlane): Promise<void> {
     const env = this.options.env ?? process.env;
     const trustDomain = env.NODEMESH_TRUST_DOMAIN || DEFAULT_TRANSLATE_OPTIONS.trustDomain;
-    const logger = cp.log.child({ component: 'xds' });
+    const logger = cp.log.child({ subsystem: 'xds' });
     const certificates = await openCertificateService({
       dataDir: cp.dataDir,
       snapshot: () => cp.store.snapshot(),
       trustDomain,
       registry: cp.registry,
-      logger: cp.log.child({ component: 'ca' }),
+      logger: cp.log.child({ subsystem: 'ca' }),
     });
     const plaintextText = env.NODEMESH_XDS_PLAINTEXT_LISTEN ?? `127.0.0.1:${XDS_PLAINTEXT_PORT}`;
     this.running = await startControlGrpc({
