@@ -73,6 +73,10 @@ envoy_dirs=(
   envoy/extensions/filters/http/fault/v3
   envoy/extensions/filters/http/local_ratelimit/v3
   envoy/extensions/transport_sockets/tls/v3
+  # Envoy as a waypoint (control/envoy): its bootstrap, internal listeners, L4 RBAC on TCP ports.
+  envoy/config/bootstrap/v3
+  envoy/extensions/bootstrap/internal_listener/v3
+  envoy/extensions/filters/network/rbac/v3
 )
 envoy=()
 for d in "${envoy_dirs[@]}"; do
