@@ -72,6 +72,16 @@ export function roundTrip(d: Duplex, data: Buffer, chunk = 256 * 1024): Promise<
   });
 }
 
+/** Polls `check` until it returns true or `timeoutMs` passed; resolves with the last result. */
+export async function eventually(check: () => boolean, timeoutMs = 3000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
 export function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }

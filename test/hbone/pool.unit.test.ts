@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TunnelConnectError } from '../../common/hbone/errors';
 import { HboneServer, allow } from '../../common/hbone/server';
 import { connectUpstream } from '../../common/hbone/upstream';
-import { quietLogger, roundTrip, sha256, startMesh, type Mesh } from './fixture';
+import { eventually, quietLogger, roundTrip, sha256, startMesh, type Mesh } from './fixture';
 
 const meshes: Mesh[] = [];
 afterEach(async () => {
@@ -53,7 +53,9 @@ describe('HBONE connection pool', () => {
     meshes.push(mesh);
     await roundTrip(await mesh.client.open(mesh.openOptions()), Buffer.from('a'));
     expect(mesh.client.connectionCount()).toBe(1);
-    await new Promise((r) => setTimeout(r, 600));
+    const t0 = Date.now();
+    await eventually(() => mesh.client.connectionCount() === 0 && mesh.server.stats().connectionsActive === 0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(100); // not before the idle timeout
     expect(mesh.client.connectionCount()).toBe(0);
     expect(mesh.server.stats().connectionsActive).toBe(0);
     // and a new tunnel simply reconnects

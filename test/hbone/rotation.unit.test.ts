@@ -4,10 +4,13 @@ import { randomBytes } from 'node:crypto';
 import type { ClientHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestReply, sha256, startMesh, type Mesh } from './fixture';
+import { digestReply, eventually, sha256, startMesh, type Mesh } from './fixture';
 
-/** Writes `chunks` chunks with a pause between them, ends, and resolves with the upstream's reply. */
-function trickle(stream: ClientHttp2Stream, chunks: Buffer[], pauseMs: number): Promise<string> {
+/**
+ * Writes the first half of `chunks` with a pause between them, waits for `gate`, writes the rest,
+ * ends, and resolves with the upstream's reply.
+ */
+function trickle(stream: ClientHttp2Stream, chunks: Buffer[], pauseMs: number, gate: Promise<void>): Promise<string> {
   return new Promise((resolve, reject) => {
     let reply = '';
     stream.on('data', (c: Buffer) => (reply += c.toString()));
@@ -20,7 +23,8 @@ function trickle(stream: ClientHttp2Stream, chunks: Buffer[], pauseMs: number): 
         return;
       }
       stream.write(chunks[i++]);
-      setTimeout(next, pauseMs);
+      if (i === Math.floor(chunks.length / 2)) void gate.then(() => setTimeout(next, pauseMs));
+      else setTimeout(next, pauseMs);
     };
     next();
   });
@@ -52,17 +56,22 @@ describe('HBONE certificate rotation', () => {
   it('drops no stream when both ends rotate their certificates mid-transfer', async () => {
     const chunkSets = Array.from({ length: 20 }, () => Array.from({ length: 15 }, () => randomBytes(32 * 1024)));
     const oldStreams = await Promise.all(chunkSets.map(() => mesh.client.open(mesh.openOptions())));
-    const oldReplies = oldStreams.map((s, i) => trickle(s, chunkSets[i] as Buffer[], 20));
-    await new Promise((r) => setTimeout(r, 100));
+    let rotated!: () => void;
+    const rotation = new Promise<void>((r) => (rotated = r));
+    const oldReplies = oldStreams.map((s, i) => trickle(s, chunkSets[i] as Buffer[], 10, rotation));
+    await new Promise((r) => setTimeout(r, 50));
 
     // Rotate the server, then the client (the node proxy renews at half-life).
     const newServer = await mesh.ca.issue('ns-b', 'sa-server');
     mesh.server.rotate({ certChain: newServer.certChain, key: newServer.key, trustBundle: mesh.ca.bundle });
     const newClient = await mesh.ca.issue('ns-a', 'sa-client');
-    const rotated = mesh.openOptions({ source: { certChain: newClient.certChain, key: newClient.key } });
+    const rotatedOptions = mesh.openOptions({ source: { certChain: newClient.certChain, key: newClient.key } });
     const newSets = Array.from({ length: 5 }, () => Array.from({ length: 5 }, () => randomBytes(32 * 1024)));
-    const newStreams = await Promise.all(newSets.map(() => mesh.client.open(rotated)));
-    const newReplies = newStreams.map((s, i) => trickle(s, newSets[i] as Buffer[], 20));
+    const newStreams = await Promise.all(newSets.map(() => mesh.client.open(rotatedOptions)));
+    const newReplies = newStreams.map((s, i) => trickle(s, newSets[i] as Buffer[], 10, Promise.resolve()));
+    // Every old stream is still half-way through its transfer here.
+    expect(oldStreams.every((s) => !s.writableEnded && !s.closed)).toBe(true);
+    rotated();
 
     // Old streams stayed on the old connection (old server cert); new ones see the new cert.
     for (const s of oldStreams) expect(peerSerial(s)).toBe(mesh.serverCreds.serialNumber);
@@ -77,7 +86,7 @@ describe('HBONE certificate rotation', () => {
     expect(mesh.server.stats().streamsRefused).toEqual({});
 
     // The old client connection drains and closes; only the new one remains.
-    await new Promise((r) => setTimeout(r, 100));
+    await eventually(() => mesh.client.connectionCount() === 1);
     expect(mesh.client.connectionCount()).toBe(1);
     expect(mesh.requests.length).toBe(25);
     expect(new Set(mesh.requests.map((r) => r.peerSpiffeId))).toEqual(new Set([newClient.spiffeId]));
