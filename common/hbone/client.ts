@@ -229,7 +229,9 @@ export class HboneClient {
   /** The TLS context for a pool group; a new one (and a new generation) when the credentials changed. */
   private credentialsFor(key: string, o: OpenOptions): CredentialState {
     const cur = this.credentials.get(key);
-    if (cur && cur.certChain === o.source.certChain && cur.key === o.source.key && cur.bundle === o.trustBundle) return cur;
+    // By value: a certificate manager may hand out equal credentials in new objects on every call,
+    // and a new generation would retire every pooled connection.
+    if (cur && cur.certChain === o.source.certChain && sameKey(cur.key, o.source.key) && (cur.bundle === o.trustBundle || cur.bundle.pem === o.trustBundle.pem)) return cur;
     const next: CredentialState = {
       certChain: o.source.certChain,
       key: o.source.key,
@@ -246,6 +248,11 @@ export class HboneClient {
     this.credentials.set(key, next);
     return next;
   }
+}
+
+function sameKey(a: string | Buffer, b: string | Buffer): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  return a.equals(b);
 }
 
 function normalizeExpected(e: ExpectedIdentity): { ids: Identity[]; key: string } {

@@ -48,6 +48,20 @@ describe('HBONE connection pool', () => {
     expect(mesh.requests.at(-1)?.peerSpiffeId).toBe(other.spiffeId);
   });
 
+  it('keeps using a connection when equal credentials arrive in new objects', async () => {
+    const mesh = await startMesh();
+    meshes.push(mesh);
+    for (let i = 0; i < 5; i++) {
+      // a certificate manager may rebuild these on every call
+      const o = mesh.openOptions({
+        source: { certChain: `${mesh.clientCreds.certChain}`, key: Buffer.from(mesh.clientCreds.key) },
+        trustBundle: { ...mesh.ca.bundle },
+      });
+      await roundTrip(await mesh.client.open(o), Buffer.from('same'));
+    }
+    expect(mesh.server.stats().connectionsAccepted).toBe(1);
+  });
+
   it('closes idle connections after the idle timeout', async () => {
     const mesh = await startMesh({ client: { idleTimeoutMs: 150 } });
     meshes.push(mesh);
