@@ -4,14 +4,29 @@
 import type { Logger } from '../common/log';
 import { startAdmin, type AdminServers } from './admin/server';
 import { BpfDataplane } from './capture/bpf-dataplane';
-import { Enroller } from './capture/enroller';
+import { Enroller, type EnrolmentHooks } from './capture/enroller';
 import type { NodeLayout } from './capture/pins';
 import type { WorkloadSource } from './capture/workload';
 import { ConnectionTable } from './connections/table';
 import { ensureBpffs } from './doctor/mounts';
 import { probeKernel } from './doctor/probe';
 import { missingMessage } from './doctor/report';
+import { passthroughHandlers, type CaptureHandlers, type HandlerDeps } from './proxy/handlers';
 import { nativeSockets } from './proxy/native-sockets';
+
+/** What the control-plane mode adds to the capture daemon: connection handling, hooks, admin views. */
+export interface NodeProxyMesh {
+  /** Connection handlers for the captured listeners (default: plain TCP passthrough). */
+  handlers(deps: HandlerDeps): CaptureHandlers;
+  readonly hooks?: EnrolmentHooks;
+  /** Why the mesh side is not ready yet (xDS not synced, certificates missing), or undefined. */
+  notReadyReason(): string | undefined;
+  /** More admin endpoints: path -> JSON view. */
+  readonly adminViews?: Readonly<Record<string, () => unknown>>;
+  stats?(): unknown;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}
 
 export interface NodeProxyOptions {
   node: string;
@@ -20,6 +35,7 @@ export interface NodeProxyOptions {
   log: Logger;
   adminPort?: number;
   readyPort?: number;
+  mesh?: NodeProxyMesh;
 }
 
 export class KernelNotReadyError extends Error {
@@ -49,24 +65,29 @@ export class NodeProxy {
   private open(): Enroller {
     if (this.enroller) return this.enroller;
     this.dataplane = new BpfDataplane(this.opts.layout, this.opts.log);
+    const deps: HandlerDeps = { sockets: nativeSockets, originals: this.dataplane.originals, table: this.table, log: this.opts.log };
     this.enroller = new Enroller(
       this.opts.layout,
       this.dataplane,
       nativeSockets,
-      { sockets: nativeSockets, originals: this.dataplane.originals, table: this.table, log: this.opts.log },
+      this.opts.mesh ? this.opts.mesh.handlers(deps) : passthroughHandlers(deps),
       this.opts.log,
+      this.opts.mesh?.hooks,
     );
     return this.enroller;
   }
 
   async start(): Promise<void> {
     const enroller = this.open();
+    const mesh = this.opts.mesh;
+    await mesh?.start?.();
     this.admin = await startAdmin(
       {
         workloads: () => enroller.status().map((w) => ({ ...w, openConnections: this.table.list(w.key).length })),
         connections: (w) => this.table.list(w),
-        stats: () => ({ node: this.opts.node, source: this.opts.source.description, connections: this.table.stats() }),
+        stats: () => ({ node: this.opts.node, source: this.opts.source.description, connections: this.table.stats(), ...(mesh?.stats ? { mesh: mesh.stats() } : {}) }),
         notReadyReason: () => this.notReadyReason(),
+        extra: mesh?.adminViews,
       },
       { adminPort: this.opts.adminPort, readyPort: this.opts.readyPort },
     );
@@ -78,7 +99,8 @@ export class NodeProxy {
     if (!this.firstReconcileDone) return 'enrolment has not finished yet';
     if (this.lastError) return this.lastError;
     const missing = this.enroller?.notListening() ?? [];
-    return missing.length ? `no listeners for ${missing.join(', ')}` : undefined;
+    if (missing.length) return `no listeners for ${missing.join(', ')}`;
+    return this.opts.mesh?.notReadyReason();
   }
 
   /** Runs one reconcile after the current one; calls while one is queued coalesce. */
@@ -107,6 +129,7 @@ export class NodeProxy {
     await this.running;
     await this.admin?.close();
     await this.enroller?.stop();
+    await this.opts.mesh?.stop?.();
     this.dataplane?.close();
   }
 

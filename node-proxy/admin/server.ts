@@ -10,6 +10,8 @@ export interface AdminView {
   stats(): unknown;
   /** Undefined when ready, else why not (sent with 503). */
   notReadyReason(): string | undefined;
+  /** More read-only views: path (e.g. "/certificates") -> JSON. */
+  extra?: Readonly<Record<string, () => unknown>>;
 }
 
 export const ADMIN_PORT = 15000;
@@ -27,7 +29,9 @@ export function adminHandler(view: AdminView) {
     if (req.method !== 'GET') return sendJson(res, 405, { error: `${req.method} is not allowed; the admin API is read-only (GET)` });
     switch (url.pathname) {
       case '/':
-        return sendJson(res, 200, { endpoints: ['/workloads', '/connections', '/connections?workload=<namespace>/<name>', '/stats', '/healthz/ready'] });
+        return sendJson(res, 200, {
+          endpoints: ['/workloads', '/connections', '/connections?workload=<namespace>/<name>', '/stats', ...Object.keys(view.extra ?? {}), '/healthz/ready'],
+        });
       case '/workloads':
         return sendJson(res, 200, view.workloads());
       case '/connections':
@@ -36,8 +40,11 @@ export function adminHandler(view: AdminView) {
         return sendJson(res, 200, view.stats());
       case '/healthz/ready':
         return readyHandler(view)(req, res);
-      default:
+      default: {
+        const extra = view.extra?.[url.pathname];
+        if (extra) return sendJson(res, 200, extra());
         return sendJson(res, 404, { error: `no admin endpoint ${url.pathname}; GET / lists them` });
+      }
     }
   };
 }

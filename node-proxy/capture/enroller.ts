@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import type { Server } from 'node:net';
 import type { Logger } from '../../common/log';
-import { handleInbound, handleOutbound, type HandlerDeps } from '../proxy/handlers';
+import type { CaptureHandlers, CapturedWorkload } from '../proxy/handlers';
 import type { NetnsSockets } from '../proxy/netns-sockets';
 import type { Dataplane } from './dataplane';
 import { captureEntries, INBOUND_PORT, OUTBOUND_PORT } from './entries';
@@ -14,6 +14,15 @@ import { planEnrolment, type EnrolmentAction, type EnrolmentRecord, type Observe
 import { readRecords, writeRecords } from './records';
 import type { NodeLayout } from './pins';
 import { workloadKey, type CaptureWorkload } from './workload';
+
+/**
+ * What else happens when a workload's listeners open or close (the mesh opens the workload's HBONE
+ * listener and fetches its certificate). Errors are logged, never undo the enrolment.
+ */
+export interface EnrolmentHooks {
+  listening(key: string, workload: CaptureWorkload, captured: CapturedWorkload): void | Promise<void>;
+  closing(key: string): void | Promise<void>;
+}
 
 interface Live {
   record: EnrolmentRecord;
@@ -61,8 +70,9 @@ export class Enroller {
     private readonly layout: NodeLayout,
     private readonly dataplane: Dataplane,
     private readonly sockets: NetnsSockets,
-    private readonly deps: HandlerDeps,
+    private readonly handlers: CaptureHandlers,
     private readonly log: Logger,
+    private readonly hooks?: EnrolmentHooks,
   ) {
     this.records = readRecords(layout.recordsFile);
   }
@@ -95,6 +105,7 @@ export class Enroller {
 
   /** Closes the listeners but leaves capture pinned (a restart adopts it). */
   async stop(): Promise<void> {
+    await Promise.all([...this.live.keys()].map((key) => this.hookClosing(key)));
     await Promise.all([...this.live.values()].flatMap((l) => l.listeners.map(closeServer)));
     this.live.clear();
   }
@@ -150,21 +161,22 @@ export class Enroller {
   }
 
   private async openListeners(key: string, w: CaptureWorkload, cookie: bigint): Promise<Server[]> {
-    const wl = { key, netnsPath: w.netnsPath, netnsCookie: cookie };
+    const wl: CapturedWorkload = { key, netnsPath: w.netnsPath, netnsCookie: cookie };
+    const h = this.handlers;
     const servers: Server[] = [];
     try {
-      servers.push(await this.sockets.listen(w.netnsPath, '127.0.0.1', OUTBOUND_PORT, (s) => handleOutbound(this.deps, wl, s)));
+      servers.push(await this.sockets.listen(w.netnsPath, '127.0.0.1', OUTBOUND_PORT, (s) => h.outbound(wl, s)));
       try {
-        servers.push(await this.sockets.listen(w.netnsPath, '::1', OUTBOUND_PORT, (s) => handleOutbound(this.deps, wl, s)));
+        servers.push(await this.sockets.listen(w.netnsPath, '::1', OUTBOUND_PORT, (s) => h.outbound(wl, s)));
       } catch (err) {
         // A netns without IPv6 has no ::1; IPv6 connects there cannot leave the pod anyway.
         this.log.debug({ workload: key, err: (err as Error).message }, 'no IPv6 outbound listener');
       }
       let inbound: Server;
       try {
-        inbound = await this.sockets.listen(w.netnsPath, '::', INBOUND_PORT, (s) => handleInbound(this.deps, wl, s));
+        inbound = await this.sockets.listen(w.netnsPath, '::', INBOUND_PORT, (s) => h.inbound(wl, s));
       } catch {
-        inbound = await this.sockets.listen(w.netnsPath, '0.0.0.0', INBOUND_PORT, (s) => handleInbound(this.deps, wl, s));
+        inbound = await this.sockets.listen(w.netnsPath, '0.0.0.0', INBOUND_PORT, (s) => h.inbound(wl, s));
       }
       servers.push(inbound);
       return servers;
@@ -205,6 +217,7 @@ export class Enroller {
     this.live.set(key, { record, cookie, listeners });
     this.setRecord(record);
     this.log.info({ workload: key, netnsCookie: record.netnsCookie }, 'workload enrolled');
+    await this.hookListening(key, w, cookie);
   }
 
   private async adopt(w: CaptureWorkload, record: EnrolmentRecord): Promise<void> {
@@ -220,6 +233,7 @@ export class Enroller {
       this.dataplane.registerInbound(entries.addresses, this.sockets.serverFd(listeners[listeners.length - 1]));
       const added = this.dataplane.attach(key, w);
       this.log.info({ workload: key, reattached: added }, 'adopted pinned enrolment; listeners re-opened');
+      await this.hookListening(key, w, cookie);
     }
   }
 
@@ -227,10 +241,27 @@ export class Enroller {
     this.dataplane.detach(record.key);
     this.dataplane.deleteEntries(BigInt(record.netnsCookie), captureEntries(record.workload));
     const live = this.live.get(record.key);
+    if (live) await this.hookClosing(record.key);
     this.live.delete(record.key);
     if (live) await Promise.all(live.listeners.map(closeServer));
     this.records = this.records.filter((r) => r.key !== record.key);
     this.log.info({ workload: record.key, reason }, 'workload unenrolled');
+  }
+
+  private async hookListening(key: string, w: CaptureWorkload, cookie: bigint): Promise<void> {
+    try {
+      await this.hooks?.listening(key, w, { key, netnsPath: w.netnsPath, netnsCookie: cookie });
+    } catch (err) {
+      this.log.error({ workload: key, err: (err as Error).message }, 'after-enrolment step failed');
+    }
+  }
+
+  private async hookClosing(key: string): Promise<void> {
+    try {
+      await this.hooks?.closing(key);
+    } catch (err) {
+      this.log.warn({ workload: key, err: (err as Error).message }, 'before-unenrolment step failed');
+    }
   }
 
   private setRecord(r: EnrolmentRecord): void {

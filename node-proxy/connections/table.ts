@@ -29,6 +29,8 @@ export interface ConnectionInfo {
   readonly bytesSent: number;
   /** Bytes delivered back to the client. */
   readonly bytesReceived: number;
+  /** Mesh details: protocol (TCP/HBONE), peer identity, service, endpoint… */
+  readonly details?: Readonly<Record<string, unknown>>;
 }
 
 export interface ClosedConnection extends ConnectionInfo {
@@ -44,6 +46,7 @@ interface Entry {
   readonly originalDestination: Endpoint;
   readonly openedAtMs: number;
   readonly downstream: ByteCounter;
+  readonly details?: Readonly<Record<string, unknown>>;
 }
 
 export interface OpenRequest {
@@ -52,6 +55,7 @@ export interface OpenRequest {
   source: Endpoint;
   originalDestination: Endpoint;
   downstream: ByteCounter;
+  details?: Readonly<Record<string, unknown>>;
 }
 
 export class ConnectionTable {
@@ -113,6 +117,7 @@ export class ConnectionTable {
       openedAt: new Date(e.openedAtMs).toISOString(),
       bytesSent: e.downstream.bytesRead,
       bytesReceived: e.downstream.bytesWritten,
+      ...(e.details ? { details: e.details } : {}),
     };
   }
 }

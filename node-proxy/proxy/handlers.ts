@@ -22,19 +22,30 @@ export interface HandlerDeps {
   readonly log: Logger;
 }
 
-function unmap(address: string): string {
+/** What the enroller calls for each accepted connection on a workload's 15001 / 15006 listeners. */
+export interface CaptureHandlers {
+  outbound(wl: CapturedWorkload, socket: Socket): void;
+  inbound(wl: CapturedWorkload, socket: Socket): void;
+}
+
+/** Plain TCP passthrough both ways (the lab source, and destinations outside the mesh). */
+export function passthroughHandlers(deps: HandlerDeps): CaptureHandlers {
+  return { outbound: (wl, s) => handleOutbound(deps, wl, s), inbound: (wl, s) => handleInbound(deps, wl, s) };
+}
+
+export function unmap(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-function peer(s: Socket): Endpoint {
+export function peer(s: Socket): Endpoint {
   return { address: unmap(s.remoteAddress ?? ''), port: s.remotePort ?? 0 };
 }
 
-function local(s: Socket): Endpoint {
+export function local(s: Socket): Endpoint {
   return { address: unmap(s.localAddress ?? ''), port: s.localPort ?? 0 };
 }
 
-async function forward(deps: HandlerDeps, wl: CapturedWorkload, direction: Direction, down: Socket, source: Endpoint, dst: Endpoint): Promise<void> {
+export async function forward(deps: HandlerDeps, wl: CapturedWorkload, direction: Direction, down: Socket, source: Endpoint, dst: Endpoint): Promise<void> {
   // Until the upstream is there, the client's bytes wait in the kernel (and then in the socket).
   down.pause();
   let up: Socket;
@@ -87,7 +98,7 @@ export function handleOutbound(deps: HandlerDeps, wl: CapturedWorkload, down: So
 }
 
 /** Ports of the proxy itself: an inbound connection "for" one of them would be sent back to the proxy. */
-const PROXY_PORTS = new Set([15000, 15001, 15006, 15008, 15020, 15021]);
+export const PROXY_PORTS = new Set([15000, 15001, 15006, 15008, 15020, 15021]);
 
 export function handleInbound(deps: HandlerDeps, wl: CapturedWorkload, down: Socket): void {
   down.on('error', () => undefined);

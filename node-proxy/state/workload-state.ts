@@ -212,6 +212,16 @@ export class WorkloadState implements MeshView {
     return this.authorizations;
   }
 
+  /** Every Workload held, by uid (admin views). */
+  allWorkloads(): ReadonlyMap<string, Workload> {
+    return this.workloads;
+  }
+
+  /** Every Service held, by "<namespace>/<hostname>" (admin views). */
+  allServices(): ReadonlyMap<string, Service> {
+    return this.services;
+  }
+
   /** Counts for the admin page and metrics. */
   stats(): { workloads: number; services: number; authorizations: number; localEnrolled: number } {
     return {

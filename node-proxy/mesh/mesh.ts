@@ -1,0 +1,256 @@
+// The node proxy's mesh side in control-plane mode: per enrolled workload a certificate (fetched
+// at enrolment, renewed at half-life) and an HBONE server on 15008 inside its netns; the outbound
+// and plaintext-inbound handlers for its capture listeners; re-checking open connections when
+// policy changes; admin views and readiness.
+import { TunnelProtocol, type Workload } from '../../api/gen/nodemesh/workload/v1/workload';
+import { HboneClient } from '../../common/hbone/client';
+import { HboneServer } from '../../common/hbone/server';
+import { HBONE_PORT } from '../../common/hbone/settings';
+import type { CertificateManager, WorkloadCertificate } from '../../common/identity/manager';
+import { formatSpiffeId } from '../../common/identity/spiffe';
+import type { Logger } from '../../common/log';
+import type { DeltaXdsClient } from '../../common/xds/client';
+import { listenInNetns } from '../../native/netns';
+import type { EnrolmentHooks } from '../capture/enroller';
+import type { CaptureWorkload } from '../capture/workload';
+import type { NodeProxyMesh } from '../daemon';
+import type { PeerAuthenticationPolicy } from '../policy/peer-authentication';
+import type { CaptureHandlers, CapturedWorkload, HandlerDeps } from '../proxy/handlers';
+import { ipFromBytes } from '../state/ip';
+import { RoundRobin } from '../state/resolve';
+import type { WorkloadState } from '../state/workload-state';
+import type { NodeProxyTelemetry } from '../telemetry/metrics';
+import { contextFor, type MeshContext } from './context';
+import type { ControlWorkloadSource } from './control-source';
+import { PolicyGuard } from './guard';
+import { handlePlaintextInbound, handleTunnel } from './inbound';
+import { handleMeshOutbound } from './outbound';
+import { identityOf, keyOf } from './runtime';
+
+export interface MeshOptions {
+  readonly node: string;
+  readonly trustDomain: string;
+  readonly state: WorkloadState;
+  readonly source: ControlWorkloadSource;
+  readonly certs: CertificateManager;
+  readonly telemetry: NodeProxyTelemetry;
+  readonly xds: DeltaXdsClient;
+  readonly log: Logger;
+  readonly peerAuthentications?: () => readonly PeerAuthenticationPolicy[];
+}
+
+interface Served {
+  readonly key: string;
+  readonly spiffeId: string;
+  readonly netnsPath: string;
+  server?: HboneServer;
+  error?: string;
+  closed: boolean;
+}
+
+const credentialsOf = (c: WorkloadCertificate) => ({ certChain: c.certChainPem, key: c.privateKeyPem, trustBundle: c.trustBundle });
+
+export class Mesh implements NodeProxyMesh, EnrolmentHooks {
+  private handlerDeps?: HandlerDeps;
+  private readonly served = new Map<string, Served>();
+  private readonly ctx: MeshContext;
+  private readonly rr = new RoundRobin();
+  private readonly hbone: HboneClient;
+  private readonly guard: PolicyGuard;
+  private readonly offs: Array<() => void> = [];
+
+  constructor(private readonly o: MeshOptions) {
+    this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }) });
+    this.guard = new PolicyGuard(o.telemetry.registry, o.log);
+    const self = this;
+    this.ctx = {
+      node: o.node,
+      trustDomain: o.trustDomain,
+      state: o.state,
+      source: o.source,
+      certs: o.certs,
+      telemetry: o.telemetry,
+      hbone: this.hbone,
+      guard: this.guard,
+      log: o.log,
+      peerAuthentications: o.peerAuthentications ?? (() => []),
+      deps: () => {
+        if (!self.handlerDeps) throw new Error('the mesh handlers are used before the enroller was built');
+        return self.handlerDeps;
+      },
+      servesLocally: (w: Workload) => self.served.get(keyOf(w))?.server !== undefined,
+    };
+  }
+
+  get hooks(): EnrolmentHooks {
+    return this;
+  }
+
+  handlers(deps: HandlerDeps): CaptureHandlers {
+    this.handlerDeps = deps;
+    return {
+      outbound: (wl, s) => handleMeshOutbound(this.ctx, this.rr.pick, wl, s),
+      inbound: (wl, s) => handlePlaintextInbound(this.ctx, wl, s),
+    };
+  }
+
+  async start(): Promise<void> {
+    const { state, xds, telemetry, certs } = this.o;
+    this.offs.push(state.bindTo(xds));
+    this.offs.push(
+      state.onChange(() => {
+        telemetry.stateStats(state.stats());
+        this.guard.recheckSoon((uid, port) => {
+          const w = state.workload(uid);
+          return w ? contextFor(this.ctx, w, port) : undefined;
+        });
+      }),
+    );
+    this.offs.push(xds.onStatus((s) => telemetry.xdsStatus(s)));
+    const onIssued = (cert: WorkloadCertificate): void => this.rotate(cert);
+    const onExpired = (e: { spiffeId: string; notAfter: Date }): void => this.o.log.error(e, 'a workload certificate expired and renewal keeps failing; new HBONE connections for it fail');
+    certs.on('issued', onIssued);
+    certs.on('expired', onExpired);
+    this.offs.push(() => certs.off('issued', onIssued), () => certs.off('expired', onExpired));
+    xds.start();
+    // Enrol only from a complete view, so a partial first push never unenrols anything.
+    try {
+      await xds.whenSynced(15_000);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'no complete workload state yet; enrolling as it arrives');
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const off of this.offs.splice(0)) off();
+    this.o.xds.stop();
+    await Promise.all([...this.served.keys()].map((k) => this.closing(k)));
+    this.o.certs.close();
+  }
+
+  // ---- enrolment hooks ------------------------------------------------------------------
+
+  listening(key: string, _cw: CaptureWorkload, wl: CapturedWorkload): void {
+    const w = this.o.source.workload(key);
+    if (!w) throw new Error(`workload ${key} is enrolled but not in the workload API`);
+    const id = identityOf(w, this.o.trustDomain);
+    const entry: Served = { key, spiffeId: formatSpiffeId(id), netnsPath: wl.netnsPath, closed: false };
+    this.served.set(key, entry);
+    // Fetch the certificate now, before any connection needs it; open 15008 once it is there.
+    this.o.certs.ready(id).then(
+      (cert) => this.openServer(entry, cert),
+      (err: unknown) => {
+        entry.error = `no certificate for ${entry.spiffeId}: ${(err as Error).message}`;
+      },
+    );
+  }
+
+  async closing(key: string): Promise<void> {
+    const entry = this.served.get(key);
+    if (!entry) return;
+    entry.closed = true;
+    this.served.delete(key);
+    if (![...this.served.values()].some((e) => e.spiffeId === entry.spiffeId)) {
+      const w = this.o.source.workload(key);
+      if (w) this.o.certs.forget(identityOf(w, this.o.trustDomain));
+    }
+    // Tunnels already open finish on their own; new ones are refused.
+    await entry.server?.close(1_000);
+  }
+
+  private async openServer(entry: Served, cert: WorkloadCertificate): Promise<void> {
+    if (entry.closed || entry.server) return;
+    const server = new HboneServer({
+      credentials: credentialsOf(cert),
+      handler: (req) => handleTunnel(this.ctx, entry.key, req),
+      logger: this.o.log.child({ component: 'hbone-server', workload: entry.key }),
+    });
+    try {
+      let fd: number;
+      try {
+        fd = listenInNetns(entry.netnsPath, { host: '::', port: HBONE_PORT });
+      } catch {
+        fd = listenInNetns(entry.netnsPath, { host: '0.0.0.0', port: HBONE_PORT });
+      }
+      await server.listen({ fd });
+    } catch (err) {
+      entry.error = `cannot open the HBONE listener on ${HBONE_PORT} in ${entry.netnsPath}: ${(err as Error).message}`;
+      this.o.log.error({ workload: entry.key, err: (err as Error).message }, 'HBONE listener not opened');
+      return;
+    }
+    if (entry.closed) {
+      await server.close(0);
+      return;
+    }
+    entry.server = server;
+    entry.error = undefined;
+    this.o.log.info({ workload: entry.key, spiffeId: entry.spiffeId, notAfter: cert.notAfter.toISOString() }, 'HBONE listener open');
+  }
+
+  private rotate(cert: WorkloadCertificate): void {
+    for (const e of this.served.values()) {
+      if (e.spiffeId !== cert.spiffeId) continue;
+      if (e.server) e.server.rotate(credentialsOf(cert));
+      else void this.openServer(e, cert);
+    }
+    this.o.log.info({ spiffeId: cert.spiffeId, notAfter: cert.notAfter.toISOString() }, 'workload certificate issued');
+  }
+
+  // ---- readiness and admin --------------------------------------------------------------
+
+  notReadyReason(): string | undefined {
+    const x = this.o.xds.notReadyReason();
+    if (x) return `workload state: ${x}`;
+    const waiting = [...this.served.values()].filter((e) => !e.server);
+    if (waiting.length) return `waiting for ${waiting.map((e) => `${e.key} (${e.error ?? `certificate for ${e.spiffeId}`})`).join(', ')}`;
+    return undefined;
+  }
+
+  stats(): unknown {
+    return { xds: this.o.xds.status(), state: this.o.state.stats(), policyWatchedConnections: this.guard.size, uncapturable: this.o.source.uncapturable() };
+  }
+
+  get adminViews(): Record<string, () => unknown> {
+    const { state, certs } = this.o;
+    const ips = (w: Workload): string[] => w.addresses.map(ipFromBytes);
+    return {
+      '/certificates': () => {
+        const byId = new Map(certs.status().map((s) => [s.spiffeId, s]));
+        return [...this.served.values()].map((e) => {
+          const s = byId.get(e.spiffeId);
+          return {
+            workload: e.key,
+            spiffeId: e.spiffeId,
+            state: s?.state ?? 'pending',
+            notAfter: s?.notAfter?.toISOString(),
+            renewAt: s?.renewAt?.toISOString(),
+            failures: s?.failures ?? 0,
+            ...(s?.lastError ? { lastError: s.lastError } : {}),
+            hboneListener: e.server ? `[::]:${HBONE_PORT}` : undefined,
+            ...(e.error ? { error: e.error } : {}),
+          };
+        });
+      },
+      '/mesh/workloads': () =>
+        [...state.allWorkloads().values()].map((w) => ({
+          uid: w.uid,
+          namespace: w.namespace,
+          name: w.name,
+          node: w.node,
+          addresses: ips(w),
+          serviceAccount: w.serviceAccount,
+          protocol: w.tunnelProtocol === TunnelProtocol.TUNNEL_PROTOCOL_HBONE ? 'HBONE' : 'TCP',
+          services: Object.keys(w.services),
+          authorizationPolicies: w.authorizationPolicies,
+        })),
+      '/services': () =>
+        [...state.allServices().entries()].map(([name, s]) => ({
+          name,
+          vips: s.addresses.map((a) => ipFromBytes(a.address)),
+          ports: s.ports,
+          endpoints: s.ports.flatMap((p) => state.endpoints(s, p.servicePort).map((e) => ({ port: p.servicePort, workload: e.workload.uid, targetPort: e.targetPort }))),
+        })),
+      '/policies': () => [...state.allAuthorizations().values()],
+    };
+  }
+}
