@@ -7,13 +7,20 @@ import { labDown } from './down';
 import { labUp } from './up';
 import { runApp, APP_USAGE } from './app/main';
 import { signalNumber, spawnInLab } from './spawn';
-import { checkLabName, DEFAULT_LAB, labStateDir, LabStateError, loadLabState } from './state';
-import { describeProcesses, describeTopology, processStatus } from './status';
+import { checkLabName, DEFAULT_LAB, labStateDir, LabStateError, loadLabState, tryLoadLabState } from './state';
+import { describeTopology, processStatus } from './status';
+import { formatTable } from './table';
+import { processHealth } from './mesh/health';
+import { meshDown, meshUp, readMeshInfo } from './mesh/up';
 
 const USAGE = `usage: nodemesh lab <subcommand> [--lab NAME] …
-  up     [--nodes N] [--pods-per-node M]   build the lab (default 2 nodes x 2 pods); cleans a stale one first
-  down                                     remove everything the lab made (safe to run twice)
-  status [--json]                          nodes, pods, addresses, cgroups, what runs where
+  up     [--nodes N] [--pods-per-node M] [--no-mesh] [--no-demo]
+                                           build the lab (default 2 nodes x 2 pods), start the control
+                                           plane and a node proxy per node, run the demo app through the
+                                           mesh and print what happened on each edge
+  down                                     stop the mesh (node proxies unenrol first) and remove
+                                           everything the lab made (safe to run twice)
+  status [--json]                          nodes, pods, addresses, cgroups, processes and their health
   exec   [--detach --name NAME] <pod|node|control> -- <command…>
                                            run a command inside a pod's netns and cgroup
   app    http|echo|client …                the sample app (see 'nodemesh lab app --help')
@@ -61,21 +68,67 @@ function intOpt(v: unknown, fallback: number, flag: string): number {
 }
 
 async function up(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { nodes: { type: 'string' }, 'pods-per-node': { type: 'string' } });
+  const { values } = parse(argv, {
+    nodes: { type: 'string' },
+    'pods-per-node': { type: 'string' },
+    'no-mesh': { type: 'boolean' },
+    'no-demo': { type: 'boolean' },
+  });
   if (values.help) return (process.stdout.write(USAGE + '\n'), 0);
   needRoot();
   const lab = labName(values.lab);
   const shape = { lab, nodes: intOpt(values.nodes, 2, '--nodes'), podsPerNode: intOpt(values['pods-per-node'], 2, '--pods-per-node') };
+  const mesh = !values['no-mesh'];
+  const demo = !values['no-demo'];
+  const say = (m: string): void => err(`[lab ${lab}] ${m}`);
+  if (demo && shape.nodes * shape.podsPerNode < 4) {
+    throw new CliError(`the demo needs 4 pods (frontend, backend, tcp-echo, client): use --nodes 2 --pods-per-node 2 or more, or --no-demo`, 2);
+  }
+  // A lab that is up with another mesh setting (or whose mesh died) is rebuilt whole.
+  const before = readMeshInfo(lab);
+  const running = tryLoadLabState(lab)?.processes.some((p) => p.name === 'control-plane') ?? false;
+  if (before && (before.mesh !== mesh || before.demo !== demo || (mesh && !running))) {
+    say('the lab runs another mesh setup; rebuilding it');
+    const old = tryLoadLabState(lab);
+    if (old) await meshDown(old, say);
+    await labDown(lab, say);
+  }
   let result;
   try {
-    result = await labUp(shape, (m) => err(`[lab ${lab}] ${m}`));
+    result = await labUp(shape, say);
   } catch (e) {
     if (e instanceof RangeError || e instanceof LabStateError) throw new CliError(e.message, 2);
     throw e;
   }
   process.stdout.write(describeTopology(result.state));
-  err(`[lab ${lab}] ${result.reused ? 'already up' : `up in ${result.ms} ms`}; try: nodemesh lab exec --lab ${lab} ${result.state.pods[0]?.name ?? 'pod1-1'} -- ip -o addr`);
-  return 0;
+  say(result.reused ? 'network already up' : `network up in ${result.ms} ms`);
+  if (result.reused && before) {
+    say('the mesh is already running; leaving it as it is');
+    return 0;
+  }
+  let m;
+  try {
+    m = await meshUp(result.state, { mesh, demo }, say);
+  } catch (e) {
+    throw new CliError(`${(e as Error).message}\nthe lab stays up for inspection: 'nodemesh lab status --lab ${lab}', logs in ${join(labStateDir(lab), 'logs')}; 'nodemesh lab down --lab ${lab}' removes it`);
+  }
+  if (m.table) process.stdout.write(`\ndemo traffic (${mesh ? 'through the mesh' : 'no mesh'}):\n${m.table}`);
+  const labFlag = lab === DEFAULT_LAB ? '' : ` --lab ${lab}`;
+  const firstPod = m.roles?.find((r) => r.role === 'frontend')?.pod.name ?? result.state.pods[0]?.name ?? 'pod1-1';
+  const next = [
+    `nodemesh lab status${labFlag}                       processes and their health`,
+    `nodemesh lab exec${labFlag} ${firstPod} -- curl -s 10.96.0.10/   a request from inside a pod`,
+    ...(mesh
+      ? [
+          `nodemesh get workloads -A${labFlag}                the mesh's view (the lab's control plane)`,
+          `nodemesh get authorizationpolicies -n demo${labFlag}`,
+          `less ${join(labStateDir(lab), 'logs')}/node2-node-proxy.log    access log of node2's proxy`,
+        ]
+      : []),
+    `nodemesh lab down${labFlag}                         remove everything`,
+  ];
+  process.stdout.write(`\nthe lab stays up; next:\n${next.map((l) => `  ${l}`).join('\n')}\n`);
+  return m.edges && m.edges.some((e) => !e.expected) ? 1 : 0;
 }
 
 async function down(argv: string[]): Promise<number> {
@@ -84,7 +137,15 @@ async function down(argv: string[]): Promise<number> {
   needRoot();
   const lab = labName(values.lab);
   const t0 = Date.now();
-  const r = await labDown(lab, (m) => err(`[lab ${lab}] ${m}`));
+  const say = (m: string): void => err(`[lab ${lab}] ${m}`);
+  let state;
+  try {
+    state = tryLoadLabState(lab);
+  } catch {
+    state = undefined; // unreadable state: labDown cleans by name
+  }
+  if (state) await meshDown(state, say);
+  const r = await labDown(lab, say);
   const nothing = r.netns.length === 0 && r.cgroups === 0 && r.pins.length === 0 && !r.stateRemoved;
   process.stdout.write(
     nothing
@@ -104,12 +165,19 @@ async function status(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
+  const procs = await Promise.all(processStatus(state).map(async (p) => ({ ...p, health: await processHealth(state, p, p.alive) })));
   if (values.json) {
-    process.stdout.write(JSON.stringify({ ...state, processes: processStatus(state) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...state, processes: procs, mesh: readMeshInfo(lab) }, null, 2) + '\n');
   } else {
-    process.stdout.write(describeTopology(state) + '\n' + describeProcesses(state));
+    const table = procs.length
+      ? formatTable(
+          ['PROCESS', 'WHERE', 'PID', 'STATE', 'HEALTH', 'COMMAND'],
+          procs.map((p) => [p.name, p.place, String(p.pid), p.alive ? 'running' : 'gone', p.health, p.argv.map((a) => a.replace(/^.*\/dist\//, 'dist/')).join(' ')]),
+        )
+      : 'no recorded processes\n';
+    process.stdout.write(describeTopology(state) + '\n' + table);
   }
-  return 0;
+  return procs.some((p) => !p.alive || p.health.startsWith('not')) ? 1 : 0;
 }
 
 async function exec(argv: string[]): Promise<number> {

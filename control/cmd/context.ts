@@ -8,6 +8,7 @@ import { CliError } from '../../cli/command';
 import { ApiClient } from '../api/client';
 import { readToken, TOKEN_FILE } from '../api/token';
 import { DEFAULT_DATA_DIR } from '../control-plane';
+import { chooseLab, labConnection } from '../../lab/mesh/connect';
 
 export interface CliContext {
   stdout: NodeJS.WritableStream;
@@ -28,6 +29,7 @@ export const connectionOptions = {
   server: { type: 'string' },
   'token-file': { type: 'string' },
   'data-dir': { type: 'string' },
+  lab: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const CONNECTION_HELP = `connection:
@@ -35,9 +37,24 @@ export const CONNECTION_HELP = `connection:
   --token-file FILE   bearer token file (env NODEMESH_TOKEN holds the token itself;
                       default <data-dir>/${TOKEN_FILE})
   --data-dir DIR      the control plane's data dir, to find its token (env NODEMESH_DATA_DIR;
-                      default ${DEFAULT_DATA_DIR})`;
+                      default ${DEFAULT_DATA_DIR})
+  --lab LAB           the control plane of a netns lab ('nodemesh lab up'); used by itself when
+                      exactly one lab runs a mesh and neither --server nor NODEMESH_SERVER is set`;
 
-export function clientFrom(values: { server?: string; 'token-file'?: string; 'data-dir'?: string }, ctx: CliContext): ApiClient {
+export function clientFrom(values: { server?: string; 'token-file'?: string; 'data-dir'?: string; lab?: string }, ctx: CliContext): ApiClient {
+  // The lab hook (lab/mesh/connect.ts): a control plane inside the lab's control netns.
+  if (!ctx.createConnection) {
+    let lab: string | undefined;
+    try {
+      lab = chooseLab({ lab: values.lab, server: values.server, env: ctx.env });
+      if (lab !== undefined) {
+        const c = labConnection(lab);
+        return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+      }
+    } catch (err) {
+      throw new CliError((err as Error).message, 1);
+    }
+  }
   const server = values.server ?? ctx.env.NODEMESH_SERVER ?? DEFAULT_SERVER;
   let token: string;
   try {

@@ -1,0 +1,76 @@
+// One node proxy per node, in the node's netns and cgroup (never a pod's: its own sockets must not
+// be captured). With the data plane's contract (`--control`, `--token-file`, `--trust-bundle`) it
+// takes its workloads from the control plane; a build that only knows `--lab` (capture and
+// passthrough, no HBONE) gets a capture selection that enrols the demo namespace instead.
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cliEntry } from '../../common/paths';
+import { runInLab } from '../spawn';
+import { labStateDir, type LabTopology } from '../state';
+import type { DemoRole } from './demo';
+import { launch, waitReady, type Launched } from './launch';
+import { meshPaths, PROXY_READY_PORT } from './paths';
+
+export type ProxyFlavour = 'control' | 'lab';
+
+/** Which contract the built node proxy speaks: 'control' when its help mentions --control. */
+export function proxyFlavour(): Promise<ProxyFlavour> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cliEntry, 'node-proxy', '--help'], (_err, stdout, stderr) => {
+      resolve(/--control\b/.test(stdout + stderr) ? 'control' : 'lab');
+    });
+  });
+}
+
+/** The legacy capture selection: demo pods captured (namespace demo), the rest not. */
+export function captureSelection(roles: readonly DemoRole[] | undefined, enrolAll: boolean): string {
+  const workloads: Record<string, { mode: 'ambient' | 'none'; namespace?: string }> = {};
+  for (const r of roles ?? []) workloads[r.pod.name] = r.namespace === 'demo' ? { mode: 'ambient', namespace: r.namespace } : { mode: 'none' };
+  return JSON.stringify({ mode: enrolAll && !roles ? 'ambient' : 'none', workloads }, null, 2) + '\n';
+}
+
+export interface NodeProxyStarted extends Launched {
+  node: string;
+  flavour: ProxyFlavour;
+}
+
+export function nodeProxyArgv(state: LabTopology, node: string, flavour: ProxyFlavour, xds: string, extra: string[] = []): string[] {
+  const paths = meshPaths(state.lab);
+  const n = state.nodes.find((x) => x.name === node);
+  if (!n) throw new Error(`lab '${state.lab}' has no node '${node}'`);
+  const base = [process.execPath, cliEntry, 'node-proxy', '--node', node];
+  if (flavour === 'control') {
+    return [...base, '--control', xds, '--token-file', paths.nodeToken(node), '--trust-bundle', paths.trustBundle, '--bpffs-dir', n.bpffsDir, ...extra];
+  }
+  return [...base, '--lab', state.lab, '--capture-config', join(labStateDir(state.lab), 'mesh', 'capture.json'), ...extra];
+}
+
+export async function startNodeProxies(state: LabTopology, xds: string, roles: readonly DemoRole[] | undefined, flavour: ProxyFlavour): Promise<NodeProxyStarted[]> {
+  if (flavour === 'lab') writeFileSync(join(labStateDir(state.lab), 'mesh', 'capture.json'), captureSelection(roles, true));
+  const started = state.nodes.map((n) => ({
+    ...launch(state, n.name, 'node-proxy', nodeProxyArgv(state, n.name, flavour, xds), meshPaths(state.lab).log(n.name, 'node-proxy'), {
+      NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
+    }),
+    node: n.name,
+    flavour,
+  }));
+  await Promise.all(started.map((p) => waitReady(state.nodes.find((n) => n.name === p.node)!.netnsPath, '127.0.0.1', PROXY_READY_PORT, '/healthz/ready', p, 30_000))); // node found: p.node comes from state.nodes
+  return started;
+}
+
+/** `node-proxy --teardown` for each node (unenrol, remove pins), bounded in time; errors are returned, not thrown. */
+export async function teardownNodeProxies(state: LabTopology, flavour: ProxyFlavour): Promise<string[]> {
+  const problems: string[] = [];
+  await Promise.all(
+    state.nodes.map(async (n) => {
+      try {
+        const r = await runInLab(state, n.name, nodeProxyArgv(state, n.name, flavour, `${state.control.ip}:15012`, ['--teardown']), 20_000);
+        if (r.code !== 0) problems.push(`${n.name}: node-proxy --teardown exited ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+      } catch (e) {
+        problems.push(`${n.name}: ${(e as Error).message}`);
+      }
+    }),
+  );
+  return problems;
+}

@@ -1,0 +1,158 @@
+// What the demo prints (pure): node proxy access-log lines parsed, matched to the edges the demo
+// drove, and one short table — per edge the client's outcome, whether the destination's node proxy
+// carried it over mutual TLS, the SPIFFE IDs on both ends, bytes, and the policy verdict with its reason.
+import { formatTable } from '../table';
+import type { ClientReport } from '../app/client';
+import type { DemoEdge } from './demo';
+
+/** One access-log line of a node proxy (the fields node-proxy/telemetry/access-log.ts writes). */
+export interface AccessEntry {
+  reporter: string;
+  msg: string;
+  srcAddr: string;
+  dstAddr: string;
+  srcIdentity?: string;
+  dstIdentity?: string;
+  srcWorkload?: string;
+  dstWorkload?: string;
+  service?: string;
+  protocol: string;
+  bytesSent: number;
+  bytesRecv: number;
+  denyReason?: string;
+  policy?: string;
+  error?: string;
+}
+
+interface RawPeer {
+  addr?: unknown;
+  identity?: unknown;
+  workload?: unknown;
+  service?: unknown;
+}
+
+const s = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+/** The access-log entries among a node proxy's log lines (other lines are skipped). */
+export function parseAccessLog(text: string): AccessEntry[] {
+  const out: AccessEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('"reporter"')) continue;
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const src = (j.src ?? {}) as RawPeer;
+    const dst = (j.dst ?? {}) as RawPeer;
+    const reporter = s(j.reporter);
+    const srcAddr = s(src.addr);
+    const dstAddr = s(dst.addr);
+    if (!reporter || !srcAddr || !dstAddr) continue;
+    out.push({
+      reporter,
+      msg: s(j.msg) ?? '',
+      srcAddr,
+      dstAddr,
+      srcIdentity: s(src.identity),
+      dstIdentity: s(dst.identity),
+      srcWorkload: s(src.workload),
+      dstWorkload: s(dst.workload),
+      service: s(dst.service),
+      protocol: s(j.protocol) ?? '?',
+      bytesSent: n(j.bytes_sent),
+      bytesRecv: n(j.bytes_recv),
+      denyReason: s(j.deny_reason),
+      policy: s(j.policy),
+      error: s(j.error),
+    });
+  }
+  return out;
+}
+
+const hostOf = (addr: string): string => addr.replace(/^\[/, '').replace(/\]?:\d+$/, '');
+const portOf = (addr: string): number => Number(/:(\d+)$/.exec(addr)?.[1] ?? 0);
+
+/** The destination proxy's entries for connections from `srcIp` to `dstIp:dstPort`. */
+export function entriesFor(entries: readonly AccessEntry[], srcIp: string, dstIp: string, dstPort: number): AccessEntry[] {
+  return entries.filter((e) => e.reporter === 'destination' && hostOf(e.srcAddr) === srcIp && hostOf(e.dstAddr) === dstIp && portOf(e.dstAddr) === dstPort);
+}
+
+export interface EdgeObservation {
+  edge: DemoEdge;
+  client: ClientReport | { error: string };
+  /** Destination node proxy entries for this edge (may be empty: no mesh, or nothing reached it). */
+  entries: AccessEntry[];
+}
+
+export interface EdgeSummary {
+  label: string;
+  target: string;
+  clientOk: number;
+  clientTotal: number;
+  /** allowed / denied as the destination proxy logged it; '-' when it logged nothing. */
+  verdict: string;
+  mtls: string;
+  srcId: string;
+  dstId: string;
+  bytes: string;
+  reason: string;
+  expected: boolean;
+}
+
+const shortId = (id: string | undefined): string => (id ? id.replace(/^spiffe:\/\/[^/]+\//, '') : '-');
+
+export function humanBytes(b: number): string {
+  if (b < 1024) return `${b} B`;
+  if (b < 1024 * 1024) return `${(b / 1024).toFixed(1)} KiB`;
+  return `${(b / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export function summarizeEdge(o: EdgeObservation): EdgeSummary {
+  const c = o.client;
+  const total = 'connections' in c ? c.connections : 0;
+  const ok = 'ok' in c ? c.ok : 0;
+  const denied = o.entries.filter((e) => e.msg === 'connection denied' || e.denyReason !== undefined);
+  const passed = o.entries.filter((e) => !denied.includes(e));
+  const first = passed[0] ?? denied[0];
+  let verdict = '-';
+  if (o.entries.length) verdict = denied.length === 0 ? `allowed ${passed.length}` : passed.length === 0 ? `denied ${denied.length}` : `allowed ${passed.length}, denied ${denied.length}`;
+  const mtls = o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
+  const sent = passed.reduce((a, e) => a + e.bytesSent, 0);
+  const recv = passed.reduce((a, e) => a + e.bytesRecv, 0);
+  const reason = denied[0] ? `${denied[0].denyReason ?? 'denied'}${denied[0].policy ? ` (${denied[0].policy})` : ''}` : o.entries.length ? o.edge.why : 'error' in c ? c.error : o.edge.why;
+  const expected = o.edge.expect === 'allow' ? total > 0 && ok === total : ok === 0;
+  return {
+    label: o.edge.label,
+    target: o.edge.target,
+    clientOk: ok,
+    clientTotal: total,
+    verdict,
+    mtls,
+    srcId: shortId(first?.srcIdentity),
+    dstId: shortId(first?.dstIdentity),
+    bytes: passed.length ? `${humanBytes(sent)} / ${humanBytes(recv)}` : '-',
+    reason,
+    expected,
+  };
+}
+
+export function formatEdgeTable(rows: readonly EdgeSummary[], trustDomain: string): string {
+  const table = formatTable(
+    ['EDGE', 'DIALS', 'CLIENT', 'PROXY SAYS', 'mTLS', 'SOURCE ID', 'DEST ID', 'BYTES IN/OUT', 'WHY'],
+    rows.map((r) => [
+      `${r.expected ? 'ok ' : 'BAD'} ${r.label}`,
+      r.target,
+      `${r.clientOk}/${r.clientTotal} ok`,
+      r.verdict,
+      r.mtls,
+      r.srcId,
+      r.dstId,
+      r.bytes,
+      r.reason,
+    ]),
+  );
+  return `${table}(IDs are spiffe://${trustDomain}/…; "ok" = what the policy says should happen did; BYTES as the destination's node proxy counted them)\n`;
+}

@@ -1,0 +1,100 @@
+// Drives the demo's edges with the sample client inside the source pod (its netns and cgroup, so
+// capture applies), one edge at a time, and collects what the destination node proxies logged
+// about those connections.
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../../common/paths';
+import type { ClientReport } from '../app/client';
+import { runInLab } from '../spawn';
+import type { LabTopology } from '../state';
+import { sleep } from '../sys';
+import type { DemoEdge } from './demo';
+import { meshPaths } from './paths';
+import { entriesFor, parseAccessLog, type AccessEntry, type EdgeObservation } from './report';
+
+export const appMain = (): string => join(projectRoot, 'dist', 'lab', 'app', 'main.js');
+
+export interface DriveOptions {
+  connections: number;
+  concurrency: number;
+  size: number;
+  timeoutMs: number;
+}
+
+export const DEFAULT_DRIVE: DriveOptions = { connections: 5, concurrency: 5, size: 2048, timeoutMs: 15_000 };
+
+/** Runs the sample client in a pod; the report, or the reason there is none. */
+export async function runClientIn(state: LabTopology, pod: string, target: string, mode: 'http' | 'tcp', o: DriveOptions): Promise<ClientReport | { error: string }> {
+  const argv = [process.execPath, appMain(), 'client', '--target', target, '--mode', mode, '--connections', String(o.connections), '--concurrency', String(o.concurrency), '--size', String(o.size), '--timeout-ms', String(o.timeoutMs), '--request-timeout-ms', String(Math.min(o.timeoutMs, 5000))];
+  try {
+    const r = await runInLab(state, pod, argv, o.timeoutMs + 10_000);
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    if (!line.startsWith('{')) return { error: `client exited ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}` };
+    return JSON.parse(line) as ClientReport;
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+/** Reads what a log file gained since `from` (a byte offset). */
+export function readFrom(file: string, from: number): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const size = statSync(file).size;
+    if (size <= from) return '';
+    const buf = Buffer.alloc(size - from);
+    readSync(fd, buf, 0, buf.length, from);
+    return buf.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function logSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Node proxy log files, by node. */
+export function proxyLogs(state: LabTopology): Map<string, string> {
+  const p = meshPaths(state.lab);
+  return new Map(state.nodes.map((n) => [n.name, p.log(n.name, 'node-proxy')]));
+}
+
+/** Access-log entries all node proxies wrote since `marks` (offsets from proxyLogMarks). */
+export function accessEntriesSince(state: LabTopology, marks: Map<string, number>): AccessEntry[] {
+  const out: AccessEntry[] = [];
+  for (const [node, file] of proxyLogs(state)) out.push(...parseAccessLog(readFrom(file, marks.get(node) ?? 0)));
+  return out;
+}
+
+export function proxyLogMarks(state: LabTopology): Map<string, number> {
+  return new Map([...proxyLogs(state)].map(([node, file]) => [node, logSize(file)]));
+}
+
+/** The destination port of the connection the edge makes at the destination pod. */
+function destinationPort(edge: DemoEdge): number {
+  return edge.to.port ?? 0;
+}
+
+export async function driveEdge(state: LabTopology, edge: DemoEdge, o: DriveOptions = DEFAULT_DRIVE, mesh = true): Promise<EdgeObservation> {
+  const marks = proxyLogMarks(state);
+  const client = await runClientIn(state, edge.from.pod.name, edge.target, edge.mode, o);
+  let entries: AccessEntry[] = [];
+  // Access-log lines are written when a connection closes: give the proxies a moment.
+  const deadline = Date.now() + (mesh ? 2000 : 0);
+  for (;;) {
+    entries = entriesFor(accessEntriesSince(state, marks), edge.from.pod.ip, edge.to.pod.ip, destinationPort(edge));
+    if (entries.length >= o.connections || Date.now() >= deadline) break;
+    await sleep(100);
+  }
+  return { edge, client, entries };
+}

@@ -1,0 +1,135 @@
+// `lab up` after the network: the control plane, node credentials, the demo's resources, one node
+// proxy per node, the demo apps; then traffic over every demo edge and the table of what happened.
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ApiClient } from '../../control/api/client';
+import { connectInNetns } from '../../native/netns';
+import { labStateDir, readLabProcesses, type LabTopology } from '../state';
+import { isSameProcess, sleep } from '../sys';
+import { labConnection } from './connect';
+import { issueNodeCredentials, startControlPlane } from './control';
+import { appArgs, assignRoles, demoEdges, demoResources, TRUST_DOMAIN, type DemoRole } from './demo';
+import { launch } from './launch';
+import { meshPaths } from './paths';
+import { proxyFlavour, startNodeProxies, teardownNodeProxies, type ProxyFlavour } from './proxies';
+import { formatEdgeTable, summarizeEdge, type EdgeSummary } from './report';
+import { appMain, DEFAULT_DRIVE, driveEdge, type DriveOptions } from './traffic';
+
+export interface MeshOptions {
+  mesh: boolean;
+  demo: boolean;
+  drive?: DriveOptions;
+}
+
+/** What `lab up` started, kept next to the lab state (read by `lab down` and `lab status`). */
+export interface MeshInfo {
+  mesh: boolean;
+  demo: boolean;
+  flavour?: ProxyFlavour;
+  roles?: Array<{ role: string; pod: string; workload: string; namespace: string }>;
+}
+
+const infoPath = (lab: string): string => join(labStateDir(lab), 'mesh', 'mesh.json');
+
+export function readMeshInfo(lab: string): MeshInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(infoPath(lab), 'utf8')) as MeshInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeMeshInfo(lab: string, info: MeshInfo): void {
+  mkdirSync(dirname(infoPath(lab)), { recursive: true });
+  writeFileSync(infoPath(lab), JSON.stringify(info, null, 2) + '\n');
+}
+
+export interface MeshUpResult {
+  info: MeshInfo;
+  roles?: DemoRole[];
+  edges?: EdgeSummary[];
+  table?: string;
+}
+
+async function waitListening(state: LabTopology, role: DemoRole, exited: Promise<string>, log: string): Promise<void> {
+  let gone: string | undefined;
+  void exited.then((h) => (gone = h));
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (gone) throw new Error(`the ${role.role} app in ${role.pod.name} exited (${gone}); see ${log}`);
+    try {
+      const s = await connectInNetns(role.pod.netnsPath, { host: '127.0.0.1', port: role.port ?? 0, timeoutMs: 1000 });
+      s.destroy();
+      return;
+    } catch {
+      await sleep(100);
+    }
+  }
+  throw new Error(`the ${role.role} app in ${role.pod.name} did not listen on :${role.port} within 10 s; see ${log}`);
+}
+
+export async function startDemoApps(state: LabTopology, roles: readonly DemoRole[], mesh: boolean): Promise<void> {
+  const paths = meshPaths(state.lab);
+  await Promise.all(
+    roles.map(async (r) => {
+      const args = appArgs(r, roles, mesh);
+      if (!args) return;
+      const log = paths.log(r.pod.name, r.role);
+      const p = launch(state, r.pod.name, `app-${r.role}`, [process.execPath, appMain(), ...args], log);
+      await waitListening(state, r, p.exited, log);
+    }),
+  );
+}
+
+export async function applyDemo(lab: string, roles: readonly DemoRole[], mesh: boolean): Promise<void> {
+  const c = labConnection(lab);
+  const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+  await api.apply(demoResources(roles, { enrolled: mesh }));
+}
+
+export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m: string) => void): Promise<MeshUpResult> {
+  const roles = opts.demo ? assignRoles(state) : undefined;
+  const info: MeshInfo = { mesh: opts.mesh, demo: opts.demo, roles: roles?.map((r) => ({ role: r.role, pod: r.pod.name, workload: r.workload, namespace: r.namespace })) };
+  writeMeshInfo(state.lab, info);
+  if (opts.mesh) {
+    progress(`control plane in ${state.control.netns} (${state.control.ip}: API :15014, xDS :15012)`);
+    const cp = await startControlPlane(state);
+    progress(`node tokens for ${state.nodes.map((n) => n.name).join(', ')} and the trust bundle`);
+    await issueNodeCredentials(state);
+    if (roles) {
+      progress('demo resources: namespaces demo (ambient, STRICT) and outside, workloads, services, policies');
+      await applyDemo(state.lab, roles, true);
+    }
+    info.flavour = await proxyFlavour();
+    writeMeshInfo(state.lab, info);
+    progress(`node proxies on ${state.nodes.map((n) => n.name).join(', ')}${info.flavour === 'lab' ? ' (this build has no --control: capture and passthrough only, no mTLS)' : ''}`);
+    await startNodeProxies(state, cp.xds, roles, info.flavour);
+  }
+  if (!roles) return { info };
+  if (!opts.mesh) progress('no mesh: demo apps talk plaintext, services by pod address');
+  progress(`demo apps: ${roles.filter((r) => r.role !== 'client').map((r) => `${r.role}@${r.pod.name}`).join(', ')}; client@${roles.find((r) => r.role === 'client')?.pod.name}`);
+  await startDemoApps(state, roles, opts.mesh);
+  progress('driving traffic over each edge');
+  const edges: EdgeSummary[] = [];
+  for (const edge of demoEdges(roles, opts.mesh)) edges.push(summarizeEdge(await driveEdge(state, edge, opts.drive ?? DEFAULT_DRIVE, opts.mesh)));
+  return { info, roles, edges, table: formatEdgeTable(edges, TRUST_DOMAIN) };
+}
+
+/** Before `lab down`: stop the node proxies and let them unenrol every workload and drop their pins. */
+export async function meshDown(state: LabTopology, progress: (m: string) => void): Promise<void> {
+  const info = readMeshInfo(state.lab);
+  if (!info?.mesh || !info.flavour) return;
+  const proxies = readLabProcesses(state.lab).filter((p) => p.name === 'node-proxy' && isSameProcess(p.pid, p.startTime));
+  for (const p of proxies) {
+    try {
+      process.kill(p.pid, 'SIGTERM');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const deadline = Date.now() + 5000;
+  while (proxies.some((p) => isSameProcess(p.pid, p.startTime)) && Date.now() < deadline) await sleep(50);
+  if (!state.nodes.some((n) => existsSync(n.bpffsDir))) return;
+  progress('node proxies: --teardown (unenrol workloads, remove pins)');
+  for (const problem of await teardownNodeProxies(state, info.flavour)) progress(`warning: ${problem}`);
+}
