@@ -310,7 +310,8 @@ function tlsContextOptions(c: ServerCredentials): { cert: string; key: string | 
 /** Errors from the network stack (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, …) mean the upstream is unavailable. */
 function isNetworkError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E[A-Z]+$/.test(code);
+  // errno names (ECONNREFUSED, EAI_AGAIN, …); node's own ERR_* codes are programming errors.
+  return typeof code === 'string' && /^E[A-Z0-9_]+$/.test(code) && !code.startsWith('ERR_');
 }
 
 function connected(socket: Socket): Promise<Error | undefined> {

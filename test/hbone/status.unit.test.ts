@@ -56,6 +56,8 @@ describe('HBONE refusals and resets', () => {
         if (r.target.port === 1001) return deny(403, 'policy: not allowed');
         if (r.target.port === 1002) return deny(401, 'policy: needs identity');
         if (r.target.port === closedPort || r.target.port === resetPort) return allow(await connectUpstream(r.target));
+        if (r.target.port === 1004) throw Object.assign(new Error('a bug in the handler'), { code: 'ERR_INVALID_ARG_TYPE' });
+        if (r.target.port === 1005) throw new Error('a bug without a code');
         if (r.target.port === 1003) return allow(new Socket().connect({ host: '127.0.0.1', port: closedPort }));
         if (r.target.port === watchPort) return allow(await connectUpstream(r.target), (res) => results.push(res));
         return connect();
@@ -85,6 +87,11 @@ describe('HBONE refusals and resets', () => {
 
   it('answers 503 when an upstream socket handed over still connecting then fails', async () => {
     expect((await refusal(mesh.client.open(mesh.openOptions({ authority: '127.0.0.1:1003' })))).status).toBe(503);
+  });
+
+  it('answers 500 when the handler fails for a reason that is not the network', async () => {
+    expect((await refusal(mesh.client.open(mesh.openOptions({ authority: '127.0.0.1:1004' })))).status).toBe(500);
+    expect((await refusal(mesh.client.open(mesh.openOptions({ authority: '127.0.0.1:1005' })))).status).toBe(500);
   });
 
   it('resets the client stream when the upstream resets its connection', async () => {
