@@ -112,5 +112,5 @@ if [ -f native/CMakeLists.txt ]; then
 fi
 
 # --- 6. TypeScript --------------------------------------------------------------------------
-npx --no-install tsc -p tsconfig.json
+node node_modules/typescript/bin/tsc -p tsconfig.json
 chmod +x dist/cli/main.js 2>/dev/null || true
