@@ -18,7 +18,7 @@ export const TCP_PROXY_FILTER = 'envoy.filters.network.tcp_proxy';
 export type HttpFilterConfig =
   | { readonly kind: 'rbac'; readonly name: string; readonly engine: RbacEngine | undefined; readonly shadow: RbacEngine | undefined }
   | { readonly kind: 'fault'; readonly name: string; readonly policy: FaultPolicy }
-  | { readonly kind: 'ratelimit'; readonly name: string; readonly policy: RateLimitPolicy };
+  | { readonly kind: 'ratelimit'; readonly name: string; readonly policy: RateLimitPolicy | undefined };
 
 export interface HttpListenerConfig {
   readonly kind: 'http';
@@ -110,7 +110,9 @@ export function compileHcm(h: HttpConnectionManager): HttpListenerConfig {
       } else if (type === codecs.fault.$type) {
         filters.push({ kind: 'fault', name: f.name, policy: compileFault(unpackAs(any, codecs.fault, f.name)) });
       } else if (type === codecs.localRateLimit.$type) {
-        filters.push({ kind: 'ratelimit', name: f.name, policy: compileRateLimit(unpackAs(any, codecs.localRateLimit, f.name)) });
+        // Without a token_bucket the filter only applies the routes' own limits (per-route config).
+        const c = unpackAs(any, codecs.localRateLimit, f.name);
+        filters.push({ kind: 'ratelimit', name: f.name, policy: c.tokenBucket ? compileRateLimit(c) : undefined });
       } else if (!f.isOptional) {
         throw new ConfigError(`the nodemesh waypoint has no HTTP filter ${f.name}${type ? ` (${type})` : ''}; supported: rbac, fault, local_ratelimit, router`);
       }

@@ -1,0 +1,148 @@
+// A control plane for waypoint tests: the real delta ADS server (control/xds) over a SharedCache
+// holding hand-written Envoy resources, plus HTTP backends on 127.0.0.1 that record what they got.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { Registry } from 'prom-client';
+import { Cluster, Cluster_DiscoveryType, Cluster_LbPolicy } from '../../api/gen/envoy/config/cluster/v3/cluster';
+import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/endpoint';
+import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
+import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
+import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
+import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
+import { createLogger } from '../../common/log';
+import { SharedCache } from '../../control/xds/cache';
+import { DeltaAdsServer } from '../../control/xds/delta-server';
+import { xdsMetrics } from '../../control/xds/metrics';
+import { xdsResource } from '../../control/xds/resource';
+import { adsImplementation, adsServiceDefinition } from '../../control/xds/service';
+import { pack } from '../../waypoint/config/typed';
+import { TYPE } from '../../waypoint/xds/ads-client';
+
+export const quiet = createLogger('waypoint-test', process.env.NODEMESH_LOG_LEVEL ?? 'silent');
+
+export class ControlPlane {
+  readonly cache = new SharedCache([TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]);
+  private server: grpc.Server | undefined;
+  private ads: DeltaAdsServer | undefined;
+  port = 0;
+
+  async start(port = 0): Promise<void> {
+    this.ads = new DeltaAdsServer(this.cache, { logger: quiet, metrics: xdsMetrics(new Registry()) });
+    this.server = new grpc.Server();
+    this.server.addService(adsServiceDefinition as unknown as grpc.ServiceDefinition, adsImplementation({ delta: this.ads.handle }));
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server!.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.ads?.closeAll();
+    this.server?.forceShutdown();
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  listener(name: string, port: number, routeName: string, httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }> = []): void {
+    const hcm = HttpConnectionManager.fromPartial({
+      statPrefix: name,
+      routeSpecifier: { $case: 'rds', value: { routeConfigName: routeName, configSource: { configSourceSpecifier: { $case: 'ads', value: {} } } } },
+      httpFilters: [
+        ...httpFilters.map((f) => ({ name: f.name, configType: { $case: 'typedConfig' as const, value: f.typedConfig } })),
+        { name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } },
+      ],
+    });
+    const l = Listener.fromPartial({
+      name,
+      address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } },
+      filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+    });
+    this.cache.update(TYPE.listener, [xdsResource(TYPE.listener, name, Listener.encode(l).finish())]);
+  }
+
+  routes(rc: Parameters<typeof RouteConfiguration.fromPartial>[0]): void {
+    const r = RouteConfiguration.fromPartial(rc);
+    this.cache.update(TYPE.route, [xdsResource(TYPE.route, r.name, RouteConfiguration.encode(r).finish())]);
+  }
+
+  /** Raw bytes as a RouteConfiguration (to send something invalid). */
+  rawRoutes(name: string, bytes: Uint8Array): void {
+    this.cache.update(TYPE.route, [xdsResource(TYPE.route, name, bytes)]);
+  }
+
+  cluster(name: string, ports: number[], extra: Parameters<typeof Cluster.fromPartial>[0] = {}): void {
+    const c = Cluster.fromPartial({
+      name,
+      clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.EDS },
+      edsClusterConfig: { serviceName: name, edsConfig: { configSourceSpecifier: { $case: 'ads', value: {} } } },
+      lbPolicy: Cluster_LbPolicy.ROUND_ROBIN,
+      connectTimeout: { seconds: 1, nanos: 0 },
+      ...extra,
+    });
+    const cla = ClusterLoadAssignment.fromPartial({
+      clusterName: name,
+      endpoints: [{ lbEndpoints: ports.map((p) => ({ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: p } } } } } } })) }],
+    });
+    this.cache.update(TYPE.cluster, [xdsResource(TYPE.cluster, name, Cluster.encode(c).finish())]);
+    this.cache.update(TYPE.endpoint, [xdsResource(TYPE.endpoint, name, ClusterLoadAssignment.encode(cla).finish())]);
+  }
+}
+
+export interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly port: number;
+  readonly seen: Seen[];
+  close(): Promise<void>;
+}
+
+/** An HTTP backend; `answer` may respond itself, else it answers 200 "<name>". */
+export async function backend(name: string, answer?: (s: Seen, res: ServerResponse) => boolean | void): Promise<Backend> {
+  const seen: Seen[] = [];
+  const server: Server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const s = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(parts) };
+      seen.push(s);
+      if (answer && answer(s, res)) return;
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-backend': name });
+      res.end(name);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    name,
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+export async function until(f: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,118 @@
+// Choosing an endpoint of a cluster: ROUND_ROBIN, LEAST_REQUEST (power of two choices on active
+// requests) or RANDOM over the endpoints that are not ejected; Envoy's panic mode (use every
+// endpoint) when none is left. Outlier detection ejects an endpoint after consecutive 5xx (or
+// gateway failures) for base_ejection_time × times ejected, never more than max_ejection_percent
+// of the endpoints (at least one). Pure logic with an injectable clock.
+import type { LbPolicy, OutlierPolicy, UpstreamEndpoint } from '../config/clusters';
+
+export class EndpointState {
+  active = 0;
+  consecutive5xx = 0;
+  consecutiveGateway = 0;
+  timesEjected = 0;
+  ejectedUntil = 0;
+  constructor(readonly endpoint: UpstreamEndpoint) {}
+  get key(): string {
+    return `${this.endpoint.address}:${this.endpoint.port}`;
+  }
+}
+
+export interface OutlierEvent {
+  readonly endpoint: string;
+  readonly kind: 'ejected' | 'returned';
+  readonly untilMs?: number;
+}
+
+export class Balancer {
+  private states: EndpointState[] = [];
+  private rr = 0;
+  ejections = 0;
+
+  constructor(
+    private lb: LbPolicy,
+    private outlier: OutlierPolicy | undefined,
+    private readonly now: () => number = Date.now,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** New cluster settings; endpoint state is kept. */
+  configure(lb: LbPolicy, outlier: OutlierPolicy | undefined): void {
+    this.lb = lb;
+    this.outlier = outlier;
+  }
+
+  /** New endpoint set (EDS); state of endpoints that stay is kept. */
+  setEndpoints(endpoints: readonly UpstreamEndpoint[]): void {
+    const old = new Map(this.states.map((s) => [s.key, s]));
+    const healthy = endpoints.filter((e) => e.health === 'healthy');
+    const use = healthy.length > 0 ? healthy : endpoints;
+    this.states = use.map((e) => {
+      const prev = old.get(`${e.address}:${e.port}`);
+      if (!prev) return new EndpointState(e);
+      const s = new EndpointState(e);
+      Object.assign(s, { active: prev.active, consecutive5xx: prev.consecutive5xx, consecutiveGateway: prev.consecutiveGateway, timesEjected: prev.timesEjected, ejectedUntil: prev.ejectedUntil });
+      return s;
+    });
+  }
+
+  get size(): number {
+    return this.states.length;
+  }
+
+  snapshot(): Array<{ endpoint: string; active: number; ejected: boolean; consecutive5xx: number; hbone: boolean }> {
+    const t = this.now();
+    return this.states.map((s) => ({ endpoint: s.key, active: s.active, ejected: s.ejectedUntil > t, consecutive5xx: s.consecutive5xx, hbone: s.endpoint.hbone !== undefined }));
+  }
+
+  /** An endpoint for the next request, or undefined when the cluster has none. */
+  pick(exclude?: EndpointState): EndpointState | undefined {
+    if (this.states.length === 0) return undefined;
+    const t = this.now();
+    let candidates = this.states.filter((s) => s.ejectedUntil <= t);
+    if (candidates.length === 0) candidates = this.states; // panic: every endpoint
+    if (exclude && candidates.length > 1) candidates = candidates.filter((s) => s !== exclude);
+    switch (this.lb) {
+      case 'RANDOM':
+        return candidates[Math.floor(this.random() * candidates.length)];
+      case 'LEAST_REQUEST': {
+        if (candidates.length === 1) return candidates[0];
+        const a = candidates[Math.floor(this.random() * candidates.length)]!;
+        let b = candidates[Math.floor(this.random() * candidates.length)]!;
+        if (b === a) b = candidates[(candidates.indexOf(a) + 1) % candidates.length]!;
+        return b.active < a.active ? b : a;
+      }
+      default:
+        return candidates[this.rr++ % candidates.length];
+    }
+  }
+
+  /** Record the outcome of a request to `s`: an HTTP status, or a local failure (connect, reset, timeout). */
+  record(s: EndpointState, outcome: number | 'local-failure'): OutlierEvent | undefined {
+    const o = this.outlier;
+    const is5xx = outcome === 'local-failure' || outcome >= 500;
+    const isGateway = outcome === 'local-failure' || outcome === 502 || outcome === 503 || outcome === 504;
+    if (!is5xx) {
+      s.consecutive5xx = 0;
+      s.consecutiveGateway = 0;
+      return undefined;
+    }
+    s.consecutive5xx++;
+    if (isGateway) s.consecutiveGateway++;
+    else s.consecutiveGateway = 0;
+    if (!o) return undefined;
+    const t = this.now();
+    if (s.ejectedUntil > t) return undefined;
+    const by5xx = o.consecutive5xx > 0 && s.consecutive5xx >= o.consecutive5xx && this.random() < o.enforcing5xx;
+    const byGateway = o.consecutiveGatewayFailure > 0 && s.consecutiveGateway >= o.consecutiveGatewayFailure && this.random() < o.enforcingGatewayFailure;
+    if (!by5xx && !byGateway) return undefined;
+    s.consecutive5xx = 0;
+    s.consecutiveGateway = 0;
+    const ejected = this.states.filter((x) => x.ejectedUntil > t).length;
+    // Envoy: eject only while the ejected share is below max_ejection_percent (so at least one can go).
+    if ((100 * ejected) / this.states.length >= o.maxEjectionPercent && ejected > 0) return undefined;
+    s.timesEjected++;
+    s.ejectedUntil = t + Math.min(o.maxEjectionMs, o.baseEjectionMs * s.timesEjected);
+    this.ejections++;
+    return { endpoint: s.key, kind: 'ejected', untilMs: s.ejectedUntil };
+  }
+}

@@ -1,0 +1,25 @@
+// W3C trace context: read `traceparent` (or start a trace when it is absent or malformed), and
+// make the child span the waypoint forwards upstream.
+import { randomBytes } from 'node:crypto';
+
+export interface SpanContext {
+  readonly traceId: string;
+  readonly spanId: string;
+  /** The caller's span, when the request carried one. */
+  readonly parentSpanId: string | undefined;
+  readonly sampled: boolean;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+export function spanFor(traceparent: string | undefined): SpanContext {
+  const m = traceparent ? TRACEPARENT.exec(traceparent.trim().toLowerCase()) : null;
+  if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!)) {
+    return { traceId: m[2]!, spanId: randomBytes(8).toString('hex'), parentSpanId: m[3], sampled: (parseInt(m[4]!, 16) & 1) === 1 };
+  }
+  return { traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), parentSpanId: undefined, sampled: true };
+}
+
+export function formatTraceparent(s: SpanContext): string {
+  return `00-${s.traceId}-${s.spanId}-${s.sampled ? '01' : '00'}`;
+}
