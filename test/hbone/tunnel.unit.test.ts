@@ -1,7 +1,11 @@
 // Bytes through the tunnel: client -> HBONE server -> TCP upstream and back, on loopback.
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestReply, roundTrip, sha256, startMesh, type Mesh } from './fixture';
+import { forwardedFor } from '../../common/hbone/headers';
+import { HboneServer, allow } from '../../common/hbone/server';
+import { connectUpstream } from '../../common/hbone/upstream';
+import { digestReply, echo, quietLogger, roundTrip, sha256, startMesh, type Mesh } from './fixture';
 
 describe('HBONE tunnel carries bytes intact', () => {
   let mesh: Mesh;
@@ -52,5 +56,42 @@ describe('HBONE half-close', () => {
     const stream = await mesh.client.open(mesh.openOptions());
     const reply = (await roundTrip(stream, data)).toString();
     expect(reply).toBe(`${data.length} ${sha256(data)}`);
+  });
+});
+
+describe('HBONE over IPv6', () => {
+  let mesh: Mesh;
+  beforeAll(async () => {
+    mesh = await startMesh();
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+
+  it('tunnels to an [ipv6]:port authority through a server on ::1', async () => {
+    const app = createServer({ allowHalfOpen: true }, echo);
+    await new Promise<void>((r) => app.listen(0, '::1', r));
+    const appPort = (app.address() as AddressInfo).port;
+    const seen: string[] = [];
+    const server6 = new HboneServer({
+      credentials: { certChain: mesh.serverCreds.certChain, key: mesh.serverCreds.key, trustBundle: mesh.ca.bundle },
+      logger: quietLogger,
+      handler: async (r) => {
+        seen.push(`${r.target.family} ${r.target.host} ${r.remoteAddress.address} ${r.headers.forwarded}`);
+        return allow(await connectUpstream(r.target));
+      },
+    });
+    try {
+      const ep = await server6.listen({ host: '::1', port: 0 });
+      const stream = await mesh.client.open(
+        mesh.openOptions({ destination: `[::1]:${ep.port}`, authority: `[::1]:${appPort}`, headers: { forwarded: forwardedFor('fd00::4') } }),
+      );
+      const data = randomBytes(100_000);
+      expect(sha256(await roundTrip(stream, data))).toBe(sha256(data));
+      expect(seen).toEqual(['6 ::1 ::1 for="[fd00::4]"']);
+    } finally {
+      await server6.close(100);
+      await new Promise((r) => app.close(r));
+    }
   });
 });
