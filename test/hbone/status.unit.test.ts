@@ -7,7 +7,7 @@ import { TunnelRefusedError } from '../../common/hbone/errors';
 import { deny } from '../../common/hbone/server';
 import { connectUpstream } from '../../common/hbone/upstream';
 import { allow } from '../../common/hbone/server';
-import { startMesh, tcpServer, type Mesh } from './fixture';
+import { eventually, startMesh, tcpServer, type Mesh } from './fixture';
 
 function refusal(p: Promise<unknown>): Promise<TunnelRefusedError> {
   return p.then(
@@ -118,6 +118,10 @@ describe('HBONE refusals and resets', () => {
     });
     expect(back).toBe('x');
     expect(mesh.client.connectionCount()).toBe(1);
+    // every refused, reset and finished stream gave its slot back
+    const active = (): number => mesh.client.poolSnapshot().reduce((n, g) => n + g.sessions.reduce((m, s) => m + s.active, 0), 0);
+    expect(await eventually(() => active() === 0)).toBe(true);
+    expect(mesh.server.stats().streamsActive).toBe(0);
   });
 
   it('resets the app connection when the client resets the tunnel, and reports the tunnel as unclean', async () => {
