@@ -205,7 +205,7 @@ export class HboneServer {
     } catch (err) {
       this.counters.connectionsRejected++;
       this.log.warn({ remote: socket.remoteAddress, err: err instanceof Error ? err.message : String(err) }, 'HBONE client refused');
-      session.destroy(undefined, h2.NGHTTP2_REFUSED_STREAM);
+      session.destroy(undefined, h2.NGHTTP2_INADEQUATE_SECURITY); // GOAWAY: the peer identity is not acceptable
       return;
     }
     this.peers.set(session, peer);
