@@ -15,7 +15,6 @@ const commands: Record<string, () => Promise<Command>> = {
   get: async () => (await import('../control/cli.js')).getCommand,
   delete: async () => (await import('../control/cli.js')).deleteCommand,
   namespace: async () => (await import('../control/cli.js')).namespaceCommand,
-  waypoint: async () => (await import('../control/envoy/cli.js')).waypointCommand,
   'proxy-config': async () => (await import('../control/envoy/cli.js')).proxyConfigCommand,
   waypoint: async () => (await import('../waypoint/cli.js')).waypointCommand,
 };

@@ -5,6 +5,7 @@ import type { ControlPlaneComponent } from './control-plane';
 
 export async function defaultComponents(): Promise<ControlPlaneComponent[]> {
   return [
-    (await import('./xds/component.js')).createXdsComponent(),
+    // Envoy xDS (control/envoy) then the xDS/CA gRPC side serving it next to the workload API.
+    ...(await (await import('./envoy/component.js')).envoyAndXdsComponents()),
   ];
 }

@@ -24,6 +24,8 @@ export interface ControlPlaneComponent {
   stop(): Promise<void>;
   /** Readiness contribution for /healthz/ready (default: ready once started). */
   ready?(): boolean;
+  /** Debug data for GET /debug/<path> on the config API (undefined: not this component's path). */
+  debug?(path: string, query: URLSearchParams): unknown;
 }
 
 export interface ControlPlaneOptions {
@@ -98,6 +100,13 @@ export class ControlPlane {
         registry: this.registry,
         log: this.log,
         isReady: () => this.running && this.started.every((c) => c.ready?.() ?? true),
+        debug: (path, query) => {
+          for (const c of this.started) {
+            const body = c.debug?.(path, query);
+            if (body !== undefined) return body;
+          }
+          return undefined;
+        },
       });
       this.server = createServer(this.api.handle);
       await new Promise<void>((resolve, reject) => {

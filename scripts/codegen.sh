@@ -77,6 +77,7 @@ envoy_dirs=(
   envoy/config/bootstrap/v3
   envoy/extensions/bootstrap/internal_listener/v3
   envoy/extensions/filters/network/rbac/v3
+  envoy/extensions/upstreams/http/v3
 )
 envoy=()
 for d in "${envoy_dirs[@]}"; do

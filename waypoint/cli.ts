@@ -70,7 +70,10 @@ async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-const subcommands: Record<string, (argv: string[]) => Promise<number>> = { run };
+const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
+  run,
+  bootstrap: async (argv) => (await import('../control/envoy/cli.js')).runWaypointBootstrap(argv),
+};
 
 export const waypointCommand: Command = {
   name: 'waypoint',

@@ -96,6 +96,11 @@ export class ApiClient {
     return this.call('DELETE', itemPath(kind, name, namespace) + q);
   }
 
+  /** GET /debug/<path> (components' debug data, e.g. `xds?client=ID`). */
+  debug<T = unknown>(pathAndQuery: string): Promise<T> {
+    return this.call('GET', `/debug/${pathAndQuery}`);
+  }
+
   /** Streams changes after `revision` as JSON lines; `onLine` gets each one. */
   watch(params: { revision?: number; kind?: string; namespace?: string }, onLine: (line: WatchLine) => void): Promise<WatchStream> {
     const q = new URLSearchParams();

@@ -22,6 +22,8 @@ export interface ConfigApiOptions {
   log: Logger;
   /** Extra readiness condition (e.g. the xDS server is listening); the store being open is implied. */
   isReady?: () => boolean;
+  /** Debug data for GET /debug/<path> (behind the token); undefined means 404. */
+  debug?: (path: string, query: URLSearchParams) => unknown;
   /** Largest request body accepted (default 8 MiB). */
   maxBodyBytes?: number;
   /** How often an idle watch stream gets a BOOKMARK line (default 15 s). */
@@ -81,6 +83,13 @@ export class ConfigApi {
     }
     if (!bearerMatches(req.headers.authorization, this.opts.token)) {
       throw new HttpError(401, 'Unauthorized', 'missing or wrong bearer token: send "Authorization: Bearer <token>" (the CLI reads --token-file, NODEMESH_TOKEN, or <data-dir>/token)');
+    }
+    if (url.pathname.startsWith('/debug/')) {
+      allow(method, ['GET']);
+      const body = this.opts.debug?.(url.pathname.slice('/debug/'.length), url.searchParams);
+      if (body === undefined) throw new HttpError(404, 'NotFound', `no debug data at ${url.pathname}`);
+      json(res, 200, body);
+      return;
     }
     let route: Route;
     try {

@@ -23,6 +23,7 @@ import {
   HttpConnectionManager_CodecType,
   type HttpFilter,
 } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
+import { RBAC as NetworkRBAC } from '../../api/gen/envoy/extensions/filters/network/rbac/v3/rbac';
 import { TcpProxy } from '../../api/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy';
 import { TlsParameters_TlsProtocol } from '../../api/gen/envoy/extensions/transport_sockets/tls/v3/common';
 import { DownstreamTlsContext } from '../../api/gen/envoy/extensions/transport_sockets/tls/v3/tls';
@@ -40,6 +41,7 @@ import {
   HCM_FILTER,
   LOCAL_RATELIMIT_HTTP_FILTER,
   RBAC_HTTP_FILTER,
+  RBAC_NETWORK_FILTER,
   ROUTER_HTTP_FILTER,
   TCP_PROXY_FILTER,
   TLS_TRANSPORT_SOCKET,
@@ -135,7 +137,12 @@ export function translateServiceListener(index: MeshIndex, svc: ServiceInfo, por
   const protocol = protocolOf(port);
   const name = inboundVipName(port.port, protocol, svc.host);
   let filter;
+  const filters: { name: string; configType: { $case: 'typedConfig'; value: ReturnType<typeof pack> } }[] = [];
   if (protocol === 'tcp') {
+    for (const rbac of translateRbac(index, policiesFor(index, svc), true)) {
+      const network = NetworkRBAC.fromPartial({ rules: rbac.rules, statPrefix: `${name}.${rbac.rulesStatPrefix}` });
+      filters.push({ name: RBAC_NETWORK_FILTER, configType: { $case: 'typedConfig', value: pack(NetworkRBAC, network) } });
+    }
     const tcp = TcpProxy.fromPartial({ statPrefix: name, clusterSpecifier: { $case: 'cluster', value: outboundClusterName(port.port, svc.host) } });
     filter = { name: TCP_PROXY_FILTER, configType: { $case: 'typedConfig' as const, value: pack(TcpProxy, tcp) } };
   } else {
@@ -159,7 +166,7 @@ export function translateServiceListener(index: MeshIndex, svc: ServiceInfo, por
     name,
     trafficDirection: TrafficDirection.INBOUND,
     listenerSpecifier: { $case: 'internalListener', value: {} },
-    filterChains: [{ name, filters: [filter] }],
+    filterChains: [{ name, filters: [...filters, filter] }],
   });
 }
 

@@ -55,6 +55,7 @@ export const CONNECT_TERMINATE = 'connect_terminate';
 export const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
 export const TCP_PROXY_FILTER = 'envoy.filters.network.tcp_proxy';
 export const RBAC_HTTP_FILTER = 'envoy.filters.http.rbac';
+export const RBAC_NETWORK_FILTER = 'envoy.filters.network.rbac';
 export const FAULT_HTTP_FILTER = 'envoy.filters.http.fault';
 export const LOCAL_RATELIMIT_HTTP_FILTER = 'envoy.filters.http.local_ratelimit';
 export const ROUTER_HTTP_FILTER = 'envoy.filters.http.router';

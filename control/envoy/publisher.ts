@@ -121,6 +121,7 @@ export interface EnvoyTranslationReport {
 const EMPTY: ReadonlyMap<string, XdsResource> = new Map();
 
 export class EnvoyPublisher implements ResourceSource {
+  static readonly TYPE_URLS = ENVOY_TYPE_URLS;
   readonly typeUrls = ENVOY_TYPE_URLS;
   private current: Encoded | undefined;
   private viewCache = new Map<string, Map<string, ReadonlyMap<string, XdsResource>>>();
@@ -130,15 +131,23 @@ export class EnvoyPublisher implements ResourceSource {
   private report: EnvoyTranslationReport | undefined;
   private lastWarnings = new Set<string>();
 
-  constructor(
-    private readonly store: Pick<ConfigStore, 'snapshot' | 'watch'>,
-    private readonly options: EnvoyPublisherOptions,
-  ) {}
+  private store: Pick<ConfigStore, 'snapshot' | 'watch'> | undefined;
 
-  start(): void {
+  /** `store` may be given later, to start() (a control-plane component only has it then). */
+  constructor(
+    store: Pick<ConfigStore, 'snapshot' | 'watch'> | undefined,
+    private readonly options: EnvoyPublisherOptions,
+  ) {
+    this.store = store;
+  }
+
+  start(store?: Pick<ConfigStore, 'snapshot' | 'watch'>): void {
     if (this.watch) return;
-    const revision = this.publish();
-    this.watch = this.store.watch(revision, () => this.schedule());
+    if (store) this.store = store;
+    const s = this.store;
+    if (!s) throw new Error('the Envoy xDS publisher has no config store to translate');
+    const revision = this.publish(s.snapshot());
+    this.watch = s.watch(revision, () => this.schedule());
   }
 
   stop(): void {
@@ -155,7 +164,7 @@ export class EnvoyPublisher implements ResourceSource {
     return this.viewFor(viewOfClient(client), typeUrl);
   }
 
-  systemVersion(): string {
+  systemVersion(_typeUrl?: string): string {
     return String(this.current?.revision ?? 0);
   }
 
@@ -198,9 +207,9 @@ export class EnvoyPublisher implements ResourceSource {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (!this.watch) return;
+      if (!this.watch || !this.store) return;
       try {
-        this.publish();
+        this.publish(this.store.snapshot());
       } catch (err) {
         this.options.logger.error({ err }, 'Envoy xDS translation failed; clients keep the previous configuration');
       }
@@ -208,7 +217,7 @@ export class EnvoyPublisher implements ResourceSource {
   }
 
   /** Translate the store's current snapshot and notify streams of what changed; returns its revision. */
-  publish(snapshot: Snapshot = this.store.snapshot()): number {
+  publish(snapshot: Snapshot): number {
     const started = process.hrtime.bigint();
     const config = translateEnvoy(snapshot, this.options.translate ?? DEFAULT_ENVOY_OPTIONS);
     const previous = this.current;

@@ -32,8 +32,11 @@ export function policiesFor(index: MeshIndex, svc: ServiceInfo): AuthorizationPo
   });
 }
 
-/** RBAC filter configs in chain order (DENY first, then ALLOW); empty when no policy applies. */
-export function translateRbac(index: MeshIndex, policies: readonly AuthorizationPolicy[]): RBAC[] {
+/**
+ * RBAC filter configs in chain order (DENY first, then ALLOW); empty when no policy applies.
+ * `tcp`: for a TCP port (network RBAC filter), where HTTP attributes cannot be checked.
+ */
+export function translateRbac(index: MeshIndex, policies: readonly AuthorizationPolicy[], tcp = false): RBAC[] {
   const filters: RBAC[] = [];
   for (const action of ['DENY', 'ALLOW'] as const) {
     const chosen = policies.filter((p) => p.spec.action === action);
@@ -41,7 +44,7 @@ export function translateRbac(index: MeshIndex, policies: readonly Authorization
     const envoyPolicies: Record<string, DeepPartial<Policy>> = {};
     for (const p of chosen) {
       (p.spec.rules ?? []).forEach((rule, i) => {
-        const translated = translateRule(index, p, rule, action);
+        const translated = translateRule(index, p, rule, action, tcp);
         if (translated) envoyPolicies[`${p.metadata.namespace ?? ''}.${p.metadata.name}[${i}]`] = translated;
       });
     }
@@ -57,9 +60,9 @@ export function translateRbac(index: MeshIndex, policies: readonly Authorization
 
 class Unusable extends Error {}
 
-function translateRule(index: MeshIndex, p: AuthorizationPolicy, rule: Rule, action: 'ALLOW' | 'DENY'): DeepPartial<Policy> | undefined {
+function translateRule(index: MeshIndex, p: AuthorizationPolicy, rule: Rule, action: 'ALLOW' | 'DENY', tcp: boolean): DeepPartial<Policy> | undefined {
   const who = `AuthorizationPolicy ${p.metadata.namespace ?? ''}/${p.metadata.name}`;
-  const ctx: Ctx = { index, who, action, trustDomain: index.options.trustDomain };
+  const ctx: Ctx = { index, who, action, trustDomain: index.options.trustDomain, tcp };
   try {
     const principalSets = (rule.from ?? []).map((f) => source(ctx, f.source)).filter((x): x is DeepPartial<Principal> => x !== undefined);
     const permissionSets = (rule.to ?? []).map((t) => operation(ctx, t.operation)).filter((x): x is DeepPartial<Permission> => x !== undefined);
@@ -71,7 +74,7 @@ function translateRule(index: MeshIndex, p: AuthorizationPolicy, rule: Rule, act
     return { principals: [principals], permissions: [permissions] };
   } catch (err) {
     if (!(err instanceof Unusable)) throw err;
-    index.warnings.push(`${who}: an ALLOW rule needs ${err.message}, which a waypoint cannot check; the rule is left out (it can never match)`);
+    index.warnings.push(`${who}: an ALLOW rule needs ${err.message}, which cannot be checked here; the rule is left out (it can never match)`);
     return undefined;
   }
 }
@@ -81,12 +84,13 @@ interface Ctx {
   readonly who: string;
   readonly action: 'ALLOW' | 'DENY';
   readonly trustDomain: string;
+  readonly tcp: boolean;
 }
 
 /** A field the waypoint cannot evaluate: ALLOW rules are dropped, DENY rules ignore the field. */
 function cannotCheck(ctx: Ctx, what: string): undefined {
   if (ctx.action === 'ALLOW') throw new Unusable(what);
-  ctx.index.warnings.push(`${ctx.who}: ${what} cannot be checked by a waypoint; the DENY rule ignores it and denies more`);
+  ctx.index.warnings.push(`${ctx.who}: ${what} cannot be checked here; the DENY rule ignores it and denies more`);
   return undefined;
 }
 
@@ -142,8 +146,12 @@ const headerPermission = (name: string, m: DeepPartial<StringMatcher>): DeepPart
   rule: { $case: 'header', value: { name, headerMatchSpecifier: { $case: 'stringMatch', value: m } } },
 });
 
-function operation(_ctx: Ctx, o: Operation): DeepPartial<Permission> | undefined {
+function operation(ctx: Ctx, o: Operation): DeepPartial<Permission> | undefined {
   const parts: DeepPartial<Permission>[] = [];
+  if (ctx.tcp && (o.hosts || o.notHosts || o.methods || o.notMethods || o.paths || o.notPaths)) {
+    cannotCheck(ctx, 'HTTP attributes (hosts, methods, paths) on a TCP port');
+    o = { ports: o.ports, notPorts: o.notPorts };
+  }
   const add = (values: string[] | undefined, f: (v: string) => DeepPartial<Permission>, negate = false) => {
     if (!values) return;
     const set = orPermissions(values.map(f));
@@ -176,7 +184,10 @@ function condition(ctx: Ctx, c: Condition, principals: DeepPartial<Principal>[],
     if (values) permissions.push(orPermissions(values.map(f)));
     if (notValues) permissions.push({ rule: { $case: 'notRule', value: orPermissions(notValues.map(f)) } });
   };
-  if (header) return permission((v) => headerPermission(header[1]!.toLowerCase(), stringMatch(v)));
+  if (header) {
+    if (ctx.tcp) return cannotCheck(ctx, `the condition ${c.key} on a TCP port`);
+    return permission((v) => headerPermission(header[1]!.toLowerCase(), stringMatch(v)));
+  }
   switch (c.key) {
     case 'source.ip':
       return principal((v) => ({ identifier: { $case: 'directRemoteIp', value: cidr(v) } }));

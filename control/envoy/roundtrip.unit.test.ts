@@ -17,6 +17,7 @@ const EXTENSIONS: Record<string, string> = {
   'envoy.filters.network.tcp_proxy': 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
   'envoy.filters.http.router': 'envoy.extensions.filters.http.router.v3.Router',
   'envoy.filters.http.rbac': 'envoy.extensions.filters.http.rbac.v3.RBAC',
+  'envoy.filters.network.rbac': 'envoy.extensions.filters.network.rbac.v3.RBAC',
   'envoy.filters.http.fault': 'envoy.extensions.filters.http.fault.v3.HTTPFault',
   'envoy.filters.http.local_ratelimit': 'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
   'envoy.transport_sockets.tls': 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',

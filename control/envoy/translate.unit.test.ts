@@ -148,6 +148,20 @@ describe('Envoy translation: AuthorizationPolicy -> RBAC filters (golden files)'
   }
 });
 
+describe('Envoy translation: AuthorizationPolicy on a TCP port -> network RBAC (golden file)', () => {
+  it('rbac-tcp-port', () => {
+    const config = translateEnvoy(
+      snapshotOf([
+        ...baseMesh(),
+        policy('deny-delete', { ...target, action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] }),
+        policy('allow-mixed', { ...target, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/db-client'] } }] }, { to: [{ operation: { paths: ['/x'] } }] }] }),
+      ]),
+    );
+    const l = config.listeners.get('inbound-vip|5432|tcp|web.default.svc.cluster.local')!;
+    golden('rbac-tcp-port', { listener: Listener.toJSON(l), warnings: config.warnings });
+  });
+});
+
 describe('Envoy translation: listeners, clusters, endpoints (golden files)', () => {
   const config = translateEnvoy(snapshotOf(baseMesh()));
   it('waypoint listeners', () => {

@@ -38,6 +38,16 @@ export function encodeSotwFrame(frame: SotwFrame): Buffer {
   return Buffer.concat(parts);
 }
 
+/** A frame as a generated DiscoveryResponse message. */
+export function frameToResponse(frame: SotwFrame): DiscoveryResponse {
+  return DiscoveryResponse.fromPartial({
+    versionInfo: frame.versionInfo,
+    typeUrl: frame.typeUrl,
+    nonce: frame.nonce,
+    resources: frame.resources.map((r) => Any.fromPartial({ typeUrl: r.typeUrl, value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength) })),
+  });
+}
+
 export interface SotwServerOptions {
   readonly logger: Logger;
   readonly metrics: XdsMetrics;
@@ -61,8 +71,18 @@ export class SotwAdsServer {
     private readonly options: SotwServerOptions,
   ) {}
 
-  /** The gRPC handler for StreamAggregatedResources. */
-  readonly handle = (call: SotwStreamCall): void => {
+  /** The gRPC handler for StreamAggregatedResources with encodeSotwFrame as the serializer (sotw-service.ts). */
+  readonly handle = (call: SotwStreamCall): void => this.serve(call, (frame) => call.write(frame));
+
+  /**
+   * The handler for a server that registered the generated DiscoveryResponse serializer
+   * (service.ts's adsServiceDefinition): each frame is written as a DiscoveryResponse message.
+   * Resource bytes are shared, not re-encoded, but copied into each response.
+   */
+  readonly handleWithMessages = (call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void =>
+    this.serve(call as unknown as SotwStreamCall, (frame) => call.write(frameToResponse(frame)));
+
+  private serve(call: SotwStreamCall, write: (frame: SotwFrame) => boolean): void {
     const { logger, metrics } = this.options;
     const id = ++this.nextId;
     const peer = call.getPeer();
@@ -82,7 +102,7 @@ export class SotwAdsServer {
         if (frame.resources.length) metrics.pushedResources.inc(label, frame.resources.length);
         if (frame.changeAt !== undefined) metrics.pushLatency.observe(label, Number(now - frame.changeAt) / 1e9);
         log.debug({ typeUrl: frame.typeUrl, version: frame.versionInfo, nonce: frame.nonce, resources: frame.resources.length }, 'xds push');
-        if (!call.write(frame)) waitingForDrain = true;
+        if (!write(frame)) waitingForDrain = true;
       }
       if (waitingForDrain) {
         call.once('drain', () => {
@@ -139,7 +159,7 @@ export class SotwAdsServer {
     call.on('cancelled', () => close('cancelled'));
     call.on('error', (err: Error) => close(`error: ${err.message}`));
     call.on('close', () => close('closed'));
-  };
+  }
 
   private record(outcome: SotwOutcome, log: Logger): void {
     const { metrics } = this.options;

@@ -1,0 +1,109 @@
+// The bootstrap that makes a real Envoy a nodemesh waypoint: its node identity (which the control
+// plane maps to the waypoint's Gateway), an ADS stream to the control plane over mutual TLS with
+// the waypoint's certificate files, LDS and CDS over that stream, and the internal-listener
+// bootstrap extension the waypoint's listener structure needs.
+import { isIP } from 'node:net';
+import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
+import { Cluster_DiscoveryType, Cluster_DnsLookupFamily } from '../../api/gen/envoy/config/cluster/v3/cluster';
+import { ApiConfigSource_ApiType, ApiVersion } from '../../api/gen/envoy/config/core/v3/config_source';
+import { InternalListener } from '../../api/gen/envoy/extensions/bootstrap/internal_listener/v3/internal_listener';
+import { TlsParameters_TlsProtocol } from '../../api/gen/envoy/extensions/transport_sockets/tls/v3/common';
+import { UpstreamTlsContext } from '../../api/gen/envoy/extensions/transport_sockets/tls/v3/tls';
+import { HttpProtocolOptions } from '../../api/gen/envoy/extensions/upstreams/http/v3/http_protocol_options';
+import { pack } from './any';
+import { ADS_CONFIG_SOURCE } from './clusters';
+import { DEFAULT_ENVOY_OPTIONS } from './model';
+import { duration } from './proto';
+import { TLS_TRANSPORT_SOCKET } from './names';
+
+export const XDS_CLUSTER = 'xds-grpc';
+
+export interface WaypointBootstrapOptions {
+  readonly name: string;
+  readonly namespace: string;
+  /** The waypoint's own IP (node id and metadata; informational). */
+  readonly ip?: string;
+  /** Where the control plane's TLS xDS port is: host:port (default nodemesh-control.nodemesh-system.svc:15012). */
+  readonly xdsAddress?: string;
+  /** Server name the control plane's certificate carries (default: the xDS host). */
+  readonly xdsServerName?: string;
+  /** Certificate files (the waypoint's SPIFFE certificate, key and the mesh roots). */
+  readonly certFiles?: { readonly chain: string; readonly key: string; readonly roots: string };
+  /** Use delta ADS instead of state of the world. */
+  readonly delta?: boolean;
+  readonly domainSuffix?: string;
+  /** Admin interface port on 127.0.0.1 (default 15000). */
+  readonly adminPort?: number;
+}
+
+export function waypointNodeId(o: Pick<WaypointBootstrapOptions, 'name' | 'namespace' | 'ip' | 'domainSuffix'>): string {
+  return `waypoint~${o.ip ?? '0.0.0.0'}~${o.name}.${o.namespace}~${o.namespace}.svc.${o.domainSuffix ?? 'cluster.local'}`;
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
+  if (!m) throw new Error(`xDS address "${address}" is not host:port (e.g. 10.199.0.1:15012 or nodemesh-control.nodemesh-system.svc:15012)`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new Error(`xDS address "${address}": port ${port} is out of range`);
+  return { host: m[1]!, port };
+}
+
+export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
+  const certs = o.certFiles ?? DEFAULT_ENVOY_OPTIONS.certFiles;
+  const { host, port } = splitHostPort(o.xdsAddress ?? 'nodemesh-control.nodemesh-system.svc:15012');
+  const tls = UpstreamTlsContext.fromPartial({
+    sni: o.xdsServerName ?? host,
+    commonTlsContext: {
+      tlsParams: { tlsMinimumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_2 },
+      alpnProtocols: ['h2'],
+      tlsCertificates: [
+        { certificateChain: { specifier: { $case: 'filename', value: certs.chain } }, privateKey: { specifier: { $case: 'filename', value: certs.key } } },
+      ],
+      validationContextType: { $case: 'validationContext', value: { trustedCa: { specifier: { $case: 'filename', value: certs.roots } } } },
+    },
+  });
+  const http2 = HttpProtocolOptions.fromPartial({
+    upstreamProtocolOptions: { $case: 'explicitHttpConfig', value: { protocolConfig: { $case: 'http2ProtocolOptions', value: {} } } },
+  });
+  return Bootstrap.fromPartial({
+    node: {
+      id: waypointNodeId(o),
+      cluster: `${o.name}.${o.namespace}`,
+      metadata: { NODEMESH_WAYPOINT: `${o.namespace}/${o.name}`, NAMESPACE: o.namespace, ...(o.ip ? { INSTANCE_IPS: o.ip } : {}) },
+    },
+    admin: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: o.adminPort ?? 15000 } } } } },
+    staticResources: {
+      clusters: [
+        {
+          name: XDS_CLUSTER,
+          clusterDiscoveryType: { $case: 'type', value: isIP(host) ? Cluster_DiscoveryType.STATIC : Cluster_DiscoveryType.STRICT_DNS },
+          dnsLookupFamily: isIP(host) ? Cluster_DnsLookupFamily.AUTO : Cluster_DnsLookupFamily.V4_PREFERRED,
+          connectTimeout: duration(5000),
+          typedExtensionProtocolOptions: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': pack(HttpProtocolOptions, http2) },
+          loadAssignment: {
+            clusterName: XDS_CLUSTER,
+            endpoints: [
+              {
+                lbEndpoints: [
+                  { hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'socketAddress', value: { address: host, portSpecifier: { $case: 'portValue', value: port } } } } } } },
+                ],
+              },
+            ],
+          },
+          transportSocket: { name: TLS_TRANSPORT_SOCKET, configType: { $case: 'typedConfig', value: pack(UpstreamTlsContext, tls) } },
+        },
+      ],
+    },
+    dynamicResources: {
+      adsConfig: {
+        apiType: o.delta ? ApiConfigSource_ApiType.DELTA_GRPC : ApiConfigSource_ApiType.GRPC,
+        transportApiVersion: ApiVersion.V3,
+        setNodeOnFirstMessageOnly: true,
+        grpcServices: [{ targetSpecifier: { $case: 'envoyGrpc', value: { clusterName: XDS_CLUSTER } } }],
+      },
+      ldsConfig: ADS_CONFIG_SOURCE,
+      cdsConfig: ADS_CONFIG_SOURCE,
+    },
+    bootstrapExtensions: [{ name: 'envoy.bootstrap.internal_listener', typedConfig: pack(InternalListener, InternalListener.fromPartial({})) }],
+  });
+}

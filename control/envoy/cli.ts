@@ -1,0 +1,142 @@
+// `nodemesh waypoint bootstrap` (an Envoy bootstrap for a waypoint) and `nodemesh proxy-config xds`
+// (what each xDS client was last sent, acknowledged and rejected, from the control plane's
+// GET /debug/xds).
+import { stringify } from 'yaml';
+import { CliError, type Command } from '../../cli/command';
+import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
+import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from '../cmd/context';
+import { waypointBootstrap } from './bootstrap';
+import type { XdsClientDump, XdsTypeDump } from './debug';
+
+const WAYPOINT_HELP = `usage: nodemesh waypoint bootstrap --name NAME [-n NAMESPACE] [options]
+
+Prints an Envoy bootstrap that makes a real Envoy the waypoint of Gateway NAMESPACE/NAME:
+node id waypoint~<ip>~<name>.<ns>~<ns>.svc.cluster.local, ADS to the control plane over mTLS,
+LDS and CDS over ADS, internal listeners enabled.
+
+options:
+  --name NAME            the waypoint's Gateway (required)
+  -n, --namespace NS     its namespace (default: default)
+  --ip IP                the waypoint's address (node id and metadata)
+  --xds-address H:P      the control plane's TLS xDS port (default nodemesh-control.nodemesh-system.svc:15012)
+  --xds-server-name SNI  name in the control plane's certificate (default: the host of --xds-address)
+  --certs DIR            directory with cert-chain.pem, key.pem, root-cert.pem (default /var/run/nodemesh/certs)
+  --delta                use delta ADS (default: state of the world)
+  -o, --output FMT       yaml (default) or json`;
+
+/** `nodemesh waypoint bootstrap …` (waypoint/cli.ts dispatches here). */
+export async function runWaypointBootstrap(rest: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { values } = parse(
+    'waypoint bootstrap',
+    rest,
+    {
+      name: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      ip: { type: 'string' },
+      'xds-address': { type: 'string' },
+      'xds-server-name': { type: 'string' },
+      certs: { type: 'string' },
+      delta: { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    false,
+  );
+  if (values.help) {
+    ctx.stdout.write(WAYPOINT_HELP + '\n');
+    return 0;
+  }
+  if (!values.name) throw new CliError('waypoint bootstrap: --name is required (the waypoint Gateway\'s name)', 2);
+  const output = values.output ?? 'yaml';
+  if (output !== 'yaml' && output !== 'json') throw new CliError(`waypoint bootstrap: -o must be yaml or json, not "${output}"`, 2);
+  const dir = values.certs?.replace(/\/+$/, '');
+  let bootstrap: Bootstrap;
+  try {
+    bootstrap = waypointBootstrap({
+      name: values.name,
+      namespace: values.namespace ?? 'default',
+      ip: values.ip,
+      xdsAddress: values['xds-address'],
+      xdsServerName: values['xds-server-name'],
+      certFiles: dir ? { chain: `${dir}/cert-chain.pem`, key: `${dir}/key.pem`, roots: `${dir}/root-cert.pem` } : undefined,
+      delta: values.delta,
+    });
+  } catch (err) {
+    throw new CliError(`waypoint bootstrap: ${(err as Error).message}`, 2);
+  }
+  const json = Bootstrap.toJSON(bootstrap);
+  ctx.stdout.write(output === 'json' ? JSON.stringify(json, null, 2) + '\n' : stringify(json));
+  return 0;
+}
+
+const PROXY_CONFIG_HELP = `usage: nodemesh proxy-config xds [--client ID] [-o table|json] [--resources] [connection options]
+
+Shows every xDS client connected to the control plane (or those whose node id contains ID): per
+resource type what it subscribed to, the version it was last sent, the version it acknowledged
+(ACK) and any version it rejected (NACK) with the client's error.
+
+options:
+  --client ID        only clients whose node id contains ID
+  -o, --output FMT   table (default) or json
+  --resources        with -o json: the acknowledged resources in full (proto3 JSON)
+${CONNECTION_HELP}`;
+
+function formatType(short: string, t: XdsTypeDump | { wildcard: boolean; names: string[]; sent: number }): string[] {
+  if (!('typeUrl' in t)) return [`  ${short.padEnd(4)} delta  ${t.wildcard ? 'wildcard' : `${t.names.length} names`}  ${t.sent} resources sent`];
+  const lines: string[] = [];
+  const sub = t.wildcard ? 'wildcard' : `${t.subscribed.length} names`;
+  lines.push(`  ${short.padEnd(4)} subscribed ${sub}`);
+  if (t.sent) lines.push(`  ${short.padEnd(4)} sent     ${t.sent.version} ${t.sent.resources.length} resources (nonce ${t.sent.nonce})`);
+  lines.push(t.acked ? `  ${short.padEnd(4)} acked    ${t.acked.version} ${t.acked.resources.length} resources` : `  ${short.padEnd(4)} acked    (nothing yet)`);
+  if (t.rejected) lines.push(`  ${short.padEnd(4)} REJECTED ${t.rejected.version} code ${t.rejected.code}: ${t.rejected.message}`);
+  return lines;
+}
+
+export function formatXdsClients(clients: readonly XdsClientDump[]): string {
+  if (clients.length === 0) return 'no xDS clients connected\n';
+  const out: string[] = [];
+  for (const c of clients) {
+    out.push(`${c.nodeId || '(no node id)'}  ${c.api} stream ${c.stream}  view ${c.view}  peer ${c.peer}`);
+    for (const [short, t] of Object.entries(c.types)) out.push(...formatType(short, t));
+  }
+  return out.join('\n') + '\n';
+}
+
+export async function runProxyConfig(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h') {
+    ctx.stdout.write(PROXY_CONFIG_HELP + '\n');
+    return sub ? 0 : 2;
+  }
+  if (sub !== 'xds') throw new CliError(`proxy-config: unknown subcommand '${sub}'; the only one is 'xds'`, 2);
+  const { values } = parse(
+    'proxy-config xds',
+    rest,
+    { ...connectionOptions, client: { type: 'string' }, output: { type: 'string', short: 'o' }, resources: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    false,
+  );
+  if (values.help) {
+    ctx.stdout.write(PROXY_CONFIG_HELP + '\n');
+    return 0;
+  }
+  const output = values.output ?? 'table';
+  if (output !== 'table' && output !== 'json') throw new CliError(`proxy-config xds: -o must be table or json, not "${output}"`, 2);
+  const api = clientFrom(values, ctx);
+  const q = new URLSearchParams();
+  if (values.client) q.set('client', values.client);
+  if (values.resources) q.set('resources', '1');
+  let body: { clients: XdsClientDump[] };
+  try {
+    body = await api.debug<{ clients: XdsClientDump[] }>(`xds${q.size ? `?${q.toString()}` : ''}`);
+  } catch (err) {
+    throw new CliError(`proxy-config xds: ${(err as Error).message}. Is the control plane running with the Envoy xDS component?`, 1);
+  }
+  ctx.stdout.write(output === 'json' ? JSON.stringify(body.clients, null, 2) + '\n' : formatXdsClients(body.clients));
+  if (values.client && body.clients.length === 0) {
+    ctx.stderr.write(`proxy-config xds: no connected client's node id contains "${values.client}"\n`);
+    return 1;
+  }
+  return 0;
+}
+
+export const proxyConfigCommand: Command = { name: 'proxy-config', summary: 'what xDS clients were sent and acknowledged', run: (argv) => runProxyConfig(argv) };
