@@ -7,7 +7,7 @@ import { HboneClient } from '../../common/hbone/client';
 import { HboneServer } from '../../common/hbone/server';
 import { HBONE_PORT } from '../../common/hbone/settings';
 import type { CertificateManager, WorkloadCertificate } from '../../common/identity/manager';
-import { formatSpiffeId } from '../../common/identity/spiffe';
+import { formatSpiffeId, type Identity } from '../../common/identity/spiffe';
 import type { Logger } from '../../common/log';
 import type { DeltaXdsClient } from '../../common/xds/client';
 import { listenInNetns } from '../../native/netns';
@@ -41,9 +41,12 @@ export interface MeshOptions {
 
 interface Served {
   readonly key: string;
+  readonly id: Identity;
   readonly spiffeId: string;
   readonly netnsPath: string;
   server?: HboneServer;
+  /** Set while the listener is being opened (the first certificate and an 'issued' event race). */
+  opening?: boolean;
   error?: string;
   closed: boolean;
 }
@@ -134,7 +137,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     const w = this.o.source.workload(key);
     if (!w) throw new Error(`workload ${key} is enrolled but not in the workload API`);
     const id = identityOf(w, this.o.trustDomain);
-    const entry: Served = { key, spiffeId: formatSpiffeId(id), netnsPath: wl.netnsPath, closed: false };
+    const entry: Served = { key, id, spiffeId: formatSpiffeId(id), netnsPath: wl.netnsPath, closed: false };
     this.served.set(key, entry);
     // Fetch the certificate now, before any connection needs it; open 15008 once it is there.
     this.o.certs.ready(id).then(
@@ -150,16 +153,22 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     if (!entry) return;
     entry.closed = true;
     this.served.delete(key);
-    if (![...this.served.values()].some((e) => e.spiffeId === entry.spiffeId)) {
-      const w = this.o.source.workload(key);
-      if (w) this.o.certs.forget(identityOf(w, this.o.trustDomain));
-    }
+    if (![...this.served.values()].some((e) => e.spiffeId === entry.spiffeId)) this.o.certs.forget(entry.id);
     // Tunnels already open finish on their own; new ones are refused.
     await entry.server?.close(1_000);
   }
 
   private async openServer(entry: Served, cert: WorkloadCertificate): Promise<void> {
-    if (entry.closed || entry.server) return;
+    if (entry.closed || entry.server || entry.opening) return;
+    entry.opening = true;
+    try {
+      await this.listen(entry, cert);
+    } finally {
+      entry.opening = false;
+    }
+  }
+
+  private async listen(entry: Served, cert: WorkloadCertificate): Promise<void> {
     const server = new HboneServer({
       credentials: credentialsOf(cert),
       handler: (req) => handleTunnel(this.ctx, entry.key, req),
@@ -184,6 +193,9 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     }
     entry.server = server;
     entry.error = undefined;
+    // A certificate issued while the listener was opening is the one to present.
+    const now = this.o.certs.current(entry.id);
+    if (now && now !== cert) server.rotate(credentialsOf(now));
     this.o.log.info({ workload: entry.key, spiffeId: entry.spiffeId, notAfter: cert.notAfter.toISOString() }, 'HBONE listener open');
   }
 
