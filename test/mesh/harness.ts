@@ -1,0 +1,176 @@
+// Helpers for the mesh end-to-end tests: the lab comes from the real `nodemesh lab up` (control
+// plane, node proxies, demo); clients run inside pods (their netns and cgroup, so capture applies);
+// reads of the node proxies' admin, metrics and access logs go into the node netns.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { projectRoot } from '../../common/paths';
+import { ApiClient } from '../../control/api/client';
+import { labConnection } from '../../lab/mesh/connect';
+import { netnsGet } from '../../lab/mesh/netns-http';
+import { runInLab, spawnInLab } from '../../lab/spawn';
+import type { LabTopology } from '../../lab/state';
+
+export const distFile = (rel: string): string => join(projectRoot, 'dist', rel);
+
+/** Runs `node -e script args…` inside a place of the lab; resolves with exit code and output. */
+export function nodeIn(topo: LabTopology, place: string, script: string, args: string[] = [], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runInLab(topo, place, [process.execPath, '-e', script, '--', ...args], timeoutMs);
+}
+
+/** The last JSON line a script printed. */
+export function lastJson<T>(r: { code: number; stdout: string; stderr: string }): T {
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as T;
+  } catch {
+    throw new Error(`no JSON from the script (exit ${r.code}): ${r.stdout.slice(-500)} ${r.stderr.slice(-1000)}`);
+  }
+}
+
+/**
+ * A TCP client for an echo server: sends `payload` (text, repeated to `bytes`), reads the echo
+ * back, prints {ok, sent, received, error}. argv: host port text bytes.
+ */
+export const ECHO_SCRIPT = `
+const net = require('node:net');
+const [host, port, text, bytes] = process.argv.slice(1).filter((a) => a !== '--');
+const unit = Buffer.from(text);
+const payload = Buffer.alloc(Number(bytes));
+for (let i = 0; i < payload.length; i += unit.length) unit.copy(payload, i);
+const chunks = [];
+const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
+const timer = setTimeout(() => s.destroy(new Error('timeout')), 20000);
+s.on('connect', () => s.end(payload));
+s.on('data', (d) => chunks.push(d));
+s.on('end', () => s.end());
+s.on('error', (e) => { clearTimeout(timer); console.log(JSON.stringify({ ok: false, error: e.code || e.message })); process.exit(0); });
+s.on('close', (hadError) => {
+  if (hadError) return;
+  clearTimeout(timer);
+  const got = Buffer.concat(chunks);
+  console.log(JSON.stringify({ ok: got.equals(payload), sent: payload.length, received: got.length }));
+});
+`;
+
+/** Holds one connection open, sending a line every 100 ms; prints "open" once echoed, then {closedAfterMs} when it ends. argv: host port */
+export const HOLD_SCRIPT = `
+const net = require('node:net');
+const [host, port] = process.argv.slice(1).filter((a) => a !== '--');
+const s = net.connect({ host, port: Number(port) });
+let echoed = 0, opened = 0, t;
+s.on('connect', () => { opened = Date.now(); t = setInterval(() => s.write('ping\\n'), 100); });
+s.on('data', (d) => { if (echoed === 0) console.log('open'); echoed += d.length; });
+const done = (why) => { clearInterval(t); console.log(JSON.stringify({ closed: why, echoed, closedAfterMs: opened ? Date.now() - opened : -1 })); process.exit(0); };
+s.on('error', (e) => done(e.code || e.message));
+s.on('close', () => done('close'));
+setTimeout(() => done('still open after 30 s'), 30000);
+`;
+
+/** Asks the certificate service for identities with a node's token, from inside a netns. argv: address rootFile tokenFile ns/sa… */
+export const CA_SCRIPT = `
+const { readFileSync } = require('node:fs');
+const { CaClient } = require(${JSON.stringify(distFile('common/identity/ca-client.js'))});
+const { createWorkloadCsr } = require(${JSON.stringify(distFile('common/identity/keys.js'))});
+const { identity } = require(${JSON.stringify(distFile('common/identity/spiffe.js'))});
+(async () => {
+  const [address, rootFile, tokenFile, ...ids] = process.argv.slice(1).filter((a) => a !== '--');
+  const client = new CaClient({ address, rootPem: readFileSync(rootFile, 'utf8'), tokenFile });
+  const out = [];
+  for (const id of ids) {
+    const [ns, sa] = id.split('/');
+    const csr = await createWorkloadCsr(identity(ns, sa));
+    try {
+      const r = await client.createCertificate(csr.csrPem, 3600);
+      out.push({ id, ok: true, chain: r.certChainPem.length });
+    } catch (e) {
+      out.push({ id, ok: false, code: e.code, message: e.message });
+    }
+  }
+  client.close();
+  console.log(JSON.stringify(out));
+})();
+`;
+
+export function apiFor(lab: string): ApiClient {
+  const c = labConnection(lab);
+  return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+}
+
+export async function metricsOf(topo: LabTopology, node: string): Promise<string> {
+  const n = topo.nodes.find((x) => x.name === node);
+  if (!n) throw new Error(`no node ${node}`);
+  const r = await netnsGet(n.netnsPath, '127.0.0.1', 15020, '/metrics');
+  if (r.status !== 200) throw new Error(`metrics of ${node}: HTTP ${r.status}`);
+  return r.body;
+}
+
+/** The value of the first sample of `metric` whose labels include every given label. */
+export function sample(text: string, metric: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+/** Spawns a process in a place and collects its stdout; `lines` resolves each time a line matching arrives. */
+export function spawnCollect(topo: LabTopology, place: string, argv: string[]): { child: ChildProcess; out: () => string; waitFor: (re: RegExp, ms: number) => Promise<void>; exited: Promise<void> } {
+  const child = spawnInLab(topo, place, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (text += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (text += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const waitFor = async (re: RegExp, ms: number): Promise<void> => {
+    const deadline = Date.now() + ms;
+    while (!re.test(text)) {
+      if (Date.now() > deadline) throw new Error(`no ${re} within ${ms} ms; output: ${text.slice(-800)}`);
+      if (child.exitCode !== null) throw new Error(`exited (${child.exitCode}) before ${re}; output: ${text.slice(-800)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return { child, out: () => text, waitFor, exited };
+}
+
+/** tcpdump -i any -w FILE inside a netns (by path), started and ready. */
+export async function startTcpdump(netnsPath: string, file: string): Promise<{ stop: () => Promise<void> }> {
+  const child = spawn('nsenter', [`--net=${netnsPath}`, '--', 'tcpdump', '-i', 'any', '-U', '-s', '0', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const deadline = Date.now() + 10_000;
+  while (!/listening on/.test(err)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`tcpdump did not start: ${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 300)); // let the last packets reach the file
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Keys (namespace/name) of the workloads a node proxy has enrolled, from its admin /workloads. */
+export async function enrolledOn(topo: LabTopology, node: string): Promise<string[]> {
+  const n = topo.nodes.find((x) => x.name === node);
+  if (!n) throw new Error(`no node ${node}`);
+  const r = await netnsGet(n.netnsPath, '127.0.0.1', 15000, '/workloads');
+  if (r.status !== 200) throw new Error(`admin /workloads of ${node}: HTTP ${r.status}`);
+  return (JSON.parse(r.body) as Array<{ key: string }>).map((w) => w.key);
+}
+
+/** Polls until `check` is true (bounded); throws naming what it waited for. */
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

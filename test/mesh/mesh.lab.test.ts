@@ -1,0 +1,238 @@
+// The mesh end to end in a lab of its own ('nmmesh'), built by the real `nodemesh lab up` (control
+// plane, node tokens, a node proxy per node, the demo): bytes through the mesh across nodes and on
+// one node, only TLS on the wire between nodes, the ALLOW/DENY matrix, STRICT, a policy change
+// closing an open connection, the certificate service refusing another node's identity, and the
+// metrics and access logs for an allowed and a denied connection.
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { reportPassed, type ClientReport } from '../../lab/app/client';
+import { labDown } from '../../lab/down';
+import { assignRoles, service, spiffeId, type DemoRole } from '../../lab/mesh/demo';
+import { meshPaths } from '../../lab/mesh/paths';
+import { accessEntriesSince, appMain, proxyLogMarks, runClientIn } from '../../lab/mesh/traffic';
+import { meshDown } from '../../lab/mesh/up';
+import { loadLabState, tryLoadLabState, type LabTopology } from '../../lab/state';
+import { spawnInLab } from '../../lab/spawn';
+import { resolveKind } from '../../control/resources/kinds';
+import { privilegedDescribe } from '../support/privileged';
+import { cli } from '../lab/support';
+import { apiFor, CA_SCRIPT, ECHO_SCRIPT, enrolledOn, HOLD_SCRIPT, lastJson, metricsOf, nodeIn, sample, spawnCollect, startTcpdump, until } from './harness';
+
+const LAB = 'nmmesh';
+const MiB = 1024 * 1024;
+
+async function cleanLab(): Promise<void> {
+  const old = tryLoadLabState(LAB);
+  if (old) await meshDown(old, () => undefined).catch(() => undefined);
+  await labDown(LAB);
+}
+
+privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
+  let topo: LabTopology;
+  let up: { code: number; stdout: string; stderr: string };
+  let fe: DemoRole, be: DemoRole, te: DemoRole, cl: DemoRole;
+  const tmp = mkdtempSync(join(tmpdir(), 'nm-mesh-'));
+  const vip = (name: 'frontend' | 'backend' | 'tcp-echo'): string => `${service(name).vip}:${service(name).port}`;
+  const tcp = (pod: DemoRole, target: string, size: number, connections = 1, concurrency = 1): Promise<ClientReport | { error: string }> =>
+    runClientIn(topo, pod.pod.name, target, 'tcp', { connections, concurrency, size, timeoutMs: 60_000 });
+  const http = (pod: DemoRole, target: string): Promise<ClientReport | { error: string }> => runClientIn(topo, pod.pod.name, target, 'http', { connections: 1, concurrency: 1, size: 0, timeoutMs: 8000 });
+  const passed = (r: ClientReport | { error: string }): boolean => 'ok' in r && reportPassed(r);
+
+  beforeAll(async () => {
+    await cleanLab();
+    up = await cli(['lab', 'up', '--lab', LAB], 150_000);
+    topo = loadLabState(LAB);
+    [fe, be, te, cl] = ['frontend', 'backend', 'tcp-echo', 'client'].map((r) => assignRoles(topo).find((x) => x.role === r) as DemoRole);
+  });
+
+  afterAll(async () => {
+    const down = await cli(['lab', 'down', '--lab', LAB], 60_000).catch(() => undefined);
+    if (down?.code !== 0) await cleanLab();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('lab up runs the demo and prints one row per edge, each as the policy says', () => {
+    expect(up.stderr).toContain('control plane in nm-nmmesh-control');
+    const rows = up.stdout.split('\n').filter((l) => / -> /.test(l));
+    expect(rows).toHaveLength(5);
+    const row = (label: string): string => rows.find((l) => l.includes(label)) ?? '';
+    expect(row('frontend -> backend')).toMatch(/^ok .*5\/5 ok\s+allowed 5\s+yes\s+ns\/demo\/sa\/frontend\s+ns\/demo\/sa\/backend/);
+    expect(row('frontend -> tcp-echo')).toMatch(/^ok .*5\/5 ok\s+allowed 5\s+yes\s+ns\/demo\/sa\/frontend\s+ns\/demo\/sa\/tcp-echo/);
+    expect(row('tcp-echo -> backend')).toMatch(/^ok .*0\/5 ok\s+denied 5\s+yes\s+ns\/demo\/sa\/tcp-echo/);
+    expect(up.stdout).toContain('nodemesh lab down --lab nmmesh');
+    // STRICT rows: the outside client must be refused
+    expect(row('client(outside) -> frontend')).toMatch(/^ok .*0\/5 ok/);
+    expect(row('client(outside) -> tcp-echo')).toMatch(/^ok .*0\/5 ok/);
+    expect(up.code).toBe(0);
+  });
+
+  it('bytes arrive intact across nodes and on one node (0 B, 1 MiB, 64 MiB, 200 concurrent) and the server side sees the client identity', async () => {
+    for (const [from, label] of [
+      [be, 'cross-node'],
+      [fe, 'same-node'],
+    ] as const) {
+      const marks = proxyLogMarks(topo);
+      for (const size of [0, MiB, 64 * MiB]) {
+        const r = await tcp(from, vip('tcp-echo'), size);
+        expect(passed(r), `${label} ${size} B: ${JSON.stringify(r).slice(0, 400)}`).toBe(true);
+        if ('ok' in r) expect(r.sha256Echoed).toBe(r.sha256Sent);
+      }
+      const many = await tcp(from, vip('tcp-echo'), 16 * 1024, 200, 200);
+      expect(passed(many), `${label} 200 concurrent: ${JSON.stringify(many).slice(0, 400)}`).toBe(true);
+      // the destination node proxy (tcp-echo's node) names the client by its SPIFFE ID, over HBONE
+      await new Promise((r) => setTimeout(r, 500));
+      const seen = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination' && e.dstAddr.startsWith(`${te.pod.ip}:`));
+      expect(seen.length, label).toBeGreaterThanOrEqual(203);
+      expect(new Set(seen.map((e) => e.srcIdentity))).toEqual(new Set([spiffeId('demo', from.serviceAccount)]));
+      expect(new Set(seen.map((e) => e.protocol))).toEqual(new Set(['HBONE']));
+      expect(seen.some((e) => e.bytesSent === 64 * MiB && e.bytesRecv === 64 * MiB)).toBe(true);
+    }
+  });
+
+  it('between nodes the underlay carries only TLS: a marker sent by an enrolled pod is not on the wire, by a pod outside the mesh it is', async () => {
+    const marker = `NMMARK${randomBytes(6).toString('hex')}`;
+    const grepCount = (file: string): Promise<number> =>
+      new Promise((resolve) => execFile('grep', ['-c', '-a', marker, file], (_e, out) => resolve(Number(out.trim() || '0'))));
+    // enrolled: backend (node2) -> tcp-echo (node1) through the VIP
+    const meshPcap = join(tmp, 'mesh.pcap');
+    let dump = await startTcpdump(topo.underlay.netnsPath, meshPcap);
+    const inMesh = lastJson<{ ok: boolean; received: number }>(await nodeIn(topo, be.pod.name, ECHO_SCRIPT, [service('tcp-echo').vip, String(service('tcp-echo').port), marker, String(256 * 1024)]));
+    await dump.stop();
+    expect(inMesh.ok).toBe(true);
+    expect(readFileSync(meshPcap).length).toBeGreaterThan(256 * 1024); // the transfer was captured (encrypted)
+    expect(await grepCount(meshPcap)).toBe(0);
+    // not enrolled: the outside client (node2) -> an echo server on node1's underlay address
+    const echo = spawnInLab(topo, 'node1', [process.execPath, appMain(), 'echo', '--port', '9100', '--host', topo.nodes[0]!.underlayIp], { stdio: 'ignore', record: 'test-echo' });
+    try {
+      const plainPcap = join(tmp, 'plain.pcap');
+      dump = await startTcpdump(topo.underlay.netnsPath, plainPcap);
+      let plain = { ok: false };
+      for (let i = 0; i < 20 && !plain.ok; i++) {
+        plain = lastJson(await nodeIn(topo, cl.pod.name, ECHO_SCRIPT, [topo.nodes[0]!.underlayIp, '9100', marker, String(256 * 1024)]));
+        if (!plain.ok) await new Promise((r) => setTimeout(r, 100)); // the echo server may still be starting
+      }
+      await dump.stop();
+      expect(plain.ok).toBe(true);
+      expect(await grepCount(plainPcap)).toBeGreaterThan(0);
+    } finally {
+      echo.kill('SIGKILL');
+    }
+  });
+
+  it('STRICT refuses plaintext from the outside client, and the destination proxy logs the denial', async () => {
+    const marks = proxyLogMarks(topo);
+    expect(passed(await http(cl, `${fe.pod.ip}:${fe.port}`))).toBe(false);
+    expect(passed(await tcp(cl, `${te.pod.ip}:${te.port}`, 1000))).toBe(false);
+    await new Promise((r) => setTimeout(r, 300));
+    const denied = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination' && e.srcAddr.startsWith(`${cl.pod.ip}:`));
+    expect(denied.length).toBeGreaterThanOrEqual(2);
+    expect(denied.every((e) => e.msg === 'connection denied' && e.denyReason)).toBe(true);
+  });
+
+  it('ALLOW/DENY matrix over principals, namespaces and ports', async () => {
+    const api = apiFor(LAB);
+    const nsOutside = (mode?: string): Record<string, unknown> => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'outside', ...(mode ? { labels: { 'nodemesh.io/dataplane-mode': mode } } : {}) } });
+    // frontend: only namespace demo, only port 8080 (an extra server on 8081 shows the port rule);
+    // namespace outside enrolled, so its client has an identity (spiffe://…/ns/outside/sa/client)
+    await api.apply([
+      nsOutside('ambient'),
+      {
+        apiVersion: 'security.nodemesh.io/v1alpha1',
+        kind: 'AuthorizationPolicy',
+        metadata: { name: 'frontend-ports', namespace: 'demo' },
+        spec: { selector: { matchLabels: { app: 'frontend' } }, action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['demo'] } }], to: [{ operation: { ports: ['8080'] } }] }] },
+      },
+    ]);
+    const extra = spawnInLab(topo, fe.pod.name, [process.execPath, appMain(), 'echo', '--port', '8081'], { stdio: 'ignore', record: 'test-echo-8081' });
+    try {
+      const feExtra = `${fe.pod.ip}:8081`;
+      await until('the outside client to be enrolled', async () => (await enrolledOn(topo, cl.pod.node)).includes(`outside/${cl.workload}`));
+      await until('frontend-ports to reach the proxies', async () => !passed(await tcp(be, feExtra, 10)));
+      const cells: Array<[string, DemoRole, string, 'http' | 'tcp', boolean]> = [
+        ['principal demo/frontend -> backend (the allowed principal)', fe, vip('backend'), 'http', true],
+        ['principal demo/tcp-echo -> backend (another principal)', te, vip('backend'), 'http', false],
+        ['principal outside/client -> backend', cl, vip('backend'), 'http', false],
+        ['namespace demo, other node -> tcp-echo (DENY only namespace outside)', be, vip('tcp-echo'), 'tcp', true],
+        ['namespace demo, same node -> tcp-echo', fe, vip('tcp-echo'), 'tcp', true],
+        ['namespace outside -> tcp-echo (DENY namespace outside)', cl, vip('tcp-echo'), 'tcp', false],
+        ['namespace demo -> frontend port 8080 (allowed namespace and port)', be, `${fe.pod.ip}:8080`, 'http', true],
+        ['namespace demo -> frontend port 8080 via the VIP', te, vip('frontend'), 'http', true],
+        ['namespace outside -> frontend port 8080 (namespace not allowed)', cl, vip('frontend'), 'http', false],
+        ['namespace demo -> frontend port 8081 (port not allowed)', be, feExtra, 'tcp', false],
+        ['namespace demo, same node -> frontend port 8081', te, feExtra, 'tcp', false],
+      ];
+      const got: string[] = [];
+      const want: string[] = [];
+      for (const [name, from, target, mode, allow] of cells) {
+        const r = mode === 'http' ? await http(from, target) : await tcp(from, target, 100);
+        got.push(`${name}: ${passed(r) ? 'ALLOW' : 'DENY'}`);
+        want.push(`${name}: ${allow ? 'ALLOW' : 'DENY'}`);
+      }
+      expect(got).toEqual(want);
+    } finally {
+      extra.kill('SIGKILL');
+      await api.apply([nsOutside()]).catch(() => undefined);
+      await api.delete(resolveKind('AuthorizationPolicy')!, 'frontend-ports', 'demo').catch(() => undefined);
+      await until('the outside client to be unenrolled', async () => !(await enrolledOn(topo, cl.pod.node)).includes(`outside/${cl.workload}`)).catch(() => undefined);
+    }
+  });
+
+  it('a policy change closes an open connection that is now denied', async () => {
+    const api = apiFor(LAB);
+    const hold = spawnCollect(topo, be.pod.name, [process.execPath, '-e', HOLD_SCRIPT, '--', service('tcp-echo').vip, String(service('tcp-echo').port)]);
+    try {
+      await hold.waitFor(/^open$/m, 10_000);
+      const t0 = Date.now();
+      await api.apply([
+        {
+          apiVersion: 'security.nodemesh.io/v1alpha1',
+          kind: 'AuthorizationPolicy',
+          metadata: { name: 'tcp-echo-deny-backend', namespace: 'demo' },
+          spec: { selector: { matchLabels: { app: 'tcp-echo' } }, action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/demo/sa/backend'] } }] }] },
+        },
+      ]);
+      await hold.waitFor(/"closed"/, 10_000);
+      const closed = JSON.parse(hold.out().trim().split('\n').pop() ?? '{}') as { closed: string; echoed: number };
+      expect(closed.echoed).toBeGreaterThan(0);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      // and a new connection is refused too
+      expect(passed(await tcp(be, vip('tcp-echo'), 100))).toBe(false);
+    } finally {
+      hold.child.kill('SIGKILL');
+      await api.delete(resolveKind('AuthorizationPolicy')!, 'tcp-echo-deny-backend', 'demo').catch(() => undefined);
+    }
+  });
+
+  it("a node proxy's token cannot obtain a certificate for a workload on another node (PERMISSION_DENIED)", async () => {
+    const p = meshPaths(LAB);
+    const r = lastJson<Array<{ id: string; ok: boolean; code?: number; message?: string }>>(
+      await nodeIn(topo, 'node1', CA_SCRIPT, [`${topo.control.ip}:15012`, p.trustBundle, p.nodeToken('node1'), 'demo/backend', 'demo/frontend']),
+    );
+    const byId = new Map(r.map((x) => [x.id, x]));
+    expect(byId.get('demo/backend')).toMatchObject({ ok: false, code: 7 }); // grpc.status.PERMISSION_DENIED
+    expect(byId.get('demo/frontend')).toMatchObject({ ok: true }); // its own node's workload: issued
+  });
+
+  it('metrics and access logs carry the right labels for an allowed and a denied connection', async () => {
+    const marks = proxyLogMarks(topo);
+    expect(passed(await http(fe, vip('backend')))).toBe(true);
+    expect(passed(await http(te, vip('backend')))).toBe(false);
+    await new Promise((r) => setTimeout(r, 500));
+    const m = await metricsOf(topo, be.pod.node);
+    const common = { reporter: 'destination', destination_workload: be.workload, destination_workload_namespace: 'demo', destination_principal: spiffeId('demo', 'backend'), connection_security_policy: 'mutual_tls' };
+    expect(sample(m, 'istio_tcp_connections_opened_total', { ...common, source_principal: spiffeId('demo', 'frontend'), source_workload: fe.workload })).toBeGreaterThan(0);
+    expect(sample(m, 'istio_tcp_sent_bytes_total', { ...common, source_principal: spiffeId('demo', 'frontend') })).toBeGreaterThan(0);
+    expect(sample(m, 'istio_tcp_connections_closed_total', { ...common, source_principal: spiffeId('demo', 'tcp-echo'), source_workload: te.workload, response_flags: 'DENY' })).toBeGreaterThan(0);
+    const log = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination' && e.dstAddr.startsWith(`${be.pod.ip}:`));
+    const allowed = log.find((e) => e.srcIdentity === spiffeId('demo', 'frontend'));
+    const denied = log.find((e) => e.srcIdentity === spiffeId('demo', 'tcp-echo'));
+    expect(allowed).toMatchObject({ msg: 'connection complete', protocol: 'HBONE', dstIdentity: spiffeId('demo', 'backend'), srcWorkload: `demo/${fe.workload}` });
+    expect(allowed?.bytesSent).toBeGreaterThan(0);
+    expect(denied).toMatchObject({ msg: 'connection denied', protocol: 'HBONE', srcWorkload: `demo/${te.workload}` });
+    expect(denied?.denyReason).toMatch(/ALLOW/);
+  });
+});
