@@ -86,8 +86,13 @@ export class MeshIndex {
     readonly options: EnvoyTranslateOptions,
   ) {
     const nsLabels = new Map(snapshot.list('Namespace').map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
-    const workloadsByNs = new Map<string, Workload[]>();
-    for (const w of snapshot.list('Workload')) push(workloadsByNs, w.metadata.namespace ?? '', w);
+    // Workloads by namespace and by each label pair, so a selector is matched against the
+    // workloads that carry its first pair only (not every workload of the namespace).
+    const workloadsByLabel = new Map<string, Workload[]>();
+    for (const w of snapshot.list('Workload')) {
+      const wns = w.metadata.namespace ?? '';
+      for (const [k, v] of Object.entries(w.metadata.labels ?? {})) push(workloadsByLabel, `${wns}\0${k}\0${v}`, w);
+    }
     for (const gw of snapshot.list('Gateway')) {
       if (gw.spec.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) continue;
       const key = `${gw.metadata.namespace ?? ''}/${gw.metadata.name}`;
@@ -96,7 +101,8 @@ export class MeshIndex {
     for (const svc of snapshot.list('Service')) {
       const ns = svc.metadata.namespace ?? '';
       const selector = svc.spec.selector;
-      const workloads = selector && Object.keys(selector).length > 0 ? (workloadsByNs.get(ns) ?? []).filter((w) => matchesLabels(w.metadata.labels, selector)) : [];
+      const first = selector ? Object.entries(selector)[0] : undefined;
+      const workloads = first ? (workloadsByLabel.get(`${ns}\0${first[0]}\0${first[1]}`) ?? []).filter((w) => matchesLabels(w.metadata.labels, selector)) : [];
       const waypoint = this.waypointOf(svc, nsLabels.get(ns) ?? {});
       const info: ServiceInfo = {
         service: svc,

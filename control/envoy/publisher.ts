@@ -14,7 +14,7 @@ import { markImmutableView } from '../xds/sotw-state';
 import type { ChangeListener, ClientInfo, ResourceSource } from '../xds/source';
 import { DEFAULT_ENVOY_OPTIONS, type EnvoyTranslateOptions } from './model';
 import { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, ENVOY_TYPE_URLS, LISTENER_TYPE_URL, ROUTE_TYPE_URL } from './names';
-import { PROXYLESS_VIEW, resourceNameOf, translateEnvoy, waypointView, type ClientView, type EnvoyConfig } from './translate';
+import { PROXYLESS_VIEW, ServiceOutputCache, resourceNameOf, translateEnvoy, waypointView, type ClientView, type EnvoyConfig } from './translate';
 
 /** Which view a client gets, from its node id (`waypoint~<ip>~<name>.<ns>~…`) or metadata. */
 export function viewOfClient(client: Pick<ClientInfo, 'nodeId' | 'metadata'>): string {
@@ -52,7 +52,13 @@ function mapsOf(config: EnvoyConfig): Record<string, Map<string, unknown>> {
   return { [LISTENER_TYPE_URL]: config.listeners, [ROUTE_TYPE_URL]: config.routes, [CLUSTER_TYPE_URL]: config.clusters, [ENDPOINT_TYPE_URL]: config.endpoints };
 }
 
-/** Encode a translation; unchanged bytes reuse the previous XdsResource (and its cached records). */
+// The encoding of a message object, for translations that reuse message objects (cached Services).
+const encodedMessages = new WeakMap<object, XdsResource>();
+
+/**
+ * Encode a translation. A message object encoded before is not encoded again; unchanged bytes
+ * reuse the previous XdsResource (and its cached records), so versions stay stable.
+ */
 export function encodeEnvoy(config: EnvoyConfig, previous?: Encoded): Encoded {
   const pools = new Map<string, Pool>();
   for (const [typeUrl, messages] of Object.entries(mapsOf(config))) {
@@ -60,9 +66,16 @@ export function encodeEnvoy(config: EnvoyConfig, previous?: Encoded): Encoded {
     const before = previous?.pools.get(typeUrl);
     const pool: Pool = new Map();
     for (const [key, message] of messages) {
+      const known = encodedMessages.get(message as object);
+      if (known && known.name === resourceNameOf(key)) {
+        pool.set(key, known);
+        continue;
+      }
       const bytes = codec.encode(message as never).finish();
       const old = before?.get(key);
-      pool.set(key, old && Buffer.compare(old.value, bytes) === 0 ? old : xdsResource(typeUrl, resourceNameOf(key), bytes));
+      const resource = old && Buffer.compare(old.value, bytes) === 0 ? old : xdsResource(typeUrl, resourceNameOf(key), bytes);
+      encodedMessages.set(message as object, resource);
+      pool.set(key, resource);
     }
     pools.set(typeUrl, pool);
   }
@@ -130,6 +143,7 @@ export class EnvoyPublisher implements ResourceSource {
   private scheduled = false;
   private report: EnvoyTranslationReport | undefined;
   private lastWarnings = new Set<string>();
+  private readonly serviceCache = new ServiceOutputCache();
 
   private store: Pick<ConfigStore, 'snapshot' | 'watch'> | undefined;
 
@@ -219,7 +233,7 @@ export class EnvoyPublisher implements ResourceSource {
   /** Translate the store's current snapshot and notify streams of what changed; returns its revision. */
   publish(snapshot: Snapshot): number {
     const started = process.hrtime.bigint();
-    const config = translateEnvoy(snapshot, this.options.translate ?? DEFAULT_ENVOY_OPTIONS);
+    const config = translateEnvoy(snapshot, this.options.translate ?? DEFAULT_ENVOY_OPTIONS, this.serviceCache);
     const previous = this.current;
     const next = encodeEnvoy(config, previous);
     this.current = next;

@@ -113,3 +113,30 @@ describe('Any packing', () => {
     expect(() => unpackAny({ ...any, typeUrl: 'type.googleapis.com/no.such.Type' })).toThrow(/no generated type no.such.Type is loaded/);
   });
 });
+
+describe('incremental translation', () => {
+  it('reuses unchanged Services and gives the same result as a full translation', async () => {
+    const { MemoryStore } = await import('../store/base-store');
+    const { ServiceOutputCache } = await import('./translate');
+    const store = new MemoryStore();
+    await store.applyAll(baseMesh());
+    const cache = new ServiceOutputCache();
+    translateEnvoy(store.snapshot(), undefined, cache);
+    expect(cache.hits).toBe(0);
+    // A route on web changes web's output only; web-v2 and mirror are reused.
+    await store.apply(httpRoute('r', { parentRefs: [{ name: 'web' }], rules: [{ backendRefs: [{ name: 'web-v2', port: 8080 }] }] }));
+    const incremental = translateEnvoy(store.snapshot(), undefined, cache);
+    expect(cache.hits).toBe(2);
+    const full = translateEnvoy(store.snapshot());
+    for (const key of ['listeners', 'routes', 'clusters', 'endpoints'] as const) {
+      expect([...incremental[key].keys()].sort()).toEqual([...full[key].keys()].sort());
+      for (const [k, v] of full[key]) expect(incremental[key].get(k)).toEqual(v);
+    }
+    // A change to a backend Service the route points at invalidates web too.
+    await store.apply(service('web-v2', '10.96.0.11', [{ name: 'http', port: 8081 }]));
+    const hitsBefore = cache.hits;
+    const again = translateEnvoy(store.snapshot(), undefined, cache);
+    expect(cache.hits - hitsBefore).toBe(1); // only mirror
+    expect(again.warnings.some((w) => w.includes('backendRef Service default/web-v2 has no port 8080'))).toBe(true);
+  });
+});

@@ -8,7 +8,7 @@ import type { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/rou
 import type { Snapshot } from '../store/store';
 import { translateCluster, translateLoadAssignment } from './clusters';
 import { translateApiListener, translateConnectTerminate, translateInternalCluster, translateServiceListener } from './listeners';
-import { DEFAULT_ENVOY_OPTIONS, MeshIndex, type EnvoyTranslateOptions } from './model';
+import { DEFAULT_ENVOY_OPTIONS, MeshIndex, type EnvoyTranslateOptions, type ServiceInfo } from './model';
 import { outboundClusterName, servicePortName } from './names';
 import { translateRouteConfig } from './routes';
 
@@ -42,7 +42,78 @@ export interface EnvoyConfig {
   readonly warnings: string[];
 }
 
-export function translateEnvoy(snapshot: Snapshot, options: EnvoyTranslateOptions = DEFAULT_ENVOY_OPTIONS): EnvoyConfig {
+/** What one Service contributes (its ports' clusters, endpoints, routes, api_listeners). */
+export interface ServiceOutput {
+  readonly clusters: readonly (readonly [string, Cluster])[];
+  readonly endpoints: readonly (readonly [string, ClusterLoadAssignment])[];
+  readonly routes: readonly (readonly [string, RouteConfiguration])[];
+  readonly listeners: readonly (readonly [string, Listener])[];
+  readonly warnings: readonly string[];
+}
+
+/**
+ * Remembers each Service's output with the stored objects it was computed from; store snapshots
+ * share unchanged objects, so equal identities mean equal inputs and the output is reused.
+ */
+export class ServiceOutputCache {
+  private entries = new Map<string, { deps: readonly unknown[]; out: ServiceOutput }>();
+  private next = new Map<string, { deps: readonly unknown[]; out: ServiceOutput }>();
+  hits = 0;
+
+  get(key: string, deps: readonly unknown[]): ServiceOutput | undefined {
+    const e = this.entries.get(key);
+    if (!e || e.deps.length !== deps.length || e.deps.some((d, i) => d !== deps[i])) return undefined;
+    this.hits++;
+    this.next.set(key, e);
+    return e.out;
+  }
+
+  set(key: string, deps: readonly unknown[], out: ServiceOutput): void {
+    this.next.set(key, { deps, out });
+  }
+
+  /** End of a translation: forget Services that no longer exist. */
+  rotate(): void {
+    this.entries = this.next;
+    this.next = new Map();
+  }
+}
+
+/** The stored objects a Service's output depends on. */
+function serviceDeps(index: MeshIndex, svc: ServiceInfo): unknown[] {
+  const deps: unknown[] = [svc.service, ...svc.workloads];
+  const routes = new Set(svc.service.spec.ports.flatMap((p) => index.routesFor(svc, p.port)));
+  for (const r of routes) {
+    deps.push(r);
+    const routeNs = r.metadata.namespace ?? '';
+    for (const rule of r.spec.rules) {
+      const refs: { name: string; namespace?: string }[] = [...(rule.backendRefs ?? [])];
+      for (const f of rule.filters ?? []) if (f.type === 'RequestMirror') refs.push(f.requestMirror.backendRef);
+      for (const ref of refs) deps.push(index.service(ref.namespace ?? routeNs, ref.name)?.service ?? `missing:${ref.namespace ?? routeNs}/${ref.name}`);
+    }
+  }
+  return deps;
+}
+
+function translateService(index: MeshIndex, svc: ServiceInfo): ServiceOutput {
+  const before = index.warnings.length;
+  const clusters: [string, Cluster][] = [];
+  const endpoints: [string, ClusterLoadAssignment][] = [];
+  const routes: [string, RouteConfiguration][] = [];
+  const listeners: [string, Listener][] = [];
+  for (const port of svc.service.spec.ports) {
+    if (port.protocol !== 'TCP') continue;
+    const cluster = outboundClusterName(port.port, svc.host);
+    clusters.push([cluster, translateCluster(svc, port)]);
+    endpoints.push([cluster, translateLoadAssignment(svc, port)]);
+    const name = servicePortName(svc.host, port.port);
+    routes.push([name, translateRouteConfig(index, svc, port)]);
+    listeners.push([name, translateApiListener(svc, port)]);
+  }
+  return { clusters, endpoints, routes, listeners, warnings: index.warnings.splice(before) };
+}
+
+export function translateEnvoy(snapshot: Snapshot, options: EnvoyTranslateOptions = DEFAULT_ENVOY_OPTIONS, cache?: ServiceOutputCache): EnvoyConfig {
   const index = new MeshIndex(snapshot, options);
   const listeners = new Map<string, Listener>();
   const routes = new Map<string, RouteConfiguration>();
@@ -50,19 +121,30 @@ export function translateEnvoy(snapshot: Snapshot, options: EnvoyTranslateOption
   const endpoints = new Map<string, ClusterLoadAssignment>();
   const sharedClusters = new Set<string>();
   const proxyless = new Set<string>();
-  for (const svc of index.services.values()) {
-    for (const port of svc.service.spec.ports) {
-      if (port.protocol !== 'TCP') continue;
-      const cluster = outboundClusterName(port.port, svc.host);
-      clusters.set(cluster, translateCluster(svc, port));
-      sharedClusters.add(cluster);
-      endpoints.set(cluster, translateLoadAssignment(svc, port));
-      const name = servicePortName(svc.host, port.port);
-      routes.set(name, translateRouteConfig(index, svc, port));
-      listeners.set(name, translateApiListener(svc, port));
+  const serviceWarnings: string[] = [];
+  for (const [key, svc] of index.services) {
+    let out: ServiceOutput | undefined;
+    if (cache) {
+      const deps = serviceDeps(index, svc);
+      out = cache.get(key, deps);
+      if (!out) cache.set(key, deps, (out = translateService(index, svc)));
+    } else {
+      out = translateService(index, svc);
+    }
+    for (const [name, c] of out.clusters) {
+      clusters.set(name, c);
+      sharedClusters.add(name);
+    }
+    for (const [name, e] of out.endpoints) endpoints.set(name, e);
+    for (const [name, r] of out.routes) routes.set(name, r);
+    for (const [name, l] of out.listeners) {
+      listeners.set(name, l);
       proxyless.add(name);
     }
+    serviceWarnings.push(...out.warnings);
   }
+  cache?.rotate();
+  index.warnings.push(...serviceWarnings);
   const views = new Map<string, ClientView>([[PROXYLESS_VIEW, { listeners: proxyless, clusters: new Set() }]]);
   for (const wp of index.waypoints.values()) {
     const ns = wp.gateway.metadata.namespace ?? '';

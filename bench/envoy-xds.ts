@@ -1,0 +1,293 @@
+// Benchmark: Envoy xDS at scale over state-of-the-world ADS, on loopback.
+//
+//   node dist/bench/envoy-xds.js [--services 1000] [--workloads 10000] [--clients 100] [--changes 20]
+//
+// The control plane (store, Envoy translation, SotW ADS server on a plaintext port) runs in a
+// child process so its memory can be measured alone; the clients (real @grpc/grpc-js streams, one
+// HTTP/2 connection each, ACKing every response like Envoy) run in this process. Each client is a
+// proxyless gRPC client: LDS and CDS wildcard (every api_listener and cluster), RDS and EDS for the
+// 10 services it "calls" (always including svc-0, whose HTTPRoute changes). Reported:
+//   - translation time for the whole store, and the resource counts
+//   - full sync of 1 client and of N clients at once
+//   - HTTPRoute change -> the last of N clients has received the new RouteConfiguration
+//     (p50 / p95 / max over --changes)
+//   - the control plane's memory idle and with N clients (per client)
+import { fork, type ChildProcess } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { AggregatedDiscoveryServiceClient } from '../api/gen/envoy/service/discovery/v3/ads';
+import { DiscoveryRequest, type DiscoveryResponse } from '../api/gen/envoy/service/discovery/v3/discovery';
+import { EnvoyPublisher } from '../control/envoy/publisher';
+import { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, LISTENER_TYPE_URL, ROUTE_TYPE_URL } from '../control/envoy/names';
+import { MemoryStore } from '../control/store/base-store';
+import { xdsMetrics } from '../control/xds/metrics';
+import { SotwAdsServer } from '../control/xds/sotw-server';
+import { DeltaAdsServer } from '../control/xds/delta-server';
+import { fullAdsImplementation, fullAdsServiceDefinition } from '../control/xds/sotw-service';
+
+interface Sizes {
+  services: number;
+  workloads: number;
+  clients: number;
+  changes: number;
+}
+
+function parseArgs(argv: string[]): Sizes {
+  const sizes: Sizes = { services: 1000, workloads: 10_000, clients: 100, changes: 20 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i]?.replace(/^--/, '') as keyof Sizes;
+    const value = Number(argv[i + 1]);
+    if (!(key in sizes) || !Number.isInteger(value) || value < 1) {
+      throw new Error(`usage: envoy-xds [--services N] [--workloads N] [--clients N] [--changes N] (bad: ${argv[i]} ${argv[i + 1]})`);
+    }
+    sizes[key] = value;
+  }
+  return sizes;
+}
+
+const NAMESPACES = 10;
+const ns = (s: number) => `bench-${s % NAMESPACES}`;
+const host = (s: number) => `svc-${s}.${ns(s)}.svc.cluster.local`;
+
+function route(generation: number): unknown {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'svc-0', namespace: ns(0) },
+    spec: {
+      parentRefs: [{ name: 'svc-0', port: 80 }],
+      rules: [
+        { matches: [{ headers: [{ name: 'x-canary', value: 'true' }] }], backendRefs: [{ name: 'svc-1', namespace: ns(1), port: 80 }] },
+        { timeouts: { request: `${generation + 1}s` }, backendRefs: [{ name: 'svc-0', port: 80, weight: 90 }, { name: 'svc-10', port: 80, weight: 10 }] },
+      ],
+    },
+  };
+}
+
+// ---- the control plane side (child process) --------------------------------------------------
+
+type ServerMessage =
+  | { kind: 'ready'; port: number; translateMs: number; counts: Record<string, number>; memory: NodeJS.MemoryUsage }
+  | { kind: 'changed'; applyMs: number }
+  | { kind: 'memory'; memory: NodeJS.MemoryUsage; lastTranslateMs: number };
+type ParentMessage = { kind: 'change'; generation: number } | { kind: 'memory' } | { kind: 'stop' };
+
+async function serverMain(sizes: Sizes): Promise<void> {
+  const send = (m: ServerMessage) => process.send!(m);
+  const store = new MemoryStore({ historyLimit: 100 });
+  const docs: unknown[] = [];
+  for (let n = 0; n < NAMESPACES; n++) docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `bench-${n}` } });
+  for (let s = 0; s < sizes.services; s++) {
+    docs.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `svc-${s}`, namespace: ns(s) },
+      spec: { selector: { app: `svc-${s}` }, ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, appProtocol: 'grpc' }] },
+    });
+  }
+  for (let i = 0; i < sizes.workloads; i++) {
+    const s = i % sizes.services;
+    docs.push({
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: `w-${i}`, namespace: ns(s), labels: { app: `svc-${s}` } },
+      spec: { node: `node-${i % 50}`, serviceAccount: `sa-${s}`, addresses: [`10.${100 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`] },
+    });
+  }
+  docs.push(route(0));
+  await store.applyAll(docs);
+  const logger = pino({ level: 'warn' });
+  const publisher = new EnvoyPublisher(store, { logger });
+  publisher.start();
+  const metrics = xdsMetrics(new Registry());
+  const sotw = new SotwAdsServer(publisher, { logger, metrics });
+  const delta = new DeltaAdsServer(publisher, { logger, metrics });
+  const server = new grpc.Server({ 'grpc.max_send_message_length': 256 * 1024 * 1024 });
+  server.addService(fullAdsServiceDefinition, fullAdsImplementation({ sotw: sotw.handle, delta: delta.handle }));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const report = publisher.lastTranslation!;
+  global.gc?.();
+  send({ kind: 'ready', port, translateMs: report.millis, counts: report.counts, memory: process.memoryUsage() });
+  process.on('message', (m: ParentMessage) => {
+    if (m.kind === 'change') {
+      const t = process.hrtime.bigint();
+      void store.apply(route(m.generation)).then(() => send({ kind: 'changed', applyMs: Number(process.hrtime.bigint() - t) / 1e6 }));
+    } else if (m.kind === 'memory') {
+      global.gc?.();
+      send({ kind: 'memory', memory: process.memoryUsage(), lastTranslateMs: publisher.lastTranslation?.millis ?? NaN });
+    } else {
+      sotw.closeAll();
+      server.forceShutdown();
+      publisher.stop();
+      process.exit(0);
+    }
+  });
+}
+
+// ---- the clients (this process) ---------------------------------------------------------------
+
+class Client {
+  /** type URL -> last version_info received. */
+  readonly versions = new Map<string, string>();
+  readonly counts = new Map<string, number>();
+  private readonly client: AggregatedDiscoveryServiceClient;
+  private readonly stream: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+  private watchers: Array<() => void> = [];
+  failed: Error | undefined;
+
+  constructor(address: string, id: number, sizes: Sizes) {
+    this.client = new AggregatedDiscoveryServiceClient(address, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
+    });
+    this.stream = this.client.streamAggregatedResources();
+    const called = [0, ...Array.from({ length: 9 }, (_, i) => 1 + ((id * 9 + i) % (sizes.services - 1)))];
+    const names: Record<string, string[]> = {
+      [LISTENER_TYPE_URL]: [],
+      [CLUSTER_TYPE_URL]: [],
+      [ROUTE_TYPE_URL]: called.map((s) => `${host(s)}:80`),
+      [ENDPOINT_TYPE_URL]: called.map((s) => `outbound|80||${host(s)}`),
+    };
+    this.stream.on('data', (r: DiscoveryResponse) => {
+      this.versions.set(r.typeUrl, r.versionInfo);
+      this.counts.set(r.typeUrl, r.resources.length);
+      this.stream.write(DiscoveryRequest.fromPartial({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, resourceNames: names[r.typeUrl] }));
+      this.notify();
+    });
+    this.stream.on('error', (e) => {
+      this.failed = e;
+      this.notify();
+    });
+    let first = true;
+    for (const typeUrl of [CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, LISTENER_TYPE_URL, ROUTE_TYPE_URL]) {
+      this.stream.write(
+        DiscoveryRequest.fromPartial({ typeUrl, resourceNames: names[typeUrl], ...(first ? { node: { id: `proxyless~127.0.0.1~bench-${id}.bench-0~bench-0.svc.cluster.local` } } : {}) }),
+      );
+      first = false;
+    }
+  }
+
+  private notify(): void {
+    const w = this.watchers;
+    this.watchers = [];
+    for (const f of w) f();
+  }
+
+  until(done: () => boolean, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`client timed out after ${timeoutMs} ms`)), timeoutMs);
+      const check = () => {
+        if (this.failed) {
+          clearTimeout(timer);
+          reject(this.failed);
+        } else if (done()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.watchers.push(check);
+      };
+      check();
+    });
+  }
+
+  synced(): boolean {
+    return this.versions.size === 4;
+  }
+
+  close(): void {
+    this.stream.cancel();
+    this.client.close();
+  }
+}
+
+const ms = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e6;
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+async function main(): Promise<void> {
+  const sizes = parseArgs(process.argv.slice(2).filter((a) => a !== '--server'));
+  if (process.argv.includes('--server')) return serverMain(sizes);
+  console.log(`Envoy xDS over SotW ADS: ${sizes.services} services (2 ports), ${sizes.workloads} endpoints, ${sizes.clients} clients`);
+  const started = process.hrtime.bigint();
+  const child: ChildProcess = fork(__filename, [...process.argv.slice(2), '--server'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const messages: ServerMessage[] = [];
+  let wake: (() => void) | undefined;
+  child.on('message', (m: ServerMessage) => {
+    messages.push(m);
+    wake?.();
+  });
+  const receive = async <K extends ServerMessage['kind']>(kind: K): Promise<Extract<ServerMessage, { kind: K }>> => {
+    for (;;) {
+      const i = messages.findIndex((m) => m.kind === kind);
+      if (i >= 0) return messages.splice(i, 1)[0] as Extract<ServerMessage, { kind: K }>;
+      await new Promise<void>((r) => (wake = r));
+    }
+  };
+  const clients: Client[] = [];
+  try {
+    const ready = await receive('ready');
+    const counts = Object.entries(ready.counts).map(([t, n]) => `${t.split('.').pop()} ${n}`).join(', ');
+    console.log(`  store load + first translation:  ${ms(started).toFixed(0)} ms (translation ${ready.translateMs.toFixed(0)} ms: ${counts})`);
+    child.send({ kind: 'memory' } satisfies ParentMessage);
+    const idle = await receive('memory');
+    console.log(`  control plane memory, idle:      RSS ${mib(idle.memory.rss)}, heap ${mib(idle.memory.heapUsed)}`);
+    const address = `127.0.0.1:${ready.port}`;
+
+    let t = process.hrtime.bigint();
+    const one = new Client(address, 0, sizes);
+    await one.until(() => one.synced(), 60_000);
+    console.log(`  full sync, 1 client:             ${ms(t).toFixed(0)} ms (LDS ${one.counts.get(LISTENER_TYPE_URL)}, CDS ${one.counts.get(CLUSTER_TYPE_URL)}, RDS ${one.counts.get(ROUTE_TYPE_URL)}, EDS ${one.counts.get(ENDPOINT_TYPE_URL)})`);
+    one.close();
+
+    t = process.hrtime.bigint();
+    for (let i = 0; i < sizes.clients; i++) clients.push(new Client(address, i + 1, sizes));
+    await Promise.all(clients.map((c) => c.until(() => c.synced(), 300_000)));
+    console.log(`  full sync, ${sizes.clients} clients at once:  ${ms(t).toFixed(0)} ms`);
+    await new Promise((r) => setTimeout(r, 500));
+    child.send({ kind: 'memory' } satisfies ParentMessage);
+    const loaded = await receive('memory');
+    console.log(
+      `  control plane memory, ${sizes.clients} clients: RSS ${mib(loaded.memory.rss)}, heap ${mib(loaded.memory.heapUsed)} ` +
+        `(per client: RSS ${((loaded.memory.rss - idle.memory.rss) / sizes.clients / 1024).toFixed(0)} KiB, heap ${((loaded.memory.heapUsed - idle.memory.heapUsed) / sizes.clients / 1024).toFixed(0)} KiB)`,
+    );
+
+    const latencies: number[] = [];
+    const applies: number[] = [];
+    for (let c = 1; c <= sizes.changes; c++) {
+      const before = clients.map((x) => x.versions.get(ROUTE_TYPE_URL));
+      t = process.hrtime.bigint();
+      child.send({ kind: 'change', generation: c } satisfies ParentMessage);
+      await Promise.all(clients.map((x, i) => x.until(() => x.versions.get(ROUTE_TYPE_URL) !== before[i], 30_000)));
+      latencies.push(ms(t));
+      applies.push((await receive('changed')).applyMs);
+    }
+    latencies.sort((a, b) => a - b);
+    applies.sort((a, b) => a - b);
+    child.send({ kind: 'memory' } satisfies ParentMessage);
+    const after = await receive('memory');
+    console.log(
+      `  HTTPRoute change -> last of ${sizes.clients} clients: p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p95 ${quantile(latencies, 0.95).toFixed(1)} ms, max ${latencies[latencies.length - 1]!.toFixed(1)} ms over ${sizes.changes} changes`,
+    );
+    console.log(`    of which the store write p50 ${quantile(applies, 0.5).toFixed(1)} ms; last full translation ${after.lastTranslateMs.toFixed(1)} ms`);
+  } finally {
+    for (const c of clients) c.close();
+    child.send({ kind: 'stop' } satisfies ParentMessage);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve();
+      }, 5000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack : err);
+  process.exitCode = 1;
+});
