@@ -111,10 +111,17 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     );
     this.offs.push(xds.onStatus((s) => telemetry.xdsStatus(s)));
     const onIssued = (cert: WorkloadCertificate): void => this.rotate(cert);
-    const onExpired = (e: { spiffeId: string; notAfter: Date }): void => this.o.log.error(e, 'a workload certificate expired and renewal keeps failing; new HBONE connections for it fail');
+    const onExpired = (e: { spiffeId: string; notAfter: Date }): void => this.expired(e.spiffeId, e.notAfter);
     certs.on('issued', onIssued);
     certs.on('expired', onExpired);
     this.offs.push(() => certs.off('issued', onIssued), () => certs.off('expired', onExpired));
+    // The manager notices expiry when asked: ask every few seconds, so an expired certificate
+    // stops being presented even while no connection asks for it.
+    const expiryCheck = setInterval(() => {
+      for (const e of this.served.values()) if (e.server) certs.current(e.id);
+    }, 5_000);
+    expiryCheck.unref();
+    this.offs.push(() => clearInterval(expiryCheck));
     xds.start();
     // Enrol only from a complete view, so a partial first push never unenrols anything.
     try {
@@ -197,6 +204,22 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     const now = this.o.certs.current(entry.id);
     if (now && now !== cert) server.rotate(credentialsOf(now));
     this.o.log.info({ workload: entry.key, spiffeId: entry.spiffeId, notAfter: cert.notAfter.toISOString() }, 'HBONE listener open');
+  }
+
+  /**
+   * Renewal kept failing until the certificate expired: stop presenting it. The HBONE listener
+   * closes (peers' connects are refused, never answered with an expired certificate) and opens
+   * again with the next certificate issued; outbound tunnels fail at certs.get() meanwhile.
+   */
+  private expired(spiffeId: string, notAfter: Date): void {
+    this.o.log.error({ spiffeId, notAfter: notAfter.toISOString() }, 'a workload certificate expired and renewal keeps failing; its HBONE listener closes until a new one is issued');
+    for (const e of this.served.values()) {
+      if (e.spiffeId !== spiffeId || !e.server) continue;
+      const server = e.server;
+      e.server = undefined;
+      e.error = `the certificate for ${spiffeId} expired at ${notAfter.toISOString()} and renewal keeps failing`;
+      void server.close(0);
+    }
   }
 
   private rotate(cert: WorkloadCertificate): void {
