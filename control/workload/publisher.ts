@@ -1,7 +1,7 @@
 // Keeps the xDS cache's workload API types in step with the config store: translate the current
 // snapshot, then re-translate whenever the store's watch reports a write (bursts coalesced into
 // one translation), and hand the cache the full set — the cache works out what changed.
-import { Address, Authorization } from '../../api/gen/nodemesh/workload/v1/workload';
+import { Address, Authorization, PeerAuthentication } from '../../api/gen/nodemesh/workload/v1/workload';
 import type { Logger } from '../../common/log';
 import type { SharedCache } from '../xds/cache';
 import { typeUrlOf, xdsResource, type XdsResource } from '../xds/resource';
@@ -10,13 +10,19 @@ import { WorkloadApiTranslator, type TranslateOptions, type WorkloadApiState } f
 
 export const ADDRESS_TYPE_URL = typeUrlOf(Address.$type);
 export const AUTHORIZATION_TYPE_URL = typeUrlOf(Authorization.$type);
-export const WORKLOAD_API_TYPE_URLS: readonly string[] = [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL];
+export const PEER_AUTHENTICATION_TYPE_URL = typeUrlOf(PeerAuthentication.$type);
+export const WORKLOAD_API_TYPE_URLS: readonly string[] = [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, PEER_AUTHENTICATION_TYPE_URL];
 
 export interface EncodedWorkloadApi {
   readonly addresses: Map<string, XdsResource>;
   readonly authorizations: Map<string, XdsResource>;
+  readonly peerAuthentications: Map<string, XdsResource>;
   /** The messages the resources were encoded from (to skip re-encoding the same objects). */
-  readonly messages: { readonly addresses: ReadonlyMap<string, Address>; readonly authorizations: ReadonlyMap<string, Authorization> };
+  readonly messages: {
+    readonly addresses: ReadonlyMap<string, Address>;
+    readonly authorizations: ReadonlyMap<string, Authorization>;
+    readonly peerAuthentications: ReadonlyMap<string, PeerAuthentication>;
+  };
 }
 
 /**
@@ -48,7 +54,14 @@ export function encodeWorkloadApi(state: WorkloadApiState, previous?: EncodedWor
   return {
     addresses: encode(ADDRESS_TYPE_URL, state.addresses, Address, previous?.addresses, previous?.messages.addresses),
     authorizations: encode(AUTHORIZATION_TYPE_URL, state.authorizations, Authorization, previous?.authorizations, previous?.messages.authorizations),
-    messages: { addresses: state.addresses, authorizations: state.authorizations },
+    peerAuthentications: encode(
+      PEER_AUTHENTICATION_TYPE_URL,
+      state.peerAuthentications,
+      PeerAuthentication,
+      previous?.peerAuthentications,
+      previous?.messages.peerAuthentications,
+    ),
+    messages: { addresses: state.addresses, authorizations: state.authorizations, peerAuthentications: state.peerAuthentications },
   };
 }
 
@@ -62,6 +75,7 @@ export interface TranslationReport {
   readonly millis: number;
   readonly addresses: number;
   readonly authorizations: number;
+  readonly peerAuthentications: number;
   readonly warnings: readonly string[];
 }
 
@@ -122,12 +136,14 @@ export class WorkloadApiPublisher {
     const version = String(snapshot.revision);
     const a = this.cache.replace(ADDRESS_TYPE_URL, encoded.addresses, version);
     const z = this.cache.replace(AUTHORIZATION_TYPE_URL, encoded.authorizations, version);
+    const p = this.cache.replace(PEER_AUTHENTICATION_TYPE_URL, encoded.peerAuthentications, version);
     const millis = Number(process.hrtime.bigint() - started) / 1e6;
     this.report = {
       revision: snapshot.revision,
       millis,
       addresses: encoded.addresses.size,
       authorizations: encoded.authorizations.size,
+      peerAuthentications: encoded.peerAuthentications.size,
       warnings: state.warnings,
     };
     const fresh = state.warnings.filter((w) => !this.lastWarnings.has(w));
@@ -137,8 +153,8 @@ export class WorkloadApiPublisher {
       {
         revision: snapshot.revision,
         millis: Math.round(millis * 10) / 10,
-        changed: a.changed.length + z.changed.length,
-        removed: a.removed.length + z.removed.length,
+        changed: a.changed.length + z.changed.length + p.changed.length,
+        removed: a.removed.length + z.removed.length + p.removed.length,
         reusedWorkloads: this.translator.reused,
       },
       'workload API translated',

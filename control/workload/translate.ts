@@ -12,11 +12,19 @@
 //   stops inheritance). The Gateway must exist, be for the right traffic (waypoint-for), and have
 //   an address: spec.addresses (IPAddress), else a Workload labelled
 //   gateway.networking.k8s.io/gateway-name=<gateway>, else a Service so labelled (by host name).
-//   An unresolvable waypoint is left out and reported as a warning.
+//   A waypoint that is asked for but cannot be used (no such Gateway, no address, or — when the
+//   resource's own label names it — a Gateway for other traffic) is published *unresolved*: a
+//   GatewayAddress with the Gateway's name, a reason and no destination, so node proxies refuse
+//   the traffic (fail closed) instead of sending it direct past the waypoint's L7 policy. It is
+//   also reported as a warning.
 // - Authorization: only what a node proxy can check at L4. AuthorizationPolicies with targetRefs
-//   belong to waypoints and are skipped. For ALLOW, a rule that needs L7 attributes can never
-//   match at L4 and is dropped; for DENY, the L7 attributes are dropped so the rule denies more
-//   (fail closed) — as ztunnel does.
+//   belong to waypoints and are skipped. The L7 attributes a rule used are named in
+//   Rule.l7_attributes. For DENY they are stripped so the rule denies on its L4 part (fail
+//   closed). For ALLOW, alternatives that need L7 are dropped when the rule can still match at L4
+//   through its other alternatives; a rule that cannot is sent as its L4 part plus the
+//   attributes, and node proxies treat it as never matching without a waypoint.
+// - PeerAuthentication: one message per resource (peer-authentication.ts); workloads list the
+//   selector policies that select them, as they do for Authorizations.
 import {
   DATAPLANE_MODE_LABEL,
   USE_WAYPOINT_LABEL,
@@ -38,6 +46,7 @@ import type { Snapshot } from '../store/store';
 import {
   Address,
   Authorization,
+  PeerAuthentication,
   AuthorizationAction,
   AuthorizationScope,
   Clause,
@@ -52,6 +61,7 @@ import {
   WorkloadStatus,
 } from '../../api/gen/nodemesh/workload/v1/workload';
 import { cidrOf, ipBytes } from './addresses';
+import { peerAuthenticationSelector, translatePeerAuthentication } from './peer-authentication';
 
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const DEFAULT_HBONE_PORT = 15008;
@@ -76,6 +86,8 @@ export interface WorkloadApiState {
   readonly addresses: Map<string, Address>;
   /** Resource name -> Authorization. */
   readonly authorizations: Map<string, Authorization>;
+  /** Resource name ("<namespace>/<name>") -> PeerAuthentication. */
+  readonly peerAuthentications: Map<string, PeerAuthentication>;
   /** Things that were left out, with the reason (unresolvable waypoints, …). */
   readonly warnings: string[];
 }
@@ -101,7 +113,10 @@ class Translation {
   /** Services with a selector, by namespace and by one of their selector's label pairs. */
   private readonly selectingServices = new Map<string, Map<string, ServiceResource[]>>();
   private readonly selectorPoliciesByNs = new Map<string, AuthorizationPolicy[]>();
-  private readonly waypointCache = new Map<string, GatewayAddress | null>();
+  /** PeerAuthentications with a (non-empty) selector, by namespace. */
+  private readonly selectorPeerAuthnByNs = new Map<string, Array<{ name: string; matchLabels: Readonly<Record<string, string>> }>>();
+  private readonly waypointCache = new Map<string, GatewayAddress | { notFor: string } | string>();
+  private readonly waypointWarned = new Set<string>();
 
   constructor(
     private readonly snapshot: Snapshot,
@@ -119,6 +134,10 @@ class Translation {
     }
     for (const policy of snapshot.list('AuthorizationPolicy')) {
       if (policy.spec.selector) push(this.selectorPoliciesByNs, policy.metadata.namespace ?? '', policy);
+    }
+    for (const pa of snapshot.list('PeerAuthentication')) {
+      const matchLabels = peerAuthenticationSelector(pa);
+      if (matchLabels) push(this.selectorPeerAuthnByNs, pa.metadata.namespace ?? '', { name: pa.metadata.name, matchLabels });
     }
   }
 
@@ -153,6 +172,10 @@ class Translation {
     const policies = (this.selectorPoliciesByNs.get(ns) ?? [])
       .filter((p) => !p.spec.targetRefs && matchesLabels(labels, p.spec.selector?.matchLabels))
       .map((p) => `${ns}/${p.metadata.name}`);
+    const peerAuthentications = (this.selectorPeerAuthnByNs.get(ns) ?? [])
+      .filter((p) => matchesLabels(labels, p.matchLabels))
+      .map((p) => `${ns}/${p.name}`)
+      .sort();
 
     return Workload.fromPartial({
       uid: workloadUid(ns, w.metadata.name),
@@ -172,6 +195,7 @@ class Translation {
       runtime:
         w.spec.netnsPath || w.spec.cgroupPath ? { netns: w.spec.netnsPath ?? '', cgroup: w.spec.cgroupPath ?? '' } : undefined,
       workloadType: 'Workload',
+      peerAuthenticationPolicies: peerAuthentications,
     });
   }
 
@@ -206,20 +230,23 @@ class Translation {
     const name = own ?? nsLabels[USE_WAYPOINT_LABEL];
     if (!name || name === 'none') return undefined;
     const gwNs = (own !== undefined ? labels : nsLabels)[USE_WAYPOINT_NAMESPACE_LABEL] ?? ns;
-    const key = `${use}|${gwNs}/${name}`;
-    let resolved = this.waypointCache.get(key);
-    if (resolved === undefined) {
-      const result = this.resolveWaypoint(gwNs, name, use);
-      resolved = typeof result === 'string' || 'notFor' in result ? null : result;
-      this.waypointCache.set(key, resolved);
-      // Reported once per waypoint. A namespace-wide waypoint that is not for this kind of traffic
-      // (e.g. waypoint-for: service, seen from a workload) is normal and not reported.
-      if (typeof result === 'string') this.warnings.push(`${who}: waypoint ${gwNs}/${name} left out: ${result}`);
-      else if ('notFor' in result && own !== undefined) {
-        this.warnings.push(`${who}: waypoint ${gwNs}/${name} left out: the Gateway is for ${result.notFor} traffic (${WAYPOINT_FOR_LABEL}), not ${use}`);
-      }
+    const gateway = `${gwNs}/${name}`;
+    const key = `${use}|${gateway}`;
+    let result = this.waypointCache.get(key);
+    if (result === undefined) this.waypointCache.set(key, (result = this.resolveWaypoint(gwNs, name, use)));
+    if (typeof result !== 'string' && !('notFor' in result)) return result;
+    let reason: string;
+    if (typeof result === 'string') reason = result;
+    else if (own !== undefined) reason = `the Gateway is for ${result.notFor} traffic (${WAYPOINT_FOR_LABEL}), not ${use}`;
+    // A namespace-wide waypoint that is not for this kind of traffic (e.g. waypoint-for: service,
+    // seen from a workload) is normal: no waypoint, not reported.
+    else return undefined;
+    // Reported once per waypoint (and kind of use).
+    if (!this.waypointWarned.has(key)) {
+      this.waypointWarned.add(key);
+      this.warnings.push(`${who}: waypoint ${gateway} cannot be used: ${reason}; traffic to it is refused (fail closed) until the waypoint resolves`);
     }
-    return resolved ?? undefined;
+    return unresolvedWaypoint(gateway, reason);
   }
 
   /** The waypoint's address, or why there is none. */
@@ -229,14 +256,16 @@ class Translation {
     const forWhat = gw.metadata.labels?.[WAYPOINT_FOR_LABEL] ?? 'service';
     if (forWhat !== 'all' && forWhat !== use) return { notFor: forWhat };
     const hboneMtlsPort = gw.spec.listeners.find((l) => l.protocol === 'HBONE')?.port ?? DEFAULT_HBONE_PORT;
+    const gateway = `${ns}/${name}`;
     const ip = gw.spec.addresses?.find((a) => a.type === 'IPAddress')?.value;
-    if (ip) return GatewayAddress.fromPartial({ destination: { $case: 'address', value: { network: '', address: ipBytes(ip) } }, hboneMtlsPort });
+    if (ip) return GatewayAddress.fromPartial({ destination: { $case: 'address', value: { network: '', address: ipBytes(ip) } }, hboneMtlsPort, gateway });
     const selector = { [GATEWAY_NAME_LABEL]: name };
     const instance = this.snapshot.list('Workload', { namespace: ns }).find((w) => matchesLabels(w.metadata.labels, selector));
     if (instance) {
       return GatewayAddress.fromPartial({
         destination: { $case: 'address', value: { network: '', address: ipBytes(instance.spec.addresses[0]!) } },
         hboneMtlsPort,
+        gateway,
       });
     }
     const svc = (this.servicesByNs.get(ns) ?? []).find((s) => matchesLabels(s.metadata.labels, selector));
@@ -247,6 +276,7 @@ class Translation {
           value: { namespace: ns, hostname: serviceHostname(ns, svc.metadata.name, this.options.domainSuffix) },
         },
         hboneMtlsPort,
+        gateway,
       });
     }
     return `the Gateway has no IPAddress and no Workload or Service labelled ${GATEWAY_NAME_LABEL}=${name}`;
@@ -261,11 +291,7 @@ class Translation {
         ? AuthorizationScope.AUTHORIZATION_SCOPE_GLOBAL
         : AuthorizationScope.AUTHORIZATION_SCOPE_NAMESPACE;
     const deny = p.spec.action === 'DENY';
-    const rules: Rule[] = [];
-    for (const rule of p.spec.rules ?? []) {
-      const translated = translateRule(rule, deny);
-      if (translated) rules.push(translated);
-    }
+    const rules = (p.spec.rules ?? []).map((rule) => translateRule(rule, deny));
     return Authorization.fromPartial({
       name: p.metadata.name,
       namespace: ns,
@@ -276,43 +302,50 @@ class Translation {
   }
 }
 
-/** The L4 part of a rule; undefined when (ALLOW) the rule needs L7 attributes and cannot match. */
-function translateRule(rule: PolicyRule, deny: boolean): Rule | undefined {
-  const clauses: Clause[] = [];
-  let needsL7 = false;
-  if (rule.from) {
-    const matches: Match[] = [];
-    for (const { source } of rule.from) {
-      const { match, l7 } = sourceMatch(source);
-      if (l7 && !deny) continue; // this alternative cannot match at L4
-      matches.push(match);
-    }
-    if (matches.length === 0) return undefined;
-    clauses.push(Clause.fromPartial({ matches }));
-  }
-  if (rule.to) {
-    const matches: Match[] = [];
-    for (const { operation } of rule.to) {
-      const { match, l7 } = operationMatch(operation);
-      if (l7 && !deny) continue;
-      matches.push(match);
-    }
-    if (matches.length === 0) return undefined;
-    clauses.push(Clause.fromPartial({ matches }));
-  }
-  for (const condition of rule.when ?? []) {
-    const match = conditionMatch(condition);
-    if (!match) {
-      needsL7 = true;
-      continue;
-    }
-    clauses.push(Clause.fromPartial({ matches: [match] }));
-  }
-  if (needsL7 && !deny) return undefined;
-  return Rule.fromPartial({ clauses });
+/** A waypoint reference that cannot be used: the Gateway's name and why, no destination. */
+export function unresolvedWaypoint(gateway: string, reason: string): GatewayAddress {
+  return GatewayAddress.fromPartial({ gateway, unresolvedReason: reason });
 }
 
-function sourceMatch(s: Source): { match: Match; l7: boolean } {
+/**
+ * The L4 part of a rule, naming the L7 attributes it used in `l7Attributes`.
+ * DENY: every alternative keeps its L4 part, L7 `when` conditions are dropped (denies more).
+ * ALLOW: if every clause keeps an alternative that needs no L7 (and no `when` needs L7), the rule
+ * is sent with those alternatives only and no L7 attributes — it matches at L4 exactly where the
+ * original could without a request; otherwise it is sent with the L4 part of every alternative
+ * plus the attributes, and matches only where a waypoint checks the rest.
+ */
+function translateRule(rule: PolicyRule, deny: boolean): Rule {
+  const l7 = new Set<string>();
+  const all: Clause[] = [];
+  const l4Only: Clause[] = [];
+  let matchesAtL4 = true;
+  const clause = (alternatives: Array<{ match: Match; l7: readonly string[] }>): void => {
+    for (const a of alternatives) for (const name of a.l7) l7.add(name);
+    all.push(Clause.fromPartial({ matches: alternatives.map((a) => a.match) }));
+    const plain = alternatives.filter((a) => a.l7.length === 0).map((a) => a.match);
+    if (plain.length === 0) matchesAtL4 = false;
+    else l4Only.push(Clause.fromPartial({ matches: plain }));
+  };
+  // An empty `from`/`to` list constrains nothing, as an absent one (Istio).
+  if (rule.from?.length) clause(rule.from.map(({ source }) => sourceMatch(source)));
+  if (rule.to?.length) clause(rule.to.map(({ operation }) => operationMatch(operation)));
+  for (const condition of rule.when ?? []) {
+    const match = conditionMatch(condition);
+    if (match) clause([{ match, l7: [] }]);
+    else {
+      l7.add(condition.key);
+      matchesAtL4 = false;
+    }
+  }
+  if (!deny && l7.size > 0 && matchesAtL4) return Rule.fromPartial({ clauses: l4Only });
+  return Rule.fromPartial({ clauses: all, l7Attributes: [...l7] });
+}
+
+const SOURCE_L7_FIELDS = ['requestPrincipals', 'notRequestPrincipals'] as const;
+const OPERATION_L7_FIELDS = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
+
+function sourceMatch(s: Source): { match: Match; l7: string[] } {
   const match = Match.fromPartial({
     principals: (s.principals ?? []).map(stringMatch),
     notPrincipals: (s.notPrincipals ?? []).map(stringMatch),
@@ -322,16 +355,15 @@ function sourceMatch(s: Source): { match: Match; l7: boolean } {
     sourceIps: [...(s.ipBlocks ?? []), ...(s.remoteIpBlocks ?? [])].map(cidrOf),
     notSourceIps: [...(s.notIpBlocks ?? []), ...(s.notRemoteIpBlocks ?? [])].map(cidrOf),
   });
-  return { match, l7: s.requestPrincipals !== undefined || s.notRequestPrincipals !== undefined };
+  return { match, l7: SOURCE_L7_FIELDS.filter((f) => s[f] !== undefined) };
 }
 
-function operationMatch(o: Operation): { match: Match; l7: boolean } {
+function operationMatch(o: Operation): { match: Match; l7: string[] } {
   const match = Match.fromPartial({
     destinationPorts: (o.ports ?? []).map(Number),
     notDestinationPorts: (o.notPorts ?? []).map(Number),
   });
-  const l7 = [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths].some((v) => v !== undefined);
-  return { match, l7 };
+  return { match, l7: OPERATION_L7_FIELDS.filter((f) => o[f] !== undefined) };
 }
 
 /** A `when` condition as a match, or undefined when it needs L7 attributes. */
@@ -380,6 +412,7 @@ export class WorkloadApiTranslator {
   private workloads = new Map<WorkloadResource, Address>();
   private services = new Map<ServiceResource, Address>();
   private authorizations = new Map<string, Authorization>();
+  private peerAuthentications = new Map<string, PeerAuthentication>();
   private warnings: string[] = [];
   /** How many Workload messages the last translate() reused. */
   reused = 0;
@@ -393,6 +426,7 @@ export class WorkloadApiTranslator {
       ...snapshot.list('Service'),
       ...snapshot.list('Gateway'),
       ...snapshot.list('AuthorizationPolicy'),
+      ...snapshot.list('PeerAuthentication'),
       ...workloads.filter((w) => w.metadata.labels?.[GATEWAY_NAME_LABEL] !== undefined),
     ];
     const same = context.length === this.context.length && context.every((x, i) => x === this.context[i]);
@@ -418,11 +452,17 @@ export class WorkloadApiTranslator {
       addresses.set(serviceResourceName(ns, serviceHostname(ns, s.metadata.name, this.options.domainSuffix)), address);
     }
     let authorizations = this.authorizations;
+    let peerAuthentications = this.peerAuthentications;
     if (!same) {
       authorizations = new Map();
       for (const p of snapshot.list('AuthorizationPolicy')) {
         const authz = t.authorization(p);
         if (authz) authorizations.set(`${authz.namespace}/${authz.name}`, authz);
+      }
+      peerAuthentications = new Map();
+      for (const p of snapshot.list('PeerAuthentication')) {
+        const pa = translatePeerAuthentication(p, this.options.rootNamespace);
+        peerAuthentications.set(`${pa.namespace}/${pa.name}`, pa);
       }
     }
     // Reused messages raise no new warnings; keep the ones they raised before.
@@ -430,8 +470,9 @@ export class WorkloadApiTranslator {
     this.workloads = workloadMemo;
     this.services = serviceMemo;
     this.authorizations = authorizations;
+    this.peerAuthentications = peerAuthentications;
     this.warnings = warnings;
-    return { addresses, authorizations: new Map(authorizations), warnings: [...warnings] };
+    return { addresses, authorizations: new Map(authorizations), peerAuthentications: new Map(peerAuthentications), warnings: [...warnings] };
   }
 }
 

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   AuthorizationAction,
   AuthorizationScope,
+  MtlsMode,
+  PeerAuthenticationScope,
   TunnelProtocol,
   type Address,
   type Service,
@@ -125,6 +127,8 @@ describe('translateWorkloadApi', () => {
     expect(warnings).toEqual([]);
     const wp = service(addresses.get('default/web.default.svc.cluster.local')).waypoint;
     expect(wp?.hboneMtlsPort).toBe(15008);
+    expect(wp?.gateway).toBe('default/wp');
+    expect(wp?.unresolvedReason).toBe('');
     expect(wp?.destination?.$case).toBe('address');
     if (wp?.destination?.$case === 'address') expect(ipText(wp.destination.value.address)).toBe('10.200.1.9');
     expect(workload(addresses.get('Workload/default/web-1')).waypoint).toBeDefined();
@@ -132,11 +136,50 @@ describe('translateWorkloadApi', () => {
     expect(service(addresses.get('default/direct.default.svc.cluster.local')).waypoint).toBeUndefined();
   });
 
-  it('leaves out an unresolvable waypoint and says why', () => {
+  it('publishes an unresolvable waypoint as unresolved (fail closed), naming the Gateway and why', () => {
     const s = snapshot(ns('default'), svc('web', { app: 'web' }, [{ port: 80 }], {}, { 'nodemesh.io/use-waypoint': 'missing' }));
     const { addresses, warnings } = translateWorkloadApi(s);
-    expect(service(addresses.get('default/web.default.svc.cluster.local')).waypoint).toBeUndefined();
-    expect(warnings).toEqual(['Service default/web: waypoint default/missing left out: no Gateway default/missing']);
+    const wp = service(addresses.get('default/web.default.svc.cluster.local')).waypoint;
+    expect(wp).toBeDefined();
+    expect(wp!.destination).toBeUndefined();
+    expect(wp!.gateway).toBe('default/missing');
+    expect(wp!.unresolvedReason).toBe('no Gateway default/missing');
+    expect(warnings).toEqual([
+      'Service default/web: waypoint default/missing cannot be used: no Gateway default/missing; traffic to it is refused (fail closed) until the waypoint resolves',
+    ]);
+  });
+
+  it('fails closed for a Gateway without address and for an explicitly chosen Gateway of the wrong kind; an inherited one of the wrong kind is no waypoint', () => {
+    const gw = (name: string, forWhat: string) => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name, namespace: 'default', labels: { 'nodemesh.io/waypoint-for': forWhat } },
+      spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+    });
+    const s = snapshot(
+      ns('default', { 'nodemesh.io/use-waypoint': 'svc-only' }),
+      gw('svc-only', 'service'),
+      gw('no-address', 'all'),
+      wl('svc-only-1', '10.200.1.9', { 'gateway.networking.k8s.io/gateway-name': 'svc-only', 'nodemesh.io/use-waypoint': 'none' }),
+      // Inherits the namespace's service waypoint: nothing for workload traffic, no warning.
+      wl('inherits', '10.200.1.5'),
+      // Asks for a service-only waypoint for its workload traffic: refused.
+      wl('asks', '10.200.1.6', { 'nodemesh.io/use-waypoint': 'svc-only' }),
+      // A waypoint with no address and no instance.
+      svc('web', { app: 'web' }, [{ port: 80 }], {}, { 'nodemesh.io/use-waypoint': 'no-address' }),
+    );
+    const { addresses, warnings } = translateWorkloadApi(s);
+    expect(workload(addresses.get('Workload/default/inherits')).waypoint).toBeUndefined();
+    expect(workload(addresses.get('Workload/default/asks')).waypoint).toMatchObject({
+      gateway: 'default/svc-only',
+      unresolvedReason: 'the Gateway is for service traffic (nodemesh.io/waypoint-for), not workload',
+    });
+    expect(workload(addresses.get('Workload/default/asks')).waypoint!.destination).toBeUndefined();
+    const web = service(addresses.get('default/web.default.svc.cluster.local')).waypoint!;
+    expect(web.destination).toBeUndefined();
+    expect(web.unresolvedReason).toMatch(/no IPAddress and no Workload or Service labelled gateway.networking.k8s.io\/gateway-name=no-address/);
+    expect(warnings).toHaveLength(2);
+    expect(warnings.every((w) => /refused \(fail closed\)/.test(w))).toBe(true);
   });
 
   it('translates L4 authorization: scopes, principals, namespaces, ip blocks, ports', () => {
@@ -181,7 +224,11 @@ describe('translateWorkloadApi', () => {
 
     const allow = authorizations.get('default/web-allow')!;
     expect(allow.scope).toBe(AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR);
-    expect(allow.rules).toHaveLength(1);
+    expect(allow.rules).toHaveLength(2);
+    expect(allow.rules[0]!.l7Attributes).toEqual([]);
+    // The rule that needs L7 is sent as its L4 part (any port) with the attributes it needed.
+    expect(allow.rules[1]!.l7Attributes).toEqual(['methods']);
+    expect(allow.rules[1]!.clauses.map((c) => c.matches.map((m) => m.destinationPorts))).toEqual([[[]]]);
     const [fromClause, toClause] = allow.rules[0]!.clauses;
     expect(fromClause!.matches[0]!.principals.map((p) => p.matchType)).toEqual([
       { $case: 'exact', value: 'cluster.local/ns/default/sa/client' },
@@ -195,6 +242,7 @@ describe('translateWorkloadApi', () => {
     expect(deny.rules).toHaveLength(1);
     expect(deny.rules[0]!.clauses.map((c) => c.matches.length)).toEqual([1, 1]);
     expect(deny.rules[0]!.clauses[1]!.matches[0]!.destinationPorts).toEqual([]);
+    expect(deny.rules[0]!.l7Attributes).toEqual(['paths']);
 
     const mesh = authorizations.get('nodemesh-system/mesh-deny')!;
     const cidr = mesh.rules[0]!.clauses[0]!.matches[0]!.sourceIps[0]!;
@@ -202,6 +250,84 @@ describe('translateWorkloadApi', () => {
 
     expect(workload(addresses.get('Workload/default/web-1')).authorizationPolicies).toEqual(['default/web-allow', 'default/web-deny-l7']);
     expect(workload(addresses.get('Workload/default/db-1')).authorizationPolicies).toEqual([]);
+  });
+
+  it('names the L7 attributes of rules: stripped from DENY, kept as hints on ALLOW rules that cannot match at L4', () => {
+    const policy = (name: string, spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'default' }, spec });
+    const s = snapshot(
+      ns('default'),
+      policy('allow-mixed', {
+        rules: [
+          // One alternative is L4 only: the rule still matches at L4 through it, exactly; no hint.
+          { from: [{ source: { requestPrincipals: ['issuer/*'] } }, { source: { namespaces: ['front'] } }] },
+          // Every alternative needs L7 (requestPrincipals, then notPaths + hosts) and a header condition.
+          {
+            from: [{ source: { namespaces: ['front'], requestPrincipals: ['issuer/*'] } }],
+            to: [{ operation: { ports: ['8080'], notPaths: ['/admin'], hosts: ['web'] } }],
+            when: [{ key: 'request.headers[x-user]', values: ['alice'] }, { key: 'source.ip', values: ['10.0.0.0/8'] }],
+          },
+          // A rule whose `from` is empty constrains nothing.
+          { from: [], to: [{ operation: { ports: ['9090'] } }] },
+        ],
+      }),
+      policy('deny-when', {
+        action: 'DENY',
+        rules: [{ to: [{ operation: { methods: ['DELETE'], notMethods: ['GET'] } }], when: [{ key: 'request.auth.claims[group]', values: ['x'] }] }],
+      }),
+    );
+    const { authorizations } = translateWorkloadApi(s);
+    const [mixed, l7, emptyFrom] = authorizations.get('default/allow-mixed')!.rules;
+    expect(mixed!.l7Attributes).toEqual([]);
+    expect(mixed!.clauses).toHaveLength(1);
+    expect(mixed!.clauses[0]!.matches.map((m) => m.namespaces.map((n) => n.matchType))).toEqual([[{ $case: 'exact', value: 'front' }]]);
+    expect(l7!.l7Attributes).toEqual(['requestPrincipals', 'hosts', 'notPaths', 'request.headers[x-user]']);
+    // Its L4 part: namespaces, ports and the source.ip condition.
+    expect(l7!.clauses).toHaveLength(3);
+    expect(l7!.clauses[0]!.matches[0]!.namespaces).toHaveLength(1);
+    expect(l7!.clauses[1]!.matches[0]!.destinationPorts).toEqual([8080]);
+    expect(l7!.clauses[2]!.matches[0]!.sourceIps).toHaveLength(1);
+    expect(emptyFrom!.clauses.map((c) => c.matches[0]!.destinationPorts)).toEqual([[9090]]);
+    expect(emptyFrom!.l7Attributes).toEqual([]);
+
+    const deny = authorizations.get('default/deny-when')!.rules[0]!;
+    expect(deny.l7Attributes).toEqual(['methods', 'notMethods', 'request.auth.claims[group]']);
+    expect(deny.clauses).toHaveLength(1); // the (empty) L4 part of the operation: denies every port
+  });
+
+  it('translates PeerAuthentication: mesh, namespace and selector scopes, modes, port-level modes; workloads list the selector ones', () => {
+    const pa = (name: string, namespace: string, spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name, namespace }, spec });
+    const s = snapshot(
+      ns('default'),
+      ns('nodemesh-system'),
+      wl('db-1', '10.200.1.6', { app: 'db' }),
+      wl('web-1', '10.200.1.5', { app: 'web' }),
+      pa('mesh', 'nodemesh-system', { mtls: { mode: 'STRICT' } }),
+      pa('ns', 'default', { mtls: { mode: 'PERMISSIVE' } }),
+      pa('db', 'default', { selector: { matchLabels: { app: 'db' } }, portLevelMtls: { '5432': { mode: 'STRICT' }, '9000': { mode: 'PERMISSIVE' } } }),
+      pa('empty-selector', 'default', { selector: { matchLabels: {} }, mtls: { mode: 'STRICT' } }),
+      pa('unset', 'default', {}),
+    );
+    const { peerAuthentications, addresses } = translateWorkloadApi(s);
+    expect([...peerAuthentications.keys()].sort()).toEqual(['default/db', 'default/empty-selector', 'default/ns', 'default/unset', 'nodemesh-system/mesh']);
+    expect(peerAuthentications.get('nodemesh-system/mesh')).toMatchObject({ scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH, mode: MtlsMode.MTLS_MODE_STRICT, portLevelMtls: {} });
+    expect(peerAuthentications.get('default/ns')).toMatchObject({ scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, mode: MtlsMode.MTLS_MODE_PERMISSIVE });
+    expect(peerAuthentications.get('default/db')).toMatchObject({
+      scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_WORKLOAD_SELECTOR,
+      mode: MtlsMode.MTLS_MODE_UNSET,
+      portLevelMtls: { 5432: MtlsMode.MTLS_MODE_STRICT, 9000: MtlsMode.MTLS_MODE_PERMISSIVE },
+    });
+    // An empty selector is namespace-wide (Istio).
+    expect(peerAuthentications.get('default/empty-selector')!.scope).toBe(PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE);
+    expect(peerAuthentications.get('default/unset')!.mode).toBe(MtlsMode.MTLS_MODE_UNSET);
+    expect(workload(addresses.get('Workload/default/db-1')).peerAuthenticationPolicies).toEqual(['default/db']);
+    expect(workload(addresses.get('Workload/default/web-1')).peerAuthenticationPolicies).toEqual([]);
+
+    // A new selector PeerAuthentication re-translates the workloads it selects.
+    const translator = new WorkloadApiTranslator();
+    translator.translate(s);
+    const next = translator.translate(s.withChanges(s.revision + 1, [validateResource(pa('web', 'default', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' } })) as AnyResource], []));
+    expect(workload(next.addresses.get('Workload/default/web-1')).peerAuthenticationPolicies).toEqual(['default/web']);
+    expect(next.peerAuthentications.get('default/web')!.mode).toBe(MtlsMode.MTLS_MODE_STRICT);
   });
 
   it('is deterministic: the same snapshot gives the same messages', () => {

@@ -5,16 +5,24 @@ import type { WorkloadState } from '../state/workload-state';
 import type { PolicyContext } from './model';
 import { effectivePeerAuthentication, type PeerAuthenticationPolicy } from './peer-authentication';
 
+/**
+ * The policy context for a connection to `destination` on `port`. PeerAuthentications: the ones
+ * the state holds for the destination (WorkloadState follows the workload API's PeerAuthentication
+ * type) plus any given here (e.g. from a local file); Istio's precedence picks among them.
+ */
 export function policyContext(
-  state: Pick<WorkloadState, 'authorizationsFor'>,
+  state: Pick<WorkloadState, 'authorizationsFor'> & Partial<Pick<WorkloadState, 'peerAuthenticationsFor'>>,
   destination: Workload,
   port: number,
-  peerAuthentications: readonly PeerAuthenticationPolicy[] = [],
+  peerAuthentications?: readonly PeerAuthenticationPolicy[],
 ): PolicyContext {
+  const fromState = state.peerAuthenticationsFor?.(destination) ?? [];
+  const pas = peerAuthentications && peerAuthentications.length > 0 ? [...fromState, ...peerAuthentications] : fromState;
   return {
     destination: `${destination.namespace}/${destination.name}`,
     authorizations: state.authorizationsFor(destination),
-    peerAuthentication: effectivePeerAuthentication(peerAuthentications, destination, port),
-    hasWaypoint: destination.waypoint !== undefined,
+    peerAuthentication: effectivePeerAuthentication(pas, destination, port),
+    // A waypoint the control plane could not resolve checks nothing: L7 rules cannot be relied on.
+    hasWaypoint: destination.waypoint?.destination !== undefined,
   };
 }

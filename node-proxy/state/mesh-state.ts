@@ -1,12 +1,11 @@
 // The node proxy's connection to the control plane, assembled: a delta ADS client following the
-// workload API (Address + Authorization, wildcard) feeding a WorkloadState. The daemon creates one,
+// workload API (Address, Authorization and PeerAuthentication, wildcard) feeding a WorkloadState. The daemon creates one,
 // starts it, waits for the first complete state (readiness), and reads the state from then on.
 import type { Logger } from '../../common/log';
 import { createLogger } from '../../common/log';
 import type { BackoffOptions } from '../../common/xds/backoff';
 import { DeltaXdsClient, type XdsCredentials } from '../../common/xds/client';
-import type { ResourceType } from '../../common/xds/types';
-import { AddressResource, AuthorizationResource } from './resource-types';
+import { WORKLOAD_API_RESOURCE_TYPES } from './resource-types';
 import { WorkloadState } from './workload-state';
 
 export interface MeshStateOptions {
@@ -34,7 +33,7 @@ export function createMeshState(options: MeshStateOptions): MeshState {
     target: options.target,
     credentials: options.credentials,
     node: { id: options.nodeId ?? `node-proxy~${options.nodeName}`, metadata: { NODE_NAME: options.nodeName, ROLE: 'node-proxy' } },
-    types: [{ type: AddressResource as ResourceType<unknown> }, { type: AuthorizationResource as ResourceType<unknown> }],
+    types: WORKLOAD_API_RESOURCE_TYPES.map((type) => ({ type })),
     backoff: options.backoff,
     logger,
   });

@@ -4,6 +4,9 @@
 //     the port that endpoint listens on;
 //   - a workload's own address: through the workload's waypoint if it has one, else straight to it;
 //   - anything else is outside the mesh: passthrough (plain TCP to where the app meant to go).
+// A waypoint the control plane could not resolve (GatewayAddress without a destination) makes the
+// destination unreachable: the connection is refused rather than sent past the waypoint's L7
+// policy (fail closed); the reason names the Gateway and why.
 // `protocol` says how to reach the chosen peer: HBONE (mTLS tunnel to port 15008) when it is
 // enrolled, plain TCP when it is not.
 import type { GatewayAddress, Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
@@ -142,6 +145,11 @@ function waypointTarget(
 ): WaypointTarget | string {
   const port = gw.hboneMtlsPort || DEFAULT_HBONE_PORT;
   const d = gw.destination;
+  if (!d) {
+    const gateway = gw.gateway ? `Gateway ${gw.gateway}` : 'its waypoint Gateway';
+    const why = gw.unresolvedReason || 'the control plane sent no address for it';
+    return `its waypoint ${gateway} cannot be used (${why}); the connection is refused rather than bypassing the waypoint's L7 policy`;
+  }
   if (d?.$case === 'address') return { address: ipFromBytes(d.value.address), port, scope };
   if (d?.$case === 'hostname') {
     const svc = view.serviceByHostname(d.value.hostname);

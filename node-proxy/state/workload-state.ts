@@ -1,13 +1,15 @@
 // The node proxy's view of the mesh, built from the workload API (Address = Workload | Service,
-// and Authorization) as the control plane pushes it: indexes for the routing decision and for
+// Authorization and PeerAuthentication) as the control plane pushes it: indexes for the routing decision and for
 // policy, plus events for the things other parts act on — a local enrolled workload appeared, went
 // away or changed (capture enrols/unenrols), and "something changed" (re-check open connections).
-import type { Address, Authorization, Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
-import { AuthorizationScope, TunnelProtocol, WorkloadStatus } from '../../api/gen/nodemesh/workload/v1/workload';
+import type { Address, Authorization, PeerAuthentication, Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
+import { AuthorizationScope, PeerAuthenticationScope, TunnelProtocol, WorkloadStatus } from '../../api/gen/nodemesh/workload/v1/workload';
 import type { DeltaXdsClient } from '../../common/xds/client';
 import type { ResourceChange } from '../../common/xds/types';
 import { canonicalIp, ipFromBytes, networkKey } from './ip';
-import { AddressResource, AuthorizationResource } from './resource-types';
+import type { PeerAuthenticationPolicy } from '../policy/peer-authentication';
+import { peerAuthenticationPolicy } from './peer-authentication';
+import { AddressResource, AuthorizationResource, PeerAuthenticationResource } from './resource-types';
 import type { MeshView, ServiceEndpoint } from './resolve';
 
 export type LocalWorkloadEvent =
@@ -18,6 +20,8 @@ export type LocalWorkloadEvent =
 export interface StateChange {
   readonly addresses: boolean;
   readonly authorizations: boolean;
+  /** PeerAuthentications changed (STRICT/PERMISSIVE): plaintext connections may need re-checking. */
+  readonly peerAuthentications?: boolean;
 }
 
 type Change<T> = Pick<ResourceChange<T>, 'updated' | 'removed'>;
@@ -36,6 +40,9 @@ export class WorkloadState implements MeshView {
   /** service key -> uids of workloads that name it. */
   private readonly members = new Map<string, Set<string>>();
   private readonly authorizations = new Map<string, Authorization>();
+  private readonly peerAuthentications = new Map<string, PeerAuthentication>();
+  /** peerAuthenticationPolicies(), built on first use after a change. */
+  private peerAuthenticationModel: PeerAuthenticationPolicy[] | undefined;
   private readonly localListeners = new Set<(event: LocalWorkloadEvent) => void>();
   private readonly changeListeners = new Set<(change: StateChange) => void>();
 
@@ -47,9 +54,12 @@ export class WorkloadState implements MeshView {
   bindTo(client: DeltaXdsClient): () => void {
     const offA = client.watch(AddressResource, (c) => this.applyAddresses(c));
     const offB = client.watch(AuthorizationResource, (c) => this.applyAuthorizations(c));
+    // Heard only if the client follows the type (PeerAuthenticationResource in its types).
+    const offC = client.watch(PeerAuthenticationResource, (c) => this.applyPeerAuthentications(c));
     return () => {
       offA();
       offB();
+      offC();
     };
   }
 
@@ -68,6 +78,7 @@ export class WorkloadState implements MeshView {
       else if (was && !is) local.push({ kind: 'removed', workload: previous });
       else if (was && is) local.push({ kind: 'updated', workload: now, previous });
     }
+    if (change.updated.length || change.removed.length) this.peerAuthenticationModel = undefined;
     for (const e of local) for (const l of this.localListeners) l(e);
     if (change.updated.length || change.removed.length) this.emit({ addresses: true, authorizations: false });
   }
@@ -76,6 +87,14 @@ export class WorkloadState implements MeshView {
     for (const { name } of change.removed) this.authorizations.delete(name);
     for (const { name, value } of change.updated) this.authorizations.set(name, value);
     if (change.updated.length || change.removed.length) this.emit({ addresses: false, authorizations: true });
+  }
+
+  applyPeerAuthentications(change: Change<PeerAuthentication>): void {
+    for (const { name } of change.removed) this.peerAuthentications.delete(name);
+    for (const { name, value } of change.updated) this.peerAuthentications.set(name, value);
+    if (!change.updated.length && !change.removed.length) return;
+    this.peerAuthenticationModel = undefined;
+    this.emit({ addresses: false, authorizations: false, peerAuthentications: true });
   }
 
   private removeAddress(name: string, local: LocalWorkloadEvent[] | undefined): void {
@@ -207,6 +226,48 @@ export class WorkloadState implements MeshView {
     return out;
   }
 
+  /**
+   * The PeerAuthentications that can apply to a workload, as node-proxy/policy reads them: the
+   * mesh-wide ones, its namespace's, and the workload-selector ones it lists. Feed them to
+   * effectivePeerAuthentication(policies, workload, port) (policyContext does).
+   */
+  peerAuthenticationsFor(w: Pick<Workload, 'uid' | 'namespace' | 'peerAuthenticationPolicies'>): PeerAuthenticationPolicy[] {
+    const out: PeerAuthenticationPolicy[] = [];
+    for (const p of this.peerAuthentications.values()) {
+      if (p.scope === PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH) out.push(peerAuthenticationPolicy(p));
+      else if (p.scope === PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE && p.namespace === w.namespace) out.push(peerAuthenticationPolicy(p));
+    }
+    for (const name of w.peerAuthenticationPolicies ?? []) {
+      const p = this.peerAuthentications.get(name);
+      if (p && p.scope === PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_WORKLOAD_SELECTOR) out.push(peerAuthenticationPolicy(p, [w.uid]));
+    }
+    return out;
+  }
+
+  /**
+   * Every PeerAuthentication held, as node-proxy/policy's model, with the workloads each selector
+   * policy selects (the daemon's `peerAuthentications` option takes this). Cached until the next
+   * change; do not modify.
+   */
+  peerAuthenticationPolicies(): readonly PeerAuthenticationPolicy[] {
+    if (this.peerAuthenticationModel) return this.peerAuthenticationModel;
+    const selected = new Map<string, string[]>();
+    for (const w of this.workloads.values()) {
+      for (const name of w.peerAuthenticationPolicies ?? []) {
+        const list = selected.get(name);
+        if (list) list.push(w.uid);
+        else selected.set(name, [w.uid]);
+      }
+    }
+    this.peerAuthenticationModel = [...this.peerAuthentications].map(([name, p]) => peerAuthenticationPolicy(p, selected.get(name) ?? []));
+    return this.peerAuthenticationModel;
+  }
+
+  /** Every PeerAuthentication held, by "<namespace>/<name>" (admin views). */
+  allPeerAuthentications(): ReadonlyMap<string, PeerAuthentication> {
+    return this.peerAuthentications;
+  }
+
   /** Every Authorization held, by "<namespace>/<name>". */
   allAuthorizations(): ReadonlyMap<string, Authorization> {
     return this.authorizations;
@@ -223,11 +284,12 @@ export class WorkloadState implements MeshView {
   }
 
   /** Counts for the admin page and metrics. */
-  stats(): { workloads: number; services: number; authorizations: number; localEnrolled: number } {
+  stats(): { workloads: number; services: number; authorizations: number; peerAuthentications: number; localEnrolled: number } {
     return {
       workloads: this.workloads.size,
       services: this.services.size,
       authorizations: this.authorizations.size,
+      peerAuthentications: this.peerAuthentications.size,
       localEnrolled: this.localWorkloads().length,
     };
   }

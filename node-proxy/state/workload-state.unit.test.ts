@@ -3,14 +3,19 @@ import {
   Address,
   Authorization,
   AuthorizationScope,
+  MtlsMode,
+  PeerAuthentication,
+  PeerAuthenticationScope,
   TunnelProtocol,
   WorkloadStatus,
   type Service,
   type Workload,
 } from '../../api/gen/nodemesh/workload/v1/workload';
 import { ipBytes } from '../../control/workload/addresses';
+import { evaluate, policyContext } from '../policy';
 import { resolve, RoundRobin, type RouteDecision } from './resolve';
-import { WorkloadState, type LocalWorkloadEvent } from './workload-state';
+import { peerAuthenticationProblem } from './resource-types';
+import { WorkloadState, type LocalWorkloadEvent, type StateChange } from './workload-state';
 
 type WorkloadInit = Parameters<typeof Address.fromPartial>[0] extends infer A ? A : never;
 
@@ -85,7 +90,7 @@ describe('WorkloadState indexes', () => {
     expect(s.workloadByIp('10.200.1.99')).toBeUndefined();
     expect(s.serviceByVip('10.96.0.12')?.name).toBe('web');
     expect(s.serviceByHostname('web.default.svc.cluster.local')?.name).toBe('web');
-    expect(s.stats()).toEqual({ workloads: 3, services: 1, authorizations: 0, localEnrolled: 2 });
+    expect(s.stats()).toEqual({ workloads: 3, services: 1, authorizations: 0, peerAuthentications: 0, localEnrolled: 2 });
   });
 
   it('lists healthy endpoints with each one’s target port, and drops removed or unhealthy ones', () => {
@@ -150,6 +155,71 @@ describe('WorkloadState indexes', () => {
   });
 });
 
+describe('PeerAuthentication in the state', () => {
+  const pa = (name: string, namespace: string, scope: PeerAuthenticationScope, mode: MtlsMode, portLevelMtls: Record<number, MtlsMode> = {}) => {
+    const value = PeerAuthentication.fromPartial({ name, namespace, scope, mode, portLevelMtls });
+    return { name: `${namespace}/${name}`, version: 'v', value };
+  };
+  const plaintext = { sourceIp: '10.200.9.9', destinationIp: '10.200.1.5', destinationPort: 8080 };
+  const mtls = { ...plaintext, sourceIdentity: 'spiffe://cluster.local/ns/default/sa/client' };
+
+  it('selects mesh, namespace and listed selector policies, and policyContext applies Istio precedence from them', () => {
+    const s = mesh();
+    put(s, workload('db', '10.200.1.7', { peerAuthenticationPolicies: ['default/db'] }));
+    const changes: StateChange[] = [];
+    s.onChange((c) => changes.push(c));
+    s.applyPeerAuthentications({
+      updated: [
+        pa('mesh', 'nodemesh-system', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH, MtlsMode.MTLS_MODE_PERMISSIVE),
+        pa('strict', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_STRICT),
+        pa('other', 'other', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_PERMISSIVE),
+        pa('db', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_WORKLOAD_SELECTOR, MtlsMode.MTLS_MODE_UNSET, { 9000: MtlsMode.MTLS_MODE_PERMISSIVE }),
+      ],
+      removed: [],
+    });
+    expect(changes).toEqual([{ addresses: false, authorizations: false, peerAuthentications: true }]);
+    const web = s.workload('Workload/default/web-1')!;
+    const db = s.workload('Workload/default/db')!;
+    expect(s.peerAuthenticationsFor(web).map((p) => `${p.namespace}/${p.name}`).sort()).toEqual(['default/strict', 'nodemesh-system/mesh']);
+    expect(s.peerAuthenticationsFor(db).find((p) => p.name === 'db')).toEqual({
+      name: 'db',
+      namespace: 'default',
+      scope: 'workload',
+      workloads: ['Workload/default/db'],
+      mode: 'UNSET',
+      portLevel: { 9000: 'PERMISSIVE' },
+    });
+    expect(s.peerAuthenticationPolicies().find((p) => p.name === 'db')?.workloads).toEqual(['Workload/default/db']);
+
+    // Namespace STRICT refuses plaintext and admits mTLS; the db's port-level PERMISSIVE wins on 9000.
+    expect(policyContext(s, web, 8080).peerAuthentication).toEqual({ mode: 'STRICT', policy: 'default/strict' });
+    const refused = evaluate(plaintext, policyContext(s, web, 8080));
+    expect(refused).toMatchObject({ allowed: false, policy: 'default/strict' });
+    expect(refused.reason).toMatch(/requires mutual TLS \(STRICT\)/);
+    expect(evaluate(mtls, policyContext(s, web, 8080)).allowed).toBe(true);
+    expect(evaluate({ ...plaintext, destinationIp: '10.200.1.7', destinationPort: 9000 }, policyContext(s, db, 9000))).toMatchObject({ allowed: true });
+    expect(evaluate({ ...plaintext, destinationIp: '10.200.1.7', destinationPort: 5432 }, policyContext(s, db, 5432)).allowed).toBe(false);
+
+    // The namespace goes PERMISSIVE: plaintext is admitted.
+    s.applyPeerAuthentications({ updated: [pa('strict', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_PERMISSIVE)], removed: [] });
+    expect(evaluate(plaintext, policyContext(s, web, 8080))).toMatchObject({ allowed: true });
+    // Removed: the mesh-wide PERMISSIVE applies; the cached model follows workload changes too.
+    s.applyPeerAuthentications({ updated: [], removed: [{ name: 'default/strict', previous: PeerAuthentication.fromPartial({}) }] });
+    expect(policyContext(s, web, 8080).peerAuthentication).toEqual({ mode: 'PERMISSIVE', policy: 'nodemesh-system/mesh' });
+    put(s, workload('web-1', '10.200.1.5', { services: webPorts(), peerAuthenticationPolicies: ['default/db'] }));
+    expect(s.peerAuthenticationPolicies().find((p) => p.name === 'db')?.workloads).toEqual(['Workload/default/db', 'Workload/default/web-1']);
+    expect(s.stats().peerAuthentications).toBe(3);
+  });
+
+  it('refuses (NACKs) PeerAuthentications it could not enforce', () => {
+    const { value } = pa('p', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_STRICT);
+    expect(peerAuthenticationProblem('default/p', value)).toBeUndefined();
+    expect(peerAuthenticationProblem('default/q', value)).toMatch(/not "<namespace>\/<name>"/);
+    expect(peerAuthenticationProblem('default/p', { ...value, mode: 7 as MtlsMode })).toMatch(/unknown mTLS mode 7/);
+    expect(peerAuthenticationProblem('default/p', { ...value, portLevelMtls: { 70000: MtlsMode.MTLS_MODE_STRICT } })).toMatch(/port 70000/);
+  });
+});
+
 describe('resolve', () => {
   it('sends a VIP to healthy endpoints in turn, each at its own target port, over HBONE', () => {
     const s = mesh();
@@ -204,6 +274,27 @@ describe('resolve', () => {
     // A waypoint with no instance: refused, not silently bypassed.
     remove(s, 'Workload/default/wp-1');
     expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, rr)).toMatchObject({ kind: 'unreachable', reason: expect.stringMatching(/waypoint wp.default.svc.cluster.local has no healthy instance/) });
+  });
+
+  it('refuses traffic to a service or workload whose waypoint is unresolved (fail closed), naming the Gateway', () => {
+    const s = mesh();
+    const rr = new RoundRobin().pick;
+    const unresolved = { gateway: 'default/missing', unresolvedReason: 'no Gateway default/missing' };
+    put(s, service('web', '10.96.0.12', { waypoint: unresolved }), workload('db', '10.200.1.77', { waypoint: unresolved }));
+    const viaService = resolve(s, { ip: '10.96.0.12', port: 80 }, s.workloadByIp('10.200.1.9'), rr);
+    expect(viaService).toMatchObject({ kind: 'unreachable', service: { name: 'web' } });
+    expect(viaService.kind === 'unreachable' && viaService.reason).toBe(
+      "service web.default.svc.cluster.local: its waypoint Gateway default/missing cannot be used (no Gateway default/missing); the connection is refused rather than bypassing the waypoint's L7 policy",
+    );
+    const direct = resolve(s, { ip: '10.200.1.77', port: 5432 }, undefined, rr);
+    expect(direct).toMatchObject({ kind: 'unreachable', workload: { name: 'db' }, reason: expect.stringMatching(/^workload Workload\/default\/db: its waypoint Gateway default\/missing cannot be used/) });
+    // The destination's own node proxy does not count an unresolved waypoint as one: an ALLOW
+    // rule that needs L7 cannot match there.
+    const db = s.workload('Workload/default/db')!;
+    expect(policyContext(s, db, 5432).hasWaypoint).toBe(false);
+    const resolved = workload('db', '10.200.1.77', { waypoint: { destination: { $case: 'address', value: { network: '', address: ipBytes('10.200.1.60') } }, hboneMtlsPort: 15008 } });
+    put(s, resolved);
+    expect(policyContext(s, s.workload('Workload/default/db')!, 5432).hasWaypoint).toBe(true);
   });
 
   it('sends workload traffic through a workload waypoint given by address', () => {
