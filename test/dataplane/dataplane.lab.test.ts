@@ -6,6 +6,8 @@
 // TTL), and the istio_tcp_* metrics labels.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn as spawnProcess } from 'node:child_process';
+import { projectRoot } from '../../common/paths';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kindInfo } from '../../control/resources/kinds';
 import { labDown } from '../../lab/down';
@@ -76,7 +78,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       // pod2-2 is outside the mesh: no Workload.
       { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { clusterIP: VIP, selector: { app: 'echo' }, ports: [{ name: 'echo', port: 80, targetPort: 9000 }] } },
     ]);
-    for (const p of ['pod2-1', 'pod1-2']) servers.push(await echoServer(pod(p).netnsPath, 9000));
+    for (const p of ['pod2-1', 'pod1-2', 'pod2-2']) servers.push(await echoServer(pod(p).netnsPath, 9000));
     for (const n of ['node1', 'node2']) proxies[n] = startMeshProxy(topo, cp, n, ['--cert-ttl', CERT_TTL]);
     await Promise.all(['node1', 'node2'].map((n) => waitMeshReady(topo, n, proxies[n]!)));
   }, 120_000);
@@ -157,6 +159,32 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(3);
     expect(metricSum(m, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(17 << 20);
   }, 90_000);
+
+  // NMDP_MEASURE=1: connection rate and bulk throughput per path, printed (not asserted beyond
+  // "every connection intact"): direct (no capture), captured passthrough (destination outside
+  // the mesh), HBONE across nodes, same node.
+  it.skipIf(!process.env.NMDP_MEASURE)('measures the paths (NMDP_MEASURE=1)', async () => {
+    const out: Record<string, { connPerSec: number; p50Ms: number; p99Ms: number; bulkMBps: number }> = {};
+    const paths: Array<[string, string[], string]> = [
+      ['direct (not captured)', ['ip', 'netns', 'exec', pod('pod1-1').netns], `${pod('pod2-2').ip}:9000`],
+      ['captured passthrough', [], `${pod('pod2-2').ip}:9000`],
+      ['HBONE cross-node (VIP)', [], `${VIP}:80`],
+      ['same node', [], `${pod('pod1-2').ip}:9000`],
+    ];
+    for (const [name, prefix, target] of paths) {
+      const rr = await appClient(topo, prefix, target, 2000, 8, 64);
+      const bulk = await appClient(topo, prefix, target, 1, 1, 256 << 20);
+      expect(rr.ok, name).toBe(2000);
+      expect(bulk.ok, name).toBe(1);
+      out[name] = {
+        connPerSec: Math.round((2000 / rr.durationMs) * 1000),
+        p50Ms: rr.latencyMs.p50,
+        p99Ms: rr.latencyMs.p99,
+        bulkMBps: Math.round((2 * (256 << 20)) / 1e6 / (bulk.durationMs / 1000)),
+      };
+    }
+    console.log(JSON.stringify(out, null, 2));
+  }, 180_000);
 
   it('AuthorizationPolicy: ALLOW by principal admits only that client; DENY by namespace and port refuses', async () => {
     await cp!.api.apply([policy('echo-allow-client', 'ALLOW', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] })]);
@@ -243,6 +271,32 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     );
   }, 20_000);
 });
+
+interface AppReport {
+  ok: number;
+  durationMs: number;
+  latencyMs: { p50: number; p99: number };
+}
+
+/** The lab app's load client in pod1-1 (in its cgroup, so captured, unless `prefix` runs it outside). */
+function appClient(topo: LabTopology, prefix: string[], target: string, connections: number, concurrency: number, size: number): Promise<AppReport> {
+  const argv = [process.execPath, join(projectRoot, 'dist', 'lab', 'app', 'main.js'), 'client', '--target', target, '--connections', String(connections), '--concurrency', String(concurrency), '--size', String(size)];
+  const child = prefix.length ? spawnProcess(prefix[0]!, [...prefix.slice(1), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawnInLab(topo, 'pod1-1', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  return new Promise((resolve, reject) =>
+    child.once('exit', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(text.slice(text.indexOf('{'))) as AppReport);
+      } catch {
+        reject(new Error(`client to ${target}: ${text}`));
+      }
+    }),
+  );
+}
 
 /** A captured client in `pod` that connects, waits holdMs, half-closes and reads to the end. */
 function holdConnection(topo: LabTopology, podName: string, host: string, port: number, holdMs: number): { result: Promise<{ ok: boolean; error?: string }> } {
