@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { CaClient } from '../../common/identity/ca-client';
 import type { Logger } from '../../common/log';
 import { DeltaXdsClient } from '../../common/xds/client';
-import { AddressResource, AuthorizationResource } from '../state/resource-types';
+import { WORKLOAD_API_RESOURCE_TYPES } from '../state/resource-types';
 
 export interface ControlConnection {
   /** host:port of the control plane's TLS gRPC port. */
@@ -35,7 +35,8 @@ export function workloadXdsClient(c: ControlConnection): DeltaXdsClient {
     target: c.control,
     credentials: { kind: 'tls', trustBundlePem: c.trustBundlePem },
     node: { id: `node-proxy~${c.node}`, metadata: { NODE_NAME: c.node } },
-    types: [{ type: AddressResource }, { type: AuthorizationResource }],
+    // Address, Authorization and PeerAuthentication (policyContext reads them from the state).
+    types: WORKLOAD_API_RESOURCE_TYPES.map((type) => ({ type })),
     callMetadata: () => {
       const md = new grpc.Metadata();
       md.set('authorization', `Bearer ${readToken(c.tokenFile)}`);

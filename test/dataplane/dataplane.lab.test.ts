@@ -216,6 +216,28 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(plainAgain).toMatchObject({ ok: true, received: 1000 });
   }, 90_000);
 
+  it('PeerAuthentication STRICT refuses plaintext from outside the mesh (and closes an open one), mesh clients still pass', async () => {
+    const held = holdConnection(topo, 'pod2-2', pod('pod2-1').ip, 9000, 20_000);
+    await waitFor('the plaintext connection on node2', async () => {
+      const list = await adminJson<Array<{ direction: string; details?: { protocol?: string } }>>(topo, 'node2', '/connections');
+      return list.some((c) => c.direction === 'inbound' && c.details?.protocol === 'TCP') ? true : undefined;
+    });
+    await cp!.api.apply([{ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: NS }, spec: { mtls: { mode: 'STRICT' } } }]);
+    expect((await held.result).ok).toBe(false);
+    const [plain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
+    expect(plain!.ok).toBe(false);
+    const [mesh] = await runClient(topo, 'pod1-1', VIP, 80, 1000);
+    expect(mesh).toMatchObject({ ok: true, received: 1000 });
+    const m = await metricsText(topo, 'node2');
+    expect(metricSum(m, 'nodemesh_policy_denials_total', { policy: `${NS}/strict` })).toBeGreaterThanOrEqual(1);
+    expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/strict` })).toBe(1);
+    await cp!.api.delete(kindInfo('PeerAuthentication')!, 'strict', NS);
+    await waitFor('plaintext to be admitted again', async () => {
+      const [r] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 100);
+      return r!.ok ? true : undefined;
+    });
+  }, 60_000);
+
   it('closes an open connection that a policy change no longer allows', async () => {
     const held = holdConnection(topo, 'pod1-1', VIP, 80, 20_000);
     await waitFor('the held connection on node2', async () => {
