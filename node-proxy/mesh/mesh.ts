@@ -286,6 +286,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
           endpoints: s.ports.flatMap((p) => state.endpoints(s, p.servicePort).map((e) => ({ port: p.servicePort, workload: e.workload.uid, targetPort: e.targetPort }))),
         })),
       '/policies': () => [...state.allAuthorizations().values()],
+      '/peer-authentications': () => [...state.allPeerAuthentications().values()],
     };
   }
 }
