@@ -122,7 +122,7 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
       const l7 = rule.l7Attributes ?? [];
       const note =
         l7.length > 0 && !context.hasWaypoint
-          ? `; the rule also names ${l7.join(', ')}, which only a waypoint can check, so it is enforced on its L4 part alone (fail closed)`
+          ? `; the rule also names L7 attributes [${l7.join(', ')}], which only a waypoint can check, so it is enforced on its L4 part alone (fail closed)`
           : '';
       return { allowed: false, policy: nameOf(policy), reason: `denied by DENY policy ${nameOf(policy)} (rule ${i + 1})${note}` };
     }
@@ -135,7 +135,7 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
     for (const [i, rule] of policy.rules.entries()) {
       const l7 = rule.l7Attributes ?? [];
       if (l7.length > 0 && !context.hasWaypoint) {
-        if (ruleMatches(rule, facts)) l7Only.push({ policy: nameOf(policy), text: `${nameOf(policy)} rule ${i + 1} needs ${l7.join(', ')}` });
+        if (ruleMatches(rule, facts)) l7Only.push({ policy: nameOf(policy), text: `${nameOf(policy)} rule ${i + 1} needs L7 attributes [${l7.join(', ')}]` });
         continue;
       }
       if (ruleMatches(rule, facts)) return { allowed: true, policy: nameOf(policy), reason: `allowed by ALLOW policy ${nameOf(policy)} (rule ${i + 1})` };

@@ -165,7 +165,7 @@ describe('rules with L7 attributes', () => {
     const v = evaluate(conn(SOURCES[0]!, 8080), context([getOnly]));
     expect(v.allowed).toBe(false);
     expect(v.policy).toBe('default/get-only');
-    expect(v.reason).toMatch(/default\/get-only rule 1 needs methods.*no waypoint/);
+    expect(v.reason).toMatch(/default\/get-only rule 1 needs L7 attributes \[methods\].*default\/db has no waypoint/);
     // Another L4 rule still allows.
     const withL4 = policy('get-only', 'ALLOW', [...getOnly.rules, rule({ principals: str('cluster.local/ns/frontend/sa/web') })]);
     expect(evaluate(conn(SOURCES[0]!, 8080), context([withL4]))).toMatchObject({ allowed: true, reason: 'allowed by ALLOW policy default/get-only (rule 2)' });
@@ -178,7 +178,7 @@ describe('rules with L7 attributes', () => {
   it('a DENY rule that needs L7 is enforced on its L4 part (fail closed)', () => {
     const denyPosts = policy('deny-post', 'DENY', [rule({ namespaces: str('backend') }, undefined, ['methods', 'paths'])]);
     expect(row(context([denyPosts]))).toBe('AADDAA');
-    expect(evaluate(conn(SOURCES[1]!, 8080), context([denyPosts])).reason).toMatch(/names methods, paths, which only a waypoint can check.*fail closed/);
+    expect(evaluate(conn(SOURCES[1]!, 8080), context([denyPosts])).reason).toMatch(/names L7 attributes \[methods, paths\], which only a waypoint can check.*fail closed/);
   });
 });
 

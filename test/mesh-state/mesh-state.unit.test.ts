@@ -148,6 +148,88 @@ describe('mesh state from the control plane over TLS', () => {
     expect(metrics).toContain('nodemesh_xds_synced 1');
   });
 
+  it('enforces PeerAuthentication from the control plane: STRICT refuses plaintext, PERMISSIVE admits it, precedence holds', async () => {
+    const { store, cp, target } = await controlPlane();
+    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-2', logger: silent });
+    cleanups.push(() => mesh.stop());
+    let paChanges = 0;
+    mesh.state.onChange((c) => (paChanges += c.peerAuthentications ? 1 : 0));
+    mesh.start();
+    await mesh.client.whenSynced(10_000);
+    expect(mesh.client.status().waitingFor).toEqual([]);
+
+    const api = () => mesh.state.workloadByIp('10.200.2.8')!;
+    // Plaintext from outside the mesh (no peer identity) and an mTLS peer, to api-0 port 8080.
+    const plaintext: PolicyConnection = { sourceIp: '192.0.2.10', destinationIp: '10.200.2.8', destinationPort: 8080 };
+    const mtls: PolicyConnection = { ...plaintext, sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5' };
+    const verdict = (c: PolicyConnection, port = 8080) => evaluate({ ...c, destinationPort: port }, policyContext(mesh.state, api(), port));
+    // Nothing set: PERMISSIVE.
+    expect(verdict(plaintext)).toMatchObject({ allowed: true });
+
+    const pa = (name: string, namespace: string, spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name, namespace }, spec });
+    await store.apply(pa('strict', 'backend', { mtls: { mode: 'STRICT' } }));
+    await until('the STRICT PeerAuthentication', () => paChanges === 1);
+    const refused = verdict(plaintext);
+    expect(refused).toMatchObject({ allowed: false, policy: 'backend/strict' });
+    expect(refused.reason).toMatch(/PeerAuthentication backend\/strict requires mutual TLS \(STRICT\) for backend\/api-0 port 8080/);
+    expect(verdict(mtls)).toMatchObject({ allowed: true });
+    // An open plaintext connection is re-checked and closed under the new mode.
+    const closing = connectionsNoLongerAllowed([{ id: 'p', destination: api().uid, connection: plaintext }, { id: 'm', destination: api().uid, connection: mtls }], (uid, port) => {
+      const w = mesh.state.workload(uid);
+      return w && policyContext(mesh.state, w, port);
+    });
+    expect(closing.map((c) => c.id)).toEqual(['p']);
+
+    // A selector policy opens one port of api-0 to plaintext (port level > namespace).
+    await store.apply(pa('api-metrics', 'backend', { selector: { matchLabels: { app: 'api' } }, portLevelMtls: { '9090': { mode: 'PERMISSIVE' } } }));
+    await until('api-0 listing api-metrics', () => api().peerAuthenticationPolicies.includes('backend/api-metrics') && mesh.state.allPeerAuthentications().has('backend/api-metrics'));
+    expect(verdict(plaintext, 9090)).toMatchObject({ allowed: true });
+    expect(verdict(plaintext, 8080)).toMatchObject({ allowed: false, policy: 'backend/strict' });
+
+    // The namespace goes PERMISSIVE, under a mesh-wide STRICT: the namespace wins.
+    await store.applyAll([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'nodemesh-system' } }, pa('mesh', 'nodemesh-system', { mtls: { mode: 'STRICT' } })]);
+    await store.apply(pa('strict', 'backend', { mtls: { mode: 'PERMISSIVE' } }));
+    await until('PERMISSIVE', () => mesh.state.allPeerAuthentications().size === 3 && verdict(plaintext).allowed);
+    expect(verdict(plaintext)).toEqual({ allowed: true, reason: 'no ALLOW policy applies to backend/api-0' });
+    // Deleted: the mesh-wide STRICT applies again.
+    await store.delete({ kind: 'PeerAuthentication', namespace: 'backend', name: 'strict' });
+    await until('the namespace policy removed', () => !mesh.state.allPeerAuthentications().has('backend/strict'));
+    expect(verdict(plaintext)).toMatchObject({ allowed: false, policy: 'nodemesh-system/mesh' });
+  });
+
+  it('names the L7 attributes a policy needs, and refuses traffic to a service whose waypoint is missing', async () => {
+    const { store, cp, target } = await controlPlane();
+    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-1', logger: silent });
+    cleanups.push(() => mesh.stop());
+    mesh.start();
+    await mesh.client.whenSynced(10_000);
+    await store.apply({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'api-get-only', namespace: 'backend' },
+      spec: { selector: { matchLabels: { app: 'api' } }, rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { methods: ['GET'] } }] }] },
+    });
+    await until('the L7 policy', () => mesh.state.allAuthorizations().has('backend/api-get-only') && mesh.state.workloadByIp('10.200.2.8')!.authorizationPolicies.length > 0);
+    const api = mesh.state.workloadByIp('10.200.2.8')!;
+    const v = evaluate({ sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5', destinationIp: '10.200.2.8', destinationPort: 8080 }, policyContext(mesh.state, api, 8080));
+    expect(v.allowed).toBe(false);
+    expect(v.policy).toBe('backend/api-get-only');
+    expect(v.reason).toMatch(/backend\/api-get-only rule 1 needs L7 attributes \[methods\].*backend\/api-0 has no waypoint/);
+
+    // The db Service asks for a waypoint Gateway that does not exist: refused, not sent direct.
+    await store.apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'db', namespace: 'backend', labels: { 'nodemesh.io/use-waypoint': 'db-waypoint' } },
+      spec: { clusterIP: '10.96.0.20', selector: { app: 'db' }, ports: [{ port: 5432, targetPort: 5432 }] },
+    });
+    await until('the db waypoint reference', () => mesh.state.serviceByVip('10.96.0.20')?.waypoint !== undefined);
+    const web = mesh.state.workloadByIp('10.200.1.5')!;
+    const decision = resolve(mesh.state, { ip: '10.96.0.20', port: 5432 }, web, new RoundRobin().pick);
+    expect(decision.kind).toBe('unreachable');
+    expect(decision.kind === 'unreachable' && decision.reason).toMatch(/its waypoint Gateway backend\/db-waypoint cannot be used \(no Gateway backend\/db-waypoint\)/);
+  });
+
   it('is not ready, and says why, when it does not trust the control plane', async () => {
     const { target } = await controlPlane();
     const otherDir = mkdtempSync(join(tmpdir(), 'nm-mesh-state-other-'));
