@@ -2,8 +2,8 @@
 // precedence: a workload-selector policy's port-level setting, then its workload-wide setting,
 // then the namespace's policy, then the mesh-wide one (root namespace, no selector); UNSET
 // inherits from the next level; with nothing set the mode is PERMISSIVE.
-// The workload API does not carry PeerAuthentication yet, so this reads a small model of it that
-// the node proxy can be fed (see docs/policy.md).
+// This reads a small model of it; node-proxy/state maps the workload API's PeerAuthentication
+// type onto it (WorkloadState.peerAuthenticationsFor / peerAuthenticationPolicies, docs/policy.md).
 import type { MtlsMode, PeerAuthenticationDecision } from './model';
 
 export type MtlsSetting = MtlsMode | 'UNSET';
