@@ -144,11 +144,18 @@ export class MeshIndex {
     return this.services.get(`${namespace}/${name}`);
   }
 
-  /** HTTPRoutes attached to a Service port (parentRefs without a port attach to every port). */
-  routesFor(svc: ServiceInfo, port: number): HTTPRoute[] {
+  /**
+   * HTTPRoutes attached to a Service port: parentRefs naming it by `port` or by `sectionName` (the
+   * port's name), or naming neither (every port).
+   */
+  routesFor(svc: ServiceInfo, port: ServicePort): HTTPRoute[] {
     return (this.routesByService.get(`${svc.namespace}/${svc.name}`) ?? []).filter((r) =>
       r.spec.parentRefs.some(
-        (p) => p.name === svc.name && (p.namespace ?? r.metadata.namespace) === svc.namespace && (p.port === undefined || p.port === port),
+        (p) =>
+          p.name === svc.name &&
+          (p.namespace ?? r.metadata.namespace) === svc.namespace &&
+          (p.port === undefined || p.port === port.port) &&
+          (p.sectionName === undefined || p.sectionName === port.name),
       ),
     );
   }

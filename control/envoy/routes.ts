@@ -65,7 +65,7 @@ interface Candidate {
 
 /** The RouteConfiguration of one Service port. */
 export function translateRouteConfig(index: MeshIndex, svc: ServiceInfo, port: ServicePort): RouteConfiguration {
-  const routes = index.routesFor(svc, port.port);
+  const routes = index.routesFor(svc, port);
   const candidates: Candidate[] = [];
   for (const route of routes) {
     const created = route.metadata.creationTimestamp ?? '';

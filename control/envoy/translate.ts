@@ -82,7 +82,7 @@ export class ServiceOutputCache {
 /** The stored objects a Service's output depends on. */
 function serviceDeps(index: MeshIndex, svc: ServiceInfo): unknown[] {
   const deps: unknown[] = [svc.service, ...svc.workloads];
-  const routes = new Set(svc.service.spec.ports.flatMap((p) => index.routesFor(svc, p.port)));
+  const routes = new Set(svc.service.spec.ports.flatMap((p) => index.routesFor(svc, p)));
   for (const r of routes) {
     deps.push(r);
     const routeNs = r.metadata.namespace ?? '';

@@ -92,6 +92,10 @@ const ROUTE_CASES: Record<string, unknown[]> = {
   'route-fault': [
     httpRoute('fault', web([{ backendRefs: [{ name: 'web', port: 8080 }] }]), { 'fault.nodemesh.io/abort-grpc-status': '14', 'fault.nodemesh.io/delay': '50ms', 'fault.nodemesh.io/percent': '50' }),
   ],
+  'route-section-name': [
+    httpRoute('by-name', { parentRefs: [{ name: 'web', sectionName: 'http' }], rules: [{ backendRefs: [{ name: 'web-v2', port: 8080 }] }] }),
+    httpRoute('other-port', { parentRefs: [{ name: 'web', sectionName: 'grpc' }], rules: [{ backendRefs: [{ name: 'mirror', port: 8080 }] }] }),
+  ],
   'route-no-backends': [httpRoute('empty', web([{ matches: [{ path: { type: 'Exact', value: '/nothing' } }] }]))],
   'route-precedence-age': [
     httpRoute('newer', web([{ matches: [{ path: { type: 'PathPrefix', value: '/x' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] }]), undefined, '2024-02-01T00:00:00Z'),
