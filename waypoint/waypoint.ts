@@ -5,34 +5,39 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ChannelCredentials } from '@grpc/grpc-js';
-import { Cluster } from '../api/gen/envoy/config/cluster/v3/cluster';
-import { ClusterLoadAssignment } from '../api/gen/envoy/config/endpoint/v3/endpoint';
-import { Listener } from '../api/gen/envoy/config/listener/v3/listener';
-import { RouteConfiguration } from '../api/gen/envoy/config/route/v3/route';
+import * as grpc from '@grpc/grpc-js';
 import { HboneServer, allow, deny } from '../common/hbone/server';
 import { createLogger, type Logger } from '../common/log';
-import { compileCluster, compileEndpoints } from './config/clusters';
-import { within } from './config/errors';
-import { compileListener } from './config/listeners';
-import { compileRouteConfiguration } from './config/routes';
+import { DeltaXdsClient, type XdsCredentials } from '../common/xds/client';
+import type { ResourceChange } from '../common/xds/types';
+import type { CompiledCluster, UpstreamEndpoint } from './config/clusters';
+import type { CompiledListener } from './config/listeners';
+import type { RouteTable } from './config/routes';
 import { duplexPair } from './proxy/duplex-pair';
 import { RequestHandler, type ConnectionInfo } from './proxy/handler';
 import { ConfigState } from './proxy/state';
+import { TcpProxy } from './proxy/tcp';
 import { UpstreamTransport, type MeshCredentials } from './proxy/upstream';
 import { WaypointMetrics } from './telemetry/metrics';
 import { OtlpExporter } from './telemetry/otlp';
-import { AdsClient, SHORT, TYPE, type TypeHandler } from './xds/ads-client';
+import { ClusterType, EndpointType, ListenerType, RouteType, SHORT, WAYPOINT_TYPES, type Compiled } from './xds/resources';
 
 export interface WaypointOptions {
   readonly name: string;
   readonly namespace: string;
   /** Control plane xDS address host:port. */
   readonly control: string;
-  readonly controlCredentials?: ChannelCredentials;
+  /** How to reach the control plane (default plaintext, e.g. the loopback port 15010). */
+  readonly controlCredentials?: XdsCredentials;
+  /** A bearer token for each xDS stream (the node token, when the control plane asks for one). */
+  readonly controlToken?: () => string;
+  /** The waypoint's own IP, for its xDS node id (informational). */
+  readonly ip?: string;
+  /** DNS suffix of Service hosts (default cluster.local), for the xDS node id. */
+  readonly domainSuffix?: string;
   /** Address the HTTP listeners bind (default 0.0.0.0). */
   readonly listenAddress?: string;
-  /** HBONE port (default 15008; 0 picks one; undefined with no credentials: no HBONE). */
+  /** HBONE port when there are credentials (default 15008; 0 picks one). Without credentials: no HBONE. */
   readonly hbonePort?: number;
   readonly adminPort?: number;
   readonly metricsPort?: number;
@@ -45,17 +50,15 @@ export interface WaypointOptions {
   readonly bufferLimit?: number;
 }
 
-interface Decoder<M> {
-  decode(b: Uint8Array): M;
-  toJSON(m: M): unknown;
-}
-
 export class Waypoint {
   readonly state = new ConfigState();
   readonly metrics = new WaypointMetrics();
   readonly transport: UpstreamTransport;
-  readonly ads: AdsClient;
+  readonly xds: DeltaXdsClient;
+  /** The last NACKs (newest last), for the config dump. */
+  readonly nacks: Array<{ type: string; detail: string; at: string }> = [];
   private readonly handler: RequestHandler;
+  private readonly tcp: TcpProxy;
   private readonly log: Logger;
   private readonly servers = new Map<number, NetServer>();
   private readonly h1 = createHttpServer({ keepAliveTimeout: 60_000 });
@@ -64,6 +67,7 @@ export class Waypoint {
   private readonly sockets = new Set<Duplex>();
   private pendingSession: ConnectionInfo | undefined;
   private hbone: HboneServer | undefined;
+  private stopRotation: (() => void) | undefined;
   private readonly aux: HttpServer[] = [];
   private readonly otlp: OtlpExporter | undefined;
   readonly ports: { hbone?: number; admin?: number; metrics?: number; ready?: number } = {};
@@ -80,6 +84,7 @@ export class Waypoint {
       otlp: this.otlp,
       bufferLimit: o.bufferLimit ?? 1024 * 1024,
     });
+    this.tcp = new TcpProxy(this.state, this.transport, this.metrics, this.log.child({ log: 'access' }));
     this.h1.on('request', (req, res) => {
       const conn = this.conns.get(req.socket);
       if (conn) this.handler.handle(req, res, conn);
@@ -99,87 +104,121 @@ export class Waypoint {
       else res.destroy();
     });
     this.h2.on('sessionError', () => undefined);
-    this.ads = new AdsClient({
-      address: o.control,
-      credentials: o.controlCredentials,
-      nodeId: `waypoint~${o.name}.${o.namespace}`,
-      cluster: `${o.name}.${o.namespace}`,
-      metadata: { NAME: o.name, NAMESPACE: o.namespace, NODE_KIND: 'waypoint' },
-      handlers: this.typeHandlers(),
-      logger: this.log.child({ component: 'xds' }),
-      onOutcome: (t, outcome) => this.metrics.xdsUpdates.inc({ type: SHORT[t] ?? t, outcome }),
+    const suffix = o.domainSuffix ?? 'cluster.local';
+    this.xds = new DeltaXdsClient({
+      target: o.control,
+      credentials: o.controlCredentials ?? { kind: 'plaintext' },
+      // The control plane picks the waypoint's view from this id (or NODEMESH_WAYPOINT), as for Envoy.
+      node: {
+        id: `waypoint~${o.ip ?? '0.0.0.0'}~${o.name}.${o.namespace}~${o.namespace}.svc.${suffix}`,
+        cluster: `${o.name}.${o.namespace}`,
+        metadata: { NAME: o.name, NAMESPACE: o.namespace, NODE_KIND: 'waypoint', NODEMESH_WAYPOINT: `${o.namespace}/${o.name}` },
+      },
+      types: WAYPOINT_TYPES.map((type) => ({ type })),
+      backoff: { initialMs: 250, maxMs: 10_000 },
+      callMetadata: o.controlToken
+        ? () => {
+            const md = new grpc.Metadata();
+            md.set('authorization', `Bearer ${o.controlToken!()}`);
+            return md;
+          }
+        : undefined,
+      logger: this.log.child({ subsystem: 'xds' }),
     });
+    this.xds.onResponse((r, outcome) => {
+      const type = SHORT[r.typeUrl] ?? r.typeUrl;
+      this.metrics.xdsUpdates.inc({ type, outcome: outcome.accepted ? 'ack' : 'nack' });
+      if (!outcome.accepted) {
+        this.nacks.push({ type, detail: outcome.message ?? '', at: new Date().toISOString() });
+        if (this.nacks.length > 20) this.nacks.shift();
+      }
+    });
+    this.xds.onChange((c) => this.apply(c));
     this.state.onListenersChanged(() => void this.syncListeners());
   }
 
-  private typeHandlers(): TypeHandler[] {
+  /** One accepted xDS response: the compiled resources replace the served ones. */
+  private apply(change: ResourceChange<unknown>): void {
     const st = this.state;
-    const make = <M, C>(typeUrl: string, codec: Decoder<M>, compile: (m: M, name: string) => C, apply: (name: string, c: C | undefined) => void): TypeHandler => ({
-      typeUrl,
-      prepare: (updated, removed) => {
-        const compiled = updated.map((u) => {
-          let m: M;
-          try {
-            m = codec.decode(u.value);
-          } catch (err) {
-            throw new Error(`${u.name}: does not decode: ${err instanceof Error ? err.message : String(err)}`);
-          }
-          return { u, m, c: within(u.name, () => compile(m, u.name)) };
-        });
-        return () => {
-          for (const { u, m, c } of compiled) {
-            apply(u.name, c);
-            st.record(SHORT[typeUrl]!, { name: u.name, version: u.version, resource: codec.toJSON(m) }, u.name);
-          }
-          for (const name of removed) {
-            apply(name, undefined);
-            st.record(SHORT[typeUrl]!, undefined, name);
-          }
-        };
-      },
-    });
-    return [
-      make(TYPE.cluster, Cluster, (m) => compileCluster(m), (n, c) => st.setCluster(c, n)),
-      make(TYPE.endpoint, ClusterLoadAssignment, (m) => compileEndpoints(m), (n, c) => st.setEndpoints(n, c)),
-      make(TYPE.listener, Listener, (m) => compileListener(m), (n, c) => st.setListener(c, n)),
-      make(TYPE.route, RouteConfiguration, (m) => compileRouteConfiguration(m), (n, c) => {
-        if (c) st.routes.set(n, c);
-        else st.routes.delete(n);
-      }),
-    ];
+    const type = SHORT[change.typeUrl] ?? change.typeUrl;
+    const set = (name: string, value: Compiled<unknown> | undefined): void => {
+      const c = value?.compiled;
+      switch (change.typeUrl) {
+        case ClusterType.typeUrl:
+          return st.setCluster(c as CompiledCluster | undefined, name);
+        case EndpointType.typeUrl:
+          return st.setEndpoints(name, c as UpstreamEndpoint[] | undefined);
+        case ListenerType.typeUrl:
+          return st.setListener(c as CompiledListener | undefined, name);
+        case RouteType.typeUrl:
+          if (c) st.routes.set(name, c as RouteTable);
+          else st.routes.delete(name);
+          return;
+      }
+    };
+    for (const u of change.updated) {
+      const v = u.value as Compiled<unknown>;
+      set(u.name, v);
+      st.record(type, { name: u.name, version: u.version, resource: v.json }, u.name);
+    }
+    for (const r of change.removed) {
+      set(r.name, undefined);
+      st.record(type, undefined, r.name);
+    }
   }
 
   async start(): Promise<void> {
     const o = this.o;
-    if (o.credentials && o.hbonePort !== undefined) {
+    if (o.credentials) {
       const creds = o.credentials.current();
-      if (!creds) throw new Error('the waypoint has no workload certificate for its HBONE listener');
+      if (!creds) throw new Error('the waypoint has no valid workload certificate for its HBONE listener');
       this.hbone = new HboneServer({
         credentials: { certChain: creds.certChain, key: creds.key, trustBundle: creds.trustBundle },
-        logger: this.log.child({ component: 'hbone' }),
+        logger: this.log.child({ subsystem: 'hbone' }),
         handler: async (r) => {
-          const l = this.state.listenerForPort(r.target.port);
-          if (!l) return deny(503, `no listener for port ${r.target.port}`);
+          const l = this.state.listenerForTunnel(r.authority, r.target.port);
+          if (!l) return deny(503, `the waypoint serves no listener for ${r.authority}`);
+          const conn: ConnectionInfo = { port: l.port, listener: l.name, principal: r.peerSpiffeId, sourceIp: r.remoteAddress.address, destinationIp: r.target.host };
+          if (l.config.kind === 'tcp') {
+            const cfg = l.config;
+            const d = this.tcp.authorize(l.name, cfg, conn);
+            if (!d.allowed) return deny(403, `denied by rbac${d.policy ? ` policy ${d.policy}` : ''}`);
+            try {
+              const up = await this.tcp.connectUpstream(cfg);
+              this.metrics.tcpOpened(conn, cfg.cluster);
+              return allow(up.upstream, (res) => {
+                up.release();
+                this.tcp.finish(l.name, cfg, conn, up.endpoint, res);
+              });
+            } catch (err) {
+              return deny(503, err instanceof Error ? err.message : String(err));
+            }
+          }
           const [ours, theirs] = duplexPair();
-          this.dispatch(ours, { port: r.target.port, principal: r.peerSpiffeId, sourceIp: r.remoteAddress.address, destinationIp: r.target.host });
+          this.dispatch(ours, conn);
           return allow(theirs);
         },
       });
-      this.ports.hbone = (await this.hbone.listen({ host: o.listenAddress ?? '0.0.0.0', port: o.hbonePort })).port;
+      // Renewed certificates (half-life) serve new connections; open ones keep theirs.
+      this.stopRotation = o.credentials.onChange?.((c) => {
+        this.hbone?.rotate({ certChain: c.certChain, key: c.key, trustBundle: c.trustBundle });
+        this.log.info({ spiffeId: c.spiffeId, notAfter: c.notAfter?.toISOString() }, 'HBONE listener uses the renewed certificate');
+      });
+      this.ports.hbone = (await this.hbone.listen({ host: o.listenAddress ?? '0.0.0.0', port: o.hbonePort ?? 15008 })).port;
     }
     this.ports.admin = await this.serveAux(o.adminPort ?? 15000, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
     this.ports.metrics = await this.serveAux(o.metricsPort ?? 15020, o.listenAddress ?? '0.0.0.0', async (path) =>
       path === '/metrics' || path === '/stats/prometheus' ? { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() } : { status: 404, type: 'text/plain', body: 'not found' },
     );
     this.ports.ready = await this.serveAux(o.readyPort ?? 15021, o.listenAddress ?? '0.0.0.0', async (path) =>
-      path === '/healthz/ready' ? (this.ads.isReady() ? { status: 200, type: 'text/plain', body: 'ready\n' } : { status: 503, type: 'text/plain', body: 'waiting for xDS\n' }) : { status: 404, type: 'text/plain', body: 'not found' },
+      path === '/healthz/ready' ? (this.xds.status().synced ? { status: 200, type: 'text/plain', body: 'ready\n' } : { status: 503, type: 'text/plain', body: 'waiting for xDS\n' }) : { status: 404, type: 'text/plain', body: 'not found' },
     );
-    this.ads.start();
+    this.xds.start();
   }
 
   /** Resolves when every xDS type has been received once. */
-  ready(): Promise<void> {
-    return this.ads.ready();
+  ready(timeoutMs = 30_000): Promise<void> {
+    return this.xds.whenSynced(timeoutMs);
   }
 
   /** Hand a connection (TCP or HBONE stream) to HTTP/1.1 or HTTP/2 by its first bytes. */
@@ -206,7 +245,7 @@ export class Waypoint {
 
   private async syncListeners(): Promise<void> {
     const want = new Set<number>();
-    for (const l of this.state.listeners.values()) if (l.address !== undefined && l.config.kind === 'http') want.add(l.port);
+    for (const l of this.state.listeners.values()) if (l.address !== undefined && l.config.kind !== 'connect') want.add(l.port);
     for (const [port, srv] of this.servers) {
       if (!want.has(port)) {
         this.servers.delete(port);
@@ -215,9 +254,12 @@ export class Waypoint {
     }
     for (const port of want) {
       if (this.servers.has(port)) continue;
-      const srv = createNetServer({ allowHalfOpen: false, noDelay: true }, (s: Socket) =>
-        this.dispatch(s, { port, principal: undefined, sourceIp: s.remoteAddress ?? '', destinationIp: s.localAddress ?? '' }),
-      );
+      const srv = createNetServer({ allowHalfOpen: true, noDelay: true }, (s: Socket) => {
+        const conn: ConnectionInfo = { port, principal: undefined, sourceIp: s.remoteAddress ?? '', destinationIp: s.localAddress ?? '' };
+        const l = this.state.listenerForPort(port);
+        if (l?.config.kind === 'tcp') return this.tcp.serve(s, l.name, l.config, conn);
+        this.dispatch(s, conn);
+      });
       this.servers.set(port, srv);
       await new Promise<void>((resolve) => {
         srv.once('error', (err: Error) => {
@@ -256,7 +298,7 @@ export class Waypoint {
       case '/config_dump': {
         const out: Record<string, unknown> = {};
         for (const [type, m] of this.state.dump) out[type] = [...m.values()];
-        return json({ node: { name: this.o.name, namespace: this.o.namespace }, xds: { connected: this.ads.connected, ready: this.ads.isReady(), lastError: this.ads.lastError, recentNacks: this.ads.nacks }, resources: out });
+        return json({ node: { name: this.o.name, namespace: this.o.namespace }, xds: { ...this.xds.status(), recentNacks: this.nacks }, resources: out });
       }
       case '/clusters':
         return json([...this.state.clusters.values()].map((c) => ({ name: c.config.name, lb: c.config.lb, http2: c.config.http2, active: c.active, breakers: c.config.breakers, endpoints: c.balancer.snapshot() })));
@@ -275,7 +317,8 @@ export class Waypoint {
   }
 
   async stop(): Promise<void> {
-    this.ads.stop();
+    this.xds.stop();
+    this.stopRotation?.();
     for (const s of this.servers.values()) s.close();
     for (const s of this.sockets) s.destroy();
     for (const a of this.aux) {

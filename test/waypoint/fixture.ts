@@ -10,6 +10,8 @@ import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
 import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
 import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
+import { RBAC as NetworkRBAC } from '../../api/gen/envoy/extensions/filters/network/rbac/v3/rbac';
+import { TcpProxy } from '../../api/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy';
 import { createLogger } from '../../common/log';
 import { SharedCache } from '../../control/xds/cache';
 import { DeltaAdsServer } from '../../control/xds/delta-server';
@@ -17,7 +19,7 @@ import { xdsMetrics } from '../../control/xds/metrics';
 import { xdsResource } from '../../control/xds/resource';
 import { adsImplementation, adsServiceDefinition } from '../../control/xds/service';
 import { pack } from '../../waypoint/config/typed';
-import { TYPE } from '../../waypoint/xds/ads-client';
+import { TYPE } from '../../waypoint/xds/resources';
 
 export const quiet = createLogger('waypoint-test', process.env.NODEMESH_LOG_LEVEL ?? 'silent');
 
@@ -62,6 +64,47 @@ export class ControlPlane {
     this.cache.update(TYPE.listener, [xdsResource(TYPE.listener, name, Listener.encode(l).finish())]);
   }
 
+  /** A tcp_proxy Listener on 127.0.0.1:port (or an internal one when port is a name) to `cluster`, with network RBAC filters before it. */
+  tcpListener(name: string, port: number | undefined, cluster: string, rbac: NetworkRBAC[] = []): void {
+    const tcp = TcpProxy.fromPartial({ statPrefix: name, clusterSpecifier: { $case: 'cluster', value: cluster } });
+    const l = Listener.fromPartial({
+      name,
+      ...(port !== undefined ? { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } } } : {}),
+      filterChains: [
+        {
+          filters: [
+            ...rbac.map((r) => ({ name: 'envoy.filters.network.rbac', configType: { $case: 'typedConfig' as const, value: pack(NetworkRBAC, r) } })),
+            { name: 'envoy.filters.network.tcp_proxy', configType: { $case: 'typedConfig', value: pack(TcpProxy, tcp) } },
+          ],
+        },
+      ],
+    });
+    this.cache.update(TYPE.listener, [xdsResource(TYPE.listener, name, Listener.encode(l).finish())]);
+  }
+
+  /** An internal HTTP listener (`inbound-vip|<port>|http|<host>`, served over HBONE only). */
+  internalListener(name: string, routeName: string, httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }> = []): void {
+    const hcm = HttpConnectionManager.fromPartial({
+      statPrefix: name,
+      routeSpecifier: { $case: 'rds', value: { routeConfigName: routeName, configSource: { configSourceSpecifier: { $case: 'ads', value: {} } } } },
+      httpFilters: [
+        ...httpFilters.map((f) => ({ name: f.name, configType: { $case: 'typedConfig' as const, value: f.typedConfig } })),
+        { name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } },
+      ],
+    });
+    const l = Listener.fromPartial({
+      name,
+      listenerSpecifier: { $case: 'internalListener', value: {} },
+      filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+    });
+    this.cache.update(TYPE.listener, [xdsResource(TYPE.listener, name, Listener.encode(l).finish())]);
+  }
+
+  /** Raw resources of any of the four types (e.g. from control/envoy's translation). */
+  raw(typeUrl: string, name: string, bytes: Uint8Array): void {
+    this.cache.update(typeUrl, [xdsResource(typeUrl, name, bytes)]);
+  }
+
   routes(rc: Parameters<typeof RouteConfiguration.fromPartial>[0]): void {
     const r = RouteConfiguration.fromPartial(rc);
     this.cache.update(TYPE.route, [xdsResource(TYPE.route, r.name, RouteConfiguration.encode(r).finish())]);
@@ -72,7 +115,8 @@ export class ControlPlane {
     this.cache.update(TYPE.route, [xdsResource(TYPE.route, name, bytes)]);
   }
 
-  cluster(name: string, ports: number[], extra: Parameters<typeof Cluster.fromPartial>[0] = {}): void {
+  /** An EDS cluster; endpoints are 127.0.0.1 ports, or full LbEndpoint descriptions (weights, HBONE metadata). */
+  cluster(name: string, ports: Array<number | EndpointSpec>, extra: Parameters<typeof Cluster.fromPartial>[0] = {}): void {
     const c = Cluster.fromPartial({
       name,
       clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.EDS },
@@ -83,11 +127,30 @@ export class ControlPlane {
     });
     const cla = ClusterLoadAssignment.fromPartial({
       clusterName: name,
-      endpoints: [{ lbEndpoints: ports.map((p) => ({ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: p } } } } } } })) }],
+      endpoints: [
+        {
+          lbEndpoints: ports.map((p) => {
+            const e: EndpointSpec = typeof p === 'number' ? { port: p } : p;
+            return {
+              hostIdentifier: { $case: 'endpoint' as const, value: { address: { address: { $case: 'socketAddress' as const, value: { address: e.address ?? '127.0.0.1', portSpecifier: { $case: 'portValue' as const, value: e.port } } } } } },
+              loadBalancingWeight: e.weight,
+              metadata: e.metadata ? { filterMetadata: e.metadata } : undefined,
+            };
+          }),
+        },
+      ],
     });
     this.cache.update(TYPE.cluster, [xdsResource(TYPE.cluster, name, Cluster.encode(c).finish())]);
     this.cache.update(TYPE.endpoint, [xdsResource(TYPE.endpoint, name, ClusterLoadAssignment.encode(cla).finish())]);
   }
+}
+
+export interface EndpointSpec {
+  readonly address?: string;
+  readonly port: number;
+  readonly weight?: number;
+  /** filter_metadata, e.g. { 'envoy.transport_socket_match': { tunnel: 'http' }, nodemesh: { hbone, identity } }. */
+  readonly metadata?: Record<string, Record<string, unknown>>;
 }
 
 export interface Seen {

@@ -62,13 +62,13 @@ describe('waypoint resilience and tracing', () => {
     await new Promise((r) => setTimeout(r, 100));
     const cpPort = cp.port;
     await cp.stop();
-    await until(() => !wp.ads.connected);
+    await until(() => !wp.xds.status().connected);
     await new Promise((r) => setTimeout(r, 300));
     const next = new ControlPlane();
     for (const t of next.cache.typeUrls) next.cache.replace(t, cp.cache.resources(t)!);
     cp = next;
     await cp.start(cpPort);
-    await until(() => wp.ads.connected, 15_000);
+    await until(() => wp.xds.status().connected, 15_000);
     stop = true;
     await load;
     expect(statuses.length).toBeGreaterThan(10);

@@ -276,8 +276,8 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
 
   it('NACKs a RouteConfiguration with a bad regex and keeps serving the last good routes', async () => {
     cp.routes({ name: 'web-routes', virtualHosts: [{ name: 'web', domains: ['web'], routes: [{ match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(?<=x)' } } }, action: toCluster('b') }] }] });
-    await until(() => wp.ads.nacks.length > 0);
-    expect(wp.ads.nacks[0]!.detail).toMatch(/web-routes: virtual_hosts\[0\] \(web\): routes\[0\]: regex .* look-around/);
+    await until(() => wp.nacks.length > 0);
+    expect(wp.nacks[0]!.detail).toMatch(/web-routes: virtual_hosts\[0\] \(web\): routes\[0\]: regex .* look-around/);
     expect((await call(port, '/split')).status).toBe(200);
     expect((await call(port, '/direct')).status).toBe(202);
   });

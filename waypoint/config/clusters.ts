@@ -46,6 +46,8 @@ export interface UpstreamEndpoint {
   readonly port: number;
   readonly weight: number;
   readonly health: 'healthy' | 'degraded';
+  /** An Envoy internal listener (envoy_internal_address): served inside the waypoint, not dialled. */
+  readonly internalListener?: string;
   /** The endpoint is a mesh workload: reach it through HBONE (its node proxy on :15008). */
   readonly hbone?: { readonly address: string; readonly port: number; readonly identity: string | undefined };
 }
@@ -121,7 +123,13 @@ export function compileEndpoints(cla: ClusterLoadAssignment): UpstreamEndpoint[]
       within(`endpoints[${li}].lb_endpoints[${ei}]`, () => {
         if (lbe.hostIdentifier?.$case !== 'endpoint') throw new ConfigError('lb endpoint needs endpoint (endpoint_name is not supported)');
         const a = lbe.hostIdentifier.value.address?.address;
-        if (a?.$case !== 'socketAddress') throw new ConfigError('endpoint address must be a socket_address');
+        if (a?.$case === 'envoyInternalAddress') {
+          const n = a.value.addressNameSpecifier;
+          if (n?.$case !== 'serverListenerName' || !n.value) throw new ConfigError('envoy_internal_address needs server_listener_name');
+          out.push({ address: '', port: 0, weight: lbe.loadBalancingWeight ?? 1, health: 'healthy', internalListener: n.value });
+          return;
+        }
+        if (a?.$case !== 'socketAddress') throw new ConfigError('endpoint address must be a socket_address or envoy_internal_address');
         const port = a.value.portSpecifier?.$case === 'portValue' ? a.value.portSpecifier.value : 0;
         if (!a.value.address || port <= 0 || port > 65535) throw new ConfigError(`endpoint address ${a.value.address}:${port} is not ip:port`);
         let health: UpstreamEndpoint['health'] | undefined;

@@ -7,13 +7,14 @@ import type { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import type { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
 import { ConfigError, within } from './errors';
 import { compileFault, type FaultPolicy } from './fault';
-import { compileRbacFilter, type RbacEngine } from './rbac';
+import { compileRbac, compileRbacFilter, type RbacEngine } from './rbac';
 import { compileRateLimit, type RateLimitPolicy } from './ratelimit';
 import { compileRouteConfiguration, FILTER, type RouteTable } from './routes';
 import { codecs, typeNameOf, unpackAs } from './typed';
 
 export const HCM_FILTER = 'envoy.filters.network.http_connection_manager';
 export const TCP_PROXY_FILTER = 'envoy.filters.network.tcp_proxy';
+export const NETWORK_RBAC_FILTER = 'envoy.filters.network.rbac';
 
 export type HttpFilterConfig =
   | { readonly kind: 'rbac'; readonly name: string; readonly engine: RbacEngine | undefined; readonly shadow: RbacEngine | undefined }
@@ -34,6 +35,20 @@ export interface TcpListenerConfig {
   readonly kind: 'tcp';
   readonly cluster: string;
   readonly statPrefix: string;
+  /** envoy.filters.network.rbac filters before tcp_proxy, in order (by peer identity, IP, port). */
+  readonly rbac: readonly RbacEngine[];
+}
+
+/**
+ * The HBONE terminator Envoy needs as a Listener (`connect_terminate`: an HCM with CONNECT
+ * upgrades whose virtual hosts are `VIP:port`). The waypoint terminates HBONE itself on its own
+ * port; from this listener it only takes which cluster (= internal listener) a CONNECT authority
+ * goes to.
+ */
+export interface ConnectListenerConfig {
+  readonly kind: 'connect';
+  /** CONNECT authority ("ip:port", "[v6]:port") -> cluster name. */
+  readonly targets: ReadonlyMap<string, string>;
 }
 
 export interface CompiledListener {
@@ -41,7 +56,7 @@ export interface CompiledListener {
   /** IP the listener names (0.0.0.0 / :: for any), or undefined for internal listeners. */
   readonly address: string | undefined;
   readonly port: number;
-  readonly config: HttpListenerConfig | TcpListenerConfig;
+  readonly config: HttpListenerConfig | TcpListenerConfig | ConnectListenerConfig;
 }
 
 export function compileListener(l: Listener): CompiledListener {
@@ -67,14 +82,49 @@ export function compileListener(l: Listener): CompiledListener {
     if (!terminal) throw new ConfigError(`no ${HCM_FILTER} or ${TCP_PROXY_FILTER} filter (found: ${chain.filters.map((f) => f.name).join(', ') || 'none'})`);
     if (terminal.configType?.$case !== 'typedConfig') throw new ConfigError(`${terminal.name} needs typed_config (config_discovery is not supported)`);
     const any = terminal.configType.value;
+    // Network filters before the terminal one: rbac is enforced, anything else refused unless optional.
+    const rbac: RbacEngine[] = [];
+    for (const [i, f] of chain.filters.entries()) {
+      if (f === terminal) break;
+      within(`filters[${i}] (${f.name})`, () => {
+        const fa = f.configType?.$case === 'typedConfig' ? f.configType.value : undefined;
+        if (fa && typeNameOf(fa) === codecs.networkRbac.$type) {
+          const r = unpackAs(fa, codecs.networkRbac, f.name);
+          if (r.matcher) throw new ConfigError('rbac matcher (the xDS matcher API) is not supported; use rules');
+          const engine = r.rules ? within('rules', () => compileRbac(r.rules!)) : undefined;
+          if (engine) rbac.push(engine);
+        } else {
+          throw new ConfigError(`the nodemesh waypoint has no network filter ${f.name}${fa ? ` (${typeNameOf(fa)})` : ''}; supported before the terminal filter: ${NETWORK_RBAC_FILTER}`);
+        }
+      });
+    }
     if (typeNameOf(any) === codecs.tcpProxy.$type) {
       const tp = unpackAs(any, codecs.tcpProxy, terminal.name);
       if (tp.clusterSpecifier?.$case !== 'cluster') throw new ConfigError('tcp_proxy needs cluster (weighted_clusters is not supported)');
-      return { kind: 'tcp' as const, cluster: tp.clusterSpecifier.value, statPrefix: tp.statPrefix };
+      return { kind: 'tcp' as const, cluster: tp.clusterSpecifier.value, statPrefix: tp.statPrefix, rbac };
     }
-    return compileHcm(unpackAs(any, codecs.hcm, terminal.name));
+    if (rbac.length > 0) throw new ConfigError(`${NETWORK_RBAC_FILTER} before an http_connection_manager is not supported; use the HTTP rbac filter`);
+    const hcm = unpackAs(any, codecs.hcm, terminal.name);
+    if (hcm.upgradeConfigs.some((u) => u.upgradeType.toUpperCase() === 'CONNECT')) return compileConnectTerminate(hcm);
+    return compileHcm(hcm);
   });
   return { name: l.name, address, port, config };
+}
+
+/** The CONNECT routes of an HBONE-terminating HCM: authority -> cluster. */
+export function compileConnectTerminate(h: HttpConnectionManager): ConnectListenerConfig {
+  const rs = h.routeSpecifier;
+  if (rs?.$case !== 'routeConfig') throw new ConfigError('an HBONE (CONNECT) listener needs inline route_config');
+  const targets = new Map<string, string>();
+  rs.value.virtualHosts.forEach((vh, i) =>
+    within(`route_config.virtual_hosts[${i}] (${vh.name})`, () => {
+      const route = vh.routes.find((r) => r.match?.pathSpecifier?.$case === 'connectMatcher');
+      if (!route) return;
+      if (route.action?.$case !== 'route' || route.action.value.clusterSpecifier?.$case !== 'cluster') throw new ConfigError('the CONNECT route must name a cluster');
+      for (const d of vh.domains) targets.set(d.toLowerCase(), route.action.value.clusterSpecifier.value);
+    }),
+  );
+  return { kind: 'connect', targets };
 }
 
 export function compileHcm(h: HttpConnectionManager): HttpListenerConfig {

@@ -5,6 +5,7 @@ import { FilterConfig } from '../../api/gen/envoy/config/route/v3/route_componen
 import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
 import { TcpProxy } from '../../api/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy';
 import { RBAC, RBACPerRoute } from '../../api/gen/envoy/extensions/filters/http/rbac/v3/rbac';
+import { RBAC as NetworkRBAC } from '../../api/gen/envoy/extensions/filters/network/rbac/v3/rbac';
 import { HTTPFault } from '../../api/gen/envoy/extensions/filters/http/fault/v3/fault';
 import { LocalRateLimit } from '../../api/gen/envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit';
 import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
@@ -17,6 +18,7 @@ export const codecs = {
   tcpProxy: TcpProxy,
   rbac: RBAC,
   rbacPerRoute: RBACPerRoute,
+  networkRbac: NetworkRBAC,
   fault: HTTPFault,
   localRateLimit: LocalRateLimit,
   router: Router,

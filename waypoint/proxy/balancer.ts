@@ -1,4 +1,5 @@
-// Choosing an endpoint of a cluster: ROUND_ROBIN, LEAST_REQUEST (power of two choices on active
+// Choosing an endpoint of a cluster: ROUND_ROBIN (weighted by load_balancing_weight, smooth: an
+// endpoint of weight 3 next to one of weight 1 gets 3 of every 4 picks, interleaved), LEAST_REQUEST (power of two choices on active
 // requests) or RANDOM over the endpoints that are not ejected; Envoy's panic mode (use every
 // endpoint) when none is left. Outlier detection ejects an endpoint after consecutive 5xx (or
 // gateway failures) for base_ejection_time × times ejected, never more than max_ejection_percent
@@ -11,6 +12,8 @@ export class EndpointState {
   consecutiveGateway = 0;
   timesEjected = 0;
   ejectedUntil = 0;
+  /** Smooth weighted round robin: accumulated credit. */
+  credit = 0;
   constructor(readonly endpoint: UpstreamEndpoint) {}
   get key(): string {
     return `${this.endpoint.address}:${this.endpoint.port}`;
@@ -25,7 +28,6 @@ export interface OutlierEvent {
 
 export class Balancer {
   private states: EndpointState[] = [];
-  private rr = 0;
   ejections = 0;
 
   constructor(
@@ -50,7 +52,7 @@ export class Balancer {
       const prev = old.get(`${e.address}:${e.port}`);
       if (!prev) return new EndpointState(e);
       const s = new EndpointState(e);
-      Object.assign(s, { active: prev.active, consecutive5xx: prev.consecutive5xx, consecutiveGateway: prev.consecutiveGateway, timesEjected: prev.timesEjected, ejectedUntil: prev.ejectedUntil });
+      Object.assign(s, { credit: prev.credit, active: prev.active, consecutive5xx: prev.consecutive5xx, consecutiveGateway: prev.consecutiveGateway, timesEjected: prev.timesEjected, ejectedUntil: prev.ejectedUntil });
       return s;
     });
   }
@@ -82,8 +84,27 @@ export class Balancer {
         return b.active < a.active ? b : a;
       }
       default:
-        return candidates[this.rr++ % candidates.length];
+        return this.weightedRoundRobin(candidates);
     }
+  }
+
+  /**
+   * Smooth weighted round robin: every candidate earns its weight, the richest is picked and pays
+   * the total. Equal weights reduce to plain round robin; over any window of sum(weights) picks
+   * each endpoint gets exactly its weight.
+   */
+  private weightedRoundRobin(candidates: EndpointState[]): EndpointState {
+    if (candidates.length === 1) return candidates[0]!;
+    let total = 0;
+    let best: EndpointState | undefined;
+    for (const c of candidates) {
+      const w = Math.max(1, c.endpoint.weight);
+      c.credit += w;
+      total += w;
+      if (!best || c.credit > best.credit) best = c;
+    }
+    best!.credit -= total;
+    return best!;
   }
 
   /** Record the outcome of a request to `s`: an HTTP status, or a local failure (connect, reset, timeout). */

@@ -11,6 +11,17 @@ describe('Balancer', () => {
     b.setEndpoints([ep(1), ep(2), ep(3, 'degraded')]);
     expect([1, 2, 3, 4].map(() => b.pick()!.endpoint.port)).toEqual([1, 2, 1, 2]);
   });
+  it('round robin honours endpoint weights, interleaved, and stays exact over every window', () => {
+    const b = new Balancer('ROUND_ROBIN', undefined);
+    b.setEndpoints([{ ...ep(1), weight: 3 }, ep(2), { ...ep(3), weight: 2 }]);
+    const picks = Array.from({ length: 60 }, () => b.pick()!.endpoint.port);
+    for (let w = 0; w < 60; w += 6) {
+      const win = picks.slice(w, w + 6);
+      expect([1, 2, 3].map((p) => win.filter((x) => x === p).length)).toEqual([3, 1, 2]);
+    }
+    // smooth: the heavy endpoint is never picked three times in a row
+    expect(picks.join(',')).not.toContain('1,1,1');
+  });
   it('least-request prefers the endpoint with fewer active requests', () => {
     let i = 0;
     const seq = [0, 0.6];

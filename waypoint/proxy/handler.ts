@@ -14,7 +14,7 @@ import type { RbacEngine } from '../config/rbac';
 import type { RateLimitPolicy } from '../config/ratelimit';
 import { requestView, type RequestView } from '../config/request';
 import { backoffMs, matchRoute, redirectLocation, type CompiledRetry, type ForwardAction, type RouteMatchResult } from '../config/routes';
-import type { WaypointMetrics, RequestLabels } from '../telemetry/metrics';
+import { parseSpiffe, type RequestLabels, type WaypointMetrics } from '../telemetry/metrics';
 import type { OtlpExporter } from '../telemetry/otlp';
 import { formatTraceparent, spanFor, type SpanContext } from '../telemetry/trace';
 import type { EndpointState } from './balancer';
@@ -27,6 +27,8 @@ export type DownstreamResponse = ServerResponse | Http2ServerResponse;
 /** Where a request came from: the connection it arrived on. */
 export interface ConnectionInfo {
   readonly port: number;
+  /** The listener (by name) the connection belongs to, when known (HBONE); else by port. */
+  readonly listener?: string;
   /** SPIFFE ID of the HBONE peer; undefined for plaintext. */
   readonly principal: string | undefined;
   readonly sourceIp: string;
@@ -156,7 +158,7 @@ export class RequestHandler {
     req.on('error', () => undefined);
     try {
       if (!path.startsWith('/') || !authority || /[\s]/.test(path)) return this.local(ex, 400, 'bad request: the request needs an origin-form path and a Host/:authority', '-');
-      const listener = this.d.state.listenerForPort(conn.port);
+      const listener = conn.listener !== undefined ? this.d.state.listeners.get(conn.listener) : this.d.state.listenerForPort(conn.port);
       if (!listener || listener.config.kind !== 'http') return this.local(ex, 404, `no HTTP listener for port ${conn.port}`, 'NR');
       const table = this.d.state.routeTable(listener);
       if (!table) return this.local(ex, 503, `routes ${listener.config.rdsName ?? ''} not received yet`, 'NR');
@@ -342,7 +344,7 @@ export class RequestHandler {
     }
     if (last.head) {
       if (maxAttempts > 1 && this.retriable(retry!, last)) ex.flags.push('URX');
-      return this.respond(ex, last.head, resLevels);
+      return this.respond(ex, last.head, resLevels, deadline);
     }
     const f = last.failure!;
     if (f.kind === 'timeout') {
@@ -447,7 +449,11 @@ export class RequestHandler {
     return false;
   }
 
-  private respond(ex: Exchange, up: UpstreamHead, levels: HeaderMutation[]): void {
+  /**
+   * Stream the upstream response down. The route timeout spans the whole response (as Envoy's
+   * does): when it fires after the headers went out, the response is cut (reset) and flagged UT.
+   */
+  private respond(ex: Exchange, up: UpstreamHead, levels: HeaderMutation[], deadline: number): void {
     const res = ex.res;
     const headers: MutableHeaders = {};
     for (const [k, v] of Object.entries(up.headers)) if (!isHopByHop(k) && v !== undefined) headers[k] = v;
@@ -469,6 +475,17 @@ export class RequestHandler {
     up.body.on('data', (c: Buffer) => {
       ex.responseBytes += c.length;
     });
+    if (Number.isFinite(deadline)) {
+      const timer = setTimeout(() => {
+        if (res.writableEnded) return;
+        ex.flags.push('UT');
+        ex.detail = 'upstream_response_timeout';
+        up.body.destroy();
+        res.destroy();
+      }, Math.max(1, deadline - Date.now()));
+      res.once('close', () => clearTimeout(timer));
+      res.once('finish', () => clearTimeout(timer));
+    }
     up.body.pipe(res as Writable, { end: false });
     up.body.once('end', () => {
       void up.trailers.then((t) => {
@@ -484,7 +501,7 @@ export class RequestHandler {
       res.destroy();
     });
     up.body.once('close', () => {
-      if (!up.body.readableEnded && !res.writableEnded) {
+      if (!up.body.readableEnded && !res.writableEnded && !ex.flags.includes('UT')) {
         ex.flags.push('UC');
         res.destroy();
       }
@@ -623,9 +640,4 @@ function stripPort(authority: string): string {
 function shadowHost(authority: string): string {
   const host = stripPort(authority);
   return `${host}-shadow${authority.slice(host.length)}`;
-}
-
-function parseSpiffe(id: string | undefined): { ns: string; sa: string } | undefined {
-  const m = id ? /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id) : null;
-  return m ? { ns: m[1]!, sa: m[2]! } : undefined;
 }

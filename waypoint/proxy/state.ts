@@ -73,10 +73,28 @@ export class ConfigState {
     else m.delete(name);
   }
 
-  /** The listener serving a port (HBONE CONNECT to VIP:port, or a port the waypoint listens on). */
+  /** The listener serving a port the waypoint listens on. */
   listenerForPort(port: number): CompiledListener | undefined {
-    for (const l of this.listeners.values()) if (l.port === port) return l;
+    for (const l of this.listeners.values()) if (l.port === port && l.config.kind !== 'connect') return l;
     return undefined;
+  }
+
+  /**
+   * The listener an HBONE CONNECT to `authority` (VIP:port) is served by: through the HBONE
+   * listener's CONNECT routes (authority -> cluster -> its internal listener) when the control
+   * plane sent one (several Services may share a port), else the listener for the port.
+   */
+  listenerForTunnel(authority: string, port: number): CompiledListener | undefined {
+    const want = authority.toLowerCase();
+    for (const l of this.listeners.values()) {
+      if (l.config.kind !== 'connect') continue;
+      const cluster = l.config.targets.get(want);
+      if (!cluster) continue;
+      const internal = this.clusters.get(cluster)?.config.staticEndpoints?.find((e) => e.internalListener)?.internalListener ?? cluster;
+      const target = this.listeners.get(internal);
+      if (target && target.config.kind !== 'connect') return target;
+    }
+    return this.listenerForPort(port);
   }
 
   routeTable(l: CompiledListener): RouteTable | undefined {

@@ -12,9 +12,20 @@ import { TunnelRefusedError } from '../../common/hbone/errors';
 import type { TrustBundle } from '../../common/identity/verify';
 import type { CompiledCluster, UpstreamEndpoint } from '../config/clusters';
 
-/** The waypoint's own workload certificate, for HBONE to mesh endpoints. */
+export interface MeshCredentialsValue {
+  readonly certChain: string;
+  readonly key: string;
+  readonly trustBundle: TrustBundle;
+  readonly spiffeId: string;
+  readonly notAfter?: Date;
+}
+
+/** The waypoint's own workload certificate, for its HBONE listener and HBONE to mesh endpoints. */
 export interface MeshCredentials {
-  current(): { readonly certChain: string; readonly key: string; readonly trustBundle: TrustBundle; readonly spiffeId: string } | undefined;
+  /** The valid certificate now (never an expired one), or undefined. */
+  current(): MeshCredentialsValue | undefined;
+  /** Hear renewals (the HBONE listener rotates to the new certificate). */
+  onChange?(listener: (c: MeshCredentialsValue) => void): () => void;
 }
 
 export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'overflow';
@@ -81,7 +92,8 @@ export class UpstreamTransport {
     return `${cluster.name}|${e.address}:${e.port}|${e.hbone ? 'hbone' : 'tcp'}`;
   }
 
-  private tunnel(e: UpstreamEndpoint, timeoutMs: number): Promise<ClientHttp2Stream> {
+  /** An HBONE tunnel to a mesh endpoint, presenting the waypoint's identity and checking the endpoint's. */
+  tunnel(e: UpstreamEndpoint, timeoutMs: number): Promise<ClientHttp2Stream> {
     const creds = this.credentials?.current();
     const hb = e.hbone!;
     if (!creds) return Promise.reject(new UpstreamFailure('connect-failure', `endpoint ${e.address}:${e.port} is in the mesh but the waypoint has no workload certificate (start it with --control so it can get one)`));
