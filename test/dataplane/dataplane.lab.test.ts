@@ -4,12 +4,13 @@
 // SPIFFE ID on the server side, AuthorizationPolicy verdicts, plaintext from outside the mesh,
 // closing of an open connection when policy changes, certificate rotation under traffic (short
 // TTL), and the istio_tcp_* metrics labels.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn as spawnProcess } from 'node:child_process';
 import { projectRoot } from '../../common/paths';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kindInfo } from '../../control/resources/kinds';
+import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { labDown } from '../../lab/down';
 import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
@@ -104,6 +105,8 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     await stopProc(cp);
     cp?.cleanup();
     await labDown(LAB);
+    // The node proxies' enrolment records (emptied by the teardown above).
+    for (const n of ['node1', 'node2']) rmSync(join(STATE_BASE, `${LAB}-${n}`), { recursive: true, force: true });
   }, 60_000);
 
   it('enrols the labelled workloads of each node with their certificates (SPIFFE ID, expiry on admin)', async () => {
