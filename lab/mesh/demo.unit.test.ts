@@ -1,0 +1,53 @@
+// The demo's plan: roles spread over nodes, resources the control plane accepts, edges and verdicts.
+import { describe, expect, it } from 'vitest';
+import { validateResource } from '../../control/resources/validate';
+import { planLab } from '../topology';
+import { appArgs, assignRoles, demoEdges, demoResources, serviceTarget } from './demo';
+
+const lab = (nodes: number, podsPerNode: number) => ({ ...planLab({ lab: 't', nodes, podsPerNode }, '/sys/fs/cgroup'), phase: 'ready' as const });
+
+describe('demo plan', () => {
+  it('puts frontend and backend on different nodes, tcp-echo beside the frontend, the client outside', () => {
+    const roles = assignRoles(lab(2, 2));
+    const at = (r: string) => roles.find((x) => x.role === r);
+    expect(at('frontend')?.pod.name).toBe('pod1-1');
+    expect(at('backend')?.pod.name).toBe('pod2-1');
+    expect(at('tcp-echo')?.pod.name).toBe('pod1-2');
+    expect(at('client')).toMatchObject({ namespace: 'outside', workload: 'client-pod2-2' });
+    expect(roles).toHaveLength(4);
+  });
+
+  it('fits one node and turns extra pods into backend replicas', () => {
+    const one = assignRoles(lab(1, 5));
+    expect(new Set(one.map((r) => r.pod.name)).size).toBe(5);
+    expect(one.filter((r) => r.role === 'backend')).toHaveLength(2);
+    expect(() => assignRoles(lab(1, 3))).toThrow(/needs 4 pods/);
+  });
+
+  it('every resource passes the control plane validation', () => {
+    const docs = demoResources(assignRoles(lab(2, 3)));
+    for (const d of docs) expect(() => validateResource(d)).not.toThrow();
+    const kinds = docs.map((d) => d.kind);
+    expect(kinds.filter((k) => k === 'Workload')).toHaveLength(6);
+    expect(kinds).toEqual(expect.arrayContaining(['Namespace', 'Service', 'AuthorizationPolicy', 'PeerAuthentication']));
+    const demoNs = docs.find((d) => d.kind === 'Namespace') as { metadata: { labels: Record<string, string> } };
+    expect(demoNs.metadata.labels['nodemesh.io/dataplane-mode']).toBe('ambient');
+    const off = demoResources(assignRoles(lab(2, 2)), { enrolled: false }).find((d) => d.kind === 'Namespace') as { metadata: { labels: Record<string, string> } };
+    expect(off.metadata.labels['nodemesh.io/dataplane-mode']).toBe('none');
+  });
+
+  it('the frontend calls the backend by VIP in the mesh and by pod address without it', () => {
+    const roles = assignRoles(lab(2, 2));
+    const fe = roles[0]!;
+    expect(appArgs(fe, roles, true)).toContain('http://10.96.0.11:80/');
+    expect(appArgs(fe, roles, false)).toContain('http://10.200.2.2:8080/');
+    expect(serviceTarget(roles, 'tcp-echo', false)).toBe('10.200.1.3:9000');
+    expect(appArgs(roles.find((r) => r.role === 'client')!, roles)).toBeUndefined();
+  });
+
+  it('edges: two allowed, three denied in the mesh; all allowed without it', () => {
+    const roles = assignRoles(lab(2, 2));
+    expect(demoEdges(roles).map((e) => e.expect)).toEqual(['allow', 'allow', 'deny', 'deny', 'deny']);
+    expect(demoEdges(roles, false).every((e) => e.expect === 'allow')).toBe(true);
+  });
+});

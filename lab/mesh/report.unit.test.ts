@@ -1,0 +1,54 @@
+// Access-log parsing and the demo table.
+import { describe, expect, it } from 'vitest';
+import { planLab } from '../topology';
+import { assignRoles, demoEdges } from './demo';
+import { entriesFor, formatEdgeTable, humanBytes, parseAccessLog, summarizeEdge } from './report';
+
+const line = (o: Record<string, unknown>): string => JSON.stringify({ level: 30, component: 'access', ...o });
+const allowed = line({
+  reporter: 'destination',
+  src: { addr: '10.200.1.2:41000', workload: 'demo/frontend-pod1-1', identity: 'spiffe://cluster.local/ns/demo/sa/frontend' },
+  dst: { addr: '10.200.2.2:8080', workload: 'demo/backend-pod2-1', identity: 'spiffe://cluster.local/ns/demo/sa/backend' },
+  protocol: 'HBONE',
+  bytes_sent: 120,
+  bytes_recv: 500,
+  msg: 'connection complete',
+});
+const denied = line({
+  reporter: 'destination',
+  src: { addr: '10.200.1.3:41001', identity: 'spiffe://cluster.local/ns/demo/sa/tcp-echo' },
+  dst: { addr: '10.200.2.2:8080', identity: 'spiffe://cluster.local/ns/demo/sa/backend' },
+  protocol: 'HBONE',
+  bytes_sent: 0,
+  bytes_recv: 0,
+  deny_reason: 'no ALLOW policy matched',
+  policy: 'demo/backend-allow-frontend',
+  msg: 'connection denied',
+});
+
+describe('access log', () => {
+  it('parses access lines and skips everything else', () => {
+    const e = parseAccessLog(['{"level":30,"msg":"node proxy ready"}', allowed, 'not json', denied, ''].join('\n'));
+    expect(e).toHaveLength(2);
+    expect(e[0]).toMatchObject({ srcIdentity: 'spiffe://cluster.local/ns/demo/sa/frontend', protocol: 'HBONE', bytesSent: 120, bytesRecv: 500 });
+    expect(e[1]).toMatchObject({ denyReason: 'no ALLOW policy matched', policy: 'demo/backend-allow-frontend' });
+    expect(entriesFor(e, '10.200.1.2', '10.200.2.2', 8080)).toHaveLength(1);
+    expect(entriesFor(e, '10.200.1.2', '10.200.2.2', 9000)).toHaveLength(0);
+  });
+
+  it('summarises an allowed and a denied edge and marks a mismatch with the policy as BAD', () => {
+    const roles = assignRoles({ ...planLab({ lab: 't', nodes: 2, podsPerNode: 2 }, '/cg'), phase: 'ready' });
+    const [feBe, , teBe] = demoEdges(roles);
+    const report = (ok: number) => ({ connections: 1, ok }) as never;
+    const a = summarizeEdge({ edge: feBe!, client: report(1), entries: parseAccessLog(allowed) });
+    expect(a).toMatchObject({ verdict: 'allowed 1', mtls: 'yes', srcId: 'ns/demo/sa/frontend', dstId: 'ns/demo/sa/backend', bytes: '120 B / 500 B', expected: true });
+    const d = summarizeEdge({ edge: teBe!, client: report(0), entries: parseAccessLog(denied) });
+    expect(d).toMatchObject({ verdict: 'denied 1', reason: 'no ALLOW policy matched (demo/backend-allow-frontend)', expected: true });
+    const leak = summarizeEdge({ edge: teBe!, client: report(1), entries: [] });
+    expect(leak).toMatchObject({ verdict: '-', mtls: 'no log', expected: false });
+    const table = formatEdgeTable([a, d, leak], 'cluster.local');
+    expect(table.split('\n')[1]).toMatch(/^ok  frontend -> backend/);
+    expect(table.split('\n')[3]).toMatch(/^BAD tcp-echo -> backend/);
+    expect(humanBytes(64 * 1024 * 1024)).toBe('64.0 MiB');
+  });
+});
