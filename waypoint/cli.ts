@@ -3,15 +3,27 @@
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../cli/command';
 import { createLogger } from '../common/log';
-import { Waypoint } from './waypoint';
+import { startWaypoint, type RunningWaypoint } from './run';
 
 const RUN_USAGE = `usage: nodemesh waypoint run --name NAME -n NAMESPACE [--control HOST:PORT] [options]
-  --control ADDR         control plane xDS (plaintext gRPC, default 127.0.0.1:15010)
-  --listen-address IP    address the HTTP listeners bind (default 0.0.0.0)
+  --name NAME            the Gateway (gatewayClassName nodemesh-waypoint) this waypoint serves
+  --control ADDR         the control plane: its TLS port (xDS + certificates, e.g. 10.199.0.254:15012)
+                         with --token-file/--trust-bundle; else a plaintext xDS port (default 127.0.0.1:15010)
+  --token-file FILE      this node's token ('nodemesh ca issue-node-token --node NODE --out FILE')
+  --trust-bundle FILE    the mesh root ('nodemesh ca root'): verifies the control plane and HBONE peers
+  --trust-domain TD      trust domain (default cluster.local)
+  --service-account SA   the waypoint's identity spiffe://TD/ns/NAMESPACE/sa/SA (default: NAME); a Workload
+                         with this serviceAccount must be scheduled on the token's node
+  --cert-ttl SECONDS     requested certificate lifetime (default: the CA's, 24 h); renewed at half-life
+  --server-name NAME     name to verify in the control plane's certificate when ADDR's host is not in it
+  --hbone-port N         HBONE (mTLS HTTP/2 CONNECT) port with a certificate (default 15008)
+  --ip IP                this waypoint's address (xDS node id; informational)
+  --listen-address IP    address the listeners bind (default 0.0.0.0)
   --admin-port N         admin (config dump), loopback (default 15000)
   --metrics-port N       Prometheus metrics (default 15020)
   --ready-port N         readiness /healthz/ready (default 15021)
-  --otlp-endpoint URL    export spans over OTLP/HTTP JSON to URL/v1/traces`;
+  --otlp-endpoint URL    export spans over OTLP/HTTP JSON to URL/v1/traces
+Without --token-file/--trust-bundle the waypoint has no identity: plaintext listeners only, no HBONE.`;
 
 async function run(argv: string[]): Promise<number> {
   let v;
@@ -21,7 +33,15 @@ async function run(argv: string[]): Promise<number> {
       options: {
         name: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
-        control: { type: 'string', default: '127.0.0.1:15010' },
+        control: { type: 'string' },
+        'token-file': { type: 'string' },
+        'trust-bundle': { type: 'string' },
+        'trust-domain': { type: 'string' },
+        'service-account': { type: 'string' },
+        'cert-ttl': { type: 'string' },
+        'server-name': { type: 'string' },
+        'hbone-port': { type: 'string' },
+        ip: { type: 'string' },
         'listen-address': { type: 'string' },
         'admin-port': { type: 'string' },
         'metrics-port': { type: 'string' },
@@ -44,29 +64,56 @@ async function run(argv: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${what} ${s} is not a port number (0-65535)`, 2);
     return n;
   };
-  const logger = createLogger('waypoint');
-  const wp = new Waypoint({
-    name: v.name,
-    namespace: v.namespace,
-    control: v.control!,
-    listenAddress: v['listen-address'],
-    adminPort: port(v['admin-port'], 15000, '--admin-port'),
-    metricsPort: port(v['metrics-port'], 15020, '--metrics-port'),
-    readyPort: port(v['ready-port'], 15021, '--ready-port'),
-    otlpEndpoint: v['otlp-endpoint'],
-    logger,
-  });
-  try {
-    await wp.start();
-  } catch (err) {
-    throw new CliError(`the waypoint could not start: ${err instanceof Error ? err.message : String(err)} (is another process using ports 15000/15020/15021? pick others with --admin-port/--metrics-port/--ready-port)`);
+  const meshMode = v['token-file'] !== undefined || v['trust-bundle'] !== undefined;
+  if (meshMode && (!v['token-file'] || !v['trust-bundle'])) {
+    throw new CliError('give both --token-file and --trust-bundle (the waypoint gets its certificate from the control plane), or neither (plaintext mode, no HBONE)', 2);
   }
-  logger.info({ name: v.name, namespace: v.namespace, control: v.control, ports: wp.ports }, 'waypoint started; waiting for xDS');
+  const control = v.control ?? (meshMode ? undefined : '127.0.0.1:15010');
+  if (!control) throw new CliError(`--control HOST:PORT (the control plane's TLS port, e.g. 10.199.0.254:15012) is required with --token-file/--trust-bundle\n${RUN_USAGE}`, 2);
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(control)) throw new CliError(`--control must be HOST:PORT (e.g. 10.199.0.254:15012), got '${control}'`, 2);
+  let certTtl: number | undefined;
+  if (v['cert-ttl'] !== undefined) {
+    certTtl = Number(v['cert-ttl']);
+    if (!Number.isInteger(certTtl) || certTtl < 0) throw new CliError(`--cert-ttl ${v['cert-ttl']} is not a whole number of seconds`, 2);
+  }
+  const logger = createLogger('waypoint');
+  let running: RunningWaypoint;
+  try {
+    running = await startWaypoint({
+      name: v.name,
+      namespace: v.namespace,
+      control,
+      ip: v.ip,
+      listenAddress: v['listen-address'],
+      hbonePort: port(v['hbone-port'], 15008, '--hbone-port'),
+      adminPort: port(v['admin-port'], 15000, '--admin-port'),
+      metricsPort: port(v['metrics-port'], 15020, '--metrics-port'),
+      readyPort: port(v['ready-port'], 15021, '--ready-port'),
+      otlpEndpoint: v['otlp-endpoint'],
+      logger,
+      mesh: meshMode
+        ? {
+            tokenFile: v['token-file']!,
+            trustBundleFile: v['trust-bundle']!,
+            trustDomain: v['trust-domain'],
+            serviceAccount: v['service-account'],
+            certTtlSeconds: certTtl,
+            serverName: v['server-name'],
+          }
+        : undefined,
+    });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const inUse = /EADDRINUSE/.test(msg) ? ' (another process uses one of its ports: pick others with --hbone-port/--admin-port/--metrics-port/--ready-port)' : '';
+    throw new CliError(`the waypoint could not start: ${msg}${inUse}`);
+  }
+  const wp = running.waypoint;
+  logger.info({ name: v.name, namespace: v.namespace, control, identity: running.identity?.spiffeId, ports: wp.ports }, 'waypoint started; waiting for xDS');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  await wp.stop();
+  await running.stop();
   return 0;
 }
 

@@ -177,7 +177,7 @@ export class Waypoint {
         logger: this.log.child({ subsystem: 'hbone' }),
         handler: async (r) => {
           const l = this.state.listenerForTunnel(r.authority, r.target.port);
-          if (!l) return deny(503, `the waypoint serves no listener for ${r.authority}`);
+          if (!l) return deny(404, `the waypoint serves no listener for ${r.authority}`);
           const conn: ConnectionInfo = { port: l.port, listener: l.name, principal: r.peerSpiffeId, sourceIp: r.remoteAddress.address, destinationIp: r.target.host };
           if (l.config.kind === 'tcp') {
             const cfg = l.config;

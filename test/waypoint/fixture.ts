@@ -12,7 +12,19 @@ import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/ne
 import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
 import { RBAC as NetworkRBAC } from '../../api/gen/envoy/extensions/filters/network/rbac/v3/rbac';
 import { TcpProxy } from '../../api/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CaClient } from '../../common/identity/ca-client';
+import { CertificateManager, type WorkloadCertificate } from '../../common/identity/manager';
+import { identity } from '../../common/identity/spiffe';
 import { createLogger } from '../../common/log';
+import { CertificateAuthority } from '../../control/ca/authority';
+import { placementFromSnapshot } from '../../control/ca/placement';
+import { addCertificateService, servingCredentials } from '../../control/ca/service';
+import { NodeTokens } from '../../control/ca/tokens';
+import type { Workload } from '../../control/resources/workload';
+import { MemorySnapshot } from '../../control/store/snapshot';
 import { SharedCache } from '../../control/xds/cache';
 import { DeltaAdsServer } from '../../control/xds/delta-server';
 import { xdsMetrics } from '../../control/xds/metrics';
@@ -29,13 +41,20 @@ export class ControlPlane {
   private ads: DeltaAdsServer | undefined;
   port = 0;
 
-  async start(port = 0): Promise<void> {
+  /**
+   * Plaintext by default; with `mesh`, TLS like the control plane's 15012: the real CA's serving
+   * certificate, and the real certificate service next to ADS.
+   */
+  async start(port = 0, mesh?: MeshCa): Promise<void> {
     this.ads = new DeltaAdsServer(this.cache, { logger: quiet, metrics: xdsMetrics(new Registry()) });
     this.server = new grpc.Server();
     this.server.addService(adsServiceDefinition as unknown as grpc.ServiceDefinition, adsImplementation({ delta: this.ads.handle }));
-    this.port = await new Promise<number>((resolve, reject) =>
-      this.server!.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    let creds = grpc.ServerCredentials.createInsecure();
+    if (mesh) {
+      addCertificateService(this.server, { ca: mesh.ca, nodes: mesh.tokens, placement: mesh.placement, registry: new Registry(), logger: quiet });
+      creds = servingCredentials(await mesh.ca.servingCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }));
+    }
+    this.port = await new Promise<number>((resolve, reject) => this.server!.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
   }
 
   async stop(): Promise<void> {
@@ -142,6 +161,55 @@ export class ControlPlane {
     });
     this.cache.update(TYPE.cluster, [xdsResource(TYPE.cluster, name, Cluster.encode(c).finish())]);
     this.cache.update(TYPE.endpoint, [xdsResource(TYPE.endpoint, name, ClusterLoadAssignment.encode(cla).finish())]);
+  }
+}
+
+/** The real CA (control/ca) in a temp dir, node tokens, and Workloads placed on nodes. */
+export class MeshCa {
+  readonly workloads: Workload[] = [];
+  readonly placement = placementFromSnapshot(() => MemorySnapshot.of(1, this.workloads), 'cluster.local');
+  private constructor(
+    readonly dir: string,
+    readonly ca: CertificateAuthority,
+    readonly tokens: NodeTokens,
+  ) {}
+
+  static async create(): Promise<MeshCa> {
+    const dir = mkdtempSync(join(tmpdir(), 'nm-waypoint-ca-'));
+    const ca = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: dir });
+    return new MeshCa(dir, ca, NodeTokens.forDataDir(dir));
+  }
+
+  /** Schedule a Workload (namespace/serviceAccount) on `node`, so that node may get its certificate. */
+  place(namespace: string, serviceAccount: string, node: string): void {
+    this.workloads.push({ apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: `${serviceAccount}-${this.workloads.length}`, namespace }, spec: { serviceAccount, node, addresses: [`10.200.9.${this.workloads.length + 1}`] } } as Workload);
+  }
+
+  /** A token file for `node` (what --token-file points at). */
+  tokenFile(node: string): string {
+    const f = join(this.dir, `${node}.token`);
+    writeFileSync(f, this.tokens.issue(node), { mode: 0o600 });
+    return f;
+  }
+
+  /** The mesh root as a file (what --trust-bundle points at). */
+  trustBundleFile(): string {
+    const f = join(this.dir, 'root.pem');
+    writeFileSync(f, this.ca.trustBundlePem.join(''));
+    return f;
+  }
+
+  /** A workload certificate from the CA through the certificate service, as a node proxy gets it. */
+  async workloadCertificate(address: string, node: string, namespace: string, serviceAccount: string, ttlSeconds = 0): Promise<{ manager: CertificateManager; client: CaClient; cert: WorkloadCertificate }> {
+    this.place(namespace, serviceAccount, node);
+    const client = new CaClient({ address, rootPem: this.ca.trustBundlePem.join(''), tokenFile: this.tokenFile(node) });
+    const manager = new CertificateManager({ source: client, trustDomain: 'cluster.local', ttlSeconds });
+    const cert = await manager.get(identity(namespace, serviceAccount));
+    return { manager, client, cert };
+  }
+
+  close(): void {
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -82,19 +82,23 @@ export class ConfigState {
   /**
    * The listener an HBONE CONNECT to `authority` (VIP:port) is served by: through the HBONE
    * listener's CONNECT routes (authority -> cluster -> its internal listener) when the control
-   * plane sent one (several Services may share a port), else the listener for the port.
+   * plane sent one (several Services may share a port; an authority it does not name is not
+   * served), else the listener for the port.
    */
   listenerForTunnel(authority: string, port: number): CompiledListener | undefined {
     const want = authority.toLowerCase();
+    let routed = false;
     for (const l of this.listeners.values()) {
       if (l.config.kind !== 'connect') continue;
+      routed = true;
       const cluster = l.config.targets.get(want);
       if (!cluster) continue;
       const internal = this.clusters.get(cluster)?.config.staticEndpoints?.find((e) => e.internalListener)?.internalListener ?? cluster;
       const target = this.listeners.get(internal);
       if (target && target.config.kind !== 'connect') return target;
     }
-    return this.listenerForPort(port);
+    // With CONNECT routes, an authority they do not name is not served (Envoy: 404, no route).
+    return routed ? undefined : this.listenerForPort(port);
   }
 
   routeTable(l: CompiledListener): RouteTable | undefined {

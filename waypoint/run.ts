@@ -1,0 +1,111 @@
+// Starting a waypoint the way `nodemesh waypoint run` does. Two modes:
+// - mesh: the control plane's TLS port (xDS and the certificate service, the node token as
+//   `authorization: Bearer`, the serving certificate verified against the trust bundle); the
+//   waypoint fetches its own certificate (spiffe://<td>/ns/<ns>/sa/<service account>) and serves
+//   HBONE on 15008 with it, renewed at half-life;
+// - plaintext: xDS from a plaintext port (e.g. the loopback-only 15010), no identity, no HBONE —
+//   for tests and trying routes out without a CA.
+import { readFileSync } from 'node:fs';
+import { CaClient } from '../common/identity/ca-client';
+import { CertificateManager } from '../common/identity/manager';
+import { assertTrustDomain, DEFAULT_TRUST_DOMAIN } from '../common/identity/spiffe';
+import type { Logger } from '../common/log';
+import { WaypointIdentity } from './identity';
+import { Waypoint, type WaypointOptions } from './waypoint';
+
+export interface MeshModeOptions {
+  /** The node token file ('nodemesh ca issue-node-token'); read again for every request. */
+  readonly tokenFile: string;
+  /** The mesh root PEM file ('nodemesh ca root'). */
+  readonly trustBundleFile: string;
+  readonly trustDomain?: string;
+  /** The waypoint's service account (default: its Gateway name). */
+  readonly serviceAccount?: string;
+  /** Requested certificate lifetime in seconds (0: the CA's default, 24 h). */
+  readonly certTtlSeconds?: number;
+  /** Name in the control plane's serving certificate, when --control's host is not in it. */
+  readonly serverName?: string;
+  /** How long to wait for the first certificate (default 30 s). */
+  readonly certificateTimeoutMs?: number;
+}
+
+export interface StartOptions extends Omit<WaypointOptions, 'credentials' | 'controlCredentials' | 'controlToken' | 'logger'> {
+  readonly logger: Logger;
+  /** Absent: plaintext mode. */
+  readonly mesh?: MeshModeOptions;
+}
+
+export interface RunningWaypoint {
+  readonly waypoint: Waypoint;
+  readonly identity: WaypointIdentity | undefined;
+  stop(): Promise<void>;
+}
+
+function readFileOrExplain(file: string, what: string, fix: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; ${fix}`);
+  }
+}
+
+export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
+  const m = o.mesh;
+  if (!m) {
+    const waypoint = new Waypoint({ ...o, logger: o.logger });
+    await waypoint.start();
+    return { waypoint, identity: undefined, stop: () => waypoint.stop() };
+  }
+  const trustDomain = assertTrustDomain(m.trustDomain ?? DEFAULT_TRUST_DOMAIN);
+  const rootPem = readFileOrExplain(m.trustBundleFile, 'the trust bundle', "write it with 'nodemesh ca root > FILE' on the control plane's host");
+  if (!rootPem.includes('BEGIN CERTIFICATE')) throw new Error(`the trust bundle ${m.trustBundleFile} holds no PEM certificate; write it with 'nodemesh ca root'`);
+  const readToken = (): string => {
+    const t = readFileOrExplain(m.tokenFile, 'the node token file', `issue one with 'nodemesh ca issue-node-token --node <node> --out ${m.tokenFile}'`).trim();
+    if (!t) throw new Error(`the node token file ${m.tokenFile} is empty; issue a token with 'nodemesh ca issue-node-token --node <node> --out ${m.tokenFile}'`);
+    return t;
+  };
+  readToken(); // fail now, with the fix, rather than on the first request
+
+  const ca = new CaClient({ address: o.control, rootPem, tokenFile: m.tokenFile, serverName: m.serverName });
+  const certs = new CertificateManager({ source: ca, trustDomain, ttlSeconds: m.certTtlSeconds ?? 0 });
+  const identity = new WaypointIdentity(certs, { namespace: o.namespace, serviceAccount: m.serviceAccount ?? o.name, trustDomain });
+  certs.on('issued', (c: { spiffeId: string; notAfter: Date; renewAt: Date }) => o.logger.info({ spiffeId: c.spiffeId, notAfter: c.notAfter.toISOString(), renewAt: c.renewAt.toISOString() }, 'waypoint certificate issued'));
+  certs.on('failed', (f: { spiffeId: string; error: Error; attempt: number; retryInMs: number }) =>
+    o.logger.warn({ spiffeId: f.spiffeId, err: f.error.message, attempt: f.attempt, retryInMs: f.retryInMs }, 'waypoint certificate request failed; retrying (the CA signs only service accounts of Workloads scheduled on this node)'),
+  );
+  const cleanup = (): void => {
+    identity.close();
+    certs.close();
+    ca.close();
+  };
+  try {
+    await identity.ready(m.certificateTimeoutMs ?? 30_000);
+  } catch (err) {
+    cleanup();
+    throw new Error(
+      `${err instanceof Error ? err.message : String(err)}. The control plane's CA signs a waypoint's certificate only when a Workload with serviceAccount '${m.serviceAccount ?? o.name}' in namespace '${o.namespace}' is scheduled on this node (the node of the token)`,
+    );
+  }
+  const waypoint = new Waypoint({
+    ...o,
+    credentials: identity,
+    controlCredentials: { kind: 'tls', trustBundlePem: rootPem, serverName: m.serverName },
+    controlToken: readToken,
+    logger: o.logger,
+  });
+  try {
+    await waypoint.start();
+  } catch (err) {
+    await waypoint.stop().catch(() => undefined);
+    cleanup();
+    throw err;
+  }
+  return {
+    waypoint,
+    identity,
+    stop: async () => {
+      await waypoint.stop();
+      cleanup();
+    },
+  };
+}
