@@ -69,6 +69,18 @@ export interface RawSockOpts {
   reusePort?: boolean;
   mark?: number;
 }
+export interface RawNetnsWorkerConfig {
+  idleMs: number;
+  poolSize: number;
+  maxQueue: number;
+}
+export interface RawNetnsWorker {
+  path: string;
+  inode: number;
+  pooled: number;
+  queued: number;
+  sockets: number;
+}
 export interface RawBinding {
   NativeObject: new (path: string, pinRoot: string | undefined) => RawNativeObject;
   NativeMap: new (fd: number, label: string) => RawNativeMap;
@@ -94,6 +106,12 @@ export interface RawBinding {
     opts: RawSockOpts,
   ): Promise<number>;
   netnsCookie(netns: string): bigint;
+  bindProbeInNetns(netns: string, host: string, port: number): bigint;
+  socketNetnsFd(fd: number): number;
+  releaseNetns(netns: string): number;
+  closeNetnsWorkers(): number;
+  configureNetnsWorkers(c?: { idleMs?: number; poolSize?: number; maxQueue?: number }): RawNetnsWorkerConfig;
+  netnsWorkers(): RawNetnsWorker[];
   probeProgramType(name: string): boolean;
   probeMapType(name: string): boolean;
   probeHelper(progType: string, helperId: number): boolean;

@@ -7,15 +7,22 @@ export { BpfObject, BpfProgram, unpin, type MapSpec, type OpenOptions, type Prog
 export { BpfMap, UpdateFlags, type MapInfo, type UpdateFlag } from './map';
 export { BpfLink, type LinkInfo } from './link';
 export {
+  closeNetnsWorkers,
+  configureNetnsWorkers,
   connectInNetns,
   fdOf,
   listenInNetns,
   netnsCookie,
+  netnsWorkers,
+  releaseNetns,
   setMark,
   socketCookie,
   socketNetnsCookie,
   type ConnectInNetnsOptions,
   type ListenInNetnsOptions,
+  type NetnsWorker,
+  type NetnsWorkerConfig,
 } from './netns';
+export { closeNetnsCookieProbe, hasSockoptNetnsCookie, NETNS_PROBE_OBJECT, netnsCookieProbeIds, ownCgroupDir, type NetnsCookieMethod } from './netns-cookie';
 export { Helpers, libbpfVersion, probeCaptureFeatures, probeHelper, probeMapType, probeProgramType, type Feature, type HelperName } from './probe';
 export * as layout from './layout';

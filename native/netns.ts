@@ -1,8 +1,10 @@
 // Sockets inside another network namespace, handed to Node as ordinary net objects, and socket
-// options Node lacks. The addon creates the socket on a helper thread that enters the netns; the
-// event loop thread never leaves its own netns and never blocks (connects complete via uv_poll).
+// options Node lacks. The addon creates the socket on a long-lived worker thread of that netns
+// (usually ready-made, from the worker's small pool); the event loop thread never leaves its own
+// netns and never blocks (connects complete via uv_poll).
 import * as net from 'node:net';
 import { binding, call, toNativeError } from './binding';
+import { readNetnsCookie, type NetnsCookieMethod } from './netns-cookie';
 
 export interface ListenInNetnsOptions {
   host: string;
@@ -27,6 +29,30 @@ export interface ConnectInNetnsOptions {
   mark?: number;
   /** default 10 s */
   timeoutMs?: number;
+  /** net.Socket's allowHalfOpen: keep the writable side open after the peer's FIN (default false) */
+  allowHalfOpen?: boolean;
+}
+
+export interface NetnsWorkerConfig {
+  /** a netns's worker leaves after this long without requests (default 5000 ms) */
+  idleMs: number;
+  /** ready sockets a worker keeps per address family once connects were made (default 8; 0: none) */
+  poolSize: number;
+  /** connects that may wait for one worker's socket at a time (default 1024); more fail with EAGAIN */
+  maxQueue: number;
+}
+
+export interface NetnsWorker {
+  /** the path the worker was started for */
+  path: string;
+  /** the netns's inode (what `ls -iL <path>` and /proc/<pid>/ns/net show) */
+  inode: number;
+  /** ready sockets in its pool */
+  pooled: number;
+  /** requests waiting for it */
+  queued: number;
+  /** sockets it created since it started */
+  sockets: number;
 }
 
 /**
@@ -55,12 +81,40 @@ export async function connectInNetns(netnsPath: string, o: ConnectInNetnsOptions
   } catch (err) {
     throw toNativeError(err);
   }
-  return new net.Socket({ fd, readable: true, writable: true });
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: o.allowHalfOpen === true });
 }
 
-/** The netns cookie BPF programs see (bpf_get_netns_cookie) for the netns at netnsPath. */
-export function netnsCookie(netnsPath: string): bigint {
-  return call((b) => b.netnsCookie(netnsPath));
+/**
+ * Stops the worker thread of the netns at netnsPath (matched by inode, or by the path it was started
+ * with when the path is gone) and closes its pooled sockets, so this process no longer holds the
+ * netns. Call it when a workload leaves; a worker also leaves by itself after `idleMs`. Connects
+ * still waiting for that worker fail with ECANCELED. Returns how many workers stopped.
+ */
+export function releaseNetns(netnsPath: string): number {
+  return call((b) => b.releaseNetns(netnsPath));
+}
+
+/** Stops every netns worker (shutdown, tests). Returns how many stopped. */
+export function closeNetnsWorkers(): number {
+  return call((b) => b.closeNetnsWorkers());
+}
+
+/** Changes (some of) the worker settings for this process; returns the settings now in force. */
+export function configureNetnsWorkers(c: Partial<NetnsWorkerConfig> = {}): NetnsWorkerConfig {
+  return call((b) => b.configureNetnsWorkers(c));
+}
+
+/** The netns workers running now. */
+export function netnsWorkers(): NetnsWorker[] {
+  return call((b) => b.netnsWorkers());
+}
+
+/**
+ * The netns cookie BPF programs see (bpf_get_netns_cookie) for the netns at netnsPath.
+ * SO_NETNS_COOKIE where the kernel has it (5.14), else a BPF probe (5.7+): see netns-cookie.ts.
+ */
+export function netnsCookie(netnsPath: string, method: NetnsCookieMethod = 'auto'): bigint {
+  return readNetnsCookie(netnsPath, method);
 }
 
 /** The fd under a connected socket or a listening server (Node does not expose it publicly). */
@@ -76,9 +130,26 @@ export function socketCookie(fd: number): bigint {
   return call((b) => b.socketCookie(fd));
 }
 
-/** The cookie of the netns a socket lives in (SO_NETNS_COOKIE), comparable with netnsCookie(). */
-export function socketNetnsCookie(fd: number): bigint {
-  return call((b) => b.socketNetnsCookie(fd));
+/**
+ * The cookie of the netns a socket lives in, comparable with netnsCookie(): SO_NETNS_COOKIE, or
+ * before Linux 5.14 the netns of the socket (SIOCGSKNS) through the BPF probe.
+ */
+export function socketNetnsCookie(fd: number, method: NetnsCookieMethod = 'auto'): bigint {
+  if (method !== 'bpf') {
+    try {
+      return call((b) => b.socketNetnsCookie(fd));
+    } catch (err) {
+      if (!(method === 'auto' && err instanceof Error && (err as { code?: string }).code === 'ENOPROTOOPT')) throw err;
+    }
+  }
+  const nsfd = call((b) => b.socketNetnsFd(fd));
+  const path = `/proc/self/fd/${nsfd}`;
+  try {
+    return readNetnsCookie(path, 'bpf');
+  } finally {
+    releaseNetns(path);
+    call((b) => b.closeFd(nsfd));
+  }
 }
 
 /** SO_MARK on a socket fd (needs CAP_NET_ADMIN). */

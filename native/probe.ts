@@ -1,6 +1,7 @@
 // Kernel feature probes: which program types, map types and helpers capture needs, checked
 // against the running kernel, so `nodemesh doctor` and node proxy start-up can name every gap.
 import { call, NativeError } from './binding';
+import { hasSockoptNetnsCookie, readNetnsCookie } from './netns-cookie';
 
 /** Helper ids from linux/bpf.h (enum bpf_func_id) that capture uses. */
 export const Helpers = {
@@ -51,15 +52,19 @@ export function probeCaptureFeatures(): Feature[] {
     ),
     f('helper get_socket_cookie in sock_ops', 're-keying original destinations', () => probeHelper('sock_ops', 'get_socket_cookie')),
     f('helper sk_assign in sk_lookup', 'steering to the inbound listener', () => probeHelper('sk_lookup', 'sk_assign')),
-    f('socket option SO_NETNS_COOKIE (Linux 5.14)', 'naming a workload by its netns cookie', () => {
-      try {
-        call((b) => b.netnsCookie('/proc/self/ns/net'));
-        return true;
-      } catch (err) {
-        if (err instanceof NativeError && err.code === 'ENOPROTOOPT') return false;
-        throw err;
-      }
-    }),
+    f(
+      hasSockoptNetnsCookie()
+        ? 'netns cookie from user space: socket option SO_NETNS_COOKIE (Linux 5.14)'
+        : 'netns cookie from user space: cgroup/bind4 probe program (bpf/build/netns_cookie.o, Linux 5.7; no SO_NETNS_COOKIE before 5.14)',
+      'naming a workload by its netns cookie',
+      () => {
+        try {
+          return readNetnsCookie('/proc/self/ns/net') > 0n;
+        } catch {
+          return false; // e.g. the probe object is not built, or the probe program may not attach
+        }
+      },
+    ),
     f('bpf_link for cgroups and netns (Linux 5.8)', 'attachments that can be pinned', () => probeLinks()),
   ];
 }
