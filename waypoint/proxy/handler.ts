@@ -464,6 +464,19 @@ export class RequestHandler {
       up.body.destroy();
       return;
     }
+    if (typeof up.headers['grpc-status'] === 'string' && ex.req.httpVersionMajor === 2) {
+      // A gRPC trailers-only response (status in the headers, END_STREAM): forward it as one,
+      // since a gRPC client reads the status from a HEADERS frame that ends the stream.
+      const stream = (res as Http2ServerResponse).stream;
+      up.body.resume();
+      try {
+        stream.respond({ ...(headers as Record<string, string | string[]>), ':status': up.status }, { endStream: true });
+      } catch (err) {
+        ex.detail = `bad upstream response headers: ${err instanceof Error ? err.message : String(err)}`;
+        res.destroy();
+      }
+      return;
+    }
     try {
       res.writeHead(up.status, headers as Record<string, string | string[]>);
     } catch (err) {
@@ -501,6 +514,9 @@ export class RequestHandler {
       res.destroy();
     });
     up.body.once('close', () => {
+      // An HTTP/2 stream closed with NO_ERROR after END_STREAM is complete even if 'end' has not
+      // been emitted yet (e.g. a gRPC trailers-only response): its buffered end still drains.
+      if ((up.body as { rstCode?: number }).rstCode === 0) return;
       if (!up.body.readableEnded && !res.writableEnded && !ex.flags.includes('UT')) {
         ex.flags.push('UC');
         res.destroy();
@@ -538,8 +554,14 @@ export class RequestHandler {
       res.destroy();
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message) });
-    res.end();
+    const head = { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message) };
+    if (ex.req.httpVersionMajor === 2) {
+      // Trailers-only: one HEADERS frame that ends the stream, where gRPC clients read the status.
+      (res as Http2ServerResponse).stream.respond({ ...head, ':status': 200 }, { endStream: true });
+    } else {
+      res.writeHead(200, head);
+      res.end();
+    }
     if (!ex.req.readableEnded) ex.req.resume();
   }
 
