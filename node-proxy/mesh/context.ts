@@ -36,5 +36,5 @@ export interface MeshContext {
 export const spiffeOf = (ctx: Pick<MeshContext, 'trustDomain'>, w: Workload): string => formatSpiffeId(identityOf(w, ctx.trustDomain));
 
 export function contextFor(ctx: MeshContext, destination: Workload, port: number): PolicyContext {
-  return policyContext(ctx.state, destination, port, ctx.peerAuthentications());
+  return policyContext(ctx.state, destination, port, ctx.peerAuthentications(), ctx.trustDomain);
 }

@@ -6,7 +6,7 @@
 //     destination's policy applied here, then the app dialled from inside the destination's netns.
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
-import type { Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
+import type { GatewayAddress, Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 import { formatAuthority } from '../../common/hbone/authority';
 import { TunnelRefusedError } from '../../common/hbone/errors';
 import { forwardedFor } from '../../common/hbone/headers';
@@ -15,6 +15,7 @@ import { HBONE_PORT } from '../../common/hbone/settings';
 import { formatSpiffeId } from '../../common/identity/spiffe';
 import type { Endpoint } from '../connections/table';
 import { evaluate } from '../policy/evaluate';
+import { waypointIdentities } from '../policy/waypoint';
 import { forward, peer, type CapturedWorkload } from '../proxy/handlers';
 import { resolve, type EndpointPicker, type WaypointTarget } from '../state/resolve';
 import { ipFromBytes } from '../state/ip';
@@ -59,7 +60,8 @@ export function handleMeshOutbound(ctx: MeshContext, pick: EndpointPicker, wl: C
   }
   const service = decision.kind === 'service' ? decision.service : undefined;
   if (decision.waypoint) {
-    void viaWaypoint(ctx, wl, down, src, dst, decision.waypoint, service, decision.kind === 'service' ? undefined : decision.address, decision.targetPort);
+    const gw = decision.kind === 'service' ? decision.service.waypoint : decision.workload.waypoint;
+    void viaWaypoint(ctx, wl, down, src, dst, decision.waypoint, gw, service, decision.kind === 'service' ? undefined : decision.address, decision.targetPort);
     return;
   }
   const endpoint = decision.kind === 'service' ? decision.endpoint : decision.workload;
@@ -150,13 +152,17 @@ async function viaWaypoint(
   src: Workload,
   dst: Endpoint,
   waypoint: WaypointTarget,
+  gw: GatewayAddress | undefined,
   service: Service | undefined,
   workloadAddress: string | undefined,
   targetPort: number,
 ): Promise<void> {
   const wp = waypoint.workload ?? ctx.state.workloadByIp(waypoint.address);
-  if (!wp) {
-    ctx.log.info({ workload: wl.key, dst, waypoint: waypoint.address }, 'the waypoint is not a known workload (its identity cannot be checked); resetting');
+  // The waypoint instance's own identity when it is a known workload; else the identity a
+  // waypoint has by convention (service account = Gateway name), as the destination expects it.
+  const expected = wp ? spiffeOf(ctx, wp) : gw ? waypointIdentities(ctx.state, gw, ctx.trustDomain)[0] : undefined;
+  if (!expected) {
+    ctx.log.info({ workload: wl.key, dst, waypoint: waypoint.address }, 'the waypoint is not a known workload and has no Gateway name (its identity cannot be checked); resetting');
     down.resetAndDestroy();
     return;
   }
@@ -166,11 +172,11 @@ async function viaWaypoint(
   await tunnel(ctx, wl, down, src, srcIp, dst, {
     hbone: { address: waypoint.address, port: waypoint.port },
     authority,
-    expected: spiffeOf(ctx, wp),
+    expected,
     record: {
       reporter: 'source',
       source: { workload: src, identity: spiffeOf(ctx, src), address: srcIp, port: 0 },
-      destination: { workload: wp, identity: spiffeOf(ctx, wp), address: waypoint.address, port: waypoint.port },
+      destination: { workload: wp, identity: expected, address: waypoint.address, port: waypoint.port },
       service,
       mtls: true,
     },

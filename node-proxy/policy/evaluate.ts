@@ -9,9 +9,12 @@
 // negative list always does (so DENY notPrincipals ["*"] refuses plaintext, as in Istio).
 // Rules that needed L7 attributes: on a destination without a waypoint an ALLOW rule cannot match
 // (nothing can check the request) and a DENY rule applies on its L4 part alone (fail closed).
+// A destination bound to a waypoint (its own or a Service's) admits only the waypoint's identity,
+// checked after STRICT and before the Authorizations (which then see the waypoint as the peer).
 import type { CidrRange, Clause, Match, StringMatch } from '../../api/gen/nodemesh/workload/v1/workload';
 import { tryParseSpiffeId, SPIFFE_SCHEME } from '../../common/identity/spiffe';
 import { ipToBytes } from '../state/ip';
+import { fromBoundWaypoint, type WaypointBinding } from './waypoint';
 import {
   AuthorizationAction,
   type PolicyAuthorization,
@@ -115,6 +118,9 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
     };
   }
 
+  const bypass = waypointBypass(connection, context.destination, context.waypoints ?? []);
+  if (bypass) return bypass;
+
   const denies = context.authorizations.filter((p) => p.action === AuthorizationAction.AUTHORIZATION_ACTION_DENY).sort(byName);
   for (const policy of denies) {
     for (const [i, rule] of policy.rules.entries()) {
@@ -154,5 +160,31 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
   return {
     allowed: false,
     reason: `no ALLOW policy matched (${context.destination} has ALLOW policies ${names}; a connection must match one of them)`,
+  };
+}
+
+/** The verdict for a connection that does not come from the destination's waypoint, if it does not. */
+function waypointBypass(c: PolicyConnection, destination: string, bindings: readonly WaypointBinding[]): Verdict | undefined {
+  if (bindings.length === 0 || fromBoundWaypoint(bindings, c.sourceIdentity)) return undefined;
+  const first = bindings.find((b) => b.unresolvedReason === undefined) ?? bindings[0]!;
+  const peer = c.sourceIdentity ? `from ${c.sourceIdentity}` : `in plaintext from ${c.sourceIp} (no peer identity)`;
+  const policy = `Gateway/${first.gateway}`;
+  if (bindings.every((b) => b.unresolvedReason !== undefined)) {
+    return {
+      allowed: false,
+      policy,
+      reason:
+        `${destination} is bound to waypoint ${first.gateway} (${first.via}), which cannot be used (${first.unresolvedReason}); ` +
+        `the connection ${peer} is refused rather than bypassing the waypoint's L7 policy (fail closed); deploy the waypoint or remove nodemesh.io/use-waypoint`,
+    };
+  }
+  const ids = [...new Set(bindings.flatMap((b) => b.identities))].join(', ');
+  const names = [...new Set(bindings.map((b) => `${b.gateway} (${b.via})`))].join(', ');
+  return {
+    allowed: false,
+    policy,
+    reason:
+      `${destination} is bound to waypoint ${names}: only the waypoint (${ids}) may connect to it, so its L7 policy cannot be bypassed, ` +
+      `and this connection came ${peer}; send the traffic to the Service address so it goes through the waypoint`,
   };
 }

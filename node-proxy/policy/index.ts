@@ -4,3 +4,4 @@ export { effectivePeerAuthentication, type PeerAuthenticationPolicy, type PeerAu
 export { connectionsNoLongerAllowed, type OpenConnection, type ConnectionToClose } from './revalidate';
 export { policyContext } from './context';
 export * from './model';
+export { waypointBindings, waypointIdentities, fromBoundWaypoint, type WaypointBinding, type WaypointView } from './waypoint';

@@ -3,6 +3,7 @@
 // which L7 attributes it needed (methods, paths, hosts, …) so the node proxy can refuse, with a
 // reason, what only a waypoint could check.
 import type { Clause } from '../../api/gen/nodemesh/workload/v1/workload';
+import type { WaypointBinding } from './waypoint';
 import { AuthorizationAction, AuthorizationScope } from '../../api/gen/nodemesh/workload/v1/workload';
 
 export { AuthorizationAction, AuthorizationScope };
@@ -53,6 +54,11 @@ export interface PolicyContext {
   readonly peerAuthentication: PeerAuthenticationDecision;
   /** The destination has a waypoint (which checks the L7 parts of rules). */
   readonly hasWaypoint: boolean;
+  /**
+   * The waypoints the destination is bound to (its own, or its Services'). When there are any,
+   * only their identities may connect: everything else would bypass the waypoint's L7 policy.
+   */
+  readonly waypoints?: readonly WaypointBinding[];
 }
 
 export interface Verdict {
