@@ -102,6 +102,13 @@ export interface EdgeSummary {
   expected: boolean;
 }
 
+/** The first clause of a reason (up to ';'), at most 110 characters: the table stays readable; the log has the rest. */
+export function shortReason(r: string): string {
+  let first = r.split(/; /)[0] ?? r;
+  if ((first.match(/\(/g) ?? []).length > (first.match(/\)/g) ?? []).length) first += ')';
+  return first.length > 110 ? `${first.slice(0, 109)}…` : first;
+}
+
 const shortId = (id: string | undefined): string => (id ? id.replace(/^spiffe:\/\/[^/]+\//, '') : '-');
 
 export function humanBytes(b: number): string {
@@ -122,7 +129,7 @@ export function summarizeEdge(o: EdgeObservation): EdgeSummary {
   const mtls = o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
   const sent = passed.reduce((a, e) => a + e.bytesSent, 0);
   const recv = passed.reduce((a, e) => a + e.bytesRecv, 0);
-  const reason = denied[0] ? `${denied[0].denyReason ?? 'denied'}${denied[0].policy ? ` (${denied[0].policy})` : ''}` : o.entries.length ? o.edge.why : 'error' in c ? c.error : o.edge.why;
+  const reason = denied[0] ? shortReason(`${denied[0].denyReason ?? 'denied'}${denied[0].policy && !(denied[0].denyReason ?? '').includes(denied[0].policy) ? ` (${denied[0].policy})` : ''}`) : o.entries.length ? o.edge.why : 'error' in c ? c.error : o.edge.why;
   const expected = o.edge.expect === 'allow' ? total > 0 && ok === total : ok === 0;
   return {
     label: o.edge.label,

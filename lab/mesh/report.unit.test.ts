@@ -52,3 +52,11 @@ describe('access log', () => {
     expect(humanBytes(64 * 1024 * 1024)).toBe('64.0 MiB');
   });
 });
+
+describe('shortReason', () => {
+  it('keeps the first clause, closes its parenthesis and caps the length', async () => {
+    const { shortReason } = await import('./report');
+    expect(shortReason('no ALLOW policy matched (w has ALLOW policies p; a connection must match one of them)')).toBe('no ALLOW policy matched (w has ALLOW policies p)');
+    expect(shortReason('x'.repeat(200))).toHaveLength(110);
+  });
+});

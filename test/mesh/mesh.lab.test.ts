@@ -5,10 +5,10 @@
 // metrics and access logs for an allowed and a denied connection.
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { reportPassed, type ClientReport } from '../../lab/app/client';
 import { labDown } from '../../lab/down';
 import { assignRoles, service, spiffeId, type DemoRole } from '../../lab/mesh/demo';
@@ -19,7 +19,7 @@ import { loadLabState, tryLoadLabState, type LabTopology } from '../../lab/state
 import { spawnInLab } from '../../lab/spawn';
 import { resolveKind } from '../../control/resources/kinds';
 import { privilegedDescribe } from '../support/privileged';
-import { cli } from '../lab/support';
+import { cli, leftovers } from '../lab/support';
 import { apiFor, CA_SCRIPT, ECHO_SCRIPT, enrolledOn, HOLD_SCRIPT, lastJson, metricsOf, nodeIn, sample, spawnCollect, startTcpdump, until } from './harness';
 
 const LAB = 'nmmesh';
@@ -42,6 +42,11 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
   const http = (pod: DemoRole, target: string): Promise<ClientReport | { error: string }> => runClientIn(topo, pod.pod.name, target, 'http', { connections: 1, concurrency: 1, size: 0, timeoutMs: 8000 });
   const passed = (r: ClientReport | { error: string }): boolean => 'ok' in r && reportPassed(r);
 
+  let failed = false;
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') failed = true;
+  });
+
   beforeAll(async () => {
     await cleanLab();
     up = await cli(['lab', 'up', '--lab', LAB], 150_000);
@@ -50,6 +55,13 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
   });
 
   afterAll(async () => {
+    // after a failure keep the mesh's logs for a post-mortem (the lab's own dir goes with lab down)
+    const logs = meshPaths(LAB).logs;
+    if (failed && existsSync(logs)) {
+      const keep = join(tmpdir(), `nm-mesh-logs-${process.pid}`);
+      cpSync(logs, keep, { recursive: true });
+      process.stderr.write(`mesh logs kept in ${keep}\n`);
+    }
     const down = await cli(['lab', 'down', '--lab', LAB], 60_000).catch(() => undefined);
     if (down?.code !== 0) await cleanLab();
     rmSync(tmp, { recursive: true, force: true });
@@ -234,5 +246,29 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     expect(allowed?.bytesSent).toBeGreaterThan(0);
     expect(denied).toMatchObject({ msg: 'connection denied', protocol: 'HBONE', srcWorkload: `demo/${te.workload}` });
     expect(denied?.denyReason).toMatch(/ALLOW/);
+  });
+  it('the config CLI reaches the lab control plane from the root netns (--lab), and lab status shows every mesh process ready', async () => {
+    const got = await cli(['get', 'workloads', '-A', '--lab', LAB]);
+    expect(got.code, got.stderr).toBe(0);
+    for (const w of [fe, be, te, cl]) expect(got.stdout).toContain(w.workload);
+    const applied = await cli(['namespace', 'enroll', 'nm-extra', '--lab', LAB]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const ns = await cli(['get', 'ns', 'nm-extra', '-o', 'json', '--lab', LAB]);
+    expect(JSON.parse(ns.stdout)).toMatchObject({ metadata: { labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } });
+    const status = await cli(['lab', 'status', '--lab', LAB, '--json']);
+    const procs = (JSON.parse(status.stdout) as { processes: Array<{ name: string; place: string; alive: boolean; health: string }> }).processes;
+    const ready = (name: string, place: string): boolean => procs.some((p) => p.name === name && p.place === place && p.alive && p.health.startsWith('ready'));
+    expect(ready('control-plane', 'control')).toBe(true);
+    expect(ready('node-proxy', 'node1') && ready('node-proxy', 'node2')).toBe(true);
+    expect(ready('app-frontend', fe.pod.name) && ready('app-backend', be.pod.name) && ready('app-tcp-echo', te.pod.name)).toBe(true);
+  });
+
+  it('lab down stops the mesh (node proxies unenrol first) and leaves nothing', async () => {
+    const pids = (tryLoadLabState(LAB)?.processes ?? []).map((p) => p.pid);
+    expect(pids.length).toBeGreaterThanOrEqual(6);
+    const down = await cli(['lab', 'down', '--lab', LAB], 60_000);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stderr).toContain('--teardown');
+    expect(await leftovers(LAB, pids)).toEqual([]);
   });
 });
