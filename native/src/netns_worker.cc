@@ -18,12 +18,14 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <algorithm>
 #include <utility>
 
 namespace nm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kPathCheck(1000);
 
 std::atomic<uint32_t> g_idle_ms{5000};
 std::atomic<uint32_t> g_pool{8};
@@ -123,9 +125,22 @@ void Run(std::shared_ptr<Worker> w) {
       }
       continue;
     }
-    auto deadline = w->last_use + std::chrono::milliseconds(g_idle_ms.load());
-    w->cv.wait_until(lk, deadline);
-    if (!w->stop && w->queue.empty() && Clock::now() >= w->last_use + std::chrono::milliseconds(g_idle_ms.load())) w->stop = true;
+    // Wake at the idle deadline, and at least every kPathCheck to see whether the path still names
+    // this netns: after `ip netns del` (or the process behind /proc/<pid>/ns/net exiting) nobody can
+    // reach this worker by that path any more, so it leaves rather than keep the netns alive.
+    auto idle_at = w->last_use + std::chrono::milliseconds(g_idle_ms.load());
+    auto wake = std::min(idle_at, Clock::now() + kPathCheck);
+    if (w->cv.wait_until(lk, wake) == std::cv_status::timeout && !w->stop && w->queue.empty()) {
+      if (Clock::now() >= w->last_use + std::chrono::milliseconds(g_idle_ms.load())) {
+        w->stop = true;
+      } else if (Clock::now() >= wake) {
+        lk.unlock();
+        struct stat st;
+        bool same = stat(w->path.c_str(), &st) == 0 && st.st_dev == w->dev && st.st_ino == w->ino;
+        lk.lock();
+        if (!same) w->stop = true;
+      }
+    }
   }
   // Leaving: nothing new can be queued once stop is set (AcquireNetnsSocket checks it).
   std::deque<Request> left;

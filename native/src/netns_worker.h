@@ -4,7 +4,9 @@
 // (setns) and then parks on a queue; it keeps a small pool of ready sockets per address family,
 // so most requests take a socket from the pool on the caller's thread without any thread hop.
 // Workers are keyed by the netns inode (not the path: a path can be re-bound to another netns);
-// a worker leaves after an idle time, on releaseNetns / closeNetnsWorkers, and before leaving it
+// a worker leaves after an idle time, when its path no longer names its netns (checked every
+// second: `ip netns del`, the process behind /proc/<pid>/ns/net gone), on releaseNetns /
+// closeNetnsWorkers, and before leaving it
 // closes its pool and returns to the process's own netns, so it no longer pins the netns.
 #pragma once
 #include <cstdint>
