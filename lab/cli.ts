@@ -7,11 +7,14 @@ import { labDown } from './down';
 import { labUp } from './up';
 import { runApp, APP_USAGE } from './app/main';
 import { signalNumber, spawnInLab } from './spawn';
+import { isSameProcess } from './sys';
 import { checkLabName, DEFAULT_LAB, labStateDir, LabStateError, loadLabState, tryLoadLabState } from './state';
 import { describeTopology, processStatus } from './status';
 import { formatTable } from './table';
 import { processHealth } from './mesh/health';
-import { meshDown, meshUp, readMeshInfo } from './mesh/up';
+import { demoTraffic, meshDown, meshUp, readMeshInfo } from './mesh/up';
+import { assignRoles, type DemoRole } from './mesh/demo';
+import type { EdgeSummary } from './mesh/report';
 
 const USAGE = `usage: nodemesh lab <subcommand> [--lab NAME] …
   up     [--nodes N] [--pods-per-node M] [--no-mesh] [--no-demo]
@@ -86,7 +89,9 @@ async function up(argv: string[]): Promise<number> {
   }
   // A lab that is up with another mesh setting (or whose mesh died) is rebuilt whole.
   const before = readMeshInfo(lab);
-  const running = tryLoadLabState(lab)?.processes.some((p) => p.name === 'control-plane') ?? false;
+  const procs = tryLoadLabState(lab)?.processes ?? [];
+  const alive = (name: string): number => procs.filter((p) => p.name === name && isSameProcess(p.pid, p.startTime)).length;
+  const running = alive('control-plane') === 1 && alive('node-proxy') === shape.nodes; // else rebuilt: a dead part would spoil the demo
   if (before && (before.mesh !== mesh || before.demo !== demo || (mesh && !running))) {
     say('the lab runs another mesh setup; rebuilding it');
     const old = tryLoadLabState(lab);
@@ -102,22 +107,26 @@ async function up(argv: string[]): Promise<number> {
   }
   process.stdout.write(describeTopology(result.state));
   say(result.reused ? 'network already up' : `network up in ${result.ms} ms`);
-  if (result.reused && before) {
-    say('the mesh is already running; leaving it as it is');
-    return 0;
-  }
-  let m;
+  let m: { roles?: DemoRole[]; edges?: EdgeSummary[]; table?: string };
   try {
-    m = await meshUp(result.state, { mesh, demo }, say);
+    if (result.reused && before) {
+      say('the mesh is already running; leaving it as it is');
+      const roles = demo ? assignRoles(result.state) : undefined;
+      m = roles ? { roles, ...(await demoTraffic(result.state, roles, mesh, undefined, say)) } : {};
+    } else {
+      m = await meshUp(result.state, { mesh, demo }, say);
+    }
   } catch (e) {
     throw new CliError(`${(e as Error).message}\nthe lab stays up for inspection: 'nodemesh lab status --lab ${lab}', logs in ${join(labStateDir(lab), 'logs')}; 'nodemesh lab down --lab ${lab}' removes it`);
   }
   if (m.table) process.stdout.write(`\ndemo traffic (${mesh ? 'through the mesh' : 'no mesh'}):\n${m.table}`);
   const labFlag = lab === DEFAULT_LAB ? '' : ` --lab ${lab}`;
-  const firstPod = m.roles?.find((r) => r.role === 'frontend')?.pod.name ?? result.state.pods[0]?.name ?? 'pod1-1';
+  const frontend = m.roles?.find((r) => r.role === 'frontend');
+  const firstPod = frontend?.pod.name ?? result.state.pods[0]?.name ?? 'pod1-1';
+  const curlTarget = mesh ? '10.96.0.10/' : `${frontend?.pod.ip ?? '10.200.1.2'}:8080/`;
   const next = [
     `nodemesh lab status${labFlag}                       processes and their health`,
-    `nodemesh lab exec${labFlag} ${firstPod} -- curl -s 10.96.0.10/   a request from inside a pod`,
+    `nodemesh lab exec${labFlag} ${firstPod} -- curl -s ${curlTarget}   a request from inside a pod`,
     ...(mesh
       ? [
           `nodemesh get workloads -A${labFlag}                the mesh's view (the lab's control plane)`,

@@ -85,6 +85,8 @@ export interface EdgeObservation {
   client: ClientReport | { error: string };
   /** Destination node proxy entries for this edge (may be empty: no mesh, or nothing reached it). */
   entries: AccessEntry[];
+  /** false: the lab runs without a mesh (no proxies to log anything). */
+  mesh?: boolean;
 }
 
 export interface EdgeSummary {
@@ -126,7 +128,7 @@ export function summarizeEdge(o: EdgeObservation): EdgeSummary {
   const first = passed[0] ?? denied[0];
   let verdict = '-';
   if (o.entries.length) verdict = denied.length === 0 ? `allowed ${passed.length}` : passed.length === 0 ? `denied ${denied.length}` : `allowed ${passed.length}, denied ${denied.length}`;
-  const mtls = o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
+  const mtls = o.mesh === false ? 'no' : o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
   const sent = passed.reduce((a, e) => a + e.bytesSent, 0);
   const recv = passed.reduce((a, e) => a + e.bytesRecv, 0);
   const reason = denied[0] ? shortReason(`${denied[0].denyReason ?? 'denied'}${denied[0].policy && !(denied[0].denyReason ?? '').includes(denied[0].policy) ? ` (${denied[0].policy})` : ''}`) : o.entries.length ? o.edge.why : 'error' in c ? c.error : o.edge.why;

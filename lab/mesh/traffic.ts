@@ -96,5 +96,5 @@ export async function driveEdge(state: LabTopology, edge: DemoEdge, o: DriveOpti
     if (entries.length >= o.connections || Date.now() >= deadline) break;
     await sleep(100);
   }
-  return { edge, client, entries };
+  return { edge, client, entries, mesh };
 }

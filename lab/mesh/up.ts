@@ -109,10 +109,15 @@ export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m
   if (!opts.mesh) progress('no mesh: demo apps talk plaintext, services by pod address');
   progress(`demo apps: ${roles.filter((r) => r.role !== 'client').map((r) => `${r.role}@${r.pod.name}`).join(', ')}; client@${roles.find((r) => r.role === 'client')?.pod.name}`);
   await startDemoApps(state, roles, opts.mesh);
+  return { info, roles, ...(await demoTraffic(state, roles, opts.mesh, opts.drive, progress)) };
+}
+
+/** Drives every demo edge once more and tabulates it (also for a `lab up` of a lab that is already up). */
+export async function demoTraffic(state: LabTopology, roles: readonly DemoRole[], mesh: boolean, drive: DriveOptions = DEFAULT_DRIVE, progress: (m: string) => void = () => undefined): Promise<{ edges: EdgeSummary[]; table: string }> {
   progress('driving traffic over each edge');
   const edges: EdgeSummary[] = [];
-  for (const edge of demoEdges(roles, opts.mesh)) edges.push(summarizeEdge(await driveEdge(state, edge, opts.drive ?? DEFAULT_DRIVE, opts.mesh)));
-  return { info, roles, edges, table: formatEdgeTable(edges, TRUST_DOMAIN) };
+  for (const edge of demoEdges(roles, mesh)) edges.push(summarizeEdge(await driveEdge(state, edge, drive, mesh)));
+  return { edges, table: formatEdgeTable(edges, TRUST_DOMAIN) };
 }
 
 /** Before `lab down`: stop the node proxies and let them unenrol every workload and drop their pins. */
