@@ -18,8 +18,9 @@
 //   The first request of a type is always answered, with an empty response if nothing differs,
 //   so the client knows it is in sync.
 import type { DeltaDiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { XdsRequestError } from './request-error';
 import type { XdsResource } from './resource';
-import type { ClientInfo, ResourceChange, ResourceSource } from './source';
+import { clientOf, type ClientInfo, type ResourceChange, type ResourceSource } from './source';
 
 export const WILDCARD = '*';
 
@@ -124,14 +125,7 @@ export class DeltaStreamState {
 
   handleRequest(request: DeltaDiscoveryRequest): RequestResult {
     if (!this.clientInfo) {
-      const node = request.node;
-      this.clientInfo = {
-        nodeId: node?.id ?? '',
-        cluster: node?.cluster ?? '',
-        metadata: node?.metadata ?? {},
-        peer: this.peer,
-        authenticatedNode: this.authenticatedNode,
-      };
+      this.clientInfo = clientOf(request.node, this.peer, this.authenticatedNode);
     }
     const typeUrl = request.typeUrl;
     if (!typeUrl) throw new XdsRequestError('a DeltaDiscoveryRequest without type_url (resource locators are not supported)');
@@ -309,11 +303,6 @@ export class DeltaStreamState {
     const rejected = [...sent.resources.map((r) => `${r.name}@${r.version}`), ...sent.removed.map((n) => `-${n}`)];
     return { kind: 'nack', typeUrl, nonce, sentAt: sent.sentAt, code: error.code, message: error.message, rejected };
   }
-}
-
-/** A request the server cannot act on; the stream is ended with INVALID_ARGUMENT. */
-export class XdsRequestError extends Error {
-  override readonly name = 'XdsRequestError';
 }
 
 function minTime(a: bigint | undefined, b: bigint): bigint {

@@ -17,8 +17,9 @@
 // - Types are flushed in make-before-break order: clusters, endpoints, listeners, routes, others.
 import { createHash } from 'node:crypto';
 import type { DiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { XdsRequestError } from './request-error';
 import type { XdsResource } from './resource';
-import type { ClientInfo, ResourceChange, ResourceSource } from './source';
+import { clientOf, type ClientInfo, type ResourceChange, type ResourceSource } from './source';
 
 export const SOTW_WILDCARD = '*';
 
@@ -129,11 +130,10 @@ export class SotwStreamState {
   /** Feed a request; returns the ACK/NACK outcome when it answered a response. */
   handleRequest(request: DiscoveryRequest): SotwOutcome | undefined {
     if (!this.clientInfo) {
-      const node = request.node;
-      this.clientInfo = { nodeId: node?.id ?? '', cluster: node?.cluster ?? '', metadata: node?.metadata ?? {}, peer: this.peer };
+      this.clientInfo = clientOf(request.node, this.peer);
     }
     const typeUrl = request.typeUrl;
-    if (!typeUrl) throw new SotwRequestError('a DiscoveryRequest without type_url; on an aggregated stream every request must name its type');
+    if (!typeUrl) throw new XdsRequestError('a DiscoveryRequest without type_url; on an aggregated stream every request must name its type');
     let state = this.types.get(typeUrl);
     let outcome: SotwOutcome | undefined;
     if (!state) {
@@ -243,9 +243,4 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   if (a.size !== b.size) return false;
   for (const x of a) if (!b.has(x)) return false;
   return true;
-}
-
-/** A request the server cannot act on; the stream is ended with INVALID_ARGUMENT. */
-export class SotwRequestError extends Error {
-  override readonly name = 'SotwRequestError';
 }

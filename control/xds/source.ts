@@ -16,6 +16,15 @@ export interface ClientInfo {
   readonly authenticatedNode?: string;
 }
 
+/** The client of a stream, from its first request's `node`. */
+export function clientOf(
+  node: { readonly id: string; readonly cluster: string; readonly metadata?: Readonly<Record<string, unknown>> | undefined } | undefined,
+  peer: string,
+  authenticatedNode?: string,
+): ClientInfo {
+  return { nodeId: node?.id ?? '', cluster: node?.cluster ?? '', metadata: node?.metadata ?? {}, peer, ...(authenticatedNode !== undefined ? { authenticatedNode } : {}) };
+}
+
 export interface ResourceChange {
   readonly typeUrl: string;
   /**
