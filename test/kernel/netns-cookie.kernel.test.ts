@@ -32,11 +32,14 @@ privilegedDescribe('kernel', 'netns cookies before Linux 5.14 (BPF probe fallbac
   });
 
   afterAll(async () => {
-    if (sleeper?.pid) process.kill(sleeper.pid, 'SIGKILL');
     const ids = netnsCookieProbeIds();
-    closeNetnsCookieProbe();
-    closeNetnsWorkers();
-    scratch.cleanup();
+    try {
+      if (sleeper?.pid && sleeper.exitCode === null) process.kill(sleeper.pid, 'SIGKILL');
+      closeNetnsCookieProbe();
+      closeNetnsWorkers();
+    } finally {
+      scratch.cleanup();
+    }
     if (ids) await expectReleased([ids.progId], [ids.mapId]);
   });
 

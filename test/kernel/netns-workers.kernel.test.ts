@@ -79,9 +79,14 @@ privilegedDescribe('kernel', 'netns worker threads', () => {
   });
 
   afterAll(async () => {
-    closeNetnsWorkers();
-    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
-    scratch.cleanup();
+    try {
+      closeNetnsWorkers();
+      // a server still holding a half-open connection must not keep the namespaces around
+      const closed = Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
+    } finally {
+      scratch.cleanup();
+    }
   });
 
   it('one worker per netns; 400 interleaved connects each reach their own netns', async () => {
