@@ -155,7 +155,7 @@ async function down(argv: string[]): Promise<number> {
   }
   if (state) await meshDown(state, say);
   const r = await labDown(lab, say);
-  const nothing = r.netns.length === 0 && r.cgroups === 0 && r.pins.length === 0 && !r.stateRemoved;
+  const nothing = r.netns.length === 0 && r.cgroups === 0 && r.pins.length === 0 && r.records.length === 0 && !r.stateRemoved;
   process.stdout.write(
     nothing
       ? `lab '${lab}': nothing to remove\n`

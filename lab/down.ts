@@ -7,12 +7,17 @@ import { allNetns } from './topology';
 import { checkLabName, labStateDir, readLabProcesses, readLabTopology, removeLabStateDir, type LabTopology } from './state';
 import { BPFFS, cgroup2Mount, cgroupPids, cgroupTreeDeepestFirst, ipBatch, isSameProcess, listNetns, run, sleep } from './sys';
 
+/** Where node proxies keep their enrolment records (one dir per node: `<lab>-<node>` in the lab). */
+export const NODE_PROXY_STATE_ROOT = process.env.NODEMESH_NODE_PROXY_STATE_ROOT ?? '/run/nodemesh/node-proxy';
+
 export interface DownReport {
   lab: string;
   killed: number;
   netns: string[];
   cgroups: number;
   pins: string[];
+  /** Node proxy enrolment-record dirs removed. */
+  records: string[];
   stateRemoved: boolean;
 }
 
@@ -157,7 +162,15 @@ export async function labDown(lab: string, progress: Progress = quiet): Promise<
   const cgroups = await removeCgroups(cgroupRoot);
   const pinDirs = [...new Set([...scan.pins, ...(topo ? topo.nodes.map((n) => n.bpffsDir) : [])])].filter((d) => existsSync(d));
   for (const d of pinDirs) rmSync(d, { recursive: true, force: true });
+  // The node proxies' enrolment records: what they describe (netns, cgroups, pins) is gone now.
+  let records: string[] = [];
+  try {
+    records = readdirSync(NODE_PROXY_STATE_ROOT).filter((d) => d.startsWith(`${lab}-`));
+  } catch {
+    records = [];
+  }
+  for (const d of records) rmSync(join(NODE_PROXY_STATE_ROOT, d), { recursive: true, force: true });
   const hadState = existsSync(labStateDir(lab)) || topo !== undefined;
   removeLabStateDir(lab);
-  return { lab, killed, netns: netnsNames, cgroups, pins: pinDirs, stateRemoved: hadState };
+  return { lab, killed, netns: netnsNames, cgroups, pins: pinDirs, records, stateRemoved: hadState };
 }

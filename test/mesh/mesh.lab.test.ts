@@ -270,5 +270,6 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     expect(down.code, down.stderr).toBe(0);
     expect(down.stderr).toContain('--teardown');
     expect(await leftovers(LAB, pids)).toEqual([]);
+    expect(existsSync(`/run/nodemesh/node-proxy/${LAB}-node1`) || existsSync(`/run/nodemesh/node-proxy/${LAB}-node2`)).toBe(false); // enrolment records
   });
 });
