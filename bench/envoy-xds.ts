@@ -12,7 +12,6 @@
 //   - HTTPRoute change -> the last of N clients has received the new RouteConfiguration
 //     (p50 / p95 / max over --changes)
 //   - the control plane's memory idle and with N clients (per client)
-import { fork, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -25,26 +24,13 @@ import { xdsMetrics } from '../control/xds/metrics';
 import { SotwAdsServer } from '../control/xds/sotw-server';
 import { DeltaAdsServer } from '../control/xds/delta-server';
 import { fullAdsImplementation, fullAdsServiceDefinition } from '../control/xds/sotw-service';
+import { parseSizes } from './support/args';
+import { mib, msSince as ms, quantile } from './support/figures';
+import { benchArgs, isServerProcess, ServerProcess, toParent } from './support/server-process';
+import { Waiter } from './support/waiter';
 
-interface Sizes {
-  services: number;
-  workloads: number;
-  clients: number;
-  changes: number;
-}
-
-function parseArgs(argv: string[]): Sizes {
-  const sizes: Sizes = { services: 1000, workloads: 10_000, clients: 100, changes: 20 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '') as keyof Sizes;
-    const value = Number(argv[i + 1]);
-    if (!(key in sizes) || !Number.isInteger(value) || value < 1) {
-      throw new Error(`usage: envoy-xds [--services N] [--workloads N] [--clients N] [--changes N] (bad: ${argv[i]} ${argv[i + 1]})`);
-    }
-    sizes[key] = value;
-  }
-  return sizes;
-}
+const DEFAULT_SIZES = { services: 1000, workloads: 10_000, clients: 100, changes: 20 };
+type Sizes = typeof DEFAULT_SIZES;
 
 const NAMESPACES = 10;
 const ns = (s: number) => `bench-${s % NAMESPACES}`;
@@ -74,7 +60,7 @@ type ServerMessage =
 type ParentMessage = { kind: 'change'; generation: number } | { kind: 'memory' } | { kind: 'stop' };
 
 async function serverMain(sizes: Sizes): Promise<void> {
-  const send = (m: ServerMessage) => process.send!(m);
+  const send = (m: ServerMessage) => toParent(m);
   const store = new MemoryStore({ historyLimit: 100 });
   const docs: unknown[] = [];
   for (let n = 0; n < NAMESPACES; n++) docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `bench-${n}` } });
@@ -135,8 +121,7 @@ class Client {
   readonly counts = new Map<string, number>();
   private readonly client: AggregatedDiscoveryServiceClient;
   private readonly stream: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
-  private watchers: Array<() => void> = [];
-  failed: Error | undefined;
+  private readonly waiter = new Waiter('client');
 
   constructor(address: string, id: number, sizes: Sizes) {
     this.client = new AggregatedDiscoveryServiceClient(address, grpc.credentials.createInsecure(), {
@@ -155,12 +140,9 @@ class Client {
       this.versions.set(r.typeUrl, r.versionInfo);
       this.counts.set(r.typeUrl, r.resources.length);
       this.stream.write(DiscoveryRequest.fromPartial({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, resourceNames: names[r.typeUrl] }));
-      this.notify();
+      this.waiter.notify();
     });
-    this.stream.on('error', (e) => {
-      this.failed = e;
-      this.notify();
-    });
+    this.stream.on('error', (e) => this.waiter.fail(e));
     let first = true;
     for (const typeUrl of [CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, LISTENER_TYPE_URL, ROUTE_TYPE_URL]) {
       this.stream.write(
@@ -170,26 +152,8 @@ class Client {
     }
   }
 
-  private notify(): void {
-    const w = this.watchers;
-    this.watchers = [];
-    for (const f of w) f();
-  }
-
   until(done: () => boolean, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`client timed out after ${timeoutMs} ms`)), timeoutMs);
-      const check = () => {
-        if (this.failed) {
-          clearTimeout(timer);
-          reject(this.failed);
-        } else if (done()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.watchers.push(check);
-      };
-      check();
-    });
+    return this.waiter.until(done, timeoutMs);
   }
 
   synced(): boolean {
@@ -202,36 +166,19 @@ class Client {
   }
 }
 
-const ms = (from: bigint) => Number(process.hrtime.bigint() - from) / 1e6;
-const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-
 async function main(): Promise<void> {
-  const sizes = parseArgs(process.argv.slice(2).filter((a) => a !== '--server'));
-  if (process.argv.includes('--server')) return serverMain(sizes);
+  const sizes = parseSizes('envoy-xds', DEFAULT_SIZES, benchArgs());
+  if (isServerProcess()) return serverMain(sizes);
   console.log(`Envoy xDS over SotW ADS: ${sizes.services} services (2 ports), ${sizes.workloads} endpoints, ${sizes.clients} clients`);
   const started = process.hrtime.bigint();
-  const child: ChildProcess = fork(__filename, [...process.argv.slice(2), '--server'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const messages: ServerMessage[] = [];
-  let wake: (() => void) | undefined;
-  child.on('message', (m: ServerMessage) => {
-    messages.push(m);
-    wake?.();
-  });
-  const receive = async <K extends ServerMessage['kind']>(kind: K): Promise<Extract<ServerMessage, { kind: K }>> => {
-    for (;;) {
-      const i = messages.findIndex((m) => m.kind === kind);
-      if (i >= 0) return messages.splice(i, 1)[0] as Extract<ServerMessage, { kind: K }>;
-      await new Promise<void>((r) => (wake = r));
-    }
-  };
+  const child = new ServerProcess<ServerMessage, ParentMessage>(__filename);
   const clients: Client[] = [];
   try {
-    const ready = await receive('ready');
+    const ready = await child.receive('ready');
     const counts = Object.entries(ready.counts).map(([t, n]) => `${t.split('.').pop()} ${n}`).join(', ');
     console.log(`  store load + first translation:  ${ms(started).toFixed(0)} ms (translation ${ready.translateMs.toFixed(0)} ms: ${counts})`);
-    child.send({ kind: 'memory' } satisfies ParentMessage);
-    const idle = await receive('memory');
+    child.send({ kind: 'memory' });
+    const idle = await child.receive('memory');
     console.log(`  control plane memory, idle:      RSS ${mib(idle.memory.rss)}, heap ${mib(idle.memory.heapUsed)}`);
     const address = `127.0.0.1:${ready.port}`;
 
@@ -246,8 +193,8 @@ async function main(): Promise<void> {
     await Promise.all(clients.map((c) => c.until(() => c.synced(), 300_000)));
     console.log(`  full sync, ${sizes.clients} clients at once:  ${ms(t).toFixed(0)} ms`);
     await new Promise((r) => setTimeout(r, 500));
-    child.send({ kind: 'memory' } satisfies ParentMessage);
-    const loaded = await receive('memory');
+    child.send({ kind: 'memory' });
+    const loaded = await child.receive('memory');
     console.log(
       `  control plane memory, ${sizes.clients} clients: RSS ${mib(loaded.memory.rss)}, heap ${mib(loaded.memory.heapUsed)} ` +
         `(per client: RSS ${((loaded.memory.rss - idle.memory.rss) / sizes.clients / 1024).toFixed(0)} KiB, heap ${((loaded.memory.heapUsed - idle.memory.heapUsed) / sizes.clients / 1024).toFixed(0)} KiB)`,
@@ -258,32 +205,22 @@ async function main(): Promise<void> {
     for (let c = 1; c <= sizes.changes; c++) {
       const before = clients.map((x) => x.versions.get(ROUTE_TYPE_URL));
       t = process.hrtime.bigint();
-      child.send({ kind: 'change', generation: c } satisfies ParentMessage);
+      child.send({ kind: 'change', generation: c });
       await Promise.all(clients.map((x, i) => x.until(() => x.versions.get(ROUTE_TYPE_URL) !== before[i], 30_000)));
       latencies.push(ms(t));
-      applies.push((await receive('changed')).applyMs);
+      applies.push((await child.receive('changed')).applyMs);
     }
     latencies.sort((a, b) => a - b);
     applies.sort((a, b) => a - b);
-    child.send({ kind: 'memory' } satisfies ParentMessage);
-    const after = await receive('memory');
+    child.send({ kind: 'memory' });
+    const after = await child.receive('memory');
     console.log(
       `  HTTPRoute change -> last of ${sizes.clients} clients: p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p95 ${quantile(latencies, 0.95).toFixed(1)} ms, max ${latencies[latencies.length - 1]!.toFixed(1)} ms over ${sizes.changes} changes`,
     );
     console.log(`    of which the store write p50 ${quantile(applies, 0.5).toFixed(1)} ms; last full translation ${after.lastTranslateMs.toFixed(1)} ms`);
   } finally {
     for (const c of clients) c.close();
-    child.send({ kind: 'stop' } satisfies ParentMessage);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve();
-      }, 5000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await child.stop({ kind: 'stop' });
   }
 }
 

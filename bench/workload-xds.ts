@@ -10,7 +10,6 @@
 //   - full sync for N subscribers at once
 //   - a change to one Workload -> received by all N subscribers (p50 / p95 / max over --changes)
 //   - the control plane's memory (RSS, heap) idle, and with N subscribers connected
-import { fork, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -19,26 +18,13 @@ import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from '../api/gen/e
 import { startControlGrpc } from '../control/grpc';
 import { MemoryStore } from '../control/store/base-store';
 import { ADDRESS_TYPE_URL } from '../control/workload/publisher';
+import { parseSizes } from './support/args';
+import { mib as mibOf, msSince as ms, quantile } from './support/figures';
+import { benchArgs, isServerProcess, ServerProcess, toParent } from './support/server-process';
+import { Waiter } from './support/waiter';
 
-interface Sizes {
-  workloads: number;
-  services: number;
-  subscribers: number;
-  changes: number;
-}
-
-function parseArgs(argv: string[]): Sizes {
-  const sizes: Sizes = { workloads: 10_000, services: 1_000, subscribers: 100, changes: 20 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i]?.replace(/^--/, '') as keyof Sizes;
-    const value = Number(argv[i + 1]);
-    if (!(key in sizes) || !Number.isInteger(value) || value < 1) {
-      throw new Error(`usage: workload-xds [--workloads N] [--services N] [--subscribers N] [--changes N] (bad: ${argv[i]} ${argv[i + 1]})`);
-    }
-    sizes[key] = value;
-  }
-  return sizes;
-}
+const DEFAULT_SIZES = { workloads: 10_000, services: 1_000, subscribers: 100, changes: 20 };
+type Sizes = typeof DEFAULT_SIZES;
 
 const NAMESPACES = 10;
 const ns = (i: number) => `bench-${i % NAMESPACES}`;
@@ -63,7 +49,7 @@ type ServerMessage =
 type ParentMessage = { kind: 'change'; index: number; generation: number } | { kind: 'memory' } | { kind: 'stop' };
 
 async function serverMain(sizes: Sizes): Promise<void> {
-  const send = (m: ServerMessage) => process.send!(m);
+  const send = (m: ServerMessage) => toParent(m);
   const store = new MemoryStore({ historyLimit: 100 });
   const docs: unknown[] = [];
   for (let n = 0; n < NAMESPACES; n++) {
@@ -110,8 +96,7 @@ class Subscriber {
   readonly versions = new Map<string, string>();
   private readonly client: AggregatedDiscoveryServiceClient;
   private readonly stream: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
-  private watchers: Array<() => void> = [];
-  failed: Error | undefined;
+  private readonly waiter = new Waiter('subscriber');
 
   constructor(address: string, id: number) {
     this.client = new AggregatedDiscoveryServiceClient(address, grpc.credentials.createInsecure(), {
@@ -123,36 +108,15 @@ class Subscriber {
       for (const res of r.resources) this.versions.set(res.name, res.version);
       for (const name of r.removedResources) this.versions.delete(name);
       this.stream.write(DeltaDiscoveryRequest.fromPartial({ typeUrl: r.typeUrl, responseNonce: r.nonce }));
-      this.notify();
+      this.waiter.notify();
     });
-    this.stream.on('error', (e) => {
-      this.failed = e;
-      this.notify();
-    });
+    this.stream.on('error', (e) => this.waiter.fail(e));
     this.stream.write(DeltaDiscoveryRequest.fromPartial({ node: { id: `bench-node-${id}` }, typeUrl: ADDRESS_TYPE_URL }));
-  }
-
-  private notify(): void {
-    const w = this.watchers;
-    this.watchers = [];
-    for (const f of w) f();
   }
 
   /** Resolves when `done()` holds (checked on every response). */
   until(done: () => boolean, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`subscriber timed out after ${timeoutMs} ms (has ${this.versions.size})`)), timeoutMs);
-      const check = () => {
-        if (this.failed) {
-          clearTimeout(timer);
-          reject(this.failed);
-        } else if (done()) {
-          clearTimeout(timer);
-          resolve();
-        } else this.watchers.push(check);
-      };
-      check();
-    });
+    return this.waiter.until(done, timeoutMs, () => ` (has ${this.versions.size})`);
   }
 
   close(): void {
@@ -161,50 +125,29 @@ class Subscriber {
   }
 }
 
-function ms(from: bigint): number {
-  return Number(process.hrtime.bigint() - from) / 1e6;
-}
-
 function mib(n: number): string {
-  return `${(n / 1024 / 1024).toFixed(0)} MiB`;
+  return mibOf(n, 0);
 }
 
 function memory(m: NodeJS.MemoryUsage): string {
   return `RSS ${mib(m.rss)}, heap ${mib(m.heapUsed)}, external ${mib(m.external)}`;
 }
 
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
 async function main(): Promise<void> {
-  const sizes = parseArgs(process.argv.slice(2).filter((a) => a !== '--server'));
-  if (process.argv.includes('--server')) return serverMain(sizes);
+  const sizes = parseSizes('workload-xds', DEFAULT_SIZES, benchArgs());
+  if (isServerProcess()) return serverMain(sizes);
 
   const total = sizes.workloads + sizes.services;
   console.log(`workload API over delta ADS: ${sizes.workloads} workloads, ${sizes.services} services, ${sizes.subscribers} subscribers`);
   const started = process.hrtime.bigint();
-  const child: ChildProcess = fork(__filename, [...process.argv.slice(2), '--server'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const messages: ServerMessage[] = [];
-  let wake: (() => void) | undefined;
-  child.on('message', (m: ServerMessage) => {
-    messages.push(m);
-    wake?.();
-  });
-  const receive = async <K extends ServerMessage['kind']>(kind: K): Promise<Extract<ServerMessage, { kind: K }>> => {
-    for (;;) {
-      const i = messages.findIndex((m) => m.kind === kind);
-      if (i >= 0) return messages.splice(i, 1)[0] as Extract<ServerMessage, { kind: K }>;
-      await new Promise<void>((r) => (wake = r));
-    }
-  };
+  const child = new ServerProcess<ServerMessage, ParentMessage>(__filename);
   const subscribers: Subscriber[] = [];
   try {
-    const ready = await receive('ready');
+    const ready = await child.receive('ready');
     console.log(`  store load + first translation:   ${ms(started).toFixed(0)} ms (translation ${ready.translateMs.toFixed(0)} ms)`);
     console.log(`  control plane memory, idle:       ${memory(ready.memory)}`);
-    child.send({ kind: 'memory' } satisfies ParentMessage);
-    const idle = await receive('memory');
+    child.send({ kind: 'memory' });
+    const idle = await child.receive('memory');
     const address = `127.0.0.1:${ready.port}`;
 
     let t = process.hrtime.bigint();
@@ -218,8 +161,8 @@ async function main(): Promise<void> {
     await Promise.all(subscribers.map((s) => s.until(() => s.versions.size >= total, 300_000)));
     console.log(`  full sync, ${sizes.subscribers} subscribers at once: ${ms(t).toFixed(0)} ms`);
 
-    child.send({ kind: 'memory' } satisfies ParentMessage);
-    const loaded = await receive('memory');
+    child.send({ kind: 'memory' });
+    const loaded = await child.receive('memory');
     console.log(`  control plane memory, ${sizes.subscribers} subscribers: ${memory(loaded.memory)}`);
     console.log(`  control plane CPU for both full syncs: ${(loaded.cpuMs - idle.cpuMs).toFixed(0)} ms (the subscribers share this process's other core)`);
 
@@ -230,14 +173,14 @@ async function main(): Promise<void> {
       const name = `Workload/${ns(index % sizes.services)}/w-${index}`;
       const before = subscribers.map((s) => s.versions.get(name));
       t = process.hrtime.bigint();
-      child.send({ kind: 'change', index, generation: c + 1 } satisfies ParentMessage);
+      child.send({ kind: 'change', index, generation: c + 1 });
       await Promise.all(subscribers.map((s, i) => s.until(() => s.versions.get(name) !== before[i], 30_000)));
       latencies.push(ms(t));
-      applies.push((await receive('changed')).applyMs);
+      applies.push((await child.receive('changed')).applyMs);
     }
     latencies.sort((a, b) => a - b);
-    child.send({ kind: 'memory' } satisfies ParentMessage);
-    const after = await receive('memory');
+    child.send({ kind: 'memory' });
+    const after = await child.receive('memory');
     console.log(
       `  one change -> all ${sizes.subscribers} subscribers:   p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p95 ${quantile(latencies, 0.95).toFixed(1)} ms, max ${latencies[latencies.length - 1]!.toFixed(1)} ms over ${sizes.changes} changes`,
     );
@@ -245,17 +188,7 @@ async function main(): Promise<void> {
     console.log(`    of which the store write:       p50 ${quantile(applies, 0.5).toFixed(1)} ms; last translation ${after.lastTranslateMs.toFixed(1)} ms`);
   } finally {
     for (const s of subscribers) s.close();
-    child.send({ kind: 'stop' } satisfies ParentMessage);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve();
-      }, 5000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await child.stop({ kind: 'stop' });
   }
 }
 
