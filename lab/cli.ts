@@ -124,19 +124,27 @@ async function up(argv: string[]): Promise<number> {
   const frontend = m.roles?.find((r) => r.role === 'frontend');
   const firstPod = frontend?.pod.name ?? result.state.pods[0]?.name ?? 'pod1-1';
   const curlTarget = mesh ? '10.96.0.10/' : `${frontend?.pod.ip ?? '10.200.1.2'}:8080/`;
-  const next = [
-    `nodemesh lab status${labFlag}                       processes and their health`,
-    `nodemesh lab exec${labFlag} ${firstPod} -- curl -s ${curlTarget}   a request from inside a pod`,
-    ...(mesh
-      ? [
-          `nodemesh get workloads -A${labFlag}                the mesh's view (the lab's control plane)`,
-          `nodemesh get authorizationpolicies -n demo${labFlag}`,
-          `less ${join(labStateDir(lab), 'logs')}/node2-node-proxy.log    access log of node2's proxy`,
-        ]
-      : []),
-    `nodemesh lab down${labFlag}                         remove everything`,
-  ];
-  process.stdout.write(`\nthe lab stays up; next:\n${next.map((l) => `  ${l}`).join('\n')}\n`);
+  const pod2 = result.state.pods.find((p) => p.node !== result.state.pods[0]?.node) ?? result.state.pods[1];
+  const next = demo
+    ? [
+        `nodemesh lab status${labFlag}                       processes and their health`,
+        `nodemesh lab exec${labFlag} ${firstPod} -- curl -s ${curlTarget}   a request from inside a pod`,
+        ...(mesh
+          ? [
+              `nodemesh get workloads -A${labFlag}                the mesh's view (the lab's control plane)`,
+              `nodemesh get authorizationpolicies -n demo${labFlag}`,
+              `less ${join(labStateDir(lab), 'logs')}/node2-node-proxy.log    access log of node2's proxy`,
+            ]
+          : []),
+      ]
+    : [
+        `nodemesh lab status${labFlag}`,
+        ...(mesh ? [`nodemesh namespace enroll default${labFlag}      put every pod in the mesh (they are Workloads in 'default')`] : []),
+        `nodemesh lab exec${labFlag} --detach --name echo ${pod2?.name ?? 'pod2-1'} -- nodemesh lab app echo --port 9000`,
+        `nodemesh lab exec${labFlag} ${result.state.pods[0]?.name ?? 'pod1-1'} -- nodemesh lab app client --target ${pod2?.ip ?? '10.200.2.2'}:9000 --size 1M`,
+      ];
+  next.push(`nodemesh lab down${labFlag}                         remove everything`);
+  process.stdout.write(`\nthe lab stays up; next (nodemesh = node dist/cli/main.js):\n${next.map((l) => `  ${l}`).join('\n')}\n`);
   return m.edges && m.edges.some((e) => !e.expected) ? 1 : 0;
 }
 

@@ -192,3 +192,17 @@ export function demoEdges(roles: readonly DemoRole[], mesh = true): DemoEdge[] {
   ];
   return mesh ? edges : edges.map((e) => ({ ...e, expect: 'allow', why: 'no mesh: nothing enforced, plaintext' }));
 }
+
+/**
+ * Without the demo (`--no-demo`): every pod as a Workload named after the pod in namespace
+ * `default` (service account `default`), not enrolled until the namespace or workload is labelled
+ * (`nodemesh namespace enroll default`).
+ */
+export function podWorkloads(t: LabTopology): Doc[] {
+  return t.pods.map((p) => ({
+    apiVersion: 'nodemesh.io/v1alpha1',
+    kind: 'Workload',
+    metadata: { name: p.name, namespace: 'default', labels: { app: p.name, 'nodemesh.io/lab-pod': p.name } },
+    spec: { serviceAccount: 'default', node: p.node, addresses: [p.ip], netnsPath: p.netnsPath, cgroupPath: p.cgroup },
+  }));
+}

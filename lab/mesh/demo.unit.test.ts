@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { validateResource } from '../../control/resources/validate';
 import { planLab } from '../topology';
-import { appArgs, assignRoles, demoEdges, demoResources, serviceTarget } from './demo';
+import { appArgs, assignRoles, demoEdges, demoResources, podWorkloads, serviceTarget } from './demo';
 
 const lab = (nodes: number, podsPerNode: number) => ({ ...planLab({ lab: 't', nodes, podsPerNode }, '/sys/fs/cgroup'), phase: 'ready' as const });
 
@@ -49,5 +49,11 @@ describe('demo plan', () => {
     const roles = assignRoles(lab(2, 2));
     expect(demoEdges(roles).map((e) => e.expect)).toEqual(['allow', 'allow', 'deny', 'deny', 'deny']);
     expect(demoEdges(roles, false).every((e) => e.expect === 'allow')).toBe(true);
+  });
+
+  it('without the demo every pod is a Workload in namespace default, valid for the control plane', () => {
+    const docs = podWorkloads(lab(2, 3));
+    expect(docs.map((d) => (d.metadata as { name: string }).name)).toEqual(['pod1-1', 'pod1-2', 'pod1-3', 'pod2-1', 'pod2-2', 'pod2-3']);
+    for (const d of docs) expect(() => validateResource(d)).not.toThrow();
   });
 });

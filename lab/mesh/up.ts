@@ -8,7 +8,7 @@ import { labStateDir, readLabProcesses, type LabTopology } from '../state';
 import { isSameProcess, sleep } from '../sys';
 import { labConnection } from './connect';
 import { issueNodeCredentials, startControlPlane } from './control';
-import { appArgs, assignRoles, demoEdges, demoResources, TRUST_DOMAIN, type DemoRole } from './demo';
+import { appArgs, assignRoles, demoEdges, demoResources, podWorkloads, TRUST_DOMAIN, type DemoRole } from './demo';
 import { launch } from './launch';
 import { meshPaths } from './paths';
 import { proxyFlavour, startNodeProxies, teardownNodeProxies, type ProxyFlavour } from './proxies';
@@ -81,10 +81,13 @@ export async function startDemoApps(state: LabTopology, roles: readonly DemoRole
   );
 }
 
-export async function applyDemo(lab: string, roles: readonly DemoRole[], mesh: boolean): Promise<void> {
+function apiOf(lab: string): ApiClient {
   const c = labConnection(lab);
-  const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
-  await api.apply(demoResources(roles, { enrolled: mesh }));
+  return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+}
+
+export async function applyDemo(lab: string, roles: readonly DemoRole[], mesh: boolean): Promise<void> {
+  await apiOf(lab).apply(demoResources(roles, { enrolled: mesh }));
 }
 
 export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m: string) => void): Promise<MeshUpResult> {
@@ -99,6 +102,9 @@ export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m
     if (roles) {
       progress('demo resources: namespaces demo (ambient, STRICT) and outside, workloads, services, policies');
       await applyDemo(state.lab, roles, true);
+    } else {
+      progress(`every pod as a Workload in namespace default, not enrolled ('nodemesh namespace enroll default --lab ${state.lab}' enrols them)`);
+      await apiOf(state.lab).apply(podWorkloads(state));
     }
     info.flavour = await proxyFlavour();
     writeMeshInfo(state.lab, info);
