@@ -1,12 +1,11 @@
 // The delta ADS client against the control plane's real delta server on loopback: a real config
 // store and translation (workload API), or the server's shared cache fed directly when a test
 // needs resources the translation would never produce (undecodable bytes).
-import pino from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import { Address, Authorization } from '../../api/gen/nodemesh/workload/v1/workload';
-import { ControlGrpcServer, startControlGrpc, type ControlGrpc } from '../../control/grpc';
+import { ControlGrpcServer, type ControlGrpc } from '../../control/grpc';
 import { MemoryStore } from '../../control/store/base-store';
 import { SharedCache } from '../../control/xds/cache';
 import { xdsResource } from '../../control/xds/resource';
@@ -14,12 +13,11 @@ import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../control/workload
 import { backoffDelay } from './backoff';
 import { DeltaXdsClient } from './client';
 import type { ResourceChange, ResourceType } from './types';
+import { cleanupAfterEach } from '../../test/support/cleanups';
+import { servePlaintext, silentLogger as silent } from '../../test/support/control-plane';
+import { until } from '../../test/support/until';
 
-const silent = pino({ level: 'silent' });
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = cleanupAfterEach();
 
 const AddressType: ResourceType<Address> = {
   typeUrl: ADDRESS_TYPE_URL,
@@ -52,8 +50,8 @@ async function seededStore(): Promise<MemoryStore> {
 }
 
 async function serve(store: MemoryStore, port = 0): Promise<ControlGrpc> {
-  const cp = await startControlGrpc({ store, plaintext: { host: '127.0.0.1', port }, registry: new Registry(), logger: silent });
-  cleanups.push(() => cp.stop());
+  const cp = await servePlaintext(store, { port });
+  cleanup(() => cp.stop());
   return cp;
 }
 
@@ -70,16 +68,8 @@ function client(target: string, types: ResourceType<unknown>[] = [AddressType as
   const responses: Array<{ r: DeltaDiscoveryResponse; accepted: boolean; message?: string }> = [];
   c.onChange((ch) => changes.push(ch));
   c.onResponse((r, o) => responses.push({ r, ...o }));
-  cleanups.push(() => c.stop());
+  cleanup(() => c.stop());
   return { c, changes, responses };
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const names = (m: ReadonlyMap<string, unknown>) => [...m.keys()].sort();
@@ -139,7 +129,7 @@ describe('DeltaXdsClient against the control plane delta server', () => {
     const registry = new Registry();
     const server = new ControlGrpcServer({ source: cache, plaintext: { host: '127.0.0.1', port: 0 }, registry, logger: silent });
     const ports = await server.start();
-    cleanups.push(() => server.stop());
+    cleanup(() => server.stop());
     const { c, responses, changes } = client(`127.0.0.1:${ports.plaintext}`);
     c.start();
     await c.whenSynced(5000);
@@ -215,7 +205,7 @@ describe('DeltaXdsClient against the control plane delta server', () => {
       types: [{ type: AddressType as ResourceType<unknown>, subscription: { wildcard: false, names: ['Workload/default/web-1'] } }],
       logger: silent,
     });
-    cleanups.push(() => c.stop());
+    cleanup(() => c.stop());
     c.start();
     await c.whenSynced(5000);
     expect(names(c.resources(AddressType))).toEqual(['Workload/default/web-1']);

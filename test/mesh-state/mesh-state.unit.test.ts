@@ -2,26 +2,16 @@
 // plane's store are translated, served over delta ADS on the TLS port (serving certificate from
 // the real CA), received by the node proxy's xDS client, indexed by WorkloadState, and used for the
 // routing decision and L4 policy — the path a connection's decisions take in the running proxy.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
-import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
-import { CertificateAuthority } from '../../control/ca/authority';
-import { placementFromSnapshot } from '../../control/ca/placement';
-import { NodeTokens } from '../../control/ca/tokens';
-import { startControlGrpc, type ControlGrpc } from '../../control/grpc';
+import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../control/store/base-store';
 import { connectionsNoLongerAllowed, evaluate, policyContext, type PolicyConnection } from '../../node-proxy/policy';
 import { createMeshState, resolve, RoundRobin, type LocalWorkloadEvent } from '../../node-proxy/state';
 import { NodeProxyTelemetry } from '../../node-proxy/telemetry';
+import { cleanupAfterEach } from '../support/cleanups';
+import { openTestCa, serveTls, silentLogger as silent } from '../support/control-plane';
+import { until } from '../support/until';
 
-const silent = pino({ level: 'silent' });
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = cleanupAfterEach();
 
 const ns = (name: string) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } });
 const workload = (namespace: string, name: string, ip: string, node: string, labels: Record<string, string>) => ({
@@ -44,10 +34,10 @@ const denyWeb = {
 };
 
 async function controlPlane() {
-  const dir = mkdtempSync(join(tmpdir(), 'nm-mesh-state-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const testCa = await openTestCa('mesh-state');
+  cleanup(() => testCa.remove());
   const store = new MemoryStore();
-  cleanups.push(() => store.close());
+  cleanup(() => store.close());
   await store.applyAll([
     ns('frontend'),
     ns('backend'),
@@ -62,38 +52,16 @@ async function controlPlane() {
     },
     allowFrontendToDb,
   ]);
-  const ca = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: dir });
-  const cp: ControlGrpc = await startControlGrpc({
-    store,
-    tls: { host: '127.0.0.1', port: 0 },
-    serverNames: { dnsNames: ['localhost'] },
-    certificates: {
-      ca,
-      nodes: NodeTokens.forDataDir(dir),
-      placement: placementFromSnapshot(() => store.snapshot(), 'cluster.local'),
-      registry: new Registry(),
-      logger: silent,
-    },
-    registry: new Registry(),
-    logger: silent,
-  });
-  cleanups.push(() => cp.stop());
+  const cp = await serveTls(store, testCa, { serverNames: { dnsNames: ['localhost'] } });
+  cleanup(() => cp.stop());
   return { store, cp, target: `localhost:${cp.ports.tls}` };
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('mesh state from the control plane over TLS', () => {
   it('routes a VIP to its endpoint, authorizes by policy, and re-checks open connections when policy changes', async () => {
     const { store, cp, target } = await controlPlane();
     const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-1', logger: silent });
-    cleanups.push(() => mesh.stop());
+    cleanup(() => mesh.stop());
     const local: LocalWorkloadEvent[] = [];
     mesh.state.onLocalWorkload((e) => local.push(e));
     const telemetry = new NodeProxyTelemetry({ accessLog: silent });
@@ -151,7 +119,7 @@ describe('mesh state from the control plane over TLS', () => {
   it('enforces PeerAuthentication from the control plane: STRICT refuses plaintext, PERMISSIVE admits it, precedence holds', async () => {
     const { store, cp, target } = await controlPlane();
     const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-2', logger: silent });
-    cleanups.push(() => mesh.stop());
+    cleanup(() => mesh.stop());
     let paChanges = 0;
     mesh.state.onChange((c) => (paChanges += c.peerAuthentications ? 1 : 0));
     mesh.start();
@@ -200,7 +168,7 @@ describe('mesh state from the control plane over TLS', () => {
   it('names the L7 attributes a policy needs, and refuses traffic to a service whose waypoint is missing', async () => {
     const { store, cp, target } = await controlPlane();
     const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-1', logger: silent });
-    cleanups.push(() => mesh.stop());
+    cleanup(() => mesh.stop());
     mesh.start();
     await mesh.client.whenSynced(10_000);
     await store.apply({
@@ -232,12 +200,11 @@ describe('mesh state from the control plane over TLS', () => {
 
   it('is not ready, and says why, when it does not trust the control plane', async () => {
     const { target } = await controlPlane();
-    const otherDir = mkdtempSync(join(tmpdir(), 'nm-mesh-state-other-'));
-    cleanups.push(() => rmSync(otherDir, { recursive: true, force: true }));
-    const other = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: otherDir });
-    const wrongBundle = (await other.servingCertificate({ dnsNames: ['localhost'] })).trustBundlePem;
+    const other = await openTestCa('mesh-state-other');
+    cleanup(() => other.remove());
+    const wrongBundle = (await other.ca.servingCertificate({ dnsNames: ['localhost'] })).trustBundlePem;
     const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: wrongBundle }, nodeName: 'node-1', logger: silent, backoff: { initialMs: 50, maxMs: 100 } });
-    cleanups.push(() => mesh.stop());
+    cleanup(() => mesh.stop());
     mesh.start();
     await until('a failed attempt', () => mesh.client.status().lastError !== undefined);
     expect(mesh.client.status().connected).toBe(false);

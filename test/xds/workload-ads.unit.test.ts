@@ -1,29 +1,22 @@
 // The workload API over delta ADS, end to end on loopback: a real config store, the real
 // translation and gRPC server, and real @grpc/grpc-js clients built from the generated stubs.
-import { mkdtempSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import { Address, TunnelProtocol } from '../../api/gen/nodemesh/workload/v1/workload';
-import { CertificateAuthority } from '../../control/ca/authority';
-import { placementFromSnapshot } from '../../control/ca/placement';
-import { NodeTokens } from '../../control/ca/tokens';
-import { ControlGrpcServer, startControlGrpc, type ControlGrpc } from '../../control/grpc';
+import { ControlGrpcServer, type ControlGrpc } from '../../control/grpc';
 import { MemoryStore } from '../../control/store/base-store';
 import { SharedCache } from '../../control/xds/cache';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../control/workload/publisher';
+import { cleanupAfterEach } from '../support/cleanups';
+import { openTestCa, servePlaintext, serveTls } from '../support/control-plane';
 import { DeltaClient } from './delta-client';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = cleanupAfterEach();
 
 function capturingLogger(): { logger: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const chunks: string[] = [];
@@ -59,20 +52,15 @@ async function setup(opts: { registry?: Registry; logger?: pino.Logger } = {}) {
       spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
     },
   ]);
-  const grpcSide = await startControlGrpc({
-    store,
-    plaintext: { host: '127.0.0.1', port: 0 },
-    registry: opts.registry ?? new Registry(),
-    logger: opts.logger ?? pino({ level: 'silent' }),
-  });
-  cleanups.push(async () => {
+  const grpcSide = await servePlaintext(store, opts);
+  cleanup(async () => {
     await grpcSide.stop();
     await store.close();
   });
   const address = `127.0.0.1:${grpcSide.ports.plaintext}`;
   const connect = () => {
     const c = new DeltaClient(address);
-    cleanups.push(() => c.close());
+    cleanup(() => c.close());
     return c;
   };
   return { store, grpcSide, address, connect };
@@ -229,7 +217,7 @@ describe('workload API over delta ADS', () => {
     await store.applyAll(Array.from({ length: 2000 }, (_, i) => workload(`bulk-${i}`, `10.201.${i >> 8}.${i & 255}`, { app: 'bulk' })));
     // A raw HTTP/2 gRPC client, so that "not reading" really stops HTTP/2 flow control.
     const session = http2.connect(`http://${address}`);
-    cleanups.push(() => void session.destroy());
+    cleanup(() => void session.destroy());
     const stream = session.request({
       ':method': 'POST',
       ':path': '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
@@ -300,42 +288,29 @@ describe('workload API over delta ADS', () => {
 
 describe('the 15012 server', () => {
   it('serves ADS and the certificate service over TLS with a serving certificate from the CA', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nm-xds-tls-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const testCa = await openTestCa('xds-tls');
+    cleanup(() => testCa.remove());
     const store = new MemoryStore();
     await store.apply(workload('web-1', '10.200.1.5'));
-    const ca = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: dir });
     let grpcSide: ControlGrpc | undefined;
     try {
-      grpcSide = await startControlGrpc({
-        store,
-        tls: { host: '127.0.0.1', port: 0 },
-        certificates: {
-          ca,
-          nodes: NodeTokens.forDataDir(dir),
-          placement: placementFromSnapshot(() => store.snapshot(), 'cluster.local'),
-          registry: new Registry(),
-          logger: pino({ level: 'silent' }),
-        },
-        registry: new Registry(),
-        logger: pino({ level: 'silent' }),
-      });
+      grpcSide = await serveTls(store, testCa);
       expect(grpcSide.trustBundlePem).toContain('BEGIN CERTIFICATE');
       const creds = grpc.credentials.createSsl(Buffer.from(grpcSide.trustBundlePem!));
       const c = new DeltaClient(`localhost:${grpcSide.ports.tls}`, creds);
-      cleanups.push(() => c.close());
+      cleanup(() => c.close());
       c.send({ typeUrl: ADDRESS_TYPE_URL });
       expect(names([await c.next()])).toEqual(['Workload/default/web-1']);
 
       // A client that does not trust the CA cannot connect.
       const untrusting = new DeltaClient(`localhost:${grpcSide.ports.tls}`, grpc.credentials.createSsl());
-      cleanups.push(() => untrusting.close());
+      cleanup(() => untrusting.close());
       untrusting.send({ typeUrl: ADDRESS_TYPE_URL });
       await expect(untrusting.next()).rejects.toThrow(/stream failed: 14/);
 
       // The certificate service is mounted next to ADS on the TLS port.
       const caClient = new grpc.Client(`localhost:${grpcSide.ports.tls}`, creds);
-      cleanups.push(() => caClient.close());
+      cleanup(() => caClient.close());
       const status = await new Promise<grpc.status>((resolve) => {
         caClient.makeUnaryRequest(
           '/nodemesh.ca.v1.CertificateService/CreateCertificate',

@@ -1,21 +1,17 @@
 // PeerAuthentication, L7 hints and unresolved waypoints over the real delta ADS server: a config
 // store, the real translation and gRPC server on loopback, and a real @grpc/grpc-js client that
 // follows several workload API types on one stream.
-import pino from 'pino';
-import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import { Address, Authorization, MtlsMode, PeerAuthentication, PeerAuthenticationScope } from '../../api/gen/nodemesh/workload/v1/workload';
-import { startControlGrpc } from '../../control/grpc';
 import { MemoryStore } from '../../control/store/base-store';
 import { ipText } from '../../control/workload/addresses';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, PEER_AUTHENTICATION_TYPE_URL } from '../../control/workload/publisher';
+import { cleanupAfterEach } from '../support/cleanups';
+import { servePlaintext } from '../support/control-plane';
 import { DeltaClient } from './delta-client';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanup = cleanupAfterEach();
 
 const workload = (name: string, ip: string, labels: Record<string, string> = {}) => ({
   apiVersion: 'nodemesh.io/v1alpha1',
@@ -38,13 +34,13 @@ async function setup() {
     workload('web-1', '10.200.1.5', { app: 'web' }),
     workload('db-1', '10.200.1.6', { app: 'db' }),
   ]);
-  const grpcSide = await startControlGrpc({ store, plaintext: { host: '127.0.0.1', port: 0 }, registry: new Registry(), logger: pino({ level: 'silent' }) });
-  cleanups.push(async () => {
+  const grpcSide = await servePlaintext(store);
+  cleanup(async () => {
     await grpcSide.stop();
     await store.close();
   });
   const c = new DeltaClient(`127.0.0.1:${grpcSide.ports.plaintext}`);
-  cleanups.push(() => c.close());
+  cleanup(() => c.close());
   return { store, c };
 }
 

@@ -1,11 +1,10 @@
 // `nodemesh xds get` against a real server: prints the workload API as readable JSON lines.
 import { PassThrough } from 'node:stream';
-import pino from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlGrpc, type ControlGrpc } from '../../control/grpc';
+import type { ControlGrpc } from '../../control/grpc';
 import { MemoryStore } from '../../control/store/base-store';
 import { runXdsGet } from '../../control/xds/cli';
+import { servePlaintext } from '../support/control-plane';
 
 let store: MemoryStore;
 let running: ControlGrpc;
@@ -16,7 +15,7 @@ beforeAll(async () => {
     { apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: 'web-1', namespace: 'default', labels: { app: 'web' } }, spec: { node: 'node-1', addresses: ['10.200.1.5'] } },
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } },
   ]);
-  running = await startControlGrpc({ store, plaintext: { host: '127.0.0.1', port: 0 }, registry: new Registry(), logger: pino({ level: 'silent' }) });
+  running = await servePlaintext(store);
 });
 afterAll(async () => {
   await running.stop();
