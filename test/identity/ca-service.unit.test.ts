@@ -1,9 +1,6 @@
 // The certificate service end to end over real gRPC-over-TLS on loopback: a node proxy client with
 // a node token asks for a workload certificate; the CA checks who the node is and what runs there.
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +16,7 @@ import { addCertificateService, servingCredentials } from '../../control/ca/serv
 import { NodeTokens } from '../../control/ca/tokens';
 import type { Workload } from '../../control/resources/workload';
 import { MemorySnapshot } from '../../control/store/snapshot';
+import { openTestCa, type TestCa } from '../support/control-plane';
 
 function workload(name: string, namespace: string, serviceAccount: string, node: string, address: string): Workload {
   return {
@@ -29,7 +27,7 @@ function workload(name: string, namespace: string, serviceAccount: string, node:
   } as Workload;
 }
 
-let dir: string;
+let testCa: TestCa;
 let ca: CertificateAuthority;
 let server: grpc.Server;
 let address: string;
@@ -40,9 +38,9 @@ const registry = new Registry();
 const clients: CaClient[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nm-ca-svc-'));
-  ca = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: dir });
-  tokens = NodeTokens.forDataDir(dir);
+  testCa = await openTestCa('ca-svc');
+  ca = testCa.ca;
+  tokens = NodeTokens.forDataDir(testCa.dir);
   node1Token = tokens.issue('node-1');
   node2Token = tokens.issue('node-2');
   const snapshot = MemorySnapshot.of(1, [
@@ -61,7 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) c.close();
   await new Promise<void>((r) => server.tryShutdown(() => r()));
-  rmSync(dir, { recursive: true, force: true });
+  testCa.remove();
 });
 
 function client(token: string): CaClient {
@@ -154,16 +152,15 @@ describe('certificate service over gRPC/TLS', () => {
   });
 
   it('the client refuses a control plane whose certificate is not from the mesh root', async () => {
-    const otherDir = mkdtempSync(join(tmpdir(), 'nm-ca-other-'));
+    const other = await openTestCa('ca-other');
     try {
-      const other = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: otherDir });
-      const c = new CaClient({ address, rootPem: other.trustBundlePem.join(''), token: node1Token, timeoutMs: 3000 });
+      const c = new CaClient({ address, rootPem: other.ca.trustBundlePem.join(''), token: node1Token, timeoutMs: 3000 });
       clients.push(c);
       const { csrPem } = await createWorkloadCsr(identity('shop', 'web'));
       const err = await refusal(c.createCertificate(csrPem, 0));
       expect(err.code).toBe(grpc.status.UNAVAILABLE);
     } finally {
-      rmSync(otherDir, { recursive: true, force: true });
+      other.remove();
     }
   });
 });

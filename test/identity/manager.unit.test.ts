@@ -2,9 +2,6 @@
 // (setTimeout and Date), so renewal at half-life, backoff and expiry can be walked through in
 // milliseconds; keys, CSRs, signatures and chain checks are all real.
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CertificateSource, IssuedChain } from '../../common/identity/ca-client';
 import { createWorkloadCsr } from '../../common/identity/keys';
@@ -14,6 +11,7 @@ import { registerCertificateMetrics } from '../../common/identity/metrics';
 import { verifyPeerChain } from '../../common/identity/verify';
 import { Registry } from 'prom-client';
 import { CertificateAuthority, requestedIdentity } from '../../control/ca/authority';
+import { openTestCa, type TestCa } from '../support/control-plane';
 
 /** The real CA behind the CertificateSource interface, with a switch that simulates an outage. */
 class InProcessCa implements CertificateSource {
@@ -30,16 +28,16 @@ class InProcessCa implements CertificateSource {
 
 const web = identity('shop', 'web');
 const TTL = 600; // seconds; the CA backdates by 60 s, so a leaf lives 660 s and is renewed after 330 s
-let dir: string;
+let testCa: TestCa;
 let ca: CertificateAuthority;
 let source: InProcessCa;
 let manager: CertificateManager;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nm-mgr-'));
-  ca = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: dir });
+  testCa = await openTestCa('mgr');
+  ca = testCa.ca;
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => testCa?.remove());
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });

@@ -1,10 +1,7 @@
 // Peer verification against certificates from the real CA, both as a pure function and inside a
 // real node:tls mutual-TLS handshake on loopback.
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../control/ca/authority';
@@ -19,8 +16,9 @@ import {
   verifyTlsPeer,
   type VerifiedPeer,
 } from '../../common/identity/verify';
+import { openTestCa, type TestCa } from '../support/control-plane';
 
-const dirs: string[] = [];
+const opened: TestCa[] = [];
 let ca: CertificateAuthority;
 let otherCa: CertificateAuthority; // another mesh, same trust domain name, different root
 let foreignCa: CertificateAuthority; // trust domain other.td
@@ -36,9 +34,9 @@ async function workload(authority: CertificateAuthority, id: Identity, ttlSecond
 }
 
 async function openCa(trustDomain: string): Promise<CertificateAuthority> {
-  const dir = mkdtempSync(join(tmpdir(), 'nm-verify-'));
-  dirs.push(dir);
-  return CertificateAuthority.open({ trustDomain, dataDir: dir });
+  const testCa = await openTestCa('verify', trustDomain);
+  opened.push(testCa);
+  return testCa.ca;
 }
 
 beforeAll(async () => {
@@ -47,7 +45,7 @@ beforeAll(async () => {
   foreignCa = await openCa('other.td');
 });
 afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const c of opened) c.remove();
 });
 
 const client = identity('default', 'sleep');
