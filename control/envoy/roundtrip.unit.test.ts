@@ -7,7 +7,7 @@ import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
 import { HTTPFault } from '../../api/gen/envoy/extensions/filters/http/fault/v3/fault';
 import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
-import { baseMesh, httpRoute, policy, service, snapshotOf } from '../../test/envoy/fixtures';
+import { baseMesh, everyFeatureMesh, httpRoute, service } from '../../test/envoy/fixtures';
 import { codecFor, pack, typeNameOf, unpack, unpackAny } from './any';
 import { translateEnvoy } from './translate';
 
@@ -50,28 +50,8 @@ function checkExtensions(json: unknown, seen: Set<string>, path = '$'): void {
   for (const [k, v] of Object.entries(o)) checkExtensions(v, seen, `${path}.${k}`);
 }
 
-const everything = () =>
-  snapshotOf([
-    ...baseMesh(),
-    service('limited', '10.96.0.20', [{ name: 'http', port: 80 }], { labels: { 'nodemesh.io/use-waypoint': 'wp' }, annotations: { 'ratelimit.nodemesh.io/requests-per-second': '50' } }),
-    httpRoute(
-      'all',
-      {
-        parentRefs: [{ name: 'web' }],
-        rules: [
-          { matches: [{ path: { type: 'PathPrefix', value: '/a' }, headers: [{ name: 'x', value: 'y' }], queryParams: [{ name: 'q', value: '1' }], method: 'GET' }], backendRefs: [{ name: 'web', port: 8080, weight: 9 }, { name: 'web-v2', port: 8080, weight: 1 }], timeouts: { request: '3s', backendRequest: '1s' }, retry: { attempts: 2, codes: [503], backoff: '25ms' } },
-          { matches: [{ path: { type: 'RegularExpression', value: '^/r/[a-z]+$' } }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'h', path: { type: 'ReplaceFullPath', replaceFullPath: '/z' } } }, { type: 'RequestMirror', requestMirror: { backendRef: { name: 'mirror', port: 8080 }, fraction: { numerator: 1, denominator: 3 } } }], backendRefs: [{ name: 'web', port: 8080 }] },
-          { matches: [{ path: { type: 'Exact', value: '/go' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', port: 443 } }] },
-        ],
-      },
-      { 'fault.nodemesh.io/abort-http-status': '503', 'fault.nodemesh.io/percent': '1' },
-    ),
-    policy('deny', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] }),
-    policy('allow', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'ALLOW', rules: [{ from: [{ source: { principals: ['*'] } }] }] }),
-  ]);
-
 describe('Envoy resources round-trip through the generated types', () => {
-  const config = translateEnvoy(everything());
+  const config = translateEnvoy(everyFeatureMesh());
   const kinds = [
     ['Listener', Listener, config.listeners],
     ['RouteConfiguration', RouteConfiguration, config.routes],

@@ -11,6 +11,7 @@ import { xdsMetrics, type XdsMetrics } from '../../control/xds/metrics';
 import { SotwAdsServer } from '../../control/xds/sotw-server';
 import { fullAdsImplementation, fullAdsServiceDefinition } from '../../control/xds/sotw-service';
 import type { ResourceSource } from '../../control/xds/source';
+import { until } from '../support/until';
 
 export interface ControlPlane {
   readonly port: number;
@@ -115,12 +116,7 @@ export function who(client: grpc.Client, headers: Record<string, string> = {}, d
   });
 }
 
-/** Poll until `check` returns true (or throw after `ms`). */
-export async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Poll every 50 ms until `check` returns true (or throw after `ms`). */
+export function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  return until(what, check, ms, 50);
 }

@@ -10,33 +10,11 @@ import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/ne
 import { pack } from '../../control/envoy/any';
 import { waypointBootstrap } from '../../control/envoy/bootstrap';
 import { translateEnvoy } from '../../control/envoy/translate';
-import { baseMesh, httpRoute, policy, service, snapshotOf } from './fixtures';
+import { everyFeatureMesh } from './fixtures';
 import { pgvViolations } from './pgv';
 
-const mesh = () =>
-  snapshotOf([
-    ...baseMesh(),
-    service('limited', '10.96.0.20', [{ name: 'http', port: 80 }], { labels: { 'nodemesh.io/use-waypoint': 'wp' }, annotations: { 'ratelimit.nodemesh.io/requests-per-second': '50' } }),
-    httpRoute(
-      'all',
-      {
-        parentRefs: [{ name: 'web' }],
-        rules: [
-          { matches: [{ path: { type: 'PathPrefix', value: '/a' }, headers: [{ name: 'X-Tenant', value: 'y' }], queryParams: [{ name: 'q', value: '1' }], method: 'GET' }], backendRefs: [{ name: 'web', port: 8080, weight: 9 }, { name: 'web-v2', port: 8080, weight: 1, filters: [{ type: 'ResponseHeaderModifier', responseHeaderModifier: { add: [{ name: 'x-v', value: '2' }] } }] }], timeouts: { request: '3s', backendRequest: '1s' }, retry: { attempts: 2, codes: [503, 504], backoff: '25ms' } },
-          { matches: [{ path: { type: 'RegularExpression', value: '^/r/[a-z]+$' } }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'h', path: { type: 'ReplaceFullPath', replaceFullPath: '/z' } } }, { type: 'RequestMirror', requestMirror: { backendRef: { name: 'mirror', port: 8080 }, fraction: { numerator: 1, denominator: 3 } } }], backendRefs: [{ name: 'web', port: 8080 }] },
-          { matches: [{ path: { type: 'PathPrefix', value: '/old' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', port: 443, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' }, statusCode: 308 } }] },
-          { matches: [{ path: { type: 'Exact', value: '/none' } }] },
-          { matches: [{ path: { type: 'PathPrefix', value: '/p' } }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-a', value: 'b' }], remove: ['x-c'] } }], backendRefs: [{ name: 'web', port: 8080 }] },
-        ],
-      },
-      { 'fault.nodemesh.io/abort-http-status': '503', 'fault.nodemesh.io/delay': '10ms', 'fault.nodemesh.io/percent': '1' },
-    ),
-    policy('deny', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'], notPaths: ['/public*'] } }], when: [{ key: 'request.headers[x-debug]', values: ['1'] }] }] }),
-    policy('allow', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'ALLOW', rules: [{ from: [{ source: { principals: ['*'], notNamespaces: ['test'], ipBlocks: ['10.0.0.0/8'] } }], to: [{ operation: { ports: ['8080'], hosts: ['*.example.com'] } }] }] }),
-  ]);
-
 describe('protoc-gen-validate rules of Envoy', () => {
-  const config = translateEnvoy(mesh());
+  const config = translateEnvoy(everyFeatureMesh());
   const kinds = [
     [Listener, config.listeners],
     [RouteConfiguration, config.routes],
