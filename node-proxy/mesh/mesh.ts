@@ -2,7 +2,7 @@
 // at enrolment, renewed at half-life) and an HBONE server on 15008 inside its netns; the outbound
 // and plaintext-inbound handlers for its capture listeners; re-checking open connections when
 // policy changes; admin views and readiness.
-import { TunnelProtocol, type Workload } from '../../api/gen/nodemesh/workload/v1/workload';
+import { TunnelProtocol, type GatewayAddress, type Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 import { HboneClient } from '../../common/hbone/client';
 import { HboneServer } from '../../common/hbone/server';
 import { HBONE_PORT } from '../../common/hbone/settings';
@@ -15,6 +15,7 @@ import type { EnrolmentHooks } from '../capture/enroller';
 import type { CaptureWorkload } from '../capture/workload';
 import type { NodeProxyMesh } from '../daemon';
 import type { PeerAuthenticationPolicy } from '../policy/peer-authentication';
+import { waypointBindings } from '../policy/waypoint';
 import type { CaptureHandlers, CapturedWorkload, HandlerDeps } from '../proxy/handlers';
 import { ipFromBytes } from '../state/ip';
 import { RoundRobin } from '../state/resolve';
@@ -277,11 +278,16 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
           protocol: w.tunnelProtocol === TunnelProtocol.TUNNEL_PROTOCOL_HBONE ? 'HBONE' : 'TCP',
           services: Object.keys(w.services),
           authorizationPolicies: w.authorizationPolicies,
+          waypoint: waypointView(w.waypoint),
+          // The waypoints whose identity alone may reach it (its own and its Services').
+          boundTo: waypointBindings(state, w, this.o.trustDomain),
         })),
       '/services': () =>
         [...state.allServices().entries()].map(([name, s]) => ({
           name,
+          hostname: s.hostname,
           vips: s.addresses.map((a) => ipFromBytes(a.address)),
+          waypoint: waypointView(s.waypoint),
           ports: s.ports,
           endpoints: s.ports.flatMap((p) => state.endpoints(s, p.servicePort).map((e) => ({ port: p.servicePort, workload: e.workload.uid, targetPort: e.targetPort }))),
         })),
@@ -289,4 +295,17 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       '/peer-authentications': () => [...state.allPeerAuthentications().values()],
     };
   }
+}
+
+/** A waypoint reference as admin shows it. */
+function waypointView(gw: GatewayAddress | undefined): Record<string, unknown> | undefined {
+  if (!gw) return undefined;
+  const d = gw.destination;
+  return {
+    gateway: gw.gateway || undefined,
+    address: d?.$case === 'address' ? ipFromBytes(d.value.address) : undefined,
+    hostname: d?.$case === 'hostname' ? d.value.hostname : undefined,
+    hbonePort: gw.hboneMtlsPort || HBONE_PORT,
+    unresolvedReason: gw.unresolvedReason || undefined,
+  };
 }

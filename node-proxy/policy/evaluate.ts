@@ -7,8 +7,11 @@
 // matches — a positive list when the value is in it, a negative list when it is in none of it.
 // Without a peer identity, principal and namespace are absent: a positive list never matches, a
 // negative list always does (so DENY notPrincipals ["*"] refuses plaintext, as in Istio).
-// Rules that needed L7 attributes: on a destination without a waypoint an ALLOW rule cannot match
-// (nothing can check the request) and a DENY rule applies on its L4 part alone (fail closed).
+// Rules that needed L7 attributes: an ALLOW rule cannot match (the node proxy sees no request)
+// and a DENY rule applies on its L4 part alone (fail closed) — with or without a waypoint, as
+// ztunnel does: the workload API carries only selector / namespace / mesh policies, and waypoints
+// enforce only policies whose targetRefs name their Service or Gateway, so nobody would check the
+// L7 part of these (relaxing them when a waypoint exists let every method through; lab-tested).
 // A destination bound to a waypoint (its own or a Service's) admits only the waypoint's identity,
 // checked after STRICT and before the Authorizations (which then see the waypoint as the peer).
 import type { CidrRange, Clause, Match, StringMatch } from '../../api/gen/nodemesh/workload/v1/workload';
@@ -127,8 +130,8 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
       if (!ruleMatches(rule, facts)) continue;
       const l7 = rule.l7Attributes ?? [];
       const note =
-        l7.length > 0 && !context.hasWaypoint
-          ? `; the rule also names L7 attributes [${l7.join(', ')}], which only a waypoint can check, so it is enforced on its L4 part alone (fail closed)`
+        l7.length > 0
+          ? `; the rule also names L7 attributes [${l7.join(', ')}], which only a waypoint can check${context.hasWaypoint ? ' (and waypoints enforce only policies with targetRefs)' : ''}, so it is enforced on its L4 part alone (fail closed)`
           : '';
       return { allowed: false, policy: nameOf(policy), reason: `denied by DENY policy ${nameOf(policy)} (rule ${i + 1})${note}` };
     }
@@ -140,7 +143,7 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
   for (const policy of allows) {
     for (const [i, rule] of policy.rules.entries()) {
       const l7 = rule.l7Attributes ?? [];
-      if (l7.length > 0 && !context.hasWaypoint) {
+      if (l7.length > 0) {
         if (ruleMatches(rule, facts)) l7Only.push({ policy: nameOf(policy), text: `${nameOf(policy)} rule ${i + 1} needs L7 attributes [${l7.join(', ')}]` });
         continue;
       }
@@ -152,9 +155,11 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
     return {
       allowed: false,
       policy: l7Only[0]!.policy,
-      reason:
-        `only rules with L7 attributes would allow this connection (${l7Only.map((x) => x.text).join('; ')}), and ${context.destination} has no waypoint to check them; ` +
-        'attach a waypoint (nodemesh.io/use-waypoint) or write the rule with L4 fields only',
+      reason: context.hasWaypoint
+        ? `only rules with L7 attributes would allow this connection (${l7Only.map((x) => x.text).join('; ')}); ${context.destination} has a waypoint, but a waypoint ` +
+          'enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway, not selector policies; move the rule to a policy with targetRefs or write it with L4 fields only'
+        : `only rules with L7 attributes would allow this connection (${l7Only.map((x) => x.text).join('; ')}), and ${context.destination} has no waypoint to check them; ` +
+          'attach a waypoint (nodemesh.io/use-waypoint) and target the Service with targetRefs, or write the rule with L4 fields only',
     };
   }
   return {

@@ -171,8 +171,11 @@ describe('rules with L7 attributes', () => {
     expect(evaluate(conn(SOURCES[0]!, 8080), context([withL4]))).toMatchObject({ allowed: true, reason: 'allowed by ALLOW policy default/get-only (rule 2)' });
   });
 
-  it('with a waypoint, the node proxy checks the L4 part and leaves the rest to the waypoint', () => {
-    expect(row(context([getOnly], 'PERMISSIVE', true))).toBe('AADDDD');
+  it('with a waypoint too, an ALLOW rule that needs L7 never matches at the node proxy (waypoints enforce only targetRefs policies)', () => {
+    expect(row(context([getOnly], 'PERMISSIVE', true))).toBe('DDDDDD');
+    const v = evaluate(conn(SOURCES[0]!, 8080), context([getOnly], 'PERMISSIVE', true));
+    expect(v).toMatchObject({ allowed: false, policy: 'default/get-only' });
+    expect(v.reason).toMatch(/default\/db has a waypoint, but a waypoint enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway.*move the rule to a policy with targetRefs/);
   });
 
   it('a DENY rule that needs L7 is enforced on its L4 part (fail closed)', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Address, AuthorizationAction, AuthorizationScope, TunnelProtocol, WorkloadStatus, type Service, type Workload } from '../../api/gen/nodemesh/workload/v1/workload';
+import { Address, AuthorizationAction, AuthorizationScope, GatewayAddress, Service, TunnelProtocol, Workload, WorkloadStatus } from '../../api/gen/nodemesh/workload/v1/workload';
 import { ipBytes } from '../../control/workload/addresses';
 import { WorkloadState } from '../state/workload-state';
 import { policyContext } from './context';
@@ -8,8 +8,11 @@ import type { PolicyConnection } from './model';
 import { waypointBindings } from './waypoint';
 
 type AddressInit = Parameters<typeof Address.fromPartial>[0];
+type WorkloadInit = NonNullable<Parameters<typeof Workload.fromPartial>[0]>;
+type ServiceInit = NonNullable<Parameters<typeof Service.fromPartial>[0]>;
+type GatewayInit = Parameters<typeof GatewayAddress.fromPartial>[0];
 
-function workload(name: string, ip: string, init: Partial<Omit<Workload, '$type'>> = {}): Address {
+function workload(name: string, ip: string, init: WorkloadInit = {}): Address {
   return Address.fromPartial({
     type: {
       $case: 'workload',
@@ -28,7 +31,7 @@ function workload(name: string, ip: string, init: Partial<Omit<Workload, '$type'
   } as AddressInit);
 }
 
-function service(name: string, vip: string, init: Partial<Omit<Service, '$type'>> = {}): Address {
+function service(name: string, vip: string, init: ServiceInit = {}): Address {
   return Address.fromPartial({
     type: {
       $case: 'service',
@@ -47,11 +50,11 @@ const WP_ID = 'spiffe://cluster.local/ns/shop/sa/waypoint';
 const CLIENT_ID = 'spiffe://cluster.local/ns/shop/sa/client';
 const atWaypoint = { destination: { $case: 'address' as const, value: { network: '', address: ipBytes('10.200.1.50') } }, hboneMtlsPort: 15008, gateway: 'shop/waypoint' };
 
-function state(apiWaypoint: Service['waypoint'] | undefined): WorkloadState {
+function state(apiWaypoint: GatewayInit | undefined): WorkloadState {
   const s = new WorkloadState('node-1');
   put(
     s,
-    service('api', '10.96.0.30', { waypoint: apiWaypoint }),
+    service('api', '10.96.0.30', { waypoint: apiWaypoint && GatewayAddress.fromPartial(apiWaypoint) }),
     service('plain', '10.96.0.31'),
     workload('api-1', '10.200.1.7', { services: apiPorts }),
     workload('other-1', '10.200.1.8'),

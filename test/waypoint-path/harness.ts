@@ -1,0 +1,145 @@
+// Helpers for the waypoint-path lab tests: HTTP backends listening inside pod netns (served by
+// the test process), an HTTP client run inside a pod (so capture sees its connects), and the
+// waypoint process in its own pod.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { cliEntry } from '../../common/paths';
+import { spawnInLab } from '../../lab/spawn';
+import type { LabTopology } from '../../lab/state';
+import { listenInNetns } from '../../native/netns';
+import { runClient } from '../capture/harness';
+import { CONTROL_XDS, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
+
+export interface Backend {
+  server: Server;
+  sockets: Set<Socket>;
+  /** Requests served: method and path. */
+  requests: Array<{ method: string; path: string }>;
+}
+
+/** An HTTP server on 0.0.0.0:port inside a pod's netns; answers every request with `{ version, method, path }`. */
+export async function httpBackend(netnsPath: string, port: number, version: string): Promise<Backend> {
+  const requests: Backend['requests'] = [];
+  const sockets = new Set<Socket>();
+  const fd = listenInNetns(netnsPath, { host: '0.0.0.0', port });
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    requests.push({ method: req.method ?? '', path: req.url ?? '' });
+    req.resume();
+    req.on('end', () => {
+      const body = JSON.stringify({ version, method: req.method, path: req.url });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen({ fd }, resolve));
+  return { server, sockets, requests };
+}
+
+export function closeBackend(b: Backend | undefined): Promise<void> {
+  if (!b) return Promise.resolve();
+  for (const s of b.sockets) s.destroy();
+  return new Promise((r) => b.server.close(() => r()));
+}
+
+export interface HttpResult {
+  status?: number;
+  body?: string;
+  error?: string;
+}
+
+// Runs inside the pod: COUNT requests of METHOD to http://HOST:PORT/PATH, CONCURRENCY at a time,
+// each on a new connection (agent: false); prints the results as one JSON line.
+const HTTP_CLIENT = `
+const http = require('http');
+const [host, port, method, path, count, concurrency, timeout] = process.argv.slice(1).map((x, i) => (i === 1 || i >= 4 ? Number(x) : x));
+const out = new Array(count);
+let next = 0;
+function one(i) {
+  return new Promise((resolve) => {
+    const req = http.request({ host, port, method, path, agent: false, timeout }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => { out[i] = { status: res.statusCode, body }; resolve(); });
+      res.on('error', (e) => { out[i] = { error: e.code || e.message }; resolve(); });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => { out[i] = { error: e.code || e.message }; resolve(); });
+    req.end();
+  });
+}
+async function worker() { while (next < count) await one(next++); }
+Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker)).then(() => process.stdout.write(JSON.stringify(out) + '\\n'));
+`;
+
+/** HTTP requests from inside `pod` (captured when the pod is enrolled). */
+export function httpFromPod(
+  topo: LabTopology,
+  pod: string,
+  host: string,
+  port: number,
+  opts: { method?: string; path?: string; count?: number; concurrency?: number; timeoutMs?: number } = {},
+): Promise<HttpResult[]> {
+  const { method = 'GET', path = '/', count = 1, concurrency = 1, timeoutMs = 10_000 } = opts;
+  return new Promise((resolve, reject) => {
+    const child = spawnInLab(topo, pod, [process.execPath, '-e', HTTP_CLIENT, host, String(port), method, path, String(count), String(concurrency), String(timeoutMs)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs * Math.ceil(count / concurrency) + 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as HttpResult[]);
+      } catch {
+        reject(new Error(`HTTP client in ${pod} exited ${code}: ${out} ${err}`));
+      }
+    });
+  });
+}
+
+/** One plain TCP connection from `pod` (no HTTP), for checks at L4 (refused or not). */
+export async function tcpFromPod(topo: LabTopology, pod: string, host: string, port: number): Promise<{ ok: boolean; error?: string }> {
+  const [r] = await runClient(topo, pod, host, port, 16, 1, 15_000);
+  return { ok: !!r?.ok && r.received === 16, error: r?.error };
+}
+
+/** `nodemesh waypoint run` in a pod's netns and cgroup, with the node's token. */
+export function startWaypoint(topo: LabTopology, cp: ControlPlaneProc, pod: string, name: string, namespace: string, record: string): Proc {
+  const p = topo.pods.find((x) => x.name === pod)!;
+  const child = spawnInLab(
+    topo,
+    pod,
+    [
+      process.execPath,
+      cliEntry,
+      'waypoint',
+      'run',
+      '--name',
+      name,
+      '-n',
+      namespace,
+      '--control',
+      CONTROL_XDS,
+      '--token-file',
+      cp.tokenFile(p.node),
+      '--trust-bundle',
+      cp.rootFile,
+      '--ip',
+      p.ip,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { NODEMESH_LOG_LEVEL: 'info' }, record },
+  );
+  let text = '';
+  child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, log: () => text, exited };
+}
