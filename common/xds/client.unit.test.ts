@@ -16,6 +16,7 @@ import type { ResourceChange, ResourceType } from './types';
 import { cleanupAfterEach } from '../../test/support/cleanups';
 import { servePlaintext, silentLogger as silent } from '../../test/support/control-plane';
 import { until } from '../../test/support/until';
+import { ambientWeb, workload } from '../../test/envoy/fixtures';
 
 const cleanup = cleanupAfterEach();
 
@@ -26,26 +27,9 @@ const AddressType: ResourceType<Address> = {
 };
 const AuthorizationType: ResourceType<Authorization> = { typeUrl: AUTHORIZATION_TYPE_URL, decode: (b) => Authorization.decode(b) };
 
-const workload = (name: string, ip: string, labels: Record<string, string> = {}) => ({
-  apiVersion: 'nodemesh.io/v1alpha1',
-  kind: 'Workload',
-  metadata: { name, namespace: 'default', labels },
-  spec: { node: 'node-1', addresses: [ip], serviceAccount: name },
-});
-
 async function seededStore(): Promise<MemoryStore> {
   const store = new MemoryStore();
-  await store.applyAll([
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } },
-    workload('web-1', '10.200.1.5', { app: 'web' }),
-    workload('web-2', '10.200.1.6', { app: 'web' }),
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'web', namespace: 'default' },
-      spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
-    },
-  ]);
+  await store.applyAll(ambientWeb());
   return store;
 }
 

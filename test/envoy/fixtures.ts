@@ -32,7 +32,7 @@ export const service = (
 export const workload = (
   name: string,
   ip: string,
-  labels: Record<string, string>,
+  labels: Record<string, string> = {},
   opts: { node?: string; ports?: unknown[]; annotations?: Record<string, string>; ns?: string } = {},
 ) => ({
   apiVersion: 'nodemesh.io/v1alpha1',
@@ -107,3 +107,18 @@ export const everyFeatureMesh = (): MemorySnapshot =>
     policy('deny', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'], notPaths: ['/public*'] } }], when: [{ key: 'request.headers[x-debug]', values: ['1'] }] }] }),
     policy('allow', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'ALLOW', rules: [{ from: [{ source: { principals: ['*'], notNamespaces: ['test'], ipBlocks: ['10.0.0.0/8'] } }], to: [{ operation: { ports: ['8080'], hosts: ['*.example.com'] } }] }] }),
   ]);
+
+/** Namespace default (ambient), web-1 and web-2 (app: web) on node-1, and Service web 10.96.0.12:80 -> 8080. */
+export function ambientWeb(): unknown[] {
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } },
+    workload('web-1', '10.200.1.5', { app: 'web' }),
+    workload('web-2', '10.200.1.6', { app: 'web' }),
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    },
+  ];
+}

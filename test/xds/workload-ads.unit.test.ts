@@ -14,6 +14,7 @@ import { SharedCache } from '../../control/xds/cache';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../control/workload/publisher';
 import { cleanupAfterEach } from '../support/cleanups';
 import { openTestCa, servePlaintext, serveTls } from '../support/control-plane';
+import { ambientWeb, workload } from '../envoy/fixtures';
 import { DeltaClient } from './delta-client';
 
 const cleanup = cleanupAfterEach();
@@ -32,26 +33,9 @@ function capturingLogger(): { logger: pino.Logger; lines: () => Array<Record<str
   };
 }
 
-const workload = (name: string, ip: string, labels: Record<string, string> = {}) => ({
-  apiVersion: 'nodemesh.io/v1alpha1',
-  kind: 'Workload',
-  metadata: { name, namespace: 'default', labels },
-  spec: { node: 'node-1', addresses: [ip], serviceAccount: name },
-});
-
 async function setup(opts: { registry?: Registry; logger?: pino.Logger } = {}) {
   const store = new MemoryStore();
-  await store.applyAll([
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } },
-    workload('web-1', '10.200.1.5', { app: 'web' }),
-    workload('web-2', '10.200.1.6', { app: 'web' }),
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'web', namespace: 'default' },
-      spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
-    },
-  ]);
+  await store.applyAll(ambientWeb());
   const grpcSide = await servePlaintext(store, opts);
   cleanup(async () => {
     await grpcSide.stop();

@@ -9,16 +9,11 @@ import { ipText } from '../../control/workload/addresses';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, PEER_AUTHENTICATION_TYPE_URL } from '../../control/workload/publisher';
 import { cleanupAfterEach } from '../support/cleanups';
 import { servePlaintext } from '../support/control-plane';
+import { workload } from '../envoy/fixtures';
 import { DeltaClient } from './delta-client';
 
 const cleanup = cleanupAfterEach();
 
-const workload = (name: string, ip: string, labels: Record<string, string> = {}) => ({
-  apiVersion: 'nodemesh.io/v1alpha1',
-  kind: 'Workload',
-  metadata: { name, namespace: 'default', labels },
-  spec: { node: 'node-1', addresses: [ip], serviceAccount: name },
-});
 const peerAuthentication = (name: string, namespace: string, spec: unknown) => ({
   apiVersion: 'security.nodemesh.io/v1alpha1',
   kind: 'PeerAuthentication',
