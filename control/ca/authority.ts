@@ -6,7 +6,8 @@ import { toPem } from '../../common/identity/pem';
 import { formatSpiffeId, tryParseSpiffeId, type Identity } from '../../common/identity/spiffe';
 import { trustBundle, type TrustBundle } from '../../common/identity/verify';
 import { subtle, x509 } from '../../common/identity/x509';
-import { loadOperatorCa, loadOrCreateRoot, serialNumber, type CaMaterial, type OperatorCaFiles } from './material';
+import { serialNumber } from '../../common/identity/serial';
+import { loadOperatorCa, loadOrCreateRoot, type CaMaterial, type OperatorCaFiles } from './material';
 
 export const DEFAULT_TTL_SECONDS = 24 * 3600;
 export const DEFAULT_MAX_TTL_SECONDS = 7 * 24 * 3600;

@@ -4,6 +4,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, type KeyObject, type webcrypto } from 'node:crypto';
 import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { serialNumber } from '../../common/identity/serial';
 import { splitPem, toPem } from '../../common/identity/pem';
 import { subtle, x509 } from '../../common/identity/x509';
 
@@ -203,11 +204,4 @@ export async function loadOrCreateRoot(dataDir: string, trustDomain: string, now
   writeFileAtomic(keyFile, keyPem, 0o600);
   writeFileAtomic(certFile, cert.toString('pem') + '\n', 0o644);
   return { ...(await loadOperatorCa({ certChainFile: certFile, keyFile }, now)), source: 'generated' };
-}
-
-/** A random positive 128-bit serial number (hex). */
-export function serialNumber(): string {
-  const b = randomBytes(16);
-  b[0] = ((b[0] as number) & 0x7f) | 0x01; // positive, and no leading zero byte to strip
-  return b.toString('hex');
 }

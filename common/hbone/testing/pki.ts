@@ -3,6 +3,7 @@
 // the mesh at run time (the control plane's CA issues real workload certificates).
 import type { webcrypto } from 'node:crypto';
 import { toPem } from '../../identity/pem';
+import { serialNumber as newSerial } from '../../identity/serial';
 import { formatSpiffeId, identity } from '../../identity/spiffe';
 import { trustBundle, type TrustBundle } from '../../identity/verify';
 import { subtle, x509 } from '../../identity/x509';
@@ -35,18 +36,11 @@ async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
   return (await subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
 }
 
-function serial(): string {
-  // positive, 16 bytes
-  const b = Buffer.from(crypto.getRandomValues(new Uint8Array(16)));
-  b[0] = (b[0] ?? 0) & 0x7f | 0x01;
-  return b.toString('hex');
-}
-
 export async function createTestCa(trustDomain = 'cluster.local'): Promise<TestCa> {
   const rootKeys = await keyPair();
   const now = Date.now();
   const root = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
+    serialNumber: newSerial(),
     name: `O=nodemesh test,CN=${trustDomain} test root`,
     notBefore: new Date(now - 60_000),
     notAfter: new Date(now + 24 * 3600_000),
@@ -65,7 +59,7 @@ export async function createTestCa(trustDomain = 'cluster.local'): Promise<TestC
     async issue(namespace, serviceAccount, options = {}) {
       const spiffeId = options.uriOverride ?? formatSpiffeId(identity(namespace, serviceAccount, trustDomain));
       const keys = await keyPair();
-      const serialNumber = serial();
+      const serialNumber = newSerial();
       const leaf = await x509.X509CertificateGenerator.create({
         serialNumber,
         subject: `O=nodemesh test,CN=${serviceAccount}.${namespace}`,
