@@ -15,7 +15,8 @@ import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
 import { privilegedDescribe } from '../support/privileged';
-import { adminJson, httpGetInNetns, waitFor } from '../capture/harness';
+import { adminJson, holdClient, httpGetInNetns, waitFor } from '../capture/harness';
+import { kindInfo } from '../../control/resources/kinds';
 import {
   metricSum,
   metricsText,
@@ -243,5 +244,45 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     await waitFor('the targetRefs advice in node2’s log', async () =>
       proxies.node2!.log().includes(`${NS}/pod2-3 has a waypoint, but a waypoint enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway`) ? true : undefined,
     );
+  }, 60_000);
+
+  it('attaching a waypoint closes the direct connections that were open, and new ones go through the waypoint', async () => {
+    await cp!.api.delete(kindInfo('AuthorizationPolicy')!, 'plain-get-only', NS);
+    await cp!.api.apply([service('plain', PLAIN_VIP, { app: 'plain' })]);
+    await waitFor('node1 to send plain direct again', async () => {
+      const s = await adminJson<Array<{ hostname: string; waypoint?: unknown }>>(topo, 'node1', '/services');
+      const plain = s.find((x) => x.hostname === `plain.${NS}.svc.cluster.local`);
+      return plain && !plain.waypoint ? true : undefined;
+    });
+    const held = await holdClient(topo, 'pod1-1', PLAIN_VIP, 80, 30_000);
+    // The client prints its result line (a JSON array) when the connection ends (its hold timer
+    // keeps the process itself alive).
+    let out = '';
+    const ended = new Promise<number>((resolve) =>
+      held.child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (/^\[/m.test(out)) resolve(Date.now());
+      }),
+    );
+    try {
+      await waitFor('the direct connection open at pod2-3 (from the client’s identity)', async () => {
+        const c = await adminJson<Array<{ details?: { peerIdentity?: string } }>>(topo, 'node2', `/connections?workload=${NS}/pod2-3`);
+        return c.some((x) => x.details?.peerIdentity === CLIENT_ID) ? true : undefined;
+      });
+      const applied = Date.now();
+      await cp!.api.apply([service('plain', PLAIN_VIP, { app: 'plain' }, { 'nodemesh.io/use-waypoint': 'waypoint' })]);
+      const closedAt = await Promise.race([ended, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
+      expect(closedAt, 'the open direct connection was not closed within 10 s').toBeGreaterThan(0);
+      expect(closedAt - applied).toBeLessThan(10_000);
+      const [result] = JSON.parse(out.trim().split('\n').pop() ?? '[]') as Array<{ ok: boolean; error?: string }>;
+      expect(result, out).toMatchObject({ ok: false });
+      expect(proxies.node2!.log()).toMatch(new RegExp(`"policy":"Gateway/${NS}/waypoint".*closing an open connection that policy no longer allows`));
+    } finally {
+      held.child.kill('SIGKILL');
+    }
+    const viaWaypoint = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { count: 3 });
+    expect(viaWaypoint.map((r) => r.status), JSON.stringify(viaWaypoint)).toEqual([200, 200, 200]);
+    const m2 = await metricsText(topo, 'node2');
+    expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-3' })).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });
