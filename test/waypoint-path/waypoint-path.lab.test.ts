@@ -5,7 +5,9 @@
 // (targetRefs) allow GET and deny DELETE. From the enrolled client (pod1-1): requests go through
 // the waypoint (split, GET 200, DELETE 403), the backends cannot be reached around the waypoint
 // (the node proxy refuses any peer but the waypoint, and plaintext), and an L7 policy on a
-// workload without a waypoint denies everything with the reason in the node proxy's log.
+// workload without a waypoint denies everything with the reason in the node proxy's log (and
+// still does with one); attaching a waypoint closes open direct connections; the client's node
+// proxy refuses a waypoint address that presents another identity than its Workload's.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -284,5 +286,23 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     expect(viaWaypoint.map((r) => r.status), JSON.stringify(viaWaypoint)).toEqual([200, 200, 200]);
     const m2 = await metricsText(topo, 'node2');
     expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-3' })).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it('checks the waypoint’s identity: a waypoint address presenting another identity than its Workload’s is refused', async () => {
+    const waypointWorkload = (sa: string) => workload('pod1-2', sa, { 'gateway.networking.k8s.io/gateway-name': 'waypoint', 'nodemesh.io/dataplane-mode': 'none' });
+    const saOf = async () => (await adminJson<Array<{ name: string; serviceAccount: string }>>(topo, 'node1', '/mesh/workloads')).find((w) => w.name === 'pod1-2')?.serviceAccount;
+    // The Workload at the waypoint's address now says 'impostor'; the process there still presents 'waypoint'.
+    await cp!.api.apply([waypointWorkload('impostor')]);
+    try {
+      await waitFor('node1 to see the waypoint as impostor', async () => ((await saOf()) === 'impostor' ? true : undefined));
+      const r = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
+      expect(r.every((x) => x.status === undefined && x.error), JSON.stringify(r)).toBe(true);
+      expect(proxies.node1!.log()).toContain(`the peer is ${WAYPOINT_ID}, but spiffe://${TD}/ns/${NS}/sa/impostor was expected`);
+    } finally {
+      await cp!.api.apply([waypointWorkload('waypoint')]);
+    }
+    await waitFor('node1 to see the waypoint again', async () => ((await saOf()) === 'waypoint' ? true : undefined));
+    const ok = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
+    expect(ok.map((x) => x.status)).toEqual([200, 200]);
   }, 60_000);
 });
