@@ -198,7 +198,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: CLIENT_ID })).toBe(0);
   }, 120_000);
 
-  it('refuses the backends around the waypoint: the client’s identity and plaintext are refused and counted', async () => {
+  it('refuses the backends around the waypoint: another identity (across nodes and on the same node) and plaintext are refused and counted', async () => {
     const before = await metricsText(topo, 'node2');
     const counted = (t: string) => metricSum(t, 'nodemesh_policy_denials_total', { reporter: 'destination', policy: `Gateway/${NS}/waypoint` });
     const served = backends[0]!.requests.length + backends[1]!.requests.length;
@@ -209,9 +209,13 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     }
     // A pod outside the mesh, plaintext (steered to 15006): reset.
     expect((await tcpFromPod(topo, 'pod1-3', pod('pod2-1').ip, 8080)).ok).toBe(false);
+    // An enrolled pod on the backends' own node (the same-node path, no tunnel): reset.
+    const sameNode = await httpFromPod(topo, 'pod2-3', pod('pod2-1').ip, 8080);
+    expect(sameNode.every((x) => x.status === undefined && x.error), JSON.stringify(sameNode)).toBe(true);
     expect(backends[0]!.requests.length + backends[1]!.requests.length).toBe(served);
     const after = await metricsText(topo, 'node2');
-    expect(counted(after) - counted(before)).toBe(5);
+    expect(counted(after) - counted(before)).toBe(6);
+    expect(proxies.node2!.log()).toContain(`this connection came from spiffe://${TD}/ns/${NS}/sa/plain`);
     const log = proxies.node2!.log();
     expect(log).toContain(`${NS}/pod2-1 is bound to waypoint ${NS}/waypoint (Service api.${NS}.svc.cluster.local): only the waypoint (${WAYPOINT_ID}) may connect to it`);
     expect(log).toMatch(/this connection came in plaintext from 10\.200\.1\.\d+ \(no peer identity\)/);
