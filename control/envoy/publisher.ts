@@ -8,7 +8,8 @@ import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/en
 import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
 import type { Logger } from '../../common/log';
-import type { ConfigStore, Snapshot, Watch } from '../store/store';
+import { NewWarnings, StoreFollower } from '../store/follow';
+import type { ConfigStore, Snapshot } from '../store/store';
 import { xdsResource, type XdsResource } from '../xds/resource';
 import { markImmutableView } from '../xds/sotw-state';
 import type { ChangeListener, ClientInfo, ResourceSource } from '../xds/source';
@@ -139,10 +140,9 @@ export class EnvoyPublisher implements ResourceSource {
   private current: Encoded | undefined;
   private viewCache = new Map<string, Map<string, ReadonlyMap<string, XdsResource>>>();
   private readonly listeners = new Set<ChangeListener>();
-  private watch: Watch | undefined;
-  private scheduled = false;
+  private readonly follower: StoreFollower;
+  private readonly warnings: NewWarnings;
   private report: EnvoyTranslationReport | undefined;
-  private lastWarnings = new Set<string>();
   private readonly serviceCache = new ServiceOutputCache();
 
   private store: Pick<ConfigStore, 'snapshot' | 'watch'> | undefined;
@@ -153,20 +153,23 @@ export class EnvoyPublisher implements ResourceSource {
     private readonly options: EnvoyPublisherOptions,
   ) {
     this.store = store;
+    this.follower = new StoreFollower(
+      () => this.publish(this.store!.snapshot()),
+      (err) => options.logger.error({ err }, 'Envoy xDS translation failed; clients keep the previous configuration'),
+    );
+    this.warnings = new NewWarnings(options.logger);
   }
 
   start(store?: Pick<ConfigStore, 'snapshot' | 'watch'>): void {
-    if (this.watch) return;
+    if (this.follower.following) return;
     if (store) this.store = store;
     const s = this.store;
     if (!s) throw new Error('the Envoy xDS publisher has no config store to translate');
-    const revision = this.publish(s.snapshot());
-    this.watch = s.watch(revision, () => this.schedule());
+    this.follower.start(s);
   }
 
   stop(): void {
-    this.watch?.close();
-    this.watch = undefined;
+    this.follower.stop();
   }
 
   get lastTranslation(): EnvoyTranslationReport | undefined {
@@ -216,20 +219,6 @@ export class EnvoyPublisher implements ResourceSource {
     return map;
   }
 
-  private schedule(): void {
-    if (this.scheduled || !this.watch) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      if (!this.watch || !this.store) return;
-      try {
-        this.publish(this.store.snapshot());
-      } catch (err) {
-        this.options.logger.error({ err }, 'Envoy xDS translation failed; clients keep the previous configuration');
-      }
-    });
-  }
-
   /** Translate the store's current snapshot and notify streams of what changed; returns its revision. */
   publish(snapshot: Snapshot): number {
     const started = process.hrtime.bigint();
@@ -248,9 +237,7 @@ export class EnvoyPublisher implements ResourceSource {
     const counts: Record<string, number> = {};
     for (const [typeUrl, pool] of next.pools) counts[typeUrl] = pool.size;
     this.report = { revision: snapshot.revision, millis, counts, views: next.views.size, warnings: next.warnings };
-    const fresh = next.warnings.filter((w) => !this.lastWarnings.has(w));
-    this.lastWarnings = new Set(next.warnings);
-    for (const w of fresh) this.options.logger.warn({ revision: snapshot.revision }, w);
+    this.warnings.log(next.warnings, snapshot.revision);
     this.options.logger.debug({ revision: snapshot.revision, millis: Math.round(millis * 10) / 10 }, 'Envoy xDS translated');
     return snapshot.revision;
   }

@@ -5,7 +5,8 @@ import { Address, Authorization, PeerAuthentication } from '../../api/gen/nodeme
 import type { Logger } from '../../common/log';
 import type { SharedCache } from '../xds/cache';
 import { typeUrlOf, xdsResource, type XdsResource } from '../xds/resource';
-import type { ConfigStore, Watch } from '../store/store';
+import { NewWarnings, StoreFollower } from '../store/follow';
+import type { ConfigStore } from '../store/store';
 import { WorkloadApiTranslator, type TranslateOptions, type WorkloadApiState } from './translate';
 
 export const ADDRESS_TYPE_URL = typeUrlOf(Address.$type);
@@ -80,12 +81,11 @@ export interface TranslationReport {
 }
 
 export class WorkloadApiPublisher {
-  private watch: Watch | undefined;
-  private scheduled = false;
   private current: EncodedWorkloadApi | undefined;
-  private lastWarnings = new Set<string>();
   private report: TranslationReport | undefined;
   private readonly translator: WorkloadApiTranslator;
+  private readonly follower: StoreFollower;
+  private readonly warnings: NewWarnings;
 
   constructor(
     private readonly store: ConfigStore,
@@ -93,37 +93,25 @@ export class WorkloadApiPublisher {
     private readonly options: PublisherOptions,
   ) {
     this.translator = new WorkloadApiTranslator(options.translate);
+    this.follower = new StoreFollower(
+      () => this.publish(),
+      (err) => options.logger.error({ err }, 'workload API translation failed; node proxies keep the previous state'),
+    );
+    this.warnings = new NewWarnings(options.logger);
   }
 
   /** Publish the current state and follow the store from here on. */
   start(): void {
-    if (this.watch) return;
-    const revision = this.publish();
-    this.watch = this.store.watch(revision, () => this.schedule());
+    this.follower.start(this.store);
   }
 
   stop(): void {
-    this.watch?.close();
-    this.watch = undefined;
+    this.follower.stop();
   }
 
   /** The last translation: when, how long, how much, and what was left out. */
   get lastTranslation(): TranslationReport | undefined {
     return this.report;
-  }
-
-  private schedule(): void {
-    if (this.scheduled || !this.watch) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      if (!this.watch) return;
-      try {
-        this.publish();
-      } catch (err) {
-        this.options.logger.error({ err }, 'workload API translation failed; node proxies keep the previous state');
-      }
-    });
   }
 
   /** Translate the store's current snapshot into the cache; returns its revision. */
@@ -146,9 +134,7 @@ export class WorkloadApiPublisher {
       peerAuthentications: encoded.peerAuthentications.size,
       warnings: state.warnings,
     };
-    const fresh = state.warnings.filter((w) => !this.lastWarnings.has(w));
-    this.lastWarnings = new Set(state.warnings);
-    for (const warning of fresh) this.options.logger.warn({ revision: snapshot.revision }, warning);
+    this.warnings.log(state.warnings, snapshot.revision);
     this.options.logger.debug(
       {
         revision: snapshot.revision,
