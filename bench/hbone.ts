@@ -21,6 +21,7 @@ import { createTestCa } from '../common/hbone/testing/pki';
 import { connectUpstream } from '../common/hbone/upstream';
 import { trustBundle } from '../common/identity/verify';
 import { createLogger } from '../common/log';
+import { quantile } from './support/figures';
 
 interface ServerInit {
   readonly kind: 'init';
@@ -201,9 +202,10 @@ async function bulk(open: Opener, mib: number, streams: number): Promise<number>
   return (per * streams) / 1e6 / secs; // MB/s
 }
 
+/** p50 and p99 of nanosecond samples, in microseconds (0 without samples). */
 function quantiles(samplesNs: number[]): { p50: number; p99: number } {
   const s = samplesNs.slice().sort((a, b) => a - b);
-  const at = (q: number): number => (s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0) / 1000;
+  const at = (q: number): number => (s.length ? quantile(s, q) : 0) / 1000;
   return { p50: at(0.5), p99: at(0.99) };
 }
 
