@@ -52,14 +52,24 @@ export interface ControlGrpcServerOptions {
   readonly delta?: DeltaStateOptions;
   readonly registry?: Registry;
   readonly logger?: Logger;
+  /** Override gRPC server options, e.g. `grpc.keepalive_time_ms` (defaults: XDS_SERVER_KEEPALIVE). */
+  readonly serverOptions?: grpc.ServerOptions;
 }
+
+/**
+ * HTTP/2 keepalive towards proxies (docs/xds.md, "Keepalive"): the same values as the clients'
+ * (XDS_CLIENT_KEEPALIVE in common/xds/client.ts). grpc-js (1.14) enforces no minimum ping interval
+ * (it never answers pings with GOAWAY too_many_pings); `minPingIntervalMs` states what other
+ * implementations may assume, and stays below the clients' 30 s.
+ */
+export const XDS_SERVER_KEEPALIVE = { timeMs: 30_000, timeoutMs: 20_000, minPingIntervalMs: 10_000 } as const;
 
 const SERVER_OPTIONS: grpc.ServerOptions = {
   // Find dead clients (a node proxy on a node that vanished) within about a minute.
-  'grpc.keepalive_time_ms': 30_000,
-  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_time_ms': XDS_SERVER_KEEPALIVE.timeMs,
+  'grpc.keepalive_timeout_ms': XDS_SERVER_KEEPALIVE.timeoutMs,
   'grpc.keepalive_permit_without_calls': 1,
-  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+  'grpc.http2.min_ping_interval_without_data_ms': XDS_SERVER_KEEPALIVE.minPingIntervalMs,
   'grpc.max_receive_message_length': 16 * 1024 * 1024,
 };
 
@@ -108,14 +118,14 @@ export class ControlGrpcServer {
     }
     try {
       if (tls) {
-        const server = new grpc.Server(SERVER_OPTIONS);
+        const server = new grpc.Server({ ...SERVER_OPTIONS, ...this.options.serverOptions });
         server.addService(adsServiceDefinition, tlsAds);
         this.options.tlsServices?.(server);
         this.servers.push(server);
         this.ports.tls = await bind(server, tls, tls.credentials, 'xDS over TLS');
       }
       if (plaintext) {
-        const server = new grpc.Server(SERVER_OPTIONS);
+        const server = new grpc.Server({ ...SERVER_OPTIONS, ...this.options.serverOptions });
         server.addService(adsServiceDefinition, ads);
         this.servers.push(server);
         this.ports.plaintext = await bind(server, plaintext, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');

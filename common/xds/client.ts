@@ -49,6 +49,7 @@ export interface DeltaXdsClientOptions {
   readonly backoff?: BackoffOptions;
   /** Call metadata for each new stream (e.g. a node credential). */
   readonly callMetadata?: () => grpc.Metadata | Promise<grpc.Metadata>;
+  /** Override channel options, e.g. `grpc.keepalive_time_ms` (defaults: XDS_CLIENT_KEEPALIVE). */
   readonly channelOptions?: grpc.ChannelOptions;
   readonly logger?: Logger;
 }
@@ -87,10 +88,19 @@ interface TypeEntry {
 
 type Stream = grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
 
+/**
+ * HTTP/2 keepalive towards the control plane (docs/xds.md, "Keepalive"): a PING every `timeMs`,
+ * the connection is declared dead when its ACK takes longer than `timeoutMs`. A vanished control
+ * plane is noticed within timeMs + timeoutMs (50 s); a control plane that merely stalls (a blocked
+ * event loop, a long GC) for less than timeoutMs keeps the stream. Same values as the server's
+ * (XDS_SERVER_KEEPALIVE in control/grpc.ts), whose grpc-js never refuses pings at this rate.
+ */
+export const XDS_CLIENT_KEEPALIVE = { timeMs: 30_000, timeoutMs: 20_000 } as const;
+
 const DEFAULT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Notice a control plane that vanished without closing the connection.
-  'grpc.keepalive_time_ms': 30_000,
-  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_time_ms': XDS_CLIENT_KEEPALIVE.timeMs,
+  'grpc.keepalive_timeout_ms': XDS_CLIENT_KEEPALIVE.timeoutMs,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
 };
