@@ -108,11 +108,18 @@ interface Result {
   readonly rss?: number;
 }
 
-function load(port: number, rate: number, dir: string): { sent: number; ok: number; rps: number; p50: number; p99: number } {
+// Asynchronous on purpose: this process also hosts the waypoint's xDS server, and a spawnSync
+// here blocked its event loop for the whole series of runs, so the waypoint's keepalive PING went
+// unanswered and its xDS stream was dropped ("Connection dropped") mid-benchmark.
+async function load(port: number, rate: number, dir: string): Promise<{ sent: number; ok: number; rps: number; p50: number; p99: number }> {
   const log = join(dir, `h2load-${port}-${rate}.log`);
   const perConn = Math.max(1, Math.round(rate / CONNS));
-  const r = spawnSync('h2load', ['--h1', '-c', String(CONNS), '-m', '1', '--rps', String(perConn), '-D', String(SECONDS), '--warm-up-time=1', `--log-file=${log}`, `http://127.0.0.1:${port}/`], { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
-  if (r.status !== 0) throw new Error(`h2load failed: ${r.stderr || r.stdout}`);
+  const h2load = spawn('h2load', ['--h1', '-c', String(CONNS), '-m', '1', '--rps', String(perConn), '-D', String(SECONDS), '--warm-up-time=1', `--log-file=${log}`, `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'pipe'], timeout: (SECONDS + 30) * 1000 });
+  let output = '';
+  h2load.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  h2load.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const status = await new Promise<number | null>((resolve, reject) => h2load.on('error', reject).on('close', resolve));
+  if (status !== 0) throw new Error(`h2load failed: ${output}`);
   const lines = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
   const lat: number[] = [];
   let ok = 0;
@@ -197,13 +204,13 @@ http {
 
     const results: Result[] = [];
     for (const rate of RATES) {
-      results.push({ path: 'direct', rate, ...load(backendPort, rate, dir) });
+      results.push({ path: 'direct', rate, ...(await load(backendPort, rate, dir)) });
       for (const [path, port, pids] of [
         ['waypoint', wpPort, [wpPid]],
         ['nginx', nginxProxyPort, nginxPids],
       ] as const) {
         const cpu0 = cpuSeconds([...pids]);
-        const r = load(port, rate, dir);
+        const r = await load(port, rate, dir);
         const cpu = cpuSeconds([...pids]) - cpu0;
         results.push({ path, rate, ...r, cpuPer1k: (cpu * 1000) / r.sent, rss: rssMiB([...pids]) });
       }
