@@ -91,14 +91,7 @@ export class DeltaAdsServer {
 
   /** Open streams, what they subscribe to and how much they have been sent. */
   clients(): DeltaClientView[] {
-    return this.streams.entries().map(([id, state]) => {
-      const types: DeltaClientView['types'] = {};
-      for (const typeUrl of state.subscribedTypes()) {
-        const d = state.describe(typeUrl);
-        if (d) types[typeUrl] = d;
-      }
-      return { id, nodeId: state.client?.nodeId ?? '', peer: state.client?.peer ?? '', types };
-    });
+    return this.streams.views((state, typeUrl) => state.describe(typeUrl));
   }
 
   /** End every open stream (server shutdown); clients reconnect elsewhere or later. */

@@ -48,6 +48,14 @@ export interface FrameWriter<F> {
 
 export type Api = 'delta' | 'sotw';
 
+/** One open stream in the admin views. */
+export interface AdsStreamView<T> {
+  readonly id: number;
+  readonly nodeId: string;
+  readonly peer: string;
+  readonly types: Record<string, T>;
+}
+
 export interface AdsStreamSpec<Req extends { readonly typeUrl: string }, F extends AdsFrame, S extends AdsStreamState<F>> {
   readonly api: Api;
   readonly state: S;
@@ -162,9 +170,16 @@ export class AdsStreams<F extends AdsFrame, S extends AdsStreamState<F>> {
     call.on('close', () => close('closed'));
   }
 
-  /** Each open stream's id and state, for the admin views. */
-  entries(): Array<[number, S]> {
-    return [...this.streams].map(([id, { state }]) => [id, state]);
+  /** Each open stream as the admin views show it: its client and `describe` of each subscribed type. */
+  views<T>(describe: (state: S, typeUrl: string) => T | undefined): Array<AdsStreamView<T>> {
+    return [...this.streams].map(([id, { state }]) => {
+      const types: Record<string, T> = {};
+      for (const typeUrl of state.subscribedTypes()) {
+        const d = describe(state, typeUrl);
+        if (d) types[typeUrl] = d;
+      }
+      return { id, nodeId: state.client?.nodeId ?? '', peer: state.client?.peer ?? '', types };
+    });
   }
 
   /** End every open stream (server shutdown); clients reconnect elsewhere or later. */

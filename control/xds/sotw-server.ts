@@ -123,14 +123,9 @@ export class SotwAdsServer {
   }
 
   clients(): SotwClientView[] {
-    return this.streams.entries().map(([id, state]) => {
-      const types: Record<string, SotwTypeView> = {};
-      for (const t of state.subscribedTypes()) {
-        const d = state.describe(t);
-        if (d) types[t] = d;
-      }
-      return { id, api: 'sotw' as const, nodeId: state.client?.nodeId ?? '', peer: state.client?.peer ?? '', types };
-    });
+    return this.streams
+      .views((state, typeUrl) => state.describe(typeUrl))
+      .map(({ id, nodeId, peer, types }) => ({ id, api: 'sotw' as const, nodeId, peer, types }));
   }
 
   closeAll(): void {
