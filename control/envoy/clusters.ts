@@ -9,11 +9,13 @@ import { Cluster, Cluster_DiscoveryType, Cluster_LbPolicy } from '../../api/gen/
 import { ApiVersion, type ConfigSource } from '../../api/gen/envoy/config/core/v3/config_source';
 import { HealthStatus } from '../../api/gen/envoy/config/core/v3/health_check';
 import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/endpoint';
+import type { Metadata } from '../../api/gen/envoy/config/core/v3/base';
 import type { LbEndpoint, LocalityLbEndpoints } from '../../api/gen/envoy/config/endpoint/v3/endpoint_components';
 import { targetPortOf, type ServicePort, type Workload } from '../resources';
 import { HEALTH_ANNOTATION, isHttp2Port, type ServiceInfo } from './model';
 import { duration, type DeepPartial } from './proto';
 import { outboundClusterName } from './names';
+import { HBONE_PORT } from '../../common/hbone/settings';
 
 const UINT32_MAX = 0xffffffff;
 
@@ -64,7 +66,24 @@ function healthOf(w: Workload): HealthStatus {
   }
 }
 
-export function translateLoadAssignment(svc: ServiceInfo, port: ServicePort): ClusterLoadAssignment {
+/**
+ * Endpoints of enrolled workloads carry Istio's tunnel marker and where to tunnel to, so a waypoint
+ * (ours or Envoy with a transport_socket_match) reaches them over HBONE with the expected identity:
+ * filter_metadata["envoy.transport_socket_match"].tunnel = "http",
+ * filter_metadata["nodemesh"] = { hbone: "ip:15008", identity: "spiffe://…" }.
+ */
+function hboneMetadata(w: Workload, address: string, trustDomain: string): DeepPartial<Metadata> {
+  const ns = w.metadata.namespace ?? '';
+  const hostPort = address.includes(':') ? `[${address}]:${HBONE_PORT}` : `${address}:${HBONE_PORT}`;
+  return {
+    filterMetadata: {
+      'envoy.transport_socket_match': { tunnel: 'http' },
+      nodemesh: { hbone: hostPort, identity: `spiffe://${trustDomain}/ns/${ns}/sa/${w.spec.serviceAccount}` },
+    },
+  };
+}
+
+export function translateLoadAssignment(svc: ServiceInfo, port: ServicePort, trustDomain: string): ClusterLoadAssignment {
   const name = outboundClusterName(port.port, svc.host);
   const byNode = new Map<string, DeepPartial<LbEndpoint>[]>();
   for (const w of svc.workloads) {
@@ -80,6 +99,7 @@ export function translateLoadAssignment(svc: ServiceInfo, port: ServicePort): Cl
       },
       healthStatus: healthOf(w),
       loadBalancingWeight: 1,
+      ...(svc.hbone.has(w) ? { metadata: hboneMetadata(w, address, trustDomain) } : {}),
     });
   }
   const endpoints: DeepPartial<LocalityLbEndpoints>[] = [...byNode.keys()].sort().map((node) => ({

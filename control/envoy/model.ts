@@ -2,6 +2,7 @@
 // ports, host names and selected Workloads; the waypoints (Gateways of class nodemesh-waypoint)
 // and the Services that use each; the HTTPRoutes attached to each Service port.
 import {
+  DATAPLANE_MODE_LABEL,
   USE_WAYPOINT_LABEL,
   USE_WAYPOINT_NAMESPACE_LABEL,
   WAYPOINT_FOR_LABEL,
@@ -38,6 +39,11 @@ export const DEFAULT_ENVOY_OPTIONS: EnvoyTranslateOptions = {
   },
 };
 
+/** The same enrolment rule as the workload API: the Workload's dataplane-mode label wins over its Namespace's. */
+function enrolled(w: Workload, nsLabels: Record<string, string>): boolean {
+  return (w.metadata.labels?.[DATAPLANE_MODE_LABEL] ?? nsLabels[DATAPLANE_MODE_LABEL]) === 'ambient';
+}
+
 /** Annotation on a Workload: `healthy` (default), `unhealthy` or `draining`. */
 export const HEALTH_ANNOTATION = 'nodemesh.io/health';
 
@@ -51,6 +57,10 @@ export interface ServiceInfo {
   readonly workloads: readonly Workload[];
   /** `ns/name` of the waypoint Gateway this Service uses, if any. */
   readonly waypoint: string | undefined;
+  /** The selected Workloads that are enrolled (HBONE): reached through the tunnel, not in plaintext. */
+  readonly hbone: ReadonlySet<Workload>;
+  /** The Namespace object (its labels decide enrolment), for change detection. */
+  readonly namespaceObject: unknown;
 }
 
 export interface WaypointInfo {
@@ -85,7 +95,9 @@ export class MeshIndex {
     readonly snapshot: Snapshot,
     readonly options: EnvoyTranslateOptions,
   ) {
-    const nsLabels = new Map(snapshot.list('Namespace').map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+    const namespaces = snapshot.list('Namespace');
+    const nsLabels = new Map(namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+    const nsObjects = new Map(namespaces.map((n) => [n.metadata.name, n]));
     // Workloads by namespace and by each label pair, so a selector is matched against the
     // workloads that carry its first pair only (not every workload of the namespace).
     const workloadsByLabel = new Map<string, Workload[]>();
@@ -112,6 +124,8 @@ export class MeshIndex {
         vip: svc.spec.clusterIP && svc.spec.clusterIP !== 'None' ? svc.spec.clusterIP : undefined,
         workloads,
         waypoint,
+        hbone: new Set(workloads.filter((w) => enrolled(w, nsLabels.get(ns) ?? {}))),
+        namespaceObject: nsObjects.get(ns),
       };
       this.services.set(`${ns}/${svc.metadata.name}`, info);
       if (waypoint) this.waypoints.get(waypoint)?.services.push(info);

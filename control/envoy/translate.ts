@@ -81,7 +81,7 @@ export class ServiceOutputCache {
 
 /** The stored objects a Service's output depends on. */
 function serviceDeps(index: MeshIndex, svc: ServiceInfo): unknown[] {
-  const deps: unknown[] = [svc.service, ...svc.workloads];
+  const deps: unknown[] = [svc.service, svc.namespaceObject, ...svc.workloads];
   const routes = new Set(svc.service.spec.ports.flatMap((p) => index.routesFor(svc, p)));
   for (const r of routes) {
     deps.push(r);
@@ -105,7 +105,7 @@ function translateService(index: MeshIndex, svc: ServiceInfo): ServiceOutput {
     if (port.protocol !== 'TCP') continue;
     const cluster = outboundClusterName(port.port, svc.host);
     clusters.push([cluster, translateCluster(svc, port)]);
-    endpoints.push([cluster, translateLoadAssignment(svc, port)]);
+    endpoints.push([cluster, translateLoadAssignment(svc, port, index.options.trustDomain)]);
     const name = servicePortName(svc.host, port.port);
     routes.push([name, translateRouteConfig(index, svc, port)]);
     listeners.push([name, translateApiListener(svc, port)]);

@@ -7,7 +7,7 @@ import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
 import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/endpoint';
-import { baseMesh, httpRoute, policy, snapshotOf, WEB_HTTP_ROUTE } from '../../test/envoy/fixtures';
+import { baseMesh, httpRoute, namespace, policy, snapshotOf, WEB_HTTP_ROUTE } from '../../test/envoy/fixtures';
 import { translateEnvoy, waypointView } from './translate';
 
 const GOLDEN_DIR = join(__dirname, 'testdata');
@@ -183,5 +183,34 @@ describe('Envoy translation: listeners, clusters, endpoints (golden files)', () 
       endpoints: ClusterLoadAssignment.toJSON(config.endpoints.get('outbound|8080||web.default.svc.cluster.local')!),
       grpcCluster: Cluster.toJSON(config.clusters.get('outbound|9090||web.default.svc.cluster.local')!),
     });
+  });
+});
+
+describe('Envoy translation: endpoints of enrolled workloads are reached over HBONE', () => {
+  const endpointsOf = (docs: unknown[]) => {
+    const cla = translateEnvoy(snapshotOf(docs)).endpoints.get('outbound|8080||web.default.svc.cluster.local')!;
+    return cla.endpoints.flatMap((l) => l.lbEndpoints);
+  };
+  it('marks every endpoint with the tunnel and the identity it must present when the namespace is ambient', () => {
+    const mesh = baseMesh().map((d) => ((d as { kind?: string }).kind === 'Namespace' ? namespace('default', { 'nodemesh.io/dataplane-mode': 'ambient' }) : d));
+    const eps = endpointsOf(mesh);
+    expect(eps.length).toBeGreaterThan(0);
+    for (const ep of eps) {
+      const address = ep.hostIdentifier?.$case === 'endpoint' ? ep.hostIdentifier.value.address?.address : undefined;
+      const ip = address?.$case === 'socketAddress' ? address.value.address : '';
+      expect(ep.metadata?.filterMetadata['envoy.transport_socket_match']).toEqual({ tunnel: 'http' });
+      expect(ep.metadata?.filterMetadata['nodemesh']).toMatchObject({ hbone: `${ip}:15008` });
+      expect(String(ep.metadata?.filterMetadata['nodemesh']?.identity)).toMatch(/^spiffe:\/\/cluster\.local\/ns\/default\/sa\/.+/);
+    }
+  });
+  it('leaves endpoints of workloads outside the mesh in plaintext (no tunnel marker), also when the workload opts out', () => {
+    for (const ep of endpointsOf(baseMesh())) expect(ep.metadata).toBeUndefined();
+    const optedOut = [
+      ...baseMesh().map((d) => ((d as { kind?: string }).kind === 'Namespace' ? namespace('default', { 'nodemesh.io/dataplane-mode': 'ambient' }) : d)),
+    ].map((d) => {
+      const r = d as { kind?: string; metadata?: { labels?: Record<string, string> } };
+      return r.kind === 'Workload' ? { ...r, metadata: { ...r.metadata, labels: { ...r.metadata?.labels, 'nodemesh.io/dataplane-mode': 'none' } } } : d;
+    });
+    for (const ep of endpointsOf(optedOut)) expect(ep.metadata).toBeUndefined();
   });
 });
