@@ -6,6 +6,9 @@ import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/endpoint';
 import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
+// Registers DownstreamTlsContext in the type registry: connect_terminate's transport socket is
+// packed as an Any of that type, and decoding it must not depend on another module loading it first.
+import '../../api/gen/envoy/extensions/transport_sockets/tls/v3/tls';
 import type { ResourceType } from '../../common/xds/types';
 import { compileCluster, compileEndpoints, type CompiledCluster, type UpstreamEndpoint } from '../config/clusters';
 import { compileListener, type CompiledListener } from '../config/listeners';
