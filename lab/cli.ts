@@ -15,10 +15,13 @@ import { processHealth } from './mesh/health';
 import { demoTraffic, meshDown, meshUp, readMeshInfo } from './mesh/up';
 import { assignRoles, type DemoRole } from './mesh/demo';
 import type { EdgeSummary } from './mesh/report';
+import { runLabController } from './waypoints/run';
+import { CONTROLLER_PROCESS } from './waypoints/launch';
+import { describeWaypoints, waypointRows } from './waypoints/status';
 
 const USAGE = `usage: nodemesh lab <subcommand> [--lab NAME] …
   up     [--nodes N] [--pods-per-node M] [--no-mesh] [--no-demo]
-                                           build the lab (default 2 nodes x 2 pods), start the control
+                                           build the lab (default 2 nodes x 3 pods), start the control
                                            plane and a node proxy per node, run the demo app through the
                                            mesh and print what happened on each edge
   down                                     stop the mesh (node proxies unenrol first) and remove
@@ -27,6 +30,8 @@ const USAGE = `usage: nodemesh lab <subcommand> [--lab NAME] …
   exec   [--detach --name NAME] <pod|node|control> -- <command…>
                                            run a command inside a pod's netns and cgroup
   app    http|echo|client …                the sample app (see 'nodemesh lab app --help')
+  controller                               the waypoint controller (lab up starts it): a pod and a
+                                           'nodemesh waypoint run' per waypoint Gateway
   --lab NAME   which lab (a-z0-9, 1-8 chars; default '${DEFAULT_LAB}'); several labs can exist at once`;
 
 const err = (msg: string): void => void process.stderr.write(msg + '\n');
@@ -80,7 +85,7 @@ async function up(argv: string[]): Promise<number> {
   if (values.help) return (process.stdout.write(USAGE + '\n'), 0);
   needRoot();
   const lab = labName(values.lab);
-  const shape = { lab, nodes: intOpt(values.nodes, 2, '--nodes'), podsPerNode: intOpt(values['pods-per-node'], 2, '--pods-per-node') };
+  const shape = { lab, nodes: intOpt(values.nodes, 2, '--nodes'), podsPerNode: intOpt(values['pods-per-node'], 3, '--pods-per-node') };
   const mesh = !values['no-mesh'];
   const demo = !values['no-demo'];
   const say = (m: string): void => err(`[lab ${lab}] ${m}`);
@@ -91,7 +96,7 @@ async function up(argv: string[]): Promise<number> {
   const before = readMeshInfo(lab);
   const procs = tryLoadLabState(lab)?.processes ?? [];
   const alive = (name: string): number => procs.filter((p) => p.name === name && isSameProcess(p.pid, p.startTime)).length;
-  const running = alive('control-plane') === 1 && alive('node-proxy') === shape.nodes; // else rebuilt: a dead part would spoil the demo
+  const running = alive('control-plane') === 1 && alive('node-proxy') === shape.nodes && alive(CONTROLLER_PROCESS) === 1; // else rebuilt: a dead part would spoil the demo
   if (before && (before.mesh !== mesh || before.demo !== demo || (mesh && !running))) {
     say('the lab runs another mesh setup; rebuilding it');
     const old = tryLoadLabState(lab);
@@ -107,7 +112,7 @@ async function up(argv: string[]): Promise<number> {
   }
   process.stdout.write(describeTopology(result.state));
   say(result.reused ? 'network already up' : `network up in ${result.ms} ms`);
-  let m: { roles?: DemoRole[]; edges?: EdgeSummary[]; table?: string };
+  let m: { roles?: DemoRole[]; edges?: EdgeSummary[]; table?: string; l7?: { text: string; ok: boolean } };
   try {
     if (result.reused && before) {
       say('the mesh is already running; leaving it as it is');
@@ -120,6 +125,7 @@ async function up(argv: string[]): Promise<number> {
     throw new CliError(`${(e as Error).message}\nthe lab stays up for inspection: 'nodemesh lab status --lab ${lab}', logs in ${join(labStateDir(lab), 'logs')}; 'nodemesh lab down --lab ${lab}' removes it`);
   }
   if (m.table) process.stdout.write(`\ndemo traffic (${mesh ? 'through the mesh' : 'no mesh'}):\n${m.table}`);
+  if (m.l7) process.stdout.write(`\n${m.l7.text}`);
   const labFlag = lab === DEFAULT_LAB ? '' : ` --lab ${lab}`;
   const frontend = m.roles?.find((r) => r.role === 'frontend');
   const firstPod = frontend?.pod.name ?? result.state.pods[0]?.name ?? 'pod1-1';
@@ -133,6 +139,7 @@ async function up(argv: string[]): Promise<number> {
           ? [
               `nodemesh get workloads -A${labFlag}                the mesh's view (the lab's control plane)`,
               `nodemesh get authorizationpolicies -n demo${labFlag}`,
+              `nodemesh waypoint list -A${labFlag}                 the waypoints, where they run, readiness`,
               `less ${join(labStateDir(lab), 'logs')}/node2-node-proxy.log    access log of node2's proxy`,
             ]
           : []),
@@ -145,7 +152,7 @@ async function up(argv: string[]): Promise<number> {
       ];
   next.push(`nodemesh lab down${labFlag}                         remove everything`);
   process.stdout.write(`\nthe lab stays up; next (nodemesh = node dist/cli/main.js):\n${next.map((l) => `  ${l}`).join('\n')}\n`);
-  return m.edges && m.edges.some((e) => !e.expected) ? 1 : 0;
+  return (m.edges && m.edges.some((e) => !e.expected)) || m.l7?.ok === false ? 1 : 0;
 }
 
 async function down(argv: string[]): Promise<number> {
@@ -184,7 +191,7 @@ async function status(argv: string[]): Promise<number> {
   }
   const procs = await Promise.all(processStatus(state).map(async (p) => ({ ...p, health: await processHealth(state, p, p.alive) })));
   if (values.json) {
-    process.stdout.write(JSON.stringify({ ...state, processes: procs, mesh: readMeshInfo(lab) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ...state, processes: procs, mesh: readMeshInfo(lab), waypoints: await waypointRows(state) }, null, 2) + '\n');
   } else {
     const table = procs.length
       ? formatTable(
@@ -192,7 +199,7 @@ async function status(argv: string[]): Promise<number> {
           procs.map((p) => [p.name, p.place, String(p.pid), p.alive ? 'running' : 'gone', p.health, p.argv.map((a) => a.replace(/^.*\/dist\//, 'dist/')).join(' ')]),
         )
       : 'no recorded processes\n';
-    process.stdout.write(describeTopology(state) + '\n' + table);
+    process.stdout.write(describeTopology(state) + '\n' + table + (await describeWaypoints(state)));
   }
   return procs.some((p) => !p.alive || p.health.startsWith('not')) ? 1 : 0;
 }
@@ -256,7 +263,15 @@ async function app(argv: string[]): Promise<number> {
   return runApp(argv);
 }
 
-const subcommands: Record<string, (argv: string[]) => Promise<number>> = { up, down, status, exec, app };
+async function controller(argv: string[]): Promise<number> {
+  const { values } = parse(argv);
+  if (values.help) return (process.stdout.write(USAGE + '\n'), 0);
+  needRoot();
+  const lab = labName(values.lab);
+  return runLabController(lab);
+}
+
+const subcommands: Record<string, (argv: string[]) => Promise<number>> = { up, down, status, exec, app, controller };
 
 export const labCommand: Command = {
   name: 'lab',

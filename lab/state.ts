@@ -82,7 +82,15 @@ const stateSchema = z.object({
   control: controlSchema,
 });
 
+/** A waypoint's own pod (lab/waypoints), recorded in <state dir>/waypoints/<namespace>.<name>.json. */
+const waypointPodSchema = z.object({
+  gateway: z.object({ namespace: z.string(), name: z.string() }),
+  slot: z.number().int().positive(),
+  pod: podSchema,
+});
+
 export type LabProcess = z.infer<typeof processSchema>;
+export type LabWaypointPod = z.infer<typeof waypointPodSchema>;
 export type LabPod = z.infer<typeof podSchema>;
 export type LabNode = z.infer<typeof nodeSchema>;
 export type LabControl = z.infer<typeof controlSchema>;
@@ -105,6 +113,39 @@ export function checkLabName(lab: string): string {
 export const labStateDir = (lab: string): string => join(LAB_STATE_ROOT, checkLabName(lab));
 export const labStatePath = (lab: string): string => join(labStateDir(lab), 'state.json');
 export const labProcsDir = (lab: string): string => join(labStateDir(lab), 'procs');
+export const labWaypointsDir = (lab: string): string => join(labStateDir(lab), 'waypoints');
+
+/** The lab's waypoint pods (made by the lab controller), sorted by pod name. */
+export function readWaypointPods(lab: string): LabWaypointPod[] {
+  let files: string[];
+  try {
+    files = readdirSync(labWaypointsDir(lab));
+  } catch {
+    return [];
+  }
+  const out: LabWaypointPod[] = [];
+  for (const f of files) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      const p = waypointPodSchema.safeParse(JSON.parse(readFileSync(join(labWaypointsDir(lab), f), 'utf8')));
+      if (p.success) out.push(p.data);
+    } catch {
+      // being written or removed right now
+    }
+  }
+  return out.sort((a, b) => a.pod.name.localeCompare(b.pod.name));
+}
+
+const waypointFile = (lab: string, g: { namespace: string; name: string }): string => join(labWaypointsDir(lab), `${g.namespace}.${g.name}.json`);
+
+export function writeWaypointPod(lab: string, w: LabWaypointPod): void {
+  mkdirSync(labWaypointsDir(lab), { recursive: true });
+  writeAtomic(waypointFile(lab, w.gateway), JSON.stringify(waypointPodSchema.parse(w)) + '\n');
+}
+
+export function forgetWaypointPod(lab: string, g: { namespace: string; name: string }): void {
+  rmSync(waypointFile(lab, g), { force: true });
+}
 
 /** Reads state.json (without processes); undefined when the lab has no state file. */
 export function readLabTopology(lab: string): LabTopology | undefined {
@@ -211,6 +252,9 @@ export function findPlace(state: LabTopology, name: string): LabPlace {
   const node = state.nodes.find((x) => x.name === name);
   if (node) return { name, kind: 'node', netnsPath: node.netnsPath, cgroup: node.cgroup, node: node.name };
   if (name === 'control') return { name, kind: 'control', netnsPath: state.control.netnsPath, cgroup: state.control.cgroup };
-  const all = [...state.pods.map((x) => x.name), ...state.nodes.map((x) => x.name), 'control'];
+  const wps = readWaypointPods(state.lab);
+  const wp = wps.find((w) => w.pod.name === name);
+  if (wp) return { name, kind: 'pod', netnsPath: wp.pod.netnsPath, cgroup: wp.pod.cgroup, node: wp.pod.node };
+  const all = [...state.pods.map((x) => x.name), ...wps.map((w) => w.pod.name), ...state.nodes.map((x) => x.name), 'control'];
   throw new LabStateError(`lab '${state.lab}' has no pod, node or control host named '${name}' (known: ${all.join(', ')})`);
 }

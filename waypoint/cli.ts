@@ -119,12 +119,15 @@ async function run(argv: string[]): Promise<number> {
 
 const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
   run,
+  apply: async (argv) => (await import('./ops/commands.js')).waypointApply(argv),
+  list: async (argv) => (await import('./ops/commands.js')).waypointList(argv),
+  delete: async (argv) => (await import('./ops/commands.js')).waypointDelete(argv),
   bootstrap: async (argv) => (await import('../control/envoy/cli.js')).runWaypointBootstrap(argv),
 };
 
 export const waypointCommand: Command = {
   name: 'waypoint',
-  summary: 'the L7 waypoint proxy: run',
+  summary: 'the L7 waypoint proxy: run it; apply, list and delete waypoints (Gateways) through the config API',
   async run(argv) {
     const [sub, ...rest] = argv;
     const f = sub ? subcommands[sub] : undefined;

@@ -22,6 +22,8 @@ export interface ClientOptions {
   /** Abort one connection that takes longer than this. */
   requestTimeoutMs: number;
   path: string;
+  /** HTTP method (default GET, or POST with a body). */
+  method?: string;
   headers?: Record<string, string>;
 }
 
@@ -47,6 +49,10 @@ export interface ClientReport {
   statusCodes: Record<string, number>;
   /** HTTP: the first reply body (who answered and what it saw). */
   sample?: HttpReply;
+  /** HTTP: replies per app version (the sample server's `version`), e.g. { v1: 91, v2: 9 }. */
+  versions?: Record<string, number>;
+  /** HTTP: the first body of a non-2xx answer that was not the sample server's (e.g. a proxy's "RBAC: access denied"). */
+  errorBody?: string;
 }
 
 export function checkClientOptions(o: ClientOptions): ClientOptions {
@@ -67,6 +73,7 @@ interface Outcome {
   echoedSha?: string;
   status?: number;
   reply?: HttpReply;
+  text?: string;
 }
 
 /** Writes `payload` in chunks, honouring backpressure, then half-closes. */
@@ -123,7 +130,7 @@ function httpOnce(o: ClientOptions, payload: Buffer, signal: AbortSignal): Promi
         host: o.host,
         port: o.port,
         path: o.path,
-        method: payload.length ? 'POST' : 'GET',
+        method: o.method ?? (payload.length ? 'POST' : 'GET'),
         agent: false, // one connection per request: N requests are N connections
         headers: { ...o.headers, ...(payload.length ? { 'content-length': payload.length, 'content-type': 'application/octet-stream' } : {}) },
         timeout: o.requestTimeoutMs,
@@ -137,11 +144,12 @@ function httpOnce(o: ClientOptions, payload: Buffer, signal: AbortSignal): Promi
         });
         res.on('end', () => {
           out.status = res.statusCode;
+          const body = Buffer.concat(chunks).toString('utf8');
           try {
-            out.reply = JSON.parse(Buffer.concat(chunks).toString('utf8')) as HttpReply;
+            out.reply = JSON.parse(body) as HttpReply;
             out.echoedSha = out.reply.request?.bodySha256;
           } catch {
-            // not our sample server: no checksum to compare
+            out.text = body.slice(0, 200); // not our sample server: no checksum to compare
           }
           resolve(out);
         });
@@ -198,6 +206,11 @@ export async function runClient(opts: ClientOptions): Promise<ClientReport> {
         report.bytesReceived += r.received;
         if (r.status !== undefined) report.statusCodes[r.status] = (report.statusCodes[r.status] ?? 0) + 1;
         if (r.reply && !report.sample) report.sample = r.reply;
+        if (r.reply?.version !== undefined) {
+          const v = (report.versions ??= {});
+          v[r.reply.version] = (v[r.reply.version] ?? 0) + 1;
+        }
+        if (r.text !== undefined && report.errorBody === undefined && r.status !== undefined && (r.status < 200 || r.status >= 300)) report.errorBody = r.text;
         if (r.echoedSha !== undefined) echoed.add(r.echoedSha);
         const shaOk = r.echoedSha === sha256Sent || (o.mode === 'http' && r.echoedSha === undefined);
         const statusOk = r.status === undefined || (r.status >= 200 && r.status < 300);

@@ -13,7 +13,7 @@ export const APP_USAGE = `usage: nodemesh lab app <kind> [options]   (or: node d
          --call URL: for every request, GET URL first (own connection) and include the answer (502 if it fails)
   echo   [--port 9000] [--host 0.0.0.0]        TCP echo; half-closes after the peer does
   client --target HOST:PORT [--mode tcp|http] [--connections 1] [--concurrency 1] [--size 0]
-         [--timeout-ms 60000] [--request-timeout-ms 10000] [--path /] [--header k=v]…
+         [--timeout-ms 60000] [--request-timeout-ms 10000] [--path /] [--method GET] [--header k=v]…
          prints a JSON report (bytes, sha256 sent vs echoed, latency p50/p99, errors); exit 1 on any error`;
 
 class UsageError extends Error {}
@@ -76,6 +76,7 @@ async function client(argv: string[]): Promise<number> {
     'timeout-ms': { type: 'string' },
     'request-timeout-ms': { type: 'string' },
     path: { type: 'string' },
+    method: { type: 'string' },
     header: { type: 'string', multiple: true },
   });
   const target = str(v.target);
@@ -107,6 +108,7 @@ async function client(argv: string[]): Promise<number> {
       totalTimeoutMs: intArg(v['timeout-ms'], 60_000, '--timeout-ms'),
       requestTimeoutMs: intArg(v['request-timeout-ms'], 10_000, '--request-timeout-ms'),
       path: str(v.path) ?? '/',
+      method: str(v.method)?.toUpperCase(),
       headers,
     });
   } catch (e) {

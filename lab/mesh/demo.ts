@@ -2,7 +2,8 @@
 // Workloads, Services (with VIPs), the AuthorizationPolicies and the PeerAuthentication, the argv
 // each app runs with, and the edges the demo drives with what the policy should say about each.
 //
-//   namespace demo (ambient, STRICT):  frontend --HTTP--> backend (allows only sa frontend)
+//   namespace demo (ambient, STRICT):  frontend --HTTP--> [waypoint] --> backend v1 90 % / v2 10 %
+//                                        (on the backend Service: ALLOW GET from sa frontend, DENY DELETE)
 //                                      frontend --TCP--> tcp-echo (denies namespace outside)
 //   namespace outside (not enrolled):  client
 import type { LabPod, LabTopology } from '../state';
@@ -10,6 +11,13 @@ import type { LabPod, LabTopology } from '../state';
 export const DEMO_NS = 'demo';
 export const OUTSIDE_NS = 'outside';
 export const TRUST_DOMAIN = 'cluster.local';
+/** The backend's waypoint: a Gateway in namespace demo; the lab controller runs it in pod wp-waypoint. */
+export const WAYPOINT = 'waypoint';
+/** The versioned Services the HTTPRoute splits the backend over, and the weights. */
+export const VERSION_SERVICES = [
+  { version: 'v1', name: 'backend-v1', vip: '10.96.0.13', weight: 90 },
+  { version: 'v2', name: 'backend-v2', vip: '10.96.0.14', weight: 10 },
+] as const;
 
 export type RoleName = 'frontend' | 'backend' | 'tcp-echo' | 'client';
 
@@ -42,6 +50,8 @@ export interface DemoRole {
   pod: LabPod;
   /** The port the app listens on (the client has none). */
   port?: number;
+  /** Backends: v1, or v2 for the second backend pod (the HTTPRoute sends it 10 %). */
+  version?: string;
 }
 
 export const spiffeId = (namespace: string, sa: string): string => `spiffe://${TRUST_DOMAIN}/ns/${namespace}/sa/${sa}`;
@@ -79,8 +89,13 @@ export function assignRoles(t: LabTopology): DemoRole[] {
     pod,
     port: r === 'client' ? undefined : service(r).targetPort,
   });
-  return [role('frontend', frontend), role('backend', backend), role('tcp-echo', tcpEcho), role('client', client), ...order.map((p) => role('backend', p))];
+  // backends: the first extra pod runs v2, the others v1
+  const backends = [backend, ...order].map((p, i) => ({ ...role('backend', p), version: i === 1 ? 'v2' : 'v1' }));
+  return [role('frontend', frontend), backends[0] as DemoRole, role('tcp-echo', tcpEcho), role('client', client), ...backends.slice(1)];
 }
+
+/** True when the demo has both backend versions (5 pods or more): then the HTTPRoute splits 90/10. */
+export const hasSplit = (roles: readonly DemoRole[]): boolean => roles.some((r) => r.version === 'v2');
 
 /** host:port to reach a service: its VIP through the mesh; without a mesh (no VIPs) its first pod. */
 export function serviceTarget(roles: readonly DemoRole[], name: RoleName, mesh: boolean): string {
@@ -98,7 +113,7 @@ export function appArgs(r: DemoRole, roles: readonly DemoRole[], mesh = true): s
     case 'frontend':
       return ['http', '--port', String(r.port), ...who, '--call', `http://${serviceTarget(roles, 'backend', mesh)}/`];
     case 'backend':
-      return ['http', '--port', String(r.port), ...who];
+      return ['http', '--port', String(r.port), ...who, '--version', r.version ?? 'v1'];
     case 'tcp-echo':
       return ['echo', '--port', String(r.port), ...who];
     case 'client':
@@ -118,7 +133,7 @@ export function demoResources(roles: readonly DemoRole[], opts: { enrolled: bool
     docs.push({
       apiVersion: 'nodemesh.io/v1alpha1',
       kind: 'Workload',
-      metadata: { name: r.workload, namespace: r.namespace, labels: { app: r.role, 'nodemesh.io/lab-pod': r.pod.name } },
+      metadata: { name: r.workload, namespace: r.namespace, labels: { app: r.role, ...(r.version ? { version: r.version } : {}), 'nodemesh.io/lab-pod': r.pod.name } },
       spec: {
         serviceAccount: r.serviceAccount,
         node: r.pod.node,
@@ -129,20 +144,52 @@ export function demoResources(roles: readonly DemoRole[], opts: { enrolled: bool
       },
     });
   }
-  for (const s of SERVICES) {
+  const mesh = opts.enrolled;
+  // The backend's waypoint (in the mesh only): the lab controller starts it when it sees the Gateway.
+  if (mesh) {
     docs.push({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: s.name, namespace: DEMO_NS },
-      spec: { clusterIP: s.vip, selector: { app: s.name }, ports: [{ name: s.protocol, port: s.port, targetPort: s.targetPort, appProtocol: s.protocol }] },
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: WAYPOINT, namespace: DEMO_NS, labels: { 'nodemesh.io/waypoint-for': 'service' } },
+      spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
     });
   }
+  const http = service('backend');
+  const svc = (name: string, vip: string, port: number, targetPort: number, protocol: string, selector: Record<string, string>, labels?: Record<string, string>): Doc => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace: DEMO_NS, ...(labels ? { labels } : {}) },
+    spec: { clusterIP: vip, selector, ports: [{ name: protocol, port, targetPort, appProtocol: protocol }] },
+  });
+  for (const s of SERVICES) {
+    docs.push(svc(s.name, s.vip, s.port, s.targetPort, s.protocol, { app: s.name }, mesh && s.name === 'backend' ? { 'nodemesh.io/use-waypoint': WAYPOINT } : undefined));
+  }
+  if (mesh && hasSplit(roles)) {
+    for (const v of VERSION_SERVICES) docs.push(svc(v.name, v.vip, http.port, http.targetPort, 'http', { app: 'backend', version: v.version }));
+    docs.push({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'backend-split', namespace: DEMO_NS },
+      spec: {
+        parentRefs: [{ group: '', kind: 'Service', name: 'backend', port: http.port }],
+        rules: [{ backendRefs: VERSION_SERVICES.map((v) => ({ name: v.name, port: http.port, weight: v.weight })) }],
+      },
+    });
+  }
+  const backendRef = [{ group: '', kind: 'Service', name: 'backend' }];
   docs.push(
+    // On the Service (targetRefs): the waypoint enforces them with the client's identity.
     {
       apiVersion: 'security.nodemesh.io/v1alpha1',
       kind: 'AuthorizationPolicy',
-      metadata: { name: 'backend-allow-frontend', namespace: DEMO_NS },
-      spec: { selector: { matchLabels: { app: 'backend' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: [`${TRUST_DOMAIN}/ns/${DEMO_NS}/sa/frontend`] } }] }] },
+      metadata: { name: 'backend-allow-get', namespace: DEMO_NS },
+      spec: { targetRefs: backendRef, action: 'ALLOW', rules: [{ from: [{ source: { principals: [`${TRUST_DOMAIN}/ns/${DEMO_NS}/sa/frontend`] } }], to: [{ operation: { methods: ['GET'] } }] }] },
+    },
+    {
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'backend-deny-delete', namespace: DEMO_NS },
+      spec: { targetRefs: backendRef, action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] },
     },
     {
       apiVersion: 'security.nodemesh.io/v1alpha1',
@@ -173,20 +220,26 @@ export interface DemoEdge {
   mode: 'http' | 'tcp';
   /** What the client process dials on behalf of: for the frontend's --call this is the frontend. */
   via?: string;
+  /** The waypoint the edge goes through: the destination's node proxy sees it as the peer. */
+  waypoint?: { ip: string; id: string };
+  /** Every pod that may serve the edge (a Service's endpoints); default `to` alone. */
+  toPods?: DemoRole[];
   expect: 'allow' | 'deny';
   why: string;
 }
 
 /** The edges; without a mesh (`mesh: false`) services are dialled by pod address and nothing is enforced. */
-export function demoEdges(roles: readonly DemoRole[], mesh = true): DemoEdge[] {
+export function demoEdges(roles: readonly DemoRole[], mesh = true, waypointIp?: string): DemoEdge[] {
   const one = (r: RoleName): DemoRole => roles.find((x) => x.role === r) as DemoRole; // assignRoles always fills the four roles
   const [fe, be, te, cl] = [one('frontend'), one('backend'), one('tcp-echo'), one('client')];
   const vip = (r: RoleName): string => serviceTarget(roles, r, mesh);
+  const backends = roles.filter((r) => r.role === 'backend');
+  const wp = mesh && waypointIp ? { waypoint: { ip: waypointIp, id: spiffeId(DEMO_NS, WAYPOINT) } } : {};
   const edges: DemoEdge[] = [
     // requests to the frontend on its own loopback (not captured); each makes one call to backend
-    { label: 'frontend -> backend', from: fe, to: be, target: `127.0.0.1:${fe.port}`, via: 'frontend --call', mode: 'http', expect: 'allow', why: 'backend-allow-frontend: principal sa/frontend' },
+    { label: 'frontend -> backend', from: fe, to: be, toPods: backends, target: `127.0.0.1:${fe.port}`, via: 'frontend --call', mode: 'http', expect: 'allow', why: 'backend-allow-get: GET from sa/frontend, at the waypoint', ...wp },
     { label: 'frontend -> tcp-echo', from: fe, to: te, target: vip('tcp-echo'), mode: 'tcp', expect: 'allow', why: 'no DENY matches, no ALLOW policy' },
-    { label: 'tcp-echo -> backend', from: te, to: be, target: vip('backend'), mode: 'http', expect: 'deny', why: 'backend-allow-frontend: sa/tcp-echo not allowed' },
+    { label: 'tcp-echo -> backend', from: te, to: be, toPods: backends, target: vip('backend'), mode: 'http', expect: 'deny', why: 'backend-allow-get: sa/tcp-echo not allowed (403 at the waypoint)', ...wp },
     { label: 'client(outside) -> frontend', from: cl, to: fe, target: `${fe.pod.ip}:${fe.port}`, mode: 'http', expect: 'deny', why: 'STRICT: plaintext from outside the mesh' },
     { label: 'client(outside) -> tcp-echo', from: cl, to: te, target: `${te.pod.ip}:${te.port}`, mode: 'tcp', expect: 'deny', why: 'STRICT: plaintext from outside the mesh' },
   ];

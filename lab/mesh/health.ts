@@ -27,7 +27,7 @@ export async function processHealth(state: LabTopology, p: LabProcess, alive: bo
     return '-';
   }
   if (p.name === 'control-plane') return httpReady(place.netnsPath, state.control.ip, CONTROL_API_PORT);
-  if (p.name === 'node-proxy') return httpReady(place.netnsPath, '127.0.0.1', PROXY_READY_PORT);
+  if (p.name === 'node-proxy' || p.name === 'waypoint') return httpReady(place.netnsPath, '127.0.0.1', PROXY_READY_PORT);
   const m = /^app-(frontend|backend|tcp-echo)$/.exec(p.name);
   if (m) {
     const port = service(m[1] as RoleName).targetPort;

@@ -128,10 +128,20 @@ export function summarizeEdge(o: EdgeObservation): EdgeSummary {
   const first = passed[0] ?? denied[0];
   let verdict = '-';
   if (o.entries.length) verdict = denied.length === 0 ? `allowed ${passed.length}` : passed.length === 0 ? `denied ${denied.length}` : `allowed ${passed.length}, denied ${denied.length}`;
-  const mtls = o.mesh === false ? 'no' : o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
+  // Refused by the waypoint (L7): nothing reached a destination proxy; the client saw the HTTP status.
+  const wpAnswered = !o.entries.length && o.edge.waypoint && 'statusCodes' in c && Object.keys(c.statusCodes).length > 0;
+  if (wpAnswered && 'statusCodes' in c) verdict = `waypoint: ${Object.entries(c.statusCodes).map(([code, k]) => `${code} x${k}`).join(', ')}`;
+  if (verdict.startsWith('allowed') && o.edge.waypoint) verdict += ' (via waypoint)';
+  const mtls = o.mesh === false ? 'no' : wpAnswered ? 'yes' : o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
   const sent = passed.reduce((a, e) => a + e.bytesSent, 0);
   const recv = passed.reduce((a, e) => a + e.bytesRecv, 0);
-  const reason = denied[0] ? shortReason(`${denied[0].denyReason ?? 'denied'}${denied[0].policy && !(denied[0].denyReason ?? '').includes(denied[0].policy) ? ` (${denied[0].policy})` : ''}`) : o.entries.length ? o.edge.why : 'error' in c ? c.error : o.edge.why;
+  const reason = denied[0]
+    ? shortReason(`${denied[0].denyReason ?? 'denied'}${denied[0].policy && !(denied[0].denyReason ?? '').includes(denied[0].policy) ? ` (${denied[0].policy})` : ''}`)
+    : o.entries.length || wpAnswered
+      ? `${o.edge.why}${wpAnswered && 'errorBody' in c && c.errorBody ? `: ${c.errorBody.trim()}` : ''}`
+      : 'error' in c
+        ? c.error
+        : o.edge.why;
   const expected = o.edge.expect === 'allow' ? total > 0 && ok === total : ok === 0;
   return {
     label: o.edge.label,
@@ -140,8 +150,8 @@ export function summarizeEdge(o: EdgeObservation): EdgeSummary {
     clientTotal: total,
     verdict,
     mtls,
-    srcId: shortId(first?.srcIdentity),
-    dstId: shortId(first?.dstIdentity),
+    srcId: wpAnswered ? `ns/${o.edge.from.namespace}/sa/${o.edge.from.serviceAccount}` : shortId(first?.srcIdentity),
+    dstId: wpAnswered ? shortId(o.edge.waypoint?.id) : shortId(first?.dstIdentity),
     bytes: passed.length ? `${humanBytes(sent)} / ${humanBytes(recv)}` : '-',
     reason,
     expected,

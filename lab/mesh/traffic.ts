@@ -19,13 +19,15 @@ export interface DriveOptions {
   concurrency: number;
   size: number;
   timeoutMs: number;
+  /** HTTP method (default GET). */
+  method?: string;
 }
 
 export const DEFAULT_DRIVE: DriveOptions = { connections: 5, concurrency: 5, size: 2048, timeoutMs: 15_000 };
 
 /** Runs the sample client in a pod; the report, or the reason there is none. */
 export async function runClientIn(state: LabTopology, pod: string, target: string, mode: 'http' | 'tcp', o: DriveOptions): Promise<ClientReport | { error: string }> {
-  const argv = [process.execPath, appMain(), 'client', '--target', target, '--mode', mode, '--connections', String(o.connections), '--concurrency', String(o.concurrency), '--size', String(o.size), '--timeout-ms', String(o.timeoutMs), '--request-timeout-ms', String(Math.min(o.timeoutMs, 5000))];
+  const argv = [process.execPath, appMain(), 'client', '--target', target, '--mode', mode, '--connections', String(o.connections), '--concurrency', String(o.concurrency), '--size', String(o.size), '--timeout-ms', String(o.timeoutMs), '--request-timeout-ms', String(Math.min(o.timeoutMs, 5000)), ...(o.method ? ['--method', o.method] : [])];
   try {
     const r = await runInLab(state, pod, argv, o.timeoutMs + 10_000);
     const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -85,6 +87,12 @@ function destinationPort(edge: DemoEdge): number {
   return edge.to.port ?? 0;
 }
 
+/** The destination proxies' entries for an edge: from the source pod (or the waypoint it goes through) to any pod serving it. */
+function edgeEntries(all: AccessEntry[], edge: DemoEdge): AccessEntry[] {
+  const src = edge.waypoint?.ip ?? edge.from.pod.ip;
+  return (edge.toPods ?? [edge.to]).flatMap((to) => entriesFor(all, src, to.pod.ip, destinationPort(edge)));
+}
+
 export async function driveEdge(state: LabTopology, edge: DemoEdge, o: DriveOptions = DEFAULT_DRIVE, mesh = true): Promise<EdgeObservation> {
   const marks = proxyLogMarks(state);
   const client = await runClientIn(state, edge.from.pod.name, edge.target, edge.mode, o);
@@ -92,8 +100,10 @@ export async function driveEdge(state: LabTopology, edge: DemoEdge, o: DriveOpti
   // Access-log lines are written when a connection closes: give the proxies a moment.
   const deadline = Date.now() + (mesh ? 2000 : 0);
   for (;;) {
-    entries = entriesFor(accessEntriesSince(state, marks), edge.from.pod.ip, edge.to.pod.ip, destinationPort(edge));
-    if (entries.length >= o.connections || Date.now() >= deadline) break;
+    entries = edgeEntries(accessEntriesSince(state, marks), edge);
+    // an edge the waypoint refuses (HTTP 4xx) never reaches a destination proxy: don't wait for it
+    const refusedAtWaypoint = edge.waypoint && 'statusCodes' in client && Object.keys(client.statusCodes).every((c) => c.startsWith('4'));
+    if (entries.length >= o.connections || Date.now() >= deadline || (refusedAtWaypoint && Object.keys(client.statusCodes).length > 0)) break;
     await sleep(100);
   }
   return { edge, client, entries, mesh };

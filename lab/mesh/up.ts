@@ -14,6 +14,10 @@ import { meshPaths } from './paths';
 import { proxyFlavour, startNodeProxies, teardownNodeProxies, type ProxyFlavour } from './proxies';
 import { formatEdgeTable, summarizeEdge, type EdgeSummary } from './report';
 import { appMain, DEFAULT_DRIVE, driveEdge, type DriveOptions } from './traffic';
+import { startLabController, stopLabController } from '../waypoints/launch';
+import { readWaypointPods } from '../state';
+import { driveWaypointDemo, formatWaypointDemo, waitWaypointReady } from './waypoint-demo';
+import { DEMO_NS, hasSplit, WAYPOINT } from './demo';
 
 export interface MeshOptions {
   mesh: boolean;
@@ -49,6 +53,8 @@ export interface MeshUpResult {
   roles?: DemoRole[];
   edges?: EdgeSummary[];
   table?: string;
+  /** The waypoint part of the demo (split, GET/DELETE, the waypoint's identity); ok false when it did not go as routed. */
+  l7?: { text: string; ok: boolean };
 }
 
 async function waitListening(state: LabTopology, role: DemoRole, exited: Promise<string>, log: string): Promise<void> {
@@ -99,6 +105,8 @@ export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m
     const cp = await startControlPlane(state);
     progress(`node tokens for ${state.nodes.map((n) => n.name).join(', ')} and the trust bundle`);
     await issueNodeCredentials(state);
+    progress('lab controller (runs a waypoint pod per waypoint Gateway)');
+    await startLabController(state);
     if (roles) {
       progress('demo resources: namespaces demo (ambient, STRICT) and outside, workloads, services, policies');
       await applyDemo(state.lab, roles, true);
@@ -115,20 +123,38 @@ export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m
   if (!opts.mesh) progress('no mesh: demo apps talk plaintext, services by pod address');
   progress(`demo apps: ${roles.filter((r) => r.role !== 'client').map((r) => `${r.role}@${r.pod.name}`).join(', ')}; client@${roles.find((r) => r.role === 'client')?.pod.name}`);
   await startDemoApps(state, roles, opts.mesh);
+  if (opts.mesh) {
+    progress(`waiting for the backend's waypoint ${DEMO_NS}/${WAYPOINT}`);
+    await waitWaypointReady(state.lab, { namespace: DEMO_NS, name: WAYPOINT });
+  }
   return { info, roles, ...(await demoTraffic(state, roles, opts.mesh, opts.drive, progress)) };
 }
 
 /** Drives every demo edge once more and tabulates it (also for a `lab up` of a lab that is already up). */
-export async function demoTraffic(state: LabTopology, roles: readonly DemoRole[], mesh: boolean, drive: DriveOptions = DEFAULT_DRIVE, progress: (m: string) => void = () => undefined): Promise<{ edges: EdgeSummary[]; table: string }> {
+export async function demoTraffic(
+  state: LabTopology,
+  roles: readonly DemoRole[],
+  mesh: boolean,
+  drive: DriveOptions = DEFAULT_DRIVE,
+  progress: (m: string) => void = () => undefined,
+): Promise<{ edges: EdgeSummary[]; table: string; l7?: { text: string; ok: boolean } }> {
+  const wp = mesh ? readWaypointPods(state.lab).find((w) => w.gateway.namespace === DEMO_NS && w.gateway.name === WAYPOINT) : undefined;
   progress('driving traffic over each edge');
   const edges: EdgeSummary[] = [];
-  for (const edge of demoEdges(roles, mesh)) edges.push(summarizeEdge(await driveEdge(state, edge, drive, mesh)));
-  return { edges, table: formatEdgeTable(edges, TRUST_DOMAIN) };
+  for (const edge of demoEdges(roles, mesh, wp?.pod.ip)) edges.push(summarizeEdge(await driveEdge(state, edge, drive, mesh)));
+  let l7;
+  if (wp && hasSplit(roles)) {
+    progress(`HTTP through the waypoint: GET x100 (split 90/10 by version), DELETE x5`);
+    l7 = formatWaypointDemo(await driveWaypointDemo(state, roles, wp), TRUST_DOMAIN);
+  }
+  return { edges, table: formatEdgeTable(edges, TRUST_DOMAIN), l7 };
 }
 
 /** Before `lab down`: stop the node proxies and let them unenrol every workload and drop their pins. */
 export async function meshDown(state: LabTopology, progress: (m: string) => void): Promise<void> {
   const info = readMeshInfo(state.lab);
+  // The controller first, so it does not restart waypoints while they are being stopped.
+  await stopLabController(state.lab);
   if (!info?.mesh || !info.flavour) return;
   const proxies = readLabProcesses(state.lab).filter((p) => p.name === 'node-proxy' && isSameProcess(p.pid, p.startTime));
   for (const p of proxies) {
