@@ -23,6 +23,14 @@ hash_of() {
 fresh() { [ -f "$stamps/$1" ] && [ "$(cat "$stamps/$1")" = "$2" ]; }
 mark() { printf '%s' "$2" >"$stamps/$1"; }
 
+# Node.js itself is the one prerequisite the set-up step cannot install (see README).
+node_ok="$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a===20&&b>=19)?"yes":"no")' 2>/dev/null || echo missing)"
+case "$node_ok" in
+  yes) ;;
+  missing) die "Node.js is not installed: install Node.js 20.19 or newer (for example from your distribution or nodejs.org) and run again" ;;
+  *) die "Node.js $(node --version) is too old: nodemesh needs 20.19 or newer (require() of ES modules, node:util parseArgs); upgrade Node.js and run again" ;;
+esac
+
 with_system=1
 for arg in "$@"; do
   case "$arg" in
