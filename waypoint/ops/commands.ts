@@ -89,13 +89,14 @@ export async function waypointApply(argv: string[], ctx: CliContext = processCon
   const name = values.name ?? DEFAULT_WAYPOINT_NAME;
   const api = clientFrom(values, ctx);
   try {
+    // The namespace first when enrolling it (it is created if missing), so the Gateway can go in.
+    const enrolled = values['enroll-namespace'] ? await labelNamespace(api, values.namespace, name, true) : undefined;
     const r = await api.apply([waypointGateway(name, values.namespace, forWhat)]);
     const action = r.results[0]?.action ?? 'configured';
     ctx.stdout.write(`gateway/${name} ${action} in namespace ${values.namespace} (waypoint for ${forWhat})\n`);
     for (const w of r.warnings) ctx.stderr.write(`warning: ${w}\n`);
-    if (values['enroll-namespace']) {
-      const l = await labelNamespace(api, values.namespace, name, true);
-      ctx.stdout.write(l === 'changed' ? `namespace/${values.namespace} uses waypoint ${name} (${USE_WAYPOINT_LABEL}=${name})\n` : `namespace/${values.namespace} already uses waypoint ${name}\n`);
+    if (enrolled) {
+      ctx.stdout.write(enrolled === 'changed' ? `namespace/${values.namespace} uses waypoint ${name} (${USE_WAYPOINT_LABEL}=${name})\n` : `namespace/${values.namespace} already uses waypoint ${name}\n`);
     }
     return 0;
   } catch (err) {
