@@ -26,5 +26,13 @@ privilegedDescribe('kernel', 'nodemesh doctor', () => {
     expect(out.match(/^ {2}present /gm)).toHaveLength(CAPTURE_REQUIREMENTS.length);
     const json = JSON.parse(execFileSync(process.execPath, [cliEntry, 'doctor', '--json'], { encoding: 'utf8' })) as { ok: boolean };
     expect(json.ok).toBe(true);
+    // this kernel has SO_NETNS_COOKIE, and the report says that is the path in use
+    expect(out).toMatch(/present {2}netns cookie from user space.*\[via SO_NETNS_COOKIE\]/);
+  });
+
+  it('with SO_NETNS_COOKIE set aside (NODEMESH_NETNS_COOKIE=bpf, as on 5.10–5.13) the bind4 probe meets the requirement', () => {
+    const out = execFileSync(process.execPath, [cliEntry, 'doctor'], { encoding: 'utf8', env: { ...process.env, NODEMESH_NETNS_COOKIE: 'bpf' } });
+    expect(out).toContain('all capture requirements are present');
+    expect(out).toMatch(/present {2}netns cookie from user space.*\[via the cgroup\/bind4 probe program.*forced by NODEMESH_NETNS_COOKIE=bpf\]/);
   });
 });

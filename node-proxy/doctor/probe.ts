@@ -6,12 +6,13 @@ import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { netnsCookie } from '../../native/netns';
+import { closeNetnsCookieProbe } from '../../native/netns-cookie';
 import { BpfObject, unpin } from '../../native/object';
 import { probeHelper, probeMapType, probeProgramType, type HelperName } from '../../native/probe';
 import { CAPTURE_OBJECT } from '../capture/bpf-dataplane';
 import { bpffsMounted, findCgroup2, readMounts } from './mounts';
 import { buildReport, type DoctorReport, type ProbeOutcome } from './report';
-import { CAPTURE_REQUIREMENTS } from './requirements';
+import { CAPTURE_REQUIREMENTS, netnsCookieOutcome } from './requirements';
 
 const PROG_TYPES: Record<string, string> = {
   'prog.cgroup_sock_addr': 'cgroup_sock_addr',
@@ -92,6 +93,19 @@ function probeAttach(out: Map<string, ProbeOutcome>, cgroup2: string | undefined
   }
 }
 
+/** Reads our own netns's cookie one way: true, or why it failed. */
+function tryCookie(method: 'sockopt' | 'bpf', unloadAfter = false): true | string {
+  try {
+    return netnsCookie('/proc/self/ns/net', method) > 0n ? true : 'cookie 0';
+  } catch (err) {
+    return (err as { code?: string }).code ?? (err as Error).message.split('\n')[0];
+  } finally {
+    // the probe program is loaded on first use; the doctor leaves nothing loaded (a node proxy
+    // that needs it loads it again when it reads its first cookie)
+    if (unloadAfter) closeNetnsCookieProbe();
+  }
+}
+
 export function probeKernel(): DoctorReport {
   const out = new Map<string, ProbeOutcome>();
   const mounts = readMounts();
@@ -103,7 +117,12 @@ export function probeKernel(): DoctorReport {
   for (const [id, t] of Object.entries(PROG_TYPES)) out.set(id, guard(() => probeProgramType(t)));
   for (const [id, t] of Object.entries(MAP_TYPES)) out.set(id, guard(() => probeMapType(t)));
   for (const [id, [t, h]] of Object.entries(HELPERS)) out.set(id, guard(() => probeHelper(t, h)));
-  out.set('sockopt.so_netns_cookie', guard(() => netnsCookie('/proc/self/ns/net') > 0n));
+  const cookie = netnsCookieOutcome({
+    sockopt: tryCookie('sockopt'),
+    bindProbe: tryCookie('bpf', true),
+    forceBpf: process.env.NODEMESH_NETNS_COOKIE === 'bpf',
+  });
+  out.set('netns_cookie.user_space', { present: cookie.present, detail: cookie.detail });
   probeAttach(out, cgroup2, bpffsOk);
   return buildReport(release(), CAPTURE_REQUIREMENTS, out);
 }

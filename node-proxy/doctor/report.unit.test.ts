@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildReport, formatReport, missingMessage, type ProbeOutcome } from './report';
-import { CAPTURE_REQUIREMENTS, compareKernel } from './requirements';
+import { CAPTURE_REQUIREMENTS, compareKernel, netnsCookieOutcome } from './requirements';
 
 const allPresent = (): Map<string, ProbeOutcome> => new Map(CAPTURE_REQUIREMENTS.map((r) => [r.id, { present: true }]));
 
@@ -46,5 +46,47 @@ describe('doctor report', () => {
     outcomes.delete('fs.cgroup2');
     const r = buildReport('6.1', CAPTURE_REQUIREMENTS, outcomes);
     expect(r.missing.map((m) => [m.id, m.detail])).toEqual([['fs.cgroup2', 'not probed']]);
+  });
+});
+
+describe('netns cookie from user space', () => {
+  const cookieReq = CAPTURE_REQUIREMENTS.find((r) => r.id === 'netns_cookie.user_space')!;
+
+  it('needs only the 5.7 probe, not SO_NETNS_COOKIE (5.14)', () => {
+    expect(cookieReq.minKernel).toBe('5.7');
+    expect(cookieReq.what).toContain('SO_NETNS_COOKIE (5.14) or the cgroup/bind4 probe (5.7)');
+    expect(CAPTURE_REQUIREMENTS.some((r) => compareKernel(r.minKernel, '5.10') > 0)).toBe(false);
+  });
+
+  it('uses SO_NETNS_COOKIE where the kernel has it', () => {
+    expect(netnsCookieOutcome({ sockopt: true, bindProbe: true, forceBpf: false })).toEqual({ present: true, path: 'sockopt', detail: 'via SO_NETNS_COOKIE' });
+  });
+
+  it('is present on 5.10–5.13 through the bind4 probe, and says so', () => {
+    const o = netnsCookieOutcome({ sockopt: 'ENOPROTOOPT', bindProbe: true, forceBpf: false });
+    expect(o.present).toBe(true);
+    expect(o.path).toBe('bpf');
+    expect(o.detail).toContain('cgroup/bind4 probe');
+    expect(o.detail).toContain('SO_NETNS_COOKIE: ENOPROTOOPT');
+    const outcomes = allPresent();
+    outcomes.set(cookieReq.id, o);
+    const r = buildReport('5.10.0-21-amd64', CAPTURE_REQUIREMENTS, outcomes);
+    expect(r.ok).toBe(true);
+    expect(formatReport(r)).toContain('cgroup/bind4 probe program');
+  });
+
+  it('names the probe when NODEMESH_NETNS_COOKIE=bpf forces it', () => {
+    expect(netnsCookieOutcome({ sockopt: true, bindProbe: true, forceBpf: true })).toMatchObject({ present: true, path: 'bpf' });
+    expect(netnsCookieOutcome({ sockopt: true, bindProbe: 'EPERM', forceBpf: true }).present).toBe(false);
+  });
+
+  it('is missing only when both fail, with both reasons and the 5.7 release', () => {
+    const o = netnsCookieOutcome({ sockopt: 'ENOPROTOOPT', bindProbe: 'ENOENT', forceBpf: false });
+    expect(o.present).toBe(false);
+    const outcomes = allPresent();
+    outcomes.set(cookieReq.id, o);
+    const msg = missingMessage(buildReport('5.10', CAPTURE_REQUIREMENTS, outcomes));
+    expect(msg).toContain('(since Linux 5.7; SO_NETNS_COOKIE: ENOPROTOOPT; cgroup/bind4 probe: ENOENT)');
+    expect(msg).toContain('Linux >= 5.10');
   });
 });

@@ -35,7 +35,15 @@ export const CAPTURE_REQUIREMENTS: readonly Requirement[] = [
   { id: 'helper.get_socket_cookie.sock_ops', kind: 'helper', what: 'bpf_get_socket_cookie in sock_ops', usedFor: 'joining the connect() record to the established socket', minKernel: '4.20' },
   { id: 'helper.get_netns_cookie.sock_addr', kind: 'helper', what: 'bpf_get_netns_cookie in cgroup_sock_addr', usedFor: 'telling workload netns apart', minKernel: '5.7' },
   { id: 'helper.sk_assign.sk_lookup', kind: 'helper', what: 'bpf_sk_assign in sk_lookup', usedFor: 'handing inbound connections to 15006', minKernel: '5.9' },
-  { id: 'sockopt.so_netns_cookie', kind: 'socket-option', what: 'getsockopt SO_NETNS_COOKIE', usedFor: 'the node proxy learning the netns cookie the programs key workloads by', minKernel: '5.14' },
+  // SO_NETNS_COOKIE (5.14) is the fast path; before it the addon reads the cookie through a
+  // cgroup/bind4 probe program (5.7, native/netns-cookie.ts): either one will do.
+  {
+    id: 'netns_cookie.user_space',
+    kind: 'socket-option',
+    what: 'netns cookie from user space: SO_NETNS_COOKIE (5.14) or the cgroup/bind4 probe (5.7)',
+    usedFor: 'the node proxy learning the netns cookie the programs key workloads by',
+    minKernel: '5.7',
+  },
   { id: 'map.hash', kind: 'map-type', what: 'BPF_MAP_TYPE_HASH', usedFor: 'enrolment and original-destination tables', minKernel: '3.19' },
   { id: 'map.lru_hash', kind: 'map-type', what: 'BPF_MAP_TYPE_LRU_HASH', usedFor: 'original destinations of short-lived connections', minKernel: '4.10' },
   { id: 'map.lpm_trie', kind: 'map-type', what: 'BPF_MAP_TYPE_LPM_TRIE', usedFor: 'excluded CIDRs', minKernel: '4.11' },
@@ -52,4 +60,32 @@ export function compareKernel(a: string, b: string): number {
     if (d !== 0) return d < 0 ? -1 : 1;
   }
   return 0;
+}
+
+/** How the node proxy reads netns cookies on this kernel. */
+export type NetnsCookiePath = 'sockopt' | 'bpf';
+
+export interface NetnsCookieProbes {
+  /** SO_NETNS_COOKIE answered: true, or why not ("ENOPROTOOPT") */
+  readonly sockopt: true | string;
+  /** the cgroup/bind4 probe program gave a cookie: true, or why not */
+  readonly bindProbe: true | string;
+  /** NODEMESH_NETNS_COOKIE=bpf: the fallback is forced for the whole process */
+  readonly forceBpf: boolean;
+}
+
+/**
+ * The netns cookie requirement is met when either path works; the detail names the path the
+ * node proxy will use (the one netnsCookie's 'auto' picks) or, when neither works, why each failed.
+ */
+export function netnsCookieOutcome(p: NetnsCookieProbes): { present: boolean; detail: string; path?: NetnsCookiePath } {
+  const viaProbe = 'via the cgroup/bind4 probe program (bpf/build/netns_cookie.o)';
+  if (p.forceBpf) {
+    return p.bindProbe === true
+      ? { present: true, path: 'bpf', detail: `${viaProbe}, forced by NODEMESH_NETNS_COOKIE=bpf` }
+      : { present: false, detail: `NODEMESH_NETNS_COOKIE=bpf forces the cgroup/bind4 probe, which failed: ${p.bindProbe}` };
+  }
+  if (p.sockopt === true) return { present: true, path: 'sockopt', detail: 'via SO_NETNS_COOKIE' };
+  if (p.bindProbe === true) return { present: true, path: 'bpf', detail: `${viaProbe}; SO_NETNS_COOKIE: ${p.sockopt}` };
+  return { present: false, detail: `SO_NETNS_COOKIE: ${p.sockopt}; cgroup/bind4 probe: ${p.bindProbe}` };
 }
