@@ -1,6 +1,6 @@
 // NetnsSockets over the native addon: the socket is created inside the workload's netns by the
 // addon and handed to Node as an fd; from then on it is an ordinary net.Server / net.Socket.
-import { createServer, Socket, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { connectInNetns, fdOf, listenInNetns } from '../../native/netns';
 import type { NetnsSockets } from './netns-sockets';
 
@@ -17,10 +17,8 @@ export const nativeSockets: NetnsSockets = {
     });
   },
   async connect(netnsPath, host, port) {
-    const s = await connectInNetns(netnsPath, { host, port, timeoutMs: 10_000 });
-    // connectInNetns wraps the fd with Node's defaults; passthrough needs half-open sockets.
-    (s as Socket & { allowHalfOpen: boolean }).allowHalfOpen = true;
-    return s;
+    // passthrough and HBONE splices forward a FIN as a FIN: the socket must stay half open
+    return connectInNetns(netnsPath, { host, port, timeoutMs: 10_000, allowHalfOpen: true });
   },
   serverFd(server) {
     return fdOf(server);
