@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log';
 import { ConnectionTable, type Direction, type Endpoint } from '../connections/table';
-import { splice } from '../passthrough/splice';
+import { splice } from '../../common/hbone/splice';
 import type { NetnsSockets } from './netns-sockets';
 import type { OriginalDestinations } from './original-destination';
 

@@ -2,11 +2,22 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConnectionTable } from '../connections/table';
-import { splice } from './splice';
+import { splice, type SpliceResult } from '../../common/hbone/splice';
+
+// The passthrough path's splice (handlers.ts) is the HBONE one (common/hbone/splice.ts): between
+// two TCP sockets it forwards FIN as FIN, resets one side when the other ends abnormally and counts
+// the bytes. These are the passthrough proxy's assertions, on a proxy shaped like handlers.ts.
 
 // A proxy on loopback that splices every accepted connection to `target`, recording it in a table.
-function startProxy(target: AddressInfo, table: ConnectionTable, closed: Array<{ sent: number; received: number; error?: string }>): Promise<Server> {
+function startProxy(
+  target: AddressInfo,
+  table: ConnectionTable,
+  closed: Array<{ sent: number; received: number; error?: string }>,
+  results: SpliceResult[] = [],
+  accepted: Socket[] = [],
+): Promise<Server> {
   const server = createServer({ allowHalfOpen: true }, (down) => {
+    accepted.push(down);
     const up = connect({ host: '127.0.0.1', port: target.port, allowHalfOpen: true });
     const id = table.add({
       direction: 'outbound',
@@ -15,8 +26,9 @@ function startProxy(target: AddressInfo, table: ConnectionTable, closed: Array<{
       originalDestination: { address: '127.0.0.1', port: target.port },
       downstream: down,
     });
-    splice(down, up, ({ error }) => {
-      const rec = table.close(id, error?.message);
+    splice(down, up, (r) => {
+      results.push(r);
+      const rec = table.close(id, r.error?.message);
       closed.push({ sent: rec?.bytesSent ?? -1, received: rec?.bytesReceived ?? -1, error: rec?.error });
     });
   });
@@ -56,14 +68,17 @@ describe('splice', () => {
   it.each([0, 1, 65_536, 4 * 1024 * 1024])('carries %i bytes intact, half-close delivers the reply, counts bytes', async (size) => {
     const table = new ConnectionTable();
     const closed: Array<{ sent: number; received: number; error?: string }> = [];
+    const results: SpliceResult[] = [];
     const upstream = await startHashServer();
-    const proxy = await startProxy(upstream.address() as AddressInfo, table, closed);
+    const proxy = await startProxy(upstream.address() as AddressInfo, table, closed, results);
     servers.push(upstream, proxy);
     const payload = randomBytes(size);
     const reply = await sendAndHash((proxy.address() as AddressInfo).port, payload);
     expect(reply).toBe(createHash('sha256').update(payload).digest('hex'));
     await expect.poll(() => closed.length).toBe(1);
     expect(closed[0]).toEqual({ sent: size, received: 65, error: undefined });
+    // the splice's own counts agree with the sockets' counters
+    expect(results[0]).toMatchObject({ bytesToUpstream: size, bytesToDownstream: 65, clean: true });
     expect(table.size).toBe(0);
     expect(table.stats()).toMatchObject({ opened: 1, closed: 1, open: 0, bytesSent: size, bytesReceived: 65 });
   });
@@ -97,5 +112,30 @@ describe('splice', () => {
     expect(err.code).toBe('ECONNRESET');
     await expect.poll(() => closed.length).toBe(1);
     expect(closed[0].error).toMatch(/ECONNRESET/);
+  });
+
+  it('resets the upstream when the client side is torn down without an error (policy close)', async () => {
+    const table = new ConnectionTable();
+    const closed: Array<{ sent: number; received: number; error?: string }> = [];
+    const results: SpliceResult[] = [];
+    const accepted: Socket[] = [];
+    const upstreamSaw: string[] = [];
+    const upstream = createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', (e: NodeJS.ErrnoException) => upstreamSaw.push(e.code ?? e.message));
+      s.on('end', () => upstreamSaw.push('FIN'));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const proxy = await startProxy(upstream.address() as AddressInfo, table, closed, results, accepted);
+    servers.push(upstream, proxy);
+    const c = connect({ host: '127.0.0.1', port: (proxy.address() as AddressInfo).port });
+    c.on('error', () => undefined);
+    await new Promise<void>((r) => c.on('connect', () => c.write('hello', () => r())));
+    await expect.poll(() => accepted.length).toBe(1);
+    await expect.poll(() => table.stats().bytesSent).toBe(5);
+    accepted[0].destroy(); // what the node proxy does to close a connection policy no longer allows
+    await expect.poll(() => upstreamSaw).toEqual(['ECONNRESET']);
+    await expect.poll(() => results.length).toBe(1);
+    expect(results[0].clean).toBe(false);
+    c.destroy();
   });
 });
