@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TunnelProtocol, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
-import { ipBytes } from '../../control/workload/addresses';
+import { ipBytes } from '../../common/ip';
 import { formatSpiffeId } from '../../common/identity/spiffe';
 import { captureWorkloadOf, cgroupDirOf, identityOf, ownsAddress } from './runtime';
 import { newTraceparent, sourceBaggage } from './trace';

@@ -1,7 +1,7 @@
 // IP addresses as the node proxy's indexes key them: canonical text (RFC 5952 for IPv6), with
 // IPv4-mapped IPv6 (::ffff:10.0.0.1, as dual-stack sockets report IPv4 peers) folded to IPv4.
 import { isIP } from 'node:net';
-import { ipBytes, ipText } from '../../control/workload/addresses';
+import { ipBytes, ipText } from '../../common/ip';
 
 const MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
 

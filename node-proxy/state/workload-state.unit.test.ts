@@ -11,7 +11,7 @@ import {
   type Service,
   type Workload,
 } from '../../api/gen/nodemesh/workload/v1/workload';
-import { ipBytes } from '../../control/workload/addresses';
+import { ipBytes } from '../../common/ip';
 import { evaluate, policyContext } from '../policy';
 import { resolve, RoundRobin, type RouteDecision } from './resolve';
 import { peerAuthenticationProblem } from './resource-types';

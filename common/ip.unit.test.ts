@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { ipBytes, ipText } from './ip';
+
+describe('IP codec', () => {
+  it('round-trips IPv4 and IPv6 in canonical text', () => {
+    for (const ip of ['10.200.1.5', '0.0.0.0', 'fd00::1', '::', '2001:db8:0:1::2', '1:2:3:4:5:6:7:8', '2001:db8::1:0:0:1']) {
+      expect(ipText(ipBytes(ip))).toBe(ip);
+    }
+  });
+
+  it('writes IPv4 as 4 bytes and IPv6 (also with an IPv4 tail) as 16', () => {
+    expect([...ipBytes('10.96.0.12')]).toEqual([10, 96, 0, 12]);
+    expect(ipBytes('::ffff:10.0.0.1').toString('hex')).toBe('00000000000000000000ffff0a000001');
+    expect(ipBytes('FD00:0:0::0001').toString('hex')).toBe('fd000000000000000000000000000001');
+  });
+
+  it('compresses the longest zero run only, and never a single zero group (RFC 5952)', () => {
+    expect(ipText(ipBytes('2001:db8:0:0:1:0:0:0'))).toBe('2001:db8:0:0:1::');
+    expect(ipText(ipBytes('2001:db8:0:1:1:1:1:1'))).toBe('2001:db8:0:1:1:1:1:1');
+    expect(ipText(ipBytes('fd00:0000:0000:0000:0000:0000:0000:0001'))).toBe('fd00::1');
+  });
+
+  it('refuses what is not an address', () => {
+    expect(() => ipBytes('nope')).toThrow(/not an IP address: nope/);
+    expect(() => ipBytes('10.0.0.256')).toThrow(/not an IP/);
+    expect(() => ipText(new Uint8Array(5))).toThrow(/4 or 16 bytes, got 5/);
+  });
+});
