@@ -37,6 +37,16 @@ const wl = (name: string, ip: string, labels: Record<string, string> = { app: 'w
   spec: { node: 'nm-node1', addresses: [ip], ...(ports ? { ports } : {}) },
 });
 
+/** The ValidationError a write is refused with; the test fails if the write succeeds or fails otherwise. */
+async function refusal(write: Promise<unknown>): Promise<ValidationError> {
+  const err = await write.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ValidationError);
+  return err as ValidationError;
+}
+
 function nextBatches(store: FileStore, from: number, count: number): Promise<WatchBatch[]> {
   return new Promise((resolve) => {
     const got: WatchBatch[] = [];
@@ -129,9 +139,9 @@ describe('FileStore', () => {
   it('runs cross-resource checks: duplicate addresses, named targetPorts, route parents', async () => {
     const store = await openStore(tempDir());
     await store.apply(wl('a', '10.200.1.2', { app: 'web' }, [{ name: 'http', port: 8080 }]));
-    const dup = await store.apply(wl('b', '10.200.1.2')).catch((e: unknown) => e as ValidationError);
+    const dup = await refusal(store.apply(wl('b', '10.200.1.2')));
     expect(dup.issues[0]).toEqual({ path: 'spec.addresses[0]', message: '10.200.1.2 is already an address of Workload default/a' });
-    const named = await store.apply(svc('web', { ports: [{ port: 80, targetPort: 'grpc' }] })).catch((e: unknown) => e as ValidationError);
+    const named = await refusal(store.apply(svc('web', { ports: [{ port: 80, targetPort: 'grpc' }] })));
     expect(named.issues[0].path).toBe('spec.ports[0].targetPort');
     expect(named.issues[0].message).toMatch(/port named "grpc"/);
     await store.apply(svc('web', { ports: [{ port: 80, targetPort: 'http' }] }));
@@ -141,11 +151,11 @@ describe('FileStore', () => {
       metadata: { name: 'r' },
       spec: { parentRefs: [{ name: parent }], rules: [{ backendRefs: [{ name: 'web-v2', port: 80 }] }] },
     });
-    const orphan = await store.apply(route('missing')).catch((e: unknown) => e as ValidationError);
+    const orphan = await refusal(store.apply(route('missing')));
     expect(orphan.issues[0]).toEqual({ path: 'spec.parentRefs[0].name', message: expect.stringContaining('Service default/missing does not exist') });
     const res = await store.applyAll([route('web')]);
     expect(res.warnings[0]).toMatch(/backendRefs\[0\] names Service default\/web-v2, which does not exist/);
-    const clash = await store.apply(svc('other', { clusterIP: '10.96.0.10' })).catch((e: unknown) => e as ValidationError);
+    const clash = await refusal(store.apply(svc('other', { clusterIP: '10.96.0.10' })));
     expect(clash.issues[0]).toEqual({ path: 'spec.clusterIP', message: '10.96.0.10 is already the clusterIP of Service default/web' });
   });
 
