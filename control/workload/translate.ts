@@ -18,7 +18,11 @@
 //   the traffic (fail closed) instead of sending it direct past the waypoint's L7 policy. It is
 //   also reported as a warning.
 // - Authorization: only what a node proxy can check at L4. AuthorizationPolicies with targetRefs
-//   belong to waypoints and are skipped. The L7 attributes a rule used are named in
+//   belong to waypoints and are skipped — except when a Service they target has no usable
+//   waypoint (none, or unresolved): then nobody would enforce them, so they are published as a
+//   DENY-everything Authorization that the workloads of that Service list (fail closed), its rule
+//   marked in Rule.l7_attributes with "targetRefs:Service/<ns>/<name>" (target-refs.ts), and a
+//   warning is reported. Once the Service's waypoint resolves, it is no longer sent. The L7 attributes a rule used are named in
 //   Rule.l7_attributes. For DENY they are stripped so the rule denies on its L4 part (fail
 //   closed). For ALLOW, alternatives that need L7 are dropped when the rule can still match at L4
 //   through its other alternatives; a rule that cannot is sent as its L4 part plus the
@@ -62,6 +66,7 @@ import {
 } from '../../api/gen/nodemesh/workload/v1/workload';
 import { cidrOf, ipBytes } from './addresses';
 import { peerAuthenticationSelector, translatePeerAuthentication } from './peer-authentication';
+import { unenforcedTargetRefAttribute } from './target-refs';
 
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const DEFAULT_HBONE_PORT = 15008;
@@ -113,6 +118,10 @@ class Translation {
   /** Services with a selector, by namespace and by one of their selector's label pairs. */
   private readonly selectingServices = new Map<string, Map<string, ServiceResource[]>>();
   private readonly selectorPoliciesByNs = new Map<string, AuthorizationPolicy[]>();
+  /** AuthorizationPolicies whose targetRefs name a Service, by "<ns>/<service name>". */
+  private readonly targetRefPoliciesByService = new Map<string, AuthorizationPolicy[]>();
+  /** Each Service's waypoint (undefined: none), computed once. */
+  private readonly serviceWaypoints = new Map<ServiceResource, GatewayAddress | undefined>();
   /** PeerAuthentications with a (non-empty) selector, by namespace. */
   private readonly selectorPeerAuthnByNs = new Map<string, Array<{ name: string; matchLabels: Readonly<Record<string, string>> }>>();
   private readonly waypointCache = new Map<string, GatewayAddress | { notFor: string } | string>();
@@ -134,6 +143,7 @@ class Translation {
     }
     for (const policy of snapshot.list('AuthorizationPolicy')) {
       if (policy.spec.selector) push(this.selectorPoliciesByNs, policy.metadata.namespace ?? '', policy);
+      for (const key of new Set(targetedServices(policy))) push(this.targetRefPoliciesByService, key, policy);
     }
     for (const pa of snapshot.list('PeerAuthentication')) {
       const matchLabels = peerAuthenticationSelector(pa);
@@ -172,6 +182,13 @@ class Translation {
     const policies = (this.selectorPoliciesByNs.get(ns) ?? [])
       .filter((p) => !p.spec.targetRefs && matchesLabels(labels, p.spec.selector?.matchLabels))
       .map((p) => `${ns}/${p.metadata.name}`);
+    // targetRefs policies on a selecting Service that has no usable waypoint (fail closed).
+    const unenforced = new Set<string>();
+    for (const svc of matched) {
+      if (!this.lacksWaypoint(svc)) continue;
+      for (const p of this.targetRefPoliciesByService.get(`${ns}/${svc.metadata.name}`) ?? []) unenforced.add(`${p.metadata.namespace ?? ''}/${p.metadata.name}`);
+    }
+    policies.push(...[...unenforced].sort());
     const peerAuthentications = (this.selectorPeerAuthnByNs.get(ns) ?? [])
       .filter((p) => matchesLabels(labels, p.matchLabels))
       .map((p) => `${ns}/${p.name}`)
@@ -201,7 +218,6 @@ class Translation {
 
   service(s: ServiceResource): Service {
     const ns = s.metadata.namespace ?? '';
-    const nsLabels = this.namespaces.get(ns)?.metadata.labels ?? {};
     const vip = s.spec.clusterIP;
     return Service.fromPartial({
       name: s.metadata.name,
@@ -215,8 +231,23 @@ class Translation {
           // A named target port is resolved per workload (Workload.services); 0 here.
           return Port.fromPartial({ servicePort: p.port, targetPort: typeof target === 'number' ? target : 0 });
         }),
-      waypoint: this.waypointFor(s.metadata.labels ?? {}, nsLabels, ns, 'service', `Service ${ns}/${s.metadata.name}`),
+      waypoint: this.serviceWaypoint(s),
     });
+  }
+
+  /** The Service's waypoint: resolved, unresolved (no destination), or undefined for none. */
+  private serviceWaypoint(s: ServiceResource): GatewayAddress | undefined {
+    if (this.serviceWaypoints.has(s)) return this.serviceWaypoints.get(s);
+    const ns = s.metadata.namespace ?? '';
+    const nsLabels = this.namespaces.get(ns)?.metadata.labels ?? {};
+    const wp = this.waypointFor(s.metadata.labels ?? {}, nsLabels, ns, 'service', `Service ${ns}/${s.metadata.name}`);
+    this.serviceWaypoints.set(s, wp);
+    return wp;
+  }
+
+  /** No waypoint would enforce a targetRefs policy on this Service (none, or unresolved). */
+  private lacksWaypoint(s: ServiceResource): boolean {
+    return this.serviceWaypoint(s)?.destination === undefined;
   }
 
   private waypointFor(
@@ -283,7 +314,7 @@ class Translation {
   }
 
   authorization(p: AuthorizationPolicy): Authorization | undefined {
-    if (p.spec.targetRefs) return undefined; // enforced by the waypoint
+    if (p.spec.targetRefs) return this.unenforcedTargetRefs(p);
     const ns = p.metadata.namespace ?? '';
     const scope = p.spec.selector
       ? AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR
@@ -300,6 +331,49 @@ class Translation {
       rules,
     });
   }
+
+  /**
+   * A targetRefs policy is the waypoint's (undefined here), unless a Service it targets has no
+   * usable waypoint: then it is a DENY of everything for that Service's workloads, its rule
+   * naming those Services, so the node proxies refuse rather than nobody enforcing the policy.
+   */
+  private unenforcedTargetRefs(p: AuthorizationPolicy): Authorization | undefined {
+    const ns = p.metadata.namespace ?? '';
+    const attributes: string[] = [];
+    for (const key of [...new Set(targetedServices(p))].sort()) {
+      const [svcNs, svcName] = splitKey(key);
+      const svc = this.snapshot.get('Service', svcName, svcNs);
+      if (!svc || !this.lacksWaypoint(svc)) continue; // a missing Service selects nothing
+      attributes.push(unenforcedTargetRefAttribute(svcNs, svcName));
+      const wp = this.serviceWaypoint(svc);
+      const why = wp ? `whose waypoint ${wp.gateway} cannot be used (${wp.unresolvedReason})` : 'which has no waypoint';
+      this.warnings.push(
+        `AuthorizationPolicy ${ns}/${p.metadata.name}: targets Service ${key} (targetRefs), ${why}; only a waypoint enforces targetRefs policies, ` +
+          `so node proxies refuse every connection to the Service's workloads (fail closed) until it has one; ` +
+          'attach a waypoint (nodemesh.io/use-waypoint) or select the workloads with spec.selector instead',
+      );
+    }
+    if (attributes.length === 0) return undefined;
+    return Authorization.fromPartial({
+      name: p.metadata.name,
+      namespace: ns,
+      scope: AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR,
+      action: AuthorizationAction.AUTHORIZATION_ACTION_DENY,
+      // An empty rule matches every connection.
+      rules: [Rule.fromPartial({ clauses: [], l7Attributes: attributes })],
+    });
+  }
+}
+
+/** "<ns>/<name>" of every Service a policy's targetRefs name (Gateway refs are not Services). */
+function targetedServices(p: AuthorizationPolicy): string[] {
+  const ns = p.metadata.namespace ?? '';
+  return (p.spec.targetRefs ?? []).filter((r) => r.kind === 'Service').map((r) => `${r.namespace ?? ns}/${r.name}`);
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
 }
 
 /** A waypoint reference that cannot be used: the Gateway's name and why, no destination. */

@@ -330,6 +330,68 @@ describe('translateWorkloadApi', () => {
     expect(next.peerAuthentications.get('default/web')!.mode).toBe(MtlsMode.MTLS_MODE_STRICT);
   });
 
+  it('publishes a targetRefs policy on a Service without a usable waypoint as DENY-everything for its workloads (fail closed), and stops once the waypoint resolves', () => {
+    const policy = (name: string, spec: unknown, namespace = 'default') => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name, namespace }, spec });
+    const ref = (name: string, kind = 'Service') => ({ kind, group: kind === 'Service' ? '' : 'gateway.networking.k8s.io', name });
+    const gateway = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'wp', namespace: 'default' },
+      spec: { gatewayClassName: 'nodemesh-waypoint', addresses: [{ type: 'IPAddress', value: '10.200.1.60' }], listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+    };
+    const docs = [
+      ns('default'),
+      ns('other'),
+      wl('web-1', '10.200.1.5', { app: 'web' }),
+      wl('api-1', '10.200.1.6', { app: 'api' }),
+      wl('db-1', '10.200.1.7', { app: 'db' }),
+      svc('web', { app: 'web' }, [{ port: 80 }]),
+      // api uses a waypoint; db asks for one that does not exist (unresolved).
+      svc('api', { app: 'api' }, [{ port: 80 }], { clusterIP: '10.96.0.13' }, { 'nodemesh.io/use-waypoint': 'wp' }),
+      svc('db', { app: 'db' }, [{ port: 5432 }], { clusterIP: '10.96.0.14' }, { 'nodemesh.io/use-waypoint': 'missing' }),
+      gateway,
+      policy('web-get', { targetRefs: [ref('web')], rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
+      policy('api-get', { targetRefs: [ref('api')], rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
+      policy('both', { action: 'DENY', targetRefs: [ref('api'), ref('web'), ref('db')], rules: [{ to: [{ operation: { paths: ['/admin'] } }] }] }),
+      policy('nowhere', { targetRefs: [ref('no-such-service')], rules: [{}] }),
+      policy('on-gateway', { targetRefs: [ref('wp', 'Gateway')], rules: [{}] }),
+      // From another namespace, naming the Service's namespace.
+      policy('cross', { targetRefs: [{ ...ref('web'), namespace: 'default' }], rules: [{}] }, 'other'),
+    ];
+    const { authorizations, addresses, warnings } = translateWorkloadApi(snapshot(...docs));
+    expect([...authorizations.keys()].sort()).toEqual(['default/both', 'default/web-get', 'other/cross']);
+    // Whatever the policy said (ALLOW GET), nobody could check it: it denies everything.
+    expect(authorizations.get('default/web-get')).toMatchObject({
+      name: 'web-get',
+      namespace: 'default',
+      scope: AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR,
+      action: AuthorizationAction.AUTHORIZATION_ACTION_DENY,
+      rules: [{ clauses: [], l7Attributes: ['targetRefs:Service/default/web'] }],
+    });
+    // Only the targeted Services without a usable waypoint are named (api's waypoint enforces it there).
+    expect(authorizations.get('default/both')!.rules.map((r) => r.l7Attributes)).toEqual([['targetRefs:Service/default/db', 'targetRefs:Service/default/web']]);
+    expect(authorizations.get('other/cross')!.rules[0]!.l7Attributes).toEqual(['targetRefs:Service/default/web']);
+    const listed = (name: string) => workload(addresses.get(`Workload/default/${name}`)).authorizationPolicies;
+    expect(listed('web-1')).toEqual(['default/both', 'default/web-get', 'other/cross']);
+    expect(listed('db-1')).toEqual(['default/both']);
+    expect(listed('api-1')).toEqual([]);
+    expect(warnings).toContain(
+      'AuthorizationPolicy default/web-get: targets Service default/web (targetRefs), which has no waypoint; only a waypoint enforces targetRefs policies, ' +
+        "so node proxies refuse every connection to the Service's workloads (fail closed) until it has one; attach a waypoint (nodemesh.io/use-waypoint) or select the workloads with spec.selector instead",
+    );
+    expect(warnings.filter((w) => w.startsWith('AuthorizationPolicy default/both: targets Service default/db (targetRefs), whose waypoint default/missing cannot be used (no Gateway default/missing)'))).toHaveLength(1);
+
+    // web gets the waypoint, db's Gateway appears: the waypoint enforces the policies, node proxies no longer do.
+    const withWaypoints = docs.map((d) =>
+      d === docs[5] ? svc('web', { app: 'web' }, [{ port: 80 }], {}, { 'nodemesh.io/use-waypoint': 'wp' }) : d === docs[7] ? svc('db', { app: 'db' }, [{ port: 5432 }], { clusterIP: '10.96.0.14' }, { 'nodemesh.io/use-waypoint': 'wp' }) : d,
+    );
+    const after = translateWorkloadApi(snapshot(...withWaypoints));
+    expect([...after.authorizations.keys()]).toEqual([]);
+    expect(workload(after.addresses.get('Workload/default/web-1')).authorizationPolicies).toEqual([]);
+    expect(workload(after.addresses.get('Workload/default/db-1')).authorizationPolicies).toEqual([]);
+    expect(after.warnings.filter((w) => w.startsWith('AuthorizationPolicy'))).toEqual([]);
+  });
+
   it('is deterministic: the same snapshot gives the same messages', () => {
     const docs = [ns('default'), wl('a', '10.200.1.1', { app: 'x' }), svc('x', { app: 'x' }, [{ port: 80 }]), svc('y', { app: 'x' }, [{ port: 81 }], { clusterIP: '10.96.0.14' })];
     const one = translateWorkloadApi(snapshot(...docs));

@@ -14,9 +14,13 @@
 // L7 part of these (relaxing them when a waypoint exists let every method through; lab-tested).
 // A destination bound to a waypoint (its own or a Service's) admits only the waypoint's identity,
 // checked after STRICT and before the Authorizations (which then see the waypoint as the peer).
+// A targetRefs policy whose Service has no usable waypoint arrives as a DENY of everything marked
+// "targetRefs:Service/<ns>/<name>" (control/workload/target-refs.ts): nobody else would enforce
+// it, so the node proxy refuses every connection and says which policy and Service, and what to do.
 import type { CidrRange, Clause, Match, StringMatch } from '../../api/gen/nodemesh/workload/v1/workload';
 import { tryParseSpiffeId, SPIFFE_SCHEME } from '../../common/identity/spiffe';
 import { ipToBytes } from '../state/ip';
+import { unenforcedTargetRefs } from '../../control/workload/target-refs';
 import { fromBoundWaypoint, type WaypointBinding } from './waypoint';
 import {
   AuthorizationAction,
@@ -129,6 +133,8 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
     for (const [i, rule] of policy.rules.entries()) {
       if (!ruleMatches(rule, facts)) continue;
       const l7 = rule.l7Attributes ?? [];
+      const services = unenforcedTargetRefs(l7);
+      if (services.length > 0) return { allowed: false, policy: nameOf(policy), reason: withoutWaypointReason(nameOf(policy), services, context.destination) };
       const note =
         l7.length > 0
           ? `; the rule also names L7 attributes [${l7.join(', ')}], which only a waypoint can check${context.hasWaypoint ? ' (and waypoints enforce only policies with targetRefs)' : ''}, so it is enforced on its L4 part alone (fail closed)`
@@ -166,6 +172,16 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
     allowed: false,
     reason: `no ALLOW policy matched (${context.destination} has ALLOW policies ${names}; a connection must match one of them)`,
   };
+}
+
+/** Why a targetRefs policy on a Service without a usable waypoint refuses everything. */
+function withoutWaypointReason(policy: string, services: readonly string[], destination: string): string {
+  const list = services.join(', ');
+  return (
+    `denied by AuthorizationPolicy ${policy}: it targets ${list} (targetRefs), which has no usable waypoint, and only a waypoint enforces ` +
+    `targetRefs policies; rather than let nobody enforce it, ${destination} refuses every connection (fail closed); ` +
+    `attach a waypoint to the Service (nodemesh.io/use-waypoint) or select the workloads with spec.selector instead of targetRefs`
+  );
 }
 
 /** The verdict for a connection that does not come from the destination's waypoint, if it does not. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Authorization, AuthorizationAction, AuthorizationScope, Clause, Match, Rule } from '../../api/gen/nodemesh/workload/v1/workload';
 import { cidrOf } from '../../control/workload/addresses';
+import { unenforcedTargetRefAttribute } from '../../control/workload/target-refs';
 import { stringMatch } from '../../control/workload/translate';
 import { evaluate } from './evaluate';
 import type { PolicyAuthorization, PolicyConnection, PolicyContext, PolicyRule } from './model';
@@ -182,6 +183,34 @@ describe('rules with L7 attributes', () => {
     const denyPosts = policy('deny-post', 'DENY', [rule({ namespaces: str('backend') }, undefined, ['methods', 'paths'])]);
     expect(row(context([denyPosts]))).toBe('AADDAA');
     expect(evaluate(conn(SOURCES[1]!, 8080), context([denyPosts])).reason).toMatch(/names L7 attributes \[methods, paths\], which only a waypoint can check.*fail closed/);
+  });
+});
+
+describe('targetRefs policy on a Service without a waypoint', () => {
+  // As control/workload publishes it: DENY, one empty rule, the unenforced Services named.
+  const unenforced = policy('web-get', 'DENY', [rule(undefined, undefined, [unenforcedTargetRefAttribute('default', 'web')])]);
+
+  it('refuses every connection, whatever else allows it, naming the policy and the Service and saying what to do', () => {
+    expect(row(context([unenforced]))).toBe('DDDDDD');
+    const allowA = policy('allow-a', 'ALLOW', [rule({ principals: str('cluster.local/ns/frontend/sa/web') })]);
+    expect(row(context([allowA, unenforced]))).toBe('DDDDDD');
+    const v = evaluate(conn(SOURCES[0]!, 8080), context([allowA, unenforced]));
+    expect(v).toEqual({
+      allowed: false,
+      policy: 'default/web-get',
+      reason:
+        'denied by AuthorizationPolicy default/web-get: it targets Service/default/web (targetRefs), which has no usable waypoint, and only a waypoint enforces ' +
+        'targetRefs policies; rather than let nobody enforce it, default/db refuses every connection (fail closed); ' +
+        'attach a waypoint to the Service (nodemesh.io/use-waypoint) or select the workloads with spec.selector instead of targetRefs',
+    });
+    // Every targeted Service without a waypoint is named.
+    const two = policy('two', 'DENY', [rule(undefined, undefined, [unenforcedTargetRefAttribute('default', 'db'), unenforcedTargetRefAttribute('default', 'web')])]);
+    expect(evaluate(conn(SOURCES[2]!, 9090), context([two])).reason).toMatch(/targets Service\/default\/db, Service\/default\/web \(targetRefs\)/);
+  });
+
+  it('is the only kind of L7 attribute read as such: other DENY rules keep their L4 reason', () => {
+    const denyPaths = policy('deny-paths', 'DENY', [rule(undefined, undefined, ['paths'])]);
+    expect(evaluate(conn(SOURCES[0]!, 8080), context([denyPaths])).reason).toMatch(/^denied by DENY policy default\/deny-paths \(rule 1\); the rule also names L7 attributes \[paths\]/);
   });
 });
 
