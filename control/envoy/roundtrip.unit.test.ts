@@ -96,8 +96,8 @@ describe('Any packing', () => {
 
 describe('incremental translation', () => {
   it('reuses unchanged Services and gives the same result as a full translation', async () => {
-    const { MemoryStore } = await import('../store/base-store');
-    const { ServiceOutputCache } = await import('./translate');
+    const { MemoryStore } = await import('../store/base-store.js');
+    const { ServiceOutputCache } = await import('./translate.js');
     const store = new MemoryStore();
     await store.applyAll(baseMesh());
     const cache = new ServiceOutputCache();
