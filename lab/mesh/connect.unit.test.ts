@@ -12,9 +12,9 @@ describe('chooseLab', () => {
   let state: typeof import('../state');
   let topology: typeof import('../topology');
   beforeAll(async () => {
-    state = await import('../state');
-    topology = await import('../topology');
-    m = await import('./connect');
+    state = await import('../state.js');
+    topology = await import('../topology.js');
+    m = await import('./connect.js');
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
