@@ -55,7 +55,7 @@ describe('access log', () => {
 
 describe('shortReason', () => {
   it('keeps the first clause, closes its parenthesis and caps the length', async () => {
-    const { shortReason } = await import('./report');
+    const { shortReason } = await import('./report.js');
     expect(shortReason('no ALLOW policy matched (w has ALLOW policies p; a connection must match one of them)')).toBe('no ALLOW policy matched (w has ALLOW policies p)');
     expect(shortReason('x'.repeat(200))).toHaveLength(110);
   });
