@@ -115,7 +115,7 @@ describe('certificate service over gRPC/TLS', () => {
     // No authorization metadata at all.
     const raw = new grpc.Client(address, grpc.credentials.createSsl(Buffer.from(ca.trustBundlePem.join(''))));
     try {
-      const { CertificateServiceService, CreateCertificateRequest } = await import('../../api/gen/nodemesh/ca/v1/ca');
+      const { CertificateServiceService, CreateCertificateRequest } = await import('../../api/gen/nodemesh/ca/v1/ca.js');
       const def = CertificateServiceService.createCertificate;
       const code = await new Promise<grpc.status>((resolve) =>
         raw.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, CreateCertificateRequest.fromPartial({ csr: csrPem }), (e) => resolve(e ? e.code : grpc.status.OK)),
