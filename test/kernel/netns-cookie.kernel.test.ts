@@ -106,7 +106,7 @@ privilegedDescribe('kernel', 'netns cookies before Linux 5.14 (BPF probe fallbac
     vi.resetModules();
     vi.stubEnv('NODEMESH_NETNS_COOKIE', 'bpf');
     try {
-      const fresh = await import('../../native/netns-cookie');
+      const fresh = await import('../../native/netns-cookie.js');
       const before = fresh.netnsCookieProbeIds();
       expect(before).toBeUndefined();
       expect(fresh.readNetnsCookie(namespaces[0] as string)).toBe(netnsCookie(namespaces[0] as string, 'sockopt'));
