@@ -5,7 +5,7 @@ import { formatSpiffeId } from '../../common/identity/spiffe';
 import { captureWorkloadOf, cgroupDirOf, identityOf, ownsAddress } from './runtime';
 import { newTraceparent, sourceBaggage } from './trace';
 
-const w = (init: Partial<Omit<Workload, '$type'>> = {}): Workload =>
+const w = (init: Parameters<typeof Workload.fromPartial>[0] = {}): Workload =>
   Workload.fromPartial({
     uid: 'Workload/shop/web-1',
     name: 'web-1',
