@@ -8,8 +8,8 @@ import {
   PeerAuthenticationScope,
   TunnelProtocol,
   WorkloadStatus,
-  type Service,
-  type Workload,
+  Service,
+  Workload,
 } from '../../api/gen/nodemesh/workload/v1/workload';
 import { ipBytes } from '../../common/ip';
 import { evaluate, policyContext } from '../policy';
@@ -19,7 +19,7 @@ import { WorkloadState, type LocalWorkloadEvent, type StateChange } from './work
 
 type WorkloadInit = Parameters<typeof Address.fromPartial>[0] extends infer A ? A : never;
 
-function workload(name: string, ip: string, init: Partial<Omit<Workload, '$type'>> = {}): Address {
+function workload(name: string, ip: string, init: Parameters<typeof Workload.fromPartial>[0] = {}): Address {
   return Address.fromPartial({
     type: {
       $case: 'workload',
@@ -41,7 +41,7 @@ function workload(name: string, ip: string, init: Partial<Omit<Workload, '$type'
 const WEB = 'default/web.default.svc.cluster.local';
 const webPorts = (target = 8080) => ({ [WEB]: { ports: [{ servicePort: 80, targetPort: target }] } });
 
-function service(name: string, vip: string, init: Partial<Omit<Service, '$type'>> = {}): Address {
+function service(name: string, vip: string, init: Parameters<typeof Service.fromPartial>[0] = {}): Address {
   return Address.fromPartial({
     type: {
       $case: 'service',
