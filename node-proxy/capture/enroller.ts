@@ -245,6 +245,15 @@ export class Enroller {
     this.live.delete(record.key);
     if (live) await Promise.all(live.listeners.map(closeServer));
     this.records = this.records.filter((r) => r.key !== record.key);
+    // Our worker thread in the pod's netns (and its ready sockets) would keep a deleted pod's netns
+    // alive until its idle timeout; no other enrolled workload lives in that netns, so stop it now.
+    if (!this.records.some((r) => r.workload.netnsPath === record.workload.netnsPath)) {
+      try {
+        this.sockets.release(record.workload.netnsPath);
+      } catch (err) {
+        this.log.warn({ workload: record.key, err: (err as Error).message }, 'could not release the netns worker (it leaves by itself when idle)');
+      }
+    }
     this.log.info({ workload: record.key, reason }, 'workload unenrolled');
   }
 

@@ -1,7 +1,7 @@
 // NetnsSockets over the native addon: the socket is created inside the workload's netns by the
 // addon and handed to Node as an fd; from then on it is an ordinary net.Server / net.Socket.
 import { createServer, type Server } from 'node:net';
-import { connectInNetns, fdOf, listenInNetns } from '../../native/netns';
+import { connectInNetns, fdOf, listenInNetns, releaseNetns } from '../../native/netns';
 import type { NetnsSockets } from './netns-sockets';
 
 export const nativeSockets: NetnsSockets = {
@@ -22,5 +22,8 @@ export const nativeSockets: NetnsSockets = {
   },
   serverFd(server) {
     return fdOf(server);
+  },
+  release(netnsPath) {
+    releaseNetns(netnsPath);
   },
 };

@@ -11,4 +11,10 @@ export interface NetnsSockets {
   connect(netnsPath: string, host: string, port: number): Promise<Socket>;
   /** The file descriptor behind a listening server (to register it in a sockhash). */
   serverFd(server: Server): number;
+  /**
+   * Lets go of the netns: whatever this process keeps there to make sockets quickly (the addon's
+   * worker thread and its ready sockets) stops now, so a deleted pod's netns is not kept alive.
+   * Sockets already made are not affected; a later listen/connect there starts afresh.
+   */
+  release(netnsPath: string): void;
 }

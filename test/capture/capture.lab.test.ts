@@ -2,7 +2,7 @@
 // pod1-1 (with exclusions) and leaves pod1-2 out; servers run in pod2-1 / pod1-1, clients inside
 // pods (their netns and cgroup, so capture applies to them exactly as to an app).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -59,6 +59,20 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
     },
   };
   const seenFrom = (seen: Seen[], n: number) => seen.slice(n);
+  /** Threads of the node proxy process that are inside the netns at netnsPath. */
+  const proxyThreadsIn = (netnsPath: string): number[] => {
+    const pid = proxy!.child.pid!;
+    const want = `net:[${statSync(netnsPath).ino}]`;
+    return readdirSync(`/proc/${pid}/task`)
+      .filter((tid) => {
+        try {
+          return readlinkSync(`/proc/${pid}/task/${tid}/ns/net`) === want;
+        } catch {
+          return false; // the thread exited meanwhile
+        }
+      })
+      .map(Number);
+  };
 
   beforeAll(async () => {
     await downLab(LAB); // whatever a failed earlier run left
@@ -206,9 +220,17 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
     expect((await adminJson<{ connections: { open: number } }>(topo, 'node1', '/stats')).connections.open).toBe(0);
   });
 
-  it('unenrolling restores the direct path; enrolling again captures again', async () => {
+  it('unenrolling restores the direct path and leaves no proxy thread in the pod netns; enrolling again captures again', async () => {
+    // the spawned process is the node proxy itself (nsenter and sh exec it)
+    expect(readFileSync(`/proc/${proxy!.child.pid!}/cmdline`, 'utf8')).toContain('node-proxy');
+    // a captured connection just now: the proxy's worker thread for pod1-1's netns is up (idle timeout 5 s)
+    const [warm] = await runClient(topo, 'pod1-1', pod('pod2-1').ip, 8080, 10);
+    expect(warm).toMatchObject({ ok: true, peer: '127.0.0.1:15001' });
+    expect(proxyThreadsIn(pod('pod1-1').netnsPath).length).toBeGreaterThan(0);
     writeSelection(selection, { workloads: { ...baseSelection.workloads, 'pod1-1': { mode: 'none' } } });
     await waitFor('pod1-1 unenrolled', async () => ((await adminJson<unknown[]>(topo, 'node1', '/workloads')).length === 0 ? true : undefined));
+    // released at unenrol, well before the worker's own idle timeout would end it
+    await expect.poll(() => proxyThreadsIn(pod('pod1-1').netnsPath), { timeout: 1000, interval: 50 }).toEqual([]);
     const [direct] = await runClient(topo, 'pod1-1', pod('pod2-1').ip, 8080, 1000);
     expect(direct).toMatchObject({ ok: true, peer: `${pod('pod2-1').ip}:8080`, received: 1000 });
     expect(existsSync(join(node('node1').bpffsDir, 'workloads', 'default_pod1-1'))).toBe(false);
