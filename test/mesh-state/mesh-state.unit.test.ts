@@ -198,6 +198,64 @@ describe('mesh state from the control plane over TLS', () => {
     expect(decision.kind === 'unreachable' && decision.reason).toMatch(/its waypoint Gateway backend\/db-waypoint cannot be used \(no Gateway backend\/db-waypoint\)/);
   });
 
+  it('enforces a targetRefs policy on a Service without a waypoint by refusing everything (fail closed), and hands it to the waypoint once there is one', async () => {
+    const { store, cp, target } = await controlPlane();
+    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-2', logger: silent });
+    cleanup(() => mesh.stop());
+    mesh.start();
+    await mesh.client.whenSynced(10_000);
+    const db = () => mesh.state.workloadByIp('10.200.2.7')!;
+    const api = () => mesh.state.workloadByIp('10.200.2.8')!;
+    const fromWeb: PolicyConnection = { sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5', destinationIp: '10.200.2.7', destinationPort: 5432 };
+    const verdict = (c: PolicyConnection) => evaluate(c, policyContext(mesh.state, db(), c.destinationPort));
+    expect(verdict(fromWeb)).toMatchObject({ allowed: true, policy: 'backend/allow-frontend' });
+
+    // "GET only, from frontend" on the db Service, which has no waypoint to check it.
+    await store.apply({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'db-get', namespace: 'backend' },
+      spec: { targetRefs: [{ group: '', kind: 'Service', name: 'db' }], rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { methods: ['GET'] } }] }] },
+    });
+    await until('db-0 listing the targetRefs policy', () => mesh.state.allAuthorizations().has('backend/db-get') && db().authorizationPolicies.includes('backend/db-get'));
+    const refused = verdict(fromWeb);
+    expect(refused).toMatchObject({ allowed: false, policy: 'backend/db-get' });
+    expect(refused.reason).toMatch(/^denied by AuthorizationPolicy backend\/db-get: it targets Service\/backend\/db \(targetRefs\), which has no usable waypoint.*backend\/db-0 refuses every connection \(fail closed\); attach a waypoint/);
+    expect(verdict({ sourceIp: '192.0.2.10', destinationIp: '10.200.2.7', destinationPort: 9999 }).allowed).toBe(false);
+    // The open connection from web is closed; api-0 (not behind db) is not affected.
+    const open = [
+      { id: 'db', destination: db().uid, connection: fromWeb },
+      { id: 'api', destination: api().uid, connection: { ...fromWeb, destinationIp: '10.200.2.8', destinationPort: 8080 } },
+    ];
+    const contextFor = (uid: string, port: number) => {
+      const w = mesh.state.workload(uid);
+      return w && policyContext(mesh.state, w, port);
+    };
+    expect(connectionsNoLongerAllowed(open, contextFor)).toEqual([{ id: 'db', verdict: refused }]);
+
+    // The db Service gets a waypoint (an address, so it resolves): the node proxy stops enforcing
+    // the policy, the waypoint does — and only the waypoint may now reach db-0.
+    await store.delete({ kind: 'AuthorizationPolicy', namespace: 'backend', name: 'allow-frontend' });
+    await store.applyAll([
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'db-waypoint', namespace: 'backend' },
+        spec: { gatewayClassName: 'nodemesh-waypoint', addresses: [{ type: 'IPAddress', value: '10.200.2.60' }], listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'db', namespace: 'backend', labels: { 'nodemesh.io/use-waypoint': 'db-waypoint' } },
+        spec: { clusterIP: '10.96.0.20', selector: { app: 'db' }, ports: [{ port: 5432, targetPort: 5432 }] },
+      },
+    ]);
+    await until('the targetRefs policy leaving the node proxy', () => !mesh.state.allAuthorizations().has('backend/db-get') && db().authorizationPolicies.length === 0);
+    const fromWaypoint: PolicyConnection = { ...fromWeb, sourceIdentity: 'spiffe://cluster.local/ns/backend/sa/db-waypoint', sourceIp: '10.200.2.60' };
+    expect(verdict(fromWaypoint)).toEqual({ allowed: true, reason: 'no ALLOW policy applies to backend/db-0' });
+    expect(verdict(fromWeb)).toMatchObject({ allowed: false, policy: 'Gateway/backend/db-waypoint' });
+  });
+
   it('is not ready, and says why, when it does not trust the control plane', async () => {
     const { target } = await controlPlane();
     const other = await openTestCa('mesh-state-other');

@@ -1,9 +1,10 @@
 // PeerAuthentication, L7 hints and unresolved waypoints over the real delta ADS server: a config
 // store, the real translation and gRPC server on loopback, and a real @grpc/grpc-js client that
-// follows several workload API types on one stream.
+// follows several workload API types on one stream. Also: a targetRefs policy on a Service without
+// a waypoint, published to node proxies (fail closed) until the Service's waypoint resolves.
 import { describe, expect, it } from 'vitest';
 import type { DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
-import { Address, Authorization, MtlsMode, PeerAuthentication, PeerAuthenticationScope } from '../../api/gen/nodemesh/workload/v1/workload';
+import { Address, Authorization, AuthorizationAction, AuthorizationScope, MtlsMode, PeerAuthentication, PeerAuthenticationScope } from '../../api/gen/nodemesh/workload/v1/workload';
 import { MemoryStore } from '../../control/store/base-store';
 import { ipText } from '../../control/workload/addresses';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, PEER_AUTHENTICATION_TYPE_URL } from '../../control/workload/publisher';
@@ -174,5 +175,60 @@ describe('L7 hints and unresolved waypoints over delta ADS', () => {
     const resolved = serviceOf(decoded(got.get(ADDRESS_TYPE_URL), web, Address)).waypoint!;
     expect(resolved.unresolvedReason).toBe('');
     expect(resolved.destination?.$case === 'address' && ipText(resolved.destination.value.address)).toBe('10.200.1.60');
+  });
+});
+
+describe('targetRefs policy on a Service without a waypoint over delta ADS', () => {
+  it('arrives as DENY-everything for the Service’s workloads, and is removed once the Service’s waypoint resolves', async () => {
+    const { store, c } = await setup();
+    const webSvc = (labels?: Record<string, string>) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'default', labels },
+      spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+    await store.apply(webSvc());
+    c.send({ typeUrl: ADDRESS_TYPE_URL });
+    c.send({ typeUrl: AUTHORIZATION_TYPE_URL });
+    await until(c, { [ADDRESS_TYPE_URL]: { names: ['Workload/default/web-1'] }, [AUTHORIZATION_TYPE_URL]: {} });
+
+    // An ALLOW GET policy on the Service, which has no waypoint: nobody could check GET.
+    await store.apply({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'web-get', namespace: 'default' },
+      spec: { targetRefs: [{ group: '', kind: 'Service', name: 'web' }], rules: [{ to: [{ operation: { methods: ['GET'] } }] }] },
+    });
+    let got = await until(c, { [AUTHORIZATION_TYPE_URL]: { names: ['default/web-get'] }, [ADDRESS_TYPE_URL]: { names: ['Workload/default/web-1'] } });
+    expect(decoded(got.get(AUTHORIZATION_TYPE_URL), 'default/web-get', Authorization)).toEqual(
+      Authorization.fromPartial({
+        name: 'web-get',
+        namespace: 'default',
+        scope: AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR,
+        action: AuthorizationAction.AUTHORIZATION_ACTION_DENY,
+        rules: [{ clauses: [], l7Attributes: ['targetRefs:Service/default/web'] }],
+      }),
+    );
+    expect(workloadOf(decoded(got.get(ADDRESS_TYPE_URL), 'Workload/default/web-1', Address)).authorizationPolicies).toEqual(['default/web-get']);
+    // db-1 is not behind the Service: not re-sent.
+    expect(got.get(ADDRESS_TYPE_URL)!.flatMap((r) => r.resources.map((x) => x.name))).not.toContain('Workload/default/db-1');
+
+    // The Service gets a waypoint that resolves: the waypoint enforces the policy, node proxies stop.
+    await store.applyAll([
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'wp', namespace: 'default' },
+        spec: { gatewayClassName: 'nodemesh-waypoint', addresses: [{ type: 'IPAddress', value: '10.200.1.60' }], listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+      },
+      webSvc({ 'nodemesh.io/use-waypoint': 'wp' }),
+    ]);
+    got = await until(c, { [AUTHORIZATION_TYPE_URL]: { removed: ['default/web-get'] }, [ADDRESS_TYPE_URL]: { names: ['Workload/default/web-1'] } });
+    expect(workloadOf(decoded(got.get(ADDRESS_TYPE_URL), 'Workload/default/web-1', Address)).authorizationPolicies).toEqual([]);
+
+    // The waypoint goes away (unresolved): node proxies enforce it again.
+    await store.delete({ kind: 'Gateway', namespace: 'default', name: 'wp' });
+    got = await until(c, { [AUTHORIZATION_TYPE_URL]: { names: ['default/web-get'] }, [ADDRESS_TYPE_URL]: { names: ['Workload/default/web-1'] } });
+    expect(workloadOf(decoded(got.get(ADDRESS_TYPE_URL), 'Workload/default/web-1', Address)).authorizationPolicies).toEqual(['default/web-get']);
   });
 });
