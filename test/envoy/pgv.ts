@@ -41,9 +41,13 @@ function envoyRoot(): protobuf.Root {
   return (loaded = r);
 }
 
-function rulesOf(o: { parsedOptions?: Record<string, unknown>[] | null }, key = '(validate.rules)'): Rules | undefined {
+// protobufjs declares parsedOptions as `{ [k: string]: any[] }`, but at run time it is null or an
+// array of `{ '(option.name)': value }` objects (src/object.js setParsedOption): read it as that.
+const parsedOptionsOf = (o: protobuf.ReflectionObject): Record<string, unknown>[] => (o.parsedOptions as unknown as Record<string, unknown>[] | null | undefined) ?? [];
+
+function rulesOf(o: protobuf.ReflectionObject, key = '(validate.rules)'): Rules | undefined {
   let out: Rules | undefined;
-  for (const opt of o.parsedOptions ?? []) if (key in opt) out = { ...(out ?? {}), ...(opt[key] as Rules) };
+  for (const opt of parsedOptionsOf(o)) if (key in opt) out = { ...(out ?? {}), ...(opt[key] as Rules) };
   return out;
 }
 
@@ -61,7 +65,7 @@ class Checker {
   message(type: protobuf.Type, msg: protobuf.Message & Record<string, unknown>, path: string): void {
     if (type.fullName === '.google.protobuf.Any') return this.any(msg, path);
     for (const oneof of type.oneofsArray) {
-      const required = (oneof.parsedOptions ?? []).some((o: Record<string, unknown>) => o['(validate.required)'] === true);
+      const required = parsedOptionsOf(oneof).some((o) => o['(validate.required)'] === true);
       if (required && !oneof.oneof.some((f) => has(msg, f))) this.fail(path, `one of ${oneof.oneof.join(', ')} is required`);
     }
     for (const field of type.fieldsArray) this.field(field, msg, `${path}.${field.name}`);
