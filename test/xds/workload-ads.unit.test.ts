@@ -4,7 +4,7 @@ import * as http2 from 'node:http2';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { Registry } from 'prom-client';
+import { Registry, type Histogram } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import { Address, TunnelProtocol } from '../../api/gen/nodemesh/workload/v1/workload';
@@ -51,7 +51,6 @@ async function setup(opts: { registry?: Registry; logger?: pino.Logger } = {}) {
 }
 
 const names = (rs: DeltaDiscoveryResponse[]) => rs.flatMap((r) => r.resources.map((x) => x.name)).sort();
-const removedNames = (rs: DeltaDiscoveryResponse[]) => rs.flatMap((r) => r.removedResources).sort();
 
 describe('workload API over delta ADS', () => {
   it('sends the full state to a wildcard subscriber, then only each change', async () => {
@@ -132,7 +131,7 @@ describe('workload API over delta ADS', () => {
     const acks = await registry.getSingleMetric('nodemesh_xds_acks_total')!.get();
     expect(acks.values.find((v) => v.labels.type_url === ADDRESS_TYPE_URL)?.value).toBeGreaterThanOrEqual(1);
     // Both pushes that carried a store change were timed from the change.
-    const latency = await registry.getSingleMetric('nodemesh_xds_push_latency_seconds')!.get();
+    const latency = await (registry.getSingleMetric('nodemesh_xds_push_latency_seconds') as Histogram).get();
     const count = latency.values.find((v) => v.metricName === 'nodemesh_xds_push_latency_seconds_count' && v.labels.type_url === ADDRESS_TYPE_URL);
     expect(count?.value).toBe(2);
   });
