@@ -132,7 +132,7 @@ export function summarizeEdge(o: EdgeObservation): EdgeSummary {
   const wpAnswered = !o.entries.length && o.edge.waypoint && 'statusCodes' in c && Object.keys(c.statusCodes).length > 0;
   if (wpAnswered && 'statusCodes' in c) verdict = `waypoint: ${Object.entries(c.statusCodes).map(([code, k]) => `${code} x${k}`).join(', ')}`;
   if (verdict.startsWith('allowed') && o.edge.waypoint) verdict += ' (via waypoint)';
-  const mtls = o.mesh === false ? 'no' : wpAnswered ? 'yes' : o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
+  const mtls = o.mesh === false ? 'no' : wpAnswered ? 'yes' : o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.every((e) => e.protocol === 'same-node') ? 'same node' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
   const sent = passed.reduce((a, e) => a + e.bytesSent, 0);
   const recv = passed.reduce((a, e) => a + e.bytesRecv, 0);
   const reason = denied[0]

@@ -72,9 +72,11 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     const rows = up.stdout.split('\n').filter((l) => / -> /.test(l));
     expect(rows).toHaveLength(5);
     const row = (label: string): string => rows.find((l) => l.includes(label)) ?? '';
-    expect(row('frontend -> backend')).toMatch(/^ok .*5\/5 ok\s+allowed 5\s+yes\s+ns\/demo\/sa\/frontend\s+ns\/demo\/sa\/backend/);
-    expect(row('frontend -> tcp-echo')).toMatch(/^ok .*5\/5 ok\s+allowed 5\s+yes\s+ns\/demo\/sa\/frontend\s+ns\/demo\/sa\/tcp-echo/);
-    expect(row('tcp-echo -> backend')).toMatch(/^ok .*0\/5 ok\s+denied 5\s+yes\s+ns\/demo\/sa\/tcp-echo/);
+    // the backend is behind its waypoint: the client's peer is the waypoint, which answers for it
+    expect(row('frontend -> backend')).toMatch(/^ok .*5\/5 ok\s+waypoint: 200 x5\s+yes\s+ns\/demo\/sa\/frontend\s+ns\/demo\/sa\/waypoint/);
+    // same node: over HBONE, or the node proxy's same-node path (no wire, both identities held)
+    expect(row('frontend -> tcp-echo')).toMatch(/^ok .*5\/5 ok\s+allowed 5\s+(yes|same node)\s+ns\/demo\/sa\/frontend\s+ns\/demo\/sa\/tcp-echo/);
+    expect(row('tcp-echo -> backend')).toMatch(/^ok .*0\/5 ok\s+waypoint: 403 x5\s+yes\s+ns\/demo\/sa\/tcp-echo\s+ns\/demo\/sa\/waypoint.*RBAC: access denied/);
     expect(up.stdout).toContain('nodemesh lab down --lab nmmesh');
     // STRICT rows: the outside client must be refused
     expect(row('client(outside) -> frontend')).toMatch(/^ok .*0\/5 ok/);
@@ -100,7 +102,9 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
       const seen = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination' && e.dstAddr.startsWith(`${te.pod.ip}:`));
       expect(seen.length, label).toBeGreaterThanOrEqual(203);
       expect(new Set(seen.map((e) => e.srcIdentity))).toEqual(new Set([spiffeId('demo', from.serviceAccount)]));
-      expect(new Set(seen.map((e) => e.protocol))).toEqual(new Set(['HBONE']));
+      const protocols = [...new Set(seen.map((e) => e.protocol))];
+      expect(protocols.length).toBe(1);
+      expect(label === 'cross-node' ? ['HBONE'] : ['HBONE', 'same-node']).toContain(protocols[0]);
       expect(seen.some((e) => e.bytesSent === 64 * MiB && e.bytesRecv === 64 * MiB)).toBe(true);
     }
   });
@@ -222,30 +226,36 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
   it("a node proxy's token cannot obtain a certificate for a workload on another node (PERMISSION_DENIED)", async () => {
     const p = meshPaths(LAB);
     const r = lastJson<Array<{ id: string; ok: boolean; code?: number; message?: string }>>(
-      await nodeIn(topo, 'node1', CA_SCRIPT, [`${topo.control.ip}:15012`, p.trustBundle, p.nodeToken('node1'), 'demo/backend', 'demo/frontend']),
+      await nodeIn(topo, 'node1', CA_SCRIPT, [`${topo.control.ip}:15012`, p.trustBundle, p.nodeToken('node1'), 'outside/client', 'demo/frontend']),
     );
     const byId = new Map(r.map((x) => [x.id, x]));
-    expect(byId.get('demo/backend')).toMatchObject({ ok: false, code: 7 }); // grpc.status.PERMISSION_DENIED
+    // the client runs only on node2 (backends run on both nodes in the 2x3 demo)
+    expect(byId.get('outside/client')).toMatchObject({ ok: false, code: 7 }); // grpc.status.PERMISSION_DENIED
     expect(byId.get('demo/frontend')).toMatchObject({ ok: true }); // its own node's workload: issued
   });
 
   it('metrics and access logs carry the right labels for an allowed and a denied connection', async () => {
     const marks = proxyLogMarks(topo);
+    // The backend sits behind its waypoint: through the VIP the waypoint connects (allowed); straight at
+    // the pod, tcp-echo's own identity is refused by the backend's node proxy (bound to the waypoint).
     expect(passed(await http(fe, vip('backend')))).toBe(true);
-    expect(passed(await http(te, vip('backend')))).toBe(false);
+    expect(passed(await http(te, `${be.pod.ip}:${be.port}`))).toBe(false);
+    // an L4 edge end to end: backend -> tcp-echo (the access line is written when it closes)
+    expect(passed(await tcp(be, vip('tcp-echo'), 1000))).toBe(true);
     await new Promise((r) => setTimeout(r, 500));
     const m = await metricsOf(topo, be.pod.node);
     const common = { reporter: 'destination', destination_workload: be.workload, destination_workload_namespace: 'demo', destination_principal: spiffeId('demo', 'backend'), connection_security_policy: 'mutual_tls' };
-    expect(sample(m, 'istio_tcp_connections_opened_total', { ...common, source_principal: spiffeId('demo', 'frontend'), source_workload: fe.workload })).toBeGreaterThan(0);
-    expect(sample(m, 'istio_tcp_sent_bytes_total', { ...common, source_principal: spiffeId('demo', 'frontend') })).toBeGreaterThan(0);
+    expect(sample(m, 'istio_tcp_connections_opened_total', { ...common, source_principal: spiffeId('demo', 'waypoint'), source_workload: 'wp-waypoint' })).toBeGreaterThan(0);
     expect(sample(m, 'istio_tcp_connections_closed_total', { ...common, source_principal: spiffeId('demo', 'tcp-echo'), source_workload: te.workload, response_flags: 'DENY' })).toBeGreaterThan(0);
-    const log = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination' && e.dstAddr.startsWith(`${be.pod.ip}:`));
-    const allowed = log.find((e) => e.srcIdentity === spiffeId('demo', 'frontend'));
-    const denied = log.find((e) => e.srcIdentity === spiffeId('demo', 'tcp-echo'));
-    expect(allowed).toMatchObject({ msg: 'connection complete', protocol: 'HBONE', dstIdentity: spiffeId('demo', 'backend'), srcWorkload: `demo/${fe.workload}` });
+    const mt = await metricsOf(topo, te.pod.node);
+    expect(sample(mt, 'istio_tcp_sent_bytes_total', { reporter: 'destination', destination_workload: te.workload, source_principal: spiffeId('demo', 'backend'), connection_security_policy: 'mutual_tls' })).toBeGreaterThan(0);
+    const entries = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination');
+    const allowed = entries.find((e) => e.dstAddr.startsWith(`${te.pod.ip}:`) && e.srcIdentity === spiffeId('demo', 'backend'));
+    const denied = entries.find((e) => e.dstAddr.startsWith(`${be.pod.ip}:`) && e.srcIdentity === spiffeId('demo', 'tcp-echo'));
+    expect(allowed).toMatchObject({ msg: 'connection complete', protocol: 'HBONE', dstIdentity: spiffeId('demo', 'tcp-echo'), srcWorkload: `demo/${be.workload}` });
     expect(allowed?.bytesSent).toBeGreaterThan(0);
     expect(denied).toMatchObject({ msg: 'connection denied', protocol: 'HBONE', srcWorkload: `demo/${te.workload}` });
-    expect(denied?.denyReason).toMatch(/ALLOW/);
+    expect(denied?.denyReason).toMatch(/is bound to waypoint demo\/waypoint/);
   });
   it('the config CLI reaches the lab control plane from the root netns (--lab), and lab status shows every mesh process ready', async () => {
     const got = await cli(['get', 'workloads', '-A', '--lab', LAB]);
