@@ -16,6 +16,7 @@ import { forward, local, peer, PROXY_PORTS, unmap, type CapturedWorkload } from 
 import { canonicalIp } from '../state/ip';
 import type { ConnectionRecord } from '../telemetry/labels';
 import { contextFor, spiffeOf, type MeshContext } from './context';
+import { streamSource } from './forwarded';
 import { ownsAddress } from './runtime';
 
 const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
@@ -30,11 +31,15 @@ export async function handleTunnel(ctx: MeshContext, key: string, req: TunnelReq
   if (PROXY_PORTS.has(req.target.port)) return deny(400, `the authority ${req.authority} names a node proxy port`);
   const srcIp = unmap(req.remoteAddress.address);
   const srcWorkload = ctx.state.workloadByIp(srcIp);
+  const tunnelPeer = { address: srcIp, port: req.remoteAddress.port };
+  // the app's own address:port (from `forwarded`, when it is the peer's address), not the tunnel's
+  const source = streamSource(tunnelPeer, req.headers.forwarded);
   const record: ConnectionRecord = {
     reporter: 'destination',
-    source: { workload: srcWorkload, identity: req.peerSpiffeId, address: srcIp, port: req.remoteAddress.port },
+    source: { workload: srcWorkload, identity: req.peerSpiffeId, ...source },
     destination: { workload: w, identity: spiffeOf(ctx, w), address: ip, port: req.target.port },
     mtls: true,
+    tunnelPeer,
   };
   const connection: PolicyConnection = { sourceIdentity: req.peerSpiffeId, sourceIp: srcIp, destinationIp: ip, destinationPort: req.target.port };
   const verdict = evaluate(connection, contextFor(ctx, w, req.target.port));
@@ -49,10 +54,10 @@ export async function handleTunnel(ctx: MeshContext, key: string, req: TunnelReq
   const id = deps.table.add({
     direction: 'inbound',
     workload: key,
-    source: { address: srcIp, port: req.remoteAddress.port },
+    source,
     originalDestination: { address: ip, port: req.target.port },
     downstream: counter,
-    details: { protocol: 'HBONE', peerIdentity: req.peerSpiffeId, policy: verdict.policy, traceparent: req.headers.traceparent },
+    details: { protocol: 'HBONE', tunnelPeer: formatAuthority(tunnelPeer.address, tunnelPeer.port), peerIdentity: req.peerSpiffeId, policy: verdict.policy, traceparent: req.headers.traceparent },
   });
   const forget = ctx.guard.add(w.uid, connection, { workload: key, peer: req.peerSpiffeId, dst: formatAuthority(ip, req.target.port) }, () => abortSide(up));
   return allow(up, (r) => {

@@ -9,7 +9,6 @@ import { isIPv4 } from 'node:net';
 import type { GatewayAddress, Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 import { formatAuthority } from '../../common/hbone/authority';
 import { TunnelRefusedError } from '../../common/hbone/errors';
-import { forwardedFor } from '../../common/hbone/headers';
 import { abortSide, splice } from '../../common/hbone/splice';
 import { HBONE_PORT } from '../../common/hbone/settings';
 import { formatSpiffeId } from '../../common/identity/spiffe';
@@ -21,6 +20,7 @@ import { resolve, type EndpointPicker, type WaypointTarget } from '../state/reso
 import { ipFromBytes } from '../state/ip';
 import type { ConnectionRecord } from '../telemetry/labels';
 import { contextFor, spiffeOf, type MeshContext } from './context';
+import { forwardedForEndpoint } from './forwarded';
 import { identityOf } from './runtime';
 import { newTraceparent, sourceBaggage } from './trace';
 
@@ -61,7 +61,7 @@ export function handleMeshOutbound(ctx: MeshContext, pick: EndpointPicker, wl: C
   const service = decision.kind === 'service' ? decision.service : undefined;
   if (decision.waypoint) {
     const gw = decision.kind === 'service' ? decision.service.waypoint : decision.workload.waypoint;
-    void viaWaypoint(ctx, wl, down, src, dst, decision.waypoint, gw, service, decision.kind === 'service' ? undefined : decision.address, decision.targetPort);
+    void viaWaypoint(ctx, wl, down, src, client.port, dst, decision.waypoint, gw, service, decision.kind === 'service' ? undefined : decision.address, decision.targetPort);
     return;
   }
   const endpoint = decision.kind === 'service' ? decision.endpoint : decision.workload;
@@ -113,7 +113,8 @@ async function tunnel(ctx: MeshContext, wl: CapturedWorkload, down: Socket, src:
       destination: formatAuthority(plan.hbone.address, plan.hbone.port),
       expectedIdentity: plan.expected,
       authority: formatAuthority(plan.authority.address, plan.authority.port),
-      headers: { forwarded: forwardedFor(srcIp), traceparent: newTraceparent(), baggage: sourceBaggage(src) },
+      // the app's own address:port: the destination logs it (the tunnel's port is shared)
+      headers: { forwarded: forwardedForEndpoint(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: sourceBaggage(src) },
       dial: (host, port) => deps.sockets.connect(wl.netnsPath, host, port),
       sourceAddress: srcIp,
     });
@@ -150,6 +151,7 @@ async function viaWaypoint(
   wl: CapturedWorkload,
   down: Socket,
   src: Workload,
+  srcPort: number,
   dst: Endpoint,
   waypoint: WaypointTarget,
   gw: GatewayAddress | undefined,
@@ -175,7 +177,7 @@ async function viaWaypoint(
     expected,
     record: {
       reporter: 'source',
-      source: { workload: src, identity: spiffeOf(ctx, src), address: srcIp, port: 0 },
+      source: { workload: src, identity: spiffeOf(ctx, src), address: srcIp, port: srcPort },
       destination: { workload: wp, identity: expected, address: waypoint.address, port: waypoint.port },
       service,
       mtls: true,
@@ -208,6 +210,7 @@ async function sameNode(
     destination: { workload: endpoint, identity: dstId, address: target.address, port: target.port },
     service,
     mtls: true,
+    sameNode: true,
   };
   const connection = { sourceIdentity: srcId, sourceIp: srcIp, destinationIp: target.address, destinationPort: target.port };
   const verdict = evaluate(connection, contextFor(ctx, endpoint, target.port));

@@ -17,8 +17,16 @@ export interface ConnectionOutcome {
   readonly policy?: string;
 }
 
+const addr = (p: { address: string; port: number }): string => `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}`;
+
+/** How the bytes travelled: HBONE (mTLS tunnel), same-node (no tunnel, no TLS), TCP (plaintext). */
+export function accessProtocol(record: ConnectionRecord): 'HBONE' | 'same-node' | 'TCP' {
+  if (record.sameNode) return 'same-node';
+  return record.mtls ? 'HBONE' : 'TCP';
+}
+
 const peer = (p: ConnectionPeer) => ({
-  addr: `${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}`,
+  addr: addr(p),
   workload: p.workload ? `${p.workload.namespace}/${p.workload.name}` : undefined,
   identity: p.identity,
 });
@@ -29,7 +37,9 @@ export function accessLogFields(record: ConnectionRecord, outcome: ConnectionOut
     reporter: record.reporter,
     src: peer(record.source),
     dst: { ...peer(record.destination), service: record.service?.hostname },
-    protocol: record.mtls ? 'HBONE' : 'TCP',
+    ...(record.tunnelPeer ? { tunnel_peer: addr(record.tunnelPeer) } : {}),
+    protocol: accessProtocol(record),
+    connection_security_policy: record.mtls ? 'mutual_tls' : 'none',
     bytes_sent: outcome.requestBytes,
     bytes_recv: outcome.responseBytes,
     duration_ms: Math.round(outcome.durationMs * 1000) / 1000,

@@ -52,8 +52,19 @@ export interface ConnectionRecord {
   readonly destination: ConnectionPeer;
   /** The Service the client addressed, if it addressed one. */
   readonly service?: Pick<Service, 'name' | 'namespace' | 'hostname'>;
-  /** Carried over the mutual TLS tunnel (HBONE) rather than plain TCP. */
+  /**
+   * Both ends authenticated by the mesh: carried over the mutual TLS tunnel (HBONE), or on the
+   * same-node path, where the node proxy holds both identities (connection_security_policy
+   * mutual_tls either way).
+   */
   readonly mtls: boolean;
+  /** The same-node path: no tunnel and no TLS on the wire (the access log's protocol says so). */
+  readonly sameNode?: boolean;
+  /**
+   * Inbound HBONE: the tunnel's TCP peer (shared by every stream of one pooled connection), when
+   * `source` names the app's own connection from the `forwarded` header instead.
+   */
+  readonly tunnelPeer?: { readonly address: string; readonly port: number };
   readonly sourceCluster?: string;
   readonly destinationCluster?: string;
 }

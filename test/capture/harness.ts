@@ -164,6 +164,8 @@ export interface ClientResult {
   error?: string;
   /** getpeername() of the client's socket: 127.0.0.1:15001 when captured */
   peer?: string;
+  /** getsockname() of the client's socket (its port is the app connection's source port) */
+  local?: string;
   sent?: number;
   sentSha?: string;
   received?: number;
@@ -181,9 +183,10 @@ function one() {
     const t0 = Date.now();
     const s = net.connect({ host, port, allowHalfOpen: true });
     const sent = crypto.createHash('sha256'), recv = crypto.createHash('sha256');
-    let received = 0, peer;
+    let received = 0, peer, local;
     s.on('connect', () => {
       peer = s.remoteAddress + ':' + s.remotePort;
+      local = s.localAddress + ':' + s.localPort;
       if (hold > 0) { process.stdout.write(JSON.stringify({ connected: true, peer }) + '\\n'); setTimeout(() => s.end(), hold); return; }
       const chunk = 64 * 1024; let left = size;
       const pump = () => {
@@ -196,7 +199,7 @@ function one() {
       pump();
     });
     s.on('data', (d) => { received += d.length; recv.update(d); });
-    s.on('end', () => resolve({ ok: true, peer, sent: hold > 0 ? 0 : size, sentSha: sent.digest('hex'), received, receivedSha: recv.digest('hex'), ms: Date.now() - t0 }));
+    s.on('end', () => resolve({ ok: true, peer, local, sent: hold > 0 ? 0 : size, sentSha: sent.digest('hex'), received, receivedSha: recv.digest('hex'), ms: Date.now() - t0 }));
     s.on('error', (e) => resolve({ ok: false, error: e.code || e.message, peer, ms: Date.now() - t0 }));
   });
 }

@@ -39,6 +39,26 @@ const OTHER_ID = `spiffe://${TD}/ns/${NS}/sa/other`;
 // every test below runs across rotations.
 const CERT_TTL = '70';
 
+/** One access-log line of a node proxy (component "access"), as an operator reads it. */
+interface AccessLine {
+  reporter: string;
+  msg: string;
+  protocol: string;
+  connection_security_policy?: string;
+  tunnel_peer?: string;
+  src: { addr: string; identity?: string; workload?: string };
+  dst: { addr: string; identity?: string; workload?: string };
+  bytes_sent: number;
+  bytes_recv: number;
+}
+function accessLines(log: string): AccessLine[] {
+  return log
+    .split('\n')
+    .filter((l) => l.includes('"component":"access"'))
+    .map((l) => JSON.parse(l) as AccessLine);
+}
+const portOf = (addr: string): number => Number(addr.slice(addr.lastIndexOf(':') + 1));
+
 privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telemetry (lab nmdp)', () => {
   let topo: LabTopology;
   let cp: ControlPlaneProc | undefined;
@@ -162,6 +182,54 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(3);
     expect(metricSum(m, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(17 << 20);
   }, 90_000);
+
+  it('same node: the access log says same-node (not HBONE) for both reporters, with the app connection as source', async () => {
+    const [r] = await runClient(topo, 'pod1-1', pod('pod1-2').ip, 9000, 4321);
+    expect(r).toMatchObject({ ok: true, received: 4321 });
+    const src = `${pod('pod1-1').ip}:${portOf(r!.local!)}`;
+    const lines = await waitFor('both access-log lines of the same-node connection on node1', async () => {
+      const l = accessLines(proxies.node1!.log()).filter((x) => x.src.addr === src && x.dst.addr === `${pod('pod1-2').ip}:9000`);
+      return l.length === 2 ? l : undefined;
+    });
+    expect(lines.map((l) => l.reporter).sort()).toEqual(['destination', 'source']);
+    for (const l of lines) {
+      expect(l).toMatchObject({ protocol: 'same-node', connection_security_policy: 'mutual_tls', bytes_sent: 4321, bytes_recv: 4321, src: { identity: CLIENT_ID }, dst: { identity: OTHER_ID } });
+      expect(l.tunnel_peer).toBeUndefined();
+    }
+    // nothing of it went through an HBONE listener: node1's own 15008 saw no stream from pod1-1
+    expect(accessLines(proxies.node1!.log()).filter((x) => x.protocol === 'HBONE' && x.reporter === 'destination')).toEqual([]);
+  }, 30_000);
+
+  it('across nodes the destination logs each app connection’s own address:port as the source, the shared tunnel apart', async () => {
+    const results = await runClient(topo, 'pod1-1', VIP, 80, 777, 5);
+    expect(results.every((x) => x.ok && x.received === 777), JSON.stringify(results)).toBe(true);
+    const srcs = results.map((x) => `${pod('pod1-1').ip}:${portOf(x.local!)}`);
+    expect(new Set(srcs).size).toBe(5);
+    const dstLines = await waitFor('node2 access-log lines of the 5 connections', async () => {
+      const l = accessLines(proxies.node2!.log()).filter((x) => x.reporter === 'destination' && srcs.includes(x.src.addr));
+      return l.length === 5 ? l : undefined;
+    });
+    for (const l of dstLines) {
+      expect(l).toMatchObject({ protocol: 'HBONE', connection_security_policy: 'mutual_tls', bytes_sent: 777, src: { identity: CLIENT_ID }, dst: { addr: `${pod('pod2-1').ip}:9000` } });
+      // the tunnel's peer: the client pod's address, on the pooled connection's own port
+      expect(l.tunnel_peer?.startsWith(`${pod('pod1-1').ip}:`)).toBe(true);
+      expect(l.tunnel_peer).not.toBe(l.src.addr);
+    }
+    // pooled: fewer tunnels than connections (one HTTP/2 session carries them)
+    expect(new Set(dstLines.map((l) => l.tunnel_peer)).size).toBeLessThan(5);
+    // the source side names the same app connections
+    const srcLines = accessLines(proxies.node1!.log()).filter((x) => x.reporter === 'source' && srcs.includes(x.src.addr));
+    expect(srcLines.map((l) => l.protocol)).toEqual(Array(5).fill('HBONE'));
+    // and the open-connection view on node2 does too
+    const held = holdConnection(topo, 'pod1-1', VIP, 80, 3000);
+    const conn = await waitFor('the held connection on node2', async () => {
+      const list = await adminJson<Array<{ direction: string; source: { address: string; port: number }; details?: { tunnelPeer?: string } }>>(topo, 'node2', '/connections');
+      return list.find((c) => c.direction === 'inbound' && c.details?.tunnelPeer !== undefined);
+    });
+    expect(conn.source.address).toBe(pod('pod1-1').ip);
+    expect(`${conn.source.address}:${conn.source.port}`).not.toBe(conn.details?.tunnelPeer);
+    expect((await held.result).ok).toBe(true);
+  }, 30_000);
 
   // NMDP_MEASURE=1: connection rate and bulk throughput per path, printed (not asserted beyond
   // "every connection intact"): direct (no capture), captured passthrough (destination outside
