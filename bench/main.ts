@@ -1,5 +1,7 @@
-// `npm run bench [-- NAME…]`: runs every benchmark module in bench/ (each a script of its own,
-// run one after another so they never share the machine), or only the named ones.
+// `npm run bench [-- NAME… [--option value…]]`: runs every benchmark module in bench/ (each a script
+// of its own, run one after another so they never share the machine), or only the named ones.
+// Everything from the first `--option` on is passed to each named benchmark (e.g.
+// `npm run bench -- mesh --seconds 5 --rate 1000`).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -9,7 +11,14 @@ const all = readdirSync(here)
   .filter((f) => f.endsWith('.js') && f !== 'main.js')
   .map((f) => basename(f, '.js'))
   .sort();
-const wanted = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const firstOption = argv.findIndex((a) => a.startsWith('-'));
+const wanted = firstOption < 0 ? argv : argv.slice(0, firstOption);
+const options = firstOption < 0 ? [] : argv.slice(firstOption);
+if (options.length && !wanted.length) {
+  process.stderr.write(`bench: options (${options.join(' ')}) need the benchmark they are for: npm run bench -- NAME ${options.join(' ')}\n`);
+  process.exit(2);
+}
 const unknown = wanted.filter((w) => !all.includes(w));
 if (unknown.length) {
   process.stderr.write(`bench: no benchmark named ${unknown.join(', ')} (have: ${all.join(', ')})\n`);
@@ -18,7 +27,7 @@ if (unknown.length) {
 const failed: string[] = [];
 for (const name of wanted.length ? wanted : all) {
   process.stdout.write(`\n=== bench/${name} ===\n`);
-  const r = spawnSync(process.execPath, [join(here, `${name}.js`)], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [join(here, `${name}.js`), ...options], { stdio: 'inherit' });
   if (r.status !== 0) failed.push(`${name} (${r.signal ?? `exit ${r.status}`})`);
 }
 if (failed.length) {

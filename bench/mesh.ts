@@ -1,21 +1,25 @@
 // Benchmark (not a test): what the mesh costs, against the same pods without it and against
 // stunnel set up as the same two-hop mutual-TLS tunnel, cross-node and same-node, in one run.
 //
-//   node dist/bench/mesh.js [--seconds 3] [--rate 500] [--latency-seconds 4] [--connections 16]
+//   node dist/bench/mesh.js [--lab nmbench] [--seconds 3] [--rate 500] [--latency-seconds 4] [--connections 16]
 //
-// A lab of its own ('nmbmesh', removed at the end), built like `nodemesh lab up` (control plane,
-// node proxies, the demo). Source pod: the frontend (pod1-1). Destinations: the backend's pod on
-// node2 (cross-node) and the tcp-echo pod on node1 (same node), each running iperf3 -s and a TCP
-// echo. Per path and mode:
+// A lab of its own (default 'nmbench', removed at the end, also on failure or Ctrl-C) of the default
+// shape (2 nodes x 3 pods) with the mesh but without the demo (`lab up --no-demo`): every pod is a
+// Workload in namespace `default`, no Service, no waypoint and no policy in the way. The demo's
+// backend is behind a waypoint that admits only the waypoint's identity, so it cannot be dialled
+// pod to pod; these pods can. Source: pod1-1. Destinations, each running iperf3 -s and a TCP echo:
+// pod2-1 (cross-node) and pod1-2 (same node), dialled by pod address. Per path and mode:
 //   bulk     iperf3 -t SECONDS, one stream, received Gbit/s
-//   latency  64 B request/response on CONNECTIONS persistent connections at a fixed RATE (sends
-//            are scheduled on a 1 ms timer; latency counts from the write of the request, since
-//            the timer's own lateness would otherwise dominate sub-millisecond figures), p50/p99
+//   latency  64 B request/response on CONNECTIONS persistent connections at a fixed RATE, p50/p99
+//            (bench/support/loadgen.ts)
 //   proxy    both node proxies' CPU seconds (/proc/PID/stat utime+stime) per 1,000 requests of the
 //            latency run, and their RSS after it
-// Modes: mesh (namespace demo enrolled: HBONE between nodes), direct (namespace relabelled
-// dataplane-mode=none: plain TCP), stunnel (not enrolled; stunnel client in the source pod,
-// stunnel server in the destination pod, TLS 1.3 with client certificates from a throwaway CA).
+//   carried  what the destination node proxy's access log says about the row's connections: through
+//            the mesh every one must be logged with the expected protocol (HBONE across nodes, the
+//            same-node path on one node) and the source's SPIFFE ID; without it none may be
+// Modes: mesh (namespace default labelled dataplane-mode=ambient), direct (relabelled none: plain
+// TCP), stunnel (not enrolled; stunnel client in the source pod, server in the destination pod,
+// TLS 1.3 with client certificates from a throwaway CA). Exit 1 when a row was not carried as claimed.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,76 +28,25 @@ import { parseArgs } from 'node:util';
 import { ApiClient } from '../control/api/client';
 import { labDown } from '../lab/down';
 import { labConnection } from '../lab/mesh/connect';
-import type { DemoRole } from '../lab/mesh/demo';
+import { spiffeId } from '../lab/mesh/demo';
 import { launch } from '../lab/mesh/launch';
 import { netnsGet } from '../lab/mesh/netns-http';
+import { PROXY_ADMIN_PORT } from '../lab/mesh/paths';
+import { accessEntriesSince, appMain, proxyLogMarks } from '../lab/mesh/traffic';
 import { meshDown, meshUp } from '../lab/mesh/up';
-import { appMain } from '../lab/mesh/traffic';
 import { runInLab } from '../lab/spawn';
-import { readLabProcesses, tryLoadLabState, type LabTopology } from '../lab/state';
+import { LAB_NAME_RE, readLabProcesses, tryLoadLabState, type LabPod, type LabTopology } from '../lab/state';
+import { sleep } from '../lab/sys';
 import { formatTable } from '../lab/table';
 import { labUp } from '../lab/up';
-import { sleep } from '../lab/sys';
+import { carriedBy, carriedVerdict } from './support/carried';
+import { LOADGEN, type Latency } from './support/loadgen';
+import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
 
-const LAB = 'nmbmesh';
 const IPERF_PORT = 5201;
 const ECHO_PORT = 7000;
-
-const LOADGEN = `
-const net = require('node:net');
-const [host, port, rate, ms, conns, size] = process.argv.slice(1).filter((a) => a !== '--').map((v, i) => (i === 0 ? v : Number(v)));
-const payload = Buffer.alloc(size, 120);
-const lat = [];
-let errors = 0, sent = 0;
-const total = Math.round((rate * ms) / 1000);
-const states = [];
-const next = (st) => {
-  if (st.busy || st.queue.length === 0) return;
-  st.queue.shift(); st.start = performance.now(); st.busy = true; st.s.write(payload);
-};
-let connected = 0;
-for (let i = 0; i < conns; i++) {
-  const st = { s: net.connect({ host, port }), busy: false, queue: [], got: 0, start: 0 };
-  st.s.setNoDelay(true);
-  st.s.on('connect', () => { if (++connected === conns) go(); });
-  st.s.on('data', (d) => {
-    st.got += d.length;
-    while (st.got >= size && st.busy) { st.got -= size; lat.push(performance.now() - st.start); st.busy = false; next(st); }
-  });
-  st.s.on('error', () => { errors++; });
-  states.push(st);
-}
-function go() {
-  const t0 = performance.now();
-  const tick = setInterval(() => {
-    const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
-    while (sent < due) { const st = states[sent % conns]; st.queue.push(t0 + (sent * 1000) / rate); sent++; next(st); }
-    if (sent >= total) { clearInterval(tick); finish(t0); }
-  }, 1);
-}
-function finish(t0) {
-  const deadline = performance.now() + 5000;
-  const wait = setInterval(() => {
-    if (lat.length + errors >= total || performance.now() > deadline) {
-      clearInterval(wait);
-      lat.sort((a, b) => a - b);
-      const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : -1);
-      console.log(JSON.stringify({ requests: total, done: lat.length, errors, p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1] ?? -1, seconds: (performance.now() - t0) / 1000 }));
-      for (const st of states) st.s.destroy();
-      process.exit(0);
-    }
-  }, 20);
-}
-setTimeout(() => { console.log(JSON.stringify({ requests: total, done: lat.length, errors: errors + 1, p50: -1, p99: -1 })); process.exit(1); }, ms + 20000);
-`;
-
-interface Latency {
-  requests: number;
-  done: number;
-  errors: number;
-  p50: number;
-  p99: number;
-}
+const NS = 'default';
+const SOURCE_ID = spiffeId(NS, 'default');
 
 const say = (m: string): void => void process.stderr.write(`[bench mesh] ${m}\n`);
 
@@ -136,39 +89,45 @@ function proxyPids(lab: string): number[] {
     .map((p) => p.pid);
 }
 
-async function enrolled(topo: LabTopology, node: string): Promise<string[]> {
-  const n = topo.nodes.find((x) => x.name === node)!; // node names come from the topology
-  const r = await netnsGet(n.netnsPath, '127.0.0.1', 15000, '/workloads');
-  return (JSON.parse(r.body) as Array<{ key: string }>).map((w) => w.key);
+/** Workload keys (namespace/name) the node proxies have enrolled, from their admin endpoint. */
+async function enrolled(topo: LabTopology): Promise<string[]> {
+  const keys: string[] = [];
+  for (const n of topo.nodes) {
+    const r = await netnsGet(n.netnsPath, '127.0.0.1', PROXY_ADMIN_PORT, '/workloads');
+    keys.push(...(JSON.parse(r.body) as Array<{ key: string }>).map((w) => w.key));
+  }
+  return keys;
 }
 
-/** A throwaway CA and one certificate for each stunnel end (ECDSA P-256). */
-function makeCerts(dir: string): void {
-  const ossl = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  ossl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=nm-bench-ca']);
-  for (const who of ['server', 'client']) {
-    ossl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=nm-bench-${who}`]);
-    ossl(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${who}.pem`, '-days', '1']);
+/** Labels namespace default and waits until the node proxies have (un)enrolled `pods`. */
+async function setMode(topo: LabTopology, api: ApiClient, mode: 'ambient' | 'none', pods: readonly LabPod[]): Promise<void> {
+  await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { 'nodemesh.io/dataplane-mode': mode } } }]);
+  const want = pods.map((p) => `${NS}/${p.name}`);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const keys = new Set(await enrolled(topo));
+    const wrong = want.filter((k) => keys.has(k) !== (mode === 'ambient'));
+    if (wrong.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`after 20 s the node proxies still have ${wrong.join(', ')} ${mode === 'ambient' ? 'not enrolled' : 'enrolled'}; see their logs in /run/nodemesh/labs/${topo.lab}/logs`);
+    await sleep(200);
   }
 }
 
-function stunnelConf(dir: string, side: 'client' | 'server', services: Array<{ name: string; accept: string; connect: string }>): string {
-  const lines = ['foreground = yes', 'pid =', 'debug = 3', `output = ${join(dir, `stunnel-${side}.log`)}`];
-  for (const s of services) {
-    lines.push(
-      `[${s.name}]`,
-      ...(side === 'client' ? ['client = yes'] : []),
-      `accept = ${s.accept}`,
-      `connect = ${s.connect}`,
-      `cert = ${join(dir, `${side}.pem`)}`,
-      `key = ${join(dir, `${side}.key`)}`,
-      `CAfile = ${join(dir, 'ca.pem')}`,
-      'verifyChain = yes',
-      'requireCert = yes',
-      'sslVersionMin = TLSv1.3',
-    );
-  }
-  return lines.join('\n') + '\n';
+function need(cmds: string[]): void {
+  const missing = cmds.filter((c) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length) throw new Error(`the mesh benchmark needs ${missing.join(', ')} on the PATH; install them (bash scripts/setup.sh does)`);
+}
+
+interface Dest {
+  path: 'cross-node' | 'same-node';
+  pod: LabPod;
 }
 
 interface Row {
@@ -176,111 +135,152 @@ interface Row {
   mode: string;
   gbps: number;
   lat: Latency;
+  carried: { ok: boolean; text: string };
   cpuPer1k?: number;
   rssMiB?: number;
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { seconds: { type: 'string' }, rate: { type: 'string' }, 'latency-seconds': { type: 'string' }, connections: { type: 'string' } },
+    options: { lab: { type: 'string' }, seconds: { type: 'string' }, rate: { type: 'string' }, 'latency-seconds': { type: 'string' }, connections: { type: 'string' } },
   });
+  const lab = values.lab ?? 'nmbench';
+  if (!LAB_NAME_RE.test(lab)) throw new Error(`--lab ${lab}: a lab name is 1-8 of [a-z0-9]`);
   const seconds = Number(values.seconds ?? 3);
   const lo = { rate: Number(values.rate ?? 500), ms: Number(values['latency-seconds'] ?? 4) * 1000, conns: Number(values.connections ?? 16) };
+  if (![seconds, lo.rate, lo.ms, lo.conns].every((v) => Number.isInteger(v) && v > 0)) throw new Error('--seconds, --rate, --latency-seconds and --connections take positive integers');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     say('skipped: needs root (it builds a netns lab)');
     return 0;
   }
+  need(['iperf3', 'stunnel4', 'openssl']);
   const tmp = mkdtempSync(join(tmpdir(), 'nm-bench-mesh-'));
-  const cleanup = async (): Promise<void> => {
-    const s = tryLoadLabState(LAB);
-    if (s) await meshDown(s, () => undefined).catch(() => undefined);
-    await labDown(LAB).catch(() => undefined);
-    rmSync(tmp, { recursive: true, force: true });
+  const down = async (): Promise<void> => {
+    const s = tryLoadLabState(lab);
+    if (s) await meshDown(s, () => undefined).catch((e: unknown) => say(`warning: mesh down: ${(e as Error).message}`));
+    await labDown(lab).catch((e: unknown) => say(`warning: lab down: ${(e as Error).message}`));
   };
-  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
-  { const s = tryLoadLabState(LAB); if (s) await meshDown(s, () => undefined).catch(() => undefined); await labDown(LAB).catch(() => undefined); }
+  // the final removal once, whether the run ends, fails or is interrupted (both may ask for it)
+  let removing: Promise<void> | undefined;
+  const finalDown = (): Promise<void> => (removing ??= down().finally(() => rmSync(tmp, { recursive: true, force: true })));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      say(`${sig}: removing lab ${lab}`);
+      void finalDown().finally(() => process.exit(130));
+    });
+  }
+  await down(); // a lab of this name left by an interrupted run
   const rows: Row[] = [];
+  let src: LabPod | undefined;
+  let dsts: Dest[] = [];
   try {
-    const { state: topo } = await labUp({ lab: LAB, nodes: 2, podsPerNode: 2 });
-    const m = await meshUp(topo, { mesh: true, demo: true, drive: { connections: 1, concurrency: 1, size: 0, timeoutMs: 5000 } }, say);
-    const roles = m.roles as DemoRole[];
-    const src = roles.find((r) => r.role === 'frontend') as DemoRole;
-    const dsts: Array<[string, DemoRole]> = [
-      ['cross-node', roles.find((r) => r.role === 'backend') as DemoRole],
-      ['same-node', roles.find((r) => r.role === 'tcp-echo') as DemoRole],
+    say(`lab ${lab}: 2 nodes x 3 pods, mesh without the demo`);
+    const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode: 3 });
+    await meshUp(topo, { mesh: true, demo: false }, (m) => say(m));
+    const pod = (name: string): LabPod => {
+      const p = topo.pods.find((x) => x.name === name);
+      if (!p) throw new Error(`lab ${lab} has no pod ${name}`);
+      return p;
+    };
+    const source = pod('pod1-1');
+    src = source;
+    dsts = [
+      { path: 'cross-node', pod: pod('pod2-1') },
+      { path: 'same-node', pod: pod('pod1-2') },
     ];
     const logs = join(tmp, 'logs');
-    for (const [, d] of dsts) {
+    for (const d of dsts) {
       launch(topo, d.pod.name, 'bench-iperf3', ['iperf3', '-s', '-p', String(IPERF_PORT)], join(logs, `${d.pod.name}-iperf3.log`));
       launch(topo, d.pod.name, 'bench-echo', [process.execPath, appMain(), 'echo', '--port', String(ECHO_PORT)], join(logs, `${d.pod.name}-echo.log`));
     }
     await sleep(1000);
 
-    const measure = async (mode: string, target: (d: DemoRole, port: number, i: number) => [string, number], withProxy: boolean): Promise<void> => {
-      for (const [i, [path, d]] of dsts.entries()) {
-        say(`${mode} ${path}: iperf3 ${seconds} s`);
+    type Want = { protocol: string; identity: string; expected: number } | 'no proxy';
+    const measure = async (
+      mode: string,
+      target: (d: Dest, port: number, i: number) => [string, number],
+      want: (d: Dest) => Want,
+      logPorts: (d: Dest) => number[],
+      withProxy: boolean,
+    ): Promise<void> => {
+      for (const [i, d] of dsts.entries()) {
+        const marks = proxyLogMarks(topo);
+        say(`${mode} ${d.path}: iperf3 ${seconds} s`);
         const [ih, ip] = target(d, IPERF_PORT, i);
-        const gbps = await iperf(topo, src.pod.name, ih, ip, seconds);
-        say(`${mode} ${path}: ${lo.rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
-        const pids = proxyPids(LAB);
+        const gbps = await iperf(topo, source.name, ih, ip, seconds);
+        say(`${mode} ${d.path}: ${lo.rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
+        const pids = proxyPids(lab);
         const before = withProxy ? pids.map(procUse) : [];
         const [lh, lp] = target(d, ECHO_PORT, i);
-        const lat = await latency(topo, src.pod.name, lh, lp, lo);
+        const lat = await latency(topo, source.name, lh, lp, lo);
         const after = withProxy ? pids.map(procUse) : [];
         const cpu = after.reduce((a, u, k) => a + (u.cpu - (before[k]?.cpu ?? 0)), 0);
+        // access-log lines come when connections close: give the proxies a moment (through the
+        // mesh until every connection is logged; without it long enough for a stray one to show)
+        const w = want(d);
+        const ports = logPorts(d);
+        const verdict = (): { ok: boolean; text: string } => carriedVerdict(carriedBy(accessEntriesSince(topo, marks), source.ip, d.pod.ip, ports), w);
+        let carried = verdict();
+        for (const until = Date.now() + (w === 'no proxy' ? 1000 : 3000); Date.now() < until && (w === 'no proxy' || !carried.ok); ) {
+          await sleep(100);
+          carried = verdict();
+        }
         rows.push({
-          path,
+          path: d.path,
           mode,
           gbps,
           lat,
+          carried,
           cpuPer1k: withProxy && lat.done ? (cpu * 1000) / lat.done : undefined,
           rssMiB: withProxy ? after.reduce((a, u) => a + u.rssMiB, 0) : undefined,
         });
       }
     };
 
-    await measure('mesh (HBONE)', (d, port) => [d.pod.ip, port], true);
-
-    say('unenrolling namespace demo (dataplane-mode=none) for the direct and stunnel runs');
-    const c = labConnection(LAB);
+    const c = labConnection(lab);
     const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
-    await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo', labels: { 'nodemesh.io/dataplane-mode': 'none' } } }]);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const left = [...(await enrolled(topo, 'node1')), ...(await enrolled(topo, 'node2'))].filter((k) => k.startsWith('demo/'));
-      if (left.length === 0) break;
-      if (Date.now() > deadline) throw new Error(`workloads still enrolled after 20 s: ${left.join(', ')}`);
-      await sleep(200);
-    }
-    await measure('direct (no mesh)', (d, port) => [d.pod.ip, port], false);
+    const pods = [source, ...dsts.map((d) => d.pod)];
+    say(`enrolling namespace ${NS} (dataplane-mode=ambient)`);
+    await setMode(topo, api, 'ambient', pods);
+    // iperf3: a control and a data connection; the load generator: CONNECTIONS
+    const meshWant = (d: Dest): Want => ({ protocol: d.path === 'cross-node' ? 'HBONE' : 'same-node', identity: SOURCE_ID, expected: 2 + lo.conns });
+    await measure('mesh', (d, port) => [d.pod.ip, port], meshWant, () => [IPERF_PORT, ECHO_PORT], true);
+
+    say(`unenrolling namespace ${NS} (dataplane-mode=none) for the direct and stunnel runs`);
+    await setMode(topo, api, 'none', pods);
+    await measure('direct (no mesh)', (d, port) => [d.pod.ip, port], () => 'no proxy', () => [IPERF_PORT, ECHO_PORT], false);
 
     makeCerts(tmp);
-    const servers = dsts.map(([, d]) => [
-      { name: 'iperf', accept: `0.0.0.0:${IPERF_PORT + 10_000}`, connect: `127.0.0.1:${IPERF_PORT}` },
-      { name: 'echo', accept: `0.0.0.0:${ECHO_PORT + 10_000}`, connect: `127.0.0.1:${ECHO_PORT}` },
-    ].map((s) => ({ ...s, pod: d.pod.name })));
-    for (const [i, [, d]] of dsts.entries()) {
+    for (const [i, d] of dsts.entries()) {
+      const services: StunnelService[] = [
+        { name: 'iperf', accept: `0.0.0.0:${IPERF_PORT + 10_000}`, connect: `127.0.0.1:${IPERF_PORT}` },
+        { name: 'echo', accept: `0.0.0.0:${ECHO_PORT + 10_000}`, connect: `127.0.0.1:${ECHO_PORT}` },
+      ];
       const conf = join(tmp, `server-${i}.conf`);
-      writeFileSync(conf, stunnelConf(tmp, 'server', servers[i] ?? []));
+      writeFileSync(conf, stunnelConf(tmp, 'server', services));
       launch(topo, d.pod.name, 'bench-stunnel-server', ['stunnel4', conf], join(logs, `${d.pod.name}-stunnel.log`));
     }
-    const clientServices = dsts.flatMap(([, d], i) => [
+    const clientServices = dsts.flatMap((d, i) => [
       { name: `iperf${i}`, accept: `127.0.0.1:${20_000 + i * 10 + 1}`, connect: `${d.pod.ip}:${IPERF_PORT + 10_000}` },
       { name: `echo${i}`, accept: `127.0.0.1:${20_000 + i * 10 + 2}`, connect: `${d.pod.ip}:${ECHO_PORT + 10_000}` },
     ]);
     const cconf = join(tmp, 'client.conf');
     writeFileSync(cconf, stunnelConf(tmp, 'client', clientServices));
-    launch(topo, src.pod.name, 'bench-stunnel-client', ['stunnel4', cconf], join(logs, `${src.pod.name}-stunnel.log`));
+    launch(topo, source.name, 'bench-stunnel-client', ['stunnel4', cconf], join(logs, `${source.name}-stunnel.log`));
     await sleep(1000);
-    await measure('stunnel (mTLS)', (_d, port, i) => ['127.0.0.1', 20_000 + i * 10 + (port === IPERF_PORT ? 1 : 2)], false);
+    // a proxy would see the connections to the stunnel server's ports
+    const stunnelPorts = (): number[] => [IPERF_PORT + 10_000, ECHO_PORT + 10_000];
+    await measure('stunnel (mTLS)', (_d, port, i) => ['127.0.0.1', 20_000 + i * 10 + (port === IPERF_PORT ? 1 : 2)], () => 'no proxy', stunnelPorts, false);
   } finally {
-    await cleanup();
+    say(`removing lab ${lab}`);
+    await finalDown();
   }
   const table = formatTable(
-    ['PATH', 'MODE', 'BULK Gbit/s', `p50 ms @${lo.rate}/s`, 'p99 ms', 'ERRORS', 'PROXY CPU s/1k req', 'PROXY RSS MiB (2 nodes)'],
+    ['PATH', 'MODE', 'CARRIED', 'BULK Gbit/s', `p50 ms @${lo.rate}/s`, 'p99 ms', 'ERRORS', 'PROXY CPU s/1k req', 'PROXY RSS MiB (2 nodes)'],
     rows.map((r) => [
       r.path,
       r.mode,
+      r.carried.text,
       r.gbps.toFixed(2),
       r.lat.p50.toFixed(2),
       r.lat.p99.toFixed(2),
@@ -289,7 +289,13 @@ async function main(): Promise<number> {
       r.rssMiB !== undefined ? r.rssMiB.toFixed(0) : '-',
     ]),
   );
-  process.stdout.write(`\nmesh benchmark: pod1-1 (frontend) -> backend pod on node2 / tcp-echo pod on node1; iperf3 ${seconds} s; 64 B req/resp at ${lo.rate}/s on ${lo.conns} connections for ${lo.ms / 1000} s\n${table}`);
+  const where = `${src?.name} -> ${dsts.map((d) => `${d.pod.name} (${d.path})`).join(', ')}`;
+  process.stdout.write(`\nmesh benchmark (lab ${lab}, namespace ${NS}, no waypoint): ${where}; iperf3 ${seconds} s; 64 B req/resp at ${lo.rate}/s on ${lo.conns} connections for ${lo.ms / 1000} s\n${table}`);
+  const bad = rows.filter((r) => !r.carried.ok || r.lat.done < r.lat.requests);
+  if (bad.length) {
+    process.stderr.write(`bench mesh: ${bad.map((r) => `${r.path} ${r.mode}`).join(', ')} did not measure what the row claims (see CARRIED and ERRORS)\n`);
+    return 1;
+  }
   return 0;
 }
 
