@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { connect as h2connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { splitPem } from '../identity/pem';
 import { formatSpiffeId, toIdentity, type Identity } from '../identity/spiffe';
 import { clientVerification, spiffeIdOf, type TrustBundle } from '../identity/verify';
@@ -62,8 +62,18 @@ export interface HboneClientOptions {
   readonly maxStreamsPerConnection?: number;
   readonly connectTimeoutMs?: number;
   readonly openTimeoutMs?: number;
+  /** PING every pooled connection this often, ms (default 10 s; 0 turns the periodic PING off). */
+  readonly keepaliveIntervalMs?: number;
+  /** A connection that does not answer a PING within this long is destroyed, ms (default 3 s). */
+  readonly pingTimeoutMs?: number;
+  /** A CONNECT without an answer after this long PINGs its connection, ms (default 1 s). */
+  readonly openProbeAfterMs?: number;
   readonly logger?: Logger;
 }
+
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 10_000;
+export const DEFAULT_PING_TIMEOUT_MS = 3_000;
+export const DEFAULT_OPEN_PROBE_AFTER_MS = 1_000;
 
 interface CredentialState {
   readonly certChain: string;
@@ -82,15 +92,19 @@ export class HboneClient {
   private readonly sourceIds = new Map<string, string>();
   private readonly expectedIds = new Map<string, { ids: Identity[]; key: string }>();
   private readonly openTimeoutMs: number;
+  private readonly openProbeAfterMs: number;
   private generation = 0;
 
   constructor(private readonly options: HboneClientOptions = {}) {
     this.windows = validateWindows(options.windows ?? DEFAULT_WINDOWS);
     this.openTimeoutMs = options.openTimeoutMs ?? 15_000;
+    this.openProbeAfterMs = options.openProbeAfterMs ?? DEFAULT_OPEN_PROBE_AFTER_MS;
     this.pool = new SessionPool({
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxStreamsPerConnection: options.maxStreamsPerConnection ?? Number.MAX_SAFE_INTEGER,
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      keepaliveIntervalMs: options.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
+      pingTimeoutMs: options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
     });
   }
 
@@ -129,7 +143,7 @@ export class HboneClient {
       throw new TunnelConnectError(`cannot start an HBONE stream to ${o.destination}: ${err instanceof Error ? err.message : String(err)}`, o.destination, err);
     }
     stream.once('close', lease.release);
-    await this.awaitResponse(stream, o, o.timeoutMs ?? this.openTimeoutMs);
+    await this.awaitResponse(stream, o, o.timeoutMs ?? this.openTimeoutMs, lease.probe);
     return stream;
   }
 
@@ -151,7 +165,12 @@ export class HboneClient {
     this.pool.destroy();
   }
 
-  private awaitResponse(stream: ClientHttp2Stream, o: OpenOptions, timeoutMs: number): Promise<void> {
+  /**
+   * Waits for the CONNECT's answer. One timer: after openProbeAfterMs without an answer the
+   * connection is PINGed (a dead one is destroyed, failing this stream at once), then the timer
+   * runs on to the open timeout.
+   */
+  private awaitResponse(stream: ClientHttp2Stream, o: OpenOptions, timeoutMs: number, probe: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -170,7 +189,15 @@ export class HboneClient {
       const onError = (err: Error): void => done(new TunnelConnectError(`the HBONE stream to ${o.authority} via ${o.destination} failed: ${err.message}`, o.destination, err));
       const onClose = (): void =>
         done(new TunnelConnectError(`the HBONE stream to ${o.authority} via ${o.destination} closed before a response (RST code ${stream.rstCode ?? 'none'})`, o.destination));
-      const timer = setTimeout(() => done(new TunnelConnectError(`no answer to CONNECT ${o.authority} via ${o.destination} within ${timeoutMs} ms`, o.destination)), timeoutMs);
+      const expire = (): void => done(new TunnelConnectError(`no answer to CONNECT ${o.authority} via ${o.destination} within ${timeoutMs} ms`, o.destination));
+      const probeAfter = this.openProbeAfterMs;
+      let timer =
+        probeAfter > 0 && probeAfter < timeoutMs
+          ? setTimeout(() => {
+              probe();
+              timer = setTimeout(expire, timeoutMs - probeAfter);
+            }, probeAfter)
+          : setTimeout(expire, timeoutMs);
       stream.on('response', onResponse);
       stream.on('error', onError);
       stream.on('close', onClose);
@@ -181,9 +208,10 @@ export class HboneClient {
     const verify = clientVerification(creds.bundle, expected);
     const log = this.options.logger;
     const socket = dial ? await dial(dest.host, dest.port) : undefined;
+    let tls: TLSSocket | undefined;
     const session = h2connect(`https://${formatAuthority(dest.host, dest.port)}`, {
       createConnection: () =>
-        tlsConnect({
+        (tls = tlsConnect({
           socket,
           host: dest.host,
           port: dest.port,
@@ -191,7 +219,7 @@ export class HboneClient {
           ALPNProtocols: [ALPN_H2],
           rejectUnauthorized: verify.rejectUnauthorized,
           checkServerIdentity: verify.checkServerIdentity,
-        }),
+        })),
       settings: { enablePush: false, initialWindowSize: this.windows.streamWindow, maxFrameSize: this.windows.maxFrameSize },
       maxSessionMemory: maxSessionMemoryMiB(this.windows),
     });
@@ -200,6 +228,15 @@ export class HboneClient {
       log?.debug({ destination: `${dest.host}:${dest.port}` }, 'HBONE connection up');
     });
     session.on('error', (err) => log?.debug({ destination: `${dest.host}:${dest.port}`, err: err.message }, 'HBONE connection error'));
+    // The peer's FIN (or TLS close_notify) ends the whole HTTP/2 connection. node:http2 tears a
+    // session down only on the socket's 'close', and a dialled socket that allows half-open (the
+    // node proxy's in-netns sockets do; TLS inherits it) never closes on a FIN: the session would
+    // stay pooled, and every new stream on it would wait for an answer from a dead peer.
+    tls?.once('end', () => {
+      if (session.destroyed) return;
+      log?.debug({ destination: `${dest.host}:${dest.port}` }, 'HBONE peer closed the connection');
+      session.destroy();
+    });
     return session;
   }
 

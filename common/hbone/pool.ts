@@ -4,6 +4,12 @@
 // opens another session when all are full. Sessions that got GOAWAY, failed, or were made with
 // credentials that have since been rotated take no new streams and close once their last stream
 // ends; idle sessions close after a timeout and never keep the process alive.
+//
+// Liveness: every session is PINGed every `keepaliveIntervalMs`, and at once when a CONNECT waits
+// too long for its answer (Lease.probe); a PING not answered within `pingTimeoutMs` destroys the
+// session, which fails its streams and takes it out of the pool. This catches peers that vanished
+// without a FIN or RST reaching us (a netns or veth removed, a host gone); a FIN is handled by the
+// client (client.ts). The timers are per session, never per chunk.
 import type { ClientHttp2Session } from 'node:http2';
 
 export interface PoolOptions {
@@ -13,12 +19,26 @@ export interface PoolOptions {
   readonly maxStreamsPerConnection: number;
   /** How long a new session may take to connect and receive the server's SETTINGS. */
   readonly connectTimeoutMs: number;
+  /** PING every session this often (0: no periodic PING; probes still run). */
+  readonly keepaliveIntervalMs: number;
+  /** A PING not answered within this long means the connection is dead: it is destroyed. */
+  readonly pingTimeoutMs: number;
+}
+
+/** Why a session was destroyed by the liveness check (its streams fail with this). */
+export class ConnectionDeadError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the HBONE connection did not answer an HTTP/2 PING within ${timeoutMs} ms; it is taken as dead and closed (its streams fail, new tunnels use a new connection)`);
+    this.name = 'ConnectionDeadError';
+  }
 }
 
 /** A stream slot on a session; call release() exactly once, when the stream closed. */
 export interface Lease {
   readonly session: ClientHttp2Session;
   release(): void;
+  /** Checks the session is alive now (a PING, unless one is in flight); destroys it if unanswered. */
+  probe(): void;
 }
 
 /** Before the server's SETTINGS arrive, assume this many slots so concurrent callers queue on one session. */
@@ -31,6 +51,9 @@ class PooledSession {
   limit: number;
   usable = true;
   idleTimer: NodeJS.Timeout | undefined;
+  keepaliveTimer: NodeJS.Timeout | undefined;
+  /** Set while a PING is unanswered: destroys the session when it fires. */
+  pingTimer: NodeJS.Timeout | undefined;
   /** Set once dialled; only sessions past `ready` are leased. */
   session: ClientHttp2Session | undefined;
   readonly ready: Promise<void>;
@@ -82,6 +105,46 @@ class PooledSession {
 
   hasRoom(): boolean {
     return this.usable && this.active + this.waiting < this.limit;
+  }
+
+  /** PINGs the session unless a PING is already in flight; no answer within timeoutMs destroys it. */
+  probe(timeoutMs: number): void {
+    const session = this.session;
+    if (this.pingTimer || !session || session.destroyed || session.closed) return;
+    const timer = setTimeout(() => {
+      this.pingTimer = undefined;
+      this.usable = false;
+      if (!session.destroyed) session.destroy(new ConnectionDeadError(timeoutMs));
+    }, timeoutMs);
+    timer.unref();
+    this.pingTimer = timer;
+    const answered = (): void => {
+      clearTimeout(timer);
+      if (this.pingTimer === timer) this.pingTimer = undefined;
+    };
+    let sent = false;
+    try {
+      // The callback also runs (with an error) when the session is destroyed before the answer.
+      sent = session.ping(answered);
+    } catch {
+      sent = false;
+    }
+    // Too many unanswered PINGs already queued, or the session is going away: not a liveness verdict.
+    if (!sent) answered();
+  }
+
+  /** Starts the periodic PING (unref'd: it never keeps the process alive). */
+  startKeepalive(intervalMs: number, timeoutMs: number): void {
+    if (intervalMs <= 0) return;
+    this.keepaliveTimer = setInterval(() => this.probe(timeoutMs), intervalMs);
+    this.keepaliveTimer.unref();
+  }
+
+  stopTimers(): void {
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    if (this.pingTimer) clearTimeout(this.pingTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.keepaliveTimer = this.pingTimer = this.idleTimer = undefined;
   }
 }
 
@@ -161,7 +224,7 @@ export class SessionPool {
     if (!group) this.groups.set(key, (group = []));
     const remove = (pooled: PooledSession): void => {
       pooled.usable = false;
-      if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+      pooled.stopTimers();
       const g = this.groups.get(key);
       if (!g) return;
       const i = g.indexOf(pooled);
@@ -176,6 +239,7 @@ export class SessionPool {
         pooled.usable = false;
       });
       session.once('close', () => remove(pooled));
+      pooled.startKeepalive(this.options.keepaliveIntervalMs, this.options.pingTimeoutMs);
     });
     // A dial that failed leaves no session whose 'close' would remove it.
     pooled.ready.catch(() => {
@@ -195,6 +259,7 @@ export class SessionPool {
     let released = false;
     return {
       session,
+      probe: () => p.probe(this.options.pingTimeoutMs),
       release: () => {
         if (released) return;
         released = true;
