@@ -171,11 +171,10 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     expect(wl.stdout).not.toContain(w.pod.name);
   }, 60_000);
 
-  // Off by default (NMWPL_RESTART=1 runs it): the controller restarts a killed waypoint within
-  // milliseconds, but the client's node proxy keeps opening streams on its pooled HBONE connection to
-  // the dead waypoint, and they hang (no reset) — requests time out for tens of seconds instead of
-  // failing fast. That is node-proxy's HBONE pool (no liveness check / keepalive), not the lab.
-  it.runIf(process.env.NMWPL_RESTART === '1')('a waypoint killed during traffic is restarted by the controller, and no request is lost without the client seeing it fail', async () => {
+  // The node proxy's pooled HBONE connection to the killed waypoint is dropped on the waypoint's FIN
+  // (docs/hbone.md, Liveness): in-flight requests are reset, new ones are refused until the
+  // controller has restarted it, and none hangs.
+  it('a waypoint killed during traffic is restarted by the controller, and no request is lost without the client seeing it fail', async () => {
     const before = waypointProc('wp-waypoint');
     expect(before).toBeDefined();
     const COUNT = 300;
