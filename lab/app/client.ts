@@ -1,17 +1,24 @@
 // The sample client / load generator: N connections (C at a time) carrying `size` bytes to a TCP echo
-// server or an HTTP server, each checked end to end with sha256. Bounded in count and in time.
+// server or an HTTP server, or N requests on HTTP/2 (h2c) or gRPC (one multiplexed connection,
+// re-opened when it breaks), each checked end to end with sha256. Bounded in count and in time.
 import { createHash, randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { request as httpRequest } from 'node:http';
+import { connect as h2connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { ECHO_PATH, STREAM_CHUNK, STREAM_PATH, grpcStatusName } from './grpc';
 import { summarize, type LatencySummary } from './stats';
 import type { HttpReply } from './servers';
+
+export type ClientMode = 'tcp' | 'http' | 'h2' | 'grpc';
+export const CLIENT_MODES: readonly ClientMode[] = ['tcp', 'http', 'h2', 'grpc'];
 
 export const LIMITS = { connections: 100_000, concurrency: 1000, size: 1024 ** 3, totalTimeoutMs: 600_000 };
 const CHUNK = 64 * 1024;
 
 export interface ClientOptions {
-  mode: 'tcp' | 'http';
+  mode: ClientMode;
   host: string;
   port: number;
   connections: number;
@@ -22,13 +29,14 @@ export interface ClientOptions {
   /** Abort one connection that takes longer than this. */
   requestTimeoutMs: number;
   path: string;
-  /** HTTP method (default GET, or POST with a body). */
+  /** HTTP method (default GET, or POST with a body); gRPC: Echo (default; `size` bytes sent) or
+   * Stream (`size` bytes streamed back). */
   method?: string;
   headers?: Record<string, string>;
 }
 
 export interface ClientReport {
-  mode: 'tcp' | 'http';
+  mode: ClientMode;
   target: string;
   connections: number;
   concurrency: number;
@@ -46,12 +54,14 @@ export interface ClientReport {
   latencyMs: LatencySummary;
   durationMs: number;
   timedOut: boolean;
+  /** HTTP status codes, or gRPC status names ("OK", "PERMISSION_DENIED", …), with their counts. */
   statusCodes: Record<string, number>;
   /** HTTP: the first reply body (who answered and what it saw). */
   sample?: HttpReply;
-  /** HTTP: replies per app version (the sample server's `version`), e.g. { v1: 91, v2: 9 }. */
+  /** Replies per app version (the sample server's `version`), e.g. { v1: 91, v2: 9 }. */
   versions?: Record<string, number>;
-  /** HTTP: the first body of a non-2xx answer that was not the sample server's (e.g. a proxy's "RBAC: access denied"). */
+  /** The first body of a non-2xx answer that was not the sample server's (e.g. a proxy's "RBAC:
+   * access denied"), or the first non-OK gRPC status message. */
   errorBody?: string;
 }
 
@@ -64,6 +74,8 @@ export function checkClientOptions(o: ClientOptions): ClientOptions {
   bound(o.size, 0, LIMITS.size, '--size');
   bound(o.totalTimeoutMs, 1, LIMITS.totalTimeoutMs, '--timeout-ms');
   bound(o.port, 1, 65535, 'port');
+  if (!CLIENT_MODES.includes(o.mode)) throw new RangeError(`--mode must be one of ${CLIENT_MODES.join(', ')}, got '${String(o.mode)}'`);
+  if (o.mode === 'grpc' && o.method !== undefined && o.method !== 'Echo' && o.method !== 'Stream') throw new RangeError(`--method for gRPC must be Echo or Stream, got '${o.method}'`);
   return o;
 }
 
@@ -71,9 +83,31 @@ interface Outcome {
   sent: number;
   received: number;
   echoedSha?: string;
+  /** Set when the check is not "echoedSha equals what was sent" (gRPC Stream: the server's trailer). */
+  intact?: boolean;
   status?: number;
+  grpcStatus?: number;
   reply?: HttpReply;
+  version?: string;
   text?: string;
+}
+
+type Once = (o: ClientOptions, payload: Buffer, signal: AbortSignal) => Promise<Outcome>;
+
+/** How one run sends its requests; `close` releases what it holds (sessions, channels). */
+interface Transport {
+  once: Once;
+  close(): void;
+}
+
+function parseReply(out: Outcome, body: string): void {
+  try {
+    out.reply = JSON.parse(body) as HttpReply;
+    out.echoedSha = out.reply.request?.bodySha256;
+    out.version = out.reply.version;
+  } catch {
+    out.text = body.slice(0, 200); // not our sample server: no checksum to compare
+  }
 }
 
 /** Writes `payload` in chunks, honouring backpressure, then half-closes. */
@@ -144,13 +178,7 @@ function httpOnce(o: ClientOptions, payload: Buffer, signal: AbortSignal): Promi
         });
         res.on('end', () => {
           out.status = res.statusCode;
-          const body = Buffer.concat(chunks).toString('utf8');
-          try {
-            out.reply = JSON.parse(body) as HttpReply;
-            out.echoedSha = out.reply.request?.bodySha256;
-          } catch {
-            out.text = body.slice(0, 200); // not our sample server: no checksum to compare
-          }
+          parseReply(out, Buffer.concat(chunks).toString('utf8'));
           resolve(out);
         });
         res.on('error', reject);
@@ -163,9 +191,128 @@ function httpOnce(o: ClientOptions, payload: Buffer, signal: AbortSignal): Promi
   });
 }
 
+/** HTTP/2 without TLS (prior knowledge): every request a stream on one session, re-opened when it breaks. */
+function h2Transport(o: ClientOptions): Transport {
+  let session: ClientHttp2Session | undefined;
+  const open = (): ClientHttp2Session => {
+    if (session && !session.closed && !session.destroyed) return session;
+    const s = h2connect(`http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`, { settings: { enablePush: false } });
+    s.on('error', () => undefined); // each stream reports its own failure
+    s.on('goaway', () => s.close());
+    session = s;
+    return s;
+  };
+  const once: Once = (o, payload, signal) =>
+    new Promise((resolve, reject) => {
+      const out: Outcome = { sent: 0, received: 0 };
+      const stream = open().request(
+        {
+          ...o.headers,
+          [h2.HTTP2_HEADER_METHOD]: o.method ?? (payload.length ? 'POST' : 'GET'),
+          [h2.HTTP2_HEADER_PATH]: o.path,
+          ...(payload.length ? { 'content-length': payload.length, 'content-type': 'application/octet-stream' } : {}),
+        },
+        { endStream: payload.length === 0, signal },
+      );
+      stream.setTimeout(o.requestTimeoutMs, () => stream.destroy(new Error(`no response within ${o.requestTimeoutMs} ms`)));
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => (out.status = Number(h[h2.HTTP2_HEADER_STATUS])));
+      stream.on('data', (c: Buffer) => {
+        out.received += c.length;
+        chunks.push(c);
+      });
+      stream.on('end', () => {
+        if (out.status === undefined) return reject(new Error('the stream ended without a response'));
+        parseReply(out, Buffer.concat(chunks).toString('utf8'));
+        resolve(out);
+      });
+      stream.on('error', reject);
+      stream.on('close', () => {
+        if (stream.rstCode && stream.rstCode !== h2.NGHTTP2_NO_ERROR) reject(new Error(`stream reset (HTTP/2 error ${stream.rstCode})`));
+      });
+      if (payload.length) writeAll(stream, payload, (n) => (out.sent += n));
+    });
+  return { once, close: () => session?.destroy() };
+}
+
+function grpcMetadata(headers: Record<string, string> | undefined): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(headers ?? {})) md.set(k, v);
+  return md;
+}
+
+const rawBytes = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };
+
+/** gRPC (grpc-js, plaintext) to the sample service: one channel for the run, which reconnects on its own. */
+function grpcTransport(o: ClientOptions): Transport {
+  const client = new grpc.Client(`${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': -1,
+  });
+  const deadline = (): Date => new Date(Date.now() + o.requestTimeoutMs);
+  const failed = (out: Outcome, err: grpc.ServiceError): Outcome => {
+    out.grpcStatus = err.code;
+    out.text = `${grpcStatusName(err.code)}: ${err.details}`.slice(0, 200);
+    return out;
+  };
+  const echo: Once = (o, payload, signal) =>
+    new Promise((resolve) => {
+      const out: Outcome = { sent: payload.length, received: 0 };
+      const call = client.makeUnaryRequest(ECHO_PATH, rawBytes.serialize, rawBytes.deserialize, payload, grpcMetadata(o.headers), { deadline: deadline() }, (err, res) => {
+        signal.removeEventListener('abort', cancel);
+        if (err) return resolve(failed(out, err));
+        out.grpcStatus = grpc.status.OK;
+        out.received = res!.length; // no error: the reply is there
+        parseReply(out, res!.toString('utf8'));
+        resolve(out);
+      });
+      const cancel = (): void => call.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+    });
+  const stream: Once = (o, _payload, signal) =>
+    new Promise((resolve) => {
+      const out: Outcome = { sent: 0, received: 0 };
+      const hash = createHash('sha256');
+      const call = client.makeServerStreamRequest(STREAM_PATH, rawBytes.serialize, rawBytes.deserialize, Buffer.from(JSON.stringify({ bytes: o.size, chunk: STREAM_CHUNK })), grpcMetadata(o.headers), {
+        deadline: deadline(),
+      });
+      const cancel = (): void => call.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+      call.on('metadata', (md: grpc.Metadata) => {
+        const v = md.get('x-version')[0];
+        if (typeof v === 'string') out.version = v;
+      });
+      call.on('data', (c: Buffer) => {
+        out.received += c.length;
+        hash.update(c);
+      });
+      call.on('error', (err: grpc.ServiceError) => {
+        signal.removeEventListener('abort', cancel);
+        resolve(failed(out, err));
+      });
+      call.on('status', (st: grpc.StatusObject) => {
+        signal.removeEventListener('abort', cancel);
+        if (st.code !== grpc.status.OK) return; // reported by 'error'
+        out.grpcStatus = st.code;
+        out.echoedSha = hash.digest('hex');
+        const sentSha = st.metadata.get('x-body-sha256')[0];
+        const sentBytes = Number(st.metadata.get('x-body-bytes')[0]);
+        out.intact = sentSha === out.echoedSha && sentBytes === out.received && out.received === o.size;
+        resolve(out);
+      });
+    });
+  return { once: o.method === 'Stream' ? stream : echo, close: () => client.close() };
+}
+
+function transport(o: ClientOptions): Transport {
+  if (o.mode === 'h2') return h2Transport(o);
+  if (o.mode === 'grpc') return grpcTransport(o);
+  return { once: o.mode === 'tcp' ? tcpOnce : httpOnce, close: () => undefined };
+}
+
 export async function runClient(opts: ClientOptions): Promise<ClientReport> {
   const o = checkClientOptions(opts);
-  const payload = randomBytes(o.size);
+  // gRPC Stream sends a small request and checks what comes back against the server's trailer
+  const payload = o.mode === 'grpc' && o.method === 'Stream' ? Buffer.alloc(0) : randomBytes(o.size);
   const sha256Sent = createHash('sha256').update(payload).digest('hex');
   const abort = new AbortController();
   // every open connection listens for the run's deadline (HTTP: twice, request + our socket)
@@ -195,32 +342,36 @@ export async function runClient(opts: ClientOptions): Promise<ClientReport> {
   const latencies: number[] = [];
   const echoed = new Set<string>();
   let started = 0;
-  const one = o.mode === 'tcp' ? tcpOnce : httpOnce;
+  const t = transport(o);
+  const one = t.once;
   const worker = async (): Promise<void> => {
     while (started < o.connections && !abort.signal.aborted) {
       started++;
-      const t = performance.now();
+      const t0r = performance.now();
       try {
         const r = await one(o, payload, abort.signal);
         report.bytesSent += r.sent;
         report.bytesReceived += r.received;
-        if (r.status !== undefined) report.statusCodes[r.status] = (report.statusCodes[r.status] ?? 0) + 1;
+        const code = r.grpcStatus !== undefined ? grpcStatusName(r.grpcStatus) : r.status;
+        if (code !== undefined) report.statusCodes[code] = (report.statusCodes[code] ?? 0) + 1;
         if (r.reply && !report.sample) report.sample = r.reply;
-        if (r.reply?.version !== undefined) {
+        if (r.version !== undefined) {
           const v = (report.versions ??= {});
-          v[r.reply.version] = (v[r.reply.version] ?? 0) + 1;
+          v[r.version] = (v[r.version] ?? 0) + 1;
         }
-        if (r.text !== undefined && report.errorBody === undefined && r.status !== undefined && (r.status < 200 || r.status >= 300)) report.errorBody = r.text;
+        const statusOk = r.grpcStatus !== undefined ? r.grpcStatus === grpc.status.OK : r.status === undefined || (r.status >= 200 && r.status < 300);
+        if (r.text !== undefined && report.errorBody === undefined && !statusOk) report.errorBody = r.text;
         if (r.echoedSha !== undefined) echoed.add(r.echoedSha);
-        const shaOk = r.echoedSha === sha256Sent || (o.mode === 'http' && r.echoedSha === undefined);
-        const statusOk = r.status === undefined || (r.status >= 200 && r.status < 300);
+        // a failed answer has no body to check (an HTTP error page, a gRPC status): only its status counts
+        const shaOk = r.intact ?? (r.echoedSha === sha256Sent || (o.mode !== 'tcp' && r.echoedSha === undefined));
         if (!shaOk) report.checksumMismatches++;
         if (shaOk && statusOk) {
           report.ok++;
-          latencies.push(performance.now() - t);
+          latencies.push(performance.now() - t0r);
         } else if (!statusOk) {
           report.errors++;
-          if (report.errorSamples.length < 5) report.errorSamples.push(`HTTP ${r.status}`);
+          const what = r.grpcStatus !== undefined ? `gRPC ${r.text ?? code}` : `HTTP ${r.status}`;
+          if (report.errorSamples.length < 5 && !report.errorSamples.includes(what)) report.errorSamples.push(what);
         }
       } catch (e) {
         report.errors++;
@@ -230,7 +381,11 @@ export async function runClient(opts: ClientOptions): Promise<ClientReport> {
       report.completed++;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(o.concurrency, o.connections) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(o.concurrency, o.connections) }, worker));
+  } finally {
+    t.close();
+  }
   clearTimeout(deadline);
   report.timedOut = abort.signal.aborted;
   report.durationMs = Math.round(performance.now() - t0);

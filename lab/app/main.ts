@@ -1,20 +1,29 @@
-// The sample app: `nodemesh lab app http|echo|client …`, or as a plain script in a pod:
+// The sample app: `nodemesh lab app http|h2|grpc|echo|client …`, or as a plain script in a pod:
 // `node dist/lab/app/main.js http --port 8080`. Servers print one JSON line when listening and stop
 // on SIGTERM/SIGINT; the client prints one JSON report and exits 0 only when everything came back intact.
 import { parseArgs } from 'node:util';
-import { runClient, reportPassed } from './client';
 import { appIdentity } from './identity';
-import { boundAddress, startEchoServer, startHttpServer } from './servers';
+import { CLIENT_MODES, runClient, reportPassed, type ClientMode } from './client';
+import { SAMPLE_SERVICE, startGrpcServer } from './grpc';
+import { boundAddress, startEchoServer, startH2Server, startHttpServer } from './servers';
 import { parseSize } from './stats';
 
 export const APP_USAGE = `usage: nodemesh lab app <kind> [options]   (or: node dist/lab/app/main.js <kind> …)
   http   [--port 8080] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V] [--call URL]
          answers every request with JSON: who it is and what it saw (peer, local address, headers, body sha256);
          --call URL: for every request, GET URL first (own connection) and include the answer (502 if it fails)
+  h2     [--port 8080] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V] [--call URL]
+         the same answers over HTTP/2 without TLS (h2c, prior knowledge)
+  grpc   [--port 9090] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V]
+         gRPC service ${SAMPLE_SERVICE} (plaintext): Echo (unary; answers JSON like http) and
+         Stream (server streaming: --size bytes in 64 KiB messages, sha256 in the trailers)
   echo   [--port 9000] [--host 0.0.0.0]        TCP echo; half-closes after the peer does
-  client --target HOST:PORT [--mode tcp|http] [--connections 1] [--concurrency 1] [--size 0]
+  client --target HOST:PORT [--mode tcp|http|h2|grpc] [--connections 1] [--concurrency 1] [--size 0]
          [--timeout-ms 60000] [--request-timeout-ms 10000] [--path /] [--method GET] [--header k=v]…
-         prints a JSON report (bytes, sha256 sent vs echoed, latency p50/p99, errors); exit 1 on any error`;
+         tcp/http: one connection per request; h2/grpc: --connections requests on one connection
+         (re-opened when it breaks); grpc: --method Echo (sends --size bytes) or Stream (receives them),
+         --header becomes metadata. Prints a JSON report (bytes, sha256 sent vs echoed, status codes
+         or gRPC statuses, versions, latency p50/p99, errors); exit 1 on any error`;
 
 class UsageError extends Error {}
 
@@ -58,6 +67,25 @@ async function http(argv: string[]): Promise<number> {
   return untilSignal(() => server.close());
 }
 
+async function h2(argv: string[]): Promise<number> {
+  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, call: { type: 'string' }, ...ident });
+  const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
+  const call = str(v.call);
+  if (call !== undefined && !/^http:\/\/[^/]+/.test(call)) throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
+  const server = await startH2Server(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call });
+  process.stdout.write(JSON.stringify({ listening: boundAddress(server), kind: 'h2', ...id }) + '\n');
+  return untilSignal(() => server.close());
+}
+
+async function grpcApp(argv: string[]): Promise<number> {
+  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, ...ident });
+  const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
+  const host = str(v.host) ?? '0.0.0.0';
+  const { server, port } = await startGrpcServer(id, intArg(v.port, 9090, '--port'), host);
+  process.stdout.write(JSON.stringify({ listening: { address: host, port }, kind: 'grpc', service: SAMPLE_SERVICE, ...id }) + '\n');
+  return untilSignal(() => server.forceShutdown());
+}
+
 async function echo(argv: string[]): Promise<number> {
   const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, ...ident });
   const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
@@ -82,8 +110,8 @@ async function client(argv: string[]): Promise<number> {
   const target = str(v.target);
   const m = target ? /^(.+):(\d+)$/.exec(target) : null;
   if (!m) throw new UsageError(`--target HOST:PORT is required (for example --target 10.200.2.2:9000)\n${APP_USAGE}`);
-  const mode = str(v.mode) ?? 'tcp';
-  if (mode !== 'tcp' && mode !== 'http') throw new UsageError(`--mode must be tcp or http, got '${mode}'`);
+  const mode = (str(v.mode) ?? 'tcp') as ClientMode;
+  if (!CLIENT_MODES.includes(mode)) throw new UsageError(`--mode must be one of ${CLIENT_MODES.join(', ')}, got '${mode}'`);
   const headers: Record<string, string> = {};
   for (const h of (v.header as string[] | undefined) ?? []) {
     const i = h.indexOf('=');
@@ -108,7 +136,8 @@ async function client(argv: string[]): Promise<number> {
       totalTimeoutMs: intArg(v['timeout-ms'], 60_000, '--timeout-ms'),
       requestTimeoutMs: intArg(v['request-timeout-ms'], 10_000, '--request-timeout-ms'),
       path: str(v.path) ?? '/',
-      method: str(v.method)?.toUpperCase(),
+      // gRPC method names are case-sensitive (Echo, Stream); HTTP methods are upper case
+      method: mode === 'grpc' ? str(v.method) : str(v.method)?.toUpperCase(),
       headers,
     });
   } catch (e) {
@@ -119,7 +148,7 @@ async function client(argv: string[]): Promise<number> {
   return reportPassed(report) ? 0 : 1;
 }
 
-const kinds: Record<string, (argv: string[]) => Promise<number>> = { http, echo, client };
+const kinds: Record<string, (argv: string[]) => Promise<number>> = { http, h2, grpc: grpcApp, echo, client };
 
 /** Runs the sample app; returns the exit code. Usage errors are reported on stderr with exit code 2. */
 export async function runApp(argv: string[]): Promise<number> {

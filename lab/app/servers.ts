@@ -1,6 +1,8 @@
-// The sample servers: an HTTP server that answers with who it is and what it saw, and a TCP echo.
+// The sample servers: an HTTP/1.1 and an h2c server that answer with who they are and what they
+// saw, and a TCP echo.
 import { createHash } from 'node:crypto';
-import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import type { AppIdentity } from './identity';
 
@@ -65,8 +67,12 @@ export function callUpstream(url: string, timeoutMs: number): Promise<UpstreamRe
   });
 }
 
-export function startHttpServer(id: AppIdentity, port: number, host: string, opts: HttpServerOptions = {}): Promise<HttpServer> {
-  const server = createHttpServer((req, res) => {
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/** The request handler both HTTP servers share: hash the body, answer with who we are and what we saw. */
+function replyHandler(id: AppIdentity, opts: HttpServerOptions): (req: AnyRequest, res: AnyResponse) => void {
+  return (req, res) => {
     const hash = createHash('sha256');
     let bytes = 0;
     req.on('data', (chunk: Buffer) => {
@@ -91,8 +97,19 @@ export function startHttpServer(id: AppIdentity, port: number, host: string, opt
         send(up.error === undefined && up.status !== undefined && up.status < 500 ? 200 : 502);
       });
     });
-    req.on('error', () => res.destroy());
-  });
+    req.on('error', () => ('stream' in res ? res.stream.destroy() : res.destroy()));
+  };
+}
+
+export function startHttpServer(id: AppIdentity, port: number, host: string, opts: HttpServerOptions = {}): Promise<HttpServer> {
+  return listen(createHttpServer(replyHandler(id, opts)), port, host);
+}
+
+/** The same answers over HTTP/2 without TLS (h2c, prior knowledge), as gRPC and h2c clients speak it. */
+export function startH2Server(id: AppIdentity, port: number, host: string, opts: HttpServerOptions = {}): Promise<Http2Server> {
+  const server = createH2Server({ settings: { maxConcurrentStreams: 1000 } }, replyHandler(id, opts));
+  // a broken session must not take the server down
+  server.on('sessionError', () => undefined);
   return listen(server, port, host);
 }
 
@@ -105,7 +122,7 @@ export function startEchoServer(port: number, host: string): Promise<TcpServer> 
   return listen(server, port, host);
 }
 
-function listen<S extends HttpServer | TcpServer>(server: S, port: number, host: string): Promise<S> {
+function listen<S extends HttpServer | TcpServer | Http2Server>(server: S, port: number, host: string): Promise<S> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -115,7 +132,7 @@ function listen<S extends HttpServer | TcpServer>(server: S, port: number, host:
   });
 }
 
-export function boundAddress(server: HttpServer | TcpServer): { address: string; port: number } {
+export function boundAddress(server: HttpServer | TcpServer | Http2Server): { address: string; port: number } {
   const a = server.address() as AddressInfo;
   return { address: a.address, port: a.port };
 }
