@@ -1,13 +1,15 @@
 // Helpers for the waypoint-path lab tests: HTTP backends listening inside pod netns (served by
-// the test process), an HTTP client run inside a pod (so capture sees its connects), and the
-// waypoint process in its own pod.
+// the test process), an HTTP client run inside a pod (so capture sees its connects), the waypoint
+// process in its own pod, the sample app (servers and client) in pods, and a control-plane restart.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { cliEntry } from '../../common/paths';
+import { join } from 'node:path';
+import { cliEntry, projectRoot } from '../../common/paths';
+import type { ClientReport } from '../../lab/app/client';
 import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 import { listenInNetns } from '../../native/netns';
-import { runClient } from '../capture/harness';
+import { httpGetInNetns, runClient, waitFor } from '../capture/harness';
 import { CONTROL_XDS, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 
 export interface Backend {
@@ -142,4 +144,80 @@ export function startWaypoint(topo: LabTopology, cp: ControlPlaneProc, pod: stri
   child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, log: () => text, exited };
+}
+
+/** dist/lab/app/main.js: the sample app, run as a plain script inside pods. */
+export const sampleApp = join(projectRoot, 'dist', 'lab', 'app', 'main.js');
+
+/** `lab app <kind> …` (http, h2, grpc) in a pod; resolves once it printed its listening line. */
+export async function startSampleApp(topo: LabTopology, pod: string, kind: 'http' | 'h2' | 'grpc', args: string[], record: string): Promise<Proc> {
+  const child = spawnInLab(topo, pod, [process.execPath, sampleApp, kind, ...args], { stdio: ['ignore', 'pipe', 'pipe'], record });
+  let text = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const listening = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('"listening"')) resolve();
+    });
+    child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
+    void exited.then((code) => reject(new Error(`sample app ${kind} in ${pod} exited ${code}: ${text}`)));
+  });
+  const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`sample app ${kind} in ${pod} did not listen within 10 s: ${text}`)), 10_000).unref());
+  const proc: Proc = { child, log: () => text, exited };
+  try {
+    await Promise.race([listening, timer]);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return proc;
+}
+
+/** The sample client (`lab app client …`) inside `pod`; resolves with its JSON report. */
+export function sampleClient(topo: LabTopology, pod: string, args: string[], limitMs = 120_000): Promise<ClientReport> {
+  return new Promise((resolve, reject) => {
+    const child = spawnInLab(topo, pod, [process.execPath, sampleApp, 'client', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as ClientReport);
+      } catch {
+        reject(new Error(`sample client in ${pod} (${args.join(' ')}) exited ${code}: ${out} ${err}`));
+      }
+    });
+  });
+}
+
+/**
+ * Kills the control plane (SIGKILL: no goodbye to its clients) and starts it again in the control
+ * netns on the same data dir (its store, CA and tokens); resolves once its API is ready again.
+ */
+export async function restartControlPlane(topo: LabTopology, cp: ControlPlaneProc): Promise<ControlPlaneProc> {
+  cp.child.kill('SIGKILL');
+  await cp.exited;
+  const child = spawnInLab(topo, 'control', [process.execPath, cliEntry, 'control', '--data-dir', cp.dataDir, '--listen', ':15014'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { NODEMESH_XDS_REQUIRE_NODE_TOKEN: '1' },
+    record: 'control',
+  });
+  let text = '';
+  child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const next: ControlPlaneProc = { ...cp, child, log: () => text, exited };
+  await waitFor(
+    'the restarted control plane’s config API',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the restarted control plane exited ${child.exitCode}: ${text}`);
+      const r = await httpGetInNetns(topo.control.netnsPath, 15014, '/healthz/ready').catch(() => undefined);
+      return r?.status === 200 ? true : undefined;
+    },
+    30_000,
+  );
+  return next;
 }
