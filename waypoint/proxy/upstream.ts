@@ -257,9 +257,29 @@ export class UpstreamTransport {
   }
 }
 
-/** An HBONE stream with the few net.Socket methods http.Agent calls on pooled sockets. */
+/**
+ * An HBONE stream with the few net.Socket methods http.Agent calls on pooled sockets.
+ *
+ * String chunks are turned into Buffers before they reach the stream. http.ClientRequest writes
+ * its head as a latin1 string; on a pooled HBONE stream (node:http2 sets decodeStrings: false, so
+ * the string goes to its native write path as is) the backend received the first 16 bytes of some
+ * heads as garbage — "POST /upload HTT" replaced by heap bytes, the body intact — and Node's
+ * http server answered 400 with an empty body. With Buffers every head arrives whole
+ * (test/waypoint/pooled-bodies.unit.test.ts fails without this). A bare h2 stream over TLS did
+ * not reproduce it alone, so the exact node:http2 path is not pinned down.
+ */
 function socketLike(stream: ClientHttp2Stream): Socket {
   const s = stream as unknown as Record<string, unknown>;
   for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref']) if (typeof s[m] !== 'function') s[m] = () => stream;
+  const write = stream.write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
+  const asBuffers = function (this: ClientHttp2Stream, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    if (typeof chunk === 'string') {
+      if (typeof encoding === 'function') [cb, encoding] = [encoding, undefined];
+      chunk = Buffer.from(chunk, (encoding as BufferEncoding | undefined) ?? 'utf8');
+      encoding = undefined;
+    }
+    return write.call(this, chunk, encoding, cb);
+  };
+  stream.write = asBuffers as typeof stream.write;
   return stream as unknown as Socket;
 }
