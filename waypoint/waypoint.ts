@@ -178,17 +178,17 @@ export class Waypoint {
         handler: async (r) => {
           const l = this.state.listenerForTunnel(r.authority, r.target.port);
           if (!l) return deny(404, `the waypoint serves no listener for ${r.authority}`);
-          const conn: ConnectionInfo = { port: l.port, listener: l.name, principal: r.peerSpiffeId, sourceIp: r.remoteAddress.address, destinationIp: r.target.host };
+          const conn: ConnectionInfo = { port: l.port, listener: l.name, principal: r.peerSpiffeId, baggage: r.headers.baggage, sourceIp: r.remoteAddress.address, destinationIp: r.target.host };
           if (l.config.kind === 'tcp') {
             const cfg = l.config;
             const d = this.tcp.authorize(l.name, cfg, conn);
             if (!d.allowed) return deny(403, `denied by rbac${d.policy ? ` policy ${d.policy}` : ''}`);
             try {
               const up = await this.tcp.connectUpstream(cfg);
-              this.metrics.tcpOpened(conn, cfg.cluster);
+              this.metrics.tcpOpened(conn, cfg.cluster, up.identity);
               return allow(up.upstream, (res) => {
                 up.release();
-                this.tcp.finish(l.name, cfg, conn, up.endpoint, res);
+                this.tcp.finish(l.name, cfg, conn, up.endpoint, res, up.identity);
               });
             } catch (err) {
               return deny(503, err instanceof Error ? err.message : String(err));

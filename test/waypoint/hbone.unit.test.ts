@@ -205,7 +205,7 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
     const req = await m.getSingleMetricAsString('istio_requests_total');
     const line = req.split('\n').find((l) => l.includes('response_code="403"'))!;
     expect(line).toContain('source_principal="spiffe://cluster.local/ns/elsewhere/sa/stranger"');
-    expect(line).toContain('source_workload="stranger"');
+    expect(line).toContain('source_workload="unknown"');
     expect(line).toContain('connection_security_policy="mutual_tls"');
     expect(line).toContain('response_flags="-"');
   });

@@ -14,7 +14,7 @@ import type { RbacEngine } from '../config/rbac';
 import type { RateLimitPolicy } from '../config/ratelimit';
 import { requestView, type RequestView } from '../config/request';
 import { backoffMs, matchRoute, redirectLocation, type CompiledRetry, type ForwardAction, type RouteMatchResult } from '../config/routes';
-import { parseSpiffe, type RequestLabels, type WaypointMetrics } from '../telemetry/metrics';
+import type { WaypointMetrics } from '../telemetry/metrics';
 import type { OtlpExporter } from '../telemetry/otlp';
 import { formatTraceparent, spanFor, type SpanContext } from '../telemetry/trace';
 import type { EndpointState } from './balancer';
@@ -31,6 +31,8 @@ export interface ConnectionInfo {
   readonly listener?: string;
   /** SPIFFE ID of the HBONE peer; undefined for plaintext. */
   readonly principal: string | undefined;
+  /** The HBONE CONNECT's W3C baggage (the source workload, for the metric labels). */
+  readonly baggage?: string;
   readonly sourceIp: string;
   readonly destinationIp: string;
 }
@@ -62,9 +64,10 @@ interface Exchange {
   flags: string[];
   cluster: string;
   upstreamHost: string;
+  /** The chosen endpoint's `nodemesh.identity` (destination_principal). */
+  upstreamIdentity: string | undefined;
   grpcStatus: string;
   detail: string;
-  destinationService: string;
 }
 
 /** Keeps the request body for replay (retries, mirror) while it streams to the current attempt. */
@@ -149,9 +152,9 @@ export class RequestHandler {
       flags: [],
       cluster: '',
       upstreamHost: '',
+      upstreamIdentity: undefined,
       grpcStatus: '',
       detail: '',
-      destinationService: stripPort(authority),
     };
     res.on('close', () => this.finish(ex));
     res.on('error', () => undefined);
@@ -315,6 +318,7 @@ export class RequestHandler {
       if (!ep) return this.local(ex, 503, 'no healthy upstream', 'UH');
       previous = ep;
       ex.upstreamHost = ep.key;
+      ex.upstreamIdentity = ep.endpoint.hbone?.identity;
       const remaining = deadline - Date.now();
       const perTry = retry?.perTryTimeoutMs ? Math.min(retry.perTryTimeoutMs, remaining) : remaining;
       const result = await this.attempt(rt, ep, head, tee, attempt === 1, perTry);
@@ -595,21 +599,16 @@ export class RequestHandler {
       ex.flags.push('DC');
       ex.status = ex.res.headersSent ? ex.res.statusCode : 0;
     }
-    const src = parseSpiffe(ex.conn.principal);
-    const labels: RequestLabels = {
-      reporter: 'waypoint',
-      source_workload: src?.sa ?? 'unknown',
-      source_workload_namespace: src?.ns ?? 'unknown',
-      source_principal: ex.conn.principal ?? 'unknown',
-      destination_service: ex.destinationService || 'unknown',
-      destination_workload: ex.cluster || 'unknown',
-      destination_principal: 'unknown',
-      request_protocol: ex.grpc ? 'grpc' : 'http',
-      response_code: String(ex.status),
-      grpc_response_status: ex.grpcStatus,
-      response_flags: ex.flags.length ? ex.flags.join(',') : '-',
-      connection_security_policy: ex.conn.principal ? 'mutual_tls' : 'none',
-    };
+    const labels = this.d.metrics.requestLabels({
+      peer: ex.conn,
+      cluster: ex.cluster,
+      authority: ex.view.authority,
+      endpointIdentity: ex.upstreamIdentity,
+      contentType: typeof ex.req.headers['content-type'] === 'string' ? ex.req.headers['content-type'] : undefined,
+      status: ex.status,
+      grpcStatus: ex.grpcStatus,
+      flags: ex.flags,
+    });
     const m = this.d.metrics;
     m.requests.inc(labels);
     m.duration.observe(labels, ms);

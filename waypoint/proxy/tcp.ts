@@ -46,7 +46,7 @@ export class TcpProxy {
   }
 
   /** Connect to an endpoint of the listener's cluster (rejects with a message naming why not). */
-  async connectUpstream(cfg: TcpListenerConfig): Promise<{ upstream: Duplex; endpoint: string; release: () => void }> {
+  async connectUpstream(cfg: TcpListenerConfig): Promise<{ upstream: Duplex; endpoint: string; identity: string | undefined; release: () => void }> {
     const rt = this.state.clusters.get(cfg.cluster);
     if (!rt) throw new Error(`cluster ${cfg.cluster} not found`);
     if (rt.active >= rt.config.breakers.maxConnections) throw new Error(`cluster ${cfg.cluster}: max_connections reached`);
@@ -65,7 +65,7 @@ export class TcpProxy {
       const e = ep.endpoint;
       const upstream: Duplex = e.hbone ? await this.transport.tunnel(e, rt.config.connectTimeoutMs) : await plainConnect(e.address, e.port, rt.config.connectTimeoutMs);
       rt.balancer.record(ep, 200);
-      return { upstream, endpoint: ep.key, release };
+      return { upstream, endpoint: ep.key, identity: e.hbone?.identity, release };
     } catch (err) {
       rt.balancer.record(ep, 'local-failure');
       release();
@@ -84,11 +84,11 @@ export class TcpProxy {
     }
     socket.pause();
     this.connectUpstream(cfg).then(
-      ({ upstream, endpoint, release }) => {
-        this.metrics.tcpOpened(conn, cfg.cluster);
+      ({ upstream, endpoint, identity, release }) => {
+        this.metrics.tcpOpened(conn, cfg.cluster, identity);
         splice(socket, upstream, (r) => {
           release();
-          this.finish(listenerName, cfg, conn, endpoint, r);
+          this.finish(listenerName, cfg, conn, endpoint, r, identity);
         });
         socket.resume();
       },
@@ -100,8 +100,8 @@ export class TcpProxy {
   }
 
   /** Telemetry for a finished spliced connection. */
-  finish(listenerName: string, cfg: TcpListenerConfig, conn: ConnectionInfo, endpoint: string, r: SpliceResult): void {
-    this.metrics.tcpClosed(conn, cfg.cluster, r.bytesToUpstream, r.bytesToDownstream);
+  finish(listenerName: string, cfg: TcpListenerConfig, conn: ConnectionInfo, endpoint: string, r: SpliceResult, identity?: string): void {
+    this.metrics.tcpClosed(conn, cfg.cluster, r.bytesToUpstream, r.bytesToDownstream, identity);
     this.log.info(
       { listener: listenerName, cluster: cfg.cluster, upstream: endpoint, source: conn.sourceIp, principal: conn.principal, bytesIn: r.bytesToUpstream, bytesOut: r.bytesToDownstream, durationMs: Math.round(r.durationMs), error: r.error?.message },
       'connection',

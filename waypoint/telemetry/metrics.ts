@@ -1,48 +1,66 @@
 // The waypoint's Prometheus metrics with Istio's standard names and labels (reporter="waypoint"),
 // so Istio dashboards and Kiali read them unchanged, plus a few of the waypoint's own.
 import { Counter, Histogram, Registry } from 'prom-client';
+import { endpointLabels, NO_ENDPOINT, parseSpiffe, peerLabels, requestProtocol, serviceLabels, type EndpointLabels, type PeerLabels } from './labels';
 
-export const REQUEST_LABELS = [
+const PEER_LABELS = [
   'reporter',
   'source_workload',
   'source_workload_namespace',
   'source_principal',
+  'source_app',
+  'source_version',
+  'source_canonical_service',
+  'source_canonical_revision',
+  'source_cluster',
   'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
   'destination_workload',
+  'destination_workload_namespace',
   'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_canonical_service',
+  'destination_canonical_revision',
   'request_protocol',
-  'response_code',
-  'grpc_response_status',
   'response_flags',
   'connection_security_policy',
 ] as const;
+
+/** Istio's standard labels of istio_requests_total and the request/response size and duration histograms. */
+export const REQUEST_LABELS = [...PEER_LABELS, 'response_code', 'grpc_response_status'] as const;
 
 export type RequestLabels = Record<(typeof REQUEST_LABELS)[number], string>;
 
-export const TCP_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_principal',
-  'destination_service',
-  'destination_workload',
-  'destination_principal',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+/** Istio's standard labels of the istio_tcp_* metrics. */
+export const TCP_LABELS = PEER_LABELS;
 
 export type TcpLabels = Record<(typeof TCP_LABELS)[number], string>;
 
-/** The peer of a tcp_proxy connection, for the labels. */
+/** The downstream side of a connection, for the labels. */
 export interface TcpPeer {
+  /** The HBONE peer's SPIFFE ID; undefined for plaintext. */
   readonly principal: string | undefined;
+  /** The W3C baggage of the HBONE CONNECT (the source workload, as the node proxy describes it). */
+  readonly baggage?: string;
 }
 
-/** ns and sa of a SPIFFE ID (spiffe://td/ns/NS/sa/SA). */
-export function parseSpiffe(id: string | undefined): { ns: string; sa: string } | undefined {
-  const m = id ? /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id) : null;
-  return m ? { ns: m[1]!, sa: m[2]! } : undefined;
+export { parseSpiffe };
+
+/** What the request path knows of one finished request. */
+export interface RequestFacts {
+  readonly peer: TcpPeer;
+  /** The route's cluster ('' when none was chosen). */
+  readonly cluster: string;
+  /** The request's Host / :authority. */
+  readonly authority: string;
+  /** The chosen endpoint's `nodemesh.identity` (undefined: none chosen, or not a mesh endpoint). */
+  readonly endpointIdentity: string | undefined;
+  readonly contentType: string | undefined;
+  readonly status: number;
+  readonly grpcStatus: string;
+  readonly flags: readonly string[];
 }
 
 export class WaypointMetrics {
@@ -80,28 +98,61 @@ export class WaypointMetrics {
   readonly tcpReceived = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received from the upstream on tcp_proxy connections', labelNames: TCP_LABELS, registers: [this.registry] });
   readonly xdsUpdates = new Counter({ name: 'nodemesh_waypoint_xds_updates_total', help: 'xDS responses by type and outcome (ack, nack)', labelNames: ['type', 'outcome'], registers: [this.registry] });
 
-  private tcpLabels(peer: TcpPeer, cluster: string): TcpLabels {
-    const src = parseSpiffe(peer.principal);
+  // Source labels per downstream connection (parsed once, not per request) and endpoint labels
+  // per identity; both bounded by what is alive or configured.
+  private readonly peers = new WeakMap<TcpPeer, PeerLabels>();
+  private readonly endpoints = new Map<string, EndpointLabels>();
+
+  /** The source labels of a connection (cached for its lifetime). */
+  peer(p: TcpPeer): PeerLabels {
+    let l = this.peers.get(p);
+    if (!l) this.peers.set(p, (l = peerLabels(p.principal, p.baggage)));
+    return l;
+  }
+
+  /** The destination labels of an endpoint by its `nodemesh.identity` (undefined: not a mesh endpoint). */
+  endpoint(identity: string | undefined): EndpointLabels {
+    if (identity === undefined) return NO_ENDPOINT;
+    let l = this.endpoints.get(identity);
+    if (!l) {
+      if (this.endpoints.size >= 4096) this.endpoints.clear();
+      this.endpoints.set(identity, (l = endpointLabels(identity)));
+    }
+    return l;
+  }
+
+  /** Istio's labels of one finished request. */
+  requestLabels(r: RequestFacts): RequestLabels {
     return {
       reporter: 'waypoint',
-      source_workload: src?.sa ?? 'unknown',
-      source_workload_namespace: src?.ns ?? 'unknown',
-      source_principal: peer.principal ?? 'unknown',
-      destination_service: cluster || 'unknown',
-      destination_workload: cluster || 'unknown',
-      destination_principal: 'unknown',
-      request_protocol: 'tcp',
-      response_flags: '-',
-      connection_security_policy: peer.principal ? 'mutual_tls' : 'none',
+      ...this.peer(r.peer),
+      ...serviceLabels(r.cluster, r.authority),
+      ...this.endpoint(r.endpointIdentity),
+      request_protocol: requestProtocol(r.contentType),
+      response_code: String(r.status),
+      grpc_response_status: r.grpcStatus,
+      response_flags: r.flags.length ? r.flags.join(',') : '-',
     };
   }
 
-  tcpOpened(peer: TcpPeer, cluster: string): void {
-    this.tcpOpenedTotal.inc(this.tcpLabels(peer, cluster));
+  private tcpLabels(peer: TcpPeer, cluster: string, identity: string | undefined): TcpLabels {
+    return {
+      reporter: 'waypoint',
+      ...this.peer(peer),
+      ...serviceLabels(cluster, ''),
+      ...this.endpoint(identity),
+      request_protocol: 'tcp',
+      response_flags: '-',
+    };
   }
 
-  tcpClosed(peer: TcpPeer, cluster: string, sent: number, received: number): void {
-    const l = this.tcpLabels(peer, cluster);
+  /** A tcp_proxy connection to `cluster` opened (`identity`: the chosen endpoint's, when a mesh one). */
+  tcpOpened(peer: TcpPeer, cluster: string, identity?: string): void {
+    this.tcpOpenedTotal.inc(this.tcpLabels(peer, cluster, identity));
+  }
+
+  tcpClosed(peer: TcpPeer, cluster: string, sent: number, received: number, identity?: string): void {
+    const l = this.tcpLabels(peer, cluster, identity);
     this.tcpClosedTotal.inc(l);
     if (sent > 0) this.tcpSent.inc(l, sent);
     if (received > 0) this.tcpReceived.inc(l, received);
