@@ -181,6 +181,10 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     // h2 runs first in this lab: every request the waypoint counted so far is one of these.
     expect(metricSum(m, 'istio_requests_total', { reporter: 'waypoint', source_principal: CLIENT_ID, response_code: '200' })).toBe(N);
     expect(metricSum(m, 'istio_requests_total', { reporter: 'waypoint', source_principal: CLIENT_ID, response_code: '403' })).toBe(5);
+    // HTTP/2 is request_protocol "http" (Istio), split between the two backend Services by FQDN.
+    const h2 = (svc: string) => metricSum(m, 'istio_requests_total', { source_workload: 'pod1-1', destination_service: `${svc}.${NS}.svc.cluster.local`, request_protocol: 'http', response_code: '200' });
+    expect(h2('h2-v1') + h2('h2-v2')).toBe(N);
+    expect(h2('h2-v2')).toBe(v2);
   }, 60_000);
 
   it('gRPC: unary Echo and a server stream routed by header to v2 (else v1); another principal gets PERMISSION_DENIED; the pods cannot be reached around the waypoint', async () => {
@@ -193,6 +197,28 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     const v2 = await client('pod1-1', 'rpc', ['--connections', '40', '--concurrency', '4', '--size', '4k', '--header', 'x-version=v2']);
     expect(v2.ok, why(v2)).toBe(40);
     expect(v2.versions).toEqual({ v2: 40 });
+    // Istio's labels: request_protocol grpc, the chosen backend Service's FQDN, the endpoint's
+    // identity, the source workload from the CONNECT baggage its node proxy sent.
+    const labels = (svc: string) => ({
+      reporter: 'waypoint',
+      source_workload: 'pod1-1',
+      source_workload_namespace: NS,
+      source_principal: CLIENT_ID,
+      source_app: 'client',
+      destination_service: `${svc}.${NS}.svc.cluster.local`,
+      destination_service_name: svc,
+      destination_service_namespace: NS,
+      destination_workload_namespace: NS,
+      destination_principal: `spiffe://${TD}/ns/${NS}/sa/api`,
+      request_protocol: 'grpc',
+      response_code: '200',
+      grpc_response_status: '0',
+      connection_security_policy: 'mutual_tls',
+    });
+    const gm = await waypointMetrics();
+    expect(metricSum(gm, 'istio_requests_total', labels('rpc-v1'))).toBe(40);
+    expect(metricSum(gm, 'istio_requests_total', labels('rpc-v2'))).toBe(40);
+    expect(metricSum(gm, 'istio_requests_total', { destination_service: VIP.rpc })).toBe(0);
     const stream = await client('pod1-1', 'rpc', ['--method', 'Stream', '--connections', '6', '--concurrency', '3', '--size', '256k', '--header', 'x-version=v2']);
     expect(stream.ok, why(stream)).toBe(6);
     expect(stream.versions).toEqual({ v2: 6 });
@@ -235,8 +261,8 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
 
   it('a control-plane restart during a steady request stream loses no request; a route change after it is followed', async () => {
     const N = 1500;
-    // destination_service is what the waypoint's metrics say for web today: the VIP (the Host header).
-    const served = async () => metricSum(await waypointMetrics(), 'istio_requests_total', { reporter: 'waypoint', source_principal: CLIENT_ID, destination_service: VIP.web, response_code: '200' });
+    // destination_service is the FQDN of the Service the route chose (web-route sends all of web to web-v1), as Istio reports it.
+    const served = async () => metricSum(await waypointMetrics(), 'istio_requests_total', { reporter: 'waypoint', source_principal: CLIENT_ID, destination_service: `web-v1.${NS}.svc.cluster.local`, response_code: '200' });
     const before = await served();
     const started = Date.now();
     // GETs: POST bodies at concurrency 4 draw 400s from the backend through the waypoint (see the report), a separate bug.
