@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { HboneClient } from '../../common/hbone/client';
 import { TunnelRefusedError } from '../../common/hbone/errors';
+import { DEFAULT_WINDOWS, maxSessionMemoryMiB } from '../../common/hbone/settings';
 import type { TrustBundle } from '../../common/identity/verify';
 import type { CompiledCluster, UpstreamEndpoint } from '../config/clusters';
 
@@ -69,6 +70,9 @@ export interface TransportStats {
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
+
+/** Receive windows of the waypoint's upstream HTTP/2 sessions (plain h2c and inside HBONE). */
+export const UPSTREAM_WINDOWS = DEFAULT_WINDOWS;
 
 export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name) || name.startsWith(':');
@@ -179,7 +183,14 @@ export class UpstreamTransport {
     const made = (async () => {
       const tunnel = e.hbone ? await this.tunnel(e, cluster.connectTimeoutMs) : undefined;
       this.stats.connectionsOpened++;
-      const s = h2connect(`http://${authority}`, tunnel ? { createConnection: () => tunnel } : {});
+      // Receive windows sized as HBONE's (common/hbone/settings.ts), not node:http2's 64 KiB: with
+      // those, streams sharing the session (gRPC streams to one endpoint) stall behind one whose
+      // downstream reads slowly — two 16 MiB gRPC streams over an HBONE upstream took 13 s.
+      const s = h2connect(`http://${authority}`, {
+        ...(tunnel ? { createConnection: () => tunnel } : {}),
+        settings: { enablePush: false, initialWindowSize: UPSTREAM_WINDOWS.streamWindow, maxFrameSize: UPSTREAM_WINDOWS.maxFrameSize },
+        maxSessionMemory: maxSessionMemoryMiB(UPSTREAM_WINDOWS),
+      });
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           s.destroy();
@@ -187,6 +198,7 @@ export class UpstreamTransport {
         }, cluster.connectTimeoutMs);
         s.once('connect', () => {
           clearTimeout(timer);
+          s.setLocalWindowSize(UPSTREAM_WINDOWS.connectionWindow);
           resolve();
         });
         s.once('error', (err: NodeJS.ErrnoException) => {
@@ -246,6 +258,12 @@ export class UpstreamTransport {
         if (stream && !stream.destroyed) stream.close(h2c.NGHTTP2_CANCEL);
       },
     };
+  }
+
+  /** The HTTP/2 sessions open to upstream endpoints now (admin, tests). */
+  async h2Sessions(): Promise<ClientHttp2Session[]> {
+    const all = await Promise.allSettled([...this.sessions.values()]);
+    return all.flatMap((r) => (r.status === 'fulfilled' && !r.value.destroyed ? [r.value] : []));
   }
 
   close(): void {
