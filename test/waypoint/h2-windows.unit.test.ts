@@ -3,11 +3,14 @@
 // intact and at loopback speed, and every HTTP/2 session the waypoint opens upstream advertises
 // the HBONE-sized receive windows (a 64 KiB window held a stream to ~1 MB/s in the lab).
 import { createHash, randomBytes } from 'node:crypto';
+import { connect as h2connect, type ClientHttp2Stream } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_WINDOWS } from '../../common/hbone/settings';
+import { HboneClient } from '../../common/hbone/client';
 import { allow, HboneServer } from '../../common/hbone/server';
+import type { WorkloadCertificate } from '../../common/identity/manager';
 import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
 import { ControlPlane, freePort, MeshCa, quiet, until } from './fixture';
 
@@ -68,6 +71,8 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
   let nodeProxy: HboneServer;
   let plainPort: number, hbonePort: number;
   const clients: grpc.Client[] = [];
+  const hbone = new HboneClient({ logger: quiet });
+  let frontend: WorkloadCertificate;
   const cleanups: Array<() => void> = [];
 
   beforeAll(async () => {
@@ -75,7 +80,9 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
     mesh = await MeshCa.create();
     await cp.start(0, mesh);
     const w = await mesh.workloadCertificate(cp.address, 'node-b', 'shop', 'bulk');
-    cleanups.push(() => (w.manager.close(), w.client.close()));
+    const f = await mesh.workloadCertificate(cp.address, 'node-a', 'shop', 'frontend');
+    frontend = f.cert;
+    cleanups.push(() => (w.manager.close(), w.client.close()), () => (f.manager.close(), f.client.close()));
     // The destination's node proxy: HBONE in, a TCP connection to the gRPC server per tunnel.
     nodeProxy = new HboneServer({
       credentials: { certChain: w.cert.certChainPem, key: w.cert.privateKeyPem, trustBundle: w.cert.trustBundle },
@@ -114,6 +121,7 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
 
   afterAll(async () => {
     for (const c of clients) c.close();
+    hbone.destroy();
     await running?.stop();
     await nodeProxy?.close(100);
     await cp.stop();
@@ -151,4 +159,55 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
       expect(both).toBeLessThan(10_000);
     }, 60_000);
   }
+
+  /** The gRPC call as a workload's node proxy carries it: h2c inside an HBONE tunnel to the waypoint. */
+  async function receiveOverHbone(): Promise<{ bytes: number; sha256: string; ms: number }> {
+    const started = performance.now();
+    const tunnel: ClientHttp2Stream = await hbone.open({
+      source: { certChain: frontend.certChainPem, key: frontend.privateKeyPem },
+      trustBundle: frontend.trustBundle,
+      destination: `127.0.0.1:${running.waypoint.ports.hbone}`,
+      expectedIdentity: 'spiffe://cluster.local/ns/shop/sa/shop-waypoint',
+      authority: `10.96.0.9:${hbonePort}`,
+      timeoutMs: 3000,
+    });
+    const session = h2connect('http://bulk', { createConnection: () => tunnel as never });
+    session.on('error', () => undefined);
+    try {
+      return await new Promise((resolve, reject) => {
+        const st = session.request({ ':method': 'POST', ':path': '/nm.test.Bulk/Stream', 'content-type': 'application/grpc', te: 'trailers' });
+        const parts: Buffer[] = [];
+        st.on('data', (c: Buffer) => parts.push(c));
+        st.on('error', reject);
+        st.on('end', () => {
+          // Length-prefixed gRPC messages: 1 flag byte, 4 length bytes, the message.
+          const all = Buffer.concat(parts);
+          const hash = createHash('sha256');
+          let bytes = 0;
+          for (let off = 0; off + 5 <= all.length; ) {
+            const n = all.readUInt32BE(off + 1);
+            hash.update(all.subarray(off + 5, off + 5 + n));
+            bytes += n;
+            off += 5 + n;
+          }
+          resolve({ bytes, sha256: hash.digest('hex'), ms: performance.now() - started });
+        });
+        st.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+    } finally {
+      session.destroy();
+    }
+  }
+
+  it('HBONE downstream and upstream (the lab path): 16 MiB intact in under 5 s, two at once in under 10 s', async () => {
+    const one = await receiveOverHbone();
+    expect([one.bytes, one.sha256]).toEqual([16 * MiB, sha]);
+    const started = performance.now();
+    const two = await Promise.all([receiveOverHbone(), receiveOverHbone()]);
+    const both = performance.now() - started;
+    for (const r of two) expect([r.bytes, r.sha256]).toEqual([16 * MiB, sha]);
+    console.log(`HBONE both ways: 16 MiB in ${Math.round(one.ms)} ms; two at once in ${Math.round(both)} ms`);
+    expect(one.ms).toBeLessThan(5000);
+    expect(both).toBeLessThan(10_000);
+  }, 60_000);
 });
