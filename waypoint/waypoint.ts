@@ -17,7 +17,8 @@ import { duplexPair } from './proxy/duplex-pair';
 import { RequestHandler, type ConnectionInfo } from './proxy/handler';
 import { ConfigState } from './proxy/state';
 import { TcpProxy } from './proxy/tcp';
-import { UpstreamTransport, type MeshCredentials } from './proxy/upstream';
+import { UPSTREAM_WINDOWS, UpstreamTransport, type MeshCredentials } from './proxy/upstream';
+import { maxSessionMemoryMiB } from '../common/hbone/settings';
 import { WaypointMetrics } from './telemetry/metrics';
 import { OtlpExporter } from './telemetry/otlp';
 import { ClusterType, EndpointType, ListenerType, RouteType, SHORT, WAYPOINT_TYPES, type Compiled } from './xds/resources';
@@ -62,7 +63,12 @@ export class Waypoint {
   private readonly log: Logger;
   private readonly servers = new Map<number, NetServer>();
   private readonly h1 = createHttpServer({ keepAliveTimeout: 60_000 });
-  private readonly h2: Http2Server = createH2Server({ settings: { maxConcurrentStreams: 1000 } });
+  // Downstream HTTP/2 (h2c, and HTTP/2 inside HBONE) with HBONE's windows, not node:http2's 64 KiB,
+  // so a large upload is not paced by window updates (as the upstream sessions, proxy/upstream.ts).
+  private readonly h2: Http2Server = createH2Server({
+    settings: { maxConcurrentStreams: 1000, initialWindowSize: UPSTREAM_WINDOWS.streamWindow, maxFrameSize: UPSTREAM_WINDOWS.maxFrameSize },
+    maxSessionMemory: maxSessionMemoryMiB(UPSTREAM_WINDOWS),
+  });
   private readonly conns = new WeakMap<object, ConnectionInfo>();
   private readonly sockets = new Set<Duplex>();
   private pendingSession: ConnectionInfo | undefined;
@@ -96,6 +102,7 @@ export class Waypoint {
     });
     this.h2.on('session', (s: ServerHttp2Session) => {
       if (this.pendingSession) this.conns.set(s, this.pendingSession);
+      s.setLocalWindowSize(UPSTREAM_WINDOWS.connectionWindow);
       s.on('error', () => undefined);
     });
     this.h2.on('request', (req: Http2ServerRequest, res) => {

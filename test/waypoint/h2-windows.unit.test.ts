@@ -160,6 +160,19 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
     }, 60_000);
   }
 
+  it('downstream h2c sessions accepted by the waypoint advertise HBONE-sized windows (uploads are not paced by 64 KiB)', async () => {
+    const session = h2connect(`http://127.0.0.1:${plainPort}`);
+    session.on('error', () => undefined);
+    try {
+      const settings = await new Promise<{ initialWindowSize?: number }>((resolve) => session.once('remoteSettings', resolve));
+      expect(settings.initialWindowSize).toBe(DEFAULT_WINDOWS.streamWindow);
+      // The connection-level window is raised by a WINDOW_UPDATE right after the session starts.
+      await until(() => session.state.remoteWindowSize === DEFAULT_WINDOWS.connectionWindow, 3000);
+    } finally {
+      session.destroy();
+    }
+  });
+
   /** The gRPC call as a workload's node proxy carries it: h2c inside an HBONE tunnel to the waypoint. */
   async function receiveOverHbone(): Promise<{ bytes: number; sha256: string; ms: number }> {
     const started = performance.now();
