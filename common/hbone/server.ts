@@ -126,6 +126,9 @@ export class HboneServer {
       },
       maxSessionMemory: maxSessionMemoryMiB(windows),
       unknownProtocolTimeout: 1000,
+      // TCP_NODELAY on every accepted connection: with Nagle + delayed ACKs a stream of 64 KiB
+      // messages over a 1500-MTU link stalls ~40 ms per message (loopback's MTU hides it).
+      noDelay: true,
     });
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session, windows));
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {

@@ -7,7 +7,7 @@ import type { NetnsSockets } from './netns-sockets';
 export const nativeSockets: NetnsSockets = {
   listen(netnsPath, host, port, onConnection) {
     const fd = listenInNetns(netnsPath, { host, port });
-    const server = createServer({ allowHalfOpen: true }, onConnection);
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
     return new Promise<Server>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ fd }, () => {
@@ -18,7 +18,9 @@ export const nativeSockets: NetnsSockets = {
   },
   async connect(netnsPath, host, port) {
     // passthrough and HBONE splices forward a FIN as a FIN: the socket must stay half open
-    return connectInNetns(netnsPath, { host, port, timeoutMs: 10_000, allowHalfOpen: true });
+    const s = await connectInNetns(netnsPath, { host, port, timeoutMs: 10_000, allowHalfOpen: true });
+    s.setNoDelay(true);
+    return s;
   },
   serverFd(server) {
     return fdOf(server);

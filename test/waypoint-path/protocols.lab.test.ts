@@ -249,6 +249,9 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     expect(down.checksumMismatches).toBe(0);
     // eslint-disable-next-line no-console
     console.log(`large bodies: 2x32 MiB up in ${up.durationMs} ms (p50 ${up.latencyMs.p50} ms), 16 MiB gRPC stream down in ${down.durationMs} ms`);
+    // Over the lab's 1500-MTU veths a missing TCP_NODELAY on one hop stalls each 64 KiB message
+    // ~40 ms (Nagle + delayed ACK): 16 MiB took ~11 s that way, ~0.4 s with it. Generous bound.
+    expect(down.durationMs).toBeLessThan(4000);
   }, 90_000);
 
   it('allows and denies by principal over HTTP/1.1: client 200, other 403', async () => {
