@@ -43,7 +43,7 @@ done
 # command -> Debian package that provides it
 declare -A need_cmd=(
   [clang]=clang [llc]=llvm [bpftool]=bpftool [ip]=iproute2 [cmake]=cmake [g++]=g++ [make]=make
-  [pkg-config]=pkg-config [nsenter]=util-linux [tcpdump]=tcpdump [iperf3]=iperf3
+  [pkg-config]=pkg-config [nsenter]=util-linux [tcpdump]=tcpdump [iperf3]=iperf3 [curl]=curl
 )
 missing_system() {
   local pkgs=()
