@@ -164,6 +164,41 @@ export class ControlPlane {
   }
 }
 
+/** An Envoy-shaped connect_terminate listener on 0.0.0.0:port: CONNECT authority -> internal listener cluster. */
+export function connectTerminate(targets: Array<[authority: string, cluster: string]>, port = 15008): Listener {
+  const hcm = HttpConnectionManager.fromPartial({
+    statPrefix: 'connect_terminate',
+    upgradeConfigs: [{ upgradeType: 'CONNECT' }],
+    http2ProtocolOptions: { allowConnect: true },
+    routeSpecifier: {
+      $case: 'routeConfig',
+      value: {
+        name: 'connect_terminate',
+        virtualHosts: targets.map(([authority, cluster]) => ({
+          name: cluster,
+          domains: [authority],
+          routes: [{ match: { pathSpecifier: { $case: 'connectMatcher', value: {} } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: cluster }, upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] } } }],
+        })),
+      },
+    },
+    httpFilters: [{ name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } }],
+  });
+  return Listener.fromPartial({
+    name: 'connect_terminate',
+    address: { address: { $case: 'socketAddress', value: { address: '0.0.0.0', portSpecifier: { $case: 'portValue', value: port } } } },
+    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+  });
+}
+
+/** A STATIC cluster whose one endpoint is the internal listener of the same name. */
+export function internalCluster(name: string): Cluster {
+  return Cluster.fromPartial({
+    name,
+    clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.STATIC },
+    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'envoyInternalAddress', value: { addressNameSpecifier: { $case: 'serverListenerName', value: name } } } } } } }] }] },
+  });
+}
+
 /** The real CA (control/ca) in a temp dir, node tokens, and Workloads placed on nodes. */
 export class MeshCa {
   readonly workloads: Workload[] = [];

@@ -9,12 +9,10 @@ import type { ClientHttp2Stream } from 'node:http2';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, Cluster_DiscoveryType } from '../../api/gen/envoy/config/cluster/v3/cluster';
+import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { RBAC_Action } from '../../api/gen/envoy/config/rbac/v3/rbac';
 import { RBAC } from '../../api/gen/envoy/extensions/filters/http/rbac/v3/rbac';
-import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
-import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
 import { RBAC as NetworkRBAC } from '../../api/gen/envoy/extensions/filters/network/rbac/v3/rbac';
 import { HboneClient } from '../../common/hbone/client';
 import { TunnelRefusedError } from '../../common/hbone/errors';
@@ -23,7 +21,7 @@ import type { WorkloadCertificate } from '../../common/identity/manager';
 import { pack } from '../../waypoint/config/typed';
 import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
 import { TYPE } from '../../waypoint/xds/resources';
-import { backend, ControlPlane, MeshCa, quiet, until, type Backend } from './fixture';
+import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, until, type Backend } from './fixture';
 
 const WEB = 'web.shop.svc.cluster.local';
 const OTHER = 'other.shop.svc.cluster.local';
@@ -39,40 +37,6 @@ const onlyFrontend = {
     },
   },
 };
-
-/** An Envoy-shaped connect_terminate listener: CONNECT authority -> internal listener cluster. */
-function connectTerminate(port: number, targets: Array<[authority: string, cluster: string]>): Listener {
-  const hcm = HttpConnectionManager.fromPartial({
-    statPrefix: 'connect_terminate',
-    upgradeConfigs: [{ upgradeType: 'CONNECT' }],
-    http2ProtocolOptions: { allowConnect: true },
-    routeSpecifier: {
-      $case: 'routeConfig',
-      value: {
-        name: 'connect_terminate',
-        virtualHosts: targets.map(([authority, cluster]) => ({
-          name: cluster,
-          domains: [authority],
-          routes: [{ match: { pathSpecifier: { $case: 'connectMatcher', value: {} } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: cluster }, upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] } } }],
-        })),
-      },
-    },
-    httpFilters: [{ name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } }],
-  });
-  return Listener.fromPartial({
-    name: 'connect_terminate',
-    address: { address: { $case: 'socketAddress', value: { address: '0.0.0.0', portSpecifier: { $case: 'portValue', value: port } } } },
-    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
-  });
-}
-
-function internalCluster(name: string): Cluster {
-  return Cluster.fromPartial({
-    name,
-    clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.STATIC },
-    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'envoyInternalAddress', value: { addressNameSpecifier: { $case: 'serverListenerName', value: name } } } } } } }] }] },
-  });
-}
 
 /** One HTTP/1.1 request over an HBONE stream. */
 function httpOver(stream: ClientHttp2Stream, path: string, host: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
@@ -138,7 +102,7 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
     const webHttp = `inbound-vip|80|http|${WEB}`;
     const otherHttp = `inbound-vip|80|http|${OTHER}`;
     const webTcp = `inbound-vip|5432|tcp|${WEB}`;
-    cp.raw(TYPE.listener, 'connect_terminate', Listener.encode(connectTerminate(15008, [['10.96.0.50:80', webHttp], ['10.96.0.51:80', otherHttp], ['10.96.0.50:5432', webTcp]])).finish());
+    cp.raw(TYPE.listener, 'connect_terminate', Listener.encode(connectTerminate([['10.96.0.50:80', webHttp], ['10.96.0.51:80', otherHttp], ['10.96.0.50:5432', webTcp]])).finish());
     for (const n of [webHttp, otherHttp, webTcp]) cp.raw(TYPE.cluster, n, Cluster.encode(internalCluster(n)).finish());
     cp.internalListener(webHttp, `${WEB}:80`, [{ name: 'envoy.filters.http.rbac', typedConfig: pack(RBAC, RBAC.fromPartial({ rules: onlyFrontend })) }]);
     cp.internalListener(otherHttp, `${OTHER}:80`);

@@ -9,17 +9,14 @@ import { request } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, Cluster_DiscoveryType } from '../../api/gen/envoy/config/cluster/v3/cluster';
+import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
-import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
-import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
 import { HboneClient } from '../../common/hbone/client';
 import { allow, deny, HboneServer } from '../../common/hbone/server';
 import type { WorkloadCertificate } from '../../common/identity/manager';
-import { pack } from '../../waypoint/config/typed';
 import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
 import { TYPE } from '../../waypoint/xds/resources';
-import { backend, ControlPlane, MeshCa, quiet, type Backend } from './fixture';
+import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, type Backend } from './fixture';
 
 const TD = 'cluster.local';
 const WAYPOINT_ID = `spiffe://${TD}/ns/shop/sa/shop-waypoint`;
@@ -39,39 +36,6 @@ const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const echoService: grpc.ServiceDefinition = {
   Echo: { path: '/nm.test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
 };
-
-function connectTerminate(targets: Array<[authority: string, cluster: string]>): Listener {
-  const hcm = HttpConnectionManager.fromPartial({
-    statPrefix: 'connect_terminate',
-    upgradeConfigs: [{ upgradeType: 'CONNECT' }],
-    http2ProtocolOptions: { allowConnect: true },
-    routeSpecifier: {
-      $case: 'routeConfig',
-      value: {
-        name: 'connect_terminate',
-        virtualHosts: targets.map(([authority, cluster]) => ({
-          name: cluster,
-          domains: [authority],
-          routes: [{ match: { pathSpecifier: { $case: 'connectMatcher', value: {} } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: cluster }, upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] } } }],
-        })),
-      },
-    },
-    httpFilters: [{ name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } }],
-  });
-  return Listener.fromPartial({
-    name: 'connect_terminate',
-    address: { address: { $case: 'socketAddress', value: { address: '0.0.0.0', portSpecifier: { $case: 'portValue', value: 15008 } } } },
-    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
-  });
-}
-
-function internalCluster(name: string): Cluster {
-  return Cluster.fromPartial({
-    name,
-    clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.STATIC },
-    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'envoyInternalAddress', value: { addressNameSpecifier: { $case: 'serverListenerName', value: name } } } } } } }] }] },
-  });
-}
 
 /** The labels of the istio_requests_total series whose labels include `match`, one per series. */
 async function series(rw: RunningWaypoint, match: Record<string, string>): Promise<Array<Record<string, string>>> {
