@@ -4,14 +4,12 @@
 // SPIFFE ID on the server side, AuthorizationPolicy verdicts, plaintext from outside the mesh,
 // closing of an open connection when policy changes, certificate rotation under traffic (short
 // TTL), and the istio_tcp_* metrics labels.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn as spawnProcess } from 'node:child_process';
 import { projectRoot } from '../../common/paths';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kindInfo } from '../../control/resources/kinds';
-import { STATE_BASE } from '../../node-proxy/capture/pins';
-import { labDown } from '../../lab/down';
 import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
@@ -23,7 +21,7 @@ import {
   startControlPlane,
   startMeshProxy,
   stopProc,
-  teardownArgs,
+  tearDownMeshLab,
   waitMeshReady,
   type ControlPlaneProc,
   type Proc,
@@ -140,20 +138,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     }
     for (const s of servers) await closeServer(s);
     for (const n of ['node1', 'node2']) await stopProc(proxies[n]);
-    if (topo) {
-      for (const n of ['node1', 'node2']) {
-        await new Promise<void>((resolve) => {
-          const c = spawnInLab(topo, n, teardownArgs(topo, n), { stdio: 'ignore' });
-          c.once('exit', () => resolve());
-          c.once('error', () => resolve());
-        });
-      }
-    }
-    await stopProc(cp);
-    cp?.cleanup();
-    await labDown(LAB);
-    // The node proxies' enrolment records (emptied by the teardown above).
-    for (const n of ['node1', 'node2']) rmSync(join(STATE_BASE, `${LAB}-${n}`), { recursive: true, force: true });
+    await tearDownMeshLab(LAB, topo, ['node1', 'node2'], cp);
   }, 60_000);
 
   it('enrols the labelled workloads of each node with their certificates (SPIFFE ID, expiry on admin)', async () => {

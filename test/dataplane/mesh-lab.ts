@@ -9,9 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliEntry } from '../../common/paths';
 import { ApiClient } from '../../control/api/client';
+import { labDown } from '../../lab/down';
 import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 import { connectInNetns } from '../../native/netns';
+import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { httpGetInNetns, waitFor } from '../capture/harness';
 
 export const CONTROL_XDS = '10.199.0.254:15012';
@@ -122,6 +124,27 @@ export function startMeshProxy(topo: LabTopology, cp: ControlPlaneProc, node: st
 export function teardownArgs(topo: LabTopology, node: string): string[] {
   const n = topo.nodes.find((x) => x.name === node)!;
   return [process.execPath, cliEntry, 'node-proxy', '--node', node, '--bpffs-dir', n.bpffsDir, '--teardown'];
+}
+
+/**
+ * The end of a mesh lab test, once its node proxies have stopped: each node's capture torn down
+ * (`node-proxy --teardown`), the control plane stopped and its data directory removed, the lab
+ * down, and the node proxies' enrolment records (emptied by the teardown) removed.
+ */
+export async function tearDownMeshLab(lab: string, topo: LabTopology | undefined, nodes: readonly string[], cp: ControlPlaneProc | undefined): Promise<void> {
+  if (topo) {
+    for (const n of nodes) {
+      await new Promise<void>((resolve) => {
+        const c = spawnInLab(topo, n, teardownArgs(topo, n), { stdio: 'ignore' });
+        c.once('exit', () => resolve());
+        c.once('error', () => resolve());
+      });
+    }
+  }
+  await stopProc(cp);
+  cp?.cleanup();
+  await labDown(lab);
+  for (const n of nodes) rmSync(join(STATE_BASE, `${lab}-${n}`), { recursive: true, force: true });
 }
 
 export async function waitMeshReady(topo: LabTopology, node: string, p: Proc, timeoutMs = 30_000): Promise<void> {

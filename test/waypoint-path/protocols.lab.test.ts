@@ -6,17 +6,14 @@
 //   web (HTTP/1.1, 10.96.0.50)  ALLOW only principal client
 //   h2  (h2c, 10.96.0.53)       HTTPRoute split 50/50; DENY paths /admin*
 //   rpc (gRPC, 10.96.0.56)      HTTPRoute by header x-version: v2 -> v2, else v1; ALLOW only client
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ClientReport } from '../../lab/app/client';
-import { labDown } from '../../lab/down';
-import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
-import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { httpGetInNetns, waitFor } from '../capture/harness';
-import { metricSum, startControlPlane, startMeshProxy, stopProc, teardownArgs, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
+import { metricSum, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
 import { restartControlPlane, sampleClient, startSampleApp, startWaypoint } from './harness';
 
@@ -146,19 +143,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     for (const a of apps) await stopProc(a);
     await stopProc(waypoint);
     for (const n of NODES) await stopProc(proxies[n]);
-    if (topo) {
-      for (const n of NODES) {
-        await new Promise<void>((resolve) => {
-          const c = spawnInLab(topo, n, teardownArgs(topo, n), { stdio: 'ignore' });
-          c.once('exit', () => resolve());
-          c.once('error', () => resolve());
-        });
-      }
-    }
-    await stopProc(cp);
-    cp?.cleanup();
-    await labDown(LAB);
-    for (const n of NODES) rmSync(join(STATE_BASE, `${LAB}-${n}`), { recursive: true, force: true });
+    await tearDownMeshLab(LAB, topo, NODES, cp);
   }, 60_000);
 
   it('HTTP/2 (h2c from the app, HBONE in the mesh): the route splits 50/50 between versions, /admin is denied by path', async () => {

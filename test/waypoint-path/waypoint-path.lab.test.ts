@@ -8,12 +8,9 @@
 // workload without a waypoint denies everything with the reason in the node proxy's log (and
 // still does with one); attaching a waypoint closes open direct connections; the client's node
 // proxy refuses a waypoint address that presents another identity than its Workload's.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { STATE_BASE } from '../../node-proxy/capture/pins';
-import { labDown } from '../../lab/down';
-import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
 import { privilegedDescribe } from '../support/privileged';
@@ -25,7 +22,7 @@ import {
   startControlPlane,
   startMeshProxy,
   stopProc,
-  teardownArgs,
+  tearDownMeshLab,
   waitMeshReady,
   type ControlPlaneProc,
   type Proc,
@@ -147,19 +144,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     for (const b of backends) await closeBackend(b);
     await stopProc(waypoint);
     for (const n of NODES) await stopProc(proxies[n]);
-    if (topo) {
-      for (const n of NODES) {
-        await new Promise<void>((resolve) => {
-          const c = spawnInLab(topo, n, teardownArgs(topo, n), { stdio: 'ignore' });
-          c.once('exit', () => resolve());
-          c.once('error', () => resolve());
-        });
-      }
-    }
-    await stopProc(cp);
-    cp?.cleanup();
-    await labDown(LAB);
-    for (const n of NODES) rmSync(join(STATE_BASE, `${LAB}-${n}`), { recursive: true, force: true });
+    await tearDownMeshLab(LAB, topo, NODES, cp);
   }, 60_000);
 
   it('enrols the client and the backends, not the waypoint’s pod', async () => {
