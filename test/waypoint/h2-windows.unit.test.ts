@@ -12,7 +12,8 @@ import { HboneClient } from '../../common/hbone/client';
 import { allow, HboneServer } from '../../common/hbone/server';
 import type { WorkloadCertificate } from '../../common/identity/manager';
 import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
-import { ControlPlane, freePort, MeshCa, quiet, until } from './fixture';
+import { until } from '../support/until';
+import { ControlPlane, freePort, MeshCa, quiet } from './fixture';
 
 const MiB = 1024 * 1024;
 const MESSAGE = 64 * 1024;
@@ -116,7 +117,7 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
       mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile() },
     });
     await running.waypoint.ready();
-    await until(() => running.waypoint.listenerAddress(plainPort) !== undefined && running.waypoint.listenerAddress(hbonePort) !== undefined);
+    await until('the plaintext and HBONE listeners', () => running.waypoint.listenerAddress(plainPort) !== undefined && running.waypoint.listenerAddress(hbonePort) !== undefined);
   }, 30_000);
 
   afterAll(async () => {
@@ -167,7 +168,7 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
       const settings = await new Promise<{ initialWindowSize?: number }>((resolve) => session.once('remoteSettings', resolve));
       expect(settings.initialWindowSize).toBe(DEFAULT_WINDOWS.streamWindow);
       // The connection-level window is raised by a WINDOW_UPDATE right after the session starts.
-      await until(() => session.state.remoteWindowSize === DEFAULT_WINDOWS.connectionWindow, 3000);
+      await until('the connection window raised by WINDOW_UPDATE', () => session.state.remoteWindowSize === DEFAULT_WINDOWS.connectionWindow, 3000);
     } finally {
       session.destroy();
     }

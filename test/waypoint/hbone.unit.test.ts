@@ -21,7 +21,8 @@ import type { WorkloadCertificate } from '../../common/identity/manager';
 import { pack } from '../../waypoint/config/typed';
 import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
 import { TYPE } from '../../waypoint/xds/resources';
-import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, until, type Backend } from './fixture';
+import { until } from '../support/until';
+import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, type Backend } from './fixture';
 
 const WEB = 'web.shop.svc.cluster.local';
 const OTHER = 'other.shop.svc.cluster.local';
@@ -220,7 +221,7 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
       });
     const first = await serialNow();
     // certTtlSeconds 64 with the CA's 60 s back-dating: a 124 s lifetime, renewed ~2 s after issue.
-    await until(async () => (await serialNow()) !== first, 10_000);
+    await until('a rotated certificate (new serial)', async () => (await serialNow()) !== first, 10_000);
     // Still serving with the renewed certificate.
     expect((await httpOver(await tunnel(frontend, '10.96.0.51:80'), '/', OTHER)).status).toBe(200);
   }, 15_000);

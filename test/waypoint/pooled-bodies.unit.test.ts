@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allow, HboneServer } from '../../common/hbone/server';
 import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
 import { Waypoint } from '../../waypoint/waypoint';
-import { backend, ControlPlane, freePort, MeshCa, quiet, until, type Backend } from './fixture';
+import { until } from '../support/until';
+import { backend, ControlPlane, freePort, MeshCa, quiet, type Backend } from './fixture';
 
 const MiB = 1024 * 1024;
 
@@ -116,7 +117,7 @@ describe('HTTP/1.1 bodies over pooled HBONE upstream tunnels', () => {
       mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile() },
     });
     await running.waypoint.ready();
-    await until(() => running.waypoint.listenerAddress(port) !== undefined);
+    await until('the waypoint listener', () => running.waypoint.listenerAddress(port) !== undefined);
   }, 30_000);
 
   afterAll(async () => {
@@ -153,7 +154,7 @@ describe('HTTP/1.1 bodies over pooled upstream connections', () => {
     wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet });
     await wp.start();
     await wp.ready();
-    await until(() => wp.listenerAddress(port) !== undefined);
+    await until('the waypoint listener', () => wp.listenerAddress(port) !== undefined);
   }, 20_000);
 
   afterAll(async () => {

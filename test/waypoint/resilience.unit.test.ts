@@ -3,7 +3,8 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Waypoint } from '../../waypoint/waypoint';
-import { backend, ControlPlane, freePort, quiet, until, type Backend } from './fixture';
+import { until } from '../support/until';
+import { backend, ControlPlane, freePort, quiet, type Backend } from './fixture';
 
 function get(port: number, path: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -43,7 +44,7 @@ describe('waypoint resilience and tracing', () => {
     wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet, otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` });
     await wp.start();
     await wp.ready();
-    await until(() => wp.listenerAddress(port) !== undefined);
+    await until('the waypoint listener', () => wp.listenerAddress(port) !== undefined);
   }, 20_000);
 
   afterAll(async () => {
@@ -62,31 +63,31 @@ describe('waypoint resilience and tracing', () => {
     await new Promise((r) => setTimeout(r, 100));
     const cpPort = cp.port;
     await cp.stop();
-    await until(() => !wp.xds.status().connected);
+    await until('xDS to disconnect', () => !wp.xds.status().connected);
     await new Promise((r) => setTimeout(r, 300));
     const next = new ControlPlane();
     for (const t of next.cache.typeUrls) next.cache.replace(t, cp.cache.resources(t)!);
     cp = next;
     await cp.start(cpPort);
-    await until(() => wp.xds.status().connected, 15_000);
+    await until('xDS to reconnect', () => wp.xds.status().connected, 15_000);
     stop = true;
     await load;
     expect(statuses.length).toBeGreaterThan(10);
     expect(statuses.every((s) => s === 200)).toBe(true);
     // The restarted control plane serves a new route; the waypoint applies it.
     cp.routes({ name: 'r', virtualHosts: [{ name: 'web', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'directResponse', value: { status: 204 } } }] }] });
-    await until(async () => (await get(port, '/')) === 204);
+    await until('the updated route (204)', async () => (await get(port, '/')) === 204);
   }, 30_000);
 
   it('propagates traceparent and exports a span per request over OTLP/HTTP JSON', async () => {
     cp.routes({ name: 'r', virtualHosts: [{ name: 'web', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'a' } } } }] }] });
-    await until(async () => (await get(port, '/')) === 200);
+    await until('the restored route (200)', async () => (await get(port, '/')) === 200);
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     expect(await get(port, '/traced', { traceparent: `00-${traceId}-00f067aa0ba902b7-01` })).toBe(200);
     const seen = be.seen[be.seen.length - 1]!;
     expect(seen.headers.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
     expect(seen.headers.traceparent).not.toContain('00f067aa0ba902b7');
-    await until(() => JSON.stringify(spans).includes(traceId), 5000);
+    await until('the span with the trace id', () => JSON.stringify(spans).includes(traceId), 5000);
     const all = JSON.stringify(spans);
     expect(all).toContain('"parentSpanId":"00f067aa0ba902b7"');
     expect(all).toContain('"service.name"');

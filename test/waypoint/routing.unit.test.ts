@@ -10,7 +10,8 @@ import { RBAC } from '../../api/gen/envoy/extensions/filters/http/rbac/v3/rbac';
 import { RBAC_Action } from '../../api/gen/envoy/config/rbac/v3/rbac';
 import { pack } from '../../waypoint/config/typed';
 import { Waypoint } from '../../waypoint/waypoint';
-import { backend, ControlPlane, freePort, quiet, until, type Backend } from './fixture';
+import { until } from '../support/until';
+import { backend, ControlPlane, freePort, quiet, type Backend } from './fixture';
 
 interface Reply {
   status: number;
@@ -122,7 +123,7 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
     wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet });
     await wp.start();
     await wp.ready();
-    await until(() => wp.listenerAddress(port) !== undefined);
+    await until('the waypoint listener', () => wp.listenerAddress(port) !== undefined);
   }, 20_000);
 
   afterAll(async () => {
@@ -167,7 +168,7 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
     const before = mirror.seen.length;
     const r = await call(port, '/mirrored', { method: 'POST', body: Buffer.from('copy me') });
     expect(r.body.toString()).toBe('a');
-    await until(() => mirror.seen.length > before);
+    await until('the mirrored request', () => mirror.seen.length > before);
     const m = mirror.seen[mirror.seen.length - 1]!;
     expect(m.headers.host).toBe('web-shadow');
     expect(m.body.toString()).toBe('copy me');
@@ -229,7 +230,7 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
     });
     try {
       cp.cluster('echo', [echo.port]);
-      await until(async () => (await call(port, '/echo')).status === 200);
+      await until('the echo cluster to answer 200', async () => (await call(port, '/echo')).status === 200);
       const data = randomBytes(8 * 1024 * 1024 + 13);
       const want = createHash('sha256').update(data).digest('hex') + ' ' + data.length;
       expect((await call(port, '/echo', { method: 'POST', body: data })).body.toString()).toBe(want);
@@ -276,7 +277,7 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
 
   it('NACKs a RouteConfiguration with a bad regex and keeps serving the last good routes', async () => {
     cp.routes({ name: 'web-routes', virtualHosts: [{ name: 'web', domains: ['web'], routes: [{ match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(?<=x)' } } }, action: toCluster('b') }] }] });
-    await until(() => wp.nacks.length > 0);
+    await until('a NACK', () => wp.nacks.length > 0);
     expect(wp.nacks[0]!.detail).toMatch(/web-routes: virtual_hosts\[0\] \(web\): routes\[0\]: regex .* look-around/);
     expect((await call(port, '/split')).status).toBe(200);
     expect((await call(port, '/direct')).status).toBe(202);

@@ -6,7 +6,8 @@ import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Waypoint } from '../../waypoint/waypoint';
-import { backend, ControlPlane, freePort, quiet, until, type Backend } from './fixture';
+import { until } from '../support/until';
+import { backend, ControlPlane, freePort, quiet, type Backend } from './fixture';
 
 function get(port: number, path: string): Promise<{ status: number; body: string; aborted: boolean }> {
   return new Promise((resolve, reject) => {
@@ -74,7 +75,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet });
     await wp.start();
     await wp.ready();
-    await until(() => wp.listenerAddress(httpPort) !== undefined && wp.listenerAddress(tcpPort) !== undefined);
+    await until('the HTTP and TCP listeners', () => wp.listenerAddress(httpPort) !== undefined && wp.listenerAddress(tcpPort) !== undefined);
   }, 20_000);
 
   afterAll(async () => {
@@ -95,7 +96,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     });
     expect(got.length).toBe(data.length);
     expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
-    await until(async () => /istio_tcp_connections_closed_total\{[^}]*request_protocol="tcp"[^}]*\} 1/.test(await wp.metrics.registry.getSingleMetricAsString('istio_tcp_connections_closed_total')));
+    await until('the closed TCP connection in istio_tcp_connections_closed_total', async () => /istio_tcp_connections_closed_total\{[^}]*request_protocol="tcp"[^}]*\} 1/.test(await wp.metrics.registry.getSingleMetricAsString('istio_tcp_connections_closed_total')));
     const sent = await wp.metrics.registry.getSingleMetricAsString('istio_tcp_sent_bytes_total');
     expect(sent).toContain(`} ${data.length}`);
   });
@@ -107,7 +108,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     expect(r.body).toBe('first part;');
     expect(r.aborted).toBe(true);
     expect(Date.now() - t0).toBeLessThan(1200);
-    await until(async () => /response_code="200"[^}]*response_flags="UT"|response_flags="UT"[^}]*response_code="200"/.test(await wp.metrics.registry.getSingleMetricAsString('istio_requests_total')));
+    await until('a UT 200 in istio_requests_total', async () => /response_code="200"[^}]*response_flags="UT"|response_flags="UT"[^}]*response_code="200"/.test(await wp.metrics.registry.getSingleMetricAsString('istio_requests_total')));
     // timeout 0 (no timeout): the same backend completes
     const ok = await get(httpPort, '/patient');
     expect([ok.status, ok.body, ok.aborted]).toEqual([200, 'first part;second part', false]);
