@@ -12,8 +12,7 @@ import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/ne
 import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
 import { RBAC as NetworkRBAC } from '../../api/gen/envoy/extensions/filters/network/rbac/v3/rbac';
 import { TcpProxy } from '../../api/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CaClient } from '../../common/identity/ca-client';
 import { CertificateManager, type WorkloadCertificate } from '../../common/identity/manager';
@@ -30,6 +29,7 @@ import { DeltaAdsServer } from '../../control/xds/delta-server';
 import { xdsMetrics } from '../../control/xds/metrics';
 import { xdsResource } from '../../control/xds/resource';
 import { adsImplementation, adsServiceDefinition } from '../../control/xds/service';
+import { openTestCa } from '../support/control-plane';
 import { pack } from '../../waypoint/config/typed';
 import { TYPE } from '../../waypoint/xds/resources';
 
@@ -210,8 +210,7 @@ export class MeshCa {
   ) {}
 
   static async create(): Promise<MeshCa> {
-    const dir = mkdtempSync(join(tmpdir(), 'nm-waypoint-ca-'));
-    const ca = await CertificateAuthority.open({ trustDomain: 'cluster.local', dataDir: dir });
+    const { dir, ca } = await openTestCa('waypoint-ca');
     return new MeshCa(dir, ca, NodeTokens.forDataDir(dir));
   }
 
