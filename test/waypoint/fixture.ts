@@ -31,6 +31,7 @@ import { xdsResource } from '../../control/xds/resource';
 import { adsImplementation, adsServiceDefinition } from '../../control/xds/service';
 import { openTestCa } from '../support/control-plane';
 import { pack } from '../../waypoint/config/typed';
+import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
 import { TYPE } from '../../waypoint/xds/resources';
 
 export const quiet = createLogger('waypoint-test', process.env.NODEMESH_LOG_LEVEL ?? 'silent');
@@ -245,6 +246,26 @@ export class MeshCa {
   close(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The waypoint shop/shop-waypoint as `nodemesh waypoint run --token-file --trust-bundle` starts it,
+ * on node-wp (placed with the CA first), every port on 127.0.0.1 chosen by the kernel.
+ */
+export function startMeshWaypoint(mesh: MeshCa, control: string, certTtlSeconds?: number): Promise<RunningWaypoint> {
+  mesh.place('shop', 'shop-waypoint', 'node-wp');
+  return startWaypoint({
+    name: 'shop-waypoint',
+    namespace: 'shop',
+    control,
+    listenAddress: '127.0.0.1',
+    hbonePort: 0,
+    adminPort: 0,
+    metricsPort: 0,
+    readyPort: 0,
+    logger: quiet,
+    mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile(), ...(certTtlSeconds !== undefined ? { certTtlSeconds } : {}) },
+  });
 }
 
 export interface EndpointSpec {

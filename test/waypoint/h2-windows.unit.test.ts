@@ -11,9 +11,9 @@ import { DEFAULT_WINDOWS } from '../../common/hbone/settings';
 import { HboneClient } from '../../common/hbone/client';
 import { allow, HboneServer } from '../../common/hbone/server';
 import type { WorkloadCertificate } from '../../common/identity/manager';
-import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
+import type { RunningWaypoint } from '../../waypoint/run';
 import { until } from '../support/until';
-import { ControlPlane, freePort, MeshCa, quiet } from './fixture';
+import { ControlPlane, freePort, MeshCa, quiet, startMeshWaypoint } from './fixture';
 
 const MiB = 1024 * 1024;
 const MESSAGE = 64 * 1024;
@@ -103,19 +103,7 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
     cp.listener('bulk-hbone', hbonePort, 'bulk-mesh-routes');
     cp.routes(routes('bulk'));
     cp.routes({ ...routes('bulk-mesh'), name: 'bulk-mesh-routes' });
-    mesh.place('shop', 'shop-waypoint', 'node-wp');
-    running = await startWaypoint({
-      name: 'shop-waypoint',
-      namespace: 'shop',
-      control: cp.address,
-      listenAddress: '127.0.0.1',
-      hbonePort: 0,
-      adminPort: 0,
-      metricsPort: 0,
-      readyPort: 0,
-      logger: quiet,
-      mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile() },
-    });
+    running = await startMeshWaypoint(mesh, cp.address);
     await running.waypoint.ready();
     await until('the plaintext and HBONE listeners', () => running.waypoint.listenerAddress(plainPort) !== undefined && running.waypoint.listenerAddress(hbonePort) !== undefined);
   }, 30_000);

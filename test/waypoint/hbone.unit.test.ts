@@ -19,10 +19,10 @@ import { TunnelRefusedError } from '../../common/hbone/errors';
 import { allow, HboneServer, type TunnelRequest } from '../../common/hbone/server';
 import type { WorkloadCertificate } from '../../common/identity/manager';
 import { pack } from '../../waypoint/config/typed';
-import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
+import type { RunningWaypoint } from '../../waypoint/run';
 import { TYPE } from '../../waypoint/xds/resources';
 import { until } from '../support/until';
-import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, type Backend } from './fixture';
+import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, startMeshWaypoint, type Backend } from './fixture';
 
 const WEB = 'web.shop.svc.cluster.local';
 const OTHER = 'other.shop.svc.cluster.local';
@@ -119,19 +119,7 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
     cp.routes({ name: `${OTHER}:80`, virtualHosts: [{ name: OTHER, domains: ['*'], routes: [prefix('/', 'other')] }] });
 
     // The waypoint, started as the CLI starts it (token file + trust bundle file).
-    mesh.place('shop', 'shop-waypoint', 'node-wp');
-    running = await startWaypoint({
-      name: 'shop-waypoint',
-      namespace: 'shop',
-      control: address,
-      listenAddress: '127.0.0.1',
-      hbonePort: 0,
-      adminPort: 0,
-      metricsPort: 0,
-      readyPort: 0,
-      logger: quiet,
-      mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile(), certTtlSeconds: 64 },
-    });
+    running = await startMeshWaypoint(mesh, address, 64);
     hbonePort = running.waypoint.ports.hbone!;
     await running.waypoint.ready();
   }, 30_000);

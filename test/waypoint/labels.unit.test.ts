@@ -14,9 +14,9 @@ import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { HboneClient } from '../../common/hbone/client';
 import { allow, deny, HboneServer } from '../../common/hbone/server';
 import type { WorkloadCertificate } from '../../common/identity/manager';
-import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
+import type { RunningWaypoint } from '../../waypoint/run';
 import { TYPE } from '../../waypoint/xds/resources';
-import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, type Backend } from './fixture';
+import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, startMeshWaypoint, type Backend } from './fixture';
 
 const TD = 'cluster.local';
 const WAYPOINT_ID = `spiffe://${TD}/ns/shop/sa/shop-waypoint`;
@@ -112,19 +112,7 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
     }
     cp.raw(TYPE.listener, 'connect_terminate', Listener.encode(connectTerminate(targets)).finish());
 
-    mesh.place('shop', 'shop-waypoint', 'node-wp');
-    running = await startWaypoint({
-      name: 'shop-waypoint',
-      namespace: 'shop',
-      control: address,
-      listenAddress: '127.0.0.1',
-      hbonePort: 0,
-      adminPort: 0,
-      metricsPort: 0,
-      readyPort: 0,
-      logger: quiet,
-      mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile() },
-    });
+    running = await startMeshWaypoint(mesh, address);
     await running.waypoint.ready();
   }, 30_000);
 

@@ -5,10 +5,10 @@ import { Agent, request } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allow, HboneServer } from '../../common/hbone/server';
-import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
+import type { RunningWaypoint } from '../../waypoint/run';
 import { Waypoint } from '../../waypoint/waypoint';
 import { until } from '../support/until';
-import { backend, ControlPlane, freePort, MeshCa, quiet, type Backend } from './fixture';
+import { backend, ControlPlane, freePort, MeshCa, quiet, startMeshWaypoint, type Backend } from './fixture';
 
 const MiB = 1024 * 1024;
 
@@ -103,19 +103,7 @@ describe('HTTP/1.1 bodies over pooled HBONE upstream tunnels', () => {
     cp.cluster('web-mesh', [{ address: '10.200.2.2', port: 8080, metadata: { 'envoy.transport_socket_match': { tunnel: 'http' }, nodemesh: { hbone: `127.0.0.1:${np.port}`, identity: 'spiffe://cluster.local/ns/shop/sa/web' } } }]);
     cp.listener('web-listener', port, 'web-routes');
     cp.routes(route('web-mesh'));
-    mesh.place('shop', 'shop-waypoint', 'node-wp');
-    running = await startWaypoint({
-      name: 'shop-waypoint',
-      namespace: 'shop',
-      control: cp.address,
-      listenAddress: '127.0.0.1',
-      hbonePort: 0,
-      adminPort: 0,
-      metricsPort: 0,
-      readyPort: 0,
-      logger: quiet,
-      mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile() },
-    });
+    running = await startMeshWaypoint(mesh, cp.address);
     await running.waypoint.ready();
     await until('the waypoint listener', () => running.waypoint.listenerAddress(port) !== undefined);
   }, 30_000);
