@@ -146,6 +146,26 @@ export function startWaypoint(topo: LabTopology, cp: ControlPlaneProc, pod: stri
   return { child, log: () => text, exited };
 }
 
+/**
+ * Wait until the waypoint answers 200 on 15021 /healthz/ready in its pod's netns (it has its
+ * certificate and xDS); fail at once if it exits, and on timeout with its last answer and log.
+ */
+export async function waitWaypointReady(netnsPath: string, waypoint: Proc, timeoutMs = 30_000): Promise<void> {
+  let last = '';
+  await waitFor(
+    'the waypoint to be ready (certificate and xDS)',
+    async () => {
+      if (waypoint.child.exitCode !== null) throw new Error(`the waypoint exited with ${waypoint.child.exitCode}: ${waypoint.log()}`);
+      const r = await httpGetInNetns(netnsPath, 15021, '/healthz/ready').catch((e: Error) => ({ status: 0, body: e.message }));
+      last = r.body;
+      return r.status === 200 ? true : undefined;
+    },
+    timeoutMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last answer: ${last}; log:\n${waypoint.log().slice(-4000)}`);
+  });
+}
+
 /** dist/lab/app/main.js: the sample app, run as a plain script inside pods. */
 export const sampleApp = join(projectRoot, 'dist', 'lab', 'app', 'main.js');
 

@@ -15,7 +15,7 @@ import { labUp } from '../../lab/up';
 import { httpGetInNetns, waitFor } from '../capture/harness';
 import { metricSum, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
-import { restartControlPlane, sampleClient, startSampleApp, startWaypoint } from './harness';
+import { restartControlPlane, sampleClient, startSampleApp, startWaypoint, waitWaypointReady } from './harness';
 
 const LAB = 'nmwq';
 const NS = 'wq';
@@ -120,17 +120,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     for (const n of NODES) proxies[n] = startMeshProxy(topo, cp, n);
     waypoint = startWaypoint(topo, cp, 'pod1-2', 'waypoint', NS, 'waypoint');
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
-    await waitFor(
-      'the waypoint to be ready (certificate and xDS)',
-      async () => {
-        if (waypoint!.child.exitCode !== null) throw new Error(`the waypoint exited with ${waypoint!.child.exitCode}: ${waypoint!.log()}`);
-        const r = await httpGetInNetns(pod('pod1-2').netnsPath, 15021, '/healthz/ready').catch(() => ({ status: 0 }));
-        return r.status === 200 ? true : undefined;
-      },
-      30_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; log:\n${tail(waypoint)}`);
-    });
+    await waitWaypointReady(pod('pod1-2').netnsPath, waypoint);
   }, 150_000);
 
   afterAll(async () => {

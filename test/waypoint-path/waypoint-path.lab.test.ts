@@ -27,7 +27,7 @@ import {
   type ControlPlaneProc,
   type Proc,
 } from '../dataplane/mesh-lab';
-import { closeBackend, httpBackend, httpFromPod, startWaypoint, tcpFromPod, type Backend, type HttpResult } from './harness';
+import { closeBackend, httpBackend, httpFromPod, startWaypoint, tcpFromPod, waitWaypointReady, type Backend, type HttpResult } from './harness';
 
 const LAB = 'nmwp';
 const NS = 'wp';
@@ -119,19 +119,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     for (const n of NODES) proxies[n] = startMeshProxy(topo, cp, n);
     waypoint = startWaypoint(topo, cp, 'pod1-2', 'waypoint', NS, 'waypoint');
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
-    let last = '';
-    await waitFor(
-      'the waypoint to be ready (certificate and xDS)',
-      async () => {
-        if (waypoint!.child.exitCode !== null) throw new Error(`the waypoint exited with ${waypoint!.child.exitCode}: ${waypoint!.log()}`);
-        const r = await httpGetInNetns(pod('pod1-2').netnsPath, 15021, '/healthz/ready').catch((e: Error) => ({ status: 0, body: e.message }));
-        last = r.body;
-        return r.status === 200 ? true : undefined;
-      },
-      30_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; last answer: ${last}; log:\n${waypoint!.log().slice(-4000)}`);
-    });
+    await waitWaypointReady(pod('pod1-2').netnsPath, waypoint);
   }, 150_000);
 
   afterAll(async () => {
