@@ -36,6 +36,18 @@ import { TYPE } from '../../waypoint/xds/resources';
 
 export const quiet = createLogger('waypoint-test', process.env.NODEMESH_LOG_LEVEL ?? 'silent');
 
+/** An HttpConnectionManager named `name` taking routes `routeName` over ADS: `httpFilters`, then the router. */
+function rdsConnectionManager(name: string, routeName: string, httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }>): HttpConnectionManager {
+  return HttpConnectionManager.fromPartial({
+    statPrefix: name,
+    routeSpecifier: { $case: 'rds', value: { routeConfigName: routeName, configSource: { configSourceSpecifier: { $case: 'ads', value: {} } } } },
+    httpFilters: [
+      ...httpFilters.map((f) => ({ name: f.name, configType: { $case: 'typedConfig' as const, value: f.typedConfig } })),
+      { name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } },
+    ],
+  });
+}
+
 export class ControlPlane {
   readonly cache = new SharedCache([TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]);
   private server: grpc.Server | undefined;
@@ -68,14 +80,7 @@ export class ControlPlane {
   }
 
   listener(name: string, port: number, routeName: string, httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }> = []): void {
-    const hcm = HttpConnectionManager.fromPartial({
-      statPrefix: name,
-      routeSpecifier: { $case: 'rds', value: { routeConfigName: routeName, configSource: { configSourceSpecifier: { $case: 'ads', value: {} } } } },
-      httpFilters: [
-        ...httpFilters.map((f) => ({ name: f.name, configType: { $case: 'typedConfig' as const, value: f.typedConfig } })),
-        { name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } },
-      ],
-    });
+    const hcm = rdsConnectionManager(name, routeName, httpFilters);
     const l = Listener.fromPartial({
       name,
       address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } },
@@ -104,14 +109,7 @@ export class ControlPlane {
 
   /** An internal HTTP listener (`inbound-vip|<port>|http|<host>`, served over HBONE only). */
   internalListener(name: string, routeName: string, httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }> = []): void {
-    const hcm = HttpConnectionManager.fromPartial({
-      statPrefix: name,
-      routeSpecifier: { $case: 'rds', value: { routeConfigName: routeName, configSource: { configSourceSpecifier: { $case: 'ads', value: {} } } } },
-      httpFilters: [
-        ...httpFilters.map((f) => ({ name: f.name, configType: { $case: 'typedConfig' as const, value: f.typedConfig } })),
-        { name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } },
-      ],
-    });
+    const hcm = rdsConnectionManager(name, routeName, httpFilters);
     const l = Listener.fromPartial({
       name,
       listenerSpecifier: { $case: 'internalListener', value: {} },
