@@ -30,8 +30,10 @@ import { xdsMetrics } from '../../control/xds/metrics';
 import { xdsResource } from '../../control/xds/resource';
 import { adsImplementation, adsServiceDefinition } from '../../control/xds/service';
 import { openTestCa } from '../support/control-plane';
+import { until } from '../support/until';
 import { pack } from '../../waypoint/config/typed';
 import { startWaypoint, type RunningWaypoint } from '../../waypoint/run';
+import { Waypoint, type WaypointOptions } from '../../waypoint/waypoint';
 import { TYPE } from '../../waypoint/xds/resources';
 
 export const quiet = createLogger('waypoint-test', process.env.NODEMESH_LOG_LEVEL ?? 'silent');
@@ -244,6 +246,18 @@ export class MeshCa {
   close(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A plaintext waypoint ('wp' in default) on 127.0.0.1 taking its config from `control`, started,
+ * ready, and serving the listeners on every one of `ports`.
+ */
+export async function startPlainWaypoint(control: string, ports: number[], extra: Partial<WaypointOptions> = {}): Promise<Waypoint> {
+  const wp = new Waypoint({ name: 'wp', namespace: 'default', control, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet, ...extra });
+  await wp.start();
+  await wp.ready();
+  await until(`the waypoint's listeners on ${ports.join(', ')}`, () => ports.every((p) => wp.listenerAddress(p) !== undefined));
+  return wp;
 }
 
 /**

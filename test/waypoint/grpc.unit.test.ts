@@ -5,9 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HTTPFault } from '../../api/gen/envoy/extensions/filters/http/fault/v3/fault';
 import { pack } from '../../waypoint/config/typed';
-import { Waypoint } from '../../waypoint/waypoint';
-import { until } from '../support/until';
-import { ControlPlane, freePort, quiet } from './fixture';
+import type { Waypoint } from '../../waypoint/waypoint';
+import { ControlPlane, freePort, startPlainWaypoint } from './fixture';
 
 const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const service: grpc.ServiceDefinition = {
@@ -56,10 +55,7 @@ describe('gRPC through the waypoint (@grpc/grpc-js both ends)', () => {
         },
       ],
     });
-    wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet });
-    await wp.start();
-    await wp.ready();
-    await until('the waypoint listener', () => wp.listenerAddress(port) !== undefined);
+    wp = await startPlainWaypoint(cp.address, [port]);
     client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   }, 20_000);
 

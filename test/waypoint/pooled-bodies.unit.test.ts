@@ -6,9 +6,9 @@ import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allow, HboneServer } from '../../common/hbone/server';
 import type { RunningWaypoint } from '../../waypoint/run';
-import { Waypoint } from '../../waypoint/waypoint';
+import type { Waypoint } from '../../waypoint/waypoint';
 import { until } from '../support/until';
-import { backend, ControlPlane, freePort, MeshCa, quiet, startMeshWaypoint, type Backend } from './fixture';
+import { backend, ControlPlane, freePort, MeshCa, quiet, startMeshWaypoint, startPlainWaypoint, type Backend } from './fixture';
 
 const MiB = 1024 * 1024;
 
@@ -139,10 +139,7 @@ describe('HTTP/1.1 bodies over pooled upstream connections', () => {
     cp.cluster('web', [web.port]);
     cp.listener('web-listener', port, 'web-routes');
     cp.routes(route('web'));
-    wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet });
-    await wp.start();
-    await wp.ready();
-    await until('the waypoint listener', () => wp.listenerAddress(port) !== undefined);
+    wp = await startPlainWaypoint(cp.address, [port]);
   }, 20_000);
 
   afterAll(async () => {

@@ -2,9 +2,9 @@
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Waypoint } from '../../waypoint/waypoint';
+import type { Waypoint } from '../../waypoint/waypoint';
 import { until } from '../support/until';
-import { backend, ControlPlane, freePort, quiet, type Backend } from './fixture';
+import { backend, ControlPlane, freePort, startPlainWaypoint, type Backend } from './fixture';
 
 function get(port: number, path: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -41,10 +41,7 @@ describe('waypoint resilience and tracing', () => {
     cp.listener('l', port, 'r');
     cp.cluster('a', [be.port]);
     cp.routes({ name: 'r', virtualHosts: [{ name: 'web', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'a' } } } }] }] });
-    wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet, otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` });
-    await wp.start();
-    await wp.ready();
-    await until('the waypoint listener', () => wp.listenerAddress(port) !== undefined);
+    wp = await startPlainWaypoint(cp.address, [port], { otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` });
   }, 20_000);
 
   afterAll(async () => {

@@ -9,9 +9,9 @@ import { LocalRateLimit } from '../../api/gen/envoy/extensions/filters/http/loca
 import { RBAC } from '../../api/gen/envoy/extensions/filters/http/rbac/v3/rbac';
 import { RBAC_Action } from '../../api/gen/envoy/config/rbac/v3/rbac';
 import { pack } from '../../waypoint/config/typed';
-import { Waypoint } from '../../waypoint/waypoint';
+import type { Waypoint } from '../../waypoint/waypoint';
 import { until } from '../support/until';
-import { backend, ControlPlane, freePort, quiet, type Backend } from './fixture';
+import { backend, ControlPlane, freePort, startPlainWaypoint, type Backend } from './fixture';
 
 interface Reply {
   status: number;
@@ -120,10 +120,7 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
         },
       ],
     });
-    wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet });
-    await wp.start();
-    await wp.ready();
-    await until('the waypoint listener', () => wp.listenerAddress(port) !== undefined);
+    wp = await startPlainWaypoint(cp.address, [port]);
   }, 20_000);
 
   afterAll(async () => {

@@ -5,9 +5,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Waypoint } from '../../waypoint/waypoint';
+import type { Waypoint } from '../../waypoint/waypoint';
 import { until } from '../support/until';
-import { backend, ControlPlane, freePort, quiet, type Backend } from './fixture';
+import { backend, ControlPlane, freePort, startPlainWaypoint, type Backend } from './fixture';
 
 function get(port: number, path: string): Promise<{ status: number; body: string; aborted: boolean }> {
   return new Promise((resolve, reject) => {
@@ -72,10 +72,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
         },
       ],
     });
-    wp = new Waypoint({ name: 'wp', namespace: 'default', control: cp.address, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet });
-    await wp.start();
-    await wp.ready();
-    await until('the HTTP and TCP listeners', () => wp.listenerAddress(httpPort) !== undefined && wp.listenerAddress(tcpPort) !== undefined);
+    wp = await startPlainWaypoint(cp.address, [httpPort, tcpPort]);
   }, 20_000);
 
   afterAll(async () => {
