@@ -4,7 +4,6 @@
 // SPIFFE ID on the server side, AuthorizationPolicy verdicts, plaintext from outside the mesh,
 // closing of an open connection when policy changes, certificate rotation under traffic (short
 // TTL), and the istio_tcp_* metrics labels.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn as spawnProcess } from 'node:child_process';
 import { projectRoot } from '../../common/paths';
@@ -20,6 +19,7 @@ import {
   metricsText,
   startControlPlane,
   startMeshProxy,
+  keepLogs,
   stopProc,
   tearDownMeshLab,
   waitMeshReady,
@@ -131,11 +131,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
 
   afterAll(async () => {
     // NMDP_LOG_DIR=/some/dir keeps the control plane's and node proxies' logs for inspection.
-    const keep = process.env.NMDP_LOG_DIR;
-    if (keep) {
-      mkdirSync(keep, { recursive: true });
-      for (const [n, p] of Object.entries({ ...proxies, control: cp })) if (p) writeFileSync(join(keep, `${n}.log`), p.log());
-    }
+    keepLogs(process.env.NMDP_LOG_DIR, { ...proxies, control: cp });
     for (const s of servers) await closeServer(s);
     for (const n of ['node1', 'node2']) await stopProc(proxies[n]);
     await tearDownMeshLab(LAB, topo, ['node1', 'node2'], cp);

@@ -3,7 +3,7 @@
 // in that netns, and one node proxy per node in --control mode.
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,6 +124,13 @@ export function startMeshProxy(topo: LabTopology, cp: ControlPlaneProc, node: st
 export function teardownArgs(topo: LabTopology, node: string): string[] {
   const n = topo.nodes.find((x) => x.name === node)!;
   return [process.execPath, cliEntry, 'node-proxy', '--node', node, '--bpffs-dir', n.bpffsDir, '--teardown'];
+}
+
+/** With `dir` set (the tests' NM*_LOG_DIR), write each started process's log there as `<name>.log`. */
+export function keepLogs(dir: string | undefined, procs: Record<string, Proc | undefined>): void {
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const [name, p] of Object.entries(procs)) if (p) writeFileSync(join(dir, `${name}.log`), p.log());
 }
 
 /**

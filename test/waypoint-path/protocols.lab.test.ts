@@ -6,14 +6,12 @@
 //   web (HTTP/1.1, 10.96.0.50)  ALLOW only principal client
 //   h2  (h2c, 10.96.0.53)       HTTPRoute split 50/50; DENY paths /admin*
 //   rpc (gRPC, 10.96.0.56)      HTTPRoute by header x-version: v2 -> v2, else v1; ALLOW only client
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ClientReport } from '../../lab/app/client';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
 import { httpGetInNetns, waitFor } from '../capture/harness';
-import { metricSum, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
+import { keepLogs, metricSum, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
 import { restartControlPlane, sampleClient, startSampleApp, startWaypoint, waitWaypointReady } from './harness';
 
@@ -125,11 +123,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
 
   afterAll(async () => {
     // NMWQ_LOG_DIR=/some/dir keeps every process's log for inspection.
-    const keep = process.env.NMWQ_LOG_DIR;
-    if (keep) {
-      mkdirSync(keep, { recursive: true });
-      for (const [n, p] of Object.entries({ ...proxies, waypoint, control: cp })) writeFileSync(join(keep, `${n}.log`), p?.log() ?? '');
-    }
+    keepLogs(process.env.NMWQ_LOG_DIR, { ...proxies, waypoint, control: cp });
     for (const a of apps) await stopProc(a);
     await stopProc(waypoint);
     for (const n of NODES) await stopProc(proxies[n]);

@@ -8,8 +8,6 @@
 // workload without a waypoint denies everything with the reason in the node proxy's log (and
 // still does with one); attaching a waypoint closes open direct connections; the client's node
 // proxy refuses a waypoint address that presents another identity than its Workload's.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
@@ -21,6 +19,7 @@ import {
   metricsText,
   startControlPlane,
   startMeshProxy,
+  keepLogs,
   stopProc,
   tearDownMeshLab,
   waitMeshReady,
@@ -124,11 +123,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
 
   afterAll(async () => {
     // NMWP_LOG_DIR=/some/dir keeps every process's log for inspection.
-    const keep = process.env.NMWP_LOG_DIR;
-    if (keep) {
-      mkdirSync(keep, { recursive: true });
-      for (const [n, text] of Object.entries(logs())) writeFileSync(join(keep, `${n}.log`), text);
-    }
+    keepLogs(process.env.NMWP_LOG_DIR, { ...proxies, waypoint, control: cp });
     for (const b of backends) await closeBackend(b);
     await stopProc(waypoint);
     for (const n of NODES) await stopProc(proxies[n]);
