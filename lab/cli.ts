@@ -1,5 +1,6 @@
 // `nodemesh lab …`: up, down, status, exec, app. See DESIGN.md "The lab".
-import { mkdirSync, openSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../cli/command';
@@ -131,27 +132,28 @@ async function up(argv: string[]): Promise<number> {
   const firstPod = frontend?.pod.name ?? result.state.pods[0]?.name ?? 'pod1-1';
   const curlTarget = mesh ? '10.96.0.10/' : `${frontend?.pod.ip ?? '10.200.1.2'}:8080/`;
   const pod2 = result.state.pods.find((p) => p.node !== result.state.pods[0]?.node) ?? result.state.pods[1];
+  // Each hint is a shell line that works when pasted as printed: the explanation is a comment.
   const next = demo
     ? [
-        `nodemesh lab status${labFlag}                       processes and their health`,
-        `nodemesh lab exec${labFlag} ${firstPod} -- curl -s ${curlTarget}   a request from inside a pod`,
+        [`nodemesh lab status${labFlag}`, 'processes and their health'],
+        [`nodemesh lab exec${labFlag} ${firstPod} -- curl -s ${curlTarget}`, 'a request from inside a pod'],
         ...(mesh
           ? [
-              `nodemesh get workloads -A${labFlag}                the mesh's view (the lab's control plane)`,
-              `nodemesh get authorizationpolicies -n demo${labFlag}`,
-              `nodemesh waypoint list -A${labFlag}                 the waypoints, where they run, readiness`,
-              `less ${join(labStateDir(lab), 'logs')}/node2-node-proxy.log    access log of node2's proxy`,
+              [`nodemesh get workloads -A${labFlag}`, "the mesh's view (the lab's control plane)"],
+              [`nodemesh get authorizationpolicies -n demo${labFlag}`, "the demo's policies"],
+              [`nodemesh waypoint list -A${labFlag}`, 'the waypoints, where they run, readiness'],
+              [`tail -n 20 ${join(labStateDir(lab), 'logs')}/node2-node-proxy.log`, "access log of node2's proxy"],
             ]
           : []),
       ]
     : [
-        `nodemesh lab status${labFlag}`,
-        ...(mesh ? [`nodemesh namespace enroll default${labFlag}      put every pod in the mesh (they are Workloads in 'default')`] : []),
-        `nodemesh lab exec${labFlag} --detach --name echo ${pod2?.name ?? 'pod2-1'} -- nodemesh lab app echo --port 9000`,
-        `nodemesh lab exec${labFlag} ${result.state.pods[0]?.name ?? 'pod1-1'} -- nodemesh lab app client --target ${pod2?.ip ?? '10.200.2.2'}:9000 --size 1M`,
+        [`nodemesh lab status${labFlag}`, 'processes and their health'],
+        ...(mesh ? [[`nodemesh namespace enroll default${labFlag}`, "put every pod in the mesh (they are Workloads in 'default')"]] : []),
+        [`nodemesh lab exec${labFlag} --detach --name echo ${pod2?.name ?? 'pod2-1'} -- nodemesh lab app echo --port 9000`, 'a TCP echo server in a pod'],
+        [`nodemesh lab exec${labFlag} ${result.state.pods[0]?.name ?? 'pod1-1'} -- nodemesh lab app client --target ${pod2?.ip ?? '10.200.2.2'}:9000 --size 1M`, '1 MiB to it and back'],
       ];
-  next.push(`nodemesh lab down${labFlag}                         remove everything`);
-  process.stdout.write(`\nthe lab stays up; next (nodemesh = node dist/cli/main.js):\n${next.map((l) => `  ${l}`).join('\n')}\n`);
+  next.push([`nodemesh lab down${labFlag}`, 'remove everything']);
+  process.stdout.write(`\nthe lab stays up; next:\n${formatHints(next)}`);
   return (m.edges && m.edges.some((e) => !e.expected)) || m.l7?.ok === false ? 1 : 0;
 }
 
@@ -233,6 +235,18 @@ async function exec(argv: string[]): Promise<number> {
       child = spawnInLab(state, place, command, { stdio: ['ignore', fd, fd], detached: true, record: name });
     } catch (e) {
       throw new CliError((e as Error).message);
+    } finally {
+      closeSync(fd);
+    }
+    const early = await exitWithin(child, DETACH_SETTLE_MS);
+    if (early) {
+      const tail = logTail(log, 5);
+      const how = early.error ? `could not start: ${early.error.message}` : `exited at once (${early.signal ? `signal ${early.signal}` : `code ${early.code}`})`;
+      if (early.error || early.code !== 0) {
+        throw new CliError(`'${command.join(' ')}' in ${place} ${how}${tail ? `; its output (${log}):\n${tail}` : `; no output in ${log}`}`);
+      }
+      err(`[lab ${lab}] '${name}' in ${place} ran and ${how}; output in ${log}`);
+      return 0;
     }
     child.unref();
     process.stdout.write(`${child.pid}\n`);
@@ -256,6 +270,54 @@ async function exec(argv: string[]): Promise<number> {
       resolve(code ?? 128 + (signal ? signalNumber(signal) : 0));
     });
   });
+}
+
+/** Hint lines: the command, then its explanation as a shell comment in one aligned column. */
+export function formatHints(hints: string[][]): string {
+  const width = Math.max(...hints.map(([cmd]) => (cmd ?? '').length));
+  return hints.map(([cmd = '', why]) => `  ${why ? `${cmd.padEnd(width)}   # ${why}` : cmd}\n`).join('');
+}
+
+/** How long a detached command must stay up before `lab exec --detach` reports it started. */
+const DETACH_SETTLE_MS = 400;
+
+interface EarlyExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+/** Resolves with how the child ended if it ends (or fails to spawn) within `ms`, else undefined. */
+function exitWithin(child: ChildProcess, ms: number): Promise<EarlyExit | undefined> {
+  return new Promise((resolve) => {
+    const done = (v: EarlyExit | undefined): void => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      child.off('error', onError);
+      resolve(v);
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => done({ code, signal });
+    const onError = (error: Error): void => done({ code: null, signal: null, error });
+    const timer = setTimeout(() => done(undefined), ms);
+    child.once('exit', onExit);
+    child.once('error', onError);
+  });
+}
+
+/** The last `lines` non-empty lines of a log file ('' when it is missing or empty). */
+function logTail(path: string, lines: number): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-lines)
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 async function app(argv: string[]): Promise<number> {

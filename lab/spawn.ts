@@ -33,6 +33,7 @@ export function spawnInLab(lab: string | LabTopology, placeName: string, command
   const place = findPlace(state, placeName);
   const argv = labExecArgv(place, command);
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, NODEMESH_LAB: state.lab, NODEMESH_PLACE: place.name };
+  env.PATH = withStandardPath(env.PATH);
   if (place.kind === 'pod') env.NODEMESH_POD = place.name;
   if (place.node) env.NODEMESH_NODE = place.node;
   const child = spawn(argv[0] as string, argv.slice(1), { stdio: opts.stdio ?? 'pipe', env, cwd: opts.cwd, detached: opts.detached });
@@ -45,6 +46,19 @@ export function spawnInLab(lab: string | LabTopology, placeName: string, command
     }
   }
   return child;
+}
+
+/** The standard bin directories, where the set-up step puts the `nodemesh` command among others. */
+const STANDARD_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/**
+ * `path` with the standard bin directories appended where missing, so that a command typed in
+ * `lab exec POD -- …` (`nodemesh`, `curl`) resolves in a pod as it does in a login shell, also
+ * when the caller's environment has a minimal PATH (a service, `env -i`).
+ */
+export function withStandardPath(path: string | undefined): string {
+  const have = (path ?? '').split(':').filter((d) => d !== '');
+  return [...have, ...STANDARD_PATH.filter((d) => !have.includes(d))].join(':');
 }
 
 /** Shorthand for a pod. */

@@ -5,6 +5,7 @@
 #
 #   scripts/setup.sh              everything
 #   scripts/setup.sh --no-system  skip the system package check (build only)
+#   scripts/setup.sh --remove-command  remove the `nodemesh` command this step put on the PATH
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,12 +33,34 @@ case "$node_ok" in
 esac
 
 with_system=1
+remove_command=0
 for arg in "$@"; do
   case "$arg" in
     --no-system) with_system=0 ;;
-    *) die "unknown option $arg (known: --no-system)" ;;
+    --remove-command) remove_command=1 ;;
+    *) die "unknown option $arg (known: --no-system, --remove-command)" ;;
   esac
 done
+
+# The `nodemesh` command on the PATH: a two-line wrapper that runs this checkout's build with the
+# Node.js that built it. As root it goes to /usr/local/bin (on every login's PATH, also inside the
+# lab's pods, which inherit the caller's environment); otherwise to ~/.local/bin. A file there that
+# this step did not write is never touched.
+marker='# nodemesh command, written by scripts/setup.sh'
+if [ "$(id -u)" = 0 ]; then bin_dir=/usr/local/bin; else bin_dir="${HOME:-/nonexistent}/.local/bin"; fi
+command_path="$bin_dir/nodemesh"
+ours() { [ -f "$1" ] && [ ! -L "$1" ] && grep -qF "$marker" "$1"; }
+if [ "$remove_command" = 1 ]; then
+  if ours "$command_path"; then
+    rm -f "$command_path"
+    say "removed $command_path"
+  elif [ -e "$command_path" ]; then
+    die "$command_path was not written by this set-up step; leaving it"
+  else
+    say "no nodemesh command at $command_path"
+  fi
+  exit 0
+fi
 
 # --- 1. system packages -------------------------------------------------------------------
 # command -> Debian package that provides it
@@ -122,3 +145,23 @@ fi
 # --- 6. TypeScript --------------------------------------------------------------------------
 node node_modules/typescript/bin/tsc -p tsconfig.json
 chmod +x dist/cli/main.js 2>/dev/null || true
+
+# --- 7. the `nodemesh` command --------------------------------------------------------------
+wrapper="#!/bin/sh
+$marker for $root
+# (remove it with: bash $root/scripts/setup.sh --remove-command)
+exec '$(node -p 'process.execPath')' '$root/dist/cli/main.js' \"\$@\""
+if [ -e "$command_path" ] && ! ours "$command_path"; then
+  say "not installing the nodemesh command: $command_path exists and was not written by this step; use 'node $root/dist/cli/main.js'"
+elif [ "$(cat "$command_path" 2>/dev/null)" != "$wrapper" ]; then
+  mkdir -p "$bin_dir"
+  tmp="$(mktemp "$bin_dir/.nodemesh.XXXXXX")"
+  printf '%s\n' "$wrapper" >"$tmp"
+  chmod 755 "$tmp"
+  mv -f "$tmp" "$command_path"
+  say "installed the nodemesh command: $command_path -> $root"
+fi
+case ":$PATH:" in
+  *":$bin_dir:"*) ;;
+  *) say "$bin_dir is not on your PATH: add it (export PATH=\"$bin_dir:\$PATH\") to run 'nodemesh'" ;;
+esac
