@@ -107,6 +107,7 @@ export interface RawBinding {
   ): Promise<number>;
   netnsCookie(netns: string): bigint;
   bindProbeInNetns(netns: string, host: string, port: number): bigint;
+  bindProbeInNetnsFd(nsfd: number, host: string, port: number): bigint;
   socketNetnsFd(fd: number): number;
   releaseNetns(netns: string): number;
   closeNetnsWorkers(): number;

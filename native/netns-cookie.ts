@@ -91,13 +91,23 @@ function loadProbe(): Probe {
   return probe;
 }
 
-function viaProbe(netnsPath: string): bigint {
+/**
+ * The netns cookie of the netns an open fd refers to (from SIOCGSKNS), always through the BPF
+ * probe. The probe socket comes from a one-off thread, not from the netns's shared worker: a
+ * worker keyed by a transient /proc/self/fd path would outlive the fd, and releasing it would stop
+ * the worker the netns's connects share.
+ */
+export function readNetnsCookieOfFd(nsfd: number): bigint {
+  return viaProbe(`netns fd ${nsfd}`, () => call((b) => b.bindProbeInNetnsFd(nsfd, PROBE_HOST, PROBE_PORT)));
+}
+
+function viaProbe(netnsPath: string, bindProbe = (): bigint => call((b) => b.bindProbeInNetns(netnsPath, PROBE_HOST, PROBE_PORT))): bigint {
   const p = loadProbe();
   const cgroup = ownCgroupDir();
   const link = p.program.attachCgroup(cgroup, 'cgroup_inet4_bind');
   let socketCookie: bigint;
   try {
-    socketCookie = call((b) => b.bindProbeInNetns(netnsPath, PROBE_HOST, PROBE_PORT));
+    socketCookie = bindProbe();
   } finally {
     link.detach();
   }

@@ -4,7 +4,7 @@
 // netns and never blocks (connects complete via uv_poll).
 import * as net from 'node:net';
 import { binding, call, toNativeError } from './binding';
-import { readNetnsCookie, type NetnsCookieMethod } from './netns-cookie';
+import { readNetnsCookie, readNetnsCookieOfFd, type NetnsCookieMethod } from './netns-cookie';
 
 export interface ListenInNetnsOptions {
   host: string;
@@ -143,11 +143,9 @@ export function socketNetnsCookie(fd: number, method: NetnsCookieMethod = 'auto'
     }
   }
   const nsfd = call((b) => b.socketNetnsFd(fd));
-  const path = `/proc/self/fd/${nsfd}`;
   try {
-    return readNetnsCookie(path, 'bpf');
+    return readNetnsCookieOfFd(nsfd);
   } finally {
-    releaseNetns(path);
     call((b) => b.closeFd(nsfd));
   }
 }

@@ -20,6 +20,8 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "addon.h"
@@ -249,6 +251,10 @@ void StartConnect(PendingConnect* p, int fd, bool from_loop) {
   p->poll.data = p;
   p->timer.data = p;
   uv_poll_start(&p->poll, UV_WRITABLE, OnWritable);
+  // The loop's cached "now" dates from the start of this loop iteration; JS may have run for a
+  // long time since (or a worker handed the socket over late), so the timeout would count from a
+  // stale time and fire early. Refresh it first.
+  uv_update_time(loop);
   uv_timer_start(&p->timer, OnTimeout, p->timeout_ms, 0);
 }
 
@@ -404,6 +410,56 @@ Napi::Value BindProbeInNetns(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, cookie);
 }
 
+// A TCP socket made inside the netns nsfd refers to, by a thread of its own that exists only for
+// this call (so no netns worker is started, reused or keyed by a transient /proc/self/fd path).
+// Returns fd or -errno with *step set.
+int SocketInNetnsFd(int nsfd, int family, const char** step) {
+  int result = 0;
+  const char* failed = nullptr;
+  try {
+    std::thread t([&] {
+      if (setns(nsfd, CLONE_NEWNET)) {
+        result = -errno;
+        failed = "enter netns";
+        return;
+      }
+      result = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+      if (result < 0) result = -errno, failed = "create socket in netns";
+      // the thread ends here, and with it its hold on the netns
+    });
+    t.join();
+  } catch (const std::system_error& e) {
+    result = -(e.code().value() ? e.code().value() : EAGAIN);
+    failed = "start a thread for netns";
+  }
+  if (failed) *step = failed;
+  return result;
+}
+
+// bindProbeInNetnsFd(nsfd, host, port) -> bigint: bindProbeInNetns for a netns given as an open fd
+// (from socketNetnsFd), through a one-off thread instead of that netns's shared worker.
+Napi::Value BindProbeInNetnsFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int nsfd = info[0].As<Napi::Number>().Int32Value();
+  std::string host = info[1].As<Napi::String>();
+  uint32_t port = info[2].As<Napi::Number>().Uint32Value();
+  std::string what = "netns fd " + std::to_string(nsfd);
+  Addr addr;
+  if (!ParseAddr(host, port, &addr)) throw Napi::TypeError::New(env, "bind probe in " + what + ": host must be an IP address");
+  const char* step = "";
+  int fd = SocketInNetnsFd(nsfd, addr.family, &step);
+  if (fd < 0) ThrowErrno(env, -fd, step, what, -fd == EPERM ? "entering a netns needs root (CAP_SYS_ADMIN)" : "");
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr.ss), addr.len);
+  (void)rc;  // refused by the probe program (EPERM), or not: either way it ran
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  rc = getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
+  int err = errno;
+  close(fd);
+  if (rc) ThrowErrno(env, err, "read SO_COOKIE of a probe socket in", what);
+  return Napi::BigInt::New(env, cookie);
+}
+
 // socketNetnsFd(fd) -> an fd of the netns the socket lives in (SIOCGSKNS, Linux 4.9).
 Napi::Value SocketNetnsFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -468,6 +524,7 @@ void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("connectInNetns", Napi::Function::New(env, ConnectInNetns));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie));
   exports.Set("bindProbeInNetns", Napi::Function::New(env, BindProbeInNetns));
+  exports.Set("bindProbeInNetnsFd", Napi::Function::New(env, BindProbeInNetnsFd));
   exports.Set("socketNetnsFd", Napi::Function::New(env, SocketNetnsFd));
   exports.Set("releaseNetns", Napi::Function::New(env, ReleaseNetns));
   exports.Set("closeNetnsWorkers", Napi::Function::New(env, CloseNetnsWorkers));

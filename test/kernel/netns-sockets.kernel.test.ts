@@ -131,6 +131,30 @@ privilegedDescribe('kernel', 'sockets in another netns', () => {
     expect(elapsed).toBeLessThan(2000);
   });
 
+  it('a connect timeout counts from the call, also right after the event loop was busy', async () => {
+    // SYNs into a veth nobody answers on (as above). The loop's cached time is taken at the start
+    // of an iteration; JS that keeps the loop busy for 250 ms before connecting must not eat into
+    // the 300 ms timeout (it once fired after ~50 ms).
+    const name = ns.split('/').pop() as string;
+    sh('ip', ['-n', name, 'link', 'add', 'nm-ks2', 'type', 'veth', 'peer', 'name', 'nm-ks3']);
+    sh('ip', ['-n', name, 'link', 'set', 'nm-ks2', 'up']);
+    sh('ip', ['-n', name, 'route', 'add', '10.245.0.0/16', 'dev', 'nm-ks2']);
+    // the worker's pool holds ready sockets, so the connect starts within the call itself
+    (await connectInNetns(ns, { host: '10.242.0.1', port: 7000 })).destroy();
+    // a fresh loop iteration, then 250 ms of work on the loop thread before the connect
+    await new Promise((r) => setImmediate(r));
+    const busyUntil = Date.now() + 250;
+    while (Date.now() < busyUntil) {
+      /* the event loop is blocked */
+    }
+    const t0 = Date.now();
+    const silent = await connectInNetns(ns, { host: '10.245.0.1', port: 80, timeoutMs: 300 }).catch((e: unknown) => e);
+    const elapsed = Date.now() - t0;
+    expect((silent as NativeError).code).toBe('ETIMEDOUT');
+    expect(elapsed).toBeGreaterThanOrEqual(280);
+    expect(elapsed).toBeLessThan(2000);
+  });
+
   it('netns cookies differ between namespaces and stay the same for one', () => {
     const a = netnsCookie(ns);
     expect(netnsCookie(ns)).toBe(a);

@@ -120,6 +120,26 @@ privilegedDescribe('kernel', 'netns worker threads', () => {
     expect(netnsWorkers().find((w) => w.path === a)?.pooled).toBeGreaterThan(0);
   });
 
+  it('socketNetnsCookie through the BPF fallback (Linux < 5.14) leaves the netns\'s shared worker and its pool alone', async () => {
+    const s = await connectInNetns(a, { host: IP, port: PORT });
+    try {
+      const inode = statSync(a).ino;
+      const before = netnsWorkers().filter((w) => w.inode === inode);
+      expect(before).toHaveLength(1);
+      const threads = threadsIn(inode);
+      expect(socketNetnsCookie(fdOf(s), 'bpf')).toBe(netnsCookie(a, 'bpf'));
+      // the same worker (same path, socket count not reset), still running, pool intact
+      const after = netnsWorkers().filter((w) => w.inode === inode);
+      expect(after.map((w) => w.path)).toEqual([a]);
+      expect(after[0]?.sockets).toBeGreaterThanOrEqual(before[0]?.sockets ?? Infinity);
+      expect(threadsIn(inode)).toEqual(threads);
+      // and no worker keyed by a /proc/self/fd path was left behind
+      expect(netnsWorkers().filter((w) => w.path.startsWith('/proc/self/fd/'))).toEqual([]);
+    } finally {
+      s.destroy();
+    }
+  });
+
   it('releaseNetns stops the worker: no thread of this process stays in the netns; the next connect starts a new one', async () => {
     await whoAnswers(a);
     const inode = statSync(a).ino;
