@@ -74,6 +74,8 @@ missing_system() {
   pkg-config --exists libbpf 2>/dev/null || pkgs+=(libbpf-dev)
   pkg-config --exists libelf 2>/dev/null || pkgs+=(libelf-dev)
   pkg-config --exists zlib 2>/dev/null || pkgs+=(zlib1g-dev)
+  # gRPC C-core (Debian's python3-grpcio) is a second, older proxyless xDS client in the tests.
+  /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || pkgs+=(python3-grpcio)
   [ -e /usr/include/asm/types.h ] || [ -e "/usr/include/$(uname -m)-linux-gnu/asm/types.h" ] || pkgs+=(linux-libc-dev)
   printf '%s\n' "${pkgs[@]}" | sort -u | grep -v '^$' || true
 }

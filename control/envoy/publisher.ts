@@ -1,7 +1,8 @@
 // Serves the Envoy types to xDS streams: translates the store once per revision (bursts of writes
 // coalesced), encodes every resource once (reusing the previous encoding when its bytes did not
 // change), and answers each client with its view — a filter over the shared encoded resources
-// chosen by the client's node (a waypoint's listeners; a proxyless gRPC client's api_listeners).
+// chosen by the client's node (a waypoint's listeners; a proxyless gRPC client's api_listeners, and
+// routes in the form every gRPC version accepts).
 // Implements the xDS ResourceSource, so the delta and the SotW ADS servers both serve it.
 import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/endpoint';
@@ -14,6 +15,7 @@ import { xdsResource, type XdsResource } from '../xds/resource';
 import { markImmutableView } from '../xds/sotw-state';
 import type { ChangeListener, ClientInfo, ResourceSource } from '../xds/source';
 import { DEFAULT_ENVOY_OPTIONS, type EnvoyTranslateOptions } from './model';
+import { forProxylessClients } from './proxyless';
 import { CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, ENVOY_TYPE_URLS, LISTENER_TYPE_URL, ROUTE_TYPE_URL } from './names';
 import { PROXYLESS_VIEW, ServiceOutputCache, resourceNameOf, translateEnvoy, waypointView, type ClientView, type EnvoyConfig } from './translate';
 
@@ -37,6 +39,8 @@ type Pool = Map<string, XdsResource>;
 interface Encoded {
   readonly revision: number;
   readonly pools: Map<string, Pool>;
+  /** The route pool as proxyless gRPC clients get it (see proxyless.ts). */
+  readonly proxylessRoutes: Pool;
   readonly views: Map<string, ClientView>;
   readonly sharedClusters: ReadonlyMap<string, XdsResource>;
   readonly warnings: readonly string[];
@@ -63,27 +67,34 @@ const encodedMessages = new WeakMap<object, XdsResource>();
 export function encodeEnvoy(config: EnvoyConfig, previous?: Encoded): Encoded {
   const pools = new Map<string, Pool>();
   for (const [typeUrl, messages] of Object.entries(mapsOf(config))) {
-    const codec = CODECS[typeUrl]!;
     const before = previous?.pools.get(typeUrl);
     const pool: Pool = new Map();
-    for (const [key, message] of messages) {
-      const known = encodedMessages.get(message as object);
-      if (known && known.name === resourceNameOf(key)) {
-        pool.set(key, known);
-        continue;
-      }
-      const bytes = codec.encode(message as never).finish();
-      const old = before?.get(key);
-      const resource = old && Buffer.compare(old.value, bytes) === 0 ? old : xdsResource(typeUrl, resourceNameOf(key), bytes);
-      encodedMessages.set(message as object, resource);
-      pool.set(key, resource);
-    }
+    for (const [key, message] of messages) pool.set(key, encodeOne(typeUrl, key, message as object, before));
     pools.set(typeUrl, pool);
+  }
+  // Proxyless gRPC clients get routes in the form every gRPC version accepts; most routes need no
+  // rewrite and share the Envoy clients' encoding.
+  const routePool = pools.get(ROUTE_TYPE_URL)!;
+  const proxylessRoutes: Pool = new Map();
+  for (const [key, message] of config.routes) {
+    const legacy = forProxylessClients(message);
+    proxylessRoutes.set(key, legacy === message ? routePool.get(key)! : encodeOne(ROUTE_TYPE_URL, key, legacy, previous?.proxylessRoutes));
   }
   const clusters = pools.get(CLUSTER_TYPE_URL)!;
   const sharedClusters = new Map<string, XdsResource>();
   for (const name of config.sharedClusters) sharedClusters.set(name, clusters.get(name)!);
-  return { revision: config.revision, pools, views: config.views, sharedClusters, warnings: config.warnings };
+  return { revision: config.revision, pools, proxylessRoutes, views: config.views, sharedClusters, warnings: config.warnings };
+}
+
+/** One message's resource: reused when this object was encoded before or its bytes did not change. */
+function encodeOne(typeUrl: string, key: string, message: object, before: Pool | undefined): XdsResource {
+  const known = encodedMessages.get(message);
+  if (known && known.name === resourceNameOf(key)) return known;
+  const bytes = CODECS[typeUrl]!.encode(message as never).finish();
+  const old = before?.get(key);
+  const resource = old && Buffer.compare(old.value, bytes) === 0 ? old : xdsResource(typeUrl, resourceNameOf(key), bytes);
+  encodedMessages.set(message, resource);
+  return resource;
 }
 
 /** A read-only map: `own` entries over `base`, without copying `base`. */
@@ -211,6 +222,8 @@ export class EnvoyPublisher implements ResourceSource {
         for (const name of v.clusters) own.set(name, pool.get(name)!);
         map = new LayeredMap(cur.sharedClusters, own);
       }
+    } else if (typeUrl === ROUTE_TYPE_URL && view === PROXYLESS_VIEW) {
+      map = cur.proxylessRoutes;
     } else {
       map = pool;
     }
@@ -250,6 +263,10 @@ function changedNames(typeUrl: string, before: Encoded | undefined, after: Encod
   const b = after.pools.get(typeUrl)!;
   for (const [key, r] of b) if (a.get(key) !== r) names.add(r.name);
   for (const [key, r] of a) if (!b.has(key)) names.add(r.name);
+  if (typeUrl === ROUTE_TYPE_URL) {
+    const pa = before?.proxylessRoutes ?? new Map<string, XdsResource>();
+    for (const [key, r] of after.proxylessRoutes) if (pa.get(key) !== r) names.add(r.name);
+  }
   if (typeUrl === LISTENER_TYPE_URL || typeUrl === CLUSTER_TYPE_URL) {
     const pick = (v: ClientView) => (typeUrl === LISTENER_TYPE_URL ? v.listeners : v.clusters);
     const viewNames = new Set([...(before?.views.keys() ?? []), ...after.views.keys()]);
