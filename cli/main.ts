@@ -3,20 +3,28 @@
 // dispatches, so a component's code is loaded only when its command runs.
 import { CliError, type Command } from './command';
 
+// The config commands reach a netns lab's control plane with --lab: the lab lends them a dialer.
+async function withLabDialer(command: Promise<Command>): Promise<Command> {
+  const [{ registerControlPlaneDialer }, { labDialer }] = await Promise.all([import('../control/cmd/context.js'), import('../lab/mesh/connect.js')]);
+  registerControlPlaneDialer(labDialer);
+  return command;
+}
+
 const commands: Record<string, () => Promise<Command>> = {
   // one line per component: name: async () => (await import('../component/cli')).someCommand,
   lab: async () => (await import('../lab/cli.js')).labCommand,
-  'node-proxy': async () => (await import('../node-proxy/cli.js')).nodeProxyCommand,
+  // --lab: the lab lends the node proxy its pods as a workload source (lab/node-source.ts)
+  'node-proxy': async () => (await import('../node-proxy/cli.js')).nodeProxyCommand(async () => (await import('../lab/node-source.js')).labNodes),
   doctor: async () => (await import('../node-proxy/doctor/cli.js')).doctorCommand,
   ca: async () => (await import('../control/ca/cli.js')).caCommand,
   xds: async () => (await import('../control/xds/cli.js')).xdsCommand,
   control: async () => (await import('../control/cli.js')).controlCommand,
-  apply: async () => (await import('../control/cli.js')).applyCommand,
-  get: async () => (await import('../control/cli.js')).getCommand,
-  delete: async () => (await import('../control/cli.js')).deleteCommand,
-  namespace: async () => (await import('../control/cli.js')).namespaceCommand,
-  'proxy-config': async () => (await import('../control/envoy/cli.js')).proxyConfigCommand,
-  waypoint: async () => (await import('../waypoint/cli.js')).waypointCommand,
+  apply: async () => withLabDialer(import('../control/cli.js').then((m) => m.applyCommand)),
+  get: async () => withLabDialer(import('../control/cli.js').then((m) => m.getCommand)),
+  delete: async () => withLabDialer(import('../control/cli.js').then((m) => m.deleteCommand)),
+  namespace: async () => withLabDialer(import('../control/cli.js').then((m) => m.namespaceCommand)),
+  'proxy-config': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyConfigCommand)),
+  waypoint: async () => withLabDialer(import('../waypoint/cli.js').then((m) => m.waypointCommand)),
 };
 
 function usage(): string {

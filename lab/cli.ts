@@ -11,7 +11,7 @@ import { signalNumber, spawnInLab } from './spawn';
 import { isSameProcess } from './sys';
 import { checkLabName, DEFAULT_LAB, labStateDir, LabStateError, loadLabState, tryLoadLabState } from './state';
 import { describeTopology, processStatus } from './status';
-import { formatTable } from './table';
+import { formatTable } from '../common/table';
 import { processHealth } from './mesh/health';
 import { demoTraffic, meshDown, meshUp, readMeshInfo } from './mesh/up';
 import { assignRoles, type DemoRole } from './mesh/demo';

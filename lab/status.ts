@@ -1,7 +1,7 @@
 // `lab status` and the summary `lab up` prints: what the lab is made of and what runs where.
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
-import { formatTable } from './table';
+import { formatTable } from '../common/table';
 import type { LabProcess, LabState, LabTopology } from './state';
 import { isSameProcess, listNetns } from './sys';
 

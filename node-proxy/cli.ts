@@ -5,9 +5,8 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../cli/command';
 import { createLogger } from '../common/log';
-import { LabWorkloadSource } from './capture/lab-source';
+import type { PassthroughNodes } from './capture/workload';
 import { nodeLayout } from './capture/pins';
-import { readLabTopology } from '../lab/state';
 import { KernelNotReadyError, NodeProxy } from './daemon';
 import { DEFAULT_TRUST_DOMAIN } from '../common/identity/spiffe';
 import { startControlMode } from './mesh/run';
@@ -49,7 +48,11 @@ function untilSignal(log: ReturnType<typeof createLogger>): Promise<void> {
   });
 }
 
-export const nodeProxyCommand: Command = {
+/**
+ * The command. `passthrough` is what `--lab` captures (the netns lab lends it: lab/node-source.ts,
+ * passed in by the dispatcher); without it `--lab` is refused.
+ */
+export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>): Command => ({
   name: 'node-proxy',
   summary: 'the per-node daemon: captures enrolled workloads with eBPF and proxies their connections',
   async run(argv) {
@@ -149,12 +152,10 @@ export const nodeProxyCommand: Command = {
       setTimeout(() => process.exit(0), 100).unref();
       return 0;
     }
-    const topo = readLabTopology(lab);
-    if (!topo) throw new CliError(`lab '${lab}' is not up; run 'nodemesh lab up --lab ${lab}' first`);
-    const labNode = topo.nodes.find((n) => n.name === node);
-    if (!labNode) throw new CliError(`lab '${lab}' has no node '${node}' (nodes: ${topo.nodes.map((n) => n.name).join(', ')})`, 2);
-    const layout = nodeLayout(`${lab}-${node}`, bpffsDir ?? labNode.bpffsDir);
-    const source = new LabWorkloadSource(lab, node, values['capture-config'] as string | undefined);
+    if (!passthrough) throw new CliError('--lab needs the netns lab (lab/), which this installation does not have; use --control', 2);
+    const labNode = (await passthrough()).open(lab, node, values['capture-config'] as string | undefined);
+    const layout = nodeLayout(labNode.pinName, bpffsDir ?? labNode.bpffsDir);
+    const source = labNode.source;
 
     try {
       NodeProxy.checkKernel(log);
@@ -183,4 +184,4 @@ export const nodeProxyCommand: Command = {
     setTimeout(() => process.exit(0), 100).unref();
     return 0;
   },
-};
+});

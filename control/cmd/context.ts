@@ -1,6 +1,7 @@
 // What a config CLI command needs from its surroundings: where to print, the environment, and how
-// to reach the control plane. The lab passes its own `createConnection` (it reaches a control
-// plane inside a network namespace); the defaults are the process's own.
+// to reach the control plane. By default that is --server (or NODEMESH_SERVER) with a token file;
+// a ControlPlaneDialer can offer another way — the netns lab registers one (lab/mesh/connect.ts,
+// wired in by the dispatcher) that opens the socket inside the lab's control netns for --lab LAB.
 import type { ClientRequestArgs } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -8,7 +9,20 @@ import { CliError } from '../../cli/command';
 import { ApiClient } from '../api/client';
 import { readToken, TOKEN_FILE } from '../api/token';
 import { DEFAULT_DATA_DIR } from '../control-plane';
-import { chooseLab, labConnection } from '../../lab/mesh/connect';
+
+/** A control plane's config API as a dialer found it: its URL, the bearer token, how to connect. */
+export interface ControlPlaneConnection {
+  server: string;
+  token: string;
+  createConnection?: ClientRequestArgs['createConnection'];
+}
+
+/**
+ * Another way to the control plane than --server: given the command's --lab/--server flags and
+ * environment, the connection to use, or undefined for the ordinary one. Throws an Error a user
+ * can act on when the choice cannot be honoured.
+ */
+export type ControlPlaneDialer = (choice: { lab?: string; server?: string; env: NodeJS.ProcessEnv }) => ControlPlaneConnection | undefined;
 
 export interface CliContext {
   stdout: NodeJS.WritableStream;
@@ -16,10 +30,18 @@ export interface CliContext {
   stdin: NodeJS.ReadableStream;
   env: NodeJS.ProcessEnv;
   createConnection?: ClientRequestArgs['createConnection'];
+  dial?: ControlPlaneDialer;
+}
+
+let registeredDialer: ControlPlaneDialer | undefined;
+
+/** Makes `dial` part of every processContext() (cli/main.ts registers the lab's before a config command runs). */
+export function registerControlPlaneDialer(dial: ControlPlaneDialer): void {
+  registeredDialer = dial;
 }
 
 export function processContext(): CliContext {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, dial: registeredDialer };
 }
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:15014';
@@ -42,18 +64,17 @@ export const CONNECTION_HELP = `connection:
                       exactly one lab runs a mesh and neither --server nor NODEMESH_SERVER is set`;
 
 export function clientFrom(values: { server?: string; 'token-file'?: string; 'data-dir'?: string; lab?: string }, ctx: CliContext): ApiClient {
-  // The lab hook (lab/mesh/connect.ts): a control plane inside the lab's control netns.
-  if (!ctx.createConnection) {
-    let lab: string | undefined;
+  // A registered dialer first (the lab's: a control plane inside the lab's control netns).
+  if (!ctx.createConnection && ctx.dial) {
+    let c: ControlPlaneConnection | undefined;
     try {
-      lab = chooseLab({ lab: values.lab, server: values.server, env: ctx.env });
-      if (lab !== undefined) {
-        const c = labConnection(lab);
-        return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
-      }
+      c = ctx.dial({ lab: values.lab, server: values.server, env: ctx.env });
     } catch (err) {
       throw new CliError((err as Error).message, 1);
     }
+    if (c) return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+  } else if (!ctx.createConnection && values.lab !== undefined) {
+    throw new CliError('--lab needs the netns lab (lab/), which this installation does not have; use --server', 2);
   }
   const server = values.server ?? ctx.env.NODEMESH_SERVER ?? DEFAULT_SERVER;
   let token: string;

@@ -1,5 +1,6 @@
 // How `nodemesh get` shows resources: one table per kind with the columns an operator looks for
 // first, like kubectl. Pure formatting.
+import { formatTable as alignedTable } from '../../common/table';
 import type { AnyResource } from '../resources/kinds';
 import { DATAPLANE_MODE_LABEL, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../resources/labels';
 
@@ -84,6 +85,5 @@ export function formatTable(items: readonly AnyResource[], opts: { withNamespace
     ...columns(r)[1],
     age(r.metadata.creationTimestamp, now),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  return [header, ...rows].map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join('   ')).join('\n') + '\n';
+  return alignedTable(header, rows, 3);
 }

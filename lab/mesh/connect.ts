@@ -1,11 +1,13 @@
 // The config CLI (`nodemesh apply|get|delete|namespace`) talking to a lab's control plane from the
 // root netns: the server address is the control host's, the socket is opened inside the control
-// netns, and the token comes from the control plane's data dir. control/cmd picks this up with
-// `--lab LAB`, or by itself when exactly one lab runs a mesh and no server was named.
+// netns, and the token comes from the control plane's data dir. `labDialer` is the config CLI's
+// ControlPlaneDialer (control/cmd/context.ts), registered by the dispatcher: it answers `--lab LAB`,
+// or by itself when exactly one lab runs a mesh and no server was named.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
 import { CONTROL_API_PORT, meshPaths } from './paths';
-import { netnsConnector } from './netns-http';
+import type { ControlPlaneDialer } from '../../control/cmd/context';
+import { netnsConnector } from '../../native/netns-http';
 import { checkLabName, LAB_STATE_ROOT, loadLabState, LabStateError, tryLoadLabState } from '../state';
 
 export interface LabConnection {
@@ -67,3 +69,9 @@ export function chooseLab(c: ConnectionChoice): string | undefined {
   const labs = labsWithMesh();
   return labs.length === 1 ? labs[0] : undefined;
 }
+
+/** The config CLI's way into a lab's control plane (registered by cli/main.ts). */
+export const labDialer: ControlPlaneDialer = (choice) => {
+  const lab = chooseLab(choice);
+  return lab === undefined ? undefined : labConnection(lab);
+};

@@ -3,7 +3,7 @@
 import { connectInNetns } from '../../native/netns';
 import type { LabProcess, LabTopology } from '../state';
 import { findPlace } from '../state';
-import { netnsGet } from './netns-http';
+import { netnsGet } from '../../native/netns-http';
 import { CONTROL_API_PORT, PROXY_READY_PORT } from './paths';
 import { service, type RoleName } from './demo';
 

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { spawnInLab } from '../spawn';
 import type { LabTopology } from '../state';
 import { sleep } from '../sys';
-import { netnsGet } from './netns-http';
+import { netnsGet } from '../../native/netns-http';
 
 export interface Launched {
   name: string;

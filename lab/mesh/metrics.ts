@@ -1,7 +1,7 @@
 // Reading the node proxies' Prometheus text (pure parsing + one scrape per node): the demo counts
 // connections the backends' node proxies opened, per source identity.
 import type { LabTopology } from '../state';
-import { netnsGet } from './netns-http';
+import { netnsGet } from '../../native/netns-http';
 import { PROXY_METRICS_PORT } from './paths';
 
 export interface Sample {

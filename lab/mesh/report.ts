@@ -1,7 +1,7 @@
 // What the demo prints (pure): node proxy access-log lines parsed, matched to the edges the demo
 // drove, and one short table — per edge the client's outcome, whether the destination's node proxy
 // carried it over mutual TLS, the SPIFFE IDs on both ends, bytes, and the policy verdict with its reason.
-import { formatTable } from '../table';
+import { formatTable } from '../../common/table';
 import type { ClientReport } from '../app/client';
 import type { DemoEdge } from './demo';
 

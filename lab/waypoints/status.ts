@@ -1,7 +1,7 @@
 // The waypoints of a lab for `lab status`: Gateway, pod, node, address, process and readiness.
-import { formatTable } from '../table';
+import { formatTable } from '../../common/table';
 import { readWaypointPods, type LabTopology } from '../state';
-import { netnsGet } from '../mesh/netns-http';
+import { netnsGet } from '../../native/netns-http';
 import { PROXY_READY_PORT } from '../mesh/paths';
 import { waypointProcess } from './controller';
 

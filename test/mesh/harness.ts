@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { projectRoot } from '../../common/paths';
 import { ApiClient } from '../../control/api/client';
 import { labConnection } from '../../lab/mesh/connect';
-import { netnsGet } from '../../lab/mesh/netns-http';
+import { netnsGet } from '../../native/netns-http';
 import { runInLab, spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 

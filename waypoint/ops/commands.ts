@@ -5,10 +5,10 @@ import { request } from 'node:http';
 import { CliError } from '../../cli/command';
 import { ApiError, type ApiClient } from '../../control/api/client';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from '../../control/cmd/context';
-import { formatTable } from '../../lab/table';
+import { formatTable } from '../../common/table';
 import { kindInfo, type KindInfo } from '../../control/resources/kinds';
 import { USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../control/resources/labels';
-import { netnsGet } from '../../lab/mesh/netns-http';
+import { netnsGet } from '../../native/netns-http';
 import { checkWaypointFor, DEFAULT_WAYPOINT_NAME, namespaceLabelsFor, waypointGateway, waypointRows, type GatewayLike, type WaypointRow, type WorkloadLike } from './model';
 
 const GATEWAY = kindInfo('Gateway') as KindInfo;

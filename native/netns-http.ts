@@ -1,10 +1,10 @@
-// HTTP from the root netns to a server inside a lab netns (the control plane's config API, a node
+// HTTP from the root netns to a server inside another netns (the control plane's config API, a node
 // proxy's admin/readiness/metrics ports): the socket is opened inside the netns by the native
 // addon and handed to http.request as its connection.
 import type { ClientRequestArgs } from 'node:http';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
-import { connectInNetns } from '../../native/netns';
+import { connectInNetns } from './netns';
 
 /** A `createConnection` for http.request that connects from inside `netnsPath`. */
 export function netnsConnector(netnsPath: string, timeoutMs = 5000): NonNullable<ClientRequestArgs['createConnection']> {

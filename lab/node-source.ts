@@ -1,9 +1,14 @@
-// Workloads of one lab node, from the lab's state file, filtered and configured by an optional
-// capture selection file (selection.ts). Watches both files.
+// The lab's workload source for the node proxy (`nodemesh node-proxy --lab LAB`): the pods of one
+// lab node, from the lab's state file, filtered and configured by an optional capture selection
+// file (node-proxy/capture/selection.ts). Watches both files. It implements the node proxy's
+// WorkloadSource (node-proxy/capture/workload.ts); the dispatcher (cli/main.ts) hands `labNodes`
+// to the node proxy's command, so the node proxy itself never imports the lab.
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { labStatePath, readLabTopology } from '../../lab/state';
-import { DEFAULT_SELECTION, parseSelection, settingsFor, type CaptureSelection } from './selection';
-import type { CaptureWorkload, WorkloadSource } from './workload';
+import { CliError } from '../cli/command';
+import type { PassthroughNodes } from '../node-proxy/capture/workload';
+import { DEFAULT_SELECTION, parseSelection, settingsFor, type CaptureSelection } from '../node-proxy/capture/selection';
+import type { CaptureWorkload, WorkloadSource } from '../node-proxy/capture/workload';
+import { labStatePath, readLabTopology } from './state';
 
 export const LAB_NAMESPACE = 'default';
 
@@ -64,3 +69,14 @@ export class LabWorkloadSource implements WorkloadSource {
     };
   }
 }
+
+/** `--lab LAB --node NODE`: the node's pin name and bpffs dir in the lab, and its pods as a source. */
+export const labNodes: PassthroughNodes = {
+  open(lab, node, captureConfig) {
+    const topo = readLabTopology(lab);
+    if (!topo) throw new CliError(`lab '${lab}' is not up; run 'nodemesh lab up --lab ${lab}' first`);
+    const labNode = topo.nodes.find((n) => n.name === node);
+    if (!labNode) throw new CliError(`lab '${lab}' has no node '${node}' (nodes: ${topo.nodes.map((n) => n.name).join(', ')})`, 2);
+    return { pinName: `${lab}-${node}`, bpffsDir: labNode.bpffsDir, source: new LabWorkloadSource(lab, node, captureConfig) };
+  },
+};
