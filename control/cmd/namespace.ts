@@ -4,7 +4,7 @@
 import { CliError, type Command } from '../../cli/command';
 import { ApiError, type ApiClient } from '../api/client';
 import { kindInfo, type KindInfo } from '../resources/kinds';
-import { DATAPLANE_MODE_LABEL } from '../resources/labels';
+import { DATAPLANE_MODE_LABEL, ISTIO_LABELS } from '../resources/labels';
 import type { Namespace } from '../resources/namespace';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from './context';
 
@@ -41,8 +41,12 @@ export async function setDataplaneMode(client: ApiClient, name: string, mode: 'a
     }
     const labels = { ...(ns.metadata.labels ?? {}) };
     if (labels[DATAPLANE_MODE_LABEL] === mode) return 'unchanged';
-    if (mode === undefined) delete labels[DATAPLANE_MODE_LABEL];
-    else labels[DATAPLANE_MODE_LABEL] = mode;
+    if (mode !== undefined) labels[DATAPLANE_MODE_LABEL] = mode;
+    // Unenrolling a namespace that Istio's label enrols takes an explicit "none" (ours wins).
+    else if (labels[ISTIO_LABELS[DATAPLANE_MODE_LABEL]] === 'ambient') {
+      if (labels[DATAPLANE_MODE_LABEL] === 'none') return 'unchanged';
+      labels[DATAPLANE_MODE_LABEL] = 'none';
+    } else delete labels[DATAPLANE_MODE_LABEL];
     try {
       await client.put(NS, { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels, resourceVersion: ns.metadata.resourceVersion }, spec: ns.spec });
       return 'changed';

@@ -2,7 +2,7 @@
 // first, like kubectl. Pure formatting.
 import { formatTable as alignedTable } from '../../common/table';
 import type { AnyResource } from '../resources/kinds';
-import { DATAPLANE_MODE_LABEL, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../resources/labels';
+import { DATAPLANE_MODE_LABEL, meshLabel, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../resources/labels';
 
 /** `5s`, `3m`, `2h`, `4d` since `created`. */
 export function age(created: string | undefined, now: Date): string {
@@ -27,7 +27,7 @@ function columns(r: AnyResource): [string[], string[]] {
   const labels = r.metadata.labels ?? {};
   switch (r.kind) {
     case 'Namespace':
-      return [['DATAPLANE-MODE', 'WAYPOINT'], [orNone(labels[DATAPLANE_MODE_LABEL]), orNone(labels[USE_WAYPOINT_LABEL])]];
+      return [['DATAPLANE-MODE', 'WAYPOINT'], [orNone(meshLabel(labels, DATAPLANE_MODE_LABEL)), orNone(meshLabel(labels, USE_WAYPOINT_LABEL))]];
     case 'Service':
       return [
         ['CLUSTER-IP', 'PORTS', 'SELECTOR', 'WAYPOINT'],
@@ -35,13 +35,13 @@ function columns(r: AnyResource): [string[], string[]] {
           orNone(r.spec.clusterIP),
           r.spec.ports.map((p) => `${p.port}${p.targetPort !== undefined && p.targetPort !== p.port ? `:${p.targetPort}` : ''}/${p.protocol}`).join(','),
           orNone(selectorText(r.spec.selector)),
-          orNone(labels[USE_WAYPOINT_LABEL]),
+          orNone(meshLabel(labels, USE_WAYPOINT_LABEL)),
         ],
       ];
     case 'Workload':
       return [
         ['NODE', 'ADDRESSES', 'SERVICE-ACCOUNT', 'DATAPLANE-MODE'],
-        [r.spec.node, r.spec.addresses.join(','), r.spec.serviceAccount, orNone(labels[DATAPLANE_MODE_LABEL])],
+        [r.spec.node, r.spec.addresses.join(','), r.spec.serviceAccount, orNone(meshLabel(labels, DATAPLANE_MODE_LABEL))],
       ];
     case 'AuthorizationPolicy': {
       const target = r.spec.targetRefs
@@ -63,7 +63,7 @@ function columns(r: AnyResource): [string[], string[]] {
     case 'Gateway':
       return [
         ['CLASS', 'WAYPOINT-FOR', 'LISTENERS'],
-        [r.spec.gatewayClassName, orNone(labels[WAYPOINT_FOR_LABEL]), r.spec.listeners.map((l) => `${l.name}:${l.port}/${l.protocol}`).join(',')],
+        [r.spec.gatewayClassName, orNone(meshLabel(labels, WAYPOINT_FOR_LABEL)), r.spec.listeners.map((l) => `${l.name}:${l.port}/${l.protocol}`).join(',')],
       ];
     case 'HTTPRoute':
       return [

@@ -3,10 +3,12 @@
 // and the Services that use each; the HTTPRoutes attached to each Service port.
 import {
   DATAPLANE_MODE_LABEL,
+  meshLabel,
   USE_WAYPOINT_LABEL,
   USE_WAYPOINT_NAMESPACE_LABEL,
   WAYPOINT_FOR_LABEL,
   WAYPOINT_GATEWAY_CLASS,
+  isWaypointClass,
   matchesLabels,
   type Gateway,
   type HTTPRoute,
@@ -41,7 +43,7 @@ export const DEFAULT_ENVOY_OPTIONS: EnvoyTranslateOptions = {
 
 /** The same enrolment rule as the workload API: the Workload's dataplane-mode label wins over its Namespace's. */
 function enrolled(w: Workload, nsLabels: Record<string, string>): boolean {
-  return (w.metadata.labels?.[DATAPLANE_MODE_LABEL] ?? nsLabels[DATAPLANE_MODE_LABEL]) === 'ambient';
+  return (meshLabel(w.metadata.labels, DATAPLANE_MODE_LABEL) ?? meshLabel(nsLabels, DATAPLANE_MODE_LABEL)) === 'ambient';
 }
 
 /** Annotation on a Workload: `healthy` (default), `unhealthy` or `draining`. */
@@ -106,7 +108,7 @@ export class MeshIndex {
       for (const [k, v] of Object.entries(w.metadata.labels ?? {})) push(workloadsByLabel, `${wns}\0${k}\0${v}`, w);
     }
     for (const gw of snapshot.list('Gateway')) {
-      if (gw.spec.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) continue;
+      if (!isWaypointClass(gw.spec.gatewayClassName)) continue;
       const key = `${gw.metadata.namespace ?? ''}/${gw.metadata.name}`;
       this.waypoints.set(key, { gateway: gw, key, services: [] });
     }
@@ -177,10 +179,10 @@ export class MeshIndex {
   /** The waypoint (`ns/name`) a Service uses: its own label wins over its Namespace's; "none" stops. */
   private waypointOf(svc: Service, nsLabels: Readonly<Record<string, string>>): string | undefined {
     const labels = svc.metadata.labels ?? {};
-    const own = labels[USE_WAYPOINT_LABEL];
-    const name = own ?? nsLabels[USE_WAYPOINT_LABEL];
+    const own = meshLabel(labels, USE_WAYPOINT_LABEL);
+    const name = own ?? meshLabel(nsLabels, USE_WAYPOINT_LABEL);
     if (!name || name === 'none') return undefined;
-    const ns = (own !== undefined ? labels : nsLabels)[USE_WAYPOINT_NAMESPACE_LABEL] ?? svc.metadata.namespace ?? '';
+    const ns = meshLabel(own !== undefined ? labels : nsLabels, USE_WAYPOINT_NAMESPACE_LABEL) ?? svc.metadata.namespace ?? '';
     const key = `${ns}/${name}`;
     const wp = this.waypoints.get(key);
     const who = `Service ${svc.metadata.namespace ?? ''}/${svc.metadata.name}`;
@@ -188,7 +190,7 @@ export class MeshIndex {
       this.warnings.push(`${who}: waypoint ${key} is not a Gateway of class ${WAYPOINT_GATEWAY_CLASS}; the Service gets no waypoint`);
       return undefined;
     }
-    const forWhat = wp.gateway.metadata.labels?.[WAYPOINT_FOR_LABEL] ?? 'service';
+    const forWhat = meshLabel(wp.gateway.metadata.labels, WAYPOINT_FOR_LABEL) ?? 'service';
     if (forWhat !== 'service' && forWhat !== 'all') {
       this.warnings.push(`${who}: waypoint ${key} is for ${forWhat} traffic (${WAYPOINT_FOR_LABEL}), not service; the Service gets no waypoint`);
       return undefined;

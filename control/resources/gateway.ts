@@ -5,6 +5,13 @@ import { dnsLabel, ipAddress, labelSelector, portNumber, annotationMap, labelMap
 import type { Resource } from './meta';
 
 export const WAYPOINT_GATEWAY_CLASS = 'nodemesh-waypoint';
+/** Istio's waypoint class, accepted as the same thing (docs/istio.md). */
+export const ISTIO_WAYPOINT_GATEWAY_CLASS = 'istio-waypoint';
+
+/** Whether a Gateway of this class is a waypoint. */
+export function isWaypointClass(gatewayClassName: string | undefined): boolean {
+  return gatewayClassName === WAYPOINT_GATEWAY_CLASS || gatewayClassName === ISTIO_WAYPOINT_GATEWAY_CLASS;
+}
 
 export const listener = z.strictObject({
   name: dnsLabel,
@@ -27,8 +34,8 @@ export type Listener = z.output<typeof listener>;
 
 export const gatewaySpec = z
   .strictObject({
-    gatewayClassName: z.string().refine((c) => c === WAYPOINT_GATEWAY_CLASS, {
-      message: `must be "${WAYPOINT_GATEWAY_CLASS}": this control plane serves waypoints only`,
+    gatewayClassName: z.string().refine(isWaypointClass, {
+      message: `must be "${WAYPOINT_GATEWAY_CLASS}" (or Istio's "${ISTIO_WAYPOINT_GATEWAY_CLASS}"): this control plane serves waypoints only`,
     }),
     listeners: z.array(listener).min(1, 'a Gateway needs at least one listener').max(64),
     addresses: z

@@ -12,6 +12,8 @@ import { workloadSpec, type Workload } from './workload';
 export interface KindInfo {
   readonly kind: string;
   readonly apiVersion: string;
+  /** Other apiVersions accepted for the same kind, unchanged (Istio's, for its security API). */
+  readonly compatApiVersions?: readonly string[];
   readonly namespaced: boolean;
   /** Lower-case plural: the API path segment and the CLI's canonical name. */
   readonly plural: string;
@@ -22,12 +24,15 @@ export interface KindInfo {
   readonly specOptional: boolean;
 }
 
+/** Istio's security API versions: their AuthorizationPolicy and PeerAuthentication are ours, field for field. */
+export const ISTIO_SECURITY_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'] as const;
+
 export const KINDS: readonly KindInfo[] = [
   { kind: 'Namespace', apiVersion: 'v1', namespaced: false, plural: 'namespaces', singular: 'namespace', shortNames: ['ns'], spec: namespaceSpec, specOptional: true },
   { kind: 'Service', apiVersion: 'v1', namespaced: true, plural: 'services', singular: 'service', shortNames: ['svc'], spec: serviceSpec, specOptional: false },
   { kind: 'Workload', apiVersion: 'nodemesh.io/v1alpha1', namespaced: true, plural: 'workloads', singular: 'workload', shortNames: ['wl'], spec: workloadSpec, specOptional: false },
-  { kind: 'AuthorizationPolicy', apiVersion: 'security.nodemesh.io/v1alpha1', namespaced: true, plural: 'authorizationpolicies', singular: 'authorizationpolicy', shortNames: ['ap'], spec: authorizationPolicySpec, specOptional: true },
-  { kind: 'PeerAuthentication', apiVersion: 'security.nodemesh.io/v1alpha1', namespaced: true, plural: 'peerauthentications', singular: 'peerauthentication', shortNames: ['pa'], spec: peerAuthenticationSpec, specOptional: true },
+  { kind: 'AuthorizationPolicy', apiVersion: 'security.nodemesh.io/v1alpha1', compatApiVersions: ISTIO_SECURITY_API_VERSIONS, namespaced: true, plural: 'authorizationpolicies', singular: 'authorizationpolicy', shortNames: ['ap'], spec: authorizationPolicySpec, specOptional: true },
+  { kind: 'PeerAuthentication', apiVersion: 'security.nodemesh.io/v1alpha1', compatApiVersions: ISTIO_SECURITY_API_VERSIONS, namespaced: true, plural: 'peerauthentications', singular: 'peerauthentication', shortNames: ['pa'], spec: peerAuthenticationSpec, specOptional: true },
   { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, plural: 'gateways', singular: 'gateway', shortNames: ['gtw'], spec: gatewaySpec, specOptional: false },
   { kind: 'HTTPRoute', apiVersion: 'gateway.networking.k8s.io/v1', namespaced: true, plural: 'httproutes', singular: 'httproute', shortNames: [], spec: httpRouteSpec, specOptional: false },
 ];

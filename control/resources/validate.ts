@@ -39,8 +39,9 @@ export function validateResource(input: unknown, opts: ValidateOptions = {}): An
   const who = describeKey({ kind, namespace: info.namespaced ? namespace : undefined, name: rawName });
 
   const issues: ValidationIssue[] = [];
-  if (apiVersion !== info.apiVersion) {
-    issues.push({ path: 'apiVersion', message: `must be "${info.apiVersion}" for kind ${kind}, got "${apiVersion}"` });
+  if (apiVersion !== info.apiVersion && !info.compatApiVersions?.includes(apiVersion)) {
+    const allowed = [info.apiVersion, ...(info.compatApiVersions ?? [])].map((v) => `"${v}"`).join(' or ');
+    issues.push({ path: 'apiVersion', message: `must be ${allowed} for kind ${kind}, got "${apiVersion}"` });
   }
   const meta = objectMeta.safeParse({ ...metadata, namespace: info.namespaced ? namespace : metadata.namespace });
   if (!meta.success) issues.push(...issuesFromZod(meta.error, ['metadata']));

@@ -3,7 +3,7 @@
 // warnings are returned to the user with the result. Also allocates Service clusterIPs.
 import { isIPv4 } from 'node:net';
 import type { AnyResource } from '../resources/kinds';
-import { USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL } from '../resources/labels';
+import { meshLabel, USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL } from '../resources/labels';
 import { describeKey, keyOf } from '../resources/meta';
 import { matchesLabels } from '../resources/selectors';
 import { ValidationError, type ValidationIssue } from '../resources/validation';
@@ -38,9 +38,9 @@ export function checkReferences(post: Snapshot, changed: readonly AnyResource[])
     if (ns !== undefined && !post.get('Namespace', ns)) {
       issues.push({ path: 'metadata.namespace', message: `namespace "${ns}" does not exist; create it first (or apply it in the same batch)` });
     }
-    const waypoint = r.metadata.labels?.[USE_WAYPOINT_LABEL];
+    const waypoint = meshLabel(r.metadata.labels, USE_WAYPOINT_LABEL);
     if (waypoint !== undefined && waypoint !== 'none') {
-      const wns = r.metadata.labels?.[USE_WAYPOINT_NAMESPACE_LABEL] ?? ns ?? r.metadata.name;
+      const wns = meshLabel(r.metadata.labels, USE_WAYPOINT_NAMESPACE_LABEL) ?? ns ?? r.metadata.name;
       if (!post.get('Gateway', waypoint, wns)) warnings.push(`${who}: label ${USE_WAYPOINT_LABEL} names Gateway ${wns}/${waypoint}, which does not exist (yet)`);
     }
     switch (r.kind) {

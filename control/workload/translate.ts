@@ -31,6 +31,7 @@
 //   selector policies that select them, as they do for Authorizations.
 import {
   DATAPLANE_MODE_LABEL,
+  meshLabel,
   USE_WAYPOINT_LABEL,
   USE_WAYPOINT_NAMESPACE_LABEL,
   WAYPOINT_FOR_LABEL,
@@ -155,7 +156,7 @@ class Translation {
     const ns = w.metadata.namespace ?? '';
     const labels = w.metadata.labels ?? {};
     const nsLabels = this.namespaces.get(ns)?.metadata.labels ?? {};
-    const mode = labels[DATAPLANE_MODE_LABEL] ?? nsLabels[DATAPLANE_MODE_LABEL];
+    const mode = meshLabel(labels, DATAPLANE_MODE_LABEL) ?? meshLabel(nsLabels, DATAPLANE_MODE_LABEL);
 
     const services: Record<string, { $type: 'nodemesh.workload.v1.PortList'; ports: Port[] }> = {};
     const matched: ServiceResource[] = [];
@@ -257,10 +258,10 @@ class Translation {
     use: WaypointUse,
     who: string,
   ): GatewayAddress | undefined {
-    const own = labels[USE_WAYPOINT_LABEL];
-    const name = own ?? nsLabels[USE_WAYPOINT_LABEL];
+    const own = meshLabel(labels, USE_WAYPOINT_LABEL);
+    const name = own ?? meshLabel(nsLabels, USE_WAYPOINT_LABEL);
     if (!name || name === 'none') return undefined;
-    const gwNs = (own !== undefined ? labels : nsLabels)[USE_WAYPOINT_NAMESPACE_LABEL] ?? ns;
+    const gwNs = meshLabel(own !== undefined ? labels : nsLabels, USE_WAYPOINT_NAMESPACE_LABEL) ?? ns;
     const gateway = `${gwNs}/${name}`;
     const key = `${use}|${gateway}`;
     let result = this.waypointCache.get(key);
@@ -284,7 +285,7 @@ class Translation {
   private resolveWaypoint(ns: string, name: string, use: WaypointUse): GatewayAddress | { notFor: string } | string {
     const gw: Gateway | undefined = this.snapshot.get('Gateway', name, ns);
     if (!gw) return `no Gateway ${ns}/${name}`;
-    const forWhat = gw.metadata.labels?.[WAYPOINT_FOR_LABEL] ?? 'service';
+    const forWhat = meshLabel(gw.metadata.labels, WAYPOINT_FOR_LABEL) ?? 'service';
     if (forWhat !== 'all' && forWhat !== use) return { notFor: forWhat };
     const hboneMtlsPort = gw.spec.listeners.find((l) => l.protocol === 'HBONE')?.port ?? DEFAULT_HBONE_PORT;
     const gateway = `${ns}/${name}`;

@@ -8,7 +8,7 @@ import { cliEntry } from '../../common/paths';
 import type { Logger } from '../../common/log';
 import { ApiError, type ApiClient, type WatchLine, type WatchStream } from '../../control/api/client';
 import { kindInfo, type KindInfo } from '../../control/resources/kinds';
-import { WAYPOINT_GATEWAY_CLASS } from '../../control/resources/gateway';
+import { isWaypointClass } from '../../control/resources/gateway';
 import { readLabProcesses, readWaypointPods, type LabTopology, type LabWaypointPod } from '../state';
 import { isSameProcess, sleep } from '../sys';
 import { launch } from '../mesh/launch';
@@ -30,7 +30,7 @@ interface GatewayDoc {
   spec?: { gatewayClassName?: string };
 }
 
-const isWaypoint = (g: GatewayDoc): boolean => g.spec?.gatewayClassName === WAYPOINT_GATEWAY_CLASS;
+const isWaypoint = (g: GatewayDoc): boolean => isWaypointClass(g.spec?.gatewayClassName);
 const refOf = (g: GatewayDoc): GatewayRef => ({ namespace: g.metadata.namespace ?? 'default', name: g.metadata.name });
 
 /** The recorded, running waypoint process of a pod, if any. */

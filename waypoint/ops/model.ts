@@ -1,8 +1,8 @@
 // Operating waypoints (pure): the Gateway `waypoint apply` writes, the namespace label change of
 // --enroll-namespace / delete, and the rows `waypoint list` prints from Gateways and the Workloads
 // that run them (label gateway.networking.k8s.io/gateway-name).
-import { WAYPOINT_GATEWAY_CLASS } from '../../control/resources/gateway';
-import { USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../control/resources/labels';
+import { isWaypointClass, WAYPOINT_GATEWAY_CLASS } from '../../control/resources/gateway';
+import { meshLabel, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../control/resources/labels';
 
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const DEFAULT_WAYPOINT_NAME = 'waypoint';
@@ -70,19 +70,19 @@ export interface WaypointRow {
 /** One row per waypoint Gateway, with where its Workload runs. */
 export function waypointRows(gateways: readonly GatewayLike[], workloads: readonly WorkloadLike[], namespaces: ReadonlyArray<{ metadata: Meta }> = []): WaypointRow[] {
   return gateways
-    .filter((g) => g.spec.gatewayClassName === WAYPOINT_GATEWAY_CLASS)
+    .filter((g) => isWaypointClass(g.spec.gatewayClassName))
     .map((g) => {
       const ns = g.metadata.namespace ?? 'default';
       const runs = workloads.filter((w) => (w.metadata.namespace ?? 'default') === ns && w.metadata.labels?.[GATEWAY_NAME_LABEL] === g.metadata.name);
       return {
         namespace: ns,
         name: g.metadata.name,
-        for: g.metadata.labels?.[WAYPOINT_FOR_LABEL] ?? 'service',
+        for: meshLabel(g.metadata.labels, WAYPOINT_FOR_LABEL) ?? 'service',
         node: runs.map((w) => w.spec.node ?? '?').join(',') || '-',
         address: runs.flatMap((w) => w.spec.addresses ?? []).join(',') || '-',
         ready: runs.length ? 'unknown' : 'not deployed (no Workload runs it)',
         netnsPath: runs[0]?.spec.netnsPath,
-        enrolled: namespaces.some((n) => n.metadata.name === ns && n.metadata.labels?.[USE_WAYPOINT_LABEL] === g.metadata.name),
+        enrolled: namespaces.some((n) => n.metadata.name === ns && meshLabel(n.metadata.labels, USE_WAYPOINT_LABEL) === g.metadata.name),
       };
     })
     .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
