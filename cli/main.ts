@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The one entry point: `nodemesh <command> …`. Each component owns its subcommands; this file only
 // dispatches, so a component's code is loaded only when its command runs.
-import { CliError, type Command } from './command';
+import { CATALOG, completions, completionScript, topLevelHelp } from './catalog';
+import { CliError, usageError, type Command } from './command';
 
 // The config commands reach a netns lab's control plane with --lab: the lab lends them a dialer.
 async function withLabDialer(command: Promise<Command>): Promise<Command> {
@@ -25,26 +26,62 @@ const commands: Record<string, () => Promise<Command>> = {
   namespace: async () => withLabDialer(import('../control/cli.js').then((m) => m.namespaceCommand)),
   'proxy-config': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyConfigCommand)),
   waypoint: async () => withLabDialer(import('../waypoint/cli.js').then((m) => m.waypointCommand)),
+  version: async () => withLabDialer(import('../control/cmd/version.js').then((m) => m.versionCommand)),
+  completion: async () => completionCommand,
 };
 
 function usage(): string {
-  const names = Object.keys(commands).sort().join(', ');
-  return `usage: nodemesh <command> [options]\ncommands: ${names}\nrun 'nodemesh <command> --help' for a command's options`;
+  return topLevelHelp(Object.keys(commands));
+}
+
+/** `nodemesh completion bash|zsh`, and `nodemesh __complete WORDS… -- CURRENT` that its script calls. */
+const completionCommand: Command = {
+  name: 'completion',
+  summary: CATALOG.completion!.summary,
+  async run(argv) {
+    const shell = argv[0];
+    if (!shell || shell === '--help' || shell === '-h') {
+      process.stdout.write("usage: nodemesh completion bash|zsh\n\n  bash: source <(nodemesh completion bash)   (or save it under /etc/bash_completion.d/nodemesh)\n  zsh:  source <(nodemesh completion zsh)\n");
+      return shell ? 0 : 2;
+    }
+    try {
+      process.stdout.write(completionScript(shell));
+    } catch (err) {
+      throw new CliError(`completion: ${(err as Error).message}`, 2);
+    }
+    return 0;
+  },
+};
+
+function complete(argv: string[]): number {
+  const dash = argv.lastIndexOf('--');
+  const before = dash < 0 ? argv : argv.slice(0, dash);
+  const current = dash < 0 ? '' : (argv[dash + 1] ?? '');
+  const out = completions(Object.keys(commands), before, current);
+  if (out.length) process.stdout.write(out.join('\n') + '\n');
+  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage() + '\n');
-    return name ? 0 : 2;
+    return 0;
   }
+  if (name === '--version') return (await commands.version!()).run(['--client']);
+  if (name === '__complete') return complete(rest);
   const load = commands[name];
   if (!load) {
-    process.stderr.write(`nodemesh: unknown command '${name}'\n${usage()}\n`);
+    process.stderr.write(`nodemesh: unknown command '${name}'; run 'nodemesh --help' for the list\n`);
     return 2;
   }
   const command = await load();
-  return command.run(rest);
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    // A component that called util.parseArgs itself: the same plain usage error as everywhere.
+    throw usageError(rest[0] && CATALOG[name]?.subcommands?.includes(rest[0]) ? `${name} ${rest[0]}` : name, err) ?? err;
+  }
 }
 
 main(process.argv.slice(2)).then(

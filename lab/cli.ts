@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CliError, type Command } from '../cli/command';
+import { CliError, usageError, type Command } from '../cli/command';
 import { labDown } from './down';
 import { labUp } from './up';
 import { runApp, APP_USAGE } from './app/main';
@@ -57,7 +57,7 @@ function parse(argv: string[], extra: Record<string, { type: 'string' | 'boolean
       strict: true,
     });
   } catch (e) {
-    throw new CliError(`${(e as Error).message}\n${USAGE}`, 2);
+    throw usageError('lab', e) ?? new CliError(`${(e as Error).message}\n${USAGE}`, 2);
   }
 }
 

@@ -147,6 +147,10 @@ fi
 # --- 6. TypeScript --------------------------------------------------------------------------
 node node_modules/typescript/bin/tsc -p tsconfig.json
 chmod +x dist/cli/main.js 2>/dev/null || true
+# What `nodemesh version` reports: the commit this build comes from.
+commit="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
+[ "$commit" != unknown ] && [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit+dirty"
+printf '{"commit":"%s"}\n' "$commit" >dist/build-info.json
 
 # --- 7. the `nodemesh` command --------------------------------------------------------------
 wrapper="#!/bin/sh

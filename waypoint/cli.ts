@@ -117,6 +117,17 @@ async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
+const WAYPOINT_USAGE = `usage: nodemesh waypoint <subcommand> [options]
+
+subcommands:
+  run        run a waypoint proxy for a Gateway (HBONE in, xDS-configured L7 routing and policy)
+  apply      create or update a waypoint Gateway (-n NS [--name N] [--for service|workload|all] [--enroll-namespace])
+  list       the waypoints, where they run and whether they are ready (-n NS | -A)
+  delete     delete a waypoint Gateway (NAME -n NS)
+  bootstrap  an Envoy bootstrap that makes a real Envoy the waypoint instead
+
+run 'nodemesh waypoint <subcommand> --help' for its options`;
+
 const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
   run,
   apply: async (argv) => (await import('./ops/commands.js')).waypointApply(argv),
@@ -132,8 +143,9 @@ export const waypointCommand: Command = {
     const [sub, ...rest] = argv;
     const f = sub ? subcommands[sub] : undefined;
     if (!f) {
-      process.stderr.write(`usage: nodemesh waypoint <${Object.keys(subcommands).join('|')}> [options]\n`);
-      return sub === '--help' || sub === '-h' ? 0 : 2;
+      const help = sub === undefined || sub === '--help' || sub === '-h' || sub === 'help';
+      (help ? process.stdout : process.stderr).write(`${help ? '' : `nodemesh: waypoint: unknown subcommand '${sub}'\n`}${WAYPOINT_USAGE}\n`);
+      return help ? 0 : 2;
     }
     return f(rest);
   },

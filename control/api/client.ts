@@ -96,6 +96,11 @@ export class ApiClient {
     return this.call('DELETE', itemPath(kind, name, namespace) + q);
   }
 
+  /** GET /version: the control plane's build. */
+  version<T = unknown>(): Promise<T> {
+    return this.call('GET', '/version');
+  }
+
   /** GET /debug/<path> (components' debug data, e.g. `xds?client=ID`). */
   debug<T = unknown>(pathAndQuery: string): Promise<T> {
     return this.call('GET', `/debug/${pathAndQuery}`);

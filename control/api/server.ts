@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../common/log';
+import { buildInfo } from '../../common/version';
 import { resolveKind, type KindName } from '../resources/kinds';
 import { parseSelector } from '../resources/selectors';
 import { ValidationError } from '../resources/validation';
@@ -83,6 +84,11 @@ export class ConfigApi {
     }
     if (!bearerMatches(req.headers.authorization, this.opts.token)) {
       throw new HttpError(401, 'Unauthorized', 'missing or wrong bearer token: send "Authorization: Bearer <token>" (the CLI reads --token-file, NODEMESH_TOKEN, or <data-dir>/token)');
+    }
+    if (url.pathname === '/version') {
+      allow(method, ['GET']);
+      json(res, 200, { kind: 'Version', ...buildInfo() });
+      return;
     }
     if (url.pathname.startsWith('/debug/')) {
       allow(method, ['GET']);

@@ -3,7 +3,7 @@
 // hashed node tokens.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CliError, type Command } from '../../cli/command';
+import { CliError, usageError, type Command } from '../../cli/command';
 import { DEFAULT_TRUST_DOMAIN, assertTrustDomain } from '../../common/identity/spiffe';
 import { CertificateAuthority } from './authority';
 import { NodeTokens } from './tokens';
@@ -27,7 +27,7 @@ export const caCommand: Command = {
     const [sub, ...rest] = argv;
     if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
       process.stdout.write(USAGE + '\n');
-      return sub ? 0 : 2;
+      return 0;
     }
     let values: { node?: string; out?: string; 'data-dir'?: string; 'trust-domain'?: string; help?: boolean };
     try {
@@ -43,7 +43,7 @@ export const caCommand: Command = {
         strict: true,
       }));
     } catch (err) {
-      throw new CliError(`${(err as Error).message}\n${USAGE}`, 2);
+      throw usageError(`ca ${sub ?? ''}`.trim(), err) ?? new CliError(`${(err as Error).message}\n${USAGE}`, 2);
     }
     if (values.help) {
       process.stdout.write(USAGE + '\n');

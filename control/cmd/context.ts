@@ -5,7 +5,7 @@
 import type { ClientRequestArgs } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CliError } from '../../cli/command';
+import { CliError, usageError } from '../../cli/command';
 import { ApiClient } from '../api/client';
 import { readToken, TOKEN_FILE } from '../api/token';
 import { DEFAULT_DATA_DIR } from '../control-plane';
@@ -97,6 +97,6 @@ export function parse<T extends ParseArgsConfig['options']>(command: string, arg
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
-    throw new CliError(`${command}: ${(err as Error).message}; see 'nodemesh ${command} --help'`, 2);
+    throw usageError(command, err) ?? new CliError(`${command}: ${(err as Error).message}; see 'nodemesh ${command} --help'`, 2);
   }
 }

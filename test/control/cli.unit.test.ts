@@ -1,6 +1,6 @@
 // The config CLI end to end: a real `nodemesh control` process on loopback with a temp data dir,
 // driven by real `nodemesh apply/get/delete/namespace` processes. Needs the build (dist/).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -229,5 +229,59 @@ spec: {node: nm-node1, addresses: [10.200.1.10]}
     await stop(server, 'SIGKILL');
     server = await startControl(); // takes over the dead process's lock
     expect((await nm(['get', 'svc', 'after-restart', '-n', 'shop', '-o', 'name'])).stdout).toBe('service/after-restart\n');
+  });
+});
+
+describe('the CLI itself: help, version, usage errors, completion', () => {
+  it("'nodemesh' alone prints every command with its summary and exits 0", async () => {
+    const res = await nm([]);
+    expect(res.code).toBe(0);
+    for (const cmd of ['apply', 'get', 'lab', 'waypoint', 'version', 'completion', 'control', 'node-proxy']) {
+      expect(res.stdout).toMatch(new RegExp(`^  ${cmd}\\s+\\S.*$`, 'm'));
+    }
+  });
+
+  it('version prints the client and the reachable control plane, both this build', async () => {
+    const res = await nm(['version']);
+    expect(res.code).toBe(0);
+    const client = /^client: nodemesh (\S+) \(commit (\S+), node v[\d.]+\)$/m.exec(res.stdout);
+    const server = /^server: nodemesh (\S+) \(commit (\S+), node v[\d.]+\)$/m.exec(res.stdout);
+    expect(client, res.stdout + res.stderr).not.toBeNull();
+    expect(server, res.stdout + res.stderr).not.toBeNull();
+    expect(server![1]).toBe(client![1]);
+    expect(server![2]).toBe(client![2]);
+    const json = JSON.parse((await nm(['version', '-o', 'json'])).stdout) as { client: { version: string }; server?: { version: string } };
+    expect(json.server?.version).toBe(json.client.version);
+  });
+
+  it('version with no control plane reachable says so and still exits 0', async () => {
+    const res = await nm(['version'], { env: { NODEMESH_SERVER: 'http://127.0.0.1:9' } });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^client: nodemesh /m);
+    expect(res.stdout).toMatch(/^server: not reachable \(.+\)$/m);
+  });
+
+  it('a bad flag is a usage error naming the command and its help, exit 2', async () => {
+    const unknown = await nm(['get', 'svc', '--bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe("nodemesh: get: unknown option --bogus; see 'nodemesh get --help'\n");
+    const missing = await nm(['lab', 'status', '--lab']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe("nodemesh: lab: option --lab needs a value; see 'nodemesh lab --help'\n");
+    const sub = await nm(['waypoint', 'frobnicate']);
+    expect(sub.code).toBe(2);
+    expect(sub.stderr).toMatch(/unknown subcommand 'frobnicate'/);
+    expect((await nm(['waypoint', '--help'])).stdout).toMatch(/^  apply\s+create or update a waypoint Gateway/m);
+  });
+
+  it('completion: a valid bash script, and candidates for commands and subcommands', async () => {
+    const script = await nm(['completion', 'bash']);
+    expect(script.code).toBe(0);
+    const check = spawnSync('bash', ['-n'], { input: script.stdout });
+    expect(check.status, check.stderr?.toString()).toBe(0);
+    expect((await nm(['completion', 'zsh'])).stdout).toMatch(/^#compdef nodemesh/);
+    expect((await nm(['__complete', '--', 'wa'])).stdout).toBe('waypoint\n');
+    expect((await nm(['__complete', 'lab', '--', 'd'])).stdout).toBe('down\n');
+    expect((await nm(['completion', 'fish'])).code).toBe(2);
   });
 });

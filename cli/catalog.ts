@@ -1,0 +1,72 @@
+// What the top-level help and shell completion know without loading any component: each
+// command's one-line summary and its subcommands. A command missing here still runs; it is listed
+// without a summary.
+export interface CommandEntry {
+  readonly summary: string;
+  readonly subcommands?: readonly string[];
+}
+
+export const CATALOG: Readonly<Record<string, CommandEntry>> = {
+  lab: { summary: 'the netns lab: a multi-node mesh on this machine (up, down, status, exec, app)', subcommands: ['up', 'down', 'status', 'exec', 'app', 'controller'] },
+  'node-proxy': { summary: 'run the per-node daemon: eBPF capture, HBONE tunnel, L4 policy' },
+  doctor: { summary: 'check that this kernel has everything capture needs' },
+  control: { summary: 'run the control plane (config store, config API, xDS, CA)' },
+  apply: { summary: 'create or update resources from YAML/JSON files' },
+  get: { summary: 'show resources (table, yaml or json)', subcommands: ['namespaces', 'services', 'workloads', 'authorizationpolicies', 'peerauthentications', 'gateways', 'httproutes'] },
+  delete: { summary: 'delete resources by name or by file' },
+  namespace: { summary: 'enroll or unenroll a namespace in the mesh', subcommands: ['enroll', 'unenroll'] },
+  waypoint: { summary: 'waypoints: run one; apply, list and delete them', subcommands: ['run', 'apply', 'list', 'delete', 'bootstrap'] },
+  'proxy-config': { summary: 'what xDS clients were sent and acknowledged', subcommands: ['xds'] },
+  xds: { summary: 'inspect the workload API the control plane serves', subcommands: ['get'] },
+  ca: { summary: 'node tokens and the mesh root certificate', subcommands: ['issue-node-token', 'revoke-node-token', 'list-node-tokens', 'root'] },
+  version: { summary: "this CLI's version and the control plane's" },
+  completion: { summary: 'shell completion script: nodemesh completion bash|zsh', subcommands: ['bash', 'zsh'] },
+};
+
+/** The top-level help: every command with its summary, aligned. */
+export function topLevelHelp(names: readonly string[]): string {
+  const sorted = [...names].sort();
+  const width = Math.max(...sorted.map((n) => n.length));
+  const lines = sorted.map((n) => `  ${n.padEnd(width)}  ${CATALOG[n]?.summary ?? ''}`.trimEnd());
+  return `usage: nodemesh <command> [options]
+
+commands:
+${lines.join('\n')}
+
+run 'nodemesh <command> --help' for a command's options and subcommands`;
+}
+
+/** Completion candidates for the word being typed, given the words before it (after 'nodemesh'). */
+export function completions(names: readonly string[], before: readonly string[], current: string): string[] {
+  const pick = (xs: readonly string[]) => xs.filter((x) => x.startsWith(current)).sort();
+  if (before.length === 0) return pick([...names, '--help']);
+  const entry = CATALOG[before[0]!];
+  if (before.length === 1 && entry?.subcommands) return pick([...entry.subcommands, '--help']);
+  return current.startsWith('-') ? pick(['--help']) : [];
+}
+
+/** The shell code that asks `nodemesh __complete` for candidates. */
+export function completionScript(shell: string): string {
+  if (shell === 'bash') {
+    return `# nodemesh bash completion: source <(nodemesh completion bash)
+_nodemesh() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}"
+  COMPREPLY=( $(nodemesh __complete "\${COMP_WORDS[@]:1:COMP_CWORD-1}" -- "$cur" 2>/dev/null) )
+}
+complete -o default -F _nodemesh nodemesh
+`;
+  }
+  if (shell === 'zsh') {
+    return `#compdef nodemesh
+# nodemesh zsh completion: source <(nodemesh completion zsh)
+_nodemesh() {
+  local -a words_before candidates
+  words_before=("\${(@)words[2,CURRENT-1]}")
+  candidates=("\${(@f)$(nodemesh __complete "\${words_before[@]}" -- "\${words[CURRENT]}" 2>/dev/null)}")
+  compadd -a candidates
+}
+compdef _nodemesh nodemesh
+`;
+  }
+  throw new Error(`unsupported shell '${shell}': use bash or zsh`);
+}
