@@ -3,10 +3,15 @@ import { CliError, type Command } from '../../cli/command';
 import { createLogger } from '../../common/log';
 import { defaultComponents } from '../components';
 import { ControlPlane, DEFAULT_API_LISTEN, DEFAULT_DATA_DIR } from '../control-plane';
+import type { ConfigStore } from '../store/store';
 import { parse, processContext, type CliContext } from './context';
 
 const HELP = `usage: nodemesh control [--data-dir DIR] [--listen ADDR] [--token-file FILE] [--service-cidr CIDR]
+                        [--config-source file|kubernetes] [--kubeconfig PATH]
 Runs the control plane: the config store, the config API (HTTP) and the xDS/CA server.
+  --config-source SRC  file (default): the embedded store under --data-dir; kubernetes: mirror the
+                       Kubernetes API server (read-only here: change config with kubectl)
+  --kubeconfig PATH    with --config-source kubernetes: the cluster to use (default: in-cluster)
   --data-dir DIR       store, API token and CA files (env NODEMESH_DATA_DIR; default ${DEFAULT_DATA_DIR})
   --listen ADDR        config API address (default ${DEFAULT_API_LISTEN}; :15014 for every interface)
   --token-file FILE    API bearer token (default <data-dir>/token, generated with mode 0600)
@@ -22,6 +27,8 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
       listen: { type: 'string' },
       'token-file': { type: 'string' },
       'service-cidr': { type: 'string' },
+      'config-source': { type: 'string' },
+      kubeconfig: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -32,7 +39,20 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     return 0;
   }
   const log = createLogger('control', values['log-level'] ?? ctx.env.NODEMESH_LOG_LEVEL ?? 'info');
+  const source = values['config-source'] ?? 'file';
+  if (source !== 'file' && source !== 'kubernetes') throw new CliError(`--config-source must be "file" or "kubernetes", got "${source}"`);
+  if (values.kubeconfig !== undefined && source !== 'kubernetes') throw new CliError('--kubeconfig only applies with --config-source kubernetes');
+  let store: ConfigStore | undefined;
+  if (source === 'kubernetes') {
+    const { KubernetesStore } = await import('../kubernetes/store.js');
+    try {
+      store = await KubernetesStore.open({ kubeconfig: values.kubeconfig, serviceCIDR: values['service-cidr'], logger: log });
+    } catch (err) {
+      throw new CliError(`the Kubernetes config source did not start: ${(err as Error).message}`);
+    }
+  }
   const cp = new ControlPlane({
+    store,
     dataDir: values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR,
     listen: values.listen,
     tokenFile: values['token-file'],
@@ -43,6 +63,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
   try {
     await cp.start();
   } catch (err) {
+    await store?.close();
     throw new CliError(`the control plane did not start: ${(err as Error).message}`);
   }
   await new Promise<void>((resolve) => {
@@ -56,6 +77,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     process.on('SIGTERM', stop);
   });
   await cp.stop();
+  await store?.close();
   log.info('control plane stopped');
   return 0;
 }

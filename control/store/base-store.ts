@@ -204,6 +204,39 @@ export abstract class BaseStore implements ConfigStore {
     });
   }
 
+  /**
+   * Commits changes made elsewhere, for a store that mirrors another source of truth (the
+   * Kubernetes config source): no validation, admission or optimistic concurrency — the source
+   * already decided. One revision for the whole call; each resource gets that resourceVersion.
+   * Returns the new revision (unchanged when nothing differs from what is stored).
+   */
+  protected replicate(puts: readonly AnyResource[], removes: readonly ResourceKey[]): Promise<number> {
+    return this.serialized(async () => {
+      this.ensureOpen();
+      const cur = this.current;
+      const rev = cur.revision + 1;
+      const events: WatchEvent[] = [];
+      const stored: AnyResource[] = [];
+      const gone: ResourceKey[] = [];
+      for (const key of removes) {
+        const existing = cur.getByKey(key);
+        if (!existing) continue;
+        gone.push(keyOf(existing));
+        events.push({ type: 'DELETED', object: { ...existing, metadata: { ...existing.metadata, resourceVersion: String(rev) } } as AnyResource });
+      }
+      for (const r of puts) {
+        const existing = cur.getByKey(keyOf(r));
+        if (existing && sameContent(existing, r) && existing.metadata.uid === r.metadata.uid) continue;
+        const next = { ...r, metadata: { ...r.metadata, resourceVersion: String(rev) } } as AnyResource;
+        stored.push(next);
+        events.push({ type: existing ? 'MODIFIED' : 'ADDED', object: next });
+      }
+      if (events.length === 0) return cur.revision;
+      await this.commit(cur.withChanges(rev, stored, gone), { revision: rev, events });
+      return rev;
+    });
+  }
+
   watch(fromRevision: number, listener: WatchListener): Watch {
     this.ensureOpen();
     if (!Number.isInteger(fromRevision) || fromRevision < 0) throw new RangeError(`watch revision must be a non-negative integer, got ${fromRevision}`);

@@ -65,3 +65,13 @@ export class InvalidBatchError extends StoreError {
     this.name = 'InvalidBatchError';
   }
 }
+
+/** A write to a store whose resources belong to another system (Kubernetes: the API server). */
+export class ReadOnlyStoreError extends StoreError {
+  readonly status = 405;
+  readonly reason = 'MethodNotAllowed';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReadOnlyStoreError';
+  }
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { translateEndpointSlice, translateNamespace, translatePod, translateSameKind, translateService } from './translate';
+
+const pod = (over: { spec?: object; status?: object; metadata?: object } = {}) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'web-1', namespace: 'demo', uid: 'u-1', labels: { app: 'web' }, ...over.metadata },
+  spec: { nodeName: 'node1', serviceAccountName: 'web', containers: [{ ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 8080 }] }], ...over.spec },
+  status: { phase: 'Running', podIP: '10.1.0.2', podIPs: [{ ip: '10.1.0.2' }, { ip: 'fd00::2' }], qosClass: 'Guaranteed', conditions: [{ type: 'Ready', status: 'True' }], ...over.status },
+});
+
+describe('Kubernetes -> mesh resources', () => {
+  it('a running pod is a Workload with node, IPs, service account, ports and pod facts in annotations', () => {
+    const t = translatePod(pod());
+    expect(t.problem).toBeUndefined();
+    expect(t.resources).toHaveLength(1);
+    const w = t.resources[0];
+    expect(w).toMatchObject({
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: 'web-1', namespace: 'demo', uid: 'u-1', labels: { app: 'web' }, annotations: { 'nodemesh.io/pod-uid': 'u-1', 'nodemesh.io/qos-class': 'Guaranteed', 'nodemesh.io/ready': 'true' } },
+      spec: { node: 'node1', serviceAccount: 'web', addresses: ['10.1.0.2', 'fd00::2'], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] },
+    });
+  });
+
+  it('skips pods the mesh cannot capture yet or at all, and says why', () => {
+    expect(translatePod(pod({ spec: { nodeName: undefined } })).problem).toMatch(/not scheduled/);
+    expect(translatePod(pod({ status: { podIP: undefined, podIPs: [] } })).problem).toMatch(/no IP address/);
+    expect(translatePod(pod({ spec: { hostNetwork: true } })).problem).toMatch(/host network/);
+    expect(translatePod(pod({ status: { phase: 'Succeeded' } })).problem).toMatch(/finished/);
+    for (const t of [pod({ spec: { nodeName: undefined } }), pod({ spec: { hostNetwork: true } })]) expect(translatePod(t).resources).toEqual([]);
+  });
+
+  it('Namespaces keep their labels but not kubectl bookkeeping; Services keep ClusterIP parts', () => {
+    const ns = translateNamespace({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo', labels: { 'nodemesh.io/dataplane-mode': 'ambient' }, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } }, spec: { finalizers: ['kubernetes'] } });
+    expect(ns.resources[0]).toMatchObject({ kind: 'Namespace', metadata: { name: 'demo', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } }, spec: {} });
+    expect(ns.resources[0].metadata.annotations).toBeUndefined();
+    const svc = translateService({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'demo' }, spec: { type: 'LoadBalancer', clusterIP: '10.96.0.5', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http', protocol: 'TCP', nodePort: 30080 }] } });
+    expect(svc.resources[0].spec).toEqual({ clusterIP: '10.96.0.5', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http', protocol: 'TCP' }] });
+    const noSelector = translateService({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'db', namespace: 'demo' }, spec: { clusterIP: '10.96.0.6', ports: [{ port: 5432 }] } });
+    expect(noSelector.resources[0].spec).toMatchObject({ selector: { 'kubernetes.io/service-name': 'db' } });
+    expect(translateService({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ext', namespace: 'demo' }, spec: { type: 'ExternalName' } }).problem).toMatch(/ExternalName/);
+  });
+
+  it('EndpointSlice endpoints that are not mesh pods become plain-TCP Workloads the Service selects', () => {
+    const slice = {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'web-abc', namespace: 'demo', uid: 's-1', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: [
+        { addresses: ['10.1.0.2'], targetRef: { kind: 'Pod', name: 'web-1' }, nodeName: 'node1', conditions: { ready: true } },
+        { addresses: ['192.168.0.7'], targetRef: { kind: 'Pod', name: 'host-agent' }, nodeName: 'node2', conditions: { ready: true } },
+        { addresses: ['192.168.0.8'], nodeName: 'node2', conditions: { ready: false } },
+      ],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    };
+    const t = translateEndpointSlice(slice, (_ns, name) => name === 'web-1', () => ({ app: 'web' }));
+    expect(t.resources).toHaveLength(1);
+    expect(t.resources[0]).toMatchObject({
+      kind: 'Workload',
+      metadata: { name: 'web-abc-ep1', namespace: 'demo', labels: { app: 'web', 'kubernetes.io/service-name': 'web', 'nodemesh.io/dataplane-mode': 'none' } },
+      spec: { node: 'node2', addresses: ['192.168.0.7'], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] },
+    });
+  });
+
+  it('custom resources are validated like config API writes; a bad one is skipped with the field named', () => {
+    const good = translateSameKind({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: 'demo', uid: 'p-1' }, spec: { mtls: { mode: 'STRICT' } } });
+    expect(good.resources[0]).toMatchObject({ kind: 'PeerAuthentication', metadata: { uid: 'p-1' } });
+    const bad = translateSameKind({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'demo' }, spec: { action: 'MAYBE' } });
+    expect(bad.resources).toEqual([]);
+    expect(bad.problem).toMatch(/AuthorizationPolicy demo\/p is not mirrored: .*spec\.action/);
+  });
+});

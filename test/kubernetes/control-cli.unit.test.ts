@@ -1,0 +1,98 @@
+// `nodemesh control --config-source kubernetes --kubeconfig …` as a real process against the
+// stand-in API server: it syncs, serves what it mirrors through the config API (`nodemesh get`),
+// follows kubectl's changes, refuses config API writes naming kubectl, and a bad kubeconfig stops
+// it with a message. Needs the build (dist/).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cliEntry } from '../../common/paths';
+import { cleanupAfterEach } from '../support/cleanups';
+import { kubectl, StandInApiServer } from '../support/kube-apiserver';
+import { until } from '../support/until';
+
+const cleanup = cleanupAfterEach();
+
+function run(args: string[], env: Record<string, string> = {}, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliEntry, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+function startControl(args: string[], dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliEntry, 'control', '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...args], {
+      env: { ...process.env, NODEMESH_XDS_LISTEN: '127.0.0.1:0', NODEMESH_XDS_PLAINTEXT_LISTEN: 'off' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    cleanup(
+      () =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done();
+          child.once('exit', () => done());
+          child.kill('SIGTERM');
+        }),
+    );
+    let log = '';
+    const timer = setTimeout(() => reject(new Error(`nodemesh control did not start within 20 s; its log:\n${log}`)), 20_000);
+    child.stderr?.on('data', (c: Buffer) => {
+      log += c.toString();
+      const m = /"address":"([^"]+)".*"msg":"config API listening"/.exec(log);
+      if (m && /control plane ready/.test(log)) {
+        clearTimeout(timer);
+        resolve({ child, url: `http://${m[1]}` });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`nodemesh control exited with ${code}; its log:\n${log}`));
+    });
+  });
+}
+
+describe('nodemesh control --config-source kubernetes', () => {
+  it('mirrors the cluster, follows kubectl, and refuses config API writes', async () => {
+    if (!existsSync(cliEntry)) throw new Error(`${cliEntry} is missing: run 'bash scripts/setup.sh' to build first`);
+    const api = await new StandInApiServer().start();
+    const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-cli-'));
+    cleanup(async () => {
+      await api.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
+    api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo' } });
+    api.runPod({ namespace: 'demo', name: 'web-1', node: 'node1', ip: '10.200.1.2', labels: { app: 'web' } });
+    const { url } = await startControl(['--config-source', 'kubernetes', '--kubeconfig', kubeconfig], join(dir, 'data'));
+    const env = { NODEMESH_SERVER: url, NODEMESH_DATA_DIR: join(dir, 'data') };
+
+    const got = await run(['get', 'workloads', '-n', 'demo'], env);
+    expect(got.stderr).toBe('');
+    expect(got.stdout).toMatch(/web-1\s+.*node1/);
+
+    expect((await kubectl(kubeconfig, ['label', 'namespace', 'demo', 'nodemesh.io/dataplane-mode=ambient'])).code).toBe(0);
+    await until('the label to reach the control plane', async () => (await run(['get', 'namespace', 'demo', '-o', 'yaml'], env)).stdout.includes('nodemesh.io/dataplane-mode: ambient'), 10_000, 200);
+
+    const refused = await run(['apply', '-f', '-'], env, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/kubectl apply/);
+  });
+
+  it('stops with a clear error when the kubeconfig cannot be loaded', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-cli-'));
+    cleanup(() => rmSync(dir, { recursive: true, force: true }));
+    const res = await run(['control', '--config-source', 'kubernetes', '--kubeconfig', join(dir, 'missing'), '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0'], {
+      NODEMESH_XDS_LISTEN: '127.0.0.1:0',
+      NODEMESH_XDS_PLAINTEXT_LISTEN: 'off',
+    });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain(`the Kubernetes config source did not start: cannot load the kubeconfig ${join(dir, 'missing')}`);
+  });
+});
