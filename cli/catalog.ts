@@ -21,6 +21,7 @@ export const CATALOG: Readonly<Record<string, CommandEntry>> = {
   ca: { summary: 'node tokens and the mesh root certificate', subcommands: ['issue-node-token', 'revoke-node-token', 'list-node-tokens', 'root'] },
   version: { summary: "this CLI's version and the control plane's" },
   completion: { summary: 'shell completion script: nodemesh completion bash|zsh', subcommands: ['bash', 'zsh'] },
+  install: { summary: "print the Helm chart's manifests for kubectl: nodemesh install --dry-run | kubectl apply --server-side -f -" },
 };
 
 /** The top-level help: every command with its summary, aligned. */

@@ -28,6 +28,7 @@ const commands: Record<string, () => Promise<Command>> = {
   waypoint: async () => withLabDialer(import('../waypoint/cli.js').then((m) => m.waypointCommand)),
   version: async () => withLabDialer(import('../control/cmd/version.js').then((m) => m.versionCommand)),
   completion: async () => completionCommand,
+  install: async () => (await import('../helm/install/cli.js')).installCommand,
 };
 
 function usage(): string {

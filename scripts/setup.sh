@@ -66,7 +66,7 @@ fi
 # command -> Debian package that provides it
 declare -A need_cmd=(
   [clang]=clang [llc]=llvm [bpftool]=bpftool [ip]=iproute2 [cmake]=cmake [g++]=g++ [make]=make
-  [pkg-config]=pkg-config [nsenter]=util-linux [tcpdump]=tcpdump [iperf3]=iperf3 [curl]=curl
+  [pkg-config]=pkg-config [nsenter]=util-linux [tcpdump]=tcpdump [iperf3]=iperf3 [curl]=curl [unzip]=unzip
 )
 missing_system() {
   local pkgs=()
@@ -91,8 +91,8 @@ if [ "$with_system" = 1 ]; then
     else
       die "missing system packages (Debian names): ${pkgs[*]}.
   This machine has no apt-get. Install the equivalents and run again, for example:
-    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3
-    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3"
+    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3 unzip
+    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3 unzip"
     fi
   fi
 fi
