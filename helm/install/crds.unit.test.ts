@@ -68,6 +68,16 @@ describe('the mesh CRDs', () => {
     }
   });
 
+  it('the demo the k3s machine applies (helm/demo/demo.yaml) matches the Kubernetes, Gateway API and mesh schemas', async () => {
+    const docs = parseAllDocuments(readFileSync(join(projectRoot, 'helm', 'demo', 'demo.yaml'), 'utf8')).map((d) => d.toJS());
+    expect(docs.length).toBeGreaterThan(10);
+    for (const d of docs) {
+      if (validators.has(d.kind)) expect(check(d), `${d.kind} ${d.metadata.name}`).toEqual([]);
+      else await validateKubernetesObject(d);
+      if (kindInfo(d.kind)) expect(() => validateResource(d)).not.toThrow();
+    }
+  });
+
   it('refuse bad resources, naming the field', () => {
     const ap = (spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'demo' }, spec });
     expect(check(ap({ action: 'AUDIT' }))).toEqual([{ field: 'spec.action', message: 'must be equal to one of the allowed values' }]);
