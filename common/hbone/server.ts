@@ -66,13 +66,22 @@ export interface HboneServerOptions {
   readonly windows?: WindowSettings;
   /** Drop a connection whose TLS handshake has not finished by then (default 10 s). */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Close (GOAWAY) a connection that has had no open stream for this long (default 90 s, longer
+   * than the client pool's 60 s idle timeout so that a pooled client normally closes first).
+   */
+  readonly idleTimeoutMs?: number;
   readonly logger?: Logger;
 }
 
 export interface HboneServerStats {
   connectionsAccepted: number;
-  /** Handshakes that failed (bad chain, wrong TLS version or ALPN, garbage). */
+  /** Handshakes that failed (bad chain, wrong TLS version or ALPN, garbage, timeout). */
   tlsErrors: number;
+  /** Of tlsErrors: connections dropped because the handshake did not finish in time. */
+  handshakeTimeouts: number;
+  /** Connections closed because they had no open stream for the idle timeout. */
+  idleTimeouts: number;
   /** Connections whose verified chain named no acceptable identity. */
   connectionsRejected: number;
   connectionsActive: number;
@@ -95,11 +104,15 @@ export class HboneServer {
   private readonly server: Http2SecureServer;
   private readonly peers = new WeakMap<Http2Session, Peer>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly idle = new WeakMap<ServerHttp2Session, IdleWatch>();
   private readonly log: Logger;
   private credentials: ServerCredentials;
+  private readonly idleTimeoutMs: number;
   private readonly counters: HboneServerStats = {
     connectionsAccepted: 0,
     tlsErrors: 0,
+    handshakeTimeouts: 0,
+    idleTimeouts: 0,
     connectionsRejected: 0,
     connectionsActive: 0,
     streamsOpened: 0,
@@ -130,8 +143,10 @@ export class HboneServer {
       // messages over a 1500-MTU link stalls ~40 ms per message (loopback's MTU hides it).
       noDelay: true,
     });
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session, windows));
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      this.idle.get(stream.session as ServerHttp2Session)?.streamOpened(stream);
       stream.on('error', (err) => this.log.debug({ err: err.message }, 'HBONE stream error'));
       this.onStream(stream, headers).catch((err: unknown) => {
         // A stream that vanished mid-decision (session destroyed under it) must not take the process down.
@@ -141,6 +156,7 @@ export class HboneServer {
     });
     this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       this.counters.tlsErrors++;
+      if ((err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.counters.handshakeTimeouts++;
       this.log.info({ remote: socket.remoteAddress, err: err.message }, 'HBONE handshake failed');
     });
     this.server.on('sessionError', (err: Error) => this.log.debug({ err: err.message }, 'HBONE session error'));
@@ -215,7 +231,13 @@ export class HboneServer {
     this.sessions.add(session);
     this.counters.connectionsAccepted++;
     this.counters.connectionsActive++;
+    const idle = new IdleWatch(session, this.idleTimeoutMs, () => {
+      this.counters.idleTimeouts++;
+      this.log.info({ peer: peer.spiffeId, remote: socket.remoteAddress, idleMs: this.idleTimeoutMs }, 'HBONE connection idle (no open stream); closing it');
+    });
+    this.idle.set(session, idle);
     session.once('close', () => {
+      idle.stop();
       this.sessions.delete(session);
       this.counters.connectionsActive--;
     });
@@ -280,21 +302,33 @@ export class HboneServer {
       this.log.info({ peer: peer.spiffeId, authority, status, reason: decision.reason }, 'HBONE tunnel denied');
       return this.refuse(stream, status);
     }
+    // From here on the handler holds resources for this stream (its upstream, and whatever its
+    // onClose releases): every way out below ends the upstream and calls onClose exactly once.
     const upstream = decision.upstream;
+    const started = performance.now();
+    const unopened = (error: Error): void => {
+      abortSide(upstream);
+      decision.onClose?.({ bytesToUpstream: 0, bytesToDownstream: 0, error, clean: false, durationMs: performance.now() - started });
+    };
     if (upstream instanceof Socket && upstream.connecting) {
       const err = await connected(upstream);
       if (err) {
         this.log.info({ peer: peer.spiffeId, authority, err: err.message }, 'HBONE upstream unreachable');
-        abortSide(upstream);
+        unopened(err);
         return this.refuse(stream, 503);
       }
     }
     stream.off('close', onEarlyClose);
-    if (stream.closed || stream.destroyed) {
-      abortSide(upstream);
+    if (stream.closed || stream.destroyed || controller.signal.aborted) {
+      unopened(new Error('the tunnel stream was cancelled by the client before it was opened'));
       return;
     }
-    stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 });
+    try {
+      stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 });
+    } catch (err) {
+      unopened(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
     this.counters.streamsOpened++;
     this.counters.streamsActive++;
     splice(stream, upstream, (r) => {
@@ -303,6 +337,59 @@ export class HboneServer {
       this.counters.bytesToDownstream += r.bytesToDownstream;
       decision.onClose?.(r);
     });
+  }
+}
+
+/** Server side idle timeout: longer than the client pool's (60 s) so the client normally closes first. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 90_000;
+
+/**
+ * Closes a session that has had no open stream for `ms`: a peer that completed the handshake
+ * (or never sent the HTTP/2 preface) cannot hold a connection and its memory forever. Streams
+ * that are open keep the session alive however quiet they are (a tunnel may idle for hours).
+ */
+class IdleWatch {
+  private active = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly session: ServerHttp2Session,
+    private readonly ms: number,
+    private readonly onIdle: () => void,
+  ) {
+    this.arm();
+  }
+
+  streamOpened(stream: ServerHttp2Stream): void {
+    this.active++;
+    this.disarm();
+    stream.once('close', () => {
+      this.active--;
+      if (this.active === 0) this.arm();
+    });
+  }
+
+  stop(): void {
+    this.disarm();
+    this.active = -1;
+  }
+
+  private arm(): void {
+    if (this.active !== 0 || this.session.destroyed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.active !== 0 || this.session.destroyed) return;
+      this.onIdle();
+      this.session.close(); // GOAWAY; with no stream open the socket closes at once
+      const hard = setTimeout(() => this.session.destroy(), 1_000);
+      hard.unref();
+    }, this.ms);
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
 

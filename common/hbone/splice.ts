@@ -41,7 +41,10 @@ export function abortSide(d: Duplex, err?: Error): void {
     else d.destroy(err ?? new Error('the proxied connection was reset'));
     return;
   }
-  if (d instanceof Socket && !d.connecting) {
+  // Node (20) cannot reset a socket whose writable side was already ended: resetAndDestroy()
+  // then marks it destroyed but never closes the handle nor emits 'close' (an fd and every
+  // record waiting for that 'close' leak). Such a socket has sent its FIN; destroy it instead.
+  if (d instanceof Socket && !d.connecting && !d.writableEnded) {
     try {
       d.resetAndDestroy();
       return;
