@@ -1,6 +1,10 @@
 // Turns what a user sends or points at — YAML (one or many `---` documents), JSON (an object, an
 // array, or a `kind: List`) — into plain objects to validate. Errors name the document and line.
 import { parseAllDocuments } from 'yaml';
+import { findExcessiveNesting, MAX_NESTING_DEPTH } from './nesting';
+
+/** Most alias expansions (`*name`) one document may make: a "billion laughs" stops here. */
+export const MAX_ALIAS_COUNT = 100;
 
 export class DocumentError extends Error {
   constructor(message: string) {
@@ -25,6 +29,11 @@ function flatten(value: unknown, out: unknown[]): void {
 /** Parses YAML or JSON text (JSON is YAML) into resource objects; `source` names it in errors. */
 export function parseDocuments(text: string, source = 'input'): unknown[] {
   const out: unknown[] = [];
+  // The parser recurses per nesting level: refuse deep text before it can overflow the stack.
+  const deep = findExcessiveNesting(text, MAX_NESTING_DEPTH);
+  if (deep) {
+    throw new DocumentError(`${source}: nests more than ${MAX_NESTING_DEPTH} levels deep (line ${deep.line}); no resource needs that — check the brackets and indentation`);
+  }
   const docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, i) => {
@@ -33,7 +42,15 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
       const line = e.linePos?.[0].line;
       throw new DocumentError(`${source}: document ${i + 1}${line ? ` (line ${line})` : ''} is not valid YAML/JSON: ${e.message.split('\n')[0]}`);
     }
-    flatten(doc.toJS({ maxAliasCount: 100 }), out);
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      // the yaml library refuses alias expansion beyond maxAliasCount with a ReferenceError
+      const why = err instanceof Error ? err.message : String(err);
+      throw new DocumentError(`${source}: document ${i + 1} cannot be expanded: ${why} (at most ${MAX_ALIAS_COUNT} alias expansions per document)`);
+    }
+    flatten(value, out);
   });
   for (const [i, d] of out.entries()) {
     if (typeof d !== 'object' || d === null) throw new DocumentError(`${source}: item ${i + 1} is a ${typeof d}, not a resource object`);

@@ -245,14 +245,32 @@ export class ConfigApi {
   }
 
   private body(req: IncomingMessage): Promise<string> {
+    const tooLarge = (): HttpError => new HttpError(413, 'RequestEntityTooLarge', `the request body is larger than ${this.maxBody} bytes; split it into several applies`);
+    // Refused bodies are answered, not reset: the rest is read and discarded (bounded in time) so
+    // that closing the socket with unread data does not turn the 413 into a TCP reset.
+    const discard = (): void => {
+      req.removeAllListeners('data');
+      req.resume();
+      const cut = setTimeout(() => req.destroy(), 10_000);
+      cut.unref();
+      req.once('end', () => clearTimeout(cut));
+      req.once('close', () => clearTimeout(cut));
+    };
     return new Promise((resolve, reject) => {
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > this.maxBody) {
+        discard();
+        reject(tooLarge());
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > this.maxBody) {
-          reject(new HttpError(413, 'RequestEntityTooLarge', `the request body is larger than ${this.maxBody} bytes; split it into several applies`));
-          req.destroy();
+          chunks.length = 0;
+          discard();
+          reject(tooLarge());
           return;
         }
         chunks.push(c);
@@ -276,6 +294,7 @@ export class ConfigApi {
       res.end();
       return;
     }
+    if (body.code === 413) res.setHeader('connection', 'close'); // the rest of the body is discarded, not parsed
     json(res, body.code, body);
   }
 }

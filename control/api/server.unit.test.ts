@@ -215,4 +215,37 @@ describe('config API', () => {
     expect(err.status).toBe(404);
     expect(err.message).toMatch(/unknown resource "pods".*services/);
   });
+
+  it('refuses hostile documents with 400 and the reason, and keeps serving after many tries', async () => {
+    const post = (body: string): Promise<Response> => rawFetch('/v1/apply', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' }, body });
+    const laughs = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)].join('\n');
+    for (let k = 0; k < 10; k++) {
+      for (const body of ['['.repeat(1_000) + ']'.repeat(1_000), '['.repeat(10_000) + ']'.repeat(10_000), '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000), laughs]) {
+        const res = await post(body);
+        const status = (await res.json()) as { code: number; reason: string; message: string };
+        expect(res.status, status.message).toBe(400);
+        expect(status.message).toMatch(/nests more than 64 levels|alias expansions/);
+      }
+    }
+    expect((await rawFetch('/healthz/ready')).status).toBe(200);
+  });
+
+  it('answers 413 (not a reset) to a body over the limit, declared or chunked', async () => {
+    const big = Buffer.alloc(9 * 1024 * 1024, 0x61);
+    const declared = await rawFetch('/v1/apply', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: big });
+    expect(declared.status).toBe(413);
+    expect(((await declared.json()) as { reason: string }).reason).toBe('RequestEntityTooLarge');
+    // no content-length: a stream of chunks that passes the limit midway
+    let sent = 0;
+    const chunked = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= big.length) return c.close();
+        c.enqueue(big.subarray(sent, sent + 256 * 1024));
+        sent += 256 * 1024;
+      },
+    });
+    const streamed = await rawFetch('/v1/apply', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: chunked, duplex: 'half' } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect((await rawFetch('/healthz/ready')).status).toBe(200);
+  });
 });

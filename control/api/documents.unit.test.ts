@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { DocumentError, MAX_ALIAS_COUNT, parseDocuments } from './documents';
+import { findExcessiveNesting, MAX_NESTING_DEPTH } from './nesting';
+
+const laughs = [
+  'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+  ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(',')}]`),
+].join('\n');
+
+function refused(text: string): DocumentError {
+  try {
+    parseDocuments(text, 'request body');
+  } catch (err) {
+    if (err instanceof DocumentError) return err;
+    throw err;
+  }
+  throw new Error('expected the document to be refused');
+}
+
+describe('parseDocuments limits', () => {
+  it('refuses deep flow nesting (JSON or YAML) with the reason, every time, without overflowing', () => {
+    // [x1000 once answered "Maximum call stack size exceeded", and a later try aborted the
+    // process (FATAL ERROR: RegExpCompiler Allocation failed); x10000 crashed it at once.
+    for (let k = 0; k < 20; k++) {
+      for (const depth of [1_000, 10_000]) {
+        expect(refused('['.repeat(depth) + ']'.repeat(depth)).message).toMatch(/nests more than 64 levels deep \(line 1\)/);
+        expect(refused('{"a":'.repeat(depth) + '1' + '}'.repeat(depth)).message).toMatch(/nests more than/);
+      }
+    }
+  });
+
+  it('refuses deep block nesting: indentation and compact "- - -" sequences', () => {
+    let block = '';
+    for (let i = 0; i < 1_000; i++) block += `${' '.repeat(i)}a:\n`;
+    expect(refused(block).message).toMatch(/nests more than 64 levels deep \(line 6\d\)/);
+    expect(refused(`${'- '.repeat(1_000)}x\n`).message).toMatch(/nests more than/);
+    expect(refused(`kind: List\nitems:\n${'  '.repeat(1)}- ${'[ '.repeat(100)}`).message).toMatch(/line 3/);
+  });
+
+  it('refuses a billion laughs with 400-class DocumentError naming the alias limit', () => {
+    expect(refused(laughs).message).toMatch(new RegExp(`alias.*at most ${MAX_ALIAS_COUNT} alias expansions`, 's'));
+  });
+
+  it('accepts nesting up to the limit and ordinary resources', () => {
+    const d = MAX_NESTING_DEPTH - 1;
+    expect(parseDocuments(`x: ${'['.repeat(d - 1)}${']'.repeat(d - 1)}`)).toHaveLength(1);
+    const yaml = `apiVersion: v1
+kind: AuthorizationPolicy
+metadata: {name: p, namespace: shop}   # a comment with [[[[ brackets
+spec:
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/a/sa/[weird", 'it''s {fine']
+    to:
+    - operation:
+        ports: ["80"]
+  description: |
+    text with [ unbalanced { brackets
+`;
+    expect(parseDocuments(yaml)).toHaveLength(1);
+    expect(findExcessiveNesting(yaml)).toBeUndefined();
+    // a few aliases are fine
+    expect(parseDocuments('a: &x {k: v}\nb: *x\nc: *x\n')).toEqual([{ a: { k: 'v' }, b: { k: 'v' }, c: { k: 'v' } }]);
+  });
+
+  it('scans 8 MiB of flat text quickly', () => {
+    const text = 'k: [1, 2, "three", {a: b}]\n'.repeat(300_000);
+    const t0 = performance.now();
+    expect(findExcessiveNesting(text)).toBeUndefined();
+    expect(performance.now() - t0).toBeLessThan(2_000);
+  });
+});
