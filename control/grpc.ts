@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log';
+import { bearerTokenOf } from './api/token';
 import { addCertificateService, servingCredentials, type CertificateServiceOptions } from './ca/service';
 import type { NodeAuthenticator } from './ca/tokens';
 import type { DeltaCall } from './xds/delta-server';
@@ -144,7 +145,7 @@ export class ControlGrpcServer {
       call.emit('error', { code: grpc.status.UNAUTHENTICATED, details });
     };
     const header = call.metadata.get('authorization')[0];
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(String(header ?? ''))?.[1];
+    const token = bearerTokenOf(typeof header === 'string' ? header : undefined);
     if (!token) {
       refuse("no node credential: send metadata 'authorization: Bearer <node token>' (issue one with 'nodemesh ca issue-node-token --node <name>')");
       return;

@@ -40,12 +40,21 @@ export function readToken(path: string): string {
   return token;
 }
 
-/** True when the Authorization header carries `Bearer <token>`. */
+/**
+ * The token of an `Authorization: Bearer <token>` header, or undefined. The scheme is matched
+ * case-insensitively on purpose: RFC 7235 §2.1 (to which RFC 6750 defers) makes auth-schemes
+ * case-insensitive, so `bearer` and `BEARER` are the same credential; the token itself is exact.
+ */
+export function bearerTokenOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+}
+
+/** True when the Authorization header carries `Bearer <token>` (constant-time comparison). */
 export function bearerMatches(header: string | undefined, token: string): boolean {
-  if (!header) return false;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) return false;
-  const a = Buffer.from(m[1]);
+  const presented = bearerTokenOf(header);
+  if (presented === undefined) return false;
+  const a = Buffer.from(presented);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -18,6 +18,7 @@
 //   The first request of a type is always answered, with an empty response if nothing differs,
 //   so the client knows it is in sync.
 import type { DeltaDiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { assertNodeBinding } from './node-binding';
 import { XdsRequestError } from './request-error';
 import type { XdsResource } from './resource';
 import { clientOf, type ClientInfo, type ResourceChange, type ResourceSource } from './source';
@@ -125,6 +126,7 @@ export class DeltaStreamState {
 
   handleRequest(request: DeltaDiscoveryRequest): RequestResult {
     if (!this.clientInfo) {
+      if (this.authenticatedNode !== undefined) assertNodeBinding(request.node, this.authenticatedNode);
       this.clientInfo = clientOf(request.node, this.peer, this.authenticatedNode);
     }
     const typeUrl = request.typeUrl;

@@ -149,7 +149,7 @@ export class AdsStreams<F extends AdsFrame, S extends AdsStreamState<F>> {
         const message = err instanceof XdsRequestError ? err.message : `cannot handle the request: ${String(err)}`;
         log.warn({ err: message }, 'xds request refused; ending the stream');
         close('bad request');
-        call.emit('error', { code: status.INVALID_ARGUMENT, details: message });
+        call.emit('error', { code: err instanceof XdsRequestError ? err.code : status.INVALID_ARGUMENT, details: message });
         return;
       }
       if (subscription) {

@@ -73,4 +73,32 @@ describe('the xDS component in the control plane', () => {
     local.send({ typeUrl: ADDRESS_TYPE_URL });
     expect((await local.next()).resources.map((r) => r.name)).toEqual(['Workload/default/web-1']);
   });
+
+  it("refuses node1's token with a node id or NODE_NAME claiming node2 (PERMISSION_DENIED), accepts its own", async () => {
+    const running = xds.grpc!;
+    const creds = grpc.credentials.createSsl(Buffer.from(running.trustBundlePem!));
+    const tlsAddress = `localhost:${running.ports.tls}`;
+    const tokens = NodeTokens.forDataDir(dir);
+    const token1 = tokens.issue('node1');
+    tokens.issue('node2');
+    const stream = (scheme: string, node: { id: string; metadata?: Record<string, unknown> }): DeltaClient => {
+      const md = new grpc.Metadata();
+      md.set('authorization', `${scheme} ${token1}`);
+      const c = new DeltaClient(tlsAddress, creds, {}, md);
+      clients.push(c);
+      c.send({ typeUrl: ADDRESS_TYPE_URL, node: node as never });
+      return c;
+    };
+    await expect(stream('Bearer', { id: 'node-proxy~node2' }).next()).rejects.toThrow(/stream failed: 7 .*belongs to node "node1".*claims node "node2"/);
+    await expect(stream('Bearer', { id: 'node-proxy~node1', metadata: { NODE_NAME: 'node2' } }).next()).rejects.toThrow(/stream failed: 7 /);
+    await expect(stream('Bearer', { id: 'x', metadata: { NODE_NAME: 'node2' } }).next()).rejects.toThrow(/stream failed: 7 /);
+    // its own node id, in any case of the scheme (RFC 7235: the auth-scheme is case-insensitive)
+    for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+      const own = stream(scheme, { id: 'node-proxy~node1', metadata: { NODE_NAME: 'node1', ROLE: 'node-proxy' } });
+      expect((await own.next()).typeUrl).toBe(ADDRESS_TYPE_URL);
+    }
+    // a waypoint on node1 names no node in its id: accepted
+    expect((await stream('Bearer', { id: 'waypoint~10.200.1.201~waypoint.demo~demo.svc.cluster.local' }).next()).typeUrl).toBe(ADDRESS_TYPE_URL);
+    await expect(stream('Basic', { id: 'node-proxy~node1' }).next()).rejects.toThrow(/stream failed: 16 /);
+  });
 });
