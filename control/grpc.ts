@@ -5,9 +5,11 @@
 //          insecure channel credentials. Loopback only unless explicitly opened up.
 // Both serve the same resources through one DeltaAdsServer; the certificate service is never on
 // the plaintext port (node tokens must not cross the network in the clear).
+import type { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
+import { listenerTimeouts, type ListenerTimeouts } from './metrics';
 import { createLogger, type Logger } from '../common/log';
 import { bearerTokenOf } from './api/token';
 import { addCertificateService, servingCredentials, type CertificateServiceOptions } from './ca/service';
@@ -55,7 +57,23 @@ export interface ControlGrpcServerOptions {
   readonly logger?: Logger;
   /** Override gRPC server options, e.g. `grpc.keepalive_time_ms` (defaults: XDS_SERVER_KEEPALIVE). */
   readonly serverOptions?: grpc.ServerOptions;
+  /** Handshake and idle timeouts (defaults: XDS_LISTENER_LIMITS). */
+  readonly limits?: Partial<ListenerLimits>;
 }
+
+export interface ListenerLimits {
+  /** Drop a TLS connection whose handshake has not finished by then (15012). */
+  readonly handshakeTimeoutMs: number;
+  /** Close a connection with no call in progress for this long (grpc.max_connection_idle_ms). */
+  readonly idleTimeoutMs: number;
+}
+
+/**
+ * 15012 is reachable from every pod: a peer that opens TCP connections and never completes TLS
+ * (Node's default handshake timeout is 120 s) or never makes a call must not hold them. Node
+ * proxies keep their ADS stream open, so the idle timeout only closes connections left unused.
+ */
+export const XDS_LISTENER_LIMITS: ListenerLimits = { handshakeTimeoutMs: 10_000, idleTimeoutMs: 300_000 };
 
 /**
  * HTTP/2 keepalive towards proxies (docs/xds.md, "Keepalive"): the same values as the clients'
@@ -90,6 +108,32 @@ function bind(server: grpc.Server, listen: Listen, credentials: grpc.ServerCrede
   });
 }
 
+/**
+ * grpc-js builds its TLS server from the credentials' constructor options and offers no setting
+ * for the handshake timeout: add Node's own `handshakeTimeout` to those options (the test in
+ * test/xds/limits.unit.test.ts notices if a grpc-js upgrade stops honouring it).
+ */
+function withHandshakeTimeout(credentials: grpc.ServerCredentials, ms: number): grpc.ServerCredentials {
+  const options = credentials._getConstructorOptions();
+  if (!options) throw new Error('xDS over TLS needs secure server credentials');
+  Object.assign(options, { handshakeTimeout: ms });
+  return credentials;
+}
+
+/** Counts handshake timeouts on the gRPC server's TLS listeners (grpc-js keeps them private). */
+function countHandshakeTimeouts(server: grpc.Server, counter: ListenerTimeouts, log: Logger): void {
+  const listeners = (server as unknown as { http2Servers?: unknown }).http2Servers; // grpc-js 1.14 internals, checked below
+  if (!(listeners instanceof Map)) {
+    log.warn('cannot count TLS handshake timeouts on 15012 (grpc-js internals changed); the timeout still applies');
+    return;
+  }
+  for (const h of listeners.keys() as Iterable<EventEmitter>) {
+    h.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') counter.inc({ listener: 'xds-tls', kind: 'handshake' });
+    });
+  }
+}
+
 export class ControlGrpcServer {
   readonly delta: DeltaAdsServer;
   private readonly servers: grpc.Server[] = [];
@@ -118,15 +162,18 @@ export class ControlGrpcServer {
       );
     }
     try {
+      const limits = { ...XDS_LISTENER_LIMITS, ...this.options.limits };
+      const limited: grpc.ServerOptions = { ...SERVER_OPTIONS, 'grpc.max_connection_idle_ms': limits.idleTimeoutMs, ...this.options.serverOptions };
       if (tls) {
-        const server = new grpc.Server({ ...SERVER_OPTIONS, ...this.options.serverOptions });
+        const server = new grpc.Server(limited);
         server.addService(adsServiceDefinition, tlsAds);
         this.options.tlsServices?.(server);
         this.servers.push(server);
-        this.ports.tls = await bind(server, tls, tls.credentials, 'xDS over TLS');
+        this.ports.tls = await bind(server, tls, withHandshakeTimeout(tls.credentials, limits.handshakeTimeoutMs), 'xDS over TLS');
+        if (this.options.registry) countHandshakeTimeouts(server, listenerTimeouts(this.options.registry), this.logger);
       }
       if (plaintext) {
-        const server = new grpc.Server({ ...SERVER_OPTIONS, ...this.options.serverOptions });
+        const server = new grpc.Server(limited);
         server.addService(adsServiceDefinition, ads);
         this.servers.push(server);
         this.ports.plaintext = await bind(server, plaintext, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
@@ -197,6 +244,7 @@ export interface ControlGrpcOptions {
   readonly sotw?: (call: SotwCall) => void;
   readonly registry?: Registry;
   readonly logger?: Logger;
+  readonly limits?: Partial<ListenerLimits>;
 }
 
 /** The running gRPC side: the workload API cache, its publisher, and the servers. */
@@ -238,6 +286,7 @@ export async function startControlGrpc(options: ControlGrpcOptions): Promise<Con
     sotw: options.sotw,
     registry: options.registry,
     logger,
+    limits: options.limits,
   });
   let ports: { tls?: number; plaintext?: number };
   publisher.start();

@@ -7,12 +7,14 @@
 //   NODEMESH_XDS_PLAINTEXT_LISTEN  plaintext listen, or "off"   (default 127.0.0.1:15010)
 //   NODEMESH_XDS_PLAINTEXT_REMOTE  "1": allow a non-loopback plaintext address
 //   NODEMESH_XDS_REQUIRE_NODE_TOKEN "1": ADS on 15012 needs `authorization: Bearer <node token>`
+//   NODEMESH_XDS_HANDSHAKE_TIMEOUT_MS  TLS handshake timeout on 15012 (default 10000)
+//   NODEMESH_XDS_IDLE_TIMEOUT_MS   close connections with no call for this long (default 300000)
 //   NODEMESH_TRUST_DOMAIN          trust domain                 (default cluster.local)
 //   NODEMESH_ROOT_NAMESPACE        mesh-wide policy namespace   (default nodemesh-system)
 import { hostname, networkInterfaces } from 'node:os';
 import { openCertificateService } from '../ca/setup';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
-import { startControlGrpc, XDS_PLAINTEXT_PORT, XDS_TLS_PORT, type ControlGrpc } from '../grpc';
+import { startControlGrpc, XDS_LISTENER_LIMITS, XDS_PLAINTEXT_PORT, XDS_TLS_PORT, type ControlGrpc } from '../grpc';
 import { parseListen } from '../listen';
 import { DEFAULT_TRANSLATE_OPTIONS } from '../workload/translate';
 import type { SotwCall } from './service';
@@ -30,6 +32,14 @@ function localAddresses(): string[] {
   const out = new Set<string>(['127.0.0.1', '::1']);
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address.split('%')[0]!);
   return [...out];
+}
+
+function positiveMs(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const ms = Number(text);
+  if (!Number.isInteger(ms) || ms <= 0) throw new Error(`${name} must be a positive number of milliseconds, got "${text}"`);
+  return ms;
 }
 
 export class XdsComponent implements ControlPlaneComponent {
@@ -71,6 +81,10 @@ export class XdsComponent implements ControlPlaneComponent {
       sotw: this.options.sotw,
       registry: cp.registry,
       logger,
+      limits: {
+        handshakeTimeoutMs: positiveMs(env, 'NODEMESH_XDS_HANDSHAKE_TIMEOUT_MS') ?? XDS_LISTENER_LIMITS.handshakeTimeoutMs,
+        idleTimeoutMs: positiveMs(env, 'NODEMESH_XDS_IDLE_TIMEOUT_MS') ?? XDS_LISTENER_LIMITS.idleTimeoutMs,
+      },
     });
   }
 
