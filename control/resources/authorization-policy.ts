@@ -3,7 +3,7 @@
 // L4 fields (principals, namespaces, ipBlocks, ports) are enforced by the node proxy; L7 fields
 // (methods, paths, hosts, request headers) need a waypoint.
 import { z } from 'zod';
-import { dnsSubdomain, dnsLabel, ipOrCidr, labelMap, portString } from './fields';
+import { cidrProblem, dnsSubdomain, dnsLabel, ipOrCidr, labelMap, portString } from './fields';
 import type { Resource } from './meta';
 
 /** Istio match strings: exact, `*`, `prefix*` or `*suffix`. */
@@ -55,7 +55,20 @@ export const condition = z
     values: strings.optional(),
     notValues: strings.optional(),
   })
-  .refine((c) => c.values !== undefined || c.notValues !== undefined, { message: 'needs values or notValues' });
+  .refine((c) => c.values !== undefined || c.notValues !== undefined, { message: 'needs values or notValues' })
+  .superRefine((c, ctx) => {
+    // Address and port keys become L4 matches: their values must be what the key holds, or the
+    // translation (and every node proxy receiving it) would have to refuse the policy later.
+    const ipKey = c.key === 'source.ip' || c.key === 'remote.ip' || c.key === 'destination.ip';
+    const portKey = c.key === 'destination.port';
+    if (!ipKey && !portKey) return;
+    for (const field of ['values', 'notValues'] as const) {
+      (c[field] ?? []).forEach((v, i) => {
+        if (ipKey && cidrProblem(v) !== undefined) ctx.addIssue({ code: 'custom', path: [field, i], message: `${c.key} values must be IP addresses or CIDRs such as 10.0.0.0/8` });
+        if (portKey && !(/^\d{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65535)) ctx.addIssue({ code: 'custom', path: [field, i], message: 'destination.port values must be port numbers from 1 to 65535, e.g. "8080"' });
+      });
+    }
+  });
 export type Condition = z.output<typeof condition>;
 
 export const rule = z.strictObject({

@@ -87,6 +87,12 @@ describe('validateResource', () => {
     expect(rejection(ap({ rules: [{ to: [{ operation: { ports: [8080] } }] }] })).issues[0].path).toBe('spec.rules[0].to[0].operation.ports[0]');
     expect(rejection(ap({ rules: [{ from: [{ source: { principals: ['a*b'] } }] }] })).issues[0].path).toBe('spec.rules[0].from[0].source.principals[0]');
     expect(rejection(ap({ rules: [{ when: [{ key: 'source.bogus', values: ['x'] }] }] })).issues[0].path).toBe('spec.rules[0].when[0].key');
+    // address and port keys hold addresses and ports (found by fuzz/targets/translate: source.ip "*"
+    // was accepted and then threw in the translation)
+    expect(rejection(ap({ rules: [{ when: [{ key: 'source.ip', values: ['*'] }] }] })).issues[0].path).toBe('spec.rules[0].when[0].values[0]');
+    expect(rejection(ap({ rules: [{ when: [{ key: 'destination.ip', notValues: ['10.0.0.0/8', 'x'] }] }] })).issues[0].path).toBe('spec.rules[0].when[0].notValues[1]');
+    expect(rejection(ap({ rules: [{ when: [{ key: 'destination.port', values: ['http'] }] }] })).issues[0].message).toMatch(/port numbers/);
+    validateResource(ap({ rules: [{ when: [{ key: 'remote.ip', values: ['10.0.0.1', 'fd00::/8'] }, { key: 'destination.port', values: ['8080'] }, { key: 'source.namespace', values: ['*'] }] }] }));
     expect(rejection(ap({ selector: { matchLabels: { a: 'b' } }, targetRefs: [{ kind: 'Service', name: 'web' }] })).issues[0].path).toBe('spec.targetRefs');
   });
 

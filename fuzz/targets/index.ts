@@ -1,0 +1,9 @@
+// Every fuzz target, in the order the runners take them.
+import type { FuzzTarget } from '../target';
+import { configTarget } from './config';
+import { hboneTarget } from './hbone';
+import { policyTarget } from './policy';
+import { translateTarget } from './translate';
+import { xdsNodeProxyTarget, xdsWaypointTarget } from './xds';
+
+export const TARGETS: readonly FuzzTarget[] = [configTarget, xdsNodeProxyTarget, xdsWaypointTarget, hboneTarget, policyTarget, translateTarget];
