@@ -27,6 +27,8 @@ const commands: Record<string, () => Promise<Command>> = {
   'proxy-config': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyConfigCommand)),
   waypoint: async () => withLabDialer(import('../waypoint/cli.js').then((m) => m.waypointCommand)),
   version: async () => withLabDialer(import('../control/cmd/version.js').then((m) => m.versionCommand)),
+  analyze: async () => withLabDialer(import('../control/cmd/analyze.js').then((m) => m.analyzeCommand)),
+  'proxy-status': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyStatusCommand)),
   completion: async () => completionCommand,
   install: async () => (await import('../helm/install/cli.js')).installCommand,
 };

@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { CliError, type Command } from '../../cli/command';
 import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from '../cmd/context';
+import { formatTable } from '../../common/table';
 import { waypointBootstrap } from './bootstrap';
 import type { XdsClientDump, XdsTypeDump } from './debug';
 
@@ -138,5 +139,50 @@ export async function runProxyConfig(argv: string[], ctx: CliContext = processCo
   }
   return 0;
 }
+
+const PROXY_STATUS_HELP = `usage: nodemesh proxy-status [-o table|json] [connection options]
+
+One line per proxy connected to the control plane over xDS — node proxies (workload API, delta),
+waypoints and proxyless gRPC clients (Envoy types) — and, per resource type, whether it has
+acknowledged what it was last sent: SYNCED, STALE (sent, not yet acknowledged), NACKED (the
+proxy rejected it: see 'nodemesh proxy-config xds --client ID'), NOT SENT; delta streams show how
+many resources were sent.
+
+${CONNECTION_HELP}`;
+
+/** One type's state for proxy-status. */
+export function syncState(t: XdsTypeDump | { wildcard: boolean; names: string[]; sent: number }): string {
+  if (!('typeUrl' in t)) return `SENT ${t.sent}`;
+  if (t.rejected && (!t.acked || t.rejected.version !== t.acked.version)) return 'NACKED';
+  if (!t.sent) return 'NOT SENT';
+  return t.acked?.version === t.sent.version ? 'SYNCED' : 'STALE';
+}
+
+export function proxyStatusTable(clients: readonly XdsClientDump[]): string {
+  if (clients.length === 0) return 'no proxies connected\n';
+  const shorts = [...new Set(clients.flatMap((c) => Object.keys(c.types)))].sort();
+  const rows = clients.map((c) => [c.nodeId || '(no node id)', c.api, c.view, c.peer, ...shorts.map((s) => (c.types[s] ? syncState(c.types[s]) : '-'))]);
+  return formatTable(['PROXY', 'API', 'VIEW', 'PEER', ...shorts.map((s) => s.toUpperCase())], rows);
+}
+
+export async function runProxyStatus(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  const { values } = parse('proxy-status', argv, { ...connectionOptions, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, false);
+  if (values.help) return (ctx.stdout.write(PROXY_STATUS_HELP + '\n'), 0);
+  const output = values.output ?? 'table';
+  if (output !== 'table' && output !== 'json') throw new CliError(`proxy-status: -o must be table or json, not "${output}"`, 2);
+  let body: { clients: XdsClientDump[] };
+  try {
+    body = await clientFrom(values, ctx).debug<{ clients: XdsClientDump[] }>('xds');
+  } catch (err) {
+    throw new CliError(`proxy-status: ${(err as Error).message}`, 1);
+  }
+  if (output === 'json') {
+    const rows = body.clients.map((c) => ({ proxy: c.nodeId, api: c.api, view: c.view, peer: c.peer, types: Object.fromEntries(Object.entries(c.types).map(([k, t]) => [k, syncState(t)])) }));
+    ctx.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+  } else ctx.stdout.write(proxyStatusTable(body.clients));
+  return 0;
+}
+
+export const proxyStatusCommand: Command = { name: 'proxy-status', summary: 'every proxy connected over xDS and whether it acknowledged its config', run: (argv) => runProxyStatus(argv) };
 
 export const proxyConfigCommand: Command = { name: 'proxy-config', summary: 'what xDS clients were sent and acknowledged', run: (argv) => runProxyConfig(argv) };

@@ -285,3 +285,27 @@ describe('the CLI itself: help, version, usage errors, completion', () => {
     expect((await nm(['completion', 'fish'])).code).toBe(2);
   });
 });
+
+describe('analyze and proxy-status against a running control plane', () => {
+  it('analyze names a route whose Service was deleted (exit 1) and is clean of it once the route is gone', async () => {
+    const temp = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'temp' }, spec: { selector: { app: 'temp' }, ports: [{ port: 80 }] } };
+    const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'dangling' }, spec: { parentRefs: [{ name: 'temp' }], rules: [{ backendRefs: [{ name: 'temp', port: 80 }] }] } };
+    expect((await nm(['apply', '-n', 'shop', '-f', '-'], { stdin: [temp, route].map((d) => JSON.stringify(d)).join('\n---\n') })).code).toBe(0);
+    expect((await nm(['delete', 'svc', 'temp', '-n', 'shop'])).code).toBe(0);
+    const bad = await nm(['analyze']);
+    expect(bad.code, bad.stderr).toBe(1);
+    expect(bad.stdout).toMatch(/^Error\s+NM0101\s+HTTPRoute\/shop\/dangling\s+parentRef Service shop\/temp does not exist/m);
+    expect(bad.stdout).toMatch(/^Error\s+NM0102\s+HTTPRoute\/shop\/dangling\s+rules\[0\] backendRef Service shop\/temp does not exist/m);
+    const json = JSON.parse((await nm(['analyze', '-o', 'json'])).stdout) as { code: string; resource: string }[];
+    expect(json.filter((f) => f.resource === 'HTTPRoute/shop/dangling').map((f) => f.code)).toEqual(['NM0101', 'NM0102']);
+    await nm(['delete', 'httproute', 'dangling', '-n', 'shop']);
+    const after = JSON.parse((await nm(['analyze', '-o', 'json'])).stdout) as { resource: string }[];
+    expect(after.filter((f) => f.resource === 'HTTPRoute/shop/dangling')).toEqual([]);
+  });
+
+  it('proxy-status with no proxy connected says so', async () => {
+    const res = await nm(['proxy-status']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toBe('no proxies connected\n');
+  });
+});

@@ -3,10 +3,12 @@
 // the set-up step prepared) and succeed; a detached command that cannot start is reported as a
 // failure, with its log, instead of "started".
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { privilegedDescribe } from '../support/privileged';
-import { cli, leftovers } from './support';
+import { cli, leftovers, repoRoot } from './support';
 
 const LAB = 'nmhint';
 
@@ -16,10 +18,18 @@ interface Ran {
   stderr: string;
 }
 
+// The set-up step points /usr/local/bin/nodemesh at the checkout that ran it last. Where several
+// checkouts share a machine, the lines run with this checkout's command first on the PATH — the
+// very wrapper this checkout's set-up step writes (in CI, one clone: the same file).
+const binDir = mkdtempSync(join(tmpdir(), 'nm-hints-bin-'));
+writeFileSync(join(binDir, 'nodemesh'), `#!/bin/sh\nexec '${process.execPath}' '${join(repoRoot, 'dist', 'cli', 'main.js')}' "$@"\n`);
+chmodSync(join(binDir, 'nodemesh'), 0o755);
+const PATH = `${binDir}:${process.env.PATH ?? ''}`;
+
 /** Runs one line as a user's shell would (`sh -c LINE`, the caller's environment), bounded in time. */
 function shell(line: string, timeoutMs: number): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -45,12 +55,18 @@ const explain = (line: string, r: Ran): string => `'${line}' exited ${r.code}\ns
 
 privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
   afterAll(async () => {
+    rmSync(binDir, { recursive: true, force: true });
     await cli(['lab', 'down', '--lab', LAB], 120_000);
     expect(await leftovers(LAB)).toEqual([]);
   }, 150_000);
 
   it('nodemesh is a command on the PATH, put there by the set-up step', async () => {
-    const where = await shell('command -v nodemesh', 5_000);
+    const where = await new Promise<Ran>((resolve) => {
+      const child = spawn('sh', ['-c', 'command -v nodemesh'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr: '' }));
+    });
     expect(where.code, 'no nodemesh on the PATH: the set-up step (bash scripts/setup.sh) installs it').toBe(0);
     expect(readFileSync(where.stdout.trim(), 'utf8')).toContain('# nodemesh command, written by scripts/setup.sh');
     const help = await shell('nodemesh --help', 10_000);
@@ -81,6 +97,19 @@ privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
         expect(r.stderr).toMatch(/nm-no-such-command/);
         expect(r.stderr).toMatch(/not found/);
         expect(r.stdout).toBe('');
+      }
+      if (variant === '') {
+        // The mesh as istioctl users inspect it: every node proxy and the waypoint connected and in
+        // sync, and nothing wrong with the demo's configuration.
+        const status = await shell(`nodemesh proxy-status --lab ${LAB}`, 30_000);
+        expect(status.code, explain('proxy-status', status)).toBe(0);
+        for (const proxy of ['node-proxy~node1', 'node-proxy~node2', 'waypoint~']) expect(status.stdout).toContain(proxy);
+        expect(status.stdout).not.toMatch(/NACKED|STALE/);
+        const analysis = await shell(`nodemesh analyze --lab ${LAB}`, 30_000);
+        expect(analysis.code, explain('analyze', analysis)).toBe(0);
+        expect(analysis.stdout).toMatch(/^no problems found in \d+ resources$/m);
+        const version = await shell(`nodemesh version --lab ${LAB}`, 30_000);
+        expect(version.stdout).toMatch(/^server: nodemesh \S+ \(commit /m);
       }
       const r = await shell(down, 120_000);
       expect(r.code, explain(down, r)).toBe(0);
