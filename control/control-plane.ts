@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log';
 import { ConfigApi } from './api/server';
+import type { NodeAuthenticator } from './ca/tokens';
 import { loadOrCreateToken, TOKEN_FILE } from './api/token';
 import { formatListen, parseListen, type ListenAddress } from './listen';
 import { createControlRegistry } from './metrics';
@@ -40,6 +41,8 @@ export interface ControlPlaneOptions {
   logger?: Logger;
   /** Use this store instead of opening the file store under dataDir. */
   store?: ConfigStore;
+  /** Who may obtain certificates (default: the node tokens under dataDir). Kubernetes: TokenReview. */
+  nodes?: NodeAuthenticator;
   components?: readonly ControlPlaneComponent[];
 }
 
@@ -68,6 +71,11 @@ export class ControlPlane {
     if (this.running) throw new Error(`cannot add component ${component.name}: the control plane is already running`);
     this.components.push(component);
     return this;
+  }
+
+  /** The node credential check the certificate service uses, when not the data dir's node tokens. */
+  get nodeAuthenticator(): NodeAuthenticator | undefined {
+    return this.opts.nodes;
   }
 
   get store(): ConfigStore {

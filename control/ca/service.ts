@@ -10,7 +10,7 @@ import { formatSpiffeId } from '../../common/identity/spiffe';
 import { CaError, requestedIdentity, type CertificateAuthority, type ServingCertificate } from './authority';
 import { caMetrics, type RefusalReason } from './metrics';
 import type { WorkloadPlacement } from './placement';
-import type { NodeAuthenticator } from './tokens';
+import { CallerRefusedError, type Caller, type NodeAuthenticator } from './tokens';
 
 export interface CertificateServiceOptions {
   readonly ca: CertificateAuthority;
@@ -40,6 +40,22 @@ function bearerToken(metadata: grpc.Metadata): string {
   return m[1] as string;
 }
 
+async function authenticateCaller(nodes: NodeAuthenticator, token: string): Promise<Caller> {
+  if (nodes.authenticateCaller) {
+    try {
+      return await nodes.authenticateCaller(token);
+    } catch (err) {
+      if (err instanceof CallerRefusedError) throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', err.message);
+      throw err;
+    }
+  }
+  const node = await nodes.authenticate(token);
+  if (node === undefined) {
+    throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', 'the node token is not known to this control plane (revoked, replaced by a newer one, or issued for another data dir); issue a new one with nodemesh ca issue-node-token');
+  }
+  return { node, who: `node '${node}'` };
+}
+
 /** The handler, separate from the grpc.Server so it can be mounted on any server. */
 export function certificateServiceHandlers(options: CertificateServiceOptions): CertificateServiceServer {
   const { ca, nodes, placement } = options;
@@ -48,10 +64,8 @@ export function certificateServiceHandlers(options: CertificateServiceOptions): 
 
   async function handle(call: grpc.ServerUnaryCall<{ csr: string; ttlSeconds: number }, unknown>): Promise<CreateCertificateResponse> {
     const token = bearerToken(call.metadata);
-    const node = await nodes.authenticate(token);
-    if (node === undefined) {
-      throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', 'the node token is not known to this control plane (revoked, replaced by a newer one, or issued for another data dir); issue a new one with nodemesh ca issue-node-token');
-    }
+    const caller = await authenticateCaller(nodes, token);
+    const node = caller.node;
     let identity;
     try {
       identity = requestedIdentity(call.request.csr);
@@ -60,6 +74,13 @@ export function certificateServiceHandlers(options: CertificateServiceOptions): 
       throw err;
     }
     const spiffeId = formatSpiffeId(identity);
+    if (caller.only && (caller.only.namespace !== identity.namespace || caller.only.serviceAccount !== identity.serviceAccount)) {
+      throw new Refusal(
+        grpc.status.PERMISSION_DENIED,
+        'permission_denied',
+        `${caller.who} may only obtain a certificate for its own service account ${caller.only.namespace}/${caller.only.serviceAccount}, not ${spiffeId}`,
+      );
+    }
     if (!placement(identity, node)) {
       throw new Refusal(
         grpc.status.PERMISSION_DENIED,

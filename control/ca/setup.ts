@@ -10,12 +10,14 @@ import { CertificateAuthority } from './authority';
 import type { OperatorCaFiles } from './material';
 import { placementFromSnapshot } from './placement';
 import type { CertificateServiceOptions } from './service';
-import { NodeTokens } from './tokens';
+import { NodeTokens, type NodeAuthenticator } from './tokens';
 
 export interface CertificateServiceSetup {
   readonly dataDir: string;
   /** The store's current snapshot (e.g. () => cp.store.snapshot()). */
   readonly snapshot: () => Snapshot;
+  /** Node credentials (default: the node tokens under dataDir). */
+  readonly nodes?: NodeAuthenticator;
   readonly trustDomain?: string;
   readonly operator?: OperatorCaFiles;
   readonly defaultTtlSeconds?: number;
@@ -36,7 +38,7 @@ export async function openCertificateService(setup: CertificateServiceSetup): Pr
   setup.logger?.info({ trustDomain, source: ca.material.source, root: ca.trustBundle.roots.map((r) => r.fingerprint256) }, 'certificate authority ready');
   return {
     ca,
-    nodes: NodeTokens.forDataDir(setup.dataDir),
+    nodes: setup.nodes ?? NodeTokens.forDataDir(setup.dataDir),
     placement: placementFromSnapshot(setup.snapshot, trustDomain),
     registry: setup.registry,
     logger: setup.logger,

@@ -19,6 +19,31 @@ interface TokenFile {
 /** Who a node credential belongs to; `undefined` when it is unknown. May be async (e.g. TokenReview). */
 export interface NodeAuthenticator {
   authenticate(token: string): string | undefined | Promise<string | undefined>;
+  /**
+   * The richer answer the certificate service uses when an authenticator has it (Kubernetes
+   * ServiceAccount tokens): the caller's node and, for a caller that is not a node proxy (a
+   * waypoint), the one identity it may obtain. Throws CallerRefusedError when the credential is
+   * not valid, with the reason.
+   */
+  authenticateCaller?(token: string): Promise<Caller>;
+}
+
+/** An authenticated caller of the certificate service. */
+export interface Caller {
+  /** The node it runs on: it may only obtain identities of workloads scheduled there. */
+  readonly node: string;
+  /** When set, the only identity it may obtain (a waypoint: its own ServiceAccount). */
+  readonly only?: { readonly namespace: string; readonly serviceAccount: string };
+  /** For messages and logs, e.g. `pod nodemesh-system/nodemesh-node-x (node proxy on node1)`. */
+  readonly who: string;
+}
+
+/** A credential that does not authenticate (UNAUTHENTICATED), and why. */
+export class CallerRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CallerRefusedError';
+  }
 }
 
 function hashToken(token: string): Buffer {

@@ -3,6 +3,7 @@ import { CliError, type Command } from '../../cli/command';
 import { createLogger } from '../../common/log';
 import { defaultComponents } from '../components';
 import { ControlPlane, DEFAULT_API_LISTEN, DEFAULT_DATA_DIR } from '../control-plane';
+import type { NodeAuthenticator } from '../ca/tokens';
 import type { ConfigStore } from '../store/store';
 import { parse, processContext, type CliContext } from './context';
 
@@ -12,6 +13,12 @@ Runs the control plane: the config store, the config API (HTTP) and the xDS/CA s
   --config-source SRC  file (default): the embedded store under --data-dir; kubernetes: mirror the
                        Kubernetes API server (read-only here: change config with kubectl)
   --kubeconfig PATH    with --config-source kubernetes: the cluster to use (default: in-cluster)
+  --token-audience AUD with --config-source kubernetes: the audience of the ServiceAccount tokens
+                       node proxies and waypoints present to the CA (default nodemesh-ca)
+  --node-proxy-service-account NS/NAME[,…]
+                       with --config-source kubernetes: the node proxies' ServiceAccount(s); any
+                       other token gets only its own identity (default <POD_NAMESPACE or
+                       nodemesh-system>/nodemesh-node)
   --data-dir DIR       store, API token and CA files (env NODEMESH_DATA_DIR; default ${DEFAULT_DATA_DIR})
   --listen ADDR        config API address (default ${DEFAULT_API_LISTEN}; :15014 for every interface)
   --token-file FILE    API bearer token (default <data-dir>/token, generated with mode 0600)
@@ -29,6 +36,8 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
       'service-cidr': { type: 'string' },
       'config-source': { type: 'string' },
       kubeconfig: { type: 'string' },
+      'token-audience': { type: 'string' },
+      'node-proxy-service-account': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -41,18 +50,31 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
   const log = createLogger('control', values['log-level'] ?? ctx.env.NODEMESH_LOG_LEVEL ?? 'info');
   const source = values['config-source'] ?? 'file';
   if (source !== 'file' && source !== 'kubernetes') throw new CliError(`--config-source must be "file" or "kubernetes", got "${source}"`);
-  if (values.kubeconfig !== undefined && source !== 'kubernetes') throw new CliError('--kubeconfig only applies with --config-source kubernetes');
+  for (const flag of ['kubeconfig', 'token-audience', 'node-proxy-service-account'] as const) {
+    if (values[flag] !== undefined && source !== 'kubernetes') throw new CliError(`--${flag} only applies with --config-source kubernetes`);
+  }
   let store: ConfigStore | undefined;
+  let nodes: NodeAuthenticator | undefined;
   if (source === 'kubernetes') {
     const { KubernetesStore } = await import('../kubernetes/store.js');
+    const { TokenReviewAuthenticator } = await import('../kubernetes/token-review.js');
     try {
-      store = await KubernetesStore.open({ kubeconfig: values.kubeconfig, serviceCIDR: values['service-cidr'], logger: log });
+      const k8sStore = await KubernetesStore.open({ kubeconfig: values.kubeconfig, serviceCIDR: values['service-cidr'], logger: log });
+      store = k8sStore;
+      nodes = await TokenReviewAuthenticator.create({
+        kubeConfig: k8sStore.kubeConfig,
+        audience: values['token-audience'],
+        nodeProxyServiceAccounts: (values['node-proxy-service-account'] ?? `${ctx.env.POD_NAMESPACE || 'nodemesh-system'}/nodemesh-node`).split(',').map((s) => s.trim()),
+        logger: log.child({ subsystem: 'ca' }),
+      });
     } catch (err) {
+      await store?.close();
       throw new CliError(`the Kubernetes config source did not start: ${(err as Error).message}`);
     }
   }
   const cp = new ControlPlane({
     store,
+    nodes,
     dataDir: values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR,
     listen: values.listen,
     tokenFile: values['token-file'],

@@ -149,7 +149,8 @@ export class KubernetesStore extends BaseStore {
   private flushScheduled = false;
 
   private constructor(
-    readonly server: string,
+    /** The client configuration, for other API users in the control plane (TokenReview, controllers). */
+    readonly kubeConfig: K8s.KubeConfig,
     opts: KubernetesStoreOptions,
   ) {
     super({ revision: 0, oldestRevision: 0, resources: [], history: [] }, opts);
@@ -158,7 +159,7 @@ export class KubernetesStore extends BaseStore {
   static async open(opts: KubernetesStoreOptions = {}): Promise<KubernetesStore> {
     const k8s = await kubeModule();
     const kc = opts.kubeConfig ?? (await loadKubeConfig(opts.kubeconfig));
-    const store = new KubernetesStore(serverOf(kc), opts);
+    const store = new KubernetesStore(kc, opts);
     const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
     const backoff = opts.backoff ?? { initialMs: 250, maxMs: 30_000 };
     for (const kind of WATCHED_KINDS) {
@@ -184,6 +185,11 @@ export class KubernetesStore extends BaseStore {
     await store.flushNow();
     opts.logger?.info({ server: store.server, revision: store.revision, resources: store.current.all().length }, 'Kubernetes config source synced');
     return store;
+  }
+
+  /** The API server's URL. */
+  get server(): string {
+    return serverOf(this.kubeConfig);
   }
 
   /** Each watched kind: synced, resume point, counters, last error. */

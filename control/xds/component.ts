@@ -60,6 +60,7 @@ export class XdsComponent implements ControlPlaneComponent {
     const certificates = await openCertificateService({
       dataDir: cp.dataDir,
       snapshot: () => cp.store.snapshot(),
+      nodes: cp.nodeAuthenticator,
       trustDomain,
       registry: cp.registry,
       logger: cp.log.child({ subsystem: 'ca' }),
