@@ -31,6 +31,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'proxy-status': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyStatusCommand)),
   completion: async () => completionCommand,
   install: async () => (await import('../helm/install/cli.js')).installCommand,
+  vm: async () => (await import('../vm/cli.js')).vmCommand,
 };
 
 function usage(): string {

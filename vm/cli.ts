@@ -1,0 +1,105 @@
+// `nodemesh vm test [--kernels 5.10,6.1] [--tier kernel|lab|doctor] …`: the kernel matrix
+// (vm/kernels.txt) — each kernel booted in qemu (or this machine's own, run directly), doctor and a
+// test tier inside, then a table kernel x tier -> passed/failed with the failing tests' names.
+// `nodemesh vm list` shows the matrix. Exit code 0 only when every row passed.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CliError, type Command } from '../cli/command';
+import { projectRoot } from '../common/paths';
+import { ensureHostTools } from './host-tools';
+import { parseMatrix, selectKernels } from './matrix';
+import { killAllBoots } from './qemu';
+import { formatTable, type KernelOutcome, type VmTier } from './results';
+import { runKernel } from './runner';
+
+const USAGE = `usage: nodemesh vm test [--kernels NAME,…] [--tier kernel|lab|doctor] [--accel auto|kvm|tcg]
+                      [--timeout SECONDS] [--memory MIB] [--cpus N] [--verbose]
+       nodemesh vm list
+  runs doctor and a test tier (default: kernel) on every kernel of vm/kernels.txt (or those named),
+  each in a qemu VM on this checkout (built on the host first: npm run build), and prints the table.
+  Kernel packages, initramfs images and console logs are cached in /var/cache/nodemesh/vm
+  (NODEMESH_VM_CACHE). Needs root; installs qemu-system-x86, busybox-static, cpio, zstd, kmod.`;
+
+function option(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new CliError(`${name} needs a value\n${USAGE}`, 2);
+  return v;
+}
+
+function positiveInt(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new CliError(`${name} must be a positive whole number, got "${v}"`, 2);
+  return n;
+}
+
+export const vmCommand: Command = {
+  name: 'vm',
+  summary: 'run doctor and a test tier on the kernel matrix (Linux 5.10, 6.1, 6.12, this host) in qemu VMs',
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    if (!sub || sub === '--help' || sub === '-h' || rest.includes('--help')) {
+      process.stdout.write(USAGE + '\n');
+      return sub ? 0 : 2;
+    }
+    const matrixFile = join(projectRoot, 'vm/kernels.txt');
+    let matrix;
+    try {
+      matrix = parseMatrix(readFileSync(matrixFile, 'utf8'), matrixFile);
+    } catch (err) {
+      throw new CliError(err instanceof Error ? err.message : String(err));
+    }
+    if (sub === 'list') {
+      for (const k of matrix) process.stdout.write(`${k.name}\t${k.source.kind === 'debian' ? `debian ${k.source.suite} ${k.source.pkg}` : "this machine's kernel"}\n`);
+      return 0;
+    }
+    if (sub !== 'test') throw new CliError(`unknown subcommand "${sub}"\n${USAGE}`, 2);
+    const known = new Set(['--kernels', '--tier', '--accel', '--timeout', '--memory', '--cpus', '--verbose']);
+    for (let i = 0; i < rest.length; i++) {
+      const a = rest[i] as string;
+      if (!known.has(a)) throw new CliError(`unknown option ${a}\n${USAGE}`, 2);
+      if (a !== '--verbose') i++;
+    }
+    const tier = (option(rest, '--tier') ?? 'kernel') as VmTier;
+    if (!['kernel', 'lab', 'doctor'].includes(tier)) throw new CliError(`--tier must be kernel, lab or doctor, got "${tier}"`, 2);
+    const accel = option(rest, '--accel') ?? 'auto';
+    if (!['auto', 'kvm', 'tcg'].includes(accel)) throw new CliError(`--accel must be auto, kvm or tcg, got "${accel}"`, 2);
+    let kernels;
+    try {
+      kernels = selectKernels(matrix, option(rest, '--kernels')?.split(',').filter(Boolean));
+    } catch (err) {
+      throw new CliError(err instanceof Error ? err.message : String(err), 2);
+    }
+    if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new CliError('the VM runner needs root (qemu, apt-get, the host row): run it as root');
+    const log = (l: string): void => void process.stdout.write(l + '\n');
+    ensureHostTools(log);
+    const onSignal = (): void => {
+      killAllBoots();
+      process.exit(130);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const rows: KernelOutcome[] = [];
+    const opts = {
+      root: projectRoot,
+      tier,
+      accel: accel as 'auto' | 'kvm' | 'tcg',
+      timeoutS: positiveInt(option(rest, '--timeout'), '--timeout', tier === 'lab' ? 2700 : 900),
+      memoryMiB: positiveInt(option(rest, '--memory'), '--memory', tier === 'lab' ? 8192 : 4096),
+      cpus: positiveInt(option(rest, '--cpus'), '--cpus', 2),
+      verbose: rest.includes('--verbose'),
+      log,
+    };
+    for (const k of kernels) {
+      const row = await runKernel(k, opts);
+      rows.push(row);
+      log(`${k.name}: ${row.result}${row.counts ? ` (${row.counts.passed} passed, ${row.counts.failed} failed, ${row.counts.skipped} skipped)` : ''} in ${Math.round(row.seconds)} s${row.error ? ` — ${row.error}` : ''}`);
+    }
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    log('\n' + formatTable(rows));
+    return rows.every((r) => r.result === 'passed') ? 0 : 1;
+  },
+};

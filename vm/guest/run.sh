@@ -1,0 +1,42 @@
+#!/bin/bash
+# Stage 2 of a nodemesh test VM, in the guest on the host's root (read-only, under a tmpfs
+# overlay): the mounts the tests expect (cgroup v2, bpffs, tmpfs /run and /tmp), then
+# `nodemesh doctor` and the chosen tier against this checkout as built on the host. Results go
+# to /mnt/nm-out (a share the host reads): doctor.txt, doctor.rc, report.json, tier.rc. The VM
+# powers off at the end, also when something fails.
+set -u
+say() { echo "nm-vm: [$(cut -d" " -f1 /proc/uptime) s] $*"; }
+finish() {
+  sync
+  echo 1 > /proc/sys/kernel/sysrq
+  echo o > /proc/sysrq-trigger
+  sleep 30
+}
+trap finish EXIT
+arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^nm\.$1=//p" | head -1; }
+DIR=$(arg dir)
+TIER=$(arg tier)
+OUT=/mnt/nm-out
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true TERM=dumb NO_COLOR=1
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t bpf bpf /sys/fs/bpf
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/netns /run/lock
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null || true
+mount -t devpts devpts /dev/pts 2>/dev/null || true
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+ip link set lo up
+hostname "nm-vm"
+cd "$DIR" || exit 1
+uname -r > "$OUT/release"
+say "kernel $(uname -r), $(nproc) cpu(s), $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) MiB; checkout $DIR"
+node dist/cli/main.js doctor > "$OUT/doctor.txt" 2>&1
+echo $? > "$OUT/doctor.rc"
+sed 's/^/doctor: /' "$OUT/doctor.txt"
+if [ "$TIER" = kernel ] || [ "$TIER" = lab ]; then
+  say "running the $TIER tier"
+  node node_modules/vitest/vitest.mjs run --project "$TIER" --reporter=default --reporter=json --outputFile.json="$OUT/report.json"
+  echo $? > "$OUT/tier.rc"
+fi
+say "done"

@@ -1,0 +1,182 @@
+// `nodemesh vm test`: for each kernel of the matrix, boot it (or, for `host`, use this machine's
+// kernel directly), run `nodemesh doctor` and a test tier against this checkout as built on the
+// host (the BPF objects are CO-RE, the addon links the same userland), and collect a row of the
+// kernel x tier table. Every qemu process ends before the next kernel starts; the result share
+// (a temp dir) is removed; caches stay under cacheDir().
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareKernel, cacheDir } from './kernel-image';
+import type { MatrixKernel } from './matrix';
+import { boot, type Accel } from './qemu';
+import { countReport, type KernelOutcome, type VmTier } from './results';
+
+export interface RunOptions {
+  root: string;
+  tier: VmTier;
+  accel: Accel | 'auto';
+  /** per kernel, seconds */
+  timeoutS: number;
+  memoryMiB: number;
+  cpus: number;
+  /** stream the guest's console (else only the runner's progress lines) */
+  verbose: boolean;
+  log: (line: string) => void;
+}
+
+export const PRIV_LOCK = '/tmp/nm-priv.lock';
+
+function doctorVerdict(rc: string | undefined, text: string | undefined): string | undefined {
+  if (rc === undefined) return undefined;
+  if (rc.trim() === '0') return 'ok';
+  const missing = (text ?? '').split('\n').filter((l) => /^\s*missing\s/.test(l)).length;
+  return missing ? `${missing} missing` : `exit ${rc.trim()}`;
+}
+
+function readIf(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+/** The outcome from a result dir (report.json, tier.rc, doctor.*, release). */
+function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], root: string, seconds: number, accel: string): KernelOutcome {
+  const release = readIf(join(dir, 'release'))?.trim();
+  const doctor = doctorVerdict(readIf(join(dir, 'doctor.rc')), readIf(join(dir, 'doctor.txt')));
+  const row: KernelOutcome = { kernel: k, release, accel, tier, result: 'error', doctor, seconds };
+  if (tier === 'doctor') {
+    row.result = doctor === 'ok' ? 'passed' : 'failed';
+    if (!doctor) row.error = 'the guest never ran doctor (see the console log)';
+    return row;
+  }
+  const report = readIf(join(dir, 'report.json'));
+  if (!report) {
+    row.error = release ? `the ${tier} tier left no report (see the console log)` : 'the guest never reached its root (see the console log)';
+    return row;
+  }
+  row.counts = countReport(report, root);
+  row.result = row.counts.failed ? 'failed' : 'passed';
+  return row;
+}
+
+/** KVM when /dev/kvm works for this kernel (a short probe boot, remembered), else TCG. */
+async function chooseAccel(o: RunOptions, vmlinuz: string, initramfs: string, modulesDir: string, release: string): Promise<Accel> {
+  if (o.accel !== 'auto') return o.accel;
+  try {
+    closeSync(openSync('/dev/kvm', 'r+'));
+  } catch {
+    return 'tcg';
+  }
+  const hostRelease = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
+  const memo = join(cacheDir(), 'accel', `${release}@${hostRelease}`);
+  const known = readIf(memo)?.trim();
+  if (known === 'kvm' || known === 'tcg') return known;
+  o.log(`probing KVM with ${release} (a 30 s boot at most; stock kernels hang on some paravirtual /dev/kvm)`);
+  const out = mkdtempSync(join(tmpdir(), 'nm-vm-probe-'));
+  let seen = false;
+  try {
+    await boot({
+      vmlinuz, initramfs, modulesDir, outDir: out, append: ['nm.probe=1'], accel: 'kvm', memoryMiB: 512, cpus: 1, timeoutMs: 30_000,
+      onLine: (l) => (seen ||= /nm-vm: probe ok/.test(l)),
+    });
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  const accel: Accel = seen ? 'kvm' : 'tcg';
+  mkdirSync(join(cacheDir(), 'accel'), { recursive: true });
+  writeFileSync(memo, accel + '\n');
+  o.log(`KVM ${seen ? 'works' : 'does not boot this kernel'}: using ${accel}`);
+  return accel;
+}
+
+async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
+  const t0 = Date.now();
+  const init = readFileSync(join(o.root, 'vm/guest/init'), 'utf8');
+  const image = prepareKernel(k, init, o.log);
+  const accel = await chooseAccel(o, image.vmlinuz, image.initramfs, image.modulesRoot, image.release);
+  const out = mkdtempSync(join(tmpdir(), 'nm-vm-'));
+  const logDir = join(cacheDir(), 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${k.name}-${o.tier}.log`);
+  o.log(`${k.name}: booting ${image.release} (${accel}, ${o.cpus} cpu, ${o.memoryMiB} MiB), ${o.tier} tier, at most ${o.timeoutS} s; console in ${logFile}`);
+  try {
+    const r = await boot({
+      vmlinuz: image.vmlinuz,
+      initramfs: image.initramfs,
+      modulesDir: image.modulesRoot,
+      outDir: out,
+      append: [`nm.dir=${o.root}`, `nm.tier=${o.tier === 'doctor' ? 'none' : o.tier}`],
+      accel,
+      memoryMiB: o.memoryMiB,
+      cpus: o.cpus,
+      timeoutMs: o.timeoutS * 1000,
+      logFile,
+      onLine: (l) => {
+        if (o.verbose || /^nm-vm: |^ *(✓|×|↓|❯) |Test Files|Tests /.test(l)) o.log(`  [${k.name}] ${l}`);
+      },
+    });
+    const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, accel);
+    if (r.timedOut) row.error = `timed out after ${o.timeoutS} s; qemu was killed` + (row.error ? ` (${row.error})` : '');
+    if (r.timedOut && row.result === 'passed') row.result = 'error';
+    return row;
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/** The host row: this machine's kernel, the tier run directly, under the machine's privileged-test lock. */
+async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
+  const t0 = Date.now();
+  const out = mkdtempSync(join(tmpdir(), 'nm-vm-host-'));
+  const logFile = join(cacheDir(), 'logs', `${k.name}-${o.tier}.log`);
+  mkdirSync(join(cacheDir(), 'logs'), { recursive: true });
+  const sh = [
+    'uname -r > "$OUT/release"',
+    'node dist/cli/main.js doctor > "$OUT/doctor.txt" 2>&1; echo $? > "$OUT/doctor.rc"',
+    o.tier === 'doctor'
+      ? 'true'
+      : `flock ${PRIV_LOCK} node node_modules/vitest/vitest.mjs run --project ${o.tier} --reporter=default --reporter=json --outputFile.json="$OUT/report.json"; echo $? > "$OUT/tier.rc"`,
+  ].join('\n');
+  o.log(`${k.name}: this machine's kernel, ${o.tier} tier run directly (waits for ${PRIV_LOCK}), at most ${o.timeoutS} s; output in ${logFile}`);
+  const child = spawn('bash', ['-c', `exec > >(tee "${logFile}") 2>&1\n${sh}`], {
+    cwd: o.root,
+    env: { ...process.env, OUT: out, CI: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    if (child.pid) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }, o.timeoutS * 1000);
+  const onData = (d: Buffer): void => {
+    for (const l of d.toString('utf8').split('\n')) if (l && (o.verbose || /^ *(✓|×|↓|❯) |Test Files|Tests /.test(l))) o.log(`  [${k.name}] ${l}`);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  await new Promise<void>((resolve) => child.on('close', () => resolve()));
+  clearTimeout(timer);
+  try {
+    const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, 'host');
+    if (timedOut) {
+      row.error = `timed out after ${o.timeoutS} s; killed`;
+      row.result = 'error';
+    }
+    return row;
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+export async function runKernel(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
+  try {
+    return k.source.kind === 'host' ? await runOnHost(k, o) : await runInVm(k, o);
+  } catch (err) {
+    return { kernel: k.name, tier: o.tier, result: 'error', error: err instanceof Error ? err.message : String(err), seconds: 0 };
+  }
+}

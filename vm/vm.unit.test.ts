@@ -1,0 +1,112 @@
+// The VM runner's pure parts: the matrix file, reading vitest's JSON report, the table, qemu's
+// arguments, the private apt sources and the initramfs module order.
+import { describe, expect, it } from 'vitest';
+import { moduleLoadOrder, sourcesList } from './kernel-image';
+import { parseMatrix, selectKernels } from './matrix';
+import { qemuArgs } from './qemu';
+import { countReport, formatTable } from './results';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+describe('the kernel matrix file', () => {
+  it('reads debian and host lines, skipping comments and blank lines', () => {
+    const m = parseMatrix('# c\n5.10 debian bullseye linux-image-amd64  # floor\n\nhost host\n');
+    expect(m).toEqual([
+      { name: '5.10', source: { kind: 'debian', suite: 'bullseye', pkg: 'linux-image-amd64' } },
+      { name: 'host', source: { kind: 'host' } },
+    ]);
+  });
+
+  it('the shipped matrix holds 5.10, 6.1, 6.12 and the host', () => {
+    const m = parseMatrix(readFileSync(join(__dirname, 'kernels.txt'), 'utf8'));
+    expect(m.map((k) => k.name)).toEqual(['5.10', '6.1', '6.12', 'host']);
+  });
+
+  it('names the line of a malformed entry', () => {
+    expect(() => parseMatrix('5.10 debian bullseye\n', 'k.txt')).toThrow(/k.txt:1: expected "5.10 debian SUITE PACKAGE"/);
+    expect(() => parseMatrix('a host\nb rpm x y\n', 'k.txt')).toThrow(/k.txt:2: unknown source "rpm"/);
+    expect(() => parseMatrix('a host\na host\n')).toThrow(/listed twice/);
+    expect(() => parseMatrix('a/b host\n')).toThrow(/may only hold/);
+    expect(() => parseMatrix('x debian "bad suite" p\n')).toThrow(/./);
+  });
+
+  it('--kernels picks names in the order given; an unknown name lists the known ones', () => {
+    const m = parseMatrix('a host\nb debian s p\nc debian s p\n');
+    expect(selectKernels(m, ['c', 'a']).map((k) => k.name)).toEqual(['c', 'a']);
+    expect(selectKernels(m, undefined)).toHaveLength(3);
+    expect(() => selectKernels(m, ['z'])).toThrow('unknown kernel "z"; the matrix has: a, b, c');
+  });
+});
+
+describe('tier results', () => {
+  const report = JSON.stringify({
+    testResults: [
+      {
+        name: '/repo/test/kernel/a.kernel.test.ts',
+        status: 'failed',
+        assertionResults: [
+          { fullName: '[kernel] a works', status: 'passed' },
+          { fullName: '[kernel] a breaks', status: 'failed' },
+          { fullName: '[kernel] a later', status: 'skipped' },
+        ],
+      },
+      { name: '/repo/test/kernel/b.kernel.test.ts', status: 'failed', message: 'Cannot find module x\nstack', assertionResults: [] },
+      { name: '/repo/test/kernel/c.kernel.test.ts', status: 'passed', assertionResults: [{ title: 'c', status: 'passed' }] },
+    ],
+  });
+
+  it('counts passed, failed and skipped tests and names every failure, a file that failed to load too', () => {
+    expect(countReport(report, '/repo')).toEqual({
+      passed: 2,
+      failed: 2,
+      skipped: 1,
+      failures: ['test/kernel/a.kernel.test.ts > [kernel] a breaks', 'test/kernel/b.kernel.test.ts: Cannot find module x'],
+    });
+  });
+
+  it('the table has a row per kernel and tier, then the failures and errors', () => {
+    const t = formatTable([
+      { kernel: '5.10', release: '5.10.0-46-amd64', accel: 'tcg', tier: 'kernel', result: 'failed', doctor: 'ok', seconds: 131.6, counts: countReport(report, '/repo') },
+      { kernel: '6.1', tier: 'kernel', result: 'error', error: 'timed out after 900 s; qemu was killed', seconds: 900 },
+    ]).split('\n');
+    expect(t[0]).toMatch(/^KERNEL +RELEASE +ACCEL +TIER +RESULT +PASSED +FAILED +SKIPPED +DOCTOR +TIME$/);
+    expect(t[1]).toMatch(/^5\.10 +5\.10\.0-46-amd64 +tcg +kernel +failed +2 +2 +1 +ok +132 s$/);
+    expect(t[2]).toMatch(/^6\.1 +- +- +kernel +error +- +- +- +- +900 s$/);
+    expect(t.slice(3)).toEqual([
+      '5.10 kernel: FAILED test/kernel/a.kernel.test.ts > [kernel] a breaks',
+      '5.10 kernel: FAILED test/kernel/b.kernel.test.ts: Cannot find module x',
+      '6.1 kernel: timed out after 900 s; qemu was killed',
+    ]);
+  });
+});
+
+describe('booting', () => {
+  const base = { vmlinuz: '/k/vmlinuz', initramfs: '/k/i.cpio', modulesDir: '/k/lib/modules', outDir: '/tmp/o', append: ['nm.tier=kernel'], memoryMiB: 4096, cpus: 2, timeoutMs: 1 };
+
+  it('TCG runs multi-threaded with -cpu max; KVM with -cpu host; the host root is shared read-only', () => {
+    const tcg = qemuArgs({ ...base, accel: 'tcg' }).join(' ');
+    expect(tcg).toContain('-accel tcg,thread=multi -cpu max -smp 2 -m 4096');
+    expect(tcg).toContain('-no-reboot');
+    expect(tcg).toContain('local,id=hostroot,path=/,security_model=none,multidevs=remap,readonly=on');
+    expect(tcg).toContain('local,id=out,path=/tmp/o,security_model=none,multidevs=remap -device');
+    expect(tcg).toMatch(/-append console=ttyS0 .*nm\.tier=kernel/);
+    expect(qemuArgs({ ...base, accel: 'kvm' }).join(' ')).toContain('-accel kvm -cpu host');
+  });
+
+  it('the private apt sources name the suite and its security suite, signed by the Debian keyring', () => {
+    expect(sourcesList('bullseye', 'http://m/debian', 'http://m/sec', '/k.gpg')).toBe(
+      'deb [signed-by=/k.gpg] http://m/debian bullseye main\ndeb [signed-by=/k.gpg] http://m/sec bullseye-security main\n',
+    );
+    expect(sourcesList('bookworm-backports', 'http://m/debian', 'http://m/sec', '/k.gpg')).toBe('deb [signed-by=/k.gpg] http://m/debian bookworm-backports main\n');
+  });
+
+  it('modules load in modprobe --show-depends order, once each, built-ins left out', () => {
+    expect(
+      moduleLoadOrder([
+        'insmod /m/virtio.ko \ninsmod /m/virtio_ring.ko \ninsmod /m/virtio_pci.ko ',
+        'insmod /m/virtio.ko \ninsmod /m/9pnet.ko \ninsmod /m/9pnet_virtio.ko ',
+        'builtin overlay',
+      ]),
+    ).toEqual(['/m/virtio.ko', '/m/virtio_ring.ko', '/m/virtio_pci.ko', '/m/9pnet.ko', '/m/9pnet_virtio.ko']);
+  });
+});
