@@ -1,8 +1,11 @@
 import { defineConfig } from 'vitest/config';
+import { scaled } from './test/support/speed';
 
 // Three tiers (DESIGN.md "Tests"): unit tests run in parallel and need nothing; kernel and lab
 // tests need root and share kernel state, so each of those projects runs its files one at a time,
-// and the groups run in order (unit, then kernel, then lab), never side by side.
+// and the groups run in order (unit, then kernel, then lab), never side by side. The privileged
+// tiers' time limits scale with the machine's measured speed (test/support/speed.ts): a VM under
+// TCG or a loaded runner gets longer limits instead of failing.
 export default defineConfig({
   test: {
     projects: [
@@ -22,8 +25,8 @@ export default defineConfig({
           include: ['**/*.kernel.test.ts'],
           exclude: ['node_modules/**', 'dist/**'],
           fileParallelism: false,
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
+          testTimeout: scaled(60_000),
+          hookTimeout: scaled(60_000),
         },
       },
       {
@@ -33,8 +36,8 @@ export default defineConfig({
           include: ['**/*.lab.test.ts'],
           exclude: ['node_modules/**', 'dist/**'],
           fileParallelism: false,
-          testTimeout: 180_000,
-          hookTimeout: 180_000,
+          testTimeout: scaled(180_000),
+          hookTimeout: scaled(180_000),
         },
       },
     ],

@@ -26,6 +26,7 @@ import {
   type ControlPlaneProc,
   type Proc,
 } from './mesh-lab';
+import { scaled } from '../support/speed';
 
 const LAB = 'nmdp';
 const NS = 'dp';
@@ -127,7 +128,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     for (const p of ['pod2-1', 'pod1-2', 'pod2-2']) servers.push(await echoServer(pod(p).netnsPath, 9000));
     for (const n of ['node1', 'node2']) proxies[n] = startMeshProxy(topo, cp, n, ['--cert-ttl', CERT_TTL]);
     await Promise.all(['node1', 'node2'].map((n) => waitMeshReady(topo, n, proxies[n]!)));
-  }, 120_000);
+  }, scaled(120_000));
 
   afterAll(async () => {
     // NMDP_LOG_DIR=/some/dir keeps the control plane's and node proxies' logs for inspection.
@@ -135,7 +136,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     for (const s of servers) await closeServer(s);
     for (const n of ['node1', 'node2']) await stopProc(proxies[n]);
     await tearDownMeshLab(LAB, topo, ['node1', 'node2'], cp);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('enrols the labelled workloads of each node with their certificates (SPIFFE ID, expiry on admin)', async () => {
     const w1 = await adminJson<Array<{ key: string }>>(topo, 'node1', '/workloads');
@@ -157,7 +158,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       expect(r!.receivedSha).toBe(r!.sentSha);
       expect(r!.peer).toBe('127.0.0.1:15001'); // captured
     }
-  }, 150_000);
+  }, scaled(150_000));
 
   it('carries 300 concurrent connections intact, and the server side names the client’s SPIFFE ID', async () => {
     const results = await runClient(topo, 'pod1-1', VIP, 80, 20_000, 300, 90_000);
@@ -166,7 +167,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(proxies.node2!.log()).toMatch(new RegExp(`"identity":"${CLIENT_ID}"`));
     // The app behind the tunnel is reached from inside its own netns.
     expect(servers[0]!.seen.some((s) => s.local === pod('pod2-1').ip && s.localPort === 9000)).toBe(true);
-  }, 120_000);
+  }, scaled(120_000));
 
   it('shows an open tunnelled connection on the server side with the peer identity', async () => {
     const held = holdConnection(topo, 'pod1-1', VIP, 80, 4000);
@@ -176,7 +177,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     });
     expect(conn.details?.peerIdentity).toBe(CLIENT_ID);
     expect((await held.result).ok).toBe(true);
-  }, 30_000);
+  }, scaled(30_000));
 
   it('same node: bytes intact without a tunnel, with the destination’s policy and both reporters', async () => {
     for (const size of [0, 1 << 20, 16 << 20]) {
@@ -189,7 +190,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'source' })).toBeGreaterThanOrEqual(3);
     expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(3);
     expect(metricSum(m, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(17 << 20);
-  }, 90_000);
+  }, scaled(90_000));
 
   it('same node: the access log says same-node (not HBONE) for both reporters, with the app connection as source', async () => {
     const t0 = Date.now();
@@ -207,7 +208,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     }
     // nothing of it went through an HBONE listener: node1's own 15008 saw no stream from pod1-1
     expect(accessLines(proxies.node1!.log()).filter((x) => x.protocol === 'HBONE' && x.reporter === 'destination')).toEqual([]);
-  }, 30_000);
+  }, scaled(30_000));
 
   it('across nodes the destination logs each app connection’s own address:port as the source, the shared tunnel apart', async () => {
     const t0 = Date.now();
@@ -252,7 +253,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(heldResult.ok).toBe(true);
     // the app connection's own port (the client's getsockname), not the tunnel's
     expect(conn.source.port).toBe(heldResult.localPort);
-  }, 30_000);
+  }, scaled(30_000));
 
   // NMDP_MEASURE=1: connection rate and bulk throughput per path, printed (not asserted beyond
   // "every connection intact"): direct (no capture), captured passthrough (destination outside
@@ -278,7 +279,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       };
     }
     console.log(JSON.stringify(out, null, 2));
-  }, 180_000);
+  }, scaled(180_000));
 
   it('AuthorizationPolicy: ALLOW by principal admits only that client; DENY by namespace and port refuses', async () => {
     await cp!.api.apply([policy('echo-allow-client', 'ALLOW', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] })]);
@@ -308,7 +309,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     await node2Policies([]);
     const [plainAgain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
     expect(plainAgain).toMatchObject({ ok: true, received: 1000 });
-  }, 90_000);
+  }, scaled(90_000));
 
   it('PeerAuthentication STRICT refuses plaintext from outside the mesh (and closes an open one), mesh clients still pass', async () => {
     const held = holdConnection(topo, 'pod2-2', pod('pod2-1').ip, 9000, 20_000);
@@ -330,7 +331,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       const [r] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 100);
       return r!.ok ? true : undefined;
     });
-  }, 60_000);
+  }, scaled(60_000));
 
   it('closes an open connection that a policy change no longer allows', async () => {
     const held = holdConnection(topo, 'pod1-1', VIP, 80, 20_000);
@@ -347,7 +348,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/echo-deny-client` })).toBe(1);
     await deletePolicy('echo-deny-client');
     await node2Policies([]);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('rotates certificates under traffic without dropping a connection', async () => {
     const before = await adminJson<Array<{ spiffeId: string; notAfter: string }>>(topo, 'node1', '/certificates');
@@ -361,7 +362,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     const bad = rounds.flat().filter((r) => !r.ok || r.receivedSha !== r.sentSha);
     expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
     expect((await held.result).ok).toBe(true);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('reports istio_tcp_* with both reporters and the right labels for allowed connections', async () => {
     const m1 = await metricsText(topo, 'node1');
@@ -385,7 +386,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       },
       10_000,
     );
-  }, 20_000);
+  }, scaled(20_000));
 });
 
 interface AppReport {

@@ -11,6 +11,7 @@ import { createTestCa, type IssuedCredentials, type TestCa } from '../../common/
 import { connectInNetns, listenInNetns } from '../../native';
 import { Scratch, sh } from '../kernel/support';
 import { privilegedDescribe } from '../support/privileged';
+import { scaled } from '../support/speed';
 import { quietLogger, roundTrip, sha256 } from './fixture';
 
 const SRC_IP = '10.243.0.1';
@@ -25,7 +26,8 @@ privilegedDescribe('kernel', 'HBONE between two pod netns (listen and dial insid
   let clientCreds: IssuedCredentials;
   let server: HboneServer;
   let app: Server;
-  const client = new HboneClient({ logger: quietLogger });
+  // a slow machine (a VM under TCG) answers a PING later than the default 3 s allows
+  const client = new HboneClient({ logger: quietLogger, pingTimeoutMs: scaled(3000) });
   const requests: TunnelRequest[] = [];
 
   beforeAll(async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { privilegedDescribe } from '../support/privileged';
 import { cli, leftovers, repoRoot } from './support';
+import { scaled } from '../support/speed';
 
 const LAB = 'nmhint';
 
@@ -58,7 +59,7 @@ privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
     rmSync(binDir, { recursive: true, force: true });
     await cli(['lab', 'down', '--lab', LAB], 120_000);
     expect(await leftovers(LAB)).toEqual([]);
-  }, 150_000);
+  }, scaled(150_000));
 
   it('nodemesh is a command on the PATH, put there by the set-up step', async () => {
     const where = await new Promise<Ran>((resolve) => {
@@ -114,6 +115,6 @@ privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
       const r = await shell(down, 120_000);
       expect(r.code, explain(down, r)).toBe(0);
       expect(await leftovers(LAB)).toEqual([]);
-    }, 420_000);
+    }, scaled(420_000));
   }
 });

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { labStateDir, type LabTopology } from '../../lab/state';
 import { spawnInLab } from '../../lab/spawn';
 import { cgroup2Mount, listNetns, run } from '../../lab/sys';
+import { scaled } from '../support/speed';
 
 export const repoRoot = resolve(__dirname, '../..');
 
@@ -27,7 +28,7 @@ export function startApp(lab: LabTopology, place: string, args: string[], record
   return new Promise((resolvePromise, reject) => {
     let out = '';
     let err = '';
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} in ${place} did not start within 10 s: ${err}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} in ${place} did not start within ${Math.round(scaled(10_000) / 1000)} s: ${err}`)), scaled(10_000));
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
       out += d;
@@ -43,7 +44,7 @@ export function startApp(lab: LabTopology, place: string, args: string[], record
 }
 
 /** Runs the built CLI (`node dist/cli/main.js …`) to completion. */
-export function cli(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function cli(args: string[], timeoutMs = scaled(60_000)): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [dist('cli/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -21,6 +21,7 @@ import { resolveKind } from '../../control/resources/kinds';
 import { privilegedDescribe } from '../support/privileged';
 import { cli, leftovers } from '../lab/support';
 import { apiFor, CA_SCRIPT, ECHO_SCRIPT, enrolledOn, HOLD_SCRIPT, lastJson, metricsOf, nodeIn, sample, spawnCollect, startTcpdump, until } from './harness';
+import { scaled } from '../support/speed';
 
 const LAB = 'nmmesh';
 const MiB = 1024 * 1024;
@@ -49,7 +50,7 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
 
   beforeAll(async () => {
     await cleanLab();
-    up = await cli(['lab', 'up', '--lab', LAB], 150_000);
+    up = await cli(['lab', 'up', '--lab', LAB], scaled(150_000));
     topo = loadLabState(LAB);
     [fe, be, te, cl] = ['frontend', 'backend', 'tcp-echo', 'client'].map((r) => assignRoles(topo).find((x) => x.role === r) as DemoRole);
   });

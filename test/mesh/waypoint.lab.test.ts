@@ -19,6 +19,7 @@ import { isSameProcess } from '../../lab/sys';
 import { privilegedDescribe } from '../support/privileged';
 import { cli, leftovers } from '../lab/support';
 import { lastJson, nodeIn } from './harness';
+import { scaled } from '../support/speed';
 
 const LAB = 'nmwpl';
 const BACKEND = `${service('backend').vip}:${service('backend').port}`;
@@ -89,10 +90,10 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
 
   beforeAll(async () => {
     await cleanLab();
-    up = await cli(['lab', 'up', '--lab', LAB], 150_000);
+    up = await cli(['lab', 'up', '--lab', LAB], scaled(150_000));
     topo = loadLabState(LAB);
     fe = assignRoles(topo).find((r) => r.role === 'frontend') as DemoRole;
-  }, 180_000);
+  }, scaled(180_000));
 
   afterAll(async () => {
     const logs = meshPaths(LAB).logs;
@@ -103,7 +104,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     }
     const down = await cli(['lab', 'down', '--lab', LAB], 60_000).catch(() => undefined);
     if (down?.code !== 0) await cleanLab();
-  }, 90_000);
+  }, scaled(90_000));
 
   it('lab up runs the backend’s waypoint in a pod of its own and prints the split, GET 200 / DELETE 403 and the waypoint’s identity', () => {
     expect(up.code, up.stdout + up.stderr).toBe(0);
@@ -130,7 +131,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     const dels = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: 5, concurrency: 5, size: 0, timeoutMs: 15_000, method: 'DELETE' })) as ClientReport;
     expect(dels.statusCodes).toEqual({ '403': 5 });
     expect(dels.errorBody).toContain('RBAC: access denied');
-  }, 90_000);
+  }, scaled(90_000));
 
   it('a client cannot reach the backend pods around the waypoint', async () => {
     for (const b of assignRoles(topo).filter((r) => r.role === 'backend')) {
@@ -138,7 +139,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
       expect(r.ok, `${b.pod.name}: ${JSON.stringify(r).slice(0, 300)}`).toBe(0);
       expect(r.statusCodes['200']).toBeUndefined();
     }
-  }, 60_000);
+  }, scaled(60_000));
 
   it('waypoint apply starts a waypoint process in its own pod within seconds; waypoint delete stops it and removes the pod', async () => {
     const t0 = Date.now();
@@ -150,7 +151,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
       return pod && waypointProc(pod.pod.name) ? pod : undefined;
     });
     const startedMs = Date.now() - t0;
-    expect(startedMs).toBeLessThan(10_000);
+    expect(startedMs).toBeLessThan(scaled(10_000));
     const listed = await until('waypoint list to say ready', async () => {
       const l = await cli(['waypoint', 'list', '-n', 'shop', '--json', '--lab', LAB]);
       const rows = JSON.parse(l.stdout) as Array<{ name: string; node: string; address: string; ready: string; enrolled: boolean }>;
@@ -169,7 +170,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     await until('the waypoint pod to go', () => (readWaypointPods(LAB).some((x) => x.gateway.name === 'nm-wp2') || existsSync(w.pod.netnsPath) || existsSync(w.pod.cgroup) || existsSync(`/proc/${pid}`) ? undefined : true));
     const wl = await cli(['get', 'workloads', '-n', 'shop', '-o', 'json', '--lab', LAB]);
     expect(wl.stdout).not.toContain(w.pod.name);
-  }, 60_000);
+  }, scaled(60_000));
 
   // The node proxy's pooled HBONE connection to the killed waypoint is dropped on the waypoint's FIN
   // (docs/hbone.md, Liveness): in-flight requests are reset, new ones are refused until the
@@ -196,7 +197,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     expect(after.pid).not.toBe(before!.pid);
     const again = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: 5, concurrency: 1, size: 0, timeoutMs: 15_000 })) as ClientReport;
     expect(again.statusCodes).toEqual({ '200': 5 });
-  }, 120_000);
+  }, scaled(120_000));
 
   it('lab down stops the controller and the waypoints and leaves no waypoint pod, cgroup or process', async () => {
     const wps = readWaypointPods(LAB);
@@ -207,5 +208,5 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     expect(down.code, down.stderr).toBe(0);
     expect(await leftovers(LAB, pids)).toEqual([]);
     for (const w of wps) expect(existsSync(w.pod.netnsPath) || existsSync(w.pod.cgroup)).toBe(false);
-  }, 90_000);
+  }, scaled(90_000));
 });

@@ -14,6 +14,7 @@ import { httpGetInNetns, waitFor } from '../capture/harness';
 import { keepLogs, metricSum, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
 import { restartControlPlane, sampleClient, startSampleApp, startWaypoint, waitWaypointReady } from './harness';
+import { scaled } from '../support/speed';
 
 const LAB = 'nmwq';
 const NS = 'wq';
@@ -119,7 +120,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     waypoint = startWaypoint(topo, cp, 'pod1-2', 'waypoint', NS, 'waypoint');
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
     await waitWaypointReady(pod('pod1-2').netnsPath, waypoint);
-  }, 150_000);
+  }, scaled(150_000));
 
   afterAll(async () => {
     // NMWQ_LOG_DIR=/some/dir keeps every process's log for inspection.
@@ -128,7 +129,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     await stopProc(waypoint);
     for (const n of NODES) await stopProc(proxies[n]);
     await tearDownMeshLab(LAB, topo, NODES, cp);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('HTTP/2 (h2c from the app, HBONE in the mesh): the route splits 50/50 between versions, /admin is denied by path', async () => {
     const N = 200;
@@ -154,7 +155,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     const h2 = (svc: string) => metricSum(m, 'istio_requests_total', { source_workload: 'pod1-1', destination_service: `${svc}.${NS}.svc.cluster.local`, request_protocol: 'http', response_code: '200' });
     expect(h2('h2-v1') + h2('h2-v2')).toBe(N);
     expect(h2('h2-v2')).toBe(v2);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('gRPC: unary Echo and a server stream routed by header to v2 (else v1); another principal gets PERMISSION_DENIED; the pods cannot be reached around the waypoint', async () => {
     const v1 = await client('pod1-1', 'rpc', ['--connections', '40', '--concurrency', '4', '--size', '4k', '--header', 'x-tenant=blue']);
@@ -204,7 +205,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     const around = await sampleClient(topo, 'pod1-1', ['--target', `${pod('pod2-2').ip}:${PORTS.rpc}`, '--mode', 'grpc', '--connections', '2', '--request-timeout-ms', '3000']);
     expect(around.ok, why(around)).toBe(0);
     expect(around.statusCodes.OK).toBeUndefined();
-  }, 60_000);
+  }, scaled(60_000));
 
   it('large bodies arrive intact: a 32 MiB HTTP/1.1 request body and a 16 MiB streamed gRPC response (sha256)', async () => {
     const up = await client('pod1-1', 'web', ['--connections', '2', '--size', `${32 * MiB}`, '--request-timeout-ms', '60000']);
@@ -220,8 +221,8 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     console.log(`large bodies: 2x32 MiB up in ${up.durationMs} ms (p50 ${up.latencyMs.p50} ms), 16 MiB gRPC stream down in ${down.durationMs} ms`);
     // Over the lab's 1500-MTU veths a missing TCP_NODELAY on one hop stalls each 64 KiB message
     // ~40 ms (Nagle + delayed ACK): 16 MiB took ~11 s that way, ~0.4 s with it. Generous bound.
-    expect(down.durationMs).toBeLessThan(4000);
-  }, 90_000);
+    expect(down.durationMs).toBeLessThan(scaled(4000));
+  }, scaled(90_000));
 
   it('allows and denies by principal over HTTP/1.1: client 200, other 403', async () => {
     const ok = await client('pod1-1', 'web', ['--connections', '5']);
@@ -229,7 +230,7 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     const other = await client('pod1-3', 'web', ['--connections', '5']);
     expect(other.statusCodes, why(other)).toEqual({ 403: 5 });
     expect(other.errorBody).toBe('RBAC: access denied');
-  }, 30_000);
+  }, scaled(30_000));
 
   it('a control-plane restart during a steady request stream loses no request; a route change after it is followed', async () => {
     const N = 1500;
@@ -273,5 +274,5 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     // Nothing died on the way.
     expect(proxies.node1!.child.exitCode).toBeNull();
     expect(waypoint!.child.exitCode).toBeNull();
-  }, 150_000);
+  }, scaled(150_000));
 });

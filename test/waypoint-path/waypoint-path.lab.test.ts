@@ -27,6 +27,7 @@ import {
   type Proc,
 } from '../dataplane/mesh-lab';
 import { closeBackend, httpBackend, httpFromPod, startWaypoint, tcpFromPod, waitWaypointReady, type Backend, type HttpResult } from './harness';
+import { scaled } from '../support/speed';
 
 const LAB = 'nmwp';
 const NS = 'wp';
@@ -119,7 +120,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     waypoint = startWaypoint(topo, cp, 'pod1-2', 'waypoint', NS, 'waypoint');
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
     await waitWaypointReady(pod('pod1-2').netnsPath, waypoint);
-  }, 150_000);
+  }, scaled(150_000));
 
   afterAll(async () => {
     // NMWP_LOG_DIR=/some/dir keeps every process's log for inspection.
@@ -128,7 +129,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     await stopProc(waypoint);
     for (const n of NODES) await stopProc(proxies[n]);
     await tearDownMeshLab(LAB, topo, NODES, cp);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('enrols the client and the backends, not the waypoint’s pod', async () => {
     const w1 = await adminJson<Array<{ key: string }>>(topo, 'node1', '/workloads');
@@ -164,7 +165,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     const m2 = await metricsText(topo, 'node2');
     expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-1' })).toBeGreaterThan(0);
     expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: CLIENT_ID })).toBe(0);
-  }, 120_000);
+  }, scaled(120_000));
 
   it('refuses the backends around the waypoint: another identity (across nodes and on the same node) and plaintext are refused and counted', async () => {
     const before = await metricsText(topo, 'node2');
@@ -190,7 +191,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     // Through the Service it still works.
     const ok = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
     expect(ok.map((r) => r.status)).toEqual([200, 200]);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('denies everything to a workload whose policy has L7 rules but which has no waypoint, and logs why', async () => {
     const r = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { count: 3 });
@@ -218,7 +219,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     await waitFor('the targetRefs advice in node2’s log', async () =>
       proxies.node2!.log().includes(`${NS}/pod2-3 has a waypoint, but a waypoint enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway`) ? true : undefined,
     );
-  }, 60_000);
+  }, scaled(60_000));
 
   it('attaching a waypoint closes the direct connections that were open, and new ones go through the waypoint', async () => {
     await cp!.api.delete(kindInfo('AuthorizationPolicy')!, 'plain-get-only', NS);
@@ -258,7 +259,7 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     expect(viaWaypoint.map((r) => r.status), JSON.stringify(viaWaypoint)).toEqual([200, 200, 200]);
     const m2 = await metricsText(topo, 'node2');
     expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-3' })).toBeGreaterThanOrEqual(1);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('checks the waypoint’s identity: a waypoint address presenting another identity than its Workload’s is refused', async () => {
     const waypointWorkload = (sa: string) => workload('pod1-2', sa, { 'gateway.networking.k8s.io/gateway-name': 'waypoint', 'nodemesh.io/dataplane-mode': 'none' });
@@ -276,5 +277,5 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     await waitFor('node1 to see the waypoint again', async () => ((await saOf()) === 'waypoint' ? true : undefined));
     const ok = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
     expect(ok.map((x) => x.status)).toEqual([200, 200]);
-  }, 60_000);
+  }, scaled(60_000));
 });
