@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LabTopology } from '../../lab/state';
 import { connectInNetns } from '../../native/netns';
 import { privilegedDescribe } from '../support/privileged';
+import { cgroupPrograms } from '../support/bpftool';
 import {
   adminJson,
   closeServer,
@@ -26,6 +27,7 @@ import {
   type ProxyProc,
   type Seen,
 } from './harness';
+import { scaled } from '../support/speed';
 
 const LAB = 'nmcapt';
 const VIP = '10.96.0.12';
@@ -243,7 +245,7 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
 
   it('with the node proxy killed, captured connects fail fast and nothing leaks; a restart adopts without duplicates', async () => {
     const cg = pod('pod1-1').cgroup;
-    const attachedBefore = execFileSync('bpftool', ['cgroup', 'show', cg], { encoding: 'utf8' });
+    const attachedBefore = cgroupPrograms(cg);
     await stopProxy(proxy, 'SIGKILL');
     const before = remote!.seen.length;
     const [r] = await runClient(topo, 'pod1-1', pod('pod2-1').ip, 8080, 1000);
@@ -257,8 +259,8 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
     proxy = startProxy(topo, 'node1', selection);
     await waitReady(topo, 'node1', proxy);
     expect(proxy.log()).toContain('adopted pinned enrolment');
-    expect(execFileSync('bpftool', ['cgroup', 'show', cg], { encoding: 'utf8' })).toBe(attachedBefore);
-    const links = execFileSync('bpftool', ['cgroup', 'show', cg], { encoding: 'utf8' }).split('\n').filter((l) => /nm_/.test(l));
+    expect(cgroupPrograms(cg)).toBe(attachedBefore);
+    const links = cgroupPrograms(cg).split('\n').filter((l) => /nm_/.test(l));
     expect(links).toHaveLength(3); // connect4, connect6, sockops — once each
     const [again] = await runClient(topo, 'pod1-1', pod('pod2-1').ip, 8080, 1000);
     expect(again).toMatchObject({ ok: true, peer: '127.0.0.1:15001', received: 1000 });
@@ -276,7 +278,7 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
     const t = await teardown(topo, 'node1');
     expect(t.code, t.out).toBe(0);
     expect(existsSync(pinRoot)).toBe(false);
-    expect(execFileSync('bpftool', ['cgroup', 'show', pod('pod1-1').cgroup], { encoding: 'utf8' }).trim()).toBe('');
+    expect(cgroupPrograms(pod('pod1-1').cgroup).trim()).toBe('');
     const ids = (what: 'map' | 'prog' | 'link'): number[] =>
       (JSON.parse(execFileSync('bpftool', ['-j', what, 'show'], { encoding: 'utf8' })) as Array<{ id: number }>).map((x) => x.id);
     // the kernel frees a map or program shortly after its last reference goes (deferred work)
@@ -291,7 +293,7 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
       ];
       if (left.length) throw new Error(`still there: ${left.join(', ')}`);
       return true;
-    }, 5000);
+    }, scaled(5000));
     // and the pod talks directly again
     const [direct] = await runClient(topo, 'pod1-1', pod('pod2-1').ip, 8080, 100);
     expect(direct).toMatchObject({ ok: true, peer: `${pod('pod2-1').ip}:8080` });
