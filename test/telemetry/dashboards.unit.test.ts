@@ -1,0 +1,105 @@
+// The Grafana dashboards in grafana/ query only what the proxies and the control plane export:
+// every metric a panel or variable names is registered by the code that serves /metrics (node
+// proxy, waypoint, control plane), and every label it selects or groups by is one of that
+// metric's labels. Checked against the real metric definitions, so renaming a metric or a label
+// without the dashboards fails here.
+import { EventEmitter } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { registerCertificateMetrics } from '../../common/identity/metrics';
+import type { CertificateManager } from '../../common/identity/manager';
+import { createLogger } from '../../common/log';
+import { caMetrics } from '../../control/ca/metrics';
+import { configMetrics, createControlRegistry, listenerTimeouts } from '../../control/metrics';
+import { xdsMetrics } from '../../control/xds/metrics';
+import { NodeProxyTelemetry } from '../../node-proxy/telemetry/metrics';
+import { WaypointMetrics } from '../../waypoint/telemetry/metrics';
+
+const DIR = join(__dirname, '..', '..', 'grafana');
+
+/** metric name -> its label names, from the registries the components serve. */
+function exported(): Map<string, Set<string>> {
+  const control = createControlRegistry();
+  configMetrics(control);
+  xdsMetrics(control);
+  caMetrics(control);
+  listenerTimeouts(control);
+  const node = new NodeProxyTelemetry({ registry: new Registry(), accessLog: createLogger('test', 'silent') }).registry;
+  // Only the metric definitions are read here; the manager is never asked for certificates.
+  registerCertificateMetrics(Object.assign(new EventEmitter(), { status: () => [] }) as unknown as CertificateManager, node);
+  const out = new Map<string, Set<string>>();
+  for (const registry of [control, node, new WaypointMetrics().registry]) {
+    for (const m of registry.getMetricsAsArray() as unknown as { name: string; labelNames?: string[]; upperBounds?: number[] }[]) {
+      const labels = out.get(m.name) ?? new Set<string>();
+      for (const l of m.labelNames ?? []) labels.add(l);
+      out.set(m.name, labels);
+      if (m.upperBounds) {
+        out.set(`${m.name}_bucket`, new Set([...labels, 'le']));
+        out.set(`${m.name}_sum`, labels);
+        out.set(`${m.name}_count`, labels);
+      }
+    }
+  }
+  return out;
+}
+
+interface Query {
+  readonly where: string;
+  readonly expr: string;
+}
+
+function queriesOf(file: string): Query[] {
+  const d = JSON.parse(readFileSync(join(DIR, file), 'utf8')) as {
+    panels: { title: string; targets: { expr: string }[] }[];
+    templating: { list: { name: string; query?: string | { query: string } }[] };
+  };
+  const out: Query[] = [];
+  for (const p of d.panels) for (const t of p.targets) out.push({ where: `${file} panel "${p.title}"`, expr: t.expr });
+  for (const v of d.templating.list) {
+    const q = typeof v.query === 'object' ? v.query.query : undefined;
+    if (q) out.push({ where: `${file} variable $${v.name}`, expr: q });
+  }
+  return out;
+}
+
+/** What a query uses: metric names, the labels each selector names, labels grouped by. */
+function uses(expr: string): { metrics: string[]; selectors: [string, string[]][]; grouping: string[] } {
+  const metrics = [...expr.matchAll(/\b((?:istio|nodemesh)_[a-z0-9_]+)\b/g)].map((m) => m[1]!);
+  const selectors: [string, string[]][] = [...expr.matchAll(/\b((?:istio|nodemesh)_[a-z0-9_]+)\{([^}]*)\}/g)].map((m) => [
+    m[1]!,
+    [...m[2]!.matchAll(/([a-z_][a-z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!),
+  ]);
+  const grouping = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()).filter(Boolean));
+  const labelValues = [...expr.matchAll(/label_values\([^,]+,\s*([a-z_][a-z0-9_]*)\)/g)].map((m) => m[1]!);
+  return { metrics, selectors, grouping: [...grouping, ...labelValues] };
+}
+
+describe('Grafana dashboards', () => {
+  const metrics = exported();
+  const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
+
+  it('there are dashboards for the mesh, a workload, a service, the waypoint and the control plane', () => {
+    expect(files.sort()).toEqual(['control-plane.json', 'mesh.json', 'service.json', 'waypoint.json', 'workload.json']);
+  });
+
+  for (const file of files) {
+    it(`${file}: every query names exported metrics and their labels`, () => {
+      const problems: string[] = [];
+      for (const q of queriesOf(file)) {
+        const u = uses(q.expr);
+        expect(u.metrics.length, `${q.where} names no metric: ${q.expr}`).toBeGreaterThan(0);
+        for (const m of u.metrics) if (!metrics.has(m)) problems.push(`${q.where}: metric ${m} is not exported`);
+        for (const [m, labels] of u.selectors) {
+          for (const l of labels) if (metrics.has(m) && !metrics.get(m)!.has(l)) problems.push(`${q.where}: ${m} has no label ${l}`);
+        }
+        for (const l of u.grouping) {
+          if (l === 'le') continue;
+          if (!u.metrics.some((m) => metrics.get(m)?.has(l))) problems.push(`${q.where}: no metric of the query has label ${l}`);
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+});
