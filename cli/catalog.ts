@@ -24,6 +24,7 @@ export const CATALOG: Readonly<Record<string, CommandEntry>> = {
   version: { summary: "this CLI's version and the control plane's" },
   completion: { summary: 'shell completion script: nodemesh completion bash|zsh', subcommands: ['bash', 'zsh'] },
   install: { summary: "print the Helm chart's manifests for kubectl: nodemesh install --dry-run | kubectl apply --server-side -f -" },
+  'cni-install': { summary: "chain the nodemesh CNI plugin into the node's CNI configuration (run by the nodemesh-cni DaemonSet)" },
 };
 
 /** The top-level help: every command with its summary, aligned. */

@@ -32,6 +32,7 @@ const commands: Record<string, () => Promise<Command>> = {
   completion: async () => completionCommand,
   install: async () => (await import('../helm/install/cli.js')).installCommand,
   vm: async () => (await import('../vm/cli.js')).vmCommand,
+  'cni-install': async () => (await import('../helm/install/cni-installer.js')).cniInstallCommand,
 };
 
 function usage(): string {
