@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { helmTemplate } from '../../test/support/helm';
+import { helm, helmTemplate } from '../../test/support/helm';
 import { renderInstall, type Manifest } from './manifests';
 import { chartDir, resolveValues } from './values';
 
@@ -85,6 +85,11 @@ describe('helm template and nodemesh install --dry-run print the same objects', 
       expect(helm.size).toBeGreaterThanOrEqual(c.name === 'every switch off' ? 12 : 16);
     });
   }
+
+  it('helm lint --strict passes with the defaults and with every switch off', () => {
+    expect(helm(['lint', '--strict', chartDir])).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(helm(['lint', '--strict', chartDir, '--set', 'cni.enabled=false,waypoint.gatewayClass=false,control.podDisruptionBudget.enabled=false'])).toMatch(/0 chart\(s\) failed/);
+  });
 
   it('both refuse the same bad values, naming the field', () => {
     expect(() => helmTemplate(chartDir, ['x', '--set', 'control.replicas=0'])).toThrow(/control\.replicas/);

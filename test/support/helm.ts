@@ -30,12 +30,17 @@ export function helmBinary(): string {
   return out;
 }
 
+/** Runs helm with `args`; returns stdout, throws with Helm's stderr (and stdout: lint reports there). */
+export function helm(args: readonly string[]): string {
+  try {
+    return execFileSync(helmBinary(), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HELM_CACHE_HOME: join(projectRoot, 'node_modules', '.cache', 'nodemesh-helm', 'home') } });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`helm ${args[0]} failed: ${e.stderr || e.message}${e.stdout ? `\n${e.stdout}` : ''}`);
+  }
+}
+
 /** `helm template` of the chart at `chartDir`; returns stdout, throws with Helm's stderr. */
 export function helmTemplate(chartDir: string, args: readonly string[]): string {
-  try {
-    return execFileSync(helmBinary(), ['template', ...args, chartDir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HELM_CACHE_HOME: join(projectRoot, 'node_modules', '.cache', 'nodemesh-helm', 'home') } });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`helm template failed: ${e.stderr || e.message}`);
-  }
+  return helm(['template', ...args, chartDir]);
 }
