@@ -2,7 +2,9 @@
 import { CliError, type Command } from '../../cli/command';
 import { createLogger } from '../../common/log';
 import { defaultComponents } from '../components';
-import { ControlPlane, DEFAULT_API_LISTEN, DEFAULT_DATA_DIR } from '../control-plane';
+import { ControlPlane, DEFAULT_API_LISTEN, DEFAULT_DATA_DIR, type ControlPlaneComponent } from '../control-plane';
+import { DEFAULT_TRUST_DOMAIN } from '../../common/identity/spiffe';
+import { buildInfo } from '../../common/version';
 import type { NodeAuthenticator } from '../ca/tokens';
 import type { ConfigStore } from '../store/store';
 import { parse, processContext, type CliContext } from './context';
@@ -19,6 +21,13 @@ Runs the control plane: the config store, the config API (HTTP) and the xDS/CA s
                        with --config-source kubernetes: the node proxies' ServiceAccount(s); any
                        other token gets only its own identity (default <POD_NAMESPACE or
                        nodemesh-system>/nodemesh-node)
+  --waypoint-proxy P   with --config-source kubernetes: what waypoint Deployments run: nodemesh
+                       (default, 'nodemesh waypoint run') or envoy ('nodemesh waypoint bootstrap' + Envoy)
+  --waypoint-image I   the image waypoints run (default nodemesh/nodemesh:<version>)
+  --envoy-image I      the Envoy image for --waypoint-proxy envoy (default envoyproxy/envoy:v1.33-latest)
+  --waypoint-control ADDR
+                       the control plane address waypoints dial (default
+                       nodemesh-control.<POD_NAMESPACE or nodemesh-system>.svc:15012)
   --data-dir DIR       store, API token and CA files (env NODEMESH_DATA_DIR; default ${DEFAULT_DATA_DIR})
   --listen ADDR        config API address (default ${DEFAULT_API_LISTEN}; :15014 for every interface)
   --token-file FILE    API bearer token (default <data-dir>/token, generated with mode 0600)
@@ -38,6 +47,10 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
       kubeconfig: { type: 'string' },
       'token-audience': { type: 'string' },
       'node-proxy-service-account': { type: 'string' },
+      'waypoint-proxy': { type: 'string' },
+      'waypoint-image': { type: 'string' },
+      'envoy-image': { type: 'string' },
+      'waypoint-control': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -50,11 +63,15 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
   const log = createLogger('control', values['log-level'] ?? ctx.env.NODEMESH_LOG_LEVEL ?? 'info');
   const source = values['config-source'] ?? 'file';
   if (source !== 'file' && source !== 'kubernetes') throw new CliError(`--config-source must be "file" or "kubernetes", got "${source}"`);
-  for (const flag of ['kubeconfig', 'token-audience', 'node-proxy-service-account'] as const) {
+  for (const flag of ['kubeconfig', 'token-audience', 'node-proxy-service-account', 'waypoint-proxy', 'waypoint-image', 'envoy-image', 'waypoint-control'] as const) {
     if (values[flag] !== undefined && source !== 'kubernetes') throw new CliError(`--${flag} only applies with --config-source kubernetes`);
   }
+  const waypointProxy = values['waypoint-proxy'] ?? 'nodemesh';
+  if (waypointProxy !== 'nodemesh' && waypointProxy !== 'envoy') throw new CliError(`--waypoint-proxy must be "nodemesh" or "envoy", got "${waypointProxy}"`);
+  const ownNamespace = ctx.env.POD_NAMESPACE || 'nodemesh-system';
   let store: ConfigStore | undefined;
   let nodes: NodeAuthenticator | undefined;
+  let waypoints: ControlPlaneComponent | undefined;
   if (source === 'kubernetes') {
     const { KubernetesStore } = await import('../kubernetes/store.js');
     const { TokenReviewAuthenticator } = await import('../kubernetes/token-review.js');
@@ -66,6 +83,22 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
         audience: values['token-audience'],
         nodeProxyServiceAccounts: (values['node-proxy-service-account'] ?? `${ctx.env.POD_NAMESPACE || 'nodemesh-system'}/nodemesh-node`).split(',').map((s) => s.trim()),
         logger: log.child({ subsystem: 'ca' }),
+      });
+      const { WaypointController } = await import('../kubernetes/waypoints/controller.js');
+      const trustDomain = ctx.env.NODEMESH_TRUST_DOMAIN || DEFAULT_TRUST_DOMAIN;
+      const dataDir = values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR;
+      waypoints = new WaypointController({
+        store: k8sStore,
+        proxy: waypointProxy,
+        image: values['waypoint-image'] ?? `nodemesh/nodemesh:${buildInfo().version}`,
+        envoyImage: values['envoy-image'] ?? 'envoyproxy/envoy:v1.33-latest',
+        controlAddress: values['waypoint-control'] ?? `nodemesh-control.${ownNamespace}.svc:15012`,
+        trustDomain,
+        tokenAudience: values['token-audience'],
+        ownNamespace,
+        // The xDS component (started before this one) has opened or created the CA under dataDir.
+        rootPem: async () => (await (await import('../ca/authority.js')).CertificateAuthority.open({ trustDomain, dataDir })).trustBundlePem.join(''),
+        logger: log.child({ subsystem: 'waypoint-controller' }),
       });
     } catch (err) {
       await store?.close();
@@ -82,6 +115,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     logger: log,
     components: await defaultComponents(),
   });
+  if (waypoints) cp.use(waypoints);
   try {
     await cp.start();
   } catch (err) {

@@ -1,0 +1,201 @@
+// What the waypoint controller creates for a Gateway of a waypoint class, as a pure function: a
+// ServiceAccount (the waypoint's identity, named as the Gateway), a Deployment running
+// `nodemesh waypoint run` (or Envoy with the bootstrap from `nodemesh waypoint bootstrap`), and a
+// Service in front of it. Every object is owned by the Gateway (ownerReferences, controller), so
+// deleting the Gateway deletes them (Kubernetes' garbage collector), and carries the label
+// `gateway.networking.k8s.io/gateway-name: <gateway>`, through which the translation finds the
+// waypoint's address (docs/xds.md).
+//
+// The waypoint's credential for the CA is a projected ServiceAccount token (audience
+// nodemesh-ca, rotated by kubelet, re-read by the waypoint on every request); the mesh root comes
+// from the ConfigMap nodemesh-ca-root the controller publishes in the Gateway's namespace.
+
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'nodemesh-waypoint-controller';
+export const CA_ROOT_CONFIGMAP = 'nodemesh-ca-root';
+export const CA_ROOT_KEY = 'root-cert.pem';
+const TOKEN_DIR = '/var/run/secrets/nodemesh/token';
+const CA_DIR = '/var/run/secrets/nodemesh/ca';
+
+export type WaypointProxy = 'nodemesh' | 'envoy';
+
+export interface WaypointRenderOptions {
+  /** The nodemesh image (runs `nodemesh waypoint run` / `waypoint bootstrap`). */
+  readonly image: string;
+  /** The Envoy image for proxy=envoy. */
+  readonly envoyImage: string;
+  readonly proxy: WaypointProxy;
+  /** The control plane's TLS xDS + CA address, e.g. nodemesh-control.nodemesh-system.svc:15012. */
+  readonly controlAddress: string;
+  readonly trustDomain: string;
+  /** Audience of the projected token (default nodemesh-ca). */
+  readonly tokenAudience?: string;
+  readonly replicas?: number;
+}
+
+export interface GatewayRef {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid: string;
+  readonly apiVersion: string;
+  /** Gateway spec.infrastructure labels/annotations, copied to what is created (Gateway API). */
+  readonly infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+}
+
+export interface RenderedObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences: { apiVersion: string; kind: string; name: string; uid: string; controller: boolean; blockOwnerDeletion: boolean }[];
+  };
+  [k: string]: unknown;
+}
+
+export interface RenderedWaypoint {
+  readonly serviceAccount: RenderedObject;
+  readonly deployment: RenderedObject;
+  readonly service: RenderedObject;
+}
+
+export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): RenderedWaypoint {
+  const labels = { ...(gw.infrastructure?.labels ?? {}), [GATEWAY_NAME_LABEL]: gw.name, [MANAGED_BY_LABEL]: MANAGED_BY };
+  const meta = () => ({
+    name: gw.name,
+    namespace: gw.namespace,
+    labels: { ...labels },
+    ...(gw.infrastructure?.annotations ? { annotations: { ...gw.infrastructure.annotations } } : {}),
+    ownerReferences: [{ apiVersion: gw.apiVersion, kind: 'Gateway', name: gw.name, uid: gw.uid, controller: true, blockOwnerDeletion: true }],
+  });
+  const selector = { [GATEWAY_NAME_LABEL]: gw.name };
+  const volumes = [
+    {
+      name: 'nodemesh-token',
+      projected: { sources: [{ serviceAccountToken: { audience: o.tokenAudience ?? 'nodemesh-ca', expirationSeconds: 43200, path: 'token' } }] },
+    },
+    { name: 'ca-root', configMap: { name: CA_ROOT_CONFIGMAP } },
+  ];
+  const mounts = [
+    { name: 'nodemesh-token', mountPath: TOKEN_DIR, readOnly: true },
+    { name: 'ca-root', mountPath: CA_DIR, readOnly: true },
+  ];
+  const podIP = { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
+  const probe = { httpGet: { path: '/healthz/ready', port: 15021 }, periodSeconds: 5, failureThreshold: 3 };
+  const security = { runAsNonRoot: true, runAsUser: 65532, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+  const ports = [
+    { name: 'hbone', containerPort: 15008, protocol: 'TCP' },
+    { name: 'metrics', containerPort: 15020, protocol: 'TCP' },
+    { name: 'status', containerPort: 15021, protocol: 'TCP' },
+  ];
+  const nodemeshContainer = {
+    name: 'waypoint',
+    image: o.image,
+    args: [
+      'waypoint',
+      'run',
+      `--name=${gw.name}`,
+      `--namespace=${gw.namespace}`,
+      `--control=${o.controlAddress}`,
+      `--token-file=${TOKEN_DIR}/token`,
+      `--trust-bundle=${CA_DIR}/${CA_ROOT_KEY}`,
+      `--trust-domain=${o.trustDomain}`,
+      `--service-account=${gw.name}`,
+      '--ip=$(POD_IP)',
+    ],
+    env: [podIP],
+    ports,
+    readinessProbe: probe,
+    volumeMounts: mounts,
+    securityContext: security,
+  };
+  const envoyPod = {
+    initContainers: [
+      {
+        name: 'bootstrap',
+        image: o.image,
+        command: ['/bin/sh', '-c', 'exec nodemesh "$@" > /etc/envoy/bootstrap.json', '--'],
+        args: ['waypoint', 'bootstrap', `--name=${gw.name}`, `--namespace=${gw.namespace}`, '--ip=$(POD_IP)', `--xds-address=${o.controlAddress}`, '--certs=/var/run/nodemesh/certs', '--output=json'],
+        env: [podIP],
+        volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy' }],
+        securityContext: security,
+      },
+    ],
+    containers: [
+      {
+        name: 'envoy',
+        image: o.envoyImage,
+        args: ['-c', '/etc/envoy/bootstrap.json'],
+        env: [podIP],
+        ports,
+        volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy', readOnly: true }, ...mounts, { name: 'certs', mountPath: '/var/run/nodemesh/certs', readOnly: true }],
+        securityContext: security,
+      },
+    ],
+  };
+  const podSpec =
+    o.proxy === 'envoy'
+      ? {
+          ...envoyPod,
+          volumes: [...volumes, { name: 'envoy-config', emptyDir: {} }, { name: 'certs', emptyDir: { medium: 'Memory' } }],
+        }
+      : { containers: [nodemeshContainer], volumes };
+  return {
+    serviceAccount: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(), automountServiceAccountToken: false },
+    deployment: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta(),
+      spec: {
+        replicas: o.replicas ?? 1,
+        selector: { matchLabels: selector },
+        template: {
+          metadata: { labels: { ...labels }, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020', 'prometheus.io/path': '/metrics' } },
+          spec: {
+            serviceAccountName: gw.name,
+            automountServiceAccountToken: false,
+            terminationGracePeriodSeconds: 30,
+            ...podSpec,
+          },
+        },
+      },
+    },
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(),
+      spec: {
+        type: 'ClusterIP',
+        selector,
+        ports: [
+          { name: 'mesh', port: 15008, targetPort: 15008, protocol: 'TCP', appProtocol: 'all' },
+          { name: 'status-port', port: 15021, targetPort: 15021, protocol: 'TCP' },
+        ],
+      },
+    },
+  };
+}
+
+/** The Gateway status the controller writes: Accepted and Programmed, and the Service's address. */
+export function gatewayStatus(
+  generation: number,
+  clusterIP: string | undefined,
+  problem: string | undefined,
+  now: string,
+  previous: { type?: string; status?: string; lastTransitionTime?: string }[] = [],
+) {
+  const since = (type: string, status: string) => previous.find((c) => c.type === type && c.status === status)?.lastTransitionTime ?? now;
+  const programmed = problem === undefined && !!clusterIP;
+  return {
+    ...(clusterIP ? { addresses: [{ type: 'IPAddress', value: clusterIP }] } : {}),
+    conditions: [
+      { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'accepted by the nodemesh waypoint controller', observedGeneration: generation, lastTransitionTime: since('Accepted', 'True') },
+      programmed
+        ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'the waypoint Deployment and Service exist', observedGeneration: generation, lastTransitionTime: since('Programmed', 'True') }
+        : { type: 'Programmed', status: 'False', reason: 'Invalid', message: problem ?? 'the waypoint Service has no address yet', observedGeneration: generation, lastTransitionTime: since('Programmed', 'False') },
+    ],
+  };
+}

@@ -1,0 +1,107 @@
+// The waypoint controller against the stand-in API server: a Gateway created with kubectl gets a
+// ServiceAccount, Deployment and Service owned by it, the mesh root ConfigMap, and its status
+// (Accepted, Programmed, address) written through the API; the workload API then resolves the
+// waypoint through that Service; deleting the Gateway removes what it owned (the stand-in's
+// ownerReference garbage collection).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { KubernetesStore } from '../../control/kubernetes/store';
+import { WaypointController } from '../../control/kubernetes/waypoints/controller';
+import { translateWorkloadApi } from '../../control/workload/translate';
+import { cleanupAfterEach } from '../support/cleanups';
+import { silentLogger } from '../support/control-plane';
+import { kubectl, StandInApiServer } from '../support/kube-apiserver';
+import { until } from '../support/until';
+
+const cleanup = cleanupAfterEach();
+
+const GATEWAY = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: demo
+  labels:
+    nodemesh.io/waypoint-for: service
+spec:
+  gatewayClassName: nodemesh-waypoint
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+`;
+
+async function setup() {
+  const api = await new StandInApiServer().start();
+  const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-waypoints-'));
+  cleanup(async () => {
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const name of ['nodemesh-system', 'demo']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  api.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'backend', namespace: 'demo', labels: { 'nodemesh.io/use-waypoint': 'waypoint' } }, spec: { selector: { app: 'backend' }, ports: [{ name: 'http', port: 80 }] } });
+  const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
+  const store = await KubernetesStore.open({ kubeconfig, logger: silentLogger, syncTimeoutMs: 10_000 });
+  cleanup(() => store.close());
+  const controller = new WaypointController({
+    store,
+    proxy: 'nodemesh',
+    image: 'nodemesh/nodemesh:test',
+    envoyImage: 'envoyproxy/envoy:test',
+    controlAddress: 'nodemesh-control.nodemesh-system.svc:15012',
+    trustDomain: 'cluster.local',
+    ownNamespace: 'nodemesh-system',
+    rootPem: async () => '-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n',
+    logger: silentLogger,
+  });
+  await controller.start();
+  cleanup(() => controller.stop());
+  return { api, kubeconfig, store, controller };
+}
+
+describe('waypoint controller (stand-in API server, kubectl)', () => {
+  it('creates the waypoint for a Gateway, writes its status, and the deletion of the Gateway removes it', async () => {
+    const { api, kubeconfig, store, controller } = await setup();
+    const applied = await kubectl(kubeconfig, ['apply', '--validate=false', '-f', '-'], GATEWAY);
+    expect(applied.stdout).toBe('gateway.gateway.networking.k8s.io/waypoint created\n');
+    const gw = api.get('gateway.networking.k8s.io/v1', 'Gateway', 'waypoint', 'demo')!;
+    await until('the waypoint Deployment', () => api.get('apps/v1', 'Deployment', 'waypoint', 'demo') !== undefined, 10_000);
+    await controller.settled();
+
+    const owner = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid: gw.metadata.uid, controller: true, blockOwnerDeletion: true };
+    const made = [api.get('v1', 'ServiceAccount', 'waypoint', 'demo'), api.get('apps/v1', 'Deployment', 'waypoint', 'demo'), api.get('v1', 'Service', 'waypoint', 'demo')];
+    for (const o of made) expect(o?.metadata.ownerReferences).toEqual([owner]);
+    const deploy = api.get('apps/v1', 'Deployment', 'waypoint', 'demo')!;
+    expect((deploy.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args.slice(0, 3)).toEqual(['waypoint', 'run', '--name=waypoint']);
+    for (const ns of ['demo', 'nodemesh-system']) expect(api.get('v1', 'ConfigMap', 'nodemesh-ca-root', ns)?.data).toEqual({ 'root-cert.pem': '-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n' });
+
+    const svcIP = (api.get('v1', 'Service', 'waypoint', 'demo')!.spec as { clusterIP: string }).clusterIP;
+    const conditions = await kubectl(kubeconfig, ['get', 'gateway', 'waypoint', '-n', 'demo', '-o', 'jsonpath={range .status.conditions[*]}{.type}={.status} {end}{.status.addresses[0].value}']);
+    expect(conditions.stdout).toBe(`Accepted=True Programmed=True ${svcIP}`);
+
+    // The mirror sees the waypoint's Service (labelled with the Gateway's name): the backend's
+    // waypoint resolves to it.
+    await until('the waypoint Service to be mirrored', () => store.snapshot().get('Service', 'waypoint', 'demo') !== undefined, 5000);
+    const backend = translateWorkloadApi(store.snapshot()).addresses.get('demo/backend.demo.svc.cluster.local');
+    const svc = backend?.type?.$case === 'service' ? backend.type.value : undefined;
+    expect(svc?.waypoint?.destination).toMatchObject({ $case: 'hostname', value: { namespace: 'demo', hostname: 'waypoint.demo.svc.cluster.local' } });
+
+    // Deleted by hand: put back by the next pass.
+    await kubectl(kubeconfig, ['delete', 'deployment', 'waypoint', '-n', 'demo']);
+    await controller.settled();
+    expect(api.get('apps/v1', 'Deployment', 'waypoint', 'demo')).toBeDefined();
+    // A pass over unchanged objects writes nothing.
+    const rv = api.resourceVersion;
+    await controller.settled();
+    expect(api.resourceVersion).toBe(rv);
+
+    const deleted = await kubectl(kubeconfig, ['delete', 'gateway', 'waypoint', '-n', 'demo']);
+    expect(deleted.stdout).toBe('gateway.gateway.networking.k8s.io "waypoint" deleted\n');
+    expect(api.get('apps/v1', 'Deployment', 'waypoint', 'demo')).toBeUndefined();
+    expect(api.get('v1', 'Service', 'waypoint', 'demo')).toBeUndefined();
+    expect(api.get('v1', 'ServiceAccount', 'waypoint', 'demo')).toBeUndefined();
+    await controller.settled();
+    expect(api.get('apps/v1', 'Deployment', 'waypoint', 'demo')).toBeUndefined();
+  });
+});
