@@ -21,6 +21,7 @@ import { spawnInLab } from '../lab/spawn';
 import type { LabTopology } from '../lab/state';
 import { labUp } from '../lab/up';
 import { connectInNetns } from '../native/netns';
+import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 
 const LAB = 'nmbench';
 
@@ -150,8 +151,8 @@ async function main(): Promise<void> {
         env: { NODEMESH_LOG_LEVEL: values['log-level'] },
       }),
     );
-    await until('node proxy ready', async () => (await httpGet(node1.netnsPath, 15021, '/healthz/ready')).status === 200);
-    const enrolled = async (): Promise<number> => (JSON.parse((await httpGet(node1.netnsPath, 15000, '/workloads')).body) as unknown[]).length;
+    await until('node proxy ready', async () => (await httpGet(node1.netnsPath, READY_PORT, '/healthz/ready')).status === 200);
+    const enrolled = async (): Promise<number> => (JSON.parse((await httpGet(node1.netnsPath, ADMIN_PORT, '/workloads')).body) as unknown[]).length;
 
     const best: Record<string, { cr: number; bulk: number }> = { direct: { cr: 0, bulk: 0 }, captured: { cr: 0, bulk: 0 } };
     for (let round = 0; round < Number(values.rounds); round++) {

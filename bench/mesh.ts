@@ -31,7 +31,6 @@ import { labConnection } from '../lab/mesh/connect';
 import { spiffeId } from '../lab/mesh/demo';
 import { launch } from '../lab/mesh/launch';
 import { netnsGet } from '../native/netns-http';
-import { PROXY_ADMIN_PORT } from '../lab/mesh/paths';
 import { accessEntriesSince, appMain, proxyLogMarks } from '../lab/mesh/traffic';
 import { meshDown, meshUp } from '../lab/mesh/up';
 import { runInLab } from '../lab/spawn';
@@ -42,6 +41,8 @@ import { labUp } from '../lab/up';
 import { carriedBy, carriedVerdict } from './support/carried';
 import { LOADGEN, type Latency } from './support/loadgen';
 import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
+import { ADMIN_PORT } from '../common/contracts/ports';
+import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
 
 const IPERF_PORT = 5201;
 const ECHO_PORT = 7000;
@@ -93,7 +94,7 @@ function proxyPids(lab: string): number[] {
 async function enrolled(topo: LabTopology): Promise<string[]> {
   const keys: string[] = [];
   for (const n of topo.nodes) {
-    const r = await netnsGet(n.netnsPath, '127.0.0.1', PROXY_ADMIN_PORT, '/workloads');
+    const r = await netnsGet(n.netnsPath, '127.0.0.1', ADMIN_PORT, '/workloads');
     keys.push(...(JSON.parse(r.body) as Array<{ key: string }>).map((w) => w.key));
   }
   return keys;
@@ -101,7 +102,7 @@ async function enrolled(topo: LabTopology): Promise<string[]> {
 
 /** Labels namespace default and waits until the node proxies have (un)enrolled `pods`. */
 async function setMode(topo: LabTopology, api: ApiClient, mode: 'ambient' | 'none', pods: readonly LabPod[]): Promise<void> {
-  await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { 'nodemesh.io/dataplane-mode': mode } } }]);
+  await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { [DATAPLANE_MODE_LABEL]: mode } } }]);
   const want = pods.map((p) => `${NS}/${p.name}`);
   const deadline = Date.now() + 20_000;
   for (;;) {

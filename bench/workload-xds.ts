@@ -22,6 +22,7 @@ import { parseSizes } from './support/args';
 import { mib as mibOf, msSince as ms, quantile } from './support/figures';
 import { benchArgs, isServerProcess, ServerProcess, toParent } from './support/server-process';
 import { Waiter } from './support/waiter';
+import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
 
 const DEFAULT_SIZES = { workloads: 10_000, services: 1_000, subscribers: 100, changes: 20 };
 type Sizes = typeof DEFAULT_SIZES;
@@ -53,7 +54,7 @@ async function serverMain(sizes: Sizes): Promise<void> {
   const store = new MemoryStore({ historyLimit: 100 });
   const docs: unknown[] = [];
   for (let n = 0; n < NAMESPACES; n++) {
-    docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `bench-${n}`, labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } });
+    docs.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `bench-${n}`, labels: { [DATAPLANE_MODE_LABEL]: 'ambient' } } });
   }
   for (let s = 0; s < sizes.services; s++) {
     docs.push({

@@ -1,6 +1,6 @@
 // IP addresses: text <-> bytes (4 for IPv4, 16 for IPv6), the form the workload API carries and
 // the BPF maps key by. Shared by the control plane (translation) and the data plane (indexes).
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 
 /** The bytes of IP text; an embedded IPv4 tail (::ffff:10.0.0.1) stays 16 bytes. Throws on non-IPs. */
 export function ipBytes(ip: string): Buffer {
@@ -46,4 +46,29 @@ export function ipText(bytes: Uint8Array): string {
   }
   if (best < 0) return groups.join(':');
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+const MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
+/** Canonical text of address bytes (4 or 16), IPv4-mapped IPv6 folded to IPv4; throws on any other length. */
+export function ipFromBytes(bytes: Uint8Array): string {
+  if (bytes.length === 16 && Buffer.compare(Buffer.from(bytes.subarray(0, 12)), MAPPED_PREFIX) === 0) return ipText(bytes.subarray(12));
+  return ipText(bytes);
+}
+
+/**
+ * Canonical text of an IP written as text (RFC 5952 for IPv6; IPv4-mapped ::ffff:10.0.0.1, as
+ * dual-stack sockets report IPv4 peers, folded to IPv4); undefined when it is not an IP.
+ */
+export function canonicalIp(text: string): string | undefined {
+  if (isIP(text) === 0) return undefined;
+  return ipFromBytes(ipBytes(text));
+}
+
+/** Address bytes of IP text (IPv4-mapped folded to 4 bytes); undefined when not an IP. */
+export function ipToBytes(text: string): Buffer | undefined {
+  if (isIP(text) === 0) return undefined;
+  const b = ipBytes(text);
+  if (b.length === 16 && Buffer.compare(b.subarray(0, 12), MAPPED_PREFIX) === 0) return b.subarray(12);
+  return b;
 }

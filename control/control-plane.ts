@@ -13,9 +13,10 @@ import { formatListen, parseListen, type ListenAddress } from './listen';
 import { createControlRegistry } from './metrics';
 import { FileStore } from './store/file-store';
 import type { ConfigStore } from './store/store';
+import { CONFIG_API_PORT } from '../common/contracts/ports';
 
 export const DEFAULT_DATA_DIR = '/var/lib/nodemesh';
-export const DEFAULT_API_LISTEN = '127.0.0.1:15014';
+export const DEFAULT_API_LISTEN = `127.0.0.1:${CONFIG_API_PORT}`;
 
 /** Something that runs inside the control plane process (see components.ts). */
 export interface ControlPlaneComponent {

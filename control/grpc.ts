@@ -24,9 +24,8 @@ import { adsImplementation, adsServiceDefinition, type SotwCall } from './xds/se
 import { combineSources, type ResourceSource } from './xds/source';
 import { WORKLOAD_API_TYPE_URLS, WorkloadApiPublisher } from './workload/publisher';
 import type { TranslateOptions } from './workload/translate';
+import { XDS_PLAINTEXT_PORT } from '../common/contracts/ports';
 
-export const XDS_TLS_PORT = 15012;
-export const XDS_PLAINTEXT_PORT = 15010;
 
 export interface Listen {
   readonly host: string;

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../cli/command';
 import { createLogger } from '../common/log';
 import { startWaypoint, type RunningWaypoint } from './run';
+import { ADMIN_PORT, HBONE_PORT, METRICS_PORT, READY_PORT, XDS_PLAINTEXT_PORT } from '../common/contracts/ports';
 
 const RUN_USAGE = `usage: nodemesh waypoint run --name NAME -n NAMESPACE [--control HOST:PORT] [options]
   --name NAME            the Gateway (gatewayClassName nodemesh-waypoint) this waypoint serves
@@ -68,7 +69,7 @@ async function run(argv: string[]): Promise<number> {
   if (meshMode && (!v['token-file'] || !v['trust-bundle'])) {
     throw new CliError('give both --token-file and --trust-bundle (the waypoint gets its certificate from the control plane), or neither (plaintext mode, no HBONE)', 2);
   }
-  const control = v.control ?? (meshMode ? undefined : '127.0.0.1:15010');
+  const control = v.control ?? (meshMode ? undefined : `127.0.0.1:${XDS_PLAINTEXT_PORT}`);
   if (!control) throw new CliError(`--control HOST:PORT (the control plane's TLS port, e.g. 10.199.0.254:15012) is required with --token-file/--trust-bundle\n${RUN_USAGE}`, 2);
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(control)) throw new CliError(`--control must be HOST:PORT (e.g. 10.199.0.254:15012), got '${control}'`, 2);
   let certTtl: number | undefined;
@@ -85,10 +86,10 @@ async function run(argv: string[]): Promise<number> {
       control,
       ip: v.ip,
       listenAddress: v['listen-address'],
-      hbonePort: port(v['hbone-port'], 15008, '--hbone-port'),
-      adminPort: port(v['admin-port'], 15000, '--admin-port'),
-      metricsPort: port(v['metrics-port'], 15020, '--metrics-port'),
-      readyPort: port(v['ready-port'], 15021, '--ready-port'),
+      hbonePort: port(v['hbone-port'], HBONE_PORT, '--hbone-port'),
+      adminPort: port(v['admin-port'], ADMIN_PORT, '--admin-port'),
+      metricsPort: port(v['metrics-port'], METRICS_PORT, '--metrics-port'),
+      readyPort: port(v['ready-port'], READY_PORT, '--ready-port'),
       otlpEndpoint: v['otlp-endpoint'],
       logger,
       mesh: meshMode

@@ -22,6 +22,7 @@ import { maxSessionMemoryMiB } from '../common/hbone/settings';
 import { WaypointMetrics } from './telemetry/metrics';
 import { OtlpExporter } from './telemetry/otlp';
 import { ClusterType, EndpointType, ListenerType, RouteType, SHORT, WAYPOINT_TYPES, type Compiled } from './xds/resources';
+import { ADMIN_PORT, HBONE_PORT, METRICS_PORT, READY_PORT } from '../common/contracts/ports';
 
 export interface WaypointOptions {
   readonly name: string;
@@ -211,13 +212,13 @@ export class Waypoint {
         this.hbone?.rotate({ certChain: c.certChain, key: c.key, trustBundle: c.trustBundle });
         this.log.info({ spiffeId: c.spiffeId, notAfter: c.notAfter?.toISOString() }, 'HBONE listener uses the renewed certificate');
       });
-      this.ports.hbone = (await this.hbone.listen({ host: o.listenAddress ?? '0.0.0.0', port: o.hbonePort ?? 15008 })).port;
+      this.ports.hbone = (await this.hbone.listen({ host: o.listenAddress ?? '0.0.0.0', port: o.hbonePort ?? HBONE_PORT })).port;
     }
-    this.ports.admin = await this.serveAux(o.adminPort ?? 15000, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
-    this.ports.metrics = await this.serveAux(o.metricsPort ?? 15020, o.listenAddress ?? '0.0.0.0', async (path) =>
+    this.ports.admin = await this.serveAux(o.adminPort ?? ADMIN_PORT, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
+    this.ports.metrics = await this.serveAux(o.metricsPort ?? METRICS_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
       path === '/metrics' || path === '/stats/prometheus' ? { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() } : { status: 404, type: 'text/plain', body: 'not found' },
     );
-    this.ports.ready = await this.serveAux(o.readyPort ?? 15021, o.listenAddress ?? '0.0.0.0', async (path) =>
+    this.ports.ready = await this.serveAux(o.readyPort ?? READY_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
       path === '/healthz/ready' ? (this.xds.status().synced ? { status: 200, type: 'text/plain', body: 'ready\n' } : { status: 503, type: 'text/plain', body: 'waiting for xDS\n' }) : { status: 404, type: 'text/plain', body: 'not found' },
     );
     this.xds.start();

@@ -19,6 +19,7 @@
 #define SOCK_STREAM 1
 #endif
 
+/* The mesh ports, as common/contracts/ports.ts defines them (common/contracts/contracts.unit.test.ts checks this copy). */
 #define NM_PORT_OUTBOUND 15001
 #define NM_PORT_INBOUND 15006
 #define NM_PORT_HBONE 15008

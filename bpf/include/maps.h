@@ -2,7 +2,7 @@
 /*
  * Every map the capture programs share, and the layout of every key and value.
  *
- * These structs are mirrored byte for byte in bpf/layout.ts; bpf/layout.unit.test.ts compares
+ * These structs are mirrored byte for byte in native/layout.ts; native/layout.unit.test.ts compares
  * the two against the BTF of the built objects. Change both together.
  *
  * Conventions:

@@ -2,7 +2,7 @@
 export { formatAuthority, parseAuthority, targetOf, type TunnelTarget } from './authority';
 export { HboneClient, type Dialer, type ExpectedIdentity, type HboneClientOptions, type OpenOptions, type WorkloadCredentials } from './client';
 export { TunnelConnectError, TunnelRefusedError, describeStatus } from './errors';
-export { forwardedClient, forwardedFor, type TunnelHeaders } from './headers';
+export { forwardedEndpoint, forwardedFor, type TunnelHeaders } from './headers';
 export {
   HboneServer,
   allow,
@@ -16,6 +16,6 @@ export {
   type TunnelHandler,
   type TunnelRequest,
 } from './server';
-export { DEFAULT_WINDOWS, HBONE_PORT, type WindowSettings } from './settings';
+export { DEFAULT_WINDOWS, type WindowSettings } from './settings';
 export { abortSide, splice, type SpliceResult } from './splice';
 export { connectUpstream, type UpstreamOptions } from './upstream';

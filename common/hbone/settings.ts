@@ -3,7 +3,6 @@
 // stream stalls on WINDOW_UPDATE round trips; bench/hbone.ts measures the effect (docs/hbone.md).
 import { constants } from 'node:http2';
 
-export const HBONE_PORT = 15008;
 export const ALPN_H2 = 'h2';
 export const TLS_VERSION = 'TLSv1.3';
 

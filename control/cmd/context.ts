@@ -9,6 +9,7 @@ import { CliError, usageError } from '../../cli/command';
 import { ApiClient } from '../api/client';
 import { readToken, TOKEN_FILE } from '../api/token';
 import { DEFAULT_DATA_DIR } from '../control-plane';
+import { CONFIG_API_PORT } from '../../common/contracts/ports';
 
 /** A control plane's config API as a dialer found it: its URL, the bearer token, how to connect. */
 export interface ControlPlaneConnection {
@@ -44,7 +45,7 @@ export function processContext(): CliContext {
   return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, dial: registeredDialer };
 }
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:15014';
+export const DEFAULT_SERVER = `http://127.0.0.1:${CONFIG_API_PORT}`;
 
 /** Options every client command accepts. */
 export const connectionOptions = {

@@ -15,6 +15,7 @@ import { ADS_CONFIG_SOURCE } from './clusters';
 import { DEFAULT_ENVOY_OPTIONS } from './model';
 import { duration } from './proto';
 import { TLS_TRANSPORT_SOCKET } from './names';
+import { ADMIN_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 
 export const XDS_CLUSTER = 'xds-grpc';
 
@@ -50,7 +51,7 @@ function splitHostPort(address: string): { host: string; port: number } {
 
 export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
   const certs = o.certFiles ?? DEFAULT_ENVOY_OPTIONS.certFiles;
-  const { host, port } = splitHostPort(o.xdsAddress ?? 'nodemesh-control.nodemesh-system.svc:15012');
+  const { host, port } = splitHostPort(o.xdsAddress ?? `nodemesh-control.nodemesh-system.svc:${XDS_TLS_PORT}`);
   const tls = UpstreamTlsContext.fromPartial({
     sni: o.xdsServerName ?? host,
     commonTlsContext: {
@@ -71,7 +72,7 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
       cluster: `${o.name}.${o.namespace}`,
       metadata: { NODEMESH_WAYPOINT: `${o.namespace}/${o.name}`, NAMESPACE: o.namespace, ...(o.ip ? { INSTANCE_IPS: o.ip } : {}) },
     },
-    admin: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: o.adminPort ?? 15000 } } } } },
+    admin: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: o.adminPort ?? ADMIN_PORT } } } } },
     staticResources: {
       clusters: [
         {

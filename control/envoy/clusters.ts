@@ -12,10 +12,11 @@ import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/en
 import type { Metadata } from '../../api/gen/envoy/config/core/v3/base';
 import type { LbEndpoint, LocalityLbEndpoints } from '../../api/gen/envoy/config/endpoint/v3/endpoint_components';
 import { targetPortOf, type ServicePort, type Workload } from '../resources';
-import { HEALTH_ANNOTATION, isHttp2Port, type ServiceInfo } from './model';
+import { HEALTH_ANNOTATION } from '../../common/contracts/labels';
+import { isHttp2Port, type ServiceInfo } from './model';
 import { duration, type DeepPartial } from './proto';
 import { outboundClusterName } from './names';
-import { HBONE_PORT } from '../../common/hbone/settings';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
 const UINT32_MAX = 0xffffffff;
 

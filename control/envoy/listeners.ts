@@ -33,6 +33,7 @@ import type { ServicePort } from '../resources';
 import { pack } from './any';
 import { ADS_CONFIG_SOURCE } from './clusters';
 import { isTcpPort, type EnvoyTranslateOptions, type MeshIndex, type ServiceInfo, type WaypointInfo } from './model';
+import { HBONE_PORT } from '../../common/contracts/ports';
 import { duration, type DeepPartial } from './proto';
 import { policiesFor, translateRbac } from './rbac';
 import {
@@ -50,7 +51,6 @@ import {
   servicePortName,
 } from './names';
 
-export const DEFAULT_HBONE_PORT = 15008;
 /** Annotation on a Service: requests per second its waypoint admits (per waypoint instance). */
 export const RATE_LIMIT_ANNOTATION = 'ratelimit.nodemesh.io/requests-per-second';
 
@@ -69,7 +69,7 @@ export function translateApiListener(svc: ServiceInfo, port: ServicePort): Liste
 }
 
 function hbonePort(wp: WaypointInfo): number {
-  return wp.gateway.spec.listeners.find((l) => l.protocol === 'HBONE')?.port ?? DEFAULT_HBONE_PORT;
+  return wp.gateway.spec.listeners.find((l) => l.protocol === 'HBONE')?.port ?? HBONE_PORT;
 }
 
 function protocolOf(port: ServicePort): 'http' | 'tcp' {

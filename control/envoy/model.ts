@@ -46,8 +46,6 @@ function enrolled(w: Workload, nsLabels: Record<string, string>): boolean {
   return (meshLabel(w.metadata.labels, DATAPLANE_MODE_LABEL) ?? meshLabel(nsLabels, DATAPLANE_MODE_LABEL)) === 'ambient';
 }
 
-/** Annotation on a Workload: `healthy` (default), `unhealthy` or `draining`. */
-export const HEALTH_ANNOTATION = 'nodemesh.io/health';
 
 export interface ServiceInfo {
   readonly service: Service;

@@ -1,42 +1,34 @@
-// The mesh's own labels and their allowed values, and Istio's equivalents, accepted unchanged so
-// that existing ambient configuration applies (docs/istio.md).
+// Validation of the mesh's own labels and Istio's equivalents on resources; the keys, their
+// allowed values and the reading rule are contracts shared with the node proxy and the waypoint
+// (common/contracts/labels.ts), re-exported here for the control plane.
+import {
+  DATAPLANE_MODE_LABEL,
+  DATAPLANE_MODES,
+  hasMeshLabel,
+  ISTIO_LABELS,
+  USE_WAYPOINT_LABEL,
+  USE_WAYPOINT_NAMESPACE_LABEL,
+  WAYPOINT_FOR,
+  WAYPOINT_FOR_LABEL,
+  type MeshLabelKey,
+} from '../../common/contracts/labels';
 import { dnsLabel, dnsSubdomain } from './fields';
 import type { ValidationIssue } from './validation';
 
-/** `ambient` enrols a Namespace or workload in the mesh; `none` opts out. The workload wins. */
-export const DATAPLANE_MODE_LABEL = 'nodemesh.io/dataplane-mode';
-/** `<gateway>` or `none` on a Namespace, Service or workload: which waypoint its traffic uses. */
-export const USE_WAYPOINT_LABEL = 'nodemesh.io/use-waypoint';
-/** Namespace of the waypoint named by use-waypoint, when it is not the resource's own. */
-export const USE_WAYPOINT_NAMESPACE_LABEL = 'nodemesh.io/use-waypoint-namespace';
-/** On a Gateway: which traffic the waypoint handles. */
-export const WAYPOINT_FOR_LABEL = 'nodemesh.io/waypoint-for';
-
-/** The mesh labels read by the control plane. */
-export type MeshLabelKey = typeof DATAPLANE_MODE_LABEL | typeof USE_WAYPOINT_LABEL | typeof USE_WAYPOINT_NAMESPACE_LABEL | typeof WAYPOINT_FOR_LABEL;
-
-/** Istio's label for each mesh label: same values, same meaning; the nodemesh.io one wins when both are set. */
-export const ISTIO_LABELS: Readonly<Record<MeshLabelKey, string>> = {
-  [DATAPLANE_MODE_LABEL]: 'istio.io/dataplane-mode',
-  [USE_WAYPOINT_LABEL]: 'istio.io/use-waypoint',
-  [USE_WAYPOINT_NAMESPACE_LABEL]: 'istio.io/use-waypoint-namespace',
-  [WAYPOINT_FOR_LABEL]: 'istio.io/waypoint-for',
-};
-
-/** A mesh label's value on an object: its nodemesh.io label, else its Istio equivalent. */
-export function meshLabel(labels: Readonly<Record<string, string>> | undefined, key: MeshLabelKey): string | undefined {
-  return labels?.[key] ?? labels?.[ISTIO_LABELS[key]];
-}
-
-/** Whether an object carries a mesh label (either spelling). */
-export function hasMeshLabel(labels: Readonly<Record<string, string>> | undefined, key: MeshLabelKey): boolean {
-  return meshLabel(labels, key) !== undefined;
-}
-
-export const DATAPLANE_MODES = ['ambient', 'none'] as const;
-export type DataplaneMode = (typeof DATAPLANE_MODES)[number];
-export const WAYPOINT_FOR = ['service', 'workload', 'all', 'none'] as const;
-export type WaypointFor = (typeof WAYPOINT_FOR)[number];
+export {
+  DATAPLANE_MODE_LABEL,
+  DATAPLANE_MODES,
+  hasMeshLabel,
+  ISTIO_LABELS,
+  meshLabel,
+  USE_WAYPOINT_LABEL,
+  USE_WAYPOINT_NAMESPACE_LABEL,
+  WAYPOINT_FOR,
+  WAYPOINT_FOR_LABEL,
+  type DataplaneMode,
+  type MeshLabelKey,
+  type WaypointFor,
+} from '../../common/contracts/labels';
 
 /** Checks the mesh labels on a resource of `kind`; returns issues with `metadata.labels[...]` paths. */
 export function meshLabelIssues(kind: string, labels: Record<string, string> | undefined): ValidationIssue[] {

@@ -68,9 +68,9 @@ import {
 import { cidrOf, ipBytes } from './addresses';
 import { peerAuthenticationSelector, translatePeerAuthentication } from './peer-authentication';
 import { unenforcedTargetRefAttribute } from './target-refs';
+import { GATEWAY_NAME_LABEL } from '../../common/contracts/labels';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
-export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
-export const DEFAULT_HBONE_PORT = 15008;
 
 export interface TranslateOptions {
   /** Trust domain of workload identities. */
@@ -287,7 +287,7 @@ class Translation {
     if (!gw) return `no Gateway ${ns}/${name}`;
     const forWhat = meshLabel(gw.metadata.labels, WAYPOINT_FOR_LABEL) ?? 'service';
     if (forWhat !== 'all' && forWhat !== use) return { notFor: forWhat };
-    const hboneMtlsPort = gw.spec.listeners.find((l) => l.protocol === 'HBONE')?.port ?? DEFAULT_HBONE_PORT;
+    const hboneMtlsPort = gw.spec.listeners.find((l) => l.protocol === 'HBONE')?.port ?? HBONE_PORT;
     const gateway = `${ns}/${name}`;
     const ip = gw.spec.addresses?.find((a) => a.type === 'IPAddress')?.value;
     if (ip) return GatewayAddress.fromPartial({ destination: { $case: 'address', value: { network: '', address: ipBytes(ip) } }, hboneMtlsPort, gateway });

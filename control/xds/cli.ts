@@ -10,6 +10,7 @@ import { messageTypeRegistry } from '../../api/gen/typeRegistry';
 import { CliError, type Command } from '../../cli/command';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../workload/publisher';
 import { ipText } from '../workload/addresses';
+import { XDS_PLAINTEXT_PORT } from '../../common/contracts/ports';
 // Loaded for their entries in the type registry, so Envoy resources (and the Anys inside them)
 // print as JSON too.
 import '../../api/gen/envoy/config/cluster/v3/cluster';
@@ -80,7 +81,7 @@ export async function runXdsGet(argv: string[], io: XdsCliIo = { stdout: process
       allowPositionals: true,
       strict: true,
       options: {
-        server: { type: 'string', default: '127.0.0.1:15010' },
+        server: { type: 'string', default: `127.0.0.1:${XDS_PLAINTEXT_PORT}` },
         tls: { type: 'boolean', default: false },
         'ca-file': { type: 'string' },
         'token-file': { type: 'string' },

@@ -14,11 +14,12 @@
 import { hostname, networkInterfaces } from 'node:os';
 import { openCertificateService } from '../ca/setup';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
-import { startControlGrpc, XDS_LISTENER_LIMITS, XDS_PLAINTEXT_PORT, XDS_TLS_PORT, type ControlGrpc } from '../grpc';
+import { startControlGrpc, XDS_LISTENER_LIMITS, type ControlGrpc } from '../grpc';
 import { parseListen } from '../listen';
 import { DEFAULT_TRANSLATE_OPTIONS } from '../workload/translate';
 import type { SotwCall } from './service';
 import type { ResourceSource } from './source';
+import { XDS_PLAINTEXT_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 
 export interface XdsComponentOptions {
   readonly env?: NodeJS.ProcessEnv;

@@ -5,10 +5,11 @@
 // or by itself when exactly one lab runs a mesh and no server was named.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
-import { CONTROL_API_PORT, meshPaths } from './paths';
+import { meshPaths } from './paths';
 import type { ControlPlaneDialer } from '../../control/cmd/context';
 import { netnsConnector } from '../../native/netns-http';
 import { checkLabName, LAB_STATE_ROOT, loadLabState, LabStateError, tryLoadLabState } from '../state';
+import { CONFIG_API_PORT } from '../../common/contracts/ports';
 
 export interface LabConnection {
   lab: string;
@@ -47,7 +48,7 @@ export function labConnection(lab: string): LabConnection {
   }
   return {
     lab,
-    server: `http://${state.control.ip}:${CONTROL_API_PORT}`,
+    server: `http://${state.control.ip}:${CONFIG_API_PORT}`,
     token,
     createConnection: netnsConnector(state.control.netnsPath),
   };

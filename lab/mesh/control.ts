@@ -7,7 +7,8 @@ import { dirname } from 'node:path';
 import { cliEntry } from '../../common/paths';
 import type { LabTopology } from '../state';
 import { launch, waitReady, type Launched } from './launch';
-import { CONTROL_API_PORT, CONTROL_XDS_PORT, meshPaths } from './paths';
+import { meshPaths } from './paths';
+import { CONFIG_API_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 
 function nodemesh(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -30,16 +31,16 @@ export async function startControlPlane(state: LabTopology): Promise<ControlPlan
     state,
     'control',
     'control-plane',
-    [process.execPath, cliEntry, 'control', '--data-dir', paths.controlDataDir, '--listen', `:${CONTROL_API_PORT}`],
+    [process.execPath, cliEntry, 'control', '--data-dir', paths.controlDataDir, '--listen', `:${CONFIG_API_PORT}`],
     paths.log('control', 'control-plane'),
     {
-      NODEMESH_XDS_LISTEN: `:${CONTROL_XDS_PORT}`,
+      NODEMESH_XDS_LISTEN: `:${XDS_TLS_PORT}`,
       NODEMESH_XDS_REQUIRE_NODE_TOKEN: '1',
       NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
     },
   );
-  await waitReady(state.control.netnsPath, state.control.ip, CONTROL_API_PORT, '/healthz/ready', p);
-  return { ...p, xds: `${state.control.ip}:${CONTROL_XDS_PORT}` };
+  await waitReady(state.control.netnsPath, state.control.ip, CONFIG_API_PORT, '/healthz/ready', p);
+  return { ...p, xds: `${state.control.ip}:${XDS_TLS_PORT}` };
 }
 
 /** A token per node (files 0600) and the mesh root as the node proxies' trust bundle. */

@@ -7,6 +7,8 @@
 //                                      frontend --TCP--> tcp-echo (denies namespace outside)
 //   namespace outside (not enrolled):  client
 import type { LabPod, LabTopology } from '../state';
+import { HBONE_PORT } from '../../common/contracts/ports';
+import { DATAPLANE_MODE_LABEL, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../common/contracts/labels';
 
 export const DEMO_NS = 'demo';
 export const OUTSIDE_NS = 'outside';
@@ -126,7 +128,7 @@ type Doc = Record<string, unknown>;
 /** Every resource of the demo, in apply order. `enrolled: false` (--no-mesh) labels demo `none`. */
 export function demoResources(roles: readonly DemoRole[], opts: { enrolled: boolean } = { enrolled: true }): Doc[] {
   const docs: Doc[] = [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEMO_NS, labels: { 'nodemesh.io/dataplane-mode': opts.enrolled ? 'ambient' : 'none' } } },
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEMO_NS, labels: { [DATAPLANE_MODE_LABEL]: opts.enrolled ? 'ambient' : 'none' } } },
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: OUTSIDE_NS } },
   ];
   for (const r of roles) {
@@ -150,8 +152,8 @@ export function demoResources(roles: readonly DemoRole[], opts: { enrolled: bool
     docs.push({
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'Gateway',
-      metadata: { name: WAYPOINT, namespace: DEMO_NS, labels: { 'nodemesh.io/waypoint-for': 'service' } },
-      spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+      metadata: { name: WAYPOINT, namespace: DEMO_NS, labels: { [WAYPOINT_FOR_LABEL]: 'service' } },
+      spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: HBONE_PORT, protocol: 'HBONE' }] },
     });
   }
   const http = service('backend');
@@ -162,7 +164,7 @@ export function demoResources(roles: readonly DemoRole[], opts: { enrolled: bool
     spec: { clusterIP: vip, selector, ports: [{ name: protocol, port, targetPort, appProtocol: protocol }] },
   });
   for (const s of SERVICES) {
-    docs.push(svc(s.name, s.vip, s.port, s.targetPort, s.protocol, { app: s.name }, mesh && s.name === 'backend' ? { 'nodemesh.io/use-waypoint': WAYPOINT } : undefined));
+    docs.push(svc(s.name, s.vip, s.port, s.targetPort, s.protocol, { app: s.name }, mesh && s.name === 'backend' ? { [USE_WAYPOINT_LABEL]: WAYPOINT } : undefined));
   }
   if (mesh && hasSplit(roles)) {
     for (const v of VERSION_SERVICES) docs.push(svc(v.name, v.vip, http.port, http.targetPort, 'http', { app: 'backend', version: v.version }));

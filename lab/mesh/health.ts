@@ -4,8 +4,8 @@ import { connectInNetns } from '../../native/netns';
 import type { LabProcess, LabTopology } from '../state';
 import { findPlace } from '../state';
 import { netnsGet } from '../../native/netns-http';
-import { CONTROL_API_PORT, PROXY_READY_PORT } from './paths';
 import { service, type RoleName } from './demo';
+import { CONFIG_API_PORT, READY_PORT } from '../../common/contracts/ports';
 
 async function httpReady(netnsPath: string, host: string, port: number): Promise<string> {
   try {
@@ -26,8 +26,8 @@ export async function processHealth(state: LabTopology, p: LabProcess, alive: bo
   } catch {
     return '-';
   }
-  if (p.name === 'control-plane') return httpReady(place.netnsPath, state.control.ip, CONTROL_API_PORT);
-  if (p.name === 'node-proxy' || p.name === 'waypoint') return httpReady(place.netnsPath, '127.0.0.1', PROXY_READY_PORT);
+  if (p.name === 'control-plane') return httpReady(place.netnsPath, state.control.ip, CONFIG_API_PORT);
+  if (p.name === 'node-proxy' || p.name === 'waypoint') return httpReady(place.netnsPath, '127.0.0.1', READY_PORT);
   const m = /^app-(frontend|backend|tcp-echo)$/.exec(p.name);
   if (m) {
     const port = service(m[1] as RoleName).targetPort;

@@ -2,7 +2,7 @@
 // connections the backends' node proxies opened, per source identity.
 import type { LabTopology } from '../state';
 import { netnsGet } from '../../native/netns-http';
-import { PROXY_METRICS_PORT } from './paths';
+import { METRICS_PORT } from '../../common/contracts/ports';
 
 export interface Sample {
   labels: Record<string, string>;
@@ -31,6 +31,6 @@ export function sumBy(text: string, name: string, by: string, keep: (l: Record<s
 
 /** Every node proxy's /metrics, concatenated (a node that does not answer adds nothing). */
 export async function scrapeNodeProxies(t: LabTopology): Promise<string> {
-  const texts = await Promise.all(t.nodes.map((n) => netnsGet(n.netnsPath, '127.0.0.1', PROXY_METRICS_PORT, '/metrics', {}, 3000).then((r) => r.body, () => '')));
+  const texts = await Promise.all(t.nodes.map((n) => netnsGet(n.netnsPath, '127.0.0.1', METRICS_PORT, '/metrics', {}, 3000).then((r) => r.body, () => '')));
   return texts.join('\n');
 }

@@ -2,11 +2,6 @@
 import { join } from 'node:path';
 import { labStateDir } from '../state';
 
-export const CONTROL_API_PORT = 15014;
-export const CONTROL_XDS_PORT = 15012;
-export const PROXY_ADMIN_PORT = 15000;
-export const PROXY_METRICS_PORT = 15020;
-export const PROXY_READY_PORT = 15021;
 
 export interface MeshPaths {
   /** The control plane's data dir (store, API token, CA root and node tokens). */

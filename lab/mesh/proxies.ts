@@ -10,7 +10,8 @@ import { runInLab } from '../spawn';
 import { labStateDir, type LabTopology } from '../state';
 import type { DemoRole } from './demo';
 import { launch, waitReady, type Launched } from './launch';
-import { meshPaths, PROXY_READY_PORT } from './paths';
+import { meshPaths } from './paths';
+import { READY_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 
 export type ProxyFlavour = 'control' | 'lab';
 
@@ -55,7 +56,7 @@ export async function startNodeProxies(state: LabTopology, xds: string, roles: r
     node: n.name,
     flavour,
   }));
-  await Promise.all(started.map((p) => waitReady(state.nodes.find((n) => n.name === p.node)!.netnsPath, '127.0.0.1', PROXY_READY_PORT, '/healthz/ready', p, 30_000))); // node found: p.node comes from state.nodes
+  await Promise.all(started.map((p) => waitReady(state.nodes.find((n) => n.name === p.node)!.netnsPath, '127.0.0.1', READY_PORT, '/healthz/ready', p, 30_000))); // node found: p.node comes from state.nodes
   return started;
 }
 
@@ -65,7 +66,7 @@ export async function teardownNodeProxies(state: LabTopology, flavour: ProxyFlav
   await Promise.all(
     state.nodes.map(async (n) => {
       try {
-        const r = await runInLab(state, n.name, nodeProxyArgv(state, n.name, flavour, `${state.control.ip}:15012`, ['--teardown']), 20_000);
+        const r = await runInLab(state, n.name, nodeProxyArgv(state, n.name, flavour, `${state.control.ip}:${XDS_TLS_PORT}`, ['--teardown']), 20_000);
         if (r.code !== 0) problems.push(`${n.name}: node-proxy --teardown exited ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
       } catch (e) {
         problems.push(`${n.name}: ${(e as Error).message}`);

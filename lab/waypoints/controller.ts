@@ -12,9 +12,10 @@ import { isWaypointClass } from '../../control/resources/gateway';
 import { readLabProcesses, readWaypointPods, type LabTopology, type LabWaypointPod } from '../state';
 import { isSameProcess, sleep } from '../sys';
 import { launch } from '../mesh/launch';
-import { CONTROL_XDS_PORT, meshPaths } from '../mesh/paths';
+import { meshPaths } from '../mesh/paths';
 import { gatewayKey, leastLoadedNode, nodeLoad, planWaypointPod, waypointArgv, waypointWorkload } from './plan';
 import { createWaypointPod, removeWaypointPod } from './pods';
+import { XDS_TLS_PORT } from '../../common/contracts/ports';
 
 export const WAYPOINT_PROCESS = 'waypoint';
 const GATEWAY = kindInfo('Gateway') as KindInfo;
@@ -168,7 +169,7 @@ export class LabWaypointController {
   private start(w: LabWaypointPod): void {
     const key = gatewayKey(w.gateway);
     const paths = meshPaths(this.t.lab);
-    const argv = waypointArgv(w, { cliEntry, nodeToken: paths.nodeToken(w.pod.node), trustBundle: paths.trustBundle, control: `${this.t.control.ip}:${CONTROL_XDS_PORT}` });
+    const argv = waypointArgv(w, { cliEntry, nodeToken: paths.nodeToken(w.pod.node), trustBundle: paths.trustBundle, control: `${this.t.control.ip}:${XDS_TLS_PORT}` });
     const first = !this.lastStart.has(key);
     this.lastStart.set(key, Date.now());
     const p = launch(this.t, w.pod.name, WAYPOINT_PROCESS, argv, paths.log(w.pod.name, WAYPOINT_PROCESS), { NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info' });

@@ -1,12 +1,12 @@
 // Where a waypoint runs in the lab (pure): its pod ("wp-<gateway>", a netns and cgroup of its own on
 // the least-loaded node, address 10.200.N.(200+slot)), the Workload that describes it to the mesh,
 // and the argv of `nodemesh waypoint run` for it. No I/O here.
+import { DATAPLANE_MODE_LABEL, GATEWAY_NAME_LABEL } from '../../common/contracts/labels';
 import type { LabPod, LabTopology } from '../state';
 
 /** Waypoint pods take the top of a node's pod range: 10.200.N.201 … .250 (ordinary pods use .2 … .51). */
 export const WAYPOINT_SLOT_BASE = 200;
 export const MAX_WAYPOINTS_PER_NODE = 50;
-export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const LAB_POD_LABEL = 'nodemesh.io/lab-pod';
 
 /** One waypoint pod of the lab, as recorded under <state dir>/waypoints/. */
@@ -98,7 +98,7 @@ export function waypointWorkload(w: WaypointPod): Record<string, unknown> {
     metadata: {
       name: w.pod.name,
       namespace: w.gateway.namespace,
-      labels: { [GATEWAY_NAME_LABEL]: w.gateway.name, 'nodemesh.io/dataplane-mode': 'none', [LAB_POD_LABEL]: w.pod.name },
+      labels: { [GATEWAY_NAME_LABEL]: w.gateway.name, [DATAPLANE_MODE_LABEL]: 'none', [LAB_POD_LABEL]: w.pod.name },
     },
     spec: { serviceAccount: w.gateway.name, node: w.pod.node, addresses: [w.pod.ip], netnsPath: w.pod.netnsPath, cgroupPath: w.pod.cgroup },
   };

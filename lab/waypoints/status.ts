@@ -2,8 +2,8 @@
 import { formatTable } from '../../common/table';
 import { readWaypointPods, type LabTopology } from '../state';
 import { netnsGet } from '../../native/netns-http';
-import { PROXY_READY_PORT } from '../mesh/paths';
 import { waypointProcess } from './controller';
+import { READY_PORT } from '../../common/contracts/ports';
 
 export interface WaypointRow {
   gateway: string;
@@ -17,7 +17,7 @@ export interface WaypointRow {
 /** Readiness of a waypoint in its pod: its own /healthz/ready on :15021. */
 export async function waypointReadiness(netnsPath: string): Promise<string> {
   try {
-    const r = await netnsGet(netnsPath, '127.0.0.1', PROXY_READY_PORT, '/healthz/ready', {}, 1500);
+    const r = await netnsGet(netnsPath, '127.0.0.1', READY_PORT, '/healthz/ready', {}, 1500);
     return r.status === 200 ? 'ready' : `not ready (${r.status}: ${r.body.replace(/\s+/g, ' ').slice(0, 60)})`;
   } catch (e) {
     return `not answering (${(e as Error).message.slice(0, 60)})`;

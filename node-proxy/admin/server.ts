@@ -3,6 +3,7 @@
 // read-only; nothing here changes capture.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ADMIN_PORT, READY_PORT } from '../../common/contracts/ports';
 
 export interface AdminView {
   workloads(): unknown[];
@@ -14,8 +15,6 @@ export interface AdminView {
   extra?: Readonly<Record<string, () => unknown>>;
 }
 
-export const ADMIN_PORT = 15000;
-export const READY_PORT = 15021;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';

@@ -9,11 +9,12 @@ import type { Logger } from '../../common/log';
 import type { CaptureHandlers, CapturedWorkload } from '../proxy/handlers';
 import type { NetnsSockets } from '../proxy/netns-sockets';
 import type { Dataplane } from './dataplane';
-import { captureEntries, INBOUND_PORT, OUTBOUND_PORT } from './entries';
+import { captureEntries } from './entries';
 import { planEnrolment, type EnrolmentAction, type EnrolmentRecord, type Observed } from './plan';
 import { readRecords, writeRecords } from './records';
 import type { NodeLayout } from './pins';
 import { workloadKey, type CaptureWorkload } from './workload';
+import { INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT } from '../../common/contracts/ports';
 
 /**
  * What else happens when a workload's listeners open or close (the mesh opens the workload's HBONE
@@ -165,18 +166,18 @@ export class Enroller {
     const h = this.handlers;
     const servers: Server[] = [];
     try {
-      servers.push(await this.sockets.listen(w.netnsPath, '127.0.0.1', OUTBOUND_PORT, (s) => h.outbound(wl, s)));
+      servers.push(await this.sockets.listen(w.netnsPath, '127.0.0.1', OUTBOUND_CAPTURE_PORT, (s) => h.outbound(wl, s)));
       try {
-        servers.push(await this.sockets.listen(w.netnsPath, '::1', OUTBOUND_PORT, (s) => h.outbound(wl, s)));
+        servers.push(await this.sockets.listen(w.netnsPath, '::1', OUTBOUND_CAPTURE_PORT, (s) => h.outbound(wl, s)));
       } catch (err) {
         // A netns without IPv6 has no ::1; IPv6 connects there cannot leave the pod anyway.
         this.log.debug({ workload: key, err: (err as Error).message }, 'no IPv6 outbound listener');
       }
       let inbound: Server;
       try {
-        inbound = await this.sockets.listen(w.netnsPath, '::', INBOUND_PORT, (s) => h.inbound(wl, s));
+        inbound = await this.sockets.listen(w.netnsPath, '::', INBOUND_CAPTURE_PORT, (s) => h.inbound(wl, s));
       } catch {
-        inbound = await this.sockets.listen(w.netnsPath, '0.0.0.0', INBOUND_PORT, (s) => h.inbound(wl, s));
+        inbound = await this.sockets.listen(w.netnsPath, '0.0.0.0', INBOUND_CAPTURE_PORT, (s) => h.inbound(wl, s));
       }
       servers.push(inbound);
       return servers;

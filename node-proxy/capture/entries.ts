@@ -3,13 +3,12 @@
 // excluded CIDRs as 16-byte (IPv4-mapped) prefixes. Pure; the enroller encodes and writes them.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { CaptureWorkload } from './workload';
+import { OUTBOUND_CAPTURE_PORT } from '../../common/contracts/ports';
 
 export const CAPTURE_OUT = 0x1;
 export const CAPTURE_IN = 0x2;
 export const DIR_OUT = 1;
 export const DIR_IN = 2;
-export const OUTBOUND_PORT = 15001;
-export const INBOUND_PORT = 15006;
 
 export interface PortEntry {
   readonly port: number;
@@ -103,5 +102,5 @@ export function captureEntries(w: CaptureWorkload): CaptureEntries {
   const cidrs = [...new Set(w.excludedCidrs)].map(parseCidr);
   const addresses = [...new Set(w.addresses)];
   for (const a of addresses) if (!isIPv4(a) && !isIPv6(a)) throw new CaptureConfigError(`workload address '${a}' is not an IP address`);
-  return { addresses, flags: CAPTURE_OUT | CAPTURE_IN, outboundPort: OUTBOUND_PORT, ports, cidrs };
+  return { addresses, flags: CAPTURE_OUT | CAPTURE_IN, outboundPort: OUTBOUND_CAPTURE_PORT, ports, cidrs };
 }

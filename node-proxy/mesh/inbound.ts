@@ -12,12 +12,13 @@ import { allow, deny, type Decision, type TunnelRequest } from '../../common/hbo
 import { abortSide, splice } from '../../common/hbone/splice';
 import { evaluate } from '../policy/evaluate';
 import type { PolicyConnection } from '../policy/model';
-import { forward, local, peer, PROXY_PORTS, unmap, type CapturedWorkload } from '../proxy/handlers';
+import { forward, local, peer, unmap, type CapturedWorkload } from '../proxy/handlers';
 import { canonicalIp } from '../state/ip';
 import type { ConnectionRecord } from '../telemetry/labels';
 import { contextFor, spiffeOf, type MeshContext } from './context';
 import { streamSource } from './forwarded';
 import { ownsAddress } from './runtime';
+import { NODE_PROXY_PORTS } from '../../common/contracts/ports';
 
 const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
@@ -28,7 +29,7 @@ export async function handleTunnel(ctx: MeshContext, key: string, req: TunnelReq
   if (!w) return deny(503, `workload ${key} is no longer served by this node proxy`);
   const ip = canonicalIp(req.target.host);
   if (!ip || !ownsAddress(w, ip)) return deny(400, `the authority ${req.authority} is not an address of ${key}`);
-  if (PROXY_PORTS.has(req.target.port)) return deny(400, `the authority ${req.authority} names a node proxy port`);
+  if (NODE_PROXY_PORTS.has(req.target.port)) return deny(400, `the authority ${req.authority} names a node proxy port`);
   const srcIp = unmap(req.remoteAddress.address);
   const srcWorkload = ctx.state.workloadByIp(srcIp);
   const tunnelPeer = { address: srcIp, port: req.remoteAddress.port };
@@ -74,7 +75,7 @@ export function handlePlaintextInbound(ctx: MeshContext, wl: CapturedWorkload, d
   down.on('error', () => undefined);
   const dst = local(down);
   const client = peer(down);
-  if (PROXY_PORTS.has(dst.port)) {
+  if (NODE_PROXY_PORTS.has(dst.port)) {
     ctx.log.info({ workload: wl.key, src: client, dst }, 'inbound connection to a proxy port; refusing it');
     down.resetAndDestroy();
     return;

@@ -5,7 +5,6 @@
 import { TunnelProtocol, type GatewayAddress, type Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 import { HboneClient } from '../../common/hbone/client';
 import { HboneServer } from '../../common/hbone/server';
-import { HBONE_PORT } from '../../common/hbone/settings';
 import type { CertificateManager, WorkloadCertificate } from '../../common/identity/manager';
 import { formatSpiffeId, type Identity } from '../../common/identity/spiffe';
 import type { Logger } from '../../common/log';
@@ -27,6 +26,7 @@ import { PolicyGuard } from './guard';
 import { handlePlaintextInbound, handleTunnel } from './inbound';
 import { handleMeshOutbound } from './outbound';
 import { identityOf, keyOf } from './runtime';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
 export interface MeshOptions {
   readonly node: string;

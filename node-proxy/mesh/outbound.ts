@@ -9,8 +9,8 @@ import { isIPv4 } from 'node:net';
 import type { GatewayAddress, Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 import { formatAuthority } from '../../common/hbone/authority';
 import { TunnelRefusedError } from '../../common/hbone/errors';
+import { forwardedFor } from '../../common/hbone/headers';
 import { abortSide, splice } from '../../common/hbone/splice';
-import { HBONE_PORT } from '../../common/hbone/settings';
 import { formatSpiffeId } from '../../common/identity/spiffe';
 import type { Endpoint } from '../connections/table';
 import { evaluate } from '../policy/evaluate';
@@ -20,9 +20,9 @@ import { resolve, type EndpointPicker, type WaypointTarget } from '../state/reso
 import { ipFromBytes } from '../state/ip';
 import type { ConnectionRecord } from '../telemetry/labels';
 import { contextFor, spiffeOf, type MeshContext } from './context';
-import { forwardedForEndpoint } from './forwarded';
 import { identityOf } from './runtime';
 import { newTraceparent, sourceBaggage } from './trace';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
 const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
@@ -114,7 +114,7 @@ async function tunnel(ctx: MeshContext, wl: CapturedWorkload, down: Socket, src:
       expectedIdentity: plan.expected,
       authority: formatAuthority(plan.authority.address, plan.authority.port),
       // the app's own address:port: the destination logs it (the tunnel's port is shared)
-      headers: { forwarded: forwardedForEndpoint(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: sourceBaggage(src) },
+      headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: sourceBaggage(src) },
       dial: (host, port) => deps.sockets.connect(wl.netnsPath, host, port),
       sourceAddress: srcIp,
     });

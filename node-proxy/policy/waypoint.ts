@@ -8,6 +8,7 @@ import type { GatewayAddress, Service, Workload } from '../../api/gen/nodemesh/w
 import { DEFAULT_TRUST_DOMAIN, formatSpiffeId, identity } from '../../common/identity/spiffe';
 import { ipFromBytes } from '../state/ip';
 import type { ServiceEndpoint } from '../state/resolve';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
 /** What the bindings are computed from (WorkloadState implements it). */
 export interface WaypointView {
@@ -45,7 +46,7 @@ export function waypointIdentities(view: WaypointView, gw: GatewayAddress, trust
   } else if (d?.$case === 'hostname') {
     const svc = view.serviceByHostname(d.value.hostname);
     if (svc) {
-      for (const p of svc.ports.length > 0 ? svc.ports : [{ servicePort: gw.hboneMtlsPort || 15008 }]) {
+      for (const p of svc.ports.length > 0 ? svc.ports : [{ servicePort: gw.hboneMtlsPort || HBONE_PORT }]) {
         for (const e of view.endpoints(svc, p.servicePort)) out.add(spiffeOf(e.workload, trustDomain));
       }
     }

@@ -8,6 +8,7 @@ import { ConnectionTable, type Direction, type Endpoint } from '../connections/t
 import { splice } from '../../common/hbone/splice';
 import type { NetnsSockets } from './netns-sockets';
 import type { OriginalDestinations } from './original-destination';
+import { NODE_PROXY_PORTS } from '../../common/contracts/ports';
 
 export interface CapturedWorkload {
   readonly key: string;
@@ -97,13 +98,11 @@ export function handleOutbound(deps: HandlerDeps, wl: CapturedWorkload, down: So
   void forward(deps, wl, 'outbound', down, source, dst);
 }
 
-/** Ports of the proxy itself: an inbound connection "for" one of them would be sent back to the proxy. */
-export const PROXY_PORTS = new Set([15000, 15001, 15006, 15008, 15020, 15021]);
 
 export function handleInbound(deps: HandlerDeps, wl: CapturedWorkload, down: Socket): void {
   down.on('error', () => undefined);
   const dst = local(down);
-  if (PROXY_PORTS.has(dst.port)) {
+  if (NODE_PROXY_PORTS.has(dst.port)) {
     // Someone dialled podIP:15006 (or another proxy port) directly: forwarding it would loop.
     deps.log.info({ workload: wl.key, src: peer(down), dst }, 'inbound connection to a proxy port; refusing it');
     down.resetAndDestroy();

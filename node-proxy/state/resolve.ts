@@ -13,8 +13,8 @@ import type { GatewayAddress, Service, Workload } from '../../api/gen/nodemesh/w
 import { TunnelProtocol } from '../../api/gen/nodemesh/workload/v1/workload';
 import { isIPv4 } from 'node:net';
 import { canonicalIp, ipFromBytes } from './ip';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
-export const DEFAULT_HBONE_PORT = 15008;
 
 export interface ServiceEndpoint {
   readonly workload: Workload;
@@ -143,7 +143,7 @@ function waypointTarget(
   like: string,
   pick: EndpointPicker,
 ): WaypointTarget | string {
-  const port = gw.hboneMtlsPort || DEFAULT_HBONE_PORT;
+  const port = gw.hboneMtlsPort || HBONE_PORT;
   const d = gw.destination;
   if (!d) {
     const gateway = gw.gateway ? `Gateway ${gw.gateway}` : 'its waypoint Gateway';

@@ -3,34 +3,15 @@
 // Unknown values are "unknown", as Istio writes them.
 import type { Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 
-export const TCP_LABEL_NAMES = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_cluster',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+import { DEFAULT_CLUSTER, NODE_PROXY_TCP_LABELS, UNKNOWN_LABEL_VALUE as UNKNOWN } from '../../common/contracts/telemetry';
+
+/** The labels of the node proxy's istio_tcp_* metrics (common/contracts/telemetry.ts). */
+export const TCP_LABEL_NAMES = NODE_PROXY_TCP_LABELS;
 
 export type TcpLabelName = (typeof TCP_LABEL_NAMES)[number];
 export type TcpLabels = Record<TcpLabelName, string>;
 
-/** Istio's cluster name when none is configured. */
-export const DEFAULT_CLUSTER = 'Kubernetes';
-const UNKNOWN = 'unknown';
+export { DEFAULT_CLUSTER };
 
 /** How a connection ended, as the response_flags label says it (ztunnel's vocabulary). */
 export type ResponseFlag = '-' | 'DENY' | 'CONNECT';

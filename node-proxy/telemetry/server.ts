@@ -3,8 +3,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { METRICS_PORT } from '../../common/contracts/ports';
 
-export const METRICS_PORT = 15020;
 const PATHS = new Set(['/metrics', '/stats/prometheus']);
 
 export function metricsHandler(registry: Registry) {

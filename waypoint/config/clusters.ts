@@ -7,6 +7,7 @@ import { HealthStatus } from '../../api/gen/envoy/config/core/v3/health_check';
 import type { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/endpoint';
 import { millis } from './duration';
 import { ConfigError, within } from './errors';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
@@ -168,11 +169,11 @@ function hboneOf(meta: Record<string, unknown>, address: string): UpstreamEndpoi
   const tsm = plain(meta['envoy.transport_socket_match']);
   if (tsm?.tunnel !== 'http') return undefined;
   const nm = plain(meta['nodemesh']);
-  const hbone = typeof nm?.hbone === 'string' ? nm.hbone : `${address}:15008`;
+  const hbone = typeof nm?.hbone === 'string' ? nm.hbone : `${address}:${HBONE_PORT}`;
   const colon = hbone.lastIndexOf(':');
   return {
     address: hbone.slice(0, colon).replace(/^\[|\]$/g, ''),
-    port: Number(hbone.slice(colon + 1)) || 15008,
+    port: Number(hbone.slice(colon + 1)) || HBONE_PORT,
     identity: typeof nm?.identity === 'string' ? nm.identity : undefined,
   };
 }

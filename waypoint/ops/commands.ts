@@ -7,9 +7,10 @@ import { ApiError, type ApiClient } from '../../control/api/client';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from '../../control/cmd/context';
 import { formatTable } from '../../common/table';
 import { kindInfo, type KindInfo } from '../../control/resources/kinds';
-import { USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../control/resources/labels';
+import { USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../common/contracts/labels';
 import { netnsGet } from '../../native/netns-http';
 import { checkWaypointFor, DEFAULT_WAYPOINT_NAME, namespaceLabelsFor, waypointGateway, waypointRows, type GatewayLike, type WaypointRow, type WorkloadLike } from './model';
+import { READY_PORT } from '../../common/contracts/ports';
 
 const GATEWAY = kindInfo('Gateway') as KindInfo;
 const WORKLOAD = kindInfo('Workload') as KindInfo;
@@ -130,13 +131,13 @@ async function probeReady(row: WaypointRow): Promise<string> {
   const answer = (status: number, body: string): string => (status === 200 ? 'ready' : `not ready (${status}: ${body.replace(/\s+/g, ' ').slice(0, 50)})`);
   try {
     if (row.netnsPath) {
-      const r = await netnsGet(row.netnsPath, '127.0.0.1', 15021, '/healthz/ready', {}, 1500);
+      const r = await netnsGet(row.netnsPath, '127.0.0.1', READY_PORT, '/healthz/ready', {}, 1500);
       return answer(r.status, r.body);
     }
     const addr = row.address.split(',')[0];
     if (!addr || addr === '-') return row.ready;
     return await new Promise<string>((resolve) => {
-      const req = request({ host: addr, port: 15021, path: '/healthz/ready', timeout: 1500, agent: false }, (res) => {
+      const req = request({ host: addr, port: READY_PORT, path: '/healthz/ready', timeout: 1500, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (d: string) => (body += d));
         res.on('end', () => resolve(answer(res.statusCode ?? 0, body)));

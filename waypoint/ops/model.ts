@@ -2,9 +2,9 @@
 // --enroll-namespace / delete, and the rows `waypoint list` prints from Gateways and the Workloads
 // that run them (label gateway.networking.k8s.io/gateway-name).
 import { isWaypointClass, WAYPOINT_GATEWAY_CLASS } from '../../control/resources/gateway';
-import { meshLabel, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../control/resources/labels';
+import { GATEWAY_NAME_LABEL, meshLabel, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../common/contracts/labels';
+import { HBONE_PORT } from '../../common/contracts/ports';
 
-export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const DEFAULT_WAYPOINT_NAME = 'waypoint';
 export const WAYPOINT_FOR_VALUES = ['service', 'workload', 'all'] as const;
 export type WaypointFor = (typeof WAYPOINT_FOR_VALUES)[number];
@@ -21,7 +21,7 @@ export function waypointGateway(name: string, namespace: string, forWhat: Waypoi
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind: 'Gateway',
     metadata: { name, namespace, labels: { [WAYPOINT_FOR_LABEL]: forWhat } },
-    spec: { gatewayClassName: WAYPOINT_GATEWAY_CLASS, listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+    spec: { gatewayClassName: WAYPOINT_GATEWAY_CLASS, listeners: [{ name: 'mesh', port: HBONE_PORT, protocol: 'HBONE' }] },
   };
 }
 

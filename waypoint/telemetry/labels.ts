@@ -4,7 +4,10 @@
 // which endpoint served it (its `nodemesh.identity`), and how (protocol, status, flags, mTLS).
 // Values nobody told the waypoint are "unknown", as Istio reports them — never a guess.
 
-export const UNKNOWN = 'unknown';
+import { UNKNOWN_LABEL_VALUE } from '../../common/contracts/telemetry';
+import { tryParseSpiffeId } from '../../common/identity/spiffe';
+
+export const UNKNOWN = UNKNOWN_LABEL_VALUE;
 
 /** Labels of the source side, fixed for one downstream connection. */
 export interface PeerLabels {
@@ -37,10 +40,10 @@ export interface EndpointLabels {
   readonly destination_canonical_revision: string;
 }
 
-/** ns and sa of a SPIFFE ID (spiffe://td/ns/NS/sa/SA). */
-export function parseSpiffe(id: string | undefined): { ns: string; sa: string } | undefined {
-  const m = id ? /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id) : null;
-  return m ? { ns: m[1]!, sa: m[2]! } : undefined;
+/** ns and sa of a workload SPIFFE ID (spiffe://td/ns/NS/sa/SA); undefined for anything else. */
+function parseSpiffe(id: string | undefined): { ns: string; sa: string } | undefined {
+  const parsed = id === undefined ? undefined : tryParseSpiffeId(id);
+  return parsed && { ns: parsed.namespace, sa: parsed.serviceAccount };
 }
 
 /** W3C baggage (`k=v,k2=v2;prop`) as a map of decoded values; malformed members are skipped. */

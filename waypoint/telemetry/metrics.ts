@@ -1,35 +1,14 @@
 // The waypoint's Prometheus metrics with Istio's standard names and labels (reporter="waypoint"),
 // so Istio dashboards and Kiali read them unchanged, plus a few of the waypoint's own.
 import { Counter, Histogram, Registry } from 'prom-client';
-import { endpointLabels, NO_ENDPOINT, parseSpiffe, peerLabels, requestProtocol, serviceLabels, type EndpointLabels, type PeerLabels } from './labels';
+import { endpointLabels, NO_ENDPOINT, peerLabels, requestProtocol, serviceLabels, type EndpointLabels, type PeerLabels } from './labels';
 
-const PEER_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_canonical_service',
-  'source_canonical_revision',
-  'source_cluster',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_canonical_service',
-  'destination_canonical_revision',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+import { RESPONSE_LABELS, WAYPOINT_PEER_LABELS } from '../../common/contracts/telemetry';
+
+const PEER_LABELS = WAYPOINT_PEER_LABELS;
 
 /** Istio's standard labels of istio_requests_total and the request/response size and duration histograms. */
-export const REQUEST_LABELS = [...PEER_LABELS, 'response_code', 'grpc_response_status'] as const;
+export const REQUEST_LABELS = [...PEER_LABELS, ...RESPONSE_LABELS];
 
 export type RequestLabels = Record<(typeof REQUEST_LABELS)[number], string>;
 
@@ -45,8 +24,6 @@ export interface TcpPeer {
   /** The W3C baggage of the HBONE CONNECT (the source workload, as the node proxy describes it). */
   readonly baggage?: string;
 }
-
-export { parseSpiffe };
 
 /** What the request path knows of one finished request. */
 export interface RequestFacts {
