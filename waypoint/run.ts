@@ -5,8 +5,8 @@
 //   HBONE on 15008 with it, renewed at half-life;
 // - plaintext: xDS from a plaintext port (e.g. the loopback-only 15010), no identity, no HBONE —
 //   for tests and trying routes out without a CA.
-import { readFileSync } from 'node:fs';
-import { CaClient } from '../common/identity/ca-client';
+import { controlPlaneClient } from '../common/control-client/bootstrap';
+import { tokenFileCredential, type CredentialSource } from '../common/control-client/credential';
 import { CertificateManager } from '../common/identity/manager';
 import { assertTrustDomain, DEFAULT_TRUST_DOMAIN } from '../common/identity/spiffe';
 import type { Logger } from '../common/log';
@@ -16,6 +16,8 @@ import { Waypoint, type WaypointOptions } from './waypoint';
 export interface MeshModeOptions {
   /** The node token file ('nodemesh ca issue-node-token'); read again for every request. */
   readonly tokenFile: string;
+  /** Where the bearer token comes from (default: `tokenFile`, read at every use). */
+  readonly credential?: CredentialSource;
   /** The mesh root PEM file ('nodemesh ca root'). */
   readonly trustBundleFile: string;
   readonly trustDomain?: string;
@@ -41,14 +43,6 @@ export interface RunningWaypoint {
   stop(): Promise<void>;
 }
 
-function readFileOrExplain(file: string, what: string, fix: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; ${fix}`);
-  }
-}
-
 export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
   const m = o.mesh;
   if (!m) {
@@ -57,16 +51,8 @@ export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
     return { waypoint, identity: undefined, stop: () => waypoint.stop() };
   }
   const trustDomain = assertTrustDomain(m.trustDomain ?? DEFAULT_TRUST_DOMAIN);
-  const rootPem = readFileOrExplain(m.trustBundleFile, 'the trust bundle', "write it with 'nodemesh ca root > FILE' on the control plane's host");
-  if (!rootPem.includes('BEGIN CERTIFICATE')) throw new Error(`the trust bundle ${m.trustBundleFile} holds no PEM certificate; write it with 'nodemesh ca root'`);
-  const readToken = (): string => {
-    const t = readFileOrExplain(m.tokenFile, 'the node token file', `issue one with 'nodemesh ca issue-node-token --node <node> --out ${m.tokenFile}'`).trim();
-    if (!t) throw new Error(`the node token file ${m.tokenFile} is empty; issue a token with 'nodemesh ca issue-node-token --node <node> --out ${m.tokenFile}'`);
-    return t;
-  };
-  readToken(); // fail now, with the fix, rather than on the first request
-
-  const ca = new CaClient({ address: o.control, rootPem, tokenFile: m.tokenFile, serverName: m.serverName });
+  const cp = controlPlaneClient({ control: o.control, trustBundleFile: m.trustBundleFile, credential: m.credential ?? tokenFileCredential(m.tokenFile), serverName: m.serverName });
+  const ca = cp.ca;
   const certs = new CertificateManager({ source: ca, trustDomain, ttlSeconds: m.certTtlSeconds ?? 0 });
   const identity = new WaypointIdentity(certs, { namespace: o.namespace, serviceAccount: m.serviceAccount ?? o.name, trustDomain });
   certs.on('issued', (c: { spiffeId: string; notAfter: Date; renewAt: Date }) => o.logger.info({ spiffeId: c.spiffeId, notAfter: c.notAfter.toISOString(), renewAt: c.renewAt.toISOString() }, 'waypoint certificate issued'));
@@ -89,8 +75,8 @@ export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
   const waypoint = new Waypoint({
     ...o,
     credentials: identity,
-    controlCredentials: { kind: 'tls', trustBundlePem: rootPem, serverName: m.serverName },
-    controlToken: readToken,
+    controlCredentials: cp.xdsCredentials,
+    controlToken: () => cp.credential.token(),
     logger: o.logger,
   });
   try {

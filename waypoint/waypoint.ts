@@ -5,9 +5,9 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import * as grpc from '@grpc/grpc-js';
 import { HboneServer, allow, deny } from '../common/hbone/server';
 import { createLogger, type Logger } from '../common/log';
+import { bearerMetadata } from '../common/control-client/credential';
 import { DeltaXdsClient, type XdsCredentials } from '../common/xds/client';
 import type { ResourceChange } from '../common/xds/types';
 import type { CompiledCluster, UpstreamEndpoint } from './config/clusters';
@@ -124,13 +124,7 @@ export class Waypoint {
       },
       types: WAYPOINT_TYPES.map((type) => ({ type })),
       backoff: { initialMs: 250, maxMs: 10_000 },
-      callMetadata: o.controlToken
-        ? () => {
-            const md = new grpc.Metadata();
-            md.set('authorization', `Bearer ${o.controlToken!()}`);
-            return md;
-          }
-        : undefined,
+      callMetadata: o.controlToken ? () => bearerMetadata(o.controlToken!()) : undefined,
       logger: this.log.child({ subsystem: 'xds' }),
     });
     this.xds.onResponse((r, outcome) => {

@@ -2,9 +2,9 @@
 // It authenticates with the node's bearer token and verifies the control plane's serving
 // certificate against the mesh root. Used through the CertificateSource interface by the
 // certificate manager.
-import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { CertificateServiceClient, CreateCertificateRequest } from '../../api/gen/nodemesh/ca/v1/ca';
+import { bearerMetadata, staticCredential, tokenFileCredential, type CredentialSource } from '../control-client/credential';
 
 /** What the certificate manager needs from a CA: sign this CSR for about this long. */
 export interface CertificateSource {
@@ -34,7 +34,9 @@ export interface CaClientOptions {
   readonly address: string;
   /** PEM root(s) that signed the control plane's serving certificate (the mesh root). */
   readonly rootPem: string;
-  /** The node token, or a file to read it from at every request (so a rotated token is picked up). */
+  /** Where the bearer token comes from, read at every request (so a rotated token is picked up). */
+  readonly credential?: CredentialSource;
+  /** Shorthands for `credential`: the node token itself, or the file that holds it. */
   readonly token?: string;
   readonly tokenFile?: string;
   /** Name to verify the server certificate against when `address` is not the name in it. */
@@ -45,26 +47,27 @@ export interface CaClientOptions {
 
 export class CaClient implements CertificateSource {
   private readonly client: CertificateServiceClient;
+  private readonly credential: CredentialSource;
 
   constructor(private readonly options: CaClientOptions) {
-    if (!options.token && !options.tokenFile) throw new Error('the CA client needs the node token (or the file that holds it)');
+    if (options.credential) this.credential = options.credential;
+    else if (options.token) this.credential = staticCredential(options.token, 'the node token');
+    else if (options.tokenFile) this.credential = tokenFileCredential(options.tokenFile);
+    else throw new Error('the CA client needs the node token (or the file that holds it)');
     const channelOptions: grpc.ChannelOptions = options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {};
     this.client = new CertificateServiceClient(options.address, grpc.credentials.createSsl(Buffer.from(options.rootPem)), channelOptions);
   }
 
   private token(): string {
-    if (this.options.token) return this.options.token;
-    const file = this.options.tokenFile as string;
     try {
-      return readFileSync(file, 'utf8').trim();
+      return this.credential.token();
     } catch (err) {
-      throw new CertificateRequestError(grpc.status.UNAUTHENTICATED, `cannot read the node token file ${file}: ${(err as Error).message}`);
+      throw new CertificateRequestError(grpc.status.UNAUTHENTICATED, (err as Error).message);
     }
   }
 
   createCertificate(csrPem: string, ttlSeconds: number): Promise<IssuedChain> {
-    const metadata = new grpc.Metadata();
-    metadata.set('authorization', `Bearer ${this.token()}`);
+    const metadata = bearerMetadata(this.token());
     const deadline = new Date(Date.now() + (this.options.timeoutMs ?? 10_000));
     return new Promise((resolve, reject) => {
       this.client.createCertificate(CreateCertificateRequest.fromPartial({ csr: csrPem, ttlSeconds }), metadata, { deadline }, (err, res) => {

@@ -1,7 +1,8 @@
 // Builds the node proxy in control-plane mode: the workload state over delta ADS, the capture
 // source over it, workload certificates from the control plane's CA, telemetry on 15020, and the
 // mesh data path plugged into the capture daemon.
-import { readFileSync } from 'node:fs';
+import { controlPlaneClient } from '../../common/control-client/bootstrap';
+import { tokenFileCredential, type CredentialSource } from '../../common/control-client/credential';
 import { CertificateManager } from '../../common/identity/manager';
 import { registerCertificateMetrics } from '../../common/identity/metrics';
 import { assertTrustDomain } from '../../common/identity/spiffe';
@@ -14,13 +15,15 @@ import { NodeProxyTelemetry } from '../telemetry/metrics';
 import { startMetricsServer, type MetricsServer } from '../telemetry/server';
 import { ControlWorkloadSource } from './control-source';
 import { Mesh } from './mesh';
-import { certificateClient, readToken, workloadXdsClient } from './xds';
+import { workloadXdsClient } from './xds';
 
 export interface ControlModeOptions {
   readonly node: string;
   readonly layout: NodeLayout;
   readonly control: string;
   readonly tokenFile: string;
+  /** Where the bearer token comes from (default: `tokenFile`, read at every use). */
+  readonly credential?: CredentialSource;
   readonly trustBundleFile: string;
   readonly trustDomain: string;
   readonly log: Logger;
@@ -40,21 +43,16 @@ export interface ControlModeProxy {
 
 export async function startControlMode(o: ControlModeOptions): Promise<ControlModeProxy> {
   assertTrustDomain(o.trustDomain);
-  let trustBundlePem: string;
-  try {
-    trustBundlePem = readFileSync(o.trustBundleFile, 'utf8');
-  } catch (err) {
-    throw new Error(`cannot read the trust bundle ${o.trustBundleFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; write it with 'nodemesh ca root > FILE' on the control plane's host`);
-  }
-  if (!trustBundlePem.includes('BEGIN CERTIFICATE')) throw new Error(`the trust bundle ${o.trustBundleFile} holds no PEM certificate; write it with 'nodemesh ca root'`);
-  readToken(o.tokenFile); // fail now, with the fix, rather than on the first stream
+  const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
+  const ca = cp.ca;
   const cgroupMount = findCgroup2(readMounts());
-  if (!cgroupMount) throw new Error('no cgroup v2 mount in /proc/mounts; capture needs cgroup v2 (mount it, e.g. at /sys/fs/cgroup/unified on hybrid hosts)');
+  if (!cgroupMount) {
+    cp.close();
+    throw new Error('no cgroup v2 mount in /proc/mounts; capture needs cgroup v2 (mount it, e.g. at /sys/fs/cgroup/unified on hybrid hosts)');
+  }
 
-  const conn = { control: o.control, trustBundlePem, tokenFile: o.tokenFile, node: o.node, log: o.log };
   const state = new WorkloadState(o.node);
-  const xds = workloadXdsClient(conn);
-  const ca = certificateClient(conn);
+  const xds = workloadXdsClient(cp, o.node, o.log);
   const certs = new CertificateManager({ source: ca, trustDomain: o.trustDomain, ttlSeconds: o.certTtlSeconds ?? 0 });
   const telemetry = new NodeProxyTelemetry({ accessLog: o.log.child({ component: 'access' }) });
   registerCertificateMetrics(certs, telemetry.registry);

@@ -4,5 +4,4 @@ export { resolve, RoundRobin, type RouteDecision, type MeshView, type ServiceEnd
 export { AddressResource, AuthorizationResource, ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, addressProblem, authorizationProblem } from './resource-types';
 export { PeerAuthenticationResource, PEER_AUTHENTICATION_TYPE_URL, peerAuthenticationProblem, WORKLOAD_API_RESOURCE_TYPES } from './resource-types';
 export { peerAuthenticationPolicy, mtlsSetting } from './peer-authentication';
-export { createMeshState, type MeshState, type MeshStateOptions } from './mesh-state';
 export { canonicalIp, ipFromBytes, ipToBytes } from './ip';

@@ -2,10 +2,16 @@
 // plane's store are translated, served over delta ADS on the TLS port (serving certificate from
 // the real CA), received by the node proxy's xDS client, indexed by WorkloadState, and used for the
 // routing decision and L4 policy — the path a connection's decisions take in the running proxy.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { controlPlaneClient } from '../../common/control-client/bootstrap';
+import { tokenFileCredential } from '../../common/control-client/credential';
+import { NodeTokens } from '../../control/ca/tokens';
 import { MemoryStore } from '../../control/store/base-store';
+import { workloadXdsClient } from '../../node-proxy/mesh/xds';
 import { connectionsNoLongerAllowed, evaluate, policyContext, type PolicyConnection } from '../../node-proxy/policy';
-import { createMeshState, resolve, RoundRobin, type LocalWorkloadEvent } from '../../node-proxy/state';
+import { resolve, RoundRobin, WorkloadState, type LocalWorkloadEvent } from '../../node-proxy/state';
 import { NodeProxyTelemetry } from '../../node-proxy/telemetry';
 import { cleanupAfterEach } from '../support/cleanups';
 import { openTestCa, serveTls, silentLogger as silent } from '../support/control-plane';
@@ -54,13 +60,39 @@ async function controlPlane() {
   ]);
   const cp = await serveTls(store, testCa, { serverNames: { dnsNames: ['localhost'] } });
   cleanup(() => cp.stop());
-  return { store, cp, target: `localhost:${cp.ports.tls}` };
+  return { store, cp, testCa, target: `localhost:${cp.ports.tls}` };
+}
+
+/**
+ * The node proxy's stream as `node-proxy --control` opens it (node-proxy/mesh/run.ts): the
+ * control-plane client from a trust bundle file and the node's token file, the workload API over
+ * delta ADS, indexed by a WorkloadState bound to it as the Mesh binds it.
+ */
+function nodeProxyStream(target: string, dir: string, node: string, trustBundlePem: string) {
+  const trustBundleFile = join(dir, `trust-bundle-${node}.pem`);
+  const tokenFile = join(dir, `token-${node}`);
+  writeFileSync(trustBundleFile, trustBundlePem);
+  writeFileSync(tokenFile, NodeTokens.forDataDir(dir).issue(node) + '\n', { mode: 0o600 });
+  const cp = controlPlaneClient({ control: target, trustBundleFile, credential: tokenFileCredential(tokenFile) });
+  const client = workloadXdsClient(cp, node, silent);
+  const state = new WorkloadState(node);
+  const unbind = state.bindTo(client);
+  return {
+    client,
+    state,
+    start: () => client.start(),
+    stop: () => {
+      client.stop();
+      unbind();
+      cp.close();
+    },
+  };
 }
 
 describe('mesh state from the control plane over TLS', () => {
   it('routes a VIP to its endpoint, authorizes by policy, and re-checks open connections when policy changes', async () => {
-    const { store, cp, target } = await controlPlane();
-    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-1', logger: silent });
+    const { store, cp, testCa, target } = await controlPlane();
+    const mesh = nodeProxyStream(target, testCa.dir, 'node-1', cp.trustBundlePem!);
     cleanup(() => mesh.stop());
     const local: LocalWorkloadEvent[] = [];
     mesh.state.onLocalWorkload((e) => local.push(e));
@@ -117,8 +149,8 @@ describe('mesh state from the control plane over TLS', () => {
   });
 
   it('enforces PeerAuthentication from the control plane: STRICT refuses plaintext, PERMISSIVE admits it, precedence holds', async () => {
-    const { store, cp, target } = await controlPlane();
-    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-2', logger: silent });
+    const { store, cp, testCa, target } = await controlPlane();
+    const mesh = nodeProxyStream(target, testCa.dir, 'node-2', cp.trustBundlePem!);
     cleanup(() => mesh.stop());
     let paChanges = 0;
     mesh.state.onChange((c) => (paChanges += c.peerAuthentications ? 1 : 0));
@@ -166,8 +198,8 @@ describe('mesh state from the control plane over TLS', () => {
   });
 
   it('names the L7 attributes a policy needs, and refuses traffic to a service whose waypoint is missing', async () => {
-    const { store, cp, target } = await controlPlane();
-    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-1', logger: silent });
+    const { store, cp, testCa, target } = await controlPlane();
+    const mesh = nodeProxyStream(target, testCa.dir, 'node-1', cp.trustBundlePem!);
     cleanup(() => mesh.stop());
     mesh.start();
     await mesh.client.whenSynced(10_000);
@@ -199,8 +231,8 @@ describe('mesh state from the control plane over TLS', () => {
   });
 
   it('enforces a targetRefs policy on a Service without a waypoint by refusing everything (fail closed), and hands it to the waypoint once there is one', async () => {
-    const { store, cp, target } = await controlPlane();
-    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: cp.trustBundlePem! }, nodeName: 'node-2', logger: silent });
+    const { store, cp, testCa, target } = await controlPlane();
+    const mesh = nodeProxyStream(target, testCa.dir, 'node-2', cp.trustBundlePem!);
     cleanup(() => mesh.stop());
     mesh.start();
     await mesh.client.whenSynced(10_000);
@@ -257,11 +289,11 @@ describe('mesh state from the control plane over TLS', () => {
   });
 
   it('is not ready, and says why, when it does not trust the control plane', async () => {
-    const { target } = await controlPlane();
+    const { target, testCa } = await controlPlane();
     const other = await openTestCa('mesh-state-other');
     cleanup(() => other.remove());
     const wrongBundle = (await other.ca.servingCertificate({ dnsNames: ['localhost'] })).trustBundlePem;
-    const mesh = createMeshState({ target, credentials: { kind: 'tls', trustBundlePem: wrongBundle }, nodeName: 'node-1', logger: silent, backoff: { initialMs: 50, maxMs: 100 } });
+    const mesh = nodeProxyStream(target, testCa.dir, 'node-1', wrongBundle);
     cleanup(() => mesh.stop());
     mesh.start();
     await until('a failed attempt', () => mesh.client.status().lastError !== undefined);
