@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { formatAuthority, isTarget, parseAuthority } from '../../common/hbone/authority';
-import { forwardedClient, requestHeaders, tunnelHeadersOf } from '../../common/hbone/headers';
+import { forwardedEndpoint, requestHeaders, tunnelHeadersOf } from '../../common/hbone/headers';
 import { streamSource } from '../../node-proxy/mesh/forwarded';
 import { target } from '../target';
 
@@ -25,7 +25,7 @@ interface Input {
 
 export const hboneTarget = target({
   name: 'hbone-connect',
-  what: 'parseAuthority, tunnelHeadersOf/requestHeaders, forwardedClient and the node proxy streamSource on arbitrary CONNECT header values',
+  what: 'parseAuthority, tunnelHeadersOf/requestHeaders, forwardedEndpoint and the node proxy streamSource on arbitrary CONNECT header values',
   arbitrary: fc.record({
     authority: text,
     forwarded: headerValue,
@@ -46,8 +46,8 @@ export const hboneTarget = target({
     }
     const headers = tunnelHeadersOf({ forwarded: i.forwarded, traceparent: i.traceparent, baggage: i.baggage });
     requestHeaders(headers);
-    const client = forwardedClient(headers.forwarded);
-    if (client !== undefined && isIP(client) === 0) throw new Error(`forwardedClient gave ${client}`);
+    const client = forwardedEndpoint(headers.forwarded)?.address;
+    if (client !== undefined && isIP(client) === 0) throw new Error(`forwardedEndpoint gave ${client}`);
     const src = streamSource(i.peer, headers.forwarded);
     if (src.address !== i.peer.address) throw new Error(`forwarded ${headers.forwarded} moved the source to ${src.address}`);
   },

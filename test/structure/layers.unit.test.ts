@@ -1,5 +1,5 @@
 // The layers of the tree point down only:
-//   common, api (generated), cli/command.ts  <-  native  <-  {control, node-proxy, waypoint}  <-  lab  <-  bench  <-  cli/main.ts
+//   common, api (generated), cli/command.ts  <-  native  <-  {control, node-proxy, waypoint}  <-  {lab, helm}  <-  {bench, fuzz}  <-  cli/main.ts
 // The product (control plane, node proxy, waypoint) runs on plain hosts and on Kubernetes without
 // the netns lab; what the lab lends the product goes through product-side interfaces (a
 // WorkloadSource, a ControlPlaneDialer) that the dispatcher wires in. This test reads the imports
@@ -20,7 +20,8 @@ export function layerOf(rel: string): { name: string; rank: number } | undefined
   if (p === 'cli/command') return { name: 'cli/command', rank: 0 }; // the Command contract every component's cli implements
   if (p.startsWith('cli/')) return { name: 'cli', rank: 5 };
   const top = p.split('/')[0];
-  const ranks: Record<string, number> = { common: 0, api: 0, native: 1, control: 2, 'node-proxy': 2, waypoint: 2, lab: 3, bench: 4, test: 6 };
+  // helm/ (install manifests) and fuzz/ (fast-check targets) sit on the product like the lab and bench.
+  const ranks: Record<string, number> = { common: 0, api: 0, native: 1, control: 2, 'node-proxy': 2, waypoint: 2, lab: 3, helm: 3, bench: 4, fuzz: 4, test: 6 };
   return top in ranks ? { name: top, rank: ranks[top] } : undefined;
 }
 
