@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 import { scaled } from './test/support/speed';
 
-// Three tiers (DESIGN.md "Tests"): unit tests run in parallel and need nothing; kernel and lab
+// Three tiers (docs/architecture.md "Tests"): unit tests run in parallel and need nothing; kernel and lab
 // tests need root and share kernel state, so each of those projects runs its files one at a time,
 // and the groups run in order (unit, then kernel, then lab), never side by side. The privileged
 // tiers' time limits scale with the machine's measured speed (test/support/speed.ts): a VM under

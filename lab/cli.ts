@@ -1,4 +1,4 @@
-// `nodemesh lab …`: up, down, status, exec, app. See DESIGN.md "The lab".
+// `nodemesh lab …`: up, down, status, exec, app. See lab/README.md.
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Privileged test tiers (DESIGN.md "Tests"). `privilegedDescribe('kernel', …)` runs the suite when
+// Privileged test tiers (docs/architecture.md "Tests"). `privilegedDescribe('kernel', …)` runs the suite when
 // the machine can (root, cgroup v2, bpffs) and otherwise skips it with the reason; under CI=true a
 // skip is not allowed, so the suite instead fails with the same reason.
 import { existsSync, readFileSync } from 'node:fs';
