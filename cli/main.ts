@@ -67,7 +67,29 @@ function complete(argv: string[]): number {
   return 0;
 }
 
-async function main(argv: string[]): Promise<number> {
+/**
+ * The global `--log-format json|text` flag, accepted anywhere on the line (before or after the
+ * command): removed from argv and handed to every logger — and to the processes a command starts
+ * — through NODEMESH_LOG_FORMAT.
+ */
+function takeLogFormat(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return [...out, ...argv.slice(i)];
+    if (a === '--log-format' || a.startsWith('--log-format=')) {
+      const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (value !== 'json' && value !== 'text') throw new CliError(`--log-format must be json or text, got ${value === undefined ? 'nothing' : `'${value}'`}`, 2);
+      process.env.NODEMESH_LOG_FORMAT = value;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}
+
+async function main(all: string[]): Promise<number> {
+  const argv = takeLogFormat(all);
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage() + '\n');

@@ -1,9 +1,27 @@
-// pino JSON logs for every process. NODEMESH_LOG_LEVEL (or --log-level where a command offers it)
-// sets the level; logs go to stderr so stdout stays free for command output.
+// pino logs for every process, on stderr so stdout stays free for command output.
+// NODEMESH_LOG_LEVEL (or --log-level where a command offers it) sets the level;
+// NODEMESH_LOG_FORMAT (or the global --log-format flag) picks `json` (the default: one JSON object
+// per line, what log collectors and the lab read) or `text` (one human-readable line per record).
+// Timestamps are ISO 8601 in UTC either way.
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
-export function createLogger(component: string, level = process.env.NODEMESH_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name: component, level, base: { component, pid: process.pid } }, pino.destination(2));
+export const LOG_FORMATS = ['json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** The format NODEMESH_LOG_FORMAT asks for; an unknown value is an error a user can act on. */
+export function logFormat(env: NodeJS.ProcessEnv = process.env): LogFormat {
+  const f = env.NODEMESH_LOG_FORMAT ?? 'json';
+  if ((LOG_FORMATS as readonly string[]).includes(f)) return f as LogFormat;
+  throw new Error(`NODEMESH_LOG_FORMAT (or --log-format) must be json or text, got "${f}"`);
+}
+
+export function createLogger(component: string, level = process.env.NODEMESH_LOG_LEVEL ?? 'info', format: LogFormat = logFormat()): Logger {
+  const options = { name: component, level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (format === 'text') {
+    return pino(options, pretty({ destination: 2, sync: true, colorize: false, translateTime: false, singleLine: true, ignore: 'pid,hostname,name', messageKey: 'msg' }));
+  }
+  return pino(options, pino.destination(2));
 }

@@ -21,7 +21,8 @@ export function launch(state: LabTopology, place: string, name: string, argv: st
   const fd = openSync(log, 'a');
   let child;
   try {
-    child = spawnInLab(state, place, argv, { stdio: ['ignore', fd, fd], detached: true, record: name, env });
+    // The lab reads its mesh processes' logs (access lines, readiness) as JSON, whatever the caller's format.
+    child = spawnInLab(state, place, argv, { stdio: ['ignore', fd, fd], detached: true, record: name, env: { ...env, NODEMESH_LOG_FORMAT: 'json' } });
   } finally {
     closeSync(fd);
   }

@@ -272,6 +272,9 @@ describe('the CLI itself: help, version, usage errors, completion', () => {
     expect(sub.code).toBe(2);
     expect(sub.stderr).toMatch(/unknown subcommand 'frobnicate'/);
     expect((await nm(['waypoint', '--help'])).stdout).toMatch(/^  apply\s+create or update a waypoint Gateway/m);
+    const format = await nm(['--log-format', 'yaml', 'version', '--client']);
+    expect(format.code).toBe(2);
+    expect(format.stderr).toBe("nodemesh: --log-format must be json or text, got 'yaml'\n");
   });
 
   it('completion: a valid bash script, and candidates for commands and subcommands', async () => {

@@ -40,7 +40,7 @@ const CERT_TTL = '70';
 
 /** One access-log line of a node proxy (component "access"), as an operator reads it. */
 interface AccessLine {
-  time?: number;
+  time?: number | string;
   reporter: string;
   msg: string;
   protocol: string;
@@ -65,7 +65,9 @@ const portOf = (addr: string): number => Number(addr.slice(addr.lastIndexOf(':')
  * TIME_WAIT: tcp_tw_reuse=2), and the ports of pod1-1's earlier connections in this file do come
  * back, so a test matches its connections by address:port among the lines of its own time only.
  */
-const accessLinesSince = (log: string, sinceMs: number): AccessLine[] => accessLines(log).filter((l) => (l.time ?? 0) >= sinceMs);
+/** An access line's pino time in ms (ISO 8601 text; numbers from older logs). */
+const lineMs = (l: AccessLine): number => (typeof l.time === 'string' ? Date.parse(l.time) : (l.time ?? 0));
+const accessLinesSince = (log: string, sinceMs: number): AccessLine[] => accessLines(log).filter((l) => lineMs(l) >= sinceMs);
 /**
  * What an access log held around a failed wait, so a CI failure can be read without rerunning:
  * every access line of `reporter` logged since `sinceMs` (raw, as written), and the log's unparsable
@@ -77,7 +79,7 @@ function accessLogAround(log: string, reporter: string, sinceMs: number): string
     if (!l.includes('"component":"access"')) return false;
     try {
       const x = JSON.parse(l) as AccessLine;
-      return x.reporter === reporter && (x.time ?? 0) >= sinceMs;
+      return x.reporter === reporter && lineMs(x) >= sinceMs;
     } catch {
       return true;
     }
