@@ -23,7 +23,7 @@ import { MemoryStore } from '../control/store/base-store';
 import { xdsMetrics } from '../control/xds/metrics';
 import { SotwAdsServer } from '../control/xds/sotw-server';
 import { DeltaAdsServer } from '../control/xds/delta-server';
-import { fullAdsImplementation, fullAdsServiceDefinition } from '../control/xds/sotw-service';
+import { adsImplementation, adsServiceDefinition } from '../control/xds/service';
 import { parseSizes } from './support/args';
 import { mib, msSince as ms, quantile } from './support/figures';
 import { benchArgs, isServerProcess, ServerProcess, toParent } from './support/server-process';
@@ -90,7 +90,7 @@ async function serverMain(sizes: Sizes): Promise<void> {
   const sotw = new SotwAdsServer(publisher, { logger, metrics });
   const delta = new DeltaAdsServer(publisher, { logger, metrics });
   const server = new grpc.Server({ 'grpc.max_send_message_length': 256 * 1024 * 1024 });
-  server.addService(fullAdsServiceDefinition, fullAdsImplementation({ sotw: sotw.handle, delta: delta.handle }));
+  server.addService(adsServiceDefinition, adsImplementation({ sotw: sotw.handle, delta: delta.handle }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

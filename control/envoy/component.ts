@@ -66,7 +66,7 @@ export class EnvoyXdsComponent implements ControlPlaneComponent {
     return {
       extraSources: [this.source],
       sotw: (call) => {
-        if (this.sotw) this.sotw.handleWithMessages(call);
+        if (this.sotw) this.sotw.handle(call);
         else call.emit('error', { code: status.UNAVAILABLE, details: 'the Envoy xDS server is not started yet; retry' });
       },
     };

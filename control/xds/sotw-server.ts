@@ -1,44 +1,16 @@
 // State-of-the-world ADS over gRPC: one SotwStreamState per stream, fed by the stream's requests
 // and the source's change notifications (the stream's life is grpc-stream.ts's, shared with
 // delta); flushes are coalesced (one per event-loop turn) and paused while the stream is not
-// writable. Responses are written as SotwFrames whose resources are
-// pre-encoded Any records shared by every stream (encodeSotwFrame).
-import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { BinaryWriter } from '@bufbuild/protobuf/wire';
+// writable. Each frame is written as a generated DiscoveryResponse on the service definition
+// of service.ts (adsServiceDefinition), the one the control plane's gRPC servers register.
 import { DiscoveryResponse, type DiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import { Any } from '../../api/gen/google/protobuf/any';
 import type { Logger } from '../../common/log';
 import { AdsStreams, countAck, drainWriter } from './grpc-stream';
 import type { XdsMetrics } from './metrics';
-import type { XdsResource } from './resource';
+import type { SotwCall } from './service';
 import type { ResourceSource } from './source';
 import { SotwStreamState, type SotwFrame, type SotwOutcome, type SotwTypeView } from './sotw-state';
-
-export type SotwStreamCall = ServerDuplexStream<DiscoveryRequest, SotwFrame>;
-
-const RESOURCES_TAG = (2 << 3) | 2; // DiscoveryResponse.resources, length-delimited
-const records = new WeakMap<XdsResource, Uint8Array>();
-
-/** DiscoveryResponse.resources field record of one resource, encoded once and shared. */
-function sotwRecord(resource: XdsResource): Uint8Array {
-  let record = records.get(resource);
-  if (!record) {
-    const v = resource.value;
-    const any = Any.encode(Any.fromPartial({ typeUrl: resource.typeUrl, value: Buffer.from(v.buffer, v.byteOffset, v.byteLength) })).finish();
-    record = new BinaryWriter().uint32(RESOURCES_TAG).bytes(any).finish();
-    records.set(resource, record);
-  }
-  return record;
-}
-
-export function encodeSotwFrame(frame: SotwFrame): Buffer {
-  const header = DiscoveryResponse.encode(
-    DiscoveryResponse.fromPartial({ versionInfo: frame.versionInfo, typeUrl: frame.typeUrl, nonce: frame.nonce }),
-  ).finish();
-  const parts: Uint8Array[] = [header];
-  for (const r of frame.resources) parts.push(sotwRecord(r));
-  return Buffer.concat(parts);
-}
 
 /** A frame as a generated DiscoveryResponse message. */
 export function frameToResponse(frame: SotwFrame): DiscoveryResponse {
@@ -74,18 +46,14 @@ export class SotwAdsServer {
     this.streams = new AdsStreams(source, options.metrics);
   }
 
-  /** The gRPC handler for StreamAggregatedResources with encodeSotwFrame as the serializer (sotw-service.ts). */
-  readonly handle = (call: SotwStreamCall): void => this.serve(call, (frame) => call.write(frame));
-
   /**
-   * The handler for a server that registered the generated DiscoveryResponse serializer
-   * (service.ts's adsServiceDefinition): each frame is written as a DiscoveryResponse message.
-   * Resource bytes are shared, not re-encoded, but copied into each response.
+   * The StreamAggregatedResources handler (adsImplementation's `sotw`): each frame is written as a
+   * DiscoveryResponse message. Resource bytes are shared, not re-encoded, but copied into each
+   * response.
    */
-  readonly handleWithMessages = (call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void =>
-    this.serve(call as unknown as SotwStreamCall, (frame) => call.write(frameToResponse(frame)));
+  readonly handle = (call: SotwCall): void => this.serve(call, (frame) => call.write(frameToResponse(frame)));
 
-  private serve(call: SotwStreamCall, write: (frame: SotwFrame) => boolean): void {
+  private serve(call: SotwCall, write: (frame: SotwFrame) => boolean): void {
     const id = this.streams.newId();
     const peer = call.getPeer();
     const state = new SotwStreamState(this.source, peer);

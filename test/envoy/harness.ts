@@ -8,8 +8,8 @@ import { EnvoyPublisher } from '../../control/envoy/publisher';
 import { MemoryStore } from '../../control/store';
 import { DeltaAdsServer } from '../../control/xds/delta-server';
 import { xdsMetrics, type XdsMetrics } from '../../control/xds/metrics';
+import { adsImplementation, adsServiceDefinition } from '../../control/xds/service';
 import { SotwAdsServer } from '../../control/xds/sotw-server';
-import { fullAdsImplementation, fullAdsServiceDefinition } from '../../control/xds/sotw-service';
 import type { ResourceSource } from '../../control/xds/source';
 import { until } from '../support/until';
 
@@ -36,7 +36,8 @@ export async function startControlPlane(wrap: (s: ResourceSource) => ResourceSou
   const sotw = new SotwAdsServer(source, { logger, metrics });
   const delta = new DeltaAdsServer(source, { logger, metrics });
   const server = new grpc.Server();
-  server.addService(fullAdsServiceDefinition, fullAdsImplementation({ sotw: sotw.handle, delta: delta.handle }));
+  // The service definition and handlers the control plane's gRPC servers register (control/grpc.ts).
+  server.addService(adsServiceDefinition, adsImplementation({ sotw: sotw.handle, delta: delta.handle }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
