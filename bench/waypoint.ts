@@ -1,20 +1,31 @@
-// Benchmark (not a test): the waypoint as an L7 reverse proxy on loopback, at fixed request rates,
-// against the direct path and against nginx configured as the same reverse proxy, in one run.
+// Benchmark (not a test): the waypoint as an L7 hop on loopback against nginx and haproxy
+// configured as the same hop, in one run (ratios only: the machine is shared).
 //
-//   node dist/bench/waypoint.js [--rates 500,2000] [--seconds 8] [--connections 4]
+//   npm run bench -- waypoint [--shapes h1,h2c,grpc,big,max,scale] [--rate 2000] [--seconds 8]
+//                             [--profile DIR]
 //
-// - backend: nginx answering 200 with a 64-byte body (no Node on the far side, so the figures
-//   are the proxy's);
-// - direct: h2load -> backend;
-// - waypoint: h2load -> `nodemesh waypoint run` (its own process, plaintext mode, configured over
-//   delta ADS by an in-process xDS server with one Listener/RouteConfiguration/Cluster) -> backend;
-// - nginx: h2load -> nginx `proxy_pass` with upstream keep-alive -> backend.
-// Load: h2load --h1 with --rps per connection (open loop at a fixed rate, bounded by --seconds);
-// latency p50/p99 from its per-request log. The proxies' CPU seconds (utime+stime from
-// /proc/PID/stat) and RSS (VmRSS) per 1,000 requests are read around each run. Access logs are
-// off on both proxies (NODEMESH_LOG_LEVEL=warn; nginx access_log off).
+// The hop, identical on the three proxies: a request with `x-bench: yes` is split 90/10 between
+// backends v1 and v2 (weighted clusters / split_clients / weighted servers); any other request
+// goes to v1; `/bench.Echo/…` (gRPC) goes to the HTTP/2 backends with the same header match and
+// split. Backends are nginx (64-byte answers, a 1 MiB file, a gRPC-shaped answer with a
+// grpc-status trailer), so no Node runs on the far side. One process per proxy: nginx one worker,
+// haproxy one thread, the waypoint one process (`nodemesh waypoint run`, configured over delta
+// ADS by an in-process xDS server); `scale` also runs the waypoint with `--workers 2`.
+//
+// Shapes (h2load for all, its per-request log for latency):
+// - h1:    HTTP/1.1 keep-alive, 4 connections, open loop at --rate req/s: p50/p99, the proxy's
+//          CPU seconds per 1,000 requests (utime+stime of its processes), RSS;
+// - h2c:   HTTP/2 prior knowledge, 4 connections x 25 = 100 concurrent streams, closed loop;
+// - grpc:  gRPC unary (POST application/grpc, 5-byte framed message) over h2c, 100 streams,
+//          HTTP/2 upstream; closed loop;
+// - big:   1 MiB responses over HTTP/1.1, 4 connections, closed loop (MiB/s, CPU-s per GiB);
+// - max:   the highest open-loop rate at which p99 < 10 ms (and >= 97% of the rate is served,
+//          all 2xx), HTTP/1.1 (32 connections) and h2c (4 x 25 streams): bounded search, doubling
+//          from 1,000 then bisecting, 3 s per step;
+// - scale: closed-loop HTTP/1.1 saturation (32 connections) of the waypoint with 1 and 2 workers.
+// Missing tools (nginx, haproxy, h2load) are installed with apt-get (Debian/Ubuntu, as root).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,16 +48,43 @@ import { pack } from '../waypoint/config/typed';
 import { TYPE } from '../waypoint/xds/resources';
 
 const { values: args } = parseArgs({
-  options: { rates: { type: 'string', default: '500,2000' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '4' } },
+  options: {
+    shapes: { type: 'string', default: 'h1,h2c,grpc,big,max,scale' },
+    rate: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '8' },
+    profile: { type: 'string' },
+    proxies: { type: 'string', default: 'waypoint,nginx,haproxy' },
+    nice: { type: 'string', default: '-10' },
+  },
 });
-const RATES = args.rates!.split(',').map(Number);
+const SHAPES = new Set(args.shapes!.split(','));
+const RATE = Number(args.rate);
 const SECONDS = Number(args.seconds);
-const CONNS = Number(args.connections);
+const PROXIES = args.proxies!.split(',') as ProxyName[];
 const CLK_TCK = 100;
+// The machine is shared: the proxies, backends and load generator run at a raised priority (as
+// root) so that other work on the machine disturbs the latency figures less; the same for all.
+const NICE = process.getuid?.() === 0 ? Number(args.nice) : 0;
+/** `cmd args` under `nice -n NICE` when that applies. */
+function niced(cmd: string, a: string[]): [string, string[]] {
+  return NICE !== 0 ? ['nice', ['-n', String(NICE), cmd, ...a]] : [cmd, a];
+}
+const P99_LIMIT_MS = 10;
+type ProxyName = 'waypoint' | 'nginx' | 'haproxy';
 
-for (const tool of ['nginx', 'h2load']) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    process.stderr.write(`bench/waypoint: ${tool} is not installed (apt-get install -y ${tool === 'h2load' ? 'nghttp2-client' : 'nginx'})\n`);
+function ensureTools(): void {
+  const need: Record<string, string> = { nginx: 'nginx', haproxy: 'haproxy', h2load: 'nghttp2-client' };
+  const missing = Object.entries(need).filter(([tool]) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+  if (!missing.length) return;
+  const pkgs = missing.map(([, p]) => p);
+  if (spawnSync('sh', ['-c', 'command -v apt-get']).status !== 0 || process.getuid?.() !== 0) {
+    process.stderr.write(`bench/waypoint: needs ${missing.map(([t]) => t).join(', ')}: install ${pkgs.join(' ')} (as root: apt-get install -y ${pkgs.join(' ')})\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`bench/waypoint: installing ${pkgs.join(' ')}\n`);
+  const r = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', ...pkgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r.status !== 0) {
+    process.stderr.write(`bench/waypoint: apt-get install ${pkgs.join(' ')} failed\n`);
     process.exit(2);
   }
 }
@@ -62,16 +100,26 @@ async function freePort(): Promise<number> {
 function cpuSeconds(pids: number[]): number {
   let ticks = 0;
   for (const pid of pids) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch {
+      // gone
+    }
   }
   return ticks / CLK_TCK;
 }
 
 function rssMiB(pids: number[]): number {
   let kb = 0;
-  for (const pid of pids) kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  for (const pid of pids) {
+    try {
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
   return kb / 1024;
 }
 
@@ -83,7 +131,9 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-async function waitHttp(port: number, timeoutMs = 15_000): Promise<void> {
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitHttp(port: number, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const ok = await fetch(`http://127.0.0.1:${port}/`).then(
@@ -92,149 +142,436 @@ async function waitHttp(port: number, timeoutMs = 15_000): Promise<void> {
     );
     if (ok) return;
     if (Date.now() > end) throw new Error(`nothing answered 200 on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 
-interface Result {
-  readonly path: string;
-  readonly rate: number;
+interface LoadResult {
   readonly sent: number;
   readonly ok: number;
   readonly rps: number;
   readonly p50: number;
   readonly p99: number;
-  readonly cpuPer1k?: number;
-  readonly rss?: number;
+  readonly seconds: number;
 }
 
-// Asynchronous on purpose: this process also hosts the waypoint's xDS server, and a spawnSync
-// here blocked its event loop for the whole series of runs, so the waypoint's keepalive PING went
-// unanswered and its xDS stream was dropped ("Connection dropped") mid-benchmark.
-async function load(port: number, rate: number, dir: string): Promise<{ sent: number; ok: number; rps: number; p50: number; p99: number }> {
-  const log = join(dir, `h2load-${port}-${rate}.log`);
-  const perConn = Math.max(1, Math.round(rate / CONNS));
-  const h2load = spawn('h2load', ['--h1', '-c', String(CONNS), '-m', '1', '--rps', String(perConn), '-D', String(SECONDS), '--warm-up-time=1', `--log-file=${log}`, `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'pipe'], timeout: (SECONDS + 30) * 1000 });
+interface LoadSpec {
+  readonly port: number;
+  readonly h2: boolean;
+  readonly conns: number;
+  readonly streams: number;
+  /** Open loop at this total rate; undefined: closed loop. */
+  readonly rate?: number;
+  readonly seconds: number;
+  readonly path?: string;
+  readonly grpc?: boolean;
+}
+
+// Asynchronous on purpose: this process also hosts the waypoint's xDS server, and a blocked event
+// loop here would drop the waypoint's xDS stream mid-benchmark.
+async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
+  const log = join(dir, `h2load-${s.port}-${Date.now()}.log`);
+  const a = ['-c', String(s.conns), '-m', String(s.streams), '-D', String(s.seconds), '--warm-up-time=1', `--log-file=${log}`, '-H', 'x-bench: yes'];
+  if (!s.h2) a.push('--h1');
+  if (s.rate !== undefined) a.push('--rps', String(Math.max(1, Math.round(s.rate / s.conns))));
+  if (s.grpc) a.push('-d', join(dir, 'grpc-request.bin'), '-H', 'content-type: application/grpc', '-H', 'te: trailers');
+  a.push(`http://127.0.0.1:${s.port}${s.path ?? '/'}`);
+  const h2load = spawn(...niced('h2load', a), { stdio: ['ignore', 'pipe', 'pipe'], timeout: (s.seconds + 30) * 1000 });
   let output = '';
   h2load.stdout.on('data', (d: Buffer) => (output += d.toString()));
   h2load.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const status = await new Promise<number | null>((resolve, reject) => h2load.on('error', reject).on('close', resolve));
-  if (status !== 0) throw new Error(`h2load failed: ${output}`);
-  const lines = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+  if (status !== 0) throw new Error(`h2load ${a.join(' ')} failed: ${output}`);
+  let text = '';
+  try {
+    text = readFileSync(log, 'utf8');
+  } catch {
+    // no request finished
+  }
+  rmSync(log, { force: true });
+  const lines = text.trim().split('\n').filter(Boolean);
   const lat: number[] = [];
   let ok = 0;
+  let first = Infinity;
+  let last = -Infinity;
   for (const l of lines) {
-    const [, status, us] = l.split('\t');
-    if (status === '200') ok++;
+    const [start, st, us] = l.split('\t');
+    if (st !== undefined && st.startsWith('2')) ok++;
     lat.push(Number(us) / 1000);
+    const t = Number(start) + Number(us);
+    if (t < first) first = t;
+    if (t > last) last = t;
   }
-  lat.sort((a, b) => a - b);
+  // The rate over the window in which requests completed (the log starts after the warm-up).
+  const span = lines.length > 1 ? (last - first) / 1e6 : s.seconds;
+  lat.sort((x, y) => x - y);
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
-  return { sent: lines.length, ok, rps: lines.length / SECONDS, p50: q(0.5), p99: q(0.99) };
+  return { sent: lines.length, ok, rps: (lines.length - 1) / Math.max(span, 0.001), p50: q(0.5), p99: q(0.99), seconds: s.seconds };
 }
+
+interface Proxy {
+  readonly name: string;
+  readonly h1Port: number;
+  readonly h2Port: number;
+  pids(): number[];
+}
+
+function nginxConfig(dir: string, b: Backends, h1: number, h2: number): string {
+  const temp = `client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`;
+  return `worker_processes 1;
+pid ${dir}/nginx-proxy.pid;
+error_log ${dir}/nginx-proxy-error.log warn;
+daemon on;
+events { worker_connections 4096; }
+http {
+  access_log off; ${temp}
+  keepalive_requests 1000000;
+  upstream v1 { server 127.0.0.1:${b.v1}; keepalive 64; }
+  upstream v2 { server 127.0.0.1:${b.v2}; keepalive 64; }
+  upstream g1 { server 127.0.0.1:${b.g1}; keepalive 64; }
+  upstream g2 { server 127.0.0.1:${b.g2}; keepalive 64; }
+  split_clients "\${request_id}" $split { 90% 1; * 2; }
+  map $http_x_bench $pick { yes $split; default 1; }
+  server {
+    listen 127.0.0.1:${h1}; listen 127.0.0.1:${h2} http2;
+    http2_max_concurrent_streams 1000;
+    location /bench.Echo/ { grpc_pass grpc://g$pick; }
+    location / { proxy_pass http://v$pick; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_buffering on; }
+  }
+}
+`;
+}
+
+function haproxyConfig(dir: string, b: Backends, h1: number, h2: number): string {
+  return `global
+  nbthread 1
+  maxconn 4000
+  pidfile ${dir}/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend hop
+  bind 127.0.0.1:${h1}
+  bind 127.0.0.1:${h2} proto h2
+  acl bench req.hdr(x-bench) -m str yes
+  acl grpc path_beg /bench.Echo/
+  use_backend gsplit if grpc bench
+  use_backend g1 if grpc
+  use_backend split if bench
+  default_backend v1
+backend split
+  balance random
+  server v1 127.0.0.1:${b.v1} weight 90
+  server v2 127.0.0.1:${b.v2} weight 10
+backend v1
+  server v1 127.0.0.1:${b.v1}
+backend gsplit
+  balance random
+  server g1 127.0.0.1:${b.g1} weight 90 proto h2
+  server g2 127.0.0.1:${b.g2} weight 10 proto h2
+backend g1
+  server g1 127.0.0.1:${b.g1} proto h2
+`;
+}
+
+interface Backends {
+  v1: number;
+  v2: number;
+  g1: number;
+  g2: number;
+}
+
+function backendConfig(dir: string, b: Backends): string {
+  const temp = `client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`;
+  const h1 = (port: number): string =>
+    `server { listen 127.0.0.1:${port}; location = /big { root ${dir}/www; } location / { default_type text/plain; return 200 "0123456789012345678901234567890123456789012345678901234567890123"; } }`;
+  const h2 = (port: number): string =>
+    `server { listen 127.0.0.1:${port} http2; http2_max_concurrent_streams 1000; location / { default_type application/grpc; add_trailer grpc-status 0; return 200 "hello"; } }`;
+  return `worker_processes 1;
+pid ${dir}/nginx-backend.pid;
+error_log ${dir}/nginx-backend-error.log warn;
+daemon on;
+events { worker_connections 4096; }
+http {
+  access_log off; ${temp}
+  keepalive_requests 1000000;
+  ${h1(b.v1)}
+  ${h1(b.v2)}
+  ${h2(b.g1)}
+  ${h2(b.g2)}
+}
+`;
+}
+
+/** The waypoint's xDS resources for the same hop. */
+function waypointConfig(cache: SharedCache, port: number, b: Backends): void {
+  const ads = { configSourceSpecifier: { $case: 'ads' as const, value: {} } };
+  const hcm = HttpConnectionManager.fromPartial({
+    statPrefix: 'bench',
+    routeSpecifier: { $case: 'rds', value: { routeConfigName: 'bench', configSource: ads } },
+    httpFilters: [{ name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } }],
+  });
+  const listener = Listener.fromPartial({
+    name: 'bench',
+    address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } },
+    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+  });
+  const clusters: Array<[string, number, boolean]> = [
+    ['v1', b.v1, false],
+    ['v2', b.v2, false],
+    ['g1', b.g1, true],
+    ['g2', b.g2, true],
+  ];
+  const benchHeader = [{ name: 'x-bench', headerMatchSpecifier: { $case: 'exactMatch' as const, value: 'yes' } }];
+  const split = (a: string, c: string) => ({
+    $case: 'route' as const,
+    value: { clusterSpecifier: { $case: 'weightedClusters' as const, value: { clusters: [{ name: a, weight: 90 }, { name: c, weight: 10 }] } }, timeout: { seconds: 0, nanos: 0 } },
+  });
+  const one = (a: string) => ({ $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: a }, timeout: { seconds: 0, nanos: 0 } } });
+  const routes = RouteConfiguration.fromPartial({
+    name: 'bench',
+    virtualHosts: [
+      {
+        name: 'all',
+        domains: ['*'],
+        routes: [
+          { match: { pathSpecifier: { $case: 'prefix', value: '/bench.Echo/' }, headers: benchHeader }, action: split('g1', 'g2') },
+          { match: { pathSpecifier: { $case: 'prefix', value: '/bench.Echo/' } }, action: one('g1') },
+          { match: { pathSpecifier: { $case: 'prefix', value: '/' }, headers: benchHeader }, action: split('v1', 'v2') },
+          { match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: one('v1') },
+        ],
+      },
+    ],
+  });
+  cache.update(
+    TYPE.cluster,
+    clusters.map(([name, , h2]) =>
+      xdsResource(
+        TYPE.cluster,
+        name,
+        Cluster.encode(
+          Cluster.fromPartial({
+            name,
+            clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.EDS },
+            edsClusterConfig: { serviceName: name, edsConfig: ads },
+            lbPolicy: Cluster_LbPolicy.ROUND_ROBIN,
+            ...(h2 ? { http2ProtocolOptions: {} } : {}),
+          }),
+        ).finish(),
+      ),
+    ),
+  );
+  cache.update(
+    TYPE.endpoint,
+    clusters.map(([name, p]) =>
+      xdsResource(
+        TYPE.endpoint,
+        name,
+        ClusterLoadAssignment.encode(
+          ClusterLoadAssignment.fromPartial({ clusterName: name, endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: p } } } } } } }] }] }),
+        ).finish(),
+      ),
+    ),
+  );
+  cache.update(TYPE.listener, [xdsResource(TYPE.listener, 'bench', Listener.encode(listener).finish())]);
+  cache.update(TYPE.route, [xdsResource(TYPE.route, 'bench', RouteConfiguration.encode(routes).finish())]);
+}
+
+interface Row {
+  shape: string;
+  proxy: string;
+  cols: Record<string, string>;
+}
+
+const fmt = (n: number | undefined, d = 2): string => (n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d));
 
 async function main(): Promise<void> {
+  ensureTools();
   const dir = mkdtempSync(join(tmpdir(), 'nm-bench-waypoint-'));
+  chmodSync(dir, 0o755); // nginx workers (an unprivileged user) read the 1 MiB file below it
+  mkdirSync(join(dir, 'www'));
+  writeFileSync(join(dir, 'www', 'big'), Buffer.alloc(1024 * 1024, 97));
+  // A gRPC unary request: uncompressed flag, 4-byte length, a 16-byte message.
+  const msg = Buffer.alloc(16, 7);
+  const framed = Buffer.alloc(5 + msg.length);
+  framed.writeUInt32BE(msg.length, 1);
+  msg.copy(framed, 5);
+  writeFileSync(join(dir, 'grpc-request.bin'), framed);
   const procs: ChildProcess[] = [];
-  let nginxPid: number | undefined;
+  const pidFiles: string[] = [];
   let xdsServer: grpc.Server | undefined;
   let ads: DeltaAdsServer | undefined;
+  const rows: Row[] = [];
+  const out = (s: string): boolean => process.stdout.write(s);
   try {
-    // nginx: the backend (return 200) and the reverse proxy, one master, one worker, own pid file.
-    const backendPort = await freePort();
-    const nginxProxyPort = await freePort();
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-daemon on;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:${backendPort}; location / { default_type text/plain; return 200 "0123456789012345678901234567890123456789012345678901234567890123"; } }
-  upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
-  server { listen 127.0.0.1:${nginxProxyPort}; location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; } }
-}
-`,
-    );
-    const ng = spawnSync('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { encoding: 'utf8' });
-    if (ng.status !== 0) throw new Error(`nginx did not start: ${ng.stderr}`);
-    nginxPid = Number(readFileSync(join(dir, 'nginx.pid'), 'utf8').trim());
-    await waitHttp(backendPort);
-    await waitHttp(nginxProxyPort);
-    const nginxPids = [nginxPid, ...childrenOf(nginxPid)];
+    const b: Backends = { v1: await freePort(), v2: await freePort(), g1: await freePort(), g2: await freePort() };
+    writeFileSync(join(dir, 'backend.conf'), backendConfig(dir, b));
+    const startNginx = (conf: string, pidFile: string): void => {
+      const r = spawnSync(...niced('nginx', ['-p', dir, '-c', join(dir, conf)]), { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`nginx (${conf}) did not start: ${r.stderr}`);
+      pidFiles.push(pidFile);
+    };
+    startNginx('backend.conf', join(dir, 'nginx-backend.pid'));
+    await waitHttp(b.v1);
+    await waitHttp(b.v2);
 
-    // The xDS server with the waypoint's configuration.
-    const quiet = createLogger('bench', 'silent');
+    const proxies = new Map<ProxyName, Proxy>();
+    if (PROXIES.includes('nginx')) {
+      const h1 = await freePort();
+      const h2 = await freePort();
+      writeFileSync(join(dir, 'proxy.conf'), nginxConfig(dir, b, h1, h2));
+      startNginx('proxy.conf', join(dir, 'nginx-proxy.pid'));
+      await waitHttp(h1);
+      const master = Number(readFileSync(join(dir, 'nginx-proxy.pid'), 'utf8').trim());
+      proxies.set('nginx', { name: 'nginx', h1Port: h1, h2Port: h2, pids: () => [master, ...childrenOf(master)] });
+    }
+    if (PROXIES.includes('haproxy')) {
+      const h1 = await freePort();
+      const h2 = await freePort();
+      writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(dir, b, h1, h2));
+      const hp = spawn(...niced('haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')]), { stdio: ['ignore', 'ignore', 'inherit'] });
+      procs.push(hp);
+      await waitHttp(h1);
+      proxies.set('haproxy', { name: 'haproxy', h1Port: h1, h2Port: h2, pids: () => [hp.pid!, ...childrenOf(hp.pid!)] });
+    }
+
+    // The xDS server, then the waypoint (the real CLI, its own process).
     const cache = new SharedCache([TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]);
-    const wpPort = await freePort();
-    const hcm = HttpConnectionManager.fromPartial({
-      statPrefix: 'bench',
-      routeSpecifier: { $case: 'rds', value: { routeConfigName: 'bench', configSource: { configSourceSpecifier: { $case: 'ads', value: {} } } } },
-      httpFilters: [{ name: 'envoy.filters.http.router', configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } }],
-    });
-    const listener = Listener.fromPartial({
-      name: 'bench',
-      address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: wpPort } } } },
-      filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
-    });
-    const cluster = Cluster.fromPartial({ name: 'backend', clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.EDS }, edsClusterConfig: { serviceName: 'backend', edsConfig: { configSourceSpecifier: { $case: 'ads', value: {} } } }, lbPolicy: Cluster_LbPolicy.ROUND_ROBIN });
-    const cla = ClusterLoadAssignment.fromPartial({ clusterName: 'backend', endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: backendPort } } } } } } }] }] });
-    const routes = RouteConfiguration.fromPartial({ name: 'bench', virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'backend' }, timeout: { seconds: 0, nanos: 0 } } } }] }] });
-    cache.update(TYPE.cluster, [xdsResource(TYPE.cluster, 'backend', Cluster.encode(cluster).finish())]);
-    cache.update(TYPE.endpoint, [xdsResource(TYPE.endpoint, 'backend', ClusterLoadAssignment.encode(cla).finish())]);
-    cache.update(TYPE.listener, [xdsResource(TYPE.listener, 'bench', Listener.encode(listener).finish())]);
-    cache.update(TYPE.route, [xdsResource(TYPE.route, 'bench', RouteConfiguration.encode(routes).finish())]);
-    ads = new DeltaAdsServer(cache, { logger: quiet, metrics: xdsMetrics(new Registry()) });
+    ads = new DeltaAdsServer(cache, { logger: createLogger('bench', 'silent'), metrics: xdsMetrics(new Registry()) });
     xdsServer = new grpc.Server();
     xdsServer.addService(adsServiceDefinition as unknown as grpc.ServiceDefinition, adsImplementation({ delta: ads.handle }));
     const xdsPort = await new Promise<number>((resolve, reject) => xdsServer!.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const wpPort = await freePort();
+    waypointConfig(cache, wpPort, b);
+    let waypoint: ChildProcess | undefined;
+    const startWaypoint = async (workers: number): Promise<Proxy> => {
+      const execArgv = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+      const wp = spawn(...niced(process.execPath, [...execArgv, join(__dirname, '..', 'cli', 'main.js'), 'waypoint', 'run', '--name', 'bench', '-n', 'bench', '--control', `127.0.0.1:${xdsPort}`, '--listen-address', '127.0.0.1', '--admin-port', '0', '--metrics-port', '0', '--ready-port', '0', ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
+        env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      procs.push(wp);
+      waypoint = wp;
+      await waitHttp(wpPort);
+      if (workers > 1) await sleep(2000); // every worker has its configuration
+      return { name: workers > 1 ? `waypoint x${workers}` : 'waypoint', h1Port: wpPort, h2Port: wpPort, pids: () => [wp.pid!, ...childrenOf(wp.pid!)] };
+    };
+    const stopWaypoint = async (): Promise<void> => {
+      const wp = waypoint;
+      if (!wp || wp.exitCode !== null) return;
+      wp.kill('SIGTERM');
+      await new Promise((r) => wp.once('exit', r));
+    };
+    if (PROXIES.includes('waypoint')) proxies.set('waypoint', await startWaypoint(1));
+    const order = PROXIES.map((p) => proxies.get(p)!).filter(Boolean);
 
-    // The waypoint: the real CLI, its own process.
-    const wp = spawn(process.execPath, [join(__dirname, '..', 'cli', 'main.js'), 'waypoint', 'run', '--name', 'bench', '-n', 'bench', '--control', `127.0.0.1:${xdsPort}`, '--listen-address', '127.0.0.1', '--admin-port', '0', '--metrics-port', '0', '--ready-port', '0'], {
-      env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    procs.push(wp);
-    await waitHttp(wpPort);
-    const wpPid = wp.pid!;
+    const measured = async (p: Proxy, spec: LoadSpec): Promise<LoadResult & { cpu: number; rss: number }> => {
+      const pids = p.pids();
+      const c0 = cpuSeconds(pids);
+      const r = await load(spec, dir);
+      return { ...r, cpu: cpuSeconds(pids) - c0, rss: rssMiB(pids) };
+    };
+    const okPct = (r: LoadResult): string => fmt((100 * r.ok) / Math.max(1, r.sent), 1);
 
-    const results: Result[] = [];
-    for (const rate of RATES) {
-      results.push({ path: 'direct', rate, ...(await load(backendPort, rate, dir)) });
-      for (const [path, port, pids] of [
-        ['waypoint', wpPort, [wpPid]],
-        ['nginx', nginxProxyPort, nginxPids],
-      ] as const) {
-        const cpu0 = cpuSeconds([...pids]);
-        const r = await load(port, rate, dir);
-        const cpu = cpuSeconds([...pids]) - cpu0;
-        results.push({ path, rate, ...r, cpuPer1k: (cpu * 1000) / r.sent, rss: rssMiB([...pids]) });
+    if (SHAPES.has('h1')) {
+      out(`\n[h1] HTTP/1.1 keep-alive, 4 connections, ${RATE} req/s open loop, ${SECONDS} s\n`);
+      const direct = await load({ port: b.v1, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS }, dir);
+      rows.push({ shape: 'h1', proxy: 'direct', cols: { 'done/s': fmt(direct.rps, 0), 'ok%': okPct(direct), p50: fmt(direct.p50, 3), p99: fmt(direct.p99, 3) } });
+      for (const p of order) {
+        const r = await measured(p, { port: p.h1Port, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS });
+        rows.push({ shape: 'h1', proxy: p.name, cols: { 'done/s': fmt(r.rps, 0), 'ok%': okPct(r), p50: fmt(r.p50, 3), p99: fmt(r.p99, 3), 'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4), 'RSS MiB': fmt(r.rss, 1) } });
       }
     }
-    const fmt = (n: number | undefined, d = 2): string => (n === undefined ? '-' : n.toFixed(d));
-    process.stdout.write(`\nwaypoint L7 proxy, loopback, HTTP/1.1, ${CONNS} connections, ${SECONDS} s per run, 64-byte responses\n`);
-    process.stdout.write('path       target/s   done/s   ok%     p50 ms   p99 ms   proxy CPU s/1k req   proxy RSS MiB\n');
-    for (const r of results) {
-      process.stdout.write(
-        `${r.path.padEnd(10)} ${String(r.rate).padStart(8)} ${fmt(r.rps, 0).padStart(8)} ${fmt((100 * r.ok) / Math.max(1, r.sent), 1).padStart(6)} ${fmt(r.p50, 3).padStart(9)} ${fmt(r.p99, 3).padStart(8)} ${fmt(r.cpuPer1k, 4).padStart(20)} ${fmt(r.rss, 1).padStart(15)}\n`,
-      );
+    for (const [shape, title, spec] of [
+      ['h2c', 'h2c, 4 connections x 25 streams (100 concurrent), closed loop', { h2: true, conns: 4, streams: 25 }],
+      ['grpc', 'gRPC unary over h2c, 4 x 25 streams, HTTP/2 upstream, closed loop', { h2: true, conns: 4, streams: 25, grpc: true, path: '/bench.Echo/Call' }],
+    ] as const) {
+      if (!SHAPES.has(shape)) continue;
+      out(`\n[${shape}] ${title}, ${SECONDS} s\n`);
+      for (const p of order) {
+        const r = await measured(p, { ...spec, port: p.h2Port, seconds: SECONDS });
+        rows.push({ shape, proxy: p.name, cols: { 'done/s': fmt(r.rps, 0), 'ok%': okPct(r), p50: fmt(r.p50, 3), p99: fmt(r.p99, 3), 'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4), 'RSS MiB': fmt(r.rss, 1) } });
+      }
+    }
+    if (SHAPES.has('big')) {
+      out(`\n[big] 1 MiB responses, HTTP/1.1, 4 connections, closed loop, ${SECONDS} s\n`);
+      for (const p of order) {
+        const r = await measured(p, { port: p.h1Port, h2: false, conns: 4, streams: 1, seconds: SECONDS, path: '/big' });
+        rows.push({ shape: 'big', proxy: p.name, cols: { 'MiB/s': fmt(r.rps, 0), 'ok%': okPct(r), p50: fmt(r.p50, 3), p99: fmt(r.p99, 3), 'CPU-s/GiB': fmt((r.cpu * 1024) / r.sent, 3), 'RSS MiB': fmt(r.rss, 1) } });
+      }
+    }
+    if (SHAPES.has('max')) {
+      out(`\n[max] highest rate with p99 < ${P99_LIMIT_MS} ms (bounded search, 3 s per step)\n`);
+      for (const [shape, spec] of [
+        ['max h1', { h2: false, conns: 32, streams: 1 }],
+        ['max h2c', { h2: true, conns: 4, streams: 25 }],
+      ] as const) {
+        for (const p of order) {
+          const passes = async (rate: number): Promise<LoadResult | undefined> => {
+            const r = await load({ ...spec, port: spec.h2 ? p.h2Port : p.h1Port, rate, seconds: 3 }, dir);
+            const pass = r.p99 < P99_LIMIT_MS && r.rps >= 0.97 * rate && r.ok === r.sent;
+            out(`    ${p.name} at ${rate}/s: done ${fmt(r.rps, 0)}/s, ok ${r.ok}/${r.sent}, p50 ${fmt(r.p50, 3)} p99 ${fmt(r.p99, 3)} ms: ${pass ? 'pass' : 'fail'}\n`);
+            return pass ? r : undefined;
+          };
+          let lo = 0;
+          let best: LoadResult | undefined;
+          let hi = 1000;
+          for (; hi <= 128_000; hi *= 2) {
+            const r = await passes(hi);
+            if (!r) break;
+            lo = hi;
+            best = r;
+          }
+          for (let i = 0; i < 4 && hi <= 128_000; i++) {
+            const mid = Math.round((lo + hi) / 2);
+            const r = await passes(mid);
+            if (r) {
+              lo = mid;
+              best = r;
+            } else hi = mid;
+          }
+          rows.push({ shape, proxy: p.name, cols: { 'max req/s': String(lo), p50: fmt(best?.p50, 3), p99: fmt(best?.p99, 3) } });
+          out(`  ${shape} ${p.name}: ${lo}\n`);
+        }
+      }
+    }
+    if (SHAPES.has('scale') && PROXIES.includes('waypoint')) {
+      out(`\n[scale] waypoint saturation, HTTP/1.1, 32 connections, closed loop, ${SECONDS} s\n`);
+      const one = await measured(proxies.get('waypoint')!, { port: wpPort, h2: false, conns: 32, streams: 1, seconds: SECONDS });
+      await stopWaypoint();
+      const two = await startWaypoint(2);
+      const r2 = await measured(two, { port: wpPort, h2: false, conns: 32, streams: 1, seconds: SECONDS });
+      rows.push({ shape: 'scale', proxy: 'waypoint x1', cols: { 'done/s': fmt(one.rps, 0), 'ok%': okPct(one), p50: fmt(one.p50, 3), p99: fmt(one.p99, 3), 'CPU-s/1k': fmt((one.cpu * 1000) / one.sent, 4), 'RSS MiB': fmt(one.rss, 1) } });
+      rows.push({ shape: 'scale', proxy: 'waypoint x2', cols: { 'done/s': fmt(r2.rps, 0), 'ok%': okPct(r2), p50: fmt(r2.p50, 3), p99: fmt(r2.p99, 3), 'CPU-s/1k': fmt((r2.cpu * 1000) / r2.sent, 4), 'RSS MiB': fmt(r2.rss, 1), 'x1 ratio': fmt(r2.rps / one.rps, 2) } });
+    }
+    await stopWaypoint();
+
+    out('\nwaypoint vs nginx vs haproxy as the same L7 hop (route + header match + 90/10 split), loopback, one process each\n');
+    let shape = '';
+    let keys: string[] = [];
+    for (const r of rows) {
+      if (r.shape !== shape) {
+        shape = r.shape;
+        keys = [...new Set(rows.filter((x) => x.shape === shape).flatMap((x) => Object.keys(x.cols)))];
+        out(`\n${shape.padEnd(14)}${keys.map((k) => k.padStart(11)).join('')}\n`);
+      }
+      out(`  ${r.proxy.padEnd(12)}${keys.map((k) => (r.cols[k] ?? '').padStart(11)).join('')}\n`);
     }
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
-    if (nginxPid) {
+    for (const f of pidFiles) {
       try {
-        process.kill(nginxPid, 'SIGQUIT');
+        process.kill(Number(readFileSync(f, 'utf8').trim()), 'SIGQUIT');
       } catch {
         // already gone
       }
     }
     ads?.closeAll();
     xdsServer?.forceShutdown();
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(500);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -330,6 +330,7 @@ export class Waypoint {
     this.h1.closeAllConnections?.();
     await this.hbone?.close(100);
     this.transport.close();
+    this.handler.close();
     await this.otlp?.close();
   }
 }

@@ -3,9 +3,9 @@
 // HBONE tunnel (mTLS HTTP/2 CONNECT to its node proxy, with the waypoint's own identity); otherwise
 // plain TCP. The caller writes the body into `sink` and gets the response head (or a classified
 // failure) from `response`.
-import { Agent, request as h1request, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent, request as h1request, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { connect as h2connect, constants as h2c, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { HboneClient } from '../../common/hbone/client';
 import { TunnelRefusedError } from '../../common/hbone/errors';
@@ -45,13 +45,18 @@ export interface UpstreamHead {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: Readable;
-  /** Resolves with the trailers once the body ended (empty when none). */
-  readonly trailers: Promise<Record<string, string | string[] | undefined>>;
+  /** Call `done` with the trailers (empty when none) once the body has ended. */
+  onComplete(done: (trailers: Record<string, string | string[] | undefined>) => void): void;
+}
+
+/** Hears how one attempt ends: exactly one call, never from inside `send`. */
+export interface AttemptListener {
+  onHead(head: UpstreamHead): void;
+  onFailure(failure: UpstreamFailure): void;
 }
 
 export interface Attempt {
   readonly sink: Writable;
-  readonly response: Promise<UpstreamHead>;
   /** Abandon the attempt (timeout, client gone). */
   abort(): void;
 }
@@ -80,7 +85,7 @@ export function isHopByHop(name: string): boolean {
 
 export class UpstreamTransport {
   private readonly agents = new Map<string, Agent>();
-  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  private readonly sessions = new Map<string, PooledSession>();
   readonly hbone: HboneClient;
   readonly stats: TransportStats = { connectionsOpened: 0, hboneTunnels: 0 };
 
@@ -88,8 +93,9 @@ export class UpstreamTransport {
     this.hbone = new HboneClient({ idleTimeoutMs: 60_000 });
   }
 
-  send(cluster: CompiledCluster, endpoint: UpstreamEndpoint, req: AttemptRequest): Attempt {
-    return cluster.http2 ? this.sendH2(cluster, endpoint, req) : this.sendH1(cluster, endpoint, req);
+  /** Send one attempt; `listener` hears its response head or failure (later, never from inside send). */
+  send(cluster: CompiledCluster, endpoint: UpstreamEndpoint, req: AttemptRequest, listener: AttemptListener): Attempt {
+    return cluster.http2 ? this.sendH2(cluster, endpoint, req, listener) : this.sendH1(cluster, endpoint, req, listener);
   }
 
   private key(cluster: CompiledCluster, e: UpstreamEndpoint): string {
@@ -137,8 +143,10 @@ export class UpstreamTransport {
     return agent;
   }
 
-  private sendH1(cluster: CompiledCluster, e: UpstreamEndpoint, req: AttemptRequest): Attempt {
-    const headers: OutgoingHttpHeaders = { ...req.headers, host: req.authority };
+  private sendH1(cluster: CompiledCluster, e: UpstreamEndpoint, req: AttemptRequest, listener: AttemptListener): Attempt {
+    // The caller's header object goes out as is (it is this attempt's); only Host is set here.
+    const headers = req.headers as OutgoingHttpHeaders;
+    headers.host = req.authority;
     const r = h1request({
       host: e.address,
       port: e.port,
@@ -147,131 +155,212 @@ export class UpstreamTransport {
       headers,
       agent: this.agentFor(cluster, e),
       setHost: false,
-    });
-    let connected = false;
-    r.on('socket', (s: Socket) => {
-      if (!s.connecting) connected = true;
-      else {
-        this.stats.connectionsOpened++;
-        s.once('connect', () => (connected = true));
-      }
-    });
-    const response = new Promise<UpstreamHead>((resolve, reject) => {
-      r.once('response', (res: IncomingMessage) => {
-        const trailers = new Promise<Record<string, string | string[] | undefined>>((done) => {
-          res.once('end', () => done(res.trailers));
-          res.once('close', () => done(res.trailers ?? {}));
-        });
-        resolve({ status: res.statusCode ?? 502, headers: res.headers, body: res, trailers });
-      });
-      r.once('error', (err: NodeJS.ErrnoException) => {
-        if (err instanceof UpstreamFailure) return reject(err);
-        const kind: FailureKind = !connected && (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'ETIMEDOUT') ? 'connect-failure' : 'reset';
-        reject(new UpstreamFailure(kind, `${kind === 'reset' ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
-      });
-    });
-    response.catch(() => undefined);
-    r.on('error', () => undefined);
-    return { sink: r, response, abort: () => r.destroy() };
+    }) as H1Attempt;
+    r[LISTENER] = listener;
+    r.on('socket', onH1Socket);
+    r.once('response', onH1Response);
+    r.on('error', onH1Error);
+    return { sink: r, abort: () => r.destroy() };
   }
 
-  private session(cluster: CompiledCluster, e: UpstreamEndpoint): Promise<ClientHttp2Session> {
+  /** The pooled HTTP/2 session to an endpoint: `cb` gets it once connected (at once when it is). */
+  private session(cluster: CompiledCluster, e: UpstreamEndpoint, cb: (err: UpstreamFailure | undefined, s?: ClientHttp2Session) => void): void {
     const key = this.key(cluster, e);
     const cur = this.sessions.get(key);
-    if (cur) return cur;
-    const authority = `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
-    const made = (async () => {
-      const tunnel = e.hbone ? await this.tunnel(e, cluster.connectTimeoutMs) : undefined;
-      this.stats.connectionsOpened++;
-      // Receive windows sized as HBONE's (common/hbone/settings.ts), not node:http2's 64 KiB: with
-      // those, streams sharing the session (gRPC streams to one endpoint) stall behind one whose
-      // downstream reads slowly — two 16 MiB gRPC streams over an HBONE upstream took 13 s.
-      const s = h2connect(`http://${authority}`, {
-        ...(tunnel ? { createConnection: () => tunnel } : {}),
-        settings: { enablePush: false, initialWindowSize: UPSTREAM_WINDOWS.streamWindow, maxFrameSize: UPSTREAM_WINDOWS.maxFrameSize },
-        maxSessionMemory: maxSessionMemoryMiB(UPSTREAM_WINDOWS),
-      });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          s.destroy();
-          reject(new UpstreamFailure('connect-failure', `no HTTP/2 connection to ${authority} within ${cluster.connectTimeoutMs} ms`));
-        }, cluster.connectTimeoutMs);
-        s.once('connect', () => {
-          clearTimeout(timer);
-          s.setLocalWindowSize(UPSTREAM_WINDOWS.connectionWindow);
-          resolve();
-        });
-        s.once('error', (err: NodeJS.ErrnoException) => {
-          clearTimeout(timer);
-          reject(new UpstreamFailure('connect-failure', `upstream connect error: ${err.message}`));
-        });
-      });
-      const forget = (): void => {
-        if (this.sessions.get(key) === made) this.sessions.delete(key);
-      };
-      s.on('error', forget);
-      s.on('goaway', forget);
-      s.on('close', forget);
-      s.unref();
-      return s;
-    })();
-    made.catch(() => {
-      if (this.sessions.get(key) === made) this.sessions.delete(key);
-    });
-    this.sessions.set(key, made);
-    return made;
+    if (cur) {
+      if (cur.session) return cb(undefined, cur.session);
+      cur.waiting.push(cb);
+      return;
+    }
+    const entry: PooledSession = { session: undefined, waiting: [cb], ready: undefined };
+    this.sessions.set(key, entry);
+    const settle = (err: UpstreamFailure | undefined, s?: ClientHttp2Session): void => {
+      if (err && this.sessions.get(key) === entry) this.sessions.delete(key);
+      entry.session = err ? undefined : s;
+      const waiting = entry.waiting;
+      entry.waiting = [];
+      for (const w of waiting) w(err, s);
+    };
+    entry.ready = this.connectSession(cluster, e).then(
+      (s) => {
+        const forget = (): void => {
+          if (this.sessions.get(key) === entry) this.sessions.delete(key);
+        };
+        s.on('error', forget);
+        s.on('goaway', forget);
+        s.on('close', forget);
+        s.unref();
+        settle(undefined, s);
+        return s;
+      },
+      (err: unknown) => {
+        settle(err instanceof UpstreamFailure ? err : new UpstreamFailure('connect-failure', String(err)));
+        return undefined;
+      },
+    );
   }
 
-  private sendH2(cluster: CompiledCluster, e: UpstreamEndpoint, req: AttemptRequest): Attempt {
+  private async connectSession(cluster: CompiledCluster, e: UpstreamEndpoint): Promise<ClientHttp2Session> {
+    const authority = `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+    const tunnel = e.hbone ? await this.tunnel(e, cluster.connectTimeoutMs) : undefined;
+    this.stats.connectionsOpened++;
+    // Receive windows sized as HBONE's (common/hbone/settings.ts), not node:http2's 64 KiB: with
+    // those, streams sharing the session (gRPC streams to one endpoint) stall behind one whose
+    // downstream reads slowly — two 16 MiB gRPC streams over an HBONE upstream took 13 s.
+    // Plain TCP with TCP_NODELAY: HEADERS and DATA frames of a request go out at once, not held
+    // back by Nagle until the previous segment is acknowledged.
+    const s = h2connect(`http://${authority}`, {
+      createConnection: tunnel ? () => tunnel : () => netConnect({ host: e.address, port: e.port, noDelay: true }),
+      settings: { enablePush: false, initialWindowSize: UPSTREAM_WINDOWS.streamWindow, maxFrameSize: UPSTREAM_WINDOWS.maxFrameSize },
+      maxSessionMemory: maxSessionMemoryMiB(UPSTREAM_WINDOWS),
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new UpstreamFailure('connect-failure', `no HTTP/2 connection to ${authority} within ${cluster.connectTimeoutMs} ms`));
+      }, cluster.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.setLocalWindowSize(UPSTREAM_WINDOWS.connectionWindow);
+        resolve();
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new UpstreamFailure('connect-failure', `upstream connect error: ${err.message}`));
+      });
+    });
+    return s;
+  }
+
+  private sendH2(cluster: CompiledCluster, e: UpstreamEndpoint, req: AttemptRequest, listener: AttemptListener): Attempt {
     const sink = new PassThrough();
-    let stream: ClientHttp2Stream | undefined;
-    let aborted = false;
-    const response = this.session(cluster, e).then(
-      (s) =>
-        new Promise<UpstreamHead>((resolve, reject) => {
-          if (aborted) return reject(new UpstreamFailure('reset', 'attempt aborted'));
-          const st = s.request({ ...req.headers, [h2c.HTTP2_HEADER_METHOD]: req.method, [h2c.HTTP2_HEADER_PATH]: req.path, [h2c.HTTP2_HEADER_AUTHORITY]: req.authority, [h2c.HTTP2_HEADER_SCHEME]: 'http' });
-          stream = st;
-          sink.pipe(st);
-          const trailers = new Promise<Record<string, string | string[] | undefined>>((done) => {
-            let got: IncomingHttpHeaders = {};
-            st.once('trailers', (t: IncomingHttpHeaders) => (got = t));
-            st.once('close', () => done(got));
-          });
-          st.once('response', (h: IncomingHttpHeaders) => {
-            const status = Number(h[h2c.HTTP2_HEADER_STATUS]) || 502;
-            const headers: Record<string, string | string[] | undefined> = {};
-            for (const [k, v] of Object.entries(h)) if (!k.startsWith(':')) headers[k] = v;
-            resolve({ status, headers, body: st, trailers });
-          });
-          st.once('error', (err: Error) => reject(new UpstreamFailure('reset', `upstream reset: ${err.message}`)));
-          st.once('close', () => reject(new UpstreamFailure('reset', `upstream reset before response headers (RST ${st.rstCode})`)));
-        }),
-    );
-    response.catch(() => undefined);
-    return {
-      sink,
-      response,
-      abort: () => {
-        aborted = true;
-        sink.destroy();
-        if (stream && !stream.destroyed) stream.close(h2c.NGHTTP2_CANCEL);
-      },
-    };
+    const att = new H2Attempt(sink, listener);
+    this.session(cluster, e, (err, s) => {
+      if (err) return att.fail(err);
+      if (att.aborted) return att.fail(new UpstreamFailure('reset', 'attempt aborted'));
+      const head: Record<string, string | string[] | number | undefined> = { [h2c.HTTP2_HEADER_METHOD]: req.method, [h2c.HTTP2_HEADER_PATH]: req.path, [h2c.HTTP2_HEADER_AUTHORITY]: req.authority, [h2c.HTTP2_HEADER_SCHEME]: 'http' };
+      for (const k in req.headers) if (k.charCodeAt(0) !== 58 /* : */) head[k] = req.headers[k];
+      let st: ClientHttp2Stream;
+      try {
+        st = s!.request(head);
+      } catch (e2) {
+        return att.fail(new UpstreamFailure('reset', `upstream request refused: ${e2 instanceof Error ? e2.message : String(e2)}`));
+      }
+      att.start(st);
+    });
+    return att;
   }
 
   /** The HTTP/2 sessions open to upstream endpoints now (admin, tests). */
   async h2Sessions(): Promise<ClientHttp2Session[]> {
-    const all = await Promise.allSettled([...this.sessions.values()]);
-    return all.flatMap((r) => (r.status === 'fulfilled' && !r.value.destroyed ? [r.value] : []));
+    const all = await Promise.all([...this.sessions.values()].map((e) => e.ready));
+    return all.flatMap((s) => (s && !s.destroyed ? [s] : []));
   }
 
   close(): void {
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
-    for (const p of this.sessions.values()) p.then((s) => s.destroy(), () => undefined);
+    for (const e of this.sessions.values()) void e.ready?.then((s) => s?.destroy());
     this.sessions.clear();
     this.hbone.destroy();
+  }
+}
+
+interface PooledSession {
+  session: ClientHttp2Session | undefined;
+  waiting: Array<(err: UpstreamFailure | undefined, s?: ClientHttp2Session) => void>;
+  ready: Promise<ClientHttp2Session | undefined> | undefined;
+}
+
+// HTTP/1.1 attempts: the listener rides on the ClientRequest, and its events go to shared
+// functions (no closures per request).
+const LISTENER = Symbol('nodemesh.attempt.listener');
+const CONNECTED = Symbol('nodemesh.attempt.connected');
+const SETTLED = Symbol('nodemesh.attempt.settled');
+type H1Attempt = ClientRequest & { [LISTENER]: AttemptListener; [CONNECTED]?: boolean; [SETTLED]?: boolean };
+
+function onH1Socket(this: H1Attempt, s: Socket): void {
+  if (!s.connecting) this[CONNECTED] = true;
+  else s.once('connect', () => (this[CONNECTED] = true));
+}
+
+function onH1Response(this: H1Attempt, res: IncomingMessage): void {
+  if (this[SETTLED]) return;
+  this[SETTLED] = true;
+  this[LISTENER].onHead(new H1Head(res));
+}
+
+function onH1Error(this: H1Attempt, err: NodeJS.ErrnoException): void {
+  if (this[SETTLED]) return;
+  this[SETTLED] = true;
+  if (err instanceof UpstreamFailure) return this[LISTENER].onFailure(err);
+  const kind: FailureKind = !this[CONNECTED] && (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'ETIMEDOUT') ? 'connect-failure' : 'reset';
+  this[LISTENER].onFailure(new UpstreamFailure(kind, `${kind === 'reset' ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
+}
+
+class H1Head implements UpstreamHead {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  constructor(readonly body: IncomingMessage) {
+    this.status = body.statusCode ?? 502;
+    this.headers = body.headers;
+  }
+  onComplete(done: (trailers: Record<string, string | string[] | undefined>) => void): void {
+    const res = this.body;
+    if (res.complete) return done(res.trailers ?? {});
+    res.once('end', () => done(res.trailers ?? {}));
+  }
+}
+
+/** An HTTP/2 attempt: the request body goes to `sink` until the stream exists, then to it. */
+class H2Attempt implements Attempt {
+  aborted = false;
+  private stream: ClientHttp2Stream | undefined;
+  private settled = false;
+  private trailers: IncomingHttpHeaders = {};
+  private closed = false;
+  private readonly ended: Array<(t: IncomingHttpHeaders) => void> = [];
+  constructor(
+    readonly sink: PassThrough,
+    private readonly listener: AttemptListener,
+  ) {}
+
+  fail(f: UpstreamFailure): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.listener.onFailure(f);
+  }
+
+  start(st: ClientHttp2Stream): void {
+    this.stream = st;
+    this.sink.pipe(st);
+    st.once('trailers', (t: IncomingHttpHeaders) => (this.trailers = t));
+    st.once('response', (h: IncomingHttpHeaders) => {
+      if (this.settled) return;
+      this.settled = true;
+      const status = Number(h[h2c.HTTP2_HEADER_STATUS]) || 502;
+      const headers: Record<string, string | string[] | undefined> = {};
+      for (const k in h) if (k.charCodeAt(0) !== 58) headers[k] = h[k];
+      this.listener.onHead({ status, headers, body: st, onComplete: (done) => this.whenClosed(done) });
+    });
+    st.once('error', (err: Error) => this.fail(new UpstreamFailure('reset', `upstream reset: ${err.message}`)));
+    st.once('close', () => {
+      this.closed = true;
+      for (const f of this.ended) f(this.trailers);
+      this.fail(new UpstreamFailure('reset', `upstream reset before response headers (RST ${st.rstCode})`));
+    });
+  }
+
+  /** Trailers are known once the stream closed. */
+  private whenClosed(done: (t: IncomingHttpHeaders) => void): void {
+    if (this.closed) done(this.trailers);
+    else this.ended.push(done);
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.sink.destroy();
+    if (this.stream && !this.stream.destroyed) this.stream.close(h2c.NGHTTP2_CANCEL);
   }
 }
 

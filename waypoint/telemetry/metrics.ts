@@ -1,7 +1,8 @@
 // The waypoint's Prometheus metrics with Istio's standard names and labels (reporter="waypoint"),
 // so Istio dashboards and Kiali read them unchanged, plus a few of the waypoint's own.
-import { Counter, Histogram, Registry } from 'prom-client';
-import { endpointLabels, NO_ENDPOINT, peerLabels, requestProtocol, serviceLabels, type EndpointLabels, type PeerLabels } from './labels';
+import { Counter, Registry } from 'prom-client';
+import { endpointLabels, NO_ENDPOINT, parseClusterName, peerLabels, requestProtocol, serviceLabels, stripPort, type EndpointLabels, type PeerLabels } from './labels';
+import { RequestSeriesMetrics } from './request-series';
 
 import { RESPONSE_LABELS, WAYPOINT_PEER_LABELS } from '../../common/contracts/telemetry';
 
@@ -40,30 +41,15 @@ export interface RequestFacts {
   readonly flags: readonly string[];
 }
 
+interface PeerEntry {
+  readonly id: string;
+  readonly labels: PeerLabels;
+}
+
 export class WaypointMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'istio_requests_total', help: 'Requests handled by the waypoint', labelNames: REQUEST_LABELS, registers: [this.registry] });
-  readonly duration = new Histogram({
-    name: 'istio_request_duration_milliseconds',
-    help: 'Request duration at the waypoint, ms',
-    labelNames: REQUEST_LABELS,
-    buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
-    registers: [this.registry],
-  });
-  readonly requestBytes = new Histogram({
-    name: 'istio_request_bytes',
-    help: 'Request sizes (headers and body), bytes',
-    labelNames: REQUEST_LABELS,
-    buckets: [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000],
-    registers: [this.registry],
-  });
-  readonly responseBytes = new Histogram({
-    name: 'istio_response_bytes',
-    help: 'Response sizes (headers and body), bytes',
-    labelNames: REQUEST_LABELS,
-    buckets: [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000],
-    registers: [this.registry],
-  });
+  /** istio_requests_total and the duration / request / response size histograms, per label set. */
+  readonly requestSeries = new RequestSeriesMetrics(this.registry, [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000], [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000]);
   readonly rbacDenied = new Counter({ name: 'nodemesh_waypoint_rbac_denied_total', help: 'Requests denied by the RBAC filter', labelNames: ['listener', 'policy'], registers: [this.registry] });
   readonly rateLimited = new Counter({ name: 'nodemesh_waypoint_rate_limited_total', help: 'Requests refused by local rate limiting', labelNames: ['stat_prefix'], registers: [this.registry] });
   readonly retries = new Counter({ name: 'nodemesh_waypoint_upstream_retries_total', help: 'Upstream request retries', labelNames: ['cluster'], registers: [this.registry] });
@@ -77,14 +63,57 @@ export class WaypointMetrics {
 
   // Source labels per downstream connection (parsed once, not per request) and endpoint labels
   // per identity; both bounded by what is alive or configured.
-  private readonly peers = new WeakMap<TcpPeer, PeerLabels>();
+  private readonly peers = new WeakMap<TcpPeer, PeerEntry>();
+  /** Source label sets (by their values), each with a short id for series keys. */
+  private readonly peerSets = new Map<string, PeerEntry>();
+  private nextPeerId = 0;
   private readonly endpoints = new Map<string, EndpointLabels>();
+  /** Cluster name -> whether it names the Service (`outbound|port|subset|host`), so the authority does not matter. */
+  private readonly namedClusters = new Map<string, boolean>();
+
+  private peerEntry(p: TcpPeer): PeerEntry {
+    let e = this.peers.get(p);
+    if (!e) {
+      // Keyed by the labels, not by what they came from: connections whose baggage differs but
+      // says the same (or is ignored) share one series.
+      const labels = peerLabels(p.principal, p.baggage);
+      const key = Object.values(labels).join('\u0000');
+      e = this.peerSets.get(key);
+      if (!e) {
+        // Ids are never reused (a reused id would give two series the same labels); past the bound
+        // the key itself is the id.
+        if (this.peerSets.size >= 4096) e = { id: `~${key}`, labels };
+        else this.peerSets.set(key, (e = { id: (this.nextPeerId++).toString(36), labels }));
+      }
+      this.peers.set(p, e);
+    }
+    return e;
+  }
 
   /** The source labels of a connection (cached for its lifetime). */
   peer(p: TcpPeer): PeerLabels {
-    let l = this.peers.get(p);
-    if (!l) this.peers.set(p, (l = peerLabels(p.principal, p.baggage)));
-    return l;
+    return this.peerEntry(p).labels;
+  }
+
+  /**
+   * Count one finished request in Istio's four request metrics. The label set is looked up by a
+   * short key (connection's source, cluster, endpoint, protocol, status, flags) and built only
+   * the first time.
+   */
+  recordRequest(r: RequestFacts, durationMs: number, requestBytes: number, responseBytes: number): string {
+    const peer = this.peerEntry(r.peer);
+    let named = this.namedClusters.get(r.cluster);
+    if (named === undefined) {
+      if (this.namedClusters.size >= 4096) this.namedClusters.clear();
+      this.namedClusters.set(r.cluster, (named = parseClusterName(r.cluster) !== undefined));
+    }
+    const service = named ? r.cluster : `${r.cluster}\u0001${stripPort(r.authority)}`;
+    const protocol = r.contentType === undefined || r.contentType.length < 16 ? 'http' : requestProtocol(r.contentType);
+    const flags = r.flags.length ? r.flags.join(',') : '-';
+    const key = `${peer.id}\u0000${service}\u0000${r.endpointIdentity ?? ''}\u0000${protocol}\u0000${r.status}\u0000${r.grpcStatus}\u0000${flags}`;
+    const s = this.requestSeries.seriesFor(key, () => this.requestLabels(r));
+    this.requestSeries.record(s, durationMs, requestBytes, responseBytes);
+    return flags;
   }
 
   /** The destination labels of an endpoint by its `nodemesh.identity` (undefined: not a mesh endpoint). */

@@ -1,0 +1,61 @@
+// The request body on its way upstream, kept for replay (retries, mirrors) up to the buffer limit
+// (Envoy's per-request buffer) while it streams to the current attempt with backpressure.
+import type { Readable, Writable } from 'node:stream';
+
+/** Keeps the request body for replay (retries, mirror) while it streams to the current attempt. */
+export class BodyTee {
+  chunks: Buffer[] = [];
+  size = 0;
+  overflow = false;
+  ended = false;
+  private sink: Writable | undefined;
+  private readonly onDrain = (): void => {
+    this.src.resume();
+  };
+  constructor(
+    private readonly src: Readable,
+    private readonly limit: number,
+    /** Counts the request's bytes (the exchange's `requestBytes`). */
+    counter: { requestBytes: number },
+  ) {
+    src.on('data', (c: Buffer) => {
+      counter.requestBytes += c.length;
+      if (!this.overflow) {
+        this.size += c.length;
+        if (this.size > this.limit) {
+          this.overflow = true;
+          this.chunks = [];
+        } else this.chunks.push(c);
+      }
+      if (this.sink && !this.sink.write(c)) {
+        src.pause();
+        this.sink.once('drain', this.onDrain);
+      } else if (!this.sink) src.pause();
+    });
+    src.once('end', () => {
+      this.ended = true;
+      this.sink?.end();
+    });
+    src.on('error', () => undefined);
+  }
+  /** Send the body to a new attempt; false when it cannot be replayed (too large, already streamed). */
+  attach(sink: Writable, first: boolean): boolean {
+    if (!first && this.overflow) return false;
+    this.detach();
+    this.sink = sink;
+    sink.on('error', () => undefined);
+    if (!first) for (const c of this.chunks) sink.write(c);
+    if (this.ended) sink.end();
+    else this.src.resume();
+    return true;
+  }
+  detach(): void {
+    if (this.sink) this.sink.off('drain', this.onDrain);
+    this.sink = undefined;
+  }
+  /** The whole body, once received, if it fit the buffer. */
+  complete(): Promise<Buffer | undefined> {
+    if (this.ended) return Promise.resolve(this.overflow ? undefined : Buffer.concat(this.chunks));
+    return new Promise((resolve) => this.src.once('end', () => resolve(this.overflow ? undefined : Buffer.concat(this.chunks))));
+  }
+}

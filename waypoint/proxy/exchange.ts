@@ -1,0 +1,62 @@
+// One request as it crosses the waypoint: where it came from (the connection), what routing sees
+// of it, what was decided (route, cluster, endpoint) and what went out (status, bytes, flags) —
+// the state each stage of the request path (proxy/handler.ts) reads and fills in, and telemetry
+// reads at the end. A plain object per request; the stages keep no other per-request state.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { CompiledListener } from '../config/listeners';
+import type { RequestView } from '../config/request';
+import type { RouteMatchResult, RouteTable, WeightedTarget } from '../config/routes';
+import type { SpanContext } from '../telemetry/trace';
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+/** Where a request came from: the connection it arrived on. */
+export interface ConnectionInfo {
+  readonly port: number;
+  /** The listener (by name) the connection belongs to, when known (HBONE); else by port. */
+  readonly listener?: string;
+  /** SPIFFE ID of the HBONE peer; undefined for plaintext. */
+  readonly principal: string | undefined;
+  /** The HBONE CONNECT's W3C baggage (the source workload, for the metric labels). */
+  readonly baggage?: string;
+  readonly sourceIp: string;
+  readonly destinationIp: string;
+}
+
+/** The cluster a forwarding route chose for this request, with the weighted target's mutations. */
+export type ClusterChoice = Pick<WeightedTarget, 'cluster' | 'requestHeaders' | 'responseHeaders' | 'hostRewrite'>;
+
+export class Exchange {
+  requestBytes = 0;
+  responseBytes = 0;
+  /** The status sent downstream (0: none yet). */
+  status = 0;
+  flags: string[] = [];
+  cluster = '';
+  upstreamHost = '';
+  /** The chosen endpoint's `nodemesh.identity` (destination_principal). */
+  upstreamIdentity: string | undefined = undefined;
+  grpcStatus = '';
+  detail = '';
+  listener: CompiledListener | undefined = undefined;
+  routeTable: RouteTable | undefined = undefined;
+  match: RouteMatchResult | undefined = undefined;
+  target: ClusterChoice | undefined = undefined;
+
+  constructor(
+    readonly req: DownstreamRequest,
+    readonly res: DownstreamResponse,
+    readonly conn: ConnectionInfo,
+    readonly view: RequestView,
+    /** content-type application/grpc… */
+    readonly grpc: boolean,
+    readonly startNs: bigint,
+    readonly span: SpanContext,
+  ) {}
+
+  get h2(): boolean {
+    return this.req.httpVersionMajor === 2;
+  }
+}

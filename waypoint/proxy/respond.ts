@@ -1,0 +1,121 @@
+// Streaming the upstream's response down: status and headers (hop-by-hop removed, the route's
+// response mutations applied), the body piped with backpressure, trailers (HTTP/2 downstream),
+// a gRPC trailers-only response kept as one HEADERS frame, and the route timeout spanning the
+// whole response as Envoy's does (after the headers went out it cuts the response: flag UT).
+import type { Http2ServerResponse } from 'node:http2';
+import type { Writable } from 'node:stream';
+import { applyMutations, type HeaderMutation, type MutableHeaders } from '../config/headers';
+import type { Exchange } from './exchange';
+import { isHopByHop, type UpstreamHead } from './upstream';
+
+export function respond(ex: Exchange, up: UpstreamHead, levels: readonly HeaderMutation[], deadline: number): void {
+  const res = ex.res;
+  const headers: MutableHeaders = {};
+  for (const k in up.headers) {
+    const v = up.headers[k];
+    if (v !== undefined && !isHopByHop(k)) headers[k] = v;
+  }
+  applyMutations(headers, levels);
+  ex.status = up.status;
+  const grpcStatus = up.headers['grpc-status'];
+  if (typeof grpcStatus === 'string') ex.grpcStatus = grpcStatus;
+  if (res.destroyed) {
+    up.body.destroy();
+    return;
+  }
+  if (typeof grpcStatus === 'string' && ex.h2) {
+    // A gRPC trailers-only response (status in the headers, END_STREAM): forward it as one,
+    // since a gRPC client reads the status from a HEADERS frame that ends the stream.
+    const stream = (res as Http2ServerResponse).stream;
+    up.body.resume();
+    try {
+      stream.respond({ ...(headers as Record<string, string | string[]>), ':status': up.status }, { endStream: true });
+    } catch (err) {
+      ex.detail = `bad upstream response headers: ${err instanceof Error ? err.message : String(err)}`;
+      res.destroy();
+    }
+    return;
+  }
+  try {
+    res.writeHead(up.status, headers as Record<string, string | string[]>);
+  } catch (err) {
+    up.body.destroy();
+    ex.detail = `bad upstream response headers: ${err instanceof Error ? err.message : String(err)}`;
+    res.destroy();
+    return;
+  }
+  const stream = new ResponseStream(ex, up);
+  if (Number.isFinite(deadline)) {
+    const timer = setTimeout(cutOnTimeout, Math.max(1, deadline - Date.now()), stream);
+    res.once('close', () => clearTimeout(timer));
+    res.once('finish', () => clearTimeout(timer));
+  }
+  up.body.pipe(res as Writable, { end: false });
+}
+
+function cutOnTimeout(s: ResponseStream): void {
+  const { ex, up } = s;
+  if (ex.res.writableEnded) return;
+  ex.flags.push('UT');
+  ex.detail = 'upstream_response_timeout';
+  up.body.destroy();
+  ex.res.destroy();
+}
+
+/** The upstream body's events for one response, handled by one object. */
+class ResponseStream {
+  constructor(
+    readonly ex: Exchange,
+    readonly up: UpstreamHead,
+  ) {
+    const body = up.body;
+    body.on('data', this.onData);
+    body.once('end', this.onEnd);
+    body.once('error', this.onError);
+    body.once('close', this.onClose);
+    ex.res.once('close', this.onDownstreamClose);
+  }
+
+  private readonly onData = (c: Buffer): void => {
+    this.ex.responseBytes += c.length;
+  };
+
+  private readonly onEnd = (): void => {
+    this.up.onComplete(this.onTrailers);
+  };
+
+  private readonly onTrailers = (t: Record<string, string | string[] | undefined>): void => {
+    const ex = this.ex;
+    let tr: Record<string, string> | undefined;
+    for (const k in t) {
+      const v = t[k];
+      if (v === undefined || k.charCodeAt(0) === 58) continue;
+      (tr ??= {})[k] = Array.isArray(v) ? v.join(',') : v;
+    }
+    if (tr) {
+      if (tr['grpc-status'] !== undefined) ex.grpcStatus = tr['grpc-status'];
+      if (ex.h2) ex.res.addTrailers(tr);
+    }
+    ex.res.end();
+  };
+
+  private readonly onError = (): void => {
+    this.ex.flags.push('UPE');
+    this.ex.res.destroy();
+  };
+
+  private readonly onClose = (): void => {
+    const { ex, up } = this;
+    // An HTTP/2 stream closed with NO_ERROR after END_STREAM is complete even if 'end' has not
+    // been emitted yet (e.g. a gRPC trailers-only response): its buffered end still drains.
+    if ((up.body as { rstCode?: number }).rstCode === 0) return;
+    if (!up.body.readableEnded && !ex.res.writableEnded && !ex.flags.includes('UT')) {
+      ex.flags.push('UC');
+      ex.res.destroy();
+    }
+  };
+
+  private readonly onDownstreamClose = (): void => {
+    if (!this.up.body.readableEnded) this.up.body.destroy();
+  };
+}
