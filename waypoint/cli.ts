@@ -5,6 +5,7 @@ import { CliError, type Command } from '../cli/command';
 import { createLogger } from '../common/log';
 import { startWaypoint, type RunningWaypoint } from './run';
 import { ADMIN_PORT, HBONE_PORT, METRICS_PORT, READY_PORT, XDS_PLAINTEXT_PORT } from '../common/contracts/ports';
+import { parseWorkers, runPrimary, serveAsWorker, workerIndex, type Primary } from './workers';
 
 const RUN_USAGE = `usage: nodemesh waypoint run --name NAME -n NAMESPACE [--control HOST:PORT] [options]
   --name NAME            the Gateway (gatewayClassName nodemesh-waypoint) this waypoint serves
@@ -24,6 +25,7 @@ const RUN_USAGE = `usage: nodemesh waypoint run --name NAME -n NAMESPACE [--cont
   --metrics-port N       Prometheus metrics (default 15020)
   --ready-port N         readiness /healthz/ready (default 15021)
   --otlp-endpoint URL    export spans over OTLP/HTTP JSON to URL/v1/traces
+  --workers N            N waypoint processes sharing the listeners (default 1; e.g. the node's cores)
 Without --token-file/--trust-bundle the waypoint has no identity: plaintext listeners only, no HBONE.`;
 
 async function run(argv: string[]): Promise<number> {
@@ -48,6 +50,7 @@ async function run(argv: string[]): Promise<number> {
         'metrics-port': { type: 'string' },
         'ready-port': { type: 'string' },
         'otlp-endpoint': { type: 'string' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -77,7 +80,29 @@ async function run(argv: string[]): Promise<number> {
     certTtl = Number(v['cert-ttl']);
     if (!Number.isInteger(certTtl) || certTtl < 0) throw new CliError(`--cert-ttl ${v['cert-ttl']} is not a whole number of seconds`, 2);
   }
+  const workers = parseWorkers(v.workers);
+  if (typeof workers === 'string') throw new CliError(`${workers}\n${RUN_USAGE}`, 2);
   const logger = createLogger('waypoint');
+  const listenAddress = v['listen-address'];
+  const metricsPort = port(v['metrics-port'], METRICS_PORT, '--metrics-port');
+  const readyPort = port(v['ready-port'], READY_PORT, '--ready-port');
+  const worker = workerIndex();
+  if (workers > 1 && worker === undefined) {
+    // The primary: forks the workers (this same command line) and serves metrics and readiness.
+    let primary: Primary;
+    try {
+      primary = await runPrimary({ workers, metricsPort, readyPort, listenAddress: listenAddress ?? '0.0.0.0', logger });
+    } catch (err) {
+      throw new CliError(`the waypoint could not start: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    logger.info({ name: v.name, namespace: v.namespace, workers, ports: primary.ports }, 'waypoint started with workers');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await primary.stop();
+    return 0;
+  }
   let running: RunningWaypoint;
   try {
     running = await startWaypoint({
@@ -85,11 +110,13 @@ async function run(argv: string[]): Promise<number> {
       namespace: v.namespace,
       control,
       ip: v.ip,
-      listenAddress: v['listen-address'],
+      listenAddress,
       hbonePort: port(v['hbone-port'], HBONE_PORT, '--hbone-port'),
       adminPort: port(v['admin-port'], ADMIN_PORT, '--admin-port'),
-      metricsPort: port(v['metrics-port'], METRICS_PORT, '--metrics-port'),
-      readyPort: port(v['ready-port'], READY_PORT, '--ready-port'),
+      metricsPort,
+      readyPort,
+      // A worker leaves metrics and readiness to the primary; worker 0 serves the admin port.
+      serve: worker === undefined ? undefined : { admin: worker === 0, metrics: false, ready: false },
       otlpEndpoint: v['otlp-endpoint'],
       logger,
       mesh: meshMode
@@ -109,7 +136,8 @@ async function run(argv: string[]): Promise<number> {
     throw new CliError(`the waypoint could not start: ${msg}${inUse}`);
   }
   const wp = running.waypoint;
-  logger.info({ name: v.name, namespace: v.namespace, control, identity: running.identity?.spiffeId, ports: wp.ports }, 'waypoint started; waiting for xDS');
+  if (worker !== undefined) serveAsWorker(wp.metrics.registry, () => wp.xds.status().synced);
+  logger.info({ name: v.name, namespace: v.namespace, control, identity: running.identity?.spiffeId, ports: wp.ports, worker }, 'waypoint started; waiting for xDS');
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

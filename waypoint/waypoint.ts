@@ -50,6 +50,8 @@ export interface WaypointOptions {
   readonly otlpEndpoint?: string;
   readonly logger?: Logger;
   readonly bufferLimit?: number;
+  /** Which auxiliary ports this process serves (default all); a --workers primary serves metrics and readiness itself. */
+  readonly serve?: { readonly admin?: boolean; readonly metrics?: boolean; readonly ready?: boolean };
 }
 
 export class Waypoint {
@@ -208,13 +210,17 @@ export class Waypoint {
       });
       this.ports.hbone = (await this.hbone.listen({ host: o.listenAddress ?? '0.0.0.0', port: o.hbonePort ?? HBONE_PORT })).port;
     }
-    this.ports.admin = await this.serveAux(o.adminPort ?? ADMIN_PORT, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
-    this.ports.metrics = await this.serveAux(o.metricsPort ?? METRICS_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
-      path === '/metrics' || path === '/stats/prometheus' ? { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() } : { status: 404, type: 'text/plain', body: 'not found' },
-    );
-    this.ports.ready = await this.serveAux(o.readyPort ?? READY_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
-      path === '/healthz/ready' ? (this.xds.status().synced ? { status: 200, type: 'text/plain', body: 'ready\n' } : { status: 503, type: 'text/plain', body: 'waiting for xDS\n' }) : { status: 404, type: 'text/plain', body: 'not found' },
-    );
+    if (o.serve?.admin !== false) this.ports.admin = await this.serveAux(o.adminPort ?? ADMIN_PORT, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
+    if (o.serve?.metrics !== false) {
+      this.ports.metrics = await this.serveAux(o.metricsPort ?? METRICS_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
+        path === '/metrics' || path === '/stats/prometheus' ? { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() } : { status: 404, type: 'text/plain', body: 'not found' },
+      );
+    }
+    if (o.serve?.ready !== false) {
+      this.ports.ready = await this.serveAux(o.readyPort ?? READY_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
+        path === '/healthz/ready' ? (this.xds.status().synced ? { status: 200, type: 'text/plain', body: 'ready\n' } : { status: 503, type: 'text/plain', body: 'waiting for xDS\n' }) : { status: 404, type: 'text/plain', body: 'not found' },
+      );
+    }
     this.xds.start();
   }
 

@@ -1,0 +1,103 @@
+// `nodemesh waypoint run --workers 2` (the real CLI, its own process): two worker processes share
+// the listener, the primary's /metrics sums what both counted and its /healthz/ready waits for
+// both; a worker that dies is replaced while the other keeps serving.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../support/until';
+import { backend, ControlPlane, freePort, type Backend } from './fixture';
+
+const ROOT = join(__dirname, '..', '..');
+
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** One request on a connection of its own (so connections spread over the workers). */
+function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = request({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'web' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+describe('waypoint run --workers 2', () => {
+  const cp = new ControlPlane();
+  let web: Backend;
+  let proc: ChildProcess;
+  let listenPort = 0;
+  let metricsPort = 0;
+  let readyPort = 0;
+
+  beforeAll(async () => {
+    await cp.start();
+    web = await backend('web');
+    listenPort = await freePort();
+    metricsPort = await freePort();
+    readyPort = await freePort();
+    cp.cluster('web', [web.port]);
+    cp.listener('http', listenPort, 'routes');
+    cp.routes({ name: 'routes', virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'web' } } } }] }] });
+    proc = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), 'waypoint', 'run', '--name', 'wp', '-n', 'default', '--control', cp.address, '--listen-address', '127.0.0.1', '--admin-port', '0', '--metrics-port', String(metricsPort), '--ready-port', String(readyPort), '--workers', '2'], {
+      env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    proc.stderr!.resume();
+    await until(
+      'the primary reports both workers ready',
+      () => get(readyPort, '/healthz/ready').then((r) => r.status === 200, () => false),
+      30_000,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    if (proc && proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    await web?.close();
+    await cp.stop();
+  });
+
+  it('serves from two worker processes sharing the listener; /metrics sums both', async () => {
+    expect(children(proc.pid!)).toHaveLength(2);
+    const results = await Promise.all(Array.from({ length: 40 }, () => get(listenPort)));
+    expect(results.map((r) => `${r.status} ${r.body}`)).toEqual(Array(40).fill('200 web'));
+    const metrics = (await get(metricsPort, '/metrics')).body;
+    const total = [...metrics.matchAll(/^istio_requests_total\{[^}]*response_code="200"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(total).toBe(40);
+  }, 30_000);
+
+  it('replaces a worker that dies; the other keeps serving meanwhile', async () => {
+    const [first] = children(proc.pid!);
+    process.kill(first!, 'SIGKILL');
+    await until('the primary saw the worker exit', () => !children(proc.pid!).includes(first!), 10_000);
+    const during = await Promise.all(Array.from({ length: 10 }, () => get(listenPort)));
+    expect(during.every((r) => r.status === 200)).toBe(true);
+    await until('a new worker replaces the killed one', () => {
+      const now = children(proc.pid!);
+      return now.length === 2 && !now.includes(first!);
+    }, 20_000);
+    await until('the primary reports both workers ready again', () => get(readyPort, '/healthz/ready').then((r) => r.status === 200, () => false), 20_000);
+    const after = await Promise.all(Array.from({ length: 20 }, () => get(listenPort)));
+    expect(after.every((r) => r.status === 200)).toBe(true);
+  }, 60_000);
+
+  it('stops with its workers on SIGTERM', async () => {
+    const workers = children(proc.pid!);
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    for (const w of workers) expect(() => process.kill(w, 0)).toThrow();
+  }, 30_000);
+});
