@@ -10,7 +10,7 @@ import { ensureHostTools } from './host-tools';
 import { parseMatrix, selectKernels } from './matrix';
 import { killAllBoots } from './qemu';
 import { formatTable, type KernelOutcome, type VmTier } from './results';
-import { runKernel } from './runner';
+import { runKernel, stopRuns } from './runner';
 
 const USAGE = `usage: nodemesh vm test [--kernels NAME,…] [--tier kernel|lab|doctor] [--accel auto|kvm|tcg]
                       [--timeout SECONDS] [--memory MIB] [--cpus N] [--verbose]
@@ -77,6 +77,7 @@ export const vmCommand: Command = {
     ensureHostTools(log);
     const onSignal = (): void => {
       killAllBoots();
+      stopRuns();
       process.exit(130);
     };
     process.once('SIGINT', onSignal);

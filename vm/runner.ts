@@ -27,6 +27,32 @@ export interface RunOptions {
 
 export const PRIV_LOCK = '/tmp/nm-priv.lock';
 
+// Result dirs of runs in progress, removed when a run ends and on an interrupt (removeScratch).
+const scratch = new Set<string>();
+function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.add(dir);
+  return dir;
+}
+function dropScratch(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  scratch.delete(dir);
+}
+// Process groups of host-row runs in progress (killed on an interrupt).
+const hostGroups = new Set<number>();
+
+/** The runner was interrupted: kills host-row runs by process group, removes result dirs. */
+export function stopRuns(): void {
+  for (const pgid of hostGroups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const dir of [...scratch]) dropScratch(dir);
+}
+
 function doctorVerdict(rc: string | undefined, text: string | undefined): string | undefined {
   if (rc === undefined) return undefined;
   if (rc.trim() === '0') return 'ok';
@@ -71,7 +97,7 @@ async function chooseAccel(o: RunOptions, vmlinuz: string, initramfs: string, mo
   const known = readIf(memo)?.trim();
   if (known === 'kvm' || known === 'tcg') return known;
   o.log(`probing KVM with ${release} (a 30 s boot at most; stock kernels hang on some paravirtual /dev/kvm)`);
-  const out = mkdtempSync(join(tmpdir(), 'nm-vm-probe-'));
+  const out = scratchDir('nm-vm-probe-');
   let seen = false;
   try {
     await boot({
@@ -79,7 +105,7 @@ async function chooseAccel(o: RunOptions, vmlinuz: string, initramfs: string, mo
       onLine: (l) => (seen ||= /nm-vm: probe ok/.test(l)),
     });
   } finally {
-    rmSync(out, { recursive: true, force: true });
+    dropScratch(out);
   }
   const accel: Accel = seen ? 'kvm' : 'tcg';
   mkdirSync(join(cacheDir(), 'accel'), { recursive: true });
@@ -93,7 +119,7 @@ async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
   const init = readFileSync(join(o.root, 'vm/guest/init'), 'utf8');
   const image = prepareKernel(k, init, o.log);
   const accel = await chooseAccel(o, image.vmlinuz, image.initramfs, image.modulesRoot, image.release);
-  const out = mkdtempSync(join(tmpdir(), 'nm-vm-'));
+  const out = scratchDir('nm-vm-');
   const logDir = join(cacheDir(), 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${k.name}-${o.tier}.log`);
@@ -119,14 +145,14 @@ async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
     if (r.timedOut && row.result === 'passed') row.result = 'error';
     return row;
   } finally {
-    rmSync(out, { recursive: true, force: true });
+    dropScratch(out);
   }
 }
 
 /** The host row: this machine's kernel, the tier run directly, under the machine's privileged-test lock. */
 async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
   const t0 = Date.now();
-  const out = mkdtempSync(join(tmpdir(), 'nm-vm-host-'));
+  const out = scratchDir('nm-vm-host-');
   const logFile = join(cacheDir(), 'logs', `${k.name}-${o.tier}.log`);
   mkdirSync(join(cacheDir(), 'logs'), { recursive: true });
   const sh = [
@@ -143,6 +169,7 @@ async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome>
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  if (child.pid) hostGroups.add(child.pid);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -161,6 +188,7 @@ async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome>
   child.stderr.on('data', onData);
   await new Promise<void>((resolve) => child.on('close', () => resolve()));
   clearTimeout(timer);
+  if (child.pid) hostGroups.delete(child.pid);
   try {
     const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, 'host');
     if (timedOut) {
@@ -169,7 +197,7 @@ async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome>
     }
     return row;
   } finally {
-    rmSync(out, { recursive: true, force: true });
+    dropScratch(out);
   }
 }
 
