@@ -73,6 +73,7 @@ export const vmCommand: Command = {
       throw new CliError(err instanceof Error ? err.message : String(err), 2);
     }
     if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new CliError('the VM runner needs root (qemu, apt-get, the host row): run it as root');
+    if (/\s/.test(projectRoot)) throw new CliError(`the checkout's path "${projectRoot}" holds whitespace, which the guest's kernel command line cannot carry: move it`);
     const log = (l: string): void => void process.stdout.write(l + '\n');
     ensureHostTools(log);
     const onSignal = (): void => {

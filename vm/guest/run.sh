@@ -20,9 +20,10 @@ OUT=/mnt/nm-out
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true TERM=dumb NO_COLOR=1
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t bpf bpf /sys/fs/bpf
-mount -t tmpfs -o mode=0755 tmpfs /run
+# fresh /run and /tmp, unless the checkout itself lives there (a CI clone in /tmp)
+case "$DIR/" in /run/*) ;; *) mount -t tmpfs -o mode=0755 tmpfs /run ;; esac
 mkdir -p /run/netns /run/lock
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+case "$DIR/" in /tmp/*) ;; *) mount -t tmpfs -o mode=1777 tmpfs /tmp ;; esac
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null || true
 mount -t devpts devpts /dev/pts 2>/dev/null || true
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
