@@ -1,4 +1,5 @@
 // `nodemesh control`: runs the control plane until SIGINT/SIGTERM.
+import { createServer, type Server } from 'node:http';
 import { CliError, type Command } from '../../cli/command';
 import { createLogger } from '../../common/log';
 import { defaultComponents } from '../components';
@@ -25,6 +26,12 @@ Runs the control plane: the config store, the config API (HTTP) and the xDS/CA s
                        (default, 'nodemesh waypoint run') or envoy ('nodemesh waypoint bootstrap' + Envoy)
   --waypoint-image I   the image waypoints run (default nodemesh/nodemesh:<version>)
   --envoy-image I      the Envoy image for --waypoint-proxy envoy (default envoyproxy/envoy:v1.33-latest)
+  --trust-domain TD    the mesh's trust domain (env NODEMESH_TRUST_DOMAIN; default cluster.local)
+  --plaintext-xds      serve plaintext xDS (15010, proxyless gRPC clients) on every interface, not
+                       only on loopback
+  --ready-port N       also answer /healthz/ready on this port (e.g. 15021 for kubelet probes)
+  --ca-secret NAME     with --config-source kubernetes: keep the CA root in this Secret of the
+                       control plane's namespace (POD_NAMESPACE), so a restart keeps it
   --waypoint-control ADDR
                        the control plane address waypoints dial (default
                        nodemesh-control.<POD_NAMESPACE or nodemesh-system>.svc:15012)
@@ -51,6 +58,10 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
       'waypoint-image': { type: 'string' },
       'envoy-image': { type: 'string' },
       'waypoint-control': { type: 'string' },
+      'trust-domain': { type: 'string' },
+      'plaintext-xds': { type: 'boolean' },
+      'ready-port': { type: 'string' },
+      'ca-secret': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -63,9 +74,17 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
   const log = createLogger('control', values['log-level'] ?? ctx.env.NODEMESH_LOG_LEVEL ?? 'info');
   const source = values['config-source'] ?? 'file';
   if (source !== 'file' && source !== 'kubernetes') throw new CliError(`--config-source must be "file" or "kubernetes", got "${source}"`);
-  for (const flag of ['kubeconfig', 'token-audience', 'node-proxy-service-account', 'waypoint-proxy', 'waypoint-image', 'envoy-image', 'waypoint-control'] as const) {
+  for (const flag of ['kubeconfig', 'token-audience', 'node-proxy-service-account', 'waypoint-proxy', 'waypoint-image', 'envoy-image', 'waypoint-control', 'ca-secret'] as const) {
     if (values[flag] !== undefined && source !== 'kubernetes') throw new CliError(`--${flag} only applies with --config-source kubernetes`);
   }
+  // The components read their settings from the environment (control/xds/component.ts).
+  if (values['trust-domain']) process.env.NODEMESH_TRUST_DOMAIN = values['trust-domain'];
+  if (values['plaintext-xds']) {
+    process.env.NODEMESH_XDS_PLAINTEXT_LISTEN ??= ':15010';
+    process.env.NODEMESH_XDS_PLAINTEXT_REMOTE = '1';
+  }
+  const readyPort = values['ready-port'] === undefined ? undefined : Number(values['ready-port']);
+  if (readyPort !== undefined && !(Number.isInteger(readyPort) && readyPort >= 0 && readyPort < 65536)) throw new CliError(`--ready-port must be a port number, got "${values['ready-port']}"`);
   const waypointProxy = values['waypoint-proxy'] ?? 'nodemesh';
   if (waypointProxy !== 'nodemesh' && waypointProxy !== 'envoy') throw new CliError(`--waypoint-proxy must be "nodemesh" or "envoy", got "${waypointProxy}"`);
   const ownNamespace = ctx.env.POD_NAMESPACE || 'nodemesh-system';
@@ -85,8 +104,14 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
         logger: log.child({ subsystem: 'ca' }),
       });
       const { WaypointController } = await import('../kubernetes/waypoints/controller.js');
-      const trustDomain = ctx.env.NODEMESH_TRUST_DOMAIN || DEFAULT_TRUST_DOMAIN;
+      const trustDomain = values['trust-domain'] || ctx.env.NODEMESH_TRUST_DOMAIN || DEFAULT_TRUST_DOMAIN;
       const dataDir = values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR;
+      const svc = `nodemesh-control.${ownNamespace}`;
+      process.env.NODEMESH_XDS_DNS_NAMES = [process.env.NODEMESH_XDS_DNS_NAMES, svc, `${svc}.svc`, `${svc}.svc.cluster.local`].filter(Boolean).join(',');
+      if (values['ca-secret']) {
+        const { syncRootWithSecret } = await import('../kubernetes/ca-secret.js');
+        await syncRootWithSecret(k8sStore.kubeConfig, ownNamespace, values['ca-secret'], dataDir, trustDomain, log.child({ subsystem: 'ca' }));
+      }
       waypoints = new WaypointController({
         store: k8sStore,
         proxy: waypointProxy,
@@ -122,6 +147,28 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     await store?.close();
     throw new CliError(`the control plane did not start: ${(err as Error).message}`);
   }
+  let readyServer: Server | undefined;
+  if (readyPort !== undefined) {
+    // kubelet's probes: the config API's own readiness, on a port of its own.
+    readyServer = createServer((req, res) => {
+      if (req.url !== '/healthz/ready') {
+        res.writeHead(404).end();
+        return;
+      }
+      fetch(`${cp.apiURL}/healthz/ready`).then(
+        (r) => res.writeHead(r.status).end(r.ok ? 'ready\n' : 'not ready\n'),
+        () => res.writeHead(503).end('not ready\n'),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      readyServer?.once('error', (err) => reject(new CliError(`cannot listen on :${readyPort} for readiness: ${err.message}`)));
+      readyServer?.listen(readyPort, () => resolve());
+    }).catch(async (err: unknown) => {
+      await cp.stop();
+      await store?.close();
+      throw err;
+    });
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'stopping the control plane');
@@ -132,6 +179,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  readyServer?.close();
   await cp.stop();
   await store?.close();
   log.info('control plane stopped');

@@ -11,6 +11,8 @@
 //   NODEMESH_XDS_IDLE_TIMEOUT_MS   close connections with no call for this long (default 300000)
 //   NODEMESH_TRUST_DOMAIN          trust domain                 (default cluster.local)
 //   NODEMESH_ROOT_NAMESPACE        mesh-wide policy namespace   (default nodemesh-system)
+//   NODEMESH_XDS_DNS_NAMES         more names for the serving certificate, comma-separated
+//                                  (on Kubernetes: nodemesh-control.<namespace>.svc, …)
 import { hostname, networkInterfaces } from 'node:os';
 import { openCertificateService } from '../ca/setup';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
@@ -70,7 +72,10 @@ export class XdsComponent implements ControlPlaneComponent {
     this.running = await startControlGrpc({
       store: cp.store,
       certificates,
-      serverNames: { dnsNames: ['localhost', hostname()], ipAddresses: localAddresses() },
+      serverNames: {
+        dnsNames: ['localhost', hostname(), ...(env.NODEMESH_XDS_DNS_NAMES ?? '').split(',').map((n) => n.trim()).filter(Boolean)],
+        ipAddresses: localAddresses(),
+      },
       tls: parseListen(env.NODEMESH_XDS_LISTEN ?? `:${XDS_TLS_PORT}`),
       plaintext: plaintextText === 'off' ? undefined : { ...parseListen(plaintextText), allowRemote: env.NODEMESH_XDS_PLAINTEXT_REMOTE === '1' },
       authenticateNodes: env.NODEMESH_XDS_REQUIRE_NODE_TOKEN === '1',

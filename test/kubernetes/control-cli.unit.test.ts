@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliEntry } from '../../common/paths';
@@ -27,10 +28,10 @@ function run(args: string[], env: Record<string, string> = {}, stdin = ''): Prom
   });
 }
 
-function startControl(args: string[], dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+function startControl(args: string[], dataDir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliEntry, 'control', '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...args], {
-      env: { ...process.env, NODEMESH_XDS_LISTEN: '127.0.0.1:0', NODEMESH_XDS_PLAINTEXT_LISTEN: 'off' },
+      env: { ...process.env, NODEMESH_XDS_LISTEN: '127.0.0.1:0', NODEMESH_XDS_PLAINTEXT_LISTEN: 'off', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     cleanup(
@@ -54,6 +55,17 @@ function startControl(args: string[], dataDir: string): Promise<{ child: ChildPr
     child.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`nodemesh control exited with ${code}; its log:\n${log}`));
+    });
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
     });
   });
 }
@@ -83,6 +95,31 @@ describe('nodemesh control --config-source kubernetes', () => {
     const refused = await run(['apply', '-f', '-'], env, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n');
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/kubectl apply/);
+  });
+
+  it('keeps the CA root in a Secret (--ca-secret): a second control plane with an empty data dir has the same root; --ready-port answers', async () => {
+    const api = await new StandInApiServer().start();
+    const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-cli-'));
+    cleanup(async () => {
+      await api.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
+    api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'nodemesh-system' } });
+    const readyPort = await freePort();
+    const env = { POD_NAMESPACE: 'nodemesh-system' };
+    const first = await startControl(['--config-source', 'kubernetes', '--kubeconfig', kubeconfig, '--ca-secret', 'nodemesh-ca', '--ready-port', String(readyPort)], join(dir, 'a'), env);
+    const secret = api.get('v1', 'Secret', 'nodemesh-ca', 'nodemesh-system');
+    const rootPem = Buffer.from((secret?.data as Record<string, string>)['root-cert.pem'], 'base64').toString();
+    expect(rootPem).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect((await fetch(`http://127.0.0.1:${readyPort}/healthz/ready`)).status).toBe(200);
+    await until('the root ConfigMap for the node proxies', () => api.get('v1', 'ConfigMap', 'nodemesh-ca-root', 'nodemesh-system') !== undefined, 10_000, 100);
+    first.child.kill('SIGTERM');
+    await new Promise((r) => first.child.once('exit', r));
+    api.delete('v1', 'ConfigMap', 'nodemesh-ca-root', 'nodemesh-system');
+    await startControl(['--config-source', 'kubernetes', '--kubeconfig', kubeconfig, '--ca-secret', 'nodemesh-ca'], join(dir, 'b'), env);
+    await until('the root ConfigMap again', () => api.get('v1', 'ConfigMap', 'nodemesh-ca-root', 'nodemesh-system') !== undefined, 10_000, 100);
+    expect((api.get('v1', 'ConfigMap', 'nodemesh-ca-root', 'nodemesh-system')?.data as Record<string, string>)['root-cert.pem']).toBe(rootPem);
   });
 
   it('stops with a clear error when the kubeconfig cannot be loaded', async () => {
