@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kubeModule } from '../../control/kubernetes/client';
 import { cleanupAfterEach } from '../support/cleanups';
+import { until } from '../support/until';
 import { kubectl, StandInApiServer } from '../support/kube-apiserver';
 
 const cleanup = cleanupAfterEach();
@@ -26,7 +27,10 @@ async function standIn(opts: ConstructorParameters<typeof StandInApiServer>[0] =
 function rawWatch(api: StandInApiServer, path: string) {
   const events: { type: string; object: { kind?: string; code?: number; reason?: string; metadata?: { name?: string; resourceVersion?: string } } }[] = [];
   let ended = false;
+  let onConnected: () => void = () => undefined;
+  const connected = new Promise<void>((r) => (onConnected = r));
   const req = request(`${api.url}${path}`, { ca: api.caCert, headers: { authorization: `Bearer ${api.token}` } }, (res) => {
+    onConnected();
     let buf = '';
     res.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -44,7 +48,7 @@ function rawWatch(api: StandInApiServer, path: string) {
   cleanup(() => {
     req.destroy();
   });
-  return { events, ended: () => ended, stop: () => req.destroy() };
+  return { events, ended: () => ended, stop: () => req.destroy(), connected };
 }
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -224,10 +228,12 @@ describe('stand-in API server watch protocol', () => {
     const old = api.resourceVersion;
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo' } });
     const live = rawWatch(api, `/api/v1/namespaces?watch=true&resourceVersion=${api.resourceVersion}`);
-    await wait(100);
+    // The live watch is open (its response has begun) before the history is compacted under it.
+    await live.connected;
     api.compact();
     const stale = rawWatch(api, `/api/v1/namespaces?watch=true&resourceVersion=${old}`);
-    await wait(150);
+    // Polled rather than slept for: the unit tier runs files in parallel on a loaded machine.
+    await until('both watches to get their ERROR event and end', () => [live, stale].every((w) => w.events.length > 0 && w.ended()), 10_000);
     for (const w of [live, stale]) {
       expect(w.events.map((e) => [e.type, e.object.code, e.object.reason])).toEqual([['ERROR', 410, 'Expired']]);
       expect(w.ended()).toBe(true);
