@@ -1,7 +1,9 @@
 // Benchmark (not a test): what the mesh costs, against the same pods without it and against
 // stunnel set up as the same two-hop mutual-TLS tunnel, cross-node and same-node, in one run.
 //
-//   node dist/bench/mesh.js [--lab nmbench] [--seconds 3] [--rate 500] [--latency-seconds 4] [--connections 16]
+//   npm run bench -- mesh [--lab nmbench] [--seconds 3] [--streams 8] [--rates 500,1000] [--latency-seconds 4]
+//                         [--connections 16] [--conn-seconds 3] [--conn-concurrency 100] [--conn-size 16384]
+//                         [--profile DIR]
 //
 // A lab of its own (default 'nmbench', removed at the end, also on failure or Ctrl-C) of the default
 // shape (2 nodes x 3 pods) with the mesh but without the demo (`lab up --no-demo`): every pod is a
@@ -9,18 +11,22 @@
 // backend is behind a waypoint that admits only the waypoint's identity, so it cannot be dialled
 // pod to pod; these pods can. Source: pod1-1. Destinations, each running iperf3 -s and a TCP echo:
 // pod2-1 (cross-node) and pod1-2 (same node), dialled by pod address. Per path and mode:
-//   bulk     iperf3 -t SECONDS, one stream, received Gbit/s
-//   latency  64 B request/response on CONNECTIONS persistent connections at a fixed RATE, p50/p99
-//            (bench/support/loadgen.ts)
+//   bulk     iperf3 -t SECONDS, one stream and STREAMS parallel streams (-P), received Gbit/s
+//   latency  64 B request/response on CONNECTIONS persistent connections at each fixed rate of
+//            RATES, p50/p99 (bench/support/loadgen.ts)
+//   conn/s   new connections per second, CONN_CONCURRENCY at a time, each a CONN_SIZE echo
+//            (bench/support/conngen.ts): through capture (mesh) against not enrolled (direct)
 //   proxy    both node proxies' CPU seconds (/proc/PID/stat utime+stime) per 1,000 requests of the
-//            latency run, and their RSS after it
+//            latency run at the last rate, and their RSS after it
 //   carried  what the destination node proxy's access log says about the row's connections: through
 //            the mesh every one must be logged with the expected protocol (HBONE across nodes, the
 //            same-node path on one node) and the source's SPIFFE ID; without it none may be
 // Modes: mesh (namespace default labelled dataplane-mode=ambient), direct (relabelled none: plain
 // TCP), stunnel (not enrolled; stunnel client in the source pod, server in the destination pod,
 // TLS 1.3 with client certificates from a throwaway CA). Exit 1 when a row was not carried as claimed.
-import { execFileSync } from 'node:child_process';
+// A second table gives the mesh's ratios to direct and to stunnel of the same run, and the latency
+// it adds over direct next to what stunnel adds. iperf3, stunnel4 and openssl are installed with
+// apt-get when missing.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,9 +45,11 @@ import { sleep } from '../lab/sys';
 import { formatTable } from '../common/table';
 import { labUp } from '../lab/up';
 import { carriedBy, carriedVerdict } from './support/carried';
+import { CONNGEN, type ConnRate } from './support/conngen';
 import { LOADGEN, type Latency } from './support/loadgen';
 import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
-import { ADMIN_PORT } from '../common/contracts/ports';
+import { ensureTools } from './support/tools';
+import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
 
 const IPERF_PORT = 5201;
@@ -55,8 +63,20 @@ function lastJson<T>(text: string): T {
   return JSON.parse(text.trim().split('\n').pop() ?? '{}') as T;
 }
 
-async function iperf(topo: LabTopology, from: string, host: string, port: number, seconds: number): Promise<number> {
-  const r = await runInLab(topo, from, ['iperf3', '-c', host, '-p', String(port), '-t', String(seconds), '-J'], (seconds + 20) * 1000);
+async function iperf(topo: LabTopology, from: string, host: string, port: number, seconds: number, streams = 1): Promise<number> {
+  // iperf3 -s runs one test at a time and may still be finishing the previous one
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await iperfOnce(topo, from, host, port, seconds, streams);
+    } catch (e) {
+      if (attempt >= 10 || !/busy/.test((e as Error).message)) throw e;
+      await sleep(500);
+    }
+  }
+}
+
+async function iperfOnce(topo: LabTopology, from: string, host: string, port: number, seconds: number, streams: number): Promise<number> {
+  const r = await runInLab(topo, from, ['iperf3', '-c', host, '-p', String(port), '-t', String(seconds), '-P', String(streams), '-J'], (seconds + 20) * 1000);
   try {
     const j = JSON.parse(r.stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
     if (j.error) throw new Error(j.error);
@@ -69,6 +89,11 @@ async function iperf(topo: LabTopology, from: string, host: string, port: number
 async function latency(topo: LabTopology, from: string, host: string, port: number, o: { rate: number; ms: number; conns: number }): Promise<Latency> {
   const r = await runInLab(topo, from, [process.execPath, '-e', LOADGEN, '--', host, String(port), String(o.rate), String(o.ms), String(o.conns), '64'], o.ms + 40_000);
   return lastJson<Latency>(r.stdout);
+}
+
+async function connRate(topo: LabTopology, from: string, host: string, port: number, o: { ms: number; concurrency: number; size: number }): Promise<ConnRate> {
+  const r = await runInLab(topo, from, [process.execPath, '-e', CONNGEN, '--', host, String(port), String(o.ms), String(o.concurrency), String(o.size)], o.ms + 40_000);
+  return lastJson<ConnRate>(r.stdout);
 }
 
 interface ProcUse {
@@ -100,6 +125,15 @@ async function enrolled(topo: LabTopology): Promise<string[]> {
   return keys;
 }
 
+/** Whether every node proxy answers 200 on its readiness port (certificates, HBONE listeners). */
+async function allReady(topo: LabTopology): Promise<boolean> {
+  for (const n of topo.nodes) {
+    const r = await netnsGet(n.netnsPath, '127.0.0.1', READY_PORT, '/healthz/ready').catch(() => undefined);
+    if (r?.status !== 200) return false;
+  }
+  return true;
+}
+
 /** Labels namespace default and waits until the node proxies have (un)enrolled `pods`. */
 async function setMode(topo: LabTopology, api: ApiClient, mode: 'ambient' | 'none', pods: readonly LabPod[]): Promise<void> {
   await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { [DATAPLANE_MODE_LABEL]: mode } } }]);
@@ -108,22 +142,11 @@ async function setMode(topo: LabTopology, api: ApiClient, mode: 'ambient' | 'non
   for (;;) {
     const keys = new Set(await enrolled(topo));
     const wrong = want.filter((k) => keys.has(k) !== (mode === 'ambient'));
-    if (wrong.length === 0) return;
+    // enrolled is not yet served: each workload's certificate and HBONE listener come after
+    if (wrong.length === 0 && (await allReady(topo))) return;
     if (Date.now() > deadline) throw new Error(`after 20 s the node proxies still have ${wrong.join(', ')} ${mode === 'ambient' ? 'not enrolled' : 'enrolled'}; see their logs in /run/nodemesh/labs/${topo.lab}/logs`);
     await sleep(200);
   }
-}
-
-function need(cmds: string[]): void {
-  const missing = cmds.filter((c) => {
-    try {
-      execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });
-      return false;
-    } catch {
-      return true;
-    }
-  });
-  if (missing.length) throw new Error(`the mesh benchmark needs ${missing.join(', ')} on the PATH; install them (bash scripts/setup.sh does)`);
 }
 
 interface Dest {
@@ -135,7 +158,9 @@ interface Row {
   path: string;
   mode: string;
   gbps: number;
-  lat: Latency;
+  gbpsN: number;
+  lat: Latency[];
+  conns: ConnRate;
   carried: { ok: boolean; text: string };
   cpuPer1k?: number;
   rssMiB?: number;
@@ -143,18 +168,38 @@ interface Row {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { lab: { type: 'string' }, seconds: { type: 'string' }, rate: { type: 'string' }, 'latency-seconds': { type: 'string' }, connections: { type: 'string' } },
+    options: {
+      lab: { type: 'string' },
+      seconds: { type: 'string' },
+      streams: { type: 'string' },
+      rates: { type: 'string' },
+      'latency-seconds': { type: 'string' },
+      connections: { type: 'string' },
+      'conn-seconds': { type: 'string' },
+      'conn-concurrency': { type: 'string' },
+      'conn-size': { type: 'string' },
+      profile: { type: 'string' },
+      modes: { type: 'string' },
+    },
   });
   const lab = values.lab ?? 'nmbench';
   if (!LAB_NAME_RE.test(lab)) throw new Error(`--lab ${lab}: a lab name is 1-8 of [a-z0-9]`);
   const seconds = Number(values.seconds ?? 3);
-  const lo = { rate: Number(values.rate ?? 500), ms: Number(values['latency-seconds'] ?? 4) * 1000, conns: Number(values.connections ?? 16) };
-  if (![seconds, lo.rate, lo.ms, lo.conns].every((v) => Number.isInteger(v) && v > 0)) throw new Error('--seconds, --rate, --latency-seconds and --connections take positive integers');
+  const streams = Number(values.streams ?? 8);
+  const rates = (values.rates ?? '500,1000').split(',').map(Number);
+  const modes = new Set((values.modes ?? 'mesh,direct,stunnel').split(','));
+  const badMode = [...modes].find((m) => !['mesh', 'direct', 'stunnel'].includes(m));
+  if (badMode) throw new Error(`--modes ${values.modes}: each of mesh, direct, stunnel (comma-separated), not ${badMode}`);
+  const lo = { ms: Number(values['latency-seconds'] ?? 4) * 1000, conns: Number(values.connections ?? 16) };
+  const co = { ms: Number(values['conn-seconds'] ?? 3) * 1000, concurrency: Number(values['conn-concurrency'] ?? 100), size: Number(values['conn-size'] ?? 16384) };
+  if (![seconds, streams, ...rates, lo.ms, lo.conns, co.ms, co.concurrency, co.size].every((v) => Number.isInteger(v) && v > 0)) {
+    throw new Error('--seconds, --streams, --rates (comma-separated), --latency-seconds, --connections, --conn-seconds, --conn-concurrency and --conn-size take positive integers');
+  }
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     say('skipped: needs root (it builds a netns lab)');
     return 0;
   }
-  need(['iperf3', 'stunnel4', 'openssl']);
+  ensureTools({ iperf3: 'iperf3', stunnel4: 'stunnel4', openssl: 'openssl' }, say);
   const tmp = mkdtempSync(join(tmpdir(), 'nm-bench-mesh-'));
   const down = async (): Promise<void> => {
     const s = tryLoadLabState(lab);
@@ -177,7 +222,14 @@ async function main(): Promise<number> {
   try {
     say(`lab ${lab}: 2 nodes x 3 pods, mesh without the demo`);
     const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode: 3 });
+    // --profile DIR: the processes the mesh starts (node proxies among them) write V8 CPU profiles
+    // there when they stop (named by pid; the proxies' pids are in the lab state)
+    const nodeOptions = process.env.NODE_OPTIONS;
+    if (values.profile) process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${values.profile}`.trim();
     await meshUp(topo, { mesh: true, demo: false }, (m) => say(m));
+    if (values.profile) say(`profiling node proxies ${proxyPids(lab).join(', ')} into ${values.profile}`);
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = nodeOptions;
     const pod = (name: string): LabPod => {
       const p = topo.pods.find((x) => x.name === name);
       if (!p) throw new Error(`lab ${lab} has no pod ${name}`);
@@ -209,13 +261,20 @@ async function main(): Promise<number> {
         say(`${mode} ${d.path}: iperf3 ${seconds} s`);
         const [ih, ip] = target(d, IPERF_PORT, i);
         const gbps = await iperf(topo, source.name, ih, ip, seconds);
-        say(`${mode} ${d.path}: ${lo.rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
-        const pids = proxyPids(lab);
-        const before = withProxy ? pids.map(procUse) : [];
+        say(`${mode} ${d.path}: iperf3 ${seconds} s, ${streams} streams`);
+        const gbpsN = await iperf(topo, source.name, ih, ip, seconds, streams);
         const [lh, lp] = target(d, ECHO_PORT, i);
-        const lat = await latency(topo, source.name, lh, lp, lo);
+        const pids = proxyPids(lab);
+        const lat: Latency[] = [];
+        let before: ProcUse[] = [];
+        for (const rate of rates) {
+          say(`${mode} ${d.path}: ${rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
+          before = withProxy ? pids.map(procUse) : [];
+          lat.push(await latency(topo, source.name, lh, lp, { ...lo, rate }));
+        }
         const after = withProxy ? pids.map(procUse) : [];
         const cpu = after.reduce((a, u, k) => a + (u.cpu - (before[k]?.cpu ?? 0)), 0);
+        const last = lat[lat.length - 1]!;
         // access-log lines come when connections close: give the proxies a moment (through the
         // mesh until every connection is logged; without it long enough for a stray one to show)
         const w = want(d);
@@ -226,13 +285,17 @@ async function main(): Promise<number> {
           await sleep(100);
           carried = verdict();
         }
+        say(`${mode} ${d.path}: new connections for ${co.ms / 1000} s, ${co.concurrency} at a time, ${co.size} B echo each`);
+        const conns = await connRate(topo, source.name, lh, lp, co);
         rows.push({
           path: d.path,
           mode,
           gbps,
+          gbpsN,
           lat,
+          conns,
           carried,
-          cpuPer1k: withProxy && lat.done ? (cpu * 1000) / lat.done : undefined,
+          cpuPer1k: withProxy && last.done ? (cpu * 1000) / last.done : undefined,
           rssMiB: withProxy ? after.reduce((a, u) => a + u.rssMiB, 0) : undefined,
         });
       }
@@ -245,12 +308,14 @@ async function main(): Promise<number> {
     await setMode(topo, api, 'ambient', pods);
     // iperf3: a control and a data connection; the load generator: CONNECTIONS
     const meshWant = (d: Dest): Want => ({ protocol: d.path === 'cross-node' ? 'HBONE' : 'same-node', identity: SOURCE_ID, expected: 2 + lo.conns });
-    await measure('mesh', (d, port) => [d.pod.ip, port], meshWant, () => [IPERF_PORT, ECHO_PORT], true);
+    if (modes.has('mesh')) await measure('mesh', (d, port) => [d.pod.ip, port], meshWant, () => [IPERF_PORT, ECHO_PORT], true);
+    if (!modes.has('direct') && !modes.has('stunnel')) return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
 
     say(`unenrolling namespace ${NS} (dataplane-mode=none) for the direct and stunnel runs`);
     await setMode(topo, api, 'none', pods);
-    await measure('direct (no mesh)', (d, port) => [d.pod.ip, port], () => 'no proxy', () => [IPERF_PORT, ECHO_PORT], false);
+    if (modes.has('direct')) await measure('direct (no mesh)', (d, port) => [d.pod.ip, port], () => 'no proxy', () => [IPERF_PORT, ECHO_PORT], false);
 
+    if (!modes.has('stunnel')) return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
     makeCerts(tmp);
     for (const [i, d] of dsts.entries()) {
       const services: StunnelService[] = [
@@ -276,28 +341,76 @@ async function main(): Promise<number> {
     say(`removing lab ${lab}`);
     await finalDown();
   }
+  return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
+}
+
+/** Prints the tables; 1 when a row did not measure what it claims. */
+function finish(
+  rows: readonly Row[],
+  rates: readonly number[],
+  streams: number,
+  seconds: number,
+  lo: { ms: number; conns: number },
+  co: { ms: number; concurrency: number; size: number },
+  src: LabPod | undefined,
+  dsts: readonly Dest[],
+  lab: string,
+): number {
+  const latHeads = rates.flatMap((r) => [`p50 ms @${r}/s`, 'p99 ms']);
   const table = formatTable(
-    ['PATH', 'MODE', 'CARRIED', 'BULK Gbit/s', `p50 ms @${lo.rate}/s`, 'p99 ms', 'ERRORS', 'PROXY CPU s/1k req', 'PROXY RSS MiB (2 nodes)'],
+    ['PATH', 'MODE', 'CARRIED', 'BULK Gbit/s', `${streams} STREAMS Gbit/s`, ...latHeads, 'ERRORS', 'CONN/s', 'PROXY CPU s/1k req', 'PROXY RSS MiB (2 nodes)'],
     rows.map((r) => [
       r.path,
       r.mode,
       r.carried.text,
       r.gbps.toFixed(2),
-      r.lat.p50.toFixed(2),
-      r.lat.p99.toFixed(2),
-      `${r.lat.errors + r.lat.requests - r.lat.done}`,
+      r.gbpsN.toFixed(2),
+      ...r.lat.flatMap((l) => [l.p50.toFixed(2), l.p99.toFixed(2)]),
+      `${r.lat.reduce((a, l) => a + l.errors + l.requests - l.done, 0)}+${r.conns.errors}`,
+      r.conns.perSecond.toFixed(0),
       r.cpuPer1k !== undefined ? r.cpuPer1k.toFixed(3) : '-',
       r.rssMiB !== undefined ? r.rssMiB.toFixed(0) : '-',
     ]),
   );
+  const ratios = formatTable(['PATH', 'VS', 'BULK', `${streams} STREAMS`, 'CONN/s', ...rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])], ratioRows(rows, rates));
   const where = `${src?.name} -> ${dsts.map((d) => `${d.pod.name} (${d.path})`).join(', ')}`;
-  process.stdout.write(`\nmesh benchmark (lab ${lab}, namespace ${NS}, no waypoint): ${where}; iperf3 ${seconds} s; 64 B req/resp at ${lo.rate}/s on ${lo.conns} connections for ${lo.ms / 1000} s\n${table}`);
-  const bad = rows.filter((r) => !r.carried.ok || r.lat.done < r.lat.requests);
+  process.stdout.write(
+    `\nmesh benchmark (lab ${lab}, namespace ${NS}, no waypoint): ${where}; iperf3 ${seconds} s (1 and ${streams} streams); 64 B req/resp at ${rates.join(', ')}/s on ${lo.conns} connections for ${lo.ms / 1000} s; ` +
+      `new connections ${co.concurrency} at a time, ${co.size} B echo, ${co.ms / 1000} s\n${table}\nthe mesh against the other modes of this run (ratios: mesh / theirs; latency: what each adds over direct)\n${ratios}`,
+  );
+  const bad = rows.filter((r) => !r.carried.ok || r.lat.some((l) => l.done < l.requests) || r.conns.done === 0);
   if (bad.length) {
     process.stderr.write(`bench mesh: ${bad.map((r) => `${r.path} ${r.mode}`).join(', ')} did not measure what the row claims (see CARRIED and ERRORS)\n`);
     return 1;
   }
   return 0;
+}
+
+/** Per path: the mesh row against direct and stunnel (throughput and conn/s ratios; added latency). */
+function ratioRows(rows: readonly Row[], rates: readonly number[]): string[][] {
+  const out: string[][] = [];
+  for (const path of [...new Set(rows.map((r) => r.path))]) {
+    const of = (m: string): Row | undefined => rows.find((r) => r.path === path && r.mode.startsWith(m));
+    const mesh = of('mesh');
+    const direct = of('direct');
+    if (!mesh || !direct) continue;
+    for (const other of [direct, of('stunnel')]) {
+      if (!other) continue;
+      const x = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
+      const added = (r: Row, k: number, q: 'p50' | 'p99'): number => r.lat[k]![q] - direct.lat[k]![q];
+      out.push([
+        path,
+        other.mode,
+        x(mesh.gbps, other.gbps),
+        x(mesh.gbpsN, other.gbpsN),
+        x(mesh.conns.perSecond, other.conns.perSecond),
+        ...rates.flatMap((_r, k) =>
+          (['p50', 'p99'] as const).map((q) => `${added(mesh, k, q).toFixed(2)}${other === direct ? '' : ` (${added(other, k, q).toFixed(2)})`}`),
+        ),
+      ]);
+    }
+  }
+  return out;
 }
 
 main().then(
