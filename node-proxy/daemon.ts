@@ -11,13 +11,15 @@ import { ConnectionTable } from './connections/table';
 import { ensureBpffs } from './doctor/mounts';
 import { probeKernel } from './doctor/probe';
 import { missingMessage } from './doctor/report';
-import { passthroughHandlers, type CaptureHandlers, type HandlerDeps } from './proxy/handlers';
+import type { CaptureHandlers } from './proxy/handlers';
 import { nativeSockets } from './proxy/native-sockets';
+import { captureHandlers } from './proxy/proxy';
+import { ConnectionTracker } from './proxy/tracker';
 
 /** What the control-plane mode adds to the capture daemon: connection handling, hooks, admin views. */
 export interface NodeProxyMesh {
-  /** Connection handlers for the captured listeners (default: plain TCP passthrough). */
-  handlers(deps: HandlerDeps): CaptureHandlers;
+  /** Connection handlers for the captured listeners (built with the mesh, before the proxy). */
+  readonly handlers: CaptureHandlers;
   readonly hooks?: EnrolmentHooks;
   /** Why the mesh side is not ready yet (xDS not synced, certificates missing), or undefined. */
   notReadyReason(): string | undefined;
@@ -36,6 +38,10 @@ export interface NodeProxyOptions {
   adminPort?: number;
   readyPort?: number;
   mesh?: NodeProxyMesh;
+  /** The capture dataplane, when the caller built it first (the mesh needs its original destinations); else loaded at start. */
+  dataplane?: BpfDataplane;
+  /** The table of open connections the handlers fill (default: a new one). */
+  table?: ConnectionTable;
 }
 
 export class KernelNotReadyError extends Error {
@@ -43,7 +49,7 @@ export class KernelNotReadyError extends Error {
 }
 
 export class NodeProxy {
-  readonly table = new ConnectionTable();
+  readonly table: ConnectionTable;
   private dataplane?: BpfDataplane;
   private enroller?: Enroller;
   private admin?: AdminServers;
@@ -53,7 +59,10 @@ export class NodeProxy {
   private running: Promise<void> = Promise.resolve();
   private pending = false;
 
-  constructor(private readonly opts: NodeProxyOptions) {}
+  constructor(private readonly opts: NodeProxyOptions) {
+    this.table = opts.table ?? new ConnectionTable();
+    this.dataplane = opts.dataplane;
+  }
 
   /** Mounts the bpffs if needed and refuses with one message naming every missing kernel feature. */
   static checkKernel(log: Logger): void {
@@ -64,13 +73,14 @@ export class NodeProxy {
 
   private open(): Enroller {
     if (this.enroller) return this.enroller;
-    this.dataplane = new BpfDataplane(this.opts.layout, this.opts.log);
-    const deps: HandlerDeps = { sockets: nativeSockets, originals: this.dataplane.originals, table: this.table, log: this.opts.log };
+    const dataplane = (this.dataplane ??= new BpfDataplane(this.opts.layout, this.opts.log));
+    const log = this.opts.log;
+    const handlers = this.opts.mesh?.handlers ?? captureHandlers({ sockets: nativeSockets, originals: dataplane.originals, tracker: new ConnectionTracker({ table: this.table, log }), log });
     this.enroller = new Enroller(
       this.opts.layout,
-      this.dataplane,
+      dataplane,
       nativeSockets,
-      this.opts.mesh ? this.opts.mesh.handlers(deps) : passthroughHandlers(deps),
+      handlers,
       this.opts.log,
       this.opts.mesh?.hooks,
     );

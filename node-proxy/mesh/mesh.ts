@@ -15,16 +15,20 @@ import type { CaptureWorkload } from '../capture/workload';
 import type { NodeProxyMesh } from '../daemon';
 import type { PeerAuthenticationPolicy } from '../policy/peer-authentication';
 import { waypointBindings } from '../policy/waypoint';
-import type { CaptureHandlers, CapturedWorkload, HandlerDeps } from '../proxy/handlers';
+import type { ConnectionTable } from '../connections/table';
+import type { ProxyContext } from '../proxy/context';
+import type { CaptureHandlers, CapturedWorkload } from '../proxy/handlers';
+import { handleTunnel } from '../proxy/inbound';
+import type { NetnsSockets } from '../proxy/netns-sockets';
+import type { OriginalDestinations } from '../proxy/original-destination';
+import { policyContextFor } from '../proxy/plan';
+import { captureHandlers } from '../proxy/proxy';
+import { ConnectionTracker } from '../proxy/tracker';
 import { ipFromBytes } from '../state/ip';
-import { RoundRobin } from '../state/resolve';
 import type { WorkloadState } from '../state/workload-state';
 import type { NodeProxyTelemetry } from '../telemetry/metrics';
-import { contextFor, type MeshContext } from './context';
 import type { ControlWorkloadSource } from './control-source';
 import { PolicyGuard } from './guard';
-import { handlePlaintextInbound, handleTunnel } from './inbound';
-import { handleMeshOutbound } from './outbound';
 import { identityOf, keyOf } from './runtime';
 import { HBONE_PORT } from '../../common/contracts/ports';
 
@@ -38,6 +42,10 @@ export interface MeshOptions {
   readonly xds: DeltaXdsClient;
   readonly log: Logger;
   readonly peerAuthentications?: () => readonly PeerAuthenticationPolicy[];
+  /** Sockets inside workload netns, capture's original destinations, the connection table. */
+  readonly sockets: NetnsSockets;
+  readonly originals: OriginalDestinations;
+  readonly table: ConnectionTable;
 }
 
 interface Served {
@@ -55,10 +63,9 @@ interface Served {
 const credentialsOf = (c: WorkloadCertificate) => ({ certChain: c.certChainPem, key: c.privateKeyPem, trustBundle: c.trustBundle });
 
 export class Mesh implements NodeProxyMesh, EnrolmentHooks {
-  private handlerDeps?: HandlerDeps;
   private readonly served = new Map<string, Served>();
-  private readonly ctx: MeshContext;
-  private readonly rr = new RoundRobin();
+  private readonly ctx: ProxyContext;
+  readonly handlers: CaptureHandlers;
   private readonly hbone: HboneClient;
   private readonly guard: PolicyGuard;
   private readonly offs: Array<() => void> = [];
@@ -66,36 +73,28 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   constructor(private readonly o: MeshOptions) {
     this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }) });
     this.guard = new PolicyGuard(o.telemetry.registry, o.log);
-    const self = this;
+    const peerAuthentications = o.peerAuthentications ?? (() => []);
     this.ctx = {
-      node: o.node,
-      trustDomain: o.trustDomain,
-      state: o.state,
-      source: o.source,
-      certs: o.certs,
-      telemetry: o.telemetry,
-      hbone: this.hbone,
-      guard: this.guard,
+      sockets: o.sockets,
+      originals: o.originals,
+      tracker: new ConnectionTracker({ table: o.table, log: o.log, telemetry: o.telemetry, guard: this.guard }),
       log: o.log,
-      peerAuthentications: o.peerAuthentications ?? (() => []),
-      deps: () => {
-        if (!self.handlerDeps) throw new Error('the mesh handlers are used before the enroller was built');
-        return self.handlerDeps;
+      mesh: {
+        node: o.node,
+        trustDomain: o.trustDomain,
+        state: o.state,
+        source: o.source,
+        certs: o.certs,
+        hbone: this.hbone,
+        peerAuthentications,
+        servesLocally: (w: Workload) => this.served.get(keyOf(w))?.server !== undefined,
       },
-      servesLocally: (w: Workload) => self.served.get(keyOf(w))?.server !== undefined,
     };
+    this.handlers = captureHandlers(this.ctx);
   }
 
   get hooks(): EnrolmentHooks {
     return this;
-  }
-
-  handlers(deps: HandlerDeps): CaptureHandlers {
-    this.handlerDeps = deps;
-    return {
-      outbound: (wl, s) => handleMeshOutbound(this.ctx, this.rr.pick, wl, s),
-      inbound: (wl, s) => handlePlaintextInbound(this.ctx, wl, s),
-    };
   }
 
   async start(): Promise<void> {
@@ -106,7 +105,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
         telemetry.stateStats(state.stats());
         this.guard.recheckSoon((uid, port) => {
           const w = state.workload(uid);
-          return w ? contextFor(this.ctx, w, port) : undefined;
+          return w ? policyContextFor(this.ctx.mesh!, w, port) : undefined;
         });
       }),
     );

@@ -8,8 +8,11 @@ import { registerCertificateMetrics } from '../../common/identity/metrics';
 import { assertTrustDomain } from '../../common/identity/spiffe';
 import type { Logger } from '../../common/log';
 import type { NodeLayout } from '../capture/pins';
+import { BpfDataplane } from '../capture/bpf-dataplane';
+import { ConnectionTable } from '../connections/table';
 import { NodeProxy } from '../daemon';
 import { findCgroup2, readMounts } from '../doctor/mounts';
+import { nativeSockets } from '../proxy/native-sockets';
 import { WorkloadState } from '../state/workload-state';
 import { NodeProxyTelemetry } from '../telemetry/metrics';
 import { startMetricsServer, type MetricsServer } from '../telemetry/server';
@@ -51,14 +54,23 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     throw new Error('no cgroup v2 mount in /proc/mounts; capture needs cgroup v2 (mount it, e.g. at /sys/fs/cgroup/unified on hybrid hosts)');
   }
 
+  // What connection handling needs exists before the mesh and the proxy are built.
+  let dataplane: BpfDataplane;
+  try {
+    dataplane = new BpfDataplane(o.layout, o.log);
+  } catch (err) {
+    cp.close();
+    throw err;
+  }
+  const table = new ConnectionTable();
   const state = new WorkloadState(o.node);
   const xds = workloadXdsClient(cp, o.node, o.log);
   const certs = new CertificateManager({ source: ca, trustDomain: o.trustDomain, ttlSeconds: o.certTtlSeconds ?? 0 });
   const telemetry = new NodeProxyTelemetry({ accessLog: o.log.child({ component: 'access' }) });
   registerCertificateMetrics(certs, telemetry.registry);
   const source = new ControlWorkloadSource(state, cgroupMount, o.control, o.log);
-  const mesh = new Mesh({ node: o.node, trustDomain: o.trustDomain, state, source, certs, telemetry, xds, log: o.log });
-  const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh });
+  const mesh = new Mesh({ node: o.node, trustDomain: o.trustDomain, state, source, certs, telemetry, xds, log: o.log, sockets: nativeSockets, originals: dataplane.originals, table });
+  const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort });
   try {
     await proxy.start();

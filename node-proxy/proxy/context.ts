@@ -1,0 +1,27 @@
+// What connection handling uses, built once before the proxy starts: sockets in workload netns,
+// the original destinations capture recorded, the one tracker (table, telemetry, policy guard),
+// and in control-plane mode the mesh services (state, identities, certificates, HBONE client).
+import type { HboneClient } from '../../common/hbone/client';
+import type { CertificateManager } from '../../common/identity/manager';
+import type { Logger } from '../../common/log';
+import type { ControlWorkloadSource } from '../mesh/control-source';
+import type { NetnsSockets } from './netns-sockets';
+import type { OriginalDestinations } from './original-destination';
+import type { PlanView } from './plan';
+import type { ConnectionTracker } from './tracker';
+
+/** Control-plane mode: what planning reads plus what tunnels need. */
+export interface MeshServices extends PlanView {
+  readonly source: ControlWorkloadSource;
+  readonly certs: CertificateManager;
+  readonly hbone: HboneClient;
+}
+
+export interface ProxyContext {
+  readonly sockets: NetnsSockets;
+  readonly originals: OriginalDestinations;
+  readonly tracker: ConnectionTracker;
+  readonly log: Logger;
+  /** Absent in passthrough (lab) mode: every connection goes direct. */
+  readonly mesh?: MeshServices;
+}

@@ -1,0 +1,148 @@
+// Connections for a local workload, all through one admission step (plan.ts `admit`: the
+// destination's AuthorizationPolicy and PeerAuthentication) and one upstream step (the app dialled
+// from inside its netns, spliced, tracked, kept under policy watch):
+//   - HBONE on 15008 (its netns): the peer's chain and trust domain were verified by the HBONE
+//     server; the authority must be one of this workload's addresses; denied -> 403;
+//   - plaintext steered to 15006: STRICT refuses it, PERMISSIVE applies policy without identity;
+//   - same node (from outbound.ts): the source's identity, no tunnel; denied -> reset, both
+//     reporters count it.
+// In passthrough (lab) mode 15006 goes straight to the app.
+import type { Socket } from 'node:net';
+import { formatAuthority } from '../../common/hbone/authority';
+import { allow, deny, type Decision, type TunnelRequest } from '../../common/hbone/server';
+import { abortSide } from '../../common/hbone/splice';
+import type { Endpoint } from '../connections/table';
+import { streamSource } from '../mesh/forwarded';
+import { ownsAddress } from '../mesh/runtime';
+import { canonicalIp } from '../state/ip';
+import type { ConnectionRecord } from '../telemetry/labels';
+import type { ProxyContext } from './context';
+import { NODE_PROXY_PORTS } from '../../common/contracts/ports';
+import { local, peer, unmap, type CapturedWorkload } from './handlers';
+import { direct } from './passthrough';
+import { admit, type Admission, type OutboundPlan } from './plan';
+import { errText, type Tracked } from './tracker';
+
+/** The HBONE server's handler for one local workload (looked up afresh per request). */
+export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRequest): Promise<Decision> {
+  const mesh = ctx.mesh;
+  const w = mesh?.source.workload(key);
+  if (!mesh || !w) return deny(503, `workload ${key} is no longer served by this node proxy`);
+  const ip = canonicalIp(req.target.host);
+  if (!ip || !ownsAddress(w, ip)) return deny(400, `the authority ${req.authority} is not an address of ${key}`);
+  if (NODE_PROXY_PORTS.has(req.target.port)) return deny(400, `the authority ${req.authority} names a node proxy port`);
+  const srcIp = unmap(req.remoteAddress.address);
+  const tunnelPeer = { address: srcIp, port: req.remoteAddress.port };
+  // the app's own address:port (from `forwarded`, when it is the peer's address), not the tunnel's
+  const source = streamSource(tunnelPeer, req.headers.forwarded);
+  const target = { address: ip, port: req.target.port };
+  const a = admit(mesh, { destination: w, target, source: { workload: mesh.state.workloadByIp(srcIp), identity: req.peerSpiffeId, ...source }, sourceIp: srcIp, mtls: true, tunnelPeer });
+  if (!a.allowed) {
+    ctx.tracker.denied(a.record, a.verdict);
+    return deny(403, a.verdict.reason);
+  }
+  const up = await ctx.sockets.connect(w.runtime?.netns ?? '', ip, target.port); // errno errors -> 503
+  // bytes "sent" by the client are those written to the app, and the reverse.
+  const counter = {
+    get bytesRead() {
+      return up.bytesWritten;
+    },
+    get bytesWritten() {
+      return up.bytesRead;
+    },
+  };
+  const done = ctx.tracker.open(
+    {
+      direction: 'inbound',
+      workload: key,
+      source,
+      originalDestination: target,
+      details: { protocol: 'HBONE', tunnelPeer: formatAuthority(tunnelPeer.address, tunnelPeer.port), peerIdentity: req.peerSpiffeId, policy: a.verdict.policy, traceparent: req.headers.traceparent },
+      records: [a.record],
+      watch: { destinationUid: w.uid, connection: a.connection, describe: { workload: key, peer: req.peerSpiffeId, dst: formatAuthority(ip, target.port) }, cut: () => abortSide(up) },
+    },
+    counter,
+  );
+  return allow(up, done);
+}
+
+/** Plaintext steered to 15006 (from outside the mesh, or any client in passthrough mode). */
+export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, down: Socket): void {
+  down.on('error', () => undefined);
+  const dst = local(down);
+  const client = peer(down);
+  if (NODE_PROXY_PORTS.has(dst.port)) {
+    // Someone dialled podIP:15006 (or another proxy port) directly: forwarding it would loop.
+    ctx.log.info({ workload: wl.key, src: client, dst }, 'inbound connection to a proxy port; refusing it');
+    down.resetAndDestroy();
+    return;
+  }
+  const mesh = ctx.mesh;
+  const w = mesh?.source.workload(wl.key);
+  if (!mesh || !w) {
+    void direct(ctx, wl, 'inbound', down, client, dst);
+    return;
+  }
+  const a = admit(mesh, { destination: w, target: dst, source: { workload: mesh.state.workloadByIp(client.address), ...client }, sourceIp: client.address, mtls: false });
+  if (!a.allowed) {
+    ctx.tracker.denied(a.record, a.verdict);
+    down.resetAndDestroy();
+    return;
+  }
+  void upstream(ctx, wl, wl.netnsPath, down, a, [a.record], {
+    direction: 'inbound',
+    workload: wl.key,
+    source: client,
+    originalDestination: dst,
+    details: { protocol: 'TCP', policy: a.verdict.policy },
+    records: [a.record],
+    watch: { destinationUid: w.uid, connection: a.connection, describe: { workload: wl.key, src: client.address, dst: formatAuthority(dst.address, dst.port) }, cut: () => down.resetAndDestroy() },
+  });
+}
+
+/**
+ * Same node: the proxy holds both identities, so there is no TLS. The destination's policy is
+ * applied here with the source's identity (the same `admit` as HBONE); the app is dialled from
+ * inside the destination's netns (it sees the connection come from its own pod address). Both
+ * reporters are counted.
+ */
+export async function serveLocal(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst: Endpoint, plan: Extract<OutboundPlan, { kind: 'local' }>): Promise<void> {
+  const mesh = ctx.mesh!;
+  const src = plan.record.source;
+  const a = admit(mesh, { destination: plan.destination, target: plan.target, source: src, sourceIp: src.address, mtls: true, sameNode: true, service: plan.record.service });
+  if (!a.allowed) {
+    ctx.tracker.denied(a.record, a.verdict);
+    ctx.tracker.failed([plan.record], 'denied by the destination policy', 'DENY');
+    down.resetAndDestroy();
+    return;
+  }
+  const endpoint = formatAuthority(plan.target.address, plan.target.port);
+  await upstream(ctx, wl, plan.destination.runtime?.netns ?? '', down, a, [plan.record], {
+    direction: 'outbound',
+    workload: wl.key,
+    source: { address: src.address, port: src.port },
+    originalDestination: dst,
+    details: { protocol: 'same-node', sourceIdentity: src.identity, destinationIdentity: plan.record.destination.identity, endpoint, service: plan.record.service?.hostname },
+    records: [plan.record, a.record],
+    watch: { destinationUid: plan.destination.uid, connection: a.connection, describe: { workload: wl.key, src: src.identity, dst: endpoint }, cut: () => down.resetAndDestroy() },
+  });
+}
+
+/** Dials the admitted connection's app from inside `netns` and splices it; a failed dial counts `onFailure`. */
+async function upstream(ctx: ProxyContext, wl: CapturedWorkload, netns: string, down: Socket, a: Admission, onFailure: readonly ConnectionRecord[], tracked: Tracked): Promise<void> {
+  down.pause();
+  let up: Socket;
+  try {
+    up = await ctx.sockets.connect(netns, a.connection.destinationIp, a.connection.destinationPort);
+  } catch (err) {
+    ctx.tracker.failed(onFailure, errText(err));
+    ctx.log.info({ workload: wl.key, dst: { address: a.connection.destinationIp, port: a.connection.destinationPort }, err: errText(err) }, 'upstream connect failed; resetting the client');
+    down.resetAndDestroy();
+    return;
+  }
+  if (down.destroyed) {
+    up.destroy();
+    return;
+  }
+  ctx.tracker.splice(down, up, tracked);
+}

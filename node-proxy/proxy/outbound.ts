@@ -1,0 +1,101 @@
+// A captured outbound connection (15001): its original destination, the plan (plan.ts), then one
+// executor for the plan:
+//   - direct: plain TCP from the source pod's netns (outside the mesh, a peer not enrolled);
+//   - tunnel: HBONE to the peer's 15008 (or a waypoint), dialled from inside the source pod's
+//     netns, presenting the source workload's certificate and requiring the destination's;
+//   - local: a workload this node proxy serves: no tunnel, handed to the inbound side (the
+//     destination's policy, its netns) with the source's identity.
+import type { Socket } from 'node:net';
+import { formatAuthority } from '../../common/hbone/authority';
+import { TunnelRefusedError } from '../../common/hbone/errors';
+import { abortSide } from '../../common/hbone/splice';
+import { forwardedFor } from '../../common/hbone/headers';
+import { identityOf } from '../mesh/runtime';
+import { newTraceparent, sourceBaggage } from '../mesh/trace';
+import type { Endpoint } from '../connections/table';
+import type { EndpointPicker } from '../state/resolve';
+import type { ProxyContext } from './context';
+import { peer, type CapturedWorkload } from './handlers';
+import { serveLocal } from './inbound';
+import { direct } from './passthrough';
+import { planOutbound, type OutboundPlan } from './plan';
+import { errText } from './tracker';
+
+/** The original destination, or undefined (logged, reset) when capture recorded none. */
+export function takeOriginal(ctx: Pick<ProxyContext, 'originals' | 'log'>, wl: CapturedWorkload, down: Socket): { client: Endpoint; dst: Endpoint } | undefined {
+  down.on('error', () => undefined); // errors before the splice owns the socket
+  const client = peer(down);
+  const dst = ctx.originals.take(wl.netnsCookie, client);
+  if (!dst) {
+    ctx.log.warn({ workload: wl.key, src: client }, 'captured connection has no recorded original destination (connected to 15001 directly?); closing it');
+    down.resetAndDestroy();
+    return undefined;
+  }
+  return { client, dst };
+}
+
+export function handleOutbound(ctx: ProxyContext, pick: EndpointPicker, wl: CapturedWorkload, down: Socket): void {
+  const o = takeOriginal(ctx, wl, down);
+  if (!o) return;
+  const mesh = ctx.mesh;
+  const plan: OutboundPlan = mesh ? planOutbound(mesh, mesh.source.workload(wl.key), o.client, o.dst, pick) : { kind: 'direct', target: o.dst };
+  execute(ctx, wl, down, o.client, o.dst, plan);
+}
+
+function execute(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, client: Endpoint, dst: Endpoint, plan: OutboundPlan): void {
+  switch (plan.kind) {
+    case 'refuse':
+      ctx.log.info({ workload: wl.key, dst, reason: plan.reason }, 'refusing a connection the mesh cannot deliver');
+      down.resetAndDestroy();
+      return;
+    case 'direct':
+      void direct(ctx, wl, 'outbound', down, client, plan.target);
+      return;
+    case 'tunnel':
+      void tunnel(ctx, wl, down, dst, plan);
+      return;
+    case 'local':
+      void serveLocal(ctx, wl, down, dst, plan);
+      return;
+  }
+}
+
+async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst: Endpoint, plan: Extract<OutboundPlan, { kind: 'tunnel' }>): Promise<void> {
+  const mesh = ctx.mesh!;
+  const srcIp = plan.record.source.address;
+  const authority = formatAuthority(plan.authority.address, plan.authority.port);
+  down.pause();
+  let stream;
+  try {
+    const cert = await mesh.certs.get(identityOf(plan.source, mesh.trustDomain));
+    stream = await mesh.hbone.open({
+      source: { certChain: cert.certChainPem, key: cert.privateKeyPem },
+      trustBundle: cert.trustBundle,
+      destination: formatAuthority(plan.hbone.address, plan.hbone.port),
+      expectedIdentity: plan.expected,
+      authority,
+      // the app's own address:port: the destination logs it (the tunnel's port is shared)
+      headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: sourceBaggage(plan.source) },
+      dial: (host, port) => ctx.sockets.connect(wl.netnsPath, host, port),
+      sourceAddress: srcIp,
+    });
+  } catch (err) {
+    const refused = err instanceof TunnelRefusedError ? err.status : undefined;
+    ctx.tracker.failed([plan.record], refused ? `tunnel refused with ${refused}` : errText(err), refused === 403 ? 'DENY' : 'CONNECT');
+    ctx.log.info({ workload: wl.key, dst, authority: plan.authority, status: refused, err: errText(err) }, 'HBONE tunnel not opened; resetting the client');
+    down.resetAndDestroy();
+    return;
+  }
+  if (down.destroyed) {
+    abortSide(stream);
+    return;
+  }
+  ctx.tracker.splice(down, stream, {
+    direction: 'outbound',
+    workload: wl.key,
+    source: { address: srcIp, port: plan.record.source.port },
+    originalDestination: dst,
+    details: { protocol: 'HBONE', sourceIdentity: plan.record.source.identity, destinationIdentity: plan.expected, authority, service: plan.record.service?.hostname },
+    records: [plan.record],
+  });
+}

@@ -1,0 +1,100 @@
+// The bookkeeping of every proxied connection, in one place for every path (passthrough,
+// outbound HBONE, same-node, inbound HBONE, plaintext inbound): the connection table entry, the
+// telemetry of each reporter (metrics + access log), the policy guard that may cut it later, and
+// the splice's result closing all of them at once. The hot path is untouched: nothing here runs
+// per chunk (the table reads the sockets' own byte counters when asked).
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { splice, type SpliceResult } from '../../common/hbone/splice';
+import type { Logger } from '../../common/log';
+import type { ByteCounter, ConnectionTable, Direction, Endpoint } from '../connections/table';
+import type { PolicyGuard } from '../mesh/guard';
+import type { PolicyConnection } from '../policy/model';
+import type { ConnectionRecord, ResponseFlag } from '../telemetry/labels';
+import type { NodeProxyTelemetry } from '../telemetry/metrics';
+
+export const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+
+/** A connection policy admitted, kept under watch so that a policy change can cut it. */
+export interface Watched {
+  /** The destination workload's uid (whose policy admitted it). */
+  readonly destinationUid: string;
+  readonly connection: PolicyConnection;
+  /** What the log line names when the connection is cut. */
+  readonly describe: Record<string, unknown>;
+  readonly cut: () => void;
+}
+
+export interface Tracked {
+  readonly direction: Direction;
+  /** `namespace/name` of the enrolled workload the connection belongs to. */
+  readonly workload: string;
+  readonly source: Endpoint;
+  readonly originalDestination: Endpoint;
+  /** Byte counters of the downstream side (default: the downstream socket itself). */
+  readonly counter?: ByteCounter;
+  readonly details?: Readonly<Record<string, unknown>>;
+  /** The reporters counted for it (none: plain passthrough, logged as an access line). */
+  readonly records?: readonly ConnectionRecord[];
+  readonly watch?: Watched;
+}
+
+export interface TrackerOptions {
+  readonly table: ConnectionTable;
+  readonly log: Logger;
+  /** Control-plane mode: Istio metrics and access log per reporter. */
+  readonly telemetry?: NodeProxyTelemetry;
+  /** Control-plane mode: open connections re-checked when policy changes. */
+  readonly guard?: PolicyGuard;
+}
+
+export class ConnectionTracker {
+  constructor(private readonly o: TrackerOptions) {}
+
+  /** A connection that never got its upstream (connect or tunnel failed): counted closed at once. */
+  failed(records: readonly ConnectionRecord[], error: string, responseFlags?: ResponseFlag): void {
+    for (const r of records) this.o.telemetry?.open(r).close({ requestBytes: 0, responseBytes: 0, error, responseFlags });
+  }
+
+  /** Policy refused a connection: counted and logged by the reporter that decided. */
+  denied(record: ConnectionRecord, verdict: { policy?: string; reason: string }): void {
+    this.o.telemetry?.denied(record, verdict);
+  }
+
+  /**
+   * Opens the books on an established connection: table entry, telemetry per reporter, policy
+   * watch. Returns what the end of its splice calls (once).
+   */
+  open(c: Tracked, downstream: ByteCounter): (r: SpliceResult) => void {
+    const handles = (c.records ?? []).map((r) => this.o.telemetry?.open(r));
+    const id = this.o.table.add({ direction: c.direction, workload: c.workload, source: c.source, originalDestination: c.originalDestination, downstream: c.counter ?? downstream, details: c.details });
+    const forget = c.watch && this.o.guard ? this.o.guard.add(c.watch.destinationUid, c.watch.connection, c.watch.describe, c.watch.cut) : undefined;
+    return (r) => {
+      forget?.();
+      const error = r.clean ? undefined : r.error ? errText(r.error) : 'reset';
+      for (const h of handles) h?.close({ requestBytes: r.bytesToUpstream, responseBytes: r.bytesToDownstream, error });
+      const rec = this.o.table.close(id, error);
+      if (rec && handles.length === 0) {
+        this.o.log.info(
+          {
+            access: rec.direction,
+            workload: rec.workload,
+            src: `${rec.source.address}:${rec.source.port}`,
+            dst: `${rec.originalDestination.address}:${rec.originalDestination.port}`,
+            sent: rec.bytesSent,
+            received: rec.bytesReceived,
+            durationMs: rec.durationMs,
+            ...(rec.error ? { error: rec.error } : {}),
+          },
+          'connection closed',
+        );
+      }
+    };
+  }
+
+  /** Splices `down` (the captured socket, paused) and `up` and keeps the books on it. */
+  splice(down: Socket, up: Duplex, c: Tracked): void {
+    splice(down, up, this.open(c, down));
+    down.resume();
+  }
+}
