@@ -223,13 +223,11 @@ async function main(): Promise<number> {
     say(`lab ${lab}: 2 nodes x 3 pods, mesh without the demo`);
     const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode: 3 });
     // --profile DIR: the processes the mesh starts (node proxies among them) write V8 CPU profiles
-    // there when they stop (named by pid; the proxies' pids are in the lab state)
-    const nodeOptions = process.env.NODE_OPTIONS;
-    if (values.profile) process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${values.profile}`.trim();
+    // there when they stop (common/cpu-profile.ts; named by command and pid)
+    if (values.profile) process.env.NODEMESH_CPU_PROFILE = values.profile;
     await meshUp(topo, { mesh: true, demo: false }, (m) => say(m));
     if (values.profile) say(`profiling node proxies ${proxyPids(lab).join(', ')} into ${values.profile}`);
-    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = nodeOptions;
+    delete process.env.NODEMESH_CPU_PROFILE;
     const pod = (name: string): LabPod => {
       const p = topo.pods.find((x) => x.name === name);
       if (!p) throw new Error(`lab ${lab} has no pod ${name}`);

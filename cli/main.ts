@@ -102,6 +102,7 @@ async function main(all: string[]): Promise<number> {
     process.stderr.write(`nodemesh: unknown command '${name}'; run 'nodemesh --help' for the list\n`);
     return 2;
   }
+  if (process.env.NODEMESH_CPU_PROFILE) (await import('../common/cpu-profile.js')).startCpuProfile(process.env.NODEMESH_CPU_PROFILE, name);
   const command = await load();
   try {
     return await command.run(rest);
