@@ -117,6 +117,11 @@ export interface RawBinding {
   probeMapType(name: string): boolean;
   probeHelper(progType: string, helperId: number): boolean;
   libbpfVersion(): string;
+  spliceInit(dispatch: (id: number, aToB: number, bToA: number, clean: boolean, code: string) => void): void;
+  spliceStart(fdA: number, fdB: number, prefixA?: Buffer, prefixB?: Buffer): number;
+  spliceCut(id: number): boolean;
+  spliceBytes(id: number): [number, number] | undefined;
+  spliceActive(): number;
 }
 
 export const addonPath: string = join(projectRoot, 'native', 'build', 'Release', 'nodemesh_native.node');

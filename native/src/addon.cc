@@ -51,6 +51,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nm::InitFd(env, exports);
   nm::InitNetns(env, exports);
   nm::InitProbe(env, exports);
+  nm::InitSplice(env, exports);
   return exports;
 }
 

@@ -10,6 +10,7 @@ import { formatSpiffeId, type Identity } from '../../common/identity/spiffe';
 import type { Logger } from '../../common/log';
 import type { DeltaXdsClient } from '../../common/xds/client';
 import { listenInNetns } from '../../native/netns';
+import { kernelSpliceAvailable } from '../../native/splice';
 import type { EnrolmentHooks } from '../capture/enroller';
 import type { CaptureWorkload } from '../capture/workload';
 import type { NodeProxyMesh } from '../daemon';
@@ -46,6 +47,8 @@ export interface MeshOptions {
   readonly sockets: NetnsSockets;
   readonly originals: OriginalDestinations;
   readonly table: ConnectionTable;
+  /** Splice admitted same-node connections in the kernel (default: when the addon can). */
+  readonly kernelSplice?: boolean;
 }
 
 interface Served {
@@ -79,6 +82,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       originals: o.originals,
       tracker: new ConnectionTracker({ table: o.table, log: o.log, telemetry: o.telemetry, guard: this.guard }),
       log: o.log,
+      kernelSplice: o.kernelSplice ?? kernelSpliceAvailable(),
       mesh: {
         node: o.node,
         trustDomain: o.trustDomain,

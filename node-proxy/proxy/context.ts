@@ -24,4 +24,6 @@ export interface ProxyContext {
   readonly log: Logger;
   /** Absent in passthrough (lab) mode: every connection goes direct. */
   readonly mesh?: MeshServices;
+  /** Same-node connections are spliced in the kernel (native/splice.ts) once admitted. */
+  readonly kernelSplice?: boolean;
 }

@@ -5,7 +5,7 @@
 //     server; the authority must be one of this workload's addresses; denied -> 403;
 //   - plaintext steered to 15006: STRICT refuses it, PERMISSIVE applies policy without identity;
 //   - same node (from outbound.ts): the source's identity, no tunnel; denied -> reset, both
-//     reporters count it.
+//     reporters count it; allowed -> spliced in the kernel (native/splice.ts) when available.
 // In passthrough (lab) mode 15006 goes straight to the app.
 import type { Socket } from 'node:net';
 import { formatAuthority } from '../../common/hbone/authority';
@@ -89,7 +89,7 @@ export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, 
     down.resetAndDestroy();
     return;
   }
-  void upstream(ctx, wl, wl.netnsPath, down, a, [a.record], {
+  void upstream(ctx, wl, wl.netnsPath, down, a, [a.record], false, {
     direction: 'inbound',
     workload: wl.key,
     source: client,
@@ -117,7 +117,7 @@ export async function serveLocal(ctx: ProxyContext, wl: CapturedWorkload, down: 
     return;
   }
   const endpoint = formatAuthority(plan.target.address, plan.target.port);
-  await upstream(ctx, wl, plan.destination.runtime?.netns ?? '', down, a, [plan.record], {
+  await upstream(ctx, wl, plan.destination.runtime?.netns ?? '', down, a, [plan.record], ctx.kernelSplice === true, {
     direction: 'outbound',
     workload: wl.key,
     source: { address: src.address, port: src.port },
@@ -128,8 +128,11 @@ export async function serveLocal(ctx: ProxyContext, wl: CapturedWorkload, down: 
   });
 }
 
-/** Dials the admitted connection's app from inside `netns` and splices it; a failed dial counts `onFailure`. */
-async function upstream(ctx: ProxyContext, wl: CapturedWorkload, netns: string, down: Socket, a: Admission, onFailure: readonly ConnectionRecord[], tracked: Tracked): Promise<void> {
+/**
+ * Dials the admitted connection's app from inside `netns` and splices it (in the kernel when
+ * `inKernel`); a failed dial counts `onFailure`.
+ */
+async function upstream(ctx: ProxyContext, wl: CapturedWorkload, netns: string, down: Socket, a: Admission, onFailure: readonly ConnectionRecord[], inKernel: boolean, tracked: Tracked): Promise<void> {
   down.pause();
   let up: Socket;
   try {
@@ -144,5 +147,6 @@ async function upstream(ctx: ProxyContext, wl: CapturedWorkload, netns: string, 
     up.destroy();
     return;
   }
-  ctx.tracker.splice(down, up, tracked);
+  if (inKernel) ctx.tracker.spliceInKernel(down, up, tracked);
+  else ctx.tracker.splice(down, up, tracked);
 }

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { splice, type SpliceResult } from '../../common/hbone/splice';
+import { spliceInKernel, type KernelSplice, type KernelSpliceResult } from '../../native/splice';
 import type { Logger } from '../../common/log';
 import type { ByteCounter, ConnectionTable, Direction, Endpoint } from '../connections/table';
 import type { PolicyGuard } from '../mesh/guard';
@@ -96,5 +97,29 @@ export class ConnectionTracker {
   splice(down: Socket, up: Duplex, c: Tracked): void {
     splice(down, up, this.open(c, down));
     down.resume();
+  }
+
+  /**
+   * The same, with the bytes moved in the kernel (native/splice.ts): both sockets are handed to the
+   * addon; the table reads the addon's counts; a policy re-check that denies the connection cuts
+   * it there (both sides reset).
+   */
+  spliceInKernel(down: Socket, up: Socket, c: Tracked): void {
+    let k: KernelSplice | undefined;
+    let last: KernelSpliceResult | undefined;
+    const counter: ByteCounter = {
+      get bytesRead() {
+        return last?.aToB ?? k?.bytes()?.aToB ?? 0;
+      },
+      get bytesWritten() {
+        return last?.bToA ?? k?.bytes()?.bToA ?? 0;
+      },
+    };
+    const done = this.open({ ...c, details: { ...c.details, splice: 'kernel' }, watch: c.watch && { ...c.watch, cut: () => void k?.cut() } }, counter);
+    k = spliceInKernel(down, up, (r) => {
+      last = r;
+      const error = r.code ? Object.assign(new Error(`the spliced connection ended with ${r.code}`), { code: r.code }) : undefined;
+      done({ bytesToUpstream: r.aToB, bytesToDownstream: r.bToA, clean: r.clean, error, durationMs: r.durationMs });
+    });
   }
 }

@@ -352,6 +352,30 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     await node2Policies([]);
   }, scaled(60_000));
 
+  it('same node: an admitted connection is spliced in the kernel, and a policy change that denies it still closes it', async () => {
+    const held = holdConnection(topo, 'pod1-1', pod('pod1-2').ip, 9000, 20_000);
+    const conn = await waitFor('the held same-node connection on node1', async () => {
+      const list = await adminJson<Array<{ details?: { protocol?: string; splice?: string } }>>(topo, 'node1', '/connections');
+      return list.find((c) => c.details?.protocol === 'same-node');
+    });
+    expect(conn.details?.splice).toBe('kernel');
+    const t0 = Date.now();
+    const deny = policy('other-deny-client', 'DENY', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] });
+    await cp!.api.apply([{ ...deny, spec: { ...deny.spec, selector: { matchLabels: { app: 'other' } } } }]);
+    const r = await held.result;
+    expect(r.ok).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const m = await metricsText(topo, 'node1');
+    expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/other-deny-client` })).toBe(1);
+    // closed, not leaked: the node proxy's table no longer has it
+    await waitFor('no same-node connection left on node1', async () => {
+      const list = await adminJson<Array<{ details?: { protocol?: string } }>>(topo, 'node1', '/connections');
+      return list.some((c) => c.details?.protocol === 'same-node') ? undefined : true;
+    });
+    await deletePolicy('other-deny-client');
+    await waitFor('node1 to hold no policy', async () => ((await adminJson<unknown[]>(topo, 'node1', '/policies')).length === 0 ? true : undefined));
+  }, 60_000);
+
   it('rotates certificates under traffic without dropping a connection', async () => {
     const before = await adminJson<Array<{ spiffeId: string; notAfter: string }>>(topo, 'node1', '/certificates');
     const first = new Date(before.find((c) => c.spiffeId === CLIENT_ID)!.notAfter).getTime();

@@ -1,0 +1,91 @@
+// In-kernel splicing of two connected TCP sockets (native/src/splice.cc): the addon's own thread
+// moves the bytes socket -> pipe -> socket with splice(2), so they never enter user space (no
+// event-loop work, no copies, no per-chunk JavaScript). A clean end of one direction half-closes
+// the other side, an abnormal end resets the other, cut() resets both; the callback gets the
+// byte counts when both directions are done.
+import type { Socket } from 'node:net';
+import { binding, call } from './binding';
+
+export interface KernelSpliceResult {
+  /** Bytes from `a` to `b`. */
+  readonly aToB: number;
+  /** Bytes from `b` to `a`. */
+  readonly bToA: number;
+  /** Both directions ended with EOF, nothing was reset or cut. */
+  readonly clean: boolean;
+  /** errno code of the first failure ('ECONNRESET'), 'reset' when cut, undefined when clean. */
+  readonly code?: string;
+  readonly durationMs: number;
+}
+
+export interface KernelSplice {
+  /** Resets both sides now (a policy change that no longer allows the connection). */
+  cut(): boolean;
+  /** Bytes moved so far each way, or undefined once it has ended. */
+  bytes(): { aToB: number; bToA: number } | undefined;
+}
+
+const pending = new Map<number, { started: number; onDone: (r: KernelSpliceResult) => void }>();
+let initialised = false;
+
+function init(): void {
+  if (initialised) return;
+  call((b) =>
+    b.spliceInit((id, aToB, bToA, clean, code) => {
+      const p = pending.get(id);
+      if (!p) return;
+      pending.delete(id);
+      p.onDone({ aToB, bToA, clean, code: code || undefined, durationMs: performance.now() - p.started });
+    }),
+  );
+  initialised = true;
+}
+
+/** Whether the addon has the splice engine (an addon built before it does not). */
+export function kernelSpliceAvailable(): boolean {
+  try {
+    return typeof binding().spliceStart === 'function';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops Node reading `s`, takes what it had already read, and returns a duplicate of its fd; the
+ * socket itself is destroyed (its fd closed, the connection kept open by the duplicate).
+ */
+function takeOver(s: Socket): { fd: number; prefix: Buffer | undefined } {
+  const handle = (s as unknown as { _handle?: { fd?: number; readStop?: () => number } })._handle;
+  if (!handle || typeof handle.fd !== 'number' || handle.fd < 0) throw new Error('the socket has no fd (not open, or not a TCP socket)');
+  handle.readStop?.();
+  const chunks: Buffer[] = [];
+  for (let c = s.read() as Buffer | null; c !== null; c = s.read() as Buffer | null) chunks.push(c);
+  const fd = call((b) => b.dupFd(handle.fd!));
+  s.destroy();
+  return { fd, prefix: chunks.length ? Buffer.concat(chunks) : undefined };
+}
+
+/**
+ * Splices `a` and `b` in the kernel from now on. Both sockets are taken over (destroyed in Node;
+ * their connections live on in the addon) and must not be used afterwards.
+ */
+export function spliceInKernel(a: Socket, b: Socket, onDone: (r: KernelSpliceResult) => void): KernelSplice {
+  init();
+  const ta = takeOver(a);
+  let tb: { fd: number; prefix: Buffer | undefined };
+  try {
+    tb = takeOver(b);
+  } catch (err) {
+    call((x) => x.closeFd(ta.fd));
+    throw err;
+  }
+  const id = call((x) => x.spliceStart(ta.fd, tb.fd, ta.prefix, tb.prefix));
+  pending.set(id, { started: performance.now(), onDone });
+  return {
+    cut: () => call((x) => x.spliceCut(id)),
+    bytes: () => {
+      const r = call((x) => x.spliceBytes(id));
+      return r ? { aToB: r[0], bToA: r[1] } : undefined;
+    },
+  };
+}
