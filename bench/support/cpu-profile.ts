@@ -2,7 +2,10 @@
 // self time grouped by where the code lives (the waypoint's modules, node's internals by area,
 // dependencies, GC, idle) — the "flame graph in text" docs/waypoint.md quotes.
 //
-//   node dist/bench/support/cpu-profile.js FILE.cpuprofile [--top 25]
+//   node dist/bench/support/cpu-profile.js FILE.cpuprofile [--top 25] [--from S] [--to S]
+//
+// --from/--to keep the samples taken in that window (seconds from the profile's start), e.g. the
+// load phase without the process's start-up.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -32,12 +35,15 @@ export function area(url: string, fn: string): string {
   return url;
 }
 
-export function summarise(p: Profile, top: number): string {
+export function summarise(p: Profile, top: number, fromS = 0, toS = Infinity): string {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   let total = 0;
+  let at = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const dt = p.timeDeltas[i] ?? 0;
+    at += dt;
+    if (at < fromS * 1e6 || at > toS * 1e6) continue;
     self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + dt);
     total += dt;
   }
@@ -64,10 +70,10 @@ export function summarise(p: Profile, top: number): string {
 }
 
 if (require.main === module) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, from: { type: 'string', default: '0' }, to: { type: 'string' } } });
   if (positionals.length !== 1) {
     process.stderr.write('usage: node dist/bench/support/cpu-profile.js FILE.cpuprofile [--top N]\n');
     process.exit(2);
   }
-  process.stdout.write(summarise(JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile, Number(values.top)) + '\n');
+  process.stdout.write(summarise(JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile, Number(values.top), Number(values.from), values.to === undefined ? Infinity : Number(values.to)) + '\n');
 }

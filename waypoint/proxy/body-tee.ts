@@ -17,7 +17,15 @@ export class BodyTee {
     private readonly limit: number,
     /** Counts the request's bytes (the exchange's `requestBytes`). */
     counter: { requestBytes: number },
+    /** False when the request is known to carry no body (then nothing is listened to). */
+    hasBody = true,
   ) {
+    if (!hasBody) {
+      this.ended = true;
+      src.resume();
+      src.on('error', () => undefined);
+      return;
+    }
     src.on('data', (c: Buffer) => {
       counter.requestBytes += c.length;
       if (!this.overflow) {

@@ -54,7 +54,13 @@ export class Exchange {
     readonly grpc: boolean,
     readonly startNs: bigint,
     readonly span: SpanContext,
+    private readonly bodyExpected: boolean,
   ) {}
+
+  /** Whether the request may carry a body (false: bodiless by its headers or END_STREAM). */
+  get hasBody(): boolean {
+    return this.bodyExpected;
+  }
 
   get h2(): boolean {
     return this.req.httpVersionMajor === 2;

@@ -7,6 +7,7 @@
 //              circuit breakers and outlier detection (attempts.ts), the response (respond.ts);
 //   telemetry  metrics, access log and span when the response closes (telemetry/request-telemetry.ts).
 // Local replies (no route, denials, failures) are local-reply.ts.
+import type { Http2ServerRequest } from 'node:http2';
 import type { Logger } from '../../common/log';
 import { applyMutations, type MutableHeaders } from '../config/headers';
 import { requestView } from '../config/request';
@@ -66,7 +67,9 @@ export class RequestHandler {
     const view = requestView(req.method ?? '', path, authority, 'http', h as MutableHeaders);
     const ct = h['content-type'];
     const tp = h.traceparent;
-    const ex = new Exchange(req, res, conn, view, typeof ct === 'string' && ct.startsWith('application/grpc'), startNs, spanFor(typeof tp === 'string' ? tp : undefined));
+    // Known before the headers are edited for the upstream (transfer-encoding is hop-by-hop).
+    const bodyExpected = h2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+    const ex = new Exchange(req, res, conn, view, typeof ct === 'string' && ct.startsWith('application/grpc'), startNs, spanFor(typeof tp === 'string' ? tp : undefined), bodyExpected);
     const tracked = res as TrackedResponse;
     tracked[EXCHANGE] = ex;
     tracked[TELEMETRY] = this.telemetry;
@@ -120,7 +123,7 @@ export class RequestHandler {
       ex.cluster = t.cluster;
       if (!rt) return localReply(ex, 503, `cluster ${t.cluster} not found`, 'NC');
       const head = upstreamRequest(ex, a, t);
-      const tee = new BodyTee(ex.req, this.d.bufferLimit, ex);
+      const tee = new BodyTee(ex.req, this.d.bufferLimit, ex, ex.hasBody);
       for (const mirror of a.mirrors) if (Math.random() < mirror.fraction) mirrorRequest(this.d.state, this.d.transport, mirror.cluster, mirror.appendShadowSuffix, { ...head, method: ex.req.method ?? 'GET' }, tee);
       new Forwarding(this.d, ex, rt, a, head, tee, [t.responseHeaders, route.responseHeaders, m.virtualHost.responseHeaders, rcRes]).next();
     } catch (err) {

@@ -50,7 +50,6 @@ export function respond(ex: Exchange, up: UpstreamHead, levels: readonly HeaderM
     res.once('close', () => clearTimeout(timer));
     res.once('finish', () => clearTimeout(timer));
   }
-  up.body.pipe(res as Writable, { end: false });
 }
 
 function cutOnTimeout(s: ResponseStream): void {
@@ -76,8 +75,18 @@ class ResponseStream {
     ex.res.once('close', this.onDownstreamClose);
   }
 
+  // The body goes down chunk by chunk with backpressure (what pipe() does, without its
+  // per-response machinery).
   private readonly onData = (c: Buffer): void => {
     this.ex.responseBytes += c.length;
+    if (!(this.ex.res as Writable).write(c)) {
+      this.up.body.pause();
+      this.ex.res.once('drain', this.onDrain);
+    }
+  };
+
+  private readonly onDrain = (): void => {
+    this.up.body.resume();
   };
 
   private readonly onEnd = (): void => {
