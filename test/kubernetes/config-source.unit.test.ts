@@ -15,20 +15,14 @@ import type { WatchBatch } from '../../control/store/store';
 import { ADDRESS_TYPE_URL } from '../../control/workload/publisher';
 import { cleanupAfterEach } from '../support/cleanups';
 import { silentLogger } from '../support/control-plane';
-import { kubectl, StandInApiServer } from '../support/kube-apiserver';
+import { kubectl, StandInApiServer, startStandIn } from '../support/kube-apiserver';
 import { until } from '../support/until';
 import { DeltaClient } from '../xds/delta-client';
 
 const cleanup = cleanupAfterEach();
 
 async function cluster(opts: { bookmarkIntervalMs?: number } = {}) {
-  const api = await new StandInApiServer({ bookmarkIntervalMs: opts.bookmarkIntervalMs }).start();
-  const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-source-'));
-  cleanup(async () => {
-    await api.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
+  const { api, kubeconfig } = await startStandIn(cleanup, 'k8s-source', { bookmarkIntervalMs: opts.bookmarkIntervalMs });
   const applied = await kubectl(kubeconfig, ['apply', '--validate=false', '-f', '-'], DEMO);
   expect(applied.stderr).toBe('');
   api.runPod({ namespace: 'demo', name: 'web-1', node: 'node1', ip: '10.200.1.2', serviceAccount: 'web', labels: { app: 'web' } });

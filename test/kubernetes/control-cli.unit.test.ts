@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliEntry } from '../../common/paths';
 import { cleanupAfterEach } from '../support/cleanups';
-import { kubectl, StandInApiServer } from '../support/kube-apiserver';
+import { kubectl, startStandIn } from '../support/kube-apiserver';
 import { until } from '../support/until';
 
 const cleanup = cleanupAfterEach();
@@ -73,13 +73,7 @@ function freePort(): Promise<number> {
 describe('nodemesh control --config-source kubernetes', () => {
   it('mirrors the cluster, follows kubectl, and refuses config API writes', async () => {
     if (!existsSync(cliEntry)) throw new Error(`${cliEntry} is missing: run 'bash scripts/setup.sh' to build first`);
-    const api = await new StandInApiServer().start();
-    const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-cli-'));
-    cleanup(async () => {
-      await api.stop();
-      rmSync(dir, { recursive: true, force: true });
-    });
-    const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
+    const { api, dir, kubeconfig } = await startStandIn(cleanup, 'k8s-cli');
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo' } });
     api.runPod({ namespace: 'demo', name: 'web-1', node: 'node1', ip: '10.200.1.2', labels: { app: 'web' } });
     const { url } = await startControl(['--config-source', 'kubernetes', '--kubeconfig', kubeconfig], join(dir, 'data'));
@@ -98,13 +92,7 @@ describe('nodemesh control --config-source kubernetes', () => {
   });
 
   it('keeps the CA root in a Secret (--ca-secret): a second control plane with an empty data dir has the same root; --ready-port answers', async () => {
-    const api = await new StandInApiServer().start();
-    const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-cli-'));
-    cleanup(async () => {
-      await api.stop();
-      rmSync(dir, { recursive: true, force: true });
-    });
-    const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
+    const { api, dir, kubeconfig } = await startStandIn(cleanup, 'k8s-cli');
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'nodemesh-system' } });
     const readyPort = await freePort();
     const env = { POD_NAMESPACE: 'nodemesh-system' };

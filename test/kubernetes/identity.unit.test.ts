@@ -1,8 +1,7 @@
 // Identity on Kubernetes, over real gRPC/TLS to the real CA: node proxies and waypoints present
 // projected ServiceAccount tokens (audience nodemesh-ca) that the CA checks with a TokenReview
 // against the stand-in API server; placement comes from the Kubernetes config source's mirror.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
@@ -18,18 +17,13 @@ import { KubernetesStore } from '../../control/kubernetes/store';
 import { TokenReviewAuthenticator } from '../../control/kubernetes/token-review';
 import { cleanupAfterEach } from '../support/cleanups';
 import { openTestCa, silentLogger } from '../support/control-plane';
-import { StandInApiServer } from '../support/kube-apiserver';
+import { startStandIn } from '../support/kube-apiserver';
 import { until } from '../support/until';
 
 const cleanup = cleanupAfterEach();
 
 async function setup() {
-  const api = await new StandInApiServer().start();
-  const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-identity-'));
-  cleanup(async () => {
-    await api.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { api, dir, kubeconfig } = await startStandIn(cleanup, 'k8s-identity');
   for (const name of ['nodemesh-system', 'demo']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   // The node proxies run on the host network (not Workloads); the apps and a waypoint are pods.
   const proxy1 = api.runPod({ namespace: 'nodemesh-system', name: 'nodemesh-node-a', node: 'node1', ip: '10.199.0.1', serviceAccount: 'nodemesh-node', hostNetwork: true });
@@ -37,7 +31,6 @@ async function setup() {
   api.runPod({ namespace: 'demo', name: 'web-1', node: 'node1', ip: '10.200.1.2', serviceAccount: 'web', labels: { app: 'web' } });
   api.runPod({ namespace: 'demo', name: 'db-1', node: 'node2', ip: '10.200.2.2', serviceAccount: 'db', labels: { app: 'db' } });
   const waypoint = api.runPod({ namespace: 'demo', name: 'waypoint-x', node: 'node2', ip: '10.200.2.9', serviceAccount: 'waypoint', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } });
-  const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
   const store = await KubernetesStore.open({ kubeconfig, logger: silentLogger, syncTimeoutMs: 10_000 });
   cleanup(() => store.close());
   const testCa = await openTestCa('k8s-identity');

@@ -1,27 +1,16 @@
 // The stand-in API server (test/support/kube-apiserver) against the real clients: kubectl 1.32 for
 // the verbs a user types, @kubernetes/client-node for the API, and raw HTTPS for the watch
 // protocol's details (replay, selector transitions, 410 Expired, bookmarks).
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kubeModule } from '../../control/kubernetes/client';
 import { cleanupAfterEach } from '../support/cleanups';
 import { until } from '../support/until';
-import { kubectl, StandInApiServer } from '../support/kube-apiserver';
+import { kubectl, StandInApiServer, startStandIn, type StandInApiServerOptions } from '../support/kube-apiserver';
 
 const cleanup = cleanupAfterEach();
 
-async function standIn(opts: ConstructorParameters<typeof StandInApiServer>[0] = {}) {
-  const api = await new StandInApiServer(opts).start();
-  const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-standin-'));
-  cleanup(async () => {
-    await api.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { api, kubeconfig: api.writeKubeconfig(join(dir, 'kubeconfig')) };
-}
+const standIn = (opts: StandInApiServerOptions = {}) => startStandIn(cleanup, 'k8s-standin', opts);
 
 /** A watch over raw HTTPS: collects event lines until `stop()`. */
 function rawWatch(api: StandInApiServer, path: string) {
@@ -51,7 +40,6 @@ function rawWatch(api: StandInApiServer, path: string) {
   return { events, ended: () => ended, stop: () => req.destroy(), connected };
 }
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const SVC = (targetPort: number, extra = '') => `apiVersion: v1
 kind: Namespace
@@ -211,10 +199,11 @@ describe('stand-in API server watch protocol', () => {
     const from = api.resourceVersion;
     api.runPod({ namespace: 'demo', name: 'a', node: 'n1', ip: '10.0.0.1', labels: { app: 'x' } });
     const w = rawWatch(api, `/api/v1/namespaces/demo/pods?watch=true&resourceVersion=${from}&labelSelector=app%3Dx&allowWatchBookmarks=true`);
-    await wait(150);
+    const changes = () => w.events.filter((e) => e.type !== 'BOOKMARK');
+    await until('the replayed events', () => changes().length >= 2, 10_000);
     const pod = api.get('v1', 'Pod', 'a', 'demo')!;
     api.update({ ...pod, metadata: { ...pod.metadata, labels: { app: 'y' } } });
-    await wait(150);
+    await until('the relabel and a bookmark', () => changes().length >= 3 && w.events.some((e) => e.type === 'BOOKMARK'), 10_000);
     const kinds = w.events.filter((e) => e.type !== 'BOOKMARK').map((e) => `${e.type} ${e.object.metadata?.name}`);
     // create + status update replayed (ADDED, MODIFIED), then the relabel leaves the selector: DELETED.
     expect(kinds).toEqual(['ADDED a', 'MODIFIED a', 'DELETED a']);

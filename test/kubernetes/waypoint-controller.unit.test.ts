@@ -3,16 +3,13 @@
 // (Accepted, Programmed, address) written through the API; the workload API then resolves the
 // waypoint through that Service; deleting the Gateway removes what it owned (the stand-in's
 // ownerReference garbage collection).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KubernetesStore } from '../../control/kubernetes/store';
 import { WaypointController } from '../../control/kubernetes/waypoints/controller';
 import { translateWorkloadApi } from '../../control/workload/translate';
 import { cleanupAfterEach } from '../support/cleanups';
 import { silentLogger } from '../support/control-plane';
-import { kubectl, StandInApiServer } from '../support/kube-apiserver';
+import { kubectl, startStandIn } from '../support/kube-apiserver';
 import { until } from '../support/until';
 
 const cleanup = cleanupAfterEach();
@@ -33,15 +30,9 @@ spec:
 `;
 
 async function setup() {
-  const api = await new StandInApiServer().start();
-  const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-waypoints-'));
-  cleanup(async () => {
-    await api.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { api, kubeconfig } = await startStandIn(cleanup, 'k8s-waypoints');
   for (const name of ['nodemesh-system', 'demo']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   api.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'backend', namespace: 'demo', labels: { 'nodemesh.io/use-waypoint': 'waypoint' } }, spec: { selector: { app: 'backend' }, ports: [{ name: 'http', port: 80 }] } });
-  const kubeconfig = api.writeKubeconfig(join(dir, 'kubeconfig'));
   const store = await KubernetesStore.open({ kubeconfig, logger: silentLogger, syncTimeoutMs: 10_000 });
   cleanup(() => store.close());
   const controller = new WaypointController({

@@ -3,3 +3,4 @@ export { StandInApiServer, ApiError, type StandInApiServerOptions } from './serv
 export { RESOURCE_TYPES, type KubeObject, type ResourceType } from './types';
 export type { TokenRequest } from './tokens';
 export { kubectl, type KubectlResult } from './kubectl';
+export { startStandIn, type StandIn } from './fixture';
