@@ -1,6 +1,5 @@
 // Golden-file tests for the Envoy translation: one file per HTTPRoute feature and policy shape in
 // control/envoy/testdata/. Regenerate with UPDATE_GOLDEN=1 and review the diff.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
@@ -8,20 +7,11 @@ import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/endpoint';
 import { baseMesh, httpRoute, namespace, policy, snapshotOf, WEB_HTTP_ROUTE } from '../../test/envoy/fixtures';
+import { expectGolden } from '../../test/support/golden';
 import { translateEnvoy, waypointView } from './translate';
 
 const GOLDEN_DIR = join(__dirname, 'testdata');
-
-function golden(name: string, actual: unknown): void {
-  const file = join(GOLDEN_DIR, `${name}.json`);
-  const text = JSON.stringify(actual, null, 2) + '\n';
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
-    if (process.env.CI === 'true' && !existsSync(file)) throw new Error(`golden file ${file} is missing; run with UPDATE_GOLDEN=1 and commit it`);
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(file, text);
-  }
-  expect(JSON.parse(text)).toEqual(JSON.parse(readFileSync(file, 'utf8')));
-}
+const golden = (name: string, actual: unknown): void => expectGolden(GOLDEN_DIR, name, actual);
 
 const web = (rules: unknown[], extra: Record<string, unknown> = {}) => ({ parentRefs: [{ name: 'web', port: 8080 }], rules, ...extra });
 
