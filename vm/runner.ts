@@ -182,7 +182,10 @@ async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome>
     }
   }, o.timeoutS * 1000);
   const onData = (d: Buffer): void => {
-    for (const l of d.toString('utf8').split('\n')) if (l && (o.verbose || /^ *(✓|×|↓|❯) |Test Files|Tests /.test(l))) o.log(`  [${k.name}] ${l}`);
+    for (const raw of d.toString('utf8').split('\n')) {
+      const l = raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+      if (l && (o.verbose || /^ *(✓|×|↓|❯) |Test Files|Tests /.test(l))) o.log(`  [${k.name}] ${l}`);
+    }
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
