@@ -66,7 +66,7 @@ function workloadsOf(responses: { resources: { name: string; resource?: { value:
   return out;
 }
 
-describe('Kubernetes config source (stand-in API server, client-node informers, kubectl)', () => {
+describe('Kubernetes config source (stand-in API server, client-node informers, kubectl)', { timeout: 60_000 }, () => {
   it('a namespace labelled with kubectl shows up enrolled in the workload API; a deleted pod disappears', async () => {
     const { kubeconfig } = await cluster();
     const store = await openStore(kubeconfig);
@@ -75,7 +75,7 @@ describe('Kubernetes config source (stand-in API server, client-node informers, 
     const c = new DeltaClient(`127.0.0.1:${grpcSide.ports.plaintext}`);
     cleanup(() => c.close());
     c.send({ typeUrl: ADDRESS_TYPE_URL });
-    const first = await c.next();
+    const first = await c.next(10_000);
     const before = workloadsOf([first]);
     expect(before.get('Workload/demo/web-1')).toEqual({ tunnel: TunnelProtocol.TUNNEL_PROTOCOL_NONE, node: 'node1', serviceAccount: 'web' });
     expect(before.get('Workload/demo/web-2')?.node).toBe('node2');
@@ -84,7 +84,7 @@ describe('Kubernetes config source (stand-in API server, client-node informers, 
 
     const labelled = await kubectl(kubeconfig, ['label', 'namespace', 'demo', 'nodemesh.io/dataplane-mode=ambient']);
     expect(labelled.stdout).toContain('namespace/demo labeled');
-    const enrolled = await c.next(5000);
+    const enrolled = await c.next(10_000);
     const after = workloadsOf([enrolled]);
     expect(after.get('Workload/demo/web-1')?.tunnel).toBe(TunnelProtocol.TUNNEL_PROTOCOL_HBONE);
     expect(after.get('Workload/demo/web-2')?.tunnel).toBe(TunnelProtocol.TUNNEL_PROTOCOL_HBONE);
@@ -92,7 +92,7 @@ describe('Kubernetes config source (stand-in API server, client-node informers, 
 
     const deleted = await kubectl(kubeconfig, ['delete', 'pod', 'web-2', '-n', 'demo', '--wait=false']);
     expect(deleted.code).toBe(0);
-    const removal = await c.next(5000);
+    const removal = await c.next(10_000);
     expect(removal.removedResources).toEqual(['Workload/demo/web-2']);
     c.ack(removal);
     expect((await kubectl(kubeconfig, ['get', 'pods', '-n', 'demo'])).stdout).not.toContain('web-2');

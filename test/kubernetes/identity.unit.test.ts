@@ -50,7 +50,7 @@ async function setup() {
   const client = (token: string) => {
     const tokenFile = join(dir, `token-${Math.random().toString(36).slice(2)}`);
     writeFileSync(tokenFile, token);
-    const c = new CaClient({ address: `127.0.0.1:${grpcSide.ports.tls}`, rootPem, tokenFile, timeoutMs: 5000 });
+    const c = new CaClient({ address: `127.0.0.1:${grpcSide.ports.tls}`, rootPem, tokenFile, timeoutMs: 15_000 });
     cleanup(() => c.close());
     return { c, tokenFile };
   };
