@@ -119,6 +119,7 @@ function control(c: Ctx): Manifest[] {
                   `--ca-secret=${c.v.control.caSecret}`,
                   `--trust-domain=${c.v.trustDomain}`,
                   '--token-audience=nodemesh-ca',
+                  `--waypoint-image=${image(c)}`,
                   `--log-level=${c.v.logLevel}`,
                 ],
                 env: [
