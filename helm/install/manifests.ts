@@ -19,6 +19,17 @@ import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount' with 
 import { meshCrds } from './crds';
 import { chartDir, type ChartValues } from './values';
 
+/**
+ * Flags the chart passes that the commands do not accept yet (docs/kubernetes.md, "The chart's
+ * contract with the components"): the Kubernetes parts of the control plane and node proxy
+ * implement them. manifests.unit.test.ts fails on any other flag a command does not know.
+ */
+export const PENDING_FLAGS: Readonly<Record<string, readonly string[]>> = {
+  control: ['--plaintext-xds', '--ready-port', '--ca-secret', '--trust-domain', '--waypoint-image'],
+  'node-proxy': ['--pod-discovery', '--cgroup-root', '--cni-socket'],
+  'cni-install': [],
+};
+
 export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; [k: string]: unknown };
 
 export interface Release {
