@@ -21,11 +21,10 @@ import { chartDir, type ChartValues } from './values';
 
 /**
  * Flags the chart passes that the commands do not accept yet (docs/kubernetes.md, "The chart's
- * contract with the components"): the Kubernetes parts of the control plane and node proxy
- * implement them. manifests.unit.test.ts fails on any other flag a command does not know.
+ * contract with the components"): the node proxy's Kubernetes mode implements them. manifests.unit.test.ts fails on any other flag a command does not know.
  */
 export const PENDING_FLAGS: Readonly<Record<string, readonly string[]>> = {
-  control: ['--plaintext-xds', '--ready-port', '--ca-secret', '--trust-domain', '--waypoint-image'],
+  control: [],
   'node-proxy': ['--pod-discovery', '--cgroup-root', '--cni-socket'],
   'cni-install': [],
 };
