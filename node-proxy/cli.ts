@@ -20,6 +20,11 @@ const USAGE = `usage: nodemesh node-proxy --node NAME --control HOST:PORT --toke
   --trust-domain TD       trust domain of workload identities (default cluster.local)
   --bpffs-dir DIR         where maps and links are pinned (default /sys/fs/bpf/nodemesh/<node>)
   --cert-ttl SECONDS      workload certificate lifetime to ask for (default: the CA's, 24 h)
+  --kubernetes            (--control) on a Kubernetes node: find pods' cgroups and netns locally
+                            (kubelet's layout, the CNI's netns) and serve the nodemesh CNI plugin
+  --cni-socket PATH       (--kubernetes) the CNI plugin's socket (default /var/run/nodemesh/cni.sock)
+  --kubepods-root PATH    (--kubernetes) kubelet's pod cgroup root below the cgroup v2 mount, repeatable
+                            (default kubepods.slice and kubepods: systemd and cgroupfs drivers)
   --lab LAB               instead of --control: capture the lab's pods in plain TCP passthrough
   --capture-config FILE   (--lab) which pods are captured and their exclusions (YAML/JSON, re-read on change):
                             mode: ambient|none
@@ -56,7 +61,7 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
   name: 'node-proxy',
   summary: 'the per-node daemon: captures enrolled workloads with eBPF and proxies their connections',
   async run(argv) {
-    let values: Record<string, string | boolean | undefined>;
+    let values: Record<string, string | boolean | string[] | undefined>;
     try {
       ({ values } = parseArgs({
         args: argv,
@@ -74,6 +79,9 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
           'admin-port': { type: 'string' },
           'ready-port': { type: 'string' },
           teardown: { type: 'boolean' },
+          kubernetes: { type: 'boolean' },
+          'cni-socket': { type: 'string' },
+          'kubepods-root': { type: 'string', multiple: true },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -119,6 +127,11 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
       const tokenFile = need('token-file');
       const trustBundleFile = need('trust-bundle');
       if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(control as string)) throw new CliError(`--control must be HOST:PORT (e.g. 10.199.0.254:15012), got '${control}'`, 2);
+      const kubepodsRoots = values['kubepods-root'] as string[] | undefined;
+      if (!values.kubernetes && (values['cni-socket'] !== undefined || kubepodsRoots !== undefined)) throw new CliError('--cni-socket and --kubepods-root need --kubernetes', 2);
+      const cniSocket = values['cni-socket'] as string | undefined;
+      if (cniSocket !== undefined && !cniSocket.startsWith('/')) throw new CliError(`--cni-socket must be an absolute path, got '${cniSocket}'`, 2);
+      for (const r of kubepodsRoots ?? []) if (r.split('/').includes('..')) throw new CliError(`--kubepods-root must be a path below the cgroup v2 mount, got '${r}'`, 2);
       const ttlText = values['cert-ttl'] as string | undefined;
       const certTtlSeconds = ttlText === undefined ? undefined : Number(ttlText);
       if (certTtlSeconds !== undefined && (!Number.isInteger(certTtlSeconds) || certTtlSeconds < 0)) throw new CliError(`--cert-ttl must be whole seconds, got '${ttlText}'`, 2);
@@ -142,6 +155,7 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
           readyPort,
           metricsPort: port(values['metrics-port'] as string | undefined, '--metrics-port'),
           certTtlSeconds,
+          kubernetes: values.kubernetes ? { cniSocket, kubepodsRoots } : undefined,
         });
       } catch (err) {
         throw new CliError(`node proxy cannot start: ${(err as Error).message}`);

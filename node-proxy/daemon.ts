@@ -4,7 +4,7 @@
 import type { Logger } from '../common/log';
 import { startAdmin, type AdminServers } from './admin/server';
 import { BpfDataplane } from './capture/bpf-dataplane';
-import { Enroller, type EnrolmentHooks } from './capture/enroller';
+import { Enroller, type EnrolmentHooks, type WorkloadStatus } from './capture/enroller';
 import type { NodeLayout } from './capture/pins';
 import type { WorkloadSource } from './capture/workload';
 import { ConnectionTable } from './connections/table';
@@ -131,6 +131,11 @@ export class NodeProxy {
       this.firstReconcileDone = true;
     });
     return this.running;
+  }
+
+  /** One workload's enrolment as it stands now (undefined when it is not enrolled). */
+  enrolment(key: string): WorkloadStatus | undefined {
+    return this.enroller?.status().find((w) => w.key === key);
   }
 
   /** Stops serving; capture stays pinned. */

@@ -71,6 +71,8 @@ declare -A need_cmd=(
 missing_system() {
   local pkgs=()
   for c in "${!need_cmd[@]}"; do command -v "$c" >/dev/null 2>&1 || pkgs+=("${need_cmd[$c]}"); done
+  # Debian's CNI plugins (bridge, host-local, loopback): the Kubernetes-shaped lab pods' network
+  [ -x /usr/lib/cni/bridge ] || pkgs+=(containernetworking-plugins)
   pkg-config --exists libbpf 2>/dev/null || pkgs+=(libbpf-dev)
   pkg-config --exists libelf 2>/dev/null || pkgs+=(libelf-dev)
   pkg-config --exists zlib 2>/dev/null || pkgs+=(zlib1g-dev)
@@ -91,8 +93,8 @@ if [ "$with_system" = 1 ]; then
     else
       die "missing system packages (Debian names): ${pkgs[*]}.
   This machine has no apt-get. Install the equivalents and run again, for example:
-    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3 unzip
-    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3 unzip"
+    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3 unzip containernetworking-plugins
+    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3 unzip cni-plugins"
     fi
   fi
 fi

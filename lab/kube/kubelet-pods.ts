@@ -33,6 +33,11 @@ export interface KubePodSpec {
   readonly name: string;
   readonly uid: string;
   readonly qos: QosClass;
+  /**
+   * An address to ask host-local for (CNI_ARGS `IP=`), so that a lab whose control plane needs the
+   * address up front can name it; without it host-local picks the next free one.
+   */
+  readonly ip?: string;
 }
 
 export interface KubeContainer {
@@ -88,7 +93,7 @@ export class KubeletPods {
       containerId: sb.sandboxId,
       netns: sb.netnsPath,
       ifName: 'eth0',
-      args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: sb.spec.namespace, K8S_POD_NAME: sb.spec.name, K8S_POD_INFRA_CONTAINER_ID: sb.sandboxId, K8S_POD_UID: sb.spec.uid },
+      args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: sb.spec.namespace, K8S_POD_NAME: sb.spec.name, K8S_POD_INFRA_CONTAINER_ID: sb.sandboxId, K8S_POD_UID: sb.spec.uid, ...(sb.spec.ip ? { IP: sb.spec.ip } : {}) },
     };
   }
 

@@ -4,6 +4,7 @@
 // pause process: /proc/<pid>/ns/net — the node proxy needs the host's PID namespace for that).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { canonicalIp } from '../state/ip';
 import {
   DEFAULT_KUBEPODS_ROOTS,
   driverOfRoot,
@@ -71,6 +72,30 @@ export function cgroupTreePids(dir: string, depth = 4): number[] {
   return out;
 }
 
+/**
+ * Pure: the local unicast addresses of a netns from its /proc/<pid>/net/fib_trie (IPv4, `/32 host
+ * LOCAL` leaves) and if_inet6 (IPv6, global scope), loopback excluded.
+ */
+export function parseLocalAddresses(fibTrie: string, ifInet6 = ''): string[] {
+  const out = new Set<string>();
+  let last: string | undefined;
+  for (const line of fibTrie.split('\n')) {
+    const leaf = /\|--\s+(\d+\.\d+\.\d+\.\d+)/.exec(line);
+    if (leaf) {
+      last = leaf[1];
+      continue;
+    }
+    if (last && /\/32 host LOCAL/.test(line) && !last.startsWith('127.')) out.add(last);
+  }
+  for (const line of ifInet6.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 6 || f[3] !== '00' || !/^[0-9a-f]{32}$/.test(f[0] as string)) continue; // scope 00 = global
+    const ip = canonicalIp(((f[0] as string).match(/.{4}/g) as string[]).join(':'));
+    if (ip) out.add(ip);
+  }
+  return [...out];
+}
+
 export class PodDiscovery {
   private readonly roots: readonly string[];
 
@@ -115,6 +140,36 @@ export class PodDiscovery {
       for (const { qos, dir } of qosDirs(root)) scan(join(this.cgroupMount, dir), qos);
     }
     return out;
+  }
+
+  /** The local addresses of the netns a process is in (from /proc/<pid>/net: no setns, no spawn). */
+  addressesOf(pid: number): string[] {
+    try {
+      const fib = readFileSync(`/proc/${pid}/net/fib_trie`, 'utf8');
+      let v6 = '';
+      try {
+        v6 = readFileSync(`/proc/${pid}/net/if_inet6`, 'utf8');
+      } catch {
+        /* no IPv6 */
+      }
+      return parseLocalAddresses(fib, v6);
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * The running pod (cgroup and netns) that holds one of these addresses: how a pod is found when
+   * neither a CNI event nor the control plane names its UID (pods that ran before the node proxy).
+   */
+  podByAddress(addresses: readonly string[]): { pod: DiscoveredPod; netns: PodNetns } | undefined {
+    if (addresses.length === 0) return undefined;
+    const want = new Set(addresses);
+    for (const pod of this.pods()) {
+      const netns = this.podNetns(pod.cgroupPath);
+      if (netns && this.addressesOf(netns.pid).some((a) => want.has(a))) return { pod, netns };
+    }
+    return undefined;
   }
 
   /**

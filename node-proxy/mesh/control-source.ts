@@ -8,6 +8,19 @@ import type { CaptureWorkload, WorkloadSource } from '../capture/workload';
 import type { WorkloadState } from '../state/workload-state';
 import { captureWorkloadOf, keyOf } from './runtime';
 
+/**
+ * Where a local workload's netns and cgroup are, when the Workload does not carry them (on
+ * Kubernetes the node proxy finds a pod's itself: node-proxy/kubernetes/pods.ts).
+ */
+export interface WorkloadRuntimeResolver {
+  readonly description: string;
+  resolve(w: Workload): CaptureWorkload | { problem: string };
+  /** Told after each list() how many local workloads could not be resolved. */
+  listed?(problems: number): void;
+  /** Calls onChange when resolution may give another answer. */
+  watch?(onChange: () => void): () => void;
+}
+
 export class ControlWorkloadSource implements WorkloadSource {
   readonly description: string;
   /** capture key ("namespace/name") -> workload uid, as of the last list(). */
@@ -19,15 +32,18 @@ export class ControlWorkloadSource implements WorkloadSource {
     private readonly cgroupMount: string,
     control: string,
     private readonly log: Logger,
+    private readonly resolver?: WorkloadRuntimeResolver,
   ) {
-    this.description = `control plane ${control} (node '${state.node}')`;
+    this.description = `control plane ${control} (node '${state.node}')${resolver ? `, ${resolver.description}` : ''}`;
   }
 
   async list(): Promise<CaptureWorkload[]> {
     const out: CaptureWorkload[] = [];
     this.uids.clear();
+    const seen = new Set<string>();
     for (const w of this.state.localWorkloads()) {
-      const c = captureWorkloadOf(w, this.cgroupMount);
+      seen.add(keyOf(w));
+      const c = this.resolver ? this.resolver.resolve(w) : captureWorkloadOf(w, this.cgroupMount);
       const key = keyOf(w);
       if ('problem' in c) {
         if (this.problems.get(key) !== c.problem) this.log.warn({ workload: key }, c.problem);
@@ -38,11 +54,18 @@ export class ControlWorkloadSource implements WorkloadSource {
       this.uids.set(key, w.uid);
       out.push(c);
     }
+    for (const key of [...this.problems.keys()]) if (!seen.has(key)) this.problems.delete(key); // left the node or the mesh
+    this.resolver?.listed?.(this.problems.size);
     return out;
   }
 
   watch(onChange: () => void): () => void {
-    return this.state.onLocalWorkload(() => onChange());
+    const off = this.state.onLocalWorkload(() => onChange());
+    const offResolver = this.resolver?.watch?.(onChange);
+    return () => {
+      off();
+      offResolver?.();
+    };
   }
 
   /** The current Workload behind a capture key (undefined once it left the node or the mesh). */

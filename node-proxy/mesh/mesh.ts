@@ -245,6 +245,13 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     return undefined;
   }
 
+  /** Why one enrolled workload cannot carry mesh traffic yet (no certificate or HBONE listener), or undefined once it can. */
+  workloadNotReady(key: string): string | undefined {
+    const e = this.served.get(key);
+    if (!e) return `${key} is not served by this node proxy`;
+    return e.server ? undefined : (e.error ?? `waiting for the certificate for ${e.spiffeId}`);
+  }
+
   stats(): unknown {
     return { xds: this.o.xds.status(), state: this.o.state.stats(), policyWatchedConnections: this.guard.size, uncapturable: this.o.source.uncapturable() };
   }

@@ -19,6 +19,7 @@ import { startMetricsServer, type MetricsServer } from '../telemetry/server';
 import { ControlWorkloadSource } from './control-source';
 import { Mesh } from './mesh';
 import { workloadXdsClient } from './xds';
+import { startKubernetesPods, type KubernetesModeOptions } from '../kubernetes/mode';
 
 export interface ControlModeOptions {
   readonly node: string;
@@ -35,6 +36,8 @@ export interface ControlModeOptions {
   readonly metricsPort?: number;
   /** Requested workload certificate lifetime in seconds (0: the CA's default, 24 h). */
   readonly certTtlSeconds?: number;
+  /** On a Kubernetes node: pods found locally (cgroup, netns) and the CNI plugin's socket. */
+  readonly kubernetes?: KubernetesModeOptions;
 }
 
 export interface ControlModeProxy {
@@ -68,15 +71,19 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   const certs = new CertificateManager({ source: ca, trustDomain: o.trustDomain, ttlSeconds: o.certTtlSeconds ?? 0 });
   const telemetry = new NodeProxyTelemetry({ accessLog: o.log.child({ component: 'access' }) });
   registerCertificateMetrics(certs, telemetry.registry);
-  const source = new ControlWorkloadSource(state, cgroupMount, o.control, o.log);
+  const kube = o.kubernetes ? startKubernetesPods(o.kubernetes, { state, cgroupMount, layout: o.layout, log: o.log }) : undefined;
+  const source = new ControlWorkloadSource(state, cgroupMount, o.control, o.log, kube?.pods);
   const mesh = new Mesh({ node: o.node, trustDomain: o.trustDomain, state, source, certs, telemetry, xds, log: o.log, sockets: nativeSockets, originals: dataplane.originals, table,
     // NODEMESH_SAME_NODE_SPLICE=userspace keeps same-node bytes in the event loop (to compare)
     kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort });
   try {
+    kube?.pods.bind({ reconcileSoon: () => proxy.reconcileSoon(), enrolment: (key) => proxy.enrolment(key), notServing: (key) => mesh.workloadNotReady(key) });
     await proxy.start();
+    await kube?.listen();
   } catch (err) {
+    await kube?.close();
     await metrics.close();
     await proxy.stop().catch(() => undefined);
     ca.close();
@@ -87,6 +94,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     metrics,
     source,
     stop: async () => {
+      await kube?.close();
       await proxy.stop();
       await metrics.close();
       ca.close();

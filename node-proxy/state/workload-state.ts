@@ -2,7 +2,7 @@
 // Authorization and PeerAuthentication) as the control plane pushes it: indexes for the routing decision and for
 // policy, plus events for the things other parts act on — a local enrolled workload appeared, went
 // away or changed (capture enrols/unenrols), and "something changed" (re-check open connections).
-import type { Address, Authorization, PeerAuthentication, Service, Workload } from '../../api/gen/nodemesh/workload/v1/workload';
+import type { Address, Authorization, PeerAuthentication, Service, Workload, WorkloadRuntime } from '../../api/gen/nodemesh/workload/v1/workload';
 import { AuthorizationScope, PeerAuthenticationScope, TunnelProtocol, WorkloadStatus } from '../../api/gen/nodemesh/workload/v1/workload';
 import type { DeltaXdsClient } from '../../common/xds/client';
 import type { ResourceChange } from '../../common/xds/types';
@@ -45,8 +45,27 @@ export class WorkloadState implements MeshView {
   private peerAuthenticationModel: PeerAuthenticationPolicy[] | undefined;
   private readonly localListeners = new Set<(event: LocalWorkloadEvent) => void>();
   private readonly changeListeners = new Set<(change: StateChange) => void>();
+  /** "namespace/name" -> where this node found a local workload's netns and cgroup (see setLocalRuntime). */
+  private readonly localRuntimes = new Map<string, WorkloadRuntime>();
 
   constructor(readonly node: string) {}
+
+  /**
+   * Where this node found a local workload's netns and cgroup when the workload API does not say
+   * (a Kubernetes pod: the node proxy finds them itself). Put on the Workload as its `runtime`, now
+   * and on every later push, so that every part of the data path reads one place; undefined clears it.
+   */
+  setLocalRuntime(namespace: string, name: string, runtime: WorkloadRuntime | undefined): void {
+    const key = `${namespace}/${name}`;
+    const before = this.localRuntimes.get(key);
+    if (runtime) this.localRuntimes.set(key, runtime);
+    else this.localRuntimes.delete(key);
+    for (const w of this.workloads.values()) {
+      if (w.namespace !== namespace || w.name !== name || w.node !== this.node) continue;
+      if (runtime) w.runtime = runtime;
+      else if (before && w.runtime === before) w.runtime = undefined;
+    }
+  }
 
   // ---- feeding -------------------------------------------------------------------------------
 
@@ -121,6 +140,10 @@ export class WorkloadState implements MeshView {
   }
 
   private addWorkload(w: Workload): void {
+    if (w.node === this.node && !w.runtime?.netns) {
+      const local = this.localRuntimes.get(`${w.namespace}/${w.name}`);
+      if (local) w.runtime = local;
+    }
     this.workloads.set(w.uid, w);
     for (const ip of w.addresses) this.workloadsByIp.set(networkKey(w.network, ipFromBytes(ip)), w);
     for (const svc of Object.keys(w.services)) {
