@@ -136,7 +136,7 @@ export class KubeletPods {
   }
 
   /** containerd StopPodSandbox + RemovePodSandbox, then kubelet removes the pod cgroup. */
-  async removePod(sb: KubeSandbox): Promise<void> {
+  async removePod(sb: KubeSandbox, hooks: { afterCniDel?: () => Promise<void> | void } = {}): Promise<void> {
     if (sb.stopped) return;
     sb.stopped = true;
     for (const c of [...sb.containers, ...(sb.pause ? [sb.pause] : [])]) await stop(c);
@@ -149,8 +149,12 @@ export class KubeletPods {
         cniError = err as Error;
       }
     }
-    await run('ip', ['netns', 'del', sb.netnsName]).catch(() => undefined);
-    await removeCgroupTree(sb.podCgroup);
+    try {
+      if (!cniError) await hooks.afterCniDel?.();
+    } finally {
+      await run('ip', ['netns', 'del', sb.netnsName]).catch(() => undefined);
+      await removeCgroupTree(sb.podCgroup);
+    }
     if (cniError) throw cniError;
   }
 

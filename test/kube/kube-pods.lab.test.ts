@@ -19,6 +19,7 @@ import { CniChain, type CniConfList } from '../../lab/kube/cni-chain';
 import { KubeletPods, removeCgroupTree, type KubeSandbox } from '../../lab/kube/kubelet-pods';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
+import { run } from '../../lab/sys';
 import { writeCniPluginWrapper } from '../../node-proxy/cni/install';
 import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { adminJson, waitFor } from '../capture/harness';
@@ -307,14 +308,21 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     expect(existsSync(pinDir)).toBe(true);
     const inode = statSync(client.netnsPath).ino;
     const proxyPid = proxies.node1!.child.pid!;
-    expect(netnsHeldBy(proxyPid).has(inode)).toBe(true); // its listeners and netns worker, while enrolled
+    const meshPorts = (): Promise<string[]> =>
+      run('nsenter', [`--net=${client.netnsPath}`, 'ss', '-Hltn']).then((out) => [...new Set([...out.matchAll(/:(15001|15006|15008)\s/g)].map((m) => m[1] as string))].sort());
+    expect(await meshPorts()).toEqual(['15001', '15006', '15008']); // the node proxy's listeners in the pod, while enrolled
 
-    await kubelets.node1!.removePod(client); // containers, pause, CNI DEL (nodemesh-cni first), netns, cgroup
-    // The DEL returned only after the node proxy released the pod: nothing to wait for.
-    expect((await adminJson<Array<{ key: string }>>(topo, 'node1', '/workloads')).map((w) => w.key)).not.toContain('shop/client-0');
-    expect(existsSync(pinDir)).toBe(false);
-    expect(readFileSync(records, 'utf8')).not.toContain('client-0');
-    expect(netnsHeldBy(proxyPid).has(inode)).toBe(false);
+    // containers, pause, CNI DEL (nodemesh-cni first), then the netns and the pod cgroup
+    await kubelets.node1!.removePod(client, {
+      afterCniDel: async () => {
+        // The DEL returned only after the node proxy released the pod: nothing to wait for.
+        expect(await meshPorts()).toEqual([]);
+        expect((await adminJson<Array<{ key: string }>>(topo, 'node1', '/workloads')).map((w) => w.key)).not.toContain('shop/client-0');
+        expect(existsSync(pinDir)).toBe(false);
+        expect(readFileSync(records, 'utf8')).not.toContain('client-0');
+      },
+    });
+    expect(netnsHeldBy(proxyPid).has(inode)).toBe(false); // no netns worker thread, no fd
     expect(holdersOf(inode)).toEqual([]);
     await cp!.api.delete(kindInfo('Workload')!, 'client-0', 'shop');
     // echo-0 on node2 is untouched.
