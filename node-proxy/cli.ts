@@ -22,7 +22,10 @@ const USAGE = `usage: nodemesh node-proxy --node NAME --control HOST:PORT --toke
   --cert-ttl SECONDS      workload certificate lifetime to ask for (default: the CA's, 24 h)
   --kubernetes            (--control) on a Kubernetes node: find pods' cgroups and netns locally
                             (kubelet's layout, the CNI's netns) and serve the nodemesh CNI plugin
-  --cni-socket PATH       (--kubernetes) the CNI plugin's socket (default /var/run/nodemesh/cni.sock)
+                            (same as --pod-discovery=kubernetes)
+  --cgroup-root PATH      the host's cgroup v2 mount when it is not the one in /proc/mounts (a
+                            container with the host's cgroupfs mounted at PATH)
+  --cni-socket PATH       (--kubernetes) the CNI plugin's socket (default /run/nodemesh/cni.sock)
   --kubepods-root PATH    (--kubernetes) kubelet's pod cgroup root below the cgroup v2 mount, repeatable
                             (default kubepods.slice and kubepods: systemd and cgroupfs drivers)
   --lab LAB               instead of --control: capture the lab's pods in plain TCP passthrough
@@ -80,6 +83,8 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
           'ready-port': { type: 'string' },
           teardown: { type: 'boolean' },
           kubernetes: { type: 'boolean' },
+          'pod-discovery': { type: 'string' },
+          'cgroup-root': { type: 'string' },
           'cni-socket': { type: 'string' },
           'kubepods-root': { type: 'string', multiple: true },
           'log-level': { type: 'string' },
@@ -127,6 +132,11 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
       const tokenFile = need('token-file');
       const trustBundleFile = need('trust-bundle');
       if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(control as string)) throw new CliError(`--control must be HOST:PORT (e.g. 10.199.0.254:15012), got '${control}'`, 2);
+      const discovery = values['pod-discovery'] as string | undefined;
+      if (discovery !== undefined && discovery !== 'kubernetes') throw new CliError(`--pod-discovery must be 'kubernetes', got '${discovery}'`, 2);
+      if (discovery === 'kubernetes') values.kubernetes = true;
+      const cgroupRoot = values['cgroup-root'] as string | undefined;
+      if (cgroupRoot !== undefined && !cgroupRoot.startsWith('/')) throw new CliError(`--cgroup-root must be an absolute path, got '${cgroupRoot}'`, 2);
       const kubepodsRoots = values['kubepods-root'] as string[] | undefined;
       if (!values.kubernetes && (values['cni-socket'] !== undefined || kubepodsRoots !== undefined)) throw new CliError('--cni-socket and --kubepods-root need --kubernetes', 2);
       const cniSocket = values['cni-socket'] as string | undefined;
@@ -156,6 +166,7 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
           metricsPort: port(values['metrics-port'] as string | undefined, '--metrics-port'),
           certTtlSeconds,
           kubernetes: values.kubernetes ? { cniSocket, kubepodsRoots } : undefined,
+          cgroupMount: cgroupRoot,
         });
       } catch (err) {
         throw new CliError(`node proxy cannot start: ${(err as Error).message}`);

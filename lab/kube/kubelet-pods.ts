@@ -64,7 +64,7 @@ export interface KubeSandbox {
 export interface KubeCni {
   /** containerd's loopback network (the `loopback` plugin alone). */
   readonly loopback: CniChain;
-  /** The cluster's network list (bridge + host-local, nodemesh-cni chained after). */
+  /** The cluster's network list (bridge + host-local, the nodemesh plugin chained after). */
   readonly network: CniChain;
 }
 

@@ -1,4 +1,4 @@
-// Puts the `nodemesh-cni` executable into a CNI bin directory: a two-line sh wrapper that runs the
+// Puts the `nodemesh` CNI plugin executable into a CNI bin directory: a two-line sh wrapper that runs the
 // plugin's entry with this Node.js (absolute paths: runtimes call plugins with a minimal PATH).
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ export function cniPluginWrapper(nodeBin = process.execPath, entry = join(projec
   return `#!/bin/sh\n# nodemesh CNI plugin (chained after the cluster's network plugin)\nexec ${shQuote(nodeBin)} ${shQuote(entry)}\n`;
 }
 
-/** Writes <binDir>/nodemesh-cni atomically (mode 0755) and returns its path. */
+/** Writes <binDir>/nodemesh atomically (mode 0755) and returns its path. */
 export function writeCniPluginWrapper(binDir: string, text = cniPluginWrapper()): string {
   mkdirSync(binDir, { recursive: true });
   const path = join(binDir, PLUGIN_TYPE);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Entry of the `nodemesh-cni` executable the container runtime runs (through the small wrapper
+// Entry of the `nodemesh` CNI plugin executable the container runtime runs (through the small wrapper
 // that `writeCniPluginWrapper` installs in the CNI bin dir): stdin and the CNI_* environment in,
 // the result or a CNI error on stdout, exit status 0 or 1.
 import { runPlugin } from './plugin';

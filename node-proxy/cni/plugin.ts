@@ -15,7 +15,7 @@ import { connect } from 'node:net';
 import { DEFAULT_CNI_SOCKET, encodeMessage, LineReader, validateReply, type PodEvent, type PodEventKind, type PodEventReply } from './protocol';
 
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const;
-export const PLUGIN_TYPE = 'nodemesh-cni';
+export const PLUGIN_TYPE = 'nodemesh';
 const DEFAULT_TIMEOUT_S = 30;
 const MAX_TIMEOUT_S = 300;
 
@@ -82,8 +82,9 @@ export function parseConfig(stdin: string): PluginConfig {
     throw new CniError(CniCode.IncompatibleVersion, `CNI version '${cniVersion}' is not supported by ${PLUGIN_TYPE} (supported: ${SUPPORTED_VERSIONS.join(', ')})`);
   }
   const name = typeof c.name === 'string' ? c.name : '';
-  const socketPath = c.socketPath === undefined ? DEFAULT_CNI_SOCKET : c.socketPath;
-  if (typeof socketPath !== 'string' || !socketPath.startsWith('/')) throw new CniError(CniCode.InvalidConfig, "'socketPath' must be an absolute path");
+  // `socket` is the name the chart's installer writes; `socketPath` is accepted too.
+  const socketPath = c.socket ?? c.socketPath ?? DEFAULT_CNI_SOCKET;
+  if (typeof socketPath !== 'string' || !socketPath.startsWith('/')) throw new CniError(CniCode.InvalidConfig, "'socket' must be an absolute path");
   const timeoutS = c.timeoutSeconds === undefined ? DEFAULT_TIMEOUT_S : c.timeoutSeconds;
   if (typeof timeoutS !== 'number' || !(timeoutS > 0) || timeoutS > MAX_TIMEOUT_S) throw new CniError(CniCode.InvalidConfig, `'timeoutSeconds' must be a number of seconds from 1 to ${MAX_TIMEOUT_S}`);
   const ex = c.excludeNamespaces === undefined ? ['kube-system'] : c.excludeNamespaces;

@@ -25,7 +25,7 @@ let server: CniServer | undefined;
 let seen: PodEvent[];
 
 const conf = (extra: Record<string, unknown> = {}): string =>
-  JSON.stringify({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'nodemesh-cni', socketPath, timeoutSeconds: 2, prevResult, ...extra });
+  JSON.stringify({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'nodemesh', socket: socketPath, timeoutSeconds: 2, prevResult, ...extra });
 const env = (command: string, args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=${'c'.repeat(64)};K8S_POD_UID=${UID}`): NodeJS.ProcessEnv => ({
   CNI_COMMAND: command,
   CNI_CONTAINERID: 'c'.repeat(64),
@@ -118,7 +118,7 @@ describe('nodemesh CNI plugin', () => {
     expect(await code(env('ADD'), conf({ prevResult: undefined }))).toBe(7); // not chained
     expect(await code(env('ADD'), 'not json')).toBe(6);
     expect(await code(env('ADD'), conf({ timeoutSeconds: -1 }))).toBe(7);
-    expect(await code(env('ADD'), conf({ socketPath: 'relative.sock' }))).toBe(7);
+    expect(await code(env('ADD'), conf({ socket: 'relative.sock' }))).toBe(7);
     expect(await code({ ...env('ADD'), CNI_NETNS: '' }, conf())).toBe(4);
     expect(await code(env('GC'), conf())).toBe(4);
     expect(await code(env('ADD', 'K8S_POD_NAME'), conf())).toBe(4);

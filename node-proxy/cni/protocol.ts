@@ -5,7 +5,7 @@
 
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** Where the node proxy listens by default (a root-only directory; the plugin config can name another). */
-export const DEFAULT_CNI_SOCKET = '/var/run/nodemesh/cni.sock';
+export const DEFAULT_CNI_SOCKET = '/run/nodemesh/cni.sock';
 
 export type PodEventKind = 'ADD' | 'DEL' | 'CHECK';
 

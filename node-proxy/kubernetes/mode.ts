@@ -11,7 +11,7 @@ import { PodRegistry } from './pod-registry';
 import { KubernetesPods } from './pods';
 
 export interface KubernetesModeOptions {
-  /** The CNI plugin's socket (default /var/run/nodemesh/cni.sock). */
+  /** The CNI plugin's socket (default /run/nodemesh/cni.sock). */
   readonly cniSocket?: string;
   /** kubelet's kubepods roots relative to the cgroup v2 mount (default kubepods.slice, kubepods). */
   readonly kubepodsRoots?: readonly string[];

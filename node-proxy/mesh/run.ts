@@ -38,6 +38,8 @@ export interface ControlModeOptions {
   readonly certTtlSeconds?: number;
   /** On a Kubernetes node: pods found locally (cgroup, netns) and the CNI plugin's socket. */
   readonly kubernetes?: KubernetesModeOptions;
+  /** The cgroup v2 mount to use instead of the one in /proc/mounts (the host's, mounted into a container). */
+  readonly cgroupMount?: string;
 }
 
 export interface ControlModeProxy {
@@ -51,7 +53,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   assertTrustDomain(o.trustDomain);
   const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
   const ca = cp.ca;
-  const cgroupMount = findCgroup2(readMounts());
+  const cgroupMount = o.cgroupMount ?? findCgroup2(readMounts());
   if (!cgroupMount) {
     cp.close();
     throw new Error('no cgroup v2 mount in /proc/mounts; capture needs cgroup v2 (mount it, e.g. at /sys/fs/cgroup/unified on hybrid hosts)');

@@ -182,7 +182,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
               routes: [{ dst: '0.0.0.0/0' }],
             },
           },
-          { type: 'nodemesh-cni', socketPath: socket(node), timeoutSeconds: 30 },
+          { type: 'nodemesh', socket: socket(node), timeoutSeconds: 30 },
         ],
       };
       const loopback: CniConfList = { cniVersion: '1.0.0', name: 'cni-loopback', plugins: [{ type: 'loopback' }] };
@@ -198,7 +198,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
       { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: 'shop' }, spec: { mtls: { mode: 'STRICT' } } },
     ]);
     for (const node of NODES) {
-      proxies[node] = startMeshProxy(topo, cp, node, ['--kubernetes', '--cni-socket', socket(node), '--kubepods-root', roots[node]!]);
+      proxies[node] = startMeshProxy(topo, cp, node, ['--pod-discovery=kubernetes', `--cgroup-root=${topo.cgroupMount}`, '--cni-socket', socket(node), '--kubepods-root', roots[node]!]);
     }
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
     await waitFor('the CNI sockets', async () => (NODES.every((n) => existsSync(socket(n))) ? true : undefined));
@@ -241,7 +241,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     });
     const out = accessLines(proxies.node1!.log()).find((l) => l.reporter === 'source' && l.src.addr === `10.200.1.100:${port}`);
     expect(out, proxies.node1!.log().slice(-3000)).toMatchObject({ protocol: 'HBONE', dst: { identity: `spiffe://${TD}/ns/shop/sa/echo` } });
-    console.log(`CNI ADD of a captured pod (loopback + bridge/host-local + nodemesh-cni): ${addMs} ms`);
+    console.log(`CNI ADD of a captured pod (loopback + bridge/host-local + nodemesh): ${addMs} ms`);
   }, 60_000);
 
   it("leaves a pod of a namespace without the label alone, and captures it (already running) once the namespace is labelled", async () => {
@@ -312,7 +312,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
       run('nsenter', [`--net=${client.netnsPath}`, 'ss', '-Hltn']).then((out) => [...new Set([...out.matchAll(/:(15001|15006|15008)\s/g)].map((m) => m[1] as string))].sort());
     expect(await meshPorts()).toEqual(['15001', '15006', '15008']); // the node proxy's listeners in the pod, while enrolled
 
-    // containers, pause, CNI DEL (nodemesh-cni first), then the netns and the pod cgroup
+    // containers, pause, CNI DEL (the nodemesh plugin first), then the netns and the pod cgroup
     await kubelets.node1!.removePod(client, {
       afterCniDel: async () => {
         // The DEL returned only after the node proxy released the pod: nothing to wait for.
