@@ -1,6 +1,6 @@
 // Turns what a user sends or points at — YAML (one or many `---` documents), JSON (an object, an
 // array, or a `kind: List`) — into plain objects to validate. Errors name the document and line.
-import { isScalar, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
 import { findExcessiveNesting, MAX_NESTING_DEPTH } from './nesting';
 
 /** Most alias expansions (`*name`) one document may make: a "billion laughs" stops here. */
@@ -45,10 +45,11 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
       const line = e.linePos?.[0].line;
       throw new DocumentError(`${source}: document ${i + 1}${line ? ` (line ${line})` : ''} is not valid YAML/JSON: ${e.message.split('\n')[0]}`);
     }
-    const dup = duplicateKey(doc);
-    if (dup) {
-      const line = dup.offset !== undefined ? lineCounter.linePos(dup.offset).line : undefined;
-      throw new DocumentError(`${source}: document ${i + 1}${line ? ` (line ${line})` : ''} is not valid YAML/JSON: map keys must be unique; "${dup.key}" appears twice`);
+    const bad = badKey(doc);
+    if (bad) {
+      const line = bad.offset !== undefined ? lineCounter.linePos(bad.offset).line : undefined;
+      const why = bad.complex ? `a mapping key must be a plain value, not a collection or alias (here: ${bad.key})` : `map keys must be unique; "${bad.key}" appears twice`;
+      throw new DocumentError(`${source}: document ${i + 1}${line ? ` (line ${line})` : ''} is not valid YAML/JSON: ${why}`);
     }
     let value: unknown;
     try {
@@ -66,17 +67,27 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
   return out;
 }
 
-/** The first key that appears twice in one mapping of `doc` (one Set per mapping: linear). */
-function duplicateKey(doc: Document): { key: string; offset?: number } | undefined {
-  let found: { key: string; offset?: number } | undefined;
+/**
+ * The first mapping key that is not a plain scalar (a collection or alias key: no resource has
+ * one, and turning nested ones into object keys doubles a string per level — 30 levels of "? "
+ * spun the parser for minutes and threw RangeError), or that appears twice in its mapping (one
+ * Set per mapping: linear).
+ */
+function badKey(doc: Document): { key: string; offset?: number; complex?: true } | undefined {
+  let found: { key: string; offset?: number; complex?: true } | undefined;
   visit(doc, {
     Map(_, map) {
       const seen = new Set<string>();
       for (const pair of map.items) {
         const k = pair.key;
-        const text = isScalar(k) ? `${typeof k.value}:${String(k.value)}` : `node:${String(k)}`;
+        if (k !== null && !isScalar(k)) {
+          // named by its kind only: printing a nested key is itself exponential
+          found = { key: isMap(k) ? 'a mapping' : isSeq(k) ? 'a sequence' : isAlias(k) ? `alias *${k.source}` : 'a node', offset: isNode(k) ? k.range?.[0] : undefined, complex: true };
+          return visit.BREAK;
+        }
+        const text = isScalar(k) ? `${typeof k.value}:${String(k.value)}` : 'null';
         if (seen.has(text)) {
-          found = { key: isScalar(k) ? String(k.value) : String(k), offset: isScalar(k) ? k.range?.[0] : undefined };
+          found = { key: isScalar(k) ? String(k.value) : 'null', offset: isScalar(k) ? k.range?.[0] : undefined };
           return visit.BREAK;
         }
         seen.add(text);

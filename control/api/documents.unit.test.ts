@@ -83,3 +83,14 @@ describe('parseDocuments cost', () => {
     expect(parseDocuments('a: {"1": x, 1: y}')).toHaveLength(1); // a string and a number key differ, as in YAML
   });
 });
+
+describe('parseDocuments mapping keys', () => {
+  it('refuses collection and alias keys at once (30 nested "? " keys spun for minutes and threw RangeError)', () => {
+    const t0 = performance.now();
+    expect(() => parseDocuments('? '.repeat(30))).toThrow(/a mapping key must be a plain value.*a mapping/);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(() => parseDocuments('[a]: b')).toThrow(/here: a sequence/);
+    expect(() => parseDocuments('a: &k x\n*k : 1')).toThrow(/here: alias \*k/);
+    expect(parseDocuments('? a\n: b\nc: d')).toEqual([{ a: 'b', c: 'd' }]); // an explicit plain key is fine
+  });
+});
