@@ -300,7 +300,7 @@ async function main(): Promise<number> {
     };
 
     const c = labConnection(lab);
-    const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+    const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection, ca: c.ca });
     const pods = [source, ...dsts.map((d) => d.pod)];
     say(`enrolling namespace ${NS} (dataplane-mode=ambient)`);
     await setMode(topo, api, 'ambient', pods);

@@ -1,11 +1,12 @@
 // The control plane process: the config store (embedded file store under the data dir), the HTTP
 // config API on 15014, and any further components (the xDS and CA gRPC server) that share its
 // store, logger and metrics registry. start() brings everything up in order; stop() in reverse.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log';
+import { apiServingTls, createApiServer, DEFAULT_API_LIMITS, isLoopback, type ApiLimits, type ApiTls } from './api/exposure';
 import { ConfigApi } from './api/server';
 import type { NodeAuthenticator } from './ca/tokens';
 import { loadOrCreateToken, TOKEN_FILE } from './api/token';
@@ -33,8 +34,17 @@ export interface ControlPlaneComponent {
 export interface ControlPlaneOptions {
   /** Where the store, the API token and the CA keep their files (default /var/lib/nodemesh). */
   dataDir?: string;
-  /** Config API listen address (default 127.0.0.1:15014; port 0 picks a free port). */
+  /**
+   * Config API listen address (default 127.0.0.1:15014; port 0 picks a free port). Loopback is
+   * plain HTTP; any other address is HTTPS with a serving certificate from the mesh CA.
+   */
   listen?: string;
+  /** Serve plain HTTP on a non-loopback address (anyone on the path reads the bearer token). */
+  allowPlaintextRemote?: boolean;
+  /** Trust domain of the CA that issues the API's serving certificate (default cluster.local). */
+  trustDomain?: string;
+  /** Handshake and request timeouts of the config API (defaults: DEFAULT_API_LIMITS). */
+  apiLimits?: Partial<ApiLimits>;
   /** Bearer token file (default <dataDir>/token, generated on first start with mode 0600). */
   tokenFile?: string;
   /** Service VIP range for Services without a clusterIP (default 10.96.0.0/16). */
@@ -56,6 +66,7 @@ export class ControlPlane {
   private api?: ConfigApi;
   private server?: Server;
   private address?: ListenAddress;
+  private tls?: ApiTls;
   private readonly components: ControlPlaneComponent[];
   private readonly started: ControlPlaneComponent[] = [];
   private running = false;
@@ -93,7 +104,12 @@ export class ControlPlane {
   get apiURL(): string {
     const a = this.apiAddress;
     const host = a.host === '0.0.0.0' ? '127.0.0.1' : a.host === '::' ? '::1' : a.host;
-    return `http://${formatListen({ host, port: a.port })}`;
+    return `${this.apiTls ? 'https' : 'http'}://${formatListen({ host, port: a.port })}`;
+  }
+
+  /** The TLS the config API serves (undefined: plain HTTP on loopback); `trustBundlePem` verifies it. */
+  get apiTls(): ApiTls | undefined {
+    return this.tls;
   }
 
   async start(): Promise<void> {
@@ -117,7 +133,10 @@ export class ControlPlane {
           return undefined;
         },
       });
-      this.server = createServer(this.api.handle);
+      if (!isLoopback(listen.host) && !this.opts.allowPlaintextRemote) {
+        this.tls = await apiServingTls(this.dataDir, listen.host, this.opts.trustDomain || process.env.NODEMESH_TRUST_DOMAIN || undefined);
+      }
+      this.server = createApiServer(this.api.handle, this.tls, { ...DEFAULT_API_LIMITS, ...this.opts.apiLimits }, this.registry);
       await new Promise<void>((resolve, reject) => {
         const s = this.server as Server;
         s.once('error', (err: NodeJS.ErrnoException) =>
@@ -131,7 +150,7 @@ export class ControlPlane {
       });
       const bound = this.server.address() as AddressInfo;
       this.address = { host: bound.address, port: bound.port };
-      this.log.info({ address: formatListen(this.address), dataDir: this.dataDir }, 'config API listening');
+      this.log.info({ address: formatListen(this.address), tls: this.tls !== undefined, dataDir: this.dataDir }, 'config API listening');
       for (const c of this.components) {
         await c.start(this);
         this.started.push(c);

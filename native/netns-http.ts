@@ -4,6 +4,7 @@
 import type { ClientRequestArgs } from 'node:http';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
+import { tlsConnector } from '../common/tls-connector';
 import { connectInNetns } from './netns';
 
 /** A `createConnection` for http.request that connects from inside `netnsPath`. */
@@ -24,10 +25,14 @@ export interface NetnsResponse {
   body: string;
 }
 
-/** GET http://host:port/path from inside a netns; rejects on connection errors and after timeoutMs. */
-export function netnsGet(netnsPath: string, host: string, port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 5000): Promise<NetnsResponse> {
+/**
+ * GET http://host:port/path from inside a netns (https:// verified against `ca` when given);
+ * rejects on connection errors and after timeoutMs.
+ */
+export function netnsGet(netnsPath: string, host: string, port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 5000, ca?: string): Promise<NetnsResponse> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, headers, method: 'GET', createConnection: netnsConnector(netnsPath, timeoutMs), timeout: timeoutMs }, (res) => {
+    const connector = ca === undefined ? netnsConnector(netnsPath, timeoutMs) : tlsConnector(ca, netnsConnector(netnsPath, timeoutMs));
+    const req = request({ host, port, path, headers, method: 'GET', createConnection: connector, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));

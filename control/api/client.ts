@@ -3,6 +3,7 @@
 // and the lab supplies a connector that opens the socket there.
 import http, { type ClientRequestArgs, type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { tlsConnector } from '../../common/tls-connector';
 import type { AnyResource } from '../resources/kinds';
 import type { KindInfo } from '../resources/kinds';
 import { collectionPath, itemPath } from './routes';
@@ -16,6 +17,11 @@ export interface ApiClientOptions {
   createConnection?: ClientRequestArgs['createConnection'];
   /** Per-request timeout for non-streaming calls (default 30 s). */
   timeoutMs?: number;
+  /**
+   * PEM roots an https:// server must chain to (the mesh trust bundle: `nodemesh ca root`).
+   * Without it the system roots are used, which never include the mesh CA.
+   */
+  ca?: string | Buffer;
 }
 
 export class ApiError extends Error {
@@ -177,6 +183,12 @@ export class ApiClient {
       headers,
     };
     // Node uses createConnection only when no agent is given; otherwise a fresh agent per request.
+    if (this.base.protocol === 'https:' && this.opts.ca !== undefined) {
+      // TLS on our side of whatever connection is opened, verified against the mesh roots; the
+      // request itself then runs over it as plain HTTP/1.1.
+      args.createConnection = tlsConnector(this.opts.ca, this.opts.createConnection);
+      return http.request(args, onResponse);
+    }
     if (this.opts.createConnection) args.createConnection = this.opts.createConnection;
     else args.agent = false;
     return (this.base.protocol === 'https:' ? https : http).request(args, onResponse);

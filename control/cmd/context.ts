@@ -3,6 +3,7 @@
 // a ControlPlaneDialer can offer another way — the netns lab registers one (lab/mesh/connect.ts,
 // wired in by the dispatcher) that opens the socket inside the lab's control netns for --lab LAB.
 import type { ClientRequestArgs } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CliError, usageError } from '../../cli/command';
@@ -16,6 +17,8 @@ export interface ControlPlaneConnection {
   server: string;
   token: string;
   createConnection?: ClientRequestArgs['createConnection'];
+  /** PEM roots an https:// server is verified with (the mesh trust bundle). */
+  ca?: string;
 }
 
 /**
@@ -52,6 +55,7 @@ export const connectionOptions = {
   server: { type: 'string' },
   'token-file': { type: 'string' },
   'data-dir': { type: 'string' },
+  'ca-file': { type: 'string' },
   lab: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -61,10 +65,12 @@ export const CONNECTION_HELP = `connection:
                       default <data-dir>/${TOKEN_FILE})
   --data-dir DIR      the control plane's data dir, to find its token (env NODEMESH_DATA_DIR;
                       default ${DEFAULT_DATA_DIR})
+  --ca-file FILE      roots an https:// server is verified with (env NODEMESH_CA_FILE; default
+                      <data-dir>/ca/root-cert.pem, the mesh root, when it exists)
   --lab LAB           the control plane of a netns lab ('nodemesh lab up'); used by itself when
                       exactly one lab runs a mesh and neither --server nor NODEMESH_SERVER is set`;
 
-export function clientFrom(values: { server?: string; 'token-file'?: string; 'data-dir'?: string; lab?: string }, ctx: CliContext): ApiClient {
+export function clientFrom(values: { server?: string; 'token-file'?: string; 'data-dir'?: string; 'ca-file'?: string; lab?: string }, ctx: CliContext): ApiClient {
   // A registered dialer first (the lab's: a control plane inside the lab's control netns).
   if (!ctx.createConnection && ctx.dial) {
     let c: ControlPlaneConnection | undefined;
@@ -73,7 +79,7 @@ export function clientFrom(values: { server?: string; 'token-file'?: string; 'da
     } catch (err) {
       throw new CliError((err as Error).message, 1);
     }
-    if (c) return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+    if (c) return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection, ca: c.ca });
   } else if (!ctx.createConnection && values.lab !== undefined) {
     throw new CliError('--lab needs the netns lab (lab/), which this installation does not have; use --server', 2);
   }
@@ -86,8 +92,19 @@ export function clientFrom(values: { server?: string; 'token-file'?: string; 'da
   } catch (err) {
     throw new CliError((err as Error).message, 1);
   }
+  let ca: string | undefined;
+  const caFile = values['ca-file'] ?? ctx.env.NODEMESH_CA_FILE;
   try {
-    return new ApiClient({ server, token, createConnection: ctx.createConnection });
+    if (caFile) ca = readFileSync(caFile, 'utf8');
+    else if (server.startsWith('https:')) {
+      const root = join(values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR, 'ca', 'root-cert.pem');
+      if (existsSync(root)) ca = readFileSync(root, 'utf8');
+    }
+  } catch (err) {
+    throw new CliError(`cannot read the CA file ${caFile}: ${(err as Error).message}; pass --ca-file with the mesh root ('nodemesh ca root')`, 1);
+  }
+  try {
+    return new ApiClient({ server, token, createConnection: ctx.createConnection, ca });
   } catch (err) {
     throw new CliError((err as Error).message, 2);
   }

@@ -36,7 +36,11 @@ Runs the control plane: the config store, the config API (HTTP) and the xDS/CA s
                        the control plane address waypoints dial (default
                        nodemesh-control.<POD_NAMESPACE or nodemesh-system>.svc:15012)
   --data-dir DIR       store, API token and CA files (env NODEMESH_DATA_DIR; default ${DEFAULT_DATA_DIR})
-  --listen ADDR        config API address (default ${DEFAULT_API_LISTEN}; :15014 for every interface)
+  --listen ADDR        config API address (default ${DEFAULT_API_LISTEN}; :15014 for every interface).
+                       Loopback is plain HTTP; any other address is HTTPS with a certificate from
+                       the mesh CA (clients verify it with 'nodemesh ca root' / <data-dir>/ca/root-cert.pem)
+  --api-plaintext-remote  serve plain HTTP on a non-loopback --listen (the bearer token then
+                       crosses the network in the clear; only behind TLS of your own)
   --token-file FILE    API bearer token (default <data-dir>/token, generated with mode 0600)
   --service-cidr CIDR  range for Service clusterIPs that are not given (default 10.96.0.0/16)
   --log-level LEVEL    trace, debug, info, warn, error (env NODEMESH_LOG_LEVEL; default info)`;
@@ -48,6 +52,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     {
       'data-dir': { type: 'string' },
       listen: { type: 'string' },
+      'api-plaintext-remote': { type: 'boolean' },
       'token-file': { type: 'string' },
       'service-cidr': { type: 'string' },
       'config-source': { type: 'string' },
@@ -135,6 +140,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     nodes,
     dataDir: values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR,
     listen: values.listen,
+    allowPlaintextRemote: values['api-plaintext-remote'] === true || ctx.env.NODEMESH_API_PLAINTEXT_REMOTE === '1',
     tokenFile: values['token-file'],
     serviceCIDR: values['service-cidr'],
     logger: log,

@@ -5,7 +5,7 @@
 // or by itself when exactly one lab runs a mesh and no server was named.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
-import { meshPaths } from './paths';
+import { controlRootOf, meshPaths } from './paths';
 import type { ControlPlaneDialer } from '../../control/cmd/context';
 import { netnsConnector } from '../../native/netns-http';
 import { checkLabName, LAB_STATE_ROOT, loadLabState, LabStateError, tryLoadLabState } from '../state';
@@ -16,6 +16,8 @@ export interface LabConnection {
   server: string;
   token: string;
   createConnection: NonNullable<ClientRequestArgs['createConnection']>;
+  /** The mesh root the config API's certificate is verified with. */
+  ca: string;
 }
 
 /** Labs that are up and run a control plane (have its API token). */
@@ -46,11 +48,14 @@ export function labConnection(lab: string): LabConnection {
   } catch {
     throw new LabStateError(`lab '${lab}' runs no control plane (no ${tokenFile}); start the mesh with 'nodemesh lab up --lab ${lab}' (without --no-mesh)`);
   }
+  const ca = controlRootOf(meshPaths(lab));
+  if (ca === undefined) throw new LabStateError(`lab '${lab}' has no CA root at ${meshPaths(lab).controlRoot} to verify its control plane with; restart the mesh with 'nodemesh lab up --lab ${lab}'`);
   return {
     lab,
-    server: `http://${state.control.ip}:${CONFIG_API_PORT}`,
+    server: `https://${state.control.ip}:${CONFIG_API_PORT}`,
     token,
     createConnection: netnsConnector(state.control.netnsPath),
+    ca,
   };
 }
 

@@ -21,8 +21,9 @@ describe('chooseLab', () => {
   const makeLab = (lab: string, withMesh: boolean): void => {
     state.writeLabTopology({ ...topology.planLab({ lab, nodes: 1, podsPerNode: 1 }, '/cg'), phase: 'ready' });
     if (withMesh) {
-      mkdirSync(join(root, lab, 'control'), { recursive: true });
+      mkdirSync(join(root, lab, 'control', 'ca'), { recursive: true });
       writeFileSync(join(root, lab, 'control', 'token'), 'secret\n', { mode: 0o600 });
+      writeFileSync(join(root, lab, 'control', 'ca', 'root-cert.pem'), 'ROOT PEM\n');
     }
   };
 
@@ -36,7 +37,8 @@ describe('chooseLab', () => {
     expect(m.chooseLab({ env: {}, server: 'http://127.0.0.1:15014' })).toBeUndefined();
     expect(m.chooseLab({ env: { NODEMESH_SERVER: 'http://x:1' } })).toBeUndefined();
     const c = m.labConnection('one');
-    expect(c).toMatchObject({ server: 'http://10.199.0.254:15014', token: 'secret' });
+    // HTTPS to the control host's address, verified with the control plane's CA root
+    expect(c).toMatchObject({ server: 'https://10.199.0.254:15014', token: 'secret', ca: 'ROOT PEM\n' });
     makeLab('two', true);
     expect(m.chooseLab({ env: {} })).toBeUndefined(); // ambiguous: name one with --lab
     expect(m.chooseLab({ lab: 'two', env: { NODEMESH_SERVER: 'http://x:1' } })).toBe('two');

@@ -1,4 +1,4 @@
-// The lab's control plane: `nodemesh control` in the control netns (10.199.0.254; API on :15014,
+// The lab's control plane: `nodemesh control` in the control netns (10.199.0.254; API on HTTPS :15014,
 // xDS + certificates on :15012 with node tokens required), then one node token per node and the
 // trust bundle for the node proxies, written under the lab's state dir.
 import { execFile } from 'node:child_process';
@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { cliEntry } from '../../common/paths';
 import type { LabTopology } from '../state';
 import { launch, waitReady, type Launched } from './launch';
-import { meshPaths } from './paths';
+import { controlRootOf, meshPaths } from './paths';
 import { CONFIG_API_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 
 function nodemesh(args: string[]): Promise<string> {
@@ -31,7 +31,8 @@ export async function startControlPlane(state: LabTopology): Promise<ControlPlan
     state,
     'control',
     'control-plane',
-    [process.execPath, cliEntry, 'control', '--data-dir', paths.controlDataDir, '--listen', `:${CONFIG_API_PORT}`],
+    // the control host's address only, so HTTPS with the mesh CA (plain HTTP is for loopback)
+    [process.execPath, cliEntry, 'control', '--data-dir', paths.controlDataDir, '--listen', `${state.control.ip}:${CONFIG_API_PORT}`],
     paths.log('control', 'control-plane'),
     {
       NODEMESH_XDS_LISTEN: `:${XDS_TLS_PORT}`,
@@ -39,7 +40,7 @@ export async function startControlPlane(state: LabTopology): Promise<ControlPlan
       NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
     },
   );
-  await waitReady(state.control.netnsPath, state.control.ip, CONFIG_API_PORT, '/healthz/ready', p);
+  await waitReady(state.control.netnsPath, state.control.ip, CONFIG_API_PORT, '/healthz/ready', p, 20_000, () => controlRootOf(paths));
   return { ...p, xds: `${state.control.ip}:${XDS_TLS_PORT}` };
 }
 

@@ -4,12 +4,13 @@ import { connectInNetns } from '../../native/netns';
 import type { LabProcess, LabTopology } from '../state';
 import { findPlace } from '../state';
 import { netnsGet } from '../../native/netns-http';
+import { controlRootOf, meshPaths } from './paths';
 import { service, type RoleName } from './demo';
 import { CONFIG_API_PORT, READY_PORT } from '../../common/contracts/ports';
 
-async function httpReady(netnsPath: string, host: string, port: number): Promise<string> {
+async function httpReady(netnsPath: string, host: string, port: number, ca?: string): Promise<string> {
   try {
-    const r = await netnsGet(netnsPath, host, port, '/healthz/ready', {}, 1500);
+    const r = await netnsGet(netnsPath, host, port, '/healthz/ready', {}, 1500, ca);
     if (r.status === 200) return 'ready';
     return `not ready (${r.status}: ${r.body.replace(/\s+/g, ' ').slice(0, 80)})`;
   } catch (e) {
@@ -26,7 +27,7 @@ export async function processHealth(state: LabTopology, p: LabProcess, alive: bo
   } catch {
     return '-';
   }
-  if (p.name === 'control-plane') return httpReady(place.netnsPath, state.control.ip, CONFIG_API_PORT);
+  if (p.name === 'control-plane') return httpReady(place.netnsPath, state.control.ip, CONFIG_API_PORT, controlRootOf(meshPaths(state.lab)) ?? '');
   if (p.name === 'node-proxy' || p.name === 'waypoint') return httpReady(place.netnsPath, '127.0.0.1', READY_PORT);
   const m = /^app-(frontend|backend|tcp-echo)$/.exec(p.name);
   if (m) {

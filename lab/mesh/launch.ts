@@ -33,10 +33,10 @@ export function launch(state: LabTopology, place: string, name: string, argv: st
 }
 
 /**
- * Polls http://host:port/path inside a netns until it answers 200. Fails early when the process
+ * Polls http(s)://host:port/path inside a netns until it answers 200. Fails early when the process
  * exits, and after timeoutMs with the last answer — both name the log to read.
  */
-export async function waitReady(netnsPath: string, host: string, port: number, path: string, p: Launched, timeoutMs = 20_000): Promise<void> {
+export async function waitReady(netnsPath: string, host: string, port: number, path: string, p: Launched, timeoutMs = 20_000, ca?: () => string | undefined): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   let gone: string | undefined;
@@ -44,7 +44,10 @@ export async function waitReady(netnsPath: string, host: string, port: number, p
   while (Date.now() < deadline) {
     if (gone !== undefined) throw new Error(`${p.name} in ${p.place} exited (${gone}) before it was ready; see ${p.log}`);
     try {
-      const r = await netnsGet(netnsPath, host, port, path, {}, 2000);
+      // over TLS when `ca` is given: its roots may appear only once the process has started
+      const roots = ca?.();
+      if (ca && roots === undefined) throw new Error('no CA root yet');
+      const r = await netnsGet(netnsPath, host, port, path, {}, 2000, roots);
       if (r.status === 200) return;
       last = `HTTP ${r.status}: ${r.body.slice(0, 200)}`;
     } catch (e) {

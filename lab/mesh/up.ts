@@ -89,7 +89,7 @@ export async function startDemoApps(state: LabTopology, roles: readonly DemoRole
 
 function apiOf(lab: string): ApiClient {
   const c = labConnection(lab);
-  return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+  return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection, ca: c.ca });
 }
 
 export async function applyDemo(lab: string, roles: readonly DemoRole[], mesh: boolean): Promise<void> {

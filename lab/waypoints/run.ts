@@ -11,7 +11,7 @@ export async function runLabController(lab: string): Promise<number> {
   const log = createLogger('lab-controller');
   const state = loadLabState(lab);
   const c = labConnection(lab);
-  const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+  const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection, ca: c.ca });
   const ctl = new LabWaypointController(state, api, log);
   const done = ctl.run();
   log.info({ lab }, 'lab controller watching Gateways');

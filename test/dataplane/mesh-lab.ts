@@ -54,7 +54,7 @@ export async function startControlPlane(topo: LabTopology, nodes: readonly strin
   const dataDir = mkdtempSync(join(tmpdir(), 'nm-dp-control-'));
   const cli = (...args: string[]): string => execFileSync(process.execPath, [cliEntry, ...args, '--data-dir', dataDir], { encoding: 'utf8' });
   const rootFile = join(dataDir, 'mesh-root.pem');
-  const proc = spawnLogged(topo, 'control', [process.execPath, cliEntry, 'control', '--data-dir', dataDir, '--listen', ':15014'], 'control', {
+  const proc = spawnLogged(topo, 'control', [process.execPath, cliEntry, 'control', '--data-dir', dataDir, '--listen', '127.0.0.1:15014'], 'control', {
     NODEMESH_XDS_REQUIRE_NODE_TOKEN: '1',
   });
   const netns = topo.control.netnsPath;
@@ -83,7 +83,8 @@ export async function startControlPlane(topo: LabTopology, nodes: readonly strin
   // The API token exists once the control plane started; the root once its CA opened.
   const token = readFileSync(join(dataDir, 'token'), 'utf8').trim();
   execFileSync('sh', ['-c', `"$0" "$1" ca root --data-dir "$2" > "$3"`, process.execPath, cliEntry, dataDir, rootFile]);
-  const api = new ApiClient({ server: `http://${topo.control.ip}:15014`, token, createConnection });
+  // loopback inside the control netns: plain HTTP (a non-loopback --listen would be HTTPS)
+  const api = new ApiClient({ server: 'http://127.0.0.1:15014', token, createConnection });
   return {
     ...proc,
     dataDir,

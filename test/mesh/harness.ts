@@ -93,7 +93,7 @@ const { identity } = require(${JSON.stringify(distFile('common/identity/spiffe.j
 
 export function apiFor(lab: string): ApiClient {
   const c = labConnection(lab);
-  return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection });
+  return new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection, ca: c.ca });
 }
 
 export async function metricsOf(topo: LabTopology, node: string): Promise<string> {

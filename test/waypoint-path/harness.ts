@@ -220,7 +220,7 @@ export function sampleClient(topo: LabTopology, pod: string, args: string[], lim
 export async function restartControlPlane(topo: LabTopology, cp: ControlPlaneProc): Promise<ControlPlaneProc> {
   cp.child.kill('SIGKILL');
   await cp.exited;
-  const child = spawnInLab(topo, 'control', [process.execPath, cliEntry, 'control', '--data-dir', cp.dataDir, '--listen', ':15014'], {
+  const child = spawnInLab(topo, 'control', [process.execPath, cliEntry, 'control', '--data-dir', cp.dataDir, '--listen', '127.0.0.1:15014'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { NODEMESH_XDS_REQUIRE_NODE_TOKEN: '1' },
     record: 'control',
