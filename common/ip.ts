@@ -6,7 +6,10 @@ import { isIP, isIPv4, isIPv6 } from 'node:net';
 export function ipBytes(ip: string): Buffer {
   if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
   if (!isIPv6(ip)) throw new Error(`not an IP address: ${ip}`);
-  let text = ip;
+  // A zone (fe80::1%eth0) names an interface, not address bits; Node's isIPv6 accepts any text
+  // after '%', which must not reach the parsing below (found by fuzz/targets/hbone: a `forwarded`
+  // header "for=fe80::1%eth010.200.1.565536" threw a RangeError inside the node proxy).
+  let text = ip.split('%')[0]!;
   // An embedded IPv4 tail (::ffff:10.0.0.1) becomes two hex groups.
   const v4 = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
   if (v4) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ipBytes, ipText } from './ip';
+import { canonicalIp, ipBytes, ipText, ipToBytes } from './ip';
 
 describe('IP codec', () => {
   it('round-trips IPv4 and IPv6 in canonical text', () => {
@@ -24,5 +24,13 @@ describe('IP codec', () => {
     expect(() => ipBytes('nope')).toThrow(/not an IP address: nope/);
     expect(() => ipBytes('10.0.0.256')).toThrow(/not an IP/);
     expect(() => ipText(new Uint8Array(5))).toThrow(/4 or 16 bytes, got 5/);
+  });
+});
+
+describe('IPv6 zones', () => {
+  it('ignores a zone id instead of parsing it as address bits', () => {
+    expect(canonicalIp('fe80::1%eth0')).toBe('fe80::1');
+    expect(canonicalIp('fe80::1%eth010.200.1.565536')).toBe('fe80::1'); // threw RangeError before
+    expect(ipToBytes('fe80::1%eth0')).toEqual(ipBytes('fe80::1'));
   });
 });
