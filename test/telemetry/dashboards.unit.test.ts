@@ -1,7 +1,8 @@
 // The Grafana dashboards in grafana/ query only what the proxies and the control plane export:
 // every metric a panel or variable names is registered by the code that serves /metrics (node
 // proxy, waypoint, control plane), and every label it selects or groups by is one of that
-// metric's labels. Checked against the real metric definitions, so renaming a metric or a label
+// metric's labels. Checked against the real registries (their definitions, and what they serve for
+// a series), so renaming a metric or a label
 // without the dashboards fails here.
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -15,12 +16,12 @@ import { caMetrics } from '../../control/ca/metrics';
 import { configMetrics, createControlRegistry, listenerTimeouts } from '../../control/metrics';
 import { xdsMetrics } from '../../control/xds/metrics';
 import { NodeProxyTelemetry } from '../../node-proxy/telemetry/metrics';
-import { WaypointMetrics } from '../../waypoint/telemetry/metrics';
+import { REQUEST_LABELS, WaypointMetrics } from '../../waypoint/telemetry/metrics';
 
 const DIR = join(__dirname, '..', '..', 'grafana');
 
 /** metric name -> its label names, from the registries the components serve. */
-function exported(): Map<string, Set<string>> {
+async function exported(): Promise<Map<string, Set<string>>> {
   const control = createControlRegistry();
   configMetrics(control);
   xdsMetrics(control);
@@ -29,16 +30,26 @@ function exported(): Map<string, Set<string>> {
   const node = new NodeProxyTelemetry({ registry: new Registry(), accessLog: createLogger('test', 'silent') }).registry;
   // Only the metric definitions are read here; the manager is never asked for certificates.
   registerCertificateMetrics(Object.assign(new EventEmitter(), { status: () => [] }) as unknown as CertificateManager, node);
+  // The waypoint's request metrics are collectors of their own: their labels are those of the
+  // series they hold, so one series with the waypoint's request label set is made here.
+  const waypoint = new WaypointMetrics();
+  waypoint.requestSeries.seriesFor('dashboard-test', () => Object.fromEntries(REQUEST_LABELS.map((l) => [l, 'x'])));
   const out = new Map<string, Set<string>>();
-  for (const registry of [control, node, new WaypointMetrics().registry]) {
+  const add = (name: string, labels: Iterable<string>): void => {
+    const set = out.get(name) ?? new Set<string>();
+    for (const l of labels) set.add(l);
+    out.set(name, set);
+  };
+  for (const registry of [control, node, waypoint.registry]) {
+    for (const m of await registry.getMetricsAsJSON()) {
+      for (const v of m.values as { labels: Record<string, unknown>; metricName?: string }[]) add(v.metricName ?? m.name, Object.keys(v.labels));
+    }
     for (const m of registry.getMetricsAsArray() as unknown as { name: string; labelNames?: string[]; upperBounds?: number[] }[]) {
-      const labels = out.get(m.name) ?? new Set<string>();
-      for (const l of m.labelNames ?? []) labels.add(l);
-      out.set(m.name, labels);
+      add(m.name, m.labelNames ?? []);
       if (m.upperBounds) {
-        out.set(`${m.name}_bucket`, new Set([...labels, 'le']));
-        out.set(`${m.name}_sum`, labels);
-        out.set(`${m.name}_count`, labels);
+        add(`${m.name}_bucket`, [...(m.labelNames ?? []), 'le']);
+        add(`${m.name}_sum`, m.labelNames ?? []);
+        add(`${m.name}_count`, m.labelNames ?? []);
       }
     }
   }
@@ -76,8 +87,8 @@ function uses(expr: string): { metrics: string[]; selectors: [string, string[]][
   return { metrics, selectors, grouping: [...grouping, ...labelValues] };
 }
 
-describe('Grafana dashboards', () => {
-  const metrics = exported();
+describe('Grafana dashboards', async () => {
+  const metrics = await exported();
   const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
   it('there are dashboards for the mesh, a workload, a service, the waypoint and the control plane', () => {
