@@ -125,10 +125,14 @@ async function main(): Promise<void> {
     for (const c of children) if (c.pid) c.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
     try {
-      execFileSync(process.execPath, [cliEntry, 'lab', 'exec', '--lab', LAB, 'node1', '--', process.execPath, cliEntry, 'node-proxy', '--node', 'node1', '--lab', LAB, '--teardown'], {
-        stdio: 'ignore',
-        env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
-      });
+      execFileSync(
+        process.execPath,
+        [cliEntry, 'lab', 'exec', '--lab', LAB, 'node1', '--', process.execPath, cliEntry, 'node-proxy', '--node', 'node1', '--lab', LAB, '--teardown'],
+        {
+          stdio: 'ignore',
+          env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+        },
+      );
     } finally {
       await labDown(LAB);
       rmSync(join('/run/nodemesh/node-proxy', `${LAB}-node1`), { recursive: true, force: true });

@@ -45,7 +45,13 @@ function route(generation: number): unknown {
       parentRefs: [{ name: 'svc-0', port: 80 }],
       rules: [
         { matches: [{ headers: [{ name: 'x-canary', value: 'true' }] }], backendRefs: [{ name: 'svc-1', namespace: ns(1), port: 80 }] },
-        { timeouts: { request: `${generation + 1}s` }, backendRefs: [{ name: 'svc-0', port: 80, weight: 90 }, { name: 'svc-10', port: 80, weight: 10 }] },
+        {
+          timeouts: { request: `${generation + 1}s` },
+          backendRefs: [
+            { name: 'svc-0', port: 80, weight: 90 },
+            { name: 'svc-10', port: 80, weight: 10 },
+          ],
+        },
       ],
     },
   };
@@ -69,7 +75,13 @@ async function serverMain(sizes: Sizes): Promise<void> {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: `svc-${s}`, namespace: ns(s) },
-      spec: { selector: { app: `svc-${s}` }, ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, appProtocol: 'grpc' }] },
+      spec: {
+        selector: { app: `svc-${s}` },
+        ports: [
+          { name: 'http', port: 80, targetPort: 8080 },
+          { name: 'grpc', port: 9090, appProtocol: 'grpc' },
+        ],
+      },
     });
   }
   for (let i = 0; i < sizes.workloads; i++) {
@@ -139,14 +151,20 @@ class Client {
     this.stream.on('data', (r: DiscoveryResponse) => {
       this.versions.set(r.typeUrl, r.versionInfo);
       this.counts.set(r.typeUrl, r.resources.length);
-      this.stream.write(DiscoveryRequest.fromPartial({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, resourceNames: names[r.typeUrl] }));
+      this.stream.write(
+        DiscoveryRequest.fromPartial({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, resourceNames: names[r.typeUrl] }),
+      );
       this.waiter.notify();
     });
     this.stream.on('error', (e) => this.waiter.fail(e));
     let first = true;
     for (const typeUrl of [CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL, LISTENER_TYPE_URL, ROUTE_TYPE_URL]) {
       this.stream.write(
-        DiscoveryRequest.fromPartial({ typeUrl, resourceNames: names[typeUrl], ...(first ? { node: { id: `proxyless~127.0.0.1~bench-${id}.bench-0~bench-0.svc.cluster.local` } } : {}) }),
+        DiscoveryRequest.fromPartial({
+          typeUrl,
+          resourceNames: names[typeUrl],
+          ...(first ? { node: { id: `proxyless~127.0.0.1~bench-${id}.bench-0~bench-0.svc.cluster.local` } } : {}),
+        }),
       );
       first = false;
     }
@@ -175,7 +193,9 @@ async function main(): Promise<void> {
   const clients: Client[] = [];
   try {
     const ready = await child.receive('ready');
-    const counts = Object.entries(ready.counts).map(([t, n]) => `${t.split('.').pop()} ${n}`).join(', ');
+    const counts = Object.entries(ready.counts)
+      .map(([t, n]) => `${t.split('.').pop()} ${n}`)
+      .join(', ');
     console.log(`  store load + first translation:  ${ms(started).toFixed(0)} ms (translation ${ready.translateMs.toFixed(0)} ms: ${counts})`);
     child.send({ kind: 'memory' });
     const idle = await child.receive('memory');
@@ -185,7 +205,9 @@ async function main(): Promise<void> {
     let t = process.hrtime.bigint();
     const one = new Client(address, 0, sizes);
     await one.until(() => one.synced(), 60_000);
-    console.log(`  full sync, 1 client:             ${ms(t).toFixed(0)} ms (LDS ${one.counts.get(LISTENER_TYPE_URL)}, CDS ${one.counts.get(CLUSTER_TYPE_URL)}, RDS ${one.counts.get(ROUTE_TYPE_URL)}, EDS ${one.counts.get(ENDPOINT_TYPE_URL)})`);
+    console.log(
+      `  full sync, 1 client:             ${ms(t).toFixed(0)} ms (LDS ${one.counts.get(LISTENER_TYPE_URL)}, CDS ${one.counts.get(CLUSTER_TYPE_URL)}, RDS ${one.counts.get(ROUTE_TYPE_URL)}, EDS ${one.counts.get(ENDPOINT_TYPE_URL)})`,
+    );
     one.close();
 
     t = process.hrtime.bigint();

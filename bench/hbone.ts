@@ -264,7 +264,10 @@ async function startRelay(oneWayMs: number, targets: number[]): Promise<{ child:
   return { child, ports: ready.ports };
 }
 
-async function startDestination(windows: WindowSettings, ca: Awaited<ReturnType<typeof createTestCa>>): Promise<{ child: ChildProcess; ready: ServerReady; serverId: string }> {
+async function startDestination(
+  windows: WindowSettings,
+  ca: Awaited<ReturnType<typeof createTestCa>>,
+): Promise<{ child: ChildProcess; ready: ServerReady; serverId: string }> {
   const creds = await ca.issue('bench', 'destination');
   const child = fork(__filename, ['--destination'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const init: ServerInit = { kind: 'init', certChain: creds.certChain, key: creds.key, rootPem: ca.bundle.pem, trustDomain: ca.trustDomain, windows };
@@ -294,14 +297,16 @@ export async function runHboneBench(o: HboneBenchOptions): Promise<void> {
   };
 
   // The tunnel goes through the delay line; its far end connects to the upstreams directly.
-  const hboneOpener = (client: HboneClient, serverId: string, hbonePort: number, ports: Ports): Opener => (target) =>
-    client.open({
-      source: { certChain: source.certChain, key: source.key },
-      trustBundle: ca.bundle,
-      destination: `127.0.0.1:${hbonePort}`,
-      expectedIdentity: serverId,
-      authority: `127.0.0.1:${ports[target]}`,
-    });
+  const hboneOpener =
+    (client: HboneClient, serverId: string, hbonePort: number, ports: Ports): Opener =>
+    (target) =>
+      client.open({
+        source: { certChain: source.certChain, key: source.key },
+        trustBundle: ca.bundle,
+        destination: `127.0.0.1:${hbonePort}`,
+        expectedIdentity: serverId,
+        authority: `127.0.0.1:${ports[target]}`,
+      });
 
   const windowsList: WindowSettings[] = o.sweep
     ? [
@@ -368,13 +373,13 @@ if (require.main === module) {
     : args.includes('--relay')
       ? relayMain()
       : runHboneBench({
-        mib: argValue(args, '--mib', 256),
-        rr: argValue(args, '--rr', 5000),
-        cr: argValue(args, '--cr', 500),
-        streams: argValue(args, '--streams', 4),
-        sweep: args.includes('--sweep'),
-        rttMs: args.includes('--rtt-ms') ? argValue(args, '--rtt-ms', 2) : 0,
-      });
+          mib: argValue(args, '--mib', 256),
+          rr: argValue(args, '--rr', 5000),
+          cr: argValue(args, '--cr', 500),
+          streams: argValue(args, '--streams', 4),
+          sweep: args.includes('--sweep'),
+          rttMs: args.includes('--rtt-ms') ? argValue(args, '--rtt-ms', 2) : 0,
+        });
   run.catch((err: unknown) => {
     process.stderr.write(`hbone bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

@@ -87,12 +87,22 @@ async function iperfOnce(topo: LabTopology, from: string, host: string, port: nu
 }
 
 async function latency(topo: LabTopology, from: string, host: string, port: number, o: { rate: number; ms: number; conns: number }): Promise<Latency> {
-  const r = await runInLab(topo, from, [process.execPath, '-e', LOADGEN, '--', host, String(port), String(o.rate), String(o.ms), String(o.conns), '64'], o.ms + 40_000);
+  const r = await runInLab(
+    topo,
+    from,
+    [process.execPath, '-e', LOADGEN, '--', host, String(port), String(o.rate), String(o.ms), String(o.conns), '64'],
+    o.ms + 40_000,
+  );
   return lastJson<Latency>(r.stdout);
 }
 
 async function connRate(topo: LabTopology, from: string, host: string, port: number, o: { ms: number; concurrency: number; size: number }): Promise<ConnRate> {
-  const r = await runInLab(topo, from, [process.execPath, '-e', CONNGEN, '--', host, String(port), String(o.ms), String(o.concurrency), String(o.size)], o.ms + 40_000);
+  const r = await runInLab(
+    topo,
+    from,
+    [process.execPath, '-e', CONNGEN, '--', host, String(port), String(o.ms), String(o.concurrency), String(o.size)],
+    o.ms + 40_000,
+  );
   return lastJson<ConnRate>(r.stdout);
 }
 
@@ -144,7 +154,10 @@ async function setMode(topo: LabTopology, api: ApiClient, mode: 'ambient' | 'non
     const wrong = want.filter((k) => keys.has(k) !== (mode === 'ambient'));
     // enrolled is not yet served: each workload's certificate and HBONE listener come after
     if (wrong.length === 0 && (await allReady(topo))) return;
-    if (Date.now() > deadline) throw new Error(`after 20 s the node proxies still have ${wrong.join(', ')} ${mode === 'ambient' ? 'not enrolled' : 'enrolled'}; see their logs in /run/nodemesh/labs/${topo.lab}/logs`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `after 20 s the node proxies still have ${wrong.join(', ')} ${mode === 'ambient' ? 'not enrolled' : 'enrolled'}; see their logs in /run/nodemesh/labs/${topo.lab}/logs`,
+      );
     await sleep(200);
   }
 }
@@ -191,9 +204,15 @@ async function main(): Promise<number> {
   const badMode = [...modes].find((m) => !['mesh', 'direct', 'stunnel'].includes(m));
   if (badMode) throw new Error(`--modes ${values.modes}: each of mesh, direct, stunnel (comma-separated), not ${badMode}`);
   const lo = { ms: Number(values['latency-seconds'] ?? 4) * 1000, conns: Number(values.connections ?? 16) };
-  const co = { ms: Number(values['conn-seconds'] ?? 3) * 1000, concurrency: Number(values['conn-concurrency'] ?? 100), size: Number(values['conn-size'] ?? 16384) };
+  const co = {
+    ms: Number(values['conn-seconds'] ?? 3) * 1000,
+    concurrency: Number(values['conn-concurrency'] ?? 100),
+    size: Number(values['conn-size'] ?? 16384),
+  };
   if (![seconds, streams, ...rates, lo.ms, lo.conns, co.ms, co.concurrency, co.size].every((v) => Number.isInteger(v) && v > 0)) {
-    throw new Error('--seconds, --streams, --rates (comma-separated), --latency-seconds, --connections, --conn-seconds, --conn-concurrency and --conn-size take positive integers');
+    throw new Error(
+      '--seconds, --streams, --rates (comma-separated), --latency-seconds, --connections, --conn-seconds, --conn-concurrency and --conn-size take positive integers',
+    );
   }
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     say('skipped: needs root (it builds a netns lab)');
@@ -306,12 +325,26 @@ async function main(): Promise<number> {
     await setMode(topo, api, 'ambient', pods);
     // iperf3: a control and a data connection; the load generator: CONNECTIONS
     const meshWant = (d: Dest): Want => ({ protocol: d.path === 'cross-node' ? 'HBONE' : 'same-node', identity: SOURCE_ID, expected: 2 + lo.conns });
-    if (modes.has('mesh')) await measure('mesh', (d, port) => [d.pod.ip, port], meshWant, () => [IPERF_PORT, ECHO_PORT], true);
+    if (modes.has('mesh'))
+      await measure(
+        'mesh',
+        (d, port) => [d.pod.ip, port],
+        meshWant,
+        () => [IPERF_PORT, ECHO_PORT],
+        true,
+      );
     if (!modes.has('direct') && !modes.has('stunnel')) return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
 
     say(`unenrolling namespace ${NS} (dataplane-mode=none) for the direct and stunnel runs`);
     await setMode(topo, api, 'none', pods);
-    if (modes.has('direct')) await measure('direct (no mesh)', (d, port) => [d.pod.ip, port], () => 'no proxy', () => [IPERF_PORT, ECHO_PORT], false);
+    if (modes.has('direct'))
+      await measure(
+        'direct (no mesh)',
+        (d, port) => [d.pod.ip, port],
+        () => 'no proxy',
+        () => [IPERF_PORT, ECHO_PORT],
+        false,
+      );
 
     if (!modes.has('stunnel')) return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
     makeCerts(tmp);
@@ -334,7 +367,13 @@ async function main(): Promise<number> {
     await sleep(1000);
     // a proxy would see the connections to the stunnel server's ports
     const stunnelPorts = (): number[] => [IPERF_PORT + 10_000, ECHO_PORT + 10_000];
-    await measure('stunnel (mTLS)', (_d, port, i) => ['127.0.0.1', 20_000 + i * 10 + (port === IPERF_PORT ? 1 : 2)], () => 'no proxy', stunnelPorts, false);
+    await measure(
+      'stunnel (mTLS)',
+      (_d, port, i) => ['127.0.0.1', 20_000 + i * 10 + (port === IPERF_PORT ? 1 : 2)],
+      () => 'no proxy',
+      stunnelPorts,
+      false,
+    );
   } finally {
     say(`removing lab ${lab}`);
     await finalDown();
@@ -370,7 +409,10 @@ function finish(
       r.rssMiB !== undefined ? r.rssMiB.toFixed(0) : '-',
     ]),
   );
-  const ratios = formatTable(['PATH', 'VS', 'BULK', `${streams} STREAMS`, 'CONN/s', ...rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])], ratioRows(rows, rates));
+  const ratios = formatTable(
+    ['PATH', 'VS', 'BULK', `${streams} STREAMS`, 'CONN/s', ...rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])],
+    ratioRows(rows, rates),
+  );
   const where = `${src?.name} -> ${dsts.map((d) => `${d.pod.name} (${d.path})`).join(', ')}`;
   process.stdout.write(
     `\nmesh benchmark (lab ${lab}, namespace ${NS}, no waypoint): ${where}; iperf3 ${seconds} s (1 and ${streams} streams); 64 B req/resp at ${rates.join(', ')}/s on ${lo.conns} connections for ${lo.ms / 1000} s; ` +

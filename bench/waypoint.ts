@@ -78,11 +78,16 @@ function ensureTools(): void {
   if (!missing.length) return;
   const pkgs = missing.map(([, p]) => p);
   if (spawnSync('sh', ['-c', 'command -v apt-get']).status !== 0 || process.getuid?.() !== 0) {
-    process.stderr.write(`bench/waypoint: needs ${missing.map(([t]) => t).join(', ')}: install ${pkgs.join(' ')} (as root: apt-get install -y ${pkgs.join(' ')})\n`);
+    process.stderr.write(
+      `bench/waypoint: needs ${missing.map(([t]) => t).join(', ')}: install ${pkgs.join(' ')} (as root: apt-get install -y ${pkgs.join(' ')})\n`,
+    );
     process.exit(2);
   }
   process.stdout.write(`bench/waypoint: installing ${pkgs.join(' ')}\n`);
-  const r = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', ...pkgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const r = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', ...pkgs], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   if (r.status !== 0) {
     process.stderr.write(`bench/waypoint: apt-get install ${pkgs.join(' ')} failed\n`);
     process.exit(2);
@@ -317,7 +322,9 @@ function waypointConfig(cache: SharedCache, port: number, b: Backends): void {
   const listener = Listener.fromPartial({
     name: 'bench',
     address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } },
-    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+    filterChains: [
+      { filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] },
+    ],
   });
   const clusters: Array<[string, number, boolean]> = [
     ['v1', b.v1, false],
@@ -328,9 +335,23 @@ function waypointConfig(cache: SharedCache, port: number, b: Backends): void {
   const benchHeader = [{ name: 'x-bench', headerMatchSpecifier: { $case: 'exactMatch' as const, value: 'yes' } }];
   const split = (a: string, c: string) => ({
     $case: 'route' as const,
-    value: { clusterSpecifier: { $case: 'weightedClusters' as const, value: { clusters: [{ name: a, weight: 90 }, { name: c, weight: 10 }] } }, timeout: { seconds: 0, nanos: 0 } },
+    value: {
+      clusterSpecifier: {
+        $case: 'weightedClusters' as const,
+        value: {
+          clusters: [
+            { name: a, weight: 90 },
+            { name: c, weight: 10 },
+          ],
+        },
+      },
+      timeout: { seconds: 0, nanos: 0 },
+    },
   });
-  const one = (a: string) => ({ $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: a }, timeout: { seconds: 0, nanos: 0 } } });
+  const one = (a: string) => ({
+    $case: 'route' as const,
+    value: { clusterSpecifier: { $case: 'cluster' as const, value: a }, timeout: { seconds: 0, nanos: 0 } },
+  });
   const routes = RouteConfiguration.fromPartial({
     name: 'bench',
     virtualHosts: [
@@ -371,7 +392,23 @@ function waypointConfig(cache: SharedCache, port: number, b: Backends): void {
         TYPE.endpoint,
         name,
         ClusterLoadAssignment.encode(
-          ClusterLoadAssignment.fromPartial({ clusterName: name, endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: p } } } } } } }] }] }),
+          ClusterLoadAssignment.fromPartial({
+            clusterName: name,
+            endpoints: [
+              {
+                lbEndpoints: [
+                  {
+                    hostIdentifier: {
+                      $case: 'endpoint',
+                      value: {
+                        address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: p } } } },
+                      },
+                    },
+                  },
+                ],
+              },
+            ],
+          }),
         ).finish(),
       ),
     ),
@@ -443,16 +480,41 @@ async function main(): Promise<void> {
     ads = new DeltaAdsServer(cache, { logger: createLogger('bench', 'silent'), metrics: xdsMetrics(new Registry()) });
     xdsServer = new grpc.Server();
     xdsServer.addService(adsServiceDefinition as unknown as grpc.ServiceDefinition, adsImplementation({ delta: ads.handle }));
-    const xdsPort = await new Promise<number>((resolve, reject) => xdsServer!.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const xdsPort = await new Promise<number>((resolve, reject) =>
+      xdsServer!.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
     const wpPort = await freePort();
     waypointConfig(cache, wpPort, b);
     let waypoint: ChildProcess | undefined;
     const startWaypoint = async (workers: number): Promise<Proxy> => {
       const execArgv = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
-      const wp = spawn(...niced(process.execPath, [...execArgv, join(__dirname, '..', 'cli', 'main.js'), 'waypoint', 'run', '--name', 'bench', '-n', 'bench', '--control', `127.0.0.1:${xdsPort}`, '--listen-address', '127.0.0.1', '--admin-port', '0', '--metrics-port', '0', '--ready-port', '0', ...(workers > 1 ? ['--workers', String(workers)] : [])]), {
-        env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
+      const wp = spawn(
+        ...niced(process.execPath, [
+          ...execArgv,
+          join(__dirname, '..', 'cli', 'main.js'),
+          'waypoint',
+          'run',
+          '--name',
+          'bench',
+          '-n',
+          'bench',
+          '--control',
+          `127.0.0.1:${xdsPort}`,
+          '--listen-address',
+          '127.0.0.1',
+          '--admin-port',
+          '0',
+          '--metrics-port',
+          '0',
+          '--ready-port',
+          '0',
+          ...(workers > 1 ? ['--workers', String(workers)] : []),
+        ]),
+        {
+          env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
       procs.push(wp);
       waypoint = wp;
       await waitHttp(wpPort);
@@ -479,10 +541,25 @@ async function main(): Promise<void> {
     if (SHAPES.has('h1')) {
       out(`\n[h1] HTTP/1.1 keep-alive, 4 connections, ${RATE} req/s open loop, ${SECONDS} s\n`);
       const direct = await load({ port: b.v1, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS }, dir);
-      rows.push({ shape: 'h1', proxy: 'direct', cols: { 'done/s': fmt(direct.rps, 0), 'ok%': okPct(direct), p50: fmt(direct.p50, 3), p99: fmt(direct.p99, 3) } });
+      rows.push({
+        shape: 'h1',
+        proxy: 'direct',
+        cols: { 'done/s': fmt(direct.rps, 0), 'ok%': okPct(direct), p50: fmt(direct.p50, 3), p99: fmt(direct.p99, 3) },
+      });
       for (const p of order) {
         const r = await measured(p, { port: p.h1Port, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS });
-        rows.push({ shape: 'h1', proxy: p.name, cols: { 'done/s': fmt(r.rps, 0), 'ok%': okPct(r), p50: fmt(r.p50, 3), p99: fmt(r.p99, 3), 'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4), 'RSS MiB': fmt(r.rss, 1) } });
+        rows.push({
+          shape: 'h1',
+          proxy: p.name,
+          cols: {
+            'done/s': fmt(r.rps, 0),
+            'ok%': okPct(r),
+            p50: fmt(r.p50, 3),
+            p99: fmt(r.p99, 3),
+            'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4),
+            'RSS MiB': fmt(r.rss, 1),
+          },
+        });
       }
     }
     for (const [shape, title, spec] of [
@@ -493,14 +570,36 @@ async function main(): Promise<void> {
       out(`\n[${shape}] ${title}, ${SECONDS} s\n`);
       for (const p of order) {
         const r = await measured(p, { ...spec, port: p.h2Port, seconds: SECONDS });
-        rows.push({ shape, proxy: p.name, cols: { 'done/s': fmt(r.rps, 0), 'ok%': okPct(r), p50: fmt(r.p50, 3), p99: fmt(r.p99, 3), 'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4), 'RSS MiB': fmt(r.rss, 1) } });
+        rows.push({
+          shape,
+          proxy: p.name,
+          cols: {
+            'done/s': fmt(r.rps, 0),
+            'ok%': okPct(r),
+            p50: fmt(r.p50, 3),
+            p99: fmt(r.p99, 3),
+            'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4),
+            'RSS MiB': fmt(r.rss, 1),
+          },
+        });
       }
     }
     if (SHAPES.has('big')) {
       out(`\n[big] 1 MiB responses, HTTP/1.1, 4 connections, closed loop, ${SECONDS} s\n`);
       for (const p of order) {
         const r = await measured(p, { port: p.h1Port, h2: false, conns: 4, streams: 1, seconds: SECONDS, path: '/big' });
-        rows.push({ shape: 'big', proxy: p.name, cols: { 'MiB/s': fmt(r.rps, 0), 'ok%': okPct(r), p50: fmt(r.p50, 3), p99: fmt(r.p99, 3), 'CPU-s/GiB': fmt((r.cpu * 1024) / r.sent, 3), 'RSS MiB': fmt(r.rss, 1) } });
+        rows.push({
+          shape: 'big',
+          proxy: p.name,
+          cols: {
+            'MiB/s': fmt(r.rps, 0),
+            'ok%': okPct(r),
+            p50: fmt(r.p50, 3),
+            p99: fmt(r.p99, 3),
+            'CPU-s/GiB': fmt((r.cpu * 1024) / r.sent, 3),
+            'RSS MiB': fmt(r.rss, 1),
+          },
+        });
       }
     }
     if (SHAPES.has('max')) {
@@ -513,7 +612,9 @@ async function main(): Promise<void> {
           const passes = async (rate: number): Promise<LoadResult | undefined> => {
             const r = await load({ ...spec, port: spec.h2 ? p.h2Port : p.h1Port, rate, seconds: 3 }, dir);
             const pass = r.p99 < P99_LIMIT_MS && r.rps >= 0.97 * rate && r.ok === r.sent;
-            out(`    ${p.name} at ${rate}/s: done ${fmt(r.rps, 0)}/s, ok ${r.ok}/${r.sent}, p50 ${fmt(r.p50, 3)} p99 ${fmt(r.p99, 3)} ms: ${pass ? 'pass' : 'fail'}\n`);
+            out(
+              `    ${p.name} at ${rate}/s: done ${fmt(r.rps, 0)}/s, ok ${r.ok}/${r.sent}, p50 ${fmt(r.p50, 3)} p99 ${fmt(r.p99, 3)} ms: ${pass ? 'pass' : 'fail'}\n`,
+            );
             return pass ? r : undefined;
           };
           let lo = 0;
@@ -544,8 +645,31 @@ async function main(): Promise<void> {
       await stopWaypoint();
       const two = await startWaypoint(2);
       const r2 = await measured(two, { port: wpPort, h2: false, conns: 32, streams: 1, seconds: SECONDS });
-      rows.push({ shape: 'scale', proxy: 'waypoint x1', cols: { 'done/s': fmt(one.rps, 0), 'ok%': okPct(one), p50: fmt(one.p50, 3), p99: fmt(one.p99, 3), 'CPU-s/1k': fmt((one.cpu * 1000) / one.sent, 4), 'RSS MiB': fmt(one.rss, 1) } });
-      rows.push({ shape: 'scale', proxy: 'waypoint x2', cols: { 'done/s': fmt(r2.rps, 0), 'ok%': okPct(r2), p50: fmt(r2.p50, 3), p99: fmt(r2.p99, 3), 'CPU-s/1k': fmt((r2.cpu * 1000) / r2.sent, 4), 'RSS MiB': fmt(r2.rss, 1), 'x1 ratio': fmt(r2.rps / one.rps, 2) } });
+      rows.push({
+        shape: 'scale',
+        proxy: 'waypoint x1',
+        cols: {
+          'done/s': fmt(one.rps, 0),
+          'ok%': okPct(one),
+          p50: fmt(one.p50, 3),
+          p99: fmt(one.p99, 3),
+          'CPU-s/1k': fmt((one.cpu * 1000) / one.sent, 4),
+          'RSS MiB': fmt(one.rss, 1),
+        },
+      });
+      rows.push({
+        shape: 'scale',
+        proxy: 'waypoint x2',
+        cols: {
+          'done/s': fmt(r2.rps, 0),
+          'ok%': okPct(r2),
+          p50: fmt(r2.p50, 3),
+          p99: fmt(r2.p99, 3),
+          'CPU-s/1k': fmt((r2.cpu * 1000) / r2.sent, 4),
+          'RSS MiB': fmt(r2.rss, 1),
+          'x1 ratio': fmt(r2.rps / one.rps, 2),
+        },
+      });
     }
     await stopWaypoint();
 

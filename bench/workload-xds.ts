@@ -61,7 +61,13 @@ async function serverMain(sizes: Sizes): Promise<void> {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: `svc-${s}`, namespace: ns(s) },
-      spec: { selector: { app: `svc-${s}` }, ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090 }] },
+      spec: {
+        selector: { app: `svc-${s}` },
+        ports: [
+          { name: 'http', port: 80, targetPort: 8080 },
+          { name: 'grpc', port: 9090 },
+        ],
+      },
     });
   }
   for (let i = 0; i < sizes.workloads; i++) docs.push(workload(i, sizes.services));
@@ -80,11 +86,18 @@ async function serverMain(sizes: Sizes): Promise<void> {
       const t = process.hrtime.bigint();
       void store
         .apply(workload(m.index, sizes.services, m.generation))
-        .then(() => send({ kind: 'changed', name: `Workload/${ns(m.index % sizes.services)}/w-${m.index}`, applyMs: Number(process.hrtime.bigint() - t) / 1e6 }));
+        .then(() =>
+          send({ kind: 'changed', name: `Workload/${ns(m.index % sizes.services)}/w-${m.index}`, applyMs: Number(process.hrtime.bigint() - t) / 1e6 }),
+        );
     } else if (m.kind === 'memory') {
       global.gc?.();
       const cpu = process.cpuUsage();
-      send({ kind: 'memory', memory: process.memoryUsage(), lastTranslateMs: grpcSide.publisher.lastTranslation?.millis ?? NaN, cpuMs: (cpu.user + cpu.system) / 1000 });
+      send({
+        kind: 'memory',
+        memory: process.memoryUsage(),
+        lastTranslateMs: grpcSide.publisher.lastTranslation?.millis ?? NaN,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+      });
     } else if (m.kind === 'stop') {
       void grpcSide.stop().then(() => process.exit(0));
     }

@@ -7,12 +7,18 @@ export interface CommandEntry {
 }
 
 export const CATALOG: Readonly<Record<string, CommandEntry>> = {
-  lab: { summary: 'the netns lab: a multi-node mesh on this machine (up, down, status, exec, app)', subcommands: ['up', 'down', 'status', 'exec', 'app', 'controller'] },
+  lab: {
+    summary: 'the netns lab: a multi-node mesh on this machine (up, down, status, exec, app)',
+    subcommands: ['up', 'down', 'status', 'exec', 'app', 'controller'],
+  },
   'node-proxy': { summary: 'run the per-node daemon: eBPF capture, HBONE tunnel, L4 policy' },
   doctor: { summary: 'check that this kernel has everything capture needs' },
   control: { summary: 'run the control plane (config store, config API, xDS, CA)' },
   apply: { summary: 'create or update resources from YAML/JSON files' },
-  get: { summary: 'show resources (table, yaml or json)', subcommands: ['namespaces', 'services', 'workloads', 'authorizationpolicies', 'peerauthentications', 'gateways', 'httproutes'] },
+  get: {
+    summary: 'show resources (table, yaml or json)',
+    subcommands: ['namespaces', 'services', 'workloads', 'authorizationpolicies', 'peerauthentications', 'gateways', 'httproutes'],
+  },
   delete: { summary: 'delete resources by name or by file' },
   namespace: { summary: 'enroll or unenroll a namespace in the mesh', subcommands: ['enroll', 'unenroll'] },
   waypoint: { summary: 'waypoints: run one; apply, list and delete them', subcommands: ['run', 'apply', 'list', 'delete', 'bootstrap'] },

@@ -46,7 +46,9 @@ const completionCommand: Command = {
   async run(argv) {
     const shell = argv[0];
     if (!shell || shell === '--help' || shell === '-h') {
-      process.stdout.write("usage: nodemesh completion bash|zsh\n\n  bash: source <(nodemesh completion bash)   (or save it under /etc/bash_completion.d/nodemesh)\n  zsh:  source <(nodemesh completion zsh)\n");
+      process.stdout.write(
+        'usage: nodemesh completion bash|zsh\n\n  bash: source <(nodemesh completion bash)   (or save it under /etc/bash_completion.d/nodemesh)\n  zsh:  source <(nodemesh completion zsh)\n',
+      );
       return shell ? 0 : 2;
     }
     try {
@@ -79,7 +81,8 @@ function takeLogFormat(argv: string[]): string[] {
     if (a === '--') return [...out, ...argv.slice(i)];
     if (a === '--log-format' || a.startsWith('--log-format=')) {
       const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
-      if (value !== 'json' && value !== 'text') throw new CliError(`--log-format must be json or text, got ${value === undefined ? 'nothing' : `'${value}'`}`, 2);
+      if (value !== 'json' && value !== 'text')
+        throw new CliError(`--log-format must be json or text, got ${value === undefined ? 'nothing' : `'${value}'`}`, 2);
       process.env.NODEMESH_LOG_FORMAT = value;
       continue;
     }

@@ -21,7 +21,10 @@ export function logFormat(env: NodeJS.ProcessEnv = process.env): LogFormat {
 export function createLogger(component: string, level = process.env.NODEMESH_LOG_LEVEL ?? 'info', format: LogFormat = logFormat()): Logger {
   const options = { name: component, level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (format === 'text') {
-    return pino(options, pretty({ destination: 2, sync: true, colorize: false, translateTime: false, singleLine: true, ignore: 'pid,hostname,name', messageKey: 'msg' }));
+    return pino(
+      options,
+      pretty({ destination: 2, sync: true, colorize: false, translateTime: false, singleLine: true, ignore: 'pid,hostname,name', messageKey: 'msg' }),
+    );
   }
   return pino(options, pino.destination(2));
 }

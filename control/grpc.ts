@@ -26,7 +26,6 @@ import { WORKLOAD_API_TYPE_URLS, WorkloadApiPublisher } from './workload/publish
 import type { TranslateOptions } from './workload/translate';
 import { XDS_PLAINTEXT_PORT } from '../common/contracts/ports';
 
-
 export interface Listen {
   readonly host: string;
   /** 0 picks a free port (tests). */
@@ -101,7 +100,10 @@ function bind(server: grpc.Server, listen: Listen, credentials: grpc.ServerCrede
   const address = isIP(listen.host) === 6 ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
   return new Promise((resolve, reject) => {
     server.bindAsync(address, credentials, (err, port) => {
-      if (err) reject(new Error(`cannot listen on ${address} for ${what}: ${err.message}. Is another control plane running, or is the port taken? Choose another port.`));
+      if (err)
+        reject(
+          new Error(`cannot listen on ${address} for ${what}: ${err.message}. Is another control plane running, or is the port taken? Choose another port.`),
+        );
       else resolve(port);
     });
   });

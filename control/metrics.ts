@@ -29,9 +29,19 @@ export function configMetrics(registry: Registry): ConfigMetrics {
   const registers = [registry];
   const m: ConfigMetrics = {
     revision: new Gauge({ name: 'nodemesh_config_revision', help: 'Revision of the newest committed config write', registers }),
-    writes: new Counter({ name: 'nodemesh_config_writes_total', help: 'Config writes by operation and result', labelNames: ['operation', 'result'], registers }),
+    writes: new Counter({
+      name: 'nodemesh_config_writes_total',
+      help: 'Config writes by operation and result',
+      labelNames: ['operation', 'result'],
+      registers,
+    }),
     watchers: new Gauge({ name: 'nodemesh_config_watchers', help: 'Open watch streams on the config API', registers }),
-    requests: new Counter({ name: 'nodemesh_config_api_requests_total', help: 'Config API requests by method and status code', labelNames: ['method', 'code'], registers }),
+    requests: new Counter({
+      name: 'nodemesh_config_api_requests_total',
+      help: 'Config API requests by method and status code',
+      labelNames: ['method', 'code'],
+      registers,
+    }),
   };
   byRegistry.set(registry, m);
   return m;

@@ -10,8 +10,16 @@ describe('fuzz (short run)', () => {
   for (const t of TARGETS) {
     it(`${t.name}: ${t.what}`, async () => {
       const params = { numRuns: t.unitRuns, seed };
-      if (t.async) await fc.assert(fc.asyncProperty(t.arbitrary, async (x) => void (await t.check(x))), params);
-      else fc.assert(fc.property(t.arbitrary, (x) => void t.check(x)), params);
+      if (t.async)
+        await fc.assert(
+          fc.asyncProperty(t.arbitrary, async (x) => void (await t.check(x))),
+          params,
+        );
+      else
+        fc.assert(
+          fc.property(t.arbitrary, (x) => void t.check(x)),
+          params,
+        );
     }, 60_000);
   }
 });

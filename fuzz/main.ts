@@ -27,12 +27,23 @@ async function worker(name: string, ms: number, seed: number | undefined): Promi
     const params = { numRuns: CHUNK, seed: seed === undefined ? undefined : seed + round, interruptAfterTimeLimit: left, markInterruptAsFailure: false };
     round++;
     const details = t.async
-      ? await fc.check(fc.asyncProperty(t.arbitrary, async (x) => void (await t.check(x))), params)
-      : fc.check(fc.property(t.arbitrary, (x) => void t.check(x)), params);
+      ? await fc.check(
+          fc.asyncProperty(t.arbitrary, async (x) => void (await t.check(x))),
+          params,
+        )
+      : fc.check(
+          fc.property(t.arbitrary, (x) => void t.check(x)),
+          params,
+        );
     inputs += details.numRuns;
     if (details.failed) {
       const why = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-      return { target: name, inputs, ms: performance.now() - started, failure: `seed ${details.seed} path ${details.counterexamplePath}: ${why.slice(0, 500)}\ncounterexample: ${JSON.stringify(details.counterexample)?.slice(0, 1000)}` };
+      return {
+        target: name,
+        inputs,
+        ms: performance.now() - started,
+        failure: `seed ${details.seed} path ${details.counterexamplePath}: ${why.slice(0, 500)}\ncounterexample: ${JSON.stringify(details.counterexample)?.slice(0, 1000)}`,
+      };
     }
   }
   return { target: name, inputs, ms: performance.now() - started };
@@ -54,7 +65,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`usage: npm run fuzz -- [--minutes N] [--target NAME]… [--seed S]\ntargets:\n${TARGETS.map((t) => `  ${t.name.padEnd(16)} ${t.what}`).join('\n')}\n`);
+    process.stdout.write(
+      `usage: npm run fuzz -- [--minutes N] [--target NAME]… [--seed S]\ntargets:\n${TARGETS.map((t) => `  ${t.name.padEnd(16)} ${t.what}`).join('\n')}\n`,
+    );
     return 0;
   }
   const minutes = Number(option(argv, '--minutes')[0] ?? 1);
@@ -72,13 +85,18 @@ async function main(argv: string[]): Promise<number> {
     const line = r.stdout?.trim().split('\n').pop();
     if (r.error || r.status !== 0 || !line) {
       failed++;
-      const how = r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 'HUNG (no answer 120 s past its budget)' : `crashed (${r.signal ?? `exit ${r.status}`})`;
+      const how =
+        r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT'
+          ? 'HUNG (no answer 120 s past its budget)'
+          : `crashed (${r.signal ?? `exit ${r.status}`})`;
       process.stdout.write(`${t.name.padEnd(16)} ${how}\n${(r.stderr ?? '').slice(-2000)}\n`);
       continue;
     }
     const rep = JSON.parse(line) as Report;
     const rate = rep.inputs / (rep.ms / 1000);
-    process.stdout.write(`${t.name.padEnd(16)} ${String(rep.inputs).padStart(10)} inputs  ${rate.toFixed(0).padStart(7)} inputs/s  ${rep.failure ? `FAILED: ${rep.failure}` : 'no failure'}\n`);
+    process.stdout.write(
+      `${t.name.padEnd(16)} ${String(rep.inputs).padStart(10)} inputs  ${rate.toFixed(0).padStart(7)} inputs/s  ${rep.failure ? `FAILED: ${rep.failure}` : 'no failure'}\n`,
+    );
     if (rep.failure) failed++;
   }
   return failed ? 1 : 0;

@@ -123,7 +123,9 @@ async function up(argv: string[]): Promise<number> {
       m = await meshUp(result.state, { mesh, demo }, say);
     }
   } catch (e) {
-    throw new CliError(`${(e as Error).message}\nthe lab stays up for inspection: 'nodemesh lab status --lab ${lab}', logs in ${join(labStateDir(lab), 'logs')}; 'nodemesh lab down --lab ${lab}' removes it`);
+    throw new CliError(
+      `${(e as Error).message}\nthe lab stays up for inspection: 'nodemesh lab status --lab ${lab}', logs in ${join(labStateDir(lab), 'logs')}; 'nodemesh lab down --lab ${lab}' removes it`,
+    );
   }
   if (m.table) process.stdout.write(`\ndemo traffic (${mesh ? 'through the mesh' : 'no mesh'}):\n${m.table}`);
   if (m.l7) process.stdout.write(`\n${m.l7.text}`);
@@ -150,7 +152,10 @@ async function up(argv: string[]): Promise<number> {
         [`nodemesh lab status${labFlag}`, 'processes and their health'],
         ...(mesh ? [[`nodemesh namespace enroll default${labFlag}`, "put every pod in the mesh (they are Workloads in 'default')"]] : []),
         [`nodemesh lab exec${labFlag} --detach --name echo ${pod2?.name ?? 'pod2-1'} -- nodemesh lab app echo --port 9000`, 'a TCP echo server in a pod'],
-        [`nodemesh lab exec${labFlag} ${result.state.pods[0]?.name ?? 'pod1-1'} -- nodemesh lab app client --target ${pod2?.ip ?? '10.200.2.2'}:9000 --size 1M`, '1 MiB to it and back'],
+        [
+          `nodemesh lab exec${labFlag} ${result.state.pods[0]?.name ?? 'pod1-1'} -- nodemesh lab app client --target ${pod2?.ip ?? '10.200.2.2'}:9000 --size 1M`,
+          '1 MiB to it and back',
+        ],
       ];
   next.push([`nodemesh lab down${labFlag}`, 'remove everything']);
   process.stdout.write(`\nthe lab stays up; next:\n${formatHints(next)}`);
@@ -198,7 +203,14 @@ async function status(argv: string[]): Promise<number> {
     const table = procs.length
       ? formatTable(
           ['PROCESS', 'WHERE', 'PID', 'STATE', 'HEALTH', 'COMMAND'],
-          procs.map((p) => [p.name, p.place, String(p.pid), p.alive ? 'running' : 'gone', p.health, p.argv.map((a) => a.replace(/^.*\/dist\//, 'dist/')).join(' ')]),
+          procs.map((p) => [
+            p.name,
+            p.place,
+            String(p.pid),
+            p.alive ? 'running' : 'gone',
+            p.health,
+            p.argv.map((a) => a.replace(/^.*\/dist\//, 'dist/')).join(' '),
+          ]),
         )
       : 'no recorded processes\n';
     process.stdout.write(describeTopology(state) + '\n' + table + (await describeWaypoints(state)));
@@ -241,7 +253,9 @@ async function exec(argv: string[]): Promise<number> {
     const early = await exitWithin(child, DETACH_SETTLE_MS);
     if (early) {
       const tail = logTail(log, 5);
-      const how = early.error ? `could not start: ${early.error.message}` : `exited at once (${early.signal ? `signal ${early.signal}` : `code ${early.code}`})`;
+      const how = early.error
+        ? `could not start: ${early.error.message}`
+        : `exited at once (${early.signal ? `signal ${early.signal}` : `code ${early.code}`})`;
       if (early.error || early.code !== 0) {
         throw new CliError(`'${command.join(' ')}' in ${place} ${how}${tail ? `; its output (${log}):\n${tail}` : `; no output in ${log}`}`);
       }

@@ -111,7 +111,7 @@ async function killProcesses(lab: string, cgroupRoot: string | undefined, netns:
     }
   }
   for (const pid of left) kill(pid, 'SIGKILL');
-  for (const cg of tree) for (const pid of cgroupPids(cg)) if (pid !== process.pid) (kill(pid, 'SIGKILL'), targets.add(pid));
+  for (const cg of tree) for (const pid of cgroupPids(cg)) if (pid !== process.pid) kill(pid, 'SIGKILL'), targets.add(pid);
   for (const pid of await netnsPids(netns)) if (kill(pid, 'SIGKILL')) targets.add(pid);
   const stuck = await waitGone([...targets], 3000);
   if (stuck.length) progress(`warning: process(es) ${stuck.join(', ')} did not exit after SIGKILL`);
@@ -155,7 +155,10 @@ export async function labDown(lab: string, progress: Progress = quiet): Promise<
   if (netnsNames.length) {
     progress(`removing ${netnsNames.length} network namespace(s)`);
     // -force: keep going when one was removed meanwhile; removing a netns destroys its links too.
-    await ipBatch(undefined, netnsNames.map((n) => `netns del ${n}`)).catch(async () => {
+    await ipBatch(
+      undefined,
+      netnsNames.map((n) => `netns del ${n}`),
+    ).catch(async () => {
       for (const n of netnsNames) await run('ip', ['netns', 'del', n]).catch(() => undefined);
     });
   }

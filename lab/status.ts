@@ -24,8 +24,10 @@ export function describeTopology(t: LabTopology): string {
     rows.push([n.name, '-', `${n.underlayIp} pods ${n.podCidr}`, n.netns + mark(ns.has(n.netns)), cg(n.cgroup)]);
     for (const p of t.pods.filter((x) => x.node === n.name)) rows.push([p.name, n.name, p.ip, p.netns + mark(ns.has(p.netns)), cg(p.cgroup)]);
   }
-  return `lab '${t.lab}' (${t.phase}), cgroups under ${t.cgroupMount}, bpffs under /sys/fs/bpf/nodemesh/${t.lab}-<node>\n` +
-    formatTable(['NAME', 'NODE', 'ADDRESS', 'NETNS', 'CGROUP'], rows);
+  return (
+    `lab '${t.lab}' (${t.phase}), cgroups under ${t.cgroupMount}, bpffs under /sys/fs/bpf/nodemesh/${t.lab}-<node>\n` +
+    formatTable(['NAME', 'NODE', 'ADDRESS', 'NETNS', 'CGROUP'], rows)
+  );
 }
 
 export function describeProcesses(state: LabState): string {

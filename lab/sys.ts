@@ -44,7 +44,9 @@ export function cgroup2Mount(): string {
     const f = line.split(' ');
     if (f[2] === 'cgroup2' && f[1]) return f[1].replace(/\\040/g, ' ');
   }
-  throw new SysError('no cgroup v2 mount in /proc/mounts: the lab needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified, or boot with systemd.unified_cgroup_hierarchy)');
+  throw new SysError(
+    'no cgroup v2 mount in /proc/mounts: the lab needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified, or boot with systemd.unified_cgroup_hierarchy)',
+  );
 }
 
 export const BPFFS = '/sys/fs/bpf';
@@ -80,10 +82,7 @@ export function isSameProcess(pid: number, startTime: string): boolean {
 /** Pids in a cgroup v2 directory (not its children). */
 export function cgroupPids(dir: string): number[] {
   try {
-    return readFileSync(`${dir}/cgroup.procs`, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
+    return readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }

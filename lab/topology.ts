@@ -113,11 +113,7 @@ export function underlayBatch(t: LabTopology): IpBatch {
   const lines = ['link set lo up', `link add ${UNDERLAY_BRIDGE} type bridge`, `link set ${UNDERLAY_BRIDGE} up`];
   const ports: Array<[string, string]> = [...t.nodes.map((n): [string, string] => [`nm-${n.name}`, n.netns]), ['nm-control', t.control.netns]];
   for (const [port, peerNs] of ports) {
-    lines.push(
-      `link add ${port} type veth peer name ${NODE_UNDERLAY_IF} netns ${peerNs}`,
-      `link set ${port} master ${UNDERLAY_BRIDGE}`,
-      `link set ${port} up`,
-    );
+    lines.push(`link add ${port} type veth peer name ${NODE_UNDERLAY_IF} netns ${peerNs}`, `link set ${port} master ${UNDERLAY_BRIDGE}`, `link set ${port} up`);
   }
   return { netns: t.underlay.netns, lines };
 }

@@ -6,8 +6,17 @@ describe('lab topology plan', () => {
 
   it('names every netns and cgroup with the nm-<lab> prefix', () => {
     expect(allNetns(t)).toEqual([
-      'nm-lab-underlay', 'nm-lab-control', 'nm-lab-node1', 'nm-lab-node2', 'nm-lab-node3',
-      'nm-lab-pod1-1', 'nm-lab-pod1-2', 'nm-lab-pod2-1', 'nm-lab-pod2-2', 'nm-lab-pod3-1', 'nm-lab-pod3-2',
+      'nm-lab-underlay',
+      'nm-lab-control',
+      'nm-lab-node1',
+      'nm-lab-node2',
+      'nm-lab-node3',
+      'nm-lab-pod1-1',
+      'nm-lab-pod1-2',
+      'nm-lab-pod2-1',
+      'nm-lab-pod2-2',
+      'nm-lab-pod3-1',
+      'nm-lab-pod3-2',
     ]);
     for (const cg of allCgroups(t)) expect(cg.startsWith('/sys/fs/cgroup/unified/nm-lab')).toBe(true);
     expect(t.nodes[1]?.bpffsDir).toBe('/sys/fs/bpf/nodemesh/lab-node2');

@@ -53,7 +53,9 @@ export async function labUp(shapeIn: LabShape, progress: Progress = quiet): Prom
   const scan = scanLab(lab);
   const stale = existing !== undefined || scan.netns.length > 0 || scan.cgroupRoot !== undefined || scan.pins.length > 0;
   if (stale) {
-    progress(existing?.phase === 'ready' ? `replacing lab '${lab}' (different shape or damaged)` : `cleaning stale objects of lab '${lab}' (an interrupted run?)`);
+    progress(
+      existing?.phase === 'ready' ? `replacing lab '${lab}' (different shape or damaged)` : `cleaning stale objects of lab '${lab}' (an interrupted run?)`,
+    );
     await labDown(lab, progress);
   }
 
@@ -69,7 +71,11 @@ export async function labUp(shapeIn: LabShape, progress: Progress = quiet): Prom
     say(`network namespaces (${netns.length})`);
     // Tolerates a netns that appeared meanwhile (an `ip` orphaned by a killed earlier up may still
     // finish its batch): a fresh `netns add` makes only empty namespaces, so existing is as good.
-    await ipBatch(undefined, netns.map((n) => `netns add ${n}`), true).catch(() => undefined);
+    await ipBatch(
+      undefined,
+      netns.map((n) => `netns add ${n}`),
+      true,
+    ).catch(() => undefined);
     const have = new Set(listNetns());
     const missing = netns.filter((n) => !have.has(n));
     if (missing.length) throw new Error(`could not create network namespace(s) ${missing.join(', ')} (see 'ip netns add ${missing[0]}')`);

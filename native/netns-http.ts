@@ -29,7 +29,15 @@ export interface NetnsResponse {
  * GET http://host:port/path from inside a netns (https:// verified against `ca` when given);
  * rejects on connection errors and after timeoutMs.
  */
-export function netnsGet(netnsPath: string, host: string, port: number, path: string, headers: Record<string, string> = {}, timeoutMs = 5000, ca?: string): Promise<NetnsResponse> {
+export function netnsGet(
+  netnsPath: string,
+  host: string,
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+  timeoutMs = 5000,
+  ca?: string,
+): Promise<NetnsResponse> {
   return new Promise((resolve, reject) => {
     const connector = ca === undefined ? netnsConnector(netnsPath, timeoutMs) : tlsConnector(ca, netnsConnector(netnsPath, timeoutMs));
     const req = request({ host, port, path, headers, method: 'GET', createConnection: connector, timeout: timeoutMs }, (res) => {

@@ -99,7 +99,9 @@ export class BpfObject {
   }
 
   programs(): ProgramSpec[] {
-    return this.live().programs().map(({ name, section, type, expectedAttachType }) => ({ name, section, type, expectedAttachType }));
+    return this.live()
+      .programs()
+      .map(({ name, section, type, expectedAttachType }) => ({ name, section, type, expectedAttachType }));
   }
 
   maps(): MapSpec[] {
@@ -113,7 +115,12 @@ export class BpfObject {
     const spec = this.live()
       .programs()
       .find((p) => p.name === name);
-    if (!spec) throw new Error(`BPF object ${this.path} has no program '${name}' (it has: ${this.programs().map((p) => p.name).join(', ')})`);
+    if (!spec)
+      throw new Error(
+        `BPF object ${this.path} has no program '${name}' (it has: ${this.programs()
+          .map((p) => p.name)
+          .join(', ')})`,
+      );
     const fd = call((b) => b.dupFd(spec.fd));
     return new BpfProgram(fd, name, spec.expectedAttachType);
   }
@@ -123,7 +130,12 @@ export class BpfObject {
     const spec = this.live()
       .maps()
       .find((m) => m.name === name);
-    if (!spec) throw new Error(`BPF object ${this.path} has no map '${name}' (it has: ${this.maps().map((m) => m.name).join(', ')})`);
+    if (!spec)
+      throw new Error(
+        `BPF object ${this.path} has no map '${name}' (it has: ${this.maps()
+          .map((m) => m.name)
+          .join(', ')})`,
+      );
     const fd = call((b) => b.dupFd(spec.fd));
     return BpfMap.fromFd(fd, `${this.path}:${name}`);
   }

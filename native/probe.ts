@@ -47,9 +47,7 @@ export function probeCaptureFeatures(): Feature[] {
     f('map type sockhash', 'inbound listener registry', () => probeMapType('sockhash')),
     f('map type lru_hash', 'original destinations', () => probeMapType('lru_hash')),
     f('map type lpm_trie', 'excluded CIDRs', () => probeMapType('lpm_trie')),
-    f('helper get_netns_cookie in cgroup_sock_addr (Linux 5.7)', 'per-workload config lookup', () =>
-      probeHelper('cgroup_sock_addr', 'get_netns_cookie'),
-    ),
+    f('helper get_netns_cookie in cgroup_sock_addr (Linux 5.7)', 'per-workload config lookup', () => probeHelper('cgroup_sock_addr', 'get_netns_cookie')),
     f('helper get_socket_cookie in sock_ops', 're-keying original destinations', () => probeHelper('sock_ops', 'get_socket_cookie')),
     f('helper sk_assign in sk_lookup', 'steering to the inbound listener', () => probeHelper('sk_lookup', 'sk_assign')),
     f(

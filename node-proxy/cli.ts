@@ -101,7 +101,8 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
     const control = values.control as string | undefined;
     if (!node) throw new CliError(`--node is required\n${USAGE}`, 2);
     if (lab && control) throw new CliError('give either --control (workloads from the control plane) or --lab (lab pods in passthrough), not both', 2);
-    if (!lab && !control && !values.teardown) throw new CliError(`--control HOST:PORT is required (or --lab LAB for passthrough capture of lab pods)\n${USAGE}`, 2);
+    if (!lab && !control && !values.teardown)
+      throw new CliError(`--control HOST:PORT is required (or --lab LAB for passthrough capture of lab pods)\n${USAGE}`, 2);
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new CliError('the node proxy loads BPF programs and enters network namespaces: run it as root');
     }
@@ -131,20 +132,24 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
       };
       const tokenFile = need('token-file');
       const trustBundleFile = need('trust-bundle');
-      if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(control as string)) throw new CliError(`--control must be HOST:PORT (e.g. 10.199.0.254:15012), got '${control}'`, 2);
+      if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(control as string))
+        throw new CliError(`--control must be HOST:PORT (e.g. 10.199.0.254:15012), got '${control}'`, 2);
       const discovery = values['pod-discovery'] as string | undefined;
       if (discovery !== undefined && discovery !== 'kubernetes') throw new CliError(`--pod-discovery must be 'kubernetes', got '${discovery}'`, 2);
       if (discovery === 'kubernetes') values.kubernetes = true;
       const cgroupRoot = values['cgroup-root'] as string | undefined;
       if (cgroupRoot !== undefined && !cgroupRoot.startsWith('/')) throw new CliError(`--cgroup-root must be an absolute path, got '${cgroupRoot}'`, 2);
       const kubepodsRoots = values['kubepods-root'] as string[] | undefined;
-      if (!values.kubernetes && (values['cni-socket'] !== undefined || kubepodsRoots !== undefined)) throw new CliError('--cni-socket and --kubepods-root need --kubernetes', 2);
+      if (!values.kubernetes && (values['cni-socket'] !== undefined || kubepodsRoots !== undefined))
+        throw new CliError('--cni-socket and --kubepods-root need --kubernetes', 2);
       const cniSocket = values['cni-socket'] as string | undefined;
       if (cniSocket !== undefined && !cniSocket.startsWith('/')) throw new CliError(`--cni-socket must be an absolute path, got '${cniSocket}'`, 2);
-      for (const r of kubepodsRoots ?? []) if (r.split('/').includes('..')) throw new CliError(`--kubepods-root must be a path below the cgroup v2 mount, got '${r}'`, 2);
+      for (const r of kubepodsRoots ?? [])
+        if (r.split('/').includes('..')) throw new CliError(`--kubepods-root must be a path below the cgroup v2 mount, got '${r}'`, 2);
       const ttlText = values['cert-ttl'] as string | undefined;
       const certTtlSeconds = ttlText === undefined ? undefined : Number(ttlText);
-      if (certTtlSeconds !== undefined && (!Number.isInteger(certTtlSeconds) || certTtlSeconds < 0)) throw new CliError(`--cert-ttl must be whole seconds, got '${ttlText}'`, 2);
+      if (certTtlSeconds !== undefined && (!Number.isInteger(certTtlSeconds) || certTtlSeconds < 0))
+        throw new CliError(`--cert-ttl must be whole seconds, got '${ttlText}'`, 2);
       try {
         NodeProxy.checkKernel(log);
       } catch (err) {
@@ -171,7 +176,10 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
       } catch (err) {
         throw new CliError(`node proxy cannot start: ${(err as Error).message}`);
       }
-      log.info({ node, source: running.source.description, pinRoot: layout.pinRoot, ...running.proxy.adminPorts, metrics: running.metrics.port }, 'node proxy running');
+      log.info(
+        { node, source: running.source.description, pinRoot: layout.pinRoot, ...running.proxy.adminPorts, metrics: running.metrics.port },
+        'node proxy running',
+      );
       await untilSignal(log);
       await running.stop();
       setTimeout(() => process.exit(0), 100).unref();

@@ -75,15 +75,10 @@ export class NodeProxy {
     if (this.enroller) return this.enroller;
     const dataplane = (this.dataplane ??= new BpfDataplane(this.opts.layout, this.opts.log));
     const log = this.opts.log;
-    const handlers = this.opts.mesh?.handlers ?? captureHandlers({ sockets: nativeSockets, originals: dataplane.originals, tracker: new ConnectionTracker({ table: this.table, log }), log });
-    this.enroller = new Enroller(
-      this.opts.layout,
-      dataplane,
-      nativeSockets,
-      handlers,
-      this.opts.log,
-      this.opts.mesh?.hooks,
-    );
+    const handlers =
+      this.opts.mesh?.handlers ??
+      captureHandlers({ sockets: nativeSockets, originals: dataplane.originals, tracker: new ConnectionTracker({ table: this.table, log }), log });
+    this.enroller = new Enroller(this.opts.layout, dataplane, nativeSockets, handlers, this.opts.log, this.opts.mesh?.hooks);
     return this.enroller;
   }
 
@@ -95,7 +90,12 @@ export class NodeProxy {
       {
         workloads: () => enroller.status().map((w) => ({ ...w, openConnections: this.table.list(w.key).length })),
         connections: (w) => this.table.list(w),
-        stats: () => ({ node: this.opts.node, source: this.opts.source.description, connections: this.table.stats(), ...(mesh?.stats ? { mesh: mesh.stats() } : {}) }),
+        stats: () => ({
+          node: this.opts.node,
+          source: this.opts.source.description,
+          connections: this.table.stats(),
+          ...(mesh?.stats ? { mesh: mesh.stats() } : {}),
+        }),
         notReadyReason: () => this.notReadyReason(),
         extra: mesh?.adminViews,
       },

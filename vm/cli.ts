@@ -52,7 +52,8 @@ export const vmCommand: Command = {
       throw new CliError(err instanceof Error ? err.message : String(err));
     }
     if (sub === 'list') {
-      for (const k of matrix) process.stdout.write(`${k.name}\t${k.source.kind === 'debian' ? `debian ${k.source.suite} ${k.source.pkg}` : "this machine's kernel"}\n`);
+      for (const k of matrix)
+        process.stdout.write(`${k.name}\t${k.source.kind === 'debian' ? `debian ${k.source.suite} ${k.source.pkg}` : "this machine's kernel"}\n`);
       return 0;
     }
     if (sub !== 'test') throw new CliError(`unknown subcommand "${sub}"\n${USAGE}`, 2);
@@ -72,8 +73,10 @@ export const vmCommand: Command = {
     } catch (err) {
       throw new CliError(err instanceof Error ? err.message : String(err), 2);
     }
-    if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new CliError('the VM runner needs root (qemu, apt-get, the host row): run it as root');
-    if (/\s/.test(projectRoot)) throw new CliError(`the checkout's path "${projectRoot}" holds whitespace, which the guest's kernel command line cannot carry: move it`);
+    if (typeof process.getuid === 'function' && process.getuid() !== 0)
+      throw new CliError('the VM runner needs root (qemu, apt-get, the host row): run it as root');
+    if (/\s/.test(projectRoot))
+      throw new CliError(`the checkout's path "${projectRoot}" holds whitespace, which the guest's kernel command line cannot carry: move it`);
     const log = (l: string): void => void process.stdout.write(l + '\n');
     ensureHostTools(log);
     const onSignal = (): void => {
@@ -97,7 +100,9 @@ export const vmCommand: Command = {
     for (const k of kernels) {
       const row = await runKernel(k, opts);
       rows.push(row);
-      log(`${k.name}: ${row.result}${row.counts ? ` (${row.counts.passed} passed, ${row.counts.failed} failed, ${row.counts.skipped} skipped)` : ''} in ${Math.round(row.seconds)} s${row.error ? ` — ${row.error}` : ''}`);
+      log(
+        `${k.name}: ${row.result}${row.counts ? ` (${row.counts.passed} passed, ${row.counts.failed} failed, ${row.counts.skipped} skipped)` : ''} in ${Math.round(row.seconds)} s${row.error ? ` — ${row.error}` : ''}`,
+      );
     }
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);

@@ -30,13 +30,20 @@ export function cacheDir(): string {
 
 function aptOptions(suiteDir: string): string[] {
   return [
-    '-o', `Dir::Etc::sourcelist=${join(suiteDir, 'sources.list')}`,
-    '-o', 'Dir::Etc::sourceparts=-',
-    '-o', `Dir::State::Lists=${join(suiteDir, 'lists')}`,
-    '-o', `Dir::Cache=${join(suiteDir, 'cache')}`,
-    '-o', `Dir::State::status=${join(suiteDir, 'status')}`,
-    '-o', 'APT::Get::List-Cleanup=0',
-    '-o', 'APT::Sandbox::User=root',
+    '-o',
+    `Dir::Etc::sourcelist=${join(suiteDir, 'sources.list')}`,
+    '-o',
+    'Dir::Etc::sourceparts=-',
+    '-o',
+    `Dir::State::Lists=${join(suiteDir, 'lists')}`,
+    '-o',
+    `Dir::Cache=${join(suiteDir, 'cache')}`,
+    '-o',
+    `Dir::State::status=${join(suiteDir, 'status')}`,
+    '-o',
+    'APT::Get::List-Cleanup=0',
+    '-o',
+    'APT::Sandbox::User=root',
   ];
 }
 
@@ -114,7 +121,9 @@ function unpack(deb: string, log: (l: string) => void): Unpacked {
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  const release = readdirSync(join(dir, 'boot')).find((f) => f.startsWith('vmlinuz-'))?.slice('vmlinuz-'.length) as string;
+  const release = readdirSync(join(dir, 'boot'))
+    .find((f) => f.startsWith('vmlinuz-'))
+    ?.slice('vmlinuz-'.length) as string;
   const depRoot = existsSync(join(dir, 'usr/lib/modules', release)) ? join(dir, 'usr') : dir;
   const u: Unpacked = { release, vmlinuz: join(dir, 'boot', `vmlinuz-${release}`), modulesRoot: join(depRoot, 'lib/modules'), depRoot };
   writeFileSync(done, JSON.stringify(u, null, 2) + '\n');

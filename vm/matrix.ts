@@ -1,8 +1,6 @@
 // The kernel matrix file (vm/kernels.txt): which kernels `nodemesh vm test` boots. Pure parsing.
 
-export type KernelSource =
-  | { kind: 'debian'; suite: string; pkg: string }
-  | { kind: 'host' };
+export type KernelSource = { kind: 'debian'; suite: string; pkg: string } | { kind: 'host' };
 
 export interface MatrixKernel {
   /** the name used on the command line and in the table (5.10, 6.1, host, …) */
@@ -27,7 +25,8 @@ export function parseMatrix(text: string, file = 'kernels.txt'): MatrixKernel[] 
     } else if (kind === 'debian') {
       const [suite, pkg, extra] = rest;
       if (!suite || !pkg || extra) throw new Error(`${where}: expected "${name} debian SUITE PACKAGE", got "${line}"`);
-      if (!/^[a-z0-9.+-]+$/.test(suite) || !/^[a-z0-9.+-]+$/.test(pkg)) throw new Error(`${where}: suite and package must be Debian names, got "${suite}" "${pkg}"`);
+      if (!/^[a-z0-9.+-]+$/.test(suite) || !/^[a-z0-9.+-]+$/.test(pkg))
+        throw new Error(`${where}: suite and package must be Debian names, got "${suite}" "${pkg}"`);
       out.push({ name, source: { kind: 'debian', suite, pkg } });
     } else {
       throw new Error(`${where}: unknown source "${kind}" (known: debian, host)`);

@@ -37,19 +37,38 @@ export interface BootResult {
 /** qemu's argument list (without the nice prefix). Pure. */
 export function qemuArgs(o: BootOptions): string[] {
   const share = (id: string, path: string, tag: string, readonly: boolean): string[] => [
-    '-fsdev', `local,id=${id},path=${path},security_model=none,multidevs=remap${readonly ? ',readonly=on' : ''}`,
-    '-device', `virtio-9p-pci,fsdev=${id},mount_tag=${tag}`,
+    '-fsdev',
+    `local,id=${id},path=${path},security_model=none,multidevs=remap${readonly ? ',readonly=on' : ''}`,
+    '-device',
+    `virtio-9p-pci,fsdev=${id},mount_tag=${tag}`,
   ];
   const accel = o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
   return [
-    '-nodefaults', '-no-user-config', '-no-reboot', '-display', 'none', '-serial', 'stdio', '-monitor', 'none',
-    ...accel, '-smp', String(o.cpus), '-m', String(o.memoryMiB),
-    '-kernel', o.vmlinuz, '-initrd', o.initramfs,
-    '-append', ['console=ttyS0', 'panic=-1', 'loglevel=4', 'mitigations=off', ...o.append].join(' '),
+    '-nodefaults',
+    '-no-user-config',
+    '-no-reboot',
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-monitor',
+    'none',
+    ...accel,
+    '-smp',
+    String(o.cpus),
+    '-m',
+    String(o.memoryMiB),
+    '-kernel',
+    o.vmlinuz,
+    '-initrd',
+    o.initramfs,
+    '-append',
+    ['console=ttyS0', 'panic=-1', 'loglevel=4', 'mitigations=off', ...o.append].join(' '),
     ...share('hostroot', '/', 'hostroot', true),
     ...share('modules', o.modulesDir, 'modules', true),
     ...share('out', o.outDir, 'out', false),
-    '-nic', 'none',
+    '-nic',
+    'none',
   ];
 }
 

@@ -83,7 +83,11 @@ export function formatTable(rows: KernelOutcome[]): string {
     `${Math.round(r.seconds)} s`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]): string => c.map((x, i) => pad(x, widths[i] as number)).join('  ').trimEnd();
+  const line = (c: string[]): string =>
+    c
+      .map((x, i) => pad(x, widths[i] as number))
+      .join('  ')
+      .trimEnd();
   const out = [line(head), ...cells.map(line)];
   for (const r of rows) {
     if (r.error) out.push(`${r.kernel} ${r.tier}: ${r.error}`);

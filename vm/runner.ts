@@ -101,7 +101,15 @@ async function chooseAccel(o: RunOptions, vmlinuz: string, initramfs: string, mo
   let seen = false;
   try {
     await boot({
-      vmlinuz, initramfs, modulesDir, outDir: out, append: ['nm.probe=1'], accel: 'kvm', memoryMiB: 512, cpus: 1, timeoutMs: 30_000,
+      vmlinuz,
+      initramfs,
+      modulesDir,
+      outDir: out,
+      append: ['nm.probe=1'],
+      accel: 'kvm',
+      memoryMiB: 512,
+      cpus: 1,
+      timeoutMs: 30_000,
       onLine: (l) => (seen ||= /nm-vm: probe ok/.test(l)),
     });
   } finally {

@@ -66,7 +66,16 @@ describe('tier results', () => {
 
   it('the table has a row per kernel and tier, then the failures and errors', () => {
     const t = formatTable([
-      { kernel: '5.10', release: '5.10.0-46-amd64', accel: 'tcg', tier: 'kernel', result: 'failed', doctor: 'ok', seconds: 131.6, counts: countReport(report, '/repo') },
+      {
+        kernel: '5.10',
+        release: '5.10.0-46-amd64',
+        accel: 'tcg',
+        tier: 'kernel',
+        result: 'failed',
+        doctor: 'ok',
+        seconds: 131.6,
+        counts: countReport(report, '/repo'),
+      },
       { kernel: '6.1', tier: 'kernel', result: 'error', error: 'timed out after 900 s; qemu was killed', seconds: 900 },
     ]).split('\n');
     expect(t[0]).toMatch(/^KERNEL +RELEASE +ACCEL +TIER +RESULT +PASSED +FAILED +SKIPPED +DOCTOR +TIME$/);
@@ -81,7 +90,16 @@ describe('tier results', () => {
 });
 
 describe('booting', () => {
-  const base = { vmlinuz: '/k/vmlinuz', initramfs: '/k/i.cpio', modulesDir: '/k/lib/modules', outDir: '/tmp/o', append: ['nm.tier=kernel'], memoryMiB: 4096, cpus: 2, timeoutMs: 1 };
+  const base = {
+    vmlinuz: '/k/vmlinuz',
+    initramfs: '/k/i.cpio',
+    modulesDir: '/k/lib/modules',
+    outDir: '/tmp/o',
+    append: ['nm.tier=kernel'],
+    memoryMiB: 4096,
+    cpus: 2,
+    timeoutMs: 1,
+  };
 
   it('TCG runs multi-threaded with -cpu max; KVM with -cpu host; the host root is shared read-only', () => {
     const tcg = qemuArgs({ ...base, accel: 'tcg' }).join(' ');
@@ -97,7 +115,9 @@ describe('booting', () => {
     expect(sourcesList('bullseye', 'http://m/debian', 'http://m/sec', '/k.gpg')).toBe(
       'deb [signed-by=/k.gpg] http://m/debian bullseye main\ndeb [signed-by=/k.gpg] http://m/sec bullseye-security main\n',
     );
-    expect(sourcesList('bookworm-backports', 'http://m/debian', 'http://m/sec', '/k.gpg')).toBe('deb [signed-by=/k.gpg] http://m/debian bookworm-backports main\n');
+    expect(sourcesList('bookworm-backports', 'http://m/debian', 'http://m/sec', '/k.gpg')).toBe(
+      'deb [signed-by=/k.gpg] http://m/debian bookworm-backports main\n',
+    );
   });
 
   it('modules load in modprobe --show-depends order, once each, built-ins left out', () => {

@@ -70,10 +70,17 @@ async function run(argv: string[]): Promise<number> {
   };
   const meshMode = v['token-file'] !== undefined || v['trust-bundle'] !== undefined;
   if (meshMode && (!v['token-file'] || !v['trust-bundle'])) {
-    throw new CliError('give both --token-file and --trust-bundle (the waypoint gets its certificate from the control plane), or neither (plaintext mode, no HBONE)', 2);
+    throw new CliError(
+      'give both --token-file and --trust-bundle (the waypoint gets its certificate from the control plane), or neither (plaintext mode, no HBONE)',
+      2,
+    );
   }
   const control = v.control ?? (meshMode ? undefined : `127.0.0.1:${XDS_PLAINTEXT_PORT}`);
-  if (!control) throw new CliError(`--control HOST:PORT (the control plane's TLS port, e.g. 10.199.0.254:15012) is required with --token-file/--trust-bundle\n${RUN_USAGE}`, 2);
+  if (!control)
+    throw new CliError(
+      `--control HOST:PORT (the control plane's TLS port, e.g. 10.199.0.254:15012) is required with --token-file/--trust-bundle\n${RUN_USAGE}`,
+      2,
+    );
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(control)) throw new CliError(`--control must be HOST:PORT (e.g. 10.199.0.254:15012), got '${control}'`, 2);
   let certTtl: number | undefined;
   if (v['cert-ttl'] !== undefined) {
@@ -132,12 +139,17 @@ async function run(argv: string[]): Promise<number> {
     });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    const inUse = /EADDRINUSE/.test(msg) ? ' (another process uses one of its ports: pick others with --hbone-port/--admin-port/--metrics-port/--ready-port)' : '';
+    const inUse = /EADDRINUSE/.test(msg)
+      ? ' (another process uses one of its ports: pick others with --hbone-port/--admin-port/--metrics-port/--ready-port)'
+      : '';
     throw new CliError(`the waypoint could not start: ${msg}${inUse}`);
   }
   const wp = running.waypoint;
   if (worker !== undefined) serveAsWorker(wp.metrics.registry, () => wp.xds.status().synced);
-  logger.info({ name: v.name, namespace: v.namespace, control, identity: running.identity?.spiffeId, ports: wp.ports, worker }, 'waypoint started; waiting for xDS');
+  logger.info(
+    { name: v.name, namespace: v.namespace, control, identity: running.identity?.spiffeId, ports: wp.ports, worker },
+    'waypoint started; waiting for xDS',
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -51,13 +51,23 @@ export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
     return { waypoint, identity: undefined, stop: () => waypoint.stop() };
   }
   const trustDomain = assertTrustDomain(m.trustDomain ?? DEFAULT_TRUST_DOMAIN);
-  const cp = controlPlaneClient({ control: o.control, trustBundleFile: m.trustBundleFile, credential: m.credential ?? tokenFileCredential(m.tokenFile), serverName: m.serverName });
+  const cp = controlPlaneClient({
+    control: o.control,
+    trustBundleFile: m.trustBundleFile,
+    credential: m.credential ?? tokenFileCredential(m.tokenFile),
+    serverName: m.serverName,
+  });
   const ca = cp.ca;
   const certs = new CertificateManager({ source: ca, trustDomain, ttlSeconds: m.certTtlSeconds ?? 0 });
   const identity = new WaypointIdentity(certs, { namespace: o.namespace, serviceAccount: m.serviceAccount ?? o.name, trustDomain });
-  certs.on('issued', (c: { spiffeId: string; notAfter: Date; renewAt: Date }) => o.logger.info({ spiffeId: c.spiffeId, notAfter: c.notAfter.toISOString(), renewAt: c.renewAt.toISOString() }, 'waypoint certificate issued'));
+  certs.on('issued', (c: { spiffeId: string; notAfter: Date; renewAt: Date }) =>
+    o.logger.info({ spiffeId: c.spiffeId, notAfter: c.notAfter.toISOString(), renewAt: c.renewAt.toISOString() }, 'waypoint certificate issued'),
+  );
   certs.on('failed', (f: { spiffeId: string; error: Error; attempt: number; retryInMs: number }) =>
-    o.logger.warn({ spiffeId: f.spiffeId, err: f.error.message, attempt: f.attempt, retryInMs: f.retryInMs }, 'waypoint certificate request failed; retrying (the CA signs only service accounts of Workloads scheduled on this node)'),
+    o.logger.warn(
+      { spiffeId: f.spiffeId, err: f.error.message, attempt: f.attempt, retryInMs: f.retryInMs },
+      'waypoint certificate request failed; retrying (the CA signs only service accounts of Workloads scheduled on this node)',
+    ),
   );
   const cleanup = (): void => {
     identity.close();

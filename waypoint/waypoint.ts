@@ -182,7 +182,14 @@ export class Waypoint {
         handler: async (r) => {
           const l = this.state.listenerForTunnel(r.authority, r.target.port);
           if (!l) return deny(404, `the waypoint serves no listener for ${r.authority}`);
-          const conn: ConnectionInfo = { port: l.port, listener: l.name, principal: r.peerSpiffeId, baggage: r.headers.baggage, sourceIp: r.remoteAddress.address, destinationIp: r.target.host };
+          const conn: ConnectionInfo = {
+            port: l.port,
+            listener: l.name,
+            principal: r.peerSpiffeId,
+            baggage: r.headers.baggage,
+            sourceIp: r.remoteAddress.address,
+            destinationIp: r.target.host,
+          };
           if (l.config.kind === 'tcp') {
             const cfg = l.config;
             const d = this.tcp.authorize(l.name, cfg, conn);
@@ -210,15 +217,22 @@ export class Waypoint {
       });
       this.ports.hbone = (await this.hbone.listen({ host: o.listenAddress ?? '0.0.0.0', port: o.hbonePort ?? HBONE_PORT })).port;
     }
-    if (o.serve?.admin !== false) this.ports.admin = await this.serveAux(o.adminPort ?? ADMIN_PORT, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
+    if (o.serve?.admin !== false)
+      this.ports.admin = await this.serveAux(o.adminPort ?? ADMIN_PORT, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
     if (o.serve?.metrics !== false) {
       this.ports.metrics = await this.serveAux(o.metricsPort ?? METRICS_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
-        path === '/metrics' || path === '/stats/prometheus' ? { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() } : { status: 404, type: 'text/plain', body: 'not found' },
+        path === '/metrics' || path === '/stats/prometheus'
+          ? { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }
+          : { status: 404, type: 'text/plain', body: 'not found' },
       );
     }
     if (o.serve?.ready !== false) {
       this.ports.ready = await this.serveAux(o.readyPort ?? READY_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
-        path === '/healthz/ready' ? (this.xds.status().synced ? { status: 200, type: 'text/plain', body: 'ready\n' } : { status: 503, type: 'text/plain', body: 'waiting for xDS\n' }) : { status: 404, type: 'text/plain', body: 'not found' },
+        path === '/healthz/ready'
+          ? this.xds.status().synced
+            ? { status: 200, type: 'text/plain', body: 'ready\n' }
+            : { status: 503, type: 'text/plain', body: 'waiting for xDS\n' }
+          : { status: 404, type: 'text/plain', body: 'not found' },
       );
     }
     this.xds.start();
@@ -309,9 +323,25 @@ export class Waypoint {
         return json({ node: { name: this.o.name, namespace: this.o.namespace }, xds: { ...this.xds.status(), recentNacks: this.nacks }, resources: out });
       }
       case '/clusters':
-        return json([...this.state.clusters.values()].map((c) => ({ name: c.config.name, lb: c.config.lb, http2: c.config.http2, active: c.active, breakers: c.config.breakers, endpoints: c.balancer.snapshot() })));
+        return json(
+          [...this.state.clusters.values()].map((c) => ({
+            name: c.config.name,
+            lb: c.config.lb,
+            http2: c.config.http2,
+            active: c.active,
+            breakers: c.config.breakers,
+            endpoints: c.balancer.snapshot(),
+          })),
+        );
       case '/listeners':
-        return json([...this.state.listeners.values()].map((l) => ({ name: l.name, port: l.port, kind: l.config.kind, routes: l.config.kind === 'http' ? (l.config.rdsName ?? '(inline)') : undefined })));
+        return json(
+          [...this.state.listeners.values()].map((l) => ({
+            name: l.name,
+            port: l.port,
+            kind: l.config.kind,
+            routes: l.config.kind === 'http' ? (l.config.rdsName ?? '(inline)') : undefined,
+          })),
+        );
       case '/stats':
         return { status: 200, type: 'text/plain', body: await this.metrics.registry.metrics() };
       default:

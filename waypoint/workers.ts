@@ -94,7 +94,9 @@ export async function runPrimary(o: PrimaryOptions): Promise<Primary> {
   };
   const allReady = (): boolean => ready.size === o.workers && [...ready.values()].every(Boolean);
   const metrics = await serve(o.metricsPort, async (path) =>
-    path === '/metrics' || path === '/stats/prometheus' ? { status: 200, type: aggregator.contentType, body: await aggregator.clusterMetrics() } : { status: 404, type: 'text/plain', body: 'not found' },
+    path === '/metrics' || path === '/stats/prometheus'
+      ? { status: 200, type: aggregator.contentType, body: await aggregator.clusterMetrics() }
+      : { status: 404, type: 'text/plain', body: 'not found' },
   );
   const readyPort = await serve(o.readyPort, async (path) =>
     path === '/healthz/ready'
@@ -125,5 +127,3 @@ export function parseWorkers(s: string | undefined): number | string {
   const n = Number(s);
   return Number.isInteger(n) && n >= 1 && n <= 64 ? n : `--workers ${s} is not a whole number from 1 to 64`;
 }
-
-

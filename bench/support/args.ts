@@ -7,7 +7,9 @@ export function parseSizes<T extends Record<string, number>>(bench: string, defa
     const key = argv[i]?.replace(/^--/, '') ?? '';
     const value = Number(argv[i + 1]);
     if (!(key in sizes) || !Number.isInteger(value) || value < 1) {
-      const usage = Object.keys(defaults).map((k) => `[--${k} N]`).join(' ');
+      const usage = Object.keys(defaults)
+        .map((k) => `[--${k} N]`)
+        .join(' ');
       throw new Error(`usage: ${bench} ${usage} (bad: ${argv[i]} ${argv[i + 1]})`);
     }
     (sizes as Record<string, number>)[key] = value;

@@ -39,6 +39,7 @@ export function carriedVerdict(c: Carried, want: { protocol: string; identity: s
   if (want === 'no proxy') return c.count === 0 ? { ok: true, text: 'no proxy' } : { ok: false, text: `BAD: proxied ${seen}` };
   const ok = c.count >= want.expected && c.protocols[want.protocol] === c.count && c.sourceIdentities.length === 1 && c.sourceIdentities[0] === want.identity;
   if (ok) return { ok, text: `${want.protocol} x${c.count}` };
-  const why = c.count === 0 ? 'no access-log entry' : `${seen}${c.count < want.expected ? ` (want >= ${want.expected})` : ''}; ids ${c.sourceIdentities.join(' ')}`;
+  const why =
+    c.count === 0 ? 'no access-log entry' : `${seen}${c.count < want.expected ? ` (want >= ${want.expected})` : ''}; ids ${c.sourceIdentities.join(' ')}`;
   return { ok, text: `BAD: ${why}` };
 }

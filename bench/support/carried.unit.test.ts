@@ -39,7 +39,10 @@ describe('carriedBy / carriedVerdict', () => {
     expect(carriedVerdict(c, { protocol: 'HBONE', identity: ID, expected: 4 }).ok).toBe(false);
     expect(carriedVerdict(c, { protocol: 'same-node', identity: ID, expected: 1 }).ok).toBe(false);
     expect(carriedVerdict(c, { protocol: 'HBONE', identity: 'spiffe://cluster.local/ns/x/sa/y', expected: 1 }).ok).toBe(false);
-    expect(carriedVerdict(carriedBy(entries, '10.200.1.9', '10.200.2.2', [7000]), { protocol: 'HBONE', identity: ID, expected: 1 })).toEqual({ ok: false, text: 'BAD: no access-log entry' });
+    expect(carriedVerdict(carriedBy(entries, '10.200.1.9', '10.200.2.2', [7000]), { protocol: 'HBONE', identity: ID, expected: 1 })).toEqual({
+      ok: false,
+      text: 'BAD: no access-log entry',
+    });
   });
 
   it('a row without the mesh is good only when no proxy saw its connections', () => {

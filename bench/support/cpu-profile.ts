@@ -63,17 +63,35 @@ export function summarise(p: Profile, top: number, fromS = 0, toS = Infinity): s
   const busy = total - idle;
   const pct = (t: number): string => `${((100 * t) / Math.max(1, busy)).toFixed(1).padStart(5)}%`;
   const lines: string[] = [`busy ${(busy / 1e6).toFixed(2)} s of ${(total / 1e6).toFixed(2)} s sampled; shares of busy time`, '', 'self time by area:'];
-  for (const [a, t] of [...areas].filter(([a]) => a !== '(idle)').sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${pct(t)}  ${a}`);
+  for (const [a, t] of [...areas]
+    .filter(([a]) => a !== '(idle)')
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, top))
+    lines.push(`  ${pct(t)}  ${a}`);
   lines.push('', 'top frames by self time:');
-  for (const [f, t] of [...frames].filter(([f]) => !f.startsWith('(idle)')).sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${pct(t)}  ${f}`);
+  for (const [f, t] of [...frames]
+    .filter(([f]) => !f.startsWith('(idle)'))
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, top))
+    lines.push(`  ${pct(t)}  ${f}`);
   return lines.join('\n');
 }
 
 if (require.main === module) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, from: { type: 'string', default: '0' }, to: { type: 'string' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '25' }, from: { type: 'string', default: '0' }, to: { type: 'string' } },
+  });
   if (positionals.length !== 1) {
     process.stderr.write('usage: node dist/bench/support/cpu-profile.js FILE.cpuprofile [--top N]\n');
     process.exit(2);
   }
-  process.stdout.write(summarise(JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile, Number(values.top), Number(values.from), values.to === undefined ? Infinity : Number(values.to)) + '\n');
+  process.stdout.write(
+    summarise(
+      JSON.parse(readFileSync(positionals[0]!, 'utf8')) as Profile,
+      Number(values.top),
+      Number(values.from),
+      values.to === undefined ? Infinity : Number(values.to),
+    ) + '\n',
+  );
 }

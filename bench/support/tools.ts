@@ -17,9 +17,16 @@ export function ensureTools(tools: Record<string, string>, say: (m: string) => v
   if (missing.length === 0) return;
   const pkgs = [...new Set(missing.map((c) => tools[c]!))];
   const root = typeof process.getuid !== 'function' || process.getuid() === 0;
-  if (!root || !onPath('apt-get')) throw new Error(`the benchmark needs ${missing.join(', ')} on the PATH; install the packages ${pkgs.join(' ')} (as root: apt-get install -y ${pkgs.join(' ')})`);
+  if (!root || !onPath('apt-get'))
+    throw new Error(
+      `the benchmark needs ${missing.join(', ')} on the PATH; install the packages ${pkgs.join(' ')} (as root: apt-get install -y ${pkgs.join(' ')})`,
+    );
   say(`installing ${pkgs.join(' ')} (apt-get)`);
-  const apt = (args: string[]): void => void execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const apt = (args: string[]): void =>
+    void execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', ...args], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   try {
     apt(['install', '-y', '-qq', '--no-install-recommends', ...pkgs]);
   } catch {

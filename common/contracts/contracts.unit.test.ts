@@ -31,7 +31,7 @@ describe('wire contracts', () => {
     expect(ports.NODE_PROXY_PORTS.has(ports.XDS_TLS_PORT)).toBe(false);
   });
 
-  it('each reporter uses a subset of Istio\'s standard labels, naming what it leaves out', () => {
+  it("each reporter uses a subset of Istio's standard labels, naming what it leaves out", () => {
     const istio = new Set<string>(ISTIO_PEER_LABELS);
     expect(NODE_PROXY_TCP_LABELS.every((l) => istio.has(l))).toBe(true);
     expect(ISTIO_PEER_LABELS.filter((l) => !(NODE_PROXY_TCP_LABELS as readonly string[]).includes(l))).toEqual([

@@ -41,7 +41,9 @@ export function readTrustBundle(file: string): string {
   try {
     pem = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read the trust bundle ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; write it with 'nodemesh ca root > FILE' on the control plane's host`);
+    throw new Error(
+      `cannot read the trust bundle ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; write it with 'nodemesh ca root > FILE' on the control plane's host`,
+    );
   }
   if (!pem.includes('BEGIN CERTIFICATE')) throw new Error(`the trust bundle ${file} holds no PEM certificate; write it with 'nodemesh ca root'`);
   return pem;

@@ -20,22 +20,28 @@ describe('control-plane client', () => {
     writeFileSync(file, 'second\n');
     expect(cred.token()).toBe('second');
     rmSync(file);
-    expect(() => cred.token()).toThrow(`cannot read the node token file ${file}: ENOENT; issue one with 'nodemesh ca issue-node-token --node <node> --out ${file}'`);
+    expect(() => cred.token()).toThrow(
+      `cannot read the node token file ${file}: ENOENT; issue one with 'nodemesh ca issue-node-token --node <node> --out ${file}'`,
+    );
     writeFileSync(file, '  \n');
     expect(() => cred.token()).toThrow(`the node token file ${file} is empty; issue a token with 'nodemesh ca issue-node-token --node <node> --out ${file}'`);
-    const sa = tokenFileCredential(file, { what: 'the ServiceAccount token', fix: 'check the pod\'s projected volume' });
+    const sa = tokenFileCredential(file, { what: 'the ServiceAccount token', fix: "check the pod's projected volume" });
     expect(() => sa.token()).toThrow(`the ServiceAccount token ${file} is empty; check the pod's projected volume`);
     expect(() => staticCredential('')).toThrow(/is empty/);
   });
 
   it('refuses a missing or non-PEM trust bundle, and a missing token, before connecting', () => {
     const bundle = join(dir, 'bundle.pem');
-    expect(() => readTrustBundle(bundle)).toThrow(`cannot read the trust bundle ${bundle}: ENOENT; write it with 'nodemesh ca root > FILE' on the control plane's host`);
+    expect(() => readTrustBundle(bundle)).toThrow(
+      `cannot read the trust bundle ${bundle}: ENOENT; write it with 'nodemesh ca root > FILE' on the control plane's host`,
+    );
     writeFileSync(bundle, 'not a certificate');
     expect(() => readTrustBundle(bundle)).toThrow(`the trust bundle ${bundle} holds no PEM certificate; write it with 'nodemesh ca root'`);
     writeFileSync(bundle, PEM);
     const missing = join(dir, 'no-token');
-    expect(() => controlPlaneClient({ control: '127.0.0.1:1', trustBundleFile: bundle, credential: tokenFileCredential(missing) })).toThrow(/cannot read the node token file .*no-token: ENOENT/);
+    expect(() => controlPlaneClient({ control: '127.0.0.1:1', trustBundleFile: bundle, credential: tokenFileCredential(missing) })).toThrow(
+      /cannot read the node token file .*no-token: ENOENT/,
+    );
   });
 
   it('puts the current token on every call as a bearer credential', () => {

@@ -135,7 +135,11 @@ export class HboneClient {
     let stream: ClientHttp2Stream;
     try {
       stream = lease.session.request(
-        { [h2.HTTP2_HEADER_METHOD]: h2.HTTP2_METHOD_CONNECT, [h2.HTTP2_HEADER_AUTHORITY]: formatAuthority(target.host, target.port), ...requestHeaders(o.headers) },
+        {
+          [h2.HTTP2_HEADER_METHOD]: h2.HTTP2_METHOD_CONNECT,
+          [h2.HTTP2_HEADER_AUTHORITY]: formatAuthority(target.host, target.port),
+          ...requestHeaders(o.headers),
+        },
         { endStream: false },
       );
     } catch (err) {
@@ -186,9 +190,15 @@ export class HboneClient {
         if (status === 200) done();
         else done(new TunnelRefusedError(status, o.destination, o.authority));
       };
-      const onError = (err: Error): void => done(new TunnelConnectError(`the HBONE stream to ${o.authority} via ${o.destination} failed: ${err.message}`, o.destination, err));
+      const onError = (err: Error): void =>
+        done(new TunnelConnectError(`the HBONE stream to ${o.authority} via ${o.destination} failed: ${err.message}`, o.destination, err));
       const onClose = (): void =>
-        done(new TunnelConnectError(`the HBONE stream to ${o.authority} via ${o.destination} closed before a response (RST code ${stream.rstCode ?? 'none'})`, o.destination));
+        done(
+          new TunnelConnectError(
+            `the HBONE stream to ${o.authority} via ${o.destination} closed before a response (RST code ${stream.rstCode ?? 'none'})`,
+            o.destination,
+          ),
+        );
       const expire = (): void => done(new TunnelConnectError(`no answer to CONNECT ${o.authority} via ${o.destination} within ${timeoutMs} ms`, o.destination));
       const probeAfter = this.openProbeAfterMs;
       let timer =
@@ -268,7 +278,8 @@ export class HboneClient {
     const cur = this.credentials.get(key);
     // By value: a certificate manager may hand out equal credentials in new objects on every call,
     // and a new generation would retire every pooled connection.
-    if (cur && cur.certChain === o.source.certChain && sameKey(cur.key, o.source.key) && (cur.bundle === o.trustBundle || cur.bundle.pem === o.trustBundle.pem)) return cur;
+    if (cur && cur.certChain === o.source.certChain && sameKey(cur.key, o.source.key) && (cur.bundle === o.trustBundle || cur.bundle.pem === o.trustBundle.pem))
+      return cur;
     const next: CredentialState = {
       certChain: o.source.certChain,
       key: o.source.key,

@@ -22,14 +22,28 @@ describe('HBONE tunnel headers', () => {
   });
 
   it('refuses what is not an address or a port', () => {
-    for (const h of [undefined, '', 'for=unknown', 'for=_hidden', 'for="10.0.0.9:_p1"', 'for="10.0.0.9:70000"', 'for="[fd00::2"', 'for="[fd00::2]x"', 'by=10.0.0.1']) {
+    for (const h of [
+      undefined,
+      '',
+      'for=unknown',
+      'for=_hidden',
+      'for="10.0.0.9:_p1"',
+      'for="10.0.0.9:70000"',
+      'for="[fd00::2"',
+      'for="[fd00::2]x"',
+      'by=10.0.0.1',
+    ]) {
       expect(forwardedEndpoint(h), String(h)).toBeUndefined();
     }
   });
 
   it('puts only well-formed trace context on the request', () => {
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-    expect(requestHeaders({ forwarded: 'for=1.2.3.4', traceparent: tp, baggage: 'a=b' })).toEqual({ forwarded: 'for=1.2.3.4', traceparent: tp, baggage: 'a=b' });
+    expect(requestHeaders({ forwarded: 'for=1.2.3.4', traceparent: tp, baggage: 'a=b' })).toEqual({
+      forwarded: 'for=1.2.3.4',
+      traceparent: tp,
+      baggage: 'a=b',
+    });
     expect(requestHeaders({ traceparent: 'garbage' })).toEqual({});
     expect(requestHeaders(undefined)).toEqual({});
   });

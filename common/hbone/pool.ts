@@ -28,7 +28,9 @@ export interface PoolOptions {
 /** Why a session was destroyed by the liveness check (its streams fail with this). */
 export class ConnectionDeadError extends Error {
   constructor(readonly timeoutMs: number) {
-    super(`the HBONE connection did not answer an HTTP/2 PING within ${timeoutMs} ms; it is taken as dead and closed (its streams fail, new tunnels use a new connection)`);
+    super(
+      `the HBONE connection did not answer an HTTP/2 PING within ${timeoutMs} ms; it is taken as dead and closed (its streams fail, new tunnels use a new connection)`,
+    );
     this.name = 'ConnectionDeadError';
   }
 }

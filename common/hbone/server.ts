@@ -4,7 +4,15 @@
 // node proxy's connection to the destination app), which it then splices to the tunnel stream.
 // Bad input is answered (405 for other methods, 400 for a malformed authority) or dropped, never
 // fatal. Credentials rotate at runtime without touching open connections.
-import { constants as h2, createSecureServer, type Http2SecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import {
+  constants as h2,
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import { Socket, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';

@@ -35,7 +35,8 @@ export function maxSessionMemoryMiB(w: WindowSettings): number {
 export function validateWindows(w: WindowSettings): WindowSettings {
   const maxWindow = 2 ** 31 - 1;
   if (!(w.streamWindow >= 65535 && w.streamWindow <= maxWindow)) throw new Error(`stream window ${w.streamWindow} must be 65535..${maxWindow} bytes`);
-  if (!(w.connectionWindow >= 65535 && w.connectionWindow <= maxWindow)) throw new Error(`connection window ${w.connectionWindow} must be 65535..${maxWindow} bytes`);
+  if (!(w.connectionWindow >= 65535 && w.connectionWindow <= maxWindow))
+    throw new Error(`connection window ${w.connectionWindow} must be 65535..${maxWindow} bytes`);
   if (!(w.maxFrameSize >= 16384 && w.maxFrameSize <= 16777215)) throw new Error(`max frame size ${w.maxFrameSize} must be 16384..16777215 bytes`);
   return w;
 }

@@ -54,7 +54,9 @@ export class CaClient implements CertificateSource {
     else if (options.token) this.credential = staticCredential(options.token, 'the node token');
     else if (options.tokenFile) this.credential = tokenFileCredential(options.tokenFile);
     else throw new Error('the CA client needs the node token (or the file that holds it)');
-    const channelOptions: grpc.ChannelOptions = options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {};
+    const channelOptions: grpc.ChannelOptions = options.serverName
+      ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName }
+      : {};
     this.client = new CertificateServiceClient(options.address, grpc.credentials.createSsl(Buffer.from(options.rootPem)), channelOptions);
   }
 
@@ -72,7 +74,12 @@ export class CaClient implements CertificateSource {
     return new Promise((resolve, reject) => {
       this.client.createCertificate(CreateCertificateRequest.fromPartial({ csr: csrPem, ttlSeconds }), metadata, { deadline }, (err, res) => {
         if (err) {
-          reject(new CertificateRequestError(err.code, `the certificate service at ${this.options.address} answered ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+          reject(
+            new CertificateRequestError(
+              err.code,
+              `the certificate service at ${this.options.address} answered ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`,
+            ),
+          );
         } else {
           resolve({ certChainPem: res.certChain, trustBundlePem: res.trustBundle });
         }

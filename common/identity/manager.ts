@@ -196,10 +196,13 @@ export class CertificateManager extends EventEmitter {
 
   private schedule(e: Entry, delayMs: number): void {
     if (e.timer) clearTimeout(e.timer);
-    e.timer = setTimeout(() => {
-      e.timer = undefined;
-      if (this.entries.get(e.spiffeId) === e) this.fetch(e).catch(() => undefined);
-    }, Math.max(0, delayMs));
+    e.timer = setTimeout(
+      () => {
+        e.timer = undefined;
+        if (this.entries.get(e.spiffeId) === e) this.fetch(e).catch(() => undefined);
+      },
+      Math.max(0, delayMs),
+    );
     e.timer.unref();
   }
 

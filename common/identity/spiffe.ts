@@ -52,10 +52,7 @@ function segmentProblem(what: string, value: string): string | undefined {
 
 /** Builds and validates an identity; the trust domain defaults to cluster.local. */
 export function identity(namespace: string, serviceAccount: string, trustDomain = DEFAULT_TRUST_DOMAIN): Identity {
-  const problem =
-    trustDomainProblem(trustDomain) ??
-    segmentProblem('namespace', namespace) ??
-    segmentProblem('service account', serviceAccount);
+  const problem = trustDomainProblem(trustDomain) ?? segmentProblem('namespace', namespace) ?? segmentProblem('service account', serviceAccount);
   if (problem) throw new IdentityError(`invalid identity: ${problem}`);
   return { trustDomain, namespace, serviceAccount };
 }

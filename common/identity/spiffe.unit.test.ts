@@ -1,14 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_TRUST_DOMAIN,
-  IdentityError,
-  formatSpiffeId,
-  identity,
-  parseSpiffeId,
-  sameIdentity,
-  toIdentity,
-  tryParseSpiffeId,
-} from './spiffe';
+import { DEFAULT_TRUST_DOMAIN, IdentityError, formatSpiffeId, identity, parseSpiffeId, sameIdentity, toIdentity, tryParseSpiffeId } from './spiffe';
 
 describe('SPIFFE IDs', () => {
   it('parses a workload ID into its parts', () => {

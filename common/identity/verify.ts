@@ -96,7 +96,11 @@ function toCertificates(chain: PeerChain): X509Certificate[] {
 function checkValidity(cert: X509Certificate, now: Date, what: string): void {
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);
-  if (now < from) throw new PeerVerificationError('not-yet-valid', `the peer's ${what} is not valid before ${from.toISOString()} (now ${now.toISOString()}); check the clocks`);
+  if (now < from)
+    throw new PeerVerificationError(
+      'not-yet-valid',
+      `the peer's ${what} is not valid before ${from.toISOString()} (now ${now.toISOString()}); check the clocks`,
+    );
   if (now > to) throw new PeerVerificationError('expired', `the peer's ${what} expired at ${to.toISOString()} (now ${now.toISOString()})`);
 }
 
@@ -120,7 +124,9 @@ export function spiffeIdOf(cert: X509Certificate): string {
   if (uris.length !== 1) {
     throw new PeerVerificationError(
       'no-spiffe-id',
-      uris.length === 0 ? 'the peer certificate has no URI SAN, so it names no SPIFFE identity' : `the peer certificate has ${uris.length} URI SANs (${uris.join(', ')}); a workload certificate has exactly one`,
+      uris.length === 0
+        ? 'the peer certificate has no URI SAN, so it names no SPIFFE identity'
+        : `the peer certificate has ${uris.length} URI SANs (${uris.join(', ')}); a workload certificate has exactly one`,
     );
   }
   return uris[0] as string;
@@ -185,7 +191,10 @@ export function verifyPeerChain(chain: PeerChain, bundle: TrustBundle, options: 
  * then `checkServerIdentity` checks the SPIFFE ID (trust domain and, if given, the expected
  * destination identity) instead of a host name. Merge with the client's own `key`/`cert`.
  */
-export function clientVerification(bundle: TrustBundle, expected?: Identity | readonly Identity[]): Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized' | 'checkServerIdentity'> {
+export function clientVerification(
+  bundle: TrustBundle,
+  expected?: Identity | readonly Identity[],
+): Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized' | 'checkServerIdentity'> {
   return {
     ca: bundle.pem,
     rejectUnauthorized: true,

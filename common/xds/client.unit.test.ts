@@ -108,7 +108,11 @@ describe('DeltaXdsClient against the control plane delta server', () => {
     const T = ADDRESS_TYPE_URL;
     const cache = new SharedCache([T]);
     const good = (name: string, ip: number[]) =>
-      xdsResource(T, name, Address.encode(Address.fromPartial({ type: { $case: 'workload', value: { uid: name, name, addresses: [Buffer.from(ip)] } } })).finish());
+      xdsResource(
+        T,
+        name,
+        Address.encode(Address.fromPartial({ type: { $case: 'workload', value: { uid: name, name, addresses: [Buffer.from(ip)] } } })).finish(),
+      );
     cache.replace(T, new Map([['a', good('a', [10, 0, 0, 1])]]));
     const registry = new Registry();
     const server = new ControlGrpcServer({ source: cache, plaintext: { host: '127.0.0.1', port: 0 }, registry, logger: silent });

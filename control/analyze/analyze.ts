@@ -63,13 +63,23 @@ function routeFindings(ix: Index, out: Finding[]): void {
     const ns = r.metadata.namespace ?? '';
     for (const p of r.spec.parentRefs) {
       if (!ix.has('Service', p.namespace ?? ns, p.name)) {
-        out.push({ severity: 'Error', code: 'NM0101', resource: ref(r), message: `parentRef Service ${p.namespace ?? ns}/${p.name} does not exist: the route applies to nothing` });
+        out.push({
+          severity: 'Error',
+          code: 'NM0101',
+          resource: ref(r),
+          message: `parentRef Service ${p.namespace ?? ns}/${p.name} does not exist: the route applies to nothing`,
+        });
       }
     }
     r.spec.rules.forEach((rule, i) => {
       for (const b of rule.backendRefs ?? []) {
         if (!ix.has('Service', b.namespace ?? ns, b.name)) {
-          out.push({ severity: 'Error', code: 'NM0102', resource: ref(r), message: `rules[${i}] backendRef Service ${b.namespace ?? ns}/${b.name} does not exist: requests routed there fail` });
+          out.push({
+            severity: 'Error',
+            code: 'NM0102',
+            resource: ref(r),
+            message: `rules[${i}] backendRef Service ${b.namespace ?? ns}/${b.name} does not exist: requests routed there fail`,
+          });
         }
       }
     });
@@ -85,13 +95,23 @@ function policyFindings(ix: Index, out: Finding[]): void {
       const text = Object.entries(selector)
         .map(([k, v]) => `${k}=${v}`)
         .join(',');
-      out.push({ severity: 'Warning', code: 'NM0201', resource: ref(p), message: `selector ${text} matches no workload in namespace ${ns}: the policy applies to nothing` });
+      out.push({
+        severity: 'Warning',
+        code: 'NM0201',
+        resource: ref(p),
+        message: `selector ${text} matches no workload in namespace ${ns}: the policy applies to nothing`,
+      });
     }
     if (p.kind !== 'AuthorizationPolicy') continue;
     for (const t of p.spec.targetRefs ?? []) {
       const tns = t.namespace ?? ns;
       if (!ix.has(t.kind, tns, t.name)) {
-        out.push({ severity: 'Error', code: 'NM0202', resource: ref(p), message: `targetRef ${t.kind} ${tns}/${t.name} does not exist: the policy applies to nothing` });
+        out.push({
+          severity: 'Error',
+          code: 'NM0202',
+          resource: ref(p),
+          message: `targetRef ${t.kind} ${tns}/${t.name} does not exist: the policy applies to nothing`,
+        });
       }
     }
   }

@@ -4,9 +4,24 @@ import { analyze } from './analyze';
 
 const res = (docs: unknown[]): AnyResource[] => docs.map((d) => validateResource(d));
 const ns = (name: string, labels?: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
-const svc = (name: string, labels?: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'shop', labels }, spec: { clusterIP: '10.96.0.30', selector: { app: name }, ports: [{ port: 80 }] } });
-const wl = (name: string, node: string, labels: Record<string, string>) => ({ apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name, namespace: 'shop', labels }, spec: { node, addresses: ['10.200.1.9'], serviceAccount: name } });
-const gw = (name: string) => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name, namespace: 'shop' }, spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] } });
+const svc = (name: string, labels?: Record<string, string>) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'shop', labels },
+  spec: { clusterIP: '10.96.0.30', selector: { app: name }, ports: [{ port: 80 }] },
+});
+const wl = (name: string, node: string, labels: Record<string, string>) => ({
+  apiVersion: 'nodemesh.io/v1alpha1',
+  kind: 'Workload',
+  metadata: { name, namespace: 'shop', labels },
+  spec: { node, addresses: ['10.200.1.9'], serviceAccount: name },
+});
+const gw = (name: string) => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'Gateway',
+  metadata: { name, namespace: 'shop' },
+  spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+});
 const route = (parent: string, backend: string) => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'HTTPRoute',
@@ -15,7 +30,14 @@ const route = (parent: string, backend: string) => ({
 });
 const ap = (spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'shop' }, spec });
 
-const GOOD = [ns('shop', { 'nodemesh.io/dataplane-mode': 'ambient', 'nodemesh.io/use-waypoint': 'wp' }), gw('wp'), svc('web'), wl('web-1', 'node1', { app: 'web' }), route('web', 'web'), ap({ selector: { matchLabels: { app: 'web' } } })];
+const GOOD = [
+  ns('shop', { 'nodemesh.io/dataplane-mode': 'ambient', 'nodemesh.io/use-waypoint': 'wp' }),
+  gw('wp'),
+  svc('web'),
+  wl('web-1', 'node1', { app: 'web' }),
+  route('web', 'web'),
+  ap({ selector: { matchLabels: { app: 'web' } } }),
+];
 
 describe('analyze', () => {
   it('finds nothing in a consistent configuration whose nodes all run a node proxy', () => {
@@ -33,7 +55,13 @@ describe('analyze', () => {
   });
 
   it('names a targetRef to nothing and a use-waypoint label (either spelling) naming no waypoint', () => {
-    const out = analyze({ resources: res([ns('shop', { 'istio.io/use-waypoint': 'missing' }), svc('web', { 'nodemesh.io/use-waypoint': 'wp2' }), ap({ targetRefs: [{ kind: 'Service', group: '', name: 'ghost' }] })]) });
+    const out = analyze({
+      resources: res([
+        ns('shop', { 'istio.io/use-waypoint': 'missing' }),
+        svc('web', { 'nodemesh.io/use-waypoint': 'wp2' }),
+        ap({ targetRefs: [{ kind: 'Service', group: '', name: 'ghost' }] }),
+      ]),
+    });
     expect(out.map((f) => [f.code, f.resource])).toEqual([
       ['NM0202', 'AuthorizationPolicy/shop/p'],
       ['NM0301', 'Namespace/shop'],
@@ -44,7 +72,9 @@ describe('analyze', () => {
 
   it('warns about enrolled workloads on nodes with no node proxy connected; skips it when unknown', () => {
     const out = analyze({ resources: res(GOOD), connectedNodes: new Set(['node2']) });
-    expect(out).toEqual([expect.objectContaining({ severity: 'Warning', code: 'NM0401', resource: 'Namespace/shop', message: expect.stringMatching(/node\(s\) node1/) })]);
+    expect(out).toEqual([
+      expect.objectContaining({ severity: 'Warning', code: 'NM0401', resource: 'Namespace/shop', message: expect.stringMatching(/node\(s\) node1/) }),
+    ]);
     expect(analyze({ resources: res(GOOD) })).toEqual([]);
   });
 });

@@ -93,7 +93,10 @@ export class ApiClient {
   }
 
   /** Replaces one resource (conditional when it carries metadata.resourceVersion). */
-  put<T = AnyResource>(kind: KindInfo, resource: { metadata: { name: string; namespace?: string; [field: string]: unknown }; [field: string]: unknown }): Promise<T> {
+  put<T = AnyResource>(
+    kind: KindInfo,
+    resource: { metadata: { name: string; namespace?: string; [field: string]: unknown }; [field: string]: unknown },
+  ): Promise<T> {
     return this.call('PUT', itemPath(kind, resource.metadata.name, resource.metadata.namespace), JSON.stringify(resource), 'application/json');
   }
 
@@ -161,13 +164,21 @@ export class ApiClient {
           } else reject(toError(code, text));
         }, reject);
       });
-      req.setTimeout(this.opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`no answer from ${this.opts.server} within ${(this.opts.timeoutMs ?? 30_000) / 1000}s`)));
+      req.setTimeout(this.opts.timeoutMs ?? 30_000, () =>
+        req.destroy(new Error(`no answer from ${this.opts.server} within ${(this.opts.timeoutMs ?? 30_000) / 1000}s`)),
+      );
       req.on('error', (err) => reject(this.connectError(err)));
       req.end(body);
     });
   }
 
-  private request(method: string, path: string, body: string | undefined, contentType: string | undefined, onResponse: (res: IncomingMessage) => void): http.ClientRequest {
+  private request(
+    method: string,
+    path: string,
+    body: string | undefined,
+    contentType: string | undefined,
+    onResponse: (res: IncomingMessage) => void,
+  ): http.ClientRequest {
     const headers: Record<string, string> = {};
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     if (body !== undefined) {
@@ -197,7 +208,9 @@ export class ApiClient {
   private connectError(err: Error): Error {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND') {
-      return new Error(`cannot reach the control plane at ${this.opts.server} (${code}): is 'nodemesh control' running? Point elsewhere with --server or NODEMESH_SERVER`);
+      return new Error(
+        `cannot reach the control plane at ${this.opts.server} (${code}): is 'nodemesh control' running? Point elsewhere with --server or NODEMESH_SERVER`,
+      );
     }
     return err;
   }

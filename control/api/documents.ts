@@ -32,7 +32,9 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
   // The parser recurses per nesting level: refuse deep text before it can overflow the stack.
   const deep = findExcessiveNesting(text, MAX_NESTING_DEPTH);
   if (deep) {
-    throw new DocumentError(`${source}: nests more than ${MAX_NESTING_DEPTH} levels deep (line ${deep.line}); no resource needs that — check the brackets and indentation`);
+    throw new DocumentError(
+      `${source}: nests more than ${MAX_NESTING_DEPTH} levels deep (line ${deep.line}); no resource needs that — check the brackets and indentation`,
+    );
   }
   // uniqueKeys is checked below in linear time: the yaml library's own check compares every key
   // with every other (20,000 keys, a 200 KB body, took 14 s of the control plane's event loop).
@@ -48,7 +50,9 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
     const bad = badKey(doc);
     if (bad) {
       const line = bad.offset !== undefined ? lineCounter.linePos(bad.offset).line : undefined;
-      const why = bad.complex ? `a mapping key must be a plain value, not a collection or alias (here: ${bad.key})` : `map keys must be unique; "${bad.key}" appears twice`;
+      const why = bad.complex
+        ? `a mapping key must be a plain value, not a collection or alias (here: ${bad.key})`
+        : `map keys must be unique; "${bad.key}" appears twice`;
       throw new DocumentError(`${source}: document ${i + 1}${line ? ` (line ${line})` : ''} is not valid YAML/JSON: ${why}`);
     }
     let value: unknown;
@@ -82,7 +86,11 @@ function badKey(doc: Document): { key: string; offset?: number; complex?: true }
         const k = pair.key;
         if (k !== null && !isScalar(k)) {
           // named by its kind only: printing a nested key is itself exponential
-          found = { key: isMap(k) ? 'a mapping' : isSeq(k) ? 'a sequence' : isAlias(k) ? `alias *${k.source}` : 'a node', offset: isNode(k) ? k.range?.[0] : undefined, complex: true };
+          found = {
+            key: isMap(k) ? 'a mapping' : isSeq(k) ? 'a sequence' : isAlias(k) ? `alias *${k.source}` : 'a node',
+            offset: isNode(k) ? k.range?.[0] : undefined,
+            complex: true,
+          };
           return visit.BREAK;
         }
         const text = isScalar(k) ? `${typeof k.value}:${String(k.value)}` : 'null';

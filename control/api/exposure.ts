@@ -66,12 +66,20 @@ export function createApiServer(handle: RequestListener, tls: ApiTls | undefined
     connectionsCheckingInterval: Math.max(250, Math.min(2_000, Math.floor(limits.headersTimeoutMs / 2))),
   };
   const server = tls
-    ? createHttpsServer({ ...common, cert: tls.certChainPem, key: tls.privateKeyPem, minVersion: 'TLSv1.2', handshakeTimeout: limits.handshakeTimeoutMs }, handle)
+    ? createHttpsServer(
+        { ...common, cert: tls.certChainPem, key: tls.privateKeyPem, minVersion: 'TLSv1.2', handshakeTimeout: limits.handshakeTimeoutMs },
+        handle,
+      )
     : createHttpServer(common, handle);
   const timeouts = listenerTimeouts(registry);
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') timeouts.inc({ listener: 'config-api', kind: 'request' });
-    if (socket.writable && !socket.destroyed) socket.end(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable && !socket.destroyed)
+      socket.end(
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'
+          : 'HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n',
+      );
     else socket.destroy();
   });
   // https (unlike http2's secure server) leaves a socket whose handshake failed or timed out open

@@ -83,7 +83,11 @@ export class ConfigApi {
       return;
     }
     if (!bearerMatches(req.headers.authorization, this.opts.token)) {
-      throw new HttpError(401, 'Unauthorized', 'missing or wrong bearer token: send "Authorization: Bearer <token>" (the CLI reads --token-file, NODEMESH_TOKEN, or <data-dir>/token)');
+      throw new HttpError(
+        401,
+        'Unauthorized',
+        'missing or wrong bearer token: send "Authorization: Bearer <token>" (the CLI reads --token-file, NODEMESH_TOKEN, or <data-dir>/token)',
+      );
     }
     if (url.pathname === '/version') {
       allow(method, ['GET']);
@@ -162,9 +166,16 @@ export class ConfigApi {
           const doc = docs[0] as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
           const ns = doc.metadata?.namespace ?? (route.kind.namespaced ? route.namespace : undefined);
           if (doc.kind !== route.kind.kind || doc.metadata?.name !== route.name || ns !== route.namespace) {
-            throw new HttpError(400, 'BadRequest', `the body is not ${route.kind.kind} ${route.namespace ? `${route.namespace}/` : ''}${route.name} (the resource named by the path)`);
+            throw new HttpError(
+              400,
+              'BadRequest',
+              `the body is not ${route.kind.kind} ${route.namespace ? `${route.namespace}/` : ''}${route.name} (the resource named by the path)`,
+            );
           }
-          const body = route.namespace !== undefined && doc.metadata?.namespace === undefined ? { ...doc, metadata: { ...doc.metadata, namespace: route.namespace } } : doc;
+          const body =
+            route.namespace !== undefined && doc.metadata?.namespace === undefined
+              ? { ...doc, metadata: { ...doc.metadata, namespace: route.namespace } }
+              : doc;
           const result = await this.write('apply', () => store.applyAll([body], { dryRun }));
           json(res, 200, result.results[0].resource);
         }
@@ -180,7 +191,8 @@ export class ConfigApi {
       this.metrics.revision.set(this.opts.store.revision);
       return r;
     } catch (err) {
-      const result = err instanceof InvalidBatchError || err instanceof ValidationError ? 'invalid' : err instanceof StoreError ? err.reason.toLowerCase() : 'error';
+      const result =
+        err instanceof InvalidBatchError || err instanceof ValidationError ? 'invalid' : err instanceof StoreError ? err.reason.toLowerCase() : 'error';
       this.metrics.writes.inc({ operation, result });
       throw err;
     }
@@ -245,7 +257,8 @@ export class ConfigApi {
   }
 
   private body(req: IncomingMessage): Promise<string> {
-    const tooLarge = (): HttpError => new HttpError(413, 'RequestEntityTooLarge', `the request body is larger than ${this.maxBody} bytes; split it into several applies`);
+    const tooLarge = (): HttpError =>
+      new HttpError(413, 'RequestEntityTooLarge', `the request body is larger than ${this.maxBody} bytes; split it into several applies`);
     // Refused bodies are answered, not reset: the rest is read and discarded (bounded in time) so
     // that closing the socket with unread data does not turn the 413 into a TCP reset.
     const discard = (): void => {

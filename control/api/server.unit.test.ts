@@ -112,7 +112,17 @@ describe('config API', () => {
     const before = cp.store.revision;
     const docs = [
       { apiVersion: 'v1', kind: 'Service', metadata: { name: 'api', namespace: 'shop' }, spec: { ports: [{ port: 81 }] } },
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'bad', namespace: 'shop' }, spec: { ports: [{ name: 'a', port: 80 }, { name: 'b', port: 81, targetPort: -1 }] } },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'bad', namespace: 'shop' },
+        spec: {
+          ports: [
+            { name: 'a', port: 80 },
+            { name: 'b', port: 81, targetPort: -1 },
+          ],
+        },
+      },
     ];
     const err = await apiError(client.apply(docs));
     expect(err.status).toBe(400);
@@ -181,7 +191,9 @@ describe('config API', () => {
     expect(first).toMatch(new RegExp(`^id: ${from + 1}\nevent: ADDED\ndata: \\{`));
     await reader.cancel();
     // An SSE client reconnecting with Last-Event-ID resumes after that revision.
-    const resumed = await rawFetch('/v1/watch', { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', 'last-event-id': String(from + 1) } });
+    const resumed = await rawFetch('/v1/watch', {
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', 'last-event-id': String(from + 1) },
+    });
     const r2 = (resumed.body as ReadableStream<Uint8Array>).getReader();
     expect(new TextDecoder().decode((await r2.read()).value)).toMatch(new RegExp(`^id: ${from + 2}\nevent: DELETED\n`));
     await r2.cancel();
@@ -217,10 +229,19 @@ describe('config API', () => {
   });
 
   it('refuses hostile documents with 400 and the reason, and keeps serving after many tries', async () => {
-    const post = (body: string): Promise<Response> => rawFetch('/v1/apply', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' }, body });
-    const laughs = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`)].join('\n');
+    const post = (body: string): Promise<Response> =>
+      rawFetch('/v1/apply', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' }, body });
+    const laughs = [
+      'a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]',
+      ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(', ')}]`),
+    ].join('\n');
     for (let k = 0; k < 10; k++) {
-      for (const body of ['['.repeat(1_000) + ']'.repeat(1_000), '['.repeat(10_000) + ']'.repeat(10_000), '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000), laughs]) {
+      for (const body of [
+        '['.repeat(1_000) + ']'.repeat(1_000),
+        '['.repeat(10_000) + ']'.repeat(10_000),
+        '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000),
+        laughs,
+      ]) {
         const res = await post(body);
         const status = (await res.json()) as { code: number; reason: string; message: string };
         expect(res.status, status.message).toBe(400);
@@ -244,7 +265,12 @@ describe('config API', () => {
         sent += 256 * 1024;
       },
     });
-    const streamed = await rawFetch('/v1/apply', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: chunked, duplex: 'half' } as RequestInit);
+    const streamed = await rawFetch('/v1/apply', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: chunked,
+      duplex: 'half',
+    } as RequestInit);
     expect(streamed.status).toBe(413);
     expect((await rawFetch('/healthz/ready')).status).toBe(200);
   });

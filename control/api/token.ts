@@ -12,7 +12,8 @@ export function loadOrCreateToken(path: string): { token: string; created: boole
     const token = readFileSync(path, 'utf8').trim();
     if (!token) throw new Error(`the token file ${path} is empty; delete it to have a new token generated, or write one into it`);
     const mode = statSync(path).mode & 0o077;
-    if (mode !== 0) throw new Error(`the token file ${path} is readable by group or others (mode ${(statSync(path).mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+    if (mode !== 0)
+      throw new Error(`the token file ${path} is readable by group or others (mode ${(statSync(path).mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
     return { token, created: false };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -91,10 +91,19 @@ export function requestedIdentity(csrPem: string): Identity {
   const names = sanExt ? sanNames(sanExt) : [];
   const urls = names.filter((n) => n.type === 'url').map((n) => n.value);
   if (urls.length !== 1) {
-    throw new CaError('invalid-csr', urls.length === 0 ? 'the CSR has no URI SAN: it must name the workload\'s SPIFFE ID' : `the CSR names ${urls.length} URI SANs (${urls.join(', ')}); it must name exactly one`);
+    throw new CaError(
+      'invalid-csr',
+      urls.length === 0
+        ? "the CSR has no URI SAN: it must name the workload's SPIFFE ID"
+        : `the CSR names ${urls.length} URI SANs (${urls.join(', ')}); it must name exactly one`,
+    );
   }
   const id = tryParseSpiffeId(urls[0] as string);
-  if (!id) throw new CaError('invalid-csr', `the CSR's URI SAN '${urls[0]}' is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`);
+  if (!id)
+    throw new CaError(
+      'invalid-csr',
+      `the CSR's URI SAN '${urls[0]}' is not a workload SPIFFE ID (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)`,
+    );
   return id;
 }
 
@@ -149,7 +158,10 @@ export class CertificateAuthority {
     const ttl = req.ttlSeconds && req.ttlSeconds > 0 ? req.ttlSeconds : this.defaultTtlSeconds;
     if (!Number.isInteger(ttl)) throw new CaError('invalid-ttl', `the requested TTL ${ttl}s is not a whole number of seconds`);
     if (ttl > this.maxTtlSeconds) {
-      throw new CaError('invalid-ttl', `the requested TTL ${ttl}s is longer than this CA's maximum of ${this.maxTtlSeconds}s; ask for less (0 = the default ${this.defaultTtlSeconds}s)`);
+      throw new CaError(
+        'invalid-ttl',
+        `the requested TTL ${ttl}s is longer than this CA's maximum of ${this.maxTtlSeconds}s; ask for less (0 = the default ${this.defaultTtlSeconds}s)`,
+      );
     }
 
     const csr = parseCsr(req.csrPem);
@@ -161,9 +173,14 @@ export class CertificateAuthority {
     }
     if (!signatureOk) throw new CaError('invalid-csr', 'the CSR signature does not verify with the public key it carries');
     const alg = csr.publicKey.algorithm as { name?: string; namedCurve?: string; modulusLength?: number };
-    const keyOk = (alg.name === 'ECDSA' && (alg.namedCurve === 'P-256' || alg.namedCurve === 'P-384')) || (alg.name === 'RSASSA-PKCS1-v1_5' && (alg.modulusLength ?? 0) >= 2048);
+    const keyOk =
+      (alg.name === 'ECDSA' && (alg.namedCurve === 'P-256' || alg.namedCurve === 'P-384')) ||
+      (alg.name === 'RSASSA-PKCS1-v1_5' && (alg.modulusLength ?? 0) >= 2048);
     if (!keyOk) {
-      throw new CaError('invalid-csr', `the CSR's key (${alg.name ?? 'unknown'} ${alg.namedCurve ?? alg.modulusLength ?? ''}) is not accepted; use ECDSA P-256`);
+      throw new CaError(
+        'invalid-csr',
+        `the CSR's key (${alg.name ?? 'unknown'} ${alg.namedCurve ?? alg.modulusLength ?? ''}) is not accepted; use ECDSA P-256`,
+      );
     }
 
     const sanExt = csr.extensions.find((e) => e.type === SAN_OID);
@@ -171,7 +188,10 @@ export class CertificateAuthority {
     const urls = names.filter((n) => n.type === 'url').map((n) => n.value);
     const others = names.filter((n) => n.type !== 'url');
     if (others.length > 0) {
-      throw new CaError('invalid-csr', `the CSR asks for ${others.map((n) => `${n.type} SAN '${n.value}'`).join(', ')}; a workload certificate carries only its SPIFFE URI SAN`);
+      throw new CaError(
+        'invalid-csr',
+        `the CSR asks for ${others.map((n) => `${n.type} SAN '${n.value}'`).join(', ')}; a workload certificate carries only its SPIFFE URI SAN`,
+      );
     }
     if (urls.length !== 1 || urls[0] !== spiffeId) {
       throw new CaError(

@@ -90,7 +90,11 @@ describe('CertificateAuthority with a generated root', () => {
   it('refuses a CSR for another identity than the one authorised', async () => {
     const ca = await CertificateAuthority.open({ trustDomain: TD, dataDir: dir });
     const { csrPem } = await createWorkloadCsr(bob);
-    await expectCaError(ca.issue({ csrPem, identity: alice }), 'identity-mismatch', /asks for spiffe:\/\/cluster.local\/ns\/shop\/sa\/payments, but the request is for spiffe:\/\/cluster.local\/ns\/shop\/sa\/checkout/);
+    await expectCaError(
+      ca.issue({ csrPem, identity: alice }),
+      'identity-mismatch',
+      /asks for spiffe:\/\/cluster.local\/ns\/shop\/sa\/payments, but the request is for spiffe:\/\/cluster.local\/ns\/shop\/sa\/checkout/,
+    );
     const foreign = identity('shop', 'checkout', 'other.td');
     const { csrPem: foreignCsr } = await createWorkloadCsr(foreign);
     await expectCaError(ca.issue({ csrPem: foreignCsr, identity: foreign }), 'identity-mismatch', /not in this CA's trust domain 'cluster.local'/);
@@ -258,7 +262,9 @@ describe('CertificateAuthority with an operator-supplied intermediate', () => {
     const b = await makeOfflineRootAndIntermediate();
     writeFileSync(join(dir, 'chain.pem'), a.intPem + a.rootPem);
     writeFileSync(join(dir, 'key.pem'), b.intKeyPem);
-    const err = await CertificateAuthority.open({ trustDomain: TD, operator: { certChainFile: join(dir, 'chain.pem'), keyFile: join(dir, 'key.pem') } }).catch((e: unknown) => e);
+    const err = await CertificateAuthority.open({ trustDomain: TD, operator: { certChainFile: join(dir, 'chain.pem'), keyFile: join(dir, 'key.pem') } }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(CaSetupError);
     expect((err as Error).message).toMatch(/does not belong to the certificate 'O=example\s*\n?,?\s*CN=mesh intermediate'|does not belong to the certificate/);
   });

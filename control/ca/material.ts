@@ -110,7 +110,8 @@ export async function loadOperatorCa(files: OperatorCaFiles, now = new Date()): 
   if (chainPem.length === 0) throw new CaSetupError(`${files.certChainFile} holds no PEM certificate`);
   const chain = chainPem.map((p) => new X509Certificate(p));
   const signing = chain[0] as X509Certificate;
-  if (!signing.ca) throw new CaSetupError(`the first certificate in ${files.certChainFile} ('${signing.subject}') is not a CA certificate (basicConstraints CA:TRUE)`);
+  if (!signing.ca)
+    throw new CaSetupError(`the first certificate in ${files.certChainFile} ('${signing.subject}') is not a CA certificate (basicConstraints CA:TRUE)`);
   checkCurrent(signing, `the CA certificate '${signing.subject}' in ${files.certChainFile}`, now);
 
   let privateKey: KeyObject;
@@ -134,7 +135,9 @@ export async function loadOperatorCa(files: OperatorCaFiles, now = new Date()): 
     }
   }
   if (roots.length === 0) {
-    throw new CaSetupError(`no root certificate: ${files.certChainFile} does not end in a self-signed root; add the root to it or pass the root certificate file`);
+    throw new CaSetupError(
+      `no root certificate: ${files.certChainFile} does not end in a self-signed root; add the root to it or pass the root certificate file`,
+    );
   }
 
   // The signing certificate must chain to a root through the given intermediates.
@@ -147,7 +150,9 @@ export async function loadOperatorCa(files: OperatorCaFiles, now = new Date()): 
     if (root) break;
     const next = chain.find((c) => c !== current && c.ca && current.checkIssued(c) && current.verify(c.publicKey));
     if (!next || depth > 5) {
-      throw new CaSetupError(`the CA certificate '${current.subject}' does not chain to any root given (issuer '${current.issuer}'); include its issuers in ${files.certChainFile}`);
+      throw new CaSetupError(
+        `the CA certificate '${current.subject}' does not chain to any root given (issuer '${current.issuer}'); include its issuers in ${files.certChainFile}`,
+      );
     }
     checkCurrent(next, `intermediate '${next.subject}'`, now);
     current = next;

@@ -5,12 +5,21 @@ import { MemorySnapshot } from '../store/snapshot';
 import { placementFromSnapshot } from './placement';
 
 function workload(name: string, namespace: string, serviceAccount: string, node: string): Workload {
-  return { apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name, namespace }, spec: { serviceAccount, node, addresses: ['10.200.1.10'] } } as Workload;
+  return {
+    apiVersion: 'nodemesh.io/v1alpha1',
+    kind: 'Workload',
+    metadata: { name, namespace },
+    spec: { serviceAccount, node, addresses: ['10.200.1.10'] },
+  } as Workload;
 }
 
 describe('placementFromSnapshot', () => {
   it('allows an identity only on the nodes where a workload with that service account runs', () => {
-    let snapshot = MemorySnapshot.of(1, [workload('web-1', 'shop', 'web', 'node-1'), workload('web-2', 'shop', 'web', 'node-2'), workload('db-1', 'data', 'db', 'node-2')]);
+    let snapshot = MemorySnapshot.of(1, [
+      workload('web-1', 'shop', 'web', 'node-1'),
+      workload('web-2', 'shop', 'web', 'node-2'),
+      workload('db-1', 'data', 'db', 'node-2'),
+    ]);
     const allowed = placementFromSnapshot(() => snapshot, 'cluster.local');
     expect(allowed(identity('shop', 'web'), 'node-1')).toBe(true);
     expect(allowed(identity('shop', 'web'), 'node-2')).toBe(true);

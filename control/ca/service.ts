@@ -33,7 +33,11 @@ class Refusal extends Error {
 function bearerToken(metadata: grpc.Metadata): string {
   const values = metadata.get('authorization');
   if (values.length === 0) {
-    throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', "no node credential: send metadata 'authorization: Bearer <node token>' (issue one with 'nodemesh ca issue-node-token --node <name>')");
+    throw new Refusal(
+      grpc.status.UNAUTHENTICATED,
+      'unauthenticated',
+      "no node credential: send metadata 'authorization: Bearer <node token>' (issue one with 'nodemesh ca issue-node-token --node <name>')",
+    );
   }
   const m = /^Bearer\s+(\S+)\s*$/i.exec(String(values[0]));
   if (!m) throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', "the authorization metadata is not 'Bearer <node token>'");
@@ -51,7 +55,11 @@ async function authenticateCaller(nodes: NodeAuthenticator, token: string): Prom
   }
   const node = await nodes.authenticate(token);
   if (node === undefined) {
-    throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', 'the node token is not known to this control plane (revoked, replaced by a newer one, or issued for another data dir); issue a new one with nodemesh ca issue-node-token');
+    throw new Refusal(
+      grpc.status.UNAUTHENTICATED,
+      'unauthenticated',
+      'the node token is not known to this control plane (revoked, replaced by a newer one, or issued for another data dir); issue a new one with nodemesh ca issue-node-token',
+    );
   }
   return { node, who: `node '${node}'` };
 }
@@ -111,7 +119,11 @@ export function certificateServiceHandlers(options: CertificateServiceOptions): 
           } else {
             metrics.refused.inc({ reason: 'internal' });
             log.error({ err, peer: call.getPeer() }, 'certificate request failed');
-            callback({ code: grpc.status.INTERNAL, details: `the CA failed to sign: ${err instanceof Error ? err.message : String(err)}`, metadata: new grpc.Metadata() });
+            callback({
+              code: grpc.status.INTERNAL,
+              details: `the CA failed to sign: ${err instanceof Error ? err.message : String(err)}`,
+              metadata: new grpc.Metadata(),
+            });
           }
         },
       );

@@ -17,7 +17,12 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('openCertificateService', () => {
   it('opens the CA in the data dir, and authorises from the store and the node token file', async () => {
-    const w = { apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: 'web-1', namespace: 'shop' }, spec: { serviceAccount: 'web', node: 'node-1', addresses: ['10.200.1.10'] } } as Workload;
+    const w = {
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: 'web-1', namespace: 'shop' },
+      spec: { serviceAccount: 'web', node: 'node-1', addresses: ['10.200.1.10'] },
+    } as Workload;
     const opts = await openCertificateService({ dataDir: dir, snapshot: () => MemorySnapshot.of(1, [w]) });
     expect(opts.ca.trustDomain).toBe('cluster.local');
     expect(opts.ca.material.source).toBe('generated');

@@ -41,9 +41,20 @@ export async function runAnalyze(argv: string[], ctx: CliContext = processContex
   const findings: Finding[] = analyze({ resources, connectedNodes });
   if (output === 'json') ctx.stdout.write(JSON.stringify(findings, null, 2) + '\n');
   else if (findings.length === 0) ctx.stdout.write(`no problems found in ${resources.length} resources\n`);
-  else ctx.stdout.write(formatTable(['SEVERITY', 'CODE', 'RESOURCE', 'MESSAGE'], findings.map((f) => [f.severity, f.code, f.resource, f.message])));
-  if (connectedNodes === undefined && output === 'table') ctx.stderr.write('analyze: the control plane serves no xDS debug data; enrolled nodes without a node proxy were not checked\n');
+  else
+    ctx.stdout.write(
+      formatTable(
+        ['SEVERITY', 'CODE', 'RESOURCE', 'MESSAGE'],
+        findings.map((f) => [f.severity, f.code, f.resource, f.message]),
+      ),
+    );
+  if (connectedNodes === undefined && output === 'table')
+    ctx.stderr.write('analyze: the control plane serves no xDS debug data; enrolled nodes without a node proxy were not checked\n');
   return findings.some((f) => f.severity === 'Error') ? 1 : 0;
 }
 
-export const analyzeCommand: Command = { name: 'analyze', summary: 'find configuration that is valid alone but wrong together', run: (argv) => runAnalyze(argv) };
+export const analyzeCommand: Command = {
+  name: 'analyze',
+  summary: 'find configuration that is valid alone but wrong together',
+  run: (argv) => runAnalyze(argv),
+};

@@ -35,7 +35,10 @@ export async function loadDocuments(sources: readonly string[], ctx: CliContext)
     try {
       const st = await stat(src);
       files = st.isDirectory()
-        ? (await readdir(src)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort().map((f) => join(src, f))
+        ? (await readdir(src))
+            .filter((f) => /\.(ya?ml|json)$/.test(f))
+            .sort()
+            .map((f) => join(src, f))
         : [src];
     } catch (err) {
       throw new CliError(`cannot read ${src}: ${(err as Error).message}`);
@@ -63,7 +66,9 @@ export function withNamespace(docs: unknown[], namespace: string | undefined): u
     if (!info?.namespaced || typeof doc.metadata !== 'object' || doc.metadata === null) return d;
     const own = doc.metadata.namespace;
     if (own !== undefined && namespace !== undefined && own !== namespace) {
-      throw new CliError(`document ${i + 1} (${String(doc.kind)} ${String(doc.metadata.name)}) is in namespace "${String(own)}", not "${namespace}" given by -n`);
+      throw new CliError(
+        `document ${i + 1} (${String(doc.kind)} ${String(doc.metadata.name)}) is in namespace "${String(own)}", not "${namespace}" given by -n`,
+      );
     }
     return own === undefined ? { ...doc, metadata: { ...doc.metadata, namespace: namespace ?? 'default' } } : d;
   });
@@ -75,13 +80,18 @@ export function describeResult(kind: string, name: string, action: string, dryRu
 }
 
 export async function runApply(argv: string[], ctx: CliContext = processContext()): Promise<number> {
-  const { values } = parse('apply', argv, {
-    ...connectionOptions,
-    filename: { type: 'string', short: 'f', multiple: true },
-    namespace: { type: 'string', short: 'n' },
-    'dry-run': { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  }, false);
+  const { values } = parse(
+    'apply',
+    argv,
+    {
+      ...connectionOptions,
+      filename: { type: 'string', short: 'f', multiple: true },
+      namespace: { type: 'string', short: 'n' },
+      'dry-run': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    false,
+  );
   if (values.help) {
     ctx.stdout.write(HELP + '\n');
     return 0;

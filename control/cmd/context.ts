@@ -70,7 +70,10 @@ export const CONNECTION_HELP = `connection:
   --lab LAB           the control plane of a netns lab ('nodemesh lab up'); used by itself when
                       exactly one lab runs a mesh and neither --server nor NODEMESH_SERVER is set`;
 
-export function clientFrom(values: { server?: string; 'token-file'?: string; 'data-dir'?: string; 'ca-file'?: string; lab?: string }, ctx: CliContext): ApiClient {
+export function clientFrom(
+  values: { server?: string; 'token-file'?: string; 'data-dir'?: string; 'ca-file'?: string; lab?: string },
+  ctx: CliContext,
+): ApiClient {
   // A registered dialer first (the lab's: a control plane inside the lab's control netns).
   if (!ctx.createConnection && ctx.dial) {
     let c: ControlPlaneConnection | undefined;

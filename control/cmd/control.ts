@@ -79,7 +79,16 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
   const log = createLogger('control', values['log-level'] ?? ctx.env.NODEMESH_LOG_LEVEL ?? 'info');
   const source = values['config-source'] ?? 'file';
   if (source !== 'file' && source !== 'kubernetes') throw new CliError(`--config-source must be "file" or "kubernetes", got "${source}"`);
-  for (const flag of ['kubeconfig', 'token-audience', 'node-proxy-service-account', 'waypoint-proxy', 'waypoint-image', 'envoy-image', 'waypoint-control', 'ca-secret'] as const) {
+  for (const flag of [
+    'kubeconfig',
+    'token-audience',
+    'node-proxy-service-account',
+    'waypoint-proxy',
+    'waypoint-image',
+    'envoy-image',
+    'waypoint-control',
+    'ca-secret',
+  ] as const) {
     if (values[flag] !== undefined && source !== 'kubernetes') throw new CliError(`--${flag} only applies with --config-source kubernetes`);
   }
   // The components read their settings from the environment (control/xds/component.ts).
@@ -89,7 +98,8 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     process.env.NODEMESH_XDS_PLAINTEXT_REMOTE = '1';
   }
   const readyPort = values['ready-port'] === undefined ? undefined : Number(values['ready-port']);
-  if (readyPort !== undefined && !(Number.isInteger(readyPort) && readyPort >= 0 && readyPort < 65536)) throw new CliError(`--ready-port must be a port number, got "${values['ready-port']}"`);
+  if (readyPort !== undefined && !(Number.isInteger(readyPort) && readyPort >= 0 && readyPort < 65536))
+    throw new CliError(`--ready-port must be a port number, got "${values['ready-port']}"`);
   const waypointProxy = values['waypoint-proxy'] ?? 'nodemesh';
   if (waypointProxy !== 'nodemesh' && waypointProxy !== 'envoy') throw new CliError(`--waypoint-proxy must be "nodemesh" or "envoy", got "${waypointProxy}"`);
   const ownNamespace = ctx.env.POD_NAMESPACE || 'nodemesh-system';
@@ -105,7 +115,9 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
       nodes = await TokenReviewAuthenticator.create({
         kubeConfig: k8sStore.kubeConfig,
         audience: values['token-audience'],
-        nodeProxyServiceAccounts: (values['node-proxy-service-account'] ?? `${ctx.env.POD_NAMESPACE || 'nodemesh-system'}/nodemesh-node`).split(',').map((s) => s.trim()),
+        nodeProxyServiceAccounts: (values['node-proxy-service-account'] ?? `${ctx.env.POD_NAMESPACE || 'nodemesh-system'}/nodemesh-node`)
+          .split(',')
+          .map((s) => s.trim()),
         logger: log.child({ subsystem: 'ca' }),
       });
       const { WaypointController } = await import('../kubernetes/waypoints/controller.js');
@@ -192,4 +204,8 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
   return 0;
 }
 
-export const controlCommand: Command = { name: 'control', summary: 'run the control plane (config store, config API, xDS, CA)', run: (argv) => runControl(argv) };
+export const controlCommand: Command = {
+  name: 'control',
+  summary: 'run the control plane (config store, config API, xDS, CA)',
+  run: (argv) => runControl(argv),
+};

@@ -81,9 +81,19 @@ export async function runGet(argv: string[], ctx: CliContext = processContext())
 }
 
 /** Prints the listing, then one line per change after its revision, until SIGINT/SIGTERM. */
-async function watchChanges(client: ApiClient, kind: KindInfo, namespace: string | undefined, revision: number, items: AnyResource[], json: boolean, ctx: CliContext): Promise<number> {
+async function watchChanges(
+  client: ApiClient,
+  kind: KindInfo,
+  namespace: string | undefined,
+  revision: number,
+  items: AnyResource[],
+  json: boolean,
+  ctx: CliContext,
+): Promise<number> {
   const line = (type: string, r: AnyResource, rev: number): string =>
-    json ? JSON.stringify({ type, revision: rev, object: r }) : `${type.padEnd(9)} ${kind.singular}/${r.metadata.name}${r.metadata.namespace ? ` -n ${r.metadata.namespace}` : ''} (revision ${rev})`;
+    json
+      ? JSON.stringify({ type, revision: rev, object: r })
+      : `${type.padEnd(9)} ${kind.singular}/${r.metadata.name}${r.metadata.namespace ? ` -n ${r.metadata.namespace}` : ''} (revision ${rev})`;
   for (const r of items) ctx.stdout.write(line('EXISTING', r, Number(r.metadata.resourceVersion)) + '\n');
   let stream;
   try {

@@ -73,7 +73,11 @@ export async function runNamespace(argv: string[], ctx: CliContext = processCont
       ctx.stdout.write(result === 'unchanged' ? `namespace/${name} is already enrolled\n` : `namespace/${name} enrolled (${DATAPLANE_MODE_LABEL}=ambient)\n`);
     } else {
       ctx.stdout.write(
-        result === 'absent' ? `namespace/${name} does not exist; nothing to unenroll\n` : result === 'unchanged' ? `namespace/${name} was not enrolled\n` : `namespace/${name} unenrolled\n`,
+        result === 'absent'
+          ? `namespace/${name} does not exist; nothing to unenroll\n`
+          : result === 'unchanged'
+            ? `namespace/${name} was not enrolled\n`
+            : `namespace/${name} unenrolled\n`,
       );
     }
     return 0;

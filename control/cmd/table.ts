@@ -19,7 +19,11 @@ function orNone(s: string | undefined): string {
 }
 
 function selectorText(m: Record<string, string> | undefined): string {
-  return m ? Object.entries(m).map(([k, v]) => `${k}=${v}`).join(',') : '';
+  return m
+    ? Object.entries(m)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')
+    : '';
 }
 
 /** Header and cells for one resource of its kind (AGE excluded; added by formatTable). */
@@ -27,7 +31,10 @@ function columns(r: AnyResource): [string[], string[]] {
   const labels = r.metadata.labels ?? {};
   switch (r.kind) {
     case 'Namespace':
-      return [['DATAPLANE-MODE', 'WAYPOINT'], [orNone(meshLabel(labels, DATAPLANE_MODE_LABEL)), orNone(meshLabel(labels, USE_WAYPOINT_LABEL))]];
+      return [
+        ['DATAPLANE-MODE', 'WAYPOINT'],
+        [orNone(meshLabel(labels, DATAPLANE_MODE_LABEL)), orNone(meshLabel(labels, USE_WAYPOINT_LABEL))],
+      ];
     case 'Service':
       return [
         ['CLUSTER-IP', 'PORTS', 'SELECTOR', 'WAYPOINT'],
@@ -49,7 +56,10 @@ function columns(r: AnyResource): [string[], string[]] {
         : r.spec.selector
           ? selectorText(r.spec.selector.matchLabels)
           : '<namespace>';
-      return [['ACTION', 'TARGET', 'RULES'], [r.spec.action, target, String(r.spec.rules?.length ?? 0)]];
+      return [
+        ['ACTION', 'TARGET', 'RULES'],
+        [r.spec.action, target, String(r.spec.rules?.length ?? 0)],
+      ];
     }
     case 'PeerAuthentication':
       return [
@@ -57,7 +67,11 @@ function columns(r: AnyResource): [string[], string[]] {
         [
           r.spec.mtls?.mode ?? 'UNSET',
           orNone(selectorText(r.spec.selector?.matchLabels)),
-          orNone(Object.entries(r.spec.portLevelMtls ?? {}).map(([p, m]) => `${p}=${m.mode}`).join(',')),
+          orNone(
+            Object.entries(r.spec.portLevelMtls ?? {})
+              .map(([p, m]) => `${p}=${m.mode}`)
+              .join(','),
+          ),
         ],
       ];
     case 'Gateway':
@@ -68,7 +82,11 @@ function columns(r: AnyResource): [string[], string[]] {
     case 'HTTPRoute':
       return [
         ['PARENTS', 'HOSTNAMES', 'RULES'],
-        [r.spec.parentRefs.map((p) => `${p.namespace ? `${p.namespace}/` : ''}${p.name}${p.port ? `:${p.port}` : ''}`).join(','), orNone(r.spec.hostnames?.join(',')), String(r.spec.rules.length)],
+        [
+          r.spec.parentRefs.map((p) => `${p.namespace ? `${p.namespace}/` : ''}${p.name}${p.port ? `:${p.port}` : ''}`).join(','),
+          orNone(r.spec.hostnames?.join(',')),
+          String(r.spec.rules.length),
+        ],
       ];
   }
 }

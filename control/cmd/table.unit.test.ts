@@ -15,7 +15,12 @@ describe('get tables', () => {
   it('aligns columns and adds NAMESPACE for all-namespace listings', () => {
     const now = new Date('2026-01-10T00:00:00Z');
     const svc = (name: string, ns: string, ip: string) => {
-      const r = validateResource({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns }, spec: { clusterIP: ip, ports: [{ port: 80, targetPort: 8080 }] } });
+      const r = validateResource({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name, namespace: ns },
+        spec: { clusterIP: ip, ports: [{ port: 80, targetPort: 8080 }] },
+      });
       r.metadata.creationTimestamp = '2026-01-09T23:59:50Z';
       return r;
     };

@@ -14,7 +14,12 @@ ${CONNECTION_HELP}`;
 const line = (who: string, b: BuildInfo): string => `${who}: nodemesh ${b.version} (commit ${b.commit}, node ${b.node})\n`;
 
 export async function runVersion(argv: string[], ctx: CliContext = processContext()): Promise<number> {
-  const { values } = parse('version', argv, { ...connectionOptions, client: { type: 'boolean' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, false);
+  const { values } = parse(
+    'version',
+    argv,
+    { ...connectionOptions, client: { type: 'boolean' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } },
+    false,
+  );
   if (values.help) return (ctx.stdout.write(HELP + '\n'), 0);
   const output = values.output ?? 'text';
   if (output !== 'text' && output !== 'json') throw new CliError(`version: -o must be text or json, got '${output}'`, 2);

@@ -36,8 +36,7 @@ export function codecFor(url: string): MessageType {
   const codec = messageTypeRegistry.get(name);
   if (!codec) {
     throw new Error(
-      `cannot unpack google.protobuf.Any of type ${url}: no generated type ${name} is loaded ` +
-        '(add its proto to scripts/codegen.sh and import its module)',
+      `cannot unpack google.protobuf.Any of type ${url}: no generated type ${name} is loaded ` + '(add its proto to scripts/codegen.sh and import its module)',
     );
   }
   return codec;

@@ -72,7 +72,11 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
       cluster: `${o.name}.${o.namespace}`,
       metadata: { NODEMESH_WAYPOINT: `${o.namespace}/${o.name}`, NAMESPACE: o.namespace, ...(o.ip ? { INSTANCE_IPS: o.ip } : {}) },
     },
-    admin: { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: o.adminPort ?? ADMIN_PORT } } } } },
+    admin: {
+      address: {
+        address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: o.adminPort ?? ADMIN_PORT } } },
+      },
+    },
     staticResources: {
       clusters: [
         {
@@ -86,7 +90,12 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
             endpoints: [
               {
                 lbEndpoints: [
-                  { hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'socketAddress', value: { address: host, portSpecifier: { $case: 'portValue', value: port } } } } } } },
+                  {
+                    hostIdentifier: {
+                      $case: 'endpoint',
+                      value: { address: { address: { $case: 'socketAddress', value: { address: host, portSpecifier: { $case: 'portValue', value: port } } } } },
+                    },
+                  },
                 ],
               },
             ],

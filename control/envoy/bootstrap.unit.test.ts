@@ -19,7 +19,7 @@ describe('waypoint bootstrap', () => {
     expect(Buffer.from(Bootstrap.encode(Bootstrap.fromJSON(Bootstrap.toJSON(b))).finish())).toEqual(Buffer.from(bytes));
   });
 
-  it('names the waypoint so the control plane gives it its Gateway\'s listeners', () => {
+  it("names the waypoint so the control plane gives it its Gateway's listeners", () => {
     const id = waypointNodeId({ name: 'wp', namespace: 'shop', ip: '10.200.1.50' });
     expect(id).toBe('waypoint~10.200.1.50~wp.shop~shop.svc.cluster.local');
     expect(viewOfClient({ nodeId: id, metadata: {} })).toBe('waypoint:shop/wp');
@@ -29,17 +29,24 @@ describe('waypoint bootstrap', () => {
 
   it('prints YAML with ADS over mTLS to the control plane, LDS/CDS over ADS and internal listeners', async () => {
     const out = capture();
-    const code = await runWaypointBootstrap(['--name', 'wp', '-n', 'shop', '--xds-address', 'nodemesh-control.nodemesh-system.svc:15012', '--certs', '/etc/wp/'], {
-      stdout: out.stream,
-      stderr: out.stream,
-      stdin: process.stdin,
-      env: {},
-    });
+    const code = await runWaypointBootstrap(
+      ['--name', 'wp', '-n', 'shop', '--xds-address', 'nodemesh-control.nodemesh-system.svc:15012', '--certs', '/etc/wp/'],
+      {
+        stdout: out.stream,
+        stderr: out.stream,
+        stdin: process.stdin,
+        env: {},
+      },
+    );
     expect(code).toBe(0);
     const y = parseYaml(out.text());
     expect(y.node.id).toBe('waypoint~0.0.0.0~wp.shop~shop.svc.cluster.local');
     expect(y.node.metadata.NODEMESH_WAYPOINT).toBe('shop/wp');
-    expect(y.dynamicResources.adsConfig).toMatchObject({ apiType: 'GRPC', transportApiVersion: 'V3', grpcServices: [{ envoyGrpc: { clusterName: 'xds-grpc' } }] });
+    expect(y.dynamicResources.adsConfig).toMatchObject({
+      apiType: 'GRPC',
+      transportApiVersion: 'V3',
+      grpcServices: [{ envoyGrpc: { clusterName: 'xds-grpc' } }],
+    });
     expect(y.dynamicResources.ldsConfig).toEqual({ ads: {}, resourceApiVersion: 'V3' });
     const xds = y.staticResources.clusters[0];
     expect(xds.type).toBe('STRICT_DNS');
@@ -53,9 +60,9 @@ describe('waypoint bootstrap', () => {
 
   it('refuses a bad xDS address with a message that shows the expected form', async () => {
     const out = capture();
-    await expect(runWaypointBootstrap(['--name', 'wp', '--xds-address', 'nocolon'], { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} })).rejects.toThrow(
-      /not host:port \(e\.g\. 10\.199\.0\.1:15012/,
-    );
+    await expect(
+      runWaypointBootstrap(['--name', 'wp', '--xds-address', 'nocolon'], { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} }),
+    ).rejects.toThrow(/not host:port \(e\.g\. 10\.199\.0\.1:15012/);
     await expect(runWaypointBootstrap([], { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} })).rejects.toThrow(/--name is required/);
   });
 });

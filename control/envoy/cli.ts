@@ -47,7 +47,7 @@ export async function runWaypointBootstrap(rest: string[], ctx: CliContext = pro
     ctx.stdout.write(WAYPOINT_HELP + '\n');
     return 0;
   }
-  if (!values.name) throw new CliError('waypoint bootstrap: --name is required (the waypoint Gateway\'s name)', 2);
+  if (!values.name) throw new CliError("waypoint bootstrap: --name is required (the waypoint Gateway's name)", 2);
   const output = values.output ?? 'yaml';
   if (output !== 'yaml' && output !== 'json') throw new CliError(`waypoint bootstrap: -o must be yaml or json, not "${output}"`, 2);
   const dir = values.certs?.replace(/\/+$/, '');
@@ -88,7 +88,9 @@ function formatType(short: string, t: XdsTypeDump | { wildcard: boolean; names: 
   const sub = t.wildcard ? 'wildcard' : `${t.subscribed.length} names`;
   lines.push(`  ${short.padEnd(4)} subscribed ${sub}`);
   if (t.sent) lines.push(`  ${short.padEnd(4)} sent     ${t.sent.version} ${t.sent.resources.length} resources (nonce ${t.sent.nonce})`);
-  lines.push(t.acked ? `  ${short.padEnd(4)} acked    ${t.acked.version} ${t.acked.resources.length} resources` : `  ${short.padEnd(4)} acked    (nothing yet)`);
+  lines.push(
+    t.acked ? `  ${short.padEnd(4)} acked    ${t.acked.version} ${t.acked.resources.length} resources` : `  ${short.padEnd(4)} acked    (nothing yet)`,
+  );
   if (t.rejected) lines.push(`  ${short.padEnd(4)} REJECTED ${t.rejected.version} code ${t.rejected.code}: ${t.rejected.message}`);
   return lines;
 }
@@ -113,7 +115,13 @@ export async function runProxyConfig(argv: string[], ctx: CliContext = processCo
   const { values } = parse(
     'proxy-config xds',
     rest,
-    { ...connectionOptions, client: { type: 'string' }, output: { type: 'string', short: 'o' }, resources: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    {
+      ...connectionOptions,
+      client: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      resources: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     false,
   );
   if (values.help) {
@@ -166,7 +174,12 @@ export function proxyStatusTable(clients: readonly XdsClientDump[]): string {
 }
 
 export async function runProxyStatus(argv: string[], ctx: CliContext = processContext()): Promise<number> {
-  const { values } = parse('proxy-status', argv, { ...connectionOptions, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, false);
+  const { values } = parse(
+    'proxy-status',
+    argv,
+    { ...connectionOptions, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } },
+    false,
+  );
   if (values.help) return (ctx.stdout.write(PROXY_STATUS_HELP + '\n'), 0);
   const output = values.output ?? 'table';
   if (output !== 'table' && output !== 'json') throw new CliError(`proxy-status: -o must be table or json, not "${output}"`, 2);
@@ -177,12 +190,26 @@ export async function runProxyStatus(argv: string[], ctx: CliContext = processCo
     throw new CliError(`proxy-status: ${(err as Error).message}`, 1);
   }
   if (output === 'json') {
-    const rows = body.clients.map((c) => ({ proxy: c.nodeId, api: c.api, view: c.view, peer: c.peer, types: Object.fromEntries(Object.entries(c.types).map(([k, t]) => [k, syncState(t)])) }));
+    const rows = body.clients.map((c) => ({
+      proxy: c.nodeId,
+      api: c.api,
+      view: c.view,
+      peer: c.peer,
+      types: Object.fromEntries(Object.entries(c.types).map(([k, t]) => [k, syncState(t)])),
+    }));
     ctx.stdout.write(JSON.stringify(rows, null, 2) + '\n');
   } else ctx.stdout.write(proxyStatusTable(body.clients));
   return 0;
 }
 
-export const proxyStatusCommand: Command = { name: 'proxy-status', summary: 'every proxy connected over xDS and whether it acknowledged its config', run: (argv) => runProxyStatus(argv) };
+export const proxyStatusCommand: Command = {
+  name: 'proxy-status',
+  summary: 'every proxy connected over xDS and whether it acknowledged its config',
+  run: (argv) => runProxyStatus(argv),
+};
 
-export const proxyConfigCommand: Command = { name: 'proxy-config', summary: 'what xDS clients were sent and acknowledged', run: (argv) => runProxyConfig(argv) };
+export const proxyConfigCommand: Command = {
+  name: 'proxy-config',
+  summary: 'what xDS clients were sent and acknowledged',
+  run: (argv) => runProxyConfig(argv),
+};

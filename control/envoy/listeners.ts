@@ -54,8 +54,14 @@ import {
 /** Annotation on a Service: requests per second its waypoint admits (per waypoint instance). */
 export const RATE_LIMIT_ANNOTATION = 'ratelimit.nodemesh.io/requests-per-second';
 
-const routerFilter = (): DeepPartial<HttpFilter> => ({ name: ROUTER_HTTP_FILTER, configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } });
-const faultFilter = (): DeepPartial<HttpFilter> => ({ name: FAULT_HTTP_FILTER, configType: { $case: 'typedConfig', value: pack(HTTPFault, HTTPFault.fromPartial({})) } });
+const routerFilter = (): DeepPartial<HttpFilter> => ({
+  name: ROUTER_HTTP_FILTER,
+  configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) },
+});
+const faultFilter = (): DeepPartial<HttpFilter> => ({
+  name: FAULT_HTTP_FILTER,
+  configType: { $case: 'typedConfig', value: pack(HTTPFault, HTTPFault.fromPartial({})) },
+});
 
 /** The api_listener a proxyless gRPC client resolves `xds:///<host>:<port>` with. */
 export function translateApiListener(svc: ServiceInfo, port: ServicePort): Listener {
@@ -113,7 +119,10 @@ export function translateConnectTerminate(wp: WaypointInfo, options: EnvoyTransl
       tlsParams: { tlsMinimumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_3, tlsMaximumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_3 },
       alpnProtocols: ['h2'],
       tlsCertificates: [
-        { certificateChain: { specifier: { $case: 'filename', value: options.certFiles.chain } }, privateKey: { specifier: { $case: 'filename', value: options.certFiles.key } } },
+        {
+          certificateChain: { specifier: { $case: 'filename', value: options.certFiles.chain } },
+          privateKey: { specifier: { $case: 'filename', value: options.certFiles.key } },
+        },
       ],
       validationContextType: { $case: 'validationContext', value: { trustedCa: { specifier: { $case: 'filename', value: options.certFiles.roots } } } },
     },
@@ -182,7 +191,14 @@ export function translateInternalCluster(svc: ServiceInfo, port: ServicePort): C
       endpoints: [
         {
           lbEndpoints: [
-            { hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'envoyInternalAddress', value: { addressNameSpecifier: { $case: 'serverListenerName', value: name } } } } } } },
+            {
+              hostIdentifier: {
+                $case: 'endpoint',
+                value: {
+                  address: { address: { $case: 'envoyInternalAddress', value: { addressNameSpecifier: { $case: 'serverListenerName', value: name } } } },
+                },
+              },
+            },
           ],
         },
       ],
@@ -195,7 +211,9 @@ function rateLimit(index: MeshIndex, svc: ServiceInfo): LocalRateLimit | undefin
   if (text === undefined) return undefined;
   const rps = Number(text);
   if (!Number.isInteger(rps) || rps < 1) {
-    index.warnings.push(`Service ${svc.namespace}/${svc.name}: ${RATE_LIMIT_ANNOTATION}="${text}" is not a whole number of requests per second (1 or more); no rate limit`);
+    index.warnings.push(
+      `Service ${svc.namespace}/${svc.name}: ${RATE_LIMIT_ANNOTATION}="${text}" is not a whole number of requests per second (1 or more); no rate limit`,
+    );
     return undefined;
   }
   const all = { defaultValue: { numerator: 100, denominator: FractionalPercent_DenominatorType.HUNDRED }, runtimeKey: 'local_rate_limit_enabled' };

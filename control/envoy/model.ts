@@ -46,7 +46,6 @@ function enrolled(w: Workload, nsLabels: Record<string, string>): boolean {
   return (meshLabel(w.metadata.labels, DATAPLANE_MODE_LABEL) ?? meshLabel(nsLabels, DATAPLANE_MODE_LABEL)) === 'ambient';
 }
 
-
 export interface ServiceInfo {
   readonly service: Service;
   readonly namespace: string;

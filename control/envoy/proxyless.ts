@@ -22,7 +22,10 @@ function re2Literal(s: string): string {
   return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
 }
 
-const regexMatch = (regex: string): Specifier => ({ $case: 'safeRegexMatch', value: { $type: 'envoy.type.matcher.v3.RegexMatcher', regex, engineType: undefined } });
+const regexMatch = (regex: string): Specifier => ({
+  $case: 'safeRegexMatch',
+  value: { $type: 'envoy.type.matcher.v3.RegexMatcher', regex, engineType: undefined },
+});
 
 /** A StringMatcher as a pre-A63 header match specifier; undefined when it has none. */
 export function legacySpecifier(m: StringMatcher): Specifier | undefined {

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
 import { forProxylessClients } from './proxyless';
 
-const header = (name: string, matchPattern: unknown, ignoreCase = false) => ({ name, headerMatchSpecifier: { $case: 'stringMatch', value: { matchPattern, ignoreCase } } });
+const header = (name: string, matchPattern: unknown, ignoreCase = false) => ({
+  name,
+  headerMatchSpecifier: { $case: 'stringMatch', value: { matchPattern, ignoreCase } },
+});
 const rc = (routes: unknown[]) => RouteConfiguration.fromPartial({ name: 'r', virtualHosts: [{ name: 'vh', domains: ['*'], routes }] } as never);
 const toCluster = { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'c' } } };
 const routesOf = (r: RouteConfiguration) => r.virtualHosts[0]!.routes;
@@ -39,13 +42,22 @@ describe('routes for proxyless gRPC clients (every gRPC version)', () => {
     // The Envoy form is untouched.
     expect(routesOf(r)[0]!.match!.headers[0]!.headerMatchSpecifier?.$case).toBe('stringMatch');
     // It still encodes (the publisher serves it as bytes).
-    expect(RouteConfiguration.decode(RouteConfiguration.encode(out).finish()).virtualHosts[0]!.routes[0]!.match!.headers[0]!.headerMatchSpecifier).toEqual({ $case: 'exactMatch', value: 'x' });
+    expect(RouteConfiguration.decode(RouteConfiguration.encode(out).finish()).virtualHosts[0]!.routes[0]!.match!.headers[0]!.headerMatchSpecifier).toEqual({
+      $case: 'exactMatch',
+      value: 'x',
+    });
   });
 
   it('decides :method for gRPC (always POST): POST matchers are dropped, routes for other methods removed', () => {
     const r = rc([
       { match: { pathSpecifier: { $case: 'prefix', value: '/' }, headers: [header(':method', { $case: 'exact', value: 'GET' })] }, action: toCluster },
-      { match: { pathSpecifier: { $case: 'prefix', value: '/' }, headers: [header(':method', { $case: 'exact', value: 'POST' }), header('x', { $case: 'exact', value: '1' })] }, action: toCluster },
+      {
+        match: {
+          pathSpecifier: { $case: 'prefix', value: '/' },
+          headers: [header(':method', { $case: 'exact', value: 'POST' }), header('x', { $case: 'exact', value: '1' })],
+        },
+        action: toCluster,
+      },
       { match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: toCluster },
     ]);
     const routes = routesOf(forProxylessClients(r));
@@ -58,10 +70,25 @@ describe('routes for proxyless gRPC clients (every gRPC version)', () => {
     const r = rc([
       {
         match: { pathSpecifier: { $case: 'prefix', value: '/' } },
-        action: { $case: 'route', value: { clusterSpecifier: { $case: 'weightedClusters', value: { clusters: [{ name: 'a', weight: 1 }, { name: 'b', weight: 2 }] } } } },
+        action: {
+          $case: 'route',
+          value: {
+            clusterSpecifier: {
+              $case: 'weightedClusters',
+              value: {
+                clusters: [
+                  { name: 'a', weight: 1 },
+                  { name: 'b', weight: 2 },
+                ],
+              },
+            },
+          },
+        },
       },
     ]);
     const action = routesOf(forProxylessClients(r))[0]!.action;
-    expect(action?.$case === 'route' && action.value.clusterSpecifier?.$case === 'weightedClusters' ? action.value.clusterSpecifier.value.totalWeight : undefined).toBe(3);
+    expect(
+      action?.$case === 'route' && action.value.clusterSpecifier?.$case === 'weightedClusters' ? action.value.clusterSpecifier.value.totalWeight : undefined,
+    ).toBe(3);
   });
 });

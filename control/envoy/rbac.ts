@@ -110,12 +110,26 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-const principalName = (v: string): DeepPartial<Principal> => ({ identifier: { $case: 'authenticated', value: { principalName: stringMatch(v, 'spiffe://') } } });
+const principalName = (v: string): DeepPartial<Principal> => ({
+  identifier: { $case: 'authenticated', value: { principalName: stringMatch(v, 'spiffe://') } },
+});
 
 function namespacePrincipal(ns: string): DeepPartial<Principal> {
   // spiffe://<trust domain>/ns/<namespace>/sa/<service account>
-  const nsPattern = ns === '*' ? '[^/]+' : ns.endsWith('*') ? `${escapeRegex(ns.slice(0, -1))}[^/]*` : ns.startsWith('*') ? `[^/]*${escapeRegex(ns.slice(1))}` : escapeRegex(ns);
-  return { identifier: { $case: 'authenticated', value: { principalName: { matchPattern: { $case: 'safeRegex', value: { regex: `^spiffe://[^/]+/ns/${nsPattern}/.*$` } } } } } };
+  const nsPattern =
+    ns === '*'
+      ? '[^/]+'
+      : ns.endsWith('*')
+        ? `${escapeRegex(ns.slice(0, -1))}[^/]*`
+        : ns.startsWith('*')
+          ? `[^/]*${escapeRegex(ns.slice(1))}`
+          : escapeRegex(ns);
+  return {
+    identifier: {
+      $case: 'authenticated',
+      value: { principalName: { matchPattern: { $case: 'safeRegex', value: { regex: `^spiffe://[^/]+/ns/${nsPattern}/.*$` } } } },
+    },
+  };
 }
 
 function cidr(value: string): { addressPrefix: string; prefixLen: number } {

@@ -89,7 +89,9 @@ describe('Any packing', () => {
   });
   it('refuses a mismatched or unknown type with an actionable message', () => {
     const any = pack(Router, Router.fromPartial({}));
-    expect(() => unpack(HTTPFault, any)).toThrow(/expected google.protobuf.Any of type envoy.extensions.filters.http.fault.v3.HTTPFault, got type.googleapis.com\/envoy.extensions.filters.http.router.v3.Router/);
+    expect(() => unpack(HTTPFault, any)).toThrow(
+      /expected google.protobuf.Any of type envoy.extensions.filters.http.fault.v3.HTTPFault, got type.googleapis.com\/envoy.extensions.filters.http.router.v3.Router/,
+    );
     expect(() => unpackAny({ ...any, typeUrl: 'type.googleapis.com/no.such.Type' })).toThrow(/no generated type no.such.Type is loaded/);
   });
 });

@@ -81,7 +81,10 @@ export function translateRouteConfig(index: MeshIndex, svc: ServiceInfo, port: S
             ...action(prefixMode),
             ...(fault ? { typedPerFilterConfig: { [FAULT_HTTP_FILTER]: fault } } : {}),
           };
-          candidates.push({ route: r, rank: [...matchRank(match, prefixMode), created, `${route.metadata.namespace ?? ''}/${route.metadata.name}`, ruleIndex, matchIndex] });
+          candidates.push({
+            route: r,
+            rank: [...matchRank(match, prefixMode), created, `${route.metadata.namespace ?? ''}/${route.metadata.name}`, ruleIndex, matchIndex],
+          });
         }
       });
     });
@@ -192,7 +195,8 @@ function ruleAction(index: MeshIndex, svc: ServiceInfo, port: ServicePort, route
       if (redirect.hostname) r.hostRedirect = redirect.hostname;
       if (redirect.port) r.portRedirect = redirect.port;
       if (redirect.path?.type === 'ReplaceFullPath') r.pathRewriteSpecifier = { $case: 'pathRedirect', value: redirect.path.replaceFullPath ?? '/' };
-      if (redirect.path?.type === 'ReplacePrefixMatch') r.pathRewriteSpecifier = { $case: 'prefixRewrite', value: prefixReplacement(redirect.path.replacePrefixMatch ?? '/', mode) };
+      if (redirect.path?.type === 'ReplacePrefixMatch')
+        r.pathRewriteSpecifier = { $case: 'prefixRewrite', value: prefixReplacement(redirect.path.replacePrefixMatch ?? '/', mode) };
       return { ...headers, action: { $case: 'redirect', value: r } };
     };
   }
@@ -202,7 +206,7 @@ function ruleAction(index: MeshIndex, svc: ServiceInfo, port: ServicePort, route
   const clusterOf = (ref: { name: string; namespace?: string; port?: number }): string => {
     const ns = ref.namespace ?? route.metadata.namespace ?? '';
     const target = index.service(ns, ref.name);
-    const p = ref.port ?? (target === svc ? port.port : target?.service.spec.ports[0]?.port ?? port.port);
+    const p = ref.port ?? (target === svc ? port.port : (target?.service.spec.ports[0]?.port ?? port.port));
     if (!target) index.warnings.push(`${who}: backendRef Service ${ns}/${ref.name} does not exist; its share of requests fails`);
     else if (!target.service.spec.ports.some((sp) => sp.port === p)) index.warnings.push(`${who}: backendRef Service ${ns}/${ref.name} has no port ${p}`);
     return outboundClusterName(p, target?.host ?? `${ref.name}.${ns}.svc.${index.options.domainSuffix}`);
@@ -216,7 +220,11 @@ function ruleAction(index: MeshIndex, svc: ServiceInfo, port: ServicePort, route
     .map((f) => {
       const m = f.requestMirror;
       const policy: DeepPartial<RouteAction_RequestMirrorPolicy> = { cluster: clusterOf(m.backendRef) };
-      const fraction = m.fraction ? Math.round((m.fraction.numerator * 1_000_000) / m.fraction.denominator) : m.percent !== undefined ? m.percent * 10_000 : undefined;
+      const fraction = m.fraction
+        ? Math.round((m.fraction.numerator * 1_000_000) / m.fraction.denominator)
+        : m.percent !== undefined
+          ? m.percent * 10_000
+          : undefined;
       if (fraction !== undefined) policy.runtimeFraction = { defaultValue: { numerator: fraction, denominator: FractionalPercent_DenominatorType.MILLION } };
       return policy;
     });
@@ -289,8 +297,10 @@ const REDIRECT_CODES: Record<number, RedirectAction_RedirectResponseCode> = {
 function headerOptions(mod: HeaderModifier | undefined): DeepPartial<HeaderValueOption>[] {
   if (!mod) return [];
   const out: DeepPartial<HeaderValueOption>[] = [];
-  for (const h of mod.set ?? []) out.push({ header: { key: h.name.toLowerCase(), value: h.value }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD });
-  for (const h of mod.add ?? []) out.push({ header: { key: h.name.toLowerCase(), value: h.value }, appendAction: HeaderValueOption_HeaderAppendAction.APPEND_IF_EXISTS_OR_ADD });
+  for (const h of mod.set ?? [])
+    out.push({ header: { key: h.name.toLowerCase(), value: h.value }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD });
+  for (const h of mod.add ?? [])
+    out.push({ header: { key: h.name.toLowerCase(), value: h.value }, appendAction: HeaderValueOption_HeaderAppendAction.APPEND_IF_EXISTS_OR_ADD });
   return out;
 }
 

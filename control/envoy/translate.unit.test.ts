@@ -25,62 +25,145 @@ function routeJson(docs: unknown[], name = WEB_HTTP_ROUTE): unknown {
 const ROUTE_CASES: Record<string, unknown[]> = {
   'route-default': [],
   'route-path-exact-prefix-regex': [
-    httpRoute('paths', web([
-      { matches: [{ path: { type: 'PathPrefix', value: '/api' } }], backendRefs: [{ name: 'web', port: 8080 }] },
-      { matches: [{ path: { type: 'Exact', value: '/api/health' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
-      { matches: [{ path: { type: 'RegularExpression', value: '/v[0-9]+/.*' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
-      { matches: [{ path: { type: 'PathPrefix', value: '/api/v2/' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
-    ])),
+    httpRoute(
+      'paths',
+      web([
+        { matches: [{ path: { type: 'PathPrefix', value: '/api' } }], backendRefs: [{ name: 'web', port: 8080 }] },
+        { matches: [{ path: { type: 'Exact', value: '/api/health' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
+        { matches: [{ path: { type: 'RegularExpression', value: '/v[0-9]+/.*' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/api/v2/' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
+      ]),
+    ),
   ],
   'route-header-query-method': [
-    httpRoute('matches', web([
-      { matches: [{ headers: [{ name: 'X-Version', value: 'v2' }], queryParams: [{ name: 'debug', value: '1' }] }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
-      { matches: [{ method: 'POST' }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
-      { matches: [{ headers: [{ type: 'RegularExpression', name: 'user-agent', value: '.*Mobile.*' }, { name: 'x-a', value: 'b' }] }], backendRefs: [{ name: 'web', port: 8080 }] },
-    ])),
+    httpRoute(
+      'matches',
+      web([
+        {
+          matches: [{ headers: [{ name: 'X-Version', value: 'v2' }], queryParams: [{ name: 'debug', value: '1' }] }],
+          backendRefs: [{ name: 'web-v2', port: 8080 }],
+        },
+        { matches: [{ method: 'POST' }], backendRefs: [{ name: 'web-v2', port: 8080 }] },
+        {
+          matches: [
+            {
+              headers: [
+                { type: 'RegularExpression', name: 'user-agent', value: '.*Mobile.*' },
+                { name: 'x-a', value: 'b' },
+              ],
+            },
+          ],
+          backendRefs: [{ name: 'web', port: 8080 }],
+        },
+      ]),
+    ),
   ],
   'route-weighted': [
-    httpRoute('split', web([
-      { backendRefs: [{ name: 'web', port: 8080, weight: 80 }, { name: 'web-v2', port: 8080, weight: 20, filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-canary', value: 'true' }] } }] }] },
-    ])),
+    httpRoute(
+      'split',
+      web([
+        {
+          backendRefs: [
+            { name: 'web', port: 8080, weight: 80 },
+            {
+              name: 'web-v2',
+              port: 8080,
+              weight: 20,
+              filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-canary', value: 'true' }] } }],
+            },
+          ],
+        },
+      ]),
+    ),
   ],
   'route-header-modifiers': [
-    httpRoute('headers', web([
-      {
-        filters: [
-          { type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-Set', value: 'a' }], add: [{ name: 'x-add', value: 'b' }], remove: ['x-remove'] } },
-          { type: 'ResponseHeaderModifier', responseHeaderModifier: { set: [{ name: 'x-served-by', value: 'waypoint' }], remove: ['server'] } },
-        ],
-        backendRefs: [{ name: 'web', port: 8080 }],
-      },
-    ])),
+    httpRoute(
+      'headers',
+      web([
+        {
+          filters: [
+            {
+              type: 'RequestHeaderModifier',
+              requestHeaderModifier: { set: [{ name: 'X-Set', value: 'a' }], add: [{ name: 'x-add', value: 'b' }], remove: ['x-remove'] },
+            },
+            { type: 'ResponseHeaderModifier', responseHeaderModifier: { set: [{ name: 'x-served-by', value: 'waypoint' }], remove: ['server'] } },
+          ],
+          backendRefs: [{ name: 'web', port: 8080 }],
+        },
+      ]),
+    ),
   ],
   'route-redirect': [
-    httpRoute('redirect', web([
-      { matches: [{ path: { type: 'PathPrefix', value: '/old' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' }, statusCode: 301 } }] },
-      { matches: [{ path: { type: 'Exact', value: '/secure' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', hostname: 'secure.example.com', port: 8443 } }] },
-      { matches: [{ path: { type: 'Exact', value: '/moved' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplaceFullPath', replaceFullPath: '/elsewhere' }, statusCode: 308 } }] },
-    ])),
+    httpRoute(
+      'redirect',
+      web([
+        {
+          matches: [{ path: { type: 'PathPrefix', value: '/old' } }],
+          filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' }, statusCode: 301 } }],
+        },
+        {
+          matches: [{ path: { type: 'Exact', value: '/secure' } }],
+          filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', hostname: 'secure.example.com', port: 8443 } }],
+        },
+        {
+          matches: [{ path: { type: 'Exact', value: '/moved' } }],
+          filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplaceFullPath', replaceFullPath: '/elsewhere' }, statusCode: 308 } }],
+        },
+      ]),
+    ),
   ],
   'route-rewrite': [
-    httpRoute('rewrite', web([
-      { matches: [{ path: { type: 'PathPrefix', value: '/app' } }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'internal.web', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }], backendRefs: [{ name: 'web', port: 8080 }] },
-      { matches: [{ path: { type: 'Exact', value: '/full' } }], filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplaceFullPath', replaceFullPath: '/replaced' } } }], backendRefs: [{ name: 'web', port: 8080 }] },
-    ])),
+    httpRoute(
+      'rewrite',
+      web([
+        {
+          matches: [{ path: { type: 'PathPrefix', value: '/app' } }],
+          filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'internal.web', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }],
+          backendRefs: [{ name: 'web', port: 8080 }],
+        },
+        {
+          matches: [{ path: { type: 'Exact', value: '/full' } }],
+          filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplaceFullPath', replaceFullPath: '/replaced' } } }],
+          backendRefs: [{ name: 'web', port: 8080 }],
+        },
+      ]),
+    ),
   ],
   'route-mirror': [
-    httpRoute('mirror', web([
-      { filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'mirror', port: 8080 }, percent: 25 } }], backendRefs: [{ name: 'web', port: 8080 }] },
-    ])),
+    httpRoute(
+      'mirror',
+      web([
+        {
+          filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'mirror', port: 8080 }, percent: 25 } }],
+          backendRefs: [{ name: 'web', port: 8080 }],
+        },
+      ]),
+    ),
   ],
   'route-timeouts-retries': [
-    httpRoute('resilience', web([
-      { matches: [{ path: { type: 'PathPrefix', value: '/slow' } }], timeouts: { request: '10s', backendRequest: '2s' }, retry: { codes: [503, 504], attempts: 3, backoff: '100ms' }, backendRefs: [{ name: 'web', port: 8080 }] },
-      { matches: [{ path: { type: 'PathPrefix', value: '/once' } }], timeouts: { request: '5s', backendRequest: '1s' }, backendRefs: [{ name: 'web', port: 8080 }] },
-    ])),
+    httpRoute(
+      'resilience',
+      web([
+        {
+          matches: [{ path: { type: 'PathPrefix', value: '/slow' } }],
+          timeouts: { request: '10s', backendRequest: '2s' },
+          retry: { codes: [503, 504], attempts: 3, backoff: '100ms' },
+          backendRefs: [{ name: 'web', port: 8080 }],
+        },
+        {
+          matches: [{ path: { type: 'PathPrefix', value: '/once' } }],
+          timeouts: { request: '5s', backendRequest: '1s' },
+          backendRefs: [{ name: 'web', port: 8080 }],
+        },
+      ]),
+    ),
   ],
   'route-fault': [
-    httpRoute('fault', web([{ backendRefs: [{ name: 'web', port: 8080 }] }]), { 'fault.nodemesh.io/abort-grpc-status': '14', 'fault.nodemesh.io/delay': '50ms', 'fault.nodemesh.io/percent': '50' }),
+    httpRoute('fault', web([{ backendRefs: [{ name: 'web', port: 8080 }] }]), {
+      'fault.nodemesh.io/abort-grpc-status': '14',
+      'fault.nodemesh.io/delay': '50ms',
+      'fault.nodemesh.io/percent': '50',
+    }),
   ],
   'route-section-name': [
     httpRoute('by-name', { parentRefs: [{ name: 'web', sectionName: 'http' }], rules: [{ backendRefs: [{ name: 'web-v2', port: 8080 }] }] }),
@@ -88,8 +171,18 @@ const ROUTE_CASES: Record<string, unknown[]> = {
   ],
   'route-no-backends': [httpRoute('empty', web([{ matches: [{ path: { type: 'Exact', value: '/nothing' } }] }]))],
   'route-precedence-age': [
-    httpRoute('newer', web([{ matches: [{ path: { type: 'PathPrefix', value: '/x' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] }]), undefined, '2024-02-01T00:00:00Z'),
-    httpRoute('older', web([{ matches: [{ path: { type: 'PathPrefix', value: '/x' } }], backendRefs: [{ name: 'web', port: 8080 }] }]), undefined, '2024-01-01T00:00:00Z'),
+    httpRoute(
+      'newer',
+      web([{ matches: [{ path: { type: 'PathPrefix', value: '/x' } }], backendRefs: [{ name: 'web-v2', port: 8080 }] }]),
+      undefined,
+      '2024-02-01T00:00:00Z',
+    ),
+    httpRoute(
+      'older',
+      web([{ matches: [{ path: { type: 'PathPrefix', value: '/x' } }], backendRefs: [{ name: 'web', port: 8080 }] }]),
+      undefined,
+      '2024-01-01T00:00:00Z',
+    ),
   ],
 };
 
@@ -112,28 +205,46 @@ const target = { targetRefs: [{ kind: 'Service', name: 'web' }] };
 const POLICY_CASES: Record<string, unknown[]> = {
   'rbac-none': [],
   'rbac-allow-l7': [
-    policy('allow-get', { ...target, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/client'] } }], to: [{ operation: { methods: ['GET', 'HEAD'], paths: ['/api/*', '/health'], hosts: ['web.default.svc.cluster.local', '*.example.com'] } }] }] }),
+    policy('allow-get', {
+      ...target,
+      action: 'ALLOW',
+      rules: [
+        {
+          from: [{ source: { principals: ['cluster.local/ns/default/sa/client'] } }],
+          to: [{ operation: { methods: ['GET', 'HEAD'], paths: ['/api/*', '/health'], hosts: ['web.default.svc.cluster.local', '*.example.com'] } }],
+        },
+      ],
+    }),
   ],
   'rbac-deny-and-allow': [
     policy('deny-admin', { ...target, action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] }),
     policy('allow-ns', { ...target, action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['default', 'prod-*'] } }] }] }),
   ],
   'rbac-l4-only': [
-    policy('l4', { ...target, action: 'ALLOW', rules: [{ from: [{ source: { ipBlocks: ['10.200.0.0/16'], notPrincipals: ['cluster.local/ns/default/sa/bad'] } }], to: [{ operation: { ports: ['8080'] } }] }] }),
+    policy('l4', {
+      ...target,
+      action: 'ALLOW',
+      rules: [
+        { from: [{ source: { ipBlocks: ['10.200.0.0/16'], notPrincipals: ['cluster.local/ns/default/sa/bad'] } }], to: [{ operation: { ports: ['8080'] } }] },
+      ],
+    }),
   ],
   'rbac-when-and-jwt': [
     policy('when', {
       ...target,
       action: 'ALLOW',
       rules: [
-        { when: [{ key: 'request.headers[X-Tenant]', values: ['a', 'b'] }, { key: 'source.namespace', notValues: ['test'] }] },
+        {
+          when: [
+            { key: 'request.headers[X-Tenant]', values: ['a', 'b'] },
+            { key: 'source.namespace', notValues: ['test'] },
+          ],
+        },
         { from: [{ source: { requestPrincipals: ['issuer/subject'] } }] },
       ],
     }),
   ],
-  'rbac-gateway-target-allow-nothing': [
-    policy('gw', { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'wp' }], action: 'ALLOW' }),
-  ],
+  'rbac-gateway-target-allow-nothing': [policy('gw', { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'wp' }], action: 'ALLOW' })],
 };
 
 describe('Envoy translation: AuthorizationPolicy -> RBAC filters (golden files)', () => {
@@ -148,7 +259,11 @@ describe('Envoy translation: AuthorizationPolicy on a TCP port -> network RBAC (
       snapshotOf([
         ...baseMesh(),
         policy('deny-delete', { ...target, action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] }),
-        policy('allow-mixed', { ...target, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/db-client'] } }] }, { to: [{ operation: { paths: ['/x'] } }] }] }),
+        policy('allow-mixed', {
+          ...target,
+          action: 'ALLOW',
+          rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/db-client'] } }] }, { to: [{ operation: { paths: ['/x'] } }] }],
+        }),
       ]),
     );
     const l = config.listeners.get('inbound-vip|5432|tcp|web.default.svc.cluster.local')!;
@@ -160,11 +275,17 @@ describe('Envoy translation: listeners, clusters, endpoints (golden files)', () 
   const config = translateEnvoy(snapshotOf(baseMesh()));
   it('waypoint listeners', () => {
     const view = config.views.get(waypointView('default', 'wp'))!;
-    golden('waypoint-listeners', [...view.listeners].sort().map((k) => Listener.toJSON(config.listeners.get(k)!)));
+    golden(
+      'waypoint-listeners',
+      [...view.listeners].sort().map((k) => Listener.toJSON(config.listeners.get(k)!)),
+    );
   });
   it('waypoint internal clusters', () => {
     const view = config.views.get(waypointView('default', 'wp'))!;
-    golden('waypoint-clusters', [...view.clusters].sort().map((k) => Cluster.toJSON(config.clusters.get(k)!)));
+    golden(
+      'waypoint-clusters',
+      [...view.clusters].sort().map((k) => Cluster.toJSON(config.clusters.get(k)!)),
+    );
   });
   it('proxyless api_listener', () => golden('api-listener', Listener.toJSON(config.listeners.get('web.default.svc.cluster.local:9090')!)));
   it('outbound cluster and endpoints (targetPort by name, locality per node, health)', () => {

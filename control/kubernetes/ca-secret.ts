@@ -12,7 +12,14 @@ import { kubeModule, type K8s } from './client';
 const KEY = 'root-key.pem';
 const CERT = 'root-cert.pem';
 
-export async function syncRootWithSecret(kc: K8s.KubeConfig, namespace: string, name: string, dataDir: string, trustDomain: string, log?: Logger): Promise<'from-secret' | 'stored'> {
+export async function syncRootWithSecret(
+  kc: K8s.KubeConfig,
+  namespace: string,
+  name: string,
+  dataDir: string,
+  trustDomain: string,
+  log?: Logger,
+): Promise<'from-secret' | 'stored'> {
   const k8s = await kubeModule();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const { keyFile, certFile } = rootFiles(dataDir);
@@ -29,7 +36,9 @@ export async function syncRootWithSecret(kc: K8s.KubeConfig, namespace: string, 
       return await core.readNamespacedSecret({ name, namespace });
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
-      throw new Error(`cannot read the CA Secret ${namespace}/${name}: ${(err as Error).message}; the control plane's ServiceAccount needs get/create on secrets in ${namespace}`);
+      throw new Error(
+        `cannot read the CA Secret ${namespace}/${name}: ${(err as Error).message}; the control plane's ServiceAccount needs get/create on secrets in ${namespace}`,
+      );
     }
   };
   const existing = await read();

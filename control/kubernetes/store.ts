@@ -115,7 +115,10 @@ class KindInformer {
     const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt);
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     this.attempt++;
-    this.log?.warn({ kind: this.kind.name, err: this.lastError, retryInMs: delay, resourceVersion: this.lw.latestResourceVersion() }, 'Kubernetes list/watch failed; retrying');
+    this.log?.warn(
+      { kind: this.kind.name, err: this.lastError, retryInMs: delay, resourceVersion: this.lw.latestResourceVersion() },
+      'Kubernetes list/watch failed; retrying',
+    );
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       if (!this.stopped) void this.start();
@@ -267,7 +270,8 @@ export class KubernetesStore extends BaseStore {
     const namespaces = this.dirtySliceNamespaces;
     this.dirtySliceNamespaces = new Set();
     const isMeshPod = (ns: string, name: string) => this.produced.has(`Pod|${ns}|${name}`);
-    const selectorOf = (ns: string, name: string) => (this.services.get(`Service|${ns}|${name}`)?.spec as { selector?: Record<string, string> } | undefined)?.selector;
+    const selectorOf = (ns: string, name: string) =>
+      (this.services.get(`Service|${ns}|${name}`)?.spec as { selector?: Record<string, string> } | undefined)?.selector;
     for (const [key, slice] of this.slices) {
       if (namespaces.has(slice.metadata?.namespace ?? '')) this.record(key, translateEndpointSlice(slice, isMeshPod, selectorOf));
     }

@@ -79,13 +79,18 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
   private async review(token: string): Promise<Caller> {
     let review: K8s.V1TokenReview;
     try {
-      review = await this.auth.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [this.audience] } } });
+      review = await this.auth.createTokenReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [this.audience] } },
+      });
     } catch (err) {
       // Not the caller's fault: the API server could not be asked. Surfaces as INTERNAL.
-      throw new Error(`the TokenReview could not be made: ${(err as Error).message}; check the control plane's access to the Kubernetes API (RBAC: create tokenreviews)`);
+      throw new Error(
+        `the TokenReview could not be made: ${(err as Error).message}; check the control plane's access to the Kubernetes API (RBAC: create tokenreviews)`,
+      );
     }
     const status = review.status;
-    if (!status?.authenticated) throw new CallerRefusedError(`the ServiceAccount token was not accepted for audience ${this.audience}: ${status?.error || 'not authenticated'}`);
+    if (!status?.authenticated)
+      throw new CallerRefusedError(`the ServiceAccount token was not accepted for audience ${this.audience}: ${status?.error || 'not authenticated'}`);
     if (status.audiences && !status.audiences.includes(this.audience)) {
       throw new CallerRefusedError(`the ServiceAccount token is not for audience ${this.audience} (it is for ${status.audiences.join(', ')})`);
     }
@@ -96,7 +101,9 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
     const podName = status.user?.extra?.[POD_NAME]?.[0];
     const podUid = status.user?.extra?.[POD_UID]?.[0];
     if (!podName || !podUid) {
-      throw new CallerRefusedError(`the token of ${namespace}/${serviceAccount} is not bound to a pod: mount a projected ServiceAccount token (serviceAccountToken volume source, audience ${this.audience})`);
+      throw new CallerRefusedError(
+        `the token of ${namespace}/${serviceAccount} is not bound to a pod: mount a projected ServiceAccount token (serviceAccountToken volume source, audience ${this.audience})`,
+      );
     }
     let pod: K8s.V1Pod;
     try {
@@ -105,7 +112,8 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
       if ((err as { code?: number }).code === 404) throw new CallerRefusedError(`the token's pod ${namespace}/${podName} no longer exists`);
       throw new Error(`cannot read the token's pod ${namespace}/${podName}: ${(err as Error).message}`);
     }
-    if (pod.metadata?.uid !== podUid) throw new CallerRefusedError(`the token's pod ${namespace}/${podName} was replaced (uid ${pod.metadata?.uid}, the token names ${podUid})`);
+    if (pod.metadata?.uid !== podUid)
+      throw new CallerRefusedError(`the token's pod ${namespace}/${podName} was replaced (uid ${pod.metadata?.uid}, the token names ${podUid})`);
     const node = pod.spec?.nodeName;
     if (!node) throw new CallerRefusedError(`the token's pod ${namespace}/${podName} is not scheduled to a node`);
     const isNodeProxy = this.nodeProxies.has(`${namespace}/${serviceAccount}`);

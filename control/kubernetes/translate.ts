@@ -127,7 +127,8 @@ export function translatePod(obj: KubeObject): Translated {
   const status = (obj.status ?? {}) as PodStatus;
   const who = describe(obj);
   if (!spec.nodeName) return skip(`${who} is not mirrored yet: not scheduled to a node`);
-  if (spec.hostNetwork) return skip(`${who} is not mirrored: it uses the host network (the mesh cannot capture it; its Service endpoints come from EndpointSlices)`);
+  if (spec.hostNetwork)
+    return skip(`${who} is not mirrored: it uses the host network (the mesh cannot capture it; its Service endpoints come from EndpointSlices)`);
   if (status.phase === 'Succeeded' || status.phase === 'Failed') return skip(`${who} is not mirrored: it has finished (${status.phase})`);
   const addresses = [...new Set([...(status.podIPs ?? []).map((p) => p.ip), status.podIP].filter((ip): ip is string => !!ip))];
   if (addresses.length === 0) return skip(`${who} is not mirrored yet: it has no IP address`);
@@ -211,7 +212,9 @@ export function translateEndpointSlice(
       spec: {
         node: ep.nodeName ?? 'external',
         addresses: ep.addresses,
-        ports: (obj.ports ?? []).filter((p) => p.port !== undefined).map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, protocol: p.protocol ?? 'TCP' })),
+        ports: (obj.ports ?? [])
+          .filter((p) => p.port !== undefined)
+          .map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, protocol: p.protocol ?? 'TCP' })),
       },
     });
     resources.push(...t.resources.map((r) => ({ ...r, metadata: { ...r.metadata, uid: `${obj.metadata?.uid ?? ''}/${i}` } }) as AnyResource));

@@ -5,8 +5,20 @@ const pod = (over: { spec?: object; status?: object; metadata?: object } = {}) =
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { name: 'web-1', namespace: 'demo', uid: 'u-1', labels: { app: 'web' }, ...over.metadata },
-  spec: { nodeName: 'node1', serviceAccountName: 'web', containers: [{ ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 8080 }] }], ...over.spec },
-  status: { phase: 'Running', podIP: '10.1.0.2', podIPs: [{ ip: '10.1.0.2' }, { ip: 'fd00::2' }], qosClass: 'Guaranteed', conditions: [{ type: 'Ready', status: 'True' }], ...over.status },
+  spec: {
+    nodeName: 'node1',
+    serviceAccountName: 'web',
+    containers: [{ ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 8080 }] }],
+    ...over.spec,
+  },
+  status: {
+    phase: 'Running',
+    podIP: '10.1.0.2',
+    podIPs: [{ ip: '10.1.0.2' }, { ip: 'fd00::2' }],
+    qosClass: 'Guaranteed',
+    conditions: [{ type: 'Ready', status: 'True' }],
+    ...over.status,
+  },
 });
 
 describe('Kubernetes -> mesh resources', () => {
@@ -18,7 +30,13 @@ describe('Kubernetes -> mesh resources', () => {
     expect(w).toMatchObject({
       apiVersion: 'nodemesh.io/v1alpha1',
       kind: 'Workload',
-      metadata: { name: 'web-1', namespace: 'demo', uid: 'u-1', labels: { app: 'web' }, annotations: { 'nodemesh.io/pod-uid': 'u-1', 'nodemesh.io/qos-class': 'Guaranteed', 'nodemesh.io/ready': 'true' } },
+      metadata: {
+        name: 'web-1',
+        namespace: 'demo',
+        uid: 'u-1',
+        labels: { app: 'web' },
+        annotations: { 'nodemesh.io/pod-uid': 'u-1', 'nodemesh.io/qos-class': 'Guaranteed', 'nodemesh.io/ready': 'true' },
+      },
       spec: { node: 'node1', serviceAccount: 'web', addresses: ['10.1.0.2', 'fd00::2'], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] },
     });
   });
@@ -32,14 +50,40 @@ describe('Kubernetes -> mesh resources', () => {
   });
 
   it('Namespaces keep their labels but not kubectl bookkeeping; Services keep ClusterIP parts', () => {
-    const ns = translateNamespace({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo', labels: { 'nodemesh.io/dataplane-mode': 'ambient' }, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } }, spec: { finalizers: ['kubernetes'] } });
+    const ns = translateNamespace({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: 'demo',
+        labels: { 'nodemesh.io/dataplane-mode': 'ambient' },
+        annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' },
+      },
+      spec: { finalizers: ['kubernetes'] },
+    });
     expect(ns.resources[0]).toMatchObject({ kind: 'Namespace', metadata: { name: 'demo', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } }, spec: {} });
     expect(ns.resources[0].metadata.annotations).toBeUndefined();
-    const svc = translateService({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'demo' }, spec: { type: 'LoadBalancer', clusterIP: '10.96.0.5', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http', protocol: 'TCP', nodePort: 30080 }] } });
+    const svc = translateService({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'demo' },
+      spec: {
+        type: 'LoadBalancer',
+        clusterIP: '10.96.0.5',
+        selector: { app: 'web' },
+        ports: [{ port: 80, targetPort: 'http', protocol: 'TCP', nodePort: 30080 }],
+      },
+    });
     expect(svc.resources[0].spec).toEqual({ clusterIP: '10.96.0.5', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http', protocol: 'TCP' }] });
-    const noSelector = translateService({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'db', namespace: 'demo' }, spec: { clusterIP: '10.96.0.6', ports: [{ port: 5432 }] } });
+    const noSelector = translateService({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'db', namespace: 'demo' },
+      spec: { clusterIP: '10.96.0.6', ports: [{ port: 5432 }] },
+    });
     expect(noSelector.resources[0].spec).toMatchObject({ selector: { 'kubernetes.io/service-name': 'db' } });
-    expect(translateService({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ext', namespace: 'demo' }, spec: { type: 'ExternalName' } }).problem).toMatch(/ExternalName/);
+    expect(
+      translateService({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ext', namespace: 'demo' }, spec: { type: 'ExternalName' } }).problem,
+    ).toMatch(/ExternalName/);
   });
 
   it('EndpointSlice endpoints that are not mesh pods become plain-TCP Workloads the Service selects', () => {
@@ -55,7 +99,11 @@ describe('Kubernetes -> mesh resources', () => {
       ],
       ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
     };
-    const t = translateEndpointSlice(slice, (_ns, name) => name === 'web-1', () => ({ app: 'web' }));
+    const t = translateEndpointSlice(
+      slice,
+      (_ns, name) => name === 'web-1',
+      () => ({ app: 'web' }),
+    );
     expect(t.resources).toHaveLength(1);
     expect(t.resources[0]).toMatchObject({
       kind: 'Workload',
@@ -65,9 +113,19 @@ describe('Kubernetes -> mesh resources', () => {
   });
 
   it('custom resources are validated like config API writes; a bad one is skipped with the field named', () => {
-    const good = translateSameKind({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: 'demo', uid: 'p-1' }, spec: { mtls: { mode: 'STRICT' } } });
+    const good = translateSameKind({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'strict', namespace: 'demo', uid: 'p-1' },
+      spec: { mtls: { mode: 'STRICT' } },
+    });
     expect(good.resources[0]).toMatchObject({ kind: 'PeerAuthentication', metadata: { uid: 'p-1' } });
-    const bad = translateSameKind({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'demo' }, spec: { action: 'MAYBE' } });
+    const bad = translateSameKind({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'p', namespace: 'demo' },
+      spec: { action: 'MAYBE' },
+    });
     expect(bad.resources).toEqual([]);
     expect(bad.problem).toMatch(/AuthorizationPolicy demo\/p is not mirrored: .*spec\.action/);
   });

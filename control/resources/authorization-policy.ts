@@ -42,8 +42,16 @@ export const operation = z.strictObject({
 export type Operation = z.output<typeof operation>;
 
 const WHEN_KEYS = [
-  'source.ip', 'remote.ip', 'source.namespace', 'source.principal', 'destination.ip', 'destination.port',
-  'connection.sni', 'request.auth.principal', 'request.auth.audiences', 'request.auth.presenter',
+  'source.ip',
+  'remote.ip',
+  'source.namespace',
+  'source.principal',
+  'destination.ip',
+  'destination.port',
+  'connection.sni',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
 ];
 const WHEN_PREFIXES = ['request.headers[', 'request.auth.claims[', 'experimental.'];
 
@@ -64,8 +72,10 @@ export const condition = z
     if (!ipKey && !portKey) return;
     for (const field of ['values', 'notValues'] as const) {
       (c[field] ?? []).forEach((v, i) => {
-        if (ipKey && cidrProblem(v) !== undefined) ctx.addIssue({ code: 'custom', path: [field, i], message: `${c.key} values must be IP addresses or CIDRs such as 10.0.0.0/8` });
-        if (portKey && !(/^\d{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65535)) ctx.addIssue({ code: 'custom', path: [field, i], message: 'destination.port values must be port numbers from 1 to 65535, e.g. "8080"' });
+        if (ipKey && cidrProblem(v) !== undefined)
+          ctx.addIssue({ code: 'custom', path: [field, i], message: `${c.key} values must be IP addresses or CIDRs such as 10.0.0.0/8` });
+        if (portKey && !(/^\d{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65535))
+          ctx.addIssue({ code: 'custom', path: [field, i], message: 'destination.port values must be port numbers from 1 to 65535, e.g. "8080"' });
       });
     }
   });
@@ -102,9 +112,7 @@ export const authorizationPolicySpec = z
     action: z
       .enum(['ALLOW', 'DENY'], {
         error: (iss) =>
-          iss.input === 'AUDIT' || iss.input === 'CUSTOM'
-            ? `${String(iss.input)} is not supported; only ALLOW and DENY are`
-            : 'must be ALLOW or DENY',
+          iss.input === 'AUDIT' || iss.input === 'CUSTOM' ? `${String(iss.input)} is not supported; only ALLOW and DENY are` : 'must be ALLOW or DENY',
       })
       .default('ALLOW'),
     rules: z.array(rule).optional(),

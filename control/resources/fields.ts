@@ -98,9 +98,7 @@ export const portName = z
 export const protocol = z.enum(['TCP', 'UDP', 'SCTP'], { message: 'must be one of TCP, UDP, SCTP' });
 
 /** Gateway API duration: up to four `<number><unit>` parts, units h, m, s, ms (e.g. `1h30m`, `500ms`). */
-export const duration = z
-  .string()
-  .regex(/^([0-9]{1,5}(h|m|s|ms)){1,4}$/, 'must be a Gateway API duration such as "10s", "500ms" or "1h30m"');
+export const duration = z.string().regex(/^([0-9]{1,5}(h|m|s|ms)){1,4}$/, 'must be a Gateway API duration such as "10s", "500ms" or "1h30m"');
 
 /** Parses a Gateway API duration into milliseconds (input already validated). */
 export function durationMs(d: string): number {

@@ -38,16 +38,15 @@ export const gatewaySpec = z
       message: `must be "${WAYPOINT_GATEWAY_CLASS}" (or Istio's "${ISTIO_WAYPOINT_GATEWAY_CLASS}"): this control plane serves waypoints only`,
     }),
     listeners: z.array(listener).min(1, 'a Gateway needs at least one listener').max(64),
-    addresses: z
-      .array(z.strictObject({ type: z.enum(['IPAddress', 'Hostname']).default('IPAddress'), value: z.string().min(1) }))
-      .optional(),
+    addresses: z.array(z.strictObject({ type: z.enum(['IPAddress', 'Hostname']).default('IPAddress'), value: z.string().min(1) })).optional(),
     infrastructure: z.strictObject({ labels: labelMap.optional(), annotations: annotationMap.optional() }).optional(),
   })
   .superRefine((spec, ctx) => {
     const names = new Map<string, number>();
     spec.listeners.forEach((l, i) => {
       const prev = names.get(l.name);
-      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}" (also spec.listeners[${prev}])` });
+      if (prev !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}" (also spec.listeners[${prev}])` });
       else names.set(l.name, i);
     });
     spec.addresses?.forEach((a, i) => {

@@ -111,7 +111,9 @@ export const httpRouteFilter = z.discriminatedUnion(
         hostname: z.string().min(1).max(253).optional(),
         path: pathModifier.optional(),
         port: portNumber.optional(),
-        statusCode: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], { message: 'must be 301, 302, 303, 307 or 308' }).default(302),
+        statusCode: z
+          .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], { message: 'must be 301, 302, 303, 307 or 308' })
+          .default(302),
       }),
     }),
     z.strictObject({
@@ -142,7 +144,10 @@ export type HTTPBackendRef = z.output<typeof httpBackendRef>;
 export const httpRouteRule = z
   .strictObject({
     name: dnsLabel.optional(),
-    matches: z.array(httpRouteMatch).max(64).default([{ path: { type: 'PathPrefix', value: '/' } }]),
+    matches: z
+      .array(httpRouteMatch)
+      .max(64)
+      .default([{ path: { type: 'PathPrefix', value: '/' } }]),
     filters: z.array(httpRouteFilter).max(16).optional(),
     backendRefs: z.array(httpBackendRef).optional(),
     timeouts: z.strictObject({ request: duration.optional(), backendRequest: duration.optional() }).optional(),
@@ -183,7 +188,10 @@ export type HTTPRouteRule = z.output<typeof httpRouteRule>;
 export const httpRouteSpec = z.strictObject({
   parentRefs: z.array(parentRef).min(1, 'a mesh HTTPRoute needs a Service parentRef').max(32),
   hostnames: z.array(z.string().min(1).max(253)).max(16).optional(),
-  rules: z.array(httpRouteRule).max(16).default([{ matches: [{ path: { type: 'PathPrefix', value: '/' } }] }]),
+  rules: z
+    .array(httpRouteRule)
+    .max(16)
+    .default([{ matches: [{ path: { type: 'PathPrefix', value: '/' } }] }]),
 });
 export type HTTPRouteSpec = z.output<typeof httpRouteSpec>;
 export type HTTPRoute = Resource<'HTTPRoute', HTTPRouteSpec>;

@@ -158,7 +158,13 @@ describe('Istio compatibility', () => {
     expect(a.endpoints).toEqual(b.endpoints);
     expect([...a.views.keys()]).toEqual(['proxyless', 'waypoint:default/waypoint']);
     // The Istio L7 policy is in force at the waypoint: without it, the waypoint's listeners differ.
-    const without = translateEnvoy(snapshotOf(ISTIO.split('---').filter((d) => !d.includes('reviews-viewer')).join('---')));
+    const without = translateEnvoy(
+      snapshotOf(
+        ISTIO.split('---')
+          .filter((d) => !d.includes('reviews-viewer'))
+          .join('---'),
+      ),
+    );
     expect(without.listeners).not.toEqual(a.listeners);
   });
 
@@ -171,11 +177,22 @@ describe('Istio compatibility', () => {
   it('refuses what nodemesh does not support, naming the field', () => {
     const ap = (spec: unknown) => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'x', namespace: 'default' }, spec });
     expect(refusal(ap({ action: 'CUSTOM', provider: { name: 'ext-authz' }, rules: [{}] }))).toMatch(/spec\.action.*CUSTOM is not supported/s);
-    expect(refusal(ap({ rules: [{ from: [{ source: { serviceAccounts: ['default/sleep'] } }] }] }))).toMatch(/spec\.rules\[0\]\.from\[0\]\.source.*serviceAccounts/s);
-    expect(refusal(ap({ targetRefs: [{ kind: 'GatewayClass', group: 'gateway.networking.k8s.io', name: 'istio-waypoint' }] }))).toMatch(/spec\.targetRefs\[0\]\.kind/);
-    const pa = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'p', namespace: 'default' }, spec: { mtls: { mode: 'DISABLE' } } };
+    expect(refusal(ap({ rules: [{ from: [{ source: { serviceAccounts: ['default/sleep'] } }] }] }))).toMatch(
+      /spec\.rules\[0\]\.from\[0\]\.source.*serviceAccounts/s,
+    );
+    expect(refusal(ap({ targetRefs: [{ kind: 'GatewayClass', group: 'gateway.networking.k8s.io', name: 'istio-waypoint' }] }))).toMatch(
+      /spec\.targetRefs\[0\]\.kind/,
+    );
+    const pa = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'p', namespace: 'default' },
+      spec: { mtls: { mode: 'DISABLE' } },
+    };
     expect(refusal(pa)).toMatch(/spec\.mtls\.mode.*DISABLE is not supported/s);
-    expect(refusal({ apiVersion: 'security.istio.io/v2', kind: 'AuthorizationPolicy', metadata: { name: 'x' }, spec: {} })).toMatch(/apiVersion.*security\.istio\.io\/v1/s);
+    expect(refusal({ apiVersion: 'security.istio.io/v2', kind: 'AuthorizationPolicy', metadata: { name: 'x' }, spec: {} })).toMatch(
+      /apiVersion.*security\.istio\.io\/v1/s,
+    );
     const nsLabel = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'n', labels: { 'istio.io/dataplane-mode': 'sidecar' } } };
     expect(refusal(nsLabel)).toMatch(/metadata\.labels\["istio\.io\/dataplane-mode"\].*ambient, none/s);
   });

@@ -12,9 +12,7 @@ const mtls = z.strictObject({
   mode: z
     .enum(MTLS_MODES, {
       error: (iss) =>
-        iss.input === 'DISABLE'
-          ? 'DISABLE is not supported by the ambient data plane; use PERMISSIVE'
-          : 'must be one of UNSET, PERMISSIVE, STRICT',
+        iss.input === 'DISABLE' ? 'DISABLE is not supported by the ambient data plane; use PERMISSIVE' : 'must be one of UNSET, PERMISSIVE, STRICT',
     })
     .default('UNSET'),
 });

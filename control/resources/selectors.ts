@@ -44,7 +44,10 @@ export function parseSelector(text: string): LabelSelector {
     if (!term) continue;
     let m: RegExpMatchArray | null;
     if ((m = term.match(/^([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)$/))) {
-      const values = m[3].split(',').map((s) => s.trim()).filter(Boolean);
+      const values = m[3]
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (values.length === 0) throw new Error(`label selector term "${term}" lists no values`);
       matchExpressions.push({ key: m[1], operator: m[2] === 'in' ? 'In' : 'NotIn', values });
     } else if ((m = term.match(/^([^\s!=]+)\s*!=\s*([^\s,]*)$/))) {

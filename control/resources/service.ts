@@ -35,7 +35,8 @@ export const serviceSpec = z
       }
       if (p.name !== undefined) {
         const prev = names.get(p.name);
-        if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}" (also spec.ports[${prev}])` });
+        if (prev !== undefined)
+          ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}" (also spec.ports[${prev}])` });
         else names.set(p.name, i);
       }
       const key = `${p.port}/${p.protocol}`;

@@ -23,7 +23,17 @@ describe('validateResource', () => {
   });
 
   it('names resource, field path and reason for a bad targetPort', () => {
-    const err = rejection(svc({ ports: [{ name: 'a', port: 80 }, { name: 'b', port: 81, targetPort: 70000 }] }, { name: 'web', namespace: 'shop' }));
+    const err = rejection(
+      svc(
+        {
+          ports: [
+            { name: 'a', port: 80 },
+            { name: 'b', port: 81, targetPort: 70000 },
+          ],
+        },
+        { name: 'web', namespace: 'shop' },
+      ),
+    );
     expect(err.resource).toBe('Service shop/web');
     expect(err.issues).toEqual([expect.objectContaining({ path: 'spec.ports[1].targetPort' })]);
     expect(err.message).toMatch(/^Service shop\/web is invalid: spec\.ports\[1\]\.targetPort: .*1 to 65535/);
@@ -67,7 +77,9 @@ describe('validateResource', () => {
 
   it('validates Workloads: addresses, paths, exclusions', () => {
     const wl = (spec: unknown) => ({ apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: 'a' }, spec });
-    const ok = validateResource(wl({ node: 'nm-node1', addresses: ['10.200.1.2'], netnsPath: '/var/run/netns/nm-a', excludeOutboundCIDRs: ['169.254.0.0/16'] }));
+    const ok = validateResource(
+      wl({ node: 'nm-node1', addresses: ['10.200.1.2'], netnsPath: '/var/run/netns/nm-a', excludeOutboundCIDRs: ['169.254.0.0/16'] }),
+    );
     if (ok.kind !== 'Workload') throw new Error('kind');
     expect(ok.spec.serviceAccount).toBe('default');
     const err = rejection(wl({ node: 'n', addresses: ['10.200.1.300'], cgroupPath: 'relative', excludeOutboundCIDRs: ['10.0.0.0/33'] }));
@@ -75,12 +87,23 @@ describe('validateResource', () => {
   });
 
   it('accepts an Istio-shaped AuthorizationPolicy and refuses what it cannot enforce', () => {
-    const ap = (spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'shop' }, spec });
+    const ap = (spec: unknown) => ({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'p', namespace: 'shop' },
+      spec,
+    });
     validateResource(
       ap({
         selector: { matchLabels: { app: 'web' } },
         action: 'DENY',
-        rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/*'], notIpBlocks: ['10.0.0.0/8'] } }], to: [{ operation: { ports: ['8080'], methods: ['GET'] } }], when: [{ key: 'request.headers[x-user]', values: ['a'] }] }],
+        rules: [
+          {
+            from: [{ source: { principals: ['cluster.local/ns/shop/sa/*'], notIpBlocks: ['10.0.0.0/8'] } }],
+            to: [{ operation: { ports: ['8080'], methods: ['GET'] } }],
+            when: [{ key: 'request.headers[x-user]', values: ['a'] }],
+          },
+        ],
       }),
     );
     expect(rejection(ap({ action: 'AUDIT' })).issues[0]).toEqual({ path: 'spec.action', message: expect.stringContaining('not supported') });
@@ -90,9 +113,23 @@ describe('validateResource', () => {
     // address and port keys hold addresses and ports (found by fuzz/targets/translate: source.ip "*"
     // was accepted and then threw in the translation)
     expect(rejection(ap({ rules: [{ when: [{ key: 'source.ip', values: ['*'] }] }] })).issues[0].path).toBe('spec.rules[0].when[0].values[0]');
-    expect(rejection(ap({ rules: [{ when: [{ key: 'destination.ip', notValues: ['10.0.0.0/8', 'x'] }] }] })).issues[0].path).toBe('spec.rules[0].when[0].notValues[1]');
+    expect(rejection(ap({ rules: [{ when: [{ key: 'destination.ip', notValues: ['10.0.0.0/8', 'x'] }] }] })).issues[0].path).toBe(
+      'spec.rules[0].when[0].notValues[1]',
+    );
     expect(rejection(ap({ rules: [{ when: [{ key: 'destination.port', values: ['http'] }] }] })).issues[0].message).toMatch(/port numbers/);
-    validateResource(ap({ rules: [{ when: [{ key: 'remote.ip', values: ['10.0.0.1', 'fd00::/8'] }, { key: 'destination.port', values: ['8080'] }, { key: 'source.namespace', values: ['*'] }] }] }));
+    validateResource(
+      ap({
+        rules: [
+          {
+            when: [
+              { key: 'remote.ip', values: ['10.0.0.1', 'fd00::/8'] },
+              { key: 'destination.port', values: ['8080'] },
+              { key: 'source.namespace', values: ['*'] },
+            ],
+          },
+        ],
+      }),
+    );
     expect(rejection(ap({ selector: { matchLabels: { a: 'b' } }, targetRefs: [{ kind: 'Service', name: 'web' }] })).issues[0].path).toBe('spec.targetRefs');
   });
 
@@ -104,9 +141,22 @@ describe('validateResource', () => {
   });
 
   it('validates a waypoint Gateway', () => {
-    const gw = (spec: unknown) => ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', labels: { 'nodemesh.io/waypoint-for': 'service' } }, spec });
+    const gw = (spec: unknown) => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'waypoint', labels: { 'nodemesh.io/waypoint-for': 'service' } },
+      spec,
+    });
     validateResource(gw({ gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] }));
-    const err = rejection(gw({ gatewayClassName: 'istio', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }, { name: 'mesh', port: 80, protocol: 'QUIC' }] }));
+    const err = rejection(
+      gw({
+        gatewayClassName: 'istio',
+        listeners: [
+          { name: 'mesh', port: 15008, protocol: 'HBONE' },
+          { name: 'mesh', port: 80, protocol: 'QUIC' },
+        ],
+      }),
+    );
     expect(err.issues.map((i) => i.path)).toEqual(['spec.gatewayClassName', 'spec.listeners[1].protocol']);
   });
 
@@ -119,7 +169,10 @@ describe('validateResource', () => {
           {
             matches: [{ path: { type: 'PathPrefix', value: '/api' }, headers: [{ name: 'x-canary', value: 'yes' }], method: 'GET' }],
             filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }],
-            backendRefs: [{ name: 'web-v1', port: 8080, weight: 90 }, { name: 'web-v2', port: 8080, weight: 10 }],
+            backendRefs: [
+              { name: 'web-v1', port: 8080, weight: 90 },
+              { name: 'web-v2', port: 8080, weight: 10 },
+            ],
             timeouts: { request: '10s', backendRequest: '2s' },
             retry: { attempts: 3, codes: [503], backoff: '100ms' },
           },
@@ -148,7 +201,15 @@ describe('validateResource', () => {
     const timeouts = rejection(route({ parentRefs: [{ name: 'web' }], rules: [{ timeouts: { request: '1s', backendRequest: '5s' } }] }));
     expect(timeouts.issues).toEqual([{ path: 'spec.rules[0].timeouts.backendRequest', message: 'must not be longer than timeouts.request' }]);
     const prefix = rejection(
-      route({ parentRefs: [{ name: 'web' }], rules: [{ matches: [{ path: { type: 'Exact', value: '/a' } }], filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }] }] }),
+      route({
+        parentRefs: [{ name: 'web' }],
+        rules: [
+          {
+            matches: [{ path: { type: 'Exact', value: '/a' } }],
+            filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }],
+          },
+        ],
+      }),
     );
     expect(prefix.issues[0]).toEqual({ path: 'spec.rules[0].filters', message: expect.stringContaining('PathPrefix') });
   });

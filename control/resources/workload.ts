@@ -45,7 +45,8 @@ export const workloadSpec = z
     spec.ports?.forEach((p, i) => {
       if (p.name === undefined) return;
       const prev = names.get(p.name);
-      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}" (also spec.ports[${prev}])` });
+      if (prev !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}" (also spec.ports[${prev}])` });
       else names.set(p.name, i);
     });
   });

@@ -41,7 +41,8 @@ export function checkReferences(post: Snapshot, changed: readonly AnyResource[])
     const waypoint = meshLabel(r.metadata.labels, USE_WAYPOINT_LABEL);
     if (waypoint !== undefined && waypoint !== 'none') {
       const wns = meshLabel(r.metadata.labels, USE_WAYPOINT_NAMESPACE_LABEL) ?? ns ?? r.metadata.name;
-      if (!post.get('Gateway', waypoint, wns)) warnings.push(`${who}: label ${USE_WAYPOINT_LABEL} names Gateway ${wns}/${waypoint}, which does not exist (yet)`);
+      if (!post.get('Gateway', waypoint, wns))
+        warnings.push(`${who}: label ${USE_WAYPOINT_LABEL} names Gateway ${wns}/${waypoint}, which does not exist (yet)`);
     }
     switch (r.kind) {
       case 'Service': {
@@ -75,16 +76,23 @@ export function checkReferences(post: Snapshot, changed: readonly AnyResource[])
           const refNs = ref.namespace ?? ns;
           const svc = post.get('Service', ref.name, refNs);
           if (!svc) {
-            issues.push({ path: `spec.parentRefs[${i}].name`, message: `Service ${refNs}/${ref.name} does not exist; a mesh HTTPRoute attaches to an existing Service` });
+            issues.push({
+              path: `spec.parentRefs[${i}].name`,
+              message: `Service ${refNs}/${ref.name} does not exist; a mesh HTTPRoute attaches to an existing Service`,
+            });
           } else if (ref.port !== undefined && !svc.spec.ports.some((p) => p.port === ref.port)) {
-            issues.push({ path: `spec.parentRefs[${i}].port`, message: `Service ${refNs}/${ref.name} has no port ${ref.port} (it has ${svc.spec.ports.map((p) => p.port).join(', ')})` });
+            issues.push({
+              path: `spec.parentRefs[${i}].port`,
+              message: `Service ${refNs}/${ref.name} has no port ${ref.port} (it has ${svc.spec.ports.map((p) => p.port).join(', ')})`,
+            });
           }
         });
         r.spec.rules.forEach((rule, i) =>
           rule.backendRefs?.forEach((b, j) => {
             if (b.port === undefined) issues.push({ path: `spec.rules[${i}].backendRefs[${j}].port`, message: 'required for a Service backend' });
             const bNs = b.namespace ?? ns;
-            if (!post.get('Service', b.name, bNs)) warnings.push(`${who}: spec.rules[${i}].backendRefs[${j}] names Service ${bNs}/${b.name}, which does not exist (requests to it will fail)`);
+            if (!post.get('Service', b.name, bNs))
+              warnings.push(`${who}: spec.rules[${i}].backendRefs[${j}] names Service ${bNs}/${b.name}, which does not exist (requests to it will fail)`);
           }),
         );
         break;
@@ -93,7 +101,8 @@ export function checkReferences(post: Snapshot, changed: readonly AnyResource[])
         r.spec.targetRefs?.forEach((t, i) => {
           const tNs = t.namespace ?? ns;
           const found = t.kind === 'Service' ? post.get('Service', t.name, tNs) : post.get('Gateway', t.name, tNs);
-          if (!found) warnings.push(`${who}: spec.targetRefs[${i}] names ${t.kind} ${tNs}/${t.name}, which does not exist (the policy applies to nothing until it does)`);
+          if (!found)
+            warnings.push(`${who}: spec.targetRefs[${i}] names ${t.kind} ${tNs}/${t.name}, which does not exist (the policy applies to nothing until it does)`);
         });
         break;
       }

@@ -118,7 +118,12 @@ export abstract class BaseStore implements ConfigStore {
       const puts: AnyResource[] = [];
       const events: WatchEvent[] = [];
       const errors: ValidationError[] = [];
-      const usedIPs = new Set(cur.list('Service').map((s) => s.spec.clusterIP).filter((ip): ip is string => !!ip));
+      const usedIPs = new Set(
+        cur
+          .list('Service')
+          .map((s) => s.spec.clusterIP)
+          .filter((ip): ip is string => !!ip),
+      );
       for (const doc of docs) {
         const key = keyOf(doc);
         const existing = cur.getByKey(key);
@@ -130,7 +135,11 @@ export abstract class BaseStore implements ConfigStore {
           const before = existing.spec.clusterIP;
           if (doc.spec.clusterIP === undefined) doc.spec.clusterIP = before;
           else if (before !== undefined && doc.spec.clusterIP !== before) {
-            errors.push(new ValidationError(describeKey(key), [{ path: 'spec.clusterIP', message: `is immutable (it is ${before}); delete and re-create the Service to change it` }]));
+            errors.push(
+              new ValidationError(describeKey(key), [
+                { path: 'spec.clusterIP', message: `is immutable (it is ${before}); delete and re-create the Service to change it` },
+              ]),
+            );
             continue;
           }
         }
@@ -191,8 +200,7 @@ export abstract class BaseStore implements ConfigStore {
         throw new InvalidBatchError([new ValidationError(describeKey(k), [{ path: '', message: 'the default namespace cannot be deleted' }])]);
       }
       const rev = cur.revision + 1;
-      const removed: AnyResource[] =
-        k.kind === 'Namespace' ? cur.all().filter((r) => r.metadata.namespace === k.name) : [];
+      const removed: AnyResource[] = k.kind === 'Namespace' ? cur.all().filter((r) => r.metadata.namespace === k.name) : [];
       removed.push(existing);
       const events: WatchEvent[] = removed.map((r) => ({
         type: 'DELETED',
@@ -279,7 +287,9 @@ export abstract class BaseStore implements ConfigStore {
         const ks = keyString(keyOf(doc));
         const prev = seen.get(ks);
         if (prev !== undefined) {
-          errors.push(new ValidationError(describeKey(keyOf(doc)), [{ path: '', message: `appears twice in this batch (documents ${prev + 1} and ${i + 1})` }]));
+          errors.push(
+            new ValidationError(describeKey(keyOf(doc)), [{ path: '', message: `appears twice in this batch (documents ${prev + 1} and ${i + 1})` }]),
+          );
         } else seen.set(ks, i);
         docs.push(doc);
       } catch (err) {

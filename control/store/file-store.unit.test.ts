@@ -133,7 +133,9 @@ describe('FileStore', () => {
     const store = await openStore(tempDir());
     const err = await store.apply(svc('a', {}, { namespace: 'nope' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
-    expect((err as ValidationError).message).toBe('Service nope/a is invalid: metadata.namespace: namespace "nope" does not exist; create it first (or apply it in the same batch)');
+    expect((err as ValidationError).message).toBe(
+      'Service nope/a is invalid: metadata.namespace: namespace "nope" does not exist; create it first (or apply it in the same batch)',
+    );
   });
 
   it('runs cross-resource checks: duplicate addresses, named targetPorts, route parents', async () => {

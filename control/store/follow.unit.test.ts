@@ -11,11 +11,14 @@ describe('StoreFollower', () => {
   it('publishes at start, then once per event-loop turn however many writes came in', async () => {
     const store = new MemoryStore();
     const revisions: number[] = [];
-    const follower = new StoreFollower(() => {
-      const revision = store.snapshot().revision;
-      revisions.push(revision);
-      return revision;
-    }, () => {});
+    const follower = new StoreFollower(
+      () => {
+        const revision = store.snapshot().revision;
+        revisions.push(revision);
+        return revision;
+      },
+      () => {},
+    );
     try {
       follower.start(store);
       expect(revisions).toHaveLength(1);
@@ -39,11 +42,14 @@ describe('StoreFollower', () => {
     const store = new MemoryStore();
     const errors: unknown[] = [];
     let calls = 0;
-    const follower = new StoreFollower(() => {
-      calls++;
-      if (calls === 2) throw new Error('translation broke');
-      return store.snapshot().revision;
-    }, (err) => errors.push(err));
+    const follower = new StoreFollower(
+      () => {
+        calls++;
+        if (calls === 2) throw new Error('translation broke');
+        return store.snapshot().revision;
+      },
+      (err) => errors.push(err),
+    );
     try {
       follower.start(store);
       await store.apply(ns('a'));
@@ -66,7 +72,12 @@ describe('NewWarnings', () => {
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk, _enc, cb) {
-        lines.push(...String(chunk).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg));
+        lines.push(
+          ...String(chunk)
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => (JSON.parse(l) as { msg: string }).msg),
+        );
         cb();
       },
     });

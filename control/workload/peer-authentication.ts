@@ -28,7 +28,9 @@ export function translatePeerAuthentication(pa: PeerAuthenticationResource, root
       : PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE;
   const portLevelMtls: Record<number, MtlsMode> = {};
   if (selected) {
-    for (const port of Object.keys(pa.spec?.portLevelMtls ?? {}).map(Number).sort((a, b) => a - b)) {
+    for (const port of Object.keys(pa.spec?.portLevelMtls ?? {})
+      .map(Number)
+      .sort((a, b) => a - b)) {
       portLevelMtls[port] = MODES[pa.spec!.portLevelMtls![String(port)]!.mode];
     }
   }

@@ -50,7 +50,11 @@ const CASES: Record<string, unknown[]> = {
     workload('api-0', '10.200.2.8', { app: 'api' }),
     service('db', '10.96.0.20', [{ name: 'tcp', port: 5432 }]),
     service('api', '10.96.0.21', [{ name: 'http', port: 80, targetPort: 8080 }]),
-    policy('allow-web', { selector: { matchLabels: { app: 'db' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/web'] } }], to: [{ operation: { ports: ['5432'] } }] }] }),
+    policy('allow-web', {
+      selector: { matchLabels: { app: 'db' } },
+      action: 'ALLOW',
+      rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/web'] } }], to: [{ operation: { ports: ['5432'] } }] }],
+    }),
     policy('deny-outside', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['outside'] } }, { source: { ipBlocks: ['192.168.0.0/16'] } }] }] }),
     policy('api-l7', { targetRefs: [{ kind: 'Service', group: '', name: 'api' }], action: 'ALLOW', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
     peerAuthentication('mesh', 'nodemesh-system', { mtls: { mode: 'PERMISSIVE' } }),

@@ -71,7 +71,6 @@ import { unenforcedTargetRefAttribute } from './target-refs';
 import { GATEWAY_NAME_LABEL } from '../../common/contracts/labels';
 import { HBONE_PORT } from '../../common/contracts/ports';
 
-
 export interface TranslateOptions {
   /** Trust domain of workload identities. */
   readonly trustDomain: string;
@@ -187,7 +186,8 @@ class Translation {
     const unenforced = new Set<string>();
     for (const svc of matched) {
       if (!this.lacksWaypoint(svc)) continue;
-      for (const p of this.targetRefPoliciesByService.get(`${ns}/${svc.metadata.name}`) ?? []) unenforced.add(`${p.metadata.namespace ?? ''}/${p.metadata.name}`);
+      for (const p of this.targetRefPoliciesByService.get(`${ns}/${svc.metadata.name}`) ?? [])
+        unenforced.add(`${p.metadata.namespace ?? ''}/${p.metadata.name}`);
     }
     policies.push(...[...unenforced].sort());
     const peerAuthentications = (this.selectorPeerAuthnByNs.get(ns) ?? [])
@@ -210,8 +210,7 @@ class Translation {
       trustDomain: this.options.trustDomain,
       status: WorkloadStatus.WORKLOAD_STATUS_HEALTHY,
       authorizationPolicies: policies,
-      runtime:
-        w.spec.netnsPath || w.spec.cgroupPath ? { netns: w.spec.netnsPath ?? '', cgroup: w.spec.cgroupPath ?? '' } : undefined,
+      runtime: w.spec.netnsPath || w.spec.cgroupPath ? { netns: w.spec.netnsPath ?? '', cgroup: w.spec.cgroupPath ?? '' } : undefined,
       workloadType: 'Workload',
       peerAuthenticationPolicies: peerAuthentications,
     });

@@ -253,7 +253,12 @@ describe('translateWorkloadApi', () => {
   });
 
   it('names the L7 attributes of rules: stripped from DENY, kept as hints on ALLOW rules that cannot match at L4', () => {
-    const policy = (name: string, spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'default' }, spec });
+    const policy = (name: string, spec: unknown) => ({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name, namespace: 'default' },
+      spec,
+    });
     const s = snapshot(
       ns('default'),
       policy('allow-mixed', {
@@ -264,7 +269,10 @@ describe('translateWorkloadApi', () => {
           {
             from: [{ source: { namespaces: ['front'], requestPrincipals: ['issuer/*'] } }],
             to: [{ operation: { ports: ['8080'], notPaths: ['/admin'], hosts: ['web'] } }],
-            when: [{ key: 'request.headers[x-user]', values: ['alice'] }, { key: 'source.ip', values: ['10.0.0.0/8'] }],
+            when: [
+              { key: 'request.headers[x-user]', values: ['alice'] },
+              { key: 'source.ip', values: ['10.0.0.0/8'] },
+            ],
           },
           // A rule whose `from` is empty constrains nothing.
           { from: [], to: [{ operation: { ports: ['9090'] } }] },
@@ -295,7 +303,12 @@ describe('translateWorkloadApi', () => {
   });
 
   it('translates PeerAuthentication: mesh, namespace and selector scopes, modes, port-level modes; workloads list the selector ones', () => {
-    const pa = (name: string, namespace: string, spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name, namespace }, spec });
+    const pa = (name: string, namespace: string, spec: unknown) => ({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'PeerAuthentication',
+      metadata: { name, namespace },
+      spec,
+    });
     const s = snapshot(
       ns('default'),
       ns('nodemesh-system'),
@@ -309,8 +322,15 @@ describe('translateWorkloadApi', () => {
     );
     const { peerAuthentications, addresses } = translateWorkloadApi(s);
     expect([...peerAuthentications.keys()].sort()).toEqual(['default/db', 'default/empty-selector', 'default/ns', 'default/unset', 'nodemesh-system/mesh']);
-    expect(peerAuthentications.get('nodemesh-system/mesh')).toMatchObject({ scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH, mode: MtlsMode.MTLS_MODE_STRICT, portLevelMtls: {} });
-    expect(peerAuthentications.get('default/ns')).toMatchObject({ scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, mode: MtlsMode.MTLS_MODE_PERMISSIVE });
+    expect(peerAuthentications.get('nodemesh-system/mesh')).toMatchObject({
+      scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH,
+      mode: MtlsMode.MTLS_MODE_STRICT,
+      portLevelMtls: {},
+    });
+    expect(peerAuthentications.get('default/ns')).toMatchObject({
+      scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE,
+      mode: MtlsMode.MTLS_MODE_PERMISSIVE,
+    });
     expect(peerAuthentications.get('default/db')).toMatchObject({
       scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_WORKLOAD_SELECTOR,
       mode: MtlsMode.MTLS_MODE_UNSET,
@@ -325,19 +345,34 @@ describe('translateWorkloadApi', () => {
     // A new selector PeerAuthentication re-translates the workloads it selects.
     const translator = new WorkloadApiTranslator();
     translator.translate(s);
-    const next = translator.translate(s.withChanges(s.revision + 1, [validateResource(pa('web', 'default', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' } })) as AnyResource], []));
+    const next = translator.translate(
+      s.withChanges(
+        s.revision + 1,
+        [validateResource(pa('web', 'default', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' } })) as AnyResource],
+        [],
+      ),
+    );
     expect(workload(next.addresses.get('Workload/default/web-1')).peerAuthenticationPolicies).toEqual(['default/web']);
     expect(next.peerAuthentications.get('default/web')!.mode).toBe(MtlsMode.MTLS_MODE_STRICT);
   });
 
   it('publishes a targetRefs policy on a Service without a usable waypoint as DENY-everything for its workloads (fail closed), and stops once the waypoint resolves', () => {
-    const policy = (name: string, spec: unknown, namespace = 'default') => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name, namespace }, spec });
+    const policy = (name: string, spec: unknown, namespace = 'default') => ({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name, namespace },
+      spec,
+    });
     const ref = (name: string, kind = 'Service') => ({ kind, group: kind === 'Service' ? '' : 'gateway.networking.k8s.io', name });
     const gateway = {
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'Gateway',
       metadata: { name: 'wp', namespace: 'default' },
-      spec: { gatewayClassName: 'nodemesh-waypoint', addresses: [{ type: 'IPAddress', value: '10.200.1.60' }], listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+      spec: {
+        gatewayClassName: 'nodemesh-waypoint',
+        addresses: [{ type: 'IPAddress', value: '10.200.1.60' }],
+        listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+      },
     };
     const docs = [
       ns('default'),
@@ -379,11 +414,21 @@ describe('translateWorkloadApi', () => {
       'AuthorizationPolicy default/web-get: targets Service default/web (targetRefs), which has no waypoint; only a waypoint enforces targetRefs policies, ' +
         "so node proxies refuse every connection to the Service's workloads (fail closed) until it has one; attach a waypoint (nodemesh.io/use-waypoint) or select the workloads with spec.selector instead",
     );
-    expect(warnings.filter((w) => w.startsWith('AuthorizationPolicy default/both: targets Service default/db (targetRefs), whose waypoint default/missing cannot be used (no Gateway default/missing)'))).toHaveLength(1);
+    expect(
+      warnings.filter((w) =>
+        w.startsWith(
+          'AuthorizationPolicy default/both: targets Service default/db (targetRefs), whose waypoint default/missing cannot be used (no Gateway default/missing)',
+        ),
+      ),
+    ).toHaveLength(1);
 
     // web gets the waypoint, db's Gateway appears: the waypoint enforces the policies, node proxies no longer do.
     const withWaypoints = docs.map((d) =>
-      d === docs[5] ? svc('web', { app: 'web' }, [{ port: 80 }], {}, { 'nodemesh.io/use-waypoint': 'wp' }) : d === docs[7] ? svc('db', { app: 'db' }, [{ port: 5432 }], { clusterIP: '10.96.0.14' }, { 'nodemesh.io/use-waypoint': 'wp' }) : d,
+      d === docs[5]
+        ? svc('web', { app: 'web' }, [{ port: 80 }], {}, { 'nodemesh.io/use-waypoint': 'wp' })
+        : d === docs[7]
+          ? svc('db', { app: 'db' }, [{ port: 5432 }], { clusterIP: '10.96.0.14' }, { 'nodemesh.io/use-waypoint': 'wp' })
+          : d,
     );
     const after = translateWorkloadApi(snapshot(...withWaypoints));
     expect([...after.authorizations.keys()]).toEqual([]);
@@ -393,7 +438,12 @@ describe('translateWorkloadApi', () => {
   });
 
   it('is deterministic: the same snapshot gives the same messages', () => {
-    const docs = [ns('default'), wl('a', '10.200.1.1', { app: 'x' }), svc('x', { app: 'x' }, [{ port: 80 }]), svc('y', { app: 'x' }, [{ port: 81 }], { clusterIP: '10.96.0.14' })];
+    const docs = [
+      ns('default'),
+      wl('a', '10.200.1.1', { app: 'x' }),
+      svc('x', { app: 'x' }, [{ port: 80 }]),
+      svc('y', { app: 'x' }, [{ port: 81 }], { clusterIP: '10.96.0.14' }),
+    ];
     const one = translateWorkloadApi(snapshot(...docs));
     const two = translateWorkloadApi(snapshot(...[...docs].reverse()));
     expect([...two.addresses.entries()]).toEqual([...one.addresses.entries()]);

@@ -132,14 +132,21 @@ export async function runXdsGet(argv: string[], io: XdsCliIo = { stdout: process
   const stream = client.deltaAggregatedResources(metadata);
   const print = (r: DeltaDiscoveryResponse): void => {
     for (const res of r.resources) {
-      io.stdout.write(JSON.stringify({ name: res.name, version: res.version, resource: decodeResource(r.typeUrl, res.resource?.value ?? new Uint8Array()) }) + '\n');
+      io.stdout.write(
+        JSON.stringify({ name: res.name, version: res.version, resource: decodeResource(r.typeUrl, res.resource?.value ?? new Uint8Array()) }) + '\n',
+      );
     }
     for (const name of r.removedResources) io.stdout.write(JSON.stringify({ name, removed: true }) + '\n');
   };
   try {
     return await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new CliError(`no answer from the xDS server at ${values.server} within ${values.timeout} s: is the control plane running, and is this the right port (${values.tls ? 'TLS 15012' : 'plaintext 15010'})?`)),
+        () =>
+          reject(
+            new CliError(
+              `no answer from the xDS server at ${values.server} within ${values.timeout} s: is the control plane running, and is this the right port (${values.tls ? 'TLS 15012' : 'plaintext 15010'})?`,
+            ),
+          ),
         timeoutMs,
       );
       stream.on('data', (r: DeltaDiscoveryResponse) => {
@@ -153,9 +160,7 @@ export async function runXdsGet(argv: string[], io: XdsCliIo = { stdout: process
         if (err.code === grpc.status.CANCELLED) resolve(0);
         else reject(new CliError(`the xDS server at ${values.server} ended the stream: ${grpc.status[err.code] ?? err.code} ${err.details}`));
       });
-      stream.write(
-        DeltaDiscoveryRequest.fromPartial({ node: { id: values.node }, typeUrl, resourceNamesSubscribe: values.name ?? [] }),
-      );
+      stream.write(DeltaDiscoveryRequest.fromPartial({ node: { id: values.node }, typeUrl, resourceNamesSubscribe: values.name ?? [] }));
     });
   } finally {
     stream.cancel();

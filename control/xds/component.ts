@@ -73,7 +73,14 @@ export class XdsComponent implements ControlPlaneComponent {
       store: cp.store,
       certificates,
       serverNames: {
-        dnsNames: ['localhost', hostname(), ...(env.NODEMESH_XDS_DNS_NAMES ?? '').split(',').map((n) => n.trim()).filter(Boolean)],
+        dnsNames: [
+          'localhost',
+          hostname(),
+          ...(env.NODEMESH_XDS_DNS_NAMES ?? '')
+            .split(',')
+            .map((n) => n.trim())
+            .filter(Boolean),
+        ],
         ipAddresses: localAddresses(),
       },
       tls: parseListen(env.NODEMESH_XDS_LISTEN ?? `:${XDS_TLS_PORT}`),

@@ -252,14 +252,7 @@ export class DeltaStreamState {
     return { resources, removed };
   }
 
-  private split(
-    typeUrl: string,
-    resources: XdsResource[],
-    removed: string[],
-    changeAt: bigint | undefined,
-    now: bigint,
-    out: DeltaFrame[],
-  ): void {
+  private split(typeUrl: string, resources: XdsResource[], removed: string[], changeAt: bigint | undefined, now: bigint, out: DeltaFrame[]): void {
     const systemVersionInfo = this.source.systemVersion(typeUrl);
     let start = 0;
     let first = true;

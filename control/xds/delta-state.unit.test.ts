@@ -49,7 +49,13 @@ describe('DeltaStreamState', () => {
     const s = stream(cache);
     s.handleRequest(req({}));
     s.flush();
-    cache.replace(T, new Map([['a', res('a')], ['b', res('b')]]));
+    cache.replace(
+      T,
+      new Map([
+        ['a', res('a')],
+        ['b', res('b')],
+      ]),
+    );
     expect(s.pending).toBe(false);
     expect(s.flush()).toEqual([]);
   });
@@ -67,9 +73,7 @@ describe('DeltaStreamState', () => {
   it('resends only what differs from initial_resource_versions and removes what is gone', () => {
     const cache = cacheWith('a', 'b', 'c');
     const s = stream(cache);
-    s.handleRequest(
-      req({ initialResourceVersions: { a: res('a').version, b: 'stale-version', gone: 'whatever' } }),
-    );
+    s.handleRequest(req({ initialResourceVersions: { a: res('a').version, b: 'stale-version', gone: 'whatever' } }));
     const frames = s.flush();
     expect(names(frames)).toEqual(['b', 'c']);
     expect(removed(frames)).toEqual(['gone']);
@@ -128,9 +132,7 @@ describe('DeltaStreamState', () => {
 
     cache.update(T, [res('a', 'bad')]);
     const [bad] = s.flush();
-    const nack = s.handleRequest(
-      req({ responseNonce: bad!.nonce, errorDetail: { code: 3, message: 'cannot parse a' } }),
-    ).outcome;
+    const nack = s.handleRequest(req({ responseNonce: bad!.nonce, errorDetail: { code: 3, message: 'cannot parse a' } })).outcome;
     expect(nack).toMatchObject({ kind: 'nack', code: 3, message: 'cannot parse a', rejected: [`a@${res('a', 'bad').version}`] });
     expect(s.flush()).toEqual([]);
     expect(s.handleRequest(req({ responseNonce: 'nope' })).outcome?.kind).toBe('unknown-nonce');

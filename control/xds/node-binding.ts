@@ -10,7 +10,10 @@ import { XdsRequestError } from './request-error';
 export const NODE_PROXY_ID_PREFIX = 'node-proxy~';
 
 /** Throws PERMISSION_DENIED when `node` claims a node other than `authenticatedNode`. */
-export function assertNodeBinding(node: { readonly id: string; readonly metadata?: Readonly<Record<string, unknown>> } | undefined, authenticatedNode: string): void {
+export function assertNodeBinding(
+  node: { readonly id: string; readonly metadata?: Readonly<Record<string, unknown>> } | undefined,
+  authenticatedNode: string,
+): void {
   const id = node?.id ?? '';
   const claimed: string[] = [];
   if (id.startsWith(NODE_PROXY_ID_PREFIX)) claimed.push(id.slice(NODE_PROXY_ID_PREFIX.length));
@@ -18,6 +21,9 @@ export function assertNodeBinding(node: { readonly id: string; readonly metadata
   if (meta !== undefined) claimed.push(typeof meta === 'string' ? meta : JSON.stringify(meta));
   const other = claimed.find((n) => n !== authenticatedNode);
   if (other !== undefined) {
-    throw new XdsRequestError(`the node credential belongs to node "${authenticatedNode}", but the request's node (id "${id}") claims node "${other}"; each node proxy must use its own node's token`, status.PERMISSION_DENIED);
+    throw new XdsRequestError(
+      `the node credential belongs to node "${authenticatedNode}", but the request's node (id "${id}") claims node "${other}"; each node proxy must use its own node's token`,
+      status.PERMISSION_DENIED,
+    );
   }
 }

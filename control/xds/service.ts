@@ -4,11 +4,7 @@
 // once however many streams receive it.
 import { status, type ServerDuplexStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { AggregatedDiscoveryServiceService } from '../../api/gen/envoy/service/discovery/v3/ads';
-import {
-  DeltaDiscoveryResponse,
-  type DiscoveryRequest,
-  type DiscoveryResponse,
-} from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import type { DeltaCall } from './delta-server';
 import type { DeltaFrame } from './delta-state';
 

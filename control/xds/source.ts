@@ -22,7 +22,13 @@ export function clientOf(
   peer: string,
   authenticatedNode?: string,
 ): ClientInfo {
-  return { nodeId: node?.id ?? '', cluster: node?.cluster ?? '', metadata: node?.metadata ?? {}, peer, ...(authenticatedNode !== undefined ? { authenticatedNode } : {}) };
+  return {
+    nodeId: node?.id ?? '',
+    cluster: node?.cluster ?? '',
+    metadata: node?.metadata ?? {},
+    peer,
+    ...(authenticatedNode !== undefined ? { authenticatedNode } : {}),
+  };
 }
 
 export interface ResourceChange {

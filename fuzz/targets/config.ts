@@ -8,14 +8,61 @@ import { ValidationError } from '../../control/resources/validation';
 import { target } from '../target';
 import { resourceDocument } from './resources';
 
-const TOKENS = ['[', ']', '{', '}', '- ', '  ', '\n', '&a ', '*a', '&b ', '*b', 'a: ', 'b:', '"', "'", '\\', '# c', '---\n', '...\n', '? ', ':', ',', '1', 'x', '|\n', '>-\n', '!!str ', '!!map ', '<<: ', '\t', 'kind: ', 'Service', 'apiVersion: v1', 'metadata:', '  name: ', 'null', '~', '%YAML 1.2\n', '\u0000', '\uFEFF', 'é'];
+const TOKENS = [
+  '[',
+  ']',
+  '{',
+  '}',
+  '- ',
+  '  ',
+  '\n',
+  '&a ',
+  '*a',
+  '&b ',
+  '*b',
+  'a: ',
+  'b:',
+  '"',
+  "'",
+  '\\',
+  '# c',
+  '---\n',
+  '...\n',
+  '? ',
+  ':',
+  ',',
+  '1',
+  'x',
+  '|\n',
+  '>-\n',
+  '!!str ',
+  '!!map ',
+  '<<: ',
+  '\t',
+  'kind: ',
+  'Service',
+  'apiVersion: v1',
+  'metadata:',
+  '  name: ',
+  'null',
+  '~',
+  '%YAML 1.2\n',
+  '\u0000',
+  '\uFEFF',
+  'é',
+];
 
 const yamlSoup = fc.array(fc.constantFrom(...TOKENS), { maxLength: 200 }).map((t) => t.join(''));
 const deep = fc.tuple(fc.integer({ min: 1, max: 3_000 }), fc.constantFrom('[', '{"a":', '- ', '? ')).map(([n, open]) => open.repeat(n));
 const indented = fc.integer({ min: 1, max: 300 }).map((n) => Array.from({ length: n }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n'));
 const aliases = fc.integer({ min: 1, max: 12 }).map((levels) => {
   const lines = ['l0: &l0 [x, x, x, x, x, x, x, x, x]'];
-  for (let i = 1; i <= levels; i++) lines.push(`l${i}: &l${i} [${Array(9).fill(`*l${i - 1}`).join(', ')}]`);
+  for (let i = 1; i <= levels; i++)
+    lines.push(
+      `l${i}: &l${i} [${Array(9)
+        .fill(`*l${i - 1}`)
+        .join(', ')}]`,
+    );
   return lines.join('\n');
 });
 const jsonish = fc.jsonValue({ maxDepth: 8 }).map((v) => JSON.stringify(v));

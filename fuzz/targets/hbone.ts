@@ -10,7 +10,36 @@ import { forwardedEndpoint, requestHeaders, tunnelHeadersOf } from '../../common
 import { streamSource } from '../../node-proxy/mesh/forwarded';
 import { target } from '../target';
 
-const PIECES = ['[', ']', ':', '::', '1', '0', '65535', '65536', '80', '127.0.0.1', '10.200.1.5', '::1', 'fe80::1%eth0', '::ffff:10.0.0.1', 'for=', '"', ';', ',', 'by=', 'proto=http', ' ', '\t', 'x', '_hidden', 'unknown', '%', '/', '\u0000'];
+const PIECES = [
+  '[',
+  ']',
+  ':',
+  '::',
+  '1',
+  '0',
+  '65535',
+  '65536',
+  '80',
+  '127.0.0.1',
+  '10.200.1.5',
+  '::1',
+  'fe80::1%eth0',
+  '::ffff:10.0.0.1',
+  'for=',
+  '"',
+  ';',
+  ',',
+  'by=',
+  'proto=http',
+  ' ',
+  '\t',
+  'x',
+  '_hidden',
+  'unknown',
+  '%',
+  '/',
+  '\u0000',
+];
 const soup = fc.array(fc.constantFrom(...PIECES), { maxLength: 12 }).map((p) => p.join(''));
 const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 80 }), soup);
 const headerValue = fc.oneof(text, fc.array(text, { maxLength: 3 }), fc.constant(undefined));

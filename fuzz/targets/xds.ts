@@ -22,13 +22,73 @@ import { target } from '../target';
 
 const SEED_MESH = [
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } },
-  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'wp', namespace: 'default', labels: { 'nodemesh.io/waypoint-for': 'service' } }, spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }], addresses: [{ type: 'IPAddress', value: '10.200.1.50' }] } },
-  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default', labels: { 'nodemesh.io/use-waypoint': 'wp' } }, spec: { clusterIP: '10.96.0.10', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, appProtocol: 'grpc' }] } },
-  { apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: 'web-1', namespace: 'default', labels: { app: 'web' } }, spec: { node: 'node1', addresses: ['10.200.1.5'], serviceAccount: 'web' } },
-  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'default' }, spec: { parentRefs: [{ name: 'web', kind: 'Service', group: '' }], rules: [{ matches: [{ path: { type: 'RegularExpression', value: '^/r/[a-z]+$' }, headers: [{ name: 'x', value: 'y' }] }], backendRefs: [{ name: 'web', port: 80 }], timeouts: { request: '2s' }, retry: { attempts: 2, codes: [503] } }] } },
-  { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'web' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/*'], ipBlocks: ['10.200.0.0/16'] } }], to: [{ operation: { ports: ['8080'] } }] }] } },
-  { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'l7', namespace: 'default' }, spec: { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] } },
-  { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'pa', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '9090': { mode: 'PERMISSIVE' } } } },
+  {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name: 'wp', namespace: 'default', labels: { 'nodemesh.io/waypoint-for': 'service' } },
+    spec: {
+      gatewayClassName: 'nodemesh-waypoint',
+      listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+      addresses: [{ type: 'IPAddress', value: '10.200.1.50' }],
+    },
+  },
+  {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace: 'default', labels: { 'nodemesh.io/use-waypoint': 'wp' } },
+    spec: {
+      clusterIP: '10.96.0.10',
+      selector: { app: 'web' },
+      ports: [
+        { name: 'http', port: 80, targetPort: 8080 },
+        { name: 'grpc', port: 9090, appProtocol: 'grpc' },
+      ],
+    },
+  },
+  {
+    apiVersion: 'nodemesh.io/v1alpha1',
+    kind: 'Workload',
+    metadata: { name: 'web-1', namespace: 'default', labels: { app: 'web' } },
+    spec: { node: 'node1', addresses: ['10.200.1.5'], serviceAccount: 'web' },
+  },
+  {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'r', namespace: 'default' },
+    spec: {
+      parentRefs: [{ name: 'web', kind: 'Service', group: '' }],
+      rules: [
+        {
+          matches: [{ path: { type: 'RegularExpression', value: '^/r/[a-z]+$' }, headers: [{ name: 'x', value: 'y' }] }],
+          backendRefs: [{ name: 'web', port: 80 }],
+          timeouts: { request: '2s' },
+          retry: { attempts: 2, codes: [503] },
+        },
+      ],
+    },
+  },
+  {
+    apiVersion: 'security.nodemesh.io/v1alpha1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'p', namespace: 'default' },
+    spec: {
+      selector: { matchLabels: { app: 'web' } },
+      action: 'ALLOW',
+      rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/*'], ipBlocks: ['10.200.0.0/16'] } }], to: [{ operation: { ports: ['8080'] } }] }],
+    },
+  },
+  {
+    apiVersion: 'security.nodemesh.io/v1alpha1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'l7', namespace: 'default' },
+    spec: { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] },
+  },
+  {
+    apiVersion: 'security.nodemesh.io/v1alpha1',
+    kind: 'PeerAuthentication',
+    metadata: { name: 'pa', namespace: 'default' },
+    spec: { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '9090': { mode: 'PERMISSIVE' } } },
+  },
 ];
 
 interface Seeded {
@@ -96,7 +156,9 @@ const input = fc.record({
   type: fc.nat(),
   seed: fc.nat(),
   random: fc.option(fc.uint8Array({ maxLength: 400 }), { nil: undefined, freq: 4 }),
-  mutations: fc.array(fc.record({ at: fc.nat(), op: fc.constantFrom('flip', 'cut', 'insert', 'set'), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 6 }),
+  mutations: fc.array(fc.record({ at: fc.nat(), op: fc.constantFrom('flip', 'cut', 'insert', 'set'), byte: fc.integer({ min: 0, max: 255 }) }), {
+    maxLength: 6,
+  }),
   name: fc.constantFrom('Workload/default/web-1', 'default/p', 'x', ''),
 }) as fc.Arbitrary<Input>;
 

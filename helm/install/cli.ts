@@ -44,7 +44,11 @@ export async function runInstall(argv: string[], out: NodeJS.WritableStream = pr
     out.write(USAGE + '\n');
     return 0;
   }
-  if (!v['dry-run']) throw new CliError(`--dry-run is required: 'nodemesh install' only prints manifests (pipe them to 'kubectl apply --server-side -f -', or use 'helm install nodemesh helm/nodemesh')\n${USAGE}`, 2);
+  if (!v['dry-run'])
+    throw new CliError(
+      `--dry-run is required: 'nodemesh install' only prints manifests (pipe them to 'kubectl apply --server-side -f -', or use 'helm install nodemesh helm/nodemesh')\n${USAGE}`,
+      2,
+    );
   const namespace = v.namespace ?? 'nodemesh-system';
   const name = v.name ?? 'nodemesh';
   const dns = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -71,6 +75,6 @@ export async function runInstall(argv: string[], out: NodeJS.WritableStream = pr
 
 export const installCommand: Command = {
   name: 'install',
-  summary: 'print the Helm chart\'s manifests for kubectl (install --dry-run)',
+  summary: "print the Helm chart's manifests for kubectl (install --dry-run)",
   run: (argv) => runInstall(argv),
 };

@@ -57,4 +57,3 @@ export function isChained(conflist: CniConfig, entry: PluginEntry): boolean {
   const last = plugins[plugins.length - 1];
   return plugins.filter(isOurs).length === 1 && JSON.stringify(last) === JSON.stringify(entry);
 }
-

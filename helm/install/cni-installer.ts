@@ -111,7 +111,8 @@ export async function runCniInstall(argv: string[]): Promise<number> {
     if (!values[flag]) throw new CliError(`--${flag} is required\n${USAGE}`, 2);
   }
   const resync = Number(values['resync-seconds'] ?? '5');
-  if (!Number.isInteger(resync) || resync < 1 || resync > 3600) throw new CliError(`--resync-seconds must be a whole number from 1 to 3600, got '${values['resync-seconds']}'`, 2);
+  if (!Number.isInteger(resync) || resync < 1 || resync > 3600)
+    throw new CliError(`--resync-seconds must be a whole number from 1 to 3600, got '${values['resync-seconds']}'`, 2);
   const log = createLogger('cni-install', values['log-level'] ?? 'info');
   const o: CniInstallOptions = {
     binDir: values['bin-dir'] as string,
@@ -120,9 +121,11 @@ export async function runCniInstall(argv: string[]): Promise<number> {
     entry: { type: 'nodemesh', socket: values['host-socket'] as string, ...(values['log-level'] ? { logLevel: values['log-level'] } : {}) },
   };
   for (const dir of [o.binDir, o.confDir]) {
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`${dir} is not a directory; mount the host's CNI directories there (cni.binDir / cni.confDir in the chart's values)`);
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      throw new CliError(`${dir} is not a directory; mount the host's CNI directories there (cni.binDir / cni.confDir in the chart's values)`);
   }
-  if (!existsSync(o.plugin)) throw new CliError(`the CNI plugin executable ${o.plugin} is missing from this image; build the image from the repository's Dockerfile`);
+  if (!existsSync(o.plugin))
+    throw new CliError(`the CNI plugin executable ${o.plugin} is missing from this image; build the image from the repository's Dockerfile`);
   if (installPlugin(o)) log.info({ dest: join(o.binDir, 'nodemesh') }, 'installed the CNI plugin');
   const reconcile = () => {
     try {

@@ -51,7 +51,11 @@ describe('chaining the nodemesh CNI plugin', () => {
     const twice = chain(chain(chained, { ...ENTRY, logLevel: 'debug' }), ENTRY);
     expect((twice.plugins as { type: string }[]).map((p) => p.type)).toEqual(['flannel', 'portmap', 'bandwidth', 'nodemesh']);
     expect(unchain(twice)).toEqual(FLANNEL);
-    expect(asConflist('10-bridge.conf', JSON.stringify(BRIDGE_CONF))).toEqual({ cniVersion: '0.4.0', name: 'mynet', plugins: [{ type: 'bridge', bridge: 'cni0', ipam: BRIDGE_CONF.ipam }] });
+    expect(asConflist('10-bridge.conf', JSON.stringify(BRIDGE_CONF))).toEqual({
+      cniVersion: '0.4.0',
+      name: 'mynet',
+      plugins: [{ type: 'bridge', bridge: 'cni0', ipam: BRIDGE_CONF.ipam }],
+    });
     expect(() => asConflist('bad.conflist', '{"plugins": ')).toThrow(/bad\.conflist is not valid JSON/);
   });
 
@@ -80,9 +84,21 @@ describe('chaining the nodemesh CNI plugin', () => {
     const o = hostDirs();
     const conflist = join(o.confDir, '10-flannel.conflist');
     writeFileSync(conflist, JSON.stringify(FLANNEL));
-    const child = spawn(process.execPath, [cliEntry, 'cni-install', `--bin-dir=${o.binDir}`, `--conf-dir=${o.confDir}`, `--host-socket=${ENTRY.socket}`, `--plugin=${o.plugin}`, '--resync-seconds=1'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        cliEntry,
+        'cni-install',
+        `--bin-dir=${o.binDir}`,
+        `--conf-dir=${o.confDir}`,
+        `--host-socket=${ENTRY.socket}`,
+        `--plugin=${o.plugin}`,
+        '--resync-seconds=1',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -113,8 +129,12 @@ describe('chaining the nodemesh CNI plugin', () => {
         c.on('exit', (code) => resolve({ code, err }));
       });
     expect((await run([`--conf-dir=${o.confDir}`, '--host-socket=/s'])).err).toMatch(/--bin-dir is required/);
-    expect((await run([`--bin-dir=${join(o.root, 'nope')}`, `--conf-dir=${o.confDir}`, '--host-socket=/s', `--plugin=${o.plugin}`])).err).toMatch(/nope is not a directory; mount the host's CNI directories/);
-    expect((await run([`--bin-dir=${o.binDir}`, `--conf-dir=${o.confDir}`, '--host-socket=/s', `--plugin=${join(o.root, 'missing')}`])).err).toMatch(/CNI plugin executable .*missing is missing/);
+    expect((await run([`--bin-dir=${join(o.root, 'nope')}`, `--conf-dir=${o.confDir}`, '--host-socket=/s', `--plugin=${o.plugin}`])).err).toMatch(
+      /nope is not a directory; mount the host's CNI directories/,
+    );
+    expect((await run([`--bin-dir=${o.binDir}`, `--conf-dir=${o.confDir}`, '--host-socket=/s', `--plugin=${join(o.root, 'missing')}`])).err).toMatch(
+      /CNI plugin executable .*missing is missing/,
+    );
     expect(readdirSync(o.binDir)).toEqual([]);
   });
 });

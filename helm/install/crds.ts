@@ -12,7 +12,24 @@ import { kindInfo, type KindInfo } from '../../control/resources/kinds';
 export type JsonSchema = { [key: string]: unknown };
 
 /** Keywords that a structural schema may carry and that zod emits. Anything else is an error. */
-const KEPT = new Set(['type', 'properties', 'items', 'required', 'enum', 'pattern', 'minLength', 'maxLength', 'minItems', 'maxItems', 'minimum', 'maximum', 'default', 'description', 'additionalProperties', 'format']);
+const KEPT = new Set([
+  'type',
+  'properties',
+  'items',
+  'required',
+  'enum',
+  'pattern',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'minimum',
+  'maximum',
+  'default',
+  'description',
+  'additionalProperties',
+  'format',
+]);
 /** Keywords dropped: JSON Schema bookkeeping, and what Kubernetes forbids or prunes anyway. */
 const DROPPED = new Set(['$schema', 'propertyNames']);
 
@@ -36,7 +53,9 @@ export function structural(schema: JsonSchema, at = '$'): JsonSchema {
       if (value === false) continue;
       out.additionalProperties = structural(value as JsonSchema, `${at}.*`);
     } else if (key === 'type' && typeof value !== 'string') {
-      throw new Error(`${at}: a value of several types (${JSON.stringify(value)}) cannot be expressed in a structural CRD schema; change the zod schema or teach helm/install/crds.ts`);
+      throw new Error(
+        `${at}: a value of several types (${JSON.stringify(value)}) cannot be expressed in a structural CRD schema; change the zod schema or teach helm/install/crds.ts`,
+      );
     } else out[key] = value;
   }
   if (out.type === undefined && out['x-kubernetes-preserve-unknown-fields'] === undefined) {
@@ -104,10 +123,7 @@ export function crdFor(kind: string): JsonSchema {
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: [
-            ...entry.opts.printerColumns,
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          ],
+          additionalPrinterColumns: [...entry.opts.printerColumns, { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
           schema: {
             openAPIV3Schema: {
               type: 'object',

@@ -79,11 +79,22 @@ describe('the mesh CRDs', () => {
   });
 
   it('refuse bad resources, naming the field', () => {
-    const ap = (spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'demo' }, spec });
+    const ap = (spec: unknown) => ({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'p', namespace: 'demo' },
+      spec,
+    });
     expect(check(ap({ action: 'AUDIT' }))).toEqual([{ field: 'spec.action', message: 'must be equal to one of the allowed values' }]);
-    expect(check(ap({ rules: [{ from: [{ source: { principal: ['x'] } }] }] }))).toEqual([{ field: 'spec.rules[0].from[0].source.principal', message: 'unknown field' }]);
-    expect(check(ap({ rules: [{ to: [{ operation: { ports: [8080] } }] }] }))).toEqual([{ field: 'spec.rules[0].to[0].operation.ports[0]', message: 'must be string' }]);
-    expect(check(ap({ targetRefs: [{ kind: 'Pod', name: 'x' }] }))).toEqual([{ field: 'spec.targetRefs[0].kind', message: 'must be equal to one of the allowed values' }]);
+    expect(check(ap({ rules: [{ from: [{ source: { principal: ['x'] } }] }] }))).toEqual([
+      { field: 'spec.rules[0].from[0].source.principal', message: 'unknown field' },
+    ]);
+    expect(check(ap({ rules: [{ to: [{ operation: { ports: [8080] } }] }] }))).toEqual([
+      { field: 'spec.rules[0].to[0].operation.ports[0]', message: 'must be string' },
+    ]);
+    expect(check(ap({ targetRefs: [{ kind: 'Pod', name: 'x' }] }))).toEqual([
+      { field: 'spec.targetRefs[0].kind', message: 'must be equal to one of the allowed values' },
+    ]);
     expect(check(ap({ selector: { matchLabels: { app: 'not a label value!' } } }))[0].field).toBe('spec.selector.matchLabels.app');
 
     const pa = (spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'p' }, spec });
@@ -101,9 +112,15 @@ describe('the mesh CRDs', () => {
   it('the generator refuses what a structural schema cannot hold instead of writing it', () => {
     const scalars = z.toJSONSchema(z.strictObject({ port: z.union([z.number(), z.string()]) })) as Record<string, unknown>;
     expect(() => structural(scalars)).toThrow(/\$\.port: a value of several types \(\["number","string"\]\) cannot be expressed/);
-    const objects = z.toJSONSchema(z.strictObject({ ref: z.union([z.strictObject({ a: z.string() }), z.strictObject({ b: z.string() })]) })) as Record<string, unknown>;
+    const objects = z.toJSONSchema(z.strictObject({ ref: z.union([z.strictObject({ a: z.string() }), z.strictObject({ b: z.string() })]) })) as Record<
+      string,
+      unknown
+    >;
     expect(() => structural(objects)).toThrow(/\$\.ref: "anyOf" cannot be expressed in a structural CRD schema/);
-    expect(structural({ type: 'object', properties: { x: {} }, additionalProperties: false })).toEqual({ type: 'object', properties: { x: { 'x-kubernetes-preserve-unknown-fields': true } } });
+    expect(structural({ type: 'object', properties: { x: {} }, additionalProperties: false })).toEqual({
+      type: 'object',
+      properties: { x: { 'x-kubernetes-preserve-unknown-fields': true } },
+    });
     expect(() => crdFor('Service')).toThrow(/no CRD for kind Service/);
   });
 });

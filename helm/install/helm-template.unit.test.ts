@@ -64,9 +64,20 @@ const cases: { name: string; release: string; namespace: string; files: string[]
     release: 'nodemesh',
     namespace: 'nodemesh-system',
     files: [],
-    sets: ['cni.enabled=false,control.plaintextXds=false', 'prometheus.scrape=false', 'control.podDisruptionBudget.enabled=false,waypoint.gatewayClass=false', 'logLevel=debug'],
+    sets: [
+      'cni.enabled=false,control.plaintextXds=false',
+      'prometheus.scrape=false',
+      'control.podDisruptionBudget.enabled=false,waypoint.gatewayClass=false',
+      'logLevel=debug',
+    ],
   },
-  { name: 'values file (k3s, lists and maps) plus --set', release: 'mesh', namespace: 'mesh-a', files: [K3S_VALUES], sets: ['trustDomain=example.org,control.caSecret=my-root', 'nodeProxy.tolerations[0].operator=Exists'] },
+  {
+    name: 'values file (k3s, lists and maps) plus --set',
+    release: 'mesh',
+    namespace: 'mesh-a',
+    files: [K3S_VALUES],
+    sets: ['trustDomain=example.org,control.caSecret=my-root', 'nodeProxy.tolerations[0].operator=Exists'],
+  },
 ];
 
 describe('helm template and nodemesh install --dry-run print the same objects', () => {
@@ -88,7 +99,9 @@ describe('helm template and nodemesh install --dry-run print the same objects', 
 
   it('helm lint --strict passes with the defaults and with every switch off', () => {
     expect(helm(['lint', '--strict', chartDir])).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
-    expect(helm(['lint', '--strict', chartDir, '--set', 'cni.enabled=false,waypoint.gatewayClass=false,control.podDisruptionBudget.enabled=false'])).toMatch(/0 chart\(s\) failed/);
+    expect(helm(['lint', '--strict', chartDir, '--set', 'cni.enabled=false,waypoint.gatewayClass=false,control.podDisruptionBudget.enabled=false'])).toMatch(
+      /0 chart\(s\) failed/,
+    );
   });
 
   it('both refuse the same bad values, naming the field', () => {

@@ -53,10 +53,15 @@ describe('nodemesh install --dry-run', () => {
 
   it('stays valid with other values (k3s paths, switches off, another namespace)', async () => {
     const variants = [
-      resolveValues({ sets: ['cni.binDir=/var/lib/rancher/k3s/data/cni,cni.confDir=/var/lib/rancher/k3s/agent/etc/cni/net.d', 'image.tag=dev,image.pullPolicy=Never'] }),
-      resolveValues({ sets: ['cni.enabled=false,prometheus.scrape=false,control.plaintextXds=false,control.podDisruptionBudget.enabled=false,control.replicas=3'] }),
+      resolveValues({
+        sets: ['cni.binDir=/var/lib/rancher/k3s/data/cni,cni.confDir=/var/lib/rancher/k3s/agent/etc/cni/net.d', 'image.tag=dev,image.pullPolicy=Never'],
+      }),
+      resolveValues({
+        sets: ['cni.enabled=false,prometheus.scrape=false,control.plaintextXds=false,control.podDisruptionBudget.enabled=false,control.replicas=3'],
+      }),
     ];
-    for (const v of variants) for (const m of renderInstall(v, { name: 'mesh', namespace: 'mesh-a' }, { namespaceObject: true })) await validateKubernetesObject(m);
+    for (const v of variants)
+      for (const m of renderInstall(v, { name: 'mesh', namespace: 'mesh-a' }, { namespaceObject: true })) await validateKubernetesObject(m);
   });
 
   it('the schema check is real: a wrong field type is refused with the field named', async () => {
@@ -82,7 +87,11 @@ describe('nodemesh install --dry-run', () => {
     const token = pod.volumes.find((v: { name: string }) => v.name === 'nodemesh-token').projected.sources[0].serviceAccountToken;
     expect(token.audience).toBe('nodemesh-ca');
     expect(container.readinessProbe.httpGet).toEqual({ path: '/healthz/ready', port: 15021 });
-    expect(find(ms, 'DaemonSet', 'nodemesh-node').spec.template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020', 'prometheus.io/path': '/metrics' });
+    expect(find(ms, 'DaemonSet', 'nodemesh-node').spec.template.metadata.annotations).toEqual({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '15020',
+      'prometheus.io/path': '/metrics',
+    });
   });
 
   it('the control plane and the CNI installer run with no capabilities; only the control plane has API access', async () => {
@@ -97,7 +106,9 @@ describe('nodemesh install --dry-run', () => {
     expect(cni.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
     expect(cni.hostPID).toBeUndefined();
     expect(cni.automountServiceAccountToken).toBe(false);
-    const subjects = ms.filter((m) => m.kind.endsWith('Binding')).flatMap((b) => (b as unknown as { subjects: { name: string; namespace: string }[] }).subjects);
+    const subjects = ms
+      .filter((m) => m.kind.endsWith('Binding'))
+      .flatMap((b) => (b as unknown as { subjects: { name: string; namespace: string }[] }).subjects);
     expect(new Set(subjects.map((s) => `${s.namespace}/${s.name}`))).toEqual(new Set(['mesh/nodemesh-control']));
     const role = find(ms, 'Role', 'nodemesh-control') as unknown as { rules: { resources: string[]; verbs: string[]; resourceNames?: string[] }[] };
     expect(role.rules.filter((r) => r.resources.includes('secrets'))).toEqual([
@@ -105,7 +116,8 @@ describe('nodemesh install --dry-run', () => {
       { apiGroups: [''], resources: ['secrets'], resourceNames: ['nodemesh-ca'], verbs: ['get', 'watch', 'update'] },
     ]);
     const cr = find(ms, 'ClusterRole', 'nodemesh-control') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
-    const verbsOn = (group: string, resource: string) => cr.rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs);
+    const verbsOn = (group: string, resource: string) =>
+      cr.rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs);
     expect(verbsOn('', 'secrets')).toEqual([]);
     expect(verbsOn('', 'pods')).toEqual(['get', 'list', 'watch']);
     expect(verbsOn('authentication.k8s.io', 'tokenreviews')).toEqual(['create']);
@@ -114,7 +126,9 @@ describe('nodemesh install --dry-run', () => {
 
   it('runs each component with flags its command accepts, or with the pending ones docs/kubernetes.md lists', async () => {
     const ms = await installOutput(['--dry-run']);
-    const containers = ms.filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet').flatMap((m) => (m as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } }).spec.template.spec.containers);
+    const containers = ms
+      .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet')
+      .flatMap((m) => (m as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } }).spec.template.spec.containers);
     expect(containers.map((c) => c.args[0]).sort()).toEqual(['cni-install', 'control', 'node-proxy']);
     for (const { args } of containers) {
       const [command, ...flags] = args;

@@ -22,7 +22,10 @@ const toleration = z.strictObject({
 });
 const nodeSelector = z.record(z.string(), z.string());
 const absolutePath = z.string().regex(/^\/.*[^/]$|^\/$/, 'must be an absolute path without a trailing "/"');
-const dnsLabel = z.string().max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label');
+const dnsLabel = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label');
 
 /** Every value the chart reads. Defaults live in values.yaml only; this schema has none. */
 export const chartValues = z.strictObject({
@@ -141,7 +144,9 @@ export function applySet(values: Tree, arg: string): void {
     const keyText = assignment.slice(0, eq);
     const valueText = assignment.slice(eq + 1);
     const value = /^\{.*\}$/.test(valueText)
-      ? splitUnescaped(valueText.slice(1, -1), ',').filter((s) => s !== '').map((s) => setScalar(unescape(s)))
+      ? splitUnescaped(valueText.slice(1, -1), ',')
+          .filter((s) => s !== '')
+          .map((s) => setScalar(unescape(s)))
       : setScalar(unescape(valueText));
     const path: (string | number)[] = [];
     for (const seg of splitUnescaped(keyText, '.')) {

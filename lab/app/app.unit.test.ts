@@ -40,14 +40,26 @@ describe('sample app over loopback', () => {
     const opts: ClientOptions = { ...base, mode: 'http', port: boundAddress(web).port, size: 1000, path: '/hello?x=1', headers: { 'x-k': 'v' } };
     const r = await runClient(opts);
     expect(reportPassed(r)).toBe(true);
-    expect(r.sample).toMatchObject({ app: 'web', version: 'v2', request: { method: 'POST', url: '/hello?x=1', bodyBytes: 1000 }, peer: { address: '127.0.0.1' } });
+    expect(r.sample).toMatchObject({
+      app: 'web',
+      version: 'v2',
+      request: { method: 'POST', url: '/hello?x=1', bodyBytes: 1000 },
+      peer: { address: '127.0.0.1' },
+    });
     expect(r.sample?.request.headers['x-k']).toBe('v');
     expect(r.sample?.request.bodySha256).toBe(r.sha256Sent);
   });
 
   it('is bounded in time: a server that never answers is reported, not waited for', async () => {
     const t0 = Date.now();
-    const r = await runClient({ ...base, mode: 'tcp', port: (silent.address() as { port: number }).port, connections: 50, concurrency: 5, totalTimeoutMs: 300 });
+    const r = await runClient({
+      ...base,
+      mode: 'tcp',
+      port: (silent.address() as { port: number }).port,
+      connections: 50,
+      concurrency: 5,
+      totalTimeoutMs: 300,
+    });
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(r.timedOut).toBe(true);
     expect(r.ok).toBe(0);

@@ -24,7 +24,17 @@ describe('http --call', () => {
   });
 
   it('calls the upstream once per request and reports who answered', async () => {
-    const r = await runClient({ mode: 'http', host: '127.0.0.1', port: boundAddress(frontend).port, connections: 5, concurrency: 2, size: 0, totalTimeoutMs: 10_000, requestTimeoutMs: 5000, path: '/' });
+    const r = await runClient({
+      mode: 'http',
+      host: '127.0.0.1',
+      port: boundAddress(frontend).port,
+      connections: 5,
+      concurrency: 2,
+      size: 0,
+      totalTimeoutMs: 10_000,
+      requestTimeoutMs: 5000,
+      path: '/',
+    });
     expect(r.statusCodes).toEqual({ 200: 5 });
     expect(r.sample?.app).toBe('frontend');
     expect(r.sample?.upstream?.app).toBe('backend');
@@ -34,7 +44,17 @@ describe('http --call', () => {
   });
 
   it('answers 502 with the reason when the upstream cannot be reached', async () => {
-    const r = await runClient({ mode: 'http', host: '127.0.0.1', port: boundAddress(broken).port, connections: 1, concurrency: 1, size: 0, totalTimeoutMs: 10_000, requestTimeoutMs: 5000, path: '/' });
+    const r = await runClient({
+      mode: 'http',
+      host: '127.0.0.1',
+      port: boundAddress(broken).port,
+      connections: 1,
+      concurrency: 1,
+      size: 0,
+      totalTimeoutMs: 10_000,
+      requestTimeoutMs: 5000,
+      path: '/',
+    });
     expect(r.statusCodes).toEqual({ 502: 1 });
   });
 });

@@ -75,7 +75,8 @@ export function checkClientOptions(o: ClientOptions): ClientOptions {
   bound(o.totalTimeoutMs, 1, LIMITS.totalTimeoutMs, '--timeout-ms');
   bound(o.port, 1, 65535, 'port');
   if (!CLIENT_MODES.includes(o.mode)) throw new RangeError(`--mode must be one of ${CLIENT_MODES.join(', ')}, got '${String(o.mode)}'`);
-  if (o.mode === 'grpc' && o.method !== undefined && o.method !== 'Echo' && o.method !== 'Stream') throw new RangeError(`--method for gRPC must be Echo or Stream, got '${o.method}'`);
+  if (o.mode === 'grpc' && o.method !== undefined && o.method !== 'Echo' && o.method !== 'Stream')
+    throw new RangeError(`--method for gRPC must be Echo or Stream, got '${o.method}'`);
   return o;
 }
 
@@ -257,14 +258,22 @@ function grpcTransport(o: ClientOptions): Transport {
   const echo: Once = (o, payload, signal) =>
     new Promise((resolve) => {
       const out: Outcome = { sent: payload.length, received: 0 };
-      const call = client.makeUnaryRequest(ECHO_PATH, rawBytes.serialize, rawBytes.deserialize, payload, grpcMetadata(o.headers), { deadline: deadline() }, (err, res) => {
-        signal.removeEventListener('abort', cancel);
-        if (err) return resolve(failed(out, err));
-        out.grpcStatus = grpc.status.OK;
-        out.received = res!.length; // no error: the reply is there
-        parseReply(out, res!.toString('utf8'));
-        resolve(out);
-      });
+      const call = client.makeUnaryRequest(
+        ECHO_PATH,
+        rawBytes.serialize,
+        rawBytes.deserialize,
+        payload,
+        grpcMetadata(o.headers),
+        { deadline: deadline() },
+        (err, res) => {
+          signal.removeEventListener('abort', cancel);
+          if (err) return resolve(failed(out, err));
+          out.grpcStatus = grpc.status.OK;
+          out.received = res!.length; // no error: the reply is there
+          parseReply(out, res!.toString('utf8'));
+          resolve(out);
+        },
+      );
       const cancel = (): void => call.cancel();
       signal.addEventListener('abort', cancel, { once: true });
     });
@@ -272,9 +281,16 @@ function grpcTransport(o: ClientOptions): Transport {
     new Promise((resolve) => {
       const out: Outcome = { sent: 0, received: 0 };
       const hash = createHash('sha256');
-      const call = client.makeServerStreamRequest(STREAM_PATH, rawBytes.serialize, rawBytes.deserialize, Buffer.from(JSON.stringify({ bytes: o.size, chunk: STREAM_CHUNK })), grpcMetadata(o.headers), {
-        deadline: deadline(),
-      });
+      const call = client.makeServerStreamRequest(
+        STREAM_PATH,
+        rawBytes.serialize,
+        rawBytes.deserialize,
+        Buffer.from(JSON.stringify({ bytes: o.size, chunk: STREAM_CHUNK })),
+        grpcMetadata(o.headers),
+        {
+          deadline: deadline(),
+        },
+      );
       const cancel = (): void => call.cancel();
       signal.addEventListener('abort', cancel, { once: true });
       call.on('metadata', (md: grpc.Metadata) => {

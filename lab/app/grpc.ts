@@ -49,8 +49,10 @@ export function parseStreamRequest(body: Buffer): { bytes: number; chunk: number
   const o = (v ?? {}) as { bytes?: unknown; chunk?: unknown };
   const bytes = o.bytes;
   const chunk = o.chunk ?? STREAM_CHUNK;
-  if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0 || bytes > STREAM_MAX) throw new Error(`"bytes" must be a whole number from 0 to ${STREAM_MAX}`);
-  if (typeof chunk !== 'number' || !Number.isInteger(chunk) || chunk < 1 || chunk > STREAM_CHUNK) throw new Error(`"chunk" must be a whole number from 1 to ${STREAM_CHUNK}`);
+  if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0 || bytes > STREAM_MAX)
+    throw new Error(`"bytes" must be a whole number from 0 to ${STREAM_MAX}`);
+  if (typeof chunk !== 'number' || !Number.isInteger(chunk) || chunk < 1 || chunk > STREAM_CHUNK)
+    throw new Error(`"chunk" must be a whole number from 1 to ${STREAM_CHUNK}`);
   return { bytes, chunk };
 }
 
@@ -123,7 +125,9 @@ export async function startGrpcServer(id: AppIdentity, port: number, host: strin
   const server = new grpc.Server({ 'grpc.max_receive_message_length': -1 });
   server.addService(sampleService, handlers(id));
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   return { server, port: bound };
 }

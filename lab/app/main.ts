@@ -61,7 +61,8 @@ async function http(argv: string[]): Promise<number> {
   const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, call: { type: 'string' }, ...ident });
   const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
   const call = str(v.call);
-  if (call !== undefined && !/^http:\/\/[^/]+/.test(call)) throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
+  if (call !== undefined && !/^http:\/\/[^/]+/.test(call))
+    throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
   const server = await startHttpServer(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call });
   process.stdout.write(JSON.stringify({ listening: boundAddress(server), kind: 'http', ...id }) + '\n');
   return untilSignal(() => server.close());
@@ -71,7 +72,8 @@ async function h2(argv: string[]): Promise<number> {
   const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, call: { type: 'string' }, ...ident });
   const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
   const call = str(v.call);
-  if (call !== undefined && !/^http:\/\/[^/]+/.test(call)) throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
+  if (call !== undefined && !/^http:\/\/[^/]+/.test(call))
+    throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
   const server = await startH2Server(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call });
   process.stdout.write(JSON.stringify({ listening: boundAddress(server), kind: 'h2', ...id }) + '\n');
   return untilSignal(() => server.close());

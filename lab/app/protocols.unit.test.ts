@@ -23,8 +23,24 @@ describe('sample app: h2 and grpc modes over loopback', () => {
     const same = (b: Buffer): Buffer => b;
     liar.addService(
       {
-        Stream: { path: STREAM_PATH, requestStream: false, responseStream: true, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same },
-        Echo: { path: '/nodemesh.lab.Sample/Echo', requestStream: false, responseStream: false, requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same },
+        Stream: {
+          path: STREAM_PATH,
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: same,
+          requestDeserialize: same,
+          responseSerialize: same,
+          responseDeserialize: same,
+        },
+        Echo: {
+          path: '/nodemesh.lab.Sample/Echo',
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: same,
+          requestDeserialize: same,
+          responseSerialize: same,
+          responseDeserialize: same,
+        },
       },
       {
         Stream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
@@ -34,10 +50,13 @@ describe('sample app: h2 and grpc modes over loopback', () => {
           t.set('x-body-sha256', '0'.repeat(64));
           call.end(t);
         },
-        Echo: (_c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb({ code: grpc.status.PERMISSION_DENIED, details: 'RBAC: access denied' }),
+        Echo: (_c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+          cb({ code: grpc.status.PERMISSION_DENIED, details: 'RBAC: access denied' }),
       },
     );
-    liarPort = await new Promise<number>((resolve, reject) => liar.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    liarPort = await new Promise<number>((resolve, reject) =>
+      liar.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
   });
   afterAll(() => {
     web.close();
@@ -48,7 +67,16 @@ describe('sample app: h2 and grpc modes over loopback', () => {
   it('h2: the reply names the server, says HTTP/2 and hashes the body; requests share one connection', async () => {
     const peers = new Set<number>();
     web.on('session', (s) => peers.add(s.socket.remotePort ?? 0));
-    const r = await runClient({ ...base, mode: 'h2', port: boundAddress(web).port, size: 3 * 1024 * 1024, connections: 6, concurrency: 3, path: '/h?x=1', headers: { 'x-k': 'v' } });
+    const r = await runClient({
+      ...base,
+      mode: 'h2',
+      port: boundAddress(web).port,
+      size: 3 * 1024 * 1024,
+      connections: 6,
+      concurrency: 3,
+      path: '/h?x=1',
+      headers: { 'x-k': 'v' },
+    });
     expect(reportPassed(r), JSON.stringify(r)).toBe(true);
     expect(r.statusCodes).toEqual({ 200: 6 });
     expect(r.versions).toEqual({ v2: 6 });

@@ -82,7 +82,14 @@ function replyHandler(id: AppIdentity, opts: HttpServerOptions): (req: AnyReques
     req.on('end', () => {
       const reply: HttpReply = {
         ...id,
-        request: { method: req.method ?? '', url: req.url ?? '', httpVersion: req.httpVersion, headers: req.headers, bodyBytes: bytes, bodySha256: hash.digest('hex') },
+        request: {
+          method: req.method ?? '',
+          url: req.url ?? '',
+          httpVersion: req.httpVersion,
+          headers: req.headers,
+          bodyBytes: bytes,
+          bodySha256: hash.digest('hex'),
+        },
         peer: { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 },
         local: { address: req.socket.localAddress ?? '', port: req.socket.localPort ?? 0 },
       };

@@ -99,7 +99,15 @@ export class CniChain {
         }
         if (code !== 0) {
           const msg = typeof parsed?.msg === 'string' ? parsed.msg : err.trim() || out.trim() || `exit code ${code}`;
-          reject(new CniPluginError(plugin.type, command, typeof parsed?.code === 'number' ? parsed.code : undefined, msg, typeof parsed?.details === 'string' ? parsed.details : undefined));
+          reject(
+            new CniPluginError(
+              plugin.type,
+              command,
+              typeof parsed?.code === 'number' ? parsed.code : undefined,
+              msg,
+              typeof parsed?.details === 'string' ? parsed.details : undefined,
+            ),
+          );
           return;
         }
         if (command === 'ADD' && !parsed) {

@@ -93,7 +93,14 @@ export class KubeletPods {
       containerId: sb.sandboxId,
       netns: sb.netnsPath,
       ifName: 'eth0',
-      args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: sb.spec.namespace, K8S_POD_NAME: sb.spec.name, K8S_POD_INFRA_CONTAINER_ID: sb.sandboxId, K8S_POD_UID: sb.spec.uid, ...(sb.spec.ip ? { IP: sb.spec.ip } : {}) },
+      args: {
+        IgnoreUnknown: '1',
+        K8S_POD_NAMESPACE: sb.spec.namespace,
+        K8S_POD_NAME: sb.spec.name,
+        K8S_POD_INFRA_CONTAINER_ID: sb.sandboxId,
+        K8S_POD_UID: sb.spec.uid,
+        ...(sb.spec.ip ? { IP: sb.spec.ip } : {}),
+      },
     };
   }
 
@@ -130,7 +137,10 @@ export class KubeletPods {
   private spawnIn(sb: KubeSandbox, name: string, id: string, argv: string[], stdio: StdioOptions, env?: NodeJS.ProcessEnv): KubeContainer {
     const cgroup = join(sb.podCgroup, containerScopeName(id));
     mkdirSync(cgroup, { recursive: true });
-    const child = spawn('nsenter', [`--net=${sb.netnsPath}`, '--', 'sh', '-c', ENTER_CGROUP, join(cgroup, 'cgroup.procs'), ...argv], { stdio, env: { ...process.env, ...env } });
+    const child = spawn('nsenter', [`--net=${sb.netnsPath}`, '--', 'sh', '-c', ENTER_CGROUP, join(cgroup, 'cgroup.procs'), ...argv], {
+      stdio,
+      env: { ...process.env, ...env },
+    });
     if (child.pid === undefined) throw new Error(`could not start ${name} in ${sb.spec.namespace}/${sb.spec.name}`);
     return { id, name, cgroup, child, pid: child.pid };
   }
@@ -180,13 +190,14 @@ export async function removeCgroupTree(dir: string): Promise<void> {
   for (let i = 0; i < 50; i++) {
     const tree = cgroupTreeDeepestFirst(dir);
     if (tree.length === 0) return;
-    for (const d of tree) for (const pid of cgroupPids(d)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
+    for (const d of tree)
+      for (const pid of cgroupPids(d)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
       }
-    }
     let left = 0;
     for (const d of tree) {
       try {

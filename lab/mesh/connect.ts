@@ -49,7 +49,10 @@ export function labConnection(lab: string): LabConnection {
     throw new LabStateError(`lab '${lab}' runs no control plane (no ${tokenFile}); start the mesh with 'nodemesh lab up --lab ${lab}' (without --no-mesh)`);
   }
   const ca = controlRootOf(meshPaths(lab));
-  if (ca === undefined) throw new LabStateError(`lab '${lab}' has no CA root at ${meshPaths(lab).controlRoot} to verify its control plane with; restart the mesh with 'nodemesh lab up --lab ${lab}'`);
+  if (ca === undefined)
+    throw new LabStateError(
+      `lab '${lab}' has no CA root at ${meshPaths(lab).controlRoot} to verify its control plane with; restart the mesh with 'nodemesh lab up --lab ${lab}'`,
+    );
   return {
     lab,
     server: `https://${state.control.ip}:${CONFIG_API_PORT}`,

@@ -65,7 +65,9 @@ export const spiffeId = (namespace: string, sa: string): string => `spiffe://${T
  */
 export function assignRoles(t: LabTopology): DemoRole[] {
   if (t.pods.length < 4) {
-    throw new RangeError(`the demo needs 4 pods (frontend, backend, tcp-echo, client); this lab has ${t.pods.length}: use --pods-per-node 2 or more, or --no-demo`);
+    throw new RangeError(
+      `the demo needs 4 pods (frontend, backend, tcp-echo, client); this lab has ${t.pods.length}: use --pods-per-node 2 or more, or --no-demo`,
+    );
   }
   const byNode = t.nodes.map((n) => t.pods.filter((p) => p.node === n.name));
   // round-robin over nodes: node1 pod1, node2 pod1, node1 pod2, node2 pod2, …
@@ -135,7 +137,11 @@ export function demoResources(roles: readonly DemoRole[], opts: { enrolled: bool
     docs.push({
       apiVersion: 'nodemesh.io/v1alpha1',
       kind: 'Workload',
-      metadata: { name: r.workload, namespace: r.namespace, labels: { app: r.role, ...(r.version ? { version: r.version } : {}), 'nodemesh.io/lab-pod': r.pod.name } },
+      metadata: {
+        name: r.workload,
+        namespace: r.namespace,
+        labels: { app: r.role, ...(r.version ? { version: r.version } : {}), 'nodemesh.io/lab-pod': r.pod.name },
+      },
       spec: {
         serviceAccount: r.serviceAccount,
         node: r.pod.node,
@@ -157,14 +163,24 @@ export function demoResources(roles: readonly DemoRole[], opts: { enrolled: bool
     });
   }
   const http = service('backend');
-  const svc = (name: string, vip: string, port: number, targetPort: number, protocol: string, selector: Record<string, string>, labels?: Record<string, string>): Doc => ({
+  const svc = (
+    name: string,
+    vip: string,
+    port: number,
+    targetPort: number,
+    protocol: string,
+    selector: Record<string, string>,
+    labels?: Record<string, string>,
+  ): Doc => ({
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name, namespace: DEMO_NS, ...(labels ? { labels } : {}) },
     spec: { clusterIP: vip, selector, ports: [{ name: protocol, port, targetPort, appProtocol: protocol }] },
   });
   for (const s of SERVICES) {
-    docs.push(svc(s.name, s.vip, s.port, s.targetPort, s.protocol, { app: s.name }, mesh && s.name === 'backend' ? { [USE_WAYPOINT_LABEL]: WAYPOINT } : undefined));
+    docs.push(
+      svc(s.name, s.vip, s.port, s.targetPort, s.protocol, { app: s.name }, mesh && s.name === 'backend' ? { [USE_WAYPOINT_LABEL]: WAYPOINT } : undefined),
+    );
   }
   if (mesh && hasSplit(roles)) {
     for (const v of VERSION_SERVICES) docs.push(svc(v.name, v.vip, http.port, http.targetPort, 'http', { app: 'backend', version: v.version }));
@@ -185,7 +201,11 @@ export function demoResources(roles: readonly DemoRole[], opts: { enrolled: bool
       apiVersion: 'security.nodemesh.io/v1alpha1',
       kind: 'AuthorizationPolicy',
       metadata: { name: 'backend-allow-get', namespace: DEMO_NS },
-      spec: { targetRefs: backendRef, action: 'ALLOW', rules: [{ from: [{ source: { principals: [`${TRUST_DOMAIN}/ns/${DEMO_NS}/sa/frontend`] } }], to: [{ operation: { methods: ['GET'] } }] }] },
+      spec: {
+        targetRefs: backendRef,
+        action: 'ALLOW',
+        rules: [{ from: [{ source: { principals: [`${TRUST_DOMAIN}/ns/${DEMO_NS}/sa/frontend`] } }], to: [{ operation: { methods: ['GET'] } }] }],
+      },
     },
     {
       apiVersion: 'security.nodemesh.io/v1alpha1',
@@ -239,11 +259,48 @@ export function demoEdges(roles: readonly DemoRole[], mesh = true, waypointIp?: 
   const wp = mesh && waypointIp ? { waypoint: { ip: waypointIp, id: spiffeId(DEMO_NS, WAYPOINT) } } : {};
   const edges: DemoEdge[] = [
     // requests to the frontend on its own loopback (not captured); each makes one call to backend
-    { label: 'frontend -> backend', from: fe, to: be, toPods: backends, target: `127.0.0.1:${fe.port}`, via: 'frontend --call', mode: 'http', expect: 'allow', why: 'backend-allow-get: GET from sa/frontend, at the waypoint', ...wp },
+    {
+      label: 'frontend -> backend',
+      from: fe,
+      to: be,
+      toPods: backends,
+      target: `127.0.0.1:${fe.port}`,
+      via: 'frontend --call',
+      mode: 'http',
+      expect: 'allow',
+      why: 'backend-allow-get: GET from sa/frontend, at the waypoint',
+      ...wp,
+    },
     { label: 'frontend -> tcp-echo', from: fe, to: te, target: vip('tcp-echo'), mode: 'tcp', expect: 'allow', why: 'no DENY matches, no ALLOW policy' },
-    { label: 'tcp-echo -> backend', from: te, to: be, toPods: backends, target: vip('backend'), mode: 'http', expect: 'deny', why: 'backend-allow-get: sa/tcp-echo not allowed (403 at the waypoint)', ...wp },
-    { label: 'client(outside) -> frontend', from: cl, to: fe, target: `${fe.pod.ip}:${fe.port}`, mode: 'http', expect: 'deny', why: 'STRICT: plaintext from outside the mesh' },
-    { label: 'client(outside) -> tcp-echo', from: cl, to: te, target: `${te.pod.ip}:${te.port}`, mode: 'tcp', expect: 'deny', why: 'STRICT: plaintext from outside the mesh' },
+    {
+      label: 'tcp-echo -> backend',
+      from: te,
+      to: be,
+      toPods: backends,
+      target: vip('backend'),
+      mode: 'http',
+      expect: 'deny',
+      why: 'backend-allow-get: sa/tcp-echo not allowed (403 at the waypoint)',
+      ...wp,
+    },
+    {
+      label: 'client(outside) -> frontend',
+      from: cl,
+      to: fe,
+      target: `${fe.pod.ip}:${fe.port}`,
+      mode: 'http',
+      expect: 'deny',
+      why: 'STRICT: plaintext from outside the mesh',
+    },
+    {
+      label: 'client(outside) -> tcp-echo',
+      from: cl,
+      to: te,
+      target: `${te.pod.ip}:${te.port}`,
+      mode: 'tcp',
+      expect: 'deny',
+      why: 'STRICT: plaintext from outside the mesh',
+    },
   ];
   return mesh ? edges : edges.map((e) => ({ ...e, expect: 'allow', why: 'no mesh: nothing enforced, plaintext' }));
 }

@@ -31,17 +31,26 @@ describe('demo plan', () => {
     expect(kinds.filter((k) => k === 'Workload')).toHaveLength(6);
     expect(kinds).toEqual(expect.arrayContaining(['Namespace', 'Service', 'AuthorizationPolicy', 'PeerAuthentication', 'Gateway', 'HTTPRoute']));
     // the backend uses the waypoint; the route splits it 90/10 over the two versions
-    const svc = docs.find((d) => d.kind === 'Service' && (d.metadata as { name: string }).name === 'backend') as { metadata: { labels: Record<string, string> } };
+    const svc = docs.find((d) => d.kind === 'Service' && (d.metadata as { name: string }).name === 'backend') as {
+      metadata: { labels: Record<string, string> };
+    };
     expect(svc.metadata.labels['nodemesh.io/use-waypoint']).toBe('waypoint');
     const route = docs.find((d) => d.kind === 'HTTPRoute') as { spec: { rules: Array<{ backendRefs: Array<{ name: string; weight: number }> }> } };
-    expect(route.spec.rules[0]?.backendRefs.map((b) => [b.name, b.weight])).toEqual([['backend-v1', 90], ['backend-v2', 10]]);
-    const versions = docs.filter((d) => d.kind === 'Workload' && (d.metadata as { labels: Record<string, string> }).labels.app === 'backend').map((d) => (d.metadata as { labels: Record<string, string> }).labels.version);
+    expect(route.spec.rules[0]?.backendRefs.map((b) => [b.name, b.weight])).toEqual([
+      ['backend-v1', 90],
+      ['backend-v2', 10],
+    ]);
+    const versions = docs
+      .filter((d) => d.kind === 'Workload' && (d.metadata as { labels: Record<string, string> }).labels.app === 'backend')
+      .map((d) => (d.metadata as { labels: Record<string, string> }).labels.version);
     expect(versions.sort()).toEqual(['v1', 'v1', 'v2']);
     // four pods: no second version, no route
     expect(demoResources(assignRoles(lab(2, 2))).some((d) => d.kind === 'HTTPRoute')).toBe(false);
     const demoNs = docs.find((d) => d.kind === 'Namespace') as { metadata: { labels: Record<string, string> } };
     expect(demoNs.metadata.labels['nodemesh.io/dataplane-mode']).toBe('ambient');
-    const off = demoResources(assignRoles(lab(2, 2)), { enrolled: false }).find((d) => d.kind === 'Namespace') as { metadata: { labels: Record<string, string> } };
+    const off = demoResources(assignRoles(lab(2, 2)), { enrolled: false }).find((d) => d.kind === 'Namespace') as {
+      metadata: { labels: Record<string, string> };
+    };
     expect(off.metadata.labels['nodemesh.io/dataplane-mode']).toBe('none');
   });
 

@@ -36,7 +36,15 @@ export function launch(state: LabTopology, place: string, name: string, argv: st
  * Polls http(s)://host:port/path inside a netns until it answers 200. Fails early when the process
  * exits, and after timeoutMs with the last answer — both name the log to read.
  */
-export async function waitReady(netnsPath: string, host: string, port: number, path: string, p: Launched, timeoutMs = 20_000, ca?: () => string | undefined): Promise<void> {
+export async function waitReady(
+  netnsPath: string,
+  host: string,
+  port: number,
+  path: string,
+  p: Launched,
+  timeoutMs = 20_000,
+  ca?: () => string | undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   let gone: string | undefined;

@@ -16,7 +16,8 @@ export function samples(text: string, name: string): Sample[] {
     if (!line.startsWith(`${name}{`)) continue;
     const close = line.lastIndexOf('}');
     const labels: Record<string, string> = {};
-    for (const m of line.slice(name.length + 1, close).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1] as string] = (m[2] as string).replace(/\\(.)/g, '$1');
+    for (const m of line.slice(name.length + 1, close).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[m[1] as string] = (m[2] as string).replace(/\\(.)/g, '$1');
     out.push({ labels, value: Number(line.slice(close + 1).trim()) });
   }
   return out;
@@ -31,6 +32,13 @@ export function sumBy(text: string, name: string, by: string, keep: (l: Record<s
 
 /** Every node proxy's /metrics, concatenated (a node that does not answer adds nothing). */
 export async function scrapeNodeProxies(t: LabTopology): Promise<string> {
-  const texts = await Promise.all(t.nodes.map((n) => netnsGet(n.netnsPath, '127.0.0.1', METRICS_PORT, '/metrics', {}, 3000).then((r) => r.body, () => '')));
+  const texts = await Promise.all(
+    t.nodes.map((n) =>
+      netnsGet(n.netnsPath, '127.0.0.1', METRICS_PORT, '/metrics', {}, 3000).then(
+        (r) => r.body,
+        () => '',
+      ),
+    ),
+  );
   return texts.join('\n');
 }

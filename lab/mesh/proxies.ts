@@ -47,7 +47,12 @@ export function nodeProxyArgv(state: LabTopology, node: string, flavour: ProxyFl
   return [...base, '--lab', state.lab, '--capture-config', join(labStateDir(state.lab), 'mesh', 'capture.json'), ...extra];
 }
 
-export async function startNodeProxies(state: LabTopology, xds: string, roles: readonly DemoRole[] | undefined, flavour: ProxyFlavour): Promise<NodeProxyStarted[]> {
+export async function startNodeProxies(
+  state: LabTopology,
+  xds: string,
+  roles: readonly DemoRole[] | undefined,
+  flavour: ProxyFlavour,
+): Promise<NodeProxyStarted[]> {
   if (flavour === 'lab') writeFileSync(join(labStateDir(state.lab), 'mesh', 'capture.json'), captureSelection(roles, true));
   const started = state.nodes.map((n) => ({
     ...launch(state, n.name, 'node-proxy', nodeProxyArgv(state, n.name, flavour, xds), meshPaths(state.lab).log(n.name, 'node-proxy'), {

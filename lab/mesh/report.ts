@@ -127,16 +127,36 @@ export function summarizeEdge(o: EdgeObservation): EdgeSummary {
   const passed = o.entries.filter((e) => !denied.includes(e));
   const first = passed[0] ?? denied[0];
   let verdict = '-';
-  if (o.entries.length) verdict = denied.length === 0 ? `allowed ${passed.length}` : passed.length === 0 ? `denied ${denied.length}` : `allowed ${passed.length}, denied ${denied.length}`;
+  if (o.entries.length)
+    verdict =
+      denied.length === 0 ? `allowed ${passed.length}` : passed.length === 0 ? `denied ${denied.length}` : `allowed ${passed.length}, denied ${denied.length}`;
   // Refused by the waypoint (L7): nothing reached a destination proxy; the client saw the HTTP status.
   const wpAnswered = !o.entries.length && o.edge.waypoint && 'statusCodes' in c && Object.keys(c.statusCodes).length > 0;
-  if (wpAnswered && 'statusCodes' in c) verdict = `waypoint: ${Object.entries(c.statusCodes).map(([code, k]) => `${code} x${k}`).join(', ')}`;
+  if (wpAnswered && 'statusCodes' in c)
+    verdict = `waypoint: ${Object.entries(c.statusCodes)
+      .map(([code, k]) => `${code} x${k}`)
+      .join(', ')}`;
   if (verdict.startsWith('allowed') && o.edge.waypoint) verdict += ' (via waypoint)';
-  const mtls = o.mesh === false ? 'no' : wpAnswered ? 'yes' : o.entries.length === 0 ? 'no log' : o.entries.every((e) => e.protocol === 'HBONE') ? 'yes' : o.entries.every((e) => e.protocol === 'same-node') ? 'same node' : o.entries.some((e) => e.protocol === 'HBONE') ? 'mixed' : 'no';
+  const mtls =
+    o.mesh === false
+      ? 'no'
+      : wpAnswered
+        ? 'yes'
+        : o.entries.length === 0
+          ? 'no log'
+          : o.entries.every((e) => e.protocol === 'HBONE')
+            ? 'yes'
+            : o.entries.every((e) => e.protocol === 'same-node')
+              ? 'same node'
+              : o.entries.some((e) => e.protocol === 'HBONE')
+                ? 'mixed'
+                : 'no';
   const sent = passed.reduce((a, e) => a + e.bytesSent, 0);
   const recv = passed.reduce((a, e) => a + e.bytesRecv, 0);
   const reason = denied[0]
-    ? shortReason(`${denied[0].denyReason ?? 'denied'}${denied[0].policy && !(denied[0].denyReason ?? '').includes(denied[0].policy) ? ` (${denied[0].policy})` : ''}`)
+    ? shortReason(
+        `${denied[0].denyReason ?? 'denied'}${denied[0].policy && !(denied[0].denyReason ?? '').includes(denied[0].policy) ? ` (${denied[0].policy})` : ''}`,
+      )
     : o.entries.length || wpAnswered
       ? `${o.edge.why}${wpAnswered && 'errorBody' in c && c.errorBody ? `: ${c.errorBody.trim()}` : ''}`
       : 'error' in c

@@ -41,7 +41,14 @@ describe('access log', () => {
     const [feBe, , teBe] = demoEdges(roles);
     const report = (ok: number) => ({ connections: 1, ok }) as never;
     const a = summarizeEdge({ edge: feBe!, client: report(1), entries: parseAccessLog(allowed) });
-    expect(a).toMatchObject({ verdict: 'allowed 1', mtls: 'yes', srcId: 'ns/demo/sa/frontend', dstId: 'ns/demo/sa/backend', bytes: '120 B / 500 B', expected: true });
+    expect(a).toMatchObject({
+      verdict: 'allowed 1',
+      mtls: 'yes',
+      srcId: 'ns/demo/sa/frontend',
+      dstId: 'ns/demo/sa/backend',
+      bytes: '120 B / 500 B',
+      expected: true,
+    });
     const d = summarizeEdge({ edge: teBe!, client: report(0), entries: parseAccessLog(denied) });
     expect(d).toMatchObject({ verdict: 'denied 1', reason: 'no ALLOW policy matched (demo/backend-allow-frontend)', expected: true });
     const leak = summarizeEdge({ edge: teBe!, client: report(1), entries: [] });
@@ -56,7 +63,9 @@ describe('access log', () => {
 describe('shortReason', () => {
   it('keeps the first clause, closes its parenthesis and caps the length', async () => {
     const { shortReason } = await import('./report.js');
-    expect(shortReason('no ALLOW policy matched (w has ALLOW policies p; a connection must match one of them)')).toBe('no ALLOW policy matched (w has ALLOW policies p)');
+    expect(shortReason('no ALLOW policy matched (w has ALLOW policies p; a connection must match one of them)')).toBe(
+      'no ALLOW policy matched (w has ALLOW policies p)',
+    );
     expect(shortReason('x'.repeat(200))).toHaveLength(110);
   });
 });

@@ -26,8 +26,33 @@ export interface DriveOptions {
 export const DEFAULT_DRIVE: DriveOptions = { connections: 5, concurrency: 5, size: 2048, timeoutMs: 15_000 };
 
 /** Runs the sample client in a pod; the report, or the reason there is none. */
-export async function runClientIn(state: LabTopology, pod: string, target: string, mode: 'http' | 'tcp', o: DriveOptions): Promise<ClientReport | { error: string }> {
-  const argv = [process.execPath, appMain(), 'client', '--target', target, '--mode', mode, '--connections', String(o.connections), '--concurrency', String(o.concurrency), '--size', String(o.size), '--timeout-ms', String(o.timeoutMs), '--request-timeout-ms', String(Math.min(o.timeoutMs, 5000)), ...(o.method ? ['--method', o.method] : [])];
+export async function runClientIn(
+  state: LabTopology,
+  pod: string,
+  target: string,
+  mode: 'http' | 'tcp',
+  o: DriveOptions,
+): Promise<ClientReport | { error: string }> {
+  const argv = [
+    process.execPath,
+    appMain(),
+    'client',
+    '--target',
+    target,
+    '--mode',
+    mode,
+    '--connections',
+    String(o.connections),
+    '--concurrency',
+    String(o.concurrency),
+    '--size',
+    String(o.size),
+    '--timeout-ms',
+    String(o.timeoutMs),
+    '--request-timeout-ms',
+    String(Math.min(o.timeoutMs, 5000)),
+    ...(o.method ? ['--method', o.method] : []),
+  ];
   try {
     const r = await runInLab(state, pod, argv, o.timeoutMs + 10_000);
     const line = r.stdout.trim().split('\n').pop() ?? '';

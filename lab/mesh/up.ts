@@ -98,7 +98,11 @@ export async function applyDemo(lab: string, roles: readonly DemoRole[], mesh: b
 
 export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m: string) => void): Promise<MeshUpResult> {
   const roles = opts.demo ? assignRoles(state) : undefined;
-  const info: MeshInfo = { mesh: opts.mesh, demo: opts.demo, roles: roles?.map((r) => ({ role: r.role, pod: r.pod.name, workload: r.workload, namespace: r.namespace })) };
+  const info: MeshInfo = {
+    mesh: opts.mesh,
+    demo: opts.demo,
+    roles: roles?.map((r) => ({ role: r.role, pod: r.pod.name, workload: r.workload, namespace: r.namespace })),
+  };
   writeMeshInfo(state.lab, info);
   if (opts.mesh) {
     progress(`control plane in ${state.control.netns} (${state.control.ip}: API :15014, xDS :15012)`);
@@ -116,12 +120,19 @@ export async function meshUp(state: LabTopology, opts: MeshOptions, progress: (m
     }
     info.flavour = await proxyFlavour();
     writeMeshInfo(state.lab, info);
-    progress(`node proxies on ${state.nodes.map((n) => n.name).join(', ')}${info.flavour === 'lab' ? ' (this build has no --control: capture and passthrough only, no mTLS)' : ''}`);
+    progress(
+      `node proxies on ${state.nodes.map((n) => n.name).join(', ')}${info.flavour === 'lab' ? ' (this build has no --control: capture and passthrough only, no mTLS)' : ''}`,
+    );
     await startNodeProxies(state, cp.xds, roles, info.flavour);
   }
   if (!roles) return { info };
   if (!opts.mesh) progress('no mesh: demo apps talk plaintext, services by pod address');
-  progress(`demo apps: ${roles.filter((r) => r.role !== 'client').map((r) => `${r.role}@${r.pod.name}`).join(', ')}; client@${roles.find((r) => r.role === 'client')?.pod.name}`);
+  progress(
+    `demo apps: ${roles
+      .filter((r) => r.role !== 'client')
+      .map((r) => `${r.role}@${r.pod.name}`)
+      .join(', ')}; client@${roles.find((r) => r.role === 'client')?.pod.name}`,
+  );
   await startDemoApps(state, roles, opts.mesh);
   if (opts.mesh) {
     progress(`waiting for the backend's waypoint ${DEMO_NS}/${WAYPOINT}`);

@@ -29,7 +29,9 @@ export async function waitWaypointReady(lab: string, g: { namespace: string; nam
     }
     await sleep(200);
   }
-  throw new Error(`waypoint ${g.namespace}/${g.name} was not ready within ${timeoutMs / 1000} s (${last}); see the lab's logs (wp-${g.name}-waypoint.log, control-lab-controller.log)`);
+  throw new Error(
+    `waypoint ${g.namespace}/${g.name} was not ready within ${timeoutMs / 1000} s (${last}); see the lab's logs (wp-${g.name}-waypoint.log, control-lab-controller.log)`,
+  );
 }
 
 export interface WaypointDemo {
@@ -48,10 +50,21 @@ export async function driveWaypointDemo(state: LabTopology, roles: readonly Demo
   // Connections into the backends, by peer identity, counted by their node proxies when opened
   // (the waypoint keeps its upstream connections open, so the access log comes only later).
   const opened = async (): Promise<Map<string, number>> =>
-    sumBy(await scrapeNodeProxies(state), 'istio_tcp_connections_opened_total', 'source_principal', (l) => l.reporter === 'destination' && backends.has(l.destination_workload ?? ''));
+    sumBy(
+      await scrapeNodeProxies(state),
+      'istio_tcp_connections_opened_total',
+      'source_principal',
+      (l) => l.reporter === 'destination' && backends.has(l.destination_workload ?? ''),
+    );
   const before = await opened();
   const gets = await runClientIn(state, fe.pod.name, target, 'http', { connections: SPLIT_REQUESTS, concurrency: 10, size: 0, timeoutMs: 30_000 });
-  const deletes = await runClientIn(state, fe.pod.name, target, 'http', { connections: DELETE_REQUESTS, concurrency: 5, size: 0, timeoutMs: 15_000, method: 'DELETE' });
+  const deletes = await runClientIn(state, fe.pod.name, target, 'http', {
+    connections: DELETE_REQUESTS,
+    concurrency: 5,
+    size: 0,
+    timeoutMs: 15_000,
+    method: 'DELETE',
+  });
   const seenAtBackends: Record<string, number> = {};
   for (const [id, n] of await opened()) if (n - (before.get(id) ?? 0) > 0) seenAtBackends[id || '-'] = n - (before.get(id) ?? 0);
   return {
@@ -63,7 +76,10 @@ export async function driveWaypointDemo(state: LabTopology, roles: readonly Demo
 }
 
 const pct = (n: number, of: number): string => (of ? `${Math.round((100 * n) / of)} %` : '-');
-const codes = (r: ClientReport): string => Object.entries(r.statusCodes).map(([c, n]) => `${c} x${n}`).join(', ') || 'no answer';
+const codes = (r: ClientReport): string =>
+  Object.entries(r.statusCodes)
+    .map(([c, n]) => `${c} x${n}`)
+    .join(', ') || 'no answer';
 
 export interface WaypointDemoVerdict {
   text: string;
@@ -87,7 +103,9 @@ export function formatWaypointDemo(d: WaypointDemo, trustDomain: string): Waypoi
     lines.push(`  BAD GET    x${SPLIT_REQUESTS}: the client failed: ${g.error}`);
   } else {
     const served = Object.values(g.versions ?? {}).reduce((a, b) => a + b, 0);
-    const split = VERSION_SERVICES.map((v) => `${v.version} ${g.versions?.[v.version] ?? 0} (${pct(g.versions?.[v.version] ?? 0, served)}, routed ${v.weight} %)`).join(', ');
+    const split = VERSION_SERVICES.map(
+      (v) => `${v.version} ${g.versions?.[v.version] ?? 0} (${pct(g.versions?.[v.version] ?? 0, served)}, routed ${v.weight} %)`,
+    ).join(', ');
     const v2 = g.versions?.v2 ?? 0;
     const good = g.ok === g.connections && withinBinomial(v2, served, (VERSION_SERVICES[1]?.weight ?? 10) / 100);
     ok &&= good;
@@ -100,7 +118,9 @@ export function formatWaypointDemo(d: WaypointDemo, trustDomain: string): Waypoi
   } else {
     const good = (del.statusCodes['403'] ?? 0) === del.connections;
     ok &&= good;
-    lines.push(`  ${good ? 'ok ' : 'BAD'} DELETE x${del.connections}: ${codes(del)}${del.errorBody ? ` (${del.errorBody.trim()})` : ''}; policy backend-deny-delete at the waypoint`);
+    lines.push(
+      `  ${good ? 'ok ' : 'BAD'} DELETE x${del.connections}: ${codes(del)}${del.errorBody ? ` (${del.errorBody.trim()})` : ''}; policy backend-deny-delete at the waypoint`,
+    );
   }
   const seen = Object.entries(d.seenAtBackends);
   const onlyWaypoint = seen.length === 1 && seen[0]?.[0] === d.waypoint.id;

@@ -157,7 +157,9 @@ export class LabWaypointController {
 
   private async place(ref: GatewayRef): Promise<LabWaypointPod> {
     const pods = readWaypointPods(this.t.lab);
-    const places = readLabProcesses(this.t.lab).filter((p) => isSameProcess(p.pid, p.startTime)).map((p) => p.place);
+    const places = readLabProcesses(this.t.lab)
+      .filter((p) => isSameProcess(p.pid, p.startTime))
+      .map((p) => p.place);
     const node = leastLoadedNode(this.t, nodeLoad(this.t, pods, places));
     const w = planWaypointPod(this.t, ref, node, pods);
     this.log.info({ gateway: gatewayKey(ref), pod: w.pod.name, node, ip: w.pod.ip }, 'new waypoint Gateway: creating its pod and Workload');
@@ -169,10 +171,17 @@ export class LabWaypointController {
   private start(w: LabWaypointPod): void {
     const key = gatewayKey(w.gateway);
     const paths = meshPaths(this.t.lab);
-    const argv = waypointArgv(w, { cliEntry, nodeToken: paths.nodeToken(w.pod.node), trustBundle: paths.trustBundle, control: `${this.t.control.ip}:${XDS_TLS_PORT}` });
+    const argv = waypointArgv(w, {
+      cliEntry,
+      nodeToken: paths.nodeToken(w.pod.node),
+      trustBundle: paths.trustBundle,
+      control: `${this.t.control.ip}:${XDS_TLS_PORT}`,
+    });
     const first = !this.lastStart.has(key);
     this.lastStart.set(key, Date.now());
-    const p = launch(this.t, w.pod.name, WAYPOINT_PROCESS, argv, paths.log(w.pod.name, WAYPOINT_PROCESS), { NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info' });
+    const p = launch(this.t, w.pod.name, WAYPOINT_PROCESS, argv, paths.log(w.pod.name, WAYPOINT_PROCESS), {
+      NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
+    });
     if (!first) this.restarts.set(key, (this.restarts.get(key) ?? 0) + 1);
     this.log.info({ gateway: key, pod: w.pod.name, pid: p.pid, restart: !first }, first ? 'waypoint started' : 'waypoint restarted');
     void p.exited.then((how) => {

@@ -9,9 +9,16 @@ import { meshPaths } from '../mesh/paths';
 export const CONTROLLER_PROCESS = 'lab-controller';
 
 export async function startLabController(state: LabTopology): Promise<Launched> {
-  const p = launch(state, 'control', CONTROLLER_PROCESS, [process.execPath, cliEntry, 'lab', 'controller', '--lab', state.lab], meshPaths(state.lab).log('control', CONTROLLER_PROCESS), {
-    NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
-  });
+  const p = launch(
+    state,
+    'control',
+    CONTROLLER_PROCESS,
+    [process.execPath, cliEntry, 'lab', 'controller', '--lab', state.lab],
+    meshPaths(state.lab).log('control', CONTROLLER_PROCESS),
+    {
+      NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
+    },
+  );
   // It has nothing to report until a Gateway appears; only make sure it did not die at once.
   const gone = await Promise.race([p.exited, sleep(300).then(() => undefined)]);
   if (gone !== undefined) throw new Error(`the lab controller exited at once (${gone}); see ${p.log}`);

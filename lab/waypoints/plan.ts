@@ -83,7 +83,11 @@ export function planWaypointPod(t: LabTopology, g: { namespace: string; name: st
 export function waypointNodeLines(t: LabTopology, w: WaypointPod): string[] {
   const n = t.nodes.find((x) => x.name === w.pod.node);
   if (!n) throw new Error(`lab '${t.lab}' has no node '${w.pod.node}'`);
-  return [`link add ${w.pod.hostIfName} type veth peer name ${w.pod.ifName} netns ${w.pod.netns}`, `link set ${w.pod.hostIfName} master ${n.podBridge}`, `link set ${w.pod.hostIfName} up`];
+  return [
+    `link add ${w.pod.hostIfName} type veth peer name ${w.pod.ifName} netns ${w.pod.netns}`,
+    `link set ${w.pod.hostIfName} master ${n.podBridge}`,
+    `link set ${w.pod.hostIfName} up`,
+  ];
 }
 
 /**
@@ -113,5 +117,22 @@ export interface WaypointRunFiles {
 
 /** `nodemesh waypoint run` for this pod, with its node's token. */
 export function waypointArgv(w: WaypointPod, f: WaypointRunFiles, node = process.execPath): string[] {
-  return [node, f.cliEntry, 'waypoint', 'run', '--name', w.gateway.name, '-n', w.gateway.namespace, '--control', f.control, '--token-file', f.nodeToken, '--trust-bundle', f.trustBundle, '--ip', w.pod.ip];
+  return [
+    node,
+    f.cliEntry,
+    'waypoint',
+    'run',
+    '--name',
+    w.gateway.name,
+    '-n',
+    w.gateway.namespace,
+    '--control',
+    f.control,
+    '--token-file',
+    f.nodeToken,
+    '--trust-bundle',
+    f.trustBundle,
+    '--ip',
+    w.pod.ip,
+  ];
 }

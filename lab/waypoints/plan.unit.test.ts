@@ -15,13 +15,24 @@ describe('lab waypoint pods (plan)', () => {
 
   it('names the pod wp-<gateway>, gives it a free slot at the top of the node range and a short veth name', () => {
     const a = planWaypointPod(t, { namespace: 'demo', name: 'waypoint' }, 'node2', []);
-    expect(a.pod).toMatchObject({ name: 'wp-waypoint', node: 'node2', ip: '10.200.2.201', netns: 'nm-nmwpl-wp-waypoint', gateway: '10.200.2.1', cgroup: '/sys/fs/cgroup/unified/nm-nmwpl/wp-waypoint' });
+    expect(a.pod).toMatchObject({
+      name: 'wp-waypoint',
+      node: 'node2',
+      ip: '10.200.2.201',
+      netns: 'nm-nmwpl-wp-waypoint',
+      gateway: '10.200.2.1',
+      cgroup: '/sys/fs/cgroup/unified/nm-nmwpl/wp-waypoint',
+    });
     const b = planWaypointPod(t, { namespace: 'other', name: 'waypoint' }, 'node2', [a]);
     expect(b.pod.name).toBe('wp-waypoint-other');
     expect(b.pod.ip).toBe('10.200.2.202');
     expect(b.pod.hostIfName.length).toBeLessThanOrEqual(15);
     expect(waypointPodName({ namespace: 'x', name: 'w' }, new Set(['wp-w', 'wp-w-x']))).toBe('wp-w-x-2');
-    expect(waypointNodeLines(t, a)).toEqual(['link add nm-wp2-1 type veth peer name eth0 netns nm-nmwpl-wp-waypoint', 'link set nm-wp2-1 master nm-pods', 'link set nm-wp2-1 up']);
+    expect(waypointNodeLines(t, a)).toEqual([
+      'link add nm-wp2-1 type veth peer name eth0 netns nm-nmwpl-wp-waypoint',
+      'link set nm-wp2-1 master nm-pods',
+      'link set nm-wp2-1 up',
+    ]);
   });
 
   it('describes the waypoint as an unenrolled Workload with sa = gateway name and the gateway-name label, valid for the control plane', () => {
@@ -29,11 +40,30 @@ describe('lab waypoint pods (plan)', () => {
     const doc = waypointWorkload(w);
     expect(() => validateResource(doc)).not.toThrow();
     expect(doc).toMatchObject({
-      metadata: { name: 'wp-waypoint', namespace: 'demo', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint', 'nodemesh.io/dataplane-mode': 'none' } },
+      metadata: {
+        name: 'wp-waypoint',
+        namespace: 'demo',
+        labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint', 'nodemesh.io/dataplane-mode': 'none' },
+      },
       spec: { serviceAccount: 'waypoint', node: 'node1', addresses: ['10.200.1.201'] },
     });
     expect(waypointArgv(w, { cliEntry: '/x/main.js', nodeToken: '/t/node1.token', trustBundle: '/t/tb.pem', control: '10.199.0.254:15012' }, 'node')).toEqual([
-      'node', '/x/main.js', 'waypoint', 'run', '--name', 'waypoint', '-n', 'demo', '--control', '10.199.0.254:15012', '--token-file', '/t/node1.token', '--trust-bundle', '/t/tb.pem', '--ip', '10.200.1.201',
+      'node',
+      '/x/main.js',
+      'waypoint',
+      'run',
+      '--name',
+      'waypoint',
+      '-n',
+      'demo',
+      '--control',
+      '10.199.0.254:15012',
+      '--token-file',
+      '/t/node1.token',
+      '--trust-bundle',
+      '/t/tb.pem',
+      '--ip',
+      '10.200.1.201',
     ]);
   });
 });

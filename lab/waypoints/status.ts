@@ -43,5 +43,11 @@ export async function waypointRows(t: LabTopology): Promise<WaypointRow[]> {
 export async function describeWaypoints(t: LabTopology): Promise<string> {
   const rows = await waypointRows(t);
   if (rows.length === 0) return '';
-  return '\nwaypoints:\n' + formatTable(['GATEWAY', 'POD', 'NODE', 'ADDRESS', 'PID', 'HEALTH'], rows.map((r) => [r.gateway, r.pod, r.node, r.address, r.pid ? String(r.pid) : '-', r.health]));
+  return (
+    '\nwaypoints:\n' +
+    formatTable(
+      ['GATEWAY', 'POD', 'NODE', 'ADDRESS', 'PID', 'HEALTH'],
+      rows.map((r) => [r.gateway, r.pod, r.node, r.address, r.pid ? String(r.pid) : '-', r.health]),
+    )
+  );
 }

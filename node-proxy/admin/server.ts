@@ -15,7 +15,6 @@ export interface AdminView {
   extra?: Readonly<Record<string, () => unknown>>;
 }
 
-
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });

@@ -54,9 +54,15 @@ describe('admin', () => {
   });
 
   it('says what to do when the port is taken', async () => {
-    servers = await startAdmin({ workloads: () => [], connections: () => [], stats: () => ({}), notReadyReason: () => undefined }, { adminPort: 0, readyPort: 0, readyHost: '127.0.0.1' });
+    servers = await startAdmin(
+      { workloads: () => [], connections: () => [], stats: () => ({}), notReadyReason: () => undefined },
+      { adminPort: 0, readyPort: 0, readyHost: '127.0.0.1' },
+    );
     await expect(
-      startAdmin({ workloads: () => [], connections: () => [], stats: () => ({}), notReadyReason: () => undefined }, { adminPort: servers.adminPort, readyPort: 0 }),
+      startAdmin(
+        { workloads: () => [], connections: () => [], stats: () => ({}), notReadyReason: () => undefined },
+        { adminPort: servers.adminPort, readyPort: 0 },
+      ),
     ).rejects.toThrow(/EADDRINUSE \(another node proxy runs in this network namespace/);
   });
 });

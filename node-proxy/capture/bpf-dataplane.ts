@@ -11,17 +11,7 @@ import { netnsCookie } from '../../native/netns';
 import { BpfObject, unpin, type BpfProgram } from '../../native/object';
 import type { Endpoint } from '../connections/table';
 import type { OriginalDestinations } from '../proxy/original-destination';
-import {
-  Direction,
-  decodeSockAddr,
-  encodeCidrKey,
-  encodeConnKey,
-  encodeIpKey,
-  encodePortKey,
-  encodeU64,
-  encodeWorkload,
-  PRESENT,
-} from '../../native/layout';
+import { Direction, decodeSockAddr, encodeCidrKey, encodeConnKey, encodeIpKey, encodePortKey, encodeU64, encodeWorkload, PRESENT } from '../../native/layout';
 import type { Dataplane } from './dataplane';
 import type { CaptureEntries, CidrEntry, PortEntry } from './entries';
 import { ATTACH_POINTS, keyFromPinDir, linkPinPath, workloadPinDir, type AttachPoint, type NodeLayout } from './pins';
@@ -39,8 +29,7 @@ const PROGRAM_OF: Record<AttachPoint, { program: string; attachType: string; tar
 export const MAP_NAMES = ['nm_workloads', 'nm_excl_ports', 'nm_excl_cidrs', 'nm_pending', 'nm_orig_dst', 'nm_workload_ips', 'nm_inbound'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
-const sameBytes = (a: { port: number; direction: number }, b: { port: number; direction: number }): boolean =>
-  a.port === b.port && a.direction === b.direction;
+const sameBytes = (a: { port: number; direction: number }, b: { port: number; direction: number }): boolean => a.port === b.port && a.direction === b.direction;
 const portKey = (cookie: bigint, p: PortEntry): Buffer =>
   encodePortKey({ netnsCookie: cookie, port: p.port, direction: p.direction === Direction.IN ? Direction.IN : Direction.OUT });
 const cidrKey = (cookie: bigint, c: CidrEntry): Buffer => encodeCidrKey({ netnsCookie: cookie, cidr: c.text });

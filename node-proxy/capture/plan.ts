@@ -80,10 +80,7 @@ export function planEnrolment(
       continue;
     }
     const moved =
-      rec.workload.netnsPath !== w.netnsPath ||
-      rec.workload.cgroupPath !== w.cgroupPath ||
-      rec.netnsInode !== obs.netnsInode ||
-      rec.cgroupId !== obs.cgroupId;
+      rec.workload.netnsPath !== w.netnsPath || rec.workload.cgroupPath !== w.cgroupPath || rec.netnsInode !== obs.netnsInode || rec.cgroupId !== obs.cgroupId;
     if (moved) {
       unenrols.push({ kind: 'unenrol', record: rec, reason: 'its netns or cgroup was recreated' });
       rest.push({ kind: 'enrol', workload: w });

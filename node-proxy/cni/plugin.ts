@@ -79,19 +79,25 @@ export function parseConfig(stdin: string): PluginConfig {
   const c = raw as Record<string, unknown>;
   const cniVersion = typeof c.cniVersion === 'string' ? c.cniVersion : '';
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion)) {
-    throw new CniError(CniCode.IncompatibleVersion, `CNI version '${cniVersion}' is not supported by ${PLUGIN_TYPE} (supported: ${SUPPORTED_VERSIONS.join(', ')})`);
+    throw new CniError(
+      CniCode.IncompatibleVersion,
+      `CNI version '${cniVersion}' is not supported by ${PLUGIN_TYPE} (supported: ${SUPPORTED_VERSIONS.join(', ')})`,
+    );
   }
   const name = typeof c.name === 'string' ? c.name : '';
   // `socket` is the name the chart's installer writes; `socketPath` is accepted too.
   const socketPath = c.socket ?? c.socketPath ?? DEFAULT_CNI_SOCKET;
   if (typeof socketPath !== 'string' || !socketPath.startsWith('/')) throw new CniError(CniCode.InvalidConfig, "'socket' must be an absolute path");
   const timeoutS = c.timeoutSeconds === undefined ? DEFAULT_TIMEOUT_S : c.timeoutSeconds;
-  if (typeof timeoutS !== 'number' || !(timeoutS > 0) || timeoutS > MAX_TIMEOUT_S) throw new CniError(CniCode.InvalidConfig, `'timeoutSeconds' must be a number of seconds from 1 to ${MAX_TIMEOUT_S}`);
+  if (typeof timeoutS !== 'number' || !(timeoutS > 0) || timeoutS > MAX_TIMEOUT_S)
+    throw new CniError(CniCode.InvalidConfig, `'timeoutSeconds' must be a number of seconds from 1 to ${MAX_TIMEOUT_S}`);
   const ex = c.excludeNamespaces === undefined ? ['kube-system'] : c.excludeNamespaces;
-  if (!Array.isArray(ex) || !ex.every((n) => typeof n === 'string')) throw new CniError(CniCode.InvalidConfig, "'excludeNamespaces' must be a list of namespace names");
+  if (!Array.isArray(ex) || !ex.every((n) => typeof n === 'string'))
+    throw new CniError(CniCode.InvalidConfig, "'excludeNamespaces' must be a list of namespace names");
   if (c.failOpen !== undefined && typeof c.failOpen !== 'boolean') throw new CniError(CniCode.InvalidConfig, "'failOpen' must be true or false");
   const prev = c.prevResult;
-  if (prev !== undefined && (!prev || typeof prev !== 'object' || Array.isArray(prev))) throw new CniError(CniCode.InvalidConfig, "'prevResult' must be an object");
+  if (prev !== undefined && (!prev || typeof prev !== 'object' || Array.isArray(prev)))
+    throw new CniError(CniCode.InvalidConfig, "'prevResult' must be an object");
   return {
     cniVersion,
     name,
@@ -200,9 +206,17 @@ export async function runPlugin(env: NodeJS.ProcessEnv, stdin: string, send: Sen
       reply = await send(conf.socketPath, ev, conf.timeoutMs);
     } catch (err) {
       const why = (err as Error).message;
-      if (command === 'DEL') return { ...passThrough, stderr: `${PLUGIN_TYPE}: DEL of ${namespace}/${name} not delivered (${why}); the node proxy releases the pod when its netns is gone\n` };
+      if (command === 'DEL')
+        return {
+          ...passThrough,
+          stderr: `${PLUGIN_TYPE}: DEL of ${namespace}/${name} not delivered (${why}); the node proxy releases the pod when its netns is gone\n`,
+        };
       if (conf.failOpen) return { ...passThrough, stderr: `${PLUGIN_TYPE}: ${why}; failOpen is set, so ${namespace}/${name} starts without capture\n` };
-      throw new CniError(CniCode.TryAgainLater, `nodemesh node proxy not ready for pod ${namespace}/${name}: ${why}`, 'the pod sandbox is retried by kubelet; check the node proxy on this node (kubectl -n nodemesh-system get pods -o wide)');
+      throw new CniError(
+        CniCode.TryAgainLater,
+        `nodemesh node proxy not ready for pod ${namespace}/${name}: ${why}`,
+        'the pod sandbox is retried by kubelet; check the node proxy on this node (kubectl -n nodemesh-system get pods -o wide)',
+      );
     }
     if (!reply.ok) {
       if (command === 'DEL') return { ...passThrough, stderr: `${PLUGIN_TYPE}: node proxy: ${reply.error}\n` };

@@ -13,7 +13,10 @@ import { startCniServer, type CniServer } from './server';
 const UID = '0b8e3f9a-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
 const prevResult = {
   cniVersion: '1.0.0',
-  interfaces: [{ name: 'nm-br', mac: '0a:58:0a:c8:01:01' }, { name: 'eth0', mac: '0a:58:0a:c8:01:64', sandbox: '/run/netns/x' }],
+  interfaces: [
+    { name: 'nm-br', mac: '0a:58:0a:c8:01:01' },
+    { name: 'eth0', mac: '0a:58:0a:c8:01:64', sandbox: '/run/netns/x' },
+  ],
   ips: [{ address: '10.200.1.100/24', gateway: '10.200.1.1', interface: 1 }],
   routes: [{ dst: '0.0.0.0/0' }],
 };
@@ -26,7 +29,10 @@ let seen: PodEvent[];
 
 const conf = (extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'nodemesh', socket: socketPath, timeoutSeconds: 2, prevResult, ...extra });
-const env = (command: string, args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=${'c'.repeat(64)};K8S_POD_UID=${UID}`): NodeJS.ProcessEnv => ({
+const env = (
+  command: string,
+  args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=${'c'.repeat(64)};K8S_POD_UID=${UID}`,
+): NodeJS.ProcessEnv => ({
   CNI_COMMAND: command,
   CNI_CONTAINERID: 'c'.repeat(64),
   CNI_NETNS: '/run/netns/cni-1234',
@@ -63,7 +69,9 @@ describe('nodemesh CNI plugin', () => {
     const out = await runPlugin(env('ADD'), conf());
     expect(out.code, out.stdout).toBe(0);
     expect(JSON.parse(out.stdout)).toEqual(prevResult);
-    expect(seen).toEqual([{ kind: 'ADD', namespace: 'shop', name: 'web-0', uid: UID, containerId: 'c'.repeat(64), netns: '/run/netns/cni-1234', ips: ['10.200.1.100'] }]);
+    expect(seen).toEqual([
+      { kind: 'ADD', namespace: 'shop', name: 'web-0', uid: UID, containerId: 'c'.repeat(64), netns: '/run/netns/cni-1234', ips: ['10.200.1.100'] },
+    ]);
   });
 
   it('ADD fails with code 11 (try again later) while the node proxy is unreachable, so kubelet retries', async () => {
@@ -83,7 +91,9 @@ describe('nodemesh CNI plugin', () => {
   });
 
   it('a node proxy that says retry gives code 11; one that refuses gives code 5', async () => {
-    await serve((ev) => (ev.name === 'web-0' ? { ok: false, retry: true, error: 'control plane has not published the pod' } : { ok: false, retry: false, error: 'no' }));
+    await serve((ev) =>
+      ev.name === 'web-0' ? { ok: false, retry: true, error: 'control plane has not published the pod' } : { ok: false, retry: false, error: 'no' },
+    );
     const a = JSON.parse((await runPlugin(env('ADD'), conf())).stdout) as { code: number; msg: string };
     expect(a).toMatchObject({ code: 11, msg: 'nodemesh: control plane has not published the pod' });
     const b = JSON.parse((await runPlugin(env('ADD', 'K8S_POD_NAMESPACE=shop;K8S_POD_NAME=db-0'), conf())).stdout) as { code: number };

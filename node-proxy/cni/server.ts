@@ -87,7 +87,15 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
       }
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<PodEventReply>((resolve) => {
-        timer = setTimeout(() => resolve({ ok: false, retry: true, error: `the node proxy did not finish ${ev.kind} of ${ev.namespace}/${ev.name} within ${handlerTimeoutMs / 1000} s` }), handlerTimeoutMs);
+        timer = setTimeout(
+          () =>
+            resolve({
+              ok: false,
+              retry: true,
+              error: `the node proxy did not finish ${ev.kind} of ${ev.namespace}/${ev.name} within ${handlerTimeoutMs / 1000} s`,
+            }),
+          handlerTimeoutMs,
+        );
       });
       Promise.race([o.handler(ev), deadline])
         .catch((err: Error): PodEventReply => ({ ok: false, retry: true, error: err.message }))

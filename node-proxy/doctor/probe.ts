@@ -114,9 +114,21 @@ export function probeKernel(): DoctorReport {
   const bpffsOk = bpffsMounted(mounts);
   out.set('fs.bpffs', bpffsOk ? { present: true } : { present: false, detail: "not mounted; 'mount -t bpf bpf /sys/fs/bpf'" });
   out.set('btf.vmlinux', { present: existsSync('/sys/kernel/btf/vmlinux') });
-  for (const [id, t] of Object.entries(PROG_TYPES)) out.set(id, guard(() => probeProgramType(t)));
-  for (const [id, t] of Object.entries(MAP_TYPES)) out.set(id, guard(() => probeMapType(t)));
-  for (const [id, [t, h]] of Object.entries(HELPERS)) out.set(id, guard(() => probeHelper(t, h)));
+  for (const [id, t] of Object.entries(PROG_TYPES))
+    out.set(
+      id,
+      guard(() => probeProgramType(t)),
+    );
+  for (const [id, t] of Object.entries(MAP_TYPES))
+    out.set(
+      id,
+      guard(() => probeMapType(t)),
+    );
+  for (const [id, [t, h]] of Object.entries(HELPERS))
+    out.set(
+      id,
+      guard(() => probeHelper(t, h)),
+    );
   const cookie = netnsCookieOutcome({
     sockopt: tryCookie('sockopt'),
     bindProbe: tryCookie('bpf', true),

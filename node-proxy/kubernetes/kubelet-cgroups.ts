@@ -37,7 +37,8 @@ function checkUid(uid: string): string {
 
 function trimRoot(root: string): string {
   const r = root.replace(/^\/+|\/+$/g, '');
-  if (!r || r.split('/').some((p) => p === '..' || p === '.')) throw new RangeError(`kubepods root '${root}' must be a relative path below the cgroup v2 mount`);
+  if (!r || r.split('/').some((p) => p === '..' || p === '.'))
+    throw new RangeError(`kubepods root '${root}' must be a relative path below the cgroup v2 mount`);
   return r;
 }
 

@@ -1,14 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  containerIdOf,
-  containerScopeName,
-  driverOfRoot,
-  parsePodCgroupName,
-  podCgroupCandidates,
-  podCgroupPath,
-  podUidIn,
-  qosDirs,
-} from './kubelet-cgroups';
+import { containerIdOf, containerScopeName, driverOfRoot, parsePodCgroupName, podCgroupCandidates, podCgroupPath, podUidIn, qosDirs } from './kubelet-cgroups';
 
 const UID = '6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
 
@@ -34,7 +25,10 @@ describe('kubelet cgroup layout', () => {
     expect(podCgroupPath('nm-x/kubepods.slice', UID, 'besteffort')).toBe(
       'nm-x/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6f1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d.slice',
     );
-    expect(qosDirs('nm-x/kubepods.slice').map((d) => d.dir)).toEqual(['nm-x/kubepods.slice/kubepods-burstable.slice', 'nm-x/kubepods.slice/kubepods-besteffort.slice']);
+    expect(qosDirs('nm-x/kubepods.slice').map((d) => d.dir)).toEqual([
+      'nm-x/kubepods.slice/kubepods-burstable.slice',
+      'nm-x/kubepods.slice/kubepods-besteffort.slice',
+    ]);
     expect(qosDirs('kubepods').map((d) => d.dir)).toEqual(['kubepods/burstable', 'kubepods/besteffort']);
   });
 
@@ -52,8 +46,14 @@ describe('kubelet cgroup layout', () => {
   });
 
   it('reads the pod UID and QoS back from a directory name, and nothing from other names', () => {
-    expect(parsePodCgroupName('kubepods-burstable-pod6f1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d.slice', 'kubepods.slice', 'burstable')).toEqual({ uid: UID, qos: 'burstable' });
-    expect(parsePodCgroupName('kubepods-pod6f1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d.slice', 'kubepods.slice', 'guaranteed')).toEqual({ uid: UID, qos: 'guaranteed' });
+    expect(parsePodCgroupName('kubepods-burstable-pod6f1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d.slice', 'kubepods.slice', 'burstable')).toEqual({
+      uid: UID,
+      qos: 'burstable',
+    });
+    expect(parsePodCgroupName('kubepods-pod6f1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d.slice', 'kubepods.slice', 'guaranteed')).toEqual({
+      uid: UID,
+      qos: 'guaranteed',
+    });
     expect(parsePodCgroupName(`pod${UID}`, 'kubepods', 'besteffort')).toEqual({ uid: UID, qos: 'besteffort' });
     expect(parsePodCgroupName('kubepods-burstable.slice', 'kubepods.slice', 'guaranteed')).toBeUndefined();
     expect(parsePodCgroupName('podnot-a-uid', 'kubepods', 'guaranteed')).toBeUndefined();

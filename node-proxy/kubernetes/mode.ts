@@ -48,7 +48,12 @@ export function startKubernetesPods(o: KubernetesModeOptions, d: KubernetesModeD
   return {
     pods,
     listen: async () => {
-      server = await startCniServer({ socketPath: o.cniSocket ?? DEFAULT_CNI_SOCKET, handler: (ev) => pods.handle(ev), log, handlerTimeoutMs: addTimeoutMs + 5000 });
+      server = await startCniServer({
+        socketPath: o.cniSocket ?? DEFAULT_CNI_SOCKET,
+        handler: (ev) => pods.handle(ev),
+        log,
+        handlerTimeoutMs: addTimeoutMs + 5000,
+      });
       log.info({ socket: server.socketPath }, 'listening for the CNI plugin');
     },
     close: async () => {

@@ -38,7 +38,8 @@ export function currentSandbox(w: Pick<Workload, 'uid'>, sandbox?: SandboxRecord
 export function podCaptureWorkload(w: Workload, local: PodLocalView): CaptureWorkload | { problem: string } {
   const key = `${w.namespace}/${w.name}`;
   const sandbox = currentSandbox(w, local.sandbox);
-  if (sandbox?.released) return { problem: `pod ${key}: its sandbox ${sandbox.containerId.slice(0, 12)} was deleted (CNI DEL); released until a new sandbox is added` };
+  if (sandbox?.released)
+    return { problem: `pod ${key}: its sandbox ${sandbox.containerId.slice(0, 12)} was deleted (CNI DEL); released until a new sandbox is added` };
   const uid = podUidOf(w, sandbox);
   if (!local.cgroupPath) {
     return {

@@ -6,7 +6,16 @@ import type { SandboxRecord } from './pod-registry';
 const UID = '0b8e3f9a-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
 const OTHER = '11111111-2222-4333-8444-555555555555';
 const pod = (over: Partial<Workload> = {}): Workload =>
-  Workload.fromPartial({ uid: `Pod/${UID}`, name: 'web-0', namespace: 'shop', node: 'node1', serviceAccount: 'web', tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_HBONE, workloadType: 'Pod', ...over });
+  Workload.fromPartial({
+    uid: `Pod/${UID}`,
+    name: 'web-0',
+    namespace: 'shop',
+    node: 'node1',
+    serviceAccount: 'web',
+    tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_HBONE,
+    workloadType: 'Pod',
+    ...over,
+  });
 const sandbox = (over: Partial<SandboxRecord> = {}): SandboxRecord => ({
   namespace: 'shop',
   name: 'web-0',
@@ -43,13 +52,20 @@ describe('capture settings of a Kubernetes pod', () => {
   });
 
   it('falls back to the netns of a process in the pod (discovery) when no CNI event was seen', () => {
-    const r = podCaptureWorkload(pod({ addresses: [Buffer.from([10, 200, 1, 7])] }), view({ sandbox: undefined, sandboxNetnsInode: undefined, discoveredNetns: { path: '/proc/77/ns/net', inode: 4026532009 } }));
+    const r = podCaptureWorkload(
+      pod({ addresses: [Buffer.from([10, 200, 1, 7])] }),
+      view({ sandbox: undefined, sandboxNetnsInode: undefined, discoveredNetns: { path: '/proc/77/ns/net', inode: 4026532009 } }),
+    );
     expect(r).toMatchObject({ netnsPath: '/proc/77/ns/net', addresses: ['10.200.1.7'] });
   });
 
   it('says why a pod cannot be captured', () => {
-    expect(podCaptureWorkload(pod(), view({ cgroupPath: undefined }))).toEqual({ problem: expect.stringMatching(/no cgroup under kubepods.slice, kubepods .*--kubepods-root/) });
-    expect(podCaptureWorkload(pod({ uid: 'shop/web-0' }), view({ sandbox: undefined, cgroupPath: undefined }))).toEqual({ problem: expect.stringMatching(/no CNI event and no running pod .* holds its address/) });
+    expect(podCaptureWorkload(pod(), view({ cgroupPath: undefined }))).toEqual({
+      problem: expect.stringMatching(/no cgroup under kubepods.slice, kubepods .*--kubepods-root/),
+    });
+    expect(podCaptureWorkload(pod({ uid: 'shop/web-0' }), view({ sandbox: undefined, cgroupPath: undefined }))).toEqual({
+      problem: expect.stringMatching(/no CNI event and no running pod .* holds its address/),
+    });
     expect(podCaptureWorkload(pod(), view({ sandboxNetnsInode: undefined }))).toEqual({ problem: expect.stringMatching(/no network namespace yet/) });
     expect(podCaptureWorkload(pod(), view({ sandboxNetnsInode: 4026531992 }))).toEqual({ problem: expect.stringMatching(/hostNetwork/) });
     expect(podCaptureWorkload(pod(), view({ sandbox: sandbox({ ips: [] }) }))).toEqual({ problem: expect.stringMatching(/no address yet/) });

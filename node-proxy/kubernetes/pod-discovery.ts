@@ -5,15 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalIp } from '../state/ip';
-import {
-  DEFAULT_KUBEPODS_ROOTS,
-  driverOfRoot,
-  parsePodCgroupName,
-  podCgroupCandidates,
-  qosDirs,
-  type CgroupDriver,
-  type QosClass,
-} from './kubelet-cgroups';
+import { DEFAULT_KUBEPODS_ROOTS, driverOfRoot, parsePodCgroupName, podCgroupCandidates, qosDirs, type CgroupDriver, type QosClass } from './kubelet-cgroups';
 
 export interface DiscoveredPod {
   readonly uid: string;

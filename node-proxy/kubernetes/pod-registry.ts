@@ -29,7 +29,8 @@ export class PodRegistry {
     }
     try {
       const list = JSON.parse(text) as SandboxRecord[];
-      if (Array.isArray(list)) for (const r of list) if (r && typeof r.namespace === 'string' && typeof r.name === 'string') this.pods.set(keyOf(r.namespace, r.name), r);
+      if (Array.isArray(list))
+        for (const r of list) if (r && typeof r.namespace === 'string' && typeof r.name === 'string') this.pods.set(keyOf(r.namespace, r.name), r);
     } catch {
       // A torn file (crash mid-write cannot happen with rename, but a hand edit can): start empty;
       // discovery still finds running pods.

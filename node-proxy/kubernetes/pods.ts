@@ -100,7 +100,8 @@ export class KubernetesPods implements WorkloadRuntimeResolver {
       // Keep the path an earlier run enrolled the pod under when it names the same netns, so a
       // restart adopts the pinned capture instead of re-enrolling (which would open a gap).
       const enrolled = this.capture?.enrolment(`${w.namespace}/${w.name}`);
-      if (enrolled && enrolled.netnsPath !== found.netnsPath && inode(enrolled.netnsPath) === found.netnsInode) found = { ...found, netnsPath: enrolled.netnsPath };
+      if (enrolled && enrolled.netnsPath !== found.netnsPath && inode(enrolled.netnsPath) === found.netnsInode)
+        found = { ...found, netnsPath: enrolled.netnsPath };
     }
     return podCaptureWorkload(w, {
       sandbox,
@@ -226,7 +227,10 @@ export class KubernetesPods implements WorkloadRuntimeResolver {
       if (Date.now() >= deadline) return fail();
       await new Promise((r) => setTimeout(r, 25)); // certificate issuance changes no workload state: poll
     }
-    log.info({ netnsCookie: capture.enrolment(key)?.netnsCookie }, 'pod sandbox added; captured and served (certificate, HBONE listener) before its containers start');
+    log.info(
+      { netnsCookie: capture.enrolment(key)?.netnsCookie },
+      'pod sandbox added; captured and served (certificate, HBONE listener) before its containers start',
+    );
     return { ok: true, captured: true, message: `pod ${key} captured` };
   }
 }

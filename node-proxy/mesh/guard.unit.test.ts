@@ -14,7 +14,12 @@ function denyPrincipal(principal: string): PolicyContext {
     destination: 'dp/echo',
     authorizations: [
       {
-        ...Authorization.fromPartial({ name: 'deny', namespace: 'dp', scope: AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR, action: AuthorizationAction.AUTHORIZATION_ACTION_DENY }),
+        ...Authorization.fromPartial({
+          name: 'deny',
+          namespace: 'dp',
+          scope: AuthorizationScope.AUTHORIZATION_SCOPE_WORKLOAD_SELECTOR,
+          action: AuthorizationAction.AUTHORIZATION_ACTION_DENY,
+        }),
         rules: [Rule.fromPartial({ clauses: [Clause.fromPartial({ matches: [{ principals: [stringMatch(principal)] }] })] })],
       },
     ],
@@ -28,7 +33,12 @@ describe('PolicyGuard', () => {
     const registry = new Registry();
     const guard = new PolicyGuard(registry, createLogger('test', 'silent'));
     const cut: string[] = [];
-    const conn = (identity: string | undefined, port = 9000) => ({ sourceIdentity: identity, sourceIp: '10.200.1.2', destinationIp: '10.200.2.2', destinationPort: port });
+    const conn = (identity: string | undefined, port = 9000) => ({
+      sourceIdentity: identity,
+      sourceIp: '10.200.1.2',
+      destinationIp: '10.200.2.2',
+      destinationPort: port,
+    });
     guard.add('Workload/dp/echo', conn(CLIENT), { n: 'a' }, () => cut.push('a'));
     guard.add('Workload/dp/echo', conn(OTHER), { n: 'b' }, () => cut.push('b'));
     const forgetC = guard.add('Workload/dp/echo', conn(CLIENT, 9001), { n: 'c' }, () => cut.push('c'));

@@ -118,7 +118,10 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     const onExpired = (e: { spiffeId: string; notAfter: Date }): void => this.expired(e.spiffeId, e.notAfter);
     certs.on('issued', onIssued);
     certs.on('expired', onExpired);
-    this.offs.push(() => certs.off('issued', onIssued), () => certs.off('expired', onExpired));
+    this.offs.push(
+      () => certs.off('issued', onIssued),
+      () => certs.off('expired', onExpired),
+    );
     // The manager notices expiry when asked: ask every few seconds, so an expired certificate
     // stops being presented even while no connection asks for it.
     const expiryCheck = setInterval(() => {
@@ -216,7 +219,10 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
    * again with the next certificate issued; outbound tunnels fail at certs.get() meanwhile.
    */
   private expired(spiffeId: string, notAfter: Date): void {
-    this.o.log.error({ spiffeId, notAfter: notAfter.toISOString() }, 'a workload certificate expired and renewal keeps failing; its HBONE listener closes until a new one is issued');
+    this.o.log.error(
+      { spiffeId, notAfter: notAfter.toISOString() },
+      'a workload certificate expired and renewal keeps failing; its HBONE listener closes until a new one is issued',
+    );
     for (const e of this.served.values()) {
       if (e.spiffeId !== spiffeId || !e.server) continue;
       const server = e.server;
@@ -299,7 +305,9 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
           vips: s.addresses.map((a) => ipFromBytes(a.address)),
           waypoint: waypointView(s.waypoint),
           ports: s.ports,
-          endpoints: s.ports.flatMap((p) => state.endpoints(s, p.servicePort).map((e) => ({ port: p.servicePort, workload: e.workload.uid, targetPort: e.targetPort }))),
+          endpoints: s.ports.flatMap((p) =>
+            state.endpoints(s, p.servicePort).map((e) => ({ port: p.servicePort, workload: e.workload.uid, targetPort: e.targetPort })),
+          ),
         })),
       '/policies': () => [...state.allAuthorizations().values()],
       '/peer-authentications': () => [...state.allPeerAuthentications().values()],

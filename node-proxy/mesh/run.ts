@@ -75,9 +75,21 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   registerCertificateMetrics(certs, telemetry.registry);
   const kube = o.kubernetes ? startKubernetesPods(o.kubernetes, { state, cgroupMount, layout: o.layout, log: o.log }) : undefined;
   const source = new ControlWorkloadSource(state, cgroupMount, o.control, o.log, kube?.pods);
-  const mesh = new Mesh({ node: o.node, trustDomain: o.trustDomain, state, source, certs, telemetry, xds, log: o.log, sockets: nativeSockets, originals: dataplane.originals, table,
+  const mesh = new Mesh({
+    node: o.node,
+    trustDomain: o.trustDomain,
+    state,
+    source,
+    certs,
+    telemetry,
+    xds,
+    log: o.log,
+    sockets: nativeSockets,
+    originals: dataplane.originals,
+    table,
     // NODEMESH_SAME_NODE_SPLICE=userspace keeps same-node bytes in the event loop (to compare)
-    kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined });
+    kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined,
+  });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort });
   try {

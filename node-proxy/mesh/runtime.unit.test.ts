@@ -37,7 +37,9 @@ describe('workload runtime', () => {
       excludedCidrs: [],
     });
     expect(captureWorkloadOf(w({ runtime: undefined }), '/sys/fs/cgroup')).toEqual({ problem: expect.stringMatching(/shop\/web-1 carries no netnsPath/) });
-    expect(captureWorkloadOf(w({ runtime: { netns: '/run/netns/a', cgroup: '' } }), '/sys/fs/cgroup')).toEqual({ problem: expect.stringMatching(/no cgroupPath/) });
+    expect(captureWorkloadOf(w({ runtime: { netns: '/run/netns/a', cgroup: '' } }), '/sys/fs/cgroup')).toEqual({
+      problem: expect.stringMatching(/no cgroupPath/),
+    });
   });
 
   it('names the identity from namespace and service account, in the workload’s trust domain if it has one', () => {

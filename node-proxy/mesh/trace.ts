@@ -16,7 +16,10 @@ export function newTraceparent(random: (n: number) => Buffer = randomBytes): str
 const safe = (v: string): string => encodeURIComponent(v);
 
 /** W3C baggage describing the source workload (OpenTelemetry semantic keys). */
-export function sourceBaggage(w: Pick<Workload, 'namespace' | 'name' | 'canonicalName' | 'canonicalRevision' | 'workloadType'>, cluster = 'Kubernetes'): string {
+export function sourceBaggage(
+  w: Pick<Workload, 'namespace' | 'name' | 'canonicalName' | 'canonicalRevision' | 'workloadType'>,
+  cluster = 'Kubernetes',
+): string {
   const kind = (w.workloadType || 'Workload').toLowerCase();
   const items: Array<[string, string]> = [
     ['k8s.cluster.name', cluster],

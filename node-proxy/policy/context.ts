@@ -34,5 +34,7 @@ export function policyContext(
 }
 
 function hasWaypointView(s: Partial<WaypointView>): s is WaypointView {
-  return typeof s.service === 'function' && typeof s.serviceByHostname === 'function' && typeof s.workloadByIp === 'function' && typeof s.endpoints === 'function';
+  return (
+    typeof s.service === 'function' && typeof s.serviceByHostname === 'function' && typeof s.workloadByIp === 'function' && typeof s.endpoints === 'function'
+  );
 }

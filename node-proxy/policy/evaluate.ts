@@ -22,14 +22,7 @@ import { tryParseSpiffeId, SPIFFE_SCHEME } from '../../common/identity/spiffe';
 import { ipToBytes } from '../state/ip';
 import { unenforcedTargetRefs } from '../../control/workload/target-refs';
 import { fromBoundWaypoint, type WaypointBinding } from './waypoint';
-import {
-  AuthorizationAction,
-  type PolicyAuthorization,
-  type PolicyConnection,
-  type PolicyContext,
-  type PolicyRule,
-  type Verdict,
-} from './model';
+import { AuthorizationAction, type PolicyAuthorization, type PolicyConnection, type PolicyContext, type PolicyRule, type Verdict } from './model';
 
 /** The attributes of a connection that matches compare, computed once per evaluation. */
 interface Facts {

@@ -11,11 +11,7 @@ import { connectionsNoLongerAllowed } from './revalidate';
 // Sources: A (frontend/web, 10.200.1.5), B (backend/api, 10.200.2.5), plaintext (10.200.1.9).
 const A = 'spiffe://cluster.local/ns/frontend/sa/web';
 const B = 'spiffe://cluster.local/ns/backend/sa/api';
-const SOURCES: Array<{ identity?: string; ip: string }> = [
-  { identity: A, ip: '10.200.1.5' },
-  { identity: B, ip: '10.200.2.5' },
-  { ip: '10.200.1.9' },
-];
+const SOURCES: Array<{ identity?: string; ip: string }> = [{ identity: A, ip: '10.200.1.5' }, { identity: B, ip: '10.200.2.5' }, { ip: '10.200.1.9' }];
 const PORTS = [8080, 9090];
 
 type MatchInit = Parameters<typeof Match.fromPartial>[0];
@@ -74,7 +70,12 @@ const MATRIX: Array<[string, PolicyRule[], string, string]> = [
   ['namespaces [backend] and notPorts [8080]', [rule({ namespaces: str('backend') }, { notDestinationPorts: [8080] })], 'DDDADD', 'AAADAA'],
   ['ipBlocks 10.200.1.0/24', [rule({ sourceIps: cidr('10.200.1.0/24') })], 'AADDAA', 'DDAADD'],
   ['notIpBlocks 10.200.1.5', [rule({ notSourceIps: cidr('10.200.1.5') })], 'DDAAAA', 'AADDDD'],
-  ['two rules: principals [A] or ports [9090]', [rule({ principals: str('cluster.local/ns/frontend/sa/web') }), rule(undefined, { destinationPorts: [9090] })], 'AADADA', 'DDADAD'],
+  [
+    'two rules: principals [A] or ports [9090]',
+    [rule({ principals: str('cluster.local/ns/frontend/sa/web') }), rule(undefined, { destinationPorts: [9090] })],
+    'AADADA',
+    'DDADAD',
+  ],
   ['an empty rule (matches everything)', [rule()], 'AAAAAA', 'DDDDDD'],
   ['no rules (matches nothing)', [], 'DDDDDD', 'AAAAAA'],
 ];
@@ -96,8 +97,16 @@ describe('AuthorizationPolicy at L4: principals × namespaces × ports × ALLOW/
       policy('deny-9090', 'DENY', [rule(undefined, { destinationPorts: [9090] })]),
     ]);
     expect(row(ctx)).toBe('ADDDDD');
-    expect(evaluate(conn(SOURCES[0]!, 8080), ctx)).toEqual({ allowed: true, policy: 'default/allow-frontend', reason: 'allowed by ALLOW policy default/allow-frontend (rule 1)' });
-    expect(evaluate(conn(SOURCES[0]!, 9090), ctx)).toEqual({ allowed: false, policy: 'default/deny-9090', reason: 'denied by DENY policy default/deny-9090 (rule 1)' });
+    expect(evaluate(conn(SOURCES[0]!, 8080), ctx)).toEqual({
+      allowed: true,
+      policy: 'default/allow-frontend',
+      reason: 'allowed by ALLOW policy default/allow-frontend (rule 1)',
+    });
+    expect(evaluate(conn(SOURCES[0]!, 9090), ctx)).toEqual({
+      allowed: false,
+      policy: 'default/deny-9090',
+      reason: 'denied by DENY policy default/deny-9090 (rule 1)',
+    });
     const b = evaluate(conn(SOURCES[1]!, 8080), ctx);
     expect(b.allowed).toBe(false);
     expect(b.policy).toBeUndefined();
@@ -155,7 +164,16 @@ describe('PeerAuthentication', () => {
     expect(effectivePeerAuthentication([mesh, ns, wl], target, 80)).toEqual({ mode: 'PERMISSIVE', policy: 'default/ns' });
     expect(effectivePeerAuthentication([mesh, { ...ns, mode: 'UNSET' }], target, 80)).toEqual({ mode: 'STRICT', policy: 'nodemesh-system/mesh' });
     // A namespace policy elsewhere, or a workload policy for another workload, does not apply.
-    expect(effectivePeerAuthentication([{ ...ns, namespace: 'other', mode: 'STRICT' }, { ...wl, workloads: ['Workload/default/x'] }], target, 5432)).toEqual({ mode: 'PERMISSIVE' });
+    expect(
+      effectivePeerAuthentication(
+        [
+          { ...ns, namespace: 'other', mode: 'STRICT' },
+          { ...wl, workloads: ['Workload/default/x'] },
+        ],
+        target,
+        5432,
+      ),
+    ).toEqual({ mode: 'PERMISSIVE' });
   });
 });
 
@@ -176,13 +194,17 @@ describe('rules with L7 attributes', () => {
     expect(row(context([getOnly], 'PERMISSIVE', true))).toBe('DDDDDD');
     const v = evaluate(conn(SOURCES[0]!, 8080), context([getOnly], 'PERMISSIVE', true));
     expect(v).toMatchObject({ allowed: false, policy: 'default/get-only' });
-    expect(v.reason).toMatch(/default\/db has a waypoint, but a waypoint enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway.*move the rule to a policy with targetRefs/);
+    expect(v.reason).toMatch(
+      /default\/db has a waypoint, but a waypoint enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway.*move the rule to a policy with targetRefs/,
+    );
   });
 
   it('a DENY rule that needs L7 is enforced on its L4 part (fail closed)', () => {
     const denyPosts = policy('deny-post', 'DENY', [rule({ namespaces: str('backend') }, undefined, ['methods', 'paths'])]);
     expect(row(context([denyPosts]))).toBe('AADDAA');
-    expect(evaluate(conn(SOURCES[1]!, 8080), context([denyPosts])).reason).toMatch(/names L7 attributes \[methods, paths\], which only a waypoint can check.*fail closed/);
+    expect(evaluate(conn(SOURCES[1]!, 8080), context([denyPosts])).reason).toMatch(
+      /names L7 attributes \[methods, paths\], which only a waypoint can check.*fail closed/,
+    );
   });
 });
 
@@ -204,13 +226,17 @@ describe('targetRefs policy on a Service without a waypoint', () => {
         'attach a waypoint to the Service (nodemesh.io/use-waypoint) or select the workloads with spec.selector instead of targetRefs',
     });
     // Every targeted Service without a waypoint is named.
-    const two = policy('two', 'DENY', [rule(undefined, undefined, [unenforcedTargetRefAttribute('default', 'db'), unenforcedTargetRefAttribute('default', 'web')])]);
+    const two = policy('two', 'DENY', [
+      rule(undefined, undefined, [unenforcedTargetRefAttribute('default', 'db'), unenforcedTargetRefAttribute('default', 'web')]),
+    ]);
     expect(evaluate(conn(SOURCES[2]!, 9090), context([two])).reason).toMatch(/targets Service\/default\/db, Service\/default\/web \(targetRefs\)/);
   });
 
   it('is the only kind of L7 attribute read as such: other DENY rules keep their L4 reason', () => {
     const denyPaths = policy('deny-paths', 'DENY', [rule(undefined, undefined, ['paths'])]);
-    expect(evaluate(conn(SOURCES[0]!, 8080), context([denyPaths])).reason).toMatch(/^denied by DENY policy default\/deny-paths \(rule 1\); the rule also names L7 attributes \[paths\]/);
+    expect(evaluate(conn(SOURCES[0]!, 8080), context([denyPaths])).reason).toMatch(
+      /^denied by DENY policy default\/deny-paths \(rule 1\); the rule also names L7 attributes \[paths\]/,
+    );
   });
 });
 

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { Address, AuthorizationAction, AuthorizationScope, GatewayAddress, Service, TunnelProtocol, Workload, WorkloadStatus } from '../../api/gen/nodemesh/workload/v1/workload';
+import {
+  Address,
+  AuthorizationAction,
+  AuthorizationScope,
+  GatewayAddress,
+  Service,
+  TunnelProtocol,
+  Workload,
+  WorkloadStatus,
+} from '../../api/gen/nodemesh/workload/v1/workload';
 import { ipBytes } from '../../control/workload/addresses';
 import { WorkloadState } from '../state/workload-state';
 import { policyContext } from './context';
@@ -35,12 +44,20 @@ function service(name: string, vip: string, init: ServiceInit = {}): Address {
   return Address.fromPartial({
     type: {
       $case: 'service',
-      value: { name, namespace: 'shop', hostname: `${name}.shop.svc.cluster.local`, addresses: [{ network: '', address: ipBytes(vip) }], ports: [{ servicePort: 80, targetPort: 8080 }], ...init },
+      value: {
+        name,
+        namespace: 'shop',
+        hostname: `${name}.shop.svc.cluster.local`,
+        addresses: [{ network: '', address: ipBytes(vip) }],
+        ports: [{ servicePort: 80, targetPort: 8080 }],
+        ...init,
+      },
     },
   } as AddressInit);
 }
 
-const nameOf = (a: Address): string => (a.type?.$case === 'workload' ? a.type.value.uid : a.type?.$case === 'service' ? `${a.type.value.namespace}/${a.type.value.hostname}` : '');
+const nameOf = (a: Address): string =>
+  a.type?.$case === 'workload' ? a.type.value.uid : a.type?.$case === 'service' ? `${a.type.value.namespace}/${a.type.value.hostname}` : '';
 const put = (s: WorkloadState, ...addresses: Address[]): void =>
   s.applyAddresses({ updated: addresses.map((value) => ({ name: nameOf(value), version: 'v', value })), removed: [] });
 
@@ -48,7 +65,11 @@ const API = 'shop/api.shop.svc.cluster.local';
 const apiPorts = { [API]: { ports: [{ servicePort: 80, targetPort: 8080 }] } };
 const WP_ID = 'spiffe://cluster.local/ns/shop/sa/waypoint';
 const CLIENT_ID = 'spiffe://cluster.local/ns/shop/sa/client';
-const atWaypoint = { destination: { $case: 'address' as const, value: { network: '', address: ipBytes('10.200.1.50') } }, hboneMtlsPort: 15008, gateway: 'shop/waypoint' };
+const atWaypoint = {
+  destination: { $case: 'address' as const, value: { network: '', address: ipBytes('10.200.1.50') } },
+  hboneMtlsPort: 15008,
+  gateway: 'shop/waypoint',
+};
 
 function state(apiWaypoint: GatewayInit | undefined): WorkloadState {
   const s = new WorkloadState('node-1');
@@ -65,7 +86,12 @@ function state(apiWaypoint: GatewayInit | undefined): WorkloadState {
   return s;
 }
 
-const conn = (sourceIdentity: string | undefined, sourceIp = '10.200.1.9'): PolicyConnection => ({ sourceIdentity, sourceIp, destinationIp: '10.200.1.7', destinationPort: 8080 });
+const conn = (sourceIdentity: string | undefined, sourceIp = '10.200.1.9'): PolicyConnection => ({
+  sourceIdentity,
+  sourceIp,
+  destinationIp: '10.200.1.7',
+  destinationPort: 8080,
+});
 
 describe('waypoint binding', () => {
   it('binds a workload to the waypoint of a Service that selects it, with the waypoint instance’s identity', () => {
@@ -105,7 +131,18 @@ describe('waypoint binding', () => {
             namespace: 'shop',
             scope: AuthorizationScope.AUTHORIZATION_SCOPE_NAMESPACE,
             action: AuthorizationAction.AUTHORIZATION_ACTION_ALLOW,
-            rules: [{ $type: 'nodemesh.workload.v1.Rule', clauses: [{ $type: 'nodemesh.workload.v1.Clause', matches: [{ principals: [{ matchType: { $case: 'exact', value: 'cluster.local/ns/shop/sa/client' } }] } as never] }], l7Attributes: [] }],
+            rules: [
+              {
+                $type: 'nodemesh.workload.v1.Rule',
+                clauses: [
+                  {
+                    $type: 'nodemesh.workload.v1.Clause',
+                    matches: [{ principals: [{ matchType: { $case: 'exact', value: 'cluster.local/ns/shop/sa/client' } }] } as never],
+                  },
+                ],
+                l7Attributes: [],
+              },
+            ],
           },
         },
       ],
@@ -120,13 +157,27 @@ describe('waypoint binding', () => {
     put(
       s,
       service('wp', '10.96.0.99', { ports: [{ servicePort: 15008, targetPort: 15008 }] }),
-      workload('wp-a', '10.200.1.60', { serviceAccount: 'wp', services: { 'shop/wp.shop.svc.cluster.local': { ports: [{ servicePort: 15008, targetPort: 15008 }] } } }),
-      workload('db-1', '10.200.1.70', { waypoint: { destination: { $case: 'hostname', value: { namespace: 'shop', hostname: 'wp.shop.svc.cluster.local' } }, hboneMtlsPort: 15008, gateway: 'shop/wp' } }),
+      workload('wp-a', '10.200.1.60', {
+        serviceAccount: 'wp',
+        services: { 'shop/wp.shop.svc.cluster.local': { ports: [{ servicePort: 15008, targetPort: 15008 }] } },
+      }),
+      workload('db-1', '10.200.1.70', {
+        waypoint: {
+          destination: { $case: 'hostname', value: { namespace: 'shop', hostname: 'wp.shop.svc.cluster.local' } },
+          hboneMtlsPort: 15008,
+          gateway: 'shop/wp',
+        },
+      }),
     );
     const db = s.workload('Workload/shop/db-1')!;
-    expect(waypointBindings(s, db)).toEqual([{ gateway: 'shop/wp', via: 'its own nodemesh.io/use-waypoint', identities: ['spiffe://cluster.local/ns/shop/sa/wp'] }]);
+    expect(waypointBindings(s, db)).toEqual([
+      { gateway: 'shop/wp', via: 'its own nodemesh.io/use-waypoint', identities: ['spiffe://cluster.local/ns/shop/sa/wp'] },
+    ]);
     const ctx = policyContext(s, db, 5432);
-    expect(evaluate({ sourceIdentity: 'spiffe://cluster.local/ns/shop/sa/wp', sourceIp: '10.200.1.60', destinationIp: '10.200.1.70', destinationPort: 5432 }, ctx).allowed).toBe(true);
+    expect(
+      evaluate({ sourceIdentity: 'spiffe://cluster.local/ns/shop/sa/wp', sourceIp: '10.200.1.60', destinationIp: '10.200.1.70', destinationPort: 5432 }, ctx)
+        .allowed,
+    ).toBe(true);
     expect(evaluate({ sourceIdentity: CLIENT_ID, sourceIp: '10.200.1.9', destinationIp: '10.200.1.70', destinationPort: 5432 }, ctx).allowed).toBe(false);
   });
 
@@ -141,7 +192,9 @@ describe('waypoint binding', () => {
     expect(ctx.hasWaypoint).toBe(false);
     const v = evaluate(conn(WP_ID, '10.200.1.50'), ctx);
     expect(v).toMatchObject({ allowed: false, policy: 'Gateway/shop/missing' });
-    expect(v.reason).toMatch(/bound to waypoint shop\/missing \(Service api\.shop\.svc\.cluster\.local\), which cannot be used \(no Gateway shop\/missing\).*fail closed/);
+    expect(v.reason).toMatch(
+      /bound to waypoint shop\/missing \(Service api\.shop\.svc\.cluster\.local\), which cannot be used \(no Gateway shop\/missing\).*fail closed/,
+    );
   });
 
   it('a view without services (older callers) keeps the workload-only waypoint flag and no binding', () => {

@@ -36,7 +36,14 @@ export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRe
   // the app's own address:port (from `forwarded`, when it is the peer's address), not the tunnel's
   const source = streamSource(tunnelPeer, req.headers.forwarded);
   const target = { address: ip, port: req.target.port };
-  const a = admit(mesh, { destination: w, target, source: { workload: mesh.state.workloadByIp(srcIp), identity: req.peerSpiffeId, ...source }, sourceIp: srcIp, mtls: true, tunnelPeer });
+  const a = admit(mesh, {
+    destination: w,
+    target,
+    source: { workload: mesh.state.workloadByIp(srcIp), identity: req.peerSpiffeId, ...source },
+    sourceIp: srcIp,
+    mtls: true,
+    tunnelPeer,
+  });
   if (!a.allowed) {
     ctx.tracker.denied(a.record, a.verdict);
     return deny(403, a.verdict.reason);
@@ -57,9 +64,20 @@ export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRe
       workload: key,
       source,
       originalDestination: target,
-      details: { protocol: 'HBONE', tunnelPeer: formatAuthority(tunnelPeer.address, tunnelPeer.port), peerIdentity: req.peerSpiffeId, policy: a.verdict.policy, traceparent: req.headers.traceparent },
+      details: {
+        protocol: 'HBONE',
+        tunnelPeer: formatAuthority(tunnelPeer.address, tunnelPeer.port),
+        peerIdentity: req.peerSpiffeId,
+        policy: a.verdict.policy,
+        traceparent: req.headers.traceparent,
+      },
       records: [a.record],
-      watch: { destinationUid: w.uid, connection: a.connection, describe: { workload: key, peer: req.peerSpiffeId, dst: formatAuthority(ip, target.port) }, cut: () => abortSide(up) },
+      watch: {
+        destinationUid: w.uid,
+        connection: a.connection,
+        describe: { workload: key, peer: req.peerSpiffeId, dst: formatAuthority(ip, target.port) },
+        cut: () => abortSide(up),
+      },
     },
     counter,
   );
@@ -83,7 +101,13 @@ export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, 
     void direct(ctx, wl, 'inbound', down, client, dst);
     return;
   }
-  const a = admit(mesh, { destination: w, target: dst, source: { workload: mesh.state.workloadByIp(client.address), ...client }, sourceIp: client.address, mtls: false });
+  const a = admit(mesh, {
+    destination: w,
+    target: dst,
+    source: { workload: mesh.state.workloadByIp(client.address), ...client },
+    sourceIp: client.address,
+    mtls: false,
+  });
   if (!a.allowed) {
     ctx.tracker.denied(a.record, a.verdict);
     down.resetAndDestroy();
@@ -96,7 +120,12 @@ export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, 
     originalDestination: dst,
     details: { protocol: 'TCP', policy: a.verdict.policy },
     records: [a.record],
-    watch: { destinationUid: w.uid, connection: a.connection, describe: { workload: wl.key, src: client.address, dst: formatAuthority(dst.address, dst.port) }, cut: () => down.resetAndDestroy() },
+    watch: {
+      destinationUid: w.uid,
+      connection: a.connection,
+      describe: { workload: wl.key, src: client.address, dst: formatAuthority(dst.address, dst.port) },
+      cut: () => down.resetAndDestroy(),
+    },
   });
 }
 
@@ -106,10 +135,24 @@ export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, 
  * inside the destination's netns (it sees the connection come from its own pod address). Both
  * reporters are counted.
  */
-export async function serveLocal(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst: Endpoint, plan: Extract<OutboundPlan, { kind: 'local' }>): Promise<void> {
+export async function serveLocal(
+  ctx: ProxyContext,
+  wl: CapturedWorkload,
+  down: Socket,
+  dst: Endpoint,
+  plan: Extract<OutboundPlan, { kind: 'local' }>,
+): Promise<void> {
   const mesh = ctx.mesh!;
   const src = plan.record.source;
-  const a = admit(mesh, { destination: plan.destination, target: plan.target, source: src, sourceIp: src.address, mtls: true, sameNode: true, service: plan.record.service });
+  const a = admit(mesh, {
+    destination: plan.destination,
+    target: plan.target,
+    source: src,
+    sourceIp: src.address,
+    mtls: true,
+    sameNode: true,
+    service: plan.record.service,
+  });
   if (!a.allowed) {
     ctx.tracker.denied(a.record, a.verdict);
     ctx.tracker.failed([plan.record], 'denied by the destination policy', 'DENY');
@@ -122,9 +165,20 @@ export async function serveLocal(ctx: ProxyContext, wl: CapturedWorkload, down: 
     workload: wl.key,
     source: { address: src.address, port: src.port },
     originalDestination: dst,
-    details: { protocol: 'same-node', sourceIdentity: src.identity, destinationIdentity: plan.record.destination.identity, endpoint, service: plan.record.service?.hostname },
+    details: {
+      protocol: 'same-node',
+      sourceIdentity: src.identity,
+      destinationIdentity: plan.record.destination.identity,
+      endpoint,
+      service: plan.record.service?.hostname,
+    },
     records: [plan.record, a.record],
-    watch: { destinationUid: plan.destination.uid, connection: a.connection, describe: { workload: wl.key, src: src.identity, dst: endpoint }, cut: () => down.resetAndDestroy() },
+    watch: {
+      destinationUid: plan.destination.uid,
+      connection: a.connection,
+      describe: { workload: wl.key, src: src.identity, dst: endpoint },
+      cut: () => down.resetAndDestroy(),
+    },
   });
 }
 
@@ -132,14 +186,26 @@ export async function serveLocal(ctx: ProxyContext, wl: CapturedWorkload, down: 
  * Dials the admitted connection's app from inside `netns` and splices it (in the kernel when
  * `inKernel`); a failed dial counts `onFailure`.
  */
-async function upstream(ctx: ProxyContext, wl: CapturedWorkload, netns: string, down: Socket, a: Admission, onFailure: readonly ConnectionRecord[], inKernel: boolean, tracked: Tracked): Promise<void> {
+async function upstream(
+  ctx: ProxyContext,
+  wl: CapturedWorkload,
+  netns: string,
+  down: Socket,
+  a: Admission,
+  onFailure: readonly ConnectionRecord[],
+  inKernel: boolean,
+  tracked: Tracked,
+): Promise<void> {
   down.pause();
   let up: Socket;
   try {
     up = await ctx.sockets.connect(netns, a.connection.destinationIp, a.connection.destinationPort);
   } catch (err) {
     ctx.tracker.failed(onFailure, errText(err));
-    ctx.log.info({ workload: wl.key, dst: { address: a.connection.destinationIp, port: a.connection.destinationPort }, err: errText(err) }, 'upstream connect failed; resetting the client');
+    ctx.log.info(
+      { workload: wl.key, dst: { address: a.connection.destinationIp, port: a.connection.destinationPort }, err: errText(err) },
+      'upstream connect failed; resetting the client',
+    );
     down.resetAndDestroy();
     return;
   }

@@ -22,7 +22,11 @@ import { planOutbound, type OutboundPlan } from './plan';
 import { errText } from './tracker';
 
 /** The original destination, or undefined (logged, reset) when capture recorded none. */
-export function takeOriginal(ctx: Pick<ProxyContext, 'originals' | 'log'>, wl: CapturedWorkload, down: Socket): { client: Endpoint; dst: Endpoint } | undefined {
+export function takeOriginal(
+  ctx: Pick<ProxyContext, 'originals' | 'log'>,
+  wl: CapturedWorkload,
+  down: Socket,
+): { client: Endpoint; dst: Endpoint } | undefined {
   down.on('error', () => undefined); // errors before the splice owns the socket
   const client = peer(down);
   const dst = ctx.originals.take(wl.netnsCookie, client);
@@ -95,7 +99,13 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
     workload: wl.key,
     source: { address: srcIp, port: plan.record.source.port },
     originalDestination: dst,
-    details: { protocol: 'HBONE', sourceIdentity: plan.record.source.identity, destinationIdentity: plan.expected, authority, service: plan.record.service?.hostname },
+    details: {
+      protocol: 'HBONE',
+      sourceIdentity: plan.record.source.identity,
+      destinationIdentity: plan.expected,
+      authority,
+      service: plan.record.service?.hostname,
+    },
     records: [plan.record],
   });
 }

@@ -81,9 +81,11 @@ export function planOutbound(view: PlanView, src: Workload | undefined, client: 
     // The waypoint instance's own identity when it is a known workload; else the identity a
     // waypoint has by convention (service account = Gateway name), as the destination expects it.
     const expected = wp ? spiffeOf(view, wp) : gw ? waypointIdentities(view.state, gw, view.trustDomain)[0] : undefined;
-    if (!expected) return { kind: 'refuse', reason: `the waypoint ${waypoint.address} is not a known workload and has no Gateway name (its identity cannot be checked)` };
+    if (!expected)
+      return { kind: 'refuse', reason: `the waypoint ${waypoint.address} is not a known workload and has no Gateway name (its identity cannot be checked)` };
     // A service waypoint is asked for the VIP the client dialled; a workload waypoint for the workload.
-    const authority: Endpoint = waypoint.scope === 'service' ? dst : { address: (decision.kind === 'service' ? undefined : decision.address) ?? dst.address, port: decision.targetPort };
+    const authority: Endpoint =
+      waypoint.scope === 'service' ? dst : { address: (decision.kind === 'service' ? undefined : decision.address) ?? dst.address, port: decision.targetPort };
     return {
       kind: 'tunnel',
       source: src,
@@ -112,7 +114,8 @@ export function planOutbound(view: PlanView, src: Workload | undefined, client: 
     service,
     mtls: true,
   };
-  if (endpoint.node === view.node && view.servesLocally(endpoint)) return { kind: 'local', source: src, destination: endpoint, target, record: { ...record, sameNode: true } };
+  if (endpoint.node === view.node && view.servesLocally(endpoint))
+    return { kind: 'local', source: src, destination: endpoint, target, record: { ...record, sameNode: true } };
   return { kind: 'tunnel', source: src, hbone: { address, port: HBONE_PORT }, authority: target, expected: spiffeOf(view, endpoint), record };
 }
 

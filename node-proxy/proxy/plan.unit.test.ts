@@ -44,13 +44,31 @@ function view(served: readonly string[] = ['client', 'local-web']): { view: Plan
   const state = new WorkloadState('node-1');
   const web = { 'default/web.default.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 8080 }] } };
   const addresses = [
-    Address.fromPartial({ type: { $case: 'service', value: { name: 'web', namespace: 'default', hostname: 'web.default.svc.cluster.local', addresses: [{ network: '', address: ipBytes('10.96.0.12') }], ports: [{ servicePort: 80, targetPort: 8080 }] } } }),
+    Address.fromPartial({
+      type: {
+        $case: 'service',
+        value: {
+          name: 'web',
+          namespace: 'default',
+          hostname: 'web.default.svc.cluster.local',
+          addresses: [{ network: '', address: ipBytes('10.96.0.12') }],
+          ports: [{ servicePort: 80, targetPort: 8080 }],
+        },
+      },
+    }),
     workload('client', '10.200.1.9'),
     workload('local-web', '10.200.1.5', { services: web }),
     workload('remote-web', '10.200.2.5', { node: 'node-2' }),
     workload('plain', '10.200.2.7', { node: 'node-2', tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_NONE }),
   ];
-  state.applyAddresses({ updated: addresses.map((value) => ({ name: value.type?.$case === 'workload' ? value.type.value.uid : 'default/web.default.svc.cluster.local', version: 'v', value })), removed: [] });
+  state.applyAddresses({
+    updated: addresses.map((value) => ({
+      name: value.type?.$case === 'workload' ? value.type.value.uid : 'default/web.default.svc.cluster.local',
+      version: 'v',
+      value,
+    })),
+    removed: [],
+  });
   return {
     state,
     view: {
@@ -70,7 +88,12 @@ describe('planOutbound', () => {
   it('sends a workload on another node through HBONE on 15008 with both identities', () => {
     const { view: v } = view();
     const p = planOutbound(v, src(v), client, { address: '10.200.2.5', port: 8080 }, new RoundRobin().pick);
-    expect(p).toMatchObject({ kind: 'tunnel', hbone: { address: '10.200.2.5', port: 15008 }, authority: { address: '10.200.2.5', port: 8080 }, expected: id('remote-web') });
+    expect(p).toMatchObject({
+      kind: 'tunnel',
+      hbone: { address: '10.200.2.5', port: 15008 },
+      authority: { address: '10.200.2.5', port: 8080 },
+      expected: id('remote-web'),
+    });
     if (p.kind !== 'tunnel') throw new Error('not a tunnel');
     expect(p.record).toMatchObject({ reporter: 'source', mtls: true, source: { identity: id('client'), address: '10.200.1.9', port: 40000 } });
     expect(p.record.sameNode).toBeUndefined();
@@ -79,7 +102,11 @@ describe('planOutbound', () => {
   it('hands a workload served on this node to the inbound side (same-node), through a Service VIP too', () => {
     const { view: v } = view();
     const p = planOutbound(v, src(v), client, { address: '10.96.0.12', port: 80 }, new RoundRobin().pick);
-    expect(p).toMatchObject({ kind: 'local', target: { address: '10.200.1.5', port: 8080 }, record: { sameNode: true, service: { hostname: 'web.default.svc.cluster.local' } } });
+    expect(p).toMatchObject({
+      kind: 'local',
+      target: { address: '10.200.1.5', port: 8080 },
+      record: { sameNode: true, service: { hostname: 'web.default.svc.cluster.local' } },
+    });
   });
 
   it('tunnels to a local workload this proxy does not serve (no HBONE listener yet)', () => {
@@ -91,8 +118,14 @@ describe('planOutbound', () => {
     const { view: v } = view();
     const pick = new RoundRobin().pick;
     expect(planOutbound(v, src(v), client, { address: '192.0.2.1', port: 443 }, pick)).toEqual({ kind: 'direct', target: { address: '192.0.2.1', port: 443 } });
-    expect(planOutbound(v, src(v), client, { address: '10.200.2.7', port: 5432 }, pick)).toEqual({ kind: 'direct', target: { address: '10.200.2.7', port: 5432 } });
-    expect(planOutbound(v, undefined, client, { address: '10.200.2.5', port: 8080 }, pick)).toEqual({ kind: 'direct', target: { address: '10.200.2.5', port: 8080 } });
+    expect(planOutbound(v, src(v), client, { address: '10.200.2.7', port: 5432 }, pick)).toEqual({
+      kind: 'direct',
+      target: { address: '10.200.2.7', port: 5432 },
+    });
+    expect(planOutbound(v, undefined, client, { address: '10.200.2.5', port: 8080 }, pick)).toEqual({
+      kind: 'direct',
+      target: { address: '10.200.2.5', port: 8080 },
+    });
   });
 
   it('refuses a Service port that does not exist', () => {
@@ -123,7 +156,13 @@ describe('admit (the destination policy, one step for HBONE, plaintext and same-
   it('a same-node connection is judged with the source identity, exactly as over HBONE', () => {
     const { view: v, state } = view();
     const dst = state.workloadByIp('10.200.1.5')!;
-    const req = { destination: dst, target: { address: '10.200.1.5', port: 8080 }, source: { identity: id('client'), address: '10.200.1.9', port: 40000 }, sourceIp: '10.200.1.9', mtls: true };
+    const req = {
+      destination: dst,
+      target: { address: '10.200.1.5', port: 8080 },
+      source: { identity: id('client'), address: '10.200.1.9', port: 40000 },
+      sourceIp: '10.200.1.9',
+      mtls: true,
+    };
     const local = admit(v, { ...req, sameNode: true });
     expect(local.allowed).toBe(true);
     expect(local.connection).toEqual({ sourceIdentity: id('client'), sourceIp: '10.200.1.9', destinationIp: '10.200.1.5', destinationPort: 8080 });
@@ -139,11 +178,28 @@ describe('admit (the destination policy, one step for HBONE, plaintext and same-
   it('plaintext carries no identity: STRICT refuses it, PERMISSIVE admits it', () => {
     const { view: v, state } = view();
     const dst = state.workloadByIp('10.200.1.5')!;
-    const req = { destination: dst, target: { address: '10.200.1.5', port: 8080 }, source: { identity: id('client'), address: '10.200.9.9', port: 1 }, sourceIp: '10.200.9.9', mtls: false };
+    const req = {
+      destination: dst,
+      target: { address: '10.200.1.5', port: 8080 },
+      source: { identity: id('client'), address: '10.200.9.9', port: 1 },
+      sourceIp: '10.200.9.9',
+      mtls: false,
+    };
     expect(admit(v, req).connection.sourceIdentity).toBeUndefined();
     expect(admit(v, req).allowed).toBe(true);
     state.applyPeerAuthentications({
-      updated: [{ name: 'default/strict', version: 'v', value: PeerAuthentication.fromPartial({ name: 'strict', namespace: 'default', scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, mode: MtlsMode.MTLS_MODE_STRICT }) }],
+      updated: [
+        {
+          name: 'default/strict',
+          version: 'v',
+          value: PeerAuthentication.fromPartial({
+            name: 'strict',
+            namespace: 'default',
+            scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE,
+            mode: MtlsMode.MTLS_MODE_STRICT,
+          }),
+        },
+      ],
       removed: [],
     });
     expect(admit(v, req).allowed).toBe(false);

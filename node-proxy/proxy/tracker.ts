@@ -68,7 +68,14 @@ export class ConnectionTracker {
    */
   open(c: Tracked, downstream: ByteCounter): (r: SpliceResult) => void {
     const handles = (c.records ?? []).map((r) => this.o.telemetry?.open(r));
-    const id = this.o.table.add({ direction: c.direction, workload: c.workload, source: c.source, originalDestination: c.originalDestination, downstream: c.counter ?? downstream, details: c.details });
+    const id = this.o.table.add({
+      direction: c.direction,
+      workload: c.workload,
+      source: c.source,
+      originalDestination: c.originalDestination,
+      downstream: c.counter ?? downstream,
+      details: c.details,
+    });
     const forget = c.watch && this.o.guard ? this.o.guard.add(c.watch.destinationUid, c.watch.connection, c.watch.describe, c.watch.cut) : undefined;
     return (r) => {
       forget?.();

@@ -50,7 +50,12 @@ async function proxyToEcho(tracker: ConnectionTracker): Promise<AddressInfo> {
         originalDestination: { address: '10.200.1.3', port: 7000 },
         records: [record('source'), record('destination')],
         // plaintext as policy sees it: STRICT refuses it once the re-check runs
-        watch: { destinationUid: 'Workload/dp/echo', connection: { sourceIp: '10.200.1.2', destinationIp: '10.200.1.3', destinationPort: 7000 }, describe: {}, cut: () => down.resetAndDestroy() },
+        watch: {
+          destinationUid: 'Workload/dp/echo',
+          connection: { sourceIp: '10.200.1.2', destinationIp: '10.200.1.3', destinationPort: 7000 },
+          describe: {},
+          cut: () => down.resetAndDestroy(),
+        },
       }),
     );
   });

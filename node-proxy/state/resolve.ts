@@ -15,7 +15,6 @@ import { isIPv4 } from 'node:net';
 import { canonicalIp, ipFromBytes } from './ip';
 import { HBONE_PORT } from '../../common/contracts/ports';
 
-
 export interface ServiceEndpoint {
   readonly workload: Workload;
   /** The port this endpoint listens on for the service port asked for. */
@@ -136,13 +135,7 @@ export function resolve(view: MeshView, dst: Destination, source: Workload | und
   return { kind: 'passthrough' };
 }
 
-function waypointTarget(
-  view: MeshView,
-  gw: GatewayAddress,
-  scope: 'service' | 'workload',
-  like: string,
-  pick: EndpointPicker,
-): WaypointTarget | string {
+function waypointTarget(view: MeshView, gw: GatewayAddress, scope: 'service' | 'workload', like: string, pick: EndpointPicker): WaypointTarget | string {
   const port = gw.hboneMtlsPort || HBONE_PORT;
   const d = gw.destination;
   if (!d) {

@@ -1,6 +1,14 @@
 // The workload API types as the xDS client reads them: decoders plus validators that refuse
 // (NACK) what the node proxy could not act on safely, so a bad push never replaces good state.
-import { Address, Authorization, MtlsMode, PeerAuthentication, PeerAuthenticationScope, type GatewayAddress, type Match } from '../../api/gen/nodemesh/workload/v1/workload';
+import {
+  Address,
+  Authorization,
+  MtlsMode,
+  PeerAuthentication,
+  PeerAuthenticationScope,
+  type GatewayAddress,
+  type Match,
+} from '../../api/gen/nodemesh/workload/v1/workload';
 import type { ResourceType } from '../../common/xds/types';
 
 export const ADDRESS_TYPE_URL = 'type.googleapis.com/nodemesh.workload.v1.Address';
@@ -54,10 +62,12 @@ function matchProblem(m: Match): string | undefined {
 
 export function authorizationProblem(name: string, a: Authorization): string | undefined {
   if (!a.name || `${a.namespace}/${a.name}` !== name) return `resource name ${name} is not "<namespace>/<name>" of the policy`;
-  for (const rule of a.rules) for (const clause of rule.clauses) for (const m of clause.matches) {
-    const p = matchProblem(m);
-    if (p) return p;
-  }
+  for (const rule of a.rules)
+    for (const clause of rule.clauses)
+      for (const m of clause.matches) {
+        const p = matchProblem(m);
+        if (p) return p;
+      }
   return undefined;
 }
 

@@ -115,7 +115,12 @@ describe('WorkloadState indexes', () => {
     const s = new WorkloadState('node-1');
     const events: LocalWorkloadEvent[] = [];
     s.onLocalWorkload((e) => events.push(e));
-    put(s, workload('a', '10.200.1.5'), workload('b', '10.200.2.5', { node: 'node-2' }), workload('c', '10.200.1.6', { tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_NONE }));
+    put(
+      s,
+      workload('a', '10.200.1.5'),
+      workload('b', '10.200.2.5', { node: 'node-2' }),
+      workload('c', '10.200.1.6', { tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_NONE }),
+    );
     expect(events.map((e) => `${e.kind} ${e.workload.name}`)).toEqual(['added a']);
     events.length = 0;
     put(s, workload('a', '10.200.1.7'));
@@ -147,7 +152,11 @@ describe('WorkloadState indexes', () => {
       ],
       removed: [],
     });
-    const names = (w: { namespace: string; authorizationPolicies: string[] }) => s.authorizationsFor(w).map((a) => a.name).sort();
+    const names = (w: { namespace: string; authorizationPolicies: string[] }) =>
+      s
+        .authorizationsFor(w)
+        .map((a) => a.name)
+        .sort();
     expect(names({ namespace: 'default', authorizationPolicies: ['default/web-only'] })).toEqual(['mesh-wide', 'ns-default', 'web-only']);
     expect(names({ namespace: 'other', authorizationPolicies: [] })).toEqual(['mesh-wide', 'ns-other']);
     s.applyAuthorizations({ updated: [], removed: [{ name: 'nodemesh-system/mesh-wide', previous: Authorization.fromPartial({}) }] });
@@ -173,14 +182,21 @@ describe('PeerAuthentication in the state', () => {
         pa('mesh', 'nodemesh-system', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH, MtlsMode.MTLS_MODE_PERMISSIVE),
         pa('strict', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_STRICT),
         pa('other', 'other', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_PERMISSIVE),
-        pa('db', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_WORKLOAD_SELECTOR, MtlsMode.MTLS_MODE_UNSET, { 9000: MtlsMode.MTLS_MODE_PERMISSIVE }),
+        pa('db', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_WORKLOAD_SELECTOR, MtlsMode.MTLS_MODE_UNSET, {
+          9000: MtlsMode.MTLS_MODE_PERMISSIVE,
+        }),
       ],
       removed: [],
     });
     expect(changes).toEqual([{ addresses: false, authorizations: false, peerAuthentications: true }]);
     const web = s.workload('Workload/default/web-1')!;
     const db = s.workload('Workload/default/db')!;
-    expect(s.peerAuthenticationsFor(web).map((p) => `${p.namespace}/${p.name}`).sort()).toEqual(['default/strict', 'nodemesh-system/mesh']);
+    expect(
+      s
+        .peerAuthenticationsFor(web)
+        .map((p) => `${p.namespace}/${p.name}`)
+        .sort(),
+    ).toEqual(['default/strict', 'nodemesh-system/mesh']);
     expect(s.peerAuthenticationsFor(db).find((p) => p.name === 'db')).toEqual({
       name: 'db',
       namespace: 'default',
@@ -201,7 +217,10 @@ describe('PeerAuthentication in the state', () => {
     expect(evaluate({ ...plaintext, destinationIp: '10.200.1.7', destinationPort: 5432 }, policyContext(s, db, 5432)).allowed).toBe(false);
 
     // The namespace goes PERMISSIVE: plaintext is admitted.
-    s.applyPeerAuthentications({ updated: [pa('strict', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_PERMISSIVE)], removed: [] });
+    s.applyPeerAuthentications({
+      updated: [pa('strict', 'default', PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_NAMESPACE, MtlsMode.MTLS_MODE_PERMISSIVE)],
+      removed: [],
+    });
     expect(evaluate(plaintext, policyContext(s, web, 8080))).toMatchObject({ allowed: true });
     // Removed: the mesh-wide PERMISSIVE applies; the cached model follows workload changes too.
     s.applyPeerAuthentications({ updated: [], removed: [{ name: 'default/strict', previous: PeerAuthentication.fromPartial({}) }] });
@@ -241,15 +260,26 @@ describe('resolve', () => {
   it('refuses a VIP port the service does not have, and a service without healthy endpoints', () => {
     const s = mesh();
     const rr = new RoundRobin().pick;
-    expect(resolve(s, { ip: '10.96.0.12', port: 81 }, undefined, rr)).toMatchObject({ kind: 'unreachable', reason: 'service web.default.svc.cluster.local has no port 81 (its ports: 80)' });
+    expect(resolve(s, { ip: '10.96.0.12', port: 81 }, undefined, rr)).toMatchObject({
+      kind: 'unreachable',
+      reason: 'service web.default.svc.cluster.local has no port 81 (its ports: 80)',
+    });
     remove(s, 'Workload/default/web-1', 'Workload/default/web-2');
-    expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, rr)).toMatchObject({ kind: 'unreachable', reason: expect.stringMatching(/no healthy endpoint for port 80/) });
+    expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, rr)).toMatchObject({
+      kind: 'unreachable',
+      reason: expect.stringMatching(/no healthy endpoint for port 80/),
+    });
   });
 
   it('goes straight to a workload addressed by its own IP, and passes through what is outside the mesh', () => {
     const s = mesh();
     const rr = new RoundRobin().pick;
-    expect(resolve(s, { ip: '10.200.2.5', port: 9090 }, undefined, rr)).toMatchObject({ kind: 'workload', address: '10.200.2.5', targetPort: 9090, protocol: 'hbone' });
+    expect(resolve(s, { ip: '10.200.2.5', port: 9090 }, undefined, rr)).toMatchObject({
+      kind: 'workload',
+      address: '10.200.2.5',
+      targetPort: 9090,
+      protocol: 'hbone',
+    });
     expect(resolve(s, { ip: '93.184.216.34', port: 443 }, undefined, rr)).toEqual({ kind: 'passthrough' });
     expect(resolve(s, { ip: 'not-an-ip', port: 1 }, undefined, rr)).toEqual({ kind: 'passthrough' });
   });
@@ -266,14 +296,22 @@ describe('resolve', () => {
       }),
     );
     const viaWaypoint = resolve(s, { ip: '10.96.0.12', port: 80 }, s.workloadByIp('10.200.1.9'), rr);
-    expect(viaWaypoint).toMatchObject({ kind: 'service', protocol: 'hbone', targetPort: 80, waypoint: { address: '10.200.1.50', port: 15008, scope: 'service' } });
+    expect(viaWaypoint).toMatchObject({
+      kind: 'service',
+      protocol: 'hbone',
+      targetPort: 80,
+      waypoint: { address: '10.200.1.50', port: 15008, scope: 'service' },
+    });
     expect(viaWaypoint.kind === 'service' && viaWaypoint.endpoint).toBeUndefined();
     const fromWaypoint = resolve(s, { ip: '10.96.0.12', port: 80 }, s.workloadByIp('10.200.1.50'), rr);
     expect(fromWaypoint).toMatchObject({ kind: 'service', endpoint: { name: expect.stringMatching(/^web-/) } });
     expect(fromWaypoint.kind === 'service' && fromWaypoint.waypoint).toBeUndefined();
     // A waypoint with no instance: refused, not silently bypassed.
     remove(s, 'Workload/default/wp-1');
-    expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, rr)).toMatchObject({ kind: 'unreachable', reason: expect.stringMatching(/waypoint wp.default.svc.cluster.local has no healthy instance/) });
+    expect(resolve(s, { ip: '10.96.0.12', port: 80 }, undefined, rr)).toMatchObject({
+      kind: 'unreachable',
+      reason: expect.stringMatching(/waypoint wp.default.svc.cluster.local has no healthy instance/),
+    });
   });
 
   it('refuses traffic to a service or workload whose waypoint is unresolved (fail closed), naming the Gateway', () => {
@@ -287,19 +325,30 @@ describe('resolve', () => {
       "service web.default.svc.cluster.local: its waypoint Gateway default/missing cannot be used (no Gateway default/missing); the connection is refused rather than bypassing the waypoint's L7 policy",
     );
     const direct = resolve(s, { ip: '10.200.1.77', port: 5432 }, undefined, rr);
-    expect(direct).toMatchObject({ kind: 'unreachable', workload: { name: 'db' }, reason: expect.stringMatching(/^workload Workload\/default\/db: its waypoint Gateway default\/missing cannot be used/) });
+    expect(direct).toMatchObject({
+      kind: 'unreachable',
+      workload: { name: 'db' },
+      reason: expect.stringMatching(/^workload Workload\/default\/db: its waypoint Gateway default\/missing cannot be used/),
+    });
     // The destination's own node proxy does not count an unresolved waypoint as one: an ALLOW
     // rule that needs L7 cannot match there.
     const db = s.workload('Workload/default/db')!;
     expect(policyContext(s, db, 5432).hasWaypoint).toBe(false);
-    const resolved = workload('db', '10.200.1.77', { waypoint: { destination: { $case: 'address', value: { network: '', address: ipBytes('10.200.1.60') } }, hboneMtlsPort: 15008 } });
+    const resolved = workload('db', '10.200.1.77', {
+      waypoint: { destination: { $case: 'address', value: { network: '', address: ipBytes('10.200.1.60') } }, hboneMtlsPort: 15008 },
+    });
     put(s, resolved);
     expect(policyContext(s, s.workload('Workload/default/db')!, 5432).hasWaypoint).toBe(true);
   });
 
   it('sends workload traffic through a workload waypoint given by address', () => {
     const s = mesh();
-    put(s, workload('db', '10.200.1.77', { waypoint: { destination: { $case: 'address', value: { network: '', address: ipBytes('10.200.1.60') } }, hboneMtlsPort: 15008 } }));
+    put(
+      s,
+      workload('db', '10.200.1.77', {
+        waypoint: { destination: { $case: 'address', value: { network: '', address: ipBytes('10.200.1.60') } }, hboneMtlsPort: 15008 },
+      }),
+    );
     expect(resolve(s, { ip: '10.200.1.77', port: 5432 }, undefined, new RoundRobin().pick)).toMatchObject({
       kind: 'workload',
       targetPort: 5432,

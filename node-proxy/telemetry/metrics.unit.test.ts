@@ -20,7 +20,15 @@ function capture() {
       cb();
     },
   });
-  return { logger: pino({ level: 'info' }, sink), lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    logger: pino({ level: 'info' }, sink),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 function get(port: number, path: string): Promise<{ status: number; body: string; type?: string }> {
@@ -191,7 +199,19 @@ describe('node proxy telemetry', () => {
   });
 
   it('labels an outbound plaintext passthrough with what is known', () => {
-    const l = tcpLabels({ reporter: 'source', source: { workload: web, identity: undefined, address: '10.200.1.5', port: 1 }, destination: { address: '93.184.216.34', port: 443 }, mtls: false });
-    expect(l).toMatchObject({ source_workload: 'web-1', source_principal: 'unknown', destination_workload: 'unknown', destination_service: '93.184.216.34', connection_security_policy: 'none', destination_cluster: 'unknown' });
+    const l = tcpLabels({
+      reporter: 'source',
+      source: { workload: web, identity: undefined, address: '10.200.1.5', port: 1 },
+      destination: { address: '93.184.216.34', port: 443 },
+      mtls: false,
+    });
+    expect(l).toMatchObject({
+      source_workload: 'web-1',
+      source_principal: 'unknown',
+      destination_workload: 'unknown',
+      destination_service: '93.184.216.34',
+      connection_security_policy: 'none',
+      destination_cluster: 'unknown',
+    });
   });
 });

@@ -260,7 +260,9 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
     await waitReady(topo, 'node1', proxy);
     expect(proxy.log()).toContain('adopted pinned enrolment');
     expect(cgroupPrograms(cg)).toBe(attachedBefore);
-    const links = cgroupPrograms(cg).split('\n').filter((l) => /nm_/.test(l));
+    const links = cgroupPrograms(cg)
+      .split('\n')
+      .filter((l) => /nm_/.test(l));
     expect(links).toHaveLength(3); // connect4, connect6, sockops — once each
     const [again] = await runClient(topo, 'pod1-1', pod('pod2-1').ip, 8080, 1000);
     expect(again).toMatchObject({ ok: true, peer: '127.0.0.1:15001', received: 1000 });
@@ -272,7 +274,11 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
       (m) => (JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'pinned', join(pinRoot, m)], { encoding: 'utf8' })) as { id: number }).id,
     );
     const linkIds = ['connect4', 'sk_lookup'].map(
-      (l) => (JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'pinned', join(pinRoot, 'workloads', 'default_pod1-1', l)], { encoding: 'utf8' })) as { id: number; prog_id: number }),
+      (l) =>
+        JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'pinned', join(pinRoot, 'workloads', 'default_pod1-1', l)], { encoding: 'utf8' })) as {
+          id: number;
+          prog_id: number;
+        },
     );
     await stopProxy(proxy);
     const t = await teardown(topo, 'node1');
@@ -282,18 +288,22 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
     const ids = (what: 'map' | 'prog' | 'link'): number[] =>
       (JSON.parse(execFileSync('bpftool', ['-j', what, 'show'], { encoding: 'utf8' })) as Array<{ id: number }>).map((x) => x.id);
     // the kernel frees a map or program shortly after its last reference goes (deferred work)
-    await waitFor('our maps, programs and links to be freed', async () => {
-      const maps = ids('map');
-      const progs = ids('prog');
-      const links = ids('link');
-      const left = [
-        ...mapIds.filter((id) => maps.includes(id)).map((id) => `map ${id}`),
-        ...linkIds.filter((l) => links.includes(l.id)).map((l) => `link ${l.id}`),
-        ...linkIds.filter((l) => progs.includes(l.prog_id)).map((l) => `prog ${l.prog_id}`),
-      ];
-      if (left.length) throw new Error(`still there: ${left.join(', ')}`);
-      return true;
-    }, scaled(5000));
+    await waitFor(
+      'our maps, programs and links to be freed',
+      async () => {
+        const maps = ids('map');
+        const progs = ids('prog');
+        const links = ids('link');
+        const left = [
+          ...mapIds.filter((id) => maps.includes(id)).map((id) => `map ${id}`),
+          ...linkIds.filter((l) => links.includes(l.id)).map((l) => `link ${l.id}`),
+          ...linkIds.filter((l) => progs.includes(l.prog_id)).map((l) => `prog ${l.prog_id}`),
+        ];
+        if (left.length) throw new Error(`still there: ${left.join(', ')}`);
+        return true;
+      },
+      scaled(5000),
+    );
     // and the pod talks directly again
     const [direct] = await runClient(topo, 'pod1-1', pod('pod2-1').ip, 8080, 100);
     expect(direct).toMatchObject({ ok: true, peer: `${pod('pod2-1').ip}:8080` });

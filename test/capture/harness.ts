@@ -33,10 +33,15 @@ export interface ProxyProc {
 }
 
 export function startProxy(topo: LabTopology, node: string, selectionFile: string, extra: string[] = []): ProxyProc {
-  const child = spawnInLab(topo, node, [process.execPath, cliEntry, 'node-proxy', '--node', node, '--lab', topo.lab, '--capture-config', selectionFile, ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { NODEMESH_LOG_LEVEL: 'info' },
-  });
+  const child = spawnInLab(
+    topo,
+    node,
+    [process.execPath, cliEntry, 'node-proxy', '--node', node, '--lab', topo.lab, '--capture-config', selectionFile, ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { NODEMESH_LOG_LEVEL: 'info' },
+    },
+  );
   let text = '';
   child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
@@ -208,7 +213,9 @@ Promise.all(Array.from({ length: count }, one)).then((r) => { process.stdout.wri
 
 export function runClient(topo: LabTopology, pod: string, host: string, port: number, size = 0, count = 1, timeoutMs = 60_000): Promise<ClientResult[]> {
   return new Promise((resolve, reject) => {
-    const child = spawnInLab(topo, pod, [process.execPath, '-e', CLIENT, host, String(port), String(size), String(count), '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnInLab(topo, pod, [process.execPath, '-e', CLIENT, host, String(port), String(size), String(count), '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));

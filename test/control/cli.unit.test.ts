@@ -141,12 +141,16 @@ spec: {node: nm-node1, addresses: [10.200.1.10]}
     const get = await nm(['get', 'svc', 'api', '-n', 'shop']);
     expect(get.code).toBe(1);
     expect(get.stderr).toContain('Service shop/api not found');
-    const typo = await nm(['apply', '-f', '-'], { stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 80}], selecter: {a: b}}\n' });
+    const typo = await nm(['apply', '-f', '-'], {
+      stdin: 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 80}], selecter: {a: b}}\n',
+    });
     expect(typo.stderr).toContain('Service default/x is invalid: spec.selecter: unknown field');
   });
 
   it('applies from stdin into the namespace given by -n', async () => {
-    const res = await nm(['apply', '-n', 'shop', '-f', '-'], { stdin: '{"apiVersion":"v1","kind":"Service","metadata":{"name":"api"},"spec":{"ports":[{"port":81}]}}' });
+    const res = await nm(['apply', '-n', 'shop', '-f', '-'], {
+      stdin: '{"apiVersion":"v1","kind":"Service","metadata":{"name":"api"},"spec":{"ports":[{"port":81}]}}',
+    });
     expect(res.stdout).toBe('service/api created\n');
     expect((await nm(['get', 'svc', 'api', '-n', 'shop', '-o', 'json'])).stdout).toContain('"namespace": "shop"');
   });
@@ -207,7 +211,9 @@ spec: {node: nm-node1, addresses: [10.200.1.10]}
       });
     try {
       await waitFor(/^EXISTING\s+service\/web -n shop \(revision \d+\)$/m);
-      await nm(['apply', '-n', 'shop', '-f', '-'], { stdin: '{"apiVersion":"v1","kind":"Service","metadata":{"name":"watched"},"spec":{"ports":[{"port":83}]}}' });
+      await nm(['apply', '-n', 'shop', '-f', '-'], {
+        stdin: '{"apiVersion":"v1","kind":"Service","metadata":{"name":"watched"},"spec":{"ports":[{"port":83}]}}',
+      });
       await nm(['delete', 'svc', 'watched', '-n', 'shop']);
       await waitFor(/^DELETED\s+service\/watched -n shop/m);
       expect(out).toMatch(/^ADDED\s+service\/watched -n shop \(revision \d+\)\nDELETED/m);
@@ -225,7 +231,9 @@ spec: {node: nm-node1, addresses: [10.200.1.10]}
     server = await startControl();
     expect((await nm(['get', 'wl', '-A', '-o', 'json'])).stdout).toBe(before);
     expect(readFileSync(join(dataDir, 'token'), 'utf8')).toBe(token);
-    await nm(['apply', '-n', 'shop', '-f', '-'], { stdin: '{"apiVersion":"v1","kind":"Service","metadata":{"name":"after-restart"},"spec":{"ports":[{"port":82}]}}' });
+    await nm(['apply', '-n', 'shop', '-f', '-'], {
+      stdin: '{"apiVersion":"v1","kind":"Service","metadata":{"name":"after-restart"},"spec":{"ports":[{"port":82}]}}',
+    });
     await stop(server, 'SIGKILL');
     server = await startControl(); // takes over the dead process's lock
     expect((await nm(['get', 'svc', 'after-restart', '-n', 'shop', '-o', 'name'])).stdout).toBe('service/after-restart\n');
@@ -292,7 +300,12 @@ describe('the CLI itself: help, version, usage errors, completion', () => {
 describe('analyze and proxy-status against a running control plane', () => {
   it('analyze names a route whose Service was deleted (exit 1) and is clean of it once the route is gone', async () => {
     const temp = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'temp' }, spec: { selector: { app: 'temp' }, ports: [{ port: 80 }] } };
-    const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'dangling' }, spec: { parentRefs: [{ name: 'temp' }], rules: [{ backendRefs: [{ name: 'temp', port: 80 }] }] } };
+    const route = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'dangling' },
+      spec: { parentRefs: [{ name: 'temp' }], rules: [{ backendRefs: [{ name: 'temp', port: 80 }] }] },
+    };
     expect((await nm(['apply', '-n', 'shop', '-f', '-'], { stdin: [temp, route].map((d) => JSON.stringify(d)).join('\n---\n') })).code).toBe(0);
     expect((await nm(['delete', 'svc', 'temp', '-n', 'shop'])).code).toBe(0);
     const bad = await nm(['analyze']);

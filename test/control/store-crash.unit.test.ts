@@ -50,7 +50,10 @@ describe('FileStore crash between write and rename (real process)', () => {
       expect(store.revision).toBe(2);
       expect(store.snapshot().get('Service', 'web', 'default')?.spec.ports[0].port).toBe(80);
       expect(readdirSync(dir).filter((f) => f.startsWith(`${STATE_FILE}.tmp-`))).toEqual([]);
-      expect((await store.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { ports: [{ port: 81 }] } })).resource.metadata.resourceVersion).toBe('3');
+      expect(
+        (await store.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { ports: [{ port: 81 }] } })).resource.metadata
+          .resourceVersion,
+      ).toBe('3');
     } finally {
       await store.close();
     }

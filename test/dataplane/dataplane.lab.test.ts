@@ -98,7 +98,14 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     apiVersion: 'nodemesh.io/v1alpha1',
     kind: 'Workload',
     metadata: { name, namespace: NS, labels: { app } },
-    spec: { serviceAccount: sa, node: pod(name).node, addresses: [pod(name).ip], netnsPath: pod(name).netnsPath, cgroupPath: pod(name).cgroup, ports: [{ name: 'echo', port: 9000 }] },
+    spec: {
+      serviceAccount: sa,
+      node: pod(name).node,
+      addresses: [pod(name).ip],
+      netnsPath: pod(name).netnsPath,
+      cgroupPath: pod(name).cgroup,
+      ports: [{ name: 'echo', port: 9000 }],
+    },
   });
   const policy = (name: string, action: 'ALLOW' | 'DENY', rule: unknown) => ({
     apiVersion: 'security.nodemesh.io/v1alpha1',
@@ -125,7 +132,12 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       workload('pod1-2', 'other', 'other'),
       workload('pod2-1', 'echo', 'echo'),
       // pod2-2 is outside the mesh: no Workload.
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { clusterIP: VIP, selector: { app: 'echo' }, ports: [{ name: 'echo', port: 80, targetPort: 9000 }] } },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'echo', namespace: NS },
+        spec: { clusterIP: VIP, selector: { app: 'echo' }, ports: [{ name: 'echo', port: 80, targetPort: 9000 }] },
+      },
     ]);
     for (const p of ['pod2-1', 'pod1-2', 'pod2-2']) servers.push(await echoServer(pod(p).netnsPath, 9000));
     for (const n of ['node1', 'node2']) proxies[n] = startMeshProxy(topo, cp, n, ['--cert-ttl', CERT_TTL]);
@@ -153,204 +165,287 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     for (const c of certs) expect(new Date(c.notAfter).getTime()).toBeGreaterThan(Date.now());
   });
 
-  it('carries bytes intact across nodes over HBONE via the service VIP, 0 B to 64 MiB', async () => {
-    for (const size of [0, 1, 65_536, 1 << 20, 16 << 20, 64 << 20]) {
-      const [r] = await runClient(topo, 'pod1-1', VIP, 80, size, 1, 90_000);
-      expect(r, `size ${size}: ${JSON.stringify(r)}`).toMatchObject({ ok: true, sent: size, received: size });
-      expect(r!.receivedSha).toBe(r!.sentSha);
-      expect(r!.peer).toBe('127.0.0.1:15001'); // captured
-    }
-  }, scaled(150_000));
+  it(
+    'carries bytes intact across nodes over HBONE via the service VIP, 0 B to 64 MiB',
+    async () => {
+      for (const size of [0, 1, 65_536, 1 << 20, 16 << 20, 64 << 20]) {
+        const [r] = await runClient(topo, 'pod1-1', VIP, 80, size, 1, 90_000);
+        expect(r, `size ${size}: ${JSON.stringify(r)}`).toMatchObject({ ok: true, sent: size, received: size });
+        expect(r!.receivedSha).toBe(r!.sentSha);
+        expect(r!.peer).toBe('127.0.0.1:15001'); // captured
+      }
+    },
+    scaled(150_000),
+  );
 
-  it('carries 300 concurrent connections intact, and the server side names the client’s SPIFFE ID', async () => {
-    const results = await runClient(topo, 'pod1-1', VIP, 80, 20_000, 300, 90_000);
-    const bad = results.filter((r) => !r.ok || r.receivedSha !== r.sentSha || r.received !== 20_000);
-    expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
-    expect(proxies.node2!.log()).toMatch(new RegExp(`"identity":"${CLIENT_ID}"`));
-    // The app behind the tunnel is reached from inside its own netns.
-    expect(servers[0]!.seen.some((s) => s.local === pod('pod2-1').ip && s.localPort === 9000)).toBe(true);
-  }, scaled(120_000));
+  it(
+    'carries 300 concurrent connections intact, and the server side names the client’s SPIFFE ID',
+    async () => {
+      const results = await runClient(topo, 'pod1-1', VIP, 80, 20_000, 300, 90_000);
+      const bad = results.filter((r) => !r.ok || r.receivedSha !== r.sentSha || r.received !== 20_000);
+      expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
+      expect(proxies.node2!.log()).toMatch(new RegExp(`"identity":"${CLIENT_ID}"`));
+      // The app behind the tunnel is reached from inside its own netns.
+      expect(servers[0]!.seen.some((s) => s.local === pod('pod2-1').ip && s.localPort === 9000)).toBe(true);
+    },
+    scaled(120_000),
+  );
 
-  it('shows an open tunnelled connection on the server side with the peer identity', async () => {
-    const held = holdConnection(topo, 'pod1-1', VIP, 80, 4000);
-    const conn = await waitFor('an inbound HBONE connection on node2', async () => {
-      const list = await adminJson<Array<{ direction: string; details?: { protocol?: string; peerIdentity?: string } }>>(topo, 'node2', '/connections');
-      return list.find((c) => c.direction === 'inbound' && c.details?.protocol === 'HBONE');
-    });
-    expect(conn.details?.peerIdentity).toBe(CLIENT_ID);
-    expect((await held.result).ok).toBe(true);
-  }, scaled(30_000));
+  it(
+    'shows an open tunnelled connection on the server side with the peer identity',
+    async () => {
+      const held = holdConnection(topo, 'pod1-1', VIP, 80, 4000);
+      const conn = await waitFor('an inbound HBONE connection on node2', async () => {
+        const list = await adminJson<Array<{ direction: string; details?: { protocol?: string; peerIdentity?: string } }>>(topo, 'node2', '/connections');
+        return list.find((c) => c.direction === 'inbound' && c.details?.protocol === 'HBONE');
+      });
+      expect(conn.details?.peerIdentity).toBe(CLIENT_ID);
+      expect((await held.result).ok).toBe(true);
+    },
+    scaled(30_000),
+  );
 
-  it('same node: bytes intact without a tunnel, with the destination’s policy and both reporters', async () => {
-    for (const size of [0, 1 << 20, 16 << 20]) {
-      const [r] = await runClient(topo, 'pod1-1', pod('pod1-2').ip, 9000, size, 1, 60_000);
-      expect(r, JSON.stringify(r)).toMatchObject({ ok: true, received: size });
-      expect(r!.receivedSha).toBe(r!.sentSha);
-    }
-    const m = await metricsText(topo, 'node1');
-    const labels = { source_workload: 'pod1-1', destination_workload: 'pod1-2', source_principal: CLIENT_ID, destination_principal: OTHER_ID };
-    expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'source' })).toBeGreaterThanOrEqual(3);
-    expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(3);
-    expect(metricSum(m, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(17 << 20);
-  }, scaled(90_000));
+  it(
+    'same node: bytes intact without a tunnel, with the destination’s policy and both reporters',
+    async () => {
+      for (const size of [0, 1 << 20, 16 << 20]) {
+        const [r] = await runClient(topo, 'pod1-1', pod('pod1-2').ip, 9000, size, 1, 60_000);
+        expect(r, JSON.stringify(r)).toMatchObject({ ok: true, received: size });
+        expect(r!.receivedSha).toBe(r!.sentSha);
+      }
+      const m = await metricsText(topo, 'node1');
+      const labels = { source_workload: 'pod1-1', destination_workload: 'pod1-2', source_principal: CLIENT_ID, destination_principal: OTHER_ID };
+      expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'source' })).toBeGreaterThanOrEqual(3);
+      expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(3);
+      expect(metricSum(m, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(17 << 20);
+    },
+    scaled(90_000),
+  );
 
-  it('same node: the access log says same-node (not HBONE) for both reporters, with the app connection as source', async () => {
-    const t0 = Date.now();
-    const [r] = await runClient(topo, 'pod1-1', pod('pod1-2').ip, 9000, 4321);
-    expect(r).toMatchObject({ ok: true, received: 4321 });
-    const src = `${pod('pod1-1').ip}:${portOf(r!.local!)}`;
-    const lines = await waitFor('both access-log lines of the same-node connection on node1', async () => {
-      const l = accessLinesSince(proxies.node1!.log(), t0).filter((x) => x.src.addr === src && x.dst.addr === `${pod('pod1-2').ip}:9000`);
-      return l.length === 2 ? l : undefined;
-    });
-    expect(lines.map((l) => l.reporter).sort()).toEqual(['destination', 'source']);
-    for (const l of lines) {
-      expect(l).toMatchObject({ protocol: 'same-node', connection_security_policy: 'mutual_tls', bytes_sent: 4321, bytes_recv: 4321, src: { identity: CLIENT_ID }, dst: { identity: OTHER_ID } });
-      expect(l.tunnel_peer).toBeUndefined();
-    }
-    // nothing of it went through an HBONE listener: node1's own 15008 saw no stream from pod1-1
-    expect(accessLines(proxies.node1!.log()).filter((x) => x.protocol === 'HBONE' && x.reporter === 'destination')).toEqual([]);
-  }, scaled(30_000));
+  it(
+    'same node: the access log says same-node (not HBONE) for both reporters, with the app connection as source',
+    async () => {
+      const t0 = Date.now();
+      const [r] = await runClient(topo, 'pod1-1', pod('pod1-2').ip, 9000, 4321);
+      expect(r).toMatchObject({ ok: true, received: 4321 });
+      const src = `${pod('pod1-1').ip}:${portOf(r!.local!)}`;
+      const lines = await waitFor('both access-log lines of the same-node connection on node1', async () => {
+        const l = accessLinesSince(proxies.node1!.log(), t0).filter((x) => x.src.addr === src && x.dst.addr === `${pod('pod1-2').ip}:9000`);
+        return l.length === 2 ? l : undefined;
+      });
+      expect(lines.map((l) => l.reporter).sort()).toEqual(['destination', 'source']);
+      for (const l of lines) {
+        expect(l).toMatchObject({
+          protocol: 'same-node',
+          connection_security_policy: 'mutual_tls',
+          bytes_sent: 4321,
+          bytes_recv: 4321,
+          src: { identity: CLIENT_ID },
+          dst: { identity: OTHER_ID },
+        });
+        expect(l.tunnel_peer).toBeUndefined();
+      }
+      // nothing of it went through an HBONE listener: node1's own 15008 saw no stream from pod1-1
+      expect(accessLines(proxies.node1!.log()).filter((x) => x.protocol === 'HBONE' && x.reporter === 'destination')).toEqual([]);
+    },
+    scaled(30_000),
+  );
 
-  it('across nodes the destination logs each app connection’s own address:port as the source, the shared tunnel apart', async () => {
-    const t0 = Date.now();
-    const results = await runClient(topo, 'pod1-1', VIP, 80, 777, 5);
-    expect(results.every((x) => x.ok && x.received === 777), JSON.stringify(results)).toBe(true);
-    const srcs = results.map((x) => `${pod('pod1-1').ip}:${portOf(x.local!)}`);
-    expect(new Set(srcs).size).toBe(5);
-    const dstLines = await waitFor('node2 access-log lines of the 5 connections', async () => {
-      const l = accessLinesSince(proxies.node2!.log(), t0).filter((x) => x.reporter === 'destination' && srcs.includes(x.src.addr));
-      return l.length === 5 ? l : undefined;
-    }).catch((err: Error) => {
-      throw new Error(
-        [
-          err.message,
-          `the app connections (started ${new Date(t0).toISOString()}): ${JSON.stringify(srcs)}`,
-          `node2 destination lines naming them, any time: ${JSON.stringify(accessLines(proxies.node2!.log()).filter((x) => x.reporter === 'destination' && srcs.includes(x.src.addr)))}`,
-          `node2 ${accessLogAround(proxies.node2!.log(), 'destination', t0)}`,
-          `node1 ${accessLogAround(proxies.node1!.log(), 'source', t0)}`,
-        ].join('\n'),
-      );
-    });
-    for (const l of dstLines) {
-      expect(l).toMatchObject({ protocol: 'HBONE', connection_security_policy: 'mutual_tls', bytes_sent: 777, src: { identity: CLIENT_ID }, dst: { addr: `${pod('pod2-1').ip}:9000` } });
-      // the tunnel's peer: the client pod's address, on the pooled connection's own port (src is
-      // the app connection's own address:port, matched above; the tunnel's port may equal one of
-      // them by chance, being another 4-tuple, so the two are not compared)
-      expect(l.tunnel_peer?.startsWith(`${pod('pod1-1').ip}:`)).toBe(true);
-    }
-    // pooled: fewer tunnels than connections (one HTTP/2 session carries them)
-    expect(new Set(dstLines.map((l) => l.tunnel_peer)).size).toBeLessThan(5);
-    // the source side names the same app connections
-    const srcLines = accessLinesSince(proxies.node1!.log(), t0).filter((x) => x.reporter === 'source' && srcs.includes(x.src.addr));
-    expect(srcLines.map((l) => l.protocol)).toEqual(Array(5).fill('HBONE'));
-    // and the open-connection view on node2 does too
-    const held = holdConnection(topo, 'pod1-1', VIP, 80, 3000);
-    const conn = await waitFor('the held connection on node2', async () => {
-      const list = await adminJson<Array<{ direction: string; source: { address: string; port: number }; details?: { tunnelPeer?: string } }>>(topo, 'node2', '/connections');
-      return list.find((c) => c.direction === 'inbound' && c.details?.tunnelPeer !== undefined);
-    });
-    expect(conn.source.address).toBe(pod('pod1-1').ip);
-    const heldResult = await held.result;
-    expect(heldResult.ok).toBe(true);
-    // the app connection's own port (the client's getsockname), not the tunnel's
-    expect(conn.source.port).toBe(heldResult.localPort);
-  }, scaled(30_000));
+  it(
+    'across nodes the destination logs each app connection’s own address:port as the source, the shared tunnel apart',
+    async () => {
+      const t0 = Date.now();
+      const results = await runClient(topo, 'pod1-1', VIP, 80, 777, 5);
+      expect(
+        results.every((x) => x.ok && x.received === 777),
+        JSON.stringify(results),
+      ).toBe(true);
+      const srcs = results.map((x) => `${pod('pod1-1').ip}:${portOf(x.local!)}`);
+      expect(new Set(srcs).size).toBe(5);
+      const dstLines = await waitFor('node2 access-log lines of the 5 connections', async () => {
+        const l = accessLinesSince(proxies.node2!.log(), t0).filter((x) => x.reporter === 'destination' && srcs.includes(x.src.addr));
+        return l.length === 5 ? l : undefined;
+      }).catch((err: Error) => {
+        throw new Error(
+          [
+            err.message,
+            `the app connections (started ${new Date(t0).toISOString()}): ${JSON.stringify(srcs)}`,
+            `node2 destination lines naming them, any time: ${JSON.stringify(accessLines(proxies.node2!.log()).filter((x) => x.reporter === 'destination' && srcs.includes(x.src.addr)))}`,
+            `node2 ${accessLogAround(proxies.node2!.log(), 'destination', t0)}`,
+            `node1 ${accessLogAround(proxies.node1!.log(), 'source', t0)}`,
+          ].join('\n'),
+        );
+      });
+      for (const l of dstLines) {
+        expect(l).toMatchObject({
+          protocol: 'HBONE',
+          connection_security_policy: 'mutual_tls',
+          bytes_sent: 777,
+          src: { identity: CLIENT_ID },
+          dst: { addr: `${pod('pod2-1').ip}:9000` },
+        });
+        // the tunnel's peer: the client pod's address, on the pooled connection's own port (src is
+        // the app connection's own address:port, matched above; the tunnel's port may equal one of
+        // them by chance, being another 4-tuple, so the two are not compared)
+        expect(l.tunnel_peer?.startsWith(`${pod('pod1-1').ip}:`)).toBe(true);
+      }
+      // pooled: fewer tunnels than connections (one HTTP/2 session carries them)
+      expect(new Set(dstLines.map((l) => l.tunnel_peer)).size).toBeLessThan(5);
+      // the source side names the same app connections
+      const srcLines = accessLinesSince(proxies.node1!.log(), t0).filter((x) => x.reporter === 'source' && srcs.includes(x.src.addr));
+      expect(srcLines.map((l) => l.protocol)).toEqual(Array(5).fill('HBONE'));
+      // and the open-connection view on node2 does too
+      const held = holdConnection(topo, 'pod1-1', VIP, 80, 3000);
+      const conn = await waitFor('the held connection on node2', async () => {
+        const list = await adminJson<Array<{ direction: string; source: { address: string; port: number }; details?: { tunnelPeer?: string } }>>(
+          topo,
+          'node2',
+          '/connections',
+        );
+        return list.find((c) => c.direction === 'inbound' && c.details?.tunnelPeer !== undefined);
+      });
+      expect(conn.source.address).toBe(pod('pod1-1').ip);
+      const heldResult = await held.result;
+      expect(heldResult.ok).toBe(true);
+      // the app connection's own port (the client's getsockname), not the tunnel's
+      expect(conn.source.port).toBe(heldResult.localPort);
+    },
+    scaled(30_000),
+  );
 
   // NMDP_MEASURE=1: connection rate and bulk throughput per path, printed (not asserted beyond
   // "every connection intact"): direct (no capture), captured passthrough (destination outside
   // the mesh), HBONE across nodes, same node.
-  it.skipIf(!process.env.NMDP_MEASURE)('measures the paths (NMDP_MEASURE=1)', async () => {
-    const out: Record<string, { connPerSec: number; p50Ms: number; p99Ms: number; bulkMBps: number }> = {};
-    const paths: Array<[string, string[], string]> = [
-      ['direct (not captured)', ['ip', 'netns', 'exec', pod('pod1-1').netns], `${pod('pod2-2').ip}:9000`],
-      ['captured passthrough', [], `${pod('pod2-2').ip}:9000`],
-      ['HBONE cross-node (VIP)', [], `${VIP}:80`],
-      ['same node', [], `${pod('pod1-2').ip}:9000`],
-    ];
-    for (const [name, prefix, target] of paths) {
-      const rr = await appClient(topo, prefix, target, 2000, 8, 64);
-      const bulk = await appClient(topo, prefix, target, 1, 1, 256 << 20);
-      expect(rr.ok, name).toBe(2000);
-      expect(bulk.ok, name).toBe(1);
-      out[name] = {
-        connPerSec: Math.round((2000 / rr.durationMs) * 1000),
-        p50Ms: rr.latencyMs.p50,
-        p99Ms: rr.latencyMs.p99,
-        bulkMBps: Math.round((2 * (256 << 20)) / 1e6 / (bulk.durationMs / 1000)),
-      };
-    }
-    console.log(JSON.stringify(out, null, 2));
-  }, scaled(180_000));
+  it.skipIf(!process.env.NMDP_MEASURE)(
+    'measures the paths (NMDP_MEASURE=1)',
+    async () => {
+      const out: Record<string, { connPerSec: number; p50Ms: number; p99Ms: number; bulkMBps: number }> = {};
+      const paths: Array<[string, string[], string]> = [
+        ['direct (not captured)', ['ip', 'netns', 'exec', pod('pod1-1').netns], `${pod('pod2-2').ip}:9000`],
+        ['captured passthrough', [], `${pod('pod2-2').ip}:9000`],
+        ['HBONE cross-node (VIP)', [], `${VIP}:80`],
+        ['same node', [], `${pod('pod1-2').ip}:9000`],
+      ];
+      for (const [name, prefix, target] of paths) {
+        const rr = await appClient(topo, prefix, target, 2000, 8, 64);
+        const bulk = await appClient(topo, prefix, target, 1, 1, 256 << 20);
+        expect(rr.ok, name).toBe(2000);
+        expect(bulk.ok, name).toBe(1);
+        out[name] = {
+          connPerSec: Math.round((2000 / rr.durationMs) * 1000),
+          p50Ms: rr.latencyMs.p50,
+          p99Ms: rr.latencyMs.p99,
+          bulkMBps: Math.round((2 * (256 << 20)) / 1e6 / (bulk.durationMs / 1000)),
+        };
+      }
+      console.log(JSON.stringify(out, null, 2));
+    },
+    scaled(180_000),
+  );
 
-  it('AuthorizationPolicy: ALLOW by principal admits only that client; DENY by namespace and port refuses', async () => {
-    await cp!.api.apply([policy('echo-allow-client', 'ALLOW', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] })]);
-    await node2Policies(['echo-allow-client']);
-    const [allowed] = await runClient(topo, 'pod1-1', VIP, 80, 1000);
-    expect(allowed).toMatchObject({ ok: true, received: 1000 });
-    const [denied] = await runClient(topo, 'pod1-2', VIP, 80, 1000);
-    expect(denied!.ok).toBe(false);
-    // Plaintext from a pod outside the mesh has no identity: refused on 15006.
-    const [plain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
-    expect(plain!.ok).toBe(false);
+  it(
+    'AuthorizationPolicy: ALLOW by principal admits only that client; DENY by namespace and port refuses',
+    async () => {
+      await cp!.api.apply([policy('echo-allow-client', 'ALLOW', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] })]);
+      await node2Policies(['echo-allow-client']);
+      const [allowed] = await runClient(topo, 'pod1-1', VIP, 80, 1000);
+      expect(allowed).toMatchObject({ ok: true, received: 1000 });
+      const [denied] = await runClient(topo, 'pod1-2', VIP, 80, 1000);
+      expect(denied!.ok).toBe(false);
+      // Plaintext from a pod outside the mesh has no identity: refused on 15006.
+      const [plain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
+      expect(plain!.ok).toBe(false);
 
-    await cp!.api.apply([policy('echo-deny-ns-port', 'DENY', { from: [{ source: { namespaces: [NS] } }], to: [{ operation: { ports: ['9000'] } }] })]);
-    await node2Policies(['echo-allow-client', 'echo-deny-ns-port']);
-    const [nowDenied] = await runClient(topo, 'pod1-1', VIP, 80, 1000);
-    expect(nowDenied!.ok).toBe(false);
+      await cp!.api.apply([policy('echo-deny-ns-port', 'DENY', { from: [{ source: { namespaces: [NS] } }], to: [{ operation: { ports: ['9000'] } }] })]);
+      await node2Policies(['echo-allow-client', 'echo-deny-ns-port']);
+      const [nowDenied] = await runClient(topo, 'pod1-1', VIP, 80, 1000);
+      expect(nowDenied!.ok).toBe(false);
 
-    const m = await metricsText(topo, 'node2');
-    expect(metricSum(m, 'istio_tcp_connections_closed_total', { reporter: 'destination', response_flags: 'DENY', source_principal: OTHER_ID, destination_workload: 'pod2-1' })).toBeGreaterThanOrEqual(1);
-    expect(metricSum(m, 'istio_tcp_connections_closed_total', { reporter: 'destination', response_flags: 'DENY', source_principal: 'unknown', connection_security_policy: 'none' })).toBeGreaterThanOrEqual(1);
-    expect(metricSum(m, 'nodemesh_policy_denials_total', { policy: `${NS}/echo-deny-ns-port` })).toBeGreaterThanOrEqual(1);
-    const m1 = await metricsText(topo, 'node1');
-    expect(metricSum(m1, 'istio_tcp_connections_closed_total', { reporter: 'source', source_workload: 'pod1-2', response_flags: 'DENY' })).toBeGreaterThanOrEqual(1);
+      const m = await metricsText(topo, 'node2');
+      expect(
+        metricSum(m, 'istio_tcp_connections_closed_total', {
+          reporter: 'destination',
+          response_flags: 'DENY',
+          source_principal: OTHER_ID,
+          destination_workload: 'pod2-1',
+        }),
+      ).toBeGreaterThanOrEqual(1);
+      expect(
+        metricSum(m, 'istio_tcp_connections_closed_total', {
+          reporter: 'destination',
+          response_flags: 'DENY',
+          source_principal: 'unknown',
+          connection_security_policy: 'none',
+        }),
+      ).toBeGreaterThanOrEqual(1);
+      expect(metricSum(m, 'nodemesh_policy_denials_total', { policy: `${NS}/echo-deny-ns-port` })).toBeGreaterThanOrEqual(1);
+      const m1 = await metricsText(topo, 'node1');
+      expect(
+        metricSum(m1, 'istio_tcp_connections_closed_total', { reporter: 'source', source_workload: 'pod1-2', response_flags: 'DENY' }),
+      ).toBeGreaterThanOrEqual(1);
 
-    await deletePolicy('echo-deny-ns-port');
-    await deletePolicy('echo-allow-client');
-    await node2Policies([]);
-    const [plainAgain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
-    expect(plainAgain).toMatchObject({ ok: true, received: 1000 });
-  }, scaled(90_000));
+      await deletePolicy('echo-deny-ns-port');
+      await deletePolicy('echo-allow-client');
+      await node2Policies([]);
+      const [plainAgain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
+      expect(plainAgain).toMatchObject({ ok: true, received: 1000 });
+    },
+    scaled(90_000),
+  );
 
-  it('PeerAuthentication STRICT refuses plaintext from outside the mesh (and closes an open one), mesh clients still pass', async () => {
-    const held = holdConnection(topo, 'pod2-2', pod('pod2-1').ip, 9000, 20_000);
-    await waitFor('the plaintext connection on node2', async () => {
-      const list = await adminJson<Array<{ direction: string; details?: { protocol?: string } }>>(topo, 'node2', '/connections');
-      return list.some((c) => c.direction === 'inbound' && c.details?.protocol === 'TCP') ? true : undefined;
-    });
-    await cp!.api.apply([{ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: NS }, spec: { mtls: { mode: 'STRICT' } } }]);
-    expect((await held.result).ok).toBe(false);
-    const [plain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
-    expect(plain!.ok).toBe(false);
-    const [mesh] = await runClient(topo, 'pod1-1', VIP, 80, 1000);
-    expect(mesh).toMatchObject({ ok: true, received: 1000 });
-    const m = await metricsText(topo, 'node2');
-    expect(metricSum(m, 'nodemesh_policy_denials_total', { policy: `${NS}/strict` })).toBeGreaterThanOrEqual(1);
-    expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/strict` })).toBe(1);
-    await cp!.api.delete(kindInfo('PeerAuthentication')!, 'strict', NS);
-    await waitFor('plaintext to be admitted again', async () => {
-      const [r] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 100);
-      return r!.ok ? true : undefined;
-    });
-  }, scaled(60_000));
+  it(
+    'PeerAuthentication STRICT refuses plaintext from outside the mesh (and closes an open one), mesh clients still pass',
+    async () => {
+      const held = holdConnection(topo, 'pod2-2', pod('pod2-1').ip, 9000, 20_000);
+      await waitFor('the plaintext connection on node2', async () => {
+        const list = await adminJson<Array<{ direction: string; details?: { protocol?: string } }>>(topo, 'node2', '/connections');
+        return list.some((c) => c.direction === 'inbound' && c.details?.protocol === 'TCP') ? true : undefined;
+      });
+      await cp!.api.apply([
+        {
+          apiVersion: 'security.nodemesh.io/v1alpha1',
+          kind: 'PeerAuthentication',
+          metadata: { name: 'strict', namespace: NS },
+          spec: { mtls: { mode: 'STRICT' } },
+        },
+      ]);
+      expect((await held.result).ok).toBe(false);
+      const [plain] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 1000);
+      expect(plain!.ok).toBe(false);
+      const [mesh] = await runClient(topo, 'pod1-1', VIP, 80, 1000);
+      expect(mesh).toMatchObject({ ok: true, received: 1000 });
+      const m = await metricsText(topo, 'node2');
+      expect(metricSum(m, 'nodemesh_policy_denials_total', { policy: `${NS}/strict` })).toBeGreaterThanOrEqual(1);
+      expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/strict` })).toBe(1);
+      await cp!.api.delete(kindInfo('PeerAuthentication')!, 'strict', NS);
+      await waitFor('plaintext to be admitted again', async () => {
+        const [r] = await runClient(topo, 'pod2-2', pod('pod2-1').ip, 9000, 100);
+        return r!.ok ? true : undefined;
+      });
+    },
+    scaled(60_000),
+  );
 
-  it('closes an open connection that a policy change no longer allows', async () => {
-    const held = holdConnection(topo, 'pod1-1', VIP, 80, 20_000);
-    await waitFor('the held connection on node2', async () => {
-      const list = await adminJson<Array<{ direction: string }>>(topo, 'node2', '/connections');
-      return list.some((c) => c.direction === 'inbound') ? true : undefined;
-    });
-    const t0 = Date.now();
-    await cp!.api.apply([policy('echo-deny-client', 'DENY', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] })]);
-    const r = await held.result;
-    expect(r.ok).toBe(false);
-    expect(Date.now() - t0).toBeLessThan(10_000);
-    const m = await metricsText(topo, 'node2');
-    expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/echo-deny-client` })).toBe(1);
-    await deletePolicy('echo-deny-client');
-    await node2Policies([]);
-  }, scaled(60_000));
+  it(
+    'closes an open connection that a policy change no longer allows',
+    async () => {
+      const held = holdConnection(topo, 'pod1-1', VIP, 80, 20_000);
+      await waitFor('the held connection on node2', async () => {
+        const list = await adminJson<Array<{ direction: string }>>(topo, 'node2', '/connections');
+        return list.some((c) => c.direction === 'inbound') ? true : undefined;
+      });
+      const t0 = Date.now();
+      await cp!.api.apply([policy('echo-deny-client', 'DENY', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] })]);
+      const r = await held.result;
+      expect(r.ok).toBe(false);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const m = await metricsText(topo, 'node2');
+      expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/echo-deny-client` })).toBe(1);
+      await deletePolicy('echo-deny-client');
+      await node2Policies([]);
+    },
+    scaled(60_000),
+  );
 
   it('same node: an admitted connection is spliced in the kernel, and a policy change that denies it still closes it', async () => {
     const held = holdConnection(topo, 'pod1-1', pod('pod1-2').ip, 9000, 20_000);
@@ -376,23 +471,36 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     await waitFor('node1 to hold no policy', async () => ((await adminJson<unknown[]>(topo, 'node1', '/policies')).length === 0 ? true : undefined));
   }, 60_000);
 
-  it('rotates certificates under traffic without dropping a connection', async () => {
-    const before = await adminJson<Array<{ spiffeId: string; notAfter: string }>>(topo, 'node1', '/certificates');
-    const first = new Date(before.find((c) => c.spiffeId === CLIENT_ID)!.notAfter).getTime();
-    const held = holdConnection(topo, 'pod1-1', VIP, 80, 12_000);
-    const rounds: Array<Awaited<ReturnType<typeof runClient>>> = [];
-    const until = Date.now() + 11_000;
-    while (Date.now() < until) rounds.push(await runClient(topo, 'pod1-1', VIP, 80, 50_000, 20));
-    const after = await adminJson<Array<{ spiffeId: string; notAfter: string }>>(topo, 'node1', '/certificates');
-    expect(new Date(after.find((c) => c.spiffeId === CLIENT_ID)!.notAfter).getTime()).toBeGreaterThan(first);
-    const bad = rounds.flat().filter((r) => !r.ok || r.receivedSha !== r.sentSha);
-    expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
-    expect((await held.result).ok).toBe(true);
-  }, scaled(60_000));
+  it(
+    'rotates certificates under traffic without dropping a connection',
+    async () => {
+      const before = await adminJson<Array<{ spiffeId: string; notAfter: string }>>(topo, 'node1', '/certificates');
+      const first = new Date(before.find((c) => c.spiffeId === CLIENT_ID)!.notAfter).getTime();
+      const held = holdConnection(topo, 'pod1-1', VIP, 80, 12_000);
+      const rounds: Array<Awaited<ReturnType<typeof runClient>>> = [];
+      const until = Date.now() + 11_000;
+      while (Date.now() < until) rounds.push(await runClient(topo, 'pod1-1', VIP, 80, 50_000, 20));
+      const after = await adminJson<Array<{ spiffeId: string; notAfter: string }>>(topo, 'node1', '/certificates');
+      expect(new Date(after.find((c) => c.spiffeId === CLIENT_ID)!.notAfter).getTime()).toBeGreaterThan(first);
+      const bad = rounds.flat().filter((r) => !r.ok || r.receivedSha !== r.sentSha);
+      expect(bad, JSON.stringify(bad.slice(0, 3))).toEqual([]);
+      expect((await held.result).ok).toBe(true);
+    },
+    scaled(60_000),
+  );
 
   it('reports istio_tcp_* with both reporters and the right labels for allowed connections', async () => {
     const m1 = await metricsText(topo, 'node1');
-    const src = { reporter: 'source', source_workload: 'pod1-1', source_workload_namespace: NS, source_principal: CLIENT_ID, destination_workload: 'pod2-1', destination_principal: `spiffe://${TD}/ns/${NS}/sa/echo`, destination_service: `echo.${NS}.svc.cluster.local`, connection_security_policy: 'mutual_tls' };
+    const src = {
+      reporter: 'source',
+      source_workload: 'pod1-1',
+      source_workload_namespace: NS,
+      source_principal: CLIENT_ID,
+      destination_workload: 'pod2-1',
+      destination_principal: `spiffe://${TD}/ns/${NS}/sa/echo`,
+      destination_service: `echo.${NS}.svc.cluster.local`,
+      connection_security_policy: 'mutual_tls',
+    };
     expect(metricSum(m1, 'istio_tcp_connections_opened_total', src)).toBeGreaterThan(300);
     expect(metricSum(m1, 'istio_tcp_received_bytes_total', src)).toBeGreaterThan(64 << 20);
     const m2 = await metricsText(topo, 'node2');
@@ -402,17 +510,26 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     expect(metricSum(m2, 'istio_tcp_sent_bytes_total', dst)).toBeGreaterThan(64 << 20);
   });
 
-  it('unenrols a workload whose label is removed, within seconds', async () => {
-    await cp!.api.apply([{ ...workload('pod1-2', 'other', 'other'), metadata: { name: 'pod1-2', namespace: NS, labels: { app: 'other', 'nodemesh.io/dataplane-mode': 'none' } } }]);
-    await waitFor(
-      'pod1-2 to be unenrolled on node1',
-      async () => {
-        const w = await adminJson<Array<{ key: string }>>(topo, 'node1', '/workloads');
-        return w.some((x) => x.key === `${NS}/pod1-2`) ? undefined : true;
-      },
-      10_000,
-    );
-  }, scaled(20_000));
+  it(
+    'unenrols a workload whose label is removed, within seconds',
+    async () => {
+      await cp!.api.apply([
+        {
+          ...workload('pod1-2', 'other', 'other'),
+          metadata: { name: 'pod1-2', namespace: NS, labels: { app: 'other', 'nodemesh.io/dataplane-mode': 'none' } },
+        },
+      ]);
+      await waitFor(
+        'pod1-2 to be unenrolled on node1',
+        async () => {
+          const w = await adminJson<Array<{ key: string }>>(topo, 'node1', '/workloads');
+          return w.some((x) => x.key === `${NS}/pod1-2`) ? undefined : true;
+        },
+        10_000,
+      );
+    },
+    scaled(20_000),
+  );
 });
 
 interface AppReport {
@@ -423,8 +540,22 @@ interface AppReport {
 
 /** The lab app's load client in pod1-1 (in its cgroup, so captured, unless `prefix` runs it outside). */
 function appClient(topo: LabTopology, prefix: string[], target: string, connections: number, concurrency: number, size: number): Promise<AppReport> {
-  const argv = [process.execPath, join(projectRoot, 'dist', 'lab', 'app', 'main.js'), 'client', '--target', target, '--connections', String(connections), '--concurrency', String(concurrency), '--size', String(size)];
-  const child = prefix.length ? spawnProcess(prefix[0]!, [...prefix.slice(1), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawnInLab(topo, 'pod1-1', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [
+    process.execPath,
+    join(projectRoot, 'dist', 'lab', 'app', 'main.js'),
+    'client',
+    '--target',
+    target,
+    '--connections',
+    String(connections),
+    '--concurrency',
+    String(concurrency),
+    '--size',
+    String(size),
+  ];
+  const child = prefix.length
+    ? spawnProcess(prefix[0]!, [...prefix.slice(1), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawnInLab(topo, 'pod1-1', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
@@ -442,7 +573,13 @@ function appClient(topo: LabTopology, prefix: string[], target: string, connecti
 }
 
 /** A captured client in `pod` that connects, waits holdMs, half-closes and reads to the end. */
-function holdConnection(topo: LabTopology, podName: string, host: string, port: number, holdMs: number): { result: Promise<{ ok: boolean; error?: string; localPort?: number }> } {
+function holdConnection(
+  topo: LabTopology,
+  podName: string,
+  host: string,
+  port: number,
+  holdMs: number,
+): { result: Promise<{ ok: boolean; error?: string; localPort?: number }> } {
   const script = `
 const s = require('net').connect({ host: process.argv[1], port: Number(process.argv[2]), allowHalfOpen: true });
 s.on('connect', () => setTimeout(() => s.end('bye'), Number(process.argv[3])));

@@ -70,7 +70,12 @@ function sotw(nodeId: string) {
 }
 
 const names = (r: DiscoveryResponse, decode: (b: Uint8Array) => { name: string }) => r.resources.map((a) => decode(a.value).name).sort();
-const ack = (r: DiscoveryResponse, resourceNames: string[] = []): DeepPartialRequest => ({ typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, resourceNames });
+const ack = (r: DiscoveryResponse, resourceNames: string[] = []): DeepPartialRequest => ({
+  typeUrl: r.typeUrl,
+  versionInfo: r.versionInfo,
+  responseNonce: r.nonce,
+  resourceNames,
+});
 
 describe('SotW ADS protocol', () => {
   it('gives each client its view: a waypoint its listeners, a proxyless client its api_listeners', async () => {

@@ -14,7 +14,11 @@ export const waypoint = (name = 'wp', ns = 'default') => ({
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'Gateway',
   metadata: { name, namespace: ns, labels: { 'nodemesh.io/waypoint-for': 'service' } },
-  spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }], addresses: [{ type: 'IPAddress', value: '10.200.1.50' }] },
+  spec: {
+    gatewayClassName: 'nodemesh-waypoint',
+    listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+    addresses: [{ type: 'IPAddress', value: '10.200.1.50' }],
+  },
 });
 
 export const service = (
@@ -73,7 +77,12 @@ export function baseMesh(): unknown[] {
     service('web-v2', '10.96.0.11', [{ name: 'http', port: 8080 }]),
     service('mirror', '10.96.0.12', [{ name: 'http', port: 8080 }]),
     workload('web-a', '10.200.1.10', { app: 'web' }, { node: 'node-1', ports: [{ name: 'http-web', port: 8000 }] }),
-    workload('web-b', '10.200.2.10', { app: 'web' }, { node: 'node-2', ports: [{ name: 'http-web', port: 8001 }], annotations: { 'nodemesh.io/health': 'draining' } }),
+    workload(
+      'web-b',
+      '10.200.2.10',
+      { app: 'web' },
+      { node: 'node-2', ports: [{ name: 'http-web', port: 8001 }], annotations: { 'nodemesh.io/health': 'draining' } },
+    ),
     workload('web-c', '10.200.2.11', { app: 'web' }, { node: 'node-2' }),
     workload('web-v2-a', '10.200.1.20', { app: 'web-v2' }),
   ];
@@ -89,23 +98,78 @@ export const WEB_HTTP_ROUTE = 'web.default.svc.cluster.local:8080';
 export const everyFeatureMesh = (): MemorySnapshot =>
   snapshotOf([
     ...baseMesh(),
-    service('limited', '10.96.0.20', [{ name: 'http', port: 80 }], { labels: { 'nodemesh.io/use-waypoint': 'wp' }, annotations: { 'ratelimit.nodemesh.io/requests-per-second': '50' } }),
+    service('limited', '10.96.0.20', [{ name: 'http', port: 80 }], {
+      labels: { 'nodemesh.io/use-waypoint': 'wp' },
+      annotations: { 'ratelimit.nodemesh.io/requests-per-second': '50' },
+    }),
     httpRoute(
       'all',
       {
         parentRefs: [{ name: 'web' }],
         rules: [
-          { matches: [{ path: { type: 'PathPrefix', value: '/a' }, headers: [{ name: 'X-Tenant', value: 'y' }], queryParams: [{ name: 'q', value: '1' }], method: 'GET' }], backendRefs: [{ name: 'web', port: 8080, weight: 9 }, { name: 'web-v2', port: 8080, weight: 1, filters: [{ type: 'ResponseHeaderModifier', responseHeaderModifier: { add: [{ name: 'x-v', value: '2' }] } }] }], timeouts: { request: '3s', backendRequest: '1s' }, retry: { attempts: 2, codes: [503, 504], backoff: '25ms' } },
-          { matches: [{ path: { type: 'RegularExpression', value: '^/r/[a-z]+$' } }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'h', path: { type: 'ReplaceFullPath', replaceFullPath: '/z' } } }, { type: 'RequestMirror', requestMirror: { backendRef: { name: 'mirror', port: 8080 }, fraction: { numerator: 1, denominator: 3 } } }], backendRefs: [{ name: 'web', port: 8080 }] },
-          { matches: [{ path: { type: 'PathPrefix', value: '/old' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https', port: 443, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' }, statusCode: 308 } }] },
+          {
+            matches: [
+              {
+                path: { type: 'PathPrefix', value: '/a' },
+                headers: [{ name: 'X-Tenant', value: 'y' }],
+                queryParams: [{ name: 'q', value: '1' }],
+                method: 'GET',
+              },
+            ],
+            backendRefs: [
+              { name: 'web', port: 8080, weight: 9 },
+              {
+                name: 'web-v2',
+                port: 8080,
+                weight: 1,
+                filters: [{ type: 'ResponseHeaderModifier', responseHeaderModifier: { add: [{ name: 'x-v', value: '2' }] } }],
+              },
+            ],
+            timeouts: { request: '3s', backendRequest: '1s' },
+            retry: { attempts: 2, codes: [503, 504], backoff: '25ms' },
+          },
+          {
+            matches: [{ path: { type: 'RegularExpression', value: '^/r/[a-z]+$' } }],
+            filters: [
+              { type: 'URLRewrite', urlRewrite: { hostname: 'h', path: { type: 'ReplaceFullPath', replaceFullPath: '/z' } } },
+              { type: 'RequestMirror', requestMirror: { backendRef: { name: 'mirror', port: 8080 }, fraction: { numerator: 1, denominator: 3 } } },
+            ],
+            backendRefs: [{ name: 'web', port: 8080 }],
+          },
+          {
+            matches: [{ path: { type: 'PathPrefix', value: '/old' } }],
+            filters: [
+              {
+                type: 'RequestRedirect',
+                requestRedirect: { scheme: 'https', port: 443, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' }, statusCode: 308 },
+              },
+            ],
+          },
           { matches: [{ path: { type: 'Exact', value: '/none' } }] },
-          { matches: [{ path: { type: 'PathPrefix', value: '/p' } }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-a', value: 'b' }], remove: ['x-c'] } }], backendRefs: [{ name: 'web', port: 8080 }] },
+          {
+            matches: [{ path: { type: 'PathPrefix', value: '/p' } }],
+            filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-a', value: 'b' }], remove: ['x-c'] } }],
+            backendRefs: [{ name: 'web', port: 8080 }],
+          },
         ],
       },
       { 'fault.nodemesh.io/abort-http-status': '503', 'fault.nodemesh.io/delay': '10ms', 'fault.nodemesh.io/percent': '1' },
     ),
-    policy('deny', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'], notPaths: ['/public*'] } }], when: [{ key: 'request.headers[x-debug]', values: ['1'] }] }] }),
-    policy('allow', { targetRefs: [{ kind: 'Service', name: 'web' }], action: 'ALLOW', rules: [{ from: [{ source: { principals: ['*'], notNamespaces: ['test'], ipBlocks: ['10.0.0.0/8'] } }], to: [{ operation: { ports: ['8080'], hosts: ['*.example.com'] } }] }] }),
+    policy('deny', {
+      targetRefs: [{ kind: 'Service', name: 'web' }],
+      action: 'DENY',
+      rules: [{ to: [{ operation: { methods: ['DELETE'], notPaths: ['/public*'] } }], when: [{ key: 'request.headers[x-debug]', values: ['1'] }] }],
+    }),
+    policy('allow', {
+      targetRefs: [{ kind: 'Service', name: 'web' }],
+      action: 'ALLOW',
+      rules: [
+        {
+          from: [{ source: { principals: ['*'], notNamespaces: ['test'], ipBlocks: ['10.0.0.0/8'] } }],
+          to: [{ operation: { ports: ['8080'], hosts: ['*.example.com'] } }],
+        },
+      ],
+    }),
   ]);
 
 /** Namespace default (ambient), web-1 and web-2 (app: web) on node-1, and Service web 10.96.0.12:80 -> 8080. */

@@ -43,7 +43,9 @@ class CoreClient {
   }
   private async next(ms: number, why: () => string = () => ''): Promise<string> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the C-core client did not answer within ${ms} ms ${why()}`)), ms)));
+    const timeout = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`the C-core client did not answer within ${ms} ms ${why()}`)), ms)),
+    );
     try {
       const r = await Promise.race([this.lines.next(), timeout]);
       if (r.done) throw new Error(`the C-core client exited ${why()}`);
@@ -93,7 +95,10 @@ const only = (a: Answer, name: string): boolean => a.errors.length === 0 && a.na
 /** No client has a rejected RouteConfiguration outstanding: the last one sent was ACKed. */
 function routesAccepted(): void {
   const clients = cp.sotw.clients().filter((c) => c.nodeId.startsWith('proxyless~'));
-  expect(clients.map((c) => c.nodeId).sort()).toEqual(['proxyless~127.0.0.1~core.default~default.svc.cluster.local', 'proxyless~127.0.0.1~js.default~default.svc.cluster.local']);
+  expect(clients.map((c) => c.nodeId).sort()).toEqual([
+    'proxyless~127.0.0.1~core.default~default.svc.cluster.local',
+    'proxyless~127.0.0.1~js.default~default.svc.cluster.local',
+  ]);
   for (const c of clients) {
     const rds = c.types[ROUTE_TYPE_URL];
     expect(rds?.acked?.version, `${c.nodeId} did not ACK the routes: ${rds?.rejected?.message ?? ''}`).toBe(rds?.sent?.version);
@@ -146,10 +151,14 @@ describe('proxyless gRPC clients of two implementations and ages', () => {
   });
 
   it('route by header: both reach v2 with x-version: v2 and v1 without, and ACK the routes', async () => {
-    await eventually('both clients to route by header', async () => {
-      const a = await both(1, { 'x-version': 'v2' });
-      return only(a.js, 'echo-v2') && only(a.core, 'echo-v2');
-    }, 20_000);
+    await eventually(
+      'both clients to route by header',
+      async () => {
+        const a = await both(1, { 'x-version': 'v2' });
+        return only(a.js, 'echo-v2') && only(a.core, 'echo-v2');
+      },
+      20_000,
+    );
     const v2calls = await both(10, { 'x-version': 'v2' });
     const v1calls = await both(10);
     expect(v2calls.js).toEqual({ names: Array(10).fill('echo-v2'), errors: [] });
@@ -161,10 +170,14 @@ describe('proxyless gRPC clients of two implementations and ages', () => {
 
   it('route by method (HTTP method and gRPC method) and by a header regex: GET never matches a gRPC call, POST does', async () => {
     await cp.store.apply(route([{ matches: [{ method: 'GET' }], backendRefs: [to('echo-v2')] }, { backendRefs: [to('echo-v1')] }]));
-    await eventually('the GET route to be in effect (nothing lands on v2)', async () => {
-      const a = await both(3, { 'x-version': 'v2' });
-      return only(a.js, 'echo-v1') && only(a.core, 'echo-v1');
-    }, 20_000);
+    await eventually(
+      'the GET route to be in effect (nothing lands on v2)',
+      async () => {
+        const a = await both(3, { 'x-version': 'v2' });
+        return only(a.js, 'echo-v1') && only(a.core, 'echo-v1');
+      },
+      20_000,
+    );
     routesAccepted();
     await cp.store.apply(
       route([
@@ -172,10 +185,14 @@ describe('proxyless gRPC clients of two implementations and ages', () => {
         { backendRefs: [to('echo-v1')] },
       ]),
     );
-    await eventually('the POST + regex route to be in effect', async () => {
-      const a = await both(1, { 'x-version': 'v3' });
-      return only(a.js, 'echo-v2') && only(a.core, 'echo-v2');
-    }, 20_000);
+    await eventually(
+      'the POST + regex route to be in effect',
+      async () => {
+        const a = await both(1, { 'x-version': 'v3' });
+        return only(a.js, 'echo-v2') && only(a.core, 'echo-v2');
+      },
+      20_000,
+    );
     const hit = await both(10, { 'x-version': 'v7' });
     const miss = await both(10, { 'x-version': 'v1' });
     expect(only(hit.js, 'echo-v2') && only(hit.core, 'echo-v2'), JSON.stringify(hit)).toBe(true);
@@ -189,19 +206,27 @@ describe('proxyless gRPC clients of two implementations and ages', () => {
         { backendRefs: [to('echo-v1')] },
       ]),
     );
-    await eventually('the gRPC-method route to be in effect', async () => {
-      const a = await both(1);
-      return only(a.js, 'echo-v2') && only(a.core, 'echo-v2');
-    }, 20_000);
+    await eventually(
+      'the gRPC-method route to be in effect',
+      async () => {
+        const a = await both(1);
+        return only(a.js, 'echo-v2') && only(a.core, 'echo-v2');
+      },
+      20_000,
+    );
     routesAccepted();
   }, 60_000);
 
   it('a 1:1 split (weights that do not add up to 100) is accepted and used by both', async () => {
     await cp.store.apply(route([{ backendRefs: [to('echo-v1', 1), to('echo-v2', 1)] }]));
-    await eventually('both versions to answer both clients', async () => {
-      const a = await both(20);
-      return [a.js, a.core].every((x) => x.errors.length === 0 && x.names.includes('echo-v1') && x.names.includes('echo-v2'));
-    }, 20_000);
+    await eventually(
+      'both versions to answer both clients',
+      async () => {
+        const a = await both(20);
+        return [a.js, a.core].every((x) => x.errors.length === 0 && x.names.includes('echo-v1') && x.names.includes('echo-v2'));
+      },
+      20_000,
+    );
     routesAccepted();
   }, 40_000);
 });

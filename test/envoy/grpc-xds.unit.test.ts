@@ -43,8 +43,7 @@ function withOverride(inner: ResourceSource): ResourceSource {
 }
 
 const grpcPort = { name: 'grpc', port: 9090, targetPort: 'grpc', appProtocol: 'grpc' };
-const route = (rules: unknown[], annotations?: Record<string, string>) =>
-  httpRoute('echo', { parentRefs: [{ name: 'echo', port: 9090 }], rules }, annotations);
+const route = (rules: unknown[], annotations?: Record<string, string>) => httpRoute('echo', { parentRefs: [{ name: 'echo', port: 9090 }], rules }, annotations);
 const to = (name: string, weight?: number) => ({ name, port: 9090, ...(weight !== undefined ? { weight } : {}) });
 
 beforeAll(async () => {
@@ -147,7 +146,16 @@ describe('proxyless gRPC client over SotW ADS', () => {
     const bad = RouteConfiguration.fromPartial({
       name: ROUTE_NAME,
       virtualHosts: [
-        { name: 'bad', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'pathSeparatedPrefix', value: '/x' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: `outbound|9090||echo-v2.default.svc.cluster.local` } } } }] },
+        {
+          name: 'bad',
+          domains: ['*'],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'pathSeparatedPrefix', value: '/x' } },
+              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: `outbound|9090||echo-v2.default.svc.cluster.local` } } },
+            },
+          ],
+        },
       ],
     });
     badRoute = xdsResource(ROUTE_TYPE_URL, ROUTE_NAME, RouteConfiguration.encode(bad).finish());

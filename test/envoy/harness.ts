@@ -62,7 +62,15 @@ export async function startControlPlane(wrap: (s: ResourceSource) => ResourceSou
 export const ECHO_PATH = '/nodemesh.test.Echo/Who';
 const raw = (b: Buffer) => b;
 const echoService: grpc.ServiceDefinition = {
-  Who: { path: ECHO_PATH, requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
+  Who: {
+    path: ECHO_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: raw,
+    responseDeserialize: raw,
+  },
 };
 
 export interface Backend {

@@ -9,7 +9,13 @@ import * as protobuf from 'protobufjs';
 
 const root = join(__dirname, '..', '..');
 const deps = join(root, 'node_modules/@grpc/grpc-js-xds/deps');
-const INCLUDES = [join(deps, 'envoy-api'), join(deps, 'xds'), join(deps, 'googleapis'), join(deps, 'protoc-gen-validate'), join(root, 'node_modules/protoc/include')];
+const INCLUDES = [
+  join(deps, 'envoy-api'),
+  join(deps, 'xds'),
+  join(deps, 'googleapis'),
+  join(deps, 'protoc-gen-validate'),
+  join(root, 'node_modules/protoc/include'),
+];
 const DIRS = [
   'envoy/config/listener/v3',
   'envoy/config/route/v3',
@@ -35,7 +41,11 @@ function envoyRoot(): protobuf.Root {
   if (loaded) return loaded;
   const r = new protobuf.Root();
   r.resolvePath = (_origin, target) => INCLUDES.map((d) => join(d, target)).find((p) => existsSync(p)) ?? target;
-  const files = DIRS.flatMap((d) => readdirSync(join(deps, 'envoy-api', d)).filter((f) => f.endsWith('.proto')).map((f) => `${d}/${f}`));
+  const files = DIRS.flatMap((d) =>
+    readdirSync(join(deps, 'envoy-api', d))
+      .filter((f) => f.endsWith('.proto'))
+      .map((f) => `${d}/${f}`),
+  );
   r.loadSync(files, { keepCase: true });
   r.resolveAll();
   return (loaded = r);
@@ -43,7 +53,8 @@ function envoyRoot(): protobuf.Root {
 
 // protobufjs declares parsedOptions as `{ [k: string]: any[] }`, but at run time it is null or an
 // array of `{ '(option.name)': value }` objects (src/object.js setParsedOption): read it as that.
-const parsedOptionsOf = (o: protobuf.ReflectionObject): Record<string, unknown>[] => (o.parsedOptions as unknown as Record<string, unknown>[] | null | undefined) ?? [];
+const parsedOptionsOf = (o: protobuf.ReflectionObject): Record<string, unknown>[] =>
+  (o.parsedOptions as unknown as Record<string, unknown>[] | null | undefined) ?? [];
 
 function rulesOf(o: protobuf.ReflectionObject, key = '(validate.rules)'): Rules | undefined {
   let out: Rules | undefined;
@@ -80,7 +91,11 @@ class Checker {
     } catch {
       return this.fail(path, `Any of type ${url || '(none)'} is not an Envoy type loaded here`);
     }
-    this.message(inner, inner.decode((msg.value as Uint8Array) ?? new Uint8Array()) as protobuf.Message & Record<string, unknown>, `${path}<${name.split('.').pop()}>`);
+    this.message(
+      inner,
+      inner.decode((msg.value as Uint8Array) ?? new Uint8Array()) as protobuf.Message & Record<string, unknown>,
+      `${path}<${name.split('.').pop()}>`,
+    );
   }
 
   private field(field: protobuf.Field, msg: Record<string, unknown>, path: string): void {
@@ -93,7 +108,8 @@ class Checker {
     if (field.map) {
       const entries = Object.entries((value as Record<string, unknown>) ?? {});
       if (rules?.map?.min_pairs !== undefined && entries.length < num(rules.map.min_pairs)) this.fail(path, `needs at least ${rules.map.min_pairs} entries`);
-      if (field.resolvedType instanceof protobuf.Type) for (const [k, v] of entries) this.message(field.resolvedType, v as protobuf.Message & Record<string, unknown>, `${path}[${k}]`);
+      if (field.resolvedType instanceof protobuf.Type)
+        for (const [k, v] of entries) this.message(field.resolvedType, v as protobuf.Message & Record<string, unknown>, `${path}[${k}]`);
       return;
     }
     if (field.repeated) {
@@ -138,7 +154,8 @@ class Checker {
       if (r.prefix !== undefined && !s.startsWith(r.prefix)) this.fail(path, `must start with ${r.prefix}`);
       if (r.in && !(r.in as string[]).includes(s)) this.fail(path, `must be one of ${(r.in as string[]).join(', ')}`);
       if (r.well_known_regex === 'HTTP_HEADER_NAME' && s !== '' && !HEADER_NAME.test(s)) this.fail(path, `"${s}" is not an HTTP header name`);
-      if (r.well_known_regex === 'HTTP_HEADER_VALUE' && !(r.strict === false ? HEADER_VALUE_LOOSE : HEADER_VALUE_STRICT).test(s)) this.fail(path, 'is not a valid HTTP header value');
+      if (r.well_known_regex === 'HTTP_HEADER_VALUE' && !(r.strict === false ? HEADER_VALUE_LOOSE : HEADER_VALUE_STRICT).test(s))
+        this.fail(path, 'is not a valid HTTP header value');
       return;
     }
     this.number(value, rules, path);

@@ -39,17 +39,35 @@ describe('protoc-gen-validate rules of Envoy', () => {
 
   it('catches violations (so a pass means something)', () => {
     const cluster = Cluster.fromPartial({ name: 'c', connectTimeout: { seconds: 0, nanos: 0 } });
-    expect(pgvViolations(Cluster.$type, Cluster.encode(cluster).finish())).toEqual(expect.arrayContaining([expect.stringMatching(/connect_timeout: duration 0s must be > 0s/)]));
+    expect(pgvViolations(Cluster.$type, Cluster.encode(cluster).finish())).toEqual(
+      expect.arrayContaining([expect.stringMatching(/connect_timeout: duration 0s must be > 0s/)]),
+    );
     const hcm = HttpConnectionManager.fromPartial({ statPrefix: '', httpFilters: [{ name: 'envoy.filters.http.router' }] });
     const listener = Listener.fromPartial({
       name: 'l',
-      filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+      filterChains: [
+        { filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] },
+      ],
     });
     const v = pgvViolations(Listener.$type, Listener.encode(listener).finish());
-    expect(v).toEqual(expect.arrayContaining([expect.stringMatching(/stat_prefix: must be at least 1 characters/), expect.stringMatching(/one of rds, route_config, scoped_routes is required/)]));
-    const rc = RouteConfiguration.fromPartial({ name: 'r', virtualHosts: [{ name: 'v', domains: [], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, requestHeadersToRemove: ['bad header'] }] }] });
+    expect(v).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/stat_prefix: must be at least 1 characters/),
+        expect.stringMatching(/one of rds, route_config, scoped_routes is required/),
+      ]),
+    );
+    const rc = RouteConfiguration.fromPartial({
+      name: 'r',
+      virtualHosts: [
+        { name: 'v', domains: [], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, requestHeadersToRemove: ['bad header'] }] },
+      ],
+    });
     expect(pgvViolations(RouteConfiguration.$type, RouteConfiguration.encode(rc).finish())).toEqual(
-      expect.arrayContaining([expect.stringMatching(/domains: needs at least 1 items/), expect.stringMatching(/one of route, redirect.* is required/), expect.stringMatching(/"bad header" is not an HTTP header name/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/domains: needs at least 1 items/),
+        expect.stringMatching(/one of route, redirect.* is required/),
+        expect.stringMatching(/"bad header" is not an HTTP header name/),
+      ]),
     );
   });
 });

@@ -18,9 +18,10 @@ describe('HBONE peer identity', () => {
     const stranger = await other.issue('ns-a', 'sa-client');
     const before = mesh.server.stats();
     const seen = mesh.requests.length;
-    const err = await mesh.client
-      .open(mesh.openOptions({ source: { certChain: stranger.certChain, key: stranger.key } }))
-      .then(() => undefined, (e: unknown) => e);
+    const err = await mesh.client.open(mesh.openOptions({ source: { certChain: stranger.certChain, key: stranger.key } })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TunnelConnectError);
     expect(mesh.requests.length).toBe(seen); // the handler never saw it
     expect(mesh.server.stats().tlsErrors).toBeGreaterThan(before.tlsErrors);
@@ -30,18 +31,20 @@ describe('HBONE peer identity', () => {
     const forged = await mesh.ca.issue('ns-a', 'sa-client', { uriOverride: 'spiffe://evil.example/ns/ns-a/sa/sa-client' });
     const before = mesh.server.stats();
     const seen = mesh.requests.length;
-    const err = await mesh.client
-      .open(mesh.openOptions({ source: { certChain: forged.certChain, key: forged.key }, timeoutMs: 3000 }))
-      .then(() => undefined, (e: unknown) => e);
+    const err = await mesh.client.open(mesh.openOptions({ source: { certChain: forged.certChain, key: forged.key }, timeoutMs: 3000 })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TunnelConnectError);
     expect(mesh.requests.length).toBe(seen);
     expect(mesh.server.stats().connectionsRejected).toBe(before.connectionsRejected + 1);
   });
 
   it('refuses a server that presents an identity other than the expected one, naming both', async () => {
-    const err = await mesh.client
-      .open(mesh.openOptions({ expectedIdentity: 'spiffe://cluster.local/ns/ns-b/sa/sa-other' }))
-      .then(() => undefined, (e: unknown) => e);
+    const err = await mesh.client.open(mesh.openOptions({ expectedIdentity: 'spiffe://cluster.local/ns/ns-b/sa/sa-other' })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TunnelConnectError);
     const msg = (err as Error).message;
     expect(msg).toContain('spiffe://cluster.local/ns/ns-b/sa/sa-other'); // expected
@@ -57,7 +60,10 @@ describe('HBONE peer identity', () => {
 
   it('refuses a server whose chain does not lead to the client trust bundle', async () => {
     const other = await createTestCa('cluster.local');
-    const err = await mesh.client.open(mesh.openOptions({ trustBundle: other.bundle })).then(() => undefined, (e: unknown) => e);
+    const err = await mesh.client.open(mesh.openOptions({ trustBundle: other.bundle })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TunnelConnectError);
   });
 });

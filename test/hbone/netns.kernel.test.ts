@@ -97,7 +97,10 @@ privilegedDescribe('kernel', 'HBONE between two pod netns (listen and dial insid
 
   it('refuses another identity with 403', async () => {
     const other = await ca.issue('ns-c', 'sa-c');
-    const err = await open(other).then(() => undefined, (e: unknown) => e);
+    const err = await open(other).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TunnelRefusedError);
     expect((err as TunnelRefusedError).status).toBe(403);
   });

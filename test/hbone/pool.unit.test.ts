@@ -103,7 +103,7 @@ describe('HBONE connection pool', () => {
     }
   });
 
-  it('dials new connections with the caller\'s dialer, one pool per source address', async () => {
+  it("dials new connections with the caller's dialer, one pool per source address", async () => {
     const mesh = await startMesh();
     meshes.push(mesh);
     const dialled: string[] = [];
@@ -121,7 +121,10 @@ describe('HBONE connection pool', () => {
     expect(mesh.client.connectionCount()).toBe(2);
 
     const failing = (): Promise<Socket> => Promise.reject(Object.assign(new Error('connect ECONNREFUSED in netns'), { code: 'ECONNREFUSED' }));
-    const err = await mesh.client.open(mesh.openOptions({ dial: failing, sourceAddress: '10.200.1.6' })).then(() => undefined, (e: unknown) => e);
+    const err = await mesh.client.open(mesh.openOptions({ dial: failing, sourceAddress: '10.200.1.6' })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TunnelConnectError);
     expect((err as Error).message).toContain('ECONNREFUSED in netns');
     expect(mesh.client.connectionCount()).toBe(2); // the failed dial left nothing in the pool

@@ -55,7 +55,15 @@ describe('HBONE server: stream records are released however a stream ends', () =
       },
     });
     const [host, port] = mesh.destination.split(':');
-    tlsBase = { host, port: Number(port), ca: mesh.ca.bundle.pem, cert: mesh.clientCreds.certChain, key: mesh.clientCreds.key, checkServerIdentity: () => undefined, ALPNProtocols: ['h2'] };
+    tlsBase = {
+      host,
+      port: Number(port),
+      ca: mesh.ca.bundle.pem,
+      cert: mesh.clientCreds.certChain,
+      key: mesh.clientCreds.key,
+      checkServerIdentity: () => undefined,
+      ALPNProtocols: ['h2'],
+    };
   });
   afterAll(async () => {
     await mesh?.close();
@@ -74,7 +82,12 @@ describe('HBONE server: stream records are released however a stream ends', () =
 
   async function settled(): Promise<void> {
     const ok = await eventually(() => open() === 0 && mesh.server.stats().streamsActive === 0 && upstreamsOpen === 0, 10_000);
-    expect({ recordsOpen: open(), streamsActive: mesh.server.stats().streamsActive, upstreamsOpen, doubleClose }).toEqual({ recordsOpen: 0, streamsActive: 0, upstreamsOpen: 0, doubleClose: 0 });
+    expect({ recordsOpen: open(), streamsActive: mesh.server.stats().streamsActive, upstreamsOpen, doubleClose }).toEqual({
+      recordsOpen: 0,
+      streamsActive: 0,
+      upstreamsOpen: 0,
+      doubleClose: 0,
+    });
     expect(ok).toBe(true);
   }
 

@@ -21,7 +21,15 @@ describe('HBONE server timeouts', () => {
   beforeAll(async () => {
     mesh = await startMesh({ server: { handshakeTimeoutMs: 300, idleTimeoutMs: 1_000 } });
     const [host, port] = mesh.destination.split(':');
-    tlsBase = { host, port: Number(port), ca: mesh.ca.bundle.pem, cert: mesh.clientCreds.certChain, key: mesh.clientCreds.key, checkServerIdentity: () => undefined, ALPNProtocols: ['h2'] };
+    tlsBase = {
+      host,
+      port: Number(port),
+      ca: mesh.ca.bundle.pem,
+      cert: mesh.clientCreds.certChain,
+      key: mesh.clientCreds.key,
+      checkServerIdentity: () => undefined,
+      ALPNProtocols: ['h2'],
+    };
   });
   afterAll(async () => {
     await mesh?.close();
@@ -41,11 +49,15 @@ describe('HBONE server timeouts', () => {
     const before = mesh.server.stats().idleTimeouts;
     // each connection's time from its own handshake to its close
     const waited = await Promise.all(
-      Array.from({ length: 20 }, () => new Promise<number>((resolve) => {
-        const s = tlsConnect(tlsBase, () => void closed(s).then(resolve));
-        s.on('error', () => undefined);
-        s.resume();
-      })),
+      Array.from(
+        { length: 20 },
+        () =>
+          new Promise<number>((resolve) => {
+            const s = tlsConnect(tlsBase, () => void closed(s).then(resolve));
+            s.on('error', () => undefined);
+            s.resume();
+          }),
+      ),
     );
     // (no lower bound: the client's handshake callback can run long after the server's timer
     // started when the unit tier loads both cores; the count below says which timer closed them)

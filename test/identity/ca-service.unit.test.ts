@@ -43,12 +43,15 @@ beforeAll(async () => {
   tokens = NodeTokens.forDataDir(testCa.dir);
   node1Token = tokens.issue('node-1');
   node2Token = tokens.issue('node-2');
-  const snapshot = MemorySnapshot.of(1, [
-    workload('web-1', 'shop', 'web', 'node-1', '10.200.1.10'),
-    workload('db-1', 'shop', 'db', 'node-2', '10.200.2.10'),
-  ]);
+  const snapshot = MemorySnapshot.of(1, [workload('web-1', 'shop', 'web', 'node-1', '10.200.1.10'), workload('db-1', 'shop', 'db', 'node-2', '10.200.2.10')]);
   server = new grpc.Server();
-  addCertificateService(server, { ca, nodes: tokens, placement: placementFromSnapshot(() => snapshot, ca.trustDomain), registry, logger: createLogger('ca', 'silent') });
+  addCertificateService(server, {
+    ca,
+    nodes: tokens,
+    placement: placementFromSnapshot(() => snapshot, ca.trustDomain),
+    registry,
+    logger: createLogger('ca', 'silent'),
+  });
   const serving = await ca.servingCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', servingCredentials(serving), (err, p) => (err ? reject(err) : resolve(p))),
@@ -118,7 +121,9 @@ describe('certificate service over gRPC/TLS', () => {
       const { CertificateServiceService, CreateCertificateRequest } = await import('../../api/gen/nodemesh/ca/v1/ca.js');
       const def = CertificateServiceService.createCertificate;
       const code = await new Promise<grpc.status>((resolve) =>
-        raw.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, CreateCertificateRequest.fromPartial({ csr: csrPem }), (e) => resolve(e ? e.code : grpc.status.OK)),
+        raw.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, CreateCertificateRequest.fromPartial({ csr: csrPem }), (e) =>
+          resolve(e ? e.code : grpc.status.OK),
+        ),
       );
       expect(code).toBe(grpc.status.UNAUTHENTICATED);
     } finally {

@@ -128,7 +128,9 @@ describe('CertificateManager', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(CertificateUnavailableError);
-    expect((err as Error).message).toMatch(/the certificate for spiffe:\/\/cluster.local\/ns\/shop\/sa\/web expired at .* and renewal keeps failing \(\d+ attempts\): connect ECONNREFUSED/);
+    expect((err as Error).message).toMatch(
+      /the certificate for spiffe:\/\/cluster.local\/ns\/shop\/sa\/web expired at .* and renewal keeps failing \(\d+ attempts\): connect ECONNREFUSED/,
+    );
     expect((await expired).notAfter).toEqual(first.notAfter);
     expect(manager.status()[0]?.state).toBe('expired');
 
@@ -164,7 +166,9 @@ describe('CertificateManager', () => {
     };
     const m = new CertificateManager({ source: wrong, trustDomain: 'cluster.local' });
     try {
-      await expect(m.get(web)).rejects.toThrow(/the peer is spiffe:\/\/cluster.local\/ns\/shop\/sa\/db, but spiffe:\/\/cluster.local\/ns\/shop\/sa\/web was expected/);
+      await expect(m.get(web)).rejects.toThrow(
+        /the peer is spiffe:\/\/cluster.local\/ns\/shop\/sa\/db, but spiffe:\/\/cluster.local\/ns\/shop\/sa\/web was expected/,
+      );
       expect(m.current(web)).toBeUndefined();
     } finally {
       m.close();
@@ -178,7 +182,9 @@ describe('CertificateManager', () => {
     source.down = true;
     await expect(manager.get(identity('shop', 'db'))).rejects.toThrow();
     const text = await registry.metrics();
-    expect(text).toContain(`nodemesh_workload_certificate_expiry_timestamp_seconds{spiffe_id="spiffe://cluster.local/ns/shop/sa/web"} ${cert.notAfter.getTime() / 1000}`);
+    expect(text).toContain(
+      `nodemesh_workload_certificate_expiry_timestamp_seconds{spiffe_id="spiffe://cluster.local/ns/shop/sa/web"} ${cert.notAfter.getTime() / 1000}`,
+    );
     expect(text).toMatch(/nodemesh_workload_certificates\{state="valid"\} 1/);
     expect(text).toMatch(/nodemesh_workload_certificates\{state="pending"\} 1/);
     expect(text).toMatch(/nodemesh_workload_certificate_request_failures_total 1/);

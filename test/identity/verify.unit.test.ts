@@ -68,7 +68,13 @@ describe('verifyPeerChain', () => {
     expect(peer.spiffeId).toBe('spiffe://cluster.local/ns/default/sa/sleep');
     expect(peer.identity).toEqual(client);
     expect(peer.notAfter.getTime()).toBe(new Date(new X509Certificate(w.chain[0] as string).validTo).getTime());
-    expect(verifyPeerChain(w.chain.map((p) => new X509Certificate(p).raw), ca.trustBundle, { expected: [server, client] }).identity).toEqual(client);
+    expect(
+      verifyPeerChain(
+        w.chain.map((p) => new X509Certificate(p).raw),
+        ca.trustBundle,
+        { expected: [server, client] },
+      ).identity,
+    ).toEqual(client);
   });
 
   it('rejects an expired certificate and one not yet valid', async () => {

@@ -85,7 +85,7 @@ privilegedDescribe('kernel', 'netns cookies before Linux 5.14 (BPF probe fallbac
     expect(netnsCookie(`/proc/${pid}/ns/net`, 'bpf')).toBe(reference(namespaces[1] as string));
   });
 
-  it('socketNetnsCookie falls back through the socket\'s netns (SIOCGSKNS)', async () => {
+  it("socketNetnsCookie falls back through the socket's netns (SIOCGSKNS)", async () => {
     const ns = namespaces[2] as string;
     const srv = net.createServer((s) => s.destroy());
     srv.listen({ fd: listenInNetns(ns, { host: '127.0.0.1', port: 7300 }) });
@@ -103,7 +103,7 @@ privilegedDescribe('kernel', 'netns cookies before Linux 5.14 (BPF probe fallbac
     }
   });
 
-  it('leaves no probe link on this process\'s cgroup: the probe address can be bound again afterwards', async () => {
+  it("leaves no probe link on this process's cgroup: the probe address can be bound again afterwards", async () => {
     netnsCookie(namespaces[0] as string, 'bpf');
     const ids = netnsCookieProbeIds();
     expect(ids).toBeDefined();

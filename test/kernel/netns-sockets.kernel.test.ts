@@ -64,7 +64,7 @@ privilegedDescribe('kernel', 'sockets in another netns', () => {
     expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
   });
 
-  it('the sockets live in the target netns, not in this process\'s', async () => {
+  it("the sockets live in the target netns, not in this process's", async () => {
     const s = await connectInNetns(ns, { host: '10.242.0.1', port: 7000 });
     try {
       expect(socketNetnsCookie(fdOf(s))).toBe(netnsCookie(ns));

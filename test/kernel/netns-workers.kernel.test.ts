@@ -120,7 +120,7 @@ privilegedDescribe('kernel', 'netns worker threads', () => {
     expect(netnsWorkers().find((w) => w.path === a)?.pooled).toBeGreaterThan(0);
   });
 
-  it('socketNetnsCookie through the BPF fallback (Linux < 5.14) leaves the netns\'s shared worker and its pool alone', async () => {
+  it("socketNetnsCookie through the BPF fallback (Linux < 5.14) leaves the netns's shared worker and its pool alone", async () => {
     const s = await connectInNetns(a, { host: IP, port: PORT });
     try {
       const inode = statSync(a).ino;

@@ -191,7 +191,17 @@ privilegedDescribe('kernel', 'native addon: BPF objects and maps', () => {
         'SEC("cgroup/connect4") int nm_bad(struct bpf_sock_addr *ctx) { return *(volatile __u32 *)((char *)ctx + 4096); }\n' +
         'char LICENSE[] SEC("license") = "GPL";\n',
     );
-    sh('clang', ['-O2', '-g', '-target', 'bpf', `-I/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '-c', src, '-o', join(dir, 'bad.o')]);
+    sh('clang', [
+      '-O2',
+      '-g',
+      '-target',
+      'bpf',
+      `-I/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`,
+      '-c',
+      src,
+      '-o',
+      join(dir, 'bad.o'),
+    ]);
     const err = catchError(() => BpfObject.open(join(dir, 'bad.o')));
     expect(err).toBeInstanceOf(NativeError);
     expect(['EACCES', 'EINVAL']).toContain((err as NativeError).code);

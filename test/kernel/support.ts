@@ -133,11 +133,9 @@ s.on('connect', () => s.write('hello\\n'));
 s.on('data', (d) => { buf += d; const i = buf.indexOf('\\n'); if (i >= 0) out({ ok: true, reply: buf.slice(0, i), localAddress: s.localAddress, localPort: s.localPort }); });
 s.on('error', (e) => out({ ok: false, code: e.code }));
 `;
-  const child = spawn(
-    'sh',
-    ['-c', `echo $$ > "$0/cgroup.procs" && exec nsenter --net="$1" "$2" -e "$3"`, cgroupDir, netnsPath, process.execPath, script],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn('sh', ['-c', `echo $$ > "$0/cgroup.procs" && exec nsenter --net="$1" "$2" -e "$3"`, cgroupDir, netnsPath, process.execPath, script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -167,10 +165,12 @@ export async function expectReleased(progIds: number[], mapIds: number[], timeou
   };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const left = [...progIds.filter((id) => exists('prog', id)).map((id) => `prog ${id}`), ...mapIds.filter((id) => exists('map', id)).map((id) => `map ${id}`)];
+    const left = [
+      ...progIds.filter((id) => exists('prog', id)).map((id) => `prog ${id}`),
+      ...mapIds.filter((id) => exists('map', id)).map((id) => `map ${id}`),
+    ];
     if (!left.length) return;
     if (Date.now() > deadline) throw new Error(`BPF objects still loaded after the test: ${left.join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-

@@ -145,7 +145,15 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     return { sb, addMs, output: () => out, exited: new Promise<void>((r) => c.child.once('exit', () => r())) };
   }
 
-  async function firstConnect(node: string, namespace: string, name: string, sa: string, ip: string, n: number, to: string): Promise<{ result: FirstConnect; addMs: number; sb: KubeSandbox }> {
+  async function firstConnect(
+    node: string,
+    namespace: string,
+    name: string,
+    sa: string,
+    ip: string,
+    n: number,
+    to: string,
+  ): Promise<{ result: FirstConnect; addMs: number; sb: KubeSandbox }> {
     const pod = await startPod(node, namespace, name, sa, ip, n, [FIRST_CONNECT, to, '9000']);
     await Promise.race([pod.exited, new Promise((r) => setTimeout(r, 20_000))]);
     const line = pod.output().trim().split('\n').pop() ?? '';
@@ -195,10 +203,22 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     await cp.api.apply([
       ns('shop', true),
       ns('late', false),
-      { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: 'shop' }, spec: { mtls: { mode: 'STRICT' } } },
+      {
+        apiVersion: 'security.nodemesh.io/v1alpha1',
+        kind: 'PeerAuthentication',
+        metadata: { name: 'strict', namespace: 'shop' },
+        spec: { mtls: { mode: 'STRICT' } },
+      },
     ]);
     for (const node of NODES) {
-      proxies[node] = startMeshProxy(topo, cp, node, ['--pod-discovery=kubernetes', `--cgroup-root=${topo.cgroupMount}`, '--cni-socket', socket(node), '--kubepods-root', roots[node]!]);
+      proxies[node] = startMeshProxy(topo, cp, node, [
+        '--pod-discovery=kubernetes',
+        `--cgroup-root=${topo.cgroupMount}`,
+        '--cni-socket',
+        socket(node),
+        '--kubepods-root',
+        roots[node]!,
+      ]);
     }
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
     await waitFor('the CNI sockets', async () => (NODES.every((n) => existsSync(socket(n))) ? true : undefined));
@@ -244,14 +264,19 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     console.log(`CNI ADD of a captured pod (loopback + bridge/host-local + nodemesh): ${addMs} ms`);
   }, 60_000);
 
-  it("leaves a pod of a namespace without the label alone, and captures it (already running) once the namespace is labelled", async () => {
+  it('leaves a pod of a namespace without the label alone, and captures it (already running) once the namespace is labelled', async () => {
     const pod = await startPod('node1', 'late', 'late-0', 'late', '10.200.1.101', 3, [ECHO]);
     await waitFor('the late-0 container to listen', async () => (pod.output().includes('listening') ? true : undefined));
     expect((await adminJson<Array<{ key: string }>>(topo, 'node1', '/workloads')).map((w) => w.key)).not.toContain('late/late-0');
     // Plaintext from outside the mesh reaches STRICT shop/echo-0 and is refused.
     const probe = (): Promise<FirstConnect> =>
       new Promise((resolve) => {
-        const c = kubelets.node1!.startContainer(pod.sb, 'probe', [process.execPath, '-e', FIRST_CONNECT, '10.200.2.100', '9000'], ['ignore', 'pipe', 'ignore']);
+        const c = kubelets.node1!.startContainer(
+          pod.sb,
+          'probe',
+          [process.execPath, '-e', FIRST_CONNECT, '10.200.2.100', '9000'],
+          ['ignore', 'pipe', 'ignore'],
+        );
         let o = '';
         c.child.stdout?.on('data', (d: Buffer) => (o += d.toString()));
         c.child.once('exit', () => resolve(JSON.parse(o.trim() || '{"ok":false,"error":"no output"}') as FirstConnect));
@@ -265,7 +290,9 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
       const w = await adminJson<Array<{ key: string; listeners: string[]; cgroupPath: string; netnsPath: string }>>(topo, 'node1', '/workloads');
       return w.find((x) => x.key === 'late/late-0' && x.listeners.length > 0);
     });
-    const wl = (await adminJson<Array<{ key: string; cgroupPath: string; netnsPath: string }>>(topo, 'node1', '/workloads')).find((x) => x.key === 'late/late-0')!;
+    const wl = (await adminJson<Array<{ key: string; cgroupPath: string; netnsPath: string }>>(topo, 'node1', '/workloads')).find(
+      (x) => x.key === 'late/late-0',
+    )!;
     expect(wl.cgroupPath).toBe(join(topo.cgroupMount, roots.node1!, 'kubepods-burstable.slice', `kubepods-burstable-pod${uid(3).replace(/-/g, '_')}.slice`));
     expect(wl.netnsPath).toBe(pod.sb.netnsPath);
     const after = await waitFor('a connection from late-0 over mTLS', async () => {
@@ -287,7 +314,9 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     const before = statSync(echo.netnsPath).ino;
     proxies.node2 = startMeshProxy(topo, cp!, 'node2', ['--kubernetes', '--cni-socket', socket('node2'), '--kubepods-root', roots.node2!]);
     await waitMeshReady(topo, 'node2', proxies.node2);
-    const w = (await adminJson<Array<{ key: string; netnsPath: string; listeners: string[] }>>(topo, 'node2', '/workloads')).find((x) => x.key === 'shop/echo-0');
+    const w = (await adminJson<Array<{ key: string; netnsPath: string; listeners: string[] }>>(topo, 'node2', '/workloads')).find(
+      (x) => x.key === 'shop/echo-0',
+    );
     expect(w?.listeners.length).toBeGreaterThan(0);
     expect(statSync(w!.netnsPath).ino).toBe(before);
     expect(proxies.node2.log()).toMatch(/adopted pinned enrolment/);
@@ -309,7 +338,9 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     const inode = statSync(client.netnsPath).ino;
     const proxyPid = proxies.node1!.child.pid!;
     const meshPorts = (): Promise<string[]> =>
-      run('nsenter', [`--net=${client.netnsPath}`, 'ss', '-Hltn']).then((out) => [...new Set([...out.matchAll(/:(15001|15006|15008)\s/g)].map((m) => m[1] as string))].sort());
+      run('nsenter', [`--net=${client.netnsPath}`, 'ss', '-Hltn']).then((out) =>
+        [...new Set([...out.matchAll(/:(15001|15006|15008)\s/g)].map((m) => m[1] as string))].sort(),
+      );
     expect(await meshPorts()).toEqual(['15001', '15006', '15008']); // the node proxy's listeners in the pod, while enrolled
 
     // containers, pause, CNI DEL (the nodemesh plugin first), then the netns and the pod cgroup

@@ -60,7 +60,8 @@ function workloadsOf(responses: { resources: { name: string; resource?: { value:
   for (const r of responses) {
     for (const res of r.resources) {
       const a = Address.decode(res.resource!.value);
-      if (a.type?.$case === 'workload') out.set(res.name, { tunnel: a.type.value.tunnelProtocol, node: a.type.value.node, serviceAccount: a.type.value.serviceAccount });
+      if (a.type?.$case === 'workload')
+        out.set(res.name, { tunnel: a.type.value.tunnelProtocol, node: a.type.value.node, serviceAccount: a.type.value.serviceAccount });
     }
   }
   return out;
@@ -100,11 +101,24 @@ describe('Kubernetes config source (stand-in API server, client-node informers, 
 
   it('mirrors pods with node, addresses, service account, labels, UID, QoS class and readiness', async () => {
     const { api, kubeconfig } = await cluster();
-    api.runPod({ namespace: 'demo', name: 'slow', node: 'node1', ip: '10.200.1.9', labels: { app: 'slow' }, ready: false, containerPorts: [{ name: 'http', containerPort: 8080 }] });
+    api.runPod({
+      namespace: 'demo',
+      name: 'slow',
+      node: 'node1',
+      ip: '10.200.1.9',
+      labels: { app: 'slow' },
+      ready: false,
+      containerPorts: [{ name: 'http', containerPort: 8080 }],
+    });
     const store = await openStore(kubeconfig);
     const pod = api.get('v1', 'Pod', 'slow', 'demo')!;
     const w = store.snapshot().get('Workload', 'slow', 'demo')!;
-    expect(w.spec).toMatchObject({ node: 'node1', addresses: ['10.200.1.9'], serviceAccount: 'default', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] });
+    expect(w.spec).toMatchObject({
+      node: 'node1',
+      addresses: ['10.200.1.9'],
+      serviceAccount: 'default',
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
     expect(w.metadata.labels).toEqual({ app: 'slow' });
     expect(w.metadata.uid).toBe(pod.metadata.uid);
     expect(w.metadata.annotations).toEqual({ 'nodemesh.io/pod-uid': pod.metadata.uid, 'nodemesh.io/qos-class': 'BestEffort', 'nodemesh.io/ready': 'false' });
@@ -129,7 +143,12 @@ describe('Kubernetes config source (stand-in API server, client-node informers, 
     await new Promise((r) => setTimeout(r, 300));
     const events = batches.flatMap((b) => b.events).filter((e) => e.object.kind === 'Workload');
     expect(events.map((e) => `${e.type} ${e.object.metadata.name}`).sort()).toEqual(['ADDED web-3', 'DELETED web-1']);
-    expect(store.snapshot().list('Workload').map((x) => x.metadata.name)).toEqual(['web-2', 'web-3']);
+    expect(
+      store
+        .snapshot()
+        .list('Workload')
+        .map((x) => x.metadata.name),
+    ).toEqual(['web-2', 'web-3']);
   });
 
   it('an API server restart resumes the watch from the last resourceVersion (no relist)', async () => {

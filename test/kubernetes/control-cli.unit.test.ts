@@ -86,7 +86,12 @@ describe('nodemesh control --config-source kubernetes', { timeout: 90_000 }, () 
     expect(got.stdout).toMatch(/web-1\s+.*node1/);
 
     expect((await kubectl(kubeconfig, ['label', 'namespace', 'demo', 'nodemesh.io/dataplane-mode=ambient'])).code).toBe(0);
-    await until('the label to reach the control plane', async () => (await run(['get', 'namespace', 'demo', '-o', 'yaml'], env)).stdout.includes('nodemesh.io/dataplane-mode: ambient'), 10_000, 200);
+    await until(
+      'the label to reach the control plane',
+      async () => (await run(['get', 'namespace', 'demo', '-o', 'yaml'], env)).stdout.includes('nodemesh.io/dataplane-mode: ambient'),
+      10_000,
+      200,
+    );
 
     const refused = await run(['apply', '-f', '-'], env, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n');
     expect(refused.code).not.toBe(0);
@@ -98,7 +103,11 @@ describe('nodemesh control --config-source kubernetes', { timeout: 90_000 }, () 
     api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'nodemesh-system' } });
     const readyPort = await freePort();
     const env = { POD_NAMESPACE: 'nodemesh-system' };
-    const first = await startControl(['--config-source', 'kubernetes', '--kubeconfig', kubeconfig, '--ca-secret', 'nodemesh-ca', '--ready-port', String(readyPort)], join(dir, 'a'), env);
+    const first = await startControl(
+      ['--config-source', 'kubernetes', '--kubeconfig', kubeconfig, '--ca-secret', 'nodemesh-ca', '--ready-port', String(readyPort)],
+      join(dir, 'a'),
+      env,
+    );
     const secret = api.get('v1', 'Secret', 'nodemesh-ca', 'nodemesh-system');
     const rootPem = Buffer.from((secret?.data as Record<string, string>)['root-cert.pem'], 'base64').toString();
     expect(rootPem).toMatch(/^-----BEGIN CERTIFICATE-----/);
@@ -115,10 +124,13 @@ describe('nodemesh control --config-source kubernetes', { timeout: 90_000 }, () 
   it('stops with a clear error when the kubeconfig cannot be loaded', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nm-k8s-cli-'));
     cleanup(() => rmSync(dir, { recursive: true, force: true }));
-    const res = await run(['control', '--config-source', 'kubernetes', '--kubeconfig', join(dir, 'missing'), '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0'], {
-      NODEMESH_XDS_LISTEN: '127.0.0.1:0',
-      NODEMESH_XDS_PLAINTEXT_LISTEN: 'off',
-    });
+    const res = await run(
+      ['control', '--config-source', 'kubernetes', '--kubeconfig', join(dir, 'missing'), '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0'],
+      {
+        NODEMESH_XDS_LISTEN: '127.0.0.1:0',
+        NODEMESH_XDS_PLAINTEXT_LISTEN: 'off',
+      },
+    );
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(`the Kubernetes config source did not start: cannot load the kubeconfig ${join(dir, 'missing')}`);
   });

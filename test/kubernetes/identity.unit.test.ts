@@ -26,11 +26,32 @@ async function setup() {
   const { api, dir, kubeconfig } = await startStandIn(cleanup, 'k8s-identity');
   for (const name of ['nodemesh-system', 'demo']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   // The node proxies run on the host network (not Workloads); the apps and a waypoint are pods.
-  const proxy1 = api.runPod({ namespace: 'nodemesh-system', name: 'nodemesh-node-a', node: 'node1', ip: '10.199.0.1', serviceAccount: 'nodemesh-node', hostNetwork: true });
-  const proxy2 = api.runPod({ namespace: 'nodemesh-system', name: 'nodemesh-node-b', node: 'node2', ip: '10.199.0.2', serviceAccount: 'nodemesh-node', hostNetwork: true });
+  const proxy1 = api.runPod({
+    namespace: 'nodemesh-system',
+    name: 'nodemesh-node-a',
+    node: 'node1',
+    ip: '10.199.0.1',
+    serviceAccount: 'nodemesh-node',
+    hostNetwork: true,
+  });
+  const proxy2 = api.runPod({
+    namespace: 'nodemesh-system',
+    name: 'nodemesh-node-b',
+    node: 'node2',
+    ip: '10.199.0.2',
+    serviceAccount: 'nodemesh-node',
+    hostNetwork: true,
+  });
   api.runPod({ namespace: 'demo', name: 'web-1', node: 'node1', ip: '10.200.1.2', serviceAccount: 'web', labels: { app: 'web' } });
   api.runPod({ namespace: 'demo', name: 'db-1', node: 'node2', ip: '10.200.2.2', serviceAccount: 'db', labels: { app: 'db' } });
-  const waypoint = api.runPod({ namespace: 'demo', name: 'waypoint-x', node: 'node2', ip: '10.200.2.9', serviceAccount: 'waypoint', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } });
+  const waypoint = api.runPod({
+    namespace: 'demo',
+    name: 'waypoint-x',
+    node: 'node2',
+    ip: '10.200.2.9',
+    serviceAccount: 'waypoint',
+    labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' },
+  });
   const store = await KubernetesStore.open({ kubeconfig, logger: silentLogger, syncTimeoutMs: 10_000 });
   cleanup(() => store.close());
   const testCa = await openTestCa('k8s-identity');
@@ -40,7 +61,13 @@ async function setup() {
     store,
     tls: { host: '127.0.0.1', port: 0 },
     serverNames: { ipAddresses: ['127.0.0.1'] },
-    certificates: { ca: testCa.ca, nodes, placement: placementFromSnapshot(() => store.snapshot(), testCa.ca.trustDomain), registry: new Registry(), logger: silentLogger },
+    certificates: {
+      ca: testCa.ca,
+      nodes,
+      placement: placementFromSnapshot(() => store.snapshot(), testCa.ca.trustDomain),
+      registry: new Registry(),
+      logger: silentLogger,
+    },
     registry: new Registry(),
     logger: silentLogger,
   });
@@ -130,13 +157,26 @@ describe('CA with Kubernetes ServiceAccount tokens (TokenReview)', () => {
     const requested = await kc.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({
       name: 'nodemesh-node',
       namespace: 'nodemesh-system',
-      body: { spec: { audiences: ['nodemesh-ca'], expirationSeconds: 600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: proxy2.metadata.name!, uid: proxy2.metadata.uid! } } },
+      body: {
+        spec: {
+          audiences: ['nodemesh-ca'],
+          expirationSeconds: 600,
+          boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: proxy2.metadata.name!, uid: proxy2.metadata.uid! },
+        },
+      },
     });
     writeFileSync(tokenFile, requested.status!.token);
     await c.createCertificate(csrPem, 3600);
     // A new pod replaces the node proxy: the old pod's token is no longer valid.
     api.delete('v1', 'Pod', proxy2.metadata.name!, 'nodemesh-system');
-    const fresh = api.runPod({ namespace: 'nodemesh-system', name: 'nodemesh-node-c', node: 'node2', ip: '10.199.0.2', serviceAccount: 'nodemesh-node', hostNetwork: true });
+    const fresh = api.runPod({
+      namespace: 'nodemesh-system',
+      name: 'nodemesh-node-c',
+      node: 'node2',
+      ip: '10.199.0.2',
+      serviceAccount: 'nodemesh-node',
+      hostNetwork: true,
+    });
     writeFileSync(tokenFile, podToken(fresh));
     await until('the mirror to settle', () => store.snapshot().get('Workload', 'db-1', 'demo') !== undefined);
     await c.createCertificate(csrPem, 3600);

@@ -40,7 +40,6 @@ function rawWatch(api: StandInApiServer, path: string) {
   return { events, ended: () => ended, stop: () => req.destroy(), connected };
 }
 
-
 const SVC = (targetPort: number, extra = '') => `apiVersion: v1
 kind: Namespace
 metadata:
@@ -140,7 +139,9 @@ describe('stand-in API server with @kubernetes/client-node', () => {
     expect(sa.metadata?.uid).toBeTruthy();
     const stale = { ...sa, metadata: { ...sa.metadata, labels: { a: 'b' } } };
     await core.replaceNamespacedServiceAccount({ name: 'wp', namespace: 'default', body: stale });
-    await expect(core.replaceNamespacedServiceAccount({ name: 'wp', namespace: 'default', body: { ...stale, metadata: { ...stale.metadata, labels: { a: 'c' } } } })).rejects.toMatchObject({ code: 409 });
+    await expect(
+      core.replaceNamespacedServiceAccount({ name: 'wp', namespace: 'default', body: { ...stale, metadata: { ...stale.metadata, labels: { a: 'c' } } } }),
+    ).rejects.toMatchObject({ code: 409 });
 
     const gw: { metadata?: { uid?: string } } = await objects.create({
       apiVersion: 'gateway.networking.k8s.io/v1',
@@ -149,7 +150,11 @@ describe('stand-in API server with @kubernetes/client-node', () => {
       spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
     } as never);
     await objects.patch(
-      { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: 'default', labels: { 'nodemesh.io/waypoint-for': 'service' } } } as never,
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'waypoint', namespace: 'default', labels: { 'nodemesh.io/waypoint-for': 'service' } },
+      } as never,
       undefined,
       undefined,
       undefined,
@@ -172,7 +177,10 @@ describe('stand-in API server with @kubernetes/client-node', () => {
       namespace: 'default',
       body: {
         metadata: { name: 'waypoint', ownerReferences: [owner] },
-        spec: { selector: { matchLabels: { app: 'wp' } }, template: { metadata: { labels: { app: 'wp' } }, spec: { containers: [{ name: 'wp', image: 'nodemesh' }] } } },
+        spec: {
+          selector: { matchLabels: { app: 'wp' } },
+          template: { metadata: { labels: { app: 'wp' } }, spec: { containers: [{ name: 'wp', image: 'nodemesh' }] } },
+        },
       },
     });
     await objects.delete({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: 'default' } });
@@ -182,11 +190,15 @@ describe('stand-in API server with @kubernetes/client-node', () => {
 
 async function fetchJson(api: StandInApiServer, path: string, method: string, body: unknown): Promise<{ code: number; body: unknown }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${api.url}${path}`, { method, ca: api.caCert, headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ code: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
+    const req = request(
+      `${api.url}${path}`,
+      { method, ca: api.caCert, headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ code: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify(body));
   });

@@ -32,7 +32,12 @@ spec:
 async function setup() {
   const { api, kubeconfig } = await startStandIn(cleanup, 'k8s-waypoints');
   for (const name of ['nodemesh-system', 'demo']) api.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  api.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'backend', namespace: 'demo', labels: { 'nodemesh.io/use-waypoint': 'waypoint' } }, spec: { selector: { app: 'backend' }, ports: [{ name: 'http', port: 80 }] } });
+  api.create({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'backend', namespace: 'demo', labels: { 'nodemesh.io/use-waypoint': 'waypoint' } },
+    spec: { selector: { app: 'backend' }, ports: [{ name: 'http', port: 80 }] },
+  });
   const store = await KubernetesStore.open({ kubeconfig, logger: silentLogger, syncTimeoutMs: 10_000 });
   cleanup(() => store.close());
   const controller = new WaypointController({
@@ -60,15 +65,41 @@ describe('waypoint controller (stand-in API server, kubectl)', () => {
     await until('the waypoint Deployment', () => api.get('apps/v1', 'Deployment', 'waypoint', 'demo') !== undefined, 10_000);
     await controller.settled();
 
-    const owner = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid: gw.metadata.uid, controller: true, blockOwnerDeletion: true };
-    const made = [api.get('v1', 'ServiceAccount', 'waypoint', 'demo'), api.get('apps/v1', 'Deployment', 'waypoint', 'demo'), api.get('v1', 'Service', 'waypoint', 'demo')];
+    const owner = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      name: 'waypoint',
+      uid: gw.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+    const made = [
+      api.get('v1', 'ServiceAccount', 'waypoint', 'demo'),
+      api.get('apps/v1', 'Deployment', 'waypoint', 'demo'),
+      api.get('v1', 'Service', 'waypoint', 'demo'),
+    ];
     for (const o of made) expect(o?.metadata.ownerReferences).toEqual([owner]);
     const deploy = api.get('apps/v1', 'Deployment', 'waypoint', 'demo')!;
-    expect((deploy.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args.slice(0, 3)).toEqual(['waypoint', 'run', '--name=waypoint']);
-    for (const ns of ['demo', 'nodemesh-system']) expect(api.get('v1', 'ConfigMap', 'nodemesh-ca-root', ns)?.data).toEqual({ 'root-cert.pem': '-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n' });
+    expect((deploy.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args.slice(0, 3)).toEqual([
+      'waypoint',
+      'run',
+      '--name=waypoint',
+    ]);
+    for (const ns of ['demo', 'nodemesh-system'])
+      expect(api.get('v1', 'ConfigMap', 'nodemesh-ca-root', ns)?.data).toEqual({
+        'root-cert.pem': '-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n',
+      });
 
     const svcIP = (api.get('v1', 'Service', 'waypoint', 'demo')!.spec as { clusterIP: string }).clusterIP;
-    const conditions = await kubectl(kubeconfig, ['get', 'gateway', 'waypoint', '-n', 'demo', '-o', 'jsonpath={range .status.conditions[*]}{.type}={.status} {end}{.status.addresses[0].value}']);
+    const conditions = await kubectl(kubeconfig, [
+      'get',
+      'gateway',
+      'waypoint',
+      '-n',
+      'demo',
+      '-o',
+      'jsonpath={range .status.conditions[*]}{.type}={.status} {end}{.status.addresses[0].value}',
+    ]);
     expect(conditions.stdout).toBe(`Accepted=True Programmed=True ${svcIP}`);
 
     // The mirror sees the waypoint's Service (labelled with the Gateway's name): the backend's

@@ -76,45 +76,52 @@ privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
   });
 
   for (const variant of ['--no-demo', '']) {
-    it(`after 'nodemesh lab up ${variant}', every printed hint runs as pasted`, async () => {
-      const upLine = `nodemesh lab up --lab ${LAB} ${variant}`.trim();
-      const up = await shell(upLine, 180_000);
-      expect(up.code, explain(upLine, up)).toBe(0);
-      const lines = hints(up.stdout);
-      expect(lines.length).toBeGreaterThanOrEqual(3);
-      expect(lines.every((l) => !l.includes('dist/cli/main.js')), lines.join('\n')).toBe(true);
-      const down = lines.pop() as string;
-      expect(down).toMatch(/^nodemesh lab down --lab nmhint\b/);
-      for (const line of lines) {
-        const r = await shell(line, 60_000);
-        expect(r.code, explain(line, r)).toBe(0);
-      }
-      if (variant === '--no-demo') {
-        // The echo server the hints started really serves: the client hint sent 1 MiB and got it back.
-        // A detached command that cannot start is a failure with its log line, not "started".
-        const bad = `nodemesh lab exec --lab ${LAB} --detach --name nm-missing pod1-1 -- nm-no-such-command`;
-        const r = await shell(bad, 20_000);
-        expect(r.code, explain(bad, r)).not.toBe(0);
-        expect(r.stderr).toMatch(/nm-no-such-command/);
-        expect(r.stderr).toMatch(/not found/);
-        expect(r.stdout).toBe('');
-      }
-      if (variant === '') {
-        // The mesh as istioctl users inspect it: every node proxy and the waypoint connected and in
-        // sync, and nothing wrong with the demo's configuration.
-        const status = await shell(`nodemesh proxy-status --lab ${LAB}`, 30_000);
-        expect(status.code, explain('proxy-status', status)).toBe(0);
-        for (const proxy of ['node-proxy~node1', 'node-proxy~node2', 'waypoint~']) expect(status.stdout).toContain(proxy);
-        expect(status.stdout).not.toMatch(/NACKED|STALE/);
-        const analysis = await shell(`nodemesh analyze --lab ${LAB}`, 30_000);
-        expect(analysis.code, explain('analyze', analysis)).toBe(0);
-        expect(analysis.stdout).toMatch(/^no problems found in \d+ resources$/m);
-        const version = await shell(`nodemesh version --lab ${LAB}`, 30_000);
-        expect(version.stdout).toMatch(/^server: nodemesh \S+ \(commit /m);
-      }
-      const r = await shell(down, 120_000);
-      expect(r.code, explain(down, r)).toBe(0);
-      expect(await leftovers(LAB)).toEqual([]);
-    }, scaled(420_000));
+    it(
+      `after 'nodemesh lab up ${variant}', every printed hint runs as pasted`,
+      async () => {
+        const upLine = `nodemesh lab up --lab ${LAB} ${variant}`.trim();
+        const up = await shell(upLine, 180_000);
+        expect(up.code, explain(upLine, up)).toBe(0);
+        const lines = hints(up.stdout);
+        expect(lines.length).toBeGreaterThanOrEqual(3);
+        expect(
+          lines.every((l) => !l.includes('dist/cli/main.js')),
+          lines.join('\n'),
+        ).toBe(true);
+        const down = lines.pop() as string;
+        expect(down).toMatch(/^nodemesh lab down --lab nmhint\b/);
+        for (const line of lines) {
+          const r = await shell(line, 60_000);
+          expect(r.code, explain(line, r)).toBe(0);
+        }
+        if (variant === '--no-demo') {
+          // The echo server the hints started really serves: the client hint sent 1 MiB and got it back.
+          // A detached command that cannot start is a failure with its log line, not "started".
+          const bad = `nodemesh lab exec --lab ${LAB} --detach --name nm-missing pod1-1 -- nm-no-such-command`;
+          const r = await shell(bad, 20_000);
+          expect(r.code, explain(bad, r)).not.toBe(0);
+          expect(r.stderr).toMatch(/nm-no-such-command/);
+          expect(r.stderr).toMatch(/not found/);
+          expect(r.stdout).toBe('');
+        }
+        if (variant === '') {
+          // The mesh as istioctl users inspect it: every node proxy and the waypoint connected and in
+          // sync, and nothing wrong with the demo's configuration.
+          const status = await shell(`nodemesh proxy-status --lab ${LAB}`, 30_000);
+          expect(status.code, explain('proxy-status', status)).toBe(0);
+          for (const proxy of ['node-proxy~node1', 'node-proxy~node2', 'waypoint~']) expect(status.stdout).toContain(proxy);
+          expect(status.stdout).not.toMatch(/NACKED|STALE/);
+          const analysis = await shell(`nodemesh analyze --lab ${LAB}`, 30_000);
+          expect(analysis.code, explain('analyze', analysis)).toBe(0);
+          expect(analysis.stdout).toMatch(/^no problems found in \d+ resources$/m);
+          const version = await shell(`nodemesh version --lab ${LAB}`, 30_000);
+          expect(version.stdout).toMatch(/^server: nodemesh \S+ \(commit /m);
+        }
+        const r = await shell(down, 120_000);
+        expect(r.code, explain(down, r)).toBe(0);
+        expect(await leftovers(LAB)).toEqual([]);
+      },
+      scaled(420_000),
+    );
   }
 });

@@ -105,7 +105,9 @@ privilegedDescribe('lab', 'lab life cycle and clean-up', () => {
 
   it('an up killed midway (SIGKILL) is cleaned by the next up, which then works', async () => {
     await labDown('nmt3');
-    const child = spawn(process.execPath, [dist('cli/main.js'), 'lab', 'up', '--lab', 'nmt3', '--nodes', '3', '--pods-per-node', '3'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [dist('cli/main.js'), 'lab', 'up', '--lab', 'nmt3', '--nodes', '3', '--pods-per-node', '3'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     // Killed once it reports step 3 of 6: namespaces and the underlay exist, nodes are half made.
     await new Promise<void>((resolve) => {
       let err = '';
@@ -146,7 +148,12 @@ privilegedDescribe('lab', 'lab life cycle and clean-up', () => {
       const pids = JSON.parse(readFileSync(pidsFile, 'utf8')) as Array<{ pid: number; startTime: string }>;
       expect(pids.length).toBe(2);
       for (const p of pids) expect(isSameProcess(p.pid, p.startTime)).toBe(false);
-      expect(await leftovers('nmt4', pids.map((p) => p.pid))).toEqual([]);
+      expect(
+        await leftovers(
+          'nmt4',
+          pids.map((p) => p.pid),
+        ),
+      ).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

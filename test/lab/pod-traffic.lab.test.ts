@@ -55,7 +55,18 @@ privilegedDescribe('lab', 'pod-to-pod traffic in the netns lab', () => {
   }
 
   it('HTTP cross node: the server names itself and sees the client pod address', async () => {
-    const { code, report } = await clientIn('pod1-1', ['--mode', 'http', '--target', '10.200.2.3:8080', '--connections', '4', '--size', '300k', '--header', 'x-test=nmt1']);
+    const { code, report } = await clientIn('pod1-1', [
+      '--mode',
+      'http',
+      '--target',
+      '10.200.2.3:8080',
+      '--connections',
+      '4',
+      '--size',
+      '300k',
+      '--header',
+      'x-test=nmt1',
+    ]);
     expect(code).toBe(0);
     expect(report.statusCodes).toEqual({ '200': 4 });
     expect(report.sample).toMatchObject({ app: 'web', pod: 'pod2-2', node: 'node2', version: 'v7' });
@@ -96,7 +107,12 @@ privilegedDescribe('lab', 'pod-to-pod traffic in the netns lab', () => {
     const r = await cli(['lab', 'status', '--lab', LAB, '--json']);
     expect(r.code).toBe(0);
     const st = JSON.parse(r.stdout) as { processes: Array<{ name: string; place: string; alive: boolean }> };
-    expect(st.processes.filter((p) => p.alive).map((p) => `${p.name}@${p.place}`).sort()).toEqual(['echo-cross-node@pod2-1', 'echo-same-node@pod1-2', 'web@pod2-2']);
+    expect(
+      st.processes
+        .filter((p) => p.alive)
+        .map((p) => `${p.name}@${p.place}`)
+        .sort(),
+    ).toEqual(['echo-cross-node@pod2-1', 'echo-same-node@pod1-2', 'web@pod2-2']);
     const bad = await cli(['lab', 'exec', '--lab', LAB, 'pod9-9', '--', 'true']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/no pod, node or control host named 'pod9-9'/);

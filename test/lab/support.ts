@@ -28,7 +28,10 @@ export function startApp(lab: LabTopology, place: string, args: string[], record
   return new Promise((resolvePromise, reject) => {
     let out = '';
     let err = '';
-    const timer = setTimeout(() => reject(new Error(`${args.join(' ')} in ${place} did not start within ${Math.round(scaled(10_000) / 1000)} s: ${err}`)), scaled(10_000));
+    const timer = setTimeout(
+      () => reject(new Error(`${args.join(' ')} in ${place} did not start within ${Math.round(scaled(10_000) / 1000)} s: ${err}`)),
+      scaled(10_000),
+    );
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
       out += d;

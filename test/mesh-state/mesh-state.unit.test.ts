@@ -30,7 +30,11 @@ const allowFrontendToDb = {
   apiVersion: 'security.nodemesh.io/v1alpha1',
   kind: 'AuthorizationPolicy',
   metadata: { name: 'allow-frontend', namespace: 'backend' },
-  spec: { selector: { matchLabels: { app: 'db' } }, action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { ports: ['5432'] } }] }] },
+  spec: {
+    selector: { matchLabels: { app: 'db' } },
+    action: 'ALLOW',
+    rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { ports: ['5432'] } }] }],
+  },
 };
 const denyWeb = {
   apiVersion: 'security.nodemesh.io/v1alpha1',
@@ -113,7 +117,12 @@ describe('mesh state from the control plane over TLS', () => {
 
     // Inbound at db-0: the translated AuthorizationPolicy decides.
     const db = mesh.state.workloadByIp('10.200.2.7')!;
-    const fromWeb: PolicyConnection = { sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5', destinationIp: '10.200.2.7', destinationPort: 5432 };
+    const fromWeb: PolicyConnection = {
+      sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web',
+      sourceIp: '10.200.1.5',
+      destinationIp: '10.200.2.7',
+      destinationPort: 5432,
+    };
     const fromApi: PolicyConnection = { ...fromWeb, sourceIdentity: 'spiffe://cluster.local/ns/backend/sa/api', sourceIp: '10.200.2.8' };
     const ctx = () => policyContext(mesh.state, mesh.state.workload(db.uid)!, 5432);
     expect(evaluate(fromWeb, ctx())).toMatchObject({ allowed: true, policy: 'backend/allow-frontend' });
@@ -166,7 +175,12 @@ describe('mesh state from the control plane over TLS', () => {
     // Nothing set: PERMISSIVE.
     expect(verdict(plaintext)).toMatchObject({ allowed: true });
 
-    const pa = (name: string, namespace: string, spec: unknown) => ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'PeerAuthentication', metadata: { name, namespace }, spec });
+    const pa = (name: string, namespace: string, spec: unknown) => ({
+      apiVersion: 'security.nodemesh.io/v1alpha1',
+      kind: 'PeerAuthentication',
+      metadata: { name, namespace },
+      spec,
+    });
     await store.apply(pa('strict', 'backend', { mtls: { mode: 'STRICT' } }));
     await until('the STRICT PeerAuthentication', () => paChanges === 1);
     const refused = verdict(plaintext);
@@ -174,20 +188,32 @@ describe('mesh state from the control plane over TLS', () => {
     expect(refused.reason).toMatch(/PeerAuthentication backend\/strict requires mutual TLS \(STRICT\) for backend\/api-0 port 8080/);
     expect(verdict(mtls)).toMatchObject({ allowed: true });
     // An open plaintext connection is re-checked and closed under the new mode.
-    const closing = connectionsNoLongerAllowed([{ id: 'p', destination: api().uid, connection: plaintext }, { id: 'm', destination: api().uid, connection: mtls }], (uid, port) => {
-      const w = mesh.state.workload(uid);
-      return w && policyContext(mesh.state, w, port);
-    });
+    const closing = connectionsNoLongerAllowed(
+      [
+        { id: 'p', destination: api().uid, connection: plaintext },
+        { id: 'm', destination: api().uid, connection: mtls },
+      ],
+      (uid, port) => {
+        const w = mesh.state.workload(uid);
+        return w && policyContext(mesh.state, w, port);
+      },
+    );
     expect(closing.map((c) => c.id)).toEqual(['p']);
 
     // A selector policy opens one port of api-0 to plaintext (port level > namespace).
     await store.apply(pa('api-metrics', 'backend', { selector: { matchLabels: { app: 'api' } }, portLevelMtls: { '9090': { mode: 'PERMISSIVE' } } }));
-    await until('api-0 listing api-metrics', () => api().peerAuthenticationPolicies.includes('backend/api-metrics') && mesh.state.allPeerAuthentications().has('backend/api-metrics'));
+    await until(
+      'api-0 listing api-metrics',
+      () => api().peerAuthenticationPolicies.includes('backend/api-metrics') && mesh.state.allPeerAuthentications().has('backend/api-metrics'),
+    );
     expect(verdict(plaintext, 9090)).toMatchObject({ allowed: true });
     expect(verdict(plaintext, 8080)).toMatchObject({ allowed: false, policy: 'backend/strict' });
 
     // The namespace goes PERMISSIVE, under a mesh-wide STRICT: the namespace wins.
-    await store.applyAll([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'nodemesh-system' } }, pa('mesh', 'nodemesh-system', { mtls: { mode: 'STRICT' } })]);
+    await store.applyAll([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'nodemesh-system' } },
+      pa('mesh', 'nodemesh-system', { mtls: { mode: 'STRICT' } }),
+    ]);
     await store.apply(pa('strict', 'backend', { mtls: { mode: 'PERMISSIVE' } }));
     await until('PERMISSIVE', () => mesh.state.allPeerAuthentications().size === 3 && verdict(plaintext).allowed);
     expect(verdict(plaintext)).toEqual({ allowed: true, reason: 'no ALLOW policy applies to backend/api-0' });
@@ -207,11 +233,20 @@ describe('mesh state from the control plane over TLS', () => {
       apiVersion: 'security.nodemesh.io/v1alpha1',
       kind: 'AuthorizationPolicy',
       metadata: { name: 'api-get-only', namespace: 'backend' },
-      spec: { selector: { matchLabels: { app: 'api' } }, rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { methods: ['GET'] } }] }] },
+      spec: {
+        selector: { matchLabels: { app: 'api' } },
+        rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { methods: ['GET'] } }] }],
+      },
     });
-    await until('the L7 policy', () => mesh.state.allAuthorizations().has('backend/api-get-only') && mesh.state.workloadByIp('10.200.2.8')!.authorizationPolicies.length > 0);
+    await until(
+      'the L7 policy',
+      () => mesh.state.allAuthorizations().has('backend/api-get-only') && mesh.state.workloadByIp('10.200.2.8')!.authorizationPolicies.length > 0,
+    );
     const api = mesh.state.workloadByIp('10.200.2.8')!;
-    const v = evaluate({ sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5', destinationIp: '10.200.2.8', destinationPort: 8080 }, policyContext(mesh.state, api, 8080));
+    const v = evaluate(
+      { sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5', destinationIp: '10.200.2.8', destinationPort: 8080 },
+      policyContext(mesh.state, api, 8080),
+    );
     expect(v.allowed).toBe(false);
     expect(v.policy).toBe('backend/api-get-only');
     expect(v.reason).toMatch(/backend\/api-get-only rule 1 needs L7 attributes \[methods\].*backend\/api-0 has no waypoint/);
@@ -227,7 +262,9 @@ describe('mesh state from the control plane over TLS', () => {
     const web = mesh.state.workloadByIp('10.200.1.5')!;
     const decision = resolve(mesh.state, { ip: '10.96.0.20', port: 5432 }, web, new RoundRobin().pick);
     expect(decision.kind).toBe('unreachable');
-    expect(decision.kind === 'unreachable' && decision.reason).toMatch(/its waypoint Gateway backend\/db-waypoint cannot be used \(no Gateway backend\/db-waypoint\)/);
+    expect(decision.kind === 'unreachable' && decision.reason).toMatch(
+      /its waypoint Gateway backend\/db-waypoint cannot be used \(no Gateway backend\/db-waypoint\)/,
+    );
   });
 
   it('enforces a targetRefs policy on a Service without a waypoint by refusing everything (fail closed), and hands it to the waypoint once there is one', async () => {
@@ -238,7 +275,12 @@ describe('mesh state from the control plane over TLS', () => {
     await mesh.client.whenSynced(10_000);
     const db = () => mesh.state.workloadByIp('10.200.2.7')!;
     const api = () => mesh.state.workloadByIp('10.200.2.8')!;
-    const fromWeb: PolicyConnection = { sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web', sourceIp: '10.200.1.5', destinationIp: '10.200.2.7', destinationPort: 5432 };
+    const fromWeb: PolicyConnection = {
+      sourceIdentity: 'spiffe://cluster.local/ns/frontend/sa/web',
+      sourceIp: '10.200.1.5',
+      destinationIp: '10.200.2.7',
+      destinationPort: 5432,
+    };
     const verdict = (c: PolicyConnection) => evaluate(c, policyContext(mesh.state, db(), c.destinationPort));
     expect(verdict(fromWeb)).toMatchObject({ allowed: true, policy: 'backend/allow-frontend' });
 
@@ -247,12 +289,20 @@ describe('mesh state from the control plane over TLS', () => {
       apiVersion: 'security.nodemesh.io/v1alpha1',
       kind: 'AuthorizationPolicy',
       metadata: { name: 'db-get', namespace: 'backend' },
-      spec: { targetRefs: [{ group: '', kind: 'Service', name: 'db' }], rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { methods: ['GET'] } }] }] },
+      spec: {
+        targetRefs: [{ group: '', kind: 'Service', name: 'db' }],
+        rules: [{ from: [{ source: { namespaces: ['frontend'] } }], to: [{ operation: { methods: ['GET'] } }] }],
+      },
     });
-    await until('db-0 listing the targetRefs policy', () => mesh.state.allAuthorizations().has('backend/db-get') && db().authorizationPolicies.includes('backend/db-get'));
+    await until(
+      'db-0 listing the targetRefs policy',
+      () => mesh.state.allAuthorizations().has('backend/db-get') && db().authorizationPolicies.includes('backend/db-get'),
+    );
     const refused = verdict(fromWeb);
     expect(refused).toMatchObject({ allowed: false, policy: 'backend/db-get' });
-    expect(refused.reason).toMatch(/^denied by AuthorizationPolicy backend\/db-get: it targets Service\/backend\/db \(targetRefs\), which has no usable waypoint.*backend\/db-0 refuses every connection \(fail closed\); attach a waypoint/);
+    expect(refused.reason).toMatch(
+      /^denied by AuthorizationPolicy backend\/db-get: it targets Service\/backend\/db \(targetRefs\), which has no usable waypoint.*backend\/db-0 refuses every connection \(fail closed\); attach a waypoint/,
+    );
     expect(verdict({ sourceIp: '192.0.2.10', destinationIp: '10.200.2.7', destinationPort: 9999 }).allowed).toBe(false);
     // The open connection from web is closed; api-0 (not behind db) is not affected.
     const open = [
@@ -273,7 +323,11 @@ describe('mesh state from the control plane over TLS', () => {
         apiVersion: 'gateway.networking.k8s.io/v1',
         kind: 'Gateway',
         metadata: { name: 'db-waypoint', namespace: 'backend' },
-        spec: { gatewayClassName: 'nodemesh-waypoint', addresses: [{ type: 'IPAddress', value: '10.200.2.60' }], listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+        spec: {
+          gatewayClassName: 'nodemesh-waypoint',
+          addresses: [{ type: 'IPAddress', value: '10.200.2.60' }],
+          listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+        },
       },
       {
         apiVersion: 'v1',
@@ -282,7 +336,10 @@ describe('mesh state from the control plane over TLS', () => {
         spec: { clusterIP: '10.96.0.20', selector: { app: 'db' }, ports: [{ port: 5432, targetPort: 5432 }] },
       },
     ]);
-    await until('the targetRefs policy leaving the node proxy', () => !mesh.state.allAuthorizations().has('backend/db-get') && db().authorizationPolicies.length === 0);
+    await until(
+      'the targetRefs policy leaving the node proxy',
+      () => !mesh.state.allAuthorizations().has('backend/db-get') && db().authorizationPolicies.length === 0,
+    );
     const fromWaypoint: PolicyConnection = { ...fromWeb, sourceIdentity: 'spiffe://cluster.local/ns/backend/sa/db-waypoint', sourceIp: '10.200.2.60' };
     expect(verdict(fromWaypoint)).toEqual({ allowed: true, reason: 'no ALLOW policy applies to backend/db-0' });
     expect(verdict(fromWeb)).toMatchObject({ allowed: false, policy: 'Gateway/backend/db-waypoint' });

@@ -13,7 +13,13 @@ import type { LabTopology } from '../../lab/state';
 export const distFile = (rel: string): string => join(projectRoot, 'dist', rel);
 
 /** Runs `node -e script args…` inside a place of the lab; resolves with exit code and output. */
-export function nodeIn(topo: LabTopology, place: string, script: string, args: string[] = [], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function nodeIn(
+  topo: LabTopology,
+  place: string,
+  script: string,
+  args: string[] = [],
+  timeoutMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return runInLab(topo, place, [process.execPath, '-e', script, '--', ...args], timeoutMs);
 }
 
@@ -115,7 +121,11 @@ export function sample(text: string, metric: string, labels: Record<string, stri
 }
 
 /** Spawns a process in a place and collects its stdout; `lines` resolves each time a line matching arrives. */
-export function spawnCollect(topo: LabTopology, place: string, argv: string[]): { child: ChildProcess; out: () => string; waitFor: (re: RegExp, ms: number) => Promise<void>; exited: Promise<void> } {
+export function spawnCollect(
+  topo: LabTopology,
+  place: string,
+  argv: string[],
+): { child: ChildProcess; out: () => string; waitFor: (re: RegExp, ms: number) => Promise<void>; exited: Promise<void> } {
   const child = spawnInLab(topo, place, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (text += d));

@@ -40,7 +40,8 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
   const vip = (name: 'frontend' | 'backend' | 'tcp-echo'): string => `${service(name).vip}:${service(name).port}`;
   const tcp = (pod: DemoRole, target: string, size: number, connections = 1, concurrency = 1): Promise<ClientReport | { error: string }> =>
     runClientIn(topo, pod.pod.name, target, 'tcp', { connections, concurrency, size, timeoutMs: 60_000 });
-  const http = (pod: DemoRole, target: string): Promise<ClientReport | { error: string }> => runClientIn(topo, pod.pod.name, target, 'http', { connections: 1, concurrency: 1, size: 0, timeoutMs: 8000 });
+  const http = (pod: DemoRole, target: string): Promise<ClientReport | { error: string }> =>
+    runClientIn(topo, pod.pod.name, target, 'http', { connections: 1, concurrency: 1, size: 0, timeoutMs: 8000 });
   const passed = (r: ClientReport | { error: string }): boolean => 'ok' in r && reportPassed(r);
 
   let failed = false;
@@ -117,13 +118,18 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     // enrolled: backend (node2) -> tcp-echo (node1) through the VIP
     const meshPcap = join(tmp, 'mesh.pcap');
     let dump = await startTcpdump(topo.underlay.netnsPath, meshPcap);
-    const inMesh = lastJson<{ ok: boolean; received: number }>(await nodeIn(topo, be.pod.name, ECHO_SCRIPT, [service('tcp-echo').vip, String(service('tcp-echo').port), marker, String(256 * 1024)]));
+    const inMesh = lastJson<{ ok: boolean; received: number }>(
+      await nodeIn(topo, be.pod.name, ECHO_SCRIPT, [service('tcp-echo').vip, String(service('tcp-echo').port), marker, String(256 * 1024)]),
+    );
     await dump.stop();
     expect(inMesh.ok).toBe(true);
     expect(readFileSync(meshPcap).length).toBeGreaterThan(256 * 1024); // the transfer was captured (encrypted)
     expect(await grepCount(meshPcap)).toBe(0);
     // not enrolled: the outside client (node2) -> an echo server on node1's underlay address
-    const echo = spawnInLab(topo, 'node1', [process.execPath, appMain(), 'echo', '--port', '9100', '--host', topo.nodes[0]!.underlayIp], { stdio: 'ignore', record: 'test-echo' });
+    const echo = spawnInLab(topo, 'node1', [process.execPath, appMain(), 'echo', '--port', '9100', '--host', topo.nodes[0]!.underlayIp], {
+      stdio: 'ignore',
+      record: 'test-echo',
+    });
     try {
       const plainPcap = join(tmp, 'plain.pcap');
       dump = await startTcpdump(topo.underlay.netnsPath, plainPcap);
@@ -152,7 +158,11 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
 
   it('ALLOW/DENY matrix over principals, namespaces and ports', async () => {
     const api = apiFor(LAB);
-    const nsOutside = (mode?: string): Record<string, unknown> => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'outside', ...(mode ? { labels: { 'nodemesh.io/dataplane-mode': mode } } : {}) } });
+    const nsOutside = (mode?: string): Record<string, unknown> => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'outside', ...(mode ? { labels: { 'nodemesh.io/dataplane-mode': mode } } : {}) },
+    });
     // frontend: only namespace demo, only port 8080 (an extra server on 8081 shows the port rule);
     // namespace outside enrolled, so its client has an identity (spiffe://…/ns/outside/sa/client)
     await api.apply([
@@ -161,7 +171,11 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
         apiVersion: 'security.nodemesh.io/v1alpha1',
         kind: 'AuthorizationPolicy',
         metadata: { name: 'frontend-ports', namespace: 'demo' },
-        spec: { selector: { matchLabels: { app: 'frontend' } }, action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['demo'] } }], to: [{ operation: { ports: ['8080'] } }] }] },
+        spec: {
+          selector: { matchLabels: { app: 'frontend' } },
+          action: 'ALLOW',
+          rules: [{ from: [{ source: { namespaces: ['demo'] } }], to: [{ operation: { ports: ['8080'] } }] }],
+        },
       },
     ]);
     const extra = spawnInLab(topo, fe.pod.name, [process.execPath, appMain(), 'echo', '--port', '8081'], { stdio: 'ignore', record: 'test-echo-8081' });
@@ -194,7 +208,9 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
       extra.kill('SIGKILL');
       await api.apply([nsOutside()]).catch(() => undefined);
       await api.delete(resolveKind('AuthorizationPolicy')!, 'frontend-ports', 'demo').catch(() => undefined);
-      await until('the outside client to be unenrolled', async () => !(await enrolledOn(topo, cl.pod.node)).includes(`outside/${cl.workload}`)).catch(() => undefined);
+      await until('the outside client to be unenrolled', async () => !(await enrolledOn(topo, cl.pod.node)).includes(`outside/${cl.workload}`)).catch(
+        () => undefined,
+      );
     }
   });
 
@@ -209,7 +225,11 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
           apiVersion: 'security.nodemesh.io/v1alpha1',
           kind: 'AuthorizationPolicy',
           metadata: { name: 'tcp-echo-deny-backend', namespace: 'demo' },
-          spec: { selector: { matchLabels: { app: 'tcp-echo' } }, action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/demo/sa/backend'] } }] }] },
+          spec: {
+            selector: { matchLabels: { app: 'tcp-echo' } },
+            action: 'DENY',
+            rules: [{ from: [{ source: { principals: ['cluster.local/ns/demo/sa/backend'] } }] }],
+          },
         },
       ]);
       await hold.waitFor(/"closed"/, 10_000);
@@ -245,15 +265,42 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     expect(passed(await tcp(be, vip('tcp-echo'), 1000))).toBe(true);
     await new Promise((r) => setTimeout(r, 500));
     const m = await metricsOf(topo, be.pod.node);
-    const common = { reporter: 'destination', destination_workload: be.workload, destination_workload_namespace: 'demo', destination_principal: spiffeId('demo', 'backend'), connection_security_policy: 'mutual_tls' };
-    expect(sample(m, 'istio_tcp_connections_opened_total', { ...common, source_principal: spiffeId('demo', 'waypoint'), source_workload: 'wp-waypoint' })).toBeGreaterThan(0);
-    expect(sample(m, 'istio_tcp_connections_closed_total', { ...common, source_principal: spiffeId('demo', 'tcp-echo'), source_workload: te.workload, response_flags: 'DENY' })).toBeGreaterThan(0);
+    const common = {
+      reporter: 'destination',
+      destination_workload: be.workload,
+      destination_workload_namespace: 'demo',
+      destination_principal: spiffeId('demo', 'backend'),
+      connection_security_policy: 'mutual_tls',
+    };
+    expect(
+      sample(m, 'istio_tcp_connections_opened_total', { ...common, source_principal: spiffeId('demo', 'waypoint'), source_workload: 'wp-waypoint' }),
+    ).toBeGreaterThan(0);
+    expect(
+      sample(m, 'istio_tcp_connections_closed_total', {
+        ...common,
+        source_principal: spiffeId('demo', 'tcp-echo'),
+        source_workload: te.workload,
+        response_flags: 'DENY',
+      }),
+    ).toBeGreaterThan(0);
     const mt = await metricsOf(topo, te.pod.node);
-    expect(sample(mt, 'istio_tcp_sent_bytes_total', { reporter: 'destination', destination_workload: te.workload, source_principal: spiffeId('demo', 'backend'), connection_security_policy: 'mutual_tls' })).toBeGreaterThan(0);
+    expect(
+      sample(mt, 'istio_tcp_sent_bytes_total', {
+        reporter: 'destination',
+        destination_workload: te.workload,
+        source_principal: spiffeId('demo', 'backend'),
+        connection_security_policy: 'mutual_tls',
+      }),
+    ).toBeGreaterThan(0);
     const entries = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination');
     const allowed = entries.find((e) => e.dstAddr.startsWith(`${te.pod.ip}:`) && e.srcIdentity === spiffeId('demo', 'backend'));
     const denied = entries.find((e) => e.dstAddr.startsWith(`${be.pod.ip}:`) && e.srcIdentity === spiffeId('demo', 'tcp-echo'));
-    expect(allowed).toMatchObject({ msg: 'connection complete', protocol: 'HBONE', dstIdentity: spiffeId('demo', 'tcp-echo'), srcWorkload: `demo/${be.workload}` });
+    expect(allowed).toMatchObject({
+      msg: 'connection complete',
+      protocol: 'HBONE',
+      dstIdentity: spiffeId('demo', 'tcp-echo'),
+      srcWorkload: `demo/${be.workload}`,
+    });
     expect(allowed?.bytesSent).toBeGreaterThan(0);
     expect(denied).toMatchObject({ msg: 'connection denied', protocol: 'HBONE', srcWorkload: `demo/${te.workload}` });
     expect(denied?.denyReason).toMatch(/is bound to waypoint demo\/waypoint/);

@@ -120,57 +120,84 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     expect(row('tcp-echo -> backend')).toMatch(/^ok .*0\/5 ok\s+waypoint: 403 x5\s+yes\s+ns\/demo\/sa\/tcp-echo\s+ns\/demo\/sa\/waypoint/);
   });
 
-  it('splits the backend 90/10 within 4 sigma, allows GET and denies DELETE with 403 at the waypoint', async () => {
-    const N = 300;
-    const gets = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: N, concurrency: 10, size: 0, timeoutMs: 60_000 })) as ClientReport;
-    expect(gets.statusCodes, JSON.stringify(gets).slice(0, 500)).toEqual({ '200': N });
-    const v1 = gets.versions?.v1 ?? 0;
-    const v2 = gets.versions?.v2 ?? 0;
-    expect(v1 + v2).toBe(N);
-    expect(withinBinomial(v2, N, 0.1, 4), `v2 got ${v2} of ${N}`).toBe(true);
-    const dels = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: 5, concurrency: 5, size: 0, timeoutMs: 15_000, method: 'DELETE' })) as ClientReport;
-    expect(dels.statusCodes).toEqual({ '403': 5 });
-    expect(dels.errorBody).toContain('RBAC: access denied');
-  }, scaled(90_000));
+  it(
+    'splits the backend 90/10 within 4 sigma, allows GET and denies DELETE with 403 at the waypoint',
+    async () => {
+      const N = 300;
+      const gets = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: N, concurrency: 10, size: 0, timeoutMs: 60_000 })) as ClientReport;
+      expect(gets.statusCodes, JSON.stringify(gets).slice(0, 500)).toEqual({ '200': N });
+      const v1 = gets.versions?.v1 ?? 0;
+      const v2 = gets.versions?.v2 ?? 0;
+      expect(v1 + v2).toBe(N);
+      expect(withinBinomial(v2, N, 0.1, 4), `v2 got ${v2} of ${N}`).toBe(true);
+      const dels = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', {
+        connections: 5,
+        concurrency: 5,
+        size: 0,
+        timeoutMs: 15_000,
+        method: 'DELETE',
+      })) as ClientReport;
+      expect(dels.statusCodes).toEqual({ '403': 5 });
+      expect(dels.errorBody).toContain('RBAC: access denied');
+    },
+    scaled(90_000),
+  );
 
-  it('a client cannot reach the backend pods around the waypoint', async () => {
-    for (const b of assignRoles(topo).filter((r) => r.role === 'backend')) {
-      const r = (await runClientIn(topo, fe.pod.name, `${b.pod.ip}:${b.port}`, 'http', { connections: 2, concurrency: 1, size: 0, timeoutMs: 10_000 })) as ClientReport;
-      expect(r.ok, `${b.pod.name}: ${JSON.stringify(r).slice(0, 300)}`).toBe(0);
-      expect(r.statusCodes['200']).toBeUndefined();
-    }
-  }, scaled(60_000));
+  it(
+    'a client cannot reach the backend pods around the waypoint',
+    async () => {
+      for (const b of assignRoles(topo).filter((r) => r.role === 'backend')) {
+        const r = (await runClientIn(topo, fe.pod.name, `${b.pod.ip}:${b.port}`, 'http', {
+          connections: 2,
+          concurrency: 1,
+          size: 0,
+          timeoutMs: 10_000,
+        })) as ClientReport;
+        expect(r.ok, `${b.pod.name}: ${JSON.stringify(r).slice(0, 300)}`).toBe(0);
+        expect(r.statusCodes['200']).toBeUndefined();
+      }
+    },
+    scaled(60_000),
+  );
 
-  it('waypoint apply starts a waypoint process in its own pod within seconds; waypoint delete stops it and removes the pod', async () => {
-    const t0 = Date.now();
-    const applied = await cli(['waypoint', 'apply', '-n', 'shop', '--name', 'nm-wp2', '--enroll-namespace', '--lab', LAB]);
-    expect(applied.code, applied.stderr).toBe(0);
-    expect(applied.stdout).toContain('namespace/shop uses waypoint nm-wp2');
-    const w = await until('the wp-nm-wp2 pod and its process', () => {
-      const pod = readWaypointPods(LAB).find((x) => x.gateway.name === 'nm-wp2');
-      return pod && waypointProc(pod.pod.name) ? pod : undefined;
-    });
-    const startedMs = Date.now() - t0;
-    expect(startedMs).toBeLessThan(scaled(10_000));
-    const listed = await until('waypoint list to say ready', async () => {
-      const l = await cli(['waypoint', 'list', '-n', 'shop', '--json', '--lab', LAB]);
-      const rows = JSON.parse(l.stdout) as Array<{ name: string; node: string; address: string; ready: string; enrolled: boolean }>;
-      return rows.find((r) => r.name === 'nm-wp2' && r.ready === 'ready');
-    });
-    expect(listed).toMatchObject({ node: w.pod.node, address: w.pod.ip, enrolled: true });
-    // least loaded: the demo's waypoint is on one node, so this one goes to the other
-    expect(w.pod.node).not.toBe(readWaypointPods(LAB).find((x) => x.gateway.name === 'waypoint')?.pod.node);
-    const status = await cli(['lab', 'status', '--lab', LAB]);
-    expect(status.stdout).toMatch(new RegExp(`shop/nm-wp2\\s+${w.pod.name}\\s+${w.pod.node}\\s+${w.pod.ip.replace(/\./g, '\\.')}\\s+\\d+\\s+ready`));
-    const pid = waypointProc(w.pod.name)!.pid;
+  it(
+    'waypoint apply starts a waypoint process in its own pod within seconds; waypoint delete stops it and removes the pod',
+    async () => {
+      const t0 = Date.now();
+      const applied = await cli(['waypoint', 'apply', '-n', 'shop', '--name', 'nm-wp2', '--enroll-namespace', '--lab', LAB]);
+      expect(applied.code, applied.stderr).toBe(0);
+      expect(applied.stdout).toContain('namespace/shop uses waypoint nm-wp2');
+      const w = await until('the wp-nm-wp2 pod and its process', () => {
+        const pod = readWaypointPods(LAB).find((x) => x.gateway.name === 'nm-wp2');
+        return pod && waypointProc(pod.pod.name) ? pod : undefined;
+      });
+      const startedMs = Date.now() - t0;
+      expect(startedMs).toBeLessThan(scaled(10_000));
+      const listed = await until('waypoint list to say ready', async () => {
+        const l = await cli(['waypoint', 'list', '-n', 'shop', '--json', '--lab', LAB]);
+        const rows = JSON.parse(l.stdout) as Array<{ name: string; node: string; address: string; ready: string; enrolled: boolean }>;
+        return rows.find((r) => r.name === 'nm-wp2' && r.ready === 'ready');
+      });
+      expect(listed).toMatchObject({ node: w.pod.node, address: w.pod.ip, enrolled: true });
+      // least loaded: the demo's waypoint is on one node, so this one goes to the other
+      expect(w.pod.node).not.toBe(readWaypointPods(LAB).find((x) => x.gateway.name === 'waypoint')?.pod.node);
+      const status = await cli(['lab', 'status', '--lab', LAB]);
+      expect(status.stdout).toMatch(new RegExp(`shop/nm-wp2\\s+${w.pod.name}\\s+${w.pod.node}\\s+${w.pod.ip.replace(/\./g, '\\.')}\\s+\\d+\\s+ready`));
+      const pid = waypointProc(w.pod.name)!.pid;
 
-    const deleted = await cli(['waypoint', 'delete', 'nm-wp2', '-n', 'shop', '--lab', LAB]);
-    expect(deleted.code, deleted.stderr).toBe(0);
-    expect(deleted.stdout).toContain('removed nodemesh.io/use-waypoint=nm-wp2');
-    await until('the waypoint pod to go', () => (readWaypointPods(LAB).some((x) => x.gateway.name === 'nm-wp2') || existsSync(w.pod.netnsPath) || existsSync(w.pod.cgroup) || existsSync(`/proc/${pid}`) ? undefined : true));
-    const wl = await cli(['get', 'workloads', '-n', 'shop', '-o', 'json', '--lab', LAB]);
-    expect(wl.stdout).not.toContain(w.pod.name);
-  }, scaled(60_000));
+      const deleted = await cli(['waypoint', 'delete', 'nm-wp2', '-n', 'shop', '--lab', LAB]);
+      expect(deleted.code, deleted.stderr).toBe(0);
+      expect(deleted.stdout).toContain('removed nodemesh.io/use-waypoint=nm-wp2');
+      await until('the waypoint pod to go', () =>
+        readWaypointPods(LAB).some((x) => x.gateway.name === 'nm-wp2') || existsSync(w.pod.netnsPath) || existsSync(w.pod.cgroup) || existsSync(`/proc/${pid}`)
+          ? undefined
+          : true,
+      );
+      const wl = await cli(['get', 'workloads', '-n', 'shop', '-o', 'json', '--lab', LAB]);
+      expect(wl.stdout).not.toContain(w.pod.name);
+    },
+    scaled(60_000),
+  );
 
   // The node proxy's pooled HBONE connection to the killed waypoint is dropped on the waypoint's FIN
   // (docs/hbone.md, Liveness): in-flight requests are reset, new ones are refused until the
@@ -178,35 +205,45 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
   // Opt-in (NMWPL_RESTART=1) for now: it passes alone (6 of 6 runs) but in one full-suite run the
   // client still saw requests hang for 3 s after the restart until its 60 s budget ran out — a
   // remaining liveness gap after the waypoint restarts, not yet found; see the closing note.
-  it.skipIf(!process.env.NMWPL_RESTART)('a waypoint killed during traffic is restarted by the controller, and no request is lost without the client seeing it fail', async () => {
-    const before = waypointProc('wp-waypoint');
-    expect(before).toBeDefined();
-    const COUNT = 300;
-    const client = nodeIn(topo, fe.pod.name, RETRY_CLIENT, [service('backend').vip, String(service('backend').port), String(COUNT)], 60_000);
-    await new Promise((r) => setTimeout(r, 700));
-    process.kill(before!.pid, 'SIGKILL');
-    const after = await until('the controller to restart the waypoint', () => {
-      const p = waypointProc('wp-waypoint');
-      return p && p.pid !== before!.pid ? p : undefined;
-    });
-    const result = lastJson<{ done: number; retries: number; failures: Array<{ status?: number; error?: string }>; errors: Record<string, number> }>(await client);
-    // Every request answered 200, after retries on connection errors the client saw; nothing else.
-    expect(result.failures, JSON.stringify(result)).toEqual([]);
-    expect(result.done).toBe(COUNT);
-    expect(result.retries + result.failures.length, JSON.stringify(result)).toBeGreaterThan(0);
-    expect(after.pid).not.toBe(before!.pid);
-    const again = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: 5, concurrency: 1, size: 0, timeoutMs: 15_000 })) as ClientReport;
-    expect(again.statusCodes).toEqual({ '200': 5 });
-  }, scaled(120_000));
+  it.skipIf(!process.env.NMWPL_RESTART)(
+    'a waypoint killed during traffic is restarted by the controller, and no request is lost without the client seeing it fail',
+    async () => {
+      const before = waypointProc('wp-waypoint');
+      expect(before).toBeDefined();
+      const COUNT = 300;
+      const client = nodeIn(topo, fe.pod.name, RETRY_CLIENT, [service('backend').vip, String(service('backend').port), String(COUNT)], 60_000);
+      await new Promise((r) => setTimeout(r, 700));
+      process.kill(before!.pid, 'SIGKILL');
+      const after = await until('the controller to restart the waypoint', () => {
+        const p = waypointProc('wp-waypoint');
+        return p && p.pid !== before!.pid ? p : undefined;
+      });
+      const result = lastJson<{ done: number; retries: number; failures: Array<{ status?: number; error?: string }>; errors: Record<string, number> }>(
+        await client,
+      );
+      // Every request answered 200, after retries on connection errors the client saw; nothing else.
+      expect(result.failures, JSON.stringify(result)).toEqual([]);
+      expect(result.done).toBe(COUNT);
+      expect(result.retries + result.failures.length, JSON.stringify(result)).toBeGreaterThan(0);
+      expect(after.pid).not.toBe(before!.pid);
+      const again = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: 5, concurrency: 1, size: 0, timeoutMs: 15_000 })) as ClientReport;
+      expect(again.statusCodes).toEqual({ '200': 5 });
+    },
+    scaled(120_000),
+  );
 
-  it('lab down stops the controller and the waypoints and leaves no waypoint pod, cgroup or process', async () => {
-    const wps = readWaypointPods(LAB);
-    expect(wps.length).toBe(1);
-    const pids = (tryLoadLabState(LAB)?.processes ?? []).map((p) => p.pid);
-    expect(readLabProcesses(LAB).some((p) => p.name === 'lab-controller')).toBe(true);
-    const down = await cli(['lab', 'down', '--lab', LAB], 60_000);
-    expect(down.code, down.stderr).toBe(0);
-    expect(await leftovers(LAB, pids)).toEqual([]);
-    for (const w of wps) expect(existsSync(w.pod.netnsPath) || existsSync(w.pod.cgroup)).toBe(false);
-  }, scaled(90_000));
+  it(
+    'lab down stops the controller and the waypoints and leaves no waypoint pod, cgroup or process',
+    async () => {
+      const wps = readWaypointPods(LAB);
+      expect(wps.length).toBe(1);
+      const pids = (tryLoadLabState(LAB)?.processes ?? []).map((p) => p.pid);
+      expect(readLabProcesses(LAB).some((p) => p.name === 'lab-controller')).toBe(true);
+      const down = await cli(['lab', 'down', '--lab', LAB], 60_000);
+      expect(down.code, down.stderr).toBe(0);
+      expect(await leftovers(LAB, pids)).toEqual([]);
+      for (const w of wps) expect(existsSync(w.pod.netnsPath) || existsSync(w.pod.cgroup)).toBe(false);
+    },
+    scaled(90_000),
+  );
 });

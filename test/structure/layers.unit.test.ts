@@ -16,7 +16,10 @@ const ROOT = resolve(__dirname, '../..');
 
 /** Rank of a file's layer; an import may only go to a rank at or below its own. */
 export function layerOf(rel: string): { name: string; rank: number } | undefined {
-  const p = rel.split(sep).join('/').replace(/\.(ts|js)$/, '');
+  const p = rel
+    .split(sep)
+    .join('/')
+    .replace(/\.(ts|js)$/, '');
   if (p === 'cli/command') return { name: 'cli/command', rank: 0 }; // the Command contract every component's cli implements
   if (p.startsWith('cli/')) return { name: 'cli', rank: 5 };
   const top = p.split('/')[0];

@@ -55,7 +55,11 @@ export function servePlaintext(store: MemoryStore, options: ServeOptions & { rea
  * certificate from `testCa` (also for `localhost` when serverNames say so); node tokens are the
  * CA directory's.
  */
-export function serveTls(store: MemoryStore, testCa: TestCa, options: ServeOptions & { readonly serverNames?: ControlGrpcOptions['serverNames'] } = {}): Promise<ControlGrpc> {
+export function serveTls(
+  store: MemoryStore,
+  testCa: TestCa,
+  options: ServeOptions & { readonly serverNames?: ControlGrpcOptions['serverNames'] } = {},
+): Promise<ControlGrpc> {
   const logger = options.logger ?? silentLogger;
   return startControlGrpc({
     store,

@@ -33,7 +33,11 @@ export function helmBinary(): string {
 /** Runs helm with `args`; returns stdout, throws with Helm's stderr (and stdout: lint reports there). */
 export function helm(args: readonly string[]): string {
   try {
-    return execFileSync(helmBinary(), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HELM_CACHE_HOME: join(projectRoot, 'node_modules', '.cache', 'nodemesh-helm', 'home') } });
+    return execFileSync(helmBinary(), args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HELM_CACHE_HOME: join(projectRoot, 'node_modules', '.cache', 'nodemesh-helm', 'home') },
+    });
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
     throw new Error(`helm ${args[0]} failed: ${e.stderr || e.message}${e.stdout ? `\n${e.stdout}` : ''}`);

@@ -46,11 +46,14 @@ function strictFields(schema: Schema): Schema {
   delete out['x-kubernetes-preserve-unknown-fields'];
   if (schema['x-kubernetes-preserve-unknown-fields'] === true) return out;
   if (schema.properties) {
-    out.properties = Object.fromEntries(Object.entries(schema.properties as Record<string, Schema>).map(([k, v]) => [k, k === 'metadata' ? v : strictFields(v)]));
+    out.properties = Object.fromEntries(
+      Object.entries(schema.properties as Record<string, Schema>).map(([k, v]) => [k, k === 'metadata' ? v : strictFields(v)]),
+    );
     if (schema.additionalProperties === undefined) out.additionalProperties = false;
   }
   if (schema.items) out.items = strictFields(schema.items as Schema);
-  if (schema.additionalProperties && typeof schema.additionalProperties === 'object') out.additionalProperties = strictFields(schema.additionalProperties as Schema);
+  if (schema.additionalProperties && typeof schema.additionalProperties === 'object')
+    out.additionalProperties = strictFields(schema.additionalProperties as Schema);
   return out;
 }
 
@@ -67,7 +70,10 @@ export function crdValidator(crd: { spec: { versions: { schema: { openAPIV3Schem
   return (obj) => {
     if (check(obj)) return [];
     return (check.errors ?? []).map((e: ErrorObject) => {
-      let field = e.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
+      let field = e.instancePath
+        .replace(/^\//, '')
+        .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
+        .replace(/\//g, '.');
       if (e.keyword === 'additionalProperties') field += `${field ? '.' : ''}${String((e.params as { additionalProperty: string }).additionalProperty)}`;
       if (e.keyword === 'required') field += `${field ? '.' : ''}${String((e.params as { missingProperty: string }).missingProperty)}`;
       return { field, message: e.keyword === 'additionalProperties' ? 'unknown field' : (e.message ?? e.keyword) };

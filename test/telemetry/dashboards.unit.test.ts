@@ -82,7 +82,12 @@ function uses(expr: string): { metrics: string[]; selectors: [string, string[]][
     m[1]!,
     [...m[2]!.matchAll(/([a-z_][a-z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!),
   ]);
-  const grouping = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()).filter(Boolean));
+  const grouping = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) =>
+    m[1]!
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   const labelValues = [...expr.matchAll(/label_values\([^,]+,\s*([a-z_][a-z0-9_]*)\)/g)].map((m) => m[1]!);
   return { metrics, selectors, grouping: [...grouping, ...labelValues] };
 }

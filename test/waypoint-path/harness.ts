@@ -88,9 +88,14 @@ export function httpFromPod(
 ): Promise<HttpResult[]> {
   const { method = 'GET', path = '/', count = 1, concurrency = 1, timeoutMs = 10_000 } = opts;
   return new Promise((resolve, reject) => {
-    const child = spawnInLab(topo, pod, [process.execPath, '-e', HTTP_CLIENT, host, String(port), method, path, String(count), String(concurrency), String(timeoutMs)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnInLab(
+      topo,
+      pod,
+      [process.execPath, '-e', HTTP_CLIENT, host, String(port), method, path, String(count), String(concurrency), String(timeoutMs)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -182,7 +187,9 @@ export async function startSampleApp(topo: LabTopology, pod: string, kind: 'http
     child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
     void exited.then((code) => reject(new Error(`sample app ${kind} in ${pod} exited ${code}: ${text}`)));
   });
-  const timer = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`sample app ${kind} in ${pod} did not listen within 10 s: ${text}`)), 10_000).unref());
+  const timer = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`sample app ${kind} in ${pod} did not listen within 10 s: ${text}`)), 10_000).unref(),
+  );
   const proc: Proc = { child, log: () => text, exited };
   try {
     await Promise.race([listening, timer]);

@@ -50,7 +50,14 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     apiVersion: 'nodemesh.io/v1alpha1',
     kind: 'Workload',
     metadata: { name, namespace: NS, labels },
-    spec: { serviceAccount: sa, node: pod(name).node, addresses: [pod(name).ip], netnsPath: pod(name).netnsPath, cgroupPath: pod(name).cgroup, ports: [{ name: 'http', port: 8080 }] },
+    spec: {
+      serviceAccount: sa,
+      node: pod(name).node,
+      addresses: [pod(name).ip],
+      netnsPath: pod(name).netnsPath,
+      cgroupPath: pod(name).cgroup,
+      ports: [{ name: 'http', port: 8080 }],
+    },
   });
   const service = (name: string, vip: string, selector: Record<string, string>, labels: Record<string, string> = {}) => ({
     apiVersion: 'v1',
@@ -90,7 +97,14 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
         metadata: { name: 'api-split', namespace: NS },
         spec: {
           parentRefs: [{ group: '', kind: 'Service', name: 'api', port: 80 }],
-          rules: [{ backendRefs: [{ name: 'api-v1', port: 80, weight: 90 }, { name: 'api-v2', port: 80, weight: 10 }] }],
+          rules: [
+            {
+              backendRefs: [
+                { name: 'api-v1', port: 80, weight: 90 },
+                { name: 'api-v2', port: 80, weight: 10 },
+              ],
+            },
+          ],
         },
       },
       {
@@ -138,144 +152,201 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
     expect(w2.map((w) => w.key).sort()).toEqual([`${NS}/pod2-1`, `${NS}/pod2-2`, `${NS}/pod2-3`]);
   });
 
-  it('sends requests to the Service through the waypoint: split 90/10 between versions, GET 200, DELETE 403', async () => {
-    const N = 200;
-    const gets = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: N, concurrency: 8 });
-    const failed = gets.filter((r) => r.status !== 200);
-    expect(failed, `${JSON.stringify(failed.slice(0, 3))}\nnode1:\n${tail('node1')}\nwaypoint:\n${tail('waypoint')}`).toEqual([]);
-    const versions = gets.map((r) => (JSON.parse(r.body!) as { version: string }).version);
-    const v2 = versions.filter((v) => v === 'v2').length;
-    expect(versions.filter((v) => v === 'v1').length + v2).toBe(N);
-    // 10 % of 200 is 20 (binomial sd ≈ 4.2): accept 8..34 (about 3 sd either way).
-    expect(v2, `v2 got ${v2} of ${N}`).toBeGreaterThanOrEqual(8);
-    expect(v2).toBeLessThanOrEqual(34);
+  it(
+    'sends requests to the Service through the waypoint: split 90/10 between versions, GET 200, DELETE 403',
+    async () => {
+      const N = 200;
+      const gets = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: N, concurrency: 8 });
+      const failed = gets.filter((r) => r.status !== 200);
+      expect(failed, `${JSON.stringify(failed.slice(0, 3))}\nnode1:\n${tail('node1')}\nwaypoint:\n${tail('waypoint')}`).toEqual([]);
+      const versions = gets.map((r) => (JSON.parse(r.body!) as { version: string }).version);
+      const v2 = versions.filter((v) => v === 'v2').length;
+      expect(versions.filter((v) => v === 'v1').length + v2).toBe(N);
+      // 10 % of 200 is 20 (binomial sd ≈ 4.2): accept 8..34 (about 3 sd either way).
+      expect(v2, `v2 got ${v2} of ${N}`).toBeGreaterThanOrEqual(8);
+      expect(v2).toBeLessThanOrEqual(34);
 
-    const deletes = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { method: 'DELETE', count: 5 });
-    expect(deletes.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);
-    // The waypoint refused them: no DELETE reached a backend.
-    expect(backends.flatMap((b) => b.requests).filter((r) => r.method === 'DELETE')).toEqual([]);
+      const deletes = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { method: 'DELETE', count: 5 });
+      expect(deletes.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);
+      // The waypoint refused them: no DELETE reached a backend.
+      expect(backends.flatMap((b) => b.requests).filter((r) => r.method === 'DELETE')).toEqual([]);
 
-    // The waypoint saw every request from the client's identity (istio_requests_total on its 15020).
-    const wpMetrics = await httpGetInNetns(pod('pod1-2').netnsPath, 15020, '/metrics');
-    expect(metricSum(wpMetrics.body, 'istio_requests_total', { reporter: 'waypoint', source_principal: CLIENT_ID, response_code: '200' })).toBeGreaterThanOrEqual(N);
-    expect(metricSum(wpMetrics.body, 'istio_requests_total', { reporter: 'waypoint', response_code: '403' })).toBeGreaterThanOrEqual(5);
-    // The client's node proxy tunnelled to the waypoint; the backends' node proxy admitted the waypoint's identity.
-    const m1 = await metricsText(topo, 'node1');
-    expect(metricSum(m1, 'istio_tcp_connections_opened_total', { reporter: 'source', source_principal: CLIENT_ID, destination_principal: WAYPOINT_ID })).toBeGreaterThanOrEqual(N);
-    const m2 = await metricsText(topo, 'node2');
-    expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-1' })).toBeGreaterThan(0);
-    expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: CLIENT_ID })).toBe(0);
-  }, scaled(120_000));
+      // The waypoint saw every request from the client's identity (istio_requests_total on its 15020).
+      const wpMetrics = await httpGetInNetns(pod('pod1-2').netnsPath, 15020, '/metrics');
+      expect(
+        metricSum(wpMetrics.body, 'istio_requests_total', { reporter: 'waypoint', source_principal: CLIENT_ID, response_code: '200' }),
+      ).toBeGreaterThanOrEqual(N);
+      expect(metricSum(wpMetrics.body, 'istio_requests_total', { reporter: 'waypoint', response_code: '403' })).toBeGreaterThanOrEqual(5);
+      // The client's node proxy tunnelled to the waypoint; the backends' node proxy admitted the waypoint's identity.
+      const m1 = await metricsText(topo, 'node1');
+      expect(
+        metricSum(m1, 'istio_tcp_connections_opened_total', { reporter: 'source', source_principal: CLIENT_ID, destination_principal: WAYPOINT_ID }),
+      ).toBeGreaterThanOrEqual(N);
+      const m2 = await metricsText(topo, 'node2');
+      expect(
+        metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-1' }),
+      ).toBeGreaterThan(0);
+      expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: CLIENT_ID })).toBe(0);
+    },
+    scaled(120_000),
+  );
 
-  it('refuses the backends around the waypoint: another identity (across nodes and on the same node) and plaintext are refused and counted', async () => {
-    const before = await metricsText(topo, 'node2');
-    const counted = (t: string) => metricSum(t, 'nodemesh_policy_denials_total', { reporter: 'destination', policy: `Gateway/${NS}/waypoint` });
-    const served = backends[0]!.requests.length + backends[1]!.requests.length;
-    // Enrolled client straight at the pods (HBONE with its own identity): 403 at node2, reset here.
-    for (const ip of [pod('pod2-1').ip, pod('pod2-2').ip]) {
-      const r: HttpResult[] = await httpFromPod(topo, 'pod1-1', ip, 8080, { count: 2 });
-      expect(r.every((x) => x.status === undefined && x.error), JSON.stringify(r)).toBe(true);
-    }
-    // A pod outside the mesh, plaintext (steered to 15006): reset.
-    expect((await tcpFromPod(topo, 'pod1-3', pod('pod2-1').ip, 8080)).ok).toBe(false);
-    // An enrolled pod on the backends' own node (the same-node path, no tunnel): reset.
-    const sameNode = await httpFromPod(topo, 'pod2-3', pod('pod2-1').ip, 8080);
-    expect(sameNode.every((x) => x.status === undefined && x.error), JSON.stringify(sameNode)).toBe(true);
-    expect(backends[0]!.requests.length + backends[1]!.requests.length).toBe(served);
-    const after = await metricsText(topo, 'node2');
-    expect(counted(after) - counted(before)).toBe(6);
-    expect(proxies.node2!.log()).toContain(`this connection came from spiffe://${TD}/ns/${NS}/sa/plain`);
-    const log = proxies.node2!.log();
-    expect(log).toContain(`${NS}/pod2-1 is bound to waypoint ${NS}/waypoint (Service api.${NS}.svc.cluster.local): only the waypoint (${WAYPOINT_ID}) may connect to it`);
-    expect(log).toMatch(/this connection came in plaintext from 10\.200\.1\.\d+ \(no peer identity\)/);
-    // Through the Service it still works.
-    const ok = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
-    expect(ok.map((r) => r.status)).toEqual([200, 200]);
-  }, scaled(60_000));
+  it(
+    'refuses the backends around the waypoint: another identity (across nodes and on the same node) and plaintext are refused and counted',
+    async () => {
+      const before = await metricsText(topo, 'node2');
+      const counted = (t: string) => metricSum(t, 'nodemesh_policy_denials_total', { reporter: 'destination', policy: `Gateway/${NS}/waypoint` });
+      const served = backends[0]!.requests.length + backends[1]!.requests.length;
+      // Enrolled client straight at the pods (HBONE with its own identity): 403 at node2, reset here.
+      for (const ip of [pod('pod2-1').ip, pod('pod2-2').ip]) {
+        const r: HttpResult[] = await httpFromPod(topo, 'pod1-1', ip, 8080, { count: 2 });
+        expect(
+          r.every((x) => x.status === undefined && x.error),
+          JSON.stringify(r),
+        ).toBe(true);
+      }
+      // A pod outside the mesh, plaintext (steered to 15006): reset.
+      expect((await tcpFromPod(topo, 'pod1-3', pod('pod2-1').ip, 8080)).ok).toBe(false);
+      // An enrolled pod on the backends' own node (the same-node path, no tunnel): reset.
+      const sameNode = await httpFromPod(topo, 'pod2-3', pod('pod2-1').ip, 8080);
+      expect(
+        sameNode.every((x) => x.status === undefined && x.error),
+        JSON.stringify(sameNode),
+      ).toBe(true);
+      expect(backends[0]!.requests.length + backends[1]!.requests.length).toBe(served);
+      const after = await metricsText(topo, 'node2');
+      expect(counted(after) - counted(before)).toBe(6);
+      expect(proxies.node2!.log()).toContain(`this connection came from spiffe://${TD}/ns/${NS}/sa/plain`);
+      const log = proxies.node2!.log();
+      expect(log).toContain(
+        `${NS}/pod2-1 is bound to waypoint ${NS}/waypoint (Service api.${NS}.svc.cluster.local): only the waypoint (${WAYPOINT_ID}) may connect to it`,
+      );
+      expect(log).toMatch(/this connection came in plaintext from 10\.200\.1\.\d+ \(no peer identity\)/);
+      // Through the Service it still works.
+      const ok = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
+      expect(ok.map((r) => r.status)).toEqual([200, 200]);
+    },
+    scaled(60_000),
+  );
 
-  it('denies everything to a workload whose policy has L7 rules but which has no waypoint, and logs why', async () => {
-    const r = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { count: 3 });
-    expect(r.every((x) => x.status === undefined && x.error), JSON.stringify(r)).toBe(true);
-    expect(backends[2]!.requests).toEqual([]);
-    await waitFor('the reason in node2’s log', async () =>
-      proxies.node2!.log().includes(`only rules with L7 attributes would allow this connection (${NS}/plain-get-only rule 1 needs L7 attributes [methods]), and ${NS}/pod2-3 has no waypoint to check them`) ? true : undefined,
-    );
-    const m2 = await metricsText(topo, 'node2');
-    expect(metricSum(m2, 'nodemesh_policy_denials_total', { reporter: 'destination', policy: `${NS}/plain-get-only` })).toBe(3);
+  it(
+    'denies everything to a workload whose policy has L7 rules but which has no waypoint, and logs why',
+    async () => {
+      const r = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { count: 3 });
+      expect(
+        r.every((x) => x.status === undefined && x.error),
+        JSON.stringify(r),
+      ).toBe(true);
+      expect(backends[2]!.requests).toEqual([]);
+      await waitFor('the reason in node2’s log', async () =>
+        proxies
+          .node2!.log()
+          .includes(
+            `only rules with L7 attributes would allow this connection (${NS}/plain-get-only rule 1 needs L7 attributes [methods]), and ${NS}/pod2-3 has no waypoint to check them`,
+          )
+          ? true
+          : undefined,
+      );
+      const m2 = await metricsText(topo, 'node2');
+      expect(metricSum(m2, 'nodemesh_policy_denials_total', { reporter: 'destination', policy: `${NS}/plain-get-only` })).toBe(3);
 
-    // Attaching a waypoint does not turn the selector policy's L7 rule into "allow all methods":
-    // waypoints enforce only targetRefs policies, so the node proxy still refuses (the waypoint,
-    // now the only peer admitted, is refused too) and says what to do.
-    await cp!.api.apply([service('plain', PLAIN_VIP, { app: 'plain' }, { 'nodemesh.io/use-waypoint': 'waypoint' })]);
-    await waitFor('node1 to send plain through the waypoint', async () => {
-      const s = await adminJson<Array<{ hostname: string; waypoint?: unknown }>>(topo, 'node1', '/services');
-      return s.find((x) => x.hostname === `plain.${NS}.svc.cluster.local`)?.waypoint ? true : undefined;
-    });
-    for (const method of ['GET', 'DELETE']) {
-      const [x] = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { method });
-      expect(x!.status, `${method}: ${JSON.stringify(x)}`).not.toBe(200);
-    }
-    expect(backends[2]!.requests).toEqual([]);
-    await waitFor('the targetRefs advice in node2’s log', async () =>
-      proxies.node2!.log().includes(`${NS}/pod2-3 has a waypoint, but a waypoint enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway`) ? true : undefined,
-    );
-  }, scaled(60_000));
-
-  it('attaching a waypoint closes the direct connections that were open, and new ones go through the waypoint', async () => {
-    await cp!.api.delete(kindInfo('AuthorizationPolicy')!, 'plain-get-only', NS);
-    await cp!.api.apply([service('plain', PLAIN_VIP, { app: 'plain' })]);
-    await waitFor('node1 to send plain direct again', async () => {
-      const s = await adminJson<Array<{ hostname: string; waypoint?: unknown }>>(topo, 'node1', '/services');
-      const plain = s.find((x) => x.hostname === `plain.${NS}.svc.cluster.local`);
-      return plain && !plain.waypoint ? true : undefined;
-    });
-    const held = await holdClient(topo, 'pod1-1', PLAIN_VIP, 80, 30_000);
-    // The client prints its result line (a JSON array) when the connection ends (its hold timer
-    // keeps the process itself alive).
-    let out = '';
-    const ended = new Promise<number>((resolve) =>
-      held.child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (/^\[/m.test(out)) resolve(Date.now());
-      }),
-    );
-    try {
-      await waitFor('the direct connection open at pod2-3 (from the client’s identity)', async () => {
-        const c = await adminJson<Array<{ details?: { peerIdentity?: string } }>>(topo, 'node2', `/connections?workload=${NS}/pod2-3`);
-        return c.some((x) => x.details?.peerIdentity === CLIENT_ID) ? true : undefined;
-      });
-      const applied = Date.now();
+      // Attaching a waypoint does not turn the selector policy's L7 rule into "allow all methods":
+      // waypoints enforce only targetRefs policies, so the node proxy still refuses (the waypoint,
+      // now the only peer admitted, is refused too) and says what to do.
       await cp!.api.apply([service('plain', PLAIN_VIP, { app: 'plain' }, { 'nodemesh.io/use-waypoint': 'waypoint' })]);
-      const closedAt = await Promise.race([ended, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
-      expect(closedAt, 'the open direct connection was not closed within 10 s').toBeGreaterThan(0);
-      expect(closedAt - applied).toBeLessThan(10_000);
-      const [result] = JSON.parse(out.trim().split('\n').pop() ?? '[]') as Array<{ ok: boolean; error?: string }>;
-      expect(result, out).toMatchObject({ ok: false });
-      expect(proxies.node2!.log()).toMatch(new RegExp(`"policy":"Gateway/${NS}/waypoint".*closing an open connection that policy no longer allows`));
-    } finally {
-      held.child.kill('SIGKILL');
-    }
-    const viaWaypoint = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { count: 3 });
-    expect(viaWaypoint.map((r) => r.status), JSON.stringify(viaWaypoint)).toEqual([200, 200, 200]);
-    const m2 = await metricsText(topo, 'node2');
-    expect(metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-3' })).toBeGreaterThanOrEqual(1);
-  }, scaled(60_000));
+      await waitFor('node1 to send plain through the waypoint', async () => {
+        const s = await adminJson<Array<{ hostname: string; waypoint?: unknown }>>(topo, 'node1', '/services');
+        return s.find((x) => x.hostname === `plain.${NS}.svc.cluster.local`)?.waypoint ? true : undefined;
+      });
+      for (const method of ['GET', 'DELETE']) {
+        const [x] = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { method });
+        expect(x!.status, `${method}: ${JSON.stringify(x)}`).not.toBe(200);
+      }
+      expect(backends[2]!.requests).toEqual([]);
+      await waitFor('the targetRefs advice in node2’s log', async () =>
+        proxies
+          .node2!.log()
+          .includes(`${NS}/pod2-3 has a waypoint, but a waypoint enforces only AuthorizationPolicies whose targetRefs name its Service or Gateway`)
+          ? true
+          : undefined,
+      );
+    },
+    scaled(60_000),
+  );
 
-  it('checks the waypoint’s identity: a waypoint address presenting another identity than its Workload’s is refused', async () => {
-    const waypointWorkload = (sa: string) => workload('pod1-2', sa, { 'gateway.networking.k8s.io/gateway-name': 'waypoint', 'nodemesh.io/dataplane-mode': 'none' });
-    const saOf = async () => (await adminJson<Array<{ name: string; serviceAccount: string }>>(topo, 'node1', '/mesh/workloads')).find((w) => w.name === 'pod1-2')?.serviceAccount;
-    // The Workload at the waypoint's address now says 'impostor'; the process there still presents 'waypoint'.
-    await cp!.api.apply([waypointWorkload('impostor')]);
-    try {
-      await waitFor('node1 to see the waypoint as impostor', async () => ((await saOf()) === 'impostor' ? true : undefined));
-      const r = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
-      expect(r.every((x) => x.status === undefined && x.error), JSON.stringify(r)).toBe(true);
-      expect(proxies.node1!.log()).toContain(`the peer is ${WAYPOINT_ID}, but spiffe://${TD}/ns/${NS}/sa/impostor was expected`);
-    } finally {
-      await cp!.api.apply([waypointWorkload('waypoint')]);
-    }
-    await waitFor('node1 to see the waypoint again', async () => ((await saOf()) === 'waypoint' ? true : undefined));
-    const ok = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
-    expect(ok.map((x) => x.status)).toEqual([200, 200]);
-  }, scaled(60_000));
+  it(
+    'attaching a waypoint closes the direct connections that were open, and new ones go through the waypoint',
+    async () => {
+      await cp!.api.delete(kindInfo('AuthorizationPolicy')!, 'plain-get-only', NS);
+      await cp!.api.apply([service('plain', PLAIN_VIP, { app: 'plain' })]);
+      await waitFor('node1 to send plain direct again', async () => {
+        const s = await adminJson<Array<{ hostname: string; waypoint?: unknown }>>(topo, 'node1', '/services');
+        const plain = s.find((x) => x.hostname === `plain.${NS}.svc.cluster.local`);
+        return plain && !plain.waypoint ? true : undefined;
+      });
+      const held = await holdClient(topo, 'pod1-1', PLAIN_VIP, 80, 30_000);
+      // The client prints its result line (a JSON array) when the connection ends (its hold timer
+      // keeps the process itself alive).
+      let out = '';
+      const ended = new Promise<number>((resolve) =>
+        held.child.stdout?.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (/^\[/m.test(out)) resolve(Date.now());
+        }),
+      );
+      try {
+        await waitFor('the direct connection open at pod2-3 (from the client’s identity)', async () => {
+          const c = await adminJson<Array<{ details?: { peerIdentity?: string } }>>(topo, 'node2', `/connections?workload=${NS}/pod2-3`);
+          return c.some((x) => x.details?.peerIdentity === CLIENT_ID) ? true : undefined;
+        });
+        const applied = Date.now();
+        await cp!.api.apply([service('plain', PLAIN_VIP, { app: 'plain' }, { 'nodemesh.io/use-waypoint': 'waypoint' })]);
+        const closedAt = await Promise.race([ended, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
+        expect(closedAt, 'the open direct connection was not closed within 10 s').toBeGreaterThan(0);
+        expect(closedAt - applied).toBeLessThan(10_000);
+        const [result] = JSON.parse(out.trim().split('\n').pop() ?? '[]') as Array<{ ok: boolean; error?: string }>;
+        expect(result, out).toMatchObject({ ok: false });
+        expect(proxies.node2!.log()).toMatch(new RegExp(`"policy":"Gateway/${NS}/waypoint".*closing an open connection that policy no longer allows`));
+      } finally {
+        held.child.kill('SIGKILL');
+      }
+      const viaWaypoint = await httpFromPod(topo, 'pod1-1', PLAIN_VIP, 80, { count: 3 });
+      expect(
+        viaWaypoint.map((r) => r.status),
+        JSON.stringify(viaWaypoint),
+      ).toEqual([200, 200, 200]);
+      const m2 = await metricsText(topo, 'node2');
+      expect(
+        metricSum(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: WAYPOINT_ID, destination_workload: 'pod2-3' }),
+      ).toBeGreaterThanOrEqual(1);
+    },
+    scaled(60_000),
+  );
+
+  it(
+    'checks the waypoint’s identity: a waypoint address presenting another identity than its Workload’s is refused',
+    async () => {
+      const waypointWorkload = (sa: string) =>
+        workload('pod1-2', sa, { 'gateway.networking.k8s.io/gateway-name': 'waypoint', 'nodemesh.io/dataplane-mode': 'none' });
+      const saOf = async () =>
+        (await adminJson<Array<{ name: string; serviceAccount: string }>>(topo, 'node1', '/mesh/workloads')).find((w) => w.name === 'pod1-2')?.serviceAccount;
+      // The Workload at the waypoint's address now says 'impostor'; the process there still presents 'waypoint'.
+      await cp!.api.apply([waypointWorkload('impostor')]);
+      try {
+        await waitFor('node1 to see the waypoint as impostor', async () => ((await saOf()) === 'impostor' ? true : undefined));
+        const r = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
+        expect(
+          r.every((x) => x.status === undefined && x.error),
+          JSON.stringify(r),
+        ).toBe(true);
+        expect(proxies.node1!.log()).toContain(`the peer is ${WAYPOINT_ID}, but spiffe://${TD}/ns/${NS}/sa/impostor was expected`);
+      } finally {
+        await cp!.api.apply([waypointWorkload('waypoint')]);
+      }
+      await waitFor('node1 to see the waypoint again', async () => ((await saOf()) === 'waypoint' ? true : undefined));
+      const ok = await httpFromPod(topo, 'pod1-1', API_VIP, 80, { count: 2 });
+      expect(ok.map((x) => x.status)).toEqual([200, 200]);
+    },
+    scaled(60_000),
+  );
 });

@@ -39,7 +39,11 @@ import { TYPE } from '../../waypoint/xds/resources';
 export const quiet = createLogger('waypoint-test', process.env.NODEMESH_LOG_LEVEL ?? 'silent');
 
 /** An HttpConnectionManager named `name` taking routes `routeName` over ADS: `httpFilters`, then the router. */
-function rdsConnectionManager(name: string, routeName: string, httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }>): HttpConnectionManager {
+function rdsConnectionManager(
+  name: string,
+  routeName: string,
+  httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }>,
+): HttpConnectionManager {
   return HttpConnectionManager.fromPartial({
     statPrefix: name,
     routeSpecifier: { $case: 'rds', value: { routeConfigName: routeName, configSource: { configSourceSpecifier: { $case: 'ads', value: {} } } } },
@@ -69,7 +73,9 @@ export class ControlPlane {
       addCertificateService(this.server, { ca: mesh.ca, nodes: mesh.tokens, placement: mesh.placement, registry: new Registry(), logger: quiet });
       creds = servingCredentials(await mesh.ca.servingCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }));
     }
-    this.port = await new Promise<number>((resolve, reject) => this.server!.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server!.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    );
   }
 
   async stop(): Promise<void> {
@@ -86,7 +92,9 @@ export class ControlPlane {
     const l = Listener.fromPartial({
       name,
       address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } },
-      filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+      filterChains: [
+        { filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] },
+      ],
     });
     this.cache.update(TYPE.listener, [xdsResource(TYPE.listener, name, Listener.encode(l).finish())]);
   }
@@ -96,7 +104,9 @@ export class ControlPlane {
     const tcp = TcpProxy.fromPartial({ statPrefix: name, clusterSpecifier: { $case: 'cluster', value: cluster } });
     const l = Listener.fromPartial({
       name,
-      ...(port !== undefined ? { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } } } : {}),
+      ...(port !== undefined
+        ? { address: { address: { $case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue', value: port } } } } }
+        : {}),
       filterChains: [
         {
           filters: [
@@ -115,7 +125,9 @@ export class ControlPlane {
     const l = Listener.fromPartial({
       name,
       listenerSpecifier: { $case: 'internalListener', value: {} },
-      filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+      filterChains: [
+        { filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] },
+      ],
     });
     this.cache.update(TYPE.listener, [xdsResource(TYPE.listener, name, Listener.encode(l).finish())]);
   }
@@ -152,7 +164,17 @@ export class ControlPlane {
           lbEndpoints: ports.map((p) => {
             const e: EndpointSpec = typeof p === 'number' ? { port: p } : p;
             return {
-              hostIdentifier: { $case: 'endpoint' as const, value: { address: { address: { $case: 'socketAddress' as const, value: { address: e.address ?? '127.0.0.1', portSpecifier: { $case: 'portValue' as const, value: e.port } } } } } },
+              hostIdentifier: {
+                $case: 'endpoint' as const,
+                value: {
+                  address: {
+                    address: {
+                      $case: 'socketAddress' as const,
+                      value: { address: e.address ?? '127.0.0.1', portSpecifier: { $case: 'portValue' as const, value: e.port } },
+                    },
+                  },
+                },
+              },
               loadBalancingWeight: e.weight,
               metadata: e.metadata ? { filterMetadata: e.metadata } : undefined,
             };
@@ -178,7 +200,15 @@ export function connectTerminate(targets: Array<[authority: string, cluster: str
         virtualHosts: targets.map(([authority, cluster]) => ({
           name: cluster,
           domains: [authority],
-          routes: [{ match: { pathSpecifier: { $case: 'connectMatcher', value: {} } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: cluster }, upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] } } }],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'connectMatcher', value: {} } },
+              action: {
+                $case: 'route',
+                value: { clusterSpecifier: { $case: 'cluster', value: cluster }, upgradeConfigs: [{ upgradeType: 'CONNECT', connectConfig: {} }] },
+              },
+            },
+          ],
         })),
       },
     },
@@ -187,7 +217,9 @@ export function connectTerminate(targets: Array<[authority: string, cluster: str
   return Listener.fromPartial({
     name: 'connect_terminate',
     address: { address: { $case: 'socketAddress', value: { address: '0.0.0.0', portSpecifier: { $case: 'portValue', value: port } } } },
-    filterChains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] }],
+    filterChains: [
+      { filters: [{ name: 'envoy.filters.network.http_connection_manager', configType: { $case: 'typedConfig', value: pack(HttpConnectionManager, hcm) } }] },
+    ],
   });
 }
 
@@ -196,7 +228,23 @@ export function internalCluster(name: string): Cluster {
   return Cluster.fromPartial({
     name,
     clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.STATIC },
-    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint', value: { address: { address: { $case: 'envoyInternalAddress', value: { addressNameSpecifier: { $case: 'serverListenerName', value: name } } } } } } }] }] },
+    loadAssignment: {
+      clusterName: name,
+      endpoints: [
+        {
+          lbEndpoints: [
+            {
+              hostIdentifier: {
+                $case: 'endpoint',
+                value: {
+                  address: { address: { $case: 'envoyInternalAddress', value: { addressNameSpecifier: { $case: 'serverListenerName', value: name } } } },
+                },
+              },
+            },
+          ],
+        },
+      ],
+    },
   });
 }
 
@@ -217,7 +265,12 @@ export class MeshCa {
 
   /** Schedule a Workload (namespace/serviceAccount) on `node`, so that node may get its certificate. */
   place(namespace: string, serviceAccount: string, node: string): void {
-    this.workloads.push({ apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: `${serviceAccount}-${this.workloads.length}`, namespace }, spec: { serviceAccount, node, addresses: [`10.200.9.${this.workloads.length + 1}`] } } as Workload);
+    this.workloads.push({
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: `${serviceAccount}-${this.workloads.length}`, namespace },
+      spec: { serviceAccount, node, addresses: [`10.200.9.${this.workloads.length + 1}`] },
+    } as Workload);
   }
 
   /** A token file for `node` (what --token-file points at). */
@@ -235,7 +288,13 @@ export class MeshCa {
   }
 
   /** A workload certificate from the CA through the certificate service, as a node proxy gets it. */
-  async workloadCertificate(address: string, node: string, namespace: string, serviceAccount: string, ttlSeconds = 0): Promise<{ manager: CertificateManager; client: CaClient; cert: WorkloadCertificate }> {
+  async workloadCertificate(
+    address: string,
+    node: string,
+    namespace: string,
+    serviceAccount: string,
+    ttlSeconds = 0,
+  ): Promise<{ manager: CertificateManager; client: CaClient; cert: WorkloadCertificate }> {
     this.place(namespace, serviceAccount, node);
     const client = new CaClient({ address, rootPem: this.ca.trustBundlePem.join(''), tokenFile: this.tokenFile(node) });
     const manager = new CertificateManager({ source: client, trustDomain: 'cluster.local', ttlSeconds });
@@ -253,7 +312,17 @@ export class MeshCa {
  * ready, and serving the listeners on every one of `ports`.
  */
 export async function startPlainWaypoint(control: string, ports: number[], extra: Partial<WaypointOptions> = {}): Promise<Waypoint> {
-  const wp = new Waypoint({ name: 'wp', namespace: 'default', control, listenAddress: '127.0.0.1', adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet, ...extra });
+  const wp = new Waypoint({
+    name: 'wp',
+    namespace: 'default',
+    control,
+    listenAddress: '127.0.0.1',
+    adminPort: 0,
+    metricsPort: 0,
+    readyPort: 0,
+    logger: quiet,
+    ...extra,
+  });
   await wp.start();
   await wp.ready();
   await until(`the waypoint's listeners on ${ports.join(', ')}`, () => ports.every((p) => wp.listenerAddress(p) !== undefined));

@@ -10,9 +10,33 @@ import { ControlPlane, freePort, startPlainWaypoint } from './fixture';
 
 const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const service: grpc.ServiceDefinition = {
-  Echo: { path: '/nm.test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
-  Count: { path: '/nm.test.Echo/Count', requestStream: false, responseStream: true, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
-  Fail: { path: '/nm.test.Echo/Fail', requestStream: false, responseStream: false, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
+  Echo: {
+    path: '/nm.test.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
+  Count: {
+    path: '/nm.test.Echo/Count',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
+  Fail: {
+    path: '/nm.test.Echo/Fail',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
 };
 
 describe('gRPC through the waypoint (@grpc/grpc-js both ends)', () => {
@@ -34,9 +58,12 @@ describe('gRPC through the waypoint (@grpc/grpc-js both ends)', () => {
         for (let i = 1; i <= n; i++) call.write(Buffer.from(String(i)));
         call.end();
       },
-      Fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb({ code: grpc.status.FAILED_PRECONDITION, details: 'not today' }),
+      Fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+        cb({ code: grpc.status.FAILED_PRECONDITION, details: 'not today' }),
     });
-    const upstream = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const upstream = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
     await cp.start();
     port = await freePort();
     cp.cluster('grpc-echo', [upstream], { http2ProtocolOptions: {} });
@@ -49,8 +76,18 @@ describe('gRPC through the waypoint (@grpc/grpc-js both ends)', () => {
           name: 'grpc',
           domains: ['*'],
           routes: [
-            { match: { pathSpecifier: { $case: 'path', value: '/nm.test.Echo/Fail' }, headers: [{ name: 'x-fault', headerMatchSpecifier: { $case: 'presentMatch', value: true } }] }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'grpc-echo' } } }, typedPerFilterConfig: { 'envoy.filters.http.fault': pack(HTTPFault, abort) } },
-            { match: { pathSpecifier: { $case: 'prefix', value: '/nm.test.Echo/' }, grpc: {} }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'grpc-echo' }, timeout: { seconds: 0, nanos: 0 } } } },
+            {
+              match: {
+                pathSpecifier: { $case: 'path', value: '/nm.test.Echo/Fail' },
+                headers: [{ name: 'x-fault', headerMatchSpecifier: { $case: 'presentMatch', value: true } }],
+              },
+              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'grpc-echo' } } },
+              typedPerFilterConfig: { 'envoy.filters.http.fault': pack(HTTPFault, abort) },
+            },
+            {
+              match: { pathSpecifier: { $case: 'prefix', value: '/nm.test.Echo/' }, grpc: {} },
+              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'grpc-echo' }, timeout: { seconds: 0, nanos: 0 } } },
+            },
           ],
         },
       ],
@@ -67,7 +104,9 @@ describe('gRPC through the waypoint (@grpc/grpc-js both ends)', () => {
   });
 
   const unary = (method: string, body: Buffer, md = new grpc.Metadata()): Promise<Buffer> =>
-    new Promise((resolve, reject) => client.makeUnaryRequest(`/nm.test.Echo/${method}`, raw.serialize, raw.deserialize, body, md, (err, res) => (err ? reject(err) : resolve(res!))));
+    new Promise((resolve, reject) =>
+      client.makeUnaryRequest(`/nm.test.Echo/${method}`, raw.serialize, raw.deserialize, body, md, (err, res) => (err ? reject(err) : resolve(res!))),
+    );
 
   it('carries a unary call and its metadata', async () => {
     const md = new grpc.Metadata();

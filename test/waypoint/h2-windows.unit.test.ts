@@ -19,7 +19,15 @@ const MiB = 1024 * 1024;
 const MESSAGE = 64 * 1024;
 const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const service: grpc.ServiceDefinition = {
-  Stream: { path: '/nm.test.Bulk/Stream', requestStream: false, responseStream: true, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
+  Stream: {
+    path: '/nm.test.Bulk/Stream',
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
 };
 
 /** Streams `total` bytes of one random payload in 64 KiB messages, honouring backpressure. */
@@ -59,7 +67,18 @@ function receive(client: grpc.Client): Promise<{ bytes: number; sha256: string; 
 
 const routes = (cluster: string) => ({
   name: 'bulk-routes',
-  virtualHosts: [{ name: 'bulk', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix' as const, value: '/' } }, action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: cluster }, timeout: { seconds: 0, nanos: 0 } } } }] }],
+  virtualHosts: [
+    {
+      name: 'bulk',
+      domains: ['*'],
+      routes: [
+        {
+          match: { pathSpecifier: { $case: 'prefix' as const, value: '/' } },
+          action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: cluster }, timeout: { seconds: 0, nanos: 0 } } },
+        },
+      ],
+    },
+  ],
 });
 
 describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)', () => {
@@ -77,13 +96,18 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
   const cleanups: Array<() => void> = [];
 
   beforeAll(async () => {
-    const upstream = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const upstream = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
     mesh = await MeshCa.create();
     await cp.start(0, mesh);
     const w = await mesh.workloadCertificate(cp.address, 'node-b', 'shop', 'bulk');
     const f = await mesh.workloadCertificate(cp.address, 'node-a', 'shop', 'frontend');
     frontend = f.cert;
-    cleanups.push(() => (w.manager.close(), w.client.close()), () => (f.manager.close(), f.client.close()));
+    cleanups.push(
+      () => (w.manager.close(), w.client.close()),
+      () => (f.manager.close(), f.client.close()),
+    );
     // The destination's node proxy: HBONE in, a TCP connection to the gRPC server per tunnel.
     nodeProxy = new HboneServer({
       credentials: { certChain: w.cert.certChainPem, key: w.cert.privateKeyPem, trustBundle: w.cert.trustBundle },
@@ -98,14 +122,30 @@ describe('HTTP/2 flow control through the waypoint (16 MiB gRPC server stream)',
     plainPort = await freePort();
     hbonePort = await freePort();
     cp.cluster('bulk', [upstream], { http2ProtocolOptions: {} });
-    cp.cluster('bulk-mesh', [{ address: '10.200.2.3', port: 9090, metadata: { 'envoy.transport_socket_match': { tunnel: 'http' }, nodemesh: { hbone: `127.0.0.1:${np.port}`, identity: 'spiffe://cluster.local/ns/shop/sa/bulk' } } }], { http2ProtocolOptions: {} });
+    cp.cluster(
+      'bulk-mesh',
+      [
+        {
+          address: '10.200.2.3',
+          port: 9090,
+          metadata: {
+            'envoy.transport_socket_match': { tunnel: 'http' },
+            nodemesh: { hbone: `127.0.0.1:${np.port}`, identity: 'spiffe://cluster.local/ns/shop/sa/bulk' },
+          },
+        },
+      ],
+      { http2ProtocolOptions: {} },
+    );
     cp.listener('bulk-plain', plainPort, 'bulk-routes');
     cp.listener('bulk-hbone', hbonePort, 'bulk-mesh-routes');
     cp.routes(routes('bulk'));
     cp.routes({ ...routes('bulk-mesh'), name: 'bulk-mesh-routes' });
     running = await startMeshWaypoint(mesh, cp.address);
     await running.waypoint.ready();
-    await until('the plaintext and HBONE listeners', () => running.waypoint.listenerAddress(plainPort) !== undefined && running.waypoint.listenerAddress(hbonePort) !== undefined);
+    await until(
+      'the plaintext and HBONE listeners',
+      () => running.waypoint.listenerAddress(plainPort) !== undefined && running.waypoint.listenerAddress(hbonePort) !== undefined,
+    );
   }, 30_000);
 
   afterAll(async () => {

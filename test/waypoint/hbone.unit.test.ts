@@ -34,7 +34,9 @@ const onlyFrontend = {
   policies: {
     'ns[shop]-policy[allow-frontend]-rule[0]': {
       permissions: [{ rule: { $case: 'any' as const, value: true } }],
-      principals: [{ identifier: { $case: 'authenticated' as const, value: { principalName: { matchPattern: { $case: 'exact' as const, value: FRONTEND_ID } } } } }],
+      principals: [
+        { identifier: { $case: 'authenticated' as const, value: { principalName: { matchPattern: { $case: 'exact' as const, value: FRONTEND_ID } } } } },
+      ],
     },
   },
 };
@@ -68,7 +70,14 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
   const cleanups: Array<() => void> = [];
 
   const tunnel = (who: WorkloadCertificate, authority: string): Promise<ClientHttp2Stream> =>
-    client.open({ source: { certChain: who.certChainPem, key: who.privateKeyPem }, trustBundle: who.trustBundle, destination: `127.0.0.1:${hbonePort}`, expectedIdentity: WAYPOINT_ID, authority, timeoutMs: 3000 });
+    client.open({
+      source: { certChain: who.certChainPem, key: who.privateKeyPem },
+      trustBundle: who.trustBundle,
+      destination: `127.0.0.1:${hbonePort}`,
+      expectedIdentity: WAYPOINT_ID,
+      authority,
+      timeoutMs: 3000,
+    });
 
   beforeAll(async () => {
     mesh = await MeshCa.create();
@@ -103,7 +112,17 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
     const webHttp = `inbound-vip|80|http|${WEB}`;
     const otherHttp = `inbound-vip|80|http|${OTHER}`;
     const webTcp = `inbound-vip|5432|tcp|${WEB}`;
-    cp.raw(TYPE.listener, 'connect_terminate', Listener.encode(connectTerminate([['10.96.0.50:80', webHttp], ['10.96.0.51:80', otherHttp], ['10.96.0.50:5432', webTcp]])).finish());
+    cp.raw(
+      TYPE.listener,
+      'connect_terminate',
+      Listener.encode(
+        connectTerminate([
+          ['10.96.0.50:80', webHttp],
+          ['10.96.0.51:80', otherHttp],
+          ['10.96.0.50:5432', webTcp],
+        ]),
+      ).finish(),
+    );
     for (const n of [webHttp, otherHttp, webTcp]) cp.raw(TYPE.cluster, n, Cluster.encode(internalCluster(n)).finish());
     cp.internalListener(webHttp, `${WEB}:80`, [{ name: 'envoy.filters.http.rbac', typedConfig: pack(RBAC, RBAC.fromPartial({ rules: onlyFrontend })) }]);
     cp.internalListener(otherHttp, `${OTHER}:80`);
@@ -114,8 +133,14 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
     const hboneMeta = (identity: string) => ({ 'envoy.transport_socket_match': { tunnel: 'http' }, nodemesh: { hbone: `127.0.0.1:${np.port}`, identity } });
     cp.cluster('web-mesh', [{ address: '10.200.2.7', port: 8080, metadata: hboneMeta('spiffe://cluster.local/ns/shop/sa/web') }]);
     cp.cluster('web-impostor', [{ address: '10.200.2.7', port: 8080, metadata: hboneMeta('spiffe://cluster.local/ns/shop/sa/payments') }]);
-    const prefix = (p: string, cluster: string) => ({ match: { pathSpecifier: { $case: 'prefix' as const, value: p } }, action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: cluster } } } });
-    cp.routes({ name: `${WEB}:80`, virtualHosts: [{ name: WEB, domains: ['*'], routes: [prefix('/mesh', 'web-mesh'), prefix('/impostor', 'web-impostor'), prefix('/', 'web')] }] });
+    const prefix = (p: string, cluster: string) => ({
+      match: { pathSpecifier: { $case: 'prefix' as const, value: p } },
+      action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: cluster } } },
+    });
+    cp.routes({
+      name: `${WEB}:80`,
+      virtualHosts: [{ name: WEB, domains: ['*'], routes: [prefix('/mesh', 'web-mesh'), prefix('/impostor', 'web-impostor'), prefix('/', 'web')] }],
+    });
     cp.routes({ name: `${OTHER}:80`, virtualHosts: [{ name: OTHER, domains: ['*'], routes: [prefix('/', 'other')] }] });
 
     // The waypoint, started as the CLI starts it (token file + trust bundle file).
@@ -198,13 +223,24 @@ describe('waypoint HBONE with its own identity from the real CA', () => {
   it('renews its certificate at half-life and serves new HBONE connections with the new one', async () => {
     const serialNow = async (): Promise<string> =>
       new Promise((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port: hbonePort, cert: frontend.certChainPem, key: frontend.privateKeyPem, ca: frontend.trustBundle.pem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined }, () => {
-          const raw = s.getPeerCertificate().raw;
-          s.destroy();
-          const x = new X509Certificate(raw);
-          expect(x.subjectAltName).toContain(`URI:${WAYPOINT_ID}`);
-          resolve(x.serialNumber);
-        });
+        const s = tlsConnect(
+          {
+            host: '127.0.0.1',
+            port: hbonePort,
+            cert: frontend.certChainPem,
+            key: frontend.privateKeyPem,
+            ca: frontend.trustBundle.pem,
+            ALPNProtocols: ['h2'],
+            checkServerIdentity: () => undefined,
+          },
+          () => {
+            const raw = s.getPeerCertificate().raw;
+            s.destroy();
+            const x = new X509Certificate(raw);
+            expect(x.subjectAltName).toContain(`URI:${WAYPOINT_ID}`);
+            resolve(x.serialNumber);
+          },
+        );
         s.on('error', reject);
       });
     const first = await serialNow();

@@ -34,13 +34,23 @@ const POD_IP = '10.200.2.7';
 
 const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
 const echoService: grpc.ServiceDefinition = {
-  Echo: { path: '/nm.test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
+  Echo: {
+    path: '/nm.test.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
 };
 
 /** The labels of the istio_requests_total series whose labels include `match`, one per series. */
 async function series(rw: RunningWaypoint, match: Record<string, string>): Promise<Array<Record<string, string>>> {
   const metric = await rw.waypoint.metrics.registry.getSingleMetric('istio_requests_total')!.get();
-  return metric.values.map((v) => Object.fromEntries(Object.entries(v.labels).map(([k, x]) => [k, String(x)]))).filter((l) => Object.entries(match).every(([k, x]) => l[k] === x));
+  return metric.values
+    .map((v) => Object.fromEntries(Object.entries(v.labels).map(([k, x]) => [k, String(x)])))
+    .filter((l) => Object.entries(match).every(([k, x]) => l[k] === x));
 }
 
 describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, gRPC over HBONE)', () => {
@@ -77,7 +87,9 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
     });
     await new Promise<void>((r) => h2server.listen(0, '127.0.0.1', r));
     grpcServer.addService(echoService, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request) });
-    const grpcPort = await new Promise<number>((resolve, reject) => grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const grpcPort = await new Promise<number>((resolve, reject) =>
+      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
     const appPort: Record<number, number> = { 8080: web.port, 8081: (h2server.address() as { port: number }).port, 9090: grpcPort };
 
     const f = await mesh.workloadCertificate(address, 'node-a', 'shop', 'frontend-sa');
@@ -107,8 +119,32 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
       targets.push([`${s.vip}:80`, internal]);
       cp.raw(TYPE.cluster, internal, Cluster.encode(internalCluster(internal)).finish());
       cp.internalListener(internal, `${kind}-routes`);
-      cp.cluster(outbound, [{ address: POD_IP, port: s.target, metadata: { 'envoy.transport_socket_match': { tunnel: 'http' }, nodemesh: { hbone: `127.0.0.1:${np.port}`, identity: API_ID } } }], s.http2 ? { http2ProtocolOptions: {} } : {});
-      cp.routes({ name: `${kind}-routes`, virtualHosts: [{ name: kind, domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: outbound } } } }] }] });
+      cp.cluster(
+        outbound,
+        [
+          {
+            address: POD_IP,
+            port: s.target,
+            metadata: { 'envoy.transport_socket_match': { tunnel: 'http' }, nodemesh: { hbone: `127.0.0.1:${np.port}`, identity: API_ID } },
+          },
+        ],
+        s.http2 ? { http2ProtocolOptions: {} } : {},
+      );
+      cp.routes({
+        name: `${kind}-routes`,
+        virtualHosts: [
+          {
+            name: kind,
+            domains: ['*'],
+            routes: [
+              {
+                match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+                action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: outbound } } },
+              },
+            ],
+          },
+        ],
+      });
     }
     cp.raw(TYPE.listener, 'connect_terminate', Listener.encode(connectTerminate(targets)).finish());
 
@@ -154,10 +190,13 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
     const s = stream as unknown as Record<string, unknown>;
     for (const m of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) if (typeof s[m] !== 'function') s[m] = () => stream;
     const status = await new Promise<number>((resolve, reject) => {
-      const r = request({ createConnection: () => stream as unknown as Socket, path: '/hello', headers: { host: `${SERVICES.web.vip}:80`, connection: 'close' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const r = request(
+        { createConnection: () => stream as unknown as Socket, path: '/hello', headers: { host: `${SERVICES.web.vip}:80`, connection: 'close' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       r.on('error', reject);
       r.end();
     });
@@ -195,7 +234,15 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
       session.destroy();
     }
     expect(await series(running, { destination_service: SERVICES.h2.host })).toEqual([
-      { ...common, destination_service: SERVICES.h2.host, destination_service_name: 'h2', destination_service_namespace: 'shop', request_protocol: 'http', response_code: '200', grpc_response_status: '' },
+      {
+        ...common,
+        destination_service: SERVICES.h2.host,
+        destination_service_name: 'h2',
+        destination_service_namespace: 'shop',
+        request_protocol: 'http',
+        response_code: '200',
+        grpc_response_status: '',
+      },
     ]);
   });
 
@@ -206,7 +253,13 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
     const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
     try {
       const out = await new Promise<{ status: number; grpcStatus: string | undefined; body: Buffer }>((resolve, reject) => {
-        const r = session.request({ ':method': 'POST', ':path': '/nm.test.Echo/Echo', ':authority': `${SERVICES.rpc.vip}:80`, 'content-type': 'application/grpc', te: 'trailers' });
+        const r = session.request({
+          ':method': 'POST',
+          ':path': '/nm.test.Echo/Echo',
+          ':authority': `${SERVICES.rpc.vip}:80`,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
         let status = 0;
         let grpcStatus: string | undefined;
         const parts: Buffer[] = [];
@@ -222,7 +275,15 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
       session.destroy();
     }
     expect(await series(running, { destination_service: SERVICES.rpc.host })).toEqual([
-      { ...common, destination_service: SERVICES.rpc.host, destination_service_name: 'rpc', destination_service_namespace: 'shop', request_protocol: 'grpc', response_code: '200', grpc_response_status: '0' },
+      {
+        ...common,
+        destination_service: SERVICES.rpc.host,
+        destination_service_name: 'rpc',
+        destination_service_namespace: 'shop',
+        request_protocol: 'grpc',
+        response_code: '200',
+        grpc_response_status: '0',
+      },
     ]);
   });
 
@@ -242,8 +303,17 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
     }
     const got = await series(running, { destination_service: SERVICES.web.host, source_workload: 'unknown' });
     expect(got).toHaveLength(1);
-    expect(got[0]).toMatchObject({ source_workload_namespace: 'shop', source_principal: CLIENT_ID, source_app: 'unknown', source_version: 'unknown', source_canonical_service: 'unknown', connection_security_policy: 'mutual_tls' });
-    const total = (await running.waypoint.metrics.registry.getSingleMetric('istio_requests_total')!.get()).values.filter((v) => v.labels.source_workload === 'unknown').reduce((n, v) => n + v.value, 0);
+    expect(got[0]).toMatchObject({
+      source_workload_namespace: 'shop',
+      source_principal: CLIENT_ID,
+      source_app: 'unknown',
+      source_version: 'unknown',
+      source_canonical_service: 'unknown',
+      connection_security_policy: 'mutual_tls',
+    });
+    const total = (await running.waypoint.metrics.registry.getSingleMetric('istio_requests_total')!.get()).values
+      .filter((v) => v.labels.source_workload === 'unknown')
+      .reduce((n, v) => n + v.value, 0);
     expect(total).toBe(2);
   });
 });

@@ -19,11 +19,21 @@ interface Answer {
 
 function post(port: number, agent: Agent, body: Buffer): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const r = request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', agent, headers: { host: 'web', 'content-type': 'application/octet-stream', 'content-length': body.length } }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
-    });
+    const r = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/upload',
+        agent,
+        headers: { host: 'web', 'content-type': 'application/octet-stream', 'content-length': body.length },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
@@ -53,7 +63,21 @@ function hashingBackend(): Promise<Backend> {
   });
 }
 
-const route = (cluster: string) => ({ name: 'web-routes', virtualHosts: [{ name: 'web', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix' as const, value: '/' } }, action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: cluster } } } }] }] });
+const route = (cluster: string) => ({
+  name: 'web-routes',
+  virtualHosts: [
+    {
+      name: 'web',
+      domains: ['*'],
+      routes: [
+        {
+          match: { pathSpecifier: { $case: 'prefix' as const, value: '/' } },
+          action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: cluster } } },
+        },
+      ],
+    },
+  ],
+});
 
 async function uploadsThenSmallPosts(port: number): Promise<void> {
   const big = randomBytes(32 * MiB);
@@ -100,7 +124,16 @@ describe('HTTP/1.1 bodies over pooled HBONE upstream tunnels', () => {
     });
     const np = await nodeProxy.listen({ host: '127.0.0.1', port: 0 });
     port = await freePort();
-    cp.cluster('web-mesh', [{ address: '10.200.2.2', port: 8080, metadata: { 'envoy.transport_socket_match': { tunnel: 'http' }, nodemesh: { hbone: `127.0.0.1:${np.port}`, identity: 'spiffe://cluster.local/ns/shop/sa/web' } } }]);
+    cp.cluster('web-mesh', [
+      {
+        address: '10.200.2.2',
+        port: 8080,
+        metadata: {
+          'envoy.transport_socket_match': { tunnel: 'http' },
+          nodemesh: { hbone: `127.0.0.1:${np.port}`, identity: 'spiffe://cluster.local/ns/shop/sa/web' },
+        },
+      },
+    ]);
     cp.listener('web-listener', port, 'web-routes');
     cp.routes(route('web-mesh'));
     running = await startMeshWaypoint(mesh, cp.address);

@@ -40,7 +40,21 @@ describe('waypoint resilience and tracing', () => {
     port = await freePort();
     cp.listener('l', port, 'r');
     cp.cluster('a', [be.port]);
-    cp.routes({ name: 'r', virtualHosts: [{ name: 'web', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'a' } } } }] }] });
+    cp.routes({
+      name: 'r',
+      virtualHosts: [
+        {
+          name: 'web',
+          domains: ['*'],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'a' } } },
+            },
+          ],
+        },
+      ],
+    });
     wp = await startPlainWaypoint(cp.address, [port], { otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` });
   }, 20_000);
 
@@ -72,12 +86,35 @@ describe('waypoint resilience and tracing', () => {
     expect(statuses.length).toBeGreaterThan(10);
     expect(statuses.every((s) => s === 200)).toBe(true);
     // The restarted control plane serves a new route; the waypoint applies it.
-    cp.routes({ name: 'r', virtualHosts: [{ name: 'web', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'directResponse', value: { status: 204 } } }] }] });
+    cp.routes({
+      name: 'r',
+      virtualHosts: [
+        {
+          name: 'web',
+          domains: ['*'],
+          routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'directResponse', value: { status: 204 } } }],
+        },
+      ],
+    });
     await until('the updated route (204)', async () => (await get(port, '/')) === 204);
   }, 30_000);
 
   it('propagates traceparent and exports a span per request over OTLP/HTTP JSON', async () => {
-    cp.routes({ name: 'r', virtualHosts: [{ name: 'web', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'a' } } } }] }] });
+    cp.routes({
+      name: 'r',
+      virtualHosts: [
+        {
+          name: 'web',
+          domains: ['*'],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'a' } } },
+            },
+          ],
+        },
+      ],
+    });
     await until('the restored route (200)', async () => (await get(port, '/')) === 200);
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     expect(await get(port, '/traced', { traceparent: `00-${traceId}-00f067aa0ba902b7-01` })).toBe(200);

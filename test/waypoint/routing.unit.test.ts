@@ -32,7 +32,10 @@ function call(port: number, path: string, o: { host?: string; method?: string; h
 }
 
 const prefix = (p: string) => ({ pathSpecifier: { $case: 'prefix' as const, value: p } });
-const toCluster = (c: string, extra: object = {}) => ({ $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: c }, ...extra } });
+const toCluster = (c: string, extra: object = {}) => ({
+  $case: 'route' as const,
+  value: { clusterSpecifier: { $case: 'cluster' as const, value: c }, ...extra },
+});
 
 describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server)', () => {
   const cp = new ControlPlane();
@@ -72,7 +75,19 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
         action: RBAC_Action.DENY,
         policies: {
           'deny-delete-admin': {
-            permissions: [{ rule: { $case: 'andRules', value: { rules: [{ rule: { $case: 'header', value: { name: ':method', headerMatchSpecifier: { $case: 'exactMatch', value: 'DELETE' } } } }, { rule: { $case: 'urlPath', value: { rule: { $case: 'path', value: { matchPattern: { $case: 'prefix', value: '/admin' } } } } } }] } } }],
+            permissions: [
+              {
+                rule: {
+                  $case: 'andRules',
+                  value: {
+                    rules: [
+                      { rule: { $case: 'header', value: { name: ':method', headerMatchSpecifier: { $case: 'exactMatch', value: 'DELETE' } } } },
+                      { rule: { $case: 'urlPath', value: { rule: { $case: 'path', value: { matchPattern: { $case: 'prefix', value: '/admin' } } } } } },
+                    ],
+                  },
+                },
+              },
+            ],
             principals: [{ identifier: { $case: 'any', value: true } }],
           },
         },
@@ -83,9 +98,23 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
       { name: 'envoy.filters.http.local_ratelimit', typedConfig: pack(LocalRateLimit, LocalRateLimit.fromPartial({ statPrefix: 'http' })) },
       { name: 'envoy.filters.http.fault', typedConfig: pack(HTTPFault, HTTPFault.fromPartial({})) },
     ]);
-    for (const [n, be] of [['a', a], ['b', b], ['mirror', mirror], ['flaky', flaky], ['slow', slow]] as const) cp.cluster(n, [be.port]);
-    cp.cluster('outlier', [bad.port, a.port], { outlierDetection: { consecutive5xx: 2, baseEjectionTime: { seconds: 30, nanos: 0 }, maxEjectionPercent: 50, enforcingConsecutive5xx: 100 } });
-    const rl = LocalRateLimit.fromPartial({ statPrefix: 'rl', tokenBucket: { maxTokens: 3, tokensPerFill: 1, fillInterval: { seconds: 60, nanos: 0 } }, filterEnabled: { defaultValue: { numerator: 100 } }, filterEnforced: { defaultValue: { numerator: 100 } } });
+    for (const [n, be] of [
+      ['a', a],
+      ['b', b],
+      ['mirror', mirror],
+      ['flaky', flaky],
+      ['slow', slow],
+    ] as const)
+      cp.cluster(n, [be.port]);
+    cp.cluster('outlier', [bad.port, a.port], {
+      outlierDetection: { consecutive5xx: 2, baseEjectionTime: { seconds: 30, nanos: 0 }, maxEjectionPercent: 50, enforcingConsecutive5xx: 100 },
+    });
+    const rl = LocalRateLimit.fromPartial({
+      statPrefix: 'rl',
+      tokenBucket: { maxTokens: 3, tokensPerFill: 1, fillInterval: { seconds: 60, nanos: 0 } },
+      filterEnabled: { defaultValue: { numerator: 100 } },
+      filterEnforced: { defaultValue: { numerator: 100 } },
+    });
     const abort = HTTPFault.fromPartial({ abort: { errorType: { $case: 'httpStatus', value: 418 }, percentage: { numerator: 100 } } });
     cp.routes({
       name: 'web-routes',
@@ -95,11 +124,36 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
           domains: ['web', 'web:80'],
           responseHeadersToAdd: [{ header: { key: 'x-vhost', value: 'web' } }],
           routes: [
-            { match: prefix('/split'), action: { $case: 'route', value: { clusterSpecifier: { $case: 'weightedClusters', value: { clusters: [{ name: 'a', weight: 90 }, { name: 'b', weight: 10 }] } } } } },
-            { match: prefix('/retry'), action: toCluster('flaky', { retryPolicy: { retryOn: '5xx', numRetries: 3, retryBackOff: { baseInterval: { seconds: 0, nanos: 5e6 } } } }) },
+            {
+              match: prefix('/split'),
+              action: {
+                $case: 'route',
+                value: {
+                  clusterSpecifier: {
+                    $case: 'weightedClusters',
+                    value: {
+                      clusters: [
+                        { name: 'a', weight: 90 },
+                        { name: 'b', weight: 10 },
+                      ],
+                    },
+                  },
+                },
+              },
+            },
+            {
+              match: prefix('/retry'),
+              action: toCluster('flaky', { retryPolicy: { retryOn: '5xx', numRetries: 3, retryBackOff: { baseInterval: { seconds: 0, nanos: 5e6 } } } }),
+            },
             { match: prefix('/noretry'), action: toCluster('flaky') },
             { match: prefix('/slow'), action: toCluster('slow', { timeout: { seconds: 0, nanos: 300e6 } }) },
-            { match: prefix('/old'), action: { $case: 'redirect', value: { hostRedirect: 'new.example', pathRewriteSpecifier: { $case: 'prefixRewrite', value: '/new' }, responseCode: 1 } } },
+            {
+              match: prefix('/old'),
+              action: {
+                $case: 'redirect',
+                value: { hostRedirect: 'new.example', pathRewriteSpecifier: { $case: 'prefixRewrite', value: '/new' }, responseCode: 1 },
+              },
+            },
             { match: prefix('/mirrored'), action: toCluster('a', { requestMirrorPolicies: [{ cluster: 'mirror' }] }) },
             {
               match: prefix('/headers'),
@@ -109,12 +163,18 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
               responseHeadersToAdd: [{ header: { key: 'x-route', value: 'headers' } }],
               responseHeadersToRemove: ['x-backend'],
             },
-            { match: prefix('/api/'), action: toCluster('a', { prefixRewrite: '/v2/', hostRewriteSpecifier: { $case: 'hostRewriteLiteral', value: 'backend.internal' } }) },
+            {
+              match: prefix('/api/'),
+              action: toCluster('a', { prefixRewrite: '/v2/', hostRewriteSpecifier: { $case: 'hostRewriteLiteral', value: 'backend.internal' } }),
+            },
             { match: prefix('/fault'), action: toCluster('a'), typedPerFilterConfig: { 'envoy.filters.http.fault': pack(HTTPFault, abort) } },
             { match: prefix('/limited'), action: toCluster('a'), typedPerFilterConfig: { 'envoy.filters.http.local_ratelimit': pack(LocalRateLimit, rl) } },
             { match: prefix('/outlier'), action: toCluster('outlier') },
             { match: prefix('/echo'), action: toCluster('echo') },
-            { match: prefix('/direct'), action: { $case: 'directResponse', value: { status: 202, body: { specifier: { $case: 'inlineString', value: 'direct' } } } } },
+            {
+              match: prefix('/direct'),
+              action: { $case: 'directResponse', value: { status: 202, body: { specifier: { $case: 'inlineString', value: 'direct' } } } },
+            },
             { match: prefix('/'), action: toCluster('a') },
           ],
         },
@@ -273,7 +333,12 @@ describe('waypoint routing (HTTP/1.1 and h2c, delta ADS from the real xDS server
   });
 
   it('NACKs a RouteConfiguration with a bad regex and keeps serving the last good routes', async () => {
-    cp.routes({ name: 'web-routes', virtualHosts: [{ name: 'web', domains: ['web'], routes: [{ match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(?<=x)' } } }, action: toCluster('b') }] }] });
+    cp.routes({
+      name: 'web-routes',
+      virtualHosts: [
+        { name: 'web', domains: ['web'], routes: [{ match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(?<=x)' } } }, action: toCluster('b') }] },
+      ],
+    });
     await until('a NACK', () => wp.nacks.length > 0);
     expect(wp.nacks[0]!.detail).toMatch(/web-routes: virtual_hosts\[0\] \(web\): routes\[0\]: regex .* look-around/);
     expect((await call(port, '/split')).status).toBe(200);

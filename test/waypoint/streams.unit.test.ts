@@ -51,12 +51,18 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     tcpPort = await freePort();
     cp.cluster('echo', [(echo.address() as AddressInfo).port]);
     cp.cluster('slow-body', [slowBody.port]);
-    cp.cluster('weighted', [{ port: heavy.port, weight: 3 }, { port: light.port, weight: 1 }]);
+    cp.cluster('weighted', [
+      { port: heavy.port, weight: 3 },
+      { port: light.port, weight: 1 },
+    ]);
     cp.tcpListener('tcp-listener', tcpPort, 'echo');
     cp.listener('http-listener', httpPort, 'routes');
     const toCluster = (c: string, timeoutMs?: number) => ({
       $case: 'route' as const,
-      value: { clusterSpecifier: { $case: 'cluster' as const, value: c }, ...(timeoutMs !== undefined ? { timeout: { seconds: 0, nanos: timeoutMs * 1e6 } } : {}) },
+      value: {
+        clusterSpecifier: { $case: 'cluster' as const, value: c },
+        ...(timeoutMs !== undefined ? { timeout: { seconds: 0, nanos: timeoutMs * 1e6 } } : {}),
+      },
     });
     cp.routes({
       name: 'routes',
@@ -93,7 +99,11 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     });
     expect(got.length).toBe(data.length);
     expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
-    await until('the closed TCP connection in istio_tcp_connections_closed_total', async () => /istio_tcp_connections_closed_total\{[^}]*request_protocol="tcp"[^}]*\} 1/.test(await wp.metrics.registry.getSingleMetricAsString('istio_tcp_connections_closed_total')));
+    await until('the closed TCP connection in istio_tcp_connections_closed_total', async () =>
+      /istio_tcp_connections_closed_total\{[^}]*request_protocol="tcp"[^}]*\} 1/.test(
+        await wp.metrics.registry.getSingleMetricAsString('istio_tcp_connections_closed_total'),
+      ),
+    );
     const sent = await wp.metrics.registry.getSingleMetricAsString('istio_tcp_sent_bytes_total');
     expect(sent).toContain(`} ${data.length}`);
   });
@@ -105,7 +115,11 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     expect(r.body).toBe('first part;');
     expect(r.aborted).toBe(true);
     expect(Date.now() - t0).toBeLessThan(1200);
-    await until('a UT 200 in istio_requests_total', async () => /response_code="200"[^}]*response_flags="UT"|response_flags="UT"[^}]*response_code="200"/.test(await wp.metrics.registry.getSingleMetricAsString('istio_requests_total')));
+    await until('a UT 200 in istio_requests_total', async () =>
+      /response_code="200"[^}]*response_flags="UT"|response_flags="UT"[^}]*response_code="200"/.test(
+        await wp.metrics.registry.getSingleMetricAsString('istio_requests_total'),
+      ),
+    );
     // timeout 0 (no timeout): the same backend completes
     const ok = await get(httpPort, '/patient');
     expect([ok.status, ok.body, ok.aborted]).toEqual([200, 'first part;second part', false]);

@@ -48,15 +48,57 @@ describe('waypoint run --workers 2', () => {
     readyPort = await freePort();
     cp.cluster('web', [web.port]);
     cp.listener('http', listenPort, 'routes');
-    cp.routes({ name: 'routes', virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'web' } } } }] }] });
-    proc = spawn(process.execPath, [join(ROOT, 'dist', 'cli', 'main.js'), 'waypoint', 'run', '--name', 'wp', '-n', 'default', '--control', cp.address, '--listen-address', '127.0.0.1', '--admin-port', '0', '--metrics-port', String(metricsPort), '--ready-port', String(readyPort), '--workers', '2'], {
-      env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    cp.routes({
+      name: 'routes',
+      virtualHosts: [
+        {
+          name: 'all',
+          domains: ['*'],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'web' } } },
+            },
+          ],
+        },
+      ],
     });
+    proc = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'dist', 'cli', 'main.js'),
+        'waypoint',
+        'run',
+        '--name',
+        'wp',
+        '-n',
+        'default',
+        '--control',
+        cp.address,
+        '--listen-address',
+        '127.0.0.1',
+        '--admin-port',
+        '0',
+        '--metrics-port',
+        String(metricsPort),
+        '--ready-port',
+        String(readyPort),
+        '--workers',
+        '2',
+      ],
+      {
+        env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     proc.stderr!.resume();
     await until(
       'the primary reports both workers ready',
-      () => get(readyPort, '/healthz/ready').then((r) => r.status === 200, () => false),
+      () =>
+        get(readyPort, '/healthz/ready').then(
+          (r) => r.status === 200,
+          () => false,
+        ),
       30_000,
     );
   }, 60_000);
@@ -85,11 +127,23 @@ describe('waypoint run --workers 2', () => {
     await until('the primary saw the worker exit', () => !children(proc.pid!).includes(first!), 10_000);
     const during = await Promise.all(Array.from({ length: 10 }, () => get(listenPort)));
     expect(during.every((r) => r.status === 200)).toBe(true);
-    await until('a new worker replaces the killed one', () => {
-      const now = children(proc.pid!);
-      return now.length === 2 && !now.includes(first!);
-    }, 20_000);
-    await until('the primary reports both workers ready again', () => get(readyPort, '/healthz/ready').then((r) => r.status === 200, () => false), 20_000);
+    await until(
+      'a new worker replaces the killed one',
+      () => {
+        const now = children(proc.pid!);
+        return now.length === 2 && !now.includes(first!);
+      },
+      20_000,
+    );
+    await until(
+      'the primary reports both workers ready again',
+      () =>
+        get(readyPort, '/healthz/ready').then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      20_000,
+    );
     const after = await Promise.all(Array.from({ length: 20 }, () => get(listenPort)));
     expect(after.every((r) => r.status === 200)).toBe(true);
   }, 60_000);

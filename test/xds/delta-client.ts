@@ -2,10 +2,7 @@
 // with a queue of responses so a test can await the next one or assert that none comes.
 import * as grpc from '@grpc/grpc-js';
 import { AggregatedDiscoveryServiceClient } from '../../api/gen/envoy/service/discovery/v3/ads';
-import {
-  DeltaDiscoveryRequest,
-  type DeltaDiscoveryResponse,
-} from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 
 type RequestInit = Parameters<typeof DeltaDiscoveryRequest.fromPartial>[0];
 

@@ -180,13 +180,16 @@ class H2Relay {
 
   private scheduleRelease(): void {
     if (this.releaseTimer) return;
-    this.releaseTimer = setTimeout(() => {
-      this.releaseTimer = undefined;
-      for (const { to, chunk } of this.held.splice(0)) {
-        this.readers.get(to)?.feed(chunk);
-        if (!to.destroyed) to.write(chunk);
-      }
-    }, Math.max(0, this.heldUntil - Date.now()));
+    this.releaseTimer = setTimeout(
+      () => {
+        this.releaseTimer = undefined;
+        for (const { to, chunk } of this.held.splice(0)) {
+          this.readers.get(to)?.feed(chunk);
+          if (!to.destroyed) to.write(chunk);
+        }
+      },
+      Math.max(0, this.heldUntil - Date.now()),
+    );
   }
 }
 
@@ -281,7 +284,11 @@ describe('delta ADS keepalive between common/xds and the control plane (keepaliv
     relay.stallServerOnNextClientPing(scaled(TOLERATED_STALL_MS));
     await until('a client PING that starts the stall', () => relay.stalls === 1, scaled(XDS_CLIENT_KEEPALIVE.timeMs) * 3);
     const acksAtStall = relay.fromServer.acks;
-    await until('the held PING ACK and one more keepalive round', () => relay.fromServer.acks >= acksAtStall + 2, scaled(TOLERATED_STALL_MS + XDS_CLIENT_KEEPALIVE.timeMs) * 3);
+    await until(
+      'the held PING ACK and one more keepalive round',
+      () => relay.fromServer.acks >= acksAtStall + 2,
+      scaled(TOLERATED_STALL_MS + XDS_CLIENT_KEEPALIVE.timeMs) * 3,
+    );
     expect(drops.map((d) => d.lastError)).toEqual([]);
     expect(client.status()).toMatchObject({ connected: true, streams: 1 });
   }, 20_000);

@@ -29,7 +29,12 @@ function capturingLogger(): { logger: pino.Logger; lines: () => Array<Record<str
   });
   return {
     logger: pino({ level: 'debug' }, sink),
-    lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }
 
@@ -83,7 +88,10 @@ describe('workload API over delta ADS', () => {
     c.ack(removed);
 
     // A write that does not change the translation sends nothing.
-    await store.apply({ ...workload('web-2', '10.200.1.6', { app: 'web' }), metadata: { name: 'web-2', namespace: 'default', labels: { app: 'web' }, annotations: { note: 'x' } } });
+    await store.apply({
+      ...workload('web-2', '10.200.1.6', { app: 'web' }),
+      metadata: { name: 'web-2', namespace: 'default', labels: { app: 'web' }, annotations: { note: 'x' } },
+    });
     await c.expectNothing(300);
   });
 
@@ -240,7 +248,10 @@ describe('workload API over delta ADS', () => {
     expect(responses.length).toBeLessThan(10);
     expect(versions.size).toBe(2003);
     // ...and what it has is the newest state.
-    const web1 = responses.flatMap((r) => r.resources).filter((r) => r.name === 'Workload/default/web-1').at(-1)!;
+    const web1 = responses
+      .flatMap((r) => r.resources)
+      .filter((r) => r.name === 'Workload/default/web-1')
+      .at(-1)!;
     const decoded = Address.decode(web1.resource!.value);
     expect(decoded.type?.$case === 'workload' && [...decoded.type.value.addresses[0]!]).toEqual([10, 200, 2, writes]);
   });

@@ -4,7 +4,15 @@
 // a waypoint, published to node proxies (fail closed) until the Service's waypoint resolves.
 import { describe, expect, it } from 'vitest';
 import type { DeltaDiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
-import { Address, Authorization, AuthorizationAction, AuthorizationScope, MtlsMode, PeerAuthentication, PeerAuthenticationScope } from '../../api/gen/nodemesh/workload/v1/workload';
+import {
+  Address,
+  Authorization,
+  AuthorizationAction,
+  AuthorizationScope,
+  MtlsMode,
+  PeerAuthentication,
+  PeerAuthenticationScope,
+} from '../../api/gen/nodemesh/workload/v1/workload';
 import { MemoryStore } from '../../control/store/base-store';
 import { ipText } from '../../control/workload/addresses';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, PEER_AUTHENTICATION_TYPE_URL } from '../../control/workload/publisher';
@@ -115,7 +123,9 @@ describe('PeerAuthentication over delta ADS', () => {
       [PEER_AUTHENTICATION_TYPE_URL]: { names: ['nodemesh-system/mesh', 'default/db'] },
       [ADDRESS_TYPE_URL]: { names: ['Workload/default/db-1'] },
     });
-    expect(decoded(got.get(PEER_AUTHENTICATION_TYPE_URL), 'nodemesh-system/mesh', PeerAuthentication).scope).toBe(PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH);
+    expect(decoded(got.get(PEER_AUTHENTICATION_TYPE_URL), 'nodemesh-system/mesh', PeerAuthentication).scope).toBe(
+      PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_MESH,
+    );
     expect(decoded(got.get(PEER_AUTHENTICATION_TYPE_URL), 'default/db', PeerAuthentication)).toMatchObject({
       scope: PeerAuthenticationScope.PEER_AUTHENTICATION_SCOPE_WORKLOAD_SELECTOR,
       portLevelMtls: { 5432: MtlsMode.MTLS_MODE_STRICT },
@@ -169,7 +179,11 @@ describe('L7 hints and unresolved waypoints over delta ADS', () => {
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'Gateway',
       metadata: { name: 'wp', namespace: 'default' },
-      spec: { gatewayClassName: 'nodemesh-waypoint', addresses: [{ type: 'IPAddress', value: '10.200.1.60' }], listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+      spec: {
+        gatewayClassName: 'nodemesh-waypoint',
+        addresses: [{ type: 'IPAddress', value: '10.200.1.60' }],
+        listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+      },
     });
     got = await until(c, { [ADDRESS_TYPE_URL]: { names: [web] } });
     const resolved = serviceOf(decoded(got.get(ADDRESS_TYPE_URL), web, Address)).waypoint!;
@@ -219,7 +233,11 @@ describe('targetRefs policy on a Service without a waypoint over delta ADS', () 
         apiVersion: 'gateway.networking.k8s.io/v1',
         kind: 'Gateway',
         metadata: { name: 'wp', namespace: 'default' },
-        spec: { gatewayClassName: 'nodemesh-waypoint', addresses: [{ type: 'IPAddress', value: '10.200.1.60' }], listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+        spec: {
+          gatewayClassName: 'nodemesh-waypoint',
+          addresses: [{ type: 'IPAddress', value: '10.200.1.60' }],
+          listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
+        },
       },
       webSvc({ 'nodemesh.io/use-waypoint': 'wp' }),
     ]);

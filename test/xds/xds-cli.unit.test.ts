@@ -12,8 +12,18 @@ let running: ControlGrpc;
 beforeAll(async () => {
   store = new MemoryStore();
   await store.applyAll([
-    { apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: 'web-1', namespace: 'default', labels: { app: 'web' } }, spec: { node: 'node-1', addresses: ['10.200.1.5'] } },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } },
+    {
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: 'web-1', namespace: 'default', labels: { app: 'web' } },
+      spec: { node: 'node-1', addresses: ['10.200.1.5'] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { clusterIP: '10.96.0.12', selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    },
   ]);
   running = await servePlaintext(store);
 });
@@ -27,7 +37,14 @@ async function run(args: string[]): Promise<{ code: number; lines: Array<Record<
   let text = '';
   out.on('data', (c) => (text += String(c)));
   const code = await runXdsGet(['--server', `127.0.0.1:${running.ports.plaintext}`, ...args], { stdout: out });
-  return { code, lines: text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    code,
+    lines: text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 describe('nodemesh xds get', () => {
@@ -41,13 +58,12 @@ describe('nodemesh xds get', () => {
 
   it('subscribes to named resources only', async () => {
     const { lines } = await run(['addresses', '--name', 'default/web.default.svc.cluster.local', '--name', 'default/missing']);
-    expect(lines).toEqual([
-      expect.objectContaining({ name: 'default/web.default.svc.cluster.local' }),
-      { name: 'default/missing', removed: true },
-    ]);
+    expect(lines).toEqual([expect.objectContaining({ name: 'default/web.default.svc.cluster.local' }), { name: 'default/missing', removed: true }]);
   });
 
   it('says what to check when nothing answers', async () => {
-    await expect(runXdsGet(['--server', '127.0.0.1:1', '--timeout', '0.5'], { stdout: new PassThrough() })).rejects.toThrow(/no answer from the xDS server at 127.0.0.1:1|ended the stream: UNAVAILABLE/);
+    await expect(runXdsGet(['--server', '127.0.0.1:1', '--timeout', '0.5'], { stdout: new PassThrough() })).rejects.toThrow(
+      /no answer from the xDS server at 127.0.0.1:1|ended the stream: UNAVAILABLE/,
+    );
   });
 });

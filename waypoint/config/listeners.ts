@@ -78,7 +78,12 @@ export function compileListener(l: Listener): CompiledListener {
   // The waypoint serves one filter chain per listener: the first (filter_chain_match is not evaluated).
   const chain = chains[0]!;
   const config = within('filter_chains[0]', () => {
-    const terminal = chain.filters.find((f) => f.name === HCM_FILTER || f.name === TCP_PROXY_FILTER || (f.configType?.$case === 'typedConfig' && [codecs.hcm.$type as string, codecs.tcpProxy.$type].includes(typeNameOf(f.configType.value))));
+    const terminal = chain.filters.find(
+      (f) =>
+        f.name === HCM_FILTER ||
+        f.name === TCP_PROXY_FILTER ||
+        (f.configType?.$case === 'typedConfig' && [codecs.hcm.$type as string, codecs.tcpProxy.$type].includes(typeNameOf(f.configType.value))),
+    );
     if (!terminal) throw new ConfigError(`no ${HCM_FILTER} or ${TCP_PROXY_FILTER} filter (found: ${chain.filters.map((f) => f.name).join(', ') || 'none'})`);
     if (terminal.configType?.$case !== 'typedConfig') throw new ConfigError(`${terminal.name} needs typed_config (config_discovery is not supported)`);
     const any = terminal.configType.value;
@@ -94,7 +99,9 @@ export function compileListener(l: Listener): CompiledListener {
           const engine = r.rules ? within('rules', () => compileRbac(r.rules!)) : undefined;
           if (engine) rbac.push(engine);
         } else {
-          throw new ConfigError(`the nodemesh waypoint has no network filter ${f.name}${fa ? ` (${typeNameOf(fa)})` : ''}; supported before the terminal filter: ${NETWORK_RBAC_FILTER}`);
+          throw new ConfigError(
+            `the nodemesh waypoint has no network filter ${f.name}${fa ? ` (${typeNameOf(fa)})` : ''}; supported before the terminal filter: ${NETWORK_RBAC_FILTER}`,
+          );
         }
       });
     }
@@ -120,7 +127,8 @@ export function compileConnectTerminate(h: HttpConnectionManager): ConnectListen
     within(`route_config.virtual_hosts[${i}] (${vh.name})`, () => {
       const route = vh.routes.find((r) => r.match?.pathSpecifier?.$case === 'connectMatcher');
       if (!route) return;
-      if (route.action?.$case !== 'route' || route.action.value.clusterSpecifier?.$case !== 'cluster') throw new ConfigError('the CONNECT route must name a cluster');
+      if (route.action?.$case !== 'route' || route.action.value.clusterSpecifier?.$case !== 'cluster')
+        throw new ConfigError('the CONNECT route must name a cluster');
       for (const d of vh.domains) targets.set(d.toLowerCase(), route.action.value.clusterSpecifier.value);
     }),
   );

@@ -299,7 +299,7 @@ function compileRouteMatch(m: NonNullable<Route['match']>): { test: (req: Reques
     }
     case 'pathSeparatedPrefix': {
       const v = spec.value;
-      if (!v.startsWith('/') || v.endsWith('/') && v.length > 1 || /[?#]/.test(v)) {
+      if (!v.startsWith('/') || (v.endsWith('/') && v.length > 1) || /[?#]/.test(v)) {
         throw new ConfigError(`path_separated_prefix ${JSON.stringify(v)} must start with "/", not end with "/" and hold no "?" or "#"`);
       }
       const want = norm(v);
@@ -339,7 +339,8 @@ export function compileRetry(p: RetryPolicy): CompiledRetry {
       .map((s) => s.trim())
       .filter(Boolean),
   );
-  for (const c of on) if (!RETRY_ON.has(c)) throw new ConfigError(`retry_on ${JSON.stringify(c)} is not a retry condition the waypoint knows (${[...RETRY_ON].join(', ')})`);
+  for (const c of on)
+    if (!RETRY_ON.has(c)) throw new ConfigError(`retry_on ${JSON.stringify(c)} is not a retry condition the waypoint knows (${[...RETRY_ON].join(', ')})`);
   const baseMs = millis(p.retryBackOff?.baseInterval, DEFAULT_BACKOFF_BASE_MS);
   if (p.retryBackOff && baseMs <= 0) throw new ConfigError('retry_back_off.base_interval must be positive');
   const maxMs = millis(p.retryBackOff?.maxInterval, baseMs * 10);
@@ -414,7 +415,11 @@ function compileForward(a: RouteAction, vhRetry: CompiledRetry | undefined): For
   const mirrors: MirrorPolicy[] = a.requestMirrorPolicies.map((m, i) =>
     within(`request_mirror_policies[${i}]`, () => {
       if (!m.cluster) throw new ConfigError('mirror policy needs cluster (cluster_header is not supported)');
-      return { cluster: m.cluster, fraction: m.runtimeFraction ? fraction(m.runtimeFraction.defaultValue, 1) : 1, appendShadowSuffix: !m.disableShadowHostSuffixAppend };
+      return {
+        cluster: m.cluster,
+        fraction: m.runtimeFraction ? fraction(m.runtimeFraction.defaultValue, 1) : 1,
+        appendShadowSuffix: !m.disableShadowHostSuffixAppend,
+      };
     }),
   );
   return {
@@ -448,7 +453,8 @@ function compileRedirect(r: RedirectAction): RedirectResult {
   const status = codes[r.responseCode];
   if (!status) throw new ConfigError(`redirect response_code ${r.responseCode} is not known`);
   const p = r.pathRewriteSpecifier;
-  const regex = p?.$case === 'regexRewrite' ? { re: compileRegex(p.value.pattern, false, 'g'), substitution: toJsSubstitution(p.value.substitution) } : undefined;
+  const regex =
+    p?.$case === 'regexRewrite' ? { re: compileRegex(p.value.pattern, false, 'g'), substitution: toJsSubstitution(p.value.substitution) } : undefined;
   return { kind: 'redirect', status, redirect: r, regex };
 }
 

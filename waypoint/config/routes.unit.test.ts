@@ -36,7 +36,12 @@ describe('virtual host selection', () => {
     expect(clusterOf(t, req('/', '.example.com'))).toBe('any'); // a wildcard never matches the empty string
   });
   it('refuses a domain in two virtual hosts', () => {
-    expect(() => table([{ name: 'a', domains: ['x'] }, { name: 'b', domains: ['x'] }])).toThrow(/more than one virtual host/);
+    expect(() =>
+      table([
+        { name: 'a', domains: ['x'] },
+        { name: 'b', domains: ['x'] },
+      ]),
+    ).toThrow(/more than one virtual host/);
   });
 });
 
@@ -49,16 +54,60 @@ describe('route matching', () => {
         { match: { pathSpecifier: { $case: 'path', value: '/exact' } }, action: to('path') },
         { match: { pathSpecifier: { $case: 'pathSeparatedPrefix', value: '/api' } }, action: to('sep') },
         { match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/items/[0-9]+' } } }, action: to('regex') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'exactMatch', value: '2' } }] }, action: to('hdr-exact') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'prefixMatch', value: 'be' } }] }, action: to('hdr-prefix') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'suffixMatch', value: 'ta' } }] }, action: to('hdr-suffix') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'containsMatch', value: 'mm' } }] }, action: to('hdr-contains') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'safeRegexMatch', value: { regex: 'v[0-9]' } } }] }, action: to('hdr-regex') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-debug', headerMatchSpecifier: { $case: 'presentMatch', value: true } }] }, action: to('hdr-present') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'exactMatch', value: 'x' }, invertMatch: true }] }, action: to('hdr-invert') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/q' }, queryParameters: [{ name: 'env', queryParameterMatchSpecifier: { $case: 'stringMatch', value: { matchPattern: { $case: 'exact', value: 'canary' } } } }] }, action: to('query') },
+        {
+          match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'exactMatch', value: '2' } }] },
+          action: to('hdr-exact'),
+        },
+        {
+          match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'prefixMatch', value: 'be' } }] },
+          action: to('hdr-prefix'),
+        },
+        {
+          match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'suffixMatch', value: 'ta' } }] },
+          action: to('hdr-suffix'),
+        },
+        {
+          match: { pathSpecifier: { $case: 'prefix', value: '/h' }, headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'containsMatch', value: 'mm' } }] },
+          action: to('hdr-contains'),
+        },
+        {
+          match: {
+            pathSpecifier: { $case: 'prefix', value: '/h' },
+            headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'safeRegexMatch', value: { regex: 'v[0-9]' } } }],
+          },
+          action: to('hdr-regex'),
+        },
+        {
+          match: {
+            pathSpecifier: { $case: 'prefix', value: '/h' },
+            headers: [{ name: 'x-debug', headerMatchSpecifier: { $case: 'presentMatch', value: true } }],
+          },
+          action: to('hdr-present'),
+        },
+        {
+          match: {
+            pathSpecifier: { $case: 'prefix', value: '/h' },
+            headers: [{ name: 'x-v', headerMatchSpecifier: { $case: 'exactMatch', value: 'x' }, invertMatch: true }],
+          },
+          action: to('hdr-invert'),
+        },
+        {
+          match: {
+            pathSpecifier: { $case: 'prefix', value: '/q' },
+            queryParameters: [
+              { name: 'env', queryParameterMatchSpecifier: { $case: 'stringMatch', value: { matchPattern: { $case: 'exact', value: 'canary' } } } },
+            ],
+          },
+          action: to('query'),
+        },
         { match: { pathSpecifier: { $case: 'prefix', value: '/CI' }, caseSensitive: false }, action: to('ci') },
-        { match: { pathSpecifier: { $case: 'prefix', value: '/m' }, headers: [{ name: ':method', headerMatchSpecifier: { $case: 'exactMatch', value: 'POST' } }] }, action: to('post') },
+        {
+          match: {
+            pathSpecifier: { $case: 'prefix', value: '/m' },
+            headers: [{ name: ':method', headerMatchSpecifier: { $case: 'exactMatch', value: 'POST' } }],
+          },
+          action: to('post'),
+        },
         { match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: to('default') },
         { match: { pathSpecifier: { $case: 'prefix', value: '/never' } }, action: to('shadowed') },
       ],
@@ -94,37 +143,126 @@ describe('route matching', () => {
     expect(clusterOf(t, req('/m', 'w', {}, 'GET'))).toBe('default');
   });
   it('refuses regexes RE2 would refuse, with the field named', () => {
-    const bad = () => table([{ name: 'vh', domains: ['*'], routes: [{ name: 'r0', match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(?=x)' } } }, action: to('c') }] }]);
+    const bad = () =>
+      table([
+        { name: 'vh', domains: ['*'], routes: [{ name: 'r0', match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(?=x)' } } }, action: to('c') }] },
+      ]);
     expect(bad).toThrow(ConfigError);
     expect(bad).toThrow(/virtual_hosts\[0\] \(vh\): routes\[0\] \(r0\): regex .* look-around/);
-    expect(() => table([{ name: 'vh', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(' } } }, action: to('c') }] }])).toThrow(/does not compile/);
+    expect(() =>
+      table([{ name: 'vh', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'safeRegex', value: { regex: '/(' } } }, action: to('c') }] }]),
+    ).toThrow(/does not compile/);
   });
 });
 
 describe('actions', () => {
   it('weighted clusters carry weights and refuse a wrong total', () => {
-    const t = table([{ name: 'vh', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'weightedClusters', value: { clusters: [{ name: 'a', weight: 90 }, { name: 'b', weight: 10 }] } } } } }] }]);
+    const t = table([
+      {
+        name: 'vh',
+        domains: ['*'],
+        routes: [
+          {
+            match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+            action: {
+              $case: 'route',
+              value: {
+                clusterSpecifier: {
+                  $case: 'weightedClusters',
+                  value: {
+                    clusters: [
+                      { name: 'a', weight: 90 },
+                      { name: 'b', weight: 10 },
+                    ],
+                  },
+                },
+              },
+            },
+          },
+        ],
+      },
+    ]);
     const a = matchRoute(t, req('/'))!.route.action as ForwardAction;
     expect(a.weighted!.total).toBe(100);
-    expect(a.weighted!.targets.map((x) => [x.cluster, x.weight])).toEqual([['a', 90], ['b', 10]]);
-    expect(() => table([{ name: 'vh', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'weightedClusters', value: { totalWeight: 50, clusters: [{ name: 'a', weight: 90 }] } } } } }] }])).toThrow(/total_weight/);
+    expect(a.weighted!.targets.map((x) => [x.cluster, x.weight])).toEqual([
+      ['a', 90],
+      ['b', 10],
+    ]);
+    expect(() =>
+      table([
+        {
+          name: 'vh',
+          domains: ['*'],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+              action: {
+                $case: 'route',
+                value: { clusterSpecifier: { $case: 'weightedClusters', value: { totalWeight: 50, clusters: [{ name: 'a', weight: 90 }] } } },
+              },
+            },
+          ],
+        },
+      ]),
+    ).toThrow(/total_weight/);
   });
   it('computes redirect locations as Envoy does', () => {
     const mk = (redirect: object, prefix = '/') =>
-      table([{ name: 'vh', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: prefix } }, action: { $case: 'redirect', value: redirect } }] }]);
+      table([
+        {
+          name: 'vh',
+          domains: ['*'],
+          routes: [{ match: { pathSpecifier: { $case: 'prefix', value: prefix } }, action: { $case: 'redirect', value: redirect } }],
+        },
+      ]);
     const loc = (t: ReturnType<typeof mk>, r: ReturnType<typeof req>) => {
       const m = matchRoute(t, r)!;
       const a = m.route.action as RedirectResult;
       return [a.status, redirectLocation(a, r, m.route.matchedPrefix)];
     };
-    expect(loc(mk({ hostRedirect: 'new.example.com', responseCode: RedirectAction_RedirectResponseCode.PERMANENT_REDIRECT }), req('/a?b=1', 'old:8080'))).toEqual([308, 'http://new.example.com:8080/a?b=1']);
+    expect(
+      loc(mk({ hostRedirect: 'new.example.com', responseCode: RedirectAction_RedirectResponseCode.PERMANENT_REDIRECT }), req('/a?b=1', 'old:8080')),
+    ).toEqual([308, 'http://new.example.com:8080/a?b=1']);
     expect(loc(mk({ schemeRewriteSpecifier: { $case: 'httpsRedirect', value: true } }), req('/x', 'web'))).toEqual([301, 'https://web/x']);
-    expect(loc(mk({ pathRewriteSpecifier: { $case: 'prefixRewrite', value: '/v2/' }, responseCode: 1 }, '/v1/'), req('/v1/users?id=3', 'web'))).toEqual([302, 'http://web/v2/users?id=3']);
-    expect(loc(mk({ pathRewriteSpecifier: { $case: 'pathRedirect', value: '/login' }, stripQuery: true, portRedirect: 9000 }), req('/p?q=1', 'web:80'))).toEqual([301, 'http://web:9000/login']);
-    expect(loc(mk({ pathRewriteSpecifier: { $case: 'regexRewrite', value: { pattern: { regex: '^/old/(.*)$' }, substitution: '/new/\\1' } } }), req('/old/a/b', 'web'))).toEqual([301, 'http://web/new/a/b']);
+    expect(loc(mk({ pathRewriteSpecifier: { $case: 'prefixRewrite', value: '/v2/' }, responseCode: 1 }, '/v1/'), req('/v1/users?id=3', 'web'))).toEqual([
+      302,
+      'http://web/v2/users?id=3',
+    ]);
+    expect(
+      loc(mk({ pathRewriteSpecifier: { $case: 'pathRedirect', value: '/login' }, stripQuery: true, portRedirect: 9000 }), req('/p?q=1', 'web:80')),
+    ).toEqual([301, 'http://web:9000/login']);
+    expect(
+      loc(
+        mk({ pathRewriteSpecifier: { $case: 'regexRewrite', value: { pattern: { regex: '^/old/(.*)$' }, substitution: '/new/\\1' } } }),
+        req('/old/a/b', 'web'),
+      ),
+    ).toEqual([301, 'http://web/new/a/b']);
   });
   it('compiles a retry policy and a bounded jittered back-off', () => {
-    const t = table([{ name: 'vh', domains: ['*'], retryPolicy: { retryOn: '5xx', numRetries: 2 }, routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'c' }, retryPolicy: { retryOn: 'gateway-error,retriable-status-codes', numRetries: 3, retriableStatusCodes: [409], retryBackOff: { baseInterval: { seconds: 0, nanos: 100e6 }, maxInterval: { seconds: 0, nanos: 250e6 } } } } } }] }]);
+    const t = table([
+      {
+        name: 'vh',
+        domains: ['*'],
+        retryPolicy: { retryOn: '5xx', numRetries: 2 },
+        routes: [
+          {
+            match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+            action: {
+              $case: 'route',
+              value: {
+                clusterSpecifier: { $case: 'cluster', value: 'c' },
+                retryPolicy: {
+                  retryOn: 'gateway-error,retriable-status-codes',
+                  numRetries: 3,
+                  retriableStatusCodes: [409],
+                  retryBackOff: { baseInterval: { seconds: 0, nanos: 100e6 }, maxInterval: { seconds: 0, nanos: 250e6 } },
+                },
+              },
+            },
+          },
+        ],
+      },
+    ]);
     const r = (matchRoute(t, req('/'))!.route.action as ForwardAction).retry!;
     expect([...r.on]).toEqual(['gateway-error', 'retriable-status-codes']);
     expect(r.numRetries).toBe(3);
@@ -135,43 +273,80 @@ describe('actions', () => {
     expect(() => table([{ name: 'vh', domains: ['*'], retryPolicy: { retryOn: 'sometimes' }, routes: [] }])).toThrow(/retry_on "sometimes"/);
   });
   it('defaults the route timeout to 15 s and honours 0 (disabled)', () => {
-    const t = table([{ name: 'vh', domains: ['*'], routes: [
-      { match: { pathSpecifier: { $case: 'prefix', value: '/a' } }, action: to('c') },
-      { match: { pathSpecifier: { $case: 'prefix', value: '/b' } }, action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'c' }, timeout: { seconds: 0, nanos: 0 } } } },
-    ] }]);
+    const t = table([
+      {
+        name: 'vh',
+        domains: ['*'],
+        routes: [
+          { match: { pathSpecifier: { $case: 'prefix', value: '/a' } }, action: to('c') },
+          {
+            match: { pathSpecifier: { $case: 'prefix', value: '/b' } },
+            action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'c' }, timeout: { seconds: 0, nanos: 0 } } },
+          },
+        ],
+      },
+    ]);
     expect((matchRoute(t, req('/a'))!.route.action as ForwardAction).timeoutMs).toBe(15_000);
     expect((matchRoute(t, req('/b'))!.route.action as ForwardAction).timeoutMs).toBe(0);
   });
   it('reads per-route fault config and refuses unknown filters', () => {
     const fault = pack(HTTPFault, HTTPFault.fromPartial({ abort: { errorType: { $case: 'httpStatus', value: 503 }, percentage: { numerator: 100 } } }));
-    const t = table([{ name: 'vh', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: to('c'), typedPerFilterConfig: { 'envoy.filters.http.fault': fault } }] }]);
+    const t = table([
+      {
+        name: 'vh',
+        domains: ['*'],
+        routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: to('c'), typedPerFilterConfig: { 'envoy.filters.http.fault': fault } }],
+      },
+    ]);
     expect(matchRoute(t, req('/'))!.route.perFilter.fault?.abort).toEqual({ httpStatus: 503, fraction: 1 });
-    expect(() => table([{ name: 'vh', domains: ['*'], routes: [{ match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: to('c'), typedPerFilterConfig: { 'envoy.filters.http.lua': { ...fault, typeUrl: 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute' } } }] }])).toThrow(/no filter envoy.filters.http.lua/);
+    expect(() =>
+      table([
+        {
+          name: 'vh',
+          domains: ['*'],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+              action: to('c'),
+              typedPerFilterConfig: { 'envoy.filters.http.lua': { ...fault, typeUrl: 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute' } },
+            },
+          ],
+        },
+      ]),
+    ).toThrow(/no filter envoy.filters.http.lua/);
   });
 });
 
 describe('header mutations', () => {
   it('applies removals then additions per level, most specific level first, with append actions', () => {
-    const t = table([{
-      name: 'vh', domains: ['*'],
-      requestHeadersToAdd: [{ header: { key: 'x-level', value: 'vhost' }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD }],
-      routes: [{
-        match: { pathSpecifier: { $case: 'prefix', value: '/' } }, action: to('c'),
-        requestHeadersToRemove: ['x-secret'],
-        requestHeadersToAdd: [
-          { header: { key: 'x-level', value: 'route' }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD },
-          { header: { key: 'x-multi', value: 'b' } },
-          { header: { key: 'x-once', value: 'new' }, appendAction: HeaderValueOption_HeaderAppendAction.ADD_IF_ABSENT },
-          { header: { key: 'x-only-if', value: 'set' }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS },
+    const t = table([
+      {
+        name: 'vh',
+        domains: ['*'],
+        requestHeadersToAdd: [{ header: { key: 'x-level', value: 'vhost' }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD }],
+        routes: [
+          {
+            match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+            action: to('c'),
+            requestHeadersToRemove: ['x-secret'],
+            requestHeadersToAdd: [
+              { header: { key: 'x-level', value: 'route' }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD },
+              { header: { key: 'x-multi', value: 'b' } },
+              { header: { key: 'x-once', value: 'new' }, appendAction: HeaderValueOption_HeaderAppendAction.ADD_IF_ABSENT },
+              { header: { key: 'x-only-if', value: 'set' }, appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS },
+            ],
+          },
         ],
-      }],
-    }]);
+      },
+    ]);
     const m = matchRoute(t, req('/'))!;
     const h: Record<string, string | string[] | undefined> = { 'x-secret': 's', 'x-multi': 'a', 'x-once': 'old' };
     applyMutations(h, [m.route.requestHeaders, m.virtualHost.requestHeaders, t.requestHeaders]);
     expect(h).toEqual({ 'x-level': 'vhost', 'x-multi': ['a', 'b'], 'x-once': 'old' });
   });
   it('refuses to touch pseudo-headers', () => {
-    expect(() => table([{ name: 'vh', domains: ['*'], requestHeadersToAdd: [{ header: { key: ':path', value: '/' } }], routes: [] }])).toThrow(/:path cannot be set/);
+    expect(() => table([{ name: 'vh', domains: ['*'], requestHeadersToAdd: [{ header: { key: ':path', value: '/' } }], routes: [] }])).toThrow(
+      /:path cannot be set/,
+    );
   });
 });

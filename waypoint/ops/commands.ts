@@ -9,7 +9,16 @@ import { formatTable } from '../../common/table';
 import { kindInfo, type KindInfo } from '../../control/resources/kinds';
 import { USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../common/contracts/labels';
 import { netnsGet } from '../../native/netns-http';
-import { checkWaypointFor, DEFAULT_WAYPOINT_NAME, namespaceLabelsFor, waypointGateway, waypointRows, type GatewayLike, type WaypointRow, type WorkloadLike } from './model';
+import {
+  checkWaypointFor,
+  DEFAULT_WAYPOINT_NAME,
+  namespaceLabelsFor,
+  waypointGateway,
+  waypointRows,
+  type GatewayLike,
+  type WaypointRow,
+  type WorkloadLike,
+} from './model';
 import { READY_PORT } from '../../common/contracts/ports';
 
 const GATEWAY = kindInfo('Gateway') as KindInfo;
@@ -55,7 +64,12 @@ async function labelNamespace(api: ApiClient, ns: string, name: string, use: boo
     const labels = namespaceLabelsFor(doc.metadata.labels, name, use);
     if (!labels) return 'unchanged';
     try {
-      await api.put(NAMESPACE, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels, resourceVersion: doc.metadata.resourceVersion }, spec: doc.spec });
+      await api.put(NAMESPACE, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: ns, labels, resourceVersion: doc.metadata.resourceVersion },
+        spec: doc.spec,
+      });
       return 'changed';
     } catch (err) {
       if (err instanceof ApiError && err.status === 409) continue;
@@ -80,7 +94,8 @@ export async function waypointApply(argv: string[], ctx: CliContext = processCon
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return (ctx.stdout.write(APPLY_HELP + '\n'), 0);
-  if (!values.namespace || positionals.length) throw new CliError(`waypoint apply: -n NAMESPACE is required and takes no positional arguments\n${APPLY_HELP}`, 2);
+  if (!values.namespace || positionals.length)
+    throw new CliError(`waypoint apply: -n NAMESPACE is required and takes no positional arguments\n${APPLY_HELP}`, 2);
   let forWhat;
   try {
     forWhat = checkWaypointFor(values.for);
@@ -97,7 +112,11 @@ export async function waypointApply(argv: string[], ctx: CliContext = processCon
     ctx.stdout.write(`gateway/${name} ${action} in namespace ${values.namespace} (waypoint for ${forWhat})\n`);
     for (const w of r.warnings) ctx.stderr.write(`warning: ${w}\n`);
     if (enrolled) {
-      ctx.stdout.write(enrolled === 'changed' ? `namespace/${values.namespace} uses waypoint ${name} (${USE_WAYPOINT_LABEL}=${name})\n` : `namespace/${values.namespace} already uses waypoint ${name}\n`);
+      ctx.stdout.write(
+        enrolled === 'changed'
+          ? `namespace/${values.namespace} uses waypoint ${name} (${USE_WAYPOINT_LABEL}=${name})\n`
+          : `namespace/${values.namespace} already uses waypoint ${name}\n`,
+      );
     }
     return 0;
   } catch (err) {
@@ -106,7 +125,11 @@ export async function waypointApply(argv: string[], ctx: CliContext = processCon
 }
 
 export async function waypointDelete(argv: string[], ctx: CliContext = processContext()): Promise<number> {
-  const { values, positionals } = parse('waypoint delete', argv, { ...connectionOptions, namespace: { type: 'string', short: 'n' }, help: { type: 'boolean', short: 'h' } });
+  const { values, positionals } = parse('waypoint delete', argv, {
+    ...connectionOptions,
+    namespace: { type: 'string', short: 'n' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return (ctx.stdout.write(DELETE_HELP + '\n'), 0);
   const [name, extra] = positionals;
   if (!name || extra || !values.namespace) throw new CliError(`waypoint delete: give NAME and -n NAMESPACE\n${DELETE_HELP}`, 2);
@@ -115,11 +138,13 @@ export async function waypointDelete(argv: string[], ctx: CliContext = processCo
     await api.delete(GATEWAY, name, values.namespace);
     ctx.stdout.write(`gateway/${name} deleted from namespace ${values.namespace}\n`);
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) throw new CliError(`waypoint ${values.namespace}/${name} does not exist ('nodemesh waypoint list -A' shows the waypoints)`);
+    if (err instanceof ApiError && err.status === 404)
+      throw new CliError(`waypoint ${values.namespace}/${name} does not exist ('nodemesh waypoint list -A' shows the waypoints)`);
     return fail(err);
   }
   try {
-    if ((await labelNamespace(api, values.namespace, name, false)) === 'changed') ctx.stdout.write(`namespace/${values.namespace}: removed ${USE_WAYPOINT_LABEL}=${name}\n`);
+    if ((await labelNamespace(api, values.namespace, name, false)) === 'changed')
+      ctx.stdout.write(`namespace/${values.namespace}: removed ${USE_WAYPOINT_LABEL}=${name}\n`);
     return 0;
   } catch (err) {
     return fail(err);
@@ -165,20 +190,35 @@ export async function waypointList(argv: string[], ctx: CliContext = processCont
   const api = clientFrom(values, ctx);
   let rows: WaypointRow[];
   try {
-    const [gws, wls, nss] = await Promise.all([api.list<GatewayLike>(GATEWAY, ns), api.list<WorkloadLike>(WORKLOAD, ns), api.list<{ metadata: { name: string; labels?: Record<string, string> } }>(NAMESPACE)]);
+    const [gws, wls, nss] = await Promise.all([
+      api.list<GatewayLike>(GATEWAY, ns),
+      api.list<WorkloadLike>(WORKLOAD, ns),
+      api.list<{ metadata: { name: string; labels?: Record<string, string> } }>(NAMESPACE),
+    ]);
     rows = waypointRows(gws.items, wls.items, nss.items);
   } catch (err) {
     return fail(err);
   }
   rows = await Promise.all(rows.map(async (r) => (r.address === '-' ? r : { ...r, ready: await probeReady(r) })));
   if (values.json) {
-    ctx.stdout.write(JSON.stringify(rows.map(({ netnsPath: _n, ...r }) => r), null, 2) + '\n');
+    ctx.stdout.write(
+      JSON.stringify(
+        rows.map(({ netnsPath: _n, ...r }) => r),
+        null,
+        2,
+      ) + '\n',
+    );
     return 0;
   }
   if (rows.length === 0) {
     ctx.stdout.write(ns ? `no waypoints in namespace ${ns}\n` : 'no waypoints\n');
     return 0;
   }
-  ctx.stdout.write(formatTable(['NAMESPACE', 'NAME', 'FOR', 'NODE', 'ADDRESS', 'READY', 'NAMESPACE USES IT'], rows.map((r) => [r.namespace, r.name, r.for, r.node, r.address, r.ready, r.enrolled ? 'yes' : 'no'])));
+  ctx.stdout.write(
+    formatTable(
+      ['NAMESPACE', 'NAME', 'FOR', 'NODE', 'ADDRESS', 'READY', 'NAMESPACE USES IT'],
+      rows.map((r) => [r.namespace, r.name, r.for, r.node, r.address, r.ready, r.enrolled ? 'yes' : 'no']),
+    ),
+  );
   return 0;
 }

@@ -68,7 +68,11 @@ export interface WaypointRow {
 }
 
 /** One row per waypoint Gateway, with where its Workload runs. */
-export function waypointRows(gateways: readonly GatewayLike[], workloads: readonly WorkloadLike[], namespaces: ReadonlyArray<{ metadata: Meta }> = []): WaypointRow[] {
+export function waypointRows(
+  gateways: readonly GatewayLike[],
+  workloads: readonly WorkloadLike[],
+  namespaces: ReadonlyArray<{ metadata: Meta }> = [],
+): WaypointRow[] {
   return gateways
     .filter((g) => isWaypointClass(g.spec.gatewayClassName))
     .map((g) => {

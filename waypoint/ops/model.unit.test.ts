@@ -6,7 +6,11 @@ describe('waypoint operations (pure)', () => {
   it('apply writes a waypoint Gateway the control plane accepts', () => {
     const g = waypointGateway('waypoint', 'shop', 'all');
     expect(() => validateResource(g)).not.toThrow();
-    expect(g).toMatchObject({ kind: 'Gateway', metadata: { labels: { 'nodemesh.io/waypoint-for': 'all' } }, spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ port: 15008, protocol: 'HBONE' }] } });
+    expect(g).toMatchObject({
+      kind: 'Gateway',
+      metadata: { labels: { 'nodemesh.io/waypoint-for': 'all' } },
+      spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ port: 15008, protocol: 'HBONE' }] },
+    });
     expect(checkWaypointFor(undefined)).toBe('service');
     expect(() => checkWaypointFor('pods')).toThrow(/--for must be one of service, workload, all/);
   });
@@ -26,8 +30,14 @@ describe('waypoint operations (pure)', () => {
       { metadata: { name: 'other', namespace: 'shop' }, spec: { gatewayClassName: 'istio' } },
     ];
     const wls = [
-      { metadata: { name: 'wp-waypoint', namespace: 'shop', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } }, spec: { node: 'node2', addresses: ['10.200.2.201'], netnsPath: '/run/netns/x' } },
-      { metadata: { name: 'same-name-other-ns', namespace: 'web', labels: { 'gateway.networking.k8s.io/gateway-name': 'idle' } }, spec: { node: 'node1', addresses: ['10.200.1.9'] } },
+      {
+        metadata: { name: 'wp-waypoint', namespace: 'shop', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } },
+        spec: { node: 'node2', addresses: ['10.200.2.201'], netnsPath: '/run/netns/x' },
+      },
+      {
+        metadata: { name: 'same-name-other-ns', namespace: 'web', labels: { 'gateway.networking.k8s.io/gateway-name': 'idle' } },
+        spec: { node: 'node1', addresses: ['10.200.1.9'] },
+      },
     ];
     const rows = waypointRows(gws, wls, [{ metadata: { name: 'shop', labels: { 'nodemesh.io/use-waypoint': 'waypoint' } } }]);
     expect(rows.map((r) => [r.name, r.node, r.address, r.enrolled])).toEqual([

@@ -161,7 +161,12 @@ export class Forwarding {
     }
     if (this.maxAttempts > 1) ex.flags.push('URX');
     ex.detail = f.message;
-    return localReply(ex, 503, `upstream connect error or disconnect/reset before headers. reset reason: ${f.kind === 'connect-failure' ? 'connection failure' : 'connection termination'}`, f.kind === 'connect-failure' ? 'UF' : 'UC');
+    return localReply(
+      ex,
+      503,
+      `upstream connect error or disconnect/reset before headers. reset reason: ${f.kind === 'connect-failure' ? 'connection failure' : 'connection termination'}`,
+      f.kind === 'connect-failure' ? 'UF' : 'UC',
+    );
   }
 }
 

@@ -52,7 +52,14 @@ export class Balancer {
       const prev = old.get(`${e.address}:${e.port}`);
       if (!prev) return new EndpointState(e);
       const s = new EndpointState(e);
-      Object.assign(s, { credit: prev.credit, active: prev.active, consecutive5xx: prev.consecutive5xx, consecutiveGateway: prev.consecutiveGateway, timesEjected: prev.timesEjected, ejectedUntil: prev.ejectedUntil });
+      Object.assign(s, {
+        credit: prev.credit,
+        active: prev.active,
+        consecutive5xx: prev.consecutive5xx,
+        consecutiveGateway: prev.consecutiveGateway,
+        timesEjected: prev.timesEjected,
+        ejectedUntil: prev.ejectedUntil,
+      });
       return s;
     });
   }
@@ -63,7 +70,13 @@ export class Balancer {
 
   snapshot(): Array<{ endpoint: string; active: number; ejected: boolean; consecutive5xx: number; hbone: boolean }> {
     const t = this.now();
-    return this.states.map((s) => ({ endpoint: s.key, active: s.active, ejected: s.ejectedUntil > t, consecutive5xx: s.consecutive5xx, hbone: s.endpoint.hbone !== undefined }));
+    return this.states.map((s) => ({
+      endpoint: s.key,
+      active: s.active,
+      ejected: s.ejectedUntil > t,
+      consecutive5xx: s.consecutive5xx,
+      hbone: s.endpoint.hbone !== undefined,
+    }));
   }
 
   /** An endpoint for the next request, or undefined when the cluster has none. */

@@ -3,7 +3,16 @@ import type { OutlierPolicy, UpstreamEndpoint } from '../config/clusters';
 import { Balancer } from './balancer';
 
 const ep = (port: number, health: UpstreamEndpoint['health'] = 'healthy'): UpstreamEndpoint => ({ address: '127.0.0.1', port, weight: 1, health });
-const outlier: OutlierPolicy = { consecutive5xx: 3, consecutiveGatewayFailure: 0, enforcing5xx: 1, enforcingGatewayFailure: 0, baseEjectionMs: 1000, maxEjectionMs: 300_000, maxEjectionPercent: 50, intervalMs: 10_000 };
+const outlier: OutlierPolicy = {
+  consecutive5xx: 3,
+  consecutiveGatewayFailure: 0,
+  enforcing5xx: 1,
+  enforcingGatewayFailure: 0,
+  baseEjectionMs: 1000,
+  maxEjectionMs: 300_000,
+  maxEjectionPercent: 50,
+  intervalMs: 10_000,
+};
 
 describe('Balancer', () => {
   it('round-robins over endpoints and skips degraded ones while healthy ones exist', () => {
@@ -32,7 +41,12 @@ describe('Balancer', () => {
   });
   it('ejects after consecutive 5xx for base × times ejected, within max_ejection_percent, and lets it back', () => {
     let now = 0;
-    const b = new Balancer('ROUND_ROBIN', outlier, () => now, () => 0);
+    const b = new Balancer(
+      'ROUND_ROBIN',
+      outlier,
+      () => now,
+      () => 0,
+    );
     b.setEndpoints([ep(1), ep(2), ep(3), ep(4)]);
     const [s1, s2, s3] = [b.pick()!, b.pick()!, b.pick()!];
     expect(b.record(s1, 503)).toBeUndefined();
@@ -45,12 +59,22 @@ describe('Balancer', () => {
     // 2 of 4 ejected = 50%: no third ejection.
     for (let k = 0; k < 3; k++) expect(b.record(s3, 500)).toBeUndefined();
     now = 1001;
-    expect(b.snapshot().filter((x) => x.ejected).map((x) => x.endpoint)).toEqual([]);
+    expect(
+      b
+        .snapshot()
+        .filter((x) => x.ejected)
+        .map((x) => x.endpoint),
+    ).toEqual([]);
     for (let k = 0; k < 3; k++) b.record(s1, 500);
     expect(s1.ejectedUntil).toBe(1001 + 2000); // second ejection lasts twice as long
   });
   it('uses every endpoint (panic) when all are ejected, and keeps state across EDS updates', () => {
-    const b = new Balancer('ROUND_ROBIN', { ...outlier, maxEjectionPercent: 100 }, () => 0, () => 0);
+    const b = new Balancer(
+      'ROUND_ROBIN',
+      { ...outlier, maxEjectionPercent: 100 },
+      () => 0,
+      () => 0,
+    );
     b.setEndpoints([ep(1)]);
     const s = b.pick()!;
     for (let k = 0; k < 3; k++) b.record(s, 503);

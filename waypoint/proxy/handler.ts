@@ -68,8 +68,19 @@ export class RequestHandler {
     const ct = h['content-type'];
     const tp = h.traceparent;
     // Known before the headers are edited for the upstream (transfer-encoding is hop-by-hop).
-    const bodyExpected = h2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
-    const ex = new Exchange(req, res, conn, view, typeof ct === 'string' && ct.startsWith('application/grpc'), startNs, spanFor(typeof tp === 'string' ? tp : undefined), bodyExpected);
+    const bodyExpected = h2
+      ? !(req as Http2ServerRequest).stream.endAfterHeaders
+      : h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
+    const ex = new Exchange(
+      req,
+      res,
+      conn,
+      view,
+      typeof ct === 'string' && ct.startsWith('application/grpc'),
+      startNs,
+      spanFor(typeof tp === 'string' ? tp : undefined),
+      bodyExpected,
+    );
     const tracked = res as TrackedResponse;
     tracked[EXCHANGE] = ex;
     tracked[TELEMETRY] = this.telemetry;
@@ -77,7 +88,8 @@ export class RequestHandler {
     res.on('error', ignore);
     req.on('error', ignore);
     try {
-      if (path.charCodeAt(0) !== 47 /* / */ || !authority || /\s/.test(path)) return localReply(ex, 400, 'bad request: the request needs an origin-form path and a Host/:authority', '-');
+      if (path.charCodeAt(0) !== 47 /* / */ || !authority || /\s/.test(path))
+        return localReply(ex, 400, 'bad request: the request needs an origin-form path and a Host/:authority', '-');
       const listener = conn.listener !== undefined ? this.d.state.listeners.get(conn.listener) : this.d.state.listenerForPort(conn.port);
       if (!listener || listener.config.kind !== 'http') return localReply(ex, 404, `no HTTP listener for port ${conn.port}`, 'NR');
       const table = this.d.state.routeTable(listener);
@@ -124,7 +136,9 @@ export class RequestHandler {
       if (!rt) return localReply(ex, 503, `cluster ${t.cluster} not found`, 'NC');
       const head = upstreamRequest(ex, a, t);
       const tee = new BodyTee(ex.req, this.d.bufferLimit, ex, ex.hasBody);
-      for (const mirror of a.mirrors) if (Math.random() < mirror.fraction) mirrorRequest(this.d.state, this.d.transport, mirror.cluster, mirror.appendShadowSuffix, { ...head, method: ex.req.method ?? 'GET' }, tee);
+      for (const mirror of a.mirrors)
+        if (Math.random() < mirror.fraction)
+          mirrorRequest(this.d.state, this.d.transport, mirror.cluster, mirror.appendShadowSuffix, { ...head, method: ex.req.method ?? 'GET' }, tee);
       new Forwarding(this.d, ex, rt, a, head, tee, [t.responseHeaders, route.responseHeaders, m.virtualHost.responseHeaders, rcRes]).next();
     } catch (err) {
       this.failed(ex, err);

@@ -8,7 +8,14 @@ import type { AttemptListener, UpstreamHead, UpstreamTransport } from './upstrea
 
 const MIRROR_TIMEOUT_MS = 10_000;
 
-export function mirrorRequest(state: ConfigState, transport: UpstreamTransport, cluster: string, suffix: boolean, req: { method: string; path: string; authority: string; headers: MutableHeaders }, tee: BodyTee): void {
+export function mirrorRequest(
+  state: ConfigState,
+  transport: UpstreamTransport,
+  cluster: string,
+  suffix: boolean,
+  req: { method: string; path: string; authority: string; headers: MutableHeaders },
+  tee: BodyTee,
+): void {
   // The headers as they are now: the original request's object goes on to its own upstream.
   const headers: MutableHeaders = {};
   for (const k in req.headers) if (k !== 'host' && k.charCodeAt(0) !== 58) headers[k] = req.headers[k];

@@ -63,7 +63,9 @@ export class TcpProxy {
     };
     try {
       const e = ep.endpoint;
-      const upstream: Duplex = e.hbone ? await this.transport.tunnel(e, rt.config.connectTimeoutMs) : await plainConnect(e.address, e.port, rt.config.connectTimeoutMs);
+      const upstream: Duplex = e.hbone
+        ? await this.transport.tunnel(e, rt.config.connectTimeoutMs)
+        : await plainConnect(e.address, e.port, rt.config.connectTimeoutMs);
       rt.balancer.record(ep, 200);
       return { upstream, endpoint: ep.key, identity: e.hbone?.identity, release };
     } catch (err) {
@@ -103,7 +105,17 @@ export class TcpProxy {
   finish(listenerName: string, cfg: TcpListenerConfig, conn: ConnectionInfo, endpoint: string, r: SpliceResult, identity?: string): void {
     this.metrics.tcpClosed(conn, cfg.cluster, r.bytesToUpstream, r.bytesToDownstream, identity);
     this.log.info(
-      { listener: listenerName, cluster: cfg.cluster, upstream: endpoint, source: conn.sourceIp, principal: conn.principal, bytesIn: r.bytesToUpstream, bytesOut: r.bytesToDownstream, durationMs: Math.round(r.durationMs), error: r.error?.message },
+      {
+        listener: listenerName,
+        cluster: cfg.cluster,
+        upstream: endpoint,
+        source: conn.sourceIp,
+        principal: conn.principal,
+        bytesIn: r.bytesToUpstream,
+        bytesOut: r.bytesToDownstream,
+        durationMs: Math.round(r.durationMs),
+        error: r.error?.message,
+      },
       'connection',
     );
   }

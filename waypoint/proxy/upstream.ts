@@ -106,8 +106,20 @@ export class UpstreamTransport {
   tunnel(e: UpstreamEndpoint, timeoutMs: number): Promise<ClientHttp2Stream> {
     const creds = this.credentials?.current();
     const hb = e.hbone!;
-    if (!creds) return Promise.reject(new UpstreamFailure('connect-failure', `endpoint ${e.address}:${e.port} is in the mesh but the waypoint has no workload certificate (start it with --control so it can get one)`));
-    if (!hb.identity) return Promise.reject(new UpstreamFailure('connect-failure', `endpoint ${e.address}:${e.port} is in the mesh but its metadata names no identity (filter_metadata.nodemesh.identity)`));
+    if (!creds)
+      return Promise.reject(
+        new UpstreamFailure(
+          'connect-failure',
+          `endpoint ${e.address}:${e.port} is in the mesh but the waypoint has no workload certificate (start it with --control so it can get one)`,
+        ),
+      );
+    if (!hb.identity)
+      return Promise.reject(
+        new UpstreamFailure(
+          'connect-failure',
+          `endpoint ${e.address}:${e.port} is in the mesh but its metadata names no identity (filter_metadata.nodemesh.identity)`,
+        ),
+      );
     this.stats.hboneTunnels++;
     return this.hbone
       .open({
@@ -119,7 +131,10 @@ export class UpstreamTransport {
         timeoutMs,
       })
       .catch((err: unknown) => {
-        throw new UpstreamFailure(err instanceof TunnelRefusedError && err.status === 403 ? 'connect-failure' : 'connect-failure', err instanceof Error ? err.message : String(err));
+        throw new UpstreamFailure(
+          err instanceof TunnelRefusedError && err.status === 403 ? 'connect-failure' : 'connect-failure',
+          err instanceof Error ? err.message : String(err),
+        );
       });
   }
 
@@ -238,7 +253,12 @@ export class UpstreamTransport {
     this.session(cluster, e, (err, s) => {
       if (err) return att.fail(err);
       if (att.aborted) return att.fail(new UpstreamFailure('reset', 'attempt aborted'));
-      const head: Record<string, string | string[] | number | undefined> = { [h2c.HTTP2_HEADER_METHOD]: req.method, [h2c.HTTP2_HEADER_PATH]: req.path, [h2c.HTTP2_HEADER_AUTHORITY]: req.authority, [h2c.HTTP2_HEADER_SCHEME]: 'http' };
+      const head: Record<string, string | string[] | number | undefined> = {
+        [h2c.HTTP2_HEADER_METHOD]: req.method,
+        [h2c.HTTP2_HEADER_PATH]: req.path,
+        [h2c.HTTP2_HEADER_AUTHORITY]: req.authority,
+        [h2c.HTTP2_HEADER_SCHEME]: 'http',
+      };
       for (const k in req.headers) if (k.charCodeAt(0) !== 58 /* : */) head[k] = req.headers[k];
       let st: ClientHttp2Stream;
       try {
@@ -294,7 +314,10 @@ function onH1Error(this: H1Attempt, err: NodeJS.ErrnoException): void {
   if (this[SETTLED]) return;
   this[SETTLED] = true;
   if (err instanceof UpstreamFailure) return this[LISTENER].onFailure(err);
-  const kind: FailureKind = !this[CONNECTED] && (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'ETIMEDOUT') ? 'connect-failure' : 'reset';
+  const kind: FailureKind =
+    !this[CONNECTED] && (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'ETIMEDOUT')
+      ? 'connect-failure'
+      : 'reset';
   this[LISTENER].onFailure(new UpstreamFailure(kind, `${kind === 'reset' ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
 }
 

@@ -68,7 +68,16 @@ export function parseBaggage(header: string | undefined): Map<string, string> {
 
 // The OpenTelemetry k8s.<kind>.name keys a workload's owner can carry in baggage (ztunnel sends
 // the one of its workload type); k8s.namespace/cluster/node names are not the workload's name.
-const WORKLOAD_NAME_KEYS = ['k8s.deployment.name', 'k8s.statefulset.name', 'k8s.daemonset.name', 'k8s.replicaset.name', 'k8s.job.name', 'k8s.cronjob.name', 'k8s.pod.name', 'k8s.workload.name'];
+const WORKLOAD_NAME_KEYS = [
+  'k8s.deployment.name',
+  'k8s.statefulset.name',
+  'k8s.daemonset.name',
+  'k8s.replicaset.name',
+  'k8s.job.name',
+  'k8s.cronjob.name',
+  'k8s.pod.name',
+  'k8s.workload.name',
+];
 
 /**
  * The source labels of a downstream connection. `principal` is the HBONE peer's verified SPIFFE

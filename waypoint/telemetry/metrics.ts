@@ -1,7 +1,17 @@
 // The waypoint's Prometheus metrics with Istio's standard names and labels (reporter="waypoint"),
 // so Istio dashboards and Kiali read them unchanged, plus a few of the waypoint's own.
 import { Counter, Registry } from 'prom-client';
-import { endpointLabels, NO_ENDPOINT, parseClusterName, peerLabels, requestProtocol, serviceLabels, stripPort, type EndpointLabels, type PeerLabels } from './labels';
+import {
+  endpointLabels,
+  NO_ENDPOINT,
+  parseClusterName,
+  peerLabels,
+  requestProtocol,
+  serviceLabels,
+  stripPort,
+  type EndpointLabels,
+  type PeerLabels,
+} from './labels';
 import { RequestSeriesMetrics } from './request-series';
 
 import { RESPONSE_LABELS, WAYPOINT_PEER_LABELS } from '../../common/contracts/telemetry';
@@ -49,17 +59,71 @@ interface PeerEntry {
 export class WaypointMetrics {
   readonly registry = new Registry();
   /** istio_requests_total and the duration / request / response size histograms, per label set. */
-  readonly requestSeries = new RequestSeriesMetrics(this.registry, [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000], [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000]);
-  readonly rbacDenied = new Counter({ name: 'nodemesh_waypoint_rbac_denied_total', help: 'Requests denied by the RBAC filter', labelNames: ['listener', 'policy'], registers: [this.registry] });
-  readonly rateLimited = new Counter({ name: 'nodemesh_waypoint_rate_limited_total', help: 'Requests refused by local rate limiting', labelNames: ['stat_prefix'], registers: [this.registry] });
-  readonly retries = new Counter({ name: 'nodemesh_waypoint_upstream_retries_total', help: 'Upstream request retries', labelNames: ['cluster'], registers: [this.registry] });
-  readonly ejections = new Counter({ name: 'nodemesh_waypoint_outlier_ejections_total', help: 'Endpoints ejected by outlier detection', labelNames: ['cluster'], registers: [this.registry] });
-  readonly overflows = new Counter({ name: 'nodemesh_waypoint_upstream_overflow_total', help: 'Requests refused by circuit breakers', labelNames: ['cluster', 'breaker'], registers: [this.registry] });
-  readonly tcpOpenedTotal = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened by the waypoint (tcp_proxy listeners)', labelNames: TCP_LABELS, registers: [this.registry] });
-  readonly tcpClosedTotal = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed by the waypoint (tcp_proxy listeners)', labelNames: TCP_LABELS, registers: [this.registry] });
-  readonly tcpSent = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent to the upstream on tcp_proxy connections', labelNames: TCP_LABELS, registers: [this.registry] });
-  readonly tcpReceived = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received from the upstream on tcp_proxy connections', labelNames: TCP_LABELS, registers: [this.registry] });
-  readonly xdsUpdates = new Counter({ name: 'nodemesh_waypoint_xds_updates_total', help: 'xDS responses by type and outcome (ack, nack)', labelNames: ['type', 'outcome'], registers: [this.registry] });
+  readonly requestSeries = new RequestSeriesMetrics(
+    this.registry,
+    [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
+    [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000],
+  );
+  readonly rbacDenied = new Counter({
+    name: 'nodemesh_waypoint_rbac_denied_total',
+    help: 'Requests denied by the RBAC filter',
+    labelNames: ['listener', 'policy'],
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'nodemesh_waypoint_rate_limited_total',
+    help: 'Requests refused by local rate limiting',
+    labelNames: ['stat_prefix'],
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'nodemesh_waypoint_upstream_retries_total',
+    help: 'Upstream request retries',
+    labelNames: ['cluster'],
+    registers: [this.registry],
+  });
+  readonly ejections = new Counter({
+    name: 'nodemesh_waypoint_outlier_ejections_total',
+    help: 'Endpoints ejected by outlier detection',
+    labelNames: ['cluster'],
+    registers: [this.registry],
+  });
+  readonly overflows = new Counter({
+    name: 'nodemesh_waypoint_upstream_overflow_total',
+    help: 'Requests refused by circuit breakers',
+    labelNames: ['cluster', 'breaker'],
+    registers: [this.registry],
+  });
+  readonly tcpOpenedTotal = new Counter({
+    name: 'istio_tcp_connections_opened_total',
+    help: 'TCP connections opened by the waypoint (tcp_proxy listeners)',
+    labelNames: TCP_LABELS,
+    registers: [this.registry],
+  });
+  readonly tcpClosedTotal = new Counter({
+    name: 'istio_tcp_connections_closed_total',
+    help: 'TCP connections closed by the waypoint (tcp_proxy listeners)',
+    labelNames: TCP_LABELS,
+    registers: [this.registry],
+  });
+  readonly tcpSent = new Counter({
+    name: 'istio_tcp_sent_bytes_total',
+    help: 'Bytes sent to the upstream on tcp_proxy connections',
+    labelNames: TCP_LABELS,
+    registers: [this.registry],
+  });
+  readonly tcpReceived = new Counter({
+    name: 'istio_tcp_received_bytes_total',
+    help: 'Bytes received from the upstream on tcp_proxy connections',
+    labelNames: TCP_LABELS,
+    registers: [this.registry],
+  });
+  readonly xdsUpdates = new Counter({
+    name: 'nodemesh_waypoint_xds_updates_total',
+    help: 'xDS responses by type and outcome (ack, nack)',
+    labelNames: ['type', 'outcome'],
+    registers: [this.registry],
+  });
 
   // Source labels per downstream connection (parsed once, not per request) and endpoint labels
   // per identity; both bounded by what is alive or configured.

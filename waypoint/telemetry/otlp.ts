@@ -56,7 +56,10 @@ export class OtlpExporter {
       this.exported += batch.length;
     } catch (err) {
       this.dropped += batch.length;
-      this.logger.warn({ endpoint: this.endpoint, spans: batch.length, err: err instanceof Error ? err.message : String(err) }, 'OTLP export failed; spans dropped');
+      this.logger.warn(
+        { endpoint: this.endpoint, spans: batch.length, err: err instanceof Error ? err.message : String(err) },
+        'OTLP export failed; spans dropped',
+      );
     } finally {
       this.sending = false;
     }
@@ -83,7 +86,10 @@ export class OtlpExporter {
                 kind: 2, // SPAN_KIND_SERVER
                 startTimeUnixNano: s.startNs.toString(),
                 endTimeUnixNano: s.endNs.toString(),
-                attributes: Object.entries(s.attributes).map(([key, v]) => ({ key, value: typeof v === 'number' ? { intValue: String(v) } : { stringValue: v } })),
+                attributes: Object.entries(s.attributes).map(([key, v]) => ({
+                  key,
+                  value: typeof v === 'number' ? { intValue: String(v) } : { stringValue: v },
+                })),
                 status: { code: s.error ? 2 : 1 },
               })),
             },

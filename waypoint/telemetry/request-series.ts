@@ -84,7 +84,13 @@ export class RequestSeriesMetrics {
       help,
       type: 'counter',
       aggregator: 'sum',
-      get: async () => ({ name, help, type: 'counter', aggregator: 'sum', values: [...this.series.values()].map((s) => ({ value: s.requests, labels: { ...s.labels } })) }),
+      get: async () => ({
+        name,
+        help,
+        type: 'counter',
+        aggregator: 'sum',
+        values: [...this.series.values()].map((s) => ({ value: s.requests, labels: { ...s.labels } })),
+      }),
       reset: () => this.series.clear(),
     });
     const histogram = (name: string, help: string, buckets: readonly number[], cells: (s: RequestSeries) => HistogramCells): ReadableMetric => ({

@@ -25,7 +25,9 @@ export const TYPE = {
 export const SHORT: Record<string, string> = { [TYPE.cluster]: 'cds', [TYPE.endpoint]: 'eds', [TYPE.listener]: 'lds', [TYPE.route]: 'rds' };
 
 /** A decoded resource with its compiled form, or why it cannot be served. */
-export type Compiled<C> = { readonly json: unknown; readonly compiled: C; readonly error?: undefined } | { readonly json: unknown; readonly compiled?: undefined; readonly error: string };
+export type Compiled<C> =
+  | { readonly json: unknown; readonly compiled: C; readonly error?: undefined }
+  | { readonly json: unknown; readonly compiled?: undefined; readonly error: string };
 
 interface Codec<M> {
   decode(b: Uint8Array): M;

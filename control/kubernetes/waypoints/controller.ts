@@ -15,7 +15,16 @@ import { isWaypointClass } from '../../resources/gateway';
 import { StoreFollower } from '../../store/follow';
 import { kubeModule, type K8s } from '../client';
 import type { KubernetesStore } from '../store';
-import { CA_ROOT_CONFIGMAP, CA_ROOT_KEY, gatewayStatus, MANAGED_BY, MANAGED_BY_LABEL, renderWaypoint, type RenderedObject, type WaypointRenderOptions } from './render';
+import {
+  CA_ROOT_CONFIGMAP,
+  CA_ROOT_KEY,
+  gatewayStatus,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  renderWaypoint,
+  type RenderedObject,
+  type WaypointRenderOptions,
+} from './render';
 
 export interface WaypointControllerOptions extends WaypointRenderOptions {
   readonly store: KubernetesStore;
@@ -141,7 +150,11 @@ export class WaypointController implements ControlPlaneComponent {
     const api = this.objects as K8s.KubernetesObjectApi;
     let have: K8s.KubernetesObject & Record<string, unknown>;
     try {
-      have = (await api.read({ apiVersion: want.apiVersion, kind: want.kind, metadata: { name: want.metadata.name, namespace: want.metadata.namespace } })) as typeof have;
+      have = (await api.read({
+        apiVersion: want.apiVersion,
+        kind: want.kind,
+        metadata: { name: want.metadata.name, namespace: want.metadata.namespace },
+      })) as typeof have;
     } catch (err) {
       if (!notFound(err)) throw err;
       this.o.logger?.info({ kind: want.kind, namespace: want.metadata.namespace, name: want.metadata.name }, 'waypoint controller: creating');
@@ -171,7 +184,14 @@ export class WaypointController implements ControlPlaneComponent {
     };
     const status = gatewayStatus(gw.metadata?.generation ?? 1, clusterIP, problem, new Date().toISOString().replace(/\.\d+Z$/, 'Z'), gw.status?.conditions);
     if (JSON.stringify(gw.status ?? {}) === JSON.stringify(status)) return;
-    await custom.replaceNamespacedCustomObjectStatus({ group: 'gateway.networking.k8s.io', version: 'v1', namespace, plural: 'gateways', name, body: { ...gw, status } });
+    await custom.replaceNamespacedCustomObjectStatus({
+      group: 'gateway.networking.k8s.io',
+      version: 'v1',
+      namespace,
+      plural: 'gateways',
+      name,
+      body: { ...gw, status },
+    });
   }
 }
 

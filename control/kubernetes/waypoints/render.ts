@@ -118,7 +118,16 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
         name: 'bootstrap',
         image: o.image,
         command: ['/bin/sh', '-c', 'exec nodemesh "$@" > /etc/envoy/bootstrap.json', '--'],
-        args: ['waypoint', 'bootstrap', `--name=${gw.name}`, `--namespace=${gw.namespace}`, '--ip=$(POD_IP)', `--xds-address=${o.controlAddress}`, '--certs=/var/run/nodemesh/certs', '--output=json'],
+        args: [
+          'waypoint',
+          'bootstrap',
+          `--name=${gw.name}`,
+          `--namespace=${gw.namespace}`,
+          '--ip=$(POD_IP)',
+          `--xds-address=${o.controlAddress}`,
+          '--certs=/var/run/nodemesh/certs',
+          '--output=json',
+        ],
         env: [podIP],
         volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy' }],
         securityContext: security,
@@ -131,7 +140,11 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
         args: ['-c', '/etc/envoy/bootstrap.json'],
         env: [podIP],
         ports,
-        volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy', readOnly: true }, ...mounts, { name: 'certs', mountPath: '/var/run/nodemesh/certs', readOnly: true }],
+        volumeMounts: [
+          { name: 'envoy-config', mountPath: '/etc/envoy', readOnly: true },
+          ...mounts,
+          { name: 'certs', mountPath: '/var/run/nodemesh/certs', readOnly: true },
+        ],
         securityContext: security,
       },
     ],
@@ -192,10 +205,31 @@ export function gatewayStatus(
   return {
     ...(clusterIP ? { addresses: [{ type: 'IPAddress', value: clusterIP }] } : {}),
     conditions: [
-      { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'accepted by the nodemesh waypoint controller', observedGeneration: generation, lastTransitionTime: since('Accepted', 'True') },
+      {
+        type: 'Accepted',
+        status: 'True',
+        reason: 'Accepted',
+        message: 'accepted by the nodemesh waypoint controller',
+        observedGeneration: generation,
+        lastTransitionTime: since('Accepted', 'True'),
+      },
       programmed
-        ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'the waypoint Deployment and Service exist', observedGeneration: generation, lastTransitionTime: since('Programmed', 'True') }
-        : { type: 'Programmed', status: 'False', reason: 'Invalid', message: problem ?? 'the waypoint Service has no address yet', observedGeneration: generation, lastTransitionTime: since('Programmed', 'False') },
+        ? {
+            type: 'Programmed',
+            status: 'True',
+            reason: 'Programmed',
+            message: 'the waypoint Deployment and Service exist',
+            observedGeneration: generation,
+            lastTransitionTime: since('Programmed', 'True'),
+          }
+        : {
+            type: 'Programmed',
+            status: 'False',
+            reason: 'Invalid',
+            message: problem ?? 'the waypoint Service has no address yet',
+            observedGeneration: generation,
+            lastTransitionTime: since('Programmed', 'False'),
+          },
     ],
   };
 }

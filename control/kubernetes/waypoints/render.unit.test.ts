@@ -2,29 +2,54 @@ import { describe, expect, it } from 'vitest';
 import { gatewayStatus, renderWaypoint, type WaypointRenderOptions } from './render';
 
 const gw = { name: 'waypoint', namespace: 'demo', uid: 'g-1', apiVersion: 'gateway.networking.k8s.io/v1', infrastructure: { labels: { team: 'shop' } } };
-const opts: WaypointRenderOptions = { image: 'nodemesh/nodemesh:0.1.0', envoyImage: 'envoyproxy/envoy:v1.33-latest', proxy: 'nodemesh', controlAddress: 'nodemesh-control.nodemesh-system.svc:15012', trustDomain: 'cluster.local' };
+const opts: WaypointRenderOptions = {
+  image: 'nodemesh/nodemesh:0.1.0',
+  envoyImage: 'envoyproxy/envoy:v1.33-latest',
+  proxy: 'nodemesh',
+  controlAddress: 'nodemesh-control.nodemesh-system.svc:15012',
+  trustDomain: 'cluster.local',
+};
 
 describe('waypoint rendering', () => {
   it('a ServiceAccount, Deployment and Service owned by the Gateway and labelled with its name', () => {
     const r = renderWaypoint(gw, opts);
     for (const o of [r.serviceAccount, r.deployment, r.service]) {
       expect(o.metadata).toMatchObject({ name: 'waypoint', namespace: 'demo', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint', team: 'shop' } });
-      expect(o.metadata.ownerReferences).toEqual([{ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid: 'g-1', controller: true, blockOwnerDeletion: true }]);
+      expect(o.metadata.ownerReferences).toEqual([
+        { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid: 'g-1', controller: true, blockOwnerDeletion: true },
+      ]);
     }
-    const pod = (r.deployment.spec as { template: { spec: { serviceAccountName: string; containers: { args: string[] }[]; volumes: { name: string; projected?: unknown }[] } } }).template.spec;
+    const pod = (
+      r.deployment.spec as {
+        template: { spec: { serviceAccountName: string; containers: { args: string[] }[]; volumes: { name: string; projected?: unknown }[] } };
+      }
+    ).template.spec;
     expect(pod.serviceAccountName).toBe('waypoint');
     expect(pod.containers[0].args).toEqual([
-      'waypoint', 'run', '--name=waypoint', '--namespace=demo', '--control=nodemesh-control.nodemesh-system.svc:15012',
-      '--token-file=/var/run/secrets/nodemesh/token/token', '--trust-bundle=/var/run/secrets/nodemesh/ca/root-cert.pem',
-      '--trust-domain=cluster.local', '--service-account=waypoint', '--ip=$(POD_IP)',
+      'waypoint',
+      'run',
+      '--name=waypoint',
+      '--namespace=demo',
+      '--control=nodemesh-control.nodemesh-system.svc:15012',
+      '--token-file=/var/run/secrets/nodemesh/token/token',
+      '--trust-bundle=/var/run/secrets/nodemesh/ca/root-cert.pem',
+      '--trust-domain=cluster.local',
+      '--service-account=waypoint',
+      '--ip=$(POD_IP)',
     ]);
-    expect(pod.volumes.find((v) => v.name === 'nodemesh-token')?.projected).toEqual({ sources: [{ serviceAccountToken: { audience: 'nodemesh-ca', expirationSeconds: 43200, path: 'token' } }] });
+    expect(pod.volumes.find((v) => v.name === 'nodemesh-token')?.projected).toEqual({
+      sources: [{ serviceAccountToken: { audience: 'nodemesh-ca', expirationSeconds: 43200, path: 'token' } }],
+    });
     expect((r.service.spec as { selector: unknown; ports: { port: number }[] }).selector).toEqual({ 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
     expect((r.service.spec as { ports: { port: number }[] }).ports.map((p) => p.port)).toEqual([15008, 15021]);
   });
 
   it('with proxy=envoy: the bootstrap from nodemesh waypoint bootstrap in an init container, then Envoy', () => {
-    const pod = (renderWaypoint(gw, { ...opts, proxy: 'envoy' }).deployment.spec as { template: { spec: { initContainers: { args: string[] }[]; containers: { image: string; args: string[] }[] } } }).template.spec;
+    const pod = (
+      renderWaypoint(gw, { ...opts, proxy: 'envoy' }).deployment.spec as {
+        template: { spec: { initContainers: { args: string[] }[]; containers: { image: string; args: string[] }[] } };
+      }
+    ).template.spec;
     expect(pod.initContainers[0].args.slice(0, 2)).toEqual(['waypoint', 'bootstrap']);
     expect(pod.initContainers[0].args).toContain('--xds-address=nodemesh-control.nodemesh-system.svc:15012');
     expect(pod.containers.map((c) => c.image)).toEqual(['envoyproxy/envoy:v1.33-latest']);
@@ -34,11 +59,20 @@ describe('waypoint rendering', () => {
   it('status: Accepted, Programmed with the address; transition times kept while a condition holds', () => {
     const first = gatewayStatus(3, '10.96.0.20', undefined, 'T1');
     expect(first.addresses).toEqual([{ type: 'IPAddress', value: '10.96.0.20' }]);
-    expect(first.conditions.map((c) => [c.type, c.status, c.observedGeneration, c.lastTransitionTime])).toEqual([['Accepted', 'True', 3, 'T1'], ['Programmed', 'True', 3, 'T1']]);
+    expect(first.conditions.map((c) => [c.type, c.status, c.observedGeneration, c.lastTransitionTime])).toEqual([
+      ['Accepted', 'True', 3, 'T1'],
+      ['Programmed', 'True', 3, 'T1'],
+    ]);
     const later = gatewayStatus(3, '10.96.0.20', undefined, 'T2', first.conditions);
     expect(later.conditions.map((c) => c.lastTransitionTime)).toEqual(['T1', 'T1']);
     const failing = gatewayStatus(4, undefined, 'deployments.apps "waypoint" is forbidden', 'T3', later.conditions);
-    expect(failing.conditions[1]).toMatchObject({ type: 'Programmed', status: 'False', reason: 'Invalid', message: 'deployments.apps "waypoint" is forbidden', lastTransitionTime: 'T3' });
+    expect(failing.conditions[1]).toMatchObject({
+      type: 'Programmed',
+      status: 'False',
+      reason: 'Invalid',
+      message: 'deployments.apps "waypoint" is forbidden',
+      lastTransitionTime: 'T3',
+    });
     expect(failing.addresses).toBeUndefined();
   });
 });

@@ -176,14 +176,19 @@ export class StandInApiServer {
   get(apiVersion: string, kind: string, name: string, namespace?: string): KubeObject | undefined {
     const t = typeOfKind(apiVersion, kind);
     if (!t) throw new Error(`the stand-in API server does not serve ${apiVersion} ${kind}`);
-    const o = this.objects.get(objKey(t, t.namespaced ? namespace ?? 'default' : undefined, name));
+    const o = this.objects.get(objKey(t, t.namespaced ? (namespace ?? 'default') : undefined, name));
     return o && structuredClone(o);
   }
 
   list(apiVersion: string, kind: string, namespace?: string): KubeObject[] {
     const t = typeOfKind(apiVersion, kind);
     if (!t) throw new Error(`the stand-in API server does not serve ${apiVersion} ${kind}`);
-    return this.select(t, namespace, () => true, () => true).map((o) => structuredClone(o));
+    return this.select(
+      t,
+      namespace,
+      () => true,
+      () => true,
+    ).map((o) => structuredClone(o));
   }
 
   /** Replace the object (optimistic concurrency when metadata.resourceVersion is set). */
@@ -195,16 +200,27 @@ export class StandInApiServer {
   delete(apiVersion: string, kind: string, name: string, namespace?: string): KubeObject {
     const t = typeOfKind(apiVersion, kind);
     if (!t) throw new Error(`the stand-in API server does not serve ${apiVersion} ${kind}`);
-    return this.doDelete(t, t.namespaced ? namespace ?? 'default' : undefined, name, false, false);
+    return this.doDelete(t, t.namespaced ? (namespace ?? 'default') : undefined, name, false, false);
   }
 
   /**
    * What the scheduler and kubelet do for a pod: create it (with its ServiceAccount if missing),
    * bind it to `node`, and report it Running and Ready with `ip`.
    */
-  runPod(p: { namespace: string; name: string; node: string; ip: string; serviceAccount?: string; labels?: Record<string, string>; containerPorts?: { name?: string; containerPort: number }[]; hostNetwork?: boolean; ready?: boolean }): KubeObject {
+  runPod(p: {
+    namespace: string;
+    name: string;
+    node: string;
+    ip: string;
+    serviceAccount?: string;
+    labels?: Record<string, string>;
+    containerPorts?: { name?: string; containerPort: number }[];
+    hostNetwork?: boolean;
+    ready?: boolean;
+  }): KubeObject {
     const sa = p.serviceAccount ?? 'default';
-    if (!this.get('v1', 'ServiceAccount', sa, p.namespace)) this.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: p.namespace } });
+    if (!this.get('v1', 'ServiceAccount', sa, p.namespace))
+      this.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: p.namespace } });
     const pod = this.create({
       apiVersion: 'v1',
       kind: 'Pod',
@@ -350,7 +366,12 @@ export class StandInApiServer {
             if (!t.group || t.group === 'apps' || t.group === 'discovery.k8s.io') patched = strategicMergePatch(o as unknown as Json, body as Json);
             else throw new ApiError(415, 'UnsupportedMediaType', `strategic merge patch is not supported for ${t.kind} (a custom resource); use a merge patch`);
           } else if (ctype === 'application/json-patch+json') patched = jsonPatch(o as unknown as Json, body);
-          else throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got "${ctype}"; server-side apply is not supported by the stand-in API server)`);
+          else
+            throw new ApiError(
+              415,
+              'UnsupportedMediaType',
+              `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got "${ctype}"; server-side apply is not supported by the stand-in API server)`,
+            );
         } catch (err) {
           if (err instanceof PatchError) throw new ApiError(422, 'Invalid', err.message);
           throw err;
@@ -388,8 +409,17 @@ export class StandInApiServer {
   private resourceList(group: string, version: string) {
     const resources = RESOURCE_TYPES.filter((t) => t.group === group && t.version === version).flatMap((t) => {
       const verbs = t.createOnly ? ['create'] : ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
-      const main = { name: t.plural, singularName: t.singular, namespaced: t.namespaced, kind: t.kind, verbs, ...(t.shortNames ? { shortNames: [...t.shortNames] } : {}) };
-      return t.status ? [main, { name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] }] : [main];
+      const main = {
+        name: t.plural,
+        singularName: t.singular,
+        namespaced: t.namespaced,
+        kind: t.kind,
+        verbs,
+        ...(t.shortNames ? { shortNames: [...t.shortNames] } : {}),
+      };
+      return t.status
+        ? [main, { name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] }]
+        : [main];
     });
     return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
   }
@@ -406,7 +436,11 @@ export class StandInApiServer {
         { name: 'Age', type: 'string', format: '', description: 'CreationTimestamp', priority: 0 },
       ],
       rows: items.map((o) => ({
-        cells: [o.metadata.name, ...(t.kind === 'Pod' ? [(o.spec as { nodeName?: string })?.nodeName ?? '<none>'] : []), age(now, o.metadata.creationTimestamp)],
+        cells: [
+          o.metadata.name,
+          ...(t.kind === 'Pod' ? [(o.spec as { nodeName?: string })?.nodeName ?? '<none>'] : []),
+          age(now, o.metadata.creationTimestamp),
+        ],
         object: o,
       })),
     };
@@ -435,28 +469,46 @@ export class StandInApiServer {
     body.apiVersion ??= apiVersionOf(t);
     body.kind ??= t.kind;
     if (body.kind !== t.kind || body.apiVersion !== apiVersionOf(t)) {
-      throw new ApiError(400, 'BadRequest', `the API version in the data (${body.apiVersion}) and kind (${body.kind}) do not match ${apiVersionOf(t)} ${t.kind}`);
+      throw new ApiError(
+        400,
+        'BadRequest',
+        `the API version in the data (${body.apiVersion}) and kind (${body.kind}) do not match ${apiVersionOf(t)} ${t.kind}`,
+      );
     }
-    const ns = t.namespaced ? namespace ?? body.metadata.namespace ?? 'default' : undefined;
+    const ns = t.namespaced ? (namespace ?? body.metadata.namespace ?? 'default') : undefined;
     if (t.namespaced && body.metadata.namespace !== undefined && body.metadata.namespace !== ns) {
       throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
     }
     let name = body.metadata.name;
     if (!name && body.metadata.generateName) name = body.metadata.generateName + randomBytes(3).toString('hex').slice(0, 5);
     if (!name || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {
-      throw new ApiError(422, 'Invalid', `${t.kind} "${name ?? ''}" is invalid: metadata.name: Invalid value: "${name ?? ''}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`);
+      throw new ApiError(
+        422,
+        'Invalid',
+        `${t.kind} "${name ?? ''}" is invalid: metadata.name: Invalid value: "${name ?? ''}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`,
+      );
     }
     if (ns !== undefined && !this.objects.has(objKey(nsType(), undefined, ns))) {
       throw new ApiError(404, 'NotFound', `namespaces "${ns}" not found`, { name: ns, kind: 'namespaces' });
     }
     const key = objKey(t, ns, name);
-    if (this.objects.has(key)) throw new ApiError(409, 'AlreadyExists', `${t.plural}${t.group ? '.' + t.group : ''} "${name}" already exists`, { name, group: t.group, kind: t.plural });
+    if (this.objects.has(key))
+      throw new ApiError(409, 'AlreadyExists', `${t.plural}${t.group ? '.' + t.group : ''} "${name}" already exists`, { name, group: t.group, kind: t.plural });
     const obj: KubeObject = structuredClone(body);
     obj.metadata = { ...obj.metadata, name, uid: randomUUID(), generation: 1, creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
     delete obj.metadata.resourceVersion;
     if (ns !== undefined) obj.metadata.namespace = ns;
     if (t.status) delete obj.status;
-    defaults(t, obj, this.select(t, undefined, () => true, () => true));
+    defaults(
+      t,
+      obj,
+      this.select(
+        t,
+        undefined,
+        () => true,
+        () => true,
+      ),
+    );
     if (dryRun) return { ...obj, metadata: { ...obj.metadata, resourceVersion: String(this.rv) } };
     const created = this.commit(t, key, 'ADDED', obj);
     // What the ServiceAccount controller does for every new namespace.
@@ -469,10 +521,16 @@ export class StandInApiServer {
     const old = this.objects.get(key);
     if (!old) throw notFound(t, name);
     if (!body?.metadata) throw new ApiError(400, 'BadRequest', 'the object has no metadata');
-    if (body.metadata.name !== undefined && body.metadata.name !== name) throw new ApiError(400, 'BadRequest', `the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`);
+    if (body.metadata.name !== undefined && body.metadata.name !== name)
+      throw new ApiError(400, 'BadRequest', `the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`);
     const sent = body.metadata.resourceVersion;
     if (sent !== undefined && sent !== '' && sent !== old.metadata.resourceVersion) {
-      throw new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${t.plural}${t.group ? '.' + t.group : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, group: t.group, kind: t.plural });
+      throw new ApiError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${t.plural}${t.group ? '.' + t.group : ''} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        { name, group: t.group, kind: t.plural },
+      );
     }
     let next: KubeObject;
     if (sub === 'status') {
@@ -494,7 +552,8 @@ export class StandInApiServer {
         const spec = (next.spec ?? {}) as { clusterIP?: string };
         const before = (old.spec as { clusterIP?: string }).clusterIP;
         if (spec.clusterIP === undefined || spec.clusterIP === '') spec.clusterIP = before;
-        else if (spec.clusterIP !== before) throw new ApiError(422, 'Invalid', `Service "${name}" is invalid: spec.clusterIP: Invalid value: "${spec.clusterIP}": field is immutable`);
+        else if (spec.clusterIP !== before)
+          throw new ApiError(422, 'Invalid', `Service "${name}" is invalid: spec.clusterIP: Invalid value: "${spec.clusterIP}": field is immutable`);
       }
     }
     next.metadata.resourceVersion = old.metadata.resourceVersion;
@@ -566,7 +625,15 @@ export class StandInApiServer {
     if (!res.writableEnded) res.write(JSON.stringify({ type, object }) + '\n');
   }
 
-  private watch(req: IncomingMessage, res: ServerResponse, t: ResourceType, namespace: string | undefined, labels: Matcher, fields: FieldMatcher, q: URLSearchParams): void {
+  private watch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: ResourceType,
+    namespace: string | undefined,
+    labels: Matcher,
+    fields: FieldMatcher,
+    q: URLSearchParams,
+  ): void {
     const rvParam = q.get('resourceVersion') ?? '';
     const fromRv = rvParam === '' || rvParam === '0' ? undefined : Number(rvParam);
     if (fromRv !== undefined && !Number.isInteger(fromRv)) throw new ApiError(400, 'BadRequest', `invalid resourceVersion "${rvParam}"`);
@@ -599,7 +666,10 @@ export class StandInApiServer {
     }
     this.watchers.add(w);
     if (q.get('allowWatchBookmarks') === 'true') {
-      bookmark = setInterval(() => this.send(res, 'BOOKMARK', { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(this.rv) } }), this.bookmarkMs);
+      bookmark = setInterval(
+        () => this.send(res, 'BOOKMARK', { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(this.rv) } }),
+        this.bookmarkMs,
+      );
     }
     const secs = Number(q.get('timeoutSeconds') ?? '');
     if (secs > 0) timeout = setTimeout(() => w.close(), secs * 1000);
@@ -610,18 +680,29 @@ export class StandInApiServer {
   private tokenReview(body: KubeObject): KubeObject {
     const spec = (body?.spec ?? {}) as { token?: string; audiences?: string[] };
     const wanted = spec.audiences?.length ? spec.audiences : [...this.apiAudiences];
-    const fail = (error: string) => ({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', metadata: { creationTimestamp: null }, spec, status: { authenticated: false, user: {}, error } });
+    const fail = (error: string) => ({
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      metadata: { creationTimestamp: null },
+      spec,
+      status: { authenticated: false, user: {}, error },
+    });
     const claims = spec.token ? this.signer.verify(spec.token) : undefined;
     if (!claims) return fail('[invalid bearer token, token lookup failed]') as unknown as KubeObject;
     if (claims.exp * 1000 < Date.now()) return fail('[invalid bearer token, service account token has expired]') as unknown as KubeObject;
     const audiences = claims.aud.filter((a) => wanted.includes(a));
-    if (audiences.length === 0) return fail(`[invalid bearer token, token audiences ${JSON.stringify(claims.aud)} is invalid for the target audiences ${JSON.stringify(wanted)}]`) as unknown as KubeObject;
+    if (audiences.length === 0)
+      return fail(
+        `[invalid bearer token, token audiences ${JSON.stringify(claims.aud)} is invalid for the target audiences ${JSON.stringify(wanted)}]`,
+      ) as unknown as KubeObject;
     const k = claims['kubernetes.io'];
     const sa = this.objects.get(objKey(saType(), k.namespace, k.serviceaccount.name));
-    if (!sa || sa.metadata.uid !== k.serviceaccount.uid) return fail(`[invalid bearer token, service account ${k.namespace}/${k.serviceaccount.name} has been deleted]`) as unknown as KubeObject;
+    if (!sa || sa.metadata.uid !== k.serviceaccount.uid)
+      return fail(`[invalid bearer token, service account ${k.namespace}/${k.serviceaccount.name} has been deleted]`) as unknown as KubeObject;
     if (k.pod) {
       const pod = this.objects.get(objKey(podType(), k.namespace, k.pod.name));
-      if (!pod || pod.metadata.uid !== k.pod.uid) return fail(`[invalid bearer token, pod ${k.namespace}/${k.pod.name} (uid ${k.pod.uid}) is not bound to this token any more]`) as unknown as KubeObject;
+      if (!pod || pod.metadata.uid !== k.pod.uid)
+        return fail(`[invalid bearer token, pod ${k.namespace}/${k.pod.name} (uid ${k.pod.uid}) is not bound to this token any more]`) as unknown as KubeObject;
     }
     const extra: Record<string, string[]> = { 'authentication.kubernetes.io/credential-id': [`JTI=${claims.jti}`] };
     if (k.pod) {
@@ -658,13 +739,21 @@ export class StandInApiServer {
     if (spec.boundObjectRef) {
       if (spec.boundObjectRef.kind !== 'Pod') throw new ApiError(422, 'Invalid', 'boundObjectRef.kind: only Pod is supported by the stand-in API server');
       const p = this.objects.get(objKey(podType(), namespace, spec.boundObjectRef.name ?? ''));
-      if (!p || (spec.boundObjectRef.uid && p.metadata.uid !== spec.boundObjectRef.uid)) throw new ApiError(404, 'NotFound', `pods "${spec.boundObjectRef.name}" not found`);
+      if (!p || (spec.boundObjectRef.uid && p.metadata.uid !== spec.boundObjectRef.uid))
+        throw new ApiError(404, 'NotFound', `pods "${spec.boundObjectRef.name}" not found`);
       pod = { name: p.metadata.name ?? '', uid: p.metadata.uid ?? '' };
       const nodeName = (p.spec as { nodeName?: string })?.nodeName;
       if (nodeName) node = { name: nodeName };
     }
     const expirationSeconds = spec.expirationSeconds ?? 3600;
-    const token = this.issueToken({ namespace, serviceAccount: sa, audiences: spec.audiences?.length ? spec.audiences : [...this.apiAudiences], expirationSeconds, pod, node });
+    const token = this.issueToken({
+      namespace,
+      serviceAccount: sa,
+      audiences: spec.audiences?.length ? spec.audiences : [...this.apiAudiences],
+      expirationSeconds,
+      pod,
+      node,
+    });
     return {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
@@ -675,7 +764,16 @@ export class StandInApiServer {
   }
 
   private sendStatus(res: ServerResponse, err: ApiError): void {
-    sendJson(res, err.code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: err.message, reason: err.reason, ...(err.details ? { details: err.details } : {}), code: err.code });
+    sendJson(res, err.code, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: err.message,
+      reason: err.reason,
+      ...(err.details ? { details: err.details } : {}),
+      code: err.code,
+    });
   }
 }
 
@@ -684,7 +782,7 @@ const saType = () => typeOfKind('v1', 'ServiceAccount') as ResourceType;
 const podType = () => typeOfKind('v1', 'Pod') as ResourceType;
 
 function objKey(t: ResourceType, namespace: string | undefined, name: string): string {
-  return `${typeKey(t)}|${t.namespaced ? namespace ?? '' : ''}|${name}`;
+  return `${typeKey(t)}|${t.namespaced ? (namespace ?? '') : ''}|${name}`;
 }
 
 function notFound(t: ResourceType, name: string): ApiError {
@@ -692,7 +790,15 @@ function notFound(t: ResourceType, name: string): ApiError {
 }
 
 function expiredStatus(asked: number, oldest: number) {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${asked} (${oldest})`, reason: 'Expired', code: 410 };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: `too old resource version: ${asked} (${oldest})`,
+    reason: 'Expired',
+    code: 410,
+  };
 }
 
 function wrapSelector<T>(fn: () => T): T {
@@ -718,7 +824,10 @@ function age(now: number, ts: string | undefined): string {
 function defaults(t: ResourceType, obj: KubeObject, existing: KubeObject[]): void {
   if (t.kind === 'Namespace') obj.metadata.labels = { ...obj.metadata.labels, 'kubernetes.io/metadata.name': obj.metadata.name ?? '' };
   if (t.kind === 'Pod') {
-    const spec = (obj.spec ?? {}) as { serviceAccountName?: string; containers?: { resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }[] };
+    const spec = (obj.spec ?? {}) as {
+      serviceAccountName?: string;
+      containers?: { resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }[];
+    };
     spec.serviceAccountName ??= 'default';
     obj.spec = spec;
     obj.status = { phase: 'Pending', qosClass: qosClass(spec.containers ?? []) };
