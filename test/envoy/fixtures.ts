@@ -186,3 +186,25 @@ export function ambientWeb(): unknown[] {
     },
   ];
 }
+
+/** The gRPC echo mesh the proxyless-client tests route in: Service echo (9090) over versions v1 and v2. */
+export const ECHO_GRPC_PORT = { name: 'grpc', port: 9090, targetPort: 'grpc', appProtocol: 'grpc' };
+export const echoRoute = (rules: unknown[], annotations?: Record<string, string>) =>
+  httpRoute('echo', { parentRefs: [{ name: 'echo', port: 9090 }], rules }, annotations);
+export const echoBackend = (name: string, weight?: number) => ({ name, port: 9090, ...(weight !== undefined ? { weight } : {}) });
+
+/** echo, echo-v1 and echo-v2 with one Workload per version at `v1`/`v2`, and a route: x-version: v2 to v2, else v1. */
+export function echoMesh(v1: { host: string; port: number }, v2: { host: string; port: number }): unknown[] {
+  return [
+    namespace('default'),
+    service('echo', '10.96.1.1', [ECHO_GRPC_PORT]),
+    service('echo-v1', '10.96.1.2', [ECHO_GRPC_PORT], { selector: { app: 'echo', version: 'v1' } }),
+    service('echo-v2', '10.96.1.3', [ECHO_GRPC_PORT], { selector: { app: 'echo', version: 'v2' } }),
+    workload('echo-v1', v1.host, { app: 'echo', version: 'v1' }, { ports: [{ name: 'grpc', port: v1.port }] }),
+    workload('echo-v2', v2.host, { app: 'echo', version: 'v2' }, { ports: [{ name: 'grpc', port: v2.port }] }),
+    echoRoute([
+      { matches: [{ headers: [{ name: 'x-version', value: 'v2' }] }], backendRefs: [echoBackend('echo-v2')] },
+      { backendRefs: [echoBackend('echo-v1')] },
+    ]),
+  ];
+}

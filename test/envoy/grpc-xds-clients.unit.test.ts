@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTE_TYPE_URL } from '../../control/envoy/names';
-import { httpRoute, namespace, service, workload } from './fixtures';
+import { echoBackend, echoMesh, echoRoute } from './fixtures';
 import { ECHO_PATH, eventually, startBackend, startControlPlane, who, type Backend, type ControlPlane } from './harness';
 
 const HOST = 'echo.default.svc.cluster.local';
@@ -71,9 +71,8 @@ let js: grpc.Client;
 let core: CoreClient;
 let dir: string;
 
-const grpcPort = { name: 'grpc', port: 9090, targetPort: 'grpc', appProtocol: 'grpc' };
-const route = (rules: unknown[]) => httpRoute('echo', { parentRefs: [{ name: 'echo', port: 9090 }], rules });
-const to = (name: string, weight?: number) => ({ name, port: 9090, ...(weight !== undefined ? { weight } : {}) });
+const route = echoRoute;
+const to = echoBackend;
 
 async function jsCalls(n: number, md: Record<string, string> = {}): Promise<Answer> {
   const out: Answer = { names: [], errors: [] };
@@ -115,15 +114,7 @@ beforeAll(async () => {
   cp = await startControlPlane();
   v1 = await startBackend('echo-v1', '127.0.0.31');
   v2 = await startBackend('echo-v2', '127.0.0.32');
-  await cp.store.applyAll([
-    namespace('default'),
-    service('echo', '10.96.1.1', [grpcPort]),
-    service('echo-v1', '10.96.1.2', [grpcPort], { selector: { app: 'echo', version: 'v1' } }),
-    service('echo-v2', '10.96.1.3', [grpcPort], { selector: { app: 'echo', version: 'v2' } }),
-    workload('echo-v1', v1.host, { app: 'echo', version: 'v1' }, { ports: [{ name: 'grpc', port: v1.port }] }),
-    workload('echo-v2', v2.host, { app: 'echo', version: 'v2' }, { ports: [{ name: 'grpc', port: v2.port }] }),
-    route([{ matches: [{ headers: [{ name: 'x-version', value: 'v2' }] }], backendRefs: [to('echo-v2')] }, { backendRefs: [to('echo-v1')] }]),
-  ]);
+  await cp.store.applyAll(echoMesh(v1, v2));
   dir = mkdtempSync(join(tmpdir(), 'nm-grpc-clients-'));
   const coreBootstrap = join(dir, 'core-bootstrap.json');
   writeFileSync(coreBootstrap, bootstrapFor('core', cp.port));

@@ -7,7 +7,7 @@ import { RouteConfiguration } from '../../api/gen/envoy/config/route/v3/route';
 import { ROUTE_TYPE_URL } from '../../control/envoy/names';
 import { xdsResource, type XdsResource } from '../../control/xds/resource';
 import type { ChangeListener, ResourceSource } from '../../control/xds/source';
-import { httpRoute, namespace, service, workload } from './fixtures';
+import { echoBackend, echoMesh, echoRoute } from './fixtures';
 import { eventually, startBackend, startControlPlane, who, type Backend, type ControlPlane } from './harness';
 
 const HOST = 'echo.default.svc.cluster.local';
@@ -42,23 +42,14 @@ function withOverride(inner: ResourceSource): ResourceSource {
   };
 }
 
-const grpcPort = { name: 'grpc', port: 9090, targetPort: 'grpc', appProtocol: 'grpc' };
-const route = (rules: unknown[], annotations?: Record<string, string>) => httpRoute('echo', { parentRefs: [{ name: 'echo', port: 9090 }], rules }, annotations);
-const to = (name: string, weight?: number) => ({ name, port: 9090, ...(weight !== undefined ? { weight } : {}) });
+const route = echoRoute;
+const to = echoBackend;
 
 beforeAll(async () => {
   cp = await startControlPlane(withOverride);
   v1 = await startBackend('echo-v1', '127.0.0.21');
   v2 = await startBackend('echo-v2', '127.0.0.22');
-  await cp.store.applyAll([
-    namespace('default'),
-    service('echo', '10.96.1.1', [grpcPort]),
-    service('echo-v1', '10.96.1.2', [grpcPort], { selector: { app: 'echo', version: 'v1' } }),
-    service('echo-v2', '10.96.1.3', [grpcPort], { selector: { app: 'echo', version: 'v2' } }),
-    workload('echo-v1', v1.host, { app: 'echo', version: 'v1' }, { ports: [{ name: 'grpc', port: v1.port }] }),
-    workload('echo-v2', v2.host, { app: 'echo', version: 'v2' }, { ports: [{ name: 'grpc', port: v2.port }] }),
-    route([{ matches: [{ headers: [{ name: 'x-version', value: 'v2' }] }], backendRefs: [to('echo-v2')] }, { backendRefs: [to('echo-v1')] }]),
-  ]);
+  await cp.store.applyAll(echoMesh(v1, v2));
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
     xds_servers: [{ server_uri: `127.0.0.1:${cp.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
     node: { id: 'proxyless~127.0.0.1~test.default~default.svc.cluster.local', cluster: 'test', locality: {}, metadata: {} },
