@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import { HboneClient, type HboneClientOptions, type OpenOptions } from '../../common/hbone/client';
 import { HboneServer, allow, type Decision, type HboneServerOptions, type TunnelRequest } from '../../common/hbone/server';
 import { connectUpstream } from '../../common/hbone/upstream';
@@ -151,5 +152,19 @@ export async function startMesh(o: MeshOptions = {}): Promise<Mesh> {
       await server.close(100);
       await up.close();
     },
+  };
+}
+
+/** TLS options for a raw client of `mesh`'s HBONE server: its address, the mesh CA, the client's credentials, ALPN h2. */
+export function meshClientTls(mesh: Mesh): ConnectionOptions {
+  const [host, port] = mesh.destination.split(':');
+  return {
+    host,
+    port: Number(port),
+    ca: mesh.ca.bundle.pem,
+    cert: mesh.clientCreds.certChain,
+    key: mesh.clientCreds.key,
+    checkServerIdentity: () => undefined,
+    ALPNProtocols: ['h2'],
   };
 }

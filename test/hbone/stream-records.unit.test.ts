@@ -6,7 +6,7 @@
 import { connect as h2connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startMesh, type Mesh } from './fixture';
+import { eventually, meshClientTls, startMesh, type Mesh } from './fixture';
 
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
   const head = Buffer.alloc(9);
@@ -54,16 +54,7 @@ describe('HBONE server: stream records are released however a stream ends', () =
         };
       },
     });
-    const [host, port] = mesh.destination.split(':');
-    tlsBase = {
-      host,
-      port: Number(port),
-      ca: mesh.ca.bundle.pem,
-      cert: mesh.clientCreds.certChain,
-      key: mesh.clientCreds.key,
-      checkServerIdentity: () => undefined,
-      ALPNProtocols: ['h2'],
-    };
+    tlsBase = meshClientTls(mesh);
   });
   afterAll(async () => {
     await mesh?.close();

@@ -5,7 +5,7 @@ import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, startMesh, type Mesh } from './fixture';
+import { eventually, meshClientTls, startMesh, type Mesh } from './fixture';
 
 const closed = (s: Socket | ClientHttp2Session): Promise<number> => {
   const t0 = performance.now();
@@ -20,16 +20,7 @@ describe('HBONE server timeouts', () => {
   let tlsBase: ConnectionOptions;
   beforeAll(async () => {
     mesh = await startMesh({ server: { handshakeTimeoutMs: 300, idleTimeoutMs: 1_000 } });
-    const [host, port] = mesh.destination.split(':');
-    tlsBase = {
-      host,
-      port: Number(port),
-      ca: mesh.ca.bundle.pem,
-      cert: mesh.clientCreds.certChain,
-      key: mesh.clientCreds.key,
-      checkServerIdentity: () => undefined,
-      ALPNProtocols: ['h2'],
-    };
+    tlsBase = meshClientTls(mesh);
   });
   afterAll(async () => {
     await mesh?.close();
