@@ -1,6 +1,7 @@
 // The waypoint process: xDS in (AdsClient -> compiled ConfigState), HTTP listeners on the ports
 // the Listeners name, the HBONE server (CONNECT to VIP:port is served by that port's listener),
 // and admin (15000 config dump), metrics (15020) and readiness (15021).
+import { RECENT_RECORDS_PATH, RecentRecords } from '../common/recent-records';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
@@ -57,6 +58,8 @@ export interface WaypointOptions {
 export class Waypoint {
   readonly state = new ConfigState();
   readonly metrics = new WaypointMetrics();
+  /** The most recent requests, served on 15020 at /recent. */
+  readonly recent = new RecentRecords('waypoint');
   readonly transport: UpstreamTransport;
   readonly xds: DeltaXdsClient;
   /** The last NACKs (newest last), for the config dump. */
@@ -91,6 +94,7 @@ export class Waypoint {
       metrics: this.metrics,
       accessLog: this.log.child({ log: 'access' }),
       otlp: this.otlp,
+      recent: this.recent,
       bufferLimit: o.bufferLimit ?? 1024 * 1024,
     });
     this.tcp = new TcpProxy(this.state, this.transport, this.metrics, this.log.child({ log: 'access' }));
@@ -220,10 +224,12 @@ export class Waypoint {
     if (o.serve?.admin !== false)
       this.ports.admin = await this.serveAux(o.adminPort ?? ADMIN_PORT, o.adminAddress ?? '127.0.0.1', (path) => this.adminPage(path));
     if (o.serve?.metrics !== false) {
-      this.ports.metrics = await this.serveAux(o.metricsPort ?? METRICS_PORT, o.listenAddress ?? '0.0.0.0', async (path) =>
+      this.ports.metrics = await this.serveAux(o.metricsPort ?? METRICS_PORT, o.listenAddress ?? '0.0.0.0', async (path, query) =>
         path === '/metrics' || path === '/stats/prometheus'
           ? { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }
-          : { status: 404, type: 'text/plain', body: 'not found' },
+          : path === RECENT_RECORDS_PATH
+            ? { ...this.recent.respond(query), type: 'application/json' }
+            : { status: 404, type: 'text/plain', body: 'not found' },
       );
     }
     if (o.serve?.ready !== false) {
@@ -294,9 +300,14 @@ export class Waypoint {
     }
   }
 
-  private serveAux(port: number, host: string, page: (path: string) => Promise<{ status: number; type: string; body: string }>): Promise<number> {
+  private serveAux(
+    port: number,
+    host: string,
+    page: (path: string, query: URLSearchParams) => Promise<{ status: number; type: string; body: string }>,
+  ): Promise<number> {
     const srv = createHttpServer((req, res) => {
-      page((req.url ?? '/').split('?')[0]!).then(
+      const url = new URL(req.url ?? '/', 'http://aux');
+      page(url.pathname, url.searchParams).then(
         (p) => {
           res.writeHead(p.status, { 'content-type': p.type });
           res.end(p.body);

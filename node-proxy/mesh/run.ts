@@ -91,7 +91,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined,
   });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
-  const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort });
+  const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort, recent: telemetry.recent });
   try {
     kube?.pods.bind({ reconcileSoon: () => proxy.reconcileSoon(), enrolment: (key) => proxy.enrolment(key), notServing: (key) => mesh.workloadNotReady(key) });
     await proxy.start();

@@ -49,6 +49,27 @@ export function accessLogFields(record: ConnectionRecord, outcome: ConnectionOut
   };
 }
 
+/**
+ * The fields of one connection kept in the recent-records ring on 15020 (common/recent-records.ts):
+ * what the metrics' labels already say, plus the destination port; no client address or port.
+ */
+export function recentRecordFields(record: ConnectionRecord, outcome: ConnectionOutcome): Record<string, unknown> {
+  const who = (p: ConnectionPeer) => ({ workload: p.workload ? `${p.workload.namespace}/${p.workload.name}` : undefined, identity: p.identity });
+  return {
+    reporter: record.reporter,
+    src: who(record.source),
+    dst: { ...who(record.destination), service: record.service?.hostname, port: record.destination.port },
+    protocol: accessProtocol(record),
+    mtls: record.mtls,
+    bytes_sent: outcome.requestBytes,
+    bytes_recv: outcome.responseBytes,
+    duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
+    response_flags: outcome.responseFlags,
+    ...(outcome.error !== undefined ? { error: outcome.error } : {}),
+    ...(outcome.denyReason !== undefined ? { deny_reason: outcome.denyReason, policy: outcome.policy } : {}),
+  };
+}
+
 export function logConnection(logger: Logger, record: ConnectionRecord, outcome: ConnectionOutcome): void {
   const fields = accessLogFields(record, outcome);
   if (outcome.responseFlags === 'DENY') logger.info(fields, 'connection denied');

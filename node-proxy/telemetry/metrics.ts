@@ -7,7 +7,8 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { XdsClientStatus } from '../../common/xds/client';
 import { createLogger, type Logger } from '../../common/log';
-import { logConnection, type ConnectionOutcome } from './access-log';
+import { RecentRecords } from '../../common/recent-records';
+import { logConnection, recentRecordFields, type ConnectionOutcome } from './access-log';
 import { TCP_LABEL_NAMES, tcpLabels, type ConnectionRecord, type ResponseFlag, type TcpLabelName } from './labels';
 
 export interface BpfMapFill {
@@ -23,6 +24,8 @@ export interface TelemetryOptions {
   readonly accessLog?: Logger;
   /** Read at scrape time: fill of the pinned BPF maps. */
   readonly bpfMapFill?: () => readonly BpfMapFill[];
+  /** The recent connections served on 15020 at /recent (default: a ring of 512). */
+  readonly recent?: RecentRecords;
 }
 
 /** A connection being counted; report bytes as totals so far, then close once. */
@@ -35,6 +38,8 @@ export interface ConnectionHandle {
 
 export class NodeProxyTelemetry {
   readonly registry: Registry;
+  /** The most recent connections (allowed, failed and denied), served on 15020 at /recent. */
+  readonly recent: RecentRecords;
   private readonly accessLog: Logger;
   private readonly opened: Counter<TcpLabelName>;
   private readonly closed: Counter<TcpLabelName>;
@@ -49,6 +54,7 @@ export class NodeProxyTelemetry {
   constructor(options: TelemetryOptions = {}) {
     this.registry = options.registry ?? new Registry();
     this.accessLog = options.accessLog ?? createLogger('access');
+    this.recent = options.recent ?? new RecentRecords('node-proxy');
     const registers = [this.registry];
     const labelNames = [...TCP_LABEL_NAMES];
     this.opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened', labelNames, registers });
@@ -136,6 +142,7 @@ export class NodeProxyTelemetry {
           error: outcome.error,
         };
         logConnection(this.accessLog, record, full);
+        this.recent.push(recentRecordFields(record, full));
       },
     };
   }
@@ -149,14 +156,16 @@ export class NodeProxyTelemetry {
     this.opened.inc(tcpLabels(record));
     this.closed.inc(tcpLabels(record, 'DENY'));
     this.denials.inc({ reporter: record.reporter, policy: verdict.policy ?? 'none' });
-    logConnection(this.accessLog, record, {
+    const outcome: ConnectionOutcome = {
       requestBytes: 0,
       responseBytes: 0,
       durationMs: 0,
       responseFlags: 'DENY',
       denyReason: verdict.reason,
       policy: verdict.policy,
-    });
+    };
+    logConnection(this.accessLog, record, outcome);
+    this.recent.push(recentRecordFields(record, outcome));
   }
 
   /** Mirror an xDS client's status (call from its onStatus listener). */

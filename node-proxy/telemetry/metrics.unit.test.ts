@@ -214,4 +214,30 @@ describe('node proxy telemetry', () => {
       destination_cluster: 'unknown',
     });
   });
+
+  it('serves the recent connections at /recent: allowed and denied, with the deciding policy, no client address', async () => {
+    const { logger } = capture();
+    const t = new NodeProxyTelemetry({ accessLog: logger });
+    t.open(allowedInbound).close({ requestBytes: 10, responseBytes: 20 });
+    t.denied(allowedInbound, { policy: 'backend/deny-web', reason: 'DENY policy backend/deny-web matched' });
+    const s = await startMetricsServer(t.registry, { host: '127.0.0.1', port: 0, recent: t.recent });
+    servers.push(s);
+    const r = await get(s.port, '/recent');
+    expect(r.status).toBe(200);
+    const page = JSON.parse(r.body);
+    expect(page).toMatchObject({ kind: 'RecentRecords', proxy: 'node-proxy', last: 2 });
+    expect(page.records[0]).toMatchObject({
+      seq: 1,
+      reporter: 'destination',
+      src: { workload: 'frontend/web-1', identity: 'spiffe://cluster.local/ns/frontend/sa/web' },
+      dst: { workload: 'backend/db-0', service: 'db.backend.svc.cluster.local', port: 5432 },
+      mtls: true,
+      bytes_sent: 10,
+      bytes_recv: 20,
+      response_flags: '-',
+    });
+    expect(page.records[1]).toMatchObject({ seq: 2, response_flags: 'DENY', policy: 'backend/deny-web' });
+    expect(r.body).not.toContain('10.200.1.5');
+    expect(JSON.parse((await get(s.port, '/recent?since=1')).body).records).toHaveLength(1);
+  });
 });

@@ -1,15 +1,23 @@
 // The node proxy's Prometheus endpoint on 15020: /metrics (and /stats/prometheus, the path Istio's
-// scrape annotations use). GET only; everything else is 404/405 with a hint.
+// scrape annotations use), and /recent: the ring of recent connections (common/recent-records.ts). GET only; everything else is 404/405 with a hint.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { METRICS_PORT } from '../../common/contracts/ports';
+import { RECENT_RECORDS_PATH, type RecentRecords } from '../../common/recent-records';
 
 const PATHS = new Set(['/metrics', '/stats/prometheus']);
 
-export function metricsHandler(registry: Registry) {
+export function metricsHandler(registry: Registry, recent?: RecentRecords) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const path = new URL(req.url ?? '/', 'http://metrics').pathname;
+    const url = new URL(req.url ?? '/', 'http://metrics');
+    const path = url.pathname;
+    if (recent && path === RECENT_RECORDS_PATH && req.method === 'GET') {
+      const r = recent.respond(url.searchParams);
+      res.writeHead(r.status, { 'content-type': 'application/json' });
+      res.end(r.body);
+      return;
+    }
     if (!PATHS.has(path)) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end(`no ${path} here; metrics are at /metrics\n`);
@@ -40,10 +48,10 @@ export interface MetricsServer {
 }
 
 /** Listen on host:port (default 0.0.0.0:15020; port 0 picks a free one). */
-export function startMetricsServer(registry: Registry, opts: { host?: string; port?: number } = {}): Promise<MetricsServer> {
+export function startMetricsServer(registry: Registry, opts: { host?: string; port?: number; recent?: RecentRecords } = {}): Promise<MetricsServer> {
   const host = opts.host ?? '0.0.0.0';
   const port = opts.port ?? METRICS_PORT;
-  const server = createServer(metricsHandler(registry));
+  const server = createServer(metricsHandler(registry, opts.recent));
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(

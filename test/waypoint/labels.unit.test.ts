@@ -214,6 +214,16 @@ describe('Istio standard labels on the waypoint request metrics (HTTP/1.1, h2c, 
       },
     ]);
     expect(await series(running, { destination_service: SERVICES.web.vip })).toEqual([]);
+    // The same request in the recent-records ring on the metrics port: method and status, no path.
+    const recent = await fetch(`http://127.0.0.1:${running.waypoint.ports.metrics}/recent`);
+    expect(recent.status).toBe(200);
+    const text = await recent.text();
+    expect(JSON.parse(text)).toMatchObject({
+      kind: 'RecentRecords',
+      proxy: 'waypoint',
+      records: [{ reporter: 'waypoint', src: { identity: CLIENT_ID }, method: 'GET', status: 200, mtls: true }],
+    });
+    expect(text).not.toContain('/hello');
   });
 
   it('h2c: request_protocol http (Istio: http for HTTP/1.1 and HTTP/2)', async () => {

@@ -7,6 +7,7 @@
 //              circuit breakers and outlier detection (attempts.ts), the response (respond.ts);
 //   telemetry  metrics, access log and span when the response closes (telemetry/request-telemetry.ts).
 // Local replies (no route, denials, failures) are local-reply.ts.
+import type { RecentRecords } from '../../common/recent-records';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Logger } from '../../common/log';
 import { applyMutations, type MutableHeaders } from '../config/headers';
@@ -34,6 +35,8 @@ export interface HandlerDeps {
   readonly metrics: WaypointMetrics;
   readonly accessLog: Logger;
   readonly otlp: OtlpExporter | undefined;
+  /** The recent requests served on 15020 at /recent (common/recent-records.ts). */
+  readonly recent?: RecentRecords;
   /** Requests buffered for retries and mirrors up to this many bytes (Envoy's per-request buffer). */
   readonly bufferLimit: number;
 }
@@ -55,7 +58,7 @@ export class RequestHandler {
   private readonly afterFilters = (ex: Exchange): void => this.act(ex);
 
   constructor(private readonly d: HandlerDeps) {
-    this.telemetry = new RequestTelemetry(d.metrics, d.accessLog, d.otlp);
+    this.telemetry = new RequestTelemetry(d.metrics, d.accessLog, d.otlp, d.recent);
   }
 
   handle(req: DownstreamRequest, res: DownstreamResponse, conn: ConnectionInfo): void {

@@ -3,6 +3,7 @@
 // and spans are queued and written/exported in batches off the request path (a timer, and on
 // close), not one write per request.
 import type { Logger } from '../../common/log';
+import type { RecentRecords } from '../../common/recent-records';
 import type { Exchange } from '../proxy/exchange';
 import type { WaypointMetrics } from './metrics';
 import type { OtlpExporter } from './otlp';
@@ -39,6 +40,7 @@ export class RequestTelemetry {
     private readonly metrics: WaypointMetrics,
     private readonly accessLog: Logger,
     private readonly otlp: OtlpExporter | undefined,
+    private readonly recent?: RecentRecords,
   ) {
     this.accessLogOn = accessLog.isLevelEnabled('info');
     if (this.accessLogOn) {
@@ -71,6 +73,21 @@ export class RequestTelemetry {
       ex.requestBytes,
       ex.responseBytes,
     );
+    // The recent-records ring (15020 /recent): the metrics' facts plus method and status, no path.
+    this.recent?.push({
+      reporter: 'waypoint',
+      src: { identity: ex.conn.principal },
+      dst: { service: ex.view.authority, port: ex.conn.port },
+      method: ex.view.method,
+      status: ex.status,
+      flags,
+      detail: ex.detail || undefined,
+      cluster: ex.cluster || undefined,
+      mtls: ex.conn.principal !== undefined,
+      bytes_sent: ex.requestBytes,
+      bytes_recv: ex.responseBytes,
+      duration_ms: Math.round(ms * 1000) / 1000,
+    });
     if (this.accessLogOn) {
       if (this.queue.length >= ACCESS_LOG_MAX_QUEUE) this.dropped++;
       else
