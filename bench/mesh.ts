@@ -3,7 +3,7 @@
 //
 //   npm run bench -- mesh [--lab nmbench] [--seconds 3] [--streams 8] [--rates 500,1000] [--latency-seconds 4]
 //                         [--connections 16] [--conn-seconds 3] [--conn-concurrency 100] [--conn-size 16384]
-//                         [--profile DIR]
+//                         [--rounds 3] [--modes mesh,direct,stunnel] [--measure bulk,latency,conn] [--profile DIR]
 //
 // A lab of its own (default 'nmbench', removed at the end, also on failure or Ctrl-C) of the default
 // shape (2 nodes x 3 pods) with the mesh but without the demo (`lab up --no-demo`): every pod is a
@@ -24,11 +24,17 @@
 // Modes: mesh (namespace default labelled dataplane-mode=ambient), direct (relabelled none: plain
 // TCP), stunnel (not enrolled; stunnel client in the source pod, server in the destination pod,
 // TLS 1.3 with client certificates from a throwaway CA). Exit 1 when a row was not carried as claimed.
-// A second table gives the mesh's ratios to direct and to stunnel of the same run, and the latency
-// it adds over direct next to what stunnel adds. iperf3, stunnel4 and openssl are installed with
-// apt-get when missing.
+// Rounds (--rounds, default 3): on a shared machine one pass per mode says more about the
+// neighbours than about the mesh, so the modes are interleaved — every round measures each mode
+// once, in a rotated order (mesh, direct, stunnel; then direct, stunnel, mesh; …), relabelling the
+// namespace when the mode needs it — and each figure is the median over the rounds with its
+// spread (min–max). A second table gives the mesh's ratios to direct and to stunnel (of the
+// medians, with the spread of the per-round ratios: rounds are close in time, so a per-round ratio
+// shares its noise), and the latency it adds over direct next to what stunnel adds. The load
+// average at start and end is printed with the figures. iperf3, stunnel4 and openssl are installed
+// with apt-get when missing.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiClient } from '../control/api/client';
@@ -48,6 +54,7 @@ import { carriedBy, carriedVerdict } from './support/carried';
 import { CONNGEN, type ConnRate } from './support/conngen';
 import { LOADGEN, type Latency } from './support/loadgen';
 import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
+import { formatRatio, formatSpread, ratio, roundOrder, spread } from './support/rounds';
 import { ensureTools } from './support/tools';
 import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
@@ -167,9 +174,11 @@ interface Dest {
   pod: LabPod;
 }
 
-interface Row {
-  path: string;
-  mode: string;
+type Mode = 'mesh' | 'direct' | 'stunnel';
+const MODE_NAME: Record<Mode, string> = { mesh: 'mesh', direct: 'direct (no mesh)', stunnel: 'stunnel (mTLS)' };
+
+/** One mode on one path in one round. */
+interface Sample {
   gbps: number;
   gbpsN: number;
   lat: Latency[];
@@ -177,6 +186,18 @@ interface Row {
   carried: { ok: boolean; text: string };
   cpuPer1k?: number;
   rssMiB?: number;
+}
+
+/** One mode on one path: a sample per round, in round order. */
+interface Row {
+  path: string;
+  mode: Mode;
+  samples: Sample[];
+}
+
+interface Load {
+  start: number[];
+  end: number[];
 }
 
 async function main(): Promise<number> {
@@ -191,8 +212,10 @@ async function main(): Promise<number> {
       'conn-seconds': { type: 'string' },
       'conn-concurrency': { type: 'string' },
       'conn-size': { type: 'string' },
+      rounds: { type: 'string' },
       profile: { type: 'string' },
       modes: { type: 'string' },
+      measure: { type: 'string' },
     },
   });
   const lab = values.lab ?? 'nmbench';
@@ -200,18 +223,24 @@ async function main(): Promise<number> {
   const seconds = Number(values.seconds ?? 3);
   const streams = Number(values.streams ?? 8);
   const rates = (values.rates ?? '500,1000').split(',').map(Number);
-  const modes = new Set((values.modes ?? 'mesh,direct,stunnel').split(','));
-  const badMode = [...modes].find((m) => !['mesh', 'direct', 'stunnel'].includes(m));
+  const rounds = Number(values.rounds ?? 3);
+  const modeList = (values.modes ?? 'mesh,direct,stunnel').split(',');
+  const badMode = modeList.find((m) => !['mesh', 'direct', 'stunnel'].includes(m));
   if (badMode) throw new Error(`--modes ${values.modes}: each of mesh, direct, stunnel (comma-separated), not ${badMode}`);
+  const modes = [...new Set(modeList)] as Mode[];
+  const measureList = (values.measure ?? 'bulk,latency,conn').split(',');
+  const badMeasure = measureList.find((m) => !['bulk', 'latency', 'conn'].includes(m));
+  if (badMeasure) throw new Error(`--measure ${values.measure}: each of bulk, latency, conn (comma-separated), not ${badMeasure}`);
+  const measures = new Set(measureList);
   const lo = { ms: Number(values['latency-seconds'] ?? 4) * 1000, conns: Number(values.connections ?? 16) };
   const co = {
     ms: Number(values['conn-seconds'] ?? 3) * 1000,
     concurrency: Number(values['conn-concurrency'] ?? 100),
     size: Number(values['conn-size'] ?? 16384),
   };
-  if (![seconds, streams, ...rates, lo.ms, lo.conns, co.ms, co.concurrency, co.size].every((v) => Number.isInteger(v) && v > 0)) {
+  if (![seconds, streams, rounds, ...rates, lo.ms, lo.conns, co.ms, co.concurrency, co.size].every((v) => Number.isInteger(v) && v > 0)) {
     throw new Error(
-      '--seconds, --streams, --rates (comma-separated), --latency-seconds, --connections, --conn-seconds, --conn-concurrency and --conn-size take positive integers',
+      '--seconds, --streams, --rounds, --rates (comma-separated), --latency-seconds, --connections, --conn-seconds, --conn-concurrency and --conn-size take positive integers',
     );
   }
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
@@ -236,6 +265,7 @@ async function main(): Promise<number> {
   }
   await down(); // a lab of this name left by an interrupted run
   const rows: Row[] = [];
+  const load: Load = { start: loadavg(), end: [] };
   let src: LabPod | undefined;
   let dsts: Dest[] = [];
   try {
@@ -263,164 +293,187 @@ async function main(): Promise<number> {
       launch(topo, d.pod.name, 'bench-iperf3', ['iperf3', '-s', '-p', String(IPERF_PORT)], join(logs, `${d.pod.name}-iperf3.log`));
       launch(topo, d.pod.name, 'bench-echo', [process.execPath, appMain(), 'echo', '--port', String(ECHO_PORT)], join(logs, `${d.pod.name}-echo.log`));
     }
+    if (modes.includes('stunnel')) startStunnel(topo, tmp, logs, source, dsts);
     await sleep(1000);
 
     type Want = { protocol: string; identity: string; expected: number } | 'no proxy';
-    const measure = async (
-      mode: string,
-      target: (d: Dest, port: number, i: number) => [string, number],
-      want: (d: Dest) => Want,
-      logPorts: (d: Dest) => number[],
-      withProxy: boolean,
-    ): Promise<void> => {
+    // how each mode reaches a destination (host, port), what its destination proxy must log, on which ports
+    const plans: Record<Mode, { target: (d: Dest, port: number, i: number) => [string, number]; meshed: boolean; logPorts: number[] }> = {
+      mesh: { target: (d, port) => [d.pod.ip, port], meshed: true, logPorts: [IPERF_PORT, ECHO_PORT] },
+      direct: { target: (d, port) => [d.pod.ip, port], meshed: false, logPorts: [IPERF_PORT, ECHO_PORT] },
+      // a proxy would see the connections to the stunnel server's ports
+      stunnel: {
+        target: (_d, port, i) => ['127.0.0.1', 20_000 + i * 10 + (port === IPERF_PORT ? 1 : 2)],
+        meshed: false,
+        logPorts: [IPERF_PORT + 10_000, ECHO_PORT + 10_000],
+      },
+    };
+    const measure = async (mode: Mode, round: number): Promise<void> => {
+      const plan = plans[mode];
       for (const [i, d] of dsts.entries()) {
+        const tag = `round ${round + 1}/${rounds} ${MODE_NAME[mode]} ${d.path}`;
         const marks = proxyLogMarks(topo);
-        say(`${mode} ${d.path}: iperf3 ${seconds} s`);
-        const [ih, ip] = target(d, IPERF_PORT, i);
-        const gbps = await iperf(topo, source.name, ih, ip, seconds);
-        say(`${mode} ${d.path}: iperf3 ${seconds} s, ${streams} streams`);
-        const gbpsN = await iperf(topo, source.name, ih, ip, seconds, streams);
-        const [lh, lp] = target(d, ECHO_PORT, i);
+        const [ih, ip] = plan.target(d, IPERF_PORT, i);
+        let gbps = Number.NaN;
+        let gbpsN = Number.NaN;
+        if (measures.has('bulk')) {
+          say(`${tag}: iperf3 ${seconds} s`);
+          gbps = await iperf(topo, source.name, ih, ip, seconds);
+          say(`${tag}: iperf3 ${seconds} s, ${streams} streams`);
+          gbpsN = await iperf(topo, source.name, ih, ip, seconds, streams);
+        }
+        const [lh, lp] = plan.target(d, ECHO_PORT, i);
         const pids = proxyPids(lab);
         const lat: Latency[] = [];
         let before: ProcUse[] = [];
-        for (const rate of rates) {
-          say(`${mode} ${d.path}: ${rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
-          before = withProxy ? pids.map(procUse) : [];
+        for (const rate of measures.has('latency') ? rates : []) {
+          say(`${tag}: ${rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
+          before = plan.meshed ? pids.map(procUse) : [];
           lat.push(await latency(topo, source.name, lh, lp, { ...lo, rate }));
         }
-        const after = withProxy ? pids.map(procUse) : [];
+        const after = plan.meshed ? pids.map(procUse) : [];
         const cpu = after.reduce((a, u, k) => a + (u.cpu - (before[k]?.cpu ?? 0)), 0);
-        const last = lat[lat.length - 1]!;
-        // access-log lines come when connections close: give the proxies a moment (through the
-        // mesh until every connection is logged; without it long enough for a stray one to show)
-        const w = want(d);
-        const ports = logPorts(d);
-        const verdict = (): { ok: boolean; text: string } => carriedVerdict(carriedBy(accessEntriesSince(topo, marks), source.ip, d.pod.ip, ports), w);
+        const last = lat[lat.length - 1];
+        let conns: ConnRate = { done: Number.NaN, errors: 0, seconds: 0, perSecond: Number.NaN };
+        if (measures.has('conn')) {
+          say(`${tag}: new connections for ${co.ms / 1000} s, ${co.concurrency} at a time, ${co.size} B echo each`);
+          conns = await connRate(topo, source.name, lh, lp, co);
+        }
+        // Access-log lines come when connections close: through the mesh wait until every one of
+        // this row's connections is logged (iperf3's control and data connections, the latency run's,
+        // the connection-rate run's) — so none is left to show up in the next mode's window; without
+        // the mesh, long enough for a stray one to show.
+        const w: Want = plan.meshed
+          ? {
+              protocol: d.path === 'cross-node' ? 'HBONE' : 'same-node',
+              identity: SOURCE_ID,
+              // iperf3: a control and a data connection, then a control and STREAMS data connections
+              expected: (measures.has('bulk') ? 2 + 1 + streams : 0) + lat.length * lo.conns + (measures.has('conn') ? conns.done : 0),
+            }
+          : 'no proxy';
+        const verdict = (): { ok: boolean; text: string } => carriedVerdict(carriedBy(accessEntriesSince(topo, marks), source.ip, d.pod.ip, plan.logPorts), w);
         let carried = verdict();
-        for (const until = Date.now() + (w === 'no proxy' ? 1000 : 3000); Date.now() < until && (w === 'no proxy' || !carried.ok); ) {
+        for (const until = Date.now() + (w === 'no proxy' ? 1000 : 5000); Date.now() < until && (w === 'no proxy' || !carried.ok); ) {
           await sleep(100);
           carried = verdict();
         }
-        say(`${mode} ${d.path}: new connections for ${co.ms / 1000} s, ${co.concurrency} at a time, ${co.size} B echo each`);
-        const conns = await connRate(topo, source.name, lh, lp, co);
-        rows.push({
-          path: d.path,
-          mode,
+        let row = rows.find((r) => r.path === d.path && r.mode === mode);
+        if (!row) rows.push((row = { path: d.path, mode, samples: [] }));
+        row.samples[round] = {
           gbps,
           gbpsN,
           lat,
           conns,
           carried,
-          cpuPer1k: withProxy && last.done ? (cpu * 1000) / last.done : undefined,
-          rssMiB: withProxy ? after.reduce((a, u) => a + u.rssMiB, 0) : undefined,
-        });
+          cpuPer1k: plan.meshed && last?.done ? (cpu * 1000) / last.done : undefined,
+          rssMiB: plan.meshed ? after.reduce((a, u) => a + u.rssMiB, 0) : undefined,
+        };
       }
     };
 
     const c = labConnection(lab);
     const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection, ca: c.ca });
     const pods = [source, ...dsts.map((d) => d.pod)];
-    say(`enrolling namespace ${NS} (dataplane-mode=ambient)`);
-    await setMode(topo, api, 'ambient', pods);
-    // iperf3: a control and a data connection; the load generator: CONNECTIONS
-    const meshWant = (d: Dest): Want => ({ protocol: d.path === 'cross-node' ? 'HBONE' : 'same-node', identity: SOURCE_ID, expected: 2 + lo.conns });
-    if (modes.has('mesh'))
-      await measure(
-        'mesh',
-        (d, port) => [d.pod.ip, port],
-        meshWant,
-        () => [IPERF_PORT, ECHO_PORT],
-        true,
-      );
-    if (!modes.has('direct') && !modes.has('stunnel')) return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
-
-    say(`unenrolling namespace ${NS} (dataplane-mode=none) for the direct and stunnel runs`);
-    await setMode(topo, api, 'none', pods);
-    if (modes.has('direct'))
-      await measure(
-        'direct (no mesh)',
-        (d, port) => [d.pod.ip, port],
-        () => 'no proxy',
-        () => [IPERF_PORT, ECHO_PORT],
-        false,
-      );
-
-    if (!modes.has('stunnel')) return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
-    makeCerts(tmp);
-    for (const [i, d] of dsts.entries()) {
-      const services: StunnelService[] = [
-        { name: 'iperf', accept: `0.0.0.0:${IPERF_PORT + 10_000}`, connect: `127.0.0.1:${IPERF_PORT}` },
-        { name: 'echo', accept: `0.0.0.0:${ECHO_PORT + 10_000}`, connect: `127.0.0.1:${ECHO_PORT}` },
-      ];
-      const conf = join(tmp, `server-${i}.conf`);
-      writeFileSync(conf, stunnelConf(tmp, 'server', services));
-      launch(topo, d.pod.name, 'bench-stunnel-server', ['stunnel4', conf], join(logs, `${d.pod.name}-stunnel.log`));
+    let labelled: 'ambient' | 'none' | undefined;
+    for (let round = 0; round < rounds; round++) {
+      for (const mode of roundOrder(modes, round)) {
+        const want = mode === 'mesh' ? 'ambient' : 'none';
+        if (labelled !== want) {
+          say(`${want === 'ambient' ? 'enrolling' : 'unenrolling'} namespace ${NS} (dataplane-mode=${want})`);
+          await setMode(topo, api, want, pods);
+          labelled = want;
+        }
+        await measure(mode, round);
+      }
     }
-    const clientServices = dsts.flatMap((d, i) => [
-      { name: `iperf${i}`, accept: `127.0.0.1:${20_000 + i * 10 + 1}`, connect: `${d.pod.ip}:${IPERF_PORT + 10_000}` },
-      { name: `echo${i}`, accept: `127.0.0.1:${20_000 + i * 10 + 2}`, connect: `${d.pod.ip}:${ECHO_PORT + 10_000}` },
-    ]);
-    const cconf = join(tmp, 'client.conf');
-    writeFileSync(cconf, stunnelConf(tmp, 'client', clientServices));
-    launch(topo, source.name, 'bench-stunnel-client', ['stunnel4', cconf], join(logs, `${source.name}-stunnel.log`));
-    await sleep(1000);
-    // a proxy would see the connections to the stunnel server's ports
-    const stunnelPorts = (): number[] => [IPERF_PORT + 10_000, ECHO_PORT + 10_000];
-    await measure(
-      'stunnel (mTLS)',
-      (_d, port, i) => ['127.0.0.1', 20_000 + i * 10 + (port === IPERF_PORT ? 1 : 2)],
-      () => 'no proxy',
-      stunnelPorts,
-      false,
-    );
   } finally {
+    load.end = loadavg();
     say(`removing lab ${lab}`);
     await finalDown();
   }
-  return finish(rows, rates, streams, seconds, lo, co, src, dsts, lab);
+  return finish(rows, { rates, streams, seconds, rounds, lo, co, src, dsts, lab, load });
 }
 
+/** stunnel servers in the destination pods and one client in the source pod (not enrolled: the same two hops in mutual TLS). */
+function startStunnel(topo: LabTopology, tmp: string, logs: string, source: LabPod, dsts: readonly Dest[]): void {
+  makeCerts(tmp);
+  for (const [i, d] of dsts.entries()) {
+    const services: StunnelService[] = [
+      { name: 'iperf', accept: `0.0.0.0:${IPERF_PORT + 10_000}`, connect: `127.0.0.1:${IPERF_PORT}` },
+      { name: 'echo', accept: `0.0.0.0:${ECHO_PORT + 10_000}`, connect: `127.0.0.1:${ECHO_PORT}` },
+    ];
+    const conf = join(tmp, `server-${i}.conf`);
+    writeFileSync(conf, stunnelConf(tmp, 'server', services));
+    launch(topo, d.pod.name, 'bench-stunnel-server', ['stunnel4', conf], join(logs, `${d.pod.name}-stunnel.log`));
+  }
+  const clientServices = dsts.flatMap((d, i) => [
+    { name: `iperf${i}`, accept: `127.0.0.1:${20_000 + i * 10 + 1}`, connect: `${d.pod.ip}:${IPERF_PORT + 10_000}` },
+    { name: `echo${i}`, accept: `127.0.0.1:${20_000 + i * 10 + 2}`, connect: `${d.pod.ip}:${ECHO_PORT + 10_000}` },
+  ]);
+  const cconf = join(tmp, 'client.conf');
+  writeFileSync(cconf, stunnelConf(tmp, 'client', clientServices));
+  launch(topo, source.name, 'bench-stunnel-client', ['stunnel4', cconf], join(logs, `${source.name}-stunnel.log`));
+}
+
+interface RunShape {
+  rates: readonly number[];
+  streams: number;
+  seconds: number;
+  rounds: number;
+  lo: { ms: number; conns: number };
+  co: { ms: number; concurrency: number; size: number };
+  src: LabPod | undefined;
+  dsts: readonly Dest[];
+  lab: string;
+  load: Load;
+}
+
+/** "HBONE x43/45/44" when every round was carried as claimed; else each round's verdict. */
+function carriedText(samples: readonly Sample[]): string {
+  const texts = samples.map((s) => s.carried.text);
+  const counted = texts.map((t) => /^(.*) x(\d+)$/.exec(t));
+  if (samples.every((s) => s.carried.ok) && counted.every((m) => m && m[1] === counted[0]![1]))
+    return `${counted[0]![1]} x${counted.map((m) => m![2]).join('/')}`;
+  return [...new Set(texts)].join('; ');
+}
+
+const of = (r: Row, f: (s: Sample) => number | undefined): number[] => r.samples.map((s) => f(s) ?? Number.NaN);
+
 /** Prints the tables; 1 when a row did not measure what it claims. */
-function finish(
-  rows: readonly Row[],
-  rates: readonly number[],
-  streams: number,
-  seconds: number,
-  lo: { ms: number; conns: number },
-  co: { ms: number; concurrency: number; size: number },
-  src: LabPod | undefined,
-  dsts: readonly Dest[],
-  lab: string,
-): number {
-  const latHeads = rates.flatMap((r) => [`p50 ms @${r}/s`, 'p99 ms']);
+function finish(rows: readonly Row[], o: RunShape): number {
+  const latHeads = o.rates.flatMap((r) => [`p50 ms @${r}/s`, 'p99 ms']);
   const table = formatTable(
-    ['PATH', 'MODE', 'CARRIED', 'BULK Gbit/s', `${streams} STREAMS Gbit/s`, ...latHeads, 'ERRORS', 'CONN/s', 'PROXY CPU s/1k req', 'PROXY RSS MiB (2 nodes)'],
+    ['PATH', 'MODE', 'CARRIED', 'BULK Gbit/s', `${o.streams} STREAMS Gbit/s`, ...latHeads, 'ERRORS', 'CONN/s', 'PROXY CPU s/1k req', 'PROXY RSS MiB (2 nodes)'],
     rows.map((r) => [
       r.path,
-      r.mode,
-      r.carried.text,
-      r.gbps.toFixed(2),
-      r.gbpsN.toFixed(2),
-      ...r.lat.flatMap((l) => [l.p50.toFixed(2), l.p99.toFixed(2)]),
-      `${r.lat.reduce((a, l) => a + l.errors + l.requests - l.done, 0)}+${r.conns.errors}`,
-      r.conns.perSecond.toFixed(0),
-      r.cpuPer1k !== undefined ? r.cpuPer1k.toFixed(3) : '-',
-      r.rssMiB !== undefined ? r.rssMiB.toFixed(0) : '-',
+      MODE_NAME[r.mode],
+      carriedText(r.samples),
+      formatSpread(spread(of(r, (s) => s.gbps)), 2),
+      formatSpread(spread(of(r, (s) => s.gbpsN)), 2),
+      ...o.rates.flatMap((_rate, k) => [formatSpread(spread(of(r, (s) => s.lat[k]?.p50)), 2), formatSpread(spread(of(r, (s) => s.lat[k]?.p99)), 2)]),
+      `${r.samples.reduce((a, s) => a + s.lat.reduce((b, l) => b + l.errors + l.requests - l.done, 0), 0)}+${r.samples.reduce((a, s) => a + s.conns.errors, 0)}`,
+      formatSpread(spread(of(r, (s) => s.conns.perSecond)), 0),
+      r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.cpuPer1k)), 3) : '-',
+      r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.rssMiB)), 0) : '-',
     ]),
   );
   const ratios = formatTable(
-    ['PATH', 'VS', 'BULK', `${streams} STREAMS`, 'CONN/s', ...rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])],
-    ratioRows(rows, rates),
+    ['PATH', 'VS', 'BULK', `${o.streams} STREAMS`, 'CONN/s', ...o.rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])],
+    ratioRows(rows, o.rates),
   );
-  const where = `${src?.name} -> ${dsts.map((d) => `${d.pod.name} (${d.path})`).join(', ')}`;
+  const where = `${o.src?.name} -> ${o.dsts.map((d) => `${d.pod.name} (${d.path})`).join(', ')}`;
+  const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
   process.stdout.write(
-    `\nmesh benchmark (lab ${lab}, namespace ${NS}, no waypoint): ${where}; iperf3 ${seconds} s (1 and ${streams} streams); 64 B req/resp at ${rates.join(', ')}/s on ${lo.conns} connections for ${lo.ms / 1000} s; ` +
-      `new connections ${co.concurrency} at a time, ${co.size} B echo, ${co.ms / 1000} s\n${table}\nthe mesh against the other modes of this run (ratios: mesh / theirs; latency: what each adds over direct)\n${ratios}`,
+    `\nmesh benchmark (lab ${o.lab}, namespace ${NS}, no waypoint): ${where}; ${o.rounds} interleaved round(s), median (min–max); iperf3 ${o.seconds} s (1 and ${o.streams} streams); ` +
+      `64 B req/resp at ${o.rates.join(', ')}/s on ${o.lo.conns} connections for ${o.lo.ms / 1000} s; new connections ${o.co.concurrency} at a time, ${o.co.size} B echo, ${o.co.ms / 1000} s; ` +
+      `load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n${table}\n` +
+      `the mesh against the other modes of this run (ratios: mesh / theirs, of the medians, with the per-round ratios' range; latency: what each adds over direct, medians)\n${ratios}`,
   );
-  const bad = rows.filter((r) => !r.carried.ok || r.lat.some((l) => l.done < l.requests) || r.conns.done === 0);
+  const bad = rows.filter((r) => r.samples.some((s) => !s.carried.ok || s.lat.some((l) => l.done < l.requests) || s.conns.done === 0));
   if (bad.length) {
-    process.stderr.write(`bench mesh: ${bad.map((r) => `${r.path} ${r.mode}`).join(', ')} did not measure what the row claims (see CARRIED and ERRORS)\n`);
+    process.stderr.write(
+      `bench mesh: ${bad.map((r) => `${r.path} ${MODE_NAME[r.mode]}`).join(', ')} did not measure what the row claims (see CARRIED and ERRORS)\n`,
+    );
     return 1;
   }
   return 0;
@@ -430,20 +483,21 @@ function finish(
 function ratioRows(rows: readonly Row[], rates: readonly number[]): string[][] {
   const out: string[][] = [];
   for (const path of [...new Set(rows.map((r) => r.path))]) {
-    const of = (m: string): Row | undefined => rows.find((r) => r.path === path && r.mode.startsWith(m));
-    const mesh = of('mesh');
-    const direct = of('direct');
+    const row = (m: Mode): Row | undefined => rows.find((r) => r.path === path && r.mode === m);
+    const mesh = row('mesh');
+    const direct = row('direct');
     if (!mesh || !direct) continue;
-    for (const other of [direct, of('stunnel')]) {
+    for (const other of [direct, row('stunnel')]) {
       if (!other) continue;
-      const x = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
-      const added = (r: Row, k: number, q: 'p50' | 'p99'): number => r.lat[k]![q] - direct.lat[k]![q];
+      const x = (f: (s: Sample) => number): string => formatRatio(ratio(of(mesh, f), of(other, f)));
+      const med = (r: Row, k: number, q: 'p50' | 'p99'): number => spread(of(r, (s) => s.lat[k]?.[q])).median;
+      const added = (r: Row, k: number, q: 'p50' | 'p99'): number => med(r, k, q) - med(direct, k, q);
       out.push([
         path,
-        other.mode,
-        x(mesh.gbps, other.gbps),
-        x(mesh.gbpsN, other.gbpsN),
-        x(mesh.conns.perSecond, other.conns.perSecond),
+        MODE_NAME[other.mode],
+        x((s) => s.gbps),
+        x((s) => s.gbpsN),
+        x((s) => s.conns.perSecond),
         ...rates.flatMap((_r, k) =>
           (['p50', 'p99'] as const).map((q) => `${added(mesh, k, q).toFixed(2)}${other === direct ? '' : ` (${added(other, k, q).toFixed(2)})`}`),
         ),
