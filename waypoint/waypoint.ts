@@ -200,10 +200,10 @@ export class Waypoint {
             if (!d.allowed) return deny(403, `denied by rbac${d.policy ? ` policy ${d.policy}` : ''}`);
             try {
               const up = await this.tcp.connectUpstream(cfg);
-              this.metrics.tcpOpened(conn, cfg.cluster, up.identity);
+              this.metrics.tcpOpened(conn, cfg.cluster, up.identity, up.workload);
               return allow(up.upstream, (res) => {
                 up.release();
-                this.tcp.finish(l.name, cfg, conn, up.endpoint, res, up.identity);
+                this.tcp.finish(l.name, cfg, conn, up.endpoint, res, up.identity, up.workload);
               });
             } catch (err) {
               return deny(503, err instanceof Error ? err.message : String(err));

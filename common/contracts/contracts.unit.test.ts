@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../paths';
 import * as ports from './ports';
-import { ISTIO_PEER_LABELS, NODE_PROXY_TCP_LABELS, WAYPOINT_PEER_LABELS } from './telemetry';
+import {
+  canonicalRevision,
+  canonicalService,
+  formatEndpointWorkload,
+  ISTIO_PEER_LABELS,
+  NODE_PROXY_TCP_LABELS,
+  parseEndpointWorkload,
+  WAYPOINT_PEER_LABELS,
+} from './telemetry';
 
 /** Which TypeScript constant each NM_PORT_* of the BPF header stands for. */
 const BPF_PORTS: Record<string, keyof typeof ports> = {
@@ -31,15 +39,23 @@ describe('wire contracts', () => {
     expect(ports.NODE_PROXY_PORTS.has(ports.XDS_TLS_PORT)).toBe(false);
   });
 
-  it("each reporter uses a subset of Istio's standard labels, naming what it leaves out", () => {
-    const istio = new Set<string>(ISTIO_PEER_LABELS);
-    expect(NODE_PROXY_TCP_LABELS.every((l) => istio.has(l))).toBe(true);
-    expect(ISTIO_PEER_LABELS.filter((l) => !(NODE_PROXY_TCP_LABELS as readonly string[]).includes(l))).toEqual([
-      'source_canonical_service',
-      'source_canonical_revision',
-      'destination_canonical_service',
-      'destination_canonical_revision',
-    ]);
-    expect(ISTIO_PEER_LABELS.filter((l) => !(WAYPOINT_PEER_LABELS as readonly string[]).includes(l))).toEqual(['destination_cluster']);
+  it("both reporters export Istio's whole standard label set", () => {
+    expect(NODE_PROXY_TCP_LABELS).toEqual(ISTIO_PEER_LABELS);
+    expect(WAYPOINT_PEER_LABELS).toEqual(ISTIO_PEER_LABELS);
+  });
+
+  it("derives canonical service and revision as Istio does, and round-trips the endpoint's workload metadata", () => {
+    expect(canonicalService({ 'service.istio.io/canonical-name': 'shop', 'app.kubernetes.io/name': 'web', app: 'x' }, 'web-1')).toBe('shop');
+    expect(canonicalService({ 'app.kubernetes.io/name': 'web', app: 'x' }, 'web-1')).toBe('web');
+    expect(canonicalService({ app: 'x' }, 'web-1')).toBe('x');
+    expect(canonicalService(undefined, 'web-1')).toBe('web-1');
+    expect(canonicalRevision({ 'service.istio.io/canonical-revision': 'r9', 'app.kubernetes.io/version': 'v2', version: 'v1' })).toBe('r9');
+    expect(canonicalRevision({ 'app.kubernetes.io/version': 'v2', version: 'v1' })).toBe('v2');
+    expect(canonicalRevision({ version: 'v1' })).toBe('v1');
+    expect(canonicalRevision({})).toBe('latest');
+    const w = { name: 'web-1', namespace: 'shop', canonicalService: 'web', canonicalRevision: 'v1', cluster: 'Kubernetes' };
+    expect(formatEndpointWorkload(w)).toBe('web-1;shop;web;v1;Kubernetes');
+    expect(parseEndpointWorkload(formatEndpointWorkload(w))).toEqual(w);
+    for (const bad of [undefined, 3, '', 'a;b;c;d', ';shop;web;v1;K', 'web-1;;web;v1;K', 'a;b;c;d;e;f']) expect(parseEndpointWorkload(bad)).toBeUndefined();
   });
 });

@@ -17,6 +17,7 @@ import { isHttp2Port, type ServiceInfo } from './model';
 import { duration, type DeepPartial } from './proto';
 import { outboundClusterName } from './names';
 import { HBONE_PORT } from '../../common/contracts/ports';
+import { canonicalRevision, canonicalService, DEFAULT_CLUSTER, ENDPOINT_WORKLOAD_METADATA, formatEndpointWorkload } from '../../common/contracts/telemetry';
 
 const UINT32_MAX = 0xffffffff;
 
@@ -68,20 +69,31 @@ function healthOf(w: Workload): HealthStatus {
 }
 
 /**
- * Endpoints of enrolled workloads carry Istio's tunnel marker and where to tunnel to, so a waypoint
+ * Every endpoint says which workload serves it as Istio does (filter_metadata["istio"].workload =
+ * "name;namespace;canonical service;canonical revision;cluster", common/contracts/telemetry.ts),
+ * for the destination labels of a waypoint's or Envoy's metrics.
+ * Endpoints of enrolled workloads also carry Istio's tunnel marker and where to tunnel to, so a waypoint
  * (ours or Envoy with a transport_socket_match) reaches them over HBONE with the expected identity:
  * filter_metadata["envoy.transport_socket_match"].tunnel = "http",
  * filter_metadata["nodemesh"] = { hbone: "ip:15008", identity: "spiffe://…" }.
  */
-function hboneMetadata(w: Workload, address: string, trustDomain: string): DeepPartial<Metadata> {
+function endpointMetadata(w: Workload, hbone: { address: string; trustDomain: string } | undefined): DeepPartial<Metadata> {
   const ns = w.metadata.namespace ?? '';
-  const hostPort = address.includes(':') ? `[${address}]:${HBONE_PORT}` : `${address}:${HBONE_PORT}`;
-  return {
-    filterMetadata: {
-      'envoy.transport_socket_match': { tunnel: 'http' },
-      nodemesh: { hbone: hostPort, identity: `spiffe://${trustDomain}/ns/${ns}/sa/${w.spec.serviceAccount}` },
-    },
-  };
+  const workload = formatEndpointWorkload({
+    name: w.metadata.name,
+    namespace: ns,
+    canonicalService: canonicalService(w.metadata.labels, w.metadata.name),
+    canonicalRevision: canonicalRevision(w.metadata.labels),
+    cluster: DEFAULT_CLUSTER,
+  });
+  const filterMetadata: Record<string, Record<string, string>> = {};
+  if (hbone) {
+    const hostPort = hbone.address.includes(':') ? `[${hbone.address}]:${HBONE_PORT}` : `${hbone.address}:${HBONE_PORT}`;
+    filterMetadata['envoy.transport_socket_match'] = { tunnel: 'http' };
+    filterMetadata['nodemesh'] = { hbone: hostPort, identity: `spiffe://${hbone.trustDomain}/ns/${ns}/sa/${w.spec.serviceAccount}` };
+  }
+  filterMetadata[ENDPOINT_WORKLOAD_METADATA.filter] = { [ENDPOINT_WORKLOAD_METADATA.field]: workload };
+  return { filterMetadata };
 }
 
 export function translateLoadAssignment(svc: ServiceInfo, port: ServicePort, trustDomain: string): ClusterLoadAssignment {
@@ -100,7 +112,7 @@ export function translateLoadAssignment(svc: ServiceInfo, port: ServicePort, tru
       },
       healthStatus: healthOf(w),
       loadBalancingWeight: 1,
-      ...(svc.hbone.has(w) ? { metadata: hboneMetadata(w, address, trustDomain) } : {}),
+      metadata: endpointMetadata(w, svc.hbone.has(w) ? { address, trustDomain } : undefined),
     });
   }
   const endpoints: DeepPartial<LocalityLbEndpoints>[] = [...byNode.keys()].sort().map((node) => ({

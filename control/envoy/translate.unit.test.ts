@@ -9,6 +9,7 @@ import { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/v3/en
 import { baseMesh, httpRoute, namespace, policy, snapshotOf, WEB_HTTP_ROUTE } from '../../test/envoy/fixtures';
 import { expectGolden } from '../../test/support/golden';
 import { translateEnvoy, waypointView } from './translate';
+import { parseEndpointWorkload } from '../../common/contracts/telemetry';
 
 const GOLDEN_DIR = join(__dirname, 'testdata');
 const golden = (name: string, actual: unknown): void => expectGolden(GOLDEN_DIR, name, actual);
@@ -314,14 +315,32 @@ describe('Envoy translation: endpoints of enrolled workloads are reached over HB
       expect(String(ep.metadata?.filterMetadata['nodemesh']?.identity)).toMatch(/^spiffe:\/\/cluster\.local\/ns\/default\/sa\/.+/);
     }
   });
+  const plaintext = (ep: { metadata?: { filterMetadata: Record<string, unknown> } }) => {
+    expect(Object.keys(ep.metadata?.filterMetadata ?? {})).toEqual(['istio']);
+  };
   it('leaves endpoints of workloads outside the mesh in plaintext (no tunnel marker), also when the workload opts out', () => {
-    for (const ep of endpointsOf(baseMesh())) expect(ep.metadata).toBeUndefined();
+    for (const ep of endpointsOf(baseMesh())) plaintext(ep);
     const optedOut = [
       ...baseMesh().map((d) => ((d as { kind?: string }).kind === 'Namespace' ? namespace('default', { 'nodemesh.io/dataplane-mode': 'ambient' }) : d)),
     ].map((d) => {
       const r = d as { kind?: string; metadata?: { labels?: Record<string, string> } };
       return r.kind === 'Workload' ? { ...r, metadata: { ...r.metadata, labels: { ...r.metadata?.labels, 'nodemesh.io/dataplane-mode': 'none' } } } : d;
     });
-    for (const ep of endpointsOf(optedOut)) expect(ep.metadata).toBeUndefined();
+    for (const ep of endpointsOf(optedOut)) plaintext(ep);
+  });
+  it("names every endpoint's workload as Istio does (istio.workload: name;namespace;canonical service;canonical revision;cluster)", () => {
+    const labelled = baseMesh().map((d) => {
+      const r = d as { kind?: string; metadata?: { name?: string; labels?: Record<string, string> } };
+      if (r.kind !== 'Workload') return d;
+      const labels = { ...r.metadata?.labels, 'service.istio.io/canonical-name': 'shop-web', version: 'v3' };
+      return { ...r, metadata: { ...r.metadata, labels } };
+    });
+    const eps = endpointsOf(labelled);
+    expect(eps.length).toBeGreaterThan(0);
+    for (const ep of eps) {
+      const w = parseEndpointWorkload(ep.metadata?.filterMetadata['istio']?.workload);
+      expect(w).toMatchObject({ namespace: 'default', canonicalService: 'shop-web', canonicalRevision: 'v3', cluster: 'Kubernetes' });
+      expect(w?.name).toMatch(/^web-/);
+    }
   });
 });

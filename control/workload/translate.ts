@@ -70,6 +70,7 @@ import { peerAuthenticationSelector, translatePeerAuthentication } from './peer-
 import { unenforcedTargetRefAttribute } from './target-refs';
 import { GATEWAY_NAME_LABEL } from '../../common/contracts/labels';
 import { HBONE_PORT } from '../../common/contracts/ports';
+import { canonicalRevision, canonicalService } from '../../common/contracts/telemetry';
 
 export interface TranslateOptions {
   /** Trust domain of workload identities. */
@@ -205,8 +206,8 @@ class Translation {
       tunnelProtocol: mode === 'ambient' ? TunnelProtocol.TUNNEL_PROTOCOL_HBONE : TunnelProtocol.TUNNEL_PROTOCOL_NONE,
       waypoint: this.waypointFor(labels, nsLabels, ns, 'workload', `Workload ${ns}/${w.metadata.name}`),
       services: sortedRecord(services),
-      canonicalName: labels['app.kubernetes.io/name'] ?? labels['app'] ?? w.metadata.name,
-      canonicalRevision: labels['app.kubernetes.io/version'] ?? labels['version'] ?? 'latest',
+      canonicalName: canonicalService(labels, w.metadata.name),
+      canonicalRevision: canonicalRevision(labels),
       trustDomain: this.options.trustDomain,
       status: WorkloadStatus.WORKLOAD_STATUS_HEALTHY,
       authorizationPolicies: policies,

@@ -15,7 +15,8 @@ import { assignRoles, service, spiffeId, type DemoRole } from '../../lab/mesh/de
 import { meshPaths } from '../../lab/mesh/paths';
 import { accessEntriesSince, appMain, proxyLogMarks, runClientIn } from '../../lab/mesh/traffic';
 import { meshDown } from '../../lab/mesh/up';
-import { loadLabState, tryLoadLabState, type LabTopology } from '../../lab/state';
+import { loadLabState, readWaypointPods, tryLoadLabState, type LabTopology } from '../../lab/state';
+import { netnsGet } from '../../native/netns-http';
 import { spawnInLab } from '../../lab/spawn';
 import { resolveKind } from '../../control/resources/kinds';
 import { privilegedDescribe } from '../support/privileged';
@@ -282,6 +283,47 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
         source_workload: te.workload,
         response_flags: 'DENY',
       }),
+    ).toBeGreaterThan(0);
+    // Kiali's labels: canonical service/revision from the demo's app/version labels, on both ends.
+    expect(
+      sample(m, 'istio_tcp_connections_closed_total', {
+        ...common,
+        source_workload: te.workload,
+        source_canonical_service: 'tcp-echo',
+        source_canonical_revision: 'latest',
+        destination_canonical_service: 'backend',
+        destination_canonical_revision: be.version ?? 'v1',
+        destination_app: 'backend',
+        destination_cluster: 'Kubernetes',
+      }),
+    ).toBeGreaterThan(0);
+    // The waypoint names the backend workload that served the request, from EDS endpoint metadata.
+    const [wp] = readWaypointPods(LAB);
+    expect(wp, 'the demo runs a waypoint pod').toBeDefined();
+    const wm = await netnsGet(wp!.pod.netnsPath, '127.0.0.1', 15020, '/metrics');
+    const backends = assignRoles(topo).filter((r) => r.role === 'backend');
+    const served = backends.filter(
+      (b) =>
+        (sample(wm.body, 'istio_requests_total', {
+          reporter: 'waypoint',
+          source_principal: spiffeId('demo', 'frontend'),
+          source_canonical_service: 'frontend',
+          destination_workload: b.workload,
+          destination_workload_namespace: 'demo',
+          destination_app: 'backend',
+          destination_version: b.version ?? 'v1',
+          destination_canonical_service: 'backend',
+          destination_canonical_revision: b.version ?? 'v1',
+          destination_cluster: 'Kubernetes',
+          response_code: '200',
+        }) ?? 0) > 0,
+    );
+    expect(
+      served.length,
+      wm.body
+        .split('\n')
+        .filter((l) => l.startsWith('istio_requests_total{'))
+        .join('\n'),
     ).toBeGreaterThan(0);
     const mt = await metricsOf(topo, te.pod.node);
     expect(

@@ -8,6 +8,7 @@ import type { ClusterLoadAssignment } from '../../api/gen/envoy/config/endpoint/
 import { millis } from './duration';
 import { ConfigError, within } from './errors';
 import { HBONE_PORT } from '../../common/contracts/ports';
+import { ENDPOINT_WORKLOAD_METADATA, type EndpointWorkload, parseEndpointWorkload } from '../../common/contracts/telemetry';
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
@@ -51,6 +52,8 @@ export interface UpstreamEndpoint {
   readonly internalListener?: string;
   /** The endpoint is a mesh workload: reach it through HBONE (its node proxy on :15008). */
   readonly hbone?: { readonly address: string; readonly port: number; readonly identity: string | undefined };
+  /** Who serves it, from Istio's endpoint metadata (filter_metadata.istio.workload), for the destination labels. */
+  readonly workload?: EndpointWorkload;
 }
 
 export const DEFAULT_BREAKERS: CircuitBreakerLimits = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
@@ -153,6 +156,7 @@ export function compileEndpoints(cla: ClusterLoadAssignment): UpstreamEndpoint[]
           weight: lbe.loadBalancingWeight ?? 1,
           health,
           hbone: hboneOf(meta, a.value.address),
+          workload: parseEndpointWorkload(plain(meta[ENDPOINT_WORKLOAD_METADATA.filter])?.[ENDPOINT_WORKLOAD_METADATA.field]),
         });
       });
     });

@@ -96,6 +96,7 @@ export class Forwarding {
     this.previous = ep;
     ex.upstreamHost = ep.key;
     ex.upstreamIdentity = ep.endpoint.hbone?.identity;
+    ex.upstreamWorkload = ep.endpoint.workload;
     const remaining = this.deadline - Date.now();
     const retry = this.action.retry;
     const perTry = retry?.perTryTimeoutMs ? Math.min(retry.perTryTimeoutMs, remaining) : remaining;

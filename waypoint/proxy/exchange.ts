@@ -8,6 +8,7 @@ import type { CompiledListener } from '../config/listeners';
 import type { RequestView } from '../config/request';
 import type { RouteMatchResult, RouteTable, WeightedTarget } from '../config/routes';
 import type { SpanContext } from '../telemetry/trace';
+import type { EndpointWorkload } from '../../common/contracts/telemetry';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -38,6 +39,8 @@ export class Exchange {
   upstreamHost = '';
   /** The chosen endpoint's `nodemesh.identity` (destination_principal). */
   upstreamIdentity: string | undefined = undefined;
+  /** The chosen endpoint's workload (EDS metadata istio.workload): destination workload/app/version. */
+  upstreamWorkload: EndpointWorkload | undefined = undefined;
   grpcStatus = '';
   detail = '';
   listener: CompiledListener | undefined = undefined;

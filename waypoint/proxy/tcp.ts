@@ -12,6 +12,7 @@ import type { WaypointMetrics } from '../telemetry/metrics';
 import type { ConnectionInfo } from './handler';
 import type { ConfigState } from './state';
 import type { UpstreamTransport } from './upstream';
+import type { EndpointWorkload } from '../../common/contracts/telemetry';
 
 export type TcpDecision = { readonly allowed: true } | { readonly allowed: false; readonly policy: string | undefined };
 
@@ -46,7 +47,9 @@ export class TcpProxy {
   }
 
   /** Connect to an endpoint of the listener's cluster (rejects with a message naming why not). */
-  async connectUpstream(cfg: TcpListenerConfig): Promise<{ upstream: Duplex; endpoint: string; identity: string | undefined; release: () => void }> {
+  async connectUpstream(
+    cfg: TcpListenerConfig,
+  ): Promise<{ upstream: Duplex; endpoint: string; identity: string | undefined; workload: EndpointWorkload | undefined; release: () => void }> {
     const rt = this.state.clusters.get(cfg.cluster);
     if (!rt) throw new Error(`cluster ${cfg.cluster} not found`);
     if (rt.active >= rt.config.breakers.maxConnections) throw new Error(`cluster ${cfg.cluster}: max_connections reached`);
@@ -67,7 +70,7 @@ export class TcpProxy {
         ? await this.transport.tunnel(e, rt.config.connectTimeoutMs)
         : await plainConnect(e.address, e.port, rt.config.connectTimeoutMs);
       rt.balancer.record(ep, 200);
-      return { upstream, endpoint: ep.key, identity: e.hbone?.identity, release };
+      return { upstream, endpoint: ep.key, identity: e.hbone?.identity, workload: e.workload, release };
     } catch (err) {
       rt.balancer.record(ep, 'local-failure');
       release();
@@ -86,11 +89,11 @@ export class TcpProxy {
     }
     socket.pause();
     this.connectUpstream(cfg).then(
-      ({ upstream, endpoint, identity, release }) => {
-        this.metrics.tcpOpened(conn, cfg.cluster, identity);
+      ({ upstream, endpoint, identity, workload, release }) => {
+        this.metrics.tcpOpened(conn, cfg.cluster, identity, workload);
         splice(socket, upstream, (r) => {
           release();
-          this.finish(listenerName, cfg, conn, endpoint, r, identity);
+          this.finish(listenerName, cfg, conn, endpoint, r, identity, workload);
         });
         socket.resume();
       },
@@ -102,8 +105,16 @@ export class TcpProxy {
   }
 
   /** Telemetry for a finished spliced connection. */
-  finish(listenerName: string, cfg: TcpListenerConfig, conn: ConnectionInfo, endpoint: string, r: SpliceResult, identity?: string): void {
-    this.metrics.tcpClosed(conn, cfg.cluster, r.bytesToUpstream, r.bytesToDownstream, identity);
+  finish(
+    listenerName: string,
+    cfg: TcpListenerConfig,
+    conn: ConnectionInfo,
+    endpoint: string,
+    r: SpliceResult,
+    identity?: string,
+    workload?: EndpointWorkload,
+  ): void {
+    this.metrics.tcpClosed(conn, cfg.cluster, r.bytesToUpstream, r.bytesToDownstream, identity, workload);
     this.log.info(
       {
         listener: listenerName,

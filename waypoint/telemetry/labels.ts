@@ -4,7 +4,7 @@
 // which endpoint served it (its `nodemesh.identity`), and how (protocol, status, flags, mTLS).
 // Values nobody told the waypoint are "unknown", as Istio reports them — never a guess.
 
-import { UNKNOWN_LABEL_VALUE } from '../../common/contracts/telemetry';
+import { type EndpointWorkload, UNKNOWN_LABEL_VALUE } from '../../common/contracts/telemetry';
 import { tryParseSpiffeId } from '../../common/identity/spiffe';
 
 export const UNKNOWN = UNKNOWN_LABEL_VALUE;
@@ -38,6 +38,7 @@ export interface EndpointLabels {
   readonly destination_version: string;
   readonly destination_canonical_service: string;
   readonly destination_canonical_revision: string;
+  readonly destination_cluster: string;
 }
 
 /** ns and sa of a workload SPIFFE ID (spiffe://td/ns/NS/sa/SA); undefined for anything else. */
@@ -142,19 +143,22 @@ export function serviceLabels(cluster: string, authority: string): ServiceLabels
 
 /**
  * The endpoint labels from what EDS says of the chosen endpoint: its identity
- * (`filter_metadata.nodemesh.identity`) gives the principal and the workload's namespace. EDS
- * carries no workload name, app or version, so those are "unknown" rather than a wrong value.
+ * (`filter_metadata.nodemesh.identity`) gives the principal and the workload's namespace; Istio's
+ * workload metadata (`filter_metadata.istio.workload`) names the workload, its canonical service
+ * and revision (also app and version, as Istio's stats filter reports them) and its cluster.
+ * What EDS does not say is "unknown" rather than a guess.
  */
-export function endpointLabels(identity: string | undefined): EndpointLabels {
+export function endpointLabels(identity: string | undefined, workload?: EndpointWorkload): EndpointLabels {
   const id = parseSpiffe(identity);
   return {
-    destination_workload: UNKNOWN,
-    destination_workload_namespace: id?.ns ?? UNKNOWN,
+    destination_workload: workload?.name || UNKNOWN,
+    destination_workload_namespace: workload?.namespace || id?.ns || UNKNOWN,
     destination_principal: identity ?? UNKNOWN,
-    destination_app: UNKNOWN,
-    destination_version: UNKNOWN,
-    destination_canonical_service: UNKNOWN,
-    destination_canonical_revision: UNKNOWN,
+    destination_app: workload?.canonicalService || UNKNOWN,
+    destination_version: workload?.canonicalRevision || UNKNOWN,
+    destination_canonical_service: workload?.canonicalService || UNKNOWN,
+    destination_canonical_revision: workload?.canonicalRevision || UNKNOWN,
+    destination_cluster: workload?.cluster || UNKNOWN,
   };
 }
 

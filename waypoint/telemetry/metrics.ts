@@ -14,7 +14,16 @@ import {
 } from './labels';
 import { RequestSeriesMetrics } from './request-series';
 
-import { RESPONSE_LABELS, WAYPOINT_PEER_LABELS } from '../../common/contracts/telemetry';
+import { type EndpointWorkload, formatEndpointWorkload, RESPONSE_LABELS, WAYPOINT_PEER_LABELS } from '../../common/contracts/telemetry';
+
+// An endpoint's workload metadata as a series key part, formatted once per endpoint object (they live as long as their cluster config).
+const workloadKeys = new WeakMap<EndpointWorkload, string>();
+function workloadKey(w: EndpointWorkload | undefined): string {
+  if (w === undefined) return '';
+  let k = workloadKeys.get(w);
+  if (k === undefined) workloadKeys.set(w, (k = formatEndpointWorkload(w)));
+  return k;
+}
 
 const PEER_LABELS = WAYPOINT_PEER_LABELS;
 
@@ -45,6 +54,8 @@ export interface RequestFacts {
   readonly authority: string;
   /** The chosen endpoint's `nodemesh.identity` (undefined: none chosen, or not a mesh endpoint). */
   readonly endpointIdentity: string | undefined;
+  /** The chosen endpoint's workload, from EDS metadata (undefined: none chosen, or EDS did not say). */
+  readonly endpointWorkload?: EndpointWorkload;
   readonly contentType: string | undefined;
   readonly status: number;
   readonly grpcStatus: string;
@@ -174,19 +185,20 @@ export class WaypointMetrics {
     const service = named ? r.cluster : `${r.cluster}\u0001${stripPort(r.authority)}`;
     const protocol = r.contentType === undefined || r.contentType.length < 16 ? 'http' : requestProtocol(r.contentType);
     const flags = r.flags.length ? r.flags.join(',') : '-';
-    const key = `${peer.id}\u0000${service}\u0000${r.endpointIdentity ?? ''}\u0000${protocol}\u0000${r.status}\u0000${r.grpcStatus}\u0000${flags}`;
+    const key = `${peer.id}\u0000${service}\u0000${r.endpointIdentity ?? ''}\u0000${workloadKey(r.endpointWorkload)}\u0000${protocol}\u0000${r.status}\u0000${r.grpcStatus}\u0000${flags}`;
     const s = this.requestSeries.seriesFor(key, () => this.requestLabels(r));
     this.requestSeries.record(s, durationMs, requestBytes, responseBytes);
     return flags;
   }
 
-  /** The destination labels of an endpoint by its `nodemesh.identity` (undefined: not a mesh endpoint). */
-  endpoint(identity: string | undefined): EndpointLabels {
-    if (identity === undefined) return NO_ENDPOINT;
-    let l = this.endpoints.get(identity);
+  /** The destination labels of an endpoint by its `nodemesh.identity` and its workload metadata (neither: not a mesh endpoint). */
+  endpoint(identity: string | undefined, workload?: EndpointWorkload): EndpointLabels {
+    if (identity === undefined && workload === undefined) return NO_ENDPOINT;
+    const key = `${identity ?? ''}\u0000${workloadKey(workload)}`;
+    let l = this.endpoints.get(key);
     if (!l) {
       if (this.endpoints.size >= 4096) this.endpoints.clear();
-      this.endpoints.set(identity, (l = endpointLabels(identity)));
+      this.endpoints.set(key, (l = endpointLabels(identity, workload)));
     }
     return l;
   }
@@ -197,7 +209,7 @@ export class WaypointMetrics {
       reporter: 'waypoint',
       ...this.peer(r.peer),
       ...serviceLabels(r.cluster, r.authority),
-      ...this.endpoint(r.endpointIdentity),
+      ...this.endpoint(r.endpointIdentity, r.endpointWorkload),
       request_protocol: requestProtocol(r.contentType),
       response_code: String(r.status),
       grpc_response_status: r.grpcStatus,
@@ -205,24 +217,24 @@ export class WaypointMetrics {
     };
   }
 
-  private tcpLabels(peer: TcpPeer, cluster: string, identity: string | undefined): TcpLabels {
+  private tcpLabels(peer: TcpPeer, cluster: string, identity: string | undefined, workload: EndpointWorkload | undefined): TcpLabels {
     return {
       reporter: 'waypoint',
       ...this.peer(peer),
       ...serviceLabels(cluster, ''),
-      ...this.endpoint(identity),
+      ...this.endpoint(identity, workload),
       request_protocol: 'tcp',
       response_flags: '-',
     };
   }
 
   /** A tcp_proxy connection to `cluster` opened (`identity`: the chosen endpoint's, when a mesh one). */
-  tcpOpened(peer: TcpPeer, cluster: string, identity?: string): void {
-    this.tcpOpenedTotal.inc(this.tcpLabels(peer, cluster, identity));
+  tcpOpened(peer: TcpPeer, cluster: string, identity?: string, workload?: EndpointWorkload): void {
+    this.tcpOpenedTotal.inc(this.tcpLabels(peer, cluster, identity, workload));
   }
 
-  tcpClosed(peer: TcpPeer, cluster: string, sent: number, received: number, identity?: string): void {
-    const l = this.tcpLabels(peer, cluster, identity);
+  tcpClosed(peer: TcpPeer, cluster: string, sent: number, received: number, identity?: string, workload?: EndpointWorkload): void {
+    const l = this.tcpLabels(peer, cluster, identity, workload);
     this.tcpClosedTotal.inc(l);
     if (sent > 0) this.tcpSent.inc(l, sent);
     if (received > 0) this.tcpReceived.inc(l, received);

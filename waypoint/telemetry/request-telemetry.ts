@@ -64,6 +64,7 @@ export class RequestTelemetry {
         cluster: ex.cluster,
         authority: ex.view.authority,
         endpointIdentity: ex.upstreamIdentity,
+        endpointWorkload: ex.upstreamWorkload,
         contentType: typeof ct === 'string' ? ct : undefined,
         status: ex.status,
         grpcStatus: ex.grpcStatus,
