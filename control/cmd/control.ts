@@ -8,6 +8,7 @@ import { DEFAULT_TRUST_DOMAIN } from '../../common/identity/spiffe';
 import { buildInfo } from '../../common/version';
 import type { NodeAuthenticator } from '../ca/tokens';
 import type { ConfigStore } from '../store/store';
+import { startMetricsListener, type MetricsListener } from '../metrics-listener';
 import { parse, processContext, type CliContext } from './context';
 
 const HELP = `usage: nodemesh control [--data-dir DIR] [--listen ADDR] [--token-file FILE] [--service-cidr CIDR]
@@ -30,6 +31,9 @@ Runs the control plane: the config store, the config API (HTTP) and the xDS/CA s
   --plaintext-xds      serve plaintext xDS (15010, proxyless gRPC clients) on every interface, not
                        only on loopback
   --ready-port N       also answer /healthz/ready on this port (e.g. 15021 for kubelet probes)
+  --metrics-port N     also serve Prometheus /metrics, and nothing else, in plain HTTP on this port
+                       of every interface (the chart: 15020; the config API's own /metrics is HTTPS
+                       off loopback, which annotation-based scraping cannot verify)
   --ca-secret NAME     with --config-source kubernetes: keep the CA root in this Secret of the
                        control plane's namespace (POD_NAMESPACE), so a restart keeps it
   --waypoint-control ADDR
@@ -66,6 +70,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
       'trust-domain': { type: 'string' },
       'plaintext-xds': { type: 'boolean' },
       'ready-port': { type: 'string' },
+      'metrics-port': { type: 'string' },
       'ca-secret': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -97,9 +102,15 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     process.env.NODEMESH_XDS_PLAINTEXT_LISTEN ??= ':15010';
     process.env.NODEMESH_XDS_PLAINTEXT_REMOTE = '1';
   }
-  const readyPort = values['ready-port'] === undefined ? undefined : Number(values['ready-port']);
-  if (readyPort !== undefined && !(Number.isInteger(readyPort) && readyPort >= 0 && readyPort < 65536))
-    throw new CliError(`--ready-port must be a port number, got "${values['ready-port']}"`);
+  const portFlag = (flag: 'ready-port' | 'metrics-port'): number | undefined => {
+    const text = values[flag];
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!(/^\d+$/.test(text) && n < 65536)) throw new CliError(`--${flag} must be a port number, got "${text}"`);
+    return n;
+  };
+  const readyPort = portFlag('ready-port');
+  const metricsPort = portFlag('metrics-port');
   const waypointProxy = values['waypoint-proxy'] ?? 'nodemesh';
   if (waypointProxy !== 'nodemesh' && waypointProxy !== 'envoy') throw new CliError(`--waypoint-proxy must be "nodemesh" or "envoy", got "${waypointProxy}"`);
   const ownNamespace = ctx.env.POD_NAMESPACE || 'nodemesh-system';
@@ -187,6 +198,18 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
       throw err;
     });
   }
+  let metricsListener: MetricsListener | undefined;
+  if (metricsPort !== undefined) {
+    try {
+      metricsListener = await startMetricsListener(cp.registry, { port: metricsPort });
+      log.info({ port: metricsListener.port }, 'metrics listening (plain HTTP, /metrics only)');
+    } catch (err) {
+      readyServer?.close();
+      await cp.stop();
+      await store?.close();
+      throw new CliError((err as Error).message);
+    }
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'stopping the control plane');
@@ -198,6 +221,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     process.on('SIGTERM', stop);
   });
   readyServer?.close();
+  await metricsListener?.close();
   await cp.stop();
   await store?.close();
   log.info('control plane stopped');

@@ -19,16 +19,6 @@ import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount' with 
 import { meshCrds } from './crds';
 import { chartDir, type ChartValues } from './values';
 
-/**
- * Flags the chart passes that the commands do not accept yet (docs/kubernetes.md, "The chart's
- * contract with the components"): the node proxy's Kubernetes mode implements them. manifests.unit.test.ts fails on any other flag a command does not know.
- */
-export const PENDING_FLAGS: Readonly<Record<string, readonly string[]>> = {
-  control: [],
-  'node-proxy': ['--pod-discovery', '--cgroup-root', '--cni-socket'],
-  'cni-install': [],
-};
-
 export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; [k: string]: unknown };
 
 export interface Release {
@@ -110,7 +100,7 @@ function control(c: Ctx): Manifest[] {
         replicas: c.v.control.replicas,
         selector: { matchLabels: selector(c, 'nodemesh-control') },
         template: {
-          metadata: { labels: labels(c, 'nodemesh-control', 'control-plane'), ...scrape(c, 15014) },
+          metadata: { labels: labels(c, 'nodemesh-control', 'control-plane'), ...scrape(c, 15020) },
           spec: {
             serviceAccountName: 'nodemesh-control',
             ...podScheduling(c, c.v.control.nodeSelector, c.v.control.tolerations),
@@ -126,6 +116,7 @@ function control(c: Ctx): Manifest[] {
                   '--listen=:15014',
                   ...(plain ? ['--plaintext-xds'] : []),
                   '--ready-port=15021',
+                  '--metrics-port=15020',
                   `--ca-secret=${c.v.control.caSecret}`,
                   `--trust-domain=${c.v.trustDomain}`,
                   '--token-audience=nodemesh-ca',
@@ -136,7 +127,7 @@ function control(c: Ctx): Manifest[] {
                   { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                   { name: 'NODEMESH_DATA_DIR', value: '/var/lib/nodemesh' },
                 ],
-                ports: [tcp('grpc-xds', 15012), tcp('http-api', 15014), ...(plain ? [tcp('grpc-xds-plain', 15010)] : []), tcp('http-ready', 15021)],
+                ports: [tcp('grpc-xds', 15012), tcp('http-api', 15014), tcp('http-metrics', 15020), ...(plain ? [tcp('grpc-xds-plain', 15010)] : []), tcp('http-ready', 15021)],
                 ...readyProbes,
                 resources: c.v.control.resources,
                 securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
@@ -158,6 +149,7 @@ function control(c: Ctx): Manifest[] {
         ports: [
           { name: 'grpc-xds', port: 15012, targetPort: 15012, protocol: 'TCP' as const },
           { name: 'http-api', port: 15014, targetPort: 15014, protocol: 'TCP' as const },
+          { name: 'http-metrics', port: 15020, targetPort: 15020, protocol: 'TCP' as const },
           ...(plain ? [{ name: 'grpc-xds-plain', port: 15010, targetPort: 15010, protocol: 'TCP' as const }] : []),
         ],
       },

@@ -5,9 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { validateKubernetesObject } from '../../test/support/kube-schemas';
 import { runInstall } from './cli';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cliEntry } from '../../common/paths';
-import { PENDING_FLAGS, renderInstall, type Manifest } from './manifests';
+import { renderWaypoint } from '../../control/kubernetes/waypoints/render';
+import { renderInstall, type Manifest } from './manifests';
 import { resolveValues } from './values';
 
 async function installOutput(argv: string[]): Promise<Manifest[]> {
@@ -19,6 +20,11 @@ async function installOutput(argv: string[]): Promise<Manifest[]> {
 
 // any: the assertions walk deep into pod specs; their shape is checked by the schema test above.
 type Loose = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+interface PodArgs {
+  containers: { image: string; args: string[] }[];
+  initContainers?: { image: string; args: string[] }[];
+}
 
 function find(ms: readonly Manifest[], kind: string, name: string): Manifest & { spec: Loose } {
   const m = ms.find((x) => x.kind === kind && x.metadata.name === name);
@@ -101,7 +107,7 @@ describe('nodemesh install --dry-run', () => {
     expect(cp.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
     expect(cp.containers[0].args).toContain('--config-source=kubernetes');
     expect(cp.containers[0].readinessProbe.httpGet.port).toBe(15021);
-    expect(find(ms, 'Service', 'nodemesh-control').spec.ports.map((p: { port: number }) => p.port)).toEqual([15012, 15014, 15010]);
+    expect(find(ms, 'Service', 'nodemesh-control').spec.ports.map((p: { port: number }) => p.port)).toEqual([15012, 15014, 15020, 15010]);
     const cni = find(ms, 'DaemonSet', 'nodemesh-cni').spec.template.spec;
     expect(cni.containers[0].securityContext.capabilities).toEqual({ drop: ['ALL'] });
     expect(cni.hostPID).toBeUndefined();
@@ -124,21 +130,38 @@ describe('nodemesh install --dry-run', () => {
     expect(verbsOn('gateway.networking.k8s.io', 'gateways/status')).toEqual(['update', 'patch']);
   });
 
-  it('runs each component with flags its command accepts, or with the pending ones docs/kubernetes.md lists', async () => {
+  it("runs each component with flags its command accepts: the real CLI parses every container's args", async () => {
     const ms = await installOutput(['--dry-run']);
-    const containers = ms
+    const pods = ms
       .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet')
-      .flatMap((m) => (m as unknown as { spec: { template: { spec: { containers: { args: string[] }[] } } } }).spec.template.spec.containers);
-    expect(containers.map((c) => c.args[0]).sort()).toEqual(['cni-install', 'control', 'node-proxy']);
-    for (const { args } of containers) {
-      const [command, ...flags] = args;
-      const help = execFileSync(process.execPath, [cliEntry, command, '--help'], { encoding: 'utf8' });
-      const known = new Set(help.match(/--[a-z][a-z-]*/g));
-      const unknown = flags.map((f) => f.replace(/=.*$/, '')).filter((f) => !known.has(f));
-      expect(unknown, `nodemesh ${command} does not accept ${unknown.join(', ')}; fix the chart or list them in PENDING_FLAGS and docs/kubernetes.md`).toEqual(
-        unknown.filter((f) => PENDING_FLAGS[command]?.includes(f)),
-      );
+      .map((m) => (m as unknown as { spec: { template: { spec: PodArgs } } }).spec.template.spec);
+    // The waypoint controller's Deployments too, for both waypoint proxies.
+    const gw = { name: 'wp', namespace: 'demo', uid: 'u', apiVersion: 'gateway.networking.k8s.io/v1' };
+    const wp = { image: 'i', envoyImage: 'e', controlAddress: 'nodemesh-control.nodemesh-system.svc:15012', trustDomain: 'cluster.local' };
+    for (const proxy of ['nodemesh', 'envoy'] as const)
+      pods.push((renderWaypoint(gw, { ...wp, proxy }).deployment.spec as { template: { spec: PodArgs } }).template.spec);
+    const nodemeshArgs = pods
+      .flatMap((p) => [...(p.initContainers ?? []), ...p.containers])
+      .filter((c) => c.image !== 'e')
+      .map((c) => c.args);
+    expect(nodemeshArgs.map((a) => a.slice(0, a[0] === 'waypoint' ? 2 : 1).join(' ')).sort()).toEqual([
+      'cni-install',
+      'control',
+      'node-proxy',
+      'waypoint bootstrap',
+      'waypoint run',
+    ]);
+    // `--help` after the args: each command parses its whole argv with its own strict parser
+    // (unknown flag, a value on a boolean, a missing value: exit 2) before it prints its usage.
+    const parses = (args: readonly string[]) => spawnSync(process.execPath, [cliEntry, ...args, '--help'], { encoding: 'utf8' });
+    for (const args of nodemeshArgs) {
+      const r = parses(args);
+      expect(r.status, `nodemesh ${args.join(' ')} is refused by its own flag parser: ${r.stderr}`).toBe(0);
     }
+    // The check can fail: a misspelt flag, or a value on a boolean flag, is refused.
+    expect(parses(['control', '--metrics-prot=15020']).stderr).toMatch(/unknown option --metrics-prot/);
+    expect(parses(['control', '--plaintext-xds=yes']).status).not.toBe(0);
+    expect(parses(['node-proxy', '--pod-discovery=kubernetes', '--cni-sock=/run/x']).status).not.toBe(0);
   });
 
   it('refuses what it cannot print, saying what to do', async () => {

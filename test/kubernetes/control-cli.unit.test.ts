@@ -2,73 +2,18 @@
 // stand-in API server: it syncs, serves what it mirrors through the config API (`nodemesh get`),
 // follows kubectl's changes, refuses config API writes naming kubectl, and a bad kubeconfig stops
 // it with a message. Needs the build (dist/).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliEntry } from '../../common/paths';
 import { cleanupAfterEach } from '../support/cleanups';
 import { kubectl, startStandIn } from '../support/kube-apiserver';
 import { until } from '../support/until';
+import { freePort, run, startControl as start } from './control-process';
 
 const cleanup = cleanupAfterEach();
-
-function run(args: string[], env: Record<string, string> = {}, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliEntry, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
-
-function startControl(args: string[], dataDir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliEntry, 'control', '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...args], {
-      env: { ...process.env, NODEMESH_XDS_LISTEN: '127.0.0.1:0', NODEMESH_XDS_PLAINTEXT_LISTEN: 'off', ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    cleanup(
-      () =>
-        new Promise<void>((done) => {
-          if (child.exitCode !== null || child.signalCode !== null) return done();
-          child.once('exit', () => done());
-          child.kill('SIGTERM');
-        }),
-    );
-    let log = '';
-    const timer = setTimeout(() => reject(new Error(`nodemesh control did not start within 45 s; its log:\n${log}`)), 45_000);
-    child.stderr?.on('data', (c: Buffer) => {
-      log += c.toString();
-      const m = /"address":"([^"]+)".*"msg":"config API listening"/.exec(log);
-      if (m && /control plane ready/.test(log)) {
-        clearTimeout(timer);
-        resolve({ child, url: `http://${m[1]}` });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`nodemesh control exited with ${code}; its log:\n${log}`));
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+const startControl = (args: string[], dataDir: string, env: Record<string, string> = {}) => start(cleanup, args, dataDir, env);
 
 // Each test starts one or two control plane processes: on a loaded 2-core machine that takes
 // seconds each, so these tests get more than the unit tier's 20 s.
