@@ -5,7 +5,12 @@
 // (Expired) makes the informer list again, and the relist's difference is mirrored (objects gone
 // meanwhile are deleted, the rest updated only if changed: nothing lost, nothing repeated); any
 // other failure retries with exponential backoff (250 ms doubling to 30 s, ±20 % jitter, reset by
-// the next successful list or event). Every object is translated (translate.ts) and the changes
+// the next successful list or event). An optional kind (a CRD the cluster may lack: Gateway API,
+// Istio's security.istio.io) whose list is 404 counts as synced and empty — the sync does not wait
+// for it —, is logged once with what to do, and is listed again with the same backoff, so
+// installing the CRD later starts its watch (and deleting it deletes what was mirrored from it).
+// Istio's AuthorizationPolicy/PeerAuthentication yield to nodemesh's own of the same namespace and
+// name (the mesh has one name space per kind, as the embedded store). Every object is translated (translate.ts) and the changes
 // of one event-loop turn are committed as ONE store revision, so translation and xDS run exactly
 // as on the file store.
 //
@@ -41,6 +46,8 @@ export interface SourceStatus {
   readonly watchEvents: number;
   readonly bookmarks: number;
   readonly lastError?: string;
+  /** An optional kind the API server does not serve (its CRD is not installed). */
+  readonly notServed?: boolean;
 }
 
 const READ_ONLY =
@@ -51,6 +58,8 @@ class KindInformer {
   watchEvents = 0;
   bookmarks = 0;
   synced = false;
+  /** An optional kind whose list was 404: not served (no CRD). */
+  notServed = false;
   lastError?: string;
   private attempt = 0;
   private timer?: NodeJS.Timeout;
@@ -71,20 +80,44 @@ class KindInformer {
     const watch = {
       config: kc,
       watch: (path: string, params: Record<string, unknown>, cb: (phase: string, obj: unknown, raw: unknown) => void, done: (err: unknown) => void) =>
-        base.watch(
-          path,
-          { ...params, allowWatchBookmarks: true },
-          (phase: string, obj: unknown, raw: unknown) => {
-            if (phase === 'BOOKMARK') this.bookmarks++;
-            else this.watchEvents++;
-            if (phase !== 'ERROR') this.attempt = 0;
-            cb(phase, obj, raw);
-          },
-          done,
-        ),
+        // Nothing to watch while the kind is not served: end at once, and the backoff lists again.
+        this.notServed
+          ? (setImmediate(() => done(Object.assign(new Error(NOT_SERVED), { statusCode: 404 }))), { abort: () => undefined })
+          : base.watch(
+              path,
+              { ...params, allowWatchBookmarks: true },
+              (phase: string, obj: unknown, raw: unknown) => {
+                if (phase === 'BOOKMARK') this.bookmarks++;
+                else this.watchEvents++;
+                if (phase !== 'ERROR') this.attempt = 0;
+                cb(phase, obj, raw);
+              },
+              // An optional kind whose watch is 404 lost its CRD: list again at once, as after a 410
+              // (ListWatch's relist signal), which finds it not served and empties it.
+              (err: unknown) =>
+                done(kind.optional && (err as { statusCode?: unknown } | null)?.statusCode === 404 ? Object.assign(err as object, { statusCode: 410 }) : err),
+            ),
     } as unknown as K8s.Watch;
     const list = async () => {
-      const result = await objects.list(kind.apiVersion, kind.kind);
+      let result: K8s.KubernetesListObject<K8s.KubernetesObject>;
+      try {
+        result = await objects.list(kind.apiVersion, kind.kind);
+      } catch (err) {
+        if (!kind.optional || (err as { code?: unknown }).code !== 404) throw err;
+        // An optional kind the API server does not serve: synced and empty (what was mirrored from
+        // it goes), logged once; the watch ends at once and the backoff lists again.
+        this.lists++;
+        this.synced = true;
+        if (!this.notServed)
+          this.log?.warn(
+            { kind: kind.name, apiVersion: kind.apiVersion },
+            `${kind.apiVersion} ${kind.kind} is not served by the API server (its CRD is not installed), so it is not watched: ${kind.optional.install}. It is checked again with backoff (up to every ${Math.round(this.backoff.maxMs / 1000)} s) and watched once served`,
+          );
+        this.notServed = true;
+        return { apiVersion: 'v1', kind: 'List', items: [], metadata: {} };
+      }
+      if (this.notServed) this.log?.info({ kind: kind.name, apiVersion: kind.apiVersion }, `${kind.apiVersion} ${kind.kind} is served now: watching it`);
+      this.notServed = false;
       this.lists++;
       this.synced = true;
       this.attempt = 0;
@@ -110,12 +143,12 @@ class KindInformer {
   }
 
   private failed(err: unknown): void {
-    this.lastError = describeError(err);
+    this.lastError = this.notServed ? NOT_SERVED : describeError(err);
     if (this.stopped) return;
     const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt);
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     this.attempt++;
-    this.log?.warn(
+    this.log?.[this.notServed ? 'debug' : 'warn'](
       { kind: this.kind.name, err: this.lastError, retryInMs: delay, resourceVersion: this.lw.latestResourceVersion() },
       'Kubernetes list/watch failed; retrying',
     );
@@ -126,6 +159,8 @@ class KindInformer {
   }
 }
 
+const NOT_SERVED = 'not served by the API server (CRD not installed)';
+
 function describeError(err: unknown): string {
   if (err && typeof err === 'object') {
     const e = err as { message?: string; statusCode?: number; code?: number | string; body?: unknown };
@@ -135,9 +170,13 @@ function describeError(err: unknown): string {
   return String(err);
 }
 
-function objectKey(kind: string, o: KubeObject): string {
-  return `${kind}|${o.metadata?.namespace ?? ''}|${o.metadata?.name ?? ''}`;
+/** A Kubernetes object's key: the informer's name (a kind of one API group), namespace, name. */
+function objectKey(kind: WatchedKind, o: KubeObject): string {
+  return `${kind.name}|${o.metadata?.namespace ?? ''}|${o.metadata?.name ?? ''}`;
 }
+
+/** The kinds whose objects yield to `winner`'s of the same namespace and name. */
+const yieldingTo = (winner: WatchedKind) => WATCHED_KINDS.filter((k) => k.yieldsTo === winner.name);
 
 export class KubernetesStore extends BaseStore {
   private readonly informers: KindInformer[] = [];
@@ -147,6 +186,10 @@ export class KubernetesStore extends BaseStore {
   private readonly problems = new Map<string, string>();
   private readonly slices = new Map<string, KubeObject>();
   private readonly services = new Map<string, KubeObject>();
+  /** Objects of kinds that yield (`yieldsTo`), by object key, to mirror again when the winner goes. */
+  private readonly yielding = new Map<string, KubeObject>();
+  /** Keys of present objects of kinds others yield to. */
+  private readonly winners = new Set<string>();
   private pending = new Map<string, { put?: AnyResource; remove?: ResourceKey }>();
   private dirtySliceNamespaces = new Set<string>();
   private flushScheduled = false;
@@ -205,6 +248,7 @@ export class KubernetesStore extends BaseStore {
       watchEvents: i.watchEvents,
       bookmarks: i.bookmarks,
       ...(i.lastError ? { lastError: i.lastError } : {}),
+      ...(i.notServed ? { notServed: true } : {}),
     }));
   }
 
@@ -231,24 +275,56 @@ export class KubernetesStore extends BaseStore {
 
   private upsert(kind: WatchedKind, o: KubeObject): void {
     const ns = o.metadata?.namespace ?? '';
+    const key = objectKey(kind, o);
     if (kind.kind === 'EndpointSlice') {
-      this.slices.set(objectKey(kind.kind, o), o);
+      this.slices.set(key, o);
       this.dirtySliceNamespaces.add(ns);
     } else {
-      if (kind.kind === 'Service') this.services.set(objectKey(kind.kind, o), o);
+      if (kind.kind === 'Service') this.services.set(key, o);
       if (kind.kind === 'Pod' || kind.kind === 'Service') this.dirtySliceNamespaces.add(ns);
-      this.record(objectKey(kind.kind, o), kind.translate?.(o) ?? { resources: [] });
+      if (kind.yieldsTo) this.yielding.set(key, o);
+      const winner = kind.yieldsTo !== undefined ? `${kind.yieldsTo}|${ns}|${o.metadata?.name ?? ''}` : undefined;
+      if (winner && this.winners.has(winner)) {
+        this.record(key, this.shadowed(kind, o));
+      } else {
+        // A winner arriving: the yielding objects' resources go first, so its own put stays.
+        if (yieldingTo(kind).length) {
+          this.winners.add(key);
+          for (const y of yieldingTo(kind)) {
+            const other = this.yielding.get(objectKey(y, o));
+            if (other) this.record(objectKey(y, o), this.shadowed(y, other));
+          }
+        }
+        this.record(key, kind.translate?.(o) ?? { resources: [] });
+      }
     }
     this.scheduleFlush();
   }
 
   private remove(kind: WatchedKind, o: KubeObject): void {
-    const key = objectKey(kind.kind, o);
+    const key = objectKey(kind, o);
     if (kind.kind === 'EndpointSlice') this.slices.delete(key);
     if (kind.kind === 'Service') this.services.delete(key);
     if (kind.kind === 'Pod' || kind.kind === 'Service' || kind.kind === 'EndpointSlice') this.dirtySliceNamespaces.add(o.metadata?.namespace ?? '');
+    this.yielding.delete(key);
     this.record(key, { resources: [] });
+    // A winner gone: what yielded to it is mirrored again.
+    if (this.winners.delete(key)) {
+      for (const y of yieldingTo(kind)) {
+        const other = this.yielding.get(objectKey(y, o));
+        if (other) this.record(objectKey(y, o), y.translate?.(other) ?? { resources: [] });
+      }
+    }
     this.scheduleFlush();
+  }
+
+  private shadowed(kind: WatchedKind, o: KubeObject): Translated {
+    const winner = WATCHED_KINDS.find((k) => k.name === kind.yieldsTo);
+    const id = `${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name ?? '?'}`;
+    return {
+      resources: [],
+      problem: `${kind.apiVersion} ${kind.kind} ${id} is not mirrored: ${winner?.apiVersion} ${winner?.kind} ${id} has the same name and wins (the mesh has one ${kind.kind} per namespace and name); rename one of them`,
+    };
   }
 
   /** Queues the difference between what `key` produced before and `t`. */
@@ -269,15 +345,15 @@ export class KubernetesStore extends BaseStore {
   private retranslateSlices(): void {
     const namespaces = this.dirtySliceNamespaces;
     this.dirtySliceNamespaces = new Set();
-    const isMeshPod = (ns: string, name: string) => this.produced.has(`Pod|${ns}|${name}`);
+    const isMeshPod = (ns: string, name: string) => this.produced.has(`pods|${ns}|${name}`);
     const selectorOf = (ns: string, name: string) =>
-      (this.services.get(`Service|${ns}|${name}`)?.spec as { selector?: Record<string, string> } | undefined)?.selector;
+      (this.services.get(`services|${ns}|${name}`)?.spec as { selector?: Record<string, string> } | undefined)?.selector;
     for (const [key, slice] of this.slices) {
       if (namespaces.has(slice.metadata?.namespace ?? '')) this.record(key, translateEndpointSlice(slice, isMeshPod, selectorOf));
     }
     // Slices deleted: their key is gone from this.slices but may still have produced resources.
     for (const key of [...this.produced.keys()]) {
-      if (key.startsWith('EndpointSlice|') && !this.slices.has(key)) this.record(key, { resources: [] });
+      if (key.startsWith('endpointslices|') && !this.slices.has(key)) this.record(key, { resources: [] });
     }
   }
 

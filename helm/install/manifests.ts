@@ -181,6 +181,7 @@ function rbac(c: Ctx): Manifest[] {
         rule(['discovery.k8s.io'], ['endpointslices'], read),
         rule(['security.nodemesh.io'], ['authorizationpolicies', 'peerauthentications'], read),
         rule(['nodemesh.io'], ['workloads'], read),
+        rule(['security.istio.io'], ['authorizationpolicies', 'peerauthentications'], read),
         rule(['gateway.networking.k8s.io'], ['gatewayclasses', 'gateways', 'httproutes'], read),
         rule(['gateway.networking.k8s.io'], ['gatewayclasses/status', 'gateways/status', 'httproutes/status'], ['update', 'patch']),
         rule(['apps'], ['deployments'], [...read, 'create', 'update', 'patch', 'delete']),

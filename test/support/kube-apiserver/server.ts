@@ -16,6 +16,9 @@
 //   collector works in the background); deleting a Namespace deletes its contents at once (no
 //   Terminating phase);
 // - TokenReview and TokenRequest (tokens.ts), a bearer token for its own clients;
+// - API groups that are not served, as a cluster without some CRDs (`unservedGroups`): 404 for
+//   their paths, absent from discovery; serveGroup() "installs the CRDs" later, unserveGroup()
+//   removes them with their objects;
 // - stop()/start() keep the objects and resourceVersions, like an API server restarting over etcd.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -59,6 +62,8 @@ export interface StandInApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Audiences a TokenReview without spec.audiences is checked against. */
   apiAudiences?: readonly string[];
+  /** API groups not served at first (their CRDs not installed), e.g. ['security.istio.io']. */
+  unservedGroups?: readonly string[];
 }
 
 export class ApiError extends Error {
@@ -89,6 +94,7 @@ export class StandInApiServer {
   private readonly historyLimit: number;
   private readonly bookmarkMs: number;
   private readonly apiAudiences: readonly string[];
+  private readonly unserved: Set<string>;
   /** Requests seen, `METHOD path?query`, for tests that assert what a client did. */
   readonly requests: string[] = [];
 
@@ -97,6 +103,7 @@ export class StandInApiServer {
     this.historyLimit = opts.historyLimit ?? 10_000;
     this.bookmarkMs = opts.bookmarkIntervalMs ?? 1000;
     this.apiAudiences = opts.apiAudiences ?? [this.signer.issuer];
+    this.unserved = new Set(opts.unservedGroups ?? []);
     for (const name of ['default', 'kube-system', 'kube-public']) this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   }
 
@@ -164,6 +171,29 @@ export class StandInApiServer {
       this.send(w.res, 'ERROR', expiredStatus(0, this.rv));
       w.close();
     }
+  }
+
+  /** Serve `group` from now on, as when its CRDs are installed (discovery lists it; list/watch work). */
+  serveGroup(group: string): void {
+    this.unserved.delete(group);
+  }
+
+  /** Stop serving `group`, as when its CRDs are deleted: its objects are deleted, its watches end. */
+  unserveGroup(group: string): void {
+    for (const [k, o] of [...this.objects]) {
+      const t = typeOfKind(o.apiVersion ?? '', o.kind ?? '');
+      if (t?.group === group && this.objects.has(k)) this.doDelete(t, o.metadata.namespace, o.metadata.name ?? '', false, false);
+    }
+    this.unserved.add(group);
+    for (const w of [...this.watchers]) if (w.t.group === group) w.close();
+  }
+
+  private servedTypes(): ResourceType[] {
+    return RESOURCE_TYPES.filter((t) => !this.unserved.has(t.group));
+  }
+
+  private findServed(group: string, version: string, plural: string): ResourceType | undefined {
+    return this.unserved.has(group) ? undefined : findType(group, version, plural);
   }
 
   // ---- direct access for tests (the same code paths as the HTTP API) ----
@@ -297,17 +327,17 @@ export class StandInApiServer {
     } else {
       throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     }
-    if (!RESOURCE_TYPES.some((t) => t.group === group && t.version === version)) {
+    if (!this.servedTypes().some((t) => t.group === group && t.version === version)) {
       throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     }
     if (rest.length === 0 && method === 'GET') return sendJson(res, 200, this.resourceList(group, version));
     // /namespaces/<ns>/<plural>[/<name>[/<sub>]] or /<plural>[/<name>[/<sub>]]
     let namespace: string | undefined;
-    if (rest[0] === 'namespaces' && rest.length >= 3 && findType(group, version, rest[2])) {
+    if (rest[0] === 'namespaces' && rest.length >= 3 && this.findServed(group, version, rest[2])) {
       namespace = rest[1];
       rest = rest.slice(2);
     }
-    const t = findType(group, version, rest[0]);
+    const t = this.findServed(group, version, rest[0]);
     if (!t) throw new ApiError(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
     if (namespace !== undefined && !t.namespaced) throw new ApiError(404, 'NotFound', `${t.plural} is not namespaced`);
     const name = rest[1];
@@ -395,7 +425,7 @@ export class StandInApiServer {
 
   private groupList() {
     const groups = new Map<string, Set<string>>();
-    for (const t of RESOURCE_TYPES) if (t.group) groups.set(t.group, (groups.get(t.group) ?? new Set()).add(t.version));
+    for (const t of this.servedTypes()) if (t.group) groups.set(t.group, (groups.get(t.group) ?? new Set()).add(t.version));
     return {
       kind: 'APIGroupList',
       apiVersion: 'v1',
@@ -407,20 +437,22 @@ export class StandInApiServer {
   }
 
   private resourceList(group: string, version: string) {
-    const resources = RESOURCE_TYPES.filter((t) => t.group === group && t.version === version).flatMap((t) => {
-      const verbs = t.createOnly ? ['create'] : ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
-      const main = {
-        name: t.plural,
-        singularName: t.singular,
-        namespaced: t.namespaced,
-        kind: t.kind,
-        verbs,
-        ...(t.shortNames ? { shortNames: [...t.shortNames] } : {}),
-      };
-      return t.status
-        ? [main, { name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] }]
-        : [main];
-    });
+    const resources = this.servedTypes()
+      .filter((t) => t.group === group && t.version === version)
+      .flatMap((t) => {
+        const verbs = t.createOnly ? ['create'] : ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
+        const main = {
+          name: t.plural,
+          singularName: t.singular,
+          namespaced: t.namespaced,
+          kind: t.kind,
+          verbs,
+          ...(t.shortNames ? { shortNames: [...t.shortNames] } : {}),
+        };
+        return t.status
+          ? [main, { name: `${t.plural}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] }]
+          : [main];
+      });
     return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
   }
 
@@ -448,7 +480,7 @@ export class StandInApiServer {
 
   private typeOf(obj: KubeObject): ResourceType {
     const t = typeOfKind(obj.apiVersion ?? '', obj.kind ?? '');
-    if (!t) throw new Error(`the stand-in API server does not serve ${obj.apiVersion} ${obj.kind}`);
+    if (!t || this.unserved.has(t.group)) throw new Error(`the stand-in API server does not serve ${obj.apiVersion} ${obj.kind}`);
     return t;
   }
 

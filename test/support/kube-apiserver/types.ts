@@ -1,5 +1,6 @@
 // The stand-in API server's table of resource types: what it serves, under which group/version,
-// whether namespaced, and whether `status` is a subresource. Only the kinds nodemesh needs.
+// whether namespaced, and whether `status` is a subresource. Only the kinds nodemesh needs. Which
+// API groups are served (their CRDs "installed") is the server's choice (StandInApiServerOptions).
 
 export interface ResourceType {
   readonly group: string; // '' for core
@@ -53,6 +54,16 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     namespaced: true,
     shortNames: ['pa'],
   },
+  // Istio's security API (CRDs a cluster has only with Istio installed): nodemesh reads them too.
+  {
+    group: 'security.istio.io',
+    version: 'v1',
+    plural: 'authorizationpolicies',
+    singular: 'authorizationpolicy',
+    kind: 'AuthorizationPolicy',
+    namespaced: true,
+  },
+  { group: 'security.istio.io', version: 'v1', plural: 'peerauthentications', singular: 'peerauthentication', kind: 'PeerAuthentication', namespaced: true },
   { group: 'nodemesh.io', version: 'v1alpha1', plural: 'workloads', singular: 'workload', kind: 'Workload', namespaced: true, shortNames: ['wl'] },
   { group: 'authentication.k8s.io', version: 'v1', plural: 'tokenreviews', singular: 'tokenreview', kind: 'TokenReview', namespaced: false, createOnly: true },
 ];
