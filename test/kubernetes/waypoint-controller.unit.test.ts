@@ -1,6 +1,7 @@
 // The waypoint controller against the stand-in API server: a Gateway created with kubectl gets a
 // ServiceAccount, Deployment and Service owned by it, the mesh root ConfigMap, and its status
-// (Accepted, Programmed, address) written through the API; the workload API then resolves the
+// (Accepted; Programmed only once its Deployment has an available replica; address) written
+// through the API; the workload API then resolves the
 // waypoint through that Service; deleting the Gateway removes what it owned (the stand-in's
 // ownerReference garbage collection).
 import { describe, expect, it } from 'vitest';
@@ -56,7 +57,7 @@ async function setup() {
   return { api, kubeconfig, store, controller };
 }
 
-describe('waypoint controller (stand-in API server, kubectl)', () => {
+describe('waypoint controller (stand-in API server, kubectl)', { timeout: 60_000 }, () => {
   it('creates the waypoint for a Gateway, writes its status, and the deletion of the Gateway removes it', async () => {
     const { api, kubeconfig, store, controller } = await setup();
     const applied = await kubectl(kubeconfig, ['apply', '--validate=false', '-f', '-'], GATEWAY);
@@ -91,16 +92,30 @@ describe('waypoint controller (stand-in API server, kubectl)', () => {
       });
 
     const svcIP = (api.get('v1', 'Service', 'waypoint', 'demo')!.spec as { clusterIP: string }).clusterIP;
-    const conditions = await kubectl(kubeconfig, [
-      'get',
-      'gateway',
-      'waypoint',
-      '-n',
-      'demo',
-      '-o',
-      'jsonpath={range .status.conditions[*]}{.type}={.status} {end}{.status.addresses[0].value}',
-    ]);
-    expect(conditions.stdout).toBe(`Accepted=True Programmed=True ${svcIP}`);
+    const status = async () =>
+      (
+        await kubectl(kubeconfig, [
+          'get',
+          'gateway',
+          'waypoint',
+          '-n',
+          'demo',
+          '-o',
+          'jsonpath={range .status.conditions[*]}{.type}={.status}/{.reason} {end}{.status.addresses[0].value}',
+        ])
+      ).stdout;
+    // No pod is ready yet (the stand-in runs no Deployment controller): not Programmed, and why.
+    expect(await status()).toBe(`Accepted=True/Accepted Programmed=False/Pending ${svcIP}`);
+    const message = await kubectl(kubeconfig, ['get', 'gateway', 'waypoint', '-n', 'demo', '-o', 'jsonpath={.status.conditions[1].message}']);
+    expect(message.stdout).toMatch(/^the waypoint Deployment demo\/waypoint has 0 of 1 replicas available: its pods are not ready yet/);
+    // What the Deployment controller writes once a pod is ready: Programmed follows (the
+    // controller watches its Deployments; no resync needed).
+    const d = api.get('apps/v1', 'Deployment', 'waypoint', 'demo')!;
+    api.update({ ...d, status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 } }, 'status');
+    await until('Programmed=True', async () => (await status()) === `Accepted=True/Accepted Programmed=True/Programmed ${svcIP}`, 10_000, 100);
+    // The pod goes away: Programmed=False again.
+    api.update({ ...api.get('apps/v1', 'Deployment', 'waypoint', 'demo')!, status: { observedGeneration: 1, replicas: 1, availableReplicas: 0 } }, 'status');
+    await until('Programmed=False', async () => (await status()).includes('Programmed=False/Pending'), 10_000, 100);
 
     // The mirror sees the waypoint's Service (labelled with the Gateway's name): the backend's
     // waypoint resolves to it.

@@ -6,9 +6,10 @@
 // Service's address) through the status subresource. Deleting a Gateway needs nothing from it:
 // everything it made is owned by the Gateway and the API server's garbage collector removes it.
 //
-// It reconciles after every change of the mirror (at most one pass at a time; a change during a
-// pass triggers one more) and every `resyncMs` (default 60 s), so objects changed or deleted by
-// hand are put back. Failures are logged and retried at the next pass.
+// It reconciles after every change of the mirror, after every change of a waypoint Deployment it
+// manages (an informer on them: their available replicas decide `Programmed`) — at most one pass at
+// a time; a change during a pass triggers one more — and every `resyncMs` (default 60 s), so
+// objects changed or deleted by hand are put back. Failures are logged and retried at the next pass.
 import type { Logger } from '../../../common/log';
 import type { ControlPlane, ControlPlaneComponent } from '../../control-plane';
 import { isWaypointClass } from '../../resources/gateway';
@@ -24,6 +25,7 @@ import {
   renderWaypoint,
   type RenderedObject,
   type WaypointRenderOptions,
+  type WaypointState,
 } from './render';
 
 export interface WaypointControllerOptions extends WaypointRenderOptions {
@@ -41,6 +43,11 @@ interface ApiErrorLike {
 }
 const notFound = (err: unknown) => (err as ApiErrorLike)?.code === 404;
 
+interface LiveGateway {
+  metadata?: { uid?: string; generation?: number; resourceVersion?: string };
+  status?: { conditions?: { type?: string; status?: string; lastTransitionTime?: string }[] };
+}
+
 export class WaypointController implements ControlPlaneComponent {
   readonly name = 'waypoint-controller';
   private follower?: StoreFollower;
@@ -50,6 +57,8 @@ export class WaypointController implements ControlPlaneComponent {
   private stopped = false;
   private objects?: K8s.KubernetesObjectApi;
   private custom?: K8s.CustomObjectsApi;
+  private deployments?: K8s.Informer<K8s.V1Deployment>;
+  private deploymentsRetry?: NodeJS.Timeout;
   /** Passes completed (tests wait on it). */
   passes = 0;
   lastError?: string;
@@ -70,12 +79,37 @@ export class WaypointController implements ControlPlaneComponent {
     );
     this.follower.start(this.o.store);
     this.timer = setInterval(() => this.kick(), this.o.resyncMs ?? 60_000);
+    // The waypoint Deployments' status (available replicas) decides Programmed, and a Deployment
+    // changed or deleted by hand is put back: watch the ones this controller manages.
+    const apps = this.o.store.kubeConfig.makeApiClient(k8s.AppsV1Api);
+    const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+    const informer = k8s.makeInformer(
+      this.o.store.kubeConfig,
+      '/apis/apps/v1/deployments',
+      () => apps.listDeploymentForAllNamespaces({ labelSelector: selector }),
+      selector,
+    );
+    for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, () => this.kick());
+    informer.on('error', (err: unknown) => {
+      if (this.stopped) return;
+      this.o.logger?.warn({ err: (err as Error)?.message ?? String(err) }, 'waypoint controller: watching waypoint Deployments failed; retrying in 5 s');
+      clearTimeout(this.deploymentsRetry);
+      this.deploymentsRetry = setTimeout(() => {
+        if (!this.stopped) void informer.start().catch(() => undefined);
+      }, 5_000);
+    });
+    this.deployments = informer;
+    await informer
+      .start()
+      .catch((err: unknown) => this.o.logger?.warn({ err: (err as Error)?.message }, 'waypoint controller: cannot list waypoint Deployments yet'));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.follower?.stop();
     clearInterval(this.timer);
+    clearTimeout(this.deploymentsRetry);
+    await this.deployments?.stop();
     await this.running;
   }
 
@@ -118,18 +152,29 @@ export class WaypointController implements ControlPlaneComponent {
     for (const g of gateways) {
       const ns = g.metadata.namespace ?? 'default';
       try {
+        // The mirror may be behind the API server (a waypoint Deployment's DELETED, seen by our
+        // own informer, can arrive before the Gateway's deletion reaches the mirror): act only on a
+        // Gateway the API server still has, the same one (uid).
+        const live = await this.readGateway(ns, g.metadata.name);
+        if (!live || (g.metadata.uid && live.metadata?.uid !== g.metadata.uid)) continue;
         const rendered = renderWaypoint(
           { name: g.metadata.name, namespace: ns, uid: g.metadata.uid ?? '', apiVersion: g.apiVersion, infrastructure: g.spec.infrastructure },
           this.o,
         );
         await this.ensure(rendered.serviceAccount);
-        await this.ensure(rendered.deployment);
+        const deployment = (await this.ensure(rendered.deployment)) as { spec?: { replicas?: number }; status?: { availableReplicas?: number } };
         const svc = (await this.ensure(rendered.service)) as { spec?: { clusterIP?: string } };
-        await this.writeStatus(ns, g.metadata.name, svc.spec?.clusterIP, undefined);
+        await this.writeStatus({
+          name: g.metadata.name,
+          namespace: ns,
+          clusterIP: svc.spec?.clusterIP,
+          availableReplicas: deployment.status?.availableReplicas,
+          desiredReplicas: deployment.spec?.replicas,
+        });
       } catch (err) {
         const why = (err as Error).message;
         failures.push(`${ns}/${g.metadata.name}: ${why}`);
-        await this.writeStatus(ns, g.metadata.name, undefined, why).catch(() => undefined);
+        await this.writeStatus({ name: g.metadata.name, namespace: ns, problem: why }).catch(() => undefined);
       }
     }
     if (failures.length) throw new Error(`waypoints not reconciled: ${failures.join('; ')}`);
@@ -176,13 +221,28 @@ export class WaypointController implements ControlPlaneComponent {
     return api.replace(next as K8s.KubernetesObject);
   }
 
-  private async writeStatus(namespace: string, name: string, clusterIP: string | undefined, problem: string | undefined): Promise<void> {
+  private async readGateway(namespace: string, name: string): Promise<LiveGateway | undefined> {
     const custom = this.custom as K8s.CustomObjectsApi;
-    const gw = (await custom.getNamespacedCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', namespace, plural: 'gateways', name })) as {
-      metadata?: { generation?: number; resourceVersion?: string };
-      status?: { conditions?: { type?: string; status?: string; lastTransitionTime?: string }[] };
-    };
-    const status = gatewayStatus(gw.metadata?.generation ?? 1, clusterIP, problem, new Date().toISOString().replace(/\.\d+Z$/, 'Z'), gw.status?.conditions);
+    try {
+      return (await custom.getNamespacedCustomObject({
+        group: 'gateway.networking.k8s.io',
+        version: 'v1',
+        namespace,
+        plural: 'gateways',
+        name,
+      })) as LiveGateway;
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async writeStatus(state: WaypointState): Promise<void> {
+    const { name, namespace } = state;
+    const custom = this.custom as K8s.CustomObjectsApi;
+    const gw = await this.readGateway(namespace, name);
+    if (!gw) return;
+    const status = gatewayStatus(gw.metadata?.generation ?? 1, state, new Date().toISOString().replace(/\.\d+Z$/, 'Z'), gw.status?.conditions);
     if (JSON.stringify(gw.status ?? {}) === JSON.stringify(status)) return;
     await custom.replaceNamespacedCustomObjectStatus({
       group: 'gateway.networking.k8s.io',

@@ -192,16 +192,48 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
   };
 }
 
-/** The Gateway status the controller writes: Accepted and Programmed, and the Service's address. */
+/** What the controller found for a waypoint: the Service's address, the Deployment's replicas, or why it failed. */
+export interface WaypointState {
+  readonly name: string;
+  readonly namespace: string;
+  readonly clusterIP?: string;
+  /** The Deployment's status.availableReplicas (pods ready for minReadySeconds). */
+  readonly availableReplicas?: number;
+  /** Its spec.replicas. */
+  readonly desiredReplicas?: number;
+  /** A failure creating or updating the waypoint's objects. */
+  readonly problem?: string;
+}
+
+/**
+ * The Gateway status the controller writes: Accepted, and Programmed — True only once the
+ * waypoint can take traffic: its Service has an address and its Deployment at least one available
+ * replica; otherwise False with a reason (Gateway API's Invalid, AddressNotAssigned, Pending) and
+ * a message saying what is missing and where to look.
+ */
 export function gatewayStatus(
   generation: number,
-  clusterIP: string | undefined,
-  problem: string | undefined,
+  state: WaypointState,
   now: string,
   previous: { type?: string; status?: string; lastTransitionTime?: string }[] = [],
 ) {
   const since = (type: string, status: string) => previous.find((c) => c.type === type && c.status === status)?.lastTransitionTime ?? now;
-  const programmed = problem === undefined && !!clusterIP;
+  const { clusterIP, problem, name, namespace } = state;
+  const available = state.availableReplicas ?? 0;
+  const desired = state.desiredReplicas ?? 1;
+  const pods = `kubectl -n ${namespace} get pods -l ${GATEWAY_NAME_LABEL}=${name}`;
+  const programmed: { status: 'True' | 'False'; reason: string; message: string } =
+    problem !== undefined
+      ? { status: 'False', reason: 'Invalid', message: problem }
+      : !clusterIP
+        ? { status: 'False', reason: 'AddressNotAssigned', message: `the waypoint Service ${namespace}/${name} has no address yet` }
+        : available < 1
+          ? {
+              status: 'False',
+              reason: 'Pending',
+              message: `the waypoint Deployment ${namespace}/${name} has ${available} of ${desired} replicas available: its pods are not ready yet (${pods}; kubectl -n ${namespace} describe deployment ${name})`,
+            }
+          : { status: 'True', reason: 'Programmed', message: `the waypoint is ready: ${available} of ${desired} replicas available behind ${clusterIP}` };
   return {
     ...(clusterIP ? { addresses: [{ type: 'IPAddress', value: clusterIP }] } : {}),
     conditions: [
@@ -213,23 +245,7 @@ export function gatewayStatus(
         observedGeneration: generation,
         lastTransitionTime: since('Accepted', 'True'),
       },
-      programmed
-        ? {
-            type: 'Programmed',
-            status: 'True',
-            reason: 'Programmed',
-            message: 'the waypoint Deployment and Service exist',
-            observedGeneration: generation,
-            lastTransitionTime: since('Programmed', 'True'),
-          }
-        : {
-            type: 'Programmed',
-            status: 'False',
-            reason: 'Invalid',
-            message: problem ?? 'the waypoint Service has no address yet',
-            observedGeneration: generation,
-            lastTransitionTime: since('Programmed', 'False'),
-          },
+      { type: 'Programmed', ...programmed, observedGeneration: generation, lastTransitionTime: since('Programmed', programmed.status) },
     ],
   };
 }

@@ -56,22 +56,34 @@ describe('waypoint rendering', () => {
     expect(pod.containers[0].args).toEqual(['-c', '/etc/envoy/bootstrap.json']);
   });
 
-  it('status: Accepted, Programmed with the address; transition times kept while a condition holds', () => {
-    const first = gatewayStatus(3, '10.96.0.20', undefined, 'T1');
-    expect(first.addresses).toEqual([{ type: 'IPAddress', value: '10.96.0.20' }]);
-    expect(first.conditions.map((c) => [c.type, c.status, c.observedGeneration, c.lastTransitionTime])).toEqual([
-      ['Accepted', 'True', 3, 'T1'],
-      ['Programmed', 'True', 3, 'T1'],
+  it('status: Accepted, Programmed once the Service has an address and the Deployment an available replica; transition times kept while a condition holds', () => {
+    const wp = { name: 'waypoint', namespace: 'demo' };
+    const noAddress = gatewayStatus(3, wp, 'T0');
+    expect(noAddress.conditions[1]).toMatchObject({ type: 'Programmed', status: 'False', reason: 'AddressNotAssigned' });
+    const pending = gatewayStatus(3, { ...wp, clusterIP: '10.96.0.20', availableReplicas: 0, desiredReplicas: 2 }, 'T1', noAddress.conditions);
+    expect(pending.addresses).toEqual([{ type: 'IPAddress', value: '10.96.0.20' }]);
+    expect(pending.conditions[1]).toMatchObject({
+      type: 'Programmed',
+      status: 'False',
+      reason: 'Pending',
+      lastTransitionTime: 'T0',
+      message:
+        'the waypoint Deployment demo/waypoint has 0 of 2 replicas available: its pods are not ready yet (kubectl -n demo get pods -l gateway.networking.k8s.io/gateway-name=waypoint; kubectl -n demo describe deployment waypoint)',
+    });
+    const first = gatewayStatus(3, { ...wp, clusterIP: '10.96.0.20', availableReplicas: 1, desiredReplicas: 2 }, 'T2', pending.conditions);
+    expect(first.conditions.map((c) => [c.type, c.status, c.reason, c.observedGeneration, c.lastTransitionTime])).toEqual([
+      ['Accepted', 'True', 'Accepted', 3, 'T0'],
+      ['Programmed', 'True', 'Programmed', 3, 'T2'],
     ]);
-    const later = gatewayStatus(3, '10.96.0.20', undefined, 'T2', first.conditions);
-    expect(later.conditions.map((c) => c.lastTransitionTime)).toEqual(['T1', 'T1']);
-    const failing = gatewayStatus(4, undefined, 'deployments.apps "waypoint" is forbidden', 'T3', later.conditions);
+    const later = gatewayStatus(3, { ...wp, clusterIP: '10.96.0.20', availableReplicas: 2, desiredReplicas: 2 }, 'T3', first.conditions);
+    expect(later.conditions.map((c) => c.lastTransitionTime)).toEqual(['T0', 'T2']);
+    const failing = gatewayStatus(4, { ...wp, problem: 'deployments.apps "waypoint" is forbidden' }, 'T4', later.conditions);
     expect(failing.conditions[1]).toMatchObject({
       type: 'Programmed',
       status: 'False',
       reason: 'Invalid',
       message: 'deployments.apps "waypoint" is forbidden',
-      lastTransitionTime: 'T3',
+      lastTransitionTime: 'T4',
     });
     expect(failing.addresses).toBeUndefined();
   });
