@@ -166,6 +166,7 @@ subcommands:
   list       the waypoints, where they run and whether they are ready (-n NS | -A)
   delete     delete a waypoint Gateway (NAME -n NS)
   bootstrap  an Envoy bootstrap that makes a real Envoy the waypoint instead
+  cert-agent keep an Envoy waypoint's certificate files current (beside Envoy in its pod)
 
 run 'nodemesh waypoint <subcommand> --help' for its options`;
 
@@ -175,6 +176,7 @@ const subcommands: Record<string, (argv: string[]) => Promise<number>> = {
   list: async (argv) => (await import('./ops/commands.js')).waypointList(argv),
   delete: async (argv) => (await import('./ops/commands.js')).waypointDelete(argv),
   bootstrap: async (argv) => (await import('../control/envoy/cli.js')).runWaypointBootstrap(argv),
+  'cert-agent': async (argv) => (await import('./cert-agent.js')).runCertAgent(argv),
 };
 
 export const waypointCommand: Command = {

@@ -149,6 +149,8 @@ describe('nodemesh install --dry-run', () => {
       'control',
       'node-proxy',
       'waypoint bootstrap',
+      'waypoint cert-agent',
+      'waypoint cert-agent',
       'waypoint run',
     ]);
     // `--help` after the args: each command parses its whole argv with its own strict parser

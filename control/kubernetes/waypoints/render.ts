@@ -17,6 +17,8 @@ export const CA_ROOT_CONFIGMAP = 'nodemesh-ca-root';
 export const CA_ROOT_KEY = 'root-cert.pem';
 const TOKEN_DIR = '/var/run/secrets/nodemesh/token';
 const CA_DIR = '/var/run/secrets/nodemesh/ca';
+/** Where the Envoy waypoint's certificate agent writes and Envoy reads (`waypoint bootstrap --certs`). */
+export const CERTS_DIR = '/var/run/nodemesh/certs';
 
 export type WaypointProxy = 'nodemesh' | 'envoy';
 
@@ -112,6 +114,27 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
     volumeMounts: mounts,
     securityContext: security,
   };
+  // Envoy cannot ask the CA itself: `waypoint cert-agent` gets the waypoint's certificate with the
+  // projected token and keeps the files `waypoint bootstrap --certs` points Envoy at current —
+  // once before Envoy starts (init container), then beside it, renewing at half-life.
+  const certAgent = (name: string, once: boolean) => ({
+    name,
+    image: o.image,
+    args: [
+      'waypoint',
+      'cert-agent',
+      `--namespace=${gw.namespace}`,
+      `--service-account=${gw.name}`,
+      `--control=${o.controlAddress}`,
+      `--token-file=${TOKEN_DIR}/token`,
+      `--trust-bundle=${CA_DIR}/${CA_ROOT_KEY}`,
+      `--trust-domain=${o.trustDomain}`,
+      `--dir=${CERTS_DIR}`,
+      ...(once ? ['--once'] : []),
+    ],
+    volumeMounts: [...mounts, { name: 'certs', mountPath: CERTS_DIR }],
+    securityContext: security,
+  });
   const envoyPod = {
     initContainers: [
       {
@@ -125,13 +148,14 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
           `--namespace=${gw.namespace}`,
           '--ip=$(POD_IP)',
           `--xds-address=${o.controlAddress}`,
-          '--certs=/var/run/nodemesh/certs',
+          `--certs=${CERTS_DIR}`,
           '--output=json',
         ],
         env: [podIP],
         volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy' }],
         securityContext: security,
       },
+      certAgent('cert-agent-init', true),
     ],
     containers: [
       {
@@ -140,13 +164,14 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
         args: ['-c', '/etc/envoy/bootstrap.json'],
         env: [podIP],
         ports,
+        // No token, no CA file: Envoy reads only its bootstrap and the agent's certificate files.
         volumeMounts: [
           { name: 'envoy-config', mountPath: '/etc/envoy', readOnly: true },
-          ...mounts,
-          { name: 'certs', mountPath: '/var/run/nodemesh/certs', readOnly: true },
+          { name: 'certs', mountPath: CERTS_DIR, readOnly: true },
         ],
         securityContext: security,
       },
+      certAgent('cert-agent', false),
     ],
   };
   const podSpec =

@@ -47,13 +47,27 @@ describe('waypoint rendering', () => {
   it('with proxy=envoy: the bootstrap from nodemesh waypoint bootstrap in an init container, then Envoy', () => {
     const pod = (
       renderWaypoint(gw, { ...opts, proxy: 'envoy' }).deployment.spec as {
-        template: { spec: { initContainers: { args: string[] }[]; containers: { image: string; args: string[] }[] } };
+        template: {
+          spec: {
+            initContainers: { args: string[] }[];
+            containers: { image: string; args: string[]; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[];
+          };
+        };
       }
     ).template.spec;
-    expect(pod.initContainers[0].args.slice(0, 2)).toEqual(['waypoint', 'bootstrap']);
+    expect(pod.initContainers.map((c) => c.args.slice(0, 2).join(' '))).toEqual(['waypoint bootstrap', 'waypoint cert-agent']);
     expect(pod.initContainers[0].args).toContain('--xds-address=nodemesh-control.nodemesh-system.svc:15012');
-    expect(pod.containers.map((c) => c.image)).toEqual(['envoyproxy/envoy:v1.33-latest']);
+    expect(pod.initContainers[1].args).toContain('--once');
+    expect(pod.containers.map((c) => c.image)).toEqual(['envoyproxy/envoy:v1.33-latest', 'nodemesh/nodemesh:0.1.0']);
     expect(pod.containers[0].args).toEqual(['-c', '/etc/envoy/bootstrap.json']);
+    expect(pod.containers[1].args.slice(0, 2)).toEqual(['waypoint', 'cert-agent']);
+    expect(pod.containers[1].args).not.toContain('--once');
+    // Envoy gets the certificate files read-only and no token; the agent has the token.
+    expect(pod.containers[0].volumeMounts).toEqual([
+      { name: 'envoy-config', mountPath: '/etc/envoy', readOnly: true },
+      { name: 'certs', mountPath: '/var/run/nodemesh/certs', readOnly: true },
+    ]);
+    expect(pod.containers[1].volumeMounts.map((m) => m.name)).toEqual(['nodemesh-token', 'ca-root', 'certs']);
   });
 
   it('status: Accepted, Programmed once the Service has an address and the Deployment an available replica; transition times kept while a condition holds', () => {

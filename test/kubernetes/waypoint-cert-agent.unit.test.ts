@@ -1,0 +1,142 @@
+// The Envoy waypoint's certificate agent, as the waypoint controller renders it, run as the real
+// `nodemesh waypoint cert-agent` against the real CA (TLS gRPC, TokenReview on the stand-in API
+// server) with the waypoint pod's projected-style token: it writes the waypoint's certificate
+// where the real `nodemesh waypoint bootstrap` (same rendered args) points Envoy, swaps it
+// atomically on renewal, and the files are what Envoy needs — a chain that verifies to the mesh
+// root with the waypoint's SPIFFE ID and the key of its leaf. No Envoy binary here: the files and
+// the bootstrap are checked, not Envoy's handshake. Needs the build (dist/).
+import { spawn } from 'node:child_process';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { identity } from '../../common/identity/spiffe';
+import { trustBundle, verifyPeerChain } from '../../common/identity/verify';
+import { renderWaypoint, CERTS_DIR } from '../../control/kubernetes/waypoints/render';
+import { cliEntry } from '../../common/paths';
+import { cleanupAfterEach } from '../support/cleanups';
+import { until } from '../support/until';
+import { run } from './control-process';
+import { startIdentityCluster } from './identity-fixture';
+
+const cleanup = cleanupAfterEach();
+
+interface Container {
+  name: string;
+  args: string[];
+}
+
+function envoyPod(control: string) {
+  const r = renderWaypoint(
+    { name: 'waypoint', namespace: 'demo', uid: 'g-1', apiVersion: 'gateway.networking.k8s.io/v1' },
+    { proxy: 'envoy', image: 'nodemesh/nodemesh:test', envoyImage: 'envoyproxy/envoy:test', controlAddress: control, trustDomain: 'cluster.local' },
+  );
+  return (r.deployment.spec as { template: { spec: { initContainers: Container[]; containers: Container[] } } }).template.spec;
+}
+
+/** The container's args with the pod's paths mapped to the test's files. */
+function localArgs(args: readonly string[], files: Record<string, string>): string[] {
+  return args.map((a) => {
+    const m = /^(--[a-z-]+)=(.*)$/.exec(a);
+    return m && files[m[1]] !== undefined ? `${m[1]}=${files[m[1]]}` : a;
+  });
+}
+
+function pem(dir: string, name: string): string {
+  return readFileSync(join(dir, name), 'utf8');
+}
+
+/** Asserts the three files are one consistent credential for the waypoint, and returns the leaf. */
+function checkFiles(dir: string): X509Certificate {
+  const roots = trustBundle('cluster.local', pem(dir, 'root-cert.pem'));
+  const chain = pem(dir, 'cert-chain.pem').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g) ?? [];
+  expect(verifyPeerChain(chain, roots, { expected: identity('demo', 'waypoint') }).spiffeId).toBe('spiffe://cluster.local/ns/demo/sa/waypoint');
+  const leaf = new X509Certificate(chain[0] ?? '');
+  expect(leaf.checkPrivateKey(createPrivateKey(pem(dir, 'key.pem')))).toBe(true);
+  expect(statSync(join(dir, 'key.pem')).mode & 0o777).toBe(0o600);
+  return leaf;
+}
+
+/** `nodemesh <args>` running until the test's cleanup stops it (SIGTERM). */
+function spawnAgent(args: readonly string[]) {
+  const child = spawn(process.execPath, [cliEntry, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (b: Buffer) => (log += b.toString()));
+  cleanup(
+    () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null) return done();
+        child.once('exit', () => done());
+        child.kill('SIGTERM');
+      }),
+  );
+  return { child, log: () => log };
+}
+
+describe('nodemesh waypoint cert-agent (Envoy waypoints)', { timeout: 60_000 }, () => {
+  it('writes the certificate the bootstrap points Envoy at, before Envoy starts (init container, --once)', async () => {
+    const c = await startIdentityCluster(cleanup);
+    const pod = envoyPod(c.control);
+    const work = mkdtempSync(join(tmpdir(), 'nm-k8s-certagent-'));
+    cleanup(() => rmSync(work, { recursive: true, force: true }));
+    const tokenFile = join(work, 'token');
+    const bundleFile = join(work, 'root-cert.pem');
+    writeFileSync(tokenFile, c.podToken(c.waypoint));
+    writeFileSync(bundleFile, c.rootPem);
+    const certs = join(work, 'certs');
+    const files = { '--token-file': tokenFile, '--trust-bundle': bundleFile, '--dir': certs, '--certs': certs, '--ip': '10.200.2.9' };
+
+    // Init containers in order: the bootstrap, then the agent once.
+    expect(pod.initContainers.map((x) => x.name)).toEqual(['bootstrap', 'cert-agent-init']);
+    const boot = await run(localArgs(pod.initContainers[0].args, files));
+    expect(boot.stderr).toBe('');
+    const once = await run(localArgs(pod.initContainers[1].args, files));
+    expect(once.code, once.stderr).toBe(0);
+    checkFiles(certs);
+    // Every file Envoy's bootstrap reads is one the agent wrote.
+    const filenames: string[] = [];
+    JSON.stringify(JSON.parse(boot.stdout), (k, v: unknown) => (k === 'filename' && typeof v === 'string' ? (filenames.push(v), v) : v));
+    expect(new Set(filenames)).toEqual(new Set(['cert-chain.pem', 'key.pem', 'root-cert.pem'].map((n) => join(certs, n))));
+    for (const f of filenames) expect(existsSync(f)).toBe(true);
+    expect(pod.initContainers[0].args).toContain(`--certs=${CERTS_DIR}`);
+    expect(pod.initContainers[1].args).toContain(`--dir=${CERTS_DIR}`);
+
+    // A token that is not the waypoint's (another node's proxy) gets nothing: no files, and the
+    // agent keeps retrying, saying why.
+    writeFileSync(tokenFile, c.podToken(c.proxy1));
+    const other = join(work, 'other');
+    const agent = spawnAgent(localArgs(pod.initContainers[1].args, { ...files, '--dir': other }));
+    await until('the refusal logged', () => /waypoint certificate request failed; retrying/.test(agent.log()), 20_000, 100);
+    expect(agent.log()).toMatch(/PERMISSION_DENIED|permission/i);
+    expect(existsSync(join(other, 'key.pem'))).toBe(false);
+  });
+
+  it('beside Envoy, renews at half-life and swaps the files atomically', async () => {
+    const c = await startIdentityCluster(cleanup);
+    const pod = envoyPod(c.control);
+    const sidecar = pod.containers.find((x) => x.name === 'cert-agent');
+    if (!sidecar) throw new Error('no cert-agent container beside Envoy');
+    expect(pod.containers.find((x) => x.name === 'envoy')).toBeDefined();
+    const work = mkdtempSync(join(tmpdir(), 'nm-k8s-certagent-'));
+    cleanup(() => rmSync(work, { recursive: true, force: true }));
+    writeFileSync(join(work, 'token'), c.podToken(c.waypoint));
+    writeFileSync(join(work, 'root-cert.pem'), c.rootPem);
+    const certs = join(work, 'certs');
+    const args = localArgs(sidecar.args, { '--token-file': join(work, 'token'), '--trust-bundle': join(work, 'root-cert.pem'), '--dir': certs });
+    const { child, log } = spawnAgent([...args, '--cert-ttl=4']);
+    await until('the first certificate', () => existsSync(join(certs, 'key.pem')), 20_000, 50);
+    const first = checkFiles(certs);
+    const firstVersion = readlinkSync(join(certs, '..data'));
+    // The names are links through ..data; one version directory at a time.
+    expect(readlinkSync(join(certs, 'cert-chain.pem'))).toBe('..data/cert-chain.pem');
+    await until('a renewed certificate', () => readlinkSync(join(certs, '..data')) !== firstVersion, 20_000, 100);
+    const second = checkFiles(certs);
+    expect(second.serialNumber).not.toBe(first.serialNumber);
+    expect(readdirSync(certs).filter((e) => e.startsWith('..') && e !== '..data')).toEqual([readlinkSync(join(certs, '..data'))]);
+    expect((log().match(/waypoint certificate written/g) ?? []).length).toBeGreaterThanOrEqual(2);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).toBe(0);
+  });
+});
