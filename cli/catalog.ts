@@ -21,7 +21,7 @@ export const CATALOG: Readonly<Record<string, CommandEntry>> = {
   },
   delete: { summary: 'delete resources by name or by file' },
   namespace: { summary: 'enroll or unenroll a namespace in the mesh', subcommands: ['enroll', 'unenroll'] },
-  waypoint: { summary: 'waypoints: run one; apply, list and delete them', subcommands: ['run', 'apply', 'list', 'delete', 'bootstrap'] },
+  waypoint: { summary: 'waypoints: run one; apply, list and delete them', subcommands: ['run', 'apply', 'list', 'delete', 'bootstrap', 'cert-agent'] },
   'proxy-config': { summary: 'what xDS clients were sent and acknowledged', subcommands: ['xds'] },
   xds: { summary: 'inspect the workload API the control plane serves', subcommands: ['get'] },
   ca: { summary: 'node tokens and the mesh root certificate', subcommands: ['issue-node-token', 'revoke-node-token', 'list-node-tokens', 'root'] },
