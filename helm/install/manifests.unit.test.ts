@@ -119,7 +119,7 @@ describe('nodemesh install --dry-run', () => {
     const role = find(ms, 'Role', 'nodemesh-control') as unknown as { rules: { resources: string[]; verbs: string[]; resourceNames?: string[] }[] };
     expect(role.rules.filter((r) => r.resources.includes('secrets'))).toEqual([
       { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['nodemesh-ca'], verbs: ['get', 'watch', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['nodemesh-ca'], verbs: ['get'] },
     ]);
     const cr = find(ms, 'ClusterRole', 'nodemesh-control') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
     const verbsOn = (group: string, resource: string) =>
@@ -127,7 +127,13 @@ describe('nodemesh install --dry-run', () => {
     expect(verbsOn('', 'secrets')).toEqual([]);
     expect(verbsOn('', 'pods')).toEqual(['get', 'list', 'watch']);
     expect(verbsOn('authentication.k8s.io', 'tokenreviews')).toEqual(['create']);
-    expect(verbsOn('gateway.networking.k8s.io', 'gateways/status')).toEqual(['update', 'patch']);
+    expect(verbsOn('gateway.networking.k8s.io', 'gateways/status')).toEqual(['update']);
+    // Only what the control plane calls: no deletes (the garbage collector deletes what a Gateway
+    // owns), no events, no leases, no GatewayClass or HTTPRoute status.
+    expect(cr.rules.flatMap((r) => r.verbs)).not.toContain('delete');
+    expect(cr.rules.flatMap((r) => r.verbs)).not.toContain('patch');
+    expect(cr.rules.flatMap((r) => r.resources).filter((r) => /events|leases|gatewayclasses|httproutes\/status/.test(r))).toEqual([]);
+    expect(role.rules.flatMap((r) => r.resources)).toEqual(['secrets', 'secrets']);
   });
 
   it("runs each component with flags its command accepts: the real CLI parses every container's args", async () => {
