@@ -132,7 +132,7 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
         l7.length > 0
           ? `; the rule also names L7 attributes [${l7.join(', ')}], which only a waypoint can check${context.hasWaypoint ? ' (and waypoints enforce only policies with targetRefs)' : ''}, so it is enforced on its L4 part alone (fail closed)`
           : '';
-      return { allowed: false, policy: nameOf(policy), reason: `denied by DENY policy ${nameOf(policy)} (rule ${i + 1})${note}` };
+      return { allowed: false, policy: nameOf(policy), rule: i + 1, reason: `denied by DENY policy ${nameOf(policy)} (rule ${i + 1})${note}` };
     }
   }
 
@@ -146,7 +146,7 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
         if (ruleMatches(rule, facts)) l7Only.push({ policy: nameOf(policy), text: `${nameOf(policy)} rule ${i + 1} needs L7 attributes [${l7.join(', ')}]` });
         continue;
       }
-      if (ruleMatches(rule, facts)) return { allowed: true, policy: nameOf(policy), reason: `allowed by ALLOW policy ${nameOf(policy)} (rule ${i + 1})` };
+      if (ruleMatches(rule, facts)) return { allowed: true, policy: nameOf(policy), rule: i + 1, reason: `allowed by ALLOW policy ${nameOf(policy)} (rule ${i + 1})` };
     }
   }
   const names = allows.map(nameOf).join(', ');

@@ -100,11 +100,13 @@ describe('AuthorizationPolicy at L4: principals × namespaces × ports × ALLOW/
     expect(evaluate(conn(SOURCES[0]!, 8080), ctx)).toEqual({
       allowed: true,
       policy: 'default/allow-frontend',
+      rule: 1,
       reason: 'allowed by ALLOW policy default/allow-frontend (rule 1)',
     });
     expect(evaluate(conn(SOURCES[0]!, 9090), ctx)).toEqual({
       allowed: false,
       policy: 'default/deny-9090',
+      rule: 1,
       reason: 'denied by DENY policy default/deny-9090 (rule 1)',
     });
     const b = evaluate(conn(SOURCES[1]!, 8080), ctx);

@@ -65,6 +65,8 @@ export interface Verdict {
   readonly allowed: boolean;
   /** "<namespace>/<name>" of the policy that decided; absent when no policy did (default allow). */
   readonly policy?: string;
+  /** The rule of `policy` that matched (1-based), when a rule decided. */
+  readonly rule?: number;
   /** Why, in words an operator can act on. */
   readonly reason: string;
 }

@@ -19,8 +19,8 @@ export interface FilterDeps {
 /** Called when every filter let the request through. */
 export type FilterNext = (ex: Exchange) => void;
 
-/** The route's per-filter config, else the virtual host's, else the listener's (`null`: disabled). */
-function policyFor<T>(m: RouteMatchResult, name: keyof PerFilter, base: T | undefined): T | undefined {
+/** The route's per-filter config, else the virtual host's, else the listener's (`null`: disabled); `nodemesh explain` reads it too. */
+export function policyFor<T>(m: RouteMatchResult, name: keyof PerFilter, base: T | undefined): T | undefined {
   const r = m.route.perFilter[name] as T | null | undefined;
   if (r === null) return undefined;
   if (r !== undefined) return r;
