@@ -27,6 +27,7 @@ export const CATALOG: Readonly<Record<string, CommandEntry>> = {
   ca: { summary: 'node tokens and the mesh root certificate', subcommands: ['issue-node-token', 'revoke-node-token', 'list-node-tokens', 'root'] },
   analyze: { summary: 'find configuration that is valid alone but wrong together (missing Services, waypoints, node proxies)' },
   'proxy-status': { summary: 'every proxy connected over xDS and whether it acknowledged its config' },
+  explain: { summary: 'why a connection FROM -> TO is allowed, denied or sent where (path, identities, waypoint route, policies, verdict)' },
   version: { summary: "this CLI's version and the control plane's" },
   completion: { summary: 'shell completion script: nodemesh completion bash|zsh', subcommands: ['bash', 'zsh'] },
   install: { summary: "print the Helm chart's manifests for kubectl: nodemesh install --dry-run | kubectl apply --server-side -f -" },

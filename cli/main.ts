@@ -3,6 +3,7 @@
 // dispatches, so a component's code is loaded only when its command runs.
 import { CATALOG, completions, completionScript, topLevelHelp } from './catalog';
 import { CliError, usageError, type Command } from './command';
+import type { Explainer } from '../control/api/explain';
 
 // The config commands reach a netns lab's control plane with --lab: the lab lends them a dialer.
 async function withLabDialer(command: Promise<Command>): Promise<Command> {
@@ -10,6 +11,9 @@ async function withLabDialer(command: Promise<Command>): Promise<Command> {
   registerControlPlaneDialer(labDialer);
   return command;
 }
+
+let explainerRef: Promise<Explainer> | undefined;
+const explainer = (): Promise<Explainer> => (explainerRef ??= import('../explain/explainer.js').then((m) => m.createExplainer()));
 
 const commands: Record<string, () => Promise<Command>> = {
   // one line per component: name: async () => (await import('../component/cli')).someCommand,
@@ -19,7 +23,11 @@ const commands: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('../node-proxy/doctor/cli.js')).doctorCommand,
   ca: async () => (await import('../control/ca/cli.js')).caCommand,
   xds: async () => (await import('../control/xds/cli.js')).xdsCommand,
-  control: async () => (await import('../control/cli.js')).controlCommand,
+  // GET /v1/explain runs explain/ (the proxies' own code, above control/): lent to the control plane, loaded on first use
+  control: async () =>
+    (await import('../control/cli.js')).controlCommandWith({
+      explain: async (snapshot, request) => (await explainer())(snapshot, request),
+    }),
   apply: async () => withLabDialer(import('../control/cli.js').then((m) => m.applyCommand)),
   get: async () => withLabDialer(import('../control/cli.js').then((m) => m.getCommand)),
   delete: async () => withLabDialer(import('../control/cli.js').then((m) => m.deleteCommand)),
@@ -29,6 +37,7 @@ const commands: Record<string, () => Promise<Command>> = {
   version: async () => withLabDialer(import('../control/cmd/version.js').then((m) => m.versionCommand)),
   analyze: async () => withLabDialer(import('../control/cmd/analyze.js').then((m) => m.analyzeCommand)),
   'proxy-status': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyStatusCommand)),
+  explain: async () => withLabDialer(import('../explain/cli.js').then((m) => m.explainCommand)),
   completion: async () => completionCommand,
   install: async () => (await import('../helm/install/cli.js')).installCommand,
   vm: async () => (await import('../vm/cli.js')).vmCommand,

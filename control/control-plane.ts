@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log';
 import { apiServingTls, createApiServer, DEFAULT_API_LIMITS, isLoopback, type ApiLimits, type ApiTls } from './api/exposure';
 import { ConfigApi } from './api/server';
+import type { Explainer } from './api/explain';
 import type { NodeAuthenticator } from './ca/tokens';
 import { loadOrCreateToken, TOKEN_FILE } from './api/token';
 import { formatListen, parseListen, type ListenAddress } from './listen';
@@ -55,6 +56,8 @@ export interface ControlPlaneOptions {
   /** Who may obtain certificates (default: the node tokens under dataDir). Kubernetes: TokenReview. */
   nodes?: NodeAuthenticator;
   components?: readonly ControlPlaneComponent[];
+  /** Answers GET /v1/explain (the CLI's `control` command wires in explain/). */
+  explain?: Explainer;
 }
 
 export class ControlPlane {
@@ -125,6 +128,7 @@ export class ControlPlane {
         registry: this.registry,
         log: this.log,
         isReady: () => this.running && this.started.every((c) => c.ready?.() ?? true),
+        explain: this.opts.explain,
         debug: (path, query) => {
           for (const c of this.started) {
             const body = c.debug?.(path, query);

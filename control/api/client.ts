@@ -115,6 +115,15 @@ export class ApiClient {
     return this.call('GET', `/debug/${pathAndQuery}`);
   }
 
+  /** GET /v1/explain: why a connection FROM -> TO would be allowed, denied or sent where (docs/explain.md). */
+  explain<T = unknown>(q: { from: string; to: string; port?: number; method?: string; path?: string }): Promise<T> {
+    const p = new URLSearchParams({ from: q.from, to: q.to });
+    if (q.port !== undefined) p.set('port', String(q.port));
+    if (q.method) p.set('method', q.method);
+    if (q.path) p.set('path', q.path);
+    return this.call('GET', `/v1/explain?${p.toString()}`);
+  }
+
   /** Streams changes after `revision` as JSON lines; `onLine` gets each one. */
   watch(params: { revision?: number; kind?: string; namespace?: string }, onLine: (line: WatchLine) => void): Promise<WatchStream> {
     const q = new URLSearchParams();

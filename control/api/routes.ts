@@ -1,6 +1,7 @@
 // The config API's URL space, Kubernetes-style so it reads familiar:
 //   POST   /v1/apply                                  apply YAML/JSON documents, all-or-nothing
 //   GET    /v1/watch?revision=N&kind=K&namespace=NS   stream changes after revision N
+//   GET    /v1/explain?from=&to=&port=&method=&path=  why a connection is allowed/denied (explain.ts)
 //   GET    /v1/{plural}                               list (all namespaces)
 //   GET    /v1/namespaces/{ns}/{plural}               list in a namespace
 //   GET|PUT|DELETE /v1/namespaces/{ns}/{plural}/{name}   one namespaced resource
@@ -11,6 +12,7 @@ import { kindNames, resolveKind, type KindInfo } from '../resources/kinds';
 export type Route =
   | { readonly op: 'apply' }
   | { readonly op: 'watch' }
+  | { readonly op: 'explain' }
   | { readonly op: 'collection'; readonly kind: KindInfo; readonly namespace?: string }
   | { readonly op: 'item'; readonly kind: KindInfo; readonly namespace?: string; readonly name: string };
 
@@ -28,6 +30,7 @@ export function parseApiPath(pathname: string): Route {
   const rest = parts.slice(1);
   if (rest.length === 1 && rest[0] === 'apply') return { op: 'apply' };
   if (rest.length === 1 && rest[0] === 'watch') return { op: 'watch' };
+  if (rest.length === 1 && rest[0] === 'explain') return { op: 'explain' };
   if (rest[0] === 'namespaces' && rest.length >= 3) {
     const namespace = rest[1];
     const kind = kindFor(rest[2]);

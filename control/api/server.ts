@@ -12,6 +12,7 @@ import { InvalidBatchError, StoreError } from '../store/errors';
 import type { ConfigStore, Watch, WatchBatch } from '../store/store';
 import { configMetrics, type ConfigMetrics } from '../metrics';
 import { DocumentError, parseDocuments } from './documents';
+import { ExplainError, parseExplainQuery, type Explainer } from './explain';
 import { parseApiPath, RouteError, type Route } from './routes';
 import { statusBody } from './status';
 import { bearerMatches } from './token';
@@ -25,6 +26,8 @@ export interface ConfigApiOptions {
   isReady?: () => boolean;
   /** Debug data for GET /debug/<path> (behind the token); undefined means 404. */
   debug?: (path: string, query: URLSearchParams) => unknown;
+  /** Answers GET /v1/explain (injected by the process: explain/ runs the proxies' code); undefined: 404. */
+  explain?: Explainer;
   /** Largest request body accepted (default 8 MiB). */
   maxBodyBytes?: number;
   /** How often an idle watch stream gets a BOOKMARK line (default 15 s). */
@@ -135,6 +138,23 @@ export class ConfigApi {
         allow(method, ['GET']);
         this.watch(req, res, url);
         return;
+      case 'explain': {
+        allow(method, ['GET']);
+        const explain = this.opts.explain;
+        if (!explain)
+          throw new HttpError(
+            404,
+            'NotFound',
+            'this control plane does not serve /v1/explain (the process that runs it did not wire in explain/; `nodemesh control` does)',
+          );
+        try {
+          json(res, 200, await explain(store.snapshot(), parseExplainQuery(url.searchParams)));
+        } catch (err) {
+          if (err instanceof ExplainError) throw new HttpError(err.status, err.status === 404 ? 'NotFound' : 'BadRequest', err.message);
+          throw err;
+        }
+        return;
+      }
       case 'collection': {
         allow(method, ['GET']);
         const selectorText = url.searchParams.get('labelSelector');

@@ -9,6 +9,7 @@ import { buildInfo } from '../../common/version';
 import type { NodeAuthenticator } from '../ca/tokens';
 import type { ConfigStore } from '../store/store';
 import { startMetricsListener, type MetricsListener } from '../metrics-listener';
+import type { Explainer } from '../api/explain';
 import { parse, processContext, type CliContext } from './context';
 
 const HELP = `usage: nodemesh control [--data-dir DIR] [--listen ADDR] [--token-file FILE] [--service-cidr CIDR]
@@ -49,7 +50,12 @@ Runs the control plane: the config store, the config API (HTTP) and the xDS/CA s
   --service-cidr CIDR  range for Service clusterIPs that are not given (default 10.96.0.0/16)
   --log-level LEVEL    trace, debug, info, warn, error (env NODEMESH_LOG_LEVEL; default info)`;
 
-export async function runControl(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+/** What the process lends the control plane from layers above control/ (cli/main.ts wires explain/ in). */
+export interface ControlExtras {
+  readonly explain?: Explainer;
+}
+
+export async function runControl(argv: string[], ctx: CliContext = processContext(), extras: ControlExtras = {}): Promise<number> {
   const { values } = parse(
     'control',
     argv,
@@ -168,6 +174,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     serviceCIDR: values['service-cidr'],
     logger: log,
     components: await defaultComponents(),
+    explain: extras.explain,
   });
   if (waypoints) cp.use(waypoints);
   try {
@@ -228,8 +235,9 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
   return 0;
 }
 
-export const controlCommand: Command = {
-  name: 'control',
-  summary: 'run the control plane (config store, config API, xDS, CA)',
-  run: (argv) => runControl(argv),
-};
+/** `nodemesh control` with what the dispatcher lends it (GET /v1/explain's evaluation). */
+export function controlCommandWith(extras: ControlExtras): Command {
+  return { name: 'control', summary: 'run the control plane (config store, config API, xDS, CA)', run: (argv) => runControl(argv, processContext(), extras) };
+}
+
+export const controlCommand: Command = controlCommandWith({});

@@ -146,7 +146,8 @@ export function evaluate(connection: PolicyConnection, context: PolicyContext): 
         if (ruleMatches(rule, facts)) l7Only.push({ policy: nameOf(policy), text: `${nameOf(policy)} rule ${i + 1} needs L7 attributes [${l7.join(', ')}]` });
         continue;
       }
-      if (ruleMatches(rule, facts)) return { allowed: true, policy: nameOf(policy), rule: i + 1, reason: `allowed by ALLOW policy ${nameOf(policy)} (rule ${i + 1})` };
+      if (ruleMatches(rule, facts))
+        return { allowed: true, policy: nameOf(policy), rule: i + 1, reason: `allowed by ALLOW policy ${nameOf(policy)} (rule ${i + 1})` };
     }
   }
   const names = allows.map(nameOf).join(', ');

@@ -145,7 +145,9 @@ describe('mesh state from the control plane over TLS', () => {
       const w = mesh.state.workload(uid);
       return w && policyContext(mesh.state, w, port);
     });
-    expect(closing).toEqual([{ id: 1, verdict: { allowed: false, policy: 'backend/deny-web', rule: 1, reason: 'denied by DENY policy backend/deny-web (rule 1)' } }]);
+    expect(closing).toEqual([
+      { id: 1, verdict: { allowed: false, policy: 'backend/deny-web', rule: 1, reason: 'denied by DENY policy backend/deny-web (rule 1)' } },
+    ]);
 
     // web-1 goes away: capture hears it.
     await store.delete({ kind: 'Workload', namespace: 'frontend', name: 'web-1' });

@@ -1,5 +1,7 @@
 // The layers of the tree point down only:
-//   common, api (generated), cli/command.ts  <-  native  <-  {control, node-proxy, waypoint}  <-  {lab, helm}  <-  {bench, fuzz}  <-  cli/main.ts
+//   common, api (generated), cli/command.ts  <-  native  <-  {control, node-proxy, waypoint}  <-  explain  <-  {lab, helm}  <-  {bench, fuzz}  <-  cli/main.ts
+// explain/ evaluates connections with the node proxy's and the waypoint's own code over the control
+// plane's translations, so it sits above all three; control/ gets it injected (an Explainer).
 // The product (control plane, node proxy, waypoint) runs on plain hosts and on Kubernetes without
 // the netns lab; what the lab lends the product goes through product-side interfaces (a
 // WorkloadSource, a ControlPlaneDialer) that the dispatcher wires in. This test reads the imports
@@ -24,7 +26,20 @@ export function layerOf(rel: string): { name: string; rank: number } | undefined
   if (p.startsWith('cli/')) return { name: 'cli', rank: 5 };
   const top = p.split('/')[0];
   // helm/ (install manifests) and fuzz/ (fast-check targets) sit on the product like the lab and bench.
-  const ranks: Record<string, number> = { common: 0, api: 0, native: 1, control: 2, 'node-proxy': 2, waypoint: 2, lab: 3, helm: 3, bench: 4, fuzz: 4, test: 6 };
+  const ranks: Record<string, number> = {
+    common: 0,
+    api: 0,
+    native: 1,
+    control: 2,
+    'node-proxy': 2,
+    waypoint: 2,
+    explain: 2.5,
+    lab: 3,
+    helm: 3,
+    bench: 4,
+    fuzz: 4,
+    test: 6,
+  };
   return top in ranks ? { name: top, rank: ranks[top] } : undefined;
 }
 
@@ -53,6 +68,9 @@ describe('layers', () => {
     expect(layerOf('cli/command.ts')?.rank).toBe(0);
     expect(layerOf('native/netns.ts')?.rank).toBe(1);
     expect(layerOf('node-proxy/cli.ts')?.rank).toBeLessThan(layerOf('lab/cli.ts')!.rank);
+    expect(layerOf('control/api/server.ts')?.rank).toBeLessThan(layerOf('explain/evaluate.ts')!.rank);
+    expect(layerOf('waypoint/proxy/filters.ts')?.rank).toBeLessThan(layerOf('explain/evaluate.ts')!.rank);
+    expect(layerOf('explain/evaluate.ts')?.rank).toBeLessThan(layerOf('lab/cli.ts')!.rank);
     expect(layerOf('lab/cli.ts')?.rank).toBeLessThan(layerOf('bench/mesh.ts')!.rank);
     expect(layerOf('bench/mesh.ts')?.rank).toBeLessThan(layerOf('cli/main.ts')!.rank);
   });
@@ -74,11 +92,11 @@ describe('layers', () => {
     expect(upward).toEqual([]);
   });
 
-  it('nothing control, node-proxy or waypoint load reaches lab/, bench/ or cli/main.ts', () => {
+  it('nothing control, node-proxy, waypoint or explain load reaches lab/, bench/ or cli/main.ts', () => {
     // tsc type-checks a file set with its transitive imports only, so this closure is what makes
     // 'delete lab/ and type-check' hold; scripts/typecheck-without-lab.sh does exactly that.
     const seen = new Set<string>();
-    const stack = sourceFiles(ROOT).filter((f) => /^(control|node-proxy|waypoint)\//.test(relative(ROOT, f).split(sep).join('/')));
+    const stack = sourceFiles(ROOT).filter((f) => /^(control|node-proxy|waypoint|explain)\//.test(relative(ROOT, f).split(sep).join('/')));
     const reached: string[] = [];
     while (stack.length) {
       const file = stack.pop() as string;
