@@ -3,10 +3,8 @@
 // turned into the policy decisions it took, in the order it takes them: PeerAuthentication,
 // the waypoint binding, then AuthorizationPolicies.
 import type { Workload } from '../api/gen/nodemesh/workload/v1/workload';
-import type { Endpoint } from '../node-proxy/connections/table';
 import { AuthorizationAction } from '../node-proxy/policy/model';
-import { admit, policyContextFor, type Admission, type PlanView } from '../node-proxy/proxy/plan';
-import type { ConnectionPeer } from '../node-proxy/telemetry/labels';
+import { admit, policyContextFor, type Admission, type InboundRequest, type PlanView } from '../node-proxy/proxy/plan';
 import type { PolicyDecision } from './model';
 import type { World } from './world';
 
@@ -29,17 +27,8 @@ export interface AdmissionStep {
   readonly decisions: PolicyDecision[];
 }
 
-export interface AdmitInput {
-  readonly destination: Workload;
-  readonly target: Endpoint;
-  readonly source: ConnectionPeer;
-  readonly sourceIp: string;
-  readonly mtls: boolean;
-  readonly sameNode?: boolean;
-}
-
 /** The destination's node proxy admitting one connection, and which policy points decided what. */
-export function admitAt(world: World, input: AdmitInput): AdmissionStep {
+export function admitAt(world: World, input: InboundRequest): AdmissionStep {
   const node = input.destination.node;
   const view = planView(world, node);
   const admission = admit(view, input);
