@@ -3,16 +3,17 @@
 // so this agent does what `waypoint run` does for itself: a fresh key and CSR for the waypoint's
 // identity (spiffe://<td>/ns/<ns>/sa/<service account>), signed by the control plane's CA over
 // TLS with the pod's projected ServiceAccount token (re-read per request, as kubelet rotates it),
-// renewed at half-life. It writes what `nodemesh waypoint bootstrap --certs DIR` points Envoy at:
-// DIR/cert-chain.pem, DIR/key.pem, DIR/root-cert.pem.
+// renewed at half-life. It writes what `nodemesh waypoint bootstrap --certs DIR` and the waypoint
+// listeners point Envoy at: DIR/cert-chain.pem, DIR/key.pem, DIR/root-cert.pem, and the two SDS
+// files that deliver them (DIR/sds-default.json, DIR/sds-rootca.json, control/envoy/sds-file.ts).
 //
 // The files are swapped atomically as kubelet writes Secret volumes: each certificate goes into a
 // new hidden directory DIR/..<time>/, the symlink DIR/..data is replaced by rename(2) to point at
 // it, and the three names are symlinks through ..data — so a reader never sees a key of one
-// certificate with the chain of another, and a watcher of DIR (Envoy's SDS `watched_directory`)
-// sees one move per rotation. `--once` writes the first certificate and exits (an init container,
+// certificate with the chain of another, and Envoy, watching DIR for moves (the SDS Secrets'
+// `watched_directory`), sees one move per rotation and re-reads the pair. `--once` writes the first certificate and exits (an init container,
 // so the files exist before Envoy starts); without it the agent keeps renewing until SIGTERM.
-import { mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError } from '../cli/command';
@@ -21,6 +22,7 @@ import { tokenFileCredential } from '../common/control-client/credential';
 import { CertificateManager, type WorkloadCertificate } from '../common/identity/manager';
 import { assertTrustDomain, DEFAULT_TRUST_DOMAIN, formatSpiffeId, identity, type Identity } from '../common/identity/spiffe';
 import { createLogger } from '../common/log';
+import { sdsFileDocuments } from '../control/envoy/sds-file';
 
 export const CERT_FILES = ['cert-chain.pem', 'key.pem', 'root-cert.pem'] as const;
 const DATA_LINK = '..data';
@@ -64,6 +66,21 @@ export function writeCertificateFiles(dir: string, c: Pick<WorkloadCertificate, 
     if (!isLink) {
       rmSync(path, { force: true });
       symlinkSync(join(DATA_LINK, name), path);
+    }
+  }
+  // The SDS files Envoy's TLS contexts name (control/envoy/sds-file.ts): the same every time, so
+  // written only when missing or different, by rename.
+  const names = { chain: join(dir, 'cert-chain.pem'), key: join(dir, 'key.pem'), roots: join(dir, 'root-cert.pem') };
+  for (const [path, text] of sdsFileDocuments(names)) {
+    let current: string | undefined;
+    try {
+      current = readFileSync(path, 'utf8');
+    } catch {
+      // not there yet
+    }
+    if (current !== text) {
+      writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
+      renameSync(`${path}.tmp`, path);
     }
   }
   // Earlier versions: nothing points at them any more.

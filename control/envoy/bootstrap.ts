@@ -16,6 +16,7 @@ import { DEFAULT_ENVOY_OPTIONS } from './model';
 import { duration } from './proto';
 import { TLS_TRANSPORT_SOCKET } from './names';
 import { ADMIN_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
+import { sdsTlsFields } from './sds-file';
 
 export const XDS_CLUSTER = 'xds-grpc';
 
@@ -57,10 +58,9 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
     commonTlsContext: {
       tlsParams: { tlsMinimumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_2 },
       alpnProtocols: ['h2'],
-      tlsCertificates: [
-        { certificateChain: { specifier: { $case: 'filename', value: certs.chain } }, privateKey: { specifier: { $case: 'filename', value: certs.key } } },
-      ],
-      validationContextType: { $case: 'validationContext', value: { trustedCa: { specifier: { $case: 'filename', value: certs.roots } } } },
+      // Over SDS from files next to the certificates (written by `waypoint cert-agent`), so a
+      // renewed certificate reaches this connection too (sds-file.ts).
+      ...sdsTlsFields(certs),
     },
   });
   const http2 = HttpProtocolOptions.fromPartial({

@@ -51,7 +51,16 @@ describe('waypoint bootstrap', () => {
     const xds = y.staticResources.clusters[0];
     expect(xds.type).toBe('STRICT_DNS');
     expect(xds.transportSocket.typedConfig['@type']).toBe('type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext');
-    expect(xds.transportSocket.typedConfig.commonTlsContext.tlsCertificates[0].certificateChain.filename).toBe('/etc/wp/cert-chain.pem');
+    // The certificate and root over SDS from the files next to them (reloaded on rotation).
+    const common = xds.transportSocket.typedConfig.commonTlsContext;
+    expect(common.tlsCertificates).toBeUndefined();
+    expect(common.tlsCertificateSdsSecretConfigs).toEqual([
+      { name: 'default', sdsConfig: { pathConfigSource: { path: '/etc/wp/sds-default.json' }, resourceApiVersion: 'V3' } },
+    ]);
+    expect(common.validationContextSdsSecretConfig).toEqual({
+      name: 'ROOTCA',
+      sdsConfig: { pathConfigSource: { path: '/etc/wp/sds-rootca.json' }, resourceApiVersion: 'V3' },
+    });
     expect(xds.transportSocket.typedConfig.sni).toBe('nodemesh-control.nodemesh-system.svc');
     expect(y.bootstrapExtensions[0]).toMatchObject({ name: 'envoy.bootstrap.internal_listener' });
     // What it printed is a valid Bootstrap.

@@ -36,6 +36,7 @@ import { isTcpPort, type EnvoyTranslateOptions, type MeshIndex, type ServiceInfo
 import { HBONE_PORT } from '../../common/contracts/ports';
 import { duration, type DeepPartial } from './proto';
 import { policiesFor, translateRbac } from './rbac';
+import { sdsTlsFields } from './sds-file';
 import {
   CONNECT_TERMINATE,
   FAULT_HTTP_FILTER,
@@ -118,13 +119,8 @@ export function translateConnectTerminate(wp: WaypointInfo, options: EnvoyTransl
     commonTlsContext: {
       tlsParams: { tlsMinimumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_3, tlsMaximumProtocolVersion: TlsParameters_TlsProtocol.TLSv1_3 },
       alpnProtocols: ['h2'],
-      tlsCertificates: [
-        {
-          certificateChain: { specifier: { $case: 'filename', value: options.certFiles.chain } },
-          privateKey: { specifier: { $case: 'filename', value: options.certFiles.key } },
-        },
-      ],
-      validationContextType: { $case: 'validationContext', value: { trustedCa: { specifier: { $case: 'filename', value: options.certFiles.roots } } } },
+      // Certificate and root over SDS from files: Envoy re-reads them when they rotate (sds-file.ts).
+      ...sdsTlsFields(options.certFiles),
     },
   });
   return Listener.fromPartial({

@@ -1,10 +1,12 @@
 // The Envoy waypoint's certificate agent, as the waypoint controller renders it, run as the real
 // `nodemesh waypoint cert-agent` against the real CA (TLS gRPC, TokenReview on the stand-in API
 // server) with the waypoint pod's projected-style token: it writes the waypoint's certificate
-// where the real `nodemesh waypoint bootstrap` (same rendered args) points Envoy, swaps it
-// atomically on renewal, and the files are what Envoy needs — a chain that verifies to the mesh
-// root with the waypoint's SPIFFE ID and the key of its leaf. No Envoy binary here: the files and
-// the bootstrap are checked, not Envoy's handshake. Needs the build (dist/).
+// where the real `nodemesh waypoint bootstrap` (same rendered args) points Envoy — SDS files
+// (Envoy's protoc-gen-validate rules pass) whose Secrets name the certificate files and the
+// directory whose moves reload them —, swaps it atomically on renewal, and the files are what
+// Envoy needs: a chain that verifies to the mesh root with the waypoint's SPIFFE ID and the key of
+// its leaf. No Envoy binary here: the files and the bootstrap are checked, not Envoy's handshake
+// or its reload. Needs the build (dist/).
 import { spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -13,7 +15,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { identity } from '../../common/identity/spiffe';
 import { trustBundle, verifyPeerChain } from '../../common/identity/verify';
+import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
+import { Secret } from '../../api/gen/envoy/extensions/transport_sockets/tls/v3/secret';
+import { DiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { unpack } from '../../control/envoy/any';
+import { DEFAULT_ENVOY_OPTIONS } from '../../control/envoy/model';
+import { sdsFilePaths } from '../../control/envoy/sds-file';
 import { renderWaypoint, CERTS_DIR } from '../../control/kubernetes/waypoints/render';
+import { pgvViolations } from '../envoy/pgv';
+// Registers the generated types the bootstrap's Any fields hold (Bootstrap.fromJSON needs them).
+import '../../control/envoy/bootstrap';
 import { cliEntry } from '../../common/paths';
 import { cleanupAfterEach } from '../support/cleanups';
 import { until } from '../support/until';
@@ -94,11 +105,37 @@ describe('nodemesh waypoint cert-agent (Envoy waypoints)', { timeout: 60_000 }, 
     const once = await run(localArgs(pod.initContainers[1].args, files));
     expect(once.code, once.stderr).toBe(0);
     checkFiles(certs);
-    // Every file Envoy's bootstrap reads is one the agent wrote.
-    const filenames: string[] = [];
-    JSON.stringify(JSON.parse(boot.stdout), (k, v: unknown) => (k === 'filename' && typeof v === 'string' ? (filenames.push(v), v) : v));
-    expect(new Set(filenames)).toEqual(new Set(['cert-chain.pem', 'key.pem', 'root-cert.pem'].map((n) => join(certs, n))));
-    for (const f of filenames) expect(existsSync(f)).toBe(true);
+    // Every file Envoy's bootstrap reads is one the agent wrote: the SDS files, and the
+    // certificate files their Secrets name, reloaded on moves in the directory.
+    const bootstrap = Bootstrap.fromJSON(JSON.parse(boot.stdout));
+    expect(pgvViolations(Bootstrap.$type, Bootstrap.encode(bootstrap).finish())).toEqual([]);
+    const sdsPaths: string[] = [];
+    JSON.stringify(JSON.parse(boot.stdout), (k, v: unknown) => {
+      if (k === 'filename') throw new Error(`the bootstrap names a file inline (${String(v)}): Envoy would not reload it`);
+      if (k === 'pathConfigSource') sdsPaths.push((v as { path: string }).path);
+      return v;
+    });
+    expect(sdsPaths.sort()).toEqual([join(certs, 'sds-default.json'), join(certs, 'sds-rootca.json')]);
+    const secretFiles: string[] = [];
+    for (const path of sdsPaths) {
+      const response = DiscoveryResponse.fromJSON(JSON.parse(readFileSync(path, 'utf8')));
+      expect(response.resources).toHaveLength(1);
+      const secret = unpack(Secret, response.resources[0]!);
+      expect(pgvViolations(Secret.$type, Secret.encode(secret).finish())).toEqual([]);
+      const t = secret.type;
+      if (t?.$case === 'tlsCertificate') {
+        expect(secret.name).toBe('default');
+        expect(t.value.watchedDirectory?.path).toBe(certs);
+        for (const d of [t.value.certificateChain, t.value.privateKey]) if (d?.specifier?.$case === 'filename') secretFiles.push(d.specifier.value);
+      } else if (t?.$case === 'validationContext') {
+        expect(secret.name).toBe('ROOTCA');
+        expect(t.value.watchedDirectory?.path).toBe(certs);
+        if (t.value.trustedCa?.specifier?.$case === 'filename') secretFiles.push(t.value.trustedCa.specifier.value);
+      } else throw new Error(`unexpected secret ${secret.name}`);
+    }
+    expect(secretFiles.sort()).toEqual(['cert-chain.pem', 'key.pem', 'root-cert.pem'].map((n) => join(certs, n)));
+    // The waypoint listeners the control plane sends Envoy take the same SDS files in the pod.
+    expect(sdsFilePaths(DEFAULT_ENVOY_OPTIONS.certFiles)).toEqual({ cert: join(CERTS_DIR, 'sds-default.json'), root: join(CERTS_DIR, 'sds-rootca.json') });
     expect(pod.initContainers[0].args).toContain(`--certs=${CERTS_DIR}`);
     expect(pod.initContainers[1].args).toContain(`--dir=${CERTS_DIR}`);
 
@@ -128,13 +165,16 @@ describe('nodemesh waypoint cert-agent (Envoy waypoints)', { timeout: 60_000 }, 
     await until('the first certificate', () => existsSync(join(certs, 'key.pem')), 20_000, 50);
     const first = checkFiles(certs);
     const firstVersion = readlinkSync(join(certs, '..data'));
+    const sdsInode = statSync(join(certs, 'sds-default.json')).ino;
     // The names are links through ..data; one version directory at a time.
     expect(readlinkSync(join(certs, 'cert-chain.pem'))).toBe('..data/cert-chain.pem');
     await until('a renewed certificate', () => readlinkSync(join(certs, '..data')) !== firstVersion, 20_000, 100);
     const second = checkFiles(certs);
     expect(second.serialNumber).not.toBe(first.serialNumber);
     expect(readdirSync(certs).filter((e) => e.startsWith('..') && e !== '..data')).toEqual([readlinkSync(join(certs, '..data'))]);
-    expect((log().match(/waypoint certificate written/g) ?? []).length).toBeGreaterThanOrEqual(2);
+    // The SDS files stay as they are: Envoy reloads on the ..data move, not on them.
+    expect(statSync(join(certs, 'sds-default.json')).ino).toBe(sdsInode);
+    await until('the renewal logged', () => (log().match(/waypoint certificate written/g) ?? []).length >= 2, 5_000, 50);
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     expect(code).toBe(0);
