@@ -48,7 +48,7 @@ function columns(r: AnyResource): [string[], string[]] {
     case 'Workload':
       return [
         ['NODE', 'ADDRESSES', 'SERVICE-ACCOUNT', 'DATAPLANE-MODE'],
-        [r.spec.node, r.spec.addresses.join(','), r.spec.serviceAccount, orNone(meshLabel(labels, DATAPLANE_MODE_LABEL))],
+        [r.spec.node, r.spec.addresses.join(',') || '<pending>', r.spec.serviceAccount, orNone(meshLabel(labels, DATAPLANE_MODE_LABEL))],
       ];
     case 'AuthorizationPolicy': {
       const target = r.spec.targetRefs

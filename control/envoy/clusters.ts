@@ -102,7 +102,9 @@ export function translateLoadAssignment(svc: ServiceInfo, port: ServicePort, tru
   for (const w of svc.workloads) {
     const targetPort = resolveTargetPort(port, w);
     if (targetPort === undefined) continue;
-    const address = w.spec.addresses.find((a) => !a.includes(':')) ?? w.spec.addresses[0]!;
+    // A Pod published before it has an IP is no endpoint yet.
+    const address = w.spec.addresses.find((a) => !a.includes(':')) ?? w.spec.addresses[0];
+    if (address === undefined) continue;
     let list = byNode.get(w.spec.node);
     if (!list) byNode.set(w.spec.node, (list = []));
     list.push({

@@ -10,6 +10,9 @@ import { baseMesh, httpRoute, namespace, policy, snapshotOf, WEB_HTTP_ROUTE } fr
 import { expectGolden } from '../../test/support/golden';
 import { translateEnvoy, waypointView } from './translate';
 import { parseEndpointWorkload } from '../../common/contracts/telemetry';
+import { validateResource, type AnyResource } from '../resources';
+import { podWorkloadSpec } from '../resources/workload';
+import { MemorySnapshot } from '../store/snapshot';
 
 const GOLDEN_DIR = join(__dirname, 'testdata');
 const golden = (name: string, actual: unknown): void => expectGolden(GOLDEN_DIR, name, actual);
@@ -318,6 +321,28 @@ describe('Envoy translation: endpoints of enrolled workloads are reached over HB
   const plaintext = (ep: { metadata?: { filterMetadata: Record<string, unknown> } }) => {
     expect(Object.keys(ep.metadata?.filterMetadata ?? {})).toEqual(['istio']);
   };
+  it('a Pod published before it has an IP is no endpoint (and does not break the others)', () => {
+    const docs = [...baseMesh()];
+    const before = endpointsOf(docs).length;
+    const pending = validateResource(
+      {
+        apiVersion: 'nodemesh.io/v1alpha1',
+        kind: 'Workload',
+        metadata: {
+          name: 'web-pending',
+          namespace: 'default',
+          labels: { app: 'web' },
+          annotations: { 'nodemesh.io/pod-uid': '5f0c6e2a-1b2c-4d3e-8f90-0123456789ab' },
+        },
+        spec: { node: 'node1', addresses: [], ports: [{ name: 'http', port: 8080 }] },
+      },
+      { spec: podWorkloadSpec },
+    );
+    const cla = translateEnvoy(MemorySnapshot.of(1_000_000, [...docs.map((d) => validateResource(d)), pending] as AnyResource[])).endpoints.get(
+      'outbound|8080||web.default.svc.cluster.local',
+    )!;
+    expect(cla.endpoints.flatMap((l) => l.lbEndpoints)).toHaveLength(before);
+  });
   it('leaves endpoints of workloads outside the mesh in plaintext (no tunnel marker), also when the workload opts out', () => {
     for (const ep of endpointsOf(baseMesh())) plaintext(ep);
     const optedOut = [

@@ -4,9 +4,14 @@
 //
 // - Namespace -> Namespace (labels: nodemesh.io/dataplane-mode, use-waypoint).
 // - Pod -> Workload of the same name: node = spec.nodeName, addresses = status.podIPs,
-//   serviceAccount, labels, container ports. Only pods that are bound to a node, have an IP, are
-//   not on the host network and have not finished (Succeeded/Failed). What a Workload has no
-//   field for travels in annotations: nodemesh.io/pod-uid, nodemesh.io/qos-class,
+//   serviceAccount, labels, container ports. Every pod that is bound to a node, is not on the host
+//   network and has not finished (Succeeded/Failed) — also before it has an IP: kubelet sets the
+//   pod IP only after the CNI ADD returns, and the nodemesh CNI plugin's ADD waits for the pod's
+//   Workload, so a Pod is published as soon as it is scheduled, with no addresses (validated with
+//   podWorkloadSpec, which allows that for Pods only), and updated once status.podIPs is set. The
+//   pod UID travels in the nodemesh.io/pod-uid annotation, which the workload API turns into
+//   Workload.pod_uid (workload_type "Pod"); the node proxy matches the CNI ADD to it. What a
+//   Workload has no field for travels in annotations too: nodemesh.io/qos-class,
 //   nodemesh.io/ready ("true"/"false"). metadata.uid is the pod's UID.
 // - Service -> Service (ClusterIP, NodePort and LoadBalancer Services as their ClusterIP part;
 //   ExternalName Services are skipped).
@@ -22,10 +27,11 @@
 // a problem naming the object and the field (reported once by the source, not fatal).
 import type { AnyResource } from '../resources/kinds';
 import { DATAPLANE_MODE_LABEL } from '../resources/labels';
+import { POD_UID_ANNOTATION, podWorkloadSpec } from '../resources/workload';
 import { validateResource } from '../resources/validate';
 import { ValidationError } from '../resources/validation';
 
-export const POD_UID_ANNOTATION = 'nodemesh.io/pod-uid';
+export { POD_UID_ANNOTATION };
 export const QOS_CLASS_ANNOTATION = 'nodemesh.io/qos-class';
 export const READY_ANNOTATION = 'nodemesh.io/ready';
 /** On Workloads made from EndpointSlice endpoints: the Service the slice belongs to. */
@@ -102,9 +108,9 @@ function describe(obj: KubeObject): string {
 }
 
 /** Validates `doc` as a config API write would; the stored uid is the Kubernetes object's. */
-function checked(obj: KubeObject, doc: Record<string, unknown>): Translated {
+function checked(obj: KubeObject, doc: Record<string, unknown>, spec?: typeof podWorkloadSpec): Translated {
   try {
-    const r = validateResource(doc, { label: describe(obj) });
+    const r = validateResource(doc, { label: describe(obj), ...(spec ? { spec } : {}) });
     if (obj.metadata?.uid) r.metadata.uid = obj.metadata.uid;
     if (obj.metadata?.creationTimestamp) r.metadata.creationTimestamp = new Date(obj.metadata.creationTimestamp).toISOString();
     return { resources: [r] };
@@ -131,34 +137,37 @@ export function translatePod(obj: KubeObject): Translated {
     return skip(`${who} is not mirrored: it uses the host network (the mesh cannot capture it; its Service endpoints come from EndpointSlices)`);
   if (status.phase === 'Succeeded' || status.phase === 'Failed') return skip(`${who} is not mirrored: it has finished (${status.phase})`);
   const addresses = [...new Set([...(status.podIPs ?? []).map((p) => p.ip), status.podIP].filter((ip): ip is string => !!ip))];
-  if (addresses.length === 0) return skip(`${who} is not mirrored yet: it has no IP address`);
   const ports = (spec.containers ?? []).flatMap((c) => c.ports ?? []).filter((p) => p.containerPort !== undefined);
   const seen = new Set<string>();
   const annotations: Record<string, string> = { [READY_ANNOTATION]: String(podReady(status)) };
   if (obj.metadata?.uid) annotations[POD_UID_ANNOTATION] = obj.metadata.uid;
   if (status.qosClass) annotations[QOS_CLASS_ANNOTATION] = status.qosClass;
-  return checked(obj, {
-    apiVersion: 'nodemesh.io/v1alpha1',
-    kind: 'Workload',
-    metadata: meta(obj, annotations),
-    spec: {
-      serviceAccount: spec.serviceAccountName || spec.serviceAccount || 'default',
-      node: spec.nodeName,
-      addresses,
-      ...(ports.length
-        ? {
-            ports: ports
-              .filter((p) => {
-                const k = `${p.containerPort}/${p.protocol ?? 'TCP'}`;
-                if (seen.has(k)) return false;
-                seen.add(k);
-                return true;
-              })
-              .map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.containerPort, protocol: p.protocol ?? 'TCP' })),
-          }
-        : {}),
+  return checked(
+    obj,
+    {
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: meta(obj, annotations),
+      spec: {
+        serviceAccount: spec.serviceAccountName || spec.serviceAccount || 'default',
+        node: spec.nodeName,
+        addresses,
+        ...(ports.length
+          ? {
+              ports: ports
+                .filter((p) => {
+                  const k = `${p.containerPort}/${p.protocol ?? 'TCP'}`;
+                  if (seen.has(k)) return false;
+                  seen.add(k);
+                  return true;
+                })
+                .map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.containerPort, protocol: p.protocol ?? 'TCP' })),
+            }
+          : {}),
+      },
     },
-  });
+    podWorkloadSpec,
+  );
 }
 
 export function translateService(obj: KubeObject): Translated {

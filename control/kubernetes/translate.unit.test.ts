@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { validateResource } from '../resources/validate';
 import { translateEndpointSlice, translateNamespace, translatePod, translateSameKind, translateService } from './translate';
 
 const pod = (over: { spec?: object; status?: object; metadata?: object } = {}) => ({
@@ -43,10 +44,34 @@ describe('Kubernetes -> mesh resources', () => {
 
   it('skips pods the mesh cannot capture yet or at all, and says why', () => {
     expect(translatePod(pod({ spec: { nodeName: undefined } })).problem).toMatch(/not scheduled/);
-    expect(translatePod(pod({ status: { podIP: undefined, podIPs: [] } })).problem).toMatch(/no IP address/);
     expect(translatePod(pod({ spec: { hostNetwork: true } })).problem).toMatch(/host network/);
     expect(translatePod(pod({ status: { phase: 'Succeeded' } })).problem).toMatch(/finished/);
     for (const t of [pod({ spec: { nodeName: undefined } }), pod({ spec: { hostNetwork: true } })]) expect(translatePod(t).resources).toEqual([]);
+  });
+
+  it('publishes a scheduled pod before it has an IP (the CNI ADD that precedes the IP waits for it), and adds the IP when kubelet sets it', () => {
+    const pending = translatePod(
+      pod({ metadata: { uid: '5f0c6e2a-1b2c-4d3e-8f90-0123456789ab' }, status: { phase: 'Pending', podIP: undefined, podIPs: undefined } }),
+    );
+    expect(pending.problem).toBeUndefined();
+    expect(pending.resources[0]).toMatchObject({
+      kind: 'Workload',
+      metadata: { name: 'web-1', annotations: { 'nodemesh.io/pod-uid': '5f0c6e2a-1b2c-4d3e-8f90-0123456789ab' } },
+      spec: { node: 'node1', serviceAccount: 'web', addresses: [] },
+    });
+    const running = translatePod(pod({ metadata: { uid: '5f0c6e2a-1b2c-4d3e-8f90-0123456789ab' } }));
+    expect(running.resources[0]?.spec).toMatchObject({ addresses: ['10.1.0.2', 'fd00::2'] });
+  });
+
+  it('allows a Workload without addresses only for Pods: the config API and EndpointSlice endpoints still need one', () => {
+    const doc = { apiVersion: 'nodemesh.io/v1alpha1', kind: 'Workload', metadata: { name: 'vm-1', namespace: 'demo' }, spec: { node: 'node1', addresses: [] } };
+    expect(() => validateResource(doc)).toThrow(/spec\.addresses.*at least one address/);
+    expect(() => validateResource({ ...doc, spec: { node: 'node1' } })).toThrow(/spec\.addresses/);
+    // Pods keep the other checks (a duplicate address is still refused).
+    const dup = translatePod(pod({ status: { podIP: '10.1.0.2', podIPs: [{ ip: '10.1.0.2' }, { ip: '10.1.0.2' }] } }));
+    expect(dup.resources[0]?.spec).toMatchObject({ addresses: ['10.1.0.2'] });
+    const bad = translatePod(pod({ status: { podIP: '10.1.0.999', podIPs: [] } }));
+    expect(bad.problem).toMatch(/spec\.addresses\[0\]/);
   });
 
   it('Namespaces keep their labels but not kubectl bookkeeping; Services keep ClusterIP parts', () => {

@@ -21,6 +21,8 @@ export interface ValidateOptions {
   defaultNamespace?: string;
   /** How to name the input in errors before its kind and name are known, e.g. `document 2`. */
   label?: string;
+  /** Validates the spec with this schema instead of its kind's (the Kubernetes source's Pods: podWorkloadSpec). */
+  spec?: z.ZodType;
 }
 
 /** Validates `input` (parsed YAML/JSON) and returns the normalized resource. */
@@ -52,7 +54,7 @@ export function validateResource(input: unknown, opts: ValidateOptions = {}): An
   if (spec === undefined && !info.specOptional) {
     issues.push({ path: 'spec', message: `required for kind ${kind}` });
   } else {
-    const s = info.spec.safeParse(spec ?? {});
+    const s = (opts.spec ?? info.spec).safeParse(spec ?? {});
     if (!s.success) issues.push(...issuesFromZod(s.error, ['spec']));
     else parsedSpec = s.data;
   }

@@ -6,6 +6,10 @@
 // - Resource names: a Workload's uid is "Workload/<ns>/<name>" (stable across delete and
 //   re-create, so reconnecting node proxies keep what they have); a Service is "<ns>/<hostname>";
 //   an Authorization is "<ns>/<name>".
+// - Pods (Workloads the Kubernetes source mirrors, with the nodemesh.io/pod-uid annotation):
+//   workload_type "Pod" and pod_uid set. A Pod is published once scheduled, possibly with no
+//   addresses yet: it is then in no index by IP, no EDS endpoint and no waypoint address, only
+//   its own node proxy acts on it (capture, certificate), until the addresses arrive.
 // - Enrolment: nodemesh.io/dataplane-mode on the Workload wins over its Namespace's; "ambient"
 //   means HBONE, anything else plain TCP.
 // - Waypoints: nodemesh.io/use-waypoint on the Workload/Service wins over the Namespace's ("none"
@@ -71,6 +75,7 @@ import { unenforcedTargetRefAttribute } from './target-refs';
 import { GATEWAY_NAME_LABEL } from '../../common/contracts/labels';
 import { HBONE_PORT } from '../../common/contracts/ports';
 import { canonicalRevision, canonicalService } from '../../common/contracts/telemetry';
+import { POD_UID_ANNOTATION } from '../resources/workload';
 
 export interface TranslateOptions {
   /** Trust domain of workload identities. */
@@ -196,6 +201,7 @@ class Translation {
       .map((p) => `${ns}/${p.name}`)
       .sort();
 
+    const podUid = w.metadata.annotations?.[POD_UID_ANNOTATION];
     return Workload.fromPartial({
       uid: workloadUid(ns, w.metadata.name),
       name: w.metadata.name,
@@ -212,7 +218,8 @@ class Translation {
       status: WorkloadStatus.WORKLOAD_STATUS_HEALTHY,
       authorizationPolicies: policies,
       runtime: w.spec.netnsPath || w.spec.cgroupPath ? { netns: w.spec.netnsPath ?? '', cgroup: w.spec.cgroupPath ?? '' } : undefined,
-      workloadType: 'Workload',
+      workloadType: podUid ? 'Pod' : 'Workload',
+      podUid: podUid ?? '',
       peerAuthenticationPolicies: peerAuthentications,
     });
   }
@@ -292,7 +299,8 @@ class Translation {
     const ip = gw.spec.addresses?.find((a) => a.type === 'IPAddress')?.value;
     if (ip) return GatewayAddress.fromPartial({ destination: { $case: 'address', value: { network: '', address: ipBytes(ip) } }, hboneMtlsPort, gateway });
     const selector = { [GATEWAY_NAME_LABEL]: name };
-    const instance = this.snapshot.list('Workload', { namespace: ns }).find((w) => matchesLabels(w.metadata.labels, selector));
+    // A waypoint pod that has no IP yet (published once scheduled) cannot be the address.
+    const instance = this.snapshot.list('Workload', { namespace: ns }).find((w) => w.spec.addresses.length > 0 && matchesLabels(w.metadata.labels, selector));
     if (instance) {
       return GatewayAddress.fromPartial({
         destination: { $case: 'address', value: { network: '', address: ipBytes(instance.spec.addresses[0]!) } },

@@ -10,6 +10,7 @@ import {
   type Workload,
 } from '../../api/gen/nodemesh/workload/v1/workload';
 import { validateResource, type AnyResource } from '../resources';
+import { podWorkloadSpec } from '../resources/workload';
 import { MemorySnapshot } from '../store/snapshot';
 import { ipText } from './addresses';
 import { WorkloadApiTranslator, translateWorkloadApi } from './translate';
@@ -180,6 +181,46 @@ describe('translateWorkloadApi', () => {
     expect(web.unresolvedReason).toMatch(/no IPAddress and no Workload or Service labelled gateway.networking.k8s.io\/gateway-name=no-address/);
     expect(warnings).toHaveLength(2);
     expect(warnings.every((w) => /refused \(fail closed\)/.test(w))).toBe(true);
+  });
+
+  it('publishes a Pod (nodemesh.io/pod-uid) with workload_type Pod and pod_uid; before it has an IP it has no addresses and is no waypoint address', () => {
+    const UID = '5f0c6e2a-1b2c-4d3e-8f90-0123456789ab';
+    const podWl = (name: string, addresses: string[], labels?: Record<string, string>) =>
+      validateResource(
+        {
+          apiVersion: 'nodemesh.io/v1alpha1',
+          kind: 'Workload',
+          metadata: { name, namespace: 'default', labels, annotations: { 'nodemesh.io/pod-uid': UID } },
+          spec: { node: 'node-1', addresses },
+        },
+        { spec: podWorkloadSpec },
+      );
+    const gw = validateResource({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'wp', namespace: 'default', labels: { 'nodemesh.io/waypoint-for': 'all' } },
+      spec: { gatewayClassName: 'nodemesh-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
+    });
+    const s = MemorySnapshot.of(++rev, [
+      validateResource(ns('default', { 'nodemesh.io/dataplane-mode': 'ambient' })),
+      gw,
+      podWl('web-0', []),
+      // The waypoint's first pod has no IP yet; the second has one: the second is the address.
+      podWl('wp-a', [], { 'gateway.networking.k8s.io/gateway-name': 'wp' }),
+      podWl('wp-b', ['10.200.1.9'], { 'gateway.networking.k8s.io/gateway-name': 'wp' }),
+      validateResource(svc('web', { app: 'web' }, [{ port: 80 }], {}, { 'nodemesh.io/use-waypoint': 'wp' })),
+    ] as AnyResource[]);
+    const { addresses, warnings } = translateWorkloadApi(s);
+    const w = workload(addresses.get('Workload/default/web-0'));
+    expect(w).toMatchObject({ workloadType: 'Pod', podUid: UID, addresses: [], node: 'node-1', tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_HBONE });
+    const wp = service(addresses.get('default/web.default.svc.cluster.local')).waypoint!;
+    expect(wp.destination?.$case === 'address' && ipText(wp.destination.value.address)).toBe('10.200.1.9');
+    expect(warnings).toEqual([]);
+    // A Workload that is not a Pod says so.
+    expect(workload(translateWorkloadApi(snapshot(ns('default'), wl('vm', '10.200.1.5'))).addresses.get('Workload/default/vm'))).toMatchObject({
+      workloadType: 'Workload',
+      podUid: '',
+    });
   });
 
   it('translates L4 authorization: scopes, principals, namespaces, ip blocks, ports', () => {

@@ -22,15 +22,20 @@ export interface PodLocalView {
   readonly roots: readonly string[];
 }
 
-/** The pod UID a Workload names (its uid ends with it), or the CNI's. */
-export function podUidOf(w: Pick<Workload, 'uid'>, sandbox?: SandboxRecord): string | undefined {
-  return podUidIn(w.uid) ?? (sandbox?.uid || undefined);
+/** The pod UID the workload API names (Workload.pod_uid; older control planes: a uid ending with it). */
+export function publishedPodUid(w: Pick<Workload, 'uid' | 'podUid'>): string | undefined {
+  return w.podUid || podUidIn(w.uid);
+}
+
+/** The pod UID the workload API names, or the CNI's. */
+export function podUidOf(w: Pick<Workload, 'uid' | 'podUid'>, sandbox?: SandboxRecord): string | undefined {
+  return publishedPodUid(w) ?? (sandbox?.uid || undefined);
 }
 
 /** The sandbox record if it belongs to this incarnation of the pod (same UID when both are known). */
-export function currentSandbox(w: Pick<Workload, 'uid'>, sandbox?: SandboxRecord): SandboxRecord | undefined {
+export function currentSandbox(w: Pick<Workload, 'uid' | 'podUid'>, sandbox?: SandboxRecord): SandboxRecord | undefined {
   if (!sandbox) return undefined;
-  const wUid = podUidIn(w.uid);
+  const wUid = publishedPodUid(w);
   if (wUid && sandbox.uid && wUid !== sandbox.uid) return undefined;
   return sandbox;
 }
@@ -53,6 +58,8 @@ export function podCaptureWorkload(w: Workload, local: PodLocalView): CaptureWor
   else if (local.discoveredNetns) netns = local.discoveredNetns;
   if (!netns) return { problem: `pod ${key}: no network namespace yet (no CNI ADD seen and no process in ${local.cgroupPath})` };
   if (netns.inode === local.hostNetnsInode) return { problem: `pod ${key} shares the node's network namespace (hostNetwork); it is not captured` };
+  // The control plane publishes a Pod before kubelet gives it an IP (which happens after the CNI
+  // ADD): until the Workload has addresses, the CNI result's are the pod's.
   const addresses = w.addresses.length ? w.addresses.map(ipFromBytes) : [...(sandbox?.ips ?? [])];
   if (addresses.length === 0) return { problem: `pod ${key} has no address yet (neither the control plane nor the CNI result names one)` };
   return {

@@ -7,7 +7,8 @@ const UID = '0b8e3f9a-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
 const OTHER = '11111111-2222-4333-8444-555555555555';
 const pod = (over: Partial<Workload> = {}): Workload =>
   Workload.fromPartial({
-    uid: `Pod/${UID}`,
+    uid: 'Workload/shop/web-0',
+    podUid: UID,
     name: 'web-0',
     namespace: 'shop',
     node: 'node1',
@@ -63,7 +64,7 @@ describe('capture settings of a Kubernetes pod', () => {
     expect(podCaptureWorkload(pod(), view({ cgroupPath: undefined }))).toEqual({
       problem: expect.stringMatching(/no cgroup under kubepods.slice, kubepods .*--kubepods-root/),
     });
-    expect(podCaptureWorkload(pod({ uid: 'shop/web-0' }), view({ sandbox: undefined, cgroupPath: undefined }))).toEqual({
+    expect(podCaptureWorkload(pod({ podUid: '' }), view({ sandbox: undefined, cgroupPath: undefined }))).toEqual({
       problem: expect.stringMatching(/no CNI event and no running pod .* holds its address/),
     });
     expect(podCaptureWorkload(pod(), view({ sandboxNetnsInode: undefined }))).toEqual({ problem: expect.stringMatching(/no network namespace yet/) });
@@ -73,9 +74,13 @@ describe('capture settings of a Kubernetes pod', () => {
   });
 
   it("ignores a sandbox of another incarnation of the name (a different UID) and takes the CNI's UID when the Workload has none", () => {
-    expect(currentSandbox(pod({ uid: `Pod/${OTHER}` }), sandbox())).toBeUndefined();
+    // Workload.pod_uid (the workload API's field) is the pod's UID.
+    expect(currentSandbox(pod({ podUid: OTHER }), sandbox())).toBeUndefined();
     expect(currentSandbox(pod(), sandbox())).toBeDefined();
-    expect(podUidOf(pod({ uid: 'shop/web-0' }), sandbox())).toBe(UID);
+    expect(podUidOf(pod({ podUid: OTHER }), sandbox())).toBe(OTHER);
+    // An older control plane without the field: a uid ending with the pod UID.
+    expect(currentSandbox(pod({ podUid: '', uid: `Pod/${OTHER}` }), sandbox())).toBeUndefined();
+    expect(podUidOf(pod({ podUid: '', uid: 'shop/web-0' }), sandbox())).toBe(UID);
     expect(podUidOf(pod(), sandbox({ uid: '' }))).toBe(UID);
   });
 });

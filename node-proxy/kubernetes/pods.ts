@@ -68,10 +68,17 @@ export class KubernetesPods implements WorkloadRuntimeResolver {
     const key = `${w.namespace}/${w.name}`;
     // A Workload whose netns/cgroup the control plane gives (a non-pod host) is taken as it is.
     if (w.runtime?.netns && w.runtime.cgroup && !this.found.has(key)) return captureWorkloadOf(w, this.o.discovery.cgroupMount);
-    const r = this.find(w);
+    // Addresses this node put on the Workload (from the CNI result) are not the control plane's:
+    // resolve as if it had none, so a new sandbox's addresses replace an old one's.
+    const local = this.o.state.hasLocalAddresses(w);
+    const r = this.find(local ? { ...w, addresses: [] } : w);
     if ('problem' in r) {
       if (this.found.delete(key)) this.o.state.setLocalRuntime(w.namespace, w.name, undefined);
+      if (local) this.o.state.setLocalAddresses(w.namespace, w.name, undefined);
     } else {
+      // Until the control plane publishes the pod's addresses, the CNI result's stand in for them
+      // (inbound HBONE to the pod's IP, same-node routing, source identity by address).
+      if (w.addresses.length === 0 || local) this.o.state.setLocalAddresses(w.namespace, w.name, r.addresses);
       const prev = this.found.get(key);
       if (!prev || prev.netns !== r.netnsPath || prev.cgroup !== r.cgroupPath) {
         this.found.set(key, { netns: r.netnsPath, cgroup: r.cgroupPath });
@@ -125,6 +132,7 @@ export class KubernetesPods implements WorkloadRuntimeResolver {
       this.found.delete(key);
       const [namespace, name] = key.split('/') as [string, string];
       this.o.state.setLocalRuntime(namespace, name, undefined);
+      this.o.state.setLocalAddresses(namespace, name, undefined);
     }
   }
 

@@ -6,7 +6,7 @@ import type { Address, Authorization, PeerAuthentication, Service, Workload, Wor
 import { AuthorizationScope, PeerAuthenticationScope, TunnelProtocol, WorkloadStatus } from '../../api/gen/nodemesh/workload/v1/workload';
 import type { DeltaXdsClient } from '../../common/xds/client';
 import type { ResourceChange } from '../../common/xds/types';
-import { canonicalIp, ipFromBytes, networkKey } from './ip';
+import { canonicalIp, ipFromBytes, ipToBytes, networkKey } from './ip';
 import type { PeerAuthenticationPolicy } from '../policy/peer-authentication';
 import { peerAuthenticationPolicy } from './peer-authentication';
 import { AddressResource, AuthorizationResource, PeerAuthenticationResource } from './resource-types';
@@ -47,6 +47,10 @@ export class WorkloadState implements MeshView {
   private readonly changeListeners = new Set<(change: StateChange) => void>();
   /** "namespace/name" -> where this node found a local workload's netns and cgroup (see setLocalRuntime). */
   private readonly localRuntimes = new Map<string, WorkloadRuntime>();
+  /** "namespace/name" -> a local pod's addresses from its CNI result, while the workload API has none (see setLocalAddresses). */
+  private readonly localAddresses = new Map<string, Buffer[]>();
+  /** Workloads whose `addresses` are the local ones, not the control plane's. */
+  private readonly locallyAddressed = new WeakSet<Workload>();
 
   constructor(readonly node: string) {}
 
@@ -64,6 +68,46 @@ export class WorkloadState implements MeshView {
       if (w.namespace !== namespace || w.name !== name || w.node !== this.node) continue;
       if (runtime) w.runtime = runtime;
       else if (before && w.runtime === before) w.runtime = undefined;
+    }
+  }
+
+  /**
+   * A local pod's addresses as its CNI result gave them (canonical text), for as long as the
+   * workload API publishes it without any: kubelet sets the pod IP only after the CNI ADD, so the
+   * control plane publishes the Pod before it has one. Put on the Workload (and in the by-IP index)
+   * now and on every later push that still has none; the control plane's addresses win once they
+   * come. undefined (or []) clears it.
+   */
+  setLocalAddresses(namespace: string, name: string, ips: readonly string[] | undefined): void {
+    const key = `${namespace}/${name}`;
+    const bytes = (ips ?? []).map((ip) => ipToBytes(ip)).filter((b): b is Buffer => b !== undefined);
+    const before = this.localAddresses.get(key);
+    if (sameAddresses(before ?? [], bytes)) return;
+    if (bytes.length) this.localAddresses.set(key, bytes);
+    else this.localAddresses.delete(key);
+    let changed = false;
+    for (const w of this.workloads.values()) {
+      if (w.namespace !== namespace || w.name !== name || w.node !== this.node) continue;
+      if (w.addresses.length > 0 && !this.locallyAddressed.has(w)) continue; // the control plane's win
+      this.unindexAddresses(w);
+      w.addresses = bytes;
+      if (bytes.length) this.locallyAddressed.add(w);
+      else this.locallyAddressed.delete(w);
+      for (const ip of w.addresses) this.workloadsByIp.set(networkKey(w.network, ipFromBytes(ip)), w);
+      changed = true;
+    }
+    if (changed) this.emit({ addresses: true, authorizations: false });
+  }
+
+  /** Whether a workload's addresses are the local (CNI) ones rather than the control plane's. */
+  hasLocalAddresses(w: Workload): boolean {
+    return this.locallyAddressed.has(w);
+  }
+
+  private unindexAddresses(w: Workload): void {
+    for (const ip of w.addresses) {
+      const key = networkKey(w.network, ipFromBytes(ip));
+      if (this.workloadsByIp.get(key)?.uid === w.uid) this.workloadsByIp.delete(key);
     }
   }
 
@@ -120,10 +164,7 @@ export class WorkloadState implements MeshView {
     const w = this.workloads.get(name);
     if (w) {
       this.workloads.delete(name);
-      for (const ip of w.addresses) {
-        const key = networkKey(w.network, ipFromBytes(ip));
-        if (this.workloadsByIp.get(key)?.uid === w.uid) this.workloadsByIp.delete(key);
-      }
+      this.unindexAddresses(w);
       for (const svc of Object.keys(w.services)) this.members.get(svc)?.delete(w.uid);
       if (local && this.isLocalEnrolled(w)) local.push({ kind: 'removed', workload: w });
       return;
@@ -143,6 +184,15 @@ export class WorkloadState implements MeshView {
     if (w.node === this.node && !w.runtime?.netns) {
       const local = this.localRuntimes.get(`${w.namespace}/${w.name}`);
       if (local) w.runtime = local;
+    }
+    if (w.node === this.node && w.addresses.length === 0) {
+      const local = this.localAddresses.get(`${w.namespace}/${w.name}`);
+      if (local) {
+        w.addresses = local;
+        this.locallyAddressed.add(w);
+      }
+    } else if (w.node === this.node && w.addresses.length > 0) {
+      this.localAddresses.delete(`${w.namespace}/${w.name}`); // the control plane knows them now
     }
     this.workloads.set(w.uid, w);
     for (const ip of w.addresses) this.workloadsByIp.set(networkKey(w.network, ipFromBytes(ip)), w);
@@ -316,4 +366,8 @@ export class WorkloadState implements MeshView {
       localEnrolled: this.localWorkloads().length,
     };
   }
+}
+
+function sameAddresses(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  return a.length === b.length && a.every((x, i) => Buffer.compare(x, b[i]!) === 0);
 }

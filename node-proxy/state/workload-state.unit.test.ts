@@ -136,6 +136,45 @@ describe('WorkloadState indexes', () => {
     expect(s.localWorkloads()).toEqual([]);
   });
 
+  it("takes a local pod's CNI addresses while the workload API publishes it without any; the control plane's win once they come", () => {
+    const s = new WorkloadState('node-1');
+    const changes: StateChange[] = [];
+    s.onChange((c) => changes.push(c));
+    const pending = (node = 'node-1') =>
+      workload('pod-a', '10.200.1.5', { addresses: [], node, podUid: '5f0c6e2a-1b2c-4d3e-8f90-0123456789ab', workloadType: 'Pod' });
+    put(s, pending(), service('web', '10.96.0.12'), workload('client', '10.200.1.9'));
+    // Address-less: in no index, no endpoint, not routable.
+    expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
+    expect(resolve(s, { ip: '10.200.1.7', port: 80 }, undefined, new RoundRobin()).kind).toBe('passthrough');
+    changes.length = 0;
+    s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']);
+    expect(s.workloadByIp('10.200.1.7')?.name).toBe('pod-a');
+    expect(s.hasLocalAddresses(s.workload('Workload/default/pod-a')!)).toBe(true);
+    expect(changes).toEqual([{ addresses: true, authorizations: false }]);
+    s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']); // unchanged: no event
+    expect(changes).toHaveLength(1);
+    // A push that still has none keeps the local ones.
+    put(s, pending());
+    expect(s.workloadByIp('10.200.1.7')?.name).toBe('pod-a');
+    // The control plane's address wins (and the local one is forgotten).
+    put(s, workload('pod-a', '10.200.1.8', { podUid: '5f0c6e2a-1b2c-4d3e-8f90-0123456789ab', workloadType: 'Pod' }));
+    expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
+    expect(s.workloadByIp('10.200.1.8')?.name).toBe('pod-a');
+    expect(s.hasLocalAddresses(s.workload('Workload/default/pod-a')!)).toBe(false);
+    s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']);
+    expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
+    // Cleared: the pod is address-less again until a new sandbox.
+    put(s, pending());
+    s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']);
+    s.setLocalAddresses('default', 'pod-a', undefined);
+    expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
+    expect(s.workload('Workload/default/pod-a')!.addresses).toEqual([]);
+    // Only this node's pods.
+    put(s, pending('node-2'));
+    s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']);
+    expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
+  });
+
   it('selects authorizations by scope: global, namespace, and the ones a workload lists', () => {
     const s = new WorkloadState('node-1');
     const authz = (name: string, namespace: string, scope: AuthorizationScope) => {
