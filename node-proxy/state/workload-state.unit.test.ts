@@ -145,7 +145,7 @@ describe('WorkloadState indexes', () => {
     put(s, pending(), service('web', '10.96.0.12'), workload('client', '10.200.1.9'));
     // Address-less: in no index, no endpoint, not routable.
     expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
-    expect(resolve(s, { ip: '10.200.1.7', port: 80 }, undefined, new RoundRobin()).kind).toBe('passthrough');
+    expect(resolve(s, { ip: '10.200.1.7', port: 80 }, undefined, new RoundRobin().pick).kind).toBe('passthrough');
     changes.length = 0;
     s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']);
     expect(s.workloadByIp('10.200.1.7')?.name).toBe('pod-a');
