@@ -124,9 +124,11 @@ export class KubernetesPods implements WorkloadRuntimeResolver {
   listed(problems: number): void {
     this.unresolved = problems;
     // Records of pods the control plane no longer has on this node are dropped (only once its
-    // state is populated, so a restart never forgets sandboxes before the first push).
-    const local = new Set([...this.o.state.allWorkloads().values()].filter((w) => w.node === this.o.state.node).map((w) => `${w.namespace}/${w.name}`));
-    if (local.size > 0) this.o.registry.prune((key) => local.has(key));
+    // state is populated — any workload, not only local ones, so the last pod of a node is dropped
+    // too — so a restart never forgets sandboxes before the first push).
+    const all = this.o.state.allWorkloads();
+    const local = new Set([...all.values()].filter((w) => w.node === this.o.state.node).map((w) => `${w.namespace}/${w.name}`));
+    if (all.size > 0) this.o.registry.prune((key) => local.has(key));
     for (const key of [...this.found.keys()]) {
       if (local.has(key)) continue;
       this.found.delete(key);
@@ -187,6 +189,8 @@ export class KubernetesPods implements WorkloadRuntimeResolver {
         await capture.reconcileSoon();
         const left = capture.enrolment(key);
         if (left && (!ev.netns || left.netnsPath === ev.netns)) return { ok: false, retry: true, error: `pod ${key} is still enrolled after its DEL` };
+        // A pod the control plane no longer publishes (deleted through the API) needs no tombstone.
+        if (!this.podWorkload(ev)) this.o.registry.prune((k) => k !== key);
         log.info('pod sandbox deleted; capture released');
         return { ok: true, captured: false, message: `pod ${key} released` };
       }

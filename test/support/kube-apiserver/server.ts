@@ -88,6 +88,7 @@ export class StandInApiServer {
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
   private server?: Server;
+  private readonly extraServers: Server[] = [];
   private serving?: ServingCert;
   private port = 0;
   private readonly signer = new TokenSigner();
@@ -125,10 +126,30 @@ export class StandInApiServer {
     return this;
   }
 
+  /**
+   * Serves the same API on one more listening socket as well, e.g. one opened on 127.0.0.1 inside a
+   * lab netns with listenInNetns (same port: the kubeconfig works in both places). Closed by stop().
+   */
+  async serveAlso(fd: number): Promise<void> {
+    if (!this.serving) throw new Error('start() the stand-in API server first');
+    const server = createServer({ cert: this.serving.cert, key: this.serving.key }, (req, res) => this.handle(req, res));
+    server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd }, () => resolve());
+    });
+    this.extraServers.push(server);
+  }
+
   /** Closes every connection (watches end as on an API server restart); objects are kept. */
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    const extra = this.extraServers.splice(0);
+    await Promise.all(extra.map((x) => new Promise<void>((resolve) => x.close(() => resolve()))));
     for (const w of [...this.watchers]) w.close();
     for (const s of this.sockets) s.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
