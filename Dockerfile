@@ -27,8 +27,9 @@ COPY --from=build /src/dist ./dist
 COPY --from=build /src/bpf/build ./bpf/build
 COPY --from=build /src/native/build/Release ./native/build/Release
 COPY --from=build /src/helm ./helm
-# The CNI plugin executable (copied to each host by `nodemesh cni-install`) belongs at
-# /opt/nodemesh/cni-plugin/nodemesh; it must run on the host without Node.js. Not built yet.
+# The CNI plugin executable (copied to each host by `nodemesh cni-install`): a static C program
+# (node-proxy/cni/c) that runs on the host without Node.js, built by scripts/setup.sh.
+COPY --from=build /src/dist/cni-plugin/nodemesh ./cni-plugin/nodemesh
 RUN ln -s /opt/nodemesh/dist/cli/main.js /usr/local/bin/nodemesh && chmod +x dist/cli/main.js
 ENTRYPOINT ["node", "/opt/nodemesh/dist/cli/main.js"]
 CMD ["--help"]

@@ -146,6 +146,26 @@ if [ -f native/CMakeLists.txt ]; then
   fi
 fi
 
+# --- 5b. the CNI plugin executable (C, no Node.js: it runs on the host) ----------------------
+if [ -f node-proxy/cni/c/nodemesh-cni.c ]; then
+  cni_hash="$(hash_of node-proxy/cni/c)"
+  if [ ! -x dist/cni-plugin/nodemesh ] || ! fresh cni-plugin "$cni_hash"; then
+    mkdir -p dist/cni-plugin
+    cc_bin="$(command -v cc || command -v gcc || true)"
+    [ -n "$cc_bin" ] || die "no C compiler (cc/gcc) to build the CNI plugin; install gcc (Debian: build-essential)"
+    # Static, so the executable runs on any Linux host whatever its libc; dynamic if this
+    # system has no static libc (Fedora: glibc-static), with a note.
+    if ! "$cc_bin" -std=c11 -O2 -Wall -Wextra -static -o dist/cni-plugin/nodemesh.tmp node-proxy/cni/c/nodemesh-cni.c 2>/dev/null; then
+      say "no static libc here: the CNI plugin is linked dynamically (it needs glibc on the hosts it is copied to)"
+      "$cc_bin" -std=c11 -O2 -Wall -Wextra -o dist/cni-plugin/nodemesh.tmp node-proxy/cni/c/nodemesh-cni.c ||
+        die "building the CNI plugin (node-proxy/cni/c/nodemesh-cni.c) failed (compiler output above)"
+    fi
+    strip dist/cni-plugin/nodemesh.tmp 2>/dev/null || true
+    mv -f dist/cni-plugin/nodemesh.tmp dist/cni-plugin/nodemesh
+    mark cni-plugin "$cni_hash"
+  fi
+fi
+
 # --- 6. TypeScript --------------------------------------------------------------------------
 node node_modules/typescript/bin/tsc -p tsconfig.json
 chmod +x dist/cli/main.js 2>/dev/null || true

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../../cli/command';
 import { createLogger } from '../../common/log';
+import { CNI_PLUGIN_EXECUTABLE } from '../../node-proxy/cni/install';
 import { asConflist, chain, isChained, primaryConfigFile, unchain, type CniConfig, type PluginEntry } from './cni-chain';
 
 export interface CniInstallOptions {
@@ -76,13 +77,17 @@ export function uninstall(o: CniInstallOptions): string[] {
   return changed;
 }
 
+/** Where the image keeps the CNI plugin executable (node-proxy/cni/c, built by scripts/setup.sh). */
+const IMAGE_PLUGIN = '/opt/nodemesh/cni-plugin/nodemesh';
+
 const USAGE = `usage: nodemesh cni-install --bin-dir DIR --conf-dir DIR --host-socket PATH [--plugin FILE] [--resync-seconds N] [--log-level L]
 Chains the nodemesh CNI plugin into the cluster's CNI configuration until stopped (the nodemesh-cni
 DaemonSet runs it); on SIGTERM removes it again.
   --bin-dir DIR         the host's CNI bin directory, mounted (the plugin is copied there as 'nodemesh')
   --conf-dir DIR        the host's CNI configuration directory, mounted
   --host-socket PATH    the node proxy's CNI socket as a path on the host (written into the conflist)
-  --plugin FILE         the plugin executable to copy (default /opt/nodemesh/cni-plugin/nodemesh)
+  --plugin FILE         the plugin executable to copy (default /opt/nodemesh/cni-plugin/nodemesh in the
+                        image, else the one scripts/setup.sh built in this checkout)
   --resync-seconds N    re-check the configuration every N seconds besides watching it (default 5)`;
 
 export async function runCniInstall(argv: string[]): Promise<number> {
@@ -117,7 +122,7 @@ export async function runCniInstall(argv: string[]): Promise<number> {
   const o: CniInstallOptions = {
     binDir: values['bin-dir'] as string,
     confDir: values['conf-dir'] as string,
-    plugin: values.plugin ?? '/opt/nodemesh/cni-plugin/nodemesh',
+    plugin: values.plugin ?? (existsSync(IMAGE_PLUGIN) ? IMAGE_PLUGIN : CNI_PLUGIN_EXECUTABLE),
     entry: { type: 'nodemesh', socket: values['host-socket'] as string, ...(values['log-level'] ? { logLevel: values['log-level'] } : {}) },
   };
   for (const dir of [o.binDir, o.confDir]) {
@@ -125,7 +130,9 @@ export async function runCniInstall(argv: string[]): Promise<number> {
       throw new CliError(`${dir} is not a directory; mount the host's CNI directories there (cni.binDir / cni.confDir in the chart's values)`);
   }
   if (!existsSync(o.plugin))
-    throw new CliError(`the CNI plugin executable ${o.plugin} is missing from this image; build the image from the repository's Dockerfile`);
+    throw new CliError(
+      `the CNI plugin executable ${o.plugin} is missing; build the image from the repository's Dockerfile (or run scripts/setup.sh in a checkout)`,
+    );
   if (installPlugin(o)) log.info({ dest: join(o.binDir, 'nodemesh') }, 'installed the CNI plugin');
   const reconcile = () => {
     try {

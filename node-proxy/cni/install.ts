@@ -1,23 +1,23 @@
-// Puts the `nodemesh` CNI plugin executable into a CNI bin directory: a two-line sh wrapper that runs the
-// plugin's entry with this Node.js (absolute paths: runtimes call plugins with a minimal PATH).
-import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+// Puts the `nodemesh` CNI plugin executable into a CNI bin directory. The executable is the C
+// program node-proxy/cni/c/nodemesh-cni.c (no Node.js: the container runtime runs it on the host),
+// built by scripts/setup.sh into dist/cni-plugin/nodemesh; the image also has it at
+// /opt/nodemesh/cni-plugin/nodemesh, where the chart's installer takes it from.
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../common/paths';
-import { PLUGIN_TYPE } from './plugin';
 
-const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+export const PLUGIN_TYPE = 'nodemesh';
 
-/** The wrapper's text for a given node binary and plugin entry (dist/node-proxy/cni/main.js). */
-export function cniPluginWrapper(nodeBin = process.execPath, entry = join(projectRoot, 'dist', 'node-proxy', 'cni', 'main.js')): string {
-  return `#!/bin/sh\n# nodemesh CNI plugin (chained after the cluster's network plugin)\nexec ${shQuote(nodeBin)} ${shQuote(entry)}\n`;
-}
+/** The executable built in this checkout (or image). */
+export const CNI_PLUGIN_EXECUTABLE = join(projectRoot, 'dist', 'cni-plugin', PLUGIN_TYPE);
 
-/** Writes <binDir>/nodemesh atomically (mode 0755) and returns its path. */
-export function writeCniPluginWrapper(binDir: string, text = cniPluginWrapper()): string {
+/** Copies the plugin executable to <binDir>/nodemesh atomically (mode 0755) and returns its path. */
+export function installCniPlugin(binDir: string, source = CNI_PLUGIN_EXECUTABLE): string {
+  if (!existsSync(source)) throw new Error(`the CNI plugin executable ${source} is missing; build it with 'bash scripts/setup.sh'`);
   mkdirSync(binDir, { recursive: true });
   const path = join(binDir, PLUGIN_TYPE);
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o755 });
+  copyFileSync(source, tmp);
   chmodSync(tmp, 0o755);
   renameSync(tmp, path);
   return path;

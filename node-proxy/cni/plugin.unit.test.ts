@@ -1,14 +1,35 @@
-// The CNI plugin against the node proxy's real socket server (over a real unix socket in a temp
-// dir), as the runtime calls it: CNI_* environment and a chained config with prevResult on stdin.
+// The CNI plugin executable (node-proxy/cni/c/nodemesh-cni.c, built by scripts/setup.sh into
+// dist/cni-plugin/nodemesh) against the node proxy's real socket server (over a real unix socket
+// in a temp dir), run as the container runtime runs it: a process with only the CNI_* environment
+// and a chained config with prevResult on stdin.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log';
-import { parseCniArgs, runPlugin } from './plugin';
+import { CNI_PLUGIN_EXECUTABLE } from './install';
 import { MAX_MESSAGE_BYTES, type PodEvent, type PodEventReply } from './protocol';
 import { startCniServer, type CniServer } from './server';
+
+interface PluginOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One invocation of the executable: environment + stdin in, exit code and output out. */
+function runPlugin(env: NodeJS.ProcessEnv, stdin: string): Promise<PluginOutput> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(CNI_PLUGIN_EXECUTABLE, [], { env, timeout: 20_000 }, (err, stdout, stderr) => {
+      if (err && typeof (err as NodeJS.ErrnoException).code === 'string')
+        return reject(new Error(`cannot run ${CNI_PLUGIN_EXECUTABLE} (run scripts/setup.sh): ${err.message}`));
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    child.stdin?.end(stdin);
+  });
+}
 
 const UID = '0b8e3f9a-1c2d-4e5f-8a9b-0c1d2e3f4a5b';
 const prevResult = {
@@ -134,9 +155,64 @@ describe('nodemesh CNI plugin', () => {
     expect(await code(env('ADD', 'K8S_POD_NAME'), conf())).toBe(4);
   });
 
-  it('parses CNI_ARGS', () => {
-    expect(parseCniArgs('IgnoreUnknown=1;K8S_POD_NAME=a=b')).toEqual({ IgnoreUnknown: '1', K8S_POD_NAME: 'a=b' });
-    expect(parseCniArgs(undefined)).toEqual({});
+  it('takes the last of repeated CNI_ARGS keys, keeps "=" in values, and escapes what it forwards', async () => {
+    await serve(() => ({ ok: true, captured: false, message: 'not in the mesh' }));
+    const out = await runPlugin(env('CHECK', 'K8S_POD_NAMESPACE=other;K8S_POD_NAMESPACE=shop;;K8S_POD_NAME=web-0;X=a=b'), conf());
+    expect(out).toMatchObject({ code: 0, stdout: '' });
+    expect(seen).toEqual([
+      { kind: 'CHECK', namespace: 'shop', name: 'web-0', uid: '', containerId: 'c'.repeat(64), netns: '/run/netns/cni-1234', ips: ['10.200.1.100'] },
+    ]);
+    // A name the node proxy refuses comes back as its error, quotes and all, in valid JSON.
+    const bad = await runPlugin(env('ADD', 'K8S_POD_NAMESPACE=shop;K8S_POD_NAME=we"b\\x'), conf());
+    expect(JSON.parse(bad.stdout)).toMatchObject({ code: 5, msg: expect.stringMatching(/field 'name' is not a Kubernetes pod name: 'we"b\\x'/) });
+  });
+
+  it("keeps prevResult as it is, with the configuration's cniVersion, whatever its members", async () => {
+    await serve(() => ({ ok: true, captured: true, message: '' }));
+    const prev = {
+      cniVersion: '0.4.0',
+      ips: [{ address: 'fd00::5/64' }, { address: '10.0.0.5/8' }],
+      dns: { nameservers: ['10.96.0.10'] },
+      'we"ird': [1.5, null, true, 'é\u2028'],
+    };
+    const out = await runPlugin(env('ADD'), conf({ prevResult: prev }));
+    expect(out.code, out.stdout).toBe(0);
+    expect(JSON.parse(out.stdout)).toEqual({ ...prev, cniVersion: '1.0.0' });
+    expect(seen[0]?.ips).toEqual(['fd00::5', '10.0.0.5']);
+  });
+
+  it('says what is wrong with a bad answer from the node proxy, and DEL still succeeds', async () => {
+    const { createServer } = await import('node:net');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'run'), { recursive: true });
+    const answers = ['{"ok":true}\n', 'nope\n', `${'x'.repeat(MAX_MESSAGE_BYTES + 1)}\n`, ''];
+    let i = 0;
+    const fake = createServer((s) => {
+      const a = answers[i++] ?? '';
+      s.on('data', () => (a ? s.end(a) : s.destroy()));
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => fake.listen(socketPath, () => r()));
+    try {
+      const msgs: string[] = [];
+      for (let k = 0; k < 4; k++) msgs.push((JSON.parse((await runPlugin(env('ADD'), conf())).stdout) as { msg: string }).msg);
+      expect(msgs[0]).toMatch(/bad answer from the node proxy: the reply is neither/);
+      expect(msgs[1]).toMatch(/bad answer from the node proxy: message is not valid JSON/);
+      expect(msgs[2]).toMatch(/bad answer from the node proxy: message exceeds 65536 bytes/);
+      expect(msgs[3]).toMatch(/closed the connection without an answer/);
+      const del = await runPlugin({ ...env('DEL'), CNI_NETNS: '' }, conf());
+      expect(del).toMatchObject({ code: 0, stdout: '' });
+    } finally {
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
+  });
+
+  it('is a static executable that needs no Node.js (nothing but the CNI environment)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const elf = readFileSync(CNI_PLUGIN_EXECUTABLE);
+    expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    const out = await runPlugin({ CNI_COMMAND: 'VERSION' }, '');
+    expect(JSON.parse(out.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] });
   });
 });
 

@@ -33,7 +33,7 @@ import { run } from '../../lab/sys';
 import { labUp } from '../../lab/up';
 import { connectInNetns, listenInNetns } from '../../native/netns';
 import { STATE_BASE } from '../../node-proxy/capture/pins';
-import { writeCniPluginWrapper } from '../../node-proxy/cni/install';
+import { installCniPlugin } from '../../node-proxy/cni/install';
 import { adminJson, httpGetInNetns, waitFor } from '../capture/harness';
 import { keepLogs, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { kubectl } from '../support/kube-apiserver/kubectl';
@@ -161,7 +161,7 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nm-ka-'));
     const binDir = join(work, 'bin');
-    writeCniPluginWrapper(binDir);
+    installCniPlugin(binDir);
     ({ state: topo } = await labUp({ lab: LAB, nodes: 2, podsPerNode: 1 }));
     for (const node of NODES) {
       const n = topo.nodes.find((x) => x.name === node)!;

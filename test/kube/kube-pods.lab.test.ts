@@ -20,7 +20,7 @@ import { KubeletPods, removeCgroupTree, type KubeSandbox } from '../../lab/kube/
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
 import { run } from '../../lab/sys';
-import { writeCniPluginWrapper } from '../../node-proxy/cni/install';
+import { installCniPlugin } from '../../node-proxy/cni/install';
 import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { adminJson, waitFor } from '../capture/harness';
 import { keepLogs, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
@@ -169,7 +169,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nm-kp-'));
     const binDir = join(work, 'bin');
-    writeCniPluginWrapper(binDir);
+    installCniPlugin(binDir);
     ({ state: topo } = await labUp({ lab: LAB, nodes: 2, podsPerNode: 1 }));
     for (const node of NODES) {
       const n = topo.nodes.find((x) => x.name === node)!;
