@@ -18,15 +18,14 @@
 // `kubectl delete pod` releases it with nothing left (no enrolment, pins, listeners, sandbox record,
 // nothing holding its netns) and the control plane no longer publishes it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { ClientRequestArgs } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cliEntry } from '../../common/paths';
 import { ApiClient } from '../../control/api/client';
-import { CniChain, type CniConfList } from '../../lab/kube/cni-chain';
-import { KubeletPods, removeCgroupTree, type KubeSandbox } from '../../lab/kube/kubelet-pods';
+import { type KubeletPods, removeCgroupTree, type KubeSandbox } from '../../lab/kube/kubelet-pods';
 import { spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
 import { run } from '../../lab/sys';
@@ -40,60 +39,11 @@ import { kubectl } from '../support/kube-apiserver/kubectl';
 import { StandInApiServer } from '../support/kube-apiserver/server';
 import type { KubeObject } from '../support/kube-apiserver/types';
 import { privilegedDescribe } from '../support/privileged';
+import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor } from './fixture';
 
 const LAB = 'nmka';
 const NODES = ['node1', 'node2'] as const;
 const TD = 'cluster.local';
-const CNI_BINS = ['/usr/lib/cni', '/usr/libexec/cni', '/opt/cni/bin'];
-
-const ECHO = `require('net').createServer({ allowHalfOpen: true }, (s) => s.pipe(s)).listen(9000, '0.0.0.0', () => console.log('listening'));`;
-const FIRST_CONNECT = `
-const net = require('net'), crypto = require('crypto');
-const [host, port] = process.argv.slice(1);
-const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
-const sent = crypto.randomBytes(65536), got = [];
-let peer, local;
-s.on('connect', () => { peer = s.remoteAddress + ':' + s.remotePort; local = s.localAddress + ':' + s.localPort; s.end(sent); });
-s.on('data', (d) => got.push(d));
-s.on('end', () => { const b = Buffer.concat(got); console.log(JSON.stringify({ ok: b.equals(sent), bytes: b.length, peer, local })); });
-s.on('error', (e) => console.log(JSON.stringify({ ok: false, error: e.code || e.message })));
-`;
-
-interface AccessLine {
-  reporter: string;
-  protocol: string;
-  connection_security_policy?: string;
-  src: { addr: string; identity?: string };
-  dst: { addr: string; identity?: string };
-}
-const accessLines = (log: string): AccessLine[] =>
-  log
-    .split('\n')
-    .filter((l) => l.includes('"component":"access"'))
-    .map((l) => JSON.parse(l) as AccessLine);
-
-/** Every process on the host that holds the netns with this inode (a thread in it or an fd on it). */
-function holdersOf(inode: number): number[] {
-  const holds = (pid: string): boolean => {
-    const links: string[] = [];
-    try {
-      for (const t of readdirSync(`/proc/${pid}/task`)) links.push(`/proc/${pid}/task/${t}/ns/net`);
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) links.push(`/proc/${pid}/fd/${fd}`);
-    } catch {
-      return false;
-    }
-    return links.some((l) => {
-      try {
-        return readlinkSync(l) === `net:[${inode}]`;
-      } catch {
-        return false;
-      }
-    });
-  };
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d) && holds(d))
-    .map(Number);
-}
 
 privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh control --config-source kubernetes, kubelet-shaped pods (lab nmka)', () => {
   let topo: LabTopology;
@@ -163,33 +113,7 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
     const binDir = join(work, 'bin');
     installCniPlugin(binDir);
     ({ state: topo } = await labUp({ lab: LAB, nodes: 2, podsPerNode: 1 }));
-    for (const node of NODES) {
-      const n = topo.nodes.find((x) => x.name === node)!;
-      const conf: CniConfList = {
-        cniVersion: '1.0.0',
-        name: 'nm-kube',
-        plugins: [
-          {
-            type: 'bridge',
-            bridge: n.podBridge,
-            isGateway: false,
-            ipMasq: false,
-            ipam: {
-              type: 'host-local',
-              dataDir: join(work, `ipam-${node}`),
-              ranges: [[{ subnet: n.podCidr, rangeStart: `10.200.${n.index}.100`, rangeEnd: `10.200.${n.index}.150`, gateway: n.podGateway }]],
-              routes: [{ dst: '0.0.0.0/0' }],
-            },
-          },
-          { type: 'nodemesh', socket: socket(node), timeoutSeconds: 30 },
-        ],
-      };
-      const loopback: CniConfList = { cniVersion: '1.0.0', name: 'cni-loopback', plugins: [{ type: 'loopback' }] };
-      kubelets[node] = new KubeletPods(
-        { cgroupMount: topo.cgroupMount, kubepodsRoot: roots[node]!, netnsPrefix: `nm-${LAB}-`, nodeNetnsPath: n.netnsPath },
-        { loopback: new CniChain(loopback, [binDir, ...CNI_BINS], n.netnsPath), network: new CniChain(conf, [binDir, ...CNI_BINS], n.netnsPath) },
-      );
-    }
+    Object.assign(kubelets, kubeletsFor(topo, NODES, { work, binDir, roots, socket }));
 
     // The stand-in API server: on the host's loopback, and on the control netns' loopback (same port).
     standIn = await new StandInApiServer().start();
@@ -339,12 +263,7 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
     const pod = await kubeletRuns('node1', 'shop', 'client-0', [FIRST_CONNECT, echo.ip, '9000']);
     client = pod.sb;
     await Promise.race([pod.exited, new Promise((r) => setTimeout(r, 20_000))]);
-    const result = JSON.parse(pod.output().trim().split('\n').pop() || '{"ok":false,"error":"no output"}') as {
-      ok: boolean;
-      bytes?: number;
-      peer?: string;
-      local?: string;
-    };
+    const result = JSON.parse(pod.output().trim().split('\n').pop() || '{"ok":false,"error":"no output"}') as FirstConnect;
     expect(result, pod.output()).toMatchObject({ ok: true, bytes: 65536, peer: '127.0.0.1:15001' });
 
     const srcPort = result.local!.slice(result.local!.lastIndexOf(':') + 1);

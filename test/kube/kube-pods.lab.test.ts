@@ -10,13 +10,12 @@
 // be refused); the expected SPIFFE IDs on both sides; a pod outside the mesh is left alone and is
 // captured once its namespace is labelled (pods already running); a deleted pod is released by
 // the CNI DEL with nothing left (no enrolment, no pins, no listener, nothing holding its netns).
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kindInfo } from '../../control/resources/kinds';
-import { CniChain, type CniConfList } from '../../lab/kube/cni-chain';
-import { KubeletPods, removeCgroupTree, type KubeSandbox } from '../../lab/kube/kubelet-pods';
+import { type KubeletPods, removeCgroupTree, type KubeSandbox } from '../../lab/kube/kubelet-pods';
 import type { LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
 import { run } from '../../lab/sys';
@@ -25,91 +24,12 @@ import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { adminJson, waitFor } from '../capture/harness';
 import { keepLogs, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
+import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor, netnsHeldBy } from './fixture';
 
 const LAB = 'nmkp';
 const NODES = ['node1', 'node2'] as const;
 const TD = 'cluster.local';
-// Debian/Ubuntu and Arch put the plugins in /usr/lib/cni, Fedora in /usr/libexec/cni, upstream in /opt/cni/bin.
-const CNI_BINS = ['/usr/lib/cni', '/usr/libexec/cni', '/opt/cni/bin'];
 const uid = (n: number): string => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
-
-// A container that serves: echoes every byte back, logs each peer.
-const ECHO = `require('net').createServer({ allowHalfOpen: true }, (s) => s.pipe(s)).listen(9000, '0.0.0.0', () => console.log('listening'));`;
-// A container whose first instruction is a connect: sends 64 KiB, reads the echo, prints what it saw.
-const FIRST_CONNECT = `
-const net = require('net'), crypto = require('crypto');
-const [host, port] = process.argv.slice(1);
-const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
-const sent = crypto.randomBytes(65536), got = [];
-let peer, local;
-s.on('connect', () => { peer = s.remoteAddress + ':' + s.remotePort; local = s.localAddress + ':' + s.localPort; s.end(sent); });
-s.on('data', (d) => got.push(d));
-s.on('end', () => { const b = Buffer.concat(got); console.log(JSON.stringify({ ok: b.equals(sent), bytes: b.length, peer, local })); });
-s.on('error', (e) => console.log(JSON.stringify({ ok: false, error: e.code || e.message })));
-`;
-
-interface FirstConnect {
-  ok: boolean;
-  bytes?: number;
-  peer?: string;
-  local?: string;
-  error?: string;
-}
-
-interface AccessLine {
-  reporter: string;
-  protocol: string;
-  connection_security_policy?: string;
-  src: { addr: string; identity?: string; workload?: string };
-  dst: { addr: string; identity?: string; workload?: string };
-}
-const accessLines = (log: string): AccessLine[] =>
-  log
-    .split('\n')
-    .filter((l) => l.includes('"component":"access"'))
-    .map((l) => JSON.parse(l) as AccessLine);
-
-/** Inodes of network namespaces a process (any of its threads, or an open fd) holds. */
-function netnsHeldBy(pid: number): Set<number> {
-  const out = new Set<number>();
-  const add = (link: string): void => {
-    const m = /^net:\[(\d+)\]$/.exec(link);
-    if (m) out.add(Number(m[1]));
-  };
-  let tasks: string[] = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const t of tasks) {
-    try {
-      add(readlinkSync(`/proc/${pid}/task/${t}/ns/net`));
-    } catch {
-      /* thread gone */
-    }
-  }
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        add(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-  } catch {
-    /* process gone */
-  }
-  return out;
-}
-
-/** Every process on the host that holds the netns with this inode. */
-function holdersOf(inode: number): number[] {
-  return readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => netnsHeldBy(pid).has(inode));
-}
 
 privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real CNI chain, nodemesh CNI plugin (lab nmkp)', () => {
   let topo: LabTopology;
@@ -171,34 +91,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     const binDir = join(work, 'bin');
     installCniPlugin(binDir);
     ({ state: topo } = await labUp({ lab: LAB, nodes: 2, podsPerNode: 1 }));
-    for (const node of NODES) {
-      const n = topo.nodes.find((x) => x.name === node)!;
-      const i = n.index;
-      const conf: CniConfList = {
-        cniVersion: '1.0.0',
-        name: 'nm-kube',
-        plugins: [
-          {
-            type: 'bridge',
-            bridge: n.podBridge,
-            isGateway: false,
-            ipMasq: false,
-            ipam: {
-              type: 'host-local',
-              dataDir: join(work, `ipam-${node}`),
-              ranges: [[{ subnet: n.podCidr, rangeStart: `10.200.${i}.100`, rangeEnd: `10.200.${i}.150`, gateway: n.podGateway }]],
-              routes: [{ dst: '0.0.0.0/0' }],
-            },
-          },
-          { type: 'nodemesh', socket: socket(node), timeoutSeconds: 30 },
-        ],
-      };
-      const loopback: CniConfList = { cniVersion: '1.0.0', name: 'cni-loopback', plugins: [{ type: 'loopback' }] };
-      kubelets[node] = new KubeletPods(
-        { cgroupMount: topo.cgroupMount, kubepodsRoot: roots[node]!, netnsPrefix: `nm-${LAB}-`, nodeNetnsPath: n.netnsPath },
-        { loopback: new CniChain(loopback, [binDir, ...CNI_BINS], n.netnsPath), network: new CniChain(conf, [binDir, ...CNI_BINS], n.netnsPath) },
-      );
-    }
+    Object.assign(kubelets, kubeletsFor(topo, NODES, { work, binDir, roots, socket }));
     cp = await startControlPlane(topo, [...NODES]);
     await cp.api.apply([
       ns('shop', true),

@@ -112,15 +112,7 @@ export class StandInApiServer {
   async start(port = this.port): Promise<this> {
     if (this.server) return this;
     this.serving ??= await selfSignedServingCert();
-    const server = createServer({ cert: this.serving.cert, key: this.serving.key }, (req, res) => this.handle(req, res));
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
+    const server = await this.listen((srv, done) => srv.listen(port, '127.0.0.1', done));
     this.server = server;
     this.port = (server.address() as AddressInfo).port;
     return this;
@@ -132,16 +124,22 @@ export class StandInApiServer {
    */
   async serveAlso(fd: number): Promise<void> {
     if (!this.serving) throw new Error('start() the stand-in API server first');
-    const server = createServer({ cert: this.serving.cert, key: this.serving.key }, (req, res) => this.handle(req, res));
+    this.extraServers.push(await this.listen((srv, done) => srv.listen({ fd }, done)));
+  }
+
+  /** An HTTPS server with the serving certificate, its connections tracked, listening as `listen` says. */
+  private async listen(listen: (srv: Server, done: () => void) => void): Promise<Server> {
+    const serving = this.serving!;
+    const server = createServer({ cert: serving.cert, key: serving.key }, (req, res) => this.handle(req, res));
     server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ fd }, () => resolve());
+      listen(server, () => resolve());
     });
-    this.extraServers.push(server);
+    return server;
   }
 
   /** Closes every connection (watches end as on an API server restart); objects are kept. */
