@@ -13,10 +13,12 @@ import { formatTable, type KernelOutcome, type VmTier } from './results';
 import { runKernel, stopRuns } from './runner';
 
 const USAGE = `usage: nodemesh vm test [--kernels NAME,…] [--tier kernel|lab|doctor] [--accel auto|kvm|tcg]
-                      [--timeout SECONDS] [--memory MIB] [--cpus N] [--verbose]
+                      [--timeout SECONDS] [--memory MIB] [--cpus N] [--files PATH,…] [--verbose]
        nodemesh vm list
   runs doctor and a test tier (default: kernel) on every kernel of vm/kernels.txt (or those named),
   each in a qemu VM on this checkout (built on the host first: npm run build), and prints the table.
+  --files runs only the test files whose path contains one of the given parts (vitest's filters),
+  e.g. --tier lab --files test/mesh/,test/dataplane/.
   Kernel packages, initramfs images and console logs are cached in /var/cache/nodemesh/vm
   (NODEMESH_VM_CACHE). Needs root; installs qemu-system-x86, busybox-static, cpio, zstd, kmod.`;
 
@@ -33,6 +35,15 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new CliError(`${name} must be a positive whole number, got "${v}"`, 2);
   return n;
+}
+
+/** `--files a,b`: vitest file filters; they travel on the guest's kernel command line, so no whitespace. */
+export function parseFileFilters(v: string | undefined): string[] {
+  if (v === undefined) return [];
+  const parts = v.split(',').filter(Boolean);
+  const bad = parts.find((p) => !/^[A-Za-z0-9._/-]+$/.test(p));
+  if (bad !== undefined) throw new CliError(`--files: "${bad}" is not a path part (letters, digits, . _ / - only)`, 2);
+  return parts;
 }
 
 export const vmCommand: Command = {
@@ -57,7 +68,7 @@ export const vmCommand: Command = {
       return 0;
     }
     if (sub !== 'test') throw new CliError(`unknown subcommand "${sub}"\n${USAGE}`, 2);
-    const known = new Set(['--kernels', '--tier', '--accel', '--timeout', '--memory', '--cpus', '--verbose']);
+    const known = new Set(['--kernels', '--tier', '--accel', '--timeout', '--memory', '--cpus', '--files', '--verbose']);
     for (let i = 0; i < rest.length; i++) {
       const a = rest[i] as string;
       if (!known.has(a)) throw new CliError(`unknown option ${a}\n${USAGE}`, 2);
@@ -95,6 +106,7 @@ export const vmCommand: Command = {
       memoryMiB: positiveInt(option(rest, '--memory'), '--memory', tier === 'lab' ? 8192 : 4096),
       cpus: positiveInt(option(rest, '--cpus'), '--cpus', 2),
       verbose: rest.includes('--verbose'),
+      files: parseFileFilters(option(rest, '--files')),
       log,
     };
     for (const k of kernels) {

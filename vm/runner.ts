@@ -20,6 +20,8 @@ export interface RunOptions {
   timeoutS: number;
   memoryMiB: number;
   cpus: number;
+  /** vitest file filters (a test file runs when its path contains one); empty: the whole tier */
+  files: string[];
   /** stream the guest's console (else only the runner's progress lines) */
   verbose: boolean;
   log: (line: string) => void;
@@ -131,14 +133,17 @@ async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
   const logDir = join(cacheDir(), 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${k.name}-${o.tier}.log`);
-  o.log(`${k.name}: booting ${image.release} (${accel}, ${o.cpus} cpu, ${o.memoryMiB} MiB), ${o.tier} tier, at most ${o.timeoutS} s; console in ${logFile}`);
+  const which = o.files.length ? ` (files matching ${o.files.join(', ')})` : '';
+  o.log(
+    `${k.name}: booting ${image.release} (${accel}, ${o.cpus} cpu, ${o.memoryMiB} MiB), ${o.tier} tier${which}, at most ${o.timeoutS} s; console in ${logFile}`,
+  );
   try {
     const r = await boot({
       vmlinuz: image.vmlinuz,
       initramfs: image.initramfs,
       modulesDir: image.modulesRoot,
       outDir: out,
-      append: [`nm.dir=${o.root}`, `nm.tier=${o.tier === 'doctor' ? 'none' : o.tier}`],
+      append: [`nm.dir=${o.root}`, `nm.tier=${o.tier === 'doctor' ? 'none' : o.tier}`, ...(o.files.length ? [`nm.files=${o.files.join(',')}`] : [])],
       accel,
       memoryMiB: o.memoryMiB,
       cpus: o.cpus,
@@ -168,7 +173,7 @@ async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome>
     'node dist/cli/main.js doctor > "$OUT/doctor.txt" 2>&1; echo $? > "$OUT/doctor.rc"',
     o.tier === 'doctor'
       ? 'true'
-      : `flock ${PRIV_LOCK} node node_modules/vitest/vitest.mjs run --project ${o.tier} --reporter=default --reporter=json --outputFile.json="$OUT/report.json"; echo $? > "$OUT/tier.rc"`,
+      : `flock ${PRIV_LOCK} node node_modules/vitest/vitest.mjs run --project ${o.tier} ${o.files.join(' ')} --reporter=default --reporter=json --outputFile.json="$OUT/report.json"; echo $? > "$OUT/tier.rc"`,
   ].join('\n');
   o.log(`${k.name}: this machine's kernel, ${o.tier} tier run directly (waits for ${PRIV_LOCK}), at most ${o.timeoutS} s; output in ${logFile}`);
   const child = spawn('bash', ['-c', `exec > >(tee "${logFile}") 2>&1\n${sh}`], {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { moduleLoadOrder, sourcesList } from './kernel-image';
 import { parseMatrix, selectKernels } from './matrix';
+import { parseFileFilters } from './cli';
 import { qemuArgs } from './qemu';
 import { countReport, formatTable } from './results';
 import { readFileSync } from 'node:fs';
@@ -128,5 +129,14 @@ describe('booting', () => {
         'builtin overlay',
       ]),
     ).toEqual(['/m/virtio.ko', '/m/virtio_ring.ko', '/m/virtio_pci.ko', '/m/9pnet.ko', '/m/9pnet_virtio.ko']);
+  });
+});
+
+describe('--files', () => {
+  it('splits path parts and refuses what the guest kernel command line cannot carry', () => {
+    expect(parseFileFilters(undefined)).toEqual([]);
+    expect(parseFileFilters('test/mesh/,test/dataplane/')).toEqual(['test/mesh/', 'test/dataplane/']);
+    expect(() => parseFileFilters('test/mesh/,a b')).toThrow(/"a b" is not a path part/);
+    expect(() => parseFileFilters('x;rm')).toThrow(/not a path part/);
   });
 });

@@ -16,6 +16,8 @@ trap finish EXIT
 arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^nm\.$1=//p" | head -1; }
 DIR=$(arg dir)
 TIER=$(arg tier)
+# vitest file filters (nm.files=a,b), as `nodemesh vm test --files` gives them
+FILES=$(arg files | tr ',' ' ')
 OUT=/mnt/nm-out
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true TERM=dumb NO_COLOR=1
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -37,7 +39,7 @@ echo $? > "$OUT/doctor.rc"
 sed 's/^/doctor: /' "$OUT/doctor.txt"
 if [ "$TIER" = kernel ] || [ "$TIER" = lab ]; then
   say "running the $TIER tier"
-  node node_modules/vitest/vitest.mjs run --project "$TIER" --reporter=default --reporter=json --outputFile.json="$OUT/report.json"
+  node node_modules/vitest/vitest.mjs run --project "$TIER" $FILES --reporter=default --reporter=json --outputFile.json="$OUT/report.json"
   echo $? > "$OUT/tier.rc"
 fi
 say "done"
