@@ -12,6 +12,7 @@ import { spawnInLab } from '../../lab/spawn';
 import { type LabTopology } from '../../lab/state';
 import { labUp } from '../../lab/up';
 import { connectInNetns, listenInNetns } from '../../native/netns';
+import { scaled } from '../support/speed';
 
 export const STATE_ROOT = '/run/nodemesh/node-proxy';
 
@@ -98,8 +99,9 @@ export async function adminJson<T>(topo: LabTopology, node: string, path: string
   return JSON.parse(r.body) as T;
 }
 
+/** Polls `fn` until it returns a value; `timeoutMs` is the limit on the reference machine (scaled here). */
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   let last: unknown;
   while (Date.now() < deadline) {
     try {
@@ -220,7 +222,7 @@ export function runClient(topo: LabTopology, pod: string, host: string, port: nu
     let err = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => child.kill('SIGKILL'), scaled(timeoutMs));
     child.once('exit', (code) => {
       clearTimeout(timer);
       try {

@@ -589,7 +589,7 @@ s.on('error', (e) => { console.log(JSON.stringify({ ok: false, error: e.code || 
   const child = spawnInLab(topo, podName, [process.execPath, '-e', script, host, String(port), String(holdMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), holdMs + 20_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), holdMs + scaled(20_000));
   const result = new Promise<{ ok: boolean; error?: string; localPort?: number }>((resolve) =>
     child.once('exit', () => {
       clearTimeout(timer);

@@ -9,6 +9,7 @@ import { labConnection } from '../../lab/mesh/connect';
 import { netnsGet } from '../../native/netns-http';
 import { runInLab, spawnInLab } from '../../lab/spawn';
 import type { LabTopology } from '../../lab/state';
+import { scaled } from '../support/speed';
 
 export const distFile = (rel: string): string => join(projectRoot, 'dist', rel);
 
@@ -20,7 +21,7 @@ export function nodeIn(
   args: string[] = [],
   timeoutMs = 60_000,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  return runInLab(topo, place, [process.execPath, '-e', script, '--', ...args], timeoutMs);
+  return runInLab(topo, place, [process.execPath, '-e', script, '--', ...args], scaled(timeoutMs));
 }
 
 /** The last JSON line a script printed. */
@@ -177,10 +178,12 @@ export async function enrolledOn(topo: LabTopology, node: string): Promise<strin
 }
 
 /** Polls until `check` is true (bounded); throws naming what it waited for. */
+/** `timeoutMs` is the limit on the reference machine (scaled here, test/support/speed). */
 export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const limit = scaled(timeoutMs);
+  const deadline = Date.now() + limit;
   while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${limit} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
