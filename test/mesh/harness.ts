@@ -149,7 +149,7 @@ export async function startTcpdump(netnsPath: string, file: string): Promise<{ s
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + scaled(10_000);
   while (!/listening on/.test(err)) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');

@@ -71,6 +71,7 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
   });
 
   it('lab up runs the demo and prints one row per edge, each as the policy says', () => {
+    expect(up.code, `lab up failed:\n${up.stderr.slice(-6000)}`).toBe(0);
     expect(up.stderr).toContain('control plane in nm-nmmesh-control');
     const rows = up.stdout.split('\n').filter((l) => / -> /.test(l));
     expect(rows).toHaveLength(5);
