@@ -63,8 +63,8 @@ function combine(endpoints: readonly EndpointOutcome[], decisions: readonly Poli
 }
 
 export function explainConnection(world: World, q: ExplainQuery): Explanation {
-  // Lookups (names, addresses) through a node proxy's state; which node does not matter for them.
-  const lookup = world.nodeState('');
+  // Lookups (names, addresses) through a node proxy's state.
+  const lookup = world.state;
   const from = resolveSource(world, lookup, q.from);
   const { to, port } = resolveDestination(world, lookup, q.to, q.port);
   const method = (q.method ?? 'GET').toUpperCase();
@@ -145,7 +145,7 @@ function captured(world: World, src: Workload, to: Resolved, port: number, req: 
 }
 
 function followPlan(world: World, src: Workload, to: Resolved, plan: OutboundPlan, req: Request): Branch {
-  const lookup = world.nodeState('');
+  const lookup = world.state;
   const node = src.node;
   const srcName = nameOf(src);
   const srcId = spiffeOf({ trustDomain: world.options.trustDomain }, src);
@@ -217,7 +217,7 @@ function followPlan(world: World, src: Workload, to: Resolved, plan: OutboundPla
 }
 
 function directTunnel(world: World, src: Workload, plan: Extract<OutboundPlan, { kind: 'tunnel' }>): Branch {
-  const lookup = world.nodeState('');
+  const lookup = world.state;
   const dst = lookup.workloadByIp(plan.authority.address);
   const hop: Hop = {
     from: nameOf(src),
@@ -236,7 +236,7 @@ function directTunnel(world: World, src: Workload, plan: Extract<OutboundPlan, {
 }
 
 function viaWaypoint(world: World, src: Workload, to: Resolved, plan: Extract<OutboundPlan, { kind: 'tunnel' }>, req: Request): Branch {
-  const lookup = world.nodeState('');
+  const lookup = world.state;
   const gateway = to.party.waypoint;
   const instance = lookup.workloadByIp(plan.hbone.address);
   if (!gateway) throw new ExplainError(400, `the node proxy tunnels to ${plan.hbone.address}, but ${to.party.name} names no waypoint`);
@@ -337,7 +337,7 @@ function viaWaypoint(world: World, src: Workload, to: Resolved, plan: Extract<Ou
 
 /** Nothing captures the source: it reaches the destination as sent, in plaintext. */
 function uncaptured(world: World, from: Resolved, to: Resolved, port: number): Branch[] {
-  const lookup = world.nodeState('');
+  const lookup = world.state;
   const srcIp = from.party.address;
   const srcWorkload = from.kind === 'workload' ? from.workload : undefined;
   const peer = { ...(srcWorkload ? { workload: srcWorkload } : {}), address: srcIp, port: 0 };

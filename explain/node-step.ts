@@ -3,6 +3,7 @@
 // turned into the policy decisions it took, in the order it takes them: PeerAuthentication,
 // the waypoint binding, then AuthorizationPolicies.
 import type { Workload } from '../api/gen/nodemesh/workload/v1/workload';
+import { WorkloadState } from '../node-proxy/state/workload-state';
 import { AuthorizationAction } from '../node-proxy/policy/model';
 import { admit, policyContextFor, type Admission, type InboundRequest, type PlanView } from '../node-proxy/proxy/plan';
 import type { PolicyDecision } from './model';
@@ -10,13 +11,15 @@ import type { World } from './world';
 
 /** What planning and admission read on `node`: the state its node proxy builds, serving its enrolled workloads. */
 export function planView(world: World, node: string): PlanView {
-  const state = world.nodeState(node);
+  // Which workloads are this node's own: what a WorkloadState for the node says (an empty one
+  // answers that; the mesh itself is the shared state).
+  const own = new WorkloadState(node);
   return {
     node,
     trustDomain: world.options.trustDomain,
-    state,
+    state: world.state,
     // The node proxy serves (HBONE listener open) every enrolled workload of its node.
-    servesLocally: (w: Workload) => state.isLocalEnrolled(w),
+    servesLocally: (w: Workload) => own.isLocalEnrolled(w),
     // The daemon adds none of its own (node-proxy/mesh/mesh.ts): they come with the state.
     peerAuthentications: () => [],
   };

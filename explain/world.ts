@@ -2,7 +2,7 @@
 // translations and the proxies' own decoders and state:
 //   - a node proxy's WorkloadState: the workload API (control/workload) encoded and decoded as the
 //     node proxy's xDS client does, each resource checked by the node proxy's validator (a
-//     resource it would refuse is left out and noted), applied to a WorkloadState for that node;
+//     resource it would refuse is left out and noted), applied to a WorkloadState;
 //   - a waypoint's ConfigState: the Envoy resources of that waypoint's view (control/envoy's
 //     publisher), decoded and compiled by the waypoint's resource types and applied in the
 //     waypoint's order (clusters, endpoints, listeners, routes).
@@ -73,9 +73,9 @@ export class World {
   private readonly addresses: Array<{ name: string; version: string; value: Address }> = [];
   private readonly authorizations: Array<{ name: string; version: string; value: Authorization }> = [];
   private readonly peerAuthentications: Array<{ name: string; version: string; value: PeerAuthentication }> = [];
-  private readonly nodes = new Map<string, WorkloadState>();
+  private shared: WorkloadState | undefined;
   private readonly waypoints = new Map<string, WaypointConfig>();
-  private readonly envoy: EnvoyPublisher;
+  private envoyPublisher: EnvoyPublisher | undefined;
   private readonly envoyOptions: EnvoyTranslateOptions;
   private meshIndex: MeshIndex | undefined;
 
@@ -108,21 +108,33 @@ export class World {
       domainSuffix: options.domainSuffix,
     };
     this.envoyOptions = envoyOptions;
-    this.envoy = new EnvoyPublisher(undefined, { logger: createLogger('explain', 'silent'), translate: envoyOptions });
-    this.envoy.publish(snapshot);
   }
 
-  /** The workload state the node proxy of `node` builds from what the control plane pushes. */
-  nodeState(node: string): WorkloadState {
-    let s = this.nodes.get(node);
-    if (!s) {
-      s = new WorkloadState(node);
+  /** The Envoy translation, made when a waypoint is first asked about. */
+  private get envoy(): EnvoyPublisher {
+    if (!this.envoyPublisher) {
+      this.envoyPublisher = new EnvoyPublisher(undefined, { logger: createLogger('explain', 'silent'), translate: this.envoyOptions });
+      this.envoyPublisher.publish(this.snapshot);
+    }
+    return this.envoyPublisher;
+  }
+
+  /**
+   * The workload state node proxies build from what the control plane pushes. Every node proxy gets
+   * the same resources; a WorkloadState differs per node only in which workloads are local
+   * (isLocalEnrolled: this node's enrolled ones), which node-step.ts's PlanView answers for the
+   * node in question — so one state serves every node (building one per node would cost a copy of
+   * the whole mesh per node).
+   */
+  get state(): WorkloadState {
+    if (!this.shared) {
+      const s = new WorkloadState('');
       s.applyAddresses({ updated: this.addresses, removed: [] });
       s.applyAuthorizations({ updated: this.authorizations, removed: [] });
       s.applyPeerAuthentications({ updated: this.peerAuthentications, removed: [] });
-      this.nodes.set(node, s);
+      this.shared = s;
     }
-    return s;
+    return this.shared;
   }
 
   /** The AuthorizationPolicies (`ns/name`) a Service's waypoint enforces, by action (control/envoy/rbac.ts policiesFor). */
