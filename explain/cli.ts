@@ -3,9 +3,10 @@
 // the path, identities, waypoint route, policy decisions and the verdict. In the netns lab it finds
 // the control plane by itself, as the other config commands do (--lab).
 import { CliError, type Command } from '../cli/command';
-import { ApiError } from '../control/api/client';
+import { ApiError, type ApiClient } from '../control/api/client';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from '../control/cmd/context';
-import type { Explanation } from './model';
+import type { Explanation, Observed } from './model';
+import { observedQueries, summarizeObserved, type ObservedRecordLike } from './observed';
 import { formatExplanation } from './text';
 
 const HELP = `usage: nodemesh explain FROM TO[:PORT] [--port N] [--method M] [--path P] [-o text|json]
@@ -21,7 +22,8 @@ configuration it sends them (docs/explain.md).
   --method M      the HTTP method a waypoint sees (default GET)
   --path P        the HTTP path a waypoint sees (default /)
   -o, --output F  text (default) or json (the shape is documented in docs/explain.md)
-  --observed      also show what the proxies logged for this pair recently (not available yet)
+  --observed      also show what the proxies recorded for this pair in the last 5 minutes (from
+                  the control plane's gatherer of their recent access records)
 
 ${CONNECTION_HELP}`;
 
@@ -48,14 +50,31 @@ export async function runExplain(argv: string[], ctx: CliContext = processContex
   if (values.observed) throw new CliError("explain: --observed needs the proxies' recent access records, which this control plane does not gather yet", 2);
   const [from, to] = positionals as [string, string];
   let e: Explanation;
+  const client = clientFrom(values, ctx);
   try {
-    e = await clientFrom(values, ctx).explain<Explanation>({ from, to, port, method: values.method, path: values.path });
+    e = await client.explain<Explanation>({ from, to, port, method: values.method, path: values.path });
+    if (values.observed) e = { ...e, observed: await observed(client, e) };
   } catch (err) {
     if (err instanceof ApiError) throw new CliError(`explain: ${err.message}`, err.status === 400 ? 2 : 1);
     throw new CliError(`explain: ${(err as Error).message}`, 1);
   }
   ctx.stdout.write(output === 'json' ? JSON.stringify(e, null, 2) + '\n' : formatExplanation(e) + '\n');
   return 0;
+}
+
+/** What the proxies recorded for the pair (GET /debug/observe/records, control/observe). */
+async function observed(client: ApiClient, e: Explanation): Promise<Observed> {
+  const pages: ObservedRecordLike[][] = [];
+  for (const q of observedQueries(e)) {
+    try {
+      pages.push((await client.debug<{ records?: ObservedRecordLike[] }>(`observe/records?${q.toString()}`)).records ?? []);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404)
+        return { records: [], summary: "not available: this control plane does not gather the proxies' recent records (GET /debug/observe/records)" };
+      throw err;
+    }
+  }
+  return summarizeObserved(pages);
 }
 
 export const explainCommand: Command = {

@@ -175,11 +175,11 @@ export interface Verdict {
   readonly line: string;
 }
 
-/** What the proxies logged for this pair recently (`--observed`). */
+/** What the proxies recorded for this pair recently (`--observed`, added by the CLI). */
 export interface Observed {
-  /** Records found, newest first (as the proxies reported them). */
+  /** Records found, newest first, as the control plane gathered them (common/recent-records.ts plus the proxy's fields). */
   readonly records: readonly unknown[];
-  /** Summary, e.g. `3 allowed, 2 denied in the last 5 min`. */
+  /** Summary, e.g. `3 ok, 2 denied in the last 5 min (reported by source, destination)`. */
   readonly summary: string;
 }
 

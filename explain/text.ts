@@ -37,6 +37,20 @@ function decisionLine(d: PolicyDecision): string {
   return `  ${d.allowed ? 'pass' : 'DENY'}  [${d.enforcer}] ${what}: ${d.reason}`;
 }
 
+/** One gathered record in a line: when, who reported it, the outcome and the deciding detail. */
+function observedLine(r: unknown): string {
+  if (!r || typeof r !== 'object') return String(r);
+  const x = r as Record<string, unknown>;
+  const side = (v: unknown): string => {
+    const p = (v ?? {}) as Record<string, unknown>;
+    return String(p.workload ?? p.identity ?? p.service ?? '?') + (p.port !== undefined ? `:${String(p.port)}` : '');
+  };
+  const when = typeof x.time === 'number' ? new Date(x.time).toISOString() : '';
+  const outcome = x.status !== undefined ? `HTTP ${String(x.status)}${x.method ? ` ${String(x.method)}` : ''}` : String(x.response_flags || 'ok');
+  const why = x.deny_reason ?? x.detail ?? x.error;
+  return `${when} [${String(x.reporter ?? x.proxy ?? '?')}] ${side(x.src)} -> ${side(x.dst)} ${outcome}${why ? `: ${String(why)}` : ''}`;
+}
+
 export function formatExplanation(e: Explanation): string {
   const out: string[] = [];
   const s = e.source;
@@ -76,7 +90,7 @@ export function formatExplanation(e: Explanation): string {
   }
   if (e.observed) {
     out.push(`observed  ${e.observed.summary}`);
-    for (const r of e.observed.records.slice(0, 10)) out.push(`  ${typeof r === 'string' ? r : JSON.stringify(r)}`);
+    for (const r of e.observed.records.slice(0, 10)) out.push(`  ${observedLine(r)}`);
   }
   out.push(e.verdict.line);
   return out.join('\n');
