@@ -18,13 +18,25 @@ export function logFormat(env: NodeJS.ProcessEnv = process.env): LogFormat {
   throw new Error(`NODEMESH_LOG_FORMAT (or --log-format) must be json or text, got "${f}"`);
 }
 
-export function createLogger(component: string, level = process.env.NODEMESH_LOG_LEVEL ?? 'info', format: LogFormat = logFormat()): Logger {
+/**
+ * `sync: false` (a process that logs per connection, e.g. the node proxy's access log): a line is
+ * written by a background write, and lines logged while one is in flight go out together in the
+ * next, instead of one blocking write(2) on the event loop per line; what is still buffered is
+ * flushed when the process exits.
+ */
+export function createLogger(
+  component: string,
+  level = process.env.NODEMESH_LOG_LEVEL ?? 'info',
+  format: LogFormat = logFormat(),
+  o: { sync?: boolean } = {},
+): Logger {
+  const sync = o.sync ?? true;
   const options = { name: component, level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (format === 'text') {
     return pino(
       options,
-      pretty({ destination: 2, sync: true, colorize: false, translateTime: false, singleLine: true, ignore: 'pid,hostname,name', messageKey: 'msg' }),
+      pretty({ destination: 2, sync, colorize: false, translateTime: false, singleLine: true, ignore: 'pid,hostname,name', messageKey: 'msg' }),
     );
   }
-  return pino(options, pino.destination(2));
+  return pino(options, pino.destination({ dest: 2, sync }));
 }

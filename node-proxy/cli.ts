@@ -106,7 +106,9 @@ export const nodeProxyCommand = (passthrough?: () => Promise<PassthroughNodes>):
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new CliError('the node proxy loads BPF programs and enters network namespaces: run it as root');
     }
-    const log = createLogger('node-proxy', (values['log-level'] as string | undefined) ?? process.env.NODEMESH_LOG_LEVEL ?? 'info');
+    // written in the background: an access-log line per connection written synchronously was the
+    // node proxy's largest cost per new connection (bench/mesh.ts --profile)
+    const log = createLogger('node-proxy', (values['log-level'] as string | undefined) ?? process.env.NODEMESH_LOG_LEVEL ?? 'info', undefined, { sync: false });
     const adminPort = port(values['admin-port'] as string | undefined, '--admin-port');
     const readyPort = port(values['ready-port'] as string | undefined, '--ready-port');
     const bpffsDir = values['bpffs-dir'] as string | undefined;
