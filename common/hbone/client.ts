@@ -115,6 +115,21 @@ export class HboneClient {
    * no verified connection to the destination could be made.
    */
   async open(o: OpenOptions): Promise<ClientHttp2Stream> {
+    const t = await this.start(o);
+    await t.response;
+    return t.stream;
+  }
+
+  /**
+   * Sends the CONNECT and resolves at once with its stream and the server's answer still to come
+   * (`response`, settling as open() does). Bytes written to the stream before the answer travel
+   * right behind the CONNECT (no round trip before the first byte, as ztunnel sends them); the
+   * server holds them until its policy admitted the tunnel and the destination app is connected,
+   * and drops them on a refusal. Read nothing from the stream as success before `response`
+   * resolved: a refusal ends it (the caller resets its client then). Rejects (TunnelConnectError)
+   * only when no connection or stream could be had.
+   */
+  async start(o: OpenOptions): Promise<{ stream: ClientHttp2Stream; response: Promise<void> }> {
     const target = targetOf(o.authority);
     const destination = targetOf(o.destination);
     const expected = this.expectedOf(o.expectedIdentity);
@@ -147,8 +162,9 @@ export class HboneClient {
       throw new TunnelConnectError(`cannot start an HBONE stream to ${o.destination}: ${err instanceof Error ? err.message : String(err)}`, o.destination, err);
     }
     stream.once('close', lease.release);
-    await this.awaitResponse(stream, o, o.timeoutMs ?? this.openTimeoutMs, lease.probe);
-    return stream;
+    const response = this.awaitResponse(stream, o, o.timeoutMs ?? this.openTimeoutMs, lease.probe);
+    response.catch(() => undefined); // the caller observes it; an unobserved rejection must not crash
+    return { stream, response };
   }
 
   /** Open HTTP/2 connections (all destinations). */

@@ -3,7 +3,7 @@ import { TunnelProtocol, Workload } from '../../api/gen/nodemesh/workload/v1/wor
 import { ipBytes } from '../../common/ip';
 import { formatSpiffeId } from '../../common/identity/spiffe';
 import { captureWorkloadOf, cgroupDirOf, identityOf, ownsAddress } from './runtime';
-import { newTraceparent, sourceBaggage } from './trace';
+import { cachedSourceBaggage, newTraceparent, pooledRandom, sourceBaggage } from './trace';
 
 const w = (init: Parameters<typeof Workload.fromPartial>[0] = {}): Workload =>
   Workload.fromPartial({
@@ -60,10 +60,24 @@ describe('trace headers', () => {
     expect(newTraceparent((n) => Buffer.alloc(n))).toBe('00-00000000000000000000000000000001-0000000000000001-01');
   });
 
+  it('hands out pooled random bytes once each, across refills', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 1000; i++) seen.add(newTraceparent());
+    expect(seen.size).toBe(1000);
+    const a = pooledRandom(4000);
+    const b = pooledRandom(200); // the pool refills: b must not alias a
+    expect(b.length).toBe(200);
+    expect(Buffer.compare(a.subarray(0, 200), b)).not.toBe(0);
+    expect(pooledRandom(10_000).length).toBe(10_000);
+  });
+
   it('describes the source in baggage, escaping values', () => {
     expect(sourceBaggage(w({ canonicalName: 'web', canonicalRevision: 'v1' }))).toBe(
       'k8s.cluster.name=Kubernetes,k8s.namespace.name=shop,k8s.workload.name=web-1,service.name=web,service.version=v1',
     );
     expect(sourceBaggage(w({ workloadType: 'Pod', name: 'a b' }))).toContain('k8s.pod.name=a%20b');
+    const one = w({ canonicalName: 'web' });
+    expect(cachedSourceBaggage(one)).toBe(sourceBaggage(one));
+    expect(cachedSourceBaggage(one)).toBe(cachedSourceBaggage(one));
   });
 });

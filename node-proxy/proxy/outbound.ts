@@ -5,15 +5,17 @@
 //     netns, presenting the source workload's certificate and requiring the destination's;
 //   - local: a workload this node proxy serves: no tunnel, handed to the inbound side (the
 //     destination's policy, its netns) with the source's identity.
+import { constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { formatAuthority } from '../../common/hbone/authority';
 import { TunnelRefusedError } from '../../common/hbone/errors';
 import { abortSide } from '../../common/hbone/splice';
 import { forwardedFor } from '../../common/hbone/headers';
 import { identityOf } from '../mesh/runtime';
-import { newTraceparent, sourceBaggage } from '../mesh/trace';
+import { cachedSourceBaggage, newTraceparent } from '../mesh/trace';
 import type { Endpoint } from '../connections/table';
 import type { EndpointPicker } from '../state/resolve';
+import type { ResponseFlag } from '../telemetry/labels';
 import type { ProxyContext } from './context';
 import { peer, type CapturedWorkload } from './handlers';
 import { serveLocal } from './inbound';
@@ -69,31 +71,49 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
   const srcIp = plan.record.source.address;
   const authority = formatAuthority(plan.authority.address, plan.authority.port);
   down.pause();
-  let stream;
+  let t;
   try {
     const cert = await mesh.certs.get(identityOf(plan.source, mesh.trustDomain));
-    stream = await mesh.hbone.open({
+    t = await mesh.hbone.start({
       source: { certChain: cert.certChainPem, key: cert.privateKeyPem },
       trustBundle: cert.trustBundle,
       destination: formatAuthority(plan.hbone.address, plan.hbone.port),
       expectedIdentity: plan.expected,
       authority,
       // the app's own address:port: the destination logs it (the tunnel's port is shared)
-      headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: sourceBaggage(plan.source) },
+      headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: cachedSourceBaggage(plan.source) },
       dial: (host, port) => ctx.sockets.connect(wl.netnsPath, host, port),
       sourceAddress: srcIp,
     });
   } catch (err) {
-    const refused = err instanceof TunnelRefusedError ? err.status : undefined;
-    ctx.tracker.failed([plan.record], refused ? `tunnel refused with ${refused}` : errText(err), refused === 403 ? 'DENY' : 'CONNECT');
-    ctx.log.info({ workload: wl.key, dst, authority: plan.authority, status: refused, err: errText(err) }, 'HBONE tunnel not opened; resetting the client');
+    notOpened(ctx, wl, dst, plan, err);
     down.resetAndDestroy();
     return;
   }
+  const { stream, response } = t;
   if (down.destroyed) {
     abortSide(stream);
     return;
   }
+  // The client's bytes go out right behind the CONNECT, without waiting for the answer (one round
+  // trip less per connection); the destination holds them until its policy admitted the tunnel and
+  // the app is connected, and drops them on a refusal. A refusal resets the client here, in the
+  // 'response' event itself: the refused stream's end must not reach the client as a clean FIN.
+  let refusal: { error: string; responseFlags: ResponseFlag } | undefined;
+  stream.once('response', (headers: Record<string, unknown>) => {
+    const status = Number(headers[h2.HTTP2_HEADER_STATUS]);
+    if (status === 200) return;
+    refusal = { error: `tunnel refused with ${status}`, responseFlags: status === 403 ? 'DENY' : 'CONNECT' };
+    abortSide(down);
+  });
+  response.catch((err: unknown) => {
+    refusal ??= { error: errText(err), responseFlags: 'CONNECT' };
+    ctx.log.info(
+      { workload: wl.key, dst, authority: plan.authority, status: err instanceof TunnelRefusedError ? err.status : undefined, err: errText(err) },
+      'HBONE tunnel not opened; resetting the client',
+    );
+    abortSide(down);
+  });
   ctx.tracker.splice(down, stream, {
     direction: 'outbound',
     workload: wl.key,
@@ -107,5 +127,14 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
       service: plan.record.service?.hostname,
     },
     records: [plan.record],
+    // a tunnel that was never opened is counted as before (not as an opened connection reset)
+    outcome: () => refusal,
   });
+}
+
+/** No HBONE connection or stream could be had: counted, logged. */
+function notOpened(ctx: ProxyContext, wl: CapturedWorkload, dst: Endpoint, plan: Extract<OutboundPlan, { kind: 'tunnel' }>, err: unknown): void {
+  const refused = err instanceof TunnelRefusedError ? err.status : undefined;
+  ctx.tracker.failed([plan.record], refused ? `tunnel refused with ${refused}` : errText(err), refused === 403 ? 'DENY' : 'CONNECT');
+  ctx.log.info({ workload: wl.key, dst, authority: plan.authority, status: refused, err: errText(err) }, 'HBONE tunnel not opened; resetting the client');
 }

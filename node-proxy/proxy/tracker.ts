@@ -38,6 +38,12 @@ export interface Tracked {
   /** The reporters counted for it (none: plain passthrough, logged as an access line). */
   readonly records?: readonly ConnectionRecord[];
   readonly watch?: Watched;
+  /**
+   * Read when the connection ends: set when it turned out never to have been opened (an HBONE
+   * tunnel whose client bytes were already on their way when the destination refused it); it is
+   * then counted as failed() counts it, with no bytes delivered.
+   */
+  readonly outcome?: () => { readonly error: string; readonly responseFlags: ResponseFlag } | undefined;
 }
 
 export interface TrackerOptions {
@@ -79,8 +85,14 @@ export class ConnectionTracker {
     const forget = c.watch && this.o.guard ? this.o.guard.add(c.watch.destinationUid, c.watch.connection, c.watch.describe, c.watch.cut) : undefined;
     return (r) => {
       forget?.();
-      const error = r.clean ? undefined : r.error ? errText(r.error) : 'reset';
-      for (const h of handles) h?.close({ requestBytes: r.bytesToUpstream, responseBytes: r.bytesToDownstream, error });
+      const failed = c.outcome?.();
+      const error = failed ? failed.error : r.clean ? undefined : r.error ? errText(r.error) : 'reset';
+      for (const h of handles)
+        h?.close(
+          failed
+            ? { requestBytes: 0, responseBytes: 0, error, responseFlags: failed.responseFlags }
+            : { requestBytes: r.bytesToUpstream, responseBytes: r.bytesToDownstream, error },
+        );
       const rec = this.o.table.close(id, error);
       if (rec && handles.length === 0) {
         this.o.log.info(

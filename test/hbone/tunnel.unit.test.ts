@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardedFor } from '../../common/hbone/headers';
-import { HboneServer, allow } from '../../common/hbone/server';
+import { HboneServer, allow, deny } from '../../common/hbone/server';
 import { connectUpstream } from '../../common/hbone/upstream';
 import { digestReply, echo, quietLogger, roundTrip, sha256, startMesh, type Mesh } from './fixture';
 
@@ -93,5 +93,51 @@ describe('HBONE over IPv6', () => {
       await server6.close(100);
       await new Promise((r) => app.close(r));
     }
+  });
+});
+
+describe('HBONE bytes sent before the answer (start)', () => {
+  let mesh: Mesh;
+  let received = 0;
+  let allowNext = true;
+  beforeAll(async () => {
+    mesh = await startMesh({
+      upstream: (s) => {
+        s.on('data', (c: Buffer) => {
+          received += c.length;
+        });
+        echo(s);
+      },
+      // the decision comes late, so the client's bytes are already waiting at the server
+      decide: async (_r, connect) => {
+        await new Promise((r) => setTimeout(r, 50));
+        return allowNext ? connect() : deny(403, 'denied by test policy');
+      },
+    });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+
+  it('carries bytes written right behind the CONNECT intact once the server admits the tunnel', async () => {
+    allowNext = true;
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    const { stream, response } = await mesh.client.start(mesh.openOptions());
+    const back = roundTrip(stream, data);
+    await response;
+    expect(sha256(await back)).toBe(sha256(data));
+  });
+
+  it('never delivers them to the app when the server refuses the tunnel', async () => {
+    allowNext = false;
+    const before = received;
+    const { stream, response } = await mesh.client.start(mesh.openOptions());
+    stream.on('error', () => undefined);
+    const status = new Promise<number>((r) => stream.once('response', (h) => r(Number(h[':status']))));
+    stream.write(randomBytes(64 * 1024));
+    await expect(response).rejects.toMatchObject({ status: 403 });
+    expect(await status).toBe(403);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received).toBe(before);
   });
 });
