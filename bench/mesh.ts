@@ -17,7 +17,8 @@
 //   conn/s   new connections per second, CONN_CONCURRENCY at a time, each a CONN_SIZE echo
 //            (bench/support/conngen.ts): through capture (mesh) against not enrolled (direct)
 //   proxy    both node proxies' CPU seconds (/proc/PID/stat utime+stime) per 1,000 requests of the
-//            latency run at the last rate, and their RSS after it
+//            latency run at the last rate, CPU milliseconds per new connection of the conn/s run,
+//            and their RSS after the latency run
 //   carried  what the destination node proxy's access log says about the row's connections: through
 //            the mesh every one must be logged with the expected protocol (HBONE across nodes, the
 //            same-node path on one node) and the source's SPIFFE ID; without it none may be
@@ -185,6 +186,8 @@ interface Sample {
   conns: ConnRate;
   carried: { ok: boolean; text: string };
   cpuPer1k?: number;
+  /** Both node proxies' CPU milliseconds per new connection of the conn/s run. */
+  connCpuMs?: number;
   rssMiB?: number;
 }
 
@@ -335,9 +338,12 @@ async function main(): Promise<number> {
         const cpu = after.reduce((a, u, k) => a + (u.cpu - (before[k]?.cpu ?? 0)), 0);
         const last = lat[lat.length - 1];
         let conns: ConnRate = { done: Number.NaN, errors: 0, seconds: 0, perSecond: Number.NaN };
+        let connCpuMs: number | undefined;
         if (measures.has('conn')) {
           say(`${tag}: new connections for ${co.ms / 1000} s, ${co.concurrency} at a time, ${co.size} B echo each`);
+          const cpuBefore = plan.meshed ? pids.map(procUse) : [];
           conns = await connRate(topo, source.name, lh, lp, co);
+          if (plan.meshed && conns.done > 0) connCpuMs = (pids.map(procUse).reduce((a, u, k) => a + (u.cpu - (cpuBefore[k]?.cpu ?? 0)), 0) * 1000) / conns.done;
         }
         // Access-log lines come when connections close: through the mesh wait until every one of
         // this row's connections is logged (iperf3's control and data connections, the latency run's,
@@ -366,6 +372,7 @@ async function main(): Promise<number> {
           conns,
           carried,
           cpuPer1k: plan.meshed && last?.done ? (cpu * 1000) / last.done : undefined,
+          connCpuMs,
           rssMiB: plan.meshed ? after.reduce((a, u) => a + u.rssMiB, 0) : undefined,
         };
       }
@@ -443,7 +450,19 @@ const of = (r: Row, f: (s: Sample) => number | undefined): number[] => r.samples
 function finish(rows: readonly Row[], o: RunShape): number {
   const latHeads = o.rates.flatMap((r) => [`p50 ms @${r}/s`, 'p99 ms']);
   const table = formatTable(
-    ['PATH', 'MODE', 'CARRIED', 'BULK Gbit/s', `${o.streams} STREAMS Gbit/s`, ...latHeads, 'ERRORS', 'CONN/s', 'PROXY CPU s/1k req', 'PROXY RSS MiB (2 nodes)'],
+    [
+      'PATH',
+      'MODE',
+      'CARRIED',
+      'BULK Gbit/s',
+      `${o.streams} STREAMS Gbit/s`,
+      ...latHeads,
+      'ERRORS',
+      'CONN/s',
+      'PROXY CPU ms/conn',
+      'PROXY CPU s/1k req',
+      'PROXY RSS MiB (2 nodes)',
+    ],
     rows.map((r) => [
       r.path,
       MODE_NAME[r.mode],
@@ -453,6 +472,7 @@ function finish(rows: readonly Row[], o: RunShape): number {
       ...o.rates.flatMap((_rate, k) => [formatSpread(spread(of(r, (s) => s.lat[k]?.p50)), 2), formatSpread(spread(of(r, (s) => s.lat[k]?.p99)), 2)]),
       `${r.samples.reduce((a, s) => a + s.lat.reduce((b, l) => b + l.errors + l.requests - l.done, 0), 0)}+${r.samples.reduce((a, s) => a + s.conns.errors, 0)}`,
       formatSpread(spread(of(r, (s) => s.conns.perSecond)), 0),
+      r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.connCpuMs)), 2) : '-',
       r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.cpuPer1k)), 3) : '-',
       r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.rssMiB)), 0) : '-',
     ]),

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -241,6 +242,17 @@ void StartConnect(PendingConnect* p, int fd, bool from_loop) {
   int err = errno;
   if (err != EINPROGRESS) {
     Settle(p, err, "connect to", from_loop);
+    return;
+  }
+  // A connect to an app in the same netns (the node proxy's upstream) has usually finished its
+  // handshake by the time connect(2) returns: the kernel delivered SYN, SYN-ACK and ACK on the
+  // way. Settle it now instead of one event-loop turn (and a poll handle) later.
+  struct pollfd pf = {fd, POLLOUT, 0};
+  if (poll(&pf, 1, 0) == 1) {
+    int so_err = 0;
+    socklen_t len = sizeof so_err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_err, &len)) so_err = errno;
+    Settle(p, so_err, "connect to", from_loop);
     return;
   }
   uv_loop_t* loop = nullptr;

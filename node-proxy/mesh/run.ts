@@ -12,6 +12,7 @@ import { BpfDataplane } from '../capture/bpf-dataplane';
 import { ConnectionTable } from '../connections/table';
 import { NodeProxy } from '../daemon';
 import { findCgroup2, readMounts } from '../doctor/mounts';
+import { configureNetnsWorkers } from '../../native/netns';
 import { nativeSockets } from '../proxy/native-sockets';
 import { WorkloadState } from '../state/workload-state';
 import { NodeProxyTelemetry } from '../telemetry/metrics';
@@ -49,6 +50,9 @@ export interface ControlModeProxy {
   stop(): Promise<void>;
 }
 
+/** Ready-made sockets a busy workload netns keeps (per address family; dropped after 5 s idle). */
+export const NETNS_SOCKET_POOL = 32;
+
 export async function startControlMode(o: ControlModeOptions): Promise<ControlModeProxy> {
   assertTrustDomain(o.trustDomain);
   const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
@@ -67,6 +71,10 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     cp.close();
     throw err;
   }
+  // Ready-made sockets per workload netns: the upstream connect of every new inbound connection
+  // takes one; with the addon's default (8) a burst of new connections empties the pool and each
+  // then waits for that netns's worker thread (a thread hop per connection, slow on a busy node).
+  configureNetnsWorkers({ poolSize: NETNS_SOCKET_POOL });
   const table = new ConnectionTable();
   const state = new WorkloadState(o.node);
   const xds = workloadXdsClient(cp, o.node, o.log);
