@@ -4,6 +4,7 @@
 //   npm run bench -- mesh [--lab nmbench] [--seconds 3] [--streams 8] [--rates 500,1000] [--latency-seconds 4]
 //                         [--connections 16] [--conn-seconds 3] [--conn-concurrency 100] [--conn-size 16384]
 //                         [--rounds 3] [--modes mesh,direct,stunnel] [--measure bulk,latency,conn] [--profile DIR]
+//                         [--pods 3] [--soak MINUTES [--soak-rate 1000]]
 //
 // A lab of its own (default 'nmbench', removed at the end, also on failure or Ctrl-C) of the default
 // shape (2 nodes x 3 pods) with the mesh but without the demo (`lab up --no-demo`): every pod is a
@@ -34,7 +35,14 @@
 // shares its noise), and the latency it adds over direct next to what stunnel adds. The load
 // average at start and end is printed with the figures. iperf3, stunnel4 and openssl are installed
 // with apt-get when missing.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Memory: after enrolling every pod (--pods per node, up to the lab's 50), and before any load, each
+// node proxy's resident memory split into V8 heap, external (Buffers, TLS/HTTP/2 state reported to
+// V8) and the rest (code, other native memory, thread stacks), with its threads and open fds.
+// --soak MINUTES: instead of the rounds, SOAK_RATE req/s (64 B request/response on CONNECTIONS
+// connections) cross-node through the mesh for MINUTES, both proxies' RSS, open fds and threads
+// sampled every 10 s; flat means every sample after the warm-up (a fifth of the run, at most 60 s)
+// within ±5 % of the median. Exit 1 when a request failed or RSS or fds are not flat.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -51,11 +59,13 @@ import { LAB_NAME_RE, readLabProcesses, tryLoadLabState, type LabPod, type LabTo
 import { sleep } from '../lab/sys';
 import { formatTable } from '../common/table';
 import { labUp } from '../lab/up';
+import { MAX_PODS_PER_NODE } from '../lab/topology';
 import { carriedBy, carriedVerdict } from './support/carried';
 import { CONNGEN, type ConnRate } from './support/conngen';
 import { LOADGEN, type Latency } from './support/loadgen';
 import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
 import { formatRatio, formatSpread, ratio, roundOrder, spread } from './support/rounds';
+import { flatness, memoryParts, type Flatness, type MemoryUsage, type ProxySample } from './support/soak';
 import { ensureTools } from './support/tools';
 import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
@@ -94,7 +104,7 @@ async function iperfOnce(topo: LabTopology, from: string, host: string, port: nu
   }
 }
 
-async function latency(topo: LabTopology, from: string, host: string, port: number, o: { rate: number; ms: number; conns: number }): Promise<Latency> {
+async function latencyRun(topo: LabTopology, from: string, host: string, port: number, o: { rate: number; ms: number; conns: number }): Promise<Latency> {
   const r = await runInLab(
     topo,
     from,
@@ -156,7 +166,8 @@ async function allReady(topo: LabTopology): Promise<boolean> {
 async function setMode(topo: LabTopology, api: ApiClient, mode: 'ambient' | 'none', pods: readonly LabPod[]): Promise<void> {
   await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { [DATAPLANE_MODE_LABEL]: mode } } }]);
   const want = pods.map((p) => `${NS}/${p.name}`);
-  const deadline = Date.now() + 20_000;
+  const waitMs = 20_000 + 500 * pods.length; // each workload's certificate and HBONE listener come after
+  const deadline = Date.now() + waitMs;
   for (;;) {
     const keys = new Set(await enrolled(topo));
     const wrong = want.filter((k) => keys.has(k) !== (mode === 'ambient'));
@@ -164,7 +175,7 @@ async function setMode(topo: LabTopology, api: ApiClient, mode: 'ambient' | 'non
     if (wrong.length === 0 && (await allReady(topo))) return;
     if (Date.now() > deadline)
       throw new Error(
-        `after 20 s the node proxies still have ${wrong.join(', ')} ${mode === 'ambient' ? 'not enrolled' : 'enrolled'}; see their logs in /run/nodemesh/labs/${topo.lab}/logs`,
+        `after ${waitMs / 1000} s the node proxies still have ${wrong.join(', ')} ${mode === 'ambient' ? 'not enrolled' : 'enrolled'}; see their logs in /run/nodemesh/labs/${topo.lab}/logs`,
       );
     await sleep(200);
   }
@@ -216,6 +227,9 @@ async function main(): Promise<number> {
       'conn-concurrency': { type: 'string' },
       'conn-size': { type: 'string' },
       rounds: { type: 'string' },
+      pods: { type: 'string' },
+      soak: { type: 'string' },
+      'soak-rate': { type: 'string' },
       profile: { type: 'string' },
       modes: { type: 'string' },
       measure: { type: 'string' },
@@ -227,6 +241,13 @@ async function main(): Promise<number> {
   const streams = Number(values.streams ?? 8);
   const rates = (values.rates ?? '500,1000').split(',').map(Number);
   const rounds = Number(values.rounds ?? 3);
+  const podsPerNode = Number(values.pods ?? 3);
+  const soakMinutes = values.soak === undefined ? undefined : Number(values.soak);
+  const soakRate = Number(values['soak-rate'] ?? 1000);
+  if (!(Number.isInteger(podsPerNode) && podsPerNode >= 3 && podsPerNode <= MAX_PODS_PER_NODE))
+    throw new Error(`--pods ${values.pods}: pods per node, 3..${MAX_PODS_PER_NODE}`);
+  if (soakMinutes !== undefined && !(soakMinutes > 0 && soakMinutes <= 120)) throw new Error(`--soak ${values.soak}: minutes, more than 0 and at most 120`);
+  if (!(Number.isInteger(soakRate) && soakRate > 0)) throw new Error(`--soak-rate ${values['soak-rate']}: requests per second, a positive integer`);
   const modeList = (values.modes ?? 'mesh,direct,stunnel').split(',');
   const badMode = modeList.find((m) => !['mesh', 'direct', 'stunnel'].includes(m));
   if (badMode) throw new Error(`--modes ${values.modes}: each of mesh, direct, stunnel (comma-separated), not ${badMode}`);
@@ -269,11 +290,13 @@ async function main(): Promise<number> {
   await down(); // a lab of this name left by an interrupted run
   const rows: Row[] = [];
   const load: Load = { start: loadavg(), end: [] };
+  let idle: IdleMemory[] = [];
+  let soakResult: SoakResult | undefined;
   let src: LabPod | undefined;
   let dsts: Dest[] = [];
   try {
-    say(`lab ${lab}: 2 nodes x 3 pods, mesh without the demo`);
-    const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode: 3 });
+    say(`lab ${lab}: 2 nodes x ${podsPerNode} pods, mesh without the demo`);
+    const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode });
     // --profile DIR: the processes the mesh starts (node proxies among them) write V8 CPU profiles
     // there when they stop (common/cpu-profile.ts; named by command and pid)
     if (values.profile) process.env.NODEMESH_CPU_PROFILE = values.profile;
@@ -332,7 +355,7 @@ async function main(): Promise<number> {
         for (const rate of measures.has('latency') ? rates : []) {
           say(`${tag}: ${rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
           before = plan.meshed ? pids.map(procUse) : [];
-          lat.push(await latency(topo, source.name, lh, lp, { ...lo, rate }));
+          lat.push(await latencyRun(topo, source.name, lh, lp, { ...lo, rate }));
         }
         const after = plan.meshed ? pids.map(procUse) : [];
         const cpu = after.reduce((a, u, k) => a + (u.cpu - (before[k]?.cpu ?? 0)), 0);
@@ -381,7 +404,18 @@ async function main(): Promise<number> {
     const c = labConnection(lab);
     const api = new ApiClient({ server: c.server, token: c.token, createConnection: c.createConnection, ca: c.ca });
     const pods = [source, ...dsts.map((d) => d.pod)];
-    let labelled: 'ambient' | 'none' | undefined;
+    // every pod of the lab is a workload of namespace default: enrol them all once, let the node
+    // proxies settle and read what their memory is made of while idle
+    say(`enrolling namespace ${NS} (dataplane-mode=ambient): ${topo.pods.length} workloads`);
+    await setMode(topo, api, 'ambient', topo.pods);
+    let labelled: 'ambient' | 'none' | undefined = 'ambient';
+    await sleep(5000);
+    idle = await idleMemory(topo, lab);
+    if (soakMinutes !== undefined) {
+      const [lh, lp] = plans.mesh.target(dsts[0]!, ECHO_PORT, 0);
+      soakResult = await soak(topo, lab, source.name, lh, lp, { minutes: soakMinutes, rate: soakRate, conns: lo.conns });
+      return finishSoak(idle, soakResult, { lab, podsPerNode, load: { start: load.start, end: loadavg() } });
+    }
     for (let round = 0; round < rounds; round++) {
       for (const mode of roundOrder(modes, round)) {
         const want = mode === 'mesh' ? 'ambient' : 'none';
@@ -398,7 +432,132 @@ async function main(): Promise<number> {
     say(`removing lab ${lab}`);
     await finalDown();
   }
-  return finish(rows, { rates, streams, seconds, rounds, lo, co, src, dsts, lab, load });
+  return finish(rows, { rates, streams, seconds, rounds, lo, co, src, dsts, lab, load, idle });
+}
+
+interface IdleMemory {
+  node: string;
+  workloads: number;
+  memory: MemoryUsage;
+  threads: number;
+  fds: number;
+}
+
+function threadsOf(pid: number): number {
+  return Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+const fdsOf = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+/** Each node proxy's enrolled workloads, memory (its own /stats), threads and open fds. */
+async function idleMemory(topo: LabTopology, lab: string): Promise<IdleMemory[]> {
+  const pids = readLabProcesses(lab).filter((p) => p.name === 'node-proxy');
+  const out: IdleMemory[] = [];
+  for (const n of topo.nodes) {
+    const stats = JSON.parse((await netnsGet(n.netnsPath, '127.0.0.1', ADMIN_PORT, '/stats')).body) as { memory?: MemoryUsage };
+    const workloads = (JSON.parse((await netnsGet(n.netnsPath, '127.0.0.1', ADMIN_PORT, '/workloads')).body) as unknown[]).length;
+    const pid = pids.find((p) => p.place === n.name)?.pid ?? pids[out.length]?.pid;
+    if (!stats.memory || pid === undefined) throw new Error(`node proxy of ${n.name}: no memory figures in /stats`);
+    out.push({ node: n.name, workloads, memory: stats.memory, threads: threadsOf(pid), fds: fdsOf(pid) });
+  }
+  return out;
+}
+
+interface SoakResult {
+  minutes: number;
+  rate: number;
+  latency: Latency;
+  /** Per node proxy (by pid order): its samples. */
+  series: { pid: number; samples: ProxySample[] }[];
+}
+
+/** SOAK minutes of RATE req/s cross-node through the mesh; both proxies' RSS, fds and threads every 10 s. */
+async function soak(
+  topo: LabTopology,
+  lab: string,
+  from: string,
+  host: string,
+  port: number,
+  o: { minutes: number; rate: number; conns: number },
+): Promise<SoakResult> {
+  const pids = proxyPids(lab);
+  const series = pids.map((pid) => ({ pid, samples: [] as ProxySample[] }));
+  const t0 = performance.now();
+  const sample = (): void => {
+    const at = (performance.now() - t0) / 1000;
+    for (const s of series) {
+      try {
+        s.samples.push({ at, rssMiB: procUse(s.pid).rssMiB, fds: fdsOf(s.pid), threads: threadsOf(s.pid) });
+      } catch {
+        // the process is gone: the latency run fails and says so
+      }
+    }
+  };
+  say(`soak: ${o.rate} req/s cross-node for ${o.minutes} min on ${o.conns} connections; sampling the node proxies every 10 s`);
+  sample();
+  const timer = setInterval(sample, 10_000);
+  try {
+    const latency = await latencyRun(topo, from, host, port, { rate: o.rate, ms: Math.round(o.minutes * 60_000), conns: o.conns });
+    sample();
+    return { minutes: o.minutes, rate: o.rate, latency, series };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function idleTable(idle: readonly IdleMemory[]): string {
+  return formatTable(
+    ['NODE PROXY', 'WORKLOADS', 'RSS MiB', 'V8 HEAP MiB (used)', 'EXTERNAL MiB', 'OTHER MiB', 'THREADS', 'FDS'],
+    idle.map((m) => {
+      const p = memoryParts(m.memory);
+      return [
+        m.node,
+        String(m.workloads),
+        p.rss.toFixed(1),
+        `${p.heap.toFixed(1)} (${p.heapUsed.toFixed(1)})`,
+        p.external.toFixed(1),
+        p.other.toFixed(1),
+        String(m.threads),
+        String(m.fds),
+      ];
+    }),
+  );
+}
+
+function finishSoak(idle: readonly IdleMemory[], r: SoakResult, o: { lab: string; podsPerNode: number; load: Load }): number {
+  const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
+  const warmup = Math.min(60, (r.minutes * 60) / 5);
+  const rows = r.series.map((s, i) => {
+    const judge = (f: (x: ProxySample) => number): Flatness =>
+      flatness(
+        s.samples.map((x) => ({ at: x.at, value: f(x) })),
+        warmup,
+      );
+    const rss = judge((x) => x.rssMiB);
+    const fds = judge((x) => x.fds);
+    const first = s.samples[0];
+    const last = s.samples[s.samples.length - 1];
+    return [
+      `node${i + 1} (pid ${s.pid})`,
+      String(s.samples.length),
+      `${first?.rssMiB.toFixed(1)} -> ${last?.rssMiB.toFixed(1)}`,
+      `${rss.median.toFixed(1)} (${rss.min.toFixed(1)}–${rss.max.toFixed(1)}) ±${rss.worstPct.toFixed(1)}% ${rss.flat ? 'flat' : 'NOT FLAT'}`,
+      `${first?.fds} -> ${last?.fds} (${fds.min}–${fds.max}) ${fds.flat ? 'flat' : 'NOT FLAT'}`,
+      `${first?.threads} -> ${last?.threads}`,
+    ];
+  });
+  const table = formatTable(
+    ['NODE PROXY', 'SAMPLES', 'RSS MiB first -> last', `RSS after ${warmup} s: median (min–max)`, 'FDS first -> last (range)', 'THREADS'],
+    rows,
+  );
+  const l = r.latency;
+  process.stdout.write(
+    `\nmesh soak (lab ${o.lab}, 2 nodes x ${o.podsPerNode} pods, all enrolled): ${r.rate} req/s cross-node for ${r.minutes} min; load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n` +
+      `idle, after enrolment:\n${idleTable(idle)}\nunder load (flat: every sample after the warm-up within ±5 % of the median):\n${table}\n` +
+      `requests ${l.done}/${l.requests} answered, errors ${l.errors}, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms\n`,
+  );
+  const flat = rows.every((row) => row[3]!.endsWith(' flat') && row[4]!.endsWith(' flat'));
+  return l.done === l.requests && l.errors === 0 && flat ? 0 : 1;
 }
 
 /** stunnel servers in the destination pods and one client in the source pod (not enrolled: the same two hops in mutual TLS). */
@@ -433,6 +592,7 @@ interface RunShape {
   dsts: readonly Dest[];
   lab: string;
   load: Load;
+  idle: readonly IdleMemory[];
 }
 
 /** "HBONE x43/45/44" when every round was carried as claimed; else each round's verdict. */
@@ -487,7 +647,8 @@ function finish(rows: readonly Row[], o: RunShape): number {
     `\nmesh benchmark (lab ${o.lab}, namespace ${NS}, no waypoint): ${where}; ${o.rounds} interleaved round(s), median (min–max); iperf3 ${o.seconds} s (1 and ${o.streams} streams); ` +
       `64 B req/resp at ${o.rates.join(', ')}/s on ${o.lo.conns} connections for ${o.lo.ms / 1000} s; new connections ${o.co.concurrency} at a time, ${o.co.size} B echo, ${o.co.ms / 1000} s; ` +
       `load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n${table}\n` +
-      `the mesh against the other modes of this run (ratios: mesh / theirs, of the medians, with the per-round ratios' range; latency: what each adds over direct, medians)\n${ratios}`,
+      `the mesh against the other modes of this run (ratios: mesh / theirs, of the medians, with the per-round ratios' range; latency: what each adds over direct, medians)\n${ratios}` +
+      (o.idle.length ? `\nthe node proxies idle after enrolling every pod, before any load:\n${idleTable(o.idle)}\n` : ''),
   );
   const bad = rows.filter((r) => r.samples.some((s) => !s.carried.ok || s.lat.some((l) => l.done < l.requests) || s.conns.done === 0));
   if (bad.length) {
@@ -519,7 +680,10 @@ function ratioRows(rows: readonly Row[], rates: readonly number[]): string[][] {
         x((s) => s.gbpsN),
         x((s) => s.conns.perSecond),
         ...rates.flatMap((_r, k) =>
-          (['p50', 'p99'] as const).map((q) => `${added(mesh, k, q).toFixed(2)}${other === direct ? '' : ` (${added(other, k, q).toFixed(2)})`}`),
+          (['p50', 'p99'] as const).map((q) => {
+            const ms = (r: Row): string => (Number.isFinite(added(r, k, q)) ? added(r, k, q).toFixed(2) : '-');
+            return `${ms(mesh)}${other === direct ? '' : ` (${ms(other)})`}`;
+          }),
         ),
       ]);
     }

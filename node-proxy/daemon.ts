@@ -95,6 +95,9 @@ export class NodeProxy {
           source: this.opts.source.description,
           connections: this.table.stats(),
           ...(mesh?.stats ? { mesh: mesh.stats() } : {}),
+          // what the resident memory is made of (bench/mesh.ts reports it): V8 heap, buffers
+          // outside it, and the rest (code, native allocations, thread stacks)
+          memory: process.memoryUsage(),
         }),
         notReadyReason: () => this.notReadyReason(),
         extra: mesh?.adminViews,
