@@ -163,10 +163,14 @@ export async function runCertAgent(argv: string[]): Promise<number> {
   certs.on('issued', (c: WorkloadCertificate) => {
     if (c.spiffeId === spiffeId) write(c);
   });
+  // The manager's renewal timer is unref'd (it must not keep a node proxy alive): hold the process
+  // open until a signal.
+  const alive = setInterval(() => undefined, 1 << 30);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  clearInterval(alive);
   stop();
   return 0;
 }

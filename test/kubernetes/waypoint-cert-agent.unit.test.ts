@@ -161,20 +161,28 @@ describe('nodemesh waypoint cert-agent (Envoy waypoints)', { timeout: 60_000 }, 
     writeFileSync(join(work, 'root-cert.pem'), c.rootPem);
     const certs = join(work, 'certs');
     const args = localArgs(sidecar.args, { '--token-file': join(work, 'token'), '--trust-bundle': join(work, 'root-cert.pem'), '--dir': certs });
-    const { child, log } = spawnAgent([...args, '--cert-ttl=4']);
+    // The CA back-dates notBefore by 60 s: a 66 s certificate reaches half-life ~3 s after issue.
+    const { child, log } = spawnAgent([...args, '--cert-ttl=66']);
     await until('the first certificate', () => existsSync(join(certs, 'key.pem')), 20_000, 50);
     const first = checkFiles(certs);
     const firstVersion = readlinkSync(join(certs, '..data'));
+    // It keeps running after its first certificate (until SIGTERM), to renew it.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(child.exitCode).toBeNull();
     const sdsInode = statSync(join(certs, 'sds-default.json')).ino;
     // The names are links through ..data; one version directory at a time.
     expect(readlinkSync(join(certs, 'cert-chain.pem'))).toBe('..data/cert-chain.pem');
-    await until('a renewed certificate', () => readlinkSync(join(certs, '..data')) !== firstVersion, 20_000, 100);
+    await until('a renewed certificate', () => readlinkSync(join(certs, '..data')) !== firstVersion, 20_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message}; the agent's log:\n${log()}`);
+    });
     const second = checkFiles(certs);
     expect(second.serialNumber).not.toBe(first.serialNumber);
     expect(readdirSync(certs).filter((e) => e.startsWith('..') && e !== '..data')).toEqual([readlinkSync(join(certs, '..data'))]);
     // The SDS files stay as they are: Envoy reloads on the ..data move, not on them.
     expect(statSync(join(certs, 'sds-default.json')).ino).toBe(sdsInode);
     await until('the renewal logged', () => (log().match(/waypoint certificate written/g) ?? []).length >= 2, 5_000, 50);
+    // One renewal per half-life (~3 s here), not a loop.
+    expect((log().match(/waypoint certificate written/g) ?? []).length).toBeLessThanOrEqual(3);
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     expect(code).toBe(0);
