@@ -13,14 +13,16 @@ import { listenerTimeouts, type ListenerTimeouts } from './metrics';
 import { createLogger, type Logger } from '../common/log';
 import { bearerTokenOf } from './api/token';
 import { addCertificateService, servingCredentials, type CertificateServiceOptions } from './ca/service';
-import type { NodeAuthenticator } from './ca/tokens';
+import { CallerRefusedError, callerOf, type NodeAuthenticator } from './ca/tokens';
+import { waypointPlacementFromSnapshot } from './ca/placement';
+import type { NodeBinding, WaypointPlacement } from './xds/node-binding';
 import type { DeltaCall } from './xds/delta-server';
 import type { ConfigStore } from './store/store';
 import { SharedCache } from './xds/cache';
 import { DeltaAdsServer } from './xds/delta-server';
 import type { DeltaStateOptions } from './xds/delta-state';
 import { xdsMetrics } from './xds/metrics';
-import { adsImplementation, adsServiceDefinition, type SotwCall } from './xds/service';
+import { adsImplementation, adsServiceDefinition, type SotwCall, type SotwHandler } from './xds/service';
 import { combineSources, type ResourceSource } from './xds/source';
 import { WORKLOAD_API_TYPE_URLS, WorkloadApiPublisher } from './workload/publisher';
 import type { TranslateOptions } from './workload/translate';
@@ -43,13 +45,17 @@ export interface ControlGrpcServerOptions {
   };
   /**
    * Require a node credential (metadata `authorization: Bearer <node token>`) for ADS on the TLS
-   * port; streams without a valid one end with UNAUTHENTICATED. The plaintext port never checks.
+   * port, delta and state of the world alike; streams without a valid one end with
+   * UNAUTHENTICATED, streams whose node claims more than the credential speaks for with
+   * PERMISSION_DENIED (xds/node-binding.ts). The plaintext port never checks.
    */
   readonly nodes?: NodeAuthenticator;
+  /** Which waypoints a credential may act as (default: none may; pass the store's placement). */
+  readonly waypointPlacement?: WaypointPlacement;
   /** Mount more services on the TLS server (the certificate service). */
   readonly tlsServices?: (server: grpc.Server) => void;
   /** State-of-the-world ADS handler, when one exists. */
-  readonly sotw?: (call: SotwCall) => void;
+  readonly sotw?: SotwHandler;
   readonly delta?: DeltaStateOptions;
   readonly registry?: Registry;
   readonly logger?: Logger;
@@ -153,9 +159,15 @@ export class ControlGrpcServer {
   /** Listen; resolves with the bound ports. */
   async start(): Promise<{ tls?: number; plaintext?: number }> {
     const { tls, plaintext } = this.options;
-    const ads = adsImplementation({ delta: this.delta.handle, sotw: this.options.sotw });
+    const sotw = this.options.sotw;
+    const ads = adsImplementation({ delta: this.delta.handle, sotw });
     const nodes = this.options.nodes;
-    const tlsAds = nodes ? adsImplementation({ delta: (call) => this.authenticated(nodes, call), sotw: this.options.sotw }) : ads;
+    const tlsAds = nodes
+      ? adsImplementation({
+          delta: (call) => this.authenticated(nodes, call, this.delta.handle),
+          ...(sotw ? { sotw: (call: SotwCall) => this.authenticated(nodes, call, sotw) } : {}),
+        })
+      : ads;
     if (plaintext && !plaintext.allowRemote && !isLoopback(plaintext.host)) {
       throw new Error(
         `refusing plaintext xDS on ${plaintext.host}: port ${XDS_PLAINTEXT_PORT} is unauthenticated and unencrypted, so it listens on loopback only. ` +
@@ -187,21 +199,33 @@ export class ControlGrpcServer {
     return { ...this.ports };
   }
 
-  private authenticated(nodes: NodeAuthenticator, call: DeltaCall): void {
-    const refuse = (details: string) => {
+  /**
+   * Checks the stream's bearer token before serving it (UNAUTHENTICATED without a valid one,
+   * UNAVAILABLE when the check itself fails, e.g. the Kubernetes API is unreachable) and binds
+   * the stream to the caller: its first request's node is checked by `serve`'s stream state.
+   */
+  private authenticated<C extends DeltaCall | SotwCall>(nodes: NodeAuthenticator, call: C, serve: (call: C, binding: NodeBinding) => void): void {
+    const refuse = (code: grpc.status, details: string) => {
       this.logger.warn({ peer: call.getPeer(), why: details }, 'xds stream refused');
-      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details });
+      call.emit('error', { code, details });
     };
     const header = call.metadata.get('authorization')[0];
     const token = bearerTokenOf(typeof header === 'string' ? header : undefined);
     if (!token) {
-      refuse("no node credential: send metadata 'authorization: Bearer <node token>' (issue one with 'nodemesh ca issue-node-token --node <name>')");
+      refuse(
+        grpc.status.UNAUTHENTICATED,
+        "no node credential: send metadata 'authorization: Bearer <node token>' (issue one with 'nodemesh ca issue-node-token --node <name>')",
+      );
       return;
     }
+    const waypointPlacement = this.options.waypointPlacement ?? (() => false);
     // Requests that arrive meanwhile stay buffered in the stream until the handler reads them.
-    Promise.resolve(nodes.authenticate(token)).then(
-      (node) => (node ? this.delta.handle(call, node) : refuse('the node credential is not valid (unknown or revoked token)')),
-      (err: unknown) => refuse(`cannot check the node credential: ${String(err)}`),
+    callerOf(nodes, token).then(
+      (caller) => serve(call, { caller, waypointPlacement }),
+      (err: unknown) =>
+        err instanceof CallerRefusedError
+          ? refuse(grpc.status.UNAUTHENTICATED, `the node credential is not valid: ${err.message}`)
+          : refuse(grpc.status.UNAVAILABLE, `cannot check the node credential: ${err instanceof Error ? err.message : String(err)}; retry`),
     );
   }
 
@@ -242,7 +266,7 @@ export interface ControlGrpcOptions {
   readonly authenticateNodes?: boolean;
   /** More resource sources (e.g. Envoy types for waypoints), served next to the workload API. */
   readonly extraSources?: readonly ResourceSource[];
-  readonly sotw?: (call: SotwCall) => void;
+  readonly sotw?: SotwHandler;
   readonly registry?: Registry;
   readonly logger?: Logger;
   readonly limits?: Partial<ListenerLimits>;
@@ -283,6 +307,7 @@ export async function startControlGrpc(options: ControlGrpcOptions): Promise<Con
     tls,
     plaintext: options.plaintext,
     nodes: options.authenticateNodes ? options.certificates?.nodes : undefined,
+    waypointPlacement: waypointPlacementFromSnapshot(() => options.store.snapshot()),
     tlsServices: options.certificates ? (s) => addCertificateService(s, options.certificates!) : undefined,
     sotw: options.sotw,
     registry: options.registry,

@@ -10,7 +10,7 @@ import { formatSpiffeId } from '../../common/identity/spiffe';
 import { CaError, requestedIdentity, type CertificateAuthority, type ServingCertificate } from './authority';
 import { caMetrics, type RefusalReason } from './metrics';
 import type { WorkloadPlacement } from './placement';
-import { CallerRefusedError, type Caller, type NodeAuthenticator } from './tokens';
+import { CallerRefusedError, callerOf, type Caller, type NodeAuthenticator } from './tokens';
 
 export interface CertificateServiceOptions {
   readonly ca: CertificateAuthority;
@@ -45,23 +45,12 @@ function bearerToken(metadata: grpc.Metadata): string {
 }
 
 async function authenticateCaller(nodes: NodeAuthenticator, token: string): Promise<Caller> {
-  if (nodes.authenticateCaller) {
-    try {
-      return await nodes.authenticateCaller(token);
-    } catch (err) {
-      if (err instanceof CallerRefusedError) throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', err.message);
-      throw err;
-    }
+  try {
+    return await callerOf(nodes, token);
+  } catch (err) {
+    if (err instanceof CallerRefusedError) throw new Refusal(grpc.status.UNAUTHENTICATED, 'unauthenticated', err.message);
+    throw err;
   }
-  const node = await nodes.authenticate(token);
-  if (node === undefined) {
-    throw new Refusal(
-      grpc.status.UNAUTHENTICATED,
-      'unauthenticated',
-      'the node token is not known to this control plane (revoked, replaced by a newer one, or issued for another data dir); issue a new one with nodemesh ca issue-node-token',
-    );
-  }
-  return { node, who: `node '${node}'` };
 }
 
 /** The handler, separate from the grpc.Server so it can be mounted on any server. */

@@ -46,6 +46,22 @@ export class CallerRefusedError extends Error {
   }
 }
 
+/**
+ * Who presents `token`: the authenticator's richer answer when it has one, else the node the
+ * token belongs to. Throws CallerRefusedError (with the reason) for a credential that is not valid;
+ * other errors mean the check itself failed (e.g. the Kubernetes API is unreachable).
+ */
+export async function callerOf(nodes: NodeAuthenticator, token: string): Promise<Caller> {
+  if (nodes.authenticateCaller) return nodes.authenticateCaller(token);
+  const node = await nodes.authenticate(token);
+  if (node === undefined) {
+    throw new CallerRefusedError(
+      'the node token is not known to this control plane (revoked, replaced by a newer one, or issued for another data dir); issue a new one with nodemesh ca issue-node-token',
+    );
+  }
+  return { node, who: `node '${node}'` };
+}
+
 function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }

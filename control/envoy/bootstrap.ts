@@ -36,6 +36,12 @@ export interface WaypointBootstrapOptions {
   readonly domainSuffix?: string;
   /** Admin interface port on 127.0.0.1 (default 15000). */
   readonly adminPort?: number;
+  /**
+   * The credential the control plane asks for on 15012 (a node token, or a projected
+   * ServiceAccount token on Kubernetes): sent as `authorization: Bearer <token>` initial metadata
+   * on every ADS stream. Envoy never re-reads it: a rotated token needs a new bootstrap.
+   */
+  readonly token?: string;
 }
 
 export function waypointNodeId(o: Pick<WaypointBootstrapOptions, 'name' | 'namespace' | 'ip' | 'domainSuffix'>): string {
@@ -109,7 +115,12 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
         apiType: o.delta ? ApiConfigSource_ApiType.DELTA_GRPC : ApiConfigSource_ApiType.GRPC,
         transportApiVersion: ApiVersion.V3,
         setNodeOnFirstMessageOnly: true,
-        grpcServices: [{ targetSpecifier: { $case: 'envoyGrpc', value: { clusterName: XDS_CLUSTER } } }],
+        grpcServices: [
+          {
+            targetSpecifier: { $case: 'envoyGrpc', value: { clusterName: XDS_CLUSTER } },
+            initialMetadata: o.token ? [{ key: 'authorization', value: `Bearer ${o.token}` }] : [],
+          },
+        ],
       },
       ldsConfig: ADS_CONFIG_SOURCE,
       cdsConfig: ADS_CONFIG_SOURCE,

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
@@ -73,5 +76,24 @@ describe('waypoint bootstrap', () => {
       runWaypointBootstrap(['--name', 'wp', '--xds-address', 'nocolon'], { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} }),
     ).rejects.toThrow(/not host:port \(e\.g\. 10\.199\.0\.1:15012/);
     await expect(runWaypointBootstrap([], { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} })).rejects.toThrow(/--name is required/);
+  });
+
+  it('with --token-file: the credential as authorization initial metadata on the ADS gRPC service', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nm-bootstrap-'));
+    try {
+      writeFileSync(join(dir, 'token'), 'nmt_abc\n');
+      const out = capture();
+      const ctx = { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} };
+      expect(await runWaypointBootstrap(['--name', 'wp', '--token-file', join(dir, 'token'), '-o', 'json'], ctx)).toBe(0);
+      const y = JSON.parse(out.text());
+      expect(y.dynamicResources.adsConfig.grpcServices[0].initialMetadata).toEqual([{ key: 'authorization', value: 'Bearer nmt_abc' }]);
+      await expect(runWaypointBootstrap(['--name', 'wp', '--token-file', join(dir, 'absent')], ctx)).rejects.toThrow(
+        /cannot read the token file .*absent: ENOENT/,
+      );
+      // Without a token, no metadata (the plaintext port, or a control plane that does not ask).
+      expect(waypointBootstrap({ name: 'wp', namespace: 'shop' }).dynamicResources?.adsConfig?.grpcServices[0]?.initialMetadata).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

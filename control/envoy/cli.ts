@@ -7,6 +7,7 @@ import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from '../cmd/context';
 import { formatTable } from '../../common/table';
 import { waypointBootstrap } from './bootstrap';
+import { tokenFileCredential } from '../../common/control-client/credential';
 import type { XdsClientDump, XdsTypeDump } from './debug';
 
 const WAYPOINT_HELP = `usage: nodemesh waypoint bootstrap --name NAME [-n NAMESPACE] [options]
@@ -22,6 +23,11 @@ options:
   --xds-address H:P      the control plane's TLS xDS port (default nodemesh-control.nodemesh-system.svc:15012)
   --xds-server-name SNI  name in the control plane's certificate (default: the host of --xds-address)
   --certs DIR            directory with cert-chain.pem, key.pem, root-cert.pem (default /var/run/nodemesh/certs)
+  --token-file FILE      the credential for 15012 (a node token; on Kubernetes the projected
+                         ServiceAccount token), put in the bootstrap as 'authorization: Bearer'
+                         initial metadata: the control plane refuses ADS without it. The output
+                         then holds a secret (keep it 0600); Envoy does not re-read it, so
+                         generate a new bootstrap when the token is rotated.
   --delta                use delta ADS (default: state of the world)
   -o, --output FMT       yaml (default) or json`;
 
@@ -37,6 +43,7 @@ export async function runWaypointBootstrap(rest: string[], ctx: CliContext = pro
       'xds-address': { type: 'string' },
       'xds-server-name': { type: 'string' },
       certs: { type: 'string' },
+      'token-file': { type: 'string' },
       delta: { type: 'boolean' },
       output: { type: 'string', short: 'o' },
       help: { type: 'boolean', short: 'h' },
@@ -53,7 +60,15 @@ export async function runWaypointBootstrap(rest: string[], ctx: CliContext = pro
   const dir = values.certs?.replace(/\/+$/, '');
   let bootstrap: Bootstrap;
   try {
+    const tokenFile = values['token-file'];
+    const token = tokenFile
+      ? tokenFileCredential(tokenFile, {
+          what: 'the token file',
+          fix: "pass the node token ('nodemesh ca issue-node-token') or the projected ServiceAccount token",
+        }).token()
+      : undefined;
     bootstrap = waypointBootstrap({
+      token,
       name: values.name,
       namespace: values.namespace ?? 'default',
       ip: values.ip,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
 import { xdsMetrics } from '../xds/metrics';
-import type { SotwCall } from '../xds/service';
+import type { SotwHandler } from '../xds/service';
 import { SotwAdsServer } from '../xds/sotw-server';
 import type { DeltaClientView } from '../xds/delta-server';
 import type { ResourceSource } from '../xds/source';
@@ -62,11 +62,11 @@ export class EnvoyXdsComponent implements ControlPlaneComponent {
   private readonly pendingListeners = new Set<Parameters<ResourceSource['onChange']>[0]>();
 
   /** Options for createXdsComponent: serve the Envoy types, and SotW ADS. */
-  get xdsOptions(): { extraSources: readonly ResourceSource[]; sotw: (call: SotwCall) => void } {
+  get xdsOptions(): { extraSources: readonly ResourceSource[]; sotw: SotwHandler } {
     return {
       extraSources: [this.source],
-      sotw: (call) => {
-        if (this.sotw) this.sotw.handle(call);
+      sotw: (call, binding) => {
+        if (this.sotw) this.sotw.handle(call, binding);
         else call.emit('error', { code: status.UNAVAILABLE, details: 'the Envoy xDS server is not started yet; retry' });
       },
     };

@@ -12,6 +12,7 @@ import type { Logger } from '../../common/log';
 import { NewWarnings, StoreFollower } from '../store/follow';
 import type { ConfigStore, Snapshot } from '../store/store';
 import { xdsResource, type XdsResource } from '../xds/resource';
+import { claimedWaypoint } from '../xds/node-binding';
 import { markImmutableView } from '../xds/sotw-state';
 import type { ChangeListener, ClientInfo, ResourceSource } from '../xds/source';
 import { DEFAULT_ENVOY_OPTIONS, type EnvoyTranslateOptions } from './model';
@@ -21,17 +22,8 @@ import { PROXYLESS_VIEW, ServiceOutputCache, resourceNameOf, translateEnvoy, way
 
 /** Which view a client gets, from its node id (`waypoint~<ip>~<name>.<ns>~…`) or metadata. */
 export function viewOfClient(client: Pick<ClientInfo, 'nodeId' | 'metadata'>): string {
-  const meta = client.metadata['NODEMESH_WAYPOINT'];
-  if (typeof meta === 'string' && meta.includes('/')) {
-    const [ns, name] = meta.split('/');
-    return waypointView(ns!, name!);
-  }
-  const parts = client.nodeId.split('~');
-  if (parts[0] === 'waypoint' && parts.length >= 3) {
-    const dot = parts[2]!.lastIndexOf('.');
-    if (dot > 0) return waypointView(parts[2]!.slice(dot + 1), parts[2]!.slice(0, dot));
-  }
-  return PROXYLESS_VIEW;
+  const waypoint = claimedWaypoint({ id: client.nodeId, metadata: client.metadata });
+  return waypoint ? waypointView(waypoint.namespace, waypoint.name) : PROXYLESS_VIEW;
 }
 
 type Pool = Map<string, XdsResource>;

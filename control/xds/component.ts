@@ -6,7 +6,9 @@
 //   NODEMESH_XDS_LISTEN            TLS listen address           (default :15012, every interface)
 //   NODEMESH_XDS_PLAINTEXT_LISTEN  plaintext listen, or "off"   (default 127.0.0.1:15010)
 //   NODEMESH_XDS_PLAINTEXT_REMOTE  "1": allow a non-loopback plaintext address
-//   NODEMESH_XDS_REQUIRE_NODE_TOKEN "1": ADS on 15012 needs `authorization: Bearer <node token>`
+//   NODEMESH_XDS_REQUIRE_NODE_TOKEN ADS on 15012 (delta and SotW) needs `authorization: Bearer
+//                                  <node token>`, bound to its node (default); "0" turns it off
+//                                  (then anyone who reaches 15012 reads the mesh's configuration)
 //   NODEMESH_XDS_HANDSHAKE_TIMEOUT_MS  TLS handshake timeout on 15012 (default 10000)
 //   NODEMESH_XDS_IDLE_TIMEOUT_MS   close connections with no call for this long (default 300000)
 //   NODEMESH_TRUST_DOMAIN          trust domain                 (default cluster.local)
@@ -19,7 +21,7 @@ import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
 import { startControlGrpc, XDS_LISTENER_LIMITS, type ControlGrpc } from '../grpc';
 import { parseListen } from '../listen';
 import { DEFAULT_TRANSLATE_OPTIONS } from '../workload/translate';
-import type { SotwCall } from './service';
+import type { SotwHandler } from './service';
 import type { ResourceSource } from './source';
 import { XDS_PLAINTEXT_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 
@@ -27,7 +29,7 @@ export interface XdsComponentOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** More resource sources served next to the workload API (Envoy types for waypoints). */
   readonly extraSources?: readonly ResourceSource[];
-  readonly sotw?: (call: SotwCall) => void;
+  readonly sotw?: SotwHandler;
 }
 
 /** Every address of this host: the serving certificate must name what node proxies dial. */
@@ -85,7 +87,7 @@ export class XdsComponent implements ControlPlaneComponent {
       },
       tls: parseListen(env.NODEMESH_XDS_LISTEN ?? `:${XDS_TLS_PORT}`),
       plaintext: plaintextText === 'off' ? undefined : { ...parseListen(plaintextText), allowRemote: env.NODEMESH_XDS_PLAINTEXT_REMOTE === '1' },
-      authenticateNodes: env.NODEMESH_XDS_REQUIRE_NODE_TOKEN === '1',
+      authenticateNodes: env.NODEMESH_XDS_REQUIRE_NODE_TOKEN !== '0',
       translate: {
         ...DEFAULT_TRANSLATE_OPTIONS,
         trustDomain,

@@ -9,6 +9,7 @@ import type { Logger } from '../../common/log';
 import { DeltaStreamState, type AckOutcome, type DeltaFrame, type DeltaStateOptions } from './delta-state';
 import { AdsStreams, countAck, queueLimitedWriter } from './grpc-stream';
 import type { XdsMetrics } from './metrics';
+import type { NodeBinding } from './node-binding';
 import type { ResourceSource } from './source';
 
 export type DeltaCall = ServerDuplexStream<DeltaDiscoveryRequest, DeltaFrame>;
@@ -42,14 +43,14 @@ export class DeltaAdsServer {
   }
 
   /**
-   * The gRPC handler for DeltaAggregatedResources. `authenticatedNode`: who the caller's
-   * credential belongs to, when the server checked one.
+   * The gRPC handler for DeltaAggregatedResources. `binding`: who the caller's credential belongs
+   * to, when the server checked one (the first request's node must match it).
    */
-  readonly handle = (call: DeltaCall, authenticatedNode?: string): void => {
+  readonly handle = (call: DeltaCall, binding?: NodeBinding): void => {
     const id = this.streams.newId();
     const peer = call.getPeer();
-    const state = new DeltaStreamState(this.source, peer, this.options, authenticatedNode);
-    const log = this.options.logger.child({ stream: id, peer, ...(authenticatedNode ? { node: authenticatedNode } : {}) });
+    const state = new DeltaStreamState(this.source, peer, this.options, binding);
+    const log = this.options.logger.child({ stream: id, peer, ...(binding ? { node: binding.caller.node } : {}) });
     this.streams.serve(id, call, {
       api: 'delta',
       state,

@@ -18,7 +18,7 @@
 //   The first request of a type is always answered, with an empty response if nothing differs,
 //   so the client knows it is in sync.
 import type { DeltaDiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
-import { assertNodeBinding } from './node-binding';
+import { assertNodeBinding, type NodeBinding } from './node-binding';
 import { XdsRequestError } from './request-error';
 import type { XdsResource } from './resource';
 import { clientOf, type ClientInfo, type ResourceChange, type ResourceSource } from './source';
@@ -101,7 +101,7 @@ export class DeltaStreamState {
     private readonly source: ResourceSource,
     private readonly peer: string,
     options: DeltaStateOptions = {},
-    private readonly authenticatedNode?: string,
+    private readonly binding?: NodeBinding,
   ) {
     this.maxFrameBytes = options.maxFrameBytes ?? 1 << 20;
     this.maxInFlight = options.maxInFlight ?? 256;
@@ -126,8 +126,8 @@ export class DeltaStreamState {
 
   handleRequest(request: DeltaDiscoveryRequest): RequestResult {
     if (!this.clientInfo) {
-      if (this.authenticatedNode !== undefined) assertNodeBinding(request.node, this.authenticatedNode);
-      this.clientInfo = clientOf(request.node, this.peer, this.authenticatedNode);
+      if (this.binding) assertNodeBinding(request.node, this.binding.caller, this.binding.waypointPlacement);
+      this.clientInfo = clientOf(request.node, this.peer, this.binding?.caller.node);
     }
     const typeUrl = request.typeUrl;
     if (!typeUrl) throw new XdsRequestError('a DeltaDiscoveryRequest without type_url (resource locators are not supported)');

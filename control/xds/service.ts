@@ -7,6 +7,7 @@ import { AggregatedDiscoveryServiceService } from '../../api/gen/envoy/service/d
 import { DeltaDiscoveryResponse, type DiscoveryRequest, type DiscoveryResponse } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import type { DeltaCall } from './delta-server';
 import type { DeltaFrame } from './delta-state';
+import type { NodeBinding } from './node-binding';
 
 export function encodeDeltaFrame(frame: DeltaFrame): Buffer {
   const header = DeltaDiscoveryResponse.encode(
@@ -32,10 +33,13 @@ export const adsServiceDefinition = {
 
 export type SotwCall = ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 
+/** Serves a SotW stream; `binding` when the server authenticated the caller. */
+export type SotwHandler = (call: SotwCall, binding?: NodeBinding) => void;
+
 export interface AdsHandlers {
   readonly delta: (call: DeltaCall) => void;
   /** State-of-the-world ADS; until it is provided, such streams end with UNIMPLEMENTED. */
-  readonly sotw?: (call: SotwCall) => void;
+  readonly sotw?: SotwHandler;
 }
 
 export function adsImplementation(handlers: AdsHandlers): UntypedServiceImplementation {

@@ -8,6 +8,7 @@ import { Any } from '../../api/gen/google/protobuf/any';
 import type { Logger } from '../../common/log';
 import { AdsStreams, countAck, drainWriter } from './grpc-stream';
 import type { XdsMetrics } from './metrics';
+import type { NodeBinding } from './node-binding';
 import type { SotwCall } from './service';
 import type { ResourceSource } from './source';
 import { SotwStreamState, type SotwFrame, type SotwOutcome, type SotwTypeView } from './sotw-state';
@@ -49,15 +50,15 @@ export class SotwAdsServer {
   /**
    * The StreamAggregatedResources handler (adsImplementation's `sotw`): each frame is written as a
    * DiscoveryResponse message. Resource bytes are shared, not re-encoded, but copied into each
-   * response.
+   * response. `binding`: who the caller's credential belongs to, when the server checked one.
    */
-  readonly handle = (call: SotwCall): void => this.serve(call, (frame) => call.write(frameToResponse(frame)));
+  readonly handle = (call: SotwCall, binding?: NodeBinding): void => this.serve(call, (frame) => call.write(frameToResponse(frame)), binding);
 
-  private serve(call: SotwCall, write: (frame: SotwFrame) => boolean): void {
+  private serve(call: SotwCall, write: (frame: SotwFrame) => boolean, binding: NodeBinding | undefined): void {
     const id = this.streams.newId();
     const peer = call.getPeer();
-    const state = new SotwStreamState(this.source, peer);
-    const log = this.options.logger.child({ stream: id, peer, api: 'sotw' });
+    const state = new SotwStreamState(this.source, peer, binding);
+    const log = this.options.logger.child({ stream: id, peer, api: 'sotw', ...(binding ? { node: binding.caller.node } : {}) });
     this.streams.serve(id, call, {
       api: 'sotw',
       state,

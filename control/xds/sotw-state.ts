@@ -17,6 +17,7 @@
 // - Types are flushed in make-before-break order: clusters, endpoints, listeners, routes, others.
 import { createHash } from 'node:crypto';
 import type { DiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
+import { assertNodeBinding, type NodeBinding } from './node-binding';
 import { XdsRequestError } from './request-error';
 import type { XdsResource } from './resource';
 import { clientOf, type ClientInfo, type ResourceChange, type ResourceSource } from './source';
@@ -105,6 +106,7 @@ export class SotwStreamState {
   constructor(
     private readonly source: ResourceSource,
     private readonly peer: string,
+    private readonly binding?: NodeBinding,
   ) {}
 
   get client(): ClientInfo | undefined {
@@ -130,7 +132,8 @@ export class SotwStreamState {
   /** Feed a request; returns the ACK/NACK outcome when it answered a response. */
   handleRequest(request: DiscoveryRequest): SotwOutcome | undefined {
     if (!this.clientInfo) {
-      this.clientInfo = clientOf(request.node, this.peer);
+      if (this.binding) assertNodeBinding(request.node, this.binding.caller, this.binding.waypointPlacement);
+      this.clientInfo = clientOf(request.node, this.peer, this.binding?.caller.node);
     }
     const typeUrl = request.typeUrl;
     if (!typeUrl) throw new XdsRequestError('a DiscoveryRequest without type_url; on an aggregated stream every request must name its type');

@@ -1,7 +1,8 @@
 // The Envoy xDS component inside a real ControlPlane: a waypoint's SotW ADS stream on the
 // plaintext xDS port gets its listeners, and GET /debug/xds (what `nodemesh proxy-config xds`
-// shows) reports what it was sent and acknowledged.
-import { mkdtempSync, rmSync } from 'node:fs';
+// shows) reports what it was sent and acknowledged. On the TLS port SotW ADS needs a node token,
+// and a waypoint's node id must be a waypoint scheduled on the token's node.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -17,9 +18,10 @@ import { envoyAndXdsComponents, type EnvoyXdsComponent } from '../../control/env
 import type { XdsClientDump } from '../../control/envoy/debug';
 import { LISTENER_TYPE_URL } from '../../control/envoy/names';
 import type { XdsComponent } from '../../control/xds/component';
-import { runProxyConfig } from '../../control/envoy/cli';
+import { runProxyConfig, runWaypointBootstrap } from '../../control/envoy/cli';
 import { sotwRequest } from './ads-client';
-import { baseMesh } from './fixtures';
+import { NodeTokens } from '../../control/ca/tokens';
+import { baseMesh, workload } from './fixtures';
 
 const dir = mkdtempSync(join(tmpdir(), 'nm-envoy-cp-'));
 let cp: ControlPlane;
@@ -30,6 +32,7 @@ beforeAll(async () => {
   const components = await envoyAndXdsComponents({
     NODEMESH_XDS_LISTEN: '127.0.0.1:0',
     NODEMESH_XDS_PLAINTEXT_LISTEN: '127.0.0.1:0',
+    NODEMESH_XDS_REQUIRE_NODE_TOKEN: '1',
   });
   envoy = components[0] as EnvoyXdsComponent;
   xds = components[1] as XdsComponent;
@@ -89,5 +92,73 @@ describe('Envoy xDS in the control plane', () => {
       call.cancel();
       client.close();
     }
+  });
+});
+
+/** The first response of a SotW LDS stream on the TLS port, or its error. */
+async function tlsLds(token: string | undefined | grpc.Metadata, node: { id: string }): Promise<DiscoveryResponse> {
+  const creds = grpc.credentials.createSsl(Buffer.from(xds.grpc!.trustBundlePem!));
+  const client = new AggregatedDiscoveryServiceClient(`localhost:${xds.grpc!.ports.tls}`, creds);
+  const md = token instanceof grpc.Metadata ? token : new grpc.Metadata();
+  if (typeof token === 'string') md.set('authorization', `Bearer ${token}`);
+  const call = client.streamAggregatedResources(md);
+  try {
+    const first = new Promise<DiscoveryResponse>((resolve, reject) => {
+      call.once('data', resolve);
+      call.once('error', reject);
+    });
+    call.write(sotwRequest({ typeUrl: LISTENER_TYPE_URL, node }));
+    return await first;
+  } finally {
+    call.cancel();
+    client.close();
+  }
+}
+
+describe('SotW ADS on the TLS port', () => {
+  const waypointId = 'waypoint~10.200.1.50~wp.default~default.svc.cluster.local';
+
+  it('refuses a stream without a node token or with a forged one (UNAUTHENTICATED)', async () => {
+    await expect(tlsLds(undefined, { id: waypointId })).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: /no node credential/ });
+    await expect(tlsLds('nmt_forged', { id: waypointId })).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: /not valid/ });
+  });
+
+  it("binds the stream to the token's node: a waypoint only where it is scheduled, a node proxy only as itself (PERMISSION_DENIED)", async () => {
+    const tokens = NodeTokens.forDataDir(dir);
+    const node1 = tokens.issue('node-1');
+    const node2 = tokens.issue('node-2');
+    // No Workload of waypoint default/wp yet: nobody may read its view.
+    await expect(tlsLds(node1, { id: waypointId })).rejects.toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: /may not act as waypoint default\/wp/,
+    });
+    await cp.store.apply(workload('wp-pod', '10.200.1.50', { 'gateway.networking.k8s.io/gateway-name': 'wp' }, { node: 'node-1' }));
+    const lds = await tlsLds(node1, { id: waypointId });
+    expect(lds.resources.map((a) => Listener.decode(a.value).name)).toContain('connect_terminate');
+    // node-2's token may not read node-1's waypoint, nor claim to be node-1's proxy.
+    await expect(tlsLds(node2, { id: waypointId })).rejects.toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: /node 'node-2'.*waypoint default\/wp/,
+    });
+    await expect(tlsLds(node2, { id: 'node-proxy~node-1' })).rejects.toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: /belongs to node "node-2"/,
+    });
+    // A proxyless client claims nothing: any valid token reads the proxyless view.
+    expect((await tlsLds(node2, { id: 'proxyless~10.0.0.1~c.default~default.svc.cluster.local' })).typeUrl).toBe(LISTENER_TYPE_URL);
+  });
+
+  it('serves an Envoy configured by `nodemesh waypoint bootstrap --token-file` (its node and initial metadata)', async () => {
+    const tokenFile = join(dir, 'wp-token');
+    writeFileSync(tokenFile, NodeTokens.forDataDir(dir).issue('node-1'));
+    let out = '';
+    const stdout = { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream;
+    const ctx = { stdout, stderr: stdout, stdin: process.stdin, env: {} };
+    expect(await runWaypointBootstrap(['--name', 'wp', '--ip', '10.200.1.50', '--token-file', tokenFile, '-o', 'json'], ctx)).toBe(0);
+    const bootstrap = JSON.parse(out);
+    const md = new grpc.Metadata();
+    for (const h of bootstrap.dynamicResources.adsConfig.grpcServices[0].initialMetadata) md.set(h.key, h.value);
+    const lds = await tlsLds(md, { id: bootstrap.node.id });
+    expect(lds.resources.map((a) => Listener.decode(a.value).name)).toContain('connect_terminate');
   });
 });

@@ -97,8 +97,24 @@ describe('the xDS component in the control plane', () => {
       const own = stream(scheme, { id: 'node-proxy~node1', metadata: { NODE_NAME: 'node1', ROLE: 'node-proxy' } });
       expect((await own.next()).typeUrl).toBe(ADDRESS_TYPE_URL);
     }
-    // a waypoint on node1 names no node in its id: accepted
-    expect((await stream('Bearer', { id: 'waypoint~10.200.1.201~waypoint.demo~demo.svc.cluster.local' }).next()).typeUrl).toBe(ADDRESS_TYPE_URL);
+    // a waypoint: only one whose Workload (labelled with its Gateway's name) is scheduled on node1
+    const waypointId = 'waypoint~10.200.1.201~waypoint.demo~demo.svc.cluster.local';
+    await expect(stream('Bearer', { id: waypointId }).next()).rejects.toThrow(/stream failed: 7 .*may not act as waypoint demo\/waypoint/);
+    await cp.store.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo' } });
+    await cp.store.apply({
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: 'waypoint-1', namespace: 'demo', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } },
+      spec: { node: 'node2', addresses: ['10.200.1.201'], serviceAccount: 'waypoint' },
+    });
+    await expect(stream('Bearer', { id: waypointId }).next()).rejects.toThrow(/stream failed: 7 .*on node 'node1'/);
+    await cp.store.apply({
+      apiVersion: 'nodemesh.io/v1alpha1',
+      kind: 'Workload',
+      metadata: { name: 'waypoint-1', namespace: 'demo', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } },
+      spec: { node: 'node1', addresses: ['10.200.1.201'], serviceAccount: 'waypoint' },
+    });
+    expect((await stream('Bearer', { id: waypointId }).next()).typeUrl).toBe(ADDRESS_TYPE_URL);
     await expect(stream('Basic', { id: 'node-proxy~node1' }).next()).rejects.toThrow(/stream failed: 16 /);
   });
 });

@@ -149,10 +149,12 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
           '--ip=$(POD_IP)',
           `--xds-address=${o.controlAddress}`,
           `--certs=${CERTS_DIR}`,
+          // The control plane requires a credential on every ADS stream (docs/security.md).
+          `--token-file=${TOKEN_DIR}/token`,
           '--output=json',
         ],
         env: [podIP],
-        volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy' }],
+        volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy' }, mounts[0]],
         securityContext: security,
       },
       certAgent('cert-agent-init', true),
