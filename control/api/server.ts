@@ -11,8 +11,9 @@ import { ValidationError } from '../resources/validation';
 import { InvalidBatchError, StoreError } from '../store/errors';
 import type { ConfigStore, Watch, WatchBatch } from '../store/store';
 import { configMetrics, type ConfigMetrics } from '../metrics';
-import { DocumentError, parseDocuments } from './documents';
+import { DocumentError } from './documents';
 import { ExplainError, parseExplainQuery, type Explainer } from './explain';
+import { ParseBusyError, ParsePool, type ParsePoolOptions } from './parse-pool';
 import { parseApiPath, RouteError, type Route } from './routes';
 import { statusBody } from './status';
 import { bearerMatches } from './token';
@@ -30,6 +31,8 @@ export interface ConfigApiOptions {
   explain?: Explainer;
   /** Largest request body accepted (default 8 MiB). */
   maxBodyBytes?: number;
+  /** How bodies are parsed off the event loop (parse-pool.ts; defaults: PARSE_LIMITS). */
+  parse?: ParsePoolOptions;
   /** How often an idle watch stream gets a BOOKMARK line (default 15 s). */
   heartbeatMs?: number;
 }
@@ -52,8 +55,10 @@ export class ConfigApi {
   private readonly streams = new Set<() => void>();
   private readonly maxBody: number;
   private readonly heartbeatMs: number;
+  private readonly parser: ParsePool;
 
   constructor(private readonly opts: ConfigApiOptions) {
+    this.parser = new ParsePool({ log: opts.log, ...opts.parse });
     this.metrics = configMetrics(opts.registry);
     this.metrics.revision.set(opts.store.revision);
     this.maxBody = opts.maxBodyBytes ?? 8 * 1024 * 1024;
@@ -69,6 +74,7 @@ export class ConfigApi {
   /** Ends every open watch stream (shutdown). */
   closeStreams(): void {
     for (const end of [...this.streams]) end();
+    void this.parser.close();
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -116,7 +122,7 @@ export class ConfigApi {
     switch (route.op) {
       case 'apply': {
         allow(method, ['POST']);
-        const docs = parseOrThrow(await this.body(req), 'request body');
+        const docs = await this.parseOrThrow(await this.body(req), 'request body');
         if (docs.length === 0) throw new HttpError(400, 'BadRequest', 'the request body holds no resources');
         const result = await this.write('apply', () => store.applyAll(docs, { dryRun }));
         json(res, 200, {
@@ -181,7 +187,7 @@ export class ConfigApi {
           const gone = await this.write('delete', () => store.delete(key, { resourceVersion: rv, dryRun }));
           json(res, 200, gone);
         } else {
-          const docs = parseOrThrow(await this.body(req), 'request body');
+          const docs = await this.parseOrThrow(await this.body(req), 'request body');
           if (docs.length !== 1) throw new HttpError(400, 'BadRequest', `PUT takes exactly one resource, got ${docs.length}; use POST /v1/apply for several`);
           const doc = docs[0] as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
           const ns = doc.metadata?.namespace ?? (route.kind.namespaced ? route.namespace : undefined);
@@ -276,6 +282,16 @@ export class ConfigApi {
     res.on('close', end);
   }
 
+  private async parseOrThrow(text: string, source: string): Promise<unknown[]> {
+    try {
+      return await this.parser.parse(text, source);
+    } catch (err) {
+      if (err instanceof DocumentError) throw new HttpError(400, 'BadRequest', err.message);
+      if (err instanceof ParseBusyError) throw new HttpError(503, 'ServiceUnavailable', err.message);
+      throw err;
+    }
+  }
+
   private body(req: IncomingMessage): Promise<string> {
     const tooLarge = (): HttpError =>
       new HttpError(413, 'RequestEntityTooLarge', `the request body is larger than ${this.maxBody} bytes; split it into several applies`);
@@ -334,15 +350,6 @@ export class ConfigApi {
 
 function allow(method: string, methods: string[]): void {
   if (!methods.includes(method)) throw new HttpError(405, 'MethodNotAllowed', `${method} is not allowed here; use ${methods.join(' or ')}`);
-}
-
-function parseOrThrow(text: string, source: string): unknown[] {
-  try {
-    return parseDocuments(text, source);
-  } catch (err) {
-    if (err instanceof DocumentError) throw new HttpError(400, 'BadRequest', err.message);
-    throw err;
-  }
 }
 
 function json(res: ServerResponse, code: number, body: unknown): void {
