@@ -18,6 +18,7 @@ import { assignRoles, type DemoRole } from './mesh/demo';
 import type { EdgeSummary } from './mesh/report';
 import { runLabController } from './waypoints/run';
 import { CONTROLLER_PROCESS } from './waypoints/launch';
+import { readSupervisor } from './supervisor';
 import { describeWaypoints, waypointRows } from './waypoints/status';
 
 const USAGE = `usage: nodemesh lab <subcommand> [--lab NAME] …
@@ -31,8 +32,10 @@ const USAGE = `usage: nodemesh lab <subcommand> [--lab NAME] …
   exec   [--detach --name NAME] <pod|node|control> -- <command…>
                                            run a command inside a pod's netns and cgroup
   app    http|echo|client …                the sample app (see 'nodemesh lab app --help')
-  controller                               the waypoint controller (lab up starts it): a pod and a
-                                           'nodemesh waypoint run' per waypoint Gateway
+  controller                               the lab controller (lab up starts it): a pod and a
+                                           'nodemesh waypoint run' per waypoint Gateway; restarts
+                                           the control plane and node proxies when they die
+                                           (back-off 0.5 s doubling to 30 s; RESTARTS in status)
   --lab NAME   which lab (a-z0-9, 1-8 chars; default '${DEFAULT_LAB}'); several labs can exist at once`;
 
 const err = (msg: string): void => void process.stderr.write(msg + '\n');
@@ -196,18 +199,25 @@ async function status(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  const procs = await Promise.all(processStatus(state).map(async (p) => ({ ...p, health: await processHealth(state, p, p.alive) })));
+  const supervised = readSupervisor(lab);
+  const restartsOf = (p: { name: string; place: string }) => supervised.find((r) => r.name === p.name && r.place === p.place);
+  const procs = await Promise.all(
+    processStatus(state).map(async (p) => ({ ...p, health: await processHealth(state, p, p.alive), restarts: restartsOf(p)?.restarts })),
+  );
   if (values.json) {
-    process.stdout.write(JSON.stringify({ ...state, processes: procs, mesh: readMeshInfo(lab), waypoints: await waypointRows(state) }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify({ ...state, processes: procs, supervisor: supervised, mesh: readMeshInfo(lab), waypoints: await waypointRows(state) }, null, 2) + '\n',
+    );
   } else {
     const table = procs.length
       ? formatTable(
-          ['PROCESS', 'WHERE', 'PID', 'STATE', 'HEALTH', 'COMMAND'],
+          ['PROCESS', 'WHERE', 'PID', 'STATE', 'RESTARTS', 'HEALTH', 'COMMAND'],
           procs.map((p) => [
             p.name,
             p.place,
             String(p.pid),
             p.alive ? 'running' : 'gone',
+            p.restarts === undefined ? '-' : String(p.restarts),
             p.health,
             p.argv.map((a) => a.replace(/^.*\/dist\//, 'dist/')).join(' '),
           ]),

@@ -19,28 +19,35 @@ function nodemesh(args: string[]): Promise<string> {
   });
 }
 
+export const CONTROL_PLANE_PROCESS = 'control-plane';
+
 export interface ControlPlaneStarted extends Launched {
   /** host:port node proxies dial for xDS and certificates. */
   xds: string;
 }
 
-export async function startControlPlane(state: LabTopology): Promise<ControlPlaneStarted> {
+/** Starts `nodemesh control` in the control netns (recorded as `control-plane`); does not wait. */
+export function launchControlPlane(state: LabTopology): Launched {
   const paths = meshPaths(state.lab);
   mkdirSync(paths.controlDataDir, { recursive: true, mode: 0o700 });
-  const p = launch(
+  return launch(
     state,
     'control',
-    'control-plane',
+    CONTROL_PLANE_PROCESS,
     // the control host's address only, so HTTPS with the mesh CA (plain HTTP is for loopback)
     [process.execPath, cliEntry, 'control', '--data-dir', paths.controlDataDir, '--listen', `${state.control.ip}:${CONFIG_API_PORT}`],
-    paths.log('control', 'control-plane'),
+    paths.log('control', CONTROL_PLANE_PROCESS),
     {
       NODEMESH_XDS_LISTEN: `:${XDS_TLS_PORT}`,
       NODEMESH_XDS_REQUIRE_NODE_TOKEN: '1',
       NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
     },
   );
-  await waitReady(state.control.netnsPath, state.control.ip, CONFIG_API_PORT, '/healthz/ready', p, 20_000, () => controlRootOf(paths));
+}
+
+export async function startControlPlane(state: LabTopology): Promise<ControlPlaneStarted> {
+  const p = launchControlPlane(state);
+  await waitReady(state.control.netnsPath, state.control.ip, CONFIG_API_PORT, '/healthz/ready', p, 20_000, () => controlRootOf(meshPaths(state.lab)));
   return { ...p, xds: `${state.control.ip}:${XDS_TLS_PORT}` };
 }
 

@@ -47,6 +47,15 @@ export function nodeProxyArgv(state: LabTopology, node: string, flavour: ProxyFl
   return [...base, '--lab', state.lab, '--capture-config', join(labStateDir(state.lab), 'mesh', 'capture.json'), ...extra];
 }
 
+export const NODE_PROXY_PROCESS = 'node-proxy';
+
+/** Starts the node proxy of `node` in the node's netns (recorded as `node-proxy`); does not wait. */
+export function launchNodeProxy(state: LabTopology, node: string, flavour: ProxyFlavour, xds: string): Launched {
+  return launch(state, node, NODE_PROXY_PROCESS, nodeProxyArgv(state, node, flavour, xds), meshPaths(state.lab).log(node, NODE_PROXY_PROCESS), {
+    NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
+  });
+}
+
 export async function startNodeProxies(
   state: LabTopology,
   xds: string,
@@ -54,13 +63,7 @@ export async function startNodeProxies(
   flavour: ProxyFlavour,
 ): Promise<NodeProxyStarted[]> {
   if (flavour === 'lab') writeFileSync(join(labStateDir(state.lab), 'mesh', 'capture.json'), captureSelection(roles, true));
-  const started = state.nodes.map((n) => ({
-    ...launch(state, n.name, 'node-proxy', nodeProxyArgv(state, n.name, flavour, xds), meshPaths(state.lab).log(n.name, 'node-proxy'), {
-      NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
-    }),
-    node: n.name,
-    flavour,
-  }));
+  const started = state.nodes.map((n) => ({ ...launchNodeProxy(state, n.name, flavour, xds), node: n.name, flavour }));
   await Promise.all(started.map((p) => waitReady(state.nodes.find((n) => n.name === p.node)!.netnsPath, '127.0.0.1', READY_PORT, '/healthz/ready', p, 30_000))); // node found: p.node comes from state.nodes
   return started;
 }
