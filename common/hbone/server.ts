@@ -79,6 +79,8 @@ export interface HboneServerOptions {
    * than the client pool's 60 s idle timeout so that a pooled client normally closes first).
    */
   readonly idleTimeoutMs?: number;
+  /** Told of each handshake or idle timeout as it happens (for a Prometheus counter). */
+  readonly onTimeout?: (kind: 'handshake' | 'idle') => void;
   readonly logger?: Logger;
 }
 
@@ -164,7 +166,10 @@ export class HboneServer {
     });
     this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       this.counters.tlsErrors++;
-      if ((err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.counters.handshakeTimeouts++;
+      if ((err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+        this.counters.handshakeTimeouts++;
+        this.options.onTimeout?.('handshake');
+      }
       this.log.info({ remote: socket.remoteAddress, err: err.message }, 'HBONE handshake failed');
     });
     this.server.on('sessionError', (err: Error) => this.log.debug({ err: err.message }, 'HBONE session error'));
@@ -241,6 +246,7 @@ export class HboneServer {
     this.counters.connectionsActive++;
     const idle = new IdleWatch(session, this.idleTimeoutMs, () => {
       this.counters.idleTimeouts++;
+      this.options.onTimeout?.('idle');
       this.log.info({ peer: peer.spiffeId, remote: socket.remoteAddress, idleMs: this.idleTimeoutMs }, 'HBONE connection idle (no open stream); closing it');
     });
     this.idle.set(session, idle);

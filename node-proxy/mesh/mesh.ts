@@ -32,6 +32,7 @@ import type { ControlWorkloadSource } from './control-source';
 import { PolicyGuard } from './guard';
 import { identityOf, keyOf } from './runtime';
 import { HBONE_PORT } from '../../common/contracts/ports';
+import { Counter } from 'prom-client';
 
 export interface MeshOptions {
   readonly node: string;
@@ -72,10 +73,18 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private readonly hbone: HboneClient;
   private readonly guard: PolicyGuard;
   private readonly offs: Array<() => void> = [];
+  /** 15008's handshake and idle timeouts (the same series the control plane's listeners count in). */
+  private readonly timeouts: Counter<'listener' | 'kind'>;
 
   constructor(private readonly o: MeshOptions) {
     this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }) });
     this.guard = new PolicyGuard(o.telemetry.registry, o.log);
+    this.timeouts = new Counter({
+      name: 'nodemesh_listener_timeouts_total',
+      help: 'Connections closed because the peer did not finish the TLS handshake (kind=handshake) or stayed idle without a stream (idle) in time, by listener',
+      labelNames: ['listener', 'kind'],
+      registers: [o.telemetry.registry],
+    });
     const peerAuthentications = o.peerAuthentications ?? (() => []);
     this.ctx = {
       sockets: o.sockets,
@@ -186,6 +195,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     const server = new HboneServer({
       credentials: credentialsOf(cert),
       handler: (req) => handleTunnel(this.ctx, entry.key, req),
+      onTimeout: (kind) => this.timeouts.inc({ listener: 'hbone', kind }),
       logger: this.o.log.child({ component: 'hbone-server', workload: entry.key }),
     });
     try {

@@ -18,8 +18,10 @@ const closed = (s: Socket | ClientHttp2Session): Promise<number> => {
 describe('HBONE server timeouts', () => {
   let mesh: Mesh;
   let tlsBase: ConnectionOptions;
+  // What the node proxy's nodemesh_listener_timeouts_total{listener="hbone"} counts (onTimeout).
+  const told = { handshake: 0, idle: 0 };
   beforeAll(async () => {
-    mesh = await startMesh({ server: { handshakeTimeoutMs: 300, idleTimeoutMs: 1_000 } });
+    mesh = await startMesh({ server: { handshakeTimeoutMs: 300, idleTimeoutMs: 1_000, onTimeout: (kind) => void told[kind]++ } });
     tlsBase = meshClientTls(mesh);
   });
   afterAll(async () => {
@@ -34,6 +36,7 @@ describe('HBONE server timeouts', () => {
     expect(Math.min(...waited)).toBeGreaterThanOrEqual(250);
     expect(Math.max(...waited)).toBeLessThan(3_000);
     expect(mesh.server.stats().handshakeTimeouts - before).toBe(50);
+    expect(told.handshake).toBe(mesh.server.stats().handshakeTimeouts);
   });
 
   it('closes verified connections that send nothing (no HTTP/2 preface), and counts them', async () => {
@@ -54,6 +57,7 @@ describe('HBONE server timeouts', () => {
     // started when the unit tier loads both cores; the count below says which timer closed them)
     expect(Math.max(...waited)).toBeLessThan(6_000);
     expect(mesh.server.stats().idleTimeouts - before).toBe(20);
+    expect(told.idle).toBe(mesh.server.stats().idleTimeouts);
     expect(await eventually(() => mesh.server.stats().connectionsActive === 0)).toBe(true);
   });
 
