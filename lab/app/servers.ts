@@ -108,8 +108,19 @@ function replyHandler(id: AppIdentity, opts: HttpServerOptions): (req: AnyReques
   };
 }
 
+/**
+ * How long the sample app keeps an idle keep-alive connection: longer than the proxies' upstream
+ * pools keep theirs (the waypoint's 60 s), as with any server behind a proxy. With Node's default
+ * (5 s) the app closed idle connections the waypoint was about to reuse, and a request sent on one
+ * as its FIN crossed the tunnel got 503 "upstream reset: socket hang up".
+ */
+export const APP_KEEP_ALIVE_MS = 65_000;
+
 export function startHttpServer(id: AppIdentity, port: number, host: string, opts: HttpServerOptions = {}): Promise<HttpServer> {
-  return listen(createHttpServer(replyHandler(id, opts)), port, host);
+  const server = createHttpServer(replyHandler(id, opts));
+  server.keepAliveTimeout = APP_KEEP_ALIVE_MS;
+  server.headersTimeout = APP_KEEP_ALIVE_MS + 1_000;
+  return listen(server, port, host);
 }
 
 /** The same answers over HTTP/2 without TLS (h2c, prior knowledge), as gRPC and h2c clients speak it. */

@@ -212,7 +212,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
   // controller has restarted it, and none hangs. NMWPL_RESTART_ROUNDS=N kills it N times in a row
   // (the 20-of-20 check; default 1).
   const rounds = Number(process.env.NMWPL_RESTART_ROUNDS ?? 1);
-  it.skipIf(!process.env.NMWPL_RESTART && !process.env.NMWPL_RESTART_ROUNDS)(
+  it(
     'a waypoint killed during traffic is restarted by the controller, and no request is lost without the client seeing it fail',
     async () => {
       for (let round = 1; round <= rounds; round++) {
