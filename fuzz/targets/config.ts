@@ -68,10 +68,17 @@ const aliases = fc.integer({ min: 1, max: 12 }).map((levels) => {
 const jsonish = fc.jsonValue({ maxDepth: 8 }).map((v) => JSON.stringify(v));
 const resources = fc.array(resourceDocument, { maxLength: 4 }).map((docs) => docs.map((d) => JSON.stringify(d)).join('\n---\n'));
 
+// Built on first use: fast-check's binary-string arbitrary costs seconds of CPU to construct
+// (a table over every code point), which every other target's worker process would pay at start.
+let textArbitrary: fc.Arbitrary<string> | undefined;
+
 export const configTarget = target({
   name: 'config',
   what: 'parseDocuments + validateResource on arbitrary text, YAML token soup, deep nesting, alias bombs, JSON values and mutated resources',
-  arbitrary: fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), yamlSoup, deep, indented, aliases, jsonish, resources),
+  get arbitrary(): fc.Arbitrary<string> {
+    textArbitrary ??= fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), yamlSoup, deep, indented, aliases, jsonish, resources);
+    return textArbitrary;
+  },
   unitRuns: 400,
   check: (text: string) => {
     let docs: unknown[];

@@ -9,7 +9,7 @@ import { resourceBatch } from './resources';
 
 export const translateTarget = target({
   name: 'translate',
-  what: 'translateWorkloadApi and translateEnvoy on stores built from up to 25 generated resources (applied one by one)',
+  what: 'translateWorkloadApi and translateEnvoy on stores built from up to 12 generated resources (applied one by one)',
   arbitrary: resourceBatch,
   unitRuns: 150,
   async: true,
