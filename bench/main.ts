@@ -1,7 +1,7 @@
 // `npm run bench [-- NAME… [--option value…]]`: runs every benchmark module in bench/ (each a script
 // of its own, run one after another so they never share the machine), or only the named ones.
 // Everything from the first `--option` on is passed to each named benchmark (e.g.
-// `npm run bench -- mesh --seconds 5 --rate 1000`).
+// `npm run bench -- mesh --seconds 5 --rate 1000`). `chaos` and `soak` run only when named.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -24,8 +24,10 @@ if (unknown.length) {
   process.stderr.write(`bench: no benchmark named ${unknown.join(', ')} (have: ${all.join(', ')})\n`);
   process.exit(2);
 }
+// Long resilience runs (minutes, kill processes on purpose) run only when named.
+const ON_REQUEST = ['chaos', 'soak'];
 const failed: string[] = [];
-for (const name of wanted.length ? wanted : all) {
+for (const name of wanted.length ? wanted : all.filter((n) => !ON_REQUEST.includes(n))) {
   process.stdout.write(`\n=== bench/${name} ===\n`);
   const r = spawnSync(process.execPath, [join(here, `${name}.js`), ...options], { stdio: 'inherit' });
   if (r.status !== 0) failed.push(`${name} (${r.signal ?? `exit ${r.status}`})`);

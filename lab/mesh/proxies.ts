@@ -31,6 +31,17 @@ export function captureSelection(roles: readonly DemoRole[] | undefined, enrolAl
   return JSON.stringify({ mode: enrolAll && !roles ? 'ambient' : 'none', workloads }, null, 2) + '\n';
 }
 
+/**
+ * `--cert-ttl N` when NODEMESH_LAB_CERT_TTL=N (seconds) is set: short-lived workload certificates
+ * for the node proxies and waypoints (bench/chaos: certificates expire and are renewed mid-stream).
+ */
+export function labCertTtl(env: NodeJS.ProcessEnv = process.env): string[] {
+  const ttl = env.NODEMESH_LAB_CERT_TTL;
+  if (!ttl) return [];
+  if (!/^[1-9]\d*$/.test(ttl)) throw new Error(`NODEMESH_LAB_CERT_TTL must be whole seconds, got '${ttl}'`);
+  return ['--cert-ttl', ttl];
+}
+
 export interface NodeProxyStarted extends Launched {
   node: string;
   flavour: ProxyFlavour;
@@ -42,7 +53,19 @@ export function nodeProxyArgv(state: LabTopology, node: string, flavour: ProxyFl
   if (!n) throw new Error(`lab '${state.lab}' has no node '${node}'`);
   const base = [process.execPath, cliEntry, 'node-proxy', '--node', node];
   if (flavour === 'control') {
-    return [...base, '--control', xds, '--token-file', paths.nodeToken(node), '--trust-bundle', paths.trustBundle, '--bpffs-dir', n.bpffsDir, ...extra];
+    return [
+      ...base,
+      ...labCertTtl(),
+      '--control',
+      xds,
+      '--token-file',
+      paths.nodeToken(node),
+      '--trust-bundle',
+      paths.trustBundle,
+      '--bpffs-dir',
+      n.bpffsDir,
+      ...extra,
+    ];
   }
   return [...base, '--lab', state.lab, '--capture-config', join(labStateDir(state.lab), 'mesh', 'capture.json'), ...extra];
 }

@@ -2,6 +2,7 @@
 // the least-loaded node, address 10.200.N.(200+slot)), the Workload that describes it to the mesh,
 // and the argv of `nodemesh waypoint run` for it. No I/O here.
 import { DATAPLANE_MODE_LABEL, GATEWAY_NAME_LABEL } from '../../common/contracts/labels';
+import { labCertTtl } from '../mesh/proxies';
 import type { LabPod, LabTopology } from '../state';
 
 /** Waypoint pods take the top of a node's pod range: 10.200.N.201 … .250 (ordinary pods use .2 … .51). */
@@ -134,5 +135,6 @@ export function waypointArgv(w: WaypointPod, f: WaypointRunFiles, node = process
     f.trustBundle,
     '--ip',
     w.pod.ip,
+    ...labCertTtl(),
   ];
 }

@@ -1,0 +1,212 @@
+// What bench/chaos and bench/soak share: a demo lab (control plane, node proxies, the backend's
+// waypoint), traffic from the frontend pod that records every failure with its time, samples of the
+// mesh processes' RSS and open fds, and a capture of the underlay to look for plaintext.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { labDown } from '../../lab/down';
+import { service, type DemoRole } from '../../lab/mesh/demo';
+import { meshDown } from '../../lab/mesh/up';
+import { spawnInLab } from '../../lab/spawn';
+import { readLabProcesses, tryLoadLabState, type LabProcess, type LabTopology } from '../../lab/state';
+import { isSameProcess } from '../../lab/sys';
+
+/** Marks every byte the traffic sends, so a capture of the underlay can be searched for it. */
+export const PLAINTEXT_MARKER = 'NMCHAOS-PLAINTEXT-MARKER';
+
+export const loadText = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
+
+export async function removeLab(lab: string, say: (m: string) => void): Promise<void> {
+  const s = tryLoadLabState(lab);
+  if (s) await meshDown(s, () => undefined).catch((e: unknown) => say(`warning: mesh down: ${(e as Error).message}`));
+  await labDown(lab).catch((e: unknown) => say(`warning: lab down: ${(e as Error).message}`));
+}
+
+/** One failure the traffic saw: when the request started, how long it took, what happened. */
+export interface TrafficFailure {
+  readonly kind: 'http' | 'echo';
+  readonly t: number;
+  readonly ms: number;
+  readonly error: string;
+}
+
+export interface TrafficTotals {
+  http: { ok: number; failed: number };
+  echo: { bytesVerified: number; corrupted: number; reconnects: number };
+}
+
+// Inside the frontend's pod: HTTP GETs to the backend (through its waypoint) at RATE per second
+// over CONC connections kept alive (a failed connection is replaced), and one TCP stream to
+// tcp-echo that sends 1 KiB every 50 ms and checks every byte that comes back. Prints one JSON line
+// per failure and a totals line every second; stops after SECONDS.
+const TRAFFIC = `
+const http = require('node:http');
+const net = require('node:net');
+const crypto = require('node:crypto');
+const [bHost, bPort, eHost, ePort, rate, conc, seconds, marker] = process.argv.slice(1).filter((a) => a !== '--');
+const end = Date.now() + Number(seconds) * 1000;
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+const totals = { http: { ok: 0, failed: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
+const agent = new http.Agent({ keepAlive: true, maxSockets: Number(conc) });
+let inflight = 0;
+function get() {
+  const t = Date.now();
+  inflight++;
+  const req = http.request({ host: bHost, port: Number(bPort), path: '/?m=' + marker, agent, timeout: 5000 }, (res) => {
+    res.resume();
+    res.on('end', () => { inflight--; if (res.statusCode === 200) totals.http.ok++; else { totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: 'HTTP ' + res.statusCode }); } });
+    res.on('error', (e) => { inflight--; totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: e.code || e.message }); });
+  });
+  req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+  req.on('error', (e) => { inflight--; totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: e.code || e.message }); });
+  req.end();
+}
+const every = 1000 / Number(rate);
+let next = Date.now();
+(function pace() {
+  if (Date.now() >= end) return;
+  while (Date.now() >= next) { if (inflight < Number(conc) * 4) get(); next += every; }
+  setTimeout(pace, Math.max(1, next - Date.now()));
+})();
+// the echo stream
+let sock, pending = [], t0 = 0;
+function connect() {
+  t0 = Date.now();
+  pending = [];
+  let buf = Buffer.alloc(0);
+  const s = net.connect({ host: eHost, port: Number(ePort) });
+  sock = s;
+  s.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (pending.length && buf.length >= pending[0].length) {
+      const want = pending.shift();
+      const got = buf.subarray(0, want.length);
+      buf = buf.subarray(want.length);
+      if (got.equals(want)) totals.echo.bytesVerified += want.length; else { totals.echo.corrupted += want.length; out({ kind: 'echo', t: Date.now(), ms: 0, error: 'CORRUPTED' }); }
+    }
+  });
+  const lost = (why) => {
+    if (sock !== s) return;
+    sock = undefined;
+    out({ kind: 'echo', t: t0, ms: Date.now() - t0, error: why });
+    if (Date.now() < end) { totals.echo.reconnects++; setTimeout(connect, 100); }
+  };
+  s.on('error', (e) => lost(e.code || e.message));
+  s.on('close', () => lost('CLOSED'));
+}
+connect();
+const tick = setInterval(() => {
+  if (sock && Date.now() < end) {
+    const chunk = Buffer.concat([Buffer.from(marker), crypto.randomBytes(1024 - marker.length)]);
+    pending.push(chunk);
+    sock.write(chunk);
+  }
+}, 50);
+const report = setInterval(() => out({ totals, at: Date.now() }), 1000);
+setTimeout(() => { clearInterval(tick); clearInterval(report); out({ totals, at: Date.now(), final: true }); process.exit(0); }, Number(seconds) * 1000 + 6000);
+`;
+
+export interface Traffic {
+  readonly failures: TrafficFailure[];
+  totals(): TrafficTotals;
+  /** Resolves when the traffic has stopped (after its seconds). */
+  readonly done: Promise<void>;
+  stop(): void;
+}
+
+export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number; connections: number; seconds: number }): Traffic {
+  const b = service('backend');
+  const e = service('tcp-echo');
+  const child: ChildProcess = spawnInLab(
+    topo,
+    fe.pod.name,
+    [
+      process.execPath,
+      '-e',
+      TRAFFIC,
+      '--',
+      b.vip,
+      String(b.port),
+      e.vip,
+      String(e.port),
+      String(o.rate),
+      String(o.connections),
+      String(o.seconds),
+      PLAINTEXT_MARKER,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const failures: TrafficFailure[] = [];
+  let totals: TrafficTotals = { http: { ok: 0, failed: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
+  let rest = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    rest += d;
+    const lines = rest.split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) {
+      if (!l.trim()) continue;
+      const o = JSON.parse(l) as TrafficFailure | { totals: TrafficTotals };
+      if ('totals' in o) totals = o.totals;
+      else failures.push(o);
+    }
+  });
+  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { failures, totals: () => totals, done, stop: () => void child.kill('SIGKILL') };
+}
+
+/** A mesh process of the lab: the control plane, a node proxy, a waypoint. */
+export interface Component {
+  /** For tables: `node-proxy@node1`, `waypoint@wp-waypoint`, `control-plane@control`. */
+  readonly id: string;
+  readonly name: string;
+  readonly place: string;
+}
+
+export function meshComponents(topo: LabTopology): Component[] {
+  const procs = readLabProcesses(topo.lab).filter((p) => isSameProcess(p.pid, p.startTime));
+  const wanted = procs.filter((p) => p.name === 'control-plane' || p.name === 'node-proxy' || p.name === 'waypoint');
+  return wanted.map((p) => ({ id: `${p.name}@${p.place}`, name: p.name, place: p.place })).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** The live process of a component, if any. */
+export function liveProcess(topo: LabTopology, c: Component): LabProcess | undefined {
+  return readLabProcesses(topo.lab).find((p) => p.name === c.name && p.place === c.place && isSameProcess(p.pid, p.startTime));
+}
+
+/** RSS (KiB) and open fds of a process; undefined when it is gone. */
+export function usage(pid: number): { rssKiB: number; fds: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    return { rssKiB: rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+  } catch {
+    return undefined;
+  }
+}
+
+/** tcpdump on the underlay bridge (in the underlay netns) into `file`; stop() ends it. */
+export function captureUnderlay(topo: LabTopology, file: string): { stop(): Promise<void> } {
+  const child = spawn('ip', ['netns', 'exec', topo.underlay.netns, 'tcpdump', '-i', topo.underlay.bridge, '-s', '0', '-U', '-w', file], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  return {
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGINT');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      }),
+  };
+}
+
+/** How often `needle` appears in a file (a capture): plaintext the mesh should have encrypted. */
+export function countInFile(file: string, needle: string): { bytes: number; hits: number } {
+  const data = readFileSync(file);
+  const n = Buffer.from(needle);
+  let hits = 0;
+  for (let i = data.indexOf(n); i >= 0; i = data.indexOf(n, i + n.length)) hits++;
+  return { bytes: data.length, hits };
+}
