@@ -59,7 +59,7 @@ function workloadNamed(world: World, state: WorkloadState, text: string): Resolv
   if (text.includes('/')) {
     const [ns, name, ...rest] = text.split('/');
     if (!ns || !name || rest.length) throw new ExplainError(400, `"${text}" is not ns/name`);
-    const w = state.workload(workloadUid(ns, name));
+    const w = byName(state, ns, name);
     if (!w) throw new ExplainError(404, `no Workload ${ns}/${name} in the mesh (list them with 'nodemesh get workloads -A')`);
     return { kind: 'workload', workload: w, party: workloadParty(world, w) };
   }
@@ -71,8 +71,16 @@ function workloadNamed(world: World, state: WorkloadState, text: string): Resolv
   }
   const r = hits[0];
   if (!r) return undefined;
-  const w = state.workload(workloadUid(r.metadata.namespace ?? '', r.metadata.name));
+  const w = byName(state, r.metadata.namespace ?? '', r.metadata.name);
   return w ? { kind: 'workload', workload: w, party: workloadParty(world, w) } : undefined;
+}
+
+/** The workload API's Workload of that namespace and name (by its resource name, else by a scan). */
+function byName(state: WorkloadState, namespace: string, name: string): Workload | undefined {
+  const w = state.workload(workloadUid(namespace, name));
+  if (w) return w;
+  for (const x of state.allWorkloads().values()) if (x.namespace === namespace && x.name === name) return x;
+  return undefined;
 }
 
 function serviceNamed(world: World, state: WorkloadState, text: string): Resolved | undefined {
