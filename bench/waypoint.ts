@@ -2,7 +2,12 @@
 // configured as the same hop, in one run (ratios only: the machine is shared).
 //
 //   npm run bench -- waypoint [--shapes h1,h2c,grpc,big,max,scale] [--rate 2000] [--seconds 8]
-//                             [--profile DIR]
+//                             [--rounds 3] [--profile DIR]
+//
+// The machine may be shared: every shape runs --rounds rounds, each round measuring every proxy
+// once (the order rotated from round to round), and reports the median with the spread [min-max]
+// and the waypoint's ratios to nginx and haproxy as the median of the per-round ratios; the load
+// average is printed with every measurement.
 //
 // The hop, identical on the three proxies: a request with `x-bench: yes` is split 90/10 between
 // backends v1 and v2 (weighted clusters / split_clients / weighted servers); any other request
@@ -55,12 +60,14 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     proxies: { type: 'string', default: 'waypoint,nginx,haproxy' },
     nice: { type: 'string', default: '-10' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const SHAPES = new Set(args.shapes!.split(','));
 const RATE = Number(args.rate);
 const SECONDS = Number(args.seconds);
 const PROXIES = args.proxies!.split(',') as ProxyName[];
+const ROUNDS = Math.max(1, Number(args.rounds));
 const CLK_TCK = 100;
 // The machine is shared: the proxies, backends and load generator run at a raised priority (as
 // root) so that other work on the machine disturbs the latency figures less; the same for all.
@@ -212,6 +219,29 @@ async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
   lat.sort((x, y) => x - y);
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
   return { sent: lines.length, ok, rps: (lines.length - 1) / Math.max(span, 0.001), p50: q(0.5), p99: q(0.99), seconds: s.seconds };
+}
+
+interface Measured extends LoadResult {
+  /** CPU seconds of the proxy's processes, of the backends (nginx), of the load generator (h2load). */
+  readonly cpu: number;
+  readonly backendCpu: number;
+  readonly loadgenCpu: number;
+  readonly rss: number;
+}
+
+/** The 1, 5 and 15 minute load averages, as uptime prints them. */
+function loadavg(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+/** Median [min-max] of a column's rounds. */
+function spread(v: number[], key: string): string {
+  const s = v.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return '-';
+  const med = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  const d = key === 'x' || key === 'ok%' ? 2 : key.startsWith('CPU') ? 4 : key === 'p50' || key === 'p99' ? 2 : med < 10 ? 2 : 0;
+  const f = (n: number): string => (key === 'ok%' ? n.toFixed(1) : n.toFixed(d));
+  return s.length === 1 ? f(med) : `${f(med)} [${f(s[0]!)}-${f(s[s.length - 1]!)}]`;
 }
 
 interface Proxy {
@@ -528,161 +558,228 @@ async function main(): Promise<void> {
       await new Promise((r) => wp.once('exit', r));
     };
     if (PROXIES.includes('waypoint')) proxies.set('waypoint', await startWaypoint(1));
+    const loadStart = loadavg();
+    let widths = 11;
     const order = PROXIES.map((p) => proxies.get(p)!).filter(Boolean);
 
-    const measured = async (p: Proxy, spec: LoadSpec): Promise<LoadResult & { cpu: number; rss: number }> => {
-      const pids = p.pids();
-      const c0 = cpuSeconds(pids);
-      const r = await load(spec, dir);
-      return { ...r, cpu: cpuSeconds(pids) - c0, rss: rssMiB(pids) };
+    const loadgenCpu = (): number => {
+      // This process's reaped children (h2load runs as one and is waited for): cutime + cstime.
+      const stat = readFileSync('/proc/self/stat', 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(f[13]) + Number(f[14])) / CLK_TCK;
     };
-    const okPct = (r: LoadResult): string => fmt((100 * r.ok) / Math.max(1, r.sent), 1);
+    const backendPids = (): number[] => {
+      const master = Number(readFileSync(join(dir, 'nginx-backend.pid'), 'utf8').trim());
+      return [master, ...childrenOf(master)];
+    };
+    const measured = async (p: Proxy, spec: LoadSpec): Promise<Measured> => {
+      const pids = p.pids();
+      const bpids = backendPids();
+      const c0 = cpuSeconds(pids);
+      const b0 = cpuSeconds(bpids);
+      const l0 = loadgenCpu();
+      const r = await load(spec, dir);
+      return { ...r, cpu: cpuSeconds(pids) - c0, backendCpu: cpuSeconds(bpids) - b0, loadgenCpu: loadgenCpu() - l0, rss: rssMiB(pids) };
+    };
+    // Every shape runs ROUNDS rounds; in each round every proxy once, the order rotated from round
+    // to round, so that the machine's other work falls on all of them alike. The table gives the
+    // median of the rounds with the spread (min-max), and each ratio is the median of the rounds'
+    // own ratios (waypoint and the other proxy measured seconds apart).
+    const rounds = async (
+      who: readonly Proxy[],
+      shape: string,
+      title: string,
+      specFor: (p: Proxy) => LoadSpec,
+      cols: (r: Measured) => Record<string, number>,
+    ): Promise<void> => {
+      out(`\n[${shape}] ${title}, ${SECONDS} s x ${ROUNDS} rounds\n`);
+      const got = new Map<string, Array<Record<string, number>>>();
+      for (let i = 0; i < ROUNDS; i++) {
+        const turn = who.map((_, k) => who[(k + i) % who.length]!);
+        for (const p of turn) {
+          const r = await measured(p, specFor(p));
+          const c = cols(r);
+          out(
+            `  round ${i + 1} ${p.name.padEnd(12)} ${Object.entries(c)
+              .map(([k, v]) => `${k} ${fmt(v, v < 10 ? 4 : 0)}`)
+              .join('  ')}  load ${loadavg()}\n`,
+          );
+          got.set(p.name, [...(got.get(p.name) ?? []), c]);
+        }
+      }
+      tabulate(shape, got);
+    };
+    const tabulate = (shape: string, got: Map<string, Array<Record<string, number>>>): void => {
+      const base = got.get('waypoint');
+      for (const [name, runs] of got) {
+        const row: Record<string, string> = {};
+        for (const k of Object.keys(runs[0]!))
+          row[k] = spread(
+            runs.map((r) => r[k]!),
+            k,
+          );
+        if (base && name !== 'waypoint') {
+          const ratio = (k: string): string =>
+            spread(
+              runs.map((r, i) => (base[i]?.[k] ?? NaN) / r[k]!),
+              'x',
+            );
+          if (runs[0]!['CPU-s/1k'] !== undefined) row['wp/this CPU'] = ratio('CPU-s/1k');
+          if (runs[0]!['CPU-s/GiB'] !== undefined) row['wp/this CPU'] = ratio('CPU-s/GiB');
+          if (runs[0]!.p99 !== undefined) row['wp/this p99'] = ratio('p99');
+          if (runs[0]!['done/s'] !== undefined) row['wp/this rate'] = ratio('done/s');
+        }
+        rows.push({ shape, proxy: name, cols: row });
+      }
+    };
+    const latencyCols = (r: Measured): Record<string, number> => ({
+      'done/s': r.rps,
+      'ok%': (100 * r.ok) / Math.max(1, r.sent),
+      p50: r.p50,
+      p99: r.p99,
+      'CPU-s/1k': (r.cpu * 1000) / Math.max(1, r.sent),
+      'RSS MiB': r.rss,
+    });
 
     if (SHAPES.has('h1')) {
-      out(`\n[h1] HTTP/1.1 keep-alive, 4 connections, ${RATE} req/s open loop, ${SECONDS} s\n`);
-      const direct = await load({ port: b.v1, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS }, dir);
-      rows.push({
-        shape: 'h1',
-        proxy: 'direct',
-        cols: { 'done/s': fmt(direct.rps, 0), 'ok%': okPct(direct), p50: fmt(direct.p50, 3), p99: fmt(direct.p99, 3) },
-      });
-      for (const p of order) {
-        const r = await measured(p, { port: p.h1Port, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS });
-        rows.push({
-          shape: 'h1',
-          proxy: p.name,
-          cols: {
-            'done/s': fmt(r.rps, 0),
-            'ok%': okPct(r),
-            p50: fmt(r.p50, 3),
-            p99: fmt(r.p99, 3),
-            'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4),
-            'RSS MiB': fmt(r.rss, 1),
-          },
-        });
-      }
+      const direct: Proxy = { name: 'direct', h1Port: b.v1, h2Port: b.g1, pids: () => [] };
+      await rounds(
+        [direct, ...order],
+        'h1',
+        `HTTP/1.1 keep-alive, 4 connections, ${RATE} req/s open loop`,
+        (p) => ({ port: p.h1Port, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS }),
+        (r) => {
+          const c = latencyCols(r);
+          return r.cpu === 0 && r.rss === 0 ? { 'done/s': c['done/s']!, 'ok%': c['ok%']!, p50: c.p50!, p99: c.p99! } : c;
+        },
+      );
     }
     for (const [shape, title, spec] of [
       ['h2c', 'h2c, 4 connections x 25 streams (100 concurrent), closed loop', { h2: true, conns: 4, streams: 25 }],
       ['grpc', 'gRPC unary over h2c, 4 x 25 streams, HTTP/2 upstream, closed loop', { h2: true, conns: 4, streams: 25, grpc: true, path: '/bench.Echo/Call' }],
     ] as const) {
       if (!SHAPES.has(shape)) continue;
-      out(`\n[${shape}] ${title}, ${SECONDS} s\n`);
-      for (const p of order) {
-        const r = await measured(p, { ...spec, port: p.h2Port, seconds: SECONDS });
-        rows.push({
-          shape,
-          proxy: p.name,
-          cols: {
-            'done/s': fmt(r.rps, 0),
-            'ok%': okPct(r),
-            p50: fmt(r.p50, 3),
-            p99: fmt(r.p99, 3),
-            'CPU-s/1k': fmt((r.cpu * 1000) / r.sent, 4),
-            'RSS MiB': fmt(r.rss, 1),
-          },
-        });
-      }
+      await rounds(order, shape, title, (p) => ({ ...spec, port: p.h2Port, seconds: SECONDS }), latencyCols);
     }
     if (SHAPES.has('big')) {
-      out(`\n[big] 1 MiB responses, HTTP/1.1, 4 connections, closed loop, ${SECONDS} s\n`);
-      for (const p of order) {
-        const r = await measured(p, { port: p.h1Port, h2: false, conns: 4, streams: 1, seconds: SECONDS, path: '/big' });
-        rows.push({
-          shape: 'big',
-          proxy: p.name,
-          cols: {
-            'MiB/s': fmt(r.rps, 0),
-            'ok%': okPct(r),
-            p50: fmt(r.p50, 3),
-            p99: fmt(r.p99, 3),
-            'CPU-s/GiB': fmt((r.cpu * 1024) / r.sent, 3),
-            'RSS MiB': fmt(r.rss, 1),
-          },
-        });
-      }
+      await rounds(
+        order,
+        'big',
+        '1 MiB responses, HTTP/1.1, 4 connections, closed loop',
+        (p) => ({ port: p.h1Port, h2: false, conns: 4, streams: 1, seconds: SECONDS, path: '/big' }),
+        (r) => ({
+          'MiB/s': r.rps,
+          'ok%': (100 * r.ok) / Math.max(1, r.sent),
+          p50: r.p50,
+          p99: r.p99,
+          'CPU-s/GiB': (r.cpu * 1024) / Math.max(1, r.sent),
+          'RSS MiB': r.rss,
+        }),
+      );
     }
     if (SHAPES.has('max')) {
-      out(`\n[max] highest rate with p99 < ${P99_LIMIT_MS} ms (bounded search, 3 s per step)\n`);
+      out(`\n[max] highest rate with p99 < ${P99_LIMIT_MS} ms (bounded search, 3 s per step, the proxies' steps interleaved)\n`);
       for (const [shape, spec] of [
         ['max h1', { h2: false, conns: 32, streams: 1 }],
         ['max h2c', { h2: true, conns: 4, streams: 25 }],
       ] as const) {
-        for (const p of order) {
-          const passes = async (rate: number): Promise<LoadResult | undefined> => {
-            const r = await load({ ...spec, port: spec.h2 ? p.h2Port : p.h1Port, rate, seconds: 3 }, dir);
+        // One search per proxy (doubling from 1,000, then four bisections), advanced one step per
+        // proxy in turn, so that every proxy's steps see the same stretch of the machine's load.
+        const search = order.map((p) => ({ p, lo: 0, hi: 1000, doubling: true, bisections: 0, best: undefined as LoadResult | undefined, done: false }));
+        while (search.some((s) => !s.done)) {
+          for (const s of search) {
+            if (s.done) continue;
+            const rate = s.doubling ? s.hi : Math.round((s.lo + s.hi) / 2);
+            const r = await load({ ...spec, port: spec.h2 ? s.p.h2Port : s.p.h1Port, rate, seconds: 3 }, dir);
             const pass = r.p99 < P99_LIMIT_MS && r.rps >= 0.97 * rate && r.ok === r.sent;
             out(
-              `    ${p.name} at ${rate}/s: done ${fmt(r.rps, 0)}/s, ok ${r.ok}/${r.sent}, p50 ${fmt(r.p50, 3)} p99 ${fmt(r.p99, 3)} ms: ${pass ? 'pass' : 'fail'}\n`,
+              `    ${s.p.name} at ${rate}/s: done ${fmt(r.rps, 0)}/s, ok ${r.ok}/${r.sent}, p50 ${fmt(r.p50, 3)} p99 ${fmt(r.p99, 3)} ms: ${pass ? 'pass' : 'fail'}  load ${loadavg()}\n`,
             );
-            return pass ? r : undefined;
-          };
-          let lo = 0;
-          let best: LoadResult | undefined;
-          let hi = 1000;
-          for (; hi <= 128_000; hi *= 2) {
-            const r = await passes(hi);
-            if (!r) break;
-            lo = hi;
-            best = r;
+            if (s.doubling) {
+              if (pass) {
+                s.lo = rate;
+                s.best = r;
+                s.hi = rate * 2;
+                if (s.hi > 128_000) s.done = true;
+              } else s.doubling = false;
+            } else {
+              if (pass) {
+                s.lo = rate;
+                s.best = r;
+              } else s.hi = rate;
+              if (++s.bisections >= 4) s.done = true;
+            }
           }
-          for (let i = 0; i < 4 && hi <= 128_000; i++) {
-            const mid = Math.round((lo + hi) / 2);
-            const r = await passes(mid);
-            if (r) {
-              lo = mid;
-              best = r;
-            } else hi = mid;
-          }
-          rows.push({ shape, proxy: p.name, cols: { 'max req/s': String(lo), p50: fmt(best?.p50, 3), p99: fmt(best?.p99, 3) } });
-          out(`  ${shape} ${p.name}: ${lo}\n`);
+        }
+        const wp = search.find((s) => s.p.name === 'waypoint');
+        for (const s of search) {
+          const cols: Record<string, string> = { 'max req/s': String(s.lo), p50: fmt(s.best?.p50, 3), p99: fmt(s.best?.p99, 3) };
+          if (wp && s !== wp) cols['wp/this'] = s.lo > 0 ? fmt(wp.lo / s.lo, 2) : '-';
+          rows.push({ shape, proxy: s.p.name, cols });
+          out(`  ${shape} ${s.p.name}: ${s.lo}\n`);
         }
       }
     }
     if (SHAPES.has('scale') && PROXIES.includes('waypoint')) {
-      out(`\n[scale] waypoint saturation, HTTP/1.1, 32 connections, closed loop, ${SECONDS} s\n`);
-      const one = await measured(proxies.get('waypoint')!, { port: wpPort, h2: false, conns: 32, streams: 1, seconds: SECONDS });
-      await stopWaypoint();
-      const two = await startWaypoint(2);
-      const r2 = await measured(two, { port: wpPort, h2: false, conns: 32, streams: 1, seconds: SECONDS });
-      rows.push({
-        shape: 'scale',
-        proxy: 'waypoint x1',
-        cols: {
-          'done/s': fmt(one.rps, 0),
-          'ok%': okPct(one),
-          p50: fmt(one.p50, 3),
-          p99: fmt(one.p99, 3),
-          'CPU-s/1k': fmt((one.cpu * 1000) / one.sent, 4),
-          'RSS MiB': fmt(one.rss, 1),
-        },
-      });
-      rows.push({
-        shape: 'scale',
-        proxy: 'waypoint x2',
-        cols: {
-          'done/s': fmt(r2.rps, 0),
-          'ok%': okPct(r2),
-          p50: fmt(r2.p50, 3),
-          p99: fmt(r2.p99, 3),
-          'CPU-s/1k': fmt((r2.cpu * 1000) / r2.sent, 4),
-          'RSS MiB': fmt(r2.rss, 1),
-          'x1 ratio': fmt(r2.rps / one.rps, 2),
-        },
-      });
+      // Closed-loop saturation of 1 and 2 workers, alternated over the rounds (the waypoint
+      // restarted between them). The load generator and the backends share the machine's cores
+      // with the waypoint: their CPU is shown with it, so the figure can be read for what it is.
+      out(`\n[scale] waypoint saturation, HTTP/1.1, 32 connections, closed loop, ${SECONDS} s x ${ROUNDS} rounds\n`);
+      const got = new Map<string, Array<Record<string, number>>>();
+      for (let i = 0; i < ROUNDS; i++) {
+        for (const workers of i % 2 === 0 ? [1, 2] : [2, 1]) {
+          await stopWaypoint();
+          const p = await startWaypoint(workers);
+          const r = await measured(p, { port: wpPort, h2: false, conns: 32, streams: 1, seconds: SECONDS });
+          const c = {
+            'done/s': r.rps,
+            p50: r.p50,
+            p99: r.p99,
+            'CPU-s/1k': (r.cpu * 1000) / Math.max(1, r.sent),
+            'wp cores': r.cpu / SECONDS,
+            'h2load cores': r.loadgenCpu / (SECONDS + 1),
+            'backend cores': r.backendCpu / SECONDS,
+          };
+          out(
+            `  round ${i + 1} waypoint x${workers} ${Object.entries(c)
+              .map(([k, v]) => `${k} ${fmt(v, v < 10 ? 3 : 0)}`)
+              .join('  ')}  load ${loadavg()}\n`,
+          );
+          got.set(`waypoint x${workers}`, [...(got.get(`waypoint x${workers}`) ?? []), c]);
+        }
+      }
+      const one = got.get('waypoint x1')!;
+      for (const [name, runs] of got) {
+        const row: Record<string, string> = {};
+        for (const k of Object.keys(runs[0]!))
+          row[k] = spread(
+            runs.map((r) => r[k]!),
+            k,
+          );
+        if (name === 'waypoint x2')
+          row['x2/x1 rate'] = spread(
+            runs.map((r, i) => r['done/s']! / one[i]!['done/s']!),
+            'x',
+          );
+        rows.push({ shape: 'scale', proxy: name, cols: row });
+      }
     }
     await stopWaypoint();
 
-    out('\nwaypoint vs nginx vs haproxy as the same L7 hop (route + header match + 90/10 split), loopback, one process each\n');
+    out(
+      `\nwaypoint vs nginx vs haproxy as the same L7 hop (route + header match + 90/10 split), loopback, one process each;\nmedian [min-max] of ${ROUNDS} interleaved rounds; load average at the start ${loadStart}, at the end ${loadavg()}\n`,
+    );
     let shape = '';
     let keys: string[] = [];
     for (const r of rows) {
       if (r.shape !== shape) {
         shape = r.shape;
         keys = [...new Set(rows.filter((x) => x.shape === shape).flatMap((x) => Object.keys(x.cols)))];
-        out(`\n${shape.padEnd(14)}${keys.map((k) => k.padStart(11)).join('')}\n`);
+        const w = Math.max(11, ...rows.filter((x) => x.shape === shape).flatMap((x) => Object.values(x.cols).map((v) => v.length + 2)));
+        widths = w;
+        out(`\n${shape.padEnd(14)}${keys.map((k) => k.padStart(w)).join('')}\n`);
       }
-      out(`  ${r.proxy.padEnd(12)}${keys.map((k) => (r.cols[k] ?? '').padStart(11)).join('')}\n`);
+      out(`  ${r.proxy.padEnd(12)}${keys.map((k) => (r.cols[k] ?? '').padStart(widths)).join('')}\n`);
     }
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
