@@ -14,6 +14,7 @@ import type { ResourceChange } from '../common/xds/types';
 import type { CompiledCluster, UpstreamEndpoint } from './config/clusters';
 import type { CompiledListener } from './config/listeners';
 import type { RouteTable } from './config/routes';
+import { serveHttp1 } from './http1/server';
 import { duplexPair } from './proxy/duplex-pair';
 import { RequestHandler, type ConnectionInfo } from './proxy/handler';
 import { ConfigState } from './proxy/state';
@@ -68,7 +69,6 @@ export class Waypoint {
   private readonly tcp: TcpProxy;
   private readonly log: Logger;
   private readonly servers = new Map<number, NetServer>();
-  private readonly h1 = createHttpServer({ keepAliveTimeout: 60_000 });
   // Downstream HTTP/2 (h2c, and HTTP/2 inside HBONE) with HBONE's windows, not node:http2's 64 KiB,
   // so a large upload is not paced by window updates (as the upstream sessions, proxy/upstream.ts).
   private readonly h2: Http2Server = createH2Server({
@@ -98,15 +98,6 @@ export class Waypoint {
       bufferLimit: o.bufferLimit ?? 1024 * 1024,
     });
     this.tcp = new TcpProxy(this.state, this.transport, this.metrics, this.log.child({ log: 'access' }));
-    this.h1.on('request', (req, res) => {
-      const conn = this.conns.get(req.socket);
-      if (conn) this.handler.handle(req, res, conn);
-      else res.destroy();
-    });
-    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.writable) return socket.destroy();
-      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\nconnection: close\r\n\r\nbad request');
-    });
     this.h2.on('session', (s: ServerHttp2Session) => {
       if (this.pendingSession) this.conns.set(s, this.pendingSession);
       s.setLocalWindowSize(UPSTREAM_WINDOWS.connectionWindow);
@@ -249,7 +240,7 @@ export class Waypoint {
     return this.xds.whenSynced(timeoutMs);
   }
 
-  /** Hand a connection (TCP or HBONE stream) to HTTP/1.1 or HTTP/2 by its first bytes. */
+  /** Hand a connection (TCP or HBONE stream) to HTTP/1.1 (http1/server.ts) or HTTP/2 by its first bytes. */
   private dispatch(socket: Duplex, conn: ConnectionInfo): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
@@ -265,7 +256,7 @@ export class Waypoint {
         this.h2.emit('connection', socket);
         this.pendingSession = undefined;
       } else {
-        this.h1.emit('connection', socket);
+        serveHttp1(socket, (req, res) => this.handler.handle(req, res, conn));
       }
     };
     socket.on('readable', onReadable);
@@ -374,7 +365,6 @@ export class Waypoint {
       a.closeAllConnections?.();
       a.close();
     }
-    this.h1.closeAllConnections?.();
     await this.hbone?.close(100);
     this.transport.close();
     this.handler.close();

@@ -1,6 +1,7 @@
 // The request body on its way upstream, kept for replay (retries, mirrors) up to the buffer limit
 // (Envoy's per-request buffer) while it streams to the current attempt with backpressure.
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { BodySink } from './upstream';
 
 /** Keeps the request body for replay (retries, mirror) while it streams to the current attempt. */
 export class BodyTee {
@@ -8,7 +9,7 @@ export class BodyTee {
   size = 0;
   overflow = false;
   ended = false;
-  private sink: Writable | undefined;
+  private sink: BodySink | undefined;
   private readonly onDrain = (): void => {
     this.src.resume();
   };
@@ -47,7 +48,7 @@ export class BodyTee {
     src.on('error', () => undefined);
   }
   /** Send the body to a new attempt; false when it cannot be replayed (too large, already streamed). */
-  attach(sink: Writable, first: boolean): boolean {
+  attach(sink: BodySink, first: boolean): boolean {
     if (!first && this.overflow) return false;
     this.detach();
     this.sink = sink;

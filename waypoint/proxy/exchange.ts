@@ -5,13 +5,34 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { CompiledListener } from '../config/listeners';
+import type { H1Request, H1Response } from '../http1/server';
 import type { RequestView } from '../config/request';
 import type { RouteMatchResult, RouteTable, WeightedTarget } from '../config/routes';
 import type { SpanContext } from '../telemetry/trace';
 import type { EndpointWorkload } from '../../common/contracts/telemetry';
 
-export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
-export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+/** The downstream request: the waypoint's own HTTP/1.1 server's (http1/server.ts) or node:http2's; node:http's still fits. */
+export type DownstreamRequest = H1Request | IncomingMessage | Http2ServerRequest;
+/** What the request path uses of a downstream response (H1Response, node:http2's, node:http's). */
+export interface DownstreamResponse {
+  statusCode: number;
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  setHeader(name: string, value: string): unknown;
+  writeHead(status: number, headers: Record<string, string | string[]>): unknown;
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  end(chunk: string): unknown;
+  addTrailers(trailers: Record<string, string>): void;
+  destroy(): unknown;
+  on(event: 'close' | 'error', listener: () => void): unknown;
+  once(event: 'close' | 'finish' | 'drain', listener: () => void): unknown;
+}
+/** The response types that fit DownstreamResponse (checked here, so a change to one shows). */
+export type DownstreamResponses = H1Response | ServerResponse | Http2ServerResponse;
+const fits: (r: DownstreamResponses) => DownstreamResponse = (r) => r;
+void fits;
 
 /** Where a request came from: the connection it arrived on. */
 export interface ConnectionInfo {

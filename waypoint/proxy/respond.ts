@@ -3,7 +3,6 @@
 // a gRPC trailers-only response kept as one HEADERS frame, and the route timeout spanning the
 // whole response as Envoy's does (after the headers went out it cuts the response: flag UT).
 import type { Http2ServerResponse } from 'node:http2';
-import type { Writable } from 'node:stream';
 import { applyMutations, type HeaderMutation, type MutableHeaders } from '../config/headers';
 import type { Exchange } from './exchange';
 import { isHopByHop, type UpstreamHead } from './upstream';
@@ -79,7 +78,7 @@ class ResponseStream {
   // per-response machinery).
   private readonly onData = (c: Buffer): void => {
     this.ex.responseBytes += c.length;
-    if (!(this.ex.res as Writable).write(c)) {
+    if (!this.ex.res.write(c)) {
       this.up.body.pause();
       this.ex.res.once('drain', this.onDrain);
     }

@@ -6,12 +6,13 @@
 import { Agent, request as h1request, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { connect as h2connect, constants as h2c, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { HboneClient } from '../../common/hbone/client';
 import { TunnelRefusedError } from '../../common/hbone/errors';
 import { DEFAULT_WINDOWS, maxSessionMemoryMiB } from '../../common/hbone/settings';
 import type { TrustBundle } from '../../common/identity/verify';
 import type { CompiledCluster, UpstreamEndpoint } from '../config/clusters';
+import { H1Pool, type H1CallListener, type H1FailureKind, type H1ResponseHead } from '../http1/client';
 
 export interface MeshCredentialsValue {
   readonly certChain: string;
@@ -55,8 +56,17 @@ export interface AttemptListener {
   onFailure(failure: UpstreamFailure): void;
 }
 
+/** Where an attempt's request body goes (a Writable, or the HTTP/1.1 client's call). */
+export interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): void;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  once(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+}
+
 export interface Attempt {
-  readonly sink: Writable;
+  readonly sink: BodySink;
   /** Abandon the attempt (timeout, client gone). */
   abort(): void;
 }
@@ -85,6 +95,7 @@ export function isHopByHop(name: string): boolean {
 
 export class UpstreamTransport {
   private readonly agents = new Map<string, Agent>();
+  private readonly pools = new Map<string, H1Pool>();
   private readonly sessions = new Map<string, PooledSession>();
   readonly hbone: HboneClient;
   readonly stats: TransportStats = { connectionsOpened: 0, hboneTunnels: 0 };
@@ -159,6 +170,17 @@ export class UpstreamTransport {
   }
 
   private sendH1(cluster: CompiledCluster, e: UpstreamEndpoint, req: AttemptRequest, listener: AttemptListener): Attempt {
+    if (!e.hbone) {
+      // Plain TCP: the waypoint's own HTTP/1.1 client (http1/client.ts), one write per request head.
+      const key = this.key(cluster, e);
+      let pool = this.pools.get(key);
+      if (!pool) {
+        pool = new H1Pool({ host: e.address, port: e.port, maxConnections: cluster.breakers.maxConnections, connectTimeoutMs: cluster.connectTimeoutMs });
+        this.pools.set(key, pool);
+      } else pool.o.maxConnections = cluster.breakers.maxConnections;
+      const call = pool.request(req.method, req.path, req.authority, req.headers, new H1Outcome(listener));
+      return { sink: call, abort: () => call.abort() };
+    }
     // The caller's header object goes out as is (it is this attempt's); only Host is set here.
     const headers = req.headers as OutgoingHttpHeaders;
     headers.host = req.authority;
@@ -278,6 +300,8 @@ export class UpstreamTransport {
   }
 
   close(): void {
+    for (const p of this.pools.values()) p.close();
+    this.pools.clear();
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
     for (const e of this.sessions.values()) void e.ready?.then((s) => s?.destroy());
@@ -319,6 +343,17 @@ function onH1Error(this: H1Attempt, err: NodeJS.ErrnoException): void {
       ? 'connect-failure'
       : 'reset';
   this[LISTENER].onFailure(new UpstreamFailure(kind, `${kind === 'reset' ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
+}
+
+/** The HTTP/1.1 client's outcome for an attempt, in the transport's terms. */
+class H1Outcome implements H1CallListener {
+  constructor(private readonly listener: AttemptListener) {}
+  onHead(head: H1ResponseHead): void {
+    this.listener.onHead(head);
+  }
+  onFailure(kind: H1FailureKind, message: string): void {
+    this.listener.onFailure(new UpstreamFailure(kind, message));
+  }
 }
 
 class H1Head implements UpstreamHead {

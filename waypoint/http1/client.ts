@@ -1,0 +1,465 @@
+// The waypoint's upstream HTTP/1.1 client for plain-TCP endpoints: a keep-alive pool per endpoint
+// (at most the cluster's max_connections sockets; requests beyond wait for a free one) and one
+// call object per request that writes the head with the body's first bytes, parses the response
+// with parse.ts and hands the body on as a Readable with backpressure. A connection is reused only
+// when both messages were complete and framed (not delimited by close) and the server did not
+// say `connection: close`.
+import { EventEmitter } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import {
+  ChunkedDecoder,
+  DEFAULT_LIMITS,
+  findHeadEnd,
+  HeadError,
+  keepsAlive,
+  LengthDecoder,
+  parseResponseHead,
+  responseFraming,
+  type BodyDecoder,
+  type Headers,
+  type ResponseHead,
+} from './parse';
+import { headerLines, type OutgoingHeaders } from './serialize';
+
+export type H1FailureKind = 'connect-failure' | 'reset';
+
+/** A response head with its body (the shape of the waypoint's UpstreamHead). */
+export interface H1ResponseHead {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Readable;
+  onComplete(done: (trailers: Headers) => void): void;
+}
+
+export interface H1CallListener {
+  onHead(head: H1ResponseHead): void;
+  onFailure(kind: H1FailureKind, message: string): void;
+}
+
+const CALL = Symbol('nodemesh.h1.call');
+const CONNECTED = Symbol('nodemesh.h1.connected');
+const FAILURE = Symbol('nodemesh.h1.error');
+type PooledSocket = Socket & { [CALL]?: H1Call; [CONNECTED]?: boolean; [FAILURE]?: NodeJS.ErrnoException };
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
+/** Methods sent without a Content-Length when they have no body (node:http's choice). */
+const BODILESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+const QUEUE_LIMIT = 64 * 1024;
+const BAD_TARGET = /[^\x21-\x7e]/;
+
+export interface H1PoolOptions {
+  readonly host: string;
+  readonly port: number;
+  maxConnections: number;
+  readonly connectTimeoutMs: number;
+  /** Idle pooled connections close after this long (default 60 s). */
+  readonly idleTimeoutMs?: number;
+}
+
+/** The keep-alive connections to one endpoint. */
+export class H1Pool {
+  private readonly idle: PooledSocket[] = [];
+  private readonly waiting: H1Call[] = [];
+  private open = 0;
+  private closed = false;
+
+  constructor(readonly o: H1PoolOptions) {}
+
+  /** One request: `listener` hears its response head or failure, never from inside this call. */
+  request(method: string, path: string, authority: string, headers: OutgoingHeaders, listener: H1CallListener): H1Call {
+    const call = new H1Call(this, method, path, authority, headers, listener);
+    this.assign(call);
+    return call;
+  }
+
+  /** Connections open now (idle and busy). */
+  get size(): number {
+    return this.open;
+  }
+
+  private assign(call: H1Call): void {
+    let s = this.idle.pop();
+    while (s && s.destroyed) s = this.idle.pop();
+    if (s) return call.start(s);
+    if (this.open < this.o.maxConnections) return call.start(this.connect());
+    this.waiting.push(call);
+  }
+
+  private connect(): PooledSocket {
+    this.open++;
+    const s = connect({ host: this.o.host, port: this.o.port, noDelay: true }) as PooledSocket;
+    const timer = setTimeout(connectTimedOut, this.o.connectTimeoutMs, s, this.o.connectTimeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s[CONNECTED] = true;
+    });
+    s.on('data', onPooledData);
+    s.on('drain', onPooledDrain);
+    s.on('error', onPooledError);
+    s.on('timeout', onPooledTimeout);
+    s.once('close', () => {
+      clearTimeout(timer);
+      this.open--;
+      const i = this.idle.indexOf(s);
+      if (i >= 0) this.idle.splice(i, 1);
+      const c = s[CALL];
+      s[CALL] = undefined;
+      c?.socketClosed(s);
+      this.serveWaiting();
+    });
+    s.setTimeout(this.o.idleTimeoutMs ?? 60_000);
+    return s;
+  }
+
+  private serveWaiting(): void {
+    while (this.waiting.length && !this.closed) {
+      const c = this.waiting.shift()!;
+      if (c.aborted) continue;
+      if (!this.idle.length && this.open >= this.o.maxConnections) {
+        this.waiting.unshift(c);
+        return;
+      }
+      this.assign(c);
+    }
+  }
+
+  /** A call is done with its connection: keep it for the next request, or close it. */
+  release(s: PooledSocket, reusable: boolean): void {
+    s[CALL] = undefined;
+    if (!reusable || this.closed || s.destroyed) {
+      s.destroy();
+      return;
+    }
+    s.resume();
+    const next = this.waiting.shift();
+    if (next && !next.aborted) return next.start(s);
+    if (next) this.serveWaiting();
+    this.idle.push(s);
+    if (this.waiting.length) this.serveWaiting();
+  }
+
+  /** Forget a waiting call (aborted before it had a connection). */
+  unqueue(call: H1Call): void {
+    const i = this.waiting.indexOf(call);
+    if (i >= 0) this.waiting.splice(i, 1);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.idle) s.destroy();
+    this.idle.length = 0;
+    for (const c of this.waiting.splice(0)) c.fail('connect-failure', 'the waypoint is shutting down');
+  }
+}
+
+function connectTimedOut(s: PooledSocket, ms: number): void {
+  const err: NodeJS.ErrnoException = new Error(`no connection within ${ms} ms`);
+  err.code = 'ETIMEDOUT';
+  s.destroy(err);
+}
+
+function onPooledData(this: PooledSocket, chunk: Buffer): void {
+  const c = this[CALL];
+  if (c) c.onData(chunk);
+  else this.destroy(); // bytes nobody asked for: the connection is out of step
+}
+
+function onPooledDrain(this: PooledSocket): void {
+  this[CALL]?.emit('drain');
+}
+
+function onPooledError(this: PooledSocket, err: NodeJS.ErrnoException): void {
+  this[FAILURE] = err;
+}
+
+function onPooledTimeout(this: PooledSocket): void {
+  if (!this[CALL]) this.destroy();
+}
+
+enum Out {
+  Undecided = 0,
+  Length = 1,
+  Chunked = 2,
+}
+
+enum In {
+  Head = 0,
+  Body = 1,
+  Done = 2,
+}
+
+/** One request on a pooled connection; also the sink its body is written to. */
+export class H1Call extends EventEmitter {
+  aborted = false;
+  private socket: PooledSocket | undefined;
+  private head: string;
+  private out = Out.Undecided;
+  private queued: Buffer[] | undefined;
+  private queuedBytes = 0;
+  private requestEnded = false;
+  private settled = false;
+  private state = In.Head;
+  private buf: Buffer | undefined;
+  private searched = 0;
+  private decoder: BodyDecoder | undefined;
+  private untilClose = false;
+  private reusable = false;
+  private body: H1ResponseBody | undefined;
+  private trailers: Headers = {};
+  private whenComplete: ((t: Headers) => void) | undefined;
+
+  constructor(
+    private readonly pool: H1Pool,
+    private readonly method: string,
+    path: string,
+    authority: string,
+    private readonly headers: OutgoingHeaders,
+    private readonly listener: H1CallListener,
+  ) {
+    super();
+    // Invalid names or values throw here, before anything is sent.
+    if (BAD_TARGET.test(path) || BAD_TARGET.test(authority))
+      throw new HeadError(500, 'a path or authority with whitespace, a control character or a non-ASCII character');
+    this.head = `${method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n${headerLines(headers)}`;
+  }
+
+  /** The request's head with its framing header, once the body's shape is known. */
+  private headFor(hasBody: boolean): string {
+    if (this.headers['content-length'] !== undefined) this.out = Out.Length;
+    else if (hasBody) {
+      this.out = Out.Chunked;
+      this.head += 'transfer-encoding: chunked\r\n';
+    } else {
+      this.out = Out.Length;
+      if (!BODILESS_BY_DEFAULT.has(this.method)) this.head += 'content-length: 0\r\n';
+    }
+    return `${this.head}\r\n`;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.requestEnded || this.aborted) return false;
+    if (chunk.length === 0) return true;
+    const head = this.out === Out.Undecided ? this.headFor(true) : '';
+    if (this.out === Out.Chunked) return this.emitBytes(Buffer.from(`${head}${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF);
+    return head ? this.emitBytes(Buffer.from(head, 'latin1'), chunk) : this.emitBytes(chunk);
+  }
+
+  end(chunk?: Buffer): void {
+    if (this.requestEnded || this.aborted) return;
+    if (chunk?.length) this.write(chunk);
+    if (this.out === Out.Undecided) this.emitBytes(Buffer.from(this.headFor(false), 'latin1'));
+    else if (this.out === Out.Chunked) this.emitBytes(LAST_CHUNK);
+    this.requestEnded = true;
+    if (this.state === In.Done) this.finish();
+  }
+
+  private emitBytes(a: Buffer, b?: Buffer, c?: Buffer): boolean {
+    const s = this.socket;
+    if (!s) {
+      const q = (this.queued ??= []);
+      q.push(a);
+      this.queuedBytes += a.length;
+      if (b) {
+        q.push(b);
+        this.queuedBytes += b.length;
+      }
+      if (c) {
+        q.push(c);
+        this.queuedBytes += c.length;
+      }
+      return this.queuedBytes < QUEUE_LIMIT;
+    }
+    if (!b) return s.write(a);
+    s.cork();
+    s.write(a);
+    let ok = s.write(b);
+    if (c) ok = s.write(c);
+    s.uncork();
+    return ok;
+  }
+
+  /** The connection for this call (new or reused). */
+  start(s: PooledSocket): void {
+    if (this.aborted) {
+      this.pool.release(s, s[CONNECTED] === true);
+      return;
+    }
+    this.socket = s;
+    s[CALL] = this;
+    const q = this.queued;
+    if (q) {
+      const wasFull = this.queuedBytes >= QUEUE_LIMIT;
+      this.queued = undefined;
+      this.queuedBytes = 0;
+      let ok = true;
+      if (q.length === 1) ok = s.write(q[0]!);
+      else {
+        s.cork();
+        for (const b of q) ok = s.write(b);
+        s.uncork();
+      }
+      if (wasFull && ok) process.nextTick(emitDrain, this);
+    }
+  }
+
+  fail(kind: H1FailureKind, message: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.listener.onFailure(kind, message);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const s = this.socket;
+    if (!s) return this.pool.unqueue(this);
+    if (this.state !== In.Done) s.destroy();
+  }
+
+  onData(chunk: Buffer): void {
+    const buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.buf = undefined;
+    let at = 0;
+    try {
+      while (at < buf.length) {
+        if (this.state === In.Head) {
+          const end = findHeadEnd(buf, at, this.searched);
+          if (end < 0) {
+            if (buf.length - at > DEFAULT_LIMITS.maxHeadBytes) throw new HeadError(502, `a response head larger than ${DEFAULT_LIMITS.maxHeadBytes} bytes`);
+            this.buf = at === 0 ? buf : buf.subarray(at);
+            this.searched = this.buf.length;
+            return;
+          }
+          const head = parseResponseHead(buf, at, end);
+          at = end;
+          this.searched = 0;
+          if (head.status < 200) {
+            if (head.status === 101) throw new HeadError(502, 'the upstream switched protocols (upgrades are not proxied)');
+            continue; // 100 Continue, 103 Early Hints: the final response follows
+          }
+          this.onResponseHead(head);
+        } else if (this.state === In.Body) {
+          if (this.untilClose) {
+            this.onBody(at === 0 ? buf : buf.subarray(at));
+            return;
+          }
+          at += this.decoder!.feed(buf, at, buf.length);
+          if (this.decoder!.done) this.complete();
+        } else {
+          // Bytes after the response: the connection cannot be trusted for another request.
+          this.reusable = false;
+          this.socket?.destroy();
+          return;
+        }
+      }
+    } catch (err) {
+      this.protocolError(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private onResponseHead(head: ResponseHead): void {
+    const framing = responseFraming(head, this.method);
+    this.reusable = keepsAlive(head.minor, head.headers) && framing.kind !== 'close';
+    const body = new H1ResponseBody(this);
+    this.body = body;
+    if (framing.kind === 'close') this.untilClose = true;
+    else if (framing.kind === 'chunked') this.decoder = new ChunkedDecoder(this.onBody);
+    else if (framing.kind === 'length') this.decoder = new LengthDecoder(framing.length, this.onBody);
+    this.state = framing.kind === 'none' ? In.Done : In.Body;
+    if (!this.settled && !this.aborted) {
+      this.settled = true;
+      this.listener.onHead({ status: head.status, headers: head.headers, body, onComplete: (done) => this.onComplete(done) });
+    }
+    if (framing.kind === 'none') this.complete();
+  }
+
+  private readonly onBody = (chunk: Buffer): void => {
+    if (!this.body!.push(chunk)) this.socket?.pause();
+  };
+
+  private onComplete(done: (t: Headers) => void): void {
+    if (this.state === In.Done) return done(this.trailers);
+    this.whenComplete = done;
+  }
+
+  private complete(): void {
+    this.state = In.Done;
+    if (this.decoder instanceof ChunkedDecoder) this.trailers = this.decoder.trailers;
+    this.decoder = undefined;
+    this.body?.push(null);
+    const w = this.whenComplete;
+    this.whenComplete = undefined;
+    if (w) w(this.trailers);
+    this.finish();
+  }
+
+  /** Both messages are complete: the connection goes back to the pool (or closes). */
+  private finish(): void {
+    const s = this.socket;
+    if (!s || s[CALL] !== this) return;
+    if (!this.requestEnded) {
+      // The server answered before the request body ended: this connection cannot carry another.
+      if (!this.untilClose) this.pool.release(s, false);
+      return;
+    }
+    this.socket = undefined;
+    this.pool.release(s, this.reusable && !this.aborted && !this.untilClose);
+  }
+
+  private protocolError(message: string): void {
+    this.reusable = false;
+    if (!this.settled) this.fail('reset', `upstream protocol error: ${message}`);
+    else this.body?.destroy(new Error(`upstream protocol error: ${message}`));
+    this.socket?.destroy();
+  }
+
+  /** The response body's reader wants more. */
+  readMore(): void {
+    if (this.socket && this.socket[CALL] === this) this.socket.resume();
+  }
+
+  /** The response body was abandoned (client gone, timeout): a connection mid-response cannot be reused. */
+  bodyDestroyed(): void {
+    if (this.state !== In.Done) this.socket?.destroy();
+  }
+
+  /** This call's connection closed. */
+  socketClosed(s: PooledSocket): void {
+    this.socket = undefined;
+    if (this.state === In.Body && this.untilClose) {
+      this.buf = undefined;
+      return this.complete();
+    }
+    if (!this.settled) {
+      const err = s[FAILURE];
+      const kind: H1FailureKind = !s[CONNECTED] && err?.code !== undefined && CONNECT_FAILURES.has(err.code) ? 'connect-failure' : 'reset';
+      const why = err ? err.message : 'socket hang up';
+      return this.fail(kind, kind === 'reset' ? `upstream reset: ${why}` : `upstream connect error: ${why}`);
+    }
+    if (this.state !== In.Done) this.body?.destroy(new Error('upstream closed the connection before the response body ended'));
+  }
+}
+
+function emitDrain(c: H1Call): void {
+  c.emit('drain');
+}
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+
+/** A response body: reading it resumes the connection; destroying it closes an unfinished one. */
+class H1ResponseBody extends Readable {
+  constructor(private readonly call: H1Call) {
+    super();
+  }
+
+  override _read(): void {
+    this.call.readMore();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.call.bodyDestroyed();
+    cb(err);
+  }
+}

@@ -1,0 +1,120 @@
+// The upstream HTTP/1.1 client against a real node:http server on loopback.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { H1Pool, type H1FailureKind, type H1ResponseHead } from './client';
+
+const servers: Server[] = [];
+const pools: H1Pool[] = [];
+afterEach(() => {
+  for (const p of pools.splice(0)) p.close();
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    s.close();
+  }
+});
+
+async function backend(handler: Parameters<typeof createServer>[1]): Promise<{ port: number; sockets: () => number }> {
+  const srv = createServer({ keepAliveTimeout: 10_000 }, handler);
+  servers.push(srv);
+  let sockets = 0;
+  srv.on('connection', () => sockets++);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { port: (srv.address() as AddressInfo).port, sockets: () => sockets };
+}
+
+function pool(port: number, maxConnections = 10): H1Pool {
+  const p = new H1Pool({ host: '127.0.0.1', port, maxConnections, connectTimeoutMs: 1000 });
+  pools.push(p);
+  return p;
+}
+
+interface Result {
+  status: number;
+  headers: Record<string, unknown>;
+  body: string;
+  trailers: Record<string, unknown>;
+}
+
+function call(p: H1Pool, method: string, path: string, headers: Record<string, string>, body?: Buffer[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const c = p.request(method, path, 'backend.test', headers, {
+      onHead(h: H1ResponseHead) {
+        const parts: Buffer[] = [];
+        h.body.on('data', (d: Buffer) => parts.push(d));
+        h.body.on('error', reject);
+        h.body.on('end', () => h.onComplete((trailers) => resolve({ status: h.status, headers: h.headers, body: Buffer.concat(parts).toString(), trailers })));
+      },
+      onFailure(kind: H1FailureKind, message: string) {
+        reject(Object.assign(new Error(message), { kind }));
+      },
+    });
+    for (const b of body ?? []) c.write(b);
+    c.end();
+  });
+}
+
+describe('waypoint HTTP/1.1 client', () => {
+  it('reuses one connection for sequential requests, sends bodies by length or chunked, reads chunked responses with trailers', async () => {
+    const b = await backend((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        const body = Buffer.concat(parts).toString();
+        const info = `${req.method} ${req.url} host=${req.headers.host} te=${req.headers['transfer-encoding'] ?? '-'} cl=${req.headers['content-length'] ?? '-'} ${body}`;
+        if (req.url === '/chunked') {
+          res.writeHead(200, { trailer: 'x-sum' });
+          res.write(info);
+          res.addTrailers({ 'x-sum': '42' });
+          res.end();
+        } else res.end(info);
+      });
+    });
+    const p = pool(b.port);
+    const a = await call(p, 'GET', '/a', {});
+    expect(a.body).toBe('GET /a host=backend.test te=- cl=- ');
+    const up = await call(p, 'POST', '/up', { 'content-length': '5' }, [Buffer.from('he'), Buffer.from('llo')]);
+    expect(up.body).toBe('POST /up host=backend.test te=- cl=5 hello');
+    const chunked = await call(p, 'PUT', '/chunked', {}, [Buffer.from('ab'), Buffer.from('c')]);
+    expect(chunked.body).toBe('PUT /chunked host=backend.test te=chunked cl=- abc');
+    expect(chunked.trailers).toEqual({ 'x-sum': '42' });
+    const empty = await call(p, 'POST', '/empty', {});
+    expect(empty.body).toBe('POST /empty host=backend.test te=- cl=0 ');
+    expect(b.sockets()).toBe(1);
+  });
+
+  it('opens at most max_connections and queues the rest; a connection: close response is not reused', async () => {
+    const b = await backend((req, res) => {
+      if (req.url === '/close') res.setHeader('connection', 'close');
+      setTimeout(() => res.end('ok'), 30);
+    });
+    const p = pool(b.port, 2);
+    const all = await Promise.all(Array.from({ length: 6 }, () => call(p, 'GET', '/', {})));
+    expect(all.map((r) => r.body)).toEqual(Array(6).fill('ok'));
+    expect(b.sockets()).toBe(2);
+    await call(p, 'GET', '/close', {});
+    // One of the two connections closed: two requests at once need a new one.
+    await Promise.all([call(p, 'GET', '/', {}), call(p, 'GET', '/', {})]);
+    expect(b.sockets()).toBe(3);
+  });
+
+  it('classifies failures: refused is a connect failure, a reset before the head is a reset, headers with CR/LF throw before sending', async () => {
+    const closed = await backend(() => undefined);
+    const port = closed.port;
+    await new Promise<void>((r) => servers.pop()!.close(() => r()));
+    await expect(call(pool(port), 'GET', '/', {})).rejects.toMatchObject({ kind: 'connect-failure' });
+    const rude = await backend((req) => req.socket.destroy());
+    await expect(call(pool(rude.port), 'GET', '/', {})).rejects.toMatchObject({ kind: 'reset' });
+    expect(() => pool(rude.port).request('GET', '/', 'a', { 'x-a': 'v\r\nx-b: injected' }, { onHead() {}, onFailure() {} })).toThrow(/invalid character/);
+    expect(() => pool(rude.port).request('GET', '/a b', 'a', {}, { onHead() {}, onFailure() {} })).toThrow(/whitespace/);
+  });
+
+  it('a response cut mid-body errors the body instead of ending it', async () => {
+    const b = await backend((_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('partial');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    await expect(call(pool(b.port), 'GET', '/', {})).rejects.toThrow(/before the response body ended/);
+  });
+});
