@@ -401,11 +401,12 @@ class H2Attempt implements Attempt {
       for (const k in h) if (k.charCodeAt(0) !== 58) headers[k] = h[k];
       this.listener.onHead({ status, headers, body: st, onComplete: (done) => this.whenClosed(done) });
     });
-    st.once('error', (err: Error) => this.fail(new UpstreamFailure('reset', `upstream reset: ${err.message}`)));
+    st.once('error', (err: Error) => !this.settled && this.fail(new UpstreamFailure('reset', `upstream reset: ${err.message}`)));
     st.once('close', () => {
       this.closed = true;
       for (const f of this.ended) f(this.trailers);
-      this.fail(new UpstreamFailure('reset', `upstream reset before response headers (RST ${st.rstCode})`));
+      // Built only when it is the outcome (an Error per request, with its stack, was a third of the GC).
+      if (!this.settled) this.fail(new UpstreamFailure('reset', `upstream reset before response headers (RST ${st.rstCode})`));
     });
   }
 
