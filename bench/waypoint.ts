@@ -2,7 +2,10 @@
 // configured as the same hop, in one run (ratios only: the machine is shared).
 //
 //   npm run bench -- waypoint [--shapes h1,h2c,grpc,big,max,scale] [--rate 2000] [--seconds 8]
-//                             [--rounds 3] [--profile DIR]
+//                             [--rounds 3] [--profile DIR] [--baseline OTHER/dist/cli/main.js]
+//
+// --baseline runs a second waypoint from another build (e.g. main before a change) in the same
+// rounds, as the proxy "baseline": its "wp/this" columns are this build's figures over that one's.
 //
 // The machine may be shared: every shape runs --rounds rounds, each round measuring every proxy
 // once (the order rotated from round to round), and reports the median with the spread [min-max]
@@ -61,12 +64,13 @@ const { values: args } = parseArgs({
     proxies: { type: 'string', default: 'waypoint,nginx,haproxy' },
     nice: { type: 'string', default: '-10' },
     rounds: { type: 'string', default: '3' },
+    baseline: { type: 'string' },
   },
 });
 const SHAPES = new Set(args.shapes!.split(','));
 const RATE = Number(args.rate);
 const SECONDS = Number(args.seconds);
-const PROXIES = args.proxies!.split(',') as ProxyName[];
+const PROXIES = [...args.proxies!.split(','), ...(args.baseline ? ['baseline'] : [])] as ProxyName[];
 const ROUNDS = Math.max(1, Number(args.rounds));
 const CLK_TCK = 100;
 // The machine is shared: the proxies, backends and load generator run at a raised priority (as
@@ -77,7 +81,7 @@ function niced(cmd: string, a: string[]): [string, string[]] {
   return NICE !== 0 ? ['nice', ['-n', String(NICE), cmd, ...a]] : [cmd, a];
 }
 const P99_LIMIT_MS = 10;
-type ProxyName = 'waypoint' | 'nginx' | 'haproxy';
+type ProxyName = 'waypoint' | 'baseline' | 'nginx' | 'haproxy';
 
 function ensureTools(): void {
   const need: Record<string, string> = { nginx: 'nginx', haproxy: 'haproxy', h2load: 'nghttp2-client' };
@@ -165,6 +169,8 @@ interface LoadResult {
   readonly p50: number;
   readonly p99: number;
   readonly seconds: number;
+  /** Responses other than 2xx by status ('-1': no response), e.g. "3 x 503". */
+  readonly failed: string;
 }
 
 interface LoadSpec {
@@ -204,11 +210,20 @@ async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
   const lines = text.trim().split('\n').filter(Boolean);
   const lat: number[] = [];
   let ok = 0;
+  const bad = new Map<string, number>();
   let first = Infinity;
   let last = -Infinity;
-  for (const l of lines) {
+  for (const l of lines.slice()) {
     const [start, st, us] = l.split('\t');
+    if (st === '0' || st === '-1') {
+      // No response (h2load logs a request still in flight when the time is up with status 0):
+      // shown in the round's line, not counted in the rate or the latencies.
+      bad.set(`${st} (no response)`, (bad.get(`${st} (no response)`) ?? 0) + 1);
+      lines.splice(lines.indexOf(l), 1);
+      continue;
+    }
     if (st !== undefined && st.startsWith('2')) ok++;
+    else bad.set(String(st), (bad.get(String(st)) ?? 0) + 1);
     lat.push(Number(us) / 1000);
     const t = Number(start) + Number(us);
     if (t < first) first = t;
@@ -218,7 +233,8 @@ async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
   const span = lines.length > 1 ? (last - first) / 1e6 : s.seconds;
   lat.sort((x, y) => x - y);
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
-  return { sent: lines.length, ok, rps: (lines.length - 1) / Math.max(span, 0.001), p50: q(0.5), p99: q(0.99), seconds: s.seconds };
+  const failed = [...bad].map(([st, n]) => `${n} x ${st}`).join(', ');
+  return { sent: lines.length, ok, rps: (lines.length - 1) / Math.max(span, 0.001), p50: q(0.5), p99: q(0.99), seconds: s.seconds, failed };
 }
 
 interface Measured extends LoadResult {
@@ -469,8 +485,8 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, 'grpc-request.bin'), framed);
   const procs: ChildProcess[] = [];
   const pidFiles: string[] = [];
-  let xdsServer: grpc.Server | undefined;
-  let ads: DeltaAdsServer | undefined;
+  const xdsServers: grpc.Server[] = [];
+  const adsServers: DeltaAdsServer[] = [];
   const rows: Row[] = [];
   const out = (s: string): boolean => process.stdout.write(s);
   try {
@@ -505,23 +521,32 @@ async function main(): Promise<void> {
       proxies.set('haproxy', { name: 'haproxy', h1Port: h1, h2Port: h2, pids: () => [hp.pid!, ...childrenOf(hp.pid!)] });
     }
 
-    // The xDS server, then the waypoint (the real CLI, its own process).
-    const cache = new SharedCache([TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]);
-    ads = new DeltaAdsServer(cache, { logger: createLogger('bench', 'silent'), metrics: xdsMetrics(new Registry()) });
-    xdsServer = new grpc.Server();
-    xdsServer.addService(adsServiceDefinition as unknown as grpc.ServiceDefinition, adsImplementation({ delta: ads.handle }));
-    const xdsPort = await new Promise<number>((resolve, reject) =>
-      xdsServer!.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    // The xDS servers (one per waypoint build, each naming its own listener port), then the
+    // waypoint (the real CLI, its own process).
+    const serveXds = async (port: number): Promise<number> => {
+      const cache = new SharedCache([TYPE.cluster, TYPE.endpoint, TYPE.listener, TYPE.route]);
+      const a = new DeltaAdsServer(cache, { logger: createLogger('bench', 'silent'), metrics: xdsMetrics(new Registry()) });
+      adsServers.push(a);
+      const srv = new grpc.Server();
+      xdsServers.push(srv);
+      srv.addService(adsServiceDefinition as unknown as grpc.ServiceDefinition, adsImplementation({ delta: a.handle }));
+      const xp = await new Promise<number>((resolve, reject) =>
+        srv.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      );
+      waypointConfig(cache, port, b);
+      return xp;
+    };
     const wpPort = await freePort();
-    waypointConfig(cache, wpPort, b);
+    const xdsPort = await serveXds(wpPort);
     let waypoint: ChildProcess | undefined;
-    const startWaypoint = async (workers: number): Promise<Proxy> => {
+    const spawnWaypoint = async (cli: string, xds: number, port: number, workers: number, name: string): Promise<{ proxy: Proxy; child: ChildProcess }> => {
       const execArgv = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+      // Node flags for the waypoint processes, for diagnosis (e.g. --trace-gc).
+      execArgv.push(...(process.env.NODEMESH_BENCH_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean));
       const wp = spawn(
         ...niced(process.execPath, [
           ...execArgv,
-          join(__dirname, '..', 'cli', 'main.js'),
+          cli,
           'waypoint',
           'run',
           '--name',
@@ -529,7 +554,7 @@ async function main(): Promise<void> {
           '-n',
           'bench',
           '--control',
-          `127.0.0.1:${xdsPort}`,
+          `127.0.0.1:${xds}`,
           '--listen-address',
           '127.0.0.1',
           '--admin-port',
@@ -546,11 +571,20 @@ async function main(): Promise<void> {
         },
       );
       procs.push(wp);
-      waypoint = wp;
-      await waitHttp(wpPort);
+      await waitHttp(port);
       if (workers > 1) await sleep(2000); // every worker has its configuration
-      return { name: workers > 1 ? `waypoint x${workers}` : 'waypoint', h1Port: wpPort, h2Port: wpPort, pids: () => [wp.pid!, ...childrenOf(wp.pid!)] };
+      return { proxy: { name, h1Port: port, h2Port: port, pids: () => [wp.pid!, ...childrenOf(wp.pid!)] }, child: wp };
     };
+    const startWaypoint = async (workers: number): Promise<Proxy> => {
+      const r = await spawnWaypoint(join(__dirname, '..', 'cli', 'main.js'), xdsPort, wpPort, workers, workers > 1 ? `waypoint x${workers}` : 'waypoint');
+      waypoint = r.child;
+      return r.proxy;
+    };
+    if (args.baseline) {
+      // Another build of the waypoint (e.g. main before a change), measured in the same rounds.
+      const port = await freePort();
+      proxies.set('baseline', (await spawnWaypoint(args.baseline, await serveXds(port), port, 1, 'baseline')).proxy);
+    }
     const stopWaypoint = async (): Promise<void> => {
       const wp = waypoint;
       if (!wp || wp.exitCode !== null) return;
@@ -602,7 +636,7 @@ async function main(): Promise<void> {
           out(
             `  round ${i + 1} ${p.name.padEnd(12)} ${Object.entries(c)
               .map(([k, v]) => `${k} ${fmt(v, v < 10 ? 4 : 0)}`)
-              .join('  ')}  load ${loadavg()}\n`,
+              .join('  ')}${r.failed ? `  not 2xx: ${r.failed}` : ''}  load ${loadavg()}\n`,
           );
           got.set(p.name, [...(got.get(p.name) ?? []), c]);
         }
@@ -790,8 +824,8 @@ async function main(): Promise<void> {
         // already gone
       }
     }
-    ads?.closeAll();
-    xdsServer?.forceShutdown();
+    for (const a of adsServers) a.closeAll();
+    for (const x of xdsServers) x.forceShutdown();
     await sleep(500);
     rmSync(dir, { recursive: true, force: true });
   }
