@@ -27,6 +27,7 @@ COPY --from=build /src/dist ./dist
 COPY --from=build /src/bpf/build ./bpf/build
 COPY --from=build /src/native/build/Release ./native/build/Release
 COPY --from=build /src/helm ./helm
+COPY --from=build /src/control/ui/static ./control/ui/static
 # The CNI plugin executable (copied to each host by `nodemesh cni-install`): a static C program
 # (node-proxy/cni/c) that runs on the host without Node.js, built by scripts/setup.sh.
 COPY --from=build /src/dist/cni-plugin/nodemesh ./cni-plugin/nodemesh

@@ -29,6 +29,7 @@ export const CATALOG: Readonly<Record<string, CommandEntry>> = {
   'proxy-status': { summary: 'every proxy connected over xDS and whether it acknowledged its config' },
   explain: { summary: 'why a connection FROM -> TO is allowed, denied or sent where (path, identities, waypoint route, policies, verdict)' },
   version: { summary: "this CLI's version and the control plane's" },
+  dashboard: { summary: "open the mesh's live page (/ui): graph, policies, explain, proxies" },
   completion: { summary: 'shell completion script: nodemesh completion bash|zsh', subcommands: ['bash', 'zsh'] },
   install: { summary: "print the Helm chart's manifests for kubectl: nodemesh install --dry-run | kubectl apply --server-side -f -" },
   'cni-install': { summary: "chain the nodemesh CNI plugin into the node's CNI configuration (run by the nodemesh-cni DaemonSet)" },

@@ -38,6 +38,7 @@ const commands: Record<string, () => Promise<Command>> = {
   analyze: async () => withLabDialer(import('../control/cmd/analyze.js').then((m) => m.analyzeCommand)),
   'proxy-status': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyStatusCommand)),
   explain: async () => withLabDialer(import('../explain/cli.js').then((m) => m.explainCommand)),
+  dashboard: async () => withLabDialer(import('../control/ui/cli.js').then((m) => m.dashboardCommand)),
   completion: async () => completionCommand,
   install: async () => (await import('../helm/install/cli.js')).installCommand,
   vm: async () => (await import('../vm/cli.js')).vmCommand,

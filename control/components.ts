@@ -7,5 +7,7 @@ export async function defaultComponents(): Promise<ControlPlaneComponent[]> {
   return [
     // Envoy xDS (control/envoy) then the xDS/CA gRPC side serving it next to the workload API.
     ...(await (await import('./envoy/component.js')).envoyAndXdsComponents()),
+    // What the proxies saw (control/observe) and the /ui page on the config API (control/ui).
+    ...(await (await import('./ui/component.js')).uiComponents()),
   ];
 }

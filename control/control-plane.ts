@@ -1,7 +1,7 @@
 // The control plane process: the config store (embedded file store under the data dir), the HTTP
 // config API on 15014, and any further components (the xDS and CA gRPC server) that share its
 // store, logger and metrics registry. start() brings everything up in order; stop() in reverse.
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
@@ -30,6 +30,11 @@ export interface ControlPlaneComponent {
   ready?(): boolean;
   /** Debug data for GET /debug/<path> on the config API (undefined: not this component's path). */
   debug?(path: string, query: URLSearchParams): unknown;
+  /**
+   * A path of its own on the config API, answered before the bearer-token check (so the component
+   * authenticates it itself, e.g. the /ui page's session cookie); true when it took the request.
+   */
+  serve?(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
 }
 
 export interface ControlPlaneOptions {
@@ -115,6 +120,20 @@ export class ControlPlane {
     return this.tls;
   }
 
+  /** The started component of this name. */
+  component<T extends ControlPlaneComponent>(name: string): T | undefined {
+    return this.started.find((c) => c.name === name) as T | undefined;
+  }
+
+  /** The started components' debug data at `path` (GET /debug/<path>), or undefined. */
+  debug(path: string, query: URLSearchParams): unknown {
+    for (const c of this.started) {
+      const body = c.debug?.(path, query);
+      if (body !== undefined) return body;
+    }
+    return undefined;
+  }
+
   async start(): Promise<void> {
     if (this.running) return;
     const listen = parseListen(this.opts.listen ?? DEFAULT_API_LISTEN);
@@ -129,13 +148,8 @@ export class ControlPlane {
         log: this.log,
         isReady: () => this.running && this.started.every((c) => c.ready?.() ?? true),
         explain: this.opts.explain,
-        debug: (path, query) => {
-          for (const c of this.started) {
-            const body = c.debug?.(path, query);
-            if (body !== undefined) return body;
-          }
-          return undefined;
-        },
+        debug: (path, query) => this.debug(path, query),
+        pages: (req, res, url) => this.started.some((c) => c.serve?.(req, res, url) ?? false),
       });
       if (!isLoopback(listen.host) && !this.opts.allowPlaintextRemote) {
         this.tls = await apiServingTls(this.dataDir, listen.host, this.opts.trustDomain || process.env.NODEMESH_TRUST_DOMAIN || undefined);

@@ -67,6 +67,8 @@ fi
 declare -A need_cmd=(
   [clang]=clang [llc]=llvm [bpftool]=bpftool [ip]=iproute2 [cmake]=cmake [g++]=g++ [make]=make
   [pkg-config]=pkg-config [nsenter]=util-linux [tcpdump]=tcpdump [iperf3]=iperf3 [curl]=curl [unzip]=unzip
+  # headless Chromium for the /ui page's browser tests (test/ui, driven by puppeteer-core)
+  [chromium]=chromium
 )
 missing_system() {
   local pkgs=()
@@ -89,12 +91,12 @@ if [ "$with_system" = 1 ]; then
       say "installing system packages: ${pkgs[*]}"
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq >/dev/null
-      apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+      apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
     else
       die "missing system packages (Debian names): ${pkgs[*]}.
   This machine has no apt-get. Install the equivalents and run again, for example:
-    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3 unzip containernetworking-plugins
-    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3 unzip cni-plugins"
+    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3 unzip containernetworking-plugins chromium
+    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3 unzip cni-plugins chromium"
     fi
   fi
 fi

@@ -77,6 +77,11 @@ export class ApiClient {
     }
   }
 
+  /** GET any path of the config API (JSON), e.g. `/v1/explain?…` or `/ui/login-code` with POST. */
+  getJson<T = unknown>(pathAndQuery: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
+    return this.call(method, pathAndQuery);
+  }
+
   apply(body: string | unknown[], opts: { dryRun?: boolean } = {}): Promise<ApplyResponse> {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     return this.call('POST', `/v1/apply${opts.dryRun ? '?dryRun=true' : ''}`, text, typeof body === 'string' ? 'application/yaml' : 'application/json');
@@ -181,15 +186,24 @@ export class ApiClient {
     });
   }
 
+  /**
+   * A request passed through with the caller's headers and without the bearer token (the local
+   * forwarder of `nodemesh dashboard`: the browser authenticates with its own session cookie).
+   */
+  passThrough(method: string, path: string, headers: Record<string, string>, onResponse: (res: IncomingMessage) => void): http.ClientRequest {
+    return this.request(method, path, undefined, undefined, onResponse, headers);
+  }
+
   private request(
     method: string,
     path: string,
     body: string | undefined,
     contentType: string | undefined,
     onResponse: (res: IncomingMessage) => void,
+    passHeaders?: Record<string, string>,
   ): http.ClientRequest {
-    const headers: Record<string, string> = {};
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    const headers: Record<string, string> = { ...passHeaders };
+    if (this.opts.token && !passHeaders) headers.authorization = `Bearer ${this.opts.token}`;
     if (body !== undefined) {
       headers['content-type'] = contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(body));

@@ -35,6 +35,8 @@ export interface ConfigApiOptions {
   parse?: ParsePoolOptions;
   /** How often an idle watch stream gets a BOOKMARK line (default 15 s). */
   heartbeatMs?: number;
+  /** Paths that authenticate themselves (the /ui page), tried before the bearer check; true when taken. */
+  pages?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
 }
 
 class HttpError extends Error {
@@ -91,6 +93,7 @@ export class ConfigApi {
       res.writeHead(200, { 'content-type': this.opts.registry.contentType }).end(text);
       return;
     }
+    if (this.opts.pages?.(req, res, url)) return;
     if (!bearerMatches(req.headers.authorization, this.opts.token)) {
       throw new HttpError(
         401,
