@@ -253,7 +253,10 @@ async function showDetail() {
   if (!s) return;
   state.lastDetailAt = Date.now();
   const body = $('#panel-body');
-  $('#panel').hidden = false;
+  if ($('#panel').hidden) {
+    $('#panel').hidden = false;
+    render(); // the graph makes room for the panel
+  }
   try {
     if (s.type === 'edge') {
       const d = await getJson(`/ui/api/edge?id=${encodeURIComponent(s.id)}`);
