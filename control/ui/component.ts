@@ -70,7 +70,12 @@ export class UiComponent implements ControlPlaneComponent {
   async start(cp: ControlPlane): Promise<void> {
     this.cp = cp;
     this.token = readToken(cp.tokenFile);
-    this.files = new Map(readdirSync(STATIC_DIR).map((f) => [f, join(STATIC_DIR, f)]));
+    try {
+      this.files = new Map(readdirSync(STATIC_DIR).map((f) => [f, join(STATIC_DIR, f)]));
+    } catch (err) {
+      // The page is an extra: a control plane without its files still runs (and says why /ui is empty).
+      cp.log.warn({ dir: STATIC_DIR, err: (err as Error).message }, 'the /ui page files are missing; /ui answers 404');
+    }
     this.watch = cp.store.watch(cp.store.revision, () => this.schedulePush());
     this.offObserver = this.observe.observer?.onUpdate(() => this.schedulePush());
     this.self = new ApiClient({ server: cp.apiURL, token: this.token, ca: cp.apiTls?.trustBundlePem, timeoutMs: 5000 });

@@ -3,7 +3,8 @@
 // when done (also when the test failed). Screenshots go to test-artifacts/ui/ (gitignored).
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser } from 'puppeteer-core' with { 'resolution-mode': 'import' };
+// puppeteer-core is an ES module: its types come in through an import type with resolution-mode.
+type Browser = import('puppeteer-core', { with: { 'resolution-mode': 'import' }}).Browser;
 import { projectRoot } from '../../common/paths';
 
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));

@@ -10,7 +10,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Page } from 'puppeteer-core' with { 'resolution-mode': 'import' };
+// puppeteer-core is an ES module: its types come in through an import type with resolution-mode.
+type Page = import('puppeteer-core', { with: { 'resolution-mode': 'import' }}).Page;
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { labDown } from '../../lab/down';
 import { assignRoles, service, type DemoRole } from '../../lab/mesh/demo';
