@@ -14,11 +14,17 @@ import { pack } from './any';
 import { ADS_CONFIG_SOURCE } from './clusters';
 import { DEFAULT_ENVOY_OPTIONS } from './model';
 import { duration } from './proto';
-import { TLS_TRANSPORT_SOCKET } from './names';
-import { ADMIN_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
+import { HCM_FILTER, ROUTER_HTTP_FILTER, TLS_TRANSPORT_SOCKET } from './names';
+import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
+import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
+import { ADMIN_PORT, READY_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 import { sdsTlsFields } from './sds-file';
 
 export const XDS_CLUSTER = 'xds-grpc';
+/** The static cluster that reaches Envoy's own admin interface (loopback). */
+export const ADMIN_CLUSTER = 'envoy-admin';
+/** The static listener that serves the readiness check. */
+export const READY_LISTENER = 'readiness';
 
 export interface WaypointBootstrapOptions {
   readonly name: string;
@@ -42,6 +48,8 @@ export interface WaypointBootstrapOptions {
    * on every ADS stream. Envoy never re-reads it: a rotated token needs a new bootstrap.
    */
   readonly token?: string;
+  /** Port of the readiness listener on 0.0.0.0 (default 15021). */
+  readonly readyPort?: number;
 }
 
 export function waypointNodeId(o: Pick<WaypointBootstrapOptions, 'name' | 'namespace' | 'ip' | 'domainSuffix'>): string {
@@ -84,6 +92,7 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
       },
     },
     staticResources: {
+      listeners: [readinessListener(o.readyPort ?? READY_PORT)],
       clusters: [
         {
           name: XDS_CLUSTER,
@@ -108,6 +117,7 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
           },
           transportSocket: { name: TLS_TRANSPORT_SOCKET, configType: { $case: 'typedConfig', value: pack(UpstreamTlsContext, tls) } },
         },
+        staticLoopbackCluster(ADMIN_CLUSTER, o.adminPort ?? ADMIN_PORT),
       ],
     },
     dynamicResources: {
@@ -127,4 +137,51 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
     },
     bootstrapExtensions: [{ name: 'envoy.bootstrap.internal_listener', typedConfig: pack(InternalListener, InternalListener.fromPartial({})) }],
   });
+}
+
+// Readiness, the way Istio's proxies do it: the admin interface stays on 127.0.0.1 (it can drain,
+// quit and dump secrets-adjacent config, so nothing off the pod may reach it), and a static
+// listener on 0.0.0.0:15021 forwards only GET /healthz/ready to the admin's /ready — 200 once
+// Envoy is LIVE (its first LDS/CDS from the control plane applied), 503 while it initialises or
+// drains. kubelet's httpGet probe reaches that listener on the pod IP; no exec, no curl in the image.
+function readinessListener(port: number) {
+  const hcm = HttpConnectionManager.fromPartial({
+    statPrefix: READY_LISTENER,
+    routeSpecifier: {
+      $case: 'routeConfig',
+      value: {
+        name: READY_LISTENER,
+        virtualHosts: [
+          {
+            name: READY_LISTENER,
+            domains: ['*'],
+            routes: [
+              {
+                match: { pathSpecifier: { $case: 'path', value: '/healthz/ready' } },
+                action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: ADMIN_CLUSTER }, prefixRewrite: '/ready' } },
+              },
+            ],
+          },
+        ],
+      },
+    },
+    httpFilters: [{ name: ROUTER_HTTP_FILTER, configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } }],
+  });
+  return {
+    name: READY_LISTENER,
+    address: { address: { $case: 'socketAddress' as const, value: { address: '0.0.0.0', portSpecifier: { $case: 'portValue' as const, value: port } } } },
+    filterChains: [{ filters: [{ name: HCM_FILTER, configType: { $case: 'typedConfig' as const, value: pack(HttpConnectionManager, hcm) } }] }],
+  };
+}
+
+function staticLoopbackCluster(name: string, port: number) {
+  const endpoint = {
+    address: { address: { $case: 'socketAddress' as const, value: { address: '127.0.0.1', portSpecifier: { $case: 'portValue' as const, value: port } } } },
+  };
+  return {
+    name,
+    clusterDiscoveryType: { $case: 'type' as const, value: Cluster_DiscoveryType.STATIC },
+    connectTimeout: duration(1000),
+    loadAssignment: { clusterName: name, endpoints: [{ lbEndpoints: [{ hostIdentifier: { $case: 'endpoint' as const, value: endpoint } }] }] },
+  };
 }

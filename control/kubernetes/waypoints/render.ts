@@ -166,6 +166,9 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
         args: ['-c', '/etc/envoy/bootstrap.json'],
         env: [podIP],
         ports,
+        // Ready when Envoy is: the bootstrap's listener on 15021 forwards /healthz/ready to the
+        // admin's /ready (admin itself stays on 127.0.0.1; docs/kubernetes.md "Waypoints").
+        readinessProbe: probe,
         // No token, no CA file: Envoy reads only its bootstrap and the agent's certificate files.
         volumeMounts: [
           { name: 'envoy-config', mountPath: '/etc/envoy', readOnly: true },

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { Bootstrap } from '../../../api/gen/envoy/config/bootstrap/v3/bootstrap';
+import { waypointBootstrap } from '../../envoy/bootstrap';
 import { gatewayStatus, renderWaypoint, type WaypointRenderOptions } from './render';
 
 const gw = { name: 'waypoint', namespace: 'demo', uid: 'g-1', apiVersion: 'gateway.networking.k8s.io/v1', infrastructure: { labels: { team: 'shop' } } };
@@ -68,6 +70,39 @@ describe('waypoint rendering', () => {
       { name: 'certs', mountPath: '/var/run/nodemesh/certs', readOnly: true },
     ]);
     expect(pod.containers[1].volumeMounts.map((m) => m.name)).toEqual(['nodemesh-token', 'ca-root', 'certs']);
+  });
+
+  it("with proxy=envoy: Envoy's readiness probe reaches Envoy's admin /ready through the bootstrap's readiness listener", () => {
+    type Probe = { httpGet: { path: string; port: number }; periodSeconds: number };
+    const pod = (
+      renderWaypoint(gw, { ...opts, proxy: 'envoy' }).deployment.spec as {
+        template: { spec: { containers: { name: string; readinessProbe?: Probe; ports: { containerPort: number }[] }[] } };
+      }
+    ).template.spec;
+    const envoy = pod.containers.find((c) => c.name === 'envoy');
+    expect(envoy?.readinessProbe).toEqual({ httpGet: { path: '/healthz/ready', port: 15021 }, periodSeconds: 5, failureThreshold: 3 });
+    expect(envoy?.ports.map((p) => p.containerPort)).toContain(15021);
+    // What the init container's `waypoint bootstrap` gives Envoy: a listener on all addresses at
+    // the probe's port whose only route takes the probe's path to the admin's /ready, and the
+    // admin itself on loopback only.
+    const b = Bootstrap.toJSON(waypointBootstrap({ name: 'waypoint', namespace: 'demo', xdsAddress: opts.controlAddress })) as {
+      admin: { address: { socketAddress: { address: string; portValue: number } } };
+      staticResources: {
+        listeners: {
+          address: { socketAddress: { address: string; portValue: number } };
+          filterChains: { filters: { typedConfig: { routeConfig: { virtualHosts: { routes: { match: unknown; route: unknown }[] }[] } } }[] }[];
+        }[];
+        clusters: { name: string; loadAssignment: { endpoints: { lbEndpoints: { endpoint: { address: { socketAddress: unknown } } }[] }[] } }[];
+      };
+    };
+    expect(b.admin.address.socketAddress).toEqual({ address: '127.0.0.1', portValue: 15000 });
+    const ready = b.staticResources.listeners.filter((l) => l.address.socketAddress.portValue === envoy?.readinessProbe?.httpGet.port);
+    expect(ready).toHaveLength(1);
+    expect(ready[0]?.address.socketAddress.address).toBe('0.0.0.0');
+    const routes = ready[0]?.filterChains[0]?.filters[0]?.typedConfig.routeConfig.virtualHosts.flatMap((v) => v.routes);
+    expect(routes).toEqual([{ match: { path: '/healthz/ready' }, route: { cluster: 'envoy-admin', prefixRewrite: '/ready' } }]);
+    const admin = b.staticResources.clusters.find((c) => c.name === 'envoy-admin');
+    expect(admin?.loadAssignment.endpoints[0]?.lbEndpoints[0]?.endpoint.address.socketAddress).toEqual({ address: '127.0.0.1', portValue: 15000 });
   });
 
   it('status: Accepted, Programmed once the Service has an address and the Deployment an available replica; transition times kept while a condition holds', () => {
