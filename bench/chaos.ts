@@ -223,8 +223,17 @@ async function main(): Promise<number> {
     const rnd = random(seed);
     const events: ChaosEvent[] = [];
     await sleep(5000);
+    // every component in turn, in a fresh random order each round, so each gets its share
+    let order: Component[] = [];
     while (Date.now() - started < (seconds - 10) * 1000) {
-      const c = components[Math.floor(rnd() * components.length)]!;
+      if (order.length === 0) {
+        order = [...components];
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = Math.floor(rnd() * (i + 1));
+          [order[i], order[j]] = [order[j]!, order[i]!];
+        }
+      }
+      const c = order.shift()!;
       const action = rnd() < 0.5 ? 'SIGKILL' : 'SIGSTOP';
       const e = await act(topo, c, action, stopMs);
       events.push(e);

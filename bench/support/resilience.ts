@@ -91,7 +91,8 @@ function connect() {
   const lost = (why) => {
     if (sock !== s) return;
     sock = undefined;
-    out({ kind: 'echo', t: t0, ms: Date.now() - t0, error: why });
+    // counted at the moment the stream broke (it may have lived long before)
+    out({ kind: 'echo', t: Date.now(), ms: 0, error: why, livedMs: Date.now() - t0 });
     if (Date.now() < end) { totals.echo.reconnects++; setTimeout(connect, 100); }
   };
   s.on('error', (e) => lost(e.code || e.message));
