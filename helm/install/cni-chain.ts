@@ -10,6 +10,8 @@ export interface PluginEntry {
   /** The node-local socket of the node proxy, as a path on the host. */
   readonly socket: string;
   readonly logLevel?: string;
+  /** The plugin lets a pod start uncaptured when the node proxy cannot be reached (absent: false). */
+  readonly failOpen?: boolean;
 }
 
 export type CniConfig = { [key: string]: unknown };

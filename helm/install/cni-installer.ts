@@ -80,12 +80,14 @@ export function uninstall(o: CniInstallOptions): string[] {
 /** Where the image keeps the CNI plugin executable (node-proxy/cni/c, built by scripts/setup.sh). */
 const IMAGE_PLUGIN = '/opt/nodemesh/cni-plugin/nodemesh';
 
-const USAGE = `usage: nodemesh cni-install --bin-dir DIR --conf-dir DIR --host-socket PATH [--plugin FILE] [--resync-seconds N] [--log-level L]
+const USAGE = `usage: nodemesh cni-install --bin-dir DIR --conf-dir DIR --host-socket PATH [--fail-open] [--plugin FILE] [--resync-seconds N] [--log-level L]
 Chains the nodemesh CNI plugin into the cluster's CNI configuration until stopped (the nodemesh-cni
 DaemonSet runs it); on SIGTERM removes it again.
   --bin-dir DIR         the host's CNI bin directory, mounted (the plugin is copied there as 'nodemesh')
   --conf-dir DIR        the host's CNI configuration directory, mounted
   --host-socket PATH    the node proxy's CNI socket as a path on the host (written into the conflist)
+  --fail-open           write failOpen: true into the conflist: a pod starts uncaptured when the node
+                        proxy cannot be reached (default: its sandbox creation fails and kubelet retries)
   --plugin FILE         the plugin executable to copy (default /opt/nodemesh/cni-plugin/nodemesh in the
                         image, else the one scripts/setup.sh built in this checkout)
   --resync-seconds N    re-check the configuration every N seconds besides watching it (default 5)`;
@@ -99,6 +101,7 @@ export async function runCniInstall(argv: string[]): Promise<number> {
         'bin-dir': { type: 'string' },
         'conf-dir': { type: 'string' },
         'host-socket': { type: 'string' },
+        'fail-open': { type: 'boolean' },
         plugin: { type: 'string' },
         'resync-seconds': { type: 'string' },
         'log-level': { type: 'string' },
@@ -123,7 +126,12 @@ export async function runCniInstall(argv: string[]): Promise<number> {
     binDir: values['bin-dir'] as string,
     confDir: values['conf-dir'] as string,
     plugin: values.plugin ?? (existsSync(IMAGE_PLUGIN) ? IMAGE_PLUGIN : CNI_PLUGIN_EXECUTABLE),
-    entry: { type: 'nodemesh', socket: values['host-socket'] as string, ...(values['log-level'] ? { logLevel: values['log-level'] } : {}) },
+    entry: {
+      type: 'nodemesh',
+      socket: values['host-socket'] as string,
+      ...(values['log-level'] ? { logLevel: values['log-level'] } : {}),
+      ...(values['fail-open'] ? { failOpen: true } : {}),
+    },
   };
   for (const dir of [o.binDir, o.confDir]) {
     if (!existsSync(dir) || !statSync(dir).isDirectory())

@@ -94,6 +94,7 @@ describe('chaining the nodemesh CNI plugin', () => {
         `--host-socket=${ENTRY.socket}`,
         `--plugin=${o.plugin}`,
         '--resync-seconds=1',
+        '--fail-open',
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -107,6 +108,8 @@ describe('chaining the nodemesh CNI plugin', () => {
       const chained = () => existsSync(conflist) && readFileSync(conflist, 'utf8').includes('"nodemesh"');
       await until(`nodemesh chained into ${conflist}`, chained, 15_000);
       expect(readFileSync(join(o.binDir, 'nodemesh'), 'utf8')).toContain('nodemesh-plugin');
+      // --fail-open (the chart's cni.failOpen) reaches the plugin's configuration.
+      expect(readJson(conflist).plugins.at(-1)).toEqual({ ...ENTRY, failOpen: true });
       writeFileSync(conflist, JSON.stringify(FLANNEL)); // the cluster's CNI writes its file again
       await until('nodemesh chained again after the rewrite', chained, 15_000);
       child.kill('SIGTERM');

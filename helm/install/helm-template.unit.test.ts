@@ -78,6 +78,7 @@ const cases: { name: string; release: string; namespace: string; files: string[]
     files: [K3S_VALUES],
     sets: ['trustDomain=example.org,control.caSecret=my-root', 'nodeProxy.tolerations[0].operator=Exists'],
   },
+  { name: 'cni.failOpen on', release: 'nodemesh', namespace: 'nodemesh-system', files: [], sets: ['cni.failOpen=true'] },
 ];
 
 describe('helm template and nodemesh install --dry-run print the same objects', () => {
@@ -94,6 +95,10 @@ describe('helm template and nodemesh install --dry-run print the same objects', 
       expect([...ours.keys()].sort()).toEqual([...helm.keys()].sort());
       for (const [k, m] of ours) expect(m, k).toEqual(helm.get(k));
       expect(helm.size).toBeGreaterThanOrEqual(c.name === 'every switch off' ? 12 : 16);
+      // cni.failOpen reaches the installer (which writes it into the conflist) only when set.
+      const installer = helm.get(`DaemonSet/${c.namespace}/nodemesh-cni`);
+      const args = (installer?.spec as { template: { spec: { containers: { args: string[] }[] } } } | undefined)?.template.spec.containers[0]?.args;
+      if (c.name !== 'every switch off') expect(args?.includes('--fail-open'), JSON.stringify(args)).toBe(c.sets.includes('cni.failOpen=true'));
     });
   }
 

@@ -303,7 +303,14 @@ function cni(c: Ctx): Manifest[] {
         name: 'install-cni',
         image: image(c),
         imagePullPolicy: c.v.image.pullPolicy,
-        args: ['cni-install', '--bin-dir=/host/cni/bin', '--conf-dir=/host/cni/net.d', `--host-socket=${c.v.nodeProxy.runDir}/cni.sock`, `--log-level=${c.v.logLevel}`],
+        args: [
+          'cni-install',
+          '--bin-dir=/host/cni/bin',
+          '--conf-dir=/host/cni/net.d',
+          `--host-socket=${c.v.nodeProxy.runDir}/cni.sock`,
+          ...(c.v.cni.failOpen ? ['--fail-open'] : []),
+          `--log-level=${c.v.logLevel}`,
+        ],
         resources: c.v.cni.resources,
         securityContext: { ...restrictedRoot, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
         volumeMounts: [

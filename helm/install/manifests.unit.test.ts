@@ -137,7 +137,7 @@ describe('nodemesh install --dry-run', () => {
   });
 
   it("runs each component with flags its command accepts: the real CLI parses every container's args", async () => {
-    const ms = await installOutput(['--dry-run']);
+    const ms = await installOutput(['--dry-run', '--set', 'cni.failOpen=true']); // every optional flag on
     const pods = ms
       .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet')
       .map((m) => (m as unknown as { spec: { template: { spec: PodArgs } } }).spec.template.spec);

@@ -71,6 +71,11 @@ export const chartValues = z.strictObject({
     binDir: absolutePath,
     /** The host's CNI configuration directory (k3s: /var/lib/rancher/k3s/agent/etc/cni/net.d). */
     confDir: absolutePath,
+    /**
+     * When the node proxy cannot be reached (down, restarting, not yet on the node), let the pod
+     * start without capture instead of failing its sandbox (docs/kubernetes.md "CNI plugin").
+     */
+    failOpen: z.boolean(),
     resources,
   }),
   waypoint: z.strictObject({
