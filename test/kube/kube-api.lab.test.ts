@@ -236,11 +236,11 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
   }, 150_000);
 
   afterAll(async () => {
-    // NMKA_LOG_DIR=/some/dir keeps the control plane's and node proxies' logs.
-    keepLogs(process.env.NMKA_LOG_DIR, { ...proxies, control: cp });
     const errors: string[] = [];
     for (const kl of Object.values(kubelets)) await kl.teardown().catch((e: Error) => errors.push(e.message));
     for (const n of NODES) await stopProc(proxies[n]);
+    // NMKA_LOG_DIR=/some/dir keeps the node proxies' logs (with the teardown's DELs) and the control plane's.
+    keepLogs(process.env.NMKA_LOG_DIR, { ...proxies, control: cp });
     await tearDownMeshLab(LAB, topo, [...NODES], cp);
     await standIn?.stop();
     if (topo) await removeCgroupTree(join(topo.cgroupMount, `nm-${LAB}`)).catch((e: Error) => errors.push(e.message));

@@ -147,10 +147,9 @@ export class StandInApiServer {
     const server = this.server;
     this.server = undefined;
     const extra = this.extraServers.splice(0);
-    await Promise.all(extra.map((x) => new Promise<void>((resolve) => x.close(() => resolve()))));
     for (const w of [...this.watchers]) w.close();
     for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all([...extra, ...(server ? [server] : [])].map((x) => new Promise<void>((resolve) => x.close(() => resolve()))));
   }
 
   get url(): string {
