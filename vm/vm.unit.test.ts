@@ -108,7 +108,7 @@ describe('booting', () => {
     expect(tcg).toContain('-no-reboot');
     expect(tcg).toContain('local,id=hostroot,path=/,security_model=none,multidevs=remap,readonly=on');
     expect(tcg).toContain('local,id=out,path=/tmp/o,security_model=none,multidevs=remap -device');
-    expect(tcg).toMatch(/-append console=ttyS0 .*nm\.tier=kernel/);
+    expect(tcg).toMatch(/-append console=ttyS0 .*no_timer_check.*nm\.tier=kernel/);
     expect(qemuArgs({ ...base, accel: 'kvm' }).join(' ')).toContain('-accel kvm -cpu host');
   });
 
