@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { spawnInLab } from '../spawn';
 import type { LabTopology } from '../state';
 import { sleep } from '../sys';
+import { labTimeout } from '../time-scale';
 import { netnsGet } from '../../native/netns-http';
 
 export interface Launched {
@@ -45,7 +46,8 @@ export async function waitReady(
   timeoutMs = 20_000,
   ca?: () => string | undefined,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const limit = labTimeout(timeoutMs);
+  const deadline = Date.now() + limit;
   let last = 'no answer yet';
   let gone: string | undefined;
   void p.exited.then((how) => (gone = how));
@@ -63,5 +65,5 @@ export async function waitReady(
     }
     await sleep(150);
   }
-  throw new Error(`${p.name} in ${p.place} was not ready within ${timeoutMs} ms (http://${host}:${port}${path}: ${last}); see ${p.log}`);
+  throw new Error(`${p.name} in ${p.place} was not ready within ${limit} ms (http://${host}:${port}${path}: ${last}); see ${p.log}`);
 }

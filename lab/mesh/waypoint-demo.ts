@@ -5,6 +5,7 @@
 import type { ClientReport } from '../app/client';
 import { readWaypointPods, type LabTopology, type LabWaypointPod } from '../state';
 import { sleep } from '../sys';
+import { labTimeout } from '../time-scale';
 import { waypointProcess } from '../waypoints/controller';
 import { waypointReadiness } from '../waypoints/status';
 import { DEMO_NS, service, spiffeId, VERSION_SERVICES, WAYPOINT, type DemoRole } from './demo';
@@ -16,7 +17,8 @@ export const DELETE_REQUESTS = 5;
 
 /** Waits until the lab controller runs the demo's waypoint and it is ready; its pod. */
 export async function waitWaypointReady(lab: string, g: { namespace: string; name: string }, timeoutMs = 30_000): Promise<LabWaypointPod> {
-  const deadline = Date.now() + timeoutMs;
+  const limit = labTimeout(timeoutMs);
+  const deadline = Date.now() + limit;
   let last = 'the lab controller has not made its pod yet';
   while (Date.now() < deadline) {
     const w = readWaypointPods(lab).find((p) => p.gateway.namespace === g.namespace && p.gateway.name === g.name);
@@ -30,7 +32,7 @@ export async function waitWaypointReady(lab: string, g: { namespace: string; nam
     await sleep(200);
   }
   throw new Error(
-    `waypoint ${g.namespace}/${g.name} was not ready within ${timeoutMs / 1000} s (${last}); see the lab's logs (wp-${g.name}-waypoint.log, control-lab-controller.log)`,
+    `waypoint ${g.namespace}/${g.name} was not ready within ${limit / 1000} s (${last}); see the lab's logs (wp-${g.name}-waypoint.log, control-lab-controller.log)`,
   );
 }
 
@@ -57,12 +59,12 @@ export async function driveWaypointDemo(state: LabTopology, roles: readonly Demo
       (l) => l.reporter === 'destination' && backends.has(l.destination_workload ?? ''),
     );
   const before = await opened();
-  const gets = await runClientIn(state, fe.pod.name, target, 'http', { connections: SPLIT_REQUESTS, concurrency: 10, size: 0, timeoutMs: 30_000 });
+  const gets = await runClientIn(state, fe.pod.name, target, 'http', { connections: SPLIT_REQUESTS, concurrency: 10, size: 0, timeoutMs: labTimeout(30_000) });
   const deletes = await runClientIn(state, fe.pod.name, target, 'http', {
     connections: DELETE_REQUESTS,
     concurrency: 5,
     size: 0,
-    timeoutMs: 15_000,
+    timeoutMs: labTimeout(15_000),
     method: 'DELETE',
   });
   const seenAtBackends: Record<string, number> = {};
