@@ -498,7 +498,7 @@ async function soak(
   const timer = setInterval(sample, 10_000);
   try {
     const latency = await latencyRun(topo, from, host, port, { rate: o.rate, ms: Math.round(o.minutes * 60_000), conns: o.conns });
-    sample();
+    // judged: the samples taken while the load ran (the load's own connections are open then)
     return { minutes: o.minutes, rate: o.rate, latency, series };
   } finally {
     clearInterval(timer);
@@ -546,6 +546,7 @@ function finishSoak(idle: readonly IdleMemory[], r: SoakResult, o: { lab: string
       `${first?.threads} -> ${last?.threads}`,
     ];
   });
+  const rssSeries = r.series.map((s, i) => `node${i + 1} RSS MiB every 10 s: ${s.samples.map((x) => x.rssMiB.toFixed(0)).join(' ')}`).join('\n');
   const table = formatTable(
     ['NODE PROXY', 'SAMPLES', 'RSS MiB first -> last', `RSS after ${warmup} s: median (min–max)`, 'FDS first -> last (range)', 'THREADS'],
     rows,
@@ -553,7 +554,7 @@ function finishSoak(idle: readonly IdleMemory[], r: SoakResult, o: { lab: string
   const l = r.latency;
   process.stdout.write(
     `\nmesh soak (lab ${o.lab}, 2 nodes x ${o.podsPerNode} pods, all enrolled): ${r.rate} req/s cross-node for ${r.minutes} min; load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n` +
-      `idle, after enrolment:\n${idleTable(idle)}\nunder load (flat: every sample after the warm-up within ±5 % of the median):\n${table}\n` +
+      `idle, after enrolment:\n${idleTable(idle)}\nunder load (flat: every sample after the warm-up within ±5 % of the median):\n${table}\n${rssSeries}\n` +
       `requests ${l.done}/${l.requests} answered, errors ${l.errors}, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms\n`,
   );
   const flat = rows.every((row) => row[3]!.endsWith(' flat') && row[4]!.endsWith(' flat'));
