@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import { createLogger, type Logger } from '../common/log';
 import { apiServingTls, createApiServer, DEFAULT_API_LIMITS, isLoopback, type ApiLimits, type ApiTls } from './api/exposure';
 import { ConfigApi } from './api/server';
+import { IssuedCertificates } from './ca/issued';
 import type { Explainer } from './api/explain';
 import type { NodeAuthenticator } from './ca/tokens';
 import { loadOrCreateToken, TOKEN_FILE } from './api/token';
@@ -68,6 +69,8 @@ export interface ControlPlaneOptions {
 export class ControlPlane {
   readonly dataDir: string;
   readonly registry: Registry = createControlRegistry();
+  /** The certificates the CA issued lately (the /ui workload page). */
+  readonly issued = new IssuedCertificates();
   readonly log: Logger;
   readonly tokenFile: string;
   private storeRef?: ConfigStore;

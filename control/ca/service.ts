@@ -2,6 +2,7 @@
 // port. A request is signed only when: the caller's node credential is valid (UNAUTHENTICATED
 // otherwise), the CSR's SPIFFE ID is the service account of a workload scheduled on that node
 // (PERMISSION_DENIED otherwise), and the CA accepts the CSR and TTL (INVALID_ARGUMENT otherwise).
+import type { IssuedCertificates } from './issued';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { CertificateServiceService, CreateCertificateResponse, type CertificateServiceServer } from '../../api/gen/nodemesh/ca/v1/ca';
@@ -18,6 +19,8 @@ export interface CertificateServiceOptions {
   readonly placement: WorkloadPlacement;
   readonly registry?: Registry;
   readonly logger?: Logger;
+  /** Where each issuance is noted (the /ui workload page reads it). */
+  readonly issued?: IssuedCertificates;
 }
 
 class Refusal extends Error {
@@ -88,6 +91,14 @@ export function certificateServiceHandlers(options: CertificateServiceOptions): 
     try {
       const issued = await ca.issue({ csrPem: call.request.csr, identity, ttlSeconds: call.request.ttlSeconds });
       metrics.issued.inc({ node });
+      options.issued?.record({
+        spiffeId,
+        node,
+        serialNumber: issued.serialNumber,
+        notBefore: issued.notBefore.toISOString(),
+        notAfter: issued.notAfter.toISOString(),
+        issuedAt: new Date().toISOString(),
+      });
       log.info({ node, spiffeId, serial: issued.serialNumber, notAfter: issued.notAfter.toISOString() }, 'certificate issued');
       return CreateCertificateResponse.fromPartial({ certChain: [...issued.certChainPem], trustBundle: [...issued.trustBundlePem] });
     } catch (err) {

@@ -2,6 +2,7 @@
 // (generated root under <dataDir>/ca, or operator files), node tokens, placement from the store
 // snapshot, metrics on the control plane's registry. Pass the result as `certificates` to
 // startControlGrpc (control/grpc.ts).
+import type { IssuedCertificates } from './issued';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../common/log';
 import { DEFAULT_TRUST_DOMAIN, assertTrustDomain } from '../../common/identity/spiffe';
@@ -24,6 +25,8 @@ export interface CertificateServiceSetup {
   readonly maxTtlSeconds?: number;
   readonly registry?: Registry;
   readonly logger?: Logger;
+  /** Where each issuance is noted (ControlPlane.issued). */
+  readonly issued?: IssuedCertificates;
 }
 
 export async function openCertificateService(setup: CertificateServiceSetup): Promise<CertificateServiceOptions> {
@@ -42,5 +45,6 @@ export async function openCertificateService(setup: CertificateServiceSetup): Pr
     placement: placementFromSnapshot(setup.snapshot, trustDomain),
     registry: setup.registry,
     logger: setup.logger,
+    issued: setup.issued,
   };
 }

@@ -204,10 +204,7 @@ export class UiComponent implements ControlPlaneComponent {
         capture: proxy
           ? { nodeProxy: proxy.nodeId, connected: true, peer: proxy.peer, types: proxy.types, nacks: proxy.nacks }
           : { nodeProxy: w.spec.node, connected: false },
-        certificate: {
-          identity: `spiffe://${this.trustDomain()}/ns/${ns}/sa/${w.spec.serviceAccount}`,
-          note: 'issued to the node proxy of its node for this identity (24 h leaves renewed at half life); the control plane does not keep the issued certificates — `nodemesh node-config` on the node shows the one in use',
-        },
+        certificate: this.certificate(`spiffe://${this.trustDomain()}/ns/${ns}/sa/${w.spec.serviceAccount}`, w.spec.node),
         policies: policiesFor(snap, id),
         records: records.filter((r) => (r.src as { workload?: string })?.workload === who || (r.dst as { workload?: string })?.workload === who).slice(-30),
       };
@@ -230,6 +227,19 @@ export class UiComponent implements ControlPlaneComponent {
       waypoint: g ? { namespace: ns, name, labels: g.metadata.labels ?? {} } : undefined,
       proxies: this.proxies().filter((p) => p.view === `waypoint:${ns}/${name}`),
     };
+  }
+
+  /** The latest certificate the CA issued for this identity to the workload's node, with its expiry. */
+  private certificate(identity: string, node: string): unknown {
+    const all = this.cp?.issued.forIdentity(identity) ?? [];
+    const mine = all.find((c) => c.node === node);
+    if (!mine)
+      return {
+        identity,
+        note: `no certificate for ${identity} issued to node ${node} since this control plane started (node proxies fetch one when a workload is enrolled and renew it at half life)`,
+      };
+    const left = Date.parse(mine.notAfter) - Date.now();
+    return { identity, ...mine, expiresInSeconds: Math.round(left / 1000), expired: left <= 0, otherNodes: all.filter((c) => c !== mine).map((c) => c.node) };
   }
 
   /** An edge's details (`id` = source->destination): numbers, identities, policies, recent records, explain. */

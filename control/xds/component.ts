@@ -69,6 +69,7 @@ export class XdsComponent implements ControlPlaneComponent {
       trustDomain,
       registry: cp.registry,
       logger: cp.log.child({ subsystem: 'ca' }),
+      issued: cp.issued,
     });
     const plaintextText = env.NODEMESH_XDS_PLAINTEXT_LISTEN ?? `127.0.0.1:${XDS_PLAINTEXT_PORT}`;
     this.running = await startControlGrpc({

@@ -1,5 +1,6 @@
 // The certificate service end to end over real gRPC-over-TLS on loopback: a node proxy client with
 // a node token asks for a workload certificate; the CA checks who the node is and what runs there.
+import { IssuedCertificates } from '../../control/ca/issued';
 import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
@@ -50,6 +51,7 @@ beforeAll(async () => {
     nodes: tokens,
     placement: placementFromSnapshot(() => snapshot, ca.trustDomain),
     registry,
+    issued: issuedLog,
     logger: createLogger('ca', 'silent'),
   });
   const serving = await ca.servingCertificate({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
@@ -80,6 +82,8 @@ async function refusal(p: Promise<unknown>): Promise<CertificateRequestError> {
   return err as CertificateRequestError;
 }
 
+const issuedLog = new IssuedCertificates();
+
 describe('certificate service over gRPC/TLS', () => {
   it('gives node-1 a certificate for a workload scheduled on node-1, and the chain verifies', async () => {
     const web = identity('shop', 'web');
@@ -92,6 +96,10 @@ describe('certificate service over gRPC/TLS', () => {
     expect(leaf.checkPrivateKey(key.privateKey)).toBe(true);
     expect(leaf.verify(new X509Certificate(issued.trustBundlePem[0] as string).publicKey)).toBe(true);
     expect(await registry.getSingleMetricAsString('nodemesh_ca_certificates_issued_total')).toMatch(/node="node-1"} 1/);
+    // Noted for the /ui workload page: serial and expiry of the leaf, per identity and node.
+    expect(issuedLog.forIdentity(leaf.subjectAltName?.replace(/^URI:/, '') ?? '')).toMatchObject([
+      { node: 'node-1', serialNumber: expect.stringMatching(/^[0-9a-f]+$/i), notAfter: new Date(leaf.validTo).toISOString() },
+    ]);
   });
 
   it('refuses node-1 a workload that runs on node-2, with PERMISSION_DENIED naming identity and node', async () => {

@@ -55,10 +55,26 @@ describe('the /ui page on the config API', () => {
 
   it('a workload: identity, enrolment, capture status on its node (no node proxy connected here) and the policies that select it', async () => {
     const cookie = await login(f);
-    type Detail = { workload: unknown; capture: unknown; policies: { name: string; scope: string }[] };
+    type Detail = { workload: unknown; capture: unknown; certificate: unknown; policies: { name: string; scope: string }[] };
     const d = (await (await fetch(`${f.url}/ui/api/node?id=${encodeURIComponent('wl:ns0/w0')}`, { headers: { cookie } })).json()) as Detail;
     expect(d.workload).toMatchObject({ identity: 'spiffe://cluster.local/ns/ns0/sa/api', node: 'node1', enrolled: true });
     expect(d.capture).toEqual({ nodeProxy: 'node1', connected: false });
+    expect(d.certificate).toMatchObject({
+      identity: 'spiffe://cluster.local/ns/ns0/sa/api',
+      note: expect.stringMatching(/no certificate .* issued to node node1/),
+    });
+    // What the CA notes when it issues (control/ca/service.ts) shows with its expiry.
+    const notAfter = new Date(Date.now() + 24 * 3600_000).toISOString();
+    f.cp.issued.record({
+      spiffeId: 'spiffe://cluster.local/ns/ns0/sa/api',
+      node: 'node1',
+      serialNumber: 'ab12',
+      notBefore: new Date().toISOString(),
+      notAfter,
+      issuedAt: new Date().toISOString(),
+    });
+    const again = (await (await fetch(`${f.url}/ui/api/node?id=${encodeURIComponent('wl:ns0/w0')}`, { headers: { cookie } })).json()) as Detail;
+    expect(again.certificate).toMatchObject({ serialNumber: 'ab12', notAfter, expired: false, expiresInSeconds: expect.any(Number) });
     expect(d.policies.map((p) => `${p.name}:${p.scope}`).sort()).toEqual(['api-allow:selector', 'default:namespace-wide']);
     const web = (await (await fetch(`${f.url}/ui/api/node?id=${encodeURIComponent('wl:ns0/w10')}`, { headers: { cookie } })).json()) as Detail;
     expect(web.policies.map((p) => p.name)).toEqual(['default']);

@@ -327,6 +327,14 @@ function renderControl(m) {
     <h2>Observer</h2><p>reads every node proxy and waypoint on 15020 each ${m.observer.intervalMs / 1000} s: ${m.observer.read} answered, ${m.observer.failing} not answering${m.observer.skipped ? `, ${m.observer.skipped} skipped (over the limit)` : ''}; store revision ${m.revision}</p>`;
 }
 
+function certText(c) {
+  if (!c.notAfter) return esc(c.note);
+  const h = Math.floor(Math.abs(c.expiresInSeconds) / 3600);
+  const m = Math.floor((Math.abs(c.expiresInSeconds) % 3600) / 60);
+  const when = c.expired ? `<span class="tag denied">expired ${h} h ${m} min ago</span>` : `<span class="tag ok">expires in ${h} h ${m} min</span>`;
+  return `${when} serial ${esc(c.serialNumber)}, valid ${esc(c.notBefore)} – ${esc(c.notAfter)}, issued ${esc(c.issuedAt)} to node ${esc(c.node)}`;
+}
+
 async function renderWorkloadPage(id) {
   const v = $('#view-workload');
   v.hidden = false;
@@ -344,7 +352,7 @@ async function renderWorkloadPage(id) {
     v.innerHTML = `<h2>Workload ${esc(w.namespace)}/${esc(w.name)}</h2>
       <table>
       <tr><th>identity</th><td><code>${esc(w.identity)}</code></td></tr>
-      <tr><th>certificate</th><td>${esc(d.certificate.note)}</td></tr>
+      <tr><th>certificate</th><td id="certificate">${certText(d.certificate)}</td></tr>
       <tr><th>enrolment</th><td>${w.enrolled ? '<span class="tag ok">ambient: captured by its node proxy</span>' : '<span class="tag">not enrolled (dataplane-mode is not ambient on it or its namespace)</span>'}</td></tr>
       <tr><th>node</th><td>${esc(w.node)}</td></tr>
       <tr><th>capture on its node</th><td>${c.connected ? `<span class="tag ok">node proxy ${esc(c.nodeProxy)} connected</span> from ${esc(c.peer)}; config: ${Object.entries(c.types).map(([t, s]) => `${esc(t.replace(/^type\.googleapis\.com\//, ''))} ${esc(s)}`).join(', ')}${c.nacks.length ? ` <span class="tag denied">NACK</span> ${c.nacks.map((n) => esc(n.message)).join('; ')}` : ''}` : `<span class="tag warn">no node proxy of ${esc(c.nodeProxy)} is connected: nothing captures it</span>`}</td></tr>
