@@ -47,6 +47,13 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
       const line = e.linePos?.[0].line;
       throw new DocumentError(`${source}: document ${i + 1}${line ? ` (line ${line})` : ''} is not valid YAML/JSON: ${e.message.split('\n')[0]}`);
     }
+    const loop = selfAlias(doc);
+    if (loop) {
+      const line = loop.offset !== undefined ? lineCounter.linePos(loop.offset).line : undefined;
+      throw new DocumentError(
+        `${source}: document ${i + 1}${line ? ` (line ${line})` : ''} is not valid YAML/JSON here: alias *${loop.name} refers to a node that contains it (a value cannot contain itself)`,
+      );
+    }
     const bad = badKey(doc);
     if (bad) {
       const line = bad.offset !== undefined ? lineCounter.linePos(bad.offset).line : undefined;
@@ -69,6 +76,26 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
     if (typeof d !== 'object' || d === null) throw new DocumentError(`${source}: item ${i + 1} is a ${typeof d}, not a resource object`);
   }
   return out;
+}
+
+/**
+ * The first alias inside the node its anchor names (`&a [*a]`): it would expand to a value that
+ * contains itself, which every recursive walk after parsing (flatten, validation) follows forever
+ * (found by npm run fuzz, config: "&a \n- *a" overflowed the stack, a 500).
+ */
+function selfAlias(doc: Document): { name: string; offset?: number } | undefined {
+  let found: { name: string; offset?: number } | undefined;
+  visit(doc, {
+    Alias(_, alias, path) {
+      const target = alias.resolve(doc);
+      if (target && path.includes(target as never)) {
+        found = { name: alias.source, offset: alias.range?.[0] };
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 /**

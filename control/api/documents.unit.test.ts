@@ -94,3 +94,13 @@ describe('parseDocuments mapping keys', () => {
     expect(parseDocuments('? a\n: b\nc: d')).toEqual([{ a: 'b', c: 'd' }]); // an explicit plain key is fine
   });
 });
+
+describe('self-referencing aliases', () => {
+  it('refuses an alias inside the node its anchor names with a DocumentError (found by npm run fuzz)', () => {
+    for (const text of ['&a \n- *a', 'a: &x\n  b: *x\n', '&a [1, [*a]]']) {
+      expect(() => parseDocuments(text, 'fuzz')).toThrow(/alias \*\w+ refers to a node that contains it/);
+    }
+    // an alias to a sibling is fine
+    expect(parseDocuments('a: &x {k: v}\nb: *x\n', 'ok')).toEqual([{ a: { k: 'v' }, b: { k: 'v' } }]);
+  });
+});
