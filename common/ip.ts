@@ -1,62 +1,41 @@
-// IP addresses: text <-> bytes (4 for IPv4, 16 for IPv6), the form the workload API carries and
-// the BPF maps key by. Shared by the control plane (translation) and the data plane (indexes).
-import { isIP, isIPv4, isIPv6 } from 'node:net';
+// IP addresses and CIDRs, the one implementation every process uses: text <-> bytes (4 for IPv4,
+// 16 for IPv6, the form the workload API carries), the 16-byte IPv4-mapped form the BPF maps key
+// by, CIDR parsing and prefix membership. Parsing and formatting are ipaddr.js's (RFC 5952 text,
+// embedded IPv4 tails, zones); what counts as an address is node:net's isIP, which accepts only
+// the dotted-quad IPv4 form (ipaddr.js also takes "10.1" or hex octets, which no config means).
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+/** The bytes of text node:net calls an IP (a zone, fe80::1%eth0, names an interface and is dropped); undefined otherwise. */
+function parse(ip: string): number[] | undefined {
+  const family = isIP(ip);
+  if (family === 0) return undefined;
+  // Node's isIPv6 accepts any text after '%', which must not reach the parser (found by
+  // fuzz/targets/hbone: a `forwarded` header "for=fe80::1%eth010.200.1.565536").
+  const text = family === 6 ? ip.split('%')[0]! : ip;
+  return ipaddr.parse(text).toByteArray();
+}
 
 /** The bytes of IP text; an embedded IPv4 tail (::ffff:10.0.0.1) stays 16 bytes. Throws on non-IPs. */
 export function ipBytes(ip: string): Buffer {
-  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) throw new Error(`not an IP address: ${ip}`);
-  // A zone (fe80::1%eth0) names an interface, not address bits; Node's isIPv6 accepts any text
-  // after '%', which must not reach the parsing below (found by fuzz/targets/hbone: a `forwarded`
-  // header "for=fe80::1%eth010.200.1.565536" threw a RangeError inside the node proxy).
-  let text = ip.split('%')[0]!;
-  // An embedded IPv4 tail (::ffff:10.0.0.1) becomes two hex groups.
-  const v4 = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    text = text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
+  const b = parse(ip);
+  if (!b) throw new Error(`not an IP address: ${ip}`);
+  return Buffer.from(b);
 }
 
 /** Canonical text (RFC 5952 for IPv6) of 4 or 16 address bytes; throws on any other length. */
 export function ipText(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
-  if (bytes.length !== 16) throw new Error(`an IP address has 4 or 16 bytes, got ${bytes.length}`);
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  if (bytes.length !== 4 && bytes.length !== 16) throw new Error(`an IP address has 4 or 16 bytes, got ${bytes.length}`);
+  return ipaddr.fromByteArray(Array.from(bytes)).toString();
 }
 
 const MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
 
+const isMapped = (b: Uint8Array): boolean => b.length === 16 && MAPPED_PREFIX.equals(b.subarray(0, 12));
+
 /** Canonical text of address bytes (4 or 16), IPv4-mapped IPv6 folded to IPv4; throws on any other length. */
 export function ipFromBytes(bytes: Uint8Array): string {
-  if (bytes.length === 16 && Buffer.compare(Buffer.from(bytes.subarray(0, 12)), MAPPED_PREFIX) === 0) return ipText(bytes.subarray(12));
-  return ipText(bytes);
+  return ipText(isMapped(bytes) ? bytes.subarray(12) : bytes);
 }
 
 /**
@@ -64,14 +43,77 @@ export function ipFromBytes(bytes: Uint8Array): string {
  * dual-stack sockets report IPv4 peers, folded to IPv4); undefined when it is not an IP.
  */
 export function canonicalIp(text: string): string | undefined {
-  if (isIP(text) === 0) return undefined;
-  return ipFromBytes(ipBytes(text));
+  const b = parse(text);
+  return b && ipFromBytes(Uint8Array.from(b));
 }
 
 /** Address bytes of IP text (IPv4-mapped folded to 4 bytes); undefined when not an IP. */
 export function ipToBytes(text: string): Buffer | undefined {
-  if (isIP(text) === 0) return undefined;
-  const b = ipBytes(text);
-  if (b.length === 16 && Buffer.compare(b.subarray(0, 12), MAPPED_PREFIX) === 0) return b.subarray(12);
-  return b;
+  const b = parse(text);
+  if (!b) return undefined;
+  const buf = Buffer.from(b);
+  return isMapped(buf) ? buf.subarray(12) : buf;
+}
+
+/** The 16-byte form of an address (IPv4 as ::ffff:a.b.c.d), as the BPF maps key by; brackets and a zone are dropped. Throws on non-IPs. */
+export function ip16(ip: string): Buffer {
+  const b = parse(ip.replace(/^\[(.*)\]$/, '$1'));
+  if (!b) throw new Error(`not an IP address: '${ip}'`);
+  return b.length === 16 ? Buffer.from(b) : Buffer.concat([MAPPED_PREFIX, Buffer.from(b)]);
+}
+
+/** An IP prefix: the address bytes (4 or 16) and the prefix length in bits. */
+export interface Cidr {
+  readonly address: Buffer;
+  readonly length: number;
+}
+
+export class CidrError extends Error {
+  override name = 'CidrError';
+}
+
+/**
+ * "10.0.0.0/8", "fd00::/8", or (with `bareAddress`) an address alone as a /32 or /128. The
+ * address keeps its written bits (not masked). Throws CidrError saying what is wrong.
+ */
+export function parseCidr(text: string, bareAddress = true): Cidr {
+  const slash = text.indexOf('/');
+  if (slash < 0) {
+    const b = bareAddress ? parse(text) : undefined;
+    if (!b) throw new CidrError(bareAddress ? `'${text}' is not an IP address or a CIDR` : 'missing /prefix');
+    return { address: Buffer.from(b), length: b.length * 8 };
+  }
+  const ip = text.slice(0, slash);
+  const lenText = text.slice(slash + 1);
+  if (isIP(ip) === 0) throw new CidrError(`'${ip}' is not an IP address`);
+  if (!/^\d{1,3}$/.test(lenText)) throw new CidrError(`prefix length '${lenText}' is not a number`);
+  let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
+  try {
+    parsed = ipaddr.parseCIDR(`${ip.split('%')[0]}/${lenText}`);
+  } catch {
+    throw new CidrError(`an IPv${isIP(ip)} prefix length is at most ${isIP(ip) === 4 ? 32 : 128}`);
+  }
+  return { address: Buffer.from(parsed[0].toByteArray()), length: parsed[1] };
+}
+
+/** Why `text` is not a CIDR (or a bare address, when allowed), or undefined when it is one. */
+export function cidrProblem(text: string, bareAddress = true): string | undefined {
+  try {
+    parseCidr(text, bareAddress);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Whether address bytes lie in a prefix of the same family (4 bytes in an IPv4 prefix, 16 in an IPv6 one). */
+export function cidrContains(c: Cidr, ip: Uint8Array | undefined): boolean {
+  if (!ip || ip.length !== c.address.length) return false;
+  const bits = Math.min(c.length, ip.length * 8);
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (ip[i] !== c.address[i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (ip[whole]! & mask) === (c.address[whole]! & mask);
 }

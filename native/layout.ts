@@ -1,7 +1,8 @@
 // The capture maps' keys and values (bpf/include/maps.h), encoded to and decoded from Buffers.
 // `Structs` states every C struct's size and field offsets; native/layout.unit.test.ts checks it
 // against the BTF of the built object, and the codecs below use only these offsets.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { type Cidr, ip16, ipFromBytes, ipText, parseCidr } from '../common/ip';
 import { endianness } from 'node:os';
 
 const LE = endianness() === 'LE';
@@ -73,63 +74,18 @@ export const PRESENT: Buffer = Buffer.from([1]);
 
 // --- addresses: 16 bytes, IPv6 or IPv4-mapped ---------------------------------------------------
 
-function parseIPv4(s: string, out: Buffer, off: number): void {
-  const parts = s.split('.').map(Number);
-  for (let i = 0; i < 4; i++) out[off + i] = parts[i] ?? 0;
-}
-
-/** '10.0.0.1' → ::ffff:10.0.0.1, '::ffff:10.0.0.1' and 'fd00::1' as IPv6; 16 bytes. */
+/** '10.0.0.1' → ::ffff:10.0.0.1, '::ffff:10.0.0.1' and 'fd00::1' as IPv6; 16 bytes (common/ip.ts). */
 export function encodeAddr(address: string): Buffer {
-  const out = Buffer.alloc(16);
-  const addr = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
-  if (isIPv4(addr)) {
-    out[10] = 0xff;
-    out[11] = 0xff;
-    parseIPv4(addr, out, 12);
-    return out;
+  try {
+    return ip16(address);
+  } catch {
+    throw new TypeError(`not an IP address: '${address}'`);
   }
-  if (!isIPv6(addr)) throw new TypeError(`not an IP address: '${address}'`);
-  let tail = addr;
-  let v4: string | undefined;
-  const lastColon = addr.lastIndexOf(':');
-  if (addr.includes('.')) {
-    v4 = addr.slice(lastColon + 1);
-    tail = addr.slice(0, lastColon + 1) + '0:0';
-  }
-  const [head, rest] = tail.includes('::') ? tail.split('::') : [tail, undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  if (v4) parseIPv4(v4, out, 12);
-  return out;
 }
 
 /** 16 bytes → '10.0.0.1' for IPv4-mapped, else the compressed IPv6 text. */
 export function decodeAddr(b: Buffer, off = 0): string {
-  const mapped = b.subarray(off, off + 10).every((x) => x === 0) && b[off + 10] === 0xff && b[off + 11] === 0xff;
-  if (mapped) return `${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(off + i * 2));
-  // longest run of zero groups (length >= 2) becomes '::'
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return ipFromBytes(b.subarray(off, off + 16));
 }
 
 // --- structs -------------------------------------------------------------------------------
@@ -176,16 +132,17 @@ export interface CidrKey {
 }
 export function encodeCidrKey(k: CidrKey): Buffer {
   const s = Structs.nm_cidr_key;
-  const [addr, lenText] = k.cidr.split('/');
-  if (!addr) throw new TypeError(`not a CIDR: '${k.cidr}'`);
-  const v4 = isIPv4(addr);
-  const max = v4 ? 32 : 128;
-  const len = lenText === undefined ? max : Number(lenText);
-  if (!Number.isInteger(len) || len < 0 || len > max) throw new TypeError(`CIDR '${k.cidr}': prefix length must be 0..${max}`);
+  let c: Cidr;
+  try {
+    c = parseCidr(k.cidr);
+  } catch (e) {
+    throw new TypeError(`CIDR '${k.cidr}': ${(e as Error).message}`);
+  }
+  const v4 = c.address.length === 4;
   const b = Buffer.alloc(s.size);
-  writeU32(b, 64 + (v4 ? 96 : 0) + len, s.fields.prefixlen);
+  writeU32(b, 64 + (v4 ? 96 : 0) + c.length, s.fields.prefixlen);
   writeU64(b, k.netnsCookie, s.fields.netns_cookie);
-  encodeAddr(addr).copy(b, s.fields.addr);
+  (v4 ? ip16(ipText(c.address)) : c.address).copy(b, s.fields.addr);
   return b;
 }
 export function decodeCidrKey(b: Buffer): CidrKey {

@@ -11,6 +11,9 @@ import type { CertificateSource } from './ca-client';
 import { createWorkloadCsr } from './keys';
 import { formatSpiffeId, type Identity } from './spiffe';
 import { trustBundle, verifyPeerChain, type TrustBundle } from './verify';
+import { backoffDelay, type BackoffPolicy } from '../backoff';
+
+export type { BackoffPolicy };
 
 export interface WorkloadCertificate {
   readonly identity: Identity;
@@ -24,15 +27,6 @@ export interface WorkloadCertificate {
   readonly notAfter: Date;
   /** When the manager will renew it. */
   readonly renewAt: Date;
-}
-
-export interface BackoffPolicy {
-  /** First retry delay (default 1 s). */
-  readonly initialMs: number;
-  /** Largest delay (default 60 s). */
-  readonly maxMs: number;
-  /** ± fraction of randomness on every delay (default 0.2). */
-  readonly jitter: number;
 }
 
 export interface CertificateManagerOptions {
@@ -83,11 +77,9 @@ interface Entry {
   waiters: Array<{ resolve: (c: WorkloadCertificate) => void; reject: (e: Error) => void }>;
 }
 
-/** Delay before retry number `attempt` (1-based): initial·2^(attempt-1), capped, ± jitter. */
-export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
-  const base = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.max(0, attempt - 1));
-  const spread = base * policy.jitter;
-  return Math.max(0, Math.round(base - spread + 2 * spread * random()));
+/** Delay before retry number `attempt` (1-based): initial·2^(attempt-1), capped, ± jitter (common/backoff.ts). */
+export function retryDelay(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
+  return backoffDelay(attempt - 1, policy, random);
 }
 
 export class CertificateManager extends EventEmitter {
@@ -234,7 +226,7 @@ export class CertificateManager extends EventEmitter {
           e.lastError = cause;
           const still = e.cert && Date.now() < e.cert.notAfter.getTime() ? e.cert : undefined;
           // Retry with backoff, but never later than the current certificate's expiry.
-          let delay = backoffDelay(e.failures, this.backoff, this.random);
+          let delay = retryDelay(e.failures, this.backoff, this.random);
           if (still) delay = Math.min(delay, Math.max(0, still.notAfter.getTime() - Date.now()));
           e.nextRetryAt = new Date(Date.now() + delay);
           this.schedule(e, delay);

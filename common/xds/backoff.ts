@@ -1,5 +1,6 @@
-// Reconnect delays: exponential from initialMs, capped at maxMs, with "full jitter" over the upper
-// half so that many node proxies restarted together do not reconnect in lock step.
+// Reconnect delays of the xDS client: common/backoff.ts with "full jitter" over the upper half of
+// each step, so that many node proxies restarted together do not reconnect in lock step.
+import { backoffDelay as delay } from '../backoff';
 
 export interface BackoffOptions {
   readonly initialMs?: number;
@@ -8,10 +9,9 @@ export interface BackoffOptions {
 
 export const DEFAULT_BACKOFF = { initialMs: 500, maxMs: 30_000 } as const;
 
-/** Delay before reconnect attempt number `attempt` (0 = the first retry). */
+/** Delay before reconnect attempt number `attempt` (0 = the first retry): in [step/2, step]. */
 export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
-  const initial = options.initialMs ?? DEFAULT_BACKOFF.initialMs;
-  const max = options.maxMs ?? DEFAULT_BACKOFF.maxMs;
-  const ceiling = Math.min(max, initial * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  const initialMs = options.initialMs ?? DEFAULT_BACKOFF.initialMs;
+  const maxMs = options.maxMs ?? DEFAULT_BACKOFF.maxMs;
+  return delay(attempt, { initialMs, maxMs, jitter: 0.5, jitterAbove: 0 }, random);
 }

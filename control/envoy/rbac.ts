@@ -14,7 +14,7 @@
 import { RBAC_Action, type Permission, type Policy, type Principal } from '../../api/gen/envoy/config/rbac/v3/rbac';
 import { RBAC } from '../../api/gen/envoy/extensions/filters/http/rbac/v3/rbac';
 import type { StringMatcher } from '../../api/gen/envoy/type/matcher/v3/string';
-import { isIP } from 'node:net';
+import { parseCidr } from '../../common/ip';
 import type { AuthorizationPolicy, Condition, Operation, Rule, Source } from '../resources';
 import type { MeshIndex, ServiceInfo } from './model';
 import type { DeepPartial } from './proto';
@@ -132,9 +132,9 @@ function namespacePrincipal(ns: string): DeepPartial<Principal> {
   };
 }
 
+/** An ipBlocks entry (validated by the resource schema) as Envoy's CidrRange: the address as written, a bare one as /32 or /128. */
 function cidr(value: string): { addressPrefix: string; prefixLen: number } {
-  const [addr, len] = value.split('/');
-  return { addressPrefix: addr!, prefixLen: len !== undefined ? Number(len) : isIP(addr!) === 6 ? 128 : 32 };
+  return { addressPrefix: value.split('/')[0]!, prefixLen: parseCidr(value).length };
 }
 
 function source(ctx: Ctx, s: Source): DeepPartial<Principal> | undefined {

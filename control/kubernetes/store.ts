@@ -17,6 +17,7 @@
 // Writes through the nodemesh config API are refused (ReadOnlyStoreError, HTTP 405): on
 // Kubernetes the API server is the source of truth; use kubectl.
 import type { Logger } from '../../common/log';
+import { backoffDelay } from '../../common/backoff';
 import { BaseStore, type BaseStoreOptions } from '../store/base-store';
 import { ReadOnlyStoreError, StoreUnavailableError } from '../store/errors';
 import type { ApplyResult, BatchResult, DeleteOptions, WriteOptions } from '../store/store';
@@ -145,8 +146,7 @@ class KindInformer {
   private failed(err: unknown): void {
     this.lastError = this.notServed ? NOT_SERVED : describeError(err);
     if (this.stopped) return;
-    const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt);
-    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    const delay = backoffDelay(this.attempt, { ...this.backoff, jitter: 0.2 });
     this.attempt++;
     this.log?.[this.notServed ? 'debug' : 'warn'](
       { kind: this.kind.name, err: this.lastError, retryInMs: delay, resourceVersion: this.lw.latestResourceVersion() },

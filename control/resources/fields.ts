@@ -1,6 +1,7 @@
 // Field schemas shared by every kind: Kubernetes names and labels, IP addresses, CIDRs, ports and
 // Gateway API durations. Each carries a message that says what a valid value looks like.
 import { isIP } from 'node:net';
+import { cidrProblem as parseProblem } from '../../common/ip';
 import { z } from 'zod';
 
 const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -56,15 +57,7 @@ export const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'mus
 
 /** Why `s` is not an IP or CIDR (`10.0.0.0/8`, `fd00::/8`, or a bare address), or undefined. */
 export function cidrProblem(s: string, allowBareAddress = true): string | undefined {
-  const slash = s.indexOf('/');
-  if (slash < 0) return allowBareAddress && isIP(s) ? undefined : 'must be a CIDR such as 10.0.0.0/8 or fd00::/8';
-  const family = isIP(s.slice(0, slash));
-  const bitsText = s.slice(slash + 1);
-  const bits = /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
-  if (family === 0 || Number.isNaN(bits) || bits > (family === 4 ? 32 : 128)) {
-    return 'must be a CIDR such as 10.0.0.0/8 or fd00::/8';
-  }
-  return undefined;
+  return parseProblem(s, allowBareAddress) === undefined ? undefined : 'must be a CIDR such as 10.0.0.0/8 or fd00::/8';
 }
 
 export const ipOrCidr = z.string().superRefine((s, ctx) => {

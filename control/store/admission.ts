@@ -1,7 +1,7 @@
 // Checks that need more than one resource, run on every write against the state the write would
 // produce (so the order of documents in one apply does not matter). Errors refuse the write;
 // warnings are returned to the user with the result. Also allocates Service clusterIPs.
-import { isIPv4 } from 'node:net';
+import { type Cidr, ipText, parseCidr } from '../../common/ip';
 import type { AnyResource } from '../resources/kinds';
 import { meshLabel, USE_WAYPOINT_LABEL, USE_WAYPOINT_NAMESPACE_LABEL } from '../resources/labels';
 import { describeKey, keyOf } from '../resources/meta';
@@ -114,20 +114,25 @@ export function checkReferences(post: Snapshot, changed: readonly AnyResource[])
   return { errors, warnings };
 }
 
-function ipv4ToInt(ip: string): number {
-  return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
-}
 function intToIpv4(n: number): string {
-  return [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return ipText(b);
 }
 
 /** The lowest free IPv4 address in `cidr` (from .10 up, as Kubernetes leaves the first few). */
 export function allocateClusterIP(used: ReadonlySet<string>, cidr: string): string {
-  const [base, bitsText] = cidr.split('/');
-  const bits = Number(bitsText);
-  if (!isIPv4(base) || !(bits >= 8 && bits <= 30)) throw new Error(`service CIDR ${cidr} must be an IPv4 range between /8 and /30`);
+  let range: Cidr | undefined;
+  try {
+    range = parseCidr(cidr, false);
+  } catch {
+    range = undefined;
+  }
+  const bits = range?.length ?? 0;
+  if (range?.address.length !== 4 || !(bits >= 8 && bits <= 30)) throw new Error(`service CIDR ${cidr} must be an IPv4 range between /8 and /30`);
   const size = 2 ** (32 - bits);
-  const start = ipv4ToInt(base) - (ipv4ToInt(base) % size);
+  const base = range.address.readUInt32BE(0);
+  const start = base - (base % size);
   for (let i = Math.min(10, size - 2); i < size - 1; i++) {
     const ip = intToIpv4(start + i);
     if (!used.has(ip)) return ip;

@@ -1,7 +1,8 @@
 // The per-workload BPF map entries that express one workload's capture settings, in the terms of
 // bpf/include/maps.h but independent of byte layout: flags, excluded ports by direction, and
 // excluded CIDRs as 16-byte (IPv4-mapped) prefixes. Pure; the enroller encodes and writes them.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
+import { type Cidr, ip16, parseCidr as parsePrefix } from '../../common/ip';
 import type { CaptureWorkload } from './workload';
 import { OUTBOUND_CAPTURE_PORT } from '../../common/contracts/ports';
 
@@ -37,54 +38,26 @@ export class CaptureConfigError extends Error {
   override name = 'CaptureConfigError';
 }
 
-/** 16-byte form of an IPv4 or IPv6 address. */
+/** 16-byte form of an IPv4 or IPv6 address (IPv4-mapped for IPv4). */
 export function addressBytes(ip: string): Uint8Array {
-  const out = new Uint8Array(16);
-  if (isIPv4(ip)) {
-    out[10] = 0xff;
-    out[11] = 0xff;
-    ip.split('.').forEach((o, i) => (out[12 + i] = Number(o)));
-    return out;
-  }
-  if (!isIPv6(ip)) throw new CaptureConfigError(`'${ip}' is not an IP address`);
-  let text = ip.split('%')[0];
-  // an embedded dotted IPv4 tail (::ffff:1.2.3.4) becomes two hex groups
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const o = v4[1].split('.').map(Number);
-    text = text.slice(0, -v4[1].length) + `${((o[0] << 8) | o[1]).toString(16)}:${((o[2] << 8) | o[3]).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
+  if (isIP(ip) === 0) throw new CaptureConfigError(`'${ip}' is not an IP address`);
+  return ip16(ip);
 }
 
 export function parseCidr(cidr: string): CidrEntry {
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
-  const bad = (why: string): CaptureConfigError =>
-    new CaptureConfigError(`excluded CIDR '${cidr}' is not valid: ${why} (write it like 10.96.0.0/16 or fd00::/64)`);
-  if (!m) throw bad('missing /prefix');
-  const ip = m[1];
-  const len = Number(m[2]);
-  let bits: number;
-  if (isIPv4(ip)) {
-    if (len > 32) throw bad('an IPv4 prefix is at most 32');
-    bits = 96 + len;
-  } else if (isIPv6(ip)) {
-    if (len > 128) throw bad('an IPv6 prefix is at most 128');
-    bits = len;
-  } else throw bad(`'${ip}' is not an IP address`);
-  const addr = addressBytes(ip);
+  let c: Cidr;
+  try {
+    c = parsePrefix(cidr.trim(), false);
+  } catch (e) {
+    throw new CaptureConfigError(`excluded CIDR '${cidr}' is not valid: ${(e as Error).message} (write it like 10.96.0.0/16 or fd00::/64)`);
+  }
+  const bits = (c.address.length === 4 ? 96 : 0) + c.length;
+  const addr = new Uint8Array(16);
+  addr.set(c.address, 16 - c.address.length);
+  if (c.address.length === 4) addr[10] = addr[11] = 0xff;
   for (let i = 0; i < 16; i++) {
     const keep = Math.max(0, Math.min(8, bits - i * 8));
-    addr[i] &= (0xff << (8 - keep)) & 0xff;
+    addr[i]! &= (0xff << (8 - keep)) & 0xff;
   }
   return { bits, addr, text: cidr.trim() };
 }
@@ -101,6 +74,6 @@ export function captureEntries(w: CaptureWorkload): CaptureEntries {
   for (const p of new Set(w.excludedInboundPorts)) ports.push({ port: checkPort(p, 'excluded inbound port'), direction: DIR_IN });
   const cidrs = [...new Set(w.excludedCidrs)].map(parseCidr);
   const addresses = [...new Set(w.addresses)];
-  for (const a of addresses) if (!isIPv4(a) && !isIPv6(a)) throw new CaptureConfigError(`workload address '${a}' is not an IP address`);
+  for (const a of addresses) if (isIP(a) === 0) throw new CaptureConfigError(`workload address '${a}' is not an IP address`);
   return { addresses, flags: CAPTURE_OUT | CAPTURE_IN, outboundPort: OUTBOUND_CAPTURE_PORT, ports, cidrs };
 }

@@ -17,9 +17,10 @@
 // A targetRefs policy whose Service has no usable waypoint arrives as a DENY of everything marked
 // "targetRefs:Service/<ns>/<name>" (control/workload/target-refs.ts): nobody else would enforce
 // it, so the node proxy refuses every connection and says which policy and Service, and what to do.
-import type { CidrRange, Clause, Match, StringMatch } from '../../api/gen/nodemesh/workload/v1/workload';
+import type { Clause, Match, StringMatch } from '../../api/gen/nodemesh/workload/v1/workload';
 import { tryParseSpiffeId, SPIFFE_SCHEME } from '../../common/identity/spiffe';
 import { ipToBytes } from '../state/ip';
+import { cidrContains } from '../../common/ip';
 import { unenforcedTargetRefs } from '../../control/workload/target-refs';
 import { fromBoundWaypoint, type WaypointBinding } from './waypoint';
 import { AuthorizationAction, type PolicyAuthorization, type PolicyConnection, type PolicyContext, type PolicyRule, type Verdict } from './model';
@@ -60,16 +61,7 @@ export function stringMatches(m: StringMatch, value: string | undefined): boolea
   }
 }
 
-export function cidrContains(c: CidrRange, ip: Buffer | undefined): boolean {
-  if (!ip || ip.length !== c.address.length) return false;
-  const bits = Math.min(c.length, ip.length * 8);
-  const whole = bits >> 3;
-  for (let i = 0; i < whole; i++) if (ip[i] !== c.address[i]) return false;
-  const rest = bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (ip[whole]! & mask) === (c.address[whole]! & mask);
-}
+export { cidrContains };
 
 function positive<T, V>(list: readonly T[], value: V, test: (item: T, value: V) => boolean): boolean {
   return list.length === 0 || list.some((item) => test(item, value));

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CertificateSource, IssuedChain } from '../../common/identity/ca-client';
 import { createWorkloadCsr } from '../../common/identity/keys';
-import { CertificateManager, CertificateUnavailableError, backoffDelay, type WorkloadCertificate } from '../../common/identity/manager';
+import { CertificateManager, CertificateUnavailableError, retryDelay as backoffDelay, type WorkloadCertificate } from '../../common/identity/manager';
 import { identity } from '../../common/identity/spiffe';
 import { registerCertificateMetrics } from '../../common/identity/metrics';
 import { verifyPeerChain } from '../../common/identity/verify';

@@ -8,6 +8,7 @@ import { RBAC_Action, type Permission, type Principal, type RBAC as RbacRules } 
 import type { RBAC as RbacFilter } from '../../api/gen/envoy/extensions/filters/http/rbac/v3/rbac';
 import type { PathMatcher } from '../../api/gen/envoy/type/matcher/v3/path';
 import { ConfigError, within } from './errors';
+import { cidrContains, ipBytes, ipToBytes } from '../../common/ip';
 import { compileHeaderMatcher, compileStringMatcher, type StringMatch } from './matchers';
 import { pathOnly, type RequestView } from './request';
 
@@ -153,21 +154,6 @@ export function compileCidr(c: CidrRange): (ip: string) => boolean {
   const bits = family === 4 ? 32 : 128;
   const len = c.prefixLen ?? bits;
   if (len < 0 || len > bits) throw new ConfigError(`cidr prefix_len ${len} is out of range for ${c.addressPrefix}`);
-  const base = ipToBigInt(c.addressPrefix);
-  const shift = BigInt(bits - len);
-  const want = base >> shift;
-  return (ip) => {
-    const normalized = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
-    if (isIP(normalized) !== family) return false;
-    return ipToBigInt(normalized) >> shift === want;
-  };
-}
-
-function ipToBigInt(ip: string): bigint {
-  if (isIP(ip) === 4) return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n);
+  const range = { address: ipBytes(c.addressPrefix), length: len };
+  return (ip) => cidrContains(range, ipToBytes(ip));
 }
