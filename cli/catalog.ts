@@ -22,7 +22,14 @@ export const CATALOG: Readonly<Record<string, CommandEntry>> = {
   delete: { summary: 'delete resources by name or by file' },
   namespace: { summary: 'enroll or unenroll a namespace in the mesh', subcommands: ['enroll', 'unenroll'] },
   waypoint: { summary: 'waypoints: run one; apply, list and delete them', subcommands: ['run', 'apply', 'list', 'delete', 'bootstrap', 'cert-agent'] },
-  'proxy-config': { summary: 'what xDS clients were sent and acknowledged', subcommands: ['xds'] },
+  'proxy-config': {
+    summary: "a waypoint's listeners, routes, clusters, endpoints, secrets (like istioctl proxy-config); what xDS clients were sent and acknowledged",
+    subcommands: ['listeners', 'routes', 'clusters', 'endpoints', 'secrets', 'xds'],
+  },
+  'node-config': {
+    summary: "a node proxy's own view: workloads, services, policies, certificates, connections (like istioctl ztunnel-config)",
+    subcommands: ['workloads', 'services', 'policies', 'certificates', 'connections'],
+  },
   xds: { summary: 'inspect the workload API the control plane serves', subcommands: ['get'] },
   ca: { summary: 'node tokens and the mesh root certificate', subcommands: ['issue-node-token', 'revoke-node-token', 'list-node-tokens', 'root'] },
   analyze: { summary: 'find configuration that is valid alone but wrong together (missing Services, waypoints, node proxies)' },

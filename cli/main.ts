@@ -32,7 +32,9 @@ const commands: Record<string, () => Promise<Command>> = {
   get: async () => withLabDialer(import('../control/cli.js').then((m) => m.getCommand)),
   delete: async () => withLabDialer(import('../control/cli.js').then((m) => m.deleteCommand)),
   namespace: async () => withLabDialer(import('../control/cli.js').then((m) => m.namespaceCommand)),
-  'proxy-config': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyConfigCommand)),
+  // the lab lends its waypoints' and node proxies' admin endpoints (inside their netns)
+  'proxy-config': async () => withLabDialer(import('../control/envoy/cli.js').then((m) => m.proxyConfigCommandWith(() => import('../lab/admin.js')))),
+  'node-config': async () => (await import('../node-proxy/admin/cli.js')).nodeConfigCommand(() => import('../lab/admin.js')),
   waypoint: async () => withLabDialer(import('../waypoint/cli.js').then((m) => m.waypointCommand)),
   version: async () => withLabDialer(import('../control/cmd/version.js').then((m) => m.versionCommand)),
   analyze: async () => withLabDialer(import('../control/cmd/analyze.js').then((m) => m.analyzeCommand)),

@@ -322,7 +322,20 @@ export class Waypoint {
       case '/config_dump': {
         const out: Record<string, unknown> = {};
         for (const [type, m] of this.state.dump) out[type] = [...m.values()];
-        return json({ node: { name: this.o.name, namespace: this.o.namespace }, xds: { ...this.xds.status(), recentNacks: this.nacks }, resources: out });
+        // The workload certificate (never the private key), as Envoy's SecretsConfigDump shows it.
+        const creds = this.o.credentials?.current();
+        const secrets = creds
+          ? [
+              { name: 'default', spiffeId: creds.spiffeId, notAfter: creds.notAfter?.toISOString(), certChain: creds.certChain },
+              { name: 'ROOTCA', trustDomain: creds.trustBundle.trustDomain, certChain: creds.trustBundle.pem },
+            ]
+          : [];
+        return json({
+          node: { name: this.o.name, namespace: this.o.namespace },
+          xds: { ...this.xds.status(), recentNacks: this.nacks },
+          resources: out,
+          secrets,
+        });
       }
       case '/clusters':
         return json(

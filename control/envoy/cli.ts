@@ -8,6 +8,9 @@ import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, 
 import { formatTable } from '../../common/table';
 import { waypointBootstrap } from './bootstrap';
 import { tokenFileCredential } from '../../common/control-client/credential';
+import { type AdminTarget, httpAdmin, type LabAdmins } from '../../common/admin-target';
+import { dumpPart, PROXY_CONFIG_VIEWS, type WaypointConfigDump } from './config-dump';
+import type { DeltaTypeView } from '../xds/delta-state';
 import type { XdsClientDump, XdsTypeDump } from './debug';
 
 const WAYPOINT_HELP = `usage: nodemesh waypoint bootstrap --name NAME [-n NAMESPACE] [options]
@@ -85,9 +88,17 @@ export async function runWaypointBootstrap(rest: string[], ctx: CliContext = pro
   return 0;
 }
 
-const PROXY_CONFIG_HELP = `usage: nodemesh proxy-config xds [--client ID] [-o table|json] [--resources] [connection options]
+const PROXY_CONFIG_HELP = `usage: nodemesh proxy-config listeners|routes|clusters|endpoints|secrets [WAYPOINT] [-o table|json] [--lab NAME | --admin HOST:PORT]
+       nodemesh proxy-config xds [--client ID] [-o table|json] [--resources] [connection options]
 
-Shows every xDS client connected to the control plane (or those whose node id contains ID): per
+listeners|routes|clusters|endpoints|secrets: what a waypoint accepted over xDS (like istioctl
+proxy-config), from its admin config dump — listeners (address, HTTP route or TCP cluster),
+routes (virtual host, match, cluster), clusters, endpoints (health, workload, HBONE, identity),
+secrets (its certificate chain and roots: serial, validity; never the private key). WAYPOINT is
+NAME or NAMESPACE/NAME; without it, the only waypoint of the lab (the default lab, or --lab NAME);
+--admin HOST:PORT reads one waypoint's admin endpoint directly.
+
+xds: shows every xDS client connected to the control plane (or those whose node id contains ID): per
 resource type what it subscribed to, the version it was last sent, the version it acknowledged
 (ACK) and any version it rejected (NACK) with the client's error.
 
@@ -97,8 +108,13 @@ options:
   --resources        with -o json: the acknowledged resources in full (proto3 JSON)
 ${CONNECTION_HELP}`;
 
-function formatType(short: string, t: XdsTypeDump | { wildcard: boolean; names: string[]; sent: number }): string[] {
-  if (!('typeUrl' in t)) return [`  ${short.padEnd(4)} delta  ${t.wildcard ? 'wildcard' : `${t.names.length} names`}  ${t.sent} resources sent`];
+function formatType(short: string, t: XdsTypeDump | DeltaTypeView): string[] {
+  if (!('typeUrl' in t)) {
+    const acked = t.unacked ? `${t.unacked} responses not yet acknowledged` : 'all acknowledged';
+    const lines = [`  ${short.padEnd(4)} delta  ${t.wildcard ? 'wildcard' : `${t.names.length} names`}  ${t.sent} resources sent, ${acked}`];
+    if (t.nacked) lines.push(`  ${short.padEnd(4)} REJECTED code ${t.nacked.code}: ${t.nacked.message}`);
+    return lines;
+  }
   const lines: string[] = [];
   const sub = t.wildcard ? 'wildcard' : `${t.subscribed.length} names`;
   lines.push(`  ${short.padEnd(4)} subscribed ${sub}`);
@@ -120,13 +136,63 @@ export function formatXdsClients(clients: readonly XdsClientDump[]): string {
   return out.join('\n') + '\n';
 }
 
-export async function runProxyConfig(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+/** Which waypoint admin endpoints a name picks: --admin, else the lab's waypoints (all, or those named NAME or NS/NAME). */
+async function waypointTargets(
+  sub: string,
+  name: string | undefined,
+  values: { lab?: string; admin?: string },
+  labAdmins: () => Promise<LabAdmins | undefined>,
+): Promise<AdminTarget> {
+  if (values.admin) return httpAdmin(name ?? values.admin, values.admin);
+  const all = (await labAdmins())?.labWaypointAdmins(values.lab);
+  if (!all) throw new CliError(`proxy-config ${sub}: no lab '${values.lab ?? 'lab'}' here; give the waypoint's admin endpoint with --admin HOST:PORT`);
+  const picked = name ? all.filter((t) => t.name === name || t.name.endsWith(`/${name}`)) : all;
+  const names = all.map((t) => t.name).join(', ') || '(none)';
+  if (picked.length === 0) throw new CliError(`proxy-config ${sub}: no waypoint '${name}' in the lab; its waypoints: ${names}`);
+  if (picked.length > 1) throw new CliError(`proxy-config ${sub}: ${picked.length} waypoints match; name one of ${picked.map((t) => t.name).join(', ')}`, 2);
+  return picked[0]!;
+}
+
+async function runWaypointConfig(sub: string, argv: string[], labAdmins: () => Promise<LabAdmins | undefined>, ctx: CliContext): Promise<number> {
+  const { values, positionals } = parse(`proxy-config ${sub}`, argv, {
+    output: { type: 'string', short: 'o' },
+    lab: { type: 'string' },
+    admin: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) return (ctx.stdout.write(PROXY_CONFIG_HELP + '\n'), 0);
+  if (positionals.length > 1) throw new CliError(`proxy-config ${sub}: one waypoint at a time, got ${positionals.join(' ')}`, 2);
+  const output = values.output ?? 'table';
+  if (output !== 'table' && output !== 'json') throw new CliError(`proxy-config ${sub}: -o must be table or json, not "${output}"`, 2);
+  const target = await waypointTargets(sub, positionals[0], values, labAdmins);
+  let r: { status: number; body: string };
+  try {
+    r = await target.get('/config_dump');
+  } catch (err) {
+    throw new CliError(`proxy-config ${sub}: cannot reach waypoint ${target.name}'s admin endpoint: ${(err as Error).message}`);
+  }
+  if (r.status !== 200) throw new CliError(`proxy-config ${sub}: waypoint ${target.name} answered /config_dump with HTTP ${r.status}`);
+  const dump = JSON.parse(r.body) as WaypointConfigDump;
+  if (output === 'json') ctx.stdout.write(JSON.stringify(dumpPart(dump, sub), null, 2) + '\n');
+  else {
+    const t = PROXY_CONFIG_VIEWS[sub]!(dump);
+    ctx.stdout.write(formatTable(t.header, t.rows));
+  }
+  return 0;
+}
+
+export async function runProxyConfig(
+  argv: string[],
+  ctx: CliContext = processContext(),
+  labAdmins: () => Promise<LabAdmins | undefined> = async () => undefined,
+): Promise<number> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h') {
     ctx.stdout.write(PROXY_CONFIG_HELP + '\n');
     return sub ? 0 : 2;
   }
-  if (sub !== 'xds') throw new CliError(`proxy-config: unknown subcommand '${sub}'; the only one is 'xds'`, 2);
+  if (sub in PROXY_CONFIG_VIEWS) return runWaypointConfig(sub, rest, labAdmins, ctx);
+  if (sub !== 'xds') throw new CliError(`proxy-config: unknown subcommand '${sub}'; one of xds, ${Object.keys(PROXY_CONFIG_VIEWS).join(', ')}`, 2);
   const { values } = parse(
     'proxy-config xds',
     rest,
@@ -168,14 +234,15 @@ const PROXY_STATUS_HELP = `usage: nodemesh proxy-status [-o table|json] [connect
 One line per proxy connected to the control plane over xDS — node proxies (workload API, delta),
 waypoints and proxyless gRPC clients (Envoy types) — and, per resource type, whether it has
 acknowledged what it was last sent: SYNCED, STALE (sent, not yet acknowledged), NACKED (the
-proxy rejected it: see 'nodemesh proxy-config xds --client ID'), NOT SENT; delta streams show how
-many resources were sent.
+proxy rejected it: see 'nodemesh proxy-config xds --client ID'), NOT SENT. On delta streams SYNCED
+means every response was acknowledged, NACKED that the last one answered was rejected. Node
+proxies' workload API types are WDS (addresses), AUTHZ and PEERAUTHN; their view is workload-api.
 
 ${CONNECTION_HELP}`;
 
 /** One type's state for proxy-status. */
-export function syncState(t: XdsTypeDump | { wildcard: boolean; names: string[]; sent: number }): string {
-  if (!('typeUrl' in t)) return `SENT ${t.sent}`;
+export function syncState(t: XdsTypeDump | DeltaTypeView): string {
+  if (!('typeUrl' in t)) return t.nacked ? 'NACKED' : t.unacked ? 'STALE' : 'SYNCED';
   if (t.rejected && (!t.acked || t.rejected.version !== t.acked.version)) return 'NACKED';
   if (!t.sent) return 'NOT SENT';
   return t.acked?.version === t.sent.version ? 'SYNCED' : 'STALE';
@@ -225,6 +292,11 @@ export const proxyStatusCommand: Command = {
 
 export const proxyConfigCommand: Command = {
   name: 'proxy-config',
-  summary: 'what xDS clients were sent and acknowledged',
+  summary: "a waypoint's listeners, routes, clusters, endpoints, secrets; what xDS clients were sent and acknowledged",
   run: (argv) => runProxyConfig(argv),
 };
+
+/** proxy-config with a netns lab's waypoints as targets (cli/main.ts lends them). */
+export function proxyConfigCommandWith(labAdmins: () => Promise<LabAdmins | undefined>): Command {
+  return { ...proxyConfigCommand, run: (argv) => runProxyConfig(argv, processContext(), labAdmins) };
+}

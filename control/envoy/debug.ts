@@ -1,10 +1,22 @@
 // What each xDS client was last sent, acknowledged and rejected: the data behind
 // `nodemesh proxy-config xds` (served as GET /debug/xds on the config API).
 import type { DeltaClientView } from '../xds/delta-server';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, PEER_AUTHENTICATION_TYPE_URL, WORKLOAD_API_TYPE_URLS } from '../workload/publisher';
 import type { SotwClientView } from '../xds/sotw-server';
 import { codecFor } from './any';
 import { TYPE_SHORT_NAMES } from './names';
 import { viewOfClient } from './publisher';
+
+/** The view label of a node proxy's stream (workload API types only). */
+export const WORKLOAD_API_VIEW = 'workload-api';
+
+/** Short names of every type: Envoy's (lds, rds, cds, eds) and the workload API's. */
+const SHORT_NAMES: Readonly<Record<string, string>> = {
+  ...TYPE_SHORT_NAMES,
+  [ADDRESS_TYPE_URL]: 'wds',
+  [AUTHORIZATION_TYPE_URL]: 'authz',
+  [PEER_AUTHENTICATION_TYPE_URL]: 'peerauthn',
+};
 
 export interface XdsTypeDump {
   readonly typeUrl: string;
@@ -38,7 +50,7 @@ export function dumpXdsClients(sotw: readonly SotwClientView[], delta: readonly 
     if (opts.client && !c.nodeId.includes(opts.client)) continue;
     const types: Record<string, XdsTypeDump> = {};
     for (const [typeUrl, t] of Object.entries(c.types)) {
-      types[TYPE_SHORT_NAMES[typeUrl] ?? typeUrl] = {
+      types[SHORT_NAMES[typeUrl] ?? typeUrl] = {
         typeUrl,
         wildcard: t.wildcard,
         subscribed: t.names,
@@ -59,8 +71,12 @@ export function dumpXdsClients(sotw: readonly SotwClientView[], delta: readonly 
   for (const c of delta) {
     if (opts.client && !c.nodeId.includes(opts.client)) continue;
     const types: XdsClientDump['types'] = {};
-    for (const [typeUrl, t] of Object.entries(c.types)) types[TYPE_SHORT_NAMES[typeUrl] ?? typeUrl] = t;
-    out.push({ api: 'delta', stream: c.id, nodeId: c.nodeId, peer: c.peer, view: viewOfClient({ nodeId: c.nodeId, metadata: {} }), types });
+    for (const [typeUrl, t] of Object.entries(c.types)) types[SHORT_NAMES[typeUrl] ?? typeUrl] = t;
+    // A stream of workload-API types only is a node proxy's: it gets the workload API, not an Envoy view.
+    const typeUrls = Object.keys(c.types);
+    const workloadApi = typeUrls.length > 0 && typeUrls.every((t) => WORKLOAD_API_TYPE_URLS.includes(t));
+    const view = workloadApi ? WORKLOAD_API_VIEW : viewOfClient({ nodeId: c.nodeId, metadata: {} });
+    out.push({ api: 'delta', stream: c.id, nodeId: c.nodeId, peer: c.peer, view, types });
   }
   return out;
 }

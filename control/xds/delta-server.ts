@@ -6,7 +6,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { DeltaDiscoveryRequest } from '../../api/gen/envoy/service/discovery/v3/discovery';
 import type { Logger } from '../../common/log';
-import { DeltaStreamState, type AckOutcome, type DeltaFrame, type DeltaStateOptions } from './delta-state';
+import { DeltaStreamState, type AckOutcome, type DeltaFrame, type DeltaStateOptions, type DeltaTypeView } from './delta-state';
 import { AdsStreams, countAck, queueLimitedWriter } from './grpc-stream';
 import type { XdsMetrics } from './metrics';
 import type { NodeBinding } from './node-binding';
@@ -29,7 +29,7 @@ export interface DeltaClientView {
   readonly id: number;
   readonly nodeId: string;
   readonly peer: string;
-  readonly types: Record<string, { wildcard: boolean; names: string[]; sent: number }>;
+  readonly types: Record<string, DeltaTypeView>;
 }
 
 export class DeltaAdsServer {

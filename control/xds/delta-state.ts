@@ -71,6 +71,20 @@ interface TypeState {
   dirtyAt: bigint | undefined;
   /** Answer the next flush even when nothing differs (first request of the type). */
   mustAnswer: boolean;
+  /** The client's answer to the last response of this type it answered: a NACK until a later ACK. */
+  lastNack?: { readonly code: number; readonly message: string };
+}
+
+/** One type of a delta stream as the config dump shows it. */
+export interface DeltaTypeView {
+  readonly wildcard: boolean;
+  readonly names: string[];
+  /** Resources the client has been sent (and not told removed). */
+  readonly sent: number;
+  /** Responses of this type sent and not yet ACKed or NACKed. */
+  readonly unacked: number;
+  /** The client rejected the last response of this type it answered (it keeps its previous versions). */
+  readonly nacked?: { readonly code: number; readonly message: string };
 }
 
 interface InFlight {
@@ -118,10 +132,18 @@ export class DeltaStreamState {
   }
 
   /** What the stream has subscribed to and been sent, for the admin/config dump. */
-  describe(typeUrl: string): { wildcard: boolean; names: string[]; sent: number } | undefined {
+  describe(typeUrl: string): DeltaTypeView | undefined {
     const t = this.types.get(typeUrl);
     if (!t) return undefined;
-    return { wildcard: t.wildcard, names: [...t.names], sent: [...t.sent.values()].filter((v) => v !== ABSENT).length };
+    let unacked = 0;
+    for (const f of this.inFlight.values()) if (f.typeUrl === typeUrl) unacked++;
+    return {
+      wildcard: t.wildcard,
+      names: [...t.names],
+      sent: [...t.sent.values()].filter((v) => v !== ABSENT).length,
+      unacked,
+      ...(t.lastNack ? { nacked: t.lastNack } : {}),
+    };
   }
 
   handleRequest(request: DeltaDiscoveryRequest): RequestResult {
@@ -292,6 +314,8 @@ export class DeltaStreamState {
     if (!sent || sent.typeUrl !== typeUrl) return { kind: 'unknown-nonce', typeUrl, nonce };
     this.inFlight.delete(nonce);
     const error = request.errorDetail;
+    const state = this.types.get(typeUrl);
+    if (state) state.lastNack = error ? { code: error.code, message: error.message } : undefined;
     if (!error) return { kind: 'ack', typeUrl, nonce, sentAt: sent.sentAt };
     // The client keeps its previous versions. Our record still says it has the rejected ones, so
     // they are not sent again; a newer version of the same resource is.

@@ -168,3 +168,28 @@ describe('DeltaStreamState', () => {
     expect(() => s.handleRequest(req({ typeUrl: '' }))).toThrow(/type_url/);
   });
 });
+
+describe('DeltaStreamState: ACK state in the config dump (proxy-status)', () => {
+  it('counts responses awaiting an answer, shows a NACK until a later ACK', () => {
+    const cache = cacheWith('a');
+    const s = stream(cache);
+    s.handleRequest(req({}));
+    const first = s.flush();
+    expect(s.describe(T)).toMatchObject({ sent: 1, unacked: 1 });
+    expect(s.describe(T)?.nacked).toBeUndefined();
+    s.handleRequest(req({ responseNonce: first[0]!.nonce }));
+    expect(s.describe(T)).toMatchObject({ sent: 1, unacked: 0 });
+
+    cache.update(T, [res('a', 'bad')], []);
+    const bad = s.flush();
+    s.handleRequest(req({ responseNonce: bad[0]!.nonce, errorDetail: { code: 3, message: 'cannot parse a' } }));
+    expect(s.describe(T)).toMatchObject({ unacked: 0, nacked: { code: 3, message: 'cannot parse a' } });
+
+    cache.update(T, [res('a', 'good')], []);
+    const good = s.flush();
+    expect(s.describe(T)).toMatchObject({ unacked: 1, nacked: { code: 3 } });
+    s.handleRequest(req({ responseNonce: good[0]!.nonce }));
+    expect(s.describe(T)).toMatchObject({ unacked: 0 });
+    expect(s.describe(T)?.nacked).toBeUndefined();
+  });
+});

@@ -52,6 +52,53 @@ function hints(upStdout: string): string[] {
     .map((l) => l.trim());
 }
 
+/** Runs a CLI line that must succeed, returning its stdout. */
+async function ok(line: string): Promise<string> {
+  const r = await shell(line, 30_000);
+  expect(r.code, explain(line, r)).toBe(0);
+  return r.stdout;
+}
+
+/**
+ * What istioctl users inspect, from the proxies themselves: every node proxy's view (node-config,
+ * read from its admin endpoint inside its node's netns) and the waypoint's accepted xDS config and
+ * certificate (proxy-config), on the demo.
+ */
+async function inspectLab(): Promise<void> {
+  const workloads = await ok(`nodemesh node-config workloads --lab ${LAB}`);
+  expect(workloads.split('\n')[0]).toMatch(/^PROXY\s+NAMESPACE\s+NAME\s+ADDRESS\s+NODE\s+WAYPOINT\s+PROTOCOL$/);
+  for (const node of ['node1', 'node2'])
+    expect(workloads).toMatch(new RegExp(`^${node}\\s+demo\\s+frontend-\\S+\\s+10\\.200\\.\\d+\\.\\d+\\s+node\\d\\s+\\S+\\s+HBONE$`, 'm'));
+  const services = await ok(`nodemesh node-config services --node node2 --lab ${LAB}`);
+  expect(services).toMatch(/^node2\s+demo\s+backend\s+10\.96\.\d+\.\d+\s+demo\/waypoint\s+[1-9]/m);
+  expect(services).not.toMatch(/^node1\s/m);
+  const policies = JSON.parse(await ok(`nodemesh node-config policies -o json --lab ${LAB}`)) as Record<string, Array<{ namespace: string }>>;
+  expect(Object.keys(policies).sort()).toEqual(['node1', 'node2']);
+  expect(policies.node1!.some((p) => p.namespace === 'demo')).toBe(true);
+  const certs = await ok(`nodemesh node-config certificates --lab ${LAB}`);
+  expect(certs).toMatch(/^node\d\s+demo\/\S+\s+spiffe:\/\/cluster\.local\/ns\/demo\/sa\/\S+\s+\S+\s+\d{4}-/m);
+  expect(await ok(`nodemesh node-config connections --lab ${LAB}`)).toMatch(/^PROXY\s+WORKLOAD\s+DIRECTION\s+SOURCE/);
+  const bad = await shell(`nodemesh node-config workloads --node node9 --lab ${LAB}`, 30_000);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain("no node 'node9'; the nodes are node1, node2");
+
+  const listeners = await ok(`nodemesh proxy-config listeners --lab ${LAB}`);
+  expect(listeners).toMatch(/^NAME\s+ADDRESS\s+TYPE\s+DESTINATION\s+VERSION$/m);
+  expect(listeners).toMatch(/\sHTTP\s+Route: \S+/);
+  expect(await ok(`nodemesh proxy-config routes waypoint --lab ${LAB}`)).toMatch(/outbound\|\d+\|\|backend-v1\.demo\.svc\.cluster\.local:90/);
+  expect(await ok(`nodemesh proxy-config clusters demo/waypoint --lab ${LAB}`)).toMatch(/^outbound\|\d+\|\|backend\.demo\.svc\.cluster\.local\s+EDS/m);
+  // endpoints name their workload (EDS metadata) and are reached over HBONE with the backend's identity
+  expect(await ok(`nodemesh proxy-config endpoints --lab ${LAB}`)).toMatch(
+    /^10\.200\.\d+\.\d+:\d+\s+HEALTHY\s+outbound\|\S+backend\S+\s+demo\/backend-\S+\s+HBONE 10\.200\.\d+\.\d+:15008\s+spiffe:\/\/cluster\.local\/ns\/demo\/sa\/backend$/m,
+  );
+  const secrets = await ok(`nodemesh proxy-config secrets --lab ${LAB}`);
+  expect(secrets).toMatch(/^default\s+Cert Chain\s+spiffe:\/\/cluster\.local\/ns\/demo\/sa\/waypoint\s+[0-9a-f]+\s+\d{4}-/m);
+  expect(secrets).toMatch(/^ROOTCA\s+CA\s+cluster\.local\s/m);
+  expect(await ok(`nodemesh proxy-config secrets -o json --lab ${LAB}`)).not.toMatch(/PRIVATE KEY/);
+  for (const help of ['node-config --help', 'proxy-config --help', 'node-config workloads --help', 'proxy-config secrets --help'])
+    expect(await ok(`nodemesh ${help}`)).toMatch(/^usage: nodemesh/);
+}
+
 const explain = (line: string, r: Ran): string => `'${line}' exited ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
@@ -110,12 +157,17 @@ privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
           const status = await shell(`nodemesh proxy-status --lab ${LAB}`, 30_000);
           expect(status.code, explain('proxy-status', status)).toBe(0);
           for (const proxy of ['node-proxy~node1', 'node-proxy~node2', 'waypoint~']) expect(status.stdout).toContain(proxy);
-          expect(status.stdout).not.toMatch(/NACKED|STALE/);
+          expect(status.stdout).not.toMatch(/NACKED|STALE|SENT/);
+          // node proxies: delta streams of the workload API, each type acknowledged, by short name
+          expect(status.stdout.split('\n')[0]).toMatch(/\bAUTHZ\b.*\bWDS\b/);
+          for (const node of ['node1', 'node2'])
+            expect(status.stdout).toMatch(new RegExp(`^node-proxy~${node}\\S*\\s+delta\\s+workload-api\\s+\\S+\\s+(-\\s+)*SYNCED\\b`, 'm'));
           const analysis = await shell(`nodemesh analyze --lab ${LAB}`, 30_000);
           expect(analysis.code, explain('analyze', analysis)).toBe(0);
           expect(analysis.stdout).toMatch(/^no problems found in \d+ resources$/m);
           const version = await shell(`nodemesh version --lab ${LAB}`, 30_000);
           expect(version.stdout).toMatch(/^server: nodemesh \S+ \(commit /m);
+          await inspectLab();
         }
         const r = await shell(down, 120_000);
         expect(r.code, explain(down, r)).toBe(0);
