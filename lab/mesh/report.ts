@@ -22,6 +22,8 @@ export interface AccessEntry {
   denyReason?: string;
   policy?: string;
   error?: string;
+  /** when the connection opened (epoch ms): the log line's time less its duration; absent when the line lacks either */
+  openedAtMs?: number;
 }
 
 interface RawPeer {
@@ -33,6 +35,13 @@ interface RawPeer {
 
 const s = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+/** A line's time (ISO 8601 or epoch ms) less its duration_ms, or undefined. */
+function openedAt(time: unknown, durationMs: unknown): number | undefined {
+  const end = typeof time === 'string' ? Date.parse(time) : typeof time === 'number' ? time : Number.NaN;
+  if (!Number.isFinite(end) || typeof durationMs !== 'number' || !Number.isFinite(durationMs)) return undefined;
+  return end - durationMs;
+}
 
 /** The access-log entries among a node proxy's log lines (other lines are skipped). */
 export function parseAccessLog(text: string): AccessEntry[] {
@@ -67,6 +76,7 @@ export function parseAccessLog(text: string): AccessEntry[] {
       denyReason: s(j.deny_reason),
       policy: s(j.policy),
       error: s(j.error),
+      openedAtMs: openedAt(j.time, j.duration_ms),
     });
   }
   return out;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { planLab } from '../topology';
 import { assignRoles, demoEdges } from './demo';
 import { entriesFor, formatEdgeTable, humanBytes, parseAccessLog, summarizeEdge } from './report';
+import { edgeEntries } from './traffic';
 
 const line = (o: Record<string, unknown>): string => JSON.stringify({ level: 30, component: 'access', ...o });
 const allowed = line({
@@ -67,5 +68,47 @@ describe('shortReason', () => {
       'no ALLOW policy matched (w has ALLOW policies p)',
     );
     expect(shortReason('x'.repeat(200))).toHaveLength(110);
+  });
+});
+
+describe('an edge through the waypoint counts only connections opened while it ran', () => {
+  it('leaves out a pooled waypoint -> backend connection of an earlier edge that closed during this one', async () => {
+    const roles = assignRoles({ ...planLab({ lab: 't', nodes: 2, podsPerNode: 2 }, '/cg'), phase: 'ready' });
+    const teBe = demoEdges(roles, true, '10.200.9.9').find((e) => e.label === 'tcp-echo -> backend')!;
+    expect(teBe.waypoint).toBeDefined();
+    const port = teBe.to.port ?? 0;
+    const since = Date.parse('2026-12-05T04:00:10.000Z');
+    const pooled = line({
+      reporter: 'destination',
+      time: '2026-12-05T04:00:11.000Z', // closed during this edge, opened 9 s before it (an earlier edge's)
+      duration_ms: 9000,
+      src: { addr: `${teBe.waypoint!.ip}:40000` },
+      dst: { addr: `${teBe.to.pod.ip}:${port}` },
+    });
+    const fresh = line({
+      reporter: 'destination',
+      time: '2026-12-05T04:00:11.000Z',
+      duration_ms: 500.25,
+      src: { addr: `${teBe.waypoint!.ip}:40001` },
+      dst: { addr: `${teBe.to.pod.ip}:${port}` },
+    });
+    const all = parseAccessLog(`${pooled}\n${fresh}`);
+    expect(all.map((e) => e.openedAtMs)).toEqual([since - 8000, since + 499.75]);
+    expect(edgeEntries(all, teBe, since).map((e) => e.srcAddr)).toEqual([`${teBe.waypoint!.ip}:40001`]);
+    // lines without time or duration are kept (older logs)
+    expect(
+      edgeEntries(
+        parseAccessLog(line({ reporter: 'destination', src: { addr: `${teBe.waypoint!.ip}:1` }, dst: { addr: `${teBe.to.pod.ip}:${port}` } })),
+        teBe,
+        since,
+      ),
+    ).toHaveLength(1);
+    // and with the earlier edge's entry left out, the waypoint's 403s decide the row
+    const row = summarizeEdge({
+      edge: teBe,
+      client: { connections: 5, ok: 0, statusCodes: { '403': 5 } } as never,
+      entries: edgeEntries(all.slice(0, 1), teBe, since),
+    });
+    expect(row.verdict).toBe('waypoint: 403 x5');
   });
 });

@@ -112,20 +112,31 @@ function destinationPort(edge: DemoEdge): number {
   return edge.to.port ?? 0;
 }
 
-/** The destination proxies' entries for an edge: from the source pod (or the waypoint it goes through) to any pod serving it. */
-function edgeEntries(all: AccessEntry[], edge: DemoEdge): AccessEntry[] {
+/**
+ * The destination proxies' entries for an edge: from the source pod (or the waypoint it goes through) to any pod serving
+ * it, opened since `sinceMs`. A waypoint pools its upstream connections, so one opened for an earlier edge may close (and
+ * be logged) while a later edge runs: it is not this edge's (it made `tcp-echo -> backend`, refused by the waypoint with
+ * 403, read `allowed 5 (via waypoint)` now and then).
+ */
+export function edgeEntries(all: AccessEntry[], edge: DemoEdge, sinceMs = 0): AccessEntry[] {
   const src = edge.waypoint?.ip ?? edge.from.pod.ip;
-  return (edge.toPods ?? [edge.to]).flatMap((to) => entriesFor(all, src, to.pod.ip, destinationPort(edge)));
+  return (edge.toPods ?? [edge.to])
+    .flatMap((to) => entriesFor(all, src, to.pod.ip, destinationPort(edge)))
+    .filter((e) => e.openedAtMs === undefined || e.openedAtMs >= sinceMs - CLOCK_SLACK_MS);
 }
+
+/** Log times are milliseconds, durations sub-millisecond: a connection opened just after the mark may round to before it. */
+const CLOCK_SLACK_MS = 5;
 
 export async function driveEdge(state: LabTopology, edge: DemoEdge, o: DriveOptions = DEFAULT_DRIVE, mesh = true): Promise<EdgeObservation> {
   const marks = proxyLogMarks(state);
+  const since = Date.now();
   const client = await runClientIn(state, edge.from.pod.name, edge.target, edge.mode, o);
   let entries: AccessEntry[] = [];
   // Access-log lines are written when a connection closes: give the proxies a moment.
   const deadline = Date.now() + (mesh ? 2000 : 0);
   for (;;) {
-    entries = edgeEntries(accessEntriesSince(state, marks), edge);
+    entries = edgeEntries(accessEntriesSince(state, marks), edge, since);
     // an edge the waypoint refuses (HTTP 4xx) never reaches a destination proxy: don't wait for it
     const refusedAtWaypoint = edge.waypoint && 'statusCodes' in client && Object.keys(client.statusCodes).every((c) => c.startsWith('4'));
     if (entries.length >= o.connections || Date.now() >= deadline || (refusedAtWaypoint && Object.keys(client.statusCodes).length > 0)) break;
