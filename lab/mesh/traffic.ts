@@ -8,6 +8,7 @@ import type { ClientReport } from '../app/client';
 import { runInLab } from '../spawn';
 import type { LabTopology } from '../state';
 import { sleep } from '../sys';
+import { labTimeout } from '../time-scale';
 import type { DemoEdge } from './demo';
 import { meshPaths } from './paths';
 import { entriesFor, parseAccessLog, type AccessEntry, type EdgeObservation } from './report';
@@ -50,7 +51,7 @@ export async function runClientIn(
     '--timeout-ms',
     String(o.timeoutMs),
     '--request-timeout-ms',
-    String(Math.min(o.timeoutMs, 5000)),
+    String(Math.min(o.timeoutMs, labTimeout(5000))), // a 64 MiB echo in 5 s, longer on a slow machine
     ...(o.method ? ['--method', o.method] : []),
   ];
   try {

@@ -18,6 +18,7 @@ import { startLabController, stopLabController } from '../waypoints/launch';
 import { readWaypointPods } from '../state';
 import { driveWaypointDemo, formatWaypointDemo, waitWaypointReady } from './waypoint-demo';
 import { DEMO_NS, hasSplit, WAYPOINT } from './demo';
+import { labTimeout } from '../time-scale';
 
 export interface MeshOptions {
   mesh: boolean;
@@ -60,7 +61,8 @@ export interface MeshUpResult {
 async function waitListening(state: LabTopology, role: DemoRole, exited: Promise<string>, log: string): Promise<void> {
   let gone: string | undefined;
   void exited.then((h) => (gone = h));
-  const deadline = Date.now() + 10_000;
+  const limit = labTimeout(10_000);
+  const deadline = Date.now() + limit;
   while (Date.now() < deadline) {
     if (gone) throw new Error(`the ${role.role} app in ${role.pod.name} exited (${gone}); see ${log}`);
     try {
@@ -71,7 +73,7 @@ async function waitListening(state: LabTopology, role: DemoRole, exited: Promise
       await sleep(100);
     }
   }
-  throw new Error(`the ${role.role} app in ${role.pod.name} did not listen on :${role.port} within 10 s; see ${log}`);
+  throw new Error(`the ${role.role} app in ${role.pod.name} did not listen on :${role.port} within ${limit / 1000} s; see ${log}`);
 }
 
 export async function startDemoApps(state: LabTopology, roles: readonly DemoRole[], mesh: boolean): Promise<void> {

@@ -132,7 +132,8 @@ export function spawnCollect(
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (text += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (text += d));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const waitFor = async (re: RegExp, ms: number): Promise<void> => {
+  const waitFor = async (re: RegExp, limitMs: number): Promise<void> => {
+    const ms = scaled(limitMs);
     const deadline = Date.now() + ms;
     while (!re.test(text)) {
       if (Date.now() > deadline) throw new Error(`no ${re} within ${ms} ms; output: ${text.slice(-800)}`);

@@ -237,7 +237,7 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
       await hold.waitFor(/"closed"/, 10_000);
       const closed = JSON.parse(hold.out().trim().split('\n').pop() ?? '{}') as { closed: string; echoed: number };
       expect(closed.echoed).toBeGreaterThan(0);
-      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(Date.now() - t0).toBeLessThan(scaled(10_000));
       // and a new connection is refused too
       expect(passed(await tcp(be, vip('tcp-echo'), 100))).toBe(false);
     } finally {
