@@ -49,6 +49,20 @@ describe('which proxies to read', () => {
       { id: 'node-proxy/node-proxy~node1', kind: 'node-proxy', address: '10.199.0.1', port: 15020, node: 'node-proxy~node1' },
       { id: 'waypoint/demo/waypoint', kind: 'waypoint', address: '10.200.1.201', port: 15020, waypoint: 'demo/waypoint' },
     ]);
+
+    // the client dump as the control plane writes it since proxy-status shows delta ACK state: the
+    // workload API's types by short name and the node proxy's view `workload-api` (seen in the lab)
+    const now = proxyTargets([
+      { api: 'delta', nodeId: 'node-proxy~node2', peer: '10.199.0.2:36730', view: 'workload-api', types: { wds: {}, authz: {}, peerauthn: {} } },
+      {
+        api: 'delta',
+        nodeId: 'waypoint~10.200.1.201~waypoint.demo~x',
+        peer: '10.200.1.201:39148',
+        view: 'waypoint:demo/waypoint',
+        types: { cds: {}, eds: {}, lds: {}, rds: {} },
+      },
+    ]);
+    expect(now.map((x) => x.id)).toEqual(['node-proxy/node-proxy~node2', 'waypoint/demo/waypoint']);
   });
 });
 

@@ -11,7 +11,7 @@ export interface ConnectedClient {
   readonly nodeId: string;
   /** host:port (or [v6]:port) of its connection, as grpc-js reports it (maybe prefixed ipv4:/ipv6:). */
   readonly peer: string;
-  /** waypoint:<ns>/<name>, or proxyless. */
+  /** waypoint:<ns>/<name>, workload-api (a node proxy) or proxyless. */
   readonly view: string;
   readonly types: Readonly<Record<string, unknown>>;
 }
@@ -37,6 +37,15 @@ export function peerHost(peer: string): string | undefined {
   return v4?.[1] || undefined;
 }
 
+/**
+ * A node proxy: a delta stream of the workload API — its view reads `workload-api` and its types are
+ * named by their short names (wds, authz, peerauthn) in the client dump, or by type URL.
+ */
+function isNodeProxy(c: ConnectedClient): boolean {
+  if (c.api !== 'delta') return false;
+  return c.view === 'workload-api' || Object.keys(c.types).some((t) => /^(wds|authz|peerauthn)$|workload|address|authorization/i.test(t));
+}
+
 /** The proxies to read, one per (kind, address), in a stable order. */
 export function proxyTargets(clients: readonly ConnectedClient[], port: number = METRICS_PORT): ProxyTarget[] {
   const out = new Map<string, ProxyTarget>();
@@ -48,7 +57,7 @@ export function proxyTargets(clients: readonly ConnectedClient[], port: number =
       const ip = parts[0] === 'waypoint' && parts[1] ? parts[1] : address;
       if (!ip) continue;
       out.set(`waypoint/${waypoint}@${ip}`, { id: `waypoint/${waypoint}`, kind: 'waypoint', address: ip, port, waypoint });
-    } else if (c.api === 'delta' && Object.keys(c.types).some((t) => /workload|address|authorization/i.test(t))) {
+    } else if (isNodeProxy(c)) {
       if (!address) continue;
       const node = c.nodeId || address;
       out.set(`node-proxy@${address}`, { id: `node-proxy/${node}`, kind: 'node-proxy', address, port, node });
