@@ -47,7 +47,6 @@ export async function runExplain(argv: string[], ctx: CliContext = processContex
     port = Number(values.port);
     if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) throw new CliError(`explain: --port must be 1..65535, got "${values.port}"`, 2);
   }
-  if (values.observed) throw new CliError("explain: --observed needs the proxies' recent access records, which this control plane does not gather yet", 2);
   const [from, to] = positionals as [string, string];
   let e: Explanation;
   const client = clientFrom(values, ctx);
