@@ -11,7 +11,7 @@ import { tokenFileCredential } from '../../common/control-client/credential';
 import { type AdminTarget, httpAdmin, type LabAdmins } from '../../common/admin-target';
 import { dumpPart, PROXY_CONFIG_VIEWS, type WaypointConfigDump } from './config-dump';
 import type { DeltaTypeView } from '../xds/delta-state';
-import type { XdsClientDump, XdsTypeDump } from './debug';
+import { syncState, type XdsClientDump, type XdsTypeDump } from './debug';
 
 const WAYPOINT_HELP = `usage: nodemesh waypoint bootstrap --name NAME [-n NAMESPACE] [options]
 
@@ -239,14 +239,6 @@ means every response was acknowledged, NACKED that the last one answered was rej
 proxies' workload API types are WDS (addresses), AUTHZ and PEERAUTHN; their view is workload-api.
 
 ${CONNECTION_HELP}`;
-
-/** One type's state for proxy-status. */
-export function syncState(t: XdsTypeDump | DeltaTypeView): string {
-  if (!('typeUrl' in t)) return t.nacked ? 'NACKED' : t.unacked ? 'STALE' : 'SYNCED';
-  if (t.rejected && (!t.acked || t.rejected.version !== t.acked.version)) return 'NACKED';
-  if (!t.sent) return 'NOT SENT';
-  return t.acked?.version === t.sent.version ? 'SYNCED' : 'STALE';
-}
 
 export function proxyStatusTable(clients: readonly XdsClientDump[]): string {
   if (clients.length === 0) return 'no proxies connected\n';

@@ -6,6 +6,7 @@ import type { SotwClientView } from '../xds/sotw-server';
 import { codecFor } from './any';
 import { TYPE_SHORT_NAMES } from './names';
 import { viewOfClient } from './publisher';
+import type { DeltaTypeView } from '../xds/delta-state';
 
 /** The view label of a node proxy's stream (workload API types only). */
 export const WORKLOAD_API_VIEW = 'workload-api';
@@ -79,4 +80,12 @@ export function dumpXdsClients(sotw: readonly SotwClientView[], delta: readonly 
     out.push({ api: 'delta', stream: c.id, nodeId: c.nodeId, peer: c.peer, view, types });
   }
   return out;
+}
+
+/** One type's ACK state as proxy-status and the /ui page say it. */
+export function syncState(t: XdsTypeDump | DeltaTypeView): string {
+  if (!('typeUrl' in t)) return t.nacked ? 'NACKED' : t.unacked ? 'STALE' : 'SYNCED';
+  if (t.rejected && (!t.acked || t.rejected.version !== t.acked.version)) return 'NACKED';
+  if (!t.sent) return 'NOT SENT';
+  return t.acked?.version === t.sent.version ? 'SYNCED' : 'STALE';
 }

@@ -11,6 +11,9 @@ import type { TLSSocket } from 'node:tls';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/identity/spiffe';
 import { projectRoot } from '../../common/paths';
 import { ApiClient } from '../api/client';
+import { syncState } from '../envoy/debug';
+import type { XdsTypeDump } from '../envoy/debug';
+import type { DeltaTypeView } from '../xds/delta-state';
 import { bearerMatches, readToken } from '../api/token';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
 import type { ObserverComponent } from '../observe';
@@ -39,17 +42,6 @@ const SECURITY_HEADERS = {
 
 interface XdsDump {
   clients?: { api: string; nodeId: string; peer: string; view: string; types: Record<string, Record<string, unknown>> }[];
-}
-
-/** One type's ACK state as proxy-status says it (control/envoy/cli.ts). */
-function syncState(t: Record<string, unknown>): string {
-  if (!('typeUrl' in t)) return `SENT ${String(t.sent ?? 0)}`;
-  const sent = t.sent as { version?: string } | undefined;
-  const acked = t.acked as { version?: string } | undefined;
-  const rejected = t.rejected as { version?: string } | undefined;
-  if (rejected && (!acked || rejected.version !== acked.version)) return 'NACKED';
-  if (!sent) return 'NOT SENT';
-  return acked?.version === sent.version ? 'SYNCED' : 'STALE';
 }
 
 export class UiComponent implements ControlPlaneComponent {
@@ -109,10 +101,10 @@ export class UiComponent implements ControlPlaneComponent {
       api: c.api,
       view: c.view,
       peer: c.peer,
-      types: Object.fromEntries(Object.entries(c.types).map(([k, t]) => [k, syncState(t)])),
+      types: Object.fromEntries(Object.entries(c.types).map(([k, t]) => [k, syncState(t as unknown as XdsTypeDump | DeltaTypeView)])),
       nacks: Object.entries(c.types).flatMap(([k, t]) => {
         const r = t.rejected as { message?: string } | undefined;
-        return r && syncState(t) === 'NACKED' ? [{ type: k, message: String(r.message ?? '') }] : [];
+        return r && syncState(t as unknown as XdsTypeDump | DeltaTypeView) === 'NACKED' ? [{ type: k, message: String(r.message ?? '') }] : [];
       }),
     }));
   }

@@ -43,7 +43,7 @@ export interface UiProxy {
   readonly api: string;
   readonly view: string;
   readonly peer: string;
-  /** Per type: SYNCED, STALE, NACKED, NOT SENT, or SENT n (delta). */
+  /** Per type: SYNCED, STALE, NACKED or NOT SENT (as proxy-status). */
   readonly types: Readonly<Record<string, string>>;
   readonly nacks: readonly { type: string; message: string }[];
 }
