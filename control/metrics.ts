@@ -48,19 +48,4 @@ export function configMetrics(registry: Registry): ConfigMetrics {
 }
 
 /** Connections a listener closed because a peer was too slow or idle, by listener and kind. */
-export type ListenerTimeouts = Counter<'listener' | 'kind'>;
-
-const timeoutsByRegistry = new WeakMap<Registry, ListenerTimeouts>();
-
-export function listenerTimeouts(registry: Registry): ListenerTimeouts {
-  const existing = timeoutsByRegistry.get(registry);
-  if (existing) return existing;
-  const c = new Counter({
-    name: 'nodemesh_listener_timeouts_total',
-    help: 'Connections closed because the peer did not finish the TLS handshake (kind=handshake), the request (request) or stayed idle (idle) in time, by listener',
-    labelNames: ['listener', 'kind'],
-    registers: [registry],
-  });
-  timeoutsByRegistry.set(registry, c);
-  return c;
-}
+export { listenerTimeouts, type ListenerTimeouts } from '../common/listener-timeouts';

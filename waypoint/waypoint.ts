@@ -7,6 +7,7 @@ import { createServer as createH2Server, type Http2Server, type Http2ServerReque
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HboneServer, allow, deny } from '../common/hbone/server';
+import { listenerTimeouts } from '../common/listener-timeouts';
 import { createLogger, type Logger } from '../common/log';
 import { bearerMetadata } from '../common/control-client/credential';
 import { DeltaXdsClient, type XdsCredentials } from '../common/xds/client';
@@ -43,6 +44,8 @@ export interface WaypointOptions {
   readonly listenAddress?: string;
   /** HBONE port when there are credentials (default 15008; 0 picks one). Without credentials: no HBONE. */
   readonly hbonePort?: number;
+  /** 15008's TLS handshake and idle (no open stream) timeouts (HboneServer's defaults: 10 s, 90 s). */
+  readonly hboneTimeouts?: { readonly handshakeMs?: number; readonly idleMs?: number };
   readonly adminPort?: number;
   readonly metricsPort?: number;
   readonly readyPort?: number;
@@ -171,9 +174,14 @@ export class Waypoint {
     if (o.credentials) {
       const creds = o.credentials.current();
       if (!creds) throw new Error('the waypoint has no valid workload certificate for its HBONE listener');
+      const timeouts = listenerTimeouts(this.metrics.registry);
       this.hbone = new HboneServer({
         credentials: { certChain: creds.certChain, key: creds.key, trustBundle: creds.trustBundle },
         logger: this.log.child({ subsystem: 'hbone' }),
+        handshakeTimeoutMs: o.hboneTimeouts?.handshakeMs,
+        idleTimeoutMs: o.hboneTimeouts?.idleMs,
+        // counted as the node proxy counts its 15008: nodemesh_listener_timeouts_total{listener="hbone"}
+        onTimeout: (kind) => timeouts.inc({ listener: 'hbone', kind }),
         handler: async (r) => {
           const l = this.state.listenerForTunnel(r.authority, r.target.port);
           if (!l) return deny(404, `the waypoint serves no listener for ${r.authority}`);
