@@ -5,7 +5,7 @@
 // so, as istiod serves its monitoring port apart from its APIs, the counters get a listener of their
 // own that holds no token, no config and no write path (docs/kubernetes.md, docs/security.md).
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import { listenerTimeouts } from './metrics';
 
@@ -15,18 +15,30 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-/** Limits of the metrics listener: a scraper sends one small GET. */
+/**
+ * Limits of the metrics listener: a scraper sends one small GET. A connection that has not sent
+ * its headers in time (also one that sends nothing) gets 408 and is counted as kind=request; a
+ * kept-alive connection idle for keepAliveTimeoutMs is closed and counted as kind=idle
+ * (nodemesh_listener_timeouts_total{listener="metrics"}). Timeouts are checked every
+ * checkIntervalMs, so a slow peer is closed within the timeout plus that.
+ */
 export const METRICS_LISTENER_LIMITS = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxHeaderBytes: 16 * 1024,
   maxConnections: 64,
-} as const;
+  checkIntervalMs: 2_000,
+};
 
-export function startMetricsListener(registry: Registry, opts: { host?: string; port: number }): Promise<MetricsListener> {
+export type MetricsListenerLimits = typeof METRICS_LISTENER_LIMITS;
+
+export function startMetricsListener(
+  registry: Registry,
+  opts: { host?: string; port: number; limits?: Partial<MetricsListenerLimits> },
+): Promise<MetricsListener> {
   const host = opts.host ?? '0.0.0.0';
-  const l = METRICS_LISTENER_LIMITS;
+  const l = { ...METRICS_LISTENER_LIMITS, ...opts.limits };
   const timeouts = listenerTimeouts(registry);
   const server = createServer(
     {
@@ -34,7 +46,7 @@ export function startMetricsListener(registry: Registry, opts: { host?: string; 
       requestTimeout: l.requestTimeoutMs,
       keepAliveTimeout: l.keepAliveTimeoutMs,
       maxHeaderSize: l.maxHeaderBytes,
-      connectionsCheckingInterval: 2_000,
+      connectionsCheckingInterval: l.checkIntervalMs,
     },
     (req, res) => {
       const path = new URL(req.url ?? '/', 'http://metrics').pathname;
@@ -54,6 +66,12 @@ export function startMetricsListener(registry: Registry, opts: { host?: string; 
     },
   );
   server.maxConnections = l.maxConnections;
+  // With server.timeout 0 (Node's default), a socket timeout is the keep-alive timeout: an idle
+  // connection between requests. Node closes it itself unless someone listens; we count and close.
+  server.on('timeout', (socket: Socket) => {
+    timeouts.inc({ listener: 'metrics', kind: 'idle' });
+    socket.destroy();
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') timeouts.inc({ listener: 'metrics', kind: 'request' });
     const status =
