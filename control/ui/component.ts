@@ -18,7 +18,7 @@ import { bearerMatches, readToken } from '../api/token';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
 import type { ObserverComponent } from '../observe';
 import type { Watch } from '../store/store';
-import { UiAuth, sessionCookie } from './auth';
+import { SESSION_COOKIE, UiAuth, cookieValue, sessionCookie } from './auth';
 import { overview, policiesFor, recordsForEdge, type UiOverview, type UiProxy } from './model';
 
 export const UI_COMPONENT = 'ui';
@@ -29,7 +29,8 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
 };
-const MAX_STREAMS = 32;
+/** Open /ui/api/events streams: in all (then 503) and per client — a session, or the token (then 429). */
+export const UI_STREAM_LIMITS = { total: 32, perClient: 4 } as const;
 const MAX_STREAM_BUFFER = 8 * 1024 * 1024;
 const PUSH_MIN_MS = 1000;
 const SECURITY_HEADERS = {
@@ -52,6 +53,7 @@ export class UiComponent implements ControlPlaneComponent {
   private watch?: Watch;
   private offObserver?: () => void;
   private readonly streams = new Set<ServerResponse>();
+  private readonly streamsByClient = new Map<string, number>();
   private pushTimer?: NodeJS.Timeout;
   private lastPush = 0;
   private files = new Map<string, string>();
@@ -79,6 +81,7 @@ export class UiComponent implements ControlPlaneComponent {
     if (this.pushTimer) clearTimeout(this.pushTimer);
     for (const s of this.streams) s.end();
     this.streams.clear();
+    this.streamsByClient.clear();
   }
 
   /** The overview the page shows now. */
@@ -146,7 +149,7 @@ export class UiComponent implements ControlPlaneComponent {
     if (path === '/ui/api/overview') return sendJson(res, 200, this.overview());
     if (path === '/ui/api/node') return sendJson(res, 200, this.nodeDetail(url.searchParams.get('id') ?? ''));
     if (path === '/ui/api/edge') return sendJson(res, 200, await this.edgeDetail(url.searchParams.get('id') ?? ''));
-    if (path === '/ui/api/events') return this.stream(req, res);
+    if (path === '/ui/api/events') return this.stream(req, res, bearer ? 'token' : `session:${cookieValue(req.headers.cookie, SESSION_COOKIE)}`);
     return send(res, 404, 'text/plain', `no page at ${path}\n`);
   }
 
@@ -295,15 +298,30 @@ export class UiComponent implements ControlPlaneComponent {
     }
   }
 
-  private stream(req: IncomingMessage, res: ServerResponse): void {
-    if (this.streams.size >= MAX_STREAMS) return send(res, 503, 'text/plain', `too many open pages (${MAX_STREAMS}); close one\n`);
+  private stream(req: IncomingMessage, res: ServerResponse, client: string): void {
+    const mine = this.streamsByClient.get(client) ?? 0;
+    if (mine >= UI_STREAM_LIMITS.perClient) {
+      res.setHeader('retry-after', '5');
+      return send(res, 429, 'text/plain', `this session has ${mine} pages of the mesh open (at most ${UI_STREAM_LIMITS.perClient}); close one\n`);
+    }
+    if (this.streams.size >= UI_STREAM_LIMITS.total) {
+      res.setHeader('retry-after', '5');
+      return send(res, 503, 'text/plain', `the control plane serves ${this.streams.size} open pages (at most ${UI_STREAM_LIMITS.total}); close one\n`);
+    }
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream' });
     this.streams.add(res);
+    this.streamsByClient.set(client, mine + 1);
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     heartbeat.unref();
+    let ended = false;
     const end = (): void => {
+      if (ended) return;
+      ended = true;
       clearInterval(heartbeat);
       this.streams.delete(res);
+      const n = (this.streamsByClient.get(client) ?? 1) - 1;
+      if (n > 0) this.streamsByClient.set(client, n);
+      else this.streamsByClient.delete(client);
     };
     req.on('close', end);
     res.on('close', end);
