@@ -81,19 +81,24 @@ export function parseDocuments(text: string, source = 'input'): unknown[] {
 /**
  * The first alias inside the node its anchor names (`&a [*a]`): it would expand to a value that
  * contains itself, which every recursive walk after parsing (flatten, validation) follows forever
- * (found by npm run fuzz, config: "&a \n- *a" overflowed the stack, a 500).
+ * (found by npm run fuzz, config: "&a \n- *a" overflowed the stack, a 500). One walk in document
+ * order: an alias names the latest anchor of that name before it (YAML 1.2 §3.2.2.2), which the
+ * walk has just recorded; it loops when that node is one of the alias's ancestors. (yaml's
+ * `alias.resolve(doc)` walks the whole document for each alias: quadratic — a document of many
+ * aliases took most of the config fuzz target's time.)
  */
 function selfAlias(doc: Document): { name: string; offset?: number } | undefined {
   let found: { name: string; offset?: number } | undefined;
-  visit(doc, {
-    Alias(_, alias, path) {
-      const target = alias.resolve(doc);
-      if (target && path.includes(target as never)) {
-        found = { name: alias.source, offset: alias.range?.[0] };
+  const anchors = new Map<string, unknown>();
+  visit(doc, (_, node, path) => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target !== undefined && path.includes(target as never)) {
+        found = { name: node.source, offset: node.range?.[0] };
         return visit.BREAK;
       }
-      return undefined;
-    },
+    } else if (isNode(node) && node.anchor) anchors.set(node.anchor, node);
+    return undefined;
   });
   return found;
 }
