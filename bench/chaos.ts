@@ -21,12 +21,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { assignRoles, type DemoRole } from '../lab/mesh/demo';
 import { controlRootOf, meshPaths } from '../lab/mesh/paths';
-import { meshUp } from '../lab/mesh/up';
-import { labUp } from '../lab/up';
 import { readWaypointPods, type LabTopology } from '../lab/state';
 import { sleep } from '../lab/sys';
+import { labTimeout } from '../lab/time-scale';
 import { netnsGet } from '../native/netns-http';
 import { CONFIG_API_PORT, READY_PORT } from '../common/contracts/ports';
 import { ensureTools } from './support/tools';
@@ -35,15 +33,18 @@ import {
   countInFile,
   liveProcess,
   loadText,
-  meshComponents,
   PLAINTEXT_MARKER,
-  removeLab,
+  runBenchmark,
   startTraffic,
+  withDemoLab,
   type Component,
   type TrafficFailure,
 } from './support/resilience';
 
 const say = (m: string): void => void process.stdout.write(`chaos: ${m}\n`);
+
+/** How long a killed or stopped component may take to answer its readiness check again (60 s, scaled on a slow machine). */
+const BACK_WITHIN_MS = labTimeout(60_000);
 
 interface ChaosEvent {
   readonly component: Component;
@@ -95,17 +96,17 @@ async function act(topo: LabTopology, c: Component, action: ChaosEvent['action']
   const p = liveProcess(topo, c);
   const e: ChaosEvent = { component: c, action, at: Date.now() };
   if (!p) {
-    e.backAt = await waitBack(topo, c, undefined, 60_000);
+    e.backAt = await waitBack(topo, c, undefined, BACK_WITHIN_MS);
     return e;
   }
   if (action === 'SIGKILL') {
     process.kill(p.pid, 'SIGKILL');
-    e.backAt = await waitBack(topo, c, p.pid, 60_000);
+    e.backAt = await waitBack(topo, c, p.pid, BACK_WITHIN_MS);
   } else {
     process.kill(p.pid, 'SIGSTOP');
     await sleep(stopMs);
     process.kill(p.pid, 'SIGCONT');
-    e.backAt = await waitBack(topo, c, undefined, 60_000);
+    e.backAt = await waitBack(topo, c, undefined, BACK_WITHIN_MS);
   }
   return e;
 }
@@ -181,7 +182,7 @@ async function main(): Promise<number> {
   const interval = Number(values.interval ?? 8);
   const rate = Number(values.rate ?? 50);
   const stopMs = Number(values['stop-ms'] ?? 2000);
-  const graceMs = Number(values['grace-ms'] ?? 3000);
+  const graceMs = Number(values['grace-ms'] ?? labTimeout(3000));
   const certTtl = Number(values['cert-ttl'] ?? 60);
   const seed = Number(values.seed ?? Date.now() % 100_000);
   const netem = values.netem ?? 'delay 10ms 5ms loss 0.5%';
@@ -189,110 +190,91 @@ async function main(): Promise<number> {
   if (![seconds, interval, rate, stopMs, graceMs, certTtl].every((v) => Number.isInteger(v) && v > 0) || seconds < 30) {
     throw new Error('--seconds (at least 30), --interval, --rate, --stop-ms, --grace-ms and --cert-ttl take positive integers');
   }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    say('skipped: needs root (it builds a netns lab)');
-    return 0;
-  }
-  ensureTools({ tcpdump: 'tcpdump', tc: 'iproute2' }, say);
   const tmp = mkdtempSync(join(tmpdir(), 'nm-bench-chaos-'));
-  let removing: Promise<void> | undefined;
-  const finalDown = (): Promise<void> => (removing ??= removeLab(lab, say).finally(() => rmSync(tmp, { recursive: true, force: true })));
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      say(`${sig}: removing lab ${lab}`);
-      void finalDown().finally(() => process.exit(130));
-    });
-  }
-  await removeLab(lab, say);
   const load0 = loadText();
-  try {
-    process.env.NODEMESH_LAB_CERT_TTL = String(certTtl);
-    say(`lab ${lab}: 2 nodes x 3 pods with the demo; workload certificates for ${certTtl} s; seed ${seed}`);
-    const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode: 3 });
-    await meshUp(topo, { mesh: true, demo: true, drive: { connections: 2, concurrency: 1, size: 0, timeoutMs: 10_000 } }, (m) => say(m));
-    const fe = assignRoles(topo).find((r) => r.role === 'frontend') as DemoRole;
-    const impairment = netem === 'off' ? 'none' : impairUnderlay(topo, netem);
-    say(`underlay impairment on every node's link: ${impairment}`);
-    const components = meshComponents(topo);
-    say(`components: ${components.map((c) => c.id).join(', ')}`);
-    const pcap = join(tmp, 'underlay.pcap');
-    const capture = captureUnderlay(topo, pcap);
-    await sleep(1000);
-    const traffic = startTraffic(topo, fe, { rate, connections: 4, seconds });
-    const started = Date.now();
-    const rnd = random(seed);
-    const events: ChaosEvent[] = [];
-    await sleep(5000);
-    // every component in turn, in a fresh random order each round, so each gets its share
-    let order: Component[] = [];
-    while (Date.now() - started < (seconds - 10) * 1000) {
-      if (order.length === 0) {
-        order = [...components];
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = Math.floor(rnd() * (i + 1));
-          [order[i], order[j]] = [order[j]!, order[i]!];
+  process.env.NODEMESH_LAB_CERT_TTL = String(certTtl);
+  say(`workload certificates for ${certTtl} s; seed ${seed}`);
+  const cleanup = (): void => rmSync(tmp, { recursive: true, force: true });
+  return withDemoLab(
+    lab,
+    say,
+    async ({ topo, fe, components }) => {
+      ensureTools({ tcpdump: 'tcpdump', tc: 'iproute2' }, say);
+      const impairment = netem === 'off' ? 'none' : impairUnderlay(topo, netem);
+      say(`underlay impairment on every node's link: ${impairment}`);
+      say(`components: ${components.map((c) => c.id).join(', ')}`);
+      const pcap = join(tmp, 'underlay.pcap');
+      const capture = captureUnderlay(topo, pcap);
+      await sleep(1000);
+      const traffic = startTraffic(topo, fe, { rate, connections: 4, seconds });
+      const started = Date.now();
+      const rnd = random(seed);
+      const events: ChaosEvent[] = [];
+      await sleep(5000);
+      // every component in turn, in a fresh random order each round, so each gets its share
+      let order: Component[] = [];
+      while (Date.now() - started < (seconds - 10) * 1000) {
+        if (order.length === 0) {
+          order = [...components];
+          for (let i = order.length - 1; i > 0; i--) {
+            const j = Math.floor(rnd() * (i + 1));
+            [order[i], order[j]] = [order[j]!, order[i]!];
+          }
+        }
+        const c = order.shift()!;
+        const action = rnd() < 0.5 ? 'SIGKILL' : 'SIGSTOP';
+        const e = await act(topo, c, action, stopMs);
+        events.push(e);
+        say(`${action} ${c.id}: back after ${e.backAt ? `${((e.backAt - e.at) / 1000).toFixed(1)} s` : `NEVER (${BACK_WITHIN_MS / 1000} s)`}`);
+        await sleep(interval * 1000 * (0.7 + 0.6 * rnd()));
+      }
+      await traffic.done;
+      const endMs = Date.now();
+      await capture.stop();
+      const totals = traffic.totals();
+      const { byComponent, unaccounted } = account(traffic.failures, events, graceMs, endMs);
+      const plain = countInFile(pcap, PLAINTEXT_MARKER);
+
+      const rows: string[] = [];
+      rows.push(
+        `${'component'.padEnd(26)} ${'action'.padEnd(8)} ${'events'.padStart(6)} ${'down med/max s'.padStart(15)} ${'recovery med/max s'.padStart(19)} ${'failures'.padStart(9)}`,
+      );
+      for (const c of components) {
+        for (const action of ['SIGKILL', 'SIGSTOP'] as const) {
+          const es = events.filter((e) => e.component.id === c.id && e.action === action);
+          if (es.length === 0) continue;
+          const down = es.map((e) => ((e.backAt ?? endMs) - e.at) / 1000);
+          // recovery: until the component is back and the last failure it explains has ended
+          const fails = byComponent.get(c.id) ?? [];
+          const recovery = es.map((e) => {
+            const mine = fails.filter((f) => f.t <= (e.backAt ?? endMs) + graceMs && f.t + f.ms >= e.at);
+            return (Math.max(e.backAt ?? endMs, ...mine.map((f) => f.t + f.ms)) - e.at) / 1000;
+          });
+          const failed = fails.filter((f) => es.some((e) => f.t <= (e.backAt ?? endMs) + graceMs && f.t + f.ms >= e.at)).length;
+          rows.push(
+            `${c.id.padEnd(26)} ${action.padEnd(8)} ${String(es.length).padStart(6)} ${`${median(down).toFixed(1)}/${Math.max(...down).toFixed(1)}`.padStart(15)} ${`${median(recovery).toFixed(1)}/${Math.max(...recovery).toFixed(1)}`.padStart(19)} ${String(failed).padStart(9)}`,
+          );
         }
       }
-      const c = order.shift()!;
-      const action = rnd() < 0.5 ? 'SIGKILL' : 'SIGSTOP';
-      const e = await act(topo, c, action, stopMs);
-      events.push(e);
-      say(`${action} ${c.id}: back after ${e.backAt ? `${((e.backAt - e.at) / 1000).toFixed(1)} s` : 'NEVER (60 s)'}`);
-      await sleep(interval * 1000 * (0.7 + 0.6 * rnd()));
-    }
-    await traffic.done;
-    const endMs = Date.now();
-    await capture.stop();
-    const totals = traffic.totals();
-    const { byComponent, unaccounted } = account(traffic.failures, events, graceMs, endMs);
-    const plain = countInFile(pcap, PLAINTEXT_MARKER);
-
-    const rows: string[] = [];
-    rows.push(
-      `${'component'.padEnd(26)} ${'action'.padEnd(8)} ${'events'.padStart(6)} ${'down med/max s'.padStart(15)} ${'recovery med/max s'.padStart(19)} ${'failures'.padStart(9)}`,
-    );
-    for (const c of components) {
-      for (const action of ['SIGKILL', 'SIGSTOP'] as const) {
-        const es = events.filter((e) => e.component.id === c.id && e.action === action);
-        if (es.length === 0) continue;
-        const down = es.map((e) => ((e.backAt ?? endMs) - e.at) / 1000);
-        // recovery: until the component is back and the last failure it explains has ended
-        const fails = byComponent.get(c.id) ?? [];
-        const recovery = es.map((e) => {
-          const mine = fails.filter((f) => f.t <= (e.backAt ?? endMs) + graceMs && f.t + f.ms >= e.at);
-          return (Math.max(e.backAt ?? endMs, ...mine.map((f) => f.t + f.ms)) - e.at) / 1000;
-        });
-        const failed = fails.filter((f) => es.some((e) => f.t <= (e.backAt ?? endMs) + graceMs && f.t + f.ms >= e.at)).length;
-        rows.push(
-          `${c.id.padEnd(26)} ${action.padEnd(8)} ${String(es.length).padStart(6)} ${`${median(down).toFixed(1)}/${Math.max(...down).toFixed(1)}`.padStart(15)} ${`${median(recovery).toFixed(1)}/${Math.max(...recovery).toFixed(1)}`.padStart(19)} ${String(failed).padStart(9)}`,
-        );
-      }
-    }
-    const never = events.filter((e) => e.backAt === undefined).length;
-    process.stdout.write(`\n${rows.join('\n')}\n\n`);
-    process.stdout.write(
-      [
-        `traffic: ${seconds} s at ${rate} req/s: HTTP ${totals.http.ok} ok, ${totals.http.failed} failed; echo ${totals.echo.bytesVerified} bytes verified, ${totals.echo.reconnects} reconnects`,
-        `failures not explained by a component being down (UNACCOUNTED): ${unaccounted.length}${unaccounted.length ? ` — ${JSON.stringify(unaccounted.slice(0, 5))}` : ''}`,
-        `components that did not come back within 60 s: ${never}`,
-        `bytes corrupted: ${totals.echo.corrupted}`,
-        `plaintext on the underlay: ${plain.hits} occurrence(s) of the traffic's marker in ${plain.bytes} captured bytes`,
-        `underlay: ${impairment}; certificates: ${certTtl} s (renewed at half-life: ~${Math.floor(seconds / (certTtl / 2))} renewals per workload during the run)`,
-        `load average: ${load0} at start, ${loadText()} at end; seed ${seed}`,
-      ].join('\n') + '\n',
-    );
-    const ok = unaccounted.length === 0 && totals.echo.corrupted === 0 && plain.hits === 0 && never === 0;
-    say(ok ? 'PASS: every failure accounted to a component that was down, nothing corrupted, no plaintext' : 'FAIL: see above');
-    return ok ? 0 : 1;
-  } finally {
-    await finalDown();
-  }
+      const never = events.filter((e) => e.backAt === undefined).length;
+      process.stdout.write(`\n${rows.join('\n')}\n\n`);
+      process.stdout.write(
+        [
+          `traffic: ${seconds} s at ${rate} req/s: HTTP ${totals.http.ok} ok, ${totals.http.failed} failed; echo ${totals.echo.bytesVerified} bytes verified, ${totals.echo.reconnects} reconnects`,
+          `failures not explained by a component being down (UNACCOUNTED): ${unaccounted.length}${unaccounted.length ? ` — ${JSON.stringify(unaccounted.slice(0, 5))}` : ''}`,
+          `components that did not come back within ${BACK_WITHIN_MS / 1000} s: ${never}`,
+          `bytes corrupted: ${totals.echo.corrupted}`,
+          `plaintext on the underlay: ${plain.hits} occurrence(s) of the traffic's marker in ${plain.bytes} captured bytes`,
+          `underlay: ${impairment}; certificates: ${certTtl} s (renewed at half-life: ~${Math.floor(seconds / (certTtl / 2))} renewals per workload during the run)`,
+          `load average: ${load0} at start, ${loadText()} at end; seed ${seed}`,
+        ].join('\n') + '\n',
+      );
+      const ok = unaccounted.length === 0 && totals.echo.corrupted === 0 && plain.hits === 0 && never === 0;
+      say(ok ? 'PASS: every failure accounted to a component that was down, nothing corrupted, no plaintext' : 'FAIL: see above');
+      return ok ? 0 : 1;
+    },
+    cleanup,
+  );
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+if (require.main === module) runBenchmark('chaos', main);

@@ -5,8 +5,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { labDown } from '../../lab/down';
-import { service, type DemoRole } from '../../lab/mesh/demo';
-import { meshDown } from '../../lab/mesh/up';
+import { assignRoles, service, type DemoRole } from '../../lab/mesh/demo';
+import { meshDown, meshUp } from '../../lab/mesh/up';
+import { labUp } from '../../lab/up';
+import { labTimeout } from '../../lab/time-scale';
 import { spawnInLab } from '../../lab/spawn';
 import { readLabProcesses, tryLoadLabState, type LabProcess, type LabTopology } from '../../lab/state';
 import { isSameProcess } from '../../lab/sys';
@@ -23,6 +25,59 @@ export async function removeLab(lab: string, say: (m: string) => void): Promise<
   const s = tryLoadLabState(lab);
   if (s) await meshDown(s, () => undefined).catch((e: unknown) => say(`warning: mesh down: ${(e as Error).message}`));
   await labDown(lab).catch((e: unknown) => say(`warning: lab down: ${(e as Error).message}`));
+}
+
+/** A demo lab as chaos and soak use it: the topology, the frontend pod the traffic runs in, the mesh processes. */
+export interface DemoLab {
+  readonly topo: LabTopology;
+  readonly fe: DemoRole;
+  readonly components: Component[];
+}
+
+/**
+ * Runs `body` in a fresh demo lab `lab` (2 nodes x 3 pods, the mesh and the demo): skipped without
+ * root; a lab of that name left from an earlier run is removed first; the lab is removed when
+ * `body` ends or throws and on SIGINT/SIGTERM (exit 130). `cleanup` runs after the lab is gone.
+ */
+export async function withDemoLab(
+  lab: string,
+  say: (m: string) => void,
+  body: (l: DemoLab) => Promise<number>,
+  cleanup: () => void = () => undefined,
+): Promise<number> {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    say('skipped: needs root (it builds a netns lab)');
+    return 0;
+  }
+  let removing: Promise<void> | undefined;
+  const finalDown = (): Promise<void> => (removing ??= removeLab(lab, say).finally(cleanup));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      say(`${sig}: removing lab ${lab}`);
+      void finalDown().finally(() => process.exit(130));
+    });
+  }
+  await removeLab(lab, say);
+  try {
+    say(`lab ${lab}: 2 nodes x 3 pods with the demo`);
+    const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode: 3 });
+    await meshUp(topo, { mesh: true, demo: true, drive: { connections: 2, concurrency: 1, size: 0, timeoutMs: 10_000 } }, (m) => say(m));
+    const fe = assignRoles(topo).find((r) => r.role === 'frontend') as DemoRole;
+    return await body({ topo, fe, components: meshComponents(topo) });
+  } finally {
+    await finalDown();
+  }
+}
+
+/** A benchmark script's entry: exit with main's code; an error is printed with its stack, exit 1. */
+export function runBenchmark(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
 }
 
 /** One failure the traffic saw: when the request started, how long it took, what happened. */
@@ -46,7 +101,7 @@ const TRAFFIC = `
 const http = require('node:http');
 const net = require('node:net');
 const crypto = require('node:crypto');
-const [bHost, bPort, eHost, ePort, rate, conc, seconds, marker] = process.argv.slice(1).filter((a) => a !== '--');
+const [bHost, bPort, eHost, ePort, rate, conc, seconds, marker, timeoutMs] = process.argv.slice(1).filter((a) => a !== '--');
 const end = Date.now() + Number(seconds) * 1000;
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 const totals = { http: { ok: 0, failed: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
@@ -55,7 +110,7 @@ let inflight = 0;
 function get() {
   const t = Date.now();
   inflight++;
-  const req = http.request({ host: bHost, port: Number(bPort), path: '/?m=' + marker, agent, timeout: 5000 }, (res) => {
+  const req = http.request({ host: bHost, port: Number(bPort), path: '/?m=' + marker, agent, timeout: Number(timeoutMs) }, (res) => {
     res.resume();
     res.on('end', () => { inflight--; if (res.statusCode === 200) totals.http.ok++; else { totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: 'HTTP ' + res.statusCode }); } });
     res.on('error', (e) => { inflight--; totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: e.code || e.message }); });
@@ -118,6 +173,7 @@ export interface Traffic {
   stop(): void;
 }
 
+/** Traffic for `seconds`; a request that has no answer within 5 s (scaled on a slow machine, lab/time-scale.ts) fails. */
 export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number; connections: number; seconds: number }): Traffic {
   const b = service('backend');
   const e = service('tcp-echo');
@@ -137,6 +193,7 @@ export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number;
       String(o.connections),
       String(o.seconds),
       PLAINTEXT_MARKER,
+      String(labTimeout(5000)),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -177,12 +234,16 @@ export function liveProcess(topo: LabTopology, c: Component): LabProcess | undef
   return readLabProcesses(topo.lab).find((p) => p.name === c.name && p.place === c.place && isSameProcess(p.pid, p.startTime));
 }
 
-/** RSS (KiB) and open fds of a process; undefined when it is gone. */
-export function usage(pid: number): { rssKiB: number; fds: number } | undefined {
+/**
+ * RSS (KiB; split into anonymous memory — heap, buffers — and file-backed pages — the mapped
+ * node binary and libraries, which the kernel may drop and fault back in) and open fds of a
+ * process; undefined when it is gone.
+ */
+export function usage(pid: number): { rssKiB: number; anonKiB: number; fileKiB: number; fds: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
-    return { rssKiB: rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+    const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
+    return { rssKiB: kib('VmRSS'), anonKiB: kib('RssAnon'), fileKiB: kib('RssFile') + kib('RssShmem'), fds: readdirSync(`/proc/${pid}/fd`).length };
   } catch {
     return undefined;
   }
