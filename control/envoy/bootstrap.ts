@@ -45,7 +45,8 @@ export interface WaypointBootstrapOptions {
   /**
    * The credential the control plane asks for on 15012 (a node token, or a projected
    * ServiceAccount token on Kubernetes): sent as `authorization: Bearer <token>` initial metadata
-   * on every ADS stream. Envoy never re-reads it: a rotated token needs a new bootstrap.
+   * on every ADS stream. Envoy never re-reads it: a rotated token needs a new bootstrap, and a
+   * stream reopened after the token expired is refused (docs/security.md, "Known limit").
    */
   readonly token?: string;
   /** Port of the readiness listener on 0.0.0.0 (default 15021). */
