@@ -438,7 +438,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       await cp!.api.apply([policy('echo-deny-client', 'DENY', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] })]);
       const r = await held.result;
       expect(r.ok).toBe(false);
-      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(Date.now() - t0).toBeLessThan(scaled(10_000));
       const m = await metricsText(topo, 'node2');
       expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/echo-deny-client` })).toBe(1);
       await deletePolicy('echo-deny-client');
@@ -459,7 +459,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     await cp!.api.apply([{ ...deny, spec: { ...deny.spec, selector: { matchLabels: { app: 'other' } } } }]);
     const r = await held.result;
     expect(r.ok).toBe(false);
-    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(Date.now() - t0).toBeLessThan(scaled(10_000));
     const m = await metricsText(topo, 'node1');
     expect(metricSum(m, 'nodemesh_policy_connections_closed_total', { policy: `${NS}/other-deny-client` })).toBe(1);
     // closed, not leaked: the node proxy's table no longer has it
@@ -469,7 +469,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     });
     await deletePolicy('other-deny-client');
     await waitFor('node1 to hold no policy', async () => ((await adminJson<unknown[]>(topo, 'node1', '/policies')).length === 0 ? true : undefined));
-  }, 60_000);
+  });
 
   it(
     'rotates certificates under traffic without dropping a connection',
@@ -559,7 +559,7 @@ function appClient(topo: LabTopology, prefix: string[], target: string, connecti
   let text = '';
   child.stdout?.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), scaled(90_000));
   return new Promise((resolve, reject) =>
     child.once('exit', () => {
       clearTimeout(timer);
@@ -572,7 +572,11 @@ function appClient(topo: LabTopology, prefix: string[], target: string, connecti
   );
 }
 
-/** A captured client in `pod` that connects, waits holdMs, half-closes and reads to the end. */
+/**
+ * A captured client in `pod` that connects, waits holdMs (on the reference machine, scaled here: the
+ * connection must outlast the waits and policy changes a test makes meanwhile), half-closes and
+ * reads to the end.
+ */
 function holdConnection(
   topo: LabTopology,
   podName: string,
@@ -586,10 +590,11 @@ s.on('connect', () => setTimeout(() => s.end('bye'), Number(process.argv[3])));
 s.on('data', () => {});
 s.on('end', () => { console.log(JSON.stringify({ ok: true, localPort: s.localPort })); });
 s.on('error', (e) => { console.log(JSON.stringify({ ok: false, error: e.code || e.message })); process.exit(0); });`;
-  const child = spawnInLab(topo, podName, [process.execPath, '-e', script, host, String(port), String(holdMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const hold = scaled(holdMs);
+  const child = spawnInLab(topo, podName, [process.execPath, '-e', script, host, String(port), String(hold)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), holdMs + scaled(20_000));
+  const timer = setTimeout(() => child.kill('SIGKILL'), hold + scaled(20_000));
   const result = new Promise<{ ok: boolean; error?: string; localPort?: number }>((resolve) =>
     child.once('exit', () => {
       clearTimeout(timer);
