@@ -33,26 +33,28 @@ async function cleanLab(): Promise<void> {
 
 const waypointProc = (pod: string) => readLabProcesses(LAB).find((p) => p.name === 'waypoint' && p.place === pod && isSameProcess(p.pid, p.startTime));
 
+/** Polls fn until it gives a value; `ms` is the limit on the reference machine (scaled here). */
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
+  const limit = scaled(ms);
+  const deadline = Date.now() + limit;
   for (;;) {
     const v = await fn();
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${limit} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 // Inside the frontend's pod: COUNT GETs one after the other to HOST:PORT, each on a new connection.
 // A request is retried only when this client saw a connection error (reset, refused, hang-up),
-// for up to RETRY_MS; a timeout (3 s) or any HTTP answer other than 200 is recorded as a failure
+// for up to RETRY_MS; a timeout (TIMEOUT_MS: 3 s, scaled) or any HTTP answer other than 200 is recorded as a failure
 // the client saw. Prints {done, retries, failures, errors, longestRetryMs}.
 const RETRY_CLIENT = `
 const http = require('node:http');
-const [host, port, count, retryMs] = process.argv.slice(1).filter((a) => a !== '--');
+const [host, port, count, retryMs, timeoutMs] = process.argv.slice(1).filter((a) => a !== '--');
 const conn = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ECONNABORTED']);
 const one = () => new Promise((resolve) => {
-  const req = http.request({ host, port: Number(port), path: '/', agent: false, timeout: 3000 }, (res) => {
+  const req = http.request({ host, port: Number(port), path: '/', agent: false, timeout: Number(timeoutMs) }, (res) => {
     let body = '';
     res.setEncoding('utf8').on('data', (d) => (body += d));
     res.on('end', () => resolve({ status: res.statusCode, body: body.slice(0, 200) }));
@@ -110,7 +112,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
       cpSync(logs, keep, { recursive: true });
       process.stderr.write(`lab logs kept in ${keep}\n`);
     }
-    const down = await cli(['lab', 'down', '--lab', LAB], 60_000).catch(() => undefined);
+    const down = await cli(['lab', 'down', '--lab', LAB], scaled(60_000)).catch(() => undefined);
     if (down?.code !== 0) await cleanLab();
   }, scaled(90_000));
 
@@ -132,7 +134,12 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     'splits the backend 90/10 within 4 sigma, allows GET and denies DELETE with 403 at the waypoint',
     async () => {
       const N = 300;
-      const gets = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: N, concurrency: 10, size: 0, timeoutMs: 60_000 })) as ClientReport;
+      const gets = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', {
+        connections: N,
+        concurrency: 10,
+        size: 0,
+        timeoutMs: scaled(60_000),
+      })) as ClientReport;
       expect(gets.statusCodes, JSON.stringify(gets).slice(0, 500)).toEqual({ '200': N });
       const v1 = gets.versions?.v1 ?? 0;
       const v2 = gets.versions?.v2 ?? 0;
@@ -142,7 +149,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
         connections: 5,
         concurrency: 5,
         size: 0,
-        timeoutMs: 15_000,
+        timeoutMs: scaled(15_000),
         method: 'DELETE',
       })) as ClientReport;
       expect(dels.statusCodes).toEqual({ '403': 5 });
@@ -159,7 +166,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
           connections: 2,
           concurrency: 1,
           size: 0,
-          timeoutMs: 10_000,
+          timeoutMs: scaled(10_000),
         })) as ClientReport;
         expect(r.ok, `${b.pod.name}: ${JSON.stringify(r).slice(0, 300)}`).toBe(0);
         expect(r.statusCodes['200']).toBeUndefined();
@@ -222,10 +229,10 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
           topo,
           fe.pod.name,
           RETRY_CLIENT,
-          [service('backend').vip, String(service('backend').port), String(COUNT), String(scaled(20_000))],
-          scaled(90_000),
+          [service('backend').vip, String(service('backend').port), String(COUNT), String(scaled(20_000)), String(scaled(3000))],
+          90_000,
         );
-        await new Promise((r) => setTimeout(r, 700));
+        await new Promise((r) => setTimeout(r, scaled(700)));
         process.kill(before.pid, 'SIGKILL');
         const after = await until('the controller to restart the waypoint', () => {
           const p = waypointProc('wp-waypoint');
@@ -244,7 +251,12 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
         expect(result.done, what).toBe(COUNT);
         expect(result.retries + result.failures.length, what).toBeGreaterThan(0);
         expect(after.pid).not.toBe(before.pid);
-        const again = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: 5, concurrency: 1, size: 0, timeoutMs: 15_000 })) as ClientReport;
+        const again = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', {
+          connections: 5,
+          concurrency: 1,
+          size: 0,
+          timeoutMs: scaled(15_000),
+        })) as ClientReport;
         expect(again.statusCodes, what).toEqual({ '200': 5 });
       }
     },
@@ -280,10 +292,15 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
       const ok = await until(
         'requests through the restarted node proxy to succeed',
         async () => {
-          const r = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', { connections: 5, concurrency: 1, size: 0, timeoutMs: 5_000 })) as ClientReport;
+          const r = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', {
+            connections: 5,
+            concurrency: 1,
+            size: 0,
+            timeoutMs: scaled(5_000),
+          })) as ClientReport;
           return r.statusCodes['200'] === 5 ? r : undefined;
         },
-        scaled(60_000),
+        60_000,
       );
       expect(ok.statusCodes).toEqual({ '200': 5 });
       const status = await cli(['lab', 'status', '--json', '--lab', LAB]);
@@ -305,7 +322,7 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
       expect(wps.length).toBe(1);
       const pids = (tryLoadLabState(LAB)?.processes ?? []).map((p) => p.pid);
       expect(readLabProcesses(LAB).some((p) => p.name === 'lab-controller')).toBe(true);
-      const down = await cli(['lab', 'down', '--lab', LAB], 60_000);
+      const down = await cli(['lab', 'down', '--lab', LAB], scaled(60_000));
       expect(down.code, down.stderr).toBe(0);
       expect(await leftovers(LAB, pids)).toEqual([]);
       // The supervisor went with the controller: nothing was restarted after lab down.
