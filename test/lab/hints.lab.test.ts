@@ -27,15 +27,19 @@ writeFileSync(join(binDir, 'nodemesh'), `#!/bin/sh\nexec '${process.execPath}' '
 chmodSync(join(binDir, 'nodemesh'), 0o755);
 const PATH = `${binDir}:${process.env.PATH ?? ''}`;
 
-/** Runs one line as a user's shell would (`sh -c LINE`, the caller's environment), bounded in time. */
+/**
+ * Runs one line as a user's shell would (`sh -c LINE`, the caller's environment), bounded in time:
+ * `timeoutMs` on the reference machine, scaled here (test/support/speed).
+ */
 function shell(line: string, timeoutMs: number): Promise<Ran> {
+  const limit = scaled(timeoutMs);
   return new Promise((resolve, reject) => {
     const child = spawn('sh', ['-c', line], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`'${line}' did not finish within ${timeoutMs} ms`))), timeoutMs);
+    const timer = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`'${line}' did not finish within ${limit} ms`))), limit);
     child.on('close', (code) => (clearTimeout(timer), resolve({ code: code ?? -1, stdout, stderr })));
   });
 }
@@ -104,7 +108,7 @@ const explain = (line: string, r: Ran): string => `'${line}' exited ${r.code}\ns
 privilegedDescribe('lab', 'the hints lab up prints run as pasted', () => {
   afterAll(async () => {
     rmSync(binDir, { recursive: true, force: true });
-    await cli(['lab', 'down', '--lab', LAB], 120_000);
+    await cli(['lab', 'down', '--lab', LAB], scaled(120_000));
     expect(await leftovers(LAB)).toEqual([]);
   }, scaled(150_000));
 
