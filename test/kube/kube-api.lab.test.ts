@@ -39,6 +39,7 @@ import { kubectl } from '../support/kube-apiserver/kubectl';
 import { StandInApiServer } from '../support/kube-apiserver/server';
 import type { KubeObject } from '../support/kube-apiserver/types';
 import { privilegedDescribe } from '../support/privileged';
+import { scaled } from '../support/speed';
 import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor } from './fixture';
 
 const LAB = 'nmka';
@@ -233,7 +234,7 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
     }
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
     await waitFor('the CNI sockets', async () => (NODES.every((n) => existsSync(socket(n))) ? true : undefined));
-  }, 150_000);
+  });
 
   afterAll(async () => {
     const errors: string[] = [];
@@ -246,7 +247,7 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
     if (topo) await removeCgroupTree(join(topo.cgroupMount, `nm-${LAB}`)).catch((e: Error) => errors.push(e.message));
     if (work) rmSync(work, { recursive: true, force: true });
     if (errors.length) throw new Error(errors.join('; '));
-  }, 90_000);
+  });
 
   let client: KubeSandbox;
 
@@ -262,7 +263,7 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
     await k(['apply', '--validate=false', '-f', '-'], podManifest('shop', 'client-0', 'client', 'node1'));
     const pod = await kubeletRuns('node1', 'shop', 'client-0', [FIRST_CONNECT, echo.ip, '9000']);
     client = pod.sb;
-    await Promise.race([pod.exited, new Promise((r) => setTimeout(r, 20_000))]);
+    await Promise.race([pod.exited, new Promise((r) => setTimeout(r, scaled(20_000)))]);
     const result = JSON.parse(pod.output().trim().split('\n').pop() || '{"ok":false,"error":"no output"}') as FirstConnect;
     expect(result, pod.output()).toMatchObject({ ok: true, bytes: 65536, peer: '127.0.0.1:15001' });
 
@@ -283,7 +284,7 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
     // kubectl sees what kubelet reported.
     expect((await k(['get', 'pod', 'client-0', '-n', 'shop', '-o', 'jsonpath={.status.podIP}'])).trim()).toBe(pod.ip);
     console.log(`CNI ADD of a new pod through the API server path (loopback + bridge/host-local + nodemesh): echo ${echo.addMs} ms, client ${pod.addMs} ms`);
-  }, 60_000);
+  });
 
   it('kubectl delete pod releases the pod with nothing left, and the control plane stops publishing it', async () => {
     const node1 = topo.nodes.find((n) => n.name === 'node1')!;
@@ -315,5 +316,5 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
     await waitFor('the sandbox record to be dropped', async () => (readFileSync(sandboxes, 'utf8').includes('client-0') ? undefined : true));
     expect((await k(['get', 'pods', '-n', 'shop', '-o', 'name'])).trim()).toBe('pod/echo-0');
     expect((await adminJson<Array<{ key: string }>>(topo, 'node2', '/workloads')).map((w) => w.key)).toContain('shop/echo-0');
-  }, 60_000);
+  });
 });

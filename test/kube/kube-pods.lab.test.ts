@@ -24,6 +24,7 @@ import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { adminJson, waitFor } from '../capture/harness';
 import { keepLogs, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
+import { scaled } from '../support/speed';
 import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor, netnsHeldBy } from './fixture';
 
 const LAB = 'nmkp';
@@ -75,7 +76,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     to: string,
   ): Promise<{ result: FirstConnect; addMs: number; sb: KubeSandbox }> {
     const pod = await startPod(node, namespace, name, sa, ip, n, [FIRST_CONNECT, to, '9000']);
-    await Promise.race([pod.exited, new Promise((r) => setTimeout(r, 20_000))]);
+    await Promise.race([pod.exited, new Promise((r) => setTimeout(r, scaled(20_000)))]);
     const line = pod.output().trim().split('\n').pop() ?? '';
     let result: FirstConnect;
     try {
@@ -115,7 +116,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     }
     await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
     await waitFor('the CNI sockets', async () => (NODES.every((n) => existsSync(socket(n))) ? true : undefined));
-  }, 120_000);
+  });
 
   afterAll(async () => {
     // NMKP_LOG_DIR=/some/dir keeps the control plane's and node proxies' logs.
@@ -127,7 +128,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     if (topo) await removeCgroupTree(join(topo.cgroupMount, `nm-${LAB}`)).catch((e: Error) => errors.push(e.message));
     if (work) rmSync(work, { recursive: true, force: true });
     if (errors.length) throw new Error(errors.join('; '));
-  }, 90_000);
+  });
 
   let echo: KubeSandbox;
   let client: KubeSandbox;
@@ -155,7 +156,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     const out = accessLines(proxies.node1!.log()).find((l) => l.reporter === 'source' && l.src.addr === `10.200.1.100:${port}`);
     expect(out, proxies.node1!.log().slice(-3000)).toMatchObject({ protocol: 'HBONE', dst: { identity: `spiffe://${TD}/ns/shop/sa/echo` } });
     console.log(`CNI ADD of a captured pod (loopback + bridge/host-local + nodemesh): ${addMs} ms`);
-  }, 60_000);
+  });
 
   it('leaves a pod of a namespace without the label alone, and captures it (already running) once the namespace is labelled', async () => {
     const pod = await startPod('node1', 'late', 'late-0', 'late', '10.200.1.101', 3, [ECHO]);
@@ -197,7 +198,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
       accessLines(proxies.node2!.log()).find((l) => l.reporter === 'destination' && l.src.identity === `spiffe://${TD}/ns/late/sa/late`),
     );
     expect(line).toMatchObject({ protocol: 'HBONE', connection_security_policy: 'mutual_tls', dst: { identity: `spiffe://${TD}/ns/shop/sa/echo` } });
-  }, 60_000);
+  });
 
   it('a restarted node proxy finds the running pods again by discovery (no CNI event, no sandbox records) and adopts their capture', async () => {
     await stopProc(proxies.node2);
@@ -221,7 +222,7 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
       c.child.once('exit', () => resolve(JSON.parse(o.trim() || '{"ok":false,"error":"no output"}') as FirstConnect));
     });
     expect(r).toMatchObject({ ok: true, bytes: 65536, peer: '127.0.0.1:15001' });
-  }, 60_000);
+  });
 
   it('releases a deleted pod on its CNI DEL with nothing left: no enrolment, no pins, no listener, nothing holding its netns', async () => {
     const node1 = topo.nodes.find((n) => n.name === 'node1')!;
@@ -252,5 +253,5 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     // echo-0 on node2 is untouched.
     expect((await adminJson<Array<{ key: string }>>(topo, 'node2', '/workloads')).map((w) => w.key)).toContain('shop/echo-0');
     expect(echo.stopped).toBe(false);
-  }, 60_000);
+  });
 });
