@@ -1,6 +1,8 @@
 // What a tier run on one kernel came to: read from vitest's JSON report, and the kernel x tier
 // table `nodemesh vm test` prints. Pure.
 
+import type { FileResult } from './record';
+
 /** doctor: only `nodemesh doctor`, no tests */
 export type VmTier = 'kernel' | 'lab' | 'doctor';
 
@@ -27,6 +29,10 @@ export interface KernelOutcome {
   /** why there is no report (error), in a line */
   error?: string;
   seconds: number;
+  /** the host's 1-minute load average at the start and end of the run ("1.2-14.0") */
+  load?: string;
+  /** each test file's result (from the report), for the recorded matrix (vm/record.ts) */
+  files?: FileResult[];
 }
 
 interface JsonAssertion {
@@ -69,7 +75,7 @@ function pad(s: string, n: number): string {
 
 /** The table: one row per kernel and tier, then the failing tests and errors under it. */
 export function formatTable(rows: KernelOutcome[]): string {
-  const head = ['KERNEL', 'RELEASE', 'ACCEL', 'TIER', 'RESULT', 'PASSED', 'FAILED', 'SKIPPED', 'DOCTOR', 'TIME'];
+  const head = ['KERNEL', 'RELEASE', 'ACCEL', 'TIER', 'RESULT', 'PASSED', 'FAILED', 'SKIPPED', 'DOCTOR', 'TIME', 'LOAD'];
   const cells = rows.map((r) => [
     r.kernel,
     r.release ?? '-',
@@ -81,6 +87,7 @@ export function formatTable(rows: KernelOutcome[]): string {
     r.counts ? String(r.counts.skipped) : '-',
     r.doctor ?? '-',
     `${Math.round(r.seconds)} s`,
+    r.load ?? '-',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
   const line = (c: string[]): string =>

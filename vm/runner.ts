@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { prepareKernel, cacheDir } from './kernel-image';
 import type { MatrixKernel } from './matrix';
 import { boot, type Accel } from './qemu';
+import { fileResults, loadRecord, mergeRun, saveRecord } from './record';
 import { countReport, type KernelOutcome, type VmTier } from './results';
 
 export interface RunOptions {
@@ -82,6 +83,7 @@ function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], root: str
     return row;
   }
   row.counts = countReport(report, root);
+  row.files = fileResults(report, root);
   row.result = row.counts.failed ? 'failed' : 'passed';
   return row;
 }
@@ -217,10 +219,43 @@ async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome>
   }
 }
 
-export async function runKernel(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
+/** The host's 1-minute load average. */
+function load1(): string {
+  return readIf('/proc/loadavg')?.split(' ')[0] ?? '?';
+}
+
+/** The checkout's commit (short; "+dirty" when tracked files differ from it), or "unknown". */
+export function checkoutCommit(root: string): string {
   try {
-    return k.source.kind === 'host' ? await runOnHost(k, o) : await runInVm(k, o);
+    const c = execFileSync('git', ['-C', root, 'rev-parse', '--short=8', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    return dirty ? `${c}+dirty` : c;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Where every run's per-file results are recorded (vm/record.ts). */
+export function recordDir(): string {
+  return join(cacheDir(), 'results');
+}
+
+export async function runKernel(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
+  const loadBefore = load1();
+  let row: KernelOutcome;
+  try {
+    row = k.source.kind === 'host' ? await runOnHost(k, o) : await runInVm(k, o);
   } catch (err) {
     return { kernel: k.name, tier: o.tier, result: 'error', error: err instanceof Error ? err.message : String(err), seconds: 0 };
   }
+  row.load = `${loadBefore}-${load1()}`;
+  if (row.files?.length && o.tier !== 'doctor') {
+    const rec = loadRecord(recordDir(), k.name, o.tier);
+    const meta = { commit: checkoutCommit(o.root), release: row.release, accel: row.accel, at: new Date().toISOString(), load: row.load };
+    saveRecord(recordDir(), mergeRun(rec, row.files, meta));
+  }
+  return row;
 }

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { moduleLoadOrder, sourcesList } from './kernel-image';
 import { parseMatrix, selectKernels } from './matrix';
-import { parseFileFilters } from './cli';
+import { parseFileFilters, parseTiers } from './cli';
+import { fileResults, formatMatrix, mergeRun, type TierRecord } from './record';
 import { qemuArgs } from './qemu';
 import { countReport, formatTable } from './results';
 import { readFileSync } from 'node:fs';
@@ -75,13 +76,14 @@ describe('tier results', () => {
         result: 'failed',
         doctor: 'ok',
         seconds: 131.6,
+        load: '1.5-3.0',
         counts: countReport(report, '/repo'),
       },
       { kernel: '6.1', tier: 'kernel', result: 'error', error: 'timed out after 900 s; qemu was killed', seconds: 900 },
     ]).split('\n');
-    expect(t[0]).toMatch(/^KERNEL +RELEASE +ACCEL +TIER +RESULT +PASSED +FAILED +SKIPPED +DOCTOR +TIME$/);
-    expect(t[1]).toMatch(/^5\.10 +5\.10\.0-46-amd64 +tcg +kernel +failed +2 +2 +1 +ok +132 s$/);
-    expect(t[2]).toMatch(/^6\.1 +- +- +kernel +error +- +- +- +- +900 s$/);
+    expect(t[0]).toMatch(/^KERNEL +RELEASE +ACCEL +TIER +RESULT +PASSED +FAILED +SKIPPED +DOCTOR +TIME +LOAD$/);
+    expect(t[1]).toMatch(/^5\.10 +5\.10\.0-46-amd64 +tcg +kernel +failed +2 +2 +1 +ok +132 s +1\.5-3\.0$/);
+    expect(t[2]).toMatch(/^6\.1 +- +- +kernel +error +- +- +- +- +900 s +-$/);
     expect(t.slice(3)).toEqual([
       '5.10 kernel: FAILED test/kernel/a.kernel.test.ts > [kernel] a breaks',
       '5.10 kernel: FAILED test/kernel/b.kernel.test.ts: Cannot find module x',
@@ -138,5 +140,73 @@ describe('--files', () => {
     expect(parseFileFilters('test/mesh/,test/dataplane/')).toEqual(['test/mesh/', 'test/dataplane/']);
     expect(() => parseFileFilters('test/mesh/,a b')).toThrow(/"a b" is not a path part/);
     expect(() => parseFileFilters('x;rm')).toThrow(/not a path part/);
+  });
+});
+
+describe('--tier', () => {
+  it('takes a tier or a list in order; doctor only alone', () => {
+    expect(parseTiers('kernel')).toEqual(['kernel']);
+    expect(parseTiers('kernel,lab')).toEqual(['kernel', 'lab']);
+    expect(parseTiers('lab,kernel,lab')).toEqual(['lab', 'kernel']);
+    expect(() => parseTiers('unit')).toThrow(/--tier must be kernel, lab or doctor/);
+    expect(() => parseTiers('doctor,lab')).toThrow(/give it alone/);
+  });
+});
+
+describe('the recorded matrix', () => {
+  const report = (files: Array<{ f: string; t: Array<[string, string]>; ms: number; status?: string; message?: string }>): string =>
+    JSON.stringify({
+      testResults: files.map((x) => ({
+        name: `/repo/${x.f}`,
+        status: x.status ?? (x.t.some(([, s]) => s === 'failed') ? 'failed' : 'passed'),
+        message: x.message,
+        startTime: 1_000,
+        endTime: 1_000 + x.ms,
+        assertionResults: x.t.map(([fullName, status]) => ({ fullName, status })),
+      })),
+    });
+
+  it('reads each file’s counts, failures and running time; a file that failed to load counts as one failure', () => {
+    const r = fileResults(
+      report([
+        {
+          f: 'test/a.lab.test.ts',
+          t: [
+            ['a one', 'passed'],
+            ['a two', 'failed'],
+            ['a three', 'skipped'],
+          ],
+          ms: 61_500,
+        },
+        { f: 'test/b.lab.test.ts', t: [], ms: 10, status: 'failed', message: 'Cannot find module x\nstack' },
+      ]),
+      '/repo',
+    );
+    expect(r).toEqual([
+      { file: 'test/a.lab.test.ts', passed: 1, failed: 1, skipped: 1, failures: ['a two'], seconds: 61.5 },
+      { file: 'test/b.lab.test.ts', passed: 0, failed: 1, skipped: 0, failures: ['Cannot find module x'], seconds: 0.01 },
+    ]);
+  });
+
+  it('a newer run replaces a file’s result; the matrix counts the files run of the tier and says which are missing', () => {
+    const all = { lab: ['test/a.lab.test.ts', 'test/b.lab.test.ts', 'test/c.lab.test.ts'] };
+    let rec: TierRecord = { kernel: '5.10', tier: 'lab', files: {} };
+    const meta = (commit: string, load: string) => ({ commit, release: '5.10.0-46-amd64', accel: 'tcg', at: '2026-12-05T05:00:00Z', load });
+    rec = mergeRun(rec, fileResults(report([{ f: 'test/a.lab.test.ts', t: [['a one', 'failed']], ms: 100_000 }]), '/repo'), meta('aaaa', '2.0-9.5'));
+    rec = mergeRun(rec, fileResults(report([{ f: 'test/b.lab.test.ts', t: [['b one', 'passed']], ms: 50_000 }]), '/repo'), meta('bbbb', '3.0-4.0'));
+    let t = formatMatrix([rec, { kernel: '6.1', tier: 'lab', files: {} }], all).split('\n');
+    expect(t[0]).toMatch(/^KERNEL +TIER +RESULT +FILES +PASSED +FAILED +SKIPPED +TIME +RELEASE +LOAD +COMMITS$/);
+    expect(t[1]).toMatch(/^5\.10 +lab +failed +2\/3 +1 +1 +0 +150 s +5\.10\.0-46-amd64 +2\.0-9\.5 +aaaa,bbbb$/);
+    expect(t[2]).toMatch(/^6\.1 +lab +not run +0\/3 +0 +0 +0 +- +- +- +-$/);
+    expect(t.slice(3)).toEqual(['5.10 lab: not run yet: test/c.lab.test.ts', '5.10 lab: FAILED test/a.lab.test.ts > a one (aaaa, 2026-12-05T05:00:00Z)']);
+    // the file passes on a later run; the last file too: the row is green
+    rec = mergeRun(rec, fileResults(report([{ f: 'test/a.lab.test.ts', t: [['a one', 'passed']], ms: 90_000 }]), '/repo'), meta('cccc', '1.0-2.0'));
+    rec = mergeRun(rec, fileResults(report([{ f: 'test/c.lab.test.ts', t: [['c one', 'passed']], ms: 10_000 }]), '/repo'), meta('cccc', '1.0-2.0'));
+    t = formatMatrix([rec], all).split('\n');
+    expect(t[1]).toMatch(/^5\.10 +lab +passed +3\/3 +3 +0 +0 +150 s +5\.10\.0-46-amd64 +1\.0-4\.0 +cccc,bbbb$/);
+    expect(t).toHaveLength(2);
+    // a file no longer in the tier is not counted
+    t = formatMatrix([rec], { lab: ['test/a.lab.test.ts'] }).split('\n');
+    expect(t[1]).toMatch(/^5\.10 +lab +passed +1\/1 +1 +0 +0 +90 s /);
   });
 });

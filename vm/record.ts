@@ -1,0 +1,174 @@
+// The kernel matrix as recorded. A lab tier takes 15-40 min per kernel under TCG, so it is run in
+// parts (`vm test --files …`) and a matrix is assembled from several runs: every tier run writes
+// the result of each test file it ran into <cache>/results/<kernel>.<tier>.json (the newest result
+// per file wins, with the commit, kernel release, time and load average it ran at), and
+// `nodemesh vm matrix` prints, per kernel x tier, how many of the tier's files have a result, the
+// counts, the time, the commits, the files not run yet and every failing test. The pure parts
+// (fileResults, mergeRun, formatMatrix) are unit tested; the store is plain JSON.
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { VmTier } from './results';
+
+/** One test file's outcome in one run. */
+export interface FileResult {
+  /** path relative to the checkout */
+  file: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  /** "test > name" of each failed test, or the file's load error */
+  failures: string[];
+  /** the file's own running time (vitest's start to end) */
+  seconds: number;
+}
+
+/** A file's result as recorded, with where and when it ran. */
+export interface FileRecord extends FileResult {
+  commit: string;
+  release?: string;
+  accel?: string;
+  /** ISO time the run ended */
+  at: string;
+  /** the host's 1-minute load average at the run's start and end */
+  load?: string;
+}
+
+export interface TierRecord {
+  kernel: string;
+  tier: VmTier;
+  files: Record<string, FileRecord>;
+}
+
+interface JsonFile {
+  name?: string;
+  status?: string;
+  message?: string;
+  startTime?: number;
+  endTime?: number;
+  assertionResults?: Array<{ fullName?: string; title?: string; status?: string }>;
+}
+
+/** Per-file results of a vitest `--reporter=json` report; paths relative to root. Pure. */
+export function fileResults(json: string, root: string): FileResult[] {
+  const report = JSON.parse(json) as { testResults?: JsonFile[] };
+  return (report.testResults ?? []).map((f) => {
+    const name = f.name ?? '?';
+    const file = name.startsWith(root + '/') ? name.slice(root.length + 1) : name;
+    const r: FileResult = { file, passed: 0, failed: 0, skipped: 0, failures: [], seconds: 0 };
+    const tests = f.assertionResults ?? [];
+    for (const t of tests) {
+      if (t.status === 'passed') r.passed++;
+      else if (t.status === 'failed') {
+        r.failed++;
+        r.failures.push(t.fullName ?? t.title ?? '?');
+      } else r.skipped++;
+    }
+    if (f.status === 'failed' && r.failed === 0) {
+      r.failed = 1;
+      r.failures.push((f.message ?? 'failed').split('\n')[0] as string);
+    }
+    if (typeof f.startTime === 'number' && typeof f.endTime === 'number' && f.endTime >= f.startTime) r.seconds = (f.endTime - f.startTime) / 1000;
+    return r;
+  });
+}
+
+/** The record with a run's file results put in (each replacing that file's older result). Pure. */
+export function mergeRun(rec: TierRecord, files: FileResult[], meta: Omit<FileRecord, keyof FileResult>): TierRecord {
+  const out: TierRecord = { ...rec, files: { ...rec.files } };
+  for (const f of files) out.files[f.file] = { ...f, ...meta };
+  return out;
+}
+
+function recordPath(dir: string, kernel: string, tier: VmTier): string {
+  return join(dir, `${kernel}.${tier}.json`);
+}
+
+export function loadRecord(dir: string, kernel: string, tier: VmTier): TierRecord {
+  const p = recordPath(dir, kernel, tier);
+  if (!existsSync(p)) return { kernel, tier, files: {} };
+  try {
+    const r = JSON.parse(readFileSync(p, 'utf8')) as TierRecord;
+    return { kernel, tier, files: r.files ?? {} };
+  } catch {
+    return { kernel, tier, files: {} };
+  }
+}
+
+export function saveRecord(dir: string, rec: TierRecord): void {
+  mkdirSync(dir, { recursive: true });
+  const p = recordPath(dir, rec.kernel, rec.tier);
+  writeFileSync(p + '.tmp', JSON.stringify(rec, null, 2) + '\n');
+  renameSync(p + '.tmp', p);
+}
+
+/** The checkout's test files of a tier (`*.<tier>.test.ts`, outside node_modules and dist), sorted. */
+export function tierFiles(root: string, tier: VmTier): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.name.startsWith('.') || e.name === 'node_modules' || e.name === 'dist') continue;
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith(`.${tier}.test.ts`)) out.push(relative(root, p));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+/**
+ * The recorded matrix: a row per kernel and tier — files with a result of the tier's files, the
+ * counts, the summed file time, the kernel release and the commits the results come from — then,
+ * per row, the files not run yet and every failing test (with its commit). `all` maps a tier to
+ * its test files in this checkout. Pure.
+ */
+export function formatMatrix(records: TierRecord[], all: Partial<Record<VmTier, string[]>>): string {
+  const head = ['KERNEL', 'TIER', 'RESULT', 'FILES', 'PASSED', 'FAILED', 'SKIPPED', 'TIME', 'RELEASE', 'LOAD', 'COMMITS'];
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const rec of records) {
+    const files = all[rec.tier] ?? [];
+    const have = files.filter((f) => rec.files[f]);
+    const got = have.map((f) => rec.files[f] as FileRecord);
+    const sum = (k: 'passed' | 'failed' | 'skipped' | 'seconds'): number => got.reduce((a, r) => a + r[k], 0);
+    const missing = files.filter((f) => !rec.files[f]);
+    const result = got.length === 0 ? 'not run' : sum('failed') > 0 ? 'failed' : missing.length ? 'partial' : 'passed';
+    const releases = [...new Set(got.map((r) => r.release ?? '?'))];
+    const loads = got.map((r) => r.load).filter((x): x is string => !!x);
+    const loadRange = loads.length ? rangeOf(loads.flatMap((l) => l.split('-').map(Number))) : '-';
+    rows.push([
+      rec.kernel,
+      rec.tier,
+      result,
+      `${have.length}/${files.length}`,
+      String(sum('passed')),
+      String(sum('failed')),
+      String(sum('skipped')),
+      got.length ? `${Math.round(sum('seconds'))} s` : '-',
+      releases.join(',') || '-',
+      loadRange,
+      [...new Set(got.map((r) => r.commit))].join(',') || '-',
+    ]);
+    if (got.length && missing.length) notes.push(`${rec.kernel} ${rec.tier}: not run yet: ${missing.join(', ')}`);
+    for (const r of got) for (const f of r.failures) notes.push(`${rec.kernel} ${rec.tier}: FAILED ${r.file} > ${f} (${r.commit}, ${r.at})`);
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] as string).length)));
+  const line = (c: string[]): string =>
+    c
+      .map((x, i) => pad(x, widths[i] as number))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...rows.map(line), ...notes].join('\n');
+}
+
+function rangeOf(xs: number[]): string {
+  const v = xs.filter((x) => Number.isFinite(x));
+  if (!v.length) return '-';
+  const lo = Math.min(...v);
+  const hi = Math.max(...v);
+  return lo === hi ? lo.toFixed(1) : `${lo.toFixed(1)}-${hi.toFixed(1)}`;
+}
