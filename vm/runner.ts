@@ -4,7 +4,7 @@
 // kernel x tier table. Every qemu process ends before the next kernel starts; the result share
 // (a temp dir) is removed; caches stay under cacheDir().
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareKernel, cacheDir } from './kernel-image';
@@ -88,6 +88,15 @@ function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], root: str
   return row;
 }
 
+/** The mesh processes' logs the guest kept (vm/guest/run.sh), moved to `to` (replacing the last run's). */
+function keepGuestLogs(out: string, to: string, log: (l: string) => void): void {
+  const kept = join(out, 'kept');
+  rmSync(to, { recursive: true, force: true });
+  if (!existsSync(kept)) return;
+  cpSync(kept, to, { recursive: true });
+  log(`the guest's mesh logs are in ${to}`);
+}
+
 /** KVM when /dev/kvm works for this kernel (a short probe boot, remembered), else TCG. */
 async function chooseAccel(o: RunOptions, vmlinuz: string, initramfs: string, modulesDir: string, release: string): Promise<Accel> {
   if (o.accel !== 'auto') return o.accel;
@@ -156,6 +165,7 @@ async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
       },
     });
     const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, accel);
+    keepGuestLogs(out, join(logDir, `${k.name}-${o.tier}-kept`), o.log);
     if (r.timedOut) row.error = `timed out after ${o.timeoutS} s; qemu was killed` + (row.error ? ` (${row.error})` : '');
     if (r.timedOut && row.result === 'passed') row.result = 'error';
     return row;

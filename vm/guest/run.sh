@@ -39,7 +39,13 @@ echo $? > "$OUT/doctor.rc"
 sed 's/^/doctor: /' "$OUT/doctor.txt"
 if [ "$TIER" = kernel ] || [ "$TIER" = lab ]; then
   say "running the $TIER tier"
+  # The mesh processes' logs, for a post-mortem on the host (the guest's /tmp goes with the VM):
+  # the lab tests that take a log dir write there; those that keep logs only after a failure write
+  # them to /tmp/nm-*-logs-*, copied below. The runner moves kept/ into its cache's logs dir.
+  KEPT=$OUT/kept
+  export NMDP_LOG_DIR=$KEPT/dataplane NMKA_LOG_DIR=$KEPT/kube-api NMKP_LOG_DIR=$KEPT/kube-pods NMWP_LOG_DIR=$KEPT/waypoint-path NMWQ_LOG_DIR=$KEPT/protocols
   node node_modules/vitest/vitest.mjs run --project "$TIER" $FILES --reporter=default --reporter=json --outputFile.json="$OUT/report.json"
   echo $? > "$OUT/tier.rc"
+  for d in /tmp/nm-*-logs-*; do [ -d "$d" ] && mkdir -p "$KEPT" && cp -r "$d" "$KEPT/"; done
 fi
 say "done"
