@@ -40,9 +40,9 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'nm-mesh-'));
   const vip = (name: 'frontend' | 'backend' | 'tcp-echo'): string => `${service(name).vip}:${service(name).port}`;
   const tcp = (pod: DemoRole, target: string, size: number, connections = 1, concurrency = 1): Promise<ClientReport | { error: string }> =>
-    runClientIn(topo, pod.pod.name, target, 'tcp', { connections, concurrency, size, timeoutMs: 60_000 });
+    runClientIn(topo, pod.pod.name, target, 'tcp', { connections, concurrency, size, timeoutMs: scaled(60_000) });
   const http = (pod: DemoRole, target: string): Promise<ClientReport | { error: string }> =>
-    runClientIn(topo, pod.pod.name, target, 'http', { connections: 1, concurrency: 1, size: 0, timeoutMs: 8000 });
+    runClientIn(topo, pod.pod.name, target, 'http', { connections: 1, concurrency: 1, size: 0, timeoutMs: scaled(8000) });
   const passed = (r: ClientReport | { error: string }): boolean => 'ok' in r && reportPassed(r);
 
   let failed = false;
@@ -65,13 +65,13 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
       cpSync(logs, keep, { recursive: true });
       process.stderr.write(`mesh logs kept in ${keep}\n`);
     }
-    const down = await cli(['lab', 'down', '--lab', LAB], 60_000).catch(() => undefined);
+    const down = await cli(['lab', 'down', '--lab', LAB], scaled(60_000)).catch(() => undefined);
     if (down?.code !== 0) await cleanLab();
     rmSync(tmp, { recursive: true, force: true });
   });
 
   it('lab up runs the demo and prints one row per edge, each as the policy says', () => {
-    expect(up.code, `lab up failed:\n${up.stderr.slice(-6000)}`).toBe(0);
+    expect(up.code, `lab up failed:\n${up.stderr.slice(-6000)}\nits output:\n${up.stdout.slice(-4000)}`).toBe(0);
     expect(up.stderr).toContain('control plane in nm-nmmesh-control');
     const rows = up.stdout.split('\n').filter((l) => / -> /.test(l));
     expect(rows).toHaveLength(5);
@@ -367,7 +367,7 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
   it('lab down stops the mesh (node proxies unenrol first) and leaves nothing', async () => {
     const pids = (tryLoadLabState(LAB)?.processes ?? []).map((p) => p.pid);
     expect(pids.length).toBeGreaterThanOrEqual(6);
-    const down = await cli(['lab', 'down', '--lab', LAB], 60_000);
+    const down = await cli(['lab', 'down', '--lab', LAB], scaled(60_000));
     expect(down.code, down.stderr).toBe(0);
     expect(down.stderr).toContain('--teardown');
     expect(await leftovers(LAB, pids)).toEqual([]);
