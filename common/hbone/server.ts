@@ -43,6 +43,8 @@ export interface TunnelRequest {
   readonly remoteAddress: Endpoint;
   /** Aborted when the client gives up on the stream before the decision is acted on. */
   readonly signal: AbortSignal;
+  /** The listener the connection arrived on, as named to serveConnection (undefined: this server's own). */
+  readonly listener?: string;
 }
 
 export type Decision =
@@ -106,6 +108,8 @@ export interface HboneServerStats {
 interface Peer {
   readonly identity: Identity;
   readonly spiffeId: string;
+  /** Named by serveConnection; undefined when the connection came through listen(). */
+  readonly listener?: string;
 }
 
 export type ListenOptions = { readonly host?: string; readonly port: number } | { readonly fd: number };
@@ -114,6 +118,8 @@ export class HboneServer {
   private readonly server: Http2SecureServer;
   private readonly peers = new WeakMap<Http2Session, Peer>();
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** TCP connections handed over by serveConnection, with the listener they arrived on. */
+  private readonly arrivedOn = new WeakMap<Socket, string>();
   private readonly idle = new WeakMap<ServerHttp2Session, IdleWatch>();
   private readonly log: Logger;
   private credentials: ServerCredentials;
@@ -198,6 +204,27 @@ export class HboneServer {
     return { address: a.address, port: a.port };
   }
 
+  /**
+   * Serves a TCP connection another listener accepted: listeners in many network namespaces (one
+   * per workload of an identity) can share one server — its TLS context (an OpenSSL context costs
+   * 60–90 KiB), settings and handler. `listener` names where the connection arrived: the handler
+   * sees it as TunnelRequest.listener, and closeListener(listener) ends just those connections.
+   */
+  serveConnection(socket: Socket, listener: string): void {
+    this.arrivedOn.set(socket, listener);
+    this.server.emit('connection', socket);
+  }
+
+  /**
+   * Ends the connections that arrived on `listener` (serveConnection): GOAWAY at once, so open
+   * tunnels can finish and the peer opens no new stream on them, destroyed after `graceMs`.
+   * Resolves when they are all closed.
+   */
+  closeListener(listener: string, graceMs = 5_000): Promise<void> {
+    const of = [...this.sessions].filter((s) => this.peers.get(s)?.listener === listener);
+    return closeSessions(of, graceMs);
+  }
+
   /** New credentials for new connections; connections already open keep theirs. */
   rotate(credentials: ServerCredentials): void {
     // requestCert/rejectUnauthorized are the server's own settings and stay as constructed.
@@ -233,7 +260,7 @@ export class HboneServer {
     let peer: Peer;
     try {
       const verified = verifyTlsPeer(socket, this.credentials.trustBundle, { role: 'client' });
-      peer = { identity: verified.identity, spiffeId: verified.spiffeId };
+      peer = { identity: verified.identity, spiffeId: verified.spiffeId, listener: this.arrivedOn.get(tcpOf(socket)) };
     } catch (err) {
       this.counters.connectionsRejected++;
       this.log.warn({ remote: socket.remoteAddress, err: err instanceof Error ? err.message : String(err) }, 'HBONE client refused');
@@ -301,6 +328,7 @@ export class HboneServer {
       localAddress: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       remoteAddress: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
       signal: controller.signal,
+      listener: peer.listener,
     };
 
     let decision: Decision;
@@ -409,6 +437,28 @@ class IdleWatch {
 
 function tlsContextOptions(c: ServerCredentials): { cert: string; key: string | Buffer; ca: string; minVersion: 'TLSv1.3'; maxVersion: 'TLSv1.3' } {
   return { cert: c.certChain, key: c.key, ca: c.trustBundle.pem, minVersion: TLS_VERSION, maxVersion: TLS_VERSION };
+}
+
+/** GOAWAY to each session now, destroy those still open after `graceMs`; resolves when all closed. */
+function closeSessions(sessions: readonly ServerHttp2Session[], graceMs: number): Promise<void> {
+  const open = sessions.filter((s) => !s.closed && !s.destroyed);
+  if (open.length === 0) return Promise.resolve();
+  const closed = open.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
+  for (const s of open) s.close();
+  const timer = setTimeout(() => {
+    for (const s of open) s.destroy();
+  }, graceMs);
+  timer.unref();
+  return Promise.all(closed).then(() => clearTimeout(timer));
+}
+
+/**
+ * The TCP socket under a server-side TLS socket. tls.Server wraps each accepted socket in a
+ * TLSSocket that keeps it as `_parent` (Node has no public accessor); test/hbone/shared-listeners
+ * fails if that ever changes.
+ */
+function tcpOf(tls: TLSSocket): Socket {
+  return (tls as TLSSocket & { _parent: Socket })._parent;
 }
 
 /** Errors from the network stack (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, …) mean the upstream is unavailable. */
