@@ -241,17 +241,10 @@ export class HboneServer {
    * what is still open after `graceMs`.
    */
   close(graceMs = 5_000): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        for (const s of this.sessions) s.destroy();
-      }, graceMs);
-      timer.unref();
-      this.server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      for (const s of this.sessions) s.close();
-    });
+    // the listener's close waits for the connections it accepted; those handed over by
+    // serveConnection are not its own, so the sessions are waited for themselves
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    return Promise.all([stopped, closeSessions([...this.sessions], graceMs)]).then(() => undefined);
   }
 
   private onSession(session: ServerHttp2Session, windows: WindowSettings): void {

@@ -55,4 +55,26 @@ describe('HBONE server shared by several listeners', () => {
     // and a listener with no connections closes at once
     await mesh.server.closeListener('nobody', 10_000);
   });
+
+  it('close() ends the connections handed over too, within its grace period', async () => {
+    const own = await startMesh({ ca: mesh.ca });
+    const listener = createServer((socket) => own.server.serveConnection(socket, 'workload-c'));
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    try {
+      const held = await own.client.open(own.openOptions({ destination: `127.0.0.1:${(listener.address() as AddressInfo).port}` }));
+      held.on('error', () => undefined);
+      let closed = false;
+      held.once('close', () => {
+        closed = true;
+      });
+      held.write('x');
+      const t0 = performance.now();
+      await own.server.close(200);
+      expect(performance.now() - t0).toBeLessThan(2_000);
+      expect(await eventually(() => closed, 2_000)).toBe(true);
+    } finally {
+      listener.close();
+      await own.close();
+    }
+  });
 });
