@@ -35,7 +35,7 @@
 // shares its noise), and the latency it adds over direct next to what stunnel adds. The load
 // average at start and end is printed with the figures. iperf3, stunnel4 and openssl are installed
 // with apt-get when missing.
-// Memory: after enrolling every pod (--pods per node, up to the lab's 50), and before any load, each
+// Memory: after enrolling every pod (--pods per node, up to the lab's 100), and before any load, each
 // node proxy's resident memory split into V8 heap, external (Buffers, TLS/HTTP/2 state reported to
 // V8) and the rest (code, other native memory, thread stacks), with its threads and open fds.
 // --soak MINUTES: instead of the rounds, SOAK_RATE req/s (64 B request/response on CONNECTIONS

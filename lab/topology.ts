@@ -3,7 +3,8 @@
 import { checkLabName, type LabNode, type LabPod, type LabTopology } from './state';
 
 export const MAX_NODES = 50;
-export const MAX_PODS_PER_NODE = 50;
+// 100: a node proxy's memory is judged with 100 local workloads (pod addresses .2–.101 of the node's /24)
+export const MAX_PODS_PER_NODE = 100;
 export const CONTROL_IP = '10.199.0.254';
 export const UNDERLAY_CIDR = '10.199.0.0/24';
 export const UNDERLAY_BRIDGE = 'nm-ul';

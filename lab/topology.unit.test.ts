@@ -38,17 +38,22 @@ describe('lab topology plan', () => {
     expect(b.lines).toContain('link add nm-pod1-2 type veth peer name eth0 netns nm-lab-pod1-2');
     expect(controlBatch(t).lines.filter((l) => l.startsWith('route'))).toHaveLength(3);
     expect(podBatch(t.pods[0]!).lines).toContain('route add default via 10.200.1.1');
-    const big = planLab({ lab: 'abcdefgh', nodes: 50, podsPerNode: 50 }, '/cg');
+    const big = planLab({ lab: 'abcdefgh', nodes: 50, podsPerNode: 100 }, '/cg');
     const names = [...underlayBatch(big).lines, ...big.nodes.flatMap((n) => nodeBatch(big, n).lines)]
       .flatMap((l) => /^link add (\S+) type (?:veth peer name (\S+)|bridge)/.exec(l)?.slice(1) ?? [])
       .filter(Boolean);
     expect(names.length).toBeGreaterThan(100);
     for (const n of names) expect(n.length).toBeLessThanOrEqual(15);
+    // 100 pods per node still fit the node's /24, one address each
+    const node50 = big.pods.filter((p) => p.node === 'node50');
+    expect(node50).toHaveLength(100);
+    expect(new Set(node50.map((p) => p.ip)).size).toBe(100);
+    expect(node50.at(-1)?.ip).toBe('10.200.50.101');
   });
 
   it('refuses shapes out of range with the flag name', () => {
     expect(() => checkShape({ lab: 'lab', nodes: 0, podsPerNode: 1 })).toThrow(/--nodes must be a whole number from 1 to 50/);
-    expect(() => checkShape({ lab: 'lab', nodes: 1, podsPerNode: 51 })).toThrow(/--pods-per-node/);
+    expect(() => checkShape({ lab: 'lab', nodes: 1, podsPerNode: 101 })).toThrow(/--pods-per-node must be a whole number from 1 to 100/);
     expect(() => checkShape({ lab: 'LAB', nodes: 1, podsPerNode: 1 })).toThrow(/lab name/);
   });
 });
