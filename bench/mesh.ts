@@ -37,7 +37,9 @@
 // with apt-get when missing.
 // Memory: after enrolling every pod (--pods per node, up to the lab's 100), and before any load, each
 // node proxy's resident memory split into V8 heap, external (Buffers, TLS/HTTP/2 state reported to
-// V8) and the rest (code, other native memory, thread stacks), with its threads and open fds.
+// V8) and the rest (code, other native memory, thread stacks), with its threads and open fds; and
+// the same RSS split by /proc/PID/smaps_rollup into file-backed (the node binary's pages, shared
+// with every Node process) and anonymous (the process's own).
 // --soak MINUTES: instead of the rounds, SOAK_RATE req/s (64 B request/response on CONNECTIONS
 // connections) cross-node through the mesh for MINUTES, both proxies' RSS, open fds and threads
 // sampled every 10 s; flat means every sample after the warm-up (a fifth of the run, at most 60 s)
@@ -65,7 +67,7 @@ import { CONNGEN, type ConnRate } from './support/conngen';
 import { LOADGEN, type Latency } from './support/loadgen';
 import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
 import { formatRatio, formatSpread, ratio, roundOrder, spread } from './support/rounds';
-import { flatness, memoryParts, type Flatness, type MemoryUsage, type ProxySample } from './support/soak';
+import { flatness, memoryParts, residentParts, type Flatness, type MemoryUsage, type ProxySample } from './support/soak';
 import { ensureTools } from './support/tools';
 import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
@@ -439,6 +441,8 @@ interface IdleMemory {
   node: string;
   workloads: number;
   memory: MemoryUsage;
+  /** Resident memory backed by files (the node binary: shared, fixed) and anonymous (the process's own), MiB. */
+  resident: { fileMiB: number; anonMiB: number };
   threads: number;
   fds: number;
 }
@@ -458,7 +462,8 @@ async function idleMemory(topo: LabTopology, lab: string): Promise<IdleMemory[]>
     const workloads = (JSON.parse((await netnsGet(n.netnsPath, '127.0.0.1', ADMIN_PORT, '/workloads')).body) as unknown[]).length;
     const pid = pids.find((p) => p.place === n.name)?.pid ?? pids[out.length]?.pid;
     if (!stats.memory || pid === undefined) throw new Error(`node proxy of ${n.name}: no memory figures in /stats`);
-    out.push({ node: n.name, workloads, memory: stats.memory, threads: threadsOf(pid), fds: fdsOf(pid) });
+    const resident = residentParts(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    out.push({ node: n.name, workloads, memory: stats.memory, resident, threads: threadsOf(pid), fds: fdsOf(pid) });
   }
   return out;
 }
@@ -507,7 +512,7 @@ async function soak(
 
 function idleTable(idle: readonly IdleMemory[]): string {
   return formatTable(
-    ['NODE PROXY', 'WORKLOADS', 'RSS MiB', 'V8 HEAP MiB (used)', 'EXTERNAL MiB', 'OTHER MiB', 'THREADS', 'FDS'],
+    ['NODE PROXY', 'WORKLOADS', 'RSS MiB', 'V8 HEAP MiB (used)', 'EXTERNAL MiB', 'OTHER MiB', 'RSS FILE / ANON MiB', 'THREADS', 'FDS'],
     idle.map((m) => {
       const p = memoryParts(m.memory);
       return [
@@ -517,6 +522,7 @@ function idleTable(idle: readonly IdleMemory[]): string {
         `${p.heap.toFixed(1)} (${p.heapUsed.toFixed(1)})`,
         p.external.toFixed(1),
         p.other.toFixed(1),
+        `${m.resident.fileMiB.toFixed(1)} / ${m.resident.anonMiB.toFixed(1)}`,
         String(m.threads),
         String(m.fds),
       ];

@@ -31,6 +31,18 @@ export function memoryParts(m: MemoryUsage): { rss: number; heap: number; heapUs
   return { rss: m.rss / MiB, heap: m.heapTotal / MiB, heapUsed: m.heapUsed / MiB, external: m.external / MiB, other: other / MiB };
 }
 
+/**
+ * /proc/PID/smaps_rollup in MiB: resident memory backed by files (the node binary's code and
+ * libraries — mostly shared with every other Node process, the same in any Node program) and
+ * anonymous (the process's own: heaps, thread stacks).
+ */
+export function residentParts(smapsRollup: string): { fileMiB: number; anonMiB: number } {
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(smapsRollup)?.[1] ?? Number.NaN);
+  const rss = kb('Rss');
+  const anon = kb('Anonymous');
+  return { fileMiB: (rss - anon) / 1024, anonMiB: anon / 1024 };
+}
+
 export interface Flatness {
   /** Samples judged (those after the warm-up). */
   readonly n: number;

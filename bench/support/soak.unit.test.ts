@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { flatness, memoryParts } from './soak';
+import { flatness, memoryParts, residentParts } from './soak';
 
 describe('soak summaries', () => {
   it('splits resident memory into heap, external and the rest', () => {
@@ -11,6 +11,11 @@ describe('soak summaries', () => {
       external: 4,
       other: 36,
     });
+  });
+
+  it('splits resident memory into file-backed and anonymous from smaps_rollup', () => {
+    const rollup = '00400000-7ffd [rollup]\nRss:               81920 kB\nPss:               50000 kB\nAnonymous:         40960 kB\nAnonHugePages:         0 kB\n';
+    expect(residentParts(rollup)).toEqual({ fileMiB: 40, anonMiB: 40 });
   });
 
   it('judges a series flat when every sample after the warm-up is within ±5 % of the median', () => {
