@@ -14,7 +14,8 @@ describe('soak summaries', () => {
   });
 
   it('splits resident memory into file-backed and anonymous from smaps_rollup', () => {
-    const rollup = '00400000-7ffd [rollup]\nRss:               81920 kB\nPss:               50000 kB\nAnonymous:         40960 kB\nAnonHugePages:         0 kB\n';
+    const rollup =
+      '00400000-7ffd [rollup]\nRss:               81920 kB\nPss:               50000 kB\nAnonymous:         40960 kB\nAnonHugePages:         0 kB\n';
     expect(residentParts(rollup)).toEqual({ fileMiB: 40, anonMiB: 40 });
   });
 
