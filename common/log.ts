@@ -4,7 +4,6 @@
 // per line, what log collectors and the lab read) or `text` (one human-readable line per record).
 // Timestamps are ISO 8601 in UTC either way.
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -33,6 +32,9 @@ export function createLogger(
   const sync = o.sync ?? true;
   const options = { name: component, level, base: { component, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (format === 'text') {
+    // loaded only for text logs: the node proxy and the control plane log JSON and so never pay
+    // for it (~1 MiB of a long-running process's memory, its module tree included)
+    const pretty = require('pino-pretty') as typeof import('pino-pretty');
     return pino(
       options,
       pretty({ destination: 2, sync, colorize: false, translateTime: false, singleLine: true, ignore: 'pid,hostname,name', messageKey: 'msg' }),
