@@ -151,6 +151,19 @@ describe('HTTP/1.1 bodies over pooled HBONE upstream tunnels', () => {
   });
 
   it('two 32 MiB uploads, then 200 1 KiB POSTs at concurrency 4: every body whole, every answer 200', () => uploadsThenSmallPosts(port), 60_000);
+
+  it('keeps its tunnels: 50 POSTs one after another open at most one more tunnel (the HTTP/1.1 pool runs over HBONE)', async () => {
+    const stats = running.waypoint.transport.stats;
+    const before = stats.hboneTunnels;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const small = randomBytes(100);
+      for (let i = 0; i < 50; i++) expect((await post(port, agent, small)).status).toBe(200);
+    } finally {
+      agent.destroy();
+    }
+    expect(stats.hboneTunnels - before).toBeLessThanOrEqual(1);
+  }, 30_000);
 });
 
 describe('HTTP/1.1 bodies over pooled upstream connections', () => {

@@ -1,12 +1,13 @@
-// The waypoint's upstream HTTP/1.1 client for plain-TCP endpoints: a keep-alive pool per endpoint
+// The waypoint's upstream HTTP/1.1 client: a keep-alive pool per endpoint, over plain TCP or over
+// connections the caller opens (HBONE tunnels to mesh endpoints)
 // (at most the cluster's max_connections sockets; requests beyond wait for a free one) and one
 // call object per request that writes the head with the body's first bytes, parses the response
 // with parse.ts and hands the body on as a Readable with backpressure. A connection is reused only
 // when both messages were complete and framed (not delimited by close) and the server did not
 // say `connection: close`.
 import { EventEmitter } from 'node:events';
-import { connect, type Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { connect } from 'node:net';
+import { Readable, type Duplex } from 'node:stream';
 import {
   ChunkedDecoder,
   DEFAULT_LIMITS,
@@ -40,7 +41,9 @@ export interface H1CallListener {
 const CALL = Symbol('nodemesh.h1.call');
 const CONNECTED = Symbol('nodemesh.h1.connected');
 const FAILURE = Symbol('nodemesh.h1.error');
-type PooledSocket = Socket & { [CALL]?: H1Call; [CONNECTED]?: boolean; [FAILURE]?: NodeJS.ErrnoException };
+/** A pooled connection: a TCP socket or an opened stream (an HBONE tunnel), each with an idle timeout. */
+export type Connection = Duplex & { setTimeout(ms: number): unknown };
+type PooledSocket = Connection & { [CALL]?: H1Call; [CONNECTED]?: boolean; [FAILURE]?: NodeJS.ErrnoException };
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
 /** Methods sent without a Content-Length when they have no body (node:http's choice). */
@@ -55,6 +58,11 @@ export interface H1PoolOptions {
   readonly connectTimeoutMs: number;
   /** Idle pooled connections close after this long (default 60 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * Opens a connection instead of TCP to host:port (an HBONE tunnel): `done` gets it established,
+   * or an error — a connect failure for the request waiting for it (bounded by its own timeout).
+   */
+  readonly open?: (done: (err: Error | undefined, connection?: Connection) => void) => void;
 }
 
 /** The keep-alive connections to one endpoint. */
@@ -82,24 +90,49 @@ export class H1Pool {
     let s = this.idle.pop();
     while (s && s.destroyed) s = this.idle.pop();
     if (s) return call.start(s);
-    if (this.open < this.o.maxConnections) return call.start(this.connect());
+    if (this.open < this.o.maxConnections) return this.connect(call);
     this.waiting.push(call);
   }
 
-  private connect(): PooledSocket {
+  /** A new connection for `call`: TCP at once (writes wait for the connect), or opened by `o.open`. */
+  private connect(call: H1Call): void {
     this.open++;
-    const s = connect({ host: this.o.host, port: this.o.port, noDelay: true }) as PooledSocket;
-    const timer = setTimeout(connectTimedOut, this.o.connectTimeoutMs, s, this.o.connectTimeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
+    const opener = this.o.open;
+    if (!opener) {
+      const s = connect({ host: this.o.host, port: this.o.port, noDelay: true }) as PooledSocket;
+      const timer = setTimeout(connectTimedOut, this.o.connectTimeoutMs, s, this.o.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s[CONNECTED] = true;
+      });
+      s.once('close', () => clearTimeout(timer));
+      return call.start(this.adopt(s));
+    }
+    opener((err, c) => {
+      if (err || !c) {
+        this.open--;
+        call.fail('connect-failure', err?.message ?? 'no connection');
+        this.serveWaiting();
+        return;
+      }
+      const s = this.adopt(c as PooledSocket);
       s[CONNECTED] = true;
+      if (this.closed) {
+        s.destroy();
+        call.fail('connect-failure', 'the waypoint is shutting down');
+        return;
+      }
+      call.start(s);
     });
+  }
+
+  /** The pool's handlers on a new connection. */
+  private adopt(s: PooledSocket): PooledSocket {
     s.on('data', onPooledData);
     s.on('drain', onPooledDrain);
     s.on('error', onPooledError);
     s.on('timeout', onPooledTimeout);
     s.once('close', () => {
-      clearTimeout(timer);
       this.open--;
       const i = this.idle.indexOf(s);
       if (i >= 0) this.idle.splice(i, 1);

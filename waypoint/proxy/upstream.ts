@@ -3,9 +3,8 @@
 // HBONE tunnel (mTLS HTTP/2 CONNECT to its node proxy, with the waypoint's own identity); otherwise
 // plain TCP. The caller writes the body into `sink` and gets the response head (or a classified
 // failure) from `response`.
-import { Agent, request as h1request, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { connect as h2connect, constants as h2c, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { HboneClient } from '../../common/hbone/client';
 import { TunnelRefusedError } from '../../common/hbone/errors';
@@ -94,7 +93,6 @@ export function isHopByHop(name: string): boolean {
 }
 
 export class UpstreamTransport {
-  private readonly agents = new Map<string, Agent>();
   private readonly pools = new Map<string, H1Pool>();
   private readonly sessions = new Map<string, PooledSession>();
   readonly hbone: HboneClient;
@@ -149,55 +147,23 @@ export class UpstreamTransport {
       });
   }
 
-  private agentFor(cluster: CompiledCluster, e: UpstreamEndpoint): Agent {
-    const key = this.key(cluster, e);
-    let agent = this.agents.get(key);
-    if (agent) return agent;
-    agent = new Agent({ keepAlive: true, maxSockets: cluster.breakers.maxConnections, maxFreeSockets: 256, timeout: 60_000 });
-    if (e.hbone) {
-      const open = (_opts: unknown, cb: (err: Error | null, s?: Socket) => void): undefined => {
-        this.tunnel(e, cluster.connectTimeoutMs).then(
-          (stream) => cb(null, socketLike(stream)),
-          (err: Error) => cb(err),
-        );
-        return undefined;
-      };
-      (agent as unknown as { createConnection: typeof open }).createConnection = open;
-    }
-    agent.on('free', () => undefined);
-    this.agents.set(key, agent);
-    return agent;
-  }
-
   private sendH1(cluster: CompiledCluster, e: UpstreamEndpoint, req: AttemptRequest, listener: AttemptListener): Attempt {
-    if (!e.hbone) {
-      // Plain TCP: the waypoint's own HTTP/1.1 client (http1/client.ts), one write per request head.
-      const key = this.key(cluster, e);
-      let pool = this.pools.get(key);
-      if (!pool) {
-        pool = new H1Pool({ host: e.address, port: e.port, maxConnections: cluster.breakers.maxConnections, connectTimeoutMs: cluster.connectTimeoutMs });
-        this.pools.set(key, pool);
-      } else pool.o.maxConnections = cluster.breakers.maxConnections;
-      const call = pool.request(req.method, req.path, req.authority, req.headers, new H1Outcome(listener));
-      return { sink: call, abort: () => call.abort() };
-    }
-    // The caller's header object goes out as is (it is this attempt's); only Host is set here.
-    const headers = req.headers as OutgoingHttpHeaders;
-    headers.host = req.authority;
-    const r = h1request({
-      host: e.address,
-      port: e.port,
-      method: req.method,
-      path: req.path,
-      headers,
-      agent: this.agentFor(cluster, e),
-      setHost: false,
-    }) as H1Attempt;
-    r[LISTENER] = listener;
-    r.on('socket', onH1Socket);
-    r.once('response', onH1Response);
-    r.on('error', onH1Error);
-    return { sink: r, abort: () => r.destroy() };
+    // The waypoint's own HTTP/1.1 client (http1/client.ts), one write per request head, over plain
+    // TCP or over pooled HBONE tunnels (one tunnel per connection, as a TCP connection would be).
+    const key = this.key(cluster, e);
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = new H1Pool({
+        host: e.address,
+        port: e.port,
+        maxConnections: cluster.breakers.maxConnections,
+        connectTimeoutMs: cluster.connectTimeoutMs,
+        open: e.hbone ? (done) => this.tunnel(e, cluster.connectTimeoutMs).then((st) => done(undefined, st), done) : undefined,
+      });
+      this.pools.set(key, pool);
+    } else pool.o.maxConnections = cluster.breakers.maxConnections;
+    const call = pool.request(req.method, req.path, req.authority, req.headers, new H1Outcome(listener));
+    return { sink: call, abort: () => call.abort() };
   }
 
   /** The pooled HTTP/2 session to an endpoint: `cb` gets it once connected (at once when it is). */
@@ -302,8 +268,6 @@ export class UpstreamTransport {
   close(): void {
     for (const p of this.pools.values()) p.close();
     this.pools.clear();
-    for (const a of this.agents.values()) a.destroy();
-    this.agents.clear();
     for (const e of this.sessions.values()) void e.ready?.then((s) => s?.destroy());
     this.sessions.clear();
     this.hbone.destroy();
@@ -316,35 +280,6 @@ interface PooledSession {
   ready: Promise<ClientHttp2Session | undefined> | undefined;
 }
 
-// HTTP/1.1 attempts: the listener rides on the ClientRequest, and its events go to shared
-// functions (no closures per request).
-const LISTENER = Symbol('nodemesh.attempt.listener');
-const CONNECTED = Symbol('nodemesh.attempt.connected');
-const SETTLED = Symbol('nodemesh.attempt.settled');
-type H1Attempt = ClientRequest & { [LISTENER]: AttemptListener; [CONNECTED]?: boolean; [SETTLED]?: boolean };
-
-function onH1Socket(this: H1Attempt, s: Socket): void {
-  if (!s.connecting) this[CONNECTED] = true;
-  else s.once('connect', () => (this[CONNECTED] = true));
-}
-
-function onH1Response(this: H1Attempt, res: IncomingMessage): void {
-  if (this[SETTLED]) return;
-  this[SETTLED] = true;
-  this[LISTENER].onHead(new H1Head(res));
-}
-
-function onH1Error(this: H1Attempt, err: NodeJS.ErrnoException): void {
-  if (this[SETTLED]) return;
-  this[SETTLED] = true;
-  if (err instanceof UpstreamFailure) return this[LISTENER].onFailure(err);
-  const kind: FailureKind =
-    !this[CONNECTED] && (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'ETIMEDOUT')
-      ? 'connect-failure'
-      : 'reset';
-  this[LISTENER].onFailure(new UpstreamFailure(kind, `${kind === 'reset' ? 'upstream reset' : 'upstream connect error'}: ${err.message}`));
-}
-
 /** The HTTP/1.1 client's outcome for an attempt, in the transport's terms. */
 class H1Outcome implements H1CallListener {
   constructor(private readonly listener: AttemptListener) {}
@@ -353,20 +288,6 @@ class H1Outcome implements H1CallListener {
   }
   onFailure(kind: H1FailureKind, message: string): void {
     this.listener.onFailure(new UpstreamFailure(kind, message));
-  }
-}
-
-class H1Head implements UpstreamHead {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  constructor(readonly body: IncomingMessage) {
-    this.status = body.statusCode ?? 502;
-    this.headers = body.headers;
-  }
-  onComplete(done: (trailers: Record<string, string | string[] | undefined>) => void): void {
-    const res = this.body;
-    if (res.complete) return done(res.trailers ?? {});
-    res.once('end', () => done(res.trailers ?? {}));
   }
 }
 
@@ -421,31 +342,4 @@ class H2Attempt implements Attempt {
     this.sink.destroy();
     if (this.stream && !this.stream.destroyed) this.stream.close(h2c.NGHTTP2_CANCEL);
   }
-}
-
-/**
- * An HBONE stream with the few net.Socket methods http.Agent calls on pooled sockets.
- *
- * String chunks are turned into Buffers before they reach the stream. http.ClientRequest writes
- * its head as a latin1 string; on a pooled HBONE stream (node:http2 sets decodeStrings: false, so
- * the string goes to its native write path as is) the backend received the first 16 bytes of some
- * heads as garbage — "POST /upload HTT" replaced by heap bytes, the body intact — and Node's
- * http server answered 400 with an empty body. With Buffers every head arrives whole
- * (test/waypoint/pooled-bodies.unit.test.ts fails without this). A bare h2 stream over TLS did
- * not reproduce it alone, so the exact node:http2 path is not pinned down.
- */
-function socketLike(stream: ClientHttp2Stream): Socket {
-  const s = stream as unknown as Record<string, unknown>;
-  for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref']) if (typeof s[m] !== 'function') s[m] = () => stream;
-  const write = stream.write as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean;
-  const asBuffers = function (this: ClientHttp2Stream, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-    if (typeof chunk === 'string') {
-      if (typeof encoding === 'function') [cb, encoding] = [encoding, undefined];
-      chunk = Buffer.from(chunk, (encoding as BufferEncoding | undefined) ?? 'utf8');
-      encoding = undefined;
-    }
-    return write.call(this, chunk, encoding, cb);
-  };
-  stream.write = asBuffers as typeof stream.write;
-  return stream as unknown as Socket;
 }
