@@ -3,9 +3,10 @@
 import { parseArgs } from 'node:util';
 import { CliError, type Command } from '../cli/command';
 import { createLogger } from '../common/log';
-import { startWaypoint, type RunningWaypoint } from './run';
+import { meshIdentity, startWaypoint, type MeshIdentity, type RunningWaypoint } from './run';
 import { ADMIN_PORT, HBONE_PORT, METRICS_PORT, READY_PORT, XDS_PLAINTEXT_PORT } from '../common/contracts/ports';
-import { parseWorkers, runPrimary, serveAsWorker, workerIndex, type Primary } from './workers';
+import { XdsRelay } from './relay';
+import { credentialsFromPrimary, parseWorkers, runPrimary, serveAsWorker, workerIndex, workerRelay, type Primary } from './workers';
 
 const RUN_USAGE = `usage: nodemesh waypoint run --name NAME -n NAMESPACE [--control HOST:PORT] [options]
   --name NAME            the Gateway (gatewayClassName nodemesh-waypoint) this waypoint serves
@@ -94,28 +95,66 @@ async function run(argv: string[]): Promise<number> {
   const metricsPort = port(v['metrics-port'], METRICS_PORT, '--metrics-port');
   const readyPort = port(v['ready-port'], READY_PORT, '--ready-port');
   const worker = workerIndex();
+  const mesh = meshMode
+    ? {
+        tokenFile: v['token-file']!,
+        trustBundleFile: v['trust-bundle']!,
+        trustDomain: v['trust-domain'],
+        serviceAccount: v['service-account'],
+        certTtlSeconds: certTtl,
+        serverName: v['server-name'],
+      }
+    : undefined;
   if (workers > 1 && worker === undefined) {
-    // The primary: forks the workers (this same command line) and serves metrics and readiness.
+    // The primary: holds the xDS stream and the certificate, forks the workers (this same command
+    // line) and serves metrics and readiness.
+    let ident: MeshIdentity | undefined;
+    let relay: XdsRelay | undefined;
     let primary: Primary;
     try {
-      primary = await runPrimary({ workers, metricsPort, readyPort, listenAddress: listenAddress ?? '0.0.0.0', logger });
+      if (mesh) ident = await meshIdentity({ control, name: v.name, namespace: v.namespace, logger }, mesh);
+      relay = new XdsRelay({
+        name: v.name,
+        namespace: v.namespace,
+        ip: v.ip,
+        control,
+        controlCredentials: ident?.cp.xdsCredentials,
+        controlToken: ident ? () => ident!.cp.credential.token() : undefined,
+        logger,
+      });
+      await relay.start();
+      primary = await runPrimary({
+        workers,
+        metricsPort,
+        readyPort,
+        listenAddress: listenAddress ?? '0.0.0.0',
+        logger,
+        relay,
+        credentials: ident?.identity,
+      });
     } catch (err) {
+      await relay?.stop();
+      ident?.close();
       throw new CliError(`the waypoint could not start: ${err instanceof Error ? err.message : String(err)}`);
     }
-    logger.info({ name: v.name, namespace: v.namespace, workers, ports: primary.ports }, 'waypoint started with workers');
+    logger.info({ name: v.name, namespace: v.namespace, workers, ports: primary.ports, identity: ident?.identity.spiffeId }, 'waypoint started with workers');
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
     await primary.stop();
+    await relay.stop();
+    ident?.close();
     return 0;
   }
+  // A worker's xDS and certificate come from its primary.
+  const relayed = worker !== undefined ? workerRelay() : undefined;
   let running: RunningWaypoint;
   try {
     running = await startWaypoint({
       name: v.name,
       namespace: v.namespace,
-      control,
+      control: relayed?.control ?? control,
       ip: v.ip,
       listenAddress,
       hbonePort: port(v['hbone-port'], HBONE_PORT, '--hbone-port'),
@@ -126,16 +165,8 @@ async function run(argv: string[]): Promise<number> {
       serve: worker === undefined ? undefined : { admin: worker === 0, metrics: false, ready: false },
       otlpEndpoint: v['otlp-endpoint'],
       logger,
-      mesh: meshMode
-        ? {
-            tokenFile: v['token-file']!,
-            trustBundleFile: v['trust-bundle']!,
-            trustDomain: v['trust-domain'],
-            serviceAccount: v['service-account'],
-            certTtlSeconds: certTtl,
-            serverName: v['server-name'],
-          }
-        : undefined,
+      credentials: relayed?.certificate ? await credentialsFromPrimary(30_000) : undefined,
+      mesh: relayed ? undefined : mesh,
     });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
@@ -155,6 +186,8 @@ async function run(argv: string[]): Promise<number> {
     process.once('SIGTERM', resolve);
   });
   await running.stop();
+  // A worker's IPC channel to the primary would keep it alive: let go of it so the process ends.
+  if (worker !== undefined && process.connected) process.disconnect();
   return 0;
 }
 

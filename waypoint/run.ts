@@ -5,7 +5,7 @@
 //   HBONE on 15008 with it, renewed at half-life;
 // - plaintext: xDS from a plaintext port (e.g. the loopback-only 15010), no identity, no HBONE —
 //   for tests and trying routes out without a CA.
-import { controlPlaneClient } from '../common/control-client/bootstrap';
+import { controlPlaneClient, type ControlPlaneClient } from '../common/control-client/bootstrap';
 import { tokenFileCredential, type CredentialSource } from '../common/control-client/credential';
 import { CertificateManager } from '../common/identity/manager';
 import { assertTrustDomain, DEFAULT_TRUST_DOMAIN } from '../common/identity/spiffe';
@@ -31,9 +31,9 @@ export interface MeshModeOptions {
   readonly certificateTimeoutMs?: number;
 }
 
-export interface StartOptions extends Omit<WaypointOptions, 'credentials' | 'controlCredentials' | 'controlToken' | 'logger'> {
+export interface StartOptions extends Omit<WaypointOptions, 'controlCredentials' | 'controlToken' | 'logger'> {
   readonly logger: Logger;
-  /** Absent: plaintext mode. */
+  /** Absent: plaintext mode (or a --workers worker: xDS from the primary's relay, `credentials` from the primary). */
   readonly mesh?: MeshModeOptions;
 }
 
@@ -43,13 +43,18 @@ export interface RunningWaypoint {
   stop(): Promise<void>;
 }
 
-export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
-  const m = o.mesh;
-  if (!m) {
-    const waypoint = new Waypoint({ ...o, logger: o.logger });
-    await waypoint.start();
-    return { waypoint, identity: undefined, stop: () => waypoint.stop() };
-  }
+/** The waypoint's certificate in mesh mode: the control plane client and the identity it keeps current. */
+export interface MeshIdentity {
+  readonly cp: ControlPlaneClient;
+  readonly identity: WaypointIdentity;
+  close(): void;
+}
+
+/** Get the waypoint's first certificate from the control plane's CA (renewed at half-life after). */
+export async function meshIdentity(
+  o: { readonly control: string; readonly name: string; readonly namespace: string; readonly logger: Logger },
+  m: MeshModeOptions,
+): Promise<MeshIdentity> {
   const trustDomain = assertTrustDomain(m.trustDomain ?? DEFAULT_TRUST_DOMAIN);
   const cp = controlPlaneClient({
     control: o.control,
@@ -69,7 +74,7 @@ export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
       'waypoint certificate request failed; retrying (the CA signs only service accounts of Workloads scheduled on this node)',
     ),
   );
-  const cleanup = (): void => {
+  const close = (): void => {
     identity.close();
     certs.close();
     ca.close();
@@ -77,11 +82,22 @@ export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
   try {
     await identity.ready(m.certificateTimeoutMs ?? 30_000);
   } catch (err) {
-    cleanup();
+    close();
     throw new Error(
       `${err instanceof Error ? err.message : String(err)}. The control plane's CA signs a waypoint's certificate only when a Workload with serviceAccount '${m.serviceAccount ?? o.name}' in namespace '${o.namespace}' is scheduled on this node (the node of the token)`,
     );
   }
+  return { cp, identity, close };
+}
+
+export async function startWaypoint(o: StartOptions): Promise<RunningWaypoint> {
+  const m = o.mesh;
+  if (!m) {
+    const waypoint = new Waypoint({ ...o, logger: o.logger });
+    await waypoint.start();
+    return { waypoint, identity: undefined, stop: () => waypoint.stop() };
+  }
+  const { cp, identity, close: cleanup } = await meshIdentity(o, m);
   const waypoint = new Waypoint({
     ...o,
     credentials: identity,

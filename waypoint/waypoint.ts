@@ -59,6 +59,23 @@ export interface WaypointOptions {
   readonly serve?: { readonly admin?: boolean; readonly metrics?: boolean; readonly ready?: boolean };
 }
 
+/**
+ * The waypoint's xDS node: the control plane picks the waypoint's view from this id (or
+ * NODEMESH_WAYPOINT), as for Envoy.
+ */
+export function waypointNode(o: Pick<WaypointOptions, 'name' | 'namespace' | 'ip' | 'domainSuffix'>): {
+  id: string;
+  cluster: string;
+  metadata: Record<string, string>;
+} {
+  const suffix = o.domainSuffix ?? 'cluster.local';
+  return {
+    id: `waypoint~${o.ip ?? '0.0.0.0'}~${o.name}.${o.namespace}~${o.namespace}.svc.${suffix}`,
+    cluster: `${o.name}.${o.namespace}`,
+    metadata: { NAME: o.name, NAMESPACE: o.namespace, NODE_KIND: 'waypoint', NODEMESH_WAYPOINT: `${o.namespace}/${o.name}` },
+  };
+}
+
 export class Waypoint {
   readonly state = new ConfigState();
   readonly metrics = new WaypointMetrics();
@@ -112,16 +129,10 @@ export class Waypoint {
       else res.destroy();
     });
     this.h2.on('sessionError', () => undefined);
-    const suffix = o.domainSuffix ?? 'cluster.local';
     this.xds = new DeltaXdsClient({
       target: o.control,
       credentials: o.controlCredentials ?? { kind: 'plaintext' },
-      // The control plane picks the waypoint's view from this id (or NODEMESH_WAYPOINT), as for Envoy.
-      node: {
-        id: `waypoint~${o.ip ?? '0.0.0.0'}~${o.name}.${o.namespace}~${o.namespace}.svc.${suffix}`,
-        cluster: `${o.name}.${o.namespace}`,
-        metadata: { NAME: o.name, NAMESPACE: o.namespace, NODE_KIND: 'waypoint', NODEMESH_WAYPOINT: `${o.namespace}/${o.name}` },
-      },
+      node: waypointNode(o),
       types: WAYPOINT_TYPES.map((type) => ({ type })),
       backoff: { initialMs: 250, maxMs: 10_000 },
       callMetadata: o.controlToken ? () => bearerMetadata(o.controlToken!()) : undefined,

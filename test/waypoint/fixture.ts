@@ -1,7 +1,8 @@
 // A control plane for waypoint tests: the real delta ADS server (control/xds) over a SharedCache
 // holding hand-written Envoy resources, plus HTTP backends on 127.0.0.1 that record what they got.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ClientHttp2Stream } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { Cluster, Cluster_DiscoveryType, Cluster_LbPolicy } from '../../api/gen/envoy/config/cluster/v3/cluster';
@@ -85,6 +86,11 @@ export class ControlPlane {
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
+  }
+
+  /** The delta ADS streams open to this control plane now. */
+  get xdsStreams(): number {
+    return this.ads?.clients().length ?? 0;
   }
 
   listener(name: string, port: number, routeName: string, httpFilters: Array<{ name: string; typedConfig: ReturnType<typeof pack> }> = []): void {
@@ -404,4 +410,19 @@ export async function freePort(): Promise<number> {
   const p = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return p;
+}
+
+/** One HTTP/1.1 request over an HBONE stream. */
+export function httpOver(stream: ClientHttp2Stream, path: string, host: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const s = stream as unknown as Record<string, unknown>;
+  for (const m of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) if (typeof s[m] !== 'function') s[m] = () => stream;
+  return new Promise((resolve, reject) => {
+    const r = request({ createConnection: () => stream as unknown as Socket, path, headers: { host, connection: 'close' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
 }

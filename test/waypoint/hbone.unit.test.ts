@@ -4,9 +4,8 @@
 // authorizes by the HBONE peer's SPIFFE ID, tunnels upstream to mesh endpoints presenting its
 // identity and verifying theirs, serves tcp_proxy over HBONE, and rotates at half-life.
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { request } from 'node:http';
 import type { ClientHttp2Stream } from 'node:http2';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
@@ -22,7 +21,7 @@ import { pack } from '../../waypoint/config/typed';
 import type { RunningWaypoint } from '../../waypoint/run';
 import { TYPE } from '../../waypoint/xds/resources';
 import { until } from '../support/until';
-import { backend, connectTerminate, ControlPlane, internalCluster, MeshCa, quiet, startMeshWaypoint, type Backend } from './fixture';
+import { backend, connectTerminate, ControlPlane, httpOver, internalCluster, MeshCa, quiet, startMeshWaypoint, type Backend } from './fixture';
 
 const WEB = 'web.shop.svc.cluster.local';
 const OTHER = 'other.shop.svc.cluster.local';
@@ -40,21 +39,6 @@ const onlyFrontend = {
     },
   },
 };
-
-/** One HTTP/1.1 request over an HBONE stream. */
-function httpOver(stream: ClientHttp2Stream, path: string, host: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
-  const s = stream as unknown as Record<string, unknown>;
-  for (const m of ['setKeepAlive', 'setNoDelay', 'setTimeout', 'ref', 'unref']) if (typeof s[m] !== 'function') s[m] = () => stream;
-  return new Promise((resolve, reject) => {
-    const r = request({ createConnection: () => stream as unknown as Socket, path, headers: { host, connection: 'close' } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    r.on('error', reject);
-    r.end();
-  });
-}
 
 describe('waypoint HBONE with its own identity from the real CA', () => {
   const cp = new ControlPlane();

@@ -1,13 +1,19 @@
 // `nodemesh waypoint run --workers 2` (the real CLI, its own process): two worker processes share
-// the listener, the primary's /metrics sums what both counted and its /healthz/ready waits for
-// both; a worker that dies is replaced while the other keeps serving.
+// the listener, the control plane sees one xDS stream (the primary's, relayed to the workers), the
+// primary's /metrics sums what both counted and its /healthz/ready waits for both; a worker that
+// dies is replaced while the other keeps serving.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../support/until';
-import { backend, ControlPlane, freePort, type Backend } from './fixture';
+import { HboneClient } from '../../common/hbone/client';
+import type { WorkloadCertificate } from '../../common/identity/manager';
+import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
+import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
+import { TYPE } from '../../waypoint/xds/resources';
+import { backend, connectTerminate, ControlPlane, freePort, httpOver, internalCluster, MeshCa, quiet, type Backend } from './fixture';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -114,6 +120,8 @@ describe('waypoint run --workers 2', () => {
 
   it('serves from two worker processes sharing the listener; /metrics sums both', async () => {
     expect(children(proc.pid!)).toHaveLength(2);
+    // The primary holds the one xDS stream to the control plane; the workers are served by it.
+    expect(cp.xdsStreams).toBe(1);
     const results = await Promise.all(Array.from({ length: 40 }, () => get(listenPort)));
     expect(results.map((r) => `${r.status} ${r.body}`)).toEqual(Array(40).fill('200 web'));
     const metrics = (await get(metricsPort, '/metrics')).body;
@@ -146,6 +154,7 @@ describe('waypoint run --workers 2', () => {
     );
     const after = await Promise.all(Array.from({ length: 20 }, () => get(listenPort)));
     expect(after.every((r) => r.status === 200)).toBe(true);
+    expect(cp.xdsStreams).toBe(1);
   }, 60_000);
 
   it('stops with its workers on SIGTERM', async () => {
@@ -153,5 +162,126 @@ describe('waypoint run --workers 2', () => {
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
     for (const w of workers) expect(() => process.kill(w, 0)).toThrow();
+  }, 30_000);
+});
+
+describe('waypoint run --workers 2 in mesh mode', () => {
+  const WEB = 'web.shop.svc.cluster.local';
+  const cp = new ControlPlane();
+  let mesh: MeshCa;
+  let web: Backend;
+  let proc: ChildProcess;
+  let frontend: WorkloadCertificate;
+  let hbonePort = 0;
+  let readyPort = 0;
+  const cleanups: Array<() => void> = [];
+
+  beforeAll(async () => {
+    mesh = await MeshCa.create();
+    await cp.start(0, mesh);
+    web = await backend('web');
+    const f = await mesh.workloadCertificate(cp.address, 'node-a', 'shop', 'frontend');
+    frontend = f.cert;
+    cleanups.push(() => (f.manager.close(), f.client.close()));
+    const webHttp = `inbound-vip|80|http|${WEB}`;
+    cp.raw(TYPE.listener, 'connect_terminate', Listener.encode(connectTerminate([['10.96.0.50:80', webHttp]])).finish());
+    cp.raw(TYPE.cluster, webHttp, Cluster.encode(internalCluster(webHttp)).finish());
+    cp.internalListener(webHttp, `${WEB}:80`);
+    cp.cluster('web', [web.port]);
+    cp.routes({
+      name: `${WEB}:80`,
+      virtualHosts: [
+        {
+          name: WEB,
+          domains: ['*'],
+          routes: [
+            {
+              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
+              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'web' } } },
+            },
+          ],
+        },
+      ],
+    });
+    mesh.place('shop', 'shop-waypoint', 'node-wp');
+    hbonePort = await freePort();
+    readyPort = await freePort();
+    proc = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'dist', 'cli', 'main.js'),
+        'waypoint',
+        'run',
+        '--name',
+        'shop-waypoint',
+        '-n',
+        'shop',
+        '--control',
+        cp.address,
+        '--token-file',
+        mesh.tokenFile('node-wp'),
+        '--trust-bundle',
+        mesh.trustBundleFile(),
+        '--listen-address',
+        '127.0.0.1',
+        '--hbone-port',
+        String(hbonePort),
+        '--admin-port',
+        '0',
+        '--metrics-port',
+        String(await freePort()),
+        '--ready-port',
+        String(readyPort),
+        '--workers',
+        '2',
+      ],
+      { env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    proc.stderr!.resume();
+    await until(
+      'the primary reports both workers ready',
+      () =>
+        get(readyPort, '/healthz/ready').then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      30_000,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    if (proc && proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    await web?.close();
+    await cp.stop();
+    for (const c of cleanups) c();
+    mesh?.close();
+  });
+
+  it('both workers serve HBONE with the one certificate the primary got; the control plane sees one xDS stream', async () => {
+    expect(children(proc.pid!)).toHaveLength(2);
+    // One client (one TLS connection) per tunnel, so the connections spread over the workers.
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const client = new HboneClient({ logger: quiet });
+        try {
+          const stream = await client.open({
+            source: { certChain: frontend.certChainPem, key: frontend.privateKeyPem },
+            trustBundle: frontend.trustBundle,
+            destination: `127.0.0.1:${hbonePort}`,
+            expectedIdentity: 'spiffe://cluster.local/ns/shop/sa/shop-waypoint',
+            authority: '10.96.0.50:80',
+            timeoutMs: 5000,
+          });
+          return await httpOver(stream, '/', WEB);
+        } finally {
+          client.destroy();
+        }
+      }),
+    );
+    expect(answers.map((a) => `${a.status} ${a.body}`)).toEqual(Array(6).fill('200 web'));
+    expect(cp.xdsStreams).toBe(1);
   }, 30_000);
 });
