@@ -38,6 +38,29 @@ function get(port: number, path = '/'): Promise<{ status: number; body: string }
   });
 }
 
+/** `nodemesh waypoint run ARGS --workers 2` as its own process; resolves once the primary reports both workers ready. */
+async function startWorkers(args: string[], readyPort: number): Promise<ChildProcess> {
+  const proc = spawn(
+    process.execPath,
+    [join(ROOT, 'dist', 'cli', 'main.js'), 'waypoint', 'run', ...args, '--ready-port', String(readyPort), '--workers', '2'],
+    {
+      env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  proc.stderr!.resume();
+  await until(
+    'the primary reports both workers ready',
+    () =>
+      get(readyPort, '/healthz/ready').then(
+        (r) => r.status === 200,
+        () => false,
+      ),
+    30_000,
+  );
+  return proc;
+}
+
 describe('waypoint run --workers 2', () => {
   const cp = new ControlPlane();
   let web: Backend;
@@ -69,43 +92,9 @@ describe('waypoint run --workers 2', () => {
         },
       ],
     });
-    proc = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist', 'cli', 'main.js'),
-        'waypoint',
-        'run',
-        '--name',
-        'wp',
-        '-n',
-        'default',
-        '--control',
-        cp.address,
-        '--listen-address',
-        '127.0.0.1',
-        '--admin-port',
-        '0',
-        '--metrics-port',
-        String(metricsPort),
-        '--ready-port',
-        String(readyPort),
-        '--workers',
-        '2',
-      ],
-      {
-        env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    proc.stderr!.resume();
-    await until(
-      'the primary reports both workers ready',
-      () =>
-        get(readyPort, '/healthz/ready').then(
-          (r) => r.status === 200,
-          () => false,
-        ),
-      30_000,
+    proc = await startWorkers(
+      ['--name', 'wp', '-n', 'default', '--control', cp.address, '--listen-address', '127.0.0.1', '--admin-port', '0', '--metrics-port', String(metricsPort)],
+      readyPort,
     );
   }, 60_000);
 
@@ -206,12 +195,8 @@ describe('waypoint run --workers 2 in mesh mode', () => {
     mesh.place('shop', 'shop-waypoint', 'node-wp');
     hbonePort = await freePort();
     readyPort = await freePort();
-    proc = spawn(
-      process.execPath,
+    proc = await startWorkers(
       [
-        join(ROOT, 'dist', 'cli', 'main.js'),
-        'waypoint',
-        'run',
         '--name',
         'shop-waypoint',
         '-n',
@@ -230,22 +215,8 @@ describe('waypoint run --workers 2 in mesh mode', () => {
         '0',
         '--metrics-port',
         String(await freePort()),
-        '--ready-port',
-        String(readyPort),
-        '--workers',
-        '2',
       ],
-      { env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    proc.stderr!.resume();
-    await until(
-      'the primary reports both workers ready',
-      () =>
-        get(readyPort, '/healthz/ready').then(
-          (r) => r.status === 200,
-          () => false,
-        ),
-      30_000,
+      readyPort,
     );
   }, 60_000);
 
