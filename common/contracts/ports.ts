@@ -20,6 +20,13 @@ export const CONFIG_API_PORT = 15014;
 export const METRICS_PORT = 15020;
 /** Readiness, /healthz/ready, of the node proxy and the waypoint. */
 export const READY_PORT = 15021;
+/**
+ * An Envoy waypoint's Prometheus stats, /stats/prometheus: a bootstrap listener forwarding to
+ * Envoy's loopback admin (Istio's Envoy proxies use the same port and path).
+ */
+export const ENVOY_STATS_PORT = 15090;
+/** The path Envoy's admin serves its stats in Prometheus' text format on. */
+export const ENVOY_STATS_PATH = '/stats/prometheus';
 
 /**
  * The ports a node proxy listens on itself. A captured connection addressed to one of them is

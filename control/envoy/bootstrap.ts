@@ -17,7 +17,7 @@ import { duration } from './proto';
 import { HCM_FILTER, ROUTER_HTTP_FILTER, TLS_TRANSPORT_SOCKET } from './names';
 import { Router } from '../../api/gen/envoy/extensions/filters/http/router/v3/router';
 import { HttpConnectionManager } from '../../api/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager';
-import { ADMIN_PORT, READY_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
+import { ADMIN_PORT, ENVOY_STATS_PATH, ENVOY_STATS_PORT, READY_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 import { sdsTlsFields } from './sds-file';
 
 export const XDS_CLUSTER = 'xds-grpc';
@@ -25,6 +25,8 @@ export const XDS_CLUSTER = 'xds-grpc';
 export const ADMIN_CLUSTER = 'envoy-admin';
 /** The static listener that serves the readiness check. */
 export const READY_LISTENER = 'readiness';
+/** The static listener that serves Envoy's stats to Prometheus. */
+export const STATS_LISTENER = 'prometheus_stats';
 
 export interface WaypointBootstrapOptions {
   readonly name: string;
@@ -51,6 +53,8 @@ export interface WaypointBootstrapOptions {
   readonly token?: string;
   /** Port of the readiness listener on 0.0.0.0 (default 15021). */
   readonly readyPort?: number;
+  /** Port of the Prometheus stats listener on 0.0.0.0 (default 15090). */
+  readonly statsPort?: number;
 }
 
 export function waypointNodeId(o: Pick<WaypointBootstrapOptions, 'name' | 'namespace' | 'ip' | 'domainSuffix'>): string {
@@ -93,7 +97,10 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
       },
     },
     staticResources: {
-      listeners: [readinessListener(o.readyPort ?? READY_PORT)],
+      listeners: [
+        adminRouteListener(READY_LISTENER, o.readyPort ?? READY_PORT, { $case: 'path', value: '/healthz/ready' }, '/ready'),
+        adminRouteListener(STATS_LISTENER, o.statsPort ?? ENVOY_STATS_PORT, { $case: 'prefix', value: ENVOY_STATS_PATH }),
+      ],
       clusters: [
         {
           name: XDS_CLUSTER,
@@ -140,26 +147,30 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
   });
 }
 
-// Readiness, the way Istio's proxies do it: the admin interface stays on 127.0.0.1 (it can drain,
-// quit and dump secrets-adjacent config, so nothing off the pod may reach it), and a static
-// listener on 0.0.0.0:15021 forwards only GET /healthz/ready to the admin's /ready — 200 once
-// Envoy is LIVE (its first LDS/CDS from the control plane applied), 503 while it initialises or
-// drains. kubelet's httpGet probe reaches that listener on the pod IP; no exec, no curl in the image.
-function readinessListener(port: number) {
+// Readiness and metrics, the way Istio's proxies do it: the admin interface stays on 127.0.0.1 (it
+// can drain, quit and dump secrets-adjacent config, so nothing off the pod may reach it), and
+// static listeners on 0.0.0.0 forward one path each to it. 15021: only GET /healthz/ready, to the
+// admin's /ready — 200 once Envoy is LIVE (its first LDS/CDS from the control plane applied), 503
+// while it initialises or drains; kubelet's httpGet probe reaches it on the pod IP (no exec, no
+// curl in the image). 15090: only /stats/prometheus, what the pod's scrape annotations name.
+function adminRouteListener(name: string, port: number, match: { $case: 'path' | 'prefix'; value: string }, rewrite?: string) {
   const hcm = HttpConnectionManager.fromPartial({
-    statPrefix: READY_LISTENER,
+    statPrefix: name,
     routeSpecifier: {
       $case: 'routeConfig',
       value: {
-        name: READY_LISTENER,
+        name,
         virtualHosts: [
           {
-            name: READY_LISTENER,
+            name,
             domains: ['*'],
             routes: [
               {
-                match: { pathSpecifier: { $case: 'path', value: '/healthz/ready' } },
-                action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: ADMIN_CLUSTER }, prefixRewrite: '/ready' } },
+                match: { pathSpecifier: match },
+                action: {
+                  $case: 'route',
+                  value: { clusterSpecifier: { $case: 'cluster', value: ADMIN_CLUSTER }, ...(rewrite ? { prefixRewrite: rewrite } : {}) },
+                },
               },
             ],
           },
@@ -169,7 +180,7 @@ function readinessListener(port: number) {
     httpFilters: [{ name: ROUTER_HTTP_FILTER, configType: { $case: 'typedConfig', value: pack(Router, Router.fromPartial({})) } }],
   });
   return {
-    name: READY_LISTENER,
+    name,
     address: { address: { $case: 'socketAddress' as const, value: { address: '0.0.0.0', portSpecifier: { $case: 'portValue' as const, value: port } } } },
     filterChains: [{ filters: [{ name: HCM_FILTER, configType: { $case: 'typedConfig' as const, value: pack(HttpConnectionManager, hcm) } }] }],
   };

@@ -10,6 +10,8 @@
 // nodemesh-ca, rotated by kubelet, re-read by the waypoint on every request); the mesh root comes
 // from the ConfigMap nodemesh-ca-root the controller publishes in the Gateway's namespace.
 
+import { ENVOY_STATS_PATH, ENVOY_STATS_PORT, HBONE_PORT, METRICS_PORT, READY_PORT } from '../../../common/contracts/ports';
+
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'nodemesh-waypoint-controller';
@@ -88,10 +90,17 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
   const podIP = { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
   const probe = { httpGet: { path: '/healthz/ready', port: 15021 }, periodSeconds: 5, failureThreshold: 3 };
   const security = { runAsNonRoot: true, runAsUser: 65532, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+  // Where Prometheus scrapes: the nodemesh waypoint serves /metrics on 15020; Envoy serves nothing
+  // there — its stats are on 15090 /stats/prometheus, a bootstrap listener in front of its
+  // loopback admin (control/envoy/bootstrap.ts), as on Istio's Envoy proxies.
+  const metrics =
+    o.proxy === 'envoy'
+      ? { name: 'http-envoy-prom', port: ENVOY_STATS_PORT, path: ENVOY_STATS_PATH }
+      : { name: 'metrics', port: METRICS_PORT, path: '/metrics' };
   const ports = [
-    { name: 'hbone', containerPort: 15008, protocol: 'TCP' },
-    { name: 'metrics', containerPort: 15020, protocol: 'TCP' },
-    { name: 'status', containerPort: 15021, protocol: 'TCP' },
+    { name: 'hbone', containerPort: HBONE_PORT, protocol: 'TCP' },
+    { name: metrics.name, containerPort: metrics.port, protocol: 'TCP' },
+    { name: 'status', containerPort: READY_PORT, protocol: 'TCP' },
   ];
   const nodemeshContainer = {
     name: 'waypoint',
@@ -196,7 +205,10 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
         replicas: o.replicas ?? 1,
         selector: { matchLabels: selector },
         template: {
-          metadata: { labels: { ...labels }, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020', 'prometheus.io/path': '/metrics' } },
+          metadata: {
+            labels: { ...labels },
+            annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(metrics.port), 'prometheus.io/path': metrics.path },
+          },
           spec: {
             serviceAccountName: gw.name,
             automountServiceAccountToken: false,

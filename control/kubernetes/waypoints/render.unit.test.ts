@@ -105,6 +105,42 @@ describe('waypoint rendering', () => {
     expect(admin?.loadAssignment.endpoints[0]?.lbEndpoints[0]?.endpoint.address.socketAddress).toEqual({ address: '127.0.0.1', portValue: 15000 });
   });
 
+  it("the scrape annotations name what the waypoint serves: nodemesh 15020 /metrics; Envoy 15090 /stats/prometheus, its bootstrap's listener to the admin", () => {
+    type Tpl = {
+      metadata: { annotations: Record<string, string> };
+      spec: { containers: { name: string; ports: { name: string; containerPort: number }[] }[] };
+    };
+    const tpl = (proxy: 'nodemesh' | 'envoy') => (renderWaypoint(gw, { ...opts, proxy }).deployment.spec as { template: Tpl }).template;
+    const scrape = (t: Tpl) => [
+      t.metadata.annotations['prometheus.io/scrape'],
+      t.metadata.annotations['prometheus.io/port'],
+      t.metadata.annotations['prometheus.io/path'],
+    ];
+    expect(scrape(tpl('nodemesh'))).toEqual(['true', '15020', '/metrics']);
+    const envoyTpl = tpl('envoy');
+    expect(scrape(envoyTpl)).toEqual(['true', '15090', '/stats/prometheus']);
+    // Envoy declares the stats port and nothing on 15020, where it listens on nothing
+    const envoy = envoyTpl.spec.containers.find((c) => c.name === 'envoy');
+    expect(envoy?.ports.map((p) => p.containerPort)).toEqual([15008, 15090, 15021]);
+    // What `waypoint bootstrap` gives Envoy on the annotated port: one listener on all addresses whose
+    // only route takes the annotated path, unchanged, to the admin on loopback.
+    const b = Bootstrap.toJSON(waypointBootstrap({ name: 'waypoint', namespace: 'demo', xdsAddress: opts.controlAddress })) as {
+      staticResources: {
+        listeners: {
+          address: { socketAddress: { address: string; portValue: number } };
+          filterChains: { filters: { typedConfig: { routeConfig: { virtualHosts: { routes: { match: unknown; route: unknown }[] }[] } } }[] }[];
+        }[];
+      };
+    };
+    const port = Number(envoyTpl.metadata.annotations['prometheus.io/port']);
+    const stats = b.staticResources.listeners.filter((l) => l.address.socketAddress.portValue === port);
+    expect(stats).toHaveLength(1);
+    expect(stats[0]?.address.socketAddress.address).toBe('0.0.0.0');
+    const routes = stats[0]?.filterChains[0]?.filters[0]?.typedConfig.routeConfig.virtualHosts.flatMap((v) => v.routes);
+    expect(routes).toEqual([{ match: { prefix: envoyTpl.metadata.annotations['prometheus.io/path'] }, route: { cluster: 'envoy-admin' } }]);
+    expect(b.staticResources.listeners.some((l) => l.address.socketAddress.portValue === 15020)).toBe(false);
+  });
+
   it('status: Accepted, Programmed once the Service has an address and the Deployment an available replica; transition times kept while a condition holds', () => {
     const wp = { name: 'waypoint', namespace: 'demo' };
     const noAddress = gatewayStatus(3, wp, 'T0');
