@@ -12,6 +12,8 @@ type Row = Record<string, unknown>;
 interface View {
   /** The admin path (its rows come under a PROXY column naming the node proxy's node). */
   readonly path: string;
+  /** Rows of a second admin path joining this view's, each marked with `kind` (policies: PeerAuthentications). */
+  readonly also?: { readonly path: string; readonly kind: string; readonly ownKind: string };
   readonly header: readonly string[];
   row(r: Row): string[];
 }
@@ -29,7 +31,9 @@ const endpoint = (v: unknown): string => {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 };
 const ACTIONS: Record<string, string> = { '0': 'ALLOW', '1': 'DENY', AUTHORIZATION_ACTION_ALLOW: 'ALLOW', AUTHORIZATION_ACTION_DENY: 'DENY' };
+// Both AuthorizationScope and PeerAuthenticationScope number their scopes mesh 0, namespace 1, selector 2.
 const SCOPES: Record<string, string> = { '0': 'Global', '1': 'Namespace', '2': 'WorkloadSelector' };
+const MTLS_MODES: Record<string, string> = { '0': 'UNSET', '1': 'PERMISSIVE', '2': 'STRICT' };
 
 export const NODE_CONFIG_VIEWS: Readonly<Record<string, View>> = {
   workloads: {
@@ -47,16 +51,31 @@ export const NODE_CONFIG_VIEWS: Readonly<Record<string, View>> = {
       return [str(ns), str(String(s.hostname ?? '').split('.')[0]), list(s.vips), waypoint(s.waypoint), String(eps.size)];
     },
   },
+  // Every policy the node proxy enforces: AuthorizationPolicies (selector, namespace-wide and
+  // mesh-wide ones) and PeerAuthentications (mesh, namespace, selector), whose mode is the action.
   policies: {
     path: '/policies',
-    header: ['NAMESPACE', 'POLICY NAME', 'ACTION', 'SCOPE', 'RULES'],
-    row: (p) => [
-      str(p.namespace),
-      str(p.name),
-      ACTIONS[String(p.action ?? 0)] ?? str(p.action),
-      SCOPES[String(p.scope ?? 0)] ?? str(p.scope),
-      String(Array.isArray(p.rules) ? p.rules.length : 0),
-    ],
+    also: { path: '/peer-authentications', kind: 'PeerAuthentication', ownKind: 'AuthorizationPolicy' },
+    header: ['NAMESPACE', 'POLICY NAME', 'KIND', 'ACTION', 'SCOPE', 'RULES'],
+    row: (p) =>
+      p.kind === 'PeerAuthentication'
+        ? [
+            str(p.namespace),
+            str(p.name),
+            'PeerAuthentication',
+            `mTLS ${MTLS_MODES[String(p.mode ?? 0)] ?? str(p.mode)}`,
+            SCOPES[String(p.scope ?? 0)] ?? str(p.scope),
+            // port-level modes, the PeerAuthentication's only rules
+            String(Object.keys((p.portLevelMtls as object | undefined) ?? {}).length),
+          ]
+        : [
+            str(p.namespace),
+            str(p.name),
+            'AuthorizationPolicy',
+            ACTIONS[String(p.action ?? 0)] ?? str(p.action),
+            SCOPES[String(p.scope ?? 0)] ?? str(p.scope),
+            String(Array.isArray(p.rules) ? p.rules.length : 0),
+          ],
   },
   certificates: {
     path: '/certificates',
@@ -89,7 +108,8 @@ const HELP = `usage: nodemesh node-config workloads|services|policies|certificat
 What a node proxy itself believes (like istioctl ztunnel-config), read from its admin endpoint:
   workloads     every workload it knows (address, node, waypoint, protocol)
   services      every Service (VIPs, waypoint, number of endpoints)
-  policies      the authorization policies it enforces (action, scope, rules)
+  policies      the policies it enforces: AuthorizationPolicies (action) and PeerAuthentications
+                (mTLS mode), mesh-wide (Global), namespace-wide and by workload selector
   certificates  the workload certificates it holds for its enrolled workloads (state, expiry, renewal)
   connections   the captured connections open right now
 
@@ -171,6 +191,13 @@ export async function runNodeConfig(
   }
 
   const per = await gather(targets, view.path);
+  if (view.also) {
+    const { path, kind, ownKind } = view.also;
+    const more = await gather(targets, path);
+    per.forEach((p, i) => {
+      p.rows = [...p.rows.map((r) => ({ kind: ownKind, ...r })), ...(more[i]?.rows ?? []).map((r) => ({ kind, ...r }))];
+    });
+  }
   if (output === 'json') {
     out.stdout.write(JSON.stringify(Object.fromEntries(per.map((p) => [p.node, p.rows])), null, 2) + '\n');
     return 0;
