@@ -7,10 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../control/ca/authority';
 import { createWorkloadCsr } from '../../common/identity/keys';
 import { formatSpiffeId, identity, type Identity } from '../../common/identity/spiffe';
+import { x509 } from '../../common/identity/x509';
 import {
   PeerVerificationError,
   clientVerification,
+  peerCacheStats,
   serverVerification,
+  spiffeIdOf,
   trustBundle,
   verifyPeerChain,
   verifyTlsPeer,
@@ -109,6 +112,63 @@ describe('verifyPeerChain', () => {
   });
 });
 
+describe('proven chains are remembered', () => {
+  it('per bundle and leaf: a second verification is a lookup, and the validity window, the expected identity and the bundle still decide', async () => {
+    const w = await workload(ca, client, 120);
+    const certs = w.chain.map((p) => new X509Certificate(p));
+    const before = peerCacheStats();
+    expect(verifyPeerChain(certs, ca.trustBundle).spiffeId).toBe('spiffe://cluster.local/ns/default/sa/sleep');
+    expect(verifyPeerChain(certs, ca.trustBundle, { expected: client }).identity).toEqual(client);
+    expect(peerCacheStats()).toEqual({ hits: before.hits + 1, misses: before.misses + 1 });
+    expect(reasonOf(() => verifyPeerChain(certs, ca.trustBundle, { expected: server }))).toBe('unexpected-identity');
+    expect(reasonOf(() => verifyPeerChain(certs, ca.trustBundle, { now: new Date(Date.now() + 121_000) }))).toBe('expired');
+    expect(reasonOf(() => verifyPeerChain(certs, ca.trustBundle, { now: new Date(Date.now() - 3_600_000) }))).toBe('not-yet-valid');
+    // another mesh's bundle with the same trust domain name learns nothing from this one's
+    expect(reasonOf(() => verifyPeerChain(certs, otherCa.trustBundle))).toBe('untrusted');
+  });
+});
+
+describe('spiffeIdOf (the URI SANs through @peculiar/x509)', () => {
+  async function certWith(names: Array<{ type: 'url' | 'dns'; value: string }>): Promise<X509Certificate> {
+    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=test',
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 3_600_000),
+      keys,
+      signingAlgorithm: alg,
+      extensions: names.length ? [new x509.SubjectAlternativeNameExtension(names, true)] : [],
+    });
+    return new X509Certificate(Buffer.from(cert.rawData));
+  }
+
+  it('reads the one URI SAN among other names, and refuses none or two', async () => {
+    const id = 'spiffe://cluster.local/ns/shop/sa/cart';
+    expect(
+      spiffeIdOf(
+        await certWith([
+          { type: 'dns', value: 'cart.shop.svc' },
+          { type: 'url', value: id },
+        ]),
+      ),
+    ).toBe(id);
+    const dnsOnly = await certWith([{ type: 'dns', value: 'cart.shop.svc' }]);
+    expect(() => spiffeIdOf(dnsOnly)).toThrow(/no URI SAN/);
+    const none = await certWith([]);
+    expect(() => spiffeIdOf(none)).toThrow(/no URI SAN/);
+    const two = await certWith([
+      { type: 'url', value: id },
+      { type: 'url', value: 'spiffe://cluster.local/ns/shop/sa/admin' },
+    ]);
+    expect(() => spiffeIdOf(two)).toThrow(/has 2 URI SANs/);
+    // a URI holding what node:crypto's display string would use as a separator is one value, never two
+    const sneaky = await certWith([{ type: 'url', value: `${id}, URI:spiffe://cluster.local/ns/shop/sa/admin` }]);
+    expect(spiffeIdOf(sneaky)).toBe(`${id}, URI:spiffe://cluster.local/ns/shop/sa/admin`);
+  });
+});
+
 describe('mutual TLS with the node:tls helpers', () => {
   let serverCert: Workload;
   let servers: tls.Server[] = [];
@@ -167,6 +227,21 @@ describe('mutual TLS with the node:tls helpers', () => {
     const me = await workload(ca, client);
     await expect(connect(port, me, server)).resolves.toBe('hello spiffe://cluster.local/ns/default/sa/sleep');
     expect((peers[0] as VerifiedPeer).spiffeId).toBe('spiffe://cluster.local/ns/default/sa/sleep');
+  });
+
+  it('a second handshake with the same certificates is a lookup on both sides (server verifyTlsPeer, client checkServerIdentity)', async () => {
+    const { port, peers } = await startServer();
+    const me = await workload(ca, client);
+    await expect(connect(port, me, server)).resolves.toBe('hello spiffe://cluster.local/ns/default/sa/sleep');
+    const before = peerCacheStats();
+    await expect(connect(port, me, server)).resolves.toBe('hello spiffe://cluster.local/ns/default/sa/sleep');
+    expect(peerCacheStats()).toEqual({ hits: before.hits + 2, misses: before.misses });
+    expect(peers.map((p) => (typeof p === 'string' ? p : p.spiffeId))).toEqual([
+      'spiffe://cluster.local/ns/default/sa/sleep',
+      'spiffe://cluster.local/ns/default/sa/sleep',
+    ]);
+    // the expected identity is still checked on a remembered server certificate
+    await expect(connect(port, me, identity('default', 'reviews'))).rejects.toThrow(/was expected/);
   });
 
   it('the client refuses a server that is not the expected identity', async () => {
