@@ -5,53 +5,19 @@
 // must be what the client in the source pod met — allowed or refused — and, where a node proxy
 // refused it, the reason its access log gives must be explain's; where the waypoint did, it
 // answered 403 as explain says.
-import { cpSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import type { ClientReport } from '../../lab/app/client';
-import { labDown } from '../../lab/down';
 import { assignRoles, service, type DemoRole } from '../../lab/mesh/demo';
-import { meshPaths } from '../../lab/mesh/paths';
 import { accessEntriesSince, proxyLogMarks, runClientIn } from '../../lab/mesh/traffic';
-import { meshDown } from '../../lab/mesh/up';
-import { loadLabState, readWaypointPods, tryLoadLabState, type LabTopology } from '../../lab/state';
+import { readWaypointPods, type LabTopology } from '../../lab/state';
 import { netnsGet } from '../../native/netns-http';
 import type { Explanation } from '../../explain/model';
 import { cli } from '../lab/support';
-import { apiFor, enrolledOn, lastJson, nodeIn, until } from '../mesh/harness';
+import { apiFor, enrolledOn, HTTP_SCRIPT, labPerFile, lastJson, nodeIn, until, type LabPerFile } from '../mesh/harness';
 import { privilegedDescribe } from '../support/privileged';
-import { scaled } from '../support/speed';
 
 const LAB = 'nmexpl';
 const CONNECTIONS = 3;
-
-async function cleanLab(): Promise<void> {
-  const old = tryLoadLabState(LAB);
-  if (old) await meshDown(old, () => undefined).catch(() => undefined);
-  await labDown(LAB);
-}
-
-// Inside a pod: COUNT requests METHOD PATH to HOST:PORT, each on a new connection; prints {codes, errors}.
-const HTTP_SCRIPT = `
-const http = require('node:http');
-const [host, port, method, path, count] = process.argv.slice(1).filter((a) => a !== '--');
-const one = () => new Promise((resolve) => {
-  const req = http.request({ host, port: Number(port), method, path, agent: false, timeout: 5000 }, (res) => {
-    res.resume();
-    res.on('end', () => resolve(String(res.statusCode)));
-    res.on('error', (e) => resolve(e.code || e.message));
-  });
-  req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-  req.on('error', (e) => resolve(e.code || e.message));
-  req.end();
-});
-(async () => {
-  const codes = {};
-  for (let i = 0; i < Number(count); i++) { const c = await one(); codes[c] = (codes[c] || 0) + 1; }
-  console.log(JSON.stringify({ codes }));
-})();
-`;
 
 interface Case {
   readonly label: string;
@@ -76,31 +42,14 @@ interface Met {
 }
 
 privilegedDescribe('lab', 'nodemesh explain agrees with the traffic (lab nmexpl)', () => {
+  const lab = labPerFile(LAB, { keepLogsAs: 'nm-explain-logs' });
   let topo: LabTopology;
-  let up: { code: number; stdout: string; stderr: string };
+  let up: LabPerFile['up'];
   let fe: DemoRole, be: DemoRole, te: DemoRole, cl: DemoRole;
-  let failed = false;
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') failed = true;
-  });
-
-  beforeAll(async () => {
-    await cleanLab();
-    up = await cli(['lab', 'up', '--lab', LAB], scaled(150_000));
-    topo = loadLabState(LAB);
+  beforeAll(() => {
+    ({ topo, up } = lab);
     [fe, be, te, cl] = ['frontend', 'backend', 'tcp-echo', 'client'].map((r) => assignRoles(topo).find((x) => x.role === r) as DemoRole);
-  }, scaled(180_000));
-
-  afterAll(async () => {
-    const logs = meshPaths(LAB).logs;
-    if (failed && existsSync(logs)) {
-      const keep = join(tmpdir(), `nm-explain-logs-${process.pid}`);
-      cpSync(logs, keep, { recursive: true });
-      process.stderr.write(`lab logs kept in ${keep}\n`);
-    }
-    const down = await cli(['lab', 'down', '--lab', LAB], 60_000).catch(() => undefined);
-    if (down?.code !== 0) await cleanLab();
-  }, scaled(90_000));
+  });
 
   const vip = (name: 'frontend' | 'backend' | 'tcp-echo'): string => `${service(name).vip}:${service(name).port}`;
   const wl = (r: DemoRole): string => `${r.namespace}/${r.workload}`;

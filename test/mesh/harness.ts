@@ -2,13 +2,20 @@
 // plane, node proxies, demo); clients run inside pods (their netns and cgroup, so capture applies);
 // reads of the node proxies' admin, metrics and access logs go into the node netns.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { projectRoot } from '../../common/paths';
 import { ApiClient } from '../../control/api/client';
+import { labDown } from '../../lab/down';
 import { labConnection } from '../../lab/mesh/connect';
+import { meshPaths } from '../../lab/mesh/paths';
+import { meshDown } from '../../lab/mesh/up';
 import { netnsGet } from '../../native/netns-http';
 import { runInLab, spawnInLab } from '../../lab/spawn';
-import type { LabTopology } from '../../lab/state';
+import { loadLabState, tryLoadLabState, type LabTopology } from '../../lab/state';
+import { cli } from '../lab/support';
 import { scaled } from '../support/speed';
 
 export const distFile = (rel: string): string => join(projectRoot, 'dist', rel);
@@ -188,3 +195,79 @@ export async function until(what: string, check: () => Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Removes what is left of a lab by force (its mesh, then the lab), e.g. after a failed run. */
+export async function cleanLab(lab: string): Promise<void> {
+  const old = tryLoadLabState(lab);
+  if (old) await meshDown(old, () => undefined).catch(() => undefined);
+  await labDown(lab);
+}
+
+export interface LabPerFile {
+  /** The lab's topology, once `lab up` ran (read in a test or a later beforeAll). */
+  readonly topo: LabTopology;
+  /** What `nodemesh lab up` returned (a test asserts on it). */
+  readonly up: { code: number; stdout: string; stderr: string };
+}
+
+/**
+ * One lab for a test file, registered inside its describe: before the tests, whatever is left of a
+ * lab of that name is removed and `nodemesh lab up --lab LAB …upArgs` runs; after a failed test
+ * the mesh's logs are kept in /tmp/<keepLogsAs>-<pid> (the lab's own dir goes with lab down); after
+ * the tests, `lab down` (or, if that fails, removal by force).
+ */
+export function labPerFile(lab: string, opts: { upArgs?: string[]; keepLogsAs: string }): LabPerFile {
+  let topo: LabTopology | undefined;
+  let up: LabPerFile['up'] | undefined;
+  let failed = false;
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') failed = true;
+  });
+  beforeAll(async () => {
+    await cleanLab(lab);
+    up = await cli(['lab', 'up', '--lab', lab, ...(opts.upArgs ?? [])], scaled(150_000));
+    topo = loadLabState(lab);
+  }, scaled(180_000));
+  afterAll(async () => {
+    const logs = meshPaths(lab).logs;
+    if (failed && existsSync(logs)) {
+      const keep = join(tmpdir(), `${opts.keepLogsAs}-${process.pid}`);
+      cpSync(logs, keep, { recursive: true });
+      process.stderr.write(`lab logs kept in ${keep}\n`);
+    }
+    const down = await cli(['lab', 'down', '--lab', lab], scaled(60_000)).catch(() => undefined);
+    if (down?.code !== 0) await cleanLab(lab);
+  }, scaled(90_000));
+  return {
+    get topo(): LabTopology {
+      if (!topo) throw new Error(`lab ${lab} is not up`);
+      return topo;
+    },
+    get up(): LabPerFile['up'] {
+      if (!up) throw new Error(`lab up --lab ${lab} did not run`);
+      return up;
+    },
+  };
+}
+
+// Inside a pod: COUNT requests METHOD PATH to HOST:PORT, each on a new connection; prints {codes}
+// (HTTP status, or the error code when there was no answer). argv: host port method path count
+export const HTTP_SCRIPT = `
+const http = require('node:http');
+const [host, port, method, path, count] = process.argv.slice(1).filter((a) => a !== '--');
+const one = () => new Promise((resolve) => {
+  const req = http.request({ host, port: Number(port), method, path, agent: false, timeout: 5000 }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(String(res.statusCode)));
+    res.on('error', (e) => resolve(e.code || e.message));
+  });
+  req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+  req.on('error', (e) => resolve(e.code || e.message));
+  req.end();
+});
+(async () => {
+  const codes = {};
+  for (let i = 0; i < Number(count); i++) { const c = await one(); codes[c] = (codes[c] || 0) + 1; }
+  console.log(JSON.stringify({ codes }));
+})();
+`;

@@ -5,37 +5,45 @@
 // metrics and access logs for an allowed and a denied connection.
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { reportPassed, type ClientReport } from '../../lab/app/client';
-import { labDown } from '../../lab/down';
 import { assignRoles, service, spiffeId, type DemoRole } from '../../lab/mesh/demo';
 import { meshPaths } from '../../lab/mesh/paths';
 import { accessEntriesSince, appMain, proxyLogMarks, runClientIn } from '../../lab/mesh/traffic';
-import { meshDown } from '../../lab/mesh/up';
-import { loadLabState, readWaypointPods, tryLoadLabState, type LabTopology } from '../../lab/state';
+import { readWaypointPods, tryLoadLabState, type LabTopology } from '../../lab/state';
 import { netnsGet } from '../../native/netns-http';
 import { spawnInLab } from '../../lab/spawn';
 import { resolveKind } from '../../control/resources/kinds';
 import { privilegedDescribe } from '../support/privileged';
 import { cli, leftovers } from '../lab/support';
-import { apiFor, CA_SCRIPT, ECHO_SCRIPT, enrolledOn, HOLD_SCRIPT, lastJson, metricsOf, nodeIn, sample, spawnCollect, startTcpdump, until } from './harness';
+import {
+  apiFor,
+  CA_SCRIPT,
+  ECHO_SCRIPT,
+  enrolledOn,
+  HOLD_SCRIPT,
+  labPerFile,
+  lastJson,
+  metricsOf,
+  nodeIn,
+  sample,
+  spawnCollect,
+  startTcpdump,
+  until,
+  type LabPerFile,
+} from './harness';
 import { scaled } from '../support/speed';
 
 const LAB = 'nmmesh';
 const MiB = 1024 * 1024;
 
-async function cleanLab(): Promise<void> {
-  const old = tryLoadLabState(LAB);
-  if (old) await meshDown(old, () => undefined).catch(() => undefined);
-  await labDown(LAB);
-}
-
 privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
+  const lab = labPerFile(LAB, { keepLogsAs: 'nm-mesh-logs' });
   let topo: LabTopology;
-  let up: { code: number; stdout: string; stderr: string };
+  let up: LabPerFile['up'];
   let fe: DemoRole, be: DemoRole, te: DemoRole, cl: DemoRole;
   const tmp = mkdtempSync(join(tmpdir(), 'nm-mesh-'));
   const vip = (name: 'frontend' | 'backend' | 'tcp-echo'): string => `${service(name).vip}:${service(name).port}`;
@@ -45,30 +53,12 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     runClientIn(topo, pod.pod.name, target, 'http', { connections: 1, concurrency: 1, size: 0, timeoutMs: scaled(8000) });
   const passed = (r: ClientReport | { error: string }): boolean => 'ok' in r && reportPassed(r);
 
-  let failed = false;
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') failed = true;
-  });
-
-  beforeAll(async () => {
-    await cleanLab();
-    up = await cli(['lab', 'up', '--lab', LAB], scaled(150_000));
-    topo = loadLabState(LAB);
+  beforeAll(() => {
+    ({ topo, up } = lab);
     [fe, be, te, cl] = ['frontend', 'backend', 'tcp-echo', 'client'].map((r) => assignRoles(topo).find((x) => x.role === r) as DemoRole);
   });
 
-  afterAll(async () => {
-    // after a failure keep the mesh's logs for a post-mortem (the lab's own dir goes with lab down)
-    const logs = meshPaths(LAB).logs;
-    if (failed && existsSync(logs)) {
-      const keep = join(tmpdir(), `nm-mesh-logs-${process.pid}`);
-      cpSync(logs, keep, { recursive: true });
-      process.stderr.write(`mesh logs kept in ${keep}\n`);
-    }
-    const down = await cli(['lab', 'down', '--lab', LAB], scaled(60_000)).catch(() => undefined);
-    if (down?.code !== 0) await cleanLab();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('lab up runs the demo and prints one row per edge, each as the policy says', () => {
     expect(up.code, `lab up failed:\n${up.stderr.slice(-6000)}\nits output:\n${up.stdout.slice(-4000)}`).toBe(0);
