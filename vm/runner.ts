@@ -4,14 +4,14 @@
 // kernel x tier table. Every qemu process ends before the next kernel starts; the result share
 // (a temp dir) is removed; caches stay under cacheDir().
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareKernel, cacheDir } from './kernel-image';
 import type { MatrixKernel } from './matrix';
 import { boot, type Accel } from './qemu';
 import { fileResults, loadRecord, mergeRun, saveRecord } from './record';
-import { countReport, type KernelOutcome, type VmTier } from './results';
+import { countReport, mergeReports, type KernelOutcome, type VmTier } from './results';
 
 export interface RunOptions {
   root: string;
@@ -77,7 +77,12 @@ function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], root: str
     if (!doctor) row.error = 'the guest never ran doctor (see the console log)';
     return row;
   }
-  const report = readIf(join(dir, 'report.json'));
+  // report.json (one run), or report-N.json (the lab tier, a run per file: those that finished)
+  const parts = readdirSync(dir)
+    .filter((f) => /^report(-\d+)?\.json$/.test(f))
+    .sort((a, b) => Number(/\d+/.exec(a)?.[0] ?? 0) - Number(/\d+/.exec(b)?.[0] ?? 0))
+    .map((f) => readFileSync(join(dir, f), 'utf8'));
+  const report = parts.length ? mergeReports(parts) : undefined;
   if (!report) {
     row.error = release ? `the ${tier} tier left no report (see the console log)` : 'the guest never reached its root (see the console log)';
     return row;

@@ -6,7 +6,7 @@ import { parseMatrix, selectKernels } from './matrix';
 import { parseFileFilters, parseTiers } from './cli';
 import { fileResults, formatMatrix, mergeRun, type TierRecord } from './record';
 import { qemuArgs } from './qemu';
-import { countReport, formatTable } from './results';
+import { countReport, formatTable, mergeReports } from './results';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -64,6 +64,12 @@ describe('tier results', () => {
       skipped: 1,
       failures: ['test/kernel/a.kernel.test.ts > [kernel] a breaks', 'test/kernel/b.kernel.test.ts: Cannot find module x'],
     });
+  });
+
+  it('the per-file reports of a lab run (report-N.json) count as one report', () => {
+    const parts = (JSON.parse(report) as { testResults: unknown[] }).testResults.map((f) => JSON.stringify({ testResults: [f] }));
+    expect(countReport(mergeReports(parts), '/repo')).toEqual(countReport(report, '/repo'));
+    expect(mergeReports([report])).toBe(report);
   });
 
   it('the table has a row per kernel and tier, then the failures and errors', () => {
