@@ -141,7 +141,7 @@ export const vmCommand: Command = {
           root: projectRoot,
           tier,
           accel: accel as 'auto' | 'kvm' | 'tcg',
-          timeoutS: positiveInt(timeout, '--timeout', tier === 'lab' ? 2700 : 900),
+          timeoutS: positiveInt(timeout, '--timeout', tier === 'lab' ? 7200 : 900),
           memoryMiB: positiveInt(memory, '--memory', tier === 'lab' ? 8192 : 4096),
           cpus,
           verbose: rest.includes('--verbose'),
