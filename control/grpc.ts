@@ -15,7 +15,9 @@ import { bearerTokenOf } from './api/token';
 import { addCertificateService, servingCredentials, type CertificateServiceOptions } from './ca/service';
 import { CallerRefusedError, callerOf, type NodeAuthenticator } from './ca/tokens';
 import { waypointPlacementFromSnapshot } from './ca/placement';
-import type { NodeBinding, WaypointPlacement } from './xds/node-binding';
+import type { NodeBinding, StreamCaller, WaypointPlacement } from './xds/node-binding';
+import { certificateCaller, type ClientCertificateTrust } from './xds/certificate-caller';
+import { trustBundle } from '../common/identity/verify';
 import type { DeltaCall } from './xds/delta-server';
 import type { ConfigStore } from './store/store';
 import { SharedCache } from './xds/cache';
@@ -52,6 +54,12 @@ export interface ControlGrpcServerOptions {
   readonly nodes?: NodeAuthenticator;
   /** Which waypoints a credential may act as (default: none may; pass the store's placement). */
   readonly waypointPlacement?: WaypointPlacement;
+  /**
+   * With `nodes`: also accept a mesh client certificate as an ADS stream's credential (checked
+   * first; xds/certificate-caller.ts). The TLS port then asks clients for a certificate, which
+   * stays optional (node proxies and the certificate service's callers send none).
+   */
+  readonly clientCertificates?: ClientCertificateTrust;
   /** Mount more services on the TLS server (the certificate service). */
   readonly tlsServices?: (server: grpc.Server) => void;
   /** State-of-the-world ADS handler, when one exists. */
@@ -120,10 +128,13 @@ function bind(server: grpc.Server, listen: Listen, credentials: grpc.ServerCrede
  * for the handshake timeout: add Node's own `handshakeTimeout` to those options (the test in
  * test/xds/limits.unit.test.ts notices if a grpc-js upgrade stops honouring it).
  */
-function withHandshakeTimeout(credentials: grpc.ServerCredentials, ms: number): grpc.ServerCredentials {
+function withHandshakeTimeout(credentials: grpc.ServerCredentials, ms: number, clientCertificates?: ClientCertificateTrust): grpc.ServerCredentials {
   const options = credentials._getConstructorOptions();
   if (!options) throw new Error('xDS over TLS needs secure server credentials');
   Object.assign(options, { handshakeTimeout: ms });
+  // Ask for a client certificate without requiring one (the credentials carry the mesh roots as
+  // `ca`, startControlGrpc); authenticated() reads it only when OpenSSL verified it.
+  if (clientCertificates) Object.assign(options, { requestCert: true, rejectUnauthorized: false });
   return credentials;
 }
 
@@ -182,7 +193,12 @@ export class ControlGrpcServer {
         server.addService(adsServiceDefinition, tlsAds);
         this.options.tlsServices?.(server);
         this.servers.push(server);
-        this.ports.tls = await bind(server, tls, withHandshakeTimeout(tls.credentials, limits.handshakeTimeoutMs), 'xDS over TLS');
+        this.ports.tls = await bind(
+          server,
+          tls,
+          withHandshakeTimeout(tls.credentials, limits.handshakeTimeoutMs, this.options.nodes ? this.options.clientCertificates : undefined),
+          'xDS over TLS',
+        );
         if (this.options.registry) countHandshakeTimeouts(server, listenerTimeouts(this.options.registry), this.logger);
       }
       if (plaintext) {
@@ -209,6 +225,22 @@ export class ControlGrpcServer {
       this.logger.warn({ peer: call.getPeer(), why: details }, 'xds stream refused');
       call.emit('error', { code, details });
     };
+    const waypointPlacement = this.options.waypointPlacement ?? (() => false);
+    const trust = this.options.clientCertificates;
+    if (trust) {
+      // a mesh certificate, when the client sent one, is the credential (a token beside it is not read)
+      let byCertificate: StreamCaller | undefined;
+      try {
+        byCertificate = certificateCaller(call.getAuthContext().sslPeerCertificate, trust);
+      } catch (err) {
+        refuse(grpc.status.UNAUTHENTICATED, err instanceof Error ? err.message : String(err));
+        return;
+      }
+      if (byCertificate) {
+        serve(call, { caller: byCertificate, waypointPlacement });
+        return;
+      }
+    }
     const header = call.metadata.get('authorization')[0];
     const token = bearerTokenOf(typeof header === 'string' ? header : undefined);
     if (!token) {
@@ -218,7 +250,6 @@ export class ControlGrpcServer {
       );
       return;
     }
-    const waypointPlacement = this.options.waypointPlacement ?? (() => false);
     // Requests that arrive meanwhile stay buffered in the stream until the handler reads them.
     callerOf(nodes, token).then(
       (caller) => serve(call, { caller, waypointPlacement }),
@@ -292,12 +323,20 @@ export async function startControlGrpc(options: ControlGrpcOptions): Promise<Con
   if (options.authenticateNodes && !options.certificates) throw new Error('authenticateNodes needs the certificate service (certificates) for its node tokens');
   let tls: ControlGrpcServerOptions['tls'];
   let trustBundlePem: string | undefined;
+  let clientCertificates: ClientCertificateTrust | undefined;
   if (options.tls) {
     const certificates = options.certificates;
     if (!certificates) throw new Error('xDS over TLS needs the CA (certificates) for its serving certificate');
     const serving = await certificates.ca.servingCertificate({ ...options.serverNames });
     trustBundlePem = serving.trustBundlePem;
-    tls = { ...options.tls, credentials: servingCredentials(serving) };
+    if (options.authenticateNodes) {
+      // a waypoint's mesh certificate is a credential too (xds/certificate-caller.ts): the TLS port
+      // verifies client certificates against the mesh roots; the serving chain's intermediates are the CA's
+      const chain = serving.certChainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+      clientCertificates = { bundle: trustBundle(certificates.ca.trustDomain, serving.trustBundlePem), intermediates: chain.slice(1) };
+      const pair = { private_key: Buffer.from(serving.privateKeyPem), cert_chain: Buffer.from(serving.certChainPem) };
+      tls = { ...options.tls, credentials: grpc.ServerCredentials.createSsl(Buffer.from(serving.trustBundlePem), [pair], false) };
+    } else tls = { ...options.tls, credentials: servingCredentials(serving) };
   }
   const cache = new SharedCache(WORKLOAD_API_TYPE_URLS);
   const publisher = new WorkloadApiPublisher(options.store, cache, { logger, translate: options.translate });
@@ -308,6 +347,7 @@ export async function startControlGrpc(options: ControlGrpcOptions): Promise<Con
     plaintext: options.plaintext,
     nodes: options.authenticateNodes ? options.certificates?.nodes : undefined,
     waypointPlacement: waypointPlacementFromSnapshot(() => options.store.snapshot()),
+    clientCertificates,
     tlsServices: options.certificates ? (s) => addCertificateService(s, options.certificates!) : undefined,
     sotw: options.sotw,
     registry: options.registry,

@@ -36,7 +36,7 @@ export function waypointPlacementFromSnapshot(current: () => Snapshot): Waypoint
       .some(
         (w) =>
           w.metadata.labels?.[GATEWAY_NAME_LABEL] === waypoint.name &&
-          w.spec.node === caller.node &&
+          (caller.anyNode === true || w.spec.node === caller.node) &&
           (!caller.only || w.spec.serviceAccount === caller.only.serviceAccount),
       );
   };

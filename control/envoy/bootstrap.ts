@@ -47,8 +47,9 @@ export interface WaypointBootstrapOptions {
   /**
    * The credential the control plane asks for on 15012 (a node token, or a projected
    * ServiceAccount token on Kubernetes): sent as `authorization: Bearer <token>` initial metadata
-   * on every ADS stream. Envoy never re-reads it: a rotated token needs a new bootstrap, and a
-   * stream reopened after the token expired is refused (docs/security.md, "Known limit").
+   * on every ADS stream. Envoy never re-reads it; the control plane takes the waypoint certificate
+   * Envoy's xDS cluster presents (renewed over SDS) before it, so an expired token here does not
+   * matter once the cert-agent has written the certificate (docs/security.md).
    */
   readonly token?: string;
   /** Port of the readiness listener on 0.0.0.0 (default 15021). */

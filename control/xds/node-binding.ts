@@ -9,6 +9,8 @@
 //   (in the lab the credential is that node's token), and, for a credential bound to one service
 //   account (Kubernetes), runs as that service account. This is the rule the CA applies before
 //   signing a waypoint's certificate.
+// - A mesh client certificate (certificate-caller.ts) speaks for its one service account on any
+//   node: a waypoint running as it, never a node proxy.
 // - Other ids (a proxyless gRPC client's) claim nothing: their view carries no per-node or
 //   per-waypoint configuration and is served to any authenticated caller.
 // Violations end the stream with PERMISSION_DENIED.
@@ -28,6 +30,8 @@ export interface RequestNode {
 export interface StreamCaller {
   /** The node the credential's holder runs on. */
   readonly node: string;
+  /** A mesh certificate's holder (certificate-caller.ts): its node is not known; it may be a waypoint on any node. */
+  readonly anyNode?: boolean;
   /** When set, the holder is not a node proxy and may only be this service account. */
   readonly only?: { readonly namespace: string; readonly serviceAccount: string };
   /** For messages, e.g. "node 'node1'". */
@@ -71,7 +75,7 @@ export function assertNodeBinding(node: RequestNode | undefined, caller: StreamC
       status.PERMISSION_DENIED,
     );
   }
-  const other = claimed.find((n) => n !== caller.node);
+  const other = claimed.find((n) => caller.anyNode || n !== caller.node);
   if (other !== undefined) {
     throw new XdsRequestError(
       `the node credential belongs to node "${caller.node}", but the request's node (id "${id}") claims node "${other}"; each node proxy must use its own node's token`,
@@ -81,8 +85,9 @@ export function assertNodeBinding(node: RequestNode | undefined, caller: StreamC
   const waypoint = claimedWaypoint(node);
   if (waypoint && waypointPlacement && !waypointPlacement(waypoint, caller)) {
     const as = caller.only ? ` running as service account ${caller.only.namespace}/${caller.only.serviceAccount}` : '';
+    const where = caller.anyNode ? '' : ` is scheduled on node '${caller.node}'`;
     throw new XdsRequestError(
-      `${caller.who} may not act as waypoint ${waypoint.namespace}/${waypoint.name} (node id "${id}"): no Workload labelled ${GATEWAY_NAME_LABEL}=${waypoint.name} in namespace ${waypoint.namespace}${as} is scheduled on node '${caller.node}'`,
+      `${caller.who} may not act as waypoint ${waypoint.namespace}/${waypoint.name} (node id "${id}"): no Workload labelled ${GATEWAY_NAME_LABEL}=${waypoint.name} in namespace ${waypoint.namespace}${as}${where}`,
       status.PERMISSION_DENIED,
     );
   }
