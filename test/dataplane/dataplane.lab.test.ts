@@ -291,8 +291,12 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       }
       // pooled: fewer tunnels than connections (one HTTP/2 session carries them)
       expect(new Set(dstLines.map((l) => l.tunnel_peer)).size).toBeLessThan(5);
-      // the source side names the same app connections
-      const srcLines = accessLinesSince(proxies.node1!.log(), t0).filter((x) => x.reporter === 'source' && srcs.includes(x.src.addr));
+      // the source side names the same app connections (its access log is written asynchronously:
+      // on a loaded machine the lines come a little after the connections closed)
+      const srcLines = await waitFor('node1 access-log lines of the 5 connections', async () => {
+        const l = accessLinesSince(proxies.node1!.log(), t0).filter((x) => x.reporter === 'source' && srcs.includes(x.src.addr));
+        return l.length === 5 ? l : undefined;
+      });
       expect(srcLines.map((l) => l.protocol)).toEqual(Array(5).fill('HBONE'));
       // and the open-connection view on node2 does too
       const held = holdConnection(topo, 'pod1-1', VIP, 80, 3000);
