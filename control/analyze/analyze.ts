@@ -27,6 +27,8 @@ export interface Finding {
 
 export interface AnalyzeInput {
   readonly resources: readonly AnyResource[];
+  /** The namespace whose selector-less policies apply mesh-wide (the control plane's NODEMESH_ROOT_NAMESPACE; default nodemesh-system). */
+  readonly rootNamespace?: string;
   /** Nodes whose node proxy is connected to the control plane; undefined when unknown (that check is skipped). */
   readonly connectedNodes?: ReadonlySet<string>;
 }
@@ -86,7 +88,10 @@ function routeFindings(ix: Index, out: Finding[]): void {
   }
 }
 
-function policyFindings(ix: Index, out: Finding[]): void {
+const ISTIO_ROOT_NAMESPACE = 'istio-system';
+export const DEFAULT_ROOT_NAMESPACE = 'nodemesh-system';
+
+function policyFindings(ix: Index, rootNamespace: string, out: Finding[]): void {
   const workloads = ix.list('Workload');
   for (const p of [...ix.list('AuthorizationPolicy'), ...ix.list('PeerAuthentication')]) {
     const ns = p.metadata.namespace ?? '';
@@ -100,6 +105,17 @@ function policyFindings(ix: Index, out: Finding[]): void {
         code: 'NM0201',
         resource: ref(p),
         message: `selector ${text} matches no workload in namespace ${ns}: the policy applies to nothing`,
+      });
+    }
+    // Istio's mesh-wide policies live in its root namespace, istio-system; applied unchanged here
+    // they would bind only workloads in istio-system, silently.
+    const targeted = p.kind === 'AuthorizationPolicy' && (p.spec.targetRefs?.length ?? 0) > 0;
+    if (ns === ISTIO_ROOT_NAMESPACE && rootNamespace !== ISTIO_ROOT_NAMESPACE && !selector && !targeted) {
+      out.push({
+        severity: 'Warning',
+        code: 'NM0203',
+        resource: ref(p),
+        message: `in Istio's root namespace ${ISTIO_ROOT_NAMESPACE}, where Istio applies it mesh-wide; nodemesh's mesh-wide policies live in ${rootNamespace}, so this one applies only to workloads in ${ISTIO_ROOT_NAMESPACE}: move it to ${rootNamespace}, or run the control plane with NODEMESH_ROOT_NAMESPACE=${ISTIO_ROOT_NAMESPACE}`,
       });
     }
     if (p.kind !== 'AuthorizationPolicy') continue;
@@ -157,7 +173,7 @@ export function analyze(input: AnalyzeInput): Finding[] {
   const ix = new Index(input.resources);
   const out: Finding[] = [];
   routeFindings(ix, out);
-  policyFindings(ix, out);
+  policyFindings(ix, input.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, out);
   waypointFindings(ix, out);
   if (input.connectedNodes) nodeProxyFindings(ix, input.connectedNodes, out);
   const rank = (s: Severity): number => (s === 'Error' ? 0 : 1);

@@ -70,6 +70,39 @@ describe('analyze', () => {
     expect(out[1]!.message).toMatch(/nodemesh waypoint apply -n shop --name missing/);
   });
 
+  it('warns about a mesh-wide Istio policy in istio-system, which here binds only that namespace, unless it is the root namespace', () => {
+    const inIstioSystem = (kind: string, spec: unknown) => ({
+      apiVersion: 'security.istio.io/v1',
+      kind,
+      metadata: { name: 'default', namespace: 'istio-system' },
+      spec,
+    });
+    const docs = [
+      inIstioSystem('PeerAuthentication', { mtls: { mode: 'STRICT' } }),
+      {
+        ...inIstioSystem('AuthorizationPolicy', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['legacy'] } }] }] }),
+        metadata: { name: 'deny-legacy', namespace: 'istio-system' },
+      },
+      // selecting workloads of istio-system is what it says: no warning
+      { ...inIstioSystem('AuthorizationPolicy', { selector: { matchLabels: { app: 'istiod' } } }), metadata: { name: 'istiod', namespace: 'istio-system' } },
+      {
+        apiVersion: 'nodemesh.io/v1alpha1',
+        kind: 'Workload',
+        metadata: { name: 'istiod-0', namespace: 'istio-system', labels: { app: 'istiod' } },
+        spec: { node: 'node1', addresses: ['10.200.1.3'], serviceAccount: 'istiod' },
+      },
+    ];
+    const out = analyze({ resources: res(docs) });
+    expect(out.map((f) => [f.severity, f.code, f.resource])).toEqual([
+      ['Warning', 'NM0203', 'AuthorizationPolicy/istio-system/deny-legacy'],
+      ['Warning', 'NM0203', 'PeerAuthentication/istio-system/default'],
+    ]);
+    expect(out[1]!.message).toMatch(
+      /applies only to workloads in istio-system: move it to nodemesh-system, or run the control plane with NODEMESH_ROOT_NAMESPACE=istio-system/,
+    );
+    expect(analyze({ resources: res(docs), rootNamespace: 'istio-system' })).toEqual([]);
+  });
+
   it('warns about enrolled workloads on nodes with no node proxy connected; skips it when unknown', () => {
     const out = analyze({ resources: res(GOOD), connectedNodes: new Set(['node2']) });
     expect(out).toEqual([

@@ -38,7 +38,8 @@ export async function runAnalyze(argv: string[], ctx: CliContext = processContex
   } catch {
     connectedNodes = undefined; // no xDS component: the node proxy check is skipped
   }
-  const findings: Finding[] = analyze({ resources, connectedNodes });
+  // The control plane's NODEMESH_ROOT_NAMESPACE is not served; the same variable here says it.
+  const findings: Finding[] = analyze({ resources, connectedNodes, rootNamespace: process.env.NODEMESH_ROOT_NAMESPACE || undefined });
   if (output === 'json') ctx.stdout.write(JSON.stringify(findings, null, 2) + '\n');
   else if (findings.length === 0) ctx.stdout.write(`no problems found in ${resources.length} resources\n`);
   else
