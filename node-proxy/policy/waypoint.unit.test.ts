@@ -1,65 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import {
-  Address,
-  AuthorizationAction,
-  AuthorizationScope,
-  GatewayAddress,
-  Service,
-  TunnelProtocol,
-  Workload,
-  WorkloadStatus,
-} from '../../api/gen/nodemesh/workload/v1/workload';
+import { AuthorizationAction, AuthorizationScope, GatewayAddress, TunnelProtocol } from '../../api/gen/nodemesh/workload/v1/workload';
 import { ipBytes } from '../../control/workload/addresses';
+import { addressesIn, putAddresses } from '../state/testing/addresses';
 import { WorkloadState } from '../state/workload-state';
 import { policyContext } from './context';
 import { evaluate } from './evaluate';
 import type { PolicyConnection } from './model';
 import { waypointBindings } from './waypoint';
 
-type AddressInit = Parameters<typeof Address.fromPartial>[0];
-type WorkloadInit = NonNullable<Parameters<typeof Workload.fromPartial>[0]>;
-type ServiceInit = NonNullable<Parameters<typeof Service.fromPartial>[0]>;
 type GatewayInit = Parameters<typeof GatewayAddress.fromPartial>[0];
 
-function workload(name: string, ip: string, init: WorkloadInit = {}): Address {
-  return Address.fromPartial({
-    type: {
-      $case: 'workload',
-      value: {
-        uid: `Workload/shop/${name}`,
-        name,
-        namespace: 'shop',
-        addresses: [ipBytes(ip)],
-        serviceAccount: name,
-        node: 'node-1',
-        tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_HBONE,
-        status: WorkloadStatus.WORKLOAD_STATUS_HEALTHY,
-        ...init,
-      },
-    },
-  } as AddressInit);
-}
-
-function service(name: string, vip: string, init: ServiceInit = {}): Address {
-  return Address.fromPartial({
-    type: {
-      $case: 'service',
-      value: {
-        name,
-        namespace: 'shop',
-        hostname: `${name}.shop.svc.cluster.local`,
-        addresses: [{ network: '', address: ipBytes(vip) }],
-        ports: [{ servicePort: 80, targetPort: 8080 }],
-        ...init,
-      },
-    },
-  } as AddressInit);
-}
-
-const nameOf = (a: Address): string =>
-  a.type?.$case === 'workload' ? a.type.value.uid : a.type?.$case === 'service' ? `${a.type.value.namespace}/${a.type.value.hostname}` : '';
-const put = (s: WorkloadState, ...addresses: Address[]): void =>
-  s.applyAddresses({ updated: addresses.map((value) => ({ name: nameOf(value), version: 'v', value })), removed: [] });
+const { workload, service } = addressesIn('shop');
+const put = putAddresses;
 
 const API = 'shop/api.shop.svc.cluster.local';
 const apiPorts = { [API]: { ports: [{ servicePort: 80, targetPort: 8080 }] } };

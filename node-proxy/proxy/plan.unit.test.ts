@@ -2,7 +2,6 @@
 // and the destination's policy applied identically to HBONE, plaintext and same-node connections.
 import { describe, expect, it } from 'vitest';
 import {
-  Address,
   Authorization,
   AuthorizationAction,
   AuthorizationScope,
@@ -10,52 +9,23 @@ import {
   PeerAuthentication,
   PeerAuthenticationScope,
   TunnelProtocol,
-  WorkloadStatus,
   Workload,
 } from '../../api/gen/nodemesh/workload/v1/workload';
-import { ipBytes } from '../../common/ip';
 import { RoundRobin } from '../state/resolve';
+import { addressesIn } from '../state/testing/addresses';
 import { WorkloadState } from '../state/workload-state';
 import { admit, planOutbound, type PlanView } from './plan';
 
 const TD = 'cluster.local';
 const id = (sa: string): string => `spiffe://${TD}/ns/default/sa/${sa}`;
 
-function workload(name: string, ip: string, init: Parameters<typeof Workload.fromPartial>[0] = {}): Address {
-  return Address.fromPartial({
-    type: {
-      $case: 'workload',
-      value: {
-        uid: `Workload/default/${name}`,
-        name,
-        namespace: 'default',
-        addresses: [ipBytes(ip)],
-        serviceAccount: name,
-        node: 'node-1',
-        tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_HBONE,
-        status: WorkloadStatus.WORKLOAD_STATUS_HEALTHY,
-        ...init,
-      },
-    },
-  } as Parameters<typeof Address.fromPartial>[0]);
-}
+const { workload, service } = addressesIn('default');
 
 function view(served: readonly string[] = ['client', 'local-web']): { view: PlanView; state: WorkloadState } {
   const state = new WorkloadState('node-1');
   const web = { 'default/web.default.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 8080 }] } };
   const addresses = [
-    Address.fromPartial({
-      type: {
-        $case: 'service',
-        value: {
-          name: 'web',
-          namespace: 'default',
-          hostname: 'web.default.svc.cluster.local',
-          addresses: [{ network: '', address: ipBytes('10.96.0.12') }],
-          ports: [{ servicePort: 80, targetPort: 8080 }],
-        },
-      },
-    }),
+    service('web', '10.96.0.12'),
     workload('client', '10.200.1.9'),
     workload('local-web', '10.200.1.5', { services: web }),
     workload('remote-web', '10.200.2.5', { node: 'node-2' }),

@@ -8,61 +8,20 @@ import {
   PeerAuthenticationScope,
   TunnelProtocol,
   WorkloadStatus,
-  Service,
-  Workload,
 } from '../../api/gen/nodemesh/workload/v1/workload';
 import { ipBytes } from '../../common/ip';
 import { evaluate, policyContext } from '../policy';
 import { resolve, RoundRobin, type RouteDecision } from './resolve';
 import { peerAuthenticationProblem } from './resource-types';
+import { addressesIn, putAddresses } from './testing/addresses';
 import { WorkloadState, type LocalWorkloadEvent, type StateChange } from './workload-state';
 
-type WorkloadInit = Parameters<typeof Address.fromPartial>[0] extends infer A ? A : never;
-
-function workload(name: string, ip: string, init: Parameters<typeof Workload.fromPartial>[0] = {}): Address {
-  return Address.fromPartial({
-    type: {
-      $case: 'workload',
-      value: {
-        uid: `Workload/default/${name}`,
-        name,
-        namespace: 'default',
-        addresses: [ipBytes(ip)],
-        serviceAccount: name,
-        node: 'node-1',
-        tunnelProtocol: TunnelProtocol.TUNNEL_PROTOCOL_HBONE,
-        status: WorkloadStatus.WORKLOAD_STATUS_HEALTHY,
-        ...init,
-      },
-    },
-  } as WorkloadInit);
-}
+const { workload, service } = addressesIn('default');
+const put = putAddresses;
 
 const WEB = 'default/web.default.svc.cluster.local';
 const webPorts = (target = 8080) => ({ [WEB]: { ports: [{ servicePort: 80, targetPort: target }] } });
 
-function service(name: string, vip: string, init: Parameters<typeof Service.fromPartial>[0] = {}): Address {
-  return Address.fromPartial({
-    type: {
-      $case: 'service',
-      value: {
-        name,
-        namespace: 'default',
-        hostname: `${name}.default.svc.cluster.local`,
-        addresses: [{ network: '', address: ipBytes(vip) }],
-        ports: [{ servicePort: 80, targetPort: 8080 }],
-        ...init,
-      },
-    },
-  } as WorkloadInit);
-}
-
-const nameOf = (a: Address): string =>
-  a.type?.$case === 'workload' ? a.type.value.uid : a.type?.$case === 'service' ? `${a.type.value.namespace}/${a.type.value.hostname}` : '';
-
-function put(state: WorkloadState, ...addresses: Address[]): void {
-  state.applyAddresses({ updated: addresses.map((value) => ({ name: nameOf(value), version: 'v', value })), removed: [] });
-}
 function remove(state: WorkloadState, ...names: string[]): void {
   state.applyAddresses({ updated: [], removed: names.map((name) => ({ name, previous: Address.fromPartial({}) })) });
 }
