@@ -122,6 +122,7 @@ export interface RawBinding {
   spliceCut(id: number): boolean;
   spliceBytes(id: number): [number, number] | undefined;
   spliceActive(): number;
+  splicePooledPipes(): number;
 }
 
 export const addonPath: string = join(projectRoot, 'native', 'build', 'Release', 'nodemesh_native.node');

@@ -89,3 +89,8 @@ export function spliceInKernel(a: Socket, b: Socket, onDone: (r: KernelSpliceRes
     },
   };
 }
+
+/** Empty pipes the splice engine keeps for the next connections (at most 64, 256 KiB each). */
+export function kernelSplicePooledPipes(): number {
+  return call((b) => b.splicePooledPipes());
+}

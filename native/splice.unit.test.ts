@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { spliceInKernel, type KernelSplice, type KernelSpliceResult } from './splice';
+import { kernelSplicePooledPipes, spliceInKernel, type KernelSplice, type KernelSpliceResult } from './splice';
 
 const servers: Server[] = [];
 afterEach(() => {
@@ -134,5 +134,36 @@ describe('spliceInKernel', () => {
     await until(() => proxy.results.length === 2);
     expect(proxy.results[1]).toMatchObject({ clean: false, code: 'reset' });
     expect(proxy.splices[1]!.bytes()).toBeUndefined();
+  });
+
+  it('many connections at once all arrive intact; finished ones leave 64 empty pipes (no more) for the next connections', async () => {
+    const echo = await listen((s) => s.pipe(s));
+    const proxy = await kernelProxy(echo);
+    // 40 connections open at the same time: 80 pipes in use
+    const n = 40;
+    const clients = Array.from({ length: n }, () => connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true }));
+    const payloads = clients.map((_, i) => randomBytes(256 * 1024 + i));
+    const backs = clients.map(
+      (c) =>
+        new Promise<Buffer>((resolve, reject) => {
+          const got: Buffer[] = [];
+          c.on('data', (d: Buffer) => got.push(d));
+          c.on('error', reject);
+          c.on('end', () => {
+            c.end();
+            resolve(Buffer.concat(got));
+          });
+        }),
+    );
+    await until(() => proxy.splices.length === n);
+    for (const [i, c] of clients.entries()) c.end(payloads[i]);
+    for (const [i, back] of (await Promise.all(backs)).entries()) expect(sha(back)).toBe(sha(payloads[i]!));
+    await until(() => proxy.results.length === n);
+    expect(proxy.results.every((r) => r.clean)).toBe(true);
+    expect(kernelSplicePooledPipes()).toBe(64);
+    const one = randomBytes(1 << 20);
+    expect(sha(await exchange(proxy.port, one))).toBe(sha(one));
+    await until(() => proxy.results.length === n + 1);
+    expect(kernelSplicePooledPipes()).toBe(64);
   });
 });

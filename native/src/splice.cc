@@ -32,8 +32,14 @@
 namespace nm {
 namespace {
 
-constexpr size_t kChunk = 1 << 20;
-constexpr int kPipeSize = 1 << 20;
+// Each direction's pipe holds 256 KiB (64 slots): enough for a socket's worth of segments per
+// splice(2), and small enough that many connections stay under the kernel's per-user pipe
+// budget (fs.pipe-user-pages-soft, 64 MiB by default: with 1 MiB pipes only 32 connections fit
+// before an unprivileged owner's new pipes shrink to one page). Emptied pipes of finished
+// connections are reused (at most kPoolPipes kept): a new connection then costs no pipe2/fcntl.
+constexpr int kPipeSize = 256 << 10;
+constexpr size_t kChunk = kPipeSize;
+constexpr size_t kPoolPipes = 64;
 
 struct Dir {
   int in = -1;   // read side socket
@@ -93,12 +99,11 @@ class Engine {
     p->fd[1] = b;
     for (int d = 0; d < 2; d++) {
       int fds[2];
-      if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      if (!TakePipe(fds)) {
         int e = errno;
         for (int k = 0; k < d; k++) close(p->dir[k].pipe_r), close(p->dir[k].pipe_w);
         ThrowErrno(env, e, "create a splice pipe", "pipe2");
       }
-      fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);  // best effort (pipe-max-size may be lower)
       p->dir[d].pipe_r = fds[0];
       p->dir[d].pipe_w = fds[1];
       p->dir[d].in = p->fd[d];
@@ -144,11 +149,47 @@ class Engine {
     return pairs_.size();
   }
 
+  size_t PooledPipes() {
+    std::lock_guard<std::mutex> g(pipes_mu_);
+    return free_pipes_.size();
+  }
+
  private:
   struct Command {
     uint32_t id;
     bool cut;
   };
+
+  // An empty pipe from the pool, or a new one sized kPipeSize; false (errno set) when none can be made.
+  bool TakePipe(int fds[2]) {
+    {
+      std::lock_guard<std::mutex> g(pipes_mu_);
+      if (!free_pipes_.empty()) {
+        fds[0] = free_pipes_.back().first;
+        fds[1] = free_pipes_.back().second;
+        free_pipes_.pop_back();
+        return true;
+      }
+    }
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    fcntl(fds[1], F_SETPIPE_SZ, kPipeSize);  // best effort (pipe-max-size may be lower)
+    return true;
+  }
+
+  // Keeps a direction's pipe for the next connection when nothing is left in it, else closes it.
+  void GivePipe(Dir& d) {
+    if (d.in_pipe == 0) {
+      std::lock_guard<std::mutex> g(pipes_mu_);
+      if (free_pipes_.size() < kPoolPipes) {
+        free_pipes_.emplace_back(d.pipe_r, d.pipe_w);
+        d.pipe_r = d.pipe_w = -1;
+        return;
+      }
+    }
+    close(d.pipe_r);
+    close(d.pipe_w);
+    d.pipe_r = d.pipe_w = -1;
+  }
 
   void Wake() {
     uint64_t one = 1;
@@ -216,8 +257,7 @@ class Engine {
     }
     for (int d = 0; d < 2; d++) {
       close(p->fd[d]);
-      close(p->dir[d].pipe_r);
-      close(p->dir[d].pipe_w);
+      GivePipe(p->dir[d]);
     }
     auto* r = new Result{p->id, static_cast<double>(p->dir[0].bytes.load()), static_cast<double>(p->dir[1].bytes.load()), !p->aborted && p->err == 0, p->err};
     {
@@ -304,6 +344,8 @@ class Engine {
   uint32_t next_id_ = 0;
   std::map<uint32_t, std::shared_ptr<Pair>> pairs_;
   std::deque<Command> commands_;
+  std::mutex pipes_mu_;
+  std::vector<std::pair<int, int>> free_pipes_;
   Napi::ThreadSafeFunction tsfn_;
 };
 
@@ -350,6 +392,11 @@ Napi::Value SpliceActive(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(Engine::Get().Active()));
 }
 
+// splicePooledPipes() -> empty pipes kept for the next spliced connections
+Napi::Value SplicePooledPipes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Engine::Get().PooledPipes()));
+}
+
 }  // namespace
 
 void InitSplice(Napi::Env env, Napi::Object exports) {
@@ -358,6 +405,7 @@ void InitSplice(Napi::Env env, Napi::Object exports) {
   exports.Set("spliceCut", Napi::Function::New(env, SpliceCut));
   exports.Set("spliceBytes", Napi::Function::New(env, SpliceBytes));
   exports.Set("spliceActive", Napi::Function::New(env, SpliceActive));
+  exports.Set("splicePooledPipes", Napi::Function::New(env, SplicePooledPipes));
 }
 
 }  // namespace nm
