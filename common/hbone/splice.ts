@@ -1,8 +1,8 @@
 // Splicing a tunnel stream and the connection it stands for: bytes flow both ways with
-// backpressure (stream.pipe), a clean end of one direction half-closes the other side
-// (END_STREAM <-> FIN), and an abnormal end of either side resets the other (RST_STREAM
-// CONNECT_ERROR towards the tunnel peer, TCP RST towards a socket), as ztunnel does.
-// The data path adds one byte-counting listener per direction and nothing else per chunk.
+// backpressure, a clean end of one direction half-closes the other side (END_STREAM <-> FIN),
+// and an abnormal end of either side resets the other (RST_STREAM CONNECT_ERROR towards the
+// tunnel peer, TCP RST towards a socket), as ztunnel does.
+// Per chunk the data path runs one listener per direction (copy and count) and nothing else.
 import { Socket } from 'node:net';
 import type { Http2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -56,6 +56,40 @@ export function abortSide(d: Duplex, err?: Error): void {
 }
 
 /**
+ * Bytes a writing side may hold (written by us, not yet taken by its kernel socket or HTTP/2
+ * session) before the reading side is paused. stream.pipe pauses at the writable's high-water
+ * mark (16 KiB), which every 64 KiB socket read and every 16 KiB TLS record exceeds: the reading
+ * side was stopped and restarted after each chunk (readStop/readStart, a deferred 'drain', more
+ * event-loop turns). The HTTP/2 flow-control windows (settings.ts) bound the tunnel side anyway.
+ */
+export const FORWARD_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Copies `src` into `dst` until `src` ends, then ends `dst` (FIN / END_STREAM); `count` sees each
+ * chunk's size. Pauses `src` only while `dst` holds FORWARD_BUFFER_BYTES or more; stops writing
+ * once `dst` is destroyed (the splice's close handling resets the other side then).
+ */
+function forward(src: Duplex, dst: Duplex, count: (n: number) => void): void {
+  let waiting = false;
+  const onDrain = (): void => {
+    waiting = false;
+    src.resume();
+  };
+  src.on('data', (chunk: Buffer) => {
+    count(chunk.length);
+    if (dst.destroyed || dst.writableEnded) return;
+    if (!dst.write(chunk) && !waiting && dst.writableLength >= FORWARD_BUFFER_BYTES) {
+      waiting = true;
+      src.pause();
+      dst.once('drain', onDrain);
+    }
+  });
+  src.once('end', () => {
+    if (!dst.destroyed && !dst.writableEnded) dst.end();
+  });
+}
+
+/**
  * Connects `downstream` and `upstream` both ways until both have closed, then calls `onDone`
  * once. For TCP sockets use `allowHalfOpen: true`, otherwise a FIN from one side closes both
  * directions early.
@@ -92,12 +126,6 @@ export function splice(downstream: Duplex, upstream: Duplex, onDone?: (r: Splice
 
   downstream.on('error', onError);
   upstream.on('error', onError);
-  downstream.on('data', (chunk: Buffer) => {
-    toUp += chunk.length;
-  });
-  upstream.on('data', (chunk: Buffer) => {
-    toDown += chunk.length;
-  });
   const downClosed = onClose(downstream, upstream);
   const upClosed = onClose(upstream, downstream);
   downstream.once('close', downClosed);
@@ -110,8 +138,12 @@ export function splice(downstream: Duplex, upstream: Duplex, onDone?: (r: Splice
   };
   if (isHttp2Stream(downstream)) downstream.once('aborted', onAborted(upstream));
   if (isHttp2Stream(upstream)) upstream.once('aborted', onAborted(downstream));
-  downstream.pipe(upstream);
-  upstream.pipe(downstream);
+  forward(downstream, upstream, (n) => {
+    toUp += n;
+  });
+  forward(upstream, downstream, (n) => {
+    toDown += n;
+  });
   // A side that had already closed before the splice began never emits 'close' again.
   if (downstream.closed) process.nextTick(downClosed);
   if (upstream.closed) process.nextTick(upClosed);

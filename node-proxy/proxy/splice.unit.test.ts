@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConnectionTable } from '../connections/table';
-import { splice, type SpliceResult } from '../../common/hbone/splice';
+import { FORWARD_BUFFER_BYTES, splice, type SpliceResult } from '../../common/hbone/splice';
 
 // The passthrough path's splice (handlers.ts) is the HBONE one (common/hbone/splice.ts): between
 // two TCP sockets it forwards FIN as FIN, resets one side when the other ends abnormally and counts
@@ -136,6 +136,49 @@ describe('splice', () => {
     await expect.poll(() => upstreamSaw).toEqual(['ECONNRESET']);
     await expect.poll(() => results.length).toBe(1);
     expect(results[0].clean).toBe(false);
+    c.destroy();
+  });
+
+  it('an app that stops reading holds the client back: the proxy buffers at most FORWARD_BUFFER_BYTES plus a chunk, and every byte arrives once it reads again', async () => {
+    let app: Socket | undefined;
+    const hash = createHash('sha256');
+    let appEnded = false;
+    const upstream = createServer({ allowHalfOpen: true }, (s) => {
+      app = s;
+      s.pause(); // a slow app: reads nothing until told to
+      s.on('data', (d: Buffer) => hash.update(d));
+      s.on('end', () => {
+        appEnded = true;
+        s.end();
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    let up: Socket | undefined;
+    const results: SpliceResult[] = [];
+    const proxy = createServer({ allowHalfOpen: true }, (down) => {
+      up = connect({ host: '127.0.0.1', port: (upstream.address() as AddressInfo).port, allowHalfOpen: true });
+      splice(down, up, (r) => results.push(r));
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    servers.push(upstream, proxy);
+    const payload = randomBytes(64 * 1024 * 1024);
+    const c = connect({ host: '127.0.0.1', port: (proxy.address() as AddressInfo).port, allowHalfOpen: true });
+    c.on('error', () => undefined);
+    c.end(payload);
+    // the kernel buffers fill, then the proxy's: it stops reading the client at the limit
+    let most = 0;
+    for (let i = 0; i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      most = Math.max(most, up?.writableLength ?? 0);
+    }
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThan(FORWARD_BUFFER_BYTES + 256 * 1024);
+    expect(c.writableLength).toBeGreaterThan(0); // the client is held back, not drained into the proxy
+    app?.resume();
+    await expect.poll(() => appEnded, { timeout: 20_000 }).toBe(true);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    await expect.poll(() => results.length, { timeout: 5000 }).toBe(1);
+    expect(results[0]).toMatchObject({ bytesToUpstream: payload.length, clean: true });
     c.destroy();
   });
 });
