@@ -6,10 +6,15 @@
 // ends; idle sessions close after a timeout and never keep the process alive.
 //
 // Liveness: every session is PINGed every `keepaliveIntervalMs`, and at once when a CONNECT waits
-// too long for its answer (Lease.probe); a PING not answered within `pingTimeoutMs` destroys the
-// session, which fails its streams and takes it out of the pool. This catches peers that vanished
-// without a FIN or RST reaching us (a netns or veth removed, a host gone); a FIN is handled by the
-// client (client.ts). The timers are per session, never per chunk.
+// too long for its answer (Lease.probe); a PING not answered within `pingTimeoutMs` while nothing
+// else arrives on the connection either destroys the session, which fails its streams and takes it
+// out of the pool. This catches peers that vanished without a FIN or RST reaching us (a netns or
+// veth removed, a host gone); a FIN is handled by the client (client.ts). A connection that keeps
+// delivering bytes is alive, however late its PING answer: on a loaded or slow machine (a VM under
+// TCG, 300 tunnels at once) the answer queues behind megabytes of the peer's DATA, and destroying
+// the session then reset every tunnel on it. The verdict also runs after pending I/O (setImmediate),
+// so an answer that arrived while the event loop was busy counts. The timers are per session,
+// never per chunk.
 import type { ClientHttp2Session } from 'node:http2';
 
 export interface PoolOptions {
@@ -41,6 +46,15 @@ export interface Lease {
   release(): void;
   /** Checks the session is alive now (a PING, unless one is in flight); destroys it if unanswered. */
   probe(): void;
+}
+
+/** Bytes read on the session's connection so far (decrypted; 0 when it has no socket any more). */
+function bytesRead(session: ClientHttp2Session): number {
+  try {
+    return session.socket?.bytesRead ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Before the server's SETTINGS arrive, assume this many slots so concurrent callers queue on one session. */
@@ -109,20 +123,36 @@ class PooledSession {
     return this.usable && this.active + this.waiting < this.limit;
   }
 
-  /** PINGs the session unless a PING is already in flight; no answer within timeoutMs destroys it. */
+  /**
+   * PINGs the session unless a PING is already in flight. No answer within timeoutMs destroys it —
+   * unless bytes arrived on the connection meanwhile: then it is alive and the wait starts again.
+   */
   probe(timeoutMs: number): void {
     const session = this.session;
     if (this.pingTimer || !session || session.destroyed || session.closed) return;
-    const timer = setTimeout(() => {
+    let heard = bytesRead(session);
+    let timer: NodeJS.Timeout;
+    const verdict = (): void => {
+      if (this.pingTimer !== timer) return; // answered meanwhile
+      const now = bytesRead(session);
+      if (now > heard && !session.destroyed && !session.closed) {
+        heard = now;
+        arm();
+        return;
+      }
       this.pingTimer = undefined;
       this.usable = false;
       if (!session.destroyed) session.destroy(new ConnectionDeadError(timeoutMs));
-    }, timeoutMs);
-    timer.unref();
-    this.pingTimer = timer;
+    };
+    const arm = (): void => {
+      timer = setTimeout(() => setImmediate(verdict), timeoutMs);
+      timer.unref();
+      this.pingTimer = timer;
+    };
+    arm();
     const answered = (): void => {
       clearTimeout(timer);
-      if (this.pingTimer === timer) this.pingTimer = undefined;
+      this.pingTimer = undefined;
     };
     let sent = false;
     try {

@@ -84,12 +84,15 @@ function killed(child: ChildProcess): Promise<void> {
 
 /**
  * A TCP relay in front of the server whose connections can go dark: after `blackhole()` the
- * connections it carries drop every byte both ways and are never closed (half-dead TCP); new
- * connections after `restore()` are relayed normally.
+ * connections it carries drop every byte both ways and are never closed (half-dead TCP); after
+ * `stallUp()` only the client's bytes are dropped (the server's still arrive, as when the client's
+ * PING waits behind what a slow peer has not read yet); new connections after `restore()` are
+ * relayed normally.
  */
-async function relay(target: number): Promise<{ port: number; blackhole(): void; restore(): void; close(): Promise<void> }> {
+async function relay(target: number): Promise<{ port: number; blackhole(): void; stallUp(): void; restore(): void; close(): Promise<void> }> {
   let epoch = 0;
   let dark = false;
+  let upStalled = false;
   const sockets = new Set<Socket>();
   const server: Server = createServer((down) => {
     const mine = epoch;
@@ -100,7 +103,7 @@ async function relay(target: number): Promise<{ port: number; blackhole(): void;
       s.on('error', () => undefined);
     }
     const live = (): boolean => !(dark || mine !== epoch);
-    down.on('data', (c: Buffer) => live() && up.write(c));
+    down.on('data', (c: Buffer) => live() && !upStalled && up.write(c));
     up.on('data', (c: Buffer) => live() && down.write(c));
     down.on('end', () => live() && up.end());
     up.on('end', () => live() && down.end());
@@ -111,9 +114,13 @@ async function relay(target: number): Promise<{ port: number; blackhole(): void;
     blackhole: () => {
       dark = true;
     },
+    stallUp: () => {
+      upStalled = true;
+    },
     restore: () => {
       epoch++; // connections from before stay dark
       dark = false;
+      upStalled = false;
     },
     close: () =>
       new Promise<void>((r) => {
@@ -179,6 +186,37 @@ describe('HBONE pool liveness', () => {
     r.restore();
     expect((await roundTrip(await mesh.client.open(opts()), Buffer.from('fresh'))).toString()).toBe('fresh');
     expect(mesh.server.stats().connectionsAccepted).toBe(2);
+  });
+
+  it('a connection that keeps delivering bytes is alive: a PING answer later than the timeout (stuck behind a slow peer) cuts none of its tunnels, and silence still does', async () => {
+    // the app behind the tunnel sends a byte every 50 ms (a download the peer keeps pushing)
+    const ticker = (s: Socket): void => {
+      const iv = setInterval(() => s.write('t'), 50);
+      s.on('close', () => clearInterval(iv));
+      s.on('error', () => undefined);
+    };
+    const mesh = await startMesh({ upstream: ticker, client: { keepaliveIntervalMs: 100, pingTimeoutMs: 300, logger: quietLogger } });
+    cleanups.push(() => mesh.close());
+    const r = await relay(Number(mesh.destination.split(':')[1]));
+    cleanups.push(() => r.close());
+    const download = await mesh.client.open(mesh.openOptions({ destination: `127.0.0.1:${r.port}` }));
+    let got = 0;
+    download.on('data', (d: Buffer) => (got += d.length));
+    const end = outcome(download);
+    r.stallUp(); // from now on no PING reaches the server: none is answered
+    await new Promise((res) => setTimeout(res, 1_500)); // keepalive 100 + PING timeout 300, several times over
+    const before = got;
+    await new Promise((res) => setTimeout(res, 300));
+    expect(got).toBeGreaterThan(before); // still flowing
+    expect(mesh.client.connectionCount()).toBe(1);
+    expect(download.destroyed).toBe(false);
+    // nothing arrives any more: the unanswered PING now means a dead connection
+    r.blackhole();
+    const t0 = Date.now();
+    const ended = await end;
+    expect(ended.how).toMatch(/error|close/);
+    expect(Date.now() - t0).toBeLessThan(2_000); // one or two PING timeouts, plus scheduling
+    expect(await eventually(() => mesh.client.connectionCount() === 0, 1_000)).toBe(true);
   });
 
   it('the keepalive PING retires a dark idle connection before the next tunnel needs it', async () => {
