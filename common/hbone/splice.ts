@@ -87,6 +87,9 @@ function forward(src: Duplex, dst: Duplex, count: (n: number) => void): void {
   src.once('end', () => {
     if (!dst.destroyed && !dst.writableEnded) dst.end();
   });
+  // as stream.pipe did: a side its owner had paused (a captured socket while its upstream was
+  // dialled) starts flowing now
+  if (!src.readableFlowing) src.resume();
 }
 
 /**
