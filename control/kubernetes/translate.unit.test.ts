@@ -154,4 +154,47 @@ describe('Kubernetes -> mesh resources', () => {
     expect(bad.resources).toEqual([]);
     expect(bad.problem).toMatch(/AuthorizationPolicy demo\/p is not mirrored: .*spec\.action/);
   });
+
+  it("Istio's own policies from the API server are mirrored as written; what nodemesh does not support is skipped with the field named", () => {
+    const istio = (kind: string, name: string, spec: object) => ({
+      apiVersion: 'security.istio.io/v1',
+      kind,
+      metadata: { name, namespace: 'demo', uid: `u-${name}` },
+      spec,
+    });
+    const allow = translateSameKind(
+      istio('AuthorizationPolicy', 'viewer', {
+        selector: { matchLabels: { app: 'web' } },
+        action: 'ALLOW',
+        rules: [{ from: [{ source: { principals: ['cluster.local/ns/demo/sa/curl'] } }] }],
+      }),
+    );
+    expect(allow.problem).toBeUndefined();
+    expect(allow.resources[0]).toMatchObject({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { uid: 'u-viewer' } });
+    expect(translateSameKind(istio('PeerAuthentication', 'default', { mtls: { mode: 'STRICT' } })).resources).toHaveLength(1);
+    const refused: Array<[object, RegExp]> = [
+      [
+        istio('AuthorizationPolicy', 'ext-authz', { action: 'CUSTOM', provider: { name: 'ext' }, rules: [{}] }),
+        /AuthorizationPolicy demo\/ext-authz is not mirrored: .*spec\.action.*CUSTOM is not supported/s,
+      ],
+      [istio('AuthorizationPolicy', 'audit', { action: 'AUDIT', rules: [{}] }), /AuthorizationPolicy demo\/audit is not mirrored: .*spec\.action/s],
+      [
+        istio('AuthorizationPolicy', 'sas', { rules: [{ from: [{ source: { serviceAccounts: ['demo/curl'] } }] }] }),
+        /spec\.rules\[0\]\.from\[0\]\.source.*serviceAccounts/s,
+      ],
+      [
+        istio('AuthorizationPolicy', 'ref', { targetRef: { kind: 'Service', group: '', name: 'web' } }),
+        /AuthorizationPolicy demo\/ref is not mirrored: .*targetRef/s,
+      ],
+      [
+        istio('PeerAuthentication', 'off', { mtls: { mode: 'DISABLE' } }),
+        /PeerAuthentication demo\/off is not mirrored: .*spec\.mtls\.mode.*DISABLE is not supported/s,
+      ],
+    ];
+    for (const [obj, why] of refused) {
+      const t = translateSameKind(obj as Parameters<typeof translateSameKind>[0]);
+      expect(t.resources).toEqual([]);
+      expect(t.problem).toMatch(why);
+    }
+  });
 });
