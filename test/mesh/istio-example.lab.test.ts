@@ -10,10 +10,11 @@
 //      namespace label istio.io/use-waypoint, the L7 policy on the productpage Service (ALLOW GET
 //      from sa curl) with the L4 policy updated to admit the waypoint, and PeerAuthentication STRICT.
 // After each step real requests run from inside the pods, and each edge's verdict (allowed, 403
-// from the waypoint, or refused by a node proxy) is recorded. Then everything is taken back and the
-// same two steps run again in nodemesh's own spelling (`nodemesh namespace enroll`, `nodemesh
-// waypoint apply --enroll-namespace`, security.nodemesh.io/v1alpha1 policies): the verdicts must
-// be the same, and the ones the docs promise.
+// from the waypoint, or refused by a node proxy) is recorded. Then everything is taken back (the
+// namespace stays enrolled, its label now nodemesh's) and the same steps run again in nodemesh's
+// own spelling (`nodemesh namespace enroll`, `nodemesh waypoint apply --enroll-namespace`,
+// security.nodemesh.io/v1alpha1 policies): the verdicts must be the same, and the ones the docs
+// promise. Lab names: the docs' namespace `foo` (PeerAuthentication) is this lab's `default`.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -308,7 +309,7 @@ privilegedDescribe('lab', "Istio's ambient example, unchanged, on live traffic =
 
   /** Waits until every edge of a step meets its verdict (the config reached the proxies); the verdicts of the last round. */
   async function settle(spelling: string, step: (typeof STEPS)[number]): Promise<string[]> {
-    const want = JSON.stringify(wanted(step));
+    const want = new Set(wanted(step));
     const t0 = Date.now();
     let last: string[] = [];
     let rounds = 0;
@@ -317,9 +318,13 @@ privilegedDescribe('lab', "Istio's ambient example, unchanged, on live traffic =
       async () => {
         rounds++;
         last = await matrix(step);
-        return JSON.stringify(last) === want;
+        const off = last.filter((v) => !want.has(v));
+        if (off.length) process.stderr.write(`istio-example: ${spelling}, round ${rounds} at ${Date.now() - t0} ms: not yet ${off.join('; ')}\n`);
+        return off.length === 0;
       },
-      30_000,
+      // After the takeback some edge stays off for 36–60 s on a loaded machine (which one, the
+      // lines above say): a limit above that, so the verdicts are compared once it settles.
+      90_000,
     ).catch(() => undefined); // the comparison in the test names the edges that differ
     process.stderr.write(`istio-example: ${spelling}, "${step.step}": ${rounds} round(s) of ${step.edges.length} edges, ${Date.now() - t0} ms\n`);
     return last;
@@ -373,10 +378,15 @@ privilegedDescribe('lab', "Istio's ambient example, unchanged, on live traffic =
     ] as const) {
       await api.delete(kind(k), name, 'default').catch(() => undefined);
     }
-    await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } }]);
+    // The Istio labels go; the namespace stays enrolled, in nodemesh's spelling (what `nodemesh
+    // namespace enroll` writes), so the pods are not released and enrolled again.
+    await api.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } }]);
     const t0 = Date.now();
-    await until('the cast to be unenrolled and the waypoint gone', async () => (await enrolled()).length === 0 && readWaypointPods(LAB).length === 0, 30_000);
+    await until('the waypoint to be gone', async () => readWaypointPods(LAB).length === 0, 30_000);
     process.stderr.write(`istio-example: taken back in ${Date.now() - t0} ms\n`);
+    expect((await api.get<{ metadata: { labels?: Record<string, string> } }>(kind('Namespace'), 'default')).metadata.labels).toEqual({
+      'nodemesh.io/dataplane-mode': 'ambient',
+    });
 
     const got = await runSpelling('nodemesh', {
       enroll: () => run('namespace', 'enroll', 'default'),
