@@ -18,13 +18,17 @@ interface Answer {
 }
 
 function post(port: number, agent: Agent, body: Buffer): Promise<Answer> {
+  return postTo(port, agent, '/upload', body);
+}
+
+function postTo(port: number, agent: Agent, path: string, body: Buffer): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const r = request(
       {
         host: '127.0.0.1',
         port,
         method: 'POST',
-        path: '/upload',
+        path,
         agent,
         headers: { host: 'web', 'content-type': 'application/octet-stream', 'content-length': body.length },
       },
@@ -53,9 +57,10 @@ async function inParallel<T>(n: number, concurrency: number, one: (i: number) =>
   return out;
 }
 
-/** Answers with the size and sha256 of the body it read, as the lab's sample app does. */
+/** Answers with the size and sha256 of the body it read, as the lab's sample app does; `?close`: closes the connection 50 ms after answering (as a keep-alive timeout would). */
 function hashingBackend(): Promise<Backend> {
   return backend('web', (s, res) => {
+    if (s.url.endsWith('?close')) res.once('finish', () => setTimeout(() => res.socket?.end(), 50));
     const body = JSON.stringify({ bytes: s.body.length, sha256: createHash('sha256').update(s.body).digest('hex') });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -163,6 +168,19 @@ describe('HTTP/1.1 bodies over pooled HBONE upstream tunnels', () => {
       agent.destroy();
     }
     expect(stats.hboneTunnels - before).toBeLessThanOrEqual(1);
+  }, 30_000);
+
+  it('does not reuse a tunnel the app closed while it was idle: the next request gets a new one and a 200', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const small = randomBytes(10);
+      for (let i = 0; i < 3; i++) {
+        expect((await postTo(port, agent, '/upload?close', small)).status).toBe(200);
+        await new Promise((r) => setTimeout(r, 300)); // the app closes its side meanwhile
+      }
+    } finally {
+      agent.destroy();
+    }
   }, 30_000);
 });
 

@@ -88,7 +88,7 @@ export class H1Pool {
 
   private assign(call: H1Call): void {
     let s = this.idle.pop();
-    while (s && s.destroyed) s = this.idle.pop();
+    while (s && (s.destroyed || s.readableEnded)) s = this.idle.pop();
     if (s) return call.start(s);
     if (this.open < this.o.maxConnections) return this.connect(call);
     this.waiting.push(call);
@@ -129,6 +129,7 @@ export class H1Pool {
   /** The pool's handlers on a new connection. */
   private adopt(s: PooledSocket): PooledSocket {
     s.on('data', onPooledData);
+    s.on('end', onPooledEnd);
     s.on('drain', onPooledDrain);
     s.on('error', onPooledError);
     s.on('timeout', onPooledTimeout);
@@ -196,6 +197,16 @@ function onPooledData(this: PooledSocket, chunk: Buffer): void {
   const c = this[CALL];
   if (c) c.onData(chunk);
   else this.destroy(); // bytes nobody asked for: the connection is out of step
+}
+
+/**
+ * The server ended its side (e.g. its keep-alive timeout). A TCP socket then ends ours by itself;
+ * a tunnel stream (half-open allowed) would stay writable and take the next request to nobody, so
+ * it is ended here too (closed at once when idle).
+ */
+function onPooledEnd(this: PooledSocket): void {
+  if (this[CALL]) this.end();
+  else this.destroy();
 }
 
 function onPooledDrain(this: PooledSocket): void {
