@@ -1,11 +1,13 @@
 // Shared by the Kubernetes-shaped lab tests: the apps the pods run, access-log lines, kubelet +
 // containerd per node wired by Debian's CNI plugins with the nodemesh plugin chained last, and
 // who still holds a network namespace.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniChain, type CniConfList } from '../../lab/kube/cni-chain';
 import { KubeletPods } from '../../lab/kube/kubelet-pods';
 import type { LabTopology } from '../../lab/state';
+import { waitFor } from '../capture/harness';
+import { startMeshProxy, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 
 // Debian/Ubuntu and Arch put the plugins in /usr/lib/cni, Fedora in /usr/libexec/cni, upstream in /opt/cni/bin.
 export const CNI_BINS = ['/usr/lib/cni', '/usr/libexec/cni', '/opt/cni/bin'];
@@ -89,6 +91,39 @@ export function kubeletsFor(
     );
   }
   return out;
+}
+
+/** PeerAuthentication STRICT for a namespace, in nodemesh's spelling. */
+export const strictIn = (namespace: string) => ({
+  apiVersion: 'security.nodemesh.io/v1alpha1',
+  kind: 'PeerAuthentication',
+  metadata: { name: 'strict', namespace },
+  spec: { mtls: { mode: 'STRICT' } },
+});
+
+/**
+ * A node proxy per node as the DaemonSet runs it on Kubernetes (pods discovered from the API, the
+ * CNI socket, the node's kubepods root), each ready and listening on its CNI socket.
+ */
+export async function startKubeNodeProxies(
+  topo: LabTopology,
+  cp: ControlPlaneProc,
+  nodes: readonly string[],
+  o: { roots: Record<string, string>; socket: (node: string) => string },
+  into: Record<string, Proc | undefined>,
+): Promise<void> {
+  for (const node of nodes) {
+    into[node] = startMeshProxy(topo, cp, node, [
+      '--pod-discovery=kubernetes',
+      `--cgroup-root=${topo.cgroupMount}`,
+      '--cni-socket',
+      o.socket(node),
+      '--kubepods-root',
+      o.roots[node]!,
+    ]);
+  }
+  await Promise.all(nodes.map((n) => waitMeshReady(topo, n, into[n]!)));
+  await waitFor('the CNI sockets', async () => (nodes.every((n) => existsSync(o.socket(n))) ? true : undefined));
 }
 
 /** Inodes of network namespaces a process (any of its threads, or an open fd) holds. */

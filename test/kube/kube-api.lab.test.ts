@@ -34,13 +34,13 @@ import { connectInNetns, listenInNetns } from '../../native/netns';
 import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { installCniPlugin } from '../../node-proxy/cni/install';
 import { adminJson, httpGetInNetns, waitFor } from '../capture/harness';
-import { keepLogs, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
+import { keepLogs, stopProc, tearDownMeshLab, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { kubectl } from '../support/kube-apiserver/kubectl';
 import { StandInApiServer } from '../support/kube-apiserver/server';
 import type { KubeObject } from '../support/kube-apiserver/types';
 import { privilegedDescribe } from '../support/privileged';
 import { scaled } from '../support/speed';
-import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor } from './fixture';
+import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor, startKubeNodeProxies, strictIn } from './fixture';
 
 const LAB = 'nmka';
 const NODES = ['node1', 'node2'] as const;
@@ -212,28 +212,9 @@ privilegedDescribe('lab', 'Kubernetes through the API server: kubectl, nodemesh 
       }),
     );
     await k(['label', 'namespace', 'shop', 'nodemesh.io/dataplane-mode=ambient']);
-    await k(
-      ['apply', '--validate=false', '-f', '-'],
-      JSON.stringify({
-        apiVersion: 'security.nodemesh.io/v1alpha1',
-        kind: 'PeerAuthentication',
-        metadata: { name: 'strict', namespace: 'shop' },
-        spec: { mtls: { mode: 'STRICT' } },
-      }),
-    );
+    await k(['apply', '--validate=false', '-f', '-'], JSON.stringify(strictIn('shop')));
 
-    for (const node of NODES) {
-      proxies[node] = startMeshProxy(topo, cp, node, [
-        '--pod-discovery=kubernetes',
-        `--cgroup-root=${topo.cgroupMount}`,
-        '--cni-socket',
-        socket(node),
-        '--kubepods-root',
-        roots[node]!,
-      ]);
-    }
-    await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
-    await waitFor('the CNI sockets', async () => (NODES.every((n) => existsSync(socket(n))) ? true : undefined));
+    await startKubeNodeProxies(topo, cp, NODES, { roots, socket }, proxies);
   });
 
   afterAll(async () => {

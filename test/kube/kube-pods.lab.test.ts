@@ -25,7 +25,7 @@ import { adminJson, waitFor } from '../capture/harness';
 import { keepLogs, startControlPlane, startMeshProxy, stopProc, tearDownMeshLab, waitMeshReady, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
 import { scaled } from '../support/speed';
-import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor, netnsHeldBy } from './fixture';
+import { accessLines, ECHO, FIRST_CONNECT, type FirstConnect, holdersOf, kubeletsFor, netnsHeldBy, startKubeNodeProxies, strictIn } from './fixture';
 
 const LAB = 'nmkp';
 const NODES = ['node1', 'node2'] as const;
@@ -94,28 +94,8 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     ({ state: topo } = await labUp({ lab: LAB, nodes: 2, podsPerNode: 1 }));
     Object.assign(kubelets, kubeletsFor(topo, NODES, { work, binDir, roots, socket }));
     cp = await startControlPlane(topo, [...NODES]);
-    await cp.api.apply([
-      ns('shop', true),
-      ns('late', false),
-      {
-        apiVersion: 'security.nodemesh.io/v1alpha1',
-        kind: 'PeerAuthentication',
-        metadata: { name: 'strict', namespace: 'shop' },
-        spec: { mtls: { mode: 'STRICT' } },
-      },
-    ]);
-    for (const node of NODES) {
-      proxies[node] = startMeshProxy(topo, cp, node, [
-        '--pod-discovery=kubernetes',
-        `--cgroup-root=${topo.cgroupMount}`,
-        '--cni-socket',
-        socket(node),
-        '--kubepods-root',
-        roots[node]!,
-      ]);
-    }
-    await Promise.all(NODES.map((n) => waitMeshReady(topo, n, proxies[n]!)));
-    await waitFor('the CNI sockets', async () => (NODES.every((n) => existsSync(socket(n))) ? true : undefined));
+    await cp.api.apply([ns('shop', true), ns('late', false), strictIn('shop')]);
+    await startKubeNodeProxies(topo, cp, NODES, { roots, socket }, proxies);
   });
 
   afterAll(async () => {
