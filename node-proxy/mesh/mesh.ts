@@ -1,10 +1,12 @@
 // The node proxy's mesh side in control-plane mode: per enrolled workload a certificate (fetched
-// at enrolment, renewed at half-life) and an HBONE server on 15008 inside its netns; the outbound
+// at enrolment, renewed at half-life) and an HBONE listener on 15008 inside its netns — the
+// workloads of one identity share one HBONE server and so one TLS context; the outbound
 // and plaintext-inbound handlers for its capture listeners; re-checking open connections when
 // policy changes; admin views and readiness.
 import { TunnelProtocol, type GatewayAddress, type Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 import { HboneClient } from '../../common/hbone/client';
-import { HboneServer } from '../../common/hbone/server';
+import { createServer, type Server } from 'node:net';
+import { deny, HboneServer } from '../../common/hbone/server';
 import type { CertificateManager, WorkloadCertificate } from '../../common/identity/manager';
 import { formatSpiffeId, type Identity } from '../../common/identity/spiffe';
 import type { Logger } from '../../common/log';
@@ -57,17 +59,35 @@ interface Served {
   readonly id: Identity;
   readonly spiffeId: string;
   readonly netnsPath: string;
-  server?: HboneServer;
+  /** 15008 in the workload's netns; its connections are served by its identity's HBONE server. */
+  listener?: Server;
   /** Set while the listener is being opened (the first certificate and an 'issued' event race). */
   opening?: boolean;
   error?: string;
   closed: boolean;
 }
 
+/**
+ * One HBONE server per identity with a workload enrolled here: its TLS context (60–90 KiB of
+ * OpenSSL memory each) presents the identity's certificate to every peer of those workloads, so a
+ * peer still sees exactly the SPIFFE ID of the workload it dialled. Each workload's own listener
+ * hands its connections over, named by the workload's key.
+ */
+interface IdentityServer {
+  readonly server: HboneServer;
+  /** The certificate it presents now. */
+  cert: WorkloadCertificate;
+}
+
 const credentialsOf = (c: WorkloadCertificate) => ({ certChain: c.certChainPem, key: c.privateKeyPem, trustBundle: c.trustBundle });
+
+/** How long unenrolling a workload lets its open tunnels finish before they are cut. */
+const UNENROL_GRACE_MS = 1_000;
 
 export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private readonly served = new Map<string, Served>();
+  /** By SPIFFE ID. */
+  private readonly identities = new Map<string, IdentityServer>();
   private readonly ctx: ProxyContext;
   readonly handlers: CaptureHandlers;
   private readonly hbone: HboneClient;
@@ -100,7 +120,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
         certs: o.certs,
         hbone: this.hbone,
         peerAuthentications,
-        servesLocally: (w: Workload) => this.served.get(keyOf(w))?.server !== undefined,
+        servesLocally: (w: Workload) => this.served.get(keyOf(w))?.listener !== undefined,
       },
     };
     this.handlers = captureHandlers(this.ctx);
@@ -134,7 +154,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     // The manager notices expiry when asked: ask every few seconds, so an expired certificate
     // stops being presented even while no connection asks for it.
     const expiryCheck = setInterval(() => {
-      for (const e of this.served.values()) if (e.server) certs.current(e.id);
+      for (const e of this.served.values()) if (e.listener) certs.current(e.id);
     }, 5_000);
     expiryCheck.unref();
     this.offs.push(() => clearInterval(expiryCheck));
@@ -171,18 +191,29 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     );
   }
 
+  /**
+   * Unenrols a workload's mesh side: its listener stops accepting, its HBONE connections get a
+   * GOAWAY (peers, pooled connections of other nodes included, open no new tunnel on them) and
+   * those still open after UNENROL_GRACE_MS are cut — the unenrol never waits for a peer.
+   */
   async closing(key: string): Promise<void> {
     const entry = this.served.get(key);
     if (!entry) return;
     entry.closed = true;
     this.served.delete(key);
-    if (![...this.served.values()].some((e) => e.spiffeId === entry.spiffeId)) this.o.certs.forget(entry.id);
-    // Tunnels already open finish on their own; new ones are refused.
-    await entry.server?.close(1_000);
+    entry.listener?.close(); // its connections are the identity server's: ended below, not waited for here
+    entry.listener = undefined;
+    const shared = this.identities.get(entry.spiffeId);
+    const lastOfIdentity = ![...this.served.values()].some((e) => e.spiffeId === entry.spiffeId);
+    if (lastOfIdentity) {
+      this.identities.delete(entry.spiffeId);
+      this.o.certs.forget(entry.id);
+      await shared?.server.close(UNENROL_GRACE_MS);
+    } else await shared?.server.closeListener(key, UNENROL_GRACE_MS);
   }
 
   private async openServer(entry: Served, cert: WorkloadCertificate): Promise<void> {
-    if (entry.closed || entry.server || entry.opening) return;
+    if (entry.closed || entry.listener || entry.opening) return;
     entry.opening = true;
     try {
       await this.listen(entry, cert);
@@ -191,12 +222,29 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     }
   }
 
-  private async listen(entry: Served, cert: WorkloadCertificate): Promise<void> {
+  /** The HBONE server of `cert`'s identity, made (presenting `cert`) when it has none yet. */
+  private identityServer(cert: WorkloadCertificate): IdentityServer {
+    const have = this.identities.get(cert.spiffeId);
+    if (have) return have;
     const server = new HboneServer({
       credentials: credentialsOf(cert),
-      handler: (req) => handleTunnel(this.ctx, entry.key, req),
+      // the listener is the workload's key (serveConnection below); a connection from nowhere else can reach it
+      handler: async (req) => (req.listener ? handleTunnel(this.ctx, req.listener, req) : deny(503, 'the HBONE connection came through no workload listener')),
       onTimeout: (kind) => this.timeouts.inc({ listener: 'hbone', kind }),
-      logger: this.o.log.child({ component: 'hbone-server', workload: entry.key }),
+      logger: this.o.log.child({ component: 'hbone-server', spiffeId: cert.spiffeId }),
+    });
+    const made = { server, cert };
+    this.identities.set(cert.spiffeId, made);
+    return made;
+  }
+
+  private async listen(entry: Served, cert: WorkloadCertificate): Promise<void> {
+    this.identityServer(cert);
+    // looked up per connection: an expired certificate's server is dropped and a new one made
+    const listener = createServer({ noDelay: true }, (socket) => {
+      const shared = this.identities.get(entry.spiffeId);
+      if (shared) shared.server.serveConnection(socket, entry.key);
+      else socket.destroy();
     });
     try {
       let fd: number;
@@ -205,22 +253,27 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       } catch {
         fd = listenInNetns(entry.netnsPath, { host: '0.0.0.0', port: HBONE_PORT });
       }
-      await server.listen({ fd });
+      await listenOn(listener, fd);
     } catch (err) {
       entry.error = `cannot open the HBONE listener on ${HBONE_PORT} in ${entry.netnsPath}: ${(err as Error).message}`;
       this.o.log.error({ workload: entry.key, err: (err as Error).message }, 'HBONE listener not opened');
       return;
     }
+    listener.on('error', (err) => this.o.log.error({ workload: entry.key, err: err.message }, 'HBONE listener error'));
     if (entry.closed) {
-      await server.close(0);
+      listener.close();
       return;
     }
-    entry.server = server;
+    entry.listener = listener;
     entry.error = undefined;
     // A certificate issued while the listener was opening is the one to present.
+    const shared = this.identityServer(this.o.certs.current(entry.id) ?? cert);
     const now = this.o.certs.current(entry.id);
-    if (now && now !== cert) server.rotate(credentialsOf(now));
-    this.o.log.info({ workload: entry.key, spiffeId: entry.spiffeId, notAfter: cert.notAfter.toISOString() }, 'HBONE listener open');
+    if (now && now !== shared.cert) {
+      shared.server.rotate(credentialsOf(now));
+      shared.cert = now;
+    }
+    this.o.log.info({ workload: entry.key, spiffeId: entry.spiffeId, notAfter: shared.cert.notAfter.toISOString() }, 'HBONE listener open');
   }
 
   /**
@@ -234,20 +287,24 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       'a workload certificate expired and renewal keeps failing; its HBONE listener closes until a new one is issued',
     );
     for (const e of this.served.values()) {
-      if (e.spiffeId !== spiffeId || !e.server) continue;
-      const server = e.server;
-      e.server = undefined;
+      if (e.spiffeId !== spiffeId || !e.listener) continue;
+      e.listener.close();
+      e.listener = undefined;
       e.error = `the certificate for ${spiffeId} expired at ${notAfter.toISOString()} and renewal keeps failing`;
-      void server.close(0);
     }
+    // and its TLS context goes: the next certificate issued makes a new server
+    const shared = this.identities.get(spiffeId);
+    this.identities.delete(spiffeId);
+    void shared?.server.close(0);
   }
 
   private rotate(cert: WorkloadCertificate): void {
-    for (const e of this.served.values()) {
-      if (e.spiffeId !== cert.spiffeId) continue;
-      if (e.server) e.server.rotate(credentialsOf(cert));
-      else void this.openServer(e, cert);
+    const shared = this.identities.get(cert.spiffeId);
+    if (shared) {
+      shared.server.rotate(credentialsOf(cert));
+      shared.cert = cert;
     }
+    for (const e of this.served.values()) if (e.spiffeId === cert.spiffeId && !e.listener) void this.openServer(e, cert);
     this.o.log.info({ spiffeId: cert.spiffeId, notAfter: cert.notAfter.toISOString() }, 'workload certificate issued');
   }
 
@@ -256,7 +313,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   notReadyReason(): string | undefined {
     const x = this.o.xds.notReadyReason();
     if (x) return `workload state: ${x}`;
-    const waiting = [...this.served.values()].filter((e) => !e.server);
+    const waiting = [...this.served.values()].filter((e) => !e.listener);
     if (waiting.length) return `waiting for ${waiting.map((e) => `${e.key} (${e.error ?? `certificate for ${e.spiffeId}`})`).join(', ')}`;
     return undefined;
   }
@@ -265,11 +322,18 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   workloadNotReady(key: string): string | undefined {
     const e = this.served.get(key);
     if (!e) return `${key} is not served by this node proxy`;
-    return e.server ? undefined : (e.error ?? `waiting for the certificate for ${e.spiffeId}`);
+    return e.listener ? undefined : (e.error ?? `waiting for the certificate for ${e.spiffeId}`);
   }
 
   stats(): unknown {
-    return { xds: this.o.xds.status(), state: this.o.state.stats(), policyWatchedConnections: this.guard.size, uncapturable: this.o.source.uncapturable() };
+    return {
+      xds: this.o.xds.status(),
+      state: this.o.state.stats(),
+      policyWatchedConnections: this.guard.size,
+      uncapturable: this.o.source.uncapturable(),
+      // one per identity served here, however many of its workloads are enrolled
+      hboneServers: this.identities.size,
+    };
   }
 
   get adminViews(): Record<string, () => unknown> {
@@ -288,7 +352,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
             renewAt: s?.renewAt?.toISOString(),
             failures: s?.failures ?? 0,
             ...(s?.lastError ? { lastError: s.lastError } : {}),
-            hboneListener: e.server ? `[::]:${HBONE_PORT}` : undefined,
+            hboneListener: e.listener ? `[::]:${HBONE_PORT}` : undefined,
             ...(e.error ? { error: e.error } : {}),
           };
         });
@@ -323,6 +387,16 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       '/peer-authentications': () => [...state.allPeerAuthentications().values()],
     };
   }
+}
+
+function listenOn(server: Server, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 /** A waypoint reference as admin shows it. */
