@@ -2,6 +2,7 @@
 // Each function mirrors one file of helm/nodemesh/templates/; helm-template.unit.test.ts renders
 // the chart with the real Helm for several value sets and requires the very same objects, so the
 // two cannot drift apart unnoticed. Comments on privileges live in the templates (node.yaml).
+import { NODE_PROXY_ENV, NODE_PROXY_NODE_OPTIONS } from '../../node-proxy/process-flags';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -266,7 +267,12 @@ function nodeProxy(c: Ctx): Manifest[] {
           '--cni-socket=/run/nodemesh/cni.sock',
           `--log-level=${c.v.logLevel}`,
         ],
-        env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }],
+        env: [
+          { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+          // through the image's entrypoint (node dist/cli/main.js): as NODE_OPTIONS
+          { name: 'NODE_OPTIONS', value: NODE_PROXY_NODE_OPTIONS },
+          ...Object.entries(NODE_PROXY_ENV).map(([name, value]) => ({ name, value })),
+        ],
         ports: [tcp('http-metrics', 15020), tcp('http-ready', 15021)],
         ...readyProbes,
         resources: c.v.nodeProxy.resources,

@@ -10,6 +10,7 @@ import { cliEntry } from '../../common/paths';
 import { renderWaypoint } from '../../control/kubernetes/waypoints/render';
 import { renderInstall, type Manifest } from './manifests';
 import { resolveValues } from './values';
+import { NODE_PROXY_ENV, NODE_PROXY_NODE_OPTIONS } from '../../node-proxy/process-flags';
 
 async function installOutput(argv: string[]): Promise<Manifest[]> {
   let text = '';
@@ -170,6 +171,23 @@ describe('nodemesh install --dry-run', () => {
     expect(parses(['control', '--metrics-prot=15020']).stderr).toMatch(/unknown option --metrics-prot/);
     expect(parses(['control', '--plaintext-xds=yes']).status).not.toBe(0);
     expect(parses(['node-proxy', '--pod-discovery=kubernetes', '--cni-sock=/run/x']).status).not.toBe(0);
+  });
+
+  it('starts the node proxy with its process flags (node-proxy/process-flags.ts), which node accepts in NODE_OPTIONS', async () => {
+    const ms = await installOutput(['--dry-run']);
+    const proxy = (find(ms, 'DaemonSet', 'nodemesh-node').spec.template.spec.containers as { name: string; env: { name: string; value?: string }[] }[]).find(
+      (c) => c.name === 'node-proxy',
+    );
+    const env = Object.fromEntries((proxy?.env ?? []).map((e) => [e.name, e.value]));
+    expect(env.NODE_OPTIONS).toBe(NODE_PROXY_NODE_OPTIONS);
+    expect(env.UV_THREADPOOL_SIZE).toBe(NODE_PROXY_ENV.UV_THREADPOOL_SIZE);
+    // node refuses a flag it does not allow in NODE_OPTIONS (exit 9): these start, and take effect
+    const r = spawnSync(process.execPath, ['-p', "require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size"], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(Number(r.stdout)).toBeLessThanOrEqual(2 * 1024 * 1024);
   });
 
   it('refuses what it cannot print, saying what to do', async () => {

@@ -12,6 +12,7 @@ import type { DemoRole } from './demo';
 import { launch, waitReady, type Launched } from './launch';
 import { meshPaths } from './paths';
 import { READY_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
+import { NODE_PROXY_ENV, NODE_PROXY_NODE_FLAGS } from '../../node-proxy/process-flags';
 
 export type ProxyFlavour = 'control' | 'lab';
 
@@ -51,7 +52,7 @@ export function nodeProxyArgv(state: LabTopology, node: string, flavour: ProxyFl
   const paths = meshPaths(state.lab);
   const n = state.nodes.find((x) => x.name === node);
   if (!n) throw new Error(`lab '${state.lab}' has no node '${node}'`);
-  const base = [process.execPath, cliEntry, 'node-proxy', '--node', node];
+  const base = [process.execPath, ...NODE_PROXY_NODE_FLAGS, cliEntry, 'node-proxy', '--node', node];
   if (flavour === 'control') {
     return [
       ...base,
@@ -75,6 +76,7 @@ export const NODE_PROXY_PROCESS = 'node-proxy';
 /** Starts the node proxy of `node` in the node's netns (recorded as `node-proxy`); does not wait. */
 export function launchNodeProxy(state: LabTopology, node: string, flavour: ProxyFlavour, xds: string): Launched {
   return launch(state, node, NODE_PROXY_PROCESS, nodeProxyArgv(state, node, flavour, xds), meshPaths(state.lab).log(node, NODE_PROXY_PROCESS), {
+    ...NODE_PROXY_ENV,
     NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
   });
 }

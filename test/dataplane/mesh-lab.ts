@@ -1,6 +1,7 @@
 // Test harness for the data-plane lab tests: the control plane in the lab's control netns (temp
 // data dir, node tokens, mesh root), resources applied over its config API through a socket made
 // in that netns, and one node proxy per node in --control mode.
+import { NODE_PROXY_ENV, NODE_PROXY_NODE_FLAGS } from '../../node-proxy/process-flags';
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -103,6 +104,7 @@ export function startMeshProxy(topo: LabTopology, cp: ControlPlaneProc, node: st
     node,
     [
       process.execPath,
+      ...NODE_PROXY_NODE_FLAGS, // as the lab and the DaemonSet start it
       cliEntry,
       'node-proxy',
       '--node',
@@ -118,7 +120,7 @@ export function startMeshProxy(topo: LabTopology, cp: ControlPlaneProc, node: st
       ...extra,
     ],
     `node-proxy-${node}`,
-    { NODEMESH_LOG_LEVEL: 'info' },
+    { ...NODE_PROXY_ENV, NODEMESH_LOG_LEVEL: 'info' },
   );
 }
 
