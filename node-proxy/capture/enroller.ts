@@ -244,7 +244,10 @@ export class Enroller {
     const live = this.live.get(record.key);
     if (live) await this.hookClosing(record.key);
     this.live.delete(record.key);
-    if (live) await Promise.all(live.listeners.map(closeServer));
+    // Stop accepting; the connections already accepted keep running until they close and are not
+    // waited for (an app's long-lived connection would hold up this unenrol, a pod's CNI DEL, and
+    // every reconcile queued behind it).
+    if (live) for (const l of live.listeners) l.close();
     this.records = this.records.filter((r) => r.key !== record.key);
     // Our worker thread in the pod's netns (and its ready sockets) would keep a deleted pod's netns
     // alive until its idle timeout; no other enrolled workload lives in that netns, so stop it now.

@@ -515,8 +515,15 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
   });
 
   it(
-    'unenrols a workload whose label is removed, within seconds',
+    'unenrols a workload whose label is removed, within seconds, without waiting for its open connections (which keep running)',
     async () => {
+      // a captured connection of pod1-2's, open across the unenrol: it neither holds the unenrol up
+      // nor is cut by it
+      const held = holdConnection(topo, 'pod1-2', pod('pod2-1').ip, 9000, scaled(15_000));
+      await waitFor('the held connection of pod1-2 on node1', async () => {
+        const list = await adminJson<Array<{ workload?: string; direction: string }>>(topo, 'node1', '/connections');
+        return list.some((c) => c.workload === `${NS}/pod1-2` && c.direction === 'outbound') ? true : undefined;
+      });
       await cp!.api.apply([
         {
           ...workload('pod1-2', 'other', 'other'),
@@ -531,8 +538,39 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
         },
         10_000,
       );
+      expect(await held.result).toMatchObject({ ok: true });
     },
-    scaled(20_000),
+    scaled(40_000),
+  );
+
+  it(
+    "unenrolling a destination ends the HBONE connections other nodes hold to it within a second's grace, open tunnels included",
+    async () => {
+      // node1 holds a (pooled) HBONE connection to pod2-1's listener, with this tunnel open on it
+      const held = holdConnection(topo, 'pod1-1', pod('pod2-1').ip, 9000, scaled(20_000));
+      await waitFor('the held tunnel into pod2-1 on node2', async () => {
+        const list = await adminJson<Array<{ workload?: string; direction: string }>>(topo, 'node2', '/connections');
+        return list.some((c) => c.workload === `${NS}/pod2-1` && c.direction === 'inbound') ? true : undefined;
+      });
+      const t0 = Date.now();
+      await cp!.api.apply([
+        {
+          ...workload('pod2-1', 'echo', 'echo'),
+          metadata: { name: 'pod2-1', namespace: NS, labels: { app: 'echo', 'nodemesh.io/dataplane-mode': 'none' } },
+        },
+      ]);
+      await waitFor(
+        'pod2-1 to be unenrolled on node2',
+        async () => {
+          const w = await adminJson<Array<{ key: string }>>(topo, 'node2', '/workloads');
+          return w.some((x) => x.key === `${NS}/pod2-1`) ? undefined : true;
+        },
+        10_000,
+      );
+      await held.result; // cut, not answered: ended long before its 20 s
+      expect(Date.now() - t0).toBeLessThan(scaled(10_000));
+    },
+    scaled(40_000),
   );
 });
 
