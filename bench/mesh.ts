@@ -472,8 +472,8 @@ interface SoakResult {
   minutes: number;
   rate: number;
   latency: Latency;
-  /** Per node proxy (by pid order): its samples. */
-  series: { pid: number; samples: ProxySample[] }[];
+  /** Per node proxy (by pid order): its samples and the CPU seconds it used over the run. */
+  series: { pid: number; samples: ProxySample[]; cpuS?: number }[];
 }
 
 /** SOAK minutes of RATE req/s cross-node through the mesh; both proxies' RSS, fds and threads every 10 s. */
@@ -486,7 +486,8 @@ async function soak(
   o: { minutes: number; rate: number; conns: number },
 ): Promise<SoakResult> {
   const pids = proxyPids(lab);
-  const series = pids.map((pid) => ({ pid, samples: [] as ProxySample[] }));
+  const series: SoakResult['series'] = pids.map((pid) => ({ pid, samples: [] as ProxySample[] }));
+  const cpu0 = pids.map((pid) => procUse(pid).cpu);
   const t0 = performance.now();
   const sample = (): void => {
     const at = (performance.now() - t0) / 1000;
@@ -503,6 +504,7 @@ async function soak(
   const timer = setInterval(sample, 10_000);
   try {
     const latency = await latencyRun(topo, from, host, port, { rate: o.rate, ms: Math.round(o.minutes * 60_000), conns: o.conns });
+    for (const [i, s] of series.entries()) s.cpuS = procUse(s.pid).cpu - cpu0[i]!;
     // judged: the samples taken while the load ran (the load's own connections are open then)
     return { minutes: o.minutes, rate: o.rate, latency, series };
   } finally {
@@ -550,11 +552,12 @@ function finishSoak(idle: readonly IdleMemory[], r: SoakResult, o: { lab: string
       `${rss.median.toFixed(1)} (${rss.min.toFixed(1)}–${rss.max.toFixed(1)}) ±${rss.worstPct.toFixed(1)}% ${rss.flat ? 'flat' : 'NOT FLAT'}`,
       `${first?.fds} -> ${last?.fds} (${fds.min}–${fds.max}) ${fds.flat ? 'flat' : 'NOT FLAT'}`,
       `${first?.threads} -> ${last?.threads}`,
+      s.cpuS === undefined || r.latency.done === 0 ? '-' : ((s.cpuS * 1000) / r.latency.done).toFixed(3),
     ];
   });
   const rssSeries = r.series.map((s, i) => `node${i + 1} RSS MiB every 10 s: ${s.samples.map((x) => x.rssMiB.toFixed(0)).join(' ')}`).join('\n');
   const table = formatTable(
-    ['NODE PROXY', 'SAMPLES', 'RSS MiB first -> last', `RSS after ${warmup} s: median (min–max)`, 'FDS first -> last (range)', 'THREADS'],
+    ['NODE PROXY', 'SAMPLES', 'RSS MiB first -> last', `RSS after ${warmup} s: median (min–max)`, 'FDS first -> last (range)', 'THREADS', 'CPU-s / 1k req'],
     rows,
   );
   const l = r.latency;
