@@ -84,9 +84,14 @@ function forward(src: Duplex, dst: Duplex, count: (n: number) => void): void {
       dst.once('drain', onDrain);
     }
   });
-  src.once('end', () => {
+  const endDst = (): void => {
     if (!dst.destroyed && !dst.writableEnded) dst.end();
-  });
+  };
+  // as stream.pipe does: a side whose end was already emitted before the splice began (a captured
+  // socket whose client sent FIN while its tunnel was dialled: net.Socket emits 'end' on FIN even
+  // when paused) never emits it again
+  if (src.readableEnded) process.nextTick(endDst);
+  else src.once('end', endDst);
   // as stream.pipe did: a side its owner had paused (a captured socket while its upstream was
   // dialled) starts flowing now
   if (!src.readableFlowing) src.resume();

@@ -83,6 +83,26 @@ describe('splice', () => {
     expect(table.stats()).toMatchObject({ opened: 1, closed: 1, open: 0, bytesSent: size, bytesReceived: 65 });
   });
 
+  it('forwards a FIN that arrived (and ended the socket) before the splice began: a 0-byte client is answered', async () => {
+    const upstream = await startHashServer();
+    const target = upstream.address() as AddressInfo;
+    const results: SpliceResult[] = [];
+    // as the outbound tunnel path does: the captured socket is paused while its upstream is dialled
+    const proxy = createServer({ allowHalfOpen: true }, (down) => {
+      down.pause();
+      down.once('end', () => {
+        const up = connect({ host: '127.0.0.1', port: target.port, allowHalfOpen: true });
+        up.once('connect', () => splice(down, up, (r) => results.push(r)));
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    servers.push(upstream, proxy);
+    const reply = await sendAndHash((proxy.address() as AddressInfo).port, Buffer.alloc(0));
+    expect(reply).toBe(createHash('sha256').update(Buffer.alloc(0)).digest('hex'));
+    await expect.poll(() => results.length).toBe(1);
+    expect(results[0]).toMatchObject({ bytesToUpstream: 0, bytesToDownstream: 65, clean: true });
+  });
+
   it('keeps many concurrent connections apart', async () => {
     const table = new ConnectionTable();
     const closed: Array<{ sent: number; received: number }> = [];
