@@ -114,8 +114,18 @@ privilegedDescribe('lab', 'the /ui page in Chromium against the lab (lab nmui)',
   });
 
   it('draws the outside client’s edge into STRICT as denied; clicking it shows PeerAuthentication demo/default', async () => {
-    const edges = await edgesOf(page);
-    const denied = edges.find((x) => x.source.startsWith('wl:outside/') && x.destination === `wl:demo/${frontend.workload}`);
+    const intoFrontend = (x: { source: string; destination: string }): boolean =>
+      x.source.startsWith('wl:outside/') && x.destination === `wl:demo/${frontend.workload}`;
+    // the page learns the denials from the node proxies' gathered records, which may arrive after the demo's other edges
+    const edges = await waitFor(
+      'the outside client’s edge on the page',
+      async () => {
+        const e = await edgesOf(page);
+        return e.some(intoFrontend) ? e : undefined;
+      },
+      scaled(20_000),
+    );
+    const denied = edges.find(intoFrontend);
     expect(denied, JSON.stringify(edges.map((x) => x.id))).toMatchObject({ deniedState: 'all' });
     expect(await page.$eval(`[data-edge="${denied!.id}"]`, (g) => g.getAttribute('data-denied'))).toBe('all');
     await page.$eval(`[data-edge="${denied!.id}"] .edge-hit`, (el) => el.dispatchEvent(new Event('click', { bubbles: true })));
