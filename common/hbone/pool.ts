@@ -5,6 +5,12 @@
 // credentials that have since been rotated take no new streams and close once their last stream
 // ends; idle sessions close after a timeout and never keep the process alive.
 //
+// Rotation while a session is dialled: the callers that waited for it still get it. It was made
+// with the credentials that were current when they asked, which are valid for them; taking it from
+// them made each caller dial again, and on a slow machine (a handshake longer than the time between
+// two rotations) every dial was outdated before it was ready. Only newer credentials retire a
+// session: a caller that still holds older ones never retires (or redials over) a newer session.
+//
 // Liveness: every session is PINGed every `keepaliveIntervalMs`, and at once when a CONNECT waits
 // too long for its answer (Lease.probe); a PING not answered within `pingTimeoutMs` while nothing
 // else arrives on the connection either destroys the session, which fails its streams and takes it
@@ -66,6 +72,8 @@ class PooledSession {
   waiting = 0;
   limit: number;
   usable = true;
+  /** Taken out of service only because newer credentials arrived (not failed, not closing). */
+  retired = false;
   idleTimer: NodeJS.Timeout | undefined;
   keepaliveTimer: NodeJS.Timeout | undefined;
   /** Set while a PING is unanswered: destroys the session when it fires. */
@@ -141,7 +149,7 @@ class PooledSession {
         return;
       }
       this.pingTimer = undefined;
-      this.usable = false;
+      this.usable = this.retired = false;
       if (!session.destroyed) session.destroy(new ConnectionDeadError(timeoutMs));
     };
     const arm = (): void => {
@@ -200,7 +208,9 @@ export class SessionPool {
         pooled.waiting--;
       }
       const session = pooled.session;
-      if (session && pooled.usable && !session.destroyed && pooled.active < pooled.limit) return this.lease(pooled, session);
+      // A session retired by a rotation while this caller waited still serves it (see the top).
+      const serves = pooled.usable || pooled.retired;
+      if (session && serves && !session.destroyed && !session.closed && pooled.active < pooled.limit) return this.lease(pooled, session);
       if (attempt >= MAX_ATTEMPTS) throw new Error(`no HTTP/2 connection with a free stream after ${attempt} attempts`);
     }
   }
@@ -245,7 +255,7 @@ export class SessionPool {
     if (!group) return undefined;
     let found: PooledSession | undefined;
     for (const p of group) {
-      if (p.usable && p.generation !== generation) this.retire(p);
+      if (p.usable && p.generation < generation) this.retire(p);
       else if (!found && p.hasRoom()) found = p;
     }
     return found;
@@ -265,10 +275,10 @@ export class SessionPool {
     };
     const pooled: PooledSession = new PooledSession(connect, generation, this.options.maxStreamsPerConnection, this.options.connectTimeoutMs, (session) => {
       session.on('goaway', () => {
-        pooled.usable = false;
+        pooled.usable = pooled.retired = false;
       });
       session.on('error', () => {
-        pooled.usable = false;
+        pooled.usable = pooled.retired = false;
       });
       session.once('close', () => remove(pooled));
       pooled.startKeepalive(this.options.keepaliveIntervalMs, this.options.pingTimeoutMs);
@@ -322,6 +332,7 @@ export class SessionPool {
   /** Takes a session made with outdated credentials out of service; it closes after its last stream. */
   private retire(p: PooledSession): void {
     p.usable = false;
+    p.retired = true;
     if (p.active === 0 && p.waiting === 0 && p.session && !p.session.destroyed) p.session.close();
   }
 }

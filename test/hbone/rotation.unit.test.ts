@@ -2,9 +2,10 @@
 // the new certificates, and no stream is dropped.
 import { randomBytes } from 'node:crypto';
 import type { ClientHttp2Stream } from 'node:http2';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestReply, eventually, sha256, startMesh, type Mesh } from './fixture';
+import { digestReply, eventually, roundTrip, sha256, startMesh, type Mesh } from './fixture';
 
 /**
  * Writes the first half of `chunks` with a pause between them, waits for `gate`, writes the rest,
@@ -90,6 +91,39 @@ describe('HBONE certificate rotation', () => {
     expect(mesh.client.connectionCount()).toBe(1);
     expect(mesh.requests.length).toBe(25);
     expect(new Set(mesh.requests.map((r) => r.peerSpiffeId))).toEqual(new Set([newClient.spiffeId]));
+  });
+
+  it('hands a connection dialled with credentials that were current to the tunnels that waited for it, though newer ones arrived meanwhile', async () => {
+    // A slow machine (a VM under TCG): each dial takes longer than the time between two
+    // rotations, so every connection is already on old credentials when it is ready.
+    const dial = (host: string, port: number): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        setTimeout(() => {
+          const s = tcpConnect({ host, port }, () => resolve(s));
+          s.once('error', reject);
+        }, 150);
+      });
+    const creds = [mesh.clientCreds];
+    for (let i = 0; i < 3; i++) creds.push(await mesh.ca.issue('ns-a', 'sa-client'));
+    const before = mesh.server.stats().connectionsAccepted;
+    const opens: Promise<ClientHttp2Stream>[] = [];
+    for (const c of creds) {
+      // two tunnels per credential generation, the next generation arriving while they wait
+      const o = mesh.openOptions({ dial, source: { certChain: c.certChain, key: c.key } });
+      opens.push(mesh.client.open(o), mesh.client.open(o));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const streams = await Promise.all(opens);
+    const sessions = new Set(streams.map((s) => s.session));
+    const payloads = streams.map(() => randomBytes(64 * 1024));
+    const replies = await Promise.all(streams.map((s, i) => roundTrip(s, payloads[i] as Buffer)));
+    expect(replies.map((b) => b.toString('utf8'))).toEqual(payloads.map((p) => `${p.length} ${sha256(p)}`));
+    // one connection per generation, each shared by the two tunnels that waited for it
+    expect(mesh.server.stats().connectionsAccepted - before).toBe(creds.length);
+    expect(sessions.size).toBe(creds.length);
+    // the outdated ones close after their last stream; the newest stays pooled
+    await eventually(() => mesh.client.connectionCount() === 1);
+    expect(mesh.client.connectionCount()).toBe(1);
   });
 
   it('still requires a client certificate after rotation', async () => {
