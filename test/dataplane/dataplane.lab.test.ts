@@ -519,7 +519,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     async () => {
       // a captured connection of pod1-2's, open across the unenrol: it neither holds the unenrol up
       // nor is cut by it
-      const held = holdConnection(topo, 'pod1-2', pod('pod2-1').ip, 9000, scaled(15_000));
+      const held = holdConnection(topo, 'pod1-2', pod('pod2-1').ip, 9000, 15_000);
       await waitFor('the held connection of pod1-2 on node1', async () => {
         const list = await adminJson<Array<{ workload?: string; direction: string }>>(topo, 'node1', '/connections');
         return list.some((c) => c.workload === `${NS}/pod1-2` && c.direction === 'outbound') ? true : undefined;
@@ -547,7 +547,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     "unenrolling a destination ends the HBONE connections other nodes hold to it within a second's grace, open tunnels included",
     async () => {
       // node1 holds a (pooled) HBONE connection to pod2-1's listener, with this tunnel open on it
-      const held = holdConnection(topo, 'pod1-1', pod('pod2-1').ip, 9000, scaled(20_000));
+      const held = holdConnection(topo, 'pod1-1', pod('pod2-1').ip, 9000, 20_000);
       await waitFor('the held tunnel into pod2-1 on node2', async () => {
         const list = await adminJson<Array<{ workload?: string; direction: string }>>(topo, 'node2', '/connections');
         return list.some((c) => c.workload === `${NS}/pod2-1` && c.direction === 'inbound') ? true : undefined;
