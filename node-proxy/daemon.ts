@@ -15,6 +15,7 @@ import type { CaptureHandlers } from './proxy/handlers';
 import { nativeSockets } from './proxy/native-sockets';
 import { captureHandlers } from './proxy/proxy';
 import { ConnectionTracker } from './proxy/tracker';
+import { plaintextInboundLimits } from './proxy/inbound-limits';
 
 /** What the control-plane mode adds to the capture daemon: connection handling, hooks, admin views. */
 export interface NodeProxyMesh {
@@ -77,7 +78,13 @@ export class NodeProxy {
     const log = this.opts.log;
     const handlers =
       this.opts.mesh?.handlers ??
-      captureHandlers({ sockets: nativeSockets, originals: dataplane.originals, tracker: new ConnectionTracker({ table: this.table, log }), log });
+      captureHandlers({
+        sockets: nativeSockets,
+        originals: dataplane.originals,
+        tracker: new ConnectionTracker({ table: this.table, log }),
+        log,
+        inboundLimits: plaintextInboundLimits(),
+      });
     this.enroller = new Enroller(this.opts.layout, dataplane, nativeSockets, handlers, this.opts.log, this.opts.mesh?.hooks);
     return this.enroller;
   }

@@ -34,7 +34,8 @@ import type { ControlWorkloadSource } from './control-source';
 import { PolicyGuard } from './guard';
 import { identityOf, keyOf } from './runtime';
 import { HBONE_PORT } from '../../common/contracts/ports';
-import { Counter } from 'prom-client';
+import { listenerTimeouts, type ListenerTimeouts } from '../../common/listener-timeouts';
+import type { PlaintextInboundLimits } from '../proxy/inbound-limits';
 
 export interface MeshOptions {
   readonly node: string;
@@ -52,6 +53,8 @@ export interface MeshOptions {
   readonly table: ConnectionTable;
   /** Splice admitted same-node connections in the kernel (default: when the addon can). */
   readonly kernelSplice?: boolean;
+  /** 15006's connect and idle timeouts (default: PLAINTEXT_INBOUND_LIMITS). */
+  readonly inboundLimits?: PlaintextInboundLimits;
 }
 
 interface Served {
@@ -93,18 +96,13 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private readonly hbone: HboneClient;
   private readonly guard: PolicyGuard;
   private readonly offs: Array<() => void> = [];
-  /** 15008's handshake and idle timeouts (the same series the control plane's listeners count in). */
-  private readonly timeouts: Counter<'listener' | 'kind'>;
+  /** 15008's handshake and idle timeouts and 15006's (the same series the control plane's listeners count in). */
+  private readonly timeouts: ListenerTimeouts;
 
   constructor(private readonly o: MeshOptions) {
     this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }) });
     this.guard = new PolicyGuard(o.telemetry.registry, o.log);
-    this.timeouts = new Counter({
-      name: 'nodemesh_listener_timeouts_total',
-      help: 'Connections closed because the peer did not finish the TLS handshake (kind=handshake) or stayed idle without a stream (idle) in time, by listener',
-      labelNames: ['listener', 'kind'],
-      registers: [o.telemetry.registry],
-    });
+    this.timeouts = listenerTimeouts(o.telemetry.registry);
     const peerAuthentications = o.peerAuthentications ?? (() => []);
     this.ctx = {
       sockets: o.sockets,
@@ -112,6 +110,8 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       tracker: new ConnectionTracker({ table: o.table, log: o.log, telemetry: o.telemetry, guard: this.guard }),
       log: o.log,
       kernelSplice: o.kernelSplice ?? kernelSpliceAvailable(),
+      inboundLimits: o.inboundLimits,
+      listenerTimeouts: this.timeouts,
       mesh: {
         node: o.node,
         trustDomain: o.trustDomain,

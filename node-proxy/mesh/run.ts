@@ -20,6 +20,7 @@ import { startMetricsServer, type MetricsServer } from '../telemetry/server';
 import { ControlWorkloadSource } from './control-source';
 import { Mesh } from './mesh';
 import { workloadXdsClient } from './xds';
+import { plaintextInboundLimits } from '../proxy/inbound-limits';
 import { startKubernetesPods, type KubernetesModeOptions } from '../kubernetes/mode';
 
 export interface ControlModeOptions {
@@ -97,6 +98,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     table,
     // NODEMESH_SAME_NODE_SPLICE=userspace keeps same-node bytes in the event loop (to compare)
     kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined,
+    inboundLimits: plaintextInboundLimits(),
   });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort, recent: telemetry.recent });

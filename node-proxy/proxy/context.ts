@@ -3,8 +3,10 @@
 // and in control-plane mode the mesh services (state, identities, certificates, HBONE client).
 import type { HboneClient } from '../../common/hbone/client';
 import type { CertificateManager } from '../../common/identity/manager';
+import type { ListenerTimeouts } from '../../common/listener-timeouts';
 import type { Logger } from '../../common/log';
 import type { ControlWorkloadSource } from '../mesh/control-source';
+import type { PlaintextInboundLimits } from './inbound-limits';
 import type { NetnsSockets } from './netns-sockets';
 import type { OriginalDestinations } from './original-destination';
 import type { PlanView } from './plan';
@@ -26,4 +28,8 @@ export interface ProxyContext {
   readonly mesh?: MeshServices;
   /** Same-node connections are spliced in the kernel (native/splice.ts) once admitted. */
   readonly kernelSplice?: boolean;
+  /** 15006's connect and idle timeouts (default: PLAINTEXT_INBOUND_LIMITS). */
+  readonly inboundLimits?: PlaintextInboundLimits;
+  /** Where 15006's timeouts are counted (`listener="inbound"`). */
+  readonly listenerTimeouts?: ListenerTimeouts;
 }

@@ -22,6 +22,7 @@ import { local, peer, unmap, type CapturedWorkload } from './handlers';
 import { direct } from './passthrough';
 import { admit, type Admission, type OutboundPlan } from './plan';
 import { errText, type Tracked } from './tracker';
+import { guardInbound, PLAINTEXT_INBOUND_LIMITS } from './inbound-limits';
 
 /** The HBONE server's handler for one local workload (looked up afresh per request). */
 export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRequest): Promise<Decision> {
@@ -84,9 +85,16 @@ export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRe
   return allow(up, done);
 }
 
-/** Plaintext steered to 15006 (from outside the mesh, or any client in passthrough mode). */
+/**
+ * Plaintext steered to 15006 (from outside the mesh, or any client in passthrough mode), under
+ * its connect and idle timeouts (inbound-limits.ts).
+ */
 export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, down: Socket): void {
   down.on('error', () => undefined);
+  const guard = guardInbound(down, ctx.inboundLimits ?? PLAINTEXT_INBOUND_LIMITS, (kind) => {
+    ctx.listenerTimeouts?.inc({ listener: 'inbound', kind });
+    ctx.log.info({ workload: wl.key, src: peer(down), kind }, 'inbound connection timed out; closing it');
+  });
   const dst = local(down);
   const client = peer(down);
   if (NODE_PROXY_PORTS.has(dst.port)) {
@@ -98,7 +106,7 @@ export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, 
   const mesh = ctx.mesh;
   const w = mesh?.source.workload(wl.key);
   if (!mesh || !w) {
-    void direct(ctx, wl, 'inbound', down, client, dst);
+    void direct(ctx, wl, 'inbound', down, client, dst, guard.connected);
     return;
   }
   const a = admit(mesh, {
@@ -113,20 +121,30 @@ export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, 
     down.resetAndDestroy();
     return;
   }
-  void upstream(ctx, wl, wl.netnsPath, down, a, [a.record], false, {
-    direction: 'inbound',
-    workload: wl.key,
-    source: client,
-    originalDestination: dst,
-    details: { protocol: 'TCP', policy: a.verdict.policy },
-    records: [a.record],
-    watch: {
-      destinationUid: w.uid,
-      connection: a.connection,
-      describe: { workload: wl.key, src: client.address, dst: formatAuthority(dst.address, dst.port) },
-      cut: () => down.resetAndDestroy(),
+  void upstream(
+    ctx,
+    wl,
+    wl.netnsPath,
+    down,
+    a,
+    [a.record],
+    false,
+    {
+      direction: 'inbound',
+      workload: wl.key,
+      source: client,
+      originalDestination: dst,
+      details: { protocol: 'TCP', policy: a.verdict.policy },
+      records: [a.record],
+      watch: {
+        destinationUid: w.uid,
+        connection: a.connection,
+        describe: { workload: wl.key, src: client.address, dst: formatAuthority(dst.address, dst.port) },
+        cut: () => down.resetAndDestroy(),
+      },
     },
-  });
+    guard.connected,
+  );
 }
 
 /**
@@ -184,7 +202,7 @@ export async function serveLocal(
 
 /**
  * Dials the admitted connection's app from inside `netns` and splices it (in the kernel when
- * `inKernel`); a failed dial counts `onFailure`.
+ * `inKernel`); a failed dial counts `onFailure`; `connected` is told when the app's side is there.
  */
 async function upstream(
   ctx: ProxyContext,
@@ -195,6 +213,7 @@ async function upstream(
   onFailure: readonly ConnectionRecord[],
   inKernel: boolean,
   tracked: Tracked,
+  connected?: () => void,
 ): Promise<void> {
   down.pause();
   let up: Socket;
@@ -213,6 +232,7 @@ async function upstream(
     up.destroy();
     return;
   }
+  connected?.();
   if (inKernel) ctx.tracker.spliceInKernel(down, up, tracked);
   else ctx.tracker.splice(down, up, tracked);
 }

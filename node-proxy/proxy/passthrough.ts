@@ -7,7 +7,16 @@ import type { ProxyContext } from './context';
 import type { CapturedWorkload } from './handlers';
 import { errText } from './tracker';
 
-export async function direct(ctx: ProxyContext, wl: CapturedWorkload, direction: Direction, down: Socket, source: Endpoint, target: Endpoint): Promise<void> {
+/** `connected` is told when the upstream side is there (before the splice). */
+export async function direct(
+  ctx: ProxyContext,
+  wl: CapturedWorkload,
+  direction: Direction,
+  down: Socket,
+  source: Endpoint,
+  target: Endpoint,
+  connected?: () => void,
+): Promise<void> {
   // Until the upstream is there, the client's bytes wait in the kernel (and then in the socket).
   down.pause();
   let up: Socket;
@@ -22,5 +31,6 @@ export async function direct(ctx: ProxyContext, wl: CapturedWorkload, direction:
     up.destroy();
     return;
   }
+  connected?.();
   ctx.tracker.splice(down, up, { direction, workload: wl.key, source, originalDestination: target });
 }
