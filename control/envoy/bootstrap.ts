@@ -37,21 +37,16 @@ export interface WaypointBootstrapOptions {
   readonly xdsAddress?: string;
   /** Server name the control plane's certificate carries (default: the xDS host). */
   readonly xdsServerName?: string;
-  /** Certificate files (the waypoint's SPIFFE certificate, key and the mesh roots). */
+  /**
+   * Certificate files (the waypoint's SPIFFE certificate, key and the mesh roots): the xDS cluster
+   * presents the certificate, and it is the ADS credential on 15012 (no token).
+   */
   readonly certFiles?: { readonly chain: string; readonly key: string; readonly roots: string };
   /** Use delta ADS instead of state of the world. */
   readonly delta?: boolean;
   readonly domainSuffix?: string;
   /** Admin interface port on 127.0.0.1 (default 15000). */
   readonly adminPort?: number;
-  /**
-   * The credential the control plane asks for on 15012 (a node token, or a projected
-   * ServiceAccount token on Kubernetes): sent as `authorization: Bearer <token>` initial metadata
-   * on every ADS stream. Envoy never re-reads it; the control plane takes the waypoint certificate
-   * Envoy's xDS cluster presents (renewed over SDS) before it, so an expired token here does not
-   * matter once the cert-agent has written the certificate (docs/security.md).
-   */
-  readonly token?: string;
   /** Port of the readiness listener on 0.0.0.0 (default 15021). */
   readonly readyPort?: number;
   /** Port of the Prometheus stats listener on 0.0.0.0 (default 15090). */
@@ -134,12 +129,10 @@ export function waypointBootstrap(o: WaypointBootstrapOptions): Bootstrap {
         apiType: o.delta ? ApiConfigSource_ApiType.DELTA_GRPC : ApiConfigSource_ApiType.GRPC,
         transportApiVersion: ApiVersion.V3,
         setNodeOnFirstMessageOnly: true,
-        grpcServices: [
-          {
-            targetSpecifier: { $case: 'envoyGrpc', value: { clusterName: XDS_CLUSTER } },
-            initialMetadata: o.token ? [{ key: 'authorization', value: `Bearer ${o.token}` }] : [],
-          },
-        ],
+        // No initial metadata: the ADS credential is the waypoint certificate the xDS cluster
+        // presents (renewed over SDS); a token here would be a secret in Envoy's config that Envoy
+        // never re-reads (docs/security.md).
+        grpcServices: [{ targetSpecifier: { $case: 'envoyGrpc', value: { clusterName: XDS_CLUSTER } } }],
       },
       ldsConfig: ADS_CONFIG_SOURCE,
       cdsConfig: ADS_CONFIG_SOURCE,

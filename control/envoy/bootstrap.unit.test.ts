@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
@@ -78,22 +75,15 @@ describe('waypoint bootstrap', () => {
     await expect(runWaypointBootstrap([], { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} })).rejects.toThrow(/--name is required/);
   });
 
-  it('with --token-file: the credential as authorization initial metadata on the ADS gRPC service', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nm-bootstrap-'));
-    try {
-      writeFileSync(join(dir, 'token'), 'nmt_abc\n');
-      const out = capture();
-      const ctx = { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} };
-      expect(await runWaypointBootstrap(['--name', 'wp', '--token-file', join(dir, 'token'), '-o', 'json'], ctx)).toBe(0);
-      const y = JSON.parse(out.text());
-      expect(y.dynamicResources.adsConfig.grpcServices[0].initialMetadata).toEqual([{ key: 'authorization', value: 'Bearer nmt_abc' }]);
-      await expect(runWaypointBootstrap(['--name', 'wp', '--token-file', join(dir, 'absent')], ctx)).rejects.toThrow(
-        /cannot read the token file .*absent: ENOENT/,
-      );
-      // Without a token, no metadata (the plaintext port, or a control plane that does not ask).
-      expect(waypointBootstrap({ name: 'wp', namespace: 'shop' }).dynamicResources?.adsConfig?.grpcServices[0]?.initialMetadata).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  it('puts no token in the bootstrap (the credential is the certificate) and refuses --token-file, saying why', async () => {
+    const out = capture();
+    const ctx = { stdout: out.stream, stderr: out.stream, stdin: process.stdin, env: {} };
+    expect(await runWaypointBootstrap(['--name', 'wp', '-o', 'json'], ctx)).toBe(0);
+    const y = JSON.parse(out.text());
+    expect(y.dynamicResources.adsConfig.grpcServices).toEqual([{ envoyGrpc: { clusterName: 'xds-grpc' } }]);
+    expect(out.text()).not.toMatch(/authorization|Bearer/i);
+    await expect(runWaypointBootstrap(['--name', 'wp', '--token-file', '/var/run/secrets/nodemesh/token/token'], ctx)).rejects.toThrow(
+      /--token-file is no longer taken: the control plane takes the waypoint's certificate \(--certs/,
+    );
   });
 });

@@ -7,7 +7,6 @@ import { Bootstrap } from '../../api/gen/envoy/config/bootstrap/v3/bootstrap';
 import { clientFrom, CONNECTION_HELP, connectionOptions, parse, processContext, type CliContext } from '../cmd/context';
 import { formatTable } from '../../common/table';
 import { waypointBootstrap } from './bootstrap';
-import { tokenFileCredential } from '../../common/control-client/credential';
 import { type AdminTarget, httpAdmin, type LabAdmins } from '../../common/admin-target';
 import { dumpPart, PROXY_CONFIG_VIEWS, type WaypointConfigDump } from './config-dump';
 import type { DeltaTypeView } from '../xds/delta-state';
@@ -17,7 +16,8 @@ const WAYPOINT_HELP = `usage: nodemesh waypoint bootstrap --name NAME [-n NAMESP
 
 Prints an Envoy bootstrap that makes a real Envoy the waypoint of Gateway NAMESPACE/NAME:
 node id waypoint~<ip>~<name>.<ns>~<ns>.svc.cluster.local, ADS to the control plane over mTLS,
-LDS and CDS over ADS, internal listeners enabled.
+LDS and CDS over ADS, internal listeners enabled. The ADS credential is the waypoint certificate
+in --certs (written and renewed by 'nodemesh waypoint cert-agent'): the bootstrap holds no secret.
 
 options:
   --name NAME            the waypoint's Gateway (required)
@@ -26,11 +26,6 @@ options:
   --xds-address H:P      the control plane's TLS xDS port (default nodemesh-control.nodemesh-system.svc:15012)
   --xds-server-name SNI  name in the control plane's certificate (default: the host of --xds-address)
   --certs DIR            directory with cert-chain.pem, key.pem, root-cert.pem (default /var/run/nodemesh/certs)
-  --token-file FILE      the credential for 15012 (a node token; on Kubernetes the projected
-                         ServiceAccount token), put in the bootstrap as 'authorization: Bearer'
-                         initial metadata: the control plane refuses ADS without it. The output
-                         then holds a secret (keep it 0600); Envoy does not re-read it, so
-                         generate a new bootstrap when the token is rotated.
   --delta                use delta ADS (default: state of the world)
   -o, --output FMT       yaml (default) or json`;
 
@@ -60,18 +55,16 @@ export async function runWaypointBootstrap(rest: string[], ctx: CliContext = pro
   if (!values.name) throw new CliError("waypoint bootstrap: --name is required (the waypoint Gateway's name)", 2);
   const output = values.output ?? 'yaml';
   if (output !== 'yaml' && output !== 'json') throw new CliError(`waypoint bootstrap: -o must be yaml or json, not "${output}"`, 2);
+  if (values['token-file'] !== undefined) {
+    throw new CliError(
+      "waypoint bootstrap: --token-file is no longer taken: the control plane takes the waypoint's certificate (--certs, kept current by 'nodemesh waypoint cert-agent') as the ADS credential, and a token in the bootstrap would be a secret Envoy never re-reads; drop the flag",
+      2,
+    );
+  }
   const dir = values.certs?.replace(/\/+$/, '');
   let bootstrap: Bootstrap;
   try {
-    const tokenFile = values['token-file'];
-    const token = tokenFile
-      ? tokenFileCredential(tokenFile, {
-          what: 'the token file',
-          fix: "pass the node token ('nodemesh ca issue-node-token') or the projected ServiceAccount token",
-        }).token()
-      : undefined;
     bootstrap = waypointBootstrap({
-      token,
       name: values.name,
       namespace: values.namespace ?? 'default',
       ip: values.ip,

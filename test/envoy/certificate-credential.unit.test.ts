@@ -3,8 +3,9 @@
 // would send the same one for ever. The certificate speaks for its service account only: it is
 // served as the waypoint that runs as it, and refused as another waypoint or as a node proxy; a
 // certificate from another CA is UNAUTHENTICATED; the certificate wins over a token beside it
-// (an expired or forged one).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// (an expired or forged one). What `nodemesh waypoint bootstrap` gives Envoy is served with that
+// certificate alone.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -18,6 +19,7 @@ import { CertificateManager, type WorkloadCertificate } from '../../common/ident
 import { identity } from '../../common/identity/spiffe';
 import { NodeTokens } from '../../control/ca/tokens';
 import { ControlPlane } from '../../control/control-plane';
+import { runWaypointBootstrap } from '../../control/envoy/cli';
 import { envoyAndXdsComponents } from '../../control/envoy/component';
 import { LISTENER_TYPE_URL } from '../../control/envoy/names';
 import type { XdsComponent } from '../../control/xds/component';
@@ -117,5 +119,24 @@ describe('a mesh certificate as the ADS credential on 15012', () => {
       code: grpc.status.UNAUTHENTICATED,
       details: expect.stringMatching(/no node credential/),
     });
+  });
+
+  it('serves an Envoy configured by `nodemesh waypoint bootstrap --certs DIR`: no token in it, the certificate in DIR is the credential', async () => {
+    const certs = join(dir, 'wp-certs');
+    mkdirSync(certs);
+    writeFileSync(join(certs, 'cert-chain.pem'), wp.certChainPem);
+    writeFileSync(join(certs, 'key.pem'), wp.privateKeyPem, { mode: 0o600 });
+    let out = '';
+    const stdout = { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream;
+    const ctx = { stdout, stderr: stdout, stdin: process.stdin, env: {} };
+    expect(await runWaypointBootstrap(['--name', 'wp', '--ip', '10.200.1.50', '--certs', certs, '-o', 'json'], ctx)).toBe(0);
+    expect(out).not.toMatch(/authorization|Bearer|nmt_/i);
+    const bootstrap = JSON.parse(out);
+    expect(bootstrap.dynamicResources.adsConfig.grpcServices).toEqual([{ envoyGrpc: { clusterName: 'xds-grpc' } }]);
+    // the xDS cluster presents the certificate of DIR (over SDS, from the file the agent writes there)
+    const common = bootstrap.staticResources.clusters[0].transportSocket.typedConfig.commonTlsContext;
+    expect(common.tlsCertificateSdsSecretConfigs[0].sdsConfig.pathConfigSource.path).toBe(join(certs, 'sds-default.json'));
+    const lds = await ldsWith({ key: wp.privateKeyPem, chain: wp.certChainPem }, undefined, bootstrap.node.id);
+    expect(lds.resources.map((a) => Listener.decode(a.value).name)).toContain('connect_terminate');
   });
 });

@@ -2,7 +2,7 @@
 // plaintext xDS port gets its listeners, and GET /debug/xds (what `nodemesh proxy-config xds`
 // shows) reports what it was sent and acknowledged. On the TLS port SotW ADS needs a node token,
 // and a waypoint's node id must be a waypoint scheduled on the token's node.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -18,7 +18,7 @@ import { envoyAndXdsComponents, type EnvoyXdsComponent } from '../../control/env
 import type { XdsClientDump } from '../../control/envoy/debug';
 import { LISTENER_TYPE_URL } from '../../control/envoy/names';
 import type { XdsComponent } from '../../control/xds/component';
-import { runProxyConfig, runWaypointBootstrap } from '../../control/envoy/cli';
+import { runProxyConfig } from '../../control/envoy/cli';
 import { sotwRequest } from './ads-client';
 import { NodeTokens } from '../../control/ca/tokens';
 import { baseMesh, workload } from './fixtures';
@@ -152,19 +152,5 @@ describe('SotW ADS on the TLS port', () => {
     });
     // A proxyless client claims nothing: any valid token reads the proxyless view.
     expect((await tlsLds(node2, { id: 'proxyless~10.0.0.1~c.default~default.svc.cluster.local' })).typeUrl).toBe(LISTENER_TYPE_URL);
-  });
-
-  it('serves an Envoy configured by `nodemesh waypoint bootstrap --token-file` (its node and initial metadata)', async () => {
-    const tokenFile = join(dir, 'wp-token');
-    writeFileSync(tokenFile, NodeTokens.forDataDir(dir).issue('node-1'));
-    let out = '';
-    const stdout = { write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream;
-    const ctx = { stdout, stderr: stdout, stdin: process.stdin, env: {} };
-    expect(await runWaypointBootstrap(['--name', 'wp', '--ip', '10.200.1.50', '--token-file', tokenFile, '-o', 'json'], ctx)).toBe(0);
-    const bootstrap = JSON.parse(out);
-    const md = new grpc.Metadata();
-    for (const h of bootstrap.dynamicResources.adsConfig.grpcServices[0].initialMetadata) md.set(h.key, h.value);
-    const lds = await tlsLds(md, { id: bootstrap.node.id });
-    expect(lds.resources.map((a) => Listener.decode(a.value).name)).toContain('connect_terminate');
   });
 });

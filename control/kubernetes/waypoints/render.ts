@@ -157,13 +157,13 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
           `--namespace=${gw.namespace}`,
           '--ip=$(POD_IP)',
           `--xds-address=${o.controlAddress}`,
+          // The ADS credential is the certificate in CERTS_DIR (docs/security.md): no token, so
+          // the bootstrap Envoy reads holds no secret.
           `--certs=${CERTS_DIR}`,
-          // The control plane requires a credential on every ADS stream (docs/security.md).
-          `--token-file=${TOKEN_DIR}/token`,
           '--output=json',
         ],
         env: [podIP],
-        volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy' }, mounts[0]],
+        volumeMounts: [{ name: 'envoy-config', mountPath: '/etc/envoy' }],
         securityContext: security,
       },
       certAgent('cert-agent-init', true),

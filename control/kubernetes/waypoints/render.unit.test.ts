@@ -51,7 +51,7 @@ describe('waypoint rendering', () => {
       renderWaypoint(gw, { ...opts, proxy: 'envoy' }).deployment.spec as {
         template: {
           spec: {
-            initContainers: { args: string[] }[];
+            initContainers: { args: string[]; volumeMounts: { name: string }[] }[];
             containers: { image: string; args: string[]; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[];
           };
         };
@@ -60,6 +60,11 @@ describe('waypoint rendering', () => {
     expect(pod.initContainers.map((c) => c.args.slice(0, 2).join(' '))).toEqual(['waypoint bootstrap', 'waypoint cert-agent']);
     expect(pod.initContainers[0].args).toContain('--xds-address=nodemesh-control.nodemesh-system.svc:15012');
     expect(pod.initContainers[1].args).toContain('--once');
+    // The bootstrap Envoy reads holds no token (its ADS credential is the certificate), so its
+    // init container does not even mount one; only the certificate agents do.
+    expect(pod.initContainers[0].args.filter((a) => a.includes('token'))).toEqual([]);
+    expect(pod.initContainers[0].volumeMounts.map((m) => m.name)).toEqual(['envoy-config']);
+    expect(pod.initContainers[1].volumeMounts.map((m) => m.name)).toEqual(['nodemesh-token', 'ca-root', 'certs']);
     expect(pod.containers.map((c) => c.image)).toEqual(['envoyproxy/envoy:v1.33-latest', 'nodemesh/nodemesh:0.1.0']);
     expect(pod.containers[0].args).toEqual(['-c', '/etc/envoy/bootstrap.json']);
     expect(pod.containers[1].args.slice(0, 2)).toEqual(['waypoint', 'cert-agent']);
