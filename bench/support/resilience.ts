@@ -89,8 +89,21 @@ export interface TrafficFailure {
 }
 
 export interface TrafficTotals {
-  http: { ok: number; failed: number };
+  /**
+   * `skipped`: requests not sent because CONC x 4 were already waiting for an answer (the rate
+   * asked cannot be held over CONC connections at the latency seen: more connections, or a slower
+   * path); `sent` = the rest.
+   */
+  http: { ok: number; failed: number; sent?: number; skipped?: number };
   echo: { bytesVerified: number; corrupted: number; reconnects: number };
+}
+
+/** The last second's answered requests: how many, and their latency p50/p99 in ms. */
+export interface TrafficSecond {
+  readonly at: number;
+  readonly n: number;
+  readonly p50: number;
+  readonly p99: number;
 }
 
 // Inside the frontend's pod: HTTP GETs to the backend (through its waypoint) at RATE per second
@@ -102,17 +115,20 @@ const http = require('node:http');
 const net = require('node:net');
 const crypto = require('node:crypto');
 const [bHost, bPort, eHost, ePort, rate, conc, seconds, marker, timeoutMs] = process.argv.slice(1).filter((a) => a !== '--');
-const end = Date.now() + Number(seconds) * 1000;
+let end = Date.now() + Number(seconds) * 1000;
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
-const totals = { http: { ok: 0, failed: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
+const totals = { http: { ok: 0, failed: 0, sent: 0, skipped: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(conc) });
 let inflight = 0;
+let lat = [];
 function get() {
   const t = Date.now();
+  const t0 = performance.now();
   inflight++;
+  totals.http.sent++;
   const req = http.request({ host: bHost, port: Number(bPort), path: '/?m=' + marker, agent, timeout: Number(timeoutMs) }, (res) => {
     res.resume();
-    res.on('end', () => { inflight--; if (res.statusCode === 200) totals.http.ok++; else { totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: 'HTTP ' + res.statusCode }); } });
+    res.on('end', () => { inflight--; if (res.statusCode === 200) { totals.http.ok++; lat.push(performance.now() - t0); } else { totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: 'HTTP ' + res.statusCode }); } });
     res.on('error', (e) => { inflight--; totals.http.failed++; out({ kind: 'http', t, ms: Date.now() - t, error: e.code || e.message }); });
   });
   req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
@@ -123,7 +139,7 @@ const every = 1000 / Number(rate);
 let next = Date.now();
 (function pace() {
   if (Date.now() >= end) return;
-  while (Date.now() >= next) { if (inflight < Number(conc) * 4) get(); next += every; }
+  while (Date.now() >= next) { if (inflight < Number(conc) * 4) get(); else totals.http.skipped++; next += every; }
   setTimeout(pace, Math.max(1, next - Date.now()));
 })();
 // the echo stream
@@ -161,15 +177,29 @@ const tick = setInterval(() => {
     sock.write(chunk);
   }
 }, 50);
-const report = setInterval(() => out({ totals, at: Date.now() }), 1000);
-setTimeout(() => { clearInterval(tick); clearInterval(report); out({ totals, at: Date.now(), final: true }); process.exit(0); }, Number(seconds) * 1000 + 6000);
+const q = (xs, p) => xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] : 0;
+const report = setInterval(() => {
+  const xs = lat.sort((a, b) => a - b);
+  lat = [];
+  out({ totals, at: Date.now(), second: { n: xs.length, p50: q(xs, 0.5), p99: q(xs, 0.99) } });
+}, 1000);
+const finish = () => { clearInterval(tick); clearInterval(report); out({ totals, at: Date.now(), final: true }); process.exit(0); };
+setTimeout(finish, Number(seconds) * 1000 + 6000);
+// asked to end early (bench/chaos once its schedule is done): the requests in flight get 5 s
+process.once('SIGTERM', () => { end = Date.now(); setTimeout(finish, 5000); });
 `;
 
 export interface Traffic {
   readonly failures: TrafficFailure[];
+  /** One entry a second: requests answered in it and their latency. */
+  readonly seconds: TrafficSecond[];
+  /** The generator's process (its CPU is sampled like the mesh's). */
+  readonly pid: number | undefined;
   totals(): TrafficTotals;
   /** Resolves when the traffic has stopped (after its seconds). */
   readonly done: Promise<void>;
+  /** Ends it now: no new request, 5 s for those in flight, the final totals; resolves with `done`. */
+  end(): Promise<void>;
   stop(): void;
 }
 
@@ -198,6 +228,7 @@ export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number;
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const failures: TrafficFailure[] = [];
+  const seconds: TrafficSecond[] = [];
   let totals: TrafficTotals = { http: { ok: 0, failed: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
   let rest = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => {
@@ -206,13 +237,16 @@ export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number;
     rest = lines.pop() ?? '';
     for (const l of lines) {
       if (!l.trim()) continue;
-      const o = JSON.parse(l) as TrafficFailure | { totals: TrafficTotals };
-      if ('totals' in o) totals = o.totals;
-      else failures.push(o);
+      const o = JSON.parse(l) as TrafficFailure | { totals: TrafficTotals; at: number; second?: Omit<TrafficSecond, 'at'> };
+      if ('totals' in o) {
+        totals = o.totals;
+        if (o.second) seconds.push({ at: o.at, ...o.second });
+      } else failures.push(o);
     }
   });
   const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { failures, totals: () => totals, done, stop: () => void child.kill('SIGKILL') };
+  const end = (): Promise<void> => (child.kill('SIGTERM'), done);
+  return { failures, seconds, pid: child.pid, totals: () => totals, done, end, stop: () => void child.kill('SIGKILL') };
 }
 
 /** A mesh process of the lab: the control plane, a node proxy, a waypoint. */
@@ -239,14 +273,28 @@ export function liveProcess(topo: LabTopology, c: Component): LabProcess | undef
  * node binary and libraries, which the kernel may drop and fault back in) and open fds of a
  * process; undefined when it is gone.
  */
-export function usage(pid: number): { rssKiB: number; anonKiB: number; fileKiB: number; fds: number } | undefined {
+export function usage(pid: number): { rssKiB: number; anonKiB: number; fileKiB: number; fds: number; cpuSeconds: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
-    return { rssKiB: kib('VmRSS'), anonKiB: kib('RssAnon'), fileKiB: kib('RssFile') + kib('RssShmem'), fds: readdirSync(`/proc/${pid}/fd`).length };
+    return {
+      rssKiB: kib('VmRSS'),
+      anonKiB: kib('RssAnon'),
+      fileKiB: kib('RssFile') + kib('RssShmem'),
+      fds: readdirSync(`/proc/${pid}/fd`).length,
+      cpuSeconds: cpuSeconds(pid),
+    };
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU seconds a process has used (/proc/PID/stat; clock ticks of 100 Hz). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // the fields after the command name (which may hold spaces), from field 3 on
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 /** tcpdump on the underlay bridge (in the underlay netns) into `file`; stop() ends it. */
