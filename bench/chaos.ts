@@ -1,11 +1,14 @@
-// `npm run bench -- chaos [--seconds 120] [--interval 8] [--rate 50] [--stop-ms 2000]
-// [--grace-ms 3000] [--netem "delay 10ms 5ms loss 0.5%"|off] [--cert-ttl 60] [--seed N] [--lab nmch]`
+// `npm run bench -- chaos [--seconds 120] [--max-seconds 3 x seconds] [--interval 8] [--rate 50]
+// [--stop-ms 2000] [--grace-ms 3000] [--netem "delay 10ms 5ms loss 0.5%"|off] [--cert-ttl 60]
+// [--seed N] [--lab nmch]`
 //
 // Chaos under traffic, in a demo lab (2 nodes x 3 pods, the backend behind its waypoint; needs
 // root, run it under the machine lock): the frontend sends HTTP GETs to the backend and keeps a TCP
 // stream to tcp-echo whose every byte is checked, while at random intervals a random mesh process —
 // a node proxy, the waypoint or the control plane — is SIGKILLed (the lab's supervisor or
-// controller restarts it) or SIGSTOPped for --stop-ms. The underlay has netem delay/loss on every
+// controller restarts it) or SIGSTOPped for --stop-ms. First every component is hit both ways once
+// (chaosPlan, shuffled), then at random until --seconds; the plan is finished even past --seconds
+// (a slow machine), up to --max-seconds. The underlay has netem delay/loss on every
 // node's link, workload certificates live --cert-ttl seconds (so they are renewed and expire under
 // open streams), and tcpdump captures the underlay.
 //
@@ -64,6 +67,30 @@ function random(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * The guaranteed part of a run: every component SIGKILLed once and SIGSTOPped once, in an order
+ * shuffled by `rnd` (never the same component twice in a row when another is left), so a run where
+ * recovery is slow (a VM under TCG) still hits each of them both ways.
+ */
+export function chaosPlan<C>(components: readonly C[], rnd: () => number): { component: C; action: ChaosEvent['action'] }[] {
+  const shuffled = (): C[] => {
+    const xs = [...components];
+    for (let i = xs.length - 1; i > 0; i--) {
+      const j = Math.floor(rnd() * (i + 1));
+      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+    }
+    return xs;
+  };
+  // two rounds: each component once per round, the second round with the other action
+  const first = shuffled().map((component) => ({ component, action: rnd() < 0.5 ? ('SIGKILL' as const) : ('SIGSTOP' as const) }));
+  const second = shuffled().map((component) => ({
+    component,
+    action: first.find((e) => e.component === component)!.action === 'SIGKILL' ? ('SIGSTOP' as const) : ('SIGKILL' as const),
+  }));
+  if (second.length > 1 && second[0]!.component === first[first.length - 1]!.component) [second[0], second[1]] = [second[1]!, second[0]!];
+  return [...first, ...second];
 }
 
 /** Whether a component answers its readiness endpoint. */
@@ -168,6 +195,7 @@ async function main(): Promise<number> {
     args: process.argv.slice(2),
     options: {
       seconds: { type: 'string' },
+      'max-seconds': { type: 'string' },
       interval: { type: 'string' },
       rate: { type: 'string' },
       'stop-ms': { type: 'string' },
@@ -179,6 +207,7 @@ async function main(): Promise<number> {
     },
   });
   const seconds = Number(values.seconds ?? 120);
+  const maxSeconds = Number(values['max-seconds'] ?? seconds * 3);
   const interval = Number(values.interval ?? 8);
   const rate = Number(values.rate ?? 50);
   const stopMs = Number(values['stop-ms'] ?? 2000);
@@ -187,8 +216,10 @@ async function main(): Promise<number> {
   const seed = Number(values.seed ?? Date.now() % 100_000);
   const netem = values.netem ?? 'delay 10ms 5ms loss 0.5%';
   const lab = values.lab ?? 'nmch';
-  if (![seconds, interval, rate, stopMs, graceMs, certTtl].every((v) => Number.isInteger(v) && v > 0) || seconds < 30) {
-    throw new Error('--seconds (at least 30), --interval, --rate, --stop-ms, --grace-ms and --cert-ttl take positive integers');
+  if (![seconds, maxSeconds, interval, rate, stopMs, graceMs, certTtl].every((v) => Number.isInteger(v) && v > 0) || seconds < 30 || maxSeconds < seconds) {
+    throw new Error(
+      '--seconds (at least 30), --max-seconds (at least --seconds), --interval, --rate, --stop-ms, --grace-ms and --cert-ttl take positive integers',
+    );
   }
   const tmp = mkdtempSync(join(tmpdir(), 'nm-bench-chaos-'));
   const load0 = loadText();
@@ -206,29 +237,37 @@ async function main(): Promise<number> {
       const pcap = join(tmp, 'underlay.pcap');
       const capture = captureUnderlay(topo, pcap);
       await sleep(1000);
-      const traffic = startTraffic(topo, fe, { rate, connections: 4, seconds });
+      // the traffic runs until the chaos is over (ended then), at most --max-seconds and a tail
+      const traffic = startTraffic(topo, fe, { rate, connections: 4, seconds: maxSeconds + 15 });
       const started = Date.now();
       const rnd = random(seed);
       const events: ChaosEvent[] = [];
       await sleep(5000);
-      // every component in turn, in a fresh random order each round, so each gets its share
+      // first the plan (every component both ways), then every component in turn, in a fresh
+      // random order each round, so each gets its share
+      const plan = chaosPlan(components, rnd);
       let order: Component[] = [];
-      while (Date.now() - started < (seconds - 10) * 1000) {
-        if (order.length === 0) {
-          order = [...components];
-          for (let i = order.length - 1; i > 0; i--) {
-            const j = Math.floor(rnd() * (i + 1));
-            [order[i], order[j]] = [order[j]!, order[i]!];
+      const elapsed = (): number => (Date.now() - started) / 1000;
+      while (plan.length > 0 ? elapsed() < maxSeconds - 10 : elapsed() < seconds - 10) {
+        let next = plan.shift();
+        if (!next) {
+          if (order.length === 0) {
+            order = [...components];
+            for (let i = order.length - 1; i > 0; i--) {
+              const j = Math.floor(rnd() * (i + 1));
+              [order[i], order[j]] = [order[j]!, order[i]!];
+            }
           }
+          next = { component: order.shift()!, action: rnd() < 0.5 ? 'SIGKILL' : 'SIGSTOP' };
         }
-        const c = order.shift()!;
-        const action = rnd() < 0.5 ? 'SIGKILL' : 'SIGSTOP';
+        const { component: c, action } = next;
         const e = await act(topo, c, action, stopMs);
         events.push(e);
         say(`${action} ${c.id}: back after ${e.backAt ? `${((e.backAt - e.at) / 1000).toFixed(1)} s` : `NEVER (${BACK_WITHIN_MS / 1000} s)`}`);
         await sleep(interval * 1000 * (0.7 + 0.6 * rnd()));
       }
-      await traffic.done;
+      const missed = plan.map((x) => `${x.action} ${x.component.id}`);
+      await traffic.end();
       const endMs = Date.now();
       await capture.stop();
       const totals = traffic.totals();
@@ -260,17 +299,22 @@ async function main(): Promise<number> {
       process.stdout.write(`\n${rows.join('\n')}\n\n`);
       process.stdout.write(
         [
-          `traffic: ${seconds} s at ${rate} req/s: HTTP ${totals.http.ok} ok, ${totals.http.failed} failed; echo ${totals.echo.bytesVerified} bytes verified, ${totals.echo.reconnects} reconnects`,
+          `traffic: ${((endMs - started) / 1000).toFixed(0)} s at ${rate} req/s: HTTP ${totals.http.ok} ok, ${totals.http.failed} failed; echo ${totals.echo.bytesVerified} bytes verified, ${totals.echo.reconnects} reconnects`,
           `failures not explained by a component being down (UNACCOUNTED): ${unaccounted.length}${unaccounted.length ? ` — ${JSON.stringify(unaccounted.slice(0, 5))}` : ''}`,
           `components that did not come back within ${BACK_WITHIN_MS / 1000} s: ${never}`,
+          `planned events not run (--max-seconds ${maxSeconds} reached): ${missed.length ? missed.join(', ') : 'none'}`,
           `bytes corrupted: ${totals.echo.corrupted}`,
           `plaintext on the underlay: ${plain.hits} occurrence(s) of the traffic's marker in ${plain.bytes} captured bytes`,
           `underlay: ${impairment}; certificates: ${certTtl} s (renewed at half-life: ~${Math.floor(seconds / (certTtl / 2))} renewals per workload during the run)`,
           `load average: ${load0} at start, ${loadText()} at end; seed ${seed}`,
         ].join('\n') + '\n',
       );
-      const ok = unaccounted.length === 0 && totals.echo.corrupted === 0 && plain.hits === 0 && never === 0;
-      say(ok ? 'PASS: every failure accounted to a component that was down, nothing corrupted, no plaintext' : 'FAIL: see above');
+      const ok = unaccounted.length === 0 && totals.echo.corrupted === 0 && plain.hits === 0 && never === 0 && missed.length === 0;
+      say(
+        ok
+          ? 'PASS: every component SIGKILLed and SIGSTOPped, every failure accounted to a component that was down, nothing corrupted, no plaintext'
+          : 'FAIL: see above',
+      );
       return ok ? 0 : 1;
     },
     cleanup,
