@@ -53,6 +53,7 @@ import { xdsMetrics } from '../control/xds/metrics';
 import { xdsResource } from '../control/xds/resource';
 import { adsImplementation, adsServiceDefinition } from '../control/xds/service';
 import { pack } from '../waypoint/config/typed';
+import { WAYPOINT_ENV, WAYPOINT_NODE_FLAGS } from '../waypoint/process-flags';
 import { TYPE } from '../waypoint/xds/resources';
 
 const { values: args } = parseArgs({
@@ -65,6 +66,9 @@ const { values: args } = parseArgs({
     nice: { type: 'string', default: '-10' },
     rounds: { type: 'string', default: '3' },
     baseline: { type: 'string' },
+    'steady-seconds': { type: 'string', default: '180' },
+    'steady-rate': { type: 'string', default: '1000' },
+    'flag-sets': { type: 'string' },
   },
 });
 const SHAPES = new Set(args.shapes!.split(','));
@@ -539,8 +543,16 @@ async function main(): Promise<void> {
     const wpPort = await freePort();
     const xdsPort = await serveXds(wpPort);
     let waypoint: ChildProcess | undefined;
-    const spawnWaypoint = async (cli: string, xds: number, port: number, workers: number, name: string): Promise<{ proxy: Proxy; child: ChildProcess }> => {
-      const execArgv = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+    const spawnWaypoint = async (
+      cli: string,
+      xds: number,
+      port: number,
+      workers: number,
+      name: string,
+      nodeFlags: readonly string[] = WAYPOINT_NODE_FLAGS,
+    ): Promise<{ proxy: Proxy; child: ChildProcess }> => {
+      // The waypoint's process flags as deployed (waypoint/process-flags.ts), unless a shape compares others.
+      const execArgv = [...nodeFlags, ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])];
       // Node flags for the waypoint processes, for diagnosis (e.g. --trace-gc).
       execArgv.push(...(process.env.NODEMESH_BENCH_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean));
       const wp = spawn(
@@ -566,7 +578,7 @@ async function main(): Promise<void> {
           ...(workers > 1 ? ['--workers', String(workers)] : []),
         ]),
         {
-          env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+          env: { ...process.env, ...WAYPOINT_ENV, NODEMESH_LOG_LEVEL: 'warn' },
           stdio: ['ignore', 'ignore', 'inherit'],
         },
       );
@@ -754,6 +766,65 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (SHAPES.has('steady')) {
+      // Memory under steady load, one waypoint per set of node flags, all side by side (so that each
+      // sees the same machine): HTTP/1.1 and h2c at a fixed rate each, RSS sampled every 2 s.
+      const steadySeconds = Number(args['steady-seconds']);
+      const steadyRate = Number(args['steady-rate']);
+      const sets = (args['flag-sets'] ?? `${WAYPOINT_NODE_FLAGS.join(' ')}|none`).split('|').map((x) => x.trim());
+      out(
+        `\n[steady] RSS and CPU at ${steadyRate} req/s (half HTTP/1.1 over 4 connections, half h2c over 2 x 4 streams) for ${steadySeconds} s; one waypoint per flag set, all at once\n`,
+      );
+      const runs: Array<{ set: string; proxy: Proxy; samples: number[]; cpu0: number; sent: number; p99: number[] }> = [];
+      for (const set of sets) {
+        const flags = set === 'none' || set === '' ? [] : set.split(/\s+/);
+        const port = await freePort();
+        const { proxy } = await spawnWaypoint(join(__dirname, '..', 'cli', 'main.js'), await serveXds(port), port, 1, set || 'none', flags);
+        runs.push({ set: set || 'none', proxy, samples: [] as number[], cpu0: 0, sent: 0, p99: [] as number[] });
+      }
+      for (const r of runs) r.cpu0 = cpuSeconds(r.proxy.pids());
+      const t0 = Date.now();
+      const sampler = setInterval(() => {
+        for (const r of runs) r.samples.push(rssMiB(r.proxy.pids()));
+      }, 2000);
+      const results = await Promise.all(
+        runs.flatMap((r) => [
+          load({ port: r.proxy.h1Port, h2: false, conns: 4, streams: 1, rate: steadyRate / 2, seconds: steadySeconds }, dir).then((x) => ({ r, x })),
+          load({ port: r.proxy.h2Port, h2: true, conns: 2, streams: 4, rate: steadyRate / 2, seconds: steadySeconds }, dir).then((x) => ({ r, x })),
+        ]),
+      );
+      clearInterval(sampler);
+      const elapsed = (Date.now() - t0) / 1000;
+      for (const { r, x } of results) {
+        r.sent += x.sent;
+        r.p99.push(x.p99);
+      }
+      // As bench/soak judges: samples of the first 30 s are warm-up; then the mean of the last third
+      // against the first third's, and the floor (10th percentile) of each.
+      const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+      const p10 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 10)] ?? NaN;
+      for (const r of runs) {
+        const judged = r.samples.slice(15);
+        const third = Math.max(1, Math.floor(judged.length / 3));
+        const first = judged.slice(0, third);
+        const last = judged.slice(-third);
+        const cols: Record<string, string> = {
+          'CPU-s/1k': fmt(((cpuSeconds(r.proxy.pids()) - r.cpu0) * 1000) / Math.max(1, r.sent), 4),
+          'p99 h1/h2c': r.p99.map((p) => fmt(p, 2)).join('/'),
+          'RSS 1st 3rd': fmt(mean(first), 1),
+          'RSS last 3rd': fmt(mean(last), 1),
+          change: `${fmt(((mean(last) - mean(first)) / mean(first)) * 100, 1)}%`,
+          'floor 1st/last': `${fmt(p10(first), 1)}/${fmt(p10(last), 1)}`,
+          'min-max': `${fmt(Math.min(...judged), 1)}-${fmt(Math.max(...judged), 1)}`,
+        };
+        rows.push({ shape: 'steady', proxy: r.set, cols });
+        out(`  ${r.set}: sent ${r.sent} in ${fmt(elapsed, 0)} s; RSS every 2 s: ${r.samples.map((v) => v.toFixed(0)).join(' ')}  load ${loadavg()}\n`);
+      }
+      for (const r of runs) {
+        const pid = r.proxy.pids()[0];
+        if (pid !== undefined) process.kill(pid, 'SIGTERM');
+      }
+    }
     if (SHAPES.has('scale') && PROXIES.includes('waypoint')) {
       // Closed-loop saturation of 1 and 2 workers, alternated over the rounds (the waypoint
       // restarted between them). The load generator and the backends share the machine's cores
@@ -809,11 +880,15 @@ async function main(): Promise<void> {
       if (r.shape !== shape) {
         shape = r.shape;
         keys = [...new Set(rows.filter((x) => x.shape === shape).flatMap((x) => Object.keys(x.cols)))];
-        const w = Math.max(11, ...rows.filter((x) => x.shape === shape).flatMap((x) => Object.values(x.cols).map((v) => v.length + 2)));
+        const w = Math.max(
+          11,
+          ...keys.map((k) => k.length + 2),
+          ...rows.filter((x) => x.shape === shape).flatMap((x) => Object.values(x.cols).map((v) => v.length + 2)),
+        );
         widths = w;
         out(`\n${shape.padEnd(14)}${keys.map((k) => k.padStart(w)).join('')}\n`);
       }
-      out(`  ${r.proxy.padEnd(12)}${keys.map((k) => (r.cols[k] ?? '').padStart(widths)).join('')}\n`);
+      out(`  ${r.proxy.padEnd(12)}${r.proxy.length > 12 ? '\n                ' : ''}${keys.map((k) => (r.cols[k] ?? '').padStart(widths)).join('')}\n`);
     }
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');

@@ -16,6 +16,7 @@ import { meshPaths } from '../mesh/paths';
 import { gatewayKey, leastLoadedNode, nodeLoad, planWaypointPod, waypointArgv, waypointWorkload } from './plan';
 import { createWaypointPod, removeWaypointPod } from './pods';
 import { XDS_TLS_PORT } from '../../common/contracts/ports';
+import { WAYPOINT_ENV } from '../../waypoint/process-flags';
 
 export const WAYPOINT_PROCESS = 'waypoint';
 const GATEWAY = kindInfo('Gateway') as KindInfo;
@@ -180,6 +181,7 @@ export class LabWaypointController {
     const first = !this.lastStart.has(key);
     this.lastStart.set(key, Date.now());
     const p = launch(this.t, w.pod.name, WAYPOINT_PROCESS, argv, paths.log(w.pod.name, WAYPOINT_PROCESS), {
+      ...WAYPOINT_ENV,
       NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
     });
     if (!first) this.restarts.set(key, (this.restarts.get(key) ?? 0) + 1);

@@ -2,6 +2,7 @@
 // the least-loaded node, address 10.200.N.(200+slot)), the Workload that describes it to the mesh,
 // and the argv of `nodemesh waypoint run` for it. No I/O here.
 import { DATAPLANE_MODE_LABEL, GATEWAY_NAME_LABEL } from '../../common/contracts/labels';
+import { WAYPOINT_NODE_FLAGS } from '../../waypoint/process-flags';
 import { labCertTtl } from '../mesh/proxies';
 import type { LabPod, LabTopology } from '../state';
 
@@ -116,10 +117,11 @@ export interface WaypointRunFiles {
   control: string;
 }
 
-/** `nodemesh waypoint run` for this pod, with its node's token. */
+/** `nodemesh waypoint run` for this pod, with its node's token and the waypoint's process flags (waypoint/process-flags.ts). */
 export function waypointArgv(w: WaypointPod, f: WaypointRunFiles, node = process.execPath): string[] {
   return [
     node,
+    ...WAYPOINT_NODE_FLAGS,
     f.cliEntry,
     'waypoint',
     'run',

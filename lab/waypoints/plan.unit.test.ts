@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateResource } from '../../control/resources/validate';
+import { WAYPOINT_NODE_FLAGS } from '../../waypoint/process-flags';
 import { planLab } from '../topology';
 import { leastLoadedNode, nodeLoad, planWaypointPod, waypointArgv, waypointNodeLines, waypointPodName, waypointWorkload } from './plan';
 
@@ -49,6 +50,7 @@ describe('lab waypoint pods (plan)', () => {
     });
     expect(waypointArgv(w, { cliEntry: '/x/main.js', nodeToken: '/t/node1.token', trustBundle: '/t/tb.pem', control: '10.199.0.254:15012' }, 'node')).toEqual([
       'node',
+      ...WAYPOINT_NODE_FLAGS,
       '/x/main.js',
       'waypoint',
       'run',

@@ -11,6 +11,7 @@ import type { LabTopology } from '../../lab/state';
 import { listenInNetns } from '../../native/netns';
 import { httpGetInNetns, runClient, waitFor } from '../capture/harness';
 import { CONTROL_XDS, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
+import { WAYPOINT_ENV, WAYPOINT_NODE_FLAGS } from '../../waypoint/process-flags';
 
 export interface Backend {
   server: Server;
@@ -126,6 +127,7 @@ export function startWaypoint(topo: LabTopology, cp: ControlPlaneProc, pod: stri
     pod,
     [
       process.execPath,
+      ...WAYPOINT_NODE_FLAGS,
       cliEntry,
       'waypoint',
       'run',
@@ -142,7 +144,7 @@ export function startWaypoint(topo: LabTopology, cp: ControlPlaneProc, pod: stri
       '--ip',
       p.ip,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { NODEMESH_LOG_LEVEL: 'info' }, record },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...WAYPOINT_ENV, NODEMESH_LOG_LEVEL: 'info' }, record },
   );
   let text = '';
   child.stdout?.on('data', (d: Buffer) => (text += d.toString()));

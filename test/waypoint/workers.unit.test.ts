@@ -12,6 +12,7 @@ import { HboneClient } from '../../common/hbone/client';
 import type { WorkloadCertificate } from '../../common/identity/manager';
 import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
+import { WAYPOINT_ENV, WAYPOINT_NODE_FLAGS } from '../../waypoint/process-flags';
 import { TYPE } from '../../waypoint/xds/resources';
 import { backend, connectTerminate, ControlPlane, freePort, httpOver, internalCluster, MeshCa, quiet, type Backend } from './fixture';
 
@@ -38,13 +39,17 @@ function get(port: number, path = '/'): Promise<{ status: number; body: string }
   });
 }
 
-/** `nodemesh waypoint run ARGS --workers 2` as its own process; resolves once the primary reports both workers ready. */
+/**
+ * `nodemesh waypoint run ARGS --workers 2` as its own process, started as the lab and the
+ * Deployment start it (the process flags of waypoint/process-flags.ts); resolves once the primary
+ * reports both workers ready.
+ */
 async function startWorkers(args: string[], readyPort: number): Promise<ChildProcess> {
   const proc = spawn(
     process.execPath,
-    [join(ROOT, 'dist', 'cli', 'main.js'), 'waypoint', 'run', ...args, '--ready-port', String(readyPort), '--workers', '2'],
+    [...WAYPOINT_NODE_FLAGS, join(ROOT, 'dist', 'cli', 'main.js'), 'waypoint', 'run', ...args, '--ready-port', String(readyPort), '--workers', '2'],
     {
-      env: { ...process.env, NODEMESH_LOG_LEVEL: 'warn' },
+      env: { ...process.env, ...WAYPOINT_ENV, NODEMESH_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
@@ -117,6 +122,17 @@ describe('waypoint run --workers 2', () => {
     const total = [...metrics.matchAll(/^istio_requests_total\{[^}]*response_code="200"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     expect(total).toBe(40);
   }, 30_000);
+
+  it('runs every worker with the process flags the primary was started with', () => {
+    const workers = children(proc.pid!);
+    expect(workers).toHaveLength(2);
+    for (const pid of [proc.pid!, ...workers]) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(argv.slice(1, 1 + WAYPOINT_NODE_FLAGS.length)).toEqual(WAYPOINT_NODE_FLAGS);
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      for (const [k, v] of Object.entries(WAYPOINT_ENV)) expect(env).toContain(`${k}=${v}`);
+    }
+  });
 
   it('replaces a worker that dies; the other keeps serving meanwhile', async () => {
     const [first] = children(proc.pid!);

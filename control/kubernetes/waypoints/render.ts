@@ -11,6 +11,7 @@
 // from the ConfigMap nodemesh-ca-root the controller publishes in the Gateway's namespace.
 
 import { ENVOY_STATS_PATH, ENVOY_STATS_PORT, HBONE_PORT, METRICS_PORT, READY_PORT } from '../../../common/contracts/ports';
+import { WAYPOINT_ENV, WAYPOINT_NODE_OPTIONS } from '../../../waypoint/process-flags';
 
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -117,7 +118,9 @@ export function renderWaypoint(gw: GatewayRef, o: WaypointRenderOptions): Render
       `--service-account=${gw.name}`,
       '--ip=$(POD_IP)',
     ],
-    env: [podIP],
+    // The waypoint's process flags (waypoint/process-flags.ts), through the image's entrypoint
+    // (node dist/cli/main.js): as NODE_OPTIONS.
+    env: [podIP, { name: 'NODE_OPTIONS', value: WAYPOINT_NODE_OPTIONS }, ...Object.entries(WAYPOINT_ENV).map(([name, value]) => ({ name, value }))],
     ports,
     readinessProbe: probe,
     volumeMounts: mounts,

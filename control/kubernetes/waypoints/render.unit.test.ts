@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { WAYPOINT_ENV, WAYPOINT_MAX_SEMI_SPACE_MIB, WAYPOINT_NODE_OPTIONS } from '../../../waypoint/process-flags';
 import { Bootstrap } from '../../../api/gen/envoy/config/bootstrap/v3/bootstrap';
 import { waypointBootstrap } from '../../envoy/bootstrap';
 import { gatewayStatus, renderWaypoint, type WaypointRenderOptions } from './render';
@@ -44,6 +46,23 @@ describe('waypoint rendering', () => {
     });
     expect((r.service.spec as { selector: unknown; ports: { port: number }[] }).selector).toEqual({ 'gateway.networking.k8s.io/gateway-name': 'waypoint' });
     expect((r.service.spec as { ports: { port: number }[] }).ports.map((p) => p.port)).toEqual([15008, 15021]);
+  });
+
+  it('starts the waypoint with its process flags (waypoint/process-flags.ts), which node accepts in NODE_OPTIONS and honours', () => {
+    const pod = (
+      renderWaypoint(gw, opts).deployment.spec as { template: { spec: { containers: { name: string; env: { name: string; value?: string }[] }[] } } }
+    ).template.spec;
+    const env = Object.fromEntries(pod.containers[0].env.map((e) => [e.name, e.value]));
+    expect(env.NODE_OPTIONS).toBe(WAYPOINT_NODE_OPTIONS);
+    expect(env.UV_THREADPOOL_SIZE).toBe(WAYPOINT_ENV.UV_THREADPOOL_SIZE);
+    // node refuses a flag it does not allow in NODE_OPTIONS (exit 9): these start, and the young
+    // generation stays at the size they give it
+    const r = spawnSync(process.execPath, ['-p', "require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size"], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(Number(r.stdout)).toBeLessThanOrEqual(2 * WAYPOINT_MAX_SEMI_SPACE_MIB * 1024 * 1024);
   });
 
   it('with proxy=envoy: the bootstrap from nodemesh waypoint bootstrap in an init container, then Envoy', () => {
