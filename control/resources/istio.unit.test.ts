@@ -8,83 +8,17 @@ import { parseAllDocuments } from 'yaml';
 import { translateEnvoy } from '../envoy/translate';
 import { MemorySnapshot } from '../store/snapshot';
 import { translateWorkloadApi } from '../workload/translate';
+import { ISTIO_L7, ISTIO_STRICT, ISTIO_WAYPOINT } from '../../test/support/istio-docs';
 import { validateResource, ValidationError, type AnyResource } from '.';
 
-// As in Istio's ambient docs (Bookinfo, "Enforce Layer 4 / Layer 7 authorization policy",
-// "Mutual TLS"), unchanged.
-const ISTIO = `
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: default
-  labels:
-    istio.io/dataplane-mode: ambient
-    istio.io/use-waypoint: waypoint
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  labels:
-    istio.io/waypoint-for: service
-  name: waypoint
-  namespace: default
-spec:
-  gatewayClassName: istio-waypoint
-  listeners:
-  - name: mesh
-    port: 15008
-    protocol: HBONE
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: productpage-viewer
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: productpage
-  action: ALLOW
-  rules:
-  - from:
-    - source:
-        principals:
-        - cluster.local/ns/default/sa/sleep
-        - cluster.local/ns/default/sa/waypoint
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: reviews-viewer
-  namespace: default
-spec:
-  targetRefs:
-  - kind: Service
-    group: ""
-    name: reviews
-  action: ALLOW
-  rules:
-  - from:
-    - source:
-        principals:
-        - cluster.local/ns/default/sa/sleep
-    to:
-    - operation:
-        methods: ["GET"]
----
-apiVersion: security.istio.io/v1beta1
-kind: PeerAuthentication
-metadata:
-  name: default
-  namespace: default
-spec:
-  mtls:
-    mode: STRICT
-`;
+// Istio's ambient docs (Bookinfo: the waypoint and its namespace label, "Enforce Layer 7
+// authorization policy" with the L4 policy admitting the waypoint, "Mutual TLS" STRICT), unchanged;
+// the PeerAuthentication, which the docs apply with `-n`, carries its namespace here.
+const ISTIO = [ISTIO_WAYPOINT, ISTIO_L7, ISTIO_STRICT.replace('  name: "default"\n', '  name: "default"\n  namespace: default\n')].join('---');
 
 /** The same configuration in nodemesh's own spelling. */
 const NODEMESH = ISTIO.replaceAll('istio.io/', 'nodemesh.io/')
-  .replace(/security\.nodemesh\.io\/v1(beta1)?$/gm, 'security.nodemesh.io/v1alpha1')
+  .replace(/security\.nodemesh\.io\/v1(beta1)?(?="?$)/gm, 'security.nodemesh.io/v1alpha1')
   .replace('istio-waypoint', 'nodemesh-waypoint');
 
 const workload = (name: string, ip: string, labels: Record<string, string>) => ({
@@ -102,7 +36,7 @@ const service = (name: string, ip: string) => ({
 const APPS = [
   workload('productpage-v1', '10.200.1.2', { app: 'productpage', sa: 'bookinfo-productpage' }),
   workload('reviews-v1', '10.200.1.3', { app: 'reviews', sa: 'bookinfo-reviews' }),
-  workload('sleep', '10.200.2.2', { app: 'sleep' }),
+  workload('curl', '10.200.2.2', { app: 'curl' }),
   workload('waypoint-0', '10.200.2.9', { 'gateway.networking.k8s.io/gateway-name': 'waypoint', sa: 'waypoint' }),
   service('productpage', '10.96.0.20'),
   service('reviews', '10.96.0.21'),
@@ -126,7 +60,7 @@ function refusal(doc: unknown): string {
 describe('Istio compatibility', () => {
   it('accepts Istio ambient configuration unchanged and keeps it as written', () => {
     const snap = snapshotOf(ISTIO);
-    const ap = snap.get('AuthorizationPolicy', 'reviews-viewer', 'default');
+    const ap = snap.get('AuthorizationPolicy', 'productpage-waypoint', 'default');
     expect(ap?.apiVersion).toBe('security.istio.io/v1');
     expect(snap.get('PeerAuthentication', 'default', 'default')?.apiVersion).toBe('security.istio.io/v1beta1');
     expect(snap.get('Namespace', 'default')?.metadata.labels).toEqual({ 'istio.io/dataplane-mode': 'ambient', 'istio.io/use-waypoint': 'waypoint' });
@@ -144,7 +78,7 @@ describe('Istio compatibility', () => {
     expect(reviews?.type?.$case === 'service' ? reviews.type.value.waypoint?.gateway : undefined).toBe('default/waypoint');
     const page = [...istio.addresses.values()].find((a) => a.type?.$case === 'workload' && a.type.value.name === 'productpage-v1');
     expect(page?.type?.$case === 'workload' ? page.type.value.tunnelProtocol : undefined).toBe(1);
-    expect([...istio.authorizations.keys()].some((k) => k.includes('productpage-viewer'))).toBe(true);
+    expect([...istio.authorizations.keys()].some((k) => k.includes('productpage-ztunnel'))).toBe(true);
     expect(istio.peerAuthentications.size).toBe(1);
   });
 
@@ -161,7 +95,7 @@ describe('Istio compatibility', () => {
     const without = translateEnvoy(
       snapshotOf(
         ISTIO.split('---')
-          .filter((d) => !d.includes('reviews-viewer'))
+          .filter((d) => !d.includes('productpage-waypoint'))
           .join('---'),
       ),
     );
