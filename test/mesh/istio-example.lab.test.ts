@@ -201,7 +201,14 @@ privilegedDescribe('lab', "Istio's ambient example, unchanged, on live traffic =
         rounds++;
         last = await matrix(step);
         const off = last.filter((v) => !want.has(v));
-        if (off.length) process.stderr.write(`istio-example: ${spelling}, round ${rounds} at ${Date.now() - t0} ms: not yet ${off.join('; ')}\n`);
+        if (off.length) {
+          process.stderr.write(`istio-example: ${spelling}, round ${rounds} at ${Date.now() - t0} ms: not yet ${off.join('; ')}\n`);
+          // what the node proxies believed meanwhile (a slow convergence is diagnosed from this)
+          for (const what of ['services', 'workloads', 'policies']) {
+            const r = await cli(['node-config', what, '--lab', LAB]);
+            process.stderr.write(`istio-example: node-config ${what}:\n${r.stdout}${r.stderr}\n`);
+          }
+        }
         return off.length === 0;
       },
       // After the takeback some edge stays off for 36–60 s on a loaded machine (which one, the
