@@ -208,6 +208,8 @@ export interface LabPerFile {
   readonly topo: LabTopology;
   /** What `nodemesh lab up` returned (a test asserts on it). */
   readonly up: { code: number; stdout: string; stderr: string };
+  /** Keep the lab's logs after the file even when every test passes (something worth reading happened). */
+  keepLogs(reason: string): void;
 }
 
 /**
@@ -220,6 +222,7 @@ export function labPerFile(lab: string, opts: { upArgs?: string[]; keepLogsAs: s
   let topo: LabTopology | undefined;
   let up: LabPerFile['up'] | undefined;
   let failed = false;
+  let keepReason: string | undefined;
   afterEach((ctx) => {
     if (ctx.task.result?.state === 'fail') failed = true;
   });
@@ -230,10 +233,10 @@ export function labPerFile(lab: string, opts: { upArgs?: string[]; keepLogsAs: s
   }, scaled(180_000));
   afterAll(async () => {
     const logs = meshPaths(lab).logs;
-    if (failed && existsSync(logs)) {
+    if ((failed || keepReason) && existsSync(logs)) {
       const keep = join(tmpdir(), `${opts.keepLogsAs}-${process.pid}`);
       cpSync(logs, keep, { recursive: true });
-      process.stderr.write(`lab logs kept in ${keep}\n`);
+      process.stderr.write(`lab logs kept in ${keep}${keepReason && !failed ? ` (${keepReason})` : ''}\n`);
     }
     const down = await cli(['lab', 'down', '--lab', lab], scaled(60_000)).catch(() => undefined);
     if (down?.code !== 0) await cleanLab(lab);
@@ -246,6 +249,9 @@ export function labPerFile(lab: string, opts: { upArgs?: string[]; keepLogsAs: s
     get up(): LabPerFile['up'] {
       if (!up) throw new Error(`lab up --lab ${lab} did not run`);
       return up;
+    },
+    keepLogs(reason: string): void {
+      keepReason ??= reason;
     },
   };
 }

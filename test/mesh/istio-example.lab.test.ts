@@ -203,6 +203,7 @@ privilegedDescribe('lab', "Istio's ambient example, unchanged, on live traffic =
         const off = last.filter((v) => !want.has(v));
         if (off.length) {
           process.stderr.write(`istio-example: ${spelling}, round ${rounds} at ${Date.now() - t0} ms: not yet ${off.join('; ')}\n`);
+          lab.keepLogs(`${spelling}, "${step.step}" took more than one round`);
           // what the node proxies believed meanwhile (a slow convergence is diagnosed from this)
           for (const what of ['services', 'workloads', 'policies']) {
             const r = await cli(['node-config', what, '--lab', LAB]);
