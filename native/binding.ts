@@ -95,6 +95,7 @@ export interface RawBinding {
   socketCookie(fd: number): bigint;
   socketNetnsCookie(fd: number): bigint;
   setMark(fd: number, mark: number): void;
+  setSendBuffer(fd: number, bytes: number): number;
   listenInNetns(netns: string, host: string, port: number, backlog: number, opts: RawSockOpts): number;
   connectInNetns(
     netns: string,

@@ -150,6 +150,15 @@ export function socketNetnsCookie(fd: number, method: NetnsCookieMethod = 'auto'
   }
 }
 
+/**
+ * Reserves `bytes` of kernel send buffer for a socket fd: SO_SNDBUFFORCE (CAP_NET_ADMIN), else
+ * SO_SNDBUF, which the kernel caps at net.core.wmem_max. Returns what the kernel granted (twice
+ * the request: it counts its own bookkeeping in), so a caller can tell a capped grant.
+ */
+export function setSendBuffer(fd: number, bytes: number): number {
+  return call((b) => b.setSendBuffer(fd, bytes));
+}
+
 /** SO_MARK on a socket fd (needs CAP_NET_ADMIN). */
 export function setMark(fd: number, mark: number): void {
   call((b) => b.setMark(fd, mark));

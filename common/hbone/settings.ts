@@ -21,6 +21,15 @@ export const DEFAULT_WINDOWS: WindowSettings = {
   maxFrameSize: 64 * 1024,
 };
 
+/**
+ * Kernel send buffer an HBONE connection's socket needs so that a write to it never waits for the
+ * peer to read (node-proxy/proxy/tunnel-socket.ts says why): all the DATA the peer's connection
+ * window admits, plus room for frame headers, TLS records and control frames.
+ */
+export function hboneSendBufferBytes(w: WindowSettings): number {
+  return w.connectionWindow + 1024 * 1024;
+}
+
 /** Streams a server allows per connection unless configured otherwise (ztunnel's pool uses 100). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 

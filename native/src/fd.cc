@@ -160,6 +160,22 @@ Napi::Value SetMark(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Reserves `bytes` of kernel send buffer for a socket (setSendBuffer in native/netns.ts says why):
+// SO_SNDBUFFORCE (CAP_NET_ADMIN, beyond net.core.wmem_max), else SO_SNDBUF (capped at wmem_max).
+// Returns the send buffer the kernel granted (getsockopt: twice the request, for its bookkeeping).
+Napi::Value SetSendBuffer(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  int bytes = info[1].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes)) {
+    if (errno != EPERM || setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes))
+      ThrowErrno(info.Env(), errno, "set SO_SNDBUF on", "socket fd " + std::to_string(fd));
+  }
+  int granted = 0;
+  socklen_t len = sizeof granted;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &granted, &len)) ThrowErrno(info.Env(), errno, "read SO_SNDBUF of", "socket fd " + std::to_string(fd));
+  return Napi::Number::New(info.Env(), granted);
+}
+
 }  // namespace
 
 void InitFd(Napi::Env env, Napi::Object exports) {
@@ -173,6 +189,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("linkDetach", Napi::Function::New(env, LinkDetach));
   exports.Set("socketCookie", Napi::Function::New(env, SocketCookie));
   exports.Set("socketNetnsCookie", Napi::Function::New(env, SocketNetnsCookie));
+  exports.Set("setSendBuffer", Napi::Function::New(env, SetSendBuffer));
   exports.Set("setMark", Napi::Function::New(env, SetMark));
 }
 

@@ -27,6 +27,7 @@ import type { OriginalDestinations } from '../proxy/original-destination';
 import { policyContextFor } from '../proxy/plan';
 import { captureHandlers } from '../proxy/proxy';
 import { ConnectionTracker } from '../proxy/tracker';
+import { reserveTunnelSendBuffer } from '../proxy/tunnel-socket';
 import { ipFromBytes } from '../state/ip';
 import type { WorkloadState } from '../state/workload-state';
 import type { NodeProxyTelemetry } from '../telemetry/metrics';
@@ -96,6 +97,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private readonly hbone: HboneClient;
   private readonly guard: PolicyGuard;
   private readonly offs: Array<() => void> = [];
+  private readonly warnTunnel = (msg: string, fields: Record<string, unknown>): void => this.o.log.warn(fields, msg);
   /** 15008's handshake and idle timeouts and 15006's (the same series the control plane's listeners count in). */
   private readonly timeouts: ListenerTimeouts;
 
@@ -243,7 +245,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     // looked up per connection: an expired certificate's server is dropped and a new one made
     const listener = createServer({ noDelay: true }, (socket) => {
       const shared = this.identities.get(entry.spiffeId);
-      if (shared) shared.server.serveConnection(socket, entry.key);
+      if (shared) shared.server.serveConnection(reserveTunnelSendBuffer(socket, this.warnTunnel), entry.key);
       else socket.destroy();
     });
     try {

@@ -22,6 +22,7 @@ import { serveLocal } from './inbound';
 import { direct } from './passthrough';
 import { planOutbound, type OutboundPlan } from './plan';
 import { errText } from './tracker';
+import { reserveTunnelSendBuffer } from './tunnel-socket';
 
 /** The original destination, or undefined (logged, reset) when capture recorded none. */
 export function takeOriginal(
@@ -82,7 +83,7 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
       authority,
       // the app's own address:port: the destination logs it (the tunnel's port is shared)
       headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: cachedSourceBaggage(plan.source) },
-      dial: (host, port) => ctx.sockets.connect(wl.netnsPath, host, port),
+      dial: async (host, port) => reserveTunnelSendBuffer(await ctx.sockets.connect(wl.netnsPath, host, port), (msg, fields) => ctx.log.warn(fields, msg)),
       sourceAddress: srcIp,
     });
   } catch (err) {
