@@ -253,7 +253,7 @@ export class HboneServer {
     let peer: Peer;
     try {
       const verified = verifyTlsPeer(socket, this.credentials.trustBundle, { role: 'client' });
-      peer = { identity: verified.identity, spiffeId: verified.spiffeId, listener: this.arrivedOn.get(tcpOf(socket)) };
+      peer = { identity: verified.identity, spiffeId: verified.spiffeId, listener: arrivedOn(this.arrivedOn, tcpOf(socket)) };
     } catch (err) {
       this.counters.connectionsRejected++;
       this.log.warn({ remote: socket.remoteAddress, err: err instanceof Error ? err.message : String(err) }, 'HBONE client refused');
@@ -432,14 +432,21 @@ function tlsContextOptions(c: ServerCredentials): { cert: string; key: string | 
   return { cert: c.certChain, key: c.key, ca: c.trustBundle.pem, minVersion: TLS_VERSION, maxVersion: TLS_VERSION };
 }
 
-/** GOAWAY to each session now, destroy those still open after `graceMs`; resolves when all closed. */
+/**
+ * GOAWAY to each session now, destroy those still open after `graceMs`; resolves when all closed.
+ * node:http2 finishes destroying a session only once its pending write to the socket completes,
+ * and a peer that stopped reading keeps that write pending as long as TCP retries (minutes): the
+ * TCP socket under the session is destroyed with it, which cancels the write.
+ */
 function closeSessions(sessions: readonly ServerHttp2Session[], graceMs: number): Promise<void> {
   const open = sessions.filter((s) => !s.closed && !s.destroyed);
   if (open.length === 0) return Promise.resolve();
   const closed = open.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
+  const tcp = open.map((s) => tcpOf(s.socket as TLSSocket));
   for (const s of open) s.close();
   const timer = setTimeout(() => {
     for (const s of open) s.destroy();
+    for (const t of tcp) t?.destroy();
   }, graceMs);
   timer.unref();
   return Promise.all(closed).then(() => clearTimeout(timer));
@@ -450,8 +457,12 @@ function closeSessions(sessions: readonly ServerHttp2Session[], graceMs: number)
  * TLSSocket that keeps it as `_parent` (Node has no public accessor); test/hbone/shared-listeners
  * fails if that ever changes.
  */
-function tcpOf(tls: TLSSocket): Socket {
-  return (tls as TLSSocket & { _parent: Socket })._parent;
+function tcpOf(tls: TLSSocket): Socket | undefined {
+  return (tls as TLSSocket & { _parent?: Socket })._parent;
+}
+
+function arrivedOn(map: WeakMap<Socket, string>, tcp: Socket | undefined): string | undefined {
+  return tcp ? map.get(tcp) : undefined;
 }
 
 /** Errors from the network stack (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, …) mean the upstream is unavailable. */
