@@ -75,7 +75,15 @@ describe.skipIf(missing !== undefined && process.env.CI !== 'true')('the page in
     const denied = await page.$$eval('[data-denied="all"]', (e) => e.map((x) => x.getAttribute('data-edge')));
     expect(denied).toEqual(['wl:ns7/w7->wl:ns0/w0']);
     await page.$eval('[data-denied="all"] .edge-hit', (el) => el.dispatchEvent(new Event('click', { bubbles: true })));
-    await page.waitForSelector('#denied-by', { timeout: 10_000 });
+    // The panel asks the control plane for the edge (/ui/api/edge, with explain): 20 s, as the
+    // load above, for a machine running the other unit files beside this one; a panel that shows
+    // an error instead says so.
+    const clicked = Date.now();
+    await page.waitForSelector('#denied-by', { timeout: 20_000 }).catch(async (err: Error) => {
+      const panel = await page.$eval('#panel-body', (e) => e.textContent).catch(() => '(no panel)');
+      throw new Error(`no #denied-by ${Date.now() - clicked} ms after the click (${err.message}); the panel shows: ${panel}`);
+    });
+    console.log(`the denied edge's panel showed its policy ${Date.now() - clicked} ms after the click`);
     expect(await page.$eval('#denied-by', (e) => e.textContent)).toContain('ns0/default');
     expect(await page.$eval('#panel-body', (e) => e.textContent)).toContain('PeerAuthentication ns0/default');
     await page.screenshot({ path: artifactPath('page-1000-workloads.png') });
