@@ -250,6 +250,9 @@ export class HboneClient {
       maxSessionMemory: maxSessionMemoryMiB(this.windows),
     });
     session.once('connect', () => {
+      // node:http2 emits 'connect' also for a session destroyed while its TLS handshake ran (the
+      // pool gave up on it), and setLocalWindowSize then throws: uncaught, it ended the process.
+      if (session.destroyed) return;
       session.setLocalWindowSize(this.windows.connectionWindow);
       log?.debug({ destination: `${dest.host}:${dest.port}` }, 'HBONE connection up');
     });

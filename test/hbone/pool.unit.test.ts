@@ -1,5 +1,6 @@
 // The client pool: many streams share few connections, the server's stream limit is respected,
 // and connections come back after GOAWAY and go away when idle.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { ClientHttp2Stream } from 'node:http2';
 import { connect as tcpConnect, type Socket } from 'node:net';
@@ -13,6 +14,12 @@ const meshes: Mesh[] = [];
 afterEach(async () => {
   while (meshes.length) await meshes.pop()?.close();
 });
+
+/** A TLS server (h2 by ALPN) that prints its port and never sends anything after the handshake. */
+const SILENT_TLS_SERVER = `
+const s = require('node:tls').createServer({ cert: process.env.CERT, key: process.env.KEY, ALPNProtocols: ['h2'] }, (c) => c.on('error', () => {}));
+s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port)));
+process.stdin.resume();`;
 
 describe('HBONE connection pool', () => {
   it('carries 300 concurrent streams on 3 connections when the server allows 100 streams each', async () => {
@@ -100,6 +107,53 @@ describe('HBONE connection pool', () => {
       await closing;
     } finally {
       await replacement.close(100);
+    }
+  });
+
+  it('a connection whose handshake outlasts the connect timeout fails its tunnel only: the handshake ending later throws nothing', async () => {
+    const mesh = await startMesh({ client: { connectTimeoutMs: 100 } });
+    meshes.push(mesh);
+    // A TLS server with the mesh server's certificate in another process (it answers while this
+    // process is busy), which never sends HTTP/2 SETTINGS: the pool gives up after 100 ms.
+    const peer = spawn(process.execPath, ['-e', SILENT_TLS_SERVER], {
+      env: { ...process.env, CERT: mesh.serverCreds.certChain, KEY: mesh.serverCreds.key },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const thrown: Error[] = [];
+    const onUncaught = (err: Error): void => {
+      thrown.push(err);
+    };
+    process.on('uncaughtException', onUncaught);
+    try {
+      const port = await new Promise<number>((resolve) => peer.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))));
+      // This process is busy (a loaded machine) from just after the ClientHello until past the
+      // pool's limit: then, in one turn of the event loop, the pool destroys the session and the
+      // server's handshake answer, waiting in the socket, completes the handshake.
+      const busyDial = (): Promise<Socket> =>
+        new Promise((resolve, reject) => {
+          const s = tcpConnect({ host: '127.0.0.1', port }, () => {
+            resolve(s);
+            // right after this turn, which sends the ClientHello
+            setImmediate(() => {
+              const until = Date.now() + 400;
+              while (Date.now() < until);
+            });
+          });
+          s.once('error', reject);
+        });
+      const err = await mesh.client.open(mesh.openOptions({ dial: busyDial, sourceAddress: '10.200.1.7' })).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(TunnelConnectError);
+      expect((err as Error).message).toContain('no HTTP/2 SETTINGS from the server within 100 ms');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(thrown).toEqual([]);
+      // and the client still opens tunnels
+      expect((await roundTrip(await mesh.client.open(mesh.openOptions()), Buffer.from('after'))).toString()).toBe('after');
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      peer.kill();
     }
   });
 
