@@ -5,7 +5,7 @@ import { moduleLoadOrder, sourcesList } from './kernel-image';
 import { parseMatrix, selectKernels } from './matrix';
 import { parseFileFilters, parseTiers } from './cli';
 import { fileResults, formatMatrix, mergeRun, type TierRecord } from './record';
-import { qemuArgs } from './qemu';
+import { qemuArgs, vmNice } from './qemu';
 import { countReport, formatTable, mergeReports } from './results';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -118,6 +118,13 @@ describe('booting', () => {
     expect(tcg).toContain('local,id=out,path=/tmp/o,security_model=none,multidevs=remap -device');
     expect(tcg).toMatch(/-append console=ttyS0 .*no_timer_check.*nm\.tier=kernel/);
     expect(qemuArgs({ ...base, accel: 'kvm' }).join(' ')).toContain('-accel kvm -cpu host');
+  });
+
+  it('runs qemu at nice 10 unless NODEMESH_VM_NICE names a level 0-19', () => {
+    expect(vmNice({})).toBe('10');
+    expect(vmNice({ NODEMESH_VM_NICE: '0' })).toBe('0');
+    expect(vmNice({ NODEMESH_VM_NICE: '19' })).toBe('19');
+    for (const bad of ['', '-5', '20', '2.5', 'low']) expect(vmNice({ NODEMESH_VM_NICE: bad })).toBe('10');
   });
 
   it('the private apt sources name the suite and its security suite, signed by the Debian keyring', () => {
