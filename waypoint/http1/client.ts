@@ -30,6 +30,11 @@ export interface H1ResponseHead {
   readonly status: number;
   readonly headers: Headers;
   readonly body: Readable;
+  /**
+   * The whole body, when it arrived with the head (Content-Length, all of it in the same read, or
+   * none by the framing): the response is complete, and `body` is only made if it is asked for.
+   */
+  readonly whole?: Buffer;
   onComplete(done: (trailers: Headers) => void): void;
 }
 
@@ -233,9 +238,12 @@ enum In {
   Done = 2,
 }
 
-/** One request on a pooled connection; also the sink its body is written to. */
+/** One request on a pooled connection; also the sink its body is written to (`sink`: itself). */
 export class H1Call extends EventEmitter {
   aborted = false;
+  get sink(): this {
+    return this;
+  }
   private socket: PooledSocket | undefined;
   private head: string;
   private out = Out.Undecided;
@@ -382,7 +390,7 @@ export class H1Call extends EventEmitter {
             if (head.status === 101) throw new HeadError(502, 'the upstream switched protocols (upgrades are not proxied)');
             continue; // 100 Continue, 103 Early Hints: the final response follows
           }
-          this.onResponseHead(head);
+          at += this.onResponseHead(head, buf, at);
         } else if (this.state === In.Body) {
           if (this.untilClose) {
             this.onBody(at === 0 ? buf : buf.subarray(at));
@@ -402,27 +410,39 @@ export class H1Call extends EventEmitter {
     }
   }
 
-  private onResponseHead(head: ResponseHead): void {
+  /** The final response head; returns how many bytes after it (at `at` in `buf`) it took as its whole body. */
+  private onResponseHead(head: ResponseHead, buf: Buffer, at: number): number {
     const framing = responseFraming(head, this.method);
     this.reusable = keepsAlive(head.minor, head.headers) && framing.kind !== 'close';
+    if (framing.kind === 'none' || (framing.kind === 'length' && buf.length - at >= framing.length)) {
+      // The whole response is here: no body stream, no decoder.
+      const n = framing.kind === 'length' ? framing.length : 0;
+      this.state = In.Done;
+      if (!this.settled && !this.aborted) {
+        this.settled = true;
+        this.listener.onHead(new WholeResponse(head.status, head.headers, n === 0 ? EMPTY : buf.subarray(at, at + n)));
+      }
+      this.complete();
+      return n;
+    }
     const body = new H1ResponseBody(this);
     this.body = body;
     if (framing.kind === 'close') this.untilClose = true;
     else if (framing.kind === 'chunked') this.decoder = new ChunkedDecoder(this.onBody);
     else if (framing.kind === 'length') this.decoder = new LengthDecoder(framing.length, this.onBody);
-    this.state = framing.kind === 'none' ? In.Done : In.Body;
+    this.state = In.Body;
     if (!this.settled && !this.aborted) {
       this.settled = true;
-      this.listener.onHead({ status: head.status, headers: head.headers, body, onComplete: (done) => this.onComplete(done) });
+      this.listener.onHead(new StreamedResponse(head.status, head.headers, body, this));
     }
-    if (framing.kind === 'none') this.complete();
+    return 0;
   }
 
   private readonly onBody = (chunk: Buffer): void => {
     if (!this.body!.push(chunk)) this.socket?.pause();
   };
 
-  private onComplete(done: (t: Headers) => void): void {
+  onComplete(done: (t: Headers) => void): void {
     if (this.state === In.Done) return done(this.trailers);
     this.whenComplete = done;
   }
@@ -491,6 +511,56 @@ function emitDrain(c: H1Call): void {
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+
+const EMPTY = Buffer.alloc(0);
+const NO_TRAILERS: Headers = Object.freeze({}) as Headers;
+
+/** A response whose body is still on its way: read from `body`, trailers once it ended. */
+class StreamedResponse implements H1ResponseHead {
+  constructor(
+    readonly status: number,
+    readonly headers: Headers,
+    readonly body: Readable,
+    private readonly call: H1Call,
+  ) {}
+
+  onComplete(done: (trailers: Headers) => void): void {
+    this.call.onComplete(done);
+  }
+}
+
+/** A response that arrived whole with its head (see H1ResponseHead.whole). */
+class WholeResponse implements H1ResponseHead {
+  private stream: Readable | undefined;
+  constructor(
+    readonly status: number,
+    readonly headers: Headers,
+    readonly whole: Buffer,
+  ) {}
+
+  /** The body as a stream, for a reader that wants one (made on demand). */
+  get body(): Readable {
+    return (this.stream ??= new WholeBody(this.whole));
+  }
+
+  onComplete(done: (trailers: Headers) => void): void {
+    done(NO_TRAILERS);
+  }
+}
+
+/** A body that is all here already. */
+class WholeBody extends Readable {
+  constructor(private data: Buffer | undefined) {
+    super();
+  }
+
+  override _read(): void {
+    const d = this.data;
+    this.data = undefined;
+    if (d && d.length) this.push(d);
+    this.push(null);
+  }
+}
 
 /** A response body: reading it resumes the connection; destroying it closes an unfinished one. */
 class H1ResponseBody extends Readable {

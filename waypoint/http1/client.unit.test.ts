@@ -117,4 +117,54 @@ describe('waypoint HTTP/1.1 client', () => {
     });
     await expect(call(pool(b.port), 'GET', '/', {})).rejects.toThrow(/before the response body ended/);
   });
+
+  it('hands a response that arrived whole with its head over as `whole` (its body stream made only when asked for), and a split one as a stream', async () => {
+    const b = await backend((req, res) => {
+      if (req.url === '/split') {
+        res.writeHead(200, { 'content-length': '10' });
+        res.flushHeaders();
+        setTimeout(() => res.end('0123456789'), 30);
+      } else if (req.url === '/none') {
+        res.writeHead(204);
+        res.end();
+      } else res.end('whole body');
+    });
+    const p = pool(b.port);
+    const heads: H1ResponseHead[] = [];
+    const get = (path: string, method = 'GET'): Promise<H1ResponseHead> =>
+      new Promise((resolve, reject) => {
+        p.request(
+          method,
+          path,
+          'backend.test',
+          {},
+          {
+            onHead: (h) => {
+              heads.push(h);
+              resolve(h);
+            },
+            onFailure: (_k, m) => reject(new Error(m)),
+          },
+        ).end();
+      });
+    const whole = await get('/');
+    expect(whole.whole?.toString()).toBe('whole body');
+    // Still readable as a stream, for a reader that wants one (a retry draining it, a mirror).
+    const parts: Buffer[] = [];
+    await new Promise<void>((r) => whole.body.on('data', (d: Buffer) => parts.push(d)).on('end', r));
+    expect(Buffer.concat(parts).toString()).toBe('whole body');
+    const none = await get('/none');
+    expect([none.status, none.whole?.length]).toEqual([204, 0]);
+    const head = await get('/', 'HEAD');
+    expect([head.status, head.whole?.length]).toEqual([200, 0]);
+    const split = await get('/split');
+    expect(split.whole).toBeUndefined();
+    const got: Buffer[] = [];
+    await new Promise<void>((r) => split.body.on('data', (d: Buffer) => got.push(d)).on('end', r));
+    expect(Buffer.concat(got).toString()).toBe('0123456789');
+    // All on one connection: a whole response leaves it reusable.
+    const after = await get('/');
+    expect(after.whole?.toString()).toBe('whole body');
+    expect(b.sockets()).toBe(1);
+  });
 });

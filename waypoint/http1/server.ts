@@ -57,6 +57,8 @@ export class H1Request extends Readable {
   readonly headers: Headers;
   /** The whole body arrived. */
   complete = false;
+  /** Bodiless by its head: its end is pushed only when someone reads it (most requests are never read). */
+  bodiless = false;
   trailers: Headers = {};
   constructor(
     private readonly conn: H1Connection,
@@ -70,6 +72,11 @@ export class H1Request extends Readable {
   }
 
   override _read(): void {
+    if (this.bodiless) {
+      this.bodiless = false;
+      this.push(null);
+      return;
+    }
     this.conn.resumeBody();
   }
 }
@@ -432,7 +439,7 @@ class H1Connection {
     this.responseDone = false;
     if (framing.kind === 'none') {
       req.complete = true;
-      req.push(null);
+      req.bodiless = true;
       this.state = State.Waiting;
     } else {
       this.decoder =

@@ -118,7 +118,7 @@ export class Forwarding {
     this.last = result;
     const wait = this.retryWait(result);
     if (wait >= 0) {
-      result.head?.body.resume();
+      if (result.head && result.head.whole === undefined) result.head.body.resume();
       rt.retries++;
       this.d.metrics.retries.inc({ cluster: cfg.name });
       setTimeout(retryAfterBackoff, wait, this);
@@ -220,8 +220,11 @@ class AttemptRun implements AttemptListener {
     this.done = true;
     clearTimeout(this.timer);
     this.rt.pending--;
-    h.body.once('close', this.releaseOnce);
-    h.body.once('end', this.releaseOnce);
+    if (h.whole !== undefined) this.release();
+    else {
+      h.body.once('close', this.releaseOnce);
+      h.body.once('end', this.releaseOnce);
+    }
     this.end({ head: h });
   }
 
@@ -249,7 +252,10 @@ class AttemptRun implements AttemptListener {
     this.fw.settled(this.ep, result);
   }
 
-  private readonly releaseOnce = (): void => this.release();
+  /** Made only for a response whose body streams (one arriving whole with its head is released at once). */
+  private get releaseOnce(): () => void {
+    return () => this.release();
+  }
 
   private release(): void {
     if (this.released) return;

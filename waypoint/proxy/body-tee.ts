@@ -1,7 +1,10 @@
 // The request body on its way upstream, kept for replay (retries, mirrors) up to the buffer limit
 // (Envoy's per-request buffer) while it streams to the current attempt with backpressure.
 import type { Readable } from 'node:stream';
+import { H1Request } from '../http1/server';
 import type { BodySink } from './upstream';
+
+function ignore(): void {}
 
 /** Keeps the request body for replay (retries, mirror) while it streams to the current attempt. */
 export class BodyTee {
@@ -10,9 +13,11 @@ export class BodyTee {
   overflow = false;
   ended = false;
   private sink: BodySink | undefined;
-  private readonly onDrain = (): void => {
-    this.src.resume();
-  };
+  /** Made when a body is streamed (most requests have none). */
+  private onDrainFn: (() => void) | undefined;
+  private get onDrain(): () => void {
+    return (this.onDrainFn ??= () => this.src.resume());
+  }
   constructor(
     private readonly src: Readable,
     private readonly limit: number,
@@ -23,8 +28,11 @@ export class BodyTee {
   ) {
     if (!hasBody) {
       this.ended = true;
+      // The waypoint's own HTTP/1.1 request without a body needs nothing (its end is pushed when
+      // read); node:http2's must be read to its end for the stream to close.
+      if (src instanceof H1Request && src.bodiless) return;
       src.resume();
-      src.on('error', () => undefined);
+      src.on('error', ignore);
       return;
     }
     src.on('data', (c: Buffer) => {
@@ -59,7 +67,7 @@ export class BodyTee {
     return true;
   }
   detach(): void {
-    if (this.sink) this.sink.off('drain', this.onDrain);
+    if (this.sink && this.onDrainFn) this.sink.off('drain', this.onDrainFn);
     this.sink = undefined;
   }
   /** The whole body, once received, if it fit the buffer. */

@@ -23,7 +23,7 @@ export interface DownstreamResponse {
   writeHead(status: number, headers: Record<string, string | string[]>): unknown;
   write(chunk: Buffer): boolean;
   end(): unknown;
-  end(chunk: string): unknown;
+  end(chunk: string | Buffer): unknown;
   addTrailers(trailers: Record<string, string>): void;
   destroy(): unknown;
   on(event: 'close' | 'error', listener: () => void): unknown;

@@ -19,7 +19,7 @@ export function respond(ex: Exchange, up: UpstreamHead, levels: readonly HeaderM
   const grpcStatus = up.headers['grpc-status'];
   if (typeof grpcStatus === 'string') ex.grpcStatus = grpcStatus;
   if (res.destroyed) {
-    up.body.destroy();
+    if (up.whole === undefined) up.body.destroy();
     return;
   }
   if (typeof grpcStatus === 'string' && ex.h2) {
@@ -38,9 +38,16 @@ export function respond(ex: Exchange, up: UpstreamHead, levels: readonly HeaderM
   try {
     res.writeHead(up.status, headers as Record<string, string | string[]>);
   } catch (err) {
-    up.body.destroy();
+    if (up.whole === undefined) up.body.destroy();
     ex.detail = `bad upstream response headers: ${err instanceof Error ? err.message : String(err)}`;
     res.destroy();
+    return;
+  }
+  const whole = up.whole;
+  if (whole !== undefined) {
+    // The whole response came with its head: down in one go (one write on HTTP/1.1), no body stream.
+    ex.responseBytes += whole.length;
+    res.end(whole);
     return;
   }
   const stream = new ResponseStream(ex, up);

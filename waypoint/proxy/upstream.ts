@@ -45,6 +45,8 @@ export interface UpstreamHead {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: Readable;
+  /** The whole body when it came with the head (HTTP/1.1, http1/client.ts): the response is complete and `body` need not be read. */
+  readonly whole?: Buffer;
   /** Call `done` with the trailers (empty when none) once the body has ended. */
   onComplete(done: (trailers: Record<string, string | string[] | undefined>) => void): void;
 }
@@ -107,8 +109,15 @@ export class UpstreamTransport {
     return cluster.http2 ? this.sendH2(cluster, endpoint, req, listener) : this.sendH1(cluster, endpoint, req, listener);
   }
 
+  /** Endpoint objects live as long as their EDS update: their pool key is built once per object. */
+  private readonly keys = new WeakMap<UpstreamEndpoint, { cluster: string; key: string }>();
+
   private key(cluster: CompiledCluster, e: UpstreamEndpoint): string {
-    return `${cluster.name}|${e.address}:${e.port}|${e.hbone ? 'hbone' : 'tcp'}`;
+    const k = this.keys.get(e);
+    if (k && k.cluster === cluster.name) return k.key;
+    const key = `${cluster.name}|${e.address}:${e.port}|${e.hbone ? 'hbone' : 'tcp'}`;
+    this.keys.set(e, { cluster: cluster.name, key });
+    return key;
   }
 
   /** An HBONE tunnel to a mesh endpoint, presenting the waypoint's identity and checking the endpoint's. */
@@ -162,8 +171,8 @@ export class UpstreamTransport {
       });
       this.pools.set(key, pool);
     } else pool.o.maxConnections = cluster.breakers.maxConnections;
-    const call = pool.request(req.method, req.path, req.authority, req.headers, new H1Outcome(listener));
-    return { sink: call, abort: () => call.abort() };
+    // The call is the attempt: its body sink and its abort.
+    return pool.request(req.method, req.path, req.authority, req.headers, new H1Outcome(listener));
   }
 
   /** The pooled HTTP/2 session to an endpoint: `cb` gets it once connected (at once when it is). */
