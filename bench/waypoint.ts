@@ -27,10 +27,17 @@
 // - grpc:  gRPC unary (POST application/grpc, 5-byte framed message) over h2c, 100 streams,
 //          HTTP/2 upstream; closed loop;
 // - big:   1 MiB responses over HTTP/1.1, 4 connections, closed loop (MiB/s, CPU-s per GiB);
-// - max:   the highest open-loop rate at which p99 < 10 ms (and >= 97% of the rate is served,
-//          all 2xx), HTTP/1.1 (32 connections) and h2c (4 x 25 streams): bounded search, doubling
-//          from 1,000 then bisecting, 3 s per step;
-// - scale: closed-loop HTTP/1.1 saturation (32 connections) of the waypoint with 1 and 2 workers.
+// - max:   the highest paced rate at which p99 < 10 ms (and >= 97% of the rate is served, all
+//          2xx), HTTP/1.1 (32 connections) and h2c (4 x 25 streams): each connection sends on its
+//          own clock (h2load --rps per connection), the connections' clocks spread over one
+//          interval (started 1 ms apart), so requests do not arrive in bursts of every
+//          connection at once; bounded search, doubling from 1,000 then bisecting, 3 s per step;
+// - scale: closed-loop HTTP/1.1 saturation (32 connections) of the waypoint with 1 and 2 workers,
+//          and of nginx with 1 and 2 worker processes, with the cores each process used and the
+//          machine's ceiling for "2 over 1" (the cores are shared with h2load and the backends);
+// - steady (not in the default set): RSS and CPU per request under a fixed rate for
+//          --steady-seconds (default 180), one waypoint per set of node flags in --flag-sets
+//          ("FLAGS|FLAGS|none", default: the waypoint's own flags and none), all side by side.
 // Missing tools (nginx, haproxy, h2load) are installed with apt-get (Debian/Ubuntu, as root).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -131,6 +138,12 @@ function cpuSeconds(pids: number[]): number {
   return ticks / CLK_TCK;
 }
 
+/** CPU seconds the whole machine spent idle (idle + iowait of /proc/stat), all cores together. */
+function machineIdleSeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  return (Number(f[4]) + Number(f[5])) / CLK_TCK;
+}
+
 function rssMiB(pids: number[]): number {
   let kb = 0;
   for (const pid of pids) {
@@ -184,6 +197,13 @@ interface LoadSpec {
   readonly streams: number;
   /** Open loop at this total rate; undefined: closed loop. */
   readonly rate?: number;
+  /**
+   * With `rate`: paced — each connection sends at rate/conns per second on its own clock, the
+   * connections' clocks spread over one sending interval (h2load starts them 1 ms apart, --rps per
+   * connection), so the requests arrive spread over time instead of every connection's in the
+   * same tick; a connection whose previous response has not come back sends when it does.
+   */
+  readonly paced?: boolean;
   readonly seconds: number;
   readonly path?: string;
   readonly grpc?: boolean;
@@ -193,16 +213,32 @@ interface LoadSpec {
 // loop here would drop the waypoint's xDS stream mid-benchmark.
 async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
   const log = join(dir, `h2load-${s.port}-${Date.now()}.log`);
-  const a = ['-c', String(s.conns), '-m', String(s.streams), '-D', String(s.seconds), '--warm-up-time=1', `--log-file=${log}`, '-H', 'x-bench: yes'];
+  const a = ['-c', String(s.conns), '-m', String(s.streams), `--log-file=${log}`, '-H', 'x-bench: yes'];
+  if (s.paced && s.rate !== undefined) {
+    // -r and -D exclude each other: a request count instead, and the connections started over one
+    // interval of a connection's clock (conns / rate s), in 1 ms steps (h2load's finest).
+    const intervalMs = (1000 * s.conns) / s.rate;
+    const perMs = Math.max(1, Math.ceil(s.conns / Math.max(1, Math.floor(intervalMs))));
+    const n = Math.max(s.conns, Math.round(s.rate * s.seconds));
+    a.push('-r', String(perMs), '--rate-period=1ms', '-n', String(n - (n % s.conns)), '--rps', (s.rate / s.conns).toFixed(3));
+  } else {
+    a.push('-D', String(s.seconds), '--warm-up-time=1');
+    if (s.rate !== undefined) a.push('--rps', String(Math.max(1, Math.round(s.rate / s.conns))));
+  }
   if (!s.h2) a.push('--h1');
-  if (s.rate !== undefined) a.push('--rps', String(Math.max(1, Math.round(s.rate / s.conns))));
   if (s.grpc) a.push('-d', join(dir, 'grpc-request.bin'), '-H', 'content-type: application/grpc', '-H', 'te: trailers');
   a.push(`http://127.0.0.1:${s.port}${s.path ?? '/'}`);
-  const h2load = spawn(...niced('h2load', a), { stdio: ['ignore', 'pipe', 'pipe'], timeout: (s.seconds + 30) * 1000 });
+  // A paced run sends a fixed count: a proxy slower than the rate stretches it, up to twice as long.
+  const limitS = s.paced ? 2 * s.seconds + 5 : s.seconds + 30;
+  const h2load = spawn(...niced('h2load', a), { stdio: ['ignore', 'pipe', 'pipe'], timeout: limitS * 1000 });
   let output = '';
   h2load.stdout.on('data', (d: Buffer) => (output += d.toString()));
   h2load.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const status = await new Promise<number | null>((resolve, reject) => h2load.on('error', reject).on('close', resolve));
+  if (status === null && s.paced) {
+    rmSync(log, { force: true });
+    return { sent: 0, ok: 0, rps: 0, p50: NaN, p99: Infinity, seconds: s.seconds, failed: `did not finish within ${limitS} s` };
+  }
   if (status !== 0) throw new Error(`h2load ${a.join(' ')} failed: ${output}`);
   let text = '';
   try {
@@ -211,7 +247,9 @@ async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
     // no request finished
   }
   rmSync(log, { force: true });
-  const lines = text.trim().split('\n').filter(Boolean);
+  let lines = text.trim().split('\n').filter(Boolean);
+  // Paced runs have no warm-up: leave out each connection's first request (it waited for the connect).
+  if (s.paced) lines = lines.sort((x, y) => Number(x.split('\t')[0]) - Number(y.split('\t')[0])).slice(s.conns);
   const lat: number[] = [];
   let ok = 0;
   const bad = new Map<string, number>();
@@ -247,6 +285,10 @@ interface Measured extends LoadResult {
   readonly backendCpu: number;
   readonly loadgenCpu: number;
   readonly rss: number;
+  /** Wall seconds the CPU figures cover (the load generator's whole run, warm-up included). */
+  readonly elapsed: number;
+  /** The proxy's CPU seconds per request: its CPU per second of the run over the requests per second served. */
+  readonly cpuPerRequest: number;
 }
 
 /** The 1, 5 and 15 minute load averages, as uptime prints them. */
@@ -271,11 +313,11 @@ interface Proxy {
   pids(): number[];
 }
 
-function nginxConfig(dir: string, b: Backends, h1: number, h2: number): string {
+function nginxConfig(dir: string, b: Backends, h1: number, h2: number, workers = 1, name = 'nginx-proxy'): string {
   const temp = `client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`;
-  return `worker_processes 1;
-pid ${dir}/nginx-proxy.pid;
-error_log ${dir}/nginx-proxy-error.log warn;
+  return `worker_processes ${workers};
+pid ${dir}/${name}.pid;
+error_log ${dir}/${name}-error.log warn;
 daemon on;
 events { worker_connections 4096; }
 http {
@@ -624,8 +666,20 @@ async function main(): Promise<void> {
       const c0 = cpuSeconds(pids);
       const b0 = cpuSeconds(bpids);
       const l0 = loadgenCpu();
+      const t0 = process.hrtime.bigint();
       const r = await load(spec, dir);
-      return { ...r, cpu: cpuSeconds(pids) - c0, backendCpu: cpuSeconds(bpids) - b0, loadgenCpu: loadgenCpu() - l0, rss: rssMiB(pids) };
+      const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+      const cpu = cpuSeconds(pids) - c0;
+      // The CPU covers the warm-up too, the request count does not: per request is CPU per second over requests per second.
+      return {
+        ...r,
+        cpu,
+        backendCpu: cpuSeconds(bpids) - b0,
+        loadgenCpu: loadgenCpu() - l0,
+        rss: rssMiB(pids),
+        elapsed,
+        cpuPerRequest: cpu / elapsed / Math.max(1e-9, r.rps),
+      };
     };
     // Every shape runs ROUNDS rounds; in each round every proxy once, the order rotated from round
     // to round, so that the machine's other work falls on all of them alike. The table gives the
@@ -683,7 +737,7 @@ async function main(): Promise<void> {
       'ok%': (100 * r.ok) / Math.max(1, r.sent),
       p50: r.p50,
       p99: r.p99,
-      'CPU-s/1k': (r.cpu * 1000) / Math.max(1, r.sent),
+      'CPU-s/1k': r.cpuPerRequest * 1000,
       'RSS MiB': r.rss,
     });
 
@@ -718,7 +772,7 @@ async function main(): Promise<void> {
           'ok%': (100 * r.ok) / Math.max(1, r.sent),
           p50: r.p50,
           p99: r.p99,
-          'CPU-s/GiB': (r.cpu * 1024) / Math.max(1, r.sent),
+          'CPU-s/GiB': r.cpuPerRequest * 1024,
           'RSS MiB': r.rss,
         }),
       );
@@ -736,7 +790,7 @@ async function main(): Promise<void> {
           for (const s of search) {
             if (s.done) continue;
             const rate = s.doubling ? s.hi : Math.round((s.lo + s.hi) / 2);
-            const r = await load({ ...spec, port: spec.h2 ? s.p.h2Port : s.p.h1Port, rate, seconds: 3 }, dir);
+            const r = await load({ ...spec, port: spec.h2 ? s.p.h2Port : s.p.h1Port, rate, seconds: 3, paced: true }, dir);
             const pass = r.p99 < P99_LIMIT_MS && r.rps >= 0.97 * rate && r.ok === r.sent;
             out(
               `    ${s.p.name} at ${rate}/s: done ${fmt(r.rps, 0)}/s, ok ${r.ok}/${r.sent}, p50 ${fmt(r.p50, 3)} p99 ${fmt(r.p99, 3)} ms: ${pass ? 'pass' : 'fail'}  load ${loadavg()}\n`,
@@ -827,33 +881,72 @@ async function main(): Promise<void> {
     }
     if (SHAPES.has('scale') && PROXIES.includes('waypoint')) {
       // Closed-loop saturation of 1 and 2 workers, alternated over the rounds (the waypoint
-      // restarted between them). The load generator and the backends share the machine's cores
-      // with the waypoint: their CPU is shown with it, so the figure can be read for what it is.
-      out(`\n[scale] waypoint saturation, HTTP/1.1, 32 connections, closed loop, ${SECONDS} s x ${ROUNDS} rounds\n`);
+      // restarted between them), and nginx with 1 and 2 worker processes in the same rounds. The
+      // load generator and the backends share the machine's cores with the proxy: their CPU is
+      // shown, and the ceiling — what 2 workers could serve at most on this machine, all cores
+      // busy at the measured CPU per request of the proxy, h2load and the backends, over what 1
+      // worker served — says what "x2/x1" can reach here at all.
+      out(`\n[scale] saturation, HTTP/1.1, 32 connections, closed loop, ${SECONDS} s x ${ROUNDS} rounds\n`);
+      const cores = Number(readFileSync('/proc/cpuinfo', 'utf8').match(/^processor\s*:/gm)?.length ?? 1);
+      let nginx2: Proxy | undefined;
+      if (PROXIES.includes('nginx')) {
+        const h1 = await freePort();
+        const h2 = await freePort();
+        writeFileSync(join(dir, 'proxy2.conf'), nginxConfig(dir, b, h1, h2, 2, 'nginx-proxy2'));
+        startNginx('proxy2.conf', join(dir, 'nginx-proxy2.pid'));
+        await waitHttp(h1);
+        const master = Number(readFileSync(join(dir, 'nginx-proxy2.pid'), 'utf8').trim());
+        nginx2 = { name: 'nginx x2', h1Port: h1, h2Port: h2, pids: () => [master, ...childrenOf(master)] };
+      }
       const got = new Map<string, Array<Record<string, number>>>();
+      const saturate = async (p: Proxy, name: string): Promise<void> => {
+        // CPU per process (the primary and each worker), to see how the work is shared.
+        const pids = p.pids();
+        const before = pids.map((pid) => cpuSeconds([pid]));
+        const idle0 = machineIdleSeconds();
+        const r = await measured(p, { port: p.h1Port, h2: false, conns: 32, streams: 1, seconds: SECONDS });
+        const idleCores = (machineIdleSeconds() - idle0) / r.elapsed;
+        const split = pids.map((pid, i) => cpuSeconds([pid]) - before[i]!);
+        const used = (r.cpu + r.loadgenCpu + r.backendCpu) / r.elapsed;
+        // The cores the proxy, h2load and the backends used plus those the machine left idle, all
+        // busy at these costs per request: the most any worker count could serve here and now
+        // (others' work on the machine takes the rest).
+        const ceilingRps = (Math.min(cores, used + idleCores) * r.rps) / used;
+        const c: Record<string, number> = {
+          'done/s': r.rps,
+          p99: r.p99,
+          'CPU-s/1k': r.cpuPerRequest * 1000,
+          'proxy cores': r.cpu / r.elapsed,
+          'h2load cores': r.loadgenCpu / r.elapsed,
+          'backend cores': r.backendCpu / r.elapsed,
+          'idle cores': idleCores,
+          'machine max/s': ceilingRps,
+        };
+        out(
+          `  round ${(got.get(name)?.length ?? 0) + 1} ${name.padEnd(12)} ${Object.entries(c)
+            .map(([k, v]) => `${k} ${fmt(v, v < 10 ? 3 : 0)}`)
+            .join('  ')}  cores per process ${split.map((x) => fmt(x / r.elapsed, 2)).join('/')}  load ${loadavg()}\n`,
+        );
+        got.set(name, [...(got.get(name) ?? []), c]);
+      };
       for (let i = 0; i < ROUNDS; i++) {
         for (const workers of i % 2 === 0 ? [1, 2] : [2, 1]) {
           await stopWaypoint();
-          const p = await startWaypoint(workers);
-          const r = await measured(p, { port: wpPort, h2: false, conns: 32, streams: 1, seconds: SECONDS });
-          const c = {
-            'done/s': r.rps,
-            p50: r.p50,
-            p99: r.p99,
-            'CPU-s/1k': (r.cpu * 1000) / Math.max(1, r.sent),
-            'wp cores': r.cpu / SECONDS,
-            'h2load cores': r.loadgenCpu / (SECONDS + 1),
-            'backend cores': r.backendCpu / SECONDS,
-          };
-          out(
-            `  round ${i + 1} waypoint x${workers} ${Object.entries(c)
-              .map(([k, v]) => `${k} ${fmt(v, v < 10 ? 3 : 0)}`)
-              .join('  ')}  load ${loadavg()}\n`,
-          );
-          got.set(`waypoint x${workers}`, [...(got.get(`waypoint x${workers}`) ?? []), c]);
+          await saturate(await startWaypoint(workers), `waypoint x${workers}`);
         }
+        const ng = proxies.get('nginx');
+        if (ng && nginx2)
+          for (const [p, n] of i % 2 === 0
+            ? ([
+                [ng, 'nginx x1'],
+                [nginx2, 'nginx x2'],
+              ] as const)
+            : ([
+                [nginx2, 'nginx x2'],
+                [ng, 'nginx x1'],
+              ] as const))
+            await saturate(p, n);
       }
-      const one = got.get('waypoint x1')!;
       for (const [name, runs] of got) {
         const row: Record<string, string> = {};
         for (const k of Object.keys(runs[0]!))
@@ -861,11 +954,18 @@ async function main(): Promise<void> {
             runs.map((r) => r[k]!),
             k,
           );
-        if (name === 'waypoint x2')
+        const one = got.get(name.replace(' x2', ' x1'));
+        if (name.endsWith(' x2') && one) {
           row['x2/x1 rate'] = spread(
             runs.map((r, i) => r['done/s']! / one[i]!['done/s']!),
             'x',
           );
+          // What 2 could reach here: the machine's maximum at the 2-worker costs over 1 worker's rate.
+          row['x2/x1 ceiling'] = spread(
+            runs.map((r, i) => r['machine max/s']! / one[i]!['done/s']!),
+            'x',
+          );
+        }
         rows.push({ shape: 'scale', proxy: name, cols: row });
       }
     }
