@@ -37,14 +37,8 @@ privilegedDescribe('kernel', 'HBONE carries bulk bytes both ways at once over sm
   beforeAll(async () => {
     srcNs = scratch.netns('src');
     dstNs = scratch.netns('dst');
-    const [src, dst] = [srcNs.split('/').pop() as string, dstNs.split('/').pop() as string];
-    const [vs, vd] = [`nm-kbd${process.pid % 100000}s`, `nm-kbd${process.pid % 100000}d`];
-    sh('ip', ['-n', src, 'link', 'add', vs, 'type', 'veth', 'peer', 'name', vd, 'netns', dst]);
-    sh('ip', ['-n', src, 'addr', 'add', `${SRC_IP}/30`, 'dev', vs]);
-    sh('ip', ['-n', dst, 'addr', 'add', `${DST_IP}/30`, 'dev', vd]);
-    sh('ip', ['-n', src, 'link', 'set', vs, 'up']);
-    sh('ip', ['-n', dst, 'link', 'set', vd, 'up']);
-    for (const ns of [src, dst])
+    scratch.veth(`nm-kbd${process.pid % 100000}`, { netns: srcNs, ip: SRC_IP }, { netns: dstNs, ip: DST_IP });
+    for (const ns of [srcNs, dstNs].map((p) => p.split('/').pop() as string))
       for (const key of ['net.ipv4.tcp_rmem', 'net.ipv4.tcp_wmem']) sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `${key}=${SMALL_BUFFERS}`]);
 
     ca = await createTestCa('cluster.local');

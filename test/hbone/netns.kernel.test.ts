@@ -9,7 +9,7 @@ import { TunnelRefusedError } from '../../common/hbone/errors';
 import { HboneServer, allow, deny, type TunnelRequest } from '../../common/hbone/server';
 import { createTestCa, type IssuedCredentials, type TestCa } from '../../common/hbone/testing/pki';
 import { connectInNetns, listenInNetns } from '../../native';
-import { Scratch, sh } from '../kernel/support';
+import { Scratch } from '../kernel/support';
 import { privilegedDescribe } from '../support/privileged';
 import { scaled } from '../support/speed';
 import { quietLogger, roundTrip, sha256 } from './fixture';
@@ -33,13 +33,7 @@ privilegedDescribe('kernel', 'HBONE between two pod netns (listen and dial insid
   beforeAll(async () => {
     srcNs = scratch.netns('src');
     dstNs = scratch.netns('dst');
-    const [src, dst] = [srcNs.split('/').pop() as string, dstNs.split('/').pop() as string];
-    const [vs, vd] = [`nm-khb${process.pid % 100000}s`, `nm-khb${process.pid % 100000}d`];
-    sh('ip', ['-n', src, 'link', 'add', vs, 'type', 'veth', 'peer', 'name', vd, 'netns', dst]);
-    sh('ip', ['-n', src, 'addr', 'add', `${SRC_IP}/30`, 'dev', vs]);
-    sh('ip', ['-n', dst, 'addr', 'add', `${DST_IP}/30`, 'dev', vd]);
-    sh('ip', ['-n', src, 'link', 'set', vs, 'up']);
-    sh('ip', ['-n', dst, 'link', 'set', vd, 'up']);
+    scratch.veth(`nm-khb${process.pid % 100000}`, { netns: srcNs, ip: SRC_IP }, { netns: dstNs, ip: DST_IP });
 
     ca = await createTestCa('cluster.local');
     serverCreds = await ca.issue('ns-b', 'sa-b');

@@ -54,6 +54,20 @@ export class Scratch {
     return `/run/netns/${name}`;
   }
 
+  /**
+   * A veth pair `<name>a`/`<name>b` (name: at most 14 characters) between two of this scratch's
+   * netns (paths from netns()), each end with its address on a /30 and up. Deleting the netns
+   * removes the pair.
+   */
+  veth(name: string, a: { netns: string; ip: string }, b: { netns: string; ip: string }): void {
+    const [na, nb] = [a.netns.split('/').pop() as string, b.netns.split('/').pop() as string];
+    sh('ip', ['-n', na, 'link', 'add', `${name}a`, 'type', 'veth', 'peer', 'name', `${name}b`, 'netns', nb]);
+    sh('ip', ['-n', na, 'addr', 'add', `${a.ip}/30`, 'dev', `${name}a`]);
+    sh('ip', ['-n', nb, 'addr', 'add', `${b.ip}/30`, 'dev', `${name}b`]);
+    sh('ip', ['-n', na, 'link', 'set', `${name}a`, 'up']);
+    sh('ip', ['-n', nb, 'link', 'set', `${name}b`, 'up']);
+  }
+
   /** A cgroup v2 directory; on cleanup its processes are killed by pid and it is removed. */
   cgroup(suffix: string): string {
     const dir = join(cgroup2Root(), `${this.tag}-${suffix}`);
