@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { validateKubernetesObject } from '../../test/support/kube-schemas';
 import { runInstall } from './cli';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { underNodeOptions } from '../../test/support/node-options';
 import { cliEntry } from '../../common/paths';
 import { renderWaypoint } from '../../control/kubernetes/waypoints/render';
 import { renderInstall, type Manifest } from './manifests';
@@ -195,12 +196,9 @@ describe('nodemesh install --dry-run', () => {
     expect(env.NODE_OPTIONS).toBe(NODE_PROXY_NODE_OPTIONS);
     expect(env.UV_THREADPOOL_SIZE).toBe(NODE_PROXY_ENV.UV_THREADPOOL_SIZE);
     // node refuses a flag it does not allow in NODE_OPTIONS (exit 9): these start, and take effect
-    const r = spawnSync(process.execPath, ['-p', "require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size"], {
-      encoding: 'utf8',
-      env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS },
-    });
+    const r = underNodeOptions(env.NODE_OPTIONS ?? '');
     expect(r.status, r.stderr).toBe(0);
-    expect(Number(r.stdout)).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(r.newSpaceBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
   });
 
   it('refuses what it cannot print, saying what to do', async () => {

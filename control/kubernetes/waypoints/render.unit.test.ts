@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { underNodeOptions } from '../../../test/support/node-options';
 import { describe, expect, it } from 'vitest';
 import { WAYPOINT_ENV, WAYPOINT_MAX_SEMI_SPACE_MIB, WAYPOINT_NODE_OPTIONS } from '../../../waypoint/process-flags';
 import { Bootstrap } from '../../../api/gen/envoy/config/bootstrap/v3/bootstrap';
@@ -57,12 +57,9 @@ describe('waypoint rendering', () => {
     expect(env.UV_THREADPOOL_SIZE).toBe(WAYPOINT_ENV.UV_THREADPOOL_SIZE);
     // node refuses a flag it does not allow in NODE_OPTIONS (exit 9): these start, and the young
     // generation stays at the size they give it
-    const r = spawnSync(process.execPath, ['-p', "require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size"], {
-      encoding: 'utf8',
-      env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS },
-    });
+    const r = underNodeOptions(env.NODE_OPTIONS ?? '');
     expect(r.status, r.stderr).toBe(0);
-    expect(Number(r.stdout)).toBeLessThanOrEqual(2 * WAYPOINT_MAX_SEMI_SPACE_MIB * 1024 * 1024);
+    expect(r.newSpaceBytes).toBeLessThanOrEqual(2 * WAYPOINT_MAX_SEMI_SPACE_MIB * 1024 * 1024);
   });
 
   it('with proxy=envoy: the bootstrap from nodemesh waypoint bootstrap in an init container, then Envoy', () => {
