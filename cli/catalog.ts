@@ -39,6 +39,10 @@ export const CATALOG: Readonly<Record<string, CommandEntry>> = {
   dashboard: { summary: "open the mesh's live page (/ui): graph, policies, explain, proxies" },
   completion: { summary: 'shell completion script: nodemesh completion bash|zsh', subcommands: ['bash', 'zsh'] },
   install: { summary: "print the Helm chart's manifests for kubectl: nodemesh install --dry-run | kubectl apply --server-side -f -" },
+  vm: {
+    summary: 'run the kernel and lab test tiers on other Linux kernels in qemu VMs (test, matrix, list)',
+    subcommands: ['test', 'matrix', 'list'],
+  },
   'cni-install': { summary: "chain the nodemesh CNI plugin into the node's CNI configuration (run by the nodemesh-cni DaemonSet)" },
 };
 

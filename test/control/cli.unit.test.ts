@@ -247,7 +247,29 @@ describe('the CLI itself: help, version, usage errors, completion', () => {
     for (const cmd of ['apply', 'get', 'lab', 'waypoint', 'version', 'completion', 'control', 'node-proxy']) {
       expect(res.stdout).toMatch(new RegExp(`^  ${cmd}\\s+\\S.*$`, 'm'));
     }
+    // every command listed carries a summary: a command without one prints its bare name
+    const listed = res.stdout
+      .slice(res.stdout.indexOf('commands:\n'))
+      .split('\n')
+      .filter((l) => /^  \S/.test(l));
+    expect(listed.length).toBeGreaterThan(15);
+    expect(listed.filter((l) => !/^  \S+\s{2,}\S/.test(l))).toEqual([]);
   });
+
+  it("every command answers '--help' with its usage and exits 0", async () => {
+    const names = (await nm([])).stdout
+      .split('\n')
+      .filter((l) => /^  \S/.test(l))
+      .map((l) => l.trim().split(/\s+/)[0]!);
+    // six CLIs at a time: ~22 node start-ups on a loaded 2-core machine
+    for (let i = 0; i < names.length; i += 6) {
+      const answers = await Promise.all(names.slice(i, i + 6).map(async (n) => ({ n, res: await nm([n, '--help']) })));
+      for (const { n, res } of answers) {
+        expect(res.code, `${n} --help: ${res.stderr}`).toBe(0);
+        expect(res.stdout, n).toMatch(new RegExp(`^usage: nodemesh ${n}\\b`, 'm'));
+      }
+    }
+  }, 90_000);
 
   it('version prints the client and the reachable control plane, both this build', async () => {
     const res = await nm(['version']);
