@@ -36,6 +36,7 @@ import {
   type LabPerFile,
 } from './harness';
 import { scaled } from '../support/speed';
+import { dashboardFiles, familyOf, parseExposition, queriesOf, uses } from '../support/dashboards';
 
 const LAB = 'nmmesh';
 const MiB = 1024 * 1024;
@@ -338,6 +339,45 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     expect(denied).toMatchObject({ msg: 'connection denied', protocol: 'HBONE', srcWorkload: `demo/${te.workload}` });
     expect(denied?.denyReason).toMatch(/is bound to waypoint demo\/waypoint/);
   });
+  it('every metric and label the Grafana dashboards query is served by the running lab (node proxies, waypoint, control plane)', async () => {
+    // after the traffic of the tests above: the scrapes hold series for the request and connection metrics
+    const scrapes = await Promise.all(topo.nodes.map((n) => metricsOf(topo, n.name)));
+    const [wp] = readWaypointPods(LAB);
+    expect(wp, 'the demo runs a waypoint pod').toBeDefined();
+    scrapes.push((await netnsGet(wp!.pod.netnsPath, '127.0.0.1', 15020, '/metrics')).body);
+    scrapes.push(
+      await new Promise<string>((resolve, reject) => {
+        apiFor(LAB)
+          .passThrough('GET', '/metrics', {}, (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (c: string) => (body += c));
+            res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`control plane /metrics: HTTP ${res.statusCode}`))));
+          })
+          .on('error', reject)
+          .end();
+      }),
+    );
+    const live = parseExposition(scrapes);
+    const problems: string[] = [];
+    let withSeries = 0;
+    for (const file of dashboardFiles()) {
+      for (const q of queriesOf(file)) {
+        const u = uses(q.expr);
+        for (const m of u.metrics) if (!familyOf(m, live.families)) problems.push(`${q.where}: ${m} is served by no process of the lab`);
+        for (const [m, labels] of u.selectors) {
+          const seen = live.labels.get(m);
+          if (!seen) continue; // declared but no series yet (a counter never incremented): its label names are the unit test's
+          withSeries++;
+          for (const l of labels) if (!seen.has(l)) problems.push(`${q.where}: the lab's ${m} series have no label ${l}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    // the request and connection panels are checked on real series, not only on declarations
+    for (const m of ['istio_requests_total', 'istio_tcp_connections_opened_total', 'istio_tcp_sent_bytes_total']) expect(live.labels.has(m), m).toBe(true);
+    expect(withSeries).toBeGreaterThan(10);
+  });
+
   it('the config CLI reaches the lab control plane from the root netns (--lab), and lab status shows every mesh process ready', async () => {
     const got = await cli(['get', 'workloads', '-A', '--lab', LAB]);
     expect(got.code, got.stderr).toBe(0);

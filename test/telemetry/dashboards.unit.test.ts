@@ -5,8 +5,6 @@
 // a series), so renaming a metric or a label
 // without the dashboards fails here.
 import { EventEmitter } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { registerCertificateMetrics } from '../../common/identity/metrics';
@@ -17,8 +15,7 @@ import { configMetrics, createControlRegistry, listenerTimeouts } from '../../co
 import { xdsMetrics } from '../../control/xds/metrics';
 import { NodeProxyTelemetry } from '../../node-proxy/telemetry/metrics';
 import { REQUEST_LABELS, WaypointMetrics } from '../../waypoint/telemetry/metrics';
-
-const DIR = join(__dirname, '..', '..', 'grafana');
+import { dashboardFiles, queriesOf, uses } from '../support/dashboards';
 
 /** metric name -> its label names, from the registries the components serve. */
 async function exported(): Promise<Map<string, Set<string>>> {
@@ -56,45 +53,9 @@ async function exported(): Promise<Map<string, Set<string>>> {
   return out;
 }
 
-interface Query {
-  readonly where: string;
-  readonly expr: string;
-}
-
-function queriesOf(file: string): Query[] {
-  const d = JSON.parse(readFileSync(join(DIR, file), 'utf8')) as {
-    panels: { title: string; targets: { expr: string }[] }[];
-    templating: { list: { name: string; query?: string | { query: string } }[] };
-  };
-  const out: Query[] = [];
-  for (const p of d.panels) for (const t of p.targets) out.push({ where: `${file} panel "${p.title}"`, expr: t.expr });
-  for (const v of d.templating.list) {
-    const q = typeof v.query === 'object' ? v.query.query : undefined;
-    if (q) out.push({ where: `${file} variable $${v.name}`, expr: q });
-  }
-  return out;
-}
-
-/** What a query uses: metric names, the labels each selector names, labels grouped by. */
-function uses(expr: string): { metrics: string[]; selectors: [string, string[]][]; grouping: string[] } {
-  const metrics = [...expr.matchAll(/\b((?:istio|nodemesh)_[a-z0-9_]+)\b/g)].map((m) => m[1]!);
-  const selectors: [string, string[]][] = [...expr.matchAll(/\b((?:istio|nodemesh)_[a-z0-9_]+)\{([^}]*)\}/g)].map((m) => [
-    m[1]!,
-    [...m[2]!.matchAll(/([a-z_][a-z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!),
-  ]);
-  const grouping = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) =>
-    m[1]!
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
-  const labelValues = [...expr.matchAll(/label_values\([^,]+,\s*([a-z_][a-z0-9_]*)\)/g)].map((m) => m[1]!);
-  return { metrics, selectors, grouping: [...grouping, ...labelValues] };
-}
-
 describe('Grafana dashboards', async () => {
   const metrics = await exported();
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
+  const files = dashboardFiles();
 
   it('there are dashboards for the mesh, a workload, a service, the waypoint and the control plane', () => {
     expect(files.sort()).toEqual(['control-plane.json', 'mesh.json', 'service.json', 'waypoint.json', 'workload.json']);
