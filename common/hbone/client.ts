@@ -73,6 +73,20 @@ export interface HboneClientOptions {
 
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 10_000;
 export const DEFAULT_PING_TIMEOUT_MS = 3_000;
+/** The node proxy's setting for its HBONE client's `pingTimeoutMs` (docs/hbone.md, "Liveness"). */
+export const PING_TIMEOUT_ENV = 'NODEMESH_HBONE_PING_TIMEOUT_MS';
+
+/**
+ * `pingTimeoutMs` from NODEMESH_HBONE_PING_TIMEOUT_MS (DEFAULT_PING_TIMEOUT_MS where unset). A
+ * value that is not a whole number of milliseconds ≥ 1 throws, naming the variable.
+ */
+export function pingTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[PING_TIMEOUT_ENV];
+  if (raw === undefined || raw === '') return DEFAULT_PING_TIMEOUT_MS;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${PING_TIMEOUT_ENV}=${raw}: expected a whole number of milliseconds ≥ 1`);
+  return v;
+}
 export const DEFAULT_OPEN_PROBE_AFTER_MS = 1_000;
 
 interface CredentialState {

@@ -10,6 +10,7 @@ import { runInLab } from '../spawn';
 import { labStateDir, type LabTopology } from '../state';
 import type { DemoRole } from './demo';
 import { launch, waitReady, type Launched } from './launch';
+import { labNodeProxyEnv } from '../time-scale';
 import { meshPaths } from './paths';
 import { READY_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
 import { NODE_PROXY_ENV, NODE_PROXY_NODE_FLAGS } from '../../node-proxy/process-flags';
@@ -77,6 +78,7 @@ export const NODE_PROXY_PROCESS = 'node-proxy';
 export function launchNodeProxy(state: LabTopology, node: string, flavour: ProxyFlavour, xds: string): Launched {
   return launch(state, node, NODE_PROXY_PROCESS, nodeProxyArgv(state, node, flavour, xds), meshPaths(state.lab).log(node, NODE_PROXY_PROCESS), {
     ...NODE_PROXY_ENV,
+    ...labNodeProxyEnv(),
     NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
   });
 }

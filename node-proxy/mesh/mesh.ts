@@ -56,6 +56,8 @@ export interface MeshOptions {
   readonly kernelSplice?: boolean;
   /** 15006's connect and idle timeouts (default: PLAINTEXT_INBOUND_LIMITS). */
   readonly inboundLimits?: PlaintextInboundLimits;
+  /** The HBONE client's PING timeout, ms (default DEFAULT_PING_TIMEOUT_MS; NODEMESH_HBONE_PING_TIMEOUT_MS). */
+  readonly hbonePingTimeoutMs?: number;
 }
 
 interface Served {
@@ -102,7 +104,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private readonly timeouts: ListenerTimeouts;
 
   constructor(private readonly o: MeshOptions) {
-    this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }) });
+    this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }), pingTimeoutMs: o.hbonePingTimeoutMs });
     this.guard = new PolicyGuard(o.telemetry.registry, o.log);
     this.timeouts = listenerTimeouts(o.telemetry.registry);
     const peerAuthentications = o.peerAuthentications ?? (() => []);

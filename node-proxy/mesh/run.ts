@@ -21,6 +21,7 @@ import { ControlWorkloadSource } from './control-source';
 import { Mesh } from './mesh';
 import { workloadXdsClient } from './xds';
 import { plaintextInboundLimits } from '../proxy/inbound-limits';
+import { pingTimeoutFromEnv } from '../../common/hbone/client';
 import { startKubernetesPods, type KubernetesModeOptions } from '../kubernetes/mode';
 
 export interface ControlModeOptions {
@@ -56,6 +57,7 @@ export const NETNS_SOCKET_POOL = 32;
 
 export async function startControlMode(o: ControlModeOptions): Promise<ControlModeProxy> {
   assertTrustDomain(o.trustDomain);
+  const hbonePingTimeoutMs = pingTimeoutFromEnv(); // a bad value fails here, before anything is opened
   const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
   const ca = cp.ca;
   const cgroupMount = o.cgroupMount ?? findCgroup2(readMounts());
@@ -99,6 +101,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     // NODEMESH_SAME_NODE_SPLICE=userspace keeps same-node bytes in the event loop (to compare)
     kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined,
     inboundLimits: plaintextInboundLimits(),
+    hbonePingTimeoutMs,
   });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort, recent: telemetry.recent });

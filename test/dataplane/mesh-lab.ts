@@ -12,10 +12,12 @@ import { cliEntry } from '../../common/paths';
 import { ApiClient } from '../../control/api/client';
 import { labDown } from '../../lab/down';
 import { spawnInLab } from '../../lab/spawn';
+import { labNodeProxyEnv } from '../../lab/time-scale';
 import type { LabTopology } from '../../lab/state';
 import { connectInNetns } from '../../native/netns';
 import { STATE_BASE } from '../../node-proxy/capture/pins';
 import { httpGetInNetns, waitFor } from '../capture/harness';
+import { speedFactor } from '../support/speed';
 
 export const CONTROL_XDS = '10.199.0.254:15012';
 
@@ -120,7 +122,7 @@ export function startMeshProxy(topo: LabTopology, cp: ControlPlaneProc, node: st
       ...extra,
     ],
     `node-proxy-${node}`,
-    { ...NODE_PROXY_ENV, NODEMESH_LOG_LEVEL: 'info' },
+    { ...NODE_PROXY_ENV, ...labNodeProxyEnv({ ...process.env, NODEMESH_SPEED_FACTOR: String(speedFactor()) }), NODEMESH_LOG_LEVEL: 'info' },
   );
 }
 
