@@ -68,7 +68,7 @@ function readIf(path: string): string | undefined {
 }
 
 /** The outcome from a result dir (report.json, tier.rc, doctor.*, release). */
-function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], root: string, seconds: number, accel: string): KernelOutcome {
+export function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], root: string, seconds: number, accel: string): KernelOutcome {
   const release = readIf(join(dir, 'release'))?.trim();
   const doctor = doctorVerdict(readIf(join(dir, 'doctor.rc')), readIf(join(dir, 'doctor.txt')));
   const row: KernelOutcome = { kernel: k, release, accel, tier, result: 'error', doctor, seconds };
@@ -90,6 +90,12 @@ function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], root: str
   row.counts = countReport(report, root);
   row.files = fileResults(report, root);
   row.result = row.counts.failed ? 'failed' : 'passed';
+  // the guest writes tier.rc when the tier has ended; without it the VM stopped part-way (qemu
+  // killed or the guest died): the files that finished count, but the run is not a pass
+  if (readIf(join(dir, 'tier.rc')) === undefined) {
+    row.error = `the ${tier} tier did not finish (the VM stopped after ${row.files.length} file(s) with a result)`;
+    if (row.result === 'passed') row.result = 'error';
+  }
   return row;
 }
 
@@ -171,7 +177,9 @@ async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
     });
     const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, accel);
     keepGuestLogs(out, join(logDir, `${k.name}-${o.tier}-kept`), o.log);
-    if (r.timedOut) row.error = `timed out after ${o.timeoutS} s; qemu was killed` + (row.error ? ` (${row.error})` : '');
+    if (r.timedOut)
+      row.error =
+        `timed out after ${o.timeoutS} s; qemu was killed` + (row.files ? ` (${row.files.length} file(s) with a result)` : row.error ? ` (${row.error})` : '');
     if (r.timedOut && row.result === 'passed') row.result = 'error';
     return row;
   } finally {

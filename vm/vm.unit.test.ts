@@ -7,7 +7,9 @@ import { parseFileFilters, parseTiers } from './cli';
 import { fileResults, formatMatrix, mergeRun, type TierRecord } from './record';
 import { qemuArgs, vmNice } from './qemu';
 import { countReport, formatTable, mergeReports } from './results';
-import { readFileSync } from 'node:fs';
+import { outcomeFrom } from './runner';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 describe('the kernel matrix file', () => {
@@ -70,6 +72,25 @@ describe('tier results', () => {
     const parts = (JSON.parse(report) as { testResults: unknown[] }).testResults.map((f) => JSON.stringify({ testResults: [f] }));
     expect(countReport(mergeReports(parts), '/repo')).toEqual(countReport(report, '/repo'));
     expect(mergeReports([report])).toBe(report);
+  });
+
+  it('a lab run the VM did not finish (qemu stopped part-way) keeps its finished files but is no pass', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nm-vm-outcome-'));
+    try {
+      const passing = JSON.stringify({ testResults: [JSON.parse(report).testResults[2]] });
+      writeFileSync(join(dir, 'release'), '6.12.118+deb13-amd64\n');
+      writeFileSync(join(dir, 'report-1.json'), passing);
+      const cut = outcomeFrom(dir, '6.12', 'lab', '/repo', 600, 'tcg');
+      expect(cut.result).toBe('error');
+      expect(cut.error).toBe('the lab tier did not finish (the VM stopped after 1 file(s) with a result)');
+      expect(cut.files?.map((f) => f.file)).toEqual(['test/kernel/c.kernel.test.ts']);
+      writeFileSync(join(dir, 'tier.rc'), '0\n');
+      const whole = outcomeFrom(dir, '6.12', 'lab', '/repo', 600, 'tcg');
+      expect(whole.result).toBe('passed');
+      expect(whole.error).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the table has a row per kernel and tier, then the failures and errors', () => {
