@@ -12,8 +12,6 @@ import {
   ChunkedDecoder,
   findHeadEnd,
   HeadError,
-  isToken,
-  isValidValue,
   LengthDecoder,
   parseRequestHead,
   parseResponseHead,
@@ -23,6 +21,7 @@ import {
   type HeadLimits,
 } from '../../waypoint/http1/parse';
 import { target } from '../target';
+import { referenceRequest, referenceResponse, type ReferenceHead } from './http1-reference';
 
 const LIMITS: HeadLimits = { maxHeadBytes: 2048, maxHeaders: 24 };
 const STATUSES = new Set([400, 417, 431, 501, 505]);
@@ -139,12 +138,23 @@ function refusal(err: unknown, statuses: ReadonlySet<number> | undefined): void 
   if (statuses && !STATUSES.has(err.status)) throw new Error(`HeadError with status ${err.status}: ${err.message}`);
 }
 
+// The oracles are regular expressions of their own, not the parser's character tables.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+
 function checkHeaders(headers: Record<string, string | string[]>): void {
   for (const k in headers) {
-    if (!isToken(k) || k !== k.toLowerCase()) throw new Error(`accepted header name ${JSON.stringify(k)}`);
+    if (!TOKEN.test(k) || k !== k.toLowerCase()) throw new Error(`accepted header name ${JSON.stringify(k)}`);
     const v = headers[k]!;
-    for (const one of typeof v === 'string' ? [v] : v) if (!isValidValue(one)) throw new Error(`accepted value ${JSON.stringify(one)} of ${k}`);
+    for (const one of typeof v === 'string' ? [v] : v) if (BAD_VALUE.test(one)) throw new Error(`accepted value ${JSON.stringify(one)} of ${k}`);
   }
+}
+
+/** The parser and the reference reading (http1-reference.ts) agree: both refuse, or both accept the same head. */
+function agrees(kind: string, got: ReferenceHead | undefined, want: ReferenceHead | undefined): void {
+  const a = JSON.stringify(got);
+  const b = JSON.stringify(want);
+  if (a !== b) throw new Error(`${kind} head: the parser gives ${a ?? 'a refusal'}, the reference ${b ?? 'a refusal'}`);
 }
 
 interface Decoded {
@@ -208,9 +218,27 @@ export const http1Target = target({
     }
     if (found !== end) throw new Error(`head end ${found} when sliced, ${end} whole`);
 
+    const text = head.toString('latin1', 0, end);
+    let req: ReferenceHead | undefined;
+    try {
+      const p = parseRequestHead(head, 0, end, LIMITS);
+      req = { method: p.method, target: p.target, minor: p.minor, headers: p.headers };
+    } catch (err) {
+      refusal(err, STATUSES);
+    }
+    agrees('request', req, referenceRequest(text, LIMITS.maxHeadBytes, LIMITS.maxHeaders));
+    let res: ReferenceHead | undefined;
+    try {
+      const p = parseResponseHead(head, 0, end, LIMITS);
+      res = { status: p.status, minor: p.minor, headers: p.headers };
+    } catch (err) {
+      refusal(err, undefined);
+    }
+    agrees('response', res, referenceResponse(text, LIMITS.maxHeadBytes, LIMITS.maxHeaders));
+
     try {
       const h = parseRequestHead(head, 0, end, LIMITS);
-      if (!isToken(h.method)) throw new Error(`accepted method ${JSON.stringify(h.method)}`);
+      if (!TOKEN.test(h.method)) throw new Error(`accepted method ${JSON.stringify(h.method)}`);
       if (h.target.length === 0 || /[^\x21-\x7e]/.test(h.target)) throw new Error(`accepted target ${JSON.stringify(h.target)}`);
       if (h.minor !== 0 && h.minor !== 1) throw new Error(`accepted HTTP/1.${h.minor}`);
       checkHeaders(h.headers);

@@ -62,15 +62,19 @@ export const NO_BODY: Framing = { kind: 'none' };
 const CHUNKED: Framing = { kind: 'chunked' };
 const UNTIL_CLOSE: Framing = { kind: 'close' };
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Anything but HTAB, visible ASCII, SP and obs-text. */
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-/** A request-target: visible ASCII only. */
-const BAD_TARGET = /[^\x21-\x7e]/;
+// Byte classes (a head is read as latin1, one char per byte): one table look-up per character
+// instead of a regular expression per name and value.
+const TOKEN_CHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN_CHAR[c.charCodeAt(0)] = 1;
+/** HTAB, visible ASCII, SP and obs-text: what a header value may hold. */
+const VALUE_CHAR = new Uint8Array(256);
+VALUE_CHAR[9] = 1;
+for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) VALUE_CHAR[c] = 1;
 const DIGITS = /^[0-9]{1,15}$/;
 
-// As node:http: repeats of these keep the first value (host and content-length are refused instead).
-const FIRST_WINS = new Set([
+// As node:http: repeats of these keep the first value (host, content-length and transfer-encoding
+// are refused instead).
+export const FIRST_WINS: ReadonlySet<string> = new Set([
   'age',
   'authorization',
   'content-type',
@@ -88,7 +92,7 @@ const FIRST_WINS = new Set([
   'server',
   'user-agent',
 ]);
-const NOT_REPEATABLE = new Set(['host', 'content-length', 'transfer-encoding']);
+export const NOT_REPEATABLE: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding']);
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
@@ -101,46 +105,93 @@ export function findHeadEnd(buf: Buffer, start: number, searchFrom = start): num
   return i < 0 ? -1 : i + 4;
 }
 
-/** Header lines `lines[from..]` into `into` (lower-case names, repeats combined); throws HeadError(400). */
-export function parseHeaderLines(lines: readonly string[], from: number, into: Headers, limits: HeadLimits): Headers {
-  if (lines.length - from > limits.maxHeaders) throw new HeadError(431, `more than ${limits.maxHeaders} header lines`);
-  for (let i = from; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new HeadError(400, line.length === 0 ? 'empty header line' : 'a header line without a name and colon');
-    const rawName = line.slice(0, colon);
-    if (!TOKEN.test(rawName)) throw new HeadError(400, 'a header name that is not a token (or whitespace before the colon, or obs-fold)');
-    const value = trimOws(line.slice(colon + 1));
-    if (BAD_VALUE.test(value)) throw new HeadError(400, `header ${rawName} has a control character in its value`);
-    const name = rawName.toLowerCase();
-    const prev = into[name];
-    if (prev === undefined) {
-      into[name] = name === 'set-cookie' ? [value] : value;
-      continue;
+/**
+ * Lower-case header names by the spelling a peer sent, each an internalized string: a name seen
+ * before costs one map look-up, not a lower-casing and a string-table look-up when it becomes a
+ * property key. Bounded: a peer inventing names gets them lower-cased each time, not cached.
+ */
+const lowerNames = new Map<string, string>();
+const MAX_CACHED_NAMES = 1024;
+
+function lowerName(raw: string): string {
+  const cached = lowerNames.get(raw);
+  if (cached !== undefined) return cached;
+  const lower = raw.toLowerCase();
+  if (lowerNames.size >= MAX_CACHED_NAMES) return lower;
+  // A property key is internalized: the cached name is that very string.
+  const name = Object.keys({ [lower]: 0 })[0]!;
+  lowerNames.set(raw, name);
+  return name;
+}
+
+/** Add one header (lower-case name) to `into`, combining repeats; throws HeadError(400). */
+function addHeader(into: Headers, name: string, value: string): void {
+  const prev = into[name];
+  if (prev === undefined) {
+    into[name] = name === 'set-cookie' ? [value] : value;
+    return;
+  }
+  if (NOT_REPEATABLE.has(name)) throw new HeadError(400, `header ${name} appears more than once`);
+  if (name === 'set-cookie') (prev as string[]).push(value);
+  else if (!FIRST_WINS.has(name)) into[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+}
+
+/**
+ * The header lines of `t` from `i` on, each ending in CRLF (`t` ends with the last one's), into
+ * `into`, in one pass with a table look-up per character: names are tokens right before the
+ * colon, values free of control characters (optional whitespace around them dropped), every line
+ * ends in CRLF. Throws HeadError (400, 431).
+ */
+function scanHeaderLines(t: string, i: number, into: Headers, limits: HeadLimits): Headers {
+  const n = t.length;
+  let count = 0;
+  while (i < n) {
+    if (++count > limits.maxHeaders) throw new HeadError(431, `more than ${limits.maxHeaders} header lines`);
+    const ns = i;
+    let c = t.charCodeAt(i);
+    while (TOKEN_CHAR[c] === 1) c = t.charCodeAt(++i);
+    if (c !== 58 /* : */ || i === ns) {
+      if (i > ns || c === 32 || c === 9) throw new HeadError(400, 'a header name that is not a token (or whitespace before the colon, or obs-fold)');
+      throw new HeadError(400, c === 13 ? 'empty header line' : 'a header line without a name and colon');
     }
-    if (NOT_REPEATABLE.has(name)) throw new HeadError(400, `header ${name} appears more than once`);
-    if (name === 'set-cookie') (prev as string[]).push(value);
-    else if (FIRST_WINS.has(name)) continue;
-    else into[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+    const rawName = t.slice(ns, i);
+    c = t.charCodeAt(++i);
+    while (c === 32 || c === 9) c = t.charCodeAt(++i);
+    const vs = i;
+    let ve = i;
+    while (VALUE_CHAR[c] === 1) {
+      if (c !== 32 && c !== 9) ve = i + 1;
+      c = t.charCodeAt(++i);
+    }
+    if (c !== 13 || t.charCodeAt(i + 1) !== 10) throw new HeadError(400, `header ${rawName} has a control character (or a bare CR or LF) in its value`);
+    i += 2;
+    addHeader(into, lowerName(rawName), t.slice(vs, ve));
   }
   return into;
 }
 
-function trimOws(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
-  return a === 0 && b === s.length ? s : s.slice(a, b);
+/** Header lines `lines[from..]` (without their CRLF) into `into` (lower-case names, repeats combined); throws HeadError(400). */
+export function parseHeaderLines(lines: readonly string[], from: number, into: Headers, limits: HeadLimits): Headers {
+  if (lines.length - from > limits.maxHeaders) throw new HeadError(431, `more than ${limits.maxHeaders} header lines`);
+  if (lines.length <= from) return into;
+  for (let k = from; k < lines.length; k++) if (lines[k]!.length === 0) throw new HeadError(400, 'empty header line');
+  return scanHeaderLines(`${lines.slice(from).join('\r\n')}\r\n`, 0, into, limits);
 }
 
-/** The head's lines (without the final blank line); refuses a bare CR or LF inside one. */
-function headLines(buf: Buffer, start: number, end: number, limits: HeadLimits): string[] {
+/** The head in buf[start, end) as latin1 text, without the blank line: every line ends in CRLF. */
+function headText(buf: Buffer, start: number, end: number, limits: HeadLimits): string {
   if (end - start > limits.maxHeadBytes) throw new HeadError(431, `a head larger than ${limits.maxHeadBytes} bytes`);
-  const text = buf.toString('latin1', start, end - 4);
-  const lines = text.split('\r\n');
-  for (const l of lines) if (l.includes('\n') || l.includes('\r')) throw new HeadError(400, 'a bare CR or LF in the head');
-  return lines;
+  if (end - start < 4) throw new HeadError(400, 'an empty head');
+  return buf.toString('latin1', start, end - 2);
+}
+
+/** The first line's end (its CR) in `t`; throws HeadError(400) on a bare CR or LF before it. */
+function firstLineEnd(t: string): number {
+  const cr = t.indexOf('\r\n');
+  const lf = t.indexOf('\n');
+  const bare = t.indexOf('\r');
+  if (cr < 0 || lf !== cr + 1 || bare !== cr) throw new HeadError(400, 'a bare CR or LF in the head');
+  return cr;
 }
 
 function version(v: string): number {
@@ -151,31 +202,53 @@ function version(v: string): number {
 
 /** The request head in buf[start, end) (end from findHeadEnd). Throws HeadError. */
 export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits = DEFAULT_LIMITS): RequestHead {
-  const lines = headLines(buf, start, end, limits);
-  const rl = lines[0]!;
-  const sp1 = rl.indexOf(' ');
-  const sp2 = sp1 < 0 ? -1 : rl.indexOf(' ', sp1 + 1);
-  if (sp1 <= 0 || sp2 < 0 || rl.indexOf(' ', sp2 + 1) >= 0) throw new HeadError(400, 'a request line other than METHOD SP target SP HTTP/1.x');
-  const method = rl.slice(0, sp1);
-  const target = rl.slice(sp1 + 1, sp2);
-  if (!TOKEN.test(method)) throw new HeadError(400, 'a method that is not a token');
-  if (target.length === 0 || BAD_TARGET.test(target)) throw new HeadError(400, 'a request-target with whitespace or a control character');
-  const minor = version(rl.slice(sp2 + 1));
-  return { method, target, minor, headers: parseHeaderLines(lines, 1, {}, limits) };
+  const t = headText(buf, start, end, limits);
+  // METHOD SP target SP HTTP/1.x CRLF: method a token, target visible ASCII.
+  let i = 0;
+  let c = t.charCodeAt(0);
+  while (TOKEN_CHAR[c] === 1) c = t.charCodeAt(++i);
+  if (i === 0 || c !== 32) throw new HeadError(400, 'a request line other than METHOD SP target SP HTTP/1.x (with a token method)');
+  const method = t.slice(0, i);
+  const ts = ++i;
+  c = t.charCodeAt(i);
+  while (c > 32 && c < 127) c = t.charCodeAt(++i);
+  if (i === ts || c !== 32) throw new HeadError(400, 'a request line other than METHOD SP target SP HTTP/1.x (a target of visible ASCII)');
+  const target = t.slice(ts, i);
+  const vs = i + 1;
+  let minor: number;
+  if (
+    t.charCodeAt(vs + 8) === 13 &&
+    t.charCodeAt(vs + 9) === 10 &&
+    t.startsWith('HTTP/1.', vs) &&
+    (t.charCodeAt(vs + 7) === 49 || t.charCodeAt(vs + 7) === 48)
+  ) {
+    minor = t.charCodeAt(vs + 7) - 48;
+    i = vs + 10;
+  } else {
+    const eol = firstLineEnd(t);
+    const v = t.slice(vs, eol);
+    if (v.includes(' ')) throw new HeadError(400, 'a request line other than METHOD SP target SP HTTP/1.x');
+    minor = version(v);
+    i = eol + 2;
+  }
+  return { method, target, minor, headers: scanHeaderLines(t, i, {}, limits) };
 }
 
 /** The response head in buf[start, end). Throws HeadError. */
 export function parseResponseHead(buf: Buffer, start: number, end: number, limits: HeadLimits = DEFAULT_LIMITS): ResponseHead {
-  const lines = headLines(buf, start, end, limits);
-  const sl = lines[0]!;
+  const t = headText(buf, start, end, limits);
+  const eol = firstLineEnd(t);
+  const sl = t.slice(0, eol);
   // HTTP/1.x SP 3DIGIT [SP reason]
   if (sl.length < 12 || sl.charCodeAt(8) !== 32 || (sl.length > 12 && sl.charCodeAt(12) !== 32)) throw new HeadError(502, 'a malformed status line');
   const minor = version(sl.slice(0, 8));
-  const code = sl.slice(9, 12);
-  if (!/^[1-5][0-9][0-9]$/.test(code)) throw new HeadError(502, `a malformed status code ${JSON.stringify(code)}`);
-  const reason = sl.slice(13);
-  if (BAD_VALUE.test(reason)) throw new HeadError(502, 'a control character in the reason phrase');
-  return { status: Number(code), reason, minor, headers: parseHeaderLines(lines, 1, {}, limits) };
+  const d0 = sl.charCodeAt(9) - 48;
+  const d1 = sl.charCodeAt(10) - 48;
+  const d2 = sl.charCodeAt(11) - 48;
+  if (!(d0 >= 1 && d0 <= 5 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9)) throw new HeadError(502, `a malformed status code ${JSON.stringify(sl.slice(9, 12))}`);
+  const reason = sl.length > 13 ? sl.slice(13) : '';
+  if (!isValidValue(reason)) throw new HeadError(502, 'a control character in the reason phrase');
+  return { status: d0 * 100 + d1 * 10 + d2, reason, minor, headers: scanHeaderLines(t, eol + 2, {}, limits) };
 }
 
 function contentLength(v: HeaderValue): number {
@@ -314,7 +387,7 @@ export class ChunkedDecoder {
     const semi = text.indexOf(';');
     const hex = semi < 0 ? text : text.slice(0, semi);
     if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new HeadError(400, 'a chunk size that is not 1-12 hex digits');
-    if (semi >= 0 && BAD_VALUE.test(text.slice(semi))) throw new HeadError(400, 'a control character in a chunk extension');
+    if (semi >= 0 && !isValidValue(text.slice(semi))) throw new HeadError(400, 'a control character in a chunk extension');
     const n = Number.parseInt(hex, 16);
     if (n === 0) this.state = Chunk.Trailers;
     else {
@@ -348,10 +421,15 @@ export type BodyDecoder = ChunkedDecoder | LengthDecoder;
 
 /** A validated header name (token) for the head being written. */
 export function isToken(s: string): boolean {
-  return TOKEN.test(s);
+  const n = s.length;
+  if (n === 0) return false;
+  for (let i = 0; i < n; i++) if (TOKEN_CHAR[s.charCodeAt(i)] !== 1) return false;
+  return true;
 }
 
 /** Whether a header value can be written as is (no CR, LF, NUL or other control character). */
 export function isValidValue(s: string): boolean {
-  return !BAD_VALUE.test(s);
+  const n = s.length;
+  for (let i = 0; i < n; i++) if (VALUE_CHAR[s.charCodeAt(i)] !== 1) return false;
+  return true;
 }

@@ -44,6 +44,17 @@ function decodeChunked(parts: Buffer[]): { body: Buffer; trailers: Record<string
 }
 
 describe('HTTP/1.1 request heads', () => {
+  it('reads names in any spelling, also past the bound of remembered spellings', () => {
+    // The parser remembers the lower-case form of up to 1,024 spellings; names beyond that are
+    // lower-cased each time, with the same result.
+    for (let round = 0; round < 12; round++) {
+      const names = Array.from({ length: 99 }, (_, i) => `X-Name-${round}-${i}`);
+      const h = request(`GET / HTTP/1.1\r\nHOST: a\r\n${names.map((n, i) => `${n}: v${i}\r\n`).join('')}\r\n`);
+      expect(Object.keys(h.headers)).toEqual(['host', ...names.map((n) => n.toLowerCase())]);
+      expect(h.headers[`x-name-${round}-98`]).toBe('v98');
+    }
+  });
+
   it('parses the request line and headers: lower-case names, repeats combined as node:http does', () => {
     const h = request(
       'POST /a?b=c HTTP/1.1\r\nHost: x.example\r\nX-A: 1\r\nx-a:  2 \r\nCookie: a=1\r\ncookie: b=2\r\nSet-Cookie: s=1\r\nset-cookie: t=2\r\nUser-Agent: one\r\nuser-agent: two\r\nContent-Length: 5\r\n\r\n',

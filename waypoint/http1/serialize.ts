@@ -11,16 +11,22 @@ export function headerLines(headers: OutgoingHeaders): string {
   let out = '';
   for (const name in headers) {
     const v = headers[name];
-    if (v === undefined) continue;
-    if (!isToken(name)) throw new HeadError(500, `invalid header name ${JSON.stringify(name)}`);
-    if (Array.isArray(v)) {
-      for (const one of v) out += headerLine(name, one);
-    } else out += headerLine(name, typeof v === 'number' ? String(v) : v);
+    if (v !== undefined) out += headerLine(name, v);
   }
   return out;
 }
 
-function headerLine(name: string, value: string): string {
+/** The line(s) of one header (a list as repeated lines); throws HeadError on an invalid name or value. */
+export function headerLine(name: string, v: string | string[] | number): string {
+  if (!isToken(name)) throw new HeadError(500, `invalid header name ${JSON.stringify(name)}`);
+  if (typeof v === 'string') return oneLine(name, v);
+  if (typeof v === 'number') return `${name}: ${v}\r\n`;
+  let out = '';
+  for (const one of v) out += oneLine(name, one);
+  return out;
+}
+
+function oneLine(name: string, value: string): string {
   if (!isValidValue(value)) throw new HeadError(500, `invalid character in the value of header ${name}`);
   return `${name}: ${value}\r\n`;
 }
