@@ -46,9 +46,23 @@ export interface H1CallListener {
 const CALL = Symbol('nodemesh.h1.call');
 const CONNECTED = Symbol('nodemesh.h1.connected');
 const FAILURE = Symbol('nodemesh.h1.error');
+const SHARED_READS = Symbol('nodemesh.h1.sharedReads');
 /** A pooled connection: a TCP socket or an opened stream (an HBONE tunnel), each with an idle timeout. */
 export type Connection = Duplex & { setTimeout(ms: number): unknown };
-type PooledSocket = Connection & { [CALL]?: H1Call; [CONNECTED]?: boolean; [FAILURE]?: NodeJS.ErrnoException };
+type PooledSocket = Connection & { [CALL]?: H1Call; [CONNECTED]?: boolean; [FAILURE]?: NodeJS.ErrnoException; [SHARED_READS]?: boolean };
+
+/**
+ * The one buffer every plain TCP upstream connection reads into (node:net's `onread`): no buffer
+ * allocated per read and no stream machinery per chunk. What it holds is valid only while the
+ * read is handled; whatever outlives that (a partial head, a body) is copied out.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** `buf[from, to)`, copied when it lies in the shared read buffer. */
+function kept(buf: Buffer, from: number, to: number, shared: boolean): Buffer {
+  const part = from === 0 && to === buf.length ? buf : buf.subarray(from, to);
+  return shared ? Buffer.from(part) : part;
+}
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
 /** Methods sent without a Content-Length when they have no body (node:http's choice). */
@@ -104,7 +118,13 @@ export class H1Pool {
     this.open++;
     const opener = this.o.open;
     if (!opener) {
-      const s = connect({ host: this.o.host, port: this.o.port, noDelay: true }) as PooledSocket;
+      const s = connect({
+        host: this.o.host,
+        port: this.o.port,
+        noDelay: true,
+        onread: { buffer: READ_BUFFER, callback: (n: number) => onPooledRead(s, n) },
+      }) as PooledSocket;
+      s[SHARED_READS] = true;
       const timer = setTimeout(connectTimedOut, this.o.connectTimeoutMs, s, this.o.connectTimeoutMs);
       s.once('connect', () => {
         clearTimeout(timer);
@@ -133,7 +153,7 @@ export class H1Pool {
 
   /** The pool's handlers on a new connection. */
   private adopt(s: PooledSocket): PooledSocket {
-    s.on('data', onPooledData);
+    if (!s[SHARED_READS]) s.on('data', onPooledData);
     s.on('end', onPooledEnd);
     s.on('drain', onPooledDrain);
     s.on('error', onPooledError);
@@ -200,8 +220,19 @@ function connectTimedOut(s: PooledSocket, ms: number): void {
 
 function onPooledData(this: PooledSocket, chunk: Buffer): void {
   const c = this[CALL];
-  if (c) c.onData(chunk);
+  if (c) c.onData(chunk, false);
   else this.destroy(); // bytes nobody asked for: the connection is out of step
+}
+
+/** `n` bytes read into READ_BUFFER; false pauses the connection (a body's reader is behind). */
+function onPooledRead(s: PooledSocket, n: number): boolean {
+  const c = s[CALL];
+  if (!c) {
+    s.destroy(); // bytes nobody asked for: the connection is out of step
+    return false;
+  }
+  c.onData(READ_BUFFER.subarray(0, n), true);
+  return !s.isPaused();
 }
 
 /**
@@ -260,6 +291,8 @@ export class H1Call extends EventEmitter {
   private body: H1ResponseBody | undefined;
   private trailers: Headers = {};
   private whenComplete: ((t: Headers) => void) | undefined;
+  /** The bytes being handled lie in READ_BUFFER. */
+  private shared = false;
 
   constructor(
     private readonly pool: H1Pool,
@@ -369,9 +402,12 @@ export class H1Call extends EventEmitter {
     if (this.state !== In.Done) s.destroy();
   }
 
-  onData(chunk: Buffer): void {
-    const buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+  /** Bytes from the connection; `shared`: they lie in READ_BUFFER (copy what is kept). */
+  onData(chunk: Buffer, shared: boolean): void {
+    const joined = this.buf !== undefined;
+    const buf = joined ? Buffer.concat([this.buf!, chunk]) : chunk;
     this.buf = undefined;
+    this.shared = shared && !joined;
     let at = 0;
     try {
       while (at < buf.length) {
@@ -379,7 +415,7 @@ export class H1Call extends EventEmitter {
           const end = findHeadEnd(buf, at, this.searched);
           if (end < 0) {
             if (buf.length - at > DEFAULT_LIMITS.maxHeadBytes) throw new HeadError(502, `a response head larger than ${DEFAULT_LIMITS.maxHeadBytes} bytes`);
-            this.buf = at === 0 ? buf : buf.subarray(at);
+            this.buf = kept(buf, at, buf.length, this.shared);
             this.searched = this.buf.length;
             return;
           }
@@ -420,7 +456,7 @@ export class H1Call extends EventEmitter {
       this.state = In.Done;
       if (!this.settled && !this.aborted) {
         this.settled = true;
-        this.listener.onHead(new WholeResponse(head.status, head.headers, n === 0 ? EMPTY : buf.subarray(at, at + n)));
+        this.listener.onHead(new WholeResponse(head.status, head.headers, n === 0 ? EMPTY : kept(buf, at, at + n, this.shared)));
       }
       this.complete();
       return n;
@@ -439,7 +475,7 @@ export class H1Call extends EventEmitter {
   }
 
   private readonly onBody = (chunk: Buffer): void => {
-    if (!this.body!.push(chunk)) this.socket?.pause();
+    if (!this.body!.push(this.shared ? Buffer.from(chunk) : chunk)) this.socket?.pause();
   };
 
   onComplete(done: (t: Headers) => void): void {

@@ -54,6 +54,13 @@ function call(p: H1Pool, method: string, path: string, headers: Record<string, s
   });
 }
 
+/** The response head of one bodiless request. */
+function responseHead(p: H1Pool, method: string, path: string): Promise<H1ResponseHead> {
+  return new Promise((resolve, reject) => {
+    p.request(method, path, 'backend.test', {}, { onHead: resolve, onFailure: (_k, m) => reject(new Error(m)) }).end();
+  });
+}
+
 describe('waypoint HTTP/1.1 client', () => {
   it('reuses one connection for sequential requests, sends bodies by length or chunked, reads chunked responses with trailers', async () => {
     const b = await backend((req, res) => {
@@ -130,23 +137,7 @@ describe('waypoint HTTP/1.1 client', () => {
       } else res.end('whole body');
     });
     const p = pool(b.port);
-    const heads: H1ResponseHead[] = [];
-    const get = (path: string, method = 'GET'): Promise<H1ResponseHead> =>
-      new Promise((resolve, reject) => {
-        p.request(
-          method,
-          path,
-          'backend.test',
-          {},
-          {
-            onHead: (h) => {
-              heads.push(h);
-              resolve(h);
-            },
-            onFailure: (_k, m) => reject(new Error(m)),
-          },
-        ).end();
-      });
+    const get = (path: string, method = 'GET'): Promise<H1ResponseHead> => responseHead(p, method, path);
     const whole = await get('/');
     expect(whole.whole?.toString()).toBe('whole body');
     // Still readable as a stream, for a reader that wants one (a retry draining it, a mirror).
@@ -166,5 +157,54 @@ describe('waypoint HTTP/1.1 client', () => {
     const after = await get('/');
     expect(after.whole?.toString()).toBe('whole body');
     expect(b.sockets()).toBe(1);
+  });
+});
+
+describe('waypoint HTTP/1.1 client reads (one shared read buffer for all connections)', () => {
+  it('hands on bodies, whole responses and split heads intact although later reads reuse the buffer', async () => {
+    // Two backends answering at once: their reads interleave in the one buffer. Whole answers are
+    // kept until every request is done, streamed bodies are read slowly (paused between chunks),
+    // and a head arrives in two pieces.
+    const serve =
+      (fill: string): Parameters<typeof createServer>[1] =>
+      (req, res) => {
+        if (req.url === '/big') {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          let n = 0;
+          const more = (): void => {
+            if (n++ === 20) return void res.end();
+            res.write(Buffer.alloc(32 * 1024, `${fill}${n % 10}`));
+            setImmediate(more);
+          };
+          more();
+        } else if (req.url === '/split') {
+          res.socket!.write('HTTP/1.1 200 OK\r\ncontent-le');
+          setTimeout(() => res.socket!.write(`ngth: 4\r\n\r\n${fill.repeat(4)}`), 20);
+        } else res.end(fill.repeat(100));
+      };
+    const pools = [pool((await backend(serve('a'))).port), pool((await backend(serve('b'))).port)];
+    const ask = (p: H1Pool, path: string): Promise<H1ResponseHead> => responseHead(p, 'GET', path);
+    const slowRead = async (h: H1ResponseHead): Promise<Buffer> => {
+      const parts: Buffer[] = [];
+      for await (const c of h.body) {
+        parts.push(c as Buffer);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      return Buffer.concat(parts);
+    };
+    const [wa, wb, sa, sb, ba, bb] = await Promise.all([
+      ask(pools[0]!, '/'),
+      ask(pools[1]!, '/'),
+      ask(pools[0]!, '/split'),
+      ask(pools[1]!, '/split'),
+      ask(pools[0]!, '/big'),
+      ask(pools[1]!, '/big'),
+    ]);
+    const [bodyA, bodyB] = await Promise.all([slowRead(ba!), slowRead(bb!)]);
+    const expected = (fill: string): Buffer => Buffer.concat(Array.from({ length: 20 }, (_, i) => Buffer.alloc(32 * 1024, `${fill}${(i + 1) % 10}`)));
+    expect(bodyA.equals(expected('a'))).toBe(true);
+    expect(bodyB.equals(expected('b'))).toBe(true);
+    expect([wa!.whole?.toString(), wb!.whole?.toString()]).toEqual(['a'.repeat(100), 'b'.repeat(100)]);
+    expect([sa!.whole?.toString(), sb!.whole?.toString()]).toEqual(['aaaa', 'bbbb']);
   });
 });
