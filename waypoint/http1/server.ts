@@ -29,7 +29,7 @@ import {
   type Headers,
   type RequestHead,
 } from './parse';
-import { headerLines, httpDate, joined, statusLine, type OutgoingHeaders } from './serialize';
+import { headerLine, headerLines, httpDate, joined, statusLine, type OutgoingHeaders } from './serialize';
 
 export interface H1ServerOptions {
   readonly limits?: HeadLimits;
@@ -137,24 +137,17 @@ export class H1Response extends EventEmitter {
   /** The head, with the framing and connection headers this response needs. */
   private head(knownLength: number | undefined): string {
     const status = this.statusCode;
+    const given = this.given;
+    const extra = this.extra;
+    this.sawLength = false;
+    this.sawDate = false;
+    // One pass per header object (writeHead's win over setHeader's of the same name), hop-by-hop
+    // headers left out, each name and value checked as it is written.
     let h = statusLine(status);
-    let length: string | number | string[] | undefined;
-    let date = false;
-    for (const src of [this.extra, this.given]) {
-      if (!src) continue;
-      for (const k in src) {
-        const name = k.toLowerCase();
-        if (name === 'content-length') length = src[k];
-        else if (name === 'date') date = true;
-      }
-    }
-    const merged = this.extra && this.given ? { ...this.extra, ...this.given } : (this.given ?? this.extra);
-    if (merged) {
-      for (const k in merged) if (HOP_BY_HOP.has(k.toLowerCase())) merged[k] = undefined;
-      h += headerLines(merged);
-    }
+    if (extra) h = this.lines(h, extra, given);
+    if (given) h = this.lines(h, given, undefined);
     if (this.method === 'HEAD' || status < 200 || status === 204 || status === 304) this.body = Body.None;
-    else if (length !== undefined) this.body = Body.Length;
+    else if (this.sawLength) this.body = Body.Length;
     else if (knownLength !== undefined) {
       this.body = Body.Length;
       h += `content-length: ${knownLength}\r\n`;
@@ -167,9 +160,26 @@ export class H1Response extends EventEmitter {
     }
     if (!this.keepAlive) h += 'connection: close\r\n';
     else if (this.minor === 0) h += 'connection: keep-alive\r\n';
-    if (!date) h += `date: ${httpDate()}\r\n`;
+    if (!this.sawDate) h += `date: ${httpDate()}\r\n`;
     this.headersSent = true;
     return `${h}\r\n`;
+  }
+
+  private sawLength = false;
+  private sawDate = false;
+
+  /** `h` with the header lines of `src` (but those `over` has), noting content-length and date. */
+  private lines(h: string, src: OutgoingHeaders, over: OutgoingHeaders | undefined): string {
+    for (const k in src) {
+      const v = src[k];
+      if (v === undefined || (over !== undefined && over[k] !== undefined)) continue;
+      const name = k.toLowerCase();
+      if (HOP_BY_HOP.has(name)) continue;
+      if (name === 'content-length') this.sawLength = true;
+      else if (name === 'date') this.sawDate = true;
+      h += headerLine(k, v);
+    }
+    return h;
   }
 
   write(chunk: Buffer | string): boolean {

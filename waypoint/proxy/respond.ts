@@ -4,15 +4,24 @@
 // whole response as Envoy's does (after the headers went out it cuts the response: flag UT).
 import type { Http2ServerResponse } from 'node:http2';
 import { applyMutations, type HeaderMutation, type MutableHeaders } from '../config/headers';
+import { H1Response } from '../http1/server';
 import type { Exchange } from './exchange';
 import { isHopByHop, type UpstreamHead } from './upstream';
 
 export function respond(ex: Exchange, up: UpstreamHead, levels: readonly HeaderMutation[], deadline: number): void {
   const res = ex.res;
-  const headers: MutableHeaders = {};
-  for (const k in up.headers) {
-    const v = up.headers[k];
-    if (v !== undefined && !isHopByHop(k)) headers[k] = v;
+  let headers: MutableHeaders;
+  if (res instanceof H1Response) {
+    // The upstream head's own header object (made for this response alone), its hop-by-hop
+    // headers blanked rather than deleted so that the object keeps its shape: no copy.
+    headers = up.headers;
+    for (const k in headers) if (isHopByHop(k)) headers[k] = undefined;
+  } else {
+    headers = {};
+    for (const k in up.headers) {
+      const v = up.headers[k];
+      if (v !== undefined && !isHopByHop(k)) headers[k] = v;
+    }
   }
   applyMutations(headers, levels);
   ex.status = up.status;
