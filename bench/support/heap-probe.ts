@@ -14,6 +14,8 @@ export interface LiveMemory {
   readonly external: number;
   readonly arrayBuffers: number;
   readonly rss: number;
+  /** The part of heapUsed that is compiled code (V8's code space), when the process exposes it. */
+  readonly codeSpace?: number;
 }
 
 // Run inside the target's netns: argv[1] = the pid expected behind 127.0.0.1:9229.
@@ -37,6 +39,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   if (pid !== want) throw new Error('the inspector on 9229 is process ' + pid + ', not ' + want);
   await call('HeapProfiler.collectGarbage');
   const m = await evaluate('JSON.stringify(process.memoryUsage())');
+  // the JIT's code (tiered up, flushed when unused) apart from the objects: it moves by itself
+  const spaces = await evaluate("JSON.stringify(process.mainModule ? process.mainModule.require('node:v8').getHeapSpaceStatistics() : [])");
+  const code = spaces.find((s) => s.space_name === 'code_space');
+  m.codeSpace = code ? code.space_used_size : null;
   process.stdout.write(JSON.stringify(m) + '\\n');
   ws.close();
   process.exit(0);
@@ -55,8 +61,15 @@ export function liveMemoryAfterGc(pid: number, timeoutMs = 30_000): Promise<Live
       { timeout: timeoutMs },
       (err, stdout, stderr) => {
         if (err) return reject(new Error(`heap probe of ${pid}: ${stderr.trim() || err.message}`));
-        const m = JSON.parse(stdout) as Record<keyof LiveMemory, number>;
-        resolve({ heapUsed: m.heapUsed / MiB, heapTotal: m.heapTotal / MiB, external: m.external / MiB, arrayBuffers: m.arrayBuffers / MiB, rss: m.rss / MiB });
+        const m = JSON.parse(stdout) as Record<Exclude<keyof LiveMemory, 'codeSpace'>, number> & { codeSpace: number | null };
+        resolve({
+          heapUsed: m.heapUsed / MiB,
+          heapTotal: m.heapTotal / MiB,
+          external: m.external / MiB,
+          arrayBuffers: m.arrayBuffers / MiB,
+          rss: m.rss / MiB,
+          codeSpace: m.codeSpace === null ? undefined : m.codeSpace / MiB,
+        });
       },
     );
   });

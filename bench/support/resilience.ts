@@ -109,7 +109,9 @@ export interface TrafficSecond {
 // Inside the frontend's pod: HTTP GETs to the backend (through its waypoint) at RATE per second
 // over CONC connections kept alive (a failed connection is replaced), and one TCP stream to
 // tcp-echo that sends 1 KiB every 50 ms and checks every byte that comes back. Prints one JSON line
-// per failure and a totals line every second; stops after SECONDS.
+// per failure and a totals line every second; stops after SECONDS. A line "pause" on stdin stops
+// the HTTP requests: once none is in flight (or after 10 s) its keep-alive connections are closed
+// and it prints {"paused":…}; "resume" starts them again (the echo stream runs on).
 const TRAFFIC = `
 const http = require('node:http');
 const net = require('node:net');
@@ -118,8 +120,26 @@ const [bHost, bPort, eHost, ePort, rate, conc, seconds, marker, timeoutMs] = pro
 let end = Date.now() + Number(seconds) * 1000;
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 const totals = { http: { ok: 0, failed: 0, sent: 0, skipped: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
-const agent = new http.Agent({ keepAlive: true, maxSockets: Number(conc) });
+let agent = new http.Agent({ keepAlive: true, maxSockets: Number(conc) });
 let inflight = 0;
+let paused = false;
+process.stdin.setEncoding('utf8').on('data', (d) => {
+  for (const cmd of d.split('\\n')) {
+    if (cmd === 'pause' && !paused) {
+      paused = true;
+      const asked = Date.now();
+      (function idle() {
+        if (inflight > 0 && Date.now() - asked < 10000) return void setTimeout(idle, 10);
+        agent.destroy();
+        agent = new http.Agent({ keepAlive: true, maxSockets: Number(conc) });
+        out({ paused: { at: Date.now(), inflight } });
+      })();
+    } else if (cmd === 'resume' && paused) {
+      paused = false;
+      next = Date.now();
+    }
+  }
+});
 let lat = [];
 function get() {
   const t = Date.now();
@@ -139,6 +159,7 @@ const every = 1000 / Number(rate);
 let next = Date.now();
 (function pace() {
   if (Date.now() >= end) return;
+  if (paused) { next = Date.now(); return void setTimeout(pace, 20); }
   while (Date.now() >= next) { if (inflight < Number(conc) * 4) get(); else totals.http.skipped++; next += every; }
   setTimeout(pace, Math.max(1, next - Date.now()));
 })();
@@ -200,6 +221,14 @@ export interface Traffic {
   readonly done: Promise<void>;
   /** Ends it now: no new request, 5 s for those in flight, the final totals; resolves with `done`. */
   end(): Promise<void>;
+  /**
+   * Stops the HTTP requests: resolves once none is in flight (at most 10 s) and the generator's
+   * keep-alive connections are closed (the echo stream runs on), with the requests still in flight
+   * then (0 unless the 10 s ran out).
+   */
+  pause(): Promise<number>;
+  /** Starts the HTTP requests again at the rate asked. */
+  resume(): void;
   stop(): void;
 }
 
@@ -225,8 +254,11 @@ export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number;
       PLAINTEXT_MARKER,
       String(labTimeout(5000)),
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['pipe', 'pipe', 'inherit'] },
   );
+  // a generator that has ended makes a late pause/resume write fail (EPIPE): nothing to do then
+  child.stdin?.on('error', () => undefined);
+  let onPaused: ((inflight: number) => void) | undefined;
   const failures: TrafficFailure[] = [];
   const seconds: TrafficSecond[] = [];
   let totals: TrafficTotals = { http: { ok: 0, failed: 0 }, echo: { bytesVerified: 0, corrupted: 0, reconnects: 0 } };
@@ -237,8 +269,14 @@ export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number;
     rest = lines.pop() ?? '';
     for (const l of lines) {
       if (!l.trim()) continue;
-      const o = JSON.parse(l) as TrafficFailure | { totals: TrafficTotals; at: number; second?: Omit<TrafficSecond, 'at'> };
-      if ('totals' in o) {
+      const o = JSON.parse(l) as
+        | TrafficFailure
+        | { totals: TrafficTotals; at: number; second?: Omit<TrafficSecond, 'at'> }
+        | { paused: { at: number; inflight: number } };
+      if ('paused' in o) {
+        onPaused?.(o.paused.inflight);
+        onPaused = undefined;
+      } else if ('totals' in o) {
         totals = o.totals;
         if (o.second) seconds.push({ at: o.at, ...o.second });
       } else failures.push(o);
@@ -246,7 +284,17 @@ export function startTraffic(topo: LabTopology, fe: DemoRole, o: { rate: number;
   });
   const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const end = (): Promise<void> => (child.kill('SIGTERM'), done);
-  return { failures, seconds, pid: child.pid, totals: () => totals, done, end, stop: () => void child.kill('SIGKILL') };
+  const pause = (): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the traffic generator did not pause within 20 s')), 20_000);
+      onPaused = (n) => {
+        clearTimeout(timer);
+        resolve(n);
+      };
+      child.stdin?.write('pause\n');
+    });
+  const resume = (): void => void child.stdin?.write('resume\n');
+  return { failures, seconds, pid: child.pid, totals: () => totals, done, end, pause, resume, stop: () => void child.kill('SIGKILL') };
 }
 
 /** A mesh process of the lab: the control plane, a node proxy, a waypoint. */

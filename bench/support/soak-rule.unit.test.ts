@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultWarmupSeconds, drift, floorDrift, judge, minuteSeries, peakDrift } from '../soak';
-
-const repeat = (xs: number[], n: number): number[] => Array.from({ length: n }, () => xs).flat();
+import { checkpointTimes, defaultCheckpointMinutes, defaultWarmupSeconds, drift, floorDrift, minuteSeries, peakDrift } from '../soak';
 
 describe("bench/soak's rule", () => {
   it('judges means of the first and last third; the floor shows a sawtooth apart from a leak', () => {
@@ -17,21 +15,13 @@ describe("bench/soak's rule", () => {
     expect(defaultWarmupSeconds(2)).toBe(30);
   });
 
-  it('passes a process only when mean and floor of RSS and mean of fds hold, and it never restarted', () => {
-    const fds = repeat([40, 41], 30);
-    // the same sawtooth all along: flat
-    expect(judge({ rss: repeat([120, 150, 180], 20), fds }, false)).toMatchObject({ flat: true, why: [] });
-    // the sawtooth's peaks grow (GC behaviour, floor flat): the mean fails, the floor does not excuse it
-    const growing = [...repeat([120, 150, 180], 10), ...repeat([120, 170, 220], 10)];
-    expect(judge({ rss: growing, fds: repeat([40], growing.length) }, false)).toMatchObject({ flat: false, why: ['mean RSS'] });
-    // a leak under a sawtooth whose peaks shrink: the mean barely moves, the floor catches it
-    const hidden = [...repeat([120, 180], 15), ...repeat([130, 165], 15)];
-    expect(Math.abs(drift(hidden).changePct)).toBeLessThanOrEqual(5);
-    expect(judge({ rss: hidden, fds: repeat([40], hidden.length) }, false)).toMatchObject({ flat: false, why: ['RSS floor'] });
-    // fds that grow, a restart, too few samples
-    expect(judge({ rss: repeat([100], 30), fds: [...repeat([40], 15), ...repeat([50], 15)] }, false).why).toEqual(['fds']);
-    expect(judge({ rss: repeat([100], 30), fds: repeat([40], 30) }, true).why).toEqual(['restarted']);
-    expect(judge({ rss: [100, 100], fds: [40, 40] }, false).why).toEqual(['too few samples']);
+  it('places checkpoints at the end of the warm-up, every interval and at the end', () => {
+    expect(checkpointTimes(1800, 300, 300)).toEqual([300, 600, 900, 1200, 1500, 1800]);
+    // a last interval under half of one is left to the end's
+    expect(checkpointTimes(660, 30, 120)).toEqual([30, 150, 270, 390, 510, 660]);
+    expect(checkpointTimes(600, 30, 120)).toEqual([30, 150, 270, 390, 510, 600]);
+    expect(defaultCheckpointMinutes(30)).toBe(5);
+    expect(defaultCheckpointMinutes(10)).toBe(2);
   });
 
   it('summarises the traffic per minute: answered requests per second and the worst p99', () => {
