@@ -39,7 +39,17 @@ import { labNodeAdmins } from '../lab/admin';
 import { sleep } from '../lab/sys';
 import { liveMemoryAfterGc, type LiveMemory } from './support/heap-probe';
 import { liveProcess, loadText, runBenchmark, startTraffic, usage, withDemoLab, type TrafficSecond } from './support/resilience';
-import { establishedSockets, judgeRest, parseProcNetTcp, settle, staleConnections, type ConnectionRecord, type RestPoint } from './support/soak-rest';
+import {
+  establishedSockets,
+  judgeRest,
+  parseProcNetTcp,
+  settle,
+  staleConnections,
+  strayFds,
+  strayKinds,
+  type ConnectionRecord,
+  type RestPoint,
+} from './support/soak-rest';
 
 const say = (m: string): void => void process.stdout.write(`soak: ${m}\n`);
 
@@ -264,6 +274,7 @@ async function main(): Promise<number> {
             heapUsedMiB: mem?.heapUsed,
             codeSpaceMiB: mem?.codeSpace,
             rssAfterGcMiB: mem?.rss,
+            strayKinds: strayKinds(targets.get(t.id)!, tcp),
           });
         }
         say(
@@ -351,6 +362,14 @@ async function main(): Promise<number> {
         restRows.push(
           `${t.id.padEnd(26)} ${String(v.n).padStart(2)} ${fdsText.padStart(19)} ${range(v.strayFds, 0).padStart(9)} ${pct(v.strayFds.changePct).padStart(7)} ${opt(v.heapUsed)} ${opt(v.rssAfterGc)} ${String(v.stale).padStart(5)}  ${v.flat ? 'yes' : `NO (${v.why.join(', ')})`}${v.unsettled ? ` [${v.unsettled} unsettled]` : ''}`,
         );
+        // what the stray fds were at the first checkpoint, and at any other where their number differs
+        const kinds = (p: RestPoint): string =>
+          Object.entries(p.strayKinds ?? {})
+            .sort((a, b) => b[1] - a[1])
+            .map(([k, n]) => `${n} ${k}`)
+            .join(', ');
+        if (first) restSeries.push(`  ${t.id}: stray at ${first.at.toFixed(0)} s: ${kinds(first)}`);
+        for (const p of points.slice(1)) if (first && strayFds(p) !== strayFds(first)) restSeries.push(`  ${t.id}: stray at ${p.at.toFixed(0)} s: ${kinds(p)}`);
         restSeries.push(
           `  ${t.id}: ${points.map((p) => `${p.fds}/${p.connections}${recs(p)}${p.heapUsedMiB === undefined ? '' : `/${p.heapUsedMiB.toFixed(1)}(${(p.codeSpaceMiB ?? Number.NaN).toFixed(1)})/${(p.rssAfterGcMiB ?? Number.NaN).toFixed(0)}`}`).join(' ')}`,
         );
@@ -359,7 +378,7 @@ async function main(): Promise<number> {
         `\nunder load (shown, not judged: fds follow the connections open, RSS the garbage not yet collected), first -> last third after the warm-up:\n${loadRows.join('\n')}\n` +
           `\nRSS MiB/fds about every minute from the start of traffic (warm-up until the mark |):\n${series.join('\n')}\n` +
           `  traffic (answered req/s, p99 ms): ${minuteSeries(traffic.seconds, started)}\n` +
-          `\nat rest (judged: first -> last checkpoint, ±5 %; stray fds = fds - established TCP connections (conns); heap and RSS right after a full GC):\n${restRows.join('\n')}\n` +
+          `\nat rest (judged: the lower of the first two checkpoints -> the lower of the last two, ±5 %; stray fds = fds - established TCP connections (conns); heap and RSS right after a full GC):\n${restRows.join('\n')}\n` +
           `\ncheckpoints (fds/established TCP[/records]${probe ? '/heap MiB (of it code)/RSS MiB after GC' : ''}):\n${restSeries.join('\n')}\n` +
           (probeErrors.length ? `\nheap probe errors:\n  ${probeErrors.join('\n  ')}\n` : '') +
           '\n',

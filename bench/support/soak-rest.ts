@@ -70,6 +70,8 @@ export interface RestPoint {
   /** The compiled code in heapUsedMiB (shown: the JIT tiers up and flushes on its own). */
   readonly codeSpaceMiB?: number;
   readonly rssAfterGcMiB?: number;
+  /** What the stray fds are (strayKinds), shown. */
+  readonly strayKinds?: Record<string, number>;
 }
 
 /** The fds a process holds beyond its established TCP connections: listeners, files, pipes, sockets closing or leaked. */
@@ -104,38 +106,63 @@ export interface RestVerdict {
 }
 
 /**
- * The verdict on one process's checkpoints, first against last: fds not held by a connection,
- * the live heap and the RSS after a full collection each within ±`tolerancePct` %, no stale
- * connection at any checkpoint, at least two checkpoints, no restart. A point taken before the
- * process settled counts as it is (its fds include connections still closing: a rise fails, it
- * does not pass).
+ * The verdict on one process's checkpoints: fds not held by a connection, the live heap and the
+ * RSS after a full collection each within ±`tolerancePct` % — the lower of the first two
+ * checkpoints against the lower of the last two (first against last with fewer than four: a
+ * reading caught while connections were still closing raises one checkpoint, a leak raises every
+ * later one) — no stale connection at any checkpoint, at least two checkpoints, no restart.
  */
 export function judgeRest(points: readonly RestPoint[], o: { restarted?: boolean; tolerancePct?: number } = {}): RestVerdict {
   const tol = o.tolerancePct ?? 5;
-  const first = points[0];
-  const last = points[points.length - 1];
   const why: string[] = [];
   if (o.restarted || new Set(points.map((p) => p.pid)).size > 1) why.push('restarted');
-  if (!first || !last || points.length < 2) {
+  if (points.length < 2) {
     why.push('fewer than two checkpoints');
     return { n: points.length, strayFds: change(0, 0), stale: 0, unsettled: 0, flat: false, why };
   }
-  const fds = change(strayFds(first), strayFds(last));
+  const k = points.length >= 4 ? 2 : 1;
+  const ends = (value: (p: RestPoint) => number | undefined): Change | undefined => {
+    const head = points.slice(0, k).map(value);
+    const tail = points.slice(-k).map(value);
+    if ([...head, ...tail].some((v) => v === undefined)) return undefined;
+    return change(Math.min(...(head as number[])), Math.min(...(tail as number[])));
+  };
+  const fds = ends(strayFds)!;
   if (Math.abs(fds.changePct) > tol) why.push('fds at rest');
-  let heapUsed: Change | undefined;
-  let rssAfterGc: Change | undefined;
-  if (first.heapUsedMiB !== undefined && last.heapUsedMiB !== undefined) {
-    heapUsed = change(first.heapUsedMiB, last.heapUsedMiB);
-    if (Math.abs(heapUsed.changePct) > tol) why.push('live heap');
-  }
-  if (first.rssAfterGcMiB !== undefined && last.rssAfterGcMiB !== undefined) {
-    rssAfterGc = change(first.rssAfterGcMiB, last.rssAfterGcMiB);
-    if (Math.abs(rssAfterGc.changePct) > tol) why.push('RSS after GC');
-  }
+  const heapUsed = ends((p) => p.heapUsedMiB);
+  if (heapUsed && Math.abs(heapUsed.changePct) > tol) why.push('live heap');
+  const rssAfterGc = ends((p) => p.rssAfterGcMiB);
+  if (rssAfterGc && Math.abs(rssAfterGc.changePct) > tol) why.push('RSS after GC');
   const stale = points.reduce((a, p) => a + p.stale, 0);
   if (stale > 0) why.push('stale connections');
   return { n: points.length, strayFds: fds, heapUsed, rssAfterGc, stale, unsettled: points.filter((p) => !p.settled).length, flat: why.length === 0, why };
 }
+
+/** What a process's stray fds are: `tcp CLOSE_WAIT`, `socket` (not TCP), `pipe:`, `anon_inode:bpf-map`, a path — with counts. */
+export function strayKinds(fdTargets: readonly string[], tcp: ReadonlyMap<string, string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of fdTargets) {
+    const inode = /^socket:\[(\d+)\]$/.exec(t)?.[1];
+    const state = inode === undefined ? undefined : tcp.get(inode);
+    if (state === '01') continue;
+    const kind = inode === undefined ? t.replace(/\[\d+\]$/, '') : state === undefined ? 'socket (not TCP)' : `tcp ${TCP_STATES[state] ?? state}`;
+    out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
+}
+
+const TCP_STATES: Record<string, string> = {
+  '02': 'SYN_SENT',
+  '03': 'SYN_RECV',
+  '04': 'FIN_WAIT1',
+  '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT',
+  '07': 'CLOSE',
+  '08': 'CLOSE_WAIT',
+  '09': 'LAST_ACK',
+  '0A': 'LISTEN',
+  '0B': 'CLOSING',
+};
 
 /**
  * Reads `read()` every `intervalMs` until `stableReads` readings in a row are the same (by
