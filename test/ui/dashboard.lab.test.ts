@@ -84,7 +84,7 @@ privilegedDescribe('lab', 'the /ui page in Chromium against the lab (lab nmui)',
     b = await launchBrowser();
     page = await b.browser.newPage();
     await page.goto(url);
-    await page.waitForFunction(() => (globalThis as unknown as { nodemesh: { rendered: number } }).nodemesh.rendered > 0, { timeout: 20_000 });
+    await page.waitForFunction(() => (globalThis as unknown as { nodemesh: { rendered: number } }).nodemesh.rendered > 0, { timeout: scaled(20_000) });
   }, scaled(240_000));
 
   afterAll(async () => {
@@ -129,7 +129,7 @@ privilegedDescribe('lab', 'the /ui page in Chromium against the lab (lab nmui)',
     expect(denied, JSON.stringify(edges.map((x) => x.id))).toMatchObject({ deniedState: 'all' });
     expect(await page.$eval(`[data-edge="${denied!.id}"]`, (g) => g.getAttribute('data-denied'))).toBe('all');
     await page.$eval(`[data-edge="${denied!.id}"] .edge-hit`, (el) => el.dispatchEvent(new Event('click', { bubbles: true })));
-    await page.waitForSelector('#denied-by', { timeout: 10_000 });
+    await page.waitForSelector('#denied-by', { timeout: scaled(10_000) });
     expect(await page.$eval('#denied-by', (e) => e.textContent)).toContain('demo/default');
     const panel = await page.$eval('#panel-body', (e) => e.textContent ?? '');
     expect(panel).toContain('PeerAuthentication demo/default');
