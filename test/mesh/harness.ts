@@ -257,12 +257,14 @@ export function labPerFile(lab: string, opts: { upArgs?: string[]; keepLogsAs: s
 }
 
 // Inside a pod: COUNT requests METHOD PATH to HOST:PORT, each on a new connection; prints {codes}
-// (HTTP status, or the error code when there was no answer). argv: host port method path count
+// (HTTP status, or the error code when there was no answer). argv: host port method path count.
+// A request silent for 5 s (× the speed factor nodeIn's scaled() put in the environment) is TIMEOUT.
 export const HTTP_SCRIPT = `
 const http = require('node:http');
 const [host, port, method, path, count] = process.argv.slice(1).filter((a) => a !== '--');
+const timeout = 5000 * Math.min(20, Math.max(1, Number(process.env.NODEMESH_SPEED_FACTOR) || 1));
 const one = () => new Promise((resolve) => {
-  const req = http.request({ host, port: Number(port), method, path, agent: false, timeout: 5000 }, (res) => {
+  const req = http.request({ host, port: Number(port), method, path, agent: false, timeout }, (res) => {
     res.resume();
     res.on('end', () => resolve(String(res.statusCode)));
     res.on('error', (e) => resolve(e.code || e.message));
