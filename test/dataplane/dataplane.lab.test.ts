@@ -35,8 +35,9 @@ const TD = 'cluster.local';
 const CLIENT_ID = `spiffe://${TD}/ns/${NS}/sa/client`;
 const OTHER_ID = `spiffe://${TD}/ns/${NS}/sa/other`;
 // Certificates live 70 s: notBefore is back-dated 60 s, so half-life renewal comes every ~5 s and
-// every test below runs across rotations.
-const CERT_TTL = '70';
+// every test below runs across rotations. The 10 s left scale with the machine's speed: in a TCG VM
+// a renewal (the CA's signature) took over 10 s, the certificates expired and tunnels were refused.
+const CERT_TTL = String(60 + Math.round(scaled(10_000) / 1000));
 
 /** One access-log line of a node proxy (component "access"), as an operator reads it. */
 interface AccessLine {
@@ -482,7 +483,7 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       const first = new Date(before.find((c) => c.spiffeId === CLIENT_ID)!.notAfter).getTime();
       const held = holdConnection(topo, 'pod1-1', VIP, 80, 12_000);
       const rounds: Array<Awaited<ReturnType<typeof runClient>>> = [];
-      const until = Date.now() + 11_000;
+      const until = Date.now() + scaled(11_000); // past a renewal (half of the scaled 10 s)
       while (Date.now() < until) rounds.push(await runClient(topo, 'pod1-1', VIP, 80, 50_000, 20));
       const after = await adminJson<Array<{ spiffeId: string; notAfter: string }>>(topo, 'node1', '/certificates');
       expect(new Date(after.find((c) => c.spiffeId === CLIENT_ID)!.notAfter).getTime()).toBeGreaterThan(first);
