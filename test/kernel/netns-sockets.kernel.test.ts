@@ -18,6 +18,7 @@ import {
   socketNetnsCookie,
 } from '../../native';
 import { privilegedDescribe } from '../support/privileged';
+import { scaled } from '../support/speed';
 import { Scratch, sh } from './support';
 
 privilegedDescribe('kernel', 'sockets in another netns', () => {
@@ -128,7 +129,7 @@ privilegedDescribe('kernel', 'sockets in another netns', () => {
     expect(silent).toBeInstanceOf(NativeError);
     expect((silent as NativeError).code).toBe('ETIMEDOUT');
     expect(elapsed).toBeGreaterThanOrEqual(250);
-    expect(elapsed).toBeLessThan(2000);
+    expect(elapsed).toBeLessThan(scaled(2000)); // a starved machine delivers the timeout late, never early
   });
 
   it('a connect timeout counts from the call, also right after the event loop was busy', async () => {
@@ -152,7 +153,7 @@ privilegedDescribe('kernel', 'sockets in another netns', () => {
     const elapsed = Date.now() - t0;
     expect((silent as NativeError).code).toBe('ETIMEDOUT');
     expect(elapsed).toBeGreaterThanOrEqual(280);
-    expect(elapsed).toBeLessThan(2000);
+    expect(elapsed).toBeLessThan(scaled(2000)); // a starved machine delivers the timeout late, never early
   });
 
   it('netns cookies differ between namespaces and stay the same for one', () => {
