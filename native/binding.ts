@@ -124,6 +124,31 @@ export interface RawBinding {
   spliceBytes(id: number): [number, number] | undefined;
   spliceActive(): number;
   splicePooledPipes(): number;
+  hboneInit(
+    dispatch: (
+      kind: number,
+      id: number,
+      token: number,
+      status: number,
+      a: number,
+      b: number,
+      clean: boolean,
+      s1: string,
+      s2: string,
+      list: (Buffer | string)[],
+    ) => void,
+    threads: number,
+  ): void;
+  hboneContext(certChain: string, key: string, roots: string, server: boolean): number;
+  hboneContextFree(id: number): void;
+  hboneConnection(fd: number, context: number, server: boolean, options: object): number;
+  hboneOpen(conn: number, fd: number, authority: string, headers: string[], prefix?: Buffer): number;
+  hboneAnswer(token: number, status: number, fd?: number, prefix?: Buffer): boolean;
+  hboneReset(token: number): boolean;
+  hboneClose(conn: number, graceMs: number): boolean;
+  hboneDestroy(conn: number, reason: string): boolean;
+  hboneBytes(token: number): [number, number] | undefined;
+  hboneActive(): [number, number];
 }
 
 export const addonPath: string = join(projectRoot, 'native', 'build', 'Release', 'nodemesh_native.node');

@@ -54,7 +54,7 @@ export function kernelSpliceAvailable(): boolean {
  * Stops Node reading `s`, takes what it had already read, and returns a duplicate of its fd; the
  * socket itself is destroyed (its fd closed, the connection kept open by the duplicate).
  */
-function takeOver(s: Socket): { fd: number; prefix: Buffer | undefined } {
+export function takeOver(s: Socket): { fd: number; prefix: Buffer | undefined } {
   const handle = (s as unknown as { _handle?: { fd?: number; readStop?: () => number } })._handle;
   if (!handle || typeof handle.fd !== 'number' || handle.fd < 0) throw new Error('the socket has no fd (not open, or not a TCP socket)');
   handle.readStop?.();

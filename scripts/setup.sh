@@ -78,6 +78,9 @@ missing_system() {
   pkg-config --exists libbpf 2>/dev/null || pkgs+=(libbpf-dev)
   pkg-config --exists libelf 2>/dev/null || pkgs+=(libelf-dev)
   pkg-config --exists zlib 2>/dev/null || pkgs+=(zlib1g-dev)
+  # nghttp2's header for the native HBONE engine (native/src/hbone_engine.cc); the library itself is
+  # node's own copy, resolved at load time
+  [ -e /usr/include/nghttp2/nghttp2.h ] || pkgs+=(libnghttp2-dev)
   # gRPC C-core (Debian's python3-grpcio) is a second, older proxyless xDS client in the tests.
   /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || pkgs+=(python3-grpcio)
   [ -e /usr/include/asm/types.h ] || [ -e "/usr/include/$(uname -m)-linux-gnu/asm/types.h" ] || pkgs+=(linux-libc-dev)
@@ -95,8 +98,8 @@ if [ "$with_system" = 1 ]; then
     else
       die "missing system packages (Debian names): ${pkgs[*]}.
   This machine has no apt-get. Install the equivalents and run again, for example:
-    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3 unzip containernetworking-plugins chromium
-    Arch:        pacman -S clang llvm bpf libbpf libelf zlib iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3 unzip cni-plugins chromium"
+    Fedora/RHEL: dnf install clang llvm bpftool libbpf-devel elfutils-libelf-devel zlib-devel libnghttp2-devel iproute cmake gcc-c++ make pkgconf-pkg-config util-linux tcpdump iperf3 unzip containernetworking-plugins chromium
+    Arch:        pacman -S clang llvm bpf libbpf libelf zlib libnghttp2 iproute2 cmake gcc make pkgconf util-linux tcpdump iperf3 unzip cni-plugins chromium"
     fi
   fi
 fi

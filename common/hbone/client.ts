@@ -331,12 +331,12 @@ export class HboneClient {
   }
 }
 
-function sameKey(a: string | Buffer, b: string | Buffer): boolean {
+export function sameKey(a: string | Buffer, b: string | Buffer): boolean {
   if (typeof a === 'string' || typeof b === 'string') return a === b;
   return a.equals(b);
 }
 
-function normalizeExpected(e: ExpectedIdentity): { ids: Identity[]; key: string } {
+export function normalizeExpected(e: ExpectedIdentity): { ids: Identity[]; key: string } {
   if (typeof e === 'string') return { ids: [toIdentity(e)], key: e };
   const list = Array.isArray(e) ? (e as readonly (Identity | string)[]) : [e as Identity];
   if (list.length === 0) throw new Error('expectedIdentity is empty: name the SPIFFE identity the destination must present');

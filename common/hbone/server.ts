@@ -466,13 +466,13 @@ function arrivedOn(map: WeakMap<Socket, string>, tcp: Socket | undefined): strin
 }
 
 /** Errors from the network stack (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT, …) mean the upstream is unavailable. */
-function isNetworkError(err: unknown): boolean {
+export function isNetworkError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   // errno names (ECONNREFUSED, EAI_AGAIN, …); node's own ERR_* codes are programming errors.
   return typeof code === 'string' && /^E[A-Z0-9_]+$/.test(code) && !code.startsWith('ERR_');
 }
 
-function connected(socket: Socket): Promise<Error | undefined> {
+export function connected(socket: Socket): Promise<Error | undefined> {
   return new Promise((resolve) => {
     const onConnect = (): void => {
       socket.off('error', onError);

@@ -52,6 +52,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nm::InitNetns(env, exports);
   nm::InitProbe(env, exports);
   nm::InitSplice(env, exports);
+  nm::InitHbone(env, exports);
   return exports;
 }
 

@@ -9,6 +9,7 @@ void InitFd(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitSplice(Napi::Env env, Napi::Object exports);
+void InitHbone(Napi::Env env, Napi::Object exports);
 
 // Enum lookups by libbpf's names ("cgroup_sock_addr", "cgroup_inet4_connect", "sockhash").
 int ProgTypeByName(const std::string& name);    // -1 when unknown
