@@ -6,7 +6,11 @@
 import { TunnelProtocol, type GatewayAddress, type Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 import { HboneClient } from '../../common/hbone/client';
 import { createServer, type Server } from 'node:net';
-import { deny, HboneServer } from '../../common/hbone/server';
+import { deny, HboneServer, type HboneServerOptions } from '../../common/hbone/server';
+import { nativeHboneActive } from '../../native/hbone';
+import { NativeHboneClient } from '../../native/hbone-client';
+import { NativeHboneServer } from '../../native/hbone-server';
+import { hboneEngine, type HboneEngine } from '../proxy/hbone-engine';
 import type { CertificateManager, WorkloadCertificate } from '../../common/identity/manager';
 import { formatSpiffeId, type Identity } from '../../common/identity/spiffe';
 import type { Logger } from '../../common/log';
@@ -80,7 +84,7 @@ interface Served {
  * hands its connections over, named by the workload's key.
  */
 interface IdentityServer {
-  readonly server: HboneServer;
+  readonly server: HboneServer | NativeHboneServer;
   /** The certificate it presents now. */
   cert: WorkloadCertificate;
 }
@@ -97,6 +101,9 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private readonly ctx: ProxyContext;
   readonly handlers: CaptureHandlers;
   private readonly hbone: HboneClient;
+  /** NODEMESH_HBONE_ENGINE (proxy/hbone-engine.ts): which engine carries tunnels, both ways. */
+  private readonly engine: HboneEngine;
+  private readonly nativeHbone?: NativeHboneClient;
   private readonly guard: PolicyGuard;
   private readonly offs: Array<() => void> = [];
   private readonly warnTunnel = (msg: string, fields: Record<string, unknown>): void => this.o.log.warn(fields, msg);
@@ -105,6 +112,11 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
 
   constructor(private readonly o: MeshOptions) {
     this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }), pingTimeoutMs: o.hbonePingTimeoutMs });
+    this.engine = hboneEngine();
+    if (this.engine === 'native') {
+      this.nativeHbone = new NativeHboneClient({ logger: o.log.child({ component: 'hbone-client', engine: 'native' }), pingTimeoutMs: o.hbonePingTimeoutMs });
+      o.log.info({ hboneEngine: this.engine }, 'HBONE tunnels run on the native engine (NODEMESH_HBONE_ENGINE=native), both ways');
+    }
     this.guard = new PolicyGuard(o.telemetry.registry, o.log);
     this.timeouts = listenerTimeouts(o.telemetry.registry);
     const peerAuthentications = o.peerAuthentications ?? (() => []);
@@ -123,6 +135,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
         source: o.source,
         certs: o.certs,
         hbone: this.hbone,
+        nativeHbone: this.nativeHbone,
         peerAuthentications,
         servesLocally: (w: Workload) => this.served.get(keyOf(w))?.listener !== undefined,
       },
@@ -175,6 +188,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     for (const off of this.offs.splice(0)) off();
     this.o.xds.stop();
     await Promise.all([...this.served.keys()].map((k) => this.closing(k)));
+    this.nativeHbone?.close(0);
     this.o.certs.close();
   }
 
@@ -230,13 +244,14 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private identityServer(cert: WorkloadCertificate): IdentityServer {
     const have = this.identities.get(cert.spiffeId);
     if (have) return have;
-    const server = new HboneServer({
+    const options: HboneServerOptions = {
       credentials: credentialsOf(cert),
       // the listener is the workload's key (serveConnection below); a connection from nowhere else can reach it
       handler: async (req) => (req.listener ? handleTunnel(this.ctx, req.listener, req) : deny(503, 'the HBONE connection came through no workload listener')),
       onTimeout: (kind) => this.timeouts.inc({ listener: 'hbone', kind }),
       logger: this.o.log.child({ component: 'hbone-server', spiffeId: cert.spiffeId }),
-    });
+    };
+    const server = this.engine === 'native' ? new NativeHboneServer({ ...options, pingTimeoutMs: this.o.hbonePingTimeoutMs }) : new HboneServer(options);
     const made = { server, cert };
     this.identities.set(cert.spiffeId, made);
     return made;
@@ -337,6 +352,9 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       uncapturable: this.o.source.uncapturable(),
       // one per identity served here, however many of its workloads are enrolled
       hboneServers: this.identities.size,
+      // NODEMESH_HBONE_ENGINE (proxy/hbone-engine.ts); with native, what its engine holds now
+      hboneEngine: this.engine,
+      ...(this.engine === 'native' ? { nativeHbone: nativeHboneActive() } : {}),
     };
   }
 

@@ -2,6 +2,7 @@
 // the original destinations capture recorded, the one tracker (table, telemetry, policy guard),
 // and in control-plane mode the mesh services (state, identities, certificates, HBONE client).
 import type { HboneClient } from '../../common/hbone/client';
+import type { NativeHboneClient } from '../../native/hbone-client';
 import type { CertificateManager } from '../../common/identity/manager';
 import type { ListenerTimeouts } from '../../common/listener-timeouts';
 import type { Logger } from '../../common/log';
@@ -17,6 +18,8 @@ export interface MeshServices extends PlanView {
   readonly source: ControlWorkloadSource;
   readonly certs: CertificateManager;
   readonly hbone: HboneClient;
+  /** Set when NODEMESH_HBONE_ENGINE=native (hbone-engine.ts): outbound tunnels go through the addon's engine. */
+  readonly nativeHbone?: NativeHboneClient;
 }
 
 export interface ProxyContext {

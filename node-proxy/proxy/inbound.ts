@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { formatAuthority } from '../../common/hbone/authority';
 import { allow, deny, type Decision, type TunnelRequest } from '../../common/hbone/server';
-import { abortSide } from '../../common/hbone/splice';
+import { cutUpstream, upstreamBytes } from '../../native/hbone-server';
 import type { Endpoint } from '../connections/table';
 import { streamSource } from '../mesh/forwarded';
 import { ownsAddress } from '../mesh/runtime';
@@ -50,13 +50,14 @@ export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRe
     return deny(403, a.verdict.reason);
   }
   const up = await ctx.sockets.connect(w.runtime?.netns ?? '', ip, target.port); // errno errors -> 503
-  // bytes "sent" by the client are those written to the app, and the reverse.
+  // bytes "sent" by the client are those written to the app, and the reverse (counted by the
+  // native engine once the upstream moved there: NODEMESH_HBONE_ENGINE=native)
   const counter = {
     get bytesRead() {
-      return up.bytesWritten;
+      return upstreamBytes(up)?.toUpstream ?? up.bytesWritten;
     },
     get bytesWritten() {
-      return up.bytesRead;
+      return upstreamBytes(up)?.toDownstream ?? up.bytesRead;
     },
   };
   const done = ctx.tracker.open(
@@ -77,7 +78,7 @@ export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRe
         destinationUid: w.uid,
         connection: a.connection,
         describe: { workload: key, peer: req.peerSpiffeId, dst: formatAuthority(ip, target.port) },
-        cut: () => abortSide(up),
+        cut: () => cutUpstream(up),
       },
     },
     counter,

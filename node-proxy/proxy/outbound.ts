@@ -8,8 +8,11 @@
 import { constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import { formatAuthority } from '../../common/hbone/authority';
+import type { OpenOptions } from '../../common/hbone/client';
 import { TunnelRefusedError } from '../../common/hbone/errors';
-import { abortSide } from '../../common/hbone/splice';
+import { abortSide, type SpliceResult } from '../../common/hbone/splice';
+import type { NativeStream, NativeStreamResult } from '../../native/hbone';
+import type { NativeHboneClient } from '../../native/hbone-client';
 import { forwardedFor } from '../../common/hbone/headers';
 import { identityOf } from '../mesh/runtime';
 import { cachedSourceBaggage, newTraceparent } from '../mesh/trace';
@@ -59,7 +62,7 @@ function execute(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, client: 
       void direct(ctx, wl, 'outbound', down, client, plan.target);
       return;
     case 'tunnel':
-      void tunnel(ctx, wl, down, dst, plan);
+      void (ctx.mesh?.nativeHbone ? nativeTunnel(ctx, ctx.mesh.nativeHbone, wl, down, dst, plan) : tunnel(ctx, wl, down, dst, plan));
       return;
     case 'local':
       void serveLocal(ctx, wl, down, dst, plan);
@@ -74,18 +77,7 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
   down.pause();
   let t;
   try {
-    const cert = await mesh.certs.get(identityOf(plan.source, mesh.trustDomain));
-    t = await mesh.hbone.start({
-      source: { certChain: cert.certChainPem, key: cert.privateKeyPem },
-      trustBundle: cert.trustBundle,
-      destination: formatAuthority(plan.hbone.address, plan.hbone.port),
-      expectedIdentity: plan.expected,
-      authority,
-      // the app's own address:port: the destination logs it (the tunnel's port is shared)
-      headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: cachedSourceBaggage(plan.source) },
-      dial: async (host, port) => reserveTunnelSendBuffer(await ctx.sockets.connect(wl.netnsPath, host, port), (msg, fields) => ctx.log.warn(fields, msg)),
-      sourceAddress: srcIp,
-    });
+    t = await mesh.hbone.start(await openOptions(ctx, wl, plan));
   } catch (err) {
     notOpened(ctx, wl, dst, plan, err);
     down.resetAndDestroy();
@@ -131,6 +123,100 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
     // a tunnel that was never opened is counted as before (not as an opened connection reset)
     outcome: () => refusal,
   });
+}
+
+/**
+ * The same tunnel on the native engine (NODEMESH_HBONE_ENGINE=native): the captured socket is handed
+ * to the addon with its CONNECT; the books (table, telemetry) are kept here from its counts and its
+ * end. A refusal resets the client in the engine; it is counted as a tunnel never opened.
+ */
+async function nativeTunnel(
+  ctx: ProxyContext,
+  native: NativeHboneClient,
+  wl: CapturedWorkload,
+  down: Socket,
+  dst: Endpoint,
+  plan: Extract<OutboundPlan, { kind: 'tunnel' }>,
+): Promise<void> {
+  const srcIp = plan.record.source.address;
+  const authority = formatAuthority(plan.authority.address, plan.authority.port);
+  down.pause();
+  let refusal: { error: string; responseFlags: ResponseFlag } | undefined;
+  let last: NativeStreamResult | undefined;
+  let stream: NativeStream | undefined;
+  let done: ((r: SpliceResult) => void) | undefined;
+  const finish = (r: NativeStreamResult): void => {
+    const error = r.clean
+      ? undefined
+      : Object.assign(new Error(`the tunnel ended: ${r.reason || 'reset'}`), { code: /^E[A-Z]+$/.test(r.reason) ? r.reason : undefined });
+    done?.({ bytesToUpstream: r.bytesOut, bytesToDownstream: r.bytesIn, clean: r.clean, error, durationMs: r.durationMs });
+  };
+  try {
+    const o = await openOptions(ctx, wl, plan);
+    if (down.destroyed) return;
+    stream = await native.tunnel(o, down, {
+      response: (status) => {
+        if (status === 200) return;
+        refusal = { error: `tunnel refused with ${status}`, responseFlags: status === 403 ? 'DENY' : 'CONNECT' };
+        ctx.log.info({ workload: wl.key, dst, authority: plan.authority, status }, 'HBONE tunnel not opened; resetting the client');
+      },
+      end: (r) => {
+        last = r;
+        if (done) finish(r);
+      },
+    });
+  } catch (err) {
+    notOpened(ctx, wl, dst, plan, err);
+    if (!down.destroyed) down.resetAndDestroy();
+    return;
+  }
+  const live = stream;
+  done = ctx.tracker.open(
+    {
+      direction: 'outbound',
+      workload: wl.key,
+      source: { address: srcIp, port: plan.record.source.port },
+      originalDestination: dst,
+      counter: {
+        get bytesRead() {
+          return last?.bytesOut ?? live.bytes()?.out ?? 0;
+        },
+        get bytesWritten() {
+          return last?.bytesIn ?? live.bytes()?.in ?? 0;
+        },
+      },
+      details: {
+        protocol: 'HBONE',
+        engine: 'native',
+        sourceIdentity: plan.record.source.identity,
+        destinationIdentity: plan.expected,
+        authority,
+        service: plan.record.service?.hostname,
+      },
+      records: [plan.record],
+      outcome: () => refusal,
+    },
+    down,
+  );
+  if (last) finish(last);
+}
+
+/** The tunnel as both engines open it: the source's certificate, the destination's identity, the headers, the in-netns dialer. */
+async function openOptions(ctx: ProxyContext, wl: CapturedWorkload, plan: Extract<OutboundPlan, { kind: 'tunnel' }>): Promise<OpenOptions> {
+  const mesh = ctx.mesh!;
+  const srcIp = plan.record.source.address;
+  const cert = await mesh.certs.get(identityOf(plan.source, mesh.trustDomain));
+  return {
+    source: { certChain: cert.certChainPem, key: cert.privateKeyPem },
+    trustBundle: cert.trustBundle,
+    destination: formatAuthority(plan.hbone.address, plan.hbone.port),
+    expectedIdentity: plan.expected,
+    authority: formatAuthority(plan.authority.address, plan.authority.port),
+    // the app's own address:port: the destination logs it (the tunnel's port is shared)
+    headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: cachedSourceBaggage(plan.source) },
+    dial: async (host, port) => reserveTunnelSendBuffer(await ctx.sockets.connect(wl.netnsPath, host, port), (msg, fields) => ctx.log.warn(fields, msg)),
+    sourceAddress: srcIp,
+  };
 }
 
 /** No HBONE connection or stream could be had: counted, logged. */
