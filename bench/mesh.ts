@@ -3,7 +3,7 @@
 //
 //   npm run bench -- mesh [--lab nmbench] [--seconds 3] [--streams 8] [--rates 500,1000] [--latency-seconds 4]
 //                         [--connections 16] [--conn-seconds 3] [--conn-concurrency 100] [--conn-size 16384]
-//                         [--rounds 3] [--modes mesh,direct,stunnel] [--measure bulk,latency,conn] [--profile DIR]
+//                         [--rounds 3] [--modes mesh,direct,stunnel] [--engines node,native] [--measure bulk,latency,conn] [--profile DIR]
 //                         [--pods 3] [--soak MINUTES [--soak-rate 1000]]
 //
 // A lab of its own (default 'nmbench', removed at the end, also on failure or Ctrl-C) of the default
@@ -26,6 +26,11 @@
 // Modes: mesh (namespace default labelled dataplane-mode=ambient), direct (relabelled none: plain
 // TCP), stunnel (not enrolled; stunnel client in the source pod, server in the destination pod,
 // TLS 1.3 with client certificates from a throwaway CA). Exit 1 when a row was not carried as claimed.
+// Engines (--engines, default node): the HBONE engine(s) the mesh mode runs with (docs/hbone.md, "The
+// native engine"); with node,native the mesh is measured with each as a mode of its own, interleaved
+// with the others in every round — the node proxies are restarted with the other engine between them
+// (lab/mesh/proxies.ts setLabHboneEngine; the lab's supervisor starts them again) and each proxy's
+// /stats must name the engine before the row is measured.
 // Rounds (--rounds, default 3): on a shared machine one pass per mode says more about the
 // neighbours than about the mesh, so the modes are interleaved — every round measures each mode
 // once, in a rotated order (mesh, direct, stunnel; then direct, stunnel, mesh; …), relabelling the
@@ -44,7 +49,7 @@
 // connections) cross-node through the mesh for MINUTES, both proxies' RSS, open fds and threads
 // sampled every 10 s; flat means every sample after the warm-up (a fifth of the run, at most 60 s)
 // within ±5 % of the median. Exit 1 when a request failed or RSS or fds are not flat.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,7 +62,8 @@ import { netnsGet } from '../native/netns-http';
 import { accessEntriesSince, appMain, proxyLogMarks } from '../lab/mesh/traffic';
 import { meshDown, meshUp } from '../lab/mesh/up';
 import { runInLab } from '../lab/spawn';
-import { LAB_NAME_RE, readLabProcesses, tryLoadLabState, type LabPod, type LabTopology } from '../lab/state';
+import { setLabHboneEngine } from '../lab/mesh/proxies';
+import { LAB_NAME_RE, labStateDir, readLabProcesses, tryLoadLabState, type LabPod, type LabTopology } from '../lab/state';
 import { sleep } from '../lab/sys';
 import { formatTable } from '../common/table';
 import { labUp } from '../lab/up';
@@ -188,8 +194,40 @@ interface Dest {
   pod: LabPod;
 }
 
-type Mode = 'mesh' | 'direct' | 'stunnel';
-const MODE_NAME: Record<Mode, string> = { mesh: 'mesh', direct: 'direct (no mesh)', stunnel: 'stunnel (mTLS)' };
+type Mode = 'mesh' | 'native' | 'direct' | 'stunnel';
+const MODE_NAME: Record<Mode, string> = { mesh: 'mesh', native: 'mesh, native HBONE', direct: 'direct (no mesh)', stunnel: 'stunnel (mTLS)' };
+/** The modes that run through the node proxies, and the HBONE engine each runs with. */
+const ENGINE_OF: Partial<Record<Mode, 'node' | 'native'>> = { mesh: 'node', native: 'native' };
+const meshed = (m: Mode): boolean => ENGINE_OF[m] !== undefined;
+
+/** Restarts the lab's node proxies with `engine` and waits until they serve every pod with it. */
+async function switchEngine(topo: LabTopology, lab: string, engine: 'node' | 'native'): Promise<void> {
+  say(`node proxies: restarting with the ${engine} HBONE engine`);
+  setLabHboneEngine(lab, engine);
+  const old = proxyPids(lab);
+  for (const pid of old) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  // the lab's supervisor starts them again (after its back-off), with the engine just written
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const now = proxyPids(lab);
+    const fresh = now.length === topo.nodes.length && now.every((p) => !old.includes(p));
+    if (fresh && (await allReady(topo).catch(() => false))) break;
+    if (Date.now() > deadline)
+      throw new Error(`the node proxies did not come back with the ${engine} HBONE engine within 60 s; see /run/nodemesh/labs/${lab}/logs`);
+    await sleep(200);
+  }
+  for (const n of topo.nodes) {
+    const r = await netnsGet(n.netnsPath, '127.0.0.1', ADMIN_PORT, '/stats');
+    const got = (JSON.parse(r.body) as { mesh?: { hboneEngine?: string } }).mesh?.hboneEngine;
+    if (got !== engine) throw new Error(`the node proxy of ${n.name} runs the ${got ?? 'unknown'} HBONE engine, not ${engine}`);
+  }
+}
 
 /** One mode on one path in one round. */
 interface Sample {
@@ -234,6 +272,7 @@ async function main(): Promise<number> {
       'soak-rate': { type: 'string' },
       profile: { type: 'string' },
       modes: { type: 'string' },
+      engines: { type: 'string' },
       measure: { type: 'string' },
     },
   });
@@ -253,7 +292,13 @@ async function main(): Promise<number> {
   const modeList = (values.modes ?? 'mesh,direct,stunnel').split(',');
   const badMode = modeList.find((m) => !['mesh', 'direct', 'stunnel'].includes(m));
   if (badMode) throw new Error(`--modes ${values.modes}: each of mesh, direct, stunnel (comma-separated), not ${badMode}`);
-  const modes = [...new Set(modeList)] as Mode[];
+  const engineList = (values.engines ?? 'node').split(',');
+  const badEngine = engineList.find((e) => !['node', 'native'].includes(e));
+  if (badEngine) throw new Error(`--engines ${values.engines}: each of node, native (comma-separated), not ${badEngine}`);
+  // the mesh mode once per engine asked for: 'mesh' (node), 'native'
+  const modes = [...new Set(modeList)].flatMap((m): Mode[] =>
+    m === 'mesh' ? (['node', 'native'] as const).filter((e) => engineList.includes(e)).map((e) => (e === 'node' ? 'mesh' : 'native')) : [m as Mode],
+  );
   const measureList = (values.measure ?? 'bulk,latency,conn').split(',');
   const badMeasure = measureList.find((m) => !['bulk', 'latency', 'conn'].includes(m));
   if (badMeasure) throw new Error(`--measure ${values.measure}: each of bulk, latency, conn (comma-separated), not ${badMeasure}`);
@@ -299,6 +344,10 @@ async function main(): Promise<number> {
   try {
     say(`lab ${lab}: 2 nodes x ${podsPerNode} pods, mesh without the demo`);
     const { state: topo } = await labUp({ lab, nodes: 2, podsPerNode });
+    // the engine the node proxies start with: the first mesh mode's
+    let engineNow: 'node' | 'native' = ENGINE_OF[modes.find(meshed) ?? 'mesh'] ?? 'node';
+    mkdirSync(join(labStateDir(lab), 'mesh'), { recursive: true });
+    setLabHboneEngine(lab, engineNow);
     // --profile DIR: the processes the mesh starts (node proxies among them) write V8 CPU profiles
     // there when they stop (common/cpu-profile.ts; named by command and pid)
     if (values.profile) process.env.NODEMESH_CPU_PROFILE = values.profile;
@@ -328,6 +377,7 @@ async function main(): Promise<number> {
     // how each mode reaches a destination (host, port), what its destination proxy must log, on which ports
     const plans: Record<Mode, { target: (d: Dest, port: number, i: number) => [string, number]; meshed: boolean; logPorts: number[] }> = {
       mesh: { target: (d, port) => [d.pod.ip, port], meshed: true, logPorts: [IPERF_PORT, ECHO_PORT] },
+      native: { target: (d, port) => [d.pod.ip, port], meshed: true, logPorts: [IPERF_PORT, ECHO_PORT] },
       direct: { target: (d, port) => [d.pod.ip, port], meshed: false, logPorts: [IPERF_PORT, ECHO_PORT] },
       // a proxy would see the connections to the stunnel server's ports
       stunnel: {
@@ -420,7 +470,13 @@ async function main(): Promise<number> {
     }
     for (let round = 0; round < rounds; round++) {
       for (const mode of roundOrder(modes, round)) {
-        const want = mode === 'mesh' ? 'ambient' : 'none';
+        const want = meshed(mode) ? 'ambient' : 'none';
+        const engine = ENGINE_OF[mode];
+        if (engine && engine !== engineNow) {
+          await switchEngine(topo, lab, engine);
+          engineNow = engine;
+          if (labelled === 'ambient') await setMode(topo, api, 'ambient', pods); // enrolled again by the new processes
+        }
         if (labelled !== want) {
           say(`${want === 'ambient' ? 'enrolling' : 'unenrolling'} namespace ${NS} (dataplane-mode=${want})`);
           await setMode(topo, api, want, pods);
@@ -642,13 +698,13 @@ function finish(rows: readonly Row[], o: RunShape): number {
       ...o.rates.flatMap((_rate, k) => [formatSpread(spread(of(r, (s) => s.lat[k]?.p50)), 2), formatSpread(spread(of(r, (s) => s.lat[k]?.p99)), 2)]),
       `${r.samples.reduce((a, s) => a + s.lat.reduce((b, l) => b + l.errors + l.requests - l.done, 0), 0)}+${r.samples.reduce((a, s) => a + s.conns.errors, 0)}`,
       formatSpread(spread(of(r, (s) => s.conns.perSecond)), 0),
-      r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.connCpuMs)), 2) : '-',
-      r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.cpuPer1k)), 3) : '-',
-      r.mode === 'mesh' ? formatSpread(spread(of(r, (s) => s.rssMiB)), 0) : '-',
+      meshed(r.mode) ? formatSpread(spread(of(r, (s) => s.connCpuMs)), 2) : '-',
+      meshed(r.mode) ? formatSpread(spread(of(r, (s) => s.cpuPer1k)), 3) : '-',
+      meshed(r.mode) ? formatSpread(spread(of(r, (s) => s.rssMiB)), 0) : '-',
     ]),
   );
   const ratios = formatTable(
-    ['PATH', 'VS', 'BULK', `${o.streams} STREAMS`, 'CONN/s', ...o.rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])],
+    ['PATH', 'MESH', 'VS', 'BULK', `${o.streams} STREAMS`, 'CONN/s', ...o.rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])],
     ratioRows(rows, o.rates),
   );
   const where = `${o.src?.name} -> ${o.dsts.map((d) => `${d.pod.name} (${d.path})`).join(', ')}`;
@@ -670,32 +726,38 @@ function finish(rows: readonly Row[], o: RunShape): number {
   return 0;
 }
 
-/** Per path: the mesh row against direct and stunnel (throughput and conn/s ratios; added latency). */
+/**
+ * Per path: each mesh row (per engine) against direct and stunnel, and the native engine against the
+ * node engine (throughput and conn/s ratios; added latency).
+ */
 function ratioRows(rows: readonly Row[], rates: readonly number[]): string[][] {
   const out: string[][] = [];
   for (const path of [...new Set(rows.map((r) => r.path))]) {
     const row = (m: Mode): Row | undefined => rows.find((r) => r.path === path && r.mode === m);
-    const mesh = row('mesh');
     const direct = row('direct');
-    if (!mesh || !direct) continue;
-    for (const other of [direct, row('stunnel')]) {
-      if (!other) continue;
-      const x = (f: (s: Sample) => number): string => formatRatio(ratio(of(mesh, f), of(other, f)));
-      const med = (r: Row, k: number, q: 'p50' | 'p99'): number => spread(of(r, (s) => s.lat[k]?.[q])).median;
-      const added = (r: Row, k: number, q: 'p50' | 'p99'): number => med(r, k, q) - med(direct, k, q);
-      out.push([
-        path,
-        MODE_NAME[other.mode],
-        x((s) => s.gbps),
-        x((s) => s.gbpsN),
-        x((s) => s.conns.perSecond),
-        ...rates.flatMap((_r, k) =>
-          (['p50', 'p99'] as const).map((q) => {
-            const ms = (r: Row): string => (Number.isFinite(added(r, k, q)) ? added(r, k, q).toFixed(2) : '-');
-            return `${ms(mesh)}${other === direct ? '' : ` (${ms(other)})`}`;
-          }),
-        ),
-      ]);
+    if (!direct) continue;
+    for (const mesh of [row('mesh'), row('native')]) {
+      if (!mesh) continue;
+      for (const other of [direct, row('stunnel'), ...(mesh.mode === 'native' ? [row('mesh')] : [])]) {
+        if (!other) continue;
+        const x = (f: (s: Sample) => number): string => formatRatio(ratio(of(mesh, f), of(other, f)));
+        const med = (r: Row, k: number, q: 'p50' | 'p99'): number => spread(of(r, (s) => s.lat[k]?.[q])).median;
+        const added = (r: Row, k: number, q: 'p50' | 'p99'): number => med(r, k, q) - med(direct, k, q);
+        out.push([
+          path,
+          ENGINE_OF[mesh.mode] ?? '',
+          MODE_NAME[other.mode],
+          x((s) => s.gbps),
+          x((s) => s.gbpsN),
+          x((s) => s.conns.perSecond),
+          ...rates.flatMap((_r, k) =>
+            (['p50', 'p99'] as const).map((q) => {
+              const ms = (r: Row): string => (Number.isFinite(added(r, k, q)) ? added(r, k, q).toFixed(2) : '-');
+              return `${ms(mesh)}${other === direct ? '' : ` (${ms(other)})`}`;
+            }),
+          ),
+        ]);
+      }
     }
   }
   return out;

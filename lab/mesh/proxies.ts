@@ -3,7 +3,7 @@
 // takes its workloads from the control plane; a build that only knows `--lab` (capture and
 // passthrough, no HBONE) gets a capture selection that enrols the demo namespace instead.
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliEntry } from '../../common/paths';
 import { runInLab } from '../spawn';
@@ -44,6 +44,24 @@ export function labCertTtl(env: NodeJS.ProcessEnv = process.env): string[] {
   return ['--cert-ttl', ttl];
 }
 
+/**
+ * The HBONE engine the lab's node proxies start with (node-proxy/proxy/hbone-engine.ts):
+ * `<lab state>/mesh/hbone-engine` when written (bench/mesh --engines switches the engine between
+ * rounds; the supervisor's restarts read it too), else NODEMESH_HBONE_ENGINE as inherited.
+ */
+export function labHboneEngine(lab: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  try {
+    return readFileSync(join(labStateDir(lab), 'mesh', 'hbone-engine'), 'utf8').trim() || undefined;
+  } catch {
+    return env.NODEMESH_HBONE_ENGINE;
+  }
+}
+
+/** Makes the lab's node proxies start with `engine` from their next start. */
+export function setLabHboneEngine(lab: string, engine: 'node' | 'native'): void {
+  writeFileSync(join(labStateDir(lab), 'mesh', 'hbone-engine'), `${engine}\n`);
+}
+
 export interface NodeProxyStarted extends Launched {
   node: string;
   flavour: ProxyFlavour;
@@ -76,10 +94,12 @@ export const NODE_PROXY_PROCESS = 'node-proxy';
 
 /** Starts the node proxy of `node` in the node's netns (recorded as `node-proxy`); does not wait. */
 export function launchNodeProxy(state: LabTopology, node: string, flavour: ProxyFlavour, xds: string): Launched {
+  const engine = labHboneEngine(state.lab);
   return launch(state, node, NODE_PROXY_PROCESS, nodeProxyArgv(state, node, flavour, xds), meshPaths(state.lab).log(node, NODE_PROXY_PROCESS), {
     ...NODE_PROXY_ENV,
     ...labNodeProxyEnv(),
     NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
+    ...(engine ? { NODEMESH_HBONE_ENGINE: engine } : {}),
   });
 }
 
