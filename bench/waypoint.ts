@@ -3,6 +3,7 @@
 //
 //   npm run bench -- waypoint [--shapes h1,h2c,grpc,big,max,scale] [--rate 2000] [--seconds 8]
 //                             [--rounds 3] [--profile DIR] [--baseline OTHER/dist/cli/main.js]
+//                             [--warm-up 3]
 //
 // --baseline runs a second waypoint from another build (e.g. main before a change) in the same
 // rounds, as the proxy "baseline": its "wp/this" columns are this build's figures over that one's.
@@ -75,6 +76,7 @@ const { values: args } = parseArgs({
     baseline: { type: 'string' },
     'steady-seconds': { type: 'string', default: '180' },
     'steady-rate': { type: 'string', default: '1000' },
+    'warm-up': { type: 'string', default: '3' },
     'flag-sets': { type: 'string' },
   },
 });
@@ -649,6 +651,17 @@ async function main(): Promise<void> {
     const loadStart = loadavg();
     let widths = 11;
     const order = PROXIES.map((p) => proxies.get(p)!).filter(Boolean);
+    // Unmeasured warm-up: each proxy serves closed-loop HTTP/1.1 and h2c for --warm-up seconds
+    // first, so that the first round does not carry a waypoint's JIT compilation (its first
+    // round's CPU per request was 1.3-1.6x the later ones').
+    const warmUp = Number(args['warm-up']);
+    if (warmUp > 0) {
+      for (const p of order) {
+        await load({ port: p.h1Port, h2: false, conns: 4, streams: 1, seconds: warmUp }, dir);
+        await load({ port: p.h2Port, h2: true, conns: 4, streams: 25, seconds: warmUp }, dir);
+      }
+      out(`warmed up: each proxy ${warmUp} s of HTTP/1.1 and ${warmUp} s of h2c, closed loop (not measured)\n`);
+    }
 
     const loadgenCpu = (): number => {
       // This process's reaped children (h2load runs as one and is waited for): cutime + cstime.
