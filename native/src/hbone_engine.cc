@@ -67,7 +67,8 @@ enum EventKind : int {
   kStreamEnd = 6,       // id2=token, status, a=bytes local->peer, b=bytes peer->local, clean, s1=reason
 };
 
-constexpr size_t kOutHigh = 256 << 10;    // stop asking nghttp2 for frames while this much waits for the socket
+constexpr size_t kOutHigh = 256 << 10;
+constexpr size_t kDirectWrite = 16 << 10;  // frames this large are written without gathering    // stop asking nghttp2 for frames while this much waits for the socket
 constexpr size_t kReadBuf = 64 << 10;      // one SSL_read's plaintext (a TLS record is at most 16 KiB)
 constexpr size_t kMaxHeaderBytes = 16 << 10;  // a CONNECT's header list (names + values), as advertised
 constexpr size_t kMaxHeaderPairs = 64;
@@ -811,6 +812,24 @@ void Worker::Flush(Conn* c) {
         return;
       }
       if (n == 0) break;
+      if (c->out.empty() && static_cast<size_t>(n) >= kDirectWrite) {
+        // a DATA frame and nothing gathered before it: encrypted straight from nghttp2's buffer
+        // (no copy); what the socket does not take now is kept, and retried as it is
+        ERR_clear_error();
+        int w = SSL_write(c->ssl, p, static_cast<int>(n));
+        if (w == static_cast<int>(n)) continue;
+        if (w <= 0) {
+          int err = SSL_get_error(c->ssl, w);
+          if (err != SSL_ERROR_WANT_WRITE && err != SSL_ERROR_WANT_READ) {
+            std::string why = SslErrorText();
+            KillConn(c, why.empty() ? (errno ? ErrnoCode(errno) : "tls write failed") : "tls: " + why);
+            return;
+          }
+          w = 0;
+        }
+        c->out.insert(c->out.end(), p + w, p + n);
+        break;
+      }
       c->out.insert(c->out.end(), p, p + n);
     }
     if (c->out.empty()) break;
