@@ -109,9 +109,28 @@ export interface IpBatch {
   lines: string[];
 }
 
+/**
+ * A lab bridge's own MAC address, set by hand. A Linux bridge without one takes the lowest MAC of
+ * its ports and changes it whenever a port comes or goes — a waypoint pod's veth, added and removed
+ * while the lab runs. The pods' neighbour entries for their gateway then name a MAC the bridge no
+ * longer takes as its own, and every connection they have through the gateway (all cross-node
+ * traffic, HBONE included) goes silent — no FIN, no RST — until each entry is resolved again,
+ * 15–60 s later. A MAC set by hand never follows the ports. Locally administered (02:), "nm", then
+ * the bridge: 00 00 01 the underlay, 01 <node index> the node's pod bridge.
+ */
+export function bridgeMac(bridge: { underlay: true } | { node: number }): string {
+  const tail = 'underlay' in bridge ? [0, 0, 1] : [1, bridge.node >> 8, bridge.node & 0xff];
+  return ['02', '6e', '6d', ...tail.map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
 /** The underlay bridge and one veth per node (and the control host), made inside the underlay netns. */
 export function underlayBatch(t: LabTopology): IpBatch {
-  const lines = ['link set lo up', `link add ${UNDERLAY_BRIDGE} type bridge`, `link set ${UNDERLAY_BRIDGE} up`];
+  const lines = [
+    'link set lo up',
+    `link add ${UNDERLAY_BRIDGE} type bridge`,
+    `link set ${UNDERLAY_BRIDGE} address ${bridgeMac({ underlay: true })}`,
+    `link set ${UNDERLAY_BRIDGE} up`,
+  ];
   const ports: Array<[string, string]> = [...t.nodes.map((n): [string, string] => [`nm-${n.name}`, n.netns]), ['nm-control', t.control.netns]];
   for (const [port, peerNs] of ports) {
     lines.push(`link add ${port} type veth peer name ${NODE_UNDERLAY_IF} netns ${peerNs}`, `link set ${port} master ${UNDERLAY_BRIDGE}`, `link set ${port} up`);
@@ -126,6 +145,7 @@ export function nodeBatch(t: LabTopology, node: LabNode): IpBatch {
     `addr add ${node.underlayIp}/24 dev ${node.underlayIfName}`,
     `link set ${node.underlayIfName} up`,
     `link add ${node.podBridge} type bridge`,
+    `link set ${node.podBridge} address ${bridgeMac({ node: node.index })}`,
     `addr add ${node.podGateway}/24 dev ${node.podBridge}`,
     `link set ${node.podBridge} up`,
   ];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allCgroups, allNetns, checkShape, nodeBatch, planLab, podBatch, underlayBatch, controlBatch } from './topology';
+import { allCgroups, allNetns, bridgeMac, checkShape, nodeBatch, planLab, podBatch, underlayBatch, controlBatch } from './topology';
 
 describe('lab topology plan', () => {
   const t = planLab({ lab: 'lab', nodes: 3, podsPerNode: 2 }, '/sys/fs/cgroup/unified', new Date(0));
@@ -49,6 +49,16 @@ describe('lab topology plan', () => {
     expect(node50).toHaveLength(100);
     expect(new Set(node50.map((p) => p.ip)).size).toBe(100);
     expect(node50.at(-1)?.ip).toBe('10.200.50.101');
+  });
+
+  it('gives every bridge a MAC of its own, so a port added or removed later (a waypoint pod) never changes it', () => {
+    const lines = [...underlayBatch(t).lines, ...t.nodes.flatMap((n) => nodeBatch(t, n).lines)];
+    const set = lines.flatMap((l) => /^link set (\S+) address (\S+)$/.exec(l)?.slice(1, 3) ?? []);
+    expect(set).toEqual(['nm-ul', '02:6e:6d:00:00:01', 'nm-pods', '02:6e:6d:01:00:01', 'nm-pods', '02:6e:6d:01:00:02', 'nm-pods', '02:6e:6d:01:00:03']);
+    // set before any port joins (and before the bridge is up)
+    const b = nodeBatch(t, t.nodes[1]!).lines;
+    expect(b.indexOf('link set nm-pods address 02:6e:6d:01:00:02')).toBeLessThan(b.findIndex((l) => l.includes('master nm-pods')));
+    expect(bridgeMac({ node: 300 })).toBe('02:6e:6d:01:01:2c');
   });
 
   it('refuses shapes out of range with the flag name', () => {

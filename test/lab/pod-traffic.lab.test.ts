@@ -1,6 +1,7 @@
 // Pod-to-pod traffic in a 2 nodes x 2 pods lab: TCP echo (sizes 0 B .. 4 MiB, sha256 checked) and
 // HTTP (the server sees the client pod's own address), same node and across nodes; `lab exec`
 // runs inside the pod's netns and cgroup.
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { privilegedDescribe } from '../support/privileged';
 import { labDown } from '../../lab/down';
@@ -8,6 +9,8 @@ import { labUp } from '../../lab/up';
 import { runClient, reportPassed } from '../../lab/app/client';
 import { runInLab } from '../../lab/spawn';
 import { loadLabState, readLabProcesses, type LabTopology } from '../../lab/state';
+import { ipBatch, run } from '../../lab/sys';
+import { until } from '../support/until';
 import { cli, dist, leftovers, startApp } from './support';
 
 const LAB = 'nmt1';
@@ -81,6 +84,52 @@ privilegedDescribe('lab', 'pod-to-pod traffic in the netns lab', () => {
     expect(same.report.sample?.peer.address).toBe('10.200.2.2');
     const ctl = await clientIn('control', ['--mode', 'http', '--target', '10.200.2.3:8080']);
     expect(ctl.report.sample?.peer.address).toBe('10.199.0.254');
+  });
+
+  it('a port added to a node’s pod bridge (a waypoint pod’s veth) leaves the bridge’s MAC and its pods’ cross-node connections as they were', async () => {
+    // Before the lab fixed its bridges' MACs, a Linux bridge took the lowest MAC of its ports: a new
+    // port with a lower one changed the gateway's MAC under the pods, and their connections through
+    // it went silent (no FIN, no RST) for a minute — the Istio example's stalled HBONE connections.
+    const node = lab.nodes.find((n) => n.name === 'node2') as LabTopology['nodes'][number];
+    const macs = async (): Promise<Map<string, string>> =>
+      new Map(
+        (JSON.parse(await run('ip', ['-n', node.netns, '-j', 'link', 'show'])) as Array<{ ifname: string; address: string }>).map((l) => [l.ifname, l.address]),
+      );
+    const before = await macs();
+    const bridgeMacBefore = before.get(node.podBridge);
+    // a pod whose own port is not the bridge's MAC (the case the old bridges broke)
+    const from = lab.pods.find((p) => p.node === node.name && before.get(p.hostIfName) !== bridgeMacBefore) as LabTopology['pods'][number];
+    // one TCP connection from that pod to the echo on node1, kept open across the change (run with
+    // ip netns exec: outside the pod's cgroup, so no capture — this is the lab's own network)
+    const script = `
+      const s = require('node:net').connect({ host: '10.200.1.3', port: 9000 });
+      const say = (m) => process.stdout.write(m + '\\n');
+      let want = 'a';
+      s.on('data', (d) => { if (d.toString() === want) { say('echoed ' + want); if (want === 'b') process.exit(0); } });
+      s.on('error', (e) => { say('error ' + e.message); process.exit(1); });
+      s.on('connect', () => s.write('a'));
+      process.stdin.once('data', () => { want = 'b'; s.write('b'); setTimeout(() => { say('no echo of b within 3 s'); process.exit(1); }, 3000); });
+    `;
+    const child = spawn('ip', ['netns', 'exec', from.netns, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await until('the first echo across nodes', () => out.includes('echoed a'), 10_000);
+      await ipBatch(node.netns, [
+        'link add nm-lt-port address 02:00:00:00:00:00 type veth peer name nm-lt-peer',
+        `link set nm-lt-port master ${node.podBridge}`,
+        'link set nm-lt-port up',
+        'link set nm-lt-peer up',
+      ]);
+      expect((await macs()).get(node.podBridge)).toBe(bridgeMacBefore);
+      child.stdin.write('go\n');
+      expect(await exited).toBe(0);
+      expect(out).toContain('echoed b');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await run('ip', ['-n', node.netns, 'link', 'del', 'nm-lt-port']).catch(() => undefined);
+    }
   });
 
   it('a pod cannot be reached on a port nobody listens on: the client reports the error and exits 1', async () => {
