@@ -13,7 +13,7 @@ import type { Logger } from '../log';
 import { formatAuthority, targetOf, type TunnelTarget } from './authority';
 import { TunnelConnectError, TunnelRefusedError } from './errors';
 import { requestHeaders, type TunnelHeaders } from './headers';
-import { SessionPool } from './pool';
+import { bindTransport, SessionPool } from './pool';
 import { ALPN_H2, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
 
 /** A workload's certificate and key, as node:tls takes them. */
@@ -263,6 +263,7 @@ export class HboneClient {
       settings: { enablePush: false, initialWindowSize: this.windows.streamWindow, maxFrameSize: this.windows.maxFrameSize },
       maxSessionMemory: maxSessionMemoryMiB(this.windows),
     });
+    bindTransport(session, [tls, socket]);
     session.once('connect', () => {
       // node:http2 emits 'connect' also for a session destroyed while its TLS handshake ran (the
       // pool gave up on it), and setLocalWindowSize then throws: uncaught, it ended the process.

@@ -13,15 +13,27 @@
 //
 // Liveness: every session is PINGed every `keepaliveIntervalMs`, and at once when a CONNECT waits
 // too long for its answer (Lease.probe); a PING not answered within `pingTimeoutMs` while nothing
-// else arrives on the connection either destroys the session, which fails its streams and takes it
-// out of the pool. This catches peers that vanished without a FIN or RST reaching us (a netns or
-// veth removed, a host gone); a FIN is handled by the client (client.ts). A connection that keeps
-// delivering bytes is alive, however late its PING answer: on a loaded or slow machine (a VM under
-// TCG, 300 tunnels at once) the answer queues behind megabytes of the peer's DATA, and destroying
-// the session then reset every tunnel on it. The verdict also runs after pending I/O (setImmediate),
-// so an answer that arrived while the event loop was busy counts. The timers are per session,
-// never per chunk.
+// else arrives on the connection either destroys the session — and the sockets under it, bound with
+// bindTransport (liveness.ts says why) — which fails its streams and takes it out of the pool. This
+// catches peers that vanished without a FIN or RST reaching us (a netns or veth removed, a host
+// gone); a FIN is handled by the client (client.ts). The timers are per session, never per chunk.
 import type { ClientHttp2Session } from 'node:http2';
+import { destroySession, PingProbe, type Transport } from './liveness';
+
+export { ConnectionDeadError } from './liveness';
+
+/** The sockets a client session runs on (its TLS socket, the dialled TCP socket), destroyed with it. */
+const transports = new WeakMap<ClientHttp2Session, readonly (Transport | undefined)[]>();
+
+/** Tells the pool what `session` runs on, so that destroying it never waits on a stuck write. */
+export function bindTransport(session: ClientHttp2Session, transport: readonly (Transport | undefined)[]): void {
+  transports.set(session, transport);
+}
+
+/** Destroys a pooled session together with its sockets. */
+function kill(session: ClientHttp2Session, error?: Error): void {
+  destroySession(session, transports.get(session) ?? [], error);
+}
 
 export interface PoolOptions {
   /** Close a session that carried no stream for this long. */
@@ -36,31 +48,12 @@ export interface PoolOptions {
   readonly pingTimeoutMs: number;
 }
 
-/** Why a session was destroyed by the liveness check (its streams fail with this). */
-export class ConnectionDeadError extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(
-      `the HBONE connection did not answer an HTTP/2 PING within ${timeoutMs} ms; it is taken as dead and closed (its streams fail, new tunnels use a new connection)`,
-    );
-    this.name = 'ConnectionDeadError';
-  }
-}
-
 /** A stream slot on a session; call release() exactly once, when the stream closed. */
 export interface Lease {
   readonly session: ClientHttp2Session;
   release(): void;
   /** Checks the session is alive now (a PING, unless one is in flight); destroys it if unanswered. */
   probe(): void;
-}
-
-/** Bytes read on the session's connection so far (decrypted; 0 when it has no socket any more). */
-function bytesRead(session: ClientHttp2Session): number {
-  try {
-    return session.socket?.bytesRead ?? 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** Before the server's SETTINGS arrive, assume this many slots so concurrent callers queue on one session. */
@@ -76,8 +69,8 @@ class PooledSession {
   retired = false;
   idleTimer: NodeJS.Timeout | undefined;
   keepaliveTimer: NodeJS.Timeout | undefined;
-  /** Set while a PING is unanswered: destroys the session when it fires. */
-  pingTimer: NodeJS.Timeout | undefined;
+  /** PINGs the session (liveness.ts); made at the first probe. */
+  prober: PingProbe | undefined;
   /** Set once dialled; only sessions past `ready` are leased. */
   session: ClientHttp2Session | undefined;
   readonly ready: Promise<void>;
@@ -100,7 +93,7 @@ class PooledSession {
         const left = Math.max(1, connectTimeoutMs - (Date.now() - started));
         const timer = setTimeout(() => {
           const err = new Error(`no HTTP/2 SETTINGS from the server within ${connectTimeoutMs} ms`);
-          session.destroy(err);
+          kill(session, err);
           reject(err);
         }, left);
         const onClose = (): void => {
@@ -131,46 +124,15 @@ class PooledSession {
     return this.usable && this.active + this.waiting < this.limit;
   }
 
-  /**
-   * PINGs the session unless a PING is already in flight. No answer within timeoutMs destroys it —
-   * unless bytes arrived on the connection meanwhile: then it is alive and the wait starts again.
-   */
+  /** PINGs the session unless a PING is already in flight; no answer in time destroys it (liveness.ts). */
   probe(timeoutMs: number): void {
     const session = this.session;
-    if (this.pingTimer || !session || session.destroyed || session.closed) return;
-    let heard = bytesRead(session);
-    let timer: NodeJS.Timeout;
-    const verdict = (): void => {
-      if (this.pingTimer !== timer) return; // answered meanwhile
-      const now = bytesRead(session);
-      if (now > heard && !session.destroyed && !session.closed) {
-        heard = now;
-        arm();
-        return;
-      }
-      this.pingTimer = undefined;
+    if (!session || session.destroyed || session.closed) return;
+    this.prober ??= new PingProbe(session, timeoutMs, (dead) => {
       this.usable = this.retired = false;
-      if (!session.destroyed) session.destroy(new ConnectionDeadError(timeoutMs));
-    };
-    const arm = (): void => {
-      timer = setTimeout(() => setImmediate(verdict), timeoutMs);
-      timer.unref();
-      this.pingTimer = timer;
-    };
-    arm();
-    const answered = (): void => {
-      clearTimeout(timer);
-      this.pingTimer = undefined;
-    };
-    let sent = false;
-    try {
-      // The callback also runs (with an error) when the session is destroyed before the answer.
-      sent = session.ping(answered);
-    } catch {
-      sent = false;
-    }
-    // Too many unanswered PINGs already queued, or the session is going away: not a liveness verdict.
-    if (!sent) answered();
+      kill(session, dead);
+    });
+    this.prober.probe();
   }
 
   /** Starts the periodic PING (unref'd: it never keeps the process alive). */
@@ -182,9 +144,9 @@ class PooledSession {
 
   stopTimers(): void {
     if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
-    if (this.pingTimer) clearTimeout(this.pingTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.keepaliveTimer = this.pingTimer = this.idleTimer = undefined;
+    this.prober?.stop();
+    this.keepaliveTimer = this.idleTimer = undefined;
   }
 }
 
@@ -246,7 +208,7 @@ export class SessionPool {
   destroy(): void {
     for (const p of [...this.groups.values()].flat()) {
       p.usable = false;
-      p.session?.destroy();
+      if (p.session) kill(p.session);
     }
   }
 

@@ -2,45 +2,15 @@
 // them: node:http2 destroys a session only once its pending socket write completes, and with the
 // peer not reading that write stays pending as long as TCP retries. The grace period must still
 // bound the close: closeListener resolves and the tunnel's upstream is released.
-import { connect as tcpConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, startMesh } from './fixture';
+import { relay } from './relay';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()?.();
 });
-
-/** A TCP relay in front of `target`; freeze() stops reading from the target (and forwarding). */
-async function relay(target: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const ups: Socket[] = [];
-  let frozen = false;
-  const server: Server = createServer((down) => {
-    const up = tcpConnect({ host: '127.0.0.1', port: target });
-    ups.push(up);
-    for (const s of [down, up]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    down.on('data', (c: Buffer) => !frozen && up.write(c));
-    up.on('data', (c: Buffer) => !frozen && down.write(c));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    freeze: () => {
-      frozen = true;
-      for (const u of ups) u.pause();
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 describe('closing HBONE connections whose peer stopped reading', () => {
   it('closeListener resolves within its grace period and releases the tunnels’ upstreams', async () => {

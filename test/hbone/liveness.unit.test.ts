@@ -5,12 +5,13 @@
 // peer is back a new connection carries traffic.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { ClientHttp2Stream } from 'node:http2';
-import { connect as tcpConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TunnelConnectError } from '../../common/hbone/errors';
 import { HboneServer, allow } from '../../common/hbone/server';
 import { connectUpstream } from '../../common/hbone/upstream';
 import { eventually, quietLogger, roundTrip, startMesh, tcpServer, type Mesh } from './fixture';
+import { relay } from './relay';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -80,54 +81,6 @@ function killed(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve());
     child.kill('SIGKILL');
   });
-}
-
-/**
- * A TCP relay in front of the server whose connections can go dark: after `blackhole()` the
- * connections it carries drop every byte both ways and are never closed (half-dead TCP); after
- * `stallUp()` only the client's bytes are dropped (the server's still arrive, as when the client's
- * PING waits behind what a slow peer has not read yet); new connections after `restore()` are
- * relayed normally.
- */
-async function relay(target: number): Promise<{ port: number; blackhole(): void; stallUp(): void; restore(): void; close(): Promise<void> }> {
-  let epoch = 0;
-  let dark = false;
-  let upStalled = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((down) => {
-    const mine = epoch;
-    const up = tcpConnect({ host: '127.0.0.1', port: target });
-    for (const s of [down, up]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    const live = (): boolean => !(dark || mine !== epoch);
-    down.on('data', (c: Buffer) => live() && !upStalled && up.write(c));
-    up.on('data', (c: Buffer) => live() && down.write(c));
-    down.on('end', () => live() && up.end());
-    up.on('end', () => live() && down.end());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    blackhole: () => {
-      dark = true;
-    },
-    stallUp: () => {
-      upStalled = true;
-    },
-    restore: () => {
-      epoch++; // connections from before stay dark
-      dark = false;
-      upStalled = false;
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
 }
 
 describe('HBONE pool liveness', () => {
