@@ -80,6 +80,7 @@ export class NativeHboneServer {
     tlsErrors: 0,
     handshakeTimeouts: 0,
     idleTimeouts: 0,
+    pingTimeouts: 0,
     connectionsRejected: 0,
     connectionsActive: 0,
     streamsOpened: 0,
@@ -144,6 +145,11 @@ export class NativeHboneServer {
           if (reason === 'idle-timeout') {
             this.counters.idleTimeouts++;
             this.o.onTimeout?.('idle');
+          }
+          // the engine's liveness verdict (hbone_engine.cc), counted as HboneServer counts its own
+          if (state.peer && reason.startsWith('the peer did not answer an HTTP/2 PING')) {
+            this.counters.pingTimeouts++;
+            this.o.onTimeout?.('ping');
           }
           resolveClosed();
         },

@@ -20,7 +20,9 @@ import type { Identity } from '../identity/spiffe';
 import { verifyTlsPeer, type TrustBundle } from '../identity/verify';
 import { createLogger, type Logger } from '../log';
 import { isTarget, parseAuthority, type TunnelTarget } from './authority';
+import { DEFAULT_PING_TIMEOUT_MS } from './client';
 import { tunnelHeadersOf, type TunnelHeaders } from './headers';
+import { bytesRead, destroySession, PingProbe } from './liveness';
 import { DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
 import { abortSide, splice, type SpliceResult } from './splice';
 
@@ -81,10 +83,22 @@ export interface HboneServerOptions {
    * than the client pool's 60 s idle timeout so that a pooled client normally closes first).
    */
   readonly idleTimeoutMs?: number;
-  /** Told of each handshake or idle timeout as it happens (for a Prometheus counter). */
-  readonly onTimeout?: (kind: 'handshake' | 'idle') => void;
+  /**
+   * PING a connection that delivered no byte for this long, ms (default 20 s: the client pool PINGs
+   * every 10 s, so a live peer's connection is never silent that long; 0 turns it off). A peer that
+   * vanished without FIN or RST (a node gone, a netns removed, a path black-holed) would otherwise
+   * leave its connection, streams, upstreams and records here until TCP gave up, or for ever.
+   */
+  readonly keepaliveIntervalMs?: number;
+  /** That PING unanswered for this long, with nothing else arriving meanwhile, destroys the connection and its streams, ms (default 3 s). */
+  readonly pingTimeoutMs?: number;
+  /** Told of each handshake, idle or PING timeout as it happens (for a Prometheus counter). */
+  readonly onTimeout?: (kind: HboneServerTimeout) => void;
   readonly logger?: Logger;
 }
+
+/** Why the server dropped a connection on its own: handshake not finished, no stream open, no answer to a PING. */
+export type HboneServerTimeout = 'handshake' | 'idle' | 'ping';
 
 export interface HboneServerStats {
   connectionsAccepted: number;
@@ -94,6 +108,8 @@ export interface HboneServerStats {
   handshakeTimeouts: number;
   /** Connections closed because they had no open stream for the idle timeout. */
   idleTimeouts: number;
+  /** Connections destroyed (with their streams) because a PING went unanswered: the peer vanished. */
+  pingTimeouts: number;
   /** Connections whose verified chain named no acceptable identity. */
   connectionsRejected: number;
   connectionsActive: number;
@@ -124,11 +140,14 @@ export class HboneServer {
   private readonly log: Logger;
   private credentials: ServerCredentials;
   private readonly idleTimeoutMs: number;
+  private readonly keepaliveIntervalMs: number;
+  private readonly pingTimeoutMs: number;
   private readonly counters: HboneServerStats = {
     connectionsAccepted: 0,
     tlsErrors: 0,
     handshakeTimeouts: 0,
     idleTimeouts: 0,
+    pingTimeouts: 0,
     connectionsRejected: 0,
     connectionsActive: 0,
     streamsOpened: 0,
@@ -160,6 +179,14 @@ export class HboneServer {
       noDelay: true,
     });
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.keepaliveIntervalMs = options.keepaliveIntervalMs ?? DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS;
+    this.pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+    for (const [name, v, min] of [
+      ['keepaliveIntervalMs', this.keepaliveIntervalMs, 0],
+      ['pingTimeoutMs', this.pingTimeoutMs, 1],
+    ] as const) {
+      if (!(Number.isFinite(v) && v >= min)) throw new RangeError(`HBONE server ${name} must be a number of milliseconds ≥ ${min}, got ${v}`);
+    }
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session, windows));
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
       this.idle.get(stream.session as ServerHttp2Session)?.streamOpened(stream);
@@ -270,14 +297,52 @@ export class HboneServer {
       this.log.info({ peer: peer.spiffeId, remote: socket.remoteAddress, idleMs: this.idleTimeoutMs }, 'HBONE connection idle (no open stream); closing it');
     });
     this.idle.set(session, idle);
+    const silence = this.watchSilence(session, socket, peer);
     session.once('close', () => {
       idle.stop();
+      silence?.stop();
       this.sessions.delete(session);
       this.counters.connectionsActive--;
     });
     const widen = (): void => session.setLocalWindowSize(windows.connectionWindow);
     if (session.connecting) session.once('connect', widen);
     else widen();
+  }
+
+  /**
+   * PINGs the session when it delivered nothing for a whole keepaliveIntervalMs; unanswered (liveness.ts)
+   * it is destroyed with its TCP socket and streams (their upstreams end, their records go).
+   */
+  private watchSilence(session: ServerHttp2Session, socket: TLSSocket, peer: Peer): { stop(): void } | undefined {
+    if (this.keepaliveIntervalMs <= 0) return undefined;
+    const probe = new PingProbe(session, this.pingTimeoutMs, (dead) => {
+      this.counters.pingTimeouts++;
+      this.options.onTimeout?.('ping');
+      this.log.warn(
+        {
+          peer: peer.spiffeId,
+          remote: socket.remoteAddress,
+          remotePort: socket.remotePort,
+          streams: this.idle.get(session)?.streams ?? 0,
+          pingTimeoutMs: this.pingTimeoutMs,
+        },
+        'HBONE peer did not answer a PING and sent nothing; taking the connection as dead and closing it with its streams',
+      );
+      destroySession(session, [tcpOf(socket)], dead); // session.socket is a proxy that refuses destroy()
+    });
+    let heard = bytesRead(session);
+    const timer = setInterval(() => {
+      const now = bytesRead(session);
+      if (now !== heard) heard = now;
+      else probe.probe();
+    }, this.keepaliveIntervalMs);
+    timer.unref();
+    return {
+      stop: () => {
+        clearInterval(timer);
+        probe.stop();
+      },
+    };
   }
 
   private refuse(stream: ServerHttp2Stream, status: number): void {
@@ -375,6 +440,9 @@ export class HboneServer {
   }
 }
 
+/** How long a connection may deliver nothing before the server PINGs it: twice the client pool's keepalive interval. */
+export const DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS = 20_000;
+
 /** Server side idle timeout: longer than the client pool's (60 s) so the client normally closes first. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 90_000;
 
@@ -393,6 +461,11 @@ class IdleWatch {
     private readonly onIdle: () => void,
   ) {
     this.arm();
+  }
+
+  /** Streams open now. */
+  get streams(): number {
+    return Math.max(0, this.active);
   }
 
   streamOpened(stream: ServerHttp2Stream): void {

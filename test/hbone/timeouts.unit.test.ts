@@ -23,7 +23,7 @@ describe('HBONE server timeouts', () => {
   let mesh: Mesh;
   let tlsBase: ConnectionOptions;
   // What the node proxy's nodemesh_listener_timeouts_total{listener="hbone"} counts (onTimeout).
-  const told = { handshake: 0, idle: 0 };
+  const told = { handshake: 0, idle: 0, ping: 0 };
   beforeAll(async () => {
     handshakeMesh = await startMesh({ server: { handshakeTimeoutMs: 300, onTimeout: (kind) => void told[kind]++ } });
     mesh = await startMesh({ ca: handshakeMesh.ca, server: { idleTimeoutMs: 1_000, onTimeout: (kind) => void told[kind]++ } });
