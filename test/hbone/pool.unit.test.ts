@@ -111,10 +111,11 @@ describe('HBONE connection pool', () => {
   });
 
   it('a connection whose handshake outlasts the connect timeout fails its tunnel only: the handshake ending later throws nothing', async () => {
-    const mesh = await startMesh({ client: { connectTimeoutMs: 100 } });
+    // 1 s, not less: the client's last open below must fit a real handshake in it on a loaded machine
+    const mesh = await startMesh({ client: { connectTimeoutMs: 1_000 } });
     meshes.push(mesh);
     // A TLS server with the mesh server's certificate in another process (it answers while this
-    // process is busy), which never sends HTTP/2 SETTINGS: the pool gives up after 100 ms.
+    // process is busy), which never sends HTTP/2 SETTINGS: the pool gives up after 1 s.
     const peer = spawn(process.execPath, ['-e', SILENT_TLS_SERVER], {
       env: { ...process.env, CERT: mesh.serverCreds.certChain, KEY: mesh.serverCreds.key },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -135,7 +136,7 @@ describe('HBONE connection pool', () => {
             resolve(s);
             // right after this turn, which sends the ClientHello
             setImmediate(() => {
-              const until = Date.now() + 400;
+              const until = Date.now() + 1_400;
               while (Date.now() < until);
             });
           });
@@ -146,7 +147,7 @@ describe('HBONE connection pool', () => {
         (e: unknown) => e,
       );
       expect(err).toBeInstanceOf(TunnelConnectError);
-      expect((err as Error).message).toContain('no HTTP/2 SETTINGS from the server within 100 ms');
+      expect((err as Error).message).toContain('no HTTP/2 SETTINGS from the server within 1000 ms');
       await new Promise((r) => setTimeout(r, 200));
       expect(thrown).toEqual([]);
       // and the client still opens tunnels
