@@ -14,7 +14,7 @@ import { formatAuthority, targetOf, type TunnelTarget } from './authority';
 import { TunnelConnectError, TunnelRefusedError } from './errors';
 import { requestHeaders, type TunnelHeaders } from './headers';
 import { bindTransport, SessionPool } from './pool';
-import { ALPN_H2, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
+import { ALPN_H2, DEFAULT_WINDOWS, maxSessionMemoryMiB, millisFromEnv, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
 
 /** A workload's certificate and key, as node:tls takes them. */
 export interface WorkloadCredentials {
@@ -81,11 +81,7 @@ export const PING_TIMEOUT_ENV = 'NODEMESH_HBONE_PING_TIMEOUT_MS';
  * value that is not a whole number of milliseconds ≥ 1 throws, naming the variable.
  */
 export function pingTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env[PING_TIMEOUT_ENV];
-  if (raw === undefined || raw === '') return DEFAULT_PING_TIMEOUT_MS;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${PING_TIMEOUT_ENV}=${raw}: expected a whole number of milliseconds ≥ 1`);
-  return v;
+  return millisFromEnv(env, PING_TIMEOUT_ENV, DEFAULT_PING_TIMEOUT_MS, 1);
 }
 export const DEFAULT_OPEN_PROBE_AFTER_MS = 1_000;
 

@@ -23,7 +23,15 @@ import { isTarget, parseAuthority, type TunnelTarget } from './authority';
 import { DEFAULT_PING_TIMEOUT_MS } from './client';
 import { tunnelHeadersOf, type TunnelHeaders } from './headers';
 import { bytesRead, destroySession, PingProbe } from './liveness';
-import { DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
+import {
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_WINDOWS,
+  maxSessionMemoryMiB,
+  millisFromEnv,
+  TLS_VERSION,
+  validateWindows,
+  type WindowSettings,
+} from './settings';
 import { abortSide, splice, type SpliceResult } from './splice';
 
 export interface Endpoint {
@@ -442,6 +450,13 @@ export class HboneServer {
 
 /** How long a connection may deliver nothing before the server PINGs it: twice the client pool's keepalive interval. */
 export const DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS = 20_000;
+/** The node proxy's setting for its HBONE servers' `keepaliveIntervalMs` (docs/hbone.md, "Server liveness"); their PING timeout is the client's, NODEMESH_HBONE_PING_TIMEOUT_MS. */
+export const SERVER_KEEPALIVE_ENV = 'NODEMESH_HBONE_SERVER_KEEPALIVE_INTERVAL_MS';
+
+/** `keepaliveIntervalMs` from NODEMESH_HBONE_SERVER_KEEPALIVE_INTERVAL_MS (the default where unset; 0 = off); anything else than a whole number ≥ 0 throws, naming the variable. */
+export function serverKeepaliveFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  return millisFromEnv(env, SERVER_KEEPALIVE_ENV, DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS, 0);
+}
 
 /** Server side idle timeout: longer than the client pool's (60 s) so the client normally closes first. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 90_000;

@@ -60,8 +60,14 @@ export interface MeshOptions {
   readonly kernelSplice?: boolean;
   /** 15006's connect and idle timeouts (default: PLAINTEXT_INBOUND_LIMITS). */
   readonly inboundLimits?: PlaintextInboundLimits;
-  /** The HBONE client's PING timeout, ms (default DEFAULT_PING_TIMEOUT_MS; NODEMESH_HBONE_PING_TIMEOUT_MS). */
+  /** The HBONE PING timeout of its client and its servers, ms (default DEFAULT_PING_TIMEOUT_MS; NODEMESH_HBONE_PING_TIMEOUT_MS). */
   readonly hbonePingTimeoutMs?: number;
+  /**
+   * How long one of its HBONE servers' connections may deliver nothing before it is PINGed, ms
+   * (default DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS, 0 = off; NODEMESH_HBONE_SERVER_KEEPALIVE_INTERVAL_MS).
+   * The PING timeout there is hbonePingTimeoutMs too.
+   */
+  readonly hboneServerKeepaliveIntervalMs?: number;
 }
 
 interface Served {
@@ -249,6 +255,9 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       // the listener is the workload's key (serveConnection below); a connection from nowhere else can reach it
       handler: async (req) => (req.listener ? handleTunnel(this.ctx, req.listener, req) : deny(503, 'the HBONE connection came through no workload listener')),
       onTimeout: (kind) => this.timeouts.inc({ listener: 'hbone', kind }),
+      // a client that vanished without FIN or RST: its connection, streams and records go
+      keepaliveIntervalMs: this.o.hboneServerKeepaliveIntervalMs,
+      pingTimeoutMs: this.o.hbonePingTimeoutMs,
       logger: this.o.log.child({ component: 'hbone-server', spiffeId: cert.spiffeId }),
     };
     const server = this.engine === 'native' ? new NativeHboneServer({ ...options, pingTimeoutMs: this.o.hbonePingTimeoutMs }) : new HboneServer(options);

@@ -22,6 +22,7 @@ import { Mesh } from './mesh';
 import { workloadXdsClient } from './xds';
 import { plaintextInboundLimits } from '../proxy/inbound-limits';
 import { pingTimeoutFromEnv } from '../../common/hbone/client';
+import { serverKeepaliveFromEnv } from '../../common/hbone/server';
 import { startKubernetesPods, type KubernetesModeOptions } from '../kubernetes/mode';
 
 export interface ControlModeOptions {
@@ -58,6 +59,7 @@ export const NETNS_SOCKET_POOL = 32;
 export async function startControlMode(o: ControlModeOptions): Promise<ControlModeProxy> {
   assertTrustDomain(o.trustDomain);
   const hbonePingTimeoutMs = pingTimeoutFromEnv(); // a bad value fails here, before anything is opened
+  const hboneServerKeepaliveIntervalMs = serverKeepaliveFromEnv();
   const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
   const ca = cp.ca;
   const cgroupMount = o.cgroupMount ?? findCgroup2(readMounts());
@@ -102,6 +104,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined,
     inboundLimits: plaintextInboundLimits(),
     hbonePingTimeoutMs,
+    hboneServerKeepaliveIntervalMs,
   });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort, recent: telemetry.recent });

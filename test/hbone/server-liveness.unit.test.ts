@@ -4,7 +4,7 @@
 // upstreams end, so the node proxy's records go), counted.
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allow } from '../../common/hbone/server';
+import { allow, DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS, SERVER_KEEPALIVE_ENV, serverKeepaliveFromEnv } from '../../common/hbone/server';
 import { eventually, quietLogger, roundTrip, startMesh } from './fixture';
 import { relay } from './relay';
 
@@ -100,6 +100,18 @@ describe('HBONE server liveness', () => {
     r.blackhole();
     await sleep(800);
     expect(mesh.server.stats().connectionsActive).toBe(1);
-    await expect(startMesh({ server: { pingTimeoutMs: -1 } })).rejects.toThrow(/pingTimeoutMs/);
+    await expect(startMesh({ server: { pingTimeoutMs: 0 } })).rejects.toThrow(/pingTimeoutMs must be a number of milliseconds ≥ 1, got 0/);
+  });
+
+  it('the node proxy reads the interval from NODEMESH_HBONE_SERVER_KEEPALIVE_INTERVAL_MS: the default where unset, 0 turns it off, anything else is refused by name', () => {
+    expect(serverKeepaliveFromEnv({})).toBe(DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS);
+    expect(serverKeepaliveFromEnv({ [SERVER_KEEPALIVE_ENV]: '' })).toBe(DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS);
+    expect(serverKeepaliveFromEnv({ [SERVER_KEEPALIVE_ENV]: '0' })).toBe(0);
+    expect(serverKeepaliveFromEnv({ [SERVER_KEEPALIVE_ENV]: '45000' })).toBe(45_000);
+    for (const bad of ['-1', '2.5', '20s']) {
+      expect(() => serverKeepaliveFromEnv({ [SERVER_KEEPALIVE_ENV]: bad })).toThrow(
+        `${SERVER_KEEPALIVE_ENV}=${bad}: expected a whole number of milliseconds ≥ 0`,
+      );
+    }
   });
 });
