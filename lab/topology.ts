@@ -123,6 +123,21 @@ export function bridgeMac(bridge: { underlay: true } | { node: number }): string
   return ['02', '6e', '6d', ...tail.map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
+/**
+ * A pod's MAC address, fixed by its IP address (10.200.N.K → 02:6e:6d:02:N:K). A waypoint pod is
+ * removed and made again at the same address (a Gateway deleted and applied again, a restart): with
+ * a random MAC each time, the other pods' and the node's neighbour entries for that address kept
+ * naming the old pod's MAC, and connections to the new pod timed out until each entry was resolved
+ * again (a curl → waypoint CONNECT: ETIMEDOUT after ~15 s). The same address now always has the
+ * same MAC.
+ */
+export function podMac(ip: string): string {
+  const octets = ip.split('.').map(Number);
+  if (octets.length !== 4 || octets.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new Error(`not an IPv4 address: ${ip}`);
+  const hex = (x: number): string => x.toString(16).padStart(2, '0');
+  return `02:6e:6d:02:${hex(octets[2] as number)}:${hex(octets[3] as number)}`;
+}
+
 /** The underlay bridge and one veth per node (and the control host), made inside the underlay netns. */
 export function underlayBatch(t: LabTopology): IpBatch {
   const lines = [

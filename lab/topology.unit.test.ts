@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allCgroups, allNetns, bridgeMac, checkShape, nodeBatch, planLab, podBatch, underlayBatch, controlBatch } from './topology';
+import { allCgroups, allNetns, bridgeMac, checkShape, podMac, nodeBatch, planLab, podBatch, underlayBatch, controlBatch } from './topology';
 
 describe('lab topology plan', () => {
   const t = planLab({ lab: 'lab', nodes: 3, podsPerNode: 2 }, '/sys/fs/cgroup/unified', new Date(0));
@@ -59,6 +59,10 @@ describe('lab topology plan', () => {
     const b = nodeBatch(t, t.nodes[1]!).lines;
     expect(b.indexOf('link set nm-pods address 02:6e:6d:01:00:02')).toBeLessThan(b.findIndex((l) => l.includes('master nm-pods')));
     expect(bridgeMac({ node: 300 })).toBe('02:6e:6d:01:01:2c');
+    // a pod's MAC follows its address (a waypoint pod made again at the same address keeps it)
+    expect(podMac('10.200.2.201')).toBe('02:6e:6d:02:02:c9');
+    expect(podMac('10.200.50.101')).toBe('02:6e:6d:02:32:65');
+    expect(() => podMac('10.200.2')).toThrow(/not an IPv4 address/);
   });
 
   it('refuses shapes out of range with the flag name', () => {

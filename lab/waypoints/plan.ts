@@ -5,6 +5,7 @@ import { DATAPLANE_MODE_LABEL, GATEWAY_NAME_LABEL } from '../../common/contracts
 import { WAYPOINT_NODE_FLAGS } from '../../waypoint/process-flags';
 import { labCertTtl } from '../mesh/proxies';
 import type { LabPod, LabTopology } from '../state';
+import { podMac } from '../topology';
 
 /** Waypoint pods take the top of a node's pod range: 10.200.N.201 … .250 (ordinary pods use .2 … .51). */
 export const WAYPOINT_SLOT_BASE = 200;
@@ -86,7 +87,7 @@ export function waypointNodeLines(t: LabTopology, w: WaypointPod): string[] {
   const n = t.nodes.find((x) => x.name === w.pod.node);
   if (!n) throw new Error(`lab '${t.lab}' has no node '${w.pod.node}'`);
   return [
-    `link add ${w.pod.hostIfName} type veth peer name ${w.pod.ifName} netns ${w.pod.netns}`,
+    `link add ${w.pod.hostIfName} type veth peer name ${w.pod.ifName} address ${podMac(w.pod.ip)} netns ${w.pod.netns}`,
     `link set ${w.pod.hostIfName} master ${n.podBridge}`,
     `link set ${w.pod.hostIfName} up`,
   ];

@@ -30,7 +30,8 @@ describe('lab waypoint pods (plan)', () => {
     expect(b.pod.hostIfName.length).toBeLessThanOrEqual(15);
     expect(waypointPodName({ namespace: 'x', name: 'w' }, new Set(['wp-w', 'wp-w-x']))).toBe('wp-w-x-2');
     expect(waypointNodeLines(t, a)).toEqual([
-      'link add nm-wp2-1 type veth peer name eth0 netns nm-nmwpl-wp-waypoint',
+      // the pod's MAC follows its address: made again at the same address, it has the same MAC
+      'link add nm-wp2-1 type veth peer name eth0 address 02:6e:6d:02:02:c9 netns nm-nmwpl-wp-waypoint',
       'link set nm-wp2-1 master nm-pods',
       'link set nm-wp2-1 up',
     ]);
