@@ -69,7 +69,7 @@ enum EventKind : int {
 
 constexpr size_t kOutHigh = 256 << 10;
 constexpr size_t kDirectWrite = 16 << 10;  // frames this large are written without gathering    // stop asking nghttp2 for frames while this much waits for the socket
-constexpr size_t kReadBuf = 64 << 10;      // one SSL_read's plaintext (a TLS record is at most 16 KiB)
+constexpr size_t kReadBuf = 256 << 10;     // plaintext handed to nghttp2 at once (several 16 KiB TLS records)
 constexpr size_t kMaxHeaderBytes = 16 << 10;  // a CONNECT's header list (names + values), as advertised
 constexpr size_t kMaxHeaderPairs = 64;
 constexpr int kTickMs = 100;
@@ -755,11 +755,26 @@ bool Worker::StartSession(Conn* c) {
 
 void Worker::ReadTls(Conn* c) {
   for (;;) {
-    ERR_clear_error();
-    int n = SSL_read(c->ssl, rbuf_.data(), static_cast<int>(rbuf_.size()));
-    if (n > 0) {
-      c->rx += static_cast<uint64_t>(n);
-      ssize_t r = nghttp2_session_mem_recv(c->h2, rbuf_.data(), static_cast<size_t>(n));
+    // Several records' plaintext (read ahead by one read(2)) go to nghttp2 together: a DATA frame
+    // then reaches its local socket in one send(2) rather than one per 16 KiB record.
+    size_t filled = 0;
+    int err = SSL_ERROR_NONE, saved_errno = 0;
+    std::string why;
+    while (filled < rbuf_.size()) {
+      ERR_clear_error();
+      int n = SSL_read(c->ssl, rbuf_.data() + filled, static_cast<int>(rbuf_.size() - filled));
+      if (n > 0) {
+        filled += static_cast<size_t>(n);
+        continue;
+      }
+      err = SSL_get_error(c->ssl, n);
+      saved_errno = errno;
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) why = SslErrorText();
+      break;
+    }
+    if (filled > 0) {
+      c->rx += filled;
+      ssize_t r = nghttp2_session_mem_recv(c->h2, rbuf_.data(), filled);
       if (r < 0) {
         // a protocol violation: nghttp2 queued a GOAWAY; send it and close
         Flush(c);
@@ -767,17 +782,15 @@ void Worker::ReadTls(Conn* c) {
         return;
       }
       if (c->dead) return;
-      continue;
     }
-    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_NONE) continue;  // the buffer filled up: more may be waiting
     if (err == SSL_ERROR_WANT_READ) return;
     if (err == SSL_ERROR_WANT_WRITE) return;  // a post-handshake message waits for the socket; EPOLLOUT drives it
-    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0 && ERR_peek_error() == 0)) {
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && saved_errno == 0 && why.empty())) {
       KillConn(c, "the peer closed the connection");
       return;
     }
-    std::string why = SslErrorText();
-    KillConn(c, why.empty() ? (errno ? ErrnoCode(errno) : "tls read failed") : "tls: " + why);
+    KillConn(c, why.empty() ? (saved_errno ? ErrnoCode(saved_errno) : "tls read failed") : "tls: " + why);
     return;
   }
 }

@@ -151,6 +151,32 @@ run('native HBONE client -> native HBONE server', () => {
     }
   }, 60_000);
 
+  it('holds a sender back while the app does not read (flow control), then delivers every byte', async () => {
+    // the app reads nothing for a second while 48 MiB (three connection windows) come its way
+    const s = await nativeServer((sock) => {
+      sock.pause();
+      setTimeout(() => {
+        digestReply(sock);
+        sock.resume(); // paused explicitly: a 'data' listener alone does not restart it
+      }, 1000);
+    });
+    const client = new NativeHboneClient({ logger: quietLogger });
+    try {
+      const data = randomBytes(48 * 1024 * 1024);
+      const t = await nativeTunnel(client, s);
+      const back = readAll(t.app);
+      sendAll(t.app, data);
+      await new Promise((r) => setTimeout(r, 800));
+      // while the app reads nothing: the stream's 4 MiB window plus what the sockets on the way buffer
+      expect(t.bytes()?.out).toBeLessThan(16 * 1024 * 1024);
+      expect((await back).data.toString()).toBe(`${data.length} ${sha256(data)}`);
+      expect((await t.ended).clean).toBe(true);
+    } finally {
+      client.close(0);
+      await s.close();
+    }
+  }, 60_000);
+
   it('passes an upstream reset on as a reset of the app', async () => {
     const s = await nativeServer((sock) => sock.once('data', () => sock.resetAndDestroy()));
     const client = new NativeHboneClient({ logger: quietLogger });

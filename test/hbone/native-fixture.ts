@@ -57,6 +57,8 @@ export interface Tunnel {
   app: Socket;
   ended: Promise<NativeStreamResult>;
   status: Promise<number>;
+  /** The engine's live counts (`out`: what left the captured socket towards the peer). */
+  bytes(): { out: number; in: number } | undefined;
 }
 
 export async function nativeTunnel(
@@ -67,8 +69,9 @@ export async function nativeTunnel(
   const pair = await capturedPair();
   let ended!: (r: NativeStreamResult) => void;
   let answered!: (s: number) => void;
-  const t: Tunnel = { app: pair.app, ended: new Promise((r) => (ended = r)), status: new Promise((r) => (answered = r)) };
-  await client.tunnel(mesh.openOptions(extra), pair.captured, { response: answered, end: ended });
+  const t: Tunnel = { app: pair.app, ended: new Promise((r) => (ended = r)), status: new Promise((r) => (answered = r)), bytes: () => undefined };
+  const stream = await client.tunnel(mesh.openOptions(extra), pair.captured, { response: answered, end: ended });
+  t.bytes = () => stream.bytes();
   return t;
 }
 
