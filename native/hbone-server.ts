@@ -14,6 +14,7 @@ import {
   type Decision,
   type Endpoint,
   type HboneServerOptions,
+  emptyServerStats,
   type HboneServerStats,
   type ServerCredentials,
   type TunnelRequest,
@@ -75,20 +76,7 @@ export class NativeHboneServer {
   private credentials: ServerCredentials;
   private readonly options: NativeConnectionOptions;
   private readonly conns = new Set<ConnState>();
-  private readonly counters: HboneServerStats = {
-    connectionsAccepted: 0,
-    tlsErrors: 0,
-    handshakeTimeouts: 0,
-    idleTimeouts: 0,
-    pingTimeouts: 0,
-    connectionsRejected: 0,
-    connectionsActive: 0,
-    streamsOpened: 0,
-    streamsActive: 0,
-    streamsRefused: {},
-    bytesToUpstream: 0,
-    bytesToDownstream: 0,
-  };
+  private readonly counters: HboneServerStats = emptyServerStats();
 
   constructor(private readonly o: NativeHboneServerOptions) {
     this.log = o.logger ?? createLogger('hbone-server');

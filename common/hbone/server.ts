@@ -129,6 +129,24 @@ export interface HboneServerStats {
   bytesToDownstream: number;
 }
 
+/** A server's counters before its first connection (both HBONE engines' servers start from it). */
+export function emptyServerStats(): HboneServerStats {
+  return {
+    connectionsAccepted: 0,
+    tlsErrors: 0,
+    handshakeTimeouts: 0,
+    idleTimeouts: 0,
+    pingTimeouts: 0,
+    connectionsRejected: 0,
+    connectionsActive: 0,
+    streamsOpened: 0,
+    streamsActive: 0,
+    streamsRefused: {},
+    bytesToUpstream: 0,
+    bytesToDownstream: 0,
+  };
+}
+
 interface Peer {
   readonly identity: Identity;
   readonly spiffeId: string;
@@ -150,20 +168,7 @@ export class HboneServer {
   private readonly idleTimeoutMs: number;
   private readonly keepaliveIntervalMs: number;
   private readonly pingTimeoutMs: number;
-  private readonly counters: HboneServerStats = {
-    connectionsAccepted: 0,
-    tlsErrors: 0,
-    handshakeTimeouts: 0,
-    idleTimeouts: 0,
-    pingTimeouts: 0,
-    connectionsRejected: 0,
-    connectionsActive: 0,
-    streamsOpened: 0,
-    streamsActive: 0,
-    streamsRefused: {},
-    bytesToUpstream: 0,
-    bytesToDownstream: 0,
-  };
+  private readonly counters: HboneServerStats = emptyServerStats();
 
   constructor(private readonly options: HboneServerOptions) {
     this.credentials = options.credentials;
