@@ -22,6 +22,20 @@ export class NativeError extends Error {
   }
 }
 
+/** The engine's one callback: every connection and stream event, its fields by kind (native/hbone.ts). */
+export type HboneDispatch = (
+  kind: number,
+  id: number,
+  token: number,
+  status: number,
+  a: number,
+  b: number,
+  clean: boolean,
+  s1: string,
+  s2: string,
+  list: (Buffer | string)[],
+) => void;
+
 export interface RawProgramSpec {
   name: string;
   section: string;
@@ -124,21 +138,7 @@ export interface RawBinding {
   spliceBytes(id: number): [number, number] | undefined;
   spliceActive(): number;
   splicePooledPipes(): number;
-  hboneInit(
-    dispatch: (
-      kind: number,
-      id: number,
-      token: number,
-      status: number,
-      a: number,
-      b: number,
-      clean: boolean,
-      s1: string,
-      s2: string,
-      list: (Buffer | string)[],
-    ) => void,
-    threads: number,
-  ): void;
+  hboneInit(dispatch: HboneDispatch, threads: number): void;
   hboneContext(certChain: string, key: string, roots: string, server: boolean): number;
   hboneContextFree(id: number): void;
   hboneConnection(fd: number, context: number, server: boolean, options: object): number;

@@ -5,7 +5,7 @@
 // event, never per chunk. The pooling client and the server built on it are native/hbone-client.ts
 // and native/hbone-server.ts; docs/hbone.md ("The native engine") says what runs where.
 import type { Socket } from 'node:net';
-import { binding, call } from './binding';
+import { binding, call, type HboneDispatch } from './binding';
 import { takeOver } from './splice';
 
 /** Engine event kinds (hbone_engine.cc EventKind). */
@@ -64,18 +64,7 @@ const connections = new Map<number, ConnectionEvents>();
 const streams = new Map<number, StreamEvents>();
 let initialised = false;
 
-function dispatch(
-  kind: number,
-  id: number,
-  token: number,
-  status: number,
-  a: number,
-  b: number,
-  clean: boolean,
-  s1: string,
-  s2: string,
-  list: (Buffer | string)[],
-): void {
+const dispatch: HboneDispatch = (kind, id, token, status, a, b, clean, s1, s2, list) => {
   switch (kind) {
     case CONN_READY:
       connections.get(id)?.ready(list as Buffer[]);
@@ -111,7 +100,7 @@ function dispatch(
       return;
     }
   }
-}
+};
 
 /** Whether the addon has the HBONE engine (an addon built before it does not). */
 export function nativeHboneAvailable(): boolean {
