@@ -1,5 +1,6 @@
 // The http server's `--call URL`: every request makes one upstream call on a connection of its own.
-import type { Server as HttpServer } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type Server as HttpServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runClient } from './client';
 import { boundAddress, startHttpServer } from './servers';
@@ -8,6 +9,8 @@ describe('http --call', () => {
   let backend: HttpServer;
   let frontend: HttpServer;
   let broken: HttpServer;
+  let slow: HttpServer;
+  let late: HttpServer;
   const backendPeers = new Set<number>();
   beforeAll(async () => {
     backend = await startHttpServer({ app: 'backend', pod: 'pb', node: 'n2', version: 'v1' }, 0, '127.0.0.1');
@@ -16,10 +19,20 @@ describe('http --call', () => {
     frontend = await startHttpServer({ app: 'frontend', pod: 'pf', node: 'n1', version: 'v1' }, 0, '127.0.0.1', { call: `http://127.0.0.1:${b.port}/data` });
     // an upstream port nothing listens on: the frontend must answer 502 with the error
     broken = await startHttpServer({ app: 'frontend', pod: 'pf', node: 'n1', version: 'v1' }, 0, '127.0.0.1', { call: 'http://127.0.0.1:1/' });
+    // an upstream that answers after 600 ms, called with a 200 ms limit
+    slow = createServer((_req, res) => void setTimeout(() => res.end('late'), 600)).listen(0, '127.0.0.1');
+    await once(slow, 'listening');
+    late = await startHttpServer({ app: 'frontend', pod: 'pf', node: 'n1', version: 'v1' }, 0, '127.0.0.1', {
+      call: `http://127.0.0.1:${boundAddress(slow).port}/`,
+      callTimeoutMs: 200,
+    });
   });
   afterAll(() => {
     frontend.close();
     broken.close();
+    late.close();
+    slow.closeAllConnections();
+    slow.close();
     backend.close();
   });
 
@@ -56,5 +69,21 @@ describe('http --call', () => {
       path: '/',
     });
     expect(r.statusCodes).toEqual({ 502: 1 });
+  });
+
+  it('answers 502 when the upstream gives no answer within the call limit', async () => {
+    const r = await runClient({
+      mode: 'http',
+      host: '127.0.0.1',
+      port: boundAddress(late).port,
+      connections: 1,
+      concurrency: 1,
+      size: 0,
+      totalTimeoutMs: 10_000,
+      requestTimeoutMs: 5000,
+      path: '/',
+    });
+    expect(r.statusCodes).toEqual({ 502: 1 });
+    expect(r.sample?.upstream?.error).toBe('no answer within 200 ms');
   });
 });

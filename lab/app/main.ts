@@ -5,14 +5,17 @@ import { parseArgs } from 'node:util';
 import { appIdentity } from './identity';
 import { CLIENT_MODES, runClient, reportPassed, type ClientMode } from './client';
 import { SAMPLE_SERVICE, startGrpcServer } from './grpc';
-import { boundAddress, startEchoServer, startH2Server, startHttpServer } from './servers';
+import { boundAddress, DEFAULT_CALL_TIMEOUT_MS, startEchoServer, startH2Server, startHttpServer } from './servers';
 import { parseSize } from './stats';
 
 export const APP_USAGE = `usage: nodemesh lab app <kind> [options]   (or: node dist/lab/app/main.js <kind> …)
   http   [--port 8080] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V] [--call URL]
+         [--call-timeout-ms 5000]
          answers every request with JSON: who it is and what it saw (peer, local address, headers, body sha256);
-         --call URL: for every request, GET URL first (own connection) and include the answer (502 if it fails)
+         --call URL: for every request, GET URL first (own connection) and include the answer (502 if it
+         fails or gives no answer within --call-timeout-ms)
   h2     [--port 8080] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V] [--call URL]
+         [--call-timeout-ms 5000]
          the same answers over HTTP/2 without TLS (h2c, prior knowledge)
   grpc   [--port 9090] [--host 0.0.0.0] [--name APP] [--pod P] [--node N] [--version V]
          gRPC service ${SAMPLE_SERVICE} (plaintext): Echo (unary; answers JSON like http) and
@@ -57,24 +60,32 @@ function untilSignal(close: () => void): Promise<number> {
 
 const ident = { name: { type: 'string' }, pod: { type: 'string' }, node: { type: 'string' }, version: { type: 'string' } } as const;
 
-async function http(argv: string[]): Promise<number> {
-  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, call: { type: 'string' }, ...ident });
-  const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
+const callOptions = { call: { type: 'string' }, 'call-timeout-ms': { type: 'string' } } as const;
+
+/** --call and its time limit (5 s unless given: \`lab up\` gives a longer one on a slow machine). */
+function callArgs(v: Record<string, unknown>): { call?: string; callTimeoutMs: number } {
   const call = str(v.call);
   if (call !== undefined && !/^http:\/\/[^/]+/.test(call))
     throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
-  const server = await startHttpServer(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call });
+  const callTimeoutMs = intArg(v['call-timeout-ms'], DEFAULT_CALL_TIMEOUT_MS, '--call-timeout-ms');
+  if (callTimeoutMs < 1) throw new UsageError(`--call-timeout-ms must be at least 1, got ${callTimeoutMs}`);
+  return { call, callTimeoutMs };
+}
+
+async function http(argv: string[]): Promise<number> {
+  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, ...callOptions, ...ident });
+  const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
+  const { call, callTimeoutMs } = callArgs(v);
+  const server = await startHttpServer(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call, callTimeoutMs });
   process.stdout.write(JSON.stringify({ listening: boundAddress(server), kind: 'http', ...id }) + '\n');
   return untilSignal(() => server.close());
 }
 
 async function h2(argv: string[]): Promise<number> {
-  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, call: { type: 'string' }, ...ident });
+  const v = args(argv, { port: { type: 'string' }, host: { type: 'string' }, ...callOptions, ...ident });
   const id = appIdentity({ name: str(v.name), pod: str(v.pod), node: str(v.node), version: str(v.version) });
-  const call = str(v.call);
-  if (call !== undefined && !/^http:\/\/[^/]+/.test(call))
-    throw new UsageError(`--call must be an http:// URL (for example http://10.96.0.10:80/), got '${call}'`);
-  const server = await startH2Server(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call });
+  const { call, callTimeoutMs } = callArgs(v);
+  const server = await startH2Server(id, intArg(v.port, 8080, '--port'), str(v.host) ?? '0.0.0.0', { call, callTimeoutMs });
   process.stdout.write(JSON.stringify({ listening: boundAddress(server), kind: 'h2', ...id }) + '\n');
   return untilSignal(() => server.close());
 }

@@ -27,9 +27,13 @@ export interface UpstreamResult {
   ms: number;
 }
 
+/** How long a --call waits for its answer unless told otherwise. */
+export const DEFAULT_CALL_TIMEOUT_MS = 5000;
+
 export interface HttpServerOptions {
   /** Call this URL once per request (a new connection each time) and include the result; 502 when it fails. */
   call?: string;
+  /** The call's limit (default DEFAULT_CALL_TIMEOUT_MS); past it the request is answered 502. */
   callTimeoutMs?: number;
 }
 
@@ -99,7 +103,7 @@ function replyHandler(id: AppIdentity, opts: HttpServerOptions): (req: AnyReques
         res.end(body);
       };
       if (!opts.call) return send(200);
-      void callUpstream(opts.call, opts.callTimeoutMs ?? 5000).then((up) => {
+      void callUpstream(opts.call, opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS).then((up) => {
         reply.upstream = up;
         send(up.error === undefined && up.status !== undefined && up.status < 500 ? 200 : 502);
       });

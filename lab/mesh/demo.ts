@@ -9,6 +9,8 @@
 import type { LabPod, LabTopology } from '../state';
 import { HBONE_PORT } from '../../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL, USE_WAYPOINT_LABEL, WAYPOINT_FOR_LABEL } from '../../common/contracts/labels';
+import { DEFAULT_CALL_TIMEOUT_MS } from '../app/servers';
+import { labTimeout } from '../time-scale';
 
 export const DEMO_NS = 'demo';
 export const OUTSIDE_NS = 'outside';
@@ -110,12 +112,26 @@ export function serviceTarget(roles: readonly DemoRole[], name: RoleName, mesh: 
   return `${r.pod.ip}:${s.targetPort}`;
 }
 
-/** The argv (after `node dist/lab/app/main.js`) of each role's app; undefined for the client. */
-export function appArgs(r: DemoRole, roles: readonly DemoRole[], mesh = true): string[] | undefined {
+/**
+ * The argv (after `node dist/lab/app/main.js`) of each role's app; undefined for the client. The
+ * frontend's call to the backend gets the app's 5 s scaled by NODEMESH_SPEED_FACTOR from `env`:
+ * on a slow machine (a VM under TCG) a first call through the mesh sets up two tunnels on cold
+ * processes and outlasted 5 s, and the frontend answered 502.
+ */
+export function appArgs(r: DemoRole, roles: readonly DemoRole[], mesh = true, env: NodeJS.ProcessEnv = process.env): string[] | undefined {
   const who = ['--name', r.role, '--pod', r.pod.name, '--node', r.pod.node];
   switch (r.role) {
     case 'frontend':
-      return ['http', '--port', String(r.port), ...who, '--call', `http://${serviceTarget(roles, 'backend', mesh)}/`];
+      return [
+        'http',
+        '--port',
+        String(r.port),
+        ...who,
+        '--call',
+        `http://${serviceTarget(roles, 'backend', mesh)}/`,
+        '--call-timeout-ms',
+        String(labTimeout(DEFAULT_CALL_TIMEOUT_MS, env)),
+      ];
     case 'backend':
       return ['http', '--port', String(r.port), ...who, '--version', r.version ?? 'v1'];
     case 'tcp-echo':

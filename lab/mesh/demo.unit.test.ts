@@ -63,6 +63,17 @@ describe('demo plan', () => {
     expect(appArgs(roles.find((r) => r.role === 'client')!, roles)).toBeUndefined();
   });
 
+  it("the frontend's call waits 5 s, scaled by the machine's speed factor on a slow machine", () => {
+    const roles = assignRoles(lab(2, 2));
+    const fe = roles[0]!;
+    const limit = (env: NodeJS.ProcessEnv) => {
+      const argv = appArgs(fe, roles, true, env)!;
+      return argv[argv.indexOf('--call-timeout-ms') + 1];
+    };
+    expect(limit({})).toBe('5000');
+    expect(limit({ NODEMESH_SPEED_FACTOR: '6.5' })).toBe('32500');
+  });
+
   it('edges: two allowed, three denied in the mesh; all allowed without it', () => {
     const roles = assignRoles(lab(2, 2));
     expect(demoEdges(roles).map((e) => e.expect)).toEqual(['allow', 'allow', 'deny', 'deny', 'deny']);
