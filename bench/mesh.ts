@@ -26,7 +26,7 @@
 // Modes: mesh (namespace default labelled dataplane-mode=ambient), direct (relabelled none: plain
 // TCP), stunnel (not enrolled; stunnel client in the source pod, server in the destination pod,
 // TLS 1.3 with client certificates from a throwaway CA). Exit 1 when a row was not carried as claimed.
-// Engines (--engines, default node): the HBONE engine(s) the mesh mode runs with (docs/hbone.md, "The
+// Engines (--engines, default native, as the node proxy's): the HBONE engine(s) the mesh mode runs with (docs/hbone.md, "The
 // native engine"); with node,native the mesh is measured with each as a mode of its own, interleaved
 // with the others in every round — the node proxies are restarted with the other engine between them
 // (lab/mesh/proxies.ts setLabHboneEngine; the lab's supervisor starts them again) and each proxy's
@@ -292,7 +292,7 @@ async function main(): Promise<number> {
   const modeList = (values.modes ?? 'mesh,direct,stunnel').split(',');
   const badMode = modeList.find((m) => !['mesh', 'direct', 'stunnel'].includes(m));
   if (badMode) throw new Error(`--modes ${values.modes}: each of mesh, direct, stunnel (comma-separated), not ${badMode}`);
-  const engineList = (values.engines ?? 'node').split(',');
+  const engineList = (values.engines ?? 'native').split(',');
   const badEngine = engineList.find((e) => !['node', 'native'].includes(e));
   if (badEngine) throw new Error(`--engines ${values.engines}: each of node, native (comma-separated), not ${badEngine}`);
   // the mesh mode once per engine asked for: 'mesh' (node), 'native'

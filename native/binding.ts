@@ -151,7 +151,8 @@ export interface RawBinding {
   hboneActive(): [number, number];
 }
 
-export const addonPath: string = join(projectRoot, 'native', 'build', 'Release', 'nodemesh_native.node');
+/** The addon; NODEMESH_NATIVE_ADDON names another build of it (bench/hbone-native.ts compares two builds in one run). */
+export const addonPath: string = process.env.NODEMESH_NATIVE_ADDON || join(projectRoot, 'native', 'build', 'Release', 'nodemesh_native.node');
 
 let loaded: RawBinding | undefined;
 

@@ -104,17 +104,39 @@ const dispatch: HboneDispatch = (kind, id, token, status, a, b, clean, s1, s2, l
 
 /** Whether the addon has the HBONE engine (an addon built before it does not). */
 export function nativeHboneAvailable(): boolean {
+  return nativeHboneUnavailable() === undefined;
+}
+
+/**
+ * Why the native engine cannot run in this process (undefined when it can): the addon is not
+ * built, was built without the engine, or its threads do not start. Starts the threads when it can
+ * (initNativeHbone), so a node proxy learns at start-up, not at its first tunnel.
+ */
+export function nativeHboneUnavailable(): string | undefined {
   try {
-    return typeof binding().hboneInit === 'function';
-  } catch {
-    return false;
+    if (typeof binding().hboneInit !== 'function')
+      return 'the native addon was built without the HBONE engine (libnghttp2-dev was missing when it was compiled)';
+    initNativeHbone();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 
+/** NODEMESH_HBONE_THREADS: unset or 0 is the default; anything but a whole number 0–64 is refused, naming the variable. */
+export function hboneThreads(value: string | undefined = process.env.NODEMESH_HBONE_THREADS): number {
+  const v = (value ?? '').trim();
+  if (v === '') return 0;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 64)
+    throw new Error(`NODEMESH_HBONE_THREADS=${value} is not a thread count: use a whole number 1–64, or 0 (or unset) for one per core, at most 4`);
+  return n;
+}
+
 /** Starts the engine's threads (once; later calls change nothing). 0: one per core, at most 4. */
-export function initNativeHbone(threads = Number(process.env.NODEMESH_HBONE_THREADS ?? 0)): void {
+export function initNativeHbone(threads = hboneThreads()): void {
   if (initialised) return;
-  call((b) => b.hboneInit(dispatch, Number.isInteger(threads) && threads > 0 ? threads : 0));
+  call((b) => b.hboneInit(dispatch, threads > 0 ? threads : 0));
   initialised = true;
 }
 

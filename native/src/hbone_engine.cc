@@ -47,6 +47,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -187,7 +188,7 @@ class Engine;
 class Worker {
  public:
   Worker(Engine* e, int index) : engine_(e), index_(index) {}
-  void Start();
+  std::string Start();  // '' when running, else why not
   void Post(std::function<void()> fn) {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -271,7 +272,12 @@ class Engine {
     if (threads <= 0) threads = static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
     for (int i = 0; i < threads; i++) {
       workers_.push_back(std::make_unique<Worker>(this, i));
-      workers_.back()->Start();
+      std::string why = workers_.back()->Start();
+      if (!why.empty()) {
+        // the threads started so far stay (idle, nothing routed to them); the engine stays unstarted
+        workers_.pop_back();
+        throw Napi::Error::New(env, "the native HBONE engine's thread " + std::to_string(i) + " did not start: " + why);
+      }
     }
     started_ = true;
   }
@@ -384,22 +390,37 @@ ssize_t CbDataRead(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t
 enum Tag : uint64_t { kTagWake = 0, kTagConn = 1, kTagLocal = 2 };
 uint64_t MakeTag(Tag t, uint32_t id) { return (static_cast<uint64_t>(t) << 32) | id; }
 
-void Worker::Start() {
+std::string Worker::Start() {
+  auto fail = [this](std::string why) {
+    if (cbs_) nghttp2_session_callbacks_del(cbs_);
+    cbs_ = nullptr;
+    if (evfd_ >= 0) close(evfd_);
+    if (epfd_ >= 0) close(epfd_);
+    evfd_ = epfd_ = -1;
+    return why;
+  };
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) return fail(std::string("epoll_create1: ") + strerror(errno));
   evfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (evfd_ < 0) return fail(std::string("eventfd: ") + strerror(errno));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = MakeTag(kTagWake, 0);
-  epoll_ctl(epfd_, EPOLL_CTL_ADD, evfd_, &ev);
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, evfd_, &ev) < 0) return fail(std::string("epoll_ctl: ") + strerror(errno));
   rbuf_.resize(kReadBuf);
-  nghttp2_session_callbacks_new(&cbs_);
+  if (nghttp2_session_callbacks_new(&cbs_) != 0) return fail("nghttp2_session_callbacks_new: out of memory");
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs_, CbBeginHeaders);
   nghttp2_session_callbacks_set_on_header_callback(cbs_, CbHeader);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs_, CbFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs_, CbDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs_, CbStreamClose);
   nghttp2_session_callbacks_set_data_source_read_length_callback(cbs_, CbReadLength);
-  std::thread([this] { Loop(); }).detach();
+  try {
+    std::thread([this] { Loop(); }).detach();
+  } catch (const std::system_error& e) {
+    return fail(std::string("cannot create a thread: ") + e.what());
+  }
+  return "";
 }
 
 void Worker::Loop() {

@@ -10,7 +10,7 @@ import { deny, HboneServer, type HboneServerOptions } from '../../common/hbone/s
 import { nativeHboneActive } from '../../native/hbone';
 import { NativeHboneClient } from '../../native/hbone-client';
 import { NativeHboneServer } from '../../native/hbone-server';
-import { hboneEngine, type HboneEngine } from '../proxy/hbone-engine';
+import { chooseHboneEngine, type HboneEngine } from '../proxy/hbone-engine';
 import type { CertificateManager, WorkloadCertificate } from '../../common/identity/manager';
 import { formatSpiffeId, type Identity } from '../../common/identity/spiffe';
 import type { Logger } from '../../common/log';
@@ -118,11 +118,13 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
 
   constructor(private readonly o: MeshOptions) {
     this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }), pingTimeoutMs: o.hbonePingTimeoutMs });
-    this.engine = hboneEngine();
+    const choice = chooseHboneEngine();
+    this.engine = choice.engine;
+    if (choice.fallback) o.log.warn({ hboneEngine: this.engine }, choice.fallback);
     if (this.engine === 'native') {
       this.nativeHbone = new NativeHboneClient({ logger: o.log.child({ component: 'hbone-client', engine: 'native' }), pingTimeoutMs: o.hbonePingTimeoutMs });
-      o.log.info({ hboneEngine: this.engine }, 'HBONE tunnels run on the native engine (NODEMESH_HBONE_ENGINE=native), both ways');
-    }
+      o.log.info({ hboneEngine: this.engine }, 'HBONE tunnels run on the native engine, both ways (NODEMESH_HBONE_ENGINE=node chooses the node engine)');
+    } else if (!choice.fallback) o.log.info({ hboneEngine: this.engine }, 'HBONE tunnels run on the node engine (NODEMESH_HBONE_ENGINE=node)');
     this.guard = new PolicyGuard(o.telemetry.registry, o.log);
     this.timeouts = listenerTimeouts(o.telemetry.registry);
     const peerAuthentications = o.peerAuthentications ?? (() => []);
