@@ -6,8 +6,41 @@
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
+/**
+ * The 4 bytes of a dotted quad as node:net's isIPv4 accepts it (decimal 0-255, no leading zero),
+ * else undefined. Every connection parses a few addresses (original destination, authority,
+ * forwarded, policy); ipaddr.js's general parser was a visible share of a new connection's cost.
+ */
+function parseDottedQuad(ip: string): number[] | undefined {
+  const n = ip.length;
+  if (n < 7 || n > 15) return undefined;
+  const out = [0, 0, 0, 0];
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < n; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || part === 3) return undefined;
+      out[part++] = value;
+      value = digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return undefined; // a leading zero
+      value = value * 10 + (c - 48);
+      if (++digits > 3 || value > 255) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  if (digits === 0 || part !== 3) return undefined;
+  out[3] = value;
+  return out;
+}
+
 /** The bytes of text node:net calls an IP (a zone, fe80::1%eth0, names an interface and is dropped); undefined otherwise. */
 function parse(ip: string): number[] | undefined {
+  const quad = parseDottedQuad(ip);
+  if (quad) return quad;
   const family = isIP(ip);
   if (family === 0) return undefined;
   // Node's isIPv6 accepts any text after '%', which must not reach the parser (found by
@@ -25,7 +58,8 @@ export function ipBytes(ip: string): Buffer {
 
 /** Canonical text (RFC 5952 for IPv6) of 4 or 16 address bytes; throws on any other length. */
 export function ipText(bytes: Uint8Array): string {
-  if (bytes.length !== 4 && bytes.length !== 16) throw new Error(`an IP address has 4 or 16 bytes, got ${bytes.length}`);
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) throw new Error(`an IP address has 4 or 16 bytes, got ${bytes.length}`);
   return ipaddr.fromByteArray(Array.from(bytes)).toString();
 }
 
@@ -57,9 +91,13 @@ export function ipToBytes(text: string): Buffer | undefined {
 
 /** The 16-byte form of an address (IPv4 as ::ffff:a.b.c.d), as the BPF maps key by; brackets and a zone are dropped. Throws on non-IPs. */
 export function ip16(ip: string): Buffer {
-  const b = parse(ip.replace(/^\[(.*)\]$/, '$1'));
+  const b = parse(ip.startsWith('[') ? ip.replace(/^\[(.*)\]$/, '$1') : ip);
   if (!b) throw new Error(`not an IP address: '${ip}'`);
-  return b.length === 16 ? Buffer.from(b) : Buffer.concat([MAPPED_PREFIX, Buffer.from(b)]);
+  if (b.length === 16) return Buffer.from(b);
+  const out = Buffer.alloc(16);
+  MAPPED_PREFIX.copy(out);
+  out.set(b, 12);
+  return out;
 }
 
 /** An IP prefix: the address bytes (4 or 16) and the prefix length in bits. */

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { canonicalIp, ipBytes, ipText, ipToBytes } from './ip';
 
@@ -24,6 +26,50 @@ describe('IP codec', () => {
     expect(() => ipBytes('nope')).toThrow(/not an IP address: nope/);
     expect(() => ipBytes('10.0.0.256')).toThrow(/not an IP/);
     expect(() => ipText(new Uint8Array(5))).toThrow(/4 or 16 bytes, got 5/);
+  });
+});
+
+describe('IPv4 text (the parser of every connection)', () => {
+  // the reference: what counted as an address before the dotted-quad path (node:net's isIP, ipaddr.js)
+  const reference = (t: string): number[] | undefined => (isIP(t) === 4 ? ipaddr.parse(t).toByteArray() : undefined);
+  const bytesOf = (t: string): number[] | undefined => {
+    const b = ipToBytes(t);
+    return b && b.length === 4 ? [...b] : undefined;
+  };
+
+  it('accepts and refuses exactly what node:net calls IPv4', () => {
+    const cases = [
+      '1.2.3.4',
+      '0.0.0.0',
+      '255.255.255.255',
+      '10.200.1.12',
+      '01.2.3.4',
+      '1.2.3.04',
+      '256.1.1.1',
+      '1.2.3',
+      '1.2.3.4.5',
+      '1..2.3',
+      ' 1.2.3.4',
+      '1.2.3.4 ',
+      '1.2.3.',
+      '.1.2.3',
+      '1.2.3.4444',
+      '1.2.3.-1',
+      '1.2.3.1e1',
+      '',
+    ];
+    for (const t of cases) expect(bytesOf(t), t).toEqual(reference(t));
+    let seed = 7;
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    for (let i = 0; i < 20_000; i++) {
+      const t = Array.from({ length: 1 + rnd(15) }, () => '0123456789..'[rnd(12)]).join('');
+      expect(bytesOf(t), t).toEqual(reference(t));
+    }
+  });
+
+  it('writes 4 bytes as a dotted quad', () => {
+    expect(ipText(Uint8Array.from([10, 0, 255, 7]))).toBe('10.0.255.7');
+    expect(canonicalIp('::ffff:10.0.0.1')).toBe('10.0.0.1');
   });
 });
 
