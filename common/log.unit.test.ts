@@ -1,6 +1,8 @@
 // Loggers write to fd 2, so each case runs the built logger (dist/) in a child process and reads
 // what it wrote there.
 import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { logFormat } from './log';
@@ -26,6 +28,45 @@ describe('log format', () => {
     const text = logged({ NODEMESH_LOG_FORMAT: 'text' });
     expect(text.split('\n')[0]).toMatch(new RegExp(`^\\[${ISO.source}\\] INFO.*enrolled`));
     expect(text.split('\n')[0]).toMatch(/"workload":"web-1"/);
+  });
+
+  it('sync: false: lines are written together, within ASYNC_FLUSH_MS, and none is lost at exit', () => {
+    const log = JSON.stringify(join(projectRoot, 'dist', 'common', 'log.js'));
+    const script = `
+      const { createLogger, ASYNC_FLUSH_MS } = require(${log});
+      const fs = require('node:fs');
+      const l = createLogger('demo', 'info', 'json', { sync: false });
+      l.info({ n: 0 }, 'first');
+      const t0 = Date.now();
+      // the line is buffered: written by the periodic flush, not at once
+      const size = () => fs.fstatSync(2).size;
+      const before = size();
+      const poll = setInterval(() => {
+        if (size() === before && Date.now() - t0 < 2000) return;
+        clearInterval(poll);
+        process.stdout.write(JSON.stringify({ writtenAfterMs: Date.now() - t0, max: ASYNC_FLUSH_MS }));
+        for (let i = 1; i <= 500; i++) l.info({ n: i }, 'more');
+        process.exit(0);
+      }, 5);`;
+    const dir = mkdtempSync(join(tmpdir(), 'nm-log-'));
+    try {
+      const file = join(dir, 'err.log');
+      const fd = openSync(file, 'w');
+      const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', fd], encoding: 'utf8' });
+      closeSync(fd);
+      expect(r.status).toBe(0);
+      const t = JSON.parse(r.stdout) as { writtenAfterMs: number; max: number };
+      // held back (not one write per line), then written by the flush timer
+      expect(t.writtenAfterMs).toBeGreaterThanOrEqual(t.max / 2);
+      expect(t.writtenAfterMs).toBeLessThan(t.max + 1000);
+      const lines = readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((x) => JSON.parse(x) as { n: number });
+      expect(lines.map((x) => x.n)).toEqual(Array.from({ length: 501 }, (_, i) => i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unknown format with a message naming the variable and the flag', () => {
