@@ -9,7 +9,7 @@ import type { XdsClientStatus } from '../../common/xds/client';
 import { createLogger, type Logger } from '../../common/log';
 import { RecentRecords } from '../../common/recent-records';
 import { logConnection, recentRecordFields, type ConnectionOutcome } from './access-log';
-import { TCP_LABEL_NAMES, tcpLabels, type ConnectionRecord, type ResponseFlag, type TcpLabelName } from './labels';
+import { TCP_LABEL_NAMES, tcpLabels, type ConnectionRecord, type ResponseFlag, type TcpLabelName, type TcpLabels } from './labels';
 
 export interface BpfMapFill {
   readonly map: string;
@@ -36,20 +36,56 @@ export interface ConnectionHandle {
   close(outcome: { requestBytes: number; responseBytes: number; error?: string; responseFlags?: ResponseFlag }): void;
 }
 
+/**
+ * One label set of the istio_tcp_* counters and its counts. prom-client hashes and validates the
+ * whole label object on every inc(), four times per connection with 23 labels each, which showed
+ * in a new connection's profile; the counts are kept here per label set instead and handed to
+ * prom-client when it is scraped (the counters' collect()).
+ */
+class TcpSeries {
+  opened = 0;
+  receivedBytes = 0;
+  sentBytes = 0;
+  /** Closed connections by response_flags. */
+  readonly closed = new Map<ResponseFlag, number>();
+  private readonly flagged = new Map<ResponseFlag, TcpLabels>();
+
+  constructor(readonly labels: TcpLabels) {}
+
+  close(flags: ResponseFlag): void {
+    this.closed.set(flags, (this.closed.get(flags) ?? 0) + 1);
+  }
+
+  /** The label set with `flags` as response_flags (what closed connections are counted under). */
+  labelsWith(flags: ResponseFlag): TcpLabels {
+    if (flags === this.labels.response_flags) return this.labels;
+    let l = this.flagged.get(flags);
+    if (!l) this.flagged.set(flags, (l = { ...this.labels, response_flags: flags }));
+    return l;
+  }
+}
+
+/** Sets a counter to the totals in `series` (at scrape time): only the label sets that counted something. */
+function report(counter: Counter<TcpLabelName>, series: Iterable<TcpSeries>, read: (s: TcpSeries, emit: (labels: TcpLabels, n: number) => void) => void): void {
+  counter.reset();
+  const emit = (labels: TcpLabels, n: number): void => {
+    if (n > 0) counter.inc(labels, n);
+  };
+  for (const s of series) read(s, emit);
+}
+
 export class NodeProxyTelemetry {
   readonly registry: Registry;
   /** The most recent connections (allowed, failed and denied), served on 15020 at /recent. */
   readonly recent: RecentRecords;
   private readonly accessLog: Logger;
-  private readonly opened: Counter<TcpLabelName>;
-  private readonly closed: Counter<TcpLabelName>;
-  private readonly sentBytes: Counter<TcpLabelName>;
-  private readonly receivedBytes: Counter<TcpLabelName>;
   private readonly denials: Counter<'reporter' | 'policy'>;
   private readonly xdsConnected: Gauge;
   private readonly xdsSynced: Gauge;
   private readonly xdsNacks: Gauge;
   private readonly stateObjects: Gauge<'kind'>;
+  /** The istio_tcp_* label sets seen so far, by their values (as many as prom-client kept before). */
+  private readonly series = new Map<string, TcpSeries>();
 
   constructor(options: TelemetryOptions = {}) {
     this.registry = options.registry ?? new Registry();
@@ -57,19 +93,44 @@ export class NodeProxyTelemetry {
     this.recent = options.recent ?? new RecentRecords('node-proxy');
     const registers = [this.registry];
     const labelNames = [...TCP_LABEL_NAMES];
-    this.opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened', labelNames, registers });
-    this.closed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed', labelNames, registers });
-    this.sentBytes = new Counter({
+    const series = this.series.values.bind(this.series);
+    new Counter({
+      name: 'istio_tcp_connections_opened_total',
+      help: 'TCP connections opened',
+      labelNames,
+      registers,
+      collect() {
+        report(this, series(), (s, emit) => emit(s.labels, s.opened));
+      },
+    });
+    new Counter({
+      name: 'istio_tcp_connections_closed_total',
+      help: 'TCP connections closed',
+      labelNames,
+      registers,
+      collect() {
+        report(this, series(), (s, emit) => {
+          for (const [flags, n] of s.closed) emit(s.labelsWith(flags), n);
+        });
+      },
+    });
+    new Counter({
       name: 'istio_tcp_sent_bytes_total',
       help: 'Bytes sent back to the client (response direction) on TCP connections',
       labelNames,
       registers,
+      collect() {
+        report(this, series(), (s, emit) => emit(s.labels, s.sentBytes));
+      },
     });
-    this.receivedBytes = new Counter({
+    new Counter({
       name: 'istio_tcp_received_bytes_total',
       help: 'Bytes received from the client (request direction) on TCP connections',
       labelNames,
       registers,
+      collect() {
+        report(this, series(), (s, emit) => emit(s.labels, s.receivedBytes));
+      },
     });
     this.denials = new Counter({
       name: 'nodemesh_policy_denials_total',
@@ -111,15 +172,15 @@ export class NodeProxyTelemetry {
 
   /** A connection was accepted (and allowed): count it open; returns the handle to close it. */
   open(record: ConnectionRecord): ConnectionHandle {
-    const labels = tcpLabels(record);
+    const series = this.seriesOf(record);
     const openedAt = process.hrtime.bigint();
-    this.opened.inc(labels);
+    series.opened++;
     let reportedRequest = 0;
     let reportedResponse = 0;
     let closed = false;
     const count = (requestBytes: number, responseBytes: number): void => {
-      if (requestBytes > reportedRequest) this.receivedBytes.inc(labels, requestBytes - reportedRequest);
-      if (responseBytes > reportedResponse) this.sentBytes.inc(labels, responseBytes - reportedResponse);
+      if (requestBytes > reportedRequest) series.receivedBytes += requestBytes - reportedRequest;
+      if (responseBytes > reportedResponse) series.sentBytes += responseBytes - reportedResponse;
       reportedRequest = Math.max(reportedRequest, requestBytes);
       reportedResponse = Math.max(reportedResponse, responseBytes);
     };
@@ -133,7 +194,7 @@ export class NodeProxyTelemetry {
         count(outcome.requestBytes, outcome.responseBytes);
         const flags = outcome.responseFlags ?? (outcome.error !== undefined ? 'CONNECT' : '-');
         // The close carries the flags the connection ended with.
-        this.closed.inc(flags === '-' ? labels : { ...labels, response_flags: flags });
+        series.close(flags);
         const full: ConnectionOutcome = {
           requestBytes: outcome.requestBytes,
           responseBytes: outcome.responseBytes,
@@ -153,8 +214,9 @@ export class NodeProxyTelemetry {
    * with the reason.
    */
   denied(record: ConnectionRecord, verdict: { policy?: string; reason: string }): void {
-    this.opened.inc(tcpLabels(record));
-    this.closed.inc(tcpLabels(record, 'DENY'));
+    const series = this.seriesOf(record);
+    series.opened++;
+    series.close('DENY');
     this.denials.inc({ reporter: record.reporter, policy: verdict.policy ?? 'none' });
     const outcome: ConnectionOutcome = {
       requestBytes: 0,
@@ -166,6 +228,16 @@ export class NodeProxyTelemetry {
     };
     logConnection(this.accessLog, record, outcome);
     this.recent.push(recentRecordFields(record, outcome));
+  }
+
+  /** The series of a connection's labels (response_flags "-"), made at its first connection. */
+  private seriesOf(record: ConnectionRecord): TcpSeries {
+    const labels = tcpLabels(record);
+    let key = '';
+    for (const name of TCP_LABEL_NAMES) key += `${labels[name]}\u0000`;
+    let s = this.series.get(key);
+    if (!s) this.series.set(key, (s = new TcpSeries(labels)));
+    return s;
   }
 
   /** Mirror an xDS client's status (call from its onStatus listener). */

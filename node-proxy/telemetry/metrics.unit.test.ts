@@ -133,6 +133,33 @@ describe('node proxy telemetry', () => {
     expect(typeof log[0]!.duration_ms).toBe('number');
   });
 
+  it('counts kept per label set: every scrape reports the totals, and a connection with other labels is a series of its own', async () => {
+    const t = new NodeProxyTelemetry({ accessLog: capture().logger });
+    for (let i = 0; i < 3; i++)
+      t.open({ ...allowedInbound, source: { ...allowedInbound.source, port: 40000 + i } }).close({ requestBytes: 10, responseBytes: 20 });
+    const first = await scrape(t);
+    expect(await scrape(t)).toBe(first); // a scrape changes nothing
+    const other = { ...allowedInbound, destination: { ...allowedInbound.destination, identity: 'spiffe://cluster.local/ns/backend/sa/db2' } };
+    t.open(other).close({ requestBytes: 1, responseBytes: 0, error: 'ECONNRESET' });
+    t.open(allowedInbound).close({ requestBytes: 5, responseBytes: 5 });
+    const text = await scrape(t);
+    const by = (name: string) => samples(text, name).map((x) => [x.labels.destination_principal, x.labels.response_flags, x.value]);
+    expect(by('istio_tcp_connections_opened_total')).toEqual([
+      ['spiffe://cluster.local/ns/backend/sa/db', '-', 4],
+      ['spiffe://cluster.local/ns/backend/sa/db2', '-', 1],
+    ]);
+    expect(by('istio_tcp_connections_closed_total')).toEqual([
+      ['spiffe://cluster.local/ns/backend/sa/db', '-', 4],
+      ['spiffe://cluster.local/ns/backend/sa/db2', 'CONNECT', 1],
+    ]);
+    expect(by('istio_tcp_received_bytes_total')).toEqual([
+      ['spiffe://cluster.local/ns/backend/sa/db', '-', 35],
+      ['spiffe://cluster.local/ns/backend/sa/db2', '-', 1],
+    ]);
+    // no bytes back on db2: no series, as prom-client keeps none for a counter never incremented
+    expect(by('istio_tcp_sent_bytes_total')).toEqual([['spiffe://cluster.local/ns/backend/sa/db', '-', 65]]);
+  });
+
   it('a denied plaintext connection: closed with DENY, unknown source, no bytes, a denial by policy, the reason in the log', async () => {
     const { logger, lines } = capture();
     const t = new NodeProxyTelemetry({ accessLog: logger });
