@@ -100,7 +100,6 @@ export class HboneClient {
   private readonly windows: WindowSettings;
   private readonly credentials = new Map<string, CredentialState>();
   private readonly sourceIds = new Map<string, string>();
-  private readonly expectedIds = new Map<string, { ids: Identity[]; key: string }>();
   private readonly openTimeoutMs: number;
   private readonly openProbeAfterMs: number;
   private generation = 0;
@@ -142,7 +141,7 @@ export class HboneClient {
   async start(o: OpenOptions): Promise<{ stream: ClientHttp2Stream; response: Promise<void> }> {
     const target = targetOf(o.authority);
     const destination = targetOf(o.destination);
-    const expected = this.expectedOf(o.expectedIdentity);
+    const expected = normalizeExpected(o.expectedIdentity);
     const sourceId = this.sourceIdOf(o.source.certChain);
     const key = `${sourceId}|${o.sourceAddress ?? ''}|${formatAuthority(destination.host, destination.port)}|${expected.key}`;
     const creds = this.credentialsFor(key, o);
@@ -280,18 +279,6 @@ export class HboneClient {
     return session;
   }
 
-  /** Parsing a SPIFFE ID per tunnel showed in profiles; the common single-ID case is cached. */
-  private expectedOf(e: ExpectedIdentity): { ids: Identity[]; key: string } {
-    if (typeof e !== 'string') return normalizeExpected(e);
-    let r = this.expectedIds.get(e);
-    if (!r) {
-      r = normalizeExpected(e);
-      if (this.expectedIds.size >= ID_CACHE_LIMIT) this.expectedIds.clear();
-      this.expectedIds.set(e, r);
-    }
-    return r;
-  }
-
   private sourceIdOf(certChain: string): string {
     let id = this.sourceIds.get(certChain);
     if (id) return id;
@@ -333,8 +320,19 @@ export function sameKey(a: string | Buffer, b: string | Buffer): boolean {
   return a.equals(b);
 }
 
+/** Expected identities given as one SPIFFE ID, parsed once (both engines' clients ask per tunnel). */
+const expectedCache = new Map<string, { ids: Identity[]; key: string }>();
+
 export function normalizeExpected(e: ExpectedIdentity): { ids: Identity[]; key: string } {
-  if (typeof e === 'string') return { ids: [toIdentity(e)], key: e };
+  if (typeof e === 'string') {
+    let r = expectedCache.get(e);
+    if (!r) {
+      r = { ids: [toIdentity(e)], key: e };
+      if (expectedCache.size >= ID_CACHE_LIMIT) expectedCache.clear();
+      expectedCache.set(e, r);
+    }
+    return r;
+  }
   const list = Array.isArray(e) ? (e as readonly (Identity | string)[]) : [e as Identity];
   if (list.length === 0) throw new Error('expectedIdentity is empty: name the SPIFFE identity the destination must present');
   const ids = list.map(toIdentity);

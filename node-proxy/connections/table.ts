@@ -75,14 +75,25 @@ export class ConnectionTable {
 
   /** Removes a connection and returns its final record (undefined if unknown or already closed). */
   close(id: number, error?: string): ClosedConnection | undefined {
+    const e = this.remove(id);
+    if (!e) return undefined;
+    const info = this.describe(e);
+    return { ...info, durationMs: this.now() - e.openedAtMs, ...(error ? { error } : {}) };
+  }
+
+  /** Removes a connection whose final record nobody reads (its telemetry has its own); counted as close() counts it. */
+  forget(id: number): void {
+    this.remove(id);
+  }
+
+  private remove(id: number): Entry | undefined {
     const e = this.open.get(id);
     if (!e) return undefined;
     this.open.delete(id);
-    const info = this.describe(e);
     this.totals.closed++;
-    this.totals.bytesSent += info.bytesSent;
-    this.totals.bytesReceived += info.bytesReceived;
-    return { ...info, durationMs: this.now() - e.openedAtMs, ...(error ? { error } : {}) };
+    this.totals.bytesSent += e.downstream.bytesRead;
+    this.totals.bytesReceived += e.downstream.bytesWritten;
+    return e;
   }
 
   get size(): number {

@@ -93,8 +93,12 @@ export class ConnectionTracker {
             ? { requestBytes: 0, responseBytes: 0, error, responseFlags: failed.responseFlags }
             : { requestBytes: r.bytesToUpstream, responseBytes: r.bytesToDownstream, error },
         );
+      if (handles.length > 0) {
+        this.o.table.forget(id); // the reporters' telemetry logs it
+        return;
+      }
       const rec = this.o.table.close(id, error);
-      if (rec && handles.length === 0) {
+      if (rec) {
         this.o.log.info(
           {
             access: rec.direction,
