@@ -8,13 +8,15 @@ import { connect as h2connect, constants as h2, type ClientHttp2Session } from '
 import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ECHO_PATH, STREAM_CHUNK, STREAM_PATH, grpcStatusName } from './grpc';
+import { LIMITS } from './limits';
 import { summarize, type LatencySummary } from './stats';
+
+export { LIMITS };
 import type { HttpReply } from './servers';
 
 export type ClientMode = 'tcp' | 'http' | 'h2' | 'grpc';
 export const CLIENT_MODES: readonly ClientMode[] = ['tcp', 'http', 'h2', 'grpc'];
 
-export const LIMITS = { connections: 100_000, concurrency: 1000, size: 1024 ** 3, totalTimeoutMs: 600_000 };
 const CHUNK = 64 * 1024;
 
 export interface ClientOptions {

@@ -5,6 +5,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../common/paths';
 import type { ClientReport } from '../app/client';
+import { LIMITS } from '../app/limits';
 import { runInLab } from '../spawn';
 import type { LabTopology } from '../state';
 import { sleep } from '../sys';
@@ -26,15 +27,14 @@ export interface DriveOptions {
 
 export const DEFAULT_DRIVE: DriveOptions = { connections: 5, concurrency: 5, size: 2048, timeoutMs: 15_000 };
 
-/** Runs the sample client in a pod; the report, or the reason there is none. */
-export async function runClientIn(
-  state: LabTopology,
-  pod: string,
-  target: string,
-  mode: 'http' | 'tcp',
-  o: DriveOptions,
-): Promise<ClientReport | { error: string }> {
-  const argv = [
+/**
+ * The sample client's argv for one run. The run's limit is kept within the client's own bound
+ * (10 min): a limit scaled on a very slow machine (60 s x a speed factor of 20 in a starved VM)
+ * made the client refuse to start, and every connection of the run count as refused.
+ */
+export function clientArgv(target: string, mode: 'http' | 'tcp', o: DriveOptions): string[] {
+  const total = Math.min(o.timeoutMs, LIMITS.totalTimeoutMs);
+  return [
     process.execPath,
     appMain(),
     'client',
@@ -49,13 +49,24 @@ export async function runClientIn(
     '--size',
     String(o.size),
     '--timeout-ms',
-    String(o.timeoutMs),
+    String(total),
     '--request-timeout-ms',
-    String(Math.min(o.timeoutMs, labTimeout(5000))), // a 64 MiB echo in 5 s, longer on a slow machine
+    String(Math.min(total, labTimeout(5000))), // a 64 MiB echo in 5 s, longer on a slow machine
     ...(o.method ? ['--method', o.method] : []),
   ];
+}
+
+/** Runs the sample client in a pod; the report, or the reason there is none. */
+export async function runClientIn(
+  state: LabTopology,
+  pod: string,
+  target: string,
+  mode: 'http' | 'tcp',
+  o: DriveOptions,
+): Promise<ClientReport | { error: string }> {
+  const argv = clientArgv(target, mode, o);
   try {
-    const r = await runInLab(state, pod, argv, o.timeoutMs + 10_000);
+    const r = await runInLab(state, pod, argv, Math.min(o.timeoutMs, LIMITS.totalTimeoutMs) + 10_000);
     const line = r.stdout.trim().split('\n').pop() ?? '';
     if (!line.startsWith('{')) return { error: `client exited ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}` };
     return JSON.parse(line) as ClientReport;

@@ -143,8 +143,10 @@ privilegedDescribe('lab', 'mesh end to end (lab nmmesh)', () => {
     const marks = proxyLogMarks(topo);
     expect(passed(await http(cl, `${fe.pod.ip}:${fe.port}`))).toBe(false);
     expect(passed(await tcp(cl, `${te.pod.ip}:${te.port}`, 1000))).toBe(false);
-    await new Promise((r) => setTimeout(r, 300));
-    const denied = accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination' && e.srcAddr.startsWith(`${cl.pod.ip}:`));
+    // the destination writes its access line asynchronously: wait for both (a fixed 300 ms was too short in a VM)
+    const deniedNow = () => accessEntriesSince(topo, marks).filter((e) => e.reporter === 'destination' && e.srcAddr.startsWith(`${cl.pod.ip}:`));
+    await until('both denials in the destination access log', async () => deniedNow().length >= 2, 5000).catch(() => undefined);
+    const denied = deniedNow();
     expect(denied.length).toBeGreaterThanOrEqual(2);
     expect(denied.every((e) => e.msg === 'connection denied' && e.denyReason)).toBe(true);
   });
