@@ -3,27 +3,33 @@
 import { randomBytes } from 'node:crypto';
 import type { Workload } from '../../api/gen/nodemesh/workload/v1/workload';
 
-const POOL_BYTES = 4096;
-let pool = Buffer.alloc(0);
-let taken = 0;
+const HEX_POOL_BYTES = 4096;
+let hexPool = '';
+let hexTaken = 0;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
 
 /**
- * n cryptographically random bytes cut from a 4 KiB block drawn at once: randomBytes() twice per
- * connection showed in the node proxy's profile. The bytes are handed out once each.
+ * `00-<trace id>-<span id>-01` from a pool of random hex text (4 KiB of random bytes drawn at once,
+ * each character handed out once): no Buffer and no hex encoding per connection.
  */
-export function pooledRandom(n: number): Buffer {
-  if (n > POOL_BYTES) return randomBytes(n);
-  if (taken + n > pool.length) {
-    pool = randomBytes(POOL_BYTES);
-    taken = 0;
+export function pooledTraceparent(): string {
+  if (hexTaken + 48 > hexPool.length) {
+    hexPool = randomBytes(HEX_POOL_BYTES).toString('hex');
+    hexTaken = 0;
   }
-  const b = pool.subarray(taken, taken + n);
-  taken += n;
-  return b;
+  let trace = hexPool.slice(hexTaken, hexTaken + 32);
+  let span = hexPool.slice(hexTaken + 32, hexTaken + 48);
+  hexTaken += 48;
+  // An all-zero id is invalid in W3C trace context.
+  if (trace === ZERO_TRACE) trace = '00000000000000000000000000000001';
+  if (span === ZERO_SPAN) span = '0000000000000001';
+  return `00-${trace}-${span}-01`;
 }
 
 /** `00-<trace id>-<span id>-01`: a new sampled trace for one proxied connection. */
-export function newTraceparent(random: (n: number) => Buffer = pooledRandom): string {
+export function newTraceparent(random?: (n: number) => Buffer): string {
+  if (!random) return pooledTraceparent(); // `random`: a source of bytes for tests
   let trace = random(16);
   // An all-zero id is invalid in W3C trace context.
   if (trace.every((b) => b === 0)) trace = Buffer.from('00000000000000000000000000000001', 'hex');
