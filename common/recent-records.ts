@@ -34,10 +34,14 @@ export interface RecentRecordsPage {
   readonly records: readonly RecentRecord[];
 }
 
+type Fields = Readonly<Record<string, unknown>>;
+
 export class RecentRecords {
   // The fields as pushed, and the sequence number and time beside them: a record is put together
   // only when it is read (a spread copy per push was ~3 µs, on every request of the waypoint).
-  private readonly ring: (Readonly<Record<string, unknown>> | undefined)[];
+  // A record may also be pushed as a function that makes its fields, called only when read: the
+  // node proxy's fields are five objects per connection that nobody reads unless /recent is asked.
+  private readonly ring: (Fields | (() => Fields) | undefined)[];
   private readonly seqs: Float64Array;
   private readonly times: Float64Array;
   private next = 0;
@@ -48,13 +52,17 @@ export class RecentRecords {
     readonly capacity: number = DEFAULT_RECENT_RECORDS,
   ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`the recent-records capacity must be a positive integer, got ${capacity}`);
-    this.ring = new Array<Readonly<Record<string, unknown>> | undefined>(capacity);
+    this.ring = new Array<Fields | (() => Fields) | undefined>(capacity);
     this.seqs = new Float64Array(capacity);
     this.times = new Float64Array(capacity);
   }
 
-  /** Keeps one record (overwriting the oldest when full). The ring keeps `fields` itself: do not change it after. */
-  push(fields: Readonly<Record<string, unknown>>, now: number = Date.now()): void {
+  /**
+   * Keeps one record (overwriting the oldest when full). The ring keeps `fields` itself: do not
+   * change it after. Given a function, the ring calls it each time the record is read, so what
+   * it reads must not change either.
+   */
+  push(fields: Fields | (() => Fields), now: number = Date.now()): void {
     this.seq++;
     const i = this.next;
     this.ring[i] = fields;
@@ -69,7 +77,7 @@ export class RecentRecords {
     for (let k = 0; k < this.capacity; k++) {
       const i = (this.next + k) % this.capacity;
       const r = this.ring[i];
-      if (r !== undefined && this.seqs[i]! > since) out.push({ ...r, seq: this.seqs[i]!, time: this.times[i]! });
+      if (r !== undefined && this.seqs[i]! > since) out.push({ ...(typeof r === 'function' ? r() : r), seq: this.seqs[i]!, time: this.times[i]! });
     }
     return {
       kind: 'RecentRecords',

@@ -203,7 +203,7 @@ export class NodeProxyTelemetry {
           error: outcome.error,
         };
         logConnection(this.accessLog, record, full);
-        this.recent.push(recentRecordFields(record, full));
+        this.recent.push(() => recentRecordFields(record, full));
       },
     };
   }
