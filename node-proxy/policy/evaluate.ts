@@ -35,14 +35,32 @@ interface Facts {
   readonly port: number;
 }
 
-function factsOf(c: PolicyConnection): Facts {
-  let principal: string | undefined;
-  let namespace: string | undefined;
-  if (c.sourceIdentity) {
-    principal = c.sourceIdentity.startsWith(SPIFFE_SCHEME) ? c.sourceIdentity.slice(SPIFFE_SCHEME.length) : c.sourceIdentity;
-    namespace = tryParseSpiffeId(c.sourceIdentity.startsWith(SPIFFE_SCHEME) ? c.sourceIdentity : SPIFFE_SCHEME + c.sourceIdentity)?.namespace;
+/** A peer identity's principal and namespace, parsed once per identity (every connection asks). */
+const peers = new Map<string, { principal: string; namespace: string | undefined }>();
+const PEER_CACHE_LIMIT = 1024;
+
+function peerOf(identity: string): { principal: string; namespace: string | undefined } {
+  let p = peers.get(identity);
+  if (!p) {
+    p = {
+      principal: identity.startsWith(SPIFFE_SCHEME) ? identity.slice(SPIFFE_SCHEME.length) : identity,
+      namespace: tryParseSpiffeId(identity.startsWith(SPIFFE_SCHEME) ? identity : SPIFFE_SCHEME + identity)?.namespace,
+    };
+    if (peers.size >= PEER_CACHE_LIMIT) peers.clear();
+    peers.set(identity, p);
   }
-  return { principal, namespace, sourceIp: ipToBytes(c.sourceIp), destinationIp: ipToBytes(c.destinationIp), port: c.destinationPort };
+  return p;
+}
+
+function factsOf(c: PolicyConnection): Facts {
+  const peer = c.sourceIdentity ? peerOf(c.sourceIdentity) : undefined;
+  return {
+    principal: peer?.principal,
+    namespace: peer?.namespace,
+    sourceIp: ipToBytes(c.sourceIp),
+    destinationIp: ipToBytes(c.destinationIp),
+    port: c.destinationPort,
+  };
 }
 
 export function stringMatches(m: StringMatch, value: string | undefined): boolean {

@@ -32,7 +32,27 @@ export interface PlanView {
   peerAuthentications(): readonly PeerAuthenticationPolicy[];
 }
 
-export const spiffeOf = (view: Pick<PlanView, 'trustDomain'>, w: Workload): string => formatSpiffeId(identityOf(w, view.trustDomain));
+// Per workload object, checked against what they were made from (the state may set a local pod's
+// addresses on the object in place): its SPIFFE ID and its addresses as text, asked for a few times
+// per connection.
+const spiffeIds = new WeakMap<Workload, { trustDomain: string; namespace: string; sa: string; wtd: string; id: string }>();
+const addressTexts = new WeakMap<Workload, { of: Workload['addresses']; texts: string[] }>();
+
+export const spiffeOf = (view: Pick<PlanView, 'trustDomain'>, w: Workload): string => {
+  const c = spiffeIds.get(w);
+  if (c && c.trustDomain === view.trustDomain && c.namespace === w.namespace && c.sa === w.serviceAccount && c.wtd === w.trustDomain) return c.id;
+  const id = formatSpiffeId(identityOf(w, view.trustDomain));
+  spiffeIds.set(w, { trustDomain: view.trustDomain, namespace: w.namespace, sa: w.serviceAccount, wtd: w.trustDomain, id });
+  return id;
+};
+
+function addressesOf(w: Workload): string[] {
+  const c = addressTexts.get(w);
+  if (c && c.of === w.addresses) return c.texts;
+  const texts = w.addresses.map(ipFromBytes);
+  addressTexts.set(w, { of: w.addresses, texts });
+  return texts;
+}
 
 export function policyContextFor(view: PlanView, destination: Workload, port: number): PolicyContext {
   return policyContext(view.state, destination, port, view.peerAuthentications(), view.trustDomain);
@@ -58,7 +78,7 @@ export type OutboundPlan =
 
 /** The source workload's address in the family of `like` (what the peer sees as the client). */
 export function sourceIp(src: Workload, like: string): string {
-  const all = src.addresses.map(ipFromBytes);
+  const all = addressesOf(src);
   return all.find((a) => isIPv4(a) === isIPv4(like)) ?? all[0] ?? '';
 }
 

@@ -14,7 +14,7 @@ import {
 import { RoundRobin } from '../state/resolve';
 import { addressesIn } from '../state/testing/addresses';
 import { WorkloadState } from '../state/workload-state';
-import { admit, planOutbound, type PlanView } from './plan';
+import { admit, planOutbound, sourceIp, spiffeOf, type PlanView } from './plan';
 
 const TD = 'cluster.local';
 const id = (sa: string): string => `spiffe://${TD}/ns/default/sa/${sa}`;
@@ -174,5 +174,20 @@ describe('admit (the destination policy, one step for HBONE, plaintext and same-
     });
     expect(admit(v, req).allowed).toBe(false);
     expect(admit(v, { ...req, mtls: true }).allowed).toBe(true);
+  });
+});
+
+describe('per-workload answers', () => {
+  it('follow a workload whose addresses or service account change on the same object', () => {
+    const { view: v } = view();
+    const w = src(v);
+    expect(sourceIp(w, '10.200.2.5')).toBe('10.200.1.9');
+    expect(spiffeOf(v, w)).toBe(id('client'));
+    // the state puts a local pod's addresses on its object in place (Kubernetes mode)
+    w.addresses = [Buffer.from([10, 200, 1, 77])];
+    expect(sourceIp(w, '10.200.2.5')).toBe('10.200.1.77');
+    w.serviceAccount = 'other';
+    expect(spiffeOf(v, w)).toBe(id('other'));
+    expect(spiffeOf({ trustDomain: 'example.org' }, w)).toBe('spiffe://example.org/ns/default/sa/other');
   });
 });
