@@ -39,6 +39,24 @@ describe('recent records ring', () => {
     expect(r.respond(new URLSearchParams('limit=abc')).status).toBe(400);
   });
 
+  it('a record pushed as a function is made only when read, and dropped unread when overwritten', () => {
+    const r = new RecentRecords('node-proxy', 2);
+    let made = 0;
+    const lazy = (n: number) => () => {
+      made++;
+      return { n };
+    };
+    r.push(lazy(1), 10);
+    r.push(lazy(2), 20);
+    r.push(lazy(3), 30); // overwrites 1, which is never made
+    expect(made).toBe(0);
+    expect(r.page().records).toEqual([
+      { n: 2, seq: 2, time: 20 },
+      { n: 3, seq: 3, time: 30 },
+    ]);
+    expect(made).toBe(2);
+  });
+
   it('refuses a capacity that is not a positive integer', () => {
     expect(() => new RecentRecords('x', 0)).toThrow(/positive integer/);
   });
