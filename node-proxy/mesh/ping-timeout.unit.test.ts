@@ -37,7 +37,7 @@ describe('NODEMESH_HBONE_PING_TIMEOUT_MS', () => {
     expect(labNodeProxyEnv({})).toEqual({});
     expect(labNodeProxyEnv({ NODEMESH_SPEED_FACTOR: '1' })).toEqual({});
     expect(labNodeProxyEnv({ NODEMESH_SPEED_FACTOR: '7.5' })).toEqual({ [PING_TIMEOUT_ENV]: '22500' });
-    expect(labNodeProxyEnv({ NODEMESH_SPEED_FACTOR: '50' })).toEqual({ [PING_TIMEOUT_ENV]: '60000' }); // capped at 20x
+    expect(labNodeProxyEnv({ NODEMESH_SPEED_FACTOR: '99' })).toEqual({ [PING_TIMEOUT_ENV]: '150000' }); // capped at 50x
     expect(labNodeProxyEnv({ NODEMESH_SPEED_FACTOR: '7.5', [PING_TIMEOUT_ENV]: '5000' })).toEqual({});
   });
 });

@@ -2,14 +2,15 @@
 // loaded CI runner) gets proportionally longer limits instead of failing. The factor is the time
 // a fixed piece of work (hashing, JSON, small syscalls — what the mesh's processes spend their
 // time on) takes here, divided by what it takes on an ordinary unloaded machine; never below 1,
-// capped at 20. NODEMESH_SPEED_FACTOR=<n> sets it (and a measured factor is put there, so child
+// capped at 50 (a VM at idle priority on a busy host measured past 20: a waypoint took 351 s to
+// start against a limit of 20 x 10 s). NODEMESH_SPEED_FACTOR=<n> sets it (and a measured factor is put there, so child
 // processes and later calls reuse it).
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 
 /** Milliseconds the work below takes on the reference machine (a 2-core KVM guest, unloaded). */
 export const REFERENCE_MS = 25;
-const MAX_FACTOR = 20;
+const MAX_FACTOR = 50;
 
 /** The fixed piece of work; returns how long it took in milliseconds. */
 export function speedSample(): number {
