@@ -10,8 +10,7 @@ import { tunnelHeadersOf } from '../common/hbone/headers';
 import {
   connected,
   DEFAULT_IDLE_TIMEOUT_MS,
-  isNetworkError,
-  type Decision,
+  decideTunnel,
   type Endpoint,
   type HboneServerOptions,
   emptyServerStats,
@@ -207,20 +206,10 @@ export class NativeHboneServer {
       signal: controller.signal,
       listener: c.listener,
     };
-    let decision: Decision;
-    try {
-      decision = await this.o.handler(request);
-    } catch (err) {
-      const status = isNetworkError(err) ? 503 : 500;
-      this.log.info({ peer: peer.spiffeId, authority, status, err: err instanceof Error ? err.message : String(err) }, 'HBONE tunnel not opened');
-      NativeConnection.unwatch(token);
-      return this.refuse(token, status);
-    }
+    const decision = await decideTunnel(this.o.handler, request, this.log);
     if (!decision.allow) {
-      const status = decision.status >= 400 && decision.status <= 599 ? decision.status : 500;
-      this.log.info({ peer: peer.spiffeId, authority, status, reason: decision.reason }, 'HBONE tunnel denied');
       NativeConnection.unwatch(token);
-      return this.refuse(token, status);
+      return this.refuse(token, decision.refuse);
     }
     const upstream = decision.upstream;
     const started = performance.now();

@@ -71,6 +71,34 @@ export function allow(upstream: Duplex, onClose?: (result: SpliceResult) => void
   return { allow: true, upstream, onClose };
 }
 
+/**
+ * Asks `handler` about a CONNECT, for both HBONE servers (this one and native/hbone-server.ts): the
+ * allowing decision, or the status to refuse the stream with, logged — a handler that threw is 503
+ * for a network error, else 500 ("HBONE tunnel not opened"); a denial answers its own 4xx/5xx, else
+ * 500 ("HBONE tunnel denied").
+ */
+export async function decideTunnel(
+  handler: TunnelHandler,
+  request: TunnelRequest,
+  log: Logger,
+): Promise<Extract<Decision, { allow: true }> | { readonly allow: false; readonly refuse: number }> {
+  let decision: Decision;
+  try {
+    decision = await handler(request);
+  } catch (err) {
+    const status = isNetworkError(err) ? 503 : 500;
+    log.info(
+      { peer: request.peerSpiffeId, authority: request.authority, status, err: err instanceof Error ? err.message : String(err) },
+      'HBONE tunnel not opened',
+    );
+    return { allow: false, refuse: status };
+  }
+  if (decision.allow) return decision;
+  const status = decision.status >= 400 && decision.status <= 599 ? decision.status : 500;
+  log.info({ peer: request.peerSpiffeId, authority: request.authority, status, reason: decision.reason }, 'HBONE tunnel denied');
+  return { allow: false, refuse: status };
+}
+
 export interface ServerCredentials {
   /** PEM: the server's leaf certificate first, then any intermediates. */
   readonly certChain: string;
@@ -402,19 +430,8 @@ export class HboneServer {
       listener: peer.listener,
     };
 
-    let decision: Decision;
-    try {
-      decision = await this.options.handler(request);
-    } catch (err) {
-      const status = isNetworkError(err) ? 503 : 500;
-      this.log.info({ peer: peer.spiffeId, authority, status, err: err instanceof Error ? err.message : String(err) }, 'HBONE tunnel not opened');
-      return this.refuse(stream, status);
-    }
-    if (!decision.allow) {
-      const status = decision.status >= 400 && decision.status <= 599 ? decision.status : 500;
-      this.log.info({ peer: peer.spiffeId, authority, status, reason: decision.reason }, 'HBONE tunnel denied');
-      return this.refuse(stream, status);
-    }
+    const decision = await decideTunnel(this.options.handler, request, this.log);
+    if (!decision.allow) return this.refuse(stream, decision.refuse);
     // From here on the handler holds resources for this stream (its upstream, and whatever its
     // onClose releases): every way out below ends the upstream and calls onClose exactly once.
     const upstream = decision.upstream;
