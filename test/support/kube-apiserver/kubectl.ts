@@ -1,6 +1,7 @@
 // Runs the real kubectl (1.32 on these machines; Debian's kubernetes-client otherwise) against a
 // kubeconfig, asynchronously (a test process may host servers whose event loop must not block).
 import { execFile } from 'node:child_process';
+import { scaled } from '../speed';
 
 export interface KubectlResult {
   readonly code: number;
@@ -10,15 +11,21 @@ export interface KubectlResult {
 
 export const KUBECTL = process.env.KUBECTL ?? 'kubectl';
 
-/** `kubectl --kubeconfig <kubeconfig> <args…>`, with `input` on stdin; never throws on a non-zero exit. */
+/**
+ * `kubectl --kubeconfig <kubeconfig> <args…>`, with `input` on stdin; never throws on a non-zero exit.
+ * Killed after 30 s on the reference machine, scaled (in a 5.10 VM under TCG one apply outlasted a
+ * fixed 30 s); a killed kubectl reads as exit 1 with the reason in stderr.
+ */
 export function kubectl(kubeconfig: string, args: readonly string[], input?: string): Promise<KubectlResult> {
+  const limit = scaled(30_000);
   return new Promise((resolve, reject) => {
     const child = execFile(
       KUBECTL,
       ['--kubeconfig', kubeconfig, ...args],
-      { timeout: 30_000, env: { ...process.env, KUBECONFIG: kubeconfig, HOME: process.env.HOME ?? '/root' } },
+      { timeout: limit, env: { ...process.env, KUBECONFIG: kubeconfig, HOME: process.env.HOME ?? '/root' } },
       (err, stdout, stderr) => {
         if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(new Error(`cannot run ${KUBECTL}: ${err.message}`));
+        if (err?.killed) return resolve({ code: 1, stdout, stderr: `${stderr}kubectl did not finish within ${limit} ms (killed)\n` });
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
       },
     );
