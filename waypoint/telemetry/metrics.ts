@@ -12,7 +12,7 @@ import {
   type EndpointLabels,
   type PeerLabels,
 } from './labels';
-import { RequestSeriesMetrics } from './request-series';
+import { RequestSeriesMetrics, type RequestSeries } from './request-series';
 
 import { type EndpointWorkload, formatEndpointWorkload, RESPONSE_LABELS, WAYPOINT_PEER_LABELS } from '../../common/contracts/telemetry';
 
@@ -65,7 +65,25 @@ export interface RequestFacts {
 interface PeerEntry {
   readonly id: string;
   readonly labels: PeerLabels;
+  /** The last few series requests from these sources went to (without flags), tried before building a key. */
+  recent?: RecentSeries[];
+  recentNext?: number;
 }
+
+/** What decides a request's series besides its source, and that series. */
+interface RecentSeries {
+  readonly cluster: string;
+  readonly authority: string;
+  readonly identity: string | undefined;
+  readonly workload: EndpointWorkload | undefined;
+  readonly contentType: string | undefined;
+  readonly status: number;
+  readonly grpcStatus: string;
+  readonly generation: number;
+  readonly series: RequestSeries;
+}
+
+const RECENT_SERIES = 4;
 
 export class WaypointMetrics {
   readonly registry = new Registry();
@@ -177,6 +195,27 @@ export class WaypointMetrics {
    */
   recordRequest(r: RequestFacts, durationMs: number, requestBytes: number, responseBytes: number): string {
     const peer = this.peerEntry(r.peer);
+    // Most requests repeat one of the last few series of their sources: compared field by field
+    // (no key string to build and hash per request). Requests with flags take the long way.
+    const noFlags = r.flags.length === 0;
+    const gen = this.requestSeries.generation;
+    if (noFlags && peer.recent) {
+      for (const c of peer.recent) {
+        if (
+          c.status === r.status &&
+          c.cluster === r.cluster &&
+          c.identity === r.endpointIdentity &&
+          c.workload === r.endpointWorkload &&
+          c.grpcStatus === r.grpcStatus &&
+          c.contentType === r.contentType &&
+          c.authority === r.authority &&
+          c.generation === gen
+        ) {
+          this.requestSeries.record(c.series, durationMs, requestBytes, responseBytes);
+          return '-';
+        }
+      }
+    }
     let named = this.namedClusters.get(r.cluster);
     if (named === undefined) {
       if (this.namedClusters.size >= 4096) this.namedClusters.clear();
@@ -188,6 +227,23 @@ export class WaypointMetrics {
     const key = `${peer.id}\u0000${service}\u0000${r.endpointIdentity ?? ''}\u0000${workloadKey(r.endpointWorkload)}\u0000${protocol}\u0000${r.status}\u0000${r.grpcStatus}\u0000${flags}`;
     const s = this.requestSeries.seriesFor(key, () => this.requestLabels(r));
     this.requestSeries.record(s, durationMs, requestBytes, responseBytes);
+    if (noFlags) {
+      const entry: RecentSeries = {
+        cluster: r.cluster,
+        authority: r.authority,
+        identity: r.endpointIdentity,
+        workload: r.endpointWorkload,
+        contentType: r.contentType,
+        status: r.status,
+        grpcStatus: r.grpcStatus,
+        generation: gen,
+        series: s,
+      };
+      const recent = (peer.recent ??= []);
+      const i = peer.recentNext ?? 0;
+      recent[i] = entry;
+      peer.recentNext = (i + 1) % RECENT_SERIES;
+    }
     return flags;
   }
 

@@ -73,6 +73,8 @@ interface ReadableMetric {
 
 export class RequestSeriesMetrics {
   private readonly series = new Map<string, RequestSeries>();
+  /** Changes whenever the series are dropped (a reset, or the bound): series held elsewhere are stale then. */
+  generation = 0;
 
   constructor(
     registry: Registry,
@@ -91,7 +93,7 @@ export class RequestSeriesMetrics {
         aggregator: 'sum',
         values: [...this.series.values()].map((s) => ({ value: s.requests, labels: { ...s.labels } })),
       }),
-      reset: () => this.series.clear(),
+      reset: () => this.drop(),
     });
     const histogram = (name: string, help: string, buckets: readonly number[], cells: (s: RequestSeries) => HistogramCells): ReadableMetric => ({
       name,
@@ -113,7 +115,7 @@ export class RequestSeriesMetrics {
         }
         return { name, help, type: 'histogram', aggregator: 'sum', values };
       },
-      reset: () => this.series.clear(),
+      reset: () => this.drop(),
     });
     for (const m of [
       counter('istio_requests_total', 'Requests handled by the waypoint'),
@@ -132,10 +134,15 @@ export class RequestSeriesMetrics {
     if (!s) {
       // Bounded: a label set per (source, service, endpoint, protocol, status, flags); a pathological
       // churn of them starts over rather than growing without limit.
-      if (this.series.size >= 50_000) this.series.clear();
+      if (this.series.size >= 50_000) this.drop();
       this.series.set(key, (s = new RequestSeries(labels(), this)));
     }
     return s;
+  }
+
+  private drop(): void {
+    this.series.clear();
+    this.generation++;
   }
 
   record(s: RequestSeries, durationMs: number, requestBytes: number, responseBytes: number): void {
