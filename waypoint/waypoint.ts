@@ -3,7 +3,7 @@
 // and admin (15000 config dump), metrics (15020) and readiness (15021).
 import { RECENT_RECORDS_PATH, RecentRecords } from '../common/recent-records';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
+import { createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HboneServer, allow, deny } from '../common/hbone/server';
@@ -16,6 +16,7 @@ import type { CompiledCluster, UpstreamEndpoint } from './config/clusters';
 import type { CompiledListener } from './config/listeners';
 import type { RouteTable } from './config/routes';
 import { serveHttp1 } from './http1/server';
+import { admitStream, H2Request, H2Response } from './http2/server';
 import { duplexPair } from './proxy/duplex-pair';
 import { RequestHandler, type ConnectionInfo } from './proxy/handler';
 import { ConfigState } from './proxy/state';
@@ -123,10 +124,11 @@ export class Waypoint {
       s.setLocalWindowSize(UPSTREAM_WINDOWS.connectionWindow);
       s.on('error', () => undefined);
     });
-    this.h2.on('request', (req: Http2ServerRequest, res) => {
-      const conn = req.stream.session ? this.conns.get(req.stream.session) : undefined;
-      if (conn) this.handler.handle(req, res, conn);
-      else res.destroy();
+    // The core stream API (http2/server.ts), not the compatibility API's 'request'.
+    this.h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      const conn = stream.session ? this.conns.get(stream.session) : undefined;
+      if (!conn) return stream.destroy();
+      if (admitStream(stream, headers)) this.handler.handle(new H2Request(stream, headers), new H2Response(stream), conn);
     });
     this.h2.on('sessionError', () => undefined);
     this.xds = new DeltaXdsClient({

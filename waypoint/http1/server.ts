@@ -30,6 +30,7 @@ import {
   type RequestHead,
 } from './parse';
 import { headerLine, headerLines, httpDate, joined, statusLine, type OutgoingHeaders } from './serialize';
+import { StreamBackedRequest, type BodyListener } from './stream-backed';
 
 export interface H1ServerOptions {
   readonly limits?: HeadLimits;
@@ -48,8 +49,13 @@ export function serveHttp1(socket: Duplex, handler: H1Handler, o: H1ServerOption
   new H1Connection(socket, handler, o);
 }
 
-/** A downstream request: its head, and its body as a Readable. */
-export class H1Request extends Readable {
+/**
+ * A downstream request: its head, and its body as a Readable made only when the request has one or
+ * someone asks for it (most requests have none: no stream machinery, no listeners for them).
+ * 'error' listeners wait for the body; a request destroyed with an error before it has one calls
+ * them itself, as the stream would have.
+ */
+export class H1Request extends StreamBackedRequest {
   readonly httpVersionMajor = 1;
   readonly httpVersionMinor: number;
   readonly method: string;
@@ -60,6 +66,8 @@ export class H1Request extends Readable {
   /** Bodiless by its head: its end is pushed only when someone reads it (most requests are never read). */
   bodiless = false;
   trailers: Headers = {};
+  private body: H1Body | undefined;
+  private errorListeners: BodyListener[] | undefined;
   constructor(
     private readonly conn: H1Connection,
     head: RequestHead,
@@ -71,9 +79,51 @@ export class H1Request extends Readable {
     this.httpVersionMinor = head.minor;
   }
 
+  /** The body stream (made on first use). */
+  override get stream(): Readable {
+    if (this.body) return this.body;
+    const b = (this.body = new H1Body(this.conn, this));
+    if (this.errorListeners) for (const l of this.errorListeners) b.on('error', l);
+    this.errorListeners = undefined;
+    return b;
+  }
+
+  get readableEnded(): boolean {
+    return this.body !== undefined && this.body.readableEnded;
+  }
+
+  override on(event: string, fn: BodyListener): this {
+    if (event === 'error' && this.body === undefined) (this.errorListeners ??= []).push(fn);
+    else this.stream.on(event, fn);
+    return this;
+  }
+
+  push(chunk: Buffer | null): boolean {
+    return this.stream.push(chunk);
+  }
+
+  destroy(err?: Error): void {
+    if (this.body) this.body.destroy(err);
+    else if (err && this.errorListeners) process.nextTick(emitError, this.errorListeners, err);
+  }
+}
+
+function emitError(listeners: BodyListener[], err: Error): void {
+  for (const l of listeners) (l as (e: Error) => void)(err);
+}
+
+/** The body of an H1Request, read from its connection with backpressure. */
+class H1Body extends Readable {
+  constructor(
+    private readonly conn: H1Connection,
+    private readonly req: H1Request,
+  ) {
+    super();
+  }
+
   override _read(): void {
-    if (this.bodiless) {
-      this.bodiless = false;
+    if (this.req.bodiless) {
+      this.req.bodiless = false;
       this.push(null);
       return;
     }

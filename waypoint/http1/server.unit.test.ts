@@ -48,6 +48,25 @@ const echo: H1Handler = (req, res) => {
 const statuses = (text: string): string[] => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]!);
 
 describe('waypoint HTTP/1.1 server', () => {
+  it("makes no body stream for a request without a body, and reports a cut body to 'error' listeners added before the body was read", async () => {
+    const seen: string[] = [];
+    const port = await listen((req, res) => {
+      req.on('error', (err: Error) => seen.push(`${req.url} error: ${err.message}`));
+      if (req.url === '/bodiless') {
+        // Only an error listener: no stream machinery was made for it.
+        seen.push(`bodiless readableEnded=${req.readableEnded}`);
+        res.end('ok');
+      }
+      // '/cut' gets no answer: its client goes away before the body arrives.
+    });
+    const r = await exchange(port, 'GET /bodiless HTTP/1.1\r\nhost: a\r\n\r\n', 300);
+    expect(statuses(r.text)).toEqual(['200']);
+    await exchange(port, 'POST /cut HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\n', 100);
+    const end = Date.now() + 2000;
+    while (seen.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toEqual(['bodiless readableEnded=false', '/cut error: aborted: the client closed before the request body ended']);
+  });
+
   it('serves keep-alive requests and pipelined ones in order, with bodies by length and chunked', async () => {
     const port = await listen(echo);
     const r = await exchange(

@@ -1,10 +1,18 @@
 // The request body on its way upstream, kept for replay (retries, mirrors) up to the buffer limit
 // (Envoy's per-request buffer) while it streams to the current attempt with backpressure.
-import type { Readable } from 'node:stream';
 import { H1Request } from '../http1/server';
 import type { BodySink } from './upstream';
 
 function ignore(): void {}
+
+/** Where a request body comes from: a Readable (an HTTP/2 stream, node:http's request) or an H1Request. */
+export interface BodySource {
+  on(event: 'data', fn: (chunk: Buffer) => void): unknown;
+  on(event: 'error', fn: (err: Error) => void): unknown;
+  once(event: 'end', fn: () => void): unknown;
+  resume(): unknown;
+  pause(): unknown;
+}
 
 /** Keeps the request body for replay (retries, mirror) while it streams to the current attempt. */
 export class BodyTee {
@@ -19,7 +27,7 @@ export class BodyTee {
     return (this.onDrainFn ??= () => this.src.resume());
   }
   constructor(
-    private readonly src: Readable,
+    private readonly src: BodySource,
     private readonly limit: number,
     /** Counts the request's bytes (the exchange's `requestBytes`). */
     counter: { requestBytes: number },

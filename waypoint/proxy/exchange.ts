@@ -3,17 +3,17 @@
 // the state each stage of the request path (proxy/handler.ts) reads and fills in, and telemetry
 // reads at the end. A plain object per request; the stages keep no other per-request state.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { CompiledListener } from '../config/listeners';
 import type { H1Request, H1Response } from '../http1/server';
+import type { H2Request, H2Response } from '../http2/server';
 import type { RequestView } from '../config/request';
 import type { RouteMatchResult, RouteTable, WeightedTarget } from '../config/routes';
 import type { SpanContext } from '../telemetry/trace';
 import type { EndpointWorkload } from '../../common/contracts/telemetry';
 
-/** The downstream request: the waypoint's own HTTP/1.1 server's (http1/server.ts) or node:http2's; node:http's still fits. */
-export type DownstreamRequest = H1Request | IncomingMessage | Http2ServerRequest;
-/** What the request path uses of a downstream response (H1Response, node:http2's, node:http's). */
+/** The downstream request: the waypoint's own HTTP/1.1 server's (http1/server.ts) or HTTP/2's (http2/server.ts); node:http's still fits. */
+export type DownstreamRequest = H1Request | IncomingMessage | H2Request;
+/** What the request path uses of a downstream response (H1Response, H2Response, node:http's). */
 export interface DownstreamResponse {
   statusCode: number;
   readonly headersSent: boolean;
@@ -30,7 +30,7 @@ export interface DownstreamResponse {
   once(event: 'close' | 'finish' | 'drain', listener: () => void): unknown;
 }
 /** The response types that fit DownstreamResponse (checked here, so a change to one shows). */
-export type DownstreamResponses = H1Response | ServerResponse | Http2ServerResponse;
+export type DownstreamResponses = H1Response | ServerResponse | H2Response;
 const fits: (r: DownstreamResponses) => DownstreamResponse = (r) => r;
 void fits;
 

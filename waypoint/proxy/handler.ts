@@ -1,5 +1,5 @@
-// One HTTP request through the waypoint (HTTP/1.1 and HTTP/2 share this path through Node's
-// compatibility API), in stages that each live in their own module:
+// One HTTP request through the waypoint (HTTP/1.1 and HTTP/2 share this path: http1/server.ts's
+// and http2/server.ts's request/response pairs), in stages that each live in their own module:
 //   match      the listener, its route table (compiled once per config) and the first route;
 //   filters    rbac, local_ratelimit, fault (filters.ts);
 //   action     direct response, redirect, or forwarding: the cluster and the upstream head
@@ -8,8 +8,8 @@
 //   telemetry  metrics, access log and span when the response closes (telemetry/request-telemetry.ts).
 // Local replies (no route, denials, failures) are local-reply.ts.
 import type { RecentRecords } from '../../common/recent-records';
-import type { Http2ServerRequest } from 'node:http2';
 import type { Logger } from '../../common/log';
+import { H2Request } from '../http2/server';
 import { applyMutations, type MutableHeaders } from '../config/headers';
 import { requestView } from '../config/request';
 import { matchRoute, redirectLocation } from '../config/routes';
@@ -72,7 +72,7 @@ export class RequestHandler {
     const tp = h.traceparent;
     // Known before the headers are edited for the upstream (transfer-encoding is hop-by-hop).
     const bodyExpected = h2
-      ? !(req as Http2ServerRequest).stream.endAfterHeaders
+      ? !(req as H2Request).stream.endAfterHeaders
       : h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
     const ex = new Exchange(
       req,
@@ -138,7 +138,7 @@ export class RequestHandler {
       ex.cluster = t.cluster;
       if (!rt) return localReply(ex, 503, `cluster ${t.cluster} not found`, 'NC');
       const head = upstreamRequest(ex, a, t);
-      const tee = new BodyTee(ex.req, this.d.bufferLimit, ex, ex.hasBody);
+      const tee = new BodyTee(ex.req instanceof H2Request ? ex.req.stream : ex.req, this.d.bufferLimit, ex, ex.hasBody);
       for (const mirror of a.mirrors)
         if (Math.random() < mirror.fraction)
           mirrorRequest(this.d.state, this.d.transport, mirror.cluster, mirror.appendShadowSuffix, { ...head, method: ex.req.method ?? 'GET' }, tee);

@@ -1,7 +1,7 @@
 // Responses the waypoint makes itself (no route, RBAC denial, rate limit, fault abort, overflow,
 // upstream failure): plain text, or for gRPC requests a trailers-only gRPC status — one HEADERS
 // frame with END_STREAM on HTTP/2, where gRPC clients read the status.
-import type { Http2ServerResponse } from 'node:http2';
+import type { H2Response } from '../http2/server';
 import type { MutableHeaders } from '../config/headers';
 import type { Exchange } from './exchange';
 
@@ -45,7 +45,7 @@ export function grpcReply(ex: Exchange, grpcStatus: number, message: string): vo
   const head = { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message) };
   if (ex.h2) {
     try {
-      (res as Http2ServerResponse).stream.respond({ ...head, ':status': 200 }, { endStream: true });
+      (res as H2Response).trailersOnly(head);
     } catch {
       res.destroy(); // the stream went away meanwhile
     }

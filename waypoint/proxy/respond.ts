@@ -2,9 +2,9 @@
 // response mutations applied), the body piped with backpressure, trailers (HTTP/2 downstream),
 // a gRPC trailers-only response kept as one HEADERS frame, and the route timeout spanning the
 // whole response as Envoy's does (after the headers went out it cuts the response: flag UT).
-import type { Http2ServerResponse } from 'node:http2';
 import { applyMutations, type HeaderMutation, type MutableHeaders } from '../config/headers';
 import { H1Response } from '../http1/server';
+import type { H2Response } from '../http2/server';
 import type { Exchange } from './exchange';
 import { isHopByHop, type UpstreamHead } from './upstream';
 
@@ -34,10 +34,9 @@ export function respond(ex: Exchange, up: UpstreamHead, levels: readonly HeaderM
   if (typeof grpcStatus === 'string' && ex.h2) {
     // A gRPC trailers-only response (status in the headers, END_STREAM): forward it as one,
     // since a gRPC client reads the status from a HEADERS frame that ends the stream.
-    const stream = (res as Http2ServerResponse).stream;
     up.body.resume();
     try {
-      stream.respond({ ...(headers as Record<string, string | string[]>), ':status': up.status }, { endStream: true });
+      (res as H2Response).trailersOnly(headers, up.status);
     } catch (err) {
       ex.detail = `bad upstream response headers: ${err instanceof Error ? err.message : String(err)}`;
       res.destroy();
