@@ -598,7 +598,12 @@ async function main(): Promise<void> {
       // The waypoint's process flags as deployed (waypoint/process-flags.ts), unless a shape compares others.
       const execArgv = [...nodeFlags, ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])];
       // Node flags for the waypoint processes, for diagnosis (e.g. --trace-gc).
-      execArgv.push(...(process.env.NODEMESH_BENCH_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean));
+      // NODEMESH_BENCH_BASELINE_NODE_ARGS: the baseline's instead (e.g. the same build with other flags).
+      const extra =
+        name === 'baseline' && process.env.NODEMESH_BENCH_BASELINE_NODE_ARGS !== undefined
+          ? 'NODEMESH_BENCH_BASELINE_NODE_ARGS'
+          : 'NODEMESH_BENCH_WAYPOINT_NODE_ARGS';
+      execArgv.push(...(process.env[extra] ?? '').split(' ').filter(Boolean));
       const wp = spawn(
         ...niced(process.execPath, [
           ...execArgv,
