@@ -216,7 +216,9 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
       expect(backends[0]!.requests.length + backends[1]!.requests.length).toBe(served);
       const after = await metricsText(topo, 'node2');
       expect(counted(after) - counted(before)).toBe(6);
-      expect(proxies.node2!.log()).toContain(`this connection came from spiffe://${TD}/ns/${NS}/sa/plain`);
+      // The node proxy writes its log in the background: the refusals may be seen before their lines are in the file.
+      const plainLine = `this connection came from spiffe://${TD}/ns/${NS}/sa/plain`;
+      await waitFor('node2’s log of the refusals', async () => (proxies.node2!.log().includes(plainLine) ? true : undefined), 5_000);
       const log = proxies.node2!.log();
       expect(log).toContain(
         `${NS}/pod2-1 is bound to waypoint ${NS}/waypoint (Service api.${NS}.svc.cluster.local): only the waypoint (${WAYPOINT_ID}) may connect to it`,
@@ -343,7 +345,9 @@ privilegedDescribe('lab', 'waypoints in the traffic path: HBONE to the waypoint,
           r.every((x) => x.status === undefined && x.error),
           JSON.stringify(r),
         ).toBe(true);
-        expect(proxies.node1!.log()).toContain(`the peer is ${WAYPOINT_ID}, but spiffe://${TD}/ns/${NS}/sa/impostor was expected`);
+        // Written in the background: the client may see the refusal before the line is in the file.
+        const impostorLine = `the peer is ${WAYPOINT_ID}, but spiffe://${TD}/ns/${NS}/sa/impostor was expected`;
+        await waitFor('node1’s log of the refused identity', async () => (proxies.node1!.log().includes(impostorLine) ? true : undefined), 5_000);
       } finally {
         await cp!.api.apply([waypointWorkload('waypoint')]);
       }
