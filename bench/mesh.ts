@@ -361,10 +361,23 @@ async function main(): Promise<number> {
     };
     const source = pod('pod1-1');
     src = source;
+
     dsts = [
       { path: 'cross-node', pod: pod('pod2-1') },
       { path: 'same-node', pod: pod('pod1-2') },
     ];
+    // The conn/s runs open tens of thousands of connections within a minute from one address to
+    // one address:port, and whoever closes first keeps a TIME_WAIT socket: the client in the source
+    // pod, and through the mesh also the node proxy's connection to the app in the destination pod
+    // (it passes the client's FIN on first). Once most ephemeral ports of that pair hold one (40k
+    // seen after a run), connect() slows down searching the port range, and a row's rate depended
+    // on how many the rows before it left (direct fell from 4,668/s to 344/s between rounds, the
+    // mesh's same-node row from 2,769/s to 347/s). Source and destination pods reuse them
+    // (tcp_tw_reuse=1, per netns), as load generators are set up to (docs/node-proxy.md).
+    for (const p of [source, ...dsts.map((d) => d.pod)]) {
+      const tw = await runInLab(topo, p.name, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse']);
+      if (tw.code !== 0) throw new Error(`cannot set net.ipv4.tcp_tw_reuse in ${p.name}: ${tw.stderr.trim()}`);
+    }
     const logs = join(tmp, 'logs');
     for (const d of dsts) {
       launch(topo, d.pod.name, 'bench-iperf3', ['iperf3', '-s', '-p', String(IPERF_PORT)], join(logs, `${d.pod.name}-iperf3.log`));
