@@ -19,6 +19,7 @@ import type { EdgeSummary } from './mesh/report';
 import { runLabController } from './waypoints/run';
 import { CONTROLLER_PROCESS } from './waypoints/launch';
 import { readSupervisor } from './supervisor';
+import { labTimeout } from './time-scale';
 import { describeWaypoints, waypointRows } from './waypoints/status';
 
 const USAGE = `usage: nodemesh lab <subcommand> [--lab NAME] …
@@ -260,7 +261,7 @@ async function exec(argv: string[]): Promise<number> {
     } finally {
       closeSync(fd);
     }
-    const early = await exitWithin(child, DETACH_SETTLE_MS);
+    const early = await exitWithin(child, labTimeout(DETACH_SETTLE_MS));
     if (early) {
       const tail = logTail(log, 5);
       const how = early.error
@@ -302,7 +303,11 @@ export function formatHints(hints: string[][]): string {
   return hints.map(([cmd = '', why]) => `  ${why ? `${cmd.padEnd(width)}   # ${why}` : cmd}\n`).join('');
 }
 
-/** How long a detached command must stay up before `lab exec --detach` reports it started. */
+/**
+ * How long a detached command must stay up before `lab exec --detach` reports it started; scaled by
+ * NODEMESH_SPEED_FACTOR (lab/time-scale.ts): in a 5.10 VM under TCG a command that does not exist
+ * failed only after 400 ms (entering the pod's netns first), and was reported as started.
+ */
 const DETACH_SETTLE_MS = 400;
 
 interface EarlyExit {
