@@ -123,7 +123,7 @@ privilegedDescribe('lab', 'lab life cycle and clean-up', () => {
     expect(killedAt).toBeDefined();
     const again = await cli(['lab', 'up', '--lab', 'nmt3', '--nodes', '3', '--pods-per-node', '3']);
     expect(again.stderr).toMatch(killedAt?.phase === 'creating' ? /cleaning stale objects of lab 'nmt3'/ : /already up/);
-    expect(again.code).toBe(0);
+    expect(again.code, `lab up failed:\n${again.stderr.slice(-4000)}\n${again.stdout.slice(-4000)}`).toBe(0);
     expect(again.stdout).toContain('pod3-3    node3  10.200.3.4');
     const status = await cli(['lab', 'status', '--lab', 'nmt3']);
     expect(status.code).toBe(0);
