@@ -223,8 +223,19 @@ export function labPerFile(lab: string, opts: { upArgs?: string[]; keepLogsAs: s
   let up: LabPerFile['up'] | undefined;
   let failed = false;
   let keepReason: string | undefined;
+  const keepNow = (why: string): void => {
+    const logs = meshPaths(lab).logs;
+    if (!existsSync(logs)) return;
+    const keep = join(tmpdir(), `${opts.keepLogsAs}-${process.pid}`);
+    cpSync(logs, keep, { recursive: true, force: true });
+    process.stderr.write(`lab logs kept in ${keep} (${why})\n`);
+  };
   afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') failed = true;
+    if (ctx.task.result?.state !== 'fail') return;
+    failed = true;
+    // at once: a later test of the file may take the lab down (mesh.lab's last one does), and
+    // afterAll would then find no logs (a 6.12 VM run kept none of a failure this way)
+    keepNow(`failed: ${ctx.task.name}`);
   });
   beforeAll(async () => {
     await cleanLab(lab);
@@ -232,12 +243,7 @@ export function labPerFile(lab: string, opts: { upArgs?: string[]; keepLogsAs: s
     topo = loadLabState(lab);
   }, scaled(180_000));
   afterAll(async () => {
-    const logs = meshPaths(lab).logs;
-    if ((failed || keepReason) && existsSync(logs)) {
-      const keep = join(tmpdir(), `${opts.keepLogsAs}-${process.pid}`);
-      cpSync(logs, keep, { recursive: true });
-      process.stderr.write(`lab logs kept in ${keep}${keepReason && !failed ? ` (${keepReason})` : ''}\n`);
-    }
+    if (failed || keepReason) keepNow(failed ? 'a test failed' : (keepReason ?? ''));
     const down = await cli(['lab', 'down', '--lab', lab], scaled(60_000)).catch(() => undefined);
     if (down?.code !== 0) await cleanLab(lab);
   }, scaled(90_000));
