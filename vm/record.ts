@@ -45,7 +45,7 @@ interface JsonFile {
   message?: string;
   startTime?: number;
   endTime?: number;
-  assertionResults?: Array<{ fullName?: string; title?: string; status?: string }>;
+  assertionResults?: Array<{ fullName?: string; title?: string; status?: string; failureMessages?: string[] }>;
 }
 
 /** Per-file results of a vitest `--reporter=json` report; paths relative to root. Pure. */
@@ -60,7 +60,9 @@ export function fileResults(json: string, root: string): FileResult[] {
       if (t.status === 'passed') r.passed++;
       else if (t.status === 'failed') {
         r.failed++;
-        r.failures.push(t.fullName ?? t.title ?? '?');
+        // the name, then the first line of why (kept: a VM's console log is rewritten by its next run)
+        const why = (t.failureMessages?.[0] ?? '').split('\n')[0]!.trim().slice(0, 400);
+        r.failures.push(`${t.fullName ?? t.title ?? '?'}${why ? ` — ${why}` : ''}`);
       } else r.skipped++;
     }
     if (f.status === 'failed' && r.failed === 0) {

@@ -196,7 +196,11 @@ describe('the recorded matrix', () => {
         message: x.message,
         startTime: 1_000,
         endTime: 1_000 + x.ms,
-        assertionResults: x.t.map(([fullName, status]) => ({ fullName, status })),
+        assertionResults: x.t.map(([fullName, status]) => ({
+          fullName,
+          status,
+          failureMessages: status === 'failed' ? [`AssertionError: ${fullName}\n    at x.ts:1`] : [],
+        })),
       })),
     });
 
@@ -217,7 +221,7 @@ describe('the recorded matrix', () => {
       '/repo',
     );
     expect(r).toEqual([
-      { file: 'test/a.lab.test.ts', passed: 1, failed: 1, skipped: 1, failures: ['a two'], seconds: 61.5 },
+      { file: 'test/a.lab.test.ts', passed: 1, failed: 1, skipped: 1, failures: ['a two — AssertionError: a two'], seconds: 61.5 },
       { file: 'test/b.lab.test.ts', passed: 0, failed: 1, skipped: 0, failures: ['Cannot find module x'], seconds: 0.01 },
     ]);
   });
@@ -232,7 +236,10 @@ describe('the recorded matrix', () => {
     expect(t[0]).toMatch(/^KERNEL +TIER +RESULT +FILES +PASSED +FAILED +SKIPPED +TIME +RELEASE +LOAD +COMMITS$/);
     expect(t[1]).toMatch(/^5\.10 +lab +failed +2\/3 +1 +1 +0 +150 s +5\.10\.0-46-amd64 +2\.0-9\.5 +aaaa,bbbb$/);
     expect(t[2]).toMatch(/^6\.1 +lab +not run +0\/3 +0 +0 +0 +- +- +- +-$/);
-    expect(t.slice(3)).toEqual(['5.10 lab: not run yet: test/c.lab.test.ts', '5.10 lab: FAILED test/a.lab.test.ts > a one (aaaa, 2026-12-05T05:00:00Z)']);
+    expect(t.slice(3)).toEqual([
+      '5.10 lab: not run yet: test/c.lab.test.ts',
+      '5.10 lab: FAILED test/a.lab.test.ts > a one — AssertionError: a one (aaaa, 2026-12-05T05:00:00Z)',
+    ]);
     // the file passes on a later run; the last file too: the row is green
     rec = mergeRun(rec, fileResults(report([{ f: 'test/a.lab.test.ts', t: [['a one', 'passed']], ms: 90_000 }]), '/repo'), meta('cccc', '1.0-2.0'));
     rec = mergeRun(rec, fileResults(report([{ f: 'test/c.lab.test.ts', t: [['c one', 'passed']], ms: 10_000 }]), '/repo'), meta('cccc', '1.0-2.0'));
