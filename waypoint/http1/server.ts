@@ -276,7 +276,10 @@ export class H1Response extends EventEmitter {
     }
     this.writableEnded = true;
     this.conn.responseEnded(this, this.body === Body.UntilClose);
-    process.nextTick(finished, this);
+    // 'finish' and 'close' now, not on the next tick: the bytes are with the socket, and a tick
+    // per request made node run its tick queue after every response's callback. Listeners are
+    // added before end() is called (the request path's are added when the request arrives).
+    finished(this);
     return this;
   }
 
@@ -289,7 +292,7 @@ export class H1Response extends EventEmitter {
 
   /** The connection closed before the response ended. */
   aborted(): void {
-    if (this.writableEnded) return; // 'finish' and 'close' are on their way
+    if (this.writableEnded) return; // 'finish' and 'close' were emitted by end()
     this.destroyed = true;
     this.emit('close');
   }

@@ -48,6 +48,21 @@ const echo: H1Handler = (req, res) => {
 const statuses = (text: string): string[] => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]!);
 
 describe('waypoint HTTP/1.1 server', () => {
+  it("emits 'finish' then 'close' from end() itself, once, even when the connection closes after", async () => {
+    const events: string[] = [];
+    const port = await listen((_req, res) => {
+      res.on('finish', () => events.push('finish'));
+      res.on('close', () => events.push('close'));
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('x');
+      events.push('end returned');
+    });
+    const r = await exchange(port, 'GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', 500);
+    expect(statuses(r.text)).toEqual(['200']);
+    expect(r.closed).toBe(true);
+    expect(events).toEqual(['finish', 'close', 'end returned']);
+  });
+
   it("makes no body stream for a request without a body, and reports a cut body to 'error' listeners added before the body was read", async () => {
     const seen: string[] = [];
     const port = await listen((req, res) => {
