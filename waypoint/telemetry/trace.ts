@@ -1,6 +1,6 @@
 // W3C trace context: read `traceparent` (or start a trace when it is absent or malformed), and
 // make the child span the waypoint forwards upstream.
-import { randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 
 export interface SpanContext {
   readonly traceId: string;
@@ -12,18 +12,20 @@ export interface SpanContext {
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-// Random ids come from a pool filled 4 KiB at a time (one system call per ~170 requests, not two
-// per request).
-const pool = Buffer.alloc(4096);
-let offset = pool.length;
+// Random ids are cut from a pool of random hex text: 4 KiB of random bytes drawn and hex-encoded
+// at once (~170 requests' ids), each character handed out once — no hex encoding per request.
+const POOL_BYTES = 4096;
+let hexPool = '';
+let hexTaken = 0;
 
 function randomHex(bytes: number): string {
-  if (offset + bytes > pool.length) {
-    randomFillSync(pool);
-    offset = 0;
+  const n = 2 * bytes;
+  if (hexTaken + n > hexPool.length) {
+    hexPool = randomBytes(POOL_BYTES).toString('hex');
+    hexTaken = 0;
   }
-  const s = pool.toString('hex', offset, offset + bytes);
-  offset += bytes;
+  const s = hexPool.slice(hexTaken, hexTaken + n);
+  hexTaken += n;
   return s;
 }
 
