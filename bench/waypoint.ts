@@ -30,9 +30,15 @@
 // - big:   1 MiB responses over HTTP/1.1, 4 connections, closed loop (MiB/s, CPU-s per GiB);
 // - max:   the highest paced rate at which p99 < 10 ms (and >= 97% of the rate is served, all
 //          2xx), HTTP/1.1 (32 connections) and h2c (4 x 25 streams): each connection sends on its
-//          own clock (h2load --rps per connection), the connections' clocks spread over one
-//          interval (started 1 ms apart), so requests do not arrive in bursts of every
-//          connection at once; bounded search, doubling from 1,000 then bisecting, 3 s per step;
+//          own clock (h2load --rps per connection), the connections started 1 ms apart, so every
+//          connection's requests do not arrive at once. Not smooth within a connection: h2load's
+//          --rps timer fires every max(10 ms, 1/rps) and sends all the requests then due (measured
+//          with h2load 1.52 at 500/s per connection: 86 % of the gaps between requests under
+//          50 µs, bursts every ~10 ms), so above 100 req/s per connection a connection sends
+//          rate/100 requests together (HTTP/1.1: one by one, each when the previous is answered) and
+//          the search finds roughly the rate at which a proxy serves each 10 ms burst within 10 ms,
+//          close to its closed-loop capacity; the same for all three proxies; bounded search,
+//          doubling from 1,000 then bisecting, 3 s per step;
 // - scale: closed-loop HTTP/1.1 saturation (32 connections) of the waypoint with 1 and 2 workers,
 //          and of nginx with 1 and 2 worker processes, with the cores each process used and the
 //          machine's ceiling for "2 over 1" (the cores are shared with h2load and the backends);
@@ -200,10 +206,10 @@ interface LoadSpec {
   /** Open loop at this total rate; undefined: closed loop. */
   readonly rate?: number;
   /**
-   * With `rate`: paced — each connection sends at rate/conns per second on its own clock, the
-   * connections' clocks spread over one sending interval (h2load starts them 1 ms apart, --rps per
-   * connection), so the requests arrive spread over time instead of every connection's in the
-   * same tick; a connection whose previous response has not come back sends when it does.
+   * With `rate`: paced — each connection sends at rate/conns per second on its own clock (h2load
+   * starts them 1 ms apart, --rps per connection), so the connections' requests do not all come in
+   * the same tick; within a connection h2load sends what is due every 10 ms (see `max` above); a
+   * connection whose previous response has not come back sends when it does.
    */
   readonly paced?: boolean;
   readonly seconds: number;
