@@ -45,13 +45,15 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
   }
 }
 
-// Inside the frontend's pod: COUNT GETs one after the other to HOST:PORT, each on a new connection.
+// Inside the frontend's pod: GETs one after the other to HOST:PORT, each on a new connection, for
+// DURATION_MS (the last one still retried to its end), so the kill lands in traffic however fast
+// the path is (a fixed count of 300 ended before the kill once the path got faster).
 // A request is retried only when this client saw a connection error (reset, refused, hang-up),
 // for up to RETRY_MS; a timeout (TIMEOUT_MS: 3 s, scaled) or any HTTP answer other than 200 is recorded as a failure
 // the client saw. Prints {done, retries, failures, errors, longestRetryMs}.
 const RETRY_CLIENT = `
 const http = require('node:http');
-const [host, port, count, retryMs, timeoutMs] = process.argv.slice(1).filter((a) => a !== '--');
+const [host, port, durationMs, retryMs, timeoutMs] = process.argv.slice(1).filter((a) => a !== '--');
 const conn = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ECONNABORTED']);
 const one = () => new Promise((resolve) => {
   const req = http.request({ host, port: Number(port), path: '/', agent: false, timeout: Number(timeoutMs) }, (res) => {
@@ -67,7 +69,8 @@ const one = () => new Promise((resolve) => {
 (async () => {
   let done = 0, retries = 0, longestRetryMs = 0;
   const failures = [], errors = {};
-  for (let i = 0; i < Number(count); i++) {
+  const started = Date.now();
+  for (let i = 0; Date.now() - started < Number(durationMs); i++) {
     const first = Date.now();
     for (;;) {
       const at = Date.now();
@@ -224,12 +227,11 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
     async () => {
       for (let round = 1; round <= rounds; round++) {
         const before = await until('a running waypoint', () => waypointProc('wp-waypoint'));
-        const COUNT = 300;
         const client = nodeIn(
           topo,
           fe.pod.name,
           RETRY_CLIENT,
-          [service('backend').vip, String(service('backend').port), String(COUNT), String(scaled(20_000)), String(scaled(3000))],
+          [service('backend').vip, String(service('backend').port), String(scaled(4000)), String(scaled(20_000)), String(scaled(3000))],
           90_000,
         );
         await new Promise((r) => setTimeout(r, scaled(700)));
@@ -248,7 +250,8 @@ privilegedDescribe('lab', 'waypoints in the lab: controller, demo split and poli
         const what = `round ${round} of ${rounds}: ${JSON.stringify(result)}`;
         // Every request answered 200, after retries on connection errors the client saw; nothing else.
         expect(result.failures, what).toEqual([]);
-        expect(result.done, what).toBe(COUNT);
+        // requests ran before and after the kill, and the kill met some (the client retried them)
+        expect(result.done, what).toBeGreaterThan(10);
         expect(result.retries + result.failures.length, what).toBeGreaterThan(0);
         expect(after.pid).not.toBe(before.pid);
         const again = (await runClientIn(topo, fe.pod.name, BACKEND, 'http', {
