@@ -22,6 +22,7 @@ import { connectUpstream } from '../common/hbone/upstream';
 import { trustBundle } from '../common/identity/verify';
 import { createLogger } from '../common/log';
 import { quantile } from './support/figures';
+import { sendBlocks } from './support/send';
 
 interface ServerInit {
   readonly kind: 'init';
@@ -171,22 +172,9 @@ function readAll(d: Duplex): Promise<Buffer> {
 async function bulkOne(open: Opener, bytes: number, block: Buffer): Promise<number> {
   const d = await open('sink');
   const reply = readAll(d);
-  let left = bytes;
   await new Promise<void>((resolve, reject) => {
     d.once('error', reject);
-    const pump = (): void => {
-      while (left > 0) {
-        const n = Math.min(left, block.length);
-        left -= n;
-        if (!d.write(n === block.length ? block : block.subarray(0, n))) {
-          d.once('drain', pump);
-          return;
-        }
-      }
-      d.end();
-      resolve();
-    };
-    pump();
+    sendBlocks(d, block, bytes, resolve);
   });
   const count = Number((await reply).readBigUInt64BE(0));
   if (count !== bytes) throw new Error(`the sink counted ${count} bytes, ${bytes} were sent`);

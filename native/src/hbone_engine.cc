@@ -68,8 +68,9 @@ enum EventKind : int {
   kStreamEnd = 6,       // id2=token, status, a=bytes local->peer, b=bytes peer->local, clean, s1=reason
 };
 
-constexpr size_t kOutHigh = 256 << 10;
-constexpr size_t kDirectWrite = 16 << 10;  // frames this large are written without gathering    // stop asking nghttp2 for frames while this much waits for the socket
+constexpr size_t kOutHigh = 256 << 10;      // stop encrypting (and asking nghttp2 for frames) while this much ciphertext waits for the socket
+constexpr size_t kDirectWrite = 16 << 10;  // frames this large are encrypted without gathering
+constexpr size_t kKeepCipher = 512 << 10;  // a drained ciphertext buffer keeps at most this much capacity
 constexpr size_t kReadBuf = 256 << 10;     // plaintext handed to nghttp2 at once (several 16 KiB TLS records)
 constexpr size_t kMaxHeaderBytes = 16 << 10;  // a CONNECT's header list (names + values), as advertised
 constexpr size_t kMaxHeaderPairs = 64;
@@ -148,6 +149,7 @@ struct Stream {
   bool answered = false;   // server: allowed with a socket; client: 200 received
   bool decided = false;    // server: the handler's answer arrived
   bool deferred = false;   // the data provider is waiting for the local socket to be readable
+  bool local_drained = false;  // the last recv(2) took less than asked: the next read waits for EPOLLIN instead of an EAGAIN
   bool local_eof = false;  // the local socket sent FIN (END_STREAM goes out)
   bool peer_ended = false; // END_STREAM received
   bool shut_wr = false;    // the peer's END_STREAM passed on as FIN
@@ -173,8 +175,13 @@ struct Conn {
   bool handshaking = true;
   bool ready = false;
   bool dead = false;
-  std::vector<uint8_t> out;  // serialized frames waiting for SSL_write
+  std::vector<uint8_t> out;  // small serialized frames gathered for one SSL_write
   size_t out_off = 0;
+  std::vector<uint8_t> cipher;  // TLS records written by SSL_* (the cipher BIO), waiting for send(2)
+  size_t cipher_off = 0;
+  std::vector<uint8_t> rin;  // ciphertext received by one recv(2) (kReadBuf, allocated at the first read), not yet read by SSL_*
+  size_t rin_off = 0, rin_len = 0;
+  bool rin_drained = false;  // the last recv(2) did not fill rin: the socket is empty until epoll says otherwise
   std::unordered_map<int32_t, Stream*> by_sid;
   size_t open_streams = 0;  // Stream objects alive (answered or waiting)
   uint64_t started = 0, idle_since = 0, destroy_at = 0;
@@ -224,9 +231,11 @@ class Worker {
   bool StartSession(Conn* c);
   void ReadTls(Conn* c);
   void Flush(Conn* c);
+  bool Encrypt(Conn* c, const uint8_t* p, size_t n);
+  bool SendCipher(Conn* c);
   void SetMask(int fd, uint32_t* cur, uint32_t want, uint64_t tag);
   void UpdateConnMask(Conn* c);
-  void UpdateStreamMask(Stream* s);
+  void UpdateStreamMask(Stream* s, bool keep_in = true);
   void WriteLocal(Stream* s);
   void Abort(Stream* s, const std::string& why, uint32_t rst = NGHTTP2_CONNECT_ERROR);
   void MaybeFinish(Stream* s);
@@ -385,6 +394,65 @@ ssize_t CbDataRead(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t
   return WorkerFor(c)->ReadLocal(c, static_cast<uint32_t>(src->ptr ? reinterpret_cast<uintptr_t>(src->ptr) : 0), buf, len, flags);
 }
 
+// The connection's TLS BIO. Writes: ciphertext goes to the connection's buffer, not to the socket:
+// the records encrypted in one turn of the loop leave in one send(2) (Worker::SendCipher) instead
+// of one write(2) per 16 KiB record; it takes every byte (Flush stops encrypting at kOutHigh), so
+// SSL_write never waits for the socket. Reads: one recv(2) of up to kReadBuf fills the connection's
+// buffer, and OpenSSL takes each record (header, then body) from it. (OpenSSL's own read-ahead
+// moves the rest of its buffer to the front at every record: with many records per read that
+// memmove cost more than the decryption.)
+int CipherWrite(BIO* b, const char* data, int len) {
+  auto* c = static_cast<Conn*>(BIO_get_data(b));
+  c->cipher.insert(c->cipher.end(), reinterpret_cast<const uint8_t*>(data), reinterpret_cast<const uint8_t*>(data) + len);
+  return len;
+}
+int CipherRead(BIO* b, char* out, int len) {
+  auto* c = static_cast<Conn*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (c->rin_off == c->rin_len) {
+    if (c->rin_drained) {  // the last recv(2) emptied the socket: the level-triggered EPOLLIN says when there is more
+      BIO_set_retry_read(b);
+      return -1;
+    }
+    if (c->rin.empty()) c->rin.resize(kReadBuf);
+    ssize_t n;
+    do n = recv(c->fd, c->rin.data(), c->rin.size(), MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) return 0;  // EOF: SSL_read reports it as the socket BIO's would
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+      return -1;  // errno says why
+    }
+    c->rin_off = 0;
+    c->rin_len = static_cast<size_t>(n);
+    c->rin_drained = c->rin_len < c->rin.size();
+  }
+  size_t k = std::min(static_cast<size_t>(len), c->rin_len - c->rin_off);
+  memcpy(out, c->rin.data() + c->rin_off, k);
+  c->rin_off += k;
+  return static_cast<int>(k);
+}
+long CipherCtrl(BIO* b, int cmd, long, void*) {
+  if (cmd == BIO_CTRL_FLUSH) return 1;
+  if (cmd == BIO_CTRL_PENDING) {
+    auto* c = static_cast<Conn*>(BIO_get_data(b));
+    return static_cast<long>(c->rin_len - c->rin_off);
+  }
+  return 0;
+}
+BIO_METHOD* CipherMethod() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "nodemesh HBONE ciphertext");
+    if (x) {
+      BIO_meth_set_write(x, CipherWrite);
+      BIO_meth_set_read(x, CipherRead);
+      BIO_meth_set_ctrl(x, CipherCtrl);
+    }
+    return x;
+  }();
+  return m;
+}
+
 // --- the worker's loop -------------------------------------------------------------------------
 
 enum Tag : uint64_t { kTagWake = 0, kTagConn = 1, kTagLocal = 2 };
@@ -530,14 +598,17 @@ void Worker::SetMask(int fd, uint32_t* cur, uint32_t want, uint64_t tag) {
 void Worker::UpdateConnMask(Conn* c) {
   if (c->dead) return;
   uint32_t want = EPOLLIN;
-  if (c->out_off < c->out.size()) want |= EPOLLOUT;
+  if (c->cipher_off < c->cipher.size()) want |= EPOLLOUT;
   SetMask(c->fd, &c->mask, want, MakeTag(kTagConn, c->id));
 }
 
-void Worker::UpdateStreamMask(Stream* s) {
+// EPOLLIN stays registered once it is (keep_in): no epoll_ctl per message. A socket that turns
+// readable while nghttp2 does not ask for its data (window or TLS side full) is taken out of the
+// set then, by LocalEvent (keep_in false), and put back when a read is deferred again.
+void Worker::UpdateStreamMask(Stream* s, bool keep_in) {
   if (s->finished || s->fd < 0) return;
   uint32_t want = 0;
-  if (s->deferred && !s->local_eof) want |= EPOLLIN;
+  if (!s->local_eof && (s->deferred || (keep_in && (s->mask & EPOLLIN)))) want |= EPOLLIN;
   if (s->pend_off < s->pend.size()) want |= EPOLLOUT;
   // Nothing wanted: out of the epoll set (a level-triggered HUP would spin otherwise); an error
   // then shows at the next read or write, which nghttp2 asks for when the window opens.
@@ -559,6 +630,15 @@ void Worker::AddConn(uint32_t id, int fd, SSL* ssl, bool server, Options opt) {
   Conn* raw = c.get();
   conns_[id] = std::move(c);
   Engine::Get().conns++;
+  // reads from raw->rin (one recv(2), many records), writes to raw->cipher (one send(2))
+  BIO* bio = CipherMethod() ? BIO_new(CipherMethod()) : nullptr;
+  if (!bio) {
+    KillConn(raw, "cannot create the connection's TLS buffers: " + SslErrorText());
+    return;
+  }
+  BIO_set_data(bio, raw);
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl, bio, bio);
   UpdateConnMask(raw);
   Drive(raw);
 }
@@ -684,6 +764,7 @@ void Worker::DestroyConn(uint32_t id, const std::string& why) {
 // --- the connection --------------------------------------------------------------------------
 
 void Worker::Drive(Conn* c) {
+  c->rin_drained = false;  // epoll reported the socket (or the connection starts): read it again
   if (c->handshaking) {
     Handshake(c);
     if (c->handshaking || c->dead) return;
@@ -696,6 +777,10 @@ void Worker::Drive(Conn* c) {
 void Worker::Handshake(Conn* c) {
   ERR_clear_error();
   int r = SSL_do_handshake(c->ssl);
+  int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+  int saved_errno = errno;
+  std::string why = err == SSL_ERROR_NONE || err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? "" : SslErrorText();
+  if (!SendCipher(c)) return;  // this flight (or an alert)
   if (r == 1) {
     const unsigned char* alpn = nullptr;
     unsigned int alpn_len = 0;
@@ -736,14 +821,11 @@ void Worker::Handshake(Conn* c) {
     UpdateConnMask(c);
     return;
   }
-  int err = SSL_get_error(c->ssl, r);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    uint32_t want = EPOLLIN | (err == SSL_ERROR_WANT_WRITE ? static_cast<uint32_t>(EPOLLOUT) : 0u);
-    SetMask(c->fd, &c->mask, want, MakeTag(kTagConn, c->id));
+    UpdateConnMask(c);  // EPOLLOUT while part of the flight waits for the socket
     return;
   }
-  std::string why = SslErrorText();
-  if (why.empty()) why = err == SSL_ERROR_SYSCALL ? (errno ? ErrnoCode(errno) : "the peer closed the connection") : "error " + std::to_string(err);
+  if (why.empty()) why = err == SSL_ERROR_SYSCALL ? (saved_errno ? ErrnoCode(saved_errno) : "the peer closed the connection") : "error " + std::to_string(err);
   KillConn(c, "tls: " + why);
 }
 
@@ -806,7 +888,7 @@ void Worker::ReadTls(Conn* c) {
     }
     if (err == SSL_ERROR_NONE) continue;  // the buffer filled up: more may be waiting
     if (err == SSL_ERROR_WANT_READ) return;
-    if (err == SSL_ERROR_WANT_WRITE) return;  // a post-handshake message waits for the socket; EPOLLOUT drives it
+    if (err == SSL_ERROR_WANT_WRITE) return;  // not with the cipher BIO; kept for safety: EPOLLOUT drives it
     if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && saved_errno == 0 && why.empty())) {
       KillConn(c, "the peer closed the connection");
       return;
@@ -816,61 +898,89 @@ void Worker::ReadTls(Conn* c) {
   }
 }
 
+// Encrypts what nghttp2 has to send into the connection's ciphertext buffer (small frames gathered
+// into one record, a big DATA frame straight from nghttp2's buffer), then sends it all with one
+// send(2); stops encrypting while kOutHigh of ciphertext waits for the socket (EPOLLOUT resumes).
 void Worker::Flush(Conn* c) {
-  if (c->dead || !c->h2) return;
+  if (c->dead) return;
+  if (!c->h2) {  // handshaking: only the TLS flight
+    if (SendCipher(c)) UpdateConnMask(c);
+    return;
+  }
   for (;;) {
-    if (c->out_off < c->out.size()) {
-      ERR_clear_error();
-      size_t left = c->out.size() - c->out_off;
-      int n = SSL_write(c->ssl, c->out.data() + c->out_off, static_cast<int>(std::min<size_t>(left, 1 << 30)));
-      if (n > 0) {
-        c->out_off += static_cast<size_t>(n);
-        if (c->out_off == c->out.size()) {
-          c->out.clear();
-          c->out_off = 0;
-        }
+    bool drained = false;
+    while (c->cipher.size() - c->cipher_off < kOutHigh) {
+      size_t gathered = c->out.size() - c->out_off;
+      if (gathered > 0 && (drained || gathered >= kDirectWrite)) {
+        if (!Encrypt(c, c->out.data() + c->out_off, gathered)) return;
+        c->out.clear();
+        c->out_off = 0;
         continue;
       }
-      int err = SSL_get_error(c->ssl, n);
-      if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) break;
-      std::string why = SslErrorText();
-      KillConn(c, why.empty() ? (errno ? ErrnoCode(errno) : "tls write failed") : "tls: " + why);
-      return;
-    }
-    // the socket took everything: gather the next frames (small ones together, one big write)
-    while (c->out.size() < kOutHigh) {
+      if (drained) break;
       const uint8_t* p = nullptr;
       ssize_t n = nghttp2_session_mem_send(c->h2, &p);
       if (n < 0) {
         KillConn(c, std::string("http2: ") + nghttp2_strerror(static_cast<int>(n)));
         return;
       }
-      if (n == 0) break;
-      if (c->out.empty() && static_cast<size_t>(n) >= kDirectWrite) {
+      if (n == 0) {
+        drained = true;
+        continue;
+      }
+      if (gathered == 0 && static_cast<size_t>(n) >= kDirectWrite) {
         // a DATA frame and nothing gathered before it: encrypted straight from nghttp2's buffer
-        // (no copy); what the socket does not take now is kept, and retried as it is
-        ERR_clear_error();
-        int w = SSL_write(c->ssl, p, static_cast<int>(n));
-        if (w == static_cast<int>(n)) continue;
-        if (w <= 0) {
-          int err = SSL_get_error(c->ssl, w);
-          if (err != SSL_ERROR_WANT_WRITE && err != SSL_ERROR_WANT_READ) {
-            std::string why = SslErrorText();
-            KillConn(c, why.empty() ? (errno ? ErrnoCode(errno) : "tls write failed") : "tls: " + why);
-            return;
-          }
-          w = 0;
-        }
-        c->out.insert(c->out.end(), p + w, p + n);
-        break;
+        if (!Encrypt(c, p, static_cast<size_t>(n))) return;
+        continue;
       }
       c->out.insert(c->out.end(), p, p + n);
     }
-    if (c->out.empty()) break;
+    if (!SendCipher(c)) return;
+    if (c->cipher_off < c->cipher.size()) break;  // the socket is full: EPOLLOUT brings us back
+    if (drained && c->out_off == c->out.size()) break;
   }
-  if (c->dead) return;
   UpdateConnMask(c);
-  if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) && c->out.empty()) KillConn(c, c->reason);
+  if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) && c->out.empty() && c->cipher.empty()) KillConn(c, c->reason);
+}
+
+// SSL_write into the cipher BIO, which takes every byte: all of it is encrypted, or the TLS session
+// failed. (SSL_MODE_ENABLE_PARTIAL_WRITE returns after each record, hence the loop.)
+bool Worker::Encrypt(Conn* c, const uint8_t* p, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ERR_clear_error();
+    int w = SSL_write(c->ssl, p + done, static_cast<int>(n - done));
+    if (w > 0) {
+      done += static_cast<size_t>(w);
+      continue;
+    }
+    int err = SSL_get_error(c->ssl, w);
+    std::string why = SslErrorText();
+    KillConn(c, "tls: " + (why.empty() ? "write failed (SSL error " + std::to_string(err) + ")" : why));
+    return false;
+  }
+  return true;
+}
+
+// Sends the ciphertext waiting, in one send(2) when the socket takes it; false when the connection died.
+bool Worker::SendCipher(Conn* c) {
+  while (c->cipher_off < c->cipher.size()) {
+    ssize_t n = send(c->fd, c->cipher.data() + c->cipher_off, c->cipher.size() - c->cipher_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      c->cipher_off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    KillConn(c, n < 0 ? ErrnoCode(errno) : "tls write failed");
+    return false;
+  }
+  if (c->cipher.capacity() > kKeepCipher)
+    std::vector<uint8_t>().swap(c->cipher);
+  else
+    c->cipher.clear();
+  c->cipher_off = 0;
+  return true;
 }
 
 void Worker::KillConn(Conn* c, const std::string& why) {
@@ -1089,9 +1199,16 @@ ssize_t Worker::ReadLocal(Conn* c, uint32_t token, uint8_t* buf, size_t len, uin
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     return 0;
   }
+  if (s->local_drained) {  // the last read emptied the socket: EPOLLIN (level-triggered) says when there is more, or EOF
+    s->local_drained = false;
+    s->deferred = true;
+    UpdateStreamMask(s);
+    return NGHTTP2_ERR_DEFERRED;
+  }
   ssize_t n = recv(s->fd, buf, len, MSG_DONTWAIT);
   if (n > 0) {
     s->bytes->out += static_cast<uint64_t>(n);
+    if (static_cast<size_t>(n) < len) s->local_drained = true;
     return n;
   }
   if (n == 0) {
@@ -1128,11 +1245,13 @@ void Worker::LocalEvent(Stream* s, uint32_t events) {
     Flush(c);
     return;
   }
-  if ((events & (EPOLLIN | EPOLLHUP)) && s->deferred) {
+  bool readable = (events & (EPOLLIN | EPOLLHUP)) != 0;
+  bool asked = readable && s->deferred;  // nghttp2 waits for these bytes
+  if (asked) {
     s->deferred = false;
     nghttp2_session_resume_data(c->h2, s->sid);
   }
-  UpdateStreamMask(s);
+  UpdateStreamMask(s, !readable || asked);  // readable but not asked for: out of the set until a read is deferred
   Flush(c);
 }
 
@@ -1289,10 +1408,7 @@ Napi::Value HboneContext(const Napi::CallbackInfo& info) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);  // buffers kept: no malloc per record
-  // read ahead into a 256 KiB buffer: one read(2) takes many TLS records (SSL_read still returns
-  // one record's plaintext per call, from the buffer)
-  SSL_CTX_set_read_ahead(ctx, 1);
-  SSL_CTX_set_default_read_buffer_len(ctx, 256 << 10);
+  // no read-ahead: the connection's BIO reads many records per recv(2) itself (CipherRead)
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   BIO* b = BIO_new_mem_buf(chain.data(), static_cast<int>(chain.size()));
@@ -1368,8 +1484,7 @@ Napi::Value HboneConnection(const Napi::CallbackInfo& info) {
   }
   if (!ssl) throw Napi::Error::New(env, "cannot create a TLS connection: " + SslErrorText());
   int fl = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  SSL_set_fd(ssl, fd);
+  fcntl(fd, F_SETFL, fl | O_NONBLOCK);  // its BIOs are set on the engine's thread (Worker::AddConn)
   if (server)
     SSL_set_accept_state(ssl);
   else
