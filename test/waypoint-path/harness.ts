@@ -12,6 +12,7 @@ import { listenInNetns } from '../../native/netns';
 import { httpGetInNetns, runClient, waitFor } from '../capture/harness';
 import { CONTROL_XDS, type ControlPlaneProc, type Proc } from '../dataplane/mesh-lab';
 import { WAYPOINT_ENV, WAYPOINT_NODE_FLAGS } from '../../waypoint/process-flags';
+import { scaled } from '../support/speed';
 
 export interface Backend {
   server: Server;
@@ -203,7 +204,7 @@ export async function startSampleApp(topo: LabTopology, pod: string, kind: 'http
 }
 
 /** The sample client (`lab app client …`) inside `pod`; resolves with its JSON report. */
-export function sampleClient(topo: LabTopology, pod: string, args: string[], limitMs = 120_000): Promise<ClientReport> {
+export function sampleClient(topo: LabTopology, pod: string, args: string[], limitMs = scaled(120_000)): Promise<ClientReport> {
   return new Promise((resolve, reject) => {
     const child = spawnInLab(topo, pod, [process.execPath, sampleApp, 'client', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -323,7 +323,16 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
       const started = Date.now();
       // 1 KiB POSTs at concurrency 4 after the 32 MiB uploads above: these once drew 400s (request heads
       // written as strings into a pooled HBONE tunnel were corrupted; fixed in waypoint/proxy/upstream.ts).
-      const stream = client('pod1-1', 'web', ['--connections', String(N), '--concurrency', '4', '--size', '1024', '--timeout-ms', '120000']);
+      const stream = client('pod1-1', 'web', [
+        '--connections',
+        String(N),
+        '--concurrency',
+        '4',
+        '--size',
+        '1024',
+        '--timeout-ms',
+        String(Math.min(scaled(120_000), 600_000)),
+      ]);
       await new Promise((r) => setTimeout(r, 500));
       const killedAt = Date.now();
       cp = await restartControlPlane(topo, cp!);
