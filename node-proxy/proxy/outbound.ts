@@ -13,6 +13,7 @@ import { TunnelRefusedError } from '../../common/hbone/errors';
 import { abortSide, type SpliceResult } from '../../common/hbone/splice';
 import type { NativeStream, NativeStreamResult } from '../../native/hbone';
 import type { NativeHboneClient } from '../../native/hbone-client';
+import type { WorkloadCertificate } from '../../common/identity/manager';
 import { forwardedFor } from '../../common/hbone/headers';
 import { identityOf } from '../mesh/runtime';
 import { cachedSourceBaggage, newTraceparent } from '../mesh/trace';
@@ -77,7 +78,8 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
   down.pause();
   let t;
   try {
-    t = await mesh.hbone.start(await openOptions(ctx, wl, plan));
+    const o = openOptions(ctx, wl, plan);
+    t = await mesh.hbone.start(o instanceof Promise ? await o : o);
   } catch (err) {
     notOpened(ctx, wl, dst, plan, err);
     down.resetAndDestroy();
@@ -152,7 +154,8 @@ async function nativeTunnel(
     done?.({ bytesToUpstream: r.bytesOut, bytesToDownstream: r.bytesIn, clean: r.clean, error, durationMs: r.durationMs });
   };
   try {
-    const o = await openOptions(ctx, wl, plan);
+    const pending = openOptions(ctx, wl, plan);
+    const o = pending instanceof Promise ? await pending : pending;
     if (down.destroyed) return;
     stream = await native.tunnel(o, down, {
       response: (status) => {
@@ -201,11 +204,20 @@ async function nativeTunnel(
   if (last) finish(last);
 }
 
-/** The tunnel as both engines open it: the source's certificate, the destination's identity, the headers, the in-netns dialer. */
-async function openOptions(ctx: ProxyContext, wl: CapturedWorkload, plan: Extract<OutboundPlan, { kind: 'tunnel' }>): Promise<OpenOptions> {
+/**
+ * The tunnel as both engines open it: the source's certificate, the destination's identity, the
+ * headers, the in-netns dialer. At once (no promise to wait for) when the source's certificate is
+ * at hand, as it is for every connection but the first of a workload.
+ */
+function openOptions(ctx: ProxyContext, wl: CapturedWorkload, plan: Extract<OutboundPlan, { kind: 'tunnel' }>): OpenOptions | Promise<OpenOptions> {
   const mesh = ctx.mesh!;
+  const id = identityOf(plan.source, mesh.trustDomain);
+  const cert = mesh.certs.current(id);
+  return cert ? optionsWith(ctx, wl, plan, cert) : mesh.certs.get(id).then((c) => optionsWith(ctx, wl, plan, c));
+}
+
+function optionsWith(ctx: ProxyContext, wl: CapturedWorkload, plan: Extract<OutboundPlan, { kind: 'tunnel' }>, cert: WorkloadCertificate): OpenOptions {
   const srcIp = plan.record.source.address;
-  const cert = await mesh.certs.get(identityOf(plan.source, mesh.trustDomain));
   return {
     source: { certChain: cert.certChainPem, key: cert.privateKeyPem },
     trustBundle: cert.trustBundle,
