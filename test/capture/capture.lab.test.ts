@@ -258,7 +258,8 @@ privilegedDescribe('lab', 'node proxy capture (passthrough)', () => {
 
     proxy = startProxy(topo, 'node1', selection);
     await waitReady(topo, 'node1', proxy);
-    expect(proxy.log()).toContain('adopted pinned enrolment');
+    // the node proxy writes its log in the background, within ~10 ms (common/log.ts)
+    await waitFor('the restarted node proxy to log its adoption', async () => (proxy?.log().includes('adopted pinned enrolment') ? true : undefined), 5000);
     expect(cgroupPrograms(cg)).toBe(attachedBefore);
     const links = cgroupPrograms(cg)
       .split('\n')

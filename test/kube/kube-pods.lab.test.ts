@@ -193,7 +193,8 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
     );
     expect(w?.listeners.length).toBeGreaterThan(0);
     expect(statSync(w!.netnsPath).ino).toBe(before);
-    expect(proxies.node2.log()).toMatch(/adopted pinned enrolment/);
+    // the node proxy writes its log in the background, within ~10 ms (common/log.ts)
+    await waitFor('node2 to log its adoption', async () => (/adopted pinned enrolment/.test(proxies.node2?.log() ?? '') ? true : undefined), 5000);
     const late = kubelets.node1!.all.find((sb) => sb.spec.name === 'late-0')!;
     const r = await new Promise<FirstConnect>((resolve) => {
       const c = kubelets.node1!.startContainer(late, 'probe', [process.execPath, '-e', FIRST_CONNECT, '10.200.2.100', '9000'], ['ignore', 'pipe', 'ignore']);
