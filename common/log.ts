@@ -17,19 +17,11 @@ export function logFormat(env: NodeJS.ProcessEnv = process.env): LogFormat {
   throw new Error(`NODEMESH_LOG_FORMAT (or --log-format) must be json or text, got "${f}"`);
 }
 
-/** `sync: false`: lines are held until this many bytes are buffered (or ASYNC_FLUSH_MS passed). */
-export const ASYNC_BUFFER_BYTES = 8192;
 /**
- * `sync: false`: buffered lines are written at the latest this long after they were logged (short:
- * whoever reads the log after seeing what a line reports, a test or an operator, finds it there).
- */
-export const ASYNC_FLUSH_MS = 10;
-
-/**
- * `sync: false` (a process that logs per connection, e.g. the node proxy's access log): lines are
- * buffered and written in the background, ASYNC_BUFFER_BYTES at a time or after ASYNC_FLUSH_MS,
- * instead of one write(2) per line (a background write per access-log line was still a tenth of a
- * node proxy's cost per new connection); what is still buffered is flushed when the process exits.
+ * `sync: false` (a process that logs per connection, e.g. the node proxy's access log): a line is
+ * written by a background write, and lines logged while one is in flight go out together in the
+ * next, instead of one blocking write(2) on the event loop per line; what is still buffered is
+ * flushed when the process exits.
  */
 export function createLogger(
   component: string,
@@ -48,31 +40,5 @@ export function createLogger(
       pretty({ destination: 2, sync, colorize: false, translateTime: false, singleLine: true, ignore: 'pid,hostname,name', messageKey: 'msg' }),
     );
   }
-  if (sync) return pino(options, pino.destination({ dest: 2, sync }));
-  const dest = pino.destination({ dest: 2, sync, minLength: ASYNC_BUFFER_BYTES });
-  // A line that stays buffered is written ASYNC_FLUSH_MS later: one timer per batch, none while
-  // idle (sonic-boom's own periodicFlush ticks, and writes, even when nothing is buffered).
-  // _len / _writing / destroyed: the bytes sonic-boom holds and its state (not in its typings).
-  const held = dest as unknown as { _len?: number; _writing?: boolean; destroyed?: boolean };
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    timer = setTimeout(flush, ASYNC_FLUSH_MS);
-    timer.unref();
-  };
-  const flush = (): void => {
-    timer = undefined;
-    if (held._len === 0 || held.destroyed) return;
-    // while a write is in flight flush() does nothing, and what is left below minLength after it
-    // stays held: try again
-    if (held._writing) arm();
-    else dest.flush();
-  };
-  const write = dest.write.bind(dest);
-  dest.write = (data: string): boolean => {
-    const ok = write(data);
-    if (timer === undefined && held._len !== 0) arm();
-    return ok;
-  };
-  dest.once('close', () => clearTimeout(timer));
-  return pino(options, dest);
+  return pino(options, pino.destination({ dest: 2, sync }));
 }
