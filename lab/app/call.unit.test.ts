@@ -36,18 +36,22 @@ describe('http --call', () => {
     backend.close();
   });
 
-  it('calls the upstream once per request and reports who answered', async () => {
-    const r = await runClient({
+  /** Runs the sample client against one of the servers above: `connections` requests, `concurrency` at a time. */
+  const callThrough = (server: HttpServer, connections = 1, concurrency = 1) =>
+    runClient({
       mode: 'http',
       host: '127.0.0.1',
-      port: boundAddress(frontend).port,
-      connections: 5,
-      concurrency: 2,
+      port: boundAddress(server).port,
+      connections,
+      concurrency,
       size: 0,
       totalTimeoutMs: 10_000,
       requestTimeoutMs: 5000,
       path: '/',
     });
+
+  it('calls the upstream once per request and reports who answered', async () => {
+    const r = await callThrough(frontend, 5, 2);
     expect(r.statusCodes).toEqual({ 200: 5 });
     expect(r.sample?.app).toBe('frontend');
     expect(r.sample?.upstream?.app).toBe('backend');
@@ -57,32 +61,12 @@ describe('http --call', () => {
   });
 
   it('answers 502 with the reason when the upstream cannot be reached', async () => {
-    const r = await runClient({
-      mode: 'http',
-      host: '127.0.0.1',
-      port: boundAddress(broken).port,
-      connections: 1,
-      concurrency: 1,
-      size: 0,
-      totalTimeoutMs: 10_000,
-      requestTimeoutMs: 5000,
-      path: '/',
-    });
+    const r = await callThrough(broken);
     expect(r.statusCodes).toEqual({ 502: 1 });
   });
 
   it('answers 502 when the upstream gives no answer within the call limit', async () => {
-    const r = await runClient({
-      mode: 'http',
-      host: '127.0.0.1',
-      port: boundAddress(late).port,
-      connections: 1,
-      concurrency: 1,
-      size: 0,
-      totalTimeoutMs: 10_000,
-      requestTimeoutMs: 5000,
-      path: '/',
-    });
+    const r = await callThrough(late);
     expect(r.statusCodes).toEqual({ 502: 1 });
     expect(r.sample?.upstream?.error).toBe('no answer within 200 ms');
   });
