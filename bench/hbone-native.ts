@@ -17,7 +17,6 @@
 import { fork } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { parseArgs } from 'node:util';
 import { allow } from '../common/hbone/server';
 import { connectUpstream } from '../common/hbone/upstream';
 import { createTestCa } from '../common/hbone/testing/pki';
@@ -26,6 +25,7 @@ import { addonPath } from '../native/binding';
 import { initNativeHbone } from '../native/hbone';
 import { NativeHboneClient } from '../native/hbone-client';
 import { NativeHboneServer } from '../native/hbone-server';
+import { benchOptions } from './support/args';
 import { sendBlocks } from './support/send';
 
 interface Sample {
@@ -180,18 +180,8 @@ function runChild(addon: string, mib: number, streams: number, threads: number, 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      child: { type: 'boolean' },
-      base: { type: 'string' },
-      candidate: { type: 'string' },
-      rounds: { type: 'string', default: '5' },
-      mib: { type: 'string', default: '512' },
-      streams: { type: 'string', default: '1,8' },
-      threads: { type: 'string', default: '0' },
-      rr: { type: 'string', default: '0' },
-    },
-  });
+  const v = benchOptions(['base', 'candidate', 'rounds', 'mib', 'streams', 'threads', 'rr'], ['child']);
+  const values = { ...v, rounds: v.rounds ?? '5', mib: v.mib ?? '512', streams: v.streams ?? '1,8', threads: v.threads ?? '0', rr: v.rr ?? '0' };
   if (values.child) {
     const s = await measure(Number(values.mib), Number(values.streams), Number(values.rr));
     process.send!(s);

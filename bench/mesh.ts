@@ -52,7 +52,6 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ApiClient } from '../control/api/client';
 import { labDown } from '../lab/down';
 import { labConnection } from '../lab/mesh/connect';
@@ -68,6 +67,7 @@ import { sleep } from '../lab/sys';
 import { formatTable } from '../common/table';
 import { labUp } from '../lab/up';
 import { MAX_PODS_PER_NODE } from '../lab/topology';
+import { benchOptions } from './support/args';
 import { carriedBy, carriedVerdict } from './support/carried';
 import { CONNGEN, type ConnRate } from './support/conngen';
 import { LOADGEN, type Latency } from './support/loadgen';
@@ -255,27 +255,25 @@ interface Load {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      lab: { type: 'string' },
-      seconds: { type: 'string' },
-      streams: { type: 'string' },
-      rates: { type: 'string' },
-      'latency-seconds': { type: 'string' },
-      connections: { type: 'string' },
-      'conn-seconds': { type: 'string' },
-      'conn-concurrency': { type: 'string' },
-      'conn-size': { type: 'string' },
-      rounds: { type: 'string' },
-      pods: { type: 'string' },
-      soak: { type: 'string' },
-      'soak-rate': { type: 'string' },
-      profile: { type: 'string' },
-      modes: { type: 'string' },
-      engines: { type: 'string' },
-      measure: { type: 'string' },
-    },
-  });
+  const values = benchOptions([
+    'lab',
+    'seconds',
+    'streams',
+    'rates',
+    'latency-seconds',
+    'connections',
+    'conn-seconds',
+    'conn-concurrency',
+    'conn-size',
+    'rounds',
+    'pods',
+    'soak',
+    'soak-rate',
+    'profile',
+    'modes',
+    'engines',
+    'measure',
+  ]);
   const lab = values.lab ?? 'nmbench';
   if (!LAB_NAME_RE.test(lab)) throw new Error(`--lab ${lab}: a lab name is 1-8 of [a-z0-9]`);
   const seconds = Number(values.seconds ?? 3);

@@ -149,6 +149,8 @@ export interface RawBinding {
   hboneDestroy(conn: number, reason: string): boolean;
   hboneBytes(token: number): [number, number] | undefined;
   hboneActive(): [number, number];
+  hboneResetFd(fd: number): void;
+  hboneThreadCount(): number;
 }
 
 /** The addon; NODEMESH_NATIVE_ADDON names another build of it (bench/hbone-native.ts compares two builds in one run). */

@@ -3,23 +3,31 @@
 // engine with its CONNECT, not a Duplex in the event loop. TypeScript keeps the pool (which
 // connection a tunnel goes on), the identity check of each new connection (the peer's DER chain,
 // verified by common/identity/verify.ts as the node:tls client does), rotation and idle closing.
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { formatAuthority, targetOf } from '../common/hbone/authority';
 import { DEFAULT_PING_TIMEOUT_MS, normalizeExpected, sameKey, type Dialer, type OpenOptions } from '../common/hbone/client';
 import { TunnelConnectError } from '../common/hbone/errors';
+import { isRawSocket } from '../common/hbone/raw-socket';
 import { requestHeaders } from '../common/hbone/headers';
 import { DEFAULT_WINDOWS, validateWindows, type WindowSettings } from '../common/hbone/settings';
 import { splitPem } from '../common/identity/pem';
 import type { Identity } from '../common/identity/spiffe';
 import { spiffeIdOf, verifyPeerChain } from '../common/identity/verify';
 import type { Logger } from '../common/log';
-import { NativeConnection, NativeTlsContext, type NativeStream, type NativeStreamResult } from './hbone';
+import { type EngineSocket, NativeConnection, NativeTlsContext, nativeHboneThreadCount, type NativeStream, type NativeStreamResult } from './hbone';
 
 export interface NativeHboneClientOptions {
   readonly windows?: WindowSettings;
   readonly idleTimeoutMs?: number;
   readonly maxStreamsPerConnection?: number;
+  /**
+   * Connections per pool key that streams are spread over (default: one per engine thread). A
+   * connection's streams share its engine thread (one TLS session is encrypted in order), so
+   * several streams to one peer scale with cores only over several connections: a new stream
+   * dials another while every open one carries a stream and there are fewer than this.
+   */
+  readonly connectionsPerKey?: number;
   readonly connectTimeoutMs?: number;
   readonly keepaliveIntervalMs?: number;
   readonly pingTimeoutMs?: number;
@@ -50,6 +58,12 @@ interface Credentials {
   readonly generation: number;
 }
 
+/**
+ * OpenOptions with a dialer that may resolve to a raw fd (a socket the addon connected in the
+ * source pod's netns), handed to the engine without a net.Socket.
+ */
+export type NativeOpenOptions = Omit<OpenOptions, 'dial'> & { readonly dial?: (host: string, port: number) => Promise<EngineSocket> };
+
 const MAX_STREAMS = 100; // the servers' SETTINGS_MAX_CONCURRENT_STREAMS (common/hbone/settings.ts)
 
 export class NativeHboneClient {
@@ -58,18 +72,20 @@ export class NativeHboneClient {
   private readonly credentials = new Map<string, Credentials>();
   private readonly sourceIds = new Map<string, string>();
   private generation = 0;
+  private readonly spread: number;
 
   constructor(private readonly options: NativeHboneClientOptions = {}) {
     this.windows = validateWindows(options.windows ?? DEFAULT_WINDOWS);
+    this.spread = Math.max(1, options.connectionsPerKey ?? nativeHboneThreadCount());
   }
 
   /**
    * Opens a tunnel for `local` (a connected socket, taken over: destroyed in Node, its bytes moved
-   * by the engine from now on). Resolves once the CONNECT is on its way (the local socket's bytes
+   * by the engine from now on; or a raw fd, owned by the engine once the tunnel is opened). Resolves once the CONNECT is on its way (the local socket's bytes
    * follow it at once, as HboneClient.start does); rejects with TunnelConnectError when no verified
    * connection could be had (the local socket is then untouched).
    */
-  async tunnel(o: OpenOptions, local: Socket, events: NativeTunnelEvents): Promise<NativeStream> {
+  async tunnel(o: NativeOpenOptions, local: EngineSocket, events: NativeTunnelEvents): Promise<NativeStream> {
     const target = targetOf(o.authority);
     const destination = targetOf(o.destination);
     const expected = normalizeExpected(o.expectedIdentity);
@@ -86,7 +102,7 @@ export class NativeHboneClient {
         err,
       );
     }
-    if (local.destroyed) {
+    if (!isRawSocket(local) && local.destroyed) {
       this.release(key, p);
       throw new TunnelConnectError('the client closed its connection before the tunnel was opened', o.destination);
     }
@@ -123,14 +139,21 @@ export class NativeHboneClient {
     this.credentials.clear();
   }
 
-  private async acquire(key: string, creds: Credentials, o: OpenOptions, expected: readonly Identity[]): Promise<Pooled> {
+  private async acquire(key: string, creds: Credentials, o: NativeOpenOptions, expected: readonly Identity[]): Promise<Pooled> {
     const cap = Math.min(MAX_STREAMS, this.options.maxStreamsPerConnection ?? MAX_STREAMS);
     let list = this.pool.get(key);
     if (!list) this.pool.set(key, (list = []));
     // retire connections made with older credentials: no new streams, closed when idle
     for (const p of list) if (p.generation < creds.generation) p.usable = false;
-    let p = list.find((x) => x.usable && x.streams < cap);
-    if (!p) {
+    // the usable connection with the fewest streams; another one while each carries a stream
+    let p: Pooled | undefined;
+    let usable = 0;
+    for (const x of list) {
+      if (!x.usable) continue;
+      usable++;
+      if (x.streams < cap && (!p || x.streams < p.streams)) p = x;
+    }
+    if (!p || (p.streams > 0 && usable < this.spread)) {
       p = this.dial(key, creds, o, expected);
       list.push(p);
     }
@@ -146,7 +169,7 @@ export class NativeHboneClient {
     return p;
   }
 
-  private dial(key: string, creds: Credentials, o: OpenOptions, expected: readonly Identity[]): Pooled {
+  private dial(key: string, creds: Credentials, o: NativeOpenOptions, expected: readonly Identity[]): Pooled {
     const p: Pooled = { generation: creds.generation, streams: 0, usable: true, ready: Promise.resolve() };
     const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
     const ready = (async (): Promise<void> => {
@@ -239,7 +262,7 @@ export class NativeHboneClient {
     return id;
   }
 
-  private credentialsFor(key: string, o: OpenOptions): Credentials {
+  private credentialsFor(key: string, o: NativeOpenOptions): Credentials {
     const cur = this.credentials.get(key);
     if (cur && cur.certChain === o.source.certChain && sameKey(cur.key, o.source.key) && cur.bundlePem === o.trustBundle.pem) return cur;
     cur?.context.free();

@@ -5,8 +5,16 @@
 // event, never per chunk. The pooling client and the server built on it are native/hbone-client.ts
 // and native/hbone-server.ts; docs/hbone.md ("The native engine") says what runs where.
 import type { Socket } from 'node:net';
+import { isRawSocket, type RawSocket } from '../common/hbone/raw-socket';
 import { binding, call, type HboneDispatch } from './binding';
 import { takeOver } from './splice';
+
+/** A socket for the engine: a net.Socket (taken over: destroyed in Node) or a raw fd (taken as it is). */
+export type EngineSocket = Socket | RawSocket;
+
+function handOver(s: EngineSocket): { fd: number; prefix: Buffer | undefined } {
+  return isRawSocket(s) ? { fd: s.fd, prefix: s.prefix?.length ? s.prefix : undefined } : takeOver(s);
+}
 
 /** Engine event kinds (hbone_engine.cc EventKind). */
 const CONN_READY = 1;
@@ -136,8 +144,16 @@ export function hboneThreads(value: string | undefined = process.env.NODEMESH_HB
 /** Starts the engine's threads (once; later calls change nothing). 0: one per core, at most 4. */
 export function initNativeHbone(threads = hboneThreads()): void {
   if (initialised) return;
-  call((b) => b.hboneInit(dispatch, threads > 0 ? threads : 0));
+  call((b) => b.hboneInit(dispatch, Math.max(threads, 0)));
   initialised = true;
+}
+
+/** The engine's threads (starts them when not yet started). */
+export function nativeHboneThreadCount(): number {
+  initNativeHbone();
+  const b = binding();
+  // an addon from before hboneThreadCount (bench/hbone-native.ts loads older builds): one connection, as it had
+  return typeof b.hboneThreadCount === 'function' ? call((x) => x.hboneThreadCount()) : 1;
 }
 
 /** A TLS 1.3 context with one workload's certificate and the mesh roots (ALPN h2, peer certificate required). */
@@ -182,12 +198,13 @@ export class NativeConnection {
   readonly id: number;
 
   /**
-   * Hands `socket` (a connected TCP socket) to the engine, which runs the TLS handshake (as client
-   * or server) and HTTP/2 on it; `events` hears of it from then on. The socket is destroyed in Node.
+   * Hands `socket` (a connected TCP socket, or its raw fd) to the engine, which runs the TLS
+   * handshake (as client or server) and HTTP/2 on it; `events` hears of it from then on. A
+   * net.Socket is destroyed in Node; the engine owns the fd (closes it) either way.
    */
-  constructor(socket: Socket, context: NativeTlsContext, server: boolean, options: NativeConnectionOptions, events: ConnectionEvents) {
+  constructor(socket: EngineSocket, context: NativeTlsContext, server: boolean, options: NativeConnectionOptions, events: ConnectionEvents) {
     initNativeHbone();
-    const { fd, prefix } = takeOver(socket);
+    const { fd, prefix } = handOver(socket);
     if (prefix?.length) {
       // a TLS peer does not speak before the handshake it has not begun; bytes here are garbage
       call((b) => b.closeFd(fd));
@@ -198,18 +215,18 @@ export class NativeConnection {
   }
 
   /**
-   * Client: opens a CONNECT stream to `authority` carrying `local`'s bytes (taken over; bytes it
-   * had already read go first). Data flows at once, behind the CONNECT; a non-200 answer resets
+   * Client: opens a CONNECT stream to `authority` carrying `local`'s bytes (a net.Socket taken
+   * over, or a raw fd; bytes already read from it go first). Data flows at once, behind the CONNECT; a non-200 answer resets
    * `local`. `end` is called once, when both directions are done or either failed.
    */
   open(
-    local: Socket,
+    local: EngineSocket,
     authority: string,
     headers: Record<string, string>,
     response: (status: number) => void,
     end: (r: NativeStreamResult) => void,
   ): NativeStream {
-    const { fd, prefix } = takeOver(local);
+    const { fd, prefix } = handOver(local);
     const flat: string[] = [];
     for (const [k, v] of Object.entries(headers)) flat.push(k, v);
     let token: number;
@@ -224,16 +241,16 @@ export class NativeConnection {
   }
 
   /**
-   * Server: answers a request. 200 with `upstream` (a connected socket, taken over) splices the
+   * Server: answers a request. 200 with `upstream` (a connected socket taken over, or a raw fd) splices the
    * stream to it; any other status refuses it (END_STREAM, the early bytes dropped). `end` hears
    * how an allowed stream ended. False when the stream had already gone (`upstream` is reset then).
    */
-  static answer(token: number, status: number, upstream?: Socket, end?: (r: NativeStreamResult) => void): NativeStream | undefined {
+  static answer(token: number, status: number, upstream?: EngineSocket, end?: (r: NativeStreamResult) => void): NativeStream | undefined {
     if (status !== 200 || !upstream) {
       call((b) => b.hboneAnswer(token, status));
       return undefined;
     }
-    const { fd, prefix } = takeOver(upstream);
+    const { fd, prefix } = handOver(upstream);
     if (end) streams.set(token, { started: performance.now(), end });
     const ok = call((b) => b.hboneAnswer(token, 200, fd, prefix));
     if (!ok) {

@@ -16,6 +16,7 @@ export {
   type TunnelHandler,
   type TunnelRequest,
 } from './server';
+export { isRawSocket, rawSocket, type RawSocket } from './raw-socket';
 export { DEFAULT_WINDOWS, type WindowSettings } from './settings';
 export { abortSide, splice, type SpliceResult } from './splice';
 export { connectUpstream, type UpstreamOptions } from './upstream';

@@ -32,6 +32,7 @@ import {
   validateWindows,
   type WindowSettings,
 } from './settings';
+import { isRawSocket, type RawSocket } from './raw-socket';
 import { abortSide, splice, type SpliceResult } from './splice';
 
 export interface Endpoint {
@@ -59,7 +60,7 @@ export interface TunnelRequest {
 
 export type Decision =
   | { readonly allow: false; readonly status: number; readonly reason: string }
-  | { readonly allow: true; readonly upstream: Duplex; readonly onClose?: (result: SpliceResult) => void };
+  | { readonly allow: true; readonly upstream: Duplex | RawSocket; readonly onClose?: (result: SpliceResult) => void };
 
 export type TunnelHandler = (request: TunnelRequest) => Promise<Decision>;
 
@@ -67,7 +68,11 @@ export function deny(status: 401 | 403 | number, reason: string): Decision {
   return { allow: false, status, reason };
 }
 
-export function allow(upstream: Duplex, onClose?: (result: SpliceResult) => void): Decision {
+/**
+ * Allows the tunnel with `upstream`: a stream, or a RawSocket (an fd for the native engine to take
+ * as it is; this server wraps it in a net.Socket).
+ */
+export function allow(upstream: Duplex | RawSocket, onClose?: (result: SpliceResult) => void): Decision {
   return { allow: true, upstream, onClose };
 }
 
@@ -434,7 +439,8 @@ export class HboneServer {
     if (!decision.allow) return this.refuse(stream, decision.refuse);
     // From here on the handler holds resources for this stream (its upstream, and whatever its
     // onClose releases): every way out below ends the upstream and calls onClose exactly once.
-    const upstream = decision.upstream;
+    // a raw fd (for the native engine) is carried here as a socket of its own
+    const upstream = isRawSocket(decision.upstream) ? socketOf(decision.upstream) : decision.upstream;
     const started = performance.now();
     const unopened = (error: Error): void => {
       abortSide(upstream);
@@ -595,4 +601,11 @@ export function connected(socket: Socket): Promise<Error | undefined> {
     socket.once('connect', onConnect);
     socket.once('error', onError);
   });
+}
+
+/** A RawSocket as a half-open net.Socket, its prefix read first. */
+function socketOf(raw: RawSocket): Duplex {
+  const s = new Socket({ fd: raw.fd, readable: true, writable: true, allowHalfOpen: true });
+  if (raw.prefix?.length) s.unshift(raw.prefix);
+  return s;
 }

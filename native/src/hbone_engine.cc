@@ -206,6 +206,10 @@ class Worker {
     (void)r;
   }
   int index() const { return index_; }
+  // Connections and streams placed on this thread (Engine::Pick puts a new connection on the
+  // least loaded one): counted up where they are placed (the JS thread for a connection and a
+  // client stream, this thread for a server stream), down when they end here.
+  std::atomic<int> load{0};
 
   // Commands (run on this thread).
   void AddConn(uint32_t id, int fd, SSL* ssl, bool server, Options opt);
@@ -298,7 +302,24 @@ class Engine {
 
   uint32_t NextId() { return ++next_id_; }
 
-  Worker* Pick() { return workers_[rr_++ % workers_.size()].get(); }
+  // The thread for a new connection: the least loaded (connections + streams), round robin among
+  // equals. Two connections to one peer (NativeHboneClient spreads streams over one per thread)
+  // then land on two threads, on both sides: the second is dialled while the first carries a stream.
+  Worker* Pick() {
+    size_t n = workers_.size(), start = rr_++ % n;
+    Worker* best = workers_[start].get();
+    for (size_t i = 1; i < n; i++) {
+      Worker* w = workers_[(start + i) % n].get();
+      if (w->load.load(std::memory_order_relaxed) < best->load.load(std::memory_order_relaxed)) best = w;
+    }
+    best->load++;
+    return best;
+  }
+
+  int threads() {
+    std::lock_guard<std::mutex> g(mu_);
+    return static_cast<int>(workers_.size());
+  }
 
   void Route(uint32_t id, Worker* w) {
     std::lock_guard<std::mutex> g(routes_mu_);
@@ -1010,6 +1031,7 @@ void Worker::ReapConn(Conn* c) {
   e->s1 = c->reason;
   uint32_t id = c->id;
   Engine::Get().conns--;
+  load--;
   Engine::Get().Unroute(id);
   conns_.erase(id);
   Emit(e);
@@ -1031,6 +1053,7 @@ int Worker::OnBeginHeaders(Conn* c, const nghttp2_frame* f) {
   c->open_streams++;
   c->idle_since = 0;
   Engine::Get().streams++;
+  load++;
   return 0;
 }
 
@@ -1331,6 +1354,7 @@ void Worker::Finish(Stream* s, bool clean, const std::string& why) {
   streams_.erase(s->token);
   Engine::Get().Unroute(s->token);
   Engine::Get().streams--;
+  load--;
   graveyard_.push_back(s);  // callers may still look at s->finished
   Emit(e);
 }
@@ -1521,6 +1545,7 @@ Napi::Value HboneOpen(const Napi::CallbackInfo& info) {
   int fl = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, fl | O_NONBLOCK);
   auto bytes = std::make_shared<Counters>();
+  w->load++;  // down in Finish, which every stream OpenStream makes reaches
   e.Route(token, w);
   e.SetCounters(token, bytes);
   w->Post([w, conn, token, fd, prefix = std::move(prefix), nv = std::move(nv), bytes]() mutable {
@@ -1591,6 +1616,19 @@ Napi::Value HboneBytes(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// hboneResetFd(fd): a socket that was to be handed over and is not: RST (SO_LINGER 0) and closed.
+Napi::Value HboneResetFd(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fd >= 0) {
+    ResetFd(fd);
+    close(fd);
+  }
+  return info.Env().Undefined();
+}
+
+// hboneThreadCount() -> the engine's threads (0 before hboneInit)
+Napi::Value HboneThreadCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Engine::Get().threads()); }
+
 // hboneActive() -> [connections, streams]
 Napi::Value HboneActive(const Napi::CallbackInfo& info) {
   Napi::Array r = Napi::Array::New(info.Env(), 2);
@@ -1613,6 +1651,8 @@ void InitHbone(Napi::Env env, Napi::Object exports) {
   exports.Set("hboneDestroy", Napi::Function::New(env, HboneDestroy));
   exports.Set("hboneBytes", Napi::Function::New(env, HboneBytes));
   exports.Set("hboneActive", Napi::Function::New(env, HboneActive));
+  exports.Set("hboneResetFd", Napi::Function::New(env, HboneResetFd));
+  exports.Set("hboneThreadCount", Napi::Function::New(env, HboneThreadCount));
 }
 
 }  // namespace nm
