@@ -20,6 +20,7 @@ import { admitStream, H2Request, H2Response } from './http2/server';
 import { duplexPair } from './proxy/duplex-pair';
 import { RequestHandler, type ConnectionInfo } from './proxy/handler';
 import { ConfigState } from './proxy/state';
+import { Warming, type WarmingOptions } from './proxy/warming';
 import { TcpProxy } from './proxy/tcp';
 import { UPSTREAM_WINDOWS, UpstreamTransport, type MeshCredentials } from './proxy/upstream';
 import { maxSessionMemoryMiB } from '../common/hbone/settings';
@@ -56,6 +57,12 @@ export interface WaypointOptions {
   readonly otlpEndpoint?: string;
   readonly logger?: Logger;
   readonly bufferLimit?: number;
+  /**
+   * How long a request waits for its listener's routes (and, after a start, a CONNECT or request
+   * for the first complete xDS state) before a 503 (default 15 s, Envoy's initial_fetch_timeout),
+   * and how many may wait at once (default 1024).
+   */
+  readonly routeWarming?: WarmingOptions;
   /** Which auxiliary ports this process serves (default all); a --workers primary serves metrics and readiness itself. */
   readonly serve?: { readonly admin?: boolean; readonly metrics?: boolean; readonly ready?: boolean };
 }
@@ -82,6 +89,8 @@ export class Waypoint {
   readonly metrics = new WaypointMetrics();
   /** The most recent requests, served on 15020 at /recent. */
   readonly recent = new RecentRecords('waypoint');
+  /** Requests waiting for their listener's routes (proxy/warming.ts). */
+  readonly warming: Warming;
   readonly transport: UpstreamTransport;
   readonly xds: DeltaXdsClient;
   /** The last NACKs (newest last), for the config dump. */
@@ -108,6 +117,8 @@ export class Waypoint {
   constructor(private readonly o: WaypointOptions) {
     this.log = o.logger ?? createLogger('waypoint');
     this.transport = new UpstreamTransport(o.credentials);
+    this.warming = new Warming(o.routeWarming);
+    this.state.firstConfigPending = true;
     this.otlp = o.otlpEndpoint ? new OtlpExporter(o.otlpEndpoint, `${o.name}.${o.namespace}`, this.log) : undefined;
     this.handler = new RequestHandler({
       state: this.state,
@@ -117,6 +128,7 @@ export class Waypoint {
       otlp: this.otlp,
       recent: this.recent,
       bufferLimit: o.bufferLimit ?? 1024 * 1024,
+      warming: this.warming,
     });
     this.tcp = new TcpProxy(this.state, this.transport, this.metrics, this.log.child({ log: 'access' }));
     this.h2.on('session', (s: ServerHttp2Session) => {
@@ -148,7 +160,15 @@ export class Waypoint {
         if (this.nacks.length > 20) this.nacks.shift();
       }
     });
-    this.xds.onChange((c) => this.apply(c));
+    this.xds.onChange((c) => {
+      this.apply(c);
+      this.warming.release();
+    });
+    this.xds.onStatus((s) => {
+      if (!s.synced || !this.state.firstConfigPending) return;
+      this.state.firstConfigPending = false;
+      this.warming.release();
+    });
     this.state.onListenersChanged(() => void this.syncListeners());
   }
 
@@ -196,6 +216,9 @@ export class Waypoint {
         // counted as the node proxy counts its 15008: nodemesh_listener_timeouts_total{listener="hbone"}
         onTimeout: (kind) => timeouts.inc({ listener: 'hbone', kind }),
         handler: async (r) => {
+          // A (re)started waypoint holds CONNECTs until its first complete configuration, as it
+          // holds requests (bounded by the same time), rather than refusing what it will serve.
+          if (this.state.firstConfigPending) await this.xds.whenSynced(this.warming.timeoutMs).catch(() => undefined);
           const l = this.state.listenerForTunnel(r.authority, r.target.port);
           if (!l) return deny(404, `the waypoint serves no listener for ${r.authority}`);
           const conn: ConnectionInfo = {
@@ -393,6 +416,7 @@ export class Waypoint {
   async stop(): Promise<void> {
     this.xds.stop();
     this.stopRotation?.();
+    this.warming.close();
     for (const s of this.servers.values()) s.close();
     for (const s of this.sockets) s.destroy();
     for (const a of this.aux) {

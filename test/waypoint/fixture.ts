@@ -313,6 +313,9 @@ export class MeshCa {
   }
 }
 
+/** Every port of a test waypoint on 127.0.0.1, chosen by the kernel (Listener ports aside), and no log. */
+export const LOOPBACK = { listenAddress: '127.0.0.1', hbonePort: 0, adminPort: 0, metricsPort: 0, readyPort: 0, logger: quiet } as const;
+
 /**
  * A plaintext waypoint ('wp' in default) on 127.0.0.1 taking its config from `control`, started,
  * ready, and serving the listeners on every one of `ports`.
@@ -322,11 +325,7 @@ export async function startPlainWaypoint(control: string, ports: number[], extra
     name: 'wp',
     namespace: 'default',
     control,
-    listenAddress: '127.0.0.1',
-    adminPort: 0,
-    metricsPort: 0,
-    readyPort: 0,
-    logger: quiet,
+    ...LOOPBACK,
     ...extra,
   });
   await wp.start();
@@ -345,12 +344,7 @@ export function startMeshWaypoint(mesh: MeshCa, control: string, certTtlSeconds?
     name: 'shop-waypoint',
     namespace: 'shop',
     control,
-    listenAddress: '127.0.0.1',
-    hbonePort: 0,
-    adminPort: 0,
-    metricsPort: 0,
-    readyPort: 0,
-    logger: quiet,
+    ...LOOPBACK,
     mesh: { tokenFile: mesh.tokenFile('node-wp'), trustBundleFile: mesh.trustBundleFile(), ...(certTtlSeconds !== undefined ? { certTtlSeconds } : {}) },
   });
 }

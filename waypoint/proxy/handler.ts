@@ -26,6 +26,7 @@ import { mirrorRequest } from './mirror';
 import type { ConfigState } from './state';
 import type { UpstreamTransport } from './upstream';
 import { chooseCluster, upstreamRequest } from './upstream-request';
+import type { HoldRefusal, Warming } from './warming';
 
 export type { ConnectionInfo, DownstreamRequest, DownstreamResponse } from './exchange';
 
@@ -39,6 +40,8 @@ export interface HandlerDeps {
   readonly recent?: RecentRecords;
   /** Requests buffered for retries and mirrors up to this many bytes (Envoy's per-request buffer). */
   readonly bufferLimit: number;
+  /** Where requests wait for their listener's routes (none: answered 503 at once). */
+  readonly warming?: Warming;
 }
 
 const EXCHANGE = Symbol('nodemesh.exchange');
@@ -56,6 +59,7 @@ function ignore(): void {}
 export class RequestHandler {
   readonly telemetry: RequestTelemetry;
   private readonly afterFilters = (ex: Exchange): void => this.act(ex);
+  private readonly resume = (ex: Exchange): void => this.route(ex);
 
   constructor(private readonly d: HandlerDeps) {
     this.telemetry = new RequestTelemetry(d.metrics, d.accessLog, d.otlp, d.recent);
@@ -90,16 +94,41 @@ export class RequestHandler {
     res.on('close', onResponseClose);
     res.on('error', ignore);
     req.on('error', ignore);
+    if (path.charCodeAt(0) !== 47 /* / */ || !authority || /\s/.test(path))
+      return localReply(ex, 400, 'bad request: the request needs an origin-form path and a Host/:authority', '-');
+    this.route(ex);
+  }
+
+  /** Match: the listener, its routes and the first route (held while the routes have not arrived, proxy/warming.ts). */
+  private route(ex: Exchange): void {
     try {
-      if (path.charCodeAt(0) !== 47 /* / */ || !authority || /\s/.test(path))
-        return localReply(ex, 400, 'bad request: the request needs an origin-form path and a Host/:authority', '-');
-      const listener = conn.listener !== undefined ? this.d.state.listeners.get(conn.listener) : this.d.state.listenerForPort(conn.port);
-      if (!listener || listener.config.kind !== 'http') return localReply(ex, 404, `no HTTP listener for port ${conn.port}`, 'NR');
-      const table = this.d.state.routeTable(listener);
-      if (!table) return localReply(ex, 503, `routes ${listener.config.rdsName ?? ''} not received yet`, 'NR');
-      const match = matchRoute(table, view);
+      const st = this.d.state;
+      const conn = ex.conn;
+      const listener = conn.listener !== undefined ? st.listeners.get(conn.listener) : st.listenerForPort(conn.port);
+      const config = listener?.config.kind === 'http' ? listener.config : undefined;
+      const http = config ? listener : undefined;
+      const table = http ? st.routeTable(http) : undefined;
+      // Until the first complete configuration, and while this listener's routes are missing: held.
+      let refused: HoldRefusal | undefined;
+      if (this.d.warming && (st.firstConfigPending || (http && !table))) {
+        refused = this.d.warming.hold(ex, this.resume);
+        if (!refused) return;
+      }
+      if (!http || !config) return localReply(ex, 404, `no HTTP listener for port ${conn.port}`, 'NR');
+      if (!table) {
+        const why =
+          refused?.reason === 'expired'
+            ? `not received within ${refused.waitedMs} ms (the control plane has not sent this RouteConfiguration)`
+            : refused?.reason === 'full'
+              ? `not received yet (${refused.held} requests already wait for routes)`
+              : refused?.reason === 'stopping'
+                ? 'not received before the waypoint stopped'
+                : 'not received yet';
+        return localReply(ex, 503, `routes ${config.rdsName ?? ''} ${why}`, 'NR');
+      }
+      const match = matchRoute(table, ex.view);
       if (!match) return localReply(ex, 404, 'route not found', 'NR');
-      ex.listener = listener;
+      ex.listener = http;
       ex.routeTable = table;
       ex.match = match;
       const a = match.route.action;

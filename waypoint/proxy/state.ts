@@ -31,6 +31,11 @@ export class ConfigState {
   /** type -> name -> raw resource (JSON) with version, for /config_dump. */
   readonly dump = new Map<string, Map<string, DumpEntry>>();
   private readonly listenerWatchers = new Set<() => void>();
+  /**
+   * The process started and has not had a complete xDS state yet (every type once): requests are
+   * held (proxy/warming.ts) rather than served from part of the configuration.
+   */
+  firstConfigPending = false;
 
   onListenersChanged(f: () => void): void {
     this.listenerWatchers.add(f);
