@@ -23,7 +23,7 @@ const USAGE = `usage: nodemesh vm test [--kernels NAME,…] [--tier kernel,lab|d
   those named), each in a qemu VM on this checkout (built on the host first: npm run build), prints
   the table of this run, then the recorded matrix. --timeout is per kernel and tier.
   --files runs only the test files whose path contains one of the given parts (vitest's filters),
-  e.g. --tier lab --files test/mesh/,test/dataplane/.
+  e.g. --tier lab --files test/mesh/,test/dataplane/; the lab tier runs them in that order.
   matrix: the recorded matrix — every test file's newest result on each kernel, from all runs
   (a lab tier can be run in parts with --files), with the commits, times and load averages.
   Kernel packages, initramfs images and console logs are cached in /var/cache/nodemesh/vm

@@ -8,9 +8,10 @@ import { fileResults, formatMatrix, mergeRun, type TierRecord } from './record';
 import { qemuArgs, vmNice } from './qemu';
 import { countReport, formatTable, mergeReports } from './results';
 import { outcomeFrom } from './runner';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 describe('the kernel matrix file', () => {
   it('reads debian and host lines, skipping comments and blank lines', () => {
@@ -174,6 +175,35 @@ describe('--files', () => {
     expect(parseFileFilters('test/mesh/,test/dataplane/')).toEqual(['test/mesh/', 'test/dataplane/']);
     expect(() => parseFileFilters('test/mesh/,a b')).toThrow(/"a b" is not a path part/);
     expect(() => parseFileFilters('x;rm')).toThrow(/not a path part/);
+  });
+
+  it('the guest runs the lab files in the order of the filters (each once), sorted within one; all of them without filters', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nm-labfiles-'));
+    try {
+      for (const f of [
+        'test/mesh/mesh.lab.test.ts',
+        'test/mesh/waypoint.lab.test.ts',
+        'test/dataplane/dataplane.lab.test.ts',
+        'test/mesh/harness.ts',
+        'node_modules/x/y.lab.test.ts',
+      ]) {
+        mkdirSync(join(dir, dirname(f)), { recursive: true });
+        writeFileSync(join(dir, f), '');
+      }
+      const list = (...filters: string[]): string[] =>
+        execFileSync('bash', [join(__dirname, 'guest/lab-files.sh'), ...filters], { cwd: dir, encoding: 'utf8' })
+          .split('\n')
+          .filter(Boolean);
+      expect(list()).toEqual(['test/dataplane/dataplane.lab.test.ts', 'test/mesh/mesh.lab.test.ts', 'test/mesh/waypoint.lab.test.ts']);
+      expect(list('waypoint.lab', 'dataplane/', 'test/mesh/')).toEqual([
+        'test/mesh/waypoint.lab.test.ts',
+        'test/dataplane/dataplane.lab.test.ts',
+        'test/mesh/mesh.lab.test.ts',
+      ]);
+      expect(list('nothing')).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

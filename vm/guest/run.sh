@@ -48,16 +48,9 @@ if [ "$TIER" = kernel ] || [ "$TIER" = lab ]; then
     # The lab tier one file at a time, each with its own report (report-N.json) and each test's
     # line as it ends: under TCG a lab file takes 5-20 min, and when the VM is stopped at its time
     # limit the files that finished still count.
-    # The files as vitest's lab project and filters pick them (**/*.lab.test.ts, a file matches when
-    # its path contains a filter), found with find: `vitest list` took 100 s under TCG.
-    lab_files() {
-      find . -name node_modules -prune -o -name dist -prune -o -name .git -prune -o -name '*.lab.test.ts' -print | sed 's|^\./||' | sort | while read -r f; do
-        [ -z "$FILES" ] && { echo "$f"; continue; }
-        for p in $FILES; do case "$f" in *"$p"*) echo "$f"; break ;; esac; done
-      done
-    }
     rc=0 n=0
-    for f in $(lab_files); do
+    # shellcheck disable=SC2086 # FILES: the filters, split on spaces
+    for f in $(bash vm/guest/lab-files.sh $FILES); do
       n=$((n + 1))
       say "lab file $n: $f"
       node node_modules/vitest/vitest.mjs run --project lab "$f" --reporter=verbose --reporter=json --outputFile.json="$OUT/report-$n.json" || rc=1
