@@ -34,9 +34,12 @@ export interface NativeHboneClientOptions {
   readonly logger?: Logger;
 }
 
-/** What the caller hears of one tunnel: the server's answer, then its end (once). */
+/** What the caller hears of one tunnel: a refusal, then its end (once). */
 export interface NativeTunnelEvents {
-  /** The CONNECT's answer; on anything but 200 the local socket has already been reset. */
+  /**
+   * A refusal: the CONNECT's answer other than 200 (the local socket has already been reset). A 200
+   * is not reported (the end's `status` says it): the engine wakes JavaScript once fewer per tunnel.
+   */
   readonly response?: (status: number) => void;
   readonly end: (r: NativeStreamResult) => void;
 }

@@ -217,7 +217,8 @@ export class NativeConnection {
   /**
    * Client: opens a CONNECT stream to `authority` carrying `local`'s bytes (a net.Socket taken
    * over, or a raw fd; bytes already read from it go first). Data flows at once, behind the CONNECT; a non-200 answer resets
-   * `local`. `end` is called once, when both directions are done or either failed.
+   * `local` and is told to `response` (a 200 is not: `end` has the status). `end` is called once,
+   * when both directions are done or either failed.
    */
   open(
     local: EngineSocket,
