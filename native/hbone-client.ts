@@ -15,7 +15,15 @@ import { splitPem } from '../common/identity/pem';
 import type { Identity } from '../common/identity/spiffe';
 import { spiffeIdOf, verifyPeerChain } from '../common/identity/verify';
 import type { Logger } from '../common/log';
-import { type EngineSocket, NativeConnection, NativeTlsContext, nativeHboneThreadCount, type NativeStream, type NativeStreamResult } from './hbone';
+import {
+  type EngineSocket,
+  hboneConnectionsPerKey,
+  NativeConnection,
+  NativeTlsContext,
+  nativeHboneThreadCount,
+  type NativeStream,
+  type NativeStreamResult,
+} from './hbone';
 
 export interface NativeHboneClientOptions {
   readonly windows?: WindowSettings;
@@ -26,6 +34,7 @@ export interface NativeHboneClientOptions {
    * connection's streams share its engine thread (one TLS session is encrypted in order), so
    * several streams to one peer scale with cores only over several connections: a new stream
    * dials another while every open one carries a stream and there are fewer than this.
+   * Default: NODEMESH_HBONE_CONNECTIONS, or one per engine thread when it is unset or 0.
    */
   readonly connectionsPerKey?: number;
   readonly connectTimeoutMs?: number;
@@ -79,7 +88,8 @@ export class NativeHboneClient {
 
   constructor(private readonly options: NativeHboneClientOptions = {}) {
     this.windows = validateWindows(options.windows ?? DEFAULT_WINDOWS);
-    this.spread = Math.max(1, options.connectionsPerKey ?? nativeHboneThreadCount());
+    this.spread = options.connectionsPerKey ?? (hboneConnectionsPerKey() || nativeHboneThreadCount());
+    if (!(Number.isInteger(this.spread) && this.spread >= 1)) throw new Error(`connectionsPerKey ${this.spread}: a whole number ≥ 1`);
   }
 
   /**

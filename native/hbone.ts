@@ -131,14 +131,26 @@ export function nativeHboneUnavailable(): string | undefined {
   }
 }
 
-/** NODEMESH_HBONE_THREADS: unset or 0 is the default; anything but a whole number 0–64 is refused, naming the variable. */
-export function hboneThreads(value: string | undefined = process.env.NODEMESH_HBONE_THREADS): number {
+/** A count from the environment variable `name`: unset or empty is 0; anything but a whole number 0–64 is refused, naming it. */
+function countFromEnv(name: string, value: string | undefined, what: string, zero: string): number {
   const v = (value ?? '').trim();
   if (v === '') return 0;
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n > 64)
-    throw new Error(`NODEMESH_HBONE_THREADS=${value} is not a thread count: use a whole number 1–64, or 0 (or unset) for one per core, at most 4`);
+  if (!/^\d+$/.test(v) || n > 64) throw new Error(`${name}=${value} is not a ${what}: use a whole number 1–64, or 0 (or unset) for ${zero}`);
   return n;
+}
+
+/** NODEMESH_HBONE_THREADS: unset or 0 is the default; anything but a whole number 0–64 is refused, naming the variable. */
+export function hboneThreads(value: string | undefined = process.env.NODEMESH_HBONE_THREADS): number {
+  return countFromEnv('NODEMESH_HBONE_THREADS', value, 'thread count', 'one per core, at most 4');
+}
+
+/**
+ * NODEMESH_HBONE_CONNECTIONS: HBONE connections per destination (pool key) that the native client
+ * spreads streams over; unset or 0: one per engine thread.
+ */
+export function hboneConnectionsPerKey(value: string | undefined = process.env.NODEMESH_HBONE_CONNECTIONS): number {
+  return countFromEnv('NODEMESH_HBONE_CONNECTIONS', value, 'connection count', 'one per engine thread');
 }
 
 /** Starts the engine's threads (once; later calls change nothing). 0: one per core, at most 4. */

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { hboneThreads } from '../../native/hbone';
+import { hboneConnectionsPerKey, hboneThreads } from '../../native/hbone';
 import { chooseHboneEngine } from './hbone-engine';
 
 const runs = (): undefined => undefined;
@@ -71,6 +71,16 @@ describe('NODEMESH_HBONE_THREADS', () => {
     expect(hboneThreads(' 2 ')).toBe(2);
     for (const bad of ['two', '-1', '1.5', '65', '0x2']) {
       expect(() => hboneThreads(bad)).toThrow(new RegExp(`NODEMESH_HBONE_THREADS=${bad.replace('.', '\\.')} is not a thread count: use a whole number 1–64`));
+    }
+  });
+});
+
+describe('NODEMESH_HBONE_CONNECTIONS', () => {
+  it('takes a whole number, 0 or unset for one per engine thread, and refuses anything else naming the variable', () => {
+    expect(hboneConnectionsPerKey(undefined)).toBe(0);
+    expect(hboneConnectionsPerKey(' 1 ')).toBe(1);
+    for (const bad of ['one', '-1', '65']) {
+      expect(() => hboneConnectionsPerKey(bad)).toThrow(new RegExp(`NODEMESH_HBONE_CONNECTIONS=${bad} is not a connection count: use a whole number 1–64`));
     }
   });
 });
