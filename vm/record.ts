@@ -66,8 +66,10 @@ export function fileResults(json: string, root: string): FileResult[] {
       } else r.skipped++;
     }
     if (f.status === 'failed' && r.failed === 0) {
+      // a file that failed to load, or in a beforeAll/afterAll hook (vitest then gives no message)
       r.failed = 1;
-      r.failures.push((f.message ?? 'failed').split('\n')[0] as string);
+      const why = (f.message ?? '').split('\n').find((l) => l.trim() !== '');
+      r.failures.push(why?.trim().slice(0, 400) ?? 'failed outside its tests (a beforeAll/afterAll hook?): the console log says why');
     }
     if (typeof f.startTime === 'number' && typeof f.endTime === 'number' && f.endTime >= f.startTime) r.seconds = (f.endTime - f.startTime) / 1000;
     return r;

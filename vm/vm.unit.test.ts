@@ -246,13 +246,22 @@ describe('the recorded matrix', () => {
           ],
           ms: 61_500,
         },
-        { f: 'test/b.lab.test.ts', t: [], ms: 10, status: 'failed', message: 'Cannot find module x\nstack' },
+        { f: 'test/b.lab.test.ts', t: [], ms: 10, status: 'failed', message: '\nCannot find module x\nstack' },
+        { f: 'test/c.lab.test.ts', t: [['c one', 'skipped']], ms: 10, status: 'failed', message: '' },
       ]),
       '/repo',
     );
     expect(r).toEqual([
       { file: 'test/a.lab.test.ts', passed: 1, failed: 1, skipped: 1, failures: ['a two — AssertionError: a two'], seconds: 61.5 },
       { file: 'test/b.lab.test.ts', passed: 0, failed: 1, skipped: 0, failures: ['Cannot find module x'], seconds: 0.01 },
+      {
+        file: 'test/c.lab.test.ts',
+        passed: 0,
+        failed: 1,
+        skipped: 1,
+        failures: ['failed outside its tests (a beforeAll/afterAll hook?): the console log says why'],
+        seconds: 0.01,
+      },
     ]);
   });
 
