@@ -6,6 +6,7 @@ import { join } from 'node:path';
 // puppeteer-core is an ES module: its types come in through an import type with resolution-mode.
 type Browser = import('puppeteer-core', { with: { 'resolution-mode': 'import' }}).Browser;
 import { projectRoot } from '../../common/paths';
+import { scaled } from './speed';
 
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 export const ARTIFACTS = join(projectRoot, 'test-artifacts', 'ui');
@@ -30,6 +31,9 @@ export async function launchBrowser(extraArgs: string[] = []): Promise<LaunchedB
     pipe: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check', '--window-size=1400,900', ...extraArgs],
     defaultViewport: { width: 1400, height: 900 },
+    // a CDP call's own limit (puppeteer's default 180 s, fixed): a waitForFunction is one call that
+    // lasts as long as the wait, so on a slow machine (scaled waits past 180 s) it cut them short
+    protocolTimeout: scaled(180_000),
   });
   const pid = browser.process()?.pid;
   return {
