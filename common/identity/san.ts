@@ -1,20 +1,33 @@
-// A certificate's URI subject alternative names, read through @peculiar/x509's typed GeneralNames
-// (not parsed out of node:crypto's display string, whose quoting rules are its own). Parsing a
-// certificate in JavaScript is slow (~1 ms), so callers on a connection path remember the result
-// per certificate (verify.ts keys it by the certificate's SHA-256 fingerprint).
-import { x509 } from './x509';
+// A certificate's URI subject alternative names, read from its DER (der.ts), not parsed out of
+// node:crypto's display string, whose quoting rules are its own. Callers on a connection path
+// remember the result per certificate (verify.ts keys it by the certificate's SHA-256 fingerprint).
+import { DER, derChildren, derOne, oid } from './der';
 
-/** Every URI SAN of a DER-encoded certificate, in order; [] when it has no SAN extension. */
+const SUBJECT_ALT_NAME = oid('2.5.29.17').subarray(2); // the OID's content bytes
+const EXTENSIONS = DER.context(3); // tbsCertificate's [3] EXPLICIT Extensions
+const URI_NAME = DER.contextPrimitive(6); // GeneralName's [6] IMPLICIT IA5String
+
+/**
+ * Every URI SAN of a DER-encoded certificate, in order; [] when it has no SAN extension (the first
+ * one counts, as in OpenSSL). Throws when the certificate is not well-formed DER.
+ */
 export function uriSans(der: ArrayBuffer | Uint8Array): string[] {
-  const cert = new x509.X509Certificate(der instanceof Uint8Array ? copyOf(der) : der);
-  const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  if (!ext) return [];
-  return ext.names.items.filter((n) => n.type === 'url').map((n) => n.value);
-}
-
-/** The bytes of a view as an ArrayBuffer of their own (a Buffer may be a slice of a pooled one). */
-function copyOf(u: Uint8Array): ArrayBuffer {
-  const out = new ArrayBuffer(u.byteLength);
-  new Uint8Array(out).set(u);
-  return out;
+  const bytes = der instanceof Uint8Array ? Buffer.from(der.buffer, der.byteOffset, der.byteLength) : Buffer.from(der);
+  const cert = derOne(bytes, DER.SEQUENCE, 'the certificate');
+  const tbs = derChildren(cert.content)[0];
+  if (tbs?.tag !== DER.SEQUENCE) throw new Error('DER: the certificate has no tbsCertificate');
+  const exts = derChildren(tbs.content).find((e) => e.tag === EXTENSIONS);
+  if (!exts) return [];
+  for (const ext of derChildren(derOne(exts.content, DER.SEQUENCE, 'the extensions').content)) {
+    const parts = ext.tag === DER.SEQUENCE ? derChildren(ext.content) : [];
+    const id = parts[0];
+    const value = parts[parts.length - 1];
+    if (id?.tag !== DER.OID || !id.content.equals(SUBJECT_ALT_NAME)) continue;
+    if (value?.tag !== DER.OCTET_STRING) throw new Error('DER: the subjectAltName extension has no value');
+    const names = derOne(value.content, DER.SEQUENCE, 'the subjectAltName value');
+    return derChildren(names.content)
+      .filter((n) => n.tag === URI_NAME)
+      .map((n) => n.content.toString('latin1'));
+  }
+  return [];
 }

@@ -1,4 +1,5 @@
-// The one place that loads @peculiar/x509: it needs a Reflect metadata polyfill before it loads
+// The one place that loads @peculiar/x509 (the control plane's CA and tests; the node proxy does
+// without it: der.ts): it needs a Reflect metadata polyfill before it loads
 // (its tsyringe dependency throws otherwise) and a WebCrypto provider (node:crypto's). Import the
 // library from here, never directly.
 import 'reflect-metadata';
