@@ -5,6 +5,7 @@
 //                         [--connections 16] [--conn-seconds 3] [--conn-concurrency 100] [--conn-size 16384]
 //                         [--rounds 3] [--modes mesh,direct,stunnel] [--engines node,native] [--measure bulk,latency,conn] [--profile DIR]
 //                         [--pods 3] [--soak MINUTES [--soak-rate 1000]]
+//   npm run bench -- mesh --measure memory --pods 100     (only the idle memory of the node proxies)
 //
 // A lab of its own (default 'nmbench', removed at the end, also on failure or Ctrl-C) of the default
 // shape (2 nodes x 3 pods) with the mesh but without the demo (`lab up --no-demo`): every pod is a
@@ -44,7 +45,8 @@
 // node proxy's resident memory split into V8 heap, external (Buffers, TLS/HTTP/2 state reported to
 // V8) and the rest (code, other native memory, thread stacks), with its threads and open fds; and
 // the same RSS split by /proc/PID/smaps_rollup into file-backed (the node binary's pages, shared
-// with every Node process) and anonymous (the process's own).
+// with every Node process) and anonymous (the process's own). `--measure memory` alone measures
+// only this (no rounds) and exits 1 unless every node proxy has every one of its pods enrolled.
 // --soak MINUTES: instead of the rounds, SOAK_RATE req/s (64 B request/response on CONNECTIONS
 // connections) cross-node through the mesh for MINUTES, both proxies' RSS, open fds and threads
 // sampled every 10 s; flat means every sample after the warm-up (a fifth of the run, at most 60 s)
@@ -298,8 +300,8 @@ async function main(): Promise<number> {
     m === 'mesh' ? (['node', 'native'] as const).filter((e) => engineList.includes(e)).map((e) => (e === 'node' ? 'mesh' : 'native')) : [m as Mode],
   );
   const measureList = (values.measure ?? 'bulk,latency,conn').split(',');
-  const badMeasure = measureList.find((m) => !['bulk', 'latency', 'conn'].includes(m));
-  if (badMeasure) throw new Error(`--measure ${values.measure}: each of bulk, latency, conn (comma-separated), not ${badMeasure}`);
+  const badMeasure = measureList.find((m) => !['bulk', 'latency', 'conn', 'memory'].includes(m));
+  if (badMeasure) throw new Error(`--measure ${values.measure}: each of bulk, latency, conn, memory (comma-separated), not ${badMeasure}`);
   const measures = new Set(measureList);
   const lo = { ms: Number(values['latency-seconds'] ?? 4) * 1000, conns: Number(values.connections ?? 16) };
   const co = {
@@ -474,6 +476,7 @@ async function main(): Promise<number> {
     let labelled: 'ambient' | 'none' | undefined = 'ambient';
     await sleep(5000);
     idle = await idleMemory(topo, lab);
+    if (measures.size === 1 && measures.has('memory')) return finishMemory(idle, { lab, podsPerNode, load: { start: load.start, end: loadavg() } });
     if (soakMinutes !== undefined) {
       const [lh, lp] = plans.mesh.target(dsts[0]!, ECHO_PORT, 0);
       soakResult = await soak(topo, lab, source.name, lh, lp, { minutes: soakMinutes, rate: soakRate, conns: lo.conns });
@@ -597,6 +600,18 @@ function idleTable(idle: readonly IdleMemory[]): string {
       ];
     }),
   );
+}
+
+/** `--measure memory`: the idle table; 1 when a node proxy has not enrolled every pod of its node. */
+function finishMemory(idle: readonly IdleMemory[], o: { lab: string; podsPerNode: number; load: Load }): number {
+  const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
+  process.stdout.write(
+    `\nmesh memory (lab ${o.lab}, 2 nodes x ${o.podsPerNode} pods, all enrolled), the node proxies idle before any load; ` +
+      `load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n${idleTable(idle)}\n`,
+  );
+  const short = idle.filter((m) => m.workloads !== o.podsPerNode);
+  for (const m of short) process.stderr.write(`bench mesh: the node proxy of ${m.node} has ${m.workloads} workloads enrolled, not ${o.podsPerNode}\n`);
+  return short.length ? 1 : 0;
 }
 
 function finishSoak(idle: readonly IdleMemory[], r: SoakResult, o: { lab: string; podsPerNode: number; load: Load }): number {
