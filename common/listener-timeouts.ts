@@ -4,7 +4,7 @@
 // registry, shared by every listener of a process (the control plane's 15014/15012/metrics port,
 // the waypoint's 15008, the node proxy's 15008 and 15006), so the series has one name and one
 // help text wherever it is scraped.
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Registry } from './prom';
 
 export type ListenerTimeouts = Counter<'listener' | 'kind'>;
 

@@ -1,6 +1,6 @@
 // Prometheus view of a node proxy's workload certificates: when each expires, and how often
 // renewal failed. Values are read from the manager at scrape time.
-import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
+import { Counter, Gauge, register as defaultRegistry, type Registry } from '../prom';
 import type { CertificateManager } from './manager';
 
 /** Registers the gauges and counter for `manager` on `registry` (once per registry). */

@@ -2,7 +2,7 @@
 // one's destination workload, the facts policy saw, and how to cut it. When Authorizations (or
 // the workloads they select) change, every open connection is evaluated again and those no longer
 // allowed are reset, logged and counted.
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Registry } from '../../common/prom';
 import type { Logger } from '../../common/log';
 import type { PolicyConnection, PolicyContext } from '../policy/model';
 import { connectionsNoLongerAllowed } from '../policy/revalidate';

@@ -4,7 +4,7 @@
 // (request direction), istio_tcp_sent_bytes_total what went back to it (response direction).
 // Counting happens at open, at close, and when the proxy reports progress of a long connection —
 // never per chunk.
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from '../../common/prom';
 import type { XdsClientStatus } from '../../common/xds/client';
 import { createLogger, type Logger } from '../../common/log';
 import { RecentRecords } from '../../common/recent-records';
