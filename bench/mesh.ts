@@ -41,11 +41,12 @@
 // shares its noise), and the latency it adds over direct next to what stunnel adds. The load
 // average at start and end is printed with the figures. iperf3, stunnel4 and openssl are installed
 // with apt-get when missing.
-// Memory: after enrolling every pod (--pods per node, up to the lab's 100), and before any load, each
-// node proxy's resident memory split into V8 heap, external (Buffers, TLS/HTTP/2 state reported to
-// V8) and the rest (code, other native memory, thread stacks), with its threads and open fds; and
-// the same RSS split by /proc/PID/smaps_rollup into file-backed (the node binary's pages, shared
-// with every Node process) and anonymous (the process's own). `--measure memory` alone measures
+// Memory: after enrolling every pod (--pods per node, up to the lab's 100), 20 s idle (V8's memory
+// reducer has run) and before any load, each node proxy's resident memory split into V8 heap,
+// external (Buffers, TLS/HTTP/2 state reported to V8) and the rest (code, other native memory,
+// thread stacks), with its threads and open fds; and the same RSS split by /proc/PID/smaps_rollup
+// into file-backed (the node binary's pages, shared with every Node process) and anonymous (the
+// process's own). `--measure memory` alone measures
 // only this (no rounds) and exits 1 unless every node proxy has every one of its pods enrolled.
 // --soak MINUTES: instead of the rounds, SOAK_RATE req/s (64 B request/response on CONNECTIONS
 // connections) cross-node through the mesh for MINUTES, both proxies' RSS, open fds and threads
@@ -81,6 +82,8 @@ import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
 
 const IPERF_PORT = 5201;
+/** How long the node proxies idle after enrolling every pod before their memory is read. */
+const IDLE_SETTLE_MS = 20_000;
 const ECHO_PORT = 7000;
 const NS = 'default';
 const SOURCE_ID = spiffeId(NS, 'default');
@@ -474,7 +477,9 @@ async function main(): Promise<number> {
     say(`enrolling namespace ${NS} (dataplane-mode=ambient): ${topo.pods.length} workloads`);
     await setMode(topo, api, 'ambient', topo.pods);
     let labelled: 'ambient' | 'none' | undefined = 'ambient';
-    await sleep(5000);
+    // idle: V8's memory reducer starts 8 s after the last allocation burst (the enrolment) and
+    // gives back what that burst left committed; 5 s after enrolment a proxy still held ~2 MiB of it
+    await sleep(IDLE_SETTLE_MS);
     idle = await idleMemory(topo, lab);
     if (measures.size === 1 && measures.has('memory')) return finishMemory(idle, { lab, podsPerNode, load: { start: load.start, end: loadavg() } });
     if (soakMinutes !== undefined) {
