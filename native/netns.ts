@@ -72,16 +72,23 @@ export function listenInNetns(netnsPath: string, o: ListenInNetnsOptions): numbe
 
 /** Connects from inside the netns; resolves to a connected net.Socket. */
 export async function connectInNetns(netnsPath: string, o: ConnectInNetnsOptions): Promise<net.Socket> {
-  let fd: number;
+  const fd = await connectFdInNetns(netnsPath, o);
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: o.allowHalfOpen === true });
+}
+
+/**
+ * Connects from inside the netns; resolves to the connected socket's bare fd, which the caller owns
+ * (for the native HBONE engine, which takes an fd without a net.Socket: common/hbone/raw-socket.ts).
+ */
+export async function connectFdInNetns(netnsPath: string, o: ConnectInNetnsOptions): Promise<number> {
   try {
-    fd = await binding().connectInNetns(netnsPath, o.host, o.port, o.localAddress, o.localPort, o.timeoutMs ?? 10_000, {
+    return await binding().connectInNetns(netnsPath, o.host, o.port, o.localAddress, o.localPort, o.timeoutMs ?? 10_000, {
       transparent: o.transparent,
       mark: o.mark,
     });
   } catch (err) {
     throw toNativeError(err);
   }
-  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: o.allowHalfOpen === true });
 }
 
 /**

@@ -60,6 +60,7 @@ async function inbound(limits: PlaintextInboundLimits, appDelayMs = 0): Promise<
         await new Promise((r) => setTimeout(r, appDelayMs));
         return dial(echo.port);
       },
+      connectRaw: () => Promise.reject(new Error('not used')),
       serverFd: () => -1,
       release: () => undefined,
     },

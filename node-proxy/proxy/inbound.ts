@@ -9,6 +9,7 @@
 // In passthrough (lab) mode 15006 goes straight to the app.
 import type { Socket } from 'node:net';
 import { formatAuthority } from '../../common/hbone/authority';
+import { isRawSocket, type RawSocket } from '../../common/hbone/raw-socket';
 import { allow, deny, type Decision, type TunnelRequest } from '../../common/hbone/server';
 import { cutUpstream, upstreamBytes } from '../../native/hbone-server';
 import type { Endpoint } from '../connections/table';
@@ -49,15 +50,18 @@ export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRe
     ctx.tracker.denied(a.record, a.verdict);
     return deny(403, a.verdict.reason);
   }
-  const up = await ctx.sockets.connect(w.runtime?.netns ?? '', ip, target.port); // errno errors -> 503
+  // errno errors -> 503. The native engine takes the app's socket as a bare fd (no net.Socket
+  // made only to be taken apart: docs/node-proxy.md, "Connection set-up").
+  const netns = w.runtime?.netns ?? '';
+  const up: Socket | RawSocket = mesh.nativeHbone ? await ctx.sockets.connectRaw(netns, ip, target.port) : await ctx.sockets.connect(netns, ip, target.port);
   // bytes "sent" by the client are those written to the app, and the reverse (counted by the
   // native engine once the upstream moved there: NODEMESH_HBONE_ENGINE=native)
   const counter = {
     get bytesRead() {
-      return upstreamBytes(up)?.toUpstream ?? up.bytesWritten;
+      return upstreamBytes(up)?.toUpstream ?? (isRawSocket(up) ? 0 : up.bytesWritten);
     },
     get bytesWritten() {
-      return upstreamBytes(up)?.toDownstream ?? up.bytesRead;
+      return upstreamBytes(up)?.toDownstream ?? (isRawSocket(up) ? 0 : up.bytesRead);
     },
   };
   const done = ctx.tracker.open(

@@ -1,7 +1,8 @@
 // NetnsSockets over the native addon: the socket is created inside the workload's netns by the
 // addon and handed to Node as an fd; from then on it is an ordinary net.Server / net.Socket.
 import { createServer, type Server } from 'node:net';
-import { connectInNetns, fdOf, listenInNetns, releaseNetns } from '../../native/netns';
+import { rawSocket } from '../../common/hbone/raw-socket';
+import { connectFdInNetns, connectInNetns, fdOf, listenInNetns, releaseNetns } from '../../native/netns';
 import type { NetnsSockets } from './netns-sockets';
 
 export const nativeSockets: NetnsSockets = {
@@ -21,6 +22,10 @@ export const nativeSockets: NetnsSockets = {
     const s = await connectInNetns(netnsPath, { host, port, timeoutMs: 10_000, allowHalfOpen: true });
     s.setNoDelay(true);
     return s;
+  },
+  async connectRaw(netnsPath, host, port) {
+    // the engine sets O_NONBLOCK and TCP_NODELAY itself
+    return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: 10_000 }));
   },
   serverFd(server) {
     return fdOf(server);

@@ -3,12 +3,18 @@
 // itself stays in its own netns and cgroup, so its sockets are never captured by the workload's
 // cgroup programs.
 import type { Server, Socket } from 'node:net';
+import type { RawSocket } from '../../common/hbone/raw-socket';
 
 export interface NetnsSockets {
   /** A listening server bound to host:port inside the netns at `netnsPath`. */
   listen(netnsPath: string, host: string, port: number, onConnection: (socket: Socket) => void): Promise<Server>;
   /** A connected TCP socket to host:port, made from inside the netns at `netnsPath`. */
   connect(netnsPath: string, host: string, port: number): Promise<Socket>;
+  /**
+   * The same connection as a bare fd for the native HBONE engine, which takes it without a
+   * net.Socket (common/hbone/raw-socket.ts); the caller owns the fd until it hands it over.
+   */
+  connectRaw(netnsPath: string, host: string, port: number): Promise<RawSocket>;
   /** The file descriptor behind a listening server (to register it in a sockhash). */
   serverFd(server: Server): number;
   /**
