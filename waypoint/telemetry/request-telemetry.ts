@@ -6,6 +6,7 @@ import type { Logger } from '../../common/log';
 import type { RecentRecords } from '../../common/recent-records';
 import type { Exchange } from '../proxy/exchange';
 import type { WaypointMetrics } from './metrics';
+import { RecentRequests } from './recent-requests';
 import type { OtlpExporter } from './otlp';
 
 const ACCESS_LOG_FLUSH_MS = 200;
@@ -35,13 +36,15 @@ export class RequestTelemetry {
   private dropped = 0;
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly accessLogOn: boolean;
+  private readonly recent: RecentRequests | undefined;
 
   constructor(
     private readonly metrics: WaypointMetrics,
     private readonly accessLog: Logger,
     private readonly otlp: OtlpExporter | undefined,
-    private readonly recent?: RecentRecords,
+    ring?: RecentRecords,
   ) {
+    this.recent = ring ? new RecentRequests(ring) : undefined;
     this.accessLogOn = accessLog.isLevelEnabled('info');
     if (this.accessLogOn) {
       this.timer = setInterval(() => this.flush(), ACCESS_LOG_FLUSH_MS);
@@ -76,18 +79,17 @@ export class RequestTelemetry {
     );
     // The recent-records ring (15020 /recent): the metrics' facts plus method and status, no path.
     this.recent?.push({
-      reporter: 'waypoint',
-      src: { identity: ex.conn.principal },
-      dst: { service: ex.view.authority, port: ex.conn.port },
+      identity: ex.conn.principal,
+      service: ex.view.authority,
+      port: ex.conn.port,
       method: ex.view.method,
       status: ex.status,
       flags,
-      detail: ex.detail || undefined,
-      cluster: ex.cluster || undefined,
-      mtls: ex.conn.principal !== undefined,
-      bytes_sent: ex.requestBytes,
-      bytes_recv: ex.responseBytes,
-      duration_ms: Math.round(ms * 1000) / 1000,
+      detail: ex.detail,
+      cluster: ex.cluster,
+      bytesSent: ex.requestBytes,
+      bytesReceived: ex.responseBytes,
+      durationMs: ms,
     });
     if (this.accessLogOn) {
       if (this.queue.length >= ACCESS_LOG_MAX_QUEUE) this.dropped++;
