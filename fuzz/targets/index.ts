@@ -3,8 +3,18 @@ import type { FuzzTarget } from '../target';
 import { configTarget } from './config';
 import { hboneTarget } from './hbone';
 import { http1Target } from './http1';
+import { http2Target } from './http2';
 import { policyTarget } from './policy';
 import { translateTarget } from './translate';
 import { xdsNodeProxyTarget, xdsWaypointTarget } from './xds';
 
-export const TARGETS: readonly FuzzTarget[] = [configTarget, xdsNodeProxyTarget, xdsWaypointTarget, hboneTarget, http1Target, policyTarget, translateTarget];
+export const TARGETS: readonly FuzzTarget[] = [
+  configTarget,
+  xdsNodeProxyTarget,
+  xdsWaypointTarget,
+  hboneTarget,
+  http1Target,
+  http2Target,
+  policyTarget,
+  translateTarget,
+];
