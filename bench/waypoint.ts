@@ -40,8 +40,10 @@
 //          close to its closed-loop capacity; the same for all three proxies; bounded search,
 //          doubling from 1,000 then bisecting, 3 s per step;
 // - scale: closed-loop HTTP/1.1 saturation (32 connections) of the waypoint with 1 and 2 workers,
-//          and of nginx with 1 and 2 worker processes, with the cores each process used and the
-//          machine's ceiling for "2 over 1" (the cores are shared with h2load and the backends);
+//          and of nginx with 1 and 2 worker processes, with the cores each process used, the work
+//          per core used ("x2/x1 per core": 2 x it is what 2 workers on cores of their own would
+//          serve over 1) and the machine's ceiling for "2 over 1" (the cores are shared with h2load
+//          and the backends);
 // - steady (not in the default set): RSS and CPU per request under a fixed rate for
 //          --steady-seconds (default 180), one waypoint per set of node flags in --flag-sets
 //          ("FLAGS|FLAGS|none", default: the waypoint's own flags and none), all side by side.
@@ -941,6 +943,8 @@ async function main(): Promise<void> {
           p99: r.p99,
           'CPU-s/1k': r.cpuPerRequest * 1000,
           'proxy cores': r.cpu / r.elapsed,
+          // Work per core the proxy used: with N workers on N free cores, N x this is the rate.
+          'done/s per core': r.rps / (r.cpu / r.elapsed),
           'h2load cores': r.loadgenCpu / r.elapsed,
           'backend cores': r.backendCpu / r.elapsed,
           'idle cores': idleCores,
@@ -982,6 +986,12 @@ async function main(): Promise<void> {
         if (name.endsWith(' x2') && one) {
           row['x2/x1 rate'] = spread(
             runs.map((r, i) => r['done/s']! / one[i]!['done/s']!),
+            'x',
+          );
+          // Work per core with 2 over with 1: 2 x this is "x2/x1" where each worker has a core of its
+          // own (the load generator and backends elsewhere), which 2 cores shared with them cannot show.
+          row['x2/x1 per core'] = spread(
+            runs.map((r, i) => r['done/s per core']! / one[i]!['done/s per core']!),
             'x',
           );
           // What 2 could reach here: the machine's maximum at the 2-worker costs over 1 worker's rate.
