@@ -65,7 +65,11 @@ describe('the observer', () => {
       { id: 'node2', port: (silent.address() as AddressInfo).port },
       { id: 'node3', port: deadPort },
     ];
-    const observers = targets.map((x) => new Observer({ clients: () => [client(x.id, 1)], port: x.port, timeoutMs: 300, intervalMs: 1000, log: quiet() }));
+    // The silent and dead proxies get a short limit (what is tested is that they cost no more);
+    // the answering one a long one, so a loaded machine does not turn its answer into a timeout.
+    const observers = targets.map(
+      (x) => new Observer({ clients: () => [client(x.id, 1)], port: x.port, timeoutMs: x.id === 'node1' ? 10_000 : 300, intervalMs: 1000, log: quiet() }),
+    );
     const [good, hung, down] = observers as [Observer, Observer, Observer];
 
     for (let i = 0; i < 3; i++) t.open(toDb).close({ requestBytes: 100, responseBytes: 1000 });
@@ -86,6 +90,7 @@ describe('the observer', () => {
     await new Promise((r) => setTimeout(r, 200));
     for (let i = 0; i < 4; i++) t.open(toDb).close({ requestBytes: 1, responseBytes: 1 });
     await good.pollOnce();
+    expect(good.proxyObservations()[0]).toMatchObject({ error: undefined });
     const e2 = good.edges().find((e) => e.id === 'wl:shop/web-1->svc:shop/db')!;
     expect(e2.connections).toBe(7);
     expect(e2.rate).toBeGreaterThan(4); // 4 connections in ~0.2 s
