@@ -1,6 +1,7 @@
 // Every fuzz target, in the order the runners take them.
 import type { FuzzTarget } from '../target';
 import { configTarget } from './config';
+import { derTarget } from './der';
 import { hboneTarget } from './hbone';
 import { http1Target } from './http1';
 import { http2Target } from './http2';
@@ -13,6 +14,7 @@ export const TARGETS: readonly FuzzTarget[] = [
   xdsNodeProxyTarget,
   xdsWaypointTarget,
   hboneTarget,
+  derTarget,
   http1Target,
   http2Target,
   policyTarget,
