@@ -7,26 +7,8 @@ import { createWorkloadCsr } from './keys';
 import { splitPem, toPem } from './pem';
 import { uriSans } from './san';
 import { identity } from './spiffe';
-import { subtle, x509 } from './x509';
-
-const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-
-async function selfSigned(names: { type: 'url' | 'dns'; value: string }[] | undefined): Promise<x509.X509Certificate> {
-  const keys = (await subtle.generateKey(ALG, true, ['sign', 'verify'])) as import('node:crypto').webcrypto.CryptoKeyPair;
-  return x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=der test',
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 3600_000),
-    keys,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      ...(names ? [new x509.SubjectAlternativeNameExtension(names, true)] : []),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    ],
-  });
-}
+import { x509 } from './x509';
+import { selfSignedWithSans as selfSigned } from '../../test/support/self-signed';
 
 describe('uriSans', () => {
   it('reads every URI SAN in order, skipping other names, as @peculiar/x509 does', async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '../../control/ca/authority';
 import { createWorkloadCsr } from '../../common/identity/keys';
 import { formatSpiffeId, identity, type Identity } from '../../common/identity/spiffe';
-import { x509 } from '../../common/identity/x509';
+import { type SanName, selfSignedWithSans } from '../support/self-signed';
 import {
   PeerVerificationError,
   clientVerification,
@@ -129,20 +129,7 @@ describe('proven chains are remembered', () => {
 });
 
 describe('spiffeIdOf (the URI SANs through @peculiar/x509)', () => {
-  async function certWith(names: Array<{ type: 'url' | 'dns'; value: string }>): Promise<X509Certificate> {
-    const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-    const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: '01',
-      name: 'CN=test',
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + 3_600_000),
-      keys,
-      signingAlgorithm: alg,
-      extensions: names.length ? [new x509.SubjectAlternativeNameExtension(names, true)] : [],
-    });
-    return new X509Certificate(Buffer.from(cert.rawData));
-  }
+  const certWith = async (names: SanName[]): Promise<X509Certificate> => new X509Certificate(Buffer.from((await selfSignedWithSans(names)).rawData));
 
   it('reads the one URI SAN among other names, and refuses none or two', async () => {
     const id = 'spiffe://cluster.local/ns/shop/sa/cart';
