@@ -5,7 +5,7 @@
 // `nodemesh vm matrix` prints, per kernel x tier, how many of the tier's files have a result, the
 // counts, the time, the commits, the files not run yet and every failing test. The pure parts
 // (fileResults, mergeRun, formatMatrix) are unit tested; the store is plain JSON.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { VmTier } from './results';
 
@@ -101,8 +101,104 @@ export function loadRecord(dir: string, kernel: string, tier: VmTier): TierRecor
 export function saveRecord(dir: string, rec: TierRecord): void {
   mkdirSync(dir, { recursive: true });
   const p = recordPath(dir, rec.kernel, rec.tier);
-  writeFileSync(p + '.tmp', JSON.stringify(rec, null, 2) + '\n');
-  renameSync(p + '.tmp', p);
+  const tmp = `${p}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n');
+  renameSync(tmp, p);
+}
+
+/**
+ * Puts a run's results into the kernel's record under the kernel's lock (<dir>/<kernel>.lock), so
+ * that two runs on one kernel ending together (two parts of a lab tier, or a lab and a kernel
+ * tier) both keep their results: without it each loads the record, merges its own files and
+ * writes, and the later write drops the other's files. The lock is held for the load-merge-save
+ * only (milliseconds); a lock whose process is gone is taken over; one held longer than `waitMs`
+ * is an error that names the file and its process, and nothing is written.
+ */
+export function updateRecord(dir: string, kernel: string, tier: VmTier, update: (rec: TierRecord) => TierRecord, o: { waitMs?: number } = {}): TierRecord {
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, `${kernel}.lock`);
+  acquireLock(lock, o.waitMs ?? 60_000);
+  try {
+    const rec = update(loadRecord(dir, kernel, tier));
+    saveRecord(dir, rec);
+    return rec;
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** The pid a lock file names, or undefined when it is gone or holds no pid. */
+function lockHolder(lock: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Creates `lock` holding this pid (O_EXCL), waiting while a live process holds it. */
+function acquireLock(lock: string, waitMs: number): void {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', 0o644);
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = lockHolder(lock);
+    if (holder !== undefined && !alive(holder)) {
+      breakStaleLock(lock, holder);
+      continue;
+    }
+    // no pid yet: its holder is between creating and writing the file; wait like for a live one
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `the recorded results are locked by ${holder !== undefined ? `process ${holder}` : 'another process'} (${lock}) for over ${Math.round(waitMs / 1000)} s; ` +
+          "this run's results were not recorded. If no `nodemesh vm` runs any more, remove the file.",
+      );
+    }
+    sleepSync(50);
+  }
+}
+
+/** Removes a lock left by a process that is gone; a fresh lock that took its place meanwhile is put back. */
+function breakStaleLock(lock: string, stalePid: number): void {
+  const aside = `${lock}.${process.pid}.stale`;
+  try {
+    renameSync(lock, aside);
+  } catch {
+    return; // someone else broke it first
+  }
+  if (lockHolder(aside) !== stalePid) {
+    // between our read and the rename another process broke the stale lock and took it: give it back
+    try {
+      renameSync(aside, lock);
+    } catch {
+      // nothing more to do
+    }
+    return;
+  }
+  rmSync(aside, { force: true });
 }
 
 /** The checkout's test files of a tier (`*.<tier>.test.ts`, outside node_modules and dist), sorted. */

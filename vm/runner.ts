@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { prepareKernel, cacheDir } from './kernel-image';
 import type { MatrixKernel } from './matrix';
 import { boot, type Accel } from './qemu';
-import { fileResults, loadRecord, mergeRun, saveRecord } from './record';
+import { fileResults, mergeRun, updateRecord } from './record';
 import { countReport, mergeReports, type KernelOutcome, type VmTier } from './results';
 
 export interface RunOptions {
@@ -276,9 +276,13 @@ export async function runKernel(k: MatrixKernel, o: RunOptions): Promise<KernelO
   }
   row.load = `${loadBefore}-${load1()}`;
   if (row.files?.length && o.tier !== 'doctor') {
-    const rec = loadRecord(recordDir(), k.name, o.tier);
     const meta = { commit: checkoutCommit(o.root), release: row.release, accel: row.accel, at: new Date().toISOString(), load: row.load };
-    saveRecord(recordDir(), mergeRun(rec, row.files, meta));
+    const files = row.files;
+    try {
+      updateRecord(recordDir(), k.name, o.tier, (rec) => mergeRun(rec, files, meta));
+    } catch (err) {
+      row.error = `${row.error ? `${row.error}; ` : ''}${err instanceof Error ? err.message : String(err)}`;
+    }
   }
   return row;
 }

@@ -4,12 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { moduleLoadOrder, sourcesList } from './kernel-image';
 import { parseMatrix, selectKernels } from './matrix';
 import { parseFileFilters, parseTiers } from './cli';
-import { fileResults, formatMatrix, mergeRun, type TierRecord } from './record';
+import { fileResults, formatMatrix, loadRecord, mergeRun, type TierRecord, updateRecord } from './record';
 import { qemuArgs, vmNice } from './qemu';
 import { countReport, formatTable, mergeReports } from './results';
 import { outcomeFrom } from './runner';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -288,5 +288,67 @@ describe('the recorded matrix', () => {
     // a file no longer in the tier is not counted
     t = formatMatrix([rec], { lab: ['test/a.lab.test.ts'] }).split('\n');
     expect(t[1]).toMatch(/^5\.10 +lab +passed +1\/1 +1 +0 +0 +90 s /);
+  });
+
+  describe('recording under the kernel’s lock', () => {
+    const meta = { commit: 'aaaa', at: '2026-12-05T05:00:00Z' };
+    const result = (file: string) => ({ file, passed: 1, failed: 0, skipped: 0, failures: [], seconds: 1 });
+    const withDir = (fn: (dir: string) => void | Promise<void>) => async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'nm-vm-record-'));
+      try {
+        await fn(dir);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
+
+    it(
+      'a run ending while another holds the lock waits for it and keeps both runs’ files',
+      withDir(async (dir) => {
+        updateRecord(dir, '5.10', 'lab', (r) => mergeRun(r, [result('test/a.lab.test.ts')], meta));
+        // another run holds the lock: a live process, which lets go after 600 ms
+        const lock = join(dir, '5.10.lock');
+        const holder = spawn('sh', ['-c', `sleep 0.6; rm -f '${lock}'`], { stdio: 'ignore' });
+        const ended = new Promise((res) => holder.on('exit', res));
+        writeFileSync(lock, `${holder.pid}\n`);
+        const t0 = Date.now();
+        updateRecord(dir, '5.10', 'lab', (r) => mergeRun(r, [result('test/b.lab.test.ts')], meta));
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+        await ended;
+        expect(Object.keys(loadRecord(dir, '5.10', 'lab').files).sort()).toEqual(['test/a.lab.test.ts', 'test/b.lab.test.ts']);
+        expect(existsSync(lock)).toBe(false);
+      }),
+    );
+
+    it(
+      'a lock left by a process that is gone is taken over at once',
+      withDir((dir) => {
+        const pid = spawnSync('true').pid; // ended and reaped
+        writeFileSync(join(dir, '6.12.lock'), `${pid}\n`);
+        const t0 = Date.now();
+        updateRecord(dir, '6.12', 'kernel', (r) => mergeRun(r, [result('test/k.kernel.test.ts')], meta), { waitMs: 5_000 });
+        expect(Date.now() - t0).toBeLessThan(2_000);
+        expect(Object.keys(loadRecord(dir, '6.12', 'kernel').files)).toEqual(['test/k.kernel.test.ts']);
+      }),
+    );
+
+    it(
+      'a lock held past the wait is a clear error naming the file and its process, and nothing is written',
+      withDir(async (dir) => {
+        updateRecord(dir, '6.1', 'lab', (r) => mergeRun(r, [result('test/a.lab.test.ts')], meta));
+        const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
+        try {
+          writeFileSync(join(dir, '6.1.lock'), `${holder.pid}\n`);
+          expect(() => updateRecord(dir, '6.1', 'lab', (r) => mergeRun(r, [result('test/b.lab.test.ts')], meta), { waitMs: 300 })).toThrow(
+            new RegExp(`locked by process ${holder.pid} \\(${dir}/6\\.1\\.lock\\) .*not recorded`),
+          );
+          expect(Object.keys(loadRecord(dir, '6.1', 'lab').files)).toEqual(['test/a.lab.test.ts']);
+          // another kernel's record is not held up by it
+          updateRecord(dir, '6.12', 'lab', (r) => mergeRun(r, [result('test/b.lab.test.ts')], meta), { waitMs: 300 });
+        } finally {
+          holder.kill('SIGKILL');
+        }
+      }),
+    );
   });
 });
