@@ -1,7 +1,9 @@
 // The lab's start-up limits on a slow machine (a VM under TCG, a loaded CI runner): scaled by
 // NODEMESH_SPEED_FACTOR (1–50), which the test tiers set from the machine speed they measure
 // (test/support/speed.ts) and a user may set by hand. Unset or below 1: the limits as written.
-import { DEFAULT_PING_TIMEOUT_MS, PING_TIMEOUT_ENV } from '../common/hbone/client';
+import { CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PING_TIMEOUT_MS, PING_TIMEOUT_ENV } from '../common/hbone/client';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_ENV } from '../common/hbone/server';
+import { DEFAULT_NETNS_CONNECT_TIMEOUT_MS, NETNS_CONNECT_TIMEOUT_ENV, PLAINTEXT_INBOUND_LIMITS } from '../node-proxy/proxy/inbound-limits';
 
 const MAX_FACTOR = 50;
 
@@ -13,12 +15,32 @@ export function labTimeout(ms: number, env: NodeJS.ProcessEnv = process.env): nu
 }
 
 /**
- * What a lab's node proxy gets on top of its environment on a slow machine: its HBONE client's
- * PING timeout scaled like the lab's other limits (a starved VM answers a PING late; the fixed 3 s
- * cut a healthy idle connection). Nothing when the factor is ≤ 1 or the user set the variable.
+ * The node proxy's fixed limits that a starved machine misses, by the variable that sets each, with
+ * its default: the HBONE client's PING timeout (a starved VM answers a PING late; the fixed 3 s cut
+ * a healthy idle connection), a new HBONE connection's dial and handshake (client) and a peer's
+ * handshake (server) — a CONNECT waiting for a new pooled connection is reset when it is not up in
+ * time, and the captured socket with it (ECONNRESET) — and the connect to the app from inside a
+ * workload's netns (HBONE inbound, and 15006's accept-to-connected limit).
+ */
+export const LAB_SCALED_NODE_PROXY_LIMITS: ReadonlyArray<readonly [env: string, defaultMs: number]> = [
+  [PING_TIMEOUT_ENV, DEFAULT_PING_TIMEOUT_MS],
+  [CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_MS],
+  [HANDSHAKE_TIMEOUT_ENV, DEFAULT_HANDSHAKE_TIMEOUT_MS],
+  [NETNS_CONNECT_TIMEOUT_ENV, DEFAULT_NETNS_CONNECT_TIMEOUT_MS],
+  ['NODEMESH_INBOUND_CONNECT_TIMEOUT_MS', PLAINTEXT_INBOUND_LIMITS.connectTimeoutMs],
+];
+
+/**
+ * What a lab's node proxy gets on top of its environment on a slow machine: each of
+ * LAB_SCALED_NODE_PROXY_LIMITS scaled like the lab's other limits. Nothing when the factor is ≤ 1;
+ * a variable the user set is left as set.
  */
 export function labNodeProxyEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  if (env[PING_TIMEOUT_ENV] !== undefined && env[PING_TIMEOUT_ENV] !== '') return {};
-  const ms = labTimeout(DEFAULT_PING_TIMEOUT_MS, env);
-  return ms === DEFAULT_PING_TIMEOUT_MS ? {} : { [PING_TIMEOUT_ENV]: String(ms) };
+  const out: Record<string, string> = {};
+  for (const [name, ms] of LAB_SCALED_NODE_PROXY_LIMITS) {
+    if (env[name] !== undefined && env[name] !== '') continue;
+    const scaled = labTimeout(ms, env);
+    if (scaled !== ms) out[name] = String(scaled);
+  }
+  return out;
 }

@@ -83,6 +83,16 @@ export const PING_TIMEOUT_ENV = 'NODEMESH_HBONE_PING_TIMEOUT_MS';
 export function pingTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   return millisFromEnv(env, PING_TIMEOUT_ENV, DEFAULT_PING_TIMEOUT_MS, 1);
 }
+
+/** How long a new pooled HBONE connection may take (dial, TLS, the server's SETTINGS) before the CONNECTs waiting for it fail. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** The node proxy's setting for its HBONE client's `connectTimeoutMs`, both engines (docs/hbone.md, "Liveness"). */
+export const CONNECT_TIMEOUT_ENV = 'NODEMESH_HBONE_CONNECT_TIMEOUT_MS';
+
+/** `connectTimeoutMs` from NODEMESH_HBONE_CONNECT_TIMEOUT_MS (the default where unset); anything else than a whole number ≥ 1 throws, naming the variable. */
+export function connectTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  return millisFromEnv(env, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_MS, 1);
+}
 export const DEFAULT_OPEN_PROBE_AFTER_MS = 1_000;
 
 interface CredentialState {
@@ -111,7 +121,7 @@ export class HboneClient {
     this.pool = new SessionPool({
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxStreamsPerConnection: options.maxStreamsPerConnection ?? Number.MAX_SAFE_INTEGER,
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       keepaliveIntervalMs: options.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
       pingTimeoutMs: options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
     });

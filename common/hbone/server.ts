@@ -117,7 +117,7 @@ export interface HboneServerOptions {
   readonly handler: TunnelHandler;
   readonly maxConcurrentStreams?: number;
   readonly windows?: WindowSettings;
-  /** Drop a connection whose TLS handshake has not finished by then (default 10 s). */
+  /** Drop a connection whose TLS handshake has not finished by then (default 10 s, DEFAULT_HANDSHAKE_TIMEOUT_MS). */
   readonly handshakeTimeoutMs?: number;
   /**
    * Close (GOAWAY) a connection that has had no open stream for this long (default 90 s, longer
@@ -212,7 +212,7 @@ export class HboneServer {
       requestCert: true,
       rejectUnauthorized: true,
       allowHTTP1: false,
-      handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
+      handshakeTimeout: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       settings: {
         maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
         initialWindowSize: windows.streamWindow,
@@ -484,6 +484,16 @@ export const SERVER_KEEPALIVE_ENV = 'NODEMESH_HBONE_SERVER_KEEPALIVE_INTERVAL_MS
 /** `keepaliveIntervalMs` from NODEMESH_HBONE_SERVER_KEEPALIVE_INTERVAL_MS (the default where unset; 0 = off); anything else than a whole number ≥ 0 throws, naming the variable. */
 export function serverKeepaliveFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   return millisFromEnv(env, SERVER_KEEPALIVE_ENV, DEFAULT_SERVER_KEEPALIVE_INTERVAL_MS, 0);
+}
+
+/** How long a client's TLS handshake may take before its connection is dropped (counted as a handshake timeout). */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The node proxy's setting for its HBONE servers' `handshakeTimeoutMs`, both engines (docs/hbone.md, "Liveness"). */
+export const HANDSHAKE_TIMEOUT_ENV = 'NODEMESH_HBONE_HANDSHAKE_TIMEOUT_MS';
+
+/** `handshakeTimeoutMs` from NODEMESH_HBONE_HANDSHAKE_TIMEOUT_MS (the default where unset); anything else than a whole number ≥ 1 throws, naming the variable. */
+export function handshakeTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  return millisFromEnv(env, HANDSHAKE_TIMEOUT_ENV, DEFAULT_HANDSHAKE_TIMEOUT_MS, 1);
 }
 
 /** Server side idle timeout: longer than the client pool's (60 s) so the client normally closes first. */

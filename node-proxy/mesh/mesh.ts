@@ -68,6 +68,10 @@ export interface MeshOptions {
    * The PING timeout there is hbonePingTimeoutMs too.
    */
   readonly hboneServerKeepaliveIntervalMs?: number;
+  /** How long a new HBONE connection of its client may take, ms (default DEFAULT_CONNECT_TIMEOUT_MS; NODEMESH_HBONE_CONNECT_TIMEOUT_MS). */
+  readonly hboneConnectTimeoutMs?: number;
+  /** How long a client's TLS handshake with its HBONE servers may take, ms (default DEFAULT_HANDSHAKE_TIMEOUT_MS; NODEMESH_HBONE_HANDSHAKE_TIMEOUT_MS). */
+  readonly hboneHandshakeTimeoutMs?: number;
 }
 
 interface Served {
@@ -117,12 +121,20 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
   private readonly timeouts: ListenerTimeouts;
 
   constructor(private readonly o: MeshOptions) {
-    this.hbone = new HboneClient({ logger: o.log.child({ component: 'hbone-client' }), pingTimeoutMs: o.hbonePingTimeoutMs });
+    this.hbone = new HboneClient({
+      logger: o.log.child({ component: 'hbone-client' }),
+      pingTimeoutMs: o.hbonePingTimeoutMs,
+      connectTimeoutMs: o.hboneConnectTimeoutMs,
+    });
     const choice = chooseHboneEngine();
     this.engine = choice.engine;
     if (choice.fallback) o.log.warn({ hboneEngine: this.engine }, choice.fallback);
     if (this.engine === 'native') {
-      this.nativeHbone = new NativeHboneClient({ logger: o.log.child({ component: 'hbone-client', engine: 'native' }), pingTimeoutMs: o.hbonePingTimeoutMs });
+      this.nativeHbone = new NativeHboneClient({
+        logger: o.log.child({ component: 'hbone-client', engine: 'native' }),
+        pingTimeoutMs: o.hbonePingTimeoutMs,
+        connectTimeoutMs: o.hboneConnectTimeoutMs,
+      });
       o.log.info({ hboneEngine: this.engine }, 'HBONE tunnels run on the native engine, both ways (NODEMESH_HBONE_ENGINE=node chooses the node engine)');
     } else if (!choice.fallback) o.log.info({ hboneEngine: this.engine }, 'HBONE tunnels run on the node engine (NODEMESH_HBONE_ENGINE=node)');
     this.guard = new PolicyGuard(o.telemetry.registry, o.log);
@@ -260,6 +272,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       // a client that vanished without FIN or RST: its connection, streams and records go
       keepaliveIntervalMs: this.o.hboneServerKeepaliveIntervalMs,
       pingTimeoutMs: this.o.hbonePingTimeoutMs,
+      handshakeTimeoutMs: this.o.hboneHandshakeTimeoutMs,
       logger: this.o.log.child({ component: 'hbone-server', spiffeId: cert.spiffeId }),
     };
     const server = this.engine === 'native' ? new NativeHboneServer({ ...options, pingTimeoutMs: this.o.hbonePingTimeoutMs }) : new HboneServer(options);

@@ -13,16 +13,16 @@ import { ConnectionTable } from '../connections/table';
 import { NodeProxy } from '../daemon';
 import { findCgroup2, readMounts } from '../doctor/mounts';
 import { configureNetnsWorkers } from '../../native/netns';
-import { nativeSockets } from '../proxy/native-sockets';
+import { nativeSocketsWith } from '../proxy/native-sockets';
 import { WorkloadState } from '../state/workload-state';
 import { NodeProxyTelemetry } from '../telemetry/metrics';
 import { startMetricsServer, type MetricsServer } from '../telemetry/server';
 import { ControlWorkloadSource } from './control-source';
 import { Mesh } from './mesh';
 import { workloadXdsClient } from './xds';
-import { plaintextInboundLimits } from '../proxy/inbound-limits';
-import { pingTimeoutFromEnv } from '../../common/hbone/client';
-import { serverKeepaliveFromEnv } from '../../common/hbone/server';
+import { netnsConnectTimeoutFromEnv, plaintextInboundLimits } from '../proxy/inbound-limits';
+import { connectTimeoutFromEnv, pingTimeoutFromEnv } from '../../common/hbone/client';
+import { handshakeTimeoutFromEnv, serverKeepaliveFromEnv } from '../../common/hbone/server';
 import { startKubernetesPods, type KubernetesModeOptions } from '../kubernetes/mode';
 
 export interface ControlModeOptions {
@@ -60,6 +60,9 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   assertTrustDomain(o.trustDomain);
   const hbonePingTimeoutMs = pingTimeoutFromEnv(); // a bad value fails here, before anything is opened
   const hboneServerKeepaliveIntervalMs = serverKeepaliveFromEnv();
+  const hboneConnectTimeoutMs = connectTimeoutFromEnv();
+  const hboneHandshakeTimeoutMs = handshakeTimeoutFromEnv();
+  const sockets = nativeSocketsWith({ connectTimeoutMs: netnsConnectTimeoutFromEnv() });
   const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
   const ca = cp.ca;
   const cgroupMount = o.cgroupMount ?? findCgroup2(readMounts());
@@ -97,7 +100,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     telemetry,
     xds,
     log: o.log,
-    sockets: nativeSockets,
+    sockets,
     originals: dataplane.originals,
     table,
     // NODEMESH_SAME_NODE_SPLICE=userspace keeps same-node bytes in the event loop (to compare)
@@ -105,6 +108,8 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     inboundLimits: plaintextInboundLimits(),
     hbonePingTimeoutMs,
     hboneServerKeepaliveIntervalMs,
+    hboneConnectTimeoutMs,
+    hboneHandshakeTimeoutMs,
   });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort, recent: telemetry.recent });

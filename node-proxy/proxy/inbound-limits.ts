@@ -9,6 +9,7 @@
 //     connections; 0 turns it off.
 // Both are counted in nodemesh_listener_timeouts_total{listener="inbound",kind="connect"|"idle"}.
 import type { Socket } from 'node:net';
+import { millisFromEnv } from '../../common/hbone/settings';
 
 export interface PlaintextInboundLimits {
   readonly connectTimeoutMs: number;
@@ -17,6 +18,15 @@ export interface PlaintextInboundLimits {
 }
 
 export const PLAINTEXT_INBOUND_LIMITS: PlaintextInboundLimits = { connectTimeoutMs: 10_000, idleTimeoutMs: 3_600_000 };
+
+/** How long a connect from inside a workload's netns (to the app behind 15008/15006, a passthrough destination, a waypoint) may take. */
+export const DEFAULT_NETNS_CONNECT_TIMEOUT_MS = 10_000;
+export const NETNS_CONNECT_TIMEOUT_ENV = 'NODEMESH_NETNS_CONNECT_TIMEOUT_MS';
+
+/** That limit from NODEMESH_NETNS_CONNECT_TIMEOUT_MS (the default where unset); anything else than a whole number ≥ 1 throws, naming the variable. */
+export function netnsConnectTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  return millisFromEnv(env, NETNS_CONNECT_TIMEOUT_ENV, DEFAULT_NETNS_CONNECT_TIMEOUT_MS, 1);
+}
 
 export type InboundTimeoutKind = 'connect' | 'idle';
 

@@ -3,7 +3,23 @@
 import { createServer, type Server } from 'node:net';
 import { rawSocket } from '../../common/hbone/raw-socket';
 import { connectFdInNetns, connectInNetns, fdOf, listenInNetns, releaseNetns } from '../../native/netns';
+import { DEFAULT_NETNS_CONNECT_TIMEOUT_MS } from './inbound-limits';
 import type { NetnsSockets } from './netns-sockets';
+
+/** The addon's sockets with connects bounded by `connectTimeoutMs`. */
+export function nativeSocketsWith(o: { connectTimeoutMs: number }): NetnsSockets {
+  return {
+    ...nativeSockets,
+    async connect(netnsPath, host, port) {
+      const s = await connectInNetns(netnsPath, { host, port, timeoutMs: o.connectTimeoutMs, allowHalfOpen: true });
+      s.setNoDelay(true);
+      return s;
+    },
+    async connectRaw(netnsPath, host, port) {
+      return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: o.connectTimeoutMs }));
+    },
+  };
+}
 
 export const nativeSockets: NetnsSockets = {
   listen(netnsPath, host, port, onConnection) {
@@ -19,13 +35,13 @@ export const nativeSockets: NetnsSockets = {
   },
   async connect(netnsPath, host, port) {
     // passthrough and HBONE splices forward a FIN as a FIN: the socket must stay half open
-    const s = await connectInNetns(netnsPath, { host, port, timeoutMs: 10_000, allowHalfOpen: true });
+    const s = await connectInNetns(netnsPath, { host, port, timeoutMs: DEFAULT_NETNS_CONNECT_TIMEOUT_MS, allowHalfOpen: true });
     s.setNoDelay(true);
     return s;
   },
   async connectRaw(netnsPath, host, port) {
     // the engine sets O_NONBLOCK and TCP_NODELAY itself
-    return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: 10_000 }));
+    return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: DEFAULT_NETNS_CONNECT_TIMEOUT_MS }));
   },
   serverFd(server) {
     return fdOf(server);
