@@ -83,6 +83,9 @@ privilegedDescribe('lab', 'the /ui page in Chromium against the lab (lab nmui)',
     });
     b = await launchBrowser();
     page = await b.browser.newPage();
+    // puppeteer's own default for goto and the waits without a timeout is a fixed 30 s: a
+    // starved VM's first page load outlasted it (5.10 under TCG)
+    page.setDefaultTimeout(scaled(30_000));
     await page.goto(url);
     await page.waitForFunction(() => (globalThis as unknown as { nodemesh: { rendered: number } }).nodemesh.rendered > 0, { timeout: scaled(20_000) });
   }, scaled(240_000));
