@@ -54,32 +54,36 @@ export function createLogger(
   return pino(options, batchedStderr());
 }
 
-/** fd 2 through sonic-boom in sync mode with a buffer, flushed by a timer and at exit (see above). */
-function batchedStderr(): ReturnType<typeof pino.destination> {
-  const dest = pino.destination({ dest: 2, sync: true, minLength: BATCH_BYTES });
-  // _len: the bytes sonic-boom holds (not in its typings). In sync mode flush() writes one buffer
-  // of at most 16 KiB at once; a burst may have left more than one.
-  const held = dest as unknown as { _len: number; destroyed?: boolean };
-  const flushAll = (): void => {
-    for (let n = 0; held._len > 0 && !held.destroyed && n < 1024; n++) dest.flush();
-  };
+/**
+ * fd 2 with the lines batched here (see above) and each batch handed to sonic-boom in sync mode
+ * without a buffer of its own, which writes it at once (one write(2); partial writes and EAGAIN
+ * retried by sonic-boom). The batch is counted here, so nothing reads sonic-boom's internals.
+ */
+function batchedStderr(): pino.DestinationStream {
+  const out = pino.destination({ dest: 2, sync: true });
+  let held: string[] = [];
+  let bytes = 0;
   let timer: NodeJS.Timeout | undefined;
-  const write = dest.write.bind(dest);
-  dest.write = (data: string): boolean => {
-    const ok = write(data);
-    if (timer === undefined && held._len > 0) {
-      timer = setTimeout(() => {
-        timer = undefined;
-        flushAll();
-      }, BATCH_FLUSH_MS);
-      timer.unref();
-    }
-    return ok;
+  const flush = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (bytes === 0) return;
+    const batch = held.length === 1 ? held[0] : held.join('');
+    held = [];
+    bytes = 0;
+    out.write(batch);
   };
   // pino flushes a destination at exit only in async mode
-  process.once('exit', () => {
-    if (timer) clearTimeout(timer);
-    flushAll();
-  });
-  return dest;
+  process.once('exit', flush);
+  return {
+    write(line: string): void {
+      held.push(line);
+      bytes += line.length;
+      if (bytes >= BATCH_BYTES) flush();
+      else if (timer === undefined) {
+        timer = setTimeout(flush, BATCH_FLUSH_MS);
+        timer.unref();
+      }
+    },
+  };
 }
