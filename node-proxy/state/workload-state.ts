@@ -66,9 +66,23 @@ export class WorkloadState implements MeshView {
     else this.localRuntimes.delete(key);
     for (const w of this.workloads.values()) {
       if (w.namespace !== namespace || w.name !== name || w.node !== this.node) continue;
-      if (runtime) w.runtime = runtime;
-      else if (before && w.runtime === before) w.runtime = undefined;
+      const next = runtime ?? (before && w.runtime === before ? undefined : w.runtime);
+      if (next !== w.runtime) this.replace(w, { ...w, runtime: next });
     }
+  }
+
+  /**
+   * Puts `next` where `w` was (by uid and in the address index): a published Workload is never
+   * edited in place, so whatever is derived from one object (plan.ts's per-workload caches, a
+   * connection's admitted destination) stays true to it.
+   */
+  private replace(w: Workload, next: Workload): void {
+    this.workloads.set(w.uid, next);
+    for (const ip of w.addresses) {
+      const key = networkKey(w.network, ipFromBytes(ip));
+      if (this.workloadsByIp.get(key) === w) this.workloadsByIp.set(key, next);
+    }
+    if (this.locallyAddressed.has(w)) this.locallyAddressed.add(next);
   }
 
   /**
@@ -90,10 +104,10 @@ export class WorkloadState implements MeshView {
       if (w.namespace !== namespace || w.name !== name || w.node !== this.node) continue;
       if (w.addresses.length > 0 && !this.locallyAddressed.has(w)) continue; // the control plane's win
       this.unindexAddresses(w);
-      w.addresses = bytes;
-      if (bytes.length) this.locallyAddressed.add(w);
-      else this.locallyAddressed.delete(w);
-      for (const ip of w.addresses) this.workloadsByIp.set(networkKey(w.network, ipFromBytes(ip)), w);
+      const next: Workload = { ...w, addresses: bytes };
+      this.workloads.set(w.uid, next);
+      if (bytes.length) this.locallyAddressed.add(next);
+      for (const ip of next.addresses) this.workloadsByIp.set(networkKey(next.network, ipFromBytes(ip)), next);
       changed = true;
     }
     if (changed) this.emit({ addresses: true, authorizations: false });

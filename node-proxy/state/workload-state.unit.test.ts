@@ -7,6 +7,7 @@ import {
   PeerAuthentication,
   PeerAuthenticationScope,
   TunnelProtocol,
+  WorkloadRuntime,
   WorkloadStatus,
 } from '../../api/gen/nodemesh/workload/v1/workload';
 import { ipBytes } from '../../common/ip';
@@ -106,9 +107,14 @@ describe('WorkloadState indexes', () => {
     expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
     expect(resolve(s, { ip: '10.200.1.7', port: 80 }, undefined, new RoundRobin().pick).kind).toBe('passthrough');
     changes.length = 0;
+    const published = s.workload('Workload/default/pod-a')!;
     s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']);
     expect(s.workloadByIp('10.200.1.7')?.name).toBe('pod-a');
     expect(s.hasLocalAddresses(s.workload('Workload/default/pod-a')!)).toBe(true);
+    // a new object in its place: the one handed out before is never edited
+    expect(s.workload('Workload/default/pod-a')).not.toBe(published);
+    expect(s.workloadByIp('10.200.1.7')).toBe(s.workload('Workload/default/pod-a'));
+    expect(published.addresses).toEqual([]);
     expect(changes).toEqual([{ addresses: true, authorizations: false }]);
     s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']); // unchanged: no event
     expect(changes).toHaveLength(1);
@@ -132,6 +138,29 @@ describe('WorkloadState indexes', () => {
     put(s, pending('node-2'));
     s.setLocalAddresses('default', 'pod-a', ['10.200.1.7']);
     expect(s.workloadByIp('10.200.1.7')).toBeUndefined();
+  });
+
+  it("puts a local pod's netns and cgroup on a new Workload object, never on the one handed out before", () => {
+    const s = new WorkloadState('node-1');
+    put(s, workload('pod-a', '10.200.1.5', { workloadType: 'Pod' }), workload('pod-b', '10.200.2.5', { node: 'node-2', workloadType: 'Pod' }));
+    const published = s.workload('Workload/default/pod-a')!;
+    const runtime = WorkloadRuntime.fromPartial({ netns: '/var/run/netns/cni-1', cgroup: 'kubepods.slice/pod-a.slice' });
+    s.setLocalRuntime('default', 'pod-a', runtime);
+    const now = s.workload('Workload/default/pod-a')!;
+    expect(now).not.toBe(published);
+    expect(now.runtime).toBe(runtime);
+    expect(published.runtime?.netns ?? '').toBe('');
+    expect(s.workloadByIp('10.200.1.5')).toBe(now);
+    // a later push without a runtime gets it too; clearing takes it off (again on a new object)
+    put(s, workload('pod-a', '10.200.1.5', { workloadType: 'Pod' }));
+    expect(s.workload('Workload/default/pod-a')!.runtime).toBe(runtime);
+    const withRuntime = s.workload('Workload/default/pod-a')!;
+    s.setLocalRuntime('default', 'pod-a', undefined);
+    expect(s.workload('Workload/default/pod-a')!.runtime).toBeUndefined();
+    expect(withRuntime.runtime).toBe(runtime);
+    // only this node's pods
+    s.setLocalRuntime('default', 'pod-b', runtime);
+    expect(s.workload('Workload/default/pod-b')!.runtime?.netns ?? '').toBe('');
   });
 
   it('selects authorizations by scope: global, namespace, and the ones a workload lists', () => {
