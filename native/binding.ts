@@ -98,6 +98,15 @@ export interface RawNetnsWorker {
 export interface RawBinding {
   NativeObject: new (path: string, pinRoot: string | undefined) => RawNativeObject;
   NativeMap: new (fd: number, label: string) => RawNativeMap;
+  /** native/src/netns_accept.cc (native/netns-accept.ts) */
+  CaptureAcceptor: new (
+    listenFd: number,
+    mapFd: number,
+    netnsCookie: bigint,
+    onConnection: (fd: number, clientAddress: string, clientPort: number, dstAddress: string | undefined, dstPort: number) => void,
+    onError: (err: Error) => void,
+  ) => { close(): void; fd(): number };
+  resetFd(fd: number): void;
   objGet(path: string): number;
   objPin(fd: number, path: string): void;
   closeFd(fd: number): void;

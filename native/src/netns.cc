@@ -531,7 +531,10 @@ Napi::Value NetnsWorkers(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+void InitNetnsAccept(Napi::Env env, Napi::Object exports);  // netns_accept.cc
+
 void InitNetns(Napi::Env env, Napi::Object exports) {
+  InitNetnsAccept(env, exports);
   exports.Set("listenInNetns", Napi::Function::New(env, ListenInNetns));
   exports.Set("connectInNetns", Napi::Function::New(env, ConnectInNetns));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie));

@@ -61,6 +61,7 @@ export class BpfDataplane implements Dataplane {
         const d = decodeSockAddr(v);
         return { address: d.address, port: d.port };
       },
+      mapFd: origDst.fd,
     };
   }
 

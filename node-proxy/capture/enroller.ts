@@ -4,7 +4,7 @@
 // order: detach first (new connections take the direct path at once), then entries, then listeners.
 // Connections already spliced keep running until they close.
 import { statSync } from 'node:fs';
-import type { Server } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type { Logger } from '../../common/log';
 import type { CaptureHandlers, CapturedWorkload } from '../proxy/handlers';
 import type { NetnsSockets } from '../proxy/netns-sockets';
@@ -25,10 +25,16 @@ export interface EnrolmentHooks {
   closing(key: string): void | Promise<void>;
 }
 
+/** A workload's listener: 15001 accepted in the addon (native/netns-accept.ts), 15006 a net.Server. */
+interface Listening {
+  close(done?: () => void): unknown;
+  address(): AddressInfo | string | null;
+}
+
 interface Live {
   record: EnrolmentRecord;
   cookie: bigint;
-  listeners: Server[];
+  listeners: Listening[];
 }
 
 export interface WorkloadStatus {
@@ -61,7 +67,7 @@ function observe(w: CaptureWorkload): Observed {
   return { netnsInode: ino(w.netnsPath), cgroupId: ino(w.cgroupPath) };
 }
 
-const closeServer = (s: Server): Promise<void> => new Promise((r) => s.close(() => r()));
+const closeServer = (s: Listening): Promise<void> => new Promise((r) => s.close(() => r()));
 
 export class Enroller {
   private readonly live = new Map<string, Live>();
@@ -161,14 +167,25 @@ export class Enroller {
     }
   }
 
-  private async openListeners(key: string, w: CaptureWorkload, cookie: bigint): Promise<Server[]> {
+  private async openListeners(key: string, w: CaptureWorkload, cookie: bigint): Promise<{ listeners: Listening[]; inbound: Server }> {
     const wl: CapturedWorkload = { key, netnsPath: w.netnsPath, netnsCookie: cookie };
     const h = this.handlers;
-    const servers: Server[] = [];
+    const listeners: Listening[] = [];
+    // 15001's connections are accepted by the addon, which takes each one's original destination
+    // from the capture map in the same step (docs/node-proxy.md, "Connection set-up")
+    const outbound = (host: string): Listening =>
+      this.sockets.listenCaptured(
+        w.netnsPath,
+        host,
+        OUTBOUND_CAPTURE_PORT,
+        { netnsCookie: cookie, originalsMapFd: this.dataplane.originals.mapFd },
+        (c) => h.outbound(wl, c),
+        (err) => this.log.warn({ workload: key, err: err.message }, 'accepting a captured connection failed'),
+      );
     try {
-      servers.push(await this.sockets.listen(w.netnsPath, '127.0.0.1', OUTBOUND_CAPTURE_PORT, (s) => h.outbound(wl, s)));
+      listeners.push(outbound('127.0.0.1'));
       try {
-        servers.push(await this.sockets.listen(w.netnsPath, '::1', OUTBOUND_CAPTURE_PORT, (s) => h.outbound(wl, s)));
+        listeners.push(outbound('::1'));
       } catch (err) {
         // A netns without IPv6 has no ::1; IPv6 connects there cannot leave the pod anyway.
         this.log.debug({ workload: key, err: (err as Error).message }, 'no IPv6 outbound listener');
@@ -179,10 +196,10 @@ export class Enroller {
       } catch {
         inbound = await this.sockets.listen(w.netnsPath, '0.0.0.0', INBOUND_CAPTURE_PORT, (s) => h.inbound(wl, s));
       }
-      servers.push(inbound);
-      return servers;
+      listeners.push(inbound);
+      return { listeners, inbound };
     } catch (err) {
-      await Promise.all(servers.map(closeServer));
+      await Promise.all(listeners.map(closeServer));
       throw err;
     }
   }
@@ -192,10 +209,10 @@ export class Enroller {
     const entries = captureEntries(w); // validates settings before touching the kernel
     const cookie = this.dataplane.netnsCookie(w.netnsPath);
     const obs = observe(w);
-    const listeners = await this.openListeners(key, w, cookie);
+    const { listeners, inbound } = await this.openListeners(key, w, cookie);
     try {
       this.dataplane.writeEntries(cookie, entries);
-      this.dataplane.registerInbound(entries.addresses, this.sockets.serverFd(listeners[listeners.length - 1]));
+      this.dataplane.registerInbound(entries.addresses, this.sockets.serverFd(inbound));
       this.dataplane.attach(key, w);
     } catch (err) {
       try {
@@ -226,12 +243,12 @@ export class Enroller {
     const cookie = BigInt(record.netnsCookie);
     let live = this.live.get(key);
     if (!live) {
-      const listeners = await this.openListeners(key, w, cookie);
+      const { listeners, inbound } = await this.openListeners(key, w, cookie);
       live = { record, cookie, listeners };
       this.live.set(key, live);
       const entries = captureEntries(w);
       this.dataplane.writeEntries(cookie, entries); // idempotent: the pinned maps normally hold them already
-      this.dataplane.registerInbound(entries.addresses, this.sockets.serverFd(listeners[listeners.length - 1]));
+      this.dataplane.registerInbound(entries.addresses, this.sockets.serverFd(inbound));
       const added = this.dataplane.attach(key, w);
       this.log.info({ workload: key, reattached: added }, 'adopted pinned enrolment; listeners re-opened');
       await this.hookListening(key, w, cookie);

@@ -1,7 +1,8 @@
 // What the capture listeners hand to connection handling: the workload whose listener accepted a
 // connection, the handler interface, and the addresses of an accepted socket. The handling itself
 // is in this folder: outbound.ts, inbound.ts, passthrough.ts over plan.ts and tracker.ts.
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { AcceptedConnection } from '../../native/netns-accept';
 import type { Endpoint } from '../connections/table';
 
 export interface CapturedWorkload {
@@ -12,7 +13,8 @@ export interface CapturedWorkload {
 
 /** What the enroller calls for each accepted connection on a workload's 15001 / 15006 listeners. */
 export interface CaptureHandlers {
-  outbound(wl: CapturedWorkload, socket: Socket): void;
+  /** 15001: accepted by the addon, with its original destination (native/netns-accept.ts). */
+  outbound(wl: CapturedWorkload, connection: AcceptedConnection): void;
   inbound(wl: CapturedWorkload, socket: Socket): void;
 }
 
@@ -26,4 +28,15 @@ export function peer(s: Socket): Endpoint {
 
 export function local(s: Socket): Endpoint {
   return { address: unmap(s.localAddress ?? ''), port: s.localPort ?? 0 };
+}
+
+/**
+ * The net.Socket for an accepted connection's fd, for the paths that move bytes in JavaScript or
+ * splice them (the native HBONE engine takes the bare fd instead): half-open, no Nagle, as the
+ * capture listeners' sockets were.
+ */
+export function socketOf(c: AcceptedConnection): Socket {
+  const s = new Socket({ fd: c.fd, readable: true, writable: true, allowHalfOpen: true });
+  s.setNoDelay(true);
+  return s;
 }

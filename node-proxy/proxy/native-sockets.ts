@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:net';
 import { rawSocket } from '../../common/hbone/raw-socket';
 import { connectFdInNetns, connectInNetns, fdOf, listenInNetns, releaseNetns } from '../../native/netns';
+import { listenCaptured } from '../../native/netns-accept';
 import { DEFAULT_NETNS_CONNECT_TIMEOUT_MS } from './inbound-limits';
 import type { NetnsSockets } from './netns-sockets';
 
@@ -32,6 +33,9 @@ export const nativeSockets: NetnsSockets = {
         resolve(server);
       });
     });
+  },
+  listenCaptured(netnsPath, host, port, o, onConnection, onError) {
+    return listenCaptured(netnsPath, { host, port, ...o }, onConnection, onError);
   },
   async connect(netnsPath, host, port) {
     // passthrough and HBONE splices forward a FIN as a FIN: the socket must stay half open

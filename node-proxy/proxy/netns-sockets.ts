@@ -4,10 +4,24 @@
 // cgroup programs.
 import type { Server, Socket } from 'node:net';
 import type { RawSocket } from '../../common/hbone/raw-socket';
+import type { AcceptedConnection, CaptureListener } from '../../native/netns-accept';
 
 export interface NetnsSockets {
   /** A listening server bound to host:port inside the netns at `netnsPath`. */
   listen(netnsPath: string, host: string, port: number, onConnection: (socket: Socket) => void): Promise<Server>;
+  /**
+   * A listener bound to host:port inside the netns whose connections are accepted by the addon and
+   * reach `onConnection` as bare fds with their client address and, given the capture map's fd,
+   * their original destination (native/netns-accept.ts).
+   */
+  listenCaptured(
+    netnsPath: string,
+    host: string,
+    port: number,
+    o: { netnsCookie: bigint; originalsMapFd?: number },
+    onConnection: (c: AcceptedConnection) => void,
+    onError: (err: Error) => void,
+  ): CaptureListener;
   /** A connected TCP socket to host:port, made from inside the netns at `netnsPath`. */
   connect(netnsPath: string, host: string, port: number): Promise<Socket>;
   /**

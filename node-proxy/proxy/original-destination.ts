@@ -7,4 +7,9 @@ import type { Endpoint } from '../connections/table';
 export interface OriginalDestinations {
   /** Takes (looks up and removes) the original destination of the connection from `client`. */
   take(netnsCookie: bigint, client: Endpoint): Endpoint | undefined;
+  /**
+   * The fd of the map behind take(), when there is one: the capture listeners then take each
+   * connection's original destination themselves, in the addon (native/netns-accept.ts).
+   */
+  readonly mapFd?: number;
 }

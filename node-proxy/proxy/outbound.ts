@@ -13,6 +13,8 @@ import { TunnelRefusedError } from '../../common/hbone/errors';
 import { abortSide, type SpliceResult } from '../../common/hbone/splice';
 import type { NativeStream, NativeStreamResult } from '../../native/hbone';
 import type { NativeHboneClient } from '../../native/hbone-client';
+import { resetFd, type AcceptedConnection } from '../../native/netns-accept';
+import { rawSocket, type RawSocket } from '../../common/hbone/raw-socket';
 import type { WorkloadCertificate } from '../../common/identity/manager';
 import { forwardedFor } from '../../common/hbone/headers';
 import { identityOf } from '../mesh/runtime';
@@ -21,52 +23,52 @@ import type { Endpoint } from '../connections/table';
 import type { EndpointPicker } from '../state/resolve';
 import type { ResponseFlag } from '../telemetry/labels';
 import type { ProxyContext } from './context';
-import { peer, type CapturedWorkload } from './handlers';
+import { socketOf, type CapturedWorkload } from './handlers';
 import { serveLocal } from './inbound';
 import { direct } from './passthrough';
 import { planOutbound, type OutboundPlan } from './plan';
 import { errText } from './tracker';
 import { reserveTunnelSendBuffer } from './tunnel-socket';
 
-/** The original destination, or undefined (logged, reset) when capture recorded none. */
-export function takeOriginal(
-  ctx: Pick<ProxyContext, 'originals' | 'log'>,
-  wl: CapturedWorkload,
-  down: Socket,
-): { client: Endpoint; dst: Endpoint } | undefined {
-  down.on('error', () => undefined); // errors before the splice owns the socket
-  const client = peer(down);
-  const dst = ctx.originals.take(wl.netnsCookie, client);
+/**
+ * A captured outbound connection (15001): its original destination — taken by the listener in the
+ * addon, or here from `ctx.originals` when the listener had no map — the plan, the executor. A
+ * connection without a recorded original destination (someone dialled 15001 directly) is reset.
+ */
+export function handleOutbound(ctx: ProxyContext, pick: EndpointPicker, wl: CapturedWorkload, c: AcceptedConnection): void {
+  const client = c.client;
+  const dst = c.originalTaken ? c.originalDestination : ctx.originals.take(wl.netnsCookie, client);
   if (!dst) {
     ctx.log.warn({ workload: wl.key, src: client }, 'captured connection has no recorded original destination (connected to 15001 directly?); closing it');
-    down.resetAndDestroy();
-    return undefined;
+    resetFd(c.fd);
+    return;
   }
-  return { client, dst };
-}
-
-export function handleOutbound(ctx: ProxyContext, pick: EndpointPicker, wl: CapturedWorkload, down: Socket): void {
-  const o = takeOriginal(ctx, wl, down);
-  if (!o) return;
   const mesh = ctx.mesh;
-  const plan: OutboundPlan = mesh ? planOutbound(mesh, mesh.source.workload(wl.key), o.client, o.dst, pick) : { kind: 'direct', target: o.dst };
-  execute(ctx, wl, down, o.client, o.dst, plan);
+  const plan: OutboundPlan = mesh ? planOutbound(mesh, mesh.source.workload(wl.key), client, dst, pick) : { kind: 'direct', target: dst };
+  execute(ctx, wl, c, client, dst, plan);
 }
 
-function execute(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, client: Endpoint, dst: Endpoint, plan: OutboundPlan): void {
+/** The captured socket as a net.Socket, for every path but the native engine's tunnel. */
+function captured(c: AcceptedConnection): Socket {
+  const s = socketOf(c);
+  s.on('error', () => undefined); // errors before the splice owns the socket
+  return s;
+}
+
+function execute(ctx: ProxyContext, wl: CapturedWorkload, c: AcceptedConnection, client: Endpoint, dst: Endpoint, plan: OutboundPlan): void {
   switch (plan.kind) {
     case 'refuse':
       ctx.log.info({ workload: wl.key, dst, reason: plan.reason }, 'refusing a connection the mesh cannot deliver');
-      down.resetAndDestroy();
+      resetFd(c.fd);
       return;
     case 'direct':
-      void direct(ctx, wl, 'outbound', down, client, plan.target);
+      void direct(ctx, wl, 'outbound', captured(c), client, plan.target);
       return;
     case 'tunnel':
-      void (ctx.mesh?.nativeHbone ? nativeTunnel(ctx, ctx.mesh.nativeHbone, wl, down, dst, plan) : tunnel(ctx, wl, down, dst, plan));
+      void (ctx.mesh?.nativeHbone ? nativeTunnel(ctx, ctx.mesh.nativeHbone, wl, c.fd, dst, plan) : tunnel(ctx, wl, captured(c), dst, plan));
       return;
     case 'local':
-      void serveLocal(ctx, wl, down, dst, plan);
+      void serveLocal(ctx, wl, captured(c), dst, plan);
       return;
   }
 }
@@ -78,7 +80,7 @@ async function tunnel(ctx: ProxyContext, wl: CapturedWorkload, down: Socket, dst
   down.pause();
   let t;
   try {
-    const o = openOptions(ctx, wl, plan);
+    const o = openOptions(ctx, plan, socketDial(ctx, wl));
     t = await mesh.hbone.start(o instanceof Promise ? await o : o);
   } catch (err) {
     notOpened(ctx, wl, dst, plan, err);
@@ -136,13 +138,14 @@ async function nativeTunnel(
   ctx: ProxyContext,
   native: NativeHboneClient,
   wl: CapturedWorkload,
-  down: Socket,
+  fd: number,
   dst: Endpoint,
   plan: Extract<OutboundPlan, { kind: 'tunnel' }>,
 ): Promise<void> {
   const srcIp = plan.record.source.address;
   const authority = formatAuthority(plan.authority.address, plan.authority.port);
-  down.pause();
+  // the captured socket goes to the engine as it came from accept: no net.Socket is made for it
+  const down = rawSocket(fd);
   let refusal: { error: string; responseFlags: ResponseFlag } | undefined;
   let last: NativeStreamResult | undefined;
   let stream: NativeStream | undefined;
@@ -154,9 +157,8 @@ async function nativeTunnel(
     done?.({ bytesToUpstream: r.bytesOut, bytesToDownstream: r.bytesIn, clean: r.clean, error, durationMs: r.durationMs });
   };
   try {
-    const pending = openOptions(ctx, wl, plan);
+    const pending = openOptions(ctx, plan, rawDial(ctx, wl));
     const o = pending instanceof Promise ? await pending : pending;
-    if (down.destroyed) return;
     stream = await native.tunnel(o, down, {
       response: (status) => {
         if (status === 200) return;
@@ -170,24 +172,25 @@ async function nativeTunnel(
     });
   } catch (err) {
     notOpened(ctx, wl, dst, plan, err);
-    if (!down.destroyed) down.resetAndDestroy();
+    resetFd(fd); // not handed over: still ours
     return;
   }
   const live = stream;
+  const counter = {
+    get bytesRead() {
+      return last?.bytesOut ?? live.bytes()?.out ?? 0;
+    },
+    get bytesWritten() {
+      return last?.bytesIn ?? live.bytes()?.in ?? 0;
+    },
+  };
   done = ctx.tracker.open(
     {
       direction: 'outbound',
       workload: wl.key,
       source: { address: srcIp, port: plan.record.source.port },
       originalDestination: dst,
-      counter: {
-        get bytesRead() {
-          return last?.bytesOut ?? live.bytes()?.out ?? 0;
-        },
-        get bytesWritten() {
-          return last?.bytesIn ?? live.bytes()?.in ?? 0;
-        },
-      },
+      counter,
       details: {
         protocol: 'HBONE',
         engine: 'native',
@@ -199,24 +202,27 @@ async function nativeTunnel(
       records: [plan.record],
       outcome: () => refusal,
     },
-    down,
+    counter,
   );
   if (last) finish(last);
 }
 
 /**
  * The tunnel as both engines open it: the source's certificate, the destination's identity, the
- * headers, the in-netns dialer. At once (no promise to wait for) when the source's certificate is
- * at hand, as it is for every connection but the first of a workload.
+ * headers, the in-netns dialer (`dial`: a net.Socket for the node engine, a bare fd for the native
+ * one, which sets its own socket options). At once (no promise to wait for) when the source's
+ * certificate is at hand, as it is for every connection but the first of a workload.
  */
-function openOptions(ctx: ProxyContext, wl: CapturedWorkload, plan: Extract<OutboundPlan, { kind: 'tunnel' }>): OpenOptions | Promise<OpenOptions> {
+function openOptions<D>(ctx: ProxyContext, plan: Extract<OutboundPlan, { kind: 'tunnel' }>, dial: D): Opened<D> | Promise<Opened<D>> {
   const mesh = ctx.mesh!;
   const id = identityOf(plan.source, mesh.trustDomain);
   const cert = mesh.certs.current(id);
-  return cert ? optionsWith(ctx, wl, plan, cert) : mesh.certs.get(id).then((c) => optionsWith(ctx, wl, plan, c));
+  return cert ? optionsWith(plan, cert, dial) : mesh.certs.get(id).then((c) => optionsWith(plan, c, dial));
 }
 
-function optionsWith(ctx: ProxyContext, wl: CapturedWorkload, plan: Extract<OutboundPlan, { kind: 'tunnel' }>, cert: WorkloadCertificate): OpenOptions {
+type Opened<D> = Omit<OpenOptions, 'dial'> & { readonly dial: D };
+
+function optionsWith<D>(plan: Extract<OutboundPlan, { kind: 'tunnel' }>, cert: WorkloadCertificate, dial: D): Opened<D> {
   const srcIp = plan.record.source.address;
   return {
     source: { certChain: cert.certChainPem, key: cert.privateKeyPem },
@@ -226,10 +232,22 @@ function optionsWith(ctx: ProxyContext, wl: CapturedWorkload, plan: Extract<Outb
     authority: formatAuthority(plan.authority.address, plan.authority.port),
     // the app's own address:port: the destination logs it (the tunnel's port is shared)
     headers: { forwarded: forwardedFor(srcIp, plan.record.source.port), traceparent: newTraceparent(), baggage: cachedSourceBaggage(plan.source) },
-    dial: async (host, port) => reserveTunnelSendBuffer(await ctx.sockets.connect(wl.netnsPath, host, port), (msg, fields) => ctx.log.warn(fields, msg)),
+    dial,
     sourceAddress: srcIp,
   };
 }
+
+/** The HBONE connection's TCP socket, from inside the source pod's netns (node engine). */
+const socketDial =
+  (ctx: ProxyContext, wl: CapturedWorkload) =>
+  async (host: string, port: number): Promise<Socket> =>
+    reserveTunnelSendBuffer(await ctx.sockets.connect(wl.netnsPath, host, port), (msg, fields) => ctx.log.warn(fields, msg));
+
+/** The same as a bare fd for the native engine (which sets O_NONBLOCK and TCP_NODELAY itself). */
+const rawDial =
+  (ctx: ProxyContext, wl: CapturedWorkload) =>
+  async (host: string, port: number): Promise<RawSocket> =>
+    reserveTunnelSendBuffer(await ctx.sockets.connectRaw(wl.netnsPath, host, port), (msg, fields) => ctx.log.warn(fields, msg));
 
 /** No HBONE connection or stream could be had: counted, logged. */
 function notOpened(ctx: ProxyContext, wl: CapturedWorkload, dst: Endpoint, plan: Extract<OutboundPlan, { kind: 'tunnel' }>, err: unknown): void {

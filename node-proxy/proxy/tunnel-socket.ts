@@ -11,23 +11,31 @@
 // at once whatever the peer does, so a write is never left pending on the peer reading and this
 // end keeps reading; the windows still bound the memory. Bytes are only charged while queued.
 import type { Socket } from 'node:net';
+import { isRawSocket, type RawSocket } from '../../common/hbone/raw-socket';
 import { hboneSendBufferBytes, DEFAULT_WINDOWS } from '../../common/hbone/settings';
 import { fdOf, setSendBuffer } from '../../native/netns';
 
 const WANTED = hboneSendBufferBytes(DEFAULT_WINDOWS);
 let warned = false;
 
+type Warn = (msg: string, fields: Record<string, unknown>) => void;
+
 /** Reserves the send buffer on an HBONE connection's TCP socket (see above); returns `socket`. */
-export function reserveTunnelSendBuffer(socket: Socket, warn?: (msg: string, fields: Record<string, unknown>) => void): Socket {
+export function reserveTunnelSendBuffer<S extends Socket | RawSocket>(socket: S, warn?: Warn): S {
+  reserve(isRawSocket(socket) ? socket.fd : fdOf(socket), warn);
+  return socket;
+}
+
+function reserve(fd: number, warn?: Warn): void {
   let granted: number;
   try {
-    granted = setSendBuffer(fdOf(socket), WANTED);
+    granted = setSendBuffer(fd, WANTED);
   } catch (err) {
     if (!warned) {
       warned = true;
       warn?.('could not size an HBONE connection’s send buffer; bidirectional bulk transfers may stall', { err: (err as Error).message });
     }
-    return socket;
+    return;
   }
   // the kernel reports twice the size it was asked for; less means capped at net.core.wmem_max
   if (granted < WANTED && !warned) {
@@ -37,5 +45,4 @@ export function reserveTunnelSendBuffer(socket: Socket, warn?: (msg: string, fie
       { wantedBytes: WANTED, grantedBytes: granted },
     );
   }
-  return socket;
 }

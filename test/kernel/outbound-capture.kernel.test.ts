@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bpfObjectDir } from '../../common/paths';
 import { BpfLink, BpfMap, BpfObject, connectInNetns, layout, listenInNetns, netnsCookie } from '../../native';
+import { listenCaptured, type AcceptedConnection } from '../../native/netns-accept';
 import { privilegedDescribe } from '../support/privileged';
 import { clientInCgroup, expectReleased, Scratch, sh } from './support';
 
@@ -207,5 +208,42 @@ privilegedDescribe('kernel', 'outbound capture (cgroup/connect4, connect6, socko
     expect(r.ok).toBe(false);
     expect(r.code).toBe('ECONNREFUSED');
     expect(r.ms).toBeLessThan(1000);
+  });
+
+  it("the addon's capture listener hands each connection over as an fd with its original destination, taken from the map", async () => {
+    // 15001 is free again (the previous test closed the net.Server); connect4 is attached
+    const got: AcceptedConnection[] = [];
+    const errors: Error[] = [];
+    const listener = listenCaptured(
+      ns,
+      { host: '127.0.0.1', port: 15001, netnsCookie: cookie, originalsMapFd: origDst.fd },
+      (c) => {
+        got.push(c);
+        const s = new net.Socket({ fd: c.fd, readable: true, writable: true });
+        s.on('error', () => undefined);
+        s.once('data', () => s.end(`proxy ${c.originalDestination ? `${c.originalDestination.address}:${c.originalDestination.port}` : 'none'}\n`));
+      },
+      (err) => errors.push(err),
+    );
+    try {
+      const r = await clientInCgroup(cg, ns, '10.96.0.12', 8080);
+      expect(r).toMatchObject({ ok: true, reply: 'proxy 10.96.0.12:8080' });
+      expect(got[0]).toMatchObject({ client: { address: '127.0.0.1', port: r.localPort }, originalTaken: true });
+      expect([...origDst.keys()]).toEqual([]); // taken: looked up and removed
+      // not captured (this process is outside the cgroup): nothing recorded for it
+      const direct = await connectInNetns(ns, { host: '127.0.0.1', port: 15001 });
+      await new Promise((resolve) => {
+        direct.once('data', resolve);
+        direct.write('x');
+      });
+      direct.destroy();
+      expect(got[1]).toMatchObject({ originalTaken: true, originalDestination: undefined });
+      expect(errors).toEqual([]);
+    } finally {
+      listener.close();
+    }
+    // closed: the port is free and a captured connect is refused at once again
+    expect(listener.fd).toBe(-1);
+    expect((await clientInCgroup(cg, ns, '10.96.0.12', 8080)).code).toBe('ECONNREFUSED');
   });
 });
