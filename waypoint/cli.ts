@@ -6,6 +6,7 @@ import { createLogger } from '../common/log';
 import { meshIdentity, startWaypoint, type MeshIdentity, type RunningWaypoint } from './run';
 import { ADMIN_PORT, HBONE_PORT, METRICS_PORT, READY_PORT, XDS_PLAINTEXT_PORT } from '../common/contracts/ports';
 import { XdsRelay } from './relay';
+import { MAX_HELD_LIMIT, MAX_WARMING_MS, warmingOptionsError, type WarmingOptions } from './proxy/warming';
 import { credentialsFromPrimary, parseWorkers, runPrimary, serveAsWorker, workerIndex, workerRelay, type Primary } from './workers';
 
 const RUN_USAGE = `usage: nodemesh waypoint run --name NAME -n NAMESPACE [--control HOST:PORT] [options]
@@ -27,6 +28,11 @@ const RUN_USAGE = `usage: nodemesh waypoint run --name NAME -n NAMESPACE [--cont
   --ready-port N         readiness /healthz/ready (default 15021)
   --otlp-endpoint URL    export spans over OTLP/HTTP JSON to URL/v1/traces
   --workers N            N waypoint processes sharing the listeners (default 1; e.g. the node's cores)
+  --warming-timeout-ms MS  how long a request that arrives before its listener's routes (or, after a
+                         start, before the first complete xDS state) is held before a 503
+                         (1-600000, default 15000: Envoy's initial_fetch_timeout)
+  --warming-max-held N   requests held that way at once; one more is answered 503 at once
+                         (0-100000, default 1024; 0: never hold)
 Without --token-file/--trust-bundle the waypoint has no identity: plaintext listeners only, no HBONE.`;
 
 async function run(argv: string[]): Promise<number> {
@@ -52,6 +58,8 @@ async function run(argv: string[]): Promise<number> {
         'ready-port': { type: 'string' },
         'otlp-endpoint': { type: 'string' },
         workers: { type: 'string' },
+        'warming-timeout-ms': { type: 'string' },
+        'warming-max-held': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -88,6 +96,7 @@ async function run(argv: string[]): Promise<number> {
     certTtl = Number(v['cert-ttl']);
     if (!Number.isInteger(certTtl) || certTtl < 0) throw new CliError(`--cert-ttl ${v['cert-ttl']} is not a whole number of seconds`, 2);
   }
+  const routeWarming = parseWarming(v['warming-timeout-ms'], v['warming-max-held']);
   const workers = parseWorkers(v.workers);
   if (typeof workers === 'string') throw new CliError(`${workers}\n${RUN_USAGE}`, 2);
   const logger = createLogger('waypoint');
@@ -164,6 +173,7 @@ async function run(argv: string[]): Promise<number> {
       // A worker leaves metrics and readiness to the primary; worker 0 serves the admin port.
       serve: worker === undefined ? undefined : { admin: worker === 0, metrics: false, ready: false },
       otlpEndpoint: v['otlp-endpoint'],
+      routeWarming,
       logger,
       credentials: relayed?.certificate ? await credentialsFromPrimary(30_000) : undefined,
       mesh: relayed ? undefined : mesh,
@@ -189,6 +199,23 @@ async function run(argv: string[]): Promise<number> {
   // A worker's IPC channel to the primary would keep it alive: let go of it so the process ends.
   if (worker !== undefined && process.connected) process.disconnect();
   return 0;
+}
+
+/** --warming-timeout-ms / --warming-max-held: whole numbers in their ranges, else a usage error naming the flag. */
+export function parseWarming(timeout: string | undefined, maxHeld: string | undefined): WarmingOptions {
+  const whole = (flag: string, s: string | undefined): number | undefined => {
+    if (s === undefined) return undefined;
+    if (!/^\d+$/.test(s.trim())) throw new CliError(`${flag} ${JSON.stringify(s)} is not a whole number\n${RUN_USAGE}`, 2);
+    return Number(s);
+  };
+  const o: WarmingOptions = { timeoutMs: whole('--warming-timeout-ms', timeout), maxHeld: whole('--warming-max-held', maxHeld) };
+  if (o.timeoutMs !== undefined && (o.timeoutMs < 1 || o.timeoutMs > MAX_WARMING_MS))
+    throw new CliError(`--warming-timeout-ms ${timeout} is out of range: give 1 to ${MAX_WARMING_MS} milliseconds (default 15000)`, 2);
+  if (o.maxHeld !== undefined && o.maxHeld > MAX_HELD_LIMIT)
+    throw new CliError(`--warming-max-held ${maxHeld} is out of range: give 0 (never hold) to ${MAX_HELD_LIMIT} (default 1024)`, 2);
+  const bad = warmingOptionsError(o);
+  if (bad) throw new CliError(bad, 2);
+  return o;
 }
 
 const WAYPOINT_USAGE = `usage: nodemesh waypoint <subcommand> [options]

@@ -115,9 +115,10 @@ export class Waypoint {
   readonly ports: { hbone?: number; admin?: number; metrics?: number; ready?: number } = {};
 
   constructor(private readonly o: WaypointOptions) {
+    // First: a bad setting throws (RangeError) before anything is made.
+    this.warming = new Warming(o.routeWarming);
     this.log = o.logger ?? createLogger('waypoint');
     this.transport = new UpstreamTransport(o.credentials);
-    this.warming = new Warming(o.routeWarming);
     this.state.firstConfigPending = true;
     this.otlp = o.otlpEndpoint ? new OtlpExporter(o.otlpEndpoint, `${o.name}.${o.namespace}`, this.log) : undefined;
     this.handler = new RequestHandler({

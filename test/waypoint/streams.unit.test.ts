@@ -30,7 +30,9 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
   let httpPort: number;
   let tcpPort: number;
   let echo: Server;
-  let slowBody: Backend, heavy: Backend, light: Backend;
+  let slowBody: Backend, heavy: Backend, light: Backend, slowHead: Backend;
+  /** How each request to slow-head ended at the backend: 'cut' when its connection closed before it answered. */
+  const slowHeadEnds: string[] = [];
 
   beforeAll(async () => {
     await cp.start();
@@ -45,12 +47,21 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
       setTimeout(() => res.end('second part'), 1500).unref();
       return true;
     });
+    slowHead = await backend('slow-head', (_s, res) => {
+      const t = setTimeout(() => res.end('late'), 3000);
+      res.once('close', () => {
+        clearTimeout(t);
+        slowHeadEnds.push(res.writableFinished ? 'answered' : 'cut');
+      });
+      return true;
+    });
     heavy = await backend('heavy');
     light = await backend('light');
     httpPort = await freePort();
     tcpPort = await freePort();
     cp.cluster('echo', [(echo.address() as AddressInfo).port]);
     cp.cluster('slow-body', [slowBody.port]);
+    cp.cluster('slow-head', [slowHead.port]);
     cp.cluster('weighted', [
       { port: heavy.port, weight: 3 },
       { port: light.port, weight: 1 },
@@ -74,6 +85,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
             { match: { pathSpecifier: { $case: 'prefix', value: '/slow-body' } }, action: toCluster('slow-body', 400) },
             { match: { pathSpecifier: { $case: 'prefix', value: '/patient' } }, action: toCluster('slow-body', 0) },
             { match: { pathSpecifier: { $case: 'prefix', value: '/weighted' } }, action: toCluster('weighted') },
+            { match: { pathSpecifier: { $case: 'prefix', value: '/slow-head' } }, action: toCluster('slow-head') },
           ],
         },
       ],
@@ -85,7 +97,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     await wp?.stop();
     await cp.stop();
     echo?.close();
-    for (const b of [slowBody, heavy, light]) await b?.close();
+    for (const b of [slowBody, heavy, light, slowHead]) await b?.close();
   });
 
   it('carries 4 MiB through a tcp_proxy listener intact both ways and passes the half-close on', async () => {
@@ -123,6 +135,32 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     // timeout 0 (no timeout): the same backend completes
     const ok = await get(httpPort, '/patient');
     expect([ok.status, ok.body, ok.aborted]).toEqual([200, 'first part;second part', false]);
+  });
+
+  it('an HTTP/1.1 client that half-closes while its request is upstream has gone away: the upstream request is cut, DC counted', async () => {
+    const c = connect({ host: '127.0.0.1', port: httpPort, allowHalfOpen: true });
+    const closed = new Promise<string>((resolve) => {
+      let got = '';
+      c.on('data', (b: Buffer) => (got += b.toString('latin1')));
+      c.on('error', () => undefined);
+      c.on('close', () => resolve(got));
+    });
+    c.write('GET /slow-head HTTP/1.1\r\nhost: web\r\n\r\n');
+    await until('the request at the backend', () => slowHead.seen.length === 1);
+    const t0 = Date.now();
+    c.end(); // FIN: nothing more from this client
+    expect(await closed).toBe(''); // closed by the waypoint, no response
+    await until('the backend request cut', () => slowHeadEnds.length === 1);
+    expect(slowHeadEnds).toEqual(['cut']);
+    expect(Date.now() - t0).toBeLessThan(1500); // not the backend's 3 s, nor the route's 15 s
+    await until('a DC in istio_requests_total', async () =>
+      /response_code="0"[^}]*response_flags="DC"/.test(await wp.metrics.registry.getSingleMetricAsString('istio_requests_total')),
+    );
+    // the waypoint still serves this route to a client that waits
+    const t1 = Date.now();
+    const ok = await get(httpPort, '/slow-head');
+    expect([ok.status, ok.body]).toEqual([200, 'late']);
+    expect(Date.now() - t1).toBeGreaterThanOrEqual(2900);
   });
 
   it('honours endpoint weights with round robin (3:1, exact over 40 requests)', async () => {

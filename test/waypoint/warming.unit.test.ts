@@ -4,6 +4,10 @@
 // limit, or at once when too many already wait. The real delta ADS server (test/waypoint/fixture.ts)
 // delays RDS by not having the routes yet; HTTP/1.1, h2c and HBONE clients are real.
 import { request } from 'node:http';
+import { connect } from 'node:net';
+import { CliError } from '../../cli/command';
+import { parseWarming } from '../../waypoint/cli';
+import { Warming } from '../../waypoint/proxy/warming';
 import { connect as h2connect } from 'node:http2';
 import type { WorkloadCertificate } from '../../common/identity/manager';
 import { HboneClient } from '../../common/hbone/client';
@@ -178,6 +182,66 @@ describe('a waypoint holds requests until its listener’s routes arrive (listen
     await until('one request held', () => wp.warming.size === 1);
     leaving.socket!.resetAndDestroy(); // a reset: a FIN alone leaves the (half-open) request waiting
     await until('the place freed', () => wp.warming.size === 0);
+  });
+
+  it('a held HTTP/1.1 client that half-closes (FIN) has gone away: it leaves the queue at once, counted DC, never sent upstream', async () => {
+    const port = await freePort();
+    const cp = await withoutRoutes(port);
+    const wp = await waypoint(cp.address, port);
+    const c = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const closed = new Promise<string>((resolve) => {
+      let got = '';
+      c.on('data', (b: Buffer) => (got += b.toString('latin1')));
+      c.on('error', () => undefined);
+      c.on('close', () => resolve(got));
+    });
+    c.write('GET /gone HTTP/1.1\r\nhost: web\r\n\r\n');
+    await until('one request held', () => wp.warming.size === 1);
+    const t0 = Date.now();
+    c.end();
+    expect(await closed).toBe('');
+    expect(wp.warming.size).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(1000); // not the 15 s limit
+    expect(await wp.metrics.registry.getSingleMetricAsString('istio_requests_total')).toMatch(/response_code="0"[^}]*response_flags="DC"/);
+    cp.routes(webRoutes);
+    expect((await get(port, '/after')).status).toBe(200);
+    expect(web.seen.map((x) => x.url)).not.toContain('/gone');
+  });
+
+  it('maxHeld 0 never holds: a request before its routes is answered 503 at once', async () => {
+    const port = await freePort();
+    const cp = await withoutRoutes(port);
+    await waypoint(cp.address, port, { routeWarming: { maxHeld: 0 } });
+    const r = await get(port);
+    expect(r.status).toBe(503);
+    expect(r.body).toBe(`routes ${ROUTES} not received yet (requests are not held for routes: --warming-max-held 0)`);
+    expect(r.ms).toBeLessThan(1000);
+  });
+
+  it('refuses warming settings out of range with the setting and its range named, on the CLI and in the API', () => {
+    expect(parseWarming('2500', '10')).toEqual({ timeoutMs: 2500, maxHeld: 10 });
+    expect(parseWarming(undefined, undefined)).toEqual({ timeoutMs: undefined, maxHeld: undefined });
+    expect(parseWarming(undefined, '0')).toEqual({ timeoutMs: undefined, maxHeld: 0 });
+    const cli = (t: string | undefined, m: string | undefined): string => {
+      try {
+        parseWarming(t, m);
+      } catch (err) {
+        expect(err).toBeInstanceOf(CliError);
+        expect((err as CliError).exitCode).toBe(2);
+        return (err as Error).message.split('\n')[0];
+      }
+      return 'accepted';
+    };
+    expect(cli('0', undefined)).toBe('--warming-timeout-ms 0 is out of range: give 1 to 600000 milliseconds (default 15000)');
+    expect(cli('600001', undefined)).toBe('--warming-timeout-ms 600001 is out of range: give 1 to 600000 milliseconds (default 15000)');
+    expect(cli('15s', undefined)).toBe('--warming-timeout-ms "15s" is not a whole number');
+    expect(cli(undefined, '-1')).toBe('--warming-max-held "-1" is not a whole number');
+    expect(cli(undefined, '100001')).toBe('--warming-max-held 100001 is out of range: give 0 (never hold) to 100000 (default 1024)');
+    expect(() => new Warming({ timeoutMs: 0.5 })).toThrow(
+      new RangeError('the route warming time limit must be a whole number of milliseconds from 1 to 600000, got 0.5'),
+    );
+    expect(() => new Warming({ maxHeld: Number.NaN })).toThrow(/requests held for routes must be a whole number from 0 \(never hold\) to 100000, got NaN/);
+    expect(() => new Waypoint({ name: 'wp', namespace: 'default', control: '127.0.0.1:1', ...LOOPBACK, routeWarming: { timeoutMs: -5 } })).toThrow(RangeError);
   });
 
   it('stopping answers the held requests at once', async () => {

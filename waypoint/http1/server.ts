@@ -366,6 +366,11 @@ class H1Connection {
     this.peerEnded = true;
     if (this.state === State.Head) return this.close();
     if (this.state === State.Body) this.req?.destroy(new Error('aborted: the client closed before the request body ended'));
+    // A FIN while the request waits for its response (held for its routes, or in flight upstream):
+    // the client went away, as Envoy reads it (its HTTP connections are not half-open): the
+    // connection is closed, and the response's 'close' abandons the request (flag DC) and its
+    // upstream attempt, instead of it waiting out the warming or route timeout.
+    else if (this.state === State.Waiting) this.destroy();
   };
 
   private readonly onClose = (): void => {

@@ -64,7 +64,7 @@ export class Forwarding {
 
   constructor(
     private readonly d: ForwardDeps,
-    private readonly ex: Exchange,
+    readonly ex: Exchange,
     private readonly rt: ClusterRuntime,
     private readonly action: ForwardAction,
     private readonly head: AttemptRequest,
@@ -210,6 +210,19 @@ class AttemptRun implements AttemptListener {
       return this.end({ failure: new UpstreamFailure('reset', 'request body too large to retry') });
     }
     if (Number.isFinite(timeoutMs)) this.timer = setTimeout(attemptTimedOut, Math.max(1, timeoutMs), this, timeoutMs);
+    if (!this.done) this.fw.ex.inFlight = this;
+  }
+
+  /** The downstream went away before the response head: reset the attempt (its connection is not reused); nothing is answered. */
+  abandon(): void {
+    if (this.done) return;
+    this.done = true;
+    this.fw.ex.inFlight = undefined;
+    clearTimeout(this.timer);
+    this.rt.pending--;
+    this.tee.detach();
+    this.att?.abort();
+    this.release();
   }
 
   onHead(h: UpstreamHead): void {
@@ -249,6 +262,7 @@ class AttemptRun implements AttemptListener {
   }
 
   private end(result: Outcome): void {
+    this.fw.ex.inFlight = undefined;
     this.fw.settled(this.ep, result);
   }
 

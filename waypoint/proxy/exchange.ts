@@ -68,6 +68,8 @@ export class Exchange {
   routeTable: RouteTable | undefined = undefined;
   match: RouteMatchResult | undefined = undefined;
   target: ClusterChoice | undefined = undefined;
+  /** The upstream attempt waiting for its response head: abandoned when the downstream goes away. */
+  inFlight: { abandon(): void } | undefined = undefined;
 
   constructor(
     readonly req: DownstreamRequest,

@@ -51,7 +51,10 @@ const TELEMETRY = Symbol('nodemesh.telemetry');
 /** The response closed: the request is over (a shared listener; the exchange rides on the response). */
 function onResponseClose(this: TrackedResponse): void {
   const ex = this[EXCHANGE];
-  if (ex) this[TELEMETRY]!.finished(ex);
+  if (!ex) return;
+  // The client went away before the upstream answered: the attempt is reset, not left to run.
+  ex.inFlight?.abandon();
+  this[TELEMETRY]!.finished(ex);
 }
 
 function ignore(): void {}
@@ -123,7 +126,9 @@ export class RequestHandler {
               ? `not received yet (${refused.held} requests already wait for routes)`
               : refused?.reason === 'stopping'
                 ? 'not received before the waypoint stopped'
-                : 'not received yet';
+                : refused?.reason === 'disabled'
+                  ? 'not received yet (requests are not held for routes: --warming-max-held 0)'
+                  : 'not received yet';
         return localReply(ex, 503, `routes ${config.rdsName ?? ''} ${why}`, 'NR');
       }
       const match = matchRoute(table, ex.view);

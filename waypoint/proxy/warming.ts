@@ -10,10 +10,30 @@ import type { Exchange } from './exchange';
 export const DEFAULT_WARMING_MS = 15_000;
 /** Requests held at once, across listeners; more are answered 503 at once. */
 export const DEFAULT_MAX_HELD = 1024;
+/** Bounds of the settings: a held request keeps its client's connection (and an upstream-less slot) open. */
+export const MAX_WARMING_MS = 600_000;
+export const MAX_HELD_LIMIT = 100_000;
 
 export interface WarmingOptions {
+  /** How long a request may wait, from when it was first held: 1 ms to 10 min (default 15 s). */
   readonly timeoutMs?: number;
+  /** Requests held at once: 0 (never hold: answer 503 at once, as without warming) to 100,000 (default 1024). */
   readonly maxHeld?: number;
+}
+
+/**
+ * Why `o` cannot be used (one sentence per bad field, naming the field, the value and the range),
+ * or undefined when it can. The CLI reports these as usage errors; the constructor throws them.
+ */
+export function warmingOptionsError(o: WarmingOptions): string | undefined {
+  const bad: string[] = [];
+  const t = o.timeoutMs;
+  if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_WARMING_MS))
+    bad.push(`the route warming time limit must be a whole number of milliseconds from 1 to ${MAX_WARMING_MS}, got ${String(t)}`);
+  const m = o.maxHeld;
+  if (m !== undefined && !(Number.isInteger(m) && m >= 0 && m <= MAX_HELD_LIMIT))
+    bad.push(`the number of requests held for routes must be a whole number from 0 (never hold) to ${MAX_HELD_LIMIT}, got ${String(m)}`);
+  return bad.length ? bad.join('; ') : undefined;
 }
 
 interface Held {
@@ -26,7 +46,8 @@ interface Held {
 export type HoldRefusal =
   | { readonly reason: 'expired'; readonly waitedMs: number }
   | { readonly reason: 'full'; readonly held: number }
-  | { readonly reason: 'stopping' };
+  | { readonly reason: 'stopping' }
+  | { readonly reason: 'disabled' };
 
 const DEADLINE = Symbol('nodemesh.warming-deadline');
 const HELD = Symbol('nodemesh.warming-held');
@@ -38,7 +59,10 @@ export class Warming {
   private readonly held = new Set<Held>();
   private closed = false;
 
+  /** Throws a RangeError naming the bad setting (see `warmingOptionsError`). */
   constructor(o: WarmingOptions = {}) {
+    const bad = warmingOptionsError(o);
+    if (bad) throw new RangeError(bad);
     this.timeoutMs = o.timeoutMs ?? DEFAULT_WARMING_MS;
     this.maxHeld = o.maxHeld ?? DEFAULT_MAX_HELD;
   }
@@ -55,6 +79,7 @@ export class Warming {
    */
   hold(ex: Exchange, retry: (ex: Exchange) => void): HoldRefusal | undefined {
     if (this.closed) return { reason: 'stopping' };
+    if (this.maxHeld === 0) return { reason: 'disabled' };
     const t = ex as Tracked;
     const now = Date.now();
     const first = t[DEADLINE] === undefined;
