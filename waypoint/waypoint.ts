@@ -7,7 +7,7 @@ import { createServer as createH2Server, type Http2Server, type IncomingHttpHead
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HboneServer, allow, deny } from '../common/hbone/server';
-import { listenerTimeouts } from '../common/listener-timeouts';
+import { listenerTimeouts, type ListenerTimeouts } from '../common/listener-timeouts';
 import { createLogger, type Logger } from '../common/log';
 import { bearerMetadata } from '../common/control-client/credential';
 import { DeltaXdsClient, type XdsCredentials } from '../common/xds/client';
@@ -17,6 +17,7 @@ import type { CompiledListener } from './config/listeners';
 import type { RouteTable } from './config/routes';
 import { serveHttp1 } from './http1/server';
 import { admitStream, H2Request, H2Response } from './http2/server';
+import { SessionIdle } from './http2/session-idle';
 import { duplexPair } from './proxy/duplex-pair';
 import { RequestHandler, type ConnectionInfo } from './proxy/handler';
 import { ConfigState } from './proxy/state';
@@ -63,8 +64,24 @@ export interface WaypointOptions {
    * and how many may wait at once (default 1024).
    */
   readonly routeWarming?: WarmingOptions;
+  /**
+   * Plain-TCP and HBONE-tunnelled HTTP connections: `idleMs` (default 60 s) bounds a connection
+   * that sends nothing at all, an HTTP/1.1 connection with nothing received between requests or
+   * during one, and an HTTP/2 session with no open stream; `headersMs` (default 60 s) an HTTP/1.1
+   * request head from its first byte. Closed connections are counted in
+   * nodemesh_listener_timeouts_total{listener="http",kind="idle"|"request"}.
+   */
+  readonly downstreamTimeouts?: { readonly idleMs?: number; readonly headersMs?: number };
   /** Which auxiliary ports this process serves (default all); a --workers primary serves metrics and readiness itself. */
   readonly serve?: { readonly admin?: boolean; readonly metrics?: boolean; readonly ready?: boolean };
+}
+
+/** Downstream timeouts: 60 s unless set; a setting must be 1 ms to 1 h (else a RangeError naming it). */
+function timeoutSetting(name: string, v: number | undefined): number {
+  if (v === undefined) return 60_000;
+  if (!Number.isInteger(v) || v < 1 || v > 3_600_000)
+    throw new RangeError(`${name} must be a whole number of milliseconds from 1 to 3600000, got ${String(v)}`);
+  return v;
 }
 
 /**
@@ -106,6 +123,10 @@ export class Waypoint {
     maxSessionMemory: maxSessionMemoryMiB(UPSTREAM_WINDOWS),
   });
   private readonly conns = new WeakMap<object, ConnectionInfo>();
+  private readonly idle = new WeakMap<object, SessionIdle>();
+  private readonly idleMs: number;
+  private readonly headersMs: number;
+  private readonly timeouts: ListenerTimeouts;
   private readonly sockets = new Set<Duplex>();
   private pendingSession: ConnectionInfo | undefined;
   private hbone: HboneServer | undefined;
@@ -117,6 +138,9 @@ export class Waypoint {
   constructor(private readonly o: WaypointOptions) {
     // First: a bad setting throws (RangeError) before anything is made.
     this.warming = new Warming(o.routeWarming);
+    this.idleMs = timeoutSetting('downstreamTimeouts.idleMs', o.downstreamTimeouts?.idleMs);
+    this.headersMs = timeoutSetting('downstreamTimeouts.headersMs', o.downstreamTimeouts?.headersMs);
+    this.timeouts = listenerTimeouts(this.metrics.registry);
     this.log = o.logger ?? createLogger('waypoint');
     this.transport = new UpstreamTransport(o.credentials);
     this.state.firstConfigPending = true;
@@ -134,14 +158,19 @@ export class Waypoint {
     this.tcp = new TcpProxy(this.state, this.transport, this.metrics, this.log.child({ log: 'access' }));
     this.h2.on('session', (s: ServerHttp2Session) => {
       if (this.pendingSession) this.conns.set(s, this.pendingSession);
+      this.idle.set(s, new SessionIdle(s, this.idleMs, () => this.timedOut('idle')));
       s.setLocalWindowSize(UPSTREAM_WINDOWS.connectionWindow);
       s.on('error', () => undefined);
     });
     // The core stream API (http2/server.ts), not the compatibility API's 'request'.
     this.h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-      const conn = stream.session ? this.conns.get(stream.session) : undefined;
+      const session = stream.session;
+      const conn = session ? this.conns.get(session) : undefined;
       if (!conn) return stream.destroy();
-      if (admitStream(stream, headers)) this.handler.handle(new H2Request(stream, headers), new H2Response(stream), conn);
+      const idle = session ? this.idle.get(session) : undefined;
+      idle?.opened();
+      if (admitStream(stream, headers)) this.handler.handle(new H2Request(stream, headers), new H2Response(stream, idle), conn);
+      else if (idle) stream.once('close', () => idle.closed());
     });
     this.h2.on('sessionError', () => undefined);
     this.xds = new DeltaXdsClient({
@@ -291,9 +320,17 @@ export class Waypoint {
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
     this.conns.set(socket, conn);
+    // A connection that sends nothing at all is closed after the idle time (before it is HTTP/1.1 or HTTP/2).
+    const silent = setTimeout(() => {
+      this.timedOut('idle');
+      socket.destroy();
+    }, this.idleMs);
+    silent.unref();
+    socket.once('close', () => clearTimeout(silent));
     const onReadable = (): void => {
       const chunk = socket.read() as Buffer | null;
       if (chunk === null) return;
+      clearTimeout(silent);
       socket.off('readable', onReadable);
       socket.unshift(chunk);
       if (chunk.subarray(0, 3).toString('latin1') === 'PRI') {
@@ -301,10 +338,19 @@ export class Waypoint {
         this.h2.emit('connection', socket);
         this.pendingSession = undefined;
       } else {
-        serveHttp1(socket, (req, res) => this.handler.handle(req, res, conn));
+        serveHttp1(socket, (req, res) => this.handler.handle(req, res, conn), {
+          idleTimeoutMs: this.idleMs,
+          headersTimeoutMs: this.headersMs,
+          onTimeout: (kind) => this.timedOut(kind),
+        });
       }
     };
     socket.on('readable', onReadable);
+  }
+
+  /** A downstream HTTP connection closed for a timeout: nodemesh_listener_timeouts_total{listener="http"}. */
+  private timedOut(kind: 'idle' | 'request'): void {
+    this.timeouts.inc({ listener: 'http', kind });
   }
 
   private async syncListeners(): Promise<void> {

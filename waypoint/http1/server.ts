@@ -40,6 +40,8 @@ export interface H1ServerOptions {
   readonly idleTimeoutMs?: number;
   /** Request body bytes read and discarded after the response is done (default 1 MiB). */
   readonly maxDiscardBytes?: number;
+  /** Told when a connection is closed for a timeout: `request` (the head took too long, 408) or `idle`. */
+  readonly onTimeout?: (kind: 'idle' | 'request') => void;
 }
 
 export type H1Handler = (req: H1Request, res: H1Response) => void;
@@ -332,6 +334,7 @@ class H1Connection {
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly maxDiscard: number;
+  private readonly onTimeout: ((kind: 'idle' | 'request') => void) | undefined;
 
   constructor(
     private readonly socket: Duplex,
@@ -342,6 +345,7 @@ class H1Connection {
     this.headersTimeoutMs = o.headersTimeoutMs ?? 60_000;
     this.idleTimeoutMs = o.idleTimeoutMs ?? 60_000;
     this.maxDiscard = o.maxDiscardBytes ?? 1024 * 1024;
+    this.onTimeout = o.onTimeout;
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', ignore);
@@ -476,8 +480,10 @@ class H1Connection {
     const end = findHeadEnd(buf, 0, this.searched);
     if (end < 0) {
       if (buf.length > this.limits.maxHeadBytes) this.refuse(431, `a request head larger than ${this.limits.maxHeadBytes} bytes`);
-      else if (now - this.headStartedAt > this.headersTimeoutMs) this.refuse(408, 'the request head took too long');
-      else this.searched = buf.length;
+      else if (now - this.headStartedAt > this.headersTimeoutMs) {
+        this.onTimeout?.('request');
+        this.refuse(408, 'the request head took too long');
+      } else this.searched = buf.length;
       return false;
     }
     let head: RequestHead;
@@ -602,10 +608,14 @@ class H1Connection {
     if (this.state === State.Closed) return;
     const now = Date.now();
     if (this.state === State.Head && this.headStartedAt !== 0 && now - this.headStartedAt > this.headersTimeoutMs) {
+      this.onTimeout?.('request');
       return this.refuse(408, 'the request head took too long');
     }
     // Waiting for the response is not idleness (the route's timeouts govern it).
-    if (this.state !== State.Waiting && now - this.lastActive >= this.idleTimeoutMs) return this.destroy();
+    if (this.state !== State.Waiting && now - this.lastActive >= this.idleTimeoutMs) {
+      this.onTimeout?.('idle');
+      return this.destroy();
+    }
     this.timer.refresh();
   }
 }

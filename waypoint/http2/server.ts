@@ -13,6 +13,7 @@
 import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { isToken, isValidValue } from '../http1/parse';
 import { StreamBackedRequest } from '../http1/stream-backed';
+import type { SessionIdle } from './session-idle';
 
 type Listener = () => void;
 /** Headers an HTTP/2 response may not carry (node:http2 refuses them, RFC 9113 8.2.2). */
@@ -48,7 +49,11 @@ export class H2Response {
   private trailers: Record<string, string> | undefined;
   private closeListeners: Listener[] | undefined;
 
-  constructor(readonly stream: ServerHttp2Stream) {
+  constructor(
+    readonly stream: ServerHttp2Stream,
+    /** The session's idle timer (http2/session-idle.ts), told when this stream closes. */
+    private readonly idle?: SessionIdle,
+  ) {
     stream.once('close', this.onStreamClose);
   }
 
@@ -58,6 +63,7 @@ export class H2Response {
   }
 
   private readonly onStreamClose = (): void => {
+    this.idle?.closed();
     const ls = this.closeListeners;
     if (!ls) return;
     this.closeListeners = undefined;
