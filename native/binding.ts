@@ -74,6 +74,7 @@ export interface RawNativeMap {
   delete(key: Buffer): boolean;
   nextKey(key: Buffer | undefined): Buffer | undefined;
   fd(): number;
+  attachProgram(progFd: number, attachType: string): void;
   close(): void;
 }
 export interface RawSockOpts {

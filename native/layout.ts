@@ -15,6 +15,10 @@ export const Structs = {
   nm_pending: { size: 32, fields: { dst: 0, _pad: 20, netns_cookie: 24 } },
   nm_conn_key: { size: 32, fields: { netns_cookie: 0, addr: 8, port: 24, _pad: 26 } },
   nm_ip_key: { size: 16, fields: { addr: 0 } },
+  // the same-node fast path (bpf/include/fastpath.h)
+  nm_fp_key: { size: 48, fields: { netns_cookie: 0, local_addr: 8, remote_addr: 24, local_port: 40, remote_port: 44 } },
+  nm_fp_permit: { size: 64, fields: { peer: 0, bytes: 48, flags: 56, _pad: 60 } },
+  nm_fp_config: { size: 4, fields: { enabled: 0 } },
 } as const;
 
 /** Each map: name, and the key / value sizes its definition in maps.h declares. */
@@ -26,6 +30,9 @@ export const Maps = {
   nm_orig_dst: { key: Structs.nm_conn_key.size, value: Structs.nm_sockaddr.size },
   nm_workload_ips: { key: Structs.nm_ip_key.size, value: 8 },
   nm_inbound: { key: Structs.nm_ip_key.size, value: 8 },
+  nm_fp_socks: { key: Structs.nm_fp_key.size, value: 8 },
+  nm_fp_permits: { key: Structs.nm_fp_key.size, value: Structs.nm_fp_permit.size },
+  nm_fp_config: { key: 4, value: Structs.nm_fp_config.size },
 } as const;
 export type MapName = keyof typeof Maps;
 
@@ -218,4 +225,56 @@ export function encodeIpKey(address: string): Buffer {
 }
 export function decodeIpKey(b: Buffer): string {
   return decodeAddr(b, Structs.nm_ip_key.fields.addr);
+}
+
+// --- the same-node fast path (bpf/include/fastpath.h) ----------------------------------------
+
+/** A socket as it sees itself: its netns, its own address and port, its peer's. Ports host order. */
+export interface FastPathKey {
+  netnsCookie: bigint;
+  local: { address: string; port: number };
+  remote: { address: string; port: number };
+}
+export function encodeFastPathKey(k: FastPathKey, out: Buffer = Buffer.alloc(Structs.nm_fp_key.size), off = 0): Buffer {
+  const f = Structs.nm_fp_key.fields;
+  writeU64(out, k.netnsCookie, off + f.netns_cookie);
+  encodeAddr(k.local.address).copy(out, off + f.local_addr);
+  encodeAddr(k.remote.address).copy(out, off + f.remote_addr);
+  writeU32(out, k.local.port, off + f.local_port);
+  writeU32(out, k.remote.port, off + f.remote_port);
+  return out;
+}
+export function decodeFastPathKey(b: Buffer, off = 0): FastPathKey {
+  const f = Structs.nm_fp_key.fields;
+  return {
+    netnsCookie: readU64(b, off + f.netns_cookie),
+    local: { address: decodeAddr(b, off + f.local_addr), port: readU32(b, off + f.local_port) },
+    remote: { address: decodeAddr(b, off + f.remote_addr), port: readU32(b, off + f.remote_port) },
+  };
+}
+
+export const FastPathFlags = { REDIRECT: 0x1 } as const;
+
+/** One direction of a fast-path connection, keyed by the sending socket. */
+export interface FastPathPermit {
+  peer: FastPathKey;
+  bytes: bigint;
+  flags: number;
+}
+export function encodeFastPathPermit(p: FastPathPermit): Buffer {
+  const f = Structs.nm_fp_permit.fields;
+  const b = Buffer.alloc(Structs.nm_fp_permit.size);
+  encodeFastPathKey(p.peer, b, f.peer);
+  writeU64(b, p.bytes, f.bytes);
+  writeU32(b, p.flags, f.flags);
+  return b;
+}
+export function decodeFastPathPermit(b: Buffer): FastPathPermit {
+  const f = Structs.nm_fp_permit.fields;
+  return { peer: decodeFastPathKey(b, f.peer), bytes: readU64(b, f.bytes), flags: readU32(b, f.flags) };
+}
+export function encodeFastPathConfig(enabled: boolean): Buffer {
+  const b = Buffer.alloc(Structs.nm_fp_config.size);
+  writeU32(b, enabled ? 1 : 0, Structs.nm_fp_config.fields.enabled);
+  return b;
 }

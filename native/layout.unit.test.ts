@@ -71,6 +71,28 @@ describe('capture map layouts (native/layout.ts vs bpf/include/maps.h)', () => {
     expect(layout.decodeWorkload(layout.encodeWorkload({ flags: 3, outboundPort: 15001 }))).toEqual({ flags: 3, outboundPort: 15001 });
   });
 
+  it('encodes the fast path keys as each socket sees itself (ports in host order) and round-trips permits', () => {
+    const key = { netnsCookie: 0x1122334455667788n, local: { address: '127.0.0.1', port: 40_001 }, remote: { address: '127.0.0.1', port: 15001 } };
+    const b = layout.encodeFastPathKey(key);
+    expect(b.length).toBe(layout.Structs.nm_fp_key.size);
+    const f = layout.Structs.nm_fp_key.fields;
+    expect(b.subarray(f.local_addr, f.local_addr + 16).toString('hex')).toBe('00000000000000000000ffff7f000001');
+    expect(b.readUInt32LE(f.local_port)).toBe(40_001);
+    expect(layout.decodeFastPathKey(layout.encodeFastPathKey({ ...key, local: { address: '::ffff:10.0.0.1', port: 80 } })).local).toEqual({
+      address: '10.0.0.1',
+      port: 80,
+    });
+    const permit = {
+      peer: { netnsCookie: 9n, local: { address: 'fd00::2', port: 9000 }, remote: { address: 'fd00::2', port: 50_000 } },
+      bytes: 1n << 40n,
+      flags: layout.FastPathFlags.REDIRECT,
+    };
+    const pb = layout.encodeFastPathPermit(permit);
+    expect(pb.length).toBe(layout.Structs.nm_fp_permit.size);
+    expect(layout.decodeFastPathPermit(pb)).toEqual(permit);
+    expect(layout.encodeFastPathConfig(true).readUInt32LE(0)).toBe(1);
+  });
+
   it('counts the netns cookie in LPM prefix lengths', () => {
     const v4 = layout.encodeCidrKey({ netnsCookie: 1n, cidr: '10.96.0.0/16' });
     expect(v4.readUInt32LE(0)).toBe(64 + 96 + 16);

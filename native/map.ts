@@ -94,6 +94,11 @@ export class BpfMap {
     }
   }
 
+  /** Attaches a program to this sockmap/sockhash (e.g. 'sk_msg_verdict'); the map keeps it attached. */
+  attachProgram(progFd: number, attachType: string): void {
+    call(() => this.raw.attachProgram(progFd, attachType));
+  }
+
   /** Pins the map at path (on the bpffs), creating parent directories. */
   pin(path: string): void {
     mkdirSync(dirname(path), { recursive: true });

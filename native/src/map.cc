@@ -25,7 +25,7 @@ class NativeMap : public Napi::ObjectWrap<NativeMap> {
                        {InstanceMethod("info", &NativeMap::Info), InstanceMethod("lookup", &NativeMap::Lookup),
                         InstanceMethod("update", &NativeMap::Update), InstanceMethod("delete", &NativeMap::Delete),
                         InstanceMethod("nextKey", &NativeMap::NextKey), InstanceMethod("fd", &NativeMap::Fd),
-                        InstanceMethod("close", &NativeMap::Close)});
+                        InstanceMethod("attachProgram", &NativeMap::AttachProgram), InstanceMethod("close", &NativeMap::Close)});
   }
 
   // new NativeMap(fd, label): takes ownership of fd.
@@ -67,6 +67,21 @@ class NativeMap : public Napi::ObjectWrap<NativeMap> {
       throw Napi::RangeError::New(info.Env(), std::string(op) + " BPF map " + label_ + ": key is " + std::to_string(b.Length()) +
                                                   " bytes, the map's key size is " + std::to_string(info_.key_size));
     return b.Data();
+  }
+
+  // attachProgram(progFd, attachType): attaches a program to this (sockmap/sockhash) map, e.g.
+  // 'sk_msg_verdict'. The map holds it (a pinned map keeps it attached); attaching again replaces it.
+  Napi::Value AttachProgram(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EnsureOpen(env);
+    int prog_fd = info[0].As<Napi::Number>().Int32Value();
+    std::string attach = info[1].As<Napi::String>();
+    int at = AttachTypeByName(attach);
+    if (at < 0) throw Napi::TypeError::New(env, "attach to BPF map " + label_ + ": unknown attach type '" + attach + "'");
+    if (bpf_prog_attach(prog_fd, fd_, static_cast<bpf_attach_type>(at), 0))
+      ThrowErrno(env, errno, "attach a program (" + attach + ") to BPF map", label_,
+                 errno == EINVAL ? "the map is not a sockmap/sockhash, or the program type does not fit " + attach : "");
+    return env.Undefined();
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {

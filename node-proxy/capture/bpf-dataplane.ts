@@ -26,7 +26,18 @@ const PROGRAM_OF: Record<AttachPoint, { program: string; attachType: string; tar
   sk_lookup: { program: 'nm_sk_lookup', attachType: 'sk_lookup', target: 'netns' },
 };
 
-export const MAP_NAMES = ['nm_workloads', 'nm_excl_ports', 'nm_excl_cidrs', 'nm_pending', 'nm_orig_dst', 'nm_workload_ips', 'nm_inbound'] as const;
+export const MAP_NAMES = [
+  'nm_workloads',
+  'nm_excl_ports',
+  'nm_excl_cidrs',
+  'nm_pending',
+  'nm_orig_dst',
+  'nm_workload_ips',
+  'nm_inbound',
+  'nm_fp_socks',
+  'nm_fp_permits',
+  'nm_fp_config',
+] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 const sameBytes = (a: { port: number; direction: number }, b: { port: number; direction: number }): boolean => a.port === b.port && a.direction === b.direction;

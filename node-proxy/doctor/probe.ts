@@ -18,6 +18,7 @@ const PROG_TYPES: Record<string, string> = {
   'prog.cgroup_sock_addr': 'cgroup_sock_addr',
   'prog.sk_lookup': 'sk_lookup',
   'prog.sock_ops': 'sock_ops',
+  'prog.sk_msg': 'sk_msg',
 };
 const MAP_TYPES: Record<string, string> = {
   'map.hash': 'hash',
@@ -30,6 +31,7 @@ const HELPERS: Record<string, [string, HelperName]> = {
   'helper.get_socket_cookie.sock_ops': ['sock_ops', 'get_socket_cookie'],
   'helper.get_netns_cookie.sock_addr': ['cgroup_sock_addr', 'get_netns_cookie'],
   'helper.sk_assign.sk_lookup': ['sk_lookup', 'sk_assign'],
+  'helper.get_netns_cookie.sk_msg': ['sk_msg', 'get_netns_cookie'],
 };
 const ATTACH: Record<string, [program: string, attachType: string, target: 'cgroup' | 'netns']> = {
   'attach.cgroup_inet4_connect': ['nm_connect4', 'cgroup_inet4_connect', 'cgroup'],

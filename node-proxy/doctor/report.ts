@@ -16,6 +16,8 @@ export interface DoctorReport {
   readonly kernel: string;
   readonly checks: readonly CheckedRequirement[];
   readonly missing: readonly CheckedRequirement[];
+  /** Optional features that are absent: the node proxy runs, without what they give. */
+  readonly absentOptional: readonly CheckedRequirement[];
   readonly ok: boolean;
   /** The release that would provide everything missing (at least the floor), when something is. */
   readonly needKernel?: string;
@@ -26,12 +28,13 @@ export function buildReport(kernel: string, requirements: readonly Requirement[]
     const o = outcomes.get(r.id) ?? { present: false, detail: 'not probed' };
     return { ...r, ...o };
   });
-  const missing = checks.filter((c) => !c.present);
+  const missing = checks.filter((c) => !c.present && !c.optional);
+  const absentOptional = checks.filter((c) => !c.present && c.optional);
   let needKernel: string | undefined;
   if (missing.length > 0) {
     needKernel = missing.reduce((max, c) => (compareKernel(c.minKernel, max) > 0 ? c.minKernel : max), KERNEL_FLOOR);
   }
-  return { kernel, checks, missing, ok: missing.length === 0, ...(needKernel ? { needKernel } : {}) };
+  return { kernel, checks, missing, absentOptional, ok: missing.length === 0, ...(needKernel ? { needKernel } : {}) };
 }
 
 export function formatReport(report: DoctorReport): string {
@@ -41,8 +44,8 @@ export function formatReport(report: DoctorReport): string {
     lines.push(`warning: this kernel is older than ${KERNEL_FLOOR}; only the probes below decide, but it is not a tested release`);
   }
   for (const c of report.checks) {
-    const state = c.present ? 'present' : 'MISSING';
-    const since = c.present ? '' : `  (since Linux ${c.minKernel})`;
+    const state = c.present ? 'present' : c.optional ? 'absent ' : 'MISSING';
+    const since = c.present ? '' : `  (since Linux ${c.minKernel}${c.optional ? `; optional: without it ${c.optional.without}` : ''})`;
     const detail = c.detail ? `  [${c.detail}]` : '';
     lines.push(`  ${state}  ${c.what.padEnd(width)}  ${c.usedFor}${since}${detail}`);
   }

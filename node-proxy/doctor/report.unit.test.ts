@@ -24,6 +24,20 @@ describe('doctor report', () => {
     expect(text.split('\n')).toHaveLength(CAPTURE_REQUIREMENTS.length + 2);
   });
 
+  it('lists an absent optional feature (the same-node fast path) without failing, and says what the node proxy does without it', () => {
+    const outcomes = allPresent();
+    outcomes.set('helper.get_netns_cookie.sk_msg', { present: false });
+    const r = buildReport('5.10.0-21-amd64', CAPTURE_REQUIREMENTS, outcomes);
+    expect(r.ok).toBe(true);
+    expect(r.missing).toEqual([]);
+    expect(r.absentOptional.map((c) => c.id)).toEqual(['helper.get_netns_cookie.sk_msg']);
+    const text = formatReport(r);
+    expect(text).not.toContain('MISSING');
+    expect(text).toContain('absent   bpf_get_netns_cookie in sk_msg');
+    expect(text).toContain('since Linux 5.15; optional: without it same-node connections are spliced by the node proxy');
+    expect(text).toContain('all capture requirements are present');
+  });
+
   it('names every missing piece with the release that has it and asks for the newest one', () => {
     const outcomes = allPresent();
     outcomes.set('prog.sk_lookup', { present: false, detail: 'EINVAL' });
@@ -55,7 +69,8 @@ describe('netns cookie from user space', () => {
   it('needs only the 5.7 probe, not SO_NETNS_COOKIE (5.14)', () => {
     expect(cookieReq.minKernel).toBe('5.7');
     expect(cookieReq.what).toContain('SO_NETNS_COOKIE (5.14) or the cgroup/bind4 probe (5.7)');
-    expect(CAPTURE_REQUIREMENTS.some((r) => compareKernel(r.minKernel, '5.10') > 0)).toBe(false);
+    // nothing capture needs is newer than the floor; only optional features (the same-node fast path) are
+    expect(CAPTURE_REQUIREMENTS.some((r) => !r.optional && compareKernel(r.minKernel, '5.10') > 0)).toBe(false);
   });
 
   it('uses SO_NETNS_COOKIE where the kernel has it', () => {

@@ -13,6 +13,8 @@ export interface Requirement {
   readonly usedFor: string;
   /** The first Linux release that has it ("5.9"). */
   readonly minKernel: string;
+  /** Not needed for capture: what the node proxy does without it (it starts all the same). */
+  readonly optional?: { readonly without: string };
 }
 
 export const KERNEL_FLOOR = '5.10';
@@ -114,6 +116,23 @@ export const CAPTURE_REQUIREMENTS: readonly Requirement[] = [
   { id: 'map.lru_hash', kind: 'map-type', what: 'BPF_MAP_TYPE_LRU_HASH', usedFor: 'original destinations of short-lived connections', minKernel: '4.10' },
   { id: 'map.lpm_trie', kind: 'map-type', what: 'BPF_MAP_TYPE_LPM_TRIE', usedFor: 'excluded CIDRs', minKernel: '4.11' },
   { id: 'map.sockhash', kind: 'map-type', what: 'BPF_MAP_TYPE_SOCKHASH', usedFor: 'the 15006 listeners that sk_lookup assigns to', minKernel: '4.18' },
+  // The same-node fast path (bpf/sk_msg.c): optional, the kernel splice does without it.
+  {
+    id: 'prog.sk_msg',
+    kind: 'program-type',
+    what: 'BPF_PROG_TYPE_SK_MSG (sockmap sk_msg redirect)',
+    usedFor: 'same-node fast path: app socket to app socket',
+    minKernel: '4.17',
+    optional: { without: 'same-node connections are spliced by the node proxy (a second TCP connection)' },
+  },
+  {
+    id: 'helper.get_netns_cookie.sk_msg',
+    kind: 'helper',
+    what: 'bpf_get_netns_cookie in sk_msg',
+    usedFor: 'same-node fast path: telling the netns of app sockets apart',
+    minKernel: '5.15',
+    optional: { without: 'same-node connections are spliced by the node proxy (a second TCP connection)' },
+  },
 ];
 
 /** Compares dotted release numbers ("5.10" > "5.9"); ignores anything after the numbers. */

@@ -17,6 +17,7 @@ import type { Logger } from '../../common/log';
 import type { DeltaXdsClient } from '../../common/xds/client';
 import { listenInNetns } from '../../native/netns';
 import { kernelSpliceAvailable } from '../../native/splice';
+import type { SameNodeFastPath } from '../../native/sockmap';
 import type { EnrolmentHooks } from '../capture/enroller';
 import type { CaptureWorkload } from '../capture/workload';
 import type { NodeProxyMesh } from '../daemon';
@@ -58,6 +59,8 @@ export interface MeshOptions {
   readonly table: ConnectionTable;
   /** Splice admitted same-node connections in the kernel (default: when the addon can). */
   readonly kernelSplice?: boolean;
+  /** Admitted same-node bytes go app socket to app socket in the kernel (native/sockmap.ts). */
+  readonly sameNodeFastPath?: SameNodeFastPath;
   /** 15006's connect and idle timeouts (default: PLAINTEXT_INBOUND_LIMITS). */
   readonly inboundLimits?: PlaintextInboundLimits;
   /** The HBONE PING timeout of its client and its servers, ms (default DEFAULT_PING_TIMEOUT_MS; NODEMESH_HBONE_PING_TIMEOUT_MS). */
@@ -146,6 +149,7 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
       tracker: new ConnectionTracker({ table: o.table, log: o.log, telemetry: o.telemetry, guard: this.guard }),
       log: o.log,
       kernelSplice: o.kernelSplice ?? kernelSpliceAvailable(),
+      sameNodeFastPath: o.sameNodeFastPath,
       inboundLimits: o.inboundLimits,
       listenerTimeouts: this.timeouts,
       mesh: {

@@ -13,6 +13,7 @@ import { ConnectionTable } from '../connections/table';
 import { NodeProxy } from '../daemon';
 import { findCgroup2, readMounts } from '../doctor/mounts';
 import { configureNetnsWorkers } from '../../native/netns';
+import { openSameNodePath, sameNodeModeFromEnv } from '../../native/sockmap';
 import { nativeSocketsWith } from '../proxy/native-sockets';
 import { WorkloadState } from '../state/workload-state';
 import { NodeProxyTelemetry } from '../telemetry/metrics';
@@ -63,6 +64,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   const hboneConnectTimeoutMs = connectTimeoutFromEnv();
   const hboneHandshakeTimeoutMs = handshakeTimeoutFromEnv();
   const sockets = nativeSocketsWith({ connectTimeoutMs: netnsConnectTimeoutFromEnv() });
+  const sameNodeMode = sameNodeModeFromEnv();
   const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
   const ca = cp.ca;
   const cgroupMount = o.cgroupMount ?? findCgroup2(readMounts());
@@ -79,6 +81,8 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     cp.close();
     throw err;
   }
+  // Same-node bytes: app socket to app socket (sockmap), or the proxy's kernel splice, or userspace.
+  const sameNode = openSameNodePath(sameNodeMode, o.layout.pinRoot, o.log);
   // Ready-made sockets per workload netns: the upstream connect of every new inbound connection
   // takes one; with the addon's default (8) a burst of new connections empties the pool and each
   // then waits for that netns's worker thread (a thread hop per connection, slow on a busy node).
@@ -103,8 +107,9 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     sockets,
     originals: dataplane.originals,
     table,
-    // NODEMESH_SAME_NODE_SPLICE=userspace keeps same-node bytes in the event loop (to compare)
-    kernelSplice: process.env.NODEMESH_SAME_NODE_SPLICE === 'userspace' ? false : undefined,
+    // NODEMESH_SAME_NODE_SPLICE=kernel|userspace (to compare): docs/node-proxy.md, "Fast paths"
+    kernelSplice: sameNode.kernelSplice,
+    sameNodeFastPath: sameNode.fastPath,
     inboundLimits: plaintextInboundLimits(),
     hbonePingTimeoutMs,
     hboneServerKeepaliveIntervalMs,
@@ -121,6 +126,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     await kube?.close();
     await metrics.close();
     await proxy.stop().catch(() => undefined);
+    sameNode.fastPath?.close();
     ca.close();
     throw err;
   }
@@ -132,6 +138,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
       await kube?.close();
       await proxy.stop();
       await metrics.close();
+      sameNode.fastPath?.close();
       ca.close();
     },
   };

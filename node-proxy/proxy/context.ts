@@ -3,6 +3,7 @@
 // and in control-plane mode the mesh services (state, identities, certificates, HBONE client).
 import type { HboneClient } from '../../common/hbone/client';
 import type { NativeHboneClient } from '../../native/hbone-client';
+import type { SameNodeFastPath } from '../../native/sockmap';
 import type { CertificateManager } from '../../common/identity/manager';
 import type { ListenerTimeouts } from '../../common/listener-timeouts';
 import type { Logger } from '../../common/log';
@@ -31,6 +32,8 @@ export interface ProxyContext {
   readonly mesh?: MeshServices;
   /** Same-node connections are spliced in the kernel (native/splice.ts) once admitted. */
   readonly kernelSplice?: boolean;
+  /** With kernelSplice: admitted same-node bytes go app socket to app socket (native/sockmap.ts). */
+  readonly sameNodeFastPath?: SameNodeFastPath;
   /** 15006's connect and idle timeouts (default: PLAINTEXT_INBOUND_LIMITS). */
   readonly inboundLimits?: PlaintextInboundLimits;
   /** Where 15006's timeouts are counted (`listener="inbound"`). */

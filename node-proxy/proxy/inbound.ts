@@ -24,6 +24,7 @@ import { direct } from './passthrough';
 import { admit, type Admission, type OutboundPlan } from './plan';
 import { errText, type Tracked } from './tracker';
 import { guardInbound, PLAINTEXT_INBOUND_LIMITS } from './inbound-limits';
+import type { FastPathConnection, SameNodeFastPath } from '../../native/sockmap';
 
 /** The HBONE server's handler for one local workload (looked up afresh per request). */
 export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRequest): Promise<Decision> {
@@ -183,7 +184,7 @@ export async function serveLocal(
     return;
   }
   const endpoint = formatAuthority(plan.target.address, plan.target.port);
-  await upstream(ctx, wl, plan.destination.runtime?.netns ?? '', down, a, [plan.record], ctx.kernelSplice === true, {
+  await upstream(ctx, wl, plan.destination.runtime?.netns ?? '', down, a, [plan.record], ctx.kernelSplice === true ? (ctx.sameNodeFastPath ?? true) : false, {
     direction: 'outbound',
     workload: wl.key,
     source: { address: src.address, port: src.port },
@@ -207,7 +208,8 @@ export async function serveLocal(
 
 /**
  * Dials the admitted connection's app from inside `netns` and splices it (in the kernel when
- * `inKernel`); a failed dial counts `onFailure`; `connected` is told when the app's side is there.
+ * `inKernel`; a same-node connection's apps talk socket to socket when it is the fast path); a
+ * failed dial counts `onFailure`; `connected` is told when the app's side is there.
  */
 async function upstream(
   ctx: ProxyContext,
@@ -216,7 +218,7 @@ async function upstream(
   down: Socket,
   a: Admission,
   onFailure: readonly ConnectionRecord[],
-  inKernel: boolean,
+  inKernel: boolean | SameNodeFastPath,
   tracked: Tracked,
   connected?: () => void,
 ): Promise<void> {
@@ -238,6 +240,16 @@ async function upstream(
     return;
   }
   connected?.();
-  if (inKernel) ctx.tracker.spliceInKernel(down, up, tracked);
+  if (inKernel) ctx.tracker.spliceInKernel(down, up, tracked, inKernel === true ? undefined : armFastPath(ctx, inKernel, wl, down, up));
   else ctx.tracker.splice(down, up, tracked);
+}
+
+/** Arms the same-node fast path for an admitted, connected pair; a failure only costs the fast path. */
+function armFastPath(ctx: ProxyContext, fp: SameNodeFastPath, wl: CapturedWorkload, down: Socket, up: Socket): FastPathConnection | undefined {
+  try {
+    return fp.arm(wl.netnsCookie, down, up);
+  } catch (err) {
+    ctx.log.warn({ workload: wl.key, err: errText(err) }, 'same-node fast path not armed; the connection is spliced');
+    return undefined;
+  }
 }

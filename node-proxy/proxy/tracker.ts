@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { splice, type SpliceResult } from '../../common/hbone/splice';
 import { spliceInKernel, type KernelSplice, type KernelSpliceResult } from '../../native/splice';
+import type { FastPathConnection } from '../../native/sockmap';
 import type { Logger } from '../../common/log';
 import type { ByteCounter, ConnectionTable, Direction, Endpoint } from '../connections/table';
 import type { PolicyGuard } from '../mesh/guard';
@@ -125,24 +126,31 @@ export class ConnectionTracker {
   /**
    * The same, with the bytes moved in the kernel (native/splice.ts): both sockets are handed to the
    * addon; the table reads the addon's counts; a policy re-check that denies the connection cuts
-   * it there (both sides reset).
+   * it there (both sides reset). With `fast` (native/sockmap.ts, armed by the caller) the apps'
+   * bytes go from one app socket to the other in the kernel; the counts add what it redirected,
+   * and its permits go when the splice ends or is cut.
    */
-  spliceInKernel(down: Socket, up: Socket, c: Tracked): void {
+  spliceInKernel(down: Socket, up: Socket, c: Tracked, fast?: FastPathConnection): void {
     let k: KernelSplice | undefined;
     let last: KernelSpliceResult | undefined;
     const counter: ByteCounter = {
       get bytesRead() {
-        return last?.aToB ?? k?.bytes()?.aToB ?? 0;
+        return (last?.aToB ?? k?.bytes()?.aToB ?? 0) + (fast?.bytes().toServer ?? 0);
       },
       get bytesWritten() {
-        return last?.bToA ?? k?.bytes()?.bToA ?? 0;
+        return (last?.bToA ?? k?.bytes()?.bToA ?? 0) + (fast?.bytes().toClient ?? 0);
       },
     };
-    const done = this.open({ ...c, details: { ...c.details, splice: 'kernel' }, watch: c.watch && { ...c.watch, cut: () => void k?.cut() } }, counter);
+    const cut = (): void => {
+      fast?.release();
+      k?.cut();
+    };
+    const done = this.open({ ...c, details: { ...c.details, splice: fast ? 'sockmap' : 'kernel' }, watch: c.watch && { ...c.watch, cut } }, counter);
     k = spliceInKernel(down, up, (r) => {
       last = r;
+      const f = fast?.release() ?? { toServer: 0, toClient: 0 };
       const error = r.code ? Object.assign(new Error(`the spliced connection ended with ${r.code}`), { code: r.code }) : undefined;
-      done({ bytesToUpstream: r.aToB, bytesToDownstream: r.bToA, clean: r.clean, error, durationMs: r.durationMs });
+      done({ bytesToUpstream: r.aToB + f.toServer, bytesToDownstream: r.bToA + f.toClient, clean: r.clean, error, durationMs: r.durationMs });
     });
   }
 }

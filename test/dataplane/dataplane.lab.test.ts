@@ -27,6 +27,9 @@ import {
   type Proc,
 } from './mesh-lab';
 import { scaled } from '../support/speed';
+import { release } from 'node:os';
+import { BpfMap } from '../../native/map';
+import { decodeFastPathPermit, FastPathFlags } from '../../native/layout';
 
 const LAB = 'nmdp';
 const NS = 'dp';
@@ -211,16 +214,25 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
   it(
     'same node: bytes intact without a tunnel, with the destination’s policy and both reporters',
     async () => {
-      for (const size of [0, 1 << 20, 16 << 20]) {
-        const [r] = await runClient(topo, 'pod1-1', pod('pod1-2').ip, 9000, size, 1, 60_000);
-        expect(r, JSON.stringify(r)).toMatchObject({ ok: true, received: size });
-        expect(r!.receivedSha).toBe(r!.sentSha);
+      // an echo server running in pod1-2 (its netns and cgroup, as an app is): the fast path's case
+      const app = podEchoServer(topo, 'pod1-2', POD_ECHO_PORT);
+      try {
+        await app.ready;
+        for (const size of [0, 1 << 20, 16 << 20, 64 << 20]) {
+          const [r] = await runClient(topo, 'pod1-1', pod('pod1-2').ip, POD_ECHO_PORT, size, 1, 60_000);
+          expect(r, JSON.stringify(r)).toMatchObject({ ok: true, received: size });
+          expect(r!.receivedSha).toBe(r!.sentSha);
+        }
+      } finally {
+        await app.stop();
       }
       const m = await metricsText(topo, 'node1');
       const labels = { source_workload: 'pod1-1', destination_workload: 'pod1-2', source_principal: CLIENT_ID, destination_principal: OTHER_ID };
       expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'source' })).toBeGreaterThanOrEqual(3);
       expect(metricSum(m, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(3);
-      expect(metricSum(m, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(17 << 20);
+      expect(metricSum(m, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' })).toBeGreaterThanOrEqual(81 << 20);
+      // every fast-path permit went with its connection
+      if (FAST_PATH) expect(fastPathPermits(topo).redirecting).toEqual([]);
     },
     scaled(90_000),
   );
@@ -454,13 +466,23 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
     scaled(60_000),
   );
 
-  it('same node: an admitted connection is spliced in the kernel, and a policy change that denies it still closes it', async () => {
-    const held = holdConnection(topo, 'pod1-1', pod('pod1-2').ip, 9000, 20_000);
+  it('same node: an admitted connection goes app socket to app socket in the kernel (sockmap; the splice before 5.15), and a policy change that denies it still closes it and removes its permits', async () => {
+    const app = podEchoServer(topo, 'pod1-2', POD_ECHO_PORT);
+    await app.ready;
+    const held = holdConnection(topo, 'pod1-1', pod('pod1-2').ip, POD_ECHO_PORT, 20_000, 1 << 20);
     const conn = await waitFor('the held same-node connection on node1', async () => {
       const list = await adminJson<Array<{ details?: { protocol?: string; splice?: string } }>>(topo, 'node1', '/connections');
       return list.find((c) => c.details?.protocol === 'same-node');
     });
-    expect(conn.details?.splice).toBe('kernel');
+    expect(conn.details?.splice).toBe(FAST_PATH ? 'sockmap' : 'kernel');
+    held.send(); // only now: a byte sent before the permits would keep that direction on the splice
+    expect(await held.echoed).toBe(1 << 20);
+    if (FAST_PATH) {
+      // both directions' bytes went from one app socket into the other, none through the node proxy
+      const p = fastPathPermits(topo);
+      expect(p.redirecting.length).toBe(2);
+      for (const bytes of p.redirecting) expect(bytes).toBe(1 << 20);
+    }
     const t0 = Date.now();
     const deny = policy('other-deny-client', 'DENY', { from: [{ source: { principals: [`${TD}/ns/${NS}/sa/client`] } }] });
     await cp!.api.apply([{ ...deny, spec: { ...deny.spec, selector: { matchLabels: { app: 'other' } } } }]);
@@ -474,6 +496,8 @@ privilegedDescribe('lab', 'node proxy data plane: HBONE, policy, identity, telem
       const list = await adminJson<Array<{ details?: { protocol?: string } }>>(topo, 'node1', '/connections');
       return list.some((c) => c.details?.protocol === 'same-node') ? undefined : true;
     });
+    if (FAST_PATH) expect(fastPathPermits(topo).redirecting).toEqual([]);
+    await app.stop();
     await deletePolicy('other-deny-client');
     await waitFor('node1 to hold no policy', async () => ((await adminJson<unknown[]>(topo, 'node1', '/policies')).length === 0 ? true : undefined));
   });
@@ -620,7 +644,8 @@ function appClient(topo: LabTopology, prefix: string[], target: string, connecti
 /**
  * A captured client in `pod` that connects, waits holdMs (on the reference machine, scaled here: the
  * connection must outlast the waits and policy changes a test makes meanwhile), half-closes and
- * reads to the end.
+ * reads to the end. With `sendBytes`, `send()` makes it write that many bytes (and `echoed` is how
+ * many came back once they all did).
  */
 function holdConnection(
   topo: LabTopology,
@@ -628,17 +653,30 @@ function holdConnection(
   host: string,
   port: number,
   holdMs: number,
-): { result: Promise<{ ok: boolean; error?: string; localPort?: number }> } {
+  sendBytes = 0,
+): { result: Promise<{ ok: boolean; error?: string; localPort?: number }>; send: () => void; echoed: Promise<number> } {
   const script = `
 const s = require('net').connect({ host: process.argv[1], port: Number(process.argv[2]), allowHalfOpen: true });
+const want = Number(process.argv[4]);
+let got = 0;
 s.on('connect', () => setTimeout(() => s.end('bye'), Number(process.argv[3])));
-s.on('data', () => {});
-s.on('end', () => { console.log(JSON.stringify({ ok: true, localPort: s.localPort })); });
+process.stdin.once('data', () => s.write(Buffer.alloc(want, 7)));
+s.on('data', (d) => { if (got < want && (got += d.length) >= want) console.log(JSON.stringify({ echoed: got })); });
+s.on('end', () => { console.log(JSON.stringify({ ok: true, localPort: s.localPort })); process.exit(0); });
 s.on('error', (e) => { console.log(JSON.stringify({ ok: false, error: e.code || e.message })); process.exit(0); });`;
   const hold = scaled(holdMs);
-  const child = spawnInLab(topo, podName, [process.execPath, '-e', script, host, String(port), String(hold)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnInLab(topo, podName, [process.execPath, '-e', script, host, String(port), String(hold), String(sendBytes)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  let onEchoed: (n: number) => void = () => undefined;
+  const echoed = new Promise<number>((resolve) => (onEchoed = resolve));
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    const m = /\{"echoed":(\d+)\}/.exec(out);
+    if (m) onEchoed(Number(m[1]));
+  });
+  const send = (): void => void child.stdin?.write('go\n');
   const timer = setTimeout(() => child.kill('SIGKILL'), hold + scaled(20_000));
   const result = new Promise<{ ok: boolean; error?: string; localPort?: number }>((resolve) =>
     child.once('exit', () => {
@@ -650,5 +688,52 @@ s.on('error', (e) => { console.log(JSON.stringify({ ok: false, error: e.code || 
       }
     }),
   );
-  return { result };
+  return { result, send, echoed };
+}
+
+const POD_ECHO_PORT = 9100;
+
+/** A TCP echo server run inside a pod (its netns and cgroup, like an app), until stop(). */
+function podEchoServer(topo: LabTopology, podName: string, port: number): { ready: Promise<void>; stop: () => Promise<void> } {
+  const script = `require('net').createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.pipe(s); }).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'));`;
+  const child = spawnInLab(topo, podName, [process.execPath, '-e', script, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready')) resolve();
+    });
+    void exited.then(() => reject(new Error(`echo server in ${podName} exited: ${out}`)));
+  });
+  ready.catch(() => undefined);
+  return {
+    ready,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Kernels with bpf_get_netns_cookie in sk_msg programs run the same-node fast path (native/sockmap.ts). */
+const FAST_PATH = (() => {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  return major > 5 || (major === 5 && minor >= 15);
+})();
+
+/** node1's fast-path permits that redirect (their byte counts); tombstones are not listed. */
+function fastPathPermits(topo: LabTopology): { redirecting: number[] } {
+  const node1 = topo.nodes.find((n) => n.name === 'node1')!;
+  const m = BpfMap.fromPin(join(node1.bpffsDir, 'nm_fp_permits'));
+  try {
+    const redirecting: number[] = [];
+    for (const [, v] of m.entries()) {
+      const p = decodeFastPathPermit(v);
+      if (p.flags & FastPathFlags.REDIRECT) redirecting.push(Number(p.bytes));
+    }
+    return { redirecting };
+  } finally {
+    m.close();
+  }
 }
