@@ -273,9 +273,10 @@ class Engine {
     if (s != napi_ok) delete r;
   }
 
-  void Service(std::shared_ptr<Pair> p) {
+  // Pumps the directions in `dirs` (bit d: dir[d]); the others have nothing new to do.
+  void Service(std::shared_ptr<Pair> p, unsigned dirs = 3) {
     if (p->done) return;
-    bool ok = Pump(p.get(), p->dir[0]) && Pump(p.get(), p->dir[1]);
+    bool ok = (!(dirs & 1) || Pump(p.get(), p->dir[0])) && (!(dirs & 2) || Pump(p.get(), p->dir[1]));
     if (!ok) p->aborted = true;
     if (p->aborted || (p->dir[0].finished && p->dir[1].finished)) Finish(p);
   }
@@ -327,7 +328,14 @@ class Engine {
             continue;
           }
         }
-        Service(p);
+        // An event on fd[k] concerns dir[k] when it can be read (or hung up) and dir[1-k], whose
+        // output it is, when it can be written: an edge that only says "writable" (every ACK that
+        // frees send space) no longer costs a splice that can only say EAGAIN on the other side.
+        unsigned k = static_cast<unsigned>(tag & 1);
+        unsigned dirs = 0;
+        if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) dirs |= 1u << k;
+        if (events[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) dirs |= 1u << (1 - k);
+        Service(p, dirs);
       }
     }
   }
