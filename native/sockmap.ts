@@ -172,11 +172,17 @@ export class SameNodeFastPath {
 /** How same-node bytes move (`NODEMESH_SAME_NODE_SPLICE`). */
 export type SameNodeMode = 'sockmap' | 'kernel' | 'userspace';
 
-/** Unset or empty: 'sockmap' (falling back to 'kernel' where it cannot load); anything else throws, naming the variable. */
+/**
+ * Unset or empty: 'kernel' (the node proxy's splice). 'sockmap' turns the fast path on (falling
+ * back to 'kernel' where it cannot load): not the default yet, because a client that sends right
+ * after connect() (HTTP, iperf3) sends before the node proxy can arm it, so that direction keeps
+ * the splice and only pays for being in the socket map (docs/same-node.md, "Not yet").
+ * Anything else throws, naming the variable.
+ */
 export function sameNodeModeFromEnv(value = process.env.NODEMESH_SAME_NODE_SPLICE): SameNodeMode {
-  if (value === undefined || value === '' || value === 'sockmap') return 'sockmap';
-  if (value === 'kernel' || value === 'userspace') return value;
-  throw new Error(`NODEMESH_SAME_NODE_SPLICE=${value}: must be sockmap (the default), kernel or userspace`);
+  if (value === undefined || value === '' || value === 'kernel') return 'kernel';
+  if (value === 'sockmap' || value === 'userspace') return value;
+  throw new Error(`NODEMESH_SAME_NODE_SPLICE=${value}: must be kernel (the default), sockmap or userspace`);
 }
 
 export interface SameNodePath {

@@ -716,10 +716,13 @@ function podEchoServer(topo: LabTopology, podName: string, port: number): { read
   };
 }
 
-/** Kernels with bpf_get_netns_cookie in sk_msg programs run the same-node fast path (native/sockmap.ts). */
+/**
+ * The same-node fast path (native/sockmap.ts) runs when it is chosen (NODEMESH_SAME_NODE_SPLICE=sockmap,
+ * which the node proxies inherit from this process) on a kernel with bpf_get_netns_cookie in sk_msg.
+ */
 const FAST_PATH = (() => {
   const [major = 0, minor = 0] = release().split('.').map(Number);
-  return major > 5 || (major === 5 && minor >= 15);
+  return process.env.NODEMESH_SAME_NODE_SPLICE === 'sockmap' && (major > 5 || (major === 5 && minor >= 15));
 })();
 
 /** node1's fast-path permits that redirect (their byte counts); tombstones are not listed. */
