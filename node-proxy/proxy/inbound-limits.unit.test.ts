@@ -56,6 +56,9 @@ async function inbound(limits: PlaintextInboundLimits, appDelayMs = 0): Promise<
   const ctx: ProxyContext = {
     sockets: {
       listen: () => Promise.reject(new Error('not used')),
+      listenCaptured: () => {
+        throw new Error('not used');
+      },
       connect: async () => {
         await new Promise((r) => setTimeout(r, appDelayMs));
         return dial(echo.port);
