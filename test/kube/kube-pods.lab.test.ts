@@ -133,7 +133,10 @@ privilegedDescribe('lab', 'Kubernetes-shaped pods: kubelet cgroup layout, real C
       src: { identity: `spiffe://${TD}/ns/shop/sa/client` },
       dst: { identity: `spiffe://${TD}/ns/shop/sa/echo` },
     });
-    const out = accessLines(proxies.node1!.log()).find((l) => l.reporter === 'source' && l.src.addr === `10.200.1.100:${port}`);
+    // The source side writes its line when its half of the tunnel closes, batched with other log lines: wait for it too.
+    const out = await waitFor('node1 access line for the first connection', async () =>
+      accessLines(proxies.node1!.log()).find((l) => l.reporter === 'source' && l.src.addr === `10.200.1.100:${port}`),
+    );
     expect(out, proxies.node1!.log().slice(-3000)).toMatchObject({ protocol: 'HBONE', dst: { identity: `spiffe://${TD}/ns/shop/sa/echo` } });
     console.log(`CNI ADD of a captured pod (loopback + bridge/host-local + nodemesh): ${addMs} ms`);
   });
