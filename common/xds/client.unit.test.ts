@@ -134,9 +134,10 @@ describe('DeltaXdsClient against the control plane delta server', () => {
     expect(c.get(AddressType, 'broken')).toBeUndefined();
     expect(c.status().nacks).toBe(1);
     expect(c.status().lastNack?.message).toMatch(/broken/);
-    const nacks = await registry.getSingleMetric('nodemesh_xds_nacks_total')!.get();
-    await until('server counted the NACK', () => nacks.values.length > 0);
-    expect((await registry.getSingleMetric('nodemesh_xds_nacks_total')!.get()).values[0]!.value).toBe(1);
+    // The server counts the NACK when the client's next request reaches it: read the metric afresh each time.
+    const nackCount = async () => (await registry.getSingleMetric('nodemesh_xds_nacks_total')!.get()).values[0]?.value ?? 0;
+    await until('server counted the NACK', async () => (await nackCount()) > 0);
+    expect(await nackCount()).toBe(1);
 
     // The validator hook: an Address that is neither workload nor service is refused too.
     cache.update(T, [xdsResource(T, 'empty', Address.encode(Address.fromPartial({})).finish())], ['broken']);
