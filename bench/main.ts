@@ -11,7 +11,17 @@ const all = readdirSync(here)
   .filter((f) => f.endsWith('.js') && f !== 'main.js')
   .map((f) => basename(f, '.js'))
   .sort();
+// Long resilience runs (minutes, kill processes on purpose) run only when named.
+const ON_REQUEST = ['chaos', 'soak'];
 const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
+  process.stdout.write(
+    `usage: npm run bench [-- NAME… [--option value…]]\n` +
+      `benchmarks: ${all.join(', ')} (${ON_REQUEST.join(' and ')} run only when named)\n` +
+      `the options of one: npm run bench -- NAME --help\n`,
+  );
+  process.exit(0);
+}
 const firstOption = argv.findIndex((a) => a.startsWith('-'));
 const wanted = firstOption < 0 ? argv : argv.slice(0, firstOption);
 const options = firstOption < 0 ? [] : argv.slice(firstOption);
@@ -24,8 +34,6 @@ if (unknown.length) {
   process.stderr.write(`bench: no benchmark named ${unknown.join(', ')} (have: ${all.join(', ')})\n`);
   process.exit(2);
 }
-// Long resilience runs (minutes, kill processes on purpose) run only when named.
-const ON_REQUEST = ['chaos', 'soak'];
 const failed: string[] = [];
 for (const name of wanted.length ? wanted : all.filter((n) => !ON_REQUEST.includes(n))) {
   process.stdout.write(`\n=== bench/${name} ===\n`);

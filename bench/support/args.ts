@@ -1,18 +1,62 @@
-// Benchmark sizes from `--name N` pairs: every name must be one of the defaults' keys, every value
-// a positive integer. Or, for benchmarks with options of several kinds, node:util's parseArgs
-// over a list of names (benchOptions).
-import { parseArgs } from 'node:util';
+// A benchmark's command line. `--help` (or `-h`) prints the options and exits 0 before anything
+// runs; an unknown option or a missing value prints what was wrong and the options, and exits 2
+// without a stack trace. Sizes come from `--name N` pairs (parseSizes); benchmarks with options of
+// several kinds use node:util's parseArgs through benchParse, or a plain list of names through
+// benchOptions.
+import { basename } from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** True when the arguments ask for help. Pure. */
+export function wantsHelp(args: readonly string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
+}
+
+/** `usage: npm run bench -- NAME [--opt VALUE (default …)] … [--flag]`. Pure. */
+export function usageText(bench: string, options: OptionSpec): string {
+  const parts = Object.entries(options).map(([name, o]) => {
+    if (o.type === 'boolean') return `[--${name}]`;
+    const dflt = o.default === undefined ? '' : ` (default ${String(o.default)})`;
+    return `[--${name} VALUE${dflt}]`;
+  });
+  return `usage: npm run bench -- ${bench} ${parts.join(' ')}`.trimEnd();
+}
+
+/** The running benchmark's name: its script's base name. */
+function scriptName(): string {
+  return basename(process.argv[1] ?? 'bench', '.js');
+}
+
+/** Print the usage and exit 0 on --help; on a parse error print it with the usage and exit 2. */
+export function benchParse<T extends ParseArgsConfig>(config: T, bench = scriptName()): ReturnType<typeof parseArgs<T>> {
+  const args = config.args ?? process.argv.slice(2);
+  const usage = usageText(bench, config.options ?? {});
+  if (wantsHelp(args)) {
+    process.stdout.write(`${usage}\n(what each measures: the header of bench/${bench}.ts)\n`);
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ ...config, args } as T); // the same config with the arguments made explicit
+  } catch (e) {
+    process.stderr.write(`bench ${bench}: ${(e as Error).message}\n${usage}\n`);
+    process.exit(2);
+  }
+}
 
 export function parseSizes<T extends Record<string, number>>(bench: string, defaults: T, argv: readonly string[]): T {
+  const options: OptionSpec = {};
+  for (const [k, v] of Object.entries(defaults)) options[k] = { type: 'string', default: String(v) };
+  if (wantsHelp(argv)) {
+    process.stdout.write(`${usageText(bench, options)}\n`);
+    process.exit(0);
+  }
   const sizes = { ...defaults };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '') ?? '';
     const value = Number(argv[i + 1]);
     if (!(key in sizes) || !Number.isInteger(value) || value < 1) {
-      const usage = Object.keys(defaults)
-        .map((k) => `[--${k} N]`)
-        .join(' ');
-      throw new Error(`usage: ${bench} ${usage} (bad: ${argv[i]} ${argv[i + 1]})`);
+      throw new Error(`${usageText(bench, options)} (bad: ${argv[i]} ${argv[i + 1]}; each value is a positive integer)`);
     }
     (sizes as Record<string, number>)[key] = value;
   }
@@ -21,15 +65,15 @@ export function parseSizes<T extends Record<string, number>>(bench: string, defa
 
 /**
  * A benchmark's `--name value` options (strings, which the benchmark checks itself) and `--flag`
- * booleans, parsed by node:util's parseArgs: an unknown option or a missing value is refused there.
+ * booleans (benchParse over a list of names).
  */
 export function benchOptions<S extends string, B extends string = never>(
   strings: readonly S[],
   booleans: readonly B[] = [],
   args: string[] = process.argv.slice(2),
 ): Partial<Record<S, string>> & Partial<Record<B, boolean>> {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  const options: OptionSpec = {};
   for (const s of strings) options[s] = { type: 'string' };
   for (const b of booleans) options[b] = { type: 'boolean' };
-  return parseArgs({ args, options }).values as Partial<Record<S, string>> & Partial<Record<B, boolean>>;
+  return benchParse({ args, options }).values as Partial<Record<S, string>> & Partial<Record<B, boolean>>;
 }

@@ -1,0 +1,41 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { usageText, wantsHelp } from './args';
+
+const root = join(__dirname, '..', '..');
+const run = (script: string, args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'dist', 'bench', script), ...args], { encoding: 'utf8', timeout: 30_000 });
+
+describe('a benchmark’s command line', () => {
+  it('names every option, with its default, in the usage', () => {
+    expect(usageText('mesh', { seconds: { type: 'string', default: '3' }, profile: { type: 'string' }, child: { type: 'boolean' } })).toBe(
+      'usage: npm run bench -- mesh [--seconds VALUE (default 3)] [--profile VALUE] [--child]',
+    );
+    expect(wantsHelp(['--rounds', '2', '-h'])).toBe(true);
+    expect(wantsHelp(['--rounds', '2'])).toBe(false);
+  });
+
+  it('--help prints the options and exits 0 without running the benchmark', () => {
+    const r = run('mesh.js', ['--help']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^usage: npm run bench -- mesh .*\[--seconds VALUE\]/);
+    // the usage and where to read more, nothing of a run (no lab, no round)
+    expect(r.stdout.trimEnd().split('\n')).toEqual([expect.stringMatching(/^usage: /), '(what each measures: the header of bench/mesh.ts)']);
+  });
+
+  it('an unknown option is refused with exit 2, the reason and the usage, and no stack trace', () => {
+    const r = run('mesh.js', ['--bogus', '1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--bogus'");
+    expect(r.stderr).toContain('usage: npm run bench -- mesh');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('npm run bench -- --help lists the benchmarks', () => {
+    const r = run('main.js', ['--help']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/benchmarks: .*mesh.*waypoint/);
+    expect(r.stdout).toContain('chaos and soak run only when named');
+  });
+});
