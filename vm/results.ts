@@ -47,13 +47,6 @@ interface JsonFile {
   assertionResults?: JsonAssertion[];
 }
 
-/** Several vitest JSON reports (one per file of a lab run) as one: their files in order. Pure. */
-export function mergeReports(jsons: string[]): string {
-  if (jsons.length === 1) return jsons[0] as string;
-  const testResults = jsons.flatMap((j) => (JSON.parse(j) as { testResults?: JsonFile[] }).testResults ?? []);
-  return JSON.stringify({ testResults });
-}
-
 /** Counts of vitest's `--reporter=json` output; file paths are shown relative to root. */
 export function countReport(json: string, root: string): TierCounts {
   const report = JSON.parse(json) as { testResults?: JsonFile[] };

@@ -4,14 +4,15 @@
 // kernel x tier table. Every qemu process ends before the next kernel starts; the result share
 // (a temp dir) is removed; caches stay under cacheDir().
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareKernel, cacheDir } from './kernel-image';
 import type { MatrixKernel } from './matrix';
 import { boot, type Accel } from './qemu';
 import { fileResults, mergeRun, updateRecord } from './record';
-import { countReport, mergeReports, type KernelOutcome, type VmTier } from './results';
+import { countReport, type KernelOutcome, type VmTier } from './results';
+import { mergeFileEntries, readFileEntries, runningFile } from './file-report';
 
 export interface RunOptions {
   root: string;
@@ -77,14 +78,12 @@ export function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], ro
     if (!doctor) row.error = 'the guest never ran doctor (see the console log)';
     return row;
   }
-  // report.json (one run), or report-N.json (the lab tier, a run per file: those that finished)
-  const parts = readdirSync(dir)
-    .filter((f) => /^report(-\d+)?\.json$/.test(f))
-    .sort((a, b) => Number(/\d+/.exec(a)?.[0] ?? 0) - Number(/\d+/.exec(b)?.[0] ?? 0))
-    .map((f) => readFileSync(join(dir, f), 'utf8'));
-  const report = parts.length ? mergeReports(parts) : undefined;
+  // files/NNN.json, each written as its file ended (vm/file-report.ts), or an older guest's
+  // report.json / report-N.json: the files that finished, also when the run was cut
+  const merged = mergeFileEntries(readFileEntries(dir));
+  const report = merged?.report;
   if (!report) {
-    row.error = release ? `the ${tier} tier left no report (see the console log)` : 'the guest never reached its root (see the console log)';
+    row.error = release ? `the ${tier} tier left no file result (see the console log)` : 'the guest never reached its root (see the console log)';
     return row;
   }
   row.counts = countReport(report, root);
@@ -93,19 +92,18 @@ export function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], ro
   // the guest writes tier.rc when the tier has ended; without it the VM stopped part-way (qemu
   // killed or the guest died): the files that finished count, but the run is not a pass
   if (readIf(join(dir, 'tier.rc')) === undefined) {
-    row.error = `the ${tier} tier did not finish (the VM stopped after ${row.files.length} file(s) with a result)`;
+    const running = runningFile(dir);
+    const inFile = running ? `, in ${running.startsWith(root + '/') ? running.slice(root.length + 1) : running}` : '';
+    row.error = `the ${tier} tier did not finish (the VM stopped after ${row.files.length} file(s) with a result${inFile})`;
     if (row.result === 'passed') row.result = 'error';
   }
   return row;
 }
 
-/** The mesh processes' logs the guest kept (vm/guest/run.sh), moved to `to` (replacing the last run's). */
-function keepGuestLogs(out: string, to: string, log: (l: string) => void): void {
+/** The mesh processes' logs the guest kept (vm/guest/run.sh), moved to `to`. */
+function keepGuestLogs(out: string, to: string): void {
   const kept = join(out, 'kept');
-  rmSync(to, { recursive: true, force: true });
-  if (!existsSync(kept)) return;
-  cpSync(kept, to, { recursive: true });
-  log(`the guest's mesh logs are in ${to}`);
+  if (existsSync(kept)) cpSync(kept, to, { recursive: true });
 }
 
 /** KVM when /dev/kvm works for this kernel (a short probe boot, remembered), else TCG. */
@@ -146,15 +144,13 @@ async function chooseAccel(o: RunOptions, vmlinuz: string, initramfs: string, mo
   return accel;
 }
 
-async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
+async function runInVm(k: MatrixKernel, o: RunOptions, logs: RunLogs): Promise<KernelOutcome> {
   const t0 = Date.now();
   const init = readFileSync(join(o.root, 'vm/guest/init'), 'utf8');
   const image = prepareKernel(k, init, o.log);
   const accel = await chooseAccel(o, image.vmlinuz, image.initramfs, image.modulesRoot, image.release);
   const out = scratchDir('nm-vm-');
-  const logDir = join(cacheDir(), 'logs');
-  mkdirSync(logDir, { recursive: true });
-  const logFile = join(logDir, `${k.name}-${o.tier}.log`);
+  const logFile = logs.log;
   const which = o.files.length ? ` (files matching ${o.files.join(', ')})` : '';
   o.log(
     `${k.name}: booting ${image.release} (${accel}, ${o.cpus} cpu, ${o.memoryMiB} MiB), ${o.tier} tier${which}, at most ${o.timeoutS} s; console in ${logFile}`,
@@ -176,7 +172,7 @@ async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
       },
     });
     const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, accel);
-    keepGuestLogs(out, join(logDir, `${k.name}-${o.tier}-kept`), o.log);
+    keepGuestLogs(out, logs.kept);
     if (r.timedOut)
       row.error =
         `timed out after ${o.timeoutS} s; qemu was killed` + (row.files ? ` (${row.files.length} file(s) with a result)` : row.error ? ` (${row.error})` : '');
@@ -188,17 +184,16 @@ async function runInVm(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
 }
 
 /** The host row: this machine's kernel, the tier run directly, under the machine's privileged-test lock. */
-async function runOnHost(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
+async function runOnHost(k: MatrixKernel, o: RunOptions, logs: RunLogs): Promise<KernelOutcome> {
   const t0 = Date.now();
   const out = scratchDir('nm-vm-host-');
-  const logFile = join(cacheDir(), 'logs', `${k.name}-${o.tier}.log`);
-  mkdirSync(join(cacheDir(), 'logs'), { recursive: true });
+  const logFile = logs.log;
   const sh = [
     'uname -r > "$OUT/release"',
     'node dist/cli/main.js doctor > "$OUT/doctor.txt" 2>&1; echo $? > "$OUT/doctor.rc"',
     o.tier === 'doctor'
       ? 'true'
-      : `flock ${PRIV_LOCK} node node_modules/vitest/vitest.mjs run --project ${o.tier} ${o.files.join(' ')} --reporter=default --reporter=json --outputFile.json="$OUT/report.json"; echo $? > "$OUT/tier.rc"`,
+      : `NM_VM_REPORT_DIR="$OUT" NM_VM_ORDER=${o.files.join(',')} flock ${PRIV_LOCK} node node_modules/vitest/vitest.mjs run --config vm/guest/vitest.config.mjs --project ${o.tier} ${o.files.join(' ')}; echo $? > "$OUT/tier.rc"`,
   ].join('\n');
   o.log(`${k.name}: this machine's kernel, ${o.tier} tier run directly (waits for ${PRIV_LOCK}), at most ${o.timeoutS} s; output in ${logFile}`);
   const child = spawn('bash', ['-c', `exec > >(tee "${logFile}") 2>&1\n${sh}`], {
@@ -266,14 +261,56 @@ export function recordDir(): string {
   return join(cacheDir(), 'results');
 }
 
+/** A run's console log and kept mesh logs (runLogPaths). */
+export interface RunLogs {
+  log: string;
+  kept: string;
+  passedLog: string;
+  passedKept: string;
+}
+
+/**
+ * Where a run's console log and kept mesh logs go: each run writes under its own name
+ * (`<kernel>-<tier>-<UTC time>-<pid>.log`, and `…-kept/`), so runs of one kernel and tier at the
+ * same time or one after the other never overwrite each other. A run that passed then takes the
+ * short names (`<kernel>-<tier>.log`, `<kernel>-<tier>-kept`: the last passing run's); a failed or
+ * cut one keeps its own, which the row's error names. Pure.
+ */
+export function runLogPaths(logDir: string, kernel: string, tier: VmTier, at: Date, pid: number): RunLogs {
+  const stamp = at
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/[-:]/g, '');
+  const own = join(logDir, `${kernel}-${tier}-${stamp}-${pid}`);
+  return { log: `${own}.log`, kept: `${own}-kept`, passedLog: join(logDir, `${kernel}-${tier}.log`), passedKept: join(logDir, `${kernel}-${tier}-kept`) };
+}
+
+/** A finished run's logs: a passed run's under the short names, a failed one's left under their own (named in the row). */
+function settleLogs(row: KernelOutcome, paths: RunLogs): void {
+  if (row.result === 'passed') {
+    if (existsSync(paths.log)) renameSync(paths.log, paths.passedLog);
+    if (existsSync(paths.kept)) {
+      rmSync(paths.passedKept, { recursive: true, force: true });
+      renameSync(paths.kept, paths.passedKept);
+    }
+    return;
+  }
+  const kept = existsSync(paths.kept) ? `; the mesh logs in ${paths.kept}` : '';
+  row.error = `${row.error ? `${row.error}; ` : ''}console log kept in ${paths.log}${kept}`;
+}
+
 export async function runKernel(k: MatrixKernel, o: RunOptions): Promise<KernelOutcome> {
   const loadBefore = load1();
+  const logDir = join(cacheDir(), 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logs = runLogPaths(logDir, k.name, o.tier, new Date(), process.pid);
   let row: KernelOutcome;
   try {
-    row = k.source.kind === 'host' ? await runOnHost(k, o) : await runInVm(k, o);
+    row = k.source.kind === 'host' ? await runOnHost(k, o, logs) : await runInVm(k, o, logs);
   } catch (err) {
-    return { kernel: k.name, tier: o.tier, result: 'error', error: err instanceof Error ? err.message : String(err), seconds: 0 };
+    row = { kernel: k.name, tier: o.tier, result: 'error', error: err instanceof Error ? err.message : String(err), seconds: 0 };
   }
+  settleLogs(row, logs);
   row.load = `${loadBefore}-${load1()}`;
   if (row.files?.length && o.tier !== 'doctor') {
     const meta = { commit: checkoutCommit(o.root), release: row.release, accel: row.accel, at: new Date().toISOString(), load: row.load };

@@ -6,8 +6,9 @@ import { parseMatrix, selectKernels } from './matrix';
 import { parseFileFilters, parseTiers } from './cli';
 import { fileResults, formatMatrix, loadRecord, mergeRun, type TierRecord, updateRecord } from './record';
 import { qemuArgs, vmNice } from './qemu';
-import { countReport, formatTable, mergeReports } from './results';
-import { outcomeFrom } from './runner';
+import { countReport, formatTable } from './results';
+import { outcomeFrom, runLogPaths } from './runner';
+import { FileReporter, inGivenOrder, mergeFileEntries, moduleEntry, readFileEntries, type ModuleSummary } from './file-report';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,10 +70,9 @@ describe('tier results', () => {
     });
   });
 
-  it('the per-file reports of a lab run (report-N.json) count as one report', () => {
+  it('the per-file reports of an older guest (report-N.json) count as one report', () => {
     const parts = (JSON.parse(report) as { testResults: unknown[] }).testResults.map((f) => JSON.stringify({ testResults: [f] }));
-    expect(countReport(mergeReports(parts), '/repo')).toEqual(countReport(report, '/repo'));
-    expect(mergeReports([report])).toBe(report);
+    expect(countReport(mergeFileEntries(parts)?.report ?? '', '/repo')).toEqual(countReport(report, '/repo'));
   });
 
   it('a lab run the VM did not finish (qemu stopped part-way) keeps its finished files but is no pass', () => {
@@ -350,5 +350,143 @@ describe('the recorded matrix', () => {
         }
       }),
     );
+  });
+});
+
+describe('one vitest run per part, each file recorded as it ends', () => {
+  const summary = (over: Partial<ModuleSummary>): ModuleSummary => ({
+    moduleId: '/repo/test/a.lab.test.ts',
+    state: 'passed',
+    errors: [],
+    tests: [{ fullName: 'a > sends bytes', name: 'sends bytes', state: 'passed', errors: [] }],
+    startTime: 1_000_000,
+    endTime: 1_042_500,
+    ...over,
+  });
+  const asReport = (...entries: unknown[]): string => JSON.stringify({ testResults: entries });
+
+  it('a finished file’s entry reads back as its counts, failures (with why) and wall time', () => {
+    const e = moduleEntry(
+      summary({
+        state: 'failed',
+        tests: [
+          { fullName: 'a > sends bytes', name: 'sends bytes', state: 'passed', errors: [] },
+          { fullName: 'a > splits 90/10', name: 'splits 90/10', state: 'failed', errors: ['AssertionError: expected 503 to be 200\n    at stack'] },
+          { fullName: 'a > later', name: 'later', state: 'skipped', errors: [] },
+        ],
+      }),
+    );
+    expect(e.status).toBe('failed');
+    expect(fileResults(asReport(e), '/repo')).toEqual([
+      {
+        file: 'test/a.lab.test.ts',
+        passed: 1,
+        failed: 1,
+        skipped: 1,
+        failures: ['a > splits 90/10 — AssertionError: expected 503 to be 200'],
+        seconds: 42.5,
+      },
+    ]);
+  });
+
+  it('a file whose beforeAll threw fails with the hook’s message; its tests that never ran count as skipped', () => {
+    const e = moduleEntry(
+      summary({
+        state: 'failed',
+        errors: ['Hook timed out in 540000ms.\nIf this is a long-running hook…'],
+        tests: [{ fullName: 'a > sends bytes', name: 'sends bytes', state: 'pending', errors: [] }],
+      }),
+    );
+    const [r] = fileResults(asReport(e), '/repo');
+    expect(r).toMatchObject({ passed: 0, failed: 1, skipped: 1, failures: ['Hook timed out in 540000ms.'] });
+    // an error outside the tests fails the file even when vitest's state says otherwise
+    expect(moduleEntry(summary({ errors: ['boom'] })).status).toBe('failed');
+    expect(moduleEntry(summary({})).status).toBe('passed');
+  });
+
+  it('merges the entries a cut run left: each file once (a later entry replaces an earlier one in its place), a half-written one left out and counted', () => {
+    const a = JSON.stringify(moduleEntry(summary({})));
+    const b = JSON.stringify(moduleEntry(summary({ moduleId: '/repo/test/b.lab.test.ts' })));
+    const aAgain = JSON.stringify(moduleEntry(summary({ state: 'failed', errors: ['x'] })));
+    const merged = mergeFileEntries([a, b, '{"name":"/repo/test/c.lab', aAgain]);
+    expect(merged?.unreadable).toBe(1);
+    const files = fileResults(merged?.report ?? '', '/repo');
+    expect(files.map((f) => [f.file, f.failed])).toEqual([
+      ['test/a.lab.test.ts', 1],
+      ['test/b.lab.test.ts', 0],
+    ]);
+    expect(mergeFileEntries(['{"half', 'null'])).toBeUndefined();
+    expect(mergeFileEntries([])).toBeUndefined();
+  });
+
+  it('runs the files in the order of the filters that picked them, stable within one, unmatched last', () => {
+    const files = [
+      'test/capture/capture.lab.test.ts',
+      'test/lab/hints.lab.test.ts',
+      'test/mesh/mesh.lab.test.ts',
+      'test/mesh/waypoint.lab.test.ts',
+      'test/x.lab.test.ts',
+    ];
+    expect(inGivenOrder(files, (f) => f, ['hints', 'test/mesh/', 'capture'])).toEqual([
+      'test/lab/hints.lab.test.ts',
+      'test/mesh/mesh.lab.test.ts',
+      'test/mesh/waypoint.lab.test.ts',
+      'test/capture/capture.lab.test.ts',
+      'test/x.lab.test.ts',
+    ]);
+    expect(inGivenOrder(files, (f) => f, [])).toEqual(files);
+  });
+
+  it('the reporter writes each file as it ends; a run stopped in its second file keeps the first and names the second', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nm-vm-files-'));
+    try {
+      const mod = (id: string, state: string, tests: Array<[string, string]>) => ({
+        moduleId: `/repo/${id}`,
+        state: () => state,
+        errors: () => [],
+        children: {
+          allTests: () =>
+            tests.map(([name, s]) => ({
+              fullName: `f > ${name}`,
+              name,
+              result: () => ({ state: s, errors: s === 'failed' ? [{ message: 'why' }] : undefined }),
+            })),
+        },
+      });
+      const r = new FileReporter(dir);
+      writeFileSync(join(dir, 'release'), '5.10.0-46-amd64\n');
+      const first = mod('test/a.lab.test.ts', 'passed', [
+        ['one', 'passed'],
+        ['two', 'passed'],
+      ]);
+      r.onTestModuleStart(first);
+      r.onTestModuleEnd(first);
+      r.onTestModuleStart(mod('test/b.lab.test.ts', 'pending', []));
+      expect(readFileEntries(dir)).toHaveLength(1);
+      const cut = outcomeFrom(dir, '5.10', 'lab', '/repo', 1500, 'tcg');
+      expect(cut.result).toBe('error');
+      expect(cut.error).toBe('the lab tier did not finish (the VM stopped after 1 file(s) with a result, in test/b.lab.test.ts)');
+      expect(cut.files).toEqual([expect.objectContaining({ file: 'test/a.lab.test.ts', passed: 2, failed: 0 })]);
+      const second = mod('test/b.lab.test.ts', 'failed', [['three', 'failed']]);
+      r.onTestModuleEnd(second);
+      writeFileSync(join(dir, 'tier.rc'), '1\n');
+      const whole = outcomeFrom(dir, '5.10', 'lab', '/repo', 1500, 'tcg');
+      expect(whole.result).toBe('failed');
+      expect(whole.error).toBeUndefined();
+      expect(whole.counts?.failures).toEqual(['test/b.lab.test.ts > f > three']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('each run’s console log has its own name; a passing run’s takes the short name', () => {
+    const p = runLogPaths('/c/logs', '5.10', 'lab', new Date('2026-12-06T00:15:07.123Z'), 4242);
+    expect(p).toEqual({
+      log: '/c/logs/5.10-lab-20261206T001507Z-4242.log',
+      kept: '/c/logs/5.10-lab-20261206T001507Z-4242-kept',
+      passedLog: '/c/logs/5.10-lab.log',
+      passedKept: '/c/logs/5.10-lab-kept',
+    });
+    expect(runLogPaths('/c/logs', '5.10', 'lab', new Date('2026-12-06T00:15:08Z'), 4242).log).not.toBe(p.log);
   });
 });

@@ -1,0 +1,31 @@
+// The vitest config a VM's tier runs with (vm/guest/run.sh) and the runner's host row: the
+// project's own config, plus a reporter that writes each test file's result as the file ends into
+// $NM_VM_REPORT_DIR/files (vm/file-report.ts: a run cut at its time limit keeps every finished
+// file) and the files in the order of the filters in $NM_VM_ORDER (comma-separated; a cut part
+// keeps the files its caller put first). Run with `--project <tier>` and the files as filters.
+import { relative } from 'node:path';
+import { BaseSequencer } from 'vitest/node';
+import { defineConfig, mergeConfig } from 'vitest/config';
+import base from '../../vitest.config';
+import { FileReporter, inGivenOrder } from '../file-report';
+
+const dir = process.env.NM_VM_REPORT_DIR;
+if (!dir) throw new Error('vm/guest/vitest.config.mjs: NM_VM_REPORT_DIR (where each file\'s result goes) is not set');
+const order = (process.env.NM_VM_ORDER ?? '').split(',').filter(Boolean);
+
+class InGivenOrder extends BaseSequencer {
+  async sort(files) {
+    const root = this.ctx.config.root;
+    return inGivenOrder(files, (f) => relative(root, f.moduleId), order);
+  }
+}
+
+export default mergeConfig(
+  base,
+  defineConfig({
+    test: {
+      reporters: ['verbose', new FileReporter(dir)],
+      sequence: { sequencer: InGivenOrder },
+    },
+  }),
+);
