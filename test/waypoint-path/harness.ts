@@ -39,6 +39,12 @@ export async function httpBackend(netnsPath: string, port: number, version: stri
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
+  // node:http closes a keep-alive connection idle for 5 s; the waypoint reuses its idle upstream
+  // connections, and a request sent on one the backend is closing gets 503 UC (as with Envoy). On
+  // a slow machine (a TCG guest) the backend's close takes seconds to reach the waypoint through
+  // node2's proxy and the HBONE tunnel, so the backend's idle limit scales with the machine like
+  // the other limits, keeping the host's ratio between the two.
+  server.keepAliveTimeout = scaled(5_000);
   await new Promise<void>((resolve) => server.listen({ fd }, resolve));
   return { server, sockets, requests };
 }
@@ -88,7 +94,8 @@ export function httpFromPod(
   port: number,
   opts: { method?: string; path?: string; count?: number; concurrency?: number; timeoutMs?: number } = {},
 ): Promise<HttpResult[]> {
-  const { method = 'GET', path = '/', count = 1, concurrency = 1, timeoutMs = 10_000 } = opts;
+  // each request's limit: 10 s on the reference machine, scaled (a TCG guest took longer than a fixed 10 s)
+  const { method = 'GET', path = '/', count = 1, concurrency = 1, timeoutMs = scaled(10_000) } = opts;
   return new Promise((resolve, reject) => {
     const child = spawnInLab(
       topo,
