@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchParse } from './support/args';
 import { controlRootOf, meshPaths } from '../lab/mesh/paths';
 import { readWaypointPods, type LabTopology } from '../lab/state';
 import { sleep } from '../lab/sys';
@@ -191,7 +191,7 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = benchParse({
     args: process.argv.slice(2),
     options: {
       seconds: { type: 'string' },
