@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DocumentError, MAX_ALIAS_COUNT, parseDocuments } from './documents';
+import { scaled } from '../../test/support/speed';
 import { findExcessiveNesting, MAX_NESTING_DEPTH } from './nesting';
 
 const laughs = [
@@ -77,7 +78,7 @@ describe('parseDocuments cost', () => {
     const many = Array.from({ length: 20_000 }, (_, i) => `k${i}: v`).join('\n');
     const t0 = performance.now();
     expect(parseDocuments(many)).toHaveLength(1);
-    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(performance.now() - t0).toBeLessThan(scaled(5_000));
     expect(() => parseDocuments(`${many}\nk7: again`)).toThrow(/line 20001\).*map keys must be unique; "k7" appears twice/);
     expect(() => parseDocuments('a: {x: 1, x: 2}')).toThrow(/"x" appears twice/);
     expect(parseDocuments('a: {"1": x, 1: y}')).toHaveLength(1); // a string and a number key differ, as in YAML
@@ -87,7 +88,8 @@ describe('parseDocuments cost', () => {
     const many = `a: &x 1\nb:\n${Array.from({ length: 8_000 }, () => '  - *x').join('\n')}\n`;
     const t0 = performance.now();
     expect(() => parseDocuments(many)).toThrow(/cannot be expanded.*at most 100 alias expansions/);
-    expect(performance.now() - t0).toBeLessThan(3_000);
+    // 14 s when quadratic; the limit follows the machine's measured speed (a loaded runner is slower)
+    expect(performance.now() - t0).toBeLessThan(scaled(3_000));
   });
 });
 

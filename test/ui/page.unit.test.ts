@@ -8,6 +8,7 @@ import type { ConnectedClient } from '../../control/observe';
 import { NodeProxyTelemetry, startMetricsServer, type ConnectionRecord, type MetricsServer } from '../../node-proxy/telemetry';
 import { artifactPath, browserMissing, launchBrowser, type LaunchedBrowser } from '../support/browser';
 import { quiet, startUiControlPlane, type UiFixture } from './fixture';
+import { scaled } from '../support/speed';
 
 const missing = browserMissing();
 if (missing && process.env.CI === 'true') throw new Error(`the browser tests cannot run: ${missing}`);
@@ -63,13 +64,14 @@ describe.skipIf(missing !== undefined && process.env.CI !== 'true')('the page in
     await until(async () => (f.cp.component('observe') as { observer?: { edges(): unknown[] } }).observer?.edges().length === 301);
     const t0 = Date.now();
     await page.goto(`${f.url}/ui/login?code=${code.code}`);
-    await page.waitForFunction(() => (globalThis as unknown as { nodemesh: { rendered: number } }).nodemesh.rendered > 0, { timeout: 20_000 });
+    await page.waitForFunction(() => (globalThis as unknown as { nodemesh: { rendered: number } }).nodemesh.rendered > 0, { timeout: scaled(20_000) });
     const loadMs = Date.now() - t0;
     const renderMs = await page.evaluate(() => (globalThis as unknown as { nodemesh: { renderMs: number } }).nodemesh.renderMs);
     expect(await page.$$eval('circle.wl', (c) => c.length)).toBe(1000);
     expect(await page.$$eval('[data-edge]', (e) => e.length)).toBe(301);
-    expect(loadMs).toBeLessThan(10_000);
-    expect(renderMs).toBeLessThan(2_000);
+    // limits for an unloaded machine, scaled by its measured speed (15.6 s at load 20 beside two VMs)
+    expect(loadMs).toBeLessThan(scaled(10_000));
+    expect(renderMs).toBeLessThan(scaled(2_000));
     console.log(`page with 1,000 workloads and 301 edges: loaded and drawn in ${loadMs} ms (one render ${Math.round(renderMs)} ms)`);
 
     const denied = await page.$$eval('[data-denied="all"]', (e) => e.map((x) => x.getAttribute('data-edge')));
