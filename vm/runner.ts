@@ -82,8 +82,10 @@ export function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], ro
   // report.json / report-N.json: the files that finished, also when the run was cut
   const merged = mergeFileEntries(readFileEntries(dir));
   const report = merged?.report;
+  const running = runningFile(dir);
+  const inFile = running ? `, in ${running.startsWith(root + '/') ? running.slice(root.length + 1) : running}` : '';
   if (!report) {
-    row.error = release ? `the ${tier} tier left no file result (see the console log)` : 'the guest never reached its root (see the console log)';
+    row.error = release ? `the ${tier} tier left no file result${inFile} (see the console log)` : 'the guest never reached its root (see the console log)';
     return row;
   }
   row.counts = countReport(report, root);
@@ -92,8 +94,6 @@ export function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], ro
   // the guest writes tier.rc when the tier has ended; without it the VM stopped part-way (qemu
   // killed or the guest died): the files that finished count, but the run is not a pass
   if (readIf(join(dir, 'tier.rc')) === undefined) {
-    const running = runningFile(dir);
-    const inFile = running ? `, in ${running.startsWith(root + '/') ? running.slice(root.length + 1) : running}` : '';
     row.error = `the ${tier} tier did not finish (the VM stopped after ${row.files.length} file(s) with a result${inFile})`;
     if (row.result === 'passed') row.result = 'error';
   }

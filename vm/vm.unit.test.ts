@@ -460,6 +460,7 @@ describe('one vitest run per part, each file recorded as it ends', () => {
         ['two', 'passed'],
       ]);
       r.onTestModuleStart(first);
+      expect(outcomeFrom(dir, '5.10', 'lab', '/repo', 1500, 'tcg').error).toBe('the lab tier left no file result, in test/a.lab.test.ts (see the console log)');
       r.onTestModuleEnd(first);
       r.onTestModuleStart(mod('test/b.lab.test.ts', 'pending', []));
       expect(readFileEntries(dir)).toHaveLength(1);

@@ -59,7 +59,7 @@ if [ "$TIER" = kernel ] || [ "$TIER" = lab ]; then
   if [ "$TIER" = kernel ] || [ -n "$SEL" ]; then
     say "$TIER files: $(echo $SEL)"
     # shellcheck disable=SC2086 # SEL: the files, split on whitespace
-    NM_VM_REPORT_DIR=$OUT NM_VM_ORDER=$(echo $SEL | tr ' ' ',') node node_modules/vitest/vitest.mjs run --config vm/guest/vitest.config.mjs --project "$TIER" $SEL
+    NM_VM_REPORT_DIR=$OUT NM_VM_KEPT_DIR=$KEPT NM_VM_ORDER=$(echo $SEL | tr ' ' ',') node node_modules/vitest/vitest.mjs run --config vm/guest/vitest.config.mjs --project "$TIER" $SEL
     echo $? > "$OUT/tier.rc"
   else
     echo 1 > "$OUT/tier.rc"
