@@ -25,7 +25,15 @@ export interface DriveOptions {
   method?: string;
 }
 
-export const DEFAULT_DRIVE: DriveOptions = { connections: 5, concurrency: 5, size: 2048, timeoutMs: 15_000 };
+/**
+ * The demo's drive of one edge: 15 s on an ordinary machine, scaled by NODEMESH_SPEED_FACTOR (in a
+ * starved TCG guest the client in a pod did not finish within the fixed 15 + 10 s, and lab up's
+ * demo read those edges as failed).
+ */
+export function defaultDrive(env: NodeJS.ProcessEnv = process.env): DriveOptions {
+  return { connections: 5, concurrency: 5, size: 2048, timeoutMs: labTimeout(15_000, env) };
+}
+export const DEFAULT_DRIVE: DriveOptions = defaultDrive();
 
 /**
  * The sample client's argv for one run. The run's limit is kept within the client's own bound
@@ -66,7 +74,8 @@ export async function runClientIn(
 ): Promise<ClientReport | { error: string }> {
   const argv = clientArgv(target, mode, o);
   try {
-    const r = await runInLab(state, pod, argv, Math.min(o.timeoutMs, LIMITS.totalTimeoutMs) + 10_000);
+    // the run's limit, plus the client process's start (10 s, scaled: a cold node start in a TCG guest)
+    const r = await runInLab(state, pod, argv, Math.min(o.timeoutMs, LIMITS.totalTimeoutMs) + labTimeout(10_000));
     const line = r.stdout.trim().split('\n').pop() ?? '';
     if (!line.startsWith('{')) return { error: `client exited ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}` };
     return JSON.parse(line) as ClientReport;
@@ -145,8 +154,8 @@ export async function driveEdge(state: LabTopology, edge: DemoEdge, o: DriveOpti
   const since = Date.now();
   const client = await runClientIn(state, edge.from.pod.name, edge.target, edge.mode, o);
   let entries: AccessEntry[] = [];
-  // Access-log lines are written when a connection closes: give the proxies a moment.
-  const deadline = Date.now() + (mesh ? 2000 : 0);
+  // Access-log lines are written (batched) when a connection closes: give the proxies a moment, longer on a slow machine.
+  const deadline = Date.now() + (mesh ? labTimeout(2000) : 0);
   for (;;) {
     entries = edgeEntries(accessEntriesSince(state, marks), edge, since);
     // an edge the waypoint refuses (HTTP 4xx) never reaches a destination proxy: don't wait for it

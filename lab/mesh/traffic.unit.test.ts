@@ -5,7 +5,7 @@ import type { Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientReport } from '../app/client';
 import { boundAddress, startEchoServer } from '../app/servers';
-import { clientArgv } from './traffic';
+import { clientArgv, defaultDrive } from './traffic';
 
 function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -29,5 +29,14 @@ describe('clientArgv', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as ClientReport;
     expect(report).toMatchObject({ connections: 2, ok: 2, bytesReceived: 2000 });
+  });
+});
+
+describe('the demo drive', () => {
+  it('gives an edge 15 s on an ordinary machine and scales it by the speed factor (a TCG guest took over 25 s)', () => {
+    expect(defaultDrive({}).timeoutMs).toBe(15_000);
+    expect(defaultDrive({ NODEMESH_SPEED_FACTOR: '1' }).timeoutMs).toBe(15_000);
+    expect(defaultDrive({ NODEMESH_SPEED_FACTOR: '12' }).timeoutMs).toBe(180_000);
+    expect(defaultDrive({ NODEMESH_SPEED_FACTOR: '12' })).toMatchObject({ connections: 5, concurrency: 5, size: 2048 });
   });
 });
