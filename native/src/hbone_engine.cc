@@ -102,6 +102,13 @@ void NoDelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // not TCP (a test's Unix socket): ignored
 }
 
+// O_NONBLOCK on an fd handed over. Most already are (accept4 and the addon's in-netns connect make
+// them so): those cost one fcntl(2), not two.
+void NonBlocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 void ResetFd(int fd) {
   linger l{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -187,6 +194,7 @@ struct Conn {
   uint64_t started = 0, idle_since = 0, destroy_at = 0;
   uint64_t rx = 0, rx_at_ping = 0, ping_sent = 0, next_ping = 0;
   bool ping_out = false;
+  bool flush_queued = false;  // in the worker's to_flush_ (flushed once after the current epoll batch)
   std::string reason;
 };
 
@@ -196,11 +204,16 @@ class Worker {
  public:
   Worker(Engine* e, int index) : engine_(e), index_(index) {}
   std::string Start();  // '' when running, else why not
+  // The eventfd is written only when the queue was empty: a command queued behind others is
+  // taken by the wake-up already on its way (Loop reads the eventfd before it swaps the queue).
   void Post(std::function<void()> fn) {
+    bool wake;
     {
       std::lock_guard<std::mutex> g(mu_);
+      wake = cmds_.empty();
       cmds_.push_back(std::move(fn));
     }
+    if (!wake) return;
     uint64_t one = 1;
     ssize_t r = write(evfd_, &one, sizeof one);
     (void)r;
@@ -234,7 +247,9 @@ class Worker {
   void Handshake(Conn* c);
   bool StartSession(Conn* c);
   void ReadTls(Conn* c);
-  void Flush(Conn* c);
+  void Flush(Conn* c);     // now, or once after the current epoll batch (FlushQueued)
+  void FlushNow(Conn* c);  // what nghttp2 has to send, encrypted and sent
+  void FlushQueued();
   bool Encrypt(Conn* c, const uint8_t* p, size_t n);
   bool SendCipher(Conn* c);
   void SetMask(int fd, uint32_t* cur, uint32_t want, uint64_t tag);
@@ -266,6 +281,11 @@ class Worker {
   std::unordered_map<uint32_t, Stream*> streams_;
   std::vector<uint8_t> rbuf_;
   std::vector<Conn*> dead_;
+  // While the events of one epoll_wait are handled, a connection's frames are flushed once, after
+  // the last of them: the messages of several streams (and a WINDOW_UPDATE or PING answer) woken
+  // together leave in one TLS record and one send(2), not one each.
+  bool in_batch_ = false;
+  std::vector<Conn*> to_flush_;
   std::vector<Stream*> graveyard_;  // finished streams, freed after the current event
   nghttp2_session_callbacks* cbs_ = nullptr;
 };
@@ -519,6 +539,7 @@ void Worker::Loop() {
     uint64_t now = NowMs();
     int wait = now >= next_tick ? 0 : static_cast<int>(next_tick - now);
     int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), wait);
+    in_batch_ = true;
     for (int i = 0; i < n; i++) {
       uint64_t tag = events[i].data.u64;
       uint32_t id = static_cast<uint32_t>(tag & 0xffffffffu);
@@ -547,6 +568,8 @@ void Worker::Loop() {
         }
       }
     }
+    in_batch_ = false;
+    FlushQueued();
     now = NowMs();
     if (now >= next_tick) {
       Tick();
@@ -777,7 +800,7 @@ void Worker::DestroyConn(uint32_t id, const std::string& why) {
   if (!c || c->dead) return;
   if (c->h2 && !why.empty() && why[0] == '!') {  // GOAWAY with a code first (identity refused)
     nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, 0, NGHTTP2_INADEQUATE_SECURITY, nullptr, 0);
-    Flush(c);
+    FlushNow(c);
   }
   KillConn(c, why.empty() || why[0] != '!' ? why : why.substr(1));
 }
@@ -903,7 +926,7 @@ void Worker::ReadTls(Conn* c) {
       ssize_t r = nghttp2_session_mem_recv(c->h2, rbuf_.data(), filled);
       if (r < 0) {
         // a protocol violation: nghttp2 queued a GOAWAY; send it and close
-        Flush(c);
+        FlushNow(c);
         KillConn(c, std::string("http2: ") + nghttp2_strerror(static_cast<int>(r)));
         return;
       }
@@ -925,6 +948,28 @@ void Worker::ReadTls(Conn* c) {
 // into one record, a big DATA frame straight from nghttp2's buffer), then sends it all with one
 // send(2); stops encrypting while kOutHigh of ciphertext waits for the socket (EPOLLOUT resumes).
 void Worker::Flush(Conn* c) {
+  if (c->dead) return;
+  if (!in_batch_) {
+    FlushNow(c);
+    return;
+  }
+  if (!c->flush_queued) {
+    c->flush_queued = true;
+    to_flush_.push_back(c);
+  }
+}
+
+void Worker::FlushQueued() {
+  // connections killed meanwhile are still allocated (ReapConn runs after this); FlushNow skips them
+  for (size_t i = 0; i < to_flush_.size(); i++) {
+    Conn* c = to_flush_[i];
+    c->flush_queued = false;
+    FlushNow(c);
+  }
+  to_flush_.clear();
+}
+
+void Worker::FlushNow(Conn* c) {
   if (c->dead) return;
   if (!c->h2) {  // handshaking: only the TLS flight
     if (SendCipher(c)) UpdateConnMask(c);
@@ -1511,8 +1556,7 @@ Napi::Value HboneConnection(const Napi::CallbackInfo& info) {
     ssl = SSL_new(it->second);
   }
   if (!ssl) throw Napi::Error::New(env, "cannot create a TLS connection: " + SslErrorText());
-  int fl = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, fl | O_NONBLOCK);  // its BIOs are set on the engine's thread (Worker::AddConn)
+  NonBlocking(fd);  // its BIOs are set on the engine's thread (Worker::AddConn)
   if (server)
     SSL_set_accept_state(ssl);
   else
@@ -1546,8 +1590,7 @@ Napi::Value HboneOpen(const Napi::CallbackInfo& info) {
     close(fd);
     throw Napi::Error::New(env, "the HBONE connection is closed");
   }
-  int fl = fcntl(fd, F_GETFL);
-  fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  NonBlocking(fd);
   auto bytes = std::make_shared<Counters>();
   w->load++;  // down in Finish, which every stream OpenStream makes reaches
   e.Route(token, w);
@@ -1564,10 +1607,7 @@ Napi::Value HboneAnswer(const Napi::CallbackInfo& info) {
   int status = info[1].As<Napi::Number>().Int32Value();
   int fd = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
   std::string prefix = BytesArg(info[3]);
-  if (fd >= 0) {
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  }
+  if (fd >= 0) NonBlocking(fd);
   Worker* w = Engine::Get().WorkerOf(token);
   if (!w) {
     if (fd >= 0) {

@@ -112,26 +112,30 @@ class Engine {
     p->dir[0].prefix = std::move(prefix_a);
     p->dir[1].prefix = std::move(prefix_b);
     for (int d = 0; d < 2; d++) {
-      int fl = fcntl(p->fd[d], F_GETFL);
-      fcntl(p->fd[d], F_SETFL, fl | O_NONBLOCK);
+      int fl = fcntl(p->fd[d], F_GETFL);  // most are non-blocking already (accept4, the in-netns connect)
+      if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(p->fd[d], F_SETFL, fl | O_NONBLOCK);
     }
+    bool wake;
     {
       std::lock_guard<std::mutex> g(mu_);
       p->id = ++next_id_;
       pairs_[p->id] = p;
+      wake = commands_.empty();
       commands_.push_back({p->id, false});
     }
-    Wake();
+    if (wake) Wake();
     return p->id;
   }
 
   bool Cut(uint32_t id) {
+    bool wake;
     {
       std::lock_guard<std::mutex> g(mu_);
       if (!pairs_.count(id)) return false;
+      wake = commands_.empty();
       commands_.push_back({id, true});
     }
-    Wake();
+    if (wake) Wake();
     return true;
   }
 
@@ -191,6 +195,8 @@ class Engine {
     d.pipe_r = d.pipe_w = -1;
   }
 
+  // Written only when the queue was empty (Loop reads the eventfd before it swaps the queue, so a
+  // command queued behind others is taken by the wake-up already on its way).
   void Wake() {
     uint64_t one = 1;
     ssize_t r = write(evfd_, &one, sizeof one);

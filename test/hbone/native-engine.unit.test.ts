@@ -213,6 +213,39 @@ run('native HBONE client -> native HBONE server', () => {
     }
   });
 
+  // Tunnels opened in one go queue their commands behind each other (one wake-up of the engine
+  // thread for the lot), and the small messages of many streams on one connection leave together
+  // (one flush per epoll batch): every app must still get exactly its own bytes back, in order.
+  it('keeps 48 tunnels opened at once apart, each echoing its own 300 small writes in order', async () => {
+    const s = await nativeServer(echo);
+    const client = new NativeHboneClient({ logger: quietLogger });
+    try {
+      const pairs = await Promise.all(Array.from({ length: 48 }, () => capturedPair()));
+      await Promise.all(pairs.map((p) => client.tunnel(s.openOptions(), p.captured, { end: () => undefined })));
+      const results = await Promise.all(
+        pairs.map(async (p, i) => {
+          const sent: Buffer[] = [];
+          const back = readAll(p.app);
+          for (let k = 0; k < 300; k++) {
+            const m = Buffer.from(`tunnel ${i} message ${k};`);
+            sent.push(m);
+            p.app.write(m);
+            if (k % 50 === 49) await new Promise((r) => setImmediate(r));
+          }
+          p.app.end();
+          const got = await back;
+          return { error: got.error, same: got.data.equals(Buffer.concat(sent)) };
+        }),
+      );
+      expect(results.filter((r) => r.error || !r.same)).toEqual([]);
+      expect(s.requests.length).toBe(48);
+      for (const p of pairs) p.app.destroy();
+    } finally {
+      client.close(0);
+      await s.close();
+    }
+  }, 60_000);
+
   it('leaves no connection, stream or fd behind once closed', async () => {
     const fdsBefore = openFds();
     const s = await nativeServer(echo);
