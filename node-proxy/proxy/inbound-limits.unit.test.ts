@@ -13,6 +13,8 @@ import type { ProxyContext } from './context';
 import { handlePlaintextInbound } from './inbound';
 import { plaintextInboundLimits, PLAINTEXT_INBOUND_LIMITS, type PlaintextInboundLimits } from './inbound-limits';
 import { ConnectionTracker } from './tracker';
+import { scaled } from '../../test/support/speed';
+import { until } from '../../test/support/until';
 
 const silent = createLogger('test', 'silent');
 const servers: Server[] = [];
@@ -99,30 +101,52 @@ const counted = (text: string, kind: string): number =>
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("the node proxy's 15006 limits", () => {
-  it('closes a connection idle past the idle timeout, both sides, and counts it; traffic either way keeps it open', async () => {
-    const { port, app, metrics } = await inbound({ connectTimeoutMs: 5_000, idleTimeoutMs: 400 });
-    const idle = client(await dial(port));
-    const busy = client(await dial(port));
-    const t0 = Date.now();
-    idle.socket.write('hello');
-    // the busy peer sends a byte every 100 ms for 1.2 s: three idle timeouts' worth
-    for (let i = 0; i < 12; i++) {
-      busy.socket.write('x');
-      await sleep(100);
-    }
-    const gone = await Promise.race([idle.ended, sleep(3_000).then(() => undefined)]);
-    expect(gone, 'the idle connection was closed').toBeDefined();
-    expect(idle.received()).toBe('hello');
-    expect(gone!.at - t0).toBeGreaterThanOrEqual(350);
-    expect(busy.received()).toBe('x'.repeat(12));
-    expect(busy.socket.destroyed, 'the busy connection is still open').toBe(false);
-    await sleep(100);
-    expect(app.accepted.filter((a) => a.closed)).toHaveLength(1); // the app's side of the idle one
-    expect(counted(await metrics(), 'idle')).toBe(1);
-    // the busy one goes idle too, and goes
-    await Promise.race([busy.ended, sleep(3_000)]);
-    expect(counted(await metrics(), 'idle')).toBe(2);
-  });
+  // Timing under load: the idle timeout is scaled by the machine's measured speed (a loaded machine
+  // stalls the test process for longer), the busy peer's pauses are measured (the proof that
+  // traffic keeps a connection open holds only if every pause was shorter than the timeout, and the
+  // message says how long they were), and what follows a close is awaited rather than slept for.
+  const idleMs = Math.min(3_000, Math.max(400, scaled(400)));
+  it(
+    'closes a connection idle past the idle timeout, both sides, and counts it; traffic either way keeps it open',
+    async () => {
+      const { port, app, metrics } = await inbound({ connectTimeoutMs: 5_000 + 10 * idleMs, idleTimeoutMs: idleMs });
+      const idle = client(await dial(port));
+      const busy = client(await dial(port));
+      const t0 = Date.now();
+      idle.socket.write('hello');
+      // the busy peer sends a byte every idleMs/4 for three idle timeouts' worth
+      const writes = 12;
+      let longestPause = 0;
+      let lastWrite = 0;
+      for (let i = 0; i < writes; i++) {
+        const now = Date.now();
+        if (i > 0) longestPause = Math.max(longestPause, now - lastWrite);
+        lastWrite = now;
+        busy.socket.write('x');
+        await sleep(idleMs / 4);
+      }
+      const gone = await Promise.race([idle.ended, sleep(10 * idleMs).then(() => undefined)]);
+      expect(gone, 'the idle connection was closed').toBeDefined();
+      expect(idle.received()).toBe('hello');
+      expect(gone!.at - t0).toBeGreaterThanOrEqual(idleMs - 50);
+      const pauses = `the busy peer's longest pause between bytes: ${longestPause} ms; idle timeout ${idleMs} ms`;
+      expect(busy.socket.destroyed, `the busy connection is still open (${pauses})`).toBe(false);
+      await until('the echo of every busy byte', () => busy.received().length >= writes, 10 * idleMs);
+      expect(busy.received(), pauses).toBe('x'.repeat(writes));
+      await until("the app's side of the idle connection to close", () => app.accepted.some((a) => a.closed), 10 * idleMs);
+      expect(
+        app.accepted.filter((a) => a.closed),
+        `only the idle connection's app side is closed (${pauses})`,
+      ).toHaveLength(1);
+      expect(counted(await metrics(), 'idle')).toBe(1);
+      // the busy one goes idle too, and goes
+      const busyGone = await Promise.race([busy.ended, sleep(10 * idleMs).then(() => undefined)]);
+      expect(busyGone, 'the busy connection was closed once idle').toBeDefined();
+      expect(busyGone!.at - lastWrite).toBeGreaterThanOrEqual(idleMs - 50);
+      await until('the second idle timeout to be counted', async () => counted(await metrics(), 'idle') === 2, 10 * idleMs);
+    },
+    20_000 + 40 * idleMs,
+  );
 
   it('resets a connection whose app side is not connected within the connect timeout, counts it, and closes the late app connection', async () => {
     const { port, app, metrics } = await inbound({ connectTimeoutMs: 200, idleTimeoutMs: 60_000 }, 1_000);
