@@ -17,7 +17,9 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "addon.h"
 #include "errors.h"
@@ -73,6 +75,52 @@ std::string AddrText(const uint8_t a[16]) {
   return inet_ntop(AF_INET6, a, buf, sizeof buf) ? buf : "";
 }
 
+// The capture map's fd, one duplicate per map shared by every listener that takes from it (keyed
+// by the map's kernel id): a node proxy with 100 workloads held 200 duplicates of one fd, one per
+// capture listener. The caller's fd may be closed meanwhile; the duplicate lives until the last
+// listener using it is closed. Locked: listeners are made and closed on whichever JS thread (a
+// worker's too) loaded the addon, never per connection.
+struct SharedMapFd {
+  int fd;
+  int users;
+};
+std::mutex g_shared_mu;
+std::unordered_map<uint32_t, SharedMapFd>& SharedMapFds() {
+  static auto* shared = new std::unordered_map<uint32_t, SharedMapFd>();
+  return *shared;
+}
+
+// The shared duplicate of map_fd (its map id in *id), or -errno.
+int AcquireMapFd(int map_fd, uint32_t* id) {
+  bpf_map_info info;
+  std::memset(&info, 0, sizeof info);
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(map_fd, &info, &len)) return -errno;
+  std::lock_guard<std::mutex> lock(g_shared_mu);
+  auto& shared = SharedMapFds();
+  auto it = shared.find(info.id);
+  if (it != shared.end()) {
+    it->second.users++;
+    *id = info.id;
+    return it->second.fd;
+  }
+  int fd = fcntl(map_fd, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) return -errno;
+  shared.emplace(info.id, SharedMapFd{fd, 1});
+  *id = info.id;
+  return fd;
+}
+
+void ReleaseMapFd(uint32_t id) {
+  std::lock_guard<std::mutex> lock(g_shared_mu);
+  auto& shared = SharedMapFds();
+  auto it = shared.find(id);
+  if (it == shared.end()) return;
+  if (--it->second.users > 0) return;
+  close(it->second.fd);
+  shared.erase(it);
+}
+
 constexpr int kBatch = 64;          // accepts per readable event, then the loop moves on
 constexpr uint64_t kBackoffMs = 100;  // after EMFILE and the like, before accepting again
 
@@ -87,7 +135,8 @@ class CaptureAcceptor : public Napi::ObjectWrap<CaptureAcceptor> {
   //   onConnection(fd, clientAddress, clientPort, dstAddress | undefined, dstPort)
   //     dstAddress is undefined when no map was given or nothing was recorded for the client.
   //   onError(message, code): an accept or map lookup failed (the connection, if any, is closed).
-  // Takes ownership of listenFd (closed by close()); mapFd is duplicated.
+  // Takes ownership of listenFd (closed by close()); mapFd is duplicated once per map, that
+  // duplicate shared by every listener of the map (SharedMapFd).
   explicit CaptureAcceptor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CaptureAcceptor>(info) {
     Napi::Env env = info.Env();
     listen_fd_ = info[0].As<Napi::Number>().Int32Value();
@@ -97,8 +146,11 @@ class CaptureAcceptor : public Napi::ObjectWrap<CaptureAcceptor> {
     on_connection_ = Napi::Persistent(info[3].As<Napi::Function>());
     on_error_ = Napi::Persistent(info[4].As<Napi::Function>());
     if (map_fd >= 0) {
-      map_fd_ = fcntl(map_fd, F_DUPFD_CLOEXEC, 3);
-      if (map_fd_ < 0) ThrowErrno(env, errno, "duplicate the original-destination map fd", std::to_string(map_fd));
+      int rc = AcquireMapFd(map_fd, &map_id_);
+      if (rc < 0) {
+        ThrowErrno(env, -rc, "share the original-destination map fd", std::to_string(map_fd));
+      }
+      map_fd_ = rc;
     }
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
@@ -110,6 +162,8 @@ class CaptureAcceptor : public Napi::ObjectWrap<CaptureAcceptor> {
       delete timer_;
       poll_ = nullptr;
       timer_ = nullptr;
+      if (map_fd_ >= 0) ReleaseMapFd(map_id_);
+      map_fd_ = -1;
       ThrowErrno(env, -rc, "poll the listening socket", "fd " + std::to_string(listen_fd_));
     }
     uv_timer_init(loop, timer_);
@@ -219,12 +273,13 @@ class CaptureAcceptor : public Napi::ObjectWrap<CaptureAcceptor> {
     }
     if (listen_fd_ >= 0) close(listen_fd_);
     listen_fd_ = -1;
-    if (map_fd_ >= 0) close(map_fd_);
+    if (map_fd_ >= 0) ReleaseMapFd(map_id_);
     map_fd_ = -1;
   }
 
   int listen_fd_ = -1;
-  int map_fd_ = -1;
+  int map_fd_ = -1;  // the shared duplicate (SharedMapFds), not ours alone
+  uint32_t map_id_ = 0;
   uint64_t cookie_ = 0;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;

@@ -5,6 +5,7 @@
 // ports and CIDRs, other cgroups (the node proxy's own sockets) are not redirected; with no
 // listener the connect is refused at once; a pinned link keeps capturing after its fd closes.
 import * as net from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { bpfObjectDir } from '../../common/paths';
@@ -245,5 +246,55 @@ privilegedDescribe('kernel', 'outbound capture (cgroup/connect4, connect6, socko
     // closed: the port is free and a captured connect is refused at once again
     expect(listener.fd).toBe(-1);
     expect((await clientInCgroup(cg, ns, '10.96.0.12', 8080)).code).toBe('ECONNREFUSED');
+  });
+
+  it("capture listeners share one duplicate of the map's fd, held until the last of them closes", async () => {
+    // this process's fds on the map (fdinfo names a BPF map's id): the test's own and the listeners'
+    const mapIdOf = (fd: number): string | undefined => /^map_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    const mapId = mapIdOf(origDst.fd);
+    expect(mapId).toBeDefined();
+    const fds = (): number =>
+      readdirSync('/proc/self/fdinfo').filter((f) => {
+        try {
+          return mapIdOf(Number(f)) === mapId;
+        } catch {
+          return false; // closed meanwhile
+        }
+      }).length;
+    const open = (port: number, got: AcceptedConnection[]) =>
+      listenCaptured(
+        ns,
+        { host: '127.0.0.1', port, netnsCookie: cookie, originalsMapFd: origDst.fd },
+        (c) => {
+          got.push(c);
+          const s = new net.Socket({ fd: c.fd, readable: true, writable: true });
+          s.on('error', () => undefined);
+          s.once('data', () => s.end(`proxy ${c.originalDestination ? `${c.originalDestination.address}:${c.originalDestination.port}` : 'none'}\n`));
+        },
+        () => undefined,
+      );
+    const base = fds();
+    const got: AcceptedConnection[] = [];
+    const first = open(15001, got);
+    const second = open(15002, got);
+    let third: ReturnType<typeof open> | undefined;
+    try {
+      // one duplicate of the map's fd for both listeners (each had its own: 2)
+      expect(fds() - base).toBe(1);
+      first.close();
+      expect(fds() - base).toBe(1);
+      // the duplicate outlives the listener that made it: a new listener takes originals through it
+      third = open(15001, got);
+      expect(fds() - base).toBe(1);
+      const r = await clientInCgroup(cg, ns, '10.96.0.12', 8080);
+      expect(r).toMatchObject({ ok: true, reply: 'proxy 10.96.0.12:8080' });
+      expect([...origDst.keys()]).toEqual([]);
+    } finally {
+      first.close();
+      second.close();
+      third?.close();
+    }
+    // the last one closed: the duplicate is gone too
+    expect(fds()).toBe(base);
   });
 });
