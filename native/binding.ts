@@ -82,6 +82,8 @@ export interface RawSockOpts {
   freebind?: boolean;
   reuseAddress?: boolean;
   reusePort?: boolean;
+  /** TCP_NODELAY */
+  noDelay?: boolean;
   mark?: number;
 }
 export interface RawNetnsWorkerConfig {

@@ -7,7 +7,7 @@ import { binding, call, toNativeError } from './binding';
 import { listenInNetns, type ListenInNetnsOptions } from './netns';
 
 export interface AcceptedConnection {
-  /** The accepted socket (non-blocking, close-on-exec). The handler owns it: hand it over or close it. */
+  /** The accepted socket (non-blocking, close-on-exec, TCP_NODELAY). The handler owns it: hand it over or close it. */
   readonly fd: number;
   /** The client's address and port as the accepted socket shows them (the app's socket). */
   readonly client: { readonly address: string; readonly port: number };
@@ -66,7 +66,8 @@ export function listenCaptured(
   onConnection: (c: AcceptedConnection) => void,
   onError: (err: Error) => void,
 ): CaptureListener {
-  const fd = listenInNetns(netnsPath, o);
+  // no Nagle on any captured connection: set on the listener, every accepted socket inherits it
+  const fd = listenInNetns(netnsPath, { ...o, noDelay: true });
   const taken = o.originalsMapFd !== undefined && o.originalsMapFd >= 0;
   try {
     const raw = new (binding().CaptureAcceptor)(

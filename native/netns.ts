@@ -17,6 +17,8 @@ export interface ListenInNetnsOptions {
   /** SO_MARK */
   mark?: number;
   reusePort?: boolean;
+  /** TCP_NODELAY, which every accepted socket inherits (no setsockopt per connection) */
+  noDelay?: boolean;
 }
 
 export interface ConnectInNetnsOptions {
@@ -27,6 +29,8 @@ export interface ConnectInNetnsOptions {
   /** IP_TRANSPARENT: allows localAddress to be a foreign address (source spoofing as the client) */
   transparent?: boolean;
   mark?: number;
+  /** TCP_NODELAY, set before the connect */
+  noDelay?: boolean;
   /** default 10 s */
   timeoutMs?: number;
   /** net.Socket's allowHalfOpen: keep the writable side open after the peer's FIN (default false) */
@@ -66,6 +70,7 @@ export function listenInNetns(netnsPath: string, o: ListenInNetnsOptions): numbe
       freebind: o.freebind,
       mark: o.mark,
       reusePort: o.reusePort,
+      noDelay: o.noDelay,
     }),
   );
 }
@@ -85,6 +90,7 @@ export async function connectFdInNetns(netnsPath: string, o: ConnectInNetnsOptio
     return await binding().connectInNetns(netnsPath, o.host, o.port, o.localAddress, o.localPort, o.timeoutMs ?? 10_000, {
       transparent: o.transparent,
       mark: o.mark,
+      noDelay: o.noDelay,
     });
   } catch (err) {
     throw toNativeError(err);

@@ -4,6 +4,7 @@
 // the other side, an abnormal end resets the other, cut() resets both; the callback gets the
 // byte counts when both directions are done.
 import type { Socket } from 'node:net';
+import { isRawSocket, type RawSocket } from '../common/hbone/raw-socket';
 import { binding, call } from './binding';
 
 export interface KernelSpliceResult {
@@ -65,16 +66,22 @@ export function takeOver(s: Socket): { fd: number; prefix: Buffer | undefined } 
   return { fd, prefix: chunks.length ? Buffer.concat(chunks) : undefined };
 }
 
+/** A net.Socket taken over, or a bare fd (RawSocket: from accept or connect in the addon) as it is. */
+function handOver(s: Socket | RawSocket): { fd: number; prefix: Buffer | undefined } {
+  return isRawSocket(s) ? { fd: s.fd, prefix: s.prefix } : takeOver(s);
+}
+
 /**
  * Splices `a` and `b` in the kernel from now on. Both sockets are taken over (destroyed in Node;
- * their connections live on in the addon) and must not be used afterwards.
+ * their connections live on in the addon) and must not be used afterwards. A RawSocket is handed
+ * over as it is (no net.Socket made for it, nothing to take apart); the addon owns its fd.
  */
-export function spliceInKernel(a: Socket, b: Socket, onDone: (r: KernelSpliceResult) => void): KernelSplice {
+export function spliceInKernel(a: Socket | RawSocket, b: Socket | RawSocket, onDone: (r: KernelSpliceResult) => void): KernelSplice {
   init();
-  const ta = takeOver(a);
+  const ta = handOver(a);
   let tb: { fd: number; prefix: Buffer | undefined };
   try {
-    tb = takeOver(b);
+    tb = handOver(b);
   } catch (err) {
     call((x) => x.closeFd(ta.fd));
     throw err;

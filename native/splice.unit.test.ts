@@ -5,7 +5,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { kernelSplicePooledPipes, spliceInKernel, type KernelSplice, type KernelSpliceResult } from './splice';
+import { rawSocket, type RawSocket } from '../common/hbone/raw-socket';
+import { kernelSplicePooledPipes, spliceInKernel, takeOver, type KernelSplice, type KernelSpliceResult } from './splice';
 
 const servers: Server[] = [];
 afterEach(() => {
@@ -64,7 +65,44 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/**
+ * The same proxy handing bare fds (RawSocket) over, as the node proxy's same-node path does with
+ * the fds the addon accepted and connected: here dups of the accepted and dialled sockets' fds
+ * with what Node had read of them as the prefix (the sockets destroyed), so that nothing of Node's
+ * is left on either connection.
+ */
+async function rawProxy(target: AddressInfo): Promise<Proxy> {
+  const p: Proxy = { port: 0, results: [], splices: [] };
+  const bare = (s: Socket): RawSocket => {
+    const t = takeOver(s); // a dup of its fd and what Node had read of it, the socket destroyed
+    return rawSocket(t.fd, t.prefix);
+  };
+  const a = await listen((down) => {
+    down.pause();
+    down.on('error', () => undefined);
+    const up = connect({ port: target.port, host: '127.0.0.1', allowHalfOpen: true }, () => {
+      p.splices.push(spliceInKernel(bare(down), bare(up), (r) => p.results.push(r)));
+    });
+    up.on('error', () => undefined);
+  });
+  p.port = a.port;
+  return p;
+}
+
 describe('spliceInKernel', () => {
+  it('takes bare fds (RawSocket) as they are: 0 B, 1 B and 1 MiB echoed intact, FIN as FIN, both directions counted', async () => {
+    const echo = await listen((s) => s.pipe(s));
+    const proxy = await rawProxy(echo);
+    const sizes = [0, 1, 1 << 20];
+    for (const size of sizes) {
+      const payload = randomBytes(size);
+      const back = await exchange(proxy.port, payload);
+      expect(sha(back)).toBe(sha(payload));
+    }
+    await until(() => proxy.results.length === sizes.length);
+    for (const [i, size] of sizes.entries()) expect(proxy.results[i]).toMatchObject({ aToB: size, bToA: size, clean: true });
+  });
+
   it('echoes 0 B, 1 B, 1 MiB and 16 MiB intact, forwards FIN as FIN and counts both directions', async () => {
     const echo = await listen((s) => s.pipe(s));
     const proxy = await kernelProxy(echo);

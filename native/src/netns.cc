@@ -87,6 +87,7 @@ struct SockOpts {
   bool freebind = false;
   bool reuseaddr = true;
   bool reuseport = false;
+  bool nodelay = false;  // TCP_NODELAY (a listener's accepted sockets inherit it)
   int64_t mark = -1;
 };
 
@@ -100,6 +101,7 @@ SockOpts ReadOpts(Napi::Object o) {
   s.freebind = flag("freebind", false);
   s.reuseaddr = flag("reuseAddress", true);
   s.reuseport = flag("reusePort", false);
+  s.nodelay = flag("noDelay", false);
   Napi::Value m = o.Get("mark");
   if (m.IsNumber()) s.mark = m.As<Napi::Number>().Int64Value();
   return s;
@@ -116,6 +118,7 @@ int ApplyOpts(int fd, int family, const SockOpts& o, const char** step) {
     if (rc) return *step = "set IP_TRANSPARENT", -errno;
   }
   if (o.freebind && setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof one)) return *step = "set IP_FREEBIND", -errno;
+  if (o.nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one)) return *step = "set TCP_NODELAY", -errno;
   if (o.mark >= 0) {
     uint32_t mark = static_cast<uint32_t>(o.mark);
     if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark)) return *step = "set SO_MARK", -errno;

@@ -31,12 +31,10 @@ export function local(s: Socket): Endpoint {
 }
 
 /**
- * The net.Socket for an accepted connection's fd, for the paths that move bytes in JavaScript or
- * splice them (the native HBONE engine takes the bare fd instead): half-open, no Nagle, as the
- * capture listeners' sockets were.
+ * The net.Socket for an accepted connection's fd, for the paths that move bytes in JavaScript (the
+ * native HBONE engine and the kernel splice take the bare fd instead): half-open, as the capture
+ * listeners' sockets were; no Nagle (TCP_NODELAY, inherited from the capture listener).
  */
 export function socketOf(c: AcceptedConnection): Socket {
-  const s = new Socket({ fd: c.fd, readable: true, writable: true, allowHalfOpen: true });
-  s.setNoDelay(true);
-  return s;
+  return new Socket({ fd: c.fd, readable: true, writable: true, allowHalfOpen: true });
 }

@@ -12,6 +12,7 @@ import { formatAuthority } from '../../common/hbone/authority';
 import { isRawSocket, type RawSocket } from '../../common/hbone/raw-socket';
 import { allow, deny, type Decision, type TunnelRequest } from '../../common/hbone/server';
 import { cutUpstream, upstreamBytes } from '../../native/hbone-server';
+import { resetFd } from '../../native/netns-accept';
 import type { Endpoint } from '../connections/table';
 import { streamSource } from '../mesh/forwarded';
 import { ownsAddress } from '../mesh/runtime';
@@ -162,7 +163,7 @@ export function handlePlaintextInbound(ctx: ProxyContext, wl: CapturedWorkload, 
 export async function serveLocal(
   ctx: ProxyContext,
   wl: CapturedWorkload,
-  down: Socket,
+  down: Socket | RawSocket,
   dst: Endpoint,
   plan: Extract<OutboundPlan, { kind: 'local' }>,
 ): Promise<void> {
@@ -180,11 +181,11 @@ export async function serveLocal(
   if (!a.allowed) {
     ctx.tracker.denied(a.record, a.verdict);
     ctx.tracker.failed([plan.record], 'denied by the destination policy', 'DENY');
-    down.resetAndDestroy();
+    reset(down);
     return;
   }
   const endpoint = formatAuthority(plan.target.address, plan.target.port);
-  await upstream(ctx, wl, plan.destination.runtime?.netns ?? '', down, a, [plan.record], ctx.kernelSplice === true ? (ctx.sameNodeFastPath ?? true) : false, {
+  const tracked: Tracked = {
     direction: 'outbound',
     workload: wl.key,
     source: { address: src.address, port: src.port },
@@ -201,9 +202,51 @@ export async function serveLocal(
       destinationUid: plan.destination.uid,
       connection: a.connection,
       describe: { workload: wl.key, src: src.identity, dst: endpoint },
-      cut: () => down.resetAndDestroy(),
+      // a bare fd is only ever spliced in the kernel, whose cut takes this one's place
+      cut: () => {
+        if (!isRawSocket(down)) down.resetAndDestroy();
+      },
     },
-  });
+  };
+  const netns = plan.destination.runtime?.netns ?? '';
+  if (isRawSocket(down)) await upstreamInKernel(ctx, wl, netns, down, a, [plan.record], tracked);
+  else await upstream(ctx, wl, netns, down, a, [plan.record], ctx.kernelSplice === true ? (ctx.sameNodeFastPath ?? true) : false, tracked);
+}
+
+function reset(s: Socket | RawSocket): void {
+  if (isRawSocket(s)) resetFd(s.fd);
+  else s.resetAndDestroy();
+}
+
+/**
+ * The same for a bare captured fd (outbound.ts hands one over when the kernel splice carries
+ * same-node bytes and the sockmap fast path is off): the app is dialled as a bare fd too, and both
+ * go to the kernel splice as they are: no net.Socket, libuv handle, epoll registration, dup(2) or
+ * close(2) of a take-over on either side (docs/node-proxy.md, "Connection set-up").
+ */
+async function upstreamInKernel(
+  ctx: ProxyContext,
+  wl: CapturedWorkload,
+  netns: string,
+  down: RawSocket,
+  a: Admission,
+  onFailure: readonly ConnectionRecord[],
+  tracked: Tracked,
+): Promise<void> {
+  let up: RawSocket;
+  try {
+    up = await ctx.sockets.connectRaw(netns, a.connection.destinationIp, a.connection.destinationPort, { noDelay: true });
+  } catch (err) {
+    ctx.tracker.failed(onFailure, errText(err));
+    ctx.log.info(
+      { workload: wl.key, dst: { address: a.connection.destinationIp, port: a.connection.destinationPort }, err: errText(err) },
+      'upstream connect failed; resetting the client',
+    );
+    resetFd(down.fd);
+    return;
+  }
+  // a client that left meanwhile is seen by the splice (EOF or reset), as after any hand-over
+  ctx.tracker.spliceInKernel(down, up, tracked);
 }
 
 /**

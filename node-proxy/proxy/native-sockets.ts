@@ -16,8 +16,8 @@ export function nativeSocketsWith(o: { connectTimeoutMs: number }): NetnsSockets
       s.setNoDelay(true);
       return s;
     },
-    async connectRaw(netnsPath, host, port) {
-      return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: o.connectTimeoutMs }));
+    async connectRaw(netnsPath, host, port, opts) {
+      return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: o.connectTimeoutMs, noDelay: opts?.noDelay }));
     },
   };
 }
@@ -43,9 +43,9 @@ export const nativeSockets: NetnsSockets = {
     s.setNoDelay(true);
     return s;
   },
-  async connectRaw(netnsPath, host, port) {
-    // the engine sets O_NONBLOCK and TCP_NODELAY itself
-    return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: DEFAULT_NETNS_CONNECT_TIMEOUT_MS }));
+  async connectRaw(netnsPath, host, port, o) {
+    // the engine sets O_NONBLOCK and TCP_NODELAY itself; the kernel splice asks for TCP_NODELAY
+    return rawSocket(await connectFdInNetns(netnsPath, { host, port, timeoutMs: DEFAULT_NETNS_CONNECT_TIMEOUT_MS, noDelay: o?.noDelay }));
   },
   serverFd(server) {
     return fdOf(server);

@@ -25,10 +25,11 @@ export interface NetnsSockets {
   /** A connected TCP socket to host:port, made from inside the netns at `netnsPath`. */
   connect(netnsPath: string, host: string, port: number): Promise<Socket>;
   /**
-   * The same connection as a bare fd for the native HBONE engine, which takes it without a
-   * net.Socket (common/hbone/raw-socket.ts); the caller owns the fd until it hands it over.
+   * The same connection as a bare fd for the native HBONE engine or the kernel splice, which take
+   * it without a net.Socket (common/hbone/raw-socket.ts); the caller owns the fd until it hands it
+   * over. `noDelay`: TCP_NODELAY, set before the connect (the engine sets it itself).
    */
-  connectRaw(netnsPath: string, host: string, port: number): Promise<RawSocket>;
+  connectRaw(netnsPath: string, host: string, port: number, o?: { noDelay?: boolean }): Promise<RawSocket>;
   /** The file descriptor behind a listening server (to register it in a sockhash). */
   serverFd(server: Server): number;
   /**

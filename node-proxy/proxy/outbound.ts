@@ -68,7 +68,8 @@ function execute(ctx: ProxyContext, wl: CapturedWorkload, c: AcceptedConnection,
       void (ctx.mesh?.nativeHbone ? nativeTunnel(ctx, ctx.mesh.nativeHbone, wl, c.fd, dst, plan) : tunnel(ctx, wl, captured(c), dst, plan));
       return;
     case 'local':
-      void serveLocal(ctx, wl, captured(c), dst, plan);
+      // spliced in the kernel without the sockmap fast path (the default): the bare fd, no net.Socket
+      void serveLocal(ctx, wl, ctx.kernelSplice === true && !ctx.sameNodeFastPath ? rawSocket(c.fd) : captured(c), dst, plan);
       return;
   }
 }

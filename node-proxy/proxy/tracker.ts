@@ -5,6 +5,7 @@
 // per chunk (the table reads the sockets' own byte counters when asked).
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { RawSocket } from '../../common/hbone/raw-socket';
 import { splice, type SpliceResult } from '../../common/hbone/splice';
 import { spliceInKernel, type KernelSplice, type KernelSpliceResult } from '../../native/splice';
 import type { FastPathConnection } from '../../native/sockmap';
@@ -128,9 +129,10 @@ export class ConnectionTracker {
    * addon; the table reads the addon's counts; a policy re-check that denies the connection cuts
    * it there (both sides reset). With `fast` (native/sockmap.ts, armed by the caller) the apps'
    * bytes go from one app socket to the other in the kernel; the counts add what it redirected,
-   * and its permits go when the splice ends or is cut.
+   * and its permits go when the splice ends or is cut. Bare fds (RawSocket) are handed over as they
+   * are: a same-node connection then never becomes a net.Socket on either side.
    */
-  spliceInKernel(down: Socket, up: Socket, c: Tracked, fast?: FastPathConnection): void {
+  spliceInKernel(down: Socket | RawSocket, up: Socket | RawSocket, c: Tracked, fast?: FastPathConnection): void {
     let k: KernelSplice | undefined;
     let last: KernelSpliceResult | undefined;
     const counter: ByteCounter = {
