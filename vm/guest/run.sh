@@ -64,6 +64,7 @@ if [ "$TIER" = kernel ] || [ "$TIER" = lab ]; then
   else
     echo 1 > "$OUT/tier.rc"
   fi
-  for d in /tmp/nm-*-logs-*; do [ -d "$d" ] && mkdir -p "$KEPT" && cp -r "$d" "$KEPT/"; done
+  # (again: the config copied them after each file; into the same dir, not nested in it)
+  for d in /tmp/nm-*-logs-*; do [ -d "$d" ] && mkdir -p "$KEPT/${d#/tmp/}" && cp -r "$d/." "$KEPT/${d#/tmp/}/"; done
 fi
 say "done"

@@ -19,7 +19,12 @@ const keptDir = process.env.NM_VM_KEPT_DIR;
 const keepLogs = {
   onTestModuleEnd() {
     if (!keptDir) return;
-    for (const d of readdirSync('/tmp').filter((n) => /^nm-.*-logs-/.test(n))) cpSync(join('/tmp', d), join(keptDir, d), { recursive: true });
+    try {
+      for (const d of readdirSync('/tmp').filter((n) => /^nm-.*-logs-/.test(n))) cpSync(join('/tmp', d), join(keptDir, d), { recursive: true });
+    } catch (err) {
+      // keeping logs must never stop the run: say so and go on (run.sh copies them again at the end)
+      process.stderr.write(`vm/guest/vitest.config.mjs: could not copy the kept logs to ${keptDir}: ${err}\n`);
+    }
   },
 };
 
