@@ -46,7 +46,16 @@
 //          and the backends);
 // - steady (not in the default set): RSS and CPU per request under a fixed rate for
 //          --steady-seconds (default 180), one waypoint per set of node flags in --flag-sets
-//          ("FLAGS|FLAGS|none", default: the waypoint's own flags and none), all side by side.
+//          ("FLAGS|FLAGS|none", default: the waypoint's own flags and none), all side by side;
+// - pair, pair-h2c (not in the default set; need --baseline): the h1 (or h2c) load on this build
+//          and on the baseline at the same time, each from its own h2load, so that both see the
+//          same moments of a loaded machine (alternated rounds are seconds apart); per-round
+//          ratios of CPU per request;
+// - instr (alone; not in the default set): the waypoints (and --baseline) run under valgrind's
+//          callgrind, and the bench counts their user-space instructions per request for HTTP/1.1
+//          and h2c closed loop (NODEMESH_BENCH_INSTR_WARM_UP requests first, default 6000, then
+//          --rounds x NODEMESH_BENCH_INSTR_REQUESTS, default 2000): a comparison of builds that a
+//          busy machine does not disturb (use --proxies waypoint --warm-up 0).
 // Missing tools (nginx, haproxy, h2load) are installed with apt-get (Debian/Ubuntu, as root).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -102,6 +111,9 @@ function niced(cmd: string, a: string[]): [string, string[]] {
   return NICE !== 0 ? ['nice', ['-n', String(NICE), cmd, ...a]] : [cmd, a];
 }
 const P99_LIMIT_MS = 10;
+/** `instr`: the waypoints run under valgrind's callgrind and the bench counts their instructions per request. */
+const INSTR = SHAPES.has('instr');
+if (INSTR && SHAPES.size > 1) throw new Error('--shapes instr runs alone (the waypoints run under valgrind)');
 type ProxyName = 'waypoint' | 'baseline' | 'nginx' | 'haproxy';
 
 function ensureTools(): void {
@@ -311,7 +323,7 @@ function spread(v: number[], key: string): string {
   const s = v.filter(Number.isFinite).sort((a, b) => a - b);
   if (!s.length) return '-';
   const med = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  const d = key === 'x' || key === 'ok%' ? 2 : key.startsWith('CPU') ? 4 : key === 'p50' || key === 'p99' ? 2 : med < 10 ? 2 : 0;
+  const d = key === 'x3' ? 3 : key === 'x' || key === 'ok%' ? 2 : key.startsWith('CPU') ? 4 : key === 'p50' || key === 'p99' ? 2 : med < 10 ? 2 : 0;
   const f = (n: number): string => (key === 'ok%' ? n.toFixed(1) : n.toFixed(d));
   return s.length === 1 ? f(med) : `${f(med)} [${f(s[0]!)}-${f(s[s.length - 1]!)}]`;
 }
@@ -612,8 +624,13 @@ async function main(): Promise<void> {
           ? 'NODEMESH_BENCH_BASELINE_NODE_ARGS'
           : 'NODEMESH_BENCH_WAYPOINT_NODE_ARGS';
       execArgv.push(...(process.env[extra] ?? '').split(' ').filter(Boolean));
+      // instr: under callgrind, counting instructions (V8's JIT code needs the self-modifying-code check).
+      const under = INSTR
+        ? ['--tool=callgrind', '--cache-sim=no', '--smc-check=all-non-file', `--callgrind-out-file=${join(dir, 'callgrind.%p')}`, process.execPath]
+        : [];
       const wp = spawn(
-        ...niced(process.execPath, [
+        ...niced(INSTR ? 'valgrind' : process.execPath, [
+          ...under,
           ...execArgv,
           cli,
           'waypoint',
@@ -640,7 +657,7 @@ async function main(): Promise<void> {
         },
       );
       procs.push(wp);
-      await waitHttp(port);
+      await waitHttp(port, INSTR ? 600_000 : undefined);
       if (workers > 1) await sleep(2000); // every worker has its configuration
       return { proxy: { name, h1Port: port, h2Port: port, pids: () => [wp.pid!, ...childrenOf(wp.pid!)] }, child: wp };
     };
@@ -779,6 +796,95 @@ async function main(): Promise<void> {
           return r.cpu === 0 && r.rss === 0 ? { 'done/s': c['done/s']!, 'ok%': c['ok%']!, p50: c.p50!, p99: c.p99! } : c;
         },
       );
+    }
+    if (INSTR) {
+      // Instructions per request (user space: the process's threads, JIT code, GC, node and V8),
+      // counted by callgrind: load-independent, so two builds compare on a busy machine where CPU
+      // seconds do not. Not the kernel's share (system calls), not cache misses or stalls.
+      const counted = (pid: number): number => {
+        const r = spawnSync('callgrind_control', ['-e', 'Ir', String(pid)], { encoding: 'utf8', timeout: 120_000 });
+        let sum = 0;
+        for (const m of (r.stdout ?? '').matchAll(/^\s*Th\s+\d+\s+([\d,]+)/gm)) sum += Number(m[1]!.replaceAll(',', ''));
+        if (sum === 0) throw new Error(`callgrind_control -e Ir ${pid}: no counts (${r.stdout}${r.stderr})`);
+        return sum;
+      };
+      const requests = async (port: number, h2: boolean, n: number): Promise<void> => {
+        const a = ['-c', '4', '-m', h2 ? '25' : '1', '-n', String(n), ...(h2 ? [] : ['--h1']), '-H', 'x-bench: yes', `http://127.0.0.1:${port}/`];
+        const r = spawnSync('h2load', a, { encoding: 'utf8', timeout: 900_000 });
+        const done = /(\d+) succeeded/.exec(r.stdout ?? '');
+        if (r.status !== 0 || Number(done?.[1]) !== n) throw new Error(`h2load ${a.join(' ')}: ${r.stdout}${r.stderr}`);
+      };
+      const n = Number(process.env.NODEMESH_BENCH_INSTR_REQUESTS ?? 2000);
+      const warm = Number(process.env.NODEMESH_BENCH_INSTR_WARM_UP ?? 6000);
+      out(`\n[instr] instructions per request under callgrind (${warm} requests of warm-up per shape, then ${ROUNDS} x ${n}; closed loop, 4 connections)\n`);
+      for (const [shape, h2] of [
+        ['instr h1', false],
+        ['instr h2c', true],
+      ] as const) {
+        const got = new Map<string, Array<Record<string, number>>>();
+        for (const p of order) await requests(h2 ? p.h2Port : p.h1Port, h2, warm);
+        for (let i = 0; i < ROUNDS; i++) {
+          for (const p of i % 2 ? [...order].reverse() : order) {
+            const pid = p.pids()[0]!;
+            const before = counted(pid);
+            await requests(h2 ? p.h2Port : p.h1Port, h2, n);
+            const per = (counted(pid) - before) / n;
+            out(`  round ${i + 1} ${shape} ${p.name.padEnd(10)} ${fmt(per / 1000, 1)}k instructions per request  load ${loadavg()}\n`);
+            got.set(p.name, [...(got.get(p.name) ?? []), { 'k instr/req': per / 1000 }]);
+          }
+        }
+        for (const [name, runs] of got) {
+          const base = got.get('waypoint')!;
+          const cols: Record<string, string> = {
+            'k instr/req': spread(
+              runs.map((r) => r['k instr/req']!),
+              'k instr/req',
+            ),
+          };
+          if (name !== 'waypoint')
+            cols['wp/this'] = spread(
+              runs.map((r, i) => base[i]!['k instr/req']! / r['k instr/req']!),
+              'x3',
+            );
+          rows.push({ shape, proxy: name, cols });
+        }
+      }
+    }
+    if (SHAPES.has('pair') || SHAPES.has('pair-h2c')) {
+      // This build and --baseline loaded at the same time, each by its own h2load: both see the
+      // same moments of a shared machine, which alternated rounds (seconds apart) do not give on a
+      // loaded one. The ratio per round is this build's CPU per request over the baseline's.
+      const base = proxies.get('baseline');
+      const wp = proxies.get('waypoint');
+      if (!base || !wp) throw new Error('--shapes pair needs --baseline and the waypoint among --proxies');
+      for (const shape of ['pair', 'pair-h2c'] as const) {
+        if (!SHAPES.has(shape)) continue;
+        const h2 = shape === 'pair-h2c';
+        out(
+          `\n[${shape}] ${h2 ? 'h2c, 4 x 25 streams, closed loop' : `HTTP/1.1 keep-alive, 4 connections, ${RATE} req/s open loop`}, waypoint and baseline at the same time, ${SECONDS} s x ${ROUNDS} rounds\n`,
+        );
+        const got = new Map<string, Array<Record<string, number>>>();
+        for (let i = 0; i < ROUNDS; i++) {
+          const spec = (p: Proxy): LoadSpec =>
+            h2
+              ? { port: p.h2Port, h2: true, conns: 4, streams: 25, seconds: SECONDS }
+              : { port: p.h1Port, h2: false, conns: 4, streams: 1, rate: RATE, seconds: SECONDS };
+          const [a, c] = await Promise.all([measured(wp, spec(wp)), measured(base, spec(base))]);
+          for (const [p, r] of [
+            [wp, a],
+            [base, c],
+          ] as const) {
+            const cols = latencyCols(r);
+            out(
+              `  round ${i + 1} ${p.name.padEnd(12)} ${Object.entries(cols)
+                .map(([k, v]) => `${k} ${fmt(v, v < 10 ? 4 : 0)}`)
+                .join('  ')}  load ${loadavg()}\n`,
+            );
+            got.set(p.name, [...(got.get(p.name) ?? []), cols]);
+          }
+        }
+        tabulate(shape, got);
+      }
     }
     for (const [shape, title, spec] of [
       ['h2c', 'h2c, 4 connections x 25 streams (100 concurrent), closed loop', { h2: true, conns: 4, streams: 25 }],
