@@ -41,23 +41,7 @@ describe('waypoint downstream idle timeouts (plain listeners)', () => {
       return true;
     });
     port = await freePort();
-    cp.cluster('web', [web.port]);
-    cp.listener('http', port, 'routes');
-    cp.routes({
-      name: 'routes',
-      virtualHosts: [
-        {
-          name: 'web',
-          domains: ['*'],
-          routes: [
-            {
-              match: { pathSpecifier: { $case: 'prefix' as const, value: '/' } },
-              action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: 'web' } } },
-            },
-          ],
-        },
-      ],
-    });
+    cp.serveAll('http', port, 'web', [web.port]);
     wp = await startPlainWaypoint(cp.address, [port], { downstreamTimeouts: { idleMs: IDLE_MS } });
   }, 20_000);
   afterAll(async () => {

@@ -143,6 +143,16 @@ export class ControlPlane {
     this.cache.update(typeUrl, [xdsResource(typeUrl, name, bytes)]);
   }
 
+  /**
+   * The set-up most waypoint tests start from: cluster `cluster` of `endpoints`, a Listener `name`
+   * on 127.0.0.1:port, and its RouteConfiguration `routeName` sending every request to the cluster.
+   */
+  serveAll(name: string, port: number, cluster: string, endpoints: Array<number | EndpointSpec>, routeName = 'routes'): void {
+    this.cluster(cluster, endpoints);
+    this.listener(name, port, routeName);
+    this.routes(anyHost(routeName, [prefixRoute('/', cluster)]));
+  }
+
   routes(rc: Parameters<typeof RouteConfiguration.fromPartial>[0]): void {
     const r = RouteConfiguration.fromPartial(rc);
     this.cache.update(TYPE.route, [xdsResource(TYPE.route, r.name, RouteConfiguration.encode(r).finish())]);
@@ -191,6 +201,25 @@ export class ControlPlane {
     this.cache.update(TYPE.cluster, [xdsResource(TYPE.cluster, name, Cluster.encode(c).finish())]);
     this.cache.update(TYPE.endpoint, [xdsResource(TYPE.endpoint, name, ClusterLoadAssignment.encode(cla).finish())]);
   }
+}
+
+/** A route: requests whose path starts with `p` go to `cluster`, within `timeoutMs` when given (0: no timeout). */
+export function prefixRoute(p: string, cluster: string, timeoutMs?: number) {
+  return {
+    match: { pathSpecifier: { $case: 'prefix' as const, value: p } },
+    action: {
+      $case: 'route' as const,
+      value: {
+        clusterSpecifier: { $case: 'cluster' as const, value: cluster },
+        ...(timeoutMs !== undefined ? { timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 } } : {}),
+      },
+    },
+  };
+}
+
+/** A RouteConfiguration `name` with one virtual host (`vhost`) for every domain, taking `routes` in order. */
+export function anyHost(name: string, routes: Array<ReturnType<typeof prefixRoute>>, vhost = 'web') {
+  return { name, virtualHosts: [{ name: vhost, domains: ['*'], routes }] };
 }
 
 /** An Envoy-shaped connect_terminate listener on 0.0.0.0:port: CONNECT authority -> internal listener cluster. */

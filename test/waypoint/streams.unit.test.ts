@@ -7,7 +7,7 @@ import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Waypoint } from '../../waypoint/waypoint';
 import { until } from '../support/until';
-import { backend, ControlPlane, freePort, startPlainWaypoint, type Backend } from './fixture';
+import { anyHost, backend, ControlPlane, freePort, prefixRoute, startPlainWaypoint, type Backend } from './fixture';
 
 function get(port: number, path: string): Promise<{ status: number; body: string; aborted: boolean }> {
   return new Promise((resolve, reject) => {
@@ -68,28 +68,14 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     ]);
     cp.tcpListener('tcp-listener', tcpPort, 'echo');
     cp.listener('http-listener', httpPort, 'routes');
-    const toCluster = (c: string, timeoutMs?: number) => ({
-      $case: 'route' as const,
-      value: {
-        clusterSpecifier: { $case: 'cluster' as const, value: c },
-        ...(timeoutMs !== undefined ? { timeout: { seconds: 0, nanos: timeoutMs * 1e6 } } : {}),
-      },
-    });
-    cp.routes({
-      name: 'routes',
-      virtualHosts: [
-        {
-          name: 'web',
-          domains: ['*'],
-          routes: [
-            { match: { pathSpecifier: { $case: 'prefix', value: '/slow-body' } }, action: toCluster('slow-body', 400) },
-            { match: { pathSpecifier: { $case: 'prefix', value: '/patient' } }, action: toCluster('slow-body', 0) },
-            { match: { pathSpecifier: { $case: 'prefix', value: '/weighted' } }, action: toCluster('weighted') },
-            { match: { pathSpecifier: { $case: 'prefix', value: '/slow-head' } }, action: toCluster('slow-head') },
-          ],
-        },
-      ],
-    });
+    cp.routes(
+      anyHost('routes', [
+        prefixRoute('/slow-body', 'slow-body', 400),
+        prefixRoute('/patient', 'slow-body', 0),
+        prefixRoute('/weighted', 'weighted'),
+        prefixRoute('/slow-head', 'slow-head'),
+      ]),
+    );
     wp = await startPlainWaypoint(cp.address, [httpPort, tcpPort]);
   }, 20_000);
 

@@ -18,6 +18,7 @@ import { Waypoint, type WaypointOptions } from '../../waypoint/waypoint';
 import { TYPE } from '../../waypoint/xds/resources';
 import { until } from '../support/until';
 import {
+  anyHost,
   backend,
   connectTerminate,
   ControlPlane,
@@ -26,6 +27,7 @@ import {
   internalCluster,
   LOOPBACK,
   MeshCa,
+  prefixRoute,
   quiet,
   startPlainWaypoint,
   type Backend,
@@ -70,21 +72,7 @@ function h2get(port: number): Promise<Reply> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ROUTES = 'web-routes';
-const webRoutes = {
-  name: ROUTES,
-  virtualHosts: [
-    {
-      name: 'web',
-      domains: ['*'],
-      routes: [
-        {
-          match: { pathSpecifier: { $case: 'prefix' as const, value: '/' } },
-          action: { $case: 'route' as const, value: { clusterSpecifier: { $case: 'cluster' as const, value: 'web' } } },
-        },
-      ],
-    },
-  ],
-};
+const webRoutes = anyHost(ROUTES, [prefixRoute('/', 'web')]);
 
 describe('a waypoint holds requests until its listener’s routes arrive (listener warming)', () => {
   let web: Backend;

@@ -14,7 +14,7 @@ import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
 import { Listener } from '../../api/gen/envoy/config/listener/v3/listener';
 import { WAYPOINT_ENV, WAYPOINT_NODE_FLAGS } from '../../waypoint/process-flags';
 import { TYPE } from '../../waypoint/xds/resources';
-import { backend, connectTerminate, ControlPlane, freePort, httpOver, internalCluster, MeshCa, quiet, type Backend } from './fixture';
+import { anyHost, backend, connectTerminate, ControlPlane, freePort, httpOver, internalCluster, MeshCa, prefixRoute, quiet, type Backend } from './fixture';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -44,6 +44,13 @@ function get(port: number, path = '/'): Promise<{ status: number; body: string }
  * Deployment start it (the process flags of waypoint/process-flags.ts); resolves once the primary
  * reports both workers ready.
  */
+/** `proc` sent SIGTERM if it still runs, once it has exited. */
+async function stopped(proc: ChildProcess | undefined): Promise<void> {
+  if (!proc || proc.exitCode !== null) return;
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('exit', r));
+}
+
 async function startWorkers(args: string[], readyPort: number): Promise<ChildProcess> {
   const proc = spawn(
     process.execPath,
@@ -80,23 +87,7 @@ describe('waypoint run --workers 2', () => {
     listenPort = await freePort();
     metricsPort = await freePort();
     readyPort = await freePort();
-    cp.cluster('web', [web.port]);
-    cp.listener('http', listenPort, 'routes');
-    cp.routes({
-      name: 'routes',
-      virtualHosts: [
-        {
-          name: 'all',
-          domains: ['*'],
-          routes: [
-            {
-              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
-              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'web' } } },
-            },
-          ],
-        },
-      ],
-    });
+    cp.serveAll('http', listenPort, 'web', [web.port]);
     proc = await startWorkers(
       ['--name', 'wp', '-n', 'default', '--control', cp.address, '--listen-address', '127.0.0.1', '--admin-port', '0', '--metrics-port', String(metricsPort)],
       readyPort,
@@ -104,10 +95,7 @@ describe('waypoint run --workers 2', () => {
   }, 60_000);
 
   afterAll(async () => {
-    if (proc && proc.exitCode === null) {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    }
+    await stopped(proc);
     await web?.close();
     await cp.stop();
   });
@@ -193,21 +181,7 @@ describe('waypoint run --workers 2 in mesh mode', () => {
     cp.raw(TYPE.cluster, webHttp, Cluster.encode(internalCluster(webHttp)).finish());
     cp.internalListener(webHttp, `${WEB}:80`);
     cp.cluster('web', [web.port]);
-    cp.routes({
-      name: `${WEB}:80`,
-      virtualHosts: [
-        {
-          name: WEB,
-          domains: ['*'],
-          routes: [
-            {
-              match: { pathSpecifier: { $case: 'prefix', value: '/' } },
-              action: { $case: 'route', value: { clusterSpecifier: { $case: 'cluster', value: 'web' } } },
-            },
-          ],
-        },
-      ],
-    });
+    cp.routes(anyHost(`${WEB}:80`, [prefixRoute('/', 'web')], WEB));
     mesh.place('shop', 'shop-waypoint', 'node-wp');
     hbonePort = await freePort();
     readyPort = await freePort();
@@ -237,10 +211,7 @@ describe('waypoint run --workers 2 in mesh mode', () => {
   }, 60_000);
 
   afterAll(async () => {
-    if (proc && proc.exitCode === null) {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    }
+    await stopped(proc);
     await web?.close();
     await cp.stop();
     for (const c of cleanups) c();
