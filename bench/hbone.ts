@@ -21,6 +21,7 @@ import { createTestCa } from '../common/hbone/testing/pki';
 import { connectUpstream } from '../common/hbone/upstream';
 import { trustBundle } from '../common/identity/verify';
 import { createLogger } from '../common/log';
+import { benchParse } from './support/args';
 import { quantile } from './support/figures';
 import { sendBlocks } from './support/send';
 
@@ -346,27 +347,40 @@ export async function runHboneBench(o: HboneBenchOptions): Promise<void> {
   }
 }
 
-function argValue(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
-  return v;
+/** A positive number option, or its default. */
+function positive(name: string, value: string | undefined, dflt: number): number {
+  if (value === undefined) return dflt;
+  const v = Number(value);
+  if (Number.isFinite(v) && v > 0) return v;
+  process.stderr.write(`bench hbone: --${name} needs a positive number (got ${value})\n`);
+  process.exit(2);
 }
 
 if (require.main === module) {
-  const args = process.argv.slice(2);
-  const run = args.includes('--destination')
+  const { values: o } = benchParse({
+    options: {
+      mib: { type: 'string', default: '256' },
+      rr: { type: 'string', default: '5000' },
+      cr: { type: 'string', default: '500' },
+      streams: { type: 'string', default: '4' },
+      sweep: { type: 'boolean' },
+      'rtt-ms': { type: 'string' },
+      // the benchmark's own child processes
+      destination: { type: 'boolean' },
+      relay: { type: 'boolean' },
+    },
+  });
+  const run = o.destination
     ? destinationMain()
-    : args.includes('--relay')
+    : o.relay
       ? relayMain()
       : runHboneBench({
-          mib: argValue(args, '--mib', 256),
-          rr: argValue(args, '--rr', 5000),
-          cr: argValue(args, '--cr', 500),
-          streams: argValue(args, '--streams', 4),
-          sweep: args.includes('--sweep'),
-          rttMs: args.includes('--rtt-ms') ? argValue(args, '--rtt-ms', 2) : 0,
+          mib: positive('mib', o.mib, 256),
+          rr: positive('rr', o.rr, 5000),
+          cr: positive('cr', o.cr, 500),
+          streams: positive('streams', o.streams, 4),
+          sweep: o.sweep === true,
+          rttMs: positive('rtt-ms', o['rtt-ms'], 0),
         });
   run.catch((err: unknown) => {
     process.stderr.write(`hbone bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
