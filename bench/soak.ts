@@ -34,7 +34,7 @@
 // on Ctrl-C.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { benchParse } from './support/args';
 import { labNodeAdmins } from '../lab/admin';
 import { sleep } from '../lab/sys';
 import { liveMemoryAfterGc, type LiveMemory } from './support/heap-probe';
@@ -140,7 +140,7 @@ interface Tracked {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = benchParse({
     args: process.argv.slice(2),
     options: {
       minutes: { type: 'string' },

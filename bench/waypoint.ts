@@ -62,7 +62,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { benchParse } from './support/args';
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { Cluster, Cluster_DiscoveryType, Cluster_LbPolicy } from '../api/gen/envoy/config/cluster/v3/cluster';
@@ -81,7 +81,7 @@ import { pack } from '../waypoint/config/typed';
 import { WAYPOINT_ENV, WAYPOINT_NODE_FLAGS } from '../waypoint/process-flags';
 import { TYPE } from '../waypoint/xds/resources';
 
-const { values: args } = parseArgs({
+const { values: args } = benchParse({
   options: {
     shapes: { type: 'string', default: 'h1,h2c,grpc,big,max,scale' },
     rate: { type: 'string', default: '2000' },

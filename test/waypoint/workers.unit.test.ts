@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../support/until';
+import { scaled } from '../support/speed';
 import { HboneClient } from '../../common/hbone/client';
 import type { WorkloadCertificate } from '../../common/identity/manager';
 import { Cluster } from '../../api/gen/envoy/config/cluster/v3/cluster';
@@ -68,7 +69,8 @@ async function startWorkers(args: string[], readyPort: number): Promise<ChildPro
         (r) => r.status === 200,
         () => false,
       ),
-    30_000,
+    // three processes' start-up: 30 s did not suffice at load 20 (a VM beside the unit tier)
+    scaled(30_000),
   );
   return proc;
 }
@@ -100,16 +102,20 @@ describe('waypoint run --workers 2', () => {
     await cp.stop();
   });
 
-  it('serves from two worker processes sharing the listener; /metrics sums both', async () => {
-    expect(children(proc.pid!)).toHaveLength(2);
-    // The primary holds the one xDS stream to the control plane; the workers are served by it.
-    expect(cp.xdsStreams).toBe(1);
-    const results = await Promise.all(Array.from({ length: 40 }, () => get(listenPort)));
-    expect(results.map((r) => `${r.status} ${r.body}`)).toEqual(Array(40).fill('200 web'));
-    const metrics = (await get(metricsPort, '/metrics')).body;
-    const total = [...metrics.matchAll(/^istio_requests_total\{[^}]*response_code="200"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-    expect(total).toBe(40);
-  }, 30_000);
+  it(
+    'serves from two worker processes sharing the listener; /metrics sums both',
+    async () => {
+      expect(children(proc.pid!)).toHaveLength(2);
+      // The primary holds the one xDS stream to the control plane; the workers are served by it.
+      expect(cp.xdsStreams).toBe(1);
+      const results = await Promise.all(Array.from({ length: 40 }, () => get(listenPort)));
+      expect(results.map((r) => `${r.status} ${r.body}`)).toEqual(Array(40).fill('200 web'));
+      const metrics = (await get(metricsPort, '/metrics')).body;
+      const total = [...metrics.matchAll(/^istio_requests_total\{[^}]*response_code="200"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      expect(total).toBe(40);
+    },
+    scaled(30_000),
+  );
 
   it('runs every worker with the process flags the primary was started with', () => {
     const workers = children(proc.pid!);
@@ -150,12 +156,16 @@ describe('waypoint run --workers 2', () => {
     expect(cp.xdsStreams).toBe(1);
   }, 60_000);
 
-  it('stops with its workers on SIGTERM', async () => {
-    const workers = children(proc.pid!);
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
-    for (const w of workers) expect(() => process.kill(w, 0)).toThrow();
-  }, 30_000);
+  it(
+    'stops with its workers on SIGTERM',
+    async () => {
+      const workers = children(proc.pid!);
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      for (const w of workers) expect(() => process.kill(w, 0)).toThrow();
+    },
+    scaled(30_000),
+  );
 });
 
 describe('waypoint run --workers 2 in mesh mode', () => {
@@ -218,28 +228,32 @@ describe('waypoint run --workers 2 in mesh mode', () => {
     mesh?.close();
   });
 
-  it('both workers serve HBONE with the one certificate the primary got; the control plane sees one xDS stream', async () => {
-    expect(children(proc.pid!)).toHaveLength(2);
-    // One client (one TLS connection) per tunnel, so the connections spread over the workers.
-    const answers = await Promise.all(
-      Array.from({ length: 6 }, async () => {
-        const client = new HboneClient({ logger: quiet });
-        try {
-          const stream = await client.open({
-            source: { certChain: frontend.certChainPem, key: frontend.privateKeyPem },
-            trustBundle: frontend.trustBundle,
-            destination: `127.0.0.1:${hbonePort}`,
-            expectedIdentity: 'spiffe://cluster.local/ns/shop/sa/shop-waypoint',
-            authority: '10.96.0.50:80',
-            timeoutMs: 5000,
-          });
-          return await httpOver(stream, '/', WEB);
-        } finally {
-          client.destroy();
-        }
-      }),
-    );
-    expect(answers.map((a) => `${a.status} ${a.body}`)).toEqual(Array(6).fill('200 web'));
-    expect(cp.xdsStreams).toBe(1);
-  }, 30_000);
+  it(
+    'both workers serve HBONE with the one certificate the primary got; the control plane sees one xDS stream',
+    async () => {
+      expect(children(proc.pid!)).toHaveLength(2);
+      // One client (one TLS connection) per tunnel, so the connections spread over the workers.
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          const client = new HboneClient({ logger: quiet });
+          try {
+            const stream = await client.open({
+              source: { certChain: frontend.certChainPem, key: frontend.privateKeyPem },
+              trustBundle: frontend.trustBundle,
+              destination: `127.0.0.1:${hbonePort}`,
+              expectedIdentity: 'spiffe://cluster.local/ns/shop/sa/shop-waypoint',
+              authority: '10.96.0.50:80',
+              timeoutMs: 5000,
+            });
+            return await httpOver(stream, '/', WEB);
+          } finally {
+            client.destroy();
+          }
+        }),
+      );
+      expect(answers.map((a) => `${a.status} ${a.body}`)).toEqual(Array(6).fill('200 web'));
+      expect(cp.xdsStreams).toBe(1);
+    },
+    scaled(30_000),
+  );
 });
