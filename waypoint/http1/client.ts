@@ -47,9 +47,43 @@ const CALL = Symbol('nodemesh.h1.call');
 const CONNECTED = Symbol('nodemesh.h1.connected');
 const FAILURE = Symbol('nodemesh.h1.error');
 const SHARED_READS = Symbol('nodemesh.h1.sharedReads');
+/** When a pooled connection stops being reused (ms since the epoch): before the backend's announced keep-alive timeout. */
+const KEEP_UNTIL = Symbol('nodemesh.h1.keepUntil');
+/**
+ * How long before the backend's announced keep-alive timeout (`Keep-Alive: timeout=N`) a pooled
+ * connection is retired: a request sent closer to it may cross the backend's close and fail (undici
+ * keeps the same 1 s).
+ */
+export const KEEP_ALIVE_MARGIN_MS = 1000;
+
+/**
+ * Until when a connection whose response said `keep-alive` (the header's value, if any) may be
+ * reused: undefined when it announced no timeout, `now` or earlier when it must not be reused.
+ */
+export function keepAliveDeadline(value: string | string[] | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /(?:^|[\s,;])timeout\s*=\s*(\d{1,9})(?:$|[\s,;])/i.exec(Array.isArray(value) ? value.join(',') : value);
+  if (!m) return undefined;
+  return now + Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS;
+}
 /** A pooled connection: a TCP socket or an opened stream (an HBONE tunnel), each with an idle timeout. */
 export type Connection = Duplex & { setTimeout(ms: number): unknown };
-type PooledSocket = Connection & { [CALL]?: H1Call; [CONNECTED]?: boolean; [FAILURE]?: NodeJS.ErrnoException; [SHARED_READS]?: boolean };
+type PooledSocket = Connection & {
+  [CALL]?: H1Call;
+  [CONNECTED]?: boolean;
+  [FAILURE]?: NodeJS.ErrnoException;
+  [SHARED_READS]?: boolean;
+  [KEEP_UNTIL]?: number;
+};
+
+/** A pooled connection that cannot carry another request: closed, or past its keep-alive deadline (then closed here). */
+function spent(s: PooledSocket): boolean {
+  if (s.destroyed || s.readableEnded) return true;
+  const until = s[KEEP_UNTIL];
+  if (until === undefined || until > Date.now()) return false;
+  s.destroy();
+  return true;
+}
 
 /**
  * The one buffer every plain TCP upstream connection reads into (node:net's `onread`): no buffer
@@ -107,7 +141,7 @@ export class H1Pool {
 
   private assign(call: H1Call): void {
     let s = this.idle.pop();
-    while (s && (s.destroyed || s.readableEnded)) s = this.idle.pop();
+    while (s && spent(s)) s = this.idle.pop();
     if (s) return call.start(s);
     if (this.open < this.o.maxConnections) return this.connect(call);
     this.waiting.push(call);
@@ -450,6 +484,14 @@ export class H1Call extends EventEmitter {
   private onResponseHead(head: ResponseHead, buf: Buffer, at: number): number {
     const framing = responseFraming(head, this.method);
     this.reusable = keepsAlive(head.minor, head.headers) && framing.kind !== 'close';
+    const ka = head.headers['keep-alive'];
+    if (this.reusable && ka !== undefined && this.socket) {
+      const until = keepAliveDeadline(ka, Date.now());
+      if (until !== undefined) {
+        if (until <= Date.now()) this.reusable = false;
+        else this.socket[KEEP_UNTIL] = until;
+      }
+    }
     if (framing.kind === 'none' || (framing.kind === 'length' && buf.length - at >= framing.length)) {
       // The whole response is here: no body stream, no decoder.
       const n = framing.kind === 'length' ? framing.length : 0;

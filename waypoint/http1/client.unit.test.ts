@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H1Pool, type H1FailureKind, type H1ResponseHead } from './client';
+import { H1Pool, KEEP_ALIVE_MARGIN_MS, keepAliveDeadline, type H1FailureKind, type H1ResponseHead } from './client';
 
 const servers: Server[] = [];
 const pools: H1Pool[] = [];
@@ -14,8 +14,8 @@ afterEach(() => {
   }
 });
 
-async function backend(handler: Parameters<typeof createServer>[1]): Promise<{ port: number; sockets: () => number }> {
-  const srv = createServer({ keepAliveTimeout: 10_000 }, handler);
+async function backend(handler: Parameters<typeof createServer>[1], keepAliveTimeout = 10_000): Promise<{ port: number; sockets: () => number }> {
+  const srv = createServer({ keepAliveTimeout }, handler);
   servers.push(srv);
   let sockets = 0;
   srv.on('connection', () => sockets++);
@@ -157,6 +157,41 @@ describe('waypoint HTTP/1.1 client', () => {
     const after = await get('/');
     expect(after.whole?.toString()).toBe('whole body');
     expect(b.sockets()).toBe(1);
+  });
+});
+
+describe("waypoint HTTP/1.1 client and the backend's keep-alive timeout", () => {
+  it('reads `Keep-Alive: timeout=N` as a deadline 1 s before it; no timeout, no deadline', () => {
+    expect(keepAliveDeadline('timeout=5', 1_000)).toBe(1_000 + 5_000 - KEEP_ALIVE_MARGIN_MS);
+    expect(keepAliveDeadline('max=100, timeout=2', 0)).toBe(1_000);
+    expect(keepAliveDeadline('Timeout = 3;max=9', 0)).toBe(2_000);
+    expect(keepAliveDeadline(['max=3', 'timeout=4'], 0)).toBe(3_000);
+    expect(keepAliveDeadline('timeout=1', 500)).toBe(500);
+    expect(keepAliveDeadline(undefined, 0)).toBeUndefined();
+    expect(keepAliveDeadline('max=100', 0)).toBeUndefined();
+    expect(keepAliveDeadline('timeout=abc', 0)).toBeUndefined();
+    expect(keepAliveDeadline('xtimeout=5', 0)).toBeUndefined();
+  });
+
+  it('does not reuse a connection within 1 s of the keep-alive timeout the backend announced (node:http closes it then)', async () => {
+    // node:http announces `Keep-Alive: timeout=2` and destroys a connection idle for 2 s.
+    const b = await backend((_req, res) => res.end('ok'), 2_000);
+    const p = pool(b.port);
+    expect((await call(p, 'GET', '/1', {})).body).toBe('ok');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await call(p, 'GET', '/2', {})).body).toBe('ok');
+    expect(b.sockets()).toBe(1); // reused: well before the deadline
+    await new Promise((r) => setTimeout(r, 1_200));
+    // 1.2 s idle: past 2 s - 1 s, so a new connection, not the one the backend is about to close.
+    expect((await call(p, 'GET', '/3', {})).body).toBe('ok');
+    expect(b.sockets()).toBe(2);
+  });
+
+  it('never reuses a connection whose backend announced a keep-alive timeout of 1 s or less', async () => {
+    const b = await backend((_req, res) => res.end('ok'), 1_000);
+    const p = pool(b.port);
+    for (let i = 0; i < 3; i++) expect((await call(p, 'GET', `/${i}`, {})).body).toBe('ok');
+    expect(b.sockets()).toBe(3);
   });
 });
 
