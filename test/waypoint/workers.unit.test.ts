@@ -71,7 +71,12 @@ async function startWorkers(args: string[], readyPort: number): Promise<ChildPro
       ),
     // three processes' start-up: 30 s did not suffice at load 20 (a VM beside the unit tier)
     scaled(30_000),
-  );
+  ).catch(async (err: unknown) => {
+    // not returned, so no afterAll can stop it: a waypoint that never got ready is stopped here
+    // (one that timed out at load 20 was left running with its two workers)
+    await stopped(proc);
+    throw err;
+  });
   return proc;
 }
 
