@@ -28,36 +28,43 @@ function scriptName(): string {
   return basename(process.argv[1] ?? 'bench', '.js');
 }
 
+/** On --help print the usage (and `more`) to stdout and exit 0; otherwise return. */
+function helpOrContinue(args: readonly string[], usage: string, more = ''): void {
+  if (!wantsHelp(args)) return;
+  process.stdout.write(`${usage}\n${more}`);
+  process.exit(0);
+}
+
+/** A refused command line: the reason and the usage on stderr, exit 2, no stack trace. */
+function refuse(bench: string, reason: string, usage: string): never {
+  process.stderr.write(`bench ${bench}: ${reason}\n${usage}\n`);
+  process.exit(2);
+}
+
 /** Print the usage and exit 0 on --help; on a parse error print it with the usage and exit 2. */
 export function benchParse<T extends ParseArgsConfig>(config: T, bench = scriptName()): ReturnType<typeof parseArgs<T>> {
   const args = config.args ?? process.argv.slice(2);
   const usage = usageText(bench, config.options ?? {});
-  if (wantsHelp(args)) {
-    process.stdout.write(`${usage}\n(what each measures: the header of bench/${bench}.ts)\n`);
-    process.exit(0);
-  }
+  helpOrContinue(args, usage, `(what each measures: the header of bench/${bench}.ts)\n`);
   try {
     return parseArgs({ ...config, args } as T); // the same config with the arguments made explicit
   } catch (e) {
-    process.stderr.write(`bench ${bench}: ${(e as Error).message}\n${usage}\n`);
-    process.exit(2);
+    refuse(bench, (e as Error).message, usage);
   }
 }
 
+/** `--name N` pairs over `defaults` (each N a positive integer); --help and bad input as benchParse. */
 export function parseSizes<T extends Record<string, number>>(bench: string, defaults: T, argv: readonly string[]): T {
   const options: OptionSpec = {};
   for (const [k, v] of Object.entries(defaults)) options[k] = { type: 'string', default: String(v) };
-  if (wantsHelp(argv)) {
-    process.stdout.write(`${usageText(bench, options)}\n`);
-    process.exit(0);
-  }
+  const usage = usageText(bench, options);
+  helpOrContinue(argv, usage);
   const sizes = { ...defaults };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '') ?? '';
     const value = Number(argv[i + 1]);
-    if (!(key in sizes) || !Number.isInteger(value) || value < 1) {
-      throw new Error(`${usageText(bench, options)} (bad: ${argv[i]} ${argv[i + 1]}; each value is a positive integer)`);
-    }
+    if (!(key in sizes)) refuse(bench, `unknown option '${argv[i]}'`, usage);
+    if (!Number.isInteger(value) || value < 1) refuse(bench, `${argv[i]} needs a positive integer, not '${argv[i + 1] ?? ''}'`, usage);
     (sizes as Record<string, number>)[key] = value;
   }
   return sizes;

@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { scaled } from '../../test/support/speed';
 import { usageText, wantsHelp } from './args';
 
 const root = join(__dirname, '..', '..');
 const run = (script: string, args: string[]) =>
-  spawnSync(process.execPath, [join(root, 'dist', 'bench', script), ...args], { encoding: 'utf8', timeout: 30_000 });
+  spawnSync(process.execPath, [join(root, 'dist', 'bench', script), ...args], { encoding: 'utf8', timeout: scaled(30_000) });
 
 describe('a benchmark’s command line', () => {
   it('names every option, with its default, in the usage', () => {
@@ -31,6 +32,27 @@ describe('a benchmark’s command line', () => {
     expect(r.stderr).toContain('usage: npm run bench -- mesh');
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
+
+  it(
+    'size options (envoy-xds): --help, an unknown name and a value that is not a positive integer',
+    () => {
+      const help = run('envoy-xds.js', ['--help']);
+      expect(help.status, help.stderr).toBe(0);
+      expect(help.stdout).toMatch(/^usage: npm run bench -- envoy-xds .*\[--services VALUE \(default \d+\)\]/);
+      const unknown = run('envoy-xds.js', ['--bogus', '1']);
+      expect(unknown.status).toBe(2);
+      expect(unknown.stderr).toContain("bench envoy-xds: unknown option '--bogus'");
+      const bad = run('envoy-xds.js', ['--services', '0']);
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toContain("--services needs a positive integer, not '0'");
+      for (const r of [unknown, bad]) {
+        expect(r.stderr).toContain('usage: npm run bench -- envoy-xds');
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+        expect(r.stdout).toBe(''); // nothing ran
+      }
+    },
+    scaled(120_000),
+  );
 
   it('npm run bench -- --help lists the benchmarks', () => {
     const r = run('main.js', ['--help']);
