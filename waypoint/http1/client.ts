@@ -56,16 +56,14 @@ const KEEP_UNTIL = Symbol('nodemesh.h1.keepUntil');
  */
 export const KEEP_ALIVE_MARGIN_MS = 1000;
 
-/**
- * Until when a connection whose response said `keep-alive` (the header's value, if any) may be
- * reused: undefined when it announced no timeout, `now` or earlier when it must not be reused.
- */
-export function keepAliveDeadline(value: string | string[] | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  const m = /(?:^|[\s,;])timeout\s*=\s*(\d{1,9})(?:$|[\s,;])/i.exec(Array.isArray(value) ? value.join(',') : value);
-  if (!m) return undefined;
-  return now + Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS;
+const KEEP_ALIVE_TIMEOUT = /(?:^|[\s,;])timeout\s*=\s*(\d{1,9})(?:$|[\s,;])/i;
+
+/** The keep-alive timeout a `Keep-Alive` header's value announces, in ms; undefined when it names none. */
+export function keepAliveTimeoutMs(value: string | string[]): number | undefined {
+  const m = KEEP_ALIVE_TIMEOUT.exec(Array.isArray(value) ? value.join(',') : value);
+  return m ? Number(m[1]) * 1000 : undefined;
 }
+
 /** A pooled connection: a TCP socket or an opened stream (an HBONE tunnel), each with an idle timeout. */
 export type Connection = Duplex & { setTimeout(ms: number): unknown };
 type PooledSocket = Connection & {
@@ -124,8 +122,21 @@ export class H1Pool {
   private readonly waiting: H1Call[] = [];
   private open = 0;
   private closed = false;
+  /** The last `Keep-Alive` value read from this endpoint and its timeout (a backend sends the same one every time). */
+  private keepAliveText: string | undefined;
+  private keepAliveMs: number | undefined;
 
   constructor(readonly o: H1PoolOptions) {}
+
+  /** The keep-alive timeout (ms) a response's `Keep-Alive` value announces, parsed once per distinct value. */
+  announcedKeepAliveMs(value: string | string[]): number | undefined {
+    if (typeof value !== 'string') return keepAliveTimeoutMs(value);
+    if (value !== this.keepAliveText) {
+      this.keepAliveText = value;
+      this.keepAliveMs = keepAliveTimeoutMs(value);
+    }
+    return this.keepAliveMs;
+  }
 
   /** One request: `listener` hears its response head or failure, never from inside this call. */
   request(method: string, path: string, authority: string, headers: OutgoingHeaders, listener: H1CallListener): H1Call {
@@ -486,10 +497,10 @@ export class H1Call extends EventEmitter {
     this.reusable = keepsAlive(head.minor, head.headers) && framing.kind !== 'close';
     const ka = head.headers['keep-alive'];
     if (this.reusable && ka !== undefined && this.socket) {
-      const until = keepAliveDeadline(ka, Date.now());
-      if (until !== undefined) {
-        if (until <= Date.now()) this.reusable = false;
-        else this.socket[KEEP_UNTIL] = until;
+      const ms = this.pool.announcedKeepAliveMs(ka);
+      if (ms !== undefined) {
+        if (ms <= KEEP_ALIVE_MARGIN_MS) this.reusable = false;
+        else this.socket[KEEP_UNTIL] = Date.now() + ms - KEEP_ALIVE_MARGIN_MS;
       }
     }
     if (framing.kind === 'none' || (framing.kind === 'length' && buf.length - at >= framing.length)) {

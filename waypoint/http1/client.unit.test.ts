@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H1Pool, KEEP_ALIVE_MARGIN_MS, keepAliveDeadline, type H1FailureKind, type H1ResponseHead } from './client';
+import { H1Pool, keepAliveTimeoutMs, type H1FailureKind, type H1ResponseHead } from './client';
 
 const servers: Server[] = [];
 const pools: H1Pool[] = [];
@@ -161,16 +161,14 @@ describe('waypoint HTTP/1.1 client', () => {
 });
 
 describe("waypoint HTTP/1.1 client and the backend's keep-alive timeout", () => {
-  it('reads `Keep-Alive: timeout=N` as a deadline 1 s before it; no timeout, no deadline', () => {
-    expect(keepAliveDeadline('timeout=5', 1_000)).toBe(1_000 + 5_000 - KEEP_ALIVE_MARGIN_MS);
-    expect(keepAliveDeadline('max=100, timeout=2', 0)).toBe(1_000);
-    expect(keepAliveDeadline('Timeout = 3;max=9', 0)).toBe(2_000);
-    expect(keepAliveDeadline(['max=3', 'timeout=4'], 0)).toBe(3_000);
-    expect(keepAliveDeadline('timeout=1', 500)).toBe(500);
-    expect(keepAliveDeadline(undefined, 0)).toBeUndefined();
-    expect(keepAliveDeadline('max=100', 0)).toBeUndefined();
-    expect(keepAliveDeadline('timeout=abc', 0)).toBeUndefined();
-    expect(keepAliveDeadline('xtimeout=5', 0)).toBeUndefined();
+  it('reads the timeout `Keep-Alive: timeout=N` announces; no timeout, none', () => {
+    expect(keepAliveTimeoutMs('timeout=5')).toBe(5_000);
+    expect(keepAliveTimeoutMs('max=100, timeout=2')).toBe(2_000);
+    expect(keepAliveTimeoutMs('Timeout = 3;max=9')).toBe(3_000);
+    expect(keepAliveTimeoutMs(['max=3', 'timeout=4'])).toBe(4_000);
+    expect(keepAliveTimeoutMs('max=100')).toBeUndefined();
+    expect(keepAliveTimeoutMs('timeout=abc')).toBeUndefined();
+    expect(keepAliveTimeoutMs('xtimeout=5')).toBeUndefined();
   });
 
   it('does not reuse a connection within 1 s of the keep-alive timeout the backend announced (node:http closes it then)', async () => {
@@ -192,6 +190,18 @@ describe("waypoint HTTP/1.1 client and the backend's keep-alive timeout", () => 
     const p = pool(b.port);
     for (let i = 0; i < 3; i++) expect((await call(p, 'GET', `/${i}`, {})).body).toBe('ok');
     expect(b.sockets()).toBe(3);
+  });
+
+  it('follows a backend whose announced timeout changes from one response to the next (the parse is kept per value)', async () => {
+    // The pool keeps the last value it parsed: a different value must be read again, not taken from it.
+    const b = await backend((req, res) => {
+      res.setHeader('keep-alive', req.url === '/short' ? 'timeout=1' : 'timeout=30');
+      res.end('ok');
+    });
+    const p = pool(b.port);
+    for (const path of ['/long', '/long', '/short', '/long', '/long']) expect((await call(p, 'GET', path, {})).body).toBe('ok');
+    // /long twice on one connection; /short's answer (timeout=1) retires it; the next two share a new one.
+    expect(b.sockets()).toBe(2);
   });
 });
 
