@@ -142,7 +142,7 @@ export class Waypoint {
     this.headersMs = timeoutSetting('downstreamTimeouts.headersMs', o.downstreamTimeouts?.headersMs);
     this.timeouts = listenerTimeouts(this.metrics.registry);
     this.log = o.logger ?? createLogger('waypoint');
-    this.transport = new UpstreamTransport(o.credentials);
+    this.transport = new UpstreamTransport(o.credentials, (cluster) => this.metrics.resent.inc({ cluster }));
     this.state.firstConfigPending = true;
     this.otlp = o.otlpEndpoint ? new OtlpExporter(o.otlpEndpoint, `${o.name}.${o.namespace}`, this.log) : undefined;
     this.handler = new RequestHandler({

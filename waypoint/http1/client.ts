@@ -49,6 +49,8 @@ const FAILURE = Symbol('nodemesh.h1.error');
 const SHARED_READS = Symbol('nodemesh.h1.sharedReads');
 /** When a pooled connection stops being reused (ms since the epoch): before the backend's announced keep-alive timeout. */
 const KEEP_UNTIL = Symbol('nodemesh.h1.keepUntil');
+/** The connection carried a request before the one on it now (it came from the pool, not from connect). */
+const REUSED = Symbol('nodemesh.h1.reused');
 /**
  * How long before the backend's announced keep-alive timeout (`Keep-Alive: timeout=N`) a pooled
  * connection is retired: a request sent closer to it may cross the backend's close and fail (undici
@@ -72,6 +74,7 @@ type PooledSocket = Connection & {
   [FAILURE]?: NodeJS.ErrnoException;
   [SHARED_READS]?: boolean;
   [KEEP_UNTIL]?: number;
+  [REUSED]?: boolean;
 };
 
 /** A pooled connection that cannot carry another request: closed, or past its keep-alive deadline (then closed here). */
@@ -99,6 +102,12 @@ function kept(buf: Buffer, from: number, to: number, shared: boolean): Buffer {
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
 /** Methods sent without a Content-Length when they have no body (node:http's choice). */
 const BODILESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+/**
+ * Methods sent again, once, on a new connection when a reused one closes before any byte of the
+ * response (RFC 9110 9.2.2's idempotent methods; Go's transport and undici do the same): the server
+ * closed an idle keep-alive connection as the request went out, and cannot have acted on it twice.
+ */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const QUEUE_LIMIT = 64 * 1024;
 const BAD_TARGET = /[^\x21-\x7e]/;
 
@@ -114,6 +123,8 @@ export interface H1PoolOptions {
    * or an error — a connect failure for the request waiting for it (bounded by its own timeout).
    */
   readonly open?: (done: (err: Error | undefined, connection?: Connection) => void) => void;
+  /** A request was sent again on a new connection: the reused one closed before any response byte (counted by the caller). */
+  readonly onResent?: () => void;
 }
 
 /** The keep-alive connections to one endpoint. */
@@ -236,11 +247,20 @@ export class H1Pool {
       return;
     }
     s.resume();
+    s[REUSED] = true;
     const next = this.waiting.shift();
     if (next && !next.aborted) return next.start(s);
     if (next) this.serveWaiting();
     this.idle.push(s);
     if (this.waiting.length) this.serveWaiting();
+  }
+
+  /** `call`'s reused connection closed before any response byte: send it again on a new connection (or the next free one at max_connections). */
+  resend(call: H1Call): void {
+    this.o.onResent?.();
+    if (this.closed) return call.fail('reset', 'upstream reset: the waypoint is shutting down');
+    if (this.open < this.o.maxConnections) return this.connect(call);
+    this.waiting.push(call);
   }
 
   /** Forget a waiting call (aborted before it had a connection). */
@@ -338,6 +358,11 @@ export class H1Call extends EventEmitter {
   private whenComplete: ((t: Headers) => void) | undefined;
   /** The bytes being handled lie in READ_BUFFER. */
   private shared = false;
+  /** The request as sent while it is only a head (no body byte written): what a resend writes again. */
+  private replay: Buffer | undefined;
+  /** Some byte of the response arrived on this call's connection. */
+  private answered = false;
+  private resent = false;
 
   constructor(
     private readonly pool: H1Pool,
@@ -370,6 +395,7 @@ export class H1Call extends EventEmitter {
   write(chunk: Buffer): boolean {
     if (this.requestEnded || this.aborted) return false;
     if (chunk.length === 0) return true;
+    this.replay = undefined; // a body went out: the request cannot be sent again
     const head = this.out === Out.Undecided ? this.headFor(true) : '';
     if (this.out === Out.Chunked) return this.emitBytes(Buffer.from(`${head}${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF);
     return head ? this.emitBytes(Buffer.from(head, 'latin1'), chunk) : this.emitBytes(chunk);
@@ -378,8 +404,11 @@ export class H1Call extends EventEmitter {
   end(chunk?: Buffer): void {
     if (this.requestEnded || this.aborted) return;
     if (chunk?.length) this.write(chunk);
-    if (this.out === Out.Undecided) this.emitBytes(Buffer.from(this.headFor(false), 'latin1'));
-    else if (this.out === Out.Chunked) this.emitBytes(LAST_CHUNK);
+    if (this.out === Out.Undecided) {
+      const head = Buffer.from(this.headFor(false), 'latin1');
+      if (IDEMPOTENT.has(this.method)) this.replay = head;
+      this.emitBytes(head);
+    } else if (this.out === Out.Chunked) this.emitBytes(LAST_CHUNK);
     this.requestEnded = true;
     if (this.state === In.Done) this.finish();
   }
@@ -449,6 +478,7 @@ export class H1Call extends EventEmitter {
 
   /** Bytes from the connection; `shared`: they lie in READ_BUFFER (copy what is kept). */
   onData(chunk: Buffer, shared: boolean): void {
+    this.answered = true;
     const joined = this.buf !== undefined;
     const buf = joined ? Buffer.concat([this.buf!, chunk]) : chunk;
     this.buf = undefined;
@@ -583,6 +613,14 @@ export class H1Call extends EventEmitter {
     if (this.state === In.Body && this.untilClose) {
       this.buf = undefined;
       return this.complete();
+    }
+    if (!this.settled && !this.aborted && !this.answered && this.replay !== undefined && s[REUSED] && !this.resent) {
+      // A keep-alive connection the server closed as the request went out: once more, on a new one.
+      this.resent = true;
+      this.queued = [this.replay];
+      this.queuedBytes = this.replay.length;
+      this.searched = 0;
+      return this.pool.resend(this);
     }
     if (!this.settled) {
       const err = s[FAILURE];

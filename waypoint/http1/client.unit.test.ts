@@ -1,6 +1,6 @@
 // The upstream HTTP/1.1 client against a real node:http server on loopback.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { H1Pool, keepAliveTimeoutMs, type H1FailureKind, type H1ResponseHead } from './client';
 
@@ -251,5 +251,89 @@ describe('waypoint HTTP/1.1 client reads (one shared read buffer for all connect
     expect(bodyB.equals(expected('b'))).toBe(true);
     expect([wa!.whole?.toString(), wb!.whole?.toString()]).toEqual(['a'.repeat(100), 'b'.repeat(100)]);
     expect([sa!.whole?.toString(), sb!.whole?.toString()]).toEqual(['aaaa', 'bbbb']);
+  });
+});
+
+describe('waypoint HTTP/1.1 client: a reused connection the backend closed as the request went out', () => {
+  /**
+   * A raw backend that answers the first `answered` requests of every connection (keep-alive, no
+   * Keep-Alive header: it announces no timeout) and closes the connection, without a byte, when the
+   * next request arrives — a server closing an idle connection just as the request crossed it.
+   */
+  async function closingBackend(answered: number): Promise<{ port: number; connections: () => number; requests: string[] }> {
+    const requests: string[] = [];
+    let connections = 0;
+    const srv = createNetServer((s) => {
+      connections++;
+      let n = 0;
+      let got = '';
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        let end = got.indexOf('\r\n\r\n');
+        while (end >= 0) {
+          const head = got.slice(0, end);
+          got = got.slice(end + 4);
+          const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+          got = got.slice(length);
+          requests.push(`${connections}:${head.split(' ', 2).join(' ')}`);
+          if (n++ >= answered) return void s.destroy();
+          s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+          end = got.indexOf('\r\n\r\n');
+        }
+      });
+      s.on('error', () => undefined);
+    });
+    nets.push(srv);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return { port: (srv.address() as AddressInfo).port, connections: () => connections, requests };
+  }
+  const nets: NetServer[] = [];
+  afterEach(() => {
+    for (const s of nets.splice(0)) s.close();
+  });
+
+  function countedPool(port: number): { p: H1Pool; resent: () => number } {
+    let resent = 0;
+    const p = new H1Pool({ host: '127.0.0.1', port, maxConnections: 10, connectTimeoutMs: 1000, onResent: () => resent++ });
+    pools.push(p);
+    return { p, resent: () => resent };
+  }
+
+  it('sends an idempotent request without a body once more on a new connection, and counts it', async () => {
+    const b = await closingBackend(1);
+    const { p, resent } = countedPool(b.port);
+    expect((await call(p, 'GET', '/1', {})).body).toBe('ok');
+    // The pooled connection is reused and closed by the backend: the GET is sent again on a new one.
+    expect((await call(p, 'GET', '/2', {})).body).toBe('ok');
+    expect((await call(p, 'PUT', '/3', { 'content-length': '0' })).body).toBe('ok');
+    expect((await call(p, 'DELETE', '/4', {})).body).toBe('ok');
+    expect(b.requests).toEqual(['1:GET /1', '1:GET /2', '2:GET /2', '2:PUT /3', '3:PUT /3', '3:DELETE /4', '4:DELETE /4']);
+    expect(resent()).toBe(3);
+  });
+
+  it('does not send a POST, or a request whose body went out, again: 503 UC material (a reset)', async () => {
+    const b = await closingBackend(1);
+    const { p, resent } = countedPool(b.port);
+    expect((await call(p, 'GET', '/1', {})).body).toBe('ok');
+    await expect(call(p, 'POST', '/2', {})).rejects.toMatchObject({ kind: 'reset' });
+    expect((await call(p, 'GET', '/3', {})).body).toBe('ok'); // a new connection
+    await expect(call(p, 'PUT', '/4', { 'content-length': '4' }, [Buffer.from('data')])).rejects.toMatchObject({ kind: 'reset' });
+    expect(resent()).toBe(0);
+  });
+
+  it('never sends again on a connection that was new, and sends again only once', async () => {
+    const b = await closingBackend(0); // closes every connection at its first request
+    const { p, resent } = countedPool(b.port);
+    await expect(call(p, 'GET', '/new', {})).rejects.toMatchObject({ kind: 'reset' });
+    expect(b.requests).toEqual(['1:GET /new']);
+    expect(resent()).toBe(0);
+    // A reused connection whose replacement closes too: one resend, then the reset.
+    const c = await closingBackend(1);
+    const q = countedPool(c.port);
+    expect((await call(q.p, 'GET', '/1', {})).body).toBe('ok');
+    nets[1]!.removeAllListeners('connection');
+    nets[1]!.on('connection', (s) => s.destroy());
+    await expect(call(q.p, 'GET', '/2', {})).rejects.toMatchObject({ kind: 'reset' });
+    expect(q.resent()).toBe(1);
   });
 });

@@ -100,7 +100,11 @@ export class UpstreamTransport {
   readonly hbone: HboneClient;
   readonly stats: TransportStats = { connectionsOpened: 0, hboneTunnels: 0 };
 
-  constructor(private readonly credentials: MeshCredentials | undefined) {
+  constructor(
+    private readonly credentials: MeshCredentials | undefined,
+    /** An idempotent request was sent again on a new connection (http1/client.ts): counted per cluster. */
+    private readonly onResent?: (cluster: string) => void,
+  ) {
     this.hbone = new HboneClient({ idleTimeoutMs: 60_000 });
   }
 
@@ -168,6 +172,7 @@ export class UpstreamTransport {
         maxConnections: cluster.breakers.maxConnections,
         connectTimeoutMs: cluster.connectTimeoutMs,
         open: e.hbone ? (done) => this.tunnel(e, cluster.connectTimeoutMs).then((st) => done(undefined, st), done) : undefined,
+        onResent: this.onResent ? () => this.onResent!(cluster.name) : undefined,
       });
       this.pools.set(key, pool);
     } else pool.o.maxConnections = cluster.breakers.maxConnections;

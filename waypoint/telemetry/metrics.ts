@@ -111,6 +111,12 @@ export class WaypointMetrics {
     labelNames: ['cluster'],
     registers: [this.registry],
   });
+  readonly resent = new Counter({
+    name: 'nodemesh_waypoint_upstream_resent_total',
+    help: 'Idempotent requests sent again on a new connection: a reused upstream HTTP/1.1 connection closed before any byte of the response',
+    labelNames: ['cluster'],
+    registers: [this.registry],
+  });
   readonly ejections = new Counter({
     name: 'nodemesh_waypoint_outlier_ejections_total',
     help: 'Endpoints ejected by outlier detection',
