@@ -30,8 +30,10 @@
 // - big:   1 MiB responses over HTTP/1.1, 4 connections, closed loop (MiB/s, CPU-s per GiB);
 // - max:   the highest paced rate at which p99 < 10 ms (and >= 97% of the rate is served, all
 //          2xx), HTTP/1.1 (32 connections) and h2c (4 x 25 streams): each connection sends on its
-//          own clock (h2load --rps per connection), the connections started 1 ms apart, so every
-//          connection's requests do not arrive at once. Not smooth within a connection: h2load's
+//          own clock (h2load --rps per connection), the connections started 1 ms apart — which does
+//          not keep their requests apart: h2load's timers fire together, and (measured with the
+//          knee shape's logs, 2026-12-06) at R req/s all R/100 requests of the 4 h2c connections
+//          arrive within ~0.1 ms, every 10 ms. Not smooth within a connection either: h2load's
 //          --rps timer fires every max(10 ms, 1/rps) and sends all the requests then due (measured
 //          with h2load 1.52 at 500/s per connection: 86 % of the gaps between requests under
 //          50 µs, bursts every ~10 ms), so above 100 req/s per connection a connection sends
@@ -43,7 +45,13 @@
 //          and of nginx with 1 and 2 worker processes, with the cores each process used, the work
 //          per core used ("x2/x1 per core": 2 x it is what 2 workers on cores of their own would
 //          serve over 1) and the machine's ceiling for "2 over 1" (the cores are shared with h2load
-//          and the backends);
+//          and the backends); then ("quota x1", "quota x2") the waypoint in a CPU cgroup capped at
+//          N x --scale-quota cores (default 0.4) for N workers, so that each worker has the same CPU
+//          and the quota, not the machine, bounds the rate: "x2/x1 rate" of those rows is 2 workers
+//          over 1 at equal CPU per worker, measured (throttled % near 100 and idle cores above 0
+//          say the quota bound it, not h2load);
+// - knee (not in the default set): each proxy at each of --knee-rates (paced as in max; h2c, or
+//          --knee-protos h1,h2c): p50/p90/p99/max and CPU, to see where and why p99 passes 10 ms;
 // - steady (not in the default set): RSS and CPU per request under a fixed rate for
 //          --steady-seconds (default 180), one waypoint per set of node flags in --flag-sets
 //          ("FLAGS|FLAGS|none", default: the waypoint's own flags and none), all side by side;
@@ -58,7 +66,7 @@
 //          busy machine does not disturb (use --proxies waypoint --warm-up 0).
 // Missing tools (nginx, haproxy, h2load) are installed with apt-get (Debian/Ubuntu, as root).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +103,9 @@ const { values: args } = benchParse({
     'steady-rate': { type: 'string', default: '1000' },
     'warm-up': { type: 'string', default: '3' },
     'flag-sets': { type: 'string' },
+    'knee-rates': { type: 'string', default: '1000,2000,4000,8000' },
+    'knee-protos': { type: 'string', default: 'h2c' },
+    'scale-quota': { type: 'string', default: '0.4' },
   },
 });
 const SHAPES = new Set(args.shapes!.split(','));
@@ -166,6 +177,62 @@ function machineIdleSeconds(): number {
   return (Number(f[4]) + Number(f[5])) / CLK_TCK;
 }
 
+/** A CPU cgroup that caps a process tree at `cores` CPUs (CFS quota over 10 ms periods). */
+interface CpuLimit {
+  /** Write a pid here to move it (and its future children) into the cgroup. */
+  readonly procs: string;
+  /** CFS periods so far, and those in which the tree was throttled (it wanted more than its quota). */
+  periods(): { all: number; throttled: number };
+  remove(): void;
+}
+
+/**
+ * A cgroup with a CPU quota, under the cgroup v1 cpu controller or cgroup v2 (where the root enables
+ * `cpu` for its children); undefined (with the reason on stderr) when neither can be made here.
+ */
+function cpuLimit(name: string, cores: number): CpuLimit | undefined {
+  const periodUs = 10_000;
+  const quotaUs = Math.max(1000, Math.round(cores * periodUs));
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '));
+  const v1 = mounts.find((m) => m[2] === 'cgroup' && (m[3] ?? '').split(',').includes('cpu'))?.[1];
+  const v2 = mounts.find((m) => m[2] === 'cgroup2')?.[1];
+  const stat = (dir: string, a: string, t: string) => (): { all: number; throttled: number } => {
+    const text = readFileSync(join(dir, 'cpu.stat'), 'utf8');
+    return { all: Number(new RegExp(`^${a} (\\d+)`, 'm').exec(text)?.[1] ?? 0), throttled: Number(new RegExp(`^${t} (\\d+)`, 'm').exec(text)?.[1] ?? 0) };
+  };
+  try {
+    if (v1) {
+      const dir = join(v1, `nm-bench-${name}-${process.pid}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'cpu.cfs_period_us'), String(periodUs));
+      writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(quotaUs));
+      return { procs: join(dir, 'cgroup.procs'), periods: stat(dir, 'nr_periods', 'nr_throttled'), remove: () => rmdirQuietly(dir) };
+    }
+    if (v2 && readFileSync(join(v2, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('cpu')) {
+      const dir = join(v2, `nm-bench-${name}-${process.pid}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'cpu.max'), `${quotaUs} ${periodUs}`);
+      return { procs: join(dir, 'cgroup.procs'), periods: stat(dir, 'nr_periods', 'nr_throttled'), remove: () => rmdirQuietly(dir) };
+    }
+    process.stderr.write('bench/waypoint: no cgroup with a cpu controller here (v1 cpu, or v2 with +cpu at the root): the quota rows of scale are left out\n');
+  } catch (err) {
+    process.stderr.write(
+      `bench/waypoint: cannot make a CPU cgroup (${err instanceof Error ? err.message : String(err)}; needs root): the quota rows of scale are left out\n`,
+    );
+  }
+  return undefined;
+}
+
+function rmdirQuietly(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // still has a process (it is exiting) or already gone
+  }
+}
+
 function rssMiB(pids: number[]): number {
   let kb = 0;
   for (const pid of pids) {
@@ -207,6 +274,8 @@ interface LoadResult {
   readonly rps: number;
   readonly p50: number;
   readonly p99: number;
+  readonly p90: number;
+  readonly max: number;
   readonly seconds: number;
   /** Responses other than 2xx by status ('-1': no response), e.g. "3 x 503". */
   readonly failed: string;
@@ -259,7 +328,7 @@ async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
   const status = await new Promise<number | null>((resolve, reject) => h2load.on('error', reject).on('close', resolve));
   if (status === null && s.paced) {
     rmSync(log, { force: true });
-    return { sent: 0, ok: 0, rps: 0, p50: NaN, p99: Infinity, seconds: s.seconds, failed: `did not finish within ${limitS} s` };
+    return { sent: 0, ok: 0, rps: 0, p50: NaN, p90: NaN, p99: Infinity, max: Infinity, seconds: s.seconds, failed: `did not finish within ${limitS} s` };
   }
   if (status !== 0) throw new Error(`h2load ${a.join(' ')} failed: ${output}`);
   let text = '';
@@ -268,6 +337,9 @@ async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
   } catch {
     // no request finished
   }
+  // h2load's per-request log (start µs, status, duration µs) kept for diagnosis: NODEMESH_BENCH_KEEP_LOGS=DIR.
+  if (process.env.NODEMESH_BENCH_KEEP_LOGS)
+    writeFileSync(join(process.env.NODEMESH_BENCH_KEEP_LOGS, `h2load-${s.port}-${s.paced ? 'paced-' : ''}${s.rate ?? 'closed'}-${Date.now()}.log`), text);
   rmSync(log, { force: true });
   let lines = text.trim().split('\n').filter(Boolean);
   // Paced runs have no warm-up: leave out each connection's first request (it waited for the connect).
@@ -298,7 +370,17 @@ async function load(s: LoadSpec, dir: string): Promise<LoadResult> {
   lat.sort((x, y) => x - y);
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
   const failed = [...bad].map(([st, n]) => `${n} x ${st}`).join(', ');
-  return { sent: lines.length, ok, rps: (lines.length - 1) / Math.max(span, 0.001), p50: q(0.5), p99: q(0.99), seconds: s.seconds, failed };
+  return {
+    sent: lines.length,
+    ok,
+    rps: (lines.length - 1) / Math.max(span, 0.001),
+    p50: q(0.5),
+    p90: q(0.9),
+    p99: q(0.99),
+    max: lat[lat.length - 1] ?? NaN,
+    seconds: s.seconds,
+    failed,
+  };
 }
 
 interface Measured extends LoadResult {
@@ -417,6 +499,8 @@ events { worker_connections 4096; }
 http {
   access_log off; ${temp}
   keepalive_requests 1000000;
+  # Keep-Alive: timeout=75 on every response, as node:http and many servers announce theirs.
+  keepalive_timeout 75s 75s;
   ${h1(b.v1)}
   ${h1(b.v2)}
   ${h2(b.g1)}
@@ -614,6 +698,8 @@ async function main(): Promise<void> {
       workers: number,
       name: string,
       nodeFlags: readonly string[] = WAYPOINT_NODE_FLAGS,
+      /** A cgroup's procs file the waypoint starts in (its workers follow): `scale`'s CPU quota. */
+      cgroupProcs?: string,
     ): Promise<{ proxy: Proxy; child: ChildProcess }> => {
       // The waypoint's process flags as deployed (waypoint/process-flags.ts), unless a shape compares others.
       const execArgv = [...nodeFlags, ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [])];
@@ -628,32 +714,35 @@ async function main(): Promise<void> {
       const under = INSTR
         ? ['--tool=callgrind', '--cache-sim=no', '--smc-check=all-non-file', `--callgrind-out-file=${join(dir, 'callgrind.%p')}`, process.execPath]
         : [];
+      const [cmd, cmdArgs] = niced(INSTR ? 'valgrind' : process.execPath, [
+        ...under,
+        ...execArgv,
+        cli,
+        'waypoint',
+        'run',
+        '--name',
+        'bench',
+        '-n',
+        'bench',
+        '--control',
+        `127.0.0.1:${xds}`,
+        '--listen-address',
+        '127.0.0.1',
+        '--admin-port',
+        '0',
+        '--metrics-port',
+        '0',
+        '--ready-port',
+        '0',
+        ...(workers > 1 ? ['--workers', String(workers)] : []),
+      ]);
+      // In a cgroup: the shell moves itself there, then becomes the waypoint (same pid).
       const wp = spawn(
-        ...niced(INSTR ? 'valgrind' : process.execPath, [
-          ...under,
-          ...execArgv,
-          cli,
-          'waypoint',
-          'run',
-          '--name',
-          'bench',
-          '-n',
-          'bench',
-          '--control',
-          `127.0.0.1:${xds}`,
-          '--listen-address',
-          '127.0.0.1',
-          '--admin-port',
-          '0',
-          '--metrics-port',
-          '0',
-          '--ready-port',
-          '0',
-          ...(workers > 1 ? ['--workers', String(workers)] : []),
-        ]),
+        ...((cgroupProcs ? ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', cgroupProcs, cmd, ...cmdArgs]] : [cmd, cmdArgs]) as [string, string[]]),
         {
           env: { ...process.env, ...WAYPOINT_ENV, NODEMESH_LOG_LEVEL: 'warn' },
-          stdio: ['ignore', 'ignore', 'inherit'],
+          // V8's traces (--trace-gc in NODEMESH_BENCH_WAYPOINT_NODE_ARGS) go to stdout: kept when asked for.
+          stdio: ['ignore', process.env.NODEMESH_BENCH_WAYPOINT_NODE_ARGS?.includes('--trace') ? 'inherit' : 'ignore', 'inherit'],
         },
       );
       procs.push(wp);
@@ -661,8 +750,16 @@ async function main(): Promise<void> {
       if (workers > 1) await sleep(2000); // every worker has its configuration
       return { proxy: { name, h1Port: port, h2Port: port, pids: () => [wp.pid!, ...childrenOf(wp.pid!)] }, child: wp };
     };
-    const startWaypoint = async (workers: number): Promise<Proxy> => {
-      const r = await spawnWaypoint(join(__dirname, '..', 'cli', 'main.js'), xdsPort, wpPort, workers, workers > 1 ? `waypoint x${workers}` : 'waypoint');
+    const startWaypoint = async (workers: number, cgroupProcs?: string): Promise<Proxy> => {
+      const r = await spawnWaypoint(
+        join(__dirname, '..', 'cli', 'main.js'),
+        xdsPort,
+        wpPort,
+        workers,
+        workers > 1 ? `waypoint x${workers}` : 'waypoint',
+        WAYPOINT_NODE_FLAGS,
+        cgroupProcs,
+      );
       waypoint = r.child;
       return r.proxy;
     };
@@ -909,6 +1006,35 @@ async function main(): Promise<void> {
         }),
       );
     }
+    if (SHAPES.has('knee')) {
+      // Latency against a fixed paced rate (as `max` sends), each proxy at each of --knee-rates:
+      // where the p99 passes 10 ms and how the other quantiles move on the way.
+      for (const proto of args['knee-protos']!.split(',')) {
+        const h2 = proto === 'h2c';
+        const spec = h2 ? { h2: true, conns: 4, streams: 25 } : { h2: false, conns: 32, streams: 1 };
+        out(`\n[knee ${proto}] paced as in max, ${SECONDS} s per rate\n`);
+        for (const rate of args['knee-rates']!.split(',').map(Number)) {
+          for (const p of order) {
+            const r = await measured(p, { ...spec, port: h2 ? p.h2Port : p.h1Port, rate, seconds: SECONDS, paced: true });
+            const cols: Record<string, string> = {
+              'done/s': fmt(r.rps, 0),
+              p50: fmt(r.p50, 2),
+              p90: fmt(r.p90, 2),
+              p99: fmt(r.p99, 2),
+              max: fmt(r.max, 1),
+              'CPU-s/1k': fmt(r.cpuPerRequest * 1000, 4),
+              'proxy cores': fmt(r.cpu / r.elapsed, 2),
+            };
+            out(
+              `  ${p.name.padEnd(10)} at ${rate}/s: ${Object.entries(cols)
+                .map(([k, v]) => `${k} ${v}`)
+                .join('  ')}${r.failed ? `  not 2xx: ${r.failed}` : ''}  load ${loadavg()}\n`,
+            );
+            rows.push({ shape: `knee ${proto} ${rate}`, proxy: p.name, cols });
+          }
+        }
+      }
+    }
     if (SHAPES.has('max')) {
       out(`\n[max] highest rate with p99 < ${P99_LIMIT_MS} ms (bounded search, 3 s per step, the proxies' steps interleaved)\n`);
       for (const [shape, spec] of [
@@ -1081,6 +1207,48 @@ async function main(): Promise<void> {
               ] as const))
             await saturate(p, n);
       }
+      // Two workers over one where each worker has the same CPU: the waypoint's process tree in a
+      // cgroup capped at N x --scale-quota cores for N workers, so that the quota, not the machine,
+      // bounds it, while h2load and the backends keep the rest of the machine (its idle cores are
+      // shown: when they are near 0 the load generator may be what bounds the rate).
+      const quota = Number(args['scale-quota']);
+      if (quota > 0) {
+        for (let i = 0; i < ROUNDS; i++) {
+          for (const workers of i % 2 === 0 ? [1, 2] : [2, 1]) {
+            await stopWaypoint();
+            const limit = cpuLimit(`waypoint-x${workers}`, workers * quota);
+            if (!limit) break;
+            try {
+              const p = await startWaypoint(workers, limit.procs);
+              const p0 = limit.periods();
+              const idle0 = machineIdleSeconds();
+              const r = await measured(p, { port: p.h1Port, h2: false, conns: 32, streams: 1, seconds: SECONDS });
+              const p1 = limit.periods();
+              const name = `quota x${workers}`;
+              const c: Record<string, number> = {
+                'done/s': r.rps,
+                p99: r.p99,
+                'CPU-s/1k': r.cpuPerRequest * 1000,
+                'proxy cores': r.cpu / r.elapsed,
+                'quota cores': workers * quota,
+                'throttled %': (100 * (p1.throttled - p0.throttled)) / Math.max(1, p1.all - p0.all),
+                'h2load cores': r.loadgenCpu / r.elapsed,
+                'backend cores': r.backendCpu / r.elapsed,
+                'idle cores': (machineIdleSeconds() - idle0) / r.elapsed,
+              };
+              out(
+                `  round ${(got.get(name)?.length ?? 0) + 1} ${name.padEnd(12)} ${Object.entries(c)
+                  .map(([k, v]) => `${k} ${fmt(v, v < 10 ? 3 : 0)}`)
+                  .join('  ')}  load ${loadavg()}\n`,
+              );
+              got.set(name, [...(got.get(name) ?? []), c]);
+            } finally {
+              await stopWaypoint();
+              limit.remove();
+            }
+          }
+        }
+      }
       for (const [name, runs] of got) {
         const row: Record<string, string> = {};
         for (const k of Object.keys(runs[0]!))
@@ -1096,15 +1264,17 @@ async function main(): Promise<void> {
           );
           // Work per core with 2 over with 1: 2 x this is "x2/x1" where each worker has a core of its
           // own (the load generator and backends elsewhere), which 2 cores shared with them cannot show.
-          row['x2/x1 per core'] = spread(
-            runs.map((r, i) => r['done/s per core']! / one[i]!['done/s per core']!),
-            'x',
-          );
+          if (runs[0]!['done/s per core'] !== undefined)
+            row['x2/x1 per core'] = spread(
+              runs.map((r, i) => r['done/s per core']! / one[i]!['done/s per core']!),
+              'x',
+            );
           // What 2 could reach here: the machine's maximum at the 2-worker costs over 1 worker's rate.
-          row['x2/x1 ceiling'] = spread(
-            runs.map((r, i) => r['machine max/s']! / one[i]!['done/s']!),
-            'x',
-          );
+          if (runs[0]!['machine max/s'] !== undefined)
+            row['x2/x1 ceiling'] = spread(
+              runs.map((r, i) => r['machine max/s']! / one[i]!['done/s']!),
+              'x',
+            );
         }
         rows.push({ shape: 'scale', proxy: name, cols: row });
       }
