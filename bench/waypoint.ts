@@ -577,6 +577,9 @@ function waypointConfig(cache: SharedCache, port: number, b: Backends): void {
             clusterDiscoveryType: { $case: 'type', value: Cluster_DiscoveryType.EDS },
             edsClusterConfig: { serviceName: name, edsConfig: ads },
             lbPolicy: Cluster_LbPolicy.ROUND_ROBIN,
+            // Under callgrind the waypoint runs ~50x slower and its event loop turns seconds apart:
+            // Envoy's 5 s would time out connects that completed long before.
+            ...(INSTR ? { connectTimeout: { seconds: 120, nanos: 0 } } : {}),
             ...(h2 ? { http2ProtocolOptions: {} } : {}),
           }),
         ).finish(),
@@ -905,11 +908,12 @@ async function main(): Promise<void> {
         if (sum === 0) throw new Error(`callgrind_control -e Ir ${pid}: no counts (${r.stdout}${r.stderr})`);
         return sum;
       };
-      const requests = async (port: number, h2: boolean, n: number): Promise<void> => {
+      const requests = async (port: number, h2: boolean, n: number, warmUp = false): Promise<void> => {
         const a = ['-c', '4', '-m', h2 ? '25' : '1', '-n', String(n), ...(h2 ? [] : ['--h1']), '-H', 'x-bench: yes', `http://127.0.0.1:${port}/`];
         const r = spawnSync('h2load', a, { encoding: 'utf8', timeout: 900_000 });
-        const done = /(\d+) succeeded/.exec(r.stdout ?? '');
-        if (r.status !== 0 || Number(done?.[1]) !== n) throw new Error(`h2load ${a.join(' ')}: ${r.stdout}${r.stderr}`);
+        const done = Number(/(\d+) succeeded/.exec(r.stdout ?? '')?.[1]);
+        if (r.status !== 0 || (done !== n && !warmUp)) throw new Error(`h2load ${a.join(' ')}: ${r.stdout}${r.stderr}`);
+        if (done !== n) out(`  warm-up on ${port}: ${n - done} of ${n} requests failed (not counted)\n`);
       };
       const n = Number(process.env.NODEMESH_BENCH_INSTR_REQUESTS ?? 2000);
       const warm = Number(process.env.NODEMESH_BENCH_INSTR_WARM_UP ?? 6000);
@@ -919,7 +923,7 @@ async function main(): Promise<void> {
         ['instr h2c', true],
       ] as const) {
         const got = new Map<string, Array<Record<string, number>>>();
-        for (const p of order) await requests(h2 ? p.h2Port : p.h1Port, h2, warm);
+        for (const p of order) await requests(h2 ? p.h2Port : p.h1Port, h2, warm, true);
         for (let i = 0; i < ROUNDS; i++) {
           for (const p of i % 2 ? [...order].reverse() : order) {
             const pid = p.pids()[0]!;
