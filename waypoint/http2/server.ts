@@ -16,6 +16,20 @@ import { StreamBackedRequest } from '../http1/stream-backed';
 import type { SessionIdle } from './session-idle';
 
 type Listener = () => void;
+/** The response a stream carries (for its 'wantTrailers' and 'close' listeners, shared by all streams). */
+const RESPONSE = Symbol('nodemesh.h2.response');
+type ResponseStream = ServerHttp2Stream & { [RESPONSE]?: H2Response };
+
+/** node:http2 asks for the trailers of a response sent with waitForTrailers: the response's, or none (an empty DATA frame with END_STREAM). */
+function onWantTrailers(this: ResponseStream): void {
+  this.sendTrailers(this[RESPONSE]?.trailersToSend ?? NO_TRAILERS);
+}
+
+/** The stream closed (reset or done): its response hears it. */
+function onResponseStreamClose(this: ResponseStream): void {
+  this[RESPONSE]?.streamClosed();
+}
+const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 /** Headers an HTTP/2 response may not carry (node:http2 refuses them, RFC 9113 8.2.2). */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
@@ -46,7 +60,8 @@ export class H2Response {
   writableEnded = false;
   private head: OutgoingHttpHeaders | undefined;
   private extra: Record<string, string | string[]> | undefined;
-  private trailers: Record<string, string> | undefined;
+  /** The trailers to send after the body (undefined: none). */
+  trailersToSend: Record<string, string> | undefined;
   private closeListeners: Listener[] | undefined;
 
   constructor(
@@ -54,7 +69,9 @@ export class H2Response {
     /** The session's idle timer (http2/session-idle.ts), told when this stream closes. */
     private readonly idle?: SessionIdle,
   ) {
-    stream.once('close', this.onStreamClose);
+    // Module-level listeners finding the response on the stream: no closure per response.
+    (stream as ResponseStream)[RESPONSE] = this;
+    stream.on('close', onResponseStreamClose);
   }
 
   /** The stream is gone or going (reset, or closed). */
@@ -62,13 +79,14 @@ export class H2Response {
     return this.stream.destroyed || this.stream.closed;
   }
 
-  private readonly onStreamClose = (): void => {
+  /** The stream closed (called once, by its 'close'). */
+  streamClosed(): void {
     this.idle?.closed();
     const ls = this.closeListeners;
     if (!ls) return;
     this.closeListeners = undefined;
     for (const l of ls) l.call(this);
-  };
+  }
 
   /** 'close' (the stream closed) is this response's own, called with `this` = the response; the others are the stream's. */
   on(event: 'close' | 'finish' | 'drain' | 'error', fn: Listener): this {
@@ -127,7 +145,7 @@ export class H2Response {
   }
 
   addTrailers(t: Record<string, string>): void {
-    this.trailers = t;
+    this.trailersToSend = t;
   }
 
   end(chunk?: string | Buffer): this {
@@ -138,7 +156,7 @@ export class H2Response {
     if (!this.headersSent) this.writeHead(this.statusCode);
     if (this.head !== undefined) {
       // The head has not gone out: the whole response is at hand.
-      const bodiless = empty && this.trailers === undefined;
+      const bodiless = empty && this.trailersToSend === undefined;
       if (!this.send(bodiless) || bodiless) return this;
     }
     if (empty) this.stream.end();
@@ -155,7 +173,7 @@ export class H2Response {
       if (endStream) st.respond(h, { endStream: true });
       else {
         st.respond(h, { waitForTrailers: true });
-        st.once('wantTrailers', () => st.sendTrailers(this.trailers ?? {}));
+        st.on('wantTrailers', onWantTrailers);
       }
       return true;
     } catch {

@@ -61,14 +61,14 @@ export class BodyTee {
       this.ended = true;
       this.sink?.end();
     });
-    src.on('error', () => undefined);
+    src.on('error', ignore);
   }
   /** Send the body to a new attempt; false when it cannot be replayed (too large, already streamed). */
   attach(sink: BodySink, first: boolean): boolean {
     if (!first && this.overflow) return false;
     this.detach();
     this.sink = sink;
-    sink.on('error', () => undefined);
+    sink.on('error', ignore);
     if (!first) for (const c of this.chunks) sink.write(c);
     if (this.ended) sink.end();
     else this.src.resume();

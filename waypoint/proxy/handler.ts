@@ -96,7 +96,8 @@ export class RequestHandler {
     tracked[TELEMETRY] = this.telemetry;
     res.on('close', onResponseClose);
     res.on('error', ignore);
-    req.on('error', ignore);
+    // An HTTP/2 request and its response are one stream: one listener covers both.
+    if (!h2) req.on('error', ignore);
     if (path.charCodeAt(0) !== 47 /* / */ || !authority || /\s/.test(path))
       return localReply(ex, 400, 'bad request: the request needs an origin-form path and a Host/:authority', '-');
     this.route(ex);
