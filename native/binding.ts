@@ -144,13 +144,13 @@ export interface RawBinding {
   probeMapType(name: string): boolean;
   probeHelper(progType: string, helperId: number): boolean;
   libbpfVersion(): string;
-  spliceInit(dispatch: (id: number, aToB: number, bToA: number, clean: boolean, code: string) => void): void;
+  spliceInit(dispatch: (id: number, aToB: number, bToA: number, clean: boolean, code: string) => void, sliceUs?: number): void;
   spliceStart(fdA: number, fdB: number, prefixA?: Buffer, prefixB?: Buffer): number;
   spliceCut(id: number): boolean;
   spliceBytes(id: number): [number, number] | undefined;
   spliceActive(): number;
   splicePooledPipes(): number;
-  hboneInit(dispatch: HboneDispatch, threads: number): void;
+  hboneInit(dispatch: HboneDispatch, threads: number, sliceUs?: number): void;
   hboneContext(certChain: string, key: string, roots: string, server: boolean): number;
   hboneContextFree(id: number): void;
   hboneConnection(fd: number, context: number, server: boolean, options: object): number;

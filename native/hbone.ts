@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net';
 import { isRawSocket, type RawSocket } from '../common/hbone/raw-socket';
 import { binding, call, type HboneDispatch } from './binding';
+import { datapathSliceUs } from './slice';
 import { takeOver } from './splice';
 
 /** A socket for the engine: a net.Socket (taken over: destroyed in Node) or a raw fd (taken as it is). */
@@ -153,10 +154,13 @@ export function hboneConnectionsPerKey(value: string | undefined = process.env.N
   return countFromEnv('NODEMESH_HBONE_CONNECTIONS', value, 'connection count', 'one per engine thread');
 }
 
-/** Starts the engine's threads (once; later calls change nothing). 0: one per core, at most 4. */
-export function initNativeHbone(threads = hboneThreads()): void {
+/**
+ * Starts the engine's threads (once; later calls change nothing). 0: one per core, at most 4.
+ * `sliceUs`: the CPU slice each thread asks the kernel for (native/slice.ts).
+ */
+export function initNativeHbone(threads = hboneThreads(), sliceUs = datapathSliceUs()): void {
   if (initialised) return;
-  call((b) => b.hboneInit(dispatch, Math.max(threads, 0)));
+  call((b) => b.hboneInit(dispatch, Math.max(threads, 0), sliceUs));
   initialised = true;
 }
 

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { isRawSocket, type RawSocket } from '../common/hbone/raw-socket';
 import { binding, call } from './binding';
+import { DEFAULT_SLICE_US, datapathSliceUs } from './slice';
 
 export interface KernelSpliceResult {
   /** Bytes from `a` to `b`. */
@@ -29,6 +30,15 @@ export interface KernelSplice {
 const pending = new Map<number, { started: number; onDone: (r: KernelSpliceResult) => void }>();
 let initialised = false;
 
+/** The slice for the splice thread; a bad NODEMESH_DATAPATH_SLICE_US was named at start-up already (the HBONE engine's start), the splice then asks for the default. */
+function spliceSliceUs(): number {
+  try {
+    return datapathSliceUs();
+  } catch {
+    return DEFAULT_SLICE_US;
+  }
+}
+
 function init(): void {
   if (initialised) return;
   call((b) =>
@@ -37,7 +47,7 @@ function init(): void {
       if (!p) return;
       pending.delete(id);
       p.onDone({ aToB, bToA, clean, code: code || undefined, durationMs: performance.now() - p.started });
-    }),
+    }, spliceSliceUs()),
   );
   initialised = true;
 }

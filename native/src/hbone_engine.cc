@@ -35,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "thread_hint.h"
 
 namespace nm {
 namespace {
@@ -74,7 +76,7 @@ constexpr size_t kKeepCipher = 512 << 10;  // a drained ciphertext buffer keeps 
 constexpr size_t kReadBuf = 256 << 10;     // plaintext handed to nghttp2 at once (several 16 KiB TLS records)
 constexpr size_t kMaxHeaderBytes = 16 << 10;  // a CONNECT's header list (names + values), as advertised
 constexpr size_t kMaxHeaderPairs = 64;
-constexpr int kTickMs = 100;
+constexpr uint64_t kNever = UINT64_MAX;
 
 uint64_t NowMs() {
   timespec ts;
@@ -243,6 +245,11 @@ class Worker {
  private:
   void Loop();
   void Tick();
+  // A connection's next deadline (handshake, grace, idle, PING, PING timeout) is at `at`: the loop's
+  // epoll_wait returns by then. The thread sleeps without a timeout while nothing is due.
+  void Due(uint64_t at) {
+    if (at < next_tick_) next_tick_ = at;
+  }
   void Drive(Conn* c);
   void Handshake(Conn* c);
   bool StartSession(Conn* c);
@@ -285,6 +292,7 @@ class Worker {
   // the last of them: the messages of several streams (and a WINDOW_UPDATE or PING answer) woken
   // together leave in one TLS record and one send(2), not one each.
   bool in_batch_ = false;
+  uint64_t next_tick_ = kNever;  // the earliest deadline of this thread's connections
   std::vector<Conn*> to_flush_;
   std::vector<Stream*> graveyard_;  // finished streams, freed after the current event
   nghttp2_session_callbacks* cbs_ = nullptr;
@@ -297,9 +305,10 @@ class Engine {
     return *e;
   }
 
-  void Init(Napi::Env env, Napi::Function dispatch, int threads) {
+  void Init(Napi::Env env, Napi::Function dispatch, int threads, uint32_t slice_us) {
     std::lock_guard<std::mutex> g(mu_);
     if (started_) return;
+    slice_us_ = slice_us;
     tsfn_ = Napi::ThreadSafeFunction::New(env, dispatch, "nodemesh-hbone", 0, 1);
     tsfn_.Unref(env);
     if (threads <= 0) threads = static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
@@ -319,6 +328,9 @@ class Engine {
     std::lock_guard<std::mutex> g(mu_);
     return started_;
   }
+
+  // The slice each engine thread asks for (thread_hint.h), set before the threads start.
+  uint32_t slice_us() const { return slice_us_; }
 
   uint32_t NextId() { return ++next_id_; }
 
@@ -392,6 +404,7 @@ class Engine {
  private:
   std::mutex mu_;
   bool started_ = false;
+  uint32_t slice_us_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint32_t> next_id_{0};
   std::atomic<uint32_t> rr_{0};
@@ -533,11 +546,13 @@ std::string Worker::Start() {
 }
 
 void Worker::Loop() {
+  SliceHint(engine_->slice_us());  // before the name: a thread seen by its name has its slice
+  NameThread("nm-hbone-" + std::to_string(index_));
   std::vector<epoll_event> events(256);
-  uint64_t next_tick = NowMs() + kTickMs;
   for (;;) {
+    // no timeout while no deadline is set: an idle thread is never woken (it was every 100 ms)
     uint64_t now = NowMs();
-    int wait = now >= next_tick ? 0 : static_cast<int>(next_tick - now);
+    int wait = next_tick_ == kNever ? -1 : now >= next_tick_ ? 0 : static_cast<int>(std::min<uint64_t>(next_tick_ - now, 60000));
     int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), wait);
     in_batch_ = true;
     for (int i = 0; i < n; i++) {
@@ -570,11 +585,7 @@ void Worker::Loop() {
     }
     in_batch_ = false;
     FlushQueued();
-    now = NowMs();
-    if (now >= next_tick) {
-      Tick();
-      next_tick = now + kTickMs;
-    }
+    if (NowMs() >= next_tick_) Tick();
     for (Conn* c : dead_) ReapConn(c);
     dead_.clear();
     for (Stream* s : graveyard_) delete s;
@@ -583,25 +594,35 @@ void Worker::Loop() {
 }
 
 // Timers: handshake timeout, server idle timeout, keepalive PING and its timeout, GOAWAY grace.
+// Runs when the earliest deadline is due (not on a fixed period) and sets the next one.
 void Worker::Tick() {
   uint64_t now = NowMs();
+  next_tick_ = kNever;
   for (auto& kv : conns_) {
     Conn* c = kv.second.get();
     if (c->dead) continue;
     if (c->handshaking) {
-      if (now - c->started >= c->opt.handshake_timeout_ms) KillConn(c, "handshake-timeout");
+      if (now - c->started >= c->opt.handshake_timeout_ms)
+        KillConn(c, "handshake-timeout");
+      else
+        Due(c->started + c->opt.handshake_timeout_ms);
       continue;
     }
     if (c->destroy_at && now >= c->destroy_at) {
       KillConn(c, "closed after the grace period");
       continue;
     }
-    if (c->server && c->opt.idle_timeout_ms && c->open_streams == 0 && c->idle_since && now - c->idle_since >= c->opt.idle_timeout_ms && !c->destroy_at) {
-      c->reason = "idle-timeout";
-      nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, nullptr, 0);
-      c->destroy_at = now + 1000;
-      Flush(c);
-      continue;
+    if (c->destroy_at) Due(c->destroy_at);
+    if (c->server && c->opt.idle_timeout_ms && c->open_streams == 0 && c->idle_since && !c->destroy_at) {
+      if (now - c->idle_since >= c->opt.idle_timeout_ms) {
+        c->reason = "idle-timeout";
+        nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, nullptr, 0);
+        c->destroy_at = now + 1000;
+        Due(c->destroy_at);
+        Flush(c);
+        continue;
+      }
+      Due(c->idle_since + c->opt.idle_timeout_ms);
     }
     if (c->opt.keepalive_ms) {
       if (c->ping_out) {
@@ -614,12 +635,18 @@ void Worker::Tick() {
             continue;
           }
         }
-      } else if (now >= c->next_ping) {
-        nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, nullptr);
-        c->ping_out = true;
-        c->ping_sent = now;
-        c->rx_at_ping = c->rx;
-        Flush(c);
+        Due(c->ping_sent + c->opt.ping_timeout_ms);
+      } else {
+        if (now >= c->next_ping) {
+          nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, nullptr);
+          c->ping_out = true;
+          c->ping_sent = now;
+          c->rx_at_ping = c->rx;
+          Flush(c);
+          Due(now + c->opt.ping_timeout_ms);
+        } else {
+          Due(c->next_ping);
+        }
       }
     }
   }
@@ -670,6 +697,7 @@ void Worker::AddConn(uint32_t id, int fd, SSL* ssl, bool server, Options opt) {
   c->server = server;
   c->opt = opt;
   c->started = NowMs();
+  Due(c->started + opt.handshake_timeout_ms);
   NoDelay(fd);
   Conn* raw = c.get();
   conns_[id] = std::move(c);
@@ -792,6 +820,7 @@ void Worker::CloseConn(uint32_t id, uint32_t grace_ms) {
   nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR, nullptr, 0);
   uint64_t at = NowMs() + grace_ms;
   if (!c->destroy_at || at < c->destroy_at) c->destroy_at = at;
+  Due(c->destroy_at);
   Flush(c);
 }
 
@@ -861,6 +890,8 @@ void Worker::Handshake(Conn* c) {
     c->ready = true;
     c->idle_since = NowMs();
     c->next_ping = NowMs() + c->opt.keepalive_ms;
+    if (c->opt.keepalive_ms) Due(c->next_ping);
+    if (c->server && c->opt.idle_timeout_ms) Due(c->idle_since + c->opt.idle_timeout_ms);
     Emit(e);
     UpdateConnMask(c);
     return;
@@ -1137,6 +1168,7 @@ int Worker::OnFrameRecv(Conn* c, const nghttp2_frame* f) {
       if (f->hd.flags & NGHTTP2_FLAG_ACK) {
         c->ping_out = false;
         c->next_ping = NowMs() + c->opt.keepalive_ms;
+        Due(c->next_ping);
       }
       return 0;
     case NGHTTP2_GOAWAY: {
@@ -1390,7 +1422,10 @@ void Worker::Finish(Stream* s, bool clean, const std::string& why) {
       auto it = c->by_sid.find(s->sid);
       if (it != c->by_sid.end() && it->second == s) c->by_sid.erase(it);
     }
-    if (c->open_streams > 0 && --c->open_streams == 0) c->idle_since = NowMs();
+    if (c->open_streams > 0 && --c->open_streams == 0) {
+      c->idle_since = NowMs();
+      if (c->server && c->opt.idle_timeout_ms) Due(c->idle_since + c->opt.idle_timeout_ms);
+    }
   }
   auto* e = new Event();
   e->kind = kStreamEnd;
@@ -1456,11 +1491,12 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
   return SSL_TLSEXT_ERR_ALERT_FATAL;  // a client offering anything else is dropped
 }
 
-// hboneInit(dispatch, threads?) -> number of threads (once per process)
+// hboneInit(dispatch, threads?, sliceUs?) (once per process)
 Napi::Value HboneInit(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "hboneInit(dispatch): expected a function");
   int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
-  Engine::Get().Init(info.Env(), info[0].As<Napi::Function>(), threads);
+  uint32_t slice_us = info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
+  Engine::Get().Init(info.Env(), info[0].As<Napi::Function>(), threads, slice_us);
   return info.Env().Undefined();
 }
 

@@ -28,6 +28,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "thread_hint.h"
 
 namespace nm {
 namespace {
@@ -77,9 +78,10 @@ class Engine {
   }
 
   // Called on the JS thread.
-  void EnsureCallback(Napi::Env env, Napi::Function dispatch) {
+  void EnsureCallback(Napi::Env env, Napi::Function dispatch, uint32_t slice_us) {
     std::lock_guard<std::mutex> g(mu_);
     if (started_) return;
+    slice_us_ = slice_us;
     tsfn_ = Napi::ThreadSafeFunction::New(env, dispatch, "nodemesh-splice", 0, 1);
     tsfn_.Unref(env);
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -288,6 +290,8 @@ class Engine {
   }
 
   void Loop() {
+    SliceHint(slice_us_);
+    NameThread("nm-splice");
     std::vector<epoll_event> events(256);
     for (;;) {
       int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), -1);
@@ -354,6 +358,7 @@ class Engine {
 
   std::mutex mu_;
   bool started_ = false;
+  uint32_t slice_us_ = 0;  // the slice the splice thread asks for (thread_hint.h)
   int epfd_ = -1, evfd_ = -1;
   uint32_t next_id_ = 0;
   std::map<uint32_t, std::shared_ptr<Pair>> pairs_;
@@ -371,10 +376,11 @@ std::string PrefixArg(const Napi::Value& v) {
   return std::string();
 }
 
-// spliceInit(dispatch(id, aToB, bToA, clean, code)) -> undefined (once per process)
+// spliceInit(dispatch(id, aToB, bToA, clean, code), sliceUs?) -> undefined (once per process)
 Napi::Value SpliceInit(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "spliceInit(dispatch): expected a function");
-  Engine::Get().EnsureCallback(info.Env(), info[0].As<Napi::Function>());
+  uint32_t slice_us = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  Engine::Get().EnsureCallback(info.Env(), info[0].As<Napi::Function>(), slice_us);
   return info.Env().Undefined();
 }
 
