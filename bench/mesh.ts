@@ -1,7 +1,7 @@
 // Benchmark (not a test): what the mesh costs, against the same pods without it and against
 // stunnel set up as the same two-hop mutual-TLS tunnel, cross-node and same-node, in one run.
 //
-//   npm run bench -- mesh [--lab nmbench] [--seconds 3] [--streams 8] [--rates 500,1000] [--latency-seconds 4]
+//   npm run bench -- mesh [--lab nmbench] [--seconds 3] [--streams 8] [--rates 500,1000] [--latency-seconds 10]
 //                         [--connections 16] [--conn-seconds 3] [--conn-concurrency 100] [--conn-size 16384]
 //                         [--rounds 3] [--modes mesh,direct,stunnel] [--engines node,native] [--measure bulk,latency,conn] [--profile DIR]
 //                         [--pods 3] [--soak MINUTES [--soak-rate 1000]]
@@ -18,9 +18,15 @@
 //            RATES, p50/p99 (bench/support/loadgen.ts)
 //   conn/s   new connections per second, CONN_CONCURRENCY at a time, each a CONN_SIZE echo
 //            (bench/support/conngen.ts): through capture (mesh) against not enrolled (direct)
-//   proxy    both node proxies' CPU seconds (/proc/PID/stat utime+stime) per 1,000 requests of the
-//            latency run at the last rate, CPU milliseconds per new connection of the conn/s run,
-//            and their RSS after the latency run
+//   CPU      the tunnel's processes' CPU seconds (/proc/PID/stat utime+stime: every thread, also
+//            those that ended) per 1,000 requests answered in the latency run at the last rate, from
+//            just before the load generator starts to just after it ends: BOTH node proxies summed
+//            for the mesh (a same-node row's sum includes node2's idle proxy), the stunnel client and
+//            the destination's stunnel server summed for stunnel. A second table gives each process
+//            on its own, and for the node proxies each group of threads (the HBONE engine's, the
+//            splice thread, the JavaScript main thread, the rest): CPU and wake-ups (voluntary context
+//            switches, /proc/PID/task/*/status) per request. Also the node proxies' CPU milliseconds
+//            per new connection of the conn/s run, and their RSS after the latency run
 //   carried  what the destination node proxy's access log says about the row's connections: through
 //            the mesh every one must be logged with the expected protocol (HBONE across nodes, the
 //            same-node path on one node) and the source's SPIFFE ID; without it none may be
@@ -76,12 +82,15 @@ import { CONNGEN, type ConnRate } from './support/conngen';
 import { LOADGEN, type Latency } from './support/loadgen';
 import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
 import { formatRatio, formatSpread, ratio, roundOrder, spread } from './support/rounds';
+import { readThreads, threadUse, type GroupUse, type ThreadGroup, type ThreadSample } from './support/proc-threads';
 import { flatness, memoryParts, residentParts, type Flatness, type MemoryUsage, type ProxySample } from './support/soak';
 import { ensureTools } from './support/tools';
 import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
 
 const IPERF_PORT = 5201;
+/** The latency run's default length per rate. */
+const LATENCY_SECONDS = 10;
 /** How long the node proxies idle after enrolling every pod before their memory is read. */
 const IDLE_SETTLE_MS = 20_000;
 const ECHO_PORT = 7000;
@@ -148,6 +157,25 @@ function procUse(pid: number): ProcUse {
   const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
   const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return { cpu: ticks / 100, rssMiB: Number(rss ?? 0) / 1024 }; // USER_HZ is 100 on Linux
+}
+
+/** One process of a row's tunnel and what it used in the latency run at the last rate. */
+interface ProcFigure {
+  /** "node-proxy node1", "stunnel client", "stunnel server". */
+  label: string;
+  cpuPer1k: number;
+  groups: Record<ThreadGroup, GroupUse>;
+  requests: number;
+}
+
+/** The processes that carry a mode's bytes to `destPod`: both node proxies, stunnel's client and that pod's server, or none. */
+function tunnelProcesses(lab: string, mode: Mode, destPod: string): { label: string; pid: number }[] {
+  const ps = readLabProcesses(lab);
+  if (meshed(mode)) return ps.filter((p) => p.name === 'node-proxy').map((p) => ({ label: `node-proxy ${p.place}`, pid: p.pid }));
+  if (mode !== 'stunnel') return [];
+  return ps
+    .filter((p) => p.name === 'bench-stunnel-client' || (p.name === 'bench-stunnel-server' && p.place === destPod))
+    .map((p) => ({ label: p.name === 'bench-stunnel-client' ? 'stunnel client' : 'stunnel server', pid: p.pid }));
 }
 
 function proxyPids(lab: string): number[] {
@@ -241,7 +269,10 @@ interface Sample {
   lat: Latency[];
   conns: ConnRate;
   carried: { ok: boolean; text: string };
+  /** CPU seconds per 1,000 requests of the tunnel's processes summed (both node proxies; stunnel's client and server). */
   cpuPer1k?: number;
+  /** The same per process, with the node proxies' thread groups. */
+  procs?: ProcFigure[];
   /** Both node proxies' CPU milliseconds per new connection of the conn/s run. */
   connCpuMs?: number;
   rssMiB?: number;
@@ -306,7 +337,9 @@ async function main(): Promise<number> {
   const badMeasure = measureList.find((m) => !['bulk', 'latency', 'conn', 'memory'].includes(m));
   if (badMeasure) throw new Error(`--measure ${values.measure}: each of bulk, latency, conn, memory (comma-separated), not ${badMeasure}`);
   const measures = new Set(measureList);
-  const lo = { ms: Number(values['latency-seconds'] ?? 4) * 1000, conns: Number(values.connections ?? 16) };
+  // 10 s: at 4 s the CPU per 1,000 requests moved ±25 % between rounds (a few thousand requests
+  // against the proxies' timers, GC and the load generator's start), and p99 rested on 40 samples
+  const lo = { ms: Number(values['latency-seconds'] ?? LATENCY_SECONDS) * 1000, conns: Number(values.connections ?? 16) };
   const co = {
     ms: Number(values['conn-seconds'] ?? 3) * 1000,
     concurrency: Number(values['conn-concurrency'] ?? 100),
@@ -418,16 +451,30 @@ async function main(): Promise<number> {
         }
         const [lh, lp] = plan.target(d, ECHO_PORT, i);
         const pids = proxyPids(lab);
+        // the processes that carry this row's bytes: both node proxies, or the stunnel client and this destination's server
+        const tunnel = tunnelProcesses(lab, mode, d.pod.name);
         const lat: Latency[] = [];
         let before: ProcUse[] = [];
+        let threadsBefore: ThreadSample[][] = [];
         for (const rate of measures.has('latency') ? rates : []) {
           say(`${tag}: ${rate} req/s for ${lo.ms / 1000} s on ${lo.conns} connections`);
-          before = plan.meshed ? pids.map(procUse) : [];
+          before = tunnel.map((p) => procUse(p.pid));
+          threadsBefore = tunnel.map((p) => readThreads(p.pid));
           lat.push(await latencyRun(topo, source.name, lh, lp, { ...lo, rate }));
         }
-        const after = plan.meshed ? pids.map(procUse) : [];
+        const after = tunnel.map((p) => procUse(p.pid));
+        const threadsAfter = tunnel.map((p) => readThreads(p.pid));
         const cpu = after.reduce((a, u, k) => a + (u.cpu - (before[k]?.cpu ?? 0)), 0);
         const last = lat[lat.length - 1];
+        const perK = (x: number): number => (last?.done ? (x * 1000) / last.done : Number.NaN);
+        const procs: ProcFigure[] = before.length
+          ? tunnel.map((p, k) => ({
+              label: p.label,
+              cpuPer1k: perK(after[k]!.cpu - before[k]!.cpu),
+              groups: threadUse(p.pid, threadsBefore[k]!, threadsAfter[k]!),
+              requests: last?.done ?? 0,
+            }))
+          : [];
         let conns: ConnRate = { done: Number.NaN, errors: 0, seconds: 0, perSecond: Number.NaN };
         let connCpuMs: number | undefined;
         if (measures.has('conn')) {
@@ -462,7 +509,8 @@ async function main(): Promise<number> {
           lat,
           conns,
           carried,
-          cpuPer1k: plan.meshed && last?.done ? (cpu * 1000) / last.done : undefined,
+          cpuPer1k: tunnel.length && last?.done ? (cpu * 1000) / last.done : undefined,
+          procs,
           connCpuMs,
           rssMiB: plan.meshed ? after.reduce((a, u) => a + u.rssMiB, 0) : undefined,
         };
@@ -717,7 +765,7 @@ function finish(rows: readonly Row[], o: RunShape): number {
       'ERRORS',
       'CONN/s',
       'PROXY CPU ms/conn',
-      'PROXY CPU s/1k req',
+      `CPU s/1k req @${o.rates[o.rates.length - 1]}/s (both ends)`,
       'PROXY RSS MiB (2 nodes)',
     ],
     rows.map((r) => [
@@ -730,14 +778,24 @@ function finish(rows: readonly Row[], o: RunShape): number {
       `${r.samples.reduce((a, s) => a + s.lat.reduce((b, l) => b + l.errors + l.requests - l.done, 0), 0)}+${r.samples.reduce((a, s) => a + s.conns.errors, 0)}`,
       formatSpread(spread(of(r, (s) => s.conns.perSecond)), 0),
       meshed(r.mode) ? formatSpread(spread(of(r, (s) => s.connCpuMs)), 2) : '-',
-      meshed(r.mode) ? formatSpread(spread(of(r, (s) => s.cpuPer1k)), 3) : '-',
+      r.mode !== 'direct' ? formatSpread(spread(of(r, (s) => s.cpuPer1k)), 3) : '-',
       meshed(r.mode) ? formatSpread(spread(of(r, (s) => s.rssMiB)), 0) : '-',
     ]),
   );
   const ratios = formatTable(
-    ['PATH', 'MESH', 'VS', 'BULK', `${o.streams} STREAMS`, 'CONN/s', ...o.rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`])],
+    [
+      'PATH',
+      'MESH',
+      'VS',
+      'BULK',
+      `${o.streams} STREAMS`,
+      'CONN/s',
+      ...o.rates.flatMap((r) => [`+p50 ms @${r}/s (theirs)`, `+p99 ms (theirs)`]),
+      `CPU/1k req @${o.rates[o.rates.length - 1]}/s`,
+    ],
     ratioRows(rows, o.rates),
   );
+  const procs = procTable(rows);
   const where = `${o.src?.name} -> ${o.dsts.map((d) => `${d.pod.name} (${d.path})`).join(', ')}`;
   const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
   process.stdout.write(
@@ -745,6 +803,9 @@ function finish(rows: readonly Row[], o: RunShape): number {
       `64 B req/resp at ${o.rates.join(', ')}/s on ${o.lo.conns} connections for ${o.lo.ms / 1000} s; new connections ${o.co.concurrency} at a time, ${o.co.size} B echo, ${o.co.ms / 1000} s; ` +
       `load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n${table}\n` +
       `the mesh against the other modes of this run (ratios: mesh / theirs, of the medians, with the per-round ratios' range; latency: what each adds over direct, medians)\n${ratios}` +
+      (procs
+        ? `\nper process, latency run at ${o.rates[o.rates.length - 1]}/s (CPU: utime+stime of every thread per 1,000 requests; per thread group: schedstat CPU, wake-ups = voluntary context switches per request, and the mean time a thread waited for a CPU each time it became runnable (schedstat run delay); medians over rounds)\n${procs}\n`
+        : '') +
       (o.idle.length ? `\nthe node proxies idle after enrolling every pod, before any load:\n${idleTable(o.idle)}\n` : ''),
   );
   const bad = rows.filter((r) => r.samples.some((s) => !s.carried.ok || s.lat.some((l) => l.done < l.requests) || s.conns.done === 0));
@@ -755,6 +816,38 @@ function finish(rows: readonly Row[], o: RunShape): number {
     return 1;
   }
   return 0;
+}
+
+const GROUPS: readonly ThreadGroup[] = ['engine', 'splice', 'main', 'other'];
+
+/**
+ * Each process of each row's tunnel: CPU per 1,000 requests, and for the node proxies each thread
+ * group's CPU per 1,000 requests and wake-ups per request (stunnel's per-connection threads end
+ * with their connections, so only its processes' totals are whole). Empty when nothing was measured.
+ */
+function procTable(rows: readonly Row[]): string {
+  const out: string[][] = [];
+  for (const r of rows) {
+    const labels = [...new Set(r.samples.flatMap((s) => (s.procs ?? []).map((p) => p.label)))];
+    for (const label of labels) {
+      const figs = r.samples.map((s) => s.procs?.find((p) => p.label === label));
+      const med = (f: (p: ProcFigure) => number, digits: number): string =>
+        formatSpread(spread(figs.map((p) => (p ? f(p) : Number.NaN))), digits).split(' ')[0]!;
+      const group = (g: ThreadGroup): string =>
+        label.startsWith('node-proxy') && figs.some((p) => p && p.groups[g].threads > 0)
+          ? `${med((p) => (p.groups[g].cpuS * 1000) / p.requests, 3)} / ${med((p) => p.groups[g].wakeups / p.requests, 2)} / ${med(
+              (p) => (p.groups[g].wakeups ? (p.groups[g].waitS * 1e6) / (p.groups[g].wakeups + p.groups[g].involuntary) : Number.NaN),
+              0,
+            )}`
+          : '-';
+      out.push([r.path, MODE_NAME[r.mode], label, formatSpread(spread(figs.map((p) => p?.cpuPer1k ?? Number.NaN)), 3), ...GROUPS.map(group)]);
+    }
+  }
+  if (!out.length) return '';
+  return formatTable(
+    ['PATH', 'MODE', 'PROCESS', 'CPU s/1k req', ...GROUPS.map((g) => `${g.toUpperCase()}: CPU s/1k / wake-ups per req / µs waited per run`)],
+    out,
+  );
 }
 
 /**
@@ -787,6 +880,7 @@ function ratioRows(rows: readonly Row[], rates: readonly number[]): string[][] {
               return `${ms(mesh)}${other === direct ? '' : ` (${ms(other)})`}`;
             }),
           ),
+          other === direct ? '-' : x((s) => s.cpuPer1k ?? Number.NaN),
         ]);
       }
     }
