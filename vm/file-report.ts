@@ -2,11 +2,12 @@
 // files of a part (vitest's start-up and the TypeScript transforms over 9p are paid once), and
 // FileReporter writes every finished file to <dir>/files/NNN.json at once, in the entry shape of
 // vitest's JSON reporter (what vm/record.ts reads), so a run cut at its time limit or dying in the
-// guest keeps every file that finished. `<dir>/files/running` names the file in progress. The
-// guest's vitest config (vm/guest/vitest.config.mjs) adds the reporter and runs the files in the
-// order given (inGivenOrder). The shapes below are the few members of vitest's reporter API this
+// guest keeps every file that finished. `<dir>/files/running` names the file in progress and
+// `running.json` holds how far it got (each test as it ends: a run cut in a file's afterAll keeps
+// that file's tests, cutFile). The guest's vitest config (vm/guest/vitest.config.mjs) adds the
+// reporter and runs the files in the order given (inGivenOrder). The shapes below are the few members of vitest's reporter API this
 // uses (vitest/node is ESM-only; this module is built as CommonJS).
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** A test file's entry, as in vitest's `--reporter=json` testResults (what fileResults reads). */
@@ -17,6 +18,8 @@ export interface FileEntry {
   startTime: number;
   endTime: number;
   assertionResults: Array<{ fullName: string; title: string; status: string; failureMessages: string[] }>;
+  /** the run stopped in this file: what had ended (cutFile) */
+  cut?: string;
 }
 
 /** What a finished test file came to, in plain values (from vitest's TestModule). */
@@ -130,6 +133,59 @@ export function runningFile(dir: string): string | undefined {
   }
 }
 
+/**
+ * The file in progress, as far as it got: its entry with the tests that have ended (the others
+ * `skipped` in it), how many of its tests have ended, and whether it was in a closing `afterAll`
+ * (its tests done, its clean-up running). FileReporter rewrites it (files/running.json) as the
+ * file starts, as each test ends and as an `afterAll` starts: vitest writes a file's result only
+ * after its `afterAll` hooks, so a run cut while a lab file tears its lab down (30 s and more
+ * under TCG) would otherwise lose a file whose every test had ended.
+ */
+export interface RunningEntry {
+  entry: FileEntry;
+  ended: number;
+  total: number;
+  /** in an afterAll hook (of the file or of a suite) */
+  closing: boolean;
+}
+
+/** What a cut run's file in progress came to, for the record: recorded or not, and the words for the row. Pure. */
+export interface CutFile {
+  /** the file's entry when it is recorded: every test had ended, or one had failed */
+  entry?: FileEntry;
+  /** "3 of 5 tests ended", "all 5 tests ended, cut in its clean-up (afterAll); recorded" */
+  state: string;
+}
+
+/**
+ * A cut run's file in progress (files/running.json): recorded when every one of its tests had
+ * ended (cut in its clean-up: the tests' results stand, the entry says the clean-up was cut) or
+ * when one of the tests that ended failed (a failure is a result); else not recorded (the tests
+ * never reached would read as skipped, and a file's older complete result must not be replaced by
+ * part of one). Pure.
+ */
+export function cutFile(r: RunningEntry): CutFile {
+  const failed = r.entry.status === 'failed';
+  if (r.total > 0 && r.ended >= r.total) {
+    const where = r.closing ? 'cut in its clean-up (afterAll)' : 'cut before its clean-up';
+    const note = `all ${r.total} tests ended; the VM stopped before the file did (${where})`;
+    return { entry: { ...r.entry, cut: note }, state: `all ${r.total} tests ended, ${where}; recorded` };
+  }
+  const state = `${r.ended} of ${r.total} tests ended`;
+  if (failed) return { entry: { ...r.entry, status: 'failed', cut: `${state} when the VM stopped` }, state: `${state}, with a failure; recorded` };
+  return { state: `${state}; not recorded` };
+}
+
+/** The file in progress when a run stopped (files/running.json), if the reporter wrote one and it reads. */
+export function readRunningEntry(dir: string): RunningEntry | undefined {
+  try {
+    const r = JSON.parse(readFileSync(join(dir, 'files', 'running.json'), 'utf8')) as RunningEntry;
+    return isRecord(r) && isRecord(r.entry) && typeof r.entry.name === 'string' && Array.isArray(r.entry.assertionResults) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // The members of vitest's reporter API used here (vitest 4: TestModule, TestCase).
 interface VitestError {
   message?: string;
@@ -145,6 +201,9 @@ interface VitestTestModule {
   errors(): ReadonlyArray<VitestError>;
   children: { allTests(): Iterable<VitestTestCase> };
 }
+interface VitestHook {
+  name: string;
+}
 
 function messages(errors: ReadonlyArray<VitestError> | undefined): string[] {
   return (errors ?? []).map((e) => e.message ?? String(e));
@@ -155,6 +214,9 @@ export class FileReporter {
   private readonly files: string;
   private readonly started = new Map<string, number>();
   private n = 0;
+  /** the file in progress (vitest runs a tier's files one at a time here), and whether it is in an afterAll */
+  private current: VitestTestModule | undefined;
+  private closing = false;
 
   constructor(dir: string) {
     this.files = join(dir, 'files');
@@ -163,25 +225,53 @@ export class FileReporter {
 
   onTestModuleStart(m: VitestTestModule): void {
     this.started.set(m.moduleId, Date.now());
+    this.current = m;
+    this.closing = false;
     this.write('running', `${m.moduleId}\n`);
+    this.writeRunning();
+  }
+
+  /** A test ended: the file in progress so far (files/running.json), for a run cut before the file ends. */
+  onTestCaseResult(): void {
+    this.closing = false;
+    this.writeRunning();
+  }
+
+  onHookStart(hook: VitestHook): void {
+    if (hook.name !== 'afterAll' || !this.current) return;
+    this.closing = true;
+    this.writeRunning();
   }
 
   onTestModuleEnd(m: VitestTestModule): void {
-    const end = Date.now();
+    const entry = this.entryOf(m, Date.now());
+    this.n++;
+    this.write(`${String(this.n).padStart(3, '0')}.json`, JSON.stringify(entry.entry));
+    this.write('running', '');
+    if (this.current?.moduleId === m.moduleId) this.current = undefined;
+    rmSync(join(this.files, 'running.json'), { force: true });
+  }
+
+  private entryOf(m: VitestTestModule, end: number): { entry: FileEntry; ended: number; total: number } {
+    const tests = [...m.children.allTests()].map((t) => {
+      const r = t.result();
+      return { fullName: t.fullName, name: t.name, state: r.state, errors: messages(r.errors) };
+    });
     const entry = moduleEntry({
       moduleId: m.moduleId,
       state: m.state(),
       errors: messages(m.errors()),
-      tests: [...m.children.allTests()].map((t) => {
-        const r = t.result();
-        return { fullName: t.fullName, name: t.name, state: r.state, errors: messages(r.errors) };
-      }),
+      tests,
       startTime: this.started.get(m.moduleId) ?? end,
       endTime: end,
     });
-    this.n++;
-    this.write(`${String(this.n).padStart(3, '0')}.json`, JSON.stringify(entry));
-    this.write('running', '');
+    return { entry, ended: tests.filter((t) => t.state !== 'pending' && t.state !== 'queued').length, total: tests.length };
+  }
+
+  private writeRunning(): void {
+    if (!this.current) return;
+    const running: RunningEntry = { ...this.entryOf(this.current, Date.now()), closing: this.closing };
+    this.write('running.json', JSON.stringify(running));
   }
 
   /** Written whole or not at all (a temp name, then rename), and synced by the guest before power-off. */

@@ -20,6 +20,8 @@ export interface FileResult {
   failures: string[];
   /** the file's own running time (vitest's start to end) */
   seconds: number;
+  /** the run was cut in this file after its tests had ended (or one failed): what ended (vm/file-report.ts cutFile) */
+  cut?: string;
 }
 
 /** A file's result as recorded, with where and when it ran. */
@@ -45,6 +47,7 @@ interface JsonFile {
   message?: string;
   startTime?: number;
   endTime?: number;
+  cut?: string;
   assertionResults?: Array<{ fullName?: string; title?: string; status?: string; failureMessages?: string[] }>;
 }
 
@@ -72,6 +75,7 @@ export function fileResults(json: string, root: string): FileResult[] {
       r.failures.push(why?.trim().slice(0, 400) ?? 'failed outside its tests (a beforeAll/afterAll hook?): the console log says why');
     }
     if (typeof f.startTime === 'number' && typeof f.endTime === 'number' && f.endTime >= f.startTime) r.seconds = (f.endTime - f.startTime) / 1000;
+    if (typeof f.cut === 'string' && f.cut) r.cut = f.cut;
     return r;
   });
 }
@@ -255,6 +259,7 @@ export function formatMatrix(records: TierRecord[], all: Partial<Record<VmTier, 
     ]);
     if (got.length && missing.length) notes.push(`${rec.kernel} ${rec.tier}: not run yet: ${missing.join(', ')}`);
     for (const r of got) for (const f of r.failures) notes.push(`${rec.kernel} ${rec.tier}: FAILED ${r.file} > ${f} (${r.commit}, ${r.at})`);
+    for (const r of got) if (r.cut) notes.push(`${rec.kernel} ${rec.tier}: CUT ${r.file}: ${r.cut} (${r.commit}, ${r.at})`);
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] as string).length)));
   const line = (c: string[]): string =>

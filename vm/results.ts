@@ -31,6 +31,10 @@ export interface KernelOutcome {
   seconds: number;
   /** the host's 1-minute load average at the start and end of the run ("1.2-14.0") */
   load?: string;
+  /** a run that did not finish: the file it stopped in, and how far that file got ("in test/x (3 of 5 tests ended; not recorded)") */
+  cutIn?: string;
+  /** a run that did not finish: how many files ended before it stopped */
+  finishedFiles?: number;
   /** each test file's result (from the report), for the recorded matrix (vm/record.ts) */
   files?: FileResult[];
 }

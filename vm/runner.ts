@@ -12,7 +12,7 @@ import type { MatrixKernel } from './matrix';
 import { boot, type Accel } from './qemu';
 import { fileResults, mergeRun, updateRecord } from './record';
 import { countReport, type KernelOutcome, type VmTier } from './results';
-import { mergeFileEntries, readFileEntries, runningFile } from './file-report';
+import { cutFile, mergeFileEntries, readFileEntries, readRunningEntry, runningFile } from './file-report';
 
 export interface RunOptions {
   root: string;
@@ -80,24 +80,47 @@ export function outcomeFrom(dir: string, k: string, tier: RunOptions['tier'], ro
   }
   // files/NNN.json, each written as its file ended (vm/file-report.ts), or an older guest's
   // report.json / report-N.json: the files that finished, also when the run was cut
-  const merged = mergeFileEntries(readFileEntries(dir));
-  const report = merged?.report;
-  const running = runningFile(dir);
-  const inFile = running ? `, in ${running.startsWith(root + '/') ? running.slice(root.length + 1) : running}` : '';
+  const texts = readFileEntries(dir);
+  // the guest writes tier.rc when the tier has ended; without it the VM stopped part-way (qemu
+  // killed or the guest died): the files that finished count, and the file in progress when its
+  // tests had all ended (cut in its clean-up) or one had failed, but the run is not a pass
+  const finished = readIf(join(dir, 'tier.rc')) !== undefined;
+  const finishedFiles = mergeFileEntries(texts)?.report;
+  const rel = (p: string): string => (p.startsWith(root + '/') ? p.slice(root.length + 1) : p);
+  const finishedNames = new Set(finishedFiles ? fileResults(finishedFiles, root).map((f) => f.file) : []);
+  // (a file whose entry was written just before the stop is finished, not cut)
+  const running = finished ? undefined : runningFile(dir);
+  let cutIn: string | undefined;
+  if (running && !finishedNames.has(rel(running))) {
+    const partial = readRunningEntry(dir);
+    const cut = partial && partial.entry.name === running ? cutFile(partial) : undefined;
+    if (cut?.entry) texts.push(JSON.stringify(cut.entry));
+    cutIn = `in ${rel(running)}${cut ? ` (${cut.state})` : ''}`;
+  }
+  const report = mergeFileEntries(texts)?.report;
+  if (cutIn) row.cutIn = cutIn;
   if (!report) {
-    row.error = release ? `the ${tier} tier left no file result${inFile} (see the console log)` : 'the guest never reached its root (see the console log)';
+    row.error = release
+      ? `the ${tier} tier left no file result${cutIn ? `, ${cutIn}` : ''} (see the console log)`
+      : 'the guest never reached its root (see the console log)';
     return row;
   }
   row.counts = countReport(report, root);
   row.files = fileResults(report, root);
   row.result = row.counts.failed ? 'failed' : 'passed';
-  // the guest writes tier.rc when the tier has ended; without it the VM stopped part-way (qemu
-  // killed or the guest died): the files that finished count, but the run is not a pass
-  if (readIf(join(dir, 'tier.rc')) === undefined) {
-    row.error = `the ${tier} tier did not finish (the VM stopped after ${row.files.length} file(s) with a result${inFile})`;
+  if (!finished) {
+    row.finishedFiles = finishedNames.size;
+    row.error = `the ${tier} tier did not finish (the VM stopped after ${row.finishedFiles} finished file(s)${cutIn ? `, ${cutIn}` : ''})`;
     if (row.result === 'passed') row.result = 'error';
   }
   return row;
+}
+
+/** A row's error when its run hit the time limit: the limit, how many files finished and which file it was cut in. Pure. */
+export function timeoutError(timeoutS: number, row: Pick<KernelOutcome, 'files' | 'error' | 'cutIn' | 'finishedFiles'>, killed = 'qemu was killed'): string {
+  const head = `timed out after ${timeoutS} s; ${killed}`;
+  if (!row.files?.length) return row.error ? `${head} (${row.error})` : head;
+  return `${head} after ${row.finishedFiles ?? 0} finished file(s)${row.cutIn ? `, ${row.cutIn}` : ''}`;
 }
 
 /** The mesh processes' logs the guest kept (vm/guest/run.sh), moved to `to`. */
@@ -173,9 +196,7 @@ async function runInVm(k: MatrixKernel, o: RunOptions, logs: RunLogs): Promise<K
     });
     const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, accel);
     keepGuestLogs(out, logs.kept);
-    if (r.timedOut)
-      row.error =
-        `timed out after ${o.timeoutS} s; qemu was killed` + (row.files ? ` (${row.files.length} file(s) with a result)` : row.error ? ` (${row.error})` : '');
+    if (r.timedOut) row.error = timeoutError(o.timeoutS, row);
     if (r.timedOut && row.result === 'passed') row.result = 'error';
     return row;
   } finally {
@@ -228,7 +249,7 @@ async function runOnHost(k: MatrixKernel, o: RunOptions, logs: RunLogs): Promise
   try {
     const row = outcomeFrom(out, k.name, o.tier, o.root, (Date.now() - t0) / 1000, 'host');
     if (timedOut) {
-      row.error = `timed out after ${o.timeoutS} s; killed`;
+      row.error = timeoutError(o.timeoutS, row, 'killed');
       row.result = 'error';
     }
     return row;

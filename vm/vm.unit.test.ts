@@ -7,10 +7,11 @@ import { parseFileFilters, parseTiers } from './cli';
 import { fileResults, formatMatrix, loadRecord, mergeRun, type TierRecord, updateRecord } from './record';
 import { qemuArgs, vmNice } from './qemu';
 import { countReport, formatTable } from './results';
-import { outcomeFrom, runLogPaths } from './runner';
-import { FileReporter, inGivenOrder, mergeFileEntries, moduleEntry, readFileEntries, type ModuleSummary } from './file-report';
+import { outcomeFrom, runLogPaths, timeoutError } from './runner';
+import { cutFile, FileReporter, inGivenOrder, mergeFileEntries, moduleEntry, readFileEntries, readRunningEntry, type ModuleSummary } from './file-report';
+import { scaled } from '../test/support/speed';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -83,7 +84,7 @@ describe('tier results', () => {
       writeFileSync(join(dir, 'report-1.json'), passing);
       const cut = outcomeFrom(dir, '6.12', 'lab', '/repo', 600, 'tcg');
       expect(cut.result).toBe('error');
-      expect(cut.error).toBe('the lab tier did not finish (the VM stopped after 1 file(s) with a result)');
+      expect(cut.error).toBe('the lab tier did not finish (the VM stopped after 1 finished file(s))');
       expect(cut.files?.map((f) => f.file)).toEqual(['test/kernel/c.kernel.test.ts']);
       writeFileSync(join(dir, 'tier.rc'), '0\n');
       const whole = outcomeFrom(dir, '6.12', 'lab', '/repo', 600, 'tcg');
@@ -459,14 +460,25 @@ describe('one vitest run per part, each file recorded as it ends', () => {
         ['one', 'passed'],
         ['two', 'passed'],
       ]);
-      r.onTestModuleStart(first);
-      expect(outcomeFrom(dir, '5.10', 'lab', '/repo', 1500, 'tcg').error).toBe('the lab tier left no file result, in test/a.lab.test.ts (see the console log)');
+      r.onTestModuleStart(
+        mod('test/a.lab.test.ts', 'pending', [
+          ['one', 'pending'],
+          ['two', 'pending'],
+        ]),
+      );
+      expect(outcomeFrom(dir, '5.10', 'lab', '/repo', 1500, 'tcg').error).toBe(
+        'the lab tier left no file result, in test/a.lab.test.ts (0 of 2 tests ended; not recorded) (see the console log)',
+      );
       r.onTestModuleEnd(first);
       r.onTestModuleStart(mod('test/b.lab.test.ts', 'pending', []));
       expect(readFileEntries(dir)).toHaveLength(1);
       const cut = outcomeFrom(dir, '5.10', 'lab', '/repo', 1500, 'tcg');
       expect(cut.result).toBe('error');
-      expect(cut.error).toBe('the lab tier did not finish (the VM stopped after 1 file(s) with a result, in test/b.lab.test.ts)');
+      expect(cut.error).toBe('the lab tier did not finish (the VM stopped after 1 finished file(s), in test/b.lab.test.ts (0 of 0 tests ended; not recorded))');
+      // the run hit its time limit: the row names the file it was cut in, not only the count
+      expect(timeoutError(1500, cut)).toBe(
+        'timed out after 1500 s; qemu was killed after 1 finished file(s), in test/b.lab.test.ts (0 of 0 tests ended; not recorded)',
+      );
       expect(cut.files).toEqual([expect.objectContaining({ file: 'test/a.lab.test.ts', passed: 2, failed: 0 })]);
       const second = mod('test/b.lab.test.ts', 'failed', [['three', 'failed']]);
       r.onTestModuleEnd(second);
@@ -479,6 +491,174 @@ describe('one vitest run per part, each file recorded as it ends', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // A module as vitest's reporter API shows it, its tests' states changeable as the run goes on.
+  const liveModule = (id: string, names: string[]) => {
+    const states = new Map(names.map((n) => [n, 'pending']));
+    return {
+      set: (name: string, state: string) => states.set(name, state),
+      mod: {
+        moduleId: `/repo/${id}`,
+        state: () => 'pending',
+        errors: () => [],
+        children: {
+          allTests: () =>
+            names.map((name) => ({
+              fullName: `f > ${name}`,
+              name,
+              result: () => ({ state: states.get(name) as string, errors: states.get(name) === 'failed' ? [{ message: 'expected 200, got 503' }] : undefined }),
+            })),
+        },
+      },
+    };
+  };
+
+  it('a run cut in a file’s clean-up (afterAll), after all its tests passed, records that file and says it was cut there', () => {
+    // 5.10 at 02:10: protocols.lab's 5 tests had passed and its afterAll was stopping the lab's
+    // processes when the run hit its limit; vitest writes a file's result only after its afterAll,
+    // so the file was lost (`vm matrix`: "not run yet")
+    const dir = mkdtempSync(join(tmpdir(), 'nm-vm-cut-'));
+    try {
+      writeFileSync(join(dir, 'release'), '5.10.0-46-amd64\n');
+      const r = new FileReporter(dir);
+      const a = liveModule('test/a.lab.test.ts', ['one']);
+      r.onTestModuleStart(a.mod);
+      a.set('one', 'passed');
+      r.onTestCaseResult();
+      r.onTestModuleEnd(a.mod);
+      const b = liveModule('test/waypoint-path/protocols.lab.test.ts', ['h2', 'grpc', 'restart']);
+      r.onTestModuleStart(b.mod);
+      for (const t of ['h2', 'grpc', 'restart']) {
+        b.set(t, 'passed');
+        r.onTestCaseResult();
+      }
+      r.onHookStart({ name: 'afterAll' });
+      expect(readRunningEntry(dir)).toMatchObject({ ended: 3, total: 3, closing: true });
+      const cut = outcomeFrom(dir, '5.10', 'lab', '/repo', 1263, 'tcg');
+      expect(cut.result).toBe('error');
+      expect(cut.files?.map((f) => [f.file, f.passed, f.failed, f.skipped])).toEqual([
+        ['test/a.lab.test.ts', 1, 0, 0],
+        ['test/waypoint-path/protocols.lab.test.ts', 3, 0, 0],
+      ]);
+      const where = 'in test/waypoint-path/protocols.lab.test.ts (all 3 tests ended, cut in its clean-up (afterAll); recorded)';
+      expect(cut.error).toBe(`the lab tier did not finish (the VM stopped after 1 finished file(s), ${where})`);
+      expect(timeoutError(1200, cut)).toBe(`timed out after 1200 s; qemu was killed after 1 finished file(s), ${where}`);
+      // the record and the matrix say the file was cut in its clean-up
+      const rec = mergeRun({ kernel: '5.10', tier: 'lab', files: {} }, cut.files ?? [], { commit: 'bbbb', at: '2026-12-06T02:10:55Z' });
+      const m = formatMatrix([rec], { lab: ['test/a.lab.test.ts', 'test/waypoint-path/protocols.lab.test.ts'] });
+      expect(m.split('\n')[1]).toMatch(/^5\.10 +lab +passed +2\/2 +4 +0 +0 /);
+      expect(m).toContain(
+        '5.10 lab: CUT test/waypoint-path/protocols.lab.test.ts: all 3 tests ended; the VM stopped before the file did (cut in its clean-up (afterAll)) (bbbb, 2026-12-06T02:10:55Z)',
+      );
+      // once the file ends, its own entry stands and the partial one is gone
+      r.onTestModuleEnd(b.mod);
+      writeFileSync(join(dir, 'tier.rc'), '0\n');
+      const whole = outcomeFrom(dir, '5.10', 'lab', '/repo', 1300, 'tcg');
+      expect(whole.result).toBe('passed');
+      expect(whole.files?.[1]?.cut).toBeUndefined();
+      expect(readRunningEntry(dir)).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a run cut before a file’s tests all ended does not record it (an older full result stays) unless one of them failed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nm-vm-cut-'));
+    try {
+      writeFileSync(join(dir, 'release'), '6.12.118+deb13-amd64\n');
+      const r = new FileReporter(dir);
+      const b = liveModule('test/mesh/mesh.lab.test.ts', ['one', 'two', 'three']);
+      r.onTestModuleStart(b.mod);
+      b.set('one', 'passed');
+      r.onTestCaseResult();
+      // an inner suite's afterAll does not make the file "closing" once another test ends
+      r.onHookStart({ name: 'afterAll' });
+      b.set('two', 'passed');
+      r.onTestCaseResult();
+      expect(readRunningEntry(dir)).toMatchObject({ ended: 2, total: 3, closing: false });
+      const cut = outcomeFrom(dir, '6.12', 'lab', '/repo', 900, 'tcg');
+      expect(cut.files).toBeUndefined();
+      expect(cut.error).toBe('the lab tier left no file result, in test/mesh/mesh.lab.test.ts (2 of 3 tests ended; not recorded) (see the console log)');
+      expect(timeoutError(900, cut)).toBe(`timed out after 900 s; qemu was killed (${cut.error})`);
+      // a failure among the tests that ended is a result: recorded as failed, the rest skipped
+      b.set('one', 'failed');
+      r.onTestCaseResult();
+      const failed = outcomeFrom(dir, '6.12', 'lab', '/repo', 900, 'tcg');
+      expect(failed.result).toBe('failed');
+      expect(failed.files).toEqual([
+        expect.objectContaining({ file: 'test/mesh/mesh.lab.test.ts', passed: 1, failed: 1, skipped: 1, cut: '2 of 3 tests ended when the VM stopped' }),
+      ]);
+      expect(failed.error).toBe(
+        'the lab tier did not finish (the VM stopped after 0 finished file(s), in test/mesh/mesh.lab.test.ts (2 of 3 tests ended, with a failure; recorded))',
+      );
+      // a file with no tests at all (or not collected) is never recorded from a cut
+      expect(cutFile({ entry: moduleEntry(summary({ tests: [] })), ended: 0, total: 0, closing: false }).entry).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(
+    'with vitest itself: a run killed while a file’s afterAll runs keeps that file’s passed tests, and the file before it',
+    async () => {
+      // the reporter through vitest's real reporter API (the order of test results and hooks),
+      // the run killed as the runner kills qemu at its limit
+      const dir = mkdtempSync(join(tmpdir(), 'nm-vm-vitest-'));
+      const out = join(dir, 'out');
+      const repo = join(__dirname, '..');
+      let child: ReturnType<typeof spawn> | undefined;
+      try {
+        symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
+        writeFileSync(
+          join(dir, 'vitest.config.mjs'),
+          `import { defineConfig } from 'vitest/config';\nimport { FileReporter } from ${JSON.stringify(join(repo, 'vm/file-report.ts'))};\n` +
+            `export default defineConfig({ cacheDir: ${JSON.stringify(join(dir, 'cache'))}, test: { include: ['*.cut.test.ts'], fileParallelism: false, sequence: { shuffle: false }, hookTimeout: 600000, reporters: [new FileReporter(${JSON.stringify(out)})] } });\n`,
+        );
+        // (vitest runs larger files first when it knows no durations: a is padded to run first)
+        writeFileSync(join(dir, 'a.cut.test.ts'), `import { it } from 'vitest';\nit('first', () => {});\n// ${'x'.repeat(2000)}\n`);
+        writeFileSync(
+          join(dir, 'b.cut.test.ts'),
+          `import { afterAll, describe, it } from 'vitest';\ndescribe('lab', () => {\n  afterAll(() => new Promise(() => {}));\n  it('one', () => {});\n  it('two', () => {});\n});\n`,
+        );
+        child = spawn(
+          process.execPath,
+          [join(repo, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--config', join(dir, 'vitest.config.mjs'), 'a.cut', 'b.cut'],
+          {
+            cwd: dir,
+            stdio: 'ignore',
+            detached: true,
+            env: { ...process.env, CI: 'true' },
+          },
+        );
+        const deadline = Date.now() + scaled(60_000);
+        while (!readRunningEntry(out)?.closing) {
+          if (Date.now() > deadline) throw new Error(`vitest never reached the afterAll of b.cut.test.ts: ${JSON.stringify(readFileEntries(out))}`);
+          if (child.exitCode !== null) throw new Error(`vitest exited (${child.exitCode}) before the afterAll`);
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        process.kill(-(child.pid as number), 'SIGKILL');
+        writeFileSync(join(out, 'release'), 'x\n');
+        const row = outcomeFrom(out, 'k', 'lab', dir, 10, 'tcg');
+        expect(row.files?.map((f) => [f.file, f.passed, f.failed, f.skipped])).toEqual([
+          ['a.cut.test.ts', 1, 0, 0],
+          ['b.cut.test.ts', 2, 0, 0],
+        ]);
+        expect(row.error).toBe(
+          'the lab tier did not finish (the VM stopped after 1 finished file(s), in b.cut.test.ts (all 2 tests ended, cut in its clean-up (afterAll); recorded))',
+        );
+      } finally {
+        if (child?.pid && child.exitCode === null) {
+          try {
+            process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    scaled(90_000),
+  );
 
   it('each run’s console log has its own name; a passing run’s takes the short name', () => {
     const p = runLogPaths('/c/logs', '5.10', 'lab', new Date('2026-12-06T00:15:07.123Z'), 4242);
