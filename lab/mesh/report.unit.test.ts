@@ -111,4 +111,33 @@ describe('an edge through the waypoint counts only connections opened while it r
     });
     expect(row.verdict).toBe('waypoint: 403 x5');
   });
+
+  it('an allowed edge through the waypoint reads as the waypoint’s answers also when its pooled upstream connections closed during the wait', () => {
+    // 5.10 VM: the wait for log lines (2 s x the speed factor) outlasted the backend's 5 s keep-alive,
+    // the waypoint's upstream connections closed and were logged, and the row read `allowed 5 (via waypoint)`
+    const roles = assignRoles({ ...planLab({ lab: 't', nodes: 2, podsPerNode: 2 }, '/cg'), phase: 'ready' });
+    const feBe = demoEdges(roles, true, '10.200.9.9').find((e) => e.label === 'frontend -> backend')!;
+    const port = feBe.to.port ?? 0;
+    const upstream = parseAccessLog(
+      line({
+        reporter: 'destination',
+        time: '2026-12-05T04:00:16.000Z',
+        duration_ms: 5200,
+        src: { addr: `${feBe.waypoint!.ip}:40002`, identity: 'spiffe://cluster.local/ns/demo/sa/waypoint' },
+        dst: { addr: `${feBe.to.pod.ip}:${port}`, identity: 'spiffe://cluster.local/ns/demo/sa/backend' },
+        protocol: 'HBONE',
+      }),
+    );
+    expect(edgeEntries(upstream, feBe, Date.parse('2026-12-05T04:00:10.000Z'))).toHaveLength(1);
+    const row = summarizeEdge({ edge: feBe, client: { connections: 5, ok: 5, statusCodes: { '200': 5 } } as never, entries: upstream });
+    expect(row).toMatchObject({
+      verdict: 'waypoint: 200 x5',
+      mtls: 'yes',
+      srcId: 'ns/demo/sa/frontend',
+      dstId: 'ns/demo/sa/waypoint',
+      bytes: '-',
+      expected: true,
+    });
+    expect(summarizeEdge({ edge: feBe, client: { connections: 5, ok: 5, statusCodes: { '200': 5 } } as never, entries: [] })).toEqual(row);
+  });
 });
