@@ -123,6 +123,12 @@ export function timeoutError(timeoutS: number, row: Pick<KernelOutcome, 'files' 
   return `${head} after ${row.finishedFiles ?? 0} finished file(s)${row.cutIn ? `, ${row.cutIn}` : ''}`;
 }
 
+/** The guest's speed factor when the runner's NODEMESH_SPEED_FACTOR gives one (a number ≥ 1), else none: the guest measures it (vm/speed-probe.ts). Pure. */
+export function guestSpeedArg(env: NodeJS.ProcessEnv): string[] {
+  const f = Number(env.NODEMESH_SPEED_FACTOR);
+  return env.NODEMESH_SPEED_FACTOR && Number.isFinite(f) && f >= 1 ? [`nm.speed=${f}`] : [];
+}
+
 /** The mesh processes' logs the guest kept (vm/guest/run.sh), moved to `to`. */
 function keepGuestLogs(out: string, to: string): void {
   const kept = join(out, 'kept');
@@ -184,7 +190,12 @@ async function runInVm(k: MatrixKernel, o: RunOptions, logs: RunLogs): Promise<K
       initramfs: image.initramfs,
       modulesDir: image.modulesRoot,
       outDir: out,
-      append: [`nm.dir=${o.root}`, `nm.tier=${o.tier === 'doctor' ? 'none' : o.tier}`, ...(o.files.length ? [`nm.files=${o.files.join(',')}`] : [])],
+      append: [
+        `nm.dir=${o.root}`,
+        `nm.tier=${o.tier === 'doctor' ? 'none' : o.tier}`,
+        ...(o.files.length ? [`nm.files=${o.files.join(',')}`] : []),
+        ...guestSpeedArg(process.env),
+      ],
       accel,
       memoryMiB: o.memoryMiB,
       cpus: o.cpus,

@@ -7,7 +7,8 @@ import { parseFileFilters, parseTiers } from './cli';
 import { fileResults, formatMatrix, loadRecord, mergeRun, type TierRecord, updateRecord } from './record';
 import { qemuArgs, vmNice } from './qemu';
 import { countReport, formatTable } from './results';
-import { outcomeFrom, runLogPaths, timeoutError } from './runner';
+import { guestSpeedArg, outcomeFrom, runLogPaths, timeoutError } from './runner';
+import { dataPathSample, vmSpeedFactor } from './speed-probe';
 import { cutFile, FileReporter, inGivenOrder, mergeFileEntries, moduleEntry, readFileEntries, readRunningEntry, type ModuleSummary } from './file-report';
 import { scaled } from '../test/support/speed';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -168,6 +169,27 @@ describe('booting', () => {
       ]),
     ).toEqual(['/m/virtio.ko', '/m/virtio_ring.ko', '/m/virtio_pci.ko', '/m/9pnet.ko', '/m/9pnet_virtio.ko']);
   });
+});
+
+describe('the guest’s speed factor', () => {
+  it('the runner hands the guest a factor only when NODEMESH_SPEED_FACTOR gives one', () => {
+    expect(guestSpeedArg({ NODEMESH_SPEED_FACTOR: '6' })).toEqual(['nm.speed=6']);
+    expect(guestSpeedArg({ NODEMESH_SPEED_FACTOR: '2.5' })).toEqual(['nm.speed=2.5']);
+    for (const bad of [undefined, '', '0.5', 'x', '-3']) expect(guestSpeedArg({ NODEMESH_SPEED_FACTOR: bad })).toEqual([]);
+  });
+
+  it(
+    'the data-path sample moves its bytes through the kernel and back, and the factor is the larger of the two samples’',
+    async () => {
+      const ms = await dataPathSample(1 << 20);
+      expect(ms).toBeGreaterThan(0);
+      const f = await vmSpeedFactor(1);
+      expect(f.cpu).toBeGreaterThanOrEqual(1);
+      expect(f.dataPath).toBeGreaterThanOrEqual(1);
+      expect(f.factor).toBe(Math.max(f.cpu, f.dataPath));
+    },
+    scaled(30_000),
+  );
 });
 
 describe('--files', () => {

@@ -38,6 +38,19 @@ node dist/cli/main.js doctor > "$OUT/doctor.txt" 2>&1
 echo $? > "$OUT/doctor.rc"
 sed 's/^/doctor: /' "$OUT/doctor.txt"
 if [ "$TIER" = kernel ] || [ "$TIER" = lab ]; then
+  # The machine-speed factor the tier's time limits scale by (test/support/speed.ts): given by the
+  # host (nm.speed=, from the runner's NODEMESH_SPEED_FACTOR), else for the lab tier measured here
+  # with a data-path sample beside the CPU one (vm/speed-probe.ts: under TCG the mesh's data path is
+  # far slower than CPU work); the kernel tier measures CPU work only, as on any machine.
+  SPEED=$(arg speed)
+  if [ -n "$SPEED" ]; then
+    say "speed factor $SPEED (given by the host)"
+  elif [ "$TIER" = lab ]; then
+    PROBE=$(node dist/vm/speed-probe.js) || PROBE=
+    SPEED=$(echo "$PROBE" | sed -n 's/.*factor=\([0-9.]*\).*/\1/p')
+    say "speed factor ${SPEED:-not measured, test/support/speed.ts measures it} ($PROBE)"
+  fi
+  [ -n "$SPEED" ] && export NODEMESH_SPEED_FACTOR=$SPEED
   say "running the $TIER tier"
   # The mesh processes' logs, for a post-mortem on the host (the guest's /tmp goes with the VM):
   # the lab tests that take a log dir write there; those that keep logs only after a failure write

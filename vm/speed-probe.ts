@@ -1,0 +1,83 @@
+// The speed factor a test VM's tier runs with (vm/guest/run.sh: `node dist/vm/speed-probe.js`).
+// test/support/speed.ts measures CPU work (hashing, JSON, small syscalls), which a TCG guest at
+// normal priority runs only ~2x slower than the reference machine; but the mesh's bytes cross the
+// guest's TCP stack between processes and are sealed with AES-GCM, which TCG emulates far slower
+// (6.12 at 03:20: factor 1.8, and a 64 MiB echo across nodes moved ~0.5 MB/s, past its scaled
+// 108 s). So the guest also times a data-path sample — 8 MiB sealed with AES-256-GCM in 64 KiB
+// chunks, written over loopback TCP to an echo server and read back — against what it takes on the
+// reference machine, and the tier runs with the larger of the two factors.
+import { createCipheriv } from 'node:crypto';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { factorFrom, speedSample } from '../test/support/speed';
+
+/** Milliseconds dataPathSample takes on the reference machine (measured beside speedSample: 0.70x its 25 ms). */
+export const DATA_PATH_REFERENCE_MS = 18;
+
+/** 8 MiB, each 64 KiB chunk sealed with AES-256-GCM, over loopback TCP to an echo server and back; resolves to the milliseconds it took. */
+export function dataPathSample(total = 8 << 20): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((s) => s.pipe(s));
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const t0 = process.hrtime.bigint();
+      const c = connect((server.address() as AddressInfo).port, '127.0.0.1');
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const key = Buffer.alloc(32, 1);
+      const expected = total + (total / chunk.length) * 16;
+      let sent = 0;
+      let got = 0;
+      let n = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          const iv = Buffer.alloc(12);
+          iv.writeUInt32BE(n++, 8);
+          const seal = createCipheriv('aes-256-gcm', key, iv);
+          const sealed = Buffer.concat([seal.update(chunk), seal.final(), seal.getAuthTag()]);
+          sent += chunk.length;
+          if (!c.write(sealed)) {
+            c.once('drain', pump);
+            return;
+          }
+        }
+      };
+      c.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got < expected) return;
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        c.destroy();
+        server.close();
+        resolve(ms);
+      });
+      c.on('error', (err) => {
+        server.close();
+        reject(err);
+      });
+      c.on('connect', pump);
+    });
+  });
+}
+
+/** The factors of both samples (the fastest of `rounds` each) and the one to run with: the larger. */
+export async function vmSpeedFactor(rounds = 3): Promise<{ cpu: number; dataPath: number; factor: number }> {
+  speedSample();
+  await dataPathSample(1 << 20);
+  const cpu: number[] = [];
+  const data: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    cpu.push(speedSample());
+    data.push(await dataPathSample());
+  }
+  const c = factorFrom(cpu);
+  const d = factorFrom(data, DATA_PATH_REFERENCE_MS);
+  return { cpu: c, dataPath: d, factor: Math.max(c, d) };
+}
+
+if (require.main === module) {
+  vmSpeedFactor().then(
+    (f) => process.stdout.write(`cpu=${f.cpu} datapath=${f.dataPath} factor=${f.factor}\n`),
+    (err: unknown) => {
+      process.stderr.write(`speed-probe: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
