@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import { listenerTimeouts, type ListenerTimeouts } from './metrics';
+import { DEFAULT_XDS_HANDSHAKE_TIMEOUT_MS } from './limits';
 import { createLogger, type Logger } from '../common/log';
 import { bearerTokenOf } from './api/token';
 import { addCertificateService, servingCredentials, type CertificateServiceOptions } from './ca/service';
@@ -85,7 +86,7 @@ export interface ListenerLimits {
  * (Node's default handshake timeout is 120 s) or never makes a call must not hold them. Node
  * proxies keep their ADS stream open, so the idle timeout only closes connections left unused.
  */
-export const XDS_LISTENER_LIMITS: ListenerLimits = { handshakeTimeoutMs: 10_000, idleTimeoutMs: 300_000 };
+export const XDS_LISTENER_LIMITS: ListenerLimits = { handshakeTimeoutMs: DEFAULT_XDS_HANDSHAKE_TIMEOUT_MS, idleTimeoutMs: 300_000 };
 
 /**
  * HTTP/2 keepalive towards proxies (docs/xds.md, "Keepalive"): the same values as the clients'

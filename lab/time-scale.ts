@@ -3,6 +3,7 @@
 // (test/support/speed.ts) and a user may set by hand. Unset or below 1: the limits as written.
 import { CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PING_TIMEOUT_MS, PING_TIMEOUT_ENV } from '../common/hbone/client';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_ENV } from '../common/hbone/server';
+import { API_LIMIT_ENV, DEFAULT_API_LIMITS, DEFAULT_XDS_HANDSHAKE_TIMEOUT_MS, XDS_HANDSHAKE_TIMEOUT_ENV } from '../control/limits';
 import { DEFAULT_NETNS_CONNECT_TIMEOUT_MS, NETNS_CONNECT_TIMEOUT_ENV, PLAINTEXT_INBOUND_LIMITS } from '../node-proxy/proxy/inbound-limits';
 
 const MAX_FACTOR = 50;
@@ -36,11 +37,33 @@ export const LAB_SCALED_NODE_PROXY_LIMITS: ReadonlyArray<readonly [env: string, 
  * a variable the user set is left as set.
  */
 export function labNodeProxyEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return scaledEnv(LAB_SCALED_NODE_PROXY_LIMITS, env);
+}
+
+function scaledEnv(limits: ReadonlyArray<readonly [env: string, defaultMs: number]>, env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, ms] of LAB_SCALED_NODE_PROXY_LIMITS) {
+  for (const [name, ms] of limits) {
     if (env[name] !== undefined && env[name] !== '') continue;
     const scaled = labTimeout(ms, env);
     if (scaled !== ms) out[name] = String(scaled);
   }
   return out;
+}
+
+/**
+ * The control plane's fixed limits that a starved machine misses: the TLS handshake of the config
+ * API (15014) and of xDS (15012), and the config API's request headers, each 10 s. In a 6.12 VM
+ * the lab control plane, busy beside a 64 MiB transfer, finished handshakes later than that: the
+ * node proxies' xDS streams were reset (`read ECONNRESET`) and a test's apply failed with "Client
+ * network socket disconnected before secure TLS connection was established".
+ */
+export const LAB_SCALED_CONTROL_PLANE_LIMITS: ReadonlyArray<readonly [env: string, defaultMs: number]> = [
+  [API_LIMIT_ENV.handshakeTimeoutMs, DEFAULT_API_LIMITS.handshakeTimeoutMs],
+  [API_LIMIT_ENV.headersTimeoutMs, DEFAULT_API_LIMITS.headersTimeoutMs],
+  [XDS_HANDSHAKE_TIMEOUT_ENV, DEFAULT_XDS_HANDSHAKE_TIMEOUT_MS],
+];
+
+/** What a lab's control plane gets on top of its environment on a slow machine (as labNodeProxyEnv). */
+export function labControlPlaneEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return scaledEnv(LAB_SCALED_CONTROL_PLANE_LIMITS, env);
 }

@@ -12,19 +12,9 @@ import type { Registry } from 'prom-client';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/identity/spiffe';
 import { CertificateAuthority } from '../ca/authority';
 import { listenerTimeouts } from '../metrics';
+import type { ApiLimits } from '../limits';
 
-export interface ApiLimits {
-  /** A TLS client must finish its handshake within this (HTTPS only). */
-  readonly handshakeTimeoutMs: number;
-  /** A client must send its request headers within this. */
-  readonly headersTimeoutMs: number;
-  /** A client must send its whole request (headers and body) within this. */
-  readonly requestTimeoutMs: number;
-  /** An idle keep-alive connection is closed after this. */
-  readonly keepAliveTimeoutMs: number;
-}
-
-export const DEFAULT_API_LIMITS: ApiLimits = { handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000 };
+export { DEFAULT_API_LIMITS, type ApiLimits } from '../limits';
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;

@@ -11,6 +11,7 @@ import type { ConfigStore } from '../store/store';
 import { startMetricsListener, type MetricsListener } from '../metrics-listener';
 import type { Explainer } from '../api/explain';
 import { parse, processContext, type CliContext } from './context';
+import { apiLimitsFromEnv, type ApiLimits } from '../limits';
 
 const HELP = `usage: nodemesh control [--data-dir DIR] [--listen ADDR] [--token-file FILE] [--service-cidr CIDR]
                         [--config-source file|kubernetes] [--kubeconfig PATH]
@@ -170,6 +171,7 @@ export async function runControl(argv: string[], ctx: CliContext = processContex
     dataDir: values['data-dir'] ?? ctx.env.NODEMESH_DATA_DIR ?? DEFAULT_DATA_DIR,
     listen: values.listen,
     allowPlaintextRemote: values['api-plaintext-remote'] === true || ctx.env.NODEMESH_API_PLAINTEXT_REMOTE === '1',
+    apiLimits: apiLimitsOrUsage(ctx.env),
     tokenFile: values['token-file'],
     serviceCIDR: values['service-cidr'],
     logger: log,
@@ -241,3 +243,12 @@ export function controlCommandWith(extras: ControlExtras): Command {
 }
 
 export const controlCommand: Command = controlCommandWith({});
+
+/** The config API's timeouts from NODEMESH_API_*_TIMEOUT_MS; a bad value is a usage error. */
+function apiLimitsOrUsage(env: NodeJS.ProcessEnv): Partial<ApiLimits> {
+  try {
+    return apiLimitsFromEnv(env);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}

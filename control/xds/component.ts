@@ -20,6 +20,7 @@ import { openCertificateService } from '../ca/setup';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
 import { startControlGrpc, XDS_LISTENER_LIMITS, type ControlGrpc } from '../grpc';
 import { parseListen } from '../listen';
+import { XDS_HANDSHAKE_TIMEOUT_ENV } from '../limits';
 import { DEFAULT_TRANSLATE_OPTIONS } from '../workload/translate';
 import type { SotwHandler } from './service';
 import type { ResourceSource } from './source';
@@ -99,7 +100,7 @@ export class XdsComponent implements ControlPlaneComponent {
       registry: cp.registry,
       logger,
       limits: {
-        handshakeTimeoutMs: positiveMs(env, 'NODEMESH_XDS_HANDSHAKE_TIMEOUT_MS') ?? XDS_LISTENER_LIMITS.handshakeTimeoutMs,
+        handshakeTimeoutMs: positiveMs(env, XDS_HANDSHAKE_TIMEOUT_ENV) ?? XDS_LISTENER_LIMITS.handshakeTimeoutMs,
         idleTimeoutMs: positiveMs(env, 'NODEMESH_XDS_IDLE_TIMEOUT_MS') ?? XDS_LISTENER_LIMITS.idleTimeoutMs,
       },
     });

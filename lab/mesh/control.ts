@@ -9,6 +9,7 @@ import type { LabTopology } from '../state';
 import { launch, waitReady, type Launched } from './launch';
 import { controlRootOf, meshPaths } from './paths';
 import { CONFIG_API_PORT, XDS_TLS_PORT } from '../../common/contracts/ports';
+import { labControlPlaneEnv } from '../time-scale';
 
 function nodemesh(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -41,6 +42,7 @@ export function launchControlPlane(state: LabTopology): Launched {
       NODEMESH_XDS_LISTEN: `:${XDS_TLS_PORT}`,
       NODEMESH_XDS_REQUIRE_NODE_TOKEN: '1',
       NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
+      ...labControlPlaneEnv(),
     },
   );
 }
