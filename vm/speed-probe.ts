@@ -1,16 +1,21 @@
-// The speed factor a test VM's tier runs with (vm/guest/run.sh: `node dist/vm/speed-probe.js`).
-// test/support/speed.ts measures CPU work (hashing, JSON, small syscalls), which a TCG guest at
-// normal priority runs only ~2x slower than the reference machine; but the mesh's bytes cross the
-// guest's TCP stack between processes and are sealed with AES-GCM, which TCG emulates far slower
-// (6.12 at 03:20: factor 1.8, and a 64 MiB echo across nodes moved ~0.5 MB/s, past its scaled
-// 108 s). So the guest also times a data-path sample — 8 MiB sealed with AES-256-GCM in 64 KiB
-// chunks, written over loopback TCP to an echo server and read back — against what it takes on the
-// reference machine, and the tier runs with the larger of the two factors.
+// The speed factor a test VM's lab tier runs with (vm/guest/run.sh: `node dist/vm/speed-probe.js`).
+// test/support/speed.ts measures CPU work (hashing, JSON, small syscalls); but the mesh's bytes cross
+// the guest's TCP stack between processes and are sealed with AES-GCM, which under TCG run slower
+// still than that CPU work: a 6.12 guest at factor 21.6 (03:20) moved a 64 MiB echo across nodes
+// at ~0.5 MB/s each way and missed its limit (5 s on the reference machine, x 21.6 = 108 s), i.e.
+// its data path ran over 26x slower than the reference machine's. So the guest also times a
+// data-path sample — 8 MiB sealed with AES-256-GCM in 64 KiB chunks, written over loopback TCP to
+// an echo server and read back — against what it takes on the reference machine, and the tier runs
+// with the larger of the two factors.
 import { createCipheriv } from 'node:crypto';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { factorFrom, speedSample } from '../test/support/speed';
 
-/** Milliseconds dataPathSample takes on the reference machine (measured beside speedSample: 0.70x its 25 ms). */
+/**
+ * Milliseconds dataPathSample takes on the reference machine: measured beside speedSample, as a
+ * ratio to it (0.70-0.95 of its 25 ms on the development VM; approximate, since that VM was loaded
+ * and the data path suffers more from waiting for a core than CPU work does).
+ */
 export const DATA_PATH_REFERENCE_MS = 18;
 
 /** 8 MiB, each 64 KiB chunk sealed with AES-256-GCM, over loopback TCP to an echo server and back; resolves to the milliseconds it took. */
@@ -60,8 +65,8 @@ export function dataPathSample(total = 8 << 20): Promise<number> {
 /**
  * The factors of both samples (the fastest of `rounds` each, after two rounds of warm-up) and the one
  * to run with: the larger. Under TCG every piece of code V8 generates is translated again by qemu, so
- * a sample's first rounds measure the translation (a 6.12 guest: 38.6 with one warm-up, against 1.8
- * from vitest's five rounds): only the warm rounds count.
+ * a sample's first rounds also measure the translation (a 6.12 guest read 38.6 with one round of
+ * warm-up, where vitest's five rounds had read 21.6 an hour before): only the warm rounds count.
  */
 export async function vmSpeedFactor(rounds = 8): Promise<{ cpu: number; dataPath: number; factor: number }> {
   for (let i = 0; i < 2; i++) {
