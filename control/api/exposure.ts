@@ -50,7 +50,9 @@ export async function apiServingTls(dataDir: string, host: string, trustDomain =
 export function createApiServer(handle: RequestListener, tls: ApiTls | undefined, limits: ApiLimits, registry: Registry): Server {
   const common = {
     headersTimeout: limits.headersTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
+    // node:http refuses a headers timeout longer than the request timeout (ERR_OUT_OF_RANGE): a
+    // headers limit raised on its own (NODEMESH_API_HEADERS_TIMEOUT_MS) raises the request limit too
+    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // how often Node checks the two timeouts above (default 30 s)
     connectionsCheckingInterval: Math.max(250, Math.min(2_000, Math.floor(limits.headersTimeoutMs / 2))),

@@ -10,6 +10,10 @@ import { createLogger } from '../../common/log';
 import { ControlPlane } from '../control-plane';
 import { resolveKind, type KindInfo } from '../resources/kinds';
 import { ApiClient } from './client';
+import { createApiServer, DEFAULT_API_LIMITS } from './exposure';
+import { apiLimitsFromEnv } from '../limits';
+import { labControlPlaneEnv } from '../../lab/time-scale';
+import { Registry } from 'prom-client';
 
 const dirs: string[] = [];
 const planes: ControlPlane[] = [];
@@ -59,6 +63,17 @@ describe('config API exposure', () => {
     const open = await start('0.0.0.0:0', { allowPlaintextRemote: true });
     expect(open.apiURL).toMatch(/^http:\/\//);
     expect(open.apiTls).toBeUndefined();
+  });
+
+  it('starts with a headers limit raised past the request limit (the lab on a slow machine), the request limit raised with it', async () => {
+    // a 5.10 VM at speed factor 41.9: the lab's control plane exited at start (node:http's ERR_OUT_OF_RANGE)
+    const limits = apiLimitsFromEnv(labControlPlaneEnv({ NODEMESH_SPEED_FACTOR: '41.9' }));
+    expect(limits.headersTimeoutMs).toBe(419_000);
+    const cp = await start('127.0.0.1:0', { apiLimits: limits });
+    expect((await fetch(`${cp.apiURL}/healthz/ready`)).status).toBe(200);
+    const server = createApiServer(() => undefined, undefined, { ...DEFAULT_API_LIMITS, ...limits }, new Registry());
+    expect([server.headersTimeout, server.requestTimeout]).toEqual([419_000, 419_000]);
+    server.close();
   });
 
   it('closes connections that never finish the TLS handshake or the request, and counts them', async () => {
