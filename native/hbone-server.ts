@@ -200,30 +200,8 @@ export class NativeHboneServer {
       this.log.info({ peer: peer.spiffeId, authority, problem: target.problem }, 'HBONE CONNECT with a malformed authority');
       return this.refuse(token, 400);
     }
-    // the handler's signal, made only if it is read (an AbortController costs ~8 µs per stream)
-    let cancelled = false;
-    let controller: AbortController | undefined;
-    NativeConnection.watch(token, () => {
-      cancelled = true;
-      controller?.abort();
-    });
-    const request: TunnelRequest = {
-      peerIdentity: peer.identity,
-      peerSpiffeId: peer.spiffeId,
-      authority,
-      target,
-      headers: tunnelHeadersOf(headers),
-      localAddress: c.local,
-      remoteAddress: c.remote,
-      get signal(): AbortSignal {
-        if (!controller) {
-          controller = new AbortController();
-          if (cancelled) controller.abort();
-        }
-        return controller.signal;
-      },
-      listener: c.listener,
-    };
+    const request = new NativeTunnelRequest(peer, authority, target, tunnelHeadersOf(headers), c);
+    NativeConnection.watch(token, () => request.cancel());
     const decision = await decideTunnel(this.o.handler, request, this.log);
     if (!decision.allow) {
       NativeConnection.unwatch(token);
@@ -248,7 +226,7 @@ export class NativeHboneServer {
         return this.refuse(token, 503);
       }
     }
-    if (cancelled) {
+    if (request.cancelled) {
       unopened(new Error('the tunnel stream was cancelled by the client before it was opened'));
       return;
     }
@@ -282,6 +260,49 @@ export class NativeHboneServer {
       return;
     }
     books.stream = handle;
+  }
+}
+
+/**
+ * One CONNECT as the handler sees it. A class, not an object literal with a `signal` getter: V8
+ * builds such a literal through its runtime for every stream (~2-5 µs). The signal's
+ * AbortController is made only if the handler reads it (~8 µs per stream).
+ */
+class NativeTunnelRequest implements TunnelRequest {
+  readonly peerIdentity: Identity;
+  readonly peerSpiffeId: string;
+  readonly localAddress: Endpoint;
+  readonly remoteAddress: Endpoint;
+  readonly listener?: string;
+  cancelled = false;
+  private controller?: AbortController;
+
+  constructor(
+    peer: { identity: Identity; spiffeId: string },
+    readonly authority: string,
+    readonly target: TunnelRequest['target'],
+    readonly headers: TunnelRequest['headers'],
+    c: { local: Endpoint; remote: Endpoint; listener?: string },
+  ) {
+    this.peerIdentity = peer.identity;
+    this.peerSpiffeId = peer.spiffeId;
+    this.localAddress = c.local;
+    this.remoteAddress = c.remote;
+    this.listener = c.listener;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  /** The client gave up on the stream. */
+  cancel(): void {
+    this.cancelled = true;
+    this.controller?.abort();
   }
 }
 

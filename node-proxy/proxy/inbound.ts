@@ -23,6 +23,7 @@ import { NODE_PROXY_PORTS } from '../../common/contracts/ports';
 import { local, peer, unmap, type CapturedWorkload } from './handlers';
 import { direct } from './passthrough';
 import { admit, type Admission, type OutboundPlan } from './plan';
+import { LiveCounter } from './counter';
 import { errText, type Tracked } from './tracker';
 import { guardInbound, PLAINTEXT_INBOUND_LIMITS } from './inbound-limits';
 import type { FastPathConnection, SameNodeFastPath } from '../../native/sockmap';
@@ -58,14 +59,10 @@ export async function handleTunnel(ctx: ProxyContext, key: string, req: TunnelRe
   const up: Socket | RawSocket = mesh.nativeHbone ? await ctx.sockets.connectRaw(netns, ip, target.port) : await ctx.sockets.connect(netns, ip, target.port);
   // bytes "sent" by the client are those written to the app, and the reverse (counted by the
   // native engine once the upstream moved there: NODEMESH_HBONE_ENGINE=native)
-  const counter = {
-    get bytesRead() {
-      return upstreamBytes(up)?.toUpstream ?? (isRawSocket(up) ? 0 : up.bytesWritten);
-    },
-    get bytesWritten() {
-      return upstreamBytes(up)?.toDownstream ?? (isRawSocket(up) ? 0 : up.bytesRead);
-    },
-  };
+  const counter = new LiveCounter(
+    () => upstreamBytes(up)?.toUpstream ?? (isRawSocket(up) ? 0 : up.bytesWritten),
+    () => upstreamBytes(up)?.toDownstream ?? (isRawSocket(up) ? 0 : up.bytesRead),
+  );
   const done = ctx.tracker.open(
     {
       direction: 'inbound',

@@ -27,6 +27,7 @@ import { socketOf, type CapturedWorkload } from './handlers';
 import { serveLocal } from './inbound';
 import { direct } from './passthrough';
 import { planOutbound, type OutboundPlan } from './plan';
+import { LiveCounter } from './counter';
 import { errText } from './tracker';
 import { reserveTunnelSendBuffer } from './tunnel-socket';
 
@@ -177,14 +178,10 @@ async function nativeTunnel(
     return;
   }
   const live = stream;
-  const counter = {
-    get bytesRead() {
-      return last?.bytesOut ?? live.bytes()?.out ?? 0;
-    },
-    get bytesWritten() {
-      return last?.bytesIn ?? live.bytes()?.in ?? 0;
-    },
-  };
+  const counter = new LiveCounter(
+    () => last?.bytesOut ?? live.bytes()?.out ?? 0,
+    () => last?.bytesIn ?? live.bytes()?.in ?? 0,
+  );
   done = ctx.tracker.open(
     {
       direction: 'outbound',

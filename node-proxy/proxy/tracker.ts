@@ -15,6 +15,7 @@ import type { PolicyGuard } from '../mesh/guard';
 import type { PolicyConnection } from '../policy/model';
 import type { ConnectionRecord, ResponseFlag } from '../telemetry/labels';
 import type { NodeProxyTelemetry } from '../telemetry/metrics';
+import { LiveCounter } from './counter';
 
 export const errText = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
 
@@ -135,14 +136,10 @@ export class ConnectionTracker {
   spliceInKernel(down: Socket | RawSocket, up: Socket | RawSocket, c: Tracked, fast?: FastPathConnection): void {
     let k: KernelSplice | undefined;
     let last: KernelSpliceResult | undefined;
-    const counter: ByteCounter = {
-      get bytesRead() {
-        return (last?.aToB ?? k?.bytes()?.aToB ?? 0) + (fast?.bytes().toServer ?? 0);
-      },
-      get bytesWritten() {
-        return (last?.bToA ?? k?.bytes()?.bToA ?? 0) + (fast?.bytes().toClient ?? 0);
-      },
-    };
+    const counter = new LiveCounter(
+      () => (last?.aToB ?? k?.bytes()?.aToB ?? 0) + (fast?.bytes().toServer ?? 0),
+      () => (last?.bToA ?? k?.bytes()?.bToA ?? 0) + (fast?.bytes().toClient ?? 0),
+    );
     const cut = (): void => {
       fast?.release();
       k?.cut();
