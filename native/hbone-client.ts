@@ -59,6 +59,8 @@ interface Pooled {
   readonly generation: number;
   streams: number;
   usable: boolean;
+  /** When its last stream ended (ms, Date.now()); the idle timer is armed once, not per stream. */
+  idleSince: number;
   idle?: NodeJS.Timeout;
 }
 
@@ -83,6 +85,8 @@ export class NativeHboneClient {
   private readonly pool = new Map<string, Pooled[]>();
   private readonly credentials = new Map<string, Credentials>();
   private readonly sourceIds = new Map<string, string>();
+  /** Authorities as given → "ip:port" as parsed (each tunnel's are parsed once, not per tunnel). */
+  private readonly authorities = new Map<string, string>();
   private generation = 0;
   private readonly spread: number;
 
@@ -99,11 +103,11 @@ export class NativeHboneClient {
    * connection could be had (the local socket is then untouched).
    */
   async tunnel(o: NativeOpenOptions, local: EngineSocket, events: NativeTunnelEvents): Promise<NativeStream> {
-    const target = targetOf(o.authority);
-    const destination = targetOf(o.destination);
+    const authority = this.canonical(o.authority);
+    const destination = this.canonical(o.destination);
     const expected = normalizeExpected(o.expectedIdentity);
     const sourceId = this.sourceIdOf(o.source.certChain);
-    const key = `${sourceId}|${o.sourceAddress ?? ''}|${formatAuthority(destination.host, destination.port)}|${expected.key}`;
+    const key = `${sourceId}|${o.sourceAddress ?? ''}|${destination}|${expected.key}`;
     const creds = this.credentialsFor(key, o);
     let p: Pooled;
     try {
@@ -122,7 +126,7 @@ export class NativeHboneClient {
     const headers = requestHeaders(o.headers);
     return p.conn!.open(
       local,
-      formatAuthority(target.host, target.port),
+      authority,
       headers,
       (status) => events.response?.(status),
       (r) => {
@@ -171,8 +175,6 @@ export class NativeHboneClient {
       list.push(p);
     }
     p.streams++;
-    if (p.idle) clearTimeout(p.idle);
-    p.idle = undefined;
     try {
       await p.ready;
     } catch (err) {
@@ -183,7 +185,7 @@ export class NativeHboneClient {
   }
 
   private dial(key: string, creds: Credentials, o: NativeOpenOptions, expected: readonly Identity[]): Pooled {
-    const p: Pooled = { generation: creds.generation, streams: 0, usable: true, ready: Promise.resolve() };
+    const p: Pooled = { generation: creds.generation, streams: 0, usable: true, idleSince: 0, ready: Promise.resolve() };
     const timeoutMs = this.options.connectTimeoutMs ?? 10_000;
     const ready = (async (): Promise<void> => {
       const socket = await (o.dial ?? plainDial)(targetOf(o.destination).host, targetOf(o.destination).port);
@@ -246,14 +248,37 @@ export class NativeHboneClient {
       p.conn.close(0);
       return;
     }
-    const idleMs = this.options.idleTimeoutMs ?? 60_000;
+    p.idleSince = Date.now();
+    if (!p.idle) this.armIdle(p, this.options.idleTimeoutMs ?? 60_000);
+  }
+
+  /**
+   * Closes `p` once it has carried no stream for the idle timeout. One timer per idle period, not
+   * one set and cleared per stream: when it fires on a connection that was busy meanwhile it waits
+   * out the rest from the last stream's end (or leaves it to the next release while busy).
+   */
+  private armIdle(p: Pooled, ms: number): void {
     p.idle = setTimeout(() => {
       p.idle = undefined;
       if (p.streams > 0) return;
+      const left = p.idleSince + (this.options.idleTimeoutMs ?? 60_000) - Date.now();
+      if (left > 0) return this.armIdle(p, left);
       p.usable = false;
       p.conn?.close(0);
-    }, idleMs);
+    }, ms);
     p.idle.unref();
+  }
+
+  /** "ip:port" of an authority (throws on a malformed one), parsed once per distinct text. */
+  private canonical(authority: string): string {
+    let c = this.authorities.get(authority);
+    if (c === undefined) {
+      const t = targetOf(authority);
+      c = formatAuthority(t.host, t.port);
+      if (this.authorities.size >= 1024) this.authorities.clear();
+      this.authorities.set(authority, c);
+    }
+    return c;
   }
 
   private forget(key: string, p: Pooled): void {

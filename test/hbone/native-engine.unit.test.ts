@@ -116,6 +116,40 @@ run('node:http2 HBONE client -> native HBONE server', () => {
 });
 
 run('native HBONE client -> native HBONE server', () => {
+  it('keeps a pooled connection while streams keep coming and closes it once idle for the idle timeout after its last stream', async () => {
+    const s = await nativeServer(echo);
+    const idleMs = 400;
+    const client = new NativeHboneClient({ logger: quietLogger, idleTimeoutMs: idleMs, connectionsPerKey: 1 });
+    const once = async (text: string): Promise<void> => {
+      const t = await nativeTunnel(client, s);
+      const back = readAll(t.app);
+      t.app.end(text);
+      expect((await back).data.toString()).toBe(text);
+      await t.ended;
+    };
+    try {
+      // a stream every ~150 ms for ~1.5 idle timeouts: the connection is never idle long enough
+      const until = Date.now() + idleMs * 1.5;
+      await once('first');
+      for (let i = 0; Date.now() < until; i++) {
+        await new Promise((r) => setTimeout(r, 150));
+        await once(`busy ${i}`);
+      }
+      expect(client.connectionCount()).toBe(1);
+      expect(s.server.stats().connectionsAccepted).toBe(1);
+      const last = Date.now();
+      expect(await eventually(() => client.connectionCount() === 0, 5_000)).toBe(true);
+      expect(Date.now() - last).toBeGreaterThanOrEqual(idleMs - 50); // not before the idle timeout
+      expect(await eventually(() => s.server.stats().connectionsActive === 0, 5_000)).toBe(true);
+      // and a new tunnel dials again
+      await once('again');
+      expect(s.server.stats().connectionsAccepted).toBe(2);
+    } finally {
+      client.close(0);
+      await s.close();
+    }
+  }, 30_000);
+
   it('echoes 64 MiB both ways at once, and half-closes: the reply comes after the client FIN', async () => {
     const s = await nativeServer(echo);
     const client = new NativeHboneClient({ logger: quietLogger });
