@@ -114,6 +114,8 @@ export interface RawBinding {
   objPin(fd: number, path: string): void;
   closeFd(fd: number): void;
   dupFd(fd: number): number;
+  /** native/src/fd.cc: V8's LowMemoryNotification, then glibc malloc_trim(0) (true when that gave memory back) */
+  reduceMemory(): boolean;
   progInfo(fd: number): { name: string; id: number; type: string; tag: string };
   linkInfo(fd: number): { id: number; progId: number; type: number; attachType?: string; cgroupId?: bigint; netnsIno?: number };
   linkCreate(progFd: number, target: string, attachType: string, label: string): number;

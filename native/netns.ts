@@ -176,3 +176,12 @@ export function setSendBuffer(fd: number, bytes: number): number {
 export function setMark(fd: number, mark: number): void {
   call((b) => b.setMark(fd, mark));
 }
+
+/**
+ * Gives memory back to the system: V8's low-memory collections (compacting, the young generation
+ * shrunk), then the C heap's free pages (glibc malloc_trim(0), every thread's arena). Blocks for
+ * the collections (tens of ms for a node proxy's heap). True when malloc_trim gave some back.
+ */
+export function reduceMemory(): boolean {
+  return call((b) => b.reduceMemory());
+}

@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <v8.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +55,20 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   if (fd >= 0) close(fd);
   return info.Env().Undefined();
+}
+
+// reduceMemory() -> boolean: what V8 does when the system runs low on memory (full collections
+// that compact the heap and shrink the young generation, LowMemoryNotification), then the C heap's
+// free memory back to the system (glibc malloc_trim: the free pages of every thread's arena, not
+// only the top); true when malloc_trim gave some back. The node proxy calls it once a burst is over
+// (node-proxy/mesh/idle-gc.ts). Main thread only (the isolate of the calling JS).
+Napi::Value ReduceMemory(const Napi::CallbackInfo& info) {
+  if (v8::Isolate* isolate = v8::Isolate::GetCurrent()) isolate->LowMemoryNotification();
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
 }
 
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
@@ -183,6 +199,7 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("objPin", Napi::Function::New(env, ObjPin));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
+  exports.Set("reduceMemory", Napi::Function::New(env, ReduceMemory));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
   exports.Set("linkCreate", Napi::Function::New(env, LinkCreate));

@@ -107,6 +107,11 @@ export class ConnectionTable {
     return out;
   }
 
+  /** Connections added over the table's lifetime (cheap: no walk of the open ones). */
+  get openedTotal(): number {
+    return this.totals.opened;
+  }
+
   /** Counters over the table's lifetime (closed connections' bytes included). */
   stats(): { opened: number; closed: number; open: number; bytesSent: number; bytesReceived: number } {
     let sent = this.totals.bytesSent;

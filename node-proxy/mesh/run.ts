@@ -10,6 +10,7 @@ import type { Logger } from '../../common/log';
 import type { NodeLayout } from '../capture/pins';
 import { BpfDataplane } from '../capture/bpf-dataplane';
 import { ConnectionTable } from '../connections/table';
+import { startIdleGc } from './idle-gc';
 import { NodeProxy } from '../daemon';
 import { findCgroup2, readMounts } from '../doctor/mounts';
 import { configureNetnsWorkers } from '../../native/netns';
@@ -118,11 +119,14 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   });
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort, recent: telemetry.recent });
+  // unused heap back to the system once a burst is over (idle-gc.ts; docs/node-proxy.md, "Memory")
+  const stopIdleGc = startIdleGc(() => table.openedTotal);
   try {
     kube?.pods.bind({ reconcileSoon: () => proxy.reconcileSoon(), enrolment: (key) => proxy.enrolment(key), notServing: (key) => mesh.workloadNotReady(key) });
     await proxy.start();
     await kube?.listen();
   } catch (err) {
+    stopIdleGc();
     await kube?.close();
     await metrics.close();
     await proxy.stop().catch(() => undefined);
@@ -135,6 +139,7 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
     metrics,
     source,
     stop: async () => {
+      stopIdleGc();
       await kube?.close();
       await proxy.stop();
       await metrics.close();
