@@ -47,13 +47,15 @@
 // shares its noise), and the latency it adds over direct next to what stunnel adds. The load
 // average at start and end is printed with the figures. iperf3, stunnel4 and openssl are installed
 // with apt-get when missing.
-// Memory: after enrolling every pod (--pods per node, up to the lab's 100), 20 s idle (V8's memory
-// reducer has run) and before any load, each node proxy's resident memory split into V8 heap,
+// Memory: after enrolling every pod (--pods per node, up to the lab's 100), once the proxies have
+// settled (at least 25 s, then until each RSS holds still for 4 s, at most 90 s: the proxy's idle
+// collection and V8's memory reducer have run) and before any load, each node proxy's resident memory split into V8 heap,
 // external (Buffers, TLS/HTTP/2 state reported to V8) and the rest (code, other native memory,
 // thread stacks), with its threads and open fds; and the same RSS split by /proc/PID/smaps_rollup
 // into file-backed (the node binary's pages, shared with every Node process) and anonymous (the
 // process's own). `--measure memory` alone measures
-// only this (no rounds) and exits 1 unless every node proxy has every one of its pods enrolled.
+// only this (no rounds) and exits 1 unless every node proxy has every one of its pods enrolled;
+// with other measures, the same table is read again after the rounds (and after the soak), settled.
 // --soak MINUTES: instead of the rounds, SOAK_RATE req/s (64 B request/response on CONNECTIONS
 // connections) cross-node through the mesh for MINUTES, both proxies' RSS, open fds and threads
 // sampled every 10 s; flat means every sample after the warm-up (a fifth of the run, at most 60 s)
@@ -83,7 +85,7 @@ import { LOADGEN, type Latency } from './support/loadgen';
 import { makeCerts, stunnelConf, type StunnelService } from './support/stunnel';
 import { formatRatio, formatSpread, ratio, roundOrder, spread } from './support/rounds';
 import { readThreads, threadUse, type GroupUse, type ThreadGroup, type ThreadSample } from './support/proc-threads';
-import { flatness, memoryParts, residentParts, type Flatness, type MemoryUsage, type ProxySample } from './support/soak';
+import { flatness, memoryParts, residentParts, settled, type Flatness, type MemoryUsage, type ProxySample } from './support/soak';
 import { ensureTools } from './support/tools';
 import { ADMIN_PORT, READY_PORT } from '../common/contracts/ports';
 import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
@@ -91,8 +93,14 @@ import { DATAPLANE_MODE_LABEL } from '../common/contracts/labels';
 const IPERF_PORT = 5201;
 /** The latency run's default length per rate. */
 const LATENCY_SECONDS = 10;
-/** How long the node proxies idle after enrolling every pod before their memory is read. */
-const IDLE_SETTLE_MS = 20_000;
+/**
+ * Idle memory is read once the node proxies have settled after enrolling every pod (and again
+ * after the load): at least this long, then until each proxy's RSS holds still (settled() over
+ * readings SETTLE_STEP_MS apart), at most IDLE_SETTLE_MAX_MS.
+ */
+const IDLE_SETTLE_MS = 25_000;
+const IDLE_SETTLE_MAX_MS = 90_000;
+const SETTLE_STEP_MS = 2_000;
 const ECHO_PORT = 7000;
 const NS = 'default';
 const SOURCE_ID = spiffeId(NS, 'default');
@@ -374,6 +382,8 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   const load: Load = { start: loadavg(), end: [] };
   let idle: IdleMemory[] = [];
+  /** The same once the load is over (the soak; the rounds when --measure has memory). */
+  let idleAfter: IdleMemory[] = [];
   let soakResult: SoakResult | undefined;
   let src: LabPod | undefined;
   let dsts: Dest[] = [];
@@ -525,15 +535,15 @@ async function main(): Promise<number> {
     say(`enrolling namespace ${NS} (dataplane-mode=ambient): ${topo.pods.length} workloads`);
     await setMode(topo, api, 'ambient', topo.pods);
     let labelled: 'ambient' | 'none' | undefined = 'ambient';
-    // idle: V8's memory reducer starts 8 s after the last allocation burst (the enrolment) and
-    // gives back what that burst left committed; 5 s after enrolment a proxy still held ~2 MiB of it
-    await sleep(IDLE_SETTLE_MS);
-    idle = await idleMemory(topo, lab);
+    // idle: what the enrolment burst left committed is given back some seconds after it (the
+    // proxy's idle collection, V8's memory reducer); 5 s after enrolment a proxy still held ~2 MiB
+    idle = await idleMemory(topo, lab, await settle(lab));
     if (measures.size === 1 && measures.has('memory')) return finishMemory(idle, { lab, podsPerNode, load: { start: load.start, end: loadavg() } });
     if (soakMinutes !== undefined) {
       const [lh, lp] = plans.mesh.target(dsts[0]!, ECHO_PORT, 0);
       soakResult = await soak(topo, lab, source.name, lh, lp, { minutes: soakMinutes, rate: soakRate, conns: lo.conns });
-      return finishSoak(idle, soakResult, { lab, podsPerNode, load: { start: load.start, end: loadavg() } });
+      idleAfter = await idleMemory(topo, lab, await settle(lab));
+      return finishSoak(idle, idleAfter, soakResult, { lab, podsPerNode, load: { start: load.start, end: loadavg() } });
     }
     for (let round = 0; round < rounds; round++) {
       for (const mode of roundOrder(modes, round)) {
@@ -552,16 +562,23 @@ async function main(): Promise<number> {
         await measure(mode, round);
       }
     }
+    if (measures.has('memory')) {
+      // the mesh again, idle after the load: enrolled in the last round's mode or enrolled again
+      if (labelled !== 'ambient') await setMode(topo, api, 'ambient', pods);
+      idleAfter = await idleMemory(topo, lab, await settle(lab));
+    }
   } finally {
     load.end = loadavg();
     say(`removing lab ${lab}`);
     await finalDown();
   }
-  return finish(rows, { rates, streams, seconds, rounds, lo, co, src, dsts, lab, load, idle });
+  return finish(rows, { rates, streams, seconds, rounds, lo, co, src, dsts, lab, load, idle, idleAfter });
 }
 
 interface IdleMemory {
   node: string;
+  /** How long the proxies took to settle before this reading (settled false: read at the limit). */
+  settle: Settle;
   workloads: number;
   memory: MemoryUsage;
   /** Resident memory backed by files (the node binary: shared, fixed) and anonymous (the process's own), MiB. */
@@ -576,8 +593,35 @@ function threadsOf(pid: number): number {
 
 const fdsOf = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
+interface Settle {
+  seconds: number;
+  settled: boolean;
+}
+
+/**
+ * Waits until the node proxies' memory has settled (at least IDLE_SETTLE_MS, then until each one's
+ * RSS holds still, at most IDLE_SETTLE_MAX_MS).
+ */
+async function settle(lab: string): Promise<Settle> {
+  const t0 = Date.now();
+  const pids = proxyPids(lab);
+  const rss: number[][] = pids.map(() => []);
+  for (;;) {
+    await sleep(SETTLE_STEP_MS);
+    pids.forEach((pid, i) => rss[i]!.push(procUse(pid).rssMiB));
+    const ms = Date.now() - t0;
+    if (ms >= IDLE_SETTLE_MS && settled(rss)) return { seconds: ms / 1000, settled: true };
+    if (ms >= IDLE_SETTLE_MAX_MS) return { seconds: ms / 1000, settled: false };
+  }
+}
+
+const settleText = (idle: readonly IdleMemory[]): string => {
+  const s = idle[0]?.settle;
+  return s ? (s.settled ? `settled after ${s.seconds.toFixed(0)} s` : `NOT settled after ${s.seconds.toFixed(0)} s`) : '';
+};
+
 /** Each node proxy's enrolled workloads, memory (its own /stats), threads and open fds. */
-async function idleMemory(topo: LabTopology, lab: string): Promise<IdleMemory[]> {
+async function idleMemory(topo: LabTopology, lab: string, settle: Settle): Promise<IdleMemory[]> {
   const pids = readLabProcesses(lab).filter((p) => p.name === 'node-proxy');
   const out: IdleMemory[] = [];
   for (const n of topo.nodes) {
@@ -586,7 +630,7 @@ async function idleMemory(topo: LabTopology, lab: string): Promise<IdleMemory[]>
     const pid = pids.find((p) => p.place === n.name)?.pid ?? pids[out.length]?.pid;
     if (!stats.memory || pid === undefined) throw new Error(`node proxy of ${n.name}: no memory figures in /stats`);
     const resident = residentParts(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    out.push({ node: n.name, workloads, memory: stats.memory, resident, threads: threadsOf(pid), fds: fdsOf(pid) });
+    out.push({ node: n.name, settle, workloads, memory: stats.memory, resident, threads: threadsOf(pid), fds: fdsOf(pid) });
   }
   return out;
 }
@@ -659,7 +703,7 @@ function idleTable(idle: readonly IdleMemory[]): string {
 function finishMemory(idle: readonly IdleMemory[], o: { lab: string; podsPerNode: number; load: Load }): number {
   const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
   process.stdout.write(
-    `\nmesh memory (lab ${o.lab}, 2 nodes x ${o.podsPerNode} pods, all enrolled), the node proxies idle before any load; ` +
+    `\nmesh memory (lab ${o.lab}, 2 nodes x ${o.podsPerNode} pods, all enrolled), the node proxies idle before any load (${settleText(idle)}); ` +
       `load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n${idleTable(idle)}\n`,
   );
   const short = idle.filter((m) => m.workloads !== o.podsPerNode);
@@ -667,7 +711,7 @@ function finishMemory(idle: readonly IdleMemory[], o: { lab: string; podsPerNode
   return short.length ? 1 : 0;
 }
 
-function finishSoak(idle: readonly IdleMemory[], r: SoakResult, o: { lab: string; podsPerNode: number; load: Load }): number {
+function finishSoak(idle: readonly IdleMemory[], idleAfter: readonly IdleMemory[], r: SoakResult, o: { lab: string; podsPerNode: number; load: Load }): number {
   const la = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' ');
   const warmup = Math.min(60, (r.minutes * 60) / 5);
   const rows = r.series.map((s, i) => {
@@ -698,7 +742,8 @@ function finishSoak(idle: readonly IdleMemory[], r: SoakResult, o: { lab: string
   const l = r.latency;
   process.stdout.write(
     `\nmesh soak (lab ${o.lab}, 2 nodes x ${o.podsPerNode} pods, all enrolled): ${r.rate} req/s cross-node for ${r.minutes} min; load average ${la(o.load.start)} at start, ${la(o.load.end)} at end\n` +
-      `idle, after enrolment:\n${idleTable(idle)}\nunder load (flat: every sample after the warm-up within ±5 % of the median):\n${table}\n${rssSeries}\n` +
+      `idle, after enrolment (${settleText(idle)}):\n${idleTable(idle)}\nunder load (flat: every sample after the warm-up within ±5 % of the median):\n${table}\n${rssSeries}\n` +
+      `idle again after the load (${settleText(idleAfter)}):\n${idleTable(idleAfter)}\n` +
       `requests ${l.done}/${l.requests} answered, errors ${l.errors}, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms\n`,
   );
   const flat = rows.every((row) => row[3]!.endsWith(' flat') && row[4]!.endsWith(' flat'));
@@ -738,6 +783,7 @@ interface RunShape {
   lab: string;
   load: Load;
   idle: readonly IdleMemory[];
+  idleAfter: readonly IdleMemory[];
 }
 
 /** "HBONE x43/45/44" when every round was carried as claimed; else each round's verdict. */
@@ -806,7 +852,8 @@ function finish(rows: readonly Row[], o: RunShape): number {
       (procs
         ? `\nper process, latency run at ${o.rates[o.rates.length - 1]}/s (CPU: utime+stime of every thread per 1,000 requests; per thread group: schedstat CPU, wake-ups = voluntary context switches per request, and the mean time a thread waited for a CPU each time it became runnable (schedstat run delay); medians over rounds)\n${procs}\n`
         : '') +
-      (o.idle.length ? `\nthe node proxies idle after enrolling every pod, before any load:\n${idleTable(o.idle)}\n` : ''),
+      (o.idle.length ? `\nthe node proxies idle after enrolling every pod, before any load (${settleText(o.idle)}):\n${idleTable(o.idle)}\n` : '') +
+      (o.idleAfter.length ? `the node proxies idle again after the rounds (${settleText(o.idleAfter)}):\n${idleTable(o.idleAfter)}\n` : ''),
   );
   const bad = rows.filter((r) => r.samples.some((s) => !s.carried.ok || s.lat.some((l) => l.done < l.requests) || s.conns.done === 0));
   if (bad.length) {

@@ -69,3 +69,20 @@ export function flatness(samples: readonly { at: number; value: number }[], warm
   const worstPct = median > 0 ? (100 * Math.max(median - min, max - median)) / median : 0;
   return { n: v.length, median, min, max, worstPct, flat: worstPct <= pct };
 }
+
+/**
+ * Whether every series (one per node proxy, RSS in MiB sampled at a fixed step) has settled: its
+ * last `samples` readings lie within `tolMiB` of each other. Idle memory is read only then — a
+ * proxy right after a burst still holds heap that V8 (or the proxy's idle collection) gives back
+ * a few seconds later.
+ */
+export function settled(series: readonly (readonly number[])[], samples = 3, tolMiB = 0.25): boolean {
+  return (
+    series.length > 0 &&
+    series.every((s) => {
+      if (s.length < samples) return false;
+      const last = s.slice(-samples);
+      return Math.max(...last) - Math.min(...last) <= tolMiB;
+    })
+  );
+}

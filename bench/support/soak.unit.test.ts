@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { flatness, memoryParts, residentParts } from './soak';
+import { flatness, memoryParts, residentParts, settled } from './soak';
 
 describe('soak summaries', () => {
   it('splits resident memory into heap, external and the rest', () => {
@@ -28,5 +28,22 @@ describe('soak summaries', () => {
     expect(leak.flat).toBe(false);
     expect(leak.worstPct).toBeCloseTo((100 * 6) / 70, 5);
     expect(flatness(series([60]), 0)).toMatchObject({ n: 1, flat: false });
+  });
+
+  it('calls memory settled once the last readings of every proxy stay within the tolerance', () => {
+    expect(
+      settled([
+        [70, 66.1, 66.0, 66.2],
+        [63, 63.1, 63],
+      ]),
+    ).toBe(true);
+    expect(
+      settled([
+        [70, 66.1, 66.0, 66.2],
+        [66, 64.5, 63],
+      ]),
+    ).toBe(false); // one still giving back
+    expect(settled([[66, 66]])).toBe(false); // too few readings to tell
+    expect(settled([])).toBe(false);
   });
 });
