@@ -68,25 +68,27 @@ export function dataPathSample(total = 8 << 20): Promise<number> {
  * a sample's first rounds also measure the translation (a 6.12 guest read 38.6 with one round of
  * warm-up, where vitest's five rounds had read 21.6 an hour before): only the warm rounds count.
  */
-export async function vmSpeedFactor(rounds = 8): Promise<{ cpu: number; dataPath: number; factor: number }> {
+export async function vmSpeedFactor(rounds = 8, budgetMs = 60_000): Promise<{ cpu: number; dataPath: number; factor: number; rounds: number }> {
+  const t0 = Date.now();
   for (let i = 0; i < 2; i++) {
     speedSample();
     await dataPathSample();
   }
   const cpu: number[] = [];
   const data: number[] = [];
-  for (let i = 0; i < rounds; i++) {
+  // at most `rounds`, and no new one past the budget (a guest on a loaded host took 300 s for ten)
+  for (let i = 0; i < rounds && (i === 0 || Date.now() - t0 < budgetMs); i++) {
     cpu.push(speedSample());
     data.push(await dataPathSample());
   }
   const c = factorFrom(cpu);
   const d = factorFrom(data, DATA_PATH_REFERENCE_MS);
-  return { cpu: c, dataPath: d, factor: Math.max(c, d) };
+  return { cpu: c, dataPath: d, factor: Math.max(c, d), rounds: cpu.length };
 }
 
 if (require.main === module) {
   vmSpeedFactor().then(
-    (f) => process.stdout.write(`cpu=${f.cpu} datapath=${f.dataPath} factor=${f.factor}\n`),
+    (f) => process.stdout.write(`cpu=${f.cpu} datapath=${f.dataPath} factor=${f.factor} rounds=${f.rounds}\n`),
     (err: unknown) => {
       process.stderr.write(`speed-probe: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exit(1);

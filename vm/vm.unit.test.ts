@@ -187,6 +187,9 @@ describe('the guest’s speed factor', () => {
       expect(f.cpu).toBeGreaterThanOrEqual(1);
       expect(f.dataPath).toBeGreaterThanOrEqual(1);
       expect(f.factor).toBe(Math.max(f.cpu, f.dataPath));
+      expect(f.rounds).toBe(2);
+      // past its time budget it measures no further round (at least one)
+      expect((await vmSpeedFactor(8, 0)).rounds).toBe(1);
     },
     scaled(30_000),
   );
