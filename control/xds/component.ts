@@ -20,7 +20,7 @@ import { openCertificateService } from '../ca/setup';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
 import { startControlGrpc, XDS_LISTENER_LIMITS, type ControlGrpc } from '../grpc';
 import { parseListen } from '../listen';
-import { XDS_HANDSHAKE_TIMEOUT_ENV } from '../limits';
+import { positiveMsFromEnv as positiveMs, XDS_HANDSHAKE_TIMEOUT_ENV } from '../limits';
 import { DEFAULT_TRANSLATE_OPTIONS } from '../workload/translate';
 import type { SotwHandler } from './service';
 import type { ResourceSource } from './source';
@@ -38,14 +38,6 @@ function localAddresses(): string[] {
   const out = new Set<string>(['127.0.0.1', '::1']);
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address.split('%')[0]!);
   return [...out];
-}
-
-function positiveMs(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const text = env[name];
-  if (text === undefined || text === '') return undefined;
-  const ms = Number(text);
-  if (!Number.isInteger(ms) || ms <= 0) throw new Error(`${name} must be a positive number of milliseconds, got "${text}"`);
-  return ms;
 }
 
 export class XdsComponent implements ControlPlaneComponent {
