@@ -112,6 +112,11 @@ export class ConnectionTable {
     return this.totals.opened;
   }
 
+  /** Connections removed over the table's lifetime (as cheap). */
+  get closedTotal(): number {
+    return this.totals.closed;
+  }
+
   /** Counters over the table's lifetime (closed connections' bytes included). */
   stats(): { opened: number; closed: number; open: number; bytesSent: number; bytesReceived: number } {
     let sent = this.totals.bytesSent;

@@ -4,8 +4,11 @@
 // workloads held 66-68 MiB for over half a minute after enrolment against 63 settled, and 71-82 MiB
 // for over a minute after a burst of new connections (the burst's garbage waiting for a full
 // collection; docs/node-proxy.md, "Memory"). V8's low-memory collections and a trim of the C heap,
-// 10 s after the last new connection, release it (tens of ms of CPU once per burst, none while
-// traffic flows or while nothing has changed since the last one).
+// 10 s after the last connection opened or closed, release it (tens of ms of CPU once per burst,
+// none while traffic flows or while nothing has changed since the last one). Closes count: the
+// pooled HBONE connections outlive a burst by the pool's idle timeout, and the buffers the engine
+// threads free when they close stay in their malloc arenas (resident, outside the V8 heap) until
+// the C heap is trimmed.
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { reduceMemory } from '../../native/netns';
@@ -13,9 +16,9 @@ import { reduceMemory } from '../../native/netns';
 export interface IdleGcOptions {
   /** How often the proxy looks (default 5 s). */
   readonly intervalMs?: number;
-  /** No new connection for this long counts as quiet (default 10 s). */
+  /** No connection opened or closed for this long counts as quiet (default 10 s). */
   readonly quietMs?: number;
-  /** Committed but unused heap worth a collection (default 1 MiB). */
+  /** Committed but unused heap, or resident memory grown since the last collection, worth a collection (default 1 MiB). */
   readonly slackBytes?: number;
   /** Heap growth since the last collection that counts as a burst of its own (default 2 MiB: more than the young generation holds between scavenges). */
   readonly growthBytes?: number;
@@ -25,27 +28,35 @@ export interface HeapNow {
   /** Committed heap (V8's total_heap_size). */
   readonly total: number;
   readonly used: number;
+  /** The process's resident memory (the C heap's free pages are in it, not in the V8 heap). */
+  readonly rss?: number;
 }
 
 /**
- * Pure: when to collect. `tick` is called every interval with the connections opened so far (a
- * counter) and the heap; it answers whether to run a full collection now, and hears what the heap
- * looks like after one (`collected`).
+ * Pure: when to collect. `tick` is called every interval with the activity (a value that changes
+ * whenever a connection opens or closes: counters) and the heap; it answers whether to run a full
+ * collection now, and hears what the heap looks like after one (`collected`). After activity and
+ * quietMs of quiet it collects once when there is something to give back: V8 heap committed but
+ * unused, or resident memory above what it was after the last collection (the C heap's free pages).
  */
 export class IdleGcPolicy {
-  private lastOpened = Number.NaN;
+  private lastActivity: string | number | undefined;
+  private seen = false;
   private quietSince = 0;
   /** Something happened since the last collection (start-up counts). */
   private pending = false;
   /** The heap in use when activity was last seen, or right after the last collection. */
   private base = Number.NEGATIVE_INFINITY;
+  /** Resident memory right after the last collection (or the lowest seen at a quiet look without one). */
+  private rssBase = Number.POSITIVE_INFINITY;
 
   constructor(private readonly o: Required<Pick<IdleGcOptions, 'quietMs' | 'slackBytes' | 'growthBytes'>>) {}
 
-  tick(now: number, opened: number, heap: HeapNow): boolean {
-    // activity: new connections, or the heap grew (an enrolment wave, xDS pushes)
-    if (opened !== this.lastOpened || heap.used >= this.base + this.o.growthBytes) {
-      this.lastOpened = opened;
+  tick(now: number, activity: string | number, heap: HeapNow): boolean {
+    // activity: connections opened or closed, or the heap grew (an enrolment wave, xDS pushes)
+    if (!this.seen || activity !== this.lastActivity || heap.used >= this.base + this.o.growthBytes) {
+      this.seen = true;
+      this.lastActivity = activity;
       this.base = heap.used;
       this.quietSince = now;
       this.pending = true;
@@ -53,12 +64,17 @@ export class IdleGcPolicy {
     }
     if (!this.pending || now - this.quietSince < this.o.quietMs) return false;
     this.pending = false;
-    return heap.total - heap.used >= this.o.slackBytes;
+    if (heap.total - heap.used >= this.o.slackBytes) return true;
+    if (heap.rss === undefined) return false;
+    if (heap.rss - this.rssBase >= this.o.slackBytes) return true;
+    this.rssBase = Math.min(this.rssBase, heap.rss);
+    return false;
   }
 
   /** The heap right after a collection: growth is counted from here. */
   collected(heap: HeapNow): void {
     this.base = heap.used;
+    if (heap.rss !== undefined) this.rssBase = heap.rss;
   }
 }
 
@@ -102,17 +118,17 @@ export function memoryReducer(): () => void {
 
 const heapNow = (): HeapNow => {
   const h = getHeapStatistics();
-  return { total: h.total_heap_size, used: h.used_heap_size };
+  return { total: h.total_heap_size, used: h.used_heap_size, rss: process.memoryUsage.rss() };
 };
 
 /**
- * Runs the policy every `intervalMs` on `opened` (connections opened so far); the timer does not
- * keep the process alive. Returns the stop function.
+ * Runs the policy every `intervalMs` on `activity` (IdleGcPolicy.tick); the timer does not keep the
+ * process alive. Returns the stop function.
  */
-export function startIdleGc(opened: () => number, o: IdleGcOptions = {}, collect: () => void = memoryReducer()): () => void {
+export function startIdleGc(activity: () => string | number, o: IdleGcOptions = {}, collect: () => void = memoryReducer()): () => void {
   const policy = new IdleGcPolicy({ quietMs: o.quietMs ?? 10_000, slackBytes: o.slackBytes ?? 1 << 20, growthBytes: o.growthBytes ?? 2 << 20 });
   const timer = setInterval(() => {
-    if (!policy.tick(Date.now(), opened(), heapNow())) return;
+    if (!policy.tick(Date.now(), activity(), heapNow())) return;
     collect();
     policy.collected(heapNow());
   }, o.intervalMs ?? 5_000);

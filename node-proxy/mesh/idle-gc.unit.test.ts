@@ -45,6 +45,34 @@ describe('IdleGcPolicy', () => {
     expect(p.tick(35_000, 0, { total: 18 * MiB, used: 14.9 * MiB })).toBe(true);
   });
 
+  it('counts connections closing as activity: after the pooled HBONE connections close, it trims the C heap they grew though the V8 heap has no slack', () => {
+    const p = policy();
+    const tight = (rss: number) => ({ total: 11.5 * MiB, used: 11 * MiB, rss });
+    p.tick(0, '0/0/0', slack);
+    expect(p.tick(10_000, '0/0/0', slack)).toBe(true); // start-up
+    p.collected(tight(60 * MiB));
+    expect(p.tick(15_000, '400/0/2', tight(66 * MiB))).toBe(false); // a burst: 400 opened, 2 tunnels
+    expect(p.tick(20_000, '400/400/2', tight(66 * MiB))).toBe(false); // its connections end
+    expect(p.tick(25_000, '400/400/2', tight(66 * MiB))).toBe(false);
+    expect(p.tick(30_000, '400/400/2', tight(66 * MiB))).toBe(true); // 10 s after the last close: 6 MiB resident to give back
+    p.collected(tight(63 * MiB));
+    expect(p.tick(60_000, '400/400/2', tight(63 * MiB))).toBe(false); // nothing since
+    expect(p.tick(75_000, '400/400/0', tight(65 * MiB))).toBe(false); // the pool's idle timeout closes both tunnels
+    expect(p.tick(80_000, '400/400/0', tight(65 * MiB))).toBe(false);
+    expect(p.tick(85_000, '400/400/0', tight(65 * MiB))).toBe(true); // their buffers: 2 MiB above the last collection's
+  });
+
+  it('leaves resident memory alone when it is not above what the last collection left', () => {
+    const p = policy();
+    const tight = (rss: number) => ({ total: 11.5 * MiB, used: 11 * MiB, rss });
+    p.tick(0, 1, tight(62 * MiB));
+    expect(p.tick(10_000, 1, tight(62 * MiB))).toBe(false); // no heap slack; no collection yet to compare with: the lowest seen is the base
+    expect(p.tick(15_000, 2, tight(62.5 * MiB))).toBe(false);
+    expect(p.tick(25_000, 2, tight(62.5 * MiB))).toBe(false); // 0.5 MiB above: under slackBytes
+    expect(p.tick(30_000, 3, tight(64 * MiB))).toBe(false);
+    expect(p.tick(40_000, 3, tight(64 * MiB))).toBe(true); // 2 MiB above the lowest quiet look
+  });
+
   it('does not collect when committed and used are close', () => {
     const p = policy();
     p.tick(0, 0, slack);

@@ -372,6 +372,11 @@ export class Mesh implements NodeProxyMesh, EnrolmentHooks {
     return e.listener ? undefined : (e.error ?? `waiting for the certificate for ${e.spiffeId}`);
   }
 
+  /** The HBONE connections open now, both ways (the idle memory reducer watches them close). */
+  tunnelConnections(): number {
+    return this.engine === 'native' ? nativeHboneActive().connections : this.hbone.connectionCount();
+  }
+
   stats(): unknown {
     return {
       xds: this.o.xds.status(),

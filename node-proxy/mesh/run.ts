@@ -120,7 +120,9 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   const proxy = new NodeProxy({ node: o.node, layout: o.layout, source, log: o.log, adminPort: o.adminPort, readyPort: o.readyPort, mesh, dataplane, table });
   const metrics = await startMetricsServer(telemetry.registry, { port: o.metricsPort, recent: telemetry.recent });
   // unused heap back to the system once a burst is over (idle-gc.ts; docs/node-proxy.md, "Memory")
-  const stopIdleGc = startIdleGc(() => table.openedTotal);
+  // activity: app connections opened or closed, HBONE connections coming or going (the pool's close
+  // 60 s after a burst frees the engine's buffers: the C heap is trimmed after that, too)
+  const stopIdleGc = startIdleGc(() => `${table.openedTotal}/${table.closedTotal}/${mesh.tunnelConnections()}`);
   try {
     kube?.pods.bind({ reconcileSoon: () => proxy.reconcileSoon(), enrolment: (key) => proxy.enrolment(key), notServing: (key) => mesh.workloadNotReady(key) });
     await proxy.start();
