@@ -1,6 +1,7 @@
 // The control plane's client-facing timeouts and the variables that set them, in a module of their
 // own (no grpc or CA code) so that the lab can scale them on a slow machine (lab/time-scale.ts)
 // without loading the control plane.
+import { millisFromEnv } from '../common/env';
 
 export interface ApiLimits {
   /** A TLS client must finish its handshake within this (HTTPS only). */
@@ -18,20 +19,11 @@ export const DEFAULT_API_LIMITS: ApiLimits = { handshakeTimeoutMs: 10_000, heade
 /** The variables that set the config API's client timeouts (`nodemesh control`). */
 export const API_LIMIT_ENV = { handshakeTimeoutMs: 'NODEMESH_API_HANDSHAKE_TIMEOUT_MS', headersTimeoutMs: 'NODEMESH_API_HEADERS_TIMEOUT_MS' } as const;
 
-/** A positive whole number of milliseconds from the variable `name`; undefined where unset or empty, an error naming it otherwise. Pure. */
-export function positiveMsFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const text = env[name];
-  if (text === undefined || text === '') return undefined;
-  const ms = Number(text);
-  if (!Number.isInteger(ms) || ms <= 0) throw new Error(`${name} must be a positive number of milliseconds, got "${text}"`);
-  return ms;
-}
-
 /** The limits API_LIMIT_ENV sets in `env` (each a positive whole number of milliseconds); a bad value is an error that names it. Pure. */
 export function apiLimitsFromEnv(env: NodeJS.ProcessEnv): Partial<ApiLimits> {
   const out: { -readonly [K in keyof ApiLimits]?: number } = {};
   for (const [key, name] of Object.entries(API_LIMIT_ENV) as Array<[keyof typeof API_LIMIT_ENV, string]>) {
-    const ms = positiveMsFromEnv(env, name);
+    const ms = millisFromEnv(env, name, undefined, 1);
     if (ms !== undefined) out[key] = ms;
   }
   return out;

@@ -24,7 +24,7 @@ describe('the lab control plane on a slow machine', () => {
       'NODEMESH_API_HANDSHAKE_TIMEOUT_MS',
     );
     expect(() => apiLimitsFromEnv({ NODEMESH_API_HEADERS_TIMEOUT_MS: '10s' })).toThrow(
-      'NODEMESH_API_HEADERS_TIMEOUT_MS must be a positive number of milliseconds, got "10s"',
+      'NODEMESH_API_HEADERS_TIMEOUT_MS=10s: expected a whole number of milliseconds ≥ 1',
     );
     expect(apiLimitsFromEnv({})).toEqual({});
   });

@@ -14,7 +14,8 @@ import { formatAuthority, targetOf, type TunnelTarget } from './authority';
 import { TunnelConnectError, TunnelRefusedError } from './errors';
 import { requestHeaders, type TunnelHeaders } from './headers';
 import { bindTransport, SessionPool } from './pool';
-import { ALPN_H2, DEFAULT_WINDOWS, maxSessionMemoryMiB, millisFromEnv, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
+import { millisFromEnv } from '../env';
+import { ALPN_H2, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
 
 /** A workload's certificate and key, as node:tls takes them. */
 export interface WorkloadCredentials {

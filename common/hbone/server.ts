@@ -22,16 +22,9 @@ import { createLogger, type Logger } from '../log';
 import { isTarget, parseAuthority, type TunnelTarget } from './authority';
 import { DEFAULT_PING_TIMEOUT_MS } from './client';
 import { tunnelHeadersOf, type TunnelHeaders } from './headers';
+import { millisFromEnv } from '../env';
 import { bytesRead, destroySession, PingProbe } from './liveness';
-import {
-  DEFAULT_MAX_CONCURRENT_STREAMS,
-  DEFAULT_WINDOWS,
-  maxSessionMemoryMiB,
-  millisFromEnv,
-  TLS_VERSION,
-  validateWindows,
-  type WindowSettings,
-} from './settings';
+import { DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_WINDOWS, maxSessionMemoryMiB, TLS_VERSION, validateWindows, type WindowSettings } from './settings';
 import { isRawSocket, type RawSocket } from './raw-socket';
 import { abortSide, splice, type SpliceResult } from './splice';
 

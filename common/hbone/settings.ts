@@ -50,19 +50,6 @@ export function validateWindows(w: WindowSettings): WindowSettings {
   return w;
 }
 
-/**
- * A setting in whole milliseconds from the environment variable `name` (`fallback` where unset or
- * empty). Anything else than a whole number ≥ `min` throws, naming the variable, so that a process
- * stops at start-up instead of running with a setting it did not understand.
- */
-export function millisFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < min) throw new Error(`${name}=${raw}: expected a whole number of milliseconds ≥ ${min}`);
-  return v;
-}
-
 /** RST_STREAM code for "the proxied TCP connection was reset or closed abnormally" (RFC 9113 §8.5). */
 export const RST_CONNECT_ERROR = constants.NGHTTP2_CONNECT_ERROR;
 export const RST_CANCEL = constants.NGHTTP2_CANCEL;

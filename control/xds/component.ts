@@ -20,7 +20,8 @@ import { openCertificateService } from '../ca/setup';
 import type { ControlPlane, ControlPlaneComponent } from '../control-plane';
 import { startControlGrpc, XDS_LISTENER_LIMITS, type ControlGrpc } from '../grpc';
 import { parseListen } from '../listen';
-import { positiveMsFromEnv as positiveMs, XDS_HANDSHAKE_TIMEOUT_ENV } from '../limits';
+import { millisFromEnv } from '../../common/env';
+import { XDS_HANDSHAKE_TIMEOUT_ENV } from '../limits';
 import { DEFAULT_TRANSLATE_OPTIONS } from '../workload/translate';
 import type { SotwHandler } from './service';
 import type { ResourceSource } from './source';
@@ -92,8 +93,8 @@ export class XdsComponent implements ControlPlaneComponent {
       registry: cp.registry,
       logger,
       limits: {
-        handshakeTimeoutMs: positiveMs(env, XDS_HANDSHAKE_TIMEOUT_ENV) ?? XDS_LISTENER_LIMITS.handshakeTimeoutMs,
-        idleTimeoutMs: positiveMs(env, 'NODEMESH_XDS_IDLE_TIMEOUT_MS') ?? XDS_LISTENER_LIMITS.idleTimeoutMs,
+        handshakeTimeoutMs: millisFromEnv(env, XDS_HANDSHAKE_TIMEOUT_ENV, undefined, 1) ?? XDS_LISTENER_LIMITS.handshakeTimeoutMs,
+        idleTimeoutMs: millisFromEnv(env, 'NODEMESH_XDS_IDLE_TIMEOUT_MS', undefined, 1) ?? XDS_LISTENER_LIMITS.idleTimeoutMs,
       },
     });
   }

@@ -9,7 +9,7 @@
 //     connections; 0 turns it off.
 // Both are counted in nodemesh_listener_timeouts_total{listener="inbound",kind="connect"|"idle"}.
 import type { Socket } from 'node:net';
-import { millisFromEnv } from '../../common/hbone/settings';
+import { millisFromEnv } from '../../common/env';
 
 export interface PlaintextInboundLimits {
   readonly connectTimeoutMs: number;
@@ -36,16 +36,9 @@ export type InboundTimeoutKind = 'connect' | 'idle';
  * idle: ≥ 0) throws, naming the variable.
  */
 export function plaintextInboundLimits(env: NodeJS.ProcessEnv = process.env): PlaintextInboundLimits {
-  const read = (name: string, fallback: number, min: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const v = Number(raw);
-    if (!Number.isInteger(v) || v < min) throw new Error(`${name}=${raw}: expected a whole number of milliseconds ≥ ${min}`);
-    return v;
-  };
   return {
-    connectTimeoutMs: read('NODEMESH_INBOUND_CONNECT_TIMEOUT_MS', PLAINTEXT_INBOUND_LIMITS.connectTimeoutMs, 1),
-    idleTimeoutMs: read('NODEMESH_INBOUND_IDLE_TIMEOUT_MS', PLAINTEXT_INBOUND_LIMITS.idleTimeoutMs, 0),
+    connectTimeoutMs: millisFromEnv(env, 'NODEMESH_INBOUND_CONNECT_TIMEOUT_MS', PLAINTEXT_INBOUND_LIMITS.connectTimeoutMs, 1),
+    idleTimeoutMs: millisFromEnv(env, 'NODEMESH_INBOUND_IDLE_TIMEOUT_MS', PLAINTEXT_INBOUND_LIMITS.idleTimeoutMs, 0),
   };
 }
 
