@@ -68,6 +68,17 @@ privilegedDescribe('lab', 'the /ui page in Chromium against the lab (lab nmui)',
     expect(up.code, up.stdout + up.stderr).toBe(0);
     topo = loadLabState(LAB);
     frontend = assignRoles(topo).find((r) => r.role === 'frontend') as DemoRole;
+    // The browser first, as a user's is already running: the login link lasts 60 s, and Chromium's
+    // start under TCG (a 6.12 or 5.10 VM) took longer than that after the link was printed, so the
+    // page got "this login link was used already or has expired" and never drew a graph.
+    b = await launchBrowser();
+    page = await b.browser.newPage();
+    // puppeteer's own default for goto and the waits without a timeout is a fixed 30 s: a
+    // starved VM's first page load outlasted it (5.10 under TCG)
+    page.setDefaultTimeout(scaled(30_000));
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(`page error: ${(e as Error).message}`));
+    page.on('requestfailed', (r) => pageErrors.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
     // `nodemesh dashboard`, as a user runs it (no browser here: it prints the link).
     dashboard = spawn(process.execPath, [dist('cli/main.js'), 'dashboard', '--lab', LAB, '--no-browser'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -81,13 +92,16 @@ privilegedDescribe('lab', 'the /ui page in Chromium against the lab (lab nmui)',
       dashboard!.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
       dashboard!.on('exit', (code) => reject(new Error(`nodemesh dashboard exited (${code}): ${out}`)));
     });
-    b = await launchBrowser();
-    page = await b.browser.newPage();
-    // puppeteer's own default for goto and the waits without a timeout is a fixed 30 s: a
-    // starved VM's first page load outlasted it (5.10 under TCG)
-    page.setDefaultTimeout(scaled(30_000));
-    await page.goto(url);
-    await page.waitForFunction(() => (globalThis as unknown as { nodemesh: { rendered: number } }).nodemesh.rendered > 0, { timeout: scaled(20_000) });
+    const printed = Date.now();
+    const response = await page.goto(url);
+    // the login answers with the page (after its redirect), or says why not (an expired link: 401)
+    expect(response?.status(), `the login link, opened ${Date.now() - printed} ms after it was printed: ${await response?.text()}`).toBe(200);
+    try {
+      await page.waitForFunction(() => ((globalThis as unknown as { nodemesh?: { rendered: number } }).nodemesh?.rendered ?? 0) > 0, { timeout: scaled(20_000) });
+    } catch (err) {
+      const shown = await page.evaluate(() => (globalThis as unknown as { document: { body?: { innerText: string } } }).document.body?.innerText.slice(0, 500)).catch(() => '(unreadable)');
+      throw new Error(`the page drew no graph: ${(err as Error).message}; it shows: ${shown}; ${pageErrors.join('; ') || 'no page error or failed request'}`);
+    }
   }, scaled(240_000));
 
   afterAll(async () => {
