@@ -97,9 +97,13 @@ privilegedDescribe('lab', 'the /ui page in Chromium against the lab (lab nmui)',
     // the login answers with the page (after its redirect), or says why not (an expired link: 401)
     expect(response?.status(), `the login link, opened ${Date.now() - printed} ms after it was printed: ${await response?.text()}`).toBe(200);
     try {
-      await page.waitForFunction(() => ((globalThis as unknown as { nodemesh?: { rendered: number } }).nodemesh?.rendered ?? 0) > 0, { timeout: scaled(20_000) });
+      await page.waitForFunction(() => ((globalThis as unknown as { nodemesh?: { rendered: number } }).nodemesh?.rendered ?? 0) > 0, {
+        timeout: scaled(20_000),
+      });
     } catch (err) {
-      const shown = await page.evaluate(() => (globalThis as unknown as { document: { body?: { innerText: string } } }).document.body?.innerText.slice(0, 500)).catch(() => '(unreadable)');
+      const shown = await page
+        .evaluate(() => (globalThis as unknown as { document: { body?: { innerText: string } } }).document.body?.innerText.slice(0, 500))
+        .catch(() => '(unreadable)');
       throw new Error(`the page drew no graph: ${(err as Error).message}; it shows: ${shown}; ${pageErrors.join('; ') || 'no page error or failed request'}`);
     }
   }, scaled(240_000));
