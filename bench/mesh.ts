@@ -55,7 +55,8 @@
 // into file-backed (the node binary's pages, shared with every Node process) and anonymous (the
 // process's own). `--measure memory` alone measures
 // only this (no rounds) and exits 1 unless every node proxy has every one of its pods enrolled;
-// with other measures, the same table is read again after the rounds (and after the soak), settled.
+// with other measures, the same table is read again after the rounds (and after the soak), settled
+// and no sooner than 80 s after the load (the HBONE pool's idle timeout and the idle collection after it).
 // --soak MINUTES: instead of the rounds, SOAK_RATE req/s (64 B request/response on CONNECTIONS
 // connections) cross-node through the mesh for MINUTES, both proxies' RSS, open fds and threads
 // sampled every 10 s; flat means every sample after the warm-up (a fifth of the run, at most 60 s)
@@ -100,6 +101,13 @@ const LATENCY_SECONDS = 10;
  */
 const IDLE_SETTLE_MS = 25_000;
 const IDLE_SETTLE_MAX_MS = 90_000;
+/**
+ * After the load the proxies are idle only once the HBONE pool has closed the connections the load
+ * opened (its idle timeout, 60 s: native/hbone-client.ts) and the proxy's idle collection has run
+ * after that (node-proxy/mesh/idle-gc.ts: 10 s of quiet, looked at every 5 s): read no sooner.
+ */
+const AFTER_LOAD_SETTLE_MS = 80_000;
+const AFTER_LOAD_SETTLE_MAX_MS = 120_000;
 const SETTLE_STEP_MS = 2_000;
 const ECHO_PORT = 7000;
 const NS = 'default';
@@ -542,7 +550,7 @@ async function main(): Promise<number> {
     if (soakMinutes !== undefined) {
       const [lh, lp] = plans.mesh.target(dsts[0]!, ECHO_PORT, 0);
       soakResult = await soak(topo, lab, source.name, lh, lp, { minutes: soakMinutes, rate: soakRate, conns: lo.conns });
-      idleAfter = await idleMemory(topo, lab, await settle(lab));
+      idleAfter = await idleMemory(topo, lab, await settle(lab, AFTER_LOAD_SETTLE_MS, AFTER_LOAD_SETTLE_MAX_MS));
       return finishSoak(idle, idleAfter, soakResult, { lab, podsPerNode, load: { start: load.start, end: loadavg() } });
     }
     for (let round = 0; round < rounds; round++) {
@@ -565,7 +573,7 @@ async function main(): Promise<number> {
     if (measures.has('memory')) {
       // the mesh again, idle after the load: enrolled in the last round's mode or enrolled again
       if (labelled !== 'ambient') await setMode(topo, api, 'ambient', pods);
-      idleAfter = await idleMemory(topo, lab, await settle(lab));
+      idleAfter = await idleMemory(topo, lab, await settle(lab, AFTER_LOAD_SETTLE_MS, AFTER_LOAD_SETTLE_MAX_MS));
     }
   } finally {
     load.end = loadavg();
@@ -599,10 +607,10 @@ interface Settle {
 }
 
 /**
- * Waits until the node proxies' memory has settled (at least IDLE_SETTLE_MS, then until each one's
- * RSS holds still, at most IDLE_SETTLE_MAX_MS).
+ * Waits until the node proxies' memory has settled (at least `minMs`, then until each one's RSS
+ * holds still, at most `maxMs`).
  */
-async function settle(lab: string): Promise<Settle> {
+async function settle(lab: string, minMs = IDLE_SETTLE_MS, maxMs = IDLE_SETTLE_MAX_MS): Promise<Settle> {
   const t0 = Date.now();
   const pids = proxyPids(lab);
   const rss: number[][] = pids.map(() => []);
@@ -610,8 +618,8 @@ async function settle(lab: string): Promise<Settle> {
     await sleep(SETTLE_STEP_MS);
     pids.forEach((pid, i) => rss[i]!.push(procUse(pid).rssMiB));
     const ms = Date.now() - t0;
-    if (ms >= IDLE_SETTLE_MS && settled(rss)) return { seconds: ms / 1000, settled: true };
-    if (ms >= IDLE_SETTLE_MAX_MS) return { seconds: ms / 1000, settled: false };
+    if (ms >= minMs && settled(rss)) return { seconds: ms / 1000, settled: true };
+    if (ms >= maxMs) return { seconds: ms / 1000, settled: false };
   }
 }
 
