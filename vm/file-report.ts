@@ -195,11 +195,16 @@ interface VitestTestCase {
   name: string;
   result(): { state: string; errors?: ReadonlyArray<VitestError> };
 }
+interface VitestTestSuite {
+  fullName: string;
+  errors(): ReadonlyArray<VitestError>;
+}
 interface VitestTestModule {
   moduleId: string;
   state(): string;
   errors(): ReadonlyArray<VitestError>;
-  children: { allTests(): Iterable<VitestTestCase> };
+  /** allSuites: the describe blocks, where a beforeAll/afterAll hook's error is kept (not on the module) */
+  children: { allTests(): Iterable<VitestTestCase>; allSuites?(): Iterable<VitestTestSuite> };
 }
 interface VitestHook {
   name: string;
@@ -207,6 +212,13 @@ interface VitestHook {
 
 function messages(errors: ReadonlyArray<VitestError> | undefined): string[] {
   return (errors ?? []).map((e) => e.message ?? String(e));
+}
+
+/** The errors of a file outside its tests: the module's (it did not load) and each describe block's (a hook threw), named by the block. */
+function outsideTests(m: VitestTestModule): string[] {
+  const out = messages(m.errors());
+  for (const s of m.children.allSuites?.() ?? []) for (const e of messages(s.errors())) out.push(`${s.fullName}: ${e}`);
+  return out;
 }
 
 /** A vitest reporter writing each test file's entry to <dir>/files/NNN.json as the file ends. */
@@ -260,7 +272,7 @@ export class FileReporter {
     const entry = moduleEntry({
       moduleId: m.moduleId,
       state: m.state(),
-      errors: messages(m.errors()),
+      errors: outsideTests(m),
       tests,
       startTime: this.started.get(m.moduleId) ?? end,
       endTime: end,

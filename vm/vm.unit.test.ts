@@ -517,6 +517,39 @@ describe('one vitest run per part, each file recorded as it ends', () => {
     }
   });
 
+  it('a file whose beforeAll threw is recorded with the hook’s error, named by its describe block (vitest keeps it on the block, not the module)', () => {
+    // 6.12 at 06:27: dashboard.lab's beforeAll timed out and the matrix said only "failed outside
+    // its tests (a beforeAll/afterAll hook?): the console log says why"
+    const dir = mkdtempSync(join(tmpdir(), 'nm-vm-hook-'));
+    try {
+      writeFileSync(join(dir, 'release'), '6.12.118+deb13-amd64\n');
+      const r = new FileReporter(dir);
+      const mod = {
+        moduleId: '/repo/test/ui/dashboard.lab.test.ts',
+        state: () => 'failed',
+        errors: () => [],
+        children: {
+          allTests: () => [{ fullName: 'ui > draws', name: 'draws', result: () => ({ state: 'skipped' }) }],
+          allSuites: () => [{ fullName: '[lab] the /ui page', errors: () => [{ message: 'TimeoutError: Waiting failed: 678000ms exceeded\n    at x' }] }],
+        },
+      };
+      r.onTestModuleStart(mod);
+      r.onTestModuleEnd(mod);
+      writeFileSync(join(dir, 'tier.rc'), '1\n');
+      const o = outcomeFrom(dir, '6.12', 'lab', '/repo', 1500, 'tcg');
+      expect(o.files).toEqual([
+        expect.objectContaining({
+          file: 'test/ui/dashboard.lab.test.ts',
+          failed: 1,
+          skipped: 1,
+          failures: ['[lab] the /ui page: TimeoutError: Waiting failed: 678000ms exceeded'],
+        }),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   // A module as vitest's reporter API shows it, its tests' states changeable as the run goes on.
   const liveModule = (id: string, names: string[]) => {
     const states = new Map(names.map((n) => [n, 'pending']));
