@@ -24,6 +24,7 @@ import {
 } from '../dataplane/mesh-lab';
 import { privilegedDescribe } from '../support/privileged';
 import { restartControlPlane, sampleClient, startSampleApp, startWaypoint, waitWaypointReady } from './harness';
+import { LIMITS } from '../../lab/app/limits';
 import { scaled } from '../support/speed';
 
 const LAB = 'nmwq';
@@ -279,7 +280,9 @@ privilegedDescribe('lab', 'HTTP/2, gRPC, large bodies, principals and a control-
     async () => {
       // the client's limits scale with the machine: in a 5.10 VM under TCG (factor 35) one of the
       // two 32 MiB bodies took longer than a fixed 60 s and was aborted
-      const limits = ['--request-timeout-ms', String(scaled(60_000)), '--timeout-ms', String(scaled(60_000))];
+      // (at most the client's own ceiling, LIMITS.totalTimeoutMs: 10 min)
+      const limitMs = String(Math.min(scaled(60_000), LIMITS.totalTimeoutMs));
+      const limits = ['--request-timeout-ms', limitMs, '--timeout-ms', limitMs];
       const up = await client('pod1-1', 'web', ['--connections', '2', '--size', `${32 * MiB}`, ...limits]);
       expect(up.ok, why(up)).toBe(2);
       expect(up.sample?.request.bodyBytes).toBe(32 * MiB);
