@@ -98,6 +98,17 @@ export interface RawNetnsWorker {
   queued: number;
   sockets: number;
 }
+/** The C heap over every arena (glibc mallinfo2), bytes. */
+export interface MallocStats {
+  /** what the arenas hold from the system (not counting blocks mmapped on their own) */
+  arenaBytes: number;
+  inUseBytes: number;
+  /** free but kept by the arenas (resident or not) */
+  freeBytes: number;
+  /** blocks mmapped on their own (at or above the mmap threshold) */
+  mmappedBytes: number;
+}
+
 export interface RawBinding {
   NativeObject: new (path: string, pinRoot: string | undefined) => RawNativeObject;
   NativeMap: new (fd: number, label: string) => RawNativeMap;
@@ -116,6 +127,10 @@ export interface RawBinding {
   dupFd(fd: number): number;
   /** native/src/fd.cc: V8's LowMemoryNotification, then glibc malloc_trim(0) (true when that gave memory back) */
   reduceMemory(): boolean;
+  /** native/src/fd.cc: glibc's mmap and trim thresholds fixed at `bytes` (mallopt); false when refused */
+  holdMallocThresholds(bytes: number): boolean;
+  /** native/src/fd.cc: the C heap over every arena (glibc mallinfo2); undefined without glibc ≥ 2.33 */
+  mallocStats(): MallocStats | undefined;
   progInfo(fd: number): { name: string; id: number; type: string; tag: string };
   linkInfo(fd: number): { id: number; progId: number; type: number; attachType?: string; cgroupId?: bigint; netnsIno?: number };
   linkCreate(progFd: number, target: string, attachType: string, label: string): number;

@@ -3,7 +3,7 @@
 // (usually ready-made, from the worker's small pool); the event loop thread never leaves its own
 // netns and never blocks (connects complete via uv_poll).
 import * as net from 'node:net';
-import { binding, call, toNativeError } from './binding';
+import { binding, call, type MallocStats, toNativeError } from './binding';
 import { readNetnsCookie, readNetnsCookieOfFd, type NetnsCookieMethod } from './netns-cookie';
 
 export interface ListenInNetnsOptions {
@@ -184,4 +184,20 @@ export function setMark(fd: number, mark: number): void {
  */
 export function reduceMemory(): boolean {
   return call((b) => b.reduceMemory());
+}
+
+/**
+ * Fixes glibc's mmap and trim thresholds at `bytes` (mallopt), so that they no longer grow with
+ * the largest block freed: buffers of at least `bytes` are mmapped and unmapped again, and each
+ * thread arena gives back its free top above `bytes` — which malloc_trim (reduceMemory) never
+ * does for a thread's arena. The node proxy holds them at 128 KiB from start-up
+ * (docs/node-proxy.md, "Memory"). False when glibc refused (or the C library is not glibc).
+ */
+export function holdMallocThresholds(bytes: number): boolean {
+  return call((b) => b.holdMallocThresholds(bytes));
+}
+
+/** The C heap over every arena (glibc mallinfo2); undefined without glibc ≥ 2.33. */
+export function mallocStats(): MallocStats | undefined {
+  return call((b) => b.mallocStats());
 }

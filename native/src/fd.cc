@@ -71,6 +71,45 @@ Napi::Value ReduceMemory(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// holdMallocThresholds(bytes) -> boolean: fixes glibc's mmap and trim thresholds at BYTES
+// (mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD), which also stops glibc from raising them by
+// itself. Left dynamic, the first freed mmapped block (a 256 KiB HBONE receive buffer, a 512 KiB
+// ciphertext buffer) lifts the mmap threshold to its size and the trim threshold to twice that;
+// from then on such buffers come from the engine threads' arenas, and a thread arena keeps up to
+// the trim threshold of free memory at its top resident after they are freed: malloc_trim()
+// returns only the free pages inside a thread arena's bins, never its top. Held at 128 KiB, large
+// buffers are mmapped and unmapped again, and an arena's top gives back all but 128 KiB. Call it
+// at start-up, before the threads allocate. False when glibc refused a value (or not glibc).
+Napi::Value HoldMallocThresholds(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "holdMallocThresholds(bytes): bytes must be a number");
+  int64_t bytes = info[0].As<Napi::Number>().Int64Value();
+  if (bytes < 4096 || bytes > (32 << 20)) throw Napi::RangeError::New(info.Env(), "holdMallocThresholds(bytes): bytes must be 4096..33554432");
+#ifdef __GLIBC__
+  bool ok = mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) == 1;
+  ok = mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1 && ok;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
+// mallocStats() -> { arenaBytes, inUseBytes, freeBytes, mmappedBytes } | undefined: the C heap
+// over every arena (glibc mallinfo2): memory the arenas hold from the system, the part allocated,
+// the part free but kept, and the blocks mmapped on their own. undefined without glibc >= 2.33.
+Napi::Value MallocStats(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 mi = mallinfo2();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("arenaBytes", Napi::Number::New(info.Env(), static_cast<double>(mi.arena)));
+  o.Set("inUseBytes", Napi::Number::New(info.Env(), static_cast<double>(mi.uordblks)));
+  o.Set("freeBytes", Napi::Number::New(info.Env(), static_cast<double>(mi.fordblks)));
+  o.Set("mmappedBytes", Napi::Number::New(info.Env(), static_cast<double>(mi.hblkhd)));
+  return o;
+#else
+  return info.Env().Undefined();
+#endif
+}
+
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -200,6 +239,8 @@ void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
   exports.Set("reduceMemory", Napi::Function::New(env, ReduceMemory));
+  exports.Set("holdMallocThresholds", Napi::Function::New(env, HoldMallocThresholds));
+  exports.Set("mallocStats", Napi::Function::New(env, MallocStats));
   exports.Set("progInfo", Napi::Function::New(env, ProgInfo));
   exports.Set("linkInfo", Napi::Function::New(env, LinkInfo));
   exports.Set("linkCreate", Napi::Function::New(env, LinkCreate));

@@ -11,6 +11,7 @@ import type { NodeLayout } from '../capture/pins';
 import { BpfDataplane } from '../capture/bpf-dataplane';
 import { ConnectionTable } from '../connections/table';
 import { startIdleGc } from './idle-gc';
+import { holdMallocThresholdsAt, mallocThresholdFromEnv } from './malloc-thresholds';
 import { NodeProxy } from '../daemon';
 import { findCgroup2, readMounts } from '../doctor/mounts';
 import { configureNetnsWorkers } from '../../native/netns';
@@ -64,6 +65,9 @@ export async function startControlMode(o: ControlModeOptions): Promise<ControlMo
   const hboneServerKeepaliveIntervalMs = serverKeepaliveFromEnv();
   const hboneConnectTimeoutMs = connectTimeoutFromEnv();
   const hboneHandshakeTimeoutMs = handshakeTimeoutFromEnv();
+  const mallocThreshold = mallocThresholdFromEnv();
+  // before the engine threads allocate (malloc-thresholds.ts)
+  holdMallocThresholdsAt(mallocThreshold, o.log);
   const sockets = nativeSocketsWith({ connectTimeoutMs: netnsConnectTimeoutFromEnv() });
   const sameNodeMode = sameNodeModeFromEnv();
   const cp = controlPlaneClient({ control: o.control, trustBundleFile: o.trustBundleFile, credential: o.credential ?? tokenFileCredential(o.tokenFile) });
