@@ -6,9 +6,10 @@
 // collection; docs/node-proxy.md, "Memory"). V8's low-memory collections and a trim of the C heap,
 // 10 s after the last connection opened or closed, release it (tens of ms of CPU once per burst,
 // none while traffic flows or while nothing has changed since the last one). Closes count: the
-// pooled HBONE connections outlive a burst by the pool's idle timeout, and the buffers the engine
-// threads free when they close stay in their malloc arenas (resident, outside the V8 heap) until
-// the C heap is trimmed.
+// pooled HBONE connections outlive a burst by the pool's idle timeout, and the small blocks the
+// engine threads free when they close stay in their malloc arenas (resident, outside the V8 heap)
+// until the C heap is trimmed. (The large buffers, and a thread arena's top, which malloc_trim
+// never returns, are given back at free() since the thresholds are held: malloc-thresholds.ts.)
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { reduceMemory } from '../../native/netns';
