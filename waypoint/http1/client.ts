@@ -5,7 +5,6 @@
 // with parse.ts and hands the body on as a Readable with backpressure. A connection is reused only
 // when both messages were complete and framed (not delimited by close) and the server did not
 // say `connection: close`.
-import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import {
@@ -21,7 +20,9 @@ import {
   type Headers,
   type ResponseHead,
 } from './parse';
+import { LazyEvents } from './lazy-events';
 import { headerLines, type OutgoingHeaders } from './serialize';
+import { writeNow } from './socket-io';
 
 export type H1FailureKind = 'connect-failure' | 'reset';
 
@@ -109,7 +110,14 @@ const BODILESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE'
  */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const QUEUE_LIMIT = 64 * 1024;
-const BAD_TARGET = /[^\x21-\x7e]/;
+/** Whether `s` is all visible ASCII (0x21-0x7e): a path or authority that cannot split the request line or Host. */
+function visibleAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
 
 export interface H1PoolOptions {
   readonly host: string;
@@ -334,11 +342,19 @@ enum In {
   Done = 2,
 }
 
-/** One request on a pooled connection; also the sink its body is written to (`sink`: itself). */
-export class H1Call extends EventEmitter {
+/**
+ * One request on a pooled connection; also the sink its body is written to (`sink`: itself). Its
+ * one event is 'drain'; it never emits 'error' (failures go to its listener), so 'error' listeners
+ * are not kept.
+ */
+export class H1Call extends LazyEvents {
   aborted = false;
   get sink(): this {
     return this;
+  }
+
+  override on(event: string, fn: Parameters<LazyEvents['on']>[1]): this {
+    return event === 'error' ? this : super.on(event, fn);
   }
   private socket: PooledSocket | undefined;
   private head: string;
@@ -359,7 +375,7 @@ export class H1Call extends EventEmitter {
   /** The bytes being handled lie in READ_BUFFER. */
   private shared = false;
   /** The request as sent while it is only a head (no body byte written): what a resend writes again. */
-  private replay: Buffer | undefined;
+  private replay: string | undefined;
   /** Some byte of the response arrived on this call's connection. */
   private answered = false;
   private resent = false;
@@ -374,7 +390,7 @@ export class H1Call extends EventEmitter {
   ) {
     super();
     // Invalid names or values throw here, before anything is sent.
-    if (BAD_TARGET.test(path) || BAD_TARGET.test(authority))
+    if (!visibleAscii(path) || !visibleAscii(authority))
       throw new HeadError(500, 'a path or authority with whitespace, a control character or a non-ASCII character');
     this.head = `${method} ${path} HTTP/1.1\r\nhost: ${authority}\r\n${headerLines(headers)}`;
   }
@@ -405,9 +421,11 @@ export class H1Call extends EventEmitter {
     if (this.requestEnded || this.aborted) return;
     if (chunk?.length) this.write(chunk);
     if (this.out === Out.Undecided) {
-      const head = Buffer.from(this.headFor(false), 'latin1');
+      // A head alone goes out as latin1 text, without a Buffer made for it.
+      const head = this.headFor(false);
       if (IDEMPOTENT.has(this.method)) this.replay = head;
-      this.emitBytes(head);
+      if (this.socket) writeNow(this.socket, head);
+      else this.emitBytes(Buffer.from(head, 'latin1'));
     } else if (this.out === Out.Chunked) this.emitBytes(LAST_CHUNK);
     this.requestEnded = true;
     if (this.state === In.Done) this.finish();
@@ -429,7 +447,7 @@ export class H1Call extends EventEmitter {
       }
       return this.queuedBytes < QUEUE_LIMIT;
     }
-    if (!b) return s.write(a);
+    if (!b) return writeNow(s, a);
     s.cork();
     s.write(a);
     let ok = s.write(b);
@@ -617,7 +635,7 @@ export class H1Call extends EventEmitter {
     if (!this.settled && !this.aborted && !this.answered && this.replay !== undefined && s[REUSED] && !this.resent) {
       // A keep-alive connection the server closed as the request went out: once more, on a new one.
       this.resent = true;
-      this.queued = [this.replay];
+      this.queued = [Buffer.from(this.replay, 'latin1')];
       this.queuedBytes = this.replay.length;
       this.searched = 0;
       return this.pool.resend(this);

@@ -13,7 +13,6 @@
 //     (408); a connection idle for 60 s between requests or while a request arrives is closed;
 //     malformed input gets 400/501/505 and the connection is closed (parse errors never reach the
 //     request handler).
-import { EventEmitter } from 'node:events';
 import { Readable, type Duplex } from 'node:stream';
 import {
   ChunkedDecoder,
@@ -29,7 +28,9 @@ import {
   type Headers,
   type RequestHead,
 } from './parse';
+import { LazyEvents } from './lazy-events';
 import { headerLine, headerLines, httpDate, joined, statusLine, type OutgoingHeaders } from './serialize';
+import { readInto, writeNow } from './socket-io';
 import { StreamBackedRequest, type BodyListener } from './stream-backed';
 
 export interface H1ServerOptions {
@@ -134,6 +135,12 @@ class H1Body extends Readable {
 }
 
 const CRLF = Buffer.from('\r\n', 'latin1');
+/**
+ * The one buffer every plain TCP downstream connection reads into (socket-io.ts): what it holds is
+ * valid only while the read is handled; whatever outlives that (a partial or pipelined head, body
+ * chunks) is copied out of it.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Chunks up to this size are framed by copying into one buffer; larger ones are written corked. */
 const COPY_LIMIT = 16 * 1024;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade']);
@@ -145,8 +152,12 @@ enum Body {
   None = 3,
 }
 
-/** A downstream response: the subset of node:http's ServerResponse the waypoint uses. */
-export class H1Response extends EventEmitter {
+/**
+ * A downstream response: the subset of node:http's ServerResponse the waypoint uses. Its events
+ * ('finish', 'close', 'drain'; never 'error') have an emitter only once a listener is added; the
+ * request path's own end-of-response listener is `whenClosed`, called before the 'close' listeners.
+ */
+export class H1Response extends LazyEvents {
   statusCode = 200;
   headersSent = false;
   writableEnded = false;
@@ -156,6 +167,7 @@ export class H1Response extends EventEmitter {
   private given: OutgoingHeaders | undefined;
   private body = Body.Length;
   private trailers: Record<string, string> | undefined;
+  private closedFn: ((this: H1Response) => void) | undefined;
 
   constructor(
     private readonly conn: H1Connection,
@@ -165,6 +177,19 @@ export class H1Response extends EventEmitter {
     public keepAlive: boolean,
   ) {
     super();
+  }
+
+  /** `fn` is called (as a 'close' listener, before those) once when the response is over: ended, or cut by the connection's close. */
+  whenClosed(fn: (this: H1Response) => void): void {
+    this.closedFn = fn;
+  }
+
+  /** The response is over: 'finish' listeners ran (when it ended); now its close listeners. */
+  closed(): void {
+    const f = this.closedFn;
+    this.closedFn = undefined;
+    f?.call(this);
+    this.emit('close');
   }
 
   setHeader(name: string, value: string | string[] | number): this {
@@ -296,7 +321,7 @@ export class H1Response extends EventEmitter {
   aborted(): void {
     if (this.writableEnded) return; // 'finish' and 'close' were emitted by end()
     this.destroyed = true;
-    this.emit('close');
+    this.closed();
   }
 }
 
@@ -304,7 +329,7 @@ function finished(res: H1Response): void {
   if (res.destroyed && !res.writableEnded) return;
   res.writableFinished = true;
   res.emit('finish');
-  res.emit('close');
+  res.closed();
 }
 
 enum State {
@@ -328,6 +353,8 @@ class H1Connection {
   private heldBack = false;
   private peerEnded = false;
   private headStartedAt = 0;
+  /** The bytes being handled lie in READ_BUFFER (copy what is kept). */
+  private shared = false;
   private lastActive = Date.now();
   private readonly timer: NodeJS.Timeout;
   private readonly limits: HeadLimits;
@@ -346,14 +373,39 @@ class H1Connection {
     this.idleTimeoutMs = o.idleTimeoutMs ?? 60_000;
     this.maxDiscard = o.maxDiscardBytes ?? 1024 * 1024;
     this.onTimeout = o.onTimeout;
-    socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', ignore);
     socket.on('close', this.onClose);
     socket.on('drain', this.onDrain);
     this.timer = setTimeout(idleCheck, Math.max(10, Math.min(this.idleTimeoutMs, this.headersTimeoutMs) / 4), this);
     this.timer.unref();
+    // A plain TCP socket reads into the shared buffer; bytes already read (unshifted by the
+    // caller) are handled first. Anything else (an HBONE stream) emits 'data'.
+    if (readInto(socket, READ_BUFFER, this.onRead)) {
+      const first = socket.read() as Buffer | null;
+      if (first !== null) this.onData(first);
+    } else socket.on('data', this.onData);
   }
+
+  private readonly onRead = (n: number): void => {
+    this.lastActive = Date.now();
+    if (this.state === State.Closed) return;
+    const chunk = READ_BUFFER.subarray(0, n);
+    if (this.pending) {
+      this.pending = Buffer.concat([this.pending, chunk]);
+      this.process();
+      return;
+    }
+    this.pending = chunk;
+    this.shared = true;
+    try {
+      this.process();
+    } finally {
+      this.shared = false;
+      // A partial head, or pipelined requests after this one: kept past this read.
+      if (this.pending !== undefined && this.pending.buffer === READ_BUFFER.buffer) this.pending = Buffer.from(this.pending);
+    }
+  };
 
   private readonly onData = (chunk: Buffer): void => {
     this.lastActive = Date.now();
@@ -390,7 +442,7 @@ class H1Connection {
       if (this.discarded > this.maxDiscard) this.destroy();
       return;
     }
-    if (!this.req!.push(chunk) && !this.bodyPaused) {
+    if (!this.req!.push(this.shared ? Buffer.from(chunk) : chunk) && !this.bodyPaused) {
       this.bodyPaused = true;
       this.socket.pause();
     }
@@ -405,7 +457,7 @@ class H1Connection {
 
   send(b: Buffer): boolean {
     this.lastActive = Date.now();
-    return this.socket.write(b);
+    return writeNow(this.socket, b);
   }
 
   sendMany(a: Buffer, b: Buffer, c: Buffer): boolean {

@@ -189,4 +189,38 @@ describe('waypoint HTTP/1.1 server', () => {
     expect(r.text).toContain('/big 1000000');
     expect(r.text).toContain('/after 0');
   });
+
+  it("keeps a connection's partial head, pipelined requests and unread body bytes while other connections are read", async () => {
+    // Plain TCP connections share one read buffer: what outlives a read must have been copied out.
+    const port = await listen((req, res) => {
+      const parts: Buffer[] = [];
+      const read = (): void => {
+        req.on('data', (c: Buffer) => parts.push(c));
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(`${req.method} ${req.url} ${String(req.headers['x-tag'])} ${Buffer.concat(parts).toString('latin1')};`);
+        });
+      };
+      // A slow reader: the body waits while the other connections' requests are read.
+      if (req.method === 'POST') setTimeout(read, 150);
+      else read();
+    });
+    const noise = Array.from({ length: 12 }, (_, i) => `GET /noise${i} HTTP/1.1\r\nhost: n\r\nx-tag: ${'z'.repeat(40)}\r\n\r\n`);
+    const [a, b, c] = await Promise.all([
+      exchange(
+        port,
+        ['GET /a HTTP/1.1\r\nhost: a\r\nx-tag: fir', 'st\r\n\r\nGET /a2 HTTP/1.1\r\nhost: a\r\nx-tag: again\r\n\r\nGET /a3 HT', 'TP/1.1\r\nhost: a\r\n\r\n'],
+        800,
+        60,
+      ),
+      exchange(port, ['POST /b HTTP/1.1\r\nhost: b\r\nx-tag: second\r\ncontent-length: 12\r\n\r\nbbbb', 'BBBB', 'cccc'], 800, 40),
+      exchange(port, noise, 800, 15),
+    ]);
+    expect(a.text).toContain('GET /a first ;');
+    expect(a.text).toContain('GET /a2 again ;');
+    expect(a.text).toContain('GET /a3 undefined ;');
+    expect(statuses(a.text)).toEqual(['200', '200', '200']);
+    expect(b.text).toContain('POST /b second bbbbBBBBcccc;');
+    expect(statuses(c.text)).toHaveLength(12);
+  });
 });

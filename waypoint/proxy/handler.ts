@@ -9,6 +9,7 @@
 // Local replies (no route, denials, failures) are local-reply.ts.
 import type { RecentRecords } from '../../common/recent-records';
 import type { Logger } from '../../common/log';
+import { H1Response } from '../http1/server';
 import { H2Request } from '../http2/server';
 import { applyMutations, type MutableHeaders } from '../config/headers';
 import { requestView } from '../config/request';
@@ -59,6 +60,15 @@ function onResponseClose(this: TrackedResponse): void {
 
 function ignore(): void {}
 
+/** Whether `s` has whitespace (as /\s/ finds it): visible ASCII is checked without the regular expression. */
+function hasWhitespace(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 32 || c >= 127) return /\s/.test(s);
+  }
+  return false;
+}
+
 export class RequestHandler {
   readonly telemetry: RequestTelemetry;
   private readonly afterFilters = (ex: Exchange): void => this.act(ex);
@@ -94,11 +104,15 @@ export class RequestHandler {
     const tracked = res as TrackedResponse;
     tracked[EXCHANGE] = ex;
     tracked[TELEMETRY] = this.telemetry;
-    res.on('close', onResponseClose);
-    res.on('error', ignore);
+    // The waypoint's HTTP/1.1 response has a slot for this one listener (and never emits 'error').
+    if (res instanceof H1Response) res.whenClosed(onResponseClose);
+    else {
+      res.on('close', onResponseClose);
+      res.on('error', ignore);
+    }
     // An HTTP/2 request and its response are one stream: one listener covers both.
     if (!h2) req.on('error', ignore);
-    if (path.charCodeAt(0) !== 47 /* / */ || !authority || /\s/.test(path))
+    if (path.charCodeAt(0) !== 47 /* / */ || !authority || hasWhitespace(path))
       return localReply(ex, 400, 'bad request: the request needs an origin-form path and a Host/:authority', '-');
     this.route(ex);
   }
