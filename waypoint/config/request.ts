@@ -15,28 +15,35 @@ export interface RequestView {
 }
 
 export function requestView(method: string, path: string, authority: string, scheme: string, headers: HeaderMap): RequestView {
-  return {
-    method,
-    path,
-    authority,
-    scheme,
-    header(name: string): string | undefined {
-      switch (name) {
-        case ':method':
-          return method;
-        case ':path':
-          return path;
-        case ':authority':
-        case 'host':
-          return authority;
-        case ':scheme':
-          return scheme;
-      }
-      const v = headers[name];
-      if (v === undefined) return undefined;
-      return Array.isArray(v) ? v.join(',') : v;
-    },
-  };
+  return new HeaderView(method, path, authority, scheme, headers);
+}
+
+/** A RequestView over a request's header object (one plain object per request, no closure). */
+class HeaderView implements RequestView {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly authority: string,
+    readonly scheme: string,
+    private readonly headers: HeaderMap,
+  ) {}
+
+  header(name: string): string | undefined {
+    switch (name) {
+      case ':method':
+        return this.method;
+      case ':path':
+        return this.path;
+      case ':authority':
+      case 'host':
+        return this.authority;
+      case ':scheme':
+        return this.scheme;
+    }
+    const v = this.headers[name];
+    if (v === undefined) return undefined;
+    return Array.isArray(v) ? v.join(',') : v;
+  }
 }
 
 /** The path without its query string. */

@@ -190,21 +190,26 @@ export function compileRouteConfiguration(rc: RouteConfiguration): RouteTable {
     for (const p of prefixes) if (host.length > p.prefix.length && host.startsWith(p.prefix)) return p.vh;
     return undefined;
   };
+  let lastAuthority: string | undefined;
+  let lastHost: CompiledVirtualHost | undefined;
   return {
     name: rc.name,
     virtualHosts: vhosts,
     requestHeaders: compileMutation(rc.requestHeadersToAdd, rc.requestHeadersToRemove),
     responseHeaders: compileMutation(rc.responseHeadersToAdd, rc.responseHeadersToRemove),
     selectVirtualHost(authority) {
+      // Most requests name the authority the one before did: compared, not lower-cased, hashed
+      // and looked up again (the table never changes; a new configuration is a new table).
+      if (authority === lastAuthority) return lastHost;
       const host = authority.toLowerCase();
-      const hit = lookup(host);
-      if (hit) return hit;
-      const withoutPort = stripPort(host);
-      if (withoutPort !== host) {
-        const again = lookup(withoutPort);
-        if (again) return again;
+      let vh = lookup(host);
+      if (!vh) {
+        const withoutPort = stripPort(host);
+        if (withoutPort !== host) vh = lookup(withoutPort);
       }
-      return star;
+      lastAuthority = authority;
+      lastHost = vh ?? star;
+      return lastHost;
     },
   };
 }

@@ -35,6 +35,10 @@ describe('virtual host selection', () => {
     expect(clusterOf(t, req('/', 'other'))).toBe('any');
     expect(clusterOf(t, req('/', '.example.com'))).toBe('any'); // a wildcard never matches the empty string
   });
+  it("selects by each request's own authority when consecutive requests repeat or alternate them", () => {
+    const seq = ['web', 'web', 'other', 'other', 'a.example.com', 'web', 'other', 'web:9999', 'foo.bar', 'foo.bar', 'web'];
+    expect(seq.map((a) => clusterOf(t, req('/', a)))).toEqual(['exact', 'exact', 'any', 'any', 'suffix', 'exact', 'any', 'exact', 'prefix', 'prefix', 'exact']);
+  });
   it('refuses a domain in two virtual hosts', () => {
     expect(() =>
       table([

@@ -70,7 +70,6 @@ for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 const VALUE_CHAR = new Uint8Array(256);
 VALUE_CHAR[9] = 1;
 for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) VALUE_CHAR[c] = 1;
-const DIGITS = /^[0-9]{1,15}$/;
 
 // As node:http: repeats of these keep the first value (host, content-length and transfer-encoding
 // are refused instead).
@@ -200,6 +199,27 @@ function version(v: string): number {
   throw new HeadError(v.startsWith('HTTP/') ? 505 : 400, `unsupported protocol version ${JSON.stringify(v.slice(0, 16))}`);
 }
 
+/**
+ * The standard method `t` starts with (n characters long) as a constant: an internalized string
+ * whose hash is known, so that comparing it and looking it up in sets costs no hashing per request.
+ */
+function knownMethod(t: string, n: number): string | undefined {
+  switch (n) {
+    case 3:
+      return t.startsWith('GET') ? 'GET' : t.startsWith('PUT') ? 'PUT' : undefined;
+    case 4:
+      return t.startsWith('POST') ? 'POST' : t.startsWith('HEAD') ? 'HEAD' : undefined;
+    case 5:
+      return t.startsWith('PATCH') ? 'PATCH' : t.startsWith('TRACE') ? 'TRACE' : undefined;
+    case 6:
+      return t.startsWith('DELETE') ? 'DELETE' : undefined;
+    case 7:
+      return t.startsWith('OPTIONS') ? 'OPTIONS' : t.startsWith('CONNECT') ? 'CONNECT' : undefined;
+    default:
+      return undefined;
+  }
+}
+
 /** The request head in buf[start, end) (end from findHeadEnd). Throws HeadError. */
 export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits = DEFAULT_LIMITS): RequestHead {
   const t = headText(buf, start, end, limits);
@@ -208,7 +228,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
   let c = t.charCodeAt(0);
   while (TOKEN_CHAR[c] === 1) c = t.charCodeAt(++i);
   if (i === 0 || c !== 32) throw new HeadError(400, 'a request line other than METHOD SP target SP HTTP/1.x (with a token method)');
-  const method = t.slice(0, i);
+  const method = knownMethod(t, i) ?? t.slice(0, i);
   const ts = ++i;
   c = t.charCodeAt(i);
   while (c > 32 && c < 127) c = t.charCodeAt(++i);
@@ -251,8 +271,19 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
   return { status: d0 * 100 + d1 * 10 + d2, reason, minor, headers: scanHeaderLines(t, eol + 2, {}, limits) };
 }
 
+/** 1 to 15 decimal digits, nothing else. */
+function decimal(v: string): boolean {
+  const n = v.length;
+  if (n === 0 || n > 15) return false;
+  for (let i = 0; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
 function contentLength(v: HeaderValue): number {
-  if (typeof v !== 'string' || !DIGITS.test(v)) throw new HeadError(400, 'a Content-Length that is not a decimal number');
+  if (typeof v !== 'string' || !decimal(v)) throw new HeadError(400, 'a Content-Length that is not a decimal number');
   return Number(v);
 }
 

@@ -31,8 +31,11 @@ function oneLine(name: string, value: string): string {
   return `${name}: ${value}\r\n`;
 }
 
+/** Status lines made so far, by status (100-999: writeHead refuses others). */
+const statusLines: string[] = [];
+
 export function statusLine(status: number): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+  return (statusLines[status] ??= `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`);
 }
 
 let dateAt = 0;

@@ -2,10 +2,9 @@
 // pick), the path and authority after the route's rewrites, and the request headers — the
 // downstream header object itself, edited in place (hop-by-hop and pseudo-headers removed, the
 // forwarding headers set, the route's mutations applied), not a copy.
-import { randomUUID } from 'node:crypto';
 import { applyMutations, type MutableHeaders } from '../config/headers';
 import type { ForwardAction } from '../config/routes';
-import { formatTraceparent } from '../telemetry/trace';
+import { formatTraceparent, requestId } from '../telemetry/trace';
 import type { ClusterChoice, Exchange } from './exchange';
 import { isHopByHop, type AttemptRequest } from './upstream';
 
@@ -40,7 +39,7 @@ export function upstreamRequest(ex: Exchange, a: ForwardAction, t: ClusterChoice
   for (const k in headers) if (headers[k] !== undefined && isHopByHop(k)) headers[k] = undefined;
   if (keepTe) headers.te = 'trailers';
   if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = 'http';
-  if (!headers['x-request-id']) headers['x-request-id'] = randomUUID();
+  if (!headers['x-request-id']) headers['x-request-id'] = requestId();
   headers.traceparent = formatTraceparent(ex.span);
   if (ex.conn.principal) headers['x-forwarded-client-cert'] = `By=;URI=${ex.conn.principal}`;
   applyMutations(headers, [t.requestHeaders, route.requestHeaders, m.virtualHost.requestHeaders, ex.routeTable?.requestHeaders ?? NO_MUTATION]);

@@ -29,6 +29,31 @@ function randomHex(bytes: number): string {
   return s;
 }
 
+// x-request-id values are UUIDs (v4, RFC 9562) cut from a pool of formatted ids: 128 of them drawn
+// and formatted at once, each handed out once as a slice of the pool's text (node's randomUUID
+// formats every id from its own cache of random bytes, a string built piece by piece).
+const UUIDS_PER_POOL = 128;
+let uuidPool = '';
+let uuidTaken = 0;
+
+export function requestId(): string {
+  if (uuidTaken >= uuidPool.length) {
+    const b = randomBytes(16 * UUIDS_PER_POOL);
+    const ids: string[] = [];
+    for (let i = 0; i < b.length; i += 16) {
+      b[i + 6] = (b[i + 6]! & 0x0f) | 0x40; // version 4
+      b[i + 8] = (b[i + 8]! & 0x3f) | 0x80; // variant 10
+      const h = b.toString('hex', i, i + 16);
+      ids.push(`${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`);
+    }
+    uuidPool = ids.join('');
+    uuidTaken = 0;
+  }
+  const id = uuidPool.slice(uuidTaken, uuidTaken + 36);
+  uuidTaken += 36;
+  return id;
+}
+
 export function spanFor(traceparent: string | undefined): SpanContext {
   const m = traceparent ? TRACEPARENT.exec(traceparent.trim().toLowerCase()) : null;
   if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!)) {

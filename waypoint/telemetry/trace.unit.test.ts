@@ -1,8 +1,21 @@
 // W3C trace context at the waypoint (trace.ts): ids cut from the pool of random hex text are
 // well-formed and never handed out twice, across pool refills; a valid traceparent is continued,
-// anything else starts a new trace.
+// anything else starts a new trace; x-request-id values are UUIDs v4, none handed out twice.
 import { describe, expect, it } from 'vitest';
-import { formatTraceparent, spanFor } from './trace';
+import { formatTraceparent, requestId, spanFor } from './trace';
+
+describe('requestId', () => {
+  it('hands out version-4 UUIDs, none repeated across several pool refills', () => {
+    const seen = new Set<string>();
+    // 1,000 ids: ~8 refills of the 128-id pool.
+    for (let i = 0; i < 1000; i++) {
+      const id = requestId();
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(seen.has(id)).toBe(false);
+      seen.add(id);
+    }
+  });
+});
 
 describe('spanFor', () => {
   it('starts traces with well-formed ids, none repeated across several pool refills', () => {
