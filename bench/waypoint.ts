@@ -63,7 +63,8 @@
 //          callgrind, and the bench counts their user-space instructions per request for HTTP/1.1
 //          and h2c closed loop (NODEMESH_BENCH_INSTR_WARM_UP requests first, default 6000, then
 //          --rounds x NODEMESH_BENCH_INSTR_REQUESTS, default 2000): a comparison of builds that a
-//          busy machine does not disturb (use --proxies waypoint --warm-up 0).
+//          busy machine does not disturb (use --proxies waypoint --warm-up 0);
+//          NODEMESH_BENCH_INSTR_PROTOS=h1 counts HTTP/1.1 only.
 // Missing tools (nginx, haproxy, h2load) are installed with apt-get (Debian/Ubuntu, as root).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -918,10 +919,13 @@ async function main(): Promise<void> {
       const n = Number(process.env.NODEMESH_BENCH_INSTR_REQUESTS ?? 2000);
       const warm = Number(process.env.NODEMESH_BENCH_INSTR_WARM_UP ?? 6000);
       out(`\n[instr] instructions per request under callgrind (${warm} requests of warm-up per shape, then ${ROUNDS} x ${n}; closed loop, 4 connections)\n`);
+      // NODEMESH_BENCH_INSTR_PROTOS=h1 (or h2c) counts one protocol only (default both).
+      const protos = (process.env.NODEMESH_BENCH_INSTR_PROTOS ?? 'h1,h2c').split(',');
       for (const [shape, h2] of [
         ['instr h1', false],
         ['instr h2c', true],
       ] as const) {
+        if (!protos.includes(h2 ? 'h2c' : 'h1')) continue;
         const got = new Map<string, Array<Record<string, number>>>();
         for (const p of order) await requests(h2 ? p.h2Port : p.h1Port, h2, warm, true);
         for (let i = 0; i < ROUNDS; i++) {
