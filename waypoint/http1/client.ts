@@ -96,8 +96,25 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** `buf[from, to)`, copied when it lies in the shared read buffer. */
 function kept(buf: Buffer, from: number, to: number, shared: boolean): Buffer {
-  const part = from === 0 && to === buf.length ? buf : buf.subarray(from, to);
-  return shared ? Buffer.from(part) : part;
+  if (!shared) return from === 0 && to === buf.length ? buf : buf.subarray(from, to);
+  const copy = Buffer.allocUnsafe(to - from);
+  buf.copy(copy, 0, from, to);
+  return copy;
+}
+
+/**
+ * The pool's fields on a new connection, all set at once in one order: every pooled socket has the
+ * same shape from the start (fields added one by one as they were first needed gave sockets many
+ * shapes, and the code reading them megamorphic property look-ups).
+ */
+function pooledFields(s: PooledSocket, sharedReads: boolean): PooledSocket {
+  s[CALL] = undefined;
+  s[CONNECTED] = false;
+  s[FAILURE] = undefined;
+  s[SHARED_READS] = sharedReads;
+  s[KEEP_UNTIL] = undefined;
+  s[REUSED] = false;
+  return s;
 }
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
@@ -188,7 +205,7 @@ export class H1Pool {
         noDelay: true,
         onread: { buffer: READ_BUFFER, callback: (n: number) => onPooledRead(s, n) },
       }) as PooledSocket;
-      s[SHARED_READS] = true;
+      pooledFields(s, true);
       const timer = setTimeout(connectTimedOut, this.o.connectTimeoutMs, s, this.o.connectTimeoutMs);
       s.once('connect', () => {
         clearTimeout(timer);
@@ -204,7 +221,7 @@ export class H1Pool {
         this.serveWaiting();
         return;
       }
-      const s = this.adopt(c as PooledSocket);
+      const s = this.adopt(pooledFields(c as PooledSocket, false));
       s[CONNECTED] = true;
       if (this.closed) {
         s.destroy();

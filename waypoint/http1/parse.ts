@@ -136,24 +136,64 @@ function addHeader(into: Headers, name: string, value: string): void {
 }
 
 /**
+ * The header names of the last head read at one place (requests, responses), as sent and
+ * lower-cased: peers send the same names in the same order head after head, so a name found where
+ * the last head had it is taken from here — no slice, no look-up, and (while every name so far was
+ * where it was, and those were distinct) no check for a repeat.
+ */
+class NameSequence {
+  readonly raw: string[] = [];
+  readonly lower: string[] = [];
+  /** lower[0, distinct) holds no name twice. */
+  distinct = 0;
+
+  /** Header `k` of a head is `raw` (lower-cased `lower`), unlike the last head's. */
+  set(k: number, raw: string, lower: string): void {
+    this.raw.length = k;
+    this.lower.length = k;
+    this.distinct = this.distinct >= k && !this.lower.includes(lower) ? k + 1 : Math.min(this.distinct, k);
+    this.raw.push(raw);
+    this.lower.push(lower);
+  }
+}
+
+const REQUEST_NAMES = new NameSequence();
+const RESPONSE_NAMES = new NameSequence();
+
+/**
  * The header lines of `t` from `i` on, each ending in CRLF (`t` ends with the last one's), into
  * `into`, in one pass with a table look-up per character: names are tokens right before the
  * colon, values free of control characters (optional whitespace around them dropped), every line
  * ends in CRLF. Throws HeadError (400, 431).
  */
-function scanHeaderLines(t: string, i: number, into: Headers, limits: HeadLimits): Headers {
+function scanHeaderLines(t: string, i: number, into: Headers, limits: HeadLimits, seq?: NameSequence): Headers {
   const n = t.length;
   let count = 0;
+  /** Every name so far was where the last head had it. */
+  let same = seq !== undefined;
   while (i < n) {
     if (++count > limits.maxHeaders) throw new HeadError(431, `more than ${limits.maxHeaders} header lines`);
     const ns = i;
-    let c = t.charCodeAt(i);
-    while (TOKEN_CHAR[c] === 1) c = t.charCodeAt(++i);
-    if (c !== 58 /* : */ || i === ns) {
-      if (i > ns || c === 32 || c === 9) throw new HeadError(400, 'a header name that is not a token (or whitespace before the colon, or obs-fold)');
-      throw new HeadError(400, c === 13 ? 'empty header line' : 'a header line without a name and colon');
+    const k = count - 1;
+    let c: number;
+    let name: string;
+    const known = seq?.raw[k];
+    if (known !== undefined && t.charCodeAt(ns + known.length) === 58 /* : */ && t.startsWith(known, ns)) {
+      // The last head's k-th name (a token, checked then) followed by the colon.
+      name = seq!.lower[k]!;
+      i = ns + known.length;
+    } else {
+      same = false;
+      c = t.charCodeAt(i);
+      while (TOKEN_CHAR[c] === 1) c = t.charCodeAt(++i);
+      if (c !== 58 /* : */ || i === ns) {
+        if (i > ns || c === 32 || c === 9) throw new HeadError(400, 'a header name that is not a token (or whitespace before the colon, or obs-fold)');
+        throw new HeadError(400, c === 13 ? 'empty header line' : 'a header line without a name and colon');
+      }
+      const raw = t.slice(ns, i);
+      name = lowerName(raw);
+      seq?.set(k, raw, name);
     }
-    const rawName = t.slice(ns, i);
     c = t.charCodeAt(++i);
     while (c === 32 || c === 9) c = t.charCodeAt(++i);
     const vs = i;
@@ -162,9 +202,11 @@ function scanHeaderLines(t: string, i: number, into: Headers, limits: HeadLimits
       if (c !== 32 && c !== 9) ve = i + 1;
       c = t.charCodeAt(++i);
     }
-    if (c !== 13 || t.charCodeAt(i + 1) !== 10) throw new HeadError(400, `header ${rawName} has a control character (or a bare CR or LF) in its value`);
+    if (c !== 13 || t.charCodeAt(i + 1) !== 10) throw new HeadError(400, `header ${name} has a control character (or a bare CR or LF) in its value`);
     i += 2;
-    addHeader(into, lowerName(rawName), t.slice(vs, ve));
+    // Known to be the first of its name: no look-up for a repeat.
+    if (same && k < seq!.distinct) into[name] = name === 'set-cookie' ? [t.slice(vs, ve)] : t.slice(vs, ve);
+    else addHeader(into, name, t.slice(vs, ve));
   }
   return into;
 }
@@ -251,7 +293,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
     minor = version(v);
     i = eol + 2;
   }
-  return { method, target, minor, headers: scanHeaderLines(t, i, {}, limits) };
+  return { method, target, minor, headers: scanHeaderLines(t, i, {}, limits, REQUEST_NAMES) };
 }
 
 /** The response head in buf[start, end). Throws HeadError. */
@@ -268,7 +310,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
   if (!(d0 >= 1 && d0 <= 5 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9)) throw new HeadError(502, `a malformed status code ${JSON.stringify(sl.slice(9, 12))}`);
   const reason = sl.length > 13 ? sl.slice(13) : '';
   if (!isValidValue(reason)) throw new HeadError(502, 'a control character in the reason phrase');
-  return { status: d0 * 100 + d1 * 10 + d2, reason, minor, headers: scanHeaderLines(t, eol + 2, {}, limits) };
+  return { status: d0 * 100 + d1 * 10 + d2, reason, minor, headers: scanHeaderLines(t, eol + 2, {}, limits, RESPONSE_NAMES) };
 }
 
 /** 1 to 15 decimal digits, nothing else. */

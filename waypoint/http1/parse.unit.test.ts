@@ -55,6 +55,29 @@ describe('HTTP/1.1 request heads', () => {
     }
   });
 
+  it('reads each head on its own when heads repeat, reorder or repeat the names of the head before', () => {
+    // Names where the previous head had them are taken from it without a look-up: what each head
+    // says must still be what it gets, repeats combined or refused.
+    const heads: Array<[string, Record<string, unknown> | number]> = [
+      ['Host: a\r\nX-A: 1\r\nSet-Cookie: s=1\r\n', { host: 'a', 'x-a': '1', 'set-cookie': ['s=1'] }],
+      ['Host: a\r\nX-A: 1\r\nSet-Cookie: s=1\r\n', { host: 'a', 'x-a': '1', 'set-cookie': ['s=1'] }],
+      ['Host: a\r\nX-A: 1\r\nX-A: 2\r\n', { host: 'a', 'x-a': '1, 2' }],
+      ['Host: a\r\nX-A: 1\r\nX-A: 2\r\n', { host: 'a', 'x-a': '1, 2' }],
+      ['Host: a\r\nHost: b\r\n', 400],
+      ['Host: a\r\nHost: b\r\n', 400],
+      ['X-A: 1\r\nHost: a\r\nx-a: 3\r\nSet-Cookie: s=1\r\nset-cookie: t=2\r\n', { 'x-a': '1, 3', host: 'a', 'set-cookie': ['s=1', 't=2'] }],
+      ['x-a: 1\r\nHost: a\r\n', { 'x-a': '1', host: 'a' }],
+      ['X-A: 1\r\nHost: a\r\nX-B: 2\r\n', { 'x-a': '1', host: 'a', 'x-b': '2' }],
+      ['Host: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n', 400],
+      ['Host: a\r\nContent-Length: 1\r\n', { host: 'a', 'content-length': '1' }],
+    ];
+    for (const [lines, want] of heads) {
+      const text = `GET / HTTP/1.1\r\n${lines}\r\n`;
+      if (typeof want === 'number') expect(refusal(text)).toBe(want);
+      else expect(request(text).headers).toEqual(want);
+    }
+  });
+
   it('parses the request line and headers: lower-case names, repeats combined as node:http does', () => {
     const h = request(
       'POST /a?b=c HTTP/1.1\r\nHost: x.example\r\nX-A: 1\r\nx-a:  2 \r\nCookie: a=1\r\ncookie: b=2\r\nSet-Cookie: s=1\r\nset-cookie: t=2\r\nUser-Agent: one\r\nuser-agent: two\r\nContent-Length: 5\r\n\r\n',

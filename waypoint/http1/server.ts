@@ -70,6 +70,8 @@ export class H1Request extends StreamBackedRequest {
   bodiless = false;
   trailers: Headers = {};
   private body: H1Body | undefined;
+  /** 'error' listeners added before the body was made (the first one alone needs no array). */
+  private errorListener: BodyListener | undefined;
   private errorListeners: BodyListener[] | undefined;
   constructor(
     private readonly conn: H1Connection,
@@ -86,7 +88,9 @@ export class H1Request extends StreamBackedRequest {
   override get stream(): Readable {
     if (this.body) return this.body;
     const b = (this.body = new H1Body(this.conn, this));
+    if (this.errorListener) b.on('error', this.errorListener);
     if (this.errorListeners) for (const l of this.errorListeners) b.on('error', l);
+    this.errorListener = undefined;
     this.errorListeners = undefined;
     return b;
   }
@@ -96,8 +100,9 @@ export class H1Request extends StreamBackedRequest {
   }
 
   override on(event: string, fn: BodyListener): this {
-    if (event === 'error' && this.body === undefined) (this.errorListeners ??= []).push(fn);
-    else this.stream.on(event, fn);
+    if (event !== 'error' || this.body !== undefined) this.stream.on(event, fn);
+    else if (this.errorListener === undefined) this.errorListener = fn;
+    else (this.errorListeners ??= []).push(fn);
     return this;
   }
 
@@ -107,7 +112,7 @@ export class H1Request extends StreamBackedRequest {
 
   destroy(err?: Error): void {
     if (this.body) this.body.destroy(err);
-    else if (err && this.errorListeners) process.nextTick(emitError, this.errorListeners, err);
+    else if (err && this.errorListener) process.nextTick(emitError, [this.errorListener, ...(this.errorListeners ?? [])], err);
   }
 }
 
@@ -355,7 +360,13 @@ class H1Connection {
   private headStartedAt = 0;
   /** The bytes being handled lie in READ_BUFFER (copy what is kept). */
   private shared = false;
+  /**
+   * When the connection was last seen active: read from or written to since the check before
+   * (the idle check runs every quarter of the idle time, so a connection is closed after the idle
+   * time plus at most a quarter of it, as with a clock read at every read and write).
+   */
   private lastActive = Date.now();
+  private active = false;
   private readonly timer: NodeJS.Timeout;
   private readonly limits: HeadLimits;
   private readonly headersTimeoutMs: number;
@@ -388,7 +399,7 @@ class H1Connection {
   }
 
   private readonly onRead = (n: number): void => {
-    this.lastActive = Date.now();
+    this.active = true;
     if (this.state === State.Closed) return;
     const chunk = READ_BUFFER.subarray(0, n);
     if (this.pending) {
@@ -408,7 +419,7 @@ class H1Connection {
   };
 
   private readonly onData = (chunk: Buffer): void => {
-    this.lastActive = Date.now();
+    this.active = true;
     if (this.state === State.Closed) return;
     this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     this.process();
@@ -456,12 +467,12 @@ class H1Connection {
   }
 
   send(b: Buffer): boolean {
-    this.lastActive = Date.now();
+    this.active = true;
     return writeNow(this.socket, b);
   }
 
   sendMany(a: Buffer, b: Buffer, c: Buffer): boolean {
-    this.lastActive = Date.now();
+    this.active = true;
     this.socket.cork();
     this.socket.write(a);
     this.socket.write(b);
@@ -527,10 +538,11 @@ class H1Connection {
       this.searched = 0;
       if (!buf) return false;
     }
-    const now = this.lastActive;
-    if (this.headStartedAt === 0) this.headStartedAt = now;
     const end = findHeadEnd(buf, 0, this.searched);
     if (end < 0) {
+      // A head not all here yet: it has the head timeout from its first byte on.
+      const now = Date.now();
+      if (this.headStartedAt === 0) this.headStartedAt = now;
       if (buf.length > this.limits.maxHeadBytes) this.refuse(431, `a request head larger than ${this.limits.maxHeadBytes} bytes`);
       else if (now - this.headStartedAt > this.headersTimeoutMs) {
         this.onTimeout?.('request');
@@ -659,6 +671,10 @@ class H1Connection {
   checkTimers(): void {
     if (this.state === State.Closed) return;
     const now = Date.now();
+    if (this.active) {
+      this.active = false;
+      this.lastActive = now;
+    }
     if (this.state === State.Head && this.headStartedAt !== 0 && now - this.headStartedAt > this.headersTimeoutMs) {
       this.onTimeout?.('request');
       return this.refuse(408, 'the request head took too long');

@@ -115,6 +115,21 @@ function onDirectWriteComplete(this: WriteReq, status: number): void {
   if (s[QUEUED] === 0) s.emit('drain');
 }
 
+/** A request object no write is using (see writeNow). */
+let spare: WriteReq | undefined;
+
+function newRequest(b: StreamWrapBinding): WriteReq {
+  const req = new b.WriteWrap();
+  req.handle = {};
+  req.oncomplete = onDirectWriteComplete;
+  req.async = false;
+  req.bytes = 0;
+  req.buffer = null;
+  req.callback = null;
+  req.owner = undefined as unknown as Direct;
+  return req;
+}
+
 /** A plain TCP socket of node:net (not TLS, not a stream of another kind). */
 function plainTcp(s: Duplex): s is Direct {
   return Object.getPrototypeOf(s) === Socket.prototype;
@@ -142,22 +157,23 @@ export function writeNow(socket: Duplex, data: Buffer | string): boolean {
     typeof h.writeLatin1String !== 'function'
   )
     return typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
-  const req = new b.WriteWrap();
+  // A write the kernel takes at once never touches its request object (node makes one per write):
+  // the same one serves every write until one is left in flight.
+  const req = spare ?? newRequest(b);
+  spare = undefined;
   req.handle = h;
-  req.oncomplete = onDirectWriteComplete;
-  req.async = false;
-  req.bytes = 0;
-  req.buffer = null;
-  req.callback = null;
   req.owner = s;
   const err = typeof data === 'string' ? h.writeLatin1String(req, data) : h.writeBuffer(req, data);
   if (err !== 0) {
     s.destroy(Object.assign(new Error(`write failed (${err})`), { errno: err, syscall: 'write' }));
     return false;
   }
-  if (b.streamBaseState[b.kLastWriteWasAsync] === 0) return (s[QUEUED] ?? 0) === 0;
+  if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
+    spare = req;
+    return (s[QUEUED] ?? 0) === 0;
+  }
   // Partly written: libuv keeps the rest until oncomplete (a string's rest is copied by node; a
-  // Buffer is kept alive through req).
+  // Buffer is kept alive through req), and req is node's now.
   if (typeof data !== 'string') req.buffer = data;
   req.bytes = data.length;
   s[QUEUED] = (s[QUEUED] ?? 0) + data.length;

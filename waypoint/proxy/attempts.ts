@@ -97,7 +97,8 @@ export class Forwarding {
     ex.upstreamHost = ep.key;
     ex.upstreamIdentity = ep.endpoint.hbone?.identity;
     ex.upstreamWorkload = ep.endpoint.workload;
-    const remaining = this.deadline - Date.now();
+    // The first attempt starts as the deadline is set: the whole route timeout remains.
+    const remaining = this.attempt === 1 ? this.action.timeoutMs || Infinity : this.deadline - Date.now();
     const retry = this.action.retry;
     const perTry = retry?.perTryTimeoutMs ? Math.min(retry.perTryTimeoutMs, remaining) : remaining;
     new AttemptRun(this, rt, ep, this.tee).start(this.d, this.head, this.attempt === 1, perTry);

@@ -14,9 +14,10 @@ export class EndpointState {
   ejectedUntil = 0;
   /** Smooth weighted round robin: accumulated credit. */
   credit = 0;
-  constructor(readonly endpoint: UpstreamEndpoint) {}
-  get key(): string {
-    return `${this.endpoint.address}:${this.endpoint.port}`;
+  /** address:port (made once: the request path reads it for every request). */
+  readonly key: string;
+  constructor(readonly endpoint: UpstreamEndpoint) {
+    this.key = `${endpoint.address}:${endpoint.port}`;
   }
 }
 
@@ -29,6 +30,8 @@ export interface OutlierEvent {
 export class Balancer {
   private states: EndpointState[] = [];
   ejections = 0;
+  /** No endpoint is ejected from this time on (0: none is, as of the last pick that looked). */
+  private ejectedUntilMax = 0;
 
   constructor(
     private lb: LbPolicy,
@@ -62,6 +65,8 @@ export class Balancer {
       });
       return s;
     });
+    this.ejectedUntilMax = 0;
+    for (const s of this.states) this.ejectedUntilMax = Math.max(this.ejectedUntilMax, s.ejectedUntil);
   }
 
   get size(): number {
@@ -82,9 +87,16 @@ export class Balancer {
   /** An endpoint for the next request, or undefined when the cluster has none. */
   pick(exclude?: EndpointState): EndpointState | undefined {
     if (this.states.length === 0) return undefined;
-    const t = this.now();
-    let candidates = this.states.filter((s) => s.ejectedUntil <= t);
-    if (candidates.length === 0) candidates = this.states; // panic: every endpoint
+    let candidates = this.states;
+    // Only while an ejection may last: the clock read and the endpoints filtered.
+    if (this.ejectedUntilMax !== 0) {
+      const t = this.now();
+      if (t >= this.ejectedUntilMax) this.ejectedUntilMax = 0;
+      else {
+        candidates = this.states.filter((s) => s.ejectedUntil <= t);
+        if (candidates.length === 0) candidates = this.states; // panic: every endpoint
+      }
+    }
     if (exclude && candidates.length > 1) candidates = candidates.filter((s) => s !== exclude);
     switch (this.lb) {
       case 'RANDOM':
@@ -146,6 +158,7 @@ export class Balancer {
     if ((100 * ejected) / this.states.length >= o.maxEjectionPercent && ejected > 0) return undefined;
     s.timesEjected++;
     s.ejectedUntil = t + Math.min(o.maxEjectionMs, o.baseEjectionMs * s.timesEjected);
+    this.ejectedUntilMax = Math.max(this.ejectedUntilMax, s.ejectedUntil);
     this.ejections++;
     return { endpoint: s.key, kind: 'ejected', untilMs: s.ejectedUntil };
   }
