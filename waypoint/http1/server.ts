@@ -172,7 +172,8 @@ export class H1Response extends LazyEvents {
   private given: OutgoingHeaders | undefined;
   private body = Body.Length;
   private trailers: Record<string, string> | undefined;
-  private closedFn: ((this: H1Response) => void) | undefined;
+  private closedFn: ((ctx: never) => void) | undefined;
+  private closedCtx: unknown;
 
   constructor(
     private readonly conn: H1Connection,
@@ -184,16 +185,21 @@ export class H1Response extends LazyEvents {
     super();
   }
 
-  /** `fn` is called (as a 'close' listener, before those) once when the response is over: ended, or cut by the connection's close. */
-  whenClosed(fn: (this: H1Response) => void): void {
+  /** `fn(ctx)` is called (as a 'close' listener, before those) once when the response is over: ended, or cut by the connection's close. */
+  whenClosed<T>(fn: (ctx: T) => void, ctx: T): void {
     this.closedFn = fn;
+    this.closedCtx = ctx;
   }
 
   /** The response is over: 'finish' listeners ran (when it ended); now its close listeners. */
   closed(): void {
-    const f = this.closedFn;
-    this.closedFn = undefined;
-    f?.call(this);
+    const f = this.closedFn as ((ctx: unknown) => void) | undefined;
+    if (f) {
+      this.closedFn = undefined;
+      const ctx = this.closedCtx;
+      this.closedCtx = undefined;
+      f(ctx);
+    }
     this.emit('close');
   }
 

@@ -73,6 +73,11 @@ export class RequestHandler {
   readonly telemetry: RequestTelemetry;
   private readonly afterFilters = (ex: Exchange): void => this.act(ex);
   private readonly resume = (ex: Exchange): void => this.route(ex);
+  /** An HTTP/1.1 response closed: the request is over (as onResponseClose). */
+  private readonly exchangeClosed = (ex: Exchange): void => {
+    ex.inFlight?.abandon();
+    this.telemetry.finished(ex);
+  };
 
   constructor(private readonly d: HandlerDeps) {
     this.telemetry = new RequestTelemetry(d.metrics, d.accessLog, d.otlp, d.recent);
@@ -101,12 +106,13 @@ export class RequestHandler {
       spanFor(typeof tp === 'string' ? tp : undefined),
       bodyExpected,
     );
-    const tracked = res as TrackedResponse;
-    tracked[EXCHANGE] = ex;
-    tracked[TELEMETRY] = this.telemetry;
-    // The waypoint's HTTP/1.1 response has a slot for this one listener (and never emits 'error').
-    if (res instanceof H1Response) res.whenClosed(onResponseClose);
+    // The waypoint's HTTP/1.1 response has a slot for this one listener and its exchange (and
+    // never emits 'error'); other responses carry the exchange for a shared listener.
+    if (res instanceof H1Response) res.whenClosed(this.exchangeClosed, ex);
     else {
+      const tracked = res as TrackedResponse;
+      tracked[EXCHANGE] = ex;
+      tracked[TELEMETRY] = this.telemetry;
       res.on('close', onResponseClose);
       res.on('error', ignore);
     }
