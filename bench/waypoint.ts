@@ -40,7 +40,7 @@
 //          rate/100 requests together (HTTP/1.1: one by one, each when the previous is answered) and
 //          the search finds roughly the rate at which a proxy serves each 10 ms burst within 10 ms,
 //          close to its closed-loop capacity; the same for all three proxies; bounded search,
-//          doubling from 1,000 then bisecting, 3 s per step;
+//          doubling from 1,000 then bisecting, 3 s per step (--max-protos h1 searches HTTP/1.1 only);
 // - scale: closed-loop HTTP/1.1 saturation (32 connections) of the waypoint with 1 and 2 workers,
 //          and of nginx with 1 and 2 worker processes, with the cores each process used, the work
 //          per core used ("x2/x1 per core": 2 x it is what 2 workers on cores of their own would
@@ -106,6 +106,7 @@ const { values: args } = benchParse({
     'flag-sets': { type: 'string' },
     'knee-rates': { type: 'string', default: '1000,2000,4000,8000' },
     'knee-protos': { type: 'string', default: 'h2c' },
+    'max-protos': { type: 'string', default: 'h1,h2c' },
     'scale-quota': { type: 'string', default: '0.4' },
   },
 });
@@ -1049,6 +1050,7 @@ async function main(): Promise<void> {
         ['max h1', { h2: false, conns: 32, streams: 1 }],
         ['max h2c', { h2: true, conns: 4, streams: 25 }],
       ] as const) {
+        if (!args['max-protos']!.split(',').includes(spec.h2 ? 'h2c' : 'h1')) continue;
         // One search per proxy (doubling from 1,000, then four bisections), advanced one step per
         // proxy in turn, so that every proxy's steps see the same stretch of the machine's load.
         const search = order.map((p) => ({ p, lo: 0, hi: 1000, doubling: true, bisections: 0, best: undefined as LoadResult | undefined, done: false }));
