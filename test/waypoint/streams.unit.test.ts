@@ -30,7 +30,9 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
   let httpPort: number;
   let tcpPort: number;
   let echo: Server;
-  let slowBody: Backend, heavy: Backend, light: Backend, slowHead: Backend;
+  let slowBody: Backend, heavy: Backend, light: Backend, slowHead: Backend, big: Backend;
+  /** What /big answers: with a Content-Length, or chunked (no length). */
+  const bigBody = randomBytes(24 * 1024 * 1024 + 13);
   /** How each request to slow-head ended at the backend: 'cut' when its connection closed before it answered. */
   const slowHeadEnds: string[] = [];
 
@@ -55,6 +57,25 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
       });
       return true;
     });
+    big = await backend('big', (s, res) => {
+      res.writeHead(200, s.url.endsWith('chunked') ? { 'content-type': 'application/octet-stream' } : { 'content-length': String(bigBody.length) });
+      // In pieces of several sizes, a millisecond apart (the waypoint reads them one by one): a
+      // chunked response frames small ones by copying and writes large ones corked, and small ones
+      // come while large ones still wait to go out.
+      let at = 0;
+      let i = 0;
+      const sizes = [100, 70_000, 5_000, 200_000, 16_384, 3_000, 300_000, 700];
+      const next = (): void => {
+        if (at >= bigBody.length) return void res.end();
+        const n = Math.min(sizes[i++ % sizes.length]!, bigBody.length - at);
+        const ok = res.write(bigBody.subarray(at, at + n));
+        at += n;
+        if (ok) setTimeout(next, 1);
+        else res.once('drain', () => setTimeout(next, 1));
+      };
+      next();
+      return true;
+    });
     heavy = await backend('heavy');
     light = await backend('light');
     httpPort = await freePort();
@@ -62,6 +83,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     cp.cluster('echo', [(echo.address() as AddressInfo).port]);
     cp.cluster('slow-body', [slowBody.port]);
     cp.cluster('slow-head', [slowHead.port]);
+    cp.cluster('big', [big.port]);
     cp.cluster('weighted', [
       { port: heavy.port, weight: 3 },
       { port: light.port, weight: 1 },
@@ -74,6 +96,7 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
         prefixRoute('/patient', 'slow-body', 0),
         prefixRoute('/weighted', 'weighted'),
         prefixRoute('/slow-head', 'slow-head'),
+        prefixRoute('/big', 'big'),
       ]),
     );
     wp = await startPlainWaypoint(cp.address, [httpPort, tcpPort]);
@@ -83,8 +106,54 @@ describe('waypoint tcp_proxy, whole-response timeouts, weighted round robin', ()
     await wp?.stop();
     await cp.stop();
     echo?.close();
-    for (const b of [slowBody, heavy, light, slowHead]) await b?.close();
+    for (const b of [slowBody, heavy, light, slowHead, big]) await b?.close();
   });
+
+  it('sends large responses whole to a client that reads slowly, one after another on one connection', async () => {
+    // Backpressure on the downstream socket: writes that wait in the kernel and in node, by length
+    // and chunked, then the next response on the same keep-alive connection.
+    const s = connect({ host: '127.0.0.1', port: httpPort });
+    await new Promise((r) => s.once('connect', r));
+    let parts: Buffer[] = [];
+    s.on('data', (c: Buffer) => {
+      parts.push(c);
+      s.pause();
+      setTimeout(() => s.resume(), 2).unref();
+    });
+    const bodyOf = async (path: string): Promise<Buffer> => {
+      parts = [];
+      s.write(`GET ${path} HTTP/1.1\r\nhost: web\r\n\r\n`);
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 50));
+        const received = Buffer.concat(parts);
+        const end = received.indexOf('\r\n\r\n');
+        if (end < 0) continue;
+        const head = received.subarray(0, end).toString('latin1');
+        const rest = received.subarray(end + 4);
+        const length = /content-length: (\d+)/i.exec(head);
+        if (length) {
+          if (rest.length >= Number(length[1])) return rest.subarray(0, Number(length[1]));
+        } else if (rest.subarray(-5).toString('latin1') === '0\r\n\r\n') {
+          // Chunked: take the chunks apart.
+          const parts: Buffer[] = [];
+          let at = 0;
+          for (;;) {
+            const eol = rest.indexOf('\r\n', at);
+            const n = Number.parseInt(rest.subarray(at, eol).toString('latin1'), 16);
+            if (n === 0) return Buffer.concat(parts);
+            parts.push(rest.subarray(eol + 2, eol + 2 + n));
+            at = eol + 2 + n + 2;
+          }
+        }
+      }
+    };
+    const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    const want = digest(bigBody);
+    expect(digest(await bodyOf('/big'))).toBe(want);
+    expect(digest(await bodyOf('/big/chunked'))).toBe(want);
+    expect(digest(await bodyOf('/big'))).toBe(want);
+    s.destroy();
+  }, 30_000);
 
   it('carries 4 MiB through a tcp_proxy listener intact both ways and passes the half-close on', async () => {
     const data = randomBytes(4 * 1024 * 1024 + 7);
