@@ -64,6 +64,8 @@ export interface MirrorPolicy {
 export interface ForwardAction {
   readonly kind: 'forward';
   readonly cluster?: string;
+  /** `cluster` as the target every request takes (made once, not per request). */
+  readonly clusterTarget?: WeightedTarget;
   readonly clusterHeader?: string;
   readonly weighted?: { readonly targets: readonly WeightedTarget[]; readonly total: number };
   readonly prefixRewrite?: string;
@@ -430,6 +432,8 @@ function compileForward(a: RouteAction, vhRetry: CompiledRetry | undefined): For
   return {
     kind: 'forward',
     cluster,
+    clusterTarget:
+      cluster === undefined ? undefined : { cluster, weight: 1, requestHeaders: NO_MUTATION, responseHeaders: NO_MUTATION, hostRewrite: undefined },
     clusterHeader,
     weighted,
     prefixRewrite: a.prefixRewrite || undefined,

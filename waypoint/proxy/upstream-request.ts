@@ -12,7 +12,7 @@ const NO_MUTATION = { remove: [], add: [] } as const;
 
 /** The cluster a forwarding route sends this request to (a weighted pick per request). */
 export function chooseCluster(a: ForwardAction, ex: Exchange): ClusterChoice {
-  if (a.cluster) return { cluster: a.cluster, requestHeaders: NO_MUTATION, responseHeaders: NO_MUTATION, hostRewrite: undefined };
+  if (a.cluster) return a.clusterTarget ?? { cluster: a.cluster, requestHeaders: NO_MUTATION, responseHeaders: NO_MUTATION, hostRewrite: undefined };
   if (a.clusterHeader)
     return { cluster: ex.view.header(a.clusterHeader) ?? '', requestHeaders: NO_MUTATION, responseHeaders: NO_MUTATION, hostRewrite: undefined };
   const w = a.weighted!;
