@@ -8,6 +8,8 @@ export interface SpanContext {
   /** The caller's span, when the request carried one. */
   readonly parentSpanId: string | undefined;
   readonly sampled: boolean;
+  /** The traceparent forwarded upstream, when it was made with the ids (a new trace). */
+  readonly traceparent: string | undefined;
 }
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -54,14 +56,35 @@ export function requestId(): string {
   return id;
 }
 
+// A new trace's traceparent comes whole from a pool of formatted ones (128 drawn at once), its trace
+// and span ids slices of it: no header built (and later flattened) per request.
+const TRACEPARENTS_PER_POOL = 128;
+const TRACEPARENT_LENGTH = 55;
+let traceparentPool = '';
+let traceparentTaken = 0;
+
+function newTraceparent(): string {
+  if (traceparentTaken >= traceparentPool.length) {
+    const hex = randomBytes(24 * TRACEPARENTS_PER_POOL).toString('hex');
+    const all: string[] = [];
+    for (let i = 0; i < hex.length; i += 48) all.push(`00-${hex.slice(i, i + 32)}-${hex.slice(i + 32, i + 48)}-01`);
+    traceparentPool = all.join('');
+    traceparentTaken = 0;
+  }
+  const tp = traceparentPool.slice(traceparentTaken, traceparentTaken + TRACEPARENT_LENGTH);
+  traceparentTaken += TRACEPARENT_LENGTH;
+  return tp;
+}
+
 export function spanFor(traceparent: string | undefined): SpanContext {
   const m = traceparent ? TRACEPARENT.exec(traceparent.trim().toLowerCase()) : null;
   if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!)) {
-    return { traceId: m[2]!, spanId: randomHex(8), parentSpanId: m[3], sampled: (parseInt(m[4]!, 16) & 1) === 1 };
+    return { traceId: m[2]!, spanId: randomHex(8), parentSpanId: m[3], sampled: (parseInt(m[4]!, 16) & 1) === 1, traceparent: undefined };
   }
-  return { traceId: randomHex(16), spanId: randomHex(8), parentSpanId: undefined, sampled: true };
+  const tp = newTraceparent();
+  return { traceId: tp.slice(3, 35), spanId: tp.slice(36, 52), parentSpanId: undefined, sampled: true, traceparent: tp };
 }
 
 export function formatTraceparent(s: SpanContext): string {
-  return `00-${s.traceId}-${s.spanId}-${s.sampled ? '01' : '00'}`;
+  return s.traceparent ?? `00-${s.traceId}-${s.spanId}-${s.sampled ? '01' : '00'}`;
 }

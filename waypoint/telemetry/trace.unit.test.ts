@@ -1,4 +1,4 @@
-// W3C trace context at the waypoint (trace.ts): ids cut from the pool of random hex text are
+// W3C trace context at the waypoint (trace.ts): ids cut from the pools of random text are
 // well-formed and never handed out twice, across pool refills; a valid traceparent is continued,
 // anything else starts a new trace; x-request-id values are UUIDs v4, none handed out twice.
 import { describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ describe('requestId', () => {
 describe('spanFor', () => {
   it('starts traces with well-formed ids, none repeated across several pool refills', () => {
     const seen = new Set<string>();
-    // 1,000 spans use 48 hex characters each: ~6 refills of the 8,192-character pool.
+    // 1,000 new traces: ~8 refills of the pool of 128 formatted traceparents.
     for (let i = 0; i < 1000; i++) {
       const s = spanFor(undefined);
       expect(s.traceId).toMatch(/^[0-9a-f]{32}$/);
@@ -41,6 +41,7 @@ describe('spanFor', () => {
     expect(s).toMatchObject({ traceId: trace, parentSpanId: parent, sampled: false });
     expect(s.spanId).toMatch(/^[0-9a-f]{16}$/);
     expect(s.spanId).not.toBe(parent);
+    expect(formatTraceparent(s)).toBe(`00-${trace}-${s.spanId}-00`);
     expect(spanFor(` 00-${trace.toUpperCase()}-${parent}-01 `)).toMatchObject({ traceId: trace, parentSpanId: parent, sampled: true });
     for (const bad of [
       `ff-${trace}-${parent}-01`,
