@@ -61,8 +61,9 @@
 //          ratios of CPU per request;
 // - instr (alone; not in the default set): the waypoints (and --baseline) run under valgrind's
 //          callgrind, and the bench counts their user-space instructions per request for HTTP/1.1
-//          and h2c closed loop (NODEMESH_BENCH_INSTR_WARM_UP requests first, default 6000, then
-//          --rounds x NODEMESH_BENCH_INSTR_REQUESTS, default 2000): a comparison of builds that a
+//          and h2c closed loop (NODEMESH_BENCH_INSTR_WARM_UP requests first, default 20000: after
+//          6000 a round still cost 1.3-1.7x the later ones; then --rounds x
+//          NODEMESH_BENCH_INSTR_REQUESTS, default 4000): a comparison of builds that a
 //          busy machine does not disturb (use --proxies waypoint --warm-up 0);
 //          NODEMESH_BENCH_INSTR_PROTOS=h1 counts HTTP/1.1 only.
 // Missing tools (nginx, haproxy, h2load) are installed with apt-get (Debian/Ubuntu, as root).
@@ -917,8 +918,8 @@ async function main(): Promise<void> {
         if (r.status !== 0 || (done !== n && !warmUp)) throw new Error(`h2load ${a.join(' ')}: ${r.stdout}${r.stderr}`);
         if (done !== n) out(`  warm-up on ${port}: ${n - done} of ${n} requests failed (not counted)\n`);
       };
-      const n = Number(process.env.NODEMESH_BENCH_INSTR_REQUESTS ?? 2000);
-      const warm = Number(process.env.NODEMESH_BENCH_INSTR_WARM_UP ?? 6000);
+      const n = Number(process.env.NODEMESH_BENCH_INSTR_REQUESTS ?? 4000);
+      const warm = Number(process.env.NODEMESH_BENCH_INSTR_WARM_UP ?? 20000);
       out(`\n[instr] instructions per request under callgrind (${warm} requests of warm-up per shape, then ${ROUNDS} x ${n}; closed loop, 4 connections)\n`);
       // NODEMESH_BENCH_INSTR_PROTOS=h1 (or h2c) counts one protocol only (default both).
       const protos = (process.env.NODEMESH_BENCH_INSTR_PROTOS ?? 'h1,h2c').split(',');
