@@ -69,12 +69,9 @@ export function readInto(socket: Duplex, buffer: Buffer, onRead: (n: number) => 
   const k = userBufferSymbols(s);
   if (!k || s[k.buffer] !== null) return false;
   s[k.buffer] = buffer;
-  // node:net calls it with (nread, buffer); false would stop reading: reading is paused through
-  // socket.pause() instead, as for any socket.
-  s[k.callback] = (n: number): boolean => {
-    onRead(n);
-    return true;
-  };
+  // node:net calls it with (nread, buffer); only `false` would stop reading (reading is paused
+  // through socket.pause() instead, as for any socket), and onRead returns nothing.
+  s[k.callback] = onRead;
   h.useUserBuffer(buffer);
   // Reading may have stopped while the Readable held the unshifted bytes: make sure it runs.
   if (!h.reading) s.resume();
@@ -101,11 +98,14 @@ function streamWrap(): StreamWrapBinding | null {
 /** Bytes written directly and still queued in libuv, per socket (they count towards backpressure). */
 const QUEUED = Symbol('nodemesh.socketio.queued');
 type Direct = Internal & { [QUEUED]?: number };
+/** Direct writes queued in libuv, all sockets together: while none is, no socket's count is looked up. */
+let inFlight = 0;
 
 function onDirectWriteComplete(this: WriteReq, status: number): void {
   const s = this.owner;
   const bytes = this.bytes;
   this.buffer = null;
+  inFlight--;
   s[QUEUED] = (s[QUEUED] ?? 0) - bytes;
   if (s.destroyed) return;
   if (status < 0) {
@@ -170,12 +170,13 @@ export function writeNow(socket: Duplex, data: Buffer | string): boolean {
   }
   if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
     spare = req;
-    return (s[QUEUED] ?? 0) === 0;
+    return inFlight === 0 || (s[QUEUED] ?? 0) === 0;
   }
   // Partly written: libuv keeps the rest until oncomplete (a string's rest is copied by node; a
   // Buffer is kept alive through req), and req is node's now.
   if (typeof data !== 'string') req.buffer = data;
   req.bytes = data.length;
+  inFlight++;
   s[QUEUED] = (s[QUEUED] ?? 0) + data.length;
   return false;
 }
