@@ -60,6 +60,8 @@ export class Forwarding {
   private previous: EndpointState | undefined;
   private last: Outcome | undefined;
   private readonly maxAttempts: number;
+  /** The route timeout (Infinity: none). */
+  private readonly timeoutMs: number;
   private readonly deadline: number;
 
   constructor(
@@ -72,7 +74,8 @@ export class Forwarding {
     private readonly responseLevels: readonly HeaderMutation[],
   ) {
     this.maxAttempts = 1 + (action.retry?.numRetries ?? 0);
-    this.deadline = action.timeoutMs > 0 ? Date.now() + action.timeoutMs : Infinity;
+    this.timeoutMs = action.timeoutMs > 0 ? action.timeoutMs : Infinity;
+    this.deadline = Date.now() + this.timeoutMs;
   }
 
   /** Start the next attempt (the first one from the handler, later ones after the back-off). */
@@ -98,7 +101,7 @@ export class Forwarding {
     ex.upstreamIdentity = ep.endpoint.hbone?.identity;
     ex.upstreamWorkload = ep.endpoint.workload;
     // The first attempt starts as the deadline is set: the whole route timeout remains.
-    const remaining = this.attempt === 1 ? this.action.timeoutMs || Infinity : this.deadline - Date.now();
+    const remaining = this.attempt === 1 ? this.timeoutMs : this.deadline - Date.now();
     const retry = this.action.retry;
     const perTry = retry?.perTryTimeoutMs ? Math.min(retry.perTryTimeoutMs, remaining) : remaining;
     new AttemptRun(this, rt, ep, this.tee).start(this.d, this.head, this.attempt === 1, perTry);
